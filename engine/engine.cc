@@ -1,0 +1,381 @@
+#include "engine/engine.h"
+
+#include <map>
+#include <vector>
+
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/container/node_hash_map.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "engine/log.h"
+#include "engine/status.h"
+#include "engine/storage_format.h"
+#include "projections/activity.h"
+#include "tend/v1/events.pb.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend {
+
+class Engine::Impl {
+ public:
+  Impl(const EngineOptions& options, Storage* storage) : options_(options), storage_(storage) {}
+
+  absl::Status Init();
+  absl::Status Run(const std::atomic<bool>& stop);
+  EngineStats Stats() const;
+
+ private:
+  // Progress of one assigned partition; counters are cumulative over the directory's life.
+  struct Partition {
+    v1::PartitionCheckpoint checkpoint;
+    bool dirty = false;  // checkpoint changed since the last commit
+    bool eof = false;    // consumed up to the high watermark
+  };
+  struct CacheEntry {
+    v1::PatientState state;
+    int32_t partition = 0;
+    std::vector<std::string> pending_event_ids;  // applied since the last commit
+    bool stored = false;  // has committed state, hence maybe committed dedupe marks
+    bool dirty = false;
+  };
+
+  static void RebalanceCb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* parts, void* opaque);
+  void OnAssign(rd_kafka_topic_partition_list_t* parts);
+  void OnRevoke(rd_kafka_topic_partition_list_t* parts);
+
+  void Process(const rd_kafka_message_t* msg);
+  absl::Status Fold(int32_t partition, Partition* p);
+  void DeadLetter(const rd_kafka_message_t* msg, Partition* p, const absl::Status& reason);
+  absl::StatusOr<CacheEntry*> Lookup(int32_t partition, const std::string& patient_id);
+  absl::Status Commit();
+  bool Idle() const;
+  void Fail(absl::Status s) {
+    if (fatal_.ok()) fatal_ = std::move(s);
+  }
+
+  const EngineOptions options_;
+  Storage* const storage_;
+  KafkaHandle consumer_;
+  KafkaQueue queue_;
+  std::unique_ptr<Producer> dlq_;
+
+  std::map<int32_t, Partition> partitions_;  // assigned partitions
+  absl::node_hash_map<std::string, CacheEntry> cache_;  // key: StateKey(partition, patient)
+  std::vector<CacheEntry*> dirty_;
+  int64_t uncommitted_records_ = 0;
+  int64_t dlq_unflushed_ = 0;
+  absl::Time last_commit_ = absl::Now();
+  absl::Status fatal_;
+
+  v1::Event event_;  // reused decode target
+  std::string key_;  // reused cache key
+
+  std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0}, dead_lettered_{0}, commits_{0};
+};
+
+absl::Status Engine::Impl::Init() {
+  if (options_.brokers.empty()) return absl::InvalidArgumentError("--brokers is required");
+  TEND_RETURN_IF_ERROR(storage_->BindTopic(options_.topic));
+  KafkaProps props = {
+      {"bootstrap.servers", options_.brokers},
+      {"group.id", options_.group_id},
+      {"enable.auto.commit", "false"},  // offsets live in RocksDB; group offsets for lag only
+      {"enable.auto.offset.store", "false"},
+      {"enable.partition.eof", "true"},
+      {"auto.offset.reset", "earliest"},
+      {"queued.min.messages", "200000"},
+      {"fetch.wait.max.ms", "100"},
+  };
+  props.insert(props.end(), options_.kafka.begin(), options_.kafka.end());
+  TEND_ASSIGN_OR_RETURN(KafkaConf conf, MakeKafkaConf(props));
+  rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::RebalanceCb);
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof(err));
+  if (rk == nullptr) return absl::InvalidArgumentError(absl::StrCat("creating consumer: ", err));
+  conf.release();
+  consumer_.reset(rk);
+  rd_kafka_poll_set_consumer(rk);
+  queue_.reset(rd_kafka_queue_get_consumer(rk));
+
+  KafkaProps producer_props = {{"bootstrap.servers", options_.brokers}};
+  producer_props.insert(producer_props.end(), options_.kafka.begin(), options_.kafka.end());
+  TEND_ASSIGN_OR_RETURN(dlq_, Producer::Create(producer_props));
+  return absl::OkStatus();
+}
+
+void Engine::Impl::RebalanceCb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t* parts, void* opaque) {
+  auto* self = static_cast<Impl*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    self->OnAssign(parts);
+  } else {
+    self->OnRevoke(parts);
+  }
+}
+
+void Engine::Impl::OnAssign(rd_kafka_topic_partition_list_t* parts) {
+  for (int i = 0; i < parts->cnt; ++i) {
+    auto& tp = parts->elems[i];
+    auto cp = storage_->LoadCheckpoint(tp.partition);
+    if (!cp.ok()) {
+      Fail(cp.status());
+      rd_kafka_assign(consumer_.get(), nullptr);
+      return;
+    }
+    Partition p;
+    if (cp->has_value()) {
+      p.checkpoint = **cp;
+      tp.offset = p.checkpoint.next_offset();
+    } else {
+      p.checkpoint.set_topic(options_.topic);
+      p.checkpoint.set_partition(tp.partition);
+      tp.offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    partitions_[tp.partition] = std::move(p);
+  }
+  TEND_LOG_INFO("assigned %d partitions of %s; resuming at the offsets stored with the state",
+                parts->cnt, options_.topic);
+  rd_kafka_resp_err_t e = rd_kafka_assign(consumer_.get(), parts);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) Fail(FromKafka(e, "assigning partitions"));
+}
+
+void Engine::Impl::OnRevoke(rd_kafka_topic_partition_list_t* parts) {
+  // Everything folded so far is committed before the partitions may move to another instance.
+  if (absl::Status s = Commit(); !s.ok()) Fail(s);
+  for (int i = 0; i < parts->cnt; ++i) partitions_.erase(parts->elems[i].partition);
+  cache_.clear();  // all clean after the commit
+  TEND_LOG_INFO("revoked %d partitions", parts->cnt);
+  rd_kafka_assign(consumer_.get(), nullptr);
+}
+
+absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition,
+                                                               const std::string& patient_id) {
+  key_ = storage_format::StateKey(partition, patient_id);
+  auto it = cache_.find(key_);
+  if (it != cache_.end()) return &it->second;
+  CacheEntry& entry = cache_[key_];
+  entry.partition = partition;
+  auto found = storage_->GetState(partition, patient_id, &entry.state);
+  if (!found.ok()) {
+    cache_.erase(key_);
+    return found.status();
+  }
+  entry.stored = *found;
+  return &entry;
+}
+
+absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
+  TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, event_.patient_id()));
+  const std::string& id = event_.event_id();
+  bool duplicate = false;
+  for (const auto& pending : entry->pending_event_ids) {
+    if (pending == id) duplicate = true;
+  }
+  if (!duplicate && entry->stored) {
+    TEND_ASSIGN_OR_RETURN(duplicate, storage_->WasApplied(partition, event_.patient_id(), id));
+  }
+  if (duplicate) {
+    p->checkpoint.set_duplicates_dropped(p->checkpoint.duplicates_dropped() + 1);
+    duplicates_.fetch_add(1, std::memory_order_relaxed);
+    return absl::OkStatus();
+  }
+  projections::ApplyActivity(event_, EventTypeName(event_), &entry->state);
+  entry->state.set_partition(partition);
+  entry->pending_event_ids.push_back(id);
+  if (!entry->dirty) {
+    entry->dirty = true;
+    dirty_.push_back(entry);
+  }
+  p->checkpoint.set_events_applied(p->checkpoint.events_applied() + 1);
+  applied_.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+void Engine::Impl::Process(const rd_kafka_message_t* msg) {
+  auto it = partitions_.find(msg->partition);
+  if (it == partitions_.end()) return;  // stale record from a revoked partition
+  Partition& p = it->second;
+  p.eof = false;
+  records_.fetch_add(1, std::memory_order_relaxed);
+
+  absl::string_view value(static_cast<const char*>(msg->payload), msg->len);
+  absl::Status s = DecodeEvent(value, &event_);
+  if (s.ok()) s = ValidateEvent(event_, options_.validation);
+  if (s.ok()) {
+    absl::string_view key(static_cast<const char*>(msg->key), msg->key ? msg->key_len : 0);
+    if (key != event_.patient_id()) {
+      s = absl::InvalidArgumentError(absl::StrCat(
+          "record key \"", absl::CHexEscape(key), "\" differs from patient_id \"",
+          event_.patient_id(), "\"; producers must key records by patient_id"));
+    }
+  }
+  if (s.ok()) {
+    s = Fold(msg->partition, &p);
+    if (!s.ok()) {  // storage failure: stop without advancing past this record
+      Fail(s);
+      return;
+    }
+  } else {
+    DeadLetter(msg, &p, s);
+  }
+  p.checkpoint.set_next_offset(msg->offset + 1);
+  p.dirty = true;
+  ++uncommitted_records_;
+}
+
+void Engine::Impl::DeadLetter(const rd_kafka_message_t* msg, Partition* p,
+                              const absl::Status& reason) {
+  std::string partition = std::to_string(msg->partition);
+  std::string offset = std::to_string(msg->offset);
+  std::string reason_text(reason.message());
+  std::vector<KafkaHeader> headers = {{"dlq.reason", reason_text},
+                                      {"dlq.source.topic", options_.topic},
+                                      {"dlq.source.partition", partition},
+                                      {"dlq.source.offset", offset}};
+  rd_kafka_headers_t* original = nullptr;
+  if (rd_kafka_message_headers(msg, &original) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name;
+    const void* val;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(original, i, &name, &val, &size) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++i) {
+      headers.push_back({name, absl::string_view(static_cast<const char*>(val), val ? size : 0)});
+    }
+  }
+  absl::string_view key(static_cast<const char*>(msg->key), msg->key ? msg->key_len : 0);
+  absl::string_view value(static_cast<const char*>(msg->payload), msg->payload ? msg->len : 0);
+  if (absl::Status s = dlq_->Produce(options_.dlq_topic, RD_KAFKA_PARTITION_UA, key, value,
+                                     headers, nullptr);
+      !s.ok()) {
+    Fail(s);
+    return;
+  }
+  ++dlq_unflushed_;
+  p->checkpoint.set_dead_lettered(p->checkpoint.dead_lettered() + 1);
+  dead_lettered_.fetch_add(1, std::memory_order_relaxed);
+  TEND_LOG_WARN("dead-lettered %s[%d]@%d: %s", options_.topic, msg->partition, msg->offset,
+                reason_text);
+}
+
+absl::Status Engine::Impl::Commit() {
+  last_commit_ = absl::Now();
+  if (uncommitted_records_ == 0) return absl::OkStatus();
+  // The DLQ copy must be durable before the offset moves past the bad record. A crash between the
+  // two re-sends it on restart: the DLQ is at-least-once (dedupe on dlq.source.* headers).
+  if (dlq_unflushed_ > 0) {
+    int64_t failed_before = dlq_->failed();
+    TEND_RETURN_IF_ERROR(dlq_->Flush(absl::Seconds(60)));
+    if (dlq_->failed() != failed_before) {
+      return absl::UnavailableError(absl::StrCat("could not deliver to the dead-letter topic ",
+                                                 options_.dlq_topic,
+                                                 "; stopping without advancing past the record"));
+    }
+    dlq_unflushed_ = 0;
+  }
+  StateBatch batch = storage_->NewBatch();
+  for (CacheEntry* e : dirty_) {
+    batch.PutState(e->partition, e->state);
+    for (const auto& id : e->pending_event_ids) {
+      batch.MarkApplied(e->partition, e->state.patient_id(), id);
+    }
+  }
+  KafkaPartitionList offsets(rd_kafka_topic_partition_list_new(static_cast<int>(partitions_.size())));
+  for (auto& [partition, p] : partitions_) {
+    if (!p.dirty) continue;
+    *p.checkpoint.mutable_committed_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
+    batch.PutCheckpoint(p.checkpoint);
+    rd_kafka_topic_partition_list_add(offsets.get(), options_.topic.c_str(), partition)->offset =
+        p.checkpoint.next_offset();
+  }
+  TEND_RETURN_IF_ERROR(storage_->Commit(&batch, options_.commit));
+  for (CacheEntry* e : dirty_) {
+    e->pending_event_ids.clear();
+    e->dirty = false;
+    e->stored = true;
+  }
+  dirty_.clear();
+  for (auto& [partition, p] : partitions_) p.dirty = false;
+  uncommitted_records_ = 0;
+  commits_.fetch_add(1, std::memory_order_relaxed);
+  // For lag monitoring only: the engine never reads group offsets back.
+  if (offsets->cnt > 0) rd_kafka_commit(consumer_.get(), offsets.get(), /*async=*/1);
+  if (cache_.size() > options_.cache_max_patients) cache_.clear();
+  return absl::OkStatus();
+}
+
+bool Engine::Impl::Idle() const {
+  if (partitions_.empty() || uncommitted_records_ > 0) return false;
+  for (const auto& [partition, p] : partitions_) {
+    if (!p.eof) return false;
+  }
+  return true;
+}
+
+absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
+  if (rd_kafka_resp_err_t e = rd_kafka_subscribe(consumer_.get(), [&] {
+        auto* l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, options_.topic.c_str(), RD_KAFKA_PARTITION_UA);
+        return l;
+      }());
+      e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return FromKafka(e, absl::StrCat("subscribing to ", options_.topic));
+  }
+  constexpr int kBatch = 4096;
+  std::vector<rd_kafka_message_t*> msgs(kBatch);
+  while (!stop.load(std::memory_order_relaxed) && fatal_.ok()) {
+    ssize_t n = rd_kafka_consume_batch_queue(queue_.get(), 100, msgs.data(), kBatch);
+    for (ssize_t i = 0; i < n; ++i) {
+      rd_kafka_message_t* m = msgs[i];
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (fatal_.ok()) Process(m);
+      } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        auto it = partitions_.find(m->partition);
+        if (it != partitions_.end()) it->second.eof = true;
+      } else {
+        TEND_LOG_WARN("consumer: %s", rd_kafka_message_errstr(m));
+      }
+      rd_kafka_message_destroy(m);
+    }
+    if (!fatal_.ok()) break;
+    if (uncommitted_records_ >= options_.commit_max_records ||
+        absl::Now() - last_commit_ >= options_.commit_interval) {
+      if (absl::Status s = Commit(); !s.ok()) Fail(s);
+    }
+    if (options_.exit_when_idle && Idle()) break;
+  }
+  if (fatal_.ok()) {
+    if (absl::Status s = Commit(); !s.ok()) Fail(s);
+  }
+  rd_kafka_consumer_close(consumer_.get());  // leaves the group; revoke commits (no-op if clean)
+  if (!fatal_.ok()) TEND_LOG_ERROR("engine stopped: %s", fatal_.ToString());
+  return fatal_;
+}
+
+EngineStats Engine::Impl::Stats() const {
+  EngineStats s;
+  s.records = records_.load();
+  s.events_applied = applied_.load();
+  s.duplicates = duplicates_.load();
+  s.dead_lettered = dead_lettered_.load();
+  s.commits = commits_.load();
+  return s;
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options,
+                                                       Storage* storage) {
+  auto impl = std::make_unique<Impl>(options, storage);
+  TEND_RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+absl::Status Engine::Run(const std::atomic<bool>& stop) { return impl_->Run(stop); }
+EngineStats Engine::stats() const { return impl_->Stats(); }
+
+}  // namespace tend

@@ -1,0 +1,253 @@
+#include "engine/storage.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_buffer_manager.h>
+
+#include <filesystem>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "engine/status.h"
+#include "engine/storage_format.h"
+
+namespace tend {
+
+namespace sf = storage_format;
+
+namespace {
+rocksdb::Slice ToSlice(absl::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+}  // namespace
+
+void StateBatch::PutState(int32_t partition, const v1::PatientState& state) {
+  key_ = sf::StateKey(partition, state.patient_id());
+  state.SerializeToString(&value_);
+  batch_.Put(storage_->state_, key_, value_);
+}
+
+void StateBatch::MarkApplied(int32_t partition, absl::string_view patient_id,
+                             absl::string_view event_id) {
+  sf::AppendDedupeKey(partition, patient_id, event_id, &key_);
+  batch_.Put(storage_->dedupe_, key_, rocksdb::Slice());
+}
+
+void StateBatch::PutCheckpoint(const v1::PartitionCheckpoint& checkpoint) {
+  checkpoint.SerializeToString(&value_);
+  batch_.Put(storage_->meta_, sf::CheckpointKey(checkpoint.partition()), value_);
+}
+
+namespace {
+
+rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& cache,
+                                       absl::string_view name) {
+  rocksdb::ColumnFamilyOptions cf;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  // Dedupe and state reads are point lookups that mostly miss (new event, new patient):
+  // whole-key bloom filters answer those without touching data blocks.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf.memtable_prefix_bloom_size_ratio = 0.05;
+  cf.memtable_whole_key_filtering = true;
+  cf.compression = rocksdb::kLZ4Compression;
+  if (name == sf::kDedupeCf) cf.optimize_filters_for_hits = false;
+  return cf;
+}
+
+}  // namespace
+
+Storage::~Storage() {
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  if (db_) db_->Close();
+}
+
+absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(const std::string& dir,
+                                                       const StorageOptions& options) {
+  return OpenImpl(dir, nullptr, options);
+}
+
+absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenReader(const std::string& dir,
+                                                             const std::string& scratch_dir) {
+  StorageOptions options;
+  options.create_if_missing = false;
+  options.block_cache_bytes = 64 << 20;
+  return OpenImpl(dir, &scratch_dir, options);
+}
+
+absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& dir,
+                                                           const std::string* scratch_dir,
+                                                           const StorageOptions& options) {
+  std::error_code ec;
+  const bool fresh = !std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec);
+  if (fresh && (scratch_dir != nullptr || !options.create_if_missing)) {
+    return absl::NotFoundError(absl::StrCat(
+        "no tend state directory at ", dir, " (run `tend engine --db ", dir, "` first)"));
+  }
+  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(options.write_buffer_budget_bytes, cache);
+  db_options.IncreaseParallelism(2);
+  db_options.info_log_level = rocksdb::WARN_LEVEL;
+  db_options.keep_log_file_num = 3;
+  if (scratch_dir != nullptr) db_options.max_open_files = -1;  // required for secondaries
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, CfOptions(cache, ""));
+  for (absl::string_view name : sf::kColumnFamilies) {
+    cfs.emplace_back(std::string(name), CfOptions(cache, name));
+  }
+
+  auto storage = std::unique_ptr<Storage>(new Storage());
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s;
+  if (scratch_dir != nullptr) {
+    s = rocksdb::DB::OpenAsSecondary(rocksdb::Options(db_options, rocksdb::ColumnFamilyOptions()),
+                                     dir, *scratch_dir, cfs, &storage->handles_, &raw);
+    storage->read_only_ = true;
+  } else {
+    s = rocksdb::DB::Open(db_options, dir, cfs, &storage->handles_, &raw);
+  }
+  if (!s.ok()) return FromRocks(s, absl::StrCat("opening state directory ", dir));
+  storage->db_.reset(raw);
+  storage->meta_ = storage->handles_[1];
+  storage->state_ = storage->handles_[2];
+  storage->dedupe_ = storage->handles_[3];
+  TEND_RETURN_IF_ERROR(storage->CheckFormatVersion(fresh));
+  return storage;
+}
+
+absl::Status Storage::CheckFormatVersion(bool fresh) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kFormatVersionKey), &value);
+  if (s.IsNotFound()) {
+    if (read_only_) return absl::OkStatus();  // an engine that never committed yet
+    if (!fresh) {
+      return absl::FailedPreconditionError(
+          "state directory has no format_version: not a tend state directory");
+    }
+    return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kFormatVersionKey),
+                              std::to_string(sf::kStorageFormatVersion)),
+                     "writing format_version");
+  }
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading format_version"));
+  int version = 0;
+  if (!absl::SimpleAtoi(value, &version) || version != sf::kStorageFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state directory has storage format version ", value, ", this tend reads version ",
+        sf::kStorageFormatVersion, "; rebuild it from the log into a new directory"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Storage::BindTopic(absl::string_view topic) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kTopicKey), &value);
+  if (s.IsNotFound()) {
+    if (read_only_) return absl::OkStatus();
+    return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kTopicKey), ToSlice(topic)),
+                     "writing topic");
+  }
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading topic"));
+  if (value != topic) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state directory was folded from topic \"", value, "\", not \"", topic,
+        "\"; use a new --db directory for another topic"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<v1::PartitionCheckpoint>> Storage::LoadCheckpoints() const {
+  std::vector<v1::PartitionCheckpoint> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  for (it->Seek(ToSlice(sf::kCheckpointPrefix));
+       it->Valid() && it->key().starts_with(ToSlice(sf::kCheckpointPrefix));
+       it->Next()) {
+    v1::PartitionCheckpoint cp;
+    if (!cp.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("corrupt checkpoint record ", it->key().ToString(true)));
+    }
+    out.push_back(std::move(cp));
+  }
+  TEND_RETURN_IF_ERROR(FromRocks(it->status(), "reading checkpoints"));
+  return out;
+}
+
+absl::StatusOr<std::optional<v1::PartitionCheckpoint>> Storage::LoadCheckpoint(
+    int32_t partition) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, sf::CheckpointKey(partition), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading checkpoint"));
+  v1::PartitionCheckpoint cp;
+  if (!cp.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat("corrupt checkpoint of partition ", partition));
+  }
+  return cp;
+}
+
+absl::StatusOr<bool> Storage::GetState(int32_t partition, absl::string_view patient_id,
+                                       v1::PatientState* out) const {
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), state_, sf::StateKey(partition, patient_id),
+                               &value);
+  if (s.IsNotFound()) return false;
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading patient state"));
+  if (!out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return absl::DataLossError(absl::StrCat("corrupt state of patient ", patient_id));
+  }
+  return true;
+}
+
+absl::StatusOr<std::optional<v1::PatientState>> Storage::FindPatient(
+    absl::string_view patient_id) const {
+  TEND_ASSIGN_OR_RETURN(auto checkpoints, LoadCheckpoints());
+  for (const auto& cp : checkpoints) {
+    v1::PatientState state;
+    TEND_ASSIGN_OR_RETURN(bool found, GetState(cp.partition(), patient_id, &state));
+    if (found) return state;
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<bool> Storage::WasApplied(int32_t partition, absl::string_view patient_id,
+                                         absl::string_view event_id) const {
+  std::string key;
+  sf::AppendDedupeKey(partition, patient_id, event_id, &key);
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), dedupe_, key, &value);
+  if (s.IsNotFound()) return false;
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading dedupe mark"));
+  return true;
+}
+
+absl::Status Storage::ForEachState(
+    const std::function<absl::Status(const v1::PatientState&)>& fn) const {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, state_));
+  v1::PatientState state;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (!state.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("corrupt patient state at key ",
+                                              it->key().ToString(true)));
+    }
+    TEND_RETURN_IF_ERROR(fn(state));
+  }
+  return FromRocks(it->status(), "reading patient states");
+}
+
+absl::Status Storage::Commit(StateBatch* batch, const CommitOptions& options) {
+  if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
+  rocksdb::WriteOptions wo;
+  wo.sync = options.sync;
+  return FromRocks(db_->Write(wo, &batch->batch_), "committing state batch");
+}
+
+}  // namespace tend

@@ -1,0 +1,115 @@
+// The engine's RocksDB state directory: patient states, dedupe marks and per-partition
+// checkpoints (layout in storage_format.h). Exactly-once rests on Commit(): the states and the
+// next offsets they reflect land in one atomic WriteBatch (DESIGN.md point 1).
+//
+// Thread safety: all methods are safe to call concurrently (RocksDB is); a StateBatch is not.
+#ifndef TEND_ENGINE_STORAGE_H_
+#define TEND_ENGINE_STORAGE_H_
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend {
+
+struct StorageOptions {
+  // Shared LRU block cache for all column families.
+  size_t block_cache_bytes = 256 << 20;
+  // Bound on all memtables together (RocksDB WriteBufferManager).
+  size_t write_buffer_budget_bytes = 256 << 20;
+  // Create the directory when missing (primary only).
+  bool create_if_missing = true;
+};
+
+struct CommitOptions {
+  // fsync the WAL before Commit returns. Off by default: a process crash (SIGKILL) loses nothing
+  // either way, since the WAL is in the OS page cache; a machine crash without sync may lose the
+  // last commits, and their offsets with them, so the engine re-reads those records: consistent.
+  bool sync = false;
+};
+
+// The writes of one commit. Not thread-safe.
+class StateBatch {
+ public:
+  void PutState(int32_t partition, const v1::PatientState& state);
+  void MarkApplied(int32_t partition, absl::string_view patient_id, absl::string_view event_id);
+  void PutCheckpoint(const v1::PartitionCheckpoint& checkpoint);
+  size_t Count() const { return batch_.Count(); }
+
+ private:
+  friend class Storage;
+  explicit StateBatch(class Storage* storage) : storage_(storage) {}
+  Storage* storage_;
+  rocksdb::WriteBatch batch_;
+  std::string key_;
+  std::string value_;
+};
+
+class Storage {
+ public:
+  // Opens (creating when allowed) the state directory as the one writer. kFailedPrecondition when
+  // another process holds it or it was written in another storage format version.
+  static absl::StatusOr<std::unique_ptr<Storage>> Open(const std::string& dir,
+                                                       const StorageOptions& options = {});
+  // Opens a read-only follower that may run beside a live engine (a RocksDB secondary instance
+  // with its own info files in `scratch_dir`, which must exist). Reads see the state as of open.
+  static absl::StatusOr<std::unique_ptr<Storage>> OpenReader(const std::string& dir,
+                                                             const std::string& scratch_dir);
+  ~Storage();
+
+  // The events topic this directory was folded from; records it on first use. kFailedPrecondition
+  // when the directory belongs to another topic.
+  absl::Status BindTopic(absl::string_view topic);
+
+  absl::StatusOr<std::vector<v1::PartitionCheckpoint>> LoadCheckpoints() const;
+  // nullopt when the partition was never committed here.
+  absl::StatusOr<std::optional<v1::PartitionCheckpoint>> LoadCheckpoint(int32_t partition) const;
+
+  // false when the patient has no state in that partition.
+  absl::StatusOr<bool> GetState(int32_t partition, absl::string_view patient_id,
+                                v1::PatientState* out) const;
+  // Looks the patient up in every partition that has a checkpoint (a handful of bloom-filtered
+  // point reads), so callers need not know the producer's partitioner.
+  absl::StatusOr<std::optional<v1::PatientState>> FindPatient(absl::string_view patient_id) const;
+  // Whether the event was applied for this patient in a committed batch.
+  absl::StatusOr<bool> WasApplied(int32_t partition, absl::string_view patient_id,
+                                  absl::string_view event_id) const;
+
+  // Calls `fn` for every stored state, in key order (partition, then patient id). Stops at the
+  // first error `fn` returns.
+  absl::Status ForEachState(const std::function<absl::Status(const v1::PatientState&)>& fn) const;
+
+  StateBatch NewBatch() { return StateBatch(this); }
+  // Writes the batch atomically.
+  absl::Status Commit(StateBatch* batch, const CommitOptions& options = {});
+
+ private:
+  friend class StateBatch;
+  Storage() = default;
+  static absl::StatusOr<std::unique_ptr<Storage>> OpenImpl(const std::string& dir,
+                                                           const std::string* scratch_dir,
+                                                           const StorageOptions& options);
+  absl::Status CheckFormatVersion(bool fresh);
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; destroyed before db_
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* state_ = nullptr;
+  rocksdb::ColumnFamilyHandle* dedupe_ = nullptr;
+  bool read_only_ = false;
+};
+
+}  // namespace tend
+
+#endif  // TEND_ENGINE_STORAGE_H_

@@ -1,0 +1,26 @@
+// The one adapter from absl::Status to grpc::Status (grpc::Status lives only in services/).
+#ifndef TEND_SERVICES_GRPC_STATUS_H_
+#define TEND_SERVICES_GRPC_STATUS_H_
+
+#include <grpcpp/support/status.h>
+
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace tend {
+
+// `field_prefix` is put before the message of kInvalidArgument errors, whose messages start with
+// the field name ("patient_id: ..."), so the client sees the field's path in its request.
+inline grpc::Status ToGrpc(const absl::Status& s, absl::string_view field_prefix = "") {
+  if (s.ok()) return grpc::Status::OK;
+  std::string msg(s.message());
+  if (s.code() == absl::StatusCode::kInvalidArgument) msg = absl::StrCat(field_prefix, msg);
+  // absl and gRPC share the canonical code numbering.
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), msg);
+}
+
+}  // namespace tend
+
+#endif  // TEND_SERVICES_GRPC_STATUS_H_

@@ -1,0 +1,47 @@
+#include "services/ingest_service.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_format.h"
+#include "services/grpc_status.h"
+
+namespace tend {
+
+absl::Status PrepareForLog(v1::Event* event, absl::Time now, const ValidationOptions& validation) {
+  if (event->event_id().empty()) {
+    thread_local absl::BitGen gen;
+    event->set_event_id(absl::StrFormat("ev-%016x%016x", absl::Uniform<uint64_t>(gen),
+                                        absl::Uniform<uint64_t>(gen)));
+  }
+  *event->mutable_recorded_at() =
+      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+  return ValidateEvent(*event, validation);
+}
+
+std::array<KafkaHeader, 2> EventHeaders(const v1::Event& event) {
+  return {KafkaHeader{"event_id", event.event_id()},
+          KafkaHeader{"event_type", EventTypeName(event)}};
+}
+
+grpc::Status IngestService::Append(grpc::ServerContext*, const v1::AppendRequest* request,
+                                   v1::AppendResponse* response) {
+  if (!request->has_event()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "event: is required");
+  }
+  v1::Event event = request->event();
+  if (absl::Status s = PrepareForLog(&event, absl::Now(), validation_); !s.ok()) {
+    return ToGrpc(s, "event.");
+  }
+  std::string value = event.SerializeAsString();
+  auto headers = EventHeaders(event);
+  Delivery d = producer_->ProduceSync(topic_, event.patient_id(), value, headers);
+  if (!d.status.ok()) return ToGrpc(d.status);
+  response->set_event_id(event.event_id());
+  response->set_partition(d.partition);
+  response->set_offset(d.offset);
+  *response->mutable_recorded_at() = event.recorded_at();
+  return grpc::Status::OK;
+}
+
+}  // namespace tend

@@ -1,0 +1,38 @@
+// tend.v1.Ingest: the front door for apps, chat callbacks and POS systems.
+// Thread-safe: gRPC calls Append from many threads; the producer is thread-safe.
+#ifndef TEND_SERVICES_INGEST_SERVICE_H_
+#define TEND_SERVICES_INGEST_SERVICE_H_
+
+#include <string>
+
+#include "engine/event_codec.h"
+#include "engine/kafka.h"
+#include "tend/v1/services.grpc.pb.h"
+
+namespace tend {
+
+class IngestService final : public v1::Ingest::Service {
+ public:
+  // `producer` is borrowed and must outlive the service.
+  IngestService(Producer* producer, std::string topic, ValidationOptions validation = {})
+      : producer_(producer), topic_(std::move(topic)), validation_(validation) {}
+
+  grpc::Status Append(grpc::ServerContext* context, const v1::AppendRequest* request,
+                      v1::AppendResponse* response) override;
+
+ private:
+  Producer* const producer_;
+  const std::string topic_;
+  const ValidationOptions validation_;
+};
+
+// Sets recorded_at to `now` and fills an empty event_id with a random one, then validates.
+// Exposed for tests and for `tend produce`. kInvalidArgument names the field.
+absl::Status PrepareForLog(v1::Event* event, absl::Time now, const ValidationOptions& validation);
+
+// Kafka headers of an event record: event_id and event_type. Views into `event`.
+std::array<KafkaHeader, 2> EventHeaders(const v1::Event& event);
+
+}  // namespace tend
+
+#endif  // TEND_SERVICES_INGEST_SERVICE_H_
