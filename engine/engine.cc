@@ -72,6 +72,7 @@ class Engine::Impl {
   v1::Event event_;  // reused decode target
   std::string key_;  // reused cache key
 
+  std::atomic<int64_t> first_record_ns_{0};
   std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0}, dead_lettered_{0}, commits_{0};
 };
 
@@ -199,7 +200,9 @@ void Engine::Impl::Process(const rd_kafka_message_t* msg) {
   if (it == partitions_.end()) return;  // stale record from a revoked partition
   Partition& p = it->second;
   p.eof = false;
-  records_.fetch_add(1, std::memory_order_relaxed);
+  if (records_.fetch_add(1, std::memory_order_relaxed) == 0) {
+    first_record_ns_.store(absl::ToUnixNanos(absl::Now()));
+  }
 
   absl::string_view value(static_cast<const char*>(msg->payload), msg->len);
   absl::Status s = DecodeEvent(value, &event_);
@@ -362,6 +365,7 @@ EngineStats Engine::Impl::Stats() const {
   s.duplicates = duplicates_.load();
   s.dead_lettered = dead_lettered_.load();
   s.commits = commits_.load();
+  if (s.records > 0) s.first_record_at = absl::FromUnixNanos(first_record_ns_.load());
   return s;
 }
 

@@ -53,6 +53,7 @@ struct EngineStats {
   int64_t duplicates = 0;      // dropped: event_id already applied for the patient
   int64_t dead_lettered = 0;   // sent to the DLQ
   int64_t commits = 0;         // WriteBatches committed
+  absl::Time first_record_at = absl::InfinitePast();  // when the first record was consumed
 };
 
 class Engine {

@@ -130,6 +130,11 @@ absl::string_view EventTypeName(const Event& event) {
   return "";
 }
 
+std::array<KafkaHeader, 2> EventHeaders(const Event& event) {
+  return {KafkaHeader{"event_id", event.event_id()},
+          KafkaHeader{"event_type", EventTypeName(event)}};
+}
+
 absl::Status DecodeEvent(absl::string_view bytes, Event* out) {
   out->Clear();
   if (!out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {

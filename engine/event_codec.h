@@ -4,10 +4,13 @@
 #ifndef TEND_ENGINE_EVENT_CODEC_H_
 #define TEND_ENGINE_EVENT_CODEC_H_
 
+#include <array>
+
 #include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "engine/kafka.h"
 #include "tend/v1/events.pb.h"
 
 namespace tend {
@@ -25,6 +28,9 @@ struct ValidationOptions {
 // "scan", "message", "check_in", "purchase", "enrollment", "contact_removed",
 // "consent_changed"; "" when no body is set. Part of the on-wire format: never rename.
 absl::string_view EventTypeName(const v1::Event& event);
+
+// Kafka headers of an event record: event_id and event_type (views into `event`).
+std::array<KafkaHeader, 2> EventHeaders(const v1::Event& event);
 
 // Parses `bytes` into `*out` (cleared first). kInvalidArgument when it is not an Event.
 absl::Status DecodeEvent(absl::string_view bytes, v1::Event* out);

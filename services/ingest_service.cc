@@ -19,11 +19,6 @@ absl::Status PrepareForLog(v1::Event* event, absl::Time now, const ValidationOpt
   return ValidateEvent(*event, validation);
 }
 
-std::array<KafkaHeader, 2> EventHeaders(const v1::Event& event) {
-  return {KafkaHeader{"event_id", event.event_id()},
-          KafkaHeader{"event_type", EventTypeName(event)}};
-}
-
 grpc::Status IngestService::Append(grpc::ServerContext*, const v1::AppendRequest* request,
                                    v1::AppendResponse* response) {
   if (!request->has_event()) {

@@ -30,9 +30,6 @@ class IngestService final : public v1::Ingest::Service {
 // Exposed for tests and for `tend produce`. kInvalidArgument names the field.
 absl::Status PrepareForLog(v1::Event* event, absl::Time now, const ValidationOptions& validation);
 
-// Kafka headers of an event record: event_id and event_type. Views into `event`.
-std::array<KafkaHeader, 2> EventHeaders(const v1::Event& event);
-
 }  // namespace tend
 
 #endif  // TEND_SERVICES_INGEST_SERVICE_H_

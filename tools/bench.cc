@@ -1,0 +1,137 @@
+// tend bench: how close the engine comes to bare consumption of the same topic, in one process
+// and one run (a ratio, so the noise of a shared machine mostly cancels out).
+//   (1) raw: a librdkafka consumer reads every partition to its end and discards the records;
+//   (2) engine: decode, validate, dedupe, fold, RocksDB commit of states + offsets (WAL on).
+// Both rates are measured from the first record consumed to the last one processed (the engine's
+// final commit included), so group-join time is excluded from both.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "engine/log.h"
+#include "engine/status.h"
+#include "tools/commands.h"
+
+namespace tend {
+namespace {
+
+absl::StatusOr<double> RawConsumeRate(const std::string& brokers, const std::string& topic,
+                                      int partitions, int64_t expected) {
+  TEND_ASSIGN_OR_RETURN(KafkaConf conf, MakeKafkaConf({{"bootstrap.servers", brokers},
+                                                       {"group.id", "tend-bench-raw"},
+                                                       {"enable.auto.commit", "false"},
+                                                       {"enable.partition.eof", "true"},
+                                                       {"queued.min.messages", "200000"},
+                                                       {"fetch.wait.max.ms", "100"}}));
+  char err[512];
+  KafkaHandle rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof(err)));
+  if (!rk) return absl::InternalError(err);
+  conf.release();
+  rd_kafka_poll_set_consumer(rk.get());
+  KafkaPartitionList list(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p) {
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  }
+  TEND_RETURN_IF_ERROR(FromKafka(rd_kafka_assign(rk.get(), list.get()), "assigning"));
+  KafkaQueue queue(rd_kafka_queue_get_consumer(rk.get()));
+  std::vector<rd_kafka_message_t*> msgs(4096);
+  int64_t count = 0;
+  int eofs = 0;
+  absl::Time first, last;
+  std::vector<bool> at_end(partitions, false);
+  while (eofs < partitions) {
+    ssize_t n = rd_kafka_consume_batch_queue(queue.get(), 1000, msgs.data(), msgs.size());
+    for (ssize_t i = 0; i < n; ++i) {
+      rd_kafka_message_t* m = msgs[i];
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (count++ == 0) first = absl::Now();
+        last = absl::Now();
+      } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && !at_end[m->partition]) {
+        at_end[m->partition] = true;
+        ++eofs;
+      }
+      rd_kafka_message_destroy(m);
+    }
+  }
+  rd_kafka_consumer_close(rk.get());
+  if (count != expected) {
+    return absl::DataLossError(absl::StrCat("raw consumer read ", count, " records, expected ",
+                                            expected, " (mock broker retention exceeded? use more "
+                                            "--partitions)"));
+  }
+  return count / absl::ToDoubleSeconds(last - first);
+}
+
+}  // namespace
+
+absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
+  MockBrokerOptions broker_options;
+  broker_options.partitions = options.partitions;
+  TEND_ASSIGN_OR_RETURN(auto broker, MockBroker::Start(broker_options));
+  TEND_ASSIGN_OR_RETURN(auto producer,
+                        Producer::Create({{"bootstrap.servers", broker->bootstrap()},
+                                          {"linger.ms", "20"},
+                                          {"batch.num.messages", "10000"}}));
+  // The simulated cohort, all patients acquired on day 0, cut at --events records.
+  CohortOptions cohort;
+  cohort.patients = options.patients;
+  cohort.days = 3650;
+  cohort.seed = options.seed;
+  cohort.initial_share = 1.0;
+  int64_t produced = 0;
+  std::cerr << "producing " << options.events << " records..." << std::endl;
+  absl::Status sim = SimulateCohort(cohort, [&](const v1::Event& e) -> absl::Status {
+    if (produced == options.events) return absl::CancelledError("enough");
+    ++produced;
+    return ProduceEvent(producer.get(), broker_options.topic, e);
+  });
+  if (!sim.ok() && !absl::IsCancelled(sim)) return sim;
+  TEND_RETURN_IF_ERROR(producer->Flush(absl::Seconds(300)));
+  if (producer->failed() > 0) return absl::UnavailableError("some records were not acknowledged");
+
+  std::cerr << "raw consumption..." << std::endl;
+  TEND_ASSIGN_OR_RETURN(double raw_eps, RawConsumeRate(broker->bootstrap(), broker_options.topic,
+                                                       options.partitions, produced));
+
+  std::cerr << "engine end to end..." << std::endl;
+  std::string db_dir = (std::filesystem::temp_directory_path() /
+                        absl::StrCat("tend-bench-", getpid()))
+                           .string();
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { std::filesystem::remove_all(dir); }
+  } cleanup{db_dir};
+  TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(db_dir));
+  EngineOptions engine_options;
+  engine_options.brokers = broker->bootstrap();
+  engine_options.group_id = "tend-bench-engine";
+  engine_options.exit_when_idle = true;
+  TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
+  std::atomic<bool> stop{false};
+  TEND_RETURN_IF_ERROR(engine->Run(stop));
+  absl::Time done = absl::Now();
+  EngineStats st = engine->stats();
+  if (st.records != produced) {
+    return absl::DataLossError(
+        absl::StrCat("engine consumed ", st.records, " records, expected ", produced));
+  }
+  double engine_eps = st.records / absl::ToDoubleSeconds(done - st.first_record_at);
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  out << absl::StrFormat(
+             "{\"events\":%d,\"patients\":%d,\"partitions\":%d,\"raw_consume_eps\":%.0f,"
+             "\"engine_eps\":%.0f,\"ratio\":%.3f,\"peak_rss_mb\":%.0f,\"duplicates\":%d,"
+             "\"commits\":%d}",
+             produced, options.patients, options.partitions, raw_eps, engine_eps,
+             engine_eps / raw_eps, ru.ru_maxrss / 1024.0, st.duplicates, st.commits)
+      << std::endl;
+  return absl::OkStatus();
+}
+
+}  // namespace tend

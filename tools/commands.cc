@@ -1,0 +1,162 @@
+#include "tools/commands.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "engine/log.h"
+#include "engine/status.h"
+#include "engine/storage.h"
+#include "services/ingest_service.h"
+#include "services/query_service.h"
+#include "services/server.h"
+
+namespace tend {
+
+absl::Status RunBroker(const MockBrokerOptions& options, const std::atomic<bool>& stop,
+                       std::ostream& out) {
+  TEND_ASSIGN_OR_RETURN(auto broker, MockBroker::Start(options));
+  out << broker->bootstrap() << std::endl;
+  TEND_LOG_INFO("mock Kafka broker (in memory, ~5 MiB kept per partition; development only) at %s; "
+                "topics %s and %s with %d partitions; Ctrl-C stops it",
+                broker->bootstrap(), options.topic, options.dlq_topic, options.partitions);
+  while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return absl::OkStatus();
+}
+
+absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bool>& stop) {
+  if (options.db_dir.empty()) return absl::InvalidArgumentError("--db is required");
+  TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(options.db_dir));
+  TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(options.engine, storage.get()));
+  std::unique_ptr<Producer> producer;
+  std::unique_ptr<IngestService> ingest;
+  std::unique_ptr<QueryService> query;
+  RunningServer server;
+  if (!options.grpc_listen.empty()) {
+    KafkaProps props = {{"bootstrap.servers", options.engine.brokers}};
+    props.insert(props.end(), options.engine.kafka.begin(), options.engine.kafka.end());
+    TEND_ASSIGN_OR_RETURN(producer, Producer::Create(props));
+    ingest = std::make_unique<IngestService>(producer.get(), options.engine.topic,
+                                             options.engine.validation);
+    query = std::make_unique<QueryService>(storage.get());
+    TEND_ASSIGN_OR_RETURN(server, StartGrpcServer(options.grpc_listen, {ingest.get(), query.get()}));
+    TEND_LOG_INFO("gRPC (tend.v1.Ingest, tend.v1.Query, reflection) listening on port %d",
+                  server.port);
+  }
+  TEND_LOG_INFO("engine folding %s from %s into %s", options.engine.topic, options.engine.brokers,
+                options.db_dir);
+  absl::Status s = engine->Run(stop);
+  if (server.server) server.server->Shutdown(std::chrono::system_clock::now() +
+                                             std::chrono::seconds(2));
+  EngineStats st = engine->stats();
+  TEND_LOG_INFO("engine stopped: %d records, %d events applied, %d duplicates dropped, "
+                "%d dead-lettered, %d commits",
+                st.records, st.events_applied, st.duplicates, st.dead_lettered, st.commits);
+  return s;
+}
+
+absl::Status ProduceEvent(Producer* producer, const std::string& topic, const v1::Event& event,
+                          Producer::DeliveryFn on_delivery) {
+  std::string value = event.SerializeAsString();
+  auto headers = EventHeaders(event);
+  return producer->Produce(topic, RD_KAFKA_PARTITION_UA, event.patient_id(), value, headers,
+                           std::move(on_delivery));
+}
+
+absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
+                                           const std::string& topic, std::ostream& errors) {
+  ProduceReport report;
+  auto acked = std::make_shared<std::atomic<int64_t>>(0);
+  google::protobuf::util::JsonParseOptions json;
+  json.ignore_unknown_fields = false;
+  std::string line;
+  int64_t line_no = 0;
+  const absl::Time now = absl::Now();
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (absl::StripAsciiWhitespace(line).empty()) continue;
+    ++report.lines;
+    v1::Event event;
+    auto parsed = google::protobuf::util::JsonStringToMessage(line, &event, json);
+    absl::Status s = parsed.ok() ? absl::OkStatus()
+                                 : absl::InvalidArgumentError(std::string(parsed.message()));
+    if (s.ok()) {
+      if (!event.has_recorded_at()) {
+        *event.mutable_recorded_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+            absl::ToUnixNanos(now));
+      }
+      s = ValidateEvent(event);
+    }
+    if (!s.ok()) {
+      ++report.bad;
+      errors << "line " << line_no << ": " << s.message() << "\n";
+      continue;
+    }
+    TEND_RETURN_IF_ERROR(ProduceEvent(producer, topic, event, [acked](const Delivery& d) {
+      if (d.status.ok()) acked->fetch_add(1);
+    }));
+  }
+  TEND_RETURN_IF_ERROR(producer->Flush(absl::Seconds(60)));
+  report.produced = acked->load();
+  if (report.produced != report.lines - report.bad) {
+    return absl::UnavailableError(absl::StrCat(report.lines - report.bad - report.produced,
+                                               " records were not acknowledged by the broker"));
+  }
+  return report;
+}
+
+absl::StatusOr<int64_t> SimulateToKafka(const CohortOptions& options, Producer* producer,
+                                        const std::string& topic) {
+  int64_t produced = 0;
+  TEND_RETURN_IF_ERROR(SimulateCohort(options, [&](const v1::Event& e) {
+    ++produced;
+    return ProduceEvent(producer, topic, e);
+  }));
+  int64_t failed_before = producer->failed();
+  TEND_RETURN_IF_ERROR(producer->Flush(absl::Seconds(120)));
+  if (producer->failed() != failed_before) {
+    return absl::UnavailableError(absl::StrCat(producer->failed() - failed_before,
+                                               " records were not acknowledged by the broker"));
+  }
+  return produced;
+}
+
+absl::StatusOr<int64_t> DumpStates(const std::string& db_dir, std::ostream& out) {
+  // A secondary instance reads a consistent view beside a live engine; its info files go to a
+  // scratch directory that is removed afterwards.
+  std::string scratch = (std::filesystem::temp_directory_path() /
+                         absl::StrCat("tend-dump-", getpid()))
+                            .string();
+  std::filesystem::create_directories(scratch);
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { std::filesystem::remove_all(dir); }
+  } cleanup{scratch};
+  TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(db_dir, scratch));
+  google::protobuf::util::JsonPrintOptions json;
+  json.preserve_proto_field_names = true;
+  json.always_print_primitive_fields = true;
+  int64_t count = 0;
+  std::string line;
+  TEND_RETURN_IF_ERROR(storage->ForEachState([&](const v1::PatientState& state) {
+    line.clear();
+    auto s = google::protobuf::util::MessageToJsonString(state, &line, json);
+    if (!s.ok()) return absl::InternalError(std::string(s.message()));
+    out << line << '\n';
+    ++count;
+    return absl::OkStatus();
+  }));
+  out.flush();
+  if (!out) return absl::UnavailableError("writing the dump failed (disk full?)");
+  return count;
+}
+
+}  // namespace tend

@@ -1,0 +1,76 @@
+// The `tend` subcommands as library functions: main.cc only parses flags and calls these.
+// Each returns the status the process exits with; progress and summaries go to the given streams.
+#ifndef TEND_TOOLS_COMMANDS_H_
+#define TEND_TOOLS_COMMANDS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/engine.h"
+#include "engine/kafka.h"
+#include "engine/mock_broker.h"
+#include "tools/simulate.h"
+
+namespace tend {
+
+// tend broker: runs the mock cluster until `stop`; prints the bootstrap address as the first line.
+absl::Status RunBroker(const MockBrokerOptions& options, const std::atomic<bool>& stop,
+                       std::ostream& out);
+
+struct EngineCommandOptions {
+  EngineOptions engine;
+  std::string db_dir;
+  std::string grpc_listen;  // empty: no gRPC server
+};
+// tend engine: folds the topic into --db until `stop` (or idle with --exit-when-idle).
+absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bool>& stop);
+
+// Produces one event with its key and headers; `on_delivery` may be empty.
+absl::Status ProduceEvent(Producer* producer, const std::string& topic, const v1::Event& event,
+                          Producer::DeliveryFn on_delivery = nullptr);
+
+struct ProduceReport {
+  int64_t lines = 0;     // non-blank lines read
+  int64_t produced = 0;  // acknowledged by the broker
+  int64_t bad = 0;       // rejected lines (reported on `errors`)
+};
+// tend produce: one proto3-JSON Event per line. A bad line is reported on `errors` as
+// "line N: <field>: <problem>" and not produced. recorded_at defaults to now.
+absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
+                                           const std::string& topic, std::ostream& errors);
+
+// tend simulate: produces a synthetic cohort; returns the number of records produced.
+absl::StatusOr<int64_t> SimulateToKafka(const CohortOptions& options, Producer* producer,
+                                        const std::string& topic);
+
+// tend dump: one proto3-JSON PatientState per line, read from a consistent view of `db_dir`
+// (works beside a running engine). Returns the number of patients written.
+absl::StatusOr<int64_t> DumpStates(const std::string& db_dir, std::ostream& out);
+
+struct DemoOptions {
+  int patients = 3000;
+  int days = 120;
+  uint64_t seed = 7;
+  int partitions = 16;
+  std::string grpc_listen = "127.0.0.1:0";
+  bool serve = false;  // keep broker, engine and gRPC running until `stop`
+};
+absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, std::ostream& out);
+
+struct BenchOptions {
+  int64_t events = 1'000'000;
+  int patients = 100'000;
+  int partitions = 32;
+  uint64_t seed = 42;
+};
+// tend bench: raw librdkafka consumption vs the engine end to end, one JSON line on `out`.
+absl::Status RunBench(const BenchOptions& options, std::ostream& out);
+
+}  // namespace tend
+
+#endif  // TEND_TOOLS_COMMANDS_H_

@@ -1,0 +1,177 @@
+// `tend`: the one binary. Thin: parses flags (CLI11) and calls tools/commands.h.
+#include <CLI/CLI.hpp>
+
+#include <fstream>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "engine/log.h"
+#include "tools/commands.h"
+#include "tools/signals.h"
+
+namespace {
+
+int Exit(const absl::Status& s, const std::string& command) {
+  if (s.ok()) return 0;
+  std::cerr << "tend " << command << ": " << s.message() << std::endl;
+  return 1;
+}
+
+// Parses an RFC 3339 time flag ("2026-01-01T00:00:00Z").
+absl::Status ParseTimeFlag(const std::string& flag, const std::string& text, absl::Time* out) {
+  std::string err;
+  if (!absl::ParseTime(absl::RFC3339_full, text, out, &err)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " must be an RFC 3339 time like 2026-01-01T00:00:00Z, got \"", text, "\""));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace tend;
+  CLI::App app{"tend: event-sourced patient-engagement engine"};
+  app.require_subcommand(1);
+  const std::string topic_default = "tend.events";
+
+  // tend broker
+  MockBrokerOptions broker;
+  auto* broker_cmd = app.add_subcommand(
+      "broker", "In-memory Kafka-protocol broker for development (librdkafka mock cluster, "
+                "~5 MiB kept per partition). Prints the bootstrap address first.");
+  broker_cmd->add_option("--partitions", broker.partitions, "partitions of the events topic")
+      ->capture_default_str();
+  broker_cmd->add_option("--port", broker.port,
+                         "stable local port forwarded to the mock listener (0: none)")
+      ->capture_default_str();
+  broker_cmd->add_option("--topic", broker.topic)->capture_default_str();
+
+  // tend engine
+  EngineCommandOptions engine;
+  std::vector<std::string> kafka_props;
+  int64_t commit_ms = 200;
+  bool sync = false;
+  auto* engine_cmd = app.add_subcommand("engine", "Fold the events topic into a state directory.");
+  engine_cmd->add_option("--brokers", engine.engine.brokers, "bootstrap servers")->required();
+  engine_cmd->add_option("--db", engine.db_dir, "state directory (RocksDB)")->required();
+  engine_cmd->add_option("--grpc-listen", engine.grpc_listen,
+                         "serve tend.v1.Ingest and tend.v1.Query here, e.g. 127.0.0.1:7070");
+  engine_cmd->add_flag("--exit-when-idle", engine.engine.exit_when_idle,
+                       "exit 0 once every assigned partition is folded and committed");
+  engine_cmd->add_option("--topic", engine.engine.topic)->capture_default_str();
+  engine_cmd->add_option("--dlq-topic", engine.engine.dlq_topic)->capture_default_str();
+  engine_cmd->add_option("--group", engine.engine.group_id, "consumer group id")
+      ->capture_default_str();
+  engine_cmd->add_option("--commit-interval-ms", commit_ms, "commit at least this often")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60000));
+  engine_cmd->add_option("--commit-max-records", engine.engine.commit_max_records,
+                         "commit after this many records")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10'000'000));
+  engine_cmd->add_flag("--sync", sync, "fsync the WAL on every commit (machine-crash safety)");
+  engine_cmd->add_option("--kafka", kafka_props, "extra librdkafka property KEY=VALUE (repeatable)");
+
+  // tend simulate
+  std::string brokers;
+  std::string topic = topic_default;
+  CohortOptions cohort;
+  std::string end_text;
+  auto* sim_cmd = app.add_subcommand("simulate", "Produce a deterministic synthetic cohort.");
+  sim_cmd->add_option("--brokers", brokers)->required();
+  sim_cmd->add_option("--topic", topic)->capture_default_str();
+  sim_cmd->add_option("--patients", cohort.patients)->capture_default_str();
+  sim_cmd->add_option("--days", cohort.days)->capture_default_str();
+  sim_cmd->add_option("--seed", cohort.seed)->capture_default_str();
+  sim_cmd->add_option("--end", end_text, "end of the simulated period (default 2026-01-01T00:00:00Z)");
+
+  // tend produce
+  std::string input;
+  auto* produce_cmd = app.add_subcommand(
+      "produce", "Produce events from a JSONL file (one proto3-JSON tend.v1.Event per line).");
+  produce_cmd->add_option("--brokers", brokers)->required();
+  produce_cmd->add_option("--topic", topic)->capture_default_str();
+  produce_cmd->add_option("--input", input, "JSONL file, or - for stdin")->required();
+
+  // tend dump
+  std::string db_dir, out_path;
+  auto* dump_cmd = app.add_subcommand(
+      "dump", "One JSON object per patient (works beside a running engine).");
+  dump_cmd->add_option("--db", db_dir)->required();
+  dump_cmd->add_option("--out", out_path, "output file (default stdout)");
+
+  // tend demo
+  DemoOptions demo;
+  auto* demo_cmd = app.add_subcommand("demo", "Broker, simulated cohort, engine and gRPC in one "
+                                              "process; prints a summary.");
+  demo_cmd->add_option("--patients", demo.patients)->capture_default_str();
+  demo_cmd->add_option("--days", demo.days)->capture_default_str();
+  demo_cmd->add_option("--grpc-listen", demo.grpc_listen)->capture_default_str();
+  demo_cmd->add_flag("--serve", demo.serve, "keep running (Ctrl-C stops) for grpcurl");
+
+  // tend bench
+  BenchOptions bench;
+  auto* bench_cmd = app.add_subcommand("bench", "Engine throughput against raw consumption.");
+  bench_cmd->add_option("--events", bench.events)->capture_default_str();
+  bench_cmd->add_option("--patients", bench.patients)->capture_default_str();
+  bench_cmd->add_option("--partitions", bench.partitions)->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+  std::atomic<bool>& stop = InstallStopSignals();
+
+  if (*broker_cmd) return Exit(RunBroker(broker, stop, std::cout), "broker");
+  if (*engine_cmd) {
+    engine.engine.commit_interval = absl::Milliseconds(commit_ms);
+    engine.engine.commit.sync = sync;
+    for (const auto& kv : kafka_props) {
+      if (absl::Status s = ParseKafkaProp(kv, &engine.engine.kafka); !s.ok()) {
+        return Exit(s, "engine");
+      }
+    }
+    return Exit(RunEngine(engine, stop), "engine");
+  }
+  if (*sim_cmd) {
+    if (!end_text.empty()) {
+      if (absl::Status s = ParseTimeFlag("--end", end_text, &cohort.end); !s.ok()) {
+        return Exit(s, "simulate");
+      }
+    }
+    auto producer = Producer::Create({{"bootstrap.servers", brokers}});
+    if (!producer.ok()) return Exit(producer.status(), "simulate");
+    auto n = SimulateToKafka(cohort, producer->get(), topic);
+    if (!n.ok()) return Exit(n.status(), "simulate");
+    std::cerr << "produced " << *n << " records to " << topic << std::endl;
+    return 0;
+  }
+  if (*produce_cmd) {
+    std::ifstream file;
+    if (input != "-") {
+      file.open(input);
+      if (!file) return Exit(absl::NotFoundError("cannot read --input " + input), "produce");
+    }
+    auto producer = Producer::Create({{"bootstrap.servers", brokers}});
+    if (!producer.ok()) return Exit(producer.status(), "produce");
+    auto report = ProduceJsonl(input == "-" ? std::cin : file, producer->get(), topic, std::cerr);
+    if (!report.ok()) return Exit(report.status(), "produce");
+    std::cerr << "produced " << report->produced << " of " << report->lines << " events";
+    if (report->bad > 0) std::cerr << "; " << report->bad << " bad lines (see above)";
+    std::cerr << std::endl;
+    return report->bad > 0 ? 1 : 0;
+  }
+  if (*dump_cmd) {
+    std::ofstream file;
+    if (!out_path.empty()) {
+      file.open(out_path);
+      if (!file) return Exit(absl::UnavailableError("cannot write --out " + out_path), "dump");
+    }
+    auto n = DumpStates(db_dir, out_path.empty() ? std::cout : file);
+    if (!n.ok()) return Exit(n.status(), "dump");
+    std::cerr << "dumped " << *n << " patients" << std::endl;
+    return 0;
+  }
+  if (*demo_cmd) return Exit(RunDemo(demo, stop, std::cout), "demo");
+  if (*bench_cmd) return Exit(RunBench(bench, std::cout), "bench");
+  return 0;
+}

@@ -1,0 +1,35 @@
+// A synthetic cohort of patients following ../shared/DOMAIN.md: a first scan from a channel,
+// enrollment in a programme, then check-ins, chat messages and purchases whose rates depend on the
+// patient's persona (engaged, fading, silent, churned), a little consent churn, and a small share
+// of duplicate deliveries (the same event_id twice). Deterministic: the same options give the same
+// events, byte for byte, on any machine (own RNG transforms, no std:: distributions).
+#ifndef TEND_TOOLS_SIMULATE_H_
+#define TEND_TOOLS_SIMULATE_H_
+
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "tend/v1/events.pb.h"
+
+namespace tend {
+
+struct CohortOptions {
+  int patients = 1000;
+  int days = 90;  // the simulated period ends at `end`
+  uint64_t seed = 1;
+  absl::Time end = absl::FromUnixSeconds(1767225600);  // 2026-01-01T00:00:00Z
+  double duplicate_rate = 0.01;  // share of events delivered twice
+  // Share of patients acquired on day 0 (the rest are spread over the period).
+  double initial_share = 0.3;
+};
+
+// Emits the events in recorded_at order (the order an ingest service would log them). Stops and
+// returns the first error `emit` returns. kInvalidArgument for bad options.
+absl::Status SimulateCohort(const CohortOptions& options,
+                            const std::function<absl::Status(const v1::Event&)>& emit);
+
+}  // namespace tend
+
+#endif  // TEND_TOOLS_SIMULATE_H_
