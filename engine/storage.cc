@@ -108,6 +108,12 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
   if (scratch_dir != nullptr) {
+    std::vector<std::string> existing;
+    s = rocksdb::DB::ListColumnFamilies(db_options, dir, &existing);
+    if (s.ok() && existing.size() < cfs.size()) {
+      return absl::UnavailableError(absl::StrCat(
+          "state directory ", dir, " is still being created by its engine; try again"));
+    }
     s = rocksdb::DB::OpenAsSecondary(rocksdb::Options(db_options, rocksdb::ColumnFamilyOptions()),
                                      dir, *scratch_dir, cfs, &storage->handles_, &raw);
     storage->read_only_ = true;

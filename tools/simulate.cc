@@ -66,6 +66,7 @@ struct SimPatient {
   bool consent_withdrawn = false;
   int next_purchase_day = -1;
   int64_t event_counter = 0;
+  int scan_minute = 0;  // local minute of day of the first scan
   bool gone = false;  // removed the contact: no more events
 };
 
@@ -126,8 +127,9 @@ class Simulator {
                 static_cast<uint64_t>(day));
         SimulateDay(&patients_[i], day, day_start, &rng);
       }
-      // Everything recorded before the next day starts is final: later days record later.
-      TEND_RETURN_IF_ERROR(Drain(day_start + absl::Hours(24)));
+      // Day d+1's local calendar day can start up to 24 h before its UTC start (time zones from
+      // UTC-12 to UTC+14), so only what was recorded before day d's UTC start is final.
+      TEND_RETURN_IF_ERROR(Drain(day_start));
     }
     return Drain(absl::InfiniteFuture());
   }
@@ -146,7 +148,14 @@ class Simulator {
   }
 
   // A new event for `p` at local time-of-day `minute_of_day` on `day`.
-  v1::Event* NewEvent(SimPatient* p, int day, int minute_of_day, Rng* rng) {
+  // `from_device`: recorded from a phone, which may be offline and upload late; scans and
+  // enrollments come from server callbacks and are recorded within seconds.
+  v1::Event* NewEvent(SimPatient* p, int day, int minute_of_day, Rng* rng,
+                      bool from_device = true) {
+    // Nothing happens before the first scan: on the first day, later events follow it.
+    if (day == p->start_day && p->event_counter >= 2 && minute_of_day <= p->scan_minute + 2) {
+      minute_of_day = p->scan_minute + 4 + rng->Int(0, 60);
+    }
     absl::CivilDay civil = absl::ToCivilDay(start_ + absl::Hours(24) * day, p->tz);
     absl::Time occurred =
         absl::FromCivil(absl::CivilMinute(civil.year(), civil.month(), civil.day(),
@@ -154,7 +163,7 @@ class Simulator {
                         p->tz) +
         absl::Seconds(rng->Int(0, 59));
     // Most records arrive within seconds; 3% are uploaded late (offline phones).
-    absl::Duration delay = rng->Chance(0.03) ? absl::Minutes(rng->Int(60, 36 * 60))
+    absl::Duration delay = from_device && rng->Chance(0.03) ? absl::Minutes(rng->Int(60, 36 * 60))
                                              : absl::Seconds(rng->Int(1, 30));
     auto* pending = new Pending{absl::ToUnixNanos(occurred + delay), seq_++, {}};
     v1::Event& e = pending->event;
@@ -199,11 +208,13 @@ class Simulator {
     int age = day - p->start_day;
     if (age == 0) {
       int minute = rng->Int(8 * 60, 20 * 60);
-      auto* scan = NewEvent(p, day, minute, rng)->mutable_scan();
+      p->scan_minute = minute;
+      auto* scan = NewEvent(p, day, minute, rng, /*from_device=*/false)->mutable_scan();
       scan->set_code_id(absl::StrCat("qr-", p->channel_id, "-", p->staff_id));
       scan->set_channel_id(p->channel_id);
       scan->set_staff_id(p->staff_id);
-      auto* enroll = NewEvent(p, day, minute + 1, rng)->mutable_enrollment();
+      auto* enroll =
+          NewEvent(p, day, minute + 2, rng, /*from_device=*/false)->mutable_enrollment();
       enroll->set_program_id(p->program_id);
       enroll->set_time_zone(std::string(p->tz.name()));
     }

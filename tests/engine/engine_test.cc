@@ -1,0 +1,206 @@
+// The engine against a real Kafka-protocol broker (librdkafka's mock cluster, in process).
+#include "engine/engine.h"
+
+#include <catch2/catch.hpp>
+#include <map>
+
+#include "engine/mock_broker.h"
+#include "tests/testing.h"
+#include "tools/commands.h"
+
+namespace tend {
+namespace {
+
+using testing::TempDir;
+
+struct BadRecord {
+  std::string key;
+  std::string value;
+  std::string reason_part;  // expected in the dlq.reason header
+};
+
+std::vector<BadRecord> BadRecords() {
+  v1::Event future;
+  future.set_event_id("bad-clock");
+  future.set_patient_id("p0000001");
+  future.mutable_recorded_at()->set_seconds(1767225600);
+  future.mutable_occurred_at()->set_seconds(1767225600 + 3 * 86400);
+  future.mutable_check_in()->set_kind(v1::CheckIn::DIET);
+  v1::Event wrong_key = future;
+  wrong_key.set_event_id("wrong-key");
+  *wrong_key.mutable_occurred_at() = wrong_key.recorded_at();
+  v1::Event no_body = wrong_key;
+  no_body.set_event_id("no-body");
+  no_body.clear_check_in();
+  return {{"p0000003", "\x08\x96\x01garbage\xff", "not a serialized tend.v1.Event"},
+          {"p0000001", future.SerializeAsString(), "occurred_at: is 72h ahead"},
+          {"p0000002", wrong_key.SerializeAsString(), "differs from patient_id"},
+          {"p0000001", no_body.SerializeAsString(), "body: one of"}};
+}
+
+std::map<std::string, std::string> Headers(const rd_kafka_message_t* m) {
+  std::map<std::string, std::string> out;
+  rd_kafka_headers_t* h = nullptr;
+  if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+  const char* name;
+  const void* val;
+  size_t size;
+  for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+       ++i) {
+    out[name] = std::string(static_cast<const char*>(val), size);
+  }
+  return out;
+}
+
+// Reads every record of the DLQ topic (all partitions) from the beginning.
+std::vector<std::map<std::string, std::string>> ReadDlq(const std::string& brokers,
+                                                        const std::string& topic, int partitions) {
+  auto conf = MakeKafkaConf({{"bootstrap.servers", brokers},
+                             {"group.id", "dlq-reader"},
+                             {"enable.partition.eof", "true"}});
+  REQUIRE(conf.ok());
+  char err[256];
+  KafkaHandle rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf->release(), err, sizeof(err)));
+  REQUIRE(rk);
+  rd_kafka_poll_set_consumer(rk.get());
+  KafkaPartitionList list(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p) {
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  }
+  REQUIRE(rd_kafka_assign(rk.get(), list.get()) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  std::vector<std::map<std::string, std::string>> out;
+  int eofs = 0;
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (eofs < partitions && absl::Now() < deadline) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk.get(), 100);
+    if (m == nullptr) continue;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      ++eofs;
+    } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      auto h = Headers(m);
+      h["key"] = std::string(static_cast<const char*>(m->key), m->key_len);
+      out.push_back(std::move(h));
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consumer_close(rk.get());
+  return out;
+}
+
+EngineStats RunToIdle(const std::string& brokers, Storage* storage, const std::string& group) {
+  EngineOptions options;
+  options.brokers = brokers;
+  options.group_id = group;
+  options.exit_when_idle = true;
+  options.commit_max_records = 1000;  // several commits per run
+  auto engine = Engine::Create(options, storage);
+  REQUIRE(engine.ok());
+  std::atomic<bool> stop{false};
+  absl::Status s = (*engine)->Run(stop);
+  REQUIRE(s.ToString() == "OK");
+  return (*engine)->stats();
+}
+
+TEST_CASE("the engine folds every event once, dead-letters bad records, and resumes",
+          "[integration]") {
+  MockBrokerOptions broker_options;
+  broker_options.partitions = 4;
+  auto broker = MockBroker::Start(broker_options);
+  REQUIRE(broker.ok());
+  const std::string brokers = (*broker)->bootstrap();
+  auto producer = Producer::Create({{"bootstrap.servers", brokers}});
+  REQUIRE(producer.ok());
+
+  std::vector<v1::Event> events = testing::Cohort(300, 40, 3);
+  testing::ProduceAll(producer->get(), broker_options.topic, events);
+  for (const auto& bad : BadRecords()) {
+    REQUIRE((*producer)->Produce(broker_options.topic, RD_KAFKA_PARTITION_UA, bad.key, bad.value,
+                                 {}, nullptr).ok());
+  }
+  REQUIRE((*producer)->Flush(absl::Seconds(30)).ok());
+  const int64_t dups = testing::CountDuplicates(events);
+  REQUIRE(dups > 0);
+
+  TempDir dir;
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+
+  EngineStats first = RunToIdle(brokers, storage->get(), "engine-test-1");
+  CHECK(first.records == static_cast<int64_t>(events.size()) + 4);
+  CHECK(first.duplicates == dups);
+  CHECK(first.dead_lettered == 4);
+  CHECK(first.events_applied == static_cast<int64_t>(events.size()) - dups);
+  CHECK(first.commits > 1);
+
+  SECTION("state equals the ground truth computed from what was produced") {
+    std::map<std::string, v1::PatientState> states;
+    REQUIRE((*storage)->ForEachState([&](const v1::PatientState& s) {
+      states[s.patient_id()] = s;
+      return absl::OkStatus();
+    }).ok());
+    testing::RequireMatchesGroundTruth(states, testing::GroundTruth(events));
+  }
+
+  SECTION("bad records are in the DLQ with reasons and source coordinates") {
+    auto dlq = ReadDlq(brokers, broker_options.dlq_topic, broker_options.partitions);
+    REQUIRE(dlq.size() == 4);
+    for (const auto& bad : BadRecords()) {
+      bool found = false;
+      for (const auto& h : dlq) {
+        if (h.at("dlq.reason").find(bad.reason_part) != std::string::npos) {
+          found = true;
+          CHECK(h.at("key") == bad.key);
+          CHECK(h.at("dlq.source.topic") == "tend.events");
+          CHECK(!h.at("dlq.source.partition").empty());
+          CHECK(!h.at("dlq.source.offset").empty());
+        }
+      }
+      INFO("expected a DLQ record with reason containing: " << bad.reason_part);
+      CHECK(found);
+    }
+  }
+
+  SECTION("checkpoints hold the next offsets and the counters, atomically with the state") {
+    auto cps = (*storage)->LoadCheckpoints();
+    REQUIRE(cps.ok());
+    REQUIRE(cps->size() == 4);
+    int64_t next = 0, applied = 0, dropped = 0, dead = 0;
+    for (const auto& cp : *cps) {
+      next += cp.next_offset();
+      applied += cp.events_applied();
+      dropped += cp.duplicates_dropped();
+      dead += cp.dead_lettered();
+    }
+    CHECK(next == static_cast<int64_t>(events.size()) + 4);
+    CHECK(applied == first.events_applied);
+    CHECK(dropped == dups);
+    CHECK(dead == 4);
+  }
+
+  SECTION("a restart resumes at the stored offsets; redeliveries are not counted twice") {
+    EngineStats again = RunToIdle(brokers, storage->get(), "engine-test-2");
+    CHECK(again.records == 0);
+    // Redeliver 500 old events (a producer replaying its outbox) plus a new cohort slice.
+    std::vector<v1::Event> more(events.begin(), events.begin() + 500);
+    std::vector<v1::Event> fresh = testing::Cohort(20, 5, 99);
+    for (auto& e : fresh) e.set_patient_id("new-" + e.patient_id());
+    more.insert(more.end(), fresh.begin(), fresh.end());
+    testing::ProduceAll(producer->get(), broker_options.topic, more);
+    EngineStats third = RunToIdle(brokers, storage->get(), "engine-test-3");
+    CHECK(third.records == static_cast<int64_t>(more.size()));
+    CHECK(third.events_applied == static_cast<int64_t>(fresh.size()) - testing::CountDuplicates(fresh));
+
+    std::vector<v1::Event> all = events;
+    all.insert(all.end(), more.begin(), more.end());
+    std::map<std::string, v1::PatientState> states;
+    REQUIRE((*storage)->ForEachState([&](const v1::PatientState& s) {
+      states[s.patient_id()] = s;
+      return absl::OkStatus();
+    }).ok());
+    testing::RequireMatchesGroundTruth(states, testing::GroundTruth(all));
+  }
+}
+
+}  // namespace
+}  // namespace tend

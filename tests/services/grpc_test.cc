@@ -1,0 +1,122 @@
+// tend.v1.Ingest and tend.v1.Query over a real gRPC server on port 0, with the engine folding
+// what Ingest produced to the mock cluster.
+#include <grpcpp/grpcpp.h>
+
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "engine/engine.h"
+#include "engine/mock_broker.h"
+#include "services/ingest_service.h"
+#include "services/query_service.h"
+#include "services/server.h"
+#include "tests/testing.h"
+
+namespace tend {
+namespace {
+
+v1::AppendRequest CheckIn(const std::string& patient, const std::string& event_id,
+                          int64_t seconds_ago) {
+  v1::AppendRequest req;
+  v1::Event* e = req.mutable_event();
+  e->set_event_id(event_id);
+  e->set_patient_id(patient);
+  e->mutable_occurred_at()->set_seconds(absl::ToUnixSeconds(absl::Now()) - seconds_ago);
+  e->mutable_check_in()->set_kind(v1::CheckIn::TRAINING);
+  return req;
+}
+
+TEST_CASE("Append produces to Kafka, the engine folds it, GetPatient reads it", "[integration]") {
+  MockBrokerOptions broker_options;
+  broker_options.partitions = 4;
+  auto broker = MockBroker::Start(broker_options);
+  REQUIRE(broker.ok());
+  testing::TempDir dir;
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  REQUIRE(producer.ok());
+  EngineOptions options;
+  options.brokers = (*broker)->bootstrap();
+  options.commit_interval = absl::Milliseconds(20);
+  auto engine = Engine::Create(options, storage->get());
+  REQUIRE(engine.ok());
+  std::atomic<bool> stop{false};
+  std::thread engine_thread([&] { REQUIRE((*engine)->Run(stop).ok()); });
+
+  IngestService ingest(producer->get(), options.topic);
+  QueryService query(storage->get());
+  auto server = StartGrpcServer("127.0.0.1:0", {&ingest, &query});
+  REQUIRE(server.ok());
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server->port),
+                                     grpc::InsecureChannelCredentials());
+  auto ingest_stub = v1::Ingest::NewStub(channel);
+  auto query_stub = v1::Query::NewStub(channel);
+
+  SECTION("invalid events are refused with the field named, nothing produced") {
+    grpc::ClientContext ctx;
+    v1::AppendResponse resp;
+    auto req = CheckIn("bad id", "e-1", 10);
+    grpc::Status s = ingest_stub->Append(&ctx, req, &resp);
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(s.error_message().rfind("event.patient_id: must be", 0) == 0);
+    grpc::ClientContext ctx2;
+    s = ingest_stub->Append(&ctx2, v1::AppendRequest(), &resp);
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    grpc::ClientContext ctx3;
+    req = CheckIn("p-1", "e-1", -3 * 3600);  // occurred three hours in the future
+    s = ingest_stub->Append(&ctx3, req, &resp);
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(s.error_message().find("event.occurred_at") == 0);
+  }
+
+  SECTION("appended events are acknowledged with their offset and become queryable") {
+    std::vector<v1::AppendResponse> acks;
+    for (auto [id, ago] : std::vector<std::pair<std::string, int>>{
+             {"e-1", 300}, {"e-2", 200}, {"e-2", 200}, {"", 100}}) {
+      grpc::ClientContext ctx;
+      v1::AppendResponse resp;
+      grpc::Status s = ingest_stub->Append(&ctx, CheckIn("p-42", id, ago), &resp);
+      REQUIRE(s.ok());
+      CHECK(resp.offset() >= 0);
+      CHECK(resp.recorded_at().seconds() > 0);
+      acks.push_back(resp);
+    }
+    CHECK(acks[3].event_id().rfind("ev-", 0) == 0);  // assigned by the server
+    for (const auto& a : acks) CHECK(a.partition() == acks[0].partition());  // keyed by patient
+    CHECK(acks[1].offset() < acks[2].offset());
+
+    // Three unique events (e-2 was sent twice); wait for the engine to commit them.
+    v1::GetPatientResponse resp;
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    for (;;) {
+      grpc::ClientContext ctx;
+      v1::GetPatientRequest req;
+      req.set_patient_id("p-42");
+      grpc::Status s = query_stub->GetPatient(&ctx, req, &resp);
+      if (s.ok() && resp.state().unique_events() == 3) break;
+      REQUIRE(absl::Now() < deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(resp.state().events_by_type().at("check_in") == 3);
+    CHECK(resp.state().partition() == acks[0].partition());
+
+    grpc::ClientContext ctx;
+    v1::GetPatientRequest req;
+    req.set_patient_id("p-unknown");
+    grpc::Status s = query_stub->GetPatient(&ctx, req, &resp);
+    CHECK(s.error_code() == grpc::StatusCode::NOT_FOUND);
+    grpc::ClientContext ctx2;
+    req.set_patient_id("");
+    s = query_stub->GetPatient(&ctx2, req, &resp);
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  }
+
+  server->server->Shutdown();
+  stop.store(true);
+  engine_thread.join();
+}
+
+}  // namespace
+}  // namespace tend

@@ -1,0 +1,122 @@
+#include "tests/testing.h"
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "engine/event_codec.h"
+#include "engine/storage.h"
+#include "tools/commands.h"
+#include "tools/simulate.h"
+
+namespace tend::testing {
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "tend-test-XXXXXX").string();
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  REQUIRE(mkdtemp(buf.data()) != nullptr);
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::vector<v1::Event> Cohort(int patients, int days, uint64_t seed) {
+  CohortOptions options;
+  options.patients = patients;
+  options.days = days;
+  options.seed = seed;
+  std::vector<v1::Event> events;
+  REQUIRE(SimulateCohort(options, [&](const v1::Event& e) {
+            events.push_back(e);
+            return absl::OkStatus();
+          }).ok());
+  return events;
+}
+
+std::map<std::string, Expected> GroundTruth(const std::vector<v1::Event>& events) {
+  std::map<std::string, Expected> out;
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const auto& e : events) {
+    if (!seen.insert({e.patient_id(), e.event_id()}).second) continue;
+    Expected& x = out[e.patient_id()];
+    x.unique_events++;
+    x.by_type[std::string(EventTypeName(e))]++;
+    x.first_seen_s = std::min<int64_t>(x.first_seen_s, e.occurred_at().seconds());
+    x.last_event_s = std::max<int64_t>(x.last_event_s, e.occurred_at().seconds());
+  }
+  return out;
+}
+
+int64_t CountDuplicates(const std::vector<v1::Event>& events) {
+  std::set<std::pair<std::string, std::string>> seen;
+  int64_t dups = 0;
+  for (const auto& e : events) {
+    if (!seen.insert({e.patient_id(), e.event_id()}).second) ++dups;
+  }
+  return dups;
+}
+
+void ProduceAll(Producer* producer, const std::string& topic,
+                const std::vector<v1::Event>& events) {
+  for (const auto& e : events) REQUIRE(ProduceEvent(producer, topic, e).ok());
+  REQUIRE(producer->Flush(absl::Seconds(60)).ok());
+  REQUIRE(producer->failed() == 0);
+}
+
+namespace {
+std::unique_ptr<Storage> OpenReaderOrNull(const std::string& db_dir, const TempDir& scratch) {
+  auto s = Storage::OpenReader(db_dir, scratch.path());
+  // Not there yet, or being created by the engine right now.
+  if (absl::IsNotFound(s.status()) || absl::IsUnavailable(s.status())) return nullptr;
+  REQUIRE(s.status().ToString() == "OK");
+  return std::move(*s);
+}
+}  // namespace
+
+std::map<std::string, v1::PatientState> ReadStates(const std::string& db_dir) {
+  TempDir scratch;
+  std::map<std::string, v1::PatientState> out;
+  auto storage = OpenReaderOrNull(db_dir, scratch);
+  if (!storage) return out;
+  REQUIRE(storage
+              ->ForEachState([&](const v1::PatientState& s) {
+                out[s.patient_id()] = s;
+                return absl::OkStatus();
+              })
+              .ok());
+  return out;
+}
+
+std::vector<v1::PartitionCheckpoint> ReadCheckpoints(const std::string& db_dir) {
+  TempDir scratch;
+  auto storage = OpenReaderOrNull(db_dir, scratch);
+  if (!storage) return {};
+  auto cps = storage->LoadCheckpoints();
+  REQUIRE(cps.ok());
+  return *cps;
+}
+
+void RequireMatchesGroundTruth(const std::map<std::string, v1::PatientState>& states,
+                               const std::map<std::string, Expected>& expected) {
+  REQUIRE(states.size() == expected.size());
+  for (const auto& [patient, x] : expected) {
+    INFO("patient " << patient);
+    auto it = states.find(patient);
+    REQUIRE(it != states.end());
+    const v1::PatientState& s = it->second;
+    CHECK(s.unique_events() == x.unique_events);
+    CHECK(s.first_seen_at().seconds() == x.first_seen_s);
+    CHECK(s.last_event_at().seconds() == x.last_event_s);
+    std::map<std::string, int64_t> by_type(s.events_by_type().begin(), s.events_by_type().end());
+    CHECK(by_type == x.by_type);
+  }
+}
+
+}  // namespace tend::testing

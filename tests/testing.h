@@ -1,0 +1,60 @@
+// Helpers shared by tend's tests: temp dirs, a small simulated cohort, and a ground truth of the
+// activity projection computed here, independently of projections/.
+#ifndef TEND_TESTS_TESTING_H_
+#define TEND_TESTS_TESTING_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/kafka.h"
+#include "tend/v1/events.pb.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend::testing {
+
+// A fresh directory under $TMPDIR, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// A simulated cohort collected into memory (duplicates included, in log order).
+std::vector<v1::Event> Cohort(int patients, int days, uint64_t seed);
+
+struct Expected {
+  int64_t unique_events = 0;
+  std::map<std::string, int64_t> by_type;
+  int64_t first_seen_s = INT64_MAX;
+  int64_t last_event_s = INT64_MIN;
+};
+// What the activity projection must hold per patient after folding `events` exactly once each
+// (by event_id per patient), computed directly from the events.
+std::map<std::string, Expected> GroundTruth(const std::vector<v1::Event>& events);
+// Number of records in `events` whose (patient, event_id) appeared earlier.
+int64_t CountDuplicates(const std::vector<v1::Event>& events);
+
+// Produces every event (key, value, headers as the Ingest service does) and waits for acks.
+void ProduceAll(Producer* producer, const std::string& topic, const std::vector<v1::Event>& events);
+
+// Every patient state in the directory, read through a secondary (reader) instance.
+std::map<std::string, v1::PatientState> ReadStates(const std::string& db_dir);
+// The stored checkpoints (empty when the directory does not exist yet).
+std::vector<v1::PartitionCheckpoint> ReadCheckpoints(const std::string& db_dir);
+
+// Checks (with Catch2 assertions) that `states` equals `expected` patient by patient.
+void RequireMatchesGroundTruth(const std::map<std::string, v1::PatientState>& states,
+                               const std::map<std::string, Expected>& expected);
+
+}  // namespace tend::testing
+
+#endif  // TEND_TESTS_TESTING_H_
