@@ -1,6 +1,9 @@
 #include "engine/engine.h"
 
+#include <algorithm>
 #include <map>
+#include <optional>
+#include <thread>
 #include <vector>
 
 #include <google/protobuf/util/time_util.h>
@@ -8,6 +11,7 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "engine/log.h"
 #include "engine/status.h"
 #include "engine/storage_format.h"
@@ -16,6 +20,88 @@
 #include "tend/v1/state.pb.h"
 
 namespace tend {
+
+namespace {
+
+// Writes commit batches on its own thread, one at a time and in submission order, so the fold of
+// the next records goes on while RocksDB inserts the previous batch (two cores: fold || write).
+// Each batch is still one atomic WriteBatch; batch N+1 is only submitted after batch N was
+// written, so the stored offsets never run ahead of the stored state.
+// Thread-safe; Submit/Wait are called from the engine thread.
+class Committer {
+ public:
+  // `storage` and `consumer` are borrowed and must outlive the Committer.
+  Committer(Storage* storage, const CommitOptions& options, rd_kafka_t* consumer)
+      : storage_(storage), options_(options), consumer_(consumer), thread_([this] { Loop(); }) {}
+
+  ~Committer() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+
+  // Blocks until the last submitted batch is written. A failure is sticky: the engine must stop.
+  absl::Status Wait() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) { return c->batch_ == nullptr; },
+        this));
+    return status_;
+  }
+
+  // Hands `batch` (borrowed until the next Wait() returns) and the group offsets it reflects to
+  // the writer thread. Precondition: Wait() returned OK since the last Submit.
+  void Submit(StateBatch* batch, KafkaPartitionList offsets) {
+    absl::MutexLock lock(&mu_);
+    batch_ = batch;
+    offsets_ = std::move(offsets);
+  }
+
+  int64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+
+ private:
+  void Loop() {
+    for (;;) {
+      StateBatch* batch;
+      KafkaPartitionList offsets;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+              return c->batch_ != nullptr || c->stop_;
+            },
+            this));
+        if (batch_ == nullptr) return;  // stopping, nothing in flight
+        batch = batch_;
+        offsets = std::move(offsets_);
+      }
+      absl::Status s = storage_->Commit(batch, options_);
+      if (s.ok()) {
+        commits_.fetch_add(1, std::memory_order_relaxed);
+        // For lag monitoring only: the engine never reads group offsets back.
+        if (offsets && offsets->cnt > 0) rd_kafka_commit(consumer_, offsets.get(), /*async=*/1);
+      }
+      absl::MutexLock lock(&mu_);
+      if (!s.ok() && status_.ok()) status_ = s;
+      batch_ = nullptr;
+    }
+  }
+
+  Storage* const storage_;
+  const CommitOptions options_;
+  rd_kafka_t* const consumer_;
+  absl::Mutex mu_;
+  StateBatch* batch_ ABSL_GUARDED_BY(mu_) = nullptr;
+  KafkaPartitionList offsets_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> commits_{0};
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+}  // namespace
 
 class Engine::Impl {
  public:
@@ -35,8 +121,9 @@ class Engine::Impl {
   struct CacheEntry {
     v1::PatientState state;
     int32_t partition = 0;
-    std::vector<std::string> pending_event_ids;  // applied since the last commit
-    bool stored = false;  // has committed state, hence maybe committed dedupe marks
+    // Sorted fingerprints of every event folded into `state` (storage_format::EventFingerprint),
+    // committed with it: the exact-once memory of the fold.
+    std::vector<uint64_t> applied;
     bool dirty = false;
   };
 
@@ -49,7 +136,10 @@ class Engine::Impl {
   absl::Status Fold(int32_t partition, Partition* p);
   void DeadLetter(const rd_kafka_message_t* msg, Partition* p, const absl::Status& reason);
   absl::StatusOr<CacheEntry*> Lookup(int32_t partition, const std::string& patient_id);
+  // Builds the commit batch and hands it to the committer (asynchronous write).
   absl::Status Commit();
+  // Commit() and wait until everything is written.
+  absl::Status CommitAndWait();
   bool Idle() const;
   void Fail(absl::Status s) {
     if (fatal_.ok()) fatal_ = std::move(s);
@@ -60,6 +150,8 @@ class Engine::Impl {
   KafkaHandle consumer_;
   KafkaQueue queue_;
   std::unique_ptr<Producer> dlq_;
+  std::optional<StateBatch> batch_;  // reused across commits; owned by committer_ while in flight
+  std::unique_ptr<Committer> committer_;  // destroyed first: it borrows the consumer
 
   std::map<int32_t, Partition> partitions_;  // assigned partitions
   absl::node_hash_map<std::string, CacheEntry> cache_;  // key: StateKey(partition, patient)
@@ -73,7 +165,7 @@ class Engine::Impl {
   std::string key_;  // reused cache key
 
   std::atomic<int64_t> first_record_ns_{0};
-  std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0}, dead_lettered_{0}, commits_{0};
+  std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0}, dead_lettered_{0};
 };
 
 absl::Status Engine::Impl::Init() {
@@ -104,6 +196,8 @@ absl::Status Engine::Impl::Init() {
   KafkaProps producer_props = {{"bootstrap.servers", options_.brokers}};
   producer_props.insert(producer_props.end(), options_.kafka.begin(), options_.kafka.end());
   TEND_ASSIGN_OR_RETURN(dlq_, Producer::Create(producer_props));
+  batch_.emplace(storage_->NewBatch());
+  committer_ = std::make_unique<Committer>(storage_, options_.commit, consumer_.get());
   return absl::OkStatus();
 }
 
@@ -145,7 +239,7 @@ void Engine::Impl::OnAssign(rd_kafka_topic_partition_list_t* parts) {
 
 void Engine::Impl::OnRevoke(rd_kafka_topic_partition_list_t* parts) {
   // Everything folded so far is committed before the partitions may move to another instance.
-  if (absl::Status s = Commit(); !s.ok()) Fail(s);
+  if (absl::Status s = CommitAndWait(); !s.ok()) Fail(s);
   for (int i = 0; i < parts->cnt; ++i) partitions_.erase(parts->elems[i].partition);
   cache_.clear();  // all clean after the commit
   TEND_LOG_INFO("revoked %d partitions", parts->cnt);
@@ -160,32 +254,27 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
   CacheEntry& entry = cache_[key_];
   entry.partition = partition;
   auto found = storage_->GetState(partition, patient_id, &entry.state);
-  if (!found.ok()) {
+  absl::Status s = found.status();
+  if (s.ok() && *found) s = storage_->GetApplied(partition, patient_id, &entry.applied);
+  if (!s.ok()) {
     cache_.erase(key_);
-    return found.status();
+    return s;
   }
-  entry.stored = *found;
   return &entry;
 }
 
 absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
   TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, event_.patient_id()));
-  const std::string& id = event_.event_id();
-  bool duplicate = false;
-  for (const auto& pending : entry->pending_event_ids) {
-    if (pending == id) duplicate = true;
-  }
-  if (!duplicate && entry->stored) {
-    TEND_ASSIGN_OR_RETURN(duplicate, storage_->WasApplied(partition, event_.patient_id(), id));
-  }
-  if (duplicate) {
+  const uint64_t fingerprint = storage_format::EventFingerprint(event_.event_id());
+  auto pos = std::lower_bound(entry->applied.begin(), entry->applied.end(), fingerprint);
+  if (pos != entry->applied.end() && *pos == fingerprint) {
     p->checkpoint.set_duplicates_dropped(p->checkpoint.duplicates_dropped() + 1);
     duplicates_.fetch_add(1, std::memory_order_relaxed);
     return absl::OkStatus();
   }
-  projections::ApplyActivity(event_, EventTypeName(event_), &entry->state);
+  entry->applied.insert(pos, fingerprint);
+  projections::ApplyActivity(event_, &entry->state);
   entry->state.set_partition(partition);
-  entry->pending_event_ids.push_back(id);
   if (!entry->dirty) {
     entry->dirty = true;
     dirty_.push_back(entry);
@@ -279,12 +368,20 @@ absl::Status Engine::Impl::Commit() {
     }
     dlq_unflushed_ = 0;
   }
-  StateBatch batch = storage_->NewBatch();
+  // In key order, memtable inserts reuse the skiplist splice of the previous insert: much
+  // cheaper than random order when most of the cache is dirty.
+  std::sort(dirty_.begin(), dirty_.end(), [](const CacheEntry* a, const CacheEntry* b) {
+    return a->partition != b->partition ? a->partition < b->partition
+                                        : a->state.patient_id() < b->state.patient_id();
+  });
+  // The previous batch must be written before this one is built: it reuses the buffer, and
+  // batches land in order.
+  TEND_RETURN_IF_ERROR(committer_->Wait());
+  StateBatch& batch = *batch_;
+  batch.Clear();
   for (CacheEntry* e : dirty_) {
     batch.PutState(e->partition, e->state);
-    for (const auto& id : e->pending_event_ids) {
-      batch.MarkApplied(e->partition, e->state.patient_id(), id);
-    }
+    batch.PutApplied(e->partition, e->state.patient_id(), e->applied);
   }
   KafkaPartitionList offsets(rd_kafka_topic_partition_list_new(static_cast<int>(partitions_.size())));
   for (auto& [partition, p] : partitions_) {
@@ -293,21 +390,23 @@ absl::Status Engine::Impl::Commit() {
     batch.PutCheckpoint(p.checkpoint);
     rd_kafka_topic_partition_list_add(offsets.get(), options_.topic.c_str(), partition)->offset =
         p.checkpoint.next_offset();
+    p.dirty = false;
   }
-  TEND_RETURN_IF_ERROR(storage_->Commit(&batch, options_.commit));
-  for (CacheEntry* e : dirty_) {
-    e->pending_event_ids.clear();
-    e->dirty = false;
-    e->stored = true;
-  }
+  committer_->Submit(&batch, std::move(offsets));
+  for (CacheEntry* e : dirty_) e->dirty = false;
   dirty_.clear();
-  for (auto& [partition, p] : partitions_) p.dirty = false;
   uncommitted_records_ = 0;
-  commits_.fetch_add(1, std::memory_order_relaxed);
-  // For lag monitoring only: the engine never reads group offsets back.
-  if (offsets->cnt > 0) rd_kafka_commit(consumer_.get(), offsets.get(), /*async=*/1);
-  if (cache_.size() > options_.cache_max_patients) cache_.clear();
+  if (cache_.size() > options_.cache_max_patients) {
+    // Entries are only dropped once written, so a later miss reads the latest state.
+    TEND_RETURN_IF_ERROR(committer_->Wait());
+    cache_.clear();
+  }
   return absl::OkStatus();
+}
+
+absl::Status Engine::Impl::CommitAndWait() {
+  TEND_RETURN_IF_ERROR(Commit());
+  return committer_->Wait();
 }
 
 bool Engine::Impl::Idle() const {
@@ -348,10 +447,15 @@ absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
         absl::Now() - last_commit_ >= options_.commit_interval) {
       if (absl::Status s = Commit(); !s.ok()) Fail(s);
     }
-    if (options_.exit_when_idle && Idle()) break;
+    if (options_.exit_when_idle && Idle()) {
+      if (absl::Status s = committer_->Wait(); !s.ok()) Fail(s);
+      break;
+    }
   }
   if (fatal_.ok()) {
-    if (absl::Status s = Commit(); !s.ok()) Fail(s);
+    if (absl::Status s = CommitAndWait(); !s.ok()) Fail(s);
+  } else {
+    (void)committer_->Wait();  // the batch in flight, if any, is consistent on its own
   }
   rd_kafka_consumer_close(consumer_.get());  // leaves the group; revoke commits (no-op if clean)
   if (!fatal_.ok()) TEND_LOG_ERROR("engine stopped: %s", fatal_.ToString());
@@ -364,7 +468,7 @@ EngineStats Engine::Impl::Stats() const {
   s.events_applied = applied_.load();
   s.duplicates = duplicates_.load();
   s.dead_lettered = dead_lettered_.load();
-  s.commits = commits_.load();
+  s.commits = committer_ ? committer_->commits() : 0;
   if (s.records > 0) s.first_record_at = absl::FromUnixNanos(first_record_ns_.load());
   return s;
 }

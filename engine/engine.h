@@ -2,8 +2,8 @@
 // into per-patient state (DESIGN.md points 1, 6, 7, 8).
 //
 //   decode -> validate -> dedupe(event_id per patient) -> fold (projections/) into a write-back
-//   cache -> every commit interval ONE WriteBatch: dirty states + dedupe marks + each partition's
-//   next offset.
+//   cache -> every commit interval ONE WriteBatch: dirty states + their applied-event sets + each
+//   partition's next offset.
 //
 // On every partition assignment the engine seeks to the offset it stored with the state, so a
 // crash at any instant loses nothing and counts nothing twice. Group offsets are committed after

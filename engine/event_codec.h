@@ -24,7 +24,7 @@ struct ValidationOptions {
   bool require_recorded_at = true;
 };
 
-// The value of the `event_type` Kafka header and the key of PatientState.events_by_type:
+// The value of the `event_type` Kafka header and the field name in PatientState.events_by_type:
 // "scan", "message", "check_in", "purchase", "enrollment", "contact_removed",
 // "consent_changed"; "" when no body is set. Part of the on-wire format: never rename.
 absl::string_view EventTypeName(const v1::Event& event);

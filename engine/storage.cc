@@ -26,10 +26,11 @@ void StateBatch::PutState(int32_t partition, const v1::PatientState& state) {
   batch_.Put(storage_->state_, key_, value_);
 }
 
-void StateBatch::MarkApplied(int32_t partition, absl::string_view patient_id,
-                             absl::string_view event_id) {
-  sf::AppendDedupeKey(partition, patient_id, event_id, &key_);
-  batch_.Put(storage_->dedupe_, key_, rocksdb::Slice());
+void StateBatch::PutApplied(int32_t partition, absl::string_view patient_id,
+                            const std::vector<uint64_t>& sorted_fingerprints) {
+  key_ = sf::StateKey(partition, patient_id);
+  sf::EncodeFingerprints(sorted_fingerprints, &value_);
+  batch_.Put(storage_->dedupe_, key_, value_);
 }
 
 void StateBatch::PutCheckpoint(const v1::PartitionCheckpoint& checkpoint) {
@@ -44,8 +45,8 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
   rocksdb::ColumnFamilyOptions cf;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
-  // Dedupe and state reads are point lookups that mostly miss (new event, new patient):
-  // whole-key bloom filters answer those without touching data blocks.
+  // Reads are point lookups that often miss (a new patient): whole-key bloom filters answer
+  // those without touching data blocks.
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.cache_index_and_filter_blocks = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
@@ -53,7 +54,6 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
   cf.memtable_prefix_bloom_size_ratio = 0.05;
   cf.memtable_whole_key_filtering = true;
   cf.compression = rocksdb::kLZ4Compression;
-  if (name == sf::kDedupeCf) cf.optimize_filters_for_hits = false;
   return cf;
 }
 
@@ -222,15 +222,20 @@ absl::StatusOr<std::optional<v1::PatientState>> Storage::FindPatient(
   return std::nullopt;
 }
 
-absl::StatusOr<bool> Storage::WasApplied(int32_t partition, absl::string_view patient_id,
-                                         absl::string_view event_id) const {
-  std::string key;
-  sf::AppendDedupeKey(partition, patient_id, event_id, &key);
+absl::Status Storage::GetApplied(int32_t partition, absl::string_view patient_id,
+                                 std::vector<uint64_t>* sorted_fingerprints) const {
   rocksdb::PinnableSlice value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), dedupe_, key, &value);
-  if (s.IsNotFound()) return false;
-  TEND_RETURN_IF_ERROR(FromRocks(s, "reading dedupe mark"));
-  return true;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), dedupe_, sf::StateKey(partition, patient_id), &value);
+  if (s.IsNotFound()) {
+    sorted_fingerprints->clear();
+    return absl::OkStatus();
+  }
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading applied-event set"));
+  if (!sf::DecodeFingerprints(absl::string_view(value.data(), value.size()), sorted_fingerprints)) {
+    return absl::DataLossError(absl::StrCat("corrupt applied-event set of patient ", patient_id));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Storage::ForEachState(

@@ -1,4 +1,4 @@
-// The engine's RocksDB state directory: patient states, dedupe marks and per-partition
+// The engine's RocksDB state directory: patient states, applied-event sets and per-partition
 // checkpoints (layout in storage_format.h). Exactly-once rests on Commit(): the states and the
 // next offsets they reflect land in one atomic WriteBatch (DESIGN.md point 1).
 //
@@ -43,9 +43,13 @@ struct CommitOptions {
 class StateBatch {
  public:
   void PutState(int32_t partition, const v1::PatientState& state);
-  void MarkApplied(int32_t partition, absl::string_view patient_id, absl::string_view event_id);
+  // The patient's applied-event set: sorted EventFingerprint()s of every event folded.
+  void PutApplied(int32_t partition, absl::string_view patient_id,
+                  const std::vector<uint64_t>& sorted_fingerprints);
   void PutCheckpoint(const v1::PartitionCheckpoint& checkpoint);
   size_t Count() const { return batch_.Count(); }
+  // Empties the batch, keeping its buffer for the next commit.
+  void Clear() { batch_.Clear(); }
 
  private:
   friend class Storage;
@@ -82,16 +86,16 @@ class Storage {
   // Looks the patient up in every partition that has a checkpoint (a handful of bloom-filtered
   // point reads), so callers need not know the producer's partitioner.
   absl::StatusOr<std::optional<v1::PatientState>> FindPatient(absl::string_view patient_id) const;
-  // Whether the event was applied for this patient in a committed batch.
-  absl::StatusOr<bool> WasApplied(int32_t partition, absl::string_view patient_id,
-                                  absl::string_view event_id) const;
+  // The committed applied-event set of the patient (empty when none).
+  absl::Status GetApplied(int32_t partition, absl::string_view patient_id,
+                          std::vector<uint64_t>* sorted_fingerprints) const;
 
   // Calls `fn` for every stored state, in key order (partition, then patient id). Stops at the
   // first error `fn` returns.
   absl::Status ForEachState(const std::function<absl::Status(const v1::PatientState&)>& fn) const;
 
   StateBatch NewBatch() { return StateBatch(this); }
-  // Writes the batch atomically.
+  // Writes the batch atomically (the batch is left as it was; Clear() it to reuse it).
   absl::Status Commit(StateBatch* batch, const CommitOptions& options = {});
 
  private:

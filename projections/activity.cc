@@ -1,7 +1,5 @@
 #include "projections/activity.h"
 
-#include <string>
-
 namespace tend::projections {
 namespace {
 
@@ -11,10 +9,20 @@ bool Before(const google::protobuf::Timestamp& a, const google::protobuf::Timest
 
 }  // namespace
 
-void ApplyActivity(const v1::Event& event, absl::string_view event_type, v1::PatientState* state) {
+void ApplyActivity(const v1::Event& event, v1::PatientState* state) {
   if (state->patient_id().empty()) state->set_patient_id(event.patient_id());
   state->set_unique_events(state->unique_events() + 1);
-  (*state->mutable_events_by_type())[std::string(event_type)] += 1;
+  v1::EventCounts* c = state->mutable_events_by_type();
+  switch (event.body_case()) {
+    case v1::Event::kScan: c->set_scan(c->scan() + 1); break;
+    case v1::Event::kMessage: c->set_message(c->message() + 1); break;
+    case v1::Event::kCheckIn: c->set_check_in(c->check_in() + 1); break;
+    case v1::Event::kPurchase: c->set_purchase(c->purchase() + 1); break;
+    case v1::Event::kEnrollment: c->set_enrollment(c->enrollment() + 1); break;
+    case v1::Event::kContactRemoved: c->set_contact_removed(c->contact_removed() + 1); break;
+    case v1::Event::kConsentChanged: c->set_consent_changed(c->consent_changed() + 1); break;
+    case v1::Event::BODY_NOT_SET: break;  // refused by validation before the fold
+  }
   const auto& t = event.occurred_at();
   if (!state->has_first_seen_at() || Before(t, state->first_seen_at())) {
     *state->mutable_first_seen_at() = t;

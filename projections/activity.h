@@ -3,17 +3,15 @@
 #ifndef TEND_PROJECTIONS_ACTIVITY_H_
 #define TEND_PROJECTIONS_ACTIVITY_H_
 
-#include "absl/strings/string_view.h"
 
 #include "tend/v1/events.pb.h"
 #include "tend/v1/state.pb.h"
 
 namespace tend::projections {
 
-// Folds one new (already deduplicated and validated) event into `state`. `event_type` is
-// EventTypeName(event). Commutative: any arrival order of the same events gives the same state,
+// Folds one new (already deduplicated and validated) event into `state`. Commutative: any arrival order of the same events gives the same state,
 // so a late event with an earlier occurred_at moves first_seen_at back.
-void ApplyActivity(const v1::Event& event, absl::string_view event_type, v1::PatientState* state);
+void ApplyActivity(const v1::Event& event, v1::PatientState* state);
 
 }  // namespace tend::projections
 

@@ -114,7 +114,14 @@ void RequireMatchesGroundTruth(const std::map<std::string, v1::PatientState>& st
     CHECK(s.unique_events() == x.unique_events);
     CHECK(s.first_seen_at().seconds() == x.first_seen_s);
     CHECK(s.last_event_at().seconds() == x.last_event_s);
-    std::map<std::string, int64_t> by_type(s.events_by_type().begin(), s.events_by_type().end());
+    // Field names of EventCounts are the EventTypeName() values; zero counts are absent.
+    std::map<std::string, int64_t> by_type;
+    const auto* d = s.events_by_type().GetDescriptor();
+    const auto* r = s.events_by_type().GetReflection();
+    for (int i = 0; i < d->field_count(); ++i) {
+      int64_t n = r->GetInt64(s.events_by_type(), d->field(i));
+      if (n != 0) by_type[d->field(i)->name()] = n;
+    }
     CHECK(by_type == x.by_type);
   }
 }

@@ -30,13 +30,26 @@ TEST_CASE("keys sort by partition first, so a partition's state is one range", "
   CHECK(sf::StateKey(1, "zzz") < sf::StateKey(2, "aaa"));
   CHECK(sf::StateKey(255, "a") < sf::StateKey(256, "a"));  // big-endian, not little
   CHECK(sf::StateKey(3, "p-1").substr(0, 4) == sf::PartitionPrefix(3));
-  std::string a, b;
-  sf::AppendDedupeKey(0, "p1", "2e", &a);  // the length prefix keeps ("p1","2e") and ("p12","e")
-  sf::AppendDedupeKey(0, "p12", "e", &b);  // apart
-  CHECK(a != b);
 }
 
-TEST_CASE("states, dedupe marks and checkpoints survive close and reopen", "[storage]") {
+TEST_CASE("event fingerprints are stable on-disk values", "[storage]") {
+  namespace sf = storage_format;
+  // Pinned (values computed independently in Python from the published constants): a change here
+  // would make every stored applied-event set meaningless.
+  CHECK(sf::EventFingerprint("") == 0xf52a15e9a9b5e89bULL);
+  CHECK(sf::EventFingerprint("e-p0000001-0") == 0x4cb134e8b7b6c466ULL);
+  CHECK(sf::EventFingerprint("e-p0000001-0") != sf::EventFingerprint("e-p0000001-1"));
+  std::string bytes;
+  sf::EncodeFingerprints({1, 0x0102030405060708ULL}, &bytes);
+  REQUIRE(bytes.size() == 16);
+  CHECK(bytes[8] == 0x08);  // little-endian
+  std::vector<uint64_t> back;
+  REQUIRE(sf::DecodeFingerprints(bytes, &back));
+  CHECK(back == std::vector<uint64_t>{1, 0x0102030405060708ULL});
+  CHECK_FALSE(sf::DecodeFingerprints("1234567", &back));
+}
+
+TEST_CASE("states, applied-event sets and checkpoints survive close and reopen", "[storage]") {
   TempDir dir;
   {
     auto storage = Storage::Open(dir.path());
@@ -44,8 +57,7 @@ TEST_CASE("states, dedupe marks and checkpoints survive close and reopen", "[sto
     REQUIRE((*storage)->BindTopic("tend.events").ok());
     StateBatch batch = (*storage)->NewBatch();
     batch.PutState(3, State("p-1", 2));
-    batch.MarkApplied(3, "p-1", "e-1");
-    batch.MarkApplied(3, "p-1", "e-2");
+    batch.PutApplied(3, "p-1", {11, 22, 0xffffffffffffffffULL});
     batch.PutCheckpoint(Checkpoint(3, 42));
     REQUIRE((*storage)->Commit(&batch).ok());
   }
@@ -55,9 +67,11 @@ TEST_CASE("states, dedupe marks and checkpoints survive close and reopen", "[sto
   REQUIRE(*(*storage)->GetState(3, "p-1", &s));
   CHECK(s.unique_events() == 2);
   CHECK_FALSE(*(*storage)->GetState(4, "p-1", &s));
-  CHECK(*(*storage)->WasApplied(3, "p-1", "e-2"));
-  CHECK_FALSE(*(*storage)->WasApplied(3, "p-1", "e-3"));
-  CHECK_FALSE(*(*storage)->WasApplied(2, "p-1", "e-1"));
+  std::vector<uint64_t> applied;
+  REQUIRE((*storage)->GetApplied(3, "p-1", &applied).ok());
+  CHECK(applied == std::vector<uint64_t>{11, 22, 0xffffffffffffffffULL});
+  REQUIRE((*storage)->GetApplied(2, "p-1", &applied).ok());
+  CHECK(applied.empty());
   auto cp = (*storage)->LoadCheckpoint(3);
   REQUIRE(cp.ok());
   REQUIRE(cp->has_value());

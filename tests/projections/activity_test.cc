@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 
-#include "engine/event_codec.h"
 
 namespace tend::projections {
 namespace {
@@ -23,7 +22,7 @@ v1::Event At(const char* id, int64_t seconds, bool scan) {
 
 v1::PatientState Fold(const std::vector<v1::Event>& events) {
   v1::PatientState s;
-  for (const auto& e : events) ApplyActivity(e, EventTypeName(e), &s);
+  for (const auto& e : events) ApplyActivity(e, &s);
   return s;
 }
 
@@ -31,8 +30,8 @@ TEST_CASE("activity counts events per kind and spans their times", "[projections
   v1::PatientState s = Fold({At("a", 1000, true), At("b", 3000, false), At("c", 2000, false)});
   CHECK(s.patient_id() == "p-1");
   CHECK(s.unique_events() == 3);
-  CHECK(s.events_by_type().at("scan") == 1);
-  CHECK(s.events_by_type().at("message") == 2);
+  CHECK(s.events_by_type().scan() == 1);
+  CHECK(s.events_by_type().message() == 2);
   CHECK(s.first_seen_at().seconds() == 1000);
   CHECK(s.last_event_at().seconds() == 3000);
 }
@@ -53,7 +52,7 @@ TEST_CASE("every arrival order of the same events gives the same state", "[proje
     v1::PatientState s = Fold(events);
     CHECK(s.unique_events() == 4);
     CHECK(s.first_seen_at().seconds() == 999);
-    CHECK(s.events_by_type().at("message") == 3);
+    CHECK(s.events_by_type().message() == 3);
   } while (std::next_permutation(events.begin(), events.end(), [](const auto& x, const auto& y) {
     return x.event_id() < y.event_id();
   }));

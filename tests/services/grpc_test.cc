@@ -99,7 +99,7 @@ TEST_CASE("Append produces to Kafka, the engine folds it, GetPatient reads it", 
       REQUIRE(absl::Now() < deadline);
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    CHECK(resp.state().events_by_type().at("check_in") == 3);
+    CHECK(resp.state().events_by_type().check_in() == 3);
     CHECK(resp.state().partition() == acks[0].partition());
 
     grpc::ClientContext ctx;
