@@ -253,12 +253,10 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
   if (it != cache_.end()) return &it->second;
   CacheEntry& entry = cache_[key_];
   entry.partition = partition;
-  auto found = storage_->GetState(partition, patient_id, &entry.state);
-  absl::Status s = found.status();
-  if (s.ok() && *found) s = storage_->GetApplied(partition, patient_id, &entry.applied);
-  if (!s.ok()) {
+  auto found = storage_->GetPatient(partition, patient_id, &entry.state, &entry.applied);
+  if (!found.ok()) {
     cache_.erase(key_);
-    return s;
+    return found.status();
   }
   return &entry;
 }
@@ -380,8 +378,7 @@ absl::Status Engine::Impl::Commit() {
   StateBatch& batch = *batch_;
   batch.Clear();
   for (CacheEntry* e : dirty_) {
-    batch.PutState(e->partition, e->state);
-    batch.PutApplied(e->partition, e->state.patient_id(), e->applied);
+    batch.PutPatient(e->partition, e->state, e->applied);
   }
   KafkaPartitionList offsets(rd_kafka_topic_partition_list_new(static_cast<int>(partitions_.size())));
   for (auto& [partition, p] : partitions_) {
@@ -428,28 +425,37 @@ absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
   }
   constexpr int kBatch = 4096;
   std::vector<rd_kafka_message_t*> msgs(kBatch);
+  auto handle = [this](rd_kafka_message_t* m) {
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (fatal_.ok()) Process(m);
+    } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      auto it = partitions_.find(m->partition);
+      if (it != partitions_.end()) it->second.eof = true;
+    } else {
+      TEND_LOG_WARN("consumer: %s", rd_kafka_message_errstr(m));
+    }
+    rd_kafka_message_destroy(m);
+  };
   while (!stop.load(std::memory_order_relaxed) && fatal_.ok()) {
-    ssize_t n = rd_kafka_consume_batch_queue(queue_.get(), 100, msgs.data(), kBatch);
-    for (ssize_t i = 0; i < n; ++i) {
-      rd_kafka_message_t* m = msgs[i];
-      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (fatal_.ok()) Process(m);
-      } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        auto it = partitions_.find(m->partition);
-        if (it != partitions_.end()) it->second.eof = true;
-      } else {
-        TEND_LOG_WARN("consumer: %s", rd_kafka_message_errstr(m));
-      }
-      rd_kafka_message_destroy(m);
-    }
+    // Take whatever is queued locally without waiting...
+    ssize_t n = rd_kafka_consume_batch_queue(queue_.get(), 0, msgs.data(), kBatch);
+    for (ssize_t i = 0; i < n; ++i) handle(msgs[i]);
     if (!fatal_.ok()) break;
-    if (uncommitted_records_ >= options_.commit_max_records ||
-        absl::Now() - last_commit_ >= options_.commit_interval) {
+    const absl::Duration since_commit = absl::Now() - last_commit_;
+    if (n == 0) {
+      // ...caught up: commit soon, then block until the next record (or 100 ms).
+      if (uncommitted_records_ > 0 && since_commit >= options_.commit_delay_when_caught_up) {
+        if (absl::Status s = Commit(); !s.ok()) Fail(s);
+      }
+      if (options_.exit_when_idle && Idle()) {
+        if (absl::Status s = committer_->Wait(); !s.ok()) Fail(s);
+        break;
+      }
+      int wait_ms = uncommitted_records_ > 0 ? 5 : 100;
+      if (rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_.get(), wait_ms)) handle(m);
+    } else if (uncommitted_records_ >= options_.commit_max_records ||
+               since_commit >= options_.commit_interval) {
       if (absl::Status s = Commit(); !s.ok()) Fail(s);
-    }
-    if (options_.exit_when_idle && Idle()) {
-      if (absl::Status s = committer_->Wait(); !s.ok()) Fail(s);
-      break;
     }
   }
   if (fatal_.ok()) {

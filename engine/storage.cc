@@ -20,17 +20,12 @@ namespace {
 rocksdb::Slice ToSlice(absl::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 }  // namespace
 
-void StateBatch::PutState(int32_t partition, const v1::PatientState& state) {
-  key_ = sf::StateKey(partition, state.patient_id());
-  state.SerializeToString(&value_);
-  batch_.Put(storage_->state_, key_, value_);
-}
-
-void StateBatch::PutApplied(int32_t partition, absl::string_view patient_id,
+void StateBatch::PutPatient(int32_t partition, const v1::PatientState& state,
                             const std::vector<uint64_t>& sorted_fingerprints) {
-  key_ = sf::StateKey(partition, patient_id);
-  sf::EncodeFingerprints(sorted_fingerprints, &value_);
-  batch_.Put(storage_->dedupe_, key_, value_);
+  key_ = sf::StateKey(partition, state.patient_id());
+  state.SerializeToString(&state_bytes_);
+  sf::EncodePatient(state_bytes_, sorted_fingerprints, &value_);
+  batch_.Put(storage_->state_, key_, value_);
 }
 
 void StateBatch::PutCheckpoint(const v1::PartitionCheckpoint& checkpoint) {
@@ -124,7 +119,6 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   storage->db_.reset(raw);
   storage->meta_ = storage->handles_[1];
   storage->state_ = storage->handles_[2];
-  storage->dedupe_ = storage->handles_[3];
   TEND_RETURN_IF_ERROR(storage->CheckFormatVersion(fresh));
   return storage;
 }
@@ -198,16 +192,34 @@ absl::StatusOr<std::optional<v1::PartitionCheckpoint>> Storage::LoadCheckpoint(
   return cp;
 }
 
-absl::StatusOr<bool> Storage::GetState(int32_t partition, absl::string_view patient_id,
-                                       v1::PatientState* out) const {
+namespace {
+
+absl::Status ParsePatient(absl::string_view record, absl::string_view what, v1::PatientState* state,
+                          std::vector<uint64_t>* sorted_fingerprints) {
+  absl::string_view state_bytes;
+  if (!sf::DecodePatient(record, &state_bytes, sorted_fingerprints) ||
+      !state->ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size()))) {
+    return absl::DataLossError(absl::StrCat("corrupt patient record ", what));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<bool> Storage::GetPatient(int32_t partition, absl::string_view patient_id,
+                                         v1::PatientState* state,
+                                         std::vector<uint64_t>* sorted_fingerprints) const {
   rocksdb::PinnableSlice value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), state_, sf::StateKey(partition, patient_id),
                                &value);
-  if (s.IsNotFound()) return false;
-  TEND_RETURN_IF_ERROR(FromRocks(s, "reading patient state"));
-  if (!out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-    return absl::DataLossError(absl::StrCat("corrupt state of patient ", patient_id));
+  if (s.IsNotFound()) {
+    if (sorted_fingerprints != nullptr) sorted_fingerprints->clear();
+    return false;
   }
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading patient state"));
+  TEND_RETURN_IF_ERROR(ParsePatient(absl::string_view(value.data(), value.size()),
+                                    absl::StrCat("of patient ", patient_id), state,
+                                    sorted_fingerprints));
   return true;
 }
 
@@ -216,26 +228,10 @@ absl::StatusOr<std::optional<v1::PatientState>> Storage::FindPatient(
   TEND_ASSIGN_OR_RETURN(auto checkpoints, LoadCheckpoints());
   for (const auto& cp : checkpoints) {
     v1::PatientState state;
-    TEND_ASSIGN_OR_RETURN(bool found, GetState(cp.partition(), patient_id, &state));
+    TEND_ASSIGN_OR_RETURN(bool found, GetPatient(cp.partition(), patient_id, &state));
     if (found) return state;
   }
   return std::nullopt;
-}
-
-absl::Status Storage::GetApplied(int32_t partition, absl::string_view patient_id,
-                                 std::vector<uint64_t>* sorted_fingerprints) const {
-  rocksdb::PinnableSlice value;
-  rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), dedupe_, sf::StateKey(partition, patient_id), &value);
-  if (s.IsNotFound()) {
-    sorted_fingerprints->clear();
-    return absl::OkStatus();
-  }
-  TEND_RETURN_IF_ERROR(FromRocks(s, "reading applied-event set"));
-  if (!sf::DecodeFingerprints(absl::string_view(value.data(), value.size()), sorted_fingerprints)) {
-    return absl::DataLossError(absl::StrCat("corrupt applied-event set of patient ", patient_id));
-  }
-  return absl::OkStatus();
 }
 
 absl::Status Storage::ForEachState(
@@ -245,10 +241,9 @@ absl::Status Storage::ForEachState(
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, state_));
   v1::PatientState state;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (!state.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-      return absl::DataLossError(absl::StrCat("corrupt patient state at key ",
-                                              it->key().ToString(true)));
-    }
+    TEND_RETURN_IF_ERROR(ParsePatient(absl::string_view(it->value().data(), it->value().size()),
+                                      absl::StrCat("at key ", it->key().ToString(true)), &state,
+                                      nullptr));
     TEND_RETURN_IF_ERROR(fn(state));
   }
   return FromRocks(it->status(), "reading patient states");

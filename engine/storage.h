@@ -1,4 +1,4 @@
-// The engine's RocksDB state directory: patient states, applied-event sets and per-partition
+// The engine's RocksDB state directory: patient records (state + applied-event set) and per-partition
 // checkpoints (layout in storage_format.h). Exactly-once rests on Commit(): the states and the
 // next offsets they reflect land in one atomic WriteBatch (DESIGN.md point 1).
 //
@@ -42,9 +42,9 @@ struct CommitOptions {
 // The writes of one commit. Not thread-safe.
 class StateBatch {
  public:
-  void PutState(int32_t partition, const v1::PatientState& state);
-  // The patient's applied-event set: sorted EventFingerprint()s of every event folded.
-  void PutApplied(int32_t partition, absl::string_view patient_id,
+  // The patient's state with its applied-event set: the sorted EventFingerprint() of every
+  // event folded into it.
+  void PutPatient(int32_t partition, const v1::PatientState& state,
                   const std::vector<uint64_t>& sorted_fingerprints);
   void PutCheckpoint(const v1::PartitionCheckpoint& checkpoint);
   size_t Count() const { return batch_.Count(); }
@@ -58,6 +58,7 @@ class StateBatch {
   rocksdb::WriteBatch batch_;
   std::string key_;
   std::string value_;
+  std::string state_bytes_;
 };
 
 class Storage {
@@ -80,15 +81,14 @@ class Storage {
   // nullopt when the partition was never committed here.
   absl::StatusOr<std::optional<v1::PartitionCheckpoint>> LoadCheckpoint(int32_t partition) const;
 
-  // false when the patient has no state in that partition.
-  absl::StatusOr<bool> GetState(int32_t partition, absl::string_view patient_id,
-                                v1::PatientState* out) const;
+  // false when the patient has no state in that partition. `sorted_fingerprints` (may be null)
+  // receives the applied-event set.
+  absl::StatusOr<bool> GetPatient(int32_t partition, absl::string_view patient_id,
+                                  v1::PatientState* state,
+                                  std::vector<uint64_t>* sorted_fingerprints = nullptr) const;
   // Looks the patient up in every partition that has a checkpoint (a handful of bloom-filtered
   // point reads), so callers need not know the producer's partitioner.
   absl::StatusOr<std::optional<v1::PatientState>> FindPatient(absl::string_view patient_id) const;
-  // The committed applied-event set of the patient (empty when none).
-  absl::Status GetApplied(int32_t partition, absl::string_view patient_id,
-                          std::vector<uint64_t>* sorted_fingerprints) const;
 
   // Calls `fn` for every stored state, in key order (partition, then patient id). Stops at the
   // first error `fn` returns.
@@ -110,7 +110,6 @@ class Storage {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; destroyed before db_
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::ColumnFamilyHandle* state_ = nullptr;
-  rocksdb::ColumnFamilyHandle* dedupe_ = nullptr;
   bool read_only_ = false;
 };
 

@@ -6,13 +6,15 @@
 //   meta    "format_version"            -> decimal kStorageFormatVersion
 //           "topic"                     -> name of the events topic this state was folded from
 //           "checkpoint/" + BE32(p)     -> tend.v1.PartitionCheckpoint (next offset of partition p)
-//   state   BE32(p) + patient_id        -> tend.v1.PatientState
-//   dedupe  BE32(p) + patient_id        -> the patient's applied-event set: the sorted
-//                                          EventFingerprint() of every event_id folded, each as
-//                                          8 bytes little-endian, concatenated
+//   state   BE32(p) + patient_id        -> patient record (EncodePatient):
+//                                          varint32 n, then n bytes of tend.v1.PatientState, then
+//                                          the applied-event set: the sorted EventFingerprint() of
+//                                          every event_id folded, 8 bytes little-endian each
+// One value per patient keeps a commit at one insert per dirty patient and a cache miss at one
+// read; readers that want only the state stop after the first n bytes.
 // BE32 is a big-endian uint32 so that keys of one partition sort together (partition-scoped state,
 // DESIGN.md point 6: a partition's keys can be dropped or moved as one range).
-// States, applied-event sets and checkpoints of one commit are written in ONE WriteBatch.
+// Patient records and checkpoints of one commit are written in ONE WriteBatch.
 #ifndef TEND_ENGINE_STORAGE_FORMAT_H_
 #define TEND_ENGINE_STORAGE_FORMAT_H_
 
@@ -28,8 +30,7 @@ inline constexpr int kStorageFormatVersion = 1;
 
 inline constexpr absl::string_view kMetaCf = "meta";
 inline constexpr absl::string_view kStateCf = "state";
-inline constexpr absl::string_view kDedupeCf = "dedupe";
-inline constexpr std::array<absl::string_view, 3> kColumnFamilies = {kMetaCf, kStateCf, kDedupeCf};
+inline constexpr std::array<absl::string_view, 2> kColumnFamilies = {kMetaCf, kStateCf};
 
 inline constexpr absl::string_view kFormatVersionKey = "format_version";
 inline constexpr absl::string_view kTopicKey = "topic";
@@ -84,22 +85,47 @@ inline uint64_t EventFingerprint(absl::string_view event_id) {
   return h ^ (h >> 31);
 }
 
-inline void EncodeFingerprints(const std::vector<uint64_t>& sorted, std::string* out) {
-  out->resize(sorted.size() * 8);
-  char* p = out->data();
+// Appends the patient record: varint32 length of `state_bytes`, the bytes, the fingerprints.
+inline void EncodePatient(absl::string_view state_bytes, const std::vector<uint64_t>& sorted,
+                          std::string* out) {
+  out->clear();
+  uint32_t n = static_cast<uint32_t>(state_bytes.size());
+  while (n >= 0x80) {
+    out->push_back(static_cast<char>(n | 0x80));
+    n >>= 7;
+  }
+  out->push_back(static_cast<char>(n));
+  out->append(state_bytes.data(), state_bytes.size());
+  size_t at = out->size();
+  out->resize(at + sorted.size() * 8);
+  char* p = out->data() + at;
   for (uint64_t f : sorted) {
     for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(f >> (8 * i));
   }
 }
 
-// false when `bytes` is not a whole number of fingerprints.
-inline bool DecodeFingerprints(absl::string_view bytes, std::vector<uint64_t>* out) {
-  if (bytes.size() % 8 != 0) return false;
-  out->resize(bytes.size() / 8);
-  const unsigned char* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  for (uint64_t& f : *out) {
-    f = 0;
-    for (int i = 0; i < 8; ++i) f |= static_cast<uint64_t>(*p++) << (8 * i);
+// Splits a patient record into the state bytes and (when `sorted` is not null) the applied-event
+// set. false when `record` is malformed.
+inline bool DecodePatient(absl::string_view record, absl::string_view* state_bytes,
+                          std::vector<uint64_t>* sorted) {
+  uint32_t n = 0;
+  size_t i = 0;
+  for (int shift = 0; shift <= 28; shift += 7) {
+    if (i >= record.size()) return false;
+    uint8_t b = static_cast<uint8_t>(record[i++]);
+    n |= static_cast<uint32_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) break;
+    if (shift == 28) return false;
+  }
+  if (record.size() - i < n || (record.size() - i - n) % 8 != 0) return false;
+  *state_bytes = record.substr(i, n);
+  if (sorted != nullptr) {
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(record.data() + i + n);
+    sorted->resize((record.size() - i - n) / 8);
+    for (uint64_t& f : *sorted) {
+      f = 0;
+      for (int b = 0; b < 8; ++b) f |= static_cast<uint64_t>(*p++) << (8 * b);
+    }
   }
   return true;
 }

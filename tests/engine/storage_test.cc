@@ -39,49 +39,25 @@ TEST_CASE("event fingerprints are stable on-disk values", "[storage]") {
   CHECK(sf::EventFingerprint("") == 0xf52a15e9a9b5e89bULL);
   CHECK(sf::EventFingerprint("e-p0000001-0") == 0x4cb134e8b7b6c466ULL);
   CHECK(sf::EventFingerprint("e-p0000001-0") != sf::EventFingerprint("e-p0000001-1"));
-  std::string bytes;
-  sf::EncodeFingerprints({1, 0x0102030405060708ULL}, &bytes);
-  REQUIRE(bytes.size() == 16);
-  CHECK(bytes[8] == 0x08);  // little-endian
-  std::vector<uint64_t> back;
-  REQUIRE(sf::DecodeFingerprints(bytes, &back));
-  CHECK(back == std::vector<uint64_t>{1, 0x0102030405060708ULL});
-  CHECK_FALSE(sf::DecodeFingerprints("1234567", &back));
 }
 
-TEST_CASE("states, applied-event sets and checkpoints survive close and reopen", "[storage]") {
-  TempDir dir;
-  {
-    auto storage = Storage::Open(dir.path());
-    REQUIRE(storage.ok());
-    REQUIRE((*storage)->BindTopic("tend.events").ok());
-    StateBatch batch = (*storage)->NewBatch();
-    batch.PutState(3, State("p-1", 2));
-    batch.PutApplied(3, "p-1", {11, 22, 0xffffffffffffffffULL});
-    batch.PutCheckpoint(Checkpoint(3, 42));
-    REQUIRE((*storage)->Commit(&batch).ok());
-  }
-  auto storage = Storage::Open(dir.path());
-  REQUIRE(storage.ok());
-  v1::PatientState s;
-  REQUIRE(*(*storage)->GetState(3, "p-1", &s));
-  CHECK(s.unique_events() == 2);
-  CHECK_FALSE(*(*storage)->GetState(4, "p-1", &s));
-  std::vector<uint64_t> applied;
-  REQUIRE((*storage)->GetApplied(3, "p-1", &applied).ok());
-  CHECK(applied == std::vector<uint64_t>{11, 22, 0xffffffffffffffffULL});
-  REQUIRE((*storage)->GetApplied(2, "p-1", &applied).ok());
-  CHECK(applied.empty());
-  auto cp = (*storage)->LoadCheckpoint(3);
-  REQUIRE(cp.ok());
-  REQUIRE(cp->has_value());
-  CHECK((*cp)->next_offset() == 42);
-  CHECK_FALSE((*(*storage)->LoadCheckpoint(7)).has_value());
-  auto found = (*storage)->FindPatient("p-1");
-  REQUIRE(found.ok());
-  REQUIRE(found->has_value());
-  CHECK((*found)->unique_events() == 2);
-  CHECK_FALSE((*(*storage)->FindPatient("p-2")).has_value());
+TEST_CASE("a patient record holds the state bytes, then the fingerprints", "[storage]") {
+  namespace sf = storage_format;
+  std::string state(200, 'x');  // long enough for a two-byte varint length
+  std::string record;
+  sf::EncodePatient(state, {1, 0x0102030405060708ULL}, &record);
+  REQUIRE(record.size() == 2 + 200 + 16);
+  CHECK(static_cast<uint8_t>(record[0]) == (0x80 | (200 & 0x7f)));
+  CHECK(record[1] == 1);
+  CHECK(record[2 + 200 + 8] == 0x08);  // little-endian
+  absl::string_view back_state;
+  std::vector<uint64_t> back;
+  REQUIRE(sf::DecodePatient(record, &back_state, &back));
+  CHECK(back_state == state);
+  CHECK(back == std::vector<uint64_t>{1, 0x0102030405060708ULL});
+  CHECK_FALSE(sf::DecodePatient(record.substr(0, record.size() - 1), &back_state, &back));
+  CHECK_FALSE(sf::DecodePatient("", &back_state, &back));
+  CHECK_FALSE(sf::DecodePatient("\x05ab", &back_state, &back));  // shorter than its length
 }
 
 TEST_CASE("a directory folded from one topic refuses another", "[storage]") {
@@ -100,7 +76,7 @@ TEST_CASE("a second writer on the same directory is refused, a reader is not", "
   auto writer = Storage::Open(dir.path());
   REQUIRE(writer.ok());
   StateBatch batch = (*writer)->NewBatch();
-  batch.PutState(0, State("p-1", 1));
+  batch.PutPatient(0, State("p-1", 1), {});
   batch.PutCheckpoint(Checkpoint(0, 1));
   REQUIRE((*writer)->Commit(&batch).ok());
 
