@@ -26,7 +26,10 @@ pid_t StartEngine(const std::string& brokers, const std::string& db, const std::
     (void)log;
     std::vector<std::string> args = {TEND_BINARY, "engine", "--brokers", brokers, "--db", db,
                                      "--group", group, "--commit-max-records", "250",
-                                     "--commit-interval-ms", "20"};
+                                     "--commit-interval-ms", "20",
+                                     // Small fetches (with the broker's injected RTT) spread the
+                                     // fold over seconds, so kills land mid-way.
+                                     "--kafka", "max.partition.fetch.bytes=2048"};
     if (exit_when_idle) args.push_back("--exit-when-idle");
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -49,12 +52,15 @@ TEST_CASE("SIGKILL at any point loses nothing and counts nothing twice", "[integ
   auto broker = MockBroker::Start(broker_options);
   REQUIRE(broker.ok());
   const std::string brokers = (*broker)->bootstrap();
-  auto producer = Producer::Create({{"bootstrap.servers", brokers}});
+  // Small producer batches: a fetch returns at least one whole batch.
+  auto producer = Producer::Create({{"bootstrap.servers", brokers}, {"batch.num.messages", "20"}});
   REQUIRE(producer.ok());
   std::vector<v1::Event> events = testing::Cohort(600, 60, 17);
   REQUIRE(events.size() > 25000);
   testing::ProduceAll(producer->get(), broker_options.topic, events);
   const int64_t total = static_cast<int64_t>(events.size());
+  // Every broker response now takes 5 ms more (the mock cluster's fault injection).
+  REQUIRE(rd_kafka_mock_broker_set_rtt((*broker)->cluster(), -1, 5) == RD_KAFKA_RESP_ERR_NO_ERROR);
 
   TempDir dir;
   const std::string db = dir.Sub("state");
