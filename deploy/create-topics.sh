@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Creates tend's topics on a real Kafka cluster with Kafka's own CLI (kafka-topics.sh).
+#   deploy/create-topics.sh BOOTSTRAP [PARTITIONS] [REPLICATION]
+# tend.events keeps everything forever: the log is the truth and replays rebuild from it.
+set -euo pipefail
+bootstrap=${1:?usage: $0 BOOTSTRAP [PARTITIONS] [REPLICATION]}
+partitions=${2:-16}
+replication=${3:-3}
+kafka-topics.sh --bootstrap-server "$bootstrap" --create --if-not-exists --topic tend.events \
+  --partitions "$partitions" --replication-factor "$replication" \
+  --config retention.ms=-1 --config retention.bytes=-1 --config min.insync.replicas=2 \
+  --config compression.type=producer
+kafka-topics.sh --bootstrap-server "$bootstrap" --create --if-not-exists --topic tend.events.dlq \
+  --partitions "$partitions" --replication-factor "$replication" \
+  --config retention.ms=-1 --config min.insync.replicas=2
