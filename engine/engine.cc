@@ -248,7 +248,7 @@ void Engine::Impl::OnRevoke(rd_kafka_topic_partition_list_t* parts) {
 
 absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition,
                                                                const std::string& patient_id) {
-  key_ = storage_format::StateKey(partition, patient_id);
+  storage_format::SetStateKey(partition, patient_id, &key_);
   auto it = cache_.find(key_);
   if (it != cache_.end()) return &it->second;
   CacheEntry& entry = cache_[key_];

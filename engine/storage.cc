@@ -22,7 +22,7 @@ rocksdb::Slice ToSlice(absl::string_view s) { return rocksdb::Slice(s.data(), s.
 
 void StateBatch::PutPatient(int32_t partition, const v1::PatientState& state,
                             const std::vector<uint64_t>& sorted_fingerprints) {
-  key_ = sf::StateKey(partition, state.patient_id());
+  sf::SetStateKey(partition, state.patient_id(), &key_);
   state.SerializeToString(&state_bytes_);
   sf::EncodePatient(state_bytes_, sorted_fingerprints, &value_);
   batch_.Put(storage_->state_, key_, value_);

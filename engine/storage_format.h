@@ -61,11 +61,16 @@ inline std::string PartitionPrefix(int32_t partition) {
   return k;
 }
 
+// Writes the key into `*out` (reusing its buffer).
+inline void SetStateKey(int32_t partition, absl::string_view patient_id, std::string* out) {
+  out->clear();
+  AppendBe32(static_cast<uint32_t>(partition), out);
+  out->append(patient_id.data(), patient_id.size());
+}
+
 inline std::string StateKey(int32_t partition, absl::string_view patient_id) {
   std::string k;
-  k.reserve(4 + patient_id.size());
-  AppendBe32(static_cast<uint32_t>(partition), &k);
-  k.append(patient_id.data(), patient_id.size());
+  SetStateKey(partition, patient_id, &k);
   return k;
 }
 

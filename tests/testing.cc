@@ -1,9 +1,7 @@
 #include "tests/testing.h"
 
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <filesystem>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -15,16 +13,9 @@
 namespace tend::testing {
 
 TempDir::TempDir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "tend-test-XXXXXX").string();
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  REQUIRE(mkdtemp(buf.data()) != nullptr);
-  path_ = buf.data();
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
+  auto dir = ScopedTempDir::Create("tend-test-");
+  REQUIRE(dir.ok());
+  dir_.emplace(std::move(*dir));
 }
 
 std::vector<v1::Event> Cohort(int patients, int days, uint64_t seed) {

@@ -5,10 +5,12 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/kafka.h"
+#include "tools/temp_dir.h"
 #include "tend/v1/events.pb.h"
 #include "tend/v1/state.pb.h"
 
@@ -18,14 +20,11 @@ namespace tend::testing {
 class TempDir {
  public:
   TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return dir_->path(); }
+  std::string Sub(const std::string& name) const { return path() + "/" + name; }
 
  private:
-  std::string path_;
+  std::optional<ScopedTempDir> dir_;
 };
 
 // A simulated cohort collected into memory (duplicates included, in log order).

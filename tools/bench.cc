@@ -7,7 +7,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <iostream>
 #include <vector>
 
@@ -16,6 +15,7 @@
 #include "engine/log.h"
 #include "engine/status.h"
 #include "tools/commands.h"
+#include "tools/temp_dir.h"
 
 namespace tend {
 namespace {
@@ -100,14 +100,8 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
                                                        options.partitions, produced));
 
   std::cerr << "engine end to end..." << std::endl;
-  std::string db_dir = (std::filesystem::temp_directory_path() /
-                        absl::StrCat("tend-bench-", getpid()))
-                           .string();
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() { std::filesystem::remove_all(dir); }
-  } cleanup{db_dir};
-  TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(db_dir));
+  TEND_ASSIGN_OR_RETURN(ScopedTempDir db_dir, ScopedTempDir::Create("tend-bench-"));
+  TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(db_dir.path()));
   EngineOptions engine_options;
   engine_options.brokers = broker->bootstrap();
   engine_options.group_id = "tend-bench-engine";

@@ -2,10 +2,8 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -18,6 +16,7 @@
 #include "services/ingest_service.h"
 #include "services/query_service.h"
 #include "services/server.h"
+#include "tools/temp_dir.h"
 
 namespace tend {
 
@@ -132,15 +131,8 @@ absl::StatusOr<int64_t> SimulateToKafka(const CohortOptions& options, Producer* 
 absl::StatusOr<int64_t> DumpStates(const std::string& db_dir, std::ostream& out) {
   // A secondary instance reads a consistent view beside a live engine; its info files go to a
   // scratch directory that is removed afterwards.
-  std::string scratch = (std::filesystem::temp_directory_path() /
-                         absl::StrCat("tend-dump-", getpid()))
-                            .string();
-  std::filesystem::create_directories(scratch);
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() { std::filesystem::remove_all(dir); }
-  } cleanup{scratch};
-  TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(db_dir, scratch));
+  TEND_ASSIGN_OR_RETURN(ScopedTempDir scratch, ScopedTempDir::Create("tend-dump-"));
+  TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(db_dir, scratch.path()));
   google::protobuf::util::JsonPrintOptions json;
   json.preserve_proto_field_names = true;
   json.always_print_primitive_fields = true;

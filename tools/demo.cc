@@ -2,9 +2,7 @@
 // malformed records, the engine, and gRPC Ingest/Query — then a short summary.
 #include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -17,6 +15,7 @@
 #include "services/server.h"
 #include "tend/v1/services.grpc.pb.h"
 #include "tools/commands.h"
+#include "tools/temp_dir.h"
 
 namespace tend {
 namespace {
@@ -62,14 +61,8 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
   TEND_RETURN_IF_ERROR(producer->Flush(absl::Seconds(30)));
   produced += 3;
 
-  std::string db_dir = (std::filesystem::temp_directory_path() /
-                        absl::StrCat("tend-demo-", getpid()))
-                           .string();
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() { std::filesystem::remove_all(dir); }
-  } cleanup{db_dir};
-  TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(db_dir));
+  TEND_ASSIGN_OR_RETURN(ScopedTempDir db_dir, ScopedTempDir::Create("tend-demo-"));
+  TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(db_dir.path()));
   EngineOptions engine_options;
   engine_options.brokers = broker->bootstrap();
   engine_options.exit_when_idle = !options.serve;
@@ -79,7 +72,7 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
   TEND_ASSIGN_OR_RETURN(RunningServer server,
                         StartGrpcServer(options.grpc_listen, {&ingest, &query}));
   out << absl::StrFormat("broker %s, gRPC on 127.0.0.1:%d, state in %s; folding %d records...\n",
-                         broker->bootstrap(), server.port, db_dir, produced)
+                         broker->bootstrap(), server.port, db_dir.path(), produced)
       << std::flush;
   if (options.serve) {
     out << absl::StrFormat(

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -166,6 +167,18 @@ TEST_CASE("SIGTERM commits what was folded and exits 0; dump reads beside a live
     dead += cp.dead_lettered();
   }
   CHECK(next == applied + dropped + dead);
+  // Everything this run consumed was committed on the way out: the engine's last log line says
+  // how many records it consumed, and it started from nothing.
+  std::ifstream log(dir.Sub("engine.log"));
+  std::string line, stopped;
+  while (std::getline(log, line)) {
+    if (line.find("engine stopped: ") != std::string::npos) stopped = line;
+  }
+  INFO(stopped);
+  REQUIRE(!stopped.empty());
+  int64_t consumed = std::stoll(stopped.substr(stopped.find("engine stopped: ") + 16));
+  CHECK(consumed > 0);
+  CHECK(next == consumed);
   int64_t in_states = 0;
   for (const auto& [id, s] : testing::ReadStates(db)) in_states += s.unique_events();
   CHECK(in_states == applied);

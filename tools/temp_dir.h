@@ -1,0 +1,32 @@
+// A directory under $TMPDIR (or /tmp), created with mkdtemp and removed with everything in it
+// when the object goes away. For scratch state of demo, bench, dump and the tests.
+// Not thread-safe; movable, not copyable.
+#ifndef TEND_TOOLS_TEMP_DIR_H_
+#define TEND_TOOLS_TEMP_DIR_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace tend {
+
+class ScopedTempDir {
+ public:
+  // `prefix` starts the directory's name, e.g. "tend-demo-".
+  static absl::StatusOr<ScopedTempDir> Create(const std::string& prefix);
+  ScopedTempDir(ScopedTempDir&& other) noexcept : path_(std::move(other.path_)) {
+    other.path_.clear();
+  }
+  ScopedTempDir& operator=(ScopedTempDir&&) = delete;
+  ~ScopedTempDir();
+
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit ScopedTempDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+}  // namespace tend
+
+#endif  // TEND_TOOLS_TEMP_DIR_H_
