@@ -25,6 +25,9 @@ TEST_CASE("a cohort is valid, in log order, and looks like DOMAIN.md", "[simulat
   int64_t prev = 0;
   std::map<std::string, std::string> first_type;
   std::set<std::string> buyers, churned;
+  std::map<std::string, int> purchases;
+  std::map<std::string, int64_t> scanned_at;
+  std::map<std::string, std::set<int64_t>> check_in_weeks;  // weeks since the first scan
   for (const auto& e : events) {
     INFO(e.DebugString());
     REQUIRE(ValidateEvent(e).ok());
@@ -32,7 +35,15 @@ TEST_CASE("a cohort is valid, in log order, and looks like DOMAIN.md", "[simulat
     REQUIRE(rec >= prev);  // recorded_at order, as an ingest service logs them
     prev = rec;
     first_type.emplace(e.patient_id(), std::string(EventTypeName(e)));
-    if (e.has_purchase()) buyers.insert(e.patient_id());
+    if (e.has_purchase()) {
+      buyers.insert(e.patient_id());
+      purchases[e.patient_id()]++;
+    }
+    if (e.has_scan()) scanned_at.emplace(e.patient_id(), e.occurred_at().seconds());
+    if (e.has_check_in() && scanned_at.count(e.patient_id())) {
+      check_in_weeks[e.patient_id()].insert(
+          (e.occurred_at().seconds() - scanned_at[e.patient_id()]) / (7 * 86400));
+    }
     if (e.has_contact_removed()) churned.insert(e.patient_id());
   }
   CHECK(first_type.size() == 1000);
@@ -49,6 +60,24 @@ TEST_CASE("a cohort is valid, in log order, and looks like DOMAIN.md", "[simulat
   CHECK(conversion > 0.12);
   CHECK(conversion < 0.35);
   CHECK(churned.size() > 50);
+  // Repurchase "stable at 40%" of buyers.
+  int repeat = 0;
+  for (const auto& [p, n] : purchases) repeat += n >= 2;
+  double repurchase = static_cast<double>(repeat) / buyers.size();
+  CHECK(repurchase > 0.25);
+  CHECK(repurchase < 0.55);
+  // Weekly check-in rate (share of whole weeks since the first scan with a check-in): near the
+  // "above 60%" of group camps, across engaged, fading, silent and churned patients.
+  const int64_t end = 1767225600;  // CohortOptions' default end
+  double weeks_with = 0, weeks_all = 0;
+  for (const auto& [p, t0] : scanned_at) {
+    int64_t whole_weeks = (end - t0) / (7 * 86400);
+    for (int64_t w : check_in_weeks[p]) weeks_with += w < whole_weeks;
+    weeks_all += whole_weeks;
+  }
+  double weekly_rate = weeks_with / weeks_all;
+  CHECK(weekly_rate > 0.45);
+  CHECK(weekly_rate < 0.75);
 }
 
 }  // namespace
