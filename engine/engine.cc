@@ -117,6 +117,7 @@ class Engine::Impl {
     v1::PartitionCheckpoint checkpoint;
     bool dirty = false;  // checkpoint changed since the last commit
     bool eof = false;    // consumed up to the high watermark
+    bool gap_reported = false;
   };
   struct CacheEntry {
     v1::PatientState state;
@@ -177,7 +178,9 @@ absl::Status Engine::Impl::Init() {
       {"enable.auto.commit", "false"},  // offsets live in RocksDB; group offsets for lag only
       {"enable.auto.offset.store", "false"},
       {"enable.partition.eof", "true"},
-      {"auto.offset.reset", "earliest"},
+      // A stored offset outside the log means records were deleted before they were folded, or
+      // the topic was recreated: stop and say so rather than silently start over.
+      {"auto.offset.reset", "error"},
       {"queued.min.messages", "200000"},
       {"fetch.wait.max.ms", "100"},
   };
@@ -287,6 +290,12 @@ void Engine::Impl::Process(const rd_kafka_message_t* msg) {
   if (it == partitions_.end()) return;  // stale record from a revoked partition
   Partition& p = it->second;
   p.eof = false;
+  if (msg->offset > p.checkpoint.next_offset() && !p.gap_reported) {
+    p.gap_reported = true;  // once per assignment: compacted or transactional topics gap often
+    TEND_LOG_WARN("%s[%d]: offsets %d..%d are missing from the log (deleted by retention before "
+                  "they were folded?); their events are not in the state",
+                  options_.topic, msg->partition, p.checkpoint.next_offset(), msg->offset - 1);
+  }
   if (records_.fetch_add(1, std::memory_order_relaxed) == 0) {
     first_record_ns_.store(absl::ToUnixNanos(absl::Now()));
   }
@@ -431,6 +440,14 @@ absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
     } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       auto it = partitions_.find(m->partition);
       if (it != partitions_.end()) it->second.eof = true;
+    } else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+      auto it = partitions_.find(m->partition);
+      Fail(absl::FailedPreconditionError(absl::StrCat(
+          options_.topic, "[", m->partition, "]: the offset stored with the state (",
+          it == partitions_.end() ? -1 : it->second.checkpoint.next_offset(),
+          ") is outside the log: ", rd_kafka_message_errstr(m),
+          ". Records were deleted before they were folded, or the topic was recreated; rebuild "
+          "into a new --db directory from a complete log")));
     } else {
       TEND_LOG_WARN("consumer: %s", rd_kafka_message_errstr(m));
     }

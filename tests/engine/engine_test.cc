@@ -202,5 +202,40 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
   }
 }
 
+TEST_CASE("a stored offset outside the log stops the engine with a clear error",
+          "[integration]") {
+  TempDir dir;
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  MockBrokerOptions broker_options;
+  broker_options.partitions = 2;
+  {
+    auto broker = MockBroker::Start(broker_options);
+    REQUIRE(broker.ok());
+    auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+    REQUIRE(producer.ok());
+    testing::ProduceAll(producer->get(), broker_options.topic, testing::Cohort(50, 10, 1));
+    RunToIdle((*broker)->bootstrap(), storage->get(), "before");
+  }
+  // The "same" topic on a new cluster holds fewer records than the state has folded.
+  auto broker = MockBroker::Start(broker_options);
+  REQUIRE(broker.ok());
+  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  REQUIRE(producer.ok());
+  testing::ProduceAll(producer->get(), broker_options.topic, testing::Cohort(5, 2, 2));
+  EngineOptions options;
+  options.brokers = (*broker)->bootstrap();
+  options.group_id = "after";
+  options.exit_when_idle = true;
+  auto engine = Engine::Create(options, storage->get());
+  REQUIRE(engine.ok());
+  std::atomic<bool> stop{false};
+  absl::Status s = (*engine)->Run(stop);
+  INFO(s.ToString());
+  CHECK(absl::IsFailedPrecondition(s));
+  CHECK(std::string(s.message()).find("is outside the log") != std::string::npos);
+  CHECK((*engine)->stats().records == 0);
+}
+
 }  // namespace
 }  // namespace tend
