@@ -15,7 +15,7 @@
 #include "engine/log.h"
 #include "engine/status.h"
 #include "engine/storage_format.h"
-#include "projections/activity.h"
+#include "projections/patient.h"
 #include "tend/v1/events.pb.h"
 #include "tend/v1/state.pb.h"
 
@@ -172,6 +172,7 @@ class Engine::Impl {
 absl::Status Engine::Impl::Init() {
   if (options_.brokers.empty()) return absl::InvalidArgumentError("--brokers is required");
   TEND_RETURN_IF_ERROR(storage_->BindTopic(options_.topic));
+  TEND_RETURN_IF_ERROR(storage_->BindProjectionVersions(projections::ProjectionVersions()));
   KafkaProps props = {
       {"bootstrap.servers", options_.brokers},
       {"group.id", options_.group_id},
@@ -274,7 +275,7 @@ absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
     return absl::OkStatus();
   }
   entry->applied.insert(pos, fingerprint);
-  projections::ApplyActivity(event_, &entry->state);
+  projections::Apply(options_.projections, event_, &entry->state);
   entry->state.set_partition(partition);
   if (!entry->dirty) {
     entry->dirty = true;
@@ -312,6 +313,13 @@ void Engine::Impl::Process(const rd_kafka_message_t* msg) {
     }
   }
   if (s.ok()) {
+    // The partition clock advances only from recorded_at, our servers' time (DESIGN.md point 3).
+    const auto& rec = event_.recorded_at();
+    const auto& clock = p.checkpoint.clock();
+    if (rec.seconds() > clock.seconds() ||
+        (rec.seconds() == clock.seconds() && rec.nanos() > clock.nanos())) {
+      *p.checkpoint.mutable_clock() = rec;
+    }
     s = Fold(msg->partition, &p);
     if (!s.ok()) {  // storage failure: stop without advancing past this record
       Fail(s);

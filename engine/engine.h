@@ -25,6 +25,7 @@
 #include "engine/event_codec.h"
 #include "engine/kafka.h"
 #include "engine/storage.h"
+#include "projections/config.h"
 
 namespace tend {
 
@@ -46,6 +47,8 @@ struct EngineOptions {
   bool exit_when_idle = false;
   ValidationOptions validation;
   CommitOptions commit;
+  // Parameters of the projections (engine/config.h loads them from the operator's YAML).
+  projections::ProjectionConfig projections = projections::DefaultProjectionConfig();
   // Extra librdkafka properties for the consumer and the DLQ producer (e.g. security settings).
   KafkaProps kafka;
 };

@@ -163,6 +163,37 @@ absl::Status Storage::BindTopic(absl::string_view topic) {
   return absl::OkStatus();
 }
 
+absl::Status Storage::BindProjectionVersions(const std::map<std::string, int>& versions) {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kProjectionVersionsKey), &value);
+  if (s.IsNotFound()) {
+    if (read_only_) return absl::OkStatus();
+    v1::ProjectionVersions stored;
+    for (const auto& [name, version] : versions) (*stored.mutable_versions())[name] = version;
+    return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kProjectionVersionsKey),
+                              stored.SerializeAsString()),
+                     "writing projection versions");
+  }
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading projection versions"));
+  v1::ProjectionVersions stored;
+  if (!stored.ParseFromString(value)) return absl::DataLossError("corrupt projection versions");
+  std::map<std::string, int> have(stored.versions().begin(), stored.versions().end());
+  if (have == versions) return absl::OkStatus();
+  std::string diff;
+  for (const auto& [name, version] : versions) {
+    auto it = have.find(name);
+    int old = it == have.end() ? 0 : it->second;
+    if (old != version) absl::StrAppend(&diff, diff.empty() ? "" : ", ", name, " ", old, " -> ", version);
+  }
+  for (const auto& [name, version] : have) {
+    if (!versions.count(name)) absl::StrAppend(&diff, diff.empty() ? "" : ", ", name, " removed");
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the state was folded by other projection versions (", diff,
+      "); rebuild it from the log into a new --db directory"));
+}
+
 absl::StatusOr<std::vector<v1::PartitionCheckpoint>> Storage::LoadCheckpoints() const {
   std::vector<v1::PartitionCheckpoint> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));

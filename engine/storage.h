@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,6 +77,10 @@ class Storage {
   // The events topic this directory was folded from; records it on first use. kFailedPrecondition
   // when the directory belongs to another topic.
   absl::Status BindTopic(absl::string_view topic);
+
+  // The projection versions this directory's state was folded by; records them on first use.
+  // kFailedPrecondition naming the projection when they differ (the state must be rebuilt).
+  absl::Status BindProjectionVersions(const std::map<std::string, int>& versions);
 
   absl::StatusOr<std::vector<v1::PartitionCheckpoint>> LoadCheckpoints() const;
   // nullopt when the partition was never committed here.

@@ -1,0 +1,173 @@
+#include "projections/adherence.h"
+
+#include <algorithm>
+#include <functional>
+#include <set>
+#include <tuple>
+
+#include "projections/calendar.h"
+
+namespace tend::projections {
+namespace {
+
+int Days(absl::CivilDay from, absl::CivilDay to) { return static_cast<int>(to - from); }
+
+// Distinct local days in the ascending `days`, within [from, to].
+int CountIn(const std::vector<absl::CivilDay>& days, absl::CivilDay from, absl::CivilDay to) {
+  if (to < from) return 0;
+  auto lo = std::lower_bound(days.begin(), days.end(), from);
+  auto hi = std::upper_bound(days.begin(), days.end(), to);
+  return static_cast<int>(hi - lo);
+}
+
+}  // namespace
+
+void ApplyAdherence(const v1::Event& event, v1::AdherenceState* s) {
+  if (event.has_check_in()) {
+    const int32_t kind = event.check_in().kind();
+    v1::AdherenceState::KindSlots* slots = nullptr;
+    for (auto& k : *s->mutable_check_in_slots()) {
+      if (k.kind() == kind) slots = &k;
+    }
+    if (slots == nullptr) {
+      slots = s->add_check_in_slots();
+      slots->set_kind(kind);
+    }
+    InsertSorted(slots->mutable_slots(), SlotOf(event.occurred_at().seconds()));
+  } else if (event.has_purchase()) {
+    for (const auto& item : event.purchase().items()) {
+      if (item.days_supply() <= 0 || item.ingredient().empty()) continue;
+      // Kept sorted by (time, ingredient, supply) so the state is arrival-order independent.
+      v1::Fill fill;
+      fill.set_at_s(event.occurred_at().seconds());
+      fill.set_ingredient(item.ingredient());
+      fill.set_days_supply(item.days_supply());  // what the line covers, quantity included
+      auto* fills = s->mutable_fills();
+      auto less = [](const v1::Fill& a, const v1::Fill& b) {
+        return std::make_tuple(a.at_s(), std::cref(a.ingredient()), a.days_supply()) <
+               std::make_tuple(b.at_s(), std::cref(b.ingredient()), b.days_supply());
+      };
+      auto pos = std::upper_bound(fills->begin(), fills->end(), fill, less);
+      int index = static_cast<int>(pos - fills->begin());
+      *fills->Add() = std::move(fill);
+      for (int i = fills->size() - 1; i > index; --i) fills->SwapElements(i, i - 1);
+    }
+  }
+}
+
+PdcResult ComputePdc(std::vector<PdcFill> fills, absl::CivilDay period_start,
+                     absl::CivilDay period_end) {
+  PdcResult r;
+  fills.erase(std::remove_if(fills.begin(), fills.end(),
+                             [&](const PdcFill& f) {
+                               return f.day < period_start || f.day > period_end;
+                             }),
+              fills.end());
+  if (fills.empty()) return r;
+  std::stable_sort(fills.begin(), fills.end(),
+                   [](const PdcFill& a, const PdcFill& b) { return a.day < b.day; });
+  const absl::CivilDay index = fills.front().day;
+  r.days_in_period = Days(index, period_end) + 1;
+  std::vector<bool> any(r.days_in_period, false);
+  std::map<std::string, std::vector<const PdcFill*>> by_ingredient;
+  for (const auto& f : fills) by_ingredient[f.ingredient].push_back(&f);
+  for (const auto& [ingredient, list] : by_ingredient) {
+    const absl::CivilDay own_index = list.front()->day;
+    std::vector<bool> covered(Days(own_index, period_end) + 1, false);
+    absl::CivilDay next_free = own_index;  // the day after the previous supply ends
+    for (const PdcFill* f : list) {
+      absl::CivilDay start = std::max(f->day, next_free);  // same ingredient: shift overlaps
+      for (int d = 0; d < f->days_supply; ++d) {
+        absl::CivilDay day = start + d;
+        if (day > period_end) break;  // supply past the period end is cut
+        covered[Days(own_index, day)] = true;
+        any[Days(index, day)] = true;
+      }
+      next_free = start + f->days_supply;
+    }
+    int n = static_cast<int>(std::count(covered.begin(), covered.end(), true));
+    r.by_ingredient[ingredient] = static_cast<double>(n) / covered.size();
+  }
+  r.days_covered = static_cast<int>(std::count(any.begin(), any.end(), true));
+  r.pdc = static_cast<double>(r.days_covered) / r.days_in_period;
+  return r;
+}
+
+v1::AdherenceView ComputeAdherence(const ProjectionConfig& config, const v1::AdherenceState& s,
+                                   const absl::TimeZone& tz, absl::CivilDay start_day,
+                                   absl::Time as_of) {
+  v1::AdherenceView v;
+  const absl::CivilDay today = LocalDay(as_of, tz);
+  const int32_t as_of_slot = SlotOf(absl::ToUnixSeconds(as_of));
+  std::set<absl::CivilDay> all;
+  for (const auto& k : s.check_in_slots()) {
+    std::set<absl::CivilDay> kind_days;
+    for (int32_t slot : k.slots()) {
+      if (slot > as_of_slot) break;
+      kind_days.insert(LocalDay(SlotStart(slot), tz));
+    }
+    all.insert(kind_days.begin(), kind_days.end());
+    const auto* desc = v1::CheckIn::Kind_descriptor()->FindValueByNumber(k.kind());
+    (*v.mutable_check_in_days_by_kind())[desc ? desc->name() : std::to_string(k.kind())] =
+        static_cast<int32_t>(kind_days.size());
+  }
+  std::vector<absl::CivilDay> days(all.begin(), all.end());
+  v.set_check_in_days(static_cast<int32_t>(days.size()));
+
+  // The last day that counts: today once it has a check-in, else yesterday.
+  const bool today_done = !days.empty() && days.back() == today;
+  const absl::CivilDay last = today_done ? today : today - 1;
+
+  // Streaks: runs of consecutive days.
+  int longest = 0, run = 0;
+  for (size_t i = 0; i < days.size(); ++i) {
+    run = (i > 0 && days[i] - days[i - 1] == 1) ? run + 1 : 1;
+    longest = std::max(longest, run);
+  }
+  v.set_longest_streak(longest);
+  int current = 0;
+  for (absl::CivilDay d = last; std::binary_search(days.begin(), days.end(), d); --d) ++current;
+  v.set_current_streak(current);
+
+  v.set_rate_7d(CountIn(days, last - 6, last) / 7.0);
+  v.set_rate_28d(CountIn(days, last - 27, last) / 28.0);
+  if (last >= start_day) {
+    v.set_rate_since_enrollment(static_cast<double>(CountIn(days, start_day, last)) /
+                                (Days(start_day, last) + 1));
+  }
+  // Weekly rate over ISO weeks (Monday start) since the programme started.
+  const absl::CivilDay first_week = IsoWeekStart(start_day);
+  absl::CivilDay last_week = IsoWeekStart(today);
+  if (CountIn(days, last_week, today) == 0) last_week -= 7;  // the current week is not over
+  if (last_week >= first_week) {
+    int weeks = 0, with = 0;
+    for (absl::CivilDay w = first_week; w <= last_week; w += 7) {
+      ++weeks;
+      with += CountIn(days, w, w + 6) > 0;
+    }
+    v.set_weekly_rate(static_cast<double>(with) / weeks);
+  }
+
+  // PDC from purchase fills, on the local calendar.
+  std::vector<PdcFill> fills;
+  for (const auto& f : s.fills()) {
+    if (f.at_s() > absl::ToUnixSeconds(as_of)) continue;
+    fills.push_back({LocalDay(absl::FromUnixSeconds(f.at_s()), tz), f.ingredient(), f.days_supply()});
+  }
+  absl::CivilDay period_start = config.pdc_period_start
+                                    ? LocalDay(*config.pdc_period_start, tz)
+                                    : absl::CivilDay(1970, 1, 1);
+  absl::CivilDay period_end = today;
+  if (config.pdc_period_end) period_end = std::min(period_end, LocalDay(*config.pdc_period_end, tz));
+  PdcResult pdc = ComputePdc(std::move(fills), period_start, period_end);
+  v.set_pdc(pdc.pdc);
+  v.set_pdc_days_in_period(pdc.days_in_period);
+  v.set_pdc_days_covered(pdc.days_covered);
+  v.set_pdc_adherent(pdc.days_in_period > 0 && pdc.pdc >= config.pdc_threshold);
+  for (const auto& [ingredient, value] : pdc.by_ingredient) {
+    (*v.mutable_pdc_by_ingredient())[ingredient] = value;
+  }
+  return v;
+}
+
+}  // namespace tend::projections

@@ -1,0 +1,50 @@
+// Adherence: check-in days, streaks and rates on the patient's local calendar, and medication
+// PDC (Proportion of Days Covered, Pharmacy Quality Alliance).
+//
+// "Today is not a miss until local midnight": when the as-of day has no check-in yet, streaks,
+// N-day rates and the since-enrollment rate end at yesterday, and the weekly rate leaves out the
+// current ISO week while it has none.
+#ifndef TEND_PROJECTIONS_ADHERENCE_H_
+#define TEND_PROJECTIONS_ADHERENCE_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "projections/config.h"
+#include "tend/v1/events.pb.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend::projections {
+
+void ApplyAdherence(const v1::Event& event, v1::AdherenceState* state);
+
+// `start_day` is the local day the programme started (first enrollment, else first seen).
+v1::AdherenceView ComputeAdherence(const ProjectionConfig& config, const v1::AdherenceState& state,
+                                   const absl::TimeZone& tz, absl::CivilDay start_day,
+                                   absl::Time as_of);
+
+// PDC per PQA. Fills of one ingredient that overlap are shifted to start the day after the
+// previous supply ends; different ingredients are not shifted, their coverage is a union;
+// supply past the period end is cut. The period runs from the index date (first fill on or after
+// `period_start`) to `period_end` inclusive. Per ingredient, the period starts at that
+// ingredient's first fill.
+struct PdcFill {
+  absl::CivilDay day;
+  std::string ingredient;
+  int days_supply;
+};
+struct PdcResult {
+  double pdc = 0;  // 0 when there is no fill in the period
+  int days_in_period = 0;
+  int days_covered = 0;
+  std::map<std::string, double> by_ingredient;
+};
+PdcResult ComputePdc(std::vector<PdcFill> fills, absl::CivilDay period_start,
+                     absl::CivilDay period_end);
+
+}  // namespace tend::projections
+
+#endif  // TEND_PROJECTIONS_ADHERENCE_H_

@@ -1,0 +1,43 @@
+// Local-calendar arithmetic for the projections: 15-minute slots, local days, ISO weeks.
+// Pure functions; DST-correct through absl's time zone rules.
+#ifndef TEND_PROJECTIONS_CALENDAR_H_
+#define TEND_PROJECTIONS_CALENDAR_H_
+
+#include <cstdint>
+
+#include <google/protobuf/repeated_field.h>
+
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+
+namespace tend::projections {
+
+// Every UTC offset in use is a multiple of 15 minutes, so a 15-minute slot lies within one local
+// calendar day in every time zone: storing slots instead of instants loses no calendar fact.
+inline constexpr int64_t kSlotSeconds = 900;
+
+inline int32_t SlotOf(int64_t unix_seconds) {
+  int64_t q = unix_seconds / kSlotSeconds;
+  if (unix_seconds % kSlotSeconds < 0) --q;  // floor for times before 1970
+  return static_cast<int32_t>(q);
+}
+inline absl::Time SlotStart(int32_t slot) { return absl::FromUnixSeconds(int64_t{slot} * kSlotSeconds); }
+
+// The local calendar day of `t` in `tz`.
+inline absl::CivilDay LocalDay(absl::Time t, const absl::TimeZone& tz) {
+  return absl::ToCivilDay(t, tz);
+}
+
+// Monday of the ISO week of `d`.
+inline absl::CivilDay IsoWeekStart(absl::CivilDay d) {
+  int back = (static_cast<int>(absl::GetWeekday(d)) - static_cast<int>(absl::Weekday::monday) + 7) % 7;
+  return d - back;
+}
+
+// Inserts `v` into the ascending, distinct `set`; false when already present.
+bool InsertSorted(google::protobuf::RepeatedField<int32_t>* set, int32_t v);
+bool InsertSorted(google::protobuf::RepeatedField<int64_t>* set, int64_t v);
+
+}  // namespace tend::projections
+
+#endif  // TEND_PROJECTIONS_CALENDAR_H_

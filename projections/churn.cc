@@ -1,0 +1,89 @@
+#include "projections/churn.h"
+
+#include <vector>
+
+#include "projections/bgnbd.h"
+#include "projections/calendar.h"
+#include "projections/conversion.h"
+#include "projections/marks.h"
+
+namespace tend::projections {
+
+void ApplyEngagement(const v1::Event& event, v1::EngagementState* s) {
+  bool patient_initiated =
+      event.has_check_in() || event.has_purchase() || event.has_scan() ||
+      (event.has_message() && event.message().direction() == v1::Message::PATIENT_TO_STAFF);
+  if (patient_initiated) {
+    InsertSorted(s->mutable_activity_slots(), SlotOf(event.occurred_at().seconds()));
+  } else if (event.has_contact_removed() && After(event, s->latest_contact_removed())) {
+    Mark(event, s->mutable_latest_contact_removed());
+  }
+}
+
+int RfmScore(const std::array<double, 4>& breaks, double v) {
+  int score = 1;
+  for (double b : breaks) score += v >= b;
+  return score;
+}
+
+v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
+                           const absl::TimeZone& tz, absl::Time as_of) {
+  v1::ChurnView v;
+  const absl::CivilDay today = LocalDay(as_of, tz);
+  const int32_t as_of_slot = SlotOf(absl::ToUnixSeconds(as_of));
+  std::vector<absl::CivilDay> active_days;
+  for (int32_t slot : state.engagement().activity_slots()) {
+    if (slot > as_of_slot) break;
+    absl::CivilDay d = LocalDay(SlotStart(slot), tz);
+    if (active_days.empty() || active_days.back() != d) active_days.push_back(d);
+  }
+  const absl::CivilDay first_seen = LocalDay(absl::FromUnixSeconds(state.first_seen_at().seconds()), tz);
+  const absl::CivilDay last_activity = active_days.empty() ? first_seen : active_days.back();
+  const int since_activity = static_cast<int>(today - last_activity);
+  v.set_days_since_last_activity(since_activity);
+
+  const auto& removed = state.engagement().latest_contact_removed();
+  const auto& scan = state.acquisition().latest_scan();
+  if (IsSet(removed) && removed.at_s() <= absl::ToUnixSeconds(as_of) &&
+      (!IsSet(scan) || Later(removed, scan))) {
+    v.set_stage(v1::ChurnView::HARD_CHURNED);
+  } else if (today - first_seen <= config.lifecycle_new_days) {
+    v.set_stage(v1::ChurnView::NEW);
+  } else if (since_activity <= config.lifecycle_active_days) {
+    v.set_stage(v1::ChurnView::ACTIVE);
+  } else if (since_activity <= config.lifecycle_silent_days) {
+    v.set_stage(v1::ChurnView::SILENT);
+  } else {
+    v.set_stage(v1::ChurnView::LOST);
+  }
+
+  if (!active_days.empty()) {
+    const double unit = config.churn_unit_weeks ? 7.0 : 1.0;
+    const double x = static_cast<double>(active_days.size()) - 1;
+    const double t_x = static_cast<double>(active_days.back() - active_days.front()) / unit;
+    const double T = static_cast<double>(today - active_days.front()) / unit;
+    const BgNbdParams p{config.bgnbd_r, config.bgnbd_alpha, config.bgnbd_a, config.bgnbd_b};
+    v.set_x(static_cast<int64_t>(x));
+    v.set_t_x(t_x);
+    v.set_t(T);
+    v.set_p_alive(BgNbdPAlive(p, x, t_x, T));
+    v.set_churn_risk(1.0 - v.p_alive());
+    v.set_expected_active_periods(BgNbdConditionalExpected(p, x, t_x, T, config.churn_horizon));
+  }
+
+  const auto& conv = state.conversion();
+  if (conv.purchases() > 0) {
+    const absl::CivilDay last_purchase = LocalDay(absl::FromUnixSeconds(conv.last_purchase_s()), tz);
+    v.set_recency_days(static_cast<int32_t>(today - last_purchase));
+    v.set_rfm_recency(6 - RfmScore(config.rfm_recency_days, v.recency_days()));
+  } else {
+    v.set_recency_days(-1);
+    v.set_rfm_recency(1);
+  }
+  v.set_rfm_frequency(RfmScore(config.rfm_frequency, static_cast<double>(conv.purchases())));
+  v.set_rfm_monetary(RfmScore(config.rfm_monetary_minor,
+                              static_cast<double>(SpendIn(conv, config.rfm_currency))));
+  return v;
+}
+
+}  // namespace tend::projections

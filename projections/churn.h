@@ -1,0 +1,30 @@
+// Churn risk: lifecycle stage, BG/NBD P(alive) and expected activity, RFM scores.
+// A "transaction" for BG/NBD is a local calendar day with patient-initiated activity (check-ins,
+// patient-to-staff messages, purchases, scans): x = active days - 1, t_x = first to last active
+// day, T = first active day to the as-of day, in the configured unit (days or weeks).
+// Lifecycle (DOMAIN.md defaults): hard_churned when the latest ContactRemoved is after the latest
+// scan; else new while first seen at most new_days local days ago; else active when the last
+// activity is at most active_days ago; silent up to silent_days; lost beyond.
+#ifndef TEND_PROJECTIONS_CHURN_H_
+#define TEND_PROJECTIONS_CHURN_H_
+
+#include <array>
+
+#include "absl/time/time.h"
+#include "projections/config.h"
+#include "tend/v1/events.pb.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend::projections {
+
+void ApplyEngagement(const v1::Event& event, v1::EngagementState* state);
+
+v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
+                           const absl::TimeZone& tz, absl::Time as_of);
+
+// 1 + the number of break points <= v: the [lower, upper) intervals of RFM scoring.
+int RfmScore(const std::array<double, 4>& breaks, double v);
+
+}  // namespace tend::projections
+
+#endif  // TEND_PROJECTIONS_CHURN_H_

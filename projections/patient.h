@@ -1,0 +1,38 @@
+// All projections of a patient together: the fold the engine runs for every new event, and the
+// view readers get at an as-of instant. Pure (DESIGN.md point 5): no I/O, no clock.
+#ifndef TEND_PROJECTIONS_PATIENT_H_
+#define TEND_PROJECTIONS_PATIENT_H_
+
+#include <map>
+#include <string>
+
+#include "absl/time/time.h"
+#include "projections/config.h"
+#include "tend/v1/events.pb.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend::projections {
+
+// Bump a projection's version whenever the meaning of its stored state changes (or a config
+// value it folds with, like sensitive keywords, must be re-applied): the engine refuses a state
+// directory folded by other versions and asks for a rebuild.
+const std::map<std::string, int>& ProjectionVersions();
+
+// Folds one new (deduplicated, validated) event into every projection. Any arrival order of the
+// same events gives the same state.
+void Apply(const ProjectionConfig& config, const v1::Event& event, v1::PatientState* state);
+
+// The patient's calendar: the time zone of the latest Enrollment (by occurred_at), else the
+// configured default.
+absl::TimeZone PatientTimeZone(const ProjectionConfig& config, const v1::PatientState& state,
+                               std::string* name = nullptr);
+
+// Every projection's metrics at `as_of`. Time-dependent values (days since, stage, P(alive),
+// recency, rates, PDC so far) are computed here, so a view at a given as-of is reproducible.
+// As-of is meant to be at or after the events folded: counts include every folded event.
+v1::PatientView ComputeView(const ProjectionConfig& config, const v1::PatientState& state,
+                            absl::Time as_of);
+
+}  // namespace tend::projections
+
+#endif  // TEND_PROJECTIONS_PATIENT_H_
