@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include <google/protobuf/arena.h>
 #include <google/protobuf/util/time_util.h>
 
 #include "absl/container/node_hash_map.h"
@@ -161,8 +162,20 @@ class Engine::Impl {
   int64_t dlq_unflushed_ = 0;
   absl::Time last_commit_ = absl::Now();
   absl::Status fatal_;
+  bool closing_ = false;  // leaving the group for good
 
-  v1::Event event_;  // reused decode target
+  // Events are parsed into an arena that is reset once per consumed batch: no heap allocation
+  // per event for its body and strings. Reset() keeps the initial block, so a batch of typical
+  // records is parsed without touching malloc at all.
+  static constexpr size_t kArenaBlock = 8 << 20;
+  std::unique_ptr<char[]> arena_block_{new char[kArenaBlock]};
+  google::protobuf::Arena arena_{[this] {
+    google::protobuf::ArenaOptions o;
+    o.initial_block = arena_block_.get();
+    o.initial_block_size = kArenaBlock;
+    return o;
+  }()};
+  v1::Event* event_ = nullptr;  // the record being processed, on arena_
   std::string key_;  // reused cache key
 
   std::atomic<int64_t> first_record_ns_{0};
@@ -245,7 +258,9 @@ void Engine::Impl::OnRevoke(rd_kafka_topic_partition_list_t* parts) {
   // Everything folded so far is committed before the partitions may move to another instance.
   if (absl::Status s = CommitAndWait(); !s.ok()) Fail(s);
   for (int i = 0; i < parts->cnt; ++i) partitions_.erase(parts->elems[i].partition);
-  cache_.clear();  // all clean after the commit
+  // All clean after the commit; the partitions may come back elsewhere. Leaving for good, the
+  // memory goes with the engine.
+  if (!closing_) cache_.clear();
   TEND_LOG_INFO("revoked %d partitions", parts->cnt);
   rd_kafka_assign(consumer_.get(), nullptr);
 }
@@ -266,8 +281,8 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
 }
 
 absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
-  TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, event_.patient_id()));
-  const uint64_t fingerprint = storage_format::EventFingerprint(event_.event_id());
+  TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, event_->patient_id()));
+  const uint64_t fingerprint = storage_format::EventFingerprint(event_->event_id());
   auto pos = std::lower_bound(entry->applied.begin(), entry->applied.end(), fingerprint);
   if (pos != entry->applied.end() && *pos == fingerprint) {
     p->checkpoint.set_duplicates_dropped(p->checkpoint.duplicates_dropped() + 1);
@@ -275,7 +290,7 @@ absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
     return absl::OkStatus();
   }
   entry->applied.insert(pos, fingerprint);
-  projections::Apply(options_.projections, event_, &entry->state);
+  projections::Apply(options_.projections, *event_, &entry->state);
   entry->state.set_partition(partition);
   if (!entry->dirty) {
     entry->dirty = true;
@@ -301,20 +316,21 @@ void Engine::Impl::Process(const rd_kafka_message_t* msg) {
     first_record_ns_.store(absl::ToUnixNanos(absl::Now()));
   }
 
+  event_ = google::protobuf::Arena::CreateMessage<v1::Event>(&arena_);
   absl::string_view value(static_cast<const char*>(msg->payload), msg->len);
-  absl::Status s = DecodeEvent(value, &event_);
-  if (s.ok()) s = ValidateEvent(event_, options_.validation);
+  absl::Status s = DecodeEvent(value, event_);
+  if (s.ok()) s = ValidateEvent(*event_, options_.validation);
   if (s.ok()) {
     absl::string_view key(static_cast<const char*>(msg->key), msg->key ? msg->key_len : 0);
-    if (key != event_.patient_id()) {
+    if (key != event_->patient_id()) {
       s = absl::InvalidArgumentError(absl::StrCat(
           "record key \"", absl::CHexEscape(key), "\" differs from patient_id \"",
-          event_.patient_id(), "\"; producers must key records by patient_id"));
+          event_->patient_id(), "\"; producers must key records by patient_id"));
     }
   }
   if (s.ok()) {
     // The partition clock advances only from recorded_at, our servers' time (DESIGN.md point 3).
-    const auto& rec = event_.recorded_at();
+    const auto& rec = event_->recorded_at();
     const auto& clock = p.checkpoint.clock();
     if (rec.seconds() > clock.seconds() ||
         (rec.seconds() == clock.seconds() && rec.nanos() > clock.nanos())) {
@@ -465,6 +481,7 @@ absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
     // Take whatever is queued locally without waiting...
     ssize_t n = rd_kafka_consume_batch_queue(queue_.get(), 0, msgs.data(), kBatch);
     for (ssize_t i = 0; i < n; ++i) handle(msgs[i]);
+    arena_.Reset();  // the batch's events are folded; nothing refers to them any more
     if (!fatal_.ok()) break;
     const absl::Duration since_commit = absl::Now() - last_commit_;
     if (n == 0) {
@@ -488,6 +505,7 @@ absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
   } else {
     (void)committer_->Wait();  // the batch in flight, if any, is consistent on its own
   }
+  closing_ = true;
   rd_kafka_consumer_close(consumer_.get());  // leaves the group; revoke commits (no-op if clean)
   if (!fatal_.ok()) TEND_LOG_ERROR("engine stopped: %s", fatal_.ToString());
   return fatal_;

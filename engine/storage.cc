@@ -23,8 +23,13 @@ rocksdb::Slice ToSlice(absl::string_view s) { return rocksdb::Slice(s.data(), s.
 void StateBatch::PutPatient(int32_t partition, const v1::PatientState& state,
                             const std::vector<uint64_t>& sorted_fingerprints) {
   sf::SetStateKey(partition, state.patient_id(), &key_);
-  state.SerializeToString(&state_bytes_);
-  sf::EncodePatient(state_bytes_, sorted_fingerprints, &value_);
+  const size_t size = state.ByteSizeLong();
+  sf::EncodePatientWith(
+      static_cast<uint32_t>(size),
+      [&](char* dst) {
+        state.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dst));
+      },
+      sorted_fingerprints, &value_);
   batch_.Put(storage_->state_, key_, value_);
 }
 

@@ -59,7 +59,6 @@ class StateBatch {
   rocksdb::WriteBatch batch_;
   std::string key_;
   std::string value_;
-  std::string state_bytes_;
 };
 
 class Storage {

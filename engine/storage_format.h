@@ -19,6 +19,7 @@
 #ifndef TEND_ENGINE_STORAGE_FORMAT_H_
 #define TEND_ENGINE_STORAGE_FORMAT_H_
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -92,23 +93,34 @@ inline uint64_t EventFingerprint(absl::string_view event_id) {
   return h ^ (h >> 31);
 }
 
-// Appends the patient record: varint32 length of `state_bytes`, the bytes, the fingerprints.
-inline void EncodePatient(absl::string_view state_bytes, const std::vector<uint64_t>& sorted,
-                          std::string* out) {
+// Writes the patient record into `out`: varint32 n, n bytes written by `write_state(char*)`,
+// then the fingerprints. One buffer, no intermediate copy of the state.
+template <typename WriteState>
+inline void EncodePatientWith(uint32_t state_size, WriteState write_state,
+                              const std::vector<uint64_t>& sorted, std::string* out) {
   out->clear();
-  uint32_t n = static_cast<uint32_t>(state_bytes.size());
+  uint32_t n = state_size;
   while (n >= 0x80) {
     out->push_back(static_cast<char>(n | 0x80));
     n >>= 7;
   }
   out->push_back(static_cast<char>(n));
-  out->append(state_bytes.data(), state_bytes.size());
   size_t at = out->size();
+  out->resize(at + state_size);
+  write_state(out->data() + at);
+  at = out->size();
   out->resize(at + sorted.size() * 8);
   char* p = out->data() + at;
   for (uint64_t f : sorted) {
     for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(f >> (8 * i));
   }
+}
+
+inline void EncodePatient(absl::string_view state_bytes, const std::vector<uint64_t>& sorted,
+                          std::string* out) {
+  EncodePatientWith(
+      static_cast<uint32_t>(state_bytes.size()),
+      [&](char* dst) { std::copy(state_bytes.begin(), state_bytes.end(), dst); }, sorted, out);
 }
 
 // Splits a patient record into the state bytes and (when `sorted` is not null) the applied-event

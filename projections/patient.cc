@@ -28,8 +28,8 @@ void ApplyEnrollment(const v1::Event& event, v1::EnrollmentState* s) {
 
 const std::map<std::string, int>& ProjectionVersions() {
   static const auto* versions = new std::map<std::string, int>{
-      {"activity", 1},   {"acquisition", 1}, {"activation", 1}, {"adherence", 1},
-      {"engagement", 1}, {"conversion", 1},  {"consent", 1},    {"enrollment", 1}};
+      {"activity", 1},   {"acquisition", 1}, {"activation", 1}, {"adherence", 2},
+      {"engagement", 2}, {"conversion", 1},  {"consent", 1},    {"enrollment", 1}};
   return *versions;
 }
 

@@ -117,6 +117,9 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--events", bench.events)->capture_default_str();
   bench_cmd->add_option("--patients", bench.patients)->capture_default_str();
   bench_cmd->add_option("--partitions", bench.partitions)->capture_default_str();
+  bench_cmd->add_option("--repeat", bench.repeat, "runs of each phase (medians are compared)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 20));
 
   CLI11_PARSE(app, argc, argv);
   std::atomic<bool>& stop = InstallStopSignals();
