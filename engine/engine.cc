@@ -13,6 +13,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "engine/config.h"
 #include "engine/log.h"
 #include "engine/status.h"
 #include "engine/storage_format.h"
@@ -185,7 +186,11 @@ class Engine::Impl {
 absl::Status Engine::Impl::Init() {
   if (options_.brokers.empty()) return absl::InvalidArgumentError("--brokers is required");
   TEND_RETURN_IF_ERROR(storage_->BindTopic(options_.topic));
-  TEND_RETURN_IF_ERROR(storage_->BindProjectionVersions(projections::ProjectionVersions()));
+  TEND_RETURN_IF_ERROR(storage_->BindProjectionVersions(projections::ProjectionVersions(),
+                                                        FoldParameters(options_.projections)));
+  // Readers (dump, Query in other processes, fit-churn) default to the config the state is
+  // folded and viewed with.
+  TEND_RETURN_IF_ERROR(storage_->PutEngineConfig(FormatEngineConfig(options_.projections)));
   KafkaProps props = {
       {"bootstrap.servers", options_.brokers},
       {"group.id", options_.group_id},

@@ -168,35 +168,75 @@ absl::Status Storage::BindTopic(absl::string_view topic) {
   return absl::OkStatus();
 }
 
-absl::Status Storage::BindProjectionVersions(const std::map<std::string, int>& versions) {
+absl::Status Storage::BindProjectionVersions(
+    const std::map<std::string, int>& versions,
+    const std::map<std::string, std::string>& fold_parameters) {
   std::string value;
   rocksdb::Status s =
       db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kProjectionVersionsKey), &value);
-  if (s.IsNotFound()) {
-    if (read_only_) return absl::OkStatus();
-    v1::ProjectionVersions stored;
-    for (const auto& [name, version] : versions) (*stored.mutable_versions())[name] = version;
-    return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kProjectionVersionsKey),
-                              stored.SerializeAsString()),
-                     "writing projection versions");
-  }
+  if (!s.IsNotFound() || read_only_) return CheckProjectionVersions(versions, fold_parameters);
+  v1::ProjectionVersions stored;
+  for (const auto& [name, version] : versions) (*stored.mutable_versions())[name] = version;
+  for (const auto& [key, v] : fold_parameters) (*stored.mutable_fold_parameters())[key] = v;
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kProjectionVersionsKey),
+                            stored.SerializeAsString()),
+                   "writing projection versions");
+}
+
+absl::Status Storage::CheckProjectionVersions(
+    const std::map<std::string, int>& versions,
+    const std::map<std::string, std::string>& fold_parameters) const {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kProjectionVersionsKey), &value);
+  if (s.IsNotFound()) return absl::OkStatus();
   TEND_RETURN_IF_ERROR(FromRocks(s, "reading projection versions"));
   v1::ProjectionVersions stored;
   if (!stored.ParseFromString(value)) return absl::DataLossError("corrupt projection versions");
-  std::map<std::string, int> have(stored.versions().begin(), stored.versions().end());
-  if (have == versions) return absl::OkStatus();
-  std::string diff;
-  for (const auto& [name, version] : versions) {
-    auto it = have.find(name);
-    int old = it == have.end() ? 0 : it->second;
-    if (old != version) absl::StrAppend(&diff, diff.empty() ? "" : ", ", name, " ", old, " -> ", version);
+  const std::map<std::string, int> have(stored.versions().begin(), stored.versions().end());
+  if (have != versions) {
+    std::string diff;
+    for (const auto& [name, version] : versions) {
+      auto it = have.find(name);
+      int old = it == have.end() ? 0 : it->second;
+      if (old != version) {
+        absl::StrAppend(&diff, diff.empty() ? "" : ", ", name, " ", old, " -> ", version);
+      }
+    }
+    for (const auto& [name, version] : have) {
+      if (!versions.count(name)) absl::StrAppend(&diff, diff.empty() ? "" : ", ", name, " removed");
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the state was folded by other projection versions (", diff,
+        "); rebuild it from the log into a new --db directory"));
   }
-  for (const auto& [name, version] : have) {
-    if (!versions.count(name)) absl::StrAppend(&diff, diff.empty() ? "" : ", ", name, " removed");
+  const std::map<std::string, std::string> had(stored.fold_parameters().begin(),
+                                               stored.fold_parameters().end());
+  for (const auto& [key, v] : fold_parameters) {
+    auto it = had.find(key);
+    if (it != had.end() && it->second != v) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the state was folded with ", key, " = \"", it->second, "\" but the config says \"", v,
+          "\"; use the config the state was folded with, or rebuild from the log into a new --db "
+          "directory"));
+    }
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "the state was folded by other projection versions (", diff,
-      "); rebuild it from the log into a new --db directory"));
+  return absl::OkStatus();
+}
+
+absl::Status Storage::PutEngineConfig(absl::string_view yaml) {
+  if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kEngineConfigKey),
+                            ToSlice(yaml)),
+                   "writing the engine config");
+}
+
+absl::StatusOr<std::optional<std::string>> Storage::GetEngineConfig() const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kEngineConfigKey), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading the engine config"));
+  return value;
 }
 
 absl::StatusOr<std::vector<v1::PartitionCheckpoint>> Storage::LoadCheckpoints() const {

@@ -77,9 +77,20 @@ class Storage {
   // when the directory belongs to another topic.
   absl::Status BindTopic(absl::string_view topic);
 
-  // The projection versions this directory's state was folded by; records them on first use.
-  // kFailedPrecondition naming the projection when they differ (the state must be rebuilt).
-  absl::Status BindProjectionVersions(const std::map<std::string, int>& versions);
+  // The projection versions and fold parameters (engine/config.h FoldParameters) this
+  // directory's state was folded by; records them on first use. kFailedPrecondition naming the
+  // projection or parameter when they differ (the state must be rebuilt, or the config fixed).
+  // A reader only checks.
+  absl::Status BindProjectionVersions(const std::map<std::string, int>& versions,
+                                      const std::map<std::string, std::string>& fold_parameters);
+  // The check alone; OK when nothing is recorded yet.
+  absl::Status CheckProjectionVersions(
+      const std::map<std::string, int>& versions,
+      const std::map<std::string, std::string>& fold_parameters) const;
+
+  // The engine config (YAML) the engine last started with; nullopt when none was recorded.
+  absl::Status PutEngineConfig(absl::string_view yaml);
+  absl::StatusOr<std::optional<std::string>> GetEngineConfig() const;
 
   absl::StatusOr<std::vector<v1::PartitionCheckpoint>> LoadCheckpoints() const;
   // nullopt when the partition was never committed here.

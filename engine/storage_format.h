@@ -6,6 +6,8 @@
 //   meta    "format_version"            -> decimal kStorageFormatVersion
 //           "topic"                     -> name of the events topic this state was folded from
 //           "projection_versions"       -> tend.v1.ProjectionVersions the state was folded by
+//           "engine_config"             -> YAML (schema tend.v1.EngineConfig, every key spelled
+//                                          out) the engine last started with; readers default to it
 //           "checkpoint/" + BE32(p)     -> tend.v1.PartitionCheckpoint (next offset of partition p)
 //   state   BE32(p) + patient_id        -> patient record (EncodePatient):
 //                                          varint32 n, then n bytes of tend.v1.PatientState, then
@@ -37,6 +39,7 @@ inline constexpr std::array<absl::string_view, 2> kColumnFamilies = {kMetaCf, kS
 inline constexpr absl::string_view kFormatVersionKey = "format_version";
 inline constexpr absl::string_view kTopicKey = "topic";
 inline constexpr absl::string_view kProjectionVersionsKey = "projection_versions";
+inline constexpr absl::string_view kEngineConfigKey = "engine_config";
 inline constexpr absl::string_view kCheckpointPrefix = "checkpoint/";
 
 inline void AppendBe32(uint32_t v, std::string* out) {

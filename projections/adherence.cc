@@ -154,11 +154,9 @@ v1::AdherenceView ComputeAdherence(const ProjectionConfig& config, const v1::Adh
     if (f.at_s() > absl::ToUnixSeconds(as_of)) continue;
     fills.push_back({LocalDay(absl::FromUnixSeconds(f.at_s()), tz), f.ingredient(), f.days_supply()});
   }
-  absl::CivilDay period_start = config.pdc_period_start
-                                    ? LocalDay(*config.pdc_period_start, tz)
-                                    : absl::CivilDay(1970, 1, 1);
+  const absl::CivilDay period_start = config.pdc_period_start.value_or(absl::CivilDay(1970, 1, 1));
   absl::CivilDay period_end = today;
-  if (config.pdc_period_end) period_end = std::min(period_end, LocalDay(*config.pdc_period_end, tz));
+  if (config.pdc_period_end) period_end = std::min(period_end, *config.pdc_period_end);
   PdcResult pdc = ComputePdc(std::move(fills), period_start, period_end);
   v.set_pdc(pdc.pdc);
   v.set_pdc_days_in_period(pdc.days_in_period);

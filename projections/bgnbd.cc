@@ -1,9 +1,13 @@
 #include "projections/bgnbd.h"
 
 #include <gsl/gsl_errno.h>
+#include <gsl/gsl_multimin.h>
 #include <gsl/gsl_sf_hyperg.h>
 
 #include <cmath>
+#include <map>
+#include <memory>
+#include <tuple>
 
 namespace tend::projections {
 namespace {
@@ -53,6 +57,68 @@ double BgNbdLogLikelihood(const BgNbdParams& p, double x, double t_x, double T) 
       LogBeta(p.a + 1, p.b + x - 1) - LogBeta(p.a, p.b) - (p.r + x) * std::log(p.alpha + t_x);
   const double hi = std::max(a1, a2);
   return common + hi + std::log(std::exp(a1 - hi) + std::exp(a2 - hi));
+}
+
+namespace {
+
+struct Grouped {
+  BgNbdCustomer c;
+  double count;
+};
+
+// Minus the total log-likelihood at parameters exp(v); +inf where it is not finite, which the
+// simplex treats as "worse than anything".
+double NegLogLikelihood(const gsl_vector* v, void* data) {
+  const auto& groups = *static_cast<const std::vector<Grouped>*>(data);
+  const BgNbdParams p{std::exp(gsl_vector_get(v, 0)), std::exp(gsl_vector_get(v, 1)),
+                      std::exp(gsl_vector_get(v, 2)), std::exp(gsl_vector_get(v, 3))};
+  double ll = 0;
+  for (const auto& g : groups) ll += g.count * BgNbdLogLikelihood(p, g.c.x, g.c.t_x, g.c.T);
+  return std::isfinite(ll) ? -ll : GSL_POSINF;
+}
+
+}  // namespace
+
+absl::StatusOr<BgNbdFit> FitBgNbd(const std::vector<BgNbdCustomer>& customers, BgNbdParams start,
+                                  int max_iterations) {
+  if (customers.empty()) return absl::InvalidArgumentError("no customers with activity to fit");
+  std::map<std::tuple<double, double, double>, double> counts;
+  for (const auto& c : customers) counts[{c.x, c.t_x, c.T}] += 1;
+  std::vector<Grouped> groups;
+  groups.reserve(counts.size());
+  for (const auto& [k, n] : counts) {
+    groups.push_back({BgNbdCustomer{std::get<0>(k), std::get<1>(k), std::get<2>(k)}, n});
+  }
+
+  std::unique_ptr<gsl_vector, decltype(&gsl_vector_free)> x(gsl_vector_alloc(4), gsl_vector_free);
+  std::unique_ptr<gsl_vector, decltype(&gsl_vector_free)> step(gsl_vector_alloc(4),
+                                                               gsl_vector_free);
+  gsl_vector_set(x.get(), 0, std::log(start.r));
+  gsl_vector_set(x.get(), 1, std::log(start.alpha));
+  gsl_vector_set(x.get(), 2, std::log(start.a));
+  gsl_vector_set(x.get(), 3, std::log(start.b));
+  gsl_vector_set_all(step.get(), 0.5);  // a factor of ~1.6 in each parameter
+  gsl_multimin_function f{&NegLogLikelihood, 4, &groups};
+  if (!std::isfinite(NegLogLikelihood(x.get(), &groups))) {
+    return absl::InternalError("the BG/NBD likelihood is not finite at the starting parameters");
+  }
+  std::unique_ptr<gsl_multimin_fminimizer, decltype(&gsl_multimin_fminimizer_free)> m(
+      gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, 4),
+      gsl_multimin_fminimizer_free);
+  gsl_multimin_fminimizer_set(m.get(), &f, x.get(), step.get());
+  BgNbdFit fit;
+  for (fit.iterations = 1; fit.iterations <= max_iterations; ++fit.iterations) {
+    if (gsl_multimin_fminimizer_iterate(m.get()) != GSL_SUCCESS) break;  // no progress possible
+    if (gsl_multimin_test_size(gsl_multimin_fminimizer_size(m.get()), 1e-7) == GSL_SUCCESS) {
+      fit.converged = true;
+      break;
+    }
+  }
+  const gsl_vector* best = gsl_multimin_fminimizer_x(m.get());
+  fit.params = {std::exp(gsl_vector_get(best, 0)), std::exp(gsl_vector_get(best, 1)),
+                std::exp(gsl_vector_get(best, 2)), std::exp(gsl_vector_get(best, 3))};
+  fit.log_likelihood = -gsl_multimin_fminimizer_minimum(m.get());
+  return fit;
 }
 
 }  // namespace tend::projections

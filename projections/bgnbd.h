@@ -5,10 +5,19 @@
 #ifndef TEND_PROJECTIONS_BGNBD_H_
 #define TEND_PROJECTIONS_BGNBD_H_
 
+#include <vector>
+
+#include "absl/status/statusor.h"
+
 namespace tend::projections {
 
 struct BgNbdParams {
   double r, alpha, a, b;  // all > 0
+};
+
+// One customer's summary: x repeat transactions, the last at t_x, observed for T (t_x <= T).
+struct BgNbdCustomer {
+  double x = 0, t_x = 0, T = 0;
 };
 
 // P(alive | x, t_x, T) = 1 / (1 + [x > 0] * a / (b + x - 1) * ((alpha + T) / (alpha + t_x))^(r + x))
@@ -22,6 +31,20 @@ double BgNbdConditionalExpected(const BgNbdParams& p, double x, double t_x, doub
 
 // The individual log-likelihood, equation (6) of the paper (used to fit the parameters).
 double BgNbdLogLikelihood(const BgNbdParams& p, double x, double t_x, double T);
+
+struct BgNbdFit {
+  BgNbdParams params;
+  double log_likelihood = 0;  // sum over the customers at `params`
+  int iterations = 0;
+  bool converged = false;  // the simplex shrank below the tolerance within the iteration limit
+};
+
+// Maximum-likelihood estimate of (r, alpha, a, b) for the customers (sum of equation (6)),
+// by the Nelder-Mead simplex (GSL) over the logs of the parameters, starting at `start`.
+// Customers with equal (x, t_x, T) are folded together first. kInvalidArgument without
+// customers; kInternal when the likelihood is not finite at the start.
+absl::StatusOr<BgNbdFit> FitBgNbd(const std::vector<BgNbdCustomer>& customers, BgNbdParams start,
+                                  int max_iterations = 5000);
 
 }  // namespace tend::projections
 

@@ -1,5 +1,6 @@
 #include "projections/churn.h"
 
+#include <optional>
 #include <vector>
 
 #include "projections/bgnbd.h"
@@ -26,10 +27,11 @@ int RfmScore(const std::array<double, 4>& breaks, double v) {
   return score;
 }
 
-v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
-                           const absl::TimeZone& tz, absl::Time as_of) {
-  v1::ChurnView v;
-  const absl::CivilDay today = LocalDay(as_of, tz);
+namespace {
+
+// Local days with patient-initiated activity up to as_of, ascending.
+std::vector<absl::CivilDay> ActiveDays(const v1::PatientState& state, const absl::TimeZone& tz,
+                                       absl::Time as_of) {
   const int32_t as_of_slot = SlotOf(absl::ToUnixSeconds(as_of));
   std::vector<absl::CivilDay> active_days;
   for (int32_t slot : state.engagement().activity_slots()) {
@@ -37,6 +39,34 @@ v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientStat
     absl::CivilDay d = LocalDay(SlotStart(slot), tz);
     if (active_days.empty() || active_days.back() != d) active_days.push_back(d);
   }
+  return active_days;
+}
+
+std::optional<BgNbdCustomer> Summarise(const ProjectionConfig& config,
+                                       const std::vector<absl::CivilDay>& active_days,
+                                       absl::CivilDay today) {
+  if (active_days.empty()) return std::nullopt;
+  const double unit = config.churn_unit_weeks ? 7.0 : 1.0;
+  BgNbdCustomer c;
+  c.x = static_cast<double>(active_days.size()) - 1;
+  c.t_x = static_cast<double>(active_days.back() - active_days.front()) / unit;
+  c.T = static_cast<double>(today - active_days.front()) / unit;
+  return c;
+}
+
+}  // namespace
+
+std::optional<BgNbdCustomer> BgNbdInputs(const ProjectionConfig& config,
+                                         const v1::PatientState& state, const absl::TimeZone& tz,
+                                         absl::Time as_of) {
+  return Summarise(config, ActiveDays(state, tz, as_of), LocalDay(as_of, tz));
+}
+
+v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
+                           const absl::TimeZone& tz, absl::Time as_of) {
+  v1::ChurnView v;
+  const absl::CivilDay today = LocalDay(as_of, tz);
+  const std::vector<absl::CivilDay> active_days = ActiveDays(state, tz, as_of);
   const absl::CivilDay first_seen = LocalDay(absl::FromUnixSeconds(state.first_seen_at().seconds()), tz);
   const absl::CivilDay last_activity = active_days.empty() ? first_seen : active_days.back();
   const int since_activity = static_cast<int>(today - last_activity);
@@ -57,18 +87,15 @@ v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientStat
     v.set_stage(v1::ChurnView::LOST);
   }
 
-  if (!active_days.empty()) {
-    const double unit = config.churn_unit_weeks ? 7.0 : 1.0;
-    const double x = static_cast<double>(active_days.size()) - 1;
-    const double t_x = static_cast<double>(active_days.back() - active_days.front()) / unit;
-    const double T = static_cast<double>(today - active_days.front()) / unit;
+  if (auto c = Summarise(config, active_days, today)) {
     const BgNbdParams p{config.bgnbd_r, config.bgnbd_alpha, config.bgnbd_a, config.bgnbd_b};
-    v.set_x(static_cast<int64_t>(x));
-    v.set_t_x(t_x);
-    v.set_t(T);
-    v.set_p_alive(BgNbdPAlive(p, x, t_x, T));
+    v.set_x(static_cast<int64_t>(c->x));
+    v.set_t_x(c->t_x);
+    v.set_t(c->T);
+    v.set_p_alive(BgNbdPAlive(p, c->x, c->t_x, c->T));
     v.set_churn_risk(1.0 - v.p_alive());
-    v.set_expected_active_periods(BgNbdConditionalExpected(p, x, t_x, T, config.churn_horizon));
+    v.set_expected_active_periods(
+        BgNbdConditionalExpected(p, c->x, c->t_x, c->T, config.churn_horizon));
   }
 
   const auto& conv = state.conversion();

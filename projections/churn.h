@@ -9,8 +9,10 @@
 #define TEND_PROJECTIONS_CHURN_H_
 
 #include <array>
+#include <optional>
 
 #include "absl/time/time.h"
+#include "projections/bgnbd.h"
 #include "projections/config.h"
 #include "tend/v1/events.pb.h"
 #include "tend/v1/state.pb.h"
@@ -21,6 +23,11 @@ void ApplyEngagement(const v1::Event& event, v1::EngagementState* state);
 
 v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
                            const absl::TimeZone& tz, absl::Time as_of);
+
+// The patient's BG/NBD summary (x, t_x, T) at as_of; nullopt without any activity.
+std::optional<BgNbdCustomer> BgNbdInputs(const ProjectionConfig& config,
+                                         const v1::PatientState& state, const absl::TimeZone& tz,
+                                         absl::Time as_of);
 
 // 1 + the number of break points <= v: the [lower, upper) intervals of RFM scoring.
 int RfmScore(const std::array<double, 4>& breaks, double v);

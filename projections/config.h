@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 
 namespace tend::projections {
@@ -20,8 +21,9 @@ struct ProjectionConfig {
   int activation_window_days = 0;  // 0: no window
 
   double pdc_threshold = 0.80;
-  std::optional<absl::Time> pdc_period_start;
-  std::optional<absl::Time> pdc_period_end;
+  // Optional fixed measurement period, inclusive local dates on each patient's calendar.
+  std::optional<absl::CivilDay> pdc_period_start;
+  std::optional<absl::CivilDay> pdc_period_end;
 
   int lifecycle_new_days = 7;
   int lifecycle_active_days = 30;

@@ -1,7 +1,11 @@
 #include "services/query_service.h"
 
+#include <google/protobuf/util/time_util.h>
+
 #include "absl/strings/str_cat.h"
 #include "engine/event_codec.h"
+#include "engine/views.h"
+#include "projections/patient.h"
 #include "services/grpc_status.h"
 
 namespace tend {
@@ -12,13 +16,32 @@ grpc::Status QueryService::GetPatient(grpc::ServerContext*, const v1::GetPatient
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "patient_id: must be 1-128 characters of [A-Za-z0-9._:-]");
   }
+  if (request->has_as_of()) {
+    const auto& t = request->as_of();
+    if (t.seconds() < google::protobuf::util::TimeUtil::kTimestampMinSeconds ||
+        t.seconds() > google::protobuf::util::TimeUtil::kTimestampMaxSeconds || t.nanos() < 0 ||
+        t.nanos() > 999'999'999) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "as_of: not a valid timestamp (0001-01-01 to 9999-12-31)");
+    }
+  }
   auto state = storage_->FindPatient(request->patient_id());
   if (!state.ok()) return ToGrpc(state.status());
   if (!state->has_value()) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
                         absl::StrCat("no events folded yet for patient ", request->patient_id()));
   }
-  *response->mutable_state() = std::move(**state);
+  absl::Time as_of;
+  if (request->has_as_of()) {
+    as_of = absl::FromUnixSeconds(request->as_of().seconds()) +
+            absl::Nanoseconds(request->as_of().nanos());
+  } else {
+    auto clock = DefaultAsOf(*storage_, **state);
+    if (!clock.ok()) return ToGrpc(clock.status());
+    as_of = *clock;
+  }
+  *response->mutable_view() = projections::ComputeView(config_, **state, as_of);
+  if (request->include_state()) *response->mutable_state() = std::move(**state);
   return grpc::Status::OK;
 }
 

@@ -1,23 +1,27 @@
-// tend.v1.Query: reads committed patient state for backend services.
-// Thread-safe: reads go straight to RocksDB.
+// tend.v1.Query: reads committed patient state for backend services and views it at an as-of.
+// Thread-safe: reads go straight to RocksDB; the config is immutable.
 #ifndef TEND_SERVICES_QUERY_SERVICE_H_
 #define TEND_SERVICES_QUERY_SERVICE_H_
 
 #include "engine/storage.h"
+#include "projections/config.h"
 #include "tend/v1/services.grpc.pb.h"
 
 namespace tend {
 
 class QueryService final : public v1::Query::Service {
  public:
-  // `storage` is borrowed and must outlive the service.
-  explicit QueryService(const Storage* storage) : storage_(storage) {}
+  // `storage` is borrowed and must outlive the service; `config` is the one the engine folds
+  // with (engine/views.h ConfigForReading for a reader of another process's directory).
+  QueryService(const Storage* storage, projections::ProjectionConfig config)
+      : storage_(storage), config_(std::move(config)) {}
 
   grpc::Status GetPatient(grpc::ServerContext* context, const v1::GetPatientRequest* request,
                           v1::GetPatientResponse* response) override;
 
  private:
   const Storage* const storage_;
+  const projections::ProjectionConfig config_;
 };
 
 }  // namespace tend

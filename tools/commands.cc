@@ -5,14 +5,21 @@
 
 #include <atomic>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "engine/log.h"
 #include "engine/status.h"
 #include "engine/storage.h"
+#include "engine/views.h"
+#include "projections/bgnbd.h"
+#include "projections/churn.h"
+#include "projections/patient.h"
 #include "services/ingest_service.h"
 #include "services/query_service.h"
 #include "services/server.h"
@@ -45,7 +52,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     TEND_ASSIGN_OR_RETURN(producer, Producer::Create(props));
     ingest = std::make_unique<IngestService>(producer.get(), options.engine.topic,
                                              options.engine.validation);
-    query = std::make_unique<QueryService>(storage.get());
+    query = std::make_unique<QueryService>(storage.get(), options.engine.projections);
     TEND_ASSIGN_OR_RETURN(server, StartGrpcServer(options.grpc_listen, {ingest.get(), query.get()}));
     TEND_LOG_INFO("gRPC (tend.v1.Ingest, tend.v1.Query, reflection) listening on port %d",
                   server.port);
@@ -128,11 +135,22 @@ absl::StatusOr<int64_t> SimulateToKafka(const CohortOptions& options, Producer* 
   return produced;
 }
 
-absl::StatusOr<int64_t> DumpStates(const std::string& db_dir, std::ostream& out) {
+absl::StatusOr<int64_t> DumpPatients(const DumpOptions& options, std::ostream& out) {
   // A secondary instance reads a consistent view beside a live engine; its info files go to a
   // scratch directory that is removed afterwards.
   TEND_ASSIGN_OR_RETURN(ScopedTempDir scratch, ScopedTempDir::Create("tend-dump-"));
-  TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(db_dir, scratch.path()));
+  TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(options.db_dir, scratch.path()));
+  TEND_ASSIGN_OR_RETURN(projections::ProjectionConfig config,
+                        ConfigForReading(*storage, options.config_path));
+  // One clock per partition, read once: the default as-of of every patient in it.
+  std::map<int32_t, absl::Time> clocks;
+  TEND_ASSIGN_OR_RETURN(auto checkpoints, storage->LoadCheckpoints());
+  for (const auto& cp : checkpoints) {
+    if (cp.has_clock() && cp.clock().seconds() > 0) {
+      clocks[cp.partition()] =
+          absl::FromUnixSeconds(cp.clock().seconds()) + absl::Nanoseconds(cp.clock().nanos());
+    }
+  }
   google::protobuf::util::JsonPrintOptions json;
   json.preserve_proto_field_names = true;
   json.always_print_primitive_fields = true;
@@ -140,7 +158,21 @@ absl::StatusOr<int64_t> DumpStates(const std::string& db_dir, std::ostream& out)
   std::string line;
   TEND_RETURN_IF_ERROR(storage->ForEachState([&](const v1::PatientState& state) {
     line.clear();
-    auto s = google::protobuf::util::MessageToJsonString(state, &line, json);
+    google::protobuf::util::Status s;
+    if (options.raw_state) {
+      s = google::protobuf::util::MessageToJsonString(state, &line, json);
+    } else {
+      absl::Time as_of;
+      if (options.as_of) {
+        as_of = *options.as_of;
+      } else if (auto it = clocks.find(state.partition()); it != clocks.end()) {
+        as_of = it->second;
+      } else {
+        as_of = absl::FromUnixSeconds(state.last_event_at().seconds());
+      }
+      s = google::protobuf::util::MessageToJsonString(
+          projections::ComputeView(config, state, as_of), &line, json);
+    }
     if (!s.ok()) return absl::InternalError(std::string(s.message()));
     out << line << '\n';
     ++count;
@@ -149,6 +181,63 @@ absl::StatusOr<int64_t> DumpStates(const std::string& db_dir, std::ostream& out)
   out.flush();
   if (!out) return absl::UnavailableError("writing the dump failed (disk full?)");
   return count;
+}
+
+absl::StatusOr<BgNbdFitReport> FitChurn(const FitChurnOptions& options, std::ostream& out,
+                                        std::ostream& progress) {
+  TEND_ASSIGN_OR_RETURN(ScopedTempDir scratch, ScopedTempDir::Create("tend-fit-"));
+  TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(options.db_dir, scratch.path()));
+  TEND_ASSIGN_OR_RETURN(projections::ProjectionConfig config,
+                        ConfigForReading(*storage, options.config_path));
+  std::map<int32_t, absl::Time> clocks;
+  TEND_ASSIGN_OR_RETURN(auto checkpoints, storage->LoadCheckpoints());
+  for (const auto& cp : checkpoints) {
+    if (cp.has_clock() && cp.clock().seconds() > 0) {
+      clocks[cp.partition()] =
+          absl::FromUnixSeconds(cp.clock().seconds()) + absl::Nanoseconds(cp.clock().nanos());
+    }
+  }
+  BgNbdFitReport report;
+  std::vector<projections::BgNbdCustomer> customers;
+  TEND_RETURN_IF_ERROR(storage->ForEachState([&](const v1::PatientState& state) {
+    ++report.patients;
+    if (report.patients % 250'000 == 0) progress << "read " << report.patients << " patients\n";
+    absl::Time as_of = absl::FromUnixSeconds(state.last_event_at().seconds());
+    if (options.as_of) {
+      as_of = *options.as_of;
+    } else if (auto it = clocks.find(state.partition()); it != clocks.end()) {
+      as_of = it->second;
+    }
+    const absl::TimeZone tz = projections::PatientTimeZone(config, state);
+    if (auto c = projections::BgNbdInputs(config, state, tz, as_of)) customers.push_back(*c);
+    return absl::OkStatus();
+  }));
+  report.customers = static_cast<int64_t>(customers.size());
+  progress << "fitting BG/NBD to " << report.customers << " of " << report.patients
+           << " patients (those with activity)\n";
+  const projections::BgNbdParams start{config.bgnbd_r, config.bgnbd_alpha, config.bgnbd_a,
+                                       config.bgnbd_b};
+  TEND_ASSIGN_OR_RETURN(report.fit, projections::FitBgNbd(customers, start));
+  report.start_log_likelihood = 0;
+  for (const auto& c : customers) {
+    report.start_log_likelihood += projections::BgNbdLogLikelihood(start, c.x, c.t_x, c.T);
+  }
+  const auto& p = report.fit.params;
+  out << "# BG/NBD (Fader, Hardie & Lee 2005) fitted by maximum likelihood to "
+      << report.customers << " patients with activity";
+  if (options.as_of) out << ", as of " << absl::FormatTime(absl::RFC3339_sec, *options.as_of, absl::UTCTimeZone());
+  else out << ", each as of its partition clock";
+  out << "\n# log-likelihood " << absl::StrFormat("%.3f", report.fit.log_likelihood)
+      << " (configured parameters: " << absl::StrFormat("%.3f", report.start_log_likelihood)
+      << "); " << report.fit.iterations << " iterations"
+      << (report.fit.converged ? ", converged" : ", NOT converged (iteration limit)") << "\n"
+      << "# paste into the engine config (--config):\n"
+      << "churn:\n  time_unit: " << (config.churn_unit_weeks ? "WEEK" : "DAY") << "\n"
+      << absl::StrFormat("  r: %.6g\n  alpha: %.6g\n  a: %.6g\n  b: %.6g\n", p.r, p.alpha, p.a,
+                         p.b)
+      << "  horizon: " << config.churn_horizon << "\n";
+  out.flush();
+  return report;
 }
 
 }  // namespace tend

@@ -7,13 +7,16 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "engine/engine.h"
 #include "engine/kafka.h"
 #include "engine/mock_broker.h"
+#include "projections/bgnbd.h"
 #include "tools/simulate.h"
 
 namespace tend {
@@ -48,9 +51,34 @@ absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
 absl::StatusOr<int64_t> SimulateToKafka(const CohortOptions& options, Producer* producer,
                                         const std::string& topic);
 
-// tend dump: one proto3-JSON PatientState per line, read from a consistent view of `db_dir`
-// (works beside a running engine). Returns the number of patients written.
-absl::StatusOr<int64_t> DumpStates(const std::string& db_dir, std::ostream& out);
+struct DumpOptions {
+  std::string db_dir;
+  // Empty: the config the engine recorded in the directory (else the defaults).
+  std::string config_path;
+  // Unset: each patient's partition clock (the latest recorded_at folded in that partition).
+  std::optional<absl::Time> as_of;
+  // The stored sufficient statistics (PatientState) instead of the view.
+  bool raw_state = false;
+};
+// tend dump: one proto3-JSON PatientView per line (every projection at its as-of), read from a
+// consistent view of the directory (works beside a running engine). Returns the patients written.
+absl::StatusOr<int64_t> DumpPatients(const DumpOptions& options, std::ostream& out);
+
+struct FitChurnOptions {
+  std::string db_dir;
+  std::string config_path;          // empty: the config recorded in the directory
+  std::optional<absl::Time> as_of;  // unset: each patient's partition clock
+};
+struct BgNbdFitReport {
+  int64_t patients = 0;
+  int64_t customers = 0;  // patients with activity (the sample)
+  projections::BgNbdFit fit;
+  double start_log_likelihood = 0;  // at the configured parameters
+};
+// tend fit-churn: fits the BG/NBD parameters to the population by maximum likelihood and prints
+// them as a config snippet on `out`; progress lines go to `progress`.
+absl::StatusOr<BgNbdFitReport> FitChurn(const FitChurnOptions& options, std::ostream& out,
+                                        std::ostream& progress);
 
 struct DemoOptions {
   int patients = 3000;

@@ -4,12 +4,15 @@
 #include <grpcpp/grpcpp.h>
 
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "engine/log.h"
 #include "engine/status.h"
+#include "engine/views.h"
+#include "projections/patient.h"
 #include "services/ingest_service.h"
 #include "services/query_service.h"
 #include "services/server.h"
@@ -68,7 +71,7 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
   engine_options.exit_when_idle = !options.serve;
   TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
   IngestService ingest(producer.get(), engine_options.topic);
-  QueryService query(storage.get());
+  QueryService query(storage.get(), engine_options.projections);
   TEND_ASSIGN_OR_RETURN(RunningServer server,
                         StartGrpcServer(options.grpc_listen, {&ingest, &query}));
   out << absl::StrFormat("broker %s, gRPC on 127.0.0.1:%d, state in %s; folding %d records...\n",
@@ -97,9 +100,24 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
   grpc::Status gs = stub->GetPatient(&ctx, req, &resp);
   server.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
 
-  int64_t patients = 0;
-  TEND_RETURN_IF_ERROR(storage->ForEachState([&](const v1::PatientState&) {
+  // A small cohort summary from the projections, each patient at its partition clock.
+  int64_t patients = 0, activated = 0, converted = 0, repurchased = 0, with_fills = 0,
+          pdc_adherent = 0;
+  double weekly_rate_sum = 0;
+  std::map<std::string, int64_t> stages;
+  TEND_RETURN_IF_ERROR(storage->ForEachState([&](const v1::PatientState& state) {
+    TEND_ASSIGN_OR_RETURN(absl::Time as_of, DefaultAsOf(*storage, state));
+    const v1::PatientView v = projections::ComputeView(engine_options.projections, state, as_of);
     ++patients;
+    activated += v.activation().activated();
+    converted += v.conversion().converted();
+    repurchased += v.conversion().repurchased();
+    weekly_rate_sum += v.adherence().weekly_rate();
+    if (v.adherence().pdc_days_in_period() > 0) {
+      ++with_fills;
+      pdc_adherent += v.adherence().pdc_adherent();
+    }
+    ++stages[v1::ChurnView::Stage_Name(v.churn().stage())];
     return absl::OkStatus();
   }));
   out << absl::StrFormat(
@@ -111,10 +129,25 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
                            secs, st.commits);
   }
   out << "\n";
+  if (patients > 0) {
+    auto pct = [&](int64_t n, int64_t of) { return of > 0 ? 100.0 * n / of : 0.0; };
+    out << absl::StrFormat(
+        "cohort: activated %.0f%% | mean weekly check-in rate %.2f | converted %.0f%% | "
+        "repurchased %.0f%% of buyers | PDC >= 0.80 %.0f%% of %d with fills\nstages:",
+        pct(activated, patients), weekly_rate_sum / patients, pct(converted, patients),
+        pct(repurchased, converted), pct(pdc_adherent, with_fills), with_fills);
+    for (const auto& [stage, n] : stages) out << absl::StrFormat(" %s %d", stage, n);
+    out << "\n";
+  }
   if (gs.ok()) {
-    out << absl::StrFormat("Query/GetPatient p0000001: %d events, first seen %s\n",
-                           resp.state().unique_events(),
-                           google::protobuf::util::TimeUtil::ToString(resp.state().first_seen_at()));
+    const v1::PatientView& v = resp.view();
+    out << absl::StrFormat(
+        "Query/GetPatient p0000001 as of %s: %d events, first seen %s, stage %s, P(alive) %.2f, "
+        "streak %d, weekly check-in rate %.2f, PDC %.2f\n",
+        google::protobuf::util::TimeUtil::ToString(v.as_of()), v.unique_events(),
+        google::protobuf::util::TimeUtil::ToString(v.acquisition().first_seen_at()),
+        v1::ChurnView::Stage_Name(v.churn().stage()), v.churn().p_alive(),
+        v.adherence().current_streak(), v.adherence().weekly_rate(), v.adherence().pdc());
   } else {
     return absl::InternalError(absl::StrCat("GetPatient over gRPC failed: ", gs.error_message()));
   }

@@ -1,11 +1,13 @@
 // `tend`: the one binary. Thin: parses flags (CLI11) and calls tools/commands.h.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "engine/config.h"
 #include "engine/log.h"
 #include "tools/commands.h"
 #include "tools/signals.h"
@@ -51,7 +53,7 @@ int main(int argc, char** argv) {
   // tend engine
   EngineCommandOptions engine;
   std::vector<std::string> kafka_props;
-  int64_t commit_ms = 200;
+  int64_t commit_ms = absl::ToInt64Milliseconds(engine.engine.commit_interval);
   bool sync = false;
   auto* engine_cmd = app.add_subcommand("engine", "Fold the events topic into a state directory.");
   engine_cmd->add_option("--brokers", engine.engine.brokers, "bootstrap servers")->required();
@@ -73,6 +75,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 10'000'000));
   engine_cmd->add_flag("--sync", sync, "fsync the WAL on every commit (machine-crash safety)");
   engine_cmd->add_option("--kafka", kafka_props, "extra librdkafka property KEY=VALUE (repeatable)");
+  std::string engine_config;
+  engine_cmd->add_option("--config", engine_config,
+                         "engine config YAML (proto/tend/v1/config.proto; `tend config` prints one)");
 
   // tend simulate
   std::string brokers;
@@ -96,11 +101,37 @@ int main(int argc, char** argv) {
   produce_cmd->add_option("--input", input, "JSONL file, or - for stdin")->required();
 
   // tend dump
-  std::string db_dir, out_path;
+  DumpOptions dump;
+  std::string out_path, as_of_text;
   auto* dump_cmd = app.add_subcommand(
-      "dump", "One JSON object per patient (works beside a running engine).");
-  dump_cmd->add_option("--db", db_dir)->required();
+      "dump", "Every projection of every patient, one JSON object per line (works beside a running "
+              "engine).");
+  dump_cmd->add_option("--db", dump.db_dir)->required();
   dump_cmd->add_option("--out", out_path, "output file (default stdout)");
+  dump_cmd->add_option("--config", dump.config_path,
+                       "engine config YAML (default: the one the engine recorded in --db)");
+  dump_cmd->add_option("--as-of", as_of_text,
+                       "RFC 3339 instant to view at (default: each partition's clock)");
+  dump_cmd->add_flag("--state", dump.raw_state,
+                     "print the stored sufficient statistics (PatientState) instead");
+
+  // tend fit-churn
+  FitChurnOptions fit;
+  auto* fit_cmd = app.add_subcommand(
+      "fit-churn", "Fit BG/NBD churn parameters to the population (maximum likelihood); prints a "
+                   "config snippet.");
+  fit_cmd->add_option("--db", fit.db_dir)->required();
+  fit_cmd->add_option("--config", fit.config_path,
+                      "engine config YAML (default: the one the engine recorded in --db)");
+  fit_cmd->add_option("--as-of", as_of_text,
+                      "RFC 3339 end of the calibration period (default: each partition's clock)");
+
+  // tend config
+  std::string config_file;
+  auto* config_cmd = app.add_subcommand(
+      "config", "Check an engine config file and print the effective config with every key "
+                "(without FILE: the defaults).");
+  config_cmd->add_option("FILE", config_file, "engine config YAML");
 
   // tend demo
   DemoOptions demo;
@@ -126,6 +157,9 @@ int main(int argc, char** argv) {
 
   if (*broker_cmd) return Exit(RunBroker(broker, stop, std::cout), "broker");
   if (*engine_cmd) {
+    auto config = LoadEngineConfig(engine_config);
+    if (!config.ok()) return Exit(config.status(), "engine");
+    engine.engine.projections = *std::move(config);
     engine.engine.commit_interval = absl::Milliseconds(commit_ms);
     engine.engine.commit.sync = sync;
     for (const auto& kv : kafka_props) {
@@ -164,14 +198,52 @@ int main(int argc, char** argv) {
     return report->bad > 0 ? 1 : 0;
   }
   if (*dump_cmd) {
-    std::ofstream file;
-    if (!out_path.empty()) {
-      file.open(out_path);
-      if (!file) return Exit(absl::UnavailableError("cannot write --out " + out_path), "dump");
+    if (!as_of_text.empty()) {
+      absl::Time t;
+      if (absl::Status s = ParseTimeFlag("--as-of", as_of_text, &t); !s.ok()) return Exit(s, "dump");
+      dump.as_of = t;
     }
-    auto n = DumpStates(db_dir, out_path.empty() ? std::cout : file);
-    if (!n.ok()) return Exit(n.status(), "dump");
-    std::cerr << "dumped " << *n << " patients" << std::endl;
+    if (out_path.empty()) {
+      auto n = DumpPatients(dump, std::cout);
+      if (!n.ok()) return Exit(n.status(), "dump");
+      std::cerr << "dumped " << *n << " patients" << std::endl;
+      return 0;
+    }
+    // Written beside the target and renamed when complete: no half-written dump is left behind.
+    const std::string tmp = out_path + ".partial";
+    std::ofstream file(tmp, std::ios::trunc);
+    if (!file) return Exit(absl::UnavailableError("cannot write " + tmp), "dump");
+    auto n = DumpPatients(dump, file);
+    file.close();
+    if (!n.ok() || !file) {
+      std::remove(tmp.c_str());
+      return Exit(n.ok() ? absl::UnavailableError("writing " + tmp + " failed (disk full?)")
+                         : n.status(),
+                  "dump");
+    }
+    if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      return Exit(absl::UnavailableError("cannot rename " + tmp + " to " + out_path), "dump");
+    }
+    std::cerr << "dumped " << *n << " patients to " << out_path << std::endl;
+    return 0;
+  }
+  if (*fit_cmd) {
+    if (!as_of_text.empty()) {
+      absl::Time t;
+      if (absl::Status s = ParseTimeFlag("--as-of", as_of_text, &t); !s.ok()) {
+        return Exit(s, "fit-churn");
+      }
+      fit.as_of = t;
+    }
+    auto report = FitChurn(fit, std::cout, std::cerr);
+    if (!report.ok()) return Exit(report.status(), "fit-churn");
+    return report->fit.converged ? 0 : 1;
+  }
+  if (*config_cmd) {
+    auto config = LoadEngineConfig(config_file);
+    if (!config.ok()) return Exit(config.status(), "config");
+    std::cout << FormatEngineConfig(*config);
     return 0;
   }
   if (*demo_cmd) return Exit(RunDemo(demo, stop, std::cout), "demo");

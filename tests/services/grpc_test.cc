@@ -46,7 +46,7 @@ TEST_CASE("Append produces to Kafka, the engine folds it, GetPatient reads it", 
   std::thread engine_thread([&] { REQUIRE((*engine)->Run(stop).ok()); });
 
   IngestService ingest(producer->get(), options.topic);
-  QueryService query(storage->get());
+  QueryService query(storage->get(), options.projections);
   auto server = StartGrpcServer("127.0.0.1:0", {&ingest, &query});
   REQUIRE(server.ok());
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server->port),
@@ -95,12 +95,41 @@ TEST_CASE("Append produces to Kafka, the engine folds it, GetPatient reads it", 
       v1::GetPatientRequest req;
       req.set_patient_id("p-42");
       grpc::Status s = query_stub->GetPatient(&ctx, req, &resp);
-      if (s.ok() && resp.state().unique_events() == 3) break;
+      if (s.ok() && resp.view().unique_events() == 3) break;
       REQUIRE(absl::Now() < deadline);
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    CHECK(resp.state().events_by_type().check_in() == 3);
-    CHECK(resp.state().partition() == acks[0].partition());
+    CHECK(resp.view().events_by_type().check_in() == 3);
+    CHECK(resp.view().partition() == acks[0].partition());
+    CHECK_FALSE(resp.has_state());  // only on request
+    // The default as-of is the partition clock: the latest recorded_at folded (server time).
+    int64_t latest_recorded = 0;
+    for (const auto& a : acks) latest_recorded = std::max(latest_recorded, a.recorded_at().seconds());
+    CHECK(resp.view().as_of().seconds() == latest_recorded);
+    CHECK(resp.view().adherence().check_in_days() >= 1);
+    CHECK(resp.view().churn().days_since_last_activity() == 0);
+
+    SECTION("a caller-chosen as_of moves every time-dependent value, and the state on request") {
+      grpc::ClientContext ctx;
+      v1::GetPatientRequest req;
+      req.set_patient_id("p-42");
+      req.mutable_as_of()->set_seconds(latest_recorded + 10 * 86400);
+      req.set_include_state(true);
+      REQUIRE(query_stub->GetPatient(&ctx, req, &resp).ok());
+      CHECK(resp.view().as_of().seconds() == latest_recorded + 10 * 86400);
+      CHECK(resp.view().churn().days_since_last_activity() == 10);
+      CHECK(resp.view().adherence().current_streak() == 0);  // days missed since
+      CHECK(resp.state().unique_events() == 3);
+    }
+    SECTION("a malformed as_of is INVALID_ARGUMENT naming the field") {
+      grpc::ClientContext ctx;
+      v1::GetPatientRequest req;
+      req.set_patient_id("p-42");
+      req.mutable_as_of()->set_nanos(-1);
+      grpc::Status s = query_stub->GetPatient(&ctx, req, &resp);
+      CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+      CHECK(s.error_message().rfind("as_of:", 0) == 0);
+    }
 
     grpc::ClientContext ctx;
     v1::GetPatientRequest req;

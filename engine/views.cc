@@ -1,0 +1,59 @@
+#include "engine/views.h"
+
+#include "absl/strings/str_cat.h"
+#include "engine/config.h"
+#include "engine/status.h"
+#include "projections/patient.h"
+
+namespace tend {
+namespace {
+
+absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+}  // namespace
+
+absl::StatusOr<projections::ProjectionConfig> ConfigForReading(const Storage& storage,
+                                                               const std::string& config_path) {
+  projections::ProjectionConfig config;
+  if (!config_path.empty()) {
+    TEND_ASSIGN_OR_RETURN(config, LoadEngineConfig(config_path));
+  } else {
+    TEND_ASSIGN_OR_RETURN(std::optional<std::string> stored, storage.GetEngineConfig());
+    if (stored) {
+      auto parsed = ParseEngineConfig(*stored, "the engine config stored in the state directory");
+      if (!parsed.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            parsed.status().message(), "; pass --config with the engine's config file"));
+      }
+      config = *std::move(parsed);
+    } else {
+      TEND_ASSIGN_OR_RETURN(config, LoadEngineConfig(""));
+    }
+  }
+  TEND_RETURN_IF_ERROR(
+      storage.CheckProjectionVersions(projections::ProjectionVersions(), FoldParameters(config)));
+  return config;
+}
+
+absl::StatusOr<absl::Time> DefaultAsOf(const Storage& storage, const v1::PatientState& state) {
+  TEND_ASSIGN_OR_RETURN(auto checkpoint, storage.LoadCheckpoint(state.partition()));
+  if (checkpoint && checkpoint->has_clock() && checkpoint->clock().seconds() > 0) {
+    return FromTimestamp(checkpoint->clock());
+  }
+  return FromTimestamp(state.last_event_at());
+}
+
+absl::StatusOr<std::optional<absl::Time>> LatestClock(const Storage& storage) {
+  TEND_ASSIGN_OR_RETURN(auto checkpoints, storage.LoadCheckpoints());
+  std::optional<absl::Time> latest;
+  for (const auto& cp : checkpoints) {
+    if (!cp.has_clock() || cp.clock().seconds() <= 0) continue;
+    const absl::Time t = FromTimestamp(cp.clock());
+    if (!latest || t > *latest) latest = t;
+  }
+  return latest;
+}
+
+}  // namespace tend

@@ -1,0 +1,37 @@
+// Reading projections out of a state directory: the config to view them with, and the as-of
+// instant (DESIGN.md point 3: the default as-of is the partition's clock, the latest recorded_at
+// folded, so a view never depends on the reader's wall clock).
+//
+// Thread safety: ViewReader is immutable after Create and safe to share.
+#ifndef TEND_ENGINE_VIEWS_H_
+#define TEND_ENGINE_VIEWS_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/storage.h"
+#include "projections/config.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend {
+
+// The config to view `storage` with: the file at `config_path` when given, else the config the
+// engine recorded in the directory, else the defaults. kFailedPrecondition when the directory was
+// folded by other projection versions or with other fold parameters than that config.
+absl::StatusOr<projections::ProjectionConfig> ConfigForReading(const Storage& storage,
+                                                               const std::string& config_path);
+
+// The as-of a patient's view defaults to: the clock of the partition the patient lives in, or the
+// patient's latest recorded event when the partition has no clock yet.
+absl::StatusOr<absl::Time> DefaultAsOf(const Storage& storage, const v1::PatientState& state);
+
+// The latest partition clock of the directory (the as-of of a whole-population computation such
+// as fit-churn); nullopt when nothing was committed.
+absl::StatusOr<std::optional<absl::Time>> LatestClock(const Storage& storage);
+
+}  // namespace tend
+
+#endif  // TEND_ENGINE_VIEWS_H_
