@@ -20,13 +20,15 @@ void ApplyActivation(const ProjectionConfig& config, const v1::Event& event,
   if (times->size() > config.activation_messages) times->RemoveLast();
 }
 
-v1::ActivationView ComputeActivation(const ProjectionConfig& config, const v1::PatientState& state) {
+v1::ActivationView ComputeActivation(const ProjectionConfig& config, const v1::PatientState& state,
+                                     absl::Time as_of) {
   v1::ActivationView v;
   const auto& s = state.activation();
   v.set_patient_messages(s.patient_messages());
   const int n = config.activation_messages;
   if (s.earliest_message_s_size() < n) return v;
   const int64_t at = s.earliest_message_s(n - 1);
+  if (at > absl::ToUnixSeconds(as_of)) return v;  // not yet, as of then
   const int64_t first_seen = state.first_seen_at().seconds();
   if (config.activation_window_days > 0 && at - first_seen > config.activation_window_days * 86400LL) {
     return v;  // the Nth message came too late to count

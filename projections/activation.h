@@ -13,8 +13,9 @@ namespace tend::projections {
 // Keeps the N earliest patient message times, so a late message reorders correctly.
 void ApplyActivation(const ProjectionConfig& config, const v1::Event& event,
                      v1::ActivationState* state);
+// Activated as of `as_of` when the Nth message came at or before it.
 v1::ActivationView ComputeActivation(const ProjectionConfig& config,
-                                     const v1::PatientState& state);
+                                     const v1::PatientState& state, absl::Time as_of);
 
 }  // namespace tend::projections
 

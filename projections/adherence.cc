@@ -129,8 +129,15 @@ v1::AdherenceView ComputeAdherence(const ProjectionConfig& config, const v1::Adh
   for (absl::CivilDay d = last; std::binary_search(days.begin(), days.end(), d); --d) ++current;
   v.set_current_streak(current);
 
-  v.set_rate_7d(CountIn(days, last - 6, last) / 7.0);
-  v.set_rate_28d(CountIn(days, last - 27, last) / 28.0);
+  // N-day rates: the last N local days that count, clipped to the programme's start (a patient
+  // enrolled three days ago is measured over three days, not seven).
+  auto rate_over = [&](int n) {
+    const absl::CivilDay from = std::max(last - (n - 1), start_day);
+    return last >= from ? static_cast<double>(CountIn(days, from, last)) / (Days(from, last) + 1)
+                        : 0.0;
+  };
+  v.set_rate_7d(rate_over(7));
+  v.set_rate_28d(rate_over(28));
   if (last >= start_day) {
     v.set_rate_since_enrollment(static_cast<double>(CountIn(days, start_day, last)) /
                                 (Days(start_day, last) + 1));

@@ -33,18 +33,26 @@ double BgNbdPAlive(const BgNbdParams& p, double x, double t_x, double T) {
 
 double BgNbdConditionalExpected(const BgNbdParams& p, double x, double t_x, double T, double t) {
   if (t <= 0) return 0.0;
+  // Equation (10): E = (a+b+x-1)/(a-1) * [1 - ((alpha+T)/(alpha+T+t))^(r+x) *
+  //                    2F1(r+x, b+x; a+b+x-1; z)] / (1 + [x > 0] dead-odds),  z = t/(alpha+T+t).
+  // 2F1's parameters grow with x, and GSL gives up beyond x ~ 1e4. Euler's transformation
+  // (Abramowitz & Stegun 15.3.3: 2F1(A,B;C;z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z)) with
+  // (alpha+T)/(alpha+T+t) = 1-z turns the bracket into
+  //   1 - (1-z)^(a-1) * F,  F = 2F1(a+b-1-r, a-1; a+b+x-1; z),
+  // whose upper parameters stay small, so F is near 1 and well computed for any x; the bracket
+  // is then -expm1((a-1) log(1-z) + log F), without cancellation when it is small (large T).
   const double z = t / (p.alpha + T + t);
-  gsl_sf_result h;
+  gsl_sf_result f;
   gsl_error_handler_t* previous = gsl_set_error_handler_off();
-  int status = gsl_sf_hyperg_2F1_e(p.r + x, p.b + x, p.a + p.b + x - 1, z, &h);
+  const int status = gsl_sf_hyperg_2F1_e(p.a + p.b - 1 - p.r, p.a - 1, p.a + p.b + x - 1, z, &f);
   gsl_set_error_handler(previous);
-  if (status != GSL_SUCCESS || !std::isfinite(h.val)) return 0.0;  // outside GSL's range
-  const double log_ratio = (p.r + x) * (std::log(p.alpha + T) - std::log(p.alpha + T + t));
-  const double numerator =
-      (p.a + p.b + x - 1) / (p.a - 1) * (1 - std::exp(log_ratio) * h.val);
-  const double denominator = x > 0 ? std::exp(Log1pExp(LogDeadTerm(p, x, t_x, T))) : 1.0;
-  double e = numerator / denominator;
-  return std::isfinite(e) && e > 0 ? e : 0.0;
+  if (status != GSL_SUCCESS || !std::isfinite(f.val) || f.val <= 0) return 0.0;
+  const double bracket = -std::expm1((p.a - 1) * std::log1p(-z) + std::log(f.val));
+  const double numerator = (p.a + p.b + x - 1) / (p.a - 1) * bracket;
+  // Divide by 1 + dead-odds in logs: the odds overflow for long-gone frequent patients.
+  const double log_denominator = x > 0 ? Log1pExp(LogDeadTerm(p, x, t_x, T)) : 0.0;
+  const double e = numerator > 0 ? std::exp(std::log(numerator) - log_denominator) : 0.0;
+  return std::isfinite(e) ? e : 0.0;
 }
 
 double BgNbdLogLikelihood(const BgNbdParams& p, double x, double t_x, double T) {

@@ -76,7 +76,7 @@ v1::PatientView ComputeView(const ProjectionConfig& config, const v1::PatientSta
   v.set_program_id(state.enrollment().program_id());
   v.set_partition(state.partition());
   *v.mutable_acquisition() = ComputeAcquisition(state);
-  *v.mutable_activation() = ComputeActivation(config, state);
+  *v.mutable_activation() = ComputeActivation(config, state, as_of);
   const int64_t start_s = state.enrollment().first_enrolled_s() != 0
                               ? state.enrollment().first_enrolled_s()
                               : state.first_seen_at().seconds();
