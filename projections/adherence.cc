@@ -29,9 +29,12 @@ void ApplyAdherence(const v1::Event& event, v1::AdherenceState* s) {
     for (auto& k : *s->mutable_check_in_slots()) {
       if (k.kind() == kind) slots = &k;
     }
-    if (slots == nullptr) {
-      slots = s->add_check_in_slots();
-      slots->set_kind(kind);
+    if (slots == nullptr) {  // kept in kind order, so the state is arrival-order independent
+      auto* all = s->mutable_check_in_slots();
+      all->Add()->set_kind(kind);
+      int i = all->size() - 1;
+      for (; i > 0 && all->Get(i - 1).kind() > kind; --i) all->SwapElements(i, i - 1);
+      slots = all->Mutable(i);
     }
     InsertSorted(slots->mutable_slots(), SlotOf(event.occurred_at().seconds()));
   } else if (event.has_purchase()) {

@@ -12,9 +12,12 @@ void ApplyConsent(const ProjectionConfig& config, const v1::Event& event, v1::Co
     for (auto& l : *s->mutable_latest()) {
       if (l.purpose() == c.purpose()) latest = &l;
     }
-    if (latest == nullptr) {
-      latest = s->add_latest();
-      latest->set_purpose(c.purpose());
+    if (latest == nullptr) {  // kept in purpose order, so the state is arrival-order independent
+      auto* all = s->mutable_latest();
+      all->Add()->set_purpose(c.purpose());
+      int i = all->size() - 1;
+      for (; i > 0 && all->Get(i - 1).purpose() > c.purpose(); --i) all->SwapElements(i, i - 1);
+      latest = all->Mutable(i);
     }
     if (After(event, latest->mark())) {
       latest->set_granted(c.granted());

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "engine/json.h"
 #include "engine/log.h"
 #include "engine/status.h"
 #include "engine/storage.h"
@@ -151,16 +152,12 @@ absl::StatusOr<int64_t> DumpPatients(const DumpOptions& options, std::ostream& o
           absl::FromUnixSeconds(cp.clock().seconds()) + absl::Nanoseconds(cp.clock().nanos());
     }
   }
-  google::protobuf::util::JsonPrintOptions json;
-  json.preserve_proto_field_names = true;
-  json.always_print_primitive_fields = true;
+  JsonWriter json;
   int64_t count = 0;
   std::string line;
   TEND_RETURN_IF_ERROR(storage->ForEachState([&](const v1::PatientState& state) {
-    line.clear();
-    google::protobuf::util::Status s;
     if (options.raw_state) {
-      s = google::protobuf::util::MessageToJsonString(state, &line, json);
+      TEND_RETURN_IF_ERROR(json.Write(state, &line));
     } else {
       absl::Time as_of;
       if (options.as_of) {
@@ -170,10 +167,8 @@ absl::StatusOr<int64_t> DumpPatients(const DumpOptions& options, std::ostream& o
       } else {
         as_of = absl::FromUnixSeconds(state.last_event_at().seconds());
       }
-      s = google::protobuf::util::MessageToJsonString(
-          projections::ComputeView(config, state, as_of), &line, json);
+      TEND_RETURN_IF_ERROR(json.Write(projections::ComputeView(config, state, as_of), &line));
     }
-    if (!s.ok()) return absl::InternalError(std::string(s.message()));
     out << line << '\n';
     ++count;
     return absl::OkStatus();

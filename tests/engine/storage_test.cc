@@ -71,6 +71,46 @@ TEST_CASE("a directory folded from one topic refuses another", "[storage]") {
   CHECK(std::string(s.message()).find("use a new --db directory") != std::string::npos);
 }
 
+TEST_CASE("a directory folded by other projection versions or fold parameters is refused after "
+          "reopening",
+          "[storage]") {
+  TempDir dir;
+  const std::map<std::string, int> v1_versions = {{"adherence", 2}, {"churn", 1}};
+  const std::map<std::string, std::string> params = {{"activation.messages_required", "3"}};
+  {
+    auto storage = Storage::Open(dir.path());
+    REQUIRE(storage.ok());
+    REQUIRE((*storage)->BindProjectionVersions(v1_versions, params).ok());
+    REQUIRE((*storage)->PutEngineConfig("lifecycle:\n  new_days: 7\n").ok());
+  }
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  CHECK((*storage)->BindProjectionVersions(v1_versions, params).ok());
+  absl::Status s = (*storage)->BindProjectionVersions({{"adherence", 3}, {"churn", 1}}, params);
+  CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(s.message() ==
+        "the state was folded by other projection versions (adherence 2 -> 3); rebuild it from "
+        "the log into a new --db directory");
+  s = (*storage)->BindProjectionVersions({{"adherence", 2}}, params);
+  CHECK(s.message().find("churn removed") != absl::string_view::npos);
+  s = (*storage)->BindProjectionVersions(v1_versions, {{"activation.messages_required", "5"}});
+  CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(s.message() ==
+        "the state was folded with activation.messages_required = \"3\" but the config says "
+        "\"5\"; use the config the state was folded with, or rebuild from the log into a new "
+        "--db directory");
+  // Readers check the same way, and find the engine's config.
+  storage->reset();
+  TempDir scratch;
+  auto reader = Storage::OpenReader(dir.path(), scratch.path());
+  REQUIRE(reader.ok());
+  CHECK((*reader)->CheckProjectionVersions(v1_versions, params).ok());
+  CHECK_FALSE((*reader)->CheckProjectionVersions({{"adherence", 1}, {"churn", 1}}, params).ok());
+  auto config = (*reader)->GetEngineConfig();
+  REQUIRE(config.ok());
+  CHECK(**config == "lifecycle:\n  new_days: 7\n");
+}
+
 TEST_CASE("a second writer on the same directory is refused, a reader is not", "[storage]") {
   TempDir dir, scratch;
   auto writer = Storage::Open(dir.path());

@@ -1,0 +1,204 @@
+// Specs of the remaining projections (acquisition, activation, conversion, consent) and of the
+// fold as a whole (projections/patient.h): any arrival order of the same events, late events
+// included, gives the same state and the same view.
+#include "projections/patient.h"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <random>
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include "tests/projections/events.h"
+
+namespace tend::projections {
+namespace {
+
+using testing::At;
+using testing::CheckInEvent;
+using testing::ConsentEvent;
+using testing::ContactRemovedEvent;
+using testing::EnrollEvent;
+using testing::FoldAll;
+using testing::PatientMessage;
+using testing::PurchaseEvent;
+using testing::ScanEvent;
+using testing::StaffMessage;
+using testing::ViewAt;
+
+TEST_CASE("acquisition: first seen, first scan's channel and staff, current staff, scans",
+          "[projections][acquisition]") {
+  const std::vector<v1::Event> events = {
+      StaffMessage("m0", "2026-02-28T09:00:00+08:00"),  // seen before the first scan
+      ScanEvent("s1", "2026-03-01T09:00:00+08:00", "pharmacy-counter", "st-1"),
+      ScanEvent("s2", "2026-03-20T09:00:00+08:00", "kol-article", "st-2")};
+  const v1::AcquisitionView a = ViewAt(DefaultProjectionConfig(), events, "2026-04-01T00:00:00Z").acquisition();
+  CHECK(a.first_seen_at().seconds() == absl::ToUnixSeconds(At("2026-02-28T09:00:00+08:00")));
+  CHECK(a.first_channel_id() == "pharmacy-counter");
+  CHECK(a.first_staff_id() == "st-1");
+  CHECK(a.current_staff_id() == "st-2");
+  CHECK(a.scans() == 2);
+}
+
+TEST_CASE("activation: the Nth patient message, N from the config, optionally within a window",
+          "[projections][activation]") {
+  ProjectionConfig config = DefaultProjectionConfig();  // N = 3
+  const std::vector<v1::Event> events = {
+      ScanEvent("s", "2026-03-01T09:00:00+08:00", "pharmacy", "st-1"),
+      PatientMessage("m1", "2026-03-01T10:00:00+08:00"),
+      StaffMessage("r1", "2026-03-01T10:05:00+08:00"),  // staff replies do not count
+      PatientMessage("m2", "2026-03-02T10:00:00+08:00"),
+      PatientMessage("m3", "2026-03-05T10:00:00+08:00"),
+      PatientMessage("m4", "2026-03-06T10:00:00+08:00")};
+  v1::ActivationView a = ViewAt(config, events, "2026-03-10T00:00:00Z").activation();
+  CHECK(a.patient_messages() == 4);
+  CHECK(a.activated());
+  CHECK(a.activated_at().seconds() == absl::ToUnixSeconds(At("2026-03-05T10:00:00+08:00")));
+  CHECK(a.hours_to_activation() == Approx(4 * 24 + 1));
+  // Not yet activated before the third message.
+  CHECK_FALSE(ViewAt(config, events, "2026-03-04T00:00:00Z").activation().activated());
+
+  config.activation_messages = 5;
+  CHECK_FALSE(ViewAt(config, events, "2026-03-10T00:00:00Z").activation().activated());
+  config.activation_messages = 2;
+  config.activation_window_days = 1;  // the 2nd message came 25 hours after first seen
+  CHECK_FALSE(ViewAt(config, events, "2026-03-10T00:00:00Z").activation().activated());
+  config.activation_window_days = 2;
+  CHECK(ViewAt(config, events, "2026-03-10T00:00:00Z").activation().activated());
+}
+
+TEST_CASE("activation: a late message that was sent earlier moves activated_at back",
+          "[projections][activation]") {
+  const ProjectionConfig config = DefaultProjectionConfig();
+  std::vector<v1::Event> events = {PatientMessage("m1", "2026-03-01T10:00:00+08:00"),
+                                   PatientMessage("m2", "2026-03-02T10:00:00+08:00"),
+                                   PatientMessage("m4", "2026-03-09T10:00:00+08:00")};
+  CHECK(ViewAt(config, events, "2026-03-10T00:00:00Z").activation().activated_at().seconds() ==
+        absl::ToUnixSeconds(At("2026-03-09T10:00:00+08:00")));
+  events.push_back(PatientMessage("m3", "2026-03-03T10:00:00+08:00"));  // uploaded late
+  CHECK(ViewAt(config, events, "2026-03-10T00:00:00Z").activation().activated_at().seconds() ==
+        absl::ToUnixSeconds(At("2026-03-03T10:00:00+08:00")));
+}
+
+TEST_CASE("conversion: first purchase, days to it, purchases, repurchase, spend, last purchase",
+          "[projections][conversion]") {
+  const std::vector<v1::Event> events = {
+      ScanEvent("s", "2026-03-01T09:00:00+08:00", "pharmacy", "st-1"),
+      PurchaseEvent("o1", "2026-03-11T21:00:00+08:00", 9900),
+      PurchaseEvent("o2", "2026-04-11T09:00:00+08:00", 12000)};
+  v1::ConversionView c = ViewAt(DefaultProjectionConfig(), events, "2026-05-01T00:00:00Z").conversion();
+  CHECK(c.converted());
+  CHECK(c.purchases() == 2);
+  CHECK(c.repurchased());
+  CHECK(c.total_spend_minor() == 21900);
+  CHECK(c.days_to_first_purchase() == Approx(10.5));
+  CHECK(c.first_purchase_at().seconds() == absl::ToUnixSeconds(At("2026-03-11T21:00:00+08:00")));
+  CHECK(c.last_purchase_at().seconds() == absl::ToUnixSeconds(At("2026-04-11T09:00:00+08:00")));
+  c = ViewAt(DefaultProjectionConfig(), {events[0], events[1]}, "2026-05-01T00:00:00Z").conversion();
+  CHECK_FALSE(c.repurchased());
+}
+
+TEST_CASE("consent per purpose follows the latest change; keywords make a patient "
+          "marketing-sensitive",
+          "[projections][consent]") {
+  ProjectionConfig config = DefaultProjectionConfig();
+  std::vector<v1::Event> events = {
+      ConsentEvent("c1", "2026-03-01T09:00:00+08:00", v1::ConsentChanged::MARKETING, false),
+      ConsentEvent("c2", "2026-03-05T09:00:00+08:00", v1::ConsentChanged::MARKETING, true),
+      // arrives last but happened first: does not override the later grant
+      ConsentEvent("c0", "2026-02-01T09:00:00+08:00", v1::ConsentChanged::MARKETING, false),
+      ConsentEvent("c3", "2026-03-06T09:00:00+08:00", v1::ConsentChanged::CARE_REMINDERS, false),
+      PatientMessage("m1", "2026-03-07T09:00:00+08:00", {"thanks"})};
+  v1::ConsentView c = ViewAt(config, events, "2026-04-01T00:00:00Z").consent();
+  CHECK(c.marketing_consent());
+  CHECK_FALSE(c.care_reminders_consent());
+  CHECK_FALSE(c.marketing_sensitive());
+  events.push_back(PatientMessage("m2", "2026-03-08T09:00:00+08:00", {"Unsubscribe"}));
+  CHECK(ViewAt(config, events, "2026-04-01T00:00:00Z").consent().marketing_sensitive());
+  // A staff message quoting the word does not count; configured keywords replace the defaults.
+  config.sensitive_keywords = {"too many ads"};
+  CHECK_FALSE(ViewAt(config, events, "2026-04-01T00:00:00Z").consent().marketing_sensitive());
+}
+
+// Empty when equal; else what differs, field by field.
+std::string Diff(const google::protobuf::Message& a, const google::protobuf::Message& b) {
+  google::protobuf::util::MessageDifferencer d;
+  std::string report;
+  d.ReportDifferencesToString(&report);
+  d.Compare(a, b);
+  return report;
+}
+
+// A patient's whole story: every kind of event, two time zones over time, overlapping fills,
+// late uploads, a removed and re-added contact.
+std::vector<v1::Event> Story() {
+  return {
+      ScanEvent("s1", "2026-01-03T09:00:00+08:00", "hospital-referral", "st-1"),
+      EnrollEvent("e1", "2026-01-03T09:05:00+08:00", "glucose-camp", "Asia/Shanghai"),
+      PatientMessage("m1", "2026-01-03T10:00:00+08:00"),
+      PatientMessage("m2", "2026-01-04T10:00:00+08:00", {"stop"}),
+      StaffMessage("r1", "2026-01-04T10:01:00+08:00"),
+      CheckInEvent("c1", "2026-01-04T07:00:00+08:00"),
+      CheckInEvent("c2", "2026-01-05T07:00:00+08:00", v1::CheckIn::BLOOD_PRESSURE),
+      CheckInEvent("c3", "2026-01-06T23:50:00+08:00", v1::CheckIn::MEDICATION),
+      PurchaseEvent("o1", "2026-01-05T12:00:00+08:00", 9900, {{"metformin", 30}}),
+      PurchaseEvent("o2", "2026-01-25T12:00:00+08:00", 9900, {{"metformin", 30}, {"lisinopril", 28}}),
+      ConsentEvent("k1", "2026-01-10T09:00:00+08:00", v1::ConsentChanged::MARKETING, false),
+      ContactRemovedEvent("x1", "2026-02-01T09:00:00+08:00"),
+      ScanEvent("s2", "2026-02-03T09:00:00+08:00", "pharmacy-counter", "st-3"),
+      EnrollEvent("e2", "2026-02-03T09:10:00+08:00", "bp-camp", "Europe/Berlin"),
+      PatientMessage("m3", "2026-02-04T10:00:00+01:00"),
+      CheckInEvent("c4", "2026-02-05T00:10:00+01:00"),
+      CheckInEvent("c5", "2026-02-06T08:00:00+01:00"),
+      PurchaseEvent("o3", "2026-02-10T12:00:00+01:00", 30000, {{"metformin", 30}}),
+  };
+}
+
+TEST_CASE("any arrival order of the same events gives the same state and view",
+          "[projections][replay]") {
+  const ProjectionConfig config = DefaultProjectionConfig();
+  std::vector<v1::Event> events = Story();
+  const v1::PatientState in_order = FoldAll(config, events);
+  const std::string state_bytes = in_order.SerializeAsString();
+  const v1::PatientView view = ComputeView(config, in_order, At("2026-02-20T12:00:00Z"));
+  std::mt19937 rng(3);
+  for (int round = 0; round < 200; ++round) {
+    std::shuffle(events.begin(), events.end(), rng);
+    const v1::PatientState s = FoldAll(config, events);
+    REQUIRE(Diff(s, in_order) == "");
+    REQUIRE(s.SerializeAsString() == state_bytes);
+    REQUIRE(Diff(ComputeView(config, s, At("2026-02-20T12:00:00Z")), view) == "");
+  }
+  // The story's facts, so the comparison above compares something.
+  const v1::PatientView v = ComputeView(config, in_order, At("2026-02-20T12:00:00Z"));
+  CHECK(v.time_zone() == "Europe/Berlin");
+  CHECK(v.program_id() == "bp-camp");
+  CHECK(v.acquisition().first_channel_id() == "hospital-referral");
+  CHECK(v.acquisition().current_staff_id() == "st-3");
+  CHECK(v.activation().activated());
+  CHECK(v.adherence().check_in_days() == 5);
+  CHECK(v.adherence().pdc_by_ingredient().count("lisinopril") == 1);
+  CHECK(v.churn().stage() == v1::ChurnView::ACTIVE);  // re-added after removing the contact
+  CHECK(v.conversion().purchases() == 3);
+  CHECK_FALSE(v.consent().marketing_consent());
+  CHECK(v.consent().marketing_sensitive());
+}
+
+TEST_CASE("a late event gives the same state as if it had arrived in order, for every metric",
+          "[projections][replay]") {
+  const ProjectionConfig config = DefaultProjectionConfig();
+  const std::vector<v1::Event> story = Story();
+  for (size_t late = 0; late < story.size(); ++late) {
+    std::vector<v1::Event> arrival;
+    for (size_t i = 0; i < story.size(); ++i) {
+      if (i != late) arrival.push_back(story[i]);
+    }
+    arrival.push_back(story[late]);  // uploaded last, e.g. from a phone that was offline
+    INFO("late event " << story[late].event_id());
+    CHECK(Diff(FoldAll(config, arrival), FoldAll(config, story)) == "");
+  }
+}
+
+}  // namespace
+}  // namespace tend::projections
