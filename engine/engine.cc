@@ -9,7 +9,7 @@
 #include <google/protobuf/arena.h>
 #include <google/protobuf/util/time_util.h>
 
-#include "absl/container/node_hash_map.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -122,6 +122,7 @@ class Engine::Impl {
     bool gap_reported = false;
   };
   struct CacheEntry {
+    std::string key;  // storage_format::StateKey(partition, patient_id): the commit order
     v1::PatientState state;
     int32_t partition = 0;
     // Sorted fingerprints of every event folded into `state` (storage_format::EventFingerprint),
@@ -157,7 +158,10 @@ class Engine::Impl {
   std::unique_ptr<Committer> committer_;  // destroyed first: it borrows the consumer
 
   std::map<int32_t, Partition> partitions_;  // assigned partitions
-  absl::node_hash_map<std::string, CacheEntry> cache_;  // key: StateKey(partition, patient)
+  // Key: StateKey(partition, patient), short enough to live inline in the table's slots, so a
+  // probe compares keys without chasing a pointer; entries are boxed so their addresses (in
+  // dirty_) stay put when the table grows.
+  absl::flat_hash_map<std::string, std::unique_ptr<CacheEntry>> cache_;
   std::vector<CacheEntry*> dirty_;
   int64_t uncommitted_records_ = 0;
   int64_t dlq_unflushed_ = 0;
@@ -274,8 +278,11 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
                                                                const std::string& patient_id) {
   storage_format::SetStateKey(partition, patient_id, &key_);
   auto it = cache_.find(key_);
-  if (it != cache_.end()) return &it->second;
-  CacheEntry& entry = cache_[key_];
+  if (it != cache_.end()) return it->second.get();
+  auto& slot = cache_[key_];
+  slot = std::make_unique<CacheEntry>();
+  CacheEntry& entry = *slot;
+  entry.key = key_;
   entry.partition = partition;
   auto found = storage_->GetPatient(partition, patient_id, &entry.state, &entry.applied);
   if (!found.ok()) {
@@ -406,10 +413,8 @@ absl::Status Engine::Impl::Commit() {
   }
   // In key order, memtable inserts reuse the skiplist splice of the previous insert: much
   // cheaper than random order when most of the cache is dirty.
-  std::sort(dirty_.begin(), dirty_.end(), [](const CacheEntry* a, const CacheEntry* b) {
-    return a->partition != b->partition ? a->partition < b->partition
-                                        : a->state.patient_id() < b->state.patient_id();
-  });
+  std::sort(dirty_.begin(), dirty_.end(),
+            [](const CacheEntry* a, const CacheEntry* b) { return a->key < b->key; });
   // The previous batch must be written before this one is built: it reuses the buffer, and
   // batches land in order.
   TEND_RETURN_IF_ERROR(committer_->Wait());

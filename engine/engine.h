@@ -36,8 +36,8 @@ struct EngineOptions {
   std::string group_id = "tend-engine";
   // Commit cadence (DESIGN.md point 8). While records keep coming (a backlog), a commit happens
   // when either bound is reached: large batches amortise the rewrite of each dirty patient.
-  absl::Duration commit_interval = absl::Milliseconds(1000);
-  int64_t commit_max_records = 250'000;
+  absl::Duration commit_interval = absl::Milliseconds(2000);
+  int64_t commit_max_records = 500'000;
   // Once caught up (nothing left to consume locally), what is folded is committed as soon as
   // this much time has passed since the previous commit: low latency at steady load.
   absl::Duration commit_delay_when_caught_up = absl::Milliseconds(20);
