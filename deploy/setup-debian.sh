@@ -12,6 +12,7 @@ id tend >/dev/null 2>&1 || useradd --system --home /var/lib/tend --shell /usr/sb
 install -d -o tend -g tend -m 0750 /var/lib/tend
 install -d -m 0755 /etc/tend
 [[ -f /etc/tend/engine.env ]] || install -m 0640 deploy/engine.env.example /etc/tend/engine.env
+[[ -f /etc/tend/engine.yaml ]] || install -m 0644 deploy/engine.yaml /etc/tend/engine.yaml
 install -m 0644 deploy/tend-engine.service /etc/systemd/system/tend-engine.service
 systemctl daemon-reload 2>/dev/null || true
 echo "Installed. Edit /etc/tend/engine.env (TEND_BROKERS), create the topics (deploy/create-topics.sh),"

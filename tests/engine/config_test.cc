@@ -138,6 +138,14 @@ TEST_CASE("a config file that cannot be read is NOT_FOUND naming the path", "[co
   CHECK(ok->lifecycle_new_days == 10);
 }
 
+TEST_CASE("deploy/engine.yaml is valid and spells out the defaults", "[config]") {
+  auto shipped = LoadEngineConfig(TEND_SOURCE_DIR "/deploy/engine.yaml");
+  REQUIRE(shipped.ok());
+  auto defaults = LoadEngineConfig("");
+  REQUIRE(defaults.ok());
+  CHECK(FormatEngineConfig(*shipped) == FormatEngineConfig(*defaults));
+}
+
 TEST_CASE("fold parameters: only what the fold itself uses", "[config]") {
   auto a = ParseEngineConfig("marketing: {sensitive_keywords: [Stop, unsubscribe]}", "a");
   auto b = ParseEngineConfig("marketing: {sensitive_keywords: [unsubscribe, stop]}\n"
