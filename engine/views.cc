@@ -45,15 +45,22 @@ absl::StatusOr<absl::Time> DefaultAsOf(const Storage& storage, const v1::Patient
   return FromTimestamp(state.last_event_at());
 }
 
-absl::StatusOr<std::optional<absl::Time>> LatestClock(const Storage& storage) {
+absl::StatusOr<AsOfResolver> AsOfResolver::Load(const Storage& storage,
+                                                std::optional<absl::Time> fixed) {
+  AsOfResolver r;
+  r.fixed_ = fixed;
+  if (fixed) return r;
   TEND_ASSIGN_OR_RETURN(auto checkpoints, storage.LoadCheckpoints());
-  std::optional<absl::Time> latest;
   for (const auto& cp : checkpoints) {
-    if (!cp.has_clock() || cp.clock().seconds() <= 0) continue;
-    const absl::Time t = FromTimestamp(cp.clock());
-    if (!latest || t > *latest) latest = t;
+    if (cp.has_clock() && cp.clock().seconds() > 0) r.clocks_[cp.partition()] = FromTimestamp(cp.clock());
   }
-  return latest;
+  return r;
+}
+
+absl::Time AsOfResolver::For(const v1::PatientState& state) const {
+  if (fixed_) return *fixed_;
+  auto it = clocks_.find(state.partition());
+  return it != clocks_.end() ? it->second : FromTimestamp(state.last_event_at());
 }
 
 }  // namespace tend

@@ -6,6 +6,7 @@
 #ifndef TEND_ENGINE_VIEWS_H_
 #define TEND_ENGINE_VIEWS_H_
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,9 +29,19 @@ absl::StatusOr<projections::ProjectionConfig> ConfigForReading(const Storage& st
 // patient's latest recorded event when the partition has no clock yet.
 absl::StatusOr<absl::Time> DefaultAsOf(const Storage& storage, const v1::PatientState& state);
 
-// The latest partition clock of the directory (the as-of of a whole-population computation such
-// as fit-churn); nullopt when nothing was committed.
-absl::StatusOr<std::optional<absl::Time>> LatestClock(const Storage& storage);
+// The as-of of every patient of a whole-directory read (dump, fit-churn): a fixed instant, or
+// each patient's partition clock, read once. Immutable after Load.
+class AsOfResolver {
+ public:
+  // `fixed` unset: partition clocks, loaded from `storage`'s checkpoints now.
+  static absl::StatusOr<AsOfResolver> Load(const Storage& storage,
+                                           std::optional<absl::Time> fixed);
+  absl::Time For(const v1::PatientState& state) const;
+
+ private:
+  std::optional<absl::Time> fixed_;
+  std::map<int32_t, absl::Time> clocks_;
+};
 
 }  // namespace tend
 

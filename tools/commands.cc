@@ -143,15 +143,7 @@ absl::StatusOr<int64_t> DumpPatients(const DumpOptions& options, std::ostream& o
   TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(options.db_dir, scratch.path()));
   TEND_ASSIGN_OR_RETURN(projections::ProjectionConfig config,
                         ConfigForReading(*storage, options.config_path));
-  // One clock per partition, read once: the default as-of of every patient in it.
-  std::map<int32_t, absl::Time> clocks;
-  TEND_ASSIGN_OR_RETURN(auto checkpoints, storage->LoadCheckpoints());
-  for (const auto& cp : checkpoints) {
-    if (cp.has_clock() && cp.clock().seconds() > 0) {
-      clocks[cp.partition()] =
-          absl::FromUnixSeconds(cp.clock().seconds()) + absl::Nanoseconds(cp.clock().nanos());
-    }
-  }
+  TEND_ASSIGN_OR_RETURN(AsOfResolver as_of, AsOfResolver::Load(*storage, options.as_of));
   JsonWriter json;
   int64_t count = 0;
   std::string line;
@@ -159,15 +151,8 @@ absl::StatusOr<int64_t> DumpPatients(const DumpOptions& options, std::ostream& o
     if (options.raw_state) {
       TEND_RETURN_IF_ERROR(json.Write(state, &line));
     } else {
-      absl::Time as_of;
-      if (options.as_of) {
-        as_of = *options.as_of;
-      } else if (auto it = clocks.find(state.partition()); it != clocks.end()) {
-        as_of = it->second;
-      } else {
-        as_of = absl::FromUnixSeconds(state.last_event_at().seconds());
-      }
-      TEND_RETURN_IF_ERROR(json.Write(projections::ComputeView(config, state, as_of), &line));
+      TEND_RETURN_IF_ERROR(
+          json.Write(projections::ComputeView(config, state, as_of.For(state)), &line));
     }
     out << line << '\n';
     ++count;
@@ -184,27 +169,16 @@ absl::StatusOr<BgNbdFitReport> FitChurn(const FitChurnOptions& options, std::ost
   TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(options.db_dir, scratch.path()));
   TEND_ASSIGN_OR_RETURN(projections::ProjectionConfig config,
                         ConfigForReading(*storage, options.config_path));
-  std::map<int32_t, absl::Time> clocks;
-  TEND_ASSIGN_OR_RETURN(auto checkpoints, storage->LoadCheckpoints());
-  for (const auto& cp : checkpoints) {
-    if (cp.has_clock() && cp.clock().seconds() > 0) {
-      clocks[cp.partition()] =
-          absl::FromUnixSeconds(cp.clock().seconds()) + absl::Nanoseconds(cp.clock().nanos());
-    }
-  }
+  TEND_ASSIGN_OR_RETURN(AsOfResolver as_of, AsOfResolver::Load(*storage, options.as_of));
   BgNbdFitReport report;
   std::vector<projections::BgNbdCustomer> customers;
   TEND_RETURN_IF_ERROR(storage->ForEachState([&](const v1::PatientState& state) {
     ++report.patients;
     if (report.patients % 250'000 == 0) progress << "read " << report.patients << " patients\n";
-    absl::Time as_of = absl::FromUnixSeconds(state.last_event_at().seconds());
-    if (options.as_of) {
-      as_of = *options.as_of;
-    } else if (auto it = clocks.find(state.partition()); it != clocks.end()) {
-      as_of = it->second;
-    }
     const absl::TimeZone tz = projections::PatientTimeZone(config, state);
-    if (auto c = projections::BgNbdInputs(config, state, tz, as_of)) customers.push_back(*c);
+    if (auto c = projections::BgNbdInputs(config, state, tz, as_of.For(state))) {
+      customers.push_back(*c);
+    }
     return absl::OkStatus();
   }));
   report.customers = static_cast<int64_t>(customers.size());
