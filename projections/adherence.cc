@@ -120,6 +120,7 @@ v1::AdherenceView ComputeAdherence(const ProjectionConfig& config, const v1::Adh
   // The last day that counts: today once it has a check-in, else yesterday.
   const bool today_done = !days.empty() && days.back() == today;
   const absl::CivilDay last = today_done ? today : today - 1;
+  v.set_checked_in_today(today_done);
 
   // Streaks: runs of consecutive days.
   int longest = 0, run = 0;

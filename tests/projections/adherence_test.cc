@@ -161,6 +161,8 @@ TEST_CASE("today is not a miss until local midnight", "[projections][streak]") {
                                          CheckInEvent("b", "2026-05-02T08:00:00+08:00"),
                                          CheckInEvent("c", "2026-05-03T21:00:00+08:00")};
   CHECK(ViewAt(config, events, "2026-05-03T22:00:00+08:00").adherence().current_streak() == 3);
+  CHECK(ViewAt(config, events, "2026-05-03T22:00:00+08:00").adherence().checked_in_today());
+  CHECK_FALSE(ViewAt(config, events, "2026-05-04T22:00:00+08:00").adherence().checked_in_today());
   CHECK(ViewAt(config, events, "2026-05-04T23:59:00+08:00").adherence().current_streak() == 3);
   CHECK(ViewAt(config, events, "2026-05-05T00:01:00+08:00").adherence().current_streak() == 0);
   CHECK(ViewAt(config, events, "2026-05-05T00:01:00+08:00").adherence().longest_streak() == 3);

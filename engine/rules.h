@@ -1,0 +1,108 @@
+// Operators' rules (proto/tend/v1/rules.proto): loaded from YAML once at start, every field path
+// and value resolved against the schemas of the patient's view (tend.v1.PatientView) and the
+// event (tend.v1.Event), so a mistake is an error at load time naming the rule, the key and the
+// problem. Conditions then evaluate without any lookup by name.
+//
+// Status: loading, validation and condition evaluation (with explanations). Firing, timers,
+// policies and the outbox are issue 4's remaining work.
+//
+// Thread safety: a RuleSet is immutable after Load/Parse; evaluation is pure.
+#ifndef TEND_ENGINE_RULES_H_
+#define TEND_ENGINE_RULES_H_
+
+#include <google/protobuf/descriptor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "tend/v1/events.pb.h"
+#include "tend/v1/rules.pb.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend {
+
+// "patient.adherence.current_streak", "event.check_in.kind", "patient.x.map_field[KEY]",
+// resolved to the chain of fields from the root message to a scalar leaf.
+struct FieldPath {
+  enum class Root { kPatient, kEvent };
+  Root root = Root::kPatient;
+  std::vector<const google::protobuf::FieldDescriptor*> chain;  // the last one is the leaf
+  std::string map_key;  // set when the leaf is a map<string, scalar> entry
+  std::string text;     // as written
+
+  // The leaf's value type (the map's value type for a map entry).
+  const google::protobuf::FieldDescriptor* value_field() const;
+};
+
+// Parses and resolves `text`. kInvalidArgument explaining what is wrong (unknown field with the
+// fields allowed there, a message where a scalar is needed, a repeated field).
+absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text);
+
+// A field's value read from the view and the event (null when there is none), as a comparable.
+struct FieldValue {
+  enum class Kind { kNumber, kBool, kEnum, kString };
+  Kind kind = Kind::kNumber;
+  double number = 0;
+  bool boolean = false;
+  int enum_number = 0;
+  std::string str;  // string values; enum value names
+  std::string ToString() const;
+};
+FieldValue ReadField(const FieldPath& path, const v1::PatientView& view, const v1::Event* event);
+
+// One comparison that held (or failed), with the actual value: the explanation of a decision.
+struct ConditionTrace {
+  std::string field;
+  std::string op;
+  std::string expected;
+  std::string actual;
+  bool held = false;
+};
+
+class CompiledCondition {
+ public:
+  // Compiles `condition` (at `key`, for messages). `event_fields_allowed`: whether event.* paths
+  // may be used (not in schedule or absence triggers' conditions, which have no event).
+  static absl::StatusOr<CompiledCondition> Compile(const v1::Condition& condition,
+                                                   const std::string& key,
+                                                   bool event_fields_allowed);
+  // Whether the condition holds; appends each comparison evaluated to `trace` (may be null).
+  bool Evaluate(const v1::PatientView& view, const v1::Event* event,
+                std::vector<ConditionTrace>* trace) const;
+
+ private:
+  enum class Kind { kAlways, kCompare, kAll, kAny, kNot };
+  Kind kind_ = Kind::kAlways;
+  FieldPath path_;
+  v1::Comparison::Op op_ = v1::Comparison::OP_UNSPECIFIED;
+  FieldValue value_;
+  std::vector<CompiledCondition> children_;
+};
+
+struct CompiledRule {
+  v1::Rule rule;
+  CompiledCondition trigger_filter;  // event/absence filter, or the `became` condition
+  CompiledCondition when;
+  int schedule_minute_of_day = -1;  // schedule triggers: minutes after local midnight
+};
+
+class RuleSet {
+ public:
+  // Parses YAML text (the file named `source`) with the RuleFile schema and validates every rule.
+  // Errors read "SOURCE: rule ID: key: problem".
+  static absl::StatusOr<RuleSet> Parse(absl::string_view yaml, absl::string_view source);
+  static absl::StatusOr<RuleSet> Load(const std::string& path);
+
+  const std::vector<CompiledRule>& rules() const { return rules_; }
+
+ private:
+  std::vector<CompiledRule> rules_;
+};
+
+}  // namespace tend
+
+#endif  // TEND_ENGINE_RULES_H_
