@@ -478,6 +478,42 @@ absl::StatusOr<RuleSet> RuleSet::Parse(absl::string_view yaml, absl::string_view
   return set;
 }
 
+std::string DescribeRules(const RuleSet& rules) {
+  auto duration = [](const google::protobuf::Duration& d) -> std::string {
+    if (d.seconds() > 0 && d.seconds() % 86400 == 0) return absl::StrCat(d.seconds() / 86400, "d");
+    return absl::FormatDuration(absl::Seconds(d.seconds()));
+  };
+  std::string out;
+  for (const CompiledRule& c : rules.rules()) {
+    const v1::Rule& r = c.rule;
+    const auto& t = r.trigger();
+    std::string trigger;
+    if (t.has_event()) trigger = absl::StrCat("on ", t.event().kind());
+    if (t.has_absence()) {
+      trigger = absl::StrCat("no ", t.absence().kind(), " for ", duration(t.absence().after()));
+    }
+    if (t.has_became()) {
+      trigger = "became";
+      if (t.became().has_compare()) {
+        const auto& cmp = t.became().compare();
+        absl::StrAppend(&trigger, " ", cmp.field(), " ", OpText(cmp.op()), " ", cmp.value());
+      }
+    }
+    if (t.has_schedule()) trigger = absl::StrCat("daily at ", t.schedule().at(), " local");
+    const std::string action =
+        r.action().has_reminder()
+            ? absl::StrCat("reminder ", r.action().reminder().template_id(), " via ",
+                           v1::Channel_Name(r.action().reminder().channel()))
+            : absl::StrCat("task ", r.action().task().template_id(), " for the health manager");
+    absl::StrAppend(&out, r.id(), " v", r.version(), ": ", trigger, " -> ", action, " [",
+                    v1::Category_Name(r.policy().category()), ", priority ",
+                    r.policy().priority(), ", cooldown ", duration(r.policy().cooldown()),
+                    ", ttl ", duration(r.policy().ttl()), "]\n");
+  }
+  absl::StrAppend(&out, rules.rules().size(), " rules OK\n");
+  return out;
+}
+
 absl::StatusOr<RuleSet> RuleSet::Load(const std::string& path) {
   std::string text;
   {

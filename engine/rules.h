@@ -103,6 +103,9 @@ class RuleSet {
   std::vector<CompiledRule> rules_;
 };
 
+// One line per rule: "id vN: trigger -> action [CATEGORY, priority P, cooldown, ttl]".
+std::string DescribeRules(const RuleSet& rules);
+
 }  // namespace tend
 
 #endif  // TEND_ENGINE_RULES_H_

@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "engine/config.h"
 #include "engine/log.h"
+#include "engine/rules.h"
 #include "tools/commands.h"
 #include "tools/signals.h"
 
@@ -152,6 +153,13 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 20));
 
+  // tend rules
+  std::string rules_file;
+  auto* rules_cmd = app.add_subcommand(
+      "rules", "Check a rules file against the schemas and list its rules (one line each).");
+  rules_cmd->add_option("FILE", rules_file, "rules YAML (e.g. deploy/rules/default.yaml)")
+      ->required();
+
   CLI11_PARSE(app, argc, argv);
   std::atomic<bool>& stop = InstallStopSignals();
 
@@ -239,6 +247,12 @@ int main(int argc, char** argv) {
     auto report = FitChurn(fit, std::cout, std::cerr);
     if (!report.ok()) return Exit(report.status(), "fit-churn");
     return report->fit.converged ? 0 : 1;
+  }
+  if (*rules_cmd) {
+    auto rules = RuleSet::Load(rules_file);
+    if (!rules.ok()) return Exit(rules.status(), "rules");
+    std::cout << DescribeRules(*rules);
+    return 0;
   }
   if (*config_cmd) {
     auto config = LoadEngineConfig(config_file);

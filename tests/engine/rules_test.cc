@@ -29,6 +29,12 @@ TEST_CASE("the default rule pack loads", "[rules]") {
   REQUIRE(rules->rules().size() == 10);
   CHECK(rules->rules()[0].rule.id() == "daily-checkin");
   CHECK(rules->rules()[0].schedule_minute_of_day == 9 * 60);
+  const std::string described = DescribeRules(*rules);
+  CHECK(described.find("no-bp-3d v1: no check_in for 3d -> reminder bp-nudge via CHAT [CLINICAL, "
+                       "priority 50, cooldown 3d, ttl 1d]") != std::string::npos);
+  CHECK(described.find("streak-7 v1: became patient.adherence.current_streak >= 7 -> reminder") !=
+        std::string::npos);
+  CHECK(described.find("10 rules OK") != std::string::npos);
 }
 
 TEST_CASE("a bad rule is refused with the rule id, the key and the problem", "[rules]") {
