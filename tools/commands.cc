@@ -24,6 +24,7 @@
 #include "services/ingest_service.h"
 #include "services/query_service.h"
 #include "services/server.h"
+#include "services/sink_service.h"
 #include "tools/temp_dir.h"
 
 namespace tend {
@@ -36,6 +37,19 @@ absl::Status RunBroker(const MockBrokerOptions& options, const std::atomic<bool>
                 "topics %s and %s with %d partitions; Ctrl-C stops it",
                 broker->bootstrap(), options.topic, options.dlq_topic, options.partitions);
   while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return absl::OkStatus();
+}
+
+absl::Status RunSink(const SinkOptions& options, const std::atomic<bool>& stop, std::ostream& out) {
+  TEND_ASSIGN_OR_RETURN(auto sink, SinkService::Create(options.out_path));
+  TEND_ASSIGN_OR_RETURN(RunningServer server, StartGrpcServer(options.listen, {sink.get()}));
+  out << "listening on " << server.port << std::endl;
+  TEND_LOG_INFO("tend.v1.ReminderSink on port %d; %d commands already recorded in %s; Ctrl-C stops",
+                server.port, sink->accepted(), options.out_path.empty() ? "memory" : options.out_path);
+  while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  server.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  TEND_LOG_INFO("sink stopped: %d commands accepted, %d duplicates acknowledged", sink->accepted(),
+                sink->duplicates());
   return absl::OkStatus();
 }
 

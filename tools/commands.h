@@ -80,6 +80,13 @@ struct BgNbdFitReport {
 absl::StatusOr<BgNbdFitReport> FitChurn(const FitChurnOptions& options, std::ostream& out,
                                         std::ostream& progress);
 
+struct SinkOptions {
+  std::string listen = "127.0.0.1:7171";
+  std::string out_path;  // empty: in memory only
+};
+// tend sink: the reference ReminderSink until `stop`; prints "listening on PORT" first.
+absl::Status RunSink(const SinkOptions& options, const std::atomic<bool>& stop, std::ostream& out);
+
 struct DemoOptions {
   int patients = 3000;
   int days = 120;

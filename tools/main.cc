@@ -153,6 +153,16 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 20));
 
+  // tend sink
+  SinkOptions sink;
+  auto* sink_cmd = app.add_subcommand(
+      "sink", "Reference tend.v1.ReminderSink: accepts each command once (dedupe on command_id), "
+              "records them as JSON lines.");
+  sink_cmd->add_option("--listen", sink.listen, "address to serve on")->capture_default_str();
+  sink_cmd->add_option("--out", sink.out_path,
+                       "append accepted commands here (read back on start to dedupe across "
+                       "restarts)");
+
   // tend rules
   std::string rules_file;
   auto* rules_cmd = app.add_subcommand(
@@ -248,6 +258,7 @@ int main(int argc, char** argv) {
     if (!report.ok()) return Exit(report.status(), "fit-churn");
     return report->fit.converged ? 0 : 1;
   }
+  if (*sink_cmd) return Exit(RunSink(sink, stop, std::cout), "sink");
   if (*rules_cmd) {
     auto rules = RuleSet::Load(rules_file);
     if (!rules.ok()) return Exit(rules.status(), "rules");

@@ -58,7 +58,9 @@ TEST_CASE("replay equivalence: the same events in two arrival orders give identi
   FoldThroughKafka(in_order, dir.Sub("a"), config);
   FoldThroughKafka(shuffled, dir.Sub("b"), config);
 
-  DumpOptions a{dir.Sub("a")}, b{dir.Sub("b")};
+  DumpOptions a, b;
+  a.db_dir = dir.Sub("a");
+  b.db_dir = dir.Sub("b");
   const std::string dump_a = Dump(a);
   CHECK(std::count(dump_a.begin(), dump_a.end(), '\n') == 300);
   CHECK(dump_a.find("\"as_of\":\"2025-12-31T") != std::string::npos);  // the partition clock (cohort ends 2026-01-01)
@@ -84,7 +86,8 @@ TEST_CASE("dump and fit-churn read with the engine's recorded config; a differen
   TempDir dir;
   FoldThroughKafka(testing::Cohort(400, 90, 3), dir.path(), config);
 
-  DumpOptions dump{dir.path()};
+  DumpOptions dump;
+  dump.db_dir = dir.path();
   const std::string with_recorded = Dump(dump);
   // The same config given explicitly reads the same.
   {
@@ -101,7 +104,8 @@ TEST_CASE("dump and fit-churn read with the engine's recorded config; a differen
   CHECK(refused.status().message().find("activation.messages_required") != absl::string_view::npos);
 
   // fit-churn prints a snippet the config accepts.
-  FitChurnOptions fit{dir.path()};
+  FitChurnOptions fit;
+  fit.db_dir = dir.path();
   std::ostringstream out, progress;
   auto report = FitChurn(fit, out, progress);
   REQUIRE(report.ok());

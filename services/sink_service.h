@@ -1,0 +1,52 @@
+// The reference tend.v1.ReminderSink (`tend sink`): accepts each command once, deduplicating on
+// command_id, and records every accepted command as one JSON line in an output file (appended
+// and flushed before acknowledging, so an acknowledged command is on disk). On start it reads
+// the file back, so duplicates are recognised across restarts. Gateway implementers copy this
+// contract: dedupe on command_id, acknowledge only what is durable.
+//
+// Thread-safe: Deliver may run on many gRPC threads at once.
+#ifndef TEND_SERVICES_SINK_SERVICE_H_
+#define TEND_SERVICES_SINK_SERVICE_H_
+
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/json.h"
+#include "tend/v1/services.grpc.pb.h"
+
+namespace tend {
+
+class SinkService final : public v1::ReminderSink::Service {
+ public:
+  // `out_path` empty: keep accepted commands in memory only (tests, demo).
+  static absl::StatusOr<std::unique_ptr<SinkService>> Create(const std::string& out_path);
+
+  grpc::Status Deliver(grpc::ServerContext* context, const v1::DeliverRequest* request,
+                       v1::DeliverResponse* response) override;
+
+  int64_t accepted() const;
+  int64_t duplicates() const;
+  // The accepted commands, in acceptance order.
+  std::vector<v1::ReminderCommand> commands() const;
+
+ private:
+  SinkService() = default;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_set<std::string> seen_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::ReminderCommand> commands_ ABSL_GUARDED_BY(mu_);
+  int64_t duplicates_ ABSL_GUARDED_BY(mu_) = 0;
+  std::ofstream out_ ABSL_GUARDED_BY(mu_);
+  bool has_out_ = false;
+  JsonWriter json_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace tend
+
+#endif  // TEND_SERVICES_SINK_SERVICE_H_
