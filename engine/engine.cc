@@ -211,6 +211,8 @@ class Engine::Impl {
 
   void Process(const rd_kafka_message_t* msg);
   absl::Status Fold(int32_t partition, Partition* p);
+  // Folds event_ into `state` and runs the rules on the views before and after it.
+  void ApplyAndDecide(int32_t partition, const Partition& p, v1::PatientState* state);
   void DeadLetter(const rd_kafka_message_t* msg, Partition* p, const absl::Status& reason);
   absl::StatusOr<CacheEntry*> Lookup(int32_t partition, const std::string& patient_id);
   // Builds the commit batch and hands it to the committer (asynchronous write).
@@ -237,6 +239,14 @@ class Engine::Impl {
   // dirty_) stay put when the table grows.
   absl::flat_hash_map<std::string, std::unique_ptr<CacheEntry>> cache_;
   std::vector<CacheEntry*> dirty_;
+  // Decided since the last commit; written with the states that decided them.
+  std::vector<std::pair<int32_t, v1::ReminderCommand>> pending_commands_;
+  struct PendingDecision {
+    int64_t offset;
+    uint32_t index;
+    v1::Decision decision;
+  };
+  std::vector<PendingDecision> pending_decisions_;
   int64_t uncommitted_records_ = 0;
   int64_t dlq_unflushed_ = 0;
   absl::Time last_commit_ = absl::Now();
@@ -255,6 +265,7 @@ class Engine::Impl {
     return o;
   }()};
   v1::Event* event_ = nullptr;  // the record being processed, on arena_
+  int64_t current_offset_ = 0;  // its offset
   std::string key_;  // reused cache key
 
   std::atomic<int64_t> first_record_ns_{0};
@@ -366,6 +377,32 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
   return &entry;
 }
 
+void Engine::Impl::ApplyAndDecide(int32_t partition, const Partition& p, v1::PatientState* state) {
+  // Decisions use the partition clock (DESIGN.md point 3): a replay decides the same.
+  const absl::Time now = absl::FromUnixSeconds(p.checkpoint.clock().seconds()) +
+                         absl::Nanoseconds(p.checkpoint.clock().nanos());
+  const bool known = state->unique_events() > 0;
+  v1::PatientView before;
+  if (known) before = projections::ComputeView(options_.projections, *state, now);
+  projections::Apply(options_.projections, *event_, state);
+  const v1::PatientView after = projections::ComputeView(options_.projections, *state, now);
+  DecideInput in;
+  in.before = known ? &before : nullptr;
+  in.after = &after;
+  in.event = event_;
+  in.now = now;
+  in.tz = projections::PatientTimeZone(options_.projections, *state);
+  in.staff_id = after.acquisition().current_staff_id();
+  DecideOutput out;
+  DecideOnEvent(*options_.rules, options_.policy, in, state->mutable_rules(), &out);
+  for (auto& c : out.commands) pending_commands_.emplace_back(partition, std::move(c));
+  // The record's offset orders this record's decisions after every earlier one of the patient.
+  const int64_t offset = current_offset_;
+  for (size_t i = 0; i < out.decisions.size(); ++i) {
+    pending_decisions_.push_back({offset, static_cast<uint32_t>(i), std::move(out.decisions[i])});
+  }
+}
+
 absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
   TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, event_->patient_id()));
   const uint64_t fingerprint = storage_format::EventFingerprint(event_->event_id());
@@ -376,7 +413,11 @@ absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
     return absl::OkStatus();
   }
   entry->applied.insert(pos, fingerprint);
-  projections::Apply(options_.projections, *event_, &entry->state);
+  if (options_.rules == nullptr) {
+    projections::Apply(options_.projections, *event_, &entry->state);
+  } else {
+    ApplyAndDecide(partition, *p, &entry->state);
+  }
   entry->state.set_partition(partition);
   if (!entry->dirty) {
     entry->dirty = true;
@@ -422,6 +463,7 @@ void Engine::Impl::Process(const rd_kafka_message_t* msg) {
         (rec.seconds() == clock.seconds() && rec.nanos() > clock.nanos())) {
       *p.checkpoint.mutable_clock() = rec;
     }
+    current_offset_ = msg->offset;
     s = Fold(msg->partition, &p);
     if (!s.ok()) {  // storage failure: stop without advancing past this record
       Fail(s);
@@ -497,6 +539,10 @@ absl::Status Engine::Impl::Commit() {
   for (CacheEntry* e : dirty_) {
     batch.PutPatient(e->partition, e->state, e->applied);
   }
+  for (const auto& [partition, command] : pending_commands_) batch.PutCommand(partition, command);
+  for (const auto& d : pending_decisions_) batch.PutDecision(d.decision, d.offset, d.index);
+  pending_commands_.clear();
+  pending_decisions_.clear();
   KafkaPartitionList offsets(rd_kafka_topic_partition_list_new(static_cast<int>(partitions_.size())));
   for (auto& [partition, p] : partitions_) {
     if (!p.dirty) continue;

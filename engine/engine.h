@@ -22,8 +22,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "engine/decide.h"
 #include "engine/event_codec.h"
 #include "engine/kafka.h"
+#include "engine/rules.h"
 #include "engine/storage.h"
 #include "projections/config.h"
 
@@ -49,6 +51,10 @@ struct EngineOptions {
   CommitOptions commit;
   // Parameters of the projections (engine/config.h loads them from the operator's YAML).
   projections::ProjectionConfig projections = projections::DefaultProjectionConfig();
+  // Rules deciding on each folded event (event and `became` triggers), with the global
+  // policies; their commands go to the outbox in the same batch as the state. Null: no rules.
+  std::shared_ptr<const RuleSet> rules;
+  PolicyOptions policy;
   // Extra librdkafka properties for the consumer and the DLQ producer (e.g. security settings).
   KafkaProps kafka;
 };

@@ -33,6 +33,17 @@ void StateBatch::PutPatient(int32_t partition, const v1::PatientState& state,
   batch_.Put(storage_->state_, key_, value_);
 }
 
+void StateBatch::PutCommand(int32_t partition, const v1::ReminderCommand& command) {
+  command.SerializeToString(&value_);
+  batch_.Put(storage_->outbox_, sf::OutboxKey(partition, command.command_id()), value_);
+}
+
+void StateBatch::PutDecision(const v1::Decision& decision, int64_t offset, uint32_t index) {
+  decision.SerializeToString(&value_);
+  batch_.Put(storage_->decisions_,
+             sf::DecisionKey(decision.patient_id(), decision.at().seconds(), offset, index), value_);
+}
+
 void StateBatch::PutCheckpoint(const v1::PartitionCheckpoint& checkpoint) {
   checkpoint.SerializeToString(&value_);
   batch_.Put(storage_->meta_, sf::CheckpointKey(checkpoint.partition()), value_);
@@ -124,6 +135,8 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   storage->db_.reset(raw);
   storage->meta_ = storage->handles_[1];
   storage->state_ = storage->handles_[2];
+  storage->outbox_ = storage->handles_[3];
+  storage->decisions_ = storage->handles_[4];
   TEND_RETURN_IF_ERROR(storage->CheckFormatVersion(fresh));
   return storage;
 }
@@ -308,6 +321,49 @@ absl::StatusOr<std::optional<v1::PatientState>> Storage::FindPatient(
     if (found) return state;
   }
   return std::nullopt;
+}
+
+absl::Status Storage::ForEachCommand(
+    const std::function<absl::Status(int32_t, const v1::ReminderCommand&)>& fn) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    v1::ReminderCommand cmd;
+    if (it->key().size() < 4 ||
+        !cmd.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("corrupt outbox record ", it->key().ToString(true)));
+    }
+    const int32_t partition = static_cast<int32_t>(
+        sf::ReadBe32(absl::string_view(it->key().data(), it->key().size())));
+    TEND_RETURN_IF_ERROR(fn(partition, cmd));
+  }
+  return FromRocks(it->status(), "reading the outbox");
+}
+
+absl::Status Storage::DeleteCommand(int32_t partition, absl::string_view command_id) {
+  if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
+  return FromRocks(db_->Delete(rocksdb::WriteOptions(), outbox_,
+                               ToSlice(sf::OutboxKey(partition, command_id))),
+                   "deleting from the outbox");
+}
+
+absl::StatusOr<std::vector<v1::Decision>> Storage::RecentDecisions(absl::string_view patient_id,
+                                                                   size_t limit) const {
+  std::vector<v1::Decision> out;
+  const std::string prefix = sf::DecisionPrefix(patient_id);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), decisions_));
+  std::string upper = prefix;
+  upper.back() = '\1';  // just past every key with the prefix
+  for (it->SeekForPrev(ToSlice(upper)); it->Valid() && it->key().starts_with(ToSlice(prefix)) &&
+                                        out.size() < limit;
+       it->Prev()) {
+    v1::Decision d;
+    if (!d.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("corrupt decision record ", it->key().ToString(true)));
+    }
+    out.push_back(std::move(d));
+  }
+  TEND_RETURN_IF_ERROR(FromRocks(it->status(), "reading decisions"));
+  return out;
 }
 
 absl::Status Storage::ForEachState(

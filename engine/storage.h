@@ -20,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "tend/v1/commands.pb.h"
 #include "tend/v1/state.pb.h"
 
 namespace tend {
@@ -48,6 +49,11 @@ class StateBatch {
   void PutPatient(int32_t partition, const v1::PatientState& state,
                   const std::vector<uint64_t>& sorted_fingerprints);
   void PutCheckpoint(const v1::PartitionCheckpoint& checkpoint);
+  // A command for the dispatcher, in the same batch as the state that decided it (DESIGN.md
+  // point 2), and the record of a decision: `offset` is the deciding record's (one patient lives
+  // in one partition, so it orders the patient's decisions), `index` its order within the record.
+  void PutCommand(int32_t partition, const v1::ReminderCommand& command);
+  void PutDecision(const v1::Decision& decision, int64_t offset, uint32_t index);
   size_t Count() const { return batch_.Count(); }
   // Empties the batch, keeping its buffer for the next commit.
   void Clear() { batch_.Clear(); }
@@ -109,6 +115,15 @@ class Storage {
   // first error `fn` returns.
   absl::Status ForEachState(const std::function<absl::Status(const v1::PatientState&)>& fn) const;
 
+  // Calls `fn` for every command in the outbox (partition order, then command id).
+  absl::Status ForEachCommand(
+      const std::function<absl::Status(int32_t, const v1::ReminderCommand&)>& fn) const;
+  // Removes a command once the sink acknowledged it (or it expired).
+  absl::Status DeleteCommand(int32_t partition, absl::string_view command_id);
+  // The patient's latest decisions, newest first, at most `limit`.
+  absl::StatusOr<std::vector<v1::Decision>> RecentDecisions(absl::string_view patient_id,
+                                                            size_t limit) const;
+
   StateBatch NewBatch() { return StateBatch(this); }
   // Writes the batch atomically (the batch is left as it was; Clear() it to reuse it).
   absl::Status Commit(StateBatch* batch, const CommitOptions& options = {});
@@ -125,6 +140,8 @@ class Storage {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; destroyed before db_
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::ColumnFamilyHandle* state_ = nullptr;
+  rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
+  rocksdb::ColumnFamilyHandle* decisions_ = nullptr;
   bool read_only_ = false;
 };
 

@@ -13,6 +13,11 @@
 //                                          varint32 n, then n bytes of tend.v1.PatientState, then
 //                                          the applied-event set: the sorted EventFingerprint() of
 //                                          every event_id folded, 8 bytes little-endian each
+//   outbox  BE32(p) + command_id       -> tend.v1.ReminderCommand decided and not yet acknowledged
+//                                          by the sink (written with the state that decided it;
+//                                          deleted by the dispatcher on acknowledgement)
+//   decisions patient_id + "\0" + BE64(at seconds) + BE64(record offset) + BE32(index in record)
+//                                       -> tend.v1.Decision (fired, deferred, suppressed), for Explain
 // One value per patient keeps a commit at one insert per dirty patient and a cache miss at one
 // read; readers that want only the state stop after the first n bytes.
 // BE32 is a big-endian uint32 so that keys of one partition sort together (partition-scoped state,
@@ -30,11 +35,14 @@
 
 namespace tend::storage_format {
 
-inline constexpr int kStorageFormatVersion = 1;
+inline constexpr int kStorageFormatVersion = 2;  // 2: outbox and decisions
 
 inline constexpr absl::string_view kMetaCf = "meta";
 inline constexpr absl::string_view kStateCf = "state";
-inline constexpr std::array<absl::string_view, 2> kColumnFamilies = {kMetaCf, kStateCf};
+inline constexpr absl::string_view kOutboxCf = "outbox";
+inline constexpr absl::string_view kDecisionsCf = "decisions";
+inline constexpr std::array<absl::string_view, 4> kColumnFamilies = {kMetaCf, kStateCf, kOutboxCf,
+                                                                      kDecisionsCf};
 
 inline constexpr absl::string_view kFormatVersionKey = "format_version";
 inline constexpr absl::string_view kTopicKey = "topic";
@@ -77,6 +85,33 @@ inline void SetStateKey(int32_t partition, absl::string_view patient_id, std::st
 inline std::string StateKey(int32_t partition, absl::string_view patient_id) {
   std::string k;
   SetStateKey(partition, patient_id, &k);
+  return k;
+}
+
+inline void AppendBe64(uint64_t v, std::string* out) {
+  AppendBe32(static_cast<uint32_t>(v >> 32), out);
+  AppendBe32(static_cast<uint32_t>(v), out);
+}
+
+inline std::string OutboxKey(int32_t partition, absl::string_view command_id) {
+  std::string k;
+  AppendBe32(static_cast<uint32_t>(partition), &k);
+  k.append(command_id.data(), command_id.size());
+  return k;
+}
+
+// Decisions of one patient sort together, by time, then by the deciding record's offset.
+inline std::string DecisionPrefix(absl::string_view patient_id) {
+  std::string k(patient_id.data(), patient_id.size());
+  k.push_back('\0');
+  return k;
+}
+inline std::string DecisionKey(absl::string_view patient_id, int64_t at_s, int64_t offset,
+                               uint32_t index) {
+  std::string k = DecisionPrefix(patient_id);
+  AppendBe64(static_cast<uint64_t>(at_s), &k);
+  AppendBe64(static_cast<uint64_t>(offset), &k);
+  AppendBe32(index, &k);
   return k;
 }
 
