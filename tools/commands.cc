@@ -23,6 +23,7 @@
 #include "projections/patient.h"
 #include "services/ingest_service.h"
 #include "services/query_service.h"
+#include "services/dispatcher.h"
 #include "services/server.h"
 #include "services/sink_service.h"
 #include "tools/temp_dir.h"
@@ -72,9 +73,25 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     TEND_LOG_INFO("gRPC (tend.v1.Ingest, tend.v1.Query, reflection) listening on port %d",
                   server.port);
   }
-  TEND_LOG_INFO("engine folding %s from %s into %s", options.engine.topic, options.engine.brokers,
-                options.db_dir);
+  std::unique_ptr<Dispatcher> dispatcher;
+  if (!options.sink.empty()) {
+    DispatcherOptions d;
+    d.sink.target = options.sink;
+    TEND_ASSIGN_OR_RETURN(dispatcher, Dispatcher::Start(d, storage.get()));
+    TEND_LOG_INFO("dispatching reminder commands to tend.v1.ReminderSink at %s", options.sink);
+  }
+  TEND_LOG_INFO("engine folding %s from %s into %s%s", options.engine.topic, options.engine.brokers,
+                options.db_dir,
+                options.engine.rules ? absl::StrCat(" with ", options.engine.rules->rules().size(),
+                                                    " rules")
+                                     : "");
   absl::Status s = engine->Run(stop);
+  if (dispatcher) {
+    DispatcherStats ds = dispatcher->stats();
+    dispatcher.reset();
+    TEND_LOG_INFO("dispatcher stopped: %d delivered, %d duplicates, %d expired, %d rejected",
+                  ds.delivered, ds.duplicates, ds.expired, ds.rejected);
+  }
   if (server.server) server.server->Shutdown(std::chrono::system_clock::now() +
                                              std::chrono::seconds(2));
   EngineStats st = engine->stats();

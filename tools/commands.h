@@ -29,6 +29,7 @@ struct EngineCommandOptions {
   EngineOptions engine;
   std::string db_dir;
   std::string grpc_listen;  // empty: no gRPC server
+  std::string sink;         // ReminderSink host:port; empty: commands stay in the outbox
 };
 // tend engine: folds the topic into --db until `stop` (or idle with --exit-when-idle).
 absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bool>& stop);

@@ -76,7 +76,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 10'000'000));
   engine_cmd->add_flag("--sync", sync, "fsync the WAL on every commit (machine-crash safety)");
   engine_cmd->add_option("--kafka", kafka_props, "extra librdkafka property KEY=VALUE (repeatable)");
-  std::string engine_config;
+  std::string engine_config, engine_rules;
+  engine_cmd->add_option("--rules", engine_rules,
+                         "rules YAML (deploy/rules/default.yaml; `tend rules FILE` checks one)");
+  engine_cmd->add_option("--sink", engine.sink,
+                         "deliver reminder commands to this tend.v1.ReminderSink (host:port)");
   engine_cmd->add_option("--config", engine_config,
                          "engine config YAML (proto/tend/v1/config.proto; `tend config` prints one)");
 
@@ -178,6 +182,11 @@ int main(int argc, char** argv) {
     auto config = LoadEngineConfig(engine_config);
     if (!config.ok()) return Exit(config.status(), "engine");
     engine.engine.projections = *std::move(config);
+    if (!engine_rules.empty()) {
+      auto rules = RuleSet::Load(engine_rules);
+      if (!rules.ok()) return Exit(rules.status(), "engine");
+      engine.engine.rules = std::make_shared<const RuleSet>(*std::move(rules));
+    }
     engine.engine.commit_interval = absl::Milliseconds(commit_ms);
     engine.engine.commit.sync = sync;
     for (const auto& kv : kafka_props) {

@@ -1,0 +1,80 @@
+#include "services/dispatcher.h"
+
+#include <vector>
+
+#include "engine/log.h"
+
+namespace tend {
+
+absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(const DispatcherOptions& options,
+                                                               Storage* storage) {
+  std::unique_ptr<Dispatcher> d(new Dispatcher(options, storage));
+  auto client = SinkClient::Create(options.sink);
+  if (!client.ok()) return client.status();
+  d->client_ = *std::move(client);
+  d->thread_ = std::thread([p = d.get()] { p->Loop(); });
+  return d;
+}
+
+Dispatcher::~Dispatcher() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+DispatcherStats Dispatcher::stats() const {
+  return {delivered_.load(), duplicates_.load(), expired_.load(), rejected_.load()};
+}
+
+void Dispatcher::Loop() {
+  struct Due {
+    int32_t partition;
+    v1::ReminderCommand command;
+  };
+  while (!stop_.load()) {
+    // Commands whose time has come; the outbox is small (commands leave it within moments).
+    std::vector<Due> due;
+    const int64_t now_s = absl::ToUnixSeconds(absl::Now());
+    absl::Status s = storage_->ForEachCommand([&](int32_t partition, const v1::ReminderCommand& c) {
+      if (c.not_before().seconds() <= now_s) due.push_back({partition, c});
+      return absl::OkStatus();
+    });
+    if (!s.ok()) TEND_LOG_ERROR("dispatcher: reading the outbox: %s", s.ToString());
+    for (const Due& d : due) {
+      const DeliveryResult r = client_->Deliver(d.command, stop_);
+      switch (r.outcome) {
+        case DeliveryOutcome::kStopped:
+          return;  // stays in the outbox for the next start
+        case DeliveryOutcome::kDelivered:
+          ++delivered_;
+          break;
+        case DeliveryOutcome::kDuplicate:
+          ++duplicates_;
+          break;
+        case DeliveryOutcome::kExpired:
+          ++expired_;
+          TEND_LOG_WARN("dispatcher: command %s (rule %s, patient %s) expired before the sink "
+                        "acknowledged it after %d attempts (last error: %s); dropped",
+                        d.command.command_id(), d.command.rule_id(), d.command.patient_id(),
+                        r.attempts, r.last_error);
+          break;
+        case DeliveryOutcome::kRejected:
+          ++rejected_;
+          TEND_LOG_ERROR("dispatcher: the sink rejected command %s (rule %s): %s; dropped",
+                         d.command.command_id(), d.command.rule_id(), r.last_error);
+          break;
+      }
+      if (absl::Status del = storage_->DeleteCommand(d.partition, d.command.command_id());
+          !del.ok()) {
+        TEND_LOG_ERROR("dispatcher: %s", del.ToString());
+      }
+    }
+    if (due.empty()) {
+      const absl::Time until = absl::Now() + options_.poll_interval;
+      while (!stop_.load() && absl::Now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+  }
+}
+
+}  // namespace tend

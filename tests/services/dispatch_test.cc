@@ -1,0 +1,123 @@
+// Event to command at the sink, end to end: events through Kafka (librdkafka's mock cluster),
+// the engine deciding with rules into the outbox (RocksDB in a temp dir), the dispatcher
+// delivering over real gRPC to the reference sink.
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "engine/engine.h"
+#include "engine/mock_broker.h"
+#include "services/dispatcher.h"
+#include "services/server.h"
+#include "services/sink_service.h"
+#include "tests/testing.h"
+
+namespace tend {
+namespace {
+
+const char* kRules = R"(
+rules:
+  - id: welcome
+    version: 1
+    trigger: {event: {kind: scan}}
+    when: {compare: {field: patient.acquisition.scans, op: EQ, value: "1"}}
+    action: {reminder: {template_id: welcome, channel: CHAT, parameters: {channel: "{event.scan.channel_id}"}}}
+    policy: {category: CARE, priority: 40, ttl: 1h}
+)";
+
+std::vector<v1::Event> Scans(int patients, int scans_each) {
+  std::vector<v1::Event> events;
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  for (int p = 0; p < patients; ++p) {
+    for (int s = 0; s < scans_each; ++s) {
+      v1::Event e;
+      e.set_patient_id(absl::StrCat("p", p));
+      e.set_event_id(absl::StrCat("scan-", p, "-", s));
+      e.mutable_occurred_at()->set_seconds(now - 60 + s);
+      e.mutable_recorded_at()->set_seconds(now - 60 + s);
+      e.mutable_scan()->set_channel_id(s == 0 ? "pharmacy" : "kol");
+      events.push_back(e);
+    }
+  }
+  return events;
+}
+
+TEST_CASE("rules decide in the fold; the dispatcher delivers each command once to the sink",
+          "[integration]") {
+  MockBrokerOptions broker_options;
+  broker_options.partitions = 4;
+  auto broker = MockBroker::Start(broker_options);
+  REQUIRE(broker.ok());
+  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  REQUIRE(producer.ok());
+  auto events = Scans(30, 2);
+  events.push_back(events[0]);  // a redelivered first scan: no second welcome
+  testing::ProduceAll(producer->get(), broker_options.topic, events);
+
+  testing::TempDir dir;
+  auto rules = RuleSet::Parse(kRules, "test");
+  REQUIRE(rules.ok());
+  EngineOptions options;
+  options.brokers = (*broker)->bootstrap();
+  options.exit_when_idle = true;
+  options.rules = std::make_shared<const RuleSet>(*std::move(rules));
+  options.policy.quiet_start_minute = options.policy.quiet_end_minute = 0;  // none in this test
+  {
+    auto storage = Storage::Open(dir.path());
+    REQUIRE(storage.ok());
+    auto engine = Engine::Create(options, storage->get());
+    REQUIRE(engine.ok());
+    std::atomic<bool> stop{false};
+    REQUIRE((*engine)->Run(stop).ok());
+  }
+
+  // The commands wait in the outbox, written with the state; the decisions are recorded.
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  int outbox = 0;
+  REQUIRE((*storage)->ForEachCommand([&](int32_t, const v1::ReminderCommand& c) {
+    ++outbox;
+    CHECK(c.template_id() == "welcome");
+    CHECK(c.parameters().at("channel") == "pharmacy");
+    CHECK(c.automated());
+    return absl::OkStatus();
+  }).ok());
+  CHECK(outbox == 30);
+  auto decisions = (*storage)->RecentDecisions("p7", 10);
+  REQUIRE(decisions.ok());
+  REQUIRE(decisions->size() == 2);  // newest first: the second scan's condition failed
+  CHECK((*decisions)[0].reason() == v1::Decision::CONDITIONS);
+  CHECK((*decisions)[0].explanation().checks(0).actual() == "2");
+  CHECK((*decisions)[1].outcome() == v1::Decision::FIRED);
+
+  // The dispatcher delivers them; each reaches the sink once and leaves the outbox.
+  auto sink = SinkService::Create("");
+  REQUIRE(sink.ok());
+  auto server = StartGrpcServer("127.0.0.1:0", {sink->get()});
+  REQUIRE(server.ok());
+  DispatcherOptions d;
+  d.sink.target = absl::StrCat("127.0.0.1:", server->port);
+  {
+    auto dispatcher = Dispatcher::Start(d, storage->get());
+    REQUIRE(dispatcher.ok());
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while ((*sink)->accepted() < 30 && absl::Now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK((*dispatcher)->stats().delivered == 30);
+  }
+  CHECK((*sink)->accepted() == 30);
+  CHECK((*sink)->duplicates() == 0);
+  outbox = 0;
+  REQUIRE((*storage)->ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
+    ++outbox;
+    return absl::OkStatus();
+  }).ok());
+  CHECK(outbox == 0);
+  server->server->Shutdown();
+}
+
+}  // namespace
+}  // namespace tend
