@@ -45,4 +45,20 @@ grpc::Status QueryService::GetPatient(grpc::ServerContext*, const v1::GetPatient
   return grpc::Status::OK;
 }
 
+grpc::Status QueryService::Explain(grpc::ServerContext*, const v1::ExplainRequest* request,
+                                   v1::ExplainResponse* response) {
+  if (!IsValidId(request->patient_id())) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "patient_id: must be 1-128 characters of [A-Za-z0-9._:-]");
+  }
+  if (request->limit() < 0 || request->limit() > 1000) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "limit: must be 0..1000 (0: 50)");
+  }
+  auto decisions =
+      storage_->RecentDecisions(request->patient_id(), request->limit() == 0 ? 50 : request->limit());
+  if (!decisions.ok()) return ToGrpc(decisions.status());
+  for (auto& d : *decisions) *response->add_decisions() = std::move(d);
+  return grpc::Status::OK;
+}
+
 }  // namespace tend

@@ -18,6 +18,8 @@ class QueryService final : public v1::Query::Service {
 
   grpc::Status GetPatient(grpc::ServerContext* context, const v1::GetPatientRequest* request,
                           v1::GetPatientResponse* response) override;
+  grpc::Status Explain(grpc::ServerContext* context, const v1::ExplainRequest* request,
+                       v1::ExplainResponse* response) override;
 
  private:
   const Storage* const storage_;

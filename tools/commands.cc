@@ -41,6 +41,32 @@ absl::Status RunBroker(const MockBrokerOptions& options, const std::atomic<bool>
   return absl::OkStatus();
 }
 
+absl::Status ExplainPatient(const std::string& db_dir, const std::string& patient_id, int limit,
+                            std::ostream& out) {
+  TEND_ASSIGN_OR_RETURN(ScopedTempDir scratch, ScopedTempDir::Create("tend-explain-"));
+  TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(db_dir, scratch.path()));
+  TEND_ASSIGN_OR_RETURN(auto decisions, storage->RecentDecisions(patient_id, limit));
+  if (decisions.empty()) {
+    out << "no decisions recorded for " << patient_id << "\n";
+    return absl::OkStatus();
+  }
+  for (const auto& d : decisions) {
+    out << google::protobuf::util::TimeUtil::ToString(d.at()) << "  " << d.rule_id() << " v"
+        << d.rule_version() << "  " << v1::Decision::Outcome_Name(d.outcome());
+    if (d.outcome() == v1::Decision::SUPPRESSED) {
+      out << " (" << v1::Decision::Reason_Name(d.reason()) << ")";
+    }
+    out << "  trigger " << d.trigger();
+    if (!d.command_id().empty()) out << "  command " << d.command_id();
+    out << "\n";
+    for (const auto& c : d.explanation().checks()) {
+      out << "    " << c.field() << " " << c.op() << " " << c.expected() << ": actual "
+          << c.actual() << (c.held() ? " (held)" : " (did not hold)") << "\n";
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RunSink(const SinkOptions& options, const std::atomic<bool>& stop, std::ostream& out) {
   TEND_ASSIGN_OR_RETURN(auto sink, SinkService::Create(options.out_path));
   TEND_ASSIGN_OR_RETURN(RunningServer server, StartGrpcServer(options.listen, {sink.get()}));

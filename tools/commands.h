@@ -81,6 +81,11 @@ struct BgNbdFitReport {
 absl::StatusOr<BgNbdFitReport> FitChurn(const FitChurnOptions& options, std::ostream& out,
                                         std::ostream& progress);
 
+// tend explain: the patient's recent decisions, newest first, one readable line each (and the
+// values behind each decision indented below it). Works beside a running engine.
+absl::Status ExplainPatient(const std::string& db_dir, const std::string& patient_id, int limit,
+                            std::ostream& out);
+
 struct SinkOptions {
   std::string listen = "127.0.0.1:7171";
   std::string out_path;  // empty: in memory only

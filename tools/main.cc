@@ -167,6 +167,18 @@ int main(int argc, char** argv) {
                        "append accepted commands here (read back on start to dedupe across "
                        "restarts)");
 
+  // tend explain
+  std::string explain_db, explain_patient;
+  int explain_limit = 20;
+  auto* explain_cmd = app.add_subcommand(
+      "explain", "Why a patient got (or did not get) each reminder: recent rule decisions with "
+                 "the values behind them.");
+  explain_cmd->add_option("--db", explain_db)->required();
+  explain_cmd->add_option("PATIENT", explain_patient)->required();
+  explain_cmd->add_option("--limit", explain_limit, "decisions, newest first")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+
   // tend rules
   std::string rules_file;
   auto* rules_cmd = app.add_subcommand(
@@ -266,6 +278,9 @@ int main(int argc, char** argv) {
     auto report = FitChurn(fit, std::cout, std::cerr);
     if (!report.ok()) return Exit(report.status(), "fit-churn");
     return report->fit.converged ? 0 : 1;
+  }
+  if (*explain_cmd) {
+    return Exit(ExplainPatient(explain_db, explain_patient, explain_limit, std::cout), "explain");
   }
   if (*sink_cmd) return Exit(RunSink(sink, stop, std::cout), "sink");
   if (*rules_cmd) {

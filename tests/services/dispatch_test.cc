@@ -3,6 +3,7 @@
 // delivering over real gRPC to the reference sink.
 #include <catch2/catch.hpp>
 
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +13,7 @@
 #include "services/server.h"
 #include "services/sink_service.h"
 #include "tests/testing.h"
+#include "tools/commands.h"
 
 namespace tend {
 namespace {
@@ -90,6 +92,19 @@ TEST_CASE("rules decide in the fold; the dispatcher delivers each command once t
   CHECK((*decisions)[0].reason() == v1::Decision::CONDITIONS);
   CHECK((*decisions)[0].explanation().checks(0).actual() == "2");
   CHECK((*decisions)[1].outcome() == v1::Decision::FIRED);
+
+  // tend explain prints them, readable.
+  storage->reset();
+  std::ostringstream explained;
+  REQUIRE(ExplainPatient(dir.path(), "p7", 10, explained).ok());
+  CHECK(explained.str().find("welcome v1  SUPPRESSED (CONDITIONS)  trigger event:scan-7-1") !=
+        std::string::npos);
+  CHECK(explained.str().find("    patient.acquisition.scans == 1: actual 2 (did not hold)") !=
+        std::string::npos);
+  CHECK(explained.str().find("welcome v1  FIRED  trigger event:scan-7-0  command ") !=
+        std::string::npos);
+  storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
 
   // The dispatcher delivers them; each reaches the sink once and leaves the outbox.
   auto sink = SinkService::Create("");

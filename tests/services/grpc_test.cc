@@ -121,6 +121,19 @@ TEST_CASE("Append produces to Kafka, the engine folds it, GetPatient reads it", 
       CHECK(resp.view().adherence().current_streak() == 0);  // days missed since
       CHECK(resp.state().unique_events() == 3);
     }
+    SECTION("Explain answers with the decisions (none without rules); bad input names the field") {
+      grpc::ClientContext ctx;
+      v1::ExplainRequest req;
+      req.set_patient_id("p-42");
+      v1::ExplainResponse explained;
+      REQUIRE(query_stub->Explain(&ctx, req, &explained).ok());
+      CHECK(explained.decisions_size() == 0);
+      grpc::ClientContext ctx2;
+      req.set_limit(5000);
+      grpc::Status s = query_stub->Explain(&ctx2, req, &explained);
+      CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+      CHECK(s.error_message().rfind("limit:", 0) == 0);
+    }
     SECTION("a malformed as_of is INVALID_ARGUMENT naming the field") {
       grpc::ClientContext ctx;
       v1::GetPatientRequest req;
