@@ -16,6 +16,7 @@
 #include "engine/engine.h"
 #include "engine/kafka.h"
 #include "engine/mock_broker.h"
+#include "engine/rules.h"
 #include "projections/bgnbd.h"
 #include "tools/simulate.h"
 
@@ -109,6 +110,7 @@ struct BenchOptions {
   int partitions = 32;
   uint64_t seed = 42;
   int repeat = 5;  // runs of each phase; the medians are compared (this machine is noisy)
+  std::shared_ptr<const RuleSet> rules;  // null: projections only
 };
 // tend bench: raw librdkafka consumption vs the engine end to end, one JSON line on `out`.
 absl::Status RunBench(const BenchOptions& options, std::ostream& out);

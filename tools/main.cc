@@ -153,6 +153,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--events", bench.events)->capture_default_str();
   bench_cmd->add_option("--patients", bench.patients)->capture_default_str();
   bench_cmd->add_option("--partitions", bench.partitions)->capture_default_str();
+  std::string bench_rules;
+  bench_cmd->add_option("--rules", bench_rules, "also decide with these rules (no dispatch)");
   bench_cmd->add_option("--repeat", bench.repeat, "runs of each phase (medians are compared)")
       ->capture_default_str()
       ->check(CLI::Range(1, 20));
@@ -296,6 +298,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*demo_cmd) return Exit(RunDemo(demo, stop, std::cout), "demo");
-  if (*bench_cmd) return Exit(RunBench(bench, std::cout), "bench");
+  if (*bench_cmd) {
+    if (!bench_rules.empty()) {
+      auto rules = RuleSet::Load(bench_rules);
+      if (!rules.ok()) return Exit(rules.status(), "bench");
+      bench.rules = std::make_shared<const RuleSet>(*std::move(rules));
+    }
+    return Exit(RunBench(bench, std::cout), "bench");
+  }
   return 0;
 }
