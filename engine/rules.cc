@@ -26,12 +26,6 @@ constexpr absl::string_view kEventKinds[] = {"scan",       "message",         "c
                                               "purchase",   "enrollment",      "contact_removed",
                                               "consent_changed"};
 
-std::string FieldNames(const Descriptor* d) {
-  std::vector<std::string> names;
-  for (int i = 0; i < d->field_count(); ++i) names.push_back(d->field(i)->name());
-  return absl::StrJoin(names, ", ");
-}
-
 bool IsNumber(const FieldDescriptor* f) {
   switch (f->cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT32:
@@ -223,7 +217,7 @@ absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text) {
     const std::string so_far = absl::StrJoin(parts.begin(), parts.begin() + i, ".");
     if (f == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("\"", text, "\": ", so_far, " has no field \"",
-                                                     parts[i], "\" (it has: ", FieldNames(d), ")"));
+                                                     parts[i], "\" (it has: ", FieldNamesOf(d), ")"));
     }
     path.chain.push_back(f);
     const bool last = i + 1 == parts.size();
@@ -242,7 +236,7 @@ absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text) {
       if (last) {
         return absl::InvalidArgumentError(absl::StrCat(
             "\"", text, "\": ", f->name(), " is a ", f->message_type()->name(),
-            "; name one of its fields (", FieldNames(f->message_type()), ")"));
+            "; name one of its fields (", FieldNamesOf(f->message_type()), ")"));
       }
       d = f->message_type();
     } else if (!last) {

@@ -44,7 +44,7 @@ class Reader {
     if (d->full_name() == "google.protobuf.Timestamp") return ReadTimestamp(node, path, message);
     if (node.IsNull()) return absl::OkStatus();
     if (!node.IsMap()) {
-      return Error(node, path, absl::StrCat("expected a mapping of ", FieldList(d)));
+      return Error(node, path, absl::StrCat("expected a mapping of ", FieldNamesOf(d)));
     }
     std::set<std::string> seen;
     for (const auto& kv : node) {
@@ -52,7 +52,7 @@ class Reader {
       const std::string key_path = path.empty() ? key : absl::StrCat(path, ".", key);
       const FieldDescriptor* f = d->FindFieldByName(key);
       if (f == nullptr) {
-        return Error(kv.first, key_path, absl::StrCat("unknown key (allowed: ", FieldList(d), ")"));
+        return Error(kv.first, key_path, absl::StrCat("unknown key (allowed: ", FieldNamesOf(d), ")"));
       }
       if (!seen.insert(key).second) return Error(kv.first, key_path, "key given twice");
       if (absl::Status s = ReadField(kv.second, key_path, f, message); !s.ok()) return s;
@@ -61,12 +61,6 @@ class Reader {
   }
 
  private:
-  static std::string FieldList(const Descriptor* d) {
-    std::vector<std::string> names;
-    for (int i = 0; i < d->field_count(); ++i) names.push_back(d->field(i)->name());
-    return absl::StrJoin(names, ", ");
-  }
-
   absl::Status ReadField(const YAML::Node& node, const std::string& path, const FieldDescriptor* f,
                          Message* message) {
     const Reflection* r = message->GetReflection();
@@ -244,6 +238,12 @@ class Reader {
 };
 
 }  // namespace
+
+std::string FieldNamesOf(const google::protobuf::Descriptor* d) {
+  std::vector<std::string> names;
+  for (int i = 0; i < d->field_count(); ++i) names.push_back(d->field(i)->name());
+  return absl::StrJoin(names, ", ");
+}
 
 absl::Status ParseYamlToProto(absl::string_view text, absl::string_view source,
                               google::protobuf::Message* message) {

@@ -29,6 +29,9 @@ absl::Status ParseYamlToProto(absl::string_view text, absl::string_view source,
 // Reads the file at `path` and parses it as above. kNotFound when the file cannot be read.
 absl::Status LoadYamlFileToProto(const std::string& path, google::protobuf::Message* message);
 
+// "a, b, c": the field names of a message type, for "allowed: ..." in error messages.
+std::string FieldNamesOf(const google::protobuf::Descriptor* descriptor);
+
 }  // namespace tend
 
 #endif  // TEND_ENGINE_YAML_PROTO_H_

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/event_codec.h"
+#include "engine/mock_broker.h"
 #include "engine/storage.h"
 #include "tools/commands.h"
 #include "tools/simulate.h"
@@ -115,6 +116,25 @@ void RequireMatchesGroundTruth(const std::map<std::string, v1::PatientState>& st
     }
     CHECK(by_type == x.by_type);
   }
+}
+
+void FoldThroughKafka(const std::vector<v1::Event>& events, const std::string& db,
+                      EngineOptions options) {
+  MockBrokerOptions broker_options;
+  broker_options.partitions = 4;
+  auto broker = MockBroker::Start(broker_options);
+  REQUIRE(broker.ok());
+  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  REQUIRE(producer.ok());
+  ProduceAll(producer->get(), broker_options.topic, events);
+  auto storage = Storage::Open(db);
+  REQUIRE(storage.ok());
+  options.brokers = (*broker)->bootstrap();
+  options.exit_when_idle = true;
+  auto engine = Engine::Create(options, storage->get());
+  REQUIRE(engine.ok());
+  std::atomic<bool> stop{false};
+  REQUIRE((*engine)->Run(stop).ok());
 }
 
 }  // namespace tend::testing

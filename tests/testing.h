@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/engine.h"
 #include "engine/kafka.h"
 #include "tools/temp_dir.h"
 #include "tend/v1/events.pb.h"
@@ -44,6 +45,11 @@ int64_t CountDuplicates(const std::vector<v1::Event>& events);
 
 // Produces every event (key, value, headers as the Ingest service does) and waits for acks.
 void ProduceAll(Producer* producer, const std::string& topic, const std::vector<v1::Event>& events);
+
+// Produces `events` to a fresh in-process broker (4 partitions) and runs the engine with
+// `options` (brokers and exit_when_idle set here) into the state directory `db` until idle.
+void FoldThroughKafka(const std::vector<v1::Event>& events, const std::string& db,
+                      EngineOptions options);
 
 // Every patient state in the directory, read through a secondary (reader) instance.
 std::map<std::string, v1::PatientState> ReadStates(const std::string& db_dir);

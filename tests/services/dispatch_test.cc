@@ -47,32 +47,15 @@ std::vector<v1::Event> Scans(int patients, int scans_each) {
 
 TEST_CASE("rules decide in the fold; the dispatcher delivers each command once to the sink",
           "[integration]") {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = 4;
-  auto broker = MockBroker::Start(broker_options);
-  REQUIRE(broker.ok());
-  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
-  REQUIRE(producer.ok());
   auto events = Scans(30, 2);
   events.push_back(events[0]);  // a redelivered first scan: no second welcome
-  testing::ProduceAll(producer->get(), broker_options.topic, events);
-
   testing::TempDir dir;
   auto rules = RuleSet::Parse(kRules, "test");
   REQUIRE(rules.ok());
   EngineOptions options;
-  options.brokers = (*broker)->bootstrap();
-  options.exit_when_idle = true;
   options.rules = std::make_shared<const RuleSet>(*std::move(rules));
   options.policy.quiet_start_minute = options.policy.quiet_end_minute = 0;  // none in this test
-  {
-    auto storage = Storage::Open(dir.path());
-    REQUIRE(storage.ok());
-    auto engine = Engine::Create(options, storage->get());
-    REQUIRE(engine.ok());
-    std::atomic<bool> stop{false};
-    REQUIRE((*engine)->Run(stop).ok());
-  }
+  testing::FoldThroughKafka(events, dir.path(), options);
 
   // The commands wait in the outbox, written with the state; the decisions are recorded.
   auto storage = Storage::Open(dir.path());
@@ -134,29 +117,17 @@ TEST_CASE("rules decide in the fold; the dispatcher delivers each command once t
   server->server->Shutdown();
 }
 
-// Folds `events` with the default rule pack into a fresh directory; returns the outbox and the
-// decisions, serialized, in key order.
+// Folds `events` with the default rule pack into a fresh directory; returns the outbox,
+// serialized, in key order.
 std::vector<std::string> DecideWithDefaultPack(const std::vector<v1::Event>& events,
                                                const std::string& db) {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = 4;
-  auto broker = MockBroker::Start(broker_options);
-  REQUIRE(broker.ok());
-  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
-  REQUIRE(producer.ok());
-  testing::ProduceAll(producer->get(), broker_options.topic, events);
   auto rules = RuleSet::Load(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
   REQUIRE(rules.ok());
   EngineOptions options;
-  options.brokers = (*broker)->bootstrap();
-  options.exit_when_idle = true;
   options.rules = std::make_shared<const RuleSet>(*std::move(rules));
+  testing::FoldThroughKafka(events, db, options);
   auto storage = Storage::Open(db);
   REQUIRE(storage.ok());
-  auto engine = Engine::Create(options, storage->get());
-  REQUIRE(engine.ok());
-  std::atomic<bool> stop{false};
-  REQUIRE((*engine)->Run(stop).ok());
   std::vector<std::string> out;
   REQUIRE((*storage)->ForEachCommand([&](int32_t p, const v1::ReminderCommand& c) {
     out.push_back(absl::StrCat(p, " ", c.SerializeAsString()));

@@ -18,26 +18,11 @@ namespace {
 
 using testing::TempDir;
 
-// Produces `events` to a fresh broker and folds them with the engine into `db` until idle.
 void FoldThroughKafka(const std::vector<v1::Event>& events, const std::string& db,
                       const projections::ProjectionConfig& config) {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = 4;
-  auto broker = MockBroker::Start(broker_options);
-  REQUIRE(broker.ok());
-  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
-  REQUIRE(producer.ok());
-  testing::ProduceAll(producer->get(), broker_options.topic, events);
-  auto storage = Storage::Open(db);
-  REQUIRE(storage.ok());
   EngineOptions options;
-  options.brokers = (*broker)->bootstrap();
-  options.exit_when_idle = true;
   options.projections = config;
-  auto engine = Engine::Create(options, storage->get());
-  REQUIRE(engine.ok());
-  std::atomic<bool> stop{false};
-  REQUIRE((*engine)->Run(stop).ok());
+  testing::FoldThroughKafka(events, db, options);
 }
 
 std::string Dump(const DumpOptions& options) {
