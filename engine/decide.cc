@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "engine/event_codec.h"
+#include "projections/churn.h"
+#include "projections/patient.h"
 
 namespace tend {
 namespace {
@@ -74,6 +76,83 @@ void AddChecks(const std::vector<ConditionTrace>& trace, v1::Explanation* e) {
   }
 }
 
+v1::Decision DecisionFor(const CompiledRule& r, const DecideInput& in, const Candidate& c) {
+  v1::Decision d;
+  d.set_rule_id(r.rule.id());
+  d.set_rule_version(r.rule.version());
+  d.set_patient_id(in.state->patient_id());
+  *d.mutable_at() = ToProto(in.now);
+  d.set_trigger(c.trigger);
+  *d.mutable_explanation() = c.explanation;
+  return d;
+}
+
+// Evaluates the rule's `when`; a candidate for the policies when it holds, else a CONDITIONS
+// decision (when `record_misses`).
+void Consider(const CompiledRule& r, const DecideInput& in, Candidate c, bool record_misses,
+              std::vector<Candidate>* fired, DecideOutput* out) {
+  std::vector<ConditionTrace> trace;
+  const bool holds = r.when.Evaluate(in.view->Get(r.when.view_parts()), in.event, &trace);
+  AddChecks(trace, &c.explanation);
+  if (holds) {
+    fired->push_back(std::move(c));
+  } else if (record_misses) {
+    v1::Decision d = DecisionFor(r, in, c);
+    d.set_outcome(v1::Decision::SUPPRESSED);
+    d.set_reason(v1::Decision::CONDITIONS);
+    out->decisions.push_back(std::move(d));
+  }
+}
+
+void SetTimer(const std::string& rule_id, int64_t due_s, v1::RulesState* state,
+              DecideOutput* out) {
+  auto* timers = state->mutable_timer_due_s();
+  auto it = timers->find(rule_id);
+  const int64_t old = it == timers->end() ? 0 : it->second;
+  if (old == due_s) return;
+  if (due_s == 0) {
+    timers->erase(it);
+  } else {
+    (*timers)[rule_id] = due_s;
+  }
+  out->timer_changes.push_back({rule_id, old, due_s});
+}
+
+bool AbsenceMatches(const CompiledRule& r, const DecideInput& in) {
+  const std::string& kind = r.rule.trigger().absence().kind();
+  if (kind == "activity") {
+    if (!projections::IsPatientInitiated(*in.event)) return false;
+  } else if (kind != EventTypeName(*in.event)) {
+    return false;
+  }
+  return r.trigger_filter.always() ||
+         r.trigger_filter.Evaluate(in.view->Get(r.trigger_filter.view_parts()), in.event, nullptr);
+}
+
+// Moves (or arms) an absence timer to count from `anchor_s`; an anchor whose window has already
+// passed on the partition clock disarms it instead: the silence it ends was already reported
+// (the earlier timer fell due first), and a late event must not fire a timer in the past twice.
+void MoveAbsence(const CompiledRule& r, const DecideInput& in, int64_t anchor_s,
+                 v1::RulesState* state, DecideOutput* out) {
+  auto* anchors = state->mutable_absence_anchor_s();
+  auto it = anchors->find(r.rule.id());
+  if (it != anchors->end() && it->second >= anchor_s) return;  // not newer: nothing moves
+  (*anchors)[r.rule.id()] = anchor_s;
+  const int64_t due_s = anchor_s + absl::ToInt64Seconds(r.absence_after);
+  SetTimer(r.rule.id(), due_s > absl::ToUnixSeconds(in.now) ? due_s : 0, state, out);
+}
+
+bool ScheduleApplies(const CompiledRule& r, const DecideInput& in) {
+  const std::string& program = r.rule.trigger().schedule().program_id();
+  return (program.empty() || in.state->enrollment().program_id() == program) &&
+         !projections::HardChurned(*in.state, in.now);
+}
+
+// Applies the global policies to the firings of one moment, highest priority first.
+void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Candidate> fired,
+             v1::RulesState* state, DecideOutput* out);
+
+
 void FillParameters(const google::protobuf::Map<std::string, std::string>& in,
                     const v1::PatientView& view, const v1::Event* event,
                     google::protobuf::Map<std::string, std::string>* out) {
@@ -111,45 +190,122 @@ absl::Time QuietHoursEnd(const PolicyOptions& p, absl::Time t, const absl::TimeZ
   return absl::FromCivil(end, tz);
 }
 
+absl::Time NextLocalTime(absl::Time t, int minute_of_day, const absl::TimeZone& tz) {
+  absl::CivilDay day = absl::ToCivilDay(t, tz);
+  for (int i = 0; i < 3; ++i, ++day) {
+    const absl::CivilMinute at(day.year(), day.month(), day.day(), minute_of_day / 60,
+                               minute_of_day % 60);
+    const absl::Time next = absl::FromCivil(at, tz);
+    if (next > t) return next;
+  }
+  return t + absl::Hours(24);  // unreachable: tomorrow's occurrence is always after t
+}
+
+const v1::PatientView& LazyView::Get(uint32_t parts) {
+  const uint32_t missing = parts & ~computed_;
+  if (missing != 0 || !header_) {
+    projections::ComputeViewParts(config_, state_, as_of_, missing, &view_);
+    computed_ |= missing;
+    header_ = true;
+  }
+  return view_;
+}
+
 void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& in,
                    v1::RulesState* state, DecideOutput* out) {
-  const v1::PatientView& after = *in.after;
-  const std::string kind(EventTypeName(*in.event));
+  const v1::Event& event = *in.event;
+  const absl::string_view kind = EventTypeName(event);
+  const uint32_t changed = projections::ViewPartsChangedBy(event);
+  const int64_t now_s = absl::ToUnixSeconds(in.now);
+  // An event's time on the patient's calendar, never later than the partition clock.
+  const int64_t event_s = std::min<int64_t>(event.occurred_at().seconds(), now_s);
   std::vector<Candidate> fired;
   for (const CompiledRule& r : rules.rules()) {
     const auto& t = r.rule.trigger();
-    std::vector<ConditionTrace> trace;
-    std::string trigger;
     if (t.has_event()) {
-      if (t.event().kind() != kind || !r.trigger_filter.Evaluate(after, in.event, &trace)) continue;
-      trigger = absl::StrCat("event:", in.event->event_id());
+      if (t.event().kind() != kind) continue;
+      std::vector<ConditionTrace> trace;
+      if (!r.trigger_filter.Evaluate(in.view->Get(r.trigger_filter.view_parts()), &event,
+                                     &trace)) {
+        continue;
+      }
+      Candidate c{&r, absl::StrCat("event:", event.event_id()), {}};
+      AddChecks(trace, &c.explanation);
+      Consider(r, in, std::move(c), true, &fired, out);
     } else if (t.has_became()) {
-      if (in.before != nullptr && r.trigger_filter.Evaluate(*in.before, in.event, nullptr)) continue;
-      if (!r.trigger_filter.Evaluate(after, in.event, &trace)) continue;
-      trigger = absl::StrCat("became:", in.event->event_id());
-    } else {
-      continue;  // absence and schedule rules fire from timers
+      // A `became` condition is re-evaluated on events that can change the sections it reads
+      // (header-only conditions: every event); a change time alone makes is noticed at the next
+      // such event — time-driven rules are absence and schedule triggers.
+      const uint32_t parts = r.trigger_filter.view_parts();
+      auto* held = state->mutable_became_held();
+      auto it = held->find(r.rule.id());
+      const bool known = it != held->end();
+      if (known && !in.first_event && parts != 0 && (parts & changed) == 0) continue;
+      std::vector<ConditionTrace> trace;
+      const bool now_held = r.trigger_filter.Evaluate(in.view->Get(parts), &event, &trace);
+      const bool was_held = known ? it->second : (in.first_event ? false : now_held);
+      if (!known || it->second != now_held) (*held)[r.rule.id()] = now_held;
+      if (was_held || !now_held) continue;
+      Candidate c{&r, absl::StrCat("became:", event.event_id()), {}};
+      AddChecks(trace, &c.explanation);
+      Consider(r, in, std::move(c), true, &fired, out);
+    } else if (t.has_absence()) {
+      if (AbsenceMatches(r, in)) {
+        MoveAbsence(r, in, event_s, state, out);
+      } else if (event.has_enrollment() && !state->absence_anchor_s().contains(r.rule.id())) {
+        MoveAbsence(r, in, event_s, state, out);  // counted from enrollment until a first one
+      }
+    } else if (t.has_schedule()) {
+      if (!state->timer_due_s().contains(r.rule.id()) && ScheduleApplies(r, in)) {
+        SetTimer(r.rule.id(),
+                 absl::ToUnixSeconds(NextLocalTime(in.now, r.schedule_minute_of_day, in.tz)),
+                 state, out);
+      }
     }
-    Candidate c{&r, trigger, {}};
-    AddChecks(trace, &c.explanation);
-    trace.clear();
-    const bool holds = r.when.Evaluate(after, in.event, &trace);
-    AddChecks(trace, &c.explanation);
-    if (!holds) {
-      v1::Decision d;
-      d.set_rule_id(r.rule.id());
-      d.set_rule_version(r.rule.version());
-      d.set_patient_id(after.patient_id());
-      *d.mutable_at() = ToProto(in.now);
-      d.set_outcome(v1::Decision::SUPPRESSED);
-      d.set_reason(v1::Decision::CONDITIONS);
-      d.set_trigger(trigger);
-      *d.mutable_explanation() = c.explanation;
-      out->decisions.push_back(std::move(d));
-      continue;
-    }
-    fired.push_back(std::move(c));
   }
+  // Timers of rules no longer in the rule set go.
+  std::vector<std::string> gone;
+  for (const auto& [id, due] : state->timer_due_s()) {
+    if (rules.Find(id) == nullptr) gone.push_back(id);
+  }
+  for (const auto& id : gone) SetTimer(id, 0, state, out);
+  Resolve(policy, in, std::move(fired), state, out);
+}
+
+void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& in,
+                   absl::string_view rule_id, int64_t due_s, v1::RulesState* state,
+                   DecideOutput* out) {
+  auto it = state->timer_due_s().find(std::string(rule_id));
+  if (it == state->timer_due_s().end() || it->second != due_s) return;  // moved since indexed
+  const std::string id(rule_id);
+  SetTimer(id, 0, state, out);
+  const CompiledRule* r = rules.Find(rule_id);
+  if (r == nullptr) return;
+  std::vector<Candidate> fired;
+  const auto& t = r->rule.trigger();
+  if (t.has_absence()) {
+    const auto a = state->absence_anchor_s().find(id);
+    const int64_t anchor_s = a == state->absence_anchor_s().end() ? 0 : a->second;
+    Candidate c{r, absl::StrCat("absence:", anchor_s), {}};
+    Consider(*r, in, std::move(c), true, &fired, out);
+  } else if (t.has_schedule()) {
+    if (!ScheduleApplies(*r, in)) return;  // left the programme, or hard-churned: paused
+    // One firing per local day; misses of `when` are not recorded (they would be one decision
+    // per patient per day).
+    const absl::CivilDay day = absl::ToCivilDay(absl::FromUnixSeconds(due_s), in.tz);
+    Candidate c{r, absl::StrCat("schedule:", absl::FormatCivilTime(day)), {}};
+    Consider(*r, in, std::move(c), false, &fired, out);
+    SetTimer(id, absl::ToUnixSeconds(NextLocalTime(in.now, r->schedule_minute_of_day, in.tz)),
+             state, out);
+  }
+  Resolve(policy, in, std::move(fired), state, out);
+}
+
+namespace {
+
+void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Candidate> fired,
+             v1::RulesState* state, DecideOutput* out) {
+  if (fired.empty()) return;
   // Higher priority first; ties by rule id: deterministic arbitration under the caps.
   std::stable_sort(fired.begin(), fired.end(), [](const Candidate& a, const Candidate& b) {
     if (a.rule->rule.policy().priority() != b.rule->rule.policy().priority()) {
@@ -159,35 +315,37 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
   });
 
   PruneDays(state, in.now, in.tz);
-  std::map<std::string, bool> taken_in_this_round;  // day/category keys filled by this event
+  const bool hard_churned = projections::HardChurned(*in.state, in.now);
+  std::map<std::string, bool> taken_in_this_round;  // day/category keys filled by this moment
   for (Candidate& c : fired) {
     const v1::Rule& rule = c.rule->rule;
     const v1::Policy& p = rule.policy();
     const bool to_patient = rule.action().has_reminder();
-    v1::Decision d;
-    d.set_rule_id(rule.id());
-    d.set_rule_version(rule.version());
-    d.set_patient_id(after.patient_id());
-    *d.mutable_at() = ToProto(in.now);
-    d.set_trigger(c.trigger);
-    *d.mutable_explanation() = c.explanation;
+    v1::Decision d = DecisionFor(*c.rule, in, c);
     auto suppress = [&](v1::Decision::Reason reason) {
       d.set_outcome(v1::Decision::SUPPRESSED);
       d.set_reason(reason);
       out->decisions.push_back(d);
     };
 
-    if (to_patient && after.churn().stage() == v1::ChurnView::HARD_CHURNED) {
+    if (to_patient && hard_churned) {
       suppress(v1::Decision::HARD_CHURNED);
       continue;
     }
-    if (p.category() == v1::MARKETING && !after.consent().marketing_consent()) {
-      suppress(v1::Decision::MARKETING_CONSENT);
-      continue;
-    }
-    if (p.category() == v1::MARKETING && after.consent().marketing_sensitive()) {
-      suppress(v1::Decision::MARKETING_SENSITIVE);
-      continue;
+    if (to_patient && p.category() != v1::CLINICAL) {
+      const v1::ConsentView& consent = in.view->Get(projections::kViewConsent).consent();
+      if (p.category() == v1::MARKETING && !consent.marketing_consent()) {
+        suppress(v1::Decision::MARKETING_CONSENT);
+        continue;
+      }
+      if (p.category() == v1::MARKETING && consent.marketing_sensitive()) {
+        suppress(v1::Decision::MARKETING_SENSITIVE);
+        continue;
+      }
+      if (p.category() == v1::CARE && !consent.care_reminders_consent()) {
+        suppress(v1::Decision::CARE_CONSENT);
+        continue;
+      }
     }
     const auto last = state->last_fired_s().find(rule.id());
     if (last != state->last_fired_s().end() &&
@@ -216,14 +374,14 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
     (*state->mutable_last_fired_s())[rule.id()] = absl::ToUnixSeconds(in.now);
 
     v1::ReminderCommand cmd;
-    cmd.set_command_id(CommandId(rule.id(), rule.version(), after.patient_id(), c.trigger));
-    cmd.set_patient_id(after.patient_id());
+    cmd.set_command_id(CommandId(rule.id(), rule.version(), in.state->patient_id(), c.trigger));
+    cmd.set_patient_id(in.state->patient_id());
     cmd.set_category(p.category());
     *cmd.mutable_not_before() = ToProto(not_before);
     *cmd.mutable_expires_at() = ToProto(expires_at);
     cmd.set_rule_id(rule.id());
     cmd.set_rule_version(rule.version());
-    cmd.set_trigger_event_id(in.event->event_id());
+    if (in.event != nullptr) cmd.set_trigger_event_id(in.event->event_id());
     cmd.set_trigger(c.trigger);
     *cmd.mutable_explanation() = c.explanation;
     if (to_patient) {
@@ -231,13 +389,15 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
       cmd.set_automated(true);
       cmd.set_channel(rule.action().reminder().channel());
       cmd.set_template_id(rule.action().reminder().template_id());
-      FillParameters(rule.action().reminder().parameters(), after, in.event,
-                     cmd.mutable_parameters());
+      FillParameters(rule.action().reminder().parameters(),
+                     in.view->Get(c.rule->action_parts), in.event, cmd.mutable_parameters());
     } else {
       cmd.set_recipient(v1::ReminderCommand::STAFF);
-      cmd.set_staff_id(in.staff_id);
+      const v1::PatientView& view =
+          in.view->Get(c.rule->action_parts | projections::kViewAcquisition);
+      cmd.set_staff_id(view.acquisition().current_staff_id());  // the assigned health manager
       cmd.set_template_id(rule.action().task().template_id());
-      FillParameters(rule.action().task().parameters(), after, in.event, cmd.mutable_parameters());
+      FillParameters(rule.action().task().parameters(), view, in.event, cmd.mutable_parameters());
     }
     d.set_outcome(not_before > in.now ? v1::Decision::DEFERRED : v1::Decision::FIRED);
     d.set_command_id(cmd.command_id());
@@ -246,4 +406,5 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
   }
 }
 
+}  // namespace
 }  // namespace tend

@@ -1,12 +1,12 @@
-// Rules deciding on one folded event: which rules fire, and what the global policies make of
-// each firing — a command (now, or deferred past quiet hours) or a suppression with its reason.
+// Rules deciding for one patient: on a folded event (event and `became` triggers; absence timers
+// moved, schedule timers armed) and when one of the patient's timers falls due (absence and
+// schedule triggers). Then what the global policies make of each firing — a command (now, or
+// deferred past quiet hours) or a suppression with its reason.
 // Pure (DESIGN.md point 5): the time is the partition clock passed in, never the wall clock, so
-// a replay of the log makes exactly the decisions the live run made.
+// a replay of the log makes exactly the decisions the live run made. The caller keeps the timer
+// index (the `timers` column family) in step with the TimerChanges returned.
 //
-// Status (issue 4): event and `became` triggers with every policy. Absence and schedule triggers
-// need timers in RocksDB (not built yet); the engine does not call Decide yet.
-//
-// Thread safety: pure functions.
+// Thread safety: pure functions; a LazyView is single-threaded.
 #ifndef TEND_ENGINE_DECIDE_H_
 #define TEND_ENGINE_DECIDE_H_
 
@@ -16,6 +16,7 @@
 
 #include "absl/time/time.h"
 #include "engine/rules.h"
+#include "projections/config.h"
 #include "tend/v1/commands.pb.h"
 #include "tend/v1/state.pb.h"
 
@@ -33,23 +34,63 @@ struct PolicyOptions {
       {v1::CLINICAL, 3}, {v1::CARE, 2}, {v1::MARKETING, 1}};
 };
 
+// The patient's view at the partition clock, computed section by section as rules read it: an
+// event that only moves the check-in projections costs no churn model evaluation.
+class LazyView {
+ public:
+  LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
+           absl::Time as_of)
+      : config_(config), state_(state), as_of_(as_of) {}
+  // The view with at least the sections in `parts` (projections::ViewPart bits) computed.
+  const v1::PatientView& Get(uint32_t parts);
+
+ private:
+  const projections::ProjectionConfig& config_;
+  const v1::PatientState& state_;
+  const absl::Time as_of_;
+  v1::PatientView view_;
+  bool header_ = false;
+  uint32_t computed_ = 0;
+};
+
 struct DecideInput {
-  const v1::PatientView* before = nullptr;  // the view before the event; null for a new patient
-  const v1::PatientView* after = nullptr;   // the view after it
-  const v1::Event* event = nullptr;         // the event folded
-  absl::Time now;                           // the partition clock (the event's recorded_at)
+  const v1::PatientState* state = nullptr;  // the patient (after the event, when there is one)
+  const v1::Event* event = nullptr;         // the event folded; null when a timer falls due
+  bool first_event = false;                 // the event is the patient's first
+  absl::Time now;                           // the partition clock
   absl::TimeZone tz;                        // the patient's calendar
-  std::string staff_id;                     // the patient's assigned health manager
+  LazyView* view = nullptr;                 // of *state at `now`
+};
+
+// A timer of the patient that was armed, moved or removed; due times in unix seconds, 0: none.
+struct TimerChange {
+  std::string rule_id;
+  int64_t old_due_s = 0;
+  int64_t new_due_s = 0;
 };
 
 struct DecideOutput {
   std::vector<v1::ReminderCommand> commands;
-  std::vector<v1::Decision> decisions;  // one per rule whose trigger fired
+  std::vector<v1::Decision> decisions;  // one per firing, whatever became of it
+  std::vector<TimerChange> timer_changes;
 };
 
-// Decides every event and `became` rule for one folded event; updates `state` (cooldowns, caps).
+// Decides every event and `became` rule for one folded event, moves absence timers the event
+// satisfies and arms missing schedule timers. Updates `state` (cooldowns, caps, timers).
 void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& input,
                    v1::RulesState* state, DecideOutput* out);
+
+// The timer of rule `rule_id` due at `due_s` (<= input.now) fires: an absence or schedule
+// firing, decided like any other; a schedule timer is re-armed for its next local occurrence.
+// A timer that no longer matches `state` (moved since it was indexed) or whose rule left the rule
+// set is dropped without a decision.
+void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& input,
+                   absl::string_view rule_id, int64_t due_s, v1::RulesState* state,
+                   DecideOutput* out);
+
+// The next instant after `t` at `minute_of_day` local time in `tz` (DST-correct: a local time a
+// DST change skips resolves to the instant just after the gap).
+absl::Time NextLocalTime(absl::Time t, int minute_of_day, const absl::TimeZone& tz);
 
 // hash(rule id, rule version, patient, trigger) as 32 hex digits: FNV-1a 64 over the fields,
 // twice with different seeds, each finished with splitmix64. Stable across builds and versions.

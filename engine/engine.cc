@@ -4,11 +4,13 @@
 #include <map>
 #include <optional>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <google/protobuf/arena.h>
 #include <google/protobuf/util/time_util.h>
 
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -187,12 +189,32 @@ class Engine::Impl {
   EngineStats Stats() const;
 
  private:
+  // An armed timer in a partition's index: fires when the partition clock reaches due_s.
+  struct TimerRef {
+    int64_t due_s;
+    std::string patient_id;
+    std::string rule_id;
+    bool operator<(const TimerRef& o) const {
+      return std::tie(due_s, patient_id, rule_id) < std::tie(o.due_s, o.patient_id, o.rule_id);
+    }
+  };
   // Progress of one assigned partition; counters are cumulative over the directory's life.
   struct Partition {
     v1::PartitionCheckpoint checkpoint;
     bool dirty = false;  // checkpoint changed since the last commit
     bool eof = false;    // consumed up to the high watermark
     bool gap_reported = false;
+    // Every armed timer of the partition (the `timers` column family plus uncommitted changes),
+    // by due time. Loaded on assignment when the rules have timers.
+    absl::btree_set<TimerRef> timers;
+  };
+  // A timer written to (put) or removed from the `timers` column family at the next commit.
+  struct TimerOp {
+    int32_t partition;
+    int64_t due_s;
+    std::string patient_id;
+    std::string rule_id;
+    bool put;
   };
   struct CacheEntry {
     std::string key;  // storage_format::StateKey(partition, patient_id): the commit order
@@ -211,8 +233,16 @@ class Engine::Impl {
 
   void Process(const rd_kafka_message_t* msg);
   absl::Status Fold(int32_t partition, Partition* p);
-  // Folds event_ into `state` and runs the rules on the views before and after it.
-  void ApplyAndDecide(int32_t partition, const Partition& p, v1::PatientState* state);
+  // Folds event_ into `state` and runs the rules on it.
+  void ApplyAndDecide(int32_t partition, Partition* p, v1::PatientState* state);
+  // Fires the partition's timers due at or before its clock, in due order.
+  absl::Status FireTimers(int32_t partition, Partition* p);
+  // Queues what a decision produced for the next commit and keeps the timer index in step.
+  void Record(int32_t partition, Partition* p, const std::string& patient_id, DecideOutput* out);
+  absl::Time Clock(const Partition& p) const {
+    return absl::FromUnixSeconds(p.checkpoint.clock().seconds()) +
+           absl::Nanoseconds(p.checkpoint.clock().nanos());
+  }
   void DeadLetter(const rd_kafka_message_t* msg, Partition* p, const absl::Status& reason);
   absl::StatusOr<CacheEntry*> Lookup(int32_t partition, const std::string& patient_id);
   // Builds the commit batch and hands it to the committer (asynchronous write).
@@ -247,6 +277,8 @@ class Engine::Impl {
     v1::Decision decision;
   };
   std::vector<PendingDecision> pending_decisions_;
+  std::vector<TimerOp> pending_timers_;
+  uint32_t decision_index_ = 0;  // decisions made at the current record so far
   int64_t uncommitted_records_ = 0;
   int64_t dlq_unflushed_ = 0;
   absl::Time last_commit_ = absl::Now();
@@ -340,6 +372,18 @@ void Engine::Impl::OnAssign(rd_kafka_topic_partition_list_t* parts) {
       p.checkpoint.set_partition(tp.partition);
       tp.offset = RD_KAFKA_OFFSET_BEGINNING;
     }
+    if (options_.rules != nullptr && options_.rules->has_timers()) {
+      absl::Status s = storage_->ForEachTimer(
+          tp.partition, [&](int64_t due_s, absl::string_view patient, absl::string_view rule) {
+            p.timers.insert(TimerRef{due_s, std::string(patient), std::string(rule)});
+            return absl::OkStatus();
+          });
+      if (!s.ok()) {
+        Fail(s);
+        rd_kafka_assign(consumer_.get(), nullptr);
+        return;
+      }
+    }
     partitions_[tp.partition] = std::move(p);
   }
   TEND_LOG_INFO("assigned %d partitions of %s; resuming at the offsets stored with the state",
@@ -377,30 +421,69 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
   return &entry;
 }
 
-void Engine::Impl::ApplyAndDecide(int32_t partition, const Partition& p, v1::PatientState* state) {
+void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& patient_id,
+                          DecideOutput* out) {
+  for (auto& c : out->commands) pending_commands_.emplace_back(partition, std::move(c));
+  // The record's offset orders its decisions after every earlier one of the patient.
+  for (auto& d : out->decisions) {
+    pending_decisions_.push_back({current_offset_, decision_index_++, std::move(d)});
+  }
+  for (const TimerChange& t : out->timer_changes) {
+    if (t.old_due_s != 0) {
+      p->timers.erase(TimerRef{t.old_due_s, patient_id, t.rule_id});
+      pending_timers_.push_back({partition, t.old_due_s, patient_id, t.rule_id, false});
+    }
+    if (t.new_due_s != 0) {
+      p->timers.insert(TimerRef{t.new_due_s, patient_id, t.rule_id});
+      pending_timers_.push_back({partition, t.new_due_s, patient_id, t.rule_id, true});
+    }
+  }
+}
+
+void Engine::Impl::ApplyAndDecide(int32_t partition, Partition* p, v1::PatientState* state) {
   // Decisions use the partition clock (DESIGN.md point 3): a replay decides the same.
-  const absl::Time now = absl::FromUnixSeconds(p.checkpoint.clock().seconds()) +
-                         absl::Nanoseconds(p.checkpoint.clock().nanos());
-  const bool known = state->unique_events() > 0;
-  v1::PatientView before;
-  if (known) before = projections::ComputeView(options_.projections, *state, now);
+  const absl::Time now = Clock(*p);
+  const bool first_event = state->unique_events() == 0;
   projections::Apply(options_.projections, *event_, state);
-  const v1::PatientView after = projections::ComputeView(options_.projections, *state, now);
+  LazyView view(options_.projections, *state, now);
   DecideInput in;
-  in.before = known ? &before : nullptr;
-  in.after = &after;
+  in.state = state;
   in.event = event_;
+  in.first_event = first_event;
   in.now = now;
   in.tz = projections::PatientTimeZone(options_.projections, *state);
-  in.staff_id = after.acquisition().current_staff_id();
+  in.view = &view;
   DecideOutput out;
   DecideOnEvent(*options_.rules, options_.policy, in, state->mutable_rules(), &out);
-  for (auto& c : out.commands) pending_commands_.emplace_back(partition, std::move(c));
-  // The record's offset orders this record's decisions after every earlier one of the patient.
-  const int64_t offset = current_offset_;
-  for (size_t i = 0; i < out.decisions.size(); ++i) {
-    pending_decisions_.push_back({offset, static_cast<uint32_t>(i), std::move(out.decisions[i])});
+  Record(partition, p, event_->patient_id(), &out);
+}
+
+absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
+  const absl::Time now = Clock(*p);
+  const int64_t now_s = absl::ToUnixSeconds(now);
+  while (!p->timers.empty() && p->timers.begin()->due_s <= now_s) {
+    TimerRef t = std::move(p->timers.extract(p->timers.begin()).value());
+    // The fired key goes whatever the decision (a stale key must not linger).
+    pending_timers_.push_back({partition, t.due_s, t.patient_id, t.rule_id, false});
+    TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, t.patient_id));
+    v1::PatientState* state = &entry->state;
+    if (state->unique_events() == 0) continue;  // no such patient (a stale key)
+    LazyView view(options_.projections, *state, now);
+    DecideInput in;
+    in.state = state;
+    in.now = now;
+    in.tz = projections::PatientTimeZone(options_.projections, *state);
+    in.view = &view;
+    DecideOutput out;
+    DecideOnTimer(*options_.rules, options_.policy, in, t.rule_id, t.due_s,
+                  state->mutable_rules(), &out);
+    Record(partition, p, t.patient_id, &out);
+    if (!entry->dirty) {
+      entry->dirty = true;
+      dirty_.push_back(entry);
+    }
   }
+  return absl::OkStatus();
 }
 
 absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
@@ -416,7 +499,7 @@ absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
   if (options_.rules == nullptr) {
     projections::Apply(options_.projections, *event_, &entry->state);
   } else {
-    ApplyAndDecide(partition, *p, &entry->state);
+    ApplyAndDecide(partition, p, &entry->state);
   }
   entry->state.set_partition(partition);
   if (!entry->dirty) {
@@ -446,7 +529,8 @@ void Engine::Impl::Process(const rd_kafka_message_t* msg) {
   event_ = google::protobuf::Arena::CreateMessage<v1::Event>(&arena_);
   absl::string_view value(static_cast<const char*>(msg->payload), msg->len);
   absl::Status s = DecodeEvent(value, event_);
-  if (s.ok()) s = ValidateEvent(*event_, options_.validation);
+  const bool tick = s.ok() && event_->has_clock_tick();
+  if (s.ok()) s = tick ? ValidateClockTick(*event_) : ValidateEvent(*event_, options_.validation);
   if (s.ok()) {
     absl::string_view key(static_cast<const char*>(msg->key), msg->key ? msg->key_len : 0);
     if (key != event_->patient_id()) {
@@ -464,7 +548,11 @@ void Engine::Impl::Process(const rd_kafka_message_t* msg) {
       *p.checkpoint.mutable_clock() = rec;
     }
     current_offset_ = msg->offset;
-    s = Fold(msg->partition, &p);
+    decision_index_ = 0;
+    // Timers due by the new clock fire before the record is folded: a record the servers
+    // accepted after a timer's due time cannot cancel it (the live run fired it first too).
+    if (options_.rules != nullptr && !p.timers.empty()) s = FireTimers(msg->partition, &p);
+    if (s.ok() && !tick) s = Fold(msg->partition, &p);
     if (!s.ok()) {  // storage failure: stop without advancing past this record
       Fail(s);
       return;
@@ -541,8 +629,16 @@ absl::Status Engine::Impl::Commit() {
   }
   for (const auto& [partition, command] : pending_commands_) batch.PutCommand(partition, command);
   for (const auto& d : pending_decisions_) batch.PutDecision(d.decision, d.offset, d.index);
+  for (const TimerOp& t : pending_timers_) {  // in order: a put then a delete of one key deletes
+    if (t.put) {
+      batch.PutTimer(t.partition, t.due_s, t.patient_id, t.rule_id);
+    } else {
+      batch.DeleteTimer(t.partition, t.due_s, t.patient_id, t.rule_id);
+    }
+  }
   pending_commands_.clear();
   pending_decisions_.clear();
+  pending_timers_.clear();
   KafkaPartitionList offsets(rd_kafka_topic_partition_list_new(static_cast<int>(partitions_.size())));
   for (auto& [partition, p] : partitions_) {
     if (!p.dirty) continue;

@@ -126,6 +126,7 @@ absl::string_view EventTypeName(const Event& event) {
     case Event::kEnrollment: return "enrollment";
     case Event::kContactRemoved: return "contact_removed";
     case Event::kConsentChanged: return "consent_changed";
+    case Event::kClockTick: return "clock_tick";
     case Event::BODY_NOT_SET: return "";
   }
   return "";
@@ -146,6 +147,10 @@ absl::Status DecodeEvent(absl::string_view bytes, Event* out) {
 }
 
 absl::Status ValidateEvent(const Event& e, const ValidationOptions& options) {
+  if (e.has_clock_tick()) {
+    return Invalid("clock_tick", "is not a patient event; only the ticker (tend ticker, or the "
+                                 "engine in LIVE mode) writes clock ticks");
+  }
   if (absl::Status s = CheckId("event_id", e.event_id()); !s.ok()) return s;
   if (absl::Status s = CheckId("patient_id", e.patient_id()); !s.ok()) return s;
   if (absl::Status s = CheckTime("occurred_at", e.has_occurred_at(), e.occurred_at()); !s.ok()) return s;
@@ -198,11 +203,21 @@ absl::Status ValidateEvent(const Event& e, const ValidationOptions& options) {
         return Invalid("consent_changed.purpose", "must be MARKETING or CARE_REMINDERS");
       }
       return absl::OkStatus();
+    case Event::kClockTick:
+      break;  // refused above
     case Event::BODY_NOT_SET:
       return Invalid("body", "one of scan, message, check_in, purchase, enrollment, "
                              "contact_removed, consent_changed is required");
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateClockTick(const Event& e) {
+  if (!e.patient_id().empty()) {
+    return Invalid("patient_id", "must be empty in a clock tick (ticks belong to no patient)");
+  }
+  if (absl::Status s = CheckId("event_id", e.event_id()); !s.ok()) return s;
+  return CheckTime("recorded_at", e.has_recorded_at(), e.recorded_at());
 }
 
 }  // namespace tend

@@ -26,7 +26,7 @@ struct ValidationOptions {
 
 // The value of the `event_type` Kafka header and the field name in PatientState.events_by_type:
 // "scan", "message", "check_in", "purchase", "enrollment", "contact_removed",
-// "consent_changed"; "" when no body is set. Part of the on-wire format: never rename.
+// "consent_changed" ("clock_tick" for ticks); "" when no body is set. Part of the on-wire format: never rename.
 absl::string_view EventTypeName(const v1::Event& event);
 
 // Kafka headers of an event record: event_id and event_type (views into `event`).
@@ -38,6 +38,9 @@ absl::Status DecodeEvent(absl::string_view bytes, v1::Event* out);
 // Checks what the engine relies on; the error names the field and what is allowed, e.g.
 // "patient_id: must be 1-128 characters of [A-Za-z0-9._:-], got \"a b\"".
 absl::Status ValidateEvent(const v1::Event& event, const ValidationOptions& options = {});
+
+// Checks a ClockTick record: an event_id, recorded_at (the ticker's time), no patient_id.
+absl::Status ValidateClockTick(const v1::Event& event);
 
 // True when `id` is 1-128 characters of [A-Za-z0-9._:-] (event ids and patient ids).
 bool IsValidId(absl::string_view id);

@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "engine/status.h"
 #include "engine/yaml_proto.h"
+#include "projections/patient.h"
 
 namespace tend {
 namespace {
@@ -354,10 +355,20 @@ bool CompiledCondition::Evaluate(const v1::PatientView& view, const v1::Event* e
   return false;
 }
 
+uint32_t CompiledCondition::view_parts() const {
+  uint32_t parts = 0;
+  if (kind_ == Kind::kCompare && path_.root == FieldPath::Root::kPatient) {
+    parts |= projections::ViewPartOfField(path_.chain.front()->number());
+  }
+  for (const auto& c : children_) parts |= c.view_parts();
+  return parts;
+}
+
 namespace {
 
+// Checks the "{field}" references in template parameters; adds the view sections they read.
 absl::Status CheckParameters(const google::protobuf::Map<std::string, std::string>& params,
-                             const std::string& key, bool event_fields_allowed) {
+                             const std::string& key, bool event_fields_allowed, uint32_t* parts) {
   for (const auto& [name, value] : params) {
     if (value.size() >= 2 && value.front() == '{' && value.back() == '}') {
       auto path = ResolveFieldPath(value.substr(1, value.size() - 2));
@@ -365,6 +376,9 @@ absl::Status CheckParameters(const google::protobuf::Map<std::string, std::strin
       if (!path.ok()) return Bad(pkey, path.status().message());
       if (path->root == FieldPath::Root::kEvent && !event_fields_allowed) {
         return Bad(pkey, absl::StrCat("\"", value, "\": there is no event here"));
+      }
+      if (path->root == FieldPath::Root::kPatient) {
+        *parts |= projections::ViewPartOfField(path->chain.front()->number());
       }
     }
   }
@@ -395,6 +409,7 @@ absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
     if (t.absence().after().seconds() <= 0) {
       return Bad("trigger.absence.after", "is required and must be > 0 (e.g. 3d)");
     }
+    out.absence_after = absl::Seconds(t.absence().after().seconds());
     // The filter selects the events that reset the timer.
     TEND_ASSIGN_OR_RETURN(out.trigger_filter, CompiledCondition::Compile(
                                                   t.absence().filter(), "trigger.absence.filter", true));
@@ -412,6 +427,7 @@ absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
     out.schedule_minute_of_day = h * 60 + m;
   }
   TEND_ASSIGN_OR_RETURN(out.when, CompiledCondition::Compile(rule.when(), "when", event_fields));
+  out.action_parts = out.when.view_parts();
 
   const auto& a = rule.action();
   if (a.has_reminder() == a.has_task()) return Bad("action", "give exactly one of reminder, task");
@@ -420,10 +436,12 @@ absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
     if (a.reminder().channel() == v1::CHANNEL_UNSPECIFIED) {
       return Bad("action.reminder.channel", "is required (CHAT, SMS, APP_PUSH)");
     }
-    TEND_RETURN_IF_ERROR(CheckParameters(a.reminder().parameters(), "action.reminder", event_fields));
+    TEND_RETURN_IF_ERROR(CheckParameters(a.reminder().parameters(), "action.reminder", event_fields,
+                                         &out.action_parts));
   } else {
     if (a.task().template_id().empty()) return Bad("action.task.template_id", "is required");
-    TEND_RETURN_IF_ERROR(CheckParameters(a.task().parameters(), "action.task", event_fields));
+    TEND_RETURN_IF_ERROR(CheckParameters(a.task().parameters(), "action.task", event_fields,
+                                         &out.action_parts));
   }
 
   const auto& p = rule.policy();
@@ -467,9 +485,17 @@ absl::StatusOr<RuleSet> RuleSet::Parse(absl::string_view yaml, absl::string_view
     if (rule.version() < 1) return fail("version: must be >= 1");
     auto compiled = CompileRule(rule);
     if (!compiled.ok()) return fail(compiled.status().message());
+    set.has_timers_ |= rule.trigger().has_absence() || rule.trigger().has_schedule();
     set.rules_.push_back(*std::move(compiled));
   }
   return set;
+}
+
+const CompiledRule* RuleSet::Find(absl::string_view id) const {
+  for (const CompiledRule& r : rules_) {
+    if (r.rule.id() == id) return &r;
+  }
+  return nullptr;
 }
 
 std::string DescribeRules(const RuleSet& rules) {

@@ -73,6 +73,9 @@ class CompiledCondition {
   // Whether the condition holds; appends each comparison evaluated to `trace` (may be null).
   bool Evaluate(const v1::PatientView& view, const v1::Event* event,
                 std::vector<ConditionTrace>* trace) const;
+  // The PatientView sections (projections::ViewPart bits) the condition reads.
+  uint32_t view_parts() const;
+  bool always() const { return kind_ == Kind::kAlways; }
 
  private:
   enum class Kind { kAlways, kCompare, kAll, kAny, kNot };
@@ -88,6 +91,9 @@ struct CompiledRule {
   CompiledCondition trigger_filter;  // event/absence filter, or the `became` condition
   CompiledCondition when;
   int schedule_minute_of_day = -1;  // schedule triggers: minutes after local midnight
+  absl::Duration absence_after;     // absence triggers
+  // PatientView sections read by `when` and the action's parameters (projections::ViewPart).
+  uint32_t action_parts = 0;
 };
 
 class RuleSet {
@@ -98,9 +104,13 @@ class RuleSet {
   static absl::StatusOr<RuleSet> Load(const std::string& path);
 
   const std::vector<CompiledRule>& rules() const { return rules_; }
+  // The rule with this id, or null.
+  const CompiledRule* Find(absl::string_view id) const;
+  bool has_timers() const { return has_timers_; }  // any absence or schedule rule
 
  private:
   std::vector<CompiledRule> rules_;
+  bool has_timers_ = false;
 };
 
 // One line per rule: "id vN: trigger -> action [CATEGORY, priority P, cooldown, ttl]".

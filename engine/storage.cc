@@ -1,5 +1,7 @@
 #include "engine/storage.h"
 
+#include <limits>
+
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
@@ -42,6 +44,16 @@ void StateBatch::PutDecision(const v1::Decision& decision, int64_t offset, uint3
   decision.SerializeToString(&value_);
   batch_.Put(storage_->decisions_,
              sf::DecisionKey(decision.patient_id(), decision.at().seconds(), offset, index), value_);
+}
+
+void StateBatch::PutTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
+                          absl::string_view rule_id) {
+  batch_.Put(storage_->timers_, sf::TimerKey(partition, due_s, patient_id, rule_id), "");
+}
+
+void StateBatch::DeleteTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
+                             absl::string_view rule_id) {
+  batch_.Delete(storage_->timers_, sf::TimerKey(partition, due_s, patient_id, rule_id));
 }
 
 void StateBatch::PutCheckpoint(const v1::PartitionCheckpoint& checkpoint) {
@@ -137,6 +149,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   storage->state_ = storage->handles_[2];
   storage->outbox_ = storage->handles_[3];
   storage->decisions_ = storage->handles_[4];
+  storage->timers_ = storage->handles_[5];
   TEND_RETURN_IF_ERROR(storage->CheckFormatVersion(fresh));
   return storage;
 }
@@ -344,6 +357,37 @@ absl::Status Storage::DeleteCommand(int32_t partition, absl::string_view command
   return FromRocks(db_->Delete(rocksdb::WriteOptions(), outbox_,
                                ToSlice(sf::OutboxKey(partition, command_id))),
                    "deleting from the outbox");
+}
+
+absl::Status Storage::DropCommand(int32_t partition, const v1::ReminderCommand& command,
+                                  const v1::Decision& decision) {
+  if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
+  StateBatch batch(this);
+  // FNV-1a 32 of the command id keeps two drops of one patient in one second apart.
+  uint32_t h = 0x811c9dc5u;
+  for (unsigned char c : command.command_id()) h = (h ^ c) * 0x01000193u;
+  batch.PutDecision(decision, std::numeric_limits<int64_t>::max(), h);
+  batch.batch_.Delete(outbox_, sf::OutboxKey(partition, command.command_id()));
+  return Commit(&batch);
+}
+
+absl::Status Storage::ForEachTimer(
+    int32_t partition,
+    const std::function<absl::Status(int64_t, absl::string_view, absl::string_view)>& fn) const {
+  const std::string prefix = sf::PartitionPrefix(partition);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), timers_));
+  for (it->Seek(ToSlice(prefix)); it->Valid() && it->key().starts_with(ToSlice(prefix));
+       it->Next()) {
+    const absl::string_view key(it->key().data(), it->key().size());
+    const size_t nul = key.find('\0', 12);
+    if (key.size() < 12 || nul == absl::string_view::npos) {
+      return absl::DataLossError(absl::StrCat("corrupt timer key ", it->key().ToString(true)));
+    }
+    const int64_t due_s = static_cast<int64_t>(
+        (static_cast<uint64_t>(sf::ReadBe32(key.substr(4))) << 32) | sf::ReadBe32(key.substr(8)));
+    TEND_RETURN_IF_ERROR(fn(due_s, key.substr(12, nul - 12), key.substr(nul + 1)));
+  }
+  return FromRocks(it->status(), "reading timers");
 }
 
 absl::StatusOr<std::vector<v1::Decision>> Storage::RecentDecisions(absl::string_view patient_id,

@@ -54,6 +54,12 @@ class StateBatch {
   // in one partition, so it orders the patient's decisions), `index` its order within the record.
   void PutCommand(int32_t partition, const v1::ReminderCommand& command);
   void PutDecision(const v1::Decision& decision, int64_t offset, uint32_t index);
+  // An armed timer of the patient (storage_format.h `timers`), and its removal when it fires or
+  // moves.
+  void PutTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
+                absl::string_view rule_id);
+  void DeleteTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
+                   absl::string_view rule_id);
   size_t Count() const { return batch_.Count(); }
   // Empties the batch, keeping its buffer for the next commit.
   void Clear() { batch_.Clear(); }
@@ -118,8 +124,15 @@ class Storage {
   // Calls `fn` for every command in the outbox (partition order, then command id).
   absl::Status ForEachCommand(
       const std::function<absl::Status(int32_t, const v1::ReminderCommand&)>& fn) const;
-  // Removes a command once the sink acknowledged it (or it expired).
+  // Removes a command once the sink acknowledged it.
   absl::Status DeleteCommand(int32_t partition, absl::string_view command_id);
+  // Removes an undeliverable command and records why (a DROPPED decision), in one write.
+  absl::Status DropCommand(int32_t partition, const v1::ReminderCommand& command,
+                           const v1::Decision& decision);
+  // Calls `fn(due_s, patient_id, rule_id)` for every armed timer of the partition, by due time.
+  absl::Status ForEachTimer(
+      int32_t partition,
+      const std::function<absl::Status(int64_t, absl::string_view, absl::string_view)>& fn) const;
   // The patient's latest decisions, newest first, at most `limit`.
   absl::StatusOr<std::vector<v1::Decision>> RecentDecisions(absl::string_view patient_id,
                                                             size_t limit) const;
@@ -142,6 +155,7 @@ class Storage {
   rocksdb::ColumnFamilyHandle* state_ = nullptr;
   rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
   rocksdb::ColumnFamilyHandle* decisions_ = nullptr;
+  rocksdb::ColumnFamilyHandle* timers_ = nullptr;
   bool read_only_ = false;
 };
 

@@ -17,7 +17,14 @@
 //                                          by the sink (written with the state that decided it;
 //                                          deleted by the dispatcher on acknowledgement)
 //   decisions patient_id + "\0" + BE64(at seconds) + BE64(record offset) + BE32(index in record)
-//                                       -> tend.v1.Decision (fired, deferred, suppressed), for Explain
+//                                       -> tend.v1.Decision (fired, deferred, suppressed), for Explain;
+//                                          the dispatcher's DROPPED decisions use offset 2^63-1 and
+//                                          the command id's FNV-1a 32 as index
+//   timers  BE32(p) + BE64(due unix seconds) + patient_id + "\0" + rule_id -> "" (empty)
+//                                          an armed absence or schedule timer, mirrored from the
+//                                          patient's RulesState.timer_due_s in the same batch; the
+//                                          engine loads a partition's timers on assignment and
+//                                          fires them in key order as the partition clock passes
 // One value per patient keeps a commit at one insert per dirty patient and a cache miss at one
 // read; readers that want only the state stop after the first n bytes.
 // BE32 is a big-endian uint32 so that keys of one partition sort together (partition-scoped state,
@@ -35,14 +42,16 @@
 
 namespace tend::storage_format {
 
-inline constexpr int kStorageFormatVersion = 2;  // 2: outbox and decisions
+// 2: outbox and decisions. 3: timers.
+inline constexpr int kStorageFormatVersion = 3;
 
 inline constexpr absl::string_view kMetaCf = "meta";
 inline constexpr absl::string_view kStateCf = "state";
 inline constexpr absl::string_view kOutboxCf = "outbox";
 inline constexpr absl::string_view kDecisionsCf = "decisions";
-inline constexpr std::array<absl::string_view, 4> kColumnFamilies = {kMetaCf, kStateCf, kOutboxCf,
-                                                                      kDecisionsCf};
+inline constexpr absl::string_view kTimersCf = "timers";
+inline constexpr std::array<absl::string_view, 5> kColumnFamilies = {kMetaCf, kStateCf, kOutboxCf,
+                                                                      kDecisionsCf, kTimersCf};
 
 inline constexpr absl::string_view kFormatVersionKey = "format_version";
 inline constexpr absl::string_view kTopicKey = "topic";
@@ -112,6 +121,17 @@ inline std::string DecisionKey(absl::string_view patient_id, int64_t at_s, int64
   AppendBe64(static_cast<uint64_t>(at_s), &k);
   AppendBe64(static_cast<uint64_t>(offset), &k);
   AppendBe32(index, &k);
+  return k;
+}
+
+inline std::string TimerKey(int32_t partition, int64_t due_s, absl::string_view patient_id,
+                            absl::string_view rule_id) {
+  std::string k;
+  AppendBe32(static_cast<uint32_t>(partition), &k);
+  AppendBe64(static_cast<uint64_t>(due_s), &k);
+  k.append(patient_id.data(), patient_id.size());
+  k.push_back('\0');
+  k.append(rule_id.data(), rule_id.size());
   return k;
 }
 

@@ -10,11 +10,13 @@
 
 namespace tend::projections {
 
+bool IsPatientInitiated(const v1::Event& event) {
+  return event.has_check_in() || event.has_purchase() || event.has_scan() ||
+         (event.has_message() && event.message().direction() == v1::Message::PATIENT_TO_STAFF);
+}
+
 void ApplyEngagement(const v1::Event& event, v1::EngagementState* s) {
-  bool patient_initiated =
-      event.has_check_in() || event.has_purchase() || event.has_scan() ||
-      (event.has_message() && event.message().direction() == v1::Message::PATIENT_TO_STAFF);
-  if (patient_initiated) {
+  if (IsPatientInitiated(event)) {
     InsertSorted(s->mutable_activity_slots(), SlotOf(event.occurred_at().seconds()));
   } else if (event.has_contact_removed() && After(event, s->latest_contact_removed())) {
     Mark(event, s->mutable_latest_contact_removed());
@@ -62,6 +64,13 @@ std::optional<BgNbdCustomer> BgNbdInputs(const ProjectionConfig& config,
   return Summarise(config, ActiveDays(state, tz, as_of), LocalDay(as_of, tz));
 }
 
+bool HardChurned(const v1::PatientState& state, absl::Time as_of) {
+  const auto& removed = state.engagement().latest_contact_removed();
+  const auto& scan = state.acquisition().latest_scan();
+  return IsSet(removed) && removed.at_s() <= absl::ToUnixSeconds(as_of) &&
+         (!IsSet(scan) || Later(removed, scan));
+}
+
 v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
                            const absl::TimeZone& tz, absl::Time as_of) {
   v1::ChurnView v;
@@ -72,10 +81,7 @@ v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientStat
   const int since_activity = static_cast<int>(today - last_activity);
   v.set_days_since_last_activity(since_activity);
 
-  const auto& removed = state.engagement().latest_contact_removed();
-  const auto& scan = state.acquisition().latest_scan();
-  if (IsSet(removed) && removed.at_s() <= absl::ToUnixSeconds(as_of) &&
-      (!IsSet(scan) || Later(removed, scan))) {
+  if (HardChurned(state, as_of)) {
     v.set_stage(v1::ChurnView::HARD_CHURNED);
   } else if (today - first_seen <= config.lifecycle_new_days) {
     v.set_stage(v1::ChurnView::NEW);

@@ -19,7 +19,14 @@
 
 namespace tend::projections {
 
+// Activity as the lifecycle counts it: a check-in, a purchase, a scan or a patient's message.
+bool IsPatientInitiated(const v1::Event& event);
+
 void ApplyEngagement(const v1::Event& event, v1::EngagementState* state);
+
+// Whether the patient removed the contact (and did not scan back in) as of `as_of`: the
+// HARD_CHURNED stage, without computing the rest of the churn view.
+bool HardChurned(const v1::PatientState& state, absl::Time as_of);
 
 v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
                            const absl::TimeZone& tz, absl::Time as_of);

@@ -66,26 +66,60 @@ absl::TimeZone PatientTimeZone(const ProjectionConfig& config, const v1::Patient
 v1::PatientView ComputeView(const ProjectionConfig& config, const v1::PatientState& state,
                             absl::Time as_of) {
   v1::PatientView v;
+  ComputeViewParts(config, state, as_of, kViewAll, &v);
+  return v;
+}
+
+uint32_t ViewPartOfField(int number) {
+  switch (number) {
+    case v1::PatientView::kAcquisitionFieldNumber: return kViewAcquisition;
+    case v1::PatientView::kActivationFieldNumber: return kViewActivation;
+    case v1::PatientView::kAdherenceFieldNumber: return kViewAdherence;
+    case v1::PatientView::kChurnFieldNumber: return kViewChurn;
+    case v1::PatientView::kConversionFieldNumber: return kViewConversion;
+    case v1::PatientView::kConsentFieldNumber: return kViewConsent;
+    default: return 0;
+  }
+}
+
+void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& state,
+                      absl::Time as_of, uint32_t parts, v1::PatientView* v) {
   std::string zone;
   const absl::TimeZone tz = PatientTimeZone(config, state, &zone);
-  v.set_patient_id(state.patient_id());
-  *v.mutable_as_of() = ToTimestamp(absl::ToUnixSeconds(as_of));
-  v.set_time_zone(zone);
-  v.set_unique_events(state.unique_events());
-  *v.mutable_events_by_type() = state.events_by_type();
-  v.set_program_id(state.enrollment().program_id());
-  v.set_partition(state.partition());
-  *v.mutable_acquisition() = ComputeAcquisition(state);
-  *v.mutable_activation() = ComputeActivation(config, state, as_of);
-  const int64_t start_s = state.enrollment().first_enrolled_s() != 0
-                              ? state.enrollment().first_enrolled_s()
-                              : state.first_seen_at().seconds();
-  *v.mutable_adherence() = ComputeAdherence(config, state.adherence(), tz,
-                                            LocalDay(absl::FromUnixSeconds(start_s), tz), as_of);
-  *v.mutable_churn() = ComputeChurn(config, state, tz, as_of);
-  *v.mutable_conversion() = ComputeConversion(config, state);
-  *v.mutable_consent() = ComputeConsent(state);
-  return v;
+  v->set_patient_id(state.patient_id());
+  *v->mutable_as_of() = ToTimestamp(absl::ToUnixSeconds(as_of));
+  v->set_time_zone(zone);
+  v->set_unique_events(state.unique_events());
+  *v->mutable_events_by_type() = state.events_by_type();
+  v->set_program_id(state.enrollment().program_id());
+  v->set_partition(state.partition());
+  if (parts & kViewAcquisition) *v->mutable_acquisition() = ComputeAcquisition(state);
+  if (parts & kViewActivation) *v->mutable_activation() = ComputeActivation(config, state, as_of);
+  if (parts & kViewAdherence) {
+    const int64_t start_s = state.enrollment().first_enrolled_s() != 0
+                                ? state.enrollment().first_enrolled_s()
+                                : state.first_seen_at().seconds();
+    *v->mutable_adherence() = ComputeAdherence(
+        config, state.adherence(), tz, LocalDay(absl::FromUnixSeconds(start_s), tz), as_of);
+  }
+  if (parts & kViewChurn) *v->mutable_churn() = ComputeChurn(config, state, tz, as_of);
+  if (parts & kViewConversion) *v->mutable_conversion() = ComputeConversion(config, state);
+  if (parts & kViewConsent) *v->mutable_consent() = ComputeConsent(state);
+}
+
+uint32_t ViewPartsChangedBy(const v1::Event& event) {
+  // Acquisition and activation views carry first_seen_at, which any event can move earlier.
+  constexpr uint32_t kAny = kViewAcquisition | kViewActivation;
+  switch (event.body_case()) {
+    case v1::Event::kScan: return kAny | kViewChurn;  // activity; a scan undoes a removal
+    case v1::Event::kMessage: return kAny | kViewChurn | kViewConsent;  // keywords
+    case v1::Event::kCheckIn: return kAny | kViewAdherence | kViewChurn;
+    case v1::Event::kPurchase: return kAny | kViewAdherence | kViewChurn | kViewConversion;
+    case v1::Event::kContactRemoved: return kAny | kViewChurn;
+    case v1::Event::kConsentChanged: return kAny | kViewConsent;
+    case v1::Event::kEnrollment: return kViewAll;  // the calendar and the programme start
+    default: return kAny;
+  }
 }
 
 }  // namespace tend::projections

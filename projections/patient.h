@@ -3,6 +3,7 @@
 #ifndef TEND_PROJECTIONS_PATIENT_H_
 #define TEND_PROJECTIONS_PATIENT_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -32,6 +33,33 @@ absl::TimeZone PatientTimeZone(const ProjectionConfig& config, const v1::Patient
 // As-of is meant to be at or after the events folded: counts include every folded event.
 v1::PatientView ComputeView(const ProjectionConfig& config, const v1::PatientState& state,
                             absl::Time as_of);
+
+// The sections of a PatientView, for computing only what a reader needs (the rule engine asks
+// for the sections its rules reference).
+enum ViewPart : uint32_t {
+  kViewAcquisition = 1 << 0,
+  kViewActivation = 1 << 1,
+  kViewAdherence = 1 << 2,
+  kViewChurn = 1 << 3,
+  kViewConversion = 1 << 4,
+  kViewConsent = 1 << 5,
+  kViewAll = (1 << 6) - 1,
+};
+
+// The ViewPart of a top-level PatientView field number; 0 for the header fields (id, as_of,
+// time zone, counts, programme, partition), which are always computed.
+uint32_t ViewPartOfField(int patient_view_field_number);
+
+// Computes the header fields and the sections in `parts` into `*view`; other sections are left
+// as they are.
+void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& state,
+                      absl::Time as_of, uint32_t parts, v1::PatientView* view);
+
+// The sections whose values an event of this kind can change when it is folded (all of them for
+// an enrollment, which moves the calendar). Values also move with time alone; this is about the
+// event's own effect.
+uint32_t ViewPartsChangedBy(const v1::Event& event);
+
 
 }  // namespace tend::projections
 

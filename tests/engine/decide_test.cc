@@ -4,7 +4,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <tuple>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "projections/config.h"
+#include "projections/patient.h"
 
 namespace tend {
 namespace {
@@ -42,6 +48,21 @@ rules:
     trigger: {became: {compare: {field: patient.adherence.current_streak, op: GE, value: "3"}}}
     action: {reminder: {template_id: streak, channel: CHAT}}
     policy: {category: CLINICAL, priority: 50, cooldown: 7d, ttl: 12h}
+  - id: no-bp-3d
+    version: 1
+    trigger:
+      absence:
+        kind: check_in
+        filter: {compare: {field: event.check_in.kind, op: EQ, value: BLOOD_PRESSURE}}
+        after: 3d
+    action: {reminder: {template_id: bp-nudge, channel: CHAT}}
+    policy: {category: CLINICAL, priority: 50, ttl: 24h}
+  - id: daily
+    version: 1
+    trigger: {schedule: {at: "09:00", program_id: diabetes}}
+    when: {compare: {field: patient.adherence.checked_in_today, op: EQ, value: "false"}}
+    action: {reminder: {template_id: daily, channel: CHAT, parameters: {streak: "{patient.adherence.current_streak}"}}}
+    policy: {category: CARE, priority: 10, ttl: 6h}
 )";
 
 const RuleSet& Rules() {
@@ -66,65 +87,140 @@ absl::TimeZone Zone(const std::string& name) {
   return tz;
 }
 
-v1::Event Scan(const std::string& id) {
+// One patient through the rules, as the engine runs them: each event is folded into a real
+// state (projections::Apply) and decided at the partition clock; timers due by then fire first,
+// in due order.
+struct Patient {
+  projections::ProjectionConfig config = projections::DefaultProjectionConfig();
+  const RuleSet* rules = &Rules();
+  PolicyOptions policy;
+  v1::PatientState state;
+  DecideOutput out;  // of the last call
+  std::vector<v1::ReminderCommand> all_commands;
+  int events = 0;
+
+  DecideInput Input(absl::Time now, LazyView* view) {
+    DecideInput in;
+    in.state = &state;
+    in.now = now;
+    in.tz = projections::PatientTimeZone(config, state);
+    in.view = view;
+    return in;
+  }
+  void Keep() { all_commands.insert(all_commands.end(), out.commands.begin(), out.commands.end()); }
+
+  // Fires the timers due at or before `now`.
+  void Tick(const std::string& now_text) {
+    const absl::Time now = At(now_text);
+    out = DecideOutput();
+    for (;;) {
+      const auto& timers = state.rules().timer_due_s();
+      auto next = std::min_element(timers.begin(), timers.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.second, a.first) < std::tie(b.second, b.first);
+      });
+      if (next == timers.end() || next->second > absl::ToUnixSeconds(now)) break;
+      const std::string rule = next->first;
+      const int64_t due = next->second;
+      LazyView view(config, state, now);
+      DecideOnTimer(*rules, policy, Input(now, &view), rule, due, state.mutable_rules(), &out);
+    }
+    Keep();
+  }
+
+  // The event happened at `occurred` (default: when recorded) and was recorded at `now`.
+  void Fold(v1::Event e, const std::string& now_text, const std::string& occurred = "") {
+    Tick(now_text);
+    DecideOutput timer_out = std::move(out);
+    const absl::Time now = At(now_text);
+    e.set_patient_id("p-1");
+    e.mutable_recorded_at()->set_seconds(absl::ToUnixSeconds(now));
+    e.mutable_occurred_at()->set_seconds(absl::ToUnixSeconds(occurred.empty() ? now : At(occurred)));
+    const bool first = state.unique_events() == 0;
+    projections::Apply(config, e, &state);
+    LazyView view(config, state, now);
+    DecideInput in = Input(now, &view);
+    in.event = &e;
+    in.first_event = first;
+    out = DecideOutput();
+    DecideOnEvent(*rules, policy, in, state.mutable_rules(), &out);
+    Keep();
+    for (auto& d : timer_out.decisions) out.decisions.push_back(std::move(d));
+  }
+};
+
+v1::Event Scan(const std::string& id, const std::string& staff = "staff-7") {
   v1::Event e;
   e.set_event_id(id);
-  e.set_patient_id("p-1");
   e.mutable_scan()->set_channel_id("pharmacy");
+  e.mutable_scan()->set_staff_id(staff);
   return e;
 }
 
 v1::Event Glucose(const std::string& id, double mmol) {
   v1::Event e;
   e.set_event_id(id);
-  e.set_patient_id("p-1");
   e.mutable_check_in()->set_kind(v1::CheckIn::GLUCOSE);
   e.mutable_check_in()->mutable_glucose()->set_mmol_per_l(mmol);
   return e;
 }
 
-v1::PatientView View() {
-  v1::PatientView v;
-  v.set_patient_id("p-1");
-  v.mutable_churn()->set_stage(v1::ChurnView::ACTIVE);
-  v.mutable_consent()->set_marketing_consent(true);
-  v.mutable_consent()->set_care_reminders_consent(true);
-  return v;
+v1::Event BloodPressure(const std::string& id) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_check_in()->set_kind(v1::CheckIn::BLOOD_PRESSURE);
+  e.mutable_check_in()->mutable_blood_pressure()->set_systolic_mmhg(120);
+  e.mutable_check_in()->mutable_blood_pressure()->set_diastolic_mmhg(80);
+  return e;
 }
 
-struct Run {
-  DecideOutput out;
-  v1::RulesState state;
-};
-
-void Decide(Run* run, const v1::Event& event, const std::string& now,
-            const v1::PatientView& after = View(), const v1::PatientView* before = nullptr,
-            const PolicyOptions& policy = PolicyOptions(), const std::string& zone = "Asia/Shanghai") {
-  run->out = DecideOutput();
-  DecideInput in;
-  in.before = before;
-  in.after = &after;
-  in.event = &event;
-  in.now = At(now);
-  in.tz = Zone(zone);
-  in.staff_id = "staff-7";
-  DecideOnEvent(Rules(), policy, in, &run->state, &run->out);
+v1::Event Enroll(const std::string& id, const std::string& program, const std::string& zone) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_enrollment()->set_program_id(program);
+  e.mutable_enrollment()->set_time_zone(zone);
+  return e;
 }
 
-const v1::Decision* DecisionOf(const Run& run, const std::string& rule) {
-  for (const auto& d : run.out.decisions) {
+v1::Event Removed(const std::string& id) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_contact_removed()->set_staff_id("staff-7");
+  return e;
+}
+
+v1::Event Consent(const std::string& id, v1::ConsentChanged::Purpose purpose, bool granted) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_consent_changed()->set_purpose(purpose);
+  e.mutable_consent_changed()->set_granted(granted);
+  return e;
+}
+
+v1::Event PatientSays(const std::string& id, const std::string& keyword) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_message()->set_direction(v1::Message::PATIENT_TO_STAFF);
+  e.mutable_message()->add_keywords(keyword);
+  return e;
+}
+
+const v1::Decision* DecisionOf(const DecideOutput& out, const std::string& rule) {
+  for (const auto& d : out.decisions) {
     if (d.rule_id() == rule) return &d;
   }
   return nullptr;
+}
+const v1::Decision* DecisionOf(const Patient& p, const std::string& rule) {
+  return DecisionOf(p.out, rule);
 }
 
 TEST_CASE("an event fires its rules: automated reminders with deterministic ids and the values "
           "behind them",
           "[decide]") {
-  Run run;
-  Decide(&run, Scan("s1"), "2026-05-01T10:00:00+08:00");
-  REQUIRE(run.out.commands.size() == 3);  // welcome, care-b + offer; care-c loses the CARE cap
-  const v1::ReminderCommand& c = run.out.commands[0];
+  Patient p;
+  p.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+  REQUIRE(p.out.commands.size() == 3);  // welcome, care-b + offer; care-c loses the CARE cap
+  const v1::ReminderCommand& c = p.out.commands[0];
   CHECK(c.rule_id() == "welcome");
   CHECK(c.rule_version() == 2);
   CHECK(c.recipient() == v1::ReminderCommand::PATIENT);
@@ -139,13 +235,13 @@ TEST_CASE("an event fires its rules: automated reminders with deterministic ids 
   CHECK(c.command_id().size() == 32);
   CHECK(CommandId("welcome", 2, "p-1", "event:s2") != c.command_id());
   CHECK(CommandId("welcome", 3, "p-1", "event:s1") != c.command_id());
-  CHECK(DecisionOf(run, "welcome")->outcome() == v1::Decision::FIRED);
-  CHECK(DecisionOf(run, "welcome")->command_id() == c.command_id());
+  CHECK(DecisionOf(p, "welcome")->outcome() == v1::Decision::FIRED);
+  CHECK(DecisionOf(p, "welcome")->command_id() == c.command_id());
 
-  // A task for the assigned health manager, with the conditions and their actual values.
-  Decide(&run, Glucose("g1", 12.5), "2026-05-01T11:00:00+08:00");
-  REQUIRE(run.out.commands.size() == 1);
-  const v1::ReminderCommand& task = run.out.commands[0];
+  // A task for the assigned health manager (from the scan), with the conditions and values.
+  p.Fold(Glucose("g1", 12.5), "2026-05-01T11:00:00+08:00");
+  REQUIRE(p.out.commands.size() == 1);
+  const v1::ReminderCommand& task = p.out.commands[0];
   CHECK(task.recipient() == v1::ReminderCommand::STAFF);
   CHECK(task.staff_id() == "staff-7");
   CHECK_FALSE(task.automated());
@@ -156,113 +252,249 @@ TEST_CASE("an event fires its rules: automated reminders with deterministic ids 
   CHECK(task.explanation().checks(1).held());
 
   // The trigger fired but the condition did not hold: recorded, no command.
-  Decide(&run, Glucose("g2", 6.0), "2026-05-01T12:00:00+08:00");
-  CHECK(run.out.commands.empty());
-  CHECK(DecisionOf(run, "high-glucose")->reason() == v1::Decision::CONDITIONS);
-  CHECK(DecisionOf(run, "high-glucose")->explanation().checks(1).actual() == "6");
+  p.Fold(Glucose("g2", 6.0), "2026-05-01T12:00:00+08:00");
+  CHECK(p.out.commands.empty());
+  CHECK(DecisionOf(p, "high-glucose")->reason() == v1::Decision::CONDITIONS);
+  CHECK(DecisionOf(p, "high-glucose")->explanation().checks(1).actual() == "6");
 }
 
 TEST_CASE("priority arbitration under the daily cap, deterministic, losers recorded", "[decide]") {
-  Run run;
-  Decide(&run, Scan("s1"), "2026-05-01T10:00:00+08:00");
-  CHECK(DecisionOf(run, "welcome")->outcome() == v1::Decision::FIRED);  // priority 40
-  CHECK(DecisionOf(run, "care-b")->outcome() == v1::Decision::FIRED);   // 35
-  CHECK(DecisionOf(run, "care-c")->outcome() == v1::Decision::SUPPRESSED);
-  CHECK(DecisionOf(run, "care-c")->reason() == v1::Decision::PRIORITY);
-  CHECK(run.state.sent_per_day().at("2026-05-01/CARE") == 2);
+  Patient p;
+  p.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+  CHECK(DecisionOf(p, "welcome")->outcome() == v1::Decision::FIRED);  // priority 40
+  CHECK(DecisionOf(p, "care-b")->outcome() == v1::Decision::FIRED);   // 35
+  CHECK(DecisionOf(p, "care-c")->outcome() == v1::Decision::SUPPRESSED);
+  CHECK(DecisionOf(p, "care-c")->reason() == v1::Decision::PRIORITY);
+  CHECK(p.state.rules().sent_per_day().at("2026-05-01/CARE") == 2);
   // Later the same local day the cap is simply full; the next day it is not.
-  Decide(&run, Scan("s2"), "2026-05-01T20:00:00+08:00");
-  CHECK(DecisionOf(run, "welcome")->reason() == v1::Decision::CAP);
-  Decide(&run, Scan("s3"), "2026-05-02T09:00:00+08:00");
-  CHECK(DecisionOf(run, "welcome")->outcome() == v1::Decision::FIRED);
+  p.Fold(Scan("s2"), "2026-05-01T20:00:00+08:00");
+  CHECK(DecisionOf(p, "welcome")->reason() == v1::Decision::CAP);
+  p.Fold(Scan("s3"), "2026-05-02T09:00:00+08:00");
+  CHECK(DecisionOf(p, "welcome")->outcome() == v1::Decision::FIRED);
   // A cap of 1 gives the slot to the highest priority, whatever the rule order in the file.
-  PolicyOptions one;
-  one.daily_cap[v1::CARE] = 1;
-  Run other;
-  Decide(&other, Scan("s1"), "2026-05-01T10:00:00+08:00", View(), nullptr, one);
+  Patient other;
+  other.policy.daily_cap[v1::CARE] = 1;
+  other.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
   CHECK(DecisionOf(other, "welcome")->outcome() == v1::Decision::FIRED);
   CHECK(DecisionOf(other, "care-b")->reason() == v1::Decision::PRIORITY);
 }
 
 TEST_CASE("quiet hours defer a reminder to their end, or drop it when its time to live ends first",
           "[decide]") {
-  Run run;
-  Decide(&run, Scan("s1"), "2026-05-01T22:30:00+08:00");
-  CHECK(DecisionOf(run, "welcome")->reason() == v1::Decision::QUIET_HOURS_EXPIRED);  // ttl 2h
-  const v1::Decision* b = DecisionOf(run, "care-b");
+  Patient p;
+  p.Fold(Scan("s1"), "2026-05-01T22:30:00+08:00");
+  CHECK(DecisionOf(p, "welcome")->reason() == v1::Decision::QUIET_HOURS_EXPIRED);  // ttl 2h
+  const v1::Decision* b = DecisionOf(p, "care-b");
   CHECK(b->outcome() == v1::Decision::DEFERRED);
-  const v1::ReminderCommand& cmd = run.out.commands[0];
+  const v1::ReminderCommand& cmd = p.out.commands[0];
   CHECK(cmd.rule_id() == "care-b");
   CHECK(cmd.not_before().seconds() == absl::ToUnixSeconds(At("2026-05-02T08:00:00+08:00")));
   // Counted on the day it goes out.
-  CHECK(run.state.sent_per_day().count("2026-05-02/CARE") == 1);
+  CHECK(p.state.rules().sent_per_day().count("2026-05-02/CARE") == 1);
   // Just after midnight, too; tasks for staff are not held back.
-  Decide(&run, Glucose("g1", 15), "2026-05-03T00:30:00+08:00");
-  CHECK(run.out.commands[0].not_before().seconds() ==
+  p.Fold(Glucose("g1", 15), "2026-05-03T00:30:00+08:00");
+  CHECK(p.out.commands[0].not_before().seconds() ==
         absl::ToUnixSeconds(At("2026-05-03T00:30:00+08:00")));
 }
 
 TEST_CASE("quiet hours follow the patient's clock across DST changes", "[decide]") {
-  const PolicyOptions p;
+  const PolicyOptions policy;
   const absl::TimeZone ny = Zone("America/New_York");
   // Sat Mar 7 2026 23:00 EST: the window ends Sun Mar 8 08:00, which is EDT (-04:00) by then.
-  CHECK(QuietHoursEnd(p, At("2026-03-07T23:00:00-05:00"), ny) == At("2026-03-08T08:00:00-04:00"));
+  CHECK(QuietHoursEnd(policy, At("2026-03-07T23:00:00-05:00"), ny) ==
+        At("2026-03-08T08:00:00-04:00"));
   // Sat Oct 31 23:00 EDT: ends Sun Nov 1 08:00 EST (-05:00).
-  CHECK(QuietHoursEnd(p, At("2026-10-31T23:00:00-04:00"), ny) == At("2026-11-01T08:00:00-05:00"));
+  CHECK(QuietHoursEnd(policy, At("2026-10-31T23:00:00-04:00"), ny) ==
+        At("2026-11-01T08:00:00-05:00"));
   // 01:30 on the night clocks go back is inside the window either time it happens.
-  CHECK(QuietHoursEnd(p, At("2026-11-01T01:30:00-05:00"), ny) == At("2026-11-01T08:00:00-05:00"));
+  CHECK(QuietHoursEnd(policy, At("2026-11-01T01:30:00-05:00"), ny) ==
+        At("2026-11-01T08:00:00-05:00"));
   // Outside the window nothing moves.
-  CHECK(QuietHoursEnd(p, At("2026-03-09T12:00:00-04:00"), ny) == At("2026-03-09T12:00:00-04:00"));
-  Run run;
-  Decide(&run, Scan("s1"), "2026-03-07T23:00:00-05:00", View(), nullptr, p, "America/New_York");
-  CHECK(run.out.commands[0].not_before().seconds() ==
+  CHECK(QuietHoursEnd(policy, At("2026-03-09T12:00:00-04:00"), ny) ==
+        At("2026-03-09T12:00:00-04:00"));
+  // A patient whose calendar is New York (from the enrollment).
+  Patient p;
+  p.Fold(Enroll("e1", "hypertension", "America/New_York"), "2026-03-07T20:00:00-05:00");
+  p.Fold(Scan("s1"), "2026-03-07T23:00:00-05:00");
+  CHECK(p.out.commands[0].not_before().seconds() ==
         absl::ToUnixSeconds(At("2026-03-08T08:00:00-04:00")));
 }
 
 TEST_CASE("marketing is suppressed without consent or for sensitive patients; care still goes",
           "[decide]") {
-  v1::PatientView v = View();
-  v.mutable_consent()->set_marketing_consent(false);
-  Run run;
-  Decide(&run, Scan("s1"), "2026-05-01T10:00:00+08:00", v);
-  CHECK(DecisionOf(run, "offer")->reason() == v1::Decision::MARKETING_CONSENT);
-  CHECK(DecisionOf(run, "welcome")->outcome() == v1::Decision::FIRED);
-  v = View();
-  v.mutable_consent()->set_marketing_sensitive(true);
-  Run run2;
-  Decide(&run2, Scan("s1"), "2026-05-01T10:00:00+08:00", v);
-  CHECK(DecisionOf(run2, "offer")->reason() == v1::Decision::MARKETING_SENSITIVE);
+  Patient p;
+  p.Fold(Consent("c1", v1::ConsentChanged::MARKETING, false), "2026-05-01T09:00:00+08:00");
+  p.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+  CHECK(DecisionOf(p, "offer")->reason() == v1::Decision::MARKETING_CONSENT);
+  CHECK(DecisionOf(p, "welcome")->outcome() == v1::Decision::FIRED);
+  Patient q;
+  q.Fold(PatientSays("m1", "unsubscribe"), "2026-05-01T09:00:00+08:00");
+  q.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+  CHECK(DecisionOf(q, "offer")->reason() == v1::Decision::MARKETING_SENSITIVE);
+  CHECK(DecisionOf(q, "welcome")->outcome() == v1::Decision::FIRED);
+  // Care-reminder consent withdrawn: care reminders stop, clinical ones still go.
+  Patient r;
+  r.Fold(Consent("c1", v1::ConsentChanged::CARE_REMINDERS, false), "2026-05-01T09:00:00+08:00");
+  r.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+  CHECK(DecisionOf(r, "welcome")->reason() == v1::Decision::CARE_CONSENT);
+  CHECK(DecisionOf(r, "offer")->outcome() == v1::Decision::FIRED);
 }
 
 TEST_CASE("hard-churned patients get no automated messages, only tasks for a human", "[decide]") {
-  v1::PatientView v = View();
-  v.mutable_churn()->set_stage(v1::ChurnView::HARD_CHURNED);
-  Run run;
-  Decide(&run, Scan("s1"), "2026-05-01T10:00:00+08:00", v);
-  CHECK(run.out.commands.empty());
-  CHECK(DecisionOf(run, "welcome")->reason() == v1::Decision::HARD_CHURNED);
-  Decide(&run, Glucose("g1", 14), "2026-05-01T10:00:00+08:00", v);
-  REQUIRE(run.out.commands.size() == 1);
-  CHECK(run.out.commands[0].recipient() == v1::ReminderCommand::STAFF);
+  Patient p;
+  p.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+  p.Fold(BloodPressure("b1"), "2026-05-01T10:10:00+08:00");
+  p.Fold(Removed("r1"), "2026-05-01T11:00:00+08:00");
+  p.Tick("2026-05-04T11:00:00+08:00");  // the blood-pressure absence timer falls due
+  CHECK(p.out.commands.empty());
+  CHECK(DecisionOf(p, "no-bp-3d")->reason() == v1::Decision::HARD_CHURNED);
+  p.Fold(Glucose("g1", 14), "2026-05-04T12:00:00+08:00");
+  REQUIRE(p.out.commands.size() == 1);
+  CHECK(p.out.commands[0].recipient() == v1::ReminderCommand::STAFF);
 }
 
 TEST_CASE("became fires on the transition only, and the cooldown holds back a repeat", "[decide]") {
-  v1::PatientView before = View(), after = View();
-  before.mutable_adherence()->set_current_streak(2);
-  after.mutable_adherence()->set_current_streak(3);
-  Run run;
-  Decide(&run, Glucose("g1", 5), "2026-05-03T09:00:00+08:00", after, &before);
-  CHECK(DecisionOf(run, "streak-3")->outcome() == v1::Decision::FIRED);
-  // Still >= 3: no transition, no decision at all.
-  Decide(&run, Glucose("g2", 5), "2026-05-04T09:00:00+08:00", after, &after);
-  CHECK(DecisionOf(run, "streak-3") == nullptr);
-  // Broken and rebuilt within 7 days: the cooldown suppresses it; after 7 days it fires again.
-  Decide(&run, Glucose("g3", 5), "2026-05-08T09:00:00+08:00", after, &before);
-  CHECK(DecisionOf(run, "streak-3")->reason() == v1::Decision::COOLDOWN);
-  Decide(&run, Glucose("g4", 5), "2026-05-10T09:00:00+08:00", after, &before);
-  CHECK(DecisionOf(run, "streak-3")->outcome() == v1::Decision::FIRED);
+  Patient p;
+  auto day = [&](int d) {
+    p.Fold(Glucose(absl::StrCat("g", d), 5), absl::StrFormat("2026-05-%02dT09:00:00+08:00", d));
+  };
+  day(1);
+  day(2);
+  CHECK(DecisionOf(p, "streak-3") == nullptr);
+  day(3);  // streak 3
+  CHECK(DecisionOf(p, "streak-3")->outcome() == v1::Decision::FIRED);
+  CHECK(DecisionOf(p, "streak-3")->explanation().checks(0).actual() == "3");
+  day(4);  // still >= 3: no transition, no decision at all
+  CHECK(DecisionOf(p, "streak-3") == nullptr);
+  // Broken (no check-in on the 5th and 6th) and rebuilt within 7 days: the cooldown suppresses
+  // it; rebuilt again after 7 days, it fires.
+  day(7);
+  day(8);
+  day(9);
+  CHECK(DecisionOf(p, "streak-3")->reason() == v1::Decision::COOLDOWN);
+  day(12);
+  day(13);
+  day(14);
+  CHECK(DecisionOf(p, "streak-3")->outcome() == v1::Decision::FIRED);
   // Old cap counters are dropped.
-  for (const auto& [day, n] : run.state.sent_per_day()) CHECK(day >= "2026-05-09");
+  for (const auto& [d, n] : p.state.rules().sent_per_day()) CHECK(d >= "2026-05-13");
+}
+
+TEST_CASE("a became rule new to a patient's history does not fire for what already held",
+          "[decide]") {
+  auto without = RuleSet::Parse("rules: []", "empty");
+  REQUIRE(without.ok());
+  Patient p;
+  p.rules = &*without;
+  for (int d = 1; d <= 4; ++d) {
+    p.Fold(Glucose(absl::StrCat("g", d), 5), absl::StrFormat("2026-05-%02dT09:00:00+08:00", d));
+  }
+  p.rules = &Rules();  // deployed now: streak is already 4
+  p.Fold(Glucose("g5", 5), "2026-05-05T09:00:00+08:00");
+  CHECK(DecisionOf(p, "streak-3") == nullptr);
+  CHECK(p.state.rules().became_held().at("streak-3"));
+}
+
+TEST_CASE("an absence timer is moved by each matching event, also one that arrives late, and "
+          "never fires twice for one silence",
+          "[decide]") {
+  Patient p;
+  p.Fold(BloodPressure("b1"), "2026-05-01T10:00:00+08:00");
+  CHECK(p.state.rules().timer_due_s().at("no-bp-3d") ==
+        absl::ToUnixSeconds(At("2026-05-04T10:00:00+08:00")));
+  // A glucose check-in is not a blood-pressure one: nothing moves.
+  p.Fold(Glucose("g1", 5), "2026-05-02T10:00:00+08:00");
+  CHECK(p.state.rules().timer_due_s().at("no-bp-3d") ==
+        absl::ToUnixSeconds(At("2026-05-04T10:00:00+08:00")));
+  // A reading taken on the 3rd, uploaded late (recorded just before the timer was due), counts
+  // from when it was taken.
+  p.Fold(BloodPressure("b2"), "2026-05-04T09:00:00+08:00", "2026-05-03T08:00:00+08:00");
+  p.Tick("2026-05-05T12:00:00+08:00");
+  CHECK(p.out.decisions.empty());
+  p.Tick("2026-05-06T08:30:00+08:00");  // due 05-06 08:00
+  REQUIRE(p.out.commands.size() == 1);
+  const v1::ReminderCommand& nudge = p.out.commands[0];
+  CHECK(nudge.rule_id() == "no-bp-3d");
+  CHECK(nudge.trigger() ==
+        absl::StrCat("absence:", absl::ToUnixSeconds(At("2026-05-03T08:00:00+08:00"))));
+  CHECK(nudge.trigger_event_id().empty());
+  CHECK(p.state.rules().timer_due_s().count("no-bp-3d") == 0);
+  p.Tick("2026-05-09T08:30:00+08:00");  // once per silence
+  CHECK(p.out.decisions.empty());
+  // Late records: one older than the anchor changes nothing; one newer whose window has already
+  // passed does not fire a timer in the past (the silence was reported above).
+  p.Fold(BloodPressure("b3"), "2026-05-09T09:00:00+08:00", "2026-05-02T08:00:00+08:00");
+  CHECK(p.out.timer_changes.empty());
+  p.Fold(BloodPressure("b4"), "2026-05-09T10:00:00+08:00", "2026-05-05T08:00:00+08:00");
+  CHECK(p.state.rules().timer_due_s().count("no-bp-3d") == 0);
+  p.Tick("2026-05-12T08:30:00+08:00");
+  CHECK(p.out.decisions.empty());
+  // A fresh reading arms it again.
+  p.Fold(BloodPressure("b5"), "2026-05-12T09:00:00+08:00");
+  CHECK(p.state.rules().timer_due_s().at("no-bp-3d") ==
+        absl::ToUnixSeconds(At("2026-05-15T09:00:00+08:00")));
+  // (the three check-in days also made a streak: streak-3 fired once as well)
+  CHECK(std::count_if(p.all_commands.begin(), p.all_commands.end(), [](const auto& c) {
+          return c.rule_id() == "no-bp-3d";
+        }) == 1);
+}
+
+TEST_CASE("an absence counts from enrollment until the first matching event", "[decide]") {
+  Patient p;
+  p.Fold(Enroll("e1", "hypertension", "Asia/Shanghai"), "2026-05-01T10:00:00+08:00");
+  CHECK(p.state.rules().timer_due_s().at("no-bp-3d") ==
+        absl::ToUnixSeconds(At("2026-05-04T10:00:00+08:00")));
+  // Quiet hours apply to timers too: due at 22:00, deferred to 08:00.
+  Patient q;
+  q.Fold(Enroll("e1", "hypertension", "Asia/Shanghai"), "2026-05-01T22:00:00+08:00");
+  q.Tick("2026-05-04T22:00:00+08:00");
+  REQUIRE(q.out.commands.size() == 1);
+  CHECK(DecisionOf(q, "no-bp-3d")->outcome() == v1::Decision::DEFERRED);
+  CHECK(q.out.commands[0].not_before().seconds() ==
+        absl::ToUnixSeconds(At("2026-05-05T08:00:00+08:00")));
+}
+
+TEST_CASE("a schedule fires at the local time every day, across a DST change, while enrolled",
+          "[decide]") {
+  Patient p;
+  // New York, enrolled Friday Mar 6 2026; clocks go forward on Sunday Mar 8.
+  p.Fold(Enroll("e1", "diabetes", "America/New_York"), "2026-03-06T12:00:00-05:00");
+  CHECK(p.state.rules().timer_due_s().at("daily") ==
+        absl::ToUnixSeconds(At("2026-03-07T09:00:00-05:00")));
+  p.Tick("2026-03-07T09:00:00-05:00");
+  REQUIRE(p.out.commands.size() == 1);
+  CHECK(p.out.commands[0].trigger() == "schedule:2026-03-07");
+  CHECK(p.out.commands[0].parameters().at("streak") == "0");
+  // 09:00 on Sunday is 09:00 EDT, an hour earlier in UTC.
+  CHECK(p.state.rules().timer_due_s().at("daily") ==
+        absl::ToUnixSeconds(At("2026-03-08T09:00:00-04:00")));
+  p.Tick("2026-03-08T08:59:00-04:00");
+  CHECK(p.out.commands.empty());
+  p.Tick("2026-03-08T09:00:00-04:00");
+  REQUIRE(p.out.commands.size() == 1);
+  CHECK(p.out.commands[0].trigger() == "schedule:2026-03-08");
+  // Checked in already on Monday: the condition does not hold and nothing is recorded.
+  p.Fold(Glucose("g1", 5), "2026-03-09T07:30:00-04:00");
+  p.Tick("2026-03-09T09:00:00-04:00");
+  CHECK(p.out.commands.empty());
+  CHECK(p.out.decisions.empty());
+  // A clock that jumps two days fires one reminder (for the earliest due day) and re-arms for
+  // the next occurrence after the clock.
+  p.Tick("2026-03-12T10:00:00-04:00");
+  REQUIRE(DecisionOf(p, "daily") != nullptr);
+  CHECK(DecisionOf(p, "daily")->trigger() == "schedule:2026-03-10");
+  CHECK(DecisionOf(p, "no-bp-3d") != nullptr);  // counted from enrollment, due 03-09 12:00
+  CHECK(p.state.rules().timer_due_s().at("daily") ==
+        absl::ToUnixSeconds(At("2026-03-13T09:00:00-04:00")));
+  // Moving to another programme pauses it at the next due time.
+  p.Fold(Enroll("e2", "hypertension", "America/New_York"), "2026-03-12T11:00:00-04:00");
+  p.Tick("2026-03-14T10:00:00-04:00");
+  CHECK(p.out.commands.empty());
+  CHECK(p.state.rules().timer_due_s().count("daily") == 0);
+  // Patients outside the programme never get it.
+  Patient q;
+  q.Fold(Scan("s1"), "2026-03-06T12:00:00-05:00");
+  CHECK(q.state.rules().timer_due_s().count("daily") == 0);
 }
 
 }  // namespace
