@@ -129,9 +129,13 @@ bool AbsenceMatches(const CompiledRule& r, const DecideInput& in) {
          r.trigger_filter.Evaluate(in.view->Get(r.trigger_filter.view_parts()), in.event, nullptr);
 }
 
-// Moves (or arms) an absence timer to count from `anchor_s`; an anchor whose window has already
-// passed on the partition clock disarms it instead: the silence it ends was already reported
-// (the earlier timer fell due first), and a late event must not fire a timer in the past twice.
+// Moves an absence rule's anchor to `anchor_s` when it is newer. The timer moves lazily: an
+// armed timer keeps its key (due no later than the new anchor's) and, when it falls due, is
+// re-armed at the anchor's due time instead of firing — so a patient active every day costs one
+// timer write per window, not one per event. An anchor whose window has already passed on the
+// partition clock arms nothing: the silence it ends was already reported (the earlier timer fell
+// due first, and every armed timer is due after the clock), and a late event must not fire a
+// timer in the past twice.
 void MoveAbsence(const CompiledRule& r, const DecideInput& in, int64_t anchor_s,
                  v1::RulesState* state, DecideOutput* out) {
   auto* anchors = state->mutable_absence_anchor_s();
@@ -139,7 +143,9 @@ void MoveAbsence(const CompiledRule& r, const DecideInput& in, int64_t anchor_s,
   if (it != anchors->end() && it->second >= anchor_s) return;  // not newer: nothing moves
   (*anchors)[r.rule.id()] = anchor_s;
   const int64_t due_s = anchor_s + absl::ToInt64Seconds(r.absence_after);
-  SetTimer(r.rule.id(), due_s > absl::ToUnixSeconds(in.now) ? due_s : 0, state, out);
+  if (due_s > absl::ToUnixSeconds(in.now) && !state->timer_due_s().contains(r.rule.id())) {
+    SetTimer(r.rule.id(), due_s, state, out);
+  }
 }
 
 bool ScheduleApplies(const CompiledRule& r, const DecideInput& in) {
@@ -286,6 +292,11 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
   if (t.has_absence()) {
     const auto a = state->absence_anchor_s().find(id);
     const int64_t anchor_s = a == state->absence_anchor_s().end() ? 0 : a->second;
+    const int64_t true_due_s = anchor_s + absl::ToInt64Seconds(r->absence_after);
+    if (true_due_s > absl::ToUnixSeconds(in.now)) {  // moved since it was armed
+      SetTimer(id, true_due_s, state, out);
+      return;
+    }
     Candidate c{r, absl::StrCat("absence:", anchor_s), {}};
     Consider(*r, in, std::move(c), true, &fired, out);
   } else if (t.has_schedule()) {

@@ -302,6 +302,7 @@ class Engine::Impl {
 
   std::atomic<int64_t> first_record_ns_{0};
   std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0}, dead_lettered_{0};
+  std::atomic<int64_t> timers_fired_{0}, decisions_{0}, commands_{0};
 };
 
 absl::Status Engine::Impl::Init() {
@@ -423,6 +424,8 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
 
 void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& patient_id,
                           DecideOutput* out) {
+  commands_.fetch_add(static_cast<int64_t>(out->commands.size()), std::memory_order_relaxed);
+  decisions_.fetch_add(static_cast<int64_t>(out->decisions.size()), std::memory_order_relaxed);
   for (auto& c : out->commands) pending_commands_.emplace_back(partition, std::move(c));
   // The record's offset orders its decisions after every earlier one of the patient.
   for (auto& d : out->decisions) {
@@ -463,6 +466,7 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
   const int64_t now_s = absl::ToUnixSeconds(now);
   while (!p->timers.empty() && p->timers.begin()->due_s <= now_s) {
     TimerRef t = std::move(p->timers.extract(p->timers.begin()).value());
+    timers_fired_.fetch_add(1, std::memory_order_relaxed);
     // The fired key goes whatever the decision (a stale key must not linger).
     pending_timers_.push_back({partition, t.due_s, t.patient_id, t.rule_id, false});
     TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, t.patient_id));
@@ -754,6 +758,9 @@ EngineStats Engine::Impl::Stats() const {
   s.duplicates = duplicates_.load();
   s.dead_lettered = dead_lettered_.load();
   s.commits = committer_ ? committer_->commits() : 0;
+  s.timers_fired = timers_fired_.load();
+  s.decisions = decisions_.load();
+  s.commands = commands_.load();
   if (s.records > 0) s.first_record_at = absl::FromUnixNanos(first_record_ns_.load());
   return s;
 }

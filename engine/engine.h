@@ -66,6 +66,9 @@ struct EngineStats {
   int64_t duplicates = 0;      // dropped: event_id already applied for the patient
   int64_t dead_lettered = 0;   // sent to the DLQ
   int64_t commits = 0;         // WriteBatches committed
+  int64_t timers_fired = 0;    // absence and schedule timers that fell due
+  int64_t decisions = 0;       // rule decisions recorded (fired, deferred, suppressed)
+  int64_t commands = 0;        // commands written to the outbox
   absl::Time first_record_at = absl::InfinitePast();  // when the first record was consumed
 };
 

@@ -137,11 +137,12 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
              "{\"events\":%d,\"patients\":%d,\"partitions\":%d,\"repeat\":%d,"
              "\"raw_consume_eps\":%.0f,\"engine_eps\":%.0f,\"ratio\":%.3f,"
              "\"engine_eps_min\":%.0f,\"engine_eps_max\":%.0f,\"peak_rss_mb\":%.0f,"
-             "\"duplicates\":%d,\"commits\":%d}",
+             "\"duplicates\":%d,\"commits\":%d,\"timers_fired\":%d,\"decisions\":%d,"
+             "\"commands\":%d}",
              produced, options.patients, options.partitions, options.repeat, raw_eps, engine_eps,
              engine_eps / raw_eps, *std::min_element(engine_rates.begin(), engine_rates.end()),
              *std::max_element(engine_rates.begin(), engine_rates.end()), ru.ru_maxrss / 1024.0,
-             st.duplicates, st.commits)
+             st.duplicates, st.commits, st.timers_fired, st.decisions, st.commands)
       << std::endl;
   return absl::OkStatus();
 }

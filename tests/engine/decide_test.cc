@@ -409,8 +409,11 @@ TEST_CASE("an absence timer is moved by each matching event, also one that arriv
   // A reading taken on the 3rd, uploaded late (recorded just before the timer was due), counts
   // from when it was taken.
   p.Fold(BloodPressure("b2"), "2026-05-04T09:00:00+08:00", "2026-05-03T08:00:00+08:00");
+  CHECK(p.out.timer_changes.empty());  // the timer moves lazily: re-armed when it falls due
   p.Tick("2026-05-05T12:00:00+08:00");
   CHECK(p.out.decisions.empty());
+  CHECK(p.state.rules().timer_due_s().at("no-bp-3d") ==
+        absl::ToUnixSeconds(At("2026-05-06T08:00:00+08:00")));
   p.Tick("2026-05-06T08:30:00+08:00");  // due 05-06 08:00
   REQUIRE(p.out.commands.size() == 1);
   const v1::ReminderCommand& nudge = p.out.commands[0];
