@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/event_codec.h"
 #include "engine/mock_broker.h"
+#include "engine/ticker.h"
 #include "engine/storage.h"
 #include "tools/commands.h"
 #include "tools/simulate.h"
@@ -119,14 +120,34 @@ void RequireMatchesGroundTruth(const std::map<std::string, v1::PatientState>& st
 }
 
 void FoldThroughKafka(const std::vector<v1::Event>& events, const std::string& db,
-                      EngineOptions options) {
+                      EngineOptions options, absl::Duration tick_every) {
   MockBrokerOptions broker_options;
   broker_options.partitions = 4;
   auto broker = MockBroker::Start(broker_options);
   REQUIRE(broker.ok());
   auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
   REQUIRE(producer.ok());
-  ProduceAll(producer->get(), broker_options.topic, events);
+  if (tick_every > absl::ZeroDuration() && !events.empty()) {
+    auto recorded = [](const v1::Event& e) { return absl::FromUnixSeconds(e.recorded_at().seconds()); };
+    absl::Time next_tick = absl::FromUnixSeconds(0) +
+                           absl::Floor(recorded(events.front()) - absl::FromUnixSeconds(0),
+                                       tick_every) + tick_every;
+    for (const auto& e : events) {
+      while (next_tick <= recorded(e)) {
+        const v1::Event tick = MakeClockTick("test-ticker", next_tick);
+        const std::string value = tick.SerializeAsString();
+        for (int p = 0; p < broker_options.partitions; ++p) {
+          REQUIRE((*producer)->Produce(broker_options.topic, p, "", value, {}, nullptr).ok());
+        }
+        next_tick += tick_every;
+      }
+      REQUIRE(ProduceEvent(producer->get(), broker_options.topic, e).ok());
+    }
+    REQUIRE((*producer)->Flush(absl::Seconds(60)).ok());
+    REQUIRE((*producer)->failed() == 0);
+  } else {
+    ProduceAll(producer->get(), broker_options.topic, events);
+  }
   auto storage = Storage::Open(db);
   REQUIRE(storage.ok());
   options.brokers = (*broker)->bootstrap();

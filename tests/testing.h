@@ -48,8 +48,11 @@ void ProduceAll(Producer* producer, const std::string& topic, const std::vector<
 
 // Produces `events` to a fresh in-process broker (4 partitions) and runs the engine with
 // `options` (brokers and exit_when_idle set here) into the state directory `db` until idle.
+// With `tick_every` > 0, a ClockTick goes to every partition at each multiple of it, in
+// recorded_at order among the events (which must be in recorded_at order), as a live ticker
+// would have written them.
 void FoldThroughKafka(const std::vector<v1::Event>& events, const std::string& db,
-                      EngineOptions options);
+                      EngineOptions options, absl::Duration tick_every = absl::ZeroDuration());
 
 // Every patient state in the directory, read through a secondary (reader) instance.
 std::map<std::string, v1::PatientState> ReadStates(const std::string& db_dir);

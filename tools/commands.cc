@@ -106,12 +106,35 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     TEND_ASSIGN_OR_RETURN(dispatcher, Dispatcher::Start(d, storage.get()));
     TEND_LOG_INFO("dispatching reminder commands to tend.v1.ReminderSink at %s", options.sink);
   }
+  // LIVE mode keeps the partition clocks moving (DESIGN.md points 3 and 4).
+  std::atomic<bool> stop_ticker{false};
+  std::thread ticker_thread;
+  if (!options.sink.empty() && options.tick_interval > absl::ZeroDuration()) {
+    TickerOptions t;
+    t.brokers = options.engine.brokers;
+    t.topic = options.engine.topic;
+    t.interval = options.tick_interval;
+    t.kafka = options.engine.kafka;
+    TEND_ASSIGN_OR_RETURN(auto ticker, Ticker::Create(t));
+    TEND_LOG_INFO("writing clock ticks to every partition of %s every %s", t.topic,
+                  absl::FormatDuration(t.interval));
+    ticker_thread = std::thread([ticker = std::move(ticker), &stop_ticker] {
+      while (!stop_ticker.load()) {
+        absl::Status s = ticker->Run(stop_ticker);
+        if (s.ok()) break;
+        TEND_LOG_WARN("clock tick failed (retrying in 5 s): %s", s.ToString());
+        for (int i = 0; i < 100 && !stop_ticker.load(); ++i) absl::SleepFor(absl::Milliseconds(50));
+      }
+    });
+  }
   TEND_LOG_INFO("engine folding %s from %s into %s%s", options.engine.topic, options.engine.brokers,
                 options.db_dir,
                 options.engine.rules ? absl::StrCat(" with ", options.engine.rules->rules().size(),
                                                     " rules")
                                      : "");
   absl::Status s = engine->Run(stop);
+  stop_ticker = true;
+  if (ticker_thread.joinable()) ticker_thread.join();
   if (dispatcher) {
     DispatcherStats ds = dispatcher->stats();
     dispatcher.reset();
@@ -122,8 +145,18 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
                                              std::chrono::seconds(2));
   EngineStats st = engine->stats();
   TEND_LOG_INFO("engine stopped: %d records, %d events applied, %d duplicates dropped, "
-                "%d dead-lettered, %d commits",
-                st.records, st.events_applied, st.duplicates, st.dead_lettered, st.commits);
+                "%d dead-lettered, %d commits, %d timers fired, %d decisions, %d commands",
+                st.records, st.events_applied, st.duplicates, st.dead_lettered, st.commits,
+                st.timers_fired, st.decisions, st.commands);
+  return s;
+}
+
+absl::Status RunTicker(const TickerOptions& options, const std::atomic<bool>& stop) {
+  TEND_ASSIGN_OR_RETURN(auto ticker, Ticker::Create(options));
+  TEND_LOG_INFO("writing clock ticks to every partition of %s at %s every %s", options.topic,
+                options.brokers, absl::FormatDuration(options.interval));
+  absl::Status s = ticker->Run(stop);
+  TEND_LOG_INFO("ticker stopped after %d ticks", ticker->ticks());
   return s;
 }
 

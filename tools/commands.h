@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/engine.h"
+#include "engine/ticker.h"
 #include "engine/kafka.h"
 #include "engine/mock_broker.h"
 #include "engine/rules.h"
@@ -31,9 +32,15 @@ struct EngineCommandOptions {
   std::string db_dir;
   std::string grpc_listen;  // empty: no gRPC server
   std::string sink;         // ReminderSink host:port; empty: commands stay in the outbox
+  // LIVE mode (a sink is set): write a ClockTick to every partition this often, so timers fire
+  // when no patient writes. Zero: no ticks from this engine (run `tend ticker` instead).
+  absl::Duration tick_interval = absl::Minutes(1);
 };
 // tend engine: folds the topic into --db until `stop` (or idle with --exit-when-idle).
 absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bool>& stop);
+
+// tend ticker: writes a ClockTick to every partition each interval until `stop`.
+absl::Status RunTicker(const TickerOptions& options, const std::atomic<bool>& stop);
 
 // Produces one event with its key and headers; `on_delivery` may be empty.
 absl::Status ProduceEvent(Producer* producer, const std::string& topic, const v1::Event& event,

@@ -81,8 +81,27 @@ int main(int argc, char** argv) {
                          "rules YAML (deploy/rules/default.yaml; `tend rules FILE` checks one)");
   engine_cmd->add_option("--sink", engine.sink,
                          "deliver reminder commands to this tend.v1.ReminderSink (host:port)");
+  int64_t tick_s = absl::ToInt64Seconds(engine.tick_interval);
+  engine_cmd->add_option("--tick-interval-s", tick_s,
+                         "with --sink (LIVE mode): write a clock tick to every partition this "
+                         "often so timers fire; 0: none (run `tend ticker`)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
   engine_cmd->add_option("--config", engine_config,
                          "engine config YAML (proto/tend/v1/config.proto; `tend config` prints one)");
+
+  // tend ticker
+  TickerOptions ticker;
+  int64_t ticker_s = absl::ToInt64Seconds(ticker.interval);
+  auto* ticker_cmd = app.add_subcommand(
+      "ticker", "Write a clock tick to every partition of the events topic at an interval, so "
+                "absence and schedule timers fire when no patient writes.");
+  ticker_cmd->add_option("--brokers", ticker.brokers, "bootstrap servers")->required();
+  ticker_cmd->add_option("--topic", ticker.topic)->capture_default_str();
+  ticker_cmd->add_option("--interval-s", ticker_s, "seconds between ticks")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  ticker_cmd->add_option("--name", ticker.name, "recorded in each tick (default tend-ticker@HOST)");
 
   // tend simulate
   std::string brokers;
@@ -202,6 +221,7 @@ int main(int argc, char** argv) {
       engine.engine.rules = std::make_shared<const RuleSet>(*std::move(rules));
     }
     engine.engine.commit_interval = absl::Milliseconds(commit_ms);
+    engine.tick_interval = absl::Seconds(tick_s);
     engine.engine.commit.sync = sync;
     for (const auto& kv : kafka_props) {
       if (absl::Status s = ParseKafkaProp(kv, &engine.engine.kafka); !s.ok()) {
@@ -209,6 +229,10 @@ int main(int argc, char** argv) {
       }
     }
     return Exit(RunEngine(engine, stop), "engine");
+  }
+  if (*ticker_cmd) {
+    ticker.interval = absl::Seconds(ticker_s);
+    return Exit(RunTicker(ticker, stop), "ticker");
   }
   if (*sim_cmd) {
     if (!end_text.empty()) {

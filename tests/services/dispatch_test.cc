@@ -3,6 +3,8 @@
 // delivering over real gRPC to the reference sink.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -125,7 +127,8 @@ std::vector<std::string> DecideWithDefaultPack(const std::vector<v1::Event>& eve
   REQUIRE(rules.ok());
   EngineOptions options;
   options.rules = std::make_shared<const RuleSet>(*std::move(rules));
-  testing::FoldThroughKafka(events, db, options);
+  // Clock ticks every 10 minutes in the log, as a live ticker writes them.
+  testing::FoldThroughKafka(events, db, options, absl::Minutes(10));
   auto storage = Storage::Open(db);
   REQUIRE(storage.ok());
   std::vector<std::string> out;
@@ -136,13 +139,29 @@ std::vector<std::string> DecideWithDefaultPack(const std::vector<v1::Event>& eve
   return out;
 }
 
-TEST_CASE("a replay of the same log decides the identical command set", "[integration]") {
-  const std::vector<v1::Event> log = testing::Cohort(300, 60, 21);
+TEST_CASE("a replay of the same log (events and clock ticks) decides the identical command set",
+          "[integration]") {
+  std::vector<v1::Event> log = testing::Cohort(300, 60, 21);
+  std::stable_sort(log.begin(), log.end(), [](const v1::Event& a, const v1::Event& b) {
+    return a.recorded_at().seconds() < b.recorded_at().seconds();
+  });
   testing::TempDir dir;
   const auto live = DecideWithDefaultPack(log, dir.Sub("live"));
   const auto replay = DecideWithDefaultPack(log, dir.Sub("replay"));
-  CHECK(live.size() > 100);  // welcomes, streak rewards, hard-churn tasks, PDC tasks
   CHECK(live == replay);
+  // Every kind of trigger is in the set: events, transitions, absence and schedule timers.
+  std::map<std::string, int> by_trigger;
+  for (const auto& entry : live) {
+    v1::ReminderCommand c;
+    REQUIRE(c.ParseFromString(entry.substr(entry.find(' ') + 1)));
+    ++by_trigger[c.trigger().substr(0, c.trigger().find(':'))];
+  }
+  INFO("event " << by_trigger["event"] << ", became " << by_trigger["became"] << ", absence "
+                << by_trigger["absence"] << ", schedule " << by_trigger["schedule"]);
+  CHECK(by_trigger["event"] > 0);
+  CHECK(by_trigger["became"] > 0);
+  CHECK(by_trigger["absence"] > 0);
+  CHECK(by_trigger["schedule"] > 0);
 }
 
 }  // namespace
