@@ -1,0 +1,177 @@
+// Reminders are never lost and never sent twice (DESIGN.md point 2), with the real binary: the
+// engine (a child process) decides into the outbox and is SIGKILLed — once after the outbox was
+// written but before anything could be delivered (the sink unreachable), then at random moments
+// while it delivers — and restarted. The reference sink (real gRPC, in this process) must end up
+// with every decided command exactly once.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <random>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "engine/mock_broker.h"
+#include "engine/storage.h"
+#include "services/server.h"
+#include "services/sink_service.h"
+#include "tests/testing.h"
+#include "tools/commands.h"
+
+namespace tend {
+namespace {
+
+using testing::TempDir;
+
+const char* kRules = R"(
+rules:
+  - id: welcome
+    version: 1
+    trigger: {event: {kind: scan}}
+    when: {compare: {field: patient.acquisition.scans, op: EQ, value: "1"}}
+    action: {reminder: {template_id: welcome, channel: CHAT}}
+    policy: {category: CLINICAL, priority: 40, ttl: 24h}
+)";
+
+pid_t StartEngine(const std::string& brokers, const std::string& db, const std::string& rules,
+                  const std::string& sink, const std::string& group, const std::string& log_path) {
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    FILE* log = freopen(log_path.c_str(), "a", stderr);
+    (void)log;
+    std::vector<std::string> args = {TEND_BINARY, "engine", "--brokers", brokers, "--db", db,
+                                     "--group", group, "--rules", rules, "--sink", sink,
+                                     "--tick-interval-s", "0", "--commit-interval-ms", "20"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+void Kill(pid_t pid) {
+  REQUIRE(kill(pid, SIGKILL) == 0);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFSIGNALED(status));
+}
+
+// The outbox as a reader sees it now (-1 while the engine has not created the directory yet).
+int64_t OutboxSize(const std::string& db, const TempDir& scratch) {
+  auto reader = Storage::OpenReader(db, scratch.path());
+  if (!reader.ok()) return -1;
+  int64_t n = 0;
+  REQUIRE((*reader)->ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
+    ++n;
+    return absl::OkStatus();
+  }).ok());
+  return n;
+}
+
+TEST_CASE("SIGKILL between outbox write and delivery, and during delivery: each command reaches "
+          "the sink exactly once after restart",
+          "[integration]") {
+  auto broker = MockBroker::Start(MockBrokerOptions());
+  REQUIRE(broker.ok());
+  const std::string brokers = (*broker)->bootstrap();
+  auto producer = Producer::Create({{"bootstrap.servers", brokers}});
+  REQUIRE(producer.ok());
+  constexpr int kPatients = 300;
+  std::vector<v1::Event> events;
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  for (int p = 0; p < kPatients; ++p) {
+    v1::Event e;
+    e.set_patient_id(absl::StrCat("p", p));
+    e.set_event_id(absl::StrCat("scan-", p));
+    e.mutable_occurred_at()->set_seconds(now - 60);
+    e.mutable_recorded_at()->set_seconds(now - 60);
+    e.mutable_scan()->set_channel_id("pharmacy");
+    events.push_back(e);
+  }
+  testing::ProduceAll(producer->get(), "tend.events", events);
+
+  TempDir dir;
+  const std::string db = dir.Sub("state");
+  const std::string log = dir.Sub("engine.log");
+  const std::string rules = dir.Sub("rules.yaml");
+  std::ofstream(rules) << kRules;
+  const std::string sink_out = dir.Sub("sink.jsonl");
+  auto sink = SinkService::Create(sink_out);
+  REQUIRE(sink.ok());
+  auto server = StartGrpcServer("127.0.0.1:0", {sink->get()});
+  REQUIRE(server.ok());
+  const std::string sink_addr = absl::StrCat("127.0.0.1:", server->port);
+  // An address where nothing listens: the sink is down.
+  std::string down_addr;
+  {
+    auto sink2 = SinkService::Create("");
+    REQUIRE(sink2.ok());
+    auto s2 = StartGrpcServer("127.0.0.1:0", {sink2->get()});
+    REQUIRE(s2.ok());
+    down_addr = absl::StrCat("127.0.0.1:", s2->port);
+    s2->server->Shutdown();
+  }
+
+  // 1. Every command is in the outbox, none can be delivered; killed there.
+  {
+    TempDir scratch;
+    pid_t pid = StartEngine(brokers, db, rules, down_addr, "eo-0", log);
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (OutboxSize(db, scratch) < kPatients && absl::Now() < deadline) usleep(20000);
+    REQUIRE(OutboxSize(db, scratch) == kPatients);
+    Kill(pid);
+    CHECK((*sink)->accepted() == 0);
+  }
+  // 2. Restarted with the sink up, killed at random moments while it delivers.
+  std::mt19937 rng(42);
+  int killed_mid_delivery = 0;
+  for (int round = 1; round <= 4 && (*sink)->accepted() < kPatients; ++round) {
+    pid_t pid = StartEngine(brokers, db, rules, sink_addr, absl::StrCat("eo-", round), log);
+    const int64_t before = (*sink)->accepted();
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while ((*sink)->accepted() == before && absl::Now() < deadline) usleep(1000);
+    usleep(std::uniform_int_distribution<int>(0, 30'000)(rng));
+    Kill(pid);
+    if ((*sink)->accepted() < kPatients) ++killed_mid_delivery;
+  }
+  // 3. A last run delivers the rest.
+  {
+    TempDir scratch;
+    pid_t pid = StartEngine(brokers, db, rules, sink_addr, "eo-final", log);
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (((*sink)->accepted() < kPatients || OutboxSize(db, scratch) != 0) &&
+           absl::Now() < deadline) {
+      usleep(20000);
+    }
+    REQUIRE(kill(pid, SIGTERM) == 0);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+  }
+  INFO("killed mid-delivery " << killed_mid_delivery << " times; " << (*sink)->duplicates()
+                              << " repeated deliveries refused by the sink");
+  CHECK(killed_mid_delivery >= 1);
+  // Exactly once: one accepted command per patient, no command twice, none lost.
+  CHECK((*sink)->accepted() == kPatients);
+  std::set<std::string> ids, patients;
+  for (const auto& c : (*sink)->commands()) {
+    ids.insert(c.command_id());
+    patients.insert(c.patient_id());
+  }
+  CHECK(ids.size() == static_cast<size_t>(kPatients));
+  CHECK(patients.size() == static_cast<size_t>(kPatients));
+  // The sink's record on disk says the same.
+  std::ifstream in(sink_out);
+  int lines = 0;
+  for (std::string line; std::getline(in, line);) ++lines;
+  CHECK(lines == kPatients);
+  server->server->Shutdown();
+}
+
+}  // namespace
+}  // namespace tend
