@@ -1,5 +1,7 @@
 #include "services/dispatcher.h"
 
+#include "absl/strings/str_cat.h"
+
 #include <vector>
 
 #include "engine/log.h"
@@ -41,6 +43,15 @@ void Dispatcher::Loop() {
     if (!s.ok()) TEND_LOG_ERROR("dispatcher: reading the outbox: %s", s.ToString());
     for (const Due& d : due) {
       const DeliveryResult r = client_->Deliver(d.command, stop_);
+      v1::Decision dropped;  // for Explain, when the command is dropped undelivered
+      dropped.set_rule_id(d.command.rule_id());
+      dropped.set_rule_version(d.command.rule_version());
+      dropped.set_patient_id(d.command.patient_id());
+      dropped.mutable_at()->set_seconds(absl::ToUnixSeconds(absl::Now()));
+      dropped.set_outcome(v1::Decision::DROPPED);
+      dropped.set_command_id(d.command.command_id());
+      dropped.set_trigger(d.command.trigger());
+      dropped.set_detail(absl::StrCat(r.attempts, " attempts; last error: ", r.last_error));
       switch (r.outcome) {
         case DeliveryOutcome::kStopped:
           return;  // stays in the outbox for the next start
@@ -52,6 +63,7 @@ void Dispatcher::Loop() {
           break;
         case DeliveryOutcome::kExpired:
           ++expired_;
+          dropped.set_reason(v1::Decision::EXPIRED);
           TEND_LOG_WARN("dispatcher: command %s (rule %s, patient %s) expired before the sink "
                         "acknowledged it after %d attempts (last error: %s); dropped",
                         d.command.command_id(), d.command.rule_id(), d.command.patient_id(),
@@ -59,12 +71,16 @@ void Dispatcher::Loop() {
           break;
         case DeliveryOutcome::kRejected:
           ++rejected_;
+          dropped.set_reason(v1::Decision::REJECTED);
           TEND_LOG_ERROR("dispatcher: the sink rejected command %s (rule %s): %s; dropped",
                          d.command.command_id(), d.command.rule_id(), r.last_error);
           break;
       }
-      if (absl::Status del = storage_->DeleteCommand(d.partition, d.command.command_id());
-          !del.ok()) {
+      const absl::Status del =
+          dropped.reason() != v1::Decision::REASON_UNSPECIFIED
+              ? storage_->DropCommand(d.partition, d.command, dropped)
+              : storage_->DeleteCommand(d.partition, d.command.command_id());
+      if (!del.ok()) {
         TEND_LOG_ERROR("dispatcher: %s", del.ToString());
       }
     }

@@ -53,12 +53,13 @@ absl::Status ExplainPatient(const std::string& db_dir, const std::string& patien
   for (const auto& d : decisions) {
     out << google::protobuf::util::TimeUtil::ToString(d.at()) << "  " << d.rule_id() << " v"
         << d.rule_version() << "  " << v1::Decision::Outcome_Name(d.outcome());
-    if (d.outcome() == v1::Decision::SUPPRESSED) {
+    if (d.reason() != v1::Decision::REASON_UNSPECIFIED) {
       out << " (" << v1::Decision::Reason_Name(d.reason()) << ")";
     }
     out << "  trigger " << d.trigger();
     if (!d.command_id().empty()) out << "  command " << d.command_id();
     out << "\n";
+    if (!d.detail().empty()) out << "    " << d.detail() << "\n";
     for (const auto& c : d.explanation().checks()) {
       out << "    " << c.field() << " " << c.op() << " " << c.expected() << ": actual "
           << c.actual() << (c.held() ? " (held)" : " (did not hold)") << "\n";

@@ -119,6 +119,50 @@ TEST_CASE("rules decide in the fold; the dispatcher delivers each command once t
   server->server->Shutdown();
 }
 
+TEST_CASE("a command the sink never acknowledges before it expires is dropped and recorded",
+          "[integration]") {
+  testing::TempDir dir;
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  v1::ReminderCommand c;
+  c.set_command_id("c-expiring");
+  c.set_patient_id("p1");
+  c.set_rule_id("welcome");
+  c.set_rule_version(3);
+  c.set_trigger("event:e1");
+  c.mutable_not_before()->set_seconds(absl::ToUnixSeconds(absl::Now()));
+  c.mutable_expires_at()->set_seconds(absl::ToUnixSeconds(absl::Now()) + 1);
+  StateBatch batch = (*storage)->NewBatch();
+  batch.PutCommand(0, c);
+  REQUIRE((*storage)->Commit(&batch).ok());
+  DispatcherOptions d;
+  d.sink.target = "127.0.0.1:1";  // nothing listens there
+  {
+    auto dispatcher = Dispatcher::Start(d, storage->get());
+    REQUIRE(dispatcher.ok());
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while ((*dispatcher)->stats().expired == 0 && absl::Now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    CHECK((*dispatcher)->stats().expired == 1);
+  }
+  int outbox = 0;
+  REQUIRE((*storage)->ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
+    ++outbox;
+    return absl::OkStatus();
+  }).ok());
+  CHECK(outbox == 0);
+  auto decisions = (*storage)->RecentDecisions("p1", 10);
+  REQUIRE(decisions.ok());
+  REQUIRE(decisions->size() == 1);
+  const v1::Decision& dropped = (*decisions)[0];
+  CHECK(dropped.outcome() == v1::Decision::DROPPED);
+  CHECK(dropped.reason() == v1::Decision::EXPIRED);
+  CHECK(dropped.command_id() == "c-expiring");
+  CHECK(dropped.rule_version() == 3);
+  CHECK(dropped.detail().find("attempts; last error: ") != std::string::npos);
+}
+
 // Folds `events` with the default rule pack into a fresh directory; returns the outbox,
 // serialized, in key order.
 std::vector<std::string> DecideWithDefaultPack(const std::vector<v1::Event>& events,
