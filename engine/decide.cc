@@ -1,6 +1,8 @@
 #include "engine/decide.h"
 
 #include <algorithm>
+#include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -44,19 +46,39 @@ bool InQuietHours(const PolicyOptions& p, int minute) {
   return minute >= p.quiet_start_minute || minute < p.quiet_end_minute;
 }
 
-std::string DayKey(absl::Time t, const absl::TimeZone& tz, v1::Category category) {
-  return absl::StrCat(absl::FormatCivilTime(absl::ToCivilDay(t, tz)), "/",
-                      v1::Category_Name(category));
+int32_t DayNumber(absl::CivilDay day) {
+  return static_cast<int32_t>(day - absl::CivilDay(1970, 1, 1));
 }
 
 // Drops cap counters of days before yesterday (relative to `now`).
 void PruneDays(v1::RulesState* state, absl::Time now, const absl::TimeZone& tz) {
-  const std::string yesterday = absl::FormatCivilTime(absl::ToCivilDay(now, tz) - 1);
-  auto* m = state->mutable_sent_per_day();
-  for (auto it = m->begin(); it != m->end();) {
-    // Keys start with YYYY-MM-DD, which sorts as text.
-    it = it->first.substr(0, 10) < yesterday ? m->erase(it) : std::next(it);
+  if (state->sent_size() == 0) return;
+  const int32_t yesterday = DayNumber(absl::ToCivilDay(now, tz)) - 1;
+  auto* sent = state->mutable_sent();
+  int kept = 0;
+  for (int i = 0; i < sent->size(); ++i) {
+    if (sent->Get(i).day() >= yesterday) sent->SwapElements(i, kept++);
   }
+  sent->DeleteSubrange(kept, sent->size() - kept);
+}
+
+v1::DailyCount* SentCounter(v1::RulesState* state, int32_t day, v1::Category category) {
+  for (auto& c : *state->mutable_sent()) {
+    if (c.day() == day && c.category() == category) return &c;
+  }
+  v1::DailyCount* c = state->add_sent();
+  c->set_day(day);
+  c->set_category(category);
+  return c;
+}
+
+v1::RuleMemory* Memory(v1::RulesState* state, absl::string_view rule_id) {
+  for (auto& m : *state->mutable_rules()) {
+    if (m.rule_id() == rule_id) return &m;
+  }
+  v1::RuleMemory* m = state->add_rules();
+  m->set_rule_id(std::string(rule_id));
+  return m;
 }
 
 struct Candidate {
@@ -104,18 +126,11 @@ void Consider(const CompiledRule& r, const DecideInput& in, Candidate c, bool re
   }
 }
 
-void SetTimer(const std::string& rule_id, int64_t due_s, v1::RulesState* state,
-              DecideOutput* out) {
-  auto* timers = state->mutable_timer_due_s();
-  auto it = timers->find(rule_id);
-  const int64_t old = it == timers->end() ? 0 : it->second;
+void SetTimer(v1::RuleMemory* m, int64_t due_s, DecideOutput* out) {
+  const int64_t old = m->timer_due_s();
   if (old == due_s) return;
-  if (due_s == 0) {
-    timers->erase(it);
-  } else {
-    (*timers)[rule_id] = due_s;
-  }
-  out->timer_changes.push_back({rule_id, old, due_s});
+  m->set_timer_due_s(due_s);
+  out->timer_changes.push_back({m->rule_id(), old, due_s});
 }
 
 bool AbsenceMatches(const CompiledRule& r, const DecideInput& in) {
@@ -138,14 +153,11 @@ bool AbsenceMatches(const CompiledRule& r, const DecideInput& in) {
 // timer in the past twice.
 void MoveAbsence(const CompiledRule& r, const DecideInput& in, int64_t anchor_s,
                  v1::RulesState* state, DecideOutput* out) {
-  auto* anchors = state->mutable_absence_anchor_s();
-  auto it = anchors->find(r.rule.id());
-  if (it != anchors->end() && it->second >= anchor_s) return;  // not newer: nothing moves
-  (*anchors)[r.rule.id()] = anchor_s;
+  v1::RuleMemory* m = Memory(state, r.rule.id());
+  if (m->absence_anchor_s() >= anchor_s) return;  // not newer: nothing moves
+  m->set_absence_anchor_s(anchor_s);
   const int64_t due_s = anchor_s + absl::ToInt64Seconds(r.absence_after);
-  if (due_s > absl::ToUnixSeconds(in.now) && !state->timer_due_s().contains(r.rule.id())) {
-    SetTimer(r.rule.id(), due_s, state, out);
-  }
+  if (due_s > absl::ToUnixSeconds(in.now) && m->timer_due_s() == 0) SetTimer(m, due_s, out);
 }
 
 bool ScheduleApplies(const CompiledRule& r, const DecideInput& in) {
@@ -159,16 +171,10 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
              v1::RulesState* state, DecideOutput* out);
 
 
-void FillParameters(const google::protobuf::Map<std::string, std::string>& in,
-                    const v1::PatientView& view, const v1::Event* event,
+void FillParameters(const CompiledRule& rule, const v1::PatientView& view, const v1::Event* event,
                     google::protobuf::Map<std::string, std::string>* out) {
-  for (const auto& [name, value] : in) {
-    if (value.size() >= 2 && value.front() == '{' && value.back() == '}') {
-      auto path = ResolveFieldPath(value.substr(1, value.size() - 2));  // checked at load
-      (*out)[name] = path.ok() ? ReadField(*path, view, event).ToString() : "";
-    } else {
-      (*out)[name] = value;
-    }
+  for (const auto& p : rule.parameters) {
+    (*out)[p.name] = p.field ? ReadField(*p.field, view, event).ToString() : p.literal;
   }
 }
 
@@ -196,6 +202,20 @@ absl::Time QuietHoursEnd(const PolicyOptions& p, absl::Time t, const absl::TimeZ
   return absl::FromCivil(end, tz);
 }
 
+const v1::RuleMemory* FindRuleMemory(const v1::RulesState& state, absl::string_view rule_id) {
+  for (const auto& m : state.rules()) {
+    if (m.rule_id() == rule_id) return &m;
+  }
+  return nullptr;
+}
+
+int SentOn(const v1::RulesState& state, absl::CivilDay day, v1::Category category) {
+  for (const auto& c : state.sent()) {
+    if (c.day() == DayNumber(day) && c.category() == category) return c.sent();
+  }
+  return 0;
+}
+
 absl::Time NextLocalTime(absl::Time t, int minute_of_day, const absl::TimeZone& tz) {
   absl::CivilDay day = absl::ToCivilDay(t, tz);
   for (int i = 0; i < 3; ++i, ++day) {
@@ -209,10 +229,9 @@ absl::Time NextLocalTime(absl::Time t, int minute_of_day, const absl::TimeZone& 
 
 const v1::PatientView& LazyView::Get(uint32_t parts) {
   const uint32_t missing = parts & ~computed_;
-  if (missing != 0 || !header_) {
+  if (missing != 0) {
     projections::ComputeViewParts(config_, state_, as_of_, missing, &view_);
     computed_ |= missing;
-    header_ = true;
   }
   return view_;
 }
@@ -243,14 +262,15 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
       // (header-only conditions: every event); a change time alone makes is noticed at the next
       // such event — time-driven rules are absence and schedule triggers.
       const uint32_t parts = r.trigger_filter.view_parts();
-      auto* held = state->mutable_became_held();
-      auto it = held->find(r.rule.id());
-      const bool known = it != held->end();
-      if (known && !in.first_event && parts != 0 && (parts & changed) == 0) continue;
+      const uint32_t sections = parts & ~projections::kViewHeader;
+      v1::RuleMemory* m = Memory(state, r.rule.id());
+      const bool known = m->became() != v1::RuleMemory::HELD_UNKNOWN;
+      if (known && !in.first_event && sections != 0 && (sections & changed) == 0) continue;
       std::vector<ConditionTrace> trace;
       const bool now_held = r.trigger_filter.Evaluate(in.view->Get(parts), &event, &trace);
-      const bool was_held = known ? it->second : (in.first_event ? false : now_held);
-      if (!known || it->second != now_held) (*held)[r.rule.id()] = now_held;
+      const bool was_held =
+          known ? m->became() == v1::RuleMemory::HELD_TRUE : (in.first_event ? false : now_held);
+      m->set_became(now_held ? v1::RuleMemory::HELD_TRUE : v1::RuleMemory::HELD_FALSE);
       if (was_held || !now_held) continue;
       Candidate c{&r, absl::StrCat("became:", event.event_id()), {}};
       AddChecks(trace, &c.explanation);
@@ -258,43 +278,42 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
     } else if (t.has_absence()) {
       if (AbsenceMatches(r, in)) {
         MoveAbsence(r, in, event_s, state, out);
-      } else if (event.has_enrollment() && !state->absence_anchor_s().contains(r.rule.id())) {
+      } else if (event.has_enrollment() && Memory(state, r.rule.id())->absence_anchor_s() == 0) {
         MoveAbsence(r, in, event_s, state, out);  // counted from enrollment until a first one
       }
     } else if (t.has_schedule()) {
-      if (!state->timer_due_s().contains(r.rule.id()) && ScheduleApplies(r, in)) {
-        SetTimer(r.rule.id(),
-                 absl::ToUnixSeconds(NextLocalTime(in.now, r.schedule_minute_of_day, in.tz)),
-                 state, out);
+      v1::RuleMemory* m = Memory(state, r.rule.id());
+      if (m->timer_due_s() == 0 && ScheduleApplies(r, in)) {
+        SetTimer(m, absl::ToUnixSeconds(NextLocalTime(in.now, r.schedule_minute_of_day, in.tz)),
+                 out);
       }
     }
   }
   // Timers of rules no longer in the rule set go.
-  std::vector<std::string> gone;
-  for (const auto& [id, due] : state->timer_due_s()) {
-    if (rules.Find(id) == nullptr) gone.push_back(id);
+  for (auto& m : *state->mutable_rules()) {
+    if (m.timer_due_s() != 0 && rules.Find(m.rule_id()) == nullptr) SetTimer(&m, 0, out);
   }
-  for (const auto& id : gone) SetTimer(id, 0, state, out);
   Resolve(policy, in, std::move(fired), state, out);
 }
 
 void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& in,
                    absl::string_view rule_id, int64_t due_s, v1::RulesState* state,
                    DecideOutput* out) {
-  auto it = state->timer_due_s().find(std::string(rule_id));
-  if (it == state->timer_due_s().end() || it->second != due_s) return;  // moved since indexed
-  const std::string id(rule_id);
-  SetTimer(id, 0, state, out);
+  v1::RuleMemory* m = nullptr;
+  for (auto& candidate : *state->mutable_rules()) {
+    if (candidate.rule_id() == rule_id) m = &candidate;
+  }
+  if (m == nullptr || m->timer_due_s() != due_s) return;  // moved since indexed
+  SetTimer(m, 0, out);
   const CompiledRule* r = rules.Find(rule_id);
   if (r == nullptr) return;
   std::vector<Candidate> fired;
   const auto& t = r->rule.trigger();
   if (t.has_absence()) {
-    const auto a = state->absence_anchor_s().find(id);
-    const int64_t anchor_s = a == state->absence_anchor_s().end() ? 0 : a->second;
+    const int64_t anchor_s = m->absence_anchor_s();
     const int64_t true_due_s = anchor_s + absl::ToInt64Seconds(r->absence_after);
     if (true_due_s > absl::ToUnixSeconds(in.now)) {  // moved since it was armed
-      SetTimer(id, true_due_s, state, out);
+      SetTimer(m, true_due_s, out);
       return;
     }
     Candidate c{r, absl::StrCat("absence:", anchor_s), {}};
@@ -306,8 +325,7 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
     const absl::CivilDay day = absl::ToCivilDay(absl::FromUnixSeconds(due_s), in.tz);
     Candidate c{r, absl::StrCat("schedule:", absl::FormatCivilTime(day)), {}};
     Consider(*r, in, std::move(c), false, &fired, out);
-    SetTimer(id, absl::ToUnixSeconds(NextLocalTime(in.now, r->schedule_minute_of_day, in.tz)),
-             state, out);
+    SetTimer(m, absl::ToUnixSeconds(NextLocalTime(in.now, r->schedule_minute_of_day, in.tz)), out);
   }
   Resolve(policy, in, std::move(fired), state, out);
 }
@@ -327,7 +345,7 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
 
   PruneDays(state, in.now, in.tz);
   const bool hard_churned = projections::HardChurned(*in.state, in.now);
-  std::map<std::string, bool> taken_in_this_round;  // day/category keys filled by this moment
+  std::set<std::pair<int32_t, int>> taken_in_this_round;  // (day, category) filled just now
   for (Candidate& c : fired) {
     const v1::Rule& rule = c.rule->rule;
     const v1::Policy& p = rule.policy();
@@ -358,9 +376,9 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
         continue;
       }
     }
-    const auto last = state->last_fired_s().find(rule.id());
-    if (last != state->last_fired_s().end() &&
-        absl::FromUnixSeconds(last->second) + FromProto(p.cooldown()) > in.now) {
+    v1::RuleMemory* memory = Memory(state, rule.id());
+    if (memory->last_fired_s() != 0 &&
+        absl::FromUnixSeconds(memory->last_fired_s()) + FromProto(p.cooldown()) > in.now) {
       suppress(v1::Decision::COOLDOWN);
       continue;
     }
@@ -372,17 +390,18 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
         suppress(v1::Decision::QUIET_HOURS_EXPIRED);
         continue;
       }
-      const std::string day = DayKey(not_before, in.tz, p.category());
+      const int32_t day = DayNumber(absl::ToCivilDay(not_before, in.tz));
+      v1::DailyCount* sent = SentCounter(state, day, p.category());
       auto cap = policy.daily_cap.find(p.category());
-      const int sent = state->sent_per_day().count(day) ? state->sent_per_day().at(day) : 0;
-      if (cap != policy.daily_cap.end() && sent >= cap->second) {
-        suppress(taken_in_this_round.count(day) ? v1::Decision::PRIORITY : v1::Decision::CAP);
+      if (cap != policy.daily_cap.end() && sent->sent() >= cap->second) {
+        suppress(taken_in_this_round.count({day, p.category()}) ? v1::Decision::PRIORITY
+                                                                : v1::Decision::CAP);
         continue;
       }
-      (*state->mutable_sent_per_day())[day] = sent + 1;
-      taken_in_this_round[day] = true;
+      sent->set_sent(sent->sent() + 1);
+      taken_in_this_round.insert({day, p.category()});
     }
-    (*state->mutable_last_fired_s())[rule.id()] = absl::ToUnixSeconds(in.now);
+    memory->set_last_fired_s(absl::ToUnixSeconds(in.now));
 
     v1::ReminderCommand cmd;
     cmd.set_command_id(CommandId(rule.id(), rule.version(), in.state->patient_id(), c.trigger));
@@ -400,15 +419,15 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
       cmd.set_automated(true);
       cmd.set_channel(rule.action().reminder().channel());
       cmd.set_template_id(rule.action().reminder().template_id());
-      FillParameters(rule.action().reminder().parameters(),
-                     in.view->Get(c.rule->action_parts), in.event, cmd.mutable_parameters());
+      FillParameters(*c.rule, in.view->Get(c.rule->action_parts), in.event,
+                     cmd.mutable_parameters());
     } else {
       cmd.set_recipient(v1::ReminderCommand::STAFF);
       const v1::PatientView& view =
           in.view->Get(c.rule->action_parts | projections::kViewAcquisition);
       cmd.set_staff_id(view.acquisition().current_staff_id());  // the assigned health manager
       cmd.set_template_id(rule.action().task().template_id());
-      FillParameters(rule.action().task().parameters(), view, in.event, cmd.mutable_parameters());
+      FillParameters(*c.rule, view, in.event, cmd.mutable_parameters());
     }
     d.set_outcome(not_before > in.now ? v1::Decision::DEFERRED : v1::Decision::FIRED);
     d.set_command_id(cmd.command_id());

@@ -49,7 +49,6 @@ class LazyView {
   const v1::PatientState& state_;
   const absl::Time as_of_;
   v1::PatientView view_;
-  bool header_ = false;
   uint32_t computed_ = 0;
 };
 
@@ -87,6 +86,11 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
 void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& input,
                    absl::string_view rule_id, int64_t due_s, v1::RulesState* state,
                    DecideOutput* out);
+
+// The patient's memory of a rule (cooldown, timer, anchor, became), or null.
+const v1::RuleMemory* FindRuleMemory(const v1::RulesState& state, absl::string_view rule_id);
+// Reminders of `category` counted against the cap on local `day`.
+int SentOn(const v1::RulesState& state, absl::CivilDay day, v1::Category category);
 
 // The next instant after `t` at `minute_of_day` local time in `tz` (DST-correct: a local time a
 // DST change skips resolves to the instant just after the gap).

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/reflection.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -443,6 +444,17 @@ absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
     TEND_RETURN_IF_ERROR(CheckParameters(a.task().parameters(), "action.task", event_fields,
                                          &out.action_parts));
   }
+
+  const auto& params = a.has_reminder() ? a.reminder().parameters() : a.task().parameters();
+  for (const auto& [name, value] : params) {
+    CompiledRule::Parameter param{name, value, std::nullopt};
+    if (value.size() >= 2 && value.front() == '{' && value.back() == '}') {
+      param.field = *ResolveFieldPath(value.substr(1, value.size() - 2));  // checked above
+    }
+    out.parameters.push_back(std::move(param));
+  }
+  std::sort(out.parameters.begin(), out.parameters.end(),
+            [](const auto& x, const auto& y) { return x.name < y.name; });
 
   const auto& p = rule.policy();
   if (p.category() == v1::CATEGORY_UNSPECIFIED) {

@@ -13,6 +13,7 @@
 #include <google/protobuf/descriptor.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,13 @@ struct CompiledRule {
   absl::Duration absence_after;     // absence triggers
   // PatientView sections read by `when` and the action's parameters (projections::ViewPart).
   uint32_t action_parts = 0;
+  // The action's template parameters, in name order: a literal, or a field read when deciding.
+  struct Parameter {
+    std::string name;
+    std::string literal;
+    std::optional<FieldPath> field;
+  };
+  std::vector<Parameter> parameters;
 };
 
 class RuleSet {

@@ -78,21 +78,26 @@ uint32_t ViewPartOfField(int number) {
     case v1::PatientView::kChurnFieldNumber: return kViewChurn;
     case v1::PatientView::kConversionFieldNumber: return kViewConversion;
     case v1::PatientView::kConsentFieldNumber: return kViewConsent;
-    default: return 0;
+    default: return kViewHeader;
   }
 }
 
 void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& state,
                       absl::Time as_of, uint32_t parts, v1::PatientView* v) {
-  std::string zone;
-  const absl::TimeZone tz = PatientTimeZone(config, state, &zone);
-  v->set_patient_id(state.patient_id());
-  *v->mutable_as_of() = ToTimestamp(absl::ToUnixSeconds(as_of));
-  v->set_time_zone(zone);
-  v->set_unique_events(state.unique_events());
-  *v->mutable_events_by_type() = state.events_by_type();
-  v->set_program_id(state.enrollment().program_id());
-  v->set_partition(state.partition());
+  absl::TimeZone tz;
+  if (parts & (kViewHeader | kViewAdherence | kViewChurn)) {
+    std::string zone;
+    tz = PatientTimeZone(config, state, &zone);
+    if (parts & kViewHeader) v->set_time_zone(zone);
+  }
+  if (parts & kViewHeader) {
+    v->set_patient_id(state.patient_id());
+    *v->mutable_as_of() = ToTimestamp(absl::ToUnixSeconds(as_of));
+    v->set_unique_events(state.unique_events());
+    *v->mutable_events_by_type() = state.events_by_type();
+    v->set_program_id(state.enrollment().program_id());
+    v->set_partition(state.partition());
+  }
   if (parts & kViewAcquisition) *v->mutable_acquisition() = ComputeAcquisition(state);
   if (parts & kViewActivation) *v->mutable_activation() = ComputeActivation(config, state, as_of);
   if (parts & kViewAdherence) {

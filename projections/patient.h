@@ -43,15 +43,14 @@ enum ViewPart : uint32_t {
   kViewChurn = 1 << 3,
   kViewConversion = 1 << 4,
   kViewConsent = 1 << 5,
-  kViewAll = (1 << 6) - 1,
+  kViewHeader = 1 << 6,  // id, as_of, time zone, counts, programme, partition
+  kViewAll = (1 << 7) - 1,
 };
 
-// The ViewPart of a top-level PatientView field number; 0 for the header fields (id, as_of,
-// time zone, counts, programme, partition), which are always computed.
+// The ViewPart of a top-level PatientView field number (kViewHeader for the header fields).
 uint32_t ViewPartOfField(int patient_view_field_number);
 
-// Computes the header fields and the sections in `parts` into `*view`; other sections are left
-// as they are.
+// Computes the parts in `parts` into `*view`; the others are left as they are.
 void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& state,
                       absl::Time as_of, uint32_t parts, v1::PatientView* view);
 

@@ -114,13 +114,17 @@ struct Patient {
     const absl::Time now = At(now_text);
     out = DecideOutput();
     for (;;) {
-      const auto& timers = state.rules().timer_due_s();
-      auto next = std::min_element(timers.begin(), timers.end(), [](const auto& a, const auto& b) {
-        return std::tie(a.second, a.first) < std::tie(b.second, b.first);
-      });
-      if (next == timers.end() || next->second > absl::ToUnixSeconds(now)) break;
-      const std::string rule = next->first;
-      const int64_t due = next->second;
+      const v1::RuleMemory* next = nullptr;  // the earliest armed timer (ties: by rule id)
+      for (const auto& m : state.rules().rules()) {
+        if (m.timer_due_s() != 0 &&
+            (next == nullptr || std::make_pair(m.timer_due_s(), m.rule_id()) <
+                                    std::make_pair(next->timer_due_s(), next->rule_id()))) {
+          next = &m;
+        }
+      }
+      if (next == nullptr || next->timer_due_s() > absl::ToUnixSeconds(now)) break;
+      const std::string rule = next->rule_id();
+      const int64_t due = next->timer_due_s();
       LazyView view(config, state, now);
       DecideOnTimer(*rules, policy, Input(now, &view), rule, due, state.mutable_rules(), &out);
     }
@@ -147,6 +151,12 @@ struct Patient {
     for (auto& d : timer_out.decisions) out.decisions.push_back(std::move(d));
   }
 };
+
+// The rule's armed timer (unix seconds), 0 when none.
+int64_t TimerOf(const Patient& p, const std::string& rule) {
+  const v1::RuleMemory* m = FindRuleMemory(p.state.rules(), rule);
+  return m == nullptr ? 0 : m->timer_due_s();
+}
 
 v1::Event Scan(const std::string& id, const std::string& staff = "staff-7") {
   v1::Event e;
@@ -265,7 +275,7 @@ TEST_CASE("priority arbitration under the daily cap, deterministic, losers recor
   CHECK(DecisionOf(p, "care-b")->outcome() == v1::Decision::FIRED);   // 35
   CHECK(DecisionOf(p, "care-c")->outcome() == v1::Decision::SUPPRESSED);
   CHECK(DecisionOf(p, "care-c")->reason() == v1::Decision::PRIORITY);
-  CHECK(p.state.rules().sent_per_day().at("2026-05-01/CARE") == 2);
+  CHECK(SentOn(p.state.rules(), absl::CivilDay(2026, 5, 1), v1::CARE) == 2);
   // Later the same local day the cap is simply full; the next day it is not.
   p.Fold(Scan("s2"), "2026-05-01T20:00:00+08:00");
   CHECK(DecisionOf(p, "welcome")->reason() == v1::Decision::CAP);
@@ -290,7 +300,7 @@ TEST_CASE("quiet hours defer a reminder to their end, or drop it when its time t
   CHECK(cmd.rule_id() == "care-b");
   CHECK(cmd.not_before().seconds() == absl::ToUnixSeconds(At("2026-05-02T08:00:00+08:00")));
   // Counted on the day it goes out.
-  CHECK(p.state.rules().sent_per_day().count("2026-05-02/CARE") == 1);
+  CHECK(SentOn(p.state.rules(), absl::CivilDay(2026, 5, 2), v1::CARE) == 2);  // b and c
   // Just after midnight, too; tasks for staff are not held back.
   p.Fold(Glucose("g1", 15), "2026-05-03T00:30:00+08:00");
   CHECK(p.out.commands[0].not_before().seconds() ==
@@ -377,7 +387,9 @@ TEST_CASE("became fires on the transition only, and the cooldown holds back a re
   day(14);
   CHECK(DecisionOf(p, "streak-3")->outcome() == v1::Decision::FIRED);
   // Old cap counters are dropped.
-  for (const auto& [d, n] : p.state.rules().sent_per_day()) CHECK(d >= "2026-05-13");
+  for (const auto& c : p.state.rules().sent()) {
+    CHECK(c.day() >= absl::CivilDay(2026, 5, 13) - absl::CivilDay(1970, 1, 1));
+  }
 }
 
 TEST_CASE("a became rule new to a patient's history does not fire for what already held",
@@ -392,7 +404,7 @@ TEST_CASE("a became rule new to a patient's history does not fire for what alrea
   p.rules = &Rules();  // deployed now: streak is already 4
   p.Fold(Glucose("g5", 5), "2026-05-05T09:00:00+08:00");
   CHECK(DecisionOf(p, "streak-3") == nullptr);
-  CHECK(p.state.rules().became_held().at("streak-3"));
+  CHECK(FindRuleMemory(p.state.rules(), "streak-3")->became() == v1::RuleMemory::HELD_TRUE);
 }
 
 TEST_CASE("an absence timer is moved by each matching event, also one that arrives late, and "
@@ -400,11 +412,11 @@ TEST_CASE("an absence timer is moved by each matching event, also one that arriv
           "[decide]") {
   Patient p;
   p.Fold(BloodPressure("b1"), "2026-05-01T10:00:00+08:00");
-  CHECK(p.state.rules().timer_due_s().at("no-bp-3d") ==
+  CHECK(TimerOf(p, "no-bp-3d") ==
         absl::ToUnixSeconds(At("2026-05-04T10:00:00+08:00")));
   // A glucose check-in is not a blood-pressure one: nothing moves.
   p.Fold(Glucose("g1", 5), "2026-05-02T10:00:00+08:00");
-  CHECK(p.state.rules().timer_due_s().at("no-bp-3d") ==
+  CHECK(TimerOf(p, "no-bp-3d") ==
         absl::ToUnixSeconds(At("2026-05-04T10:00:00+08:00")));
   // A reading taken on the 3rd, uploaded late (recorded just before the timer was due), counts
   // from when it was taken.
@@ -412,7 +424,7 @@ TEST_CASE("an absence timer is moved by each matching event, also one that arriv
   CHECK(p.out.timer_changes.empty());  // the timer moves lazily: re-armed when it falls due
   p.Tick("2026-05-05T12:00:00+08:00");
   CHECK(p.out.decisions.empty());
-  CHECK(p.state.rules().timer_due_s().at("no-bp-3d") ==
+  CHECK(TimerOf(p, "no-bp-3d") ==
         absl::ToUnixSeconds(At("2026-05-06T08:00:00+08:00")));
   p.Tick("2026-05-06T08:30:00+08:00");  // due 05-06 08:00
   REQUIRE(p.out.commands.size() == 1);
@@ -421,7 +433,7 @@ TEST_CASE("an absence timer is moved by each matching event, also one that arriv
   CHECK(nudge.trigger() ==
         absl::StrCat("absence:", absl::ToUnixSeconds(At("2026-05-03T08:00:00+08:00"))));
   CHECK(nudge.trigger_event_id().empty());
-  CHECK(p.state.rules().timer_due_s().count("no-bp-3d") == 0);
+  CHECK(TimerOf(p, "no-bp-3d") == 0);
   p.Tick("2026-05-09T08:30:00+08:00");  // once per silence
   CHECK(p.out.decisions.empty());
   // Late records: one older than the anchor changes nothing; one newer whose window has already
@@ -429,12 +441,12 @@ TEST_CASE("an absence timer is moved by each matching event, also one that arriv
   p.Fold(BloodPressure("b3"), "2026-05-09T09:00:00+08:00", "2026-05-02T08:00:00+08:00");
   CHECK(p.out.timer_changes.empty());
   p.Fold(BloodPressure("b4"), "2026-05-09T10:00:00+08:00", "2026-05-05T08:00:00+08:00");
-  CHECK(p.state.rules().timer_due_s().count("no-bp-3d") == 0);
+  CHECK(TimerOf(p, "no-bp-3d") == 0);
   p.Tick("2026-05-12T08:30:00+08:00");
   CHECK(p.out.decisions.empty());
   // A fresh reading arms it again.
   p.Fold(BloodPressure("b5"), "2026-05-12T09:00:00+08:00");
-  CHECK(p.state.rules().timer_due_s().at("no-bp-3d") ==
+  CHECK(TimerOf(p, "no-bp-3d") ==
         absl::ToUnixSeconds(At("2026-05-15T09:00:00+08:00")));
   // (the three check-in days also made a streak: streak-3 fired once as well)
   CHECK(std::count_if(p.all_commands.begin(), p.all_commands.end(), [](const auto& c) {
@@ -445,7 +457,7 @@ TEST_CASE("an absence timer is moved by each matching event, also one that arriv
 TEST_CASE("an absence counts from enrollment until the first matching event", "[decide]") {
   Patient p;
   p.Fold(Enroll("e1", "hypertension", "Asia/Shanghai"), "2026-05-01T10:00:00+08:00");
-  CHECK(p.state.rules().timer_due_s().at("no-bp-3d") ==
+  CHECK(TimerOf(p, "no-bp-3d") ==
         absl::ToUnixSeconds(At("2026-05-04T10:00:00+08:00")));
   // Quiet hours apply to timers too: due at 22:00, deferred to 08:00.
   Patient q;
@@ -462,14 +474,14 @@ TEST_CASE("a schedule fires at the local time every day, across a DST change, wh
   Patient p;
   // New York, enrolled Friday Mar 6 2026; clocks go forward on Sunday Mar 8.
   p.Fold(Enroll("e1", "diabetes", "America/New_York"), "2026-03-06T12:00:00-05:00");
-  CHECK(p.state.rules().timer_due_s().at("daily") ==
+  CHECK(TimerOf(p, "daily") ==
         absl::ToUnixSeconds(At("2026-03-07T09:00:00-05:00")));
   p.Tick("2026-03-07T09:00:00-05:00");
   REQUIRE(p.out.commands.size() == 1);
   CHECK(p.out.commands[0].trigger() == "schedule:2026-03-07");
   CHECK(p.out.commands[0].parameters().at("streak") == "0");
   // 09:00 on Sunday is 09:00 EDT, an hour earlier in UTC.
-  CHECK(p.state.rules().timer_due_s().at("daily") ==
+  CHECK(TimerOf(p, "daily") ==
         absl::ToUnixSeconds(At("2026-03-08T09:00:00-04:00")));
   p.Tick("2026-03-08T08:59:00-04:00");
   CHECK(p.out.commands.empty());
@@ -487,17 +499,17 @@ TEST_CASE("a schedule fires at the local time every day, across a DST change, wh
   REQUIRE(DecisionOf(p, "daily") != nullptr);
   CHECK(DecisionOf(p, "daily")->trigger() == "schedule:2026-03-10");
   CHECK(DecisionOf(p, "no-bp-3d") != nullptr);  // counted from enrollment, due 03-09 12:00
-  CHECK(p.state.rules().timer_due_s().at("daily") ==
+  CHECK(TimerOf(p, "daily") ==
         absl::ToUnixSeconds(At("2026-03-13T09:00:00-04:00")));
   // Moving to another programme pauses it at the next due time.
   p.Fold(Enroll("e2", "hypertension", "America/New_York"), "2026-03-12T11:00:00-04:00");
   p.Tick("2026-03-14T10:00:00-04:00");
   CHECK(p.out.commands.empty());
-  CHECK(p.state.rules().timer_due_s().count("daily") == 0);
+  CHECK(TimerOf(p, "daily") == 0);
   // Patients outside the programme never get it.
   Patient q;
   q.Fold(Scan("s1"), "2026-03-06T12:00:00-05:00");
-  CHECK(q.state.rules().timer_due_s().count("daily") == 0);
+  CHECK(TimerOf(q, "daily") == 0);
 }
 
 }  // namespace
