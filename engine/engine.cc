@@ -105,6 +105,41 @@ class MessageReleaser {
   std::thread thread_;  // last: started once the members above exist
 };
 
+// A timer written to (put) or removed from the `timers` column family at the next commit.
+struct TimerOp {
+  int32_t partition;
+  int64_t due_s;
+  std::string patient_id;
+  std::string rule_id;
+  bool put;
+};
+
+// What the rules decided since the last commit: immutable once decided, so the committer thread
+// serializes them into the batch (and frees them), off the engine thread.
+struct DecidedWrites {
+  struct Decision {
+    int64_t offset;  // the deciding record's
+    uint32_t index;  // its order among the record's decisions
+    v1::Decision decision;
+  };
+  std::vector<std::pair<int32_t, v1::ReminderCommand>> commands;
+  std::vector<Decision> decisions;
+  std::vector<TimerOp> timers;  // in order: a put then a delete of one key deletes
+
+  bool empty() const { return commands.empty() && decisions.empty() && timers.empty(); }
+  void AppendTo(StateBatch* batch) const {
+    for (const auto& [partition, command] : commands) batch->PutCommand(partition, command);
+    for (const auto& d : decisions) batch->PutDecision(d.decision, d.offset, d.index);
+    for (const TimerOp& t : timers) {
+      if (t.put) {
+        batch->PutTimer(t.partition, t.due_s, t.patient_id, t.rule_id);
+      } else {
+        batch->DeleteTimer(t.partition, t.due_s, t.patient_id, t.rule_id);
+      }
+    }
+  }
+};
+
 class Committer {
  public:
   // `storage` and `consumer` are borrowed and must outlive the Committer.
@@ -128,11 +163,14 @@ class Committer {
     return status_;
   }
 
-  // Hands `batch` (borrowed until the next Wait() returns) and the group offsets it reflects to
-  // the writer thread. Precondition: Wait() returned OK since the last Submit.
-  void Submit(StateBatch* batch, KafkaPartitionList offsets) {
+  // Hands `batch` (borrowed until the next Wait() returns), the decided writes to add to it and
+  // the group offsets it reflects to the writer thread. Precondition: Wait() returned OK since
+  // the last Submit.
+  void Submit(StateBatch* batch, std::unique_ptr<DecidedWrites> decided,
+              KafkaPartitionList offsets) {
     absl::MutexLock lock(&mu_);
     batch_ = batch;
+    decided_ = std::move(decided);
     offsets_ = std::move(offsets);
   }
 
@@ -142,6 +180,7 @@ class Committer {
   void Loop() {
     for (;;) {
       StateBatch* batch;
+      std::unique_ptr<DecidedWrites> decided;
       KafkaPartitionList offsets;
       {
         absl::MutexLock lock(&mu_);
@@ -152,9 +191,12 @@ class Committer {
             this));
         if (batch_ == nullptr) return;  // stopping, nothing in flight
         batch = batch_;
+        decided = std::move(decided_);
         offsets = std::move(offsets_);
       }
+      if (decided) decided->AppendTo(batch);
       absl::Status s = storage_->Commit(batch, options_);
+      decided.reset();  // freed here too, not on the engine thread
       if (s.ok()) {
         commits_.fetch_add(1, std::memory_order_relaxed);
         // For lag monitoring only: the engine never reads group offsets back.
@@ -171,6 +213,7 @@ class Committer {
   rd_kafka_t* const consumer_;
   absl::Mutex mu_;
   StateBatch* batch_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::unique_ptr<DecidedWrites> decided_ ABSL_GUARDED_BY(mu_);
   KafkaPartitionList offsets_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
@@ -207,14 +250,6 @@ class Engine::Impl {
     // Every armed timer of the partition (the `timers` column family plus uncommitted changes),
     // by due time. Loaded on assignment when the rules have timers.
     absl::btree_set<TimerRef> timers;
-  };
-  // A timer written to (put) or removed from the `timers` column family at the next commit.
-  struct TimerOp {
-    int32_t partition;
-    int64_t due_s;
-    std::string patient_id;
-    std::string rule_id;
-    bool put;
   };
   struct CacheEntry {
     std::string key;  // storage_format::StateKey(partition, patient_id): the commit order
@@ -270,14 +305,7 @@ class Engine::Impl {
   absl::flat_hash_map<std::string, std::unique_ptr<CacheEntry>> cache_;
   std::vector<CacheEntry*> dirty_;
   // Decided since the last commit; written with the states that decided them.
-  std::vector<std::pair<int32_t, v1::ReminderCommand>> pending_commands_;
-  struct PendingDecision {
-    int64_t offset;
-    uint32_t index;
-    v1::Decision decision;
-  };
-  std::vector<PendingDecision> pending_decisions_;
-  std::vector<TimerOp> pending_timers_;
+  std::unique_ptr<DecidedWrites> decided_ = std::make_unique<DecidedWrites>();
   uint32_t decision_index_ = 0;  // decisions made at the current record so far
   int64_t uncommitted_records_ = 0;
   int64_t dlq_unflushed_ = 0;
@@ -426,19 +454,19 @@ void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& pa
                           DecideOutput* out) {
   commands_.fetch_add(static_cast<int64_t>(out->commands.size()), std::memory_order_relaxed);
   decisions_.fetch_add(static_cast<int64_t>(out->decisions.size()), std::memory_order_relaxed);
-  for (auto& c : out->commands) pending_commands_.emplace_back(partition, std::move(c));
+  for (auto& c : out->commands) decided_->commands.emplace_back(partition, std::move(c));
   // The record's offset orders its decisions after every earlier one of the patient.
   for (auto& d : out->decisions) {
-    pending_decisions_.push_back({current_offset_, decision_index_++, std::move(d)});
+    decided_->decisions.push_back({current_offset_, decision_index_++, std::move(d)});
   }
   for (const TimerChange& t : out->timer_changes) {
     if (t.old_due_s != 0) {
       p->timers.erase(TimerRef{t.old_due_s, patient_id, t.rule_id});
-      pending_timers_.push_back({partition, t.old_due_s, patient_id, t.rule_id, false});
+      decided_->timers.push_back({partition, t.old_due_s, patient_id, t.rule_id, false});
     }
     if (t.new_due_s != 0) {
       p->timers.insert(TimerRef{t.new_due_s, patient_id, t.rule_id});
-      pending_timers_.push_back({partition, t.new_due_s, patient_id, t.rule_id, true});
+      decided_->timers.push_back({partition, t.new_due_s, patient_id, t.rule_id, true});
     }
   }
 }
@@ -468,7 +496,7 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     TimerRef t = std::move(p->timers.extract(p->timers.begin()).value());
     timers_fired_.fetch_add(1, std::memory_order_relaxed);
     // The fired key goes whatever the decision (a stale key must not linger).
-    pending_timers_.push_back({partition, t.due_s, t.patient_id, t.rule_id, false});
+    decided_->timers.push_back({partition, t.due_s, t.patient_id, t.rule_id, false});
     TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, t.patient_id));
     v1::PatientState* state = &entry->state;
     if (state->unique_events() == 0) continue;  // no such patient (a stale key)
@@ -631,18 +659,11 @@ absl::Status Engine::Impl::Commit() {
   for (CacheEntry* e : dirty_) {
     batch.PutPatient(e->partition, e->state, e->applied);
   }
-  for (const auto& [partition, command] : pending_commands_) batch.PutCommand(partition, command);
-  for (const auto& d : pending_decisions_) batch.PutDecision(d.decision, d.offset, d.index);
-  for (const TimerOp& t : pending_timers_) {  // in order: a put then a delete of one key deletes
-    if (t.put) {
-      batch.PutTimer(t.partition, t.due_s, t.patient_id, t.rule_id);
-    } else {
-      batch.DeleteTimer(t.partition, t.due_s, t.patient_id, t.rule_id);
-    }
+  std::unique_ptr<DecidedWrites> decided;
+  if (!decided_->empty()) {
+    decided = std::move(decided_);
+    decided_ = std::make_unique<DecidedWrites>();
   }
-  pending_commands_.clear();
-  pending_decisions_.clear();
-  pending_timers_.clear();
   KafkaPartitionList offsets(rd_kafka_topic_partition_list_new(static_cast<int>(partitions_.size())));
   for (auto& [partition, p] : partitions_) {
     if (!p.dirty) continue;
@@ -652,7 +673,7 @@ absl::Status Engine::Impl::Commit() {
         p.checkpoint.next_offset();
     p.dirty = false;
   }
-  committer_->Submit(&batch, std::move(offsets));
+  committer_->Submit(&batch, std::move(decided), std::move(offsets));
   for (CacheEntry* e : dirty_) e->dirty = false;
   dirty_.clear();
   uncommitted_records_ = 0;
