@@ -87,16 +87,6 @@ struct Candidate {
   v1::Explanation explanation;
 };
 
-void AddChecks(const std::vector<ConditionTrace>& trace, v1::Explanation* e) {
-  for (const auto& t : trace) {
-    auto* c = e->add_checks();
-    c->set_field(t.field);
-    c->set_op(t.op);
-    c->set_expected(t.expected);
-    c->set_actual(t.actual);
-    c->set_held(t.held);
-  }
-}
 
 v1::Decision DecisionFor(const CompiledRule& r, const DecideInput& in, const Candidate& c) {
   v1::Decision d;
@@ -113,9 +103,7 @@ v1::Decision DecisionFor(const CompiledRule& r, const DecideInput& in, const Can
 // decision (when `record_misses`).
 void Consider(const CompiledRule& r, const DecideInput& in, Candidate c, bool record_misses,
               std::vector<Candidate>* fired, DecideOutput* out) {
-  std::vector<ConditionTrace> trace;
-  const bool holds = r.when.Evaluate(in.view->Get(r.when.view_parts()), in.event, &trace);
-  AddChecks(trace, &c.explanation);
+  const bool holds = r.when.Evaluate(in.view->Get(r.when.view_parts()), in.event, &c.explanation);
   if (holds) {
     fired->push_back(std::move(c));
   } else if (record_misses) {
@@ -249,13 +237,12 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
     const auto& t = r.rule.trigger();
     if (t.has_event()) {
       if (t.event().kind() != kind) continue;
-      std::vector<ConditionTrace> trace;
+      v1::Explanation trace;
       if (!r.trigger_filter.Evaluate(in.view->Get(r.trigger_filter.view_parts()), &event,
                                      &trace)) {
         continue;
       }
-      Candidate c{&r, absl::StrCat("event:", event.event_id()), {}};
-      AddChecks(trace, &c.explanation);
+      Candidate c{&r, absl::StrCat("event:", event.event_id()), std::move(trace)};
       Consider(r, in, std::move(c), true, &fired, out);
     } else if (t.has_became()) {
       // A `became` condition is re-evaluated on events that can change the sections it reads
@@ -266,14 +253,13 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
       v1::RuleMemory* m = Memory(state, r.rule.id());
       const bool known = m->became() != v1::RuleMemory::HELD_UNKNOWN;
       if (known && !in.first_event && sections != 0 && (sections & changed) == 0) continue;
-      std::vector<ConditionTrace> trace;
+      v1::Explanation trace;
       const bool now_held = r.trigger_filter.Evaluate(in.view->Get(parts), &event, &trace);
       const bool was_held =
           known ? m->became() == v1::RuleMemory::HELD_TRUE : (in.first_event ? false : now_held);
       m->set_became(now_held ? v1::RuleMemory::HELD_TRUE : v1::RuleMemory::HELD_FALSE);
       if (was_held || !now_held) continue;
-      Candidate c{&r, absl::StrCat("became:", event.event_id()), {}};
-      AddChecks(trace, &c.explanation);
+      Candidate c{&r, absl::StrCat("became:", event.event_id()), std::move(trace)};
       Consider(r, in, std::move(c), true, &fired, out);
     } else if (t.has_absence()) {
       if (AbsenceMatches(r, in)) {
@@ -413,7 +399,7 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
     cmd.set_rule_version(rule.version());
     if (in.event != nullptr) cmd.set_trigger_event_id(in.event->event_id());
     cmd.set_trigger(c.trigger);
-    *cmd.mutable_explanation() = c.explanation;
+    *cmd.mutable_explanation() = std::move(c.explanation);  // the decision has its copy
     if (to_patient) {
       cmd.set_recipient(v1::ReminderCommand::PATIENT);
       cmd.set_automated(true);

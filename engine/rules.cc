@@ -305,6 +305,7 @@ absl::StatusOr<CompiledCondition> CompiledCondition::Compile(const v1::Condition
     out.path_ = *std::move(path);
     out.op_ = cmp.op();
     out.value_ = *std::move(value);
+    out.expected_text_ = out.value_.ToString();
     return out;
   }
   const bool all = c.all_size() > 0;
@@ -327,7 +328,7 @@ absl::StatusOr<CompiledCondition> CompiledCondition::Compile(const v1::Condition
 }
 
 bool CompiledCondition::Evaluate(const v1::PatientView& view, const v1::Event* event,
-                                 std::vector<ConditionTrace>* trace) const {
+                                 v1::Explanation* trace) const {
   switch (kind_) {
     case Kind::kAlways:
       return true;
@@ -335,8 +336,12 @@ bool CompiledCondition::Evaluate(const v1::PatientView& view, const v1::Event* e
       const FieldValue actual = ReadField(path_, view, event);
       const bool held = Compare(actual, op_, value_);
       if (trace) {
-        trace->push_back({path_.text, std::string(OpText(op_)), value_.ToString(),
-                          actual.ToString(), held});
+        auto* check = trace->add_checks();
+        check->set_field(path_.text);
+        check->set_op(OpText(op_).data(), OpText(op_).size());
+        check->set_expected(expected_text_);
+        check->set_actual(actual.ToString());
+        check->set_held(held);
       }
       return held;
     }

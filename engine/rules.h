@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "tend/v1/commands.pb.h"
 #include "tend/v1/events.pb.h"
 #include "tend/v1/rules.pb.h"
 #include "tend/v1/state.pb.h"
@@ -55,14 +56,6 @@ struct FieldValue {
 };
 FieldValue ReadField(const FieldPath& path, const v1::PatientView& view, const v1::Event* event);
 
-// One comparison that held (or failed), with the actual value: the explanation of a decision.
-struct ConditionTrace {
-  std::string field;
-  std::string op;
-  std::string expected;
-  std::string actual;
-  bool held = false;
-};
 
 class CompiledCondition {
  public:
@@ -71,9 +64,10 @@ class CompiledCondition {
   static absl::StatusOr<CompiledCondition> Compile(const v1::Condition& condition,
                                                    const std::string& key,
                                                    bool event_fields_allowed);
-  // Whether the condition holds; appends each comparison evaluated to `trace` (may be null).
+  // Whether the condition holds; appends each comparison evaluated, with the actual value, to
+  // `trace` (may be null): the explanation of a decision.
   bool Evaluate(const v1::PatientView& view, const v1::Event* event,
-                std::vector<ConditionTrace>* trace) const;
+                v1::Explanation* trace) const;
   // The PatientView sections (projections::ViewPart bits) the condition reads.
   uint32_t view_parts() const;
   bool always() const { return kind_ == Kind::kAlways; }
@@ -84,6 +78,7 @@ class CompiledCondition {
   FieldPath path_;
   v1::Comparison::Op op_ = v1::Comparison::OP_UNSPECIFIED;
   FieldValue value_;
+  std::string expected_text_;  // value_ as explanations show it
   std::vector<CompiledCondition> children_;
 };
 

@@ -104,19 +104,19 @@ TEST_CASE("conditions compare typed values and explain themselves", "[rules]") {
   v1::Event event;
   event.mutable_check_in()->set_kind(v1::CheckIn::GLUCOSE);
   event.mutable_check_in()->mutable_glucose()->set_mmol_per_l(8.4);
-  std::vector<ConditionTrace> trace;
+  v1::Explanation trace;
   CompiledCondition c = Compile(
       "{all: [{compare: {field: patient.churn.stage, op: EQ, value: SILENT}},"
       "       {compare: {field: event.check_in.glucose.mmol_per_l, op: GT, value: \"7.0\"}},"
       "       {not: {compare: {field: patient.churn.p_alive, op: GE, value: \"0.5\"}}}]}");
   CHECK(c.Evaluate(View(), &event, &trace));
-  REQUIRE(trace.size() == 3);
-  CHECK(trace[1].field == "event.check_in.glucose.mmol_per_l");
-  CHECK(trace[1].op == ">");
-  CHECK(trace[1].expected == "7");
-  CHECK(trace[1].actual == "8.4");
-  CHECK(trace[2].actual == "0.42");
-  CHECK_FALSE(trace[2].held);  // the inner comparison failed, so `not` held
+  REQUIRE(trace.checks_size() == 3);
+  CHECK(trace.checks(1).field() == "event.check_in.glucose.mmol_per_l");
+  CHECK(trace.checks(1).op() == ">");
+  CHECK(trace.checks(1).expected() == "7");
+  CHECK(trace.checks(1).actual() == "8.4");
+  CHECK(trace.checks(2).actual() == "0.42");
+  CHECK_FALSE(trace.checks(2).held());  // the inner comparison failed, so `not` held
 
   event.mutable_check_in()->mutable_glucose()->set_mmol_per_l(6.1);
   CHECK_FALSE(c.Evaluate(View(), &event, nullptr));
