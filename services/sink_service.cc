@@ -54,6 +54,7 @@ grpc::Status SinkService::Deliver(grpc::ServerContext*, const v1::DeliverRequest
   }
   seen_.insert(cmd.command_id());
   commands_.push_back(cmd);
+  if (on_accept_) on_accept_(cmd, absl::Now());
   return grpc::Status::OK;
 }
 

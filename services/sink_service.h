@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "engine/json.h"
 #include "tend/v1/services.grpc.pb.h"
 
@@ -35,6 +37,11 @@ class SinkService final : public v1::ReminderSink::Service {
   int64_t duplicates() const;
   // The accepted commands, in acceptance order.
   std::vector<v1::ReminderCommand> commands() const;
+  // Called (under the sink's lock, on a gRPC thread) with each command as it is accepted, and
+  // the time it was; for measurements. Set before serving.
+  void set_on_accept(std::function<void(const v1::ReminderCommand&, absl::Time)> fn) {
+    on_accept_ = std::move(fn);
+  }
 
  private:
   SinkService() = default;
@@ -44,6 +51,7 @@ class SinkService final : public v1::ReminderSink::Service {
   int64_t duplicates_ ABSL_GUARDED_BY(mu_) = 0;
   std::ofstream out_ ABSL_GUARDED_BY(mu_);
   bool has_out_ = false;
+  std::function<void(const v1::ReminderCommand&, absl::Time)> on_accept_;
   JsonWriter json_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -122,6 +122,22 @@ struct BenchOptions {
 // tend bench: raw librdkafka consumption vs the engine end to end, one JSON line on `out`.
 absl::Status RunBench(const BenchOptions& options, std::ostream& out);
 
+struct LatencyBenchOptions {
+  double rate = 20000;                       // events per second, paced
+  absl::Duration duration = absl::Seconds(20);
+  int patients = 50'000;                     // one new patient's first scan every `new_every`
+  int new_every = 20;                        // events; the others are check-ins
+  int partitions = 8;
+  // Commands reach the dispatcher when committed: in LIVE mode the commit interval bounds the
+  // latency (the throughput default, 2 s, is for catching up on a backlog).
+  absl::Duration commit_interval = absl::Milliseconds(50);
+  std::shared_ptr<const RuleSet> rules;      // required
+};
+// tend bench --latency: a steady stream of events (recorded now) through Kafka, the engine with
+// rules, the dispatcher and the reference sink over gRPC; event-to-command-at-sink latency
+// percentiles, one JSON line on `out`.
+absl::Status RunLatencyBench(const LatencyBenchOptions& options, std::ostream& out);
+
 }  // namespace tend
 
 #endif  // TEND_TOOLS_COMMANDS_H_

@@ -174,6 +174,16 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--partitions", bench.partitions)->capture_default_str();
   std::string bench_rules;
   bench_cmd->add_option("--rules", bench_rules, "also decide with these rules (no dispatch)");
+  bool bench_latency = false;
+  LatencyBenchOptions latency;
+  int64_t latency_seconds = absl::ToInt64Seconds(latency.duration);
+  bench_cmd->add_flag("--latency", bench_latency,
+                      "instead: event-to-command-at-sink latency at a steady rate (needs --rules)");
+  bench_cmd->add_option("--rate", latency.rate, "--latency: events per second")
+      ->capture_default_str();
+  bench_cmd->add_option("--seconds", latency_seconds, "--latency: how long to produce")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   bench_cmd->add_option("--repeat", bench.repeat, "runs of each phase (medians are compared)")
       ->capture_default_str()
       ->check(CLI::Range(1, 20));
@@ -327,6 +337,11 @@ int main(int argc, char** argv) {
       auto rules = RuleSet::Load(bench_rules);
       if (!rules.ok()) return Exit(rules.status(), "bench");
       bench.rules = std::make_shared<const RuleSet>(*std::move(rules));
+    }
+    if (bench_latency) {
+      latency.rules = bench.rules;
+      latency.duration = absl::Seconds(latency_seconds);
+      return Exit(RunLatencyBench(latency, std::cout), "bench");
     }
     return Exit(RunBench(bench, std::cout), "bench");
   }
