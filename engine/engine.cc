@@ -756,7 +756,10 @@ absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
         rd_kafka_message_destroy(m);
       }
     } else if (uncommitted_records_ >= options_.commit_max_records ||
-               since_commit >= options_.commit_interval) {
+               since_commit >= options_.commit_interval ||
+               // A short batch means the engine keeps up with the log (LIVE traffic, not a
+               // backlog): commit as if caught up, so commands reach the outbox promptly.
+               (n < kBatch && since_commit >= options_.commit_delay_when_caught_up)) {
       if (absl::Status s = Commit(); !s.ok()) Fail(s);
     }
   }

@@ -181,6 +181,14 @@ int main(int argc, char** argv) {
                       "instead: event-to-command-at-sink latency at a steady rate (needs --rules)");
   bench_cmd->add_option("--rate", latency.rate, "--latency: events per second")
       ->capture_default_str();
+  int64_t latency_commit_ms = absl::ToInt64Milliseconds(latency.commit_interval);
+  bench_cmd->add_option("--commit-interval-ms", latency_commit_ms,
+                        "--latency: the engine's commit interval")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60000));
+  std::vector<std::string> latency_kafka;
+  bench_cmd->add_option("--kafka", latency_kafka,
+                        "--latency: extra librdkafka property for the engine (repeatable)");
   bench_cmd->add_option("--seconds", latency_seconds, "--latency: how long to produce")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
@@ -341,6 +349,10 @@ int main(int argc, char** argv) {
     if (bench_latency) {
       latency.rules = bench.rules;
       latency.duration = absl::Seconds(latency_seconds);
+      latency.commit_interval = absl::Milliseconds(latency_commit_ms);
+      for (const auto& kv : latency_kafka) {
+        if (absl::Status s = ParseKafkaProp(kv, &latency.kafka); !s.ok()) return Exit(s, "bench");
+      }
       return Exit(RunLatencyBench(latency, std::cout), "bench");
     }
     return Exit(RunBench(bench, std::cout), "bench");
