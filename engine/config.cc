@@ -117,6 +117,14 @@ absl::StatusOr<projections::ProjectionConfig> BuildProjectionConfig(const v1::En
                absl::StrCat("more than active_days (", c.lifecycle_active_days, ") and at most 36500"));
   }
 
+  if (in.glucose().has_fasting_target_mmol_per_l()) {
+    const double v = in.glucose().fasting_target_mmol_per_l();
+    if (!(v > 0 && v < 50)) {
+      return Bad("glucose.fasting_target_mmol_per_l", Num(v), "0 < value < 50 (mmol/L)");
+    }
+    c.fasting_glucose_target = v;
+  }
+
   const auto& churn = in.churn();
   if (churn.time_unit() != v1::ChurnConfig::TIME_UNIT_UNSPECIFIED) {
     c.churn_unit_weeks = churn.time_unit() == v1::ChurnConfig::WEEK;
@@ -218,6 +226,8 @@ std::string FormatEngineConfig(const projections::ProjectionConfig& c) {
     quoted.push_back(q + "\"");
   }
   absl::StrAppend(&out, "marketing:\n  sensitive_keywords: ", list(quoted), "\n");
+  absl::StrAppend(&out, "glucose:\n  fasting_target_mmol_per_l: ", Num(c.fasting_glucose_target),
+                  "\n");
   return out;
 }
 

@@ -51,8 +51,9 @@ struct EngineOptions {
   CommitOptions commit;
   // Parameters of the projections (engine/config.h loads them from the operator's YAML).
   projections::ProjectionConfig projections = projections::DefaultProjectionConfig();
-  // Rules deciding on each folded event (event and `became` triggers), with the global
-  // policies; their commands go to the outbox in the same batch as the state. Null: no rules.
+  // Rules deciding on each folded event and each timer the partition clock passes, with the
+  // global policies; their commands, decisions and timers go in the same batch as the state.
+  // Null: no rules (clock ticks still move the partition clocks).
   std::shared_ptr<const RuleSet> rules;
   PolicyOptions policy;
   // Extra librdkafka properties for the consumer and the DLQ producer (e.g. security settings).

@@ -3,8 +3,7 @@
 // event (tend.v1.Event), so a mistake is an error at load time naming the rule, the key and the
 // problem. Conditions then evaluate without any lookup by name.
 //
-// Status: loading, validation and condition evaluation (with explanations). Firing, timers,
-// policies and the outbox are issue 4's remaining work.
+// Firing, timers and policies are engine/decide.h.
 //
 // Thread safety: a RuleSet is immutable after Load/Parse; evaluation is pure.
 #ifndef TEND_ENGINE_RULES_H_

@@ -28,6 +28,9 @@ struct ProjectionConfig {
   int lifecycle_new_days = 7;
   int lifecycle_active_days = 30;
   int lifecycle_silent_days = 90;
+  // glucose: fasting readings above this are above target (ADA preprandial target 4.4-7.2
+  // mmol/L; proto/tend/v1/config.proto GlucoseConfig).
+  double fasting_glucose_target = 7.2;
 
   bool churn_unit_weeks = true;  // else days
   // Fader, Hardie & Lee (2005), CDNOW estimates (time unit: weeks).

@@ -8,6 +8,7 @@
 #include "projections/churn.h"
 #include "projections/consent.h"
 #include "projections/conversion.h"
+#include "projections/glucose.h"
 #include "projections/marks.h"
 
 namespace tend::projections {
@@ -29,7 +30,7 @@ void ApplyEnrollment(const v1::Event& event, v1::EnrollmentState* s) {
 const std::map<std::string, int>& ProjectionVersions() {
   static const auto* versions = new std::map<std::string, int>{
       {"activity", 1},   {"acquisition", 1}, {"activation", 1}, {"adherence", 2},
-      {"engagement", 2}, {"conversion", 1},  {"consent", 1},    {"enrollment", 1}};
+      {"engagement", 2}, {"conversion", 1},  {"consent", 1},    {"enrollment", 1}, {"glucose", 1}};
   return *versions;
 }
 
@@ -49,6 +50,7 @@ void Apply(const ProjectionConfig& config, const v1::Event& event, v1::PatientSt
   ApplyConversion(event, state->mutable_conversion());
   ApplyConsent(config, event, state->mutable_consent());
   ApplyEnrollment(event, state->mutable_enrollment());
+  ApplyGlucose(event, state->mutable_glucose());
 }
 
 absl::TimeZone PatientTimeZone(const ProjectionConfig& config, const v1::PatientState& state,
@@ -78,6 +80,7 @@ uint32_t ViewPartOfField(int number) {
     case v1::PatientView::kChurnFieldNumber: return kViewChurn;
     case v1::PatientView::kConversionFieldNumber: return kViewConversion;
     case v1::PatientView::kConsentFieldNumber: return kViewConsent;
+    case v1::PatientView::kGlucoseFieldNumber: return kViewGlucose;
     default: return kViewHeader;
   }
 }
@@ -85,7 +88,7 @@ uint32_t ViewPartOfField(int number) {
 void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& state,
                       absl::Time as_of, uint32_t parts, v1::PatientView* v) {
   absl::TimeZone tz;
-  if (parts & (kViewHeader | kViewAdherence | kViewChurn)) {
+  if (parts & (kViewHeader | kViewAdherence | kViewChurn | kViewGlucose)) {
     std::string zone;
     tz = PatientTimeZone(config, state, &zone);
     if (parts & kViewHeader) v->set_time_zone(zone);
@@ -110,6 +113,9 @@ void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& st
   if (parts & kViewChurn) *v->mutable_churn() = ComputeChurn(config, state, tz, as_of);
   if (parts & kViewConversion) *v->mutable_conversion() = ComputeConversion(config, state);
   if (parts & kViewConsent) *v->mutable_consent() = ComputeConsent(state);
+  if (parts & kViewGlucose) {
+    *v->mutable_glucose() = ComputeGlucose(config, state.glucose(), tz, as_of);
+  }
 }
 
 uint32_t ViewPartsChangedBy(const v1::Event& event) {
@@ -118,7 +124,7 @@ uint32_t ViewPartsChangedBy(const v1::Event& event) {
   switch (event.body_case()) {
     case v1::Event::kScan: return kAny | kViewChurn;  // activity; a scan undoes a removal
     case v1::Event::kMessage: return kAny | kViewChurn | kViewConsent;  // keywords
-    case v1::Event::kCheckIn: return kAny | kViewAdherence | kViewChurn;
+    case v1::Event::kCheckIn: return kAny | kViewAdherence | kViewChurn | kViewGlucose;
     case v1::Event::kPurchase: return kAny | kViewAdherence | kViewChurn | kViewConversion;
     case v1::Event::kContactRemoved: return kAny | kViewChurn;
     case v1::Event::kConsentChanged: return kAny | kViewConsent;

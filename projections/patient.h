@@ -44,7 +44,8 @@ enum ViewPart : uint32_t {
   kViewConversion = 1 << 4,
   kViewConsent = 1 << 5,
   kViewHeader = 1 << 6,  // id, as_of, time zone, counts, programme, partition
-  kViewAll = (1 << 7) - 1,
+  kViewGlucose = 1 << 7,
+  kViewAll = (1 << 8) - 1,
 };
 
 // The ViewPart of a top-level PatientView field number (kViewHeader for the header fields).

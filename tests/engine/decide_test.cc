@@ -512,5 +512,35 @@ TEST_CASE("a schedule fires at the local time every day, across a DST change, wh
   CHECK(TimerOf(q, "daily") == 0);
 }
 
+TEST_CASE("the default pack: fasting glucose above target 3 days in a row becomes a task",
+          "[decide]") {
+  auto pack = RuleSet::Load(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
+  REQUIRE(pack.ok());
+  Patient p;
+  p.rules = &*pack;
+  p.Fold(Scan("s1"), "2026-05-01T06:00:00+08:00");
+  auto fasting = [&](const std::string& id, const std::string& at, double mmol) {
+    v1::Event e = Glucose(id, mmol);
+    e.mutable_check_in()->mutable_glucose()->set_context(v1::GlucoseReading::FASTING);
+    p.Fold(e, at);
+  };
+  fasting("g1", "2026-05-01T07:00:00+08:00", 8.4);
+  fasting("g2", "2026-05-02T07:00:00+08:00", 9.1);
+  CHECK(DecisionOf(p, "fasting-glucose-high-3d") == nullptr);
+  fasting("g3", "2026-05-03T07:00:00+08:00", 8.8);
+  REQUIRE(DecisionOf(p, "fasting-glucose-high-3d") != nullptr);
+  CHECK(DecisionOf(p, "fasting-glucose-high-3d")->outcome() == v1::Decision::FIRED);
+  const auto task = std::find_if(p.out.commands.begin(), p.out.commands.end(), [](const auto& c) {
+    return c.rule_id() == "fasting-glucose-high-3d";
+  });
+  REQUIRE(task != p.out.commands.end());
+  CHECK(task->recipient() == v1::ReminderCommand::STAFF);
+  CHECK(task->staff_id() == "staff-7");
+  CHECK(task->parameters().at("latest_mmol_per_l") == "8.8");
+  // A fourth day above target is no new transition.
+  fasting("g4", "2026-05-04T07:00:00+08:00", 8.0);
+  CHECK(DecisionOf(p, "fasting-glucose-high-3d") == nullptr);
+}
+
 }  // namespace
 }  // namespace tend

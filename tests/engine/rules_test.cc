@@ -26,7 +26,7 @@ std::string Rule(const std::string& trigger, const std::string& when = "{}",
 TEST_CASE("the default rule pack loads", "[rules]") {
   auto rules = RuleSet::Load(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
   REQUIRE(rules.ok());
-  REQUIRE(rules->rules().size() == 10);
+  REQUIRE(rules->rules().size() == 11);
   CHECK(rules->rules()[0].rule.id() == "daily-checkin");
   CHECK(rules->rules()[0].schedule_minute_of_day == 9 * 60);
   const std::string described = DescribeRules(*rules);
@@ -34,7 +34,10 @@ TEST_CASE("the default rule pack loads", "[rules]") {
                        "priority 50, cooldown 3d, ttl 1d]") != std::string::npos);
   CHECK(described.find("streak-7 v1: became patient.adherence.current_streak >= 7 -> reminder") !=
         std::string::npos);
-  CHECK(described.find("10 rules OK") != std::string::npos);
+  CHECK(described.find("fasting-glucose-high-3d v1: became "
+                       "patient.glucose.fasting_above_target_days_in_a_row >= 3 -> task "
+                       "glucose-review") != std::string::npos);
+  CHECK(described.find("11 rules OK") != std::string::npos);
 }
 
 TEST_CASE("a bad rule is refused with the rule id, the key and the problem", "[rules]") {

@@ -1,0 +1,23 @@
+// The glucose projection: fasting readings, and how many local days in a row the fasting reading
+// was above target (DOMAIN.md: "fasting glucose above target 3 days in a row" -> a task for the
+// health manager). A pure fold (DESIGN.md point 5); any arrival order gives the same state.
+#ifndef TEND_PROJECTIONS_GLUCOSE_H_
+#define TEND_PROJECTIONS_GLUCOSE_H_
+
+#include "absl/time/time.h"
+#include "projections/config.h"
+#include "tend/v1/events.pb.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend::projections {
+
+void ApplyGlucose(const v1::Event& event, v1::GlucoseState* state);
+
+// Readings after `as_of` are ignored. A day's reading is its latest fasting one; days are local
+// days in `tz`.
+v1::GlucoseView ComputeGlucose(const ProjectionConfig& config, const v1::GlucoseState& state,
+                               const absl::TimeZone& tz, absl::Time as_of);
+
+}  // namespace tend::projections
+
+#endif  // TEND_PROJECTIONS_GLUCOSE_H_

@@ -1,0 +1,90 @@
+// Specs of projections/glucose.h: fasting glucose above target N local days in a row.
+#include "projections/glucose.h"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+#include "projections/patient.h"
+#include "tests/projections/events.h"
+
+namespace tend {
+namespace {
+
+using testing::At;
+
+v1::Event Fasting(const std::string& id, const std::string& at, double mmol,
+                  v1::GlucoseReading::Context context = v1::GlucoseReading::FASTING) {
+  v1::Event e = testing::CheckInEvent(id, at, v1::CheckIn::GLUCOSE);
+  e.mutable_check_in()->mutable_glucose()->set_mmol_per_l(mmol);
+  e.mutable_check_in()->mutable_glucose()->set_context(context);
+  return e;
+}
+
+int DaysAbove(const std::vector<v1::Event>& events, const std::string& as_of) {
+  return testing::ViewAt(projections::DefaultProjectionConfig(), events, as_of)
+      .glucose()
+      .fasting_above_target_days_in_a_row();
+}
+
+TEST_CASE("fasting glucose above target, local days in a row", "[glucose]") {
+  // Shanghai (the default zone); target 7.2 mmol/L.
+  std::vector<v1::Event> e = {
+      Fasting("g1", "2026-05-01T07:00:00+08:00", 8.1),
+      Fasting("g2", "2026-05-02T07:10:00+08:00", 7.9),
+      Fasting("g3", "2026-05-03T06:50:00+08:00", 9.4),
+  };
+  CHECK(DaysAbove(e, "2026-05-03T08:00:00+08:00") == 3);
+  CHECK(DaysAbove(e, "2026-05-02T08:00:00+08:00") == 2);  // as of then
+  const v1::PatientView v =
+      testing::ViewAt(projections::DefaultProjectionConfig(), e, "2026-05-03T08:00:00+08:00");
+  CHECK(v.glucose().latest_fasting_mmol_per_l() == 9.4);
+  CHECK(v.glucose().latest_fasting_at().seconds() ==
+        absl::ToUnixSeconds(At("2026-05-03T06:50:00+08:00")));
+
+  // Exactly the target is not above it; a day's latest fasting reading decides the day.
+  auto with = e;
+  with.push_back(Fasting("g4", "2026-05-04T07:00:00+08:00", 7.2));
+  CHECK(DaysAbove(with, "2026-05-04T09:00:00+08:00") == 0);
+  with.push_back(Fasting("g5", "2026-05-04T08:00:00+08:00", 7.5));  // re-measured, higher
+  CHECK(DaysAbove(with, "2026-05-04T09:00:00+08:00") == 4);
+
+  // A day without a fasting reading breaks the run; post-meal readings do not count.
+  auto gap = e;
+  gap.push_back(Fasting("p5", "2026-05-05T13:00:00+08:00", 11.0,
+                        v1::GlucoseReading::POSTPRANDIAL));
+  gap.push_back(Fasting("g6", "2026-05-05T07:00:00+08:00", 8.0));
+  CHECK(DaysAbove(gap, "2026-05-05T14:00:00+08:00") == 1);
+  gap.push_back(Fasting("g4", "2026-05-04T07:00:00+08:00", 8.0));  // uploaded late
+  CHECK(DaysAbove(gap, "2026-05-05T14:00:00+08:00") == 5);
+
+  // Local days: 23:30 and 00:30 Shanghai time are two days, though 1 hour apart.
+  std::vector<v1::Event> night = {Fasting("n1", "2026-05-01T23:30:00+08:00", 8.0),
+                                  Fasting("n2", "2026-05-02T00:30:00+08:00", 8.0)};
+  CHECK(DaysAbove(night, "2026-05-02T01:00:00+08:00") == 2);
+}
+
+TEST_CASE("the glucose projection does not depend on arrival order", "[glucose]") {
+  std::vector<v1::Event> e;
+  for (int d = 1; d <= 9; ++d) {
+    e.push_back(Fasting(absl::StrCat("f", d), absl::StrFormat("2026-05-%02dT07:00:00+08:00", d),
+                        d == 4 ? 6.0 : 8.0));
+    e.push_back(Fasting(absl::StrCat("m", d), absl::StrFormat("2026-05-%02dT07:00:00+08:00", d),
+                        8.5));  // the same minute: ordered by event id
+  }
+  const auto config = projections::DefaultProjectionConfig();
+  const std::string expected = testing::FoldAll(config, e).glucose().SerializeAsString();
+  std::mt19937 rng(7);
+  for (int i = 0; i < 50; ++i) {
+    std::shuffle(e.begin(), e.end(), rng);
+    REQUIRE(testing::FoldAll(config, e).glucose().SerializeAsString() == expected);
+  }
+  CHECK(DaysAbove(e, "2026-05-09T08:00:00+08:00") == 9);  // "m" (8.5) is each day's latest
+}
+
+}  // namespace
+}  // namespace tend
