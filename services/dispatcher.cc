@@ -41,6 +41,7 @@ void Dispatcher::Loop() {
       return absl::OkStatus();
     });
     if (!s.ok()) TEND_LOG_ERROR("dispatcher: reading the outbox: %s", s.ToString());
+    int64_t expired_in_pass = 0;
     for (const Due& d : due) {
       const DeliveryResult r = client_->Deliver(d.command, stop_);
       v1::Decision dropped;  // for Explain, when the command is dropped undelivered
@@ -51,7 +52,9 @@ void Dispatcher::Loop() {
       dropped.set_outcome(v1::Decision::DROPPED);
       dropped.set_command_id(d.command.command_id());
       dropped.set_trigger(d.command.trigger());
-      dropped.set_detail(absl::StrCat(r.attempts, " attempts; last error: ", r.last_error));
+      dropped.set_detail(r.attempts == 0
+                             ? std::string("expired before the first delivery attempt")
+                             : absl::StrCat(r.attempts, " attempts; last error: ", r.last_error));
       switch (r.outcome) {
         case DeliveryOutcome::kStopped:
           return;  // stays in the outbox for the next start
@@ -64,10 +67,14 @@ void Dispatcher::Loop() {
         case DeliveryOutcome::kExpired:
           ++expired_;
           dropped.set_reason(v1::Decision::EXPIRED);
-          TEND_LOG_WARN("dispatcher: command %s (rule %s, patient %s) expired before the sink "
-                        "acknowledged it after %d attempts (last error: %s); dropped",
-                        d.command.command_id(), d.command.rule_id(), d.command.patient_id(),
-                        r.attempts, r.last_error);
+          // One line per pass, not per command: a backlog of stale commands (an engine that
+          // was down for a day) would otherwise flood the log.
+          if (expired_in_pass++ == 0) {
+            TEND_LOG_WARN("dispatcher: command %s (rule %s, patient %s) expired before the sink "
+                          "acknowledged it (%s); dropped and recorded for Explain",
+                          d.command.command_id(), d.command.rule_id(), d.command.patient_id(),
+                          dropped.detail());
+          }
           break;
         case DeliveryOutcome::kRejected:
           ++rejected_;
@@ -83,6 +90,11 @@ void Dispatcher::Loop() {
       if (!del.ok()) {
         TEND_LOG_ERROR("dispatcher: %s", del.ToString());
       }
+    }
+    if (expired_in_pass > 1) {
+      TEND_LOG_WARN("dispatcher: %d commands in all expired undelivered in this pass; dropped and "
+                    "recorded for Explain",
+                    expired_in_pass);
     }
     if (due.empty()) {
       const absl::Time until = absl::Now() + options_.poll_interval;

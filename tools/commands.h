@@ -108,6 +108,9 @@ struct DemoOptions {
   int partitions = 16;
   std::string grpc_listen = "127.0.0.1:0";
   bool serve = false;  // keep broker, engine and gRPC running until `stop`
+  // Rules deciding in the fold; their commands go through the dispatcher to the reference sink
+  // served beside Query. Empty: projections only.
+  std::string rules_path = "deploy/rules/default.yaml";
 };
 absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, std::ostream& out);
 

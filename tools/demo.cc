@@ -13,9 +13,12 @@
 #include "engine/status.h"
 #include "engine/views.h"
 #include "projections/patient.h"
+#include "engine/rules.h"
+#include "services/dispatcher.h"
 #include "services/ingest_service.h"
 #include "services/query_service.h"
 #include "services/server.h"
+#include "services/sink_service.h"
 #include "tend/v1/services.grpc.pb.h"
 #include "tools/commands.h"
 #include "tools/temp_dir.h"
@@ -52,10 +55,18 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
   TEND_ASSIGN_OR_RETURN(auto producer,
                         Producer::Create({{"bootstrap.servers", broker->bootstrap()}}));
 
+  std::shared_ptr<const RuleSet> rules;
+  if (!options.rules_path.empty()) {
+    TEND_ASSIGN_OR_RETURN(RuleSet loaded, RuleSet::Load(options.rules_path));
+    rules = std::make_shared<const RuleSet>(std::move(loaded));
+  }
   CohortOptions cohort;
   cohort.patients = options.patients;
   cohort.days = options.days;
   cohort.seed = options.seed;
+  // With rules, the simulated history ends now, so the latest reminders are still live when the
+  // dispatcher sees them (older ones have expired: a LIVE dispatcher never sends stale ones).
+  if (rules) cohort.end = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()) / 60 * 60);
   out << absl::StrFormat("simulating %d patients over %d days...\n", cohort.patients, cohort.days)
       << std::flush;
   TEND_ASSIGN_OR_RETURN(int64_t produced,
@@ -69,11 +80,22 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
   EngineOptions engine_options;
   engine_options.brokers = broker->bootstrap();
   engine_options.exit_when_idle = !options.serve;
+  engine_options.rules = rules;
   TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
   IngestService ingest(producer.get(), engine_options.topic);
   QueryService query(storage.get(), engine_options.projections);
+  TEND_ASSIGN_OR_RETURN(auto sink, SinkService::Create(""));
   TEND_ASSIGN_OR_RETURN(RunningServer server,
-                        StartGrpcServer(options.grpc_listen, {&ingest, &query}));
+                        StartGrpcServer(options.grpc_listen, {&ingest, &query, sink.get()}));
+  std::unique_ptr<Dispatcher> dispatcher;
+  if (rules) {
+    DispatcherOptions d;
+    d.sink.target = absl::StrCat("127.0.0.1:", server.port);
+    TEND_ASSIGN_OR_RETURN(dispatcher, Dispatcher::Start(d, storage.get()));
+    out << absl::StrFormat("rules: %d from %s; reminders go to the reference sink (tend.v1."
+                           "ReminderSink on the same port)\n",
+                           rules->rules().size(), options.rules_path);
+  }
   out << absl::StrFormat("broker %s, gRPC on 127.0.0.1:%d, state in %s; folding %d records...\n",
                          broker->bootstrap(), server.port, db_dir.path(), produced)
       << std::flush;
@@ -98,6 +120,24 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
   req.set_patient_id("p0000001");
   v1::GetPatientResponse resp;
   grpc::Status gs = stub->GetPatient(&ctx, req, &resp);
+  // Let the dispatcher work through the outbox: deliver what is live, drop (and record) what
+  // expired while the history was being folded.
+  DispatcherStats ds;
+  if (dispatcher) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    int64_t outbox = -1;
+    while (outbox != 0 && absl::Now() < deadline) {
+      outbox = 0;
+      TEND_RETURN_IF_ERROR(storage->ForEachCommand([&](int32_t, const v1::ReminderCommand& c) {
+        // Deferred past quiet hours, or not yet due: not waited for.
+        if (c.not_before().seconds() <= absl::ToUnixSeconds(absl::Now())) ++outbox;
+        return absl::OkStatus();
+      }));
+      if (outbox != 0) absl::SleepFor(absl::Milliseconds(100));
+    }
+    ds = dispatcher->stats();
+    dispatcher.reset();
+  }
   server.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
 
   // A small cohort summary from the projections, each patient at its partition clock.
@@ -138,6 +178,27 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
         pct(repurchased, converted), pct(pdc_adherent, with_fills), with_fills);
     for (const auto& [stage, n] : stages) out << absl::StrFormat(" %s %d", stage, n);
     out << "\n";
+  }
+  if (rules) {
+    out << absl::StrFormat(
+        "rules: %d timers fired, %d decisions, %d commands | at the sink: %d accepted "
+        "(%d duplicates refused) | dropped undelivered: %d expired, %d rejected\n",
+        st.timers_fired, st.decisions, st.commands, sink->accepted(), sink->duplicates(),
+        ds.expired, ds.rejected);
+    std::map<std::string, int64_t> by_rule;
+    for (const auto& c : sink->commands()) ++by_rule[c.rule_id()];
+    out << "delivered by rule:";
+    for (const auto& [rule, n] : by_rule) out << absl::StrFormat(" %s %d", rule, n);
+    out << "\n";
+    TEND_ASSIGN_OR_RETURN(auto decisions, storage->RecentDecisions("p0000001", 3));
+    for (const auto& d : decisions) {
+      out << absl::StrFormat("explain p0000001: %s %s v%d %s%s trigger %s\n",
+                             google::protobuf::util::TimeUtil::ToString(d.at()), d.rule_id(),
+                             d.rule_version(), v1::Decision::Outcome_Name(d.outcome()),
+                             d.reason() ? absl::StrCat(" (", v1::Decision::Reason_Name(d.reason()), ")")
+                                        : "",
+                             d.trigger());
+    }
   }
   if (gs.ok()) {
     const v1::PatientView& v = resp.view();

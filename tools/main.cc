@@ -165,6 +165,9 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--days", demo.days)->capture_default_str();
   demo_cmd->add_option("--grpc-listen", demo.grpc_listen)->capture_default_str();
   demo_cmd->add_flag("--serve", demo.serve, "keep running (Ctrl-C stops) for grpcurl");
+  demo_cmd->add_option("--rules", demo.rules_path,
+                       "rules deciding reminders, delivered to the reference sink (\"\": none)")
+      ->capture_default_str();
 
   // tend bench
   BenchOptions bench;
