@@ -72,10 +72,13 @@ v1::DailyCount* SentCounter(v1::RulesState* state, int32_t day, v1::Category cat
   return c;
 }
 
+v1::RuleMemory* FindMemory(v1::RulesState* state, absl::string_view rule_id) {
+  return const_cast<v1::RuleMemory*>(FindRuleMemory(*state, rule_id));  // state is ours
+}
+
+// The rule's memory, added when the patient has none yet.
 v1::RuleMemory* Memory(v1::RulesState* state, absl::string_view rule_id) {
-  for (auto& m : *state->mutable_rules()) {
-    if (m.rule_id() == rule_id) return &m;
-  }
+  if (v1::RuleMemory* m = FindMemory(state, rule_id)) return m;
   v1::RuleMemory* m = state->add_rules();
   m->set_rule_id(std::string(rule_id));
   return m;
@@ -215,10 +218,17 @@ absl::Time NextLocalTime(absl::Time t, int minute_of_day, const absl::TimeZone& 
   return t + absl::Hours(24);  // unreachable: tomorrow's occurrence is always after t
 }
 
+LazyView::LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
+                   absl::Time as_of)
+    : config_(config),
+      state_(state),
+      as_of_(as_of),
+      tz_(projections::PatientTimeZone(config, state, &zone_name_)) {}
+
 const v1::PatientView& LazyView::Get(uint32_t parts) {
   const uint32_t missing = parts & ~computed_;
   if (missing != 0) {
-    projections::ComputeViewParts(config_, state_, as_of_, missing, &view_);
+    projections::ComputeViewParts(config_, state_, tz_, zone_name_, as_of_, missing, &view_);
     computed_ |= missing;
   }
   return view_;
@@ -275,20 +285,14 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
       }
     }
   }
-  // Timers of rules no longer in the rule set go.
-  for (auto& m : *state->mutable_rules()) {
-    if (m.timer_due_s() != 0 && rules.Find(m.rule_id()) == nullptr) SetTimer(&m, 0, out);
-  }
+  // (A timer of a rule that has left the rule set is dropped when it falls due: DecideOnTimer.)
   Resolve(policy, in, std::move(fired), state, out);
 }
 
 void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& in,
                    absl::string_view rule_id, int64_t due_s, v1::RulesState* state,
                    DecideOutput* out) {
-  v1::RuleMemory* m = nullptr;
-  for (auto& candidate : *state->mutable_rules()) {
-    if (candidate.rule_id() == rule_id) m = &candidate;
-  }
+  v1::RuleMemory* m = FindMemory(state, rule_id);
   if (m == nullptr || m->timer_due_s() != due_s) return;  // moved since indexed
   SetTimer(m, 0, out);
   const CompiledRule* r = rules.Find(rule_id);

@@ -38,16 +38,19 @@ struct PolicyOptions {
 // event that only moves the check-in projections costs no churn model evaluation.
 class LazyView {
  public:
+  // Looks up the patient's calendar once (projections::PatientTimeZone).
   LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
-           absl::Time as_of)
-      : config_(config), state_(state), as_of_(as_of) {}
+           absl::Time as_of);
   // The view with at least the sections in `parts` (projections::ViewPart bits) computed.
   const v1::PatientView& Get(uint32_t parts);
+  const absl::TimeZone& tz() const { return tz_; }
 
  private:
   const projections::ProjectionConfig& config_;
   const v1::PatientState& state_;
   const absl::Time as_of_;
+  std::string zone_name_;
+  absl::TimeZone tz_;
   v1::PatientView view_;
   uint32_t computed_ = 0;
 };
@@ -57,7 +60,7 @@ struct DecideInput {
   const v1::Event* event = nullptr;         // the event folded; null when a timer falls due
   bool first_event = false;                 // the event is the patient's first
   absl::Time now;                           // the partition clock
-  absl::TimeZone tz;                        // the patient's calendar
+  absl::TimeZone tz;                        // the patient's calendar (LazyView::tz())
   LazyView* view = nullptr;                 // of *state at `now`
 };
 

@@ -482,7 +482,7 @@ void Engine::Impl::ApplyAndDecide(int32_t partition, Partition* p, v1::PatientSt
   in.event = event_;
   in.first_event = first_event;
   in.now = now;
-  in.tz = projections::PatientTimeZone(options_.projections, *state);
+  in.tz = view.tz();
   in.view = &view;
   DecideOutput out;
   DecideOnEvent(*options_.rules, options_.policy, in, state->mutable_rules(), &out);
@@ -504,7 +504,7 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     DecideInput in;
     in.state = state;
     in.now = now;
-    in.tz = projections::PatientTimeZone(options_.projections, *state);
+    in.tz = view.tz();
     in.view = &view;
     DecideOutput out;
     DecideOnTimer(*options_.rules, options_.policy, in, t.rule_id, t.due_s,

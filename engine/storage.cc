@@ -363,10 +363,9 @@ absl::Status Storage::DropCommand(int32_t partition, const v1::ReminderCommand& 
                                   const v1::Decision& decision) {
   if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
   StateBatch batch(this);
-  // FNV-1a 32 of the command id keeps two drops of one patient in one second apart.
-  uint32_t h = 0x811c9dc5u;
-  for (unsigned char c : command.command_id()) h = (h ^ c) * 0x01000193u;
-  batch.PutDecision(decision, std::numeric_limits<int64_t>::max(), h);
+  // A hash of the command id keeps two drops of one patient in one second apart.
+  batch.PutDecision(decision, std::numeric_limits<int64_t>::max(),
+                    static_cast<uint32_t>(sf::EventFingerprint(command.command_id())));
   batch.batch_.Delete(outbox_, sf::OutboxKey(partition, command.command_id()));
   return Commit(&batch);
 }

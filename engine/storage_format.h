@@ -19,7 +19,7 @@
 //   decisions patient_id + "\0" + BE64(at seconds) + BE64(record offset) + BE32(index in record)
 //                                       -> tend.v1.Decision (fired, deferred, suppressed), for Explain;
 //                                          the dispatcher's DROPPED decisions use offset 2^63-1 and
-//                                          the command id's FNV-1a 32 as index
+//                                          the low 32 bits of EventFingerprint(command id) as index
 //   timers  BE32(p) + BE64(due unix seconds) + patient_id + "\0" + rule_id -> "" (empty)
 //                                          an armed absence or schedule timer, mirrored from the
 //                                          patient's RulesState.timer_due_s in the same batch; the

@@ -68,7 +68,9 @@ absl::TimeZone PatientTimeZone(const ProjectionConfig& config, const v1::Patient
 v1::PatientView ComputeView(const ProjectionConfig& config, const v1::PatientState& state,
                             absl::Time as_of) {
   v1::PatientView v;
-  ComputeViewParts(config, state, as_of, kViewAll, &v);
+  std::string zone;
+  const absl::TimeZone tz = PatientTimeZone(config, state, &zone);
+  ComputeViewParts(config, state, tz, zone, as_of, kViewAll, &v);
   return v;
 }
 
@@ -86,14 +88,10 @@ uint32_t ViewPartOfField(int number) {
 }
 
 void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& state,
-                      absl::Time as_of, uint32_t parts, v1::PatientView* v) {
-  absl::TimeZone tz;
-  if (parts & (kViewHeader | kViewAdherence | kViewChurn | kViewGlucose)) {
-    std::string zone;
-    tz = PatientTimeZone(config, state, &zone);
-    if (parts & kViewHeader) v->set_time_zone(zone);
-  }
+                      const absl::TimeZone& tz, absl::string_view zone_name, absl::Time as_of,
+                      uint32_t parts, v1::PatientView* v) {
   if (parts & kViewHeader) {
+    v->set_time_zone(std::string(zone_name));
     v->set_patient_id(state.patient_id());
     *v->mutable_as_of() = ToTimestamp(absl::ToUnixSeconds(as_of));
     v->set_unique_events(state.unique_events());

@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "projections/config.h"
 #include "tend/v1/events.pb.h"
@@ -51,9 +52,11 @@ enum ViewPart : uint32_t {
 // The ViewPart of a top-level PatientView field number (kViewHeader for the header fields).
 uint32_t ViewPartOfField(int patient_view_field_number);
 
-// Computes the parts in `parts` into `*view`; the others are left as they are.
+// Computes the parts in `parts` into `*view`; the others are left as they are. `tz` and
+// `zone_name` are the patient's calendar (PatientTimeZone), looked up once by the caller.
 void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& state,
-                      absl::Time as_of, uint32_t parts, v1::PatientView* view);
+                      const absl::TimeZone& tz, absl::string_view zone_name, absl::Time as_of,
+                      uint32_t parts, v1::PatientView* view);
 
 // The sections whose values an event of this kind can change when it is folded (all of them for
 // an enrollment, which moves the calendar). Values also move with time alone; this is about the

@@ -1,12 +1,37 @@
 #include "services/dispatcher.h"
 
-#include "absl/strings/str_cat.h"
-
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "engine/log.h"
 
 namespace tend {
+namespace {
+
+std::string DropDetail(const DeliveryResult& r) {
+  return r.attempts == 0 ? std::string("expired before the first delivery attempt")
+                         : absl::StrCat(r.attempts, " attempts; last error: ", r.last_error);
+}
+
+// For Explain: a command the dispatcher removed undelivered, and why. Wall-clock `at`: dispatching
+// is LIVE-only and not part of replays.
+v1::Decision DroppedDecision(const v1::ReminderCommand& c, const DeliveryResult& r,
+                             v1::Decision::Reason reason) {
+  v1::Decision d;
+  d.set_rule_id(c.rule_id());
+  d.set_rule_version(c.rule_version());
+  d.set_patient_id(c.patient_id());
+  d.mutable_at()->set_seconds(absl::ToUnixSeconds(absl::Now()));
+  d.set_outcome(v1::Decision::DROPPED);
+  d.set_reason(reason);
+  d.set_command_id(c.command_id());
+  d.set_trigger(c.trigger());
+  d.set_detail(DropDetail(r));
+  return d;
+}
+
+}  // namespace
+
 
 absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(const DispatcherOptions& options,
                                                                Storage* storage) {
@@ -44,17 +69,7 @@ void Dispatcher::Loop() {
     int64_t expired_in_pass = 0;
     for (const Due& d : due) {
       const DeliveryResult r = client_->Deliver(d.command, stop_);
-      v1::Decision dropped;  // for Explain, when the command is dropped undelivered
-      dropped.set_rule_id(d.command.rule_id());
-      dropped.set_rule_version(d.command.rule_version());
-      dropped.set_patient_id(d.command.patient_id());
-      dropped.mutable_at()->set_seconds(absl::ToUnixSeconds(absl::Now()));
-      dropped.set_outcome(v1::Decision::DROPPED);
-      dropped.set_command_id(d.command.command_id());
-      dropped.set_trigger(d.command.trigger());
-      dropped.set_detail(r.attempts == 0
-                             ? std::string("expired before the first delivery attempt")
-                             : absl::StrCat(r.attempts, " attempts; last error: ", r.last_error));
+      v1::Decision::Reason dropped = v1::Decision::REASON_UNSPECIFIED;  // delivered: none
       switch (r.outcome) {
         case DeliveryOutcome::kStopped:
           return;  // stays in the outbox for the next start
@@ -66,26 +81,26 @@ void Dispatcher::Loop() {
           break;
         case DeliveryOutcome::kExpired:
           ++expired_;
-          dropped.set_reason(v1::Decision::EXPIRED);
+          dropped = v1::Decision::EXPIRED;
           // One line per pass, not per command: a backlog of stale commands (an engine that
           // was down for a day) would otherwise flood the log.
           if (expired_in_pass++ == 0) {
             TEND_LOG_WARN("dispatcher: command %s (rule %s, patient %s) expired before the sink "
                           "acknowledged it (%s); dropped and recorded for Explain",
                           d.command.command_id(), d.command.rule_id(), d.command.patient_id(),
-                          dropped.detail());
+                          DropDetail(r));
           }
           break;
         case DeliveryOutcome::kRejected:
           ++rejected_;
-          dropped.set_reason(v1::Decision::REJECTED);
+          dropped = v1::Decision::REJECTED;
           TEND_LOG_ERROR("dispatcher: the sink rejected command %s (rule %s): %s; dropped",
                          d.command.command_id(), d.command.rule_id(), r.last_error);
           break;
       }
       const absl::Status del =
-          dropped.reason() != v1::Decision::REASON_UNSPECIFIED
-              ? storage_->DropCommand(d.partition, d.command, dropped)
+          dropped != v1::Decision::REASON_UNSPECIFIED
+              ? storage_->DropCommand(d.partition, d.command, DroppedDecision(d.command, r, dropped))
               : storage_->DeleteCommand(d.partition, d.command.command_id());
       if (!del.ok()) {
         TEND_LOG_ERROR("dispatcher: %s", del.ToString());

@@ -1,5 +1,9 @@
 #include "tests/testing.h"
 
+#include <unistd.h>
+
+#include <cstdio>
+
 
 #include <catch2/catch.hpp>
 #include <set>
@@ -117,6 +121,23 @@ void RequireMatchesGroundTruth(const std::map<std::string, v1::PatientState>& st
     }
     CHECK(by_type == x.by_type);
   }
+}
+
+pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_path) {
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    FILE* log = freopen(log_path.c_str(), "a", stderr);
+    (void)log;
+    std::vector<std::string> all = {TEND_BINARY};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
 }
 
 void FoldThroughKafka(const std::vector<v1::Event>& events, const std::string& db,

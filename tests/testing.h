@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -45,6 +47,10 @@ int64_t CountDuplicates(const std::vector<v1::Event>& events);
 
 // Produces every event (key, value, headers as the Ingest service does) and waits for acks.
 void ProduceAll(Producer* producer, const std::string& topic, const std::vector<v1::Event>& events);
+
+// Starts the real `tend` binary with `args` (after the program name) as a child process, its
+// stderr appended to `log_path`. Returns the child's pid.
+pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_path);
 
 // Produces `events` to a fresh in-process broker (4 partitions) and runs the engine with
 // `options` (brokers and exit_when_idle set here) into the state directory `db` until idle.

@@ -20,25 +20,14 @@ using testing::TempDir;
 
 pid_t StartEngine(const std::string& brokers, const std::string& db, const std::string& group,
                   bool exit_when_idle, const std::string& log_path) {
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    FILE* log = freopen(log_path.c_str(), "a", stderr);
-    (void)log;
-    std::vector<std::string> args = {TEND_BINARY, "engine", "--brokers", brokers, "--db", db,
-                                     "--group", group, "--commit-max-records", "250",
-                                     "--commit-interval-ms", "20",
-                                     // Small fetches (with the broker's injected RTT) spread the
-                                     // fold over seconds, so kills land mid-way.
-                                     "--kafka", "max.partition.fetch.bytes=2048"};
-    if (exit_when_idle) args.push_back("--exit-when-idle");
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
+  std::vector<std::string> args = {"engine", "--brokers", brokers, "--db", db,
+                                   "--group", group, "--commit-max-records", "250",
+                                   "--commit-interval-ms", "20",
+                                   // Small fetches (with the broker's injected RTT) spread the
+                                   // fold over seconds, so kills land mid-way.
+                                   "--kafka", "max.partition.fetch.bytes=2048"};
+  if (exit_when_idle) args.push_back("--exit-when-idle");
+  return testing::SpawnTend(args, log_path);
 }
 
 int64_t CommittedRecords(const std::string& db) {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "projections/config.h"
 #include "projections/patient.h"
+#include "tests/projections/events.h"
 
 namespace tend {
 namespace {
@@ -74,12 +75,7 @@ const RuleSet& Rules() {
   return *rules;
 }
 
-absl::Time At(const std::string& rfc3339) {
-  absl::Time t;
-  std::string err;
-  if (!absl::ParseTime(absl::RFC3339_full, rfc3339, &t, &err)) std::abort();
-  return t;
-}
+using testing::At;
 
 absl::TimeZone Zone(const std::string& name) {
   absl::TimeZone tz;
@@ -103,7 +99,7 @@ struct Patient {
     DecideInput in;
     in.state = &state;
     in.now = now;
-    in.tz = projections::PatientTimeZone(config, state);
+    in.tz = view->tz();
     in.view = view;
     return in;
   }

@@ -37,21 +37,10 @@ rules:
 
 pid_t StartEngine(const std::string& brokers, const std::string& db, const std::string& rules,
                   const std::string& sink, const std::string& group, const std::string& log_path) {
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    FILE* log = freopen(log_path.c_str(), "a", stderr);
-    (void)log;
-    std::vector<std::string> args = {TEND_BINARY, "engine", "--brokers", brokers, "--db", db,
-                                     "--group", group, "--rules", rules, "--sink", sink,
-                                     "--tick-interval-s", "0", "--commit-interval-ms", "20"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
+  return testing::SpawnTend({"engine", "--brokers", brokers, "--db", db, "--group", group,
+                             "--rules", rules, "--sink", sink, "--tick-interval-s", "0",
+                             "--commit-interval-ms", "20"},
+                            log_path);
 }
 
 void Kill(pid_t pid) {
