@@ -5,6 +5,7 @@
 #include <map>
 
 #include "engine/mock_broker.h"
+#include "engine/ticker.h"
 #include "tests/testing.h"
 #include "tools/commands.h"
 
@@ -238,4 +239,38 @@ TEST_CASE("a stored offset outside the log stops the engine with a clear error",
 }
 
 }  // namespace
+TEST_CASE("the ticker writes a clock tick to every partition; each partition's clock moves to it",
+          "[integration]") {
+  MockBrokerOptions broker_options;
+  broker_options.partitions = 3;
+  auto broker = MockBroker::Start(broker_options);
+  REQUIRE(broker.ok());
+  TickerOptions t;
+  t.brokers = (*broker)->bootstrap();
+  t.name = "test ticker";  // a character ids may not hold: replaced
+  const absl::Time at = absl::FromUnixSeconds(1780000000) + absl::Milliseconds(250);
+  t.now = [at] { return at; };
+  auto ticker = Ticker::Create(t);
+  REQUIRE(ticker.ok());
+  REQUIRE((*ticker)->Tick().ok());
+  CHECK((*ticker)->ticks() == 1);
+
+  TempDir dir;
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  const EngineStats st = RunToIdle((*broker)->bootstrap(), storage->get(), "ticks");
+  CHECK(st.records == 3);
+  CHECK(st.events_applied == 0);  // ticks are no patient's events
+  CHECK(st.dead_lettered == 0);
+  storage->reset();
+  const auto checkpoints = testing::ReadCheckpoints(dir.path());
+  REQUIRE(checkpoints.size() == 3);
+  for (const auto& cp : checkpoints) {
+    CHECK(cp.next_offset() == 1);
+    CHECK(cp.clock().seconds() == 1780000000);
+    CHECK(cp.clock().nanos() == 250000000);
+  }
+  CHECK(MakeClockTick("test-ticker", at).event_id() == "tick:test-ticker:1780000000250");
+}
+
 }  // namespace tend

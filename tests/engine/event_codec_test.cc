@@ -120,4 +120,23 @@ TEST_CASE("event type names are stable wire values", "[codec]") {
 }
 
 }  // namespace
+TEST_CASE("clock ticks are not patient events; only their own check lets them through",
+          "[codec]") {
+  v1::Event tick;
+  tick.set_event_id("tick:t1:1780000000000");
+  tick.mutable_recorded_at()->set_seconds(1780000000);
+  tick.mutable_clock_tick()->set_ticker("t1");
+  CHECK(ValidateClockTick(tick).ok());
+  CHECK(EventTypeName(tick) == "clock_tick");
+  // Ingest and `tend produce` validate as patient events: a tick is refused, by name.
+  const absl::Status as_event = ValidateEvent(tick);
+  CHECK(absl::IsInvalidArgument(as_event));
+  CHECK(std::string(as_event.message()).find("clock_tick: is not a patient event") == 0);
+  tick.set_patient_id("p1");
+  CHECK(std::string(ValidateClockTick(tick).message()).find("patient_id: must be empty") == 0);
+  tick.clear_patient_id();
+  tick.clear_recorded_at();
+  CHECK_FALSE(ValidateClockTick(tick).ok());
+}
+
 }  // namespace tend
