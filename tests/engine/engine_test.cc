@@ -5,6 +5,7 @@
 #include <map>
 
 #include "engine/mock_broker.h"
+#include "engine/rules.h"
 #include "engine/ticker.h"
 #include "tests/testing.h"
 #include "tools/commands.h"
@@ -271,6 +272,77 @@ TEST_CASE("the ticker writes a clock tick to every partition; each partition's c
     CHECK(cp.clock().nanos() == 250000000);
   }
   CHECK(MakeClockTick("test-ticker", at).event_id() == "tick:test-ticker:1780000000250");
+}
+
+TEST_CASE("a clock tick alone fires an absence timer through the engine", "[integration]") {
+  MockBrokerOptions broker_options;
+  broker_options.partitions = 2;
+  auto broker = MockBroker::Start(broker_options);
+  REQUIRE(broker.ok());
+  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  REQUIRE(producer.ok());
+  const absl::Time t0 = absl::FromUnixSeconds(1780000000);  // 2026-05-28T20:26:40Z
+  v1::Event scan;
+  scan.set_event_id("s1");
+  scan.set_patient_id("p1");
+  scan.mutable_occurred_at()->set_seconds(absl::ToUnixSeconds(t0));
+  *scan.mutable_recorded_at() = scan.occurred_at();
+  scan.mutable_scan()->set_channel_id("pharmacy");
+  testing::ProduceAll(producer->get(), broker_options.topic, {scan});
+
+  auto rules = RuleSet::Parse(R"(
+rules:
+  - id: silent-1h
+    version: 1
+    trigger: {absence: {kind: activity, after: 1h}}
+    action: {task: {template_id: call}}
+    policy: {category: CARE, ttl: 1h}
+)", "test");
+  REQUIRE(rules.ok());
+  TempDir dir;
+  auto run = [&](const std::string& group) {
+    auto storage = Storage::Open(dir.path());
+    REQUIRE(storage.ok());
+    EngineOptions options;
+    options.brokers = (*broker)->bootstrap();
+    options.group_id = group;
+    options.exit_when_idle = true;
+    options.rules = std::make_shared<const RuleSet>(*rules);
+    auto engine = Engine::Create(options, storage->get());
+    REQUIRE(engine.ok());
+    std::atomic<bool> stop{false};
+    REQUIRE((*engine)->Run(stop).ok());
+    int outbox = 0;
+    REQUIRE((*storage)->ForEachCommand([&](int32_t, const v1::ReminderCommand& c) {
+      ++outbox;
+      CHECK(c.rule_id() == "silent-1h");
+      CHECK(c.trigger() == absl::StrCat("absence:", absl::ToUnixSeconds(t0)));
+      return absl::OkStatus();
+    }).ok());
+    return std::make_pair((*engine)->stats(), outbox);
+  };
+  auto [first, none] = run("g1");
+  CHECK(first.timers_fired == 0);
+  CHECK(none == 0);  // the timer is armed, not due
+  // Ticks only: 59 minutes after the scan (not due yet), then 61 minutes.
+  auto tick = [&](absl::Duration after) {
+    TickerOptions t;
+    t.brokers = (*broker)->bootstrap();
+    t.now = [&] { return t0 + after; };
+    auto ticker = Ticker::Create(t);
+    REQUIRE(ticker.ok());
+    REQUIRE((*ticker)->Tick().ok());
+  };
+  tick(absl::Minutes(59));
+  auto [second, still_none] = run("g2");  // resumes at the stored offsets: reads the ticks
+  CHECK(second.records == 2);
+  CHECK(second.timers_fired == 0);
+  CHECK(still_none == 0);
+  tick(absl::Minutes(61));
+  auto [third, one] = run("g3");
+  CHECK(third.records == 2);
+  CHECK(third.timers_fired == 1);
+  CHECK(one == 1);
 }
 
 }  // namespace tend
