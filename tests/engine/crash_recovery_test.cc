@@ -115,7 +115,7 @@ std::pair<int, std::string> RunCommand(const std::string& command) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
-TEST_CASE("SIGTERM commits what was folded and exits 0; dump reads beside a live engine",
+TEST_CASE("SIGTERM commits what was folded and exits 0 - dump reads beside a live engine",
           "[integration]") {
   MockBrokerOptions broker_options;
   broker_options.partitions = 4;

@@ -326,7 +326,7 @@ TEST_CASE("quiet hours follow the patient's clock across DST changes", "[decide]
         absl::ToUnixSeconds(At("2026-03-08T08:00:00-04:00")));
 }
 
-TEST_CASE("marketing is suppressed without consent or for sensitive patients; care still goes",
+TEST_CASE("marketing is suppressed without consent or for sensitive patients - care still goes",
           "[decide]") {
   Patient p;
   p.Fold(Consent("c1", v1::ConsentChanged::MARKETING, false), "2026-05-01T09:00:00+08:00");

@@ -240,7 +240,7 @@ TEST_CASE("a stored offset outside the log stops the engine with a clear error",
 }
 
 }  // namespace
-TEST_CASE("the ticker writes a clock tick to every partition; each partition's clock moves to it",
+TEST_CASE("the ticker writes a clock tick to every partition - each partition's clock moves to it",
           "[integration]") {
   MockBrokerOptions broker_options;
   broker_options.partitions = 3;

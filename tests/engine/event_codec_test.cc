@@ -120,7 +120,7 @@ TEST_CASE("event type names are stable wire values", "[codec]") {
 }
 
 }  // namespace
-TEST_CASE("clock ticks are not patient events; only their own check lets them through",
+TEST_CASE("clock ticks are not patient events - only their own check lets them through",
           "[codec]") {
   v1::Event tick;
   tick.set_event_id("tick:t1:1780000000000");

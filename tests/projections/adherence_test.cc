@@ -36,7 +36,7 @@ TEST_CASE("PDC: an overlapping refill of the same ingredient is shifted past the
   CHECK(r.by_ingredient.at("metformin") == Approx(60.0 / 90));
 }
 
-TEST_CASE("PDC: two ingredients are not shifted against each other; their coverage is a union",
+TEST_CASE("PDC: two ingredients are not shifted against each other - their coverage is a union",
           "[projections][pdc]") {
   // metformin Jan 1 (Jan 1-30), lisinopril Jan 16 (Jan 16 - Feb 14). Union Jan 1 - Feb 14 = 45
   // days of Jan 1 - Feb 28 = 59. Per ingredient, each from its own first fill: metformin 30/59,
@@ -59,7 +59,7 @@ TEST_CASE("PDC: supply past the period end is cut", "[projections][pdc]") {
   CHECK(r.pdc == 1.0);
 }
 
-TEST_CASE("PDC: the index date is the first fill in the period; earlier fills do not count",
+TEST_CASE("PDC: the index date is the first fill in the period - earlier fills do not count",
           "[projections][pdc]") {
   PdcResult r = ComputePdc({{Day(2025, 12, 20), "metformin", 30}, {Day(2026, 1, 10), "metformin", 10}},
                            Day(2026, 1, 1), Day(2026, 1, 19));
@@ -68,7 +68,7 @@ TEST_CASE("PDC: the index date is the first fill in the period; earlier fills do
   CHECK(ComputePdc({}, Day(2026, 1, 1), Day(2026, 1, 19)).days_in_period == 0);
 }
 
-TEST_CASE("PDC from purchases: as-of and the configured period end bound the period; adherent "
+TEST_CASE("PDC from purchases: as-of and the configured period end bound the period - adherent "
           "at the threshold",
           "[projections][pdc]") {
   ProjectionConfig config = DefaultProjectionConfig();  // Asia/Shanghai

@@ -236,7 +236,7 @@ TEST_CASE("churn view: x, t_x and T count local active days in the configured un
 
 // ---- RFM --------------------------------------------------------------------------------------
 
-TEST_CASE("RFM: [lower, upper) intervals at each break point, recency reversed",
+TEST_CASE("RFM: intervals closed below and open above at each break point, recency reversed",
           "[projections][rfm]") {
   const std::array<double, 4> breaks = {2, 3, 5, 8};
   CHECK(RfmScore(breaks, 0) == 1);

@@ -99,7 +99,7 @@ TEST_CASE("conversion: first purchase, days to it, purchases, repurchase, spend,
   CHECK_FALSE(c.repurchased());
 }
 
-TEST_CASE("consent per purpose follows the latest change; keywords make a patient "
+TEST_CASE("consent per purpose follows the latest change - keywords make a patient "
           "marketing-sensitive",
           "[projections][consent]") {
   ProjectionConfig config = DefaultProjectionConfig();

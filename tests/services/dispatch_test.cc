@@ -47,7 +47,7 @@ std::vector<v1::Event> Scans(int patients, int scans_each) {
   return events;
 }
 
-TEST_CASE("rules decide in the fold; the dispatcher delivers each command once to the sink",
+TEST_CASE("rules decide in the fold - the dispatcher delivers each command once to the sink",
           "[integration]") {
   auto events = Scans(30, 2);
   events.push_back(events[0]);  // a redelivered first scan: no second welcome

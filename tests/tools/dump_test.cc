@@ -62,7 +62,7 @@ TEST_CASE("replay equivalence: the same events in two arrival orders give identi
   CHECK(Dump(a) == Dump(b));
 }
 
-TEST_CASE("dump and fit-churn read with the engine's recorded config; a different fold "
+TEST_CASE("dump and fit-churn read with the engine's recorded config - a different fold "
           "config is refused",
           "[integration]") {
   projections::ProjectionConfig config = projections::DefaultProjectionConfig();
