@@ -13,12 +13,6 @@
 namespace tend {
 namespace {
 
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  ts.set_seconds(absl::ToUnixSeconds(t));
-  return ts;
-}
-
 absl::Duration FromProto(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
@@ -72,33 +66,62 @@ v1::DailyCount* SentCounter(v1::RulesState* state, int32_t day, v1::Category cat
   return c;
 }
 
-v1::RuleMemory* FindMemory(v1::RulesState* state, absl::string_view rule_id) {
-  return const_cast<v1::RuleMemory*>(FindRuleMemory(*state, rule_id));  // state is ours
-}
+// The patient's rule memories by rule id. Rules are visited in rule-set order and memories are
+// added in the order rules first need them, so a lookup resumes where the previous one ended:
+// about one comparison per rule instead of a scan of all of them.
+class Memories {
+ public:
+  explicit Memories(v1::RulesState* state) : state_(state) {}
+  v1::RulesState* state() const { return state_; }
 
-// The rule's memory, added when the patient has none yet.
-v1::RuleMemory* Memory(v1::RulesState* state, absl::string_view rule_id) {
-  if (v1::RuleMemory* m = FindMemory(state, rule_id)) return m;
-  v1::RuleMemory* m = state->add_rules();
-  m->set_rule_id(std::string(rule_id));
-  return m;
-}
+  // The rule's memory, or null.
+  v1::RuleMemory* Find(absl::string_view rule_id) {
+    auto* rules = state_->mutable_rules();
+    const int n = rules->size();
+    for (int k = 0; k < n; ++k) {
+      const int i = (next_ + k) % n;
+      if (rules->Get(i).rule_id() == rule_id) {
+        next_ = i + 1;
+        return rules->Mutable(i);
+      }
+    }
+    return nullptr;
+  }
+  // The rule's memory, added when the patient has none yet.
+  v1::RuleMemory* Get(absl::string_view rule_id) {
+    if (v1::RuleMemory* m = Find(rule_id)) return m;
+    v1::RuleMemory* m = state_->add_rules();
+    m->set_rule_id(std::string(rule_id));
+    next_ = state_->rules_size();
+    return m;
+  }
+
+ private:
+  v1::RulesState* state_;
+  int next_ = 0;
+};
 
 struct Candidate {
   const CompiledRule* rule;
   std::string trigger;
-  v1::Explanation explanation;
+  v1::Explanation* explanation;  // on the output's arena
 };
 
+template <typename Message>
+Message* New(DecideOutput* out) {
+  return google::protobuf::Arena::CreateMessage<Message>(out->arena());
+}
 
-v1::Decision DecisionFor(const CompiledRule& r, const DecideInput& in, const Candidate& c) {
-  v1::Decision d;
-  d.set_rule_id(r.rule.id());
-  d.set_rule_version(r.rule.version());
-  d.set_patient_id(in.state->patient_id());
-  *d.mutable_at() = ToProto(in.now);
-  d.set_trigger(c.trigger);
-  *d.mutable_explanation() = c.explanation;
+// A decision about the candidate (outcome not set yet), on the output's arena.
+v1::Decision* DecisionFor(const CompiledRule& r, const DecideInput& in, const Candidate& c,
+                          DecideOutput* out) {
+  auto* d = New<v1::Decision>(out);
+  d->set_rule_id(r.rule.id());
+  d->set_rule_version(r.rule.version());
+  d->set_patient_id(in.state->patient_id());
+  d->mutable_at()->set_seconds(absl::ToUnixSeconds(in.now));
+  d->set_trigger(c.trigger);
+  d->mutable_explanation()->CopyFrom(*c.explanation);
   return d;
 }
 
@@ -106,14 +129,14 @@ v1::Decision DecisionFor(const CompiledRule& r, const DecideInput& in, const Can
 // decision (when `record_misses`).
 void Consider(const CompiledRule& r, const DecideInput& in, Candidate c, bool record_misses,
               std::vector<Candidate>* fired, DecideOutput* out) {
-  const bool holds = r.when.Evaluate(in.view->Get(r.when.view_parts()), in.event, &c.explanation);
+  const bool holds = r.when.Evaluate(in.view->Get(r.when.view_parts()), in.event, c.explanation);
   if (holds) {
     fired->push_back(std::move(c));
   } else if (record_misses) {
-    v1::Decision d = DecisionFor(r, in, c);
-    d.set_outcome(v1::Decision::SUPPRESSED);
-    d.set_reason(v1::Decision::CONDITIONS);
-    out->decisions.push_back(std::move(d));
+    v1::Decision* d = DecisionFor(r, in, c, out);
+    d->set_outcome(v1::Decision::SUPPRESSED);
+    d->set_reason(v1::Decision::CONDITIONS);
+    out->decisions.AddAllocated(d);
   }
 }
 
@@ -143,8 +166,8 @@ bool AbsenceMatches(const CompiledRule& r, const DecideInput& in) {
 // due first, and every armed timer is due after the clock), and a late event must not fire a
 // timer in the past twice.
 void MoveAbsence(const CompiledRule& r, const DecideInput& in, int64_t anchor_s,
-                 v1::RulesState* state, DecideOutput* out) {
-  v1::RuleMemory* m = Memory(state, r.rule.id());
+                 Memories* memories, DecideOutput* out) {
+  v1::RuleMemory* m = memories->Get(r.rule.id());
   if (m->absence_anchor_s() >= anchor_s) return;  // not newer: nothing moves
   m->set_absence_anchor_s(anchor_s);
   const int64_t due_s = anchor_s + absl::ToInt64Seconds(r.absence_after);
@@ -159,7 +182,7 @@ bool ScheduleApplies(const CompiledRule& r, const DecideInput& in) {
 
 // Applies the global policies to the firings of one moment, highest priority first.
 void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Candidate> fired,
-             v1::RulesState* state, DecideOutput* out);
+             Memories* memories, DecideOutput* out);
 
 
 void FillParameters(const CompiledRule& rule, const v1::PatientView& view, const v1::Event* event,
@@ -243,16 +266,17 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
   // An event's time on the patient's calendar, never later than the partition clock.
   const int64_t event_s = std::min<int64_t>(event.occurred_at().seconds(), now_s);
   std::vector<Candidate> fired;
+  Memories memories(state);
   for (const CompiledRule& r : rules.rules()) {
     const auto& t = r.rule.trigger();
     if (t.has_event()) {
       if (t.event().kind() != kind) continue;
-      v1::Explanation trace;
-      if (!r.trigger_filter.Evaluate(in.view->Get(r.trigger_filter.view_parts()), &event,
-                                     &trace)) {
-        continue;
-      }
-      Candidate c{&r, absl::StrCat("event:", event.event_id()), std::move(trace)};
+      // Evaluated without a trace first: the explanation is built only for events that fire.
+      const v1::PatientView& view = in.view->Get(r.trigger_filter.view_parts());
+      if (!r.trigger_filter.Evaluate(view, &event, nullptr)) continue;
+      auto* trace = New<v1::Explanation>(out);
+      r.trigger_filter.Evaluate(view, &event, trace);
+      Candidate c{&r, absl::StrCat("event:", event.event_id()), trace};
       Consider(r, in, std::move(c), true, &fired, out);
     } else if (t.has_became()) {
       // A `became` condition is re-evaluated on events that can change the sections it reads
@@ -260,25 +284,27 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
       // such event — time-driven rules are absence and schedule triggers.
       const uint32_t parts = r.trigger_filter.view_parts();
       const uint32_t sections = parts & ~projections::kViewHeader;
-      v1::RuleMemory* m = Memory(state, r.rule.id());
+      v1::RuleMemory* m = memories.Get(r.rule.id());
       const bool known = m->became() != v1::RuleMemory::HELD_UNKNOWN;
       if (known && !in.first_event && sections != 0 && (sections & changed) == 0) continue;
-      v1::Explanation trace;
-      const bool now_held = r.trigger_filter.Evaluate(in.view->Get(parts), &event, &trace);
+      const v1::PatientView& view = in.view->Get(parts);
+      const bool now_held = r.trigger_filter.Evaluate(view, &event, nullptr);
       const bool was_held =
           known ? m->became() == v1::RuleMemory::HELD_TRUE : (in.first_event ? false : now_held);
       m->set_became(now_held ? v1::RuleMemory::HELD_TRUE : v1::RuleMemory::HELD_FALSE);
       if (was_held || !now_held) continue;
-      Candidate c{&r, absl::StrCat("became:", event.event_id()), std::move(trace)};
+      auto* trace = New<v1::Explanation>(out);  // only for a transition: most change nothing
+      r.trigger_filter.Evaluate(view, &event, trace);
+      Candidate c{&r, absl::StrCat("became:", event.event_id()), trace};
       Consider(r, in, std::move(c), true, &fired, out);
     } else if (t.has_absence()) {
       if (AbsenceMatches(r, in)) {
-        MoveAbsence(r, in, event_s, state, out);
-      } else if (event.has_enrollment() && Memory(state, r.rule.id())->absence_anchor_s() == 0) {
-        MoveAbsence(r, in, event_s, state, out);  // counted from enrollment until a first one
+        MoveAbsence(r, in, event_s, &memories, out);
+      } else if (event.has_enrollment() && memories.Get(r.rule.id())->absence_anchor_s() == 0) {
+        MoveAbsence(r, in, event_s, &memories, out);  // counted from enrollment until a first one
       }
     } else if (t.has_schedule()) {
-      v1::RuleMemory* m = Memory(state, r.rule.id());
+      v1::RuleMemory* m = memories.Get(r.rule.id());
       if (m->timer_due_s() == 0 && ScheduleApplies(r, in)) {
         SetTimer(m, absl::ToUnixSeconds(NextLocalTime(in.now, r.schedule_minute_of_day, in.tz)),
                  out);
@@ -286,13 +312,14 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
     }
   }
   // (A timer of a rule that has left the rule set is dropped when it falls due: DecideOnTimer.)
-  Resolve(policy, in, std::move(fired), state, out);
+  Resolve(policy, in, std::move(fired), &memories, out);
 }
 
 void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& in,
                    absl::string_view rule_id, int64_t due_s, v1::RulesState* state,
                    DecideOutput* out) {
-  v1::RuleMemory* m = FindMemory(state, rule_id);
+  Memories memories(state);
+  v1::RuleMemory* m = memories.Find(rule_id);
   if (m == nullptr || m->timer_due_s() != due_s) return;  // moved since indexed
   SetTimer(m, 0, out);
   const CompiledRule* r = rules.Find(rule_id);
@@ -306,25 +333,27 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
       SetTimer(m, true_due_s, out);
       return;
     }
-    Candidate c{r, absl::StrCat("absence:", anchor_s), {}};
+    Candidate c{r, absl::StrCat("absence:", anchor_s), New<v1::Explanation>(out)};
     Consider(*r, in, std::move(c), true, &fired, out);
   } else if (t.has_schedule()) {
     if (!ScheduleApplies(*r, in)) return;  // left the programme, or hard-churned: paused
     // One firing per local day; misses of `when` are not recorded (they would be one decision
     // per patient per day).
     const absl::CivilDay day = absl::ToCivilDay(absl::FromUnixSeconds(due_s), in.tz);
-    Candidate c{r, absl::StrCat("schedule:", absl::FormatCivilTime(day)), {}};
+    Candidate c{r, absl::StrCat("schedule:", absl::FormatCivilTime(day)),
+                New<v1::Explanation>(out)};
     Consider(*r, in, std::move(c), false, &fired, out);
     SetTimer(m, absl::ToUnixSeconds(NextLocalTime(in.now, r->schedule_minute_of_day, in.tz)), out);
   }
-  Resolve(policy, in, std::move(fired), state, out);
+  Resolve(policy, in, std::move(fired), &memories, out);
 }
 
 namespace {
 
 void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Candidate> fired,
-             v1::RulesState* state, DecideOutput* out) {
+             Memories* memories, DecideOutput* out) {
   if (fired.empty()) return;
+  v1::RulesState* state = memories->state();
   // Higher priority first; ties by rule id: deterministic arbitration under the caps.
   std::stable_sort(fired.begin(), fired.end(), [](const Candidate& a, const Candidate& b) {
     if (a.rule->rule.policy().priority() != b.rule->rule.policy().priority()) {
@@ -340,11 +369,11 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
     const v1::Rule& rule = c.rule->rule;
     const v1::Policy& p = rule.policy();
     const bool to_patient = rule.action().has_reminder();
-    v1::Decision d = DecisionFor(*c.rule, in, c);
+    v1::Decision* d = DecisionFor(*c.rule, in, c, out);
     auto suppress = [&](v1::Decision::Reason reason) {
-      d.set_outcome(v1::Decision::SUPPRESSED);
-      d.set_reason(reason);
-      out->decisions.push_back(d);
+      d->set_outcome(v1::Decision::SUPPRESSED);
+      d->set_reason(reason);
+      out->decisions.AddAllocated(d);
     };
 
     if (to_patient && hard_churned) {
@@ -366,7 +395,7 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
         continue;
       }
     }
-    v1::RuleMemory* memory = Memory(state, rule.id());
+    v1::RuleMemory* memory = memories->Get(rule.id());
     if (memory->last_fired_s() != 0 &&
         absl::FromUnixSeconds(memory->last_fired_s()) + FromProto(p.cooldown()) > in.now) {
       suppress(v1::Decision::COOLDOWN);
@@ -393,36 +422,36 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
     }
     memory->set_last_fired_s(absl::ToUnixSeconds(in.now));
 
-    v1::ReminderCommand cmd;
-    cmd.set_command_id(CommandId(rule.id(), rule.version(), in.state->patient_id(), c.trigger));
-    cmd.set_patient_id(in.state->patient_id());
-    cmd.set_category(p.category());
-    *cmd.mutable_not_before() = ToProto(not_before);
-    *cmd.mutable_expires_at() = ToProto(expires_at);
-    cmd.set_rule_id(rule.id());
-    cmd.set_rule_version(rule.version());
-    if (in.event != nullptr) cmd.set_trigger_event_id(in.event->event_id());
-    cmd.set_trigger(c.trigger);
-    *cmd.mutable_explanation() = std::move(c.explanation);  // the decision has its copy
+    auto* cmd = New<v1::ReminderCommand>(out);
+    cmd->set_command_id(CommandId(rule.id(), rule.version(), in.state->patient_id(), c.trigger));
+    cmd->set_patient_id(in.state->patient_id());
+    cmd->set_category(p.category());
+    cmd->mutable_not_before()->set_seconds(absl::ToUnixSeconds(not_before));
+    cmd->mutable_expires_at()->set_seconds(absl::ToUnixSeconds(expires_at));
+    cmd->set_rule_id(rule.id());
+    cmd->set_rule_version(rule.version());
+    if (in.event != nullptr) cmd->set_trigger_event_id(in.event->event_id());
+    cmd->set_trigger(c.trigger);
+    cmd->mutable_explanation()->Swap(c.explanation);  // the decision has its copy
     if (to_patient) {
-      cmd.set_recipient(v1::ReminderCommand::PATIENT);
-      cmd.set_automated(true);
-      cmd.set_channel(rule.action().reminder().channel());
-      cmd.set_template_id(rule.action().reminder().template_id());
+      cmd->set_recipient(v1::ReminderCommand::PATIENT);
+      cmd->set_automated(true);
+      cmd->set_channel(rule.action().reminder().channel());
+      cmd->set_template_id(rule.action().reminder().template_id());
       FillParameters(*c.rule, in.view->Get(c.rule->action_parts), in.event,
-                     cmd.mutable_parameters());
+                     cmd->mutable_parameters());
     } else {
-      cmd.set_recipient(v1::ReminderCommand::STAFF);
+      cmd->set_recipient(v1::ReminderCommand::STAFF);
       const v1::PatientView& view =
           in.view->Get(c.rule->action_parts | projections::kViewAcquisition);
-      cmd.set_staff_id(view.acquisition().current_staff_id());  // the assigned health manager
-      cmd.set_template_id(rule.action().task().template_id());
-      FillParameters(*c.rule, view, in.event, cmd.mutable_parameters());
+      cmd->set_staff_id(view.acquisition().current_staff_id());  // the assigned health manager
+      cmd->set_template_id(rule.action().task().template_id());
+      FillParameters(*c.rule, view, in.event, cmd->mutable_parameters());
     }
-    d.set_outcome(not_before > in.now ? v1::Decision::DEFERRED : v1::Decision::FIRED);
-    d.set_command_id(cmd.command_id());
-    out->decisions.push_back(std::move(d));
-    out->commands.push_back(std::move(cmd));
+    d->set_outcome(not_before > in.now ? v1::Decision::DEFERRED : v1::Decision::FIRED);
+    d->set_command_id(cmd->command_id());
+    out->decisions.AddAllocated(d);
+    out->commands.AddAllocated(cmd);
   }
 }
 

@@ -10,7 +10,11 @@
 #ifndef TEND_ENGINE_DECIDE_H_
 #define TEND_ENGINE_DECIDE_H_
 
+#include <google/protobuf/arena.h>
+#include <google/protobuf/repeated_ptr_field.h>
+
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -71,9 +75,34 @@ struct TimerChange {
   int64_t new_due_s = 0;
 };
 
-struct DecideOutput {
-  std::vector<v1::ReminderCommand> commands;
-  std::vector<v1::Decision> decisions;  // one per firing, whatever became of it
+// What one decision call produced. The messages live on `arena` (given: the caller's, e.g. one
+// per commit interval, so deciding costs no malloc per message; not given: the output's own).
+// Not copyable: messages move out by pointer (RepeatedPtrField::UnsafeArenaExtractSubrange).
+class DecideOutput {
+ public:
+  explicit DecideOutput(google::protobuf::Arena* arena = nullptr)
+      : own_arena_(arena == nullptr ? std::make_unique<google::protobuf::Arena>() : nullptr),
+        arena_(arena == nullptr ? own_arena_.get() : arena),
+        commands(arena_),
+        decisions(arena_) {}
+  DecideOutput(const DecideOutput&) = delete;
+  DecideOutput& operator=(const DecideOutput&) = delete;
+
+  google::protobuf::Arena* arena() const { return arena_; }
+  // Empties the output (the arena's memory is kept until the arena goes).
+  void Clear() {
+    commands.Clear();
+    decisions.Clear();
+    timer_changes.clear();
+  }
+
+ private:
+  std::unique_ptr<google::protobuf::Arena> own_arena_;
+  google::protobuf::Arena* const arena_;
+
+ public:
+  google::protobuf::RepeatedPtrField<v1::ReminderCommand> commands;
+  google::protobuf::RepeatedPtrField<v1::Decision> decisions;  // one per firing, whatever became
   std::vector<TimerChange> timer_changes;
 };
 

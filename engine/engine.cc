@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <optional>
 #include <thread>
@@ -110,31 +111,76 @@ struct TimerOp {
   int32_t partition;
   int64_t due_s;
   std::string patient_id;
-  std::string rule_id;
+  const std::string* rule_id;  // interned (RuleIds): lives as long as the engine
   bool put;
 };
 
+// The rule ids of timers, interned, so the timer index holds a number per timer instead of a
+// string. The rule set's ids come first, in id order: ordering by number is ordering by id, so
+// two timers of a patient due the same second fire in the same order in every run with these
+// rules. Ids met only in stored timers (rules since removed; their timers fire nothing) follow.
+// Thread safety: Intern() on the engine thread only; the strings returned never move and may be
+// read from any thread while the RuleIds lives.
+class RuleIds {
+ public:
+  explicit RuleIds(const RuleSet* rules) {
+    if (rules == nullptr) return;
+    std::vector<std::string> ids;
+    for (const CompiledRule& r : rules->rules()) ids.push_back(r.rule.id());
+    std::sort(ids.begin(), ids.end());
+    for (const std::string& id : ids) Intern(id);
+  }
+  uint32_t Intern(absl::string_view id) {
+    auto [it, added] = index_.try_emplace(id, static_cast<uint32_t>(names_.size()));
+    if (added) names_.emplace_back(id);
+    return it->second;
+  }
+  const std::string& Name(uint32_t i) const { return names_[i]; }
+
+ private:
+  absl::flat_hash_map<std::string, uint32_t> index_;
+  std::deque<std::string> names_;  // a deque: elements stay put as it grows
+};
+
 // What the rules decided since the last commit: immutable once decided, so the committer thread
-// serializes them into the batch (and frees them), off the engine thread.
+// serializes them into the batch, off the engine thread. The messages live on `arena`, whose
+// first block is kept across commits (the committer clears a written DecidedWrites and the engine
+// takes it back): deciding allocates nothing per message, and touches memory already mapped.
 struct DecidedWrites {
   struct Decision {
     int64_t offset;  // the deciding record's
     uint32_t index;  // its order among the record's decisions
-    v1::Decision decision;
+    v1::Decision* decision;  // on arena
   };
-  std::vector<std::pair<int32_t, v1::ReminderCommand>> commands;
+  static constexpr size_t kArenaBlock = 32 << 20;
+  std::unique_ptr<char[]> arena_block{new char[kArenaBlock]};
+  google::protobuf::Arena arena{[this] {
+    google::protobuf::ArenaOptions o;
+    o.initial_block = arena_block.get();
+    o.initial_block_size = kArenaBlock;
+    o.max_block_size = 4 << 20;  // past the first block, in large steps
+    return o;
+  }()};
+  std::vector<std::pair<int32_t, v1::ReminderCommand*>> commands;  // on arena
   std::vector<Decision> decisions;
   std::vector<TimerOp> timers;  // in order: a put then a delete of one key deletes
 
+  // Empties it for reuse; keeps the vectors' capacity and the arena's first block.
+  void Clear() {
+    commands.clear();
+    decisions.clear();
+    timers.clear();
+    arena.Reset();
+  }
   bool empty() const { return commands.empty() && decisions.empty() && timers.empty(); }
   void AppendTo(StateBatch* batch) const {
-    for (const auto& [partition, command] : commands) batch->PutCommand(partition, command);
-    for (const auto& d : decisions) batch->PutDecision(d.decision, d.offset, d.index);
+    for (const auto& [partition, command] : commands) batch->PutCommand(partition, *command);
+    for (const auto& d : decisions) batch->PutDecision(*d.decision, d.offset, d.index);
     for (const TimerOp& t : timers) {
       if (t.put) {
-        batch->PutTimer(t.partition, t.due_s, t.patient_id, t.rule_id);
+        batch->PutTimer(t.partition, t.due_s, t.patient_id, *t.rule_id);
       } else {
-        batch->DeleteTimer(t.partition, t.due_s, t.patient_id, t.rule_id);
+        batch->DeleteTimer(t.partition, t.due_s, t.patient_id, *t.rule_id);
       }
     }
   }
@@ -176,6 +222,12 @@ class Committer {
 
   int64_t commits() const { return commits_.load(std::memory_order_relaxed); }
 
+  // A written DecidedWrites, cleared for reuse, or null. Call after Wait().
+  std::unique_ptr<DecidedWrites> TakeSpare() {
+    absl::MutexLock lock(&mu_);
+    return std::move(spare_);
+  }
+
  private:
   void Loop() {
     for (;;) {
@@ -196,7 +248,7 @@ class Committer {
       }
       if (decided) decided->AppendTo(batch);
       absl::Status s = storage_->Commit(batch, options_);
-      decided.reset();  // freed here too, not on the engine thread
+      if (decided) decided->Clear();  // here too, not on the engine thread
       if (s.ok()) {
         commits_.fetch_add(1, std::memory_order_relaxed);
         // For lag monitoring only: the engine never reads group offsets back.
@@ -204,6 +256,7 @@ class Committer {
       }
       absl::MutexLock lock(&mu_);
       if (!s.ok() && status_.ok()) status_ = s;
+      if (decided) spare_ = std::move(decided);
       batch_ = nullptr;
     }
   }
@@ -214,6 +267,7 @@ class Committer {
   absl::Mutex mu_;
   StateBatch* batch_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::unique_ptr<DecidedWrites> decided_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<DecidedWrites> spare_ ABSL_GUARDED_BY(mu_);  // written, cleared
   KafkaPartitionList offsets_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
@@ -236,9 +290,9 @@ class Engine::Impl {
   struct TimerRef {
     int64_t due_s;
     std::string patient_id;
-    std::string rule_id;
+    uint32_t rule;  // RuleIds number
     bool operator<(const TimerRef& o) const {
-      return std::tie(due_s, patient_id, rule_id) < std::tie(o.due_s, o.patient_id, o.rule_id);
+      return std::tie(due_s, patient_id, rule) < std::tie(o.due_s, o.patient_id, o.rule);
     }
   };
   // Progress of one assigned partition; counters are cumulative over the directory's life.
@@ -298,6 +352,7 @@ class Engine::Impl {
   std::unique_ptr<Committer> committer_;  // destroyed first: it borrows the consumer
   MessageReleaser releaser_;
 
+  RuleIds rule_ids_{options_.rules.get()};  // of the timers in partitions_
   std::map<int32_t, Partition> partitions_;  // assigned partitions
   // Key: StateKey(partition, patient), short enough to live inline in the table's slots, so a
   // probe compares keys without chasing a pointer; entries are boxed so their addresses (in
@@ -404,7 +459,7 @@ void Engine::Impl::OnAssign(rd_kafka_topic_partition_list_t* parts) {
     if (options_.rules != nullptr && options_.rules->has_timers()) {
       absl::Status s = storage_->ForEachTimer(
           tp.partition, [&](int64_t due_s, absl::string_view patient, absl::string_view rule) {
-            p.timers.insert(TimerRef{due_s, std::string(patient), std::string(rule)});
+            p.timers.insert(TimerRef{due_s, std::string(patient), rule_ids_.Intern(rule)});
             return absl::OkStatus();
           });
       if (!s.ok()) {
@@ -454,19 +509,25 @@ void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& pa
                           DecideOutput* out) {
   commands_.fetch_add(static_cast<int64_t>(out->commands.size()), std::memory_order_relaxed);
   decisions_.fetch_add(static_cast<int64_t>(out->decisions.size()), std::memory_order_relaxed);
-  for (auto& c : out->commands) decided_->commands.emplace_back(partition, std::move(c));
+  // `out` decided on decided_->arena: its messages are the arena's, not the output's, and stay
+  // when it goes.
+  for (int i = 0; i < out->commands.size(); ++i) {
+    decided_->commands.emplace_back(partition, out->commands.Mutable(i));
+  }
   // The record's offset orders its decisions after every earlier one of the patient.
-  for (auto& d : out->decisions) {
-    decided_->decisions.push_back({current_offset_, decision_index_++, std::move(d)});
+  for (int i = 0; i < out->decisions.size(); ++i) {
+    decided_->decisions.push_back({current_offset_, decision_index_++, out->decisions.Mutable(i)});
   }
   for (const TimerChange& t : out->timer_changes) {
+    const uint32_t rule = rule_ids_.Intern(t.rule_id);
+    const std::string* rule_id = &rule_ids_.Name(rule);
     if (t.old_due_s != 0) {
-      p->timers.erase(TimerRef{t.old_due_s, patient_id, t.rule_id});
-      decided_->timers.push_back({partition, t.old_due_s, patient_id, t.rule_id, false});
+      p->timers.erase(TimerRef{t.old_due_s, patient_id, rule});
+      decided_->timers.push_back({partition, t.old_due_s, patient_id, rule_id, false});
     }
     if (t.new_due_s != 0) {
-      p->timers.insert(TimerRef{t.new_due_s, patient_id, t.rule_id});
-      decided_->timers.push_back({partition, t.new_due_s, patient_id, t.rule_id, true});
+      p->timers.insert(TimerRef{t.new_due_s, patient_id, rule});
+      decided_->timers.push_back({partition, t.new_due_s, patient_id, rule_id, true});
     }
   }
 }
@@ -484,7 +545,7 @@ void Engine::Impl::ApplyAndDecide(int32_t partition, Partition* p, v1::PatientSt
   in.now = now;
   in.tz = view.tz();
   in.view = &view;
-  DecideOutput out;
+  DecideOutput out(&decided_->arena);
   DecideOnEvent(*options_.rules, options_.policy, in, state->mutable_rules(), &out);
   Record(partition, p, event_->patient_id(), &out);
 }
@@ -496,7 +557,7 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     TimerRef t = std::move(p->timers.extract(p->timers.begin()).value());
     timers_fired_.fetch_add(1, std::memory_order_relaxed);
     // The fired key goes whatever the decision (a stale key must not linger).
-    decided_->timers.push_back({partition, t.due_s, t.patient_id, t.rule_id, false});
+    decided_->timers.push_back({partition, t.due_s, t.patient_id, &rule_ids_.Name(t.rule), false});
     TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, t.patient_id));
     v1::PatientState* state = &entry->state;
     if (state->unique_events() == 0) continue;  // no such patient (a stale key)
@@ -506,8 +567,8 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     in.now = now;
     in.tz = view.tz();
     in.view = &view;
-    DecideOutput out;
-    DecideOnTimer(*options_.rules, options_.policy, in, t.rule_id, t.due_s,
+    DecideOutput out(&decided_->arena);
+    DecideOnTimer(*options_.rules, options_.policy, in, rule_ids_.Name(t.rule), t.due_s,
                   state->mutable_rules(), &out);
     Record(partition, p, t.patient_id, &out);
     if (!entry->dirty) {
@@ -662,7 +723,8 @@ absl::Status Engine::Impl::Commit() {
   std::unique_ptr<DecidedWrites> decided;
   if (!decided_->empty()) {
     decided = std::move(decided_);
-    decided_ = std::make_unique<DecidedWrites>();
+    decided_ = committer_->TakeSpare();
+    if (decided_ == nullptr) decided_ = std::make_unique<DecidedWrites>();
   }
   KafkaPartitionList offsets(rd_kafka_topic_partition_list_new(static_cast<int>(partitions_.size())));
   for (auto& [partition, p] : partitions_) {

@@ -19,6 +19,13 @@
 namespace tend {
 namespace {
 
+// The PatientView sections a patient.* path reads (0 for event.* paths).
+uint32_t PartsOf(const FieldPath& path) {
+  if (path.root != FieldPath::Root::kPatient) return 0;
+  return projections::ViewPartOfField(path.chain.front()->number(),
+                                      path.chain.size() > 1 ? path.chain[1]->number() : 0);
+}
+
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
@@ -364,7 +371,7 @@ bool CompiledCondition::Evaluate(const v1::PatientView& view, const v1::Event* e
 uint32_t CompiledCondition::view_parts() const {
   uint32_t parts = 0;
   if (kind_ == Kind::kCompare && path_.root == FieldPath::Root::kPatient) {
-    parts |= projections::ViewPartOfField(path_.chain.front()->number());
+    parts |= PartsOf(path_);
   }
   for (const auto& c : children_) parts |= c.view_parts();
   return parts;
@@ -384,7 +391,7 @@ absl::Status CheckParameters(const google::protobuf::Map<std::string, std::strin
         return Bad(pkey, absl::StrCat("\"", value, "\": there is no event here"));
       }
       if (path->root == FieldPath::Root::kPatient) {
-        *parts |= projections::ViewPartOfField(path->chain.front()->number());
+        *parts |= PartsOf(*path);
       }
     }
   }

@@ -72,7 +72,7 @@ bool HardChurned(const v1::PatientState& state, absl::Time as_of) {
 }
 
 v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
-                           const absl::TimeZone& tz, absl::Time as_of) {
+                           const absl::TimeZone& tz, absl::Time as_of, bool with_model) {
   v1::ChurnView v;
   const absl::CivilDay today = LocalDay(as_of, tz);
   const std::vector<absl::CivilDay> active_days = ActiveDays(state, tz, as_of);
@@ -93,7 +93,7 @@ v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientStat
     v.set_stage(v1::ChurnView::LOST);
   }
 
-  if (auto c = Summarise(config, active_days, today)) {
+  if (auto c = with_model ? Summarise(config, active_days, today) : std::nullopt) {
     const BgNbdParams p{config.bgnbd_r, config.bgnbd_alpha, config.bgnbd_a, config.bgnbd_b};
     v.set_x(static_cast<int64_t>(c->x));
     v.set_t_x(c->t_x);

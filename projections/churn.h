@@ -28,8 +28,10 @@ void ApplyEngagement(const v1::Event& event, v1::EngagementState* state);
 // HARD_CHURNED stage, without computing the rest of the churn view.
 bool HardChurned(const v1::PatientState& state, absl::Time as_of);
 
+// The churn view at `as_of`; without the BG/NBD figures (x, t_x, t, p_alive, churn_risk,
+// expected_active_periods left 0) unless `with_model`.
 v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
-                           const absl::TimeZone& tz, absl::Time as_of);
+                           const absl::TimeZone& tz, absl::Time as_of, bool with_model = true);
 
 // The patient's BG/NBD summary (x, t_x, T) at as_of; nullopt without any activity.
 std::optional<BgNbdCustomer> BgNbdInputs(const ProjectionConfig& config,

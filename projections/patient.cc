@@ -74,12 +74,23 @@ v1::PatientView ComputeView(const ProjectionConfig& config, const v1::PatientSta
   return v;
 }
 
-uint32_t ViewPartOfField(int number) {
+uint32_t ViewPartOfField(int number, int subfield) {
   switch (number) {
     case v1::PatientView::kAcquisitionFieldNumber: return kViewAcquisition;
     case v1::PatientView::kActivationFieldNumber: return kViewActivation;
     case v1::PatientView::kAdherenceFieldNumber: return kViewAdherence;
-    case v1::PatientView::kChurnFieldNumber: return kViewChurn;
+    case v1::PatientView::kChurnFieldNumber:
+      switch (subfield) {
+        case v1::ChurnView::kStageFieldNumber:
+        case v1::ChurnView::kDaysSinceLastActivityFieldNumber:
+        case v1::ChurnView::kRfmRecencyFieldNumber:
+        case v1::ChurnView::kRfmFrequencyFieldNumber:
+        case v1::ChurnView::kRfmMonetaryFieldNumber:
+        case v1::ChurnView::kRecencyDaysFieldNumber:
+          return kViewChurn;
+        default:
+          return kViewChurn | kViewChurnModel;
+      }
     case v1::PatientView::kConversionFieldNumber: return kViewConversion;
     case v1::PatientView::kConsentFieldNumber: return kViewConsent;
     case v1::PatientView::kGlucoseFieldNumber: return kViewGlucose;
@@ -108,7 +119,9 @@ void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& st
     *v->mutable_adherence() = ComputeAdherence(
         config, state.adherence(), tz, LocalDay(absl::FromUnixSeconds(start_s), tz), as_of);
   }
-  if (parts & kViewChurn) *v->mutable_churn() = ComputeChurn(config, state, tz, as_of);
+  if (parts & (kViewChurn | kViewChurnModel)) {
+    *v->mutable_churn() = ComputeChurn(config, state, tz, as_of, (parts & kViewChurnModel) != 0);
+  }
   if (parts & kViewConversion) *v->mutable_conversion() = ComputeConversion(config, state);
   if (parts & kViewConsent) *v->mutable_consent() = ComputeConsent(state);
   if (parts & kViewGlucose) {
@@ -119,6 +132,7 @@ void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& st
 uint32_t ViewPartsChangedBy(const v1::Event& event) {
   // Acquisition and activation views carry first_seen_at, which any event can move earlier.
   constexpr uint32_t kAny = kViewAcquisition | kViewActivation;
+  constexpr uint32_t kViewChurn = projections::kViewChurn | kViewChurnModel;
   switch (event.body_case()) {
     case v1::Event::kScan: return kAny | kViewChurn;  // activity; a scan undoes a removal
     case v1::Event::kMessage: return kAny | kViewChurn | kViewConsent;  // keywords

@@ -46,11 +46,15 @@ enum ViewPart : uint32_t {
   kViewConsent = 1 << 5,
   kViewHeader = 1 << 6,  // id, as_of, time zone, counts, programme, partition
   kViewGlucose = 1 << 7,
-  kViewAll = (1 << 8) - 1,
+  // The BG/NBD figures of the churn section (x, t_x, t, p_alive, churn_risk,
+  // expected_active_periods): the costly part of it, computed only when asked for.
+  kViewChurnModel = 1 << 8,
+  kViewAll = (1 << 9) - 1,
 };
 
-// The ViewPart of a top-level PatientView field number (kViewHeader for the header fields).
-uint32_t ViewPartOfField(int patient_view_field_number);
+// The ViewParts of a PatientView field: `field_number` a top-level field, `subfield_number` the
+// field read inside it (0: the whole section). kViewHeader for the header fields.
+uint32_t ViewPartOfField(int field_number, int subfield_number = 0);
 
 // Computes the parts in `parts` into `*view`; the others are left as they are. `tz` and
 // `zone_name` are the patient's calendar (PatientTimeZone), looked up once by the caller.

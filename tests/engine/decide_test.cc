@@ -108,7 +108,7 @@ struct Patient {
   // Fires the timers due at or before `now`.
   void Tick(const std::string& now_text) {
     const absl::Time now = At(now_text);
-    out = DecideOutput();
+    out.Clear();
     for (;;) {
       const v1::RuleMemory* next = nullptr;  // the earliest armed timer (ties: by rule id)
       for (const auto& m : state.rules().rules()) {
@@ -130,7 +130,7 @@ struct Patient {
   // The event happened at `occurred` (default: when recorded) and was recorded at `now`.
   void Fold(v1::Event e, const std::string& now_text, const std::string& occurred = "") {
     Tick(now_text);
-    DecideOutput timer_out = std::move(out);
+    const std::vector<v1::Decision> timer_decisions(out.decisions.begin(), out.decisions.end());
     const absl::Time now = At(now_text);
     e.set_patient_id("p-1");
     e.mutable_recorded_at()->set_seconds(absl::ToUnixSeconds(now));
@@ -141,10 +141,10 @@ struct Patient {
     DecideInput in = Input(now, &view);
     in.event = &e;
     in.first_event = first;
-    out = DecideOutput();
+    out.Clear();
     DecideOnEvent(*rules, policy, in, state.mutable_rules(), &out);
     Keep();
-    for (auto& d : timer_out.decisions) out.decisions.push_back(std::move(d));
+    for (const auto& d : timer_decisions) *out.decisions.Add() = d;
   }
 };
 

@@ -57,7 +57,7 @@ TEST_CASE("a patient record holds the state bytes, then the fingerprints", "[sto
   CHECK(back == std::vector<uint64_t>{1, 0x0102030405060708ULL});
   CHECK_FALSE(sf::DecodePatient(record.substr(0, record.size() - 1), &back_state, &back));
   CHECK_FALSE(sf::DecodePatient("", &back_state, &back));
-  CHECK_FALSE(sf::DecodePatient("\x05ab", &back_state, &back));  // shorter than its length
+  CHECK_FALSE(sf::DecodePatient(std::string("\x05" "ab"), &back_state, &back));  // shorter than its length
 }
 
 TEST_CASE("a directory folded from one topic refuses another", "[storage]") {
