@@ -214,8 +214,11 @@ struct DecidedWrites {
     arena.Reset();
   }
   bool empty() const { return commands.empty() && decisions.empty() && timers.empty(); }
-  void AppendTo(StateBatch* batch) const {
-    for (const auto& [partition, command] : commands) batch->PutCommand(partition, *command);
+  // Adds the writes to `batch`; commands only when `outbox` (LIVE mode).
+  void AppendTo(StateBatch* batch, bool outbox) const {
+    if (outbox) {
+      for (const auto& [partition, command] : commands) batch->PutCommand(partition, *command);
+    }
     for (const auto& d : decisions) batch->PutDecision(*d.decision, d.offset, d.index);
     for (const TimerOp& t : timers) {
       if (t.put) {
@@ -229,9 +232,16 @@ struct DecidedWrites {
 
 class Committer {
  public:
-  // `storage` and `consumer` are borrowed and must outlive the Committer.
-  Committer(Storage* storage, const CommitOptions& options, rd_kafka_t* consumer)
-      : storage_(storage), options_(options), consumer_(consumer), thread_([this] { Loop(); }) {}
+  // `storage` and `consumer` are borrowed and must outlive the Committer. `replay`: commands are
+  // not written to the outbox but passed to `on_replay_command` (may be empty) once written.
+  Committer(Storage* storage, const CommitOptions& options, rd_kafka_t* consumer, bool replay,
+            std::function<void(const v1::ReminderCommand&)> on_replay_command)
+      : storage_(storage),
+        options_(options),
+        consumer_(consumer),
+        replay_(replay),
+        on_replay_command_(std::move(on_replay_command)),
+        thread_([this] { Loop(); }) {}
 
   ~Committer() {
     {
@@ -287,8 +297,11 @@ class Committer {
         decided = std::move(decided_);
         offsets = std::move(offsets_);
       }
-      if (decided) decided->AppendTo(batch);
+      if (decided) decided->AppendTo(batch, /*outbox=*/!replay_);
       absl::Status s = storage_->Commit(batch, options_);
+      if (s.ok() && decided && replay_ && on_replay_command_) {
+        for (const auto& [partition, command] : decided->commands) on_replay_command_(*command);
+      }
       if (decided) decided->Clear();  // here too, not on the engine thread
       if (s.ok()) {
         commits_.fetch_add(1, std::memory_order_relaxed);
@@ -305,6 +318,8 @@ class Committer {
   Storage* const storage_;
   const CommitOptions options_;
   rd_kafka_t* const consumer_;
+  const bool replay_;
+  const std::function<void(const v1::ReminderCommand&)> on_replay_command_;
   absl::Mutex mu_;
   StateBatch* batch_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::unique_ptr<DecidedWrites> decided_ ABSL_GUARDED_BY(mu_);
@@ -465,7 +480,9 @@ absl::Status Engine::Impl::Init() {
   producer_props.insert(producer_props.end(), options_.kafka.begin(), options_.kafka.end());
   TEND_ASSIGN_OR_RETURN(dlq_, Producer::Create(producer_props));
   batch_.emplace(storage_->NewBatch());
-  committer_ = std::make_unique<Committer>(storage_, options_.commit, consumer_.get());
+  committer_ = std::make_unique<Committer>(storage_, options_.commit, consumer_.get(),
+                                           options_.mode == EngineOptions::Mode::kReplay,
+                                           options_.on_replay_command);
   return absl::OkStatus();
 }
 
@@ -721,6 +738,14 @@ void Engine::Impl::DeadLetter(const rd_kafka_message_t* msg, Partition* p,
   }
   absl::string_view key(static_cast<const char*>(msg->key), msg->key ? msg->key_len : 0);
   absl::string_view value(static_cast<const char*>(msg->payload), msg->payload ? msg->len : 0);
+  if (options_.mode == EngineOptions::Mode::kReplay) {
+    // The live engine dead-lettered this record already; a replay only counts it.
+    p->checkpoint.set_dead_lettered(p->checkpoint.dead_lettered() + 1);
+    dead_lettered_.fetch_add(1, std::memory_order_relaxed);
+    TEND_LOG_WARN("replay: skipped bad record %s[%d]@%d (not dead-lettered again): %s",
+                  options_.topic, msg->partition, msg->offset, reason_text);
+    return;
+  }
   if (absl::Status s = dlq_->Produce(options_.dlq_topic, RD_KAFKA_PARTITION_UA, key, value,
                                      headers, nullptr);
       !s.ok()) {

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -58,6 +59,15 @@ struct EngineOptions {
   PolicyOptions policy;
   // Extra librdkafka properties for the consumer and the DLQ producer (e.g. security settings).
   KafkaProps kafka;
+  // Run mode (DESIGN.md point 4). kLive: commands go into the outbox, for the dispatcher; bad
+  // records go to the DLQ. kReplay (a rebuild or a backtest): nothing leaves the engine — no
+  // command enters the outbox, so none can ever be sent, and bad records are counted and logged
+  // but not dead-lettered again. Everything else (state, decisions, timers) is as in LIVE.
+  enum class Mode { kLive, kReplay };
+  Mode mode = Mode::kLive;
+  // kReplay: called with each decided command once the batch holding its decision is written,
+  // in commit order, on the engine's writer thread. May be empty.
+  std::function<void(const v1::ReminderCommand&)> on_replay_command;
 };
 
 // Counters since Create().
@@ -69,7 +79,7 @@ struct EngineStats {
   int64_t commits = 0;         // WriteBatches committed
   int64_t timers_fired = 0;    // absence and schedule timers that fell due
   int64_t decisions = 0;       // rule decisions recorded (fired, deferred, suppressed)
-  int64_t commands = 0;        // commands written to the outbox
+  int64_t commands = 0;        // commands decided (LIVE: written to the outbox)
   absl::Time first_record_at = absl::InfinitePast();  // when the first record was consumed
 };
 

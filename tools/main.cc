@@ -1,16 +1,20 @@
 // `tend`: the one binary. Thin: parses flags (CLI11) and calls tools/commands.h.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "engine/config.h"
 #include "engine/log.h"
 #include "engine/rules.h"
 #include "tools/commands.h"
+#include "tools/replay.h"
 #include "tools/signals.h"
 
 namespace {
@@ -228,6 +232,24 @@ int main(int argc, char** argv) {
   rules_cmd->add_option("FILE", rules_file, "rules YAML (e.g. deploy/rules/default.yaml)")
       ->required();
 
+  // tend replay
+  ReplayOptions replay;
+  std::vector<std::string> replay_kafka;
+  std::string replay_config, replay_rules;
+  auto* replay_cmd = app.add_subcommand(
+      "replay", "Rebuild every projection from the log into a NEW state directory (REPLAY mode: "
+                "nothing is sent).");
+  replay_cmd->add_option("--brokers", replay.engine.brokers, "bootstrap servers")->required();
+  replay_cmd->add_option("--to", replay.to_dir,
+                         "the new state directory (must not exist, or be empty)")
+      ->required();
+  replay_cmd->add_option("--topic", replay.engine.topic)->capture_default_str();
+  replay_cmd->add_option("--rules", replay_rules, "rules YAML: decide as the live engine would");
+  replay_cmd->add_option("--config", replay_config, "engine config YAML (projection parameters)");
+  replay_cmd->add_option("--commands-out", replay.commands_out,
+                         "write the commands the replay decided here (JSONL; none is sent)");
+  replay_cmd->add_option("--kafka", replay_kafka, "extra librdkafka property KEY=VALUE (repeatable)");
+
   CLI11_PARSE(app, argc, argv);
   std::atomic<bool>& stop = InstallStopSignals();
 
@@ -250,6 +272,32 @@ int main(int argc, char** argv) {
       }
     }
     return Exit(RunEngine(engine, stop), "engine");
+  }
+  if (*replay_cmd) {
+    auto config = LoadEngineConfig(replay_config);
+    if (!config.ok()) return Exit(config.status(), "replay");
+    replay.engine.projections = *std::move(config);
+    if (!replay_rules.empty()) {
+      auto rules = RuleSet::Load(replay_rules);
+      if (!rules.ok()) return Exit(rules.status(), "replay");
+      replay.engine.rules = std::make_shared<const RuleSet>(*std::move(rules));
+    }
+    for (const auto& kv : replay_kafka) {
+      if (absl::Status s = ParseKafkaProp(kv, &replay.engine.kafka); !s.ok()) {
+        return Exit(s, "replay");
+      }
+    }
+    replay.progress_bar = isatty(fileno(stderr)) != 0;
+    auto report = Replay(replay, stop, std::cerr);
+    if (!report.ok()) return Exit(report.status(), "replay");
+    std::cerr << absl::StrFormat(
+        "replayed %d records into %s in %.1f s (%.0f records/s): %d events applied, %d "
+        "duplicates, %d bad records skipped, %d decisions, %d commands (not sent)%s\n",
+        report->stats.records, replay.to_dir, absl::ToDoubleSeconds(report->elapsed),
+        report->records_per_second, report->stats.events_applied, report->stats.duplicates,
+        report->stats.dead_lettered, report->stats.decisions, report->stats.commands,
+        replay.commands_out.empty() ? "" : absl::StrCat("; commands in ", replay.commands_out));
+    return 0;
   }
   if (*ticker_cmd) {
     ticker.interval = absl::Seconds(ticker_s);

@@ -1,0 +1,56 @@
+// tend replay: rebuilds every projection from the log into a NEW state directory, in REPLAY mode
+// (DESIGN.md point 4): the same engine, rules and fold as LIVE, but no command enters an outbox
+// and no bad record is dead-lettered again, so a replay can never send a reminder.
+//
+// The rebuild goes into DIR.partial and is renamed to DIR only once every partition is folded
+// to the end of the log and committed: DIR exists only complete. A replay that fails or is
+// stopped leaves DIR.partial (remove it, or keep it to look at) and says so.
+//
+// Thread safety: Replay() blocks its caller; the stop flag may be set from any thread.
+#ifndef TEND_TOOLS_REPLAY_H_
+#define TEND_TOOLS_REPLAY_H_
+
+#include <atomic>
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/engine.h"
+
+namespace tend {
+
+struct ReplayOptions {
+  // brokers, topic, rules, projections and kafka are used; mode, exit_when_idle and (when
+  // empty) group_id are set by Replay().
+  EngineOptions engine;
+  // The new state directory. Refused when it exists and is not empty (kFailedPrecondition).
+  std::string to_dir;
+  // When set: every command the replay decided, one proto3-JSON ReminderCommand per line, in
+  // commit order (written to FILE.partial, renamed when the replay completes).
+  std::string commands_out;
+  // Progress on `progress`: a bar redrawn in place (a terminal), or a line every
+  // `progress_every` (a log file or a pipe).
+  bool progress_bar = false;
+  absl::Duration progress_every = absl::Seconds(5);
+};
+
+struct ReplayReport {
+  int64_t records_in_log = 0;  // across the partitions when the replay started
+  EngineStats stats;
+  absl::Duration elapsed;
+  double records_per_second = 0;
+};
+
+// Runs the replay. kFailedPrecondition: `to_dir` is not a new directory; kCancelled: `stop`
+// was set before the end of the log; otherwise the engine's or Kafka's error.
+absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::atomic<bool>& stop,
+                                    std::ostream& progress);
+
+// "[=====>    ]  48.2%  482,113/1,000,000 records  85.1k/s  ETA 6s" (width: the bar's cells).
+std::string FormatProgressBar(int64_t done, int64_t total, double per_second, int width);
+
+}  // namespace tend
+
+#endif  // TEND_TOOLS_REPLAY_H_
