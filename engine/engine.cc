@@ -306,7 +306,9 @@ class Committer {
       if (s.ok()) {
         commits_.fetch_add(1, std::memory_order_relaxed);
         // For lag monitoring only: the engine never reads group offsets back.
-        if (offsets && offsets->cnt > 0) rd_kafka_commit(consumer_, offsets.get(), /*async=*/1);
+        if (consumer_ != nullptr && offsets && offsets->cnt > 0) {
+          rd_kafka_commit(consumer_, offsets.get(), /*async=*/1);
+        }
       }
       absl::MutexLock lock(&mu_);
       if (!s.ok() && status_.ok()) status_ = s;
@@ -339,6 +341,7 @@ class Engine::Impl {
 
   absl::Status Init();
   absl::Status Run(const std::atomic<bool>& stop);
+  absl::Status RunFrom(RecordSource* source, const std::atomic<bool>& stop);
   EngineStats Stats() const;
 
  private:
@@ -375,8 +378,11 @@ class Engine::Impl {
                           rd_kafka_topic_partition_list_t* parts, void* opaque);
   void OnAssign(rd_kafka_topic_partition_list_t* parts);
   void OnRevoke(rd_kafka_topic_partition_list_t* parts);
+  // The partition's checkpoint (a fresh one when never committed here) and its timer index.
+  absl::StatusOr<Partition> LoadPartition(int32_t partition);
 
-  void Process(const rd_kafka_message_t* msg);
+  // `msg`: the Kafka message the record came from (its headers go to the DLQ), or null.
+  void Process(const LogRecord& record, const rd_kafka_message_t* msg);
   absl::Status Fold(int32_t partition, Partition* p);
   // Folds event_ into `state` and runs the rules on it.
   void ApplyAndDecide(int32_t partition, Partition* p, v1::PatientState* state);
@@ -388,7 +394,8 @@ class Engine::Impl {
     return absl::FromUnixSeconds(p.checkpoint.clock().seconds()) +
            absl::Nanoseconds(p.checkpoint.clock().nanos());
   }
-  void DeadLetter(const rd_kafka_message_t* msg, Partition* p, const absl::Status& reason);
+  void DeadLetter(const LogRecord& record, const rd_kafka_message_t* msg, Partition* p,
+                  const absl::Status& reason);
   absl::StatusOr<CacheEntry*> Lookup(int32_t partition, const std::string& patient_id);
   // Builds the commit batch and hands it to the committer (asynchronous write).
   absl::Status Commit();
@@ -445,13 +452,22 @@ class Engine::Impl {
 };
 
 absl::Status Engine::Impl::Init() {
-  if (options_.brokers.empty()) return absl::InvalidArgumentError("--brokers is required");
+  const bool kafka = !options_.brokers.empty();
+  if (!kafka && options_.mode != EngineOptions::Mode::kReplay) {
+    return absl::InvalidArgumentError("--brokers is required");
+  }
   TEND_RETURN_IF_ERROR(storage_->BindTopic(options_.topic));
   TEND_RETURN_IF_ERROR(storage_->BindProjectionVersions(projections::ProjectionVersions(),
                                                         FoldParameters(options_.projections)));
   // Readers (dump, Query in other processes, fit-churn) default to the config the state is
   // folded and viewed with.
   TEND_RETURN_IF_ERROR(storage_->PutEngineConfig(FormatEngineConfig(options_.projections)));
+  batch_.emplace(storage_->NewBatch());
+  if (!kafka) {  // RunFrom only
+    committer_ = std::make_unique<Committer>(storage_, options_.commit, nullptr, true,
+                                             options_.on_replay_command);
+    return absl::OkStatus();
+  }
   KafkaProps props = {
       {"bootstrap.servers", options_.brokers},
       {"group.id", options_.group_id},
@@ -479,7 +495,6 @@ absl::Status Engine::Impl::Init() {
   KafkaProps producer_props = {{"bootstrap.servers", options_.brokers}};
   producer_props.insert(producer_props.end(), options_.kafka.begin(), options_.kafka.end());
   TEND_ASSIGN_OR_RETURN(dlq_, Producer::Create(producer_props));
-  batch_.emplace(storage_->NewBatch());
   committer_ = std::make_unique<Committer>(storage_, options_.commit, consumer_.get(),
                                            options_.mode == EngineOptions::Mode::kReplay,
                                            options_.on_replay_command);
@@ -499,39 +514,39 @@ void Engine::Impl::RebalanceCb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
 void Engine::Impl::OnAssign(rd_kafka_topic_partition_list_t* parts) {
   for (int i = 0; i < parts->cnt; ++i) {
     auto& tp = parts->elems[i];
-    auto cp = storage_->LoadCheckpoint(tp.partition);
-    if (!cp.ok()) {
-      Fail(cp.status());
+    auto p = LoadPartition(tp.partition);
+    if (!p.ok()) {
+      Fail(p.status());
       rd_kafka_assign(consumer_.get(), nullptr);
       return;
     }
-    Partition p;
-    if (cp->has_value()) {
-      p.checkpoint = **cp;
-      tp.offset = p.checkpoint.next_offset();
-    } else {
-      p.checkpoint.set_topic(options_.topic);
-      p.checkpoint.set_partition(tp.partition);
-      tp.offset = RD_KAFKA_OFFSET_BEGINNING;
-    }
-    if (options_.rules != nullptr && options_.rules->has_timers()) {
-      absl::Status s = storage_->ForEachTimer(
-          tp.partition, [&](int64_t due_s, absl::string_view patient, absl::string_view rule) {
-            p.timers.insert(TimerRef{due_s, std::string(patient), rule_ids_.Intern(rule)});
-            return absl::OkStatus();
-          });
-      if (!s.ok()) {
-        Fail(s);
-        rd_kafka_assign(consumer_.get(), nullptr);
-        return;
-      }
-    }
-    partitions_[tp.partition] = std::move(p);
+    tp.offset = p->checkpoint.next_offset() > 0 ? p->checkpoint.next_offset()
+                                                : RD_KAFKA_OFFSET_BEGINNING;
+    partitions_[tp.partition] = *std::move(p);
   }
   TEND_LOG_INFO("assigned %d partitions of %s; resuming at the offsets stored with the state",
                 parts->cnt, options_.topic);
   rd_kafka_resp_err_t e = rd_kafka_assign(consumer_.get(), parts);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) Fail(FromKafka(e, "assigning partitions"));
+}
+
+absl::StatusOr<Engine::Impl::Partition> Engine::Impl::LoadPartition(int32_t partition) {
+  TEND_ASSIGN_OR_RETURN(auto cp, storage_->LoadCheckpoint(partition));
+  Partition p;
+  if (cp.has_value()) {
+    p.checkpoint = *std::move(cp);
+  } else {
+    p.checkpoint.set_topic(options_.topic);
+    p.checkpoint.set_partition(partition);
+  }
+  if (options_.rules != nullptr && options_.rules->has_timers()) {
+    TEND_RETURN_IF_ERROR(storage_->ForEachTimer(
+        partition, [&](int64_t due_s, absl::string_view patient, absl::string_view rule) {
+          p.timers.insert(TimerRef{due_s, std::string(patient), rule_ids_.Intern(rule)});
+          return absl::OkStatus();
+        }));
+  }
+  return p;
 }
 
 void Engine::Impl::OnRevoke(rd_kafka_topic_partition_list_t* parts) {
@@ -662,28 +677,27 @@ absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
   return absl::OkStatus();
 }
 
-void Engine::Impl::Process(const rd_kafka_message_t* msg) {
-  auto it = partitions_.find(msg->partition);
+void Engine::Impl::Process(const LogRecord& record, const rd_kafka_message_t* msg) {
+  auto it = partitions_.find(record.partition);
   if (it == partitions_.end()) return;  // stale record from a revoked partition
   Partition& p = it->second;
   p.eof = false;
-  if (msg->offset > p.checkpoint.next_offset() && !p.gap_reported) {
+  if (record.offset > p.checkpoint.next_offset() && !p.gap_reported) {
     p.gap_reported = true;  // once per assignment: compacted or transactional topics gap often
     TEND_LOG_WARN("%s[%d]: offsets %d..%d are missing from the log (deleted by retention before "
                   "they were folded?); their events are not in the state",
-                  options_.topic, msg->partition, p.checkpoint.next_offset(), msg->offset - 1);
+                  options_.topic, record.partition, p.checkpoint.next_offset(), record.offset - 1);
   }
   if (records_.fetch_add(1, std::memory_order_relaxed) == 0) {
     first_record_ns_.store(absl::ToUnixNanos(absl::Now()));
   }
 
   event_ = google::protobuf::Arena::CreateMessage<v1::Event>(&arena_);
-  absl::string_view value(static_cast<const char*>(msg->payload), msg->len);
-  absl::Status s = DecodeEvent(value, event_);
+  absl::Status s = DecodeEvent(record.value, event_);
   const bool tick = s.ok() && event_->has_clock_tick();
   if (s.ok()) s = tick ? ValidateClockTick(*event_) : ValidateEvent(*event_, options_.validation);
   if (s.ok()) {
-    absl::string_view key(static_cast<const char*>(msg->key), msg->key ? msg->key_len : 0);
+    const absl::string_view key = record.key;
     if (key != event_->patient_id()) {
       s = absl::InvalidArgumentError(absl::StrCat(
           "record key \"", absl::CHexEscape(key), "\" differs from patient_id \"",
@@ -698,35 +712,44 @@ void Engine::Impl::Process(const rd_kafka_message_t* msg) {
         (rec.seconds() == clock.seconds() && rec.nanos() > clock.nanos())) {
       *p.checkpoint.mutable_clock() = rec;
     }
-    current_offset_ = msg->offset;
+    current_offset_ = record.offset;
     decision_index_ = 0;
     // Timers due by the new clock fire before the record is folded: a record the servers
     // accepted after a timer's due time cannot cancel it (the live run fired it first too).
-    if (options_.rules != nullptr && !p.timers.empty()) s = FireTimers(msg->partition, &p);
-    if (s.ok() && !tick) s = Fold(msg->partition, &p);
+    if (options_.rules != nullptr && !p.timers.empty()) s = FireTimers(record.partition, &p);
+    if (s.ok() && !tick) s = Fold(record.partition, &p);
     if (!s.ok()) {  // storage failure: stop without advancing past this record
       Fail(s);
       return;
     }
   } else {
-    DeadLetter(msg, &p, s);
+    DeadLetter(record, msg, &p, s);
   }
-  p.checkpoint.set_next_offset(msg->offset + 1);
+  p.checkpoint.set_next_offset(record.offset + 1);
   p.dirty = true;
   ++uncommitted_records_;
 }
 
-void Engine::Impl::DeadLetter(const rd_kafka_message_t* msg, Partition* p,
-                              const absl::Status& reason) {
-  std::string partition = std::to_string(msg->partition);
-  std::string offset = std::to_string(msg->offset);
+void Engine::Impl::DeadLetter(const LogRecord& record, const rd_kafka_message_t* msg,
+                              Partition* p, const absl::Status& reason) {
   std::string reason_text(reason.message());
+  if (options_.mode == EngineOptions::Mode::kReplay) {
+    // The live engine dead-lettered this record already; a replay only counts it.
+    p->checkpoint.set_dead_lettered(p->checkpoint.dead_lettered() + 1);
+    dead_lettered_.fetch_add(1, std::memory_order_relaxed);
+    TEND_LOG_WARN("replay: skipped bad record %s[%d]@%d (not dead-lettered again): %s",
+                  options_.topic, record.partition, record.offset, reason_text);
+    return;
+  }
+  std::string partition = std::to_string(record.partition);
+  std::string offset = std::to_string(record.offset);
   std::vector<KafkaHeader> headers = {{"dlq.reason", reason_text},
                                       {"dlq.source.topic", options_.topic},
                                       {"dlq.source.partition", partition},
                                       {"dlq.source.offset", offset}};
   rd_kafka_headers_t* original = nullptr;
-  if (rd_kafka_message_headers(msg, &original) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+  if (msg != nullptr &&
+      rd_kafka_message_headers(msg, &original) == RD_KAFKA_RESP_ERR_NO_ERROR) {
     const char* name;
     const void* val;
     size_t size;
@@ -736,17 +759,8 @@ void Engine::Impl::DeadLetter(const rd_kafka_message_t* msg, Partition* p,
       headers.push_back({name, absl::string_view(static_cast<const char*>(val), val ? size : 0)});
     }
   }
-  absl::string_view key(static_cast<const char*>(msg->key), msg->key ? msg->key_len : 0);
-  absl::string_view value(static_cast<const char*>(msg->payload), msg->payload ? msg->len : 0);
-  if (options_.mode == EngineOptions::Mode::kReplay) {
-    // The live engine dead-lettered this record already; a replay only counts it.
-    p->checkpoint.set_dead_lettered(p->checkpoint.dead_lettered() + 1);
-    dead_lettered_.fetch_add(1, std::memory_order_relaxed);
-    TEND_LOG_WARN("replay: skipped bad record %s[%d]@%d (not dead-lettered again): %s",
-                  options_.topic, msg->partition, msg->offset, reason_text);
-    return;
-  }
-  if (absl::Status s = dlq_->Produce(options_.dlq_topic, RD_KAFKA_PARTITION_UA, key, value,
+  if (absl::Status s = dlq_->Produce(options_.dlq_topic, RD_KAFKA_PARTITION_UA, record.key,
+                                     record.value,
                                      headers, nullptr);
       !s.ok()) {
     Fail(s);
@@ -755,7 +769,7 @@ void Engine::Impl::DeadLetter(const rd_kafka_message_t* msg, Partition* p,
   ++dlq_unflushed_;
   p->checkpoint.set_dead_lettered(p->checkpoint.dead_lettered() + 1);
   dead_lettered_.fetch_add(1, std::memory_order_relaxed);
-  TEND_LOG_WARN("dead-lettered %s[%d]@%d: %s", options_.topic, msg->partition, msg->offset,
+  TEND_LOG_WARN("dead-lettered %s[%d]@%d: %s", options_.topic, record.partition, record.offset,
                 reason_text);
 }
 
@@ -826,7 +840,52 @@ bool Engine::Impl::Idle() const {
   return true;
 }
 
+absl::Status Engine::Impl::RunFrom(RecordSource* source, const std::atomic<bool>& stop) {
+  if (options_.mode != EngineOptions::Mode::kReplay) {
+    return absl::FailedPreconditionError("folding from a record source is for REPLAY mode only");
+  }
+  constexpr int kArenaRecords = 4096;  // events parsed into arena_ between resets
+  int in_arena = 0;
+  LogRecord r;
+  while (!stop.load(std::memory_order_relaxed) && fatal_.ok()) {
+    absl::StatusOr<bool> more = source->Next(&r);
+    if (!more.ok()) {
+      Fail(more.status());
+      break;
+    }
+    if (!*more) break;
+    auto it = partitions_.find(r.partition);
+    if (it == partitions_.end()) {
+      auto loaded = LoadPartition(r.partition);
+      if (!loaded.ok()) {
+        Fail(loaded.status());
+        break;
+      }
+      it = partitions_.emplace(r.partition, *std::move(loaded)).first;
+    }
+    if (r.offset < it->second.checkpoint.next_offset()) continue;  // folded here already
+    Process(r, nullptr);
+    if (++in_arena == kArenaRecords) {
+      arena_.Reset();
+      in_arena = 0;
+    }
+    if (uncommitted_records_ >= options_.commit_max_records ||
+        absl::Now() - last_commit_ >= options_.commit_interval) {
+      if (absl::Status s = Commit(); !s.ok()) Fail(s);
+    }
+  }
+  if (fatal_.ok()) {
+    if (absl::Status s = CommitAndWait(); !s.ok()) Fail(s);
+  } else {
+    (void)committer_->Wait();
+  }
+  return fatal_;
+}
+
 absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
+  if (consumer_ == nullptr) {
+    return absl::FailedPreconditionError("the engine was created without --brokers");
+  }
   if (rd_kafka_resp_err_t e = rd_kafka_subscribe(consumer_.get(), [&] {
         auto* l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, options_.topic.c_str(), RD_KAFKA_PARTITION_UA);
@@ -842,7 +901,14 @@ absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
   // Handles one message; it is destroyed by the caller (or the releaser).
   auto handle = [this](rd_kafka_message_t* m) {
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (fatal_.ok()) Process(m);
+      if (fatal_.ok()) {
+        LogRecord r;
+        r.partition = m->partition;
+        r.offset = m->offset;
+        r.key = absl::string_view(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
+        r.value = absl::string_view(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
+        Process(r, m);
+      }
     } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       auto it = partitions_.find(m->partition);
       if (it != partitions_.end()) it->second.eof = true;
@@ -886,8 +952,10 @@ absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
     } else if (uncommitted_records_ >= options_.commit_max_records ||
                since_commit >= options_.commit_interval ||
                // A short batch means the engine keeps up with the log (LIVE traffic, not a
-               // backlog): commit as if caught up, so commands reach the outbox promptly.
-               (n < kBatch && since_commit >= options_.commit_delay_when_caught_up)) {
+               // backlog): commit as if caught up, so commands reach the outbox promptly. A
+               // replay has no one waiting: it commits by interval and count only.
+               (n < kBatch && options_.mode == EngineOptions::Mode::kLive &&
+                since_commit >= options_.commit_delay_when_caught_up)) {
       if (absl::Status s = Commit(); !s.ok()) Fail(s);
     }
   }
@@ -928,6 +996,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
 }
 
 absl::Status Engine::Run(const std::atomic<bool>& stop) { return impl_->Run(stop); }
+absl::Status Engine::RunFrom(RecordSource* source, const std::atomic<bool>& stop) {
+  return impl_->RunFrom(source, stop);
+}
 EngineStats Engine::stats() const { return impl_->Stats(); }
 
 }  // namespace tend

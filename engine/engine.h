@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "engine/decide.h"
 #include "engine/event_codec.h"
@@ -70,6 +71,22 @@ struct EngineOptions {
   std::function<void(const v1::ReminderCommand&)> on_replay_command;
 };
 
+// A record of the events topic, from Kafka or from an archive (engine/archive.h).
+struct LogRecord {
+  int32_t partition = 0;
+  int64_t offset = 0;
+  absl::string_view key;    // patient_id
+  absl::string_view value;  // a serialized tend.v1.Event
+};
+
+// Records in log order within each partition (partitions may interleave).
+class RecordSource {
+ public:
+  virtual ~RecordSource() = default;
+  // The next record into `*record` (its views valid until the next call): true; false at the end.
+  virtual absl::StatusOr<bool> Next(LogRecord* record) = 0;
+};
+
 // Counters since Create().
 struct EngineStats {
   int64_t records = 0;         // records consumed
@@ -94,6 +111,12 @@ class Engine {
   // drained, or a fatal error (storage failure, DLQ unreachable). Always commits what was folded
   // before returning and leaves the group.
   absl::Status Run(const std::atomic<bool>& stop);
+
+  // REPLAY mode from a source other than Kafka (an archive); `brokers` may then be empty.
+  // Folds every record of `source` (skipping offsets this directory has folded already) exactly
+  // as Run() would, and commits; returns at the end of the source, when `stop` is set, or on a
+  // fatal error. kFailedPrecondition in LIVE mode.
+  absl::Status RunFrom(RecordSource* source, const std::atomic<bool>& stop);
 
   EngineStats stats() const;
 

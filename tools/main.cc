@@ -239,7 +239,9 @@ int main(int argc, char** argv) {
   auto* replay_cmd = app.add_subcommand(
       "replay", "Rebuild every projection from the log into a NEW state directory (REPLAY mode: "
                 "nothing is sent).");
-  replay_cmd->add_option("--brokers", replay.engine.brokers, "bootstrap servers")->required();
+  replay_cmd->add_option("--brokers", replay.engine.brokers, "bootstrap servers (or --archive)");
+  replay_cmd->add_option("--archive", replay.archive_path,
+                         "replay this archive (tend archive) instead of the topic");
   replay_cmd->add_option("--to", replay.to_dir,
                          "the new state directory (must not exist, or be empty)")
       ->required();
@@ -249,6 +251,17 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("--commands-out", replay.commands_out,
                          "write the commands the replay decided here (JSONL; none is sent)");
   replay_cmd->add_option("--kafka", replay_kafka, "extra librdkafka property KEY=VALUE (repeatable)");
+
+  // tend archive
+  ArchiveOptions archive;
+  std::vector<std::string> archive_kafka;
+  auto* archive_cmd = app.add_subcommand(
+      "archive", "Export the events topic to a versioned, checksummed archive file.");
+  archive_cmd->add_option("--brokers", archive.brokers, "bootstrap servers")->required();
+  archive_cmd->add_option("--out", archive.out, "the archive file")->required();
+  archive_cmd->add_option("--topic", archive.topic)->capture_default_str();
+  archive_cmd->add_option("--kafka", archive_kafka,
+                          "extra librdkafka property KEY=VALUE (repeatable)");
 
   CLI11_PARSE(app, argc, argv);
   std::atomic<bool>& stop = InstallStopSignals();
@@ -273,7 +286,25 @@ int main(int argc, char** argv) {
     }
     return Exit(RunEngine(engine, stop), "engine");
   }
+  if (*archive_cmd) {
+    for (const auto& kv : archive_kafka) {
+      if (absl::Status s = ParseKafkaProp(kv, &archive.kafka); !s.ok()) return Exit(s, "archive");
+    }
+    archive.progress_bar = isatty(fileno(stderr)) != 0;
+    auto report = ExportArchive(archive, stop, std::cerr);
+    if (!report.ok()) return Exit(report.status(), "archive");
+    std::cerr << absl::StrFormat("archived %d records of %s (%d partitions) to %s: %d bytes in "
+                                 "%.1f s\n",
+                                 report->records, archive.topic, report->partitions, archive.out,
+                                 report->bytes, absl::ToDoubleSeconds(report->elapsed));
+    return 0;
+  }
   if (*replay_cmd) {
+    if (replay.engine.brokers.empty() == replay.archive_path.empty()) {
+      return Exit(absl::InvalidArgumentError(
+                      "give --brokers (replay the topic) or --archive FILE (replay an archive)"),
+                  "replay");
+    }
     auto config = LoadEngineConfig(replay_config);
     if (!config.ok()) return Exit(config.status(), "replay");
     replay.engine.projections = *std::move(config);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "engine/archive.h"
 #include "engine/json.h"
 #include "engine/kafka.h"
 #include "engine/log.h"
@@ -78,6 +79,62 @@ absl::Status CheckNewDirectory(const std::string& dir, const std::string& partia
   return absl::OkStatus();
 }
 
+// Progress of a long run on `out`: a bar redrawn in place, or a line every `every`.
+class Progress {
+ public:
+  Progress(std::ostream& out, bool bar, absl::Duration every, std::string what)
+      : out_(out), bar_(bar), every_(every), what_(std::move(what)) {}
+  // How often Show() should be called.
+  absl::Duration tick() const {
+    return bar_ ? absl::Milliseconds(250) : std::min(every_, absl::Seconds(1));
+  }
+  void Show(int64_t done, int64_t total) {
+    const absl::Time now = absl::Now();
+    const double rate = done / std::max(1e-9, absl::ToDoubleSeconds(now - start_));
+    if (bar_) {
+      out_ << '\r' << FormatProgressBar(done, total, rate, 30) << std::flush;
+    } else if (now - last_line_ >= every_) {
+      last_line_ = now;
+      out_ << absl::StrFormat("%s: %s/%s records (%.1f%%), %s, ETA %s\n", what_, Grouped(done),
+                              Grouped(total), total > 0 ? 100.0 * done / total : 100.0,
+                              Rate(rate), Eta(done, total, rate))
+           << std::flush;
+    }
+  }
+  void Done(int64_t done) {
+    if (!bar_) return;
+    const double rate = done / std::max(1e-9, absl::ToDoubleSeconds(absl::Now() - start_));
+    out_ << '\r' << FormatProgressBar(done, done, rate, 30) << '\n' << std::flush;
+  }
+
+ private:
+  std::ostream& out_;
+  const bool bar_;
+  const absl::Duration every_;
+  const std::string what_;
+  const absl::Time start_ = absl::Now();
+  absl::Time last_line_ = absl::Now();
+};
+
+// An archive as the engine's record source.
+class ArchiveSource : public RecordSource {
+ public:
+  explicit ArchiveSource(ArchiveReader* reader) : reader_(reader) {}
+  absl::StatusOr<bool> Next(LogRecord* out) override {
+    TEND_ASSIGN_OR_RETURN(bool more, reader_->Next(&record_));
+    if (!more) return false;
+    out->partition = record_.partition();
+    out->offset = record_.offset();
+    out->key = record_.key();
+    out->value = record_.value();
+    return true;
+  }
+
+ private:
+  ArchiveReader* reader_;
+  v1::ArchiveRecord record_;
+};
+
 }  // namespace
 
 std::string FormatProgressBar(int64_t done, int64_t total, double per_second, int width) {
@@ -102,9 +159,20 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
   TEND_RETURN_IF_ERROR(CheckNewDirectory(dir, partial));
 
   ReplayReport report;
-  TEND_ASSIGN_OR_RETURN(report.records_in_log, RecordsInLog(options.engine));
-
   EngineOptions engine_options = options.engine;
+  std::unique_ptr<ArchiveReader> archive;
+  if (!options.archive_path.empty()) {
+    TEND_ASSIGN_OR_RETURN(archive, ArchiveReader::Open(options.archive_path));
+    const v1::ArchiveHeader& h = archive->header();
+    for (int p = 0; p < h.high_offsets_size() && p < h.low_offsets_size(); ++p) {
+      report.records_in_log += h.high_offsets(p) - h.low_offsets(p);
+    }
+    engine_options.brokers.clear();  // no Kafka at all
+    engine_options.topic = h.topic();
+  } else {
+    TEND_ASSIGN_OR_RETURN(report.records_in_log, RecordsInLog(options.engine));
+  }
+
   engine_options.mode = EngineOptions::Mode::kReplay;
   engine_options.exit_when_idle = true;
   if (engine_options.group_id.empty() || engine_options.group_id == EngineOptions().group_id) {
@@ -133,43 +201,25 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
   absl::Status run_status;
   std::atomic<bool> done{false};
   std::thread runner([&] {
-    run_status = engine->Run(stop);
+    if (archive) {
+      ArchiveSource source(archive.get());
+      run_status = engine->RunFrom(&source, stop);
+    } else {
+      run_status = engine->Run(stop);
+    }
     done = true;
   });
-  absl::Time last_line = start;
-  const absl::Duration tick =
-      options.progress_bar ? absl::Milliseconds(250) : std::min(options.progress_every,
-                                                                absl::Seconds(1));
+  Progress shown(progress, options.progress_bar, options.progress_every, "replay");
   while (!done.load()) {
-    absl::SleepFor(tick);
-    const absl::Time now = absl::Now();
-    const int64_t records = engine->stats().records;
-    const double rate = records / std::max(1e-9, absl::ToDoubleSeconds(now - start));
-    if (options.progress_bar) {
-      progress << '\r' << FormatProgressBar(records, report.records_in_log, rate, 30)
-               << std::flush;
-    } else if (now - last_line >= options.progress_every) {
-      last_line = now;
-      progress << absl::StrFormat("replay: %s/%s records (%.1f%%), %s, ETA %s\n",
-                                  Grouped(records), Grouped(report.records_in_log),
-                                  report.records_in_log > 0
-                                      ? 100.0 * records / report.records_in_log
-                                      : 100.0,
-                                  Rate(rate), Eta(records, report.records_in_log, rate))
-               << std::flush;
-    }
+    absl::SleepFor(shown.tick());
+    shown.Show(engine->stats().records, report.records_in_log);
   }
   runner.join();
   report.elapsed = absl::Now() - start;
   report.stats = engine->stats();
   report.records_per_second =
       report.stats.records / std::max(1e-9, absl::ToDoubleSeconds(report.elapsed));
-  if (options.progress_bar) {
-    progress << '\r'
-             << FormatProgressBar(report.stats.records, report.stats.records,
-                                  report.records_per_second, 30)
-             << '\n';
-  }
+  shown.Done(report.stats.records);
   engine.reset();
   storage.reset();  // closed before the directory moves
   if (commands.is_open()) commands.close();
@@ -199,6 +249,113 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
                                               options.commands_out, ": ", ec.message()));
     }
   }
+  return report;
+}
+
+absl::StatusOr<ArchiveReport> ExportArchive(const ArchiveOptions& options,
+                                            const std::atomic<bool>& stop,
+                                            std::ostream& progress) {
+  if (options.out.empty()) return absl::InvalidArgumentError("--out FILE is required");
+  KafkaProps props = {
+      {"bootstrap.servers", options.brokers},
+      {"group.id", "tend-archive"},  // never joined nor committed: partitions are assigned
+      {"enable.auto.commit", "false"},
+      {"enable.partition.eof", "true"},
+  };
+  props.insert(props.end(), options.kafka.begin(), options.kafka.end());
+  TEND_ASSIGN_OR_RETURN(KafkaConf conf, MakeKafkaConf(props));
+  char err[512];
+  KafkaHandle consumer(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof(err)));
+  if (consumer == nullptr) return absl::InvalidArgumentError(absl::StrCat("consumer: ", err));
+  conf.release();
+  rd_kafka_poll_set_consumer(consumer.get());
+  TEND_ASSIGN_OR_RETURN(int partitions, TopicPartitionCount(consumer.get(), options.topic));
+
+  v1::ArchiveHeader header;
+  header.set_topic(options.topic);
+  header.set_partitions(partitions);
+  header.mutable_created_at()->set_seconds(absl::ToUnixSeconds(absl::Now()));
+  KafkaPartitionList assignment(rd_kafka_topic_partition_list_new(partitions));
+  std::vector<int64_t> high(static_cast<size_t>(partitions));
+  std::vector<bool> closed(static_cast<size_t>(partitions), true);  // true: nothing (left) to read
+  int64_t total = 0;
+  int open_partitions = 0;
+  for (int p = 0; p < partitions; ++p) {
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(consumer.get(), options.topic.c_str(),
+                                                             p, &lo, &hi, 10000);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return FromKafka(e, absl::StrCat("reading the offsets of ", options.topic, "[", p, "]"));
+    }
+    header.add_low_offsets(lo);
+    header.add_high_offsets(hi);
+    high[static_cast<size_t>(p)] = hi;
+    total += hi - lo;
+    if (hi > lo) {
+      rd_kafka_topic_partition_list_add(assignment.get(), options.topic.c_str(), p)->offset = lo;
+      closed[static_cast<size_t>(p)] = false;
+      ++open_partitions;
+    }
+  }
+  TEND_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(options.out, header));
+  const absl::Time start = absl::Now();
+  if (open_partitions > 0) {
+    if (rd_kafka_resp_err_t e = rd_kafka_assign(consumer.get(), assignment.get());
+        e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return FromKafka(e, "assigning partitions");
+    }
+  }
+  Progress shown(progress, options.progress_bar, options.progress_every, "archive");
+  absl::Time next_show = absl::Now();
+  v1::ArchiveRecord record;
+  while (open_partitions > 0) {
+    if (stop.load()) {
+      return absl::CancelledError(absl::StrCat("archive stopped; nothing was written to ",
+                                               options.out));
+    }
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer.get(), 100);
+    if (absl::Now() >= next_show) {
+      shown.Show(writer->records(), total);
+      next_show = absl::Now() + shown.tick();
+    }
+    if (m == nullptr) continue;
+    std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> owned(
+        m, rd_kafka_message_destroy);
+    const size_t p = static_cast<size_t>(m->partition);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      // At the end (offsets that hold no record, e.g. transaction markers, end a partition too).
+      if (m->offset >= high[p] && !closed[p]) {
+        closed[p] = true;
+        --open_partitions;
+      }
+      continue;
+    }
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return absl::UnavailableError(absl::StrCat("reading ", options.topic, "[", m->partition,
+                                                 "]: ", rd_kafka_message_errstr(m)));
+    }
+    const int64_t end = high[p];
+    if (closed[p] || m->offset >= end) continue;  // appended after the export started
+    record.set_partition(m->partition);
+    record.set_offset(m->offset);
+    record.set_key(m->key ? static_cast<const char*>(m->key) : "", m->key ? m->key_len : 0);
+    record.set_value(m->payload ? static_cast<const char*>(m->payload) : "",
+                     m->payload ? m->len : 0);
+    record.set_timestamp_ms(rd_kafka_message_timestamp(m, nullptr));
+    TEND_RETURN_IF_ERROR(writer->Append(record));
+    if (m->offset == end - 1) {
+      closed[p] = true;
+      --open_partitions;
+    }
+  }
+  rd_kafka_consumer_close(consumer.get());
+  TEND_RETURN_IF_ERROR(writer->Finish());
+  shown.Done(writer->records());
+  ArchiveReport report;
+  report.records = writer->records();
+  report.bytes = writer->bytes();
+  report.partitions = partitions;
+  report.elapsed = absl::Now() - start;
   return report;
 }
 

@@ -27,6 +27,9 @@ struct ReplayOptions {
   EngineOptions engine;
   // The new state directory. Refused when it exists and is not empty (kFailedPrecondition).
   std::string to_dir;
+  // When set: replay this archive (tend archive) instead of reading Kafka; engine.brokers is
+  // then not used, and the topic is the archive's.
+  std::string archive_path;
   // When set: every command the replay decided, one proto3-JSON ReminderCommand per line, in
   // commit order (written to FILE.partial, renamed when the replay completes).
   std::string commands_out;
@@ -47,6 +50,27 @@ struct ReplayReport {
 // was set before the end of the log; otherwise the engine's or Kafka's error.
 absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::atomic<bool>& stop,
                                     std::ostream& progress);
+
+struct ArchiveOptions {
+  std::string brokers;
+  std::string topic = "tend.events";
+  KafkaProps kafka;  // extra librdkafka properties
+  std::string out;   // the archive file (written as OUT.partial, renamed when complete)
+  bool progress_bar = false;
+  absl::Duration progress_every = absl::Seconds(5);
+};
+struct ArchiveReport {
+  int64_t records = 0;
+  int64_t bytes = 0;
+  int partitions = 0;
+  absl::Duration elapsed;
+};
+// tend archive: exports every record the topic holds now (each partition from its low to its
+// high watermark at the start) into an archive file (engine/archive.h). kCancelled when `stop`
+// is set first; nothing half-written is left behind.
+absl::StatusOr<ArchiveReport> ExportArchive(const ArchiveOptions& options,
+                                            const std::atomic<bool>& stop,
+                                            std::ostream& progress);
 
 // "[=====>    ]  48.2%  482,113/1,000,000 records  85.1k/s  ETA 6s" (width: the bar's cells).
 std::string FormatProgressBar(int64_t done, int64_t total, double per_second, int width);

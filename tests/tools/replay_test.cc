@@ -121,6 +121,24 @@ TEST_CASE("replay rebuilds what the live run folded and decided, into a new dire
   CHECK(static_cast<int64_t>(replayed.size()) == report->stats.commands);
   CHECK(replayed == live_stored.outbox);
 
+  // The same from an archive of the topic, without Kafka.
+  ArchiveOptions archive;
+  archive.brokers = (*broker)->bootstrap();
+  archive.out = dir.Sub("events.tarc");
+  auto exported = ExportArchive(archive, stop, progress);
+  REQUIRE(exported.ok());
+  CHECK(exported->records == report->records_in_log);
+  CHECK(exported->partitions == 4);
+  ReplayOptions from_archive;
+  from_archive.archive_path = archive.out;
+  from_archive.engine.rules = DefaultRules();
+  from_archive.to_dir = dir.Sub("from-archive");
+  auto archived = Replay(from_archive, stop, progress);
+  REQUIRE(archived.ok());
+  CHECK(archived->stats.records == exported->records);
+  CHECK(Dump(dir.Sub("live"), true) == Dump(dir.Sub("from-archive"), true));
+  CHECK(live_stored.decisions == ReadStored(dir.Sub("from-archive")).decisions);
+  CHECK(ReadStored(dir.Sub("from-archive")).outbox.empty());
 }
 
 TEST_CASE("replay refuses a directory that is not new, before reading the log") {
