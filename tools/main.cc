@@ -14,6 +14,7 @@
 #include "engine/log.h"
 #include "engine/rules.h"
 #include "tools/commands.h"
+#include "tools/backtest.h"
 #include "tools/replay.h"
 #include "tools/signals.h"
 
@@ -243,8 +244,13 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("--archive", replay.archive_path,
                          "replay this archive (tend archive) instead of the topic");
   replay_cmd->add_option("--to", replay.to_dir,
-                         "the new state directory (must not exist, or be empty)")
-      ->required();
+                         "the new state directory (must not exist, or be empty)");
+  std::string replay_baseline, replay_diff;
+  replay_cmd->add_option("--baseline", replay_baseline,
+                         "backtest: the current rules YAML, compared with --rules (needs --diff)");
+  replay_cmd->add_option("--diff", replay_diff,
+                         "backtest: write the commands added, removed or moved per patient here "
+                         "(JSONL); totals per rule go to stdout");
   replay_cmd->add_option("--topic", replay.engine.topic)->capture_default_str();
   replay_cmd->add_option("--rules", replay_rules, "rules YAML: decide as the live engine would");
   replay_cmd->add_option("--config", replay_config, "engine config YAML (projection parameters)");
@@ -319,6 +325,35 @@ int main(int argc, char** argv) {
       }
     }
     replay.progress_bar = isatty(fileno(stderr)) != 0;
+    if (!replay_baseline.empty() || !replay_diff.empty()) {
+      if (replay_baseline.empty() || replay_diff.empty() || !replay.engine.rules) {
+        return Exit(absl::InvalidArgumentError("a backtest needs --rules NEW.yaml, --baseline "
+                                               "CURRENT.yaml and --diff OUT"),
+                    "replay");
+      }
+      if (!replay.to_dir.empty() || !replay.commands_out.empty()) {
+        return Exit(absl::InvalidArgumentError("a backtest keeps no state: --to and "
+                                               "--commands-out are for a plain replay"),
+                    "replay");
+      }
+      auto baseline = RuleSet::Load(replay_baseline);
+      if (!baseline.ok()) return Exit(baseline.status(), "replay");
+      BacktestOptions backtest;
+      backtest.replay = replay;
+      backtest.baseline = std::make_shared<const RuleSet>(*std::move(baseline));
+      backtest.candidate = replay.engine.rules;
+      backtest.diff_out = replay_diff;
+      auto diff = Backtest(backtest, stop, std::cerr);
+      if (!diff.ok()) return Exit(diff.status(), "replay");
+      WriteTotals(*diff, std::cout);
+      std::cerr << "changes per patient in " << replay_diff << std::endl;
+      return 0;
+    }
+    if (replay.to_dir.empty()) {
+      return Exit(absl::InvalidArgumentError("--to DIR is required (or --baseline and --diff "
+                                             "for a backtest)"),
+                  "replay");
+    }
     auto report = Replay(replay, stop, std::cerr);
     if (!report.ok()) return Exit(report.status(), "replay");
     std::cerr << absl::StrFormat(

@@ -1,0 +1,158 @@
+// tend replay --baseline: the command diff on its own, and a backtest of a threshold change
+// through a real Kafka-protocol broker (librdkafka's mock cluster) and RocksDB in temp dirs.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_replace.h"
+#include "engine/mock_broker.h"
+#include "tests/testing.h"
+#include "tools/backtest.h"
+
+namespace tend {
+namespace {
+
+BacktestCommand Cmd(const std::string& patient, const std::string& rule,
+                    const std::string& trigger, int64_t at) {
+  BacktestCommand c;
+  c.patient_id = patient;
+  c.rule_id = rule;
+  c.rule_version = 1;
+  c.trigger = trigger;
+  c.template_id = rule + "-template";
+  c.recipient = "PATIENT";
+  c.not_before_s = at;
+  return c;
+}
+
+TEST_CASE("the command diff: unchanged, moved in time, moved to another trigger, added, "
+          "removed") {
+  std::vector<BacktestCommand> baseline = {
+      Cmd("p1", "welcome", "event:e1", 100),         // unchanged
+      Cmd("p1", "no-bp", "absence:50", 300),         // same trigger, earlier: moved
+      Cmd("p2", "streak", "became:e9", 900),         // another trigger: moved
+      Cmd("p3", "streak", "became:e4", 400),         // gone: removed
+  };
+  std::vector<BacktestCommand> candidate = {
+      Cmd("p1", "welcome", "event:e1", 100),
+      Cmd("p1", "no-bp", "absence:50", 200),
+      Cmd("p2", "streak", "became:e7", 700),
+      Cmd("p2", "streak", "became:e12", 1200),       // a second one: added
+      Cmd("p4", "welcome", "event:e5", 500),         // new patient: added
+  };
+  CommandDiff diff = DiffCommands(baseline, candidate);
+  REQUIRE(diff.changes.size() == 5);
+  CHECK(diff.patients_changed == 4);
+  const auto& w = diff.per_rule.at("welcome");
+  CHECK((w.baseline == 1 && w.candidate == 2 && w.added == 1 && w.removed == 0 && w.moved == 0));
+  const auto& n = diff.per_rule.at("no-bp");
+  CHECK((n.baseline == 1 && n.candidate == 1 && n.moved == 1 && n.added == 0));
+  const auto& s = diff.per_rule.at("streak");
+  CHECK((s.baseline == 2 && s.candidate == 2 && s.moved == 1 && s.added == 1 && s.removed == 1));
+
+  // Ordered by patient, then time.
+  CHECK(diff.changes[0].kind == CommandChange::Kind::kMoved);
+  CHECK(diff.changes[0].baseline->not_before_s == 300);
+  CHECK(diff.changes[0].candidate->not_before_s == 200);
+  CHECK(diff.changes[1].kind == CommandChange::Kind::kMoved);
+  CHECK(diff.changes[1].candidate->trigger == "became:e7");
+  CHECK(diff.changes[2].kind == CommandChange::Kind::kAdded);
+  CHECK(diff.changes[3].kind == CommandChange::Kind::kRemoved);
+  CHECK(diff.changes[3].baseline->patient_id == "p3");
+  CHECK(diff.changes[4].candidate->patient_id == "p4");
+
+  std::ostringstream out;
+  WriteChanges(diff, out);
+  std::string first;
+  std::getline(std::istringstream(out.str()), first);
+  CHECK(first ==
+        "{\"patient_id\":\"p1\",\"change\":\"moved\",\"rule_id\":\"no-bp\",\"template_id\":"
+        "\"no-bp-template\",\"recipient\":\"PATIENT\",\"trigger\":\"absence:50\",\"baseline_at\":"
+        "\"1970-01-01T00:05:00Z\",\"candidate_at\":\"1970-01-01T00:03:20Z\",\"baseline_version\":"
+        "1,\"candidate_version\":1}");
+  std::ostringstream totals;
+  WriteTotals(diff, totals);
+  CHECK_THAT(totals.str(), Catch::Contains("patients with a change: 4"));
+}
+
+constexpr char kRules[] = R"(rules:
+  - id: welcome
+    version: 1
+    trigger: {event: {kind: scan}}
+    when: {compare: {field: patient.acquisition.scans, op: EQ, value: "1"}}
+    action:
+      reminder: {template_id: welcome, channel: CHAT}
+    policy: {category: CLINICAL, priority: 40, ttl: 48h}
+  - id: no-bp
+    version: VERSION
+    trigger:
+      absence:
+        kind: check_in
+        filter: {compare: {field: event.check_in.kind, op: EQ, value: BLOOD_PRESSURE}}
+        after: AFTER
+    action:
+      reminder: {template_id: bp-nudge, channel: CHAT}
+    policy: {category: CLINICAL, priority: 50, cooldown: 1d, ttl: 48h}
+)";
+
+std::shared_ptr<const RuleSet> Rules(const std::string& version, const std::string& after) {
+  const std::string yaml =
+      absl::StrReplaceAll(kRules, {{"VERSION", version}, {"AFTER", after}});
+  auto rules = RuleSet::Parse(yaml, "test.yaml");
+  REQUIRE(rules.ok());
+  return std::make_shared<const RuleSet>(*std::move(rules));
+}
+
+TEST_CASE("a backtest of a shorter absence window: the untouched rule does not change, the "
+          "changed one fires earlier and more often",
+          "[integration]") {
+  MockBrokerOptions broker_options;
+  broker_options.partitions = 4;
+  auto broker = MockBroker::Start(broker_options);
+  REQUIRE(broker.ok());
+  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  REQUIRE(producer.ok());
+  testing::ProduceAll(producer->get(), broker_options.topic, testing::Cohort(150, 40, 5));
+
+  testing::TempDir dir;
+  BacktestOptions options;
+  options.replay.engine.brokers = (*broker)->bootstrap();
+  options.baseline = Rules("1", "4d");
+  options.candidate = Rules("2", "2d");
+  options.diff_out = dir.Sub("diff.jsonl");
+  std::ostringstream progress;
+  std::atomic<bool> stop{false};
+  auto diff = Backtest(options, stop, progress);
+  REQUIRE(diff.ok());
+
+  const RuleTotals welcome = diff->per_rule.at("welcome");
+  CHECK(welcome.baseline > 0);
+  CHECK(welcome.candidate == welcome.baseline);
+  CHECK((welcome.added == 0 && welcome.removed == 0 && welcome.moved == 0));
+  const RuleTotals nudge = diff->per_rule.at("no-bp");
+  CHECK(nudge.baseline > 0);
+  CHECK(nudge.candidate > nudge.baseline);  // two silent days happen more often than four
+  CHECK(nudge.added > 0);
+  CHECK(nudge.moved > 0);
+  for (const auto& [rule, t] : diff->per_rule) {
+    INFO(rule);
+    CHECK(t.baseline - t.removed + t.added == t.candidate);
+  }
+  // Moves of the same silence go earlier, and line up across the version change.
+  for (const auto& c : diff->changes) {
+    if (c.kind != CommandChange::Kind::kMoved || c.baseline->trigger != c.candidate->trigger) {
+      continue;
+    }
+    CHECK(c.candidate->not_before_s < c.baseline->not_before_s);
+    CHECK(c.baseline->rule_version == 1);
+    CHECK(c.candidate->rule_version == 2);
+  }
+  std::ifstream in(options.diff_out);
+  int64_t lines = 0;
+  for (std::string line; std::getline(in, line);) ++lines;
+  CHECK(lines == static_cast<int64_t>(diff->changes.size()));
+}
+
+}  // namespace
+}  // namespace tend
