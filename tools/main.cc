@@ -245,7 +245,12 @@ int main(int argc, char** argv) {
                          "replay this archive (tend archive) instead of the topic");
   replay_cmd->add_option("--to", replay.to_dir,
                          "the new state directory (must not exist, or be empty)");
-  std::string replay_baseline, replay_diff;
+  std::string replay_baseline, replay_diff, replay_swap_db;
+  bool replay_swap = false;
+  replay_cmd->add_flag("--swap", replay_swap,
+                       "make the finished rebuild --to DIR the state of --db LIVE (the engine on "
+                       "LIVE must be stopped)");
+  replay_cmd->add_option("--db", replay_swap_db, "--swap: the live state directory");
   replay_cmd->add_option("--baseline", replay_baseline,
                          "backtest: the current rules YAML, compared with --rules (needs --diff)");
   replay_cmd->add_option("--diff", replay_diff,
@@ -303,6 +308,21 @@ int main(int argc, char** argv) {
                                  "%.1f s\n",
                                  report->records, archive.topic, report->partitions, archive.out,
                                  report->bytes, absl::ToDoubleSeconds(report->elapsed));
+    return 0;
+  }
+  if (*replay_cmd && replay_swap) {
+    if (replay_swap_db.empty() || replay.to_dir.empty()) {
+      return Exit(absl::InvalidArgumentError("--swap needs --db LIVE_DIR and --to REBUILT_DIR"),
+                  "replay");
+    }
+    auto swapped = SwapState(replay_swap_db, replay.to_dir);
+    if (!swapped.ok()) return Exit(swapped.status(), "replay");
+    std::cerr << "swapped: " << replay_swap_db << " now holds the rebuilt state; "
+              << swapped->commands_carried << " undelivered commands carried over from the old "
+              << "outbox; the previous state is in " << swapped->previous_dir
+              << ". Start the engine on " << replay_swap_db << " again. To undo (engine stopped): "
+              << "mv " << replay_swap_db << " " << replay.to_dir << " && mv "
+              << swapped->previous_dir << " " << replay_swap_db << std::endl;
     return 0;
   }
   if (*replay_cmd) {

@@ -359,4 +359,67 @@ absl::StatusOr<ArchiveReport> ExportArchive(const ArchiveOptions& options,
   return report;
 }
 
+absl::StatusOr<SwapReport> SwapState(const std::string& live_dir, const std::string& new_dir) {
+  const std::string live = fs::path(live_dir).lexically_normal().string();
+  const std::string rebuilt = fs::path(new_dir).lexically_normal().string();
+  std::error_code ec;
+  if (!fs::exists(fs::path(rebuilt) / "CURRENT", ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--to ", rebuilt, ": no rebuilt state there (run `tend replay --to ", rebuilt,
+        "` first, and let it finish)"));
+  }
+  if (!fs::exists(fs::path(live) / "CURRENT", ec)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--db ", live, ": no tend state directory there to replace"));
+  }
+  SwapReport report;
+  {
+    StorageOptions existing;
+    existing.create_if_missing = false;
+    auto old_state = Storage::Open(live, existing);
+    if (!old_state.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot open ", live, " as its only writer: ", old_state.status().message(),
+          ". Stop the engine that runs on it first: a swap needs it stopped"));
+    }
+    TEND_ASSIGN_OR_RETURN(auto new_state, Storage::Open(rebuilt, existing));
+    TEND_ASSIGN_OR_RETURN(auto old_checkpoints, (*old_state)->LoadCheckpoints());
+    TEND_ASSIGN_OR_RETURN(auto new_checkpoints, new_state->LoadCheckpoints());
+    if (!old_checkpoints.empty() && !new_checkpoints.empty() &&
+        old_checkpoints.front().topic() != new_checkpoints.front().topic()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          rebuilt, " was folded from topic ", new_checkpoints.front().topic(), ", ", live,
+          " from ", old_checkpoints.front().topic(), ": not a rebuild of this state"));
+    }
+    StateBatch batch = new_state->NewBatch();
+    TEND_RETURN_IF_ERROR((*old_state)->ForEachCommand(
+        [&](int32_t partition, const v1::ReminderCommand& c) {
+          batch.PutCommand(partition, c);
+          ++report.commands_carried;
+          return absl::OkStatus();
+        }));
+    CommitOptions sync;
+    sync.sync = true;
+    TEND_RETURN_IF_ERROR(new_state->Commit(&batch, sync));
+  }  // both closed before they move
+  report.previous_dir = absl::StrCat(
+      live, ".replaced-",
+      absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()));
+  fs::rename(live, report.previous_dir, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("renaming ", live, " to ", report.previous_dir,
+                                               ": ", ec.message(), "; nothing was swapped"));
+  }
+  fs::rename(rebuilt, live, ec);
+  if (ec) {
+    std::error_code undo;
+    fs::rename(report.previous_dir, live, undo);
+    return absl::UnavailableError(absl::StrCat(
+        "renaming ", rebuilt, " to ", live, ": ", ec.message(),
+        undo ? absl::StrCat("; the old state is in ", report.previous_dir, ", move it back")
+             : "; nothing was swapped"));
+  }
+  return report;
+}
+
 }  // namespace tend

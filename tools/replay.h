@@ -72,6 +72,19 @@ absl::StatusOr<ArchiveReport> ExportArchive(const ArchiveOptions& options,
                                             const std::atomic<bool>& stop,
                                             std::ostream& progress);
 
+struct SwapReport {
+  std::string previous_dir;      // where the replaced state now is
+  int64_t commands_carried = 0;  // undelivered commands copied from the old outbox
+};
+// tend replay --swap --db LIVE --to NEW: makes the rebuilt state NEW the engine's state at LIVE.
+// The engine on LIVE must be stopped (kFailedPrecondition while any process holds LIVE). The
+// commands still waiting in LIVE's outbox are copied into NEW's (a replay writes none, and they
+// must not be lost); then LIVE is renamed to LIVE.replaced-<UTC time> (kept for rollback) and NEW
+// to LIVE. The engine, started again on LIVE, resumes from the offsets the replay stored: records
+// the live engine folded after them are folded again, and the commands they decide carry the same
+// command ids as before, which receivers dedupe (DESIGN.md point 2).
+absl::StatusOr<SwapReport> SwapState(const std::string& live_dir, const std::string& new_dir);
+
 // "[=====>    ]  48.2%  482,113/1,000,000 records  85.1k/s  ETA 6s" (width: the bar's cells).
 std::string FormatProgressBar(int64_t done, int64_t total, double per_second, int width);
 

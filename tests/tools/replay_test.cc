@@ -139,6 +139,26 @@ TEST_CASE("replay rebuilds what the live run folded and decided, into a new dire
   CHECK(Dump(dir.Sub("live"), true) == Dump(dir.Sub("from-archive"), true));
   CHECK(live_stored.decisions == ReadStored(dir.Sub("from-archive")).decisions);
   CHECK(ReadStored(dir.Sub("from-archive")).outbox.empty());
+
+  // --swap: refused while the live directory is open; then the rebuild takes the live path,
+  // with the live outbox's undelivered commands carried over, and the old state kept aside.
+  {
+    auto held = Storage::Open(dir.Sub("live"));
+    REQUIRE(held.ok());
+    auto refused = SwapState(dir.Sub("live"), dir.Sub("rebuilt"));
+    REQUIRE(refused.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK_THAT(std::string(refused.status().message()), Catch::Contains("Stop the engine"));
+  }
+  CHECK(std::filesystem::exists(dir.Sub("rebuilt")));
+  auto swapped = SwapState(dir.Sub("live"), dir.Sub("rebuilt"));
+  REQUIRE(swapped.ok());
+  CHECK(swapped->commands_carried == static_cast<int64_t>(live_stored.outbox.size()));
+  CHECK_FALSE(std::filesystem::exists(dir.Sub("rebuilt")));
+  CHECK(swapped->previous_dir.rfind(dir.Sub("live.replaced-"), 0) == 0);
+  const Stored after = ReadStored(dir.Sub("live"));
+  CHECK(after.outbox == live_stored.outbox);
+  CHECK(after.decisions == live_stored.decisions);
+  CHECK(ReadStored(swapped->previous_dir).outbox == live_stored.outbox);
 }
 
 TEST_CASE("replay refuses a directory that is not new, before reading the log") {
