@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "engine/json.h"
 #include "engine/log.h"
@@ -26,6 +28,7 @@
 #include "services/dispatcher.h"
 #include "services/server.h"
 #include "services/sink_service.h"
+#include "tools/dump_format.h"
 #include "tools/temp_dir.h"
 
 namespace tend {
@@ -227,31 +230,66 @@ absl::StatusOr<int64_t> SimulateToKafka(const CohortOptions& options, Producer* 
   return produced;
 }
 
-absl::StatusOr<int64_t> DumpPatients(const DumpOptions& options, std::ostream& out) {
-  // A secondary instance reads a consistent view beside a live engine; its info files go to a
-  // scratch directory that is removed afterwards.
+absl::StatusOr<DumpReport> DumpPatients(const DumpOptions& options, std::ostream& out) {
+  const bool csv = options.format == DumpOptions::Format::kCsv;
+  if (csv && options.raw_state) {
+    return absl::InvalidArgumentError("--state is JSON only: CSV columns are the view's");
+  }
+  static const DumpColumns* const columns = new DumpColumns();
+  TEND_ASSIGN_OR_RETURN(std::vector<DumpFilter> filters,
+                        ParseDumpFilters(*columns, options.where));
+  // A secondary instance reads a consistent view beside a live engine (as of its open: states
+  // and checkpoints alike); its info files go to a scratch directory removed afterwards.
   TEND_ASSIGN_OR_RETURN(ScopedTempDir scratch, ScopedTempDir::Create("tend-dump-"));
   TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(options.db_dir, scratch.path()));
   TEND_ASSIGN_OR_RETURN(projections::ProjectionConfig config,
                         ConfigForReading(*storage, options.config_path));
   TEND_ASSIGN_OR_RETURN(AsOfResolver as_of, AsOfResolver::Load(*storage, options.as_of));
+  DumpReport report;
+  TEND_ASSIGN_OR_RETURN(report.checkpoints, storage->LoadCheckpoints());
   JsonWriter json;
-  int64_t count = 0;
   std::string line;
+  if (csv) columns->WriteHeader(out);
   TEND_RETURN_IF_ERROR(storage->ForEachState([&](const v1::PatientState& state) {
-    if (options.raw_state) {
-      TEND_RETURN_IF_ERROR(json.Write(state, &line));
+    ++report.scanned;
+    const bool need_view = !options.raw_state || !filters.empty();
+    v1::PatientView view;
+    if (need_view) view = projections::ComputeView(config, state, as_of.For(state));
+    if (!filters.empty() && !MatchesFilters(*columns, filters, view)) return absl::OkStatus();
+    if (csv) {
+      columns->WriteRow(view, out);
     } else {
-      TEND_RETURN_IF_ERROR(
-          json.Write(projections::ComputeView(config, state, as_of.For(state)), &line));
+      if (options.raw_state) {
+        TEND_RETURN_IF_ERROR(json.Write(state, &line));
+      } else {
+        TEND_RETURN_IF_ERROR(json.Write(view, &line));
+      }
+      out << line << '\n';
     }
-    out << line << '\n';
-    ++count;
+    ++report.patients;
     return absl::OkStatus();
   }));
   out.flush();
   if (!out) return absl::UnavailableError("writing the dump failed (disk full?)");
-  return count;
+  return report;
+}
+
+std::string DumpStamp(const DumpOptions& options, const DumpReport& report) {
+  std::vector<std::string> offsets;
+  for (const auto& c : report.checkpoints) {
+    offsets.push_back(absl::StrCat("\"", c.partition(), "\":", c.next_offset()));
+  }
+  std::string topic = report.checkpoints.empty() ? "" : report.checkpoints.front().topic();
+  return absl::StrCat(
+      "{\"db\":\"", absl::CEscape(options.db_dir), "\",\"topic\":\"", absl::CEscape(topic),
+      "\",\"format\":\"", options.format == DumpOptions::Format::kCsv ? "csv" : "jsonl",
+      "\",\"csv_columns_version\":", kCsvColumnsVersion, ",\"as_of\":",
+      options.as_of ? absl::StrCat("\"", absl::FormatTime(absl::RFC3339_sec, *options.as_of,
+                                                          absl::UTCTimeZone()), "\"")
+                    : "\"partition clock\"",
+      ",\"where\":\"", absl::CEscape(options.where), "\",\"patients\":", report.patients,
+      ",\"scanned\":", report.scanned, ",\"next_offsets\":{", absl::StrJoin(offsets, ","),
+      "}}");
 }
 
 absl::StatusOr<BgNbdFitReport> FitChurn(const FitChurnOptions& options, std::ostream& out,

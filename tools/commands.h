@@ -66,12 +66,28 @@ struct DumpOptions {
   std::string config_path;
   // Unset: each patient's partition clock (the latest recorded_at folded in that partition).
   std::optional<absl::Time> as_of;
-  // The stored sufficient statistics (PatientState) instead of the view.
+  // The stored sufficient statistics (PatientState) instead of the view (JSONL only).
   bool raw_state = false;
+  enum class Format { kJsonl, kCsv };
+  // kJsonl: one proto3-JSON PatientView per line. kCsv: a header line, then one row per patient
+  // with the flat columns of tools/dump_format.h (docs/data-dictionary.md).
+  Format format = Format::kJsonl;
+  // Only patients whose view matches ("stage=silent,program=P"; tools/dump_format.h).
+  std::string where;
 };
-// tend dump: one proto3-JSON PatientView per line (every projection at its as-of), read from a
-// consistent view of the directory (works beside a running engine). Returns the patients written.
-absl::StatusOr<int64_t> DumpPatients(const DumpOptions& options, std::ostream& out);
+struct DumpReport {
+  int64_t patients = 0;  // written
+  int64_t scanned = 0;   // read (before --where)
+  // The offsets the dump reflects: every record below next_offset of each partition, and
+  // nothing after it (one consistent read of the directory).
+  std::vector<v1::PartitionCheckpoint> checkpoints;
+};
+// tend dump: every patient's projections at their as-of, read from one consistent view of the
+// directory (a RocksDB secondary instance, so it works beside a running engine).
+absl::StatusOr<DumpReport> DumpPatients(const DumpOptions& options, std::ostream& out);
+// The snapshot stamp of a dump as one JSON object: the offsets per partition, the patients, the
+// options that shaped it.
+std::string DumpStamp(const DumpOptions& options, const DumpReport& report);
 
 struct FitChurnOptions {
   std::string db_dir;

@@ -14,6 +14,7 @@
 #include "engine/log.h"
 #include "engine/rules.h"
 #include "tools/commands.h"
+#include "tools/dump_format.h"
 #include "tools/backtest.h"
 #include "tools/replay.h"
 #include "tools/signals.h"
@@ -133,9 +134,19 @@ int main(int argc, char** argv) {
   DumpOptions dump;
   std::string out_path, as_of_text;
   auto* dump_cmd = app.add_subcommand(
-      "dump", "Every projection of every patient, one JSON object per line (works beside a running "
-              "engine).");
-  dump_cmd->add_option("--db", dump.db_dir)->required();
+      "dump", "Every projection of every patient as JSON lines or CSV, from one consistent "
+              "snapshot (works beside a running engine).");
+  dump_cmd->add_option("--db", dump.db_dir);
+  std::string dump_format = "jsonl";
+  bool dump_dictionary = false;
+  dump_cmd->add_option("--format", dump_format, "jsonl or csv")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"jsonl", "csv"}));
+  dump_cmd->add_option("--where", dump.where,
+                       "only matching patients: COLUMN OP VALUE[,...], e.g. stage=silent,program=P "
+                       "or risk>=0.5");
+  dump_cmd->add_flag("--dictionary", dump_dictionary,
+                     "print the CSV data dictionary (Markdown) and exit");
   dump_cmd->add_option("--out", out_path, "output file (default stdout)");
   dump_cmd->add_option("--config", dump.config_path,
                        "engine config YAML (default: the one the engine recorded in --db)");
@@ -418,34 +429,49 @@ int main(int argc, char** argv) {
     return report->bad > 0 ? 1 : 0;
   }
   if (*dump_cmd) {
+    if (dump_dictionary) {
+      std::cout << DumpColumns().Dictionary();
+      return 0;
+    }
+    if (dump.db_dir.empty()) return Exit(absl::InvalidArgumentError("--db is required"), "dump");
+    dump.format = dump_format == "csv" ? DumpOptions::Format::kCsv : DumpOptions::Format::kJsonl;
     if (!as_of_text.empty()) {
       absl::Time t;
       if (absl::Status s = ParseTimeFlag("--as-of", as_of_text, &t); !s.ok()) return Exit(s, "dump");
       dump.as_of = t;
     }
     if (out_path.empty()) {
-      auto n = DumpPatients(dump, std::cout);
-      if (!n.ok()) return Exit(n.status(), "dump");
-      std::cerr << "dumped " << *n << " patients" << std::endl;
+      auto report = DumpPatients(dump, std::cout);
+      if (!report.ok()) return Exit(report.status(), "dump");
+      std::cerr << "dumped " << report->patients << " patients; snapshot: "
+                << DumpStamp(dump, *report) << std::endl;
       return 0;
     }
     // Written beside the target and renamed when complete: no half-written dump is left behind.
+    // The snapshot stamp goes beside it, in OUT.snapshot.json.
     const std::string tmp = out_path + ".partial";
     std::ofstream file(tmp, std::ios::trunc);
     if (!file) return Exit(absl::UnavailableError("cannot write " + tmp), "dump");
-    auto n = DumpPatients(dump, file);
+    auto report = DumpPatients(dump, file);
     file.close();
-    if (!n.ok() || !file) {
+    if (!report.ok() || !file) {
       std::remove(tmp.c_str());
-      return Exit(n.ok() ? absl::UnavailableError("writing " + tmp + " failed (disk full?)")
-                         : n.status(),
+      return Exit(report.ok() ? absl::UnavailableError("writing " + tmp + " failed (disk full?)")
+                              : report.status(),
                   "dump");
+    }
+    const std::string stamp_path = out_path + ".snapshot.json";
+    {
+      std::ofstream stamp(stamp_path, std::ios::trunc);
+      stamp << DumpStamp(dump, *report) << '\n';
+      if (!stamp) return Exit(absl::UnavailableError("cannot write " + stamp_path), "dump");
     }
     if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
       std::remove(tmp.c_str());
       return Exit(absl::UnavailableError("cannot rename " + tmp + " to " + out_path), "dump");
     }
-    std::cerr << "dumped " << *n << " patients to " << out_path << std::endl;
+    std::cerr << "dumped " << report->patients << " of " << report->scanned << " patients to "
+              << out_path << " (snapshot stamp in " << stamp_path << ")" << std::endl;
     return 0;
   }
   if (*fit_cmd) {

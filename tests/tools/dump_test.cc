@@ -4,14 +4,18 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "engine/config.h"
 #include "engine/mock_broker.h"
 #include "engine/storage.h"
 #include "tests/testing.h"
 #include "tools/commands.h"
+#include "tools/dump_format.h"
 
 namespace tend {
 namespace {
@@ -30,6 +34,84 @@ std::string Dump(const DumpOptions& options) {
   auto n = DumpPatients(options, out);
   REQUIRE(n.ok());
   return out.str();
+}
+
+// Rows of an RFC 4180 CSV text (quoted cells with doubled quotes; no line breaks in cells here).
+std::vector<std::vector<std::string>> ParseCsv(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> cells(1);
+    bool quoted = false;
+    for (size_t i = 0; i < line.size(); ++i) {
+      const char c = line[i];
+      if (quoted) {
+        if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+          cells.back() += '"';
+          ++i;
+        } else if (c == '"') {
+          quoted = false;
+        } else {
+          cells.back() += c;
+        }
+      } else if (c == '"') {
+        quoted = true;
+      } else if (c == ',') {
+        cells.emplace_back();
+      } else {
+        cells.back() += c;
+      }
+    }
+    rows.push_back(std::move(cells));
+  }
+  return rows;
+}
+
+TEST_CASE("every CSV column is in the data dictionary, and docs/data-dictionary.md is current") {
+  DumpColumns columns;
+  REQUIRE(columns.columns().size() > 50);
+  for (const auto& c : columns.columns()) {
+    INFO(c.name);
+    CHECK_FALSE(c.description.empty());
+  }
+  CHECK(columns.Find("churn.stage") != nullptr);
+  CHECK(columns.Find("events_by_type.check_in") != nullptr);
+  std::ifstream in(std::string(TEND_SOURCE_DIR) + "/docs/data-dictionary.md");
+  const std::string checked_in((std::istreambuf_iterator<char>(in)), {});
+  CHECK(checked_in == columns.Dictionary());  // else: tend dump --dictionary > docs/data-dictionary.md
+}
+
+TEST_CASE("--where conditions are checked against the columns before anything is read") {
+  DumpColumns columns;
+  CHECK(ParseDumpFilters(columns, "").value().empty());
+  auto ok = ParseDumpFilters(columns, "stage=silent, program=camp-1,risk>=0.5,activated=TRUE");
+  REQUIRE(ok.ok());
+  REQUIRE(ok->size() == 4);
+  CHECK((*ok)[0].column->name == "churn.stage");
+  CHECK((*ok)[0].value == "SILENT");
+  CHECK((*ok)[2].op == ">=");
+  CHECK((*ok)[2].number == 0.5);
+  CHECK((*ok)[3].value == "true");
+  auto message = [&](const std::string& where) {
+    return std::string(ParseDumpFilters(columns, where).status().message());
+  };
+  CHECK_THAT(message("stge=silent"), Catch::Contains("unknown column \"stge\""));
+  CHECK_THAT(message("stage=sleepy"), Catch::Contains("no value \"sleepy\""));
+  CHECK_THAT(message("risk>=high"), Catch::Contains("is a number"));
+  CHECK_THAT(message("program>=a"), Catch::Contains("only = and != compare it"));
+  CHECK_THAT(message("stage"), Catch::Contains("is not COLUMN OP VALUE"));
+
+  v1::PatientView view;
+  view.mutable_churn()->set_stage(v1::ChurnView::SILENT);
+  view.mutable_churn()->set_churn_risk(0.7);
+  view.set_program_id("camp-1");
+  CHECK(MatchesFilters(columns, *ParseDumpFilters(columns, "stage=SILENT,risk>0.5"), view));
+  CHECK_FALSE(MatchesFilters(columns, *ParseDumpFilters(columns, "risk<0.5"), view));
+  CHECK_FALSE(MatchesFilters(columns, *ParseDumpFilters(columns, "program!=camp-1"), view));
+  std::ostringstream row;
+  view.set_patient_id("p,\"1\"");
+  columns.WriteRow(view, row);
+  CHECK(row.str().rfind("\"p,\"\"1\"\"\",", 0) == 0);  // RFC 4180 quoting
 }
 
 TEST_CASE("replay equivalence: the same events in two arrival orders give identical dumps",
@@ -60,6 +142,89 @@ TEST_CASE("replay equivalence: the same events in two arrival orders give identi
   CHECK(later.find("\"as_of\":\"2026-02-15T00:00:00Z\"") != std::string::npos);
   a.raw_state = b.raw_state = true;
   CHECK(Dump(a) == Dump(b));
+
+  // CSV: a header and one row per patient with as many cells; the same values as the JSON;
+  // --where keeps exactly the matching patients.
+  DumpOptions csv;
+  csv.db_dir = dir.Sub("a");
+  csv.format = DumpOptions::Format::kCsv;
+  const auto rows = ParseCsv(Dump(csv));
+  REQUIRE(rows.size() == 301);
+  const auto& header = rows[0];
+  std::map<std::string, size_t> at;
+  for (size_t i = 0; i < header.size(); ++i) at[header[i]] = i;
+  int silent = 0;
+  for (size_t r = 1; r < rows.size(); ++r) {
+    REQUIRE(rows[r].size() == header.size());
+    silent += rows[r][at.at("churn.stage")] == "SILENT";
+  }
+  // Row order is the JSON's (key order): the first patients agree.
+  CHECK(dump_a.rfind("{\"patient_id\":\"" + rows[1][at.at("patient_id")] + "\"", 0) == 0);
+  size_t json_silent = 0;
+  for (size_t pos = 0; (pos = dump_a.find("\"stage\":\"SILENT\"", pos)) != std::string::npos; ++pos) {
+    ++json_silent;
+  }
+  CHECK(static_cast<size_t>(silent) == json_silent);
+  csv.where = "stage=silent";
+  const auto filtered = ParseCsv(Dump(csv));
+  CHECK(filtered.size() == static_cast<size_t>(silent) + 1);
+  for (size_t r = 1; r < filtered.size(); ++r) CHECK(filtered[r][at.at("churn.stage")] == "SILENT");
+}
+
+TEST_CASE("a dump while the engine writes reflects one moment: per partition, its patients' "
+          "events add up to the stamped checkpoint",
+          "[integration]") {
+  MockBrokerOptions broker_options;
+  broker_options.partitions = 4;
+  auto broker = MockBroker::Start(broker_options);
+  REQUIRE(broker.ok());
+  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  REQUIRE(producer.ok());
+  testing::ProduceAll(producer->get(), broker_options.topic, testing::Cohort(400, 90, 13));
+
+  TempDir dir;
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  EngineOptions options;
+  options.brokers = (*broker)->bootstrap();
+  options.exit_when_idle = true;
+  options.commit_interval = absl::Milliseconds(2);  // many small commits to land between
+  options.commit_max_records = 300;
+  auto engine = Engine::Create(options, storage->get());
+  REQUIRE(engine.ok());
+  std::atomic<bool> stop{false};
+  std::atomic<bool> done{false};
+  std::thread runner([&] {
+    CHECK((*engine)->Run(stop).ok());
+    done = true;
+  });
+  int dumps_while_running = 0;
+  for (int round = 0; round < 200 && (!done || round == 0); ++round) {
+    DumpOptions dump;
+    dump.db_dir = dir.path();
+    dump.format = DumpOptions::Format::kCsv;
+    std::ostringstream out;
+    auto report = DumpPatients(dump, out);
+    if (!report.ok()) {  // the engine may still be creating the directory
+      CHECK(report.status().code() == absl::StatusCode::kUnavailable);
+      continue;
+    }
+    if (!done) ++dumps_while_running;
+    const auto rows = ParseCsv(out.str());
+    std::map<std::string, size_t> at;
+    for (size_t i = 0; i < rows[0].size(); ++i) at[rows[0][i]] = i;
+    std::map<int, int64_t> events;
+    for (size_t r = 1; r < rows.size(); ++r) {
+      events[std::stoi(rows[r][at.at("partition")])] +=
+          std::stoll(rows[r][at.at("unique_events")]);
+    }
+    for (const auto& c : report->checkpoints) {
+      INFO("partition " << c.partition() << " at offset " << c.next_offset());
+      CHECK(events[c.partition()] == c.events_applied());
+    }
+  }
+  runner.join();
+  CHECK(dumps_while_running > 0);
 }
 
 TEST_CASE("dump and fit-churn read with the engine's recorded config - a different fold "
