@@ -29,9 +29,6 @@ int RfmScore(const std::array<double, 4>& breaks, double v) {
   return score;
 }
 
-namespace {
-
-// Local days with patient-initiated activity up to as_of, ascending.
 std::vector<absl::CivilDay> ActiveDays(const v1::PatientState& state, const absl::TimeZone& tz,
                                        absl::Time as_of) {
   const int32_t as_of_slot = SlotOf(absl::ToUnixSeconds(as_of));
@@ -43,6 +40,8 @@ std::vector<absl::CivilDay> ActiveDays(const v1::PatientState& state, const absl
   }
   return active_days;
 }
+
+namespace {
 
 std::optional<BgNbdCustomer> Summarise(const ProjectionConfig& config,
                                        const std::vector<absl::CivilDay>& active_days,

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <optional>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "projections/bgnbd.h"
@@ -37,6 +38,11 @@ v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientStat
 std::optional<BgNbdCustomer> BgNbdInputs(const ProjectionConfig& config,
                                          const v1::PatientState& state, const absl::TimeZone& tz,
                                          absl::Time as_of);
+
+// The patient's local days with patient-initiated activity (check-ins, patient messages,
+// purchases, scans) up to `as_of`, ascending, without repeats.
+std::vector<absl::CivilDay> ActiveDays(const v1::PatientState& state, const absl::TimeZone& tz,
+                                       absl::Time as_of);
 
 // 1 + the number of break points <= v: the [lower, upper) intervals of RFM scoring.
 int RfmScore(const std::array<double, 4>& breaks, double v);

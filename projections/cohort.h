@@ -1,0 +1,59 @@
+// Cohort statistics over many patients (DOMAIN.md, the analysts' figures): acquisition by channel,
+// the activation funnel, weekly check-in rate by cohort week, retention curves, conversion and
+// repurchase, the PDC and churn-risk distributions, lifecycle stages. Pure: patients in, numbers
+// out (tend.v1.CohortStats); `tend report` draws them and Query/CohortStats returns them.
+//
+// Retention (cohort reports, DOMAIN.md): day 0 is the patient's first-seen local day; a patient
+// is "active" on a local day with patient-initiated activity (projections/churn.h ActiveDays).
+// Classic N-day retention = share of the eligible patients active on day N exactly; unbounded =
+// active on day N or later. Eligible for day N: first seen at least N days before the as-of day,
+// so recent patients do not drag the curve down.
+//
+// Thread safety: a CohortAccumulator is single-threaded.
+#ifndef TEND_PROJECTIONS_COHORT_H_
+#define TEND_PROJECTIONS_COHORT_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "projections/config.h"
+#include "tend/v1/cohort.pb.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend::projections {
+
+class CohortAccumulator {
+ public:
+  explicit CohortAccumulator(const ProjectionConfig& config) : config_(config) {}
+  // Adds one patient: its state and its view at `as_of` (ComputeView(config, state, as_of)).
+  void Add(const v1::PatientState& state, const v1::PatientView& view, absl::Time as_of);
+  v1::CohortStats Finish() const;
+
+  static const std::vector<int>& RetentionDays();  // 1, 7, 14, 30, 60, 90
+
+ private:
+  struct Week {
+    int64_t patients = 0;
+    double weekly_rate_sum = 0;
+    int64_t activated = 0;
+    int64_t converted = 0;
+  };
+  const ProjectionConfig& config_;
+  int64_t patients_ = 0;
+  absl::Time latest_as_of_ = absl::InfinitePast();
+  std::map<std::string, int64_t> channels_;
+  int64_t messaged_ = 0, activated_ = 0, checked_in_ = 0, converted_ = 0, repurchased_ = 0;
+  std::map<std::string, Week> weeks_;
+  std::vector<int64_t> eligible_, classic_, unbounded_;  // per RetentionDays() index
+  std::vector<double> days_to_first_purchase_;
+  std::vector<int64_t> pdc_bins_ = std::vector<int64_t>(10);
+  int64_t pdc_patients_ = 0, pdc_adherent_ = 0;
+  std::vector<int64_t> risk_bins_ = std::vector<int64_t>(10);
+  std::map<int, int64_t> stages_;
+};
+
+}  // namespace tend::projections
+
+#endif  // TEND_PROJECTIONS_COHORT_H_
