@@ -1,17 +1,20 @@
-// Proto3 JSON that is the same bytes for the same message: map entries sorted by key (protobuf's
-// own printer follows the map's hash order, which differs between map instances). Dumps are
-// compared byte for byte (replay equivalence), so they use this.
+// Proto3 JSON that is the same bytes for the same message, fast enough for a million-patient dump:
+// a printer over protobuf reflection (protobuf's own goes through the binary encoding and a type
+// resolver, ~80 µs per PatientView here). Field names as in the .proto (snake_case), every
+// non-oneof scalar, repeated and map field printed (zero values too, as protobuf's
+// always_print_primitive_fields), unset message fields left out, fields in field-number order,
+// map entries sorted by key (protobuf's printer follows the map's hash order, which differs
+// between map instances; dumps are compared byte for byte). Values per the proto3 JSON mapping:
+// 64-bit integers as strings, enums by name (unknown numbers as numbers), bytes as base64,
+// non-finite doubles as "NaN"/"Infinity"/"-Infinity", google.protobuf.Timestamp as RFC 3339 UTC.
+// JsonStringToMessage reads it back to an equal message (tested).
 //
 // Thread safety: a JsonWriter is not thread-safe; use one per thread.
 #ifndef TEND_ENGINE_JSON_H_
 #define TEND_ENGINE_JSON_H_
 
 #include <google/protobuf/message.h>
-#include <google/protobuf/util/json_util.h>
-#include <google/protobuf/util/type_resolver.h>
-#include <google/protobuf/util/type_resolver_util.h>
 
-#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -20,15 +23,9 @@ namespace tend {
 
 class JsonWriter {
  public:
-  // Field names as in the .proto (snake_case), zero values printed.
-  JsonWriter();
+  JsonWriter() = default;
   // Replaces `*out` with the JSON of `message` (no trailing newline).
   absl::Status Write(const google::protobuf::Message& message, std::string* out);
-
- private:
-  std::unique_ptr<google::protobuf::util::TypeResolver> resolver_;
-  google::protobuf::util::JsonPrintOptions options_;
-  std::string bytes_;
 };
 
 }  // namespace tend

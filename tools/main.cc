@@ -17,6 +17,7 @@
 #include "tools/dump_format.h"
 #include "tools/backtest.h"
 #include "tools/replay.h"
+#include "tools/report.h"
 #include "tools/signals.h"
 
 namespace {
@@ -274,6 +275,19 @@ int main(int argc, char** argv) {
                          "write the commands the replay decided here (JSONL; none is sent)");
   replay_cmd->add_option("--kafka", replay_kafka, "extra librdkafka property KEY=VALUE (repeatable)");
 
+  // tend report
+  ReportOptions report_options;
+  std::string report_out, report_as_of;
+  auto* report_cmd = app.add_subcommand(
+      "report", "A self-contained HTML cohort report (inline SVG charts, no network).");
+  report_cmd->add_option("--db", report_options.db_dir, "state directory")->required();
+  report_cmd->add_option("--out", report_out, "the HTML file")->required();
+  report_cmd->add_option("--as-of", report_as_of,
+                         "RFC 3339 instant to view at (default: each partition's clock)");
+  report_cmd->add_option("--config", report_options.config_path,
+                         "engine config YAML (default: the one the engine recorded in --db)");
+  report_cmd->add_option("--title", report_options.title)->capture_default_str();
+
   // tend archive
   ArchiveOptions archive;
   std::vector<std::string> archive_kafka;
@@ -307,6 +321,34 @@ int main(int argc, char** argv) {
       }
     }
     return Exit(RunEngine(engine, stop), "engine");
+  }
+  if (*report_cmd) {
+    if (!report_as_of.empty()) {
+      absl::Time t;
+      if (absl::Status s = ParseTimeFlag("--as-of", report_as_of, &t); !s.ok()) {
+        return Exit(s, "report");
+      }
+      report_options.as_of = t;
+    }
+    auto stats = ComputeCohortStats(report_options);
+    if (!stats.ok()) return Exit(stats.status(), "report");
+    const std::string tmp = report_out + ".partial";
+    {
+      std::ofstream file(tmp, std::ios::trunc);
+      file << RenderReport(*stats, report_options);
+      file.close();
+      if (!file) {
+        std::remove(tmp.c_str());
+        return Exit(absl::UnavailableError("cannot write " + tmp), "report");
+      }
+    }
+    if (std::rename(tmp.c_str(), report_out.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      return Exit(absl::UnavailableError("cannot rename " + tmp + " to " + report_out), "report");
+    }
+    std::cerr << "report of " << stats->patients() << " patients written to " << report_out
+              << std::endl;
+    return 0;
   }
   if (*archive_cmd) {
     for (const auto& kv : archive_kafka) {

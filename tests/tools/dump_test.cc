@@ -81,7 +81,7 @@ TEST_CASE("every CSV column is in the data dictionary, and docs/data-dictionary.
   CHECK(checked_in == columns.Dictionary());  // else: tend dump --dictionary > docs/data-dictionary.md
 }
 
-TEST_CASE("--where conditions are checked against the columns before anything is read") {
+TEST_CASE("dump filters (--where) are checked against the columns before anything is read") {
   DumpColumns columns;
   CHECK(ParseDumpFilters(columns, "").value().empty());
   auto ok = ParseDumpFilters(columns, "stage=silent, program=camp-1,risk>=0.5,activated=TRUE");

@@ -1,0 +1,35 @@
+// tend report: the analysts' cohort report as ONE self-contained HTML file — inline SVG charts,
+// inline CSS, no script or font from the network — from the numbers of projections/cohort.h.
+//
+// Thread safety: pure functions; ComputeCohortStats opens its own reader of the directory.
+#ifndef TEND_TOOLS_REPORT_H_
+#define TEND_TOOLS_REPORT_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tend/v1/cohort.pb.h"
+
+namespace tend {
+
+struct ReportOptions {
+  std::string db_dir;
+  std::string config_path;          // empty: the config the engine recorded in the directory
+  std::optional<absl::Time> as_of;  // unset: each patient's partition clock
+  std::string title = "tend cohort report";
+};
+
+// Every patient of the directory through projections::CohortAccumulator, from one consistent
+// snapshot (a RocksDB secondary instance: works beside a running engine).
+absl::StatusOr<v1::CohortStats> ComputeCohortStats(const ReportOptions& options);
+
+// The HTML page. Each chart is an <svg class="chart" id="chart-..."> in its own <section>:
+// chart-acquisition, chart-funnel, chart-cohort-weeks, chart-retention, chart-conversion,
+// chart-pdc (with the adherence threshold line), chart-churn-risk, chart-stages.
+std::string RenderReport(const v1::CohortStats& stats, const ReportOptions& options);
+
+}  // namespace tend
+
+#endif  // TEND_TOOLS_REPORT_H_
