@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/config.h"
 #include "engine/status.h"
+#include "projections/cohort.h"
 #include "projections/patient.h"
 
 namespace tend {
@@ -61,6 +62,19 @@ absl::Time AsOfResolver::For(const v1::PatientState& state) const {
   if (fixed_) return *fixed_;
   auto it = clocks_.find(state.partition());
   return it != clocks_.end() ? it->second : FromTimestamp(state.last_event_at());
+}
+
+absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
+                                                   const projections::ProjectionConfig& config,
+                                                   std::optional<absl::Time> as_of) {
+  TEND_ASSIGN_OR_RETURN(AsOfResolver resolver, AsOfResolver::Load(storage, as_of));
+  projections::CohortAccumulator acc(config);
+  TEND_RETURN_IF_ERROR(storage.ForEachState([&](const v1::PatientState& state) {
+    const absl::Time t = resolver.For(state);
+    acc.Add(state, projections::ComputeView(config, state, t), t);
+    return absl::OkStatus();
+  }));
+  return acc.Finish();
 }
 
 }  // namespace tend

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "engine/storage.h"
 #include "projections/config.h"
+#include "tend/v1/cohort.pb.h"
 #include "tend/v1/state.pb.h"
 
 namespace tend {
@@ -42,6 +43,12 @@ class AsOfResolver {
   std::optional<absl::Time> fixed_;
   std::map<int32_t, absl::Time> clocks_;
 };
+
+// Every patient of `storage` through projections::CohortAccumulator, viewed at `as_of` (unset:
+// each patient's partition clock).
+absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
+                                                   const projections::ProjectionConfig& config,
+                                                   std::optional<absl::Time> as_of);
 
 }  // namespace tend
 

@@ -10,6 +10,39 @@
 
 namespace tend {
 
+namespace {
+
+// INVALID_ARGUMENT naming `field` unless `t` is a valid google.protobuf.Timestamp.
+grpc::Status CheckTimestamp(const google::protobuf::Timestamp& t, const char* field) {
+  if (t.seconds() < google::protobuf::util::TimeUtil::kTimestampMinSeconds ||
+      t.seconds() > google::protobuf::util::TimeUtil::kTimestampMaxSeconds || t.nanos() < 0 ||
+      t.nanos() > 999'999'999) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat(field, ": not a valid timestamp (0001-01-01 to 9999-12-31)"));
+  }
+  return grpc::Status::OK;
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+}  // namespace
+
+grpc::Status QueryService::CohortStats(grpc::ServerContext*,
+                                       const v1::CohortStatsRequest* request,
+                                       v1::CohortStatsResponse* response) {
+  std::optional<absl::Time> as_of;
+  if (request->has_as_of()) {
+    if (grpc::Status s = CheckTimestamp(request->as_of(), "as_of"); !s.ok()) return s;
+    as_of = FromProto(request->as_of());
+  }
+  auto stats = ComputeCohortStats(*storage_, config_, as_of);
+  if (!stats.ok()) return ToGrpc(stats.status());
+  *response->mutable_stats() = *std::move(stats);
+  return grpc::Status::OK;
+}
+
 grpc::Status QueryService::GetPatient(grpc::ServerContext*, const v1::GetPatientRequest* request,
                                       v1::GetPatientResponse* response) {
   if (!IsValidId(request->patient_id())) {
@@ -17,13 +50,7 @@ grpc::Status QueryService::GetPatient(grpc::ServerContext*, const v1::GetPatient
                         "patient_id: must be 1-128 characters of [A-Za-z0-9._:-]");
   }
   if (request->has_as_of()) {
-    const auto& t = request->as_of();
-    if (t.seconds() < google::protobuf::util::TimeUtil::kTimestampMinSeconds ||
-        t.seconds() > google::protobuf::util::TimeUtil::kTimestampMaxSeconds || t.nanos() < 0 ||
-        t.nanos() > 999'999'999) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "as_of: not a valid timestamp (0001-01-01 to 9999-12-31)");
-    }
+    if (grpc::Status s = CheckTimestamp(request->as_of(), "as_of"); !s.ok()) return s;
   }
   auto state = storage_->FindPatient(request->patient_id());
   if (!state.ok()) return ToGrpc(state.status());
@@ -33,8 +60,7 @@ grpc::Status QueryService::GetPatient(grpc::ServerContext*, const v1::GetPatient
   }
   absl::Time as_of;
   if (request->has_as_of()) {
-    as_of = absl::FromUnixSeconds(request->as_of().seconds()) +
-            absl::Nanoseconds(request->as_of().nanos());
+    as_of = FromProto(request->as_of());
   } else {
     auto clock = DefaultAsOf(*storage_, **state);
     if (!clock.ok()) return ToGrpc(clock.status());

@@ -20,6 +20,8 @@ class QueryService final : public v1::Query::Service {
                           v1::GetPatientResponse* response) override;
   grpc::Status Explain(grpc::ServerContext* context, const v1::ExplainRequest* request,
                        v1::ExplainResponse* response) override;
+  grpc::Status CohortStats(grpc::ServerContext* context, const v1::CohortStatsRequest* request,
+                           v1::CohortStatsResponse* response) override;
 
  private:
   const Storage* const storage_;

@@ -220,14 +220,7 @@ absl::StatusOr<v1::CohortStats> ComputeCohortStats(const ReportOptions& options)
   TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(options.db_dir, scratch.path()));
   TEND_ASSIGN_OR_RETURN(projections::ProjectionConfig config,
                         ConfigForReading(*storage, options.config_path));
-  TEND_ASSIGN_OR_RETURN(AsOfResolver as_of, AsOfResolver::Load(*storage, options.as_of));
-  projections::CohortAccumulator acc(config);
-  TEND_RETURN_IF_ERROR(storage->ForEachState([&](const v1::PatientState& state) {
-    const absl::Time t = as_of.For(state);
-    acc.Add(state, projections::ComputeView(config, state, t), t);
-    return absl::OkStatus();
-  }));
-  return acc.Finish();
+  return tend::ComputeCohortStats(*storage, config, options.as_of);
 }
 
 std::string RenderReport(const v1::CohortStats& s, const ReportOptions& options) {

@@ -134,6 +134,20 @@ TEST_CASE("Append produces to Kafka, the engine folds it, GetPatient reads it", 
       CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
       CHECK(s.error_message().rfind("limit:", 0) == 0);
     }
+    SECTION("CohortStats counts the patient; a bad as_of is INVALID_ARGUMENT") {
+      grpc::ClientContext ctx;
+      v1::CohortStatsRequest req;
+      v1::CohortStatsResponse stats;
+      REQUIRE(query_stub->CohortStats(&ctx, req, &stats).ok());
+      CHECK(stats.stats().patients() >= 1);
+      CHECK(stats.stats().funnel(0).label() == "seen");
+      CHECK(stats.stats().funnel(3).count() >= 1);  // p-42 checked in
+      grpc::ClientContext ctx2;
+      req.mutable_as_of()->set_seconds(-99999999999999);
+      grpc::Status s = query_stub->CohortStats(&ctx2, req, &stats);
+      CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+      CHECK(s.error_message().rfind("as_of:", 0) == 0);
+    }
     SECTION("a malformed as_of is INVALID_ARGUMENT naming the field") {
       grpc::ClientContext ctx;
       v1::GetPatientRequest req;
