@@ -158,6 +158,18 @@ struct LatencyBenchOptions {
 // percentiles, one JSON line on `out`.
 absl::Status RunLatencyBench(const LatencyBenchOptions& options, std::ostream& out);
 
+struct QueryBenchOptions {
+  int patients = 100'000;
+  int64_t events = 500'000;
+  int clients = 8;  // concurrent gRPC clients, each on its own channel
+  absl::Duration duration = absl::Seconds(10);
+  uint64_t seed = 42;
+};
+// tend bench --query: Query/GetPatient over real gRPC (loopback) against a state folded from a
+// simulated cohort, `clients` callers at once for `duration`; against the same lookups made
+// in process by one thread (the baseline of the ratio). One JSON line on `out`.
+absl::Status RunQueryBench(const QueryBenchOptions& options, std::ostream& out);
+
 }  // namespace tend
 
 #endif  // TEND_TOOLS_COMMANDS_H_

@@ -215,6 +215,14 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--repeat", bench.repeat, "runs of each phase (medians are compared)")
       ->capture_default_str()
       ->check(CLI::Range(1, 20));
+  bool bench_query = false;
+  QueryBenchOptions query_bench;
+  bench_cmd->add_flag("--query", bench_query,
+                      "instead: Query/GetPatient throughput and latency under concurrent clients "
+                      "(uses --patients, --events, --seconds, --clients)");
+  bench_cmd->add_option("--clients", query_bench.clients, "--query: concurrent gRPC clients")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
 
   // tend sink
   SinkOptions sink;
@@ -550,6 +558,12 @@ int main(int argc, char** argv) {
       auto rules = RuleSet::Load(bench_rules);
       if (!rules.ok()) return Exit(rules.status(), "bench");
       bench.rules = std::make_shared<const RuleSet>(*std::move(rules));
+    }
+    if (bench_query) {
+      query_bench.patients = bench.patients;
+      query_bench.events = std::min<int64_t>(bench.events, 500'000);
+      query_bench.duration = absl::Seconds(latency_seconds);
+      return Exit(RunQueryBench(query_bench, std::cout), "bench");
     }
     if (bench_latency) {
       latency.rules = bench.rules;
