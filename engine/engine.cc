@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "engine/log.h"
 #include "engine/status.h"
 #include "engine/storage_format.h"
+#include "engine/views.h"
 #include "projections/patient.h"
 #include "tend/v1/events.pb.h"
 #include "tend/v1/state.pb.h"
@@ -371,6 +373,9 @@ class Engine::Impl {
     // Sorted fingerprints of every event folded into `state` (storage_format::EventFingerprint),
     // committed with it: the exact-once memory of the fold.
     std::vector<uint64_t> applied;
+    // The patient's keys in the `index` column family as last committed (views.h
+    // PatientIndexKeys), so a commit writes only the keys that changed.
+    std::vector<std::string> index_keys;
     bool dirty = false;
   };
 
@@ -575,6 +580,7 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
     cache_.erase(key_);
     return found.status();
   }
+  if (*found) entry.index_keys = PatientIndexKeys(options_.projections, partition, entry.state);
   return &entry;
 }
 
@@ -797,8 +803,21 @@ absl::Status Engine::Impl::Commit() {
   TEND_RETURN_IF_ERROR(committer_->Wait());
   StateBatch& batch = *batch_;
   batch.Clear();
+  std::vector<std::string> keys;
   for (CacheEntry* e : dirty_) {
     batch.PutPatient(e->partition, e->state, e->applied);
+    // The secondary indexes move in the same batch as the state: only the keys that changed.
+    keys = PatientIndexKeys(options_.projections, e->partition, e->state);
+    if (keys != e->index_keys) {
+      std::vector<std::string> gone, added;
+      std::set_difference(e->index_keys.begin(), e->index_keys.end(), keys.begin(), keys.end(),
+                          std::back_inserter(gone));
+      std::set_difference(keys.begin(), keys.end(), e->index_keys.begin(), e->index_keys.end(),
+                          std::back_inserter(added));
+      for (const std::string& k : gone) batch.DeleteIndex(k);
+      for (const std::string& k : added) batch.PutIndex(k);
+      e->index_keys = std::move(keys);
+    }
   }
   std::unique_ptr<DecidedWrites> decided;
   if (!decided_->empty()) {

@@ -56,6 +56,12 @@ void StateBatch::DeleteTimer(int32_t partition, int64_t due_s, absl::string_view
   batch_.Delete(storage_->timers_, sf::TimerKey(partition, due_s, patient_id, rule_id));
 }
 
+void StateBatch::PutIndex(absl::string_view key) { batch_.Put(storage_->index_, ToSlice(key), ""); }
+
+void StateBatch::DeleteIndex(absl::string_view key) {
+  batch_.Delete(storage_->index_, ToSlice(key));
+}
+
 void StateBatch::PutCheckpoint(const v1::PartitionCheckpoint& checkpoint) {
   checkpoint.SerializeToString(&value_);
   batch_.Put(storage_->meta_, sf::CheckpointKey(checkpoint.partition()), value_);
@@ -150,6 +156,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   storage->outbox_ = storage->handles_[3];
   storage->decisions_ = storage->handles_[4];
   storage->timers_ = storage->handles_[5];
+  storage->index_ = storage->handles_[6];
   TEND_RETURN_IF_ERROR(storage->CheckFormatVersion(fresh));
   return storage;
 }
@@ -387,6 +394,18 @@ absl::Status Storage::ForEachTimer(
     TEND_RETURN_IF_ERROR(fn(due_s, key.substr(12, nul - 12), key.substr(nul + 1)));
   }
   return FromRocks(it->status(), "reading timers");
+}
+
+absl::Status Storage::ScanIndex(absl::string_view start, absl::string_view limit,
+                               const std::function<bool(absl::string_view)>& fn) const {
+  rocksdb::ReadOptions read;
+  const rocksdb::Slice upper = ToSlice(limit);
+  read.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, index_));
+  for (it->Seek(ToSlice(start)); it->Valid(); it->Next()) {
+    if (!fn(absl::string_view(it->key().data(), it->key().size()))) break;
+  }
+  return FromRocks(it->status(), "reading the index");
 }
 
 absl::StatusOr<std::vector<v1::Decision>> Storage::RecentDecisions(absl::string_view patient_id,

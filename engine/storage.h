@@ -56,6 +56,9 @@ class StateBatch {
   void PutDecision(const v1::Decision& decision, int64_t offset, uint32_t index);
   // An armed timer of the patient (storage_format.h `timers`), and its removal when it fires or
   // moves.
+  // A key of the `index` column family (storage_format.h: IndexKey, IndexTimeKey).
+  void PutIndex(absl::string_view key);
+  void DeleteIndex(absl::string_view key);
   void PutTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
                 absl::string_view rule_id);
   void DeleteTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
@@ -133,6 +136,10 @@ class Storage {
   absl::Status ForEachTimer(
       int32_t partition,
       const std::function<absl::Status(int64_t, absl::string_view, absl::string_view)>& fn) const;
+  // Calls `fn(key)` for the keys of the `index` column family in [start, limit), in order, until
+  // `fn` returns false.
+  absl::Status ScanIndex(absl::string_view start, absl::string_view limit,
+                         const std::function<bool(absl::string_view)>& fn) const;
   // The patient's latest decisions, newest first, at most `limit`.
   absl::StatusOr<std::vector<v1::Decision>> RecentDecisions(absl::string_view patient_id,
                                                             size_t limit) const;
@@ -156,6 +163,7 @@ class Storage {
   rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
   rocksdb::ColumnFamilyHandle* decisions_ = nullptr;
   rocksdb::ColumnFamilyHandle* timers_ = nullptr;
+  rocksdb::ColumnFamilyHandle* index_ = nullptr;
   bool read_only_ = false;
 };
 

@@ -25,6 +25,13 @@
 //                                          patient's RulesState.timer_due_s in the same batch; the
 //                                          engine loads a partition's timers on assignment and
 //                                          fires them in key order as the partition clock passes
+//   index   BE32(p) + kind + value + patient_id -> "" (empty): secondary indexes of the patients,
+//                                          rewritten in the same batch as the patient's state.
+//                                          Kinds (IndexKind): 'P' program_id "\0", 'S' current
+//                                          staff_id "\0", 'A' activated (no value), 'H' hard-churned
+//                                          (no value), 'L' BE64(last patient-initiated activity,
+//                                          unix s; first seen without any), 'F' BE64(first seen,
+//                                          unix s). Query/ListPatients walks them (IndexKeys).
 // One value per patient keeps a commit at one insert per dirty patient and a cache miss at one
 // read; readers that want only the state stop after the first n bytes.
 // BE32 is a big-endian uint32 so that keys of one partition sort together (partition-scoped state,
@@ -42,16 +49,27 @@
 
 namespace tend::storage_format {
 
-// 2: outbox and decisions. 3: timers.
-inline constexpr int kStorageFormatVersion = 3;
+// 2: outbox and decisions. 3: timers. 4: index.
+inline constexpr int kStorageFormatVersion = 4;
 
 inline constexpr absl::string_view kMetaCf = "meta";
 inline constexpr absl::string_view kStateCf = "state";
 inline constexpr absl::string_view kOutboxCf = "outbox";
 inline constexpr absl::string_view kDecisionsCf = "decisions";
 inline constexpr absl::string_view kTimersCf = "timers";
-inline constexpr std::array<absl::string_view, 5> kColumnFamilies = {kMetaCf, kStateCf, kOutboxCf,
-                                                                      kDecisionsCf, kTimersCf};
+inline constexpr absl::string_view kIndexCf = "index";
+inline constexpr std::array<absl::string_view, 6> kColumnFamilies = {
+    kMetaCf, kStateCf, kOutboxCf, kDecisionsCf, kTimersCf, kIndexCf};
+
+// The secondary indexes of the `index` column family.
+enum class IndexKind : char {
+  kProgram = 'P',
+  kStaff = 'S',
+  kActivated = 'A',
+  kHardChurned = 'H',
+  kLastActivity = 'L',
+  kFirstSeen = 'F',
+};
 
 inline constexpr absl::string_view kFormatVersionKey = "format_version";
 inline constexpr absl::string_view kTopicKey = "topic";
@@ -205,6 +223,32 @@ inline bool DecodePatient(absl::string_view record, absl::string_view* state_byt
     }
   }
   return true;
+}
+
+// BE32(p) + kind: where a partition's index of that kind starts.
+inline std::string IndexPrefix(int32_t partition, IndexKind kind) {
+  std::string k;
+  AppendBe32(static_cast<uint32_t>(partition), &k);
+  k.push_back(static_cast<char>(kind));
+  return k;
+}
+// An index key for a string value (program, staff): prefix + value + "\0" + patient.
+inline std::string IndexKey(int32_t partition, IndexKind kind, absl::string_view value,
+                            absl::string_view patient_id) {
+  std::string k = IndexPrefix(partition, kind);
+  k.append(value.data(), value.size());
+  k.push_back('\0');
+  k.append(patient_id.data(), patient_id.size());
+  return k;
+}
+// An index key for a time (unix seconds, non-negative) or no value (time < 0): prefix +
+// [BE64(time)] + patient.
+inline std::string IndexTimeKey(int32_t partition, IndexKind kind, int64_t time_s,
+                                absl::string_view patient_id) {
+  std::string k = IndexPrefix(partition, kind);
+  if (time_s >= 0) AppendBe64(static_cast<uint64_t>(time_s), &k);
+  k.append(patient_id.data(), patient_id.size());
+  return k;
 }
 
 }  // namespace tend::storage_format

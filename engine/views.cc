@@ -1,8 +1,15 @@
 #include "engine/views.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "engine/config.h"
 #include "engine/status.h"
+#include "projections/acquisition.h"
+#include "projections/activation.h"
+#include "projections/calendar.h"
+#include "projections/churn.h"
+#include "engine/storage_format.h"
 #include "projections/cohort.h"
 #include "projections/patient.h"
 
@@ -75,6 +82,37 @@ absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
     return absl::OkStatus();
   }));
   return acc.Finish();
+}
+
+std::vector<std::string> PatientIndexKeys(const projections::ProjectionConfig& config,
+                                          int32_t partition, const v1::PatientState& state) {
+  namespace sf = storage_format;
+  using Kind = sf::IndexKind;
+  const std::string& id = state.patient_id();
+  std::vector<std::string> keys;
+  if (id.empty()) return keys;
+  if (!state.enrollment().program_id().empty()) {
+    keys.push_back(sf::IndexKey(partition, Kind::kProgram, state.enrollment().program_id(), id));
+  }
+  const v1::AcquisitionView acquisition = projections::ComputeAcquisition(state);
+  if (!acquisition.current_staff_id().empty()) {
+    keys.push_back(sf::IndexKey(partition, Kind::kStaff, acquisition.current_staff_id(), id));
+  }
+  if (projections::ComputeActivation(config, state, absl::InfiniteFuture()).activated()) {
+    keys.push_back(sf::IndexTimeKey(partition, Kind::kActivated, -1, id));
+  }
+  if (projections::HardChurned(state, absl::InfiniteFuture())) {
+    keys.push_back(sf::IndexTimeKey(partition, Kind::kHardChurned, -1, id));
+  }
+  const auto& slots = state.engagement().activity_slots();
+  const int64_t first_seen_s = std::max<int64_t>(0, state.first_seen_at().seconds());
+  const int64_t last_activity_s =
+      slots.empty() ? first_seen_s
+                    : absl::ToUnixSeconds(projections::SlotStart(slots[slots.size() - 1]));
+  keys.push_back(sf::IndexTimeKey(partition, Kind::kLastActivity, std::max<int64_t>(0, last_activity_s), id));
+  keys.push_back(sf::IndexTimeKey(partition, Kind::kFirstSeen, first_seen_s, id));
+  std::sort(keys.begin(), keys.end());
+  return keys;
 }
 
 }  // namespace tend

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -43,6 +44,13 @@ class AsOfResolver {
   std::optional<absl::Time> fixed_;
   std::map<int32_t, absl::Time> clocks_;
 };
+
+// The patient's keys in the `index` column family (storage_format.h), sorted: its programme, its
+// current staff member, activated, hard-churned, the time of its last patient-initiated activity
+// (first seen without any) and its first-seen time. Facts of the events alone (no as-of), so a
+// key changes only when the patient's state does.
+std::vector<std::string> PatientIndexKeys(const projections::ProjectionConfig& config,
+                                          int32_t partition, const v1::PatientState& state);
 
 // Every patient of `storage` through projections::CohortAccumulator, viewed at `as_of` (unset:
 // each patient's partition clock).

@@ -22,6 +22,8 @@ class QueryService final : public v1::Query::Service {
                        v1::ExplainResponse* response) override;
   grpc::Status CohortStats(grpc::ServerContext* context, const v1::CohortStatsRequest* request,
                            v1::CohortStatsResponse* response) override;
+  grpc::Status ListPatients(grpc::ServerContext* context, const v1::ListPatientsRequest* request,
+                            v1::ListPatientsResponse* response) override;
 
  private:
   const Storage* const storage_;
