@@ -376,6 +376,7 @@ class Engine::Impl {
     // The patient's keys in the `index` column family as last committed (views.h
     // PatientIndexKeys), so a commit writes only the keys that changed.
     std::vector<std::string> index_keys;
+    uint64_t index_hash = 0;  // PatientIndexHash of the state index_keys were built from
     bool dirty = false;
   };
 
@@ -580,7 +581,10 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
     cache_.erase(key_);
     return found.status();
   }
-  if (*found) entry.index_keys = PatientIndexKeys(options_.projections, partition, entry.state);
+  if (*found) {
+    entry.index_keys = PatientIndexKeys(options_.projections, partition, entry.state);
+    entry.index_hash = PatientIndexHash(options_.projections, entry.state);
+  }
   return &entry;
 }
 
@@ -806,7 +810,11 @@ absl::Status Engine::Impl::Commit() {
   std::vector<std::string> keys;
   for (CacheEntry* e : dirty_) {
     batch.PutPatient(e->partition, e->state, e->applied);
-    // The secondary indexes move in the same batch as the state: only the keys that changed.
+    // The secondary indexes move in the same batch as the state: only the keys that changed,
+    // and the keys are built only when what they depend on changed.
+    const uint64_t hash = PatientIndexHash(options_.projections, e->state);
+    if (hash == e->index_hash && !e->index_keys.empty()) continue;
+    e->index_hash = hash;
     keys = PatientIndexKeys(options_.projections, e->partition, e->state);
     if (keys != e->index_keys) {
       std::vector<std::string> gone, added;

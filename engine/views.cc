@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "engine/config.h"
 #include "engine/status.h"
@@ -84,6 +85,23 @@ absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
   return acc.Finish();
 }
 
+namespace {
+
+int64_t FirstSeen(const v1::PatientState& state) {
+  return std::max<int64_t>(0, state.first_seen_at().seconds());
+}
+
+// The start (unix seconds) of the UTC day of the last patient-initiated activity.
+int64_t LastActivityDayStart(const v1::PatientState& state) {
+  const auto& slots = state.engagement().activity_slots();
+  const int64_t last_s =
+      slots.empty() ? FirstSeen(state)
+                    : absl::ToUnixSeconds(projections::SlotStart(slots[slots.size() - 1]));
+  return std::max<int64_t>(0, last_s - last_s % 86400);
+}
+
+}  // namespace
+
 std::vector<std::string> PatientIndexKeys(const projections::ProjectionConfig& config,
                                           int32_t partition, const v1::PatientState& state) {
   namespace sf = storage_format;
@@ -104,15 +122,23 @@ std::vector<std::string> PatientIndexKeys(const projections::ProjectionConfig& c
   if (projections::HardChurned(state, absl::InfiniteFuture())) {
     keys.push_back(sf::IndexTimeKey(partition, Kind::kHardChurned, -1, id));
   }
-  const auto& slots = state.engagement().activity_slots();
-  const int64_t first_seen_s = std::max<int64_t>(0, state.first_seen_at().seconds());
-  const int64_t last_activity_s =
-      slots.empty() ? first_seen_s
-                    : absl::ToUnixSeconds(projections::SlotStart(slots[slots.size() - 1]));
-  keys.push_back(sf::IndexTimeKey(partition, Kind::kLastActivity, std::max<int64_t>(0, last_activity_s), id));
-  keys.push_back(sf::IndexTimeKey(partition, Kind::kFirstSeen, first_seen_s, id));
+  keys.push_back(sf::IndexTimeKey(partition, Kind::kLastActivity, LastActivityDayStart(state), id));
+  keys.push_back(sf::IndexTimeKey(partition, Kind::kFirstSeen, FirstSeen(state), id));
   std::sort(keys.begin(), keys.end());
   return keys;
+}
+
+uint64_t PatientIndexHash(const projections::ProjectionConfig& config,
+                          const v1::PatientState& state) {
+  const auto& msgs = state.activation().earliest_message_s();
+  const int n = config.activation_messages;
+  // Activation depends on the Nth earliest message and the first-seen time only.
+  const int64_t nth = msgs.size() >= n && n > 0 ? msgs[n - 1] : -1;
+  const bool hard = projections::HardChurned(state, absl::InfiniteFuture());
+  uint64_t h = absl::HashOf(state.patient_id(), state.enrollment().program_id(),
+                            state.acquisition().current_staff_id(), nth, hard,
+                            LastActivityDayStart(state), FirstSeen(state));
+  return h;
 }
 
 }  // namespace tend

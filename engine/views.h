@@ -46,11 +46,16 @@ class AsOfResolver {
 };
 
 // The patient's keys in the `index` column family (storage_format.h), sorted: its programme, its
-// current staff member, activated, hard-churned, the time of its last patient-initiated activity
-// (first seen without any) and its first-seen time. Facts of the events alone (no as-of), so a
-// key changes only when the patient's state does.
+// current staff member, activated, hard-churned, the UTC day (as unix seconds at its start) of its
+// last patient-initiated activity (first seen without any) and its first-seen time. Facts of the
+// events alone (no as-of), so a key changes only when the patient's state does — the activity
+// key at most once a day.
 std::vector<std::string> PatientIndexKeys(const projections::ProjectionConfig& config,
                                           int32_t partition, const v1::PatientState& state);
+// A hash of what PatientIndexKeys depends on, without building the keys: equal hashes, (almost
+// surely) equal keys. The engine rebuilds the keys of a dirty patient only when it changed.
+uint64_t PatientIndexHash(const projections::ProjectionConfig& config,
+                          const v1::PatientState& state);
 
 // Every patient of `storage` through projections::CohortAccumulator, viewed at `as_of` (unset:
 // each patient's partition clock).

@@ -215,8 +215,9 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext*,
     t_max = std::max(t_max, fixed_as_of.value_or(clock));
   }
 
-  // The driving index and its range in each partition (margins of two days absorb the local-day
-  // rounding of the stage rules; every candidate is checked exactly below).
+  // The driving index and its range in each partition (margins of three days absorb the UTC-day
+  // flooring of the activity index and the local-day rounding of the stage rules; every
+  // candidate is checked exactly below).
   using Kind = sf::IndexKind;
   const absl::Duration day = absl::Hours(24);
   auto days = [&](int n) { return n * day; };
@@ -236,7 +237,7 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext*,
     kind = Kind::kHardChurned;
   } else if (r.stage() == v1::ChurnView::NEW) {
     kind = Kind::kFirstSeen;
-    const absl::Time from = t_min - days(config_.lifecycle_new_days + 2);
+    const absl::Time from = t_min - days(config_.lifecycle_new_days + 3);
     range = [kind, from](int32_t p) {
       return IndexRange{TimeBound(p, kind, from), PrefixEnd(sf::IndexPrefix(p, kind))};
     };
@@ -245,12 +246,12 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext*,
     kind = Kind::kLastActivity;
     absl::Time from = absl::UnixEpoch(), to = absl::InfiniteFuture();
     if (r.stage() == v1::ChurnView::ACTIVE) {
-      from = t_min - days(config_.lifecycle_active_days + 2);
+      from = t_min - days(config_.lifecycle_active_days + 3);
     } else if (r.stage() == v1::ChurnView::SILENT) {
-      from = t_min - days(config_.lifecycle_silent_days + 2);
-      to = t_max - days(config_.lifecycle_active_days - 1);
+      from = t_min - days(config_.lifecycle_silent_days + 3);
+      to = t_max - days(config_.lifecycle_active_days - 2);
     } else {
-      to = t_max - days(config_.lifecycle_silent_days - 1);
+      to = t_max - days(config_.lifecycle_silent_days - 2);
     }
     range = [kind, from, to](int32_t p) {
       return IndexRange{TimeBound(p, kind, from), to == absl::InfiniteFuture()
