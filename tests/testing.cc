@@ -140,6 +140,17 @@ pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_pat
   return pid;
 }
 
+std::unique_ptr<MockBroker> BrokerWith(const std::vector<v1::Event>& events) {
+  MockBrokerOptions options;
+  options.partitions = 4;
+  auto broker = MockBroker::Start(options);
+  REQUIRE(broker.ok());
+  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  REQUIRE(producer.ok());
+  ProduceAll(producer->get(), options.topic, events);
+  return *std::move(broker);
+}
+
 void FoldThroughKafka(const std::vector<v1::Event>& events, const std::string& db,
                       EngineOptions options, absl::Duration tick_every) {
   MockBrokerOptions broker_options;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sys/types.h>
 
@@ -13,6 +14,7 @@
 
 #include "engine/engine.h"
 #include "engine/kafka.h"
+#include "engine/mock_broker.h"
 #include "tools/temp_dir.h"
 #include "tend/v1/events.pb.h"
 #include "tend/v1/state.pb.h"
@@ -48,6 +50,9 @@ int64_t CountDuplicates(const std::vector<v1::Event>& events);
 // Produces every event (key, value, headers as the Ingest service does) and waits for acks.
 void ProduceAll(Producer* producer, const std::string& topic, const std::vector<v1::Event>& events);
 
+// A fresh in-process broker (librdkafka's mock cluster, 4 partitions of tend.events) holding
+// `events`, produced and acknowledged.
+std::unique_ptr<MockBroker> BrokerWith(const std::vector<v1::Event>& events);
 // Starts the real `tend` binary with `args` (after the program name) as a child process, its
 // stderr appended to `log_path`. Returns the child's pid.
 pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_path);

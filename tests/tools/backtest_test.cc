@@ -107,17 +107,11 @@ std::shared_ptr<const RuleSet> Rules(const std::string& version, const std::stri
 TEST_CASE("a backtest of a shorter absence window: the untouched rule does not change, the "
           "changed one fires earlier and more often",
           "[integration]") {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = 4;
-  auto broker = MockBroker::Start(broker_options);
-  REQUIRE(broker.ok());
-  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
-  REQUIRE(producer.ok());
-  testing::ProduceAll(producer->get(), broker_options.topic, testing::Cohort(150, 40, 5));
+  const auto broker = testing::BrokerWith(testing::Cohort(150, 40, 5));
 
   testing::TempDir dir;
   BacktestOptions options;
-  options.replay.engine.brokers = (*broker)->bootstrap();
+  options.replay.engine.brokers = broker->bootstrap();
   options.baseline = Rules("1", "4d");
   options.candidate = Rules("2", "2d");
   options.diff_out = dir.Sub("diff.jsonl");

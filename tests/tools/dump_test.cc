@@ -174,19 +174,13 @@ TEST_CASE("replay equivalence: the same events in two arrival orders give identi
 TEST_CASE("a dump while the engine writes reflects one moment: per partition, its patients' "
           "events add up to the stamped checkpoint",
           "[integration]") {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = 4;
-  auto broker = MockBroker::Start(broker_options);
-  REQUIRE(broker.ok());
-  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
-  REQUIRE(producer.ok());
-  testing::ProduceAll(producer->get(), broker_options.topic, testing::Cohort(400, 90, 13));
+  const auto broker = testing::BrokerWith(testing::Cohort(400, 90, 13));
 
   TempDir dir;
   auto storage = Storage::Open(dir.path());
   REQUIRE(storage.ok());
   EngineOptions options;
-  options.brokers = (*broker)->bootstrap();
+  options.brokers = broker->bootstrap();
   options.exit_when_idle = true;
   options.commit_interval = absl::Milliseconds(2);  // many small commits to land between
   options.commit_max_records = 300;

@@ -66,17 +66,11 @@ Stored ReadStored(const std::string& db) {
 TEST_CASE("replay rebuilds what the live run folded and decided, into a new directory, and "
           "sends nothing",
           "[integration]") {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = 4;
-  auto broker = MockBroker::Start(broker_options);
-  REQUIRE(broker.ok());
-  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
-  REQUIRE(producer.ok());
-  testing::ProduceAll(producer->get(), broker_options.topic, testing::Cohort(200, 45, 7));
+  const auto broker = testing::BrokerWith(testing::Cohort(200, 45, 7));
 
   TempDir dir;
   EngineOptions live;
-  live.brokers = (*broker)->bootstrap();
+  live.brokers = broker->bootstrap();
   live.exit_when_idle = true;
   live.rules = DefaultRules();
   {
@@ -89,7 +83,7 @@ TEST_CASE("replay rebuilds what the live run folded and decided, into a new dire
   }
 
   ReplayOptions replay;
-  replay.engine.brokers = (*broker)->bootstrap();
+  replay.engine.brokers = broker->bootstrap();
   replay.engine.rules = DefaultRules();
   replay.to_dir = dir.Sub("rebuilt");
   replay.commands_out = dir.Sub("commands.jsonl");
@@ -123,7 +117,7 @@ TEST_CASE("replay rebuilds what the live run folded and decided, into a new dire
 
   // The same from an archive of the topic, without Kafka.
   ArchiveOptions archive;
-  archive.brokers = (*broker)->bootstrap();
+  archive.brokers = broker->bootstrap();
   archive.out = dir.Sub("events.tarc");
   auto exported = ExportArchive(archive, stop, progress);
   REQUIRE(exported.ok());
