@@ -28,10 +28,10 @@
 //   index   BE32(p) + kind + value + patient_id -> "" (empty): secondary indexes of the patients,
 //                                          rewritten in the same batch as the patient's state.
 //                                          Kinds (IndexKind): 'P' program_id "\0", 'S' current
-//                                          staff_id "\0", 'A' activated (no value), 'H' hard-churned
-//                                          (no value), 'L' BE64(last patient-initiated activity,
-//                                          unix s; first seen without any), 'F' BE64(first seen,
-//                                          unix s). Query/ListPatients walks them (IndexKeys).
+//                                          staff_id "\0", 'H' hard-churned (no value), 'L'
+//                                          BE64(start of the UTC day of the last patient-initiated
+//                                          activity, unix s; first seen without any). Every
+//                                          patient has an 'L' key. Query/ListPatients walks them.
 // One value per patient keeps a commit at one insert per dirty patient and a cache miss at one
 // read; readers that want only the state stop after the first n bytes.
 // BE32 is a big-endian uint32 so that keys of one partition sort together (partition-scoped state,
@@ -65,10 +65,8 @@ inline constexpr std::array<absl::string_view, 6> kColumnFamilies = {
 enum class IndexKind : char {
   kProgram = 'P',
   kStaff = 'S',
-  kActivated = 'A',
   kHardChurned = 'H',
   kLastActivity = 'L',
-  kFirstSeen = 'F',
 };
 
 inline constexpr absl::string_view kFormatVersionKey = "format_version";

@@ -7,7 +7,6 @@
 #include "engine/config.h"
 #include "engine/status.h"
 #include "projections/acquisition.h"
-#include "projections/activation.h"
 #include "projections/calendar.h"
 #include "projections/churn.h"
 #include "engine/storage_format.h"
@@ -116,29 +115,19 @@ std::vector<std::string> PatientIndexKeys(const projections::ProjectionConfig& c
   if (!acquisition.current_staff_id().empty()) {
     keys.push_back(sf::IndexKey(partition, Kind::kStaff, acquisition.current_staff_id(), id));
   }
-  if (projections::ComputeActivation(config, state, absl::InfiniteFuture()).activated()) {
-    keys.push_back(sf::IndexTimeKey(partition, Kind::kActivated, -1, id));
-  }
   if (projections::HardChurned(state, absl::InfiniteFuture())) {
     keys.push_back(sf::IndexTimeKey(partition, Kind::kHardChurned, -1, id));
   }
   keys.push_back(sf::IndexTimeKey(partition, Kind::kLastActivity, LastActivityDayStart(state), id));
-  keys.push_back(sf::IndexTimeKey(partition, Kind::kFirstSeen, FirstSeen(state), id));
   std::sort(keys.begin(), keys.end());
   return keys;
 }
 
 uint64_t PatientIndexHash(const projections::ProjectionConfig& config,
                           const v1::PatientState& state) {
-  const auto& msgs = state.activation().earliest_message_s();
-  const int n = config.activation_messages;
-  // Activation depends on the Nth earliest message and the first-seen time only.
-  const int64_t nth = msgs.size() >= n && n > 0 ? msgs[n - 1] : -1;
   const bool hard = projections::HardChurned(state, absl::InfiniteFuture());
-  uint64_t h = absl::HashOf(state.patient_id(), state.enrollment().program_id(),
-                            state.acquisition().current_staff_id(), nth, hard,
-                            LastActivityDayStart(state), FirstSeen(state));
-  return h;
+  return absl::HashOf(state.patient_id(), state.enrollment().program_id(),
+                      state.acquisition().current_staff_id(), hard, LastActivityDayStart(state));
 }
 
 }  // namespace tend

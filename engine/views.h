@@ -46,10 +46,10 @@ class AsOfResolver {
 };
 
 // The patient's keys in the `index` column family (storage_format.h), sorted: its programme, its
-// current staff member, activated, hard-churned, the UTC day (as unix seconds at its start) of its
-// last patient-initiated activity (first seen without any) and its first-seen time. Facts of the
-// events alone (no as-of), so a key changes only when the patient's state does — the activity
-// key at most once a day.
+// current staff member, hard-churned, and the UTC day (as unix seconds at its start) of its last
+// patient-initiated activity (first seen without any). Facts of the events alone (no as-of), so a
+// key changes only when the patient's state does — the activity key at most once a day. (Few
+// keys on purpose: each costs a write per new patient in the engine's commit.)
 std::vector<std::string> PatientIndexKeys(const projections::ProjectionConfig& config,
                                           int32_t partition, const v1::PatientState& state);
 // A hash of what PatientIndexKeys depends on, without building the keys: equal hashes, (almost

@@ -147,7 +147,6 @@ absl::string_view PatientOfKey(absl::string_view key, sf::IndexKind kind) {
       return nul == absl::string_view::npos ? absl::string_view() : key.substr(nul + 1);
     }
     case sf::IndexKind::kLastActivity:
-    case sf::IndexKind::kFirstSeen:
       return key.size() >= 8 ? key.substr(8) : absl::string_view();
     default:
       return key;
@@ -235,17 +234,13 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext*,
     };
   } else if (r.stage() == v1::ChurnView::HARD_CHURNED) {
     kind = Kind::kHardChurned;
-  } else if (r.stage() == v1::ChurnView::NEW) {
-    kind = Kind::kFirstSeen;
-    const absl::Time from = t_min - days(config_.lifecycle_new_days + 3);
-    range = [kind, from](int32_t p) {
-      return IndexRange{TimeBound(p, kind, from), PrefixEnd(sf::IndexPrefix(p, kind))};
-    };
-  } else if (r.stage() == v1::ChurnView::ACTIVE || r.stage() == v1::ChurnView::SILENT ||
-             r.stage() == v1::ChurnView::LOST) {
+  } else if (r.stage() != v1::ChurnView::STAGE_UNSPECIFIED) {
     kind = Kind::kLastActivity;
     absl::Time from = absl::UnixEpoch(), to = absl::InfiniteFuture();
-    if (r.stage() == v1::ChurnView::ACTIVE) {
+    if (r.stage() == v1::ChurnView::NEW) {
+      // First seen within new_days: so was the last activity (never before first seen).
+      from = t_min - days(config_.lifecycle_new_days + 3);
+    } else if (r.stage() == v1::ChurnView::ACTIVE) {
       from = t_min - days(config_.lifecycle_active_days + 3);
     } else if (r.stage() == v1::ChurnView::SILENT) {
       from = t_min - days(config_.lifecycle_silent_days + 3);
@@ -258,9 +253,7 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext*,
                                                       ? PrefixEnd(sf::IndexPrefix(p, kind))
                                                       : TimeBound(p, kind, to)};
     };
-  } else if (r.has_activated() && r.activated()) {
-    kind = Kind::kActivated;
-  }
+  }  // activated and churn risk alone: every patient (the last-activity index) is a candidate
 
   // Candidates examined per call are bounded, so a sparse filter cannot hold the server: the
   // page then comes back short, with a token to go on.
