@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -66,6 +67,9 @@ struct EngineOptions {
   // but not dead-lettered again. Everything else (state, decisions, timers) is as in LIVE.
   enum class Mode { kLive, kReplay };
   Mode mode = Mode::kLive;
+  // Records whose Kafka timestamp is before this instant are passed over, not folded (`tend
+  // replay --from`): the rebuild starts at that point of the log. Their offsets still advance.
+  std::optional<absl::Time> start_at;
   // kReplay: called with each decided command once the batch holding its decision is written,
   // in commit order, on the engine's writer thread. May be empty.
   std::function<void(const v1::ReminderCommand&)> on_replay_command;
@@ -77,6 +81,7 @@ struct LogRecord {
   int64_t offset = 0;
   absl::string_view key;    // patient_id
   absl::string_view value;  // a serialized tend.v1.Event
+  int64_t timestamp_ms = -1;  // the Kafka record timestamp; -1: unknown
 };
 
 // Records in log order within each partition (partitions may interleave).

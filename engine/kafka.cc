@@ -114,7 +114,7 @@ Producer::~Producer() {
 
 absl::Status Producer::Produce(absl::string_view topic, int32_t partition, absl::string_view key,
                                absl::string_view value, std::span<const KafkaHeader> headers,
-                               DeliveryFn on_delivery) {
+                               DeliveryFn on_delivery, int64_t timestamp_ms) {
   std::string topic_name(topic);
   auto* pending = on_delivery ? new PendingDelivery{std::move(on_delivery)} : nullptr;
   for (;;) {
@@ -131,6 +131,7 @@ absl::Status Producer::Produce(absl::string_view topic, int32_t partition, absl:
         RD_KAFKA_V_KEY(key.data(), key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+        RD_KAFKA_V_TIMESTAMP(timestamp_ms),
         RD_KAFKA_V_OPAQUE(pending), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return absl::OkStatus();
     if (hdrs != nullptr) rd_kafka_headers_destroy(hdrs);  // not taken on failure

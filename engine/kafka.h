@@ -75,9 +75,10 @@ class Producer {
 
   // Enqueues one record; `on_delivery` (may be empty) runs on the producer's thread once the
   // broker acknowledged or delivery failed for good. Blocks while the local queue is full.
+  // `timestamp_ms`: the record's Kafka timestamp (0: now).
   absl::Status Produce(absl::string_view topic, int32_t partition, absl::string_view key,
                        absl::string_view value, std::span<const KafkaHeader> headers,
-                       DeliveryFn on_delivery);
+                       DeliveryFn on_delivery, int64_t timestamp_ms = 0);
   // Produces and waits for the acknowledgement.
   Delivery ProduceSync(absl::string_view topic, absl::string_view key, absl::string_view value,
                        std::span<const KafkaHeader> headers);

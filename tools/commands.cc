@@ -168,8 +168,12 @@ absl::Status ProduceEvent(Producer* producer, const std::string& topic, const v1
                           Producer::DeliveryFn on_delivery) {
   std::string value = event.SerializeAsString();
   auto headers = EventHeaders(event);
+  // The record's timestamp is its recorded_at (our servers' time), so `tend replay --from` and
+  // Kafka's own time index agree with the partition clock.
+  const int64_t recorded_ms =
+      event.recorded_at().seconds() * 1000 + event.recorded_at().nanos() / 1'000'000;
   return producer->Produce(topic, RD_KAFKA_PARTITION_UA, event.patient_id(), value, headers,
-                           std::move(on_delivery));
+                           std::move(on_delivery), recorded_ms > 0 ? recorded_ms : 0);
 }
 
 absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,

@@ -279,6 +279,10 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("--topic", replay.engine.topic)->capture_default_str();
   replay_cmd->add_option("--rules", replay_rules, "rules YAML: decide as the live engine would");
   replay_cmd->add_option("--config", replay_config, "engine config YAML (projection parameters)");
+  std::string replay_from;
+  replay_cmd->add_option("--from", replay_from,
+                         "RFC 3339 time: start each partition at its first record at or after it "
+                         "(default: the beginning of the log)");
   replay_cmd->add_option("--commands-out", replay.commands_out,
                          "write the commands the replay decided here (JSONL; none is sent)");
   replay_cmd->add_option("--kafka", replay_kafka, "extra librdkafka property KEY=VALUE (repeatable)");
@@ -406,6 +410,13 @@ int main(int argc, char** argv) {
       }
     }
     replay.progress_bar = isatty(fileno(stderr)) != 0;
+    if (!replay_from.empty()) {
+      absl::Time t;
+      if (absl::Status s = ParseTimeFlag("--from", replay_from, &t); !s.ok()) {
+        return Exit(s, "replay");
+      }
+      replay.engine.start_at = t;
+    }
     if (!replay_baseline.empty() || !replay_diff.empty()) {
       if (replay_baseline.empty() || replay_diff.empty() || !replay.engine.rules) {
         return Exit(absl::InvalidArgumentError("a backtest needs --rules NEW.yaml, --baseline "

@@ -123,6 +123,7 @@ class ArchiveSource : public RecordSource {
   absl::StatusOr<bool> Next(LogRecord* out) override {
     TEND_ASSIGN_OR_RETURN(bool more, reader_->Next(&record_));
     if (!more) return false;
+    out->timestamp_ms = record_.timestamp_ms();
     out->partition = record_.partition();
     out->offset = record_.offset();
     out->key = record_.key();

@@ -30,6 +30,9 @@ struct ReplayOptions {
   // When set: replay this archive (tend archive) instead of reading Kafka; engine.brokers is
   // then not used, and the topic is the archive's.
   std::string archive_path;
+  // engine.start_at (--from TIME): each partition from its first record with a Kafka timestamp
+  // at or after it, from Kafka or from the archive alike.
+
   // When set: every command the replay decided, one proto3-JSON ReminderCommand per line, in
   // commit order (written to FILE.partial, renamed when the replay completes).
   std::string commands_out;

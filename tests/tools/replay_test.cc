@@ -155,6 +155,42 @@ TEST_CASE("replay rebuilds what the live run folded and decided, into a new dire
   CHECK(ReadStored(swapped->previous_dir).outbox == live_stored.outbox);
 }
 
+TEST_CASE("replay --from starts each partition at its first record at or after the time, from "
+          "Kafka and from an archive",
+          "[integration]") {
+  const std::vector<v1::Event> events = testing::Cohort(150, 40, 9);
+  const auto broker = testing::BrokerWith(events);
+  const absl::Time from = absl::FromUnixSeconds(events[events.size() / 2].recorded_at().seconds());
+  int64_t expected = 0;
+  for (const auto& e : events) expected += absl::FromUnixSeconds(e.recorded_at().seconds()) >= from;
+  REQUIRE(expected > 0);
+  REQUIRE(expected < static_cast<int64_t>(events.size()));
+
+  testing::TempDir dir;
+  std::ostringstream progress;
+  std::atomic<bool> stop{false};
+  ReplayOptions replay;
+  replay.engine.brokers = broker->bootstrap();
+  replay.engine.start_at = from;
+  replay.to_dir = dir.Sub("from-kafka");
+  auto report = Replay(replay, stop, progress);
+  REQUIRE(report.ok());
+  CHECK(report->stats.records == expected);
+
+  ArchiveOptions archive;
+  archive.brokers = broker->bootstrap();
+  archive.out = dir.Sub("events.tarc");
+  REQUIRE(ExportArchive(archive, stop, progress).ok());
+  ReplayOptions from_archive;
+  from_archive.archive_path = archive.out;
+  from_archive.engine.start_at = from;
+  from_archive.to_dir = dir.Sub("from-archive");
+  auto archived = Replay(from_archive, stop, progress);
+  REQUIRE(archived.ok());
+  CHECK(archived->stats.records == expected);
+  CHECK(Dump(dir.Sub("from-kafka"), true) == Dump(dir.Sub("from-archive"), true));
+}
+
 TEST_CASE("replay refuses a directory that is not new, before reading the log") {
   TempDir dir;
   std::filesystem::create_directory(dir.Sub("live"));
