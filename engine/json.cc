@@ -78,6 +78,28 @@ void AppendTimestamp(const Message& m, std::string* out) {
   out->append("Z\"");
 }
 
+// google.protobuf.Duration: "1.5s" (proto3 JSON: seconds with 0, 3, 6 or 9 fraction digits).
+void AppendDuration(const Message& m, std::string* out) {
+  const auto* d = m.GetDescriptor();
+  const Reflection* r = m.GetReflection();
+  const int64_t seconds = r->GetInt64(m, d->FindFieldByNumber(1));
+  const int32_t nanos = r->GetInt32(m, d->FindFieldByNumber(2));
+  out->push_back('"');
+  if (seconds < 0 || nanos < 0) out->push_back('-');
+  absl::StrAppend(out, seconds < 0 ? -seconds : seconds);
+  const int32_t n = nanos < 0 ? -nanos : nanos;
+  if (n != 0) {
+    if (n % 1000000 == 0) {
+      absl::StrAppendFormat(out, ".%03d", n / 1000000);
+    } else if (n % 1000 == 0) {
+      absl::StrAppendFormat(out, ".%06d", n / 1000);
+    } else {
+      absl::StrAppendFormat(out, ".%09d", n);
+    }
+  }
+  out->append("s\"");
+}
+
 void AppendMessage(const Message& m, std::string* out);
 
 // One value of field `f` (element `index` of a repeated field, or -1).
@@ -173,6 +195,7 @@ void AppendMap(const Message& m, const FieldDescriptor* f, std::string* out) {
 void AppendMessage(const Message& m, std::string* out) {
   const Descriptor* d = m.GetDescriptor();
   if (d->full_name() == "google.protobuf.Timestamp") return AppendTimestamp(m, out);
+  if (d->full_name() == "google.protobuf.Duration") return AppendDuration(m, out);
   const Reflection* r = m.GetReflection();
   // Field-number order, as the binary encoding has them.
   std::vector<const FieldDescriptor*> fields;

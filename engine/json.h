@@ -6,7 +6,8 @@
 // map entries sorted by key (protobuf's printer follows the map's hash order, which differs
 // between map instances; dumps are compared byte for byte). Values per the proto3 JSON mapping:
 // 64-bit integers as strings, enums by name (unknown numbers as numbers), bytes as base64,
-// non-finite doubles as "NaN"/"Infinity"/"-Infinity", google.protobuf.Timestamp as RFC 3339 UTC.
+// non-finite doubles as "NaN"/"Infinity"/"-Infinity", google.protobuf.Timestamp as RFC 3339 UTC,
+// google.protobuf.Duration as "1.5s" (other well-known types are not used by tend's messages).
 // JsonStringToMessage reads it back to an equal message (tested).
 //
 // Thread safety: a JsonWriter is not thread-safe; use one per thread.

@@ -224,6 +224,7 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
   engine.reset();
   storage.reset();  // closed before the directory moves
   if (commands.is_open()) commands.close();
+  if (!run_status.ok() || stop.load()) std::remove(commands_partial.c_str());
   if (!run_status.ok()) {
     return absl::Status(run_status.code(),
                         absl::StrCat(run_status.message(), " (the unfinished rebuild is in ",
@@ -372,6 +373,9 @@ absl::StatusOr<SwapReport> SwapState(const std::string& live_dir, const std::str
   if (!fs::exists(fs::path(live) / "CURRENT", ec)) {
     return absl::FailedPreconditionError(
         absl::StrCat("--db ", live, ": no tend state directory there to replace"));
+  }
+  if (fs::equivalent(live, rebuilt, ec)) {
+    return absl::InvalidArgumentError("--db and --to are the same directory");
   }
   SwapReport report;
   {

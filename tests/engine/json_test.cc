@@ -10,6 +10,7 @@
 #include "engine/json.h"
 #include "projections/patient.h"
 #include "tend/v1/commands.pb.h"
+#include "tend/v1/rules.pb.h"
 #include "tests/testing.h"
 
 namespace tend {
@@ -62,6 +63,15 @@ TEST_CASE("JSON values follow the proto3 mapping, maps sorted, zeros printed") {
   CHECK(text.find("\"p_alive\":\"NaN\"") != std::string::npos);
   CHECK(text.find("\"conversion\"") == std::string::npos);  // unset sections are left out
   CHECK(text.find("\"pdc_by_ingredient\":{}") != std::string::npos);
+
+  v1::Rule rule;
+  rule.set_id("r");
+  rule.mutable_policy()->mutable_cooldown()->set_seconds(90);
+  rule.mutable_policy()->mutable_ttl()->set_nanos(500000000);
+  RequireRoundTrip(rule);
+  REQUIRE(json.Write(rule, &text).ok());
+  CHECK(text.find("\"cooldown\":\"90s\"") != std::string::npos);
+  CHECK(text.find("\"ttl\":\"0.500s\"") != std::string::npos);
 
   v1::ReminderCommand c;
   c.set_command_id("c1");
