@@ -76,8 +76,8 @@ struct TimerChange {
 };
 
 // What one decision call produced. The messages live on `arena` (given: the caller's, e.g. one
-// per commit interval, so deciding costs no malloc per message; not given: the output's own).
-// Not copyable: messages move out by pointer (RepeatedPtrField::UnsafeArenaExtractSubrange).
+// per commit interval, so deciding costs no malloc per message, and the caller keeps the message
+// pointers after the output goes; not given: the output's own). Not copyable.
 class DecideOutput {
  public:
   explicit DecideOutput(google::protobuf::Arena* arena = nullptr)
@@ -97,6 +97,7 @@ class DecideOutput {
   }
 
  private:
+  // Declared before the fields below, which are constructed on the arena.
   std::unique_ptr<google::protobuf::Arena> own_arena_;
   google::protobuf::Arena* const arena_;
 

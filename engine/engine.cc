@@ -342,6 +342,8 @@ class Engine::Impl {
   Impl(const EngineOptions& options, Storage* storage) : options_(options), storage_(storage) {}
 
   absl::Status Init();
+  // The consumer and the DLQ producer.
+  absl::Status InitKafka();
   absl::Status Run(const std::atomic<bool>& stop);
   absl::Status RunFrom(RecordSource* source, const std::atomic<bool>& stop);
   EngineStats Stats() const;
@@ -469,11 +471,15 @@ absl::Status Engine::Impl::Init() {
   // folded and viewed with.
   TEND_RETURN_IF_ERROR(storage_->PutEngineConfig(FormatEngineConfig(options_.projections)));
   batch_.emplace(storage_->NewBatch());
-  if (!kafka) {  // RunFrom only
-    committer_ = std::make_unique<Committer>(storage_, options_.commit, nullptr, true,
-                                             options_.on_replay_command);
-    return absl::OkStatus();
-  }
+  if (kafka) TEND_RETURN_IF_ERROR(InitKafka());  // else RunFrom only (REPLAY)
+  // The consumer (null without Kafka) is only for lag-monitoring offset commits.
+  committer_ = std::make_unique<Committer>(storage_, options_.commit, consumer_.get(),
+                                           options_.mode == EngineOptions::Mode::kReplay,
+                                           options_.on_replay_command);
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Impl::InitKafka() {
   KafkaProps props = {
       {"bootstrap.servers", options_.brokers},
       {"group.id", options_.group_id},
@@ -501,9 +507,6 @@ absl::Status Engine::Impl::Init() {
   KafkaProps producer_props = {{"bootstrap.servers", options_.brokers}};
   producer_props.insert(producer_props.end(), options_.kafka.begin(), options_.kafka.end());
   TEND_ASSIGN_OR_RETURN(dlq_, Producer::Create(producer_props));
-  committer_ = std::make_unique<Committer>(storage_, options_.commit, consumer_.get(),
-                                           options_.mode == EngineOptions::Mode::kReplay,
-                                           options_.on_replay_command);
   return absl::OkStatus();
 }
 
@@ -751,44 +754,40 @@ void Engine::Impl::Process(const LogRecord& record, const rd_kafka_message_t* ms
 void Engine::Impl::DeadLetter(const LogRecord& record, const rd_kafka_message_t* msg,
                               Partition* p, const absl::Status& reason) {
   std::string reason_text(reason.message());
-  if (options_.mode == EngineOptions::Mode::kReplay) {
-    // The live engine dead-lettered this record already; a replay only counts it.
-    p->checkpoint.set_dead_lettered(p->checkpoint.dead_lettered() + 1);
-    dead_lettered_.fetch_add(1, std::memory_order_relaxed);
-    TEND_LOG_WARN("replay: skipped bad record %s[%d]@%d (not dead-lettered again): %s",
-                  options_.topic, record.partition, record.offset, reason_text);
-    return;
-  }
-  std::string partition = std::to_string(record.partition);
-  std::string offset = std::to_string(record.offset);
-  std::vector<KafkaHeader> headers = {{"dlq.reason", reason_text},
-                                      {"dlq.source.topic", options_.topic},
-                                      {"dlq.source.partition", partition},
-                                      {"dlq.source.offset", offset}};
-  rd_kafka_headers_t* original = nullptr;
-  if (msg != nullptr &&
-      rd_kafka_message_headers(msg, &original) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    const char* name;
-    const void* val;
-    size_t size;
-    for (size_t i = 0; rd_kafka_header_get_all(original, i, &name, &val, &size) ==
-                       RD_KAFKA_RESP_ERR_NO_ERROR;
-         ++i) {
-      headers.push_back({name, absl::string_view(static_cast<const char*>(val), val ? size : 0)});
+  // A replay only counts the record: the live engine dead-lettered it already.
+  if (options_.mode == EngineOptions::Mode::kLive) {
+    std::string partition = std::to_string(record.partition);
+    std::string offset = std::to_string(record.offset);
+    std::vector<KafkaHeader> headers = {{"dlq.reason", reason_text},
+                                        {"dlq.source.topic", options_.topic},
+                                        {"dlq.source.partition", partition},
+                                        {"dlq.source.offset", offset}};
+    rd_kafka_headers_t* original = nullptr;
+    if (msg != nullptr &&
+        rd_kafka_message_headers(msg, &original) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* name;
+      const void* val;
+      size_t size;
+      for (size_t i = 0; rd_kafka_header_get_all(original, i, &name, &val, &size) ==
+                         RD_KAFKA_RESP_ERR_NO_ERROR;
+           ++i) {
+        headers.push_back({name, absl::string_view(static_cast<const char*>(val), val ? size : 0)});
+      }
     }
+    if (absl::Status s = dlq_->Produce(options_.dlq_topic, RD_KAFKA_PARTITION_UA, record.key,
+                                       record.value, headers, nullptr);
+        !s.ok()) {
+      Fail(s);
+      return;
+    }
+    ++dlq_unflushed_;
   }
-  if (absl::Status s = dlq_->Produce(options_.dlq_topic, RD_KAFKA_PARTITION_UA, record.key,
-                                     record.value,
-                                     headers, nullptr);
-      !s.ok()) {
-    Fail(s);
-    return;
-  }
-  ++dlq_unflushed_;
   p->checkpoint.set_dead_lettered(p->checkpoint.dead_lettered() + 1);
   dead_lettered_.fetch_add(1, std::memory_order_relaxed);
-  TEND_LOG_WARN("dead-lettered %s[%d]@%d: %s", options_.topic, record.partition, record.offset,
-                reason_text);
+  TEND_LOG_WARN("%s %s[%d]@%d: %s",
+                options_.mode == EngineOptions::Mode::kLive ? "dead-lettered"
+                                                            : "replay: skipped bad record",
+                options_.topic, record.partition, record.offset, reason_text);
 }
 
 absl::Status Engine::Impl::Commit() {
