@@ -16,14 +16,8 @@
 #include "absl/time/time.h"
 
 namespace tend {
-namespace {
 
-using google::protobuf::Descriptor;
-using google::protobuf::FieldDescriptor;
-using google::protobuf::Message;
-using google::protobuf::Reflection;
-
-void AppendString(absl::string_view s, std::string* out) {
+void AppendJsonString(absl::string_view s, std::string* out) {
   out->push_back('"');
   for (char ch : s) {
     const unsigned char c = static_cast<unsigned char>(ch);
@@ -46,11 +40,20 @@ void AppendString(absl::string_view s, std::string* out) {
   out->push_back('"');
 }
 
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
 // The shortest of %.15g / %.17g that reads back to the same value (the same rule protobuf's
 // SimpleDtoa applies).
 void AppendDouble(double v, std::string* out) {
-  if (std::isnan(v)) return out->append("\"NaN\""), void();
-  if (std::isinf(v)) return out->append(v > 0 ? "\"Infinity\"" : "\"-Infinity\""), void();
+  if (std::isnan(v) || std::isinf(v)) {
+    out->append(std::isnan(v) ? "\"NaN\"" : v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+    return;
+  }
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.15g", v);
   if (std::strtod(buf, nullptr) != v) std::snprintf(buf, sizeof(buf), "%.17g", v);
@@ -134,7 +137,7 @@ void AppendValue(const Message& m, const FieldDescriptor* f, int index, std::str
       const int number = rep ? r->GetRepeatedEnumValue(m, f, index) : r->GetEnumValue(m, f);
       const auto* v = f->enum_type()->FindValueByNumber(number);
       if (v != nullptr) {
-        AppendString(v->name(), out);
+        AppendJsonString(v->name(), out);
       } else {
         absl::StrAppend(out, number);
       }
@@ -145,9 +148,9 @@ void AppendValue(const Message& m, const FieldDescriptor* f, int index, std::str
       const std::string& s = rep ? r->GetRepeatedStringReference(m, f, index, &scratch)
                                  : r->GetStringReference(m, f, &scratch);
       if (f->type() == FieldDescriptor::TYPE_BYTES) {
-        AppendString(absl::Base64Escape(s), out);
+        AppendJsonString(absl::Base64Escape(s), out);
       } else {
-        AppendString(s, out);
+        AppendJsonString(s, out);
       }
       break;
     }
@@ -185,7 +188,7 @@ void AppendMap(const Message& m, const FieldDescriptor* f, std::string* out) {
   out->push_back('{');
   for (size_t i = 0; i < entries.size(); ++i) {
     if (i > 0) out->push_back(',');
-    AppendString(entries[i].first, out);
+    AppendJsonString(entries[i].first, out);
     out->push_back(':');
     AppendValue(*entries[i].second, value, -1, out);
   }
@@ -214,7 +217,7 @@ void AppendMessage(const Message& m, std::string* out) {
     }
     if (!first) out->push_back(',');
     first = false;
-    AppendString(f->name(), out);
+    AppendJsonString(f->name(), out);
     out->push_back(':');
     if (f->is_map()) {
       AppendMap(m, f, out);

@@ -19,8 +19,13 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace tend {
+
+// Appends `s` as a JSON string literal (quoted; quotes, backslashes and control characters
+// escaped; UTF-8 passed through), as JsonWriter writes strings.
+void AppendJsonString(absl::string_view s, std::string* out);
 
 class JsonWriter {
  public:

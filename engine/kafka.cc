@@ -56,6 +56,21 @@ absl::StatusOr<int> TopicPartitionCount(rd_kafka_t* rk, absl::string_view topic,
   return count;
 }
 
+absl::StatusOr<std::vector<PartitionOffsets>> TopicWatermarks(rd_kafka_t* rk,
+                                                              absl::string_view topic,
+                                                              absl::Duration timeout) {
+  TEND_ASSIGN_OR_RETURN(int partitions, TopicPartitionCount(rk, topic, timeout));
+  const std::string name(topic);
+  std::vector<PartitionOffsets> out(static_cast<size_t>(partitions));
+  for (int p = 0; p < partitions; ++p) {
+    PartitionOffsets& o = out[static_cast<size_t>(p)];
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+        rk, name.c_str(), p, &o.low, &o.high, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+    TEND_RETURN_IF_ERROR(FromKafka(e, absl::StrCat("reading the offsets of ", topic, "[", p, "]")));
+  }
+  return out;
+}
+
 namespace {
 
 struct PendingDelivery {

@@ -49,6 +49,14 @@ absl::Status ParseKafkaProp(absl::string_view kv, KafkaProps* props);
 absl::StatusOr<int> TopicPartitionCount(rd_kafka_t* rk, absl::string_view topic,
                                         absl::Duration timeout = absl::Seconds(10));
 
+// The [low, high) offsets every partition of `topic` holds now (index = partition).
+struct PartitionOffsets {
+  int64_t low = 0;
+  int64_t high = 0;
+};
+absl::StatusOr<std::vector<PartitionOffsets>> TopicWatermarks(
+    rd_kafka_t* rk, absl::string_view topic, absl::Duration timeout = absl::Seconds(10));
+
 struct KafkaHeader {
   absl::string_view name;
   absl::string_view value;

@@ -31,6 +31,13 @@ grpc::Status CheckTimestamp(const google::protobuf::Timestamp& t, const char* fi
   return grpc::Status::OK;
 }
 
+// INVALID_ARGUMENT naming `field` unless `id` is an id (event_codec.h IsValidId).
+grpc::Status CheckId(const std::string& id, const char* field) {
+  if (IsValidId(id)) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      absl::StrCat(field, ": must be 1-128 characters of [A-Za-z0-9._:-]"));
+}
+
 absl::Time FromProto(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
@@ -53,10 +60,7 @@ grpc::Status QueryService::CohortStats(grpc::ServerContext*,
 
 grpc::Status QueryService::GetPatient(grpc::ServerContext*, const v1::GetPatientRequest* request,
                                       v1::GetPatientResponse* response) {
-  if (!IsValidId(request->patient_id())) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "patient_id: must be 1-128 characters of [A-Za-z0-9._:-]");
-  }
+  if (grpc::Status s = CheckId(request->patient_id(), "patient_id"); !s.ok()) return s;
   if (request->has_as_of()) {
     if (grpc::Status s = CheckTimestamp(request->as_of(), "as_of"); !s.ok()) return s;
   }
@@ -81,10 +85,7 @@ grpc::Status QueryService::GetPatient(grpc::ServerContext*, const v1::GetPatient
 
 grpc::Status QueryService::Explain(grpc::ServerContext*, const v1::ExplainRequest* request,
                                    v1::ExplainResponse* response) {
-  if (!IsValidId(request->patient_id())) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "patient_id: must be 1-128 characters of [A-Za-z0-9._:-]");
-  }
+  if (grpc::Status s = CheckId(request->patient_id(), "patient_id"); !s.ok()) return s;
   if (request->limit() < 0 || request->limit() > 1000) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "limit: must be 0..1000 (0: 50)");
   }
@@ -171,13 +172,11 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext*,
   if (r.has_min_churn_risk() && !(r.min_churn_risk() >= 0 && r.min_churn_risk() <= 1)) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "min_churn_risk: must be in [0, 1]");
   }
-  if (!r.program_id().empty() && !IsValidId(r.program_id())) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "program_id: must be 1-128 characters of [A-Za-z0-9._:-]");
+  if (!r.program_id().empty()) {
+    if (grpc::Status s = CheckId(r.program_id(), "program_id"); !s.ok()) return s;
   }
-  if (!r.staff_id().empty() && !IsValidId(r.staff_id())) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "staff_id: must be 1-128 characters of [A-Za-z0-9._:-]");
+  if (!r.staff_id().empty()) {
+    if (grpc::Status s = CheckId(r.staff_id(), "staff_id"); !s.ok()) return s;
   }
   std::optional<absl::Time> fixed_as_of;
   if (r.has_as_of()) {

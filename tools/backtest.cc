@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "engine/json.h"
 #include "engine/status.h"
 #include "tools/temp_dir.h"
 
@@ -35,21 +36,10 @@ std::string Time(const std::optional<BacktestCommand>& c) {
                       "\"");
 }
 
-// JSON string literal (ids and templates are printable, but escape what JSON requires).
-std::string Quoted(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    const unsigned char c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
+std::string Quoted(absl::string_view s) {
+  std::string out;
+  AppendJsonString(s, &out);
+  return out;
 }
 
 const char* KindName(CommandChange::Kind k) {

@@ -49,18 +49,9 @@ absl::StatusOr<int64_t> RecordsInLog(const EngineOptions& engine) {
   KafkaProps props = {{"bootstrap.servers", engine.brokers}};
   props.insert(props.end(), engine.kafka.begin(), engine.kafka.end());
   TEND_ASSIGN_OR_RETURN(auto producer, Producer::Create(props));
-  TEND_ASSIGN_OR_RETURN(int partitions, TopicPartitionCount(producer->handle(), engine.topic));
+  TEND_ASSIGN_OR_RETURN(auto offsets, TopicWatermarks(producer->handle(), engine.topic));
   int64_t total = 0;
-  for (int p = 0; p < partitions; ++p) {
-    int64_t low = 0, high = 0;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(producer->handle(),
-                                                             engine.topic.c_str(), p, &low,
-                                                             &high, /*timeout_ms=*/10000);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return FromKafka(e, absl::StrCat("reading the offsets of ", engine.topic, "[", p, "]"));
-    }
-    total += high - low;
-  }
+  for (const PartitionOffsets& o : offsets) total += o.high - o.low;
   return total;
 }
 
@@ -271,30 +262,24 @@ absl::StatusOr<ArchiveReport> ExportArchive(const ArchiveOptions& options,
   if (consumer == nullptr) return absl::InvalidArgumentError(absl::StrCat("consumer: ", err));
   conf.release();
   rd_kafka_poll_set_consumer(consumer.get());
-  TEND_ASSIGN_OR_RETURN(int partitions, TopicPartitionCount(consumer.get(), options.topic));
+  TEND_ASSIGN_OR_RETURN(auto offsets, TopicWatermarks(consumer.get(), options.topic));
+  const int partitions = static_cast<int>(offsets.size());
 
   v1::ArchiveHeader header;
   header.set_topic(options.topic);
   header.set_partitions(partitions);
   header.mutable_created_at()->set_seconds(absl::ToUnixSeconds(absl::Now()));
   KafkaPartitionList assignment(rd_kafka_topic_partition_list_new(partitions));
-  std::vector<int64_t> high(static_cast<size_t>(partitions));
-  std::vector<bool> closed(static_cast<size_t>(partitions), true);  // true: nothing (left) to read
+  std::vector<bool> closed(offsets.size(), true);  // true: nothing (left) to read
   int64_t total = 0;
   int open_partitions = 0;
   for (int p = 0; p < partitions; ++p) {
-    int64_t lo = 0, hi = 0;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(consumer.get(), options.topic.c_str(),
-                                                             p, &lo, &hi, 10000);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return FromKafka(e, absl::StrCat("reading the offsets of ", options.topic, "[", p, "]"));
-    }
-    header.add_low_offsets(lo);
-    header.add_high_offsets(hi);
-    high[static_cast<size_t>(p)] = hi;
-    total += hi - lo;
-    if (hi > lo) {
-      rd_kafka_topic_partition_list_add(assignment.get(), options.topic.c_str(), p)->offset = lo;
+    const PartitionOffsets& o = offsets[static_cast<size_t>(p)];
+    header.add_low_offsets(o.low);
+    header.add_high_offsets(o.high);
+    total += o.high - o.low;
+    if (o.high > o.low) {
+      rd_kafka_topic_partition_list_add(assignment.get(), options.topic.c_str(), p)->offset = o.low;
       closed[static_cast<size_t>(p)] = false;
       ++open_partitions;
     }
@@ -326,7 +311,7 @@ absl::StatusOr<ArchiveReport> ExportArchive(const ArchiveOptions& options,
     const size_t p = static_cast<size_t>(m->partition);
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       // At the end (offsets that hold no record, e.g. transaction markers, end a partition too).
-      if (m->offset >= high[p] && !closed[p]) {
+      if (m->offset >= offsets[p].high && !closed[p]) {
         closed[p] = true;
         --open_partitions;
       }
@@ -336,7 +321,7 @@ absl::StatusOr<ArchiveReport> ExportArchive(const ArchiveOptions& options,
       return absl::UnavailableError(absl::StrCat("reading ", options.topic, "[", m->partition,
                                                  "]: ", rd_kafka_message_errstr(m)));
     }
-    const int64_t end = high[p];
+    const int64_t end = offsets[p].high;
     if (closed[p] || m->offset >= end) continue;  // appended after the export started
     record.set_partition(m->partition);
     record.set_offset(m->offset);
