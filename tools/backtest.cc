@@ -198,20 +198,10 @@ absl::StatusOr<CommandDiff> Backtest(const BacktestOptions& options,
     std::filesystem::remove_all(replay.to_dir, ec);  // disk back before the next run
   }
   CommandDiff diff = DiffCommands(std::move(runs[0]), std::move(runs[1]));
-  const std::string partial = options.diff_out + ".partial";
-  {
-    std::ofstream file(partial, std::ios::trunc);
-    if (!file) return absl::InvalidArgumentError(absl::StrCat("cannot write ", partial));
-    WriteChanges(diff, file);
-    file.close();
-    if (!file) {
-      std::remove(partial.c_str());
-      return absl::UnavailableError(absl::StrCat("writing ", partial, " failed (disk full?)"));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(partial, options.diff_out, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("renaming ", partial, ": ", ec.message()));
+  TEND_RETURN_IF_ERROR(WriteFileAtomically(options.diff_out, [&](std::ostream& out) {
+    WriteChanges(diff, out);
+    return absl::OkStatus();
+  }));
   return diff;
 }
 

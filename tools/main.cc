@@ -19,6 +19,7 @@
 #include "tools/replay.h"
 #include "tools/report.h"
 #include "tools/signals.h"
+#include "tools/temp_dir.h"
 
 namespace {
 
@@ -344,19 +345,12 @@ int main(int argc, char** argv) {
     }
     auto stats = ComputeCohortStats(report_options);
     if (!stats.ok()) return Exit(stats.status(), "report");
-    const std::string tmp = report_out + ".partial";
-    {
-      std::ofstream file(tmp, std::ios::trunc);
-      file << RenderReport(*stats, report_options);
-      file.close();
-      if (!file) {
-        std::remove(tmp.c_str());
-        return Exit(absl::UnavailableError("cannot write " + tmp), "report");
-      }
-    }
-    if (std::rename(tmp.c_str(), report_out.c_str()) != 0) {
-      std::remove(tmp.c_str());
-      return Exit(absl::UnavailableError("cannot rename " + tmp + " to " + report_out), "report");
+    if (absl::Status s = WriteFileAtomically(report_out, [&](std::ostream& out) {
+          out << RenderReport(*stats, report_options);
+          return absl::OkStatus();
+        });
+        !s.ok()) {
+      return Exit(s, "report");
     }
     std::cerr << "report of " << stats->patients() << " patients written to " << report_out
               << std::endl;
@@ -508,28 +502,23 @@ int main(int argc, char** argv) {
                 << DumpStamp(dump, *report) << std::endl;
       return 0;
     }
-    // Written beside the target and renamed when complete: no half-written dump is left behind.
-    // The snapshot stamp goes beside it, in OUT.snapshot.json.
-    const std::string tmp = out_path + ".partial";
-    std::ofstream file(tmp, std::ios::trunc);
-    if (!file) return Exit(absl::UnavailableError("cannot write " + tmp), "dump");
-    auto report = DumpPatients(dump, file);
-    file.close();
-    if (!report.ok() || !file) {
-      std::remove(tmp.c_str());
-      return Exit(report.ok() ? absl::UnavailableError("writing " + tmp + " failed (disk full?)")
-                              : report.status(),
-                  "dump");
+    // No half-written dump is left behind; the snapshot stamp goes beside it, in
+    // OUT.snapshot.json.
+    absl::StatusOr<DumpReport> report;
+    if (absl::Status s = WriteFileAtomically(out_path, [&](std::ostream& out) {
+          report = DumpPatients(dump, out);
+          return report.status();
+        });
+        !s.ok()) {
+      return Exit(s, "dump");
     }
     const std::string stamp_path = out_path + ".snapshot.json";
-    {
-      std::ofstream stamp(stamp_path, std::ios::trunc);
-      stamp << DumpStamp(dump, *report) << '\n';
-      if (!stamp) return Exit(absl::UnavailableError("cannot write " + stamp_path), "dump");
-    }
-    if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
-      std::remove(tmp.c_str());
-      return Exit(absl::UnavailableError("cannot rename " + tmp + " to " + out_path), "dump");
+    if (absl::Status s = WriteFileAtomically(stamp_path, [&](std::ostream& out) {
+          out << DumpStamp(dump, *report) << '\n';
+          return absl::OkStatus();
+        });
+        !s.ok()) {
+      return Exit(s, "dump");
     }
     std::cerr << "dumped " << report->patients << " of " << report->scanned << " patients to "
               << out_path << " (snapshot stamp in " << stamp_path << ")" << std::endl;

@@ -92,6 +92,19 @@ std::string Deciles(const std::string& id, const std::string& label, const v1::H
   return svg + "</svg>\n";
 }
 
+// The x axis line and a 0-100% y scale of a plot whose area starts at (left, top).
+std::string PercentAxes(int left, int top, int plot_w, int plot_h) {
+  std::string svg = absl::StrFormat(
+      "<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>\n", left,
+      top + plot_h, left + plot_w, top + plot_h);
+  for (int t = 0; t <= 4; ++t) {
+    absl::StrAppendFormat(&svg, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" class=\"tick\">%d%%"
+                                "</text>\n",
+                          left - 6, top + plot_h * (1 - t / 4.0) + 4, t * 25);
+  }
+  return svg;
+}
+
 std::string Retention(const v1::CohortStats& s) {
   constexpr int kHeight = 260, kLeft = 50, kBottom = 30, kTop = 20;
   const int plot_w = kWidth - kLeft - 130, plot_h = kHeight - kBottom - kTop;
@@ -99,13 +112,7 @@ std::string Retention(const v1::CohortStats& s) {
   auto X = [&](double day) { return kLeft + plot_w * day / max_day; };
   auto Y = [&](double share) { return kTop + plot_h * (1 - share); };
   std::string svg = Open("chart-retention", kHeight, "Retention by days since first seen");
-  absl::StrAppendFormat(&svg, "<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>\n",
-                        kLeft, kTop + plot_h, kLeft + plot_w, kTop + plot_h);
-  for (int t = 0; t <= 4; ++t) {
-    absl::StrAppendFormat(&svg, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" class=\"tick\">%d%%"
-                                "</text>\n",
-                          kLeft - 6, Y(t / 4.0) + 4, t * 25);
-  }
+  svg += PercentAxes(kLeft, kTop, plot_w, plot_h);
   const char* names[2] = {"unbounded", "classic"};
   const char* classes[2] = {"series-a", "series-b"};
   for (int k = 0; k < 2; ++k) {
@@ -141,13 +148,7 @@ std::string CohortWeeks(const v1::CohortStats& s) {
   const int n = std::max(1, s.cohort_weeks_size());
   const double slot = static_cast<double>(plot_w) / n;
   std::string svg = Open("chart-cohort-weeks", kHeight, "Weekly check-in rate by cohort week");
-  absl::StrAppendFormat(&svg, "<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>\n",
-                        kLeft, kTop + plot_h, kLeft + plot_w, kTop + plot_h);
-  for (int t = 0; t <= 4; ++t) {
-    absl::StrAppendFormat(&svg, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" class=\"tick\">%d%%"
-                                "</text>\n",
-                          kLeft - 6, kTop + plot_h * (1 - t / 4.0) + 4, t * 25);
-  }
+  svg += PercentAxes(kLeft, kTop, plot_w, plot_h);
   for (int i = 0; i < s.cohort_weeks_size(); ++i) {
     const auto& w = s.cohort_weeks(i);
     const double x = kLeft + slot * i;

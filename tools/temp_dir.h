@@ -4,8 +4,11 @@
 #ifndef TEND_TOOLS_TEMP_DIR_H_
 #define TEND_TOOLS_TEMP_DIR_H_
 
+#include <functional>
+#include <ostream>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace tend {
@@ -26,6 +29,13 @@ class ScopedTempDir {
   explicit ScopedTempDir(std::string path) : path_(std::move(path)) {}
   std::string path_;
 };
+
+// Writes the file at `path` through PATH.partial: `write` fills the stream, and the file takes
+// its final name only when `write` succeeded and every byte reached the disk; otherwise the
+// partial file is removed and the error returned (kUnavailable naming the file for I/O). So a
+// half-written file never carries the final name.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 const std::function<absl::Status(std::ostream&)>& write);
 
 }  // namespace tend
 
