@@ -585,8 +585,8 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
     return found.status();
   }
   if (*found) {
-    entry.index_keys = PatientIndexKeys(options_.projections, partition, entry.state);
-    entry.index_hash = PatientIndexHash(options_.projections, entry.state);
+    entry.index_keys = PatientIndexKeys(partition, entry.state);
+    entry.index_hash = PatientIndexHash(entry.state);
   }
   return &entry;
 }
@@ -819,10 +819,10 @@ absl::Status Engine::Impl::Commit() {
     batch.PutPatient(e->partition, e->state, e->applied);
     // The secondary indexes move in the same batch as the state: only the keys that changed,
     // and the keys are built only when what they depend on changed.
-    const uint64_t hash = PatientIndexHash(options_.projections, e->state);
+    const uint64_t hash = PatientIndexHash(e->state);
     if (hash == e->index_hash && !e->index_keys.empty()) continue;
     e->index_hash = hash;
-    keys = PatientIndexKeys(options_.projections, e->partition, e->state);
+    keys = PatientIndexKeys(e->partition, e->state);
     if (keys != e->index_keys) {
       std::vector<std::string> gone, added;
       std::set_difference(e->index_keys.begin(), e->index_keys.end(), keys.begin(), keys.end(),

@@ -6,7 +6,6 @@
 #include "absl/strings/str_cat.h"
 #include "engine/config.h"
 #include "engine/status.h"
-#include "projections/acquisition.h"
 #include "projections/calendar.h"
 #include "projections/churn.h"
 #include "engine/storage_format.h"
@@ -86,48 +85,56 @@ absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
 
 namespace {
 
-int64_t FirstSeen(const v1::PatientState& state) {
-  return std::max<int64_t>(0, state.first_seen_at().seconds());
-}
+// What a patient's index keys are made of, read from the state (no copies).
+struct IndexFacts {
+  absl::string_view patient_id;
+  absl::string_view program_id;
+  absl::string_view staff_id;  // current: the latest scan's
+  bool hard_churned = false;
+  int64_t last_activity_day_s = 0;  // start (unix s) of the UTC day of the last activity
+};
 
-// The start (unix seconds) of the UTC day of the last patient-initiated activity.
-int64_t LastActivityDayStart(const v1::PatientState& state) {
+IndexFacts FactsOf(const v1::PatientState& state) {
+  IndexFacts f;
+  f.patient_id = state.patient_id();
+  f.program_id = state.enrollment().program_id();
+  f.staff_id = state.acquisition().current_staff_id();
+  f.hard_churned = projections::HardChurned(state, absl::InfiniteFuture());
   const auto& slots = state.engagement().activity_slots();
   const int64_t last_s =
-      slots.empty() ? FirstSeen(state)
+      slots.empty() ? std::max<int64_t>(0, state.first_seen_at().seconds())
                     : absl::ToUnixSeconds(projections::SlotStart(slots[slots.size() - 1]));
-  return std::max<int64_t>(0, last_s - last_s % 86400);
+  f.last_activity_day_s = std::max<int64_t>(0, last_s - last_s % 86400);
+  return f;
 }
 
 }  // namespace
 
-std::vector<std::string> PatientIndexKeys(const projections::ProjectionConfig& config,
-                                          int32_t partition, const v1::PatientState& state) {
+std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state) {
   namespace sf = storage_format;
   using Kind = sf::IndexKind;
-  const std::string& id = state.patient_id();
+  const IndexFacts f = FactsOf(state);
   std::vector<std::string> keys;
-  if (id.empty()) return keys;
-  if (!state.enrollment().program_id().empty()) {
-    keys.push_back(sf::IndexKey(partition, Kind::kProgram, state.enrollment().program_id(), id));
+  if (f.patient_id.empty()) return keys;
+  if (!f.program_id.empty()) {
+    keys.push_back(sf::IndexKey(partition, Kind::kProgram, f.program_id, f.patient_id));
   }
-  const v1::AcquisitionView acquisition = projections::ComputeAcquisition(state);
-  if (!acquisition.current_staff_id().empty()) {
-    keys.push_back(sf::IndexKey(partition, Kind::kStaff, acquisition.current_staff_id(), id));
+  if (!f.staff_id.empty()) {
+    keys.push_back(sf::IndexKey(partition, Kind::kStaff, f.staff_id, f.patient_id));
   }
-  if (projections::HardChurned(state, absl::InfiniteFuture())) {
-    keys.push_back(sf::IndexTimeKey(partition, Kind::kHardChurned, -1, id));
+  if (f.hard_churned) {
+    keys.push_back(sf::IndexTimeKey(partition, Kind::kHardChurned, -1, f.patient_id));
   }
-  keys.push_back(sf::IndexTimeKey(partition, Kind::kLastActivity, LastActivityDayStart(state), id));
+  keys.push_back(
+      sf::IndexTimeKey(partition, Kind::kLastActivity, f.last_activity_day_s, f.patient_id));
   std::sort(keys.begin(), keys.end());
   return keys;
 }
 
-uint64_t PatientIndexHash(const projections::ProjectionConfig& config,
-                          const v1::PatientState& state) {
-  const bool hard = projections::HardChurned(state, absl::InfiniteFuture());
-  return absl::HashOf(state.patient_id(), state.enrollment().program_id(),
-                      state.acquisition().current_staff_id(), hard, LastActivityDayStart(state));
+uint64_t PatientIndexHash(const v1::PatientState& state) {
+  const IndexFacts f = FactsOf(state);
+  return absl::HashOf(f.patient_id, f.program_id, f.staff_id, f.hard_churned,
+                      f.last_activity_day_s);
 }
 
 }  // namespace tend

@@ -50,12 +50,11 @@ class AsOfResolver {
 // patient-initiated activity (first seen without any). Facts of the events alone (no as-of), so a
 // key changes only when the patient's state does — the activity key at most once a day. (Few
 // keys on purpose: each costs a write per new patient in the engine's commit.)
-std::vector<std::string> PatientIndexKeys(const projections::ProjectionConfig& config,
-                                          int32_t partition, const v1::PatientState& state);
-// A hash of what PatientIndexKeys depends on, without building the keys: equal hashes, (almost
-// surely) equal keys. The engine rebuilds the keys of a dirty patient only when it changed.
-uint64_t PatientIndexHash(const projections::ProjectionConfig& config,
-                          const v1::PatientState& state);
+std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state);
+// A hash of the same facts PatientIndexKeys is built from, without building the keys: equal
+// hashes, (almost surely) equal keys. The engine rebuilds a dirty patient's keys only when it
+// changed.
+uint64_t PatientIndexHash(const v1::PatientState& state);
 
 // Every patient of `storage` through projections::CohortAccumulator, viewed at `as_of` (unset:
 // each patient's partition clock).
