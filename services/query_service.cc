@@ -4,7 +4,6 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/io/coded_stream.h>
 
-#include <functional>
 #include <map>
 #include <optional>
 
@@ -217,42 +216,33 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext*,
   // flooring of the activity index and the local-day rounding of the stage rules; every
   // candidate is checked exactly below).
   using Kind = sf::IndexKind;
-  const absl::Duration day = absl::Hours(24);
-  auto days = [&](int n) { return n * day; };
-  Kind kind = Kind::kLastActivity;
-  std::function<IndexRange(int32_t)> range = [&](int32_t p) {
-    return IndexRange{sf::IndexPrefix(p, kind), PrefixEnd(sf::IndexPrefix(p, kind))};
-  };
+  auto days = [](int n) { return n * absl::Hours(24); };
+  Kind kind = Kind::kLastActivity;  // alone (activated, churn risk): every patient a candidate
+  std::string value;                // kProgram, kStaff: the value the keys start with
+  absl::Time from = absl::UnixEpoch(), to = absl::InfiniteFuture();  // kLastActivity
   if (!r.program_id().empty() || !r.staff_id().empty()) {
     kind = r.program_id().empty() ? Kind::kStaff : Kind::kProgram;
-    const std::string value = r.program_id().empty() ? r.staff_id() : r.program_id();
-    range = [kind, value](int32_t p) {
-      std::string start = sf::IndexPrefix(p, kind) + value;
-      start.push_back('\0');
-      return IndexRange{start, PrefixEnd(start)};
-    };
+    value = (r.program_id().empty() ? r.staff_id() : r.program_id()) + std::string(1, '\0');
   } else if (r.stage() == v1::ChurnView::HARD_CHURNED) {
     kind = Kind::kHardChurned;
-  } else if (r.stage() != v1::ChurnView::STAGE_UNSPECIFIED) {
-    kind = Kind::kLastActivity;
-    absl::Time from = absl::UnixEpoch(), to = absl::InfiniteFuture();
-    if (r.stage() == v1::ChurnView::NEW) {
-      // First seen within new_days: so was the last activity (never before first seen).
-      from = t_min - days(config_.lifecycle_new_days + 3);
-    } else if (r.stage() == v1::ChurnView::ACTIVE) {
-      from = t_min - days(config_.lifecycle_active_days + 3);
-    } else if (r.stage() == v1::ChurnView::SILENT) {
-      from = t_min - days(config_.lifecycle_silent_days + 3);
-      to = t_max - days(config_.lifecycle_active_days - 2);
-    } else {
-      to = t_max - days(config_.lifecycle_silent_days - 2);
-    }
-    range = [kind, from, to](int32_t p) {
-      return IndexRange{TimeBound(p, kind, from), to == absl::InfiniteFuture()
-                                                      ? PrefixEnd(sf::IndexPrefix(p, kind))
-                                                      : TimeBound(p, kind, to)};
-    };
-  }  // activated and churn risk alone: every patient (the last-activity index) is a candidate
+  } else if (r.stage() == v1::ChurnView::NEW) {
+    // First seen within new_days: so was the last activity (never before first seen).
+    from = t_min - days(config_.lifecycle_new_days + 3);
+  } else if (r.stage() == v1::ChurnView::ACTIVE) {
+    from = t_min - days(config_.lifecycle_active_days + 3);
+  } else if (r.stage() == v1::ChurnView::SILENT) {
+    from = t_min - days(config_.lifecycle_silent_days + 3);
+    to = t_max - days(config_.lifecycle_active_days - 2);
+  } else if (r.stage() == v1::ChurnView::LOST) {
+    to = t_max - days(config_.lifecycle_silent_days - 2);
+  }
+  auto range = [&](int32_t p) {
+    const std::string prefix = sf::IndexPrefix(p, kind) + value;
+    if (kind != Kind::kLastActivity) return IndexRange{prefix, PrefixEnd(prefix)};
+    return IndexRange{TimeBound(p, kind, from), to == absl::InfiniteFuture()
+                                                    ? PrefixEnd(prefix)
+                                                    : TimeBound(p, kind, to)};
+  };
 
   // Candidates examined per call are bounded, so a sparse filter cannot hold the server: the
   // page then comes back short, with a token to go on.
@@ -274,7 +264,7 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext*,
         return false;
       }
       ++examined;
-      last_key = std::string(key);
+      last_key.assign(key.data(), key.size());
       const absl::string_view patient = PatientOfKey(key, kind);
       auto found = storage_->GetPatient(partition, patient, &state);
       if (!found.ok()) {
