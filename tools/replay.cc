@@ -215,7 +215,9 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
   engine.reset();
   storage.reset();  // closed before the directory moves
   if (commands.is_open()) commands.close();
-  if (!run_status.ok() || stop.load()) std::remove(commands_partial.c_str());
+  if (!options.commands_out.empty()) {
+    if (!run_status.ok() || stop.load()) std::remove(commands_partial.c_str());
+  }
   if (!run_status.ok()) {
     return absl::Status(run_status.code(),
                         absl::StrCat(run_status.message(), " (the unfinished rebuild is in ",
