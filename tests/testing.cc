@@ -140,19 +140,8 @@ pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_pat
   return pid;
 }
 
-std::unique_ptr<MockBroker> BrokerWith(const std::vector<v1::Event>& events) {
-  MockBrokerOptions options;
-  options.partitions = 4;
-  auto broker = MockBroker::Start(options);
-  REQUIRE(broker.ok());
-  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
-  REQUIRE(producer.ok());
-  ProduceAll(producer->get(), options.topic, events);
-  return *std::move(broker);
-}
-
-void FoldThroughKafka(const std::vector<v1::Event>& events, const std::string& db,
-                      EngineOptions options, absl::Duration tick_every) {
+std::unique_ptr<MockBroker> BrokerWith(const std::vector<v1::Event>& events,
+                                       absl::Duration tick_every) {
   MockBrokerOptions broker_options;
   broker_options.partitions = 4;
   auto broker = MockBroker::Start(broker_options);
@@ -180,9 +169,15 @@ void FoldThroughKafka(const std::vector<v1::Event>& events, const std::string& d
   } else {
     ProduceAll(producer->get(), broker_options.topic, events);
   }
+  return *std::move(broker);
+}
+
+void FoldThroughKafka(const std::vector<v1::Event>& events, const std::string& db,
+                      EngineOptions options, absl::Duration tick_every) {
+  const auto broker = BrokerWith(events, tick_every);
   auto storage = Storage::Open(db);
   REQUIRE(storage.ok());
-  options.brokers = (*broker)->bootstrap();
+  options.brokers = broker->bootstrap();
   options.exit_when_idle = true;
   auto engine = Engine::Create(options, storage->get());
   REQUIRE(engine.ok());

@@ -51,17 +51,18 @@ int64_t CountDuplicates(const std::vector<v1::Event>& events);
 void ProduceAll(Producer* producer, const std::string& topic, const std::vector<v1::Event>& events);
 
 // A fresh in-process broker (librdkafka's mock cluster, 4 partitions of tend.events) holding
-// `events`, produced and acknowledged.
-std::unique_ptr<MockBroker> BrokerWith(const std::vector<v1::Event>& events);
+// `events`, produced and acknowledged. With `tick_every` > 0, a ClockTick goes to every
+// partition at each multiple of it, in recorded_at order among the events (which must be in
+// recorded_at order), as a live ticker would have written them.
+std::unique_ptr<MockBroker> BrokerWith(const std::vector<v1::Event>& events,
+                                       absl::Duration tick_every = absl::ZeroDuration());
 // Starts the real `tend` binary with `args` (after the program name) as a child process, its
 // stderr appended to `log_path`. Returns the child's pid.
 pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_path);
 
-// Produces `events` to a fresh in-process broker (4 partitions) and runs the engine with
-// `options` (brokers and exit_when_idle set here) into the state directory `db` until idle.
-// With `tick_every` > 0, a ClockTick goes to every partition at each multiple of it, in
-// recorded_at order among the events (which must be in recorded_at order), as a live ticker
-// would have written them.
+// Produces `events` (and clock ticks: BrokerWith) to a fresh in-process broker and runs the
+// engine with `options` (brokers and exit_when_idle set here) into the state directory `db`
+// until idle.
 void FoldThroughKafka(const std::vector<v1::Event>& events, const std::string& db,
                       EngineOptions options, absl::Duration tick_every = absl::ZeroDuration());
 
