@@ -379,6 +379,9 @@ class Engine::Impl {
     // PatientIndexKeys), so a commit writes only the keys that changed.
     std::vector<std::string> index_keys;
     uint64_t index_hash = 0;  // PatientIndexHash of the state index_keys were built from
+    // The state's active days (kept up to date incrementally at each commit: one zone lookup
+    // for a new slot at the end), for the churn-risk index keys.
+    projections::ActiveDaySummary days;
     bool dirty = false;
   };
 
@@ -470,6 +473,11 @@ absl::Status Engine::Impl::Init() {
   // Readers (dump, Query in other processes, fit-churn) default to the config the state is
   // folded and viewed with.
   TEND_RETURN_IF_ERROR(storage_->PutEngineConfig(FormatEngineConfig(options_.projections)));
+  // Index keys built with other parameters (a refitted churn model, an older layout) are
+  // rebuilt before anything is folded, so the engine's incremental updates start from truth.
+  TEND_RETURN_IF_ERROR(RebuildPatientIndexIfStale(storage_, options_.projections, [](int64_t n) {
+    if (n > 0) TEND_LOG_INFO("rebuilding the patient index: %d patients", n);
+  }));
   batch_.emplace(storage_->NewBatch());
   if (kafka) TEND_RETURN_IF_ERROR(InitKafka());  // else RunFrom only (REPLAY)
   // The consumer (null without Kafka) is only for lag-monitoring offset commits.
@@ -585,8 +593,11 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
     return found.status();
   }
   if (*found) {
-    entry.index_keys = PatientIndexKeys(partition, entry.state);
-    entry.index_hash = PatientIndexHash(entry.state);
+    const auto& config = options_.projections;
+    entry.days = projections::SummariseActiveDays(entry.state.engagement().activity_slots(),
+                                                  projections::PatientTimeZone(config, entry.state));
+    entry.index_keys = PatientIndexKeys(partition, entry.state, config, entry.days);
+    entry.index_hash = PatientIndexHash(config, entry.state, entry.days);
   }
   return &entry;
 }
@@ -819,10 +830,14 @@ absl::Status Engine::Impl::Commit() {
     batch.PutPatient(e->partition, e->state, e->applied);
     // The secondary indexes move in the same batch as the state: only the keys that changed,
     // and the keys are built only when what they depend on changed.
-    const uint64_t hash = PatientIndexHash(e->state);
+    const auto& config = options_.projections;
+    e->days = projections::SummariseActiveDays(e->state.engagement().activity_slots(),
+                                               projections::PatientTimeZone(config, e->state),
+                                               &e->days);
+    const uint64_t hash = PatientIndexHash(config, e->state, e->days);
     if (hash == e->index_hash && !e->index_keys.empty()) continue;
     e->index_hash = hash;
-    keys = PatientIndexKeys(e->partition, e->state);
+    keys = PatientIndexKeys(e->partition, e->state, config, e->days);
     if (keys != e->index_keys) {
       std::vector<std::string> gone, added;
       std::set_difference(e->index_keys.begin(), e->index_keys.end(), keys.begin(), keys.end(),

@@ -62,6 +62,18 @@ void StateBatch::DeleteIndex(absl::string_view key) {
   batch_.Delete(storage_->index_, ToSlice(key));
 }
 
+void StateBatch::DeleteIndexRange(absl::string_view start, absl::string_view limit) {
+  batch_.DeleteRange(storage_->index_, ToSlice(start), ToSlice(limit));
+}
+
+void StateBatch::PutIndexParameters(absl::string_view text) {
+  batch_.Put(storage_->meta_, ToSlice(sf::kIndexParametersKey), ToSlice(text));
+}
+
+void StateBatch::DeleteIndexParameters() {
+  batch_.Delete(storage_->meta_, ToSlice(sf::kIndexParametersKey));
+}
+
 void StateBatch::PutCheckpoint(const v1::PartitionCheckpoint& checkpoint) {
   checkpoint.SerializeToString(&value_);
   batch_.Put(storage_->meta_, sf::CheckpointKey(checkpoint.partition()), value_);
@@ -176,6 +188,18 @@ absl::Status Storage::CheckFormatVersion(bool fresh) {
   }
   TEND_RETURN_IF_ERROR(FromRocks(s, "reading format_version"));
   int version = 0;
+  if (absl::SimpleAtoi(value, &version) && version == 4 && !read_only_) {
+    // 4 -> 5 changed only the `index` column family, which the engine rebuilds from the states
+    // when index_parameters (new in 5) is missing (views.h RebuildPatientIndexIfStale).
+    return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kFormatVersionKey),
+                              std::to_string(sf::kStorageFormatVersion)),
+                     "upgrading format_version 4 to 5");
+  }
+  if (absl::SimpleAtoi(value, &version) && version == 4) {
+    return absl::FailedPreconditionError(
+        "state directory has storage format version 4: start the engine on it once (tend run) "
+        "to upgrade it to 5, or rebuild it from the log");
+  }
   if (!absl::SimpleAtoi(value, &version) || version != sf::kStorageFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "state directory has storage format version ", value, ", this tend reads version ",
@@ -406,6 +430,25 @@ absl::Status Storage::ScanIndex(absl::string_view start, absl::string_view limit
     if (!fn(absl::string_view(it->key().data(), it->key().size()))) break;
   }
   return FromRocks(it->status(), "reading the index");
+}
+
+uint64_t Storage::ApproximateIndexBytes(absl::string_view start, absl::string_view limit) const {
+  const rocksdb::Range range(ToSlice(start), ToSlice(limit));
+  rocksdb::SizeApproximationOptions options;
+  options.include_memtables = true;
+  options.include_files = true;
+  uint64_t bytes = 0;
+  if (!db_->GetApproximateSizes(options, index_, &range, 1, &bytes).ok()) return 0;
+  return bytes;
+}
+
+absl::StatusOr<std::optional<std::string>> Storage::GetIndexParameters() const {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kIndexParametersKey), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading index_parameters"));
+  return value;
 }
 
 absl::StatusOr<std::vector<v1::Decision>> Storage::RecentDecisions(absl::string_view patient_id,

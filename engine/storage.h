@@ -59,6 +59,12 @@ class StateBatch {
   // A key of the `index` column family (storage_format.h: IndexKey, IndexTimeKey).
   void PutIndex(absl::string_view key);
   void DeleteIndex(absl::string_view key);
+  // Every index key in [start, limit) (a rebuild of the index).
+  void DeleteIndexRange(absl::string_view start, absl::string_view limit);
+  // What the index keys were built with (views.h PatientIndexParameters); cleared while the
+  // index is being rebuilt.
+  void PutIndexParameters(absl::string_view text);
+  void DeleteIndexParameters();
   void PutTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
                 absl::string_view rule_id);
   void DeleteTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
@@ -140,6 +146,11 @@ class Storage {
   // `fn` returns false.
   absl::Status ScanIndex(absl::string_view start, absl::string_view limit,
                          const std::function<bool(absl::string_view)>& fn) const;
+  // The bytes the keys in [start, limit) of the `index` column family take, estimated from the
+  // files' and memtables' statistics (no reads): how ListPatients picks the narrowest index.
+  uint64_t ApproximateIndexBytes(absl::string_view start, absl::string_view limit) const;
+  // The parameters the index was built with; nullopt while it is being rebuilt or never was.
+  absl::StatusOr<std::optional<std::string>> GetIndexParameters() const;
   // The patient's latest decisions, newest first, at most `limit`.
   absl::StatusOr<std::vector<v1::Decision>> RecentDecisions(absl::string_view patient_id,
                                                             size_t limit) const;

@@ -8,6 +8,8 @@
 //           "projection_versions"       -> tend.v1.ProjectionVersions the state was folded by
 //           "engine_config"             -> YAML (schema tend.v1.EngineConfig, every key spelled
 //                                          out) the engine last started with; readers default to it
+//           "index_parameters"          -> text: what the `index` keys were built with (absent
+//                                          while the index is being rebuilt)
 //           "checkpoint/" + BE32(p)     -> tend.v1.PartitionCheckpoint (next offset of partition p)
 //   state   BE32(p) + patient_id        -> patient record (EncodePatient):
 //                                          varint32 n, then n bytes of tend.v1.PatientState, then
@@ -28,10 +30,20 @@
 //   index   BE32(p) + kind + value + patient_id -> "" (empty): secondary indexes of the patients,
 //                                          rewritten in the same batch as the patient's state.
 //                                          Kinds (IndexKind): 'P' program_id "\0", 'S' current
-//                                          staff_id "\0", 'H' hard-churned (no value), 'L'
-//                                          BE64(start of the UTC day of the last patient-initiated
-//                                          activity, unix s; first seen without any). Every
-//                                          patient has an 'L' key. Query/ListPatients walks them.
+//                                          staff_id "\0", 'H' hard-churned (no value), 'A'
+//                                          "0"|"1" "\0" (activated with every event folded),
+//                                          'L' BE64(start of the 15-minute slot of the last
+//                                          patient-initiated activity, unix s; first seen
+//                                          without any), 'R' BE16(band, per mille) +
+//                                          BE64(start of the local day the churn risk reaches
+//                                          the band, unix s) for each band of
+//                                          kChurnRiskBandsPermille (patients with two or more
+//                                          active days). Every patient has 'A' and 'L' keys.
+//                                          The layout and what the 'R' keys were computed with
+//                                          are the meta key index_parameters (views.h
+//                                          PatientIndexParameters); on a mismatch the engine
+//                                          rebuilds the whole column family before it folds.
+//                                          Query/ListPatients walks them.
 // One value per patient keeps a commit at one insert per dirty patient and a cache miss at one
 // read; readers that want only the state stop after the first n bytes.
 // BE32 is a big-endian uint32 so that keys of one partition sort together (partition-scoped state,
@@ -49,8 +61,9 @@
 
 namespace tend::storage_format {
 
-// 2: outbox and decisions. 3: timers. 4: index.
-inline constexpr int kStorageFormatVersion = 4;
+// 2: outbox and decisions. 3: timers. 4: index. 5: index kinds 'A' and 'R', 'L' by 15-minute
+// slot instead of UTC day, meta index_parameters (a 4 is upgraded in place: see Storage).
+inline constexpr int kStorageFormatVersion = 5;
 
 inline constexpr absl::string_view kMetaCf = "meta";
 inline constexpr absl::string_view kStateCf = "state";
@@ -67,12 +80,21 @@ enum class IndexKind : char {
   kStaff = 'S',
   kHardChurned = 'H',
   kLastActivity = 'L',
+  kActivated = 'A',
+  kChurnRisk = 'R',
 };
+
+// The churn-risk thresholds with 'R' index keys, per mille, ascending. ListPatients answers
+// min_churn_risk X from the largest band <= X. Part of index_parameters: a change rebuilds the
+// index.
+inline constexpr std::array<int, 11> kChurnRiskBandsPermille = {100, 200, 300, 400, 500, 600,
+                                                                700, 800, 900, 950, 990};
 
 inline constexpr absl::string_view kFormatVersionKey = "format_version";
 inline constexpr absl::string_view kTopicKey = "topic";
 inline constexpr absl::string_view kProjectionVersionsKey = "projection_versions";
 inline constexpr absl::string_view kEngineConfigKey = "engine_config";
+inline constexpr absl::string_view kIndexParametersKey = "index_parameters";
 inline constexpr absl::string_view kCheckpointPrefix = "checkpoint/";
 
 inline void AppendBe32(uint32_t v, std::string* out) {
@@ -245,6 +267,17 @@ inline std::string IndexTimeKey(int32_t partition, IndexKind kind, int64_t time_
                                 absl::string_view patient_id) {
   std::string k = IndexPrefix(partition, kind);
   if (time_s >= 0) AppendBe64(static_cast<uint64_t>(time_s), &k);
+  k.append(patient_id.data(), patient_id.size());
+  return k;
+}
+
+// A churn-risk index key: prefix + BE16(band per mille) + BE64(time) + patient.
+inline std::string IndexRiskKey(int32_t partition, int band_permille, int64_t time_s,
+                                absl::string_view patient_id) {
+  std::string k = IndexPrefix(partition, IndexKind::kChurnRisk);
+  k.push_back(static_cast<char>(band_permille >> 8));
+  k.push_back(static_cast<char>(band_permille & 0xff));
+  AppendBe64(static_cast<uint64_t>(std::max<int64_t>(0, time_s)), &k);
   k.append(patient_id.data(), patient_id.size());
   return k;
 }

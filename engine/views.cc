@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/config.h"
 #include "engine/status.h"
+#include "projections/activation.h"
 #include "projections/calendar.h"
 #include "projections/churn.h"
 #include "engine/storage_format.h"
@@ -85,35 +86,43 @@ absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
 
 namespace {
 
+namespace sf = storage_format;
+
 // What a patient's index keys are made of, read from the state (no copies).
 struct IndexFacts {
   absl::string_view patient_id;
   absl::string_view program_id;
   absl::string_view staff_id;  // current: the latest scan's
   bool hard_churned = false;
-  int64_t last_activity_day_s = 0;  // start (unix s) of the UTC day of the last activity
+  bool activated = false;
+  int64_t last_activity_s = 0;  // start (unix s) of the slot of the last activity
 };
 
-IndexFacts FactsOf(const v1::PatientState& state) {
+IndexFacts FactsOf(const projections::ProjectionConfig& config, const v1::PatientState& state) {
   IndexFacts f;
   f.patient_id = state.patient_id();
   f.program_id = state.enrollment().program_id();
   f.staff_id = state.acquisition().current_staff_id();
   f.hard_churned = projections::HardChurned(state, absl::InfiniteFuture());
-  const auto& slots = state.engagement().activity_slots();
-  const int64_t last_s =
-      slots.empty() ? std::max<int64_t>(0, state.first_seen_at().seconds())
-                    : absl::ToUnixSeconds(projections::SlotStart(slots[slots.size() - 1]));
-  f.last_activity_day_s = std::max<int64_t>(0, last_s - last_s % 86400);
+  f.activated = projections::ComputeActivation(config, state, absl::InfiniteFuture()).activated();
+  f.last_activity_s = LastActivityIndexTime(state);
   return f;
 }
 
 }  // namespace
 
-std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state) {
-  namespace sf = storage_format;
+int64_t LastActivityIndexTime(const v1::PatientState& state) {
+  const auto& slots = state.engagement().activity_slots();
+  const int32_t slot = slots.empty() ? projections::SlotOf(state.first_seen_at().seconds())
+                                     : slots[slots.size() - 1];
+  return std::max<int64_t>(0, absl::ToUnixSeconds(projections::SlotStart(slot)));
+}
+
+std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,
+                                          const projections::ProjectionConfig& config,
+                                          const projections::ActiveDaySummary& days) {
   using Kind = sf::IndexKind;
-  const IndexFacts f = FactsOf(state);
+  const IndexFacts f = FactsOf(config, state);
   std::vector<std::string> keys;
   if (f.patient_id.empty()) return keys;
   if (!f.program_id.empty()) {
@@ -125,16 +134,75 @@ std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientSt
   if (f.hard_churned) {
     keys.push_back(sf::IndexTimeKey(partition, Kind::kHardChurned, -1, f.patient_id));
   }
-  keys.push_back(
-      sf::IndexTimeKey(partition, Kind::kLastActivity, f.last_activity_day_s, f.patient_id));
+  keys.push_back(sf::IndexKey(partition, Kind::kActivated, f.activated ? "1" : "0", f.patient_id));
+  keys.push_back(sf::IndexTimeKey(partition, Kind::kLastActivity, f.last_activity_s, f.patient_id));
+  for (int band : sf::kChurnRiskBandsPermille) {
+    const auto day = projections::ChurnRiskReachedOn(config, days, band / 1000.0);
+    if (!day) break;  // x = 0: no band; else every band has a day
+    keys.push_back(sf::IndexRiskKey(
+        partition, band, absl::ToUnixSeconds(absl::FromCivil(*day, days.tz)), f.patient_id));
+  }
   std::sort(keys.begin(), keys.end());
   return keys;
 }
 
-uint64_t PatientIndexHash(const v1::PatientState& state) {
-  const IndexFacts f = FactsOf(state);
-  return absl::HashOf(f.patient_id, f.program_id, f.staff_id, f.hard_churned,
-                      f.last_activity_day_s);
+std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,
+                                          const projections::ProjectionConfig& config) {
+  return PatientIndexKeys(partition, state, config,
+                          projections::SummariseActiveDays(state.engagement().activity_slots(),
+                                                           projections::PatientTimeZone(config, state)));
+}
+
+uint64_t PatientIndexHash(const projections::ProjectionConfig& config,
+                          const v1::PatientState& state,
+                          const projections::ActiveDaySummary& days) {
+  const IndexFacts f = FactsOf(config, state);
+  return absl::HashOf(f.patient_id, f.program_id, f.staff_id, f.hard_churned, f.activated,
+                      f.last_activity_s, days.days, days.first_day, days.last_day,
+                      days.tz.name());
+}
+
+std::string PatientIndexParameters(const projections::ProjectionConfig& config) {
+  std::string bands;
+  for (int b : sf::kChurnRiskBandsPermille) absl::StrAppend(&bands, bands.empty() ? "" : ",", b);
+  return absl::StrCat("layout=5 risk_bands_permille=", bands, " bgnbd_r=", config.bgnbd_r,
+                      " bgnbd_alpha=", config.bgnbd_alpha, " bgnbd_a=", config.bgnbd_a,
+                      " bgnbd_b=", config.bgnbd_b,
+                      " churn_unit=", config.churn_unit_weeks ? "weeks" : "days",
+                      " default_time_zone=", config.default_time_zone_name,
+                      " activation_messages=", config.activation_messages,
+                      " activation_window_days=", config.activation_window_days);
+}
+
+absl::Status RebuildPatientIndexIfStale(Storage* storage,
+                                        const projections::ProjectionConfig& config,
+                                        const std::function<void(int64_t)>& progress) {
+  const std::string parameters = PatientIndexParameters(config);
+  TEND_ASSIGN_OR_RETURN(std::optional<std::string> stored, storage->GetIndexParameters());
+  if (stored == parameters) return absl::OkStatus();
+  // First: no parameters (readers see "being rebuilt") and no keys; then the keys in batches;
+  // last: the parameters. A crash part-way leaves no parameters, so the next start begins again.
+  StateBatch batch = storage->NewBatch();
+  batch.DeleteIndexParameters();
+  batch.DeleteIndexRange(std::string(), std::string(8, '\xff'));
+  TEND_RETURN_IF_ERROR(storage->Commit(&batch));
+  batch.Clear();
+  int64_t done = 0;
+  TEND_RETURN_IF_ERROR(storage->ForEachState([&](const v1::PatientState& state) {
+    for (const std::string& key : PatientIndexKeys(state.partition(), state, config)) {
+      batch.PutIndex(key);
+    }
+    if (++done % 20'000 == 0) {
+      TEND_RETURN_IF_ERROR(storage->Commit(&batch));
+      batch.Clear();
+      if (progress) progress(done);
+    }
+    return absl::OkStatus();
+  }));
+  batch.PutIndexParameters(parameters);
+  TEND_RETURN_IF_ERROR(storage->Commit(&batch));
+  if (progress) progress(done);
+  return absl::OkStatus();
 }
 
 }  // namespace tend

@@ -6,6 +6,7 @@
 #ifndef TEND_ENGINE_VIEWS_H_
 #define TEND_ENGINE_VIEWS_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/storage.h"
+#include "projections/churn.h"
 #include "projections/config.h"
 #include "tend/v1/cohort.pb.h"
 #include "tend/v1/state.pb.h"
@@ -46,15 +48,41 @@ class AsOfResolver {
 };
 
 // The patient's keys in the `index` column family (storage_format.h), sorted: its programme, its
-// current staff member, hard-churned, and the UTC day (as unix seconds at its start) of its last
-// patient-initiated activity (first seen without any). Facts of the events alone (no as-of), so a
-// key changes only when the patient's state does — the activity key at most once a day. (Few
-// keys on purpose: each costs a write per new patient in the engine's commit.)
-std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state);
+// current staff member, hard-churned, whether activated, the slot of its last patient-initiated
+// activity (first seen without any), and for every churn-risk band the local day its risk
+// reaches the band (projections::ChurnRiskReachedOn). Facts of the events alone (no as-of), so a
+// key changes only when the patient's state does: the activity key with each new activity slot,
+// the risk keys with each new active day. `days` must summarise the state's activity slots in
+// the patient's zone (projections::SummariseActiveDays); the engine keeps it up to date
+// incrementally.
+std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,
+                                          const projections::ProjectionConfig& config,
+                                          const projections::ActiveDaySummary& days);
+// The same, summarising the activity from scratch.
+std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,
+                                          const projections::ProjectionConfig& config);
 // A hash of the same facts PatientIndexKeys is built from, without building the keys: equal
 // hashes, (almost surely) equal keys. The engine rebuilds a dirty patient's keys only when it
 // changed.
-uint64_t PatientIndexHash(const v1::PatientState& state);
+uint64_t PatientIndexHash(const projections::ProjectionConfig& config,
+                          const v1::PatientState& state,
+                          const projections::ActiveDaySummary& days);
+// The time of the patient's 'L' index key: the start of the 15-minute slot of its last
+// patient-initiated activity (of its first-seen instant without any). A view at an as-of in an
+// earlier slot than this reflects less than the state's index keys do.
+int64_t LastActivityIndexTime(const v1::PatientState& state);
+// Everything beyond the states that the index keys depend on (the key layout, the churn-risk
+// bands, the BG/NBD parameters and unit, the default zone), as text. Stored in the directory
+// (Storage::GetIndexParameters) so readers know whether the risk keys match their config.
+std::string PatientIndexParameters(const projections::ProjectionConfig& config);
+
+// Rebuilds the whole `index` column family from the states when the parameters stored with it
+// differ from `config`'s (a new key layout, a refitted churn model) or were never stored. Run by
+// the engine before it folds anything; reports progress through `progress(patients done)`.
+// While it runs, no parameters are stored, so Query/ListPatients answers UNAVAILABLE.
+absl::Status RebuildPatientIndexIfStale(Storage* storage,
+                                        const projections::ProjectionConfig& config,
+                                        const std::function<void(int64_t)>& progress = nullptr);
 
 // Every patient of `storage` through projections::CohortAccumulator, viewed at `as_of` (unset:
 // each patient's partition clock).

@@ -1,5 +1,7 @@
 #include "projections/churn.h"
 
+#include <algorithm>
+#include <cmath>
 #include <optional>
 #include <vector>
 
@@ -61,6 +63,65 @@ std::optional<BgNbdCustomer> BgNbdInputs(const ProjectionConfig& config,
                                          const v1::PatientState& state, const absl::TimeZone& tz,
                                          absl::Time as_of) {
   return Summarise(config, ActiveDays(state, tz, as_of), LocalDay(as_of, tz));
+}
+
+ActiveDaySummary SummariseActiveDays(const google::protobuf::RepeatedField<int32_t>& slots,
+                                     const absl::TimeZone& tz, const ActiveDaySummary* previous) {
+  ActiveDaySummary s;
+  s.tz = tz;
+  s.slots = slots.size();
+  if (slots.empty()) return s;
+  s.first_slot = slots[0];
+  s.last_slot = slots[slots.size() - 1];
+  if (previous != nullptr && previous->days > 0 && previous->tz == tz) {
+    const ActiveDaySummary& p = *previous;
+    if (p.slots == s.slots && p.first_slot == s.first_slot && p.last_slot == s.last_slot) {
+      return p;  // insert-only and distinct: the same count and ends, the same list
+    }
+    if (p.slots + 1 == s.slots && p.first_slot == s.first_slot && s.last_slot > p.last_slot) {
+      s.first_day = p.first_day;
+      s.last_day = LocalDay(SlotStart(s.last_slot), tz);
+      s.days = p.days + (s.last_day != p.last_day);
+      return s;
+    }
+    if (p.slots + 1 == s.slots && p.last_slot == s.last_slot && s.first_slot < p.first_slot) {
+      s.last_day = p.last_day;
+      s.first_day = LocalDay(SlotStart(s.first_slot), tz);
+      s.days = p.days + (s.first_day != p.first_day);
+      return s;
+    }
+  }
+  // From scratch: one zone conversion per active day, jumping over the rest of each day's slots.
+  s.first_day = LocalDay(SlotStart(s.first_slot), tz);
+  absl::CivilDay day = s.first_day;
+  auto it = slots.begin();
+  for (;;) {
+    ++s.days;
+    s.last_day = day;
+    // The first slot starting on a later local day.
+    const int64_t next_day_s = absl::ToUnixSeconds(absl::FromCivil(day + 1, tz));
+    it = std::lower_bound(it, slots.end(), SlotOf(next_day_s - 1) + 1);
+    if (it == slots.end()) break;
+    day = LocalDay(SlotStart(*it), tz);
+  }
+  return s;
+}
+
+std::optional<absl::CivilDay> ChurnRiskReachedOn(const ProjectionConfig& config,
+                                                 const ActiveDaySummary& days, double threshold) {
+  if (days.days < 2 || !(threshold > 0 && threshold < 1)) return std::nullopt;
+  const double unit = config.churn_unit_weeks ? 7.0 : 1.0;
+  const double x = days.days - 1;
+  const double t_x = static_cast<double>(days.last_day - days.first_day) / unit;
+  const double alpha = config.bgnbd_alpha;
+  const double log_c = (std::log(threshold / (1 - threshold)) + std::log(config.bgnbd_b + x - 1) -
+                        std::log(config.bgnbd_a)) /
+                       (config.bgnbd_r + x);
+  // T (in units) from the first active day; at least t_x, the last active day.
+  const double t = std::max(t_x, std::exp(log_c) * (alpha + t_x) - alpha);
+  const double day_count = std::ceil(t * unit * (1 - 1e-9) - 1e-6);
+  if (!(day_count < 3'000'000)) return std::nullopt;  // also NaN
+  return std::max(days.first_day + static_cast<int64_t>(day_count), days.last_day);
 }
 
 bool HardChurned(const v1::PatientState& state, absl::Time as_of) {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "projections/bgnbd.h"
 #include "projections/config.h"
@@ -43,6 +44,32 @@ std::optional<BgNbdCustomer> BgNbdInputs(const ProjectionConfig& config,
 // purchases, scans) up to `as_of`, ascending, without repeats.
 std::vector<absl::CivilDay> ActiveDays(const v1::PatientState& state, const absl::TimeZone& tz,
                                        absl::Time as_of);
+
+// The shape of the patient's active local days, all of them (no as-of): what BG/NBD's (x, t_x)
+// and the age T are computed from. Copyable; `days` = 0 without any activity.
+struct ActiveDaySummary {
+  absl::TimeZone tz;          // the zone the days are local to
+  int slots = 0;              // activity slots summarised (EngagementState.activity_slots)
+  int32_t first_slot = 0, last_slot = 0;
+  int days = 0;               // distinct local days with activity: x + 1
+  absl::CivilDay first_day, last_day;
+};
+
+// The summary of `slots` (ascending, distinct) in `tz`. With `previous` (the summary of an earlier
+// version of the same ascending, insert-only list) a list that grew by one slot at either end
+// costs one time-zone conversion; anything else is summarised from scratch.
+ActiveDaySummary SummariseActiveDays(const google::protobuf::RepeatedField<int32_t>& slots,
+                                     const absl::TimeZone& tz,
+                                     const ActiveDaySummary* previous = nullptr);
+
+// The first local day on which the patient's churn risk (1 - BG/NBD P(alive), ComputeChurn) is
+// at least `threshold` (in (0, 1)) when nothing more happens, from the closed form of P(alive):
+// risk >= X  <=>  (alpha + T) / (alpha + t_x) >= c,  c = (X / (1 - X) * (b + x - 1) / a)^(1 / (r + x)),
+// so T >= c (alpha + t_x) - alpha. nullopt when the risk stays 0 (x = 0: fewer than two active
+// days) or the day lies beyond year 9999. Rounded towards earlier days by a hair, so the day is
+// never later than the one ComputeChurn's floating point would show.
+std::optional<absl::CivilDay> ChurnRiskReachedOn(const ProjectionConfig& config,
+                                                 const ActiveDaySummary& days, double threshold);
 
 // 1 + the number of break points <= v: the [lower, upper) intervals of RFM scoring.
 int RfmScore(const std::array<double, 4>& breaks, double v);

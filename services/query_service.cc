@@ -4,6 +4,8 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/io/coded_stream.h>
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -12,6 +14,7 @@
 #include "engine/storage_format.h"
 #include "engine/event_codec.h"
 #include "engine/views.h"
+#include "projections/calendar.h"
 #include "projections/patient.h"
 #include "services/grpc_status.h"
 
@@ -101,7 +104,9 @@ namespace sf = storage_format;
 
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 1000;
-constexpr char kTokenVersion[] = "L1";
+// "L2": the index kind the query walks follows the fingerprint (the plan stays the same across
+// pages even when the index sizes that chose it change).
+constexpr char kTokenVersion[] = "L2";
 
 // What identifies a query across its pages: the request without page_size and page_token.
 uint64_t QueryFingerprint(const v1::ListPatientsRequest& request) {
@@ -118,12 +123,6 @@ uint64_t QueryFingerprint(const v1::ListPatientsRequest& request) {
   return sf::EventFingerprint(bytes);
 }
 
-// One key range of the `index` column family to walk: [start, limit).
-struct IndexRange {
-  std::string start;
-  std::string limit;
-};
-
 // The byte string just after every key that starts with `prefix`.
 std::string PrefixEnd(std::string prefix) {
   while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
@@ -131,10 +130,10 @@ std::string PrefixEnd(std::string prefix) {
   return prefix;
 }
 
-std::string TimeBound(int32_t partition, sf::IndexKind kind, absl::Time t) {
-  std::string k = sf::IndexPrefix(partition, kind);
-  sf::AppendBe64(static_cast<uint64_t>(std::max<int64_t>(0, absl::ToUnixSeconds(t))), &k);
-  return k;
+std::string WithTime(std::string prefix, absl::Time t) {
+  const int64_t s = t == absl::InfinitePast() ? 0 : absl::ToUnixSeconds(t);
+  sf::AppendBe64(static_cast<uint64_t>(std::max<int64_t>(0, s)), &prefix);
+  return prefix;
 }
 
 // The patient id in an index key of `kind`.
@@ -142,20 +141,78 @@ absl::string_view PatientOfKey(absl::string_view key, sf::IndexKind kind) {
   key.remove_prefix(5);
   switch (kind) {
     case sf::IndexKind::kProgram:
-    case sf::IndexKind::kStaff: {
+    case sf::IndexKind::kStaff:
+    case sf::IndexKind::kActivated: {
       const size_t nul = key.find('\0');
       return nul == absl::string_view::npos ? absl::string_view() : key.substr(nul + 1);
     }
     case sf::IndexKind::kLastActivity:
       return key.size() >= 8 ? key.substr(8) : absl::string_view();
+    case sf::IndexKind::kChurnRisk:
+      return key.size() >= 10 ? key.substr(10) : absl::string_view();
     default:
       return key;
   }
 }
 
+// How a query finds its candidates: one index kind (with a value prefix, and for time-keyed
+// kinds a time range [from, to) that depends on the partition's as-of).
+struct Plan {
+  sf::IndexKind kind = sf::IndexKind::kLastActivity;
+  std::string value;  // after the kind: "program\0", "1\0", BE16(band)
+  // The time range of 'L' and 'R' keys at a partition's as-of.
+  std::function<std::pair<absl::Time, absl::Time>(absl::Time)> times;
+  // Whether the answer depends on the as-of. The index holds facts of every folded event; a
+  // patient with activity in the as-of's slot or later may look different at the as-of, so
+  // such plans also walk those patients (the 'L' keys from the as-of's slot on) and skip them
+  // in their own range.
+  bool as_of_dependent = true;
+};
+
+// One key range of the `index` column family to walk: [start, limit).
+struct IndexRange {
+  std::string start;
+  std::string limit;
+  sf::IndexKind kind;
+  bool skip_recent = false;  // skip patients whose 'L' key is >= the tail's start
+};
+
+// The ranges of `plan` in `partition` at `as_of`, in key order, disjoint.
+std::vector<IndexRange> RangesOf(const Plan& plan, int32_t partition, absl::Time as_of) {
+  using Kind = sf::IndexKind;
+  const std::string prefix = sf::IndexPrefix(partition, plan.kind) + plan.value;
+  const std::string activity = sf::IndexPrefix(partition, Kind::kLastActivity);
+  const absl::Time tail_start = projections::SlotStart(projections::SlotOf(absl::ToUnixSeconds(as_of)));
+  std::vector<IndexRange> ranges;
+  if (plan.kind == Kind::kLastActivity) {
+    auto [from, to] = plan.times ? plan.times(as_of)
+                                 : std::make_pair(absl::InfinitePast(), absl::InfiniteFuture());
+    const bool open = to == absl::InfiniteFuture();
+    ranges.push_back({WithTime(prefix, from), open ? PrefixEnd(prefix) : WithTime(prefix, to),
+                      plan.kind});
+    if (!open && plan.as_of_dependent) {
+      ranges.push_back({WithTime(prefix, std::max(to, tail_start)), PrefixEnd(prefix), plan.kind});
+    }
+    return ranges;
+  }
+  IndexRange primary{prefix, PrefixEnd(prefix), plan.kind, plan.as_of_dependent};
+  if (plan.times) {
+    auto [from, to] = plan.times(as_of);
+    primary.start = WithTime(prefix, from);
+    primary.limit = WithTime(prefix, to);
+  }
+  ranges.push_back(primary);
+  if (plan.as_of_dependent) {
+    ranges.push_back({WithTime(activity, tail_start), PrefixEnd(activity), Kind::kLastActivity});
+  }
+  std::sort(ranges.begin(), ranges.end(),
+            [](const IndexRange& a, const IndexRange& b) { return a.start < b.start; });
+  return ranges;
+}
+
 }  // namespace
 
-grpc::Status QueryService::ListPatients(grpc::ServerContext*,
+grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
                                         const v1::ListPatientsRequest* request,
                                         v1::ListPatientsResponse* response) {
   const auto& r = *request;
@@ -183,10 +240,11 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext*,
     fixed_as_of = FromProto(r.as_of());
   }
   const uint64_t fingerprint = QueryFingerprint(r);
-  std::string after;  // the last key returned by the previous page
+  std::optional<char> token_kind;
+  std::string after;  // the last key examined by the previous page
   if (!r.page_token().empty()) {
     std::string raw;
-    if (!absl::WebSafeBase64Unescape(r.page_token(), &raw) || raw.size() < 10 ||
+    if (!absl::WebSafeBase64Unescape(r.page_token(), &raw) || raw.size() < 11 ||
         raw.compare(0, 2, kTokenVersion) != 0) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "page_token: not a token this server issued");
@@ -197,52 +255,117 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext*,
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "page_token: belongs to a query with other filters or as_of");
     }
-    after = raw.substr(10);
+    token_kind = raw[10];
+    after = raw.substr(11);
   }
   const int page_size = r.page_size() == 0 ? kDefaultPageSize : r.page_size();
 
+  auto index_parameters = storage_->GetIndexParameters();
+  if (!index_parameters.ok()) return ToGrpc(index_parameters.status());
+  if (!index_parameters->has_value()) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "the patient index is being rebuilt (the engine does so at start when "
+                        "its layout or the churn model changed); retry shortly");
+  }
   auto checkpoints = storage_->LoadCheckpoints();
   if (!checkpoints.ok()) return ToGrpc(checkpoints.status());
-  std::map<int32_t, absl::Time> clocks;
-  absl::Time t_min = absl::InfiniteFuture(), t_max = absl::InfinitePast();
+  std::map<int32_t, absl::Time> as_ofs;
   for (const auto& c : *checkpoints) {
-    const absl::Time clock = absl::FromUnixSeconds(c.clock().seconds());
-    clocks[c.partition()] = clock;
-    t_min = std::min(t_min, fixed_as_of.value_or(clock));
-    t_max = std::max(t_max, fixed_as_of.value_or(clock));
+    as_ofs[c.partition()] = fixed_as_of.value_or(absl::FromUnixSeconds(c.clock().seconds()));
   }
 
-  // The driving index and its range in each partition (margins of three days absorb the UTC-day
-  // flooring of the activity index and the local-day rounding of the stage rules; every
-  // candidate is checked exactly below).
+  // The plans that can answer the query; the one with the fewest index bytes to walk wins (ties:
+  // the first). Each is a superset of the answer; every candidate is checked exactly below.
   using Kind = sf::IndexKind;
   auto days = [](int n) { return n * absl::Hours(24); };
-  Kind kind = Kind::kLastActivity;  // alone (activated, churn risk): every patient a candidate
-  std::string value;                // kProgram, kStaff: the value the keys start with
-  absl::Time from = absl::UnixEpoch(), to = absl::InfiniteFuture();  // kLastActivity
-  if (!r.program_id().empty() || !r.staff_id().empty()) {
-    kind = r.program_id().empty() ? Kind::kStaff : Kind::kProgram;
-    value = (r.program_id().empty() ? r.staff_id() : r.program_id()) + std::string(1, '\0');
-  } else if (r.stage() == v1::ChurnView::HARD_CHURNED) {
-    kind = Kind::kHardChurned;
-  } else if (r.stage() == v1::ChurnView::NEW) {
-    // First seen within new_days: so was the last activity (never before first seen).
-    from = t_min - days(config_.lifecycle_new_days + 3);
-  } else if (r.stage() == v1::ChurnView::ACTIVE) {
-    from = t_min - days(config_.lifecycle_active_days + 3);
-  } else if (r.stage() == v1::ChurnView::SILENT) {
-    from = t_min - days(config_.lifecycle_silent_days + 3);
-    to = t_max - days(config_.lifecycle_active_days - 2);
-  } else if (r.stage() == v1::ChurnView::LOST) {
-    to = t_max - days(config_.lifecycle_silent_days - 2);
+  std::vector<Plan> plans;
+  if (!r.program_id().empty()) {
+    plans.push_back({Kind::kProgram, r.program_id() + std::string(1, '\0'), nullptr, false});
   }
-  auto range = [&](int32_t p) {
-    const std::string prefix = sf::IndexPrefix(p, kind) + value;
-    if (kind != Kind::kLastActivity) return IndexRange{prefix, PrefixEnd(prefix)};
-    return IndexRange{TimeBound(p, kind, from), to == absl::InfiniteFuture()
-                                                    ? PrefixEnd(prefix)
-                                                    : TimeBound(p, kind, to)};
-  };
+  if (!r.staff_id().empty()) {
+    plans.push_back({Kind::kStaff, r.staff_id() + std::string(1, '\0'), nullptr, false});
+  }
+  if (r.stage() == v1::ChurnView::HARD_CHURNED) plans.push_back({Kind::kHardChurned, "", nullptr});
+  if (r.has_min_churn_risk() && **index_parameters == PatientIndexParameters(config_)) {
+    // The largest band <= X: its day comes no later than X's.
+    int band = 0;
+    for (int b : sf::kChurnRiskBandsPermille) {
+      if (b / 1000.0 <= r.min_churn_risk()) band = b;
+    }
+    if (band > 0) {
+      const std::string value{static_cast<char>(band >> 8), static_cast<char>(band & 0xff)};
+      plans.push_back({Kind::kChurnRisk, value, [](absl::Time as_of) {
+                         return std::make_pair(absl::InfinitePast(), as_of + absl::Seconds(1));
+                       }});
+    }
+  }
+  if (r.has_activated()) {
+    plans.push_back({Kind::kActivated, std::string(r.activated() ? "1" : "0") + '\0', nullptr});
+  }
+  // Stages as ranges of the last activity (margins of three days absorb the local-day rounding
+  // of the stage rules).
+  const auto& c = config_;
+  std::function<std::pair<absl::Time, absl::Time>(absl::Time)> stage_times;
+  switch (r.stage()) {
+    case v1::ChurnView::NEW:  // first seen within new_days: so was the last activity
+      stage_times = [&](absl::Time t) {
+        return std::make_pair(t - days(c.lifecycle_new_days + 3), absl::InfiniteFuture());
+      };
+      break;
+    case v1::ChurnView::ACTIVE:
+      stage_times = [&](absl::Time t) {
+        return std::make_pair(t - days(c.lifecycle_active_days + 3), absl::InfiniteFuture());
+      };
+      break;
+    case v1::ChurnView::SILENT:
+      stage_times = [&](absl::Time t) {
+        return std::make_pair(t - days(c.lifecycle_silent_days + 3),
+                              t - days(c.lifecycle_active_days - 2));
+      };
+      break;
+    case v1::ChurnView::LOST:
+      stage_times = [&](absl::Time t) {
+        return std::make_pair(absl::InfinitePast(), t - days(c.lifecycle_silent_days - 2));
+      };
+      break;
+    default:
+      break;
+  }
+  if (stage_times) {
+    plans.push_back({Kind::kLastActivity, "", stage_times});
+  } else {
+    // Every patient has an 'L' key: the plan of last resort (no filter narrows: walk them all).
+    // (One plan per kind, so a page token's kind names its plan.)
+    plans.push_back({Kind::kLastActivity, "", nullptr, false});
+  }
+
+  const Plan* plan = nullptr;
+  if (token_kind) {
+    for (const Plan& p : plans) {
+      if (static_cast<char>(p.kind) == *token_kind) {
+        plan = &p;
+        break;
+      }
+    }
+    if (plan == nullptr) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "page_token: not a token this server issued");
+    }
+  } else {
+    uint64_t least = 0;
+    for (const Plan& p : plans) {
+      uint64_t bytes = 0;
+      for (const auto& [partition, as_of] : as_ofs) {
+        for (const IndexRange& rg : RangesOf(p, partition, as_of)) {
+          bytes += storage_->ApproximateIndexBytes(rg.start, rg.limit);
+        }
+      }
+      if (plan == nullptr || bytes < least) {
+        plan = &p;
+        least = bytes;
+      }
+    }
+  }
 
   // Candidates examined per call are bounded, so a sparse filter cannot hold the server: the
   // page then comes back short, with a token to go on.
@@ -252,48 +375,58 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext*,
   bool more = false;
   absl::Status failure;
   v1::PatientState state;
-  for (const auto& [partition, clock] : clocks) {
-    IndexRange rg = range(partition);
-    if (!after.empty()) {
-      if (after >= rg.limit) continue;  // an earlier partition, done
-      if (after >= rg.start) rg.start = after + std::string(1, '\0');
+  for (const auto& [partition, as_of] : as_ofs) {
+    const int64_t tail_start_s =
+        absl::ToUnixSeconds(projections::SlotStart(projections::SlotOf(absl::ToUnixSeconds(as_of))));
+    for (IndexRange rg : RangesOf(*plan, partition, as_of)) {
+      if (!after.empty()) {
+        if (after >= rg.limit) continue;  // done on an earlier page
+        if (after >= rg.start) rg.start = after + std::string(1, '\0');
+      }
+      absl::Status s = storage_->ScanIndex(rg.start, rg.limit, [&](absl::string_view key) {
+        if (response->patients_size() == page_size || examined == max_examined) {
+          more = true;
+          return false;
+        }
+        ++examined;
+        last_key.assign(key.data(), key.size());
+        auto found = storage_->GetPatient(partition, PatientOfKey(key, rg.kind), &state);
+        if (!found.ok()) {
+          failure = found.status();
+          return false;
+        }
+        if (!*found) return true;  // an index entry without a state: skip
+        if (rg.skip_recent && LastActivityIndexTime(state) >= tail_start_s) return true;
+        v1::PatientView view = projections::ComputeView(config_, state, as_of);
+        if (r.stage() != v1::ChurnView::STAGE_UNSPECIFIED && view.churn().stage() != r.stage()) {
+          return true;
+        }
+        if (r.has_min_churn_risk() && !(view.churn().churn_risk() >= r.min_churn_risk())) {
+          return true;
+        }
+        if (!r.program_id().empty() && view.program_id() != r.program_id()) return true;
+        if (!r.staff_id().empty() && view.acquisition().current_staff_id() != r.staff_id()) {
+          return true;
+        }
+        if (r.has_activated() && view.activation().activated() != r.activated()) return true;
+        *response->add_patients() = std::move(view);
+        return true;
+      });
+      if (!s.ok()) return ToGrpc(s);
+      if (!failure.ok()) return ToGrpc(failure);
+      if (more) break;
     }
-    absl::Status s = storage_->ScanIndex(rg.start, rg.limit, [&](absl::string_view key) {
-      if (response->patients_size() == page_size || examined == max_examined) {
-        more = true;
-        return false;
-      }
-      ++examined;
-      last_key.assign(key.data(), key.size());
-      const absl::string_view patient = PatientOfKey(key, kind);
-      auto found = storage_->GetPatient(partition, patient, &state);
-      if (!found.ok()) {
-        failure = found.status();
-        return false;
-      }
-      if (!*found) return true;  // an index entry without a state: skip
-      const absl::Time as_of = fixed_as_of.value_or(clock);
-      v1::PatientView view = projections::ComputeView(config_, state, as_of);
-      if (r.stage() != v1::ChurnView::STAGE_UNSPECIFIED && view.churn().stage() != r.stage()) {
-        return true;
-      }
-      if (r.has_min_churn_risk() && !(view.churn().churn_risk() >= r.min_churn_risk())) return true;
-      if (!r.program_id().empty() && view.program_id() != r.program_id()) return true;
-      if (!r.staff_id().empty() && view.acquisition().current_staff_id() != r.staff_id()) {
-        return true;
-      }
-      if (r.has_activated() && view.activation().activated() != r.activated()) return true;
-      *response->add_patients() = std::move(view);
-      return true;
-    });
-    if (!s.ok()) return ToGrpc(s);
-    if (!failure.ok()) return ToGrpc(failure);
     if (more) break;
   }
+  // What the page cost, for operators and tests: the index entries examined to fill it, and the
+  // index kind walked.
+  context->AddTrailingMetadata("tend-candidates-examined", std::to_string(examined));
+  context->AddTrailingMetadata("tend-index", std::string(1, static_cast<char>(plan->kind)));
   if (more && !last_key.empty()) {
     // A full page ends at its last patient; a short one at the last candidate examined.
     std::string token = kTokenVersion;
     for (int i = 7; i >= 0; --i) token.push_back(static_cast<char>(fingerprint >> (8 * i)));
+    token.push_back(static_cast<char>(plan->kind));
     token += last_key;
     response->set_next_page_token(absl::WebSafeBase64Escape(token));
   }

@@ -4,11 +4,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "projections/bgnbd.h"
+#include "projections/calendar.h"
 #include "projections/patient.h"
 #include "tests/projections/events.h"
 
@@ -232,6 +234,101 @@ TEST_CASE("churn view: x, t_x and T count local active days in the configured un
   c = ViewAt(config, events, "2026-01-29T08:00:00+08:00").churn();
   CHECK(c.t_x() == Approx(14.0));  // days
   CHECK(c.t() == Approx(28.0));
+}
+
+// ---- active days and the risk index ----------------------------------------------------------
+
+TEST_CASE("active-day summary: grown a slot at a time it equals the summary from scratch and ActiveDays",
+          "[projections][bgnbd]") {
+  std::mt19937 rng(11);
+  // Zones with DST, a 45-minute offset and a 30-minute DST shift.
+  for (const char* zone : {"Asia/Shanghai", "America/New_York", "Asia/Kathmandu",
+                           "Australia/Lord_Howe"}) {
+    INFO(zone);
+    absl::TimeZone tz;
+    REQUIRE(absl::LoadTimeZone(zone, &tz));
+    v1::PatientState state;
+    auto* slots = state.mutable_engagement()->mutable_activity_slots();
+    ActiveDaySummary summary = SummariseActiveDays(*slots, tz);
+    CHECK(summary.days == 0);
+    const int32_t base = SlotOf(absl::ToUnixSeconds(At("2026-03-01T00:00:00Z")));
+    int32_t hi = base, lo = base;
+    for (int i = 0; i < 400; ++i) {
+      // Mostly later slots (a few minutes to two days on), some earlier, some in between.
+      const int pick = static_cast<int>(rng() % 10);
+      int32_t slot;
+      if (i == 0) {
+        slot = base;
+      } else if (pick < 7) {
+        slot = hi + 1 + static_cast<int32_t>(rng() % 200);
+      } else if (pick < 9) {
+        slot = lo - 1 - static_cast<int32_t>(rng() % 200);
+      } else {
+        slot = lo + static_cast<int32_t>(rng() % static_cast<uint32_t>(hi - lo + 1));
+      }
+      const int at =
+          static_cast<int>(std::lower_bound(slots->begin(), slots->end(), slot) - slots->begin());
+      if (at < slots->size() && (*slots)[at] == slot) continue;
+      slots->Add(0);
+      std::copy_backward(slots->begin() + at, slots->end() - 1, slots->end());
+      (*slots)[at] = slot;
+      hi = std::max(hi, slot);
+      lo = std::min(lo, slot);
+
+      summary = SummariseActiveDays(*slots, tz, &summary);
+      const ActiveDaySummary fresh = SummariseActiveDays(*slots, tz);
+      const std::vector<absl::CivilDay> days = ActiveDays(state, tz, At("2100-01-01T00:00:00Z"));
+      REQUIRE(fresh.days == static_cast<int>(days.size()));
+      REQUIRE(fresh.first_day == days.front());
+      REQUIRE(fresh.last_day == days.back());
+      REQUIRE(summary.days == fresh.days);
+      REQUIRE(summary.first_day == fresh.first_day);
+      REQUIRE(summary.last_day == fresh.last_day);
+    }
+  }
+}
+
+TEST_CASE("churn risk reaches each threshold on the day ChurnRiskReachedOn names, not a day before",
+          "[projections][bgnbd]") {
+  std::mt19937 rng(5);
+  for (bool weeks : {true, false}) {
+    ProjectionConfig config = DefaultProjectionConfig();
+    config.churn_unit_weeks = weeks;
+    const absl::TimeZone tz = config.default_time_zone;
+    for (int patient = 0; patient < 60; ++patient) {
+      // 2 to 12 check-ins a few days apart.
+      std::vector<v1::Event> events;
+      absl::Time t = At("2026-01-05T09:00:00+08:00");
+      const int n = 2 + static_cast<int>(rng() % 11);
+      for (int i = 0; i < n; ++i) {
+        events.push_back(CheckInEvent(absl::StrCat("c", i), absl::FormatTime(t)));
+        t += absl::Hours(6 + static_cast<int>(rng() % 200));
+      }
+      const v1::PatientState state = testing::FoldAll(config, events);
+      const ActiveDaySummary days =
+          SummariseActiveDays(state.engagement().activity_slots(), PatientTimeZone(config, state));
+      auto risk_at = [&](absl::Time as_of) {
+        return ComputeView(config, state, as_of).churn().churn_risk();
+      };
+      for (double threshold : {0.1, 0.37, 0.5, 0.8, 0.9, 0.95, 0.99}) {
+        INFO("weeks " << weeks << ", patient " << patient << ", threshold " << threshold);
+        const auto day = ChurnRiskReachedOn(config, days, threshold);
+        if (days.days < 2) {
+          CHECK_FALSE(day.has_value());
+          continue;
+        }
+        REQUIRE(day.has_value());
+        REQUIRE(*day >= days.last_day);
+        // Reached by the end of that day (when all the day's activity counts) ...
+        CHECK(risk_at(absl::FromCivil(*day + 1, tz) - absl::Seconds(1)) >= threshold);
+        // ... and already at its start when it is after the last active day, not the day before.
+        if (*day > days.last_day) {
+          CHECK(risk_at(absl::FromCivil(*day, tz)) >= threshold);
+          CHECK(risk_at(absl::FromCivil(*day, tz) - absl::Seconds(1)) < threshold);
+        }
+      }
+    }
+  }
 }
 
 // ---- RFM --------------------------------------------------------------------------------------

@@ -37,17 +37,32 @@ std::multiset<std::string> Expected(const std::string& db, const std::string& wh
 }
 
 // Every page of the query, page_size at a time: the patient ids in the order served.
+// What serving the pages cost, from the trailing metadata.
+struct Cost {
+  int pages = 0;
+  int64_t examined = 0;  // index entries read
+  std::set<std::string> indexes;  // the index kinds walked
+};
+
 std::vector<std::string> AllPages(v1::Query::Stub* stub, v1::ListPatientsRequest request,
-                                  int page_size, int* pages) {
+                                  int page_size, Cost* cost) {
   std::vector<std::string> ids;
   request.set_page_size(page_size);
-  *pages = 0;
+  *cost = {};
+  int* pages = &cost->pages;
   for (;;) {
     grpc::ClientContext ctx;
     v1::ListPatientsResponse response;
     grpc::Status s = stub->ListPatients(&ctx, request, &response);
     INFO(s.error_message());
     REQUIRE(s.ok());
+    const auto& trailers = ctx.GetServerTrailingMetadata();
+    auto examined = trailers.find("tend-candidates-examined");
+    auto index = trailers.find("tend-index");
+    REQUIRE(examined != trailers.end());
+    REQUIRE(index != trailers.end());
+    cost->examined += std::stoll(std::string(examined->second.data(), examined->second.size()));
+    cost->indexes.insert(std::string(index->second.data(), index->second.size()));
     ++*pages;
     REQUIRE(response.patients_size() <= page_size);
     for (const auto& p : response.patients()) ids.push_back(p.patient_id());
@@ -115,27 +130,53 @@ TEST_CASE("ListPatients pages through exactly the matching patients, without gap
   add("activated=true", [](auto* r) { r->set_activated(true); });
   add("activated=false", [](auto* r) { r->set_activated(false); });
   add("risk>=0.5", [](auto* r) { r->set_min_churn_risk(0.5); });
+  add("risk>=0.93", [](auto* r) { r->set_min_churn_risk(0.93); });
+  add("risk>=0.15", [](auto* r) { r->set_min_churn_risk(0.15); });
+  add("risk>=0.05", [](auto* r) { r->set_min_churn_risk(0.05); });  // below the lowest band
+  add("activated=false,risk>=0.3", [](auto* r) {
+    r->set_activated(false);
+    r->set_min_churn_risk(0.3);
+  });
   add("stage=active,risk>=0.2,program=" + program, [&](auto* r) {
     r->set_stage(v1::ChurnView::ACTIVE);
     r->set_min_churn_risk(0.2);
     r->set_program_id(program);
   });
 
-  std::map<std::string, size_t> largest;  // per filter, the most patients either as-of matched
+  std::map<std::string, size_t> largest;  // per filter, the most patients an as-of matched
+  const absl::Time end = absl::FromUnixSeconds(1767225600);  // the cohort's last day ends here
+  // The partition clocks (after the last event); inside the cohort's 150 days, where patients
+  // have activity after the as-of that the index already reflects; and after its end.
   for (const std::optional<absl::Time> as_of :
-       {std::optional<absl::Time>(), std::optional<absl::Time>(absl::FromUnixSeconds(1767225600) +
-                                                              absl::Hours(24 * 50))}) {
+       {std::optional<absl::Time>(), std::optional<absl::Time>(end - absl::Hours(24 * 100)),
+        std::optional<absl::Time>(end - absl::Hours(24 * 40 - 7)),
+        std::optional<absl::Time>(end + absl::Hours(24 * 50))}) {
     for (Case c : cases) {
       if (as_of) c.request.mutable_as_of()->set_seconds(absl::ToUnixSeconds(*as_of));
-      INFO("where " << c.where << (as_of ? " at a later as_of" : ""));
+      INFO("where " << c.where << " at "
+                    << (as_of ? absl::FormatTime(*as_of, absl::UTCTimeZone()) : "the clocks"));
       const std::multiset<std::string> expected = Expected(db, c.where, as_of);
       largest[c.where] = std::max(largest[c.where], expected.size());
-      int pages = 0;
-      const std::vector<std::string> served = AllPages(stub.get(), c.request, 7, &pages);
+      Cost cost;
+      const std::vector<std::string> served = AllPages(stub.get(), c.request, 7, &cost);
       const std::multiset<std::string> got(served.begin(), served.end());
       CHECK(got == expected);  // no gaps, and (a multiset) no repeats
       CHECK(std::set<std::string>(served.begin(), served.end()).size() == served.size());
-      if (expected.size() > 7) CHECK(pages >= static_cast<int>(expected.size() / 7));
+      if (expected.size() > 7) CHECK(cost.pages >= static_cast<int>(expected.size() / 7));
+      INFO("examined " << cost.examined << " for " << expected.size());
+      // A risk filter at or above a band is served by the risk index (and, at an as-of inside
+      // the cohort, by the patients active since); at the clocks or later it reads no more
+      // candidates than twice the answer plus the patients whose band was reached but not yet
+      // the threshold.
+      if (c.request.has_min_churn_risk() && c.request.min_churn_risk() >= 0.1 &&
+          !c.request.has_activated() && c.request.program_id().empty()) {
+        WARN(c.where << " at " << (as_of ? absl::FormatTime(*as_of, absl::UTCTimeZone()) : "clocks")
+                     << ": examined " << cost.examined << " for " << expected.size());
+        CHECK(cost.indexes == std::set<std::string>{"R"});
+        if (!as_of || *as_of > end) {
+          CHECK(cost.examined < 400);
+        }
+      }
     }
   }
   for (const auto& [where, n] : largest) {

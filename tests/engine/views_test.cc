@@ -1,0 +1,132 @@
+// Specs of the patient index (engine/views.h PatientIndexKeys, RebuildPatientIndexIfStale): the
+// keys the engine keeps up commit by commit are the keys built from scratch, and a changed churn
+// model or an older layout has the index rebuilt before anything is folded.
+#include "engine/views.h"
+
+#include <catch2/catch.hpp>
+
+#include <rocksdb/db.h>
+
+#include <set>
+
+#include "engine/engine.h"
+#include "engine/storage.h"
+#include "engine/storage_format.h"
+#include "tests/testing.h"
+
+namespace tend {
+namespace {
+
+namespace sf = storage_format;
+
+std::set<std::string> IndexOf(const Storage& storage) {
+  std::set<std::string> keys;
+  REQUIRE(storage
+              .ScanIndex(std::string(), std::string(8, '\xff'),
+                         [&](absl::string_view k) {
+                           keys.emplace(k);
+                           return true;
+                         })
+              .ok());
+  return keys;
+}
+
+std::set<std::string> FromScratch(const Storage& storage,
+                                  const projections::ProjectionConfig& config) {
+  std::set<std::string> keys;
+  REQUIRE(storage
+              .ForEachState([&](const v1::PatientState& state) {
+                for (auto& k : PatientIndexKeys(state.partition(), state, config)) keys.insert(k);
+                return absl::OkStatus();
+              })
+              .ok());
+  return keys;
+}
+
+TEST_CASE("the index the engine keeps up commit by commit equals the index built from scratch",
+          "[integration]") {
+  testing::TempDir dir;
+  const std::string db = dir.Sub("state");
+  EngineOptions options;
+  options.commit_max_records = 97;  // patients rewritten often, a few events apart
+  options.commit_interval = absl::Milliseconds(1);
+  testing::FoldThroughKafka(testing::Cohort(300, 60, 23), db, options);
+
+  auto storage = Storage::Open(db);
+  REQUIRE(storage.ok());
+  const auto config = projections::DefaultProjectionConfig();
+  const std::set<std::string> index = IndexOf(**storage);
+  CHECK(index == FromScratch(**storage, config));
+  // Every kind is there, the risk bands included.
+  std::set<char> kinds;
+  for (const auto& k : index) kinds.insert(k[4]);
+  CHECK(kinds == std::set<char>{'A', 'H', 'L', 'P', 'R', 'S'});
+  auto stored = (*storage)->GetIndexParameters();
+  REQUIRE(stored.ok());
+  CHECK(*stored == PatientIndexParameters(config));
+
+  SECTION("a refitted churn model rebuilds the risk keys; the same model leaves them") {
+    projections::ProjectionConfig refitted = config;
+    refitted.bgnbd_alpha *= 3;
+    refitted.bgnbd_b /= 2;
+    const std::set<std::string> expected = FromScratch(**storage, refitted);
+    REQUIRE(expected != index);  // the test would show nothing otherwise
+    int64_t reported = 0;
+    REQUIRE(RebuildPatientIndexIfStale(storage->get(), refitted, [&](int64_t n) { reported = n; })
+                .ok());
+    CHECK(reported == 300);
+    CHECK(IndexOf(**storage) == expected);
+    CHECK(*(*storage)->GetIndexParameters() == PatientIndexParameters(refitted));
+    reported = -1;
+    REQUIRE(RebuildPatientIndexIfStale(storage->get(), refitted, [&](int64_t n) { reported = n; })
+                .ok());
+    CHECK(reported == -1);  // nothing to do
+  }
+
+  SECTION("a directory of storage format 4 is upgraded by the engine: its index rebuilt") {
+    // What a format-4 directory looks like: version 4, no index_parameters, day-keyed 'L' keys.
+    {
+      StateBatch batch = (*storage)->NewBatch();
+      batch.DeleteIndexParameters();
+      batch.DeleteIndexRange(std::string(), std::string(8, '\xff'));
+      batch.PutIndex(sf::IndexTimeKey(0, sf::IndexKind::kLastActivity, 86400, "stale"));
+      REQUIRE((*storage)->Commit(&batch).ok());
+    }
+    storage->reset();
+    {
+      std::vector<rocksdb::ColumnFamilyDescriptor> families;
+      families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+      for (absl::string_view cf : sf::kColumnFamilies) {
+        families.emplace_back(std::string(cf), rocksdb::ColumnFamilyOptions());
+      }
+      std::vector<rocksdb::ColumnFamilyHandle*> handles;
+      rocksdb::DB* raw = nullptr;
+      REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(), db, families, &handles, &raw).ok());
+      rocksdb::ColumnFamilyHandle* meta = handles[1];
+      REQUIRE(raw->Put(rocksdb::WriteOptions(), meta, std::string(sf::kFormatVersionKey), "4").ok());
+      for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+      delete raw;
+    }
+    // A reader is told to start the engine; the engine's storage upgrades it and the engine's
+    // start rebuilds the index (REPLAY mode: no broker needed to start).
+    testing::TempDir scratch;
+    auto reader = Storage::OpenReader(db, scratch.path());
+    REQUIRE_FALSE(reader.ok());
+    CHECK(reader.status().message().find("start the engine") != absl::string_view::npos);
+    {
+      auto upgraded = Storage::Open(db);
+      REQUIRE(upgraded.ok());
+      EngineOptions replay;
+      replay.mode = EngineOptions::Mode::kReplay;
+      auto engine = Engine::Create(replay, upgraded->get());
+      REQUIRE(engine.ok());
+    }
+    auto reopened = Storage::Open(db);
+    REQUIRE(reopened.ok());
+    CHECK(IndexOf(**reopened) == FromScratch(**reopened, config));
+    CHECK(*(*reopened)->GetIndexParameters() == PatientIndexParameters(config));
+  }
+}
+
+}  // namespace
+}  // namespace tend
