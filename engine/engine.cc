@@ -456,6 +456,7 @@ class Engine::Impl {
   v1::Event* event_ = nullptr;  // the record being processed, on arena_
   int64_t current_offset_ = 0;  // its offset
   std::string key_;  // reused cache key
+  std::vector<std::string> index_gone_, index_added_;  // a commit's index changes (Commit)
 
   std::atomic<int64_t> first_record_ns_{0};
   std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0}, dead_lettered_{0};
@@ -596,8 +597,10 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
     const auto& config = options_.projections;
     entry.days = projections::SummariseActiveDays(entry.state.engagement().activity_slots(),
                                                   projections::PatientTimeZone(config, entry.state));
-    entry.index_keys = PatientIndexKeys(partition, entry.state, config, entry.days);
-    entry.index_hash = PatientIndexHash(config, entry.state, entry.days);
+    // The stored keys were written at an earlier clock: assume an 'F' key among them, so the
+    // next commit removes it when it is not due (a blind delete at worst).
+    entry.index_keys = PatientIndexKeys(partition, entry.state, config, entry.days, kUnknownClock);
+    entry.index_hash = PatientIndexHash(config, entry.state, entry.days, kUnknownClock);
   }
   return &entry;
 }
@@ -826,7 +829,14 @@ absl::Status Engine::Impl::Commit() {
   StateBatch& batch = *batch_;
   batch.Clear();
   std::vector<std::string> keys;
+  int32_t clock_partition = -1;  // dirty_ is in partition order: one clock lookup per partition
+  int64_t clock_s = kUnknownClock;
   for (CacheEntry* e : dirty_) {
+    if (e->partition != clock_partition) {
+      clock_partition = e->partition;
+      auto p = partitions_.find(e->partition);
+      clock_s = p == partitions_.end() ? kUnknownClock : p->second.checkpoint.clock().seconds();
+    }
     batch.PutPatient(e->partition, e->state, e->applied);
     // The secondary indexes move in the same batch as the state: only the keys that changed,
     // and the keys are built only when what they depend on changed.
@@ -834,21 +844,27 @@ absl::Status Engine::Impl::Commit() {
     e->days = projections::SummariseActiveDays(e->state.engagement().activity_slots(),
                                                projections::PatientTimeZone(config, e->state),
                                                &e->days);
-    const uint64_t hash = PatientIndexHash(config, e->state, e->days);
+    const uint64_t hash = PatientIndexHash(config, e->state, e->days, clock_s);
     if (hash == e->index_hash && !e->index_keys.empty()) continue;
     e->index_hash = hash;
-    keys = PatientIndexKeys(e->partition, e->state, config, e->days);
+    keys = PatientIndexKeys(e->partition, e->state, config, e->days, clock_s);
     if (keys != e->index_keys) {
-      std::vector<std::string> gone, added;
       std::set_difference(e->index_keys.begin(), e->index_keys.end(), keys.begin(), keys.end(),
-                          std::back_inserter(gone));
+                          std::back_inserter(index_gone_));
       std::set_difference(keys.begin(), keys.end(), e->index_keys.begin(), e->index_keys.end(),
-                          std::back_inserter(added));
-      for (const std::string& k : gone) batch.DeleteIndex(k);
-      for (const std::string& k : added) batch.PutIndex(k);
+                          std::back_inserter(index_added_));
       e->index_keys = std::move(keys);
     }
   }
+  // Index keys in key order too (they are, patient by patient, scattered over kinds and times),
+  // for the same splice reuse in the index's memtable. A key is removed or added for one patient
+  // at most, so the order changes nothing else.
+  std::sort(index_gone_.begin(), index_gone_.end());
+  std::sort(index_added_.begin(), index_added_.end());
+  for (const std::string& k : index_gone_) batch.DeleteIndex(k);
+  for (const std::string& k : index_added_) batch.PutIndex(k);
+  index_gone_.clear();
+  index_added_.clear();
   std::unique_ptr<DecidedWrites> decided;
   if (!decided_->empty()) {
     decided = std::move(decided_);

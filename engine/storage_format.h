@@ -32,12 +32,18 @@
 //                                          Kinds (IndexKind): 'P' program_id "\0", 'S' current
 //                                          staff_id "\0", 'H' hard-churned (no value), 'A'
 //                                          "0"|"1" "\0" (activated with every event folded),
-//                                          'L' BE64(start of the 15-minute slot of the last
+//                                          'L' BE64(start of the UTC day of the last
 //                                          patient-initiated activity, unix s; first seen
-//                                          without any), 'R' BE16(band, per mille) +
+//                                          without any), 'F' (no value: activity in a slot after
+//                                          the partition clock of the patient's last commit, or
+//                                          activated after it; may outlive that until the
+//                                          patient's next commit), 'R' BE16(band, per mille) +
 //                                          BE64(start of the local day the churn risk reaches
-//                                          the band, unix s) for each band of
-//                                          kChurnRiskBandsPermille (patients with two or more
+//                                          the band, unix s) + the active-day summary (BE32
+//                                          active days, BE32 first and BE32 last active local
+//                                          day, each as days since 1970-01-01 + 2^31) for
+//                                          each band of kChurnRiskBandsPermille (patients with
+//                                          two or more
 //                                          active days). Every patient has 'A' and 'L' keys.
 //                                          The layout and what the 'R' keys were computed with
 //                                          are the meta key index_parameters (views.h
@@ -61,8 +67,8 @@
 
 namespace tend::storage_format {
 
-// 2: outbox and decisions. 3: timers. 4: index. 5: index kinds 'A' and 'R', 'L' by 15-minute
-// slot instead of UTC day, meta index_parameters (a 4 is upgraded in place: see Storage).
+// 2: outbox and decisions. 3: timers. 4: index. 5: index kinds 'A', 'F' and 'R', meta
+// index_parameters (a 4 is upgraded in place: see Storage).
 inline constexpr int kStorageFormatVersion = 5;
 
 inline constexpr absl::string_view kMetaCf = "meta";
@@ -82,13 +88,14 @@ enum class IndexKind : char {
   kLastActivity = 'L',
   kActivated = 'A',
   kChurnRisk = 'R',
+  kAhead = 'F',
 };
 
 // The churn-risk thresholds with 'R' index keys, per mille, ascending. ListPatients answers
-// min_churn_risk X from the largest band <= X. Part of index_parameters: a change rebuilds the
-// index.
-inline constexpr std::array<int, 11> kChurnRiskBandsPermille = {100, 200, 300, 400, 500, 600,
-                                                                700, 800, 900, 950, 990};
+// min_churn_risk X from the largest band <= X, and rules out most candidates between the band
+// and X from the summary in the key. Part of index_parameters: a change rebuilds the index.
+// (Two bands: each costs a delete and a put per patient and new active day.)
+inline constexpr std::array<int, 2> kChurnRiskBandsPermille = {300, 700};
 
 inline constexpr absl::string_view kFormatVersionKey = "format_version";
 inline constexpr absl::string_view kTopicKey = "topic";
@@ -271,15 +278,40 @@ inline std::string IndexTimeKey(int32_t partition, IndexKind kind, int64_t time_
   return k;
 }
 
-// A churn-risk index key: prefix + BE16(band per mille) + BE64(time) + patient.
+// The active-day summary in a churn-risk index key: BE32 days, BE32 first and last day (days
+// since 1970-01-01, + 2^31).
+struct RiskKeyDays {
+  uint32_t days = 0;
+  int64_t first_day = 0, last_day = 0;  // days since 1970-01-01
+};
+inline constexpr size_t kRiskKeyFixedBytes = 5 + 2 + 8 + 12;  // before the patient id
+
+// A churn-risk index key: prefix + BE16(band per mille) + BE64(time) + summary + patient.
 inline std::string IndexRiskKey(int32_t partition, int band_permille, int64_t time_s,
-                                absl::string_view patient_id) {
+                                const RiskKeyDays& days, absl::string_view patient_id) {
   std::string k = IndexPrefix(partition, IndexKind::kChurnRisk);
   k.push_back(static_cast<char>(band_permille >> 8));
   k.push_back(static_cast<char>(band_permille & 0xff));
   AppendBe64(static_cast<uint64_t>(std::max<int64_t>(0, time_s)), &k);
+  AppendBe32(days.days, &k);
+  AppendBe32(static_cast<uint32_t>(days.first_day + (int64_t{1} << 31)), &k);
+  AppendBe32(static_cast<uint32_t>(days.last_day + (int64_t{1} << 31)), &k);
   k.append(patient_id.data(), patient_id.size());
   return k;
+}
+
+// The summary in a churn-risk index key; false when the key is too short to be one.
+inline bool ParseRiskKeyDays(absl::string_view key, RiskKeyDays* days) {
+  if (key.size() < kRiskKeyFixedBytes) return false;
+  auto be32 = [&](size_t at) {
+    uint32_t v = 0;
+    for (size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(key[at + i]);
+    return v;
+  };
+  days->days = be32(15);
+  days->first_day = static_cast<int64_t>(be32(19)) - (int64_t{1} << 31);
+  days->last_day = static_cast<int64_t>(be32(23)) - (int64_t{1} << 31);
+  return true;
 }
 
 }  // namespace tend::storage_format

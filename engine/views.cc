@@ -95,34 +95,42 @@ struct IndexFacts {
   absl::string_view staff_id;  // current: the latest scan's
   bool hard_churned = false;
   bool activated = false;
-  int64_t last_activity_s = 0;  // start (unix s) of the slot of the last activity
+  int64_t last_activity_day_s = 0;  // start (unix s) of the UTC day of the last activity
+  bool ahead = false;               // facts after the partition clock (PatientIndexKeys)
 };
 
-IndexFacts FactsOf(const projections::ProjectionConfig& config, const v1::PatientState& state) {
+IndexFacts FactsOf(const projections::ProjectionConfig& config, const v1::PatientState& state,
+                   int64_t clock_s) {
   IndexFacts f;
   f.patient_id = state.patient_id();
   f.program_id = state.enrollment().program_id();
   f.staff_id = state.acquisition().current_staff_id();
   f.hard_churned = projections::HardChurned(state, absl::InfiniteFuture());
-  f.activated = projections::ComputeActivation(config, state, absl::InfiniteFuture()).activated();
-  f.last_activity_s = LastActivityIndexTime(state);
+  const v1::ActivationView activation =
+      projections::ComputeActivation(config, state, absl::InfiniteFuture());
+  f.activated = activation.activated();
+  const auto& slots = state.engagement().activity_slots();
+  const int64_t last_s =
+      slots.empty() ? std::max<int64_t>(0, state.first_seen_at().seconds())
+                    : absl::ToUnixSeconds(projections::SlotStart(slots[slots.size() - 1]));
+  f.last_activity_day_s = std::max<int64_t>(0, last_s - last_s % 86400);
+  if (clock_s == kUnknownClock) {
+    f.ahead = !slots.empty() || f.activated;
+  } else {
+    f.ahead = (!slots.empty() && slots[slots.size() - 1] > projections::SlotOf(clock_s)) ||
+              (f.activated && activation.activated_at().seconds() > clock_s);
+  }
   return f;
 }
 
 }  // namespace
 
-int64_t LastActivityIndexTime(const v1::PatientState& state) {
-  const auto& slots = state.engagement().activity_slots();
-  const int32_t slot = slots.empty() ? projections::SlotOf(state.first_seen_at().seconds())
-                                     : slots[slots.size() - 1];
-  return std::max<int64_t>(0, absl::ToUnixSeconds(projections::SlotStart(slot)));
-}
-
 std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,
                                           const projections::ProjectionConfig& config,
-                                          const projections::ActiveDaySummary& days) {
+                                          const projections::ActiveDaySummary& days,
+                                          int64_t clock_s) {
   using Kind = sf::IndexKind;
-  const IndexFacts f = FactsOf(config, state);
+  const IndexFacts f = FactsOf(config, state, clock_s);
   std::vector<std::string> keys;
   if (f.patient_id.empty()) return keys;
   if (!f.program_id.empty()) {
@@ -135,43 +143,52 @@ std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientSt
     keys.push_back(sf::IndexTimeKey(partition, Kind::kHardChurned, -1, f.patient_id));
   }
   keys.push_back(sf::IndexKey(partition, Kind::kActivated, f.activated ? "1" : "0", f.patient_id));
-  keys.push_back(sf::IndexTimeKey(partition, Kind::kLastActivity, f.last_activity_s, f.patient_id));
+  keys.push_back(
+      sf::IndexTimeKey(partition, Kind::kLastActivity, f.last_activity_day_s, f.patient_id));
+  if (f.ahead) keys.push_back(sf::IndexTimeKey(partition, Kind::kAhead, -1, f.patient_id));
+  const absl::CivilDay epoch(1970, 1, 1);
+  const sf::RiskKeyDays summary{static_cast<uint32_t>(days.days), days.first_day - epoch,
+                                days.last_day - epoch};
   for (int band : sf::kChurnRiskBandsPermille) {
     const auto day = projections::ChurnRiskReachedOn(config, days, band / 1000.0);
     if (!day) break;  // x = 0: no band; else every band has a day
-    keys.push_back(sf::IndexRiskKey(
-        partition, band, absl::ToUnixSeconds(absl::FromCivil(*day, days.tz)), f.patient_id));
+    keys.push_back(sf::IndexRiskKey(partition, band,
+                                    absl::ToUnixSeconds(absl::FromCivil(*day, days.tz)), summary,
+                                    f.patient_id));
   }
   std::sort(keys.begin(), keys.end());
   return keys;
 }
 
 std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,
-                                          const projections::ProjectionConfig& config) {
+                                          const projections::ProjectionConfig& config,
+                                          int64_t clock_s) {
   return PatientIndexKeys(partition, state, config,
                           projections::SummariseActiveDays(state.engagement().activity_slots(),
-                                                           projections::PatientTimeZone(config, state)));
+                                                           projections::PatientTimeZone(config, state)),
+                          clock_s);
 }
 
 uint64_t PatientIndexHash(const projections::ProjectionConfig& config,
                           const v1::PatientState& state,
-                          const projections::ActiveDaySummary& days) {
-  const IndexFacts f = FactsOf(config, state);
+                          const projections::ActiveDaySummary& days, int64_t clock_s) {
+  const IndexFacts f = FactsOf(config, state, clock_s);
   return absl::HashOf(f.patient_id, f.program_id, f.staff_id, f.hard_churned, f.activated,
-                      f.last_activity_s, days.days, days.first_day, days.last_day,
+                      f.last_activity_day_s, f.ahead, days.days, days.first_day, days.last_day,
                       days.tz.name());
 }
 
 std::string PatientIndexParameters(const projections::ProjectionConfig& config) {
   std::string bands;
   for (int b : sf::kChurnRiskBandsPermille) absl::StrAppend(&bands, bands.empty() ? "" : ",", b);
-  return absl::StrCat("layout=5 risk_bands_permille=", bands, " bgnbd_r=", config.bgnbd_r,
+  return absl::StrCat("layout=5.1 risk_bands_permille=", bands, " bgnbd_r=", config.bgnbd_r,
                       " bgnbd_alpha=", config.bgnbd_alpha, " bgnbd_a=", config.bgnbd_a,
                       " bgnbd_b=", config.bgnbd_b,
                       " churn_unit=", config.churn_unit_weeks ? "weeks" : "days",
                       " default_time_zone=", config.default_time_zone_name,
                       " activation_messages=", config.activation_messages,
                       " activation_window_days=", config.activation_window_days);
+
 }
 
 absl::Status RebuildPatientIndexIfStale(Storage* storage,
@@ -187,9 +204,15 @@ absl::Status RebuildPatientIndexIfStale(Storage* storage,
   batch.DeleteIndexRange(std::string(), std::string(8, '\xff'));
   TEND_RETURN_IF_ERROR(storage->Commit(&batch));
   batch.Clear();
+  std::map<int32_t, int64_t> clocks;
+  TEND_ASSIGN_OR_RETURN(auto checkpoints, storage->LoadCheckpoints());
+  for (const auto& c : checkpoints) clocks[c.partition()] = c.clock().seconds();
   int64_t done = 0;
   TEND_RETURN_IF_ERROR(storage->ForEachState([&](const v1::PatientState& state) {
-    for (const std::string& key : PatientIndexKeys(state.partition(), state, config)) {
+    auto clock = clocks.find(state.partition());
+    for (const std::string& key :
+         PatientIndexKeys(state.partition(), state, config,
+                          clock == clocks.end() ? kUnknownClock : clock->second)) {
       batch.PutIndex(key);
     }
     if (++done % 20'000 == 0) {

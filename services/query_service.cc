@@ -149,7 +149,8 @@ absl::string_view PatientOfKey(absl::string_view key, sf::IndexKind kind) {
     case sf::IndexKind::kLastActivity:
       return key.size() >= 8 ? key.substr(8) : absl::string_view();
     case sf::IndexKind::kChurnRisk:
-      return key.size() >= 10 ? key.substr(10) : absl::string_view();
+      return key.size() >= sf::kRiskKeyFixedBytes - 5 ? key.substr(sf::kRiskKeyFixedBytes - 5)
+                                                     : absl::string_view();
     default:
       return key;
   }
@@ -163,9 +164,10 @@ struct Plan {
   // The time range of 'L' and 'R' keys at a partition's as-of.
   std::function<std::pair<absl::Time, absl::Time>(absl::Time)> times;
   // Whether the answer depends on the as-of. The index holds facts of every folded event; a
-  // patient with activity in the as-of's slot or later may look different at the as-of, so
-  // such plans also walk those patients (the 'L' keys from the as-of's slot on) and skip them
-  // in their own range.
+  // patient with facts after the as-of may look different at the as-of, so such plans also walk
+  // those patients (the tail: the 'F' keys when the as-of is at or after the partition clock,
+  // else the 'L' keys from the as-of's UTC day on), skipping there the patients their own
+  // range holds.
   bool as_of_dependent = true;
 };
 
@@ -174,36 +176,40 @@ struct IndexRange {
   std::string start;
   std::string limit;
   sf::IndexKind kind;
-  bool skip_recent = false;  // skip patients whose 'L' key is >= the tail's start
+  bool tail = false;  // skip patients with a key in the plan's other ranges
 };
 
-// The ranges of `plan` in `partition` at `as_of`, in key order, disjoint.
-std::vector<IndexRange> RangesOf(const Plan& plan, int32_t partition, absl::Time as_of) {
+// The ranges of `plan` in `partition` at `as_of` (the partition clock: `clock`), in key order,
+// disjoint.
+std::vector<IndexRange> RangesOf(const Plan& plan, int32_t partition, absl::Time as_of,
+                                 absl::Time clock) {
   using Kind = sf::IndexKind;
   const std::string prefix = sf::IndexPrefix(partition, plan.kind) + plan.value;
-  const std::string activity = sf::IndexPrefix(partition, Kind::kLastActivity);
-  const absl::Time tail_start = projections::SlotStart(projections::SlotOf(absl::ToUnixSeconds(as_of)));
   std::vector<IndexRange> ranges;
-  if (plan.kind == Kind::kLastActivity) {
-    auto [from, to] = plan.times ? plan.times(as_of)
-                                 : std::make_pair(absl::InfinitePast(), absl::InfiniteFuture());
-    const bool open = to == absl::InfiniteFuture();
-    ranges.push_back({WithTime(prefix, from), open ? PrefixEnd(prefix) : WithTime(prefix, to),
-                      plan.kind});
-    if (!open && plan.as_of_dependent) {
-      ranges.push_back({WithTime(prefix, std::max(to, tail_start)), PrefixEnd(prefix), plan.kind});
-    }
-    return ranges;
-  }
-  IndexRange primary{prefix, PrefixEnd(prefix), plan.kind, plan.as_of_dependent};
+  IndexRange primary{prefix, PrefixEnd(prefix), plan.kind};
   if (plan.times) {
     auto [from, to] = plan.times(as_of);
     primary.start = WithTime(prefix, from);
-    primary.limit = WithTime(prefix, to);
+    if (to != absl::InfiniteFuture()) primary.limit = WithTime(prefix, to);
   }
   ranges.push_back(primary);
   if (plan.as_of_dependent) {
-    ranges.push_back({WithTime(activity, tail_start), PrefixEnd(activity), Kind::kLastActivity});
+    if (as_of >= clock) {
+      const std::string ahead = sf::IndexPrefix(partition, Kind::kAhead);
+      ranges.push_back({ahead, PrefixEnd(ahead), Kind::kAhead, true});
+    } else {
+      const std::string activity = sf::IndexPrefix(partition, Kind::kLastActivity);
+      const int64_t day_s = absl::ToUnixSeconds(as_of);
+      IndexRange tail{WithTime(activity, absl::FromUnixSeconds(day_s - (day_s % 86400 + 86400) % 86400)),
+                      PrefixEnd(activity), Kind::kLastActivity, true};
+      if (plan.kind == Kind::kLastActivity) {
+        // The same kind: the tail is what the primary range leaves of it.
+        tail.start = std::max(tail.start, primary.limit);
+        if (tail.start < tail.limit) ranges.push_back(tail);
+      } else {
+        ranges.push_back(tail);
+      }
+    }
   }
   std::sort(ranges.begin(), ranges.end(),
             [](const IndexRange& a, const IndexRange& b) { return a.start < b.start; });
@@ -211,6 +217,21 @@ std::vector<IndexRange> RangesOf(const Plan& plan, int32_t partition, absl::Time
 }
 
 }  // namespace
+
+bool QueryService::MayReachRisk(absl::string_view key, double threshold, absl::Time as_of) const {
+  sf::RiskKeyDays k;
+  if (!sf::ParseRiskKeyDays(key, &k)) return true;
+  const absl::CivilDay epoch(1970, 1, 1);
+  projections::ActiveDaySummary days;
+  days.days = static_cast<int>(k.days);
+  days.first_day = epoch + k.first_day;
+  days.last_day = epoch + k.last_day;
+  const auto day = projections::ChurnRiskReachedOn(config_, days, threshold);
+  if (!day) return false;
+  // The local day starts no earlier than 14 hours before its UTC start (UTC+14 is the
+  // easternmost offset in use).
+  return absl::FromCivil(*day, absl::UTCTimeZone()) - absl::Hours(14) <= as_of;
+}
 
 grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
                                         const v1::ListPatientsRequest* request,
@@ -269,9 +290,10 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
   }
   auto checkpoints = storage_->LoadCheckpoints();
   if (!checkpoints.ok()) return ToGrpc(checkpoints.status());
-  std::map<int32_t, absl::Time> as_ofs;
+  std::map<int32_t, absl::Time> as_ofs, clocks;
   for (const auto& c : *checkpoints) {
-    as_ofs[c.partition()] = fixed_as_of.value_or(absl::FromUnixSeconds(c.clock().seconds()));
+    clocks[c.partition()] = absl::FromUnixSeconds(c.clock().seconds());
+    as_ofs[c.partition()] = fixed_as_of.value_or(clocks[c.partition()]);
   }
 
   // The plans that can answer the query; the one with the fewest index bytes to walk wins (ties:
@@ -331,13 +353,11 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
     default:
       break;
   }
-  if (stage_times) {
-    plans.push_back({Kind::kLastActivity, "", stage_times});
-  } else {
-    // Every patient has an 'L' key: the plan of last resort (no filter narrows: walk them all).
-    // (One plan per kind, so a page token's kind names its plan.)
-    plans.push_back({Kind::kLastActivity, "", nullptr, false});
-  }
+  if (stage_times) plans.push_back({Kind::kLastActivity, "", stage_times});
+  // Without a filter an index serves, walk every patient (each has one 'L' key). With one, never:
+  // a filter's own range holds a subset of the patients, and its tail is the few ahead of the
+  // clock. (One plan per kind, so a page token's kind names its plan.)
+  if (plans.empty()) plans.push_back({Kind::kLastActivity, "", nullptr, false});
 
   const Plan* plan = nullptr;
   if (token_kind) {
@@ -352,17 +372,31 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
                           "page_token: not a token this server issued");
     }
   } else {
-    uint64_t least = 0;
+    // Entries estimated from bytes: the key bytes before the patient id, plus ~16 for the id
+    // and ~16 of RocksDB's own per entry.
+    auto entry_bytes = [](const IndexRange& rg) -> double {
+      switch (rg.kind) {
+        case Kind::kLastActivity:
+          return 13 + 32;
+        case Kind::kChurnRisk:
+          return sf::kRiskKeyFixedBytes + 32;
+        case Kind::kHardChurned:
+          return 5 + 32;
+        default:
+          return static_cast<double>(rg.start.size()) + 32;  // prefix + value
+      }
+    };
+    double least = 0;
     for (const Plan& p : plans) {
-      uint64_t bytes = 0;
+      double entries = 0;
       for (const auto& [partition, as_of] : as_ofs) {
-        for (const IndexRange& rg : RangesOf(p, partition, as_of)) {
-          bytes += storage_->ApproximateIndexBytes(rg.start, rg.limit);
+        for (const IndexRange& rg : RangesOf(p, partition, as_of, clocks[partition])) {
+          entries += storage_->ApproximateIndexBytes(rg.start, rg.limit) / entry_bytes(rg);
         }
       }
-      if (plan == nullptr || bytes < least) {
+      if (plan == nullptr || entries < least) {
         plan = &p;
-        least = bytes;
+        least = entries;
       }
     }
   }
@@ -376,9 +410,17 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
   absl::Status failure;
   v1::PatientState state;
   for (const auto& [partition, as_of] : as_ofs) {
-    const int64_t tail_start_s =
-        absl::ToUnixSeconds(projections::SlotStart(projections::SlotOf(absl::ToUnixSeconds(as_of))));
-    for (IndexRange rg : RangesOf(*plan, partition, as_of)) {
+    const std::vector<IndexRange> ranges = RangesOf(*plan, partition, as_of, clocks[partition]);
+    // Whether the patient has a key in one of the plan's own (not tail) ranges.
+    auto in_primary = [&](const v1::PatientState& state) {
+      for (const std::string& k : PatientIndexKeys(partition, state, config_, kUnknownClock)) {
+        for (const IndexRange& rg : ranges) {
+          if (!rg.tail && k >= rg.start && k < rg.limit) return true;
+        }
+      }
+      return false;
+    };
+    for (IndexRange rg : ranges) {
       if (!after.empty()) {
         if (after >= rg.limit) continue;  // done on an earlier page
         if (after >= rg.start) rg.start = after + std::string(1, '\0');
@@ -390,13 +432,16 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
         }
         ++examined;
         last_key.assign(key.data(), key.size());
+        if (rg.kind == Kind::kChurnRisk && !MayReachRisk(key, r.min_churn_risk(), as_of)) {
+          return true;  // between the band and the threshold: ruled out without the state
+        }
         auto found = storage_->GetPatient(partition, PatientOfKey(key, rg.kind), &state);
         if (!found.ok()) {
           failure = found.status();
           return false;
         }
         if (!*found) return true;  // an index entry without a state: skip
-        if (rg.skip_recent && LastActivityIndexTime(state) >= tail_start_s) return true;
+        if (rg.tail && in_primary(state)) return true;  // walked in the plan's own range
         v1::PatientView view = projections::ComputeView(config_, state, as_of);
         if (r.stage() != v1::ChurnView::STAGE_UNSPECIFIED && view.churn().stage() != r.stage()) {
           return true;

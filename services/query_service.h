@@ -26,6 +26,10 @@ class QueryService final : public v1::Query::Service {
                             v1::ListPatientsResponse* response) override;
 
  private:
+  // Whether the patient of a churn-risk index key may have a risk of at least `threshold` at
+  // `as_of`, judged from the active days in the key alone (false: certainly not).
+  bool MayReachRisk(absl::string_view key, double threshold, absl::Time as_of) const;
+
   const Storage* const storage_;
   const projections::ProjectionConfig config_;
 };

@@ -80,7 +80,27 @@ TEST_CASE("ListPatients pages through exactly the matching patients, without gap
   EngineOptions options;
   options.commit_max_records = 150;  // patients rewritten often: stale index keys would show
   options.commit_interval = absl::Milliseconds(1);
-  testing::FoldThroughKafka(testing::Cohort(400, 150, 17), db, options);
+  std::vector<v1::Event> events = testing::Cohort(400, 150, 17);
+  {
+    // Twenty patients' phones run 50 minutes ahead for their last check-in, recorded last: at
+    // the partition clocks their views do not count it yet, though the index facts do (the
+    // 'F' keys must bring them in: a silent patient's last activity is "today" in the index).
+    int64_t last_recorded = 0;
+    for (const auto& e : events) last_recorded = std::max(last_recorded, e.recorded_at().seconds());
+    std::map<std::string, v1::Event> check_in;  // the last check-in of each patient
+    for (const auto& e : events) {
+      if (e.has_check_in()) check_in[e.patient_id()] = e;
+    }
+    int n = 0;
+    for (auto& [patient, e] : check_in) {
+      if (++n % 7 != 0 || n > 140) continue;
+      e.set_event_id(e.event_id() + "-ahead");
+      e.mutable_recorded_at()->set_seconds(last_recorded);
+      e.mutable_occurred_at()->set_seconds(last_recorded + 50 * 60);
+      events.push_back(e);
+    }
+  }
+  testing::FoldThroughKafka(events, db, options);
 
   // Values to filter on, taken from the data.
   std::string program, staff;
@@ -131,8 +151,8 @@ TEST_CASE("ListPatients pages through exactly the matching patients, without gap
   add("activated=false", [](auto* r) { r->set_activated(false); });
   add("risk>=0.5", [](auto* r) { r->set_min_churn_risk(0.5); });
   add("risk>=0.93", [](auto* r) { r->set_min_churn_risk(0.93); });
-  add("risk>=0.15", [](auto* r) { r->set_min_churn_risk(0.15); });
-  add("risk>=0.05", [](auto* r) { r->set_min_churn_risk(0.05); });  // below the lowest band
+  add("risk>=0.35", [](auto* r) { r->set_min_churn_risk(0.35); });
+  add("risk>=0.1", [](auto* r) { r->set_min_churn_risk(0.1); });  // below the lowest band
   add("activated=false,risk>=0.3", [](auto* r) {
     r->set_activated(false);
     r->set_min_churn_risk(0.3);
@@ -164,17 +184,18 @@ TEST_CASE("ListPatients pages through exactly the matching patients, without gap
       CHECK(std::set<std::string>(served.begin(), served.end()).size() == served.size());
       if (expected.size() > 7) CHECK(cost.pages >= static_cast<int>(expected.size() / 7));
       INFO("examined " << cost.examined << " for " << expected.size());
-      // A risk filter at or above a band is served by the risk index (and, at an as-of inside
-      // the cohort, by the patients active since); at the clocks or later it reads no more
-      // candidates than twice the answer plus the patients whose band was reached but not yet
-      // the threshold.
-      if (c.request.has_min_churn_risk() && c.request.min_churn_risk() >= 0.1 &&
+      // At the partition clocks (the default as-of, where few patients are active in the
+      // current slot) a risk filter at or above the lowest band (0.3) is served by the risk
+      // index, reading few more candidates than it returns. (Where nearly everyone matches, the planner
+      // may rightly prefer walking everyone.)
+      if (c.request.has_min_churn_risk() && c.request.min_churn_risk() >= 0.3 &&
           !c.request.has_activated() && c.request.program_id().empty()) {
         WARN(c.where << " at " << (as_of ? absl::FormatTime(*as_of, absl::UTCTimeZone()) : "clocks")
                      << ": examined " << cost.examined << " for " << expected.size());
-        CHECK(cost.indexes == std::set<std::string>{"R"});
-        if (!as_of || *as_of > end) {
-          CHECK(cost.examined < 400);
+        if (!as_of) {
+          CHECK(cost.indexes == std::set<std::string>{"R"});
+          // (The 20 patients ahead of the clock are walked too.)
+          CHECK(cost.examined <= static_cast<int64_t>(expected.size() * 3 / 2 + 25));
         }
       }
     }
