@@ -62,6 +62,16 @@ void StateBatch::DeleteIndex(absl::string_view key) {
   batch_.Delete(storage_->index_, ToSlice(key));
 }
 
+namespace {
+
+rocksdb::ReadOptions ReadAt(const Storage::Snapshot* at) {
+  rocksdb::ReadOptions read;
+  if (at != nullptr) read.snapshot = at->get();
+  return read;
+}
+
+}  // namespace
+
 void StateBatch::DeleteIndexRange(absl::string_view start, absl::string_view limit) {
   batch_.DeleteRange(storage_->index_, ToSlice(start), ToSlice(limit));
 }
@@ -296,9 +306,10 @@ absl::StatusOr<std::optional<std::string>> Storage::GetEngineConfig() const {
   return value;
 }
 
-absl::StatusOr<std::vector<v1::PartitionCheckpoint>> Storage::LoadCheckpoints() const {
+absl::StatusOr<std::vector<v1::PartitionCheckpoint>> Storage::LoadCheckpoints(
+    const Snapshot* at) const {
   std::vector<v1::PartitionCheckpoint> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ReadAt(at), meta_));
   for (it->Seek(ToSlice(sf::kCheckpointPrefix));
        it->Valid() && it->key().starts_with(ToSlice(sf::kCheckpointPrefix));
        it->Next()) {
@@ -341,9 +352,10 @@ absl::Status ParsePatient(absl::string_view record, absl::string_view what, v1::
 
 absl::StatusOr<bool> Storage::GetPatient(int32_t partition, absl::string_view patient_id,
                                          v1::PatientState* state,
-                                         std::vector<uint64_t>* sorted_fingerprints) const {
+                                         std::vector<uint64_t>* sorted_fingerprints,
+                                         const Snapshot* at) const {
   rocksdb::PinnableSlice value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), state_, sf::StateKey(partition, patient_id),
+  rocksdb::Status s = db_->Get(ReadAt(at), state_, sf::StateKey(partition, patient_id),
                                &value);
   if (s.IsNotFound()) {
     if (sorted_fingerprints != nullptr) sorted_fingerprints->clear();
@@ -421,8 +433,9 @@ absl::Status Storage::ForEachTimer(
 }
 
 absl::Status Storage::ScanIndex(absl::string_view start, absl::string_view limit,
-                               const std::function<bool(absl::string_view)>& fn) const {
-  rocksdb::ReadOptions read;
+                               const std::function<bool(absl::string_view)>& fn,
+                               const Snapshot* at) const {
+  rocksdb::ReadOptions read = ReadAt(at);
   const rocksdb::Slice upper = ToSlice(limit);
   read.iterate_upper_bound = &upper;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, index_));
@@ -442,10 +455,17 @@ uint64_t Storage::ApproximateIndexBytes(absl::string_view start, absl::string_vi
   return bytes;
 }
 
-absl::StatusOr<std::optional<std::string>> Storage::GetIndexParameters() const {
+Storage::Snapshot Storage::TakeSnapshot() const {
+  if (read_only_) return nullptr;
+  rocksdb::DB* db = db_.get();
+  const rocksdb::Snapshot* snapshot = db->GetSnapshot();
+  if (snapshot == nullptr) return nullptr;
+  return Snapshot(snapshot, [db](const rocksdb::Snapshot* s) { db->ReleaseSnapshot(s); });
+}
+
+absl::StatusOr<std::optional<std::string>> Storage::GetIndexParameters(const Snapshot* at) const {
   std::string value;
-  rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kIndexParametersKey), &value);
+  rocksdb::Status s = db_->Get(ReadAt(at), meta_, ToSlice(sf::kIndexParametersKey), &value);
   if (s.IsNotFound()) return std::nullopt;
   TEND_RETURN_IF_ERROR(FromRocks(s, "reading index_parameters"));
   return value;

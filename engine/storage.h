@@ -84,6 +84,10 @@ class StateBatch {
 
 class Storage {
  public:
+  // A consistent point-in-time view for several reads (a RocksDB snapshot), released when the
+  // last copy goes. Reads given one see the directory as of TakeSnapshot().
+  using Snapshot = std::shared_ptr<const rocksdb::Snapshot>;
+
   // Opens (creating when allowed) the state directory as the one writer. kFailedPrecondition when
   // another process holds it or it was written in another storage format version.
   static absl::StatusOr<std::unique_ptr<Storage>> Open(const std::string& dir,
@@ -113,7 +117,8 @@ class Storage {
   absl::Status PutEngineConfig(absl::string_view yaml);
   absl::StatusOr<std::optional<std::string>> GetEngineConfig() const;
 
-  absl::StatusOr<std::vector<v1::PartitionCheckpoint>> LoadCheckpoints() const;
+  absl::StatusOr<std::vector<v1::PartitionCheckpoint>> LoadCheckpoints(
+      const Snapshot* at = nullptr) const;
   // nullopt when the partition was never committed here.
   absl::StatusOr<std::optional<v1::PartitionCheckpoint>> LoadCheckpoint(int32_t partition) const;
 
@@ -121,7 +126,8 @@ class Storage {
   // receives the applied-event set.
   absl::StatusOr<bool> GetPatient(int32_t partition, absl::string_view patient_id,
                                   v1::PatientState* state,
-                                  std::vector<uint64_t>* sorted_fingerprints = nullptr) const;
+                                  std::vector<uint64_t>* sorted_fingerprints = nullptr,
+                                  const Snapshot* at = nullptr) const;
   // Looks the patient up in every partition that has a checkpoint (a handful of bloom-filtered
   // point reads), so callers need not know the producer's partitioner.
   absl::StatusOr<std::optional<v1::PatientState>> FindPatient(absl::string_view patient_id) const;
@@ -145,12 +151,16 @@ class Storage {
   // Calls `fn(key)` for the keys of the `index` column family in [start, limit), in order, until
   // `fn` returns false.
   absl::Status ScanIndex(absl::string_view start, absl::string_view limit,
-                         const std::function<bool(absl::string_view)>& fn) const;
+                         const std::function<bool(absl::string_view)>& fn,
+                         const Snapshot* at = nullptr) const;
   // The bytes the keys in [start, limit) of the `index` column family take, estimated from the
   // files' and memtables' statistics (no reads): how ListPatients picks the narrowest index.
   uint64_t ApproximateIndexBytes(absl::string_view start, absl::string_view limit) const;
   // The parameters the index was built with; nullopt while it is being rebuilt or never was.
-  absl::StatusOr<std::optional<std::string>> GetIndexParameters() const;
+  absl::StatusOr<std::optional<std::string>> GetIndexParameters(const Snapshot* at = nullptr) const;
+  // A snapshot for the reads above (null on a reader instance, where RocksDB has none: its reads
+  // already see one fixed moment, the last catch-up).
+  Snapshot TakeSnapshot() const;
   // The patient's latest decisions, newest first, at most `limit`.
   absl::StatusOr<std::vector<v1::Decision>> RecentDecisions(absl::string_view patient_id,
                                                             size_t limit) const;

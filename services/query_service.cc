@@ -281,14 +281,17 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
   }
   const int page_size = r.page_size() == 0 ? kDefaultPageSize : r.page_size();
 
-  auto index_parameters = storage_->GetIndexParameters();
+  // One moment for the whole call: the clocks, the 'F' keys written at them, the index and the
+  // states agree.
+  const Storage::Snapshot snapshot = storage_->TakeSnapshot();
+  auto index_parameters = storage_->GetIndexParameters(&snapshot);
   if (!index_parameters.ok()) return ToGrpc(index_parameters.status());
   if (!index_parameters->has_value()) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         "the patient index is being rebuilt (the engine does so at start when "
                         "its layout or the churn model changed); retry shortly");
   }
-  auto checkpoints = storage_->LoadCheckpoints();
+  auto checkpoints = storage_->LoadCheckpoints(&snapshot);
   if (!checkpoints.ok()) return ToGrpc(checkpoints.status());
   std::map<int32_t, absl::Time> as_ofs, clocks;
   for (const auto& c : *checkpoints) {
@@ -435,7 +438,8 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
         if (rg.kind == Kind::kChurnRisk && !MayReachRisk(key, r.min_churn_risk(), as_of)) {
           return true;  // between the band and the threshold: ruled out without the state
         }
-        auto found = storage_->GetPatient(partition, PatientOfKey(key, rg.kind), &state);
+        auto found =
+            storage_->GetPatient(partition, PatientOfKey(key, rg.kind), &state, nullptr, &snapshot);
         if (!found.ok()) {
           failure = found.status();
           return false;
@@ -456,7 +460,7 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
         if (r.has_activated() && view.activation().activated() != r.activated()) return true;
         *response->add_patients() = std::move(view);
         return true;
-      });
+      }, &snapshot);
       if (!s.ok()) return ToGrpc(s);
       if (!failure.ok()) return ToGrpc(failure);
       if (more) break;
