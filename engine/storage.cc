@@ -207,7 +207,7 @@ absl::Status Storage::CheckFormatVersion(bool fresh) {
   }
   if (absl::SimpleAtoi(value, &version) && version == 4) {
     return absl::FailedPreconditionError(
-        "state directory has storage format version 4: start the engine on it once (tend run) "
+        "state directory has storage format version 4: start the engine on it once (tend engine) "
         "to upgrade it to 5, or rebuild it from the log");
   }
   if (!absl::SimpleAtoi(value, &version) || version != sf::kStorageFormatVersion) {

@@ -161,13 +161,18 @@ absl::Status RunLatencyBench(const LatencyBenchOptions& options, std::ostream& o
 struct QueryBenchOptions {
   int patients = 100'000;
   int64_t events = 500'000;
+  // 0: every patient acquired on day 0 of a long cohort, cut at `events` (GetPatient on many
+  // patients). N: a cohort of N days (acquisition spread over them, 30% on day 0), all its
+  // events: patients at every stage and risk, for ListPatients.
+  int days = 0;
   int clients = 8;  // concurrent gRPC clients, each on its own channel
   absl::Duration duration = absl::Seconds(10);
   uint64_t seed = 42;
 };
 // tend bench --query: Query/GetPatient over real gRPC (loopback) against a state folded from a
 // simulated cohort, `clients` callers at once for `duration`; against the same lookups made
-// in process by one thread (the baseline of the ratio). One JSON line on `out`.
+// in process by one thread (the baseline of the ratio). Then Query/ListPatients paged to the end
+// for a few filters, against walking every patient. JSON lines on `out`.
 absl::Status RunQueryBench(const QueryBenchOptions& options, std::ostream& out);
 
 }  // namespace tend

@@ -224,6 +224,10 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--clients", query_bench.clients, "--query: concurrent gRPC clients")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
+  bench_cmd->add_option("--days", query_bench.days,
+                        "--query: fold a whole cohort of this many days (acquisition spread "
+                        "over them) instead of the first --events of one acquired at once")
+      ->check(CLI::Range(0, 3650));
 
   // tend sink
   SinkOptions sink;
