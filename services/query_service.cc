@@ -180,9 +180,10 @@ struct IndexRange {
 };
 
 // The ranges of `plan` in `partition` at `as_of` (the partition clock: `clock`), in key order,
-// disjoint.
+// disjoint. Without `use_ahead` (the 'F' keys were built with another config) the tail is the
+// patients active since the as-of's day even at the clock.
 std::vector<IndexRange> RangesOf(const Plan& plan, int32_t partition, absl::Time as_of,
-                                 absl::Time clock) {
+                                 absl::Time clock, bool use_ahead) {
   using Kind = sf::IndexKind;
   const std::string prefix = sf::IndexPrefix(partition, plan.kind) + plan.value;
   std::vector<IndexRange> ranges;
@@ -194,7 +195,7 @@ std::vector<IndexRange> RangesOf(const Plan& plan, int32_t partition, absl::Time
   }
   ranges.push_back(primary);
   if (plan.as_of_dependent) {
-    if (as_of >= clock) {
+    if (as_of >= clock && use_ahead) {
       const std::string ahead = sf::IndexPrefix(partition, Kind::kAhead);
       ranges.push_back({ahead, PrefixEnd(ahead), Kind::kAhead, true});
     } else {
@@ -311,7 +312,10 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
     plans.push_back({Kind::kStaff, r.staff_id() + std::string(1, '\0'), nullptr, false});
   }
   if (r.stage() == v1::ChurnView::HARD_CHURNED) plans.push_back({Kind::kHardChurned, "", nullptr});
-  if (r.has_min_churn_risk() && **index_parameters == PatientIndexParameters(config_)) {
+  // The keys that depend on the config ('R', 'A', 'F') are used only when built with this one
+  // (a reader started with another config walks other indexes).
+  const bool index_current = **index_parameters == PatientIndexParameters(config_);
+  if (r.has_min_churn_risk() && index_current) {
     // The largest band <= X: its day comes no later than X's.
     int band = 0;
     for (int b : sf::kChurnRiskBandsPermille) {
@@ -324,7 +328,7 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
                        }});
     }
   }
-  if (r.has_activated()) {
+  if (r.has_activated() && index_current) {
     plans.push_back({Kind::kActivated, std::string(r.activated() ? "1" : "0") + '\0', nullptr});
   }
   // Stages as ranges of the last activity (margins of three days absorb the local-day rounding
@@ -393,7 +397,8 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
     for (const Plan& p : plans) {
       double entries = 0;
       for (const auto& [partition, as_of] : as_ofs) {
-        for (const IndexRange& rg : RangesOf(p, partition, as_of, clocks[partition])) {
+        for (const IndexRange& rg :
+             RangesOf(p, partition, as_of, clocks[partition], index_current)) {
           entries += storage_->ApproximateIndexBytes(rg.start, rg.limit) / entry_bytes(rg);
         }
       }
@@ -413,7 +418,8 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
   absl::Status failure;
   v1::PatientState state;
   for (const auto& [partition, as_of] : as_ofs) {
-    const std::vector<IndexRange> ranges = RangesOf(*plan, partition, as_of, clocks[partition]);
+    const std::vector<IndexRange> ranges =
+        RangesOf(*plan, partition, as_of, clocks[partition], index_current);
     // Whether the patient has a key in one of the plan's own (not tail) ranges.
     auto in_primary = [&](const v1::PatientState& state) {
       for (const std::string& k : PatientIndexKeys(partition, state, config_, kUnknownClock)) {

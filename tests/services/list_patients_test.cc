@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "engine/storage.h"
+#include "engine/views.h"
+#include "projections/patient.h"
 #include "services/query_service.h"
 #include "services/server.h"
 #include "tests/testing.h"
@@ -206,6 +208,36 @@ TEST_CASE("ListPatients pages through exactly the matching patients, without gap
   }
   // The stages split the population, so the index ranges miss no one.
   CHECK(Expected(db, "", std::nullopt).size() == 400);
+
+  SECTION("a reader with another churn model walks other indexes, and still answers exactly") {
+    projections::ProjectionConfig refitted = projections::DefaultProjectionConfig();
+    refitted.bgnbd_alpha *= 2;
+    QueryService other(storage->get(), refitted);
+    auto other_server = StartGrpcServer("127.0.0.1:0", {&other});
+    REQUIRE(other_server.ok());
+    auto other_stub = v1::Query::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", other_server->port), grpc::InsecureChannelCredentials()));
+    auto resolver = AsOfResolver::Load(**storage, std::nullopt);
+    REQUIRE(resolver.ok());
+    for (double threshold : {0.5, 0.9}) {
+      std::multiset<std::string> expected;
+      REQUIRE((*storage)
+                  ->ForEachState([&](const v1::PatientState& state) {
+                    const auto v = projections::ComputeView(refitted, state, resolver->For(state));
+                    if (v.churn().churn_risk() >= threshold) expected.insert(state.patient_id());
+                    return absl::OkStatus();
+                  })
+                  .ok());
+      v1::ListPatientsRequest request;
+      request.set_min_churn_risk(threshold);
+      Cost cost;
+      const std::vector<std::string> served = AllPages(other_stub.get(), request, 50, &cost);
+      CHECK(std::multiset<std::string>(served.begin(), served.end()) == expected);
+      CHECK(cost.indexes.count("R") == 0);
+      CHECK_FALSE(expected.empty());
+    }
+    other_server->server->Shutdown();
+  }
 
   SECTION("bad requests are INVALID_ARGUMENT naming the field") {
     auto code = [&](const v1::ListPatientsRequest& r, const std::string& field) {
