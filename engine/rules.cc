@@ -35,20 +35,6 @@ constexpr absl::string_view kEventKinds[] = {"scan",       "message",         "c
                                               "purchase",   "enrollment",      "contact_removed",
                                               "consent_changed"};
 
-bool IsNumber(const FieldDescriptor* f) {
-  switch (f->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_INT32:
-    case FieldDescriptor::CPPTYPE_INT64:
-    case FieldDescriptor::CPPTYPE_UINT32:
-    case FieldDescriptor::CPPTYPE_UINT64:
-    case FieldDescriptor::CPPTYPE_DOUBLE:
-    case FieldDescriptor::CPPTYPE_FLOAT:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Reads a scalar field of `m` (singular) as a FieldValue.
 FieldValue ReadScalar(const Message& m, const FieldDescriptor* f) {
   const Reflection* r = m.GetReflection();
@@ -193,6 +179,21 @@ std::string FieldValue::ToString() const {
   return "";
 }
 
+bool IsNumericField(const FieldDescriptor* f) {
+  if (f->is_map()) return false;
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32:
+    case FieldDescriptor::CPPTYPE_INT64:
+    case FieldDescriptor::CPPTYPE_UINT32:
+    case FieldDescriptor::CPPTYPE_UINT64:
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+    case FieldDescriptor::CPPTYPE_FLOAT:
+      return true;
+    default:
+      return false;
+  }
+}
+
 absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text) {
   FieldPath path;
   path.text = std::string(text);
@@ -301,7 +302,7 @@ absl::StatusOr<CompiledCondition> CompiledCondition::Compile(const v1::Condition
       return Bad(absl::StrCat(key, ".compare.op"), "is required (EQ, NE, LT, LE, GT, GE)");
     }
     const FieldDescriptor* vf = path->value_field();
-    if (!IsNumber(vf) && cmp.op() != v1::Comparison::EQ && cmp.op() != v1::Comparison::NE) {
+    if (!IsNumericField(vf) && cmp.op() != v1::Comparison::EQ && cmp.op() != v1::Comparison::NE) {
       return Bad(absl::StrCat(key, ".compare.op"),
                  absl::StrCat(v1::Comparison::Op_Name(cmp.op()), " needs a number; ",
                               cmp.field(), " is not (use EQ or NE)"));

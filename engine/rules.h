@@ -39,6 +39,10 @@ struct FieldPath {
   const google::protobuf::FieldDescriptor* value_field() const;
 };
 
+// Whether the field holds a number (any integer or floating type; a map does not): what rule
+// conditions and `tend dump --where` compare with LT/LE/GT/GE.
+bool IsNumericField(const google::protobuf::FieldDescriptor* f);
+
 // Parses and resolves `text`. kInvalidArgument explaining what is wrong (unknown field with the
 // fields allowed there, a message where a scalar is needed, a repeated field).
 absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text);

@@ -1,5 +1,7 @@
 #include "tools/dump_format.h"
 
+#include "engine/rules.h"
+
 #include <google/protobuf/reflection.h>
 #include <google/protobuf/timestamp.pb.h>
 
@@ -194,19 +196,6 @@ void WriteCell(absl::string_view v, std::ostream& out) {
   out << '"';
 }
 
-bool IsNumeric(const FieldDescriptor* f) {
-  if (f->is_map()) return false;
-  switch (f->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_INT32:
-    case FieldDescriptor::CPPTYPE_INT64:
-    case FieldDescriptor::CPPTYPE_UINT32:
-    case FieldDescriptor::CPPTYPE_UINT64:
-    case FieldDescriptor::CPPTYPE_DOUBLE:
-    case FieldDescriptor::CPPTYPE_FLOAT: return true;
-    default: return false;
-  }
-}
-
 const std::map<std::string, std::string>& ShortNames() {
   static const auto* m = new std::map<std::string, std::string>{
       {"stage", "churn.stage"},
@@ -307,7 +296,7 @@ absl::StatusOr<std::vector<DumpFilter>> ParseDumpFilters(const DumpColumns& colu
           "; or any CSV column, see `tend dump --dictionary`)"));
     }
     const FieldDescriptor* leaf = f.column->path.back();
-    if (IsNumeric(leaf)) {
+    if (IsNumericField(leaf)) {
       if (!absl::SimpleAtod(f.value, &f.number)) {
         return absl::InvalidArgumentError(
             absl::StrCat("--where: ", name, " is a number; \"", f.value, "\" is not"));
@@ -338,7 +327,7 @@ bool MatchesFilters(const DumpColumns& columns, const std::vector<DumpFilter>& f
                     const v1::PatientView& view) {
   for (const DumpFilter& f : filters) {
     const std::string v = columns.Value(*f.column, view);
-    if (IsNumeric(f.column->path.back())) {
+    if (IsNumericField(f.column->path.back())) {
       double x = 0;
       if (!absl::SimpleAtod(v, &x)) return false;
       const bool ok = f.op == "=" ? x == f.number
