@@ -597,10 +597,8 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
     const auto& config = options_.projections;
     entry.days = projections::SummariseActiveDays(entry.state.engagement().activity_slots(),
                                                   projections::PatientTimeZone(config, entry.state));
-    // The stored keys were written at an earlier clock: assume an 'F' key among them, so the
-    // next commit removes it when it is not due (a blind delete at worst).
-    entry.index_keys = PatientIndexKeys(partition, entry.state, config, entry.days, kUnknownClock);
-    entry.index_hash = PatientIndexHash(config, entry.state, entry.days, kUnknownClock);
+    entry.index_keys = PatientIndexKeys(partition, entry.state, config, entry.days);
+    entry.index_hash = PatientIndexHash(config, entry.state, entry.days);
   }
   return &entry;
 }
@@ -829,14 +827,7 @@ absl::Status Engine::Impl::Commit() {
   StateBatch& batch = *batch_;
   batch.Clear();
   std::vector<std::string> keys;
-  int32_t clock_partition = -1;  // dirty_ is in partition order: one clock lookup per partition
-  int64_t clock_s = kUnknownClock;
   for (CacheEntry* e : dirty_) {
-    if (e->partition != clock_partition) {
-      clock_partition = e->partition;
-      auto p = partitions_.find(e->partition);
-      clock_s = p == partitions_.end() ? kUnknownClock : p->second.checkpoint.clock().seconds();
-    }
     batch.PutPatient(e->partition, e->state, e->applied);
     // The secondary indexes move in the same batch as the state: only the keys that changed,
     // and the keys are built only when what they depend on changed.
@@ -844,10 +835,10 @@ absl::Status Engine::Impl::Commit() {
     e->days = projections::SummariseActiveDays(e->state.engagement().activity_slots(),
                                                projections::PatientTimeZone(config, e->state),
                                                &e->days);
-    const uint64_t hash = PatientIndexHash(config, e->state, e->days, clock_s);
+    const uint64_t hash = PatientIndexHash(config, e->state, e->days);
     if (hash == e->index_hash && !e->index_keys.empty()) continue;
     e->index_hash = hash;
-    keys = PatientIndexKeys(e->partition, e->state, config, e->days, clock_s);
+    keys = PatientIndexKeys(e->partition, e->state, config, e->days);
     if (keys != e->index_keys) {
       std::set_difference(e->index_keys.begin(), e->index_keys.end(), keys.begin(), keys.end(),
                           std::back_inserter(index_gone_));

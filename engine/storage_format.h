@@ -35,9 +35,8 @@
 //                                          'L' BE64(start of the UTC day of the last
 //                                          patient-initiated activity, unix s; first seen
 //                                          without any), 'F' (no value: activity in a slot after
-//                                          the partition clock of the patient's last commit, or
-//                                          activated after it; may outlive that until the
-//                                          patient's next commit), 'R' BE16(band, per mille) +
+//                                          the patient's latest recorded_at, or activated after
+//                                          it: device clocks ahead), 'R' BE16(band, per mille) +
 //                                          BE64(start of the local day the churn risk reaches
 //                                          the band, unix s) + the active-day summary (BE32
 //                                          active days, BE32 first and BE32 last active local

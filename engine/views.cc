@@ -96,11 +96,10 @@ struct IndexFacts {
   bool hard_churned = false;
   bool activated = false;
   int64_t last_activity_day_s = 0;  // start (unix s) of the UTC day of the last activity
-  bool ahead = false;               // facts after the partition clock (PatientIndexKeys)
+  bool ahead = false;               // facts after the latest recorded_at (PatientIndexKeys)
 };
 
-IndexFacts FactsOf(const projections::ProjectionConfig& config, const v1::PatientState& state,
-                   int64_t clock_s) {
+IndexFacts FactsOf(const projections::ProjectionConfig& config, const v1::PatientState& state) {
   IndexFacts f;
   f.patient_id = state.patient_id();
   f.program_id = state.enrollment().program_id();
@@ -114,11 +113,12 @@ IndexFacts FactsOf(const projections::ProjectionConfig& config, const v1::Patien
       slots.empty() ? std::max<int64_t>(0, state.first_seen_at().seconds())
                     : absl::ToUnixSeconds(projections::SlotStart(slots[slots.size() - 1]));
   f.last_activity_day_s = std::max<int64_t>(0, last_s - last_s % 86400);
-  if (clock_s == kUnknownClock) {
-    f.ahead = !slots.empty() || f.activated;
+  if (!state.has_last_recorded_at()) {
+    f.ahead = !slots.empty() || f.activated;  // folded before the field: assume the worst
   } else {
-    f.ahead = (!slots.empty() && slots[slots.size() - 1] > projections::SlotOf(clock_s)) ||
-              (f.activated && activation.activated_at().seconds() > clock_s);
+    const int64_t recorded_s = state.last_recorded_at().seconds();
+    f.ahead = (!slots.empty() && slots[slots.size() - 1] > projections::SlotOf(recorded_s)) ||
+              (f.activated && activation.activated_at().seconds() > recorded_s);
   }
   return f;
 }
@@ -127,10 +127,9 @@ IndexFacts FactsOf(const projections::ProjectionConfig& config, const v1::Patien
 
 std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,
                                           const projections::ProjectionConfig& config,
-                                          const projections::ActiveDaySummary& days,
-                                          int64_t clock_s) {
+                                          const projections::ActiveDaySummary& days) {
   using Kind = sf::IndexKind;
-  const IndexFacts f = FactsOf(config, state, clock_s);
+  const IndexFacts f = FactsOf(config, state);
   std::vector<std::string> keys;
   if (f.patient_id.empty()) return keys;
   if (!f.program_id.empty()) {
@@ -161,18 +160,16 @@ std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientSt
 }
 
 std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,
-                                          const projections::ProjectionConfig& config,
-                                          int64_t clock_s) {
+                                          const projections::ProjectionConfig& config) {
   return PatientIndexKeys(partition, state, config,
                           projections::SummariseActiveDays(state.engagement().activity_slots(),
-                                                           projections::PatientTimeZone(config, state)),
-                          clock_s);
+                                                           projections::PatientTimeZone(config, state)));
 }
 
 uint64_t PatientIndexHash(const projections::ProjectionConfig& config,
                           const v1::PatientState& state,
-                          const projections::ActiveDaySummary& days, int64_t clock_s) {
-  const IndexFacts f = FactsOf(config, state, clock_s);
+                          const projections::ActiveDaySummary& days) {
+  const IndexFacts f = FactsOf(config, state);
   return absl::HashOf(f.patient_id, f.program_id, f.staff_id, f.hard_churned, f.activated,
                       f.last_activity_day_s, f.ahead, days.days, days.first_day, days.last_day,
                       days.tz.name());
@@ -181,7 +178,7 @@ uint64_t PatientIndexHash(const projections::ProjectionConfig& config,
 std::string PatientIndexParameters(const projections::ProjectionConfig& config) {
   std::string bands;
   for (int b : sf::kChurnRiskBandsPermille) absl::StrAppend(&bands, bands.empty() ? "" : ",", b);
-  return absl::StrCat("layout=5.1 risk_bands_permille=", bands, " bgnbd_r=", config.bgnbd_r,
+  return absl::StrCat("layout=5.2 risk_bands_permille=", bands, " bgnbd_r=", config.bgnbd_r,
                       " bgnbd_alpha=", config.bgnbd_alpha, " bgnbd_a=", config.bgnbd_a,
                       " bgnbd_b=", config.bgnbd_b,
                       " churn_unit=", config.churn_unit_weeks ? "weeks" : "days",
@@ -204,15 +201,9 @@ absl::Status RebuildPatientIndexIfStale(Storage* storage,
   batch.DeleteIndexRange(std::string(), std::string(8, '\xff'));
   TEND_RETURN_IF_ERROR(storage->Commit(&batch));
   batch.Clear();
-  std::map<int32_t, int64_t> clocks;
-  TEND_ASSIGN_OR_RETURN(auto checkpoints, storage->LoadCheckpoints());
-  for (const auto& c : checkpoints) clocks[c.partition()] = c.clock().seconds();
   int64_t done = 0;
   TEND_RETURN_IF_ERROR(storage->ForEachState([&](const v1::PatientState& state) {
-    auto clock = clocks.find(state.partition());
-    for (const std::string& key :
-         PatientIndexKeys(state.partition(), state, config,
-                          clock == clocks.end() ? kUnknownClock : clock->second)) {
+    for (const std::string& key : PatientIndexKeys(state.partition(), state, config)) {
       batch.PutIndex(key);
     }
     if (++done % 20'000 == 0) {

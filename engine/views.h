@@ -7,7 +7,6 @@
 #define TEND_ENGINE_VIEWS_H_
 
 #include <functional>
-#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -48,35 +47,29 @@ class AsOfResolver {
   std::map<int32_t, absl::Time> clocks_;
 };
 
-// The partition clock to pass when it is not known (a patient loaded from storage, whose keys
-// were written at some earlier clock): the 'F' key is then assumed present, so the next commit
-// removes it when it is not due.
-inline constexpr int64_t kUnknownClock = std::numeric_limits<int64_t>::min();
-
 // The patient's keys in the `index` column family (storage_format.h), sorted: its programme, its
 // current staff member, hard-churned, whether activated, the UTC day of its last
 // patient-initiated activity (first seen without any), for every churn-risk band the local day
 // its risk reaches the band (projections::ChurnRiskReachedOn), and 'F' ("ahead") when it has
-// activity in a slot after the partition clock `clock_s` (unix s), or was activated after it: the
-// patients whose view at the clock differs from these facts. All but 'F' are facts of the events
-// alone (no as-of), so a key changes only when the patient's state does: the activity key once a
-// day, the risk keys with each new active day. `days` must summarise the state's activity slots
+// activity in a slot after its latest recorded_at, or was activated after it (device clocks run
+// ahead): the only patients whose view at the partition clock (which is past every recorded_at
+// folded) may differ from these facts. Facts of the events alone (no as-of, no clock), so a key
+// changes only when the patient's state does: the activity key once a day, the risk keys with
+// each new active day. `days` must summarise the state's activity slots
 // in the patient's zone (projections::SummariseActiveDays); the engine keeps it up to date
 // incrementally.
 std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,
                                           const projections::ProjectionConfig& config,
-                                          const projections::ActiveDaySummary& days,
-                                          int64_t clock_s);
+                                          const projections::ActiveDaySummary& days);
 // The same, summarising the activity from scratch.
 std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,
-                                          const projections::ProjectionConfig& config,
-                                          int64_t clock_s);
+                                          const projections::ProjectionConfig& config);
 // A hash of the same facts PatientIndexKeys is built from, without building the keys: equal
 // hashes, (almost surely) equal keys. The engine rebuilds a dirty patient's keys only when it
 // changed.
 uint64_t PatientIndexHash(const projections::ProjectionConfig& config,
                           const v1::PatientState& state,
-                          const projections::ActiveDaySummary& days, int64_t clock_s);
+                          const projections::ActiveDaySummary& days);
 // Everything beyond the states that the index keys depend on (the key layout, the churn-risk
 // bands, the BG/NBD parameters and unit, the default zone), as text. Stored in the directory
 // (Storage::GetIndexParameters) so readers know whether the risk keys match their config.

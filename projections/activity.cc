@@ -30,6 +30,11 @@ void ApplyActivity(const v1::Event& event, v1::PatientState* state) {
   if (!state->has_last_event_at() || Before(state->last_event_at(), t)) {
     *state->mutable_last_event_at() = t;
   }
+  const auto& recorded = event.recorded_at();
+  if (event.has_recorded_at() &&
+      (!state->has_last_recorded_at() || Before(state->last_recorded_at(), recorded))) {
+    *state->mutable_last_recorded_at() = recorded;
+  }
 }
 
 }  // namespace tend::projections

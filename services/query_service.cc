@@ -422,7 +422,7 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
         RangesOf(*plan, partition, as_of, clocks[partition], index_current);
     // Whether the patient has a key in one of the plan's own (not tail) ranges.
     auto in_primary = [&](const v1::PatientState& state) {
-      for (const std::string& k : PatientIndexKeys(partition, state, config_, kUnknownClock)) {
+      for (const std::string& k : PatientIndexKeys(partition, state, config_)) {
         for (const IndexRange& rg : ranges) {
           if (!rg.tail && k >= rg.start && k < rg.limit) return true;
         }

@@ -7,7 +7,6 @@
 
 #include <rocksdb/db.h>
 
-#include <map>
 #include <set>
 
 #include "engine/engine.h"
@@ -32,34 +31,17 @@ std::set<std::string> IndexOf(const Storage& storage) {
   return keys;
 }
 
-// The index built from the states at the partitions' clocks.
+// The index built from the states.
 std::set<std::string> FromScratch(const Storage& storage,
                                   const projections::ProjectionConfig& config) {
-  std::map<int32_t, int64_t> clocks;
-  auto checkpoints = storage.LoadCheckpoints();
-  REQUIRE(checkpoints.ok());
-  for (const auto& c : *checkpoints) clocks[c.partition()] = c.clock().seconds();
   std::set<std::string> keys;
   REQUIRE(storage
               .ForEachState([&](const v1::PatientState& state) {
-                for (auto& k :
-                     PatientIndexKeys(state.partition(), state, config, clocks[state.partition()])) {
-                  keys.insert(k);
-                }
+                for (auto& k : PatientIndexKeys(state.partition(), state, config)) keys.insert(k);
                 return absl::OkStatus();
               })
               .ok());
   return keys;
-}
-
-// The keys of every kind but 'F' (which is written at the clock of each patient's last commit,
-// so the engine's may include some whose time has passed since).
-std::set<std::string> WithoutAhead(const std::set<std::string>& keys) {
-  std::set<std::string> out;
-  for (const auto& k : keys) {
-    if (k[4] != static_cast<char>(sf::IndexKind::kAhead)) out.insert(k);
-  }
-  return out;
 }
 
 TEST_CASE("the index the engine keeps up commit by commit equals the index built from scratch",
@@ -75,12 +57,7 @@ TEST_CASE("the index the engine keeps up commit by commit equals the index built
   REQUIRE(storage.ok());
   const auto config = projections::DefaultProjectionConfig();
   const std::set<std::string> index = IndexOf(**storage);
-  const std::set<std::string> scratch = FromScratch(**storage, config);
-  CHECK(WithoutAhead(index) == WithoutAhead(scratch));
-  // Every patient ahead of its partition's clock now has its 'F' key.
-  for (const auto& k : scratch) {
-    if (k[4] == static_cast<char>(sf::IndexKind::kAhead)) CHECK(index.count(k) == 1);
-  }
+  CHECK(index == FromScratch(**storage, config));
   // Every kind is there, the risk bands included.
   std::set<char> kinds;
   for (const auto& k : index) kinds.insert(k[4]);
@@ -149,7 +126,7 @@ TEST_CASE("the index the engine keeps up commit by commit equals the index built
     }
     auto reopened = Storage::Open(db);
     REQUIRE(reopened.ok());
-    CHECK(IndexOf(**reopened) == FromScratch(**reopened, config));  // 'F' included: rebuilt now
+    CHECK(IndexOf(**reopened) == FromScratch(**reopened, config));
     CHECK(*(*reopened)->GetIndexParameters() == PatientIndexParameters(config));
   }
 }
