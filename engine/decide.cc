@@ -249,7 +249,13 @@ LazyView::LazyView(const projections::ProjectionConfig& config, const v1::Patien
     : config_(config),
       state_(state),
       as_of_(as_of),
-      tz_(projections::PatientTimeZone(config, state, &zone_name_)) {}
+      tz_(projections::PatientTimeZone(config, state, &own_zone_name_)) {
+  zone_name_ = own_zone_name_;
+}
+
+LazyView::LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
+                   absl::Time as_of, const absl::TimeZone& tz, absl::string_view tz_name)
+    : config_(config), state_(state), as_of_(as_of), zone_name_(tz_name), tz_(tz) {}
 
 const v1::PatientView& LazyView::Get(uint32_t parts) {
   const uint32_t missing = parts & ~computed_;

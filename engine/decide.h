@@ -45,6 +45,10 @@ class LazyView {
   // Looks up the patient's calendar once (projections::PatientTimeZone).
   LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
            absl::Time as_of);
+  // With the patient's calendar already looked up: `tz` and its name as PatientTimeZone gives
+  // them (`tz_name` is borrowed and must outlive the view).
+  LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
+           absl::Time as_of, const absl::TimeZone& tz, absl::string_view tz_name);
   // The view with at least the sections in `parts` (projections::ViewPart bits) computed.
   const v1::PatientView& Get(uint32_t parts);
   const absl::TimeZone& tz() const { return tz_; }
@@ -53,7 +57,8 @@ class LazyView {
   const projections::ProjectionConfig& config_;
   const v1::PatientState& state_;
   const absl::Time as_of_;
-  std::string zone_name_;
+  std::string own_zone_name_;  // when looked up here
+  absl::string_view zone_name_;
   absl::TimeZone tz_;
   v1::PatientView view_;
   uint32_t computed_ = 0;

@@ -375,13 +375,18 @@ class Engine::Impl {
     // Sorted fingerprints of every event folded into `state` (storage_format::EventFingerprint),
     // committed with it: the exact-once memory of the fold.
     std::vector<uint64_t> applied;
-    // The patient's keys in the `index` column family as last committed (views.h
-    // PatientIndexKeys), so a commit writes only the keys that changed.
-    std::vector<std::string> index_keys;
-    uint64_t index_hash = 0;  // PatientIndexHash of the state index_keys were built from
+    // What the patient's keys in the `index` column family were built from as last committed
+    // (views.h UpdatePatientIndex), so a commit writes only the keys that changed.
+    PatientIndexFacts index_facts;
     // The state's active days (kept up to date incrementally at each commit: one zone lookup
-    // for a new slot at the end), for the churn-risk index keys.
+    // for a new slot at either end), for the churn-risk index keys.
     projections::ActiveDaySummary days;
+    // The patient's calendar (projections::PatientTimeZone) and the enrollment zone it was
+    // resolved from: looked up again only when that changes.
+    std::string zone;
+    std::string tz_name;
+    absl::TimeZone tz;
+    bool tz_known = false;
     bool dirty = false;
   };
 
@@ -396,7 +401,7 @@ class Engine::Impl {
   void Process(const LogRecord& record, const rd_kafka_message_t* msg);
   absl::Status Fold(int32_t partition, Partition* p);
   // Folds event_ into `state` and runs the rules on it.
-  void ApplyAndDecide(int32_t partition, Partition* p, v1::PatientState* state);
+  void ApplyAndDecide(int32_t partition, Partition* p, CacheEntry* entry);
   // Fires the partition's timers due at or before its clock, in due order.
   absl::Status FireTimers(int32_t partition, Partition* p);
   // Queues what a decision produced for the next commit and keeps the timer index in step.
@@ -408,6 +413,8 @@ class Engine::Impl {
   void DeadLetter(const LogRecord& record, const rd_kafka_message_t* msg, Partition* p,
                   const absl::Status& reason);
   absl::StatusOr<CacheEntry*> Lookup(int32_t partition, const std::string& patient_id);
+  // The patient's calendar, from the entry's cache.
+  const absl::TimeZone& TimeZoneOf(CacheEntry* entry) const;
   // Builds the commit batch and hands it to the committer (asynchronous write).
   absl::Status Commit();
   // Commit() and wait until everything is written.
@@ -596,11 +603,21 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
   if (*found) {
     const auto& config = options_.projections;
     entry.days = projections::SummariseActiveDays(entry.state.engagement().activity_slots(),
-                                                  projections::PatientTimeZone(config, entry.state));
-    entry.index_keys = PatientIndexKeys(partition, entry.state, config, entry.days);
-    entry.index_hash = PatientIndexHash(config, entry.state, entry.days);
+                                                  TimeZoneOf(&entry));
+    UpdatePatientIndex(partition, config, entry.state, entry.days, &entry.index_facts, nullptr,
+                       nullptr);
   }
   return &entry;
+}
+
+const absl::TimeZone& Engine::Impl::TimeZoneOf(CacheEntry* entry) const {
+  const std::string& zone = entry->state.enrollment().time_zone();
+  if (!entry->tz_known || zone != entry->zone) {
+    entry->tz = projections::PatientTimeZone(options_.projections, entry->state, &entry->tz_name);
+    entry->zone = zone;
+    entry->tz_known = true;
+  }
+  return entry->tz;
 }
 
 void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& patient_id,
@@ -630,12 +647,13 @@ void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& pa
   }
 }
 
-void Engine::Impl::ApplyAndDecide(int32_t partition, Partition* p, v1::PatientState* state) {
+void Engine::Impl::ApplyAndDecide(int32_t partition, Partition* p, CacheEntry* entry) {
   // Decisions use the partition clock (DESIGN.md point 3): a replay decides the same.
   const absl::Time now = Clock(*p);
+  v1::PatientState* state = &entry->state;
   const bool first_event = state->unique_events() == 0;
   projections::Apply(options_.projections, *event_, state);
-  LazyView view(options_.projections, *state, now);
+  LazyView view(options_.projections, *state, now, TimeZoneOf(entry), entry->tz_name);
   DecideInput in;
   in.state = state;
   in.event = event_;
@@ -659,7 +677,7 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, t.patient_id));
     v1::PatientState* state = &entry->state;
     if (state->unique_events() == 0) continue;  // no such patient (a stale key)
-    LazyView view(options_.projections, *state, now);
+    LazyView view(options_.projections, *state, now, TimeZoneOf(entry), entry->tz_name);
     DecideInput in;
     in.state = state;
     in.now = now;
@@ -690,7 +708,7 @@ absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
   if (options_.rules == nullptr) {
     projections::Apply(options_.projections, *event_, &entry->state);
   } else {
-    ApplyAndDecide(partition, p, &entry->state);
+    ApplyAndDecide(partition, p, entry);
   }
   entry->state.set_partition(partition);
   if (!entry->dirty) {
@@ -826,26 +844,15 @@ absl::Status Engine::Impl::Commit() {
   TEND_RETURN_IF_ERROR(committer_->Wait());
   StateBatch& batch = *batch_;
   batch.Clear();
-  std::vector<std::string> keys;
   for (CacheEntry* e : dirty_) {
     batch.PutPatient(e->partition, e->state, e->applied);
     // The secondary indexes move in the same batch as the state: only the keys that changed,
     // and the keys are built only when what they depend on changed.
     const auto& config = options_.projections;
     e->days = projections::SummariseActiveDays(e->state.engagement().activity_slots(),
-                                               projections::PatientTimeZone(config, e->state),
-                                               &e->days);
-    const uint64_t hash = PatientIndexHash(config, e->state, e->days);
-    if (hash == e->index_hash && !e->index_keys.empty()) continue;
-    e->index_hash = hash;
-    keys = PatientIndexKeys(e->partition, e->state, config, e->days);
-    if (keys != e->index_keys) {
-      std::set_difference(e->index_keys.begin(), e->index_keys.end(), keys.begin(), keys.end(),
-                          std::back_inserter(index_gone_));
-      std::set_difference(keys.begin(), keys.end(), e->index_keys.begin(), e->index_keys.end(),
-                          std::back_inserter(index_added_));
-      e->index_keys = std::move(keys);
-    }
+                                               TimeZoneOf(e), &e->days);
+    UpdatePatientIndex(e->partition, config, e->state, e->days, &e->index_facts, &index_gone_,
+                       &index_added_);
   }
   // Index keys in key order too (they are, patient by patient, scattered over kinds and times),
   // for the same splice reuse in the index's memtable. A key is removed or added for one patient

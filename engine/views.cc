@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "engine/config.h"
 #include "engine/status.h"
@@ -88,91 +87,123 @@ namespace {
 
 namespace sf = storage_format;
 
-// What a patient's index keys are made of, read from the state (no copies).
-struct IndexFacts {
-  absl::string_view patient_id;
-  absl::string_view program_id;
-  absl::string_view staff_id;  // current: the latest scan's
-  bool hard_churned = false;
-  bool activated = false;
-  int64_t last_activity_day_s = 0;  // start (unix s) of the UTC day of the last activity
-  bool ahead = false;               // facts after the latest recorded_at (PatientIndexKeys)
-};
-
-IndexFacts FactsOf(const projections::ProjectionConfig& config, const v1::PatientState& state) {
-  IndexFacts f;
-  f.patient_id = state.patient_id();
-  f.program_id = state.enrollment().program_id();
-  f.staff_id = state.acquisition().current_staff_id();
-  f.hard_churned = projections::HardChurned(state, absl::InfiniteFuture());
-  const v1::ActivationView activation =
-      projections::ComputeActivation(config, state, absl::InfiniteFuture());
-  f.activated = activation.activated();
-  const auto& slots = state.engagement().activity_slots();
-  const int64_t last_s =
-      slots.empty() ? std::max<int64_t>(0, state.first_seen_at().seconds())
-                    : absl::ToUnixSeconds(projections::SlotStart(slots[slots.size() - 1]));
-  f.last_activity_day_s = std::max<int64_t>(0, last_s - last_s % 86400);
-  if (!state.has_last_recorded_at()) {
-    f.ahead = !slots.empty() || f.activated;  // folded before the field: assume the worst
-  } else {
-    const int64_t recorded_s = state.last_recorded_at().seconds();
-    f.ahead = (!slots.empty() && slots[slots.size() - 1] > projections::SlotOf(recorded_s)) ||
-              (f.activated && activation.activated_at().seconds() > recorded_s);
-  }
-  return f;
-}
-
 }  // namespace
 
-std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,
-                                          const projections::ProjectionConfig& config,
-                                          const projections::ActiveDaySummary& days) {
-  using Kind = sf::IndexKind;
-  const IndexFacts f = FactsOf(config, state);
-  std::vector<std::string> keys;
-  if (f.patient_id.empty()) return keys;
-  if (!f.program_id.empty()) {
-    keys.push_back(sf::IndexKey(partition, Kind::kProgram, f.program_id, f.patient_id));
-  }
-  if (!f.staff_id.empty()) {
-    keys.push_back(sf::IndexKey(partition, Kind::kStaff, f.staff_id, f.patient_id));
-  }
-  if (f.hard_churned) {
-    keys.push_back(sf::IndexTimeKey(partition, Kind::kHardChurned, -1, f.patient_id));
-  }
-  keys.push_back(sf::IndexKey(partition, Kind::kActivated, f.activated ? "1" : "0", f.patient_id));
-  keys.push_back(
-      sf::IndexTimeKey(partition, Kind::kLastActivity, f.last_activity_day_s, f.patient_id));
-  if (f.ahead) keys.push_back(sf::IndexTimeKey(partition, Kind::kAhead, -1, f.patient_id));
+namespace {
+
+// The churn-risk keys of a patient whose active days `facts` records (none with fewer than two).
+void AppendRiskKeys(int32_t partition, absl::string_view patient_id, const PatientIndexFacts& f,
+                    const projections::ProjectionConfig& config, std::vector<std::string>* keys) {
+  projections::ActiveDaySummary days;
+  days.tz = f.tz;
+  days.days = f.active_days;
+  days.first_day = f.first_active_day;
+  days.last_day = f.last_active_day;
   const absl::CivilDay epoch(1970, 1, 1);
   const sf::RiskKeyDays summary{static_cast<uint32_t>(days.days), days.first_day - epoch,
                                 days.last_day - epoch};
   for (int band : sf::kChurnRiskBandsPermille) {
     const auto day = projections::ChurnRiskReachedOn(config, days, band / 1000.0);
     if (!day) break;  // x = 0: no band; else every band has a day
-    keys.push_back(sf::IndexRiskKey(partition, band,
-                                    absl::ToUnixSeconds(absl::FromCivil(*day, days.tz)), summary,
-                                    f.patient_id));
+    keys->push_back(sf::IndexRiskKey(partition, band,
+                                     absl::ToUnixSeconds(absl::FromCivil(*day, days.tz)), summary,
+                                     patient_id));
   }
-  std::sort(keys.begin(), keys.end());
-  return keys;
+}
+
+}  // namespace
+
+bool UpdatePatientIndex(int32_t partition, const projections::ProjectionConfig& config,
+                        const v1::PatientState& state, const projections::ActiveDaySummary& days,
+                        PatientIndexFacts* facts, std::vector<std::string>* gone,
+                        std::vector<std::string>* added) {
+  using Kind = sf::IndexKind;
+  const absl::string_view patient = state.patient_id();
+  const bool was_known = facts->known;
+  PatientIndexFacts& f = *facts;
+  bool changed = !was_known;
+  f.known = true;
+  // A key of one kind: the old one (when the patient had facts) goes, the new one comes.
+  auto move = [&](auto before, auto after, auto key_of) {
+    if (was_known && before == after) return;
+    changed = true;
+    if (patient.empty()) return;
+    if (was_known && gone != nullptr) key_of(before, gone);
+    if (added != nullptr) key_of(after, added);
+  };
+  // Programme and staff: a key only when set.
+  auto value_key = [&](Kind kind) {
+    return [&, kind](absl::string_view value, std::vector<std::string>* out) {
+      if (!value.empty()) out->push_back(sf::IndexKey(partition, kind, value, patient));
+    };
+  };
+  move(absl::string_view(f.program_id), absl::string_view(state.enrollment().program_id()),
+       value_key(Kind::kProgram));
+  if (f.program_id != state.enrollment().program_id()) f.program_id = state.enrollment().program_id();
+  move(absl::string_view(f.staff_id), absl::string_view(state.acquisition().current_staff_id()),
+       value_key(Kind::kStaff));
+  if (f.staff_id != state.acquisition().current_staff_id()) {
+    f.staff_id = state.acquisition().current_staff_id();
+  }
+  // Present or not: hard churn, "ahead".
+  auto flag_key = [&](Kind kind) {
+    return [&, kind](bool on, std::vector<std::string>* out) {
+      if (on) out->push_back(sf::IndexTimeKey(partition, kind, -1, patient));
+    };
+  };
+  const bool hard_churned = projections::HardChurned(state, absl::InfiniteFuture());
+  move(f.hard_churned, hard_churned, flag_key(Kind::kHardChurned));
+  f.hard_churned = hard_churned;
+  const v1::ActivationView activation =
+      projections::ComputeActivation(config, state, absl::InfiniteFuture());
+  move(f.activated, activation.activated(), [&](bool on, std::vector<std::string>* out) {
+    out->push_back(sf::IndexKey(partition, Kind::kActivated, on ? "1" : "0", patient));
+  });
+  f.activated = activation.activated();
+  const auto& slots = state.engagement().activity_slots();
+  const int64_t last_s =
+      slots.empty() ? std::max<int64_t>(0, state.first_seen_at().seconds())
+                    : absl::ToUnixSeconds(projections::SlotStart(slots[slots.size() - 1]));
+  const int64_t last_day_s = std::max<int64_t>(0, last_s - last_s % 86400);
+  move(f.last_activity_day_s, last_day_s, [&](int64_t day_s, std::vector<std::string>* out) {
+    out->push_back(sf::IndexTimeKey(partition, Kind::kLastActivity, day_s, patient));
+  });
+  f.last_activity_day_s = last_day_s;
+  bool ahead;
+  if (!state.has_last_recorded_at()) {
+    ahead = !slots.empty() || f.activated;  // folded before the field: assume the worst
+  } else {
+    const int64_t recorded_s = state.last_recorded_at().seconds();
+    ahead = (!slots.empty() && slots[slots.size() - 1] > projections::SlotOf(recorded_s)) ||
+            (f.activated && activation.activated_at().seconds() > recorded_s);
+  }
+  move(f.ahead, ahead, flag_key(Kind::kAhead));
+  f.ahead = ahead;
+  // The risk keys hold the active-day summary: they change with it.
+  if (!was_known || f.active_days != days.days || f.first_active_day != days.first_day ||
+      f.last_active_day != days.last_day || f.tz != days.tz) {
+    changed = true;
+    if (was_known && gone != nullptr && !patient.empty()) {
+      AppendRiskKeys(partition, patient, f, config, gone);
+    }
+    f.active_days = days.days;
+    f.first_active_day = days.first_day;
+    f.last_active_day = days.last_day;
+    f.tz = days.tz;
+    if (added != nullptr && !patient.empty()) AppendRiskKeys(partition, patient, f, config, added);
+  }
+  return changed;
 }
 
 std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,
                                           const projections::ProjectionConfig& config) {
-  return PatientIndexKeys(partition, state, config,
-                          projections::SummariseActiveDays(state.engagement().activity_slots(),
-                                                           projections::PatientTimeZone(config, state)));
-}
-
-uint64_t PatientIndexHash(const projections::ProjectionConfig& config,
-                          const v1::PatientState& state,
-                          const projections::ActiveDaySummary& days) {
-  const IndexFacts f = FactsOf(config, state);
-  return absl::HashOf(f.patient_id, f.program_id, f.staff_id, f.hard_churned, f.activated,
-                      f.last_activity_day_s, f.ahead, days.days, days.first_day, days.last_day,
-                      days.tz.name());
+  const auto days = projections::SummariseActiveDays(state.engagement().activity_slots(),
+                                                     projections::PatientTimeZone(config, state));
+  PatientIndexFacts facts;
+  std::vector<std::string> keys;
+  UpdatePatientIndex(partition, config, state, days, &facts, nullptr, &keys);
+  std::sort(keys.begin(), keys.end());
+  return keys;
 }
 
 std::string PatientIndexParameters(const projections::ProjectionConfig& config) {

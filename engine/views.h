@@ -47,29 +47,42 @@ class AsOfResolver {
   std::map<int32_t, absl::Time> clocks_;
 };
 
-// The patient's keys in the `index` column family (storage_format.h), sorted: its programme, its
-// current staff member, hard-churned, whether activated, the UTC day of its last
-// patient-initiated activity (first seen without any), for every churn-risk band the local day
-// its risk reaches the band (projections::ChurnRiskReachedOn), and 'F' ("ahead") when it has
-// activity in a slot after its latest recorded_at, or was activated after it (device clocks run
-// ahead): the only patients whose view at the partition clock (which is past every recorded_at
-// folded) may differ from these facts. Facts of the events alone (no as-of, no clock), so a key
-// changes only when the patient's state does: the activity key once a day, the risk keys with
-// each new active day. `days` must summarise the state's activity slots
-// in the patient's zone (projections::SummariseActiveDays); the engine keeps it up to date
-// incrementally.
-std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,
-                                          const projections::ProjectionConfig& config,
-                                          const projections::ActiveDaySummary& days);
-// The same, summarising the activity from scratch.
+// What a patient's keys in the `index` column family (storage_format.h) are made of: its
+// programme, its current staff member, hard-churned, whether activated, the UTC day of its last
+// patient-initiated activity (first seen without any), its active-day summary (for every
+// churn-risk band, the local day its risk reaches the band: projections::ChurnRiskReachedOn),
+// and "ahead": activity in a slot after its latest recorded_at, or activation after it (device
+// clocks run ahead) — the only patients whose view at the partition clock (which is past every
+// recorded_at folded) may differ from these facts. Facts of the events alone (no as-of, no
+// clock), so they change only when the patient's state does: the activity day once a day, the
+// active-day summary with each new active day. The engine keeps each cached patient's facts and
+// writes only the keys whose facts changed.
+struct PatientIndexFacts {
+  bool known = false;  // false: never brought up to date
+  std::string program_id;
+  std::string staff_id;  // current: the latest scan's
+  bool hard_churned = false;
+  bool activated = false;
+  bool ahead = false;
+  int64_t last_activity_day_s = 0;  // start (unix s) of the UTC day of the last activity
+  int active_days = 0;              // projections::ActiveDaySummary days, first_day, last_day, tz
+  absl::CivilDay first_active_day, last_active_day;
+  absl::TimeZone tz;
+};
+
+// Brings `facts` up to date with `state` in `partition`, whose activity slots `days` summarises
+// in the patient's zone (projections::SummariseActiveDays; the engine keeps it up to date
+// incrementally), and appends the keys that go to `gone` and the keys that come to `added` (each
+// may be null; unsorted). Returns whether any fact changed (always for facts never brought up to
+// date, which have no keys to remove). Copies strings only when they changed.
+bool UpdatePatientIndex(int32_t partition, const projections::ProjectionConfig& config,
+                        const v1::PatientState& state, const projections::ActiveDaySummary& days,
+                        PatientIndexFacts* facts, std::vector<std::string>* gone,
+                        std::vector<std::string>* added);
+
+// The patient's keys, sorted, from the state alone (facts and active days from scratch).
 std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,
                                           const projections::ProjectionConfig& config);
-// A hash of the same facts PatientIndexKeys is built from, without building the keys: equal
-// hashes, (almost surely) equal keys. The engine rebuilds a dirty patient's keys only when it
-// changed.
-uint64_t PatientIndexHash(const projections::ProjectionConfig& config,
-                          const v1::PatientState& state,
-                          const projections::ActiveDaySummary& days);
 // Everything beyond the states that the index keys depend on (the key layout, the churn-risk
 // bands, the BG/NBD parameters and unit, the default zone), as text. Stored in the directory
 // (Storage::GetIndexParameters) so readers know whether the risk keys match their config.
