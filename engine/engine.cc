@@ -275,6 +275,21 @@ class Committer {
 
   int64_t commits() const { return commits_.load(std::memory_order_relaxed); }
 
+  // Runs `job` on the writer thread, which is idle between a Wait() and the next Submit: the
+  // engine hands it part of building the next batch. Precondition: Wait() returned since the
+  // last Submit, and WaitJob() since the last StartJob.
+  void StartJob(std::function<void()> job) {
+    absl::MutexLock lock(&mu_);
+    job_ = std::move(job);
+  }
+  // Blocks until the job started last has run.
+  void WaitJob() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) { return c->job_ == nullptr; },
+        this));
+  }
+
   // A written DecidedWrites, cleared for reuse, or null. Call after Wait().
   std::unique_ptr<DecidedWrites> TakeSpare() {
     absl::MutexLock lock(&mu_);
@@ -284,20 +299,31 @@ class Committer {
  private:
   void Loop() {
     for (;;) {
-      StateBatch* batch;
+      StateBatch* batch = nullptr;
       std::unique_ptr<DecidedWrites> decided;
       KafkaPartitionList offsets;
+      std::function<void()> job;
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(
             +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
-              return c->batch_ != nullptr || c->stop_;
+              return c->batch_ != nullptr || c->job_ != nullptr || c->stop_;
             },
             this));
-        if (batch_ == nullptr) return;  // stopping, nothing in flight
-        batch = batch_;
-        decided = std::move(decided_);
-        offsets = std::move(offsets_);
+        if (job_ != nullptr) {
+          job = job_;  // job_ stays set while it runs: WaitJob waits for it
+        } else {
+          if (batch_ == nullptr) return;  // stopping, nothing in flight
+          batch = batch_;
+          decided = std::move(decided_);
+          offsets = std::move(offsets_);
+        }
+      }
+      if (job) {
+        job();
+        absl::MutexLock lock(&mu_);
+        job_ = nullptr;
+        continue;
       }
       if (decided) decided->AppendTo(batch, /*outbox=*/!replay_);
       absl::Status s = storage_->Commit(batch, options_);
@@ -329,6 +355,7 @@ class Committer {
   std::unique_ptr<DecidedWrites> decided_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<DecidedWrites> spare_ ABSL_GUARDED_BY(mu_);  // written, cleared
   KafkaPartitionList offsets_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> job_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> commits_{0};
@@ -390,6 +417,13 @@ class Engine::Impl {
     bool dirty = false;
   };
 
+  // What building a commit batch makes of some of the dirty patients (BuildPart); one part per
+  // thread that builds, reused across commits.
+  struct CommitPart {
+    std::vector<std::pair<std::string, std::string>> encoded;  // state (key, value)
+    std::vector<std::string> gone, added;                      // index keys, sorted
+  };
+
   static void RebalanceCb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* parts, void* opaque);
   void OnAssign(rd_kafka_topic_partition_list_t* parts);
@@ -417,6 +451,10 @@ class Engine::Impl {
   const absl::TimeZone& TimeZoneOf(CacheEntry* entry) const;
   // Builds the commit batch and hands it to the committer (asynchronous write).
   absl::Status Commit();
+  // Encodes the states of dirty_[begin, end) into `batch`, or into part->encoded when `batch` is
+  // null, and brings their index facts up to date, with the index keys that go and come in
+  // `part` (sorted). Reads the states; writes only those entries and `part`.
+  void BuildPart(size_t begin, size_t end, StateBatch* batch, CommitPart* part) const;
   // Commit() and wait until everything is written.
   absl::Status CommitAndWait();
   bool Idle() const;
@@ -463,7 +501,8 @@ class Engine::Impl {
   v1::Event* event_ = nullptr;  // the record being processed, on arena_
   int64_t current_offset_ = 0;  // its offset
   std::string key_;  // reused cache key
-  std::vector<std::string> index_gone_, index_added_;  // a commit's index changes (Commit)
+  static constexpr size_t kMinSharedBuild = 2048;  // fewer dirty patients: one thread builds
+  CommitPart parts_[2];
 
   std::atomic<int64_t> first_record_ns_{0};
   std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0}, dead_lettered_{0};
@@ -844,25 +883,37 @@ absl::Status Engine::Impl::Commit() {
   TEND_RETURN_IF_ERROR(committer_->Wait());
   StateBatch& batch = *batch_;
   batch.Clear();
-  for (CacheEntry* e : dirty_) {
-    batch.PutPatient(e->partition, e->state, e->applied);
-    // The secondary indexes move in the same batch as the state: only the keys that changed,
-    // and the keys are built only when what they depend on changed.
-    const auto& config = options_.projections;
-    e->days = projections::SummariseActiveDays(e->state.engagement().activity_slots(),
-                                               TimeZoneOf(e), &e->days);
-    UpdatePatientIndex(e->partition, config, e->state, e->days, &e->index_facts, &index_gone_,
-                       &index_added_);
+  // Encoding the states and moving their index keys is most of building the batch. The writer
+  // thread is idle until Submit: it does that for the later part of the dirty patients, this
+  // thread for the rest (both only read the states, and each entry is one thread's).
+  const size_t dirty = dirty_.size();
+  const size_t split = dirty < kMinSharedBuild ? dirty : dirty / 2;
+  if (split < dirty) {
+    committer_->StartJob([this, split, dirty] {
+      BuildPart(split, dirty, /*batch=*/nullptr, &parts_[1]);
+    });
+  }
+  BuildPart(0, split, &batch, &parts_[0]);
+  if (split < dirty) {
+    committer_->WaitJob();
+    // After the others: the states stay in key order.
+    for (size_t i = 0; i < dirty - split; ++i) {
+      batch.PutEncodedPatient(parts_[1].encoded[i].first, parts_[1].encoded[i].second);
+    }
   }
   // Index keys in key order too (they are, patient by patient, scattered over kinds and times),
   // for the same splice reuse in the index's memtable. A key is removed or added for one patient
   // at most, so the order changes nothing else.
-  std::sort(index_gone_.begin(), index_gone_.end());
-  std::sort(index_added_.begin(), index_added_.end());
-  for (const std::string& k : index_gone_) batch.DeleteIndex(k);
-  for (const std::string& k : index_added_) batch.PutIndex(k);
-  index_gone_.clear();
-  index_added_.clear();
+  auto in_order = [](std::vector<std::string>* a, std::vector<std::string>* b, auto write) {
+    auto i = a->begin(), j = b->begin();
+    while (i != a->end() || j != b->end()) {
+      write(j == b->end() || (i != a->end() && *i < *j) ? *i++ : *j++);
+    }
+    a->clear();
+    b->clear();
+  };
+  in_order(&parts_[0].gone, &parts_[1].gone, [&](const std::string& k) { batch.DeleteIndex(k); });
+  in_order(&parts_[0].added, &parts_[1].added, [&](const std::string& k) { batch.PutIndex(k); });
   std::unique_ptr<DecidedWrites> decided;
   if (!decided_->empty()) {
     decided = std::move(decided_);
@@ -888,6 +939,28 @@ absl::Status Engine::Impl::Commit() {
     cache_.clear();
   }
   return absl::OkStatus();
+}
+
+void Engine::Impl::BuildPart(size_t begin, size_t end, StateBatch* batch,
+                             CommitPart* part) const {
+  if (batch == nullptr && part->encoded.size() < end - begin) part->encoded.resize(end - begin);
+  const auto& config = options_.projections;
+  for (size_t i = begin; i < end; ++i) {
+    CacheEntry* e = dirty_[i];
+    if (batch != nullptr) {
+      batch->PutPatient(e->partition, e->state, e->applied);
+    } else {
+      auto& [key, value] = part->encoded[i - begin];
+      StateBatch::EncodePatient(e->partition, e->state, e->applied, &key, &value);
+    }
+    // The secondary indexes move in the same batch as the state: only the keys that changed.
+    e->days = projections::SummariseActiveDays(e->state.engagement().activity_slots(),
+                                               TimeZoneOf(e), &e->days);
+    UpdatePatientIndex(e->partition, config, e->state, e->days, &e->index_facts, &part->gone,
+                       &part->added);
+  }
+  std::sort(part->gone.begin(), part->gone.end());
+  std::sort(part->added.begin(), part->added.end());
 }
 
 absl::Status Engine::Impl::CommitAndWait() {

@@ -22,17 +22,27 @@ namespace {
 rocksdb::Slice ToSlice(absl::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 }  // namespace
 
-void StateBatch::PutPatient(int32_t partition, const v1::PatientState& state,
-                            const std::vector<uint64_t>& sorted_fingerprints) {
-  sf::SetStateKey(partition, state.patient_id(), &key_);
+void StateBatch::EncodePatient(int32_t partition, const v1::PatientState& state,
+                               const std::vector<uint64_t>& sorted_fingerprints,
+                               std::string* key, std::string* value) {
+  sf::SetStateKey(partition, state.patient_id(), key);
   const size_t size = state.ByteSizeLong();
   sf::EncodePatientWith(
       static_cast<uint32_t>(size),
       [&](char* dst) {
         state.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dst));
       },
-      sorted_fingerprints, &value_);
+      sorted_fingerprints, value);
+}
+
+void StateBatch::PutPatient(int32_t partition, const v1::PatientState& state,
+                            const std::vector<uint64_t>& sorted_fingerprints) {
+  EncodePatient(partition, state, sorted_fingerprints, &key_, &value_);
   batch_.Put(storage_->state_, key_, value_);
+}
+
+void StateBatch::PutEncodedPatient(absl::string_view key, absl::string_view value) {
+  batch_.Put(storage_->state_, ToSlice(key), ToSlice(value));
 }
 
 void StateBatch::PutCommand(int32_t partition, const v1::ReminderCommand& command) {

@@ -48,6 +48,12 @@ class StateBatch {
   // event folded into it.
   void PutPatient(int32_t partition, const v1::PatientState& state,
                   const std::vector<uint64_t>& sorted_fingerprints);
+  // The key and value PutPatient writes, encoded apart (so several threads can encode states
+  // of one commit; reads `state` only), and their Put.
+  static void EncodePatient(int32_t partition, const v1::PatientState& state,
+                            const std::vector<uint64_t>& sorted_fingerprints, std::string* key,
+                            std::string* value);
+  void PutEncodedPatient(absl::string_view key, absl::string_view value);
   void PutCheckpoint(const v1::PartitionCheckpoint& checkpoint);
   // A command for the dispatcher, in the same batch as the state that decided it (DESIGN.md
   // point 2), and the record of a decision: `offset` is the deciding record's (one patient lives

@@ -44,6 +44,37 @@ std::set<std::string> FromScratch(const Storage& storage,
   return keys;
 }
 
+TEST_CASE("commits of thousands of patients, built by two threads, store what small commits do",
+          "[integration]") {
+  // Above a couple of thousand dirty patients the engine encodes states and moves index keys on
+  // two threads (Engine::Impl::BuildPart): the result must not depend on it.
+  const auto events = testing::Cohort(6000, 20, 41);
+  testing::TempDir dir;
+  EngineOptions big, small;
+  big.commit_max_records = 1'000'000;  // a commit when caught up: every patient in one batch
+  big.commit_interval = absl::Hours(1);
+  small.commit_max_records = 500;  // fewer dirty patients than the threshold
+  small.commit_interval = absl::Hours(1);
+  testing::FoldThroughKafka(events, dir.Sub("big"), big);
+  testing::FoldThroughKafka(events, dir.Sub("small"), small);
+  auto bytes_of = [](const std::map<std::string, v1::PatientState>& states) {
+    std::map<std::string, std::string> out;
+    for (const auto& [id, state] : states) out[id] = state.SerializeAsString();
+    return out;
+  };
+  const auto big_states = bytes_of(testing::ReadStates(dir.Sub("big")));
+  REQUIRE(big_states.size() == 6000);
+  CHECK(big_states == bytes_of(testing::ReadStates(dir.Sub("small"))));
+  const auto config = projections::DefaultProjectionConfig();
+  auto a = Storage::Open(dir.Sub("big"));
+  REQUIRE(a.ok());
+  const std::set<std::string> index = IndexOf(**a);
+  CHECK(index == FromScratch(**a, config));
+  auto b = Storage::Open(dir.Sub("small"));
+  REQUIRE(b.ok());
+  CHECK(index == IndexOf(**b));
+}
+
 TEST_CASE("the index the engine keeps up commit by commit equals the index built from scratch",
           "[integration]") {
   testing::TempDir dir;
