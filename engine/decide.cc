@@ -254,13 +254,15 @@ LazyView::LazyView(const projections::ProjectionConfig& config, const v1::Patien
 }
 
 LazyView::LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
-                   absl::Time as_of, const absl::TimeZone& tz, absl::string_view tz_name)
-    : config_(config), state_(state), as_of_(as_of), zone_name_(tz_name), tz_(tz) {}
+                   absl::Time as_of, const absl::TimeZone& tz, absl::string_view tz_name,
+                   const projections::ActiveDaySummary* days)
+    : config_(config), state_(state), as_of_(as_of), zone_name_(tz_name), tz_(tz), days_(days) {}
 
 const v1::PatientView& LazyView::Get(uint32_t parts) {
   const uint32_t missing = parts & ~computed_;
   if (missing != 0) {
-    projections::ComputeViewParts(config_, state_, tz_, zone_name_, as_of_, missing, &view_);
+    projections::ComputeViewParts(config_, state_, tz_, zone_name_, as_of_, missing, &view_,
+                                  days_);
     computed_ |= missing;
   }
   return view_;

@@ -20,6 +20,7 @@
 
 #include "absl/time/time.h"
 #include "engine/rules.h"
+#include "projections/churn.h"
 #include "projections/config.h"
 #include "tend/v1/commands.pb.h"
 #include "tend/v1/state.pb.h"
@@ -46,9 +47,11 @@ class LazyView {
   LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
            absl::Time as_of);
   // With the patient's calendar already looked up: `tz` and its name as PatientTimeZone gives
-  // them (`tz_name` is borrowed and must outlive the view).
+  // them, and `days` (may be null) summarising the state's activity slots in `tz`
+  // (projections::ComputeViewParts). `tz_name` and `days` are borrowed and must outlive the view.
   LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
-           absl::Time as_of, const absl::TimeZone& tz, absl::string_view tz_name);
+           absl::Time as_of, const absl::TimeZone& tz, absl::string_view tz_name,
+           const projections::ActiveDaySummary* days);
   // The view with at least the sections in `parts` (projections::ViewPart bits) computed.
   const v1::PatientView& Get(uint32_t parts);
   const absl::TimeZone& tz() const { return tz_; }
@@ -60,6 +63,7 @@ class LazyView {
   std::string own_zone_name_;  // when looked up here
   absl::string_view zone_name_;
   absl::TimeZone tz_;
+  const projections::ActiveDaySummary* days_ = nullptr;
   v1::PatientView view_;
   uint32_t computed_ = 0;
 };

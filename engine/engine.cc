@@ -692,7 +692,12 @@ void Engine::Impl::ApplyAndDecide(int32_t partition, Partition* p, CacheEntry* e
   v1::PatientState* state = &entry->state;
   const bool first_event = state->unique_events() == 0;
   projections::Apply(options_.projections, *event_, state);
-  LazyView view(options_.projections, *state, now, TimeZoneOf(entry), entry->tz_name);
+  // Kept up to date event by event (one zone lookup for a new slot at either end), so views
+  // read the churn figures from it.
+  const absl::TimeZone& tz = TimeZoneOf(entry);
+  entry->days =
+      projections::SummariseActiveDays(state->engagement().activity_slots(), tz, &entry->days);
+  LazyView view(options_.projections, *state, now, tz, entry->tz_name, &entry->days);
   DecideInput in;
   in.state = state;
   in.event = event_;
@@ -716,7 +721,10 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, t.patient_id));
     v1::PatientState* state = &entry->state;
     if (state->unique_events() == 0) continue;  // no such patient (a stale key)
-    LazyView view(options_.projections, *state, now, TimeZoneOf(entry), entry->tz_name);
+    const absl::TimeZone& tz = TimeZoneOf(entry);
+    entry->days =
+        projections::SummariseActiveDays(state->engagement().activity_slots(), tz, &entry->days);
+    LazyView view(options_.projections, *state, now, tz, entry->tz_name, &entry->days);
     DecideInput in;
     in.state = state;
     in.now = now;

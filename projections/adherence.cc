@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <set>
 #include <tuple>
 
 #include "projections/calendar.h"
@@ -102,19 +101,21 @@ v1::AdherenceView ComputeAdherence(const ProjectionConfig& config, const v1::Adh
   v1::AdherenceView v;
   const absl::CivilDay today = LocalDay(as_of, tz);
   const int32_t as_of_slot = SlotOf(absl::ToUnixSeconds(as_of));
-  std::set<absl::CivilDay> all;
+  // Slots ascend, so their local days do too: each kind's distinct days are its runs.
+  std::vector<absl::CivilDay> days;
   for (const auto& k : s.check_in_slots()) {
-    std::set<absl::CivilDay> kind_days;
+    const size_t from = days.size();
     for (int32_t slot : k.slots()) {
       if (slot > as_of_slot) break;
-      kind_days.insert(LocalDay(SlotStart(slot), tz));
+      const absl::CivilDay day = LocalDay(SlotStart(slot), tz);
+      if (days.size() == from || days.back() != day) days.push_back(day);
     }
-    all.insert(kind_days.begin(), kind_days.end());
     const auto* desc = v1::CheckIn::Kind_descriptor()->FindValueByNumber(k.kind());
     (*v.mutable_check_in_days_by_kind())[desc ? desc->name() : std::to_string(k.kind())] =
-        static_cast<int32_t>(kind_days.size());
+        static_cast<int32_t>(days.size() - from);
   }
-  std::vector<absl::CivilDay> days(all.begin(), all.end());
+  std::sort(days.begin(), days.end());
+  days.erase(std::unique(days.begin(), days.end()), days.end());
   v.set_check_in_days(static_cast<int32_t>(days.size()));
 
   // The last day that counts: today once it has a check-in, else yesterday.

@@ -45,15 +45,14 @@ std::vector<absl::CivilDay> ActiveDays(const v1::PatientState& state, const absl
 
 namespace {
 
-std::optional<BgNbdCustomer> Summarise(const ProjectionConfig& config,
-                                       const std::vector<absl::CivilDay>& active_days,
-                                       absl::CivilDay today) {
-  if (active_days.empty()) return std::nullopt;
+// BG/NBD's (x, t_x, T) of `active` (> 0) active days from `first` to `last`.
+BgNbdCustomer Summarise(const ProjectionConfig& config, int active, absl::CivilDay first,
+                        absl::CivilDay last, absl::CivilDay today) {
   const double unit = config.churn_unit_weeks ? 7.0 : 1.0;
   BgNbdCustomer c;
-  c.x = static_cast<double>(active_days.size()) - 1;
-  c.t_x = static_cast<double>(active_days.back() - active_days.front()) / unit;
-  c.T = static_cast<double>(today - active_days.front()) / unit;
+  c.x = static_cast<double>(active) - 1;
+  c.t_x = static_cast<double>(last - first) / unit;
+  c.T = static_cast<double>(today - first) / unit;
   return c;
 }
 
@@ -62,7 +61,10 @@ std::optional<BgNbdCustomer> Summarise(const ProjectionConfig& config,
 std::optional<BgNbdCustomer> BgNbdInputs(const ProjectionConfig& config,
                                          const v1::PatientState& state, const absl::TimeZone& tz,
                                          absl::Time as_of) {
-  return Summarise(config, ActiveDays(state, tz, as_of), LocalDay(as_of, tz));
+  const std::vector<absl::CivilDay> days = ActiveDays(state, tz, as_of);
+  if (days.empty()) return std::nullopt;
+  return Summarise(config, static_cast<int>(days.size()), days.front(), days.back(),
+                   LocalDay(as_of, tz));
 }
 
 ActiveDaySummary SummariseActiveDays(const google::protobuf::RepeatedField<int32_t>& slots,
@@ -132,12 +134,31 @@ bool HardChurned(const v1::PatientState& state, absl::Time as_of) {
 }
 
 v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
-                           const absl::TimeZone& tz, absl::Time as_of, bool with_model) {
+                           const absl::TimeZone& tz, absl::Time as_of, bool with_model,
+                           const ActiveDaySummary* days) {
   v1::ChurnView v;
   const absl::CivilDay today = LocalDay(as_of, tz);
-  const std::vector<absl::CivilDay> active_days = ActiveDays(state, tz, as_of);
+  // The active days up to as_of: how many, the first and the last.
+  int active = 0;
+  absl::CivilDay first_active, last_active;
+  const auto& slots = state.engagement().activity_slots();
+  if (days != nullptr && days->tz == tz && days->slots == slots.size() &&
+      (slots.empty() || (days->first_slot == slots[0] &&
+                         days->last_slot == slots[slots.size() - 1] &&
+                         days->last_slot <= SlotOf(absl::ToUnixSeconds(as_of))))) {
+    active = days->days;
+    first_active = days->first_day;
+    last_active = days->last_day;
+  } else {
+    const std::vector<absl::CivilDay> list = ActiveDays(state, tz, as_of);
+    active = static_cast<int>(list.size());
+    if (active > 0) {
+      first_active = list.front();
+      last_active = list.back();
+    }
+  }
   const absl::CivilDay first_seen = LocalDay(absl::FromUnixSeconds(state.first_seen_at().seconds()), tz);
-  const absl::CivilDay last_activity = active_days.empty() ? first_seen : active_days.back();
+  const absl::CivilDay last_activity = active == 0 ? first_seen : last_active;
   const int since_activity = static_cast<int>(today - last_activity);
   v.set_days_since_last_activity(since_activity);
 
@@ -153,15 +174,16 @@ v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientStat
     v.set_stage(v1::ChurnView::LOST);
   }
 
-  if (auto c = with_model ? Summarise(config, active_days, today) : std::nullopt) {
+  if (with_model && active > 0) {
+    const BgNbdCustomer c = Summarise(config, active, first_active, last_active, today);
     const BgNbdParams p{config.bgnbd_r, config.bgnbd_alpha, config.bgnbd_a, config.bgnbd_b};
-    v.set_x(static_cast<int64_t>(c->x));
-    v.set_t_x(c->t_x);
-    v.set_t(c->T);
-    v.set_p_alive(BgNbdPAlive(p, c->x, c->t_x, c->T));
+    v.set_x(static_cast<int64_t>(c.x));
+    v.set_t_x(c.t_x);
+    v.set_t(c.T);
+    v.set_p_alive(BgNbdPAlive(p, c.x, c.t_x, c.T));
     v.set_churn_risk(1.0 - v.p_alive());
     v.set_expected_active_periods(
-        BgNbdConditionalExpected(p, c->x, c->t_x, c->T, config.churn_horizon));
+        BgNbdConditionalExpected(p, c.x, c.t_x, c.T, config.churn_horizon));
   }
 
   const auto& conv = state.conversion();

@@ -30,10 +30,6 @@ void ApplyEngagement(const v1::Event& event, v1::EngagementState* state);
 // HARD_CHURNED stage, without computing the rest of the churn view.
 bool HardChurned(const v1::PatientState& state, absl::Time as_of);
 
-// The churn view at `as_of`; without the BG/NBD figures (x, t_x, t, p_alive, churn_risk,
-// expected_active_periods left 0) unless `with_model`.
-v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
-                           const absl::TimeZone& tz, absl::Time as_of, bool with_model = true);
 
 // The patient's BG/NBD summary (x, t_x, T) at as_of; nullopt without any activity.
 std::optional<BgNbdCustomer> BgNbdInputs(const ProjectionConfig& config,
@@ -61,6 +57,14 @@ struct ActiveDaySummary {
 ActiveDaySummary SummariseActiveDays(const google::protobuf::RepeatedField<int32_t>& slots,
                                      const absl::TimeZone& tz,
                                      const ActiveDaySummary* previous = nullptr);
+
+// The churn view at `as_of`; without the BG/NBD figures (x, t_x, t, p_alive, churn_risk,
+// expected_active_periods left 0) unless `with_model`. `days`, when given, summarises the
+// state's activity slots in `tz` (SummariseActiveDays): when none of them lies after `as_of`, the
+// active days are read from it instead of converting every slot.
+v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
+                           const absl::TimeZone& tz, absl::Time as_of, bool with_model = true,
+                           const ActiveDaySummary* days = nullptr);
 
 // The first local day on which the patient's churn risk (1 - BG/NBD P(alive), ComputeChurn) is
 // at least `threshold` (in (0, 1)) when nothing more happens, from the closed form of P(alive):

@@ -100,7 +100,7 @@ uint32_t ViewPartOfField(int number, int subfield) {
 
 void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& state,
                       const absl::TimeZone& tz, absl::string_view zone_name, absl::Time as_of,
-                      uint32_t parts, v1::PatientView* v) {
+                      uint32_t parts, v1::PatientView* v, const ActiveDaySummary* days) {
   if (parts & kViewHeader) {
     v->set_time_zone(std::string(zone_name));
     v->set_patient_id(state.patient_id());
@@ -120,7 +120,8 @@ void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& st
         config, state.adherence(), tz, LocalDay(absl::FromUnixSeconds(start_s), tz), as_of);
   }
   if (parts & (kViewChurn | kViewChurnModel)) {
-    *v->mutable_churn() = ComputeChurn(config, state, tz, as_of, (parts & kViewChurnModel) != 0);
+    *v->mutable_churn() =
+        ComputeChurn(config, state, tz, as_of, (parts & kViewChurnModel) != 0, days);
   }
   if (parts & kViewConversion) *v->mutable_conversion() = ComputeConversion(config, state);
   if (parts & kViewConsent) *v->mutable_consent() = ComputeConsent(state);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "projections/churn.h"
 #include "projections/config.h"
 #include "tend/v1/events.pb.h"
 #include "tend/v1/state.pb.h"
@@ -57,10 +58,12 @@ enum ViewPart : uint32_t {
 uint32_t ViewPartOfField(int field_number, int subfield_number = 0);
 
 // Computes the parts in `parts` into `*view`; the others are left as they are. `tz` and
-// `zone_name` are the patient's calendar (PatientTimeZone), looked up once by the caller.
+// `zone_name` are the patient's calendar (PatientTimeZone), looked up once by the caller; `days`,
+// when given, summarises the state's activity slots in `tz` (ComputeChurn).
 void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& state,
                       const absl::TimeZone& tz, absl::string_view zone_name, absl::Time as_of,
-                      uint32_t parts, v1::PatientView* view);
+                      uint32_t parts, v1::PatientView* view,
+                      const ActiveDaySummary* days = nullptr);
 
 // The sections whose values an event of this kind can change when it is folded (all of them for
 // an enrollment, which moves the calendar). Values also move with time alone; this is about the

@@ -238,7 +238,7 @@ TEST_CASE("churn view: x, t_x and T count local active days in the configured un
 
 // ---- active days and the risk index ----------------------------------------------------------
 
-TEST_CASE("active-day summary: grown a slot at a time it equals the summary from scratch and ActiveDays",
+TEST_CASE("active-day summary: grown a slot at a time it equals the summary from scratch and ActiveDays, and gives the same churn view",
           "[projections][bgnbd]") {
   std::mt19937 rng(11);
   // Zones with DST, a 45-minute offset and a 30-minute DST shift.
@@ -248,6 +248,8 @@ TEST_CASE("active-day summary: grown a slot at a time it equals the summary from
     absl::TimeZone tz;
     REQUIRE(absl::LoadTimeZone(zone, &tz));
     v1::PatientState state;
+    state.mutable_first_seen_at()->set_seconds(absl::ToUnixSeconds(At("2026-02-01T00:00:00Z")));
+    const ProjectionConfig config = DefaultProjectionConfig();
     auto* slots = state.mutable_engagement()->mutable_activity_slots();
     ActiveDaySummary summary = SummariseActiveDays(*slots, tz);
     CHECK(summary.days == 0);
@@ -284,6 +286,13 @@ TEST_CASE("active-day summary: grown a slot at a time it equals the summary from
       REQUIRE(summary.days == fresh.days);
       REQUIRE(summary.first_day == fresh.first_day);
       REQUIRE(summary.last_day == fresh.last_day);
+      // The churn view read from the summary is the view computed slot by slot; with slots after
+      // the as-of (the last one 30 hours on) the summary must be passed over.
+      for (absl::Time as_of : {At("2100-01-01T00:00:00Z"), SlotStart(hi),
+                               SlotStart(hi) - absl::Hours(30)}) {
+        REQUIRE(ComputeChurn(config, state, tz, as_of, true, &summary).SerializeAsString() ==
+                ComputeChurn(config, state, tz, as_of).SerializeAsString());
+      }
     }
   }
 }
