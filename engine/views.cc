@@ -87,10 +87,6 @@ namespace {
 
 namespace sf = storage_format;
 
-}  // namespace
-
-namespace {
-
 // The churn-risk keys of a patient whose active days `facts` records (none with fewer than two).
 void AppendRiskKeys(int32_t partition, absl::string_view patient_id, const PatientIndexFacts& f,
                     const projections::ProjectionConfig& config, std::vector<std::string>* keys) {
@@ -113,7 +109,7 @@ void AppendRiskKeys(int32_t partition, absl::string_view patient_id, const Patie
 
 }  // namespace
 
-bool UpdatePatientIndex(int32_t partition, const projections::ProjectionConfig& config,
+void UpdatePatientIndex(int32_t partition, const projections::ProjectionConfig& config,
                         const v1::PatientState& state, const projections::ActiveDaySummary& days,
                         PatientIndexFacts* facts, std::vector<std::string>* gone,
                         std::vector<std::string>* added) {
@@ -121,13 +117,11 @@ bool UpdatePatientIndex(int32_t partition, const projections::ProjectionConfig& 
   const absl::string_view patient = state.patient_id();
   const bool was_known = facts->known;
   PatientIndexFacts& f = *facts;
-  bool changed = !was_known;
   f.known = true;
-  // A key of one kind: the old one (when the patient had facts) goes, the new one comes.
-  auto move = [&](auto before, auto after, auto key_of) {
-    if (was_known && before == after) return;
-    changed = true;
-    if (patient.empty()) return;
+  // A key of one kind when its fact changed: the old one (when the patient had facts) goes, the
+  // new one comes.
+  auto rekey = [&](auto before, auto after, auto key_of) {
+    if ((was_known && before == after) || patient.empty()) return;
     if (was_known && gone != nullptr) key_of(before, gone);
     if (added != nullptr) key_of(after, added);
   };
@@ -137,11 +131,13 @@ bool UpdatePatientIndex(int32_t partition, const projections::ProjectionConfig& 
       if (!value.empty()) out->push_back(sf::IndexKey(partition, kind, value, patient));
     };
   };
-  move(absl::string_view(f.program_id), absl::string_view(state.enrollment().program_id()),
-       value_key(Kind::kProgram));
-  if (f.program_id != state.enrollment().program_id()) f.program_id = state.enrollment().program_id();
-  move(absl::string_view(f.staff_id), absl::string_view(state.acquisition().current_staff_id()),
-       value_key(Kind::kStaff));
+  rekey(absl::string_view(f.program_id), absl::string_view(state.enrollment().program_id()),
+        value_key(Kind::kProgram));
+  if (f.program_id != state.enrollment().program_id()) {
+    f.program_id = state.enrollment().program_id();
+  }
+  rekey(absl::string_view(f.staff_id), absl::string_view(state.acquisition().current_staff_id()),
+        value_key(Kind::kStaff));
   if (f.staff_id != state.acquisition().current_staff_id()) {
     f.staff_id = state.acquisition().current_staff_id();
   }
@@ -152,11 +148,11 @@ bool UpdatePatientIndex(int32_t partition, const projections::ProjectionConfig& 
     };
   };
   const bool hard_churned = projections::HardChurned(state, absl::InfiniteFuture());
-  move(f.hard_churned, hard_churned, flag_key(Kind::kHardChurned));
+  rekey(f.hard_churned, hard_churned, flag_key(Kind::kHardChurned));
   f.hard_churned = hard_churned;
   const v1::ActivationView activation =
       projections::ComputeActivation(config, state, absl::InfiniteFuture());
-  move(f.activated, activation.activated(), [&](bool on, std::vector<std::string>* out) {
+  rekey(f.activated, activation.activated(), [&](bool on, std::vector<std::string>* out) {
     out->push_back(sf::IndexKey(partition, Kind::kActivated, on ? "1" : "0", patient));
   });
   f.activated = activation.activated();
@@ -165,7 +161,7 @@ bool UpdatePatientIndex(int32_t partition, const projections::ProjectionConfig& 
       slots.empty() ? std::max<int64_t>(0, state.first_seen_at().seconds())
                     : absl::ToUnixSeconds(projections::SlotStart(slots[slots.size() - 1]));
   const int64_t last_day_s = std::max<int64_t>(0, last_s - last_s % 86400);
-  move(f.last_activity_day_s, last_day_s, [&](int64_t day_s, std::vector<std::string>* out) {
+  rekey(f.last_activity_day_s, last_day_s, [&](int64_t day_s, std::vector<std::string>* out) {
     out->push_back(sf::IndexTimeKey(partition, Kind::kLastActivity, day_s, patient));
   });
   f.last_activity_day_s = last_day_s;
@@ -177,12 +173,11 @@ bool UpdatePatientIndex(int32_t partition, const projections::ProjectionConfig& 
     ahead = (!slots.empty() && slots[slots.size() - 1] > projections::SlotOf(recorded_s)) ||
             (f.activated && activation.activated_at().seconds() > recorded_s);
   }
-  move(f.ahead, ahead, flag_key(Kind::kAhead));
+  rekey(f.ahead, ahead, flag_key(Kind::kAhead));
   f.ahead = ahead;
   // The risk keys hold the active-day summary: they change with it.
   if (!was_known || f.active_days != days.days || f.first_active_day != days.first_day ||
       f.last_active_day != days.last_day || f.tz != days.tz) {
-    changed = true;
     if (was_known && gone != nullptr && !patient.empty()) {
       AppendRiskKeys(partition, patient, f, config, gone);
     }
@@ -192,7 +187,6 @@ bool UpdatePatientIndex(int32_t partition, const projections::ProjectionConfig& 
     f.tz = days.tz;
     if (added != nullptr && !patient.empty()) AppendRiskKeys(partition, patient, f, config, added);
   }
-  return changed;
 }
 
 std::vector<std::string> PatientIndexKeys(int32_t partition, const v1::PatientState& state,

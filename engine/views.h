@@ -73,9 +73,9 @@ struct PatientIndexFacts {
 // Brings `facts` up to date with `state` in `partition`, whose activity slots `days` summarises
 // in the patient's zone (projections::SummariseActiveDays; the engine keeps it up to date
 // incrementally), and appends the keys that go to `gone` and the keys that come to `added` (each
-// may be null; unsorted). Returns whether any fact changed (always for facts never brought up to
-// date, which have no keys to remove). Copies strings only when they changed.
-bool UpdatePatientIndex(int32_t partition, const projections::ProjectionConfig& config,
+// may be null; unsorted). Facts never brought up to date have no keys to remove. Copies strings
+// only when they changed.
+void UpdatePatientIndex(int32_t partition, const projections::ProjectionConfig& config,
                         const v1::PatientState& state, const projections::ActiveDaySummary& days,
                         PatientIndexFacts* facts, std::vector<std::string>* gone,
                         std::vector<std::string>* added);

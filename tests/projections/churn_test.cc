@@ -238,7 +238,8 @@ TEST_CASE("churn view: x, t_x and T count local active days in the configured un
 
 // ---- active days and the risk index ----------------------------------------------------------
 
-TEST_CASE("active-day summary: grown a slot at a time it equals the summary from scratch and ActiveDays, and gives the same churn view",
+TEST_CASE("active-day summary: grown a slot at a time it equals the summary from scratch and "
+          "ActiveDays, and gives the same churn view",
           "[projections][bgnbd]") {
   std::mt19937 rng(11);
   // Zones with DST, a 45-minute offset and a 30-minute DST shift.
