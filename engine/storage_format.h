@@ -148,6 +148,7 @@ inline void AppendBe64(uint64_t v, std::string* out) {
 
 inline std::string OutboxKey(int32_t partition, absl::string_view command_id) {
   std::string k;
+  k.reserve(4 + command_id.size());
   AppendBe32(static_cast<uint32_t>(partition), &k);
   k.append(command_id.data(), command_id.size());
   return k;
@@ -161,7 +162,10 @@ inline std::string DecisionPrefix(absl::string_view patient_id) {
 }
 inline std::string DecisionKey(absl::string_view patient_id, int64_t at_s, int64_t offset,
                                uint32_t index) {
-  std::string k = DecisionPrefix(patient_id);
+  std::string k;
+  k.reserve(patient_id.size() + 1 + 20);
+  k.append(patient_id.data(), patient_id.size());
+  k.push_back('\0');  // DecisionPrefix
   AppendBe64(static_cast<uint64_t>(at_s), &k);
   AppendBe64(static_cast<uint64_t>(offset), &k);
   AppendBe32(index, &k);
@@ -171,6 +175,7 @@ inline std::string DecisionKey(absl::string_view patient_id, int64_t at_s, int64
 inline std::string TimerKey(int32_t partition, int64_t due_s, absl::string_view patient_id,
                             absl::string_view rule_id) {
   std::string k;
+  k.reserve(12 + patient_id.size() + 1 + rule_id.size());
   AppendBe32(static_cast<uint32_t>(partition), &k);
   AppendBe64(static_cast<uint64_t>(due_s), &k);
   k.append(patient_id.data(), patient_id.size());
@@ -252,8 +257,11 @@ inline bool DecodePatient(absl::string_view record, absl::string_view* state_byt
 }
 
 // BE32(p) + kind: where a partition's index of that kind starts.
-inline std::string IndexPrefix(int32_t partition, IndexKind kind) {
+// `extra`: bytes the caller appends after the prefix, reserved up front (keys are built by the
+// hundred thousand per commit: one allocation each, not one per growth step).
+inline std::string IndexPrefix(int32_t partition, IndexKind kind, size_t extra = 0) {
   std::string k;
+  k.reserve(5 + extra);
   AppendBe32(static_cast<uint32_t>(partition), &k);
   k.push_back(static_cast<char>(kind));
   return k;
@@ -261,7 +269,7 @@ inline std::string IndexPrefix(int32_t partition, IndexKind kind) {
 // An index key for a string value (program, staff): prefix + value + "\0" + patient.
 inline std::string IndexKey(int32_t partition, IndexKind kind, absl::string_view value,
                             absl::string_view patient_id) {
-  std::string k = IndexPrefix(partition, kind);
+  std::string k = IndexPrefix(partition, kind, value.size() + 1 + patient_id.size());
   k.append(value.data(), value.size());
   k.push_back('\0');
   k.append(patient_id.data(), patient_id.size());
@@ -271,7 +279,7 @@ inline std::string IndexKey(int32_t partition, IndexKind kind, absl::string_view
 // [BE64(time)] + patient.
 inline std::string IndexTimeKey(int32_t partition, IndexKind kind, int64_t time_s,
                                 absl::string_view patient_id) {
-  std::string k = IndexPrefix(partition, kind);
+  std::string k = IndexPrefix(partition, kind, 8 + patient_id.size());
   if (time_s >= 0) AppendBe64(static_cast<uint64_t>(time_s), &k);
   k.append(patient_id.data(), patient_id.size());
   return k;
@@ -288,7 +296,8 @@ inline constexpr size_t kRiskKeyFixedBytes = 5 + 2 + 8 + 12;  // before the pati
 // A churn-risk index key: prefix + BE16(band per mille) + BE64(time) + summary + patient.
 inline std::string IndexRiskKey(int32_t partition, int band_permille, int64_t time_s,
                                 const RiskKeyDays& days, absl::string_view patient_id) {
-  std::string k = IndexPrefix(partition, IndexKind::kChurnRisk);
+  std::string k =
+      IndexPrefix(partition, IndexKind::kChurnRisk, kRiskKeyFixedBytes - 5 + patient_id.size());
   k.push_back(static_cast<char>(band_permille >> 8));
   k.push_back(static_cast<char>(band_permille & 0xff));
   AppendBe64(static_cast<uint64_t>(std::max<int64_t>(0, time_s)), &k);
