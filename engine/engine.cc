@@ -216,20 +216,52 @@ struct DecidedWrites {
     arena.Reset();
   }
   bool empty() const { return commands.empty() && decisions.empty() && timers.empty(); }
-  // Adds the writes to `batch`; commands only when `outbox` (LIVE mode).
-  void AppendTo(StateBatch* batch, bool outbox) const {
+  // Adds the writes to `batch`; commands only when `outbox` (LIVE mode). Each column family's
+  // writes go in key order (decided, they are scattered over patients and times): memtable
+  // inserts in order reuse the skiplist's search path. Writes to one key keep their order.
+  void AppendTo(StateBatch* batch, bool outbox) {
+    namespace sf = storage_format;
     if (outbox) {
-      for (const auto& [partition, command] : commands) batch->PutCommand(partition, *command);
+      InKeyOrder(commands.size(), [&](size_t i) {
+        return sf::OutboxKey(commands[i].first, commands[i].second->command_id());
+      }, [&](size_t i) { batch->PutCommand(commands[i].first, *commands[i].second); });
     }
-    for (const auto& d : decisions) batch->PutDecision(*d.decision, d.offset, d.index);
-    for (const TimerOp& t : timers) {
+    InKeyOrder(decisions.size(), [&](size_t i) {
+      const Decision& d = decisions[i];
+      return sf::DecisionKey(d.decision->patient_id(), d.decision->at().seconds(), d.offset,
+                             d.index);
+    }, [&](size_t i) {
+      batch->PutDecision(*decisions[i].decision, decisions[i].offset, decisions[i].index);
+    });
+    InKeyOrder(timers.size(), [&](size_t i) {
+      const TimerOp& t = timers[i];
+      return sf::TimerKey(t.partition, t.due_s, t.patient_id, *t.rule_id);
+    }, [&](size_t i) {
+      const TimerOp& t = timers[i];
       if (t.put) {
         batch->PutTimer(t.partition, t.due_s, t.patient_id, *t.rule_id);
       } else {
         batch->DeleteTimer(t.partition, t.due_s, t.patient_id, *t.rule_id);
       }
-    }
+    });
   }
+
+ private:
+  // Calls write(i) for i in [0, n) in the order of key_of(i), equal keys in index order.
+  template <typename KeyOf, typename Write>
+  void InKeyOrder(size_t n, KeyOf key_of, Write write) {
+    keys_.resize(n);
+    order_.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      keys_[i] = key_of(i);
+      order_[i] = static_cast<uint32_t>(i);
+    }
+    std::stable_sort(order_.begin(), order_.end(),
+                     [&](uint32_t a, uint32_t b) { return keys_[a] < keys_[b]; });
+    for (uint32_t i : order_) write(i);
+  }
+  std::vector<std::string> keys_;  // scratch of AppendTo, kept for its capacity
+  std::vector<uint32_t> order_;
 };
 
 class Committer {

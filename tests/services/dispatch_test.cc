@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -175,6 +176,32 @@ std::vector<std::string> DecideWithDefaultPack(const std::vector<v1::Event>& eve
   testing::FoldThroughKafka(events, db, options, absl::Minutes(10));
   auto storage = Storage::Open(db);
   REQUIRE(storage.ok());
+  // The timers column family holds exactly the timers the patients' rule memories have armed
+  // (timers are moved, fired and re-armed many times over in commits of every size here).
+  std::set<std::string> stored, armed;
+  auto checkpoints = (*storage)->LoadCheckpoints();
+  REQUIRE(checkpoints.ok());
+  for (const auto& cp : *checkpoints) {
+    REQUIRE((*storage)
+                ->ForEachTimer(cp.partition(),
+                               [&](int64_t due_s, absl::string_view patient,
+                                   absl::string_view rule) {
+                                 stored.insert(absl::StrCat(cp.partition(), " ", due_s, " ",
+                                                            patient, " ", rule));
+                                 return absl::OkStatus();
+                               })
+                .ok());
+  }
+  REQUIRE((*storage)->ForEachState([&](const v1::PatientState& state) {
+    for (const auto& m : state.rules().rules()) {
+      if (m.timer_due_s() == 0) continue;
+      armed.insert(absl::StrCat(state.partition(), " ", m.timer_due_s(), " ", state.patient_id(),
+                                " ", m.rule_id()));
+    }
+    return absl::OkStatus();
+  }).ok());
+  CHECK(armed.size() > 300);
+  CHECK(stored == armed);
   std::vector<std::string> out;
   REQUIRE((*storage)->ForEachCommand([&](int32_t p, const v1::ReminderCommand& c) {
     out.push_back(absl::StrCat(p, " ", c.SerializeAsString()));
