@@ -52,6 +52,9 @@ class LazyView {
   LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
            absl::Time as_of, const absl::TimeZone& tz, absl::string_view tz_name,
            const projections::ActiveDaySummary* days);
+  // Not copyable: it may refer to its own copy of the zone name.
+  LazyView(const LazyView&) = delete;
+  LazyView& operator=(const LazyView&) = delete;
   // The view with at least the sections in `parts` (projections::ViewPart bits) computed.
   const v1::PatientView& Get(uint32_t parts);
   const absl::TimeZone& tz() const { return tz_; }

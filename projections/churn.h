@@ -30,7 +30,6 @@ void ApplyEngagement(const v1::Event& event, v1::EngagementState* state);
 // HARD_CHURNED stage, without computing the rest of the churn view.
 bool HardChurned(const v1::PatientState& state, absl::Time as_of);
 
-
 // The patient's BG/NBD summary (x, t_x, T) at as_of; nullopt without any activity.
 std::optional<BgNbdCustomer> BgNbdInputs(const ProjectionConfig& config,
                                          const v1::PatientState& state, const absl::TimeZone& tz,
