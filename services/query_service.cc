@@ -219,6 +219,18 @@ std::vector<IndexRange> RangesOf(const Plan& plan, int32_t partition, absl::Time
 
 }  // namespace
 
+bool MatchesListFilters(const v1::ListPatientsRequest& r, const v1::PatientView& view) {
+  if (r.stage() != v1::ChurnView::STAGE_UNSPECIFIED && view.churn().stage() != r.stage()) {
+    return false;
+  }
+  if (r.has_min_churn_risk() && !(view.churn().churn_risk() >= r.min_churn_risk())) return false;
+  if (!r.program_id().empty() && view.program_id() != r.program_id()) return false;
+  if (!r.staff_id().empty() && view.acquisition().current_staff_id() != r.staff_id()) {
+    return false;
+  }
+  return !r.has_activated() || view.activation().activated() == r.activated();
+}
+
 bool QueryService::MayReachRisk(absl::string_view key, double threshold, absl::Time as_of) const {
   sf::RiskKeyDays k;
   if (!sf::ParseRiskKeyDays(key, &k)) return true;
@@ -453,17 +465,7 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
         if (!*found) return true;  // an index entry without a state: skip
         if (rg.tail && in_primary(state)) return true;  // walked in the plan's own range
         v1::PatientView view = projections::ComputeView(config_, state, as_of);
-        if (r.stage() != v1::ChurnView::STAGE_UNSPECIFIED && view.churn().stage() != r.stage()) {
-          return true;
-        }
-        if (r.has_min_churn_risk() && !(view.churn().churn_risk() >= r.min_churn_risk())) {
-          return true;
-        }
-        if (!r.program_id().empty() && view.program_id() != r.program_id()) return true;
-        if (!r.staff_id().empty() && view.acquisition().current_staff_id() != r.staff_id()) {
-          return true;
-        }
-        if (r.has_activated() && view.activation().activated() != r.activated()) return true;
+        if (!MatchesListFilters(r, view)) return true;
         *response->add_patients() = std::move(view);
         return true;
       }, &snapshot);

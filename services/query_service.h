@@ -9,6 +9,10 @@
 
 namespace tend {
 
+// Whether `view` passes the filters of a ListPatients request (stage, min_churn_risk, program,
+// staff, activated); paging and as_of aside.
+bool MatchesListFilters(const v1::ListPatientsRequest& request, const v1::PatientView& view);
+
 class QueryService final : public v1::Query::Service {
  public:
   // `storage` is borrowed and must outlive the service; `config` is the one the engine folds

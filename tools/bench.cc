@@ -377,11 +377,7 @@ absl::Status BenchListPatients(const Storage& storage, const projections::Projec
   TEND_RETURN_IF_ERROR(storage.ForEachState([&](const v1::PatientState& state) {
     const v1::PatientView v = projections::ComputeView(config, state, resolver.For(state));
     for (size_t i = 0; i < filters.size(); ++i) {
-      const auto& r = filters[i].request;
-      if (r.stage() != v1::ChurnView::STAGE_UNSPECIFIED && v.churn().stage() != r.stage()) continue;
-      if (r.has_min_churn_risk() && !(v.churn().churn_risk() >= r.min_churn_risk())) continue;
-      if (r.has_activated() && v.activation().activated() != r.activated()) continue;
-      ++walked[i];
+      walked[i] += MatchesListFilters(filters[i].request, v);
     }
     return absl::OkStatus();
   }));
