@@ -87,14 +87,10 @@ namespace {
 
 namespace sf = storage_format;
 
-// The churn-risk keys of a patient whose active days `facts` records (none with fewer than two).
-void AppendRiskKeys(int32_t partition, absl::string_view patient_id, const PatientIndexFacts& f,
+// The churn-risk keys of a patient with these active days (none with fewer than two).
+void AppendRiskKeys(int32_t partition, absl::string_view patient_id,
+                    const projections::ActiveDaySummary& days,
                     const projections::ProjectionConfig& config, std::vector<std::string>* keys) {
-  projections::ActiveDaySummary days;
-  days.tz = f.tz;
-  days.days = f.active_days;
-  days.first_day = f.first_active_day;
-  days.last_day = f.last_active_day;
   const absl::CivilDay epoch(1970, 1, 1);
   const sf::RiskKeyDays summary{static_cast<uint32_t>(days.days), days.first_day - epoch,
                                 days.last_day - epoch};
@@ -176,16 +172,13 @@ void UpdatePatientIndex(int32_t partition, const projections::ProjectionConfig& 
   rekey(f.ahead, ahead, flag_key(Kind::kAhead));
   f.ahead = ahead;
   // The risk keys hold the active-day summary: they change with it.
-  if (!was_known || f.active_days != days.days || f.first_active_day != days.first_day ||
-      f.last_active_day != days.last_day || f.tz != days.tz) {
+  if (!was_known || f.days.days != days.days || f.days.first_day != days.first_day ||
+      f.days.last_day != days.last_day || f.days.tz != days.tz) {
     if (was_known && gone != nullptr && !patient.empty()) {
-      AppendRiskKeys(partition, patient, f, config, gone);
+      AppendRiskKeys(partition, patient, f.days, config, gone);
     }
-    f.active_days = days.days;
-    f.first_active_day = days.first_day;
-    f.last_active_day = days.last_day;
-    f.tz = days.tz;
-    if (added != nullptr && !patient.empty()) AppendRiskKeys(partition, patient, f, config, added);
+    f.days = days;
+    if (added != nullptr && !patient.empty()) AppendRiskKeys(partition, patient, days, config, added);
   }
 }
 

@@ -65,9 +65,7 @@ struct PatientIndexFacts {
   bool activated = false;
   bool ahead = false;
   int64_t last_activity_day_s = 0;  // start (unix s) of the UTC day of the last activity
-  int active_days = 0;              // projections::ActiveDaySummary days, first_day, last_day, tz
-  absl::CivilDay first_active_day, last_active_day;
-  absl::TimeZone tz;
+  projections::ActiveDaySummary days;  // what the risk keys were built from
 };
 
 // Brings `facts` up to date with `state` in `partition`, whose activity slots `days` summarises
