@@ -20,6 +20,13 @@ namespace sf = storage_format;
 
 namespace {
 rocksdb::Slice ToSlice(absl::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+rocksdb::ReadOptions ReadAt(const Storage::Snapshot* at) {
+  rocksdb::ReadOptions read;
+  if (at != nullptr) read.snapshot = at->get();
+  return read;
+}
+
 }  // namespace
 
 void StateBatch::EncodePatient(int32_t partition, const v1::PatientState& state,
@@ -71,16 +78,6 @@ void StateBatch::PutIndex(absl::string_view key) { batch_.Put(storage_->index_, 
 void StateBatch::DeleteIndex(absl::string_view key) {
   batch_.Delete(storage_->index_, ToSlice(key));
 }
-
-namespace {
-
-rocksdb::ReadOptions ReadAt(const Storage::Snapshot* at) {
-  rocksdb::ReadOptions read;
-  if (at != nullptr) read.snapshot = at->get();
-  return read;
-}
-
-}  // namespace
 
 void StateBatch::DeleteIndexRange(absl::string_view start, absl::string_view limit) {
   batch_.DeleteRange(storage_->index_, ToSlice(start), ToSlice(limit));

@@ -42,8 +42,8 @@
 //                                          active days, BE32 first and BE32 last active local
 //                                          day, each as days since 1970-01-01 + 2^31) for
 //                                          each band of kChurnRiskBandsPermille (patients with
-//                                          two or more
-//                                          active days). Every patient has 'A' and 'L' keys.
+//                                          two or more active days). Every patient has 'A' and
+//                                          'L' keys.
 //                                          The layout and what the 'R' keys were computed with
 //                                          are the meta key index_parameters (views.h
 //                                          PatientIndexParameters); on a mismatch the engine
@@ -155,17 +155,17 @@ inline std::string OutboxKey(int32_t partition, absl::string_view command_id) {
 }
 
 // Decisions of one patient sort together, by time, then by the deciding record's offset.
-inline std::string DecisionPrefix(absl::string_view patient_id) {
-  std::string k(patient_id.data(), patient_id.size());
+// `extra`: bytes the caller appends, reserved up front.
+inline std::string DecisionPrefix(absl::string_view patient_id, size_t extra = 0) {
+  std::string k;
+  k.reserve(patient_id.size() + 1 + extra);
+  k.append(patient_id.data(), patient_id.size());
   k.push_back('\0');
   return k;
 }
 inline std::string DecisionKey(absl::string_view patient_id, int64_t at_s, int64_t offset,
                                uint32_t index) {
-  std::string k;
-  k.reserve(patient_id.size() + 1 + 20);
-  k.append(patient_id.data(), patient_id.size());
-  k.push_back('\0');  // DecisionPrefix
+  std::string k = DecisionPrefix(patient_id, 20);
   AppendBe64(static_cast<uint64_t>(at_s), &k);
   AppendBe64(static_cast<uint64_t>(offset), &k);
   AppendBe32(index, &k);

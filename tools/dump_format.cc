@@ -1,7 +1,5 @@
 #include "tools/dump_format.h"
 
-#include "engine/rules.h"
-
 #include <google/protobuf/reflection.h>
 #include <google/protobuf/timestamp.pb.h>
 
@@ -16,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "engine/rules.h"
 
 namespace tend {
 namespace {
