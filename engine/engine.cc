@@ -233,23 +233,38 @@ struct DecidedWrites {
     }, [&](size_t i) {
       batch->PutDecision(*decisions[i].decision, decisions[i].offset, decisions[i].index);
     });
-    InKeyOrder(timers.size(), [&](size_t i) {
+    // A timer key's writes of one commit come down to the last one; a key armed and removed
+    // within the commit (a timer that fell due, or moved, soon after it was armed) to none: a
+    // timer is put only when armed, so a run that starts with a put starts from no key. (A fired
+    // timer's key is removed twice: by the firing and by its memory's change.)
+    SortByKey(timers.size(), [&](size_t i) {
       const TimerOp& t = timers[i];
       return sf::TimerKey(t.partition, t.due_s, t.patient_id, *t.rule_id);
-    }, [&](size_t i) {
-      const TimerOp& t = timers[i];
-      if (t.put) {
-        batch->PutTimer(t.partition, t.due_s, t.patient_id, *t.rule_id);
-      } else {
-        batch->DeleteTimer(t.partition, t.due_s, t.patient_id, *t.rule_id);
-      }
     });
+    for (size_t run = 0; run < order_.size();) {
+      size_t end = run + 1;
+      while (end < order_.size() && keys_[order_[end]] == keys_[order_[run]]) ++end;
+      const TimerOp& first = timers[order_[run]];
+      const TimerOp& last = timers[order_[end - 1]];
+      if (last.put) {
+        batch->PutTimer(last.partition, last.due_s, last.patient_id, *last.rule_id);
+      } else if (!first.put) {
+        batch->DeleteTimer(last.partition, last.due_s, last.patient_id, *last.rule_id);
+      }
+      run = end;
+    }
   }
 
  private:
   // Calls write(i) for i in [0, n) in the order of key_of(i), equal keys in index order.
   template <typename KeyOf, typename Write>
   void InKeyOrder(size_t n, KeyOf key_of, Write write) {
+    SortByKey(n, key_of);
+    for (uint32_t i : order_) write(i);
+  }
+  // Fills keys_[i] = key_of(i) and order_ with [0, n) in key order, equal keys in index order.
+  template <typename KeyOf>
+  void SortByKey(size_t n, KeyOf key_of) {
     keys_.resize(n);
     order_.resize(n);
     for (size_t i = 0; i < n; ++i) {
@@ -258,7 +273,6 @@ struct DecidedWrites {
     }
     std::stable_sort(order_.begin(), order_.end(),
                      [&](uint32_t a, uint32_t b) { return keys_[a] < keys_[b]; });
-    for (uint32_t i : order_) write(i);
   }
   std::vector<std::string> keys_;  // scratch of AppendTo, kept for its capacity
   std::vector<uint32_t> order_;
