@@ -72,10 +72,23 @@ v1::DailyCount* SentCounter(v1::RulesState* state, int32_t day, v1::Category cat
 // of them. (Any order is correct; only the cost differs.)
 class Memories {
  public:
-  explicit Memories(v1::RulesState* state) : state_(state) {}
+  // `index` (may be null) is built here on first use.
+  Memories(const RuleSet& rules, v1::RulesState* state, RuleMemoryIndex* index)
+      : rules_(rules), state_(state), index_(index) {
+    if (index_ == nullptr || index_->built) return;
+    index_->by_rule.assign(rules.rules().size(), nullptr);
+    for (v1::RuleMemory& m : *state_->mutable_rules()) {
+      if (const CompiledRule* r = rules.Find(m.rule_id())) index_->by_rule[Position(*r)] = &m;
+    }
+    index_->built = true;
+  }
   v1::RulesState* state() const { return state_; }
 
   // The rule's memory, or null.
+  v1::RuleMemory* Find(const CompiledRule& rule) {
+    return index_ != nullptr ? index_->by_rule[Position(rule)] : Find(rule.rule.id());
+  }
+  // The memory of a rule id (a rule of the set or one since removed), or null.
   v1::RuleMemory* Find(absl::string_view rule_id) {
     auto* rules = state_->mutable_rules();
     const int n = rules->size();
@@ -88,19 +101,44 @@ class Memories {
     }
     return nullptr;
   }
-  // The rule's memory, added when the patient has none yet.
-  v1::RuleMemory* Get(absl::string_view rule_id) {
-    if (v1::RuleMemory* m = Find(rule_id)) return m;
+  // The rule's memory, added when the patient has none yet. Memories are kept in rule-set order.
+  v1::RuleMemory* Get(const CompiledRule& rule) {
+    if (index_ == nullptr) {
+      if (v1::RuleMemory* m = Find(rule.rule.id())) return m;
+      return Add(rule, std::min(next_, state_->rules_size()));
+    }
+    const size_t pos = Position(rule);
+    if (v1::RuleMemory* m = index_->by_rule[pos]) return m;
+    // After the memory of the nearest earlier rule of the set that has one.
+    int at = 0;
+    for (size_t j = pos; j-- > 0;) {
+      if (const v1::RuleMemory* before = index_->by_rule[j]) {
+        const auto& rules = state_->rules();
+        at = static_cast<int>(
+            std::find(rules.pointer_begin(), rules.pointer_end(), before) - rules.pointer_begin()) + 1;
+        break;
+      }
+    }
+    return index_->by_rule[pos] = Add(rule, at);
+  }
+
+ private:
+  size_t Position(const CompiledRule& rule) const {
+    return static_cast<size_t>(&rule - rules_.rules().data());
+  }
+  // A new memory of `rule` at index `at` of the patient's memories.
+  v1::RuleMemory* Add(const CompiledRule& rule, int at) {
     auto* rules = state_->mutable_rules();
-    rules->Add()->set_rule_id(std::string(rule_id));
-    const int at = std::min(next_, rules->size() - 1);
+    rules->Add()->set_rule_id(rule.rule.id());
+    at = std::min(at, rules->size() - 1);
     for (int i = rules->size() - 1; i > at; --i) rules->SwapElements(i, i - 1);
     next_ = at + 1;
     return rules->Mutable(at);
   }
 
- private:
+  const RuleSet& rules_;
   v1::RulesState* state_;
+  RuleMemoryIndex* index_;
   int next_ = 0;
 };
 
@@ -170,7 +208,7 @@ bool AbsenceMatches(const CompiledRule& r, const DecideInput& in) {
 // timer in the past twice.
 void MoveAbsence(const CompiledRule& r, const DecideInput& in, int64_t anchor_s,
                  Memories* memories, DecideOutput* out) {
-  v1::RuleMemory* m = memories->Get(r.rule.id());
+  v1::RuleMemory* m = memories->Get(r);
   if (m->absence_anchor_s() >= anchor_s) return;  // not newer: nothing moves
   m->set_absence_anchor_s(anchor_s);
   const int64_t due_s = anchor_s + absl::ToInt64Seconds(r.absence_after);
@@ -277,7 +315,7 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
   // An event's time on the patient's calendar, never later than the partition clock.
   const int64_t event_s = std::min<int64_t>(event.occurred_at().seconds(), now_s);
   std::vector<Candidate> fired;
-  Memories memories(state);
+  Memories memories(rules, state, in.memories);
   for (const CompiledRule& r : rules.rules()) {
     const auto& t = r.rule.trigger();
     if (t.has_event()) {
@@ -295,7 +333,7 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
       // such event — time-driven rules are absence and schedule triggers.
       const uint32_t parts = r.trigger_filter.view_parts();
       const uint32_t sections = parts & ~projections::kViewHeader;
-      v1::RuleMemory* m = memories.Get(r.rule.id());
+      v1::RuleMemory* m = memories.Get(r);
       const bool known = m->became() != v1::RuleMemory::HELD_UNKNOWN;
       if (known && !in.first_event && sections != 0 && (sections & changed) == 0) continue;
       const v1::PatientView& view = in.view->Get(parts);
@@ -311,11 +349,11 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
     } else if (t.has_absence()) {
       if (AbsenceMatches(r, in)) {
         MoveAbsence(r, in, event_s, &memories, out);
-      } else if (event.has_enrollment() && memories.Get(r.rule.id())->absence_anchor_s() == 0) {
+      } else if (event.has_enrollment() && memories.Get(r)->absence_anchor_s() == 0) {
         MoveAbsence(r, in, event_s, &memories, out);  // counted from enrollment until a first one
       }
     } else if (t.has_schedule()) {
-      v1::RuleMemory* m = memories.Get(r.rule.id());
+      v1::RuleMemory* m = memories.Get(r);
       if (m->timer_due_s() == 0 && ScheduleApplies(r, in)) {
         SetTimer(m, absl::ToUnixSeconds(NextLocalTime(in.now, r.schedule_minute_of_day, in.tz)),
                  out);
@@ -329,11 +367,11 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
 void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& in,
                    absl::string_view rule_id, int64_t due_s, v1::RulesState* state,
                    DecideOutput* out) {
-  Memories memories(state);
-  v1::RuleMemory* m = memories.Find(rule_id);
+  Memories memories(rules, state, in.memories);
+  const CompiledRule* r = rules.Find(rule_id);
+  v1::RuleMemory* m = r != nullptr ? memories.Find(*r) : memories.Find(rule_id);
   if (m == nullptr || m->timer_due_s() != due_s) return;  // moved since indexed
   SetTimer(m, 0, out);
-  const CompiledRule* r = rules.Find(rule_id);
   if (r == nullptr) return;
   std::vector<Candidate> fired;
   const auto& t = r->rule.trigger();
@@ -406,7 +444,7 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
         continue;
       }
     }
-    v1::RuleMemory* memory = memories->Get(rule.id());
+    v1::RuleMemory* memory = memories->Get(*c.rule);
     if (memory->last_fired_s() != 0 &&
         absl::FromUnixSeconds(memory->last_fired_s()) + FromProto(p.cooldown()) > in.now) {
       suppress(v1::Decision::COOLDOWN);

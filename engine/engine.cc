@@ -461,6 +461,7 @@ class Engine::Impl {
     absl::TimeZone tz;
     bool tz_known = false;
     bool dirty = false;
+    RuleMemoryIndex memories;  // of state.rules(), for deciding
   };
 
   // What building a commit batch makes of some of the dirty patients (BuildPart); one part per
@@ -751,6 +752,7 @@ void Engine::Impl::ApplyAndDecide(int32_t partition, Partition* p, CacheEntry* e
   in.now = now;
   in.tz = view.tz();
   in.view = &view;
+  in.memories = &entry->memories;
   DecideOutput out(&decided_->arena);
   DecideOnEvent(*options_.rules, options_.policy, in, state->mutable_rules(), &out);
   Record(partition, p, event_->patient_id(), &out);
@@ -776,6 +778,7 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     in.now = now;
     in.tz = view.tz();
     in.view = &view;
+    in.memories = &entry->memories;
     DecideOutput out(&decided_->arena);
     DecideOnTimer(*options_.rules, options_.policy, in, rule_ids_.Name(t.rule), t.due_s,
                   state->mutable_rules(), &out);

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <map>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -93,6 +94,8 @@ struct Patient {
   v1::PatientState state;
   DecideOutput out;  // of the last call
   std::vector<v1::ReminderCommand> all_commands;
+  std::vector<v1::Decision> all_decisions;
+  RuleMemoryIndex* memories = nullptr;  // given to every decision when set
   int events = 0;
 
   DecideInput Input(absl::Time now, LazyView* view) {
@@ -101,15 +104,20 @@ struct Patient {
     in.now = now;
     in.tz = view->tz();
     in.view = view;
+    in.memories = memories;
     return in;
   }
-  void Keep() { all_commands.insert(all_commands.end(), out.commands.begin(), out.commands.end()); }
+  void Keep() {
+    all_commands.insert(all_commands.end(), out.commands.begin(), out.commands.end());
+    all_decisions.insert(all_decisions.end(), out.decisions.begin(), out.decisions.end());
+  }
 
   // Fires the timers due at or before `now`.
   void Tick(const std::string& now_text) {
     const absl::Time now = At(now_text);
     out.Clear();
-    for (;;) {
+    for (int fired = 0;; ++fired) {
+      REQUIRE(fired < 1000);  // a timer that stays armed at its due time would fire forever
       const v1::RuleMemory* next = nullptr;  // the earliest armed timer (ties: by rule id)
       for (const auto& m : state.rules().rules()) {
         if (m.timer_due_s() != 0 &&
@@ -536,6 +544,74 @@ TEST_CASE("the default pack: fasting glucose above target 3 days in a row become
   // A fourth day above target is no new transition.
   fasting("g4", "2026-05-04T07:00:00+08:00", 8.0);
   CHECK(DecisionOf(p, "fasting-glucose-high-3d") == nullptr);
+}
+
+TEST_CASE("with a rule memory index kept beside the patient, deciding decides and remembers what "
+          "it does without one",
+          "[decide]") {
+  auto pack = RuleSet::Load(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
+  REQUIRE(pack.ok());
+  RuleMemoryIndex index;
+  Patient plain, indexed;
+  indexed.memories = &index;
+  for (Patient* p : {&plain, &indexed}) {
+    p->rules = &*pack;
+    // A memory of a rule since removed from the set, with a timer: dropped when it falls due.
+    v1::RuleMemory* retired = p->state.mutable_rules()->add_rules();
+    retired->set_rule_id("retired-rule");
+    retired->set_timer_due_s(absl::ToUnixSeconds(At("2026-05-02T12:00:00+08:00")));
+    p->Fold(Enroll("e1", "diabetes", "Asia/Shanghai"), "2026-05-01T06:00:00+08:00");
+    p->Fold(Scan("s1"), "2026-05-01T06:30:00+08:00");
+    for (int day = 1; day <= 9; ++day) {
+      const std::string date = absl::StrFormat("2026-05-%02d", day);
+      if (day % 4 != 0) {
+        v1::Event e = Glucose(absl::StrCat("g", day), 8 + day % 3);
+        e.mutable_check_in()->mutable_glucose()->set_context(v1::GlucoseReading::FASTING);
+        p->Fold(e, date + "T07:00:00+08:00");
+      }
+      if (day % 3 == 0) p->Fold(BloodPressure(absl::StrCat("b", day)), date + "T20:00:00+08:00");
+      if (day == 5) {
+        p->Fold(Consent("c1", v1::ConsentChanged::MARKETING, false), date + "T12:00:00+08:00");
+        index = RuleMemoryIndex();  // as for a patient read back from storage: built anew
+      }
+    }
+    p->Tick("2026-06-20T12:00:00+08:00");
+  }
+  REQUIRE(plain.all_decisions.size() > 10);
+  REQUIRE(indexed.all_decisions.size() == plain.all_decisions.size());
+  for (size_t i = 0; i < plain.all_decisions.size(); ++i) {
+    CHECK(indexed.all_decisions[i].SerializeAsString() ==
+          plain.all_decisions[i].SerializeAsString());
+  }
+  REQUIRE(indexed.all_commands.size() == plain.all_commands.size());
+  for (size_t i = 0; i < plain.all_commands.size(); ++i) {
+    CHECK(indexed.all_commands[i].SerializeAsString() == plain.all_commands[i].SerializeAsString());
+  }
+  // The same memories (placed in rule-set order with the index; in order of use without).
+  auto by_rule = [](const Patient& p) {
+    std::map<std::string, std::string> m;
+    for (const auto& r : p.state.rules().rules()) m[r.rule_id()] = r.SerializeAsString();
+    return m;
+  };
+  CHECK(by_rule(indexed) == by_rule(plain));
+  CHECK(indexed.state.rules().rules_size() == plain.state.rules().rules_size());
+  std::vector<std::string> order;
+  for (const auto& r : indexed.state.rules().rules()) {
+    if (pack->Find(r.rule_id()) != nullptr) order.push_back(r.rule_id());
+  }
+  std::vector<std::string> expected;
+  for (const auto& r : pack->rules()) {
+    if (std::find(order.begin(), order.end(), r.rule.id()) != order.end()) {
+      expected.push_back(r.rule.id());
+    }
+  }
+  CHECK(order == expected);
+  CHECK(order.size() >= 8);
+  // The index points at the patient's memories of the rules, and at nothing else.
+  for (size_t i = 0; i < pack->rules().size(); ++i) {
+    const v1::RuleMemory* m = FindRuleMemory(indexed.state.rules(), pack->rules()[i].rule.id());
+    CHECK(index.by_rule[i] == m);
+  }
 }
 
 }  // namespace
