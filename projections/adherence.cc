@@ -99,85 +99,111 @@ v1::AdherenceView ComputeAdherence(const ProjectionConfig& config, const v1::Adh
                                    const absl::TimeZone& tz, absl::CivilDay start_day,
                                    absl::Time as_of) {
   v1::AdherenceView v;
-  const absl::CivilDay today = LocalDay(as_of, tz);
-  const int32_t as_of_slot = SlotOf(absl::ToUnixSeconds(as_of));
-  // Slots ascend, so their local days do too: each kind's distinct days are its runs.
-  std::vector<absl::CivilDay> days;
-  for (const auto& k : s.check_in_slots()) {
-    const size_t from = days.size();
-    for (int32_t slot : k.slots()) {
-      if (slot > as_of_slot) break;
-      const absl::CivilDay day = LocalDay(SlotStart(slot), tz);
-      if (days.size() == from || days.back() != day) days.push_back(day);
-    }
-    const auto* desc = v1::CheckIn::Kind_descriptor()->FindValueByNumber(k.kind());
-    (*v.mutable_check_in_days_by_kind())[desc ? desc->name() : std::to_string(k.kind())] =
-        static_cast<int32_t>(days.size() - from);
-  }
-  std::sort(days.begin(), days.end());
-  days.erase(std::unique(days.begin(), days.end()), days.end());
-  v.set_check_in_days(static_cast<int32_t>(days.size()));
-
-  // The last day that counts: today once it has a check-in, else yesterday.
-  const bool today_done = !days.empty() && days.back() == today;
-  const absl::CivilDay last = today_done ? today : today - 1;
-  v.set_checked_in_today(today_done);
-
-  // Streaks: runs of consecutive days.
-  int longest = 0, run = 0;
-  for (size_t i = 0; i < days.size(); ++i) {
-    run = (i > 0 && days[i] - days[i - 1] == 1) ? run + 1 : 1;
-    longest = std::max(longest, run);
-  }
-  v.set_longest_streak(longest);
-  int current = 0;
-  for (absl::CivilDay d = last; std::binary_search(days.begin(), days.end(), d); --d) ++current;
-  v.set_current_streak(current);
-
-  // N-day rates: the last N local days that count, clipped to the programme's start (a patient
-  // enrolled three days ago is measured over three days, not seven).
-  auto rate_over = [&](int n) {
-    const absl::CivilDay from = std::max(last - (n - 1), start_day);
-    return last >= from ? static_cast<double>(CountIn(days, from, last)) / (Days(from, last) + 1)
-                        : 0.0;
-  };
-  v.set_rate_7d(rate_over(7));
-  v.set_rate_28d(rate_over(28));
-  if (last >= start_day) {
-    v.set_rate_since_enrollment(static_cast<double>(CountIn(days, start_day, last)) /
-                                (Days(start_day, last) + 1));
-  }
-  // Weekly rate over ISO weeks (Monday start) since the programme started.
-  const absl::CivilDay first_week = IsoWeekStart(start_day);
-  absl::CivilDay last_week = IsoWeekStart(today);
-  if (CountIn(days, last_week, today) == 0) last_week -= 7;  // the current week is not over
-  if (last_week >= first_week) {
-    int weeks = 0, with = 0;
-    for (absl::CivilDay w = first_week; w <= last_week; w += 7) {
-      ++weeks;
-      with += CountIn(days, w, w + 6) > 0;
-    }
-    v.set_weekly_rate(static_cast<double>(with) / weeks);
-  }
-
-  // PDC from purchase fills, on the local calendar.
-  std::vector<PdcFill> fills;
-  for (const auto& f : s.fills()) {
-    if (f.at_s() > absl::ToUnixSeconds(as_of)) continue;
-    fills.push_back({LocalDay(absl::FromUnixSeconds(f.at_s()), tz), f.ingredient(), f.days_supply()});
-  }
-  const absl::CivilDay period_start = config.pdc_period_start.value_or(absl::CivilDay(1970, 1, 1));
-  absl::CivilDay period_end = today;
-  if (config.pdc_period_end) period_end = std::min(period_end, *config.pdc_period_end);
-  PdcResult pdc = ComputePdc(std::move(fills), period_start, period_end);
-  v.set_pdc(pdc.pdc);
-  v.set_pdc_days_in_period(pdc.days_in_period);
-  v.set_pdc_days_covered(pdc.days_covered);
-  v.set_pdc_adherent(pdc.days_in_period > 0 && pdc.pdc >= config.pdc_threshold);
-  for (const auto& [ingredient, value] : pdc.by_ingredient) {
-    (*v.mutable_pdc_by_ingredient())[ingredient] = value;
-  }
+  ComputeAdherenceParts(config, s, tz, start_day, as_of, kAdherenceAll, &v);
   return v;
+}
+
+void ComputeAdherenceParts(const ProjectionConfig& config, const v1::AdherenceState& s,
+                           const absl::TimeZone& tz, absl::CivilDay start_day, absl::Time as_of,
+                           uint32_t parts, v1::AdherenceView* v) {
+  const absl::CivilDay today = LocalDay(as_of, tz);
+  if (parts & (kAdherenceDays | kAdherenceRates)) {
+    const bool rates = (parts & kAdherenceRates) != 0;
+    const int32_t as_of_slot = SlotOf(absl::ToUnixSeconds(as_of));
+    // Slots ascend, so their local days do too: each kind's distinct days are its runs.
+    std::vector<absl::CivilDay> days;
+    if (rates) v->mutable_check_in_days_by_kind()->clear();
+    for (const auto& k : s.check_in_slots()) {
+      const size_t from = days.size();
+      for (int32_t slot : k.slots()) {
+        if (slot > as_of_slot) break;
+        const absl::CivilDay day = LocalDay(SlotStart(slot), tz);
+        if (days.size() == from || days.back() != day) days.push_back(day);
+      }
+      if (rates) {
+        const auto* desc = v1::CheckIn::Kind_descriptor()->FindValueByNumber(k.kind());
+        (*v->mutable_check_in_days_by_kind())[desc ? desc->name() : std::to_string(k.kind())] =
+            static_cast<int32_t>(days.size() - from);
+      }
+    }
+    if (s.check_in_slots_size() > 1) {
+      std::sort(days.begin(), days.end());
+      days.erase(std::unique(days.begin(), days.end()), days.end());
+    }
+
+    // The last day that counts: today once it has a check-in, else yesterday.
+    const bool today_done = !days.empty() && days.back() == today;
+    const absl::CivilDay last = today_done ? today : today - 1;
+    if (parts & kAdherenceDays) {
+      v->set_check_in_days(static_cast<int32_t>(days.size()));
+      v->set_checked_in_today(today_done);
+      // Streaks: runs of consecutive days.
+      int longest = 0, run = 0;
+      for (size_t i = 0; i < days.size(); ++i) {
+        run = (i > 0 && days[i] - days[i - 1] == 1) ? run + 1 : 1;
+        longest = std::max(longest, run);
+      }
+      v->set_longest_streak(longest);
+      int current = 0;
+      for (absl::CivilDay d = last; std::binary_search(days.begin(), days.end(), d); --d) {
+        ++current;
+      }
+      v->set_current_streak(current);
+    }
+
+    if (rates) {
+      // N-day rates: the last N local days that count, clipped to the programme's start (a
+      // patient enrolled three days ago is measured over three days, not seven).
+      auto rate_over = [&](int n) {
+        const absl::CivilDay from = std::max(last - (n - 1), start_day);
+        return last >= from ? static_cast<double>(CountIn(days, from, last)) / (Days(from, last) + 1)
+                            : 0.0;
+      };
+      v->set_rate_7d(rate_over(7));
+      v->set_rate_28d(rate_over(28));
+      v->set_rate_since_enrollment(last >= start_day
+                                       ? static_cast<double>(CountIn(days, start_day, last)) /
+                                             (Days(start_day, last) + 1)
+                                       : 0.0);
+      // Weekly rate over ISO weeks (Monday start) since the programme started.
+      const absl::CivilDay first_week = IsoWeekStart(start_day);
+      absl::CivilDay last_week = IsoWeekStart(today);
+      if (CountIn(days, last_week, today) == 0) last_week -= 7;  // the current week is not over
+      double weekly = 0;
+      if (last_week >= first_week) {
+        int weeks = 0, with = 0;
+        for (absl::CivilDay w = first_week; w <= last_week; w += 7) {
+          ++weeks;
+          with += CountIn(days, w, w + 6) > 0;
+        }
+        weekly = static_cast<double>(with) / weeks;
+      }
+      v->set_weekly_rate(weekly);
+    }
+  }
+
+  if (parts & kAdherencePdc) {
+    // PDC from purchase fills, on the local calendar.
+    std::vector<PdcFill> fills;
+    for (const auto& f : s.fills()) {
+      if (f.at_s() > absl::ToUnixSeconds(as_of)) continue;
+      fills.push_back(
+          {LocalDay(absl::FromUnixSeconds(f.at_s()), tz), f.ingredient(), f.days_supply()});
+    }
+    const absl::CivilDay period_start =
+        config.pdc_period_start.value_or(absl::CivilDay(1970, 1, 1));
+    absl::CivilDay period_end = today;
+    if (config.pdc_period_end) period_end = std::min(period_end, *config.pdc_period_end);
+    PdcResult pdc = ComputePdc(std::move(fills), period_start, period_end);
+    v->set_pdc(pdc.pdc);
+    v->set_pdc_days_in_period(pdc.days_in_period);
+    v->set_pdc_days_covered(pdc.days_covered);
+    v->set_pdc_adherent(pdc.days_in_period > 0 && pdc.pdc >= config.pdc_threshold);
+    v->mutable_pdc_by_ingredient()->clear();
+    for (const auto& [ingredient, value] : pdc.by_ingredient) {
+      (*v->mutable_pdc_by_ingredient())[ingredient] = value;
+    }
+  }
 }
 
 }  // namespace tend::projections

@@ -21,10 +21,25 @@ namespace tend::projections {
 
 void ApplyAdherence(const v1::Event& event, v1::AdherenceState* state);
 
+// The parts of an AdherenceView, for computing only what a reader needs.
+enum AdherencePart : uint32_t {
+  // check_in_days, current_streak, longest_streak, checked_in_today
+  kAdherenceDays = 1 << 0,
+  // check_in_days_by_kind, rate_7d, rate_28d, rate_since_enrollment, weekly_rate
+  kAdherenceRates = 1 << 1,
+  // pdc, pdc_by_ingredient, pdc_adherent, pdc_days_in_period, pdc_days_covered
+  kAdherencePdc = 1 << 2,
+  kAdherenceAll = (1 << 3) - 1,
+};
+
 // `start_day` is the local day the programme started (first enrollment, else first seen).
 v1::AdherenceView ComputeAdherence(const ProjectionConfig& config, const v1::AdherenceState& state,
                                    const absl::TimeZone& tz, absl::CivilDay start_day,
                                    absl::Time as_of);
+// Sets the fields of the AdherenceParts in `parts` in `*view`, leaving the others as they are.
+void ComputeAdherenceParts(const ProjectionConfig& config, const v1::AdherenceState& state,
+                           const absl::TimeZone& tz, absl::CivilDay start_day, absl::Time as_of,
+                           uint32_t parts, v1::AdherenceView* view);
 
 // PDC per PQA. Fills of one ingredient that overlap are shifted to start the day after the
 // previous supply ends; different ingredients are not shifted, their coverage is a union;

@@ -78,7 +78,28 @@ uint32_t ViewPartOfField(int number, int subfield) {
   switch (number) {
     case v1::PatientView::kAcquisitionFieldNumber: return kViewAcquisition;
     case v1::PatientView::kActivationFieldNumber: return kViewActivation;
-    case v1::PatientView::kAdherenceFieldNumber: return kViewAdherence;
+    case v1::PatientView::kAdherenceFieldNumber:
+      switch (subfield) {
+        case v1::AdherenceView::kCheckInDaysFieldNumber:
+        case v1::AdherenceView::kCurrentStreakFieldNumber:
+        case v1::AdherenceView::kLongestStreakFieldNumber:
+        case v1::AdherenceView::kCheckedInTodayFieldNumber:
+          return kViewAdherence;
+        case v1::AdherenceView::kCheckInDaysByKindFieldNumber:
+        case v1::AdherenceView::kRate7DFieldNumber:
+        case v1::AdherenceView::kRate28DFieldNumber:
+        case v1::AdherenceView::kRateSinceEnrollmentFieldNumber:
+        case v1::AdherenceView::kWeeklyRateFieldNumber:
+          return kViewAdherenceRates;
+        case v1::AdherenceView::kPdcFieldNumber:
+        case v1::AdherenceView::kPdcByIngredientFieldNumber:
+        case v1::AdherenceView::kPdcAdherentFieldNumber:
+        case v1::AdherenceView::kPdcDaysInPeriodFieldNumber:
+        case v1::AdherenceView::kPdcDaysCoveredFieldNumber:
+          return kViewAdherencePdc;
+        default:
+          return kViewAdherence | kViewAdherenceRates | kViewAdherencePdc;
+      }
     case v1::PatientView::kChurnFieldNumber:
       switch (subfield) {
         case v1::ChurnView::kStageFieldNumber:
@@ -112,16 +133,30 @@ void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& st
   }
   if (parts & kViewAcquisition) *v->mutable_acquisition() = ComputeAcquisition(state);
   if (parts & kViewActivation) *v->mutable_activation() = ComputeActivation(config, state, as_of);
-  if (parts & kViewAdherence) {
+  const uint32_t adherence = ((parts & kViewAdherence) ? kAdherenceDays : 0) |
+                             ((parts & kViewAdherenceRates) ? kAdherenceRates : 0) |
+                             ((parts & kViewAdherencePdc) ? kAdherencePdc : 0);
+  if (adherence != 0) {
     const int64_t start_s = state.enrollment().first_enrolled_s() != 0
                                 ? state.enrollment().first_enrolled_s()
                                 : state.first_seen_at().seconds();
-    *v->mutable_adherence() = ComputeAdherence(
-        config, state.adherence(), tz, LocalDay(absl::FromUnixSeconds(start_s), tz), as_of);
+    ComputeAdherenceParts(config, state.adherence(), tz,
+                          LocalDay(absl::FromUnixSeconds(start_s), tz), as_of, adherence,
+                          v->mutable_adherence());
   }
   if (parts & (kViewChurn | kViewChurnModel)) {
-    *v->mutable_churn() =
-        ComputeChurn(config, state, tz, as_of, (parts & kViewChurnModel) != 0, days);
+    const bool model = (parts & kViewChurnModel) != 0;
+    v1::ChurnView churn = ComputeChurn(config, state, tz, as_of, model, days);
+    if (!model) {  // the model's figures, when computed before, stay
+      const v1::ChurnView& before = v->churn();
+      churn.set_x(before.x());
+      churn.set_t_x(before.t_x());
+      churn.set_t(before.t());
+      churn.set_p_alive(before.p_alive());
+      churn.set_churn_risk(before.churn_risk());
+      churn.set_expected_active_periods(before.expected_active_periods());
+    }
+    *v->mutable_churn() = std::move(churn);
   }
   if (parts & kViewConversion) *v->mutable_conversion() = ComputeConversion(config, state);
   if (parts & kViewConsent) *v->mutable_consent() = ComputeConsent(state);
@@ -134,11 +169,14 @@ uint32_t ViewPartsChangedBy(const v1::Event& event) {
   // Acquisition and activation views carry first_seen_at, which any event can move earlier.
   constexpr uint32_t kAny = kViewAcquisition | kViewActivation;
   constexpr uint32_t kViewChurn = projections::kViewChurn | kViewChurnModel;
+  constexpr uint32_t kAdherence = kViewAdherence | kViewAdherenceRates | kViewAdherencePdc;
   switch (event.body_case()) {
     case v1::Event::kScan: return kAny | kViewChurn;  // activity; a scan undoes a removal
     case v1::Event::kMessage: return kAny | kViewChurn | kViewConsent;  // keywords
-    case v1::Event::kCheckIn: return kAny | kViewAdherence | kViewChurn | kViewGlucose;
-    case v1::Event::kPurchase: return kAny | kViewAdherence | kViewChurn | kViewConversion;
+    // The whole adherence section for either (PDC moves with time alone: a rule on it is
+    // re-evaluated at check-ins too).
+    case v1::Event::kCheckIn: return kAny | kAdherence | kViewChurn | kViewGlucose;
+    case v1::Event::kPurchase: return kAny | kAdherence | kViewChurn | kViewConversion;
     case v1::Event::kContactRemoved: return kAny | kViewChurn;
     case v1::Event::kConsentChanged: return kAny | kViewConsent;
     case v1::Event::kEnrollment: return kViewAll;  // the calendar and the programme start

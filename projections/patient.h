@@ -41,7 +41,7 @@ v1::PatientView ComputeView(const ProjectionConfig& config, const v1::PatientSta
 enum ViewPart : uint32_t {
   kViewAcquisition = 1 << 0,
   kViewActivation = 1 << 1,
-  kViewAdherence = 1 << 2,
+  kViewAdherence = 1 << 2,  // the days of the adherence section (AdherencePart kAdherenceDays)
   kViewChurn = 1 << 3,
   kViewConversion = 1 << 4,
   kViewConsent = 1 << 5,
@@ -50,7 +50,10 @@ enum ViewPart : uint32_t {
   // The BG/NBD figures of the churn section (x, t_x, t, p_alive, churn_risk,
   // expected_active_periods): the costly part of it, computed only when asked for.
   kViewChurnModel = 1 << 8,
-  kViewAll = (1 << 9) - 1,
+  // The rates and the PDC of the adherence section (kAdherenceRates, kAdherencePdc).
+  kViewAdherenceRates = 1 << 9,
+  kViewAdherencePdc = 1 << 10,
+  kViewAll = (1 << 11) - 1,
 };
 
 // The ViewParts of a PatientView field: `field_number` a top-level field, `subfield_number` the
