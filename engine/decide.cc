@@ -1,11 +1,10 @@
 #include "engine/decide.h"
 
 #include <algorithm>
-#include <set>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "engine/event_codec.h"
 #include "projections/churn.h"
 #include "projections/patient.h"
@@ -66,10 +65,11 @@ v1::DailyCount* SentCounter(v1::RulesState* state, int32_t day, v1::Category cat
   return c;
 }
 
-// The patient's rule memories by rule id. Rules are visited in rule-set order, and a memory is
-// added where the previous lookup ended, which keeps memories in rule-set order too: so a lookup
-// resumes where the previous one ended, about one comparison per rule instead of a scan of all
-// of them. (Any order is correct; only the cost differs.)
+// The patient's rule memories: through the caller's RuleMemoryIndex when given, else by rule id.
+// Memories are kept in rule-set order (a new one goes after the memory of the nearest earlier
+// rule, or where the previous lookup ended), so a lookup by id resumes where the previous one
+// ended: about one comparison per rule instead of a scan of all of them. (Any order is correct;
+// only the cost differs.)
 class Memories {
  public:
   // `index` (may be null) is built here on first use.
@@ -237,11 +237,26 @@ void FillParameters(const CompiledRule& rule, const v1::PatientView& view, const
 
 std::string CommandId(absl::string_view rule_id, int rule_version, absl::string_view patient_id,
                       absl::string_view trigger) {
-  const std::string fields =
-      absl::StrCat(rule_id, "\x1f", rule_version, "\x1f", patient_id, "\x1f", trigger);
-  const uint64_t a = Mix(Fnv1a(0xcbf29ce484222325ULL, fields));  // FNV-1a 64 offset basis
-  const uint64_t b = Mix(Fnv1a(0x84222325cbf29ce4ULL, fields));
-  return absl::StrFormat("%016x%016x", a, b);
+  // Two hashes of rule_id \x1f version \x1f patient_id \x1f trigger, each as 16 lowercase hex
+  // digits. FNV-1a folds byte by byte, so hashing the pieces in turn hashes the joined string.
+  const absl::AlphaNum version(rule_version);
+  const absl::string_view pieces[] = {rule_id, "\x1f", version.Piece(), "\x1f",
+                                      patient_id, "\x1f", trigger};
+  uint64_t a = 0xcbf29ce484222325ULL;  // FNV-1a 64 offset basis
+  uint64_t b = 0x84222325cbf29ce4ULL;
+  for (absl::string_view piece : pieces) {
+    a = Fnv1a(a, piece);
+    b = Fnv1a(b, piece);
+  }
+  a = Mix(a);
+  b = Mix(b);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int i = 0; i < 16; ++i) {
+    id[15 - i] = kHex[(a >> (4 * i)) & 15];
+    id[31 - i] = kHex[(b >> (4 * i)) & 15];
+  }
+  return id;
 }
 
 absl::Time QuietHoursEnd(const PolicyOptions& p, absl::Time t, const absl::TimeZone& tz) {
@@ -413,7 +428,7 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
 
   PruneDays(state, in.now, in.tz);
   const bool hard_churned = projections::HardChurned(*in.state, in.now);
-  std::set<std::pair<int32_t, int>> taken_in_this_round;  // (day, category) filled just now
+  absl::InlinedVector<std::pair<int32_t, int>, 4> taken_in_this_round;  // (day, category)
   for (Candidate& c : fired) {
     const v1::Rule& rule = c.rule->rule;
     const v1::Policy& p = rule.policy();
@@ -462,12 +477,14 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
       v1::DailyCount* sent = SentCounter(state, day, p.category());
       auto cap = policy.daily_cap.find(p.category());
       if (cap != policy.daily_cap.end() && sent->sent() >= cap->second) {
-        suppress(taken_in_this_round.count({day, p.category()}) ? v1::Decision::PRIORITY
-                                                                : v1::Decision::CAP);
+        const bool taken = std::find(taken_in_this_round.begin(), taken_in_this_round.end(),
+                                     std::make_pair(day, static_cast<int>(p.category()))) !=
+                           taken_in_this_round.end();
+        suppress(taken ? v1::Decision::PRIORITY : v1::Decision::CAP);
         continue;
       }
       sent->set_sent(sent->sent() + 1);
-      taken_in_this_round.insert({day, p.category()});
+      taken_in_this_round.emplace_back(day, p.category());
     }
     memory->set_last_fired_s(absl::ToUnixSeconds(in.now));
 

@@ -764,11 +764,18 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
   while (!p->timers.empty() && p->timers.begin()->due_s <= now_s) {
     TimerRef t = std::move(p->timers.extract(p->timers.begin()).value());
     timers_fired_.fetch_add(1, std::memory_order_relaxed);
-    // The fired key goes whatever the decision (a stale key must not linger).
-    decided_->timers.push_back({partition, t.due_s, t.patient_id, &rule_ids_.Name(t.rule), false});
+    // The fired key goes whatever the decision (a stale key must not linger): removed here
+    // unless the decision removes it with its memory's timer.
+    const std::string& rule_id = rule_ids_.Name(t.rule);
+    auto remove_key = [&] {
+      decided_->timers.push_back({partition, t.due_s, t.patient_id, &rule_id, false});
+    };
     TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, t.patient_id));
     v1::PatientState* state = &entry->state;
-    if (state->unique_events() == 0) continue;  // no such patient (a stale key)
+    if (state->unique_events() == 0) {  // no such patient (a stale key)
+      remove_key();
+      continue;
+    }
     const absl::TimeZone& tz = TimeZoneOf(entry);
     entry->days =
         projections::SummariseActiveDays(state->engagement().activity_slots(), tz, &entry->days);
@@ -780,8 +787,14 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     in.view = &view;
     in.memories = &entry->memories;
     DecideOutput out(&decided_->arena);
-    DecideOnTimer(*options_.rules, options_.policy, in, rule_ids_.Name(t.rule), t.due_s,
-                  state->mutable_rules(), &out);
+    DecideOnTimer(*options_.rules, options_.policy, in, rule_id, t.due_s, state->mutable_rules(),
+                  &out);
+    if (std::none_of(out.timer_changes.begin(), out.timer_changes.end(),
+                     [&](const TimerChange& c) {
+                       return c.old_due_s == t.due_s && c.rule_id == rule_id;
+                     })) {
+      remove_key();
+    }
     Record(partition, p, t.patient_id, &out);
     if (!entry->dirty) {
       entry->dirty = true;
