@@ -114,8 +114,8 @@ class Memories {
     for (size_t j = pos; j-- > 0;) {
       if (const v1::RuleMemory* before = index_->by_rule[j]) {
         const auto& rules = state_->rules();
-        at = static_cast<int>(
-            std::find(rules.pointer_begin(), rules.pointer_end(), before) - rules.pointer_begin()) + 1;
+        const auto found = std::find(rules.pointer_begin(), rules.pointer_end(), before);
+        at = static_cast<int>(found - rules.pointer_begin()) + 1;
         break;
       }
     }

@@ -235,8 +235,7 @@ struct DecidedWrites {
     });
     // A timer key's writes of one commit come down to the last one; a key armed and removed
     // within the commit (a timer that fell due, or moved, soon after it was armed) to none: a
-    // timer is put only when armed, so a run that starts with a put starts from no key. (A fired
-    // timer's key is removed twice: by the firing and by its memory's change.)
+    // timer is put only when armed, so a run that starts with a put starts from no key.
     SortByKey(timers.size(), [&](size_t i) {
       const TimerOp& t = timers[i];
       return sf::TimerKey(t.partition, t.due_s, t.patient_id, *t.rule_id);

@@ -156,8 +156,8 @@ void ComputeAdherenceParts(const ProjectionConfig& config, const v1::AdherenceSt
       // patient enrolled three days ago is measured over three days, not seven).
       auto rate_over = [&](int n) {
         const absl::CivilDay from = std::max(last - (n - 1), start_day);
-        return last >= from ? static_cast<double>(CountIn(days, from, last)) / (Days(from, last) + 1)
-                            : 0.0;
+        if (last < from) return 0.0;
+        return static_cast<double>(CountIn(days, from, last)) / (Days(from, last) + 1);
       };
       v->set_rate_7d(rate_over(7));
       v->set_rate_28d(rate_over(28));

@@ -248,7 +248,8 @@ TEST_CASE("an event fires its rules: automated reminders with deterministic ids 
   CHECK(c.command_id() == CommandId("welcome", 2, "p-1", "event:s1"));
   CHECK(c.command_id().size() == 32);
   // Stable forever: receivers dedupe on it, and a replay must reproduce it.
-  CHECK(CommandId("daily-checkin", 1, "p-000042", "schedule:2026-05-01") == "673de7d4b6efc8b548dc97ad55632f8f");
+  CHECK(CommandId("daily-checkin", 1, "p-000042", "schedule:2026-05-01") ==
+        "673de7d4b6efc8b548dc97ad55632f8f");
   CHECK(CommandId("welcome", 2, "p-1", "event:s2") != c.command_id());
   CHECK(CommandId("welcome", 3, "p-1", "event:s1") != c.command_id());
   CHECK(DecisionOf(p, "welcome")->outcome() == v1::Decision::FIRED);
