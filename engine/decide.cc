@@ -65,17 +65,14 @@ v1::DailyCount* SentCounter(v1::RulesState* state, int32_t day, v1::Category cat
   return c;
 }
 
-// The patient's rule memories: through the caller's RuleMemoryIndex when given, else by rule id.
-// Memories are kept in rule-set order (a new one goes after the memory of the nearest earlier
-// rule, or where the previous lookup ended), so a lookup by id resumes where the previous one
-// ended: about one comparison per rule instead of a scan of all of them. (Any order is correct;
-// only the cost differs.)
+// The patient's rule memories, found by their rule's position in the rule set through a
+// RuleMemoryIndex: the caller's (kept across calls), else one built here. New memories are kept
+// in rule-set order. (Any order is correct; this one makes a state's memories read like its rules.)
 class Memories {
  public:
-  // `index` (may be null) is built here on first use.
   Memories(const RuleSet& rules, v1::RulesState* state, RuleMemoryIndex* index)
-      : rules_(rules), state_(state), index_(index) {
-    if (index_ == nullptr || index_->built) return;
+      : rules_(rules), state_(state), index_(index != nullptr ? index : &own_index_) {
+    if (index_->built) return;
     index_->by_rule.assign(rules.rules().size(), nullptr);
     for (v1::RuleMemory& m : *state_->mutable_rules()) {
       if (const CompiledRule* r = rules.Find(m.rule_id())) index_->by_rule[Position(*r)] = &m;
@@ -85,31 +82,16 @@ class Memories {
   v1::RulesState* state() const { return state_; }
 
   // The rule's memory, or null.
-  v1::RuleMemory* Find(const CompiledRule& rule) {
-    return index_ != nullptr ? index_->by_rule[Position(rule)] : Find(rule.rule.id());
+  v1::RuleMemory* Find(const CompiledRule& rule) { return index_->by_rule[Position(rule)]; }
+  // The memory of a rule since removed from the set, or null.
+  v1::RuleMemory* FindRemoved(absl::string_view rule_id) {
+    return const_cast<v1::RuleMemory*>(FindRuleMemory(*state_, rule_id));
   }
-  // The memory of a rule id (a rule of the set or one since removed), or null.
-  v1::RuleMemory* Find(absl::string_view rule_id) {
-    auto* rules = state_->mutable_rules();
-    const int n = rules->size();
-    for (int k = 0; k < n; ++k) {
-      const int i = (next_ + k) % n;
-      if (rules->Get(i).rule_id() == rule_id) {
-        next_ = i + 1;
-        return rules->Mutable(i);
-      }
-    }
-    return nullptr;
-  }
-  // The rule's memory, added when the patient has none yet. Memories are kept in rule-set order.
+  // The rule's memory, added when the patient has none yet: after the memory of the nearest
+  // earlier rule of the set that has one.
   v1::RuleMemory* Get(const CompiledRule& rule) {
-    if (index_ == nullptr) {
-      if (v1::RuleMemory* m = Find(rule.rule.id())) return m;
-      return Add(rule, std::min(next_, state_->rules_size()));
-    }
     const size_t pos = Position(rule);
     if (v1::RuleMemory* m = index_->by_rule[pos]) return m;
-    // After the memory of the nearest earlier rule of the set that has one.
     int at = 0;
     for (size_t j = pos; j-- > 0;) {
       if (const v1::RuleMemory* before = index_->by_rule[j]) {
@@ -119,27 +101,21 @@ class Memories {
         break;
       }
     }
-    return index_->by_rule[pos] = Add(rule, at);
+    auto* rules = state_->mutable_rules();
+    rules->Add()->set_rule_id(rule.rule.id());
+    for (int i = rules->size() - 1; i > at; --i) rules->SwapElements(i, i - 1);
+    return index_->by_rule[pos] = rules->Mutable(at);
   }
 
  private:
   size_t Position(const CompiledRule& rule) const {
     return static_cast<size_t>(&rule - rules_.rules().data());
   }
-  // A new memory of `rule` at index `at` of the patient's memories.
-  v1::RuleMemory* Add(const CompiledRule& rule, int at) {
-    auto* rules = state_->mutable_rules();
-    rules->Add()->set_rule_id(rule.rule.id());
-    at = std::min(at, rules->size() - 1);
-    for (int i = rules->size() - 1; i > at; --i) rules->SwapElements(i, i - 1);
-    next_ = at + 1;
-    return rules->Mutable(at);
-  }
 
   const RuleSet& rules_;
   v1::RulesState* state_;
+  RuleMemoryIndex own_index_;  // when the caller keeps none
   RuleMemoryIndex* index_;
-  int next_ = 0;
 };
 
 struct Candidate {
@@ -384,7 +360,7 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
                    DecideOutput* out) {
   Memories memories(rules, state, in.memories);
   const CompiledRule* r = rules.Find(rule_id);
-  v1::RuleMemory* m = r != nullptr ? memories.Find(*r) : memories.Find(rule_id);
+  v1::RuleMemory* m = r != nullptr ? memories.Find(*r) : memories.FindRemoved(rule_id);
   if (m == nullptr || m->timer_due_s() != due_s) return;  // moved since indexed
   SetTimer(m, 0, out);
   if (r == nullptr) return;
