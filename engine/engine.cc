@@ -235,7 +235,8 @@ struct DecidedWrites {
     });
     // A timer key's writes of one commit come down to the last one; a key armed and removed
     // within the commit (a timer that fell due, or moved, soon after it was armed) to none: a
-    // timer is put only when armed, so a run that starts with a put starts from no key.
+    // timer is put only when armed, so a run that starts with a put starts from no key. (A fired
+    // timer's key is removed by the firing and again by its memory's change: one delete.)
     SortByKey(timers.size(), [&](size_t i) {
       const TimerOp& t = timers[i];
       return sf::TimerKey(t.partition, t.due_s, t.patient_id, *t.rule_id);
@@ -763,18 +764,13 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
   while (!p->timers.empty() && p->timers.begin()->due_s <= now_s) {
     TimerRef t = std::move(p->timers.extract(p->timers.begin()).value());
     timers_fired_.fetch_add(1, std::memory_order_relaxed);
-    // The fired key goes whatever the decision (a stale key must not linger): removed here
-    // unless the decision removes it with its memory's timer.
+    // The fired key goes whatever the decision (a stale key must not linger; when the decision
+    // removes it too, the commit writes one delete: DecidedWrites::AppendTo).
     const std::string& rule_id = rule_ids_.Name(t.rule);
-    auto remove_key = [&] {
-      decided_->timers.push_back({partition, t.due_s, t.patient_id, &rule_id, false});
-    };
+    decided_->timers.push_back({partition, t.due_s, t.patient_id, &rule_id, false});
     TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, t.patient_id));
     v1::PatientState* state = &entry->state;
-    if (state->unique_events() == 0) {  // no such patient (a stale key)
-      remove_key();
-      continue;
-    }
+    if (state->unique_events() == 0) continue;  // no such patient (a stale key)
     const absl::TimeZone& tz = TimeZoneOf(entry);
     entry->days =
         projections::SummariseActiveDays(state->engagement().activity_slots(), tz, &entry->days);
@@ -788,12 +784,6 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     DecideOutput out(&decided_->arena);
     DecideOnTimer(*options_.rules, options_.policy, in, rule_id, t.due_s, state->mutable_rules(),
                   &out);
-    if (std::none_of(out.timer_changes.begin(), out.timer_changes.end(),
-                     [&](const TimerChange& c) {
-                       return c.old_due_s == t.due_s && c.rule_id == rule_id;
-                     })) {
-      remove_key();
-    }
     Record(partition, p, t.patient_id, &out);
     if (!entry->dirty) {
       entry->dirty = true;
