@@ -223,7 +223,8 @@ struct DecidedWrites {
     namespace sf = storage_format;
     if (outbox) {
       InKeyOrder(commands.size(), [&](size_t i) {
-        return sf::OutboxKey(commands[i].first, commands[i].second->command_id());
+        const v1::ReminderCommand& c = *commands[i].second;
+        return sf::OutboxKey(commands[i].first, c.not_before().seconds(), c.command_id());
       }, [&](size_t i) { batch->PutCommand(commands[i].first, *commands[i].second); });
     }
     InKeyOrder(decisions.size(), [&](size_t i) {

@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "engine/log.h"
 #include "engine/status.h"
 #include "engine/storage_format.h"
 
@@ -54,7 +55,11 @@ void StateBatch::PutEncodedPatient(absl::string_view key, absl::string_view valu
 
 void StateBatch::PutCommand(int32_t partition, const v1::ReminderCommand& command) {
   command.SerializeToString(&value_);
-  batch_.Put(storage_->outbox_, sf::OutboxKey(partition, command.command_id()), value_);
+  const int64_t not_before_s = command.not_before().seconds();
+  batch_.Put(storage_->outbox_, sf::OutboxKey(partition, not_before_s, command.command_id()),
+             value_);
+  auto [it, added] = outbox_arrivals_.try_emplace(partition, not_before_s);
+  if (!added) it->second = std::min(it->second, not_before_s);
 }
 
 void StateBatch::PutDecision(const v1::Decision& decision, int64_t offset, uint32_t index) {
@@ -205,22 +210,52 @@ absl::Status Storage::CheckFormatVersion(bool fresh) {
   }
   TEND_RETURN_IF_ERROR(FromRocks(s, "reading format_version"));
   int version = 0;
-  if (absl::SimpleAtoi(value, &version) && version == 4 && !read_only_) {
-    // 4 -> 5 changed only the `index` column family, which the engine rebuilds from the states
-    // when index_parameters (new in 5) is missing (views.h RebuildPatientIndexIfStale).
-    return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kFormatVersionKey),
-                              std::to_string(sf::kStorageFormatVersion)),
-                     "upgrading format_version 4 to 5");
-  }
-  if (absl::SimpleAtoi(value, &version) && version == 4) {
-    return absl::FailedPreconditionError(
-        "state directory has storage format version 4: start the engine on it once (tend engine) "
-        "to upgrade it to 5, or rebuild it from the log");
+  const bool upgradable = absl::SimpleAtoi(value, &version) && (version == 4 || version == 5);
+  if (upgradable && !read_only_) return UpgradeFormat(version);
+  if (upgradable) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state directory has storage format version ", version, ": start the engine on it once "
+        "(tend engine) to upgrade it to ", sf::kStorageFormatVersion, ", or rebuild it from the log"));
   }
   if (!absl::SimpleAtoi(value, &version) || version != sf::kStorageFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "state directory has storage format version ", value, ", this tend reads version ",
         sf::kStorageFormatVersion, "; rebuild it from the log into a new directory"));
+  }
+  return absl::OkStatus();
+}
+
+// 4 -> 5 changed only the `index` column family, which the engine rebuilds from the states when
+// index_parameters (new in 5) is missing (views.h RebuildPatientIndexIfStale). 5 -> 6 put
+// not_before into the outbox keys: the outbox (commands not yet acknowledged, a small column
+// family) is rewritten here, with the new version, in one write.
+absl::Status Storage::UpgradeFormat(int from_version) {
+  StateBatch batch(this);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
+  int64_t moved = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    v1::ReminderCommand cmd;
+    if (it->key().size() < 4 ||
+        !cmd.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("corrupt outbox record ", it->key().ToString(true),
+                                              " in a version ", from_version, " state directory"));
+    }
+    const auto partition = static_cast<int32_t>(
+        sf::ReadBe32(absl::string_view(it->key().data(), it->key().size())));
+    batch.batch_.Delete(outbox_, it->key());
+    batch.batch_.Put(outbox_, sf::OutboxKey(partition, cmd.not_before().seconds(),
+                                            cmd.command_id()),
+                     it->value());
+    ++moved;
+  }
+  TEND_RETURN_IF_ERROR(FromRocks(it->status(), "reading the outbox to upgrade it"));
+  batch.batch_.Put(meta_, ToSlice(sf::kFormatVersionKey), std::to_string(sf::kStorageFormatVersion));
+  TEND_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch.batch_),
+                                 absl::StrCat("upgrading format_version ", from_version, " to ",
+                                              sf::kStorageFormatVersion)));
+  if (moved > 0) {
+    TEND_LOG_INFO("storage format upgraded from version %d to %d (%d outbox commands rekeyed)",
+                  from_version, sf::kStorageFormatVersion, moved);
   }
   return absl::OkStatus();
 }
@@ -386,38 +421,100 @@ absl::StatusOr<std::optional<v1::PatientState>> Storage::FindPatient(
   return std::nullopt;
 }
 
+namespace {
+
+absl::StatusOr<int32_t> ParseOutboxEntry(const rocksdb::Iterator& it, v1::ReminderCommand* cmd) {
+  if (it.key().size() < 12 ||
+      !cmd->ParseFromArray(it.value().data(), static_cast<int>(it.value().size()))) {
+    return absl::DataLossError(absl::StrCat("corrupt outbox record ", it.key().ToString(true)));
+  }
+  return static_cast<int32_t>(sf::ReadBe32(absl::string_view(it.key().data(), 4)));
+}
+
+}  // namespace
+
 absl::Status Storage::ForEachCommand(
     const std::function<absl::Status(int32_t, const v1::ReminderCommand&)>& fn) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     v1::ReminderCommand cmd;
-    if (it->key().size() < 4 ||
-        !cmd.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-      return absl::DataLossError(absl::StrCat("corrupt outbox record ", it->key().ToString(true)));
-    }
-    const int32_t partition = static_cast<int32_t>(
-        sf::ReadBe32(absl::string_view(it->key().data(), it->key().size())));
+    TEND_ASSIGN_OR_RETURN(const int32_t partition, ParseOutboxEntry(*it, &cmd));
     TEND_RETURN_IF_ERROR(fn(partition, cmd));
   }
   return FromRocks(it->status(), "reading the outbox");
 }
 
-absl::Status Storage::DeleteCommand(int32_t partition, absl::string_view command_id) {
-  if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
-  return FromRocks(db_->Delete(rocksdb::WriteOptions(), outbox_,
-                               ToSlice(sf::OutboxKey(partition, command_id))),
-                   "deleting from the outbox");
+absl::Status Storage::OutboxHeads(OutboxArrivals* heads) const {
+  heads->clear();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
+  for (it->SeekToFirst(); it->Valid();) {
+    const absl::string_view key(it->key().data(), it->key().size());
+    if (key.size() < 12) {
+      return absl::DataLossError(absl::StrCat("corrupt outbox key ", it->key().ToString(true)));
+    }
+    const uint32_t partition = sf::ReadBe32(key);
+    (*heads)[static_cast<int32_t>(partition)] = static_cast<int64_t>(sf::ReadBe64(key.substr(4)));
+    if (partition == std::numeric_limits<uint32_t>::max()) break;
+    std::string next;
+    sf::AppendBe32(partition + 1, &next);
+    it->Seek(ToSlice(next));
+  }
+  return FromRocks(it->status(), "reading the outbox");
 }
 
-absl::Status Storage::DropCommand(int32_t partition, const v1::ReminderCommand& command,
-                                  const v1::Decision& decision) {
+absl::Status Storage::ForEachDueCommand(
+    int32_t partition, int64_t from_s, int64_t until_s, size_t limit,
+    const std::function<absl::Status(const v1::ReminderCommand&)>& fn) const {
+  if (until_s < from_s || limit == 0) return absl::OkStatus();
+  const std::string start = sf::OutboxFrom(partition, from_s);
+  const std::string end = sf::OutboxFrom(partition, until_s + 1);
+  const rocksdb::Slice upper = ToSlice(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, outbox_));
+  size_t n = 0;
+  for (it->Seek(ToSlice(start)); it->Valid() && n < limit; it->Next(), ++n) {
+    v1::ReminderCommand cmd;
+    TEND_RETURN_IF_ERROR(ParseOutboxEntry(*it, &cmd).status());
+    TEND_RETURN_IF_ERROR(fn(cmd));
+  }
+  return FromRocks(it->status(), "reading the outbox");
+}
+
+absl::Status Storage::RemoveCommands(const std::vector<OutboxRemoval>& removals) {
   if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
+  if (removals.empty()) return absl::OkStatus();
   StateBatch batch(this);
-  // A hash of the command id keeps two drops of one patient in one second apart.
-  batch.PutDecision(decision, std::numeric_limits<int64_t>::max(),
-                    static_cast<uint32_t>(sf::EventFingerprint(command.command_id())));
-  batch.batch_.Delete(outbox_, sf::OutboxKey(partition, command.command_id()));
-  return Commit(&batch);
+  for (const OutboxRemoval& r : removals) {
+    const v1::ReminderCommand& c = *r.command;
+    if (r.dropped != nullptr) {
+      // A hash of the command id keeps two drops of one patient in one second apart.
+      batch.PutDecision(*r.dropped, std::numeric_limits<int64_t>::max(),
+                        static_cast<uint32_t>(sf::EventFingerprint(c.command_id())));
+    }
+    batch.batch_.Delete(outbox_,
+                        sf::OutboxKey(r.partition, c.not_before().seconds(), c.command_id()));
+  }
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch.batch_), "removing from the outbox");
+}
+
+OutboxArrivals Storage::TakeOutboxArrivals() {
+  std::lock_guard<std::mutex> lock(arrivals_mu_);
+  OutboxArrivals taken;
+  taken.swap(arrivals_);
+  return taken;
+}
+
+void Storage::WaitForOutboxArrivals(absl::Time deadline, const std::atomic<bool>& stop) {
+  std::unique_lock<std::mutex> lock(arrivals_mu_);
+  arrivals_cv_.wait_until(lock, absl::ToChronoTime(deadline),
+                          [&] { return !arrivals_.empty() || stop.load(); });
+}
+
+void Storage::InterruptOutboxWait() {
+  // Under the lock: a waiter is either before its check (and sees `stop`) or waiting.
+  std::lock_guard<std::mutex> lock(arrivals_mu_);
+  arrivals_cv_.notify_all();
 }
 
 absl::Status Storage::ForEachTimer(
@@ -432,8 +529,7 @@ absl::Status Storage::ForEachTimer(
     if (key.size() < 12 || nul == absl::string_view::npos) {
       return absl::DataLossError(absl::StrCat("corrupt timer key ", it->key().ToString(true)));
     }
-    const int64_t due_s = static_cast<int64_t>(
-        (static_cast<uint64_t>(sf::ReadBe32(key.substr(4))) << 32) | sf::ReadBe32(key.substr(8)));
+    const int64_t due_s = static_cast<int64_t>(sf::ReadBe64(key.substr(4)));
     TEND_RETURN_IF_ERROR(fn(due_s, key.substr(12, nul - 12), key.substr(nul + 1)));
   }
   return FromRocks(it->status(), "reading timers");
@@ -517,7 +613,18 @@ absl::Status Storage::Commit(StateBatch* batch, const CommitOptions& options) {
   if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
   rocksdb::WriteOptions wo;
   wo.sync = options.sync;
-  return FromRocks(db_->Write(wo, &batch->batch_), "committing state batch");
+  TEND_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch->batch_), "committing state batch"));
+  if (!batch->outbox_arrivals_.empty()) {
+    {
+      std::lock_guard<std::mutex> lock(arrivals_mu_);
+      for (const auto& [partition, not_before_s] : batch->outbox_arrivals_) {
+        auto [it, added] = arrivals_.try_emplace(partition, not_before_s);
+        if (!added) it->second = std::min(it->second, not_before_s);
+      }
+    }
+    arrivals_cv_.notify_all();
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace tend

@@ -9,17 +9,22 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "tend/v1/commands.pb.h"
 #include "tend/v1/state.pb.h"
 
@@ -39,6 +44,17 @@ struct CommitOptions {
   // either way, since the WAL is in the OS page cache; a machine crash without sync may lose the
   // last commits, and their offsets with them, so the engine re-reads those records: consistent.
   bool sync = false;
+};
+
+// Per partition, the earliest not_before of the commands written to the outbox.
+using OutboxArrivals = absl::flat_hash_map<int32_t, int64_t>;
+
+// One command leaving the outbox: acknowledged by the sink, or (with `dropped`) removed
+// undelivered, the reason recorded as a DROPPED decision.
+struct OutboxRemoval {
+  int32_t partition = 0;
+  const v1::ReminderCommand* command = nullptr;
+  const v1::Decision* dropped = nullptr;
 };
 
 // The writes of one commit. Not thread-safe.
@@ -77,7 +93,10 @@ class StateBatch {
                    absl::string_view rule_id);
   size_t Count() const { return batch_.Count(); }
   // Empties the batch, keeping its buffer for the next commit.
-  void Clear() { batch_.Clear(); }
+  void Clear() {
+    batch_.Clear();
+    outbox_arrivals_.clear();
+  }
 
  private:
   friend class Storage;
@@ -86,6 +105,7 @@ class StateBatch {
   rocksdb::WriteBatch batch_;
   std::string key_;
   std::string value_;
+  OutboxArrivals outbox_arrivals_;  // of the commands put
 };
 
 class Storage {
@@ -142,14 +162,27 @@ class Storage {
   // first error `fn` returns.
   absl::Status ForEachState(const std::function<absl::Status(const v1::PatientState&)>& fn) const;
 
-  // Calls `fn` for every command in the outbox (partition order, then command id).
+  // Calls `fn` for every command in the outbox (partition order, then not_before, then
+  // command id).
   absl::Status ForEachCommand(
       const std::function<absl::Status(int32_t, const v1::ReminderCommand&)>& fn) const;
-  // Removes a command once the sink acknowledged it.
-  absl::Status DeleteCommand(int32_t partition, absl::string_view command_id);
-  // Removes an undeliverable command and records why (a DROPPED decision), in one write.
-  absl::Status DropCommand(int32_t partition, const v1::ReminderCommand& command,
-                           const v1::Decision& decision);
+  // The outbox as the dispatcher reads it. `heads`: per partition with commands, the earliest
+  // not_before (a seek per partition, nothing else read).
+  absl::Status OutboxHeads(OutboxArrivals* heads) const;
+  // Calls `fn` for the partition's commands with not_before in [from_s, until_s], in key order,
+  // at most `limit` of them.
+  absl::Status ForEachDueCommand(
+      int32_t partition, int64_t from_s, int64_t until_s, size_t limit,
+      const std::function<absl::Status(const v1::ReminderCommand&)>& fn) const;
+  // Removes the commands, and records the drops' decisions, in one write.
+  absl::Status RemoveCommands(const std::vector<OutboxRemoval>& removals);
+  // What commits put into the outbox since the last call (per partition, the earliest
+  // not_before), so that the dispatcher needs no rescans; empty when nothing came.
+  OutboxArrivals TakeOutboxArrivals();
+  // Returns when a commit has put commands into the outbox since the last TakeOutboxArrivals,
+  // at `deadline`, or when `stop` is set and InterruptOutboxWait called (a dispatcher stopping).
+  void WaitForOutboxArrivals(absl::Time deadline, const std::atomic<bool>& stop);
+  void InterruptOutboxWait();
   // Calls `fn(due_s, patient_id, rule_id)` for every armed timer of the partition, by due time.
   absl::Status ForEachTimer(
       int32_t partition,
@@ -182,6 +215,7 @@ class Storage {
                                                            const std::string* scratch_dir,
                                                            const StorageOptions& options);
   absl::Status CheckFormatVersion(bool fresh);
+  absl::Status UpgradeFormat(int from_version);
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; destroyed before db_
@@ -192,6 +226,10 @@ class Storage {
   rocksdb::ColumnFamilyHandle* timers_ = nullptr;
   rocksdb::ColumnFamilyHandle* index_ = nullptr;
   bool read_only_ = false;
+
+  std::mutex arrivals_mu_;
+  std::condition_variable arrivals_cv_;
+  OutboxArrivals arrivals_;  // guarded by arrivals_mu_
 };
 
 }  // namespace tend

@@ -15,9 +15,14 @@
 //                                          varint32 n, then n bytes of tend.v1.PatientState, then
 //                                          the applied-event set: the sorted EventFingerprint() of
 //                                          every event_id folded, 8 bytes little-endian each
-//   outbox  BE32(p) + command_id       -> tend.v1.ReminderCommand decided and not yet acknowledged
+//   outbox  BE32(p) + BE64(not_before unix seconds) + command_id
+//                                       -> tend.v1.ReminderCommand decided and not yet acknowledged
 //                                          by the sink (written with the state that decided it;
-//                                          deleted by the dispatcher on acknowledgement)
+//                                          deleted by the dispatcher on acknowledgement). Keys of
+//                                          a partition sort by when they may be sent, so the
+//                                          dispatcher reads only the due ones: commands deferred
+//                                          to the end of quiet hours and the tombstones of
+//                                          delivered ones lie outside its reads
 //   decisions patient_id + "\0" + BE64(at seconds) + BE64(record offset) + BE32(index in record)
 //                                       -> tend.v1.Decision (fired, deferred, suppressed), for Explain;
 //                                          the dispatcher's DROPPED decisions use offset 2^63-1 and
@@ -67,8 +72,9 @@
 namespace tend::storage_format {
 
 // 2: outbox and decisions. 3: timers. 4: index. 5: index kinds 'A', 'F' and 'R', meta
-// index_parameters (a 4 is upgraded in place: see Storage).
-inline constexpr int kStorageFormatVersion = 5;
+// index_parameters. 6: outbox keys carry not_before (a 4 or 5 is upgraded in place: see
+// Storage::CheckFormatVersion).
+inline constexpr int kStorageFormatVersion = 6;
 
 inline constexpr absl::string_view kMetaCf = "meta";
 inline constexpr absl::string_view kStateCf = "state";
@@ -116,6 +122,10 @@ inline uint32_t ReadBe32(absl::string_view s) {
          static_cast<uint32_t>(static_cast<uint8_t>(s[3]));
 }
 
+inline uint64_t ReadBe64(absl::string_view s) {
+  return (static_cast<uint64_t>(ReadBe32(s)) << 32) | ReadBe32(s.substr(4));
+}
+
 inline std::string CheckpointKey(int32_t partition) {
   std::string k(kCheckpointPrefix.data(), kCheckpointPrefix.size());
   AppendBe32(static_cast<uint32_t>(partition), &k);
@@ -146,9 +156,24 @@ inline void AppendBe64(uint64_t v, std::string* out) {
   AppendBe32(static_cast<uint32_t>(v), out);
 }
 
-inline std::string OutboxKey(int32_t partition, absl::string_view command_id) {
+// The first outbox key of `partition` whose command may be sent at `not_before_s` or later.
+inline std::string OutboxFrom(int32_t partition, int64_t not_before_s) {
   std::string k;
-  k.reserve(4 + command_id.size());
+  AppendBe32(static_cast<uint32_t>(partition), &k);
+  AppendBe64(static_cast<uint64_t>(std::max<int64_t>(0, not_before_s)), &k);
+  return k;
+}
+
+inline std::string OutboxKey(int32_t partition, int64_t not_before_s,
+                             absl::string_view command_id) {
+  std::string k = OutboxFrom(partition, not_before_s);
+  k.append(command_id.data(), command_id.size());
+  return k;
+}
+
+// Format version 5 and older (upgraded in place to 6).
+inline std::string OutboxKeyV5(int32_t partition, absl::string_view command_id) {
+  std::string k;
   AppendBe32(static_cast<uint32_t>(partition), &k);
   k.append(command_id.data(), command_id.size());
   return k;

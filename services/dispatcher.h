@@ -4,7 +4,15 @@
 // logged with the reason). A crash between the outbox write and the acknowledgement delivers
 // the command again after restart; the sink dedupes on command_id, so it is acted on once.
 //
-// Thread safety: Start/Stop from one thread; the dispatcher runs on its own thread.
+// It reads only what is due: the outbox is keyed by not_before within a partition, the
+// dispatcher keeps per partition the earliest not_before it has not delivered past, and the
+// engine's commits tell it (Storage::TakeOutboxArrivals) where new commands landed and wake it.
+// So commands deferred to the end of quiet hours, and the deletions of delivered ones, cost
+// nothing until they are due. Deliveries run `max_in_flight` at a time in lanes by patient: a
+// patient's commands go out one after another in not_before order; the acknowledged ones of a
+// round leave the outbox in one write.
+//
+// Thread safety: Start/Stop from one thread; the dispatcher runs on its own threads.
 #ifndef TEND_SERVICES_DISPATCHER_H_
 #define TEND_SERVICES_DISPATCHER_H_
 
@@ -12,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "engine/storage.h"
@@ -21,8 +30,14 @@ namespace tend {
 
 struct DispatcherOptions {
   SinkClientOptions sink;
-  // How often the outbox is scanned for due commands.
-  absl::Duration poll_interval = absl::Milliseconds(5);
+  // How often the dispatcher looks for deferred commands that have come due (a commit that
+  // writes commands wakes it at once).
+  absl::Duration poll_interval = absl::Milliseconds(50);
+  // Deliveries in flight at once (a remote gateway answers in milliseconds: one at a time would
+  // cap delivery at a few hundred commands a second).
+  int max_in_flight = 16;
+  // Commands read from the outbox per round (bounds the memory a large backlog takes).
+  size_t round_limit = 4096;
 };
 
 struct DispatcherStats {
@@ -30,6 +45,9 @@ struct DispatcherStats {
   int64_t duplicates = 0;  // acknowledged as already accepted
   int64_t expired = 0;
   int64_t rejected = 0;
+  // Commands read from the outbox: each due command once (again only after a restart or when a
+  // round stopped at round_limit mid-second); none that are not due yet.
+  int64_t read = 0;
 };
 
 class Dispatcher {
@@ -41,15 +59,20 @@ class Dispatcher {
   DispatcherStats stats() const;
 
  private:
-  Dispatcher(const DispatcherOptions& options, Storage* storage)
-      : options_(options), storage_(storage) {}
+  Dispatcher(const DispatcherOptions& options, Storage* storage);
+  struct Due;
+  class Lanes;
   void Loop();
+  // Delivers one round and removes what the sink acknowledged or what was dropped. false when
+  // asked to stop.
+  bool DeliverRound(std::vector<Due>* due);
 
   const DispatcherOptions options_;
   Storage* const storage_;
   std::unique_ptr<SinkClient> client_;
   std::atomic<bool> stop_{false};
-  std::atomic<int64_t> delivered_{0}, duplicates_{0}, expired_{0}, rejected_{0};
+  std::atomic<int64_t> delivered_{0}, duplicates_{0}, expired_{0}, rejected_{0}, read_{0};
+  std::unique_ptr<Lanes> lanes_;
   std::thread thread_;
 };
 

@@ -1,6 +1,12 @@
 #include "engine/storage.h"
 
+#include <rocksdb/db.h>
+
 #include <catch2/catch.hpp>
+
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "engine/storage_format.h"
 #include "tests/testing.h"
@@ -141,6 +147,125 @@ TEST_CASE("a reader on a missing directory says how to create one", "[storage]")
   auto reader = Storage::OpenReader(dir.Sub("nope"), scratch.path());
   CHECK(absl::IsNotFound(reader.status()));
   CHECK(std::string(reader.status().message()).find("tend engine --db") != std::string::npos);
+}
+
+v1::ReminderCommand Command(const std::string& id, const std::string& patient,
+                            int64_t not_before_s) {
+  v1::ReminderCommand c;
+  c.set_command_id(id);
+  c.set_patient_id(patient);
+  c.set_rule_id("welcome");
+  c.mutable_not_before()->set_seconds(not_before_s);
+  return c;
+}
+
+std::vector<std::string> Due(const Storage& storage, int32_t partition, int64_t from_s,
+                             int64_t until_s, size_t limit = 100) {
+  std::vector<std::string> ids;
+  REQUIRE(storage
+              .ForEachDueCommand(partition, from_s, until_s, limit,
+                                 [&](const v1::ReminderCommand& c) {
+                                   ids.push_back(c.command_id());
+                                   return absl::OkStatus();
+                                 })
+              .ok());
+  return ids;
+}
+
+TEST_CASE("the outbox is read by partition and due time, and commits report where commands land",
+          "[storage]") {
+  TempDir dir;
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  Storage& s = **storage;
+  StateBatch batch = s.NewBatch();
+  batch.PutCommand(3, Command("c-late", "p1", 5000));
+  batch.PutCommand(3, Command("c-early", "p2", 1000));
+  batch.PutCommand(3, Command("c-mid", "p3", 2000));
+  batch.PutCommand(7, Command("c-other", "p4", 1500));
+  CHECK(s.TakeOutboxArrivals().empty());  // nothing committed yet
+  REQUIRE(s.Commit(&batch).ok());
+
+  const OutboxArrivals arrivals = s.TakeOutboxArrivals();
+  CHECK(arrivals == OutboxArrivals{{3, 1000}, {7, 1500}});
+  CHECK(s.TakeOutboxArrivals().empty());  // taken
+  OutboxArrivals heads;
+  REQUIRE(s.OutboxHeads(&heads).ok());
+  CHECK(heads == OutboxArrivals{{3, 1000}, {7, 1500}});
+
+  CHECK(Due(s, 3, 0, 999).empty());
+  CHECK(Due(s, 3, 0, 2000) == std::vector<std::string>{"c-early", "c-mid"});
+  CHECK(Due(s, 3, 1001, 9999) == std::vector<std::string>{"c-mid", "c-late"});
+  CHECK(Due(s, 3, 0, 9999, 1) == std::vector<std::string>{"c-early"});
+  CHECK(Due(s, 7, 0, 9999) == std::vector<std::string>{"c-other"});
+  CHECK(Due(s, 5, 0, 9999).empty());
+
+  // Removal: acknowledged ones leave; a dropped one leaves with its decision recorded.
+  const v1::ReminderCommand early = Command("c-early", "p2", 1000);
+  const v1::ReminderCommand other = Command("c-other", "p4", 1500);
+  v1::Decision dropped;
+  dropped.set_patient_id("p4");
+  dropped.set_outcome(v1::Decision::DROPPED);
+  dropped.set_reason(v1::Decision::EXPIRED);
+  dropped.set_command_id("c-other");
+  dropped.mutable_at()->set_seconds(1600);
+  REQUIRE(s.RemoveCommands({{3, &early, nullptr}, {7, &other, &dropped}}).ok());
+  CHECK(Due(s, 3, 0, 9999) == std::vector<std::string>{"c-mid", "c-late"});
+  CHECK(Due(s, 7, 0, 9999).empty());
+  REQUIRE(s.OutboxHeads(&heads).ok());
+  CHECK(heads == OutboxArrivals{{3, 2000}});
+  auto decisions = s.RecentDecisions("p4", 5);
+  REQUIRE(decisions.ok());
+  REQUIRE(decisions->size() == 1);
+  CHECK((*decisions)[0].reason() == v1::Decision::EXPIRED);
+  CHECK(s.TakeOutboxArrivals().empty());  // removals are no arrivals
+}
+
+TEST_CASE("a version 5 directory is upgraded in place: its outbox is rekeyed by due time",
+          "[storage]") {
+  namespace sf = storage_format;
+  TempDir dir;
+  { REQUIRE(Storage::Open(dir.path()).ok()); }
+  {
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+    for (absl::string_view cf : sf::kColumnFamilies) {
+      families.emplace_back(std::string(cf), rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.path(), families, &handles, &raw).ok());
+    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[1], std::string(sf::kFormatVersionKey), "5")
+                .ok());
+    for (const auto& [p, id, at] : std::vector<std::tuple<int, std::string, int64_t>>{
+             {2, "a-deferred", 9000}, {2, "b-due", 100}, {4, "c-due", 200}}) {
+      REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[3], sf::OutboxKeyV5(p, id),
+                       Command(id, "p", at).SerializeAsString())
+                  .ok());
+    }
+    for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+    delete raw;
+  }
+  TempDir scratch;
+  auto reader = Storage::OpenReader(dir.path(), scratch.path());
+  REQUIRE_FALSE(reader.ok());
+  CHECK(reader.status().message().find("start the engine on it once") != absl::string_view::npos);
+
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  CHECK(Due(**storage, 2, 0, 1000) == std::vector<std::string>{"b-due"});
+  CHECK(Due(**storage, 2, 0, 9999) == std::vector<std::string>{"b-due", "a-deferred"});
+  CHECK(Due(**storage, 4, 0, 1000) == std::vector<std::string>{"c-due"});
+  int entries = 0;
+  REQUIRE((*storage)->ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
+    ++entries;
+    return absl::OkStatus();
+  }).ok());
+  CHECK(entries == 3);  // the old keys are gone
+  storage->reset();
+  auto again = Storage::Open(dir.path());  // version 6 now: opens as it is
+  REQUIRE(again.ok());
+  CHECK(Due(**again, 2, 0, 9999) == std::vector<std::string>{"b-due", "a-deferred"});
 }
 
 }  // namespace

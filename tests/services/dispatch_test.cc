@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -162,6 +163,102 @@ TEST_CASE("a command the sink never acknowledges before it expires is dropped an
   CHECK(dropped.command_id() == "c-expiring");
   CHECK(dropped.rule_version() == 3);
   CHECK(dropped.detail().find("attempts; last error: ") != std::string::npos);
+}
+
+v1::ReminderCommand Reminder(const std::string& id, const std::string& patient,
+                             int64_t not_before_s) {
+  v1::ReminderCommand c;
+  c.set_command_id(id);
+  c.set_patient_id(patient);
+  c.set_rule_id("welcome");
+  c.set_template_id("welcome");
+  c.set_automated(true);
+  c.mutable_not_before()->set_seconds(not_before_s);
+  c.mutable_expires_at()->set_seconds(not_before_s + 86400 * 2);
+  return c;
+}
+
+int OutboxSize(Storage& storage) {
+  int n = 0;
+  REQUIRE(storage.ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
+    ++n;
+    return absl::OkStatus();
+  }).ok());
+  return n;
+}
+
+bool WaitFor(const std::function<bool()>& done) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!done() && absl::Now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+TEST_CASE("the dispatcher reads only due commands, is woken by commits, and keeps a patient's "
+          "commands in order",
+          "[integration]") {
+  testing::TempDir dir;
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  // Deferred to tomorrow morning (quiet hours): they wait in the outbox, unread.
+  StateBatch deferred = (*storage)->NewBatch();
+  for (int i = 0; i < 500; ++i) {
+    deferred.PutCommand(i % 4, Reminder(absl::StrCat("d", i), absl::StrCat("q", i), now + 86400));
+  }
+  REQUIRE((*storage)->Commit(&deferred).ok());
+
+  auto sink = SinkService::Create("");
+  REQUIRE(sink.ok());
+  auto server = StartGrpcServer("127.0.0.1:0", {sink->get()});
+  REQUIRE(server.ok());
+  DispatcherOptions d;
+  d.sink.target = absl::StrCat("127.0.0.1:", server->port);
+  d.poll_interval = absl::Hours(1);  // only commits wake it in this test
+  d.max_in_flight = 8;
+  {
+    auto dispatcher = Dispatcher::Start(d, storage->get());
+    REQUIRE(dispatcher.ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    CHECK((*dispatcher)->stats().read == 0);
+
+    // One patient's three commands, decided by an engine that lags the wall clock (their
+    // not_before is before anything the dispatcher has looked at), among 40 other patients'.
+    StateBatch batch = (*storage)->NewBatch();
+    for (int k = 0; k < 3; ++k) {
+      batch.PutCommand(1, Reminder(absl::StrCat("ordered-", k), "p-ordered", now - 30 + 10 * k));
+    }
+    for (int i = 0; i < 40; ++i) {
+      batch.PutCommand(i % 4, Reminder(absl::StrCat("n", i), absl::StrCat("p", i), now));
+    }
+    REQUIRE((*storage)->Commit(&batch).ok());
+    REQUIRE(WaitFor([&] { return (*sink)->accepted() == 43; }));
+    REQUIRE(WaitFor([&] { return OutboxSize(**storage) == 500; }));
+    CHECK((*dispatcher)->stats().read == 43);
+    CHECK((*dispatcher)->stats().delivered == 43);
+    std::vector<std::string> ordered;
+    for (const auto& c : (*sink)->commands()) {
+      if (c.patient_id() == "p-ordered") ordered.push_back(c.command_id());
+    }
+    CHECK(ordered == std::vector<std::string>{"ordered-0", "ordered-1", "ordered-2"});
+  }
+  {
+    // A command that comes due a moment after it is committed goes once its time has come.
+    d.poll_interval = absl::Milliseconds(50);
+    auto dispatcher = Dispatcher::Start(d, storage->get());
+    REQUIRE(dispatcher.ok());
+    StateBatch batch = (*storage)->NewBatch();
+    const int64_t soon = absl::ToUnixSeconds(absl::Now()) + 1;
+    batch.PutCommand(2, Reminder("soon", "p-soon", soon));
+    REQUIRE((*storage)->Commit(&batch).ok());
+    REQUIRE(WaitFor([&] { return (*sink)->accepted() == 44; }));
+    CHECK(absl::ToUnixSeconds(absl::Now()) >= soon);
+    CHECK((*dispatcher)->stats().read == 1);
+  }
+  CHECK((*sink)->duplicates() == 0);
+  CHECK(OutboxSize(**storage) == 500);
+  server->server->Shutdown();
 }
 
 // Folds `events` with the default rule pack into a fresh directory; returns the outbox,
