@@ -107,6 +107,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   if (!options.sink.empty()) {
     DispatcherOptions d;
     d.sink.target = options.sink;
+    d.max_in_flight = options.sink_in_flight;
     TEND_ASSIGN_OR_RETURN(dispatcher, Dispatcher::Start(d, storage.get()));
     TEND_LOG_INFO("dispatching reminder commands to tend.v1.ReminderSink at %s", options.sink);
   }

@@ -32,6 +32,7 @@ struct EngineCommandOptions {
   std::string db_dir;
   std::string grpc_listen;  // empty: no gRPC server
   std::string sink;         // ReminderSink host:port; empty: commands stay in the outbox
+  int sink_in_flight = 16;  // deliveries to the sink in flight at once (DispatcherOptions)
   // LIVE mode (a sink is set): write a ClockTick to every partition this often, so timers fire
   // when no patient writes. Zero: no ticks from this engine (run `tend ticker` instead).
   absl::Duration tick_interval = absl::Minutes(1);
@@ -174,6 +175,17 @@ struct QueryBenchOptions {
 // in process by one thread (the baseline of the ratio). Then Query/ListPatients paged to the end
 // for a few filters, against walking every patient. JSON lines on `out`.
 absl::Status RunQueryBench(const QueryBenchOptions& options, std::ostream& out);
+
+struct DispatchBenchOptions {
+  int64_t commands = 2'000;   // per phase
+  int64_t deferred = 100'000;
+  int in_flight = 16;
+  absl::Duration sink_delay = absl::Milliseconds(2);  // a remote gateway's response time
+  int repeat = 5;
+};
+// tend bench --dispatch: outbox-to-sink throughput with one delivery in flight against
+// `in_flight`, and what a backlog of deferred commands costs an idle dispatcher. One JSON line.
+absl::Status RunDispatchBench(const DispatchBenchOptions& options, std::ostream& out);
 
 }  // namespace tend
 

@@ -89,6 +89,10 @@ int main(int argc, char** argv) {
                          "rules YAML (deploy/rules/default.yaml; `tend rules FILE` checks one)");
   engine_cmd->add_option("--sink", engine.sink,
                          "deliver reminder commands to this tend.v1.ReminderSink (host:port)");
+  engine_cmd->add_option("--sink-in-flight", engine.sink_in_flight,
+                         "deliveries to the sink in flight at once (one patient's stay in order)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   int64_t tick_s = absl::ToInt64Seconds(engine.tick_interval);
   engine_cmd->add_option("--tick-interval-s", tick_s,
                          "with --sink (LIVE mode): write a clock tick to every partition this "
@@ -228,6 +232,28 @@ int main(int argc, char** argv) {
                         "--query: fold a whole cohort of this many days (acquisition spread "
                         "over them) instead of the first --events of one acquired at once")
       ->check(CLI::Range(0, 3650));
+
+  bool bench_dispatch = false;
+  DispatchBenchOptions dispatch_bench;
+  int64_t sink_delay_us = absl::ToInt64Microseconds(dispatch_bench.sink_delay);
+  bench_cmd->add_flag("--dispatch", bench_dispatch,
+                      "instead: outbox-to-sink delivery rate, one in flight against --in-flight, "
+                      "and an idle dispatcher's cost with --deferred commands waiting");
+  bench_cmd->add_option("--commands", dispatch_bench.commands, "--dispatch: commands per phase")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10'000'000));
+  bench_cmd->add_option("--in-flight", dispatch_bench.in_flight,
+                        "--dispatch: deliveries in flight at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  bench_cmd->add_option("--deferred", dispatch_bench.deferred,
+                        "--dispatch: commands deferred to tomorrow while the dispatcher idles")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10'000'000));
+  bench_cmd->add_option("--sink-delay-us", sink_delay_us,
+                        "--dispatch: the sink answers after this long (a remote gateway)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10'000'000));
 
   // tend sink
   SinkOptions sink;
@@ -568,6 +594,11 @@ int main(int argc, char** argv) {
       query_bench.events = std::min<int64_t>(bench.events, 500'000);
       query_bench.duration = absl::Seconds(latency_seconds);
       return Exit(RunQueryBench(query_bench, std::cout), "bench");
+    }
+    if (bench_dispatch) {
+      dispatch_bench.repeat = bench.repeat;
+      dispatch_bench.sink_delay = absl::Microseconds(sink_delay_us);
+      return Exit(RunDispatchBench(dispatch_bench, std::cout), "bench");
     }
     if (bench_latency) {
       latency.rules = bench.rules;
