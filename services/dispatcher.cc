@@ -59,7 +59,7 @@ class Dispatcher::Lanes {
     lanes_ = n;
     next_ = finished_ = 0;
     ++round_;
-    start_.notify_all();
+    if (n > 1) start_.notify_all();
     Work(lock);
     done_.wait(lock, [&] { return finished_ == lanes_; });
     fn_ = nullptr;
@@ -153,10 +153,16 @@ void Dispatcher::Loop() {
       }
       const int64_t now_s = absl::ToUnixSeconds(absl::Now());
       due.clear();
+      // A round shares its limit among the partitions with due commands, so one partition's
+      // backlog does not hold up the others' new commands.
+      size_t due_partitions = 0;
+      for (const auto& [partition, from_s] : cursors) due_partitions += from_s <= now_s;
+      const size_t share =
+          std::max<size_t>(64, options_.round_limit / std::max<size_t>(1, due_partitions));
       for (auto& [partition, from_s] : cursors) {
         if (from_s > now_s || due.size() >= options_.round_limit) continue;
         const size_t before = due.size();
-        const size_t limit = options_.round_limit - before;
+        const size_t limit = std::min(share, options_.round_limit - before);
         const int32_t p = partition;
         const absl::Status s = storage_->ForEachDueCommand(
             p, from_s, now_s, limit, [&](const v1::ReminderCommand& c) {

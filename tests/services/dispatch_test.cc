@@ -256,6 +256,26 @@ TEST_CASE("the dispatcher reads only due commands, is woken by commits, and keep
     CHECK(absl::ToUnixSeconds(absl::Now()) >= soon);
     CHECK((*dispatcher)->stats().read == 1);
   }
+  {
+    // A backlog larger than a round, all due in one second of one partition, beside another
+    // partition's: rounds of 10 work through it; each command is read and delivered once.
+    d.round_limit = 10;
+    StateBatch batch = (*storage)->NewBatch();
+    const int64_t now_s = absl::ToUnixSeconds(absl::Now());
+    for (int i = 0; i < 100; ++i) {
+      batch.PutCommand(5, Reminder(absl::StrCat("b", i), absl::StrCat("pb", i), now_s));
+    }
+    for (int i = 0; i < 5; ++i) {
+      batch.PutCommand(6, Reminder(absl::StrCat("o", i), absl::StrCat("po", i), now_s));
+    }
+    REQUIRE((*storage)->Commit(&batch).ok());
+    auto dispatcher = Dispatcher::Start(d, storage->get());
+    REQUIRE(dispatcher.ok());
+    REQUIRE(WaitFor([&] { return (*sink)->accepted() == 44 + 105; }));
+    REQUIRE(WaitFor([&] { return OutboxSize(**storage) == 500; }));
+    CHECK((*dispatcher)->stats().read == 105);
+    CHECK((*dispatcher)->stats().delivered == 105);
+  }
   CHECK((*sink)->duplicates() == 0);
   CHECK(OutboxSize(**storage) == 500);
   server->server->Shutdown();
