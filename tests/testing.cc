@@ -13,6 +13,7 @@
 #include "engine/mock_broker.h"
 #include "engine/ticker.h"
 #include "engine/storage.h"
+#include "engine/storage_format.h"
 #include "tools/commands.h"
 #include "tools/simulate.h"
 
@@ -22,6 +23,22 @@ TempDir::TempDir() {
   auto dir = ScopedTempDir::Create("tend-test-");
   REQUIRE(dir.ok());
   dir_.emplace(std::move(*dir));
+}
+
+void EditRawDb(const std::string& dir,
+               const std::function<void(rocksdb::DB*,
+                                        const std::vector<rocksdb::ColumnFamilyHandle*>&)>& edit) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+  for (absl::string_view cf : storage_format::kColumnFamilies) {
+    families.emplace_back(std::string(cf), rocksdb::ColumnFamilyOptions());
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(), dir, families, &handles, &raw).ok());
+  edit(raw, handles);
+  for (auto* h : handles) REQUIRE(raw->DestroyColumnFamilyHandle(h).ok());
+  delete raw;
 }
 
 std::vector<v1::Event> Cohort(int patients, int days, uint64_t seed) {

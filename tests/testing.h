@@ -3,7 +3,10 @@
 #ifndef TEND_TESTS_TESTING_H_
 #define TEND_TESTS_TESTING_H_
 
+#include <rocksdb/db.h>
+
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -34,6 +37,13 @@ class TempDir {
 
 // A simulated cohort collected into memory (duplicates included, in log order).
 std::vector<v1::Event> Cohort(int patients, int days, uint64_t seed);
+
+// Opens the state directory with RocksDB alone (every column family, in storage_format.h order
+// after the default one) and hands it to `edit`: for tests that write what tend no longer would,
+// such as an older storage format.
+void EditRawDb(const std::string& dir,
+               const std::function<void(rocksdb::DB*,
+                                        const std::vector<rocksdb::ColumnFamilyHandle*>&)>& edit);
 
 struct Expected {
   int64_t unique_events = 0;

@@ -226,15 +226,7 @@ TEST_CASE("a version 5 directory is upgraded in place: its outbox is rekeyed by 
   namespace sf = storage_format;
   TempDir dir;
   { REQUIRE(Storage::Open(dir.path()).ok()); }
-  {
-    std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
-    for (absl::string_view cf : sf::kColumnFamilies) {
-      families.emplace_back(std::string(cf), rocksdb::ColumnFamilyOptions());
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.path(), families, &handles, &raw).ok());
+  testing::EditRawDb(dir.path(), [](rocksdb::DB* raw, const auto& handles) {
     REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[1], std::string(sf::kFormatVersionKey), "5")
                 .ok());
     for (const auto& [p, id, at] : std::vector<std::tuple<int, std::string, int64_t>>{
@@ -243,9 +235,7 @@ TEST_CASE("a version 5 directory is upgraded in place: its outbox is rekeyed by 
                        Command(id, "p", at).SerializeAsString())
                   .ok());
     }
-    for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
-    delete raw;
-  }
+  });
   TempDir scratch;
   auto reader = Storage::OpenReader(dir.path(), scratch.path());
   REQUIRE_FALSE(reader.ok());

@@ -127,20 +127,10 @@ TEST_CASE("the index the engine keeps up commit by commit equals the index built
       REQUIRE((*storage)->Commit(&batch).ok());
     }
     storage->reset();
-    {
-      std::vector<rocksdb::ColumnFamilyDescriptor> families;
-      families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
-      for (absl::string_view cf : sf::kColumnFamilies) {
-        families.emplace_back(std::string(cf), rocksdb::ColumnFamilyOptions());
-      }
-      std::vector<rocksdb::ColumnFamilyHandle*> handles;
-      rocksdb::DB* raw = nullptr;
-      REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(), db, families, &handles, &raw).ok());
-      rocksdb::ColumnFamilyHandle* meta = handles[1];
-      REQUIRE(raw->Put(rocksdb::WriteOptions(), meta, std::string(sf::kFormatVersionKey), "4").ok());
-      for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
-      delete raw;
-    }
+    testing::EditRawDb(db, [](rocksdb::DB* raw, const auto& handles) {
+      REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[1], std::string(sf::kFormatVersionKey), "4")
+                  .ok());
+    });
     // A reader is told to start the engine; the engine's storage upgrades it and the engine's
     // start rebuilds the index (REPLAY mode: no broker needed to start).
     testing::TempDir scratch;

@@ -49,6 +49,54 @@ std::vector<v1::Event> Scans(int patients, int scans_each) {
   return events;
 }
 
+v1::ReminderCommand Reminder(const std::string& id, const std::string& patient,
+                             int64_t not_before_s) {
+  v1::ReminderCommand c;
+  c.set_command_id(id);
+  c.set_patient_id(patient);
+  c.set_rule_id("welcome");
+  c.set_template_id("welcome");
+  c.set_automated(true);
+  c.mutable_not_before()->set_seconds(not_before_s);
+  c.mutable_expires_at()->set_seconds(not_before_s + 86400 * 2);
+  return c;
+}
+
+int OutboxSize(Storage& storage) {
+  int n = 0;
+  REQUIRE(storage.ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
+    ++n;
+    return absl::OkStatus();
+  }).ok());
+  return n;
+}
+
+bool WaitFor(const std::function<bool()>& done) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!done() && absl::Now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+// The reference sink served over gRPC on a free loopback port, and dispatcher options aimed
+// at it.
+struct ServedSink {
+  ServedSink() {
+    auto created = SinkService::Create("");
+    REQUIRE(created.ok());
+    sink = *std::move(created);
+    auto started = StartGrpcServer("127.0.0.1:0", {sink.get()});
+    REQUIRE(started.ok());
+    server = *std::move(started);
+    options.sink.target = absl::StrCat("127.0.0.1:", server.port);
+  }
+  ~ServedSink() { server.server->Shutdown(); }
+  std::unique_ptr<SinkService> sink;
+  RunningServer server;
+  DispatcherOptions options;
+};
+
 TEST_CASE("rules decide in the fold - the dispatcher delivers each command once to the sink",
           "[integration]") {
   auto events = Scans(30, 2);
@@ -94,31 +142,16 @@ TEST_CASE("rules decide in the fold - the dispatcher delivers each command once 
   REQUIRE(storage.ok());
 
   // The dispatcher delivers them; each reaches the sink once and leaves the outbox.
-  auto sink = SinkService::Create("");
-  REQUIRE(sink.ok());
-  auto server = StartGrpcServer("127.0.0.1:0", {sink->get()});
-  REQUIRE(server.ok());
-  DispatcherOptions d;
-  d.sink.target = absl::StrCat("127.0.0.1:", server->port);
+  ServedSink served;
   {
-    auto dispatcher = Dispatcher::Start(d, storage->get());
+    auto dispatcher = Dispatcher::Start(served.options, storage->get());
     REQUIRE(dispatcher.ok());
-    const absl::Time deadline = absl::Now() + absl::Seconds(20);
-    while ((*sink)->accepted() < 30 && absl::Now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    REQUIRE(WaitFor([&] { return served.sink->accepted() == 30; }));
+    REQUIRE(WaitFor([&] { return OutboxSize(**storage) == 0; }));
     CHECK((*dispatcher)->stats().delivered == 30);
   }
-  CHECK((*sink)->accepted() == 30);
-  CHECK((*sink)->duplicates() == 0);
-  outbox = 0;
-  REQUIRE((*storage)->ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
-    ++outbox;
-    return absl::OkStatus();
-  }).ok());
-  CHECK(outbox == 0);
-  server->server->Shutdown();
+  CHECK(served.sink->accepted() == 30);
+  CHECK(served.sink->duplicates() == 0);
 }
 
 TEST_CASE("a command the sink never acknowledges before it expires is dropped and recorded",
@@ -148,12 +181,7 @@ TEST_CASE("a command the sink never acknowledges before it expires is dropped an
     }
     CHECK((*dispatcher)->stats().expired == 1);
   }
-  int outbox = 0;
-  REQUIRE((*storage)->ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
-    ++outbox;
-    return absl::OkStatus();
-  }).ok());
-  CHECK(outbox == 0);
+  CHECK(OutboxSize(**storage) == 0);
   auto decisions = (*storage)->RecentDecisions("p1", 10);
   REQUIRE(decisions.ok());
   REQUIRE(decisions->size() == 1);
@@ -163,36 +191,6 @@ TEST_CASE("a command the sink never acknowledges before it expires is dropped an
   CHECK(dropped.command_id() == "c-expiring");
   CHECK(dropped.rule_version() == 3);
   CHECK(dropped.detail().find("attempts; last error: ") != std::string::npos);
-}
-
-v1::ReminderCommand Reminder(const std::string& id, const std::string& patient,
-                             int64_t not_before_s) {
-  v1::ReminderCommand c;
-  c.set_command_id(id);
-  c.set_patient_id(patient);
-  c.set_rule_id("welcome");
-  c.set_template_id("welcome");
-  c.set_automated(true);
-  c.mutable_not_before()->set_seconds(not_before_s);
-  c.mutable_expires_at()->set_seconds(not_before_s + 86400 * 2);
-  return c;
-}
-
-int OutboxSize(Storage& storage) {
-  int n = 0;
-  REQUIRE(storage.ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
-    ++n;
-    return absl::OkStatus();
-  }).ok());
-  return n;
-}
-
-bool WaitFor(const std::function<bool()>& done) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (!done() && absl::Now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return done();
 }
 
 TEST_CASE("the dispatcher reads only due commands, is woken by commits, and keeps a patient's "
@@ -209,12 +207,8 @@ TEST_CASE("the dispatcher reads only due commands, is woken by commits, and keep
   }
   REQUIRE((*storage)->Commit(&deferred).ok());
 
-  auto sink = SinkService::Create("");
-  REQUIRE(sink.ok());
-  auto server = StartGrpcServer("127.0.0.1:0", {sink->get()});
-  REQUIRE(server.ok());
-  DispatcherOptions d;
-  d.sink.target = absl::StrCat("127.0.0.1:", server->port);
+  ServedSink served;
+  DispatcherOptions& d = served.options;
   d.poll_interval = absl::Hours(1);  // only commits wake it in this test
   d.max_in_flight = 8;
   {
@@ -233,12 +227,12 @@ TEST_CASE("the dispatcher reads only due commands, is woken by commits, and keep
       batch.PutCommand(i % 4, Reminder(absl::StrCat("n", i), absl::StrCat("p", i), now));
     }
     REQUIRE((*storage)->Commit(&batch).ok());
-    REQUIRE(WaitFor([&] { return (*sink)->accepted() == 43; }));
+    REQUIRE(WaitFor([&] { return served.sink->accepted() == 43; }));
     REQUIRE(WaitFor([&] { return OutboxSize(**storage) == 500; }));
     CHECK((*dispatcher)->stats().read == 43);
     CHECK((*dispatcher)->stats().delivered == 43);
     std::vector<std::string> ordered;
-    for (const auto& c : (*sink)->commands()) {
+    for (const auto& c : served.sink->commands()) {
       if (c.patient_id() == "p-ordered") ordered.push_back(c.command_id());
     }
     CHECK(ordered == std::vector<std::string>{"ordered-0", "ordered-1", "ordered-2"});
@@ -252,7 +246,7 @@ TEST_CASE("the dispatcher reads only due commands, is woken by commits, and keep
     const int64_t soon = absl::ToUnixSeconds(absl::Now()) + 1;
     batch.PutCommand(2, Reminder("soon", "p-soon", soon));
     REQUIRE((*storage)->Commit(&batch).ok());
-    REQUIRE(WaitFor([&] { return (*sink)->accepted() == 44; }));
+    REQUIRE(WaitFor([&] { return served.sink->accepted() == 44; }));
     CHECK(absl::ToUnixSeconds(absl::Now()) >= soon);
     CHECK((*dispatcher)->stats().read == 1);
   }
@@ -271,14 +265,13 @@ TEST_CASE("the dispatcher reads only due commands, is woken by commits, and keep
     REQUIRE((*storage)->Commit(&batch).ok());
     auto dispatcher = Dispatcher::Start(d, storage->get());
     REQUIRE(dispatcher.ok());
-    REQUIRE(WaitFor([&] { return (*sink)->accepted() == 44 + 105; }));
+    REQUIRE(WaitFor([&] { return served.sink->accepted() == 44 + 105; }));
     REQUIRE(WaitFor([&] { return OutboxSize(**storage) == 500; }));
     CHECK((*dispatcher)->stats().read == 105);
     CHECK((*dispatcher)->stats().delivered == 105);
   }
-  CHECK((*sink)->duplicates() == 0);
+  CHECK(served.sink->duplicates() == 0);
   CHECK(OutboxSize(**storage) == 500);
-  server->server->Shutdown();
 }
 
 // Folds `events` with the default rule pack into a fresh directory; returns the outbox,
