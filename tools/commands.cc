@@ -3,10 +3,12 @@
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
 
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -84,6 +86,29 @@ absl::Status RunSink(const SinkOptions& options, const std::atomic<bool>& stop, 
   return absl::OkStatus();
 }
 
+std::string FormatEngineStatus(const EngineStats& now, const EngineStats& before,
+                               absl::Duration elapsed, bool rules,
+                               const DispatcherStats* dispatcher) {
+  const double seconds = std::max(1e-9, absl::ToDoubleSeconds(elapsed));
+  std::string line = absl::StrFormat(
+      "status: %d records (+%d in %.0f s, %.0f/s), %d events applied, %d duplicates dropped, "
+      "%d dead-lettered, %d commits",
+      now.records, now.records - before.records, seconds,
+      static_cast<double>(now.records - before.records) / seconds, now.events_applied,
+      now.duplicates, now.dead_lettered, now.commits);
+  if (rules) {
+    absl::StrAppendFormat(&line, "; rules: %d timers fired, %d decisions, %d commands (+%d)",
+                          now.timers_fired, now.decisions, now.commands,
+                          now.commands - before.commands);
+  }
+  if (dispatcher != nullptr) {
+    absl::StrAppendFormat(&line, "; sink: %d delivered, %d duplicates, %d expired, %d rejected",
+                          dispatcher->delivered, dispatcher->duplicates, dispatcher->expired,
+                          dispatcher->rejected);
+  }
+  return line;
+}
+
 absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bool>& stop) {
   if (options.db_dir.empty()) return absl::InvalidArgumentError("--db is required");
   TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(options.db_dir));
@@ -132,6 +157,30 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
       }
     });
   }
+  // A status line now and then: a long-running engine otherwise says nothing until it stops.
+  std::atomic<bool> stop_status{false};
+  std::thread status_thread;
+  if (options.status_interval > absl::ZeroDuration()) {
+    status_thread = std::thread([&] {
+      EngineStats before = engine->stats();
+      absl::Time last = absl::Now();
+      while (!stop_status.load()) {
+        for (absl::Time until = last + options.status_interval;
+             !stop_status.load() && absl::Now() < until;) {
+          absl::SleepFor(absl::Milliseconds(50));
+        }
+        if (stop_status.load()) break;
+        const EngineStats now = engine->stats();
+        const absl::Time at = absl::Now();
+        std::optional<DispatcherStats> ds;
+        if (dispatcher) ds = dispatcher->stats();
+        TEND_LOG_INFO("%s", FormatEngineStatus(now, before, at - last, options.engine.rules != nullptr,
+                                             ds ? &*ds : nullptr));
+        before = now;
+        last = at;
+      }
+    });
+  }
   TEND_LOG_INFO("engine folding %s from %s into %s%s", options.engine.topic, options.engine.brokers,
                 options.db_dir,
                 options.engine.rules ? absl::StrCat(" with ", options.engine.rules->rules().size(),
@@ -140,6 +189,8 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   absl::Status s = engine->Run(stop);
   stop_ticker = true;
   if (ticker_thread.joinable()) ticker_thread.join();
+  stop_status = true;
+  if (status_thread.joinable()) status_thread.join();
   if (dispatcher) {
     DispatcherStats ds = dispatcher->stats();
     dispatcher.reset();

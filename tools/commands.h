@@ -19,6 +19,7 @@
 #include "engine/mock_broker.h"
 #include "engine/rules.h"
 #include "projections/bgnbd.h"
+#include "services/dispatcher.h"
 #include "tools/simulate.h"
 
 namespace tend {
@@ -36,7 +37,14 @@ struct EngineCommandOptions {
   // LIVE mode (a sink is set): write a ClockTick to every partition this often, so timers fire
   // when no patient writes. Zero: no ticks from this engine (run `tend ticker` instead).
   absl::Duration tick_interval = absl::Minutes(1);
+  // Log a status line (FormatEngineStatus) this often; zero: none.
+  absl::Duration status_interval = absl::Minutes(1);
 };
+// One status line of a running engine: the counters, what changed over `elapsed` since
+// `before`, the rules' counters (`rules`: the engine decides), and (LIVE mode) the dispatcher's.
+std::string FormatEngineStatus(const EngineStats& now, const EngineStats& before,
+                               absl::Duration elapsed, bool rules,
+                               const DispatcherStats* dispatcher);
 // tend engine: folds the topic into --db until `stop` (or idle with --exit-when-idle).
 absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bool>& stop);
 

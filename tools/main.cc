@@ -99,6 +99,12 @@ int main(int argc, char** argv) {
                          "often so timers fire; 0: none (run `tend ticker`)")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
+  int64_t status_s = absl::ToInt64Seconds(engine.status_interval);
+  engine_cmd->add_option("--status-interval-s", status_s,
+                         "log a status line (records, rates, decisions, deliveries) this often; "
+                         "0: none")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
   engine_cmd->add_option("--config", engine_config,
                          "engine config YAML (proto/tend/v1/config.proto; `tend config` prints one)");
 
@@ -357,6 +363,7 @@ int main(int argc, char** argv) {
     }
     engine.engine.commit_interval = absl::Milliseconds(commit_ms);
     engine.tick_interval = absl::Seconds(tick_s);
+    engine.status_interval = absl::Seconds(status_s);
     engine.engine.commit.sync = sync;
     for (const auto& kv : kafka_props) {
       if (absl::Status s = ParseKafkaProp(kv, &engine.engine.kafka); !s.ok()) {

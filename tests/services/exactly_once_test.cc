@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <set>
 
@@ -41,7 +42,7 @@ pid_t StartEngine(const std::string& brokers, const std::string& db, const std::
                   const std::string& sink, const std::string& group, const std::string& log_path) {
   return testing::SpawnTend({"engine", "--brokers", brokers, "--db", db, "--group", group,
                              "--rules", rules, "--sink", sink, "--tick-interval-s", "0",
-                             "--commit-interval-ms", "20"},
+                             "--commit-interval-ms", "20", "--status-interval-s", "1"},
                             log_path);
 }
 
@@ -139,6 +140,17 @@ TEST_CASE("SIGKILL between outbox write and delivery, and during delivery: each 
            absl::Now() < deadline) {
       usleep(20000);
     }
+    // A running engine logs a status line now and then (here every second), deliveries included.
+    auto status_logged = [&] {
+      std::ifstream f(log);
+      const std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      return all.find(" INFO status: ") != std::string::npos &&
+             all.find("; rules: ") != std::string::npos &&
+             all.find("; sink: ") != std::string::npos;
+    };
+    const absl::Time status_deadline = absl::Now() + absl::Seconds(10);
+    while (!status_logged() && absl::Now() < status_deadline) usleep(50000);
+    CHECK(status_logged());
     REQUIRE(kill(pid, SIGTERM) == 0);
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);
