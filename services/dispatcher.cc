@@ -4,9 +4,12 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <tuple>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "engine/log.h"
 
@@ -99,7 +102,16 @@ struct Dispatcher::Due {
   int32_t partition;
   v1::ReminderCommand command;
   DeliveryResult result;
+  bool held = false;  // not attempted: an earlier command of the patient failed in this round
 };
+
+namespace {
+
+// Retries held in memory at most, as a multiple of round_limit: beyond it, due commands wait in
+// the outbox (a sink down for hours must not pull the whole backlog into memory).
+constexpr size_t kRetryRounds = 16;
+
+}  // namespace
 
 Dispatcher::Dispatcher(const DispatcherOptions& options, Storage* storage)
     : options_(options), storage_(storage) {}
@@ -125,17 +137,20 @@ Dispatcher::~Dispatcher() {
 }
 
 DispatcherStats Dispatcher::stats() const {
-  return {delivered_.load(), duplicates_.load(), expired_.load(), rejected_.load(), read_.load()};
+  return {delivered_.load(), duplicates_.load(), expired_.load(),
+          rejected_.load(),  read_.load(),       retrying_.load()};
 }
 
 void Dispatcher::Loop() {
-  // Per partition with commands not yet delivered: the earliest not_before that may still have
-  // some. Everything before it in the partition's outbox is gone (acknowledged or dropped).
+  // Per partition with commands not yet read: the earliest not_before that may still have
+  // some. Everything before it in the partition's outbox is gone (acknowledged or dropped) or
+  // waiting in retries_.
   OutboxArrivals cursors;
   bool started = false;
   std::vector<Due> due;
   while (!stop_.load()) {
-    const absl::Time wake = absl::Now() + options_.poll_interval;
+    const absl::Time now = absl::Now();
+    absl::Time wake = now + options_.poll_interval;
     if (!started) {
       // Taken before the heads are read: a commit in between is in both, never in neither.
       storage_->TakeOutboxArrivals();
@@ -151,42 +166,79 @@ void Dispatcher::Loop() {
         auto [it, added] = cursors.try_emplace(partition, not_before_s);
         if (!added) it->second = std::min(it->second, not_before_s);
       }
-      const int64_t now_s = absl::ToUnixSeconds(absl::Now());
-      due.clear();
-      // A round shares its limit among the partitions with due commands, so one partition's
-      // backlog does not hold up the others' new commands.
-      size_t due_partitions = 0;
-      for (const auto& [partition, from_s] : cursors) due_partitions += from_s <= now_s;
-      const size_t share =
-          std::max<size_t>(64, options_.round_limit / std::max<size_t>(1, due_partitions));
-      for (auto& [partition, from_s] : cursors) {
-        if (from_s > now_s || due.size() >= options_.round_limit) continue;
-        const size_t before = due.size();
-        const size_t limit = std::min(share, options_.round_limit - before);
-        const int32_t p = partition;
-        const absl::Status s = storage_->ForEachDueCommand(
-            p, from_s, now_s, limit, [&](const v1::ReminderCommand& c) {
-              due.push_back({p, c, {}});
-              return absl::OkStatus();
-            });
-        if (!s.ok()) {
-          TEND_LOG_ERROR("dispatcher: reading the outbox: %s", s.ToString());
-          due.resize(before);
-          continue;
-        }
-        // Read to the end of what is due, or (at the limit) up to the last second read: the
-        // rest of that second is read again next round.
-        from_s = due.size() - before == limit ? due.back().command.not_before().seconds()
-                                              : now_s + 1;
-      }
+      GatherRound(now, &cursors, &due);
       if (!due.empty()) {
-        read_ += static_cast<int64_t>(due.size());
         if (!DeliverRound(&due)) return;
         continue;  // more may be due
       }
+      for (const auto& [id, r] : retries_) wake = std::min(wake, r.next_at);
     }
     storage_->WaitForOutboxArrivals(wake, stop_);
   }
+}
+
+void Dispatcher::GatherRound(absl::Time now, OutboxArrivals* cursors, std::vector<Due>* due) {
+  due->clear();
+  // Retries whose time has come; patients with one still waiting hold their new commands back.
+  absl::flat_hash_map<std::string, absl::Time> waiting;  // patient -> its earliest next attempt
+  for (auto& [id, r] : retries_) {
+    if (r.next_at <= now && due->size() < options_.round_limit) {
+      due->push_back({r.partition, r.command, {}, false});
+    } else {
+      auto [it, added] = waiting.try_emplace(r.command.patient_id(), r.next_at);
+      if (!added) it->second = std::min(it->second, r.next_at);
+    }
+  }
+  // New commands, while the retries kept in memory stay bounded.
+  if (retries_.size() < kRetryRounds * options_.round_limit) {
+    const int64_t now_s = absl::ToUnixSeconds(now);
+    // A round shares its limit among the partitions with due commands, so one partition's
+    // backlog does not hold up the others' new commands.
+    size_t due_partitions = 0;
+    for (const auto& [partition, from_s] : *cursors) due_partitions += from_s <= now_s;
+    const size_t share =
+        std::max<size_t>(64, options_.round_limit / std::max<size_t>(1, due_partitions));
+    for (auto& [partition, from_s] : *cursors) {
+      if (from_s > now_s || due->size() >= options_.round_limit) continue;
+      const size_t limit = std::min(share, options_.round_limit - due->size());
+      const int32_t p = partition;
+      size_t read = 0;
+      int64_t last_s = from_s;
+      const absl::Status s = storage_->ForEachDueCommand(
+          p, from_s, now_s, limit, [&](const v1::ReminderCommand& c) {
+            ++read;
+            last_s = c.not_before().seconds();
+            if (retries_.contains(c.command_id())) return absl::OkStatus();  // gathered above
+            if (auto w = waiting.find(c.patient_id()); w != waiting.end()) {
+              Retry& r = retries_[c.command_id()];
+              r.partition = p;
+              r.command = c;
+              r.backoff = client_->options().initial_backoff;
+              r.next_at = w->second;
+              return absl::OkStatus();
+            }
+            due->push_back({p, c, {}, false});
+            return absl::OkStatus();
+          });
+      read_ += static_cast<int64_t>(read);
+      if (!s.ok()) {
+        // What was read stays in this round; the cursor stays, so the rest is read again.
+        TEND_LOG_ERROR("dispatcher: reading the outbox: %s", s.ToString());
+        continue;
+      }
+      // Read to the end of what is due, or (at the limit) up to the last second read: the rest
+      // of that second is read again next round.
+      from_s = read == limit ? last_s : now_s + 1;
+    }
+  }
+  // In outbox order, which each lane keeps for its patients.
+  std::sort(due->begin(), due->end(), [](const Due& a, const Due& b) {
+    return std::make_tuple(a.partition, a.command.not_before().seconds(),
+                           absl::string_view(a.command.command_id())) <
+           std::make_tuple(b.partition, b.command.not_before().seconds(),
+                           absl::string_view(b.command.command_id()));
+  });
+  retrying_ = static_cast<int64_t>(retries_.size());
 }
 
 bool Dispatcher::DeliverRound(std::vector<Due>* due) {
@@ -198,25 +250,73 @@ bool Dispatcher::DeliverRound(std::vector<Due>* due) {
     by_lane[absl::HashOf(d.command.patient_id()) % lanes].push_back(&d);
   }
   lanes_->Run(lanes, [&](int lane) {
+    absl::flat_hash_set<std::string> failed;  // patients whose command failed in this round
     for (Due* d : by_lane[lane]) {
-      d->result = client_->Deliver(d->command, stop_);
-      if (d->result.outcome == DeliveryOutcome::kStopped) return;
+      if (stop_.load()) return;  // the rest stay kStopped
+      if (failed.contains(d->command.patient_id())) {
+        d->held = true;
+        d->result.outcome = DeliveryOutcome::kFailed;
+        continue;
+      }
+      d->result = client_->Attempt(d->command);
+      if (d->result.outcome == DeliveryOutcome::kFailed) failed.insert(d->command.patient_id());
     }
   });
 
   bool stopped = false;
-  int64_t expired_in_round = 0;
+  int64_t expired_in_round = 0, failed_in_round = 0;
+  std::string a_failure;
   std::vector<v1::Decision> drops;
   drops.reserve(due->size());
   std::vector<OutboxRemoval> removals;
   removals.reserve(due->size());
+  absl::flat_hash_map<std::string, absl::Time> blocked_until;  // patient -> its failed one's retry
+  absl::BitGen rng;
+  const absl::Time after = absl::Now();
   for (Due& d : *due) {
-    const DeliveryResult& r = d.result;
+    const std::string& id = d.command.command_id();
+    auto retry = retries_.find(id);
+    // The whole history of the command, for the record of a drop.
+    DeliveryResult r = d.result;
+    if (retry != retries_.end()) {
+      r.attempts += retry->second.attempts;
+      if (r.last_error.empty()) r.last_error = retry->second.last_error;
+    }
+    const bool expired_now =
+        d.command.has_expires_at() &&
+        after >= absl::FromUnixSeconds(d.command.expires_at().seconds());
+    if (r.outcome == DeliveryOutcome::kFailed && expired_now) r.outcome = DeliveryOutcome::kExpired;
     v1::Decision::Reason dropped = v1::Decision::REASON_UNSPECIFIED;  // delivered: none
     switch (r.outcome) {
       case DeliveryOutcome::kStopped:
-        stopped = true;  // stays in the outbox for the next start
+        stopped = true;  // stays in the outbox (and in retries_) for the next round or start
         continue;
+      case DeliveryOutcome::kFailed: {
+        Retry& next = retry != retries_.end() ? retry->second : retries_[id];
+        if (retry == retries_.end()) {
+          next.partition = d.partition;
+          next.command = d.command;
+          next.backoff = client_->options().initial_backoff;
+        }
+        next.attempts = r.attempts;
+        next.last_error = r.last_error;
+        if (d.held) {
+          auto b = blocked_until.find(d.command.patient_id());
+          next.next_at = b != blocked_until.end() ? b->second : after + next.backoff;
+        } else {
+          next.next_at = after + SinkClient::Jittered(next.backoff, rng);
+          next.backoff = std::min(next.backoff * 2, client_->options().max_backoff);
+          blocked_until[d.command.patient_id()] = next.next_at;
+          if (failed_in_round++ == 0) {
+            a_failure = absl::StrCat(id, " (rule ", d.command.rule_id(), "): ", r.last_error);
+          }
+        }
+        if (d.command.has_expires_at()) {
+          next.next_at =
+              std::min(next.next_at, absl::FromUnixSeconds(d.command.expires_at().seconds()));
+        }
+        continue;
+      }
       case DeliveryOutcome::kDelivered:
         ++delivered_;
         break;
@@ -231,17 +331,17 @@ bool Dispatcher::DeliverRound(std::vector<Due>* due) {
         if (expired_in_round++ == 0) {
           TEND_LOG_WARN("dispatcher: command %s (rule %s, patient %s) expired before the sink "
                         "acknowledged it (%s); dropped and recorded for Explain",
-                        d.command.command_id(), d.command.rule_id(), d.command.patient_id(),
-                        DropDetail(r));
+                        id, d.command.rule_id(), d.command.patient_id(), DropDetail(r));
         }
         break;
       case DeliveryOutcome::kRejected:
         ++rejected_;
         dropped = v1::Decision::REJECTED;
-        TEND_LOG_ERROR("dispatcher: the sink rejected command %s (rule %s): %s; dropped",
-                       d.command.command_id(), d.command.rule_id(), r.last_error);
+        TEND_LOG_ERROR("dispatcher: the sink rejected command %s (rule %s): %s; dropped", id,
+                       d.command.rule_id(), r.last_error);
         break;
     }
+    if (retry != retries_.end()) retries_.erase(retry);
     const v1::Decision* decision = nullptr;
     if (dropped != v1::Decision::REASON_UNSPECIFIED) {
       drops.push_back(DroppedDecision(d.command, r, dropped));
@@ -254,6 +354,13 @@ bool Dispatcher::DeliverRound(std::vector<Due>* due) {
                   "recorded for Explain",
                   expired_in_round);
   }
+  if (failed_in_round > 0 && after - last_failure_log_ >= absl::Seconds(10)) {
+    last_failure_log_ = after;
+    TEND_LOG_WARN("dispatcher: the sink did not acknowledge %d commands in this round, e.g. %s; "
+                  "%d commands wait to be retried with backoff, the other patients' go on",
+                  failed_in_round, a_failure, static_cast<int64_t>(retries_.size()));
+  }
+  retrying_ = static_cast<int64_t>(retries_.size());
   const absl::Status s = storage_->RemoveCommands(removals);
   if (!s.ok()) {
     // They stay in the outbox and go out again after a restart; the sink dedupes them.

@@ -10,7 +10,9 @@
 // So commands deferred to the end of quiet hours, and the deletions of delivered ones, cost
 // nothing until they are due. Deliveries run `max_in_flight` at a time in lanes by patient: a
 // patient's commands go out one after another in not_before order; the acknowledged ones of a
-// round leave the outbox in one write.
+// round leave the outbox in one write. Each attempt is one call: a command the sink does not
+// acknowledge waits for its next attempt (exponential backoff with jitter) in memory, with the
+// later commands of its patient held behind it, while every other patient's go on.
 //
 // Thread safety: Start/Stop from one thread; the dispatcher runs on its own threads.
 #ifndef TEND_SERVICES_DISPATCHER_H_
@@ -22,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "engine/storage.h"
 #include "services/sink_client.h"
@@ -48,6 +51,9 @@ struct DispatcherStats {
   // Commands read from the outbox: each due command once (again only after a restart or when a
   // round stopped at round_limit mid-second); none that are not due yet.
   int64_t read = 0;
+  // Commands the sink has not acknowledged yet, waiting for their next attempt (with those of
+  // their patients held behind them).
+  int64_t retrying = 0;
 };
 
 class Dispatcher {
@@ -61,8 +67,20 @@ class Dispatcher {
  private:
   Dispatcher(const DispatcherOptions& options, Storage* storage);
   struct Due;
+  // A command the sink did not acknowledge (or one of the same patient's, held behind it), kept
+  // in memory until its next attempt; it stays in the outbox until it leaves for good.
+  struct Retry {
+    int32_t partition = 0;
+    v1::ReminderCommand command;
+    int attempts = 0;
+    std::string last_error;
+    absl::Duration backoff;  // the next failure's wait (before jitter)
+    absl::Time next_at;
+  };
   class Lanes;
   void Loop();
+  // Gathers a round: retries whose time has come, then due commands from the outbox.
+  void GatherRound(absl::Time now, OutboxArrivals* cursors, std::vector<Due>* due);
   // Delivers one round and removes what the sink acknowledged or what was dropped. false when
   // asked to stop.
   bool DeliverRound(std::vector<Due>* due);
@@ -72,6 +90,9 @@ class Dispatcher {
   std::unique_ptr<SinkClient> client_;
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> delivered_{0}, duplicates_{0}, expired_{0}, rejected_{0}, read_{0};
+  std::atomic<int64_t> retrying_{0};
+  absl::flat_hash_map<std::string, Retry> retries_;  // by command id; the dispatcher thread's
+  absl::Time last_failure_log_ = absl::InfinitePast();
   std::unique_ptr<Lanes> lanes_;
   std::thread thread_;
 };

@@ -17,6 +17,7 @@ const char* DeliveryOutcomeName(DeliveryOutcome o) {
     case DeliveryOutcome::kExpired: return "expired";
     case DeliveryOutcome::kRejected: return "rejected";
     case DeliveryOutcome::kStopped: return "stopped";
+    case DeliveryOutcome::kFailed: return "failed";
   }
   return "?";
 }
@@ -34,47 +35,58 @@ absl::StatusOr<std::unique_ptr<SinkClient>> SinkClient::Create(const SinkClientO
   return c;
 }
 
+DeliveryResult SinkClient::Attempt(const v1::ReminderCommand& command) {
+  DeliveryResult result;
+  const absl::Time now = absl::Now();
+  if (command.has_expires_at() && now >= absl::FromUnixSeconds(command.expires_at().seconds())) {
+    result.outcome = DeliveryOutcome::kExpired;
+    return result;
+  }
+  result.attempts = 1;
+  v1::DeliverRequest request;
+  *request.mutable_command() = command;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(now + options_.rpc_timeout));
+  v1::DeliverResponse response;
+  const grpc::Status s = stub_->Deliver(&ctx, request, &response);
+  if (s.ok()) {
+    result.outcome = response.duplicate() ? DeliveryOutcome::kDuplicate : DeliveryOutcome::kDelivered;
+    return result;
+  }
+  result.last_error = absl::StrCat(s.error_code(), ": ", s.error_message());
+  result.outcome = s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+                           s.error_code() == grpc::StatusCode::FAILED_PRECONDITION
+                       ? DeliveryOutcome::kRejected
+                       : DeliveryOutcome::kFailed;
+  return result;
+}
+
 DeliveryResult SinkClient::Deliver(const v1::ReminderCommand& command,
                                    const std::atomic<bool>& stop) {
   DeliveryResult result;
   result.outcome = DeliveryOutcome::kStopped;
-  const absl::Time expires = absl::FromUnixSeconds(command.expires_at().seconds());
   absl::Duration backoff = options_.initial_backoff;
   absl::BitGen rng;
-  v1::DeliverRequest request;
-  *request.mutable_command() = command;
   for (;;) {
     if (stop.load()) return result;
-    const absl::Time now = absl::Now();
-    if (command.has_expires_at() && now >= expires) {
-      result.outcome = DeliveryOutcome::kExpired;
-      return result;
-    }
-    ++result.attempts;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(now + options_.rpc_timeout));
-    v1::DeliverResponse response;
-    grpc::Status s = stub_->Deliver(&ctx, request, &response);
-    if (s.ok()) {
-      result.outcome = response.duplicate() ? DeliveryOutcome::kDuplicate : DeliveryOutcome::kDelivered;
-      return result;
-    }
-    result.last_error = absl::StrCat(s.error_code(), ": ", s.error_message());
-    if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
-        s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-      result.outcome = DeliveryOutcome::kRejected;
-      return result;
-    }
+    const DeliveryResult attempt = Attempt(command);
+    result.attempts += attempt.attempts;
+    result.outcome = attempt.outcome;
+    if (attempt.outcome != DeliveryOutcome::kFailed) return result;
+    result.outcome = DeliveryOutcome::kStopped;
+    result.last_error = attempt.last_error;
     // Wait a jittered backoff, in small steps so a stop is noticed promptly.
-    const absl::Duration wait =
-        absl::Nanoseconds(absl::Uniform<int64_t>(rng, absl::ToInt64Nanoseconds(backoff) / 2,
-                                                 absl::ToInt64Nanoseconds(backoff) + 1));
-    const absl::Time until = absl::Now() + wait;
+    const absl::Time until = absl::Now() + Jittered(backoff, rng);
     while (!stop.load() && absl::Now() < until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
+}
+
+absl::Duration SinkClient::Jittered(absl::Duration backoff, absl::BitGen& rng) {
+  return absl::Nanoseconds(absl::Uniform<int64_t>(rng, absl::ToInt64Nanoseconds(backoff) / 2,
+                                                  absl::ToInt64Nanoseconds(backoff) + 1));
 }
 
 }  // namespace tend

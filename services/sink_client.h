@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/random/random.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "tend/v1/services.grpc.pb.h"
@@ -32,6 +33,7 @@ enum class DeliveryOutcome {
   kExpired,    // expires_at passed before an acknowledgement: dropped, never sent again
   kRejected,   // the sink refused it as invalid (INVALID_ARGUMENT / FAILED_PRECONDITION)
   kStopped,    // the caller asked to stop; the command stays pending
+  kFailed,     // Attempt only: not acknowledged this time (last_error says why); try again later
 };
 const char* DeliveryOutcomeName(DeliveryOutcome o);
 
@@ -46,6 +48,14 @@ class SinkClient {
   static absl::StatusOr<std::unique_ptr<SinkClient>> Create(const SinkClientOptions& options);
 
   DeliveryResult Deliver(const v1::ReminderCommand& command, const std::atomic<bool>& stop);
+  // One attempt, no retry: kDelivered, kDuplicate, kRejected, kExpired (expires_at had passed;
+  // not sent) or kFailed. For callers that schedule retries themselves (the dispatcher, so that
+  // one command the sink keeps failing does not hold up the others).
+  DeliveryResult Attempt(const v1::ReminderCommand& command);
+
+  const SinkClientOptions& options() const { return options_; }
+  // A wait drawn uniformly from [backoff / 2, backoff] (jitter: retries of many commands spread).
+  static absl::Duration Jittered(absl::Duration backoff, absl::BitGen& rng);
 
  private:
   explicit SinkClient(const SinkClientOptions& options) : options_(options) {}

@@ -102,9 +102,11 @@ std::string FormatEngineStatus(const EngineStats& now, const EngineStats& before
                           now.commands - before.commands);
   }
   if (dispatcher != nullptr) {
-    absl::StrAppendFormat(&line, "; sink: %d delivered, %d duplicates, %d expired, %d rejected",
+    absl::StrAppendFormat(&line,
+                          "; sink: %d delivered, %d duplicates, %d expired, %d rejected, %d "
+                          "waiting to be retried",
                           dispatcher->delivered, dispatcher->duplicates, dispatcher->expired,
-                          dispatcher->rejected);
+                          dispatcher->rejected, dispatcher->retrying);
   }
   return line;
 }

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "engine/engine.h"
 #include "engine/mock_broker.h"
 #include "services/dispatcher.h"
@@ -272,6 +273,86 @@ TEST_CASE("the dispatcher reads only due commands, is woken by commits, and keep
   }
   CHECK(served.sink->duplicates() == 0);
   CHECK(OutboxSize(**storage) == 500);
+}
+
+// The reference sink, except that it answers UNAVAILABLE to the commands in `failing`.
+class FlakySink final : public v1::ReminderSink::Service {
+ public:
+  explicit FlakySink(SinkService* sink) : sink_(sink) {}
+  grpc::Status Deliver(grpc::ServerContext* context, const v1::DeliverRequest* request,
+                       v1::DeliverResponse* response) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (failing_.contains(request->command().command_id())) {
+        ++refused_;
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the gateway is stuck on this one");
+      }
+    }
+    return sink_->Deliver(context, request, response);
+  }
+  void set_failing(std::set<std::string> ids) {
+    absl::MutexLock lock(&mu_);
+    failing_ = std::move(ids);
+  }
+  int refused() const {
+    absl::MutexLock lock(&mu_);
+    return refused_;
+  }
+
+ private:
+  SinkService* const sink_;
+  mutable absl::Mutex mu_;
+  std::set<std::string> failing_;
+  int refused_ = 0;
+};
+
+TEST_CASE("a command the sink keeps failing waits for its retries alone: the other patients' go "
+          "on, its patient's later ones wait behind it",
+          "[integration]") {
+  testing::TempDir dir;
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  auto sink = SinkService::Create("");
+  REQUIRE(sink.ok());
+  FlakySink flaky(sink->get());
+  flaky.set_failing({"stuck"});
+  auto server = StartGrpcServer("127.0.0.1:0", {&flaky});
+  REQUIRE(server.ok());
+
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  StateBatch batch = (*storage)->NewBatch();
+  batch.PutCommand(0, Reminder("stuck", "p-stuck", now - 10));
+  batch.PutCommand(0, Reminder("behind", "p-stuck", now - 5));
+  for (int i = 0; i < 20; ++i) {
+    batch.PutCommand(i % 2, Reminder(absl::StrCat("free-", i), absl::StrCat("p", i), now));
+  }
+  REQUIRE((*storage)->Commit(&batch).ok());
+
+  DispatcherOptions d;
+  d.sink.target = absl::StrCat("127.0.0.1:", server->port);
+  d.sink.max_backoff = absl::Milliseconds(200);
+  d.max_in_flight = 2;  // the stuck patient shares a lane with others
+  auto dispatcher = Dispatcher::Start(d, storage->get());
+  REQUIRE(dispatcher.ok());
+  REQUIRE(WaitFor([&] { return (*sink)->accepted() == 20; }));
+  REQUIRE(WaitFor([&] { return flaky.refused() >= 4; }));  // retried, with backoff
+  CHECK((*dispatcher)->stats().retrying == 2);
+  CHECK((*sink)->accepted() == 20);  // "behind" did not overtake "stuck"
+  CHECK(OutboxSize(**storage) == 2);
+
+  flaky.set_failing({});
+  REQUIRE(WaitFor([&] { return (*sink)->accepted() == 22; }));
+  REQUIRE(WaitFor([&] { return OutboxSize(**storage) == 0; }));
+  std::vector<std::string> stuck_patient;
+  for (const auto& c : (*sink)->commands()) {
+    if (c.patient_id() == "p-stuck") stuck_patient.push_back(c.command_id());
+  }
+  CHECK(stuck_patient == std::vector<std::string>{"stuck", "behind"});
+  CHECK((*dispatcher)->stats().retrying == 0);
+  CHECK((*dispatcher)->stats().delivered == 22);
+  CHECK((*sink)->duplicates() == 0);
+  dispatcher->reset();
+  server->server->Shutdown();
 }
 
 // Folds `events` with the default rule pack into a fresh directory; returns the outbox,
