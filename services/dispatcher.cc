@@ -40,7 +40,6 @@ v1::Decision DroppedDecision(const v1::ReminderCommand& c, const DeliveryResult&
 
 }  // namespace
 
-
 // Runs fn(lane) for lanes [0, n) on a fixed set of helper threads and the caller, and returns
 // when every lane is done.
 class Dispatcher::Lanes {
@@ -117,7 +116,7 @@ Dispatcher::Dispatcher(const DispatcherOptions& options, Storage* storage)
     : options_(options), storage_(storage) {}
 
 absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(const DispatcherOptions& options,
-                                                               Storage* storage) {
+                                                              Storage* storage) {
   if (options.max_in_flight < 1 || options.round_limit < 1) {
     return absl::InvalidArgumentError("dispatcher: max_in_flight and round_limit must be >= 1");
   }
@@ -204,8 +203,8 @@ void Dispatcher::GatherRound(absl::Time now, OutboxArrivals* cursors, std::vecto
       const int32_t p = partition;
       size_t read = 0;
       int64_t last_s = from_s;
-      const absl::Status s = storage_->ForEachDueCommand(
-          p, from_s, now_s, limit, [&](const v1::ReminderCommand& c) {
+      const absl::Status s =
+          storage_->ForEachDueCommand(p, from_s, now_s, limit, [&](const v1::ReminderCommand& c) {
             ++read;
             last_s = c.not_before().seconds();
             if (retries_.contains(c.command_id())) return absl::OkStatus();  // gathered above
@@ -243,8 +242,8 @@ void Dispatcher::GatherRound(absl::Time now, OutboxArrivals* cursors, std::vecto
 
 bool Dispatcher::DeliverRound(std::vector<Due>* due) {
   // One patient's commands in one lane, in outbox order (partition, not_before, command id).
-  const int lanes = static_cast<int>(
-      std::min<size_t>(static_cast<size_t>(options_.max_in_flight), due->size()));
+  const int lanes =
+      static_cast<int>(std::min<size_t>(static_cast<size_t>(options_.max_in_flight), due->size()));
   std::vector<std::vector<Due*>> by_lane(lanes);
   for (Due& d : *due) {
     by_lane[absl::HashOf(d.command.patient_id()) % lanes].push_back(&d);
@@ -282,9 +281,8 @@ bool Dispatcher::DeliverRound(std::vector<Due>* due) {
       r.attempts += retry->second.attempts;
       if (r.last_error.empty()) r.last_error = retry->second.last_error;
     }
-    const bool expired_now =
-        d.command.has_expires_at() &&
-        after >= absl::FromUnixSeconds(d.command.expires_at().seconds());
+    const bool expired_now = d.command.has_expires_at() &&
+                             after >= absl::FromUnixSeconds(d.command.expires_at().seconds());
     if (r.outcome == DeliveryOutcome::kFailed && expired_now) r.outcome = DeliveryOutcome::kExpired;
     v1::Decision::Reason dropped = v1::Decision::REASON_UNSPECIFIED;  // delivered: none
     switch (r.outcome) {
@@ -329,9 +327,10 @@ bool Dispatcher::DeliverRound(std::vector<Due>* due) {
         // One line per round, not per command: a backlog of stale commands (an engine that
         // was down for a day) would otherwise flood the log.
         if (expired_in_round++ == 0) {
-          TEND_LOG_WARN("dispatcher: command %s (rule %s, patient %s) expired before the sink "
-                        "acknowledged it (%s); dropped and recorded for Explain",
-                        id, d.command.rule_id(), d.command.patient_id(), DropDetail(r));
+          TEND_LOG_WARN(
+              "dispatcher: command %s (rule %s, patient %s) expired before the sink "
+              "acknowledged it (%s); dropped and recorded for Explain",
+              id, d.command.rule_id(), d.command.patient_id(), DropDetail(r));
         }
         break;
       case DeliveryOutcome::kRejected:
@@ -350,15 +349,17 @@ bool Dispatcher::DeliverRound(std::vector<Due>* due) {
     removals.push_back({d.partition, &d.command, decision});
   }
   if (expired_in_round > 1) {
-    TEND_LOG_WARN("dispatcher: %d commands in all expired undelivered in this round; dropped and "
-                  "recorded for Explain",
-                  expired_in_round);
+    TEND_LOG_WARN(
+        "dispatcher: %d commands in all expired undelivered in this round; dropped and "
+        "recorded for Explain",
+        expired_in_round);
   }
   if (failed_in_round > 0 && after - last_failure_log_ >= absl::Seconds(10)) {
     last_failure_log_ = after;
-    TEND_LOG_WARN("dispatcher: the sink did not acknowledge %d commands in this round, e.g. %s; "
-                  "%d commands wait to be retried with backoff, the other patients' go on",
-                  failed_in_round, a_failure, static_cast<int64_t>(retries_.size()));
+    TEND_LOG_WARN(
+        "dispatcher: the sink did not acknowledge %d commands in this round, e.g. %s; "
+        "%d commands wait to be retried with backoff, the other patients' go on",
+        failed_in_round, a_failure, static_cast<int64_t>(retries_.size()));
   }
   retrying_ = static_cast<int64_t>(retries_.size());
   const absl::Status s = storage_->RemoveCommands(removals);
