@@ -553,6 +553,7 @@ class Engine::Impl {
   CommitPart parts_[2];
 
   std::atomic<int64_t> first_record_ns_{0};
+  std::atomic<int64_t> last_fold_ns_{0};  // when consumed records were last folded
   std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0}, dead_lettered_{0};
   std::atomic<int64_t> timers_fired_{0}, decisions_{0}, commands_{0};
 };
@@ -1130,6 +1131,7 @@ absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
     }
     if (!done.empty()) releaser_.Release(&done);
     arena_.Reset();  // the batch's events are folded; nothing refers to them any more
+    if (n > 0) last_fold_ns_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
     if (!fatal_.ok()) break;
     const absl::Duration since_commit = absl::Now() - last_commit_;
     if (n == 0) {
@@ -1145,6 +1147,7 @@ absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
       if (rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_.get(), wait_ms)) {
         handle(m);
         rd_kafka_message_destroy(m);
+        last_fold_ns_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
       }
     } else if (uncommitted_records_ >= options_.commit_max_records ||
                since_commit >= options_.commit_interval ||
@@ -1179,6 +1182,7 @@ EngineStats Engine::Impl::Stats() const {
   s.decisions = decisions_.load();
   s.commands = commands_.load();
   if (s.records > 0) s.first_record_at = absl::FromUnixNanos(first_record_ns_.load());
+  if (const int64_t ns = last_fold_ns_.load(); ns > 0) s.last_fold_at = absl::FromUnixNanos(ns);
   return s;
 }
 

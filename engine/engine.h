@@ -103,6 +103,8 @@ struct EngineStats {
   int64_t decisions = 0;       // rule decisions recorded (fired, deferred, suppressed)
   int64_t commands = 0;        // commands decided (LIVE: written to the outbox)
   absl::Time first_record_at = absl::InfinitePast();  // when the first record was consumed
+  // When consumed records were last folded (before their commit).
+  absl::Time last_fold_at = absl::InfinitePast();
 };
 
 class Engine {
