@@ -120,6 +120,26 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
   return cf;
 }
 
+// Drops decisions recorded before now - `keep` as they are compacted (the key holds the
+// decision's time: storage_format.h `decisions`). Wall-clock: decisions are Explain's records,
+// never read by the fold, so what a replay decides is unaffected.
+class DecisionRetention final : public rocksdb::CompactionFilter {
+ public:
+  explicit DecisionRetention(absl::Duration keep) : keep_(keep) {}
+  bool Filter(int /*level*/, const rocksdb::Slice& key, const rocksdb::Slice& /*value*/,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    const absl::string_view k(key.data(), key.size());
+    const size_t nul = k.find('\0');
+    if (nul == absl::string_view::npos || k.size() < nul + 1 + 8) return false;  // not ours
+    const auto at_s = static_cast<int64_t>(sf::ReadBe64(k.substr(nul + 1)));
+    return at_s < absl::ToUnixSeconds(absl::Now() - keep_);
+  }
+  const char* Name() const override { return "tend.DecisionRetention"; }
+
+ private:
+  const absl::Duration keep_;
+};
+
 }  // namespace
 
 Storage::~Storage() {
@@ -161,13 +181,20 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   db_options.keep_log_file_num = 3;
   if (scratch_dir != nullptr) db_options.max_open_files = -1;  // required for secondaries
 
+  auto storage = std::unique_ptr<Storage>(new Storage());
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, CfOptions(cache, ""));
   for (absl::string_view name : sf::kColumnFamilies) {
     cfs.emplace_back(std::string(name), CfOptions(cache, name));
+    if (name == sf::kDecisionsCf && scratch_dir == nullptr &&
+        options.decisions_retention > absl::ZeroDuration()) {
+      storage->decisions_filter_ = std::make_unique<DecisionRetention>(options.decisions_retention);
+      cfs.back().options.compaction_filter = storage->decisions_filter_.get();
+      // Files no other write touches are rewritten daily, so old decisions go even then.
+      cfs.back().options.periodic_compaction_seconds = 86400;
+    }
   }
 
-  auto storage = std::unique_ptr<Storage>(new Storage());
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
   if (scratch_dir != nullptr) {
@@ -258,6 +285,13 @@ absl::Status Storage::UpgradeFormat(int from_version) {
                   from_version, sf::kStorageFormatVersion, moved);
   }
   return absl::OkStatus();
+}
+
+absl::Status Storage::CompactDecisions() {
+  if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
+  rocksdb::CompactRangeOptions o;
+  o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return FromRocks(db_->CompactRange(o, decisions_, nullptr, nullptr), "compacting decisions");
 }
 
 absl::Status Storage::BindTopic(absl::string_view topic) {

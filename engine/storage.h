@@ -6,6 +6,7 @@
 #ifndef TEND_ENGINE_STORAGE_H_
 #define TEND_ENGINE_STORAGE_H_
 
+#include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -37,6 +38,9 @@ struct StorageOptions {
   size_t write_buffer_budget_bytes = 256 << 20;
   // Create the directory when missing (primary only).
   bool create_if_missing = true;
+  // Decisions (Explain's records) older than this are removed as RocksDB compacts them, and
+  // files are compacted at least daily so old ones go; zero keeps every decision (primary only).
+  absl::Duration decisions_retention = absl::ZeroDuration();
 };
 
 struct CommitOptions {
@@ -200,6 +204,9 @@ class Storage {
   // A snapshot for the reads above (null on a reader instance, where RocksDB has none: its reads
   // already see one fixed moment, the last catch-up).
   Snapshot TakeSnapshot() const;
+  // Compacts the decisions column family now (the retention applies; RocksDB also does it on
+  // its own, at least daily with a retention set).
+  absl::Status CompactDecisions();
   // The patient's latest decisions, newest first, at most `limit`.
   absl::StatusOr<std::vector<v1::Decision>> RecentDecisions(absl::string_view patient_id,
                                                             size_t limit) const;
@@ -217,6 +224,7 @@ class Storage {
   absl::Status CheckFormatVersion(bool fresh);
   absl::Status UpgradeFormat(int from_version);
 
+  std::unique_ptr<rocksdb::CompactionFilter> decisions_filter_;  // outlives db_ (declared first)
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; destroyed before db_
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;

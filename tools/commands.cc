@@ -113,7 +113,7 @@ std::string FormatEngineStatus(const EngineStats& now, const EngineStats& before
 
 absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bool>& stop) {
   if (options.db_dir.empty()) return absl::InvalidArgumentError("--db is required");
-  TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(options.db_dir));
+  TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(options.db_dir, options.storage));
   TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(options.engine, storage.get()));
   std::unique_ptr<Producer> producer;
   std::unique_ptr<IngestService> ingest;

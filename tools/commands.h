@@ -32,6 +32,7 @@ struct EngineCommandOptions {
   EngineOptions engine;
   std::string db_dir;
   std::string grpc_listen;  // empty: no gRPC server
+  StorageOptions storage;   // decisions_retention from --decisions-retention-days
   std::string sink;         // ReminderSink host:port; empty: commands stay in the outbox
   int sink_in_flight = 16;  // deliveries to the sink in flight at once (DispatcherOptions)
   // LIVE mode (a sink is set): write a ClockTick to every partition this often, so timers fire

@@ -99,6 +99,12 @@ int main(int argc, char** argv) {
                          "often so timers fire; 0: none (run `tend ticker`)")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
+  int decisions_retention_days = 0;
+  engine_cmd->add_option("--decisions-retention-days", decisions_retention_days,
+                         "remove rule decisions (Explain's records) older than this many days as "
+                         "the state is compacted; 0: keep them all")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 36500));
   int64_t status_s = absl::ToInt64Seconds(engine.status_interval);
   engine_cmd->add_option("--status-interval-s", status_s,
                          "log a status line (records, rates, decisions, deliveries) this often; "
@@ -364,6 +370,7 @@ int main(int argc, char** argv) {
     engine.engine.commit_interval = absl::Milliseconds(commit_ms);
     engine.tick_interval = absl::Seconds(tick_s);
     engine.status_interval = absl::Seconds(status_s);
+    engine.storage.decisions_retention = absl::Hours(24) * decisions_retention_days;
     engine.engine.commit.sync = sync;
     for (const auto& kv : kafka_props) {
       if (absl::Status s = ParseKafkaProp(kv, &engine.engine.kafka); !s.ok()) {

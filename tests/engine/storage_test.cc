@@ -258,5 +258,38 @@ TEST_CASE("a version 5 directory is upgraded in place: its outbox is rekeyed by 
   CHECK(Due(**again, 2, 0, 9999) == std::vector<std::string>{"b-due", "a-deferred"});
 }
 
+TEST_CASE("decisions older than the retention go when compacted, the rest stay", "[storage]") {
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  auto decision = [](const std::string& patient, int64_t at_s) {
+    v1::Decision d;
+    d.set_patient_id(patient);
+    d.set_rule_id("welcome");
+    d.set_outcome(v1::Decision::FIRED);
+    d.mutable_at()->set_seconds(at_s);
+    return d;
+  };
+  for (const bool retention : {false, true}) {
+    TempDir dir;
+    StorageOptions options;
+    if (retention) options.decisions_retention = absl::Hours(24 * 30);
+    auto storage = Storage::Open(dir.path(), options);
+    REQUIRE(storage.ok());
+    StateBatch batch = (*storage)->NewBatch();
+    batch.PutDecision(decision("p1", now - 86400 * 40), 1, 0);
+    batch.PutDecision(decision("p1", now - 86400 * 29), 2, 0);
+    batch.PutDecision(decision("p2", now - 86400 * 31), 3, 0);
+    REQUIRE((*storage)->Commit(&batch).ok());
+    REQUIRE((*storage)->CompactDecisions().ok());
+    auto p1 = (*storage)->RecentDecisions("p1", 10);
+    auto p2 = (*storage)->RecentDecisions("p2", 10);
+    REQUIRE(p1.ok());
+    REQUIRE(p2.ok());
+    INFO("retention " << retention);
+    CHECK(p1->size() == (retention ? 1u : 2u));
+    CHECK(p1->front().at().seconds() == now - 86400 * 29);
+    CHECK(p2->size() == (retention ? 0u : 1u));
+  }
+}
+
 }  // namespace
 }  // namespace tend
