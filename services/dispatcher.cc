@@ -212,7 +212,6 @@ void Dispatcher::GatherRound(absl::Time now, OutboxArrivals* cursors, std::vecto
               Retry& r = retries_[c.command_id()];
               r.partition = p;
               r.command = c;
-              r.backoff = client_->options().initial_backoff;
               r.next_at = w->second;
               return absl::OkStatus();
             }
@@ -270,7 +269,6 @@ bool Dispatcher::DeliverRound(std::vector<Due>* due) {
   std::vector<OutboxRemoval> removals;
   removals.reserve(due->size());
   absl::flat_hash_map<std::string, absl::Time> blocked_until;  // patient -> its failed one's retry
-  absl::BitGen rng;
   const absl::Time after = absl::Now();
   for (Due& d : *due) {
     const std::string& id = d.command.command_id();
@@ -294,16 +292,16 @@ bool Dispatcher::DeliverRound(std::vector<Due>* due) {
         if (retry == retries_.end()) {
           next.partition = d.partition;
           next.command = d.command;
-          next.backoff = client_->options().initial_backoff;
         }
         next.attempts = r.attempts;
         next.last_error = r.last_error;
         if (d.held) {
+          // Retried with the command it waited behind (earlier in the round, so already
+          // here), or at once when that one expired meanwhile and left.
           auto b = blocked_until.find(d.command.patient_id());
-          next.next_at = b != blocked_until.end() ? b->second : after + next.backoff;
+          next.next_at = b != blocked_until.end() ? b->second : after;
         } else {
-          next.next_at = after + SinkClient::Jittered(next.backoff, rng);
-          next.backoff = std::min(next.backoff * 2, client_->options().max_backoff);
+          next.next_at = after + client_->RetryWait(next.attempts, rng_);
           blocked_until[d.command.patient_id()] = next.next_at;
           if (failed_in_round++ == 0) {
             a_failure = absl::StrCat(id, " (rule ", d.command.rule_id(), "): ", r.last_error);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
 #include "absl/time/time.h"
 #include "engine/storage.h"
 #include "services/sink_client.h"
@@ -72,9 +73,8 @@ class Dispatcher {
   struct Retry {
     int32_t partition = 0;
     v1::ReminderCommand command;
-    int attempts = 0;
+    int attempts = 0;  // made so far; the wait after a failure follows from it
     std::string last_error;
-    absl::Duration backoff;  // the next failure's wait (before jitter)
     absl::Time next_at;
   };
   class Lanes;
@@ -93,6 +93,7 @@ class Dispatcher {
   std::atomic<int64_t> retrying_{0};
   absl::flat_hash_map<std::string, Retry> retries_;  // by command id; the dispatcher thread's
   absl::Time last_failure_log_ = absl::InfinitePast();
+  absl::BitGen rng_;  // retry jitter; the dispatcher thread's
   std::unique_ptr<Lanes> lanes_;
   std::thread thread_;
 };

@@ -65,7 +65,6 @@ DeliveryResult SinkClient::Deliver(const v1::ReminderCommand& command,
                                    const std::atomic<bool>& stop) {
   DeliveryResult result;
   result.outcome = DeliveryOutcome::kStopped;
-  absl::Duration backoff = options_.initial_backoff;
   absl::BitGen rng;
   for (;;) {
     if (stop.load()) return result;
@@ -75,16 +74,18 @@ DeliveryResult SinkClient::Deliver(const v1::ReminderCommand& command,
     if (attempt.outcome != DeliveryOutcome::kFailed) return result;
     result.outcome = DeliveryOutcome::kStopped;
     result.last_error = attempt.last_error;
-    // Wait a jittered backoff, in small steps so a stop is noticed promptly.
-    const absl::Time until = absl::Now() + Jittered(backoff, rng);
+    // Wait, in small steps so a stop is noticed promptly.
+    const absl::Time until = absl::Now() + RetryWait(result.attempts, rng);
     while (!stop.load() && absl::Now() < until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    backoff = std::min(backoff * 2, options_.max_backoff);
   }
 }
 
-absl::Duration SinkClient::Jittered(absl::Duration backoff, absl::BitGen& rng) {
+absl::Duration SinkClient::RetryWait(int failures, absl::BitGen& rng) const {
+  absl::Duration backoff = options_.initial_backoff;
+  for (int i = 1; i < failures && backoff < options_.max_backoff; ++i) backoff *= 2;
+  backoff = std::min(backoff, options_.max_backoff);
   return absl::Nanoseconds(absl::Uniform<int64_t>(rng, absl::ToInt64Nanoseconds(backoff) / 2,
                                                   absl::ToInt64Nanoseconds(backoff) + 1));
 }

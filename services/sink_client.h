@@ -53,9 +53,10 @@ class SinkClient {
   // one command the sink keeps failing does not hold up the others).
   DeliveryResult Attempt(const v1::ReminderCommand& command);
 
-  const SinkClientOptions& options() const { return options_; }
-  // A wait drawn uniformly from [backoff / 2, backoff] (jitter: retries of many commands spread).
-  static absl::Duration Jittered(absl::Duration backoff, absl::BitGen& rng);
+  // The wait before the next attempt after `failures` (>= 1) unacknowledged attempts:
+  // initial_backoff doubled per failure up to max_backoff, drawn uniformly from [half, all] of
+  // it (jitter, so retries of many commands spread out).
+  absl::Duration RetryWait(int failures, absl::BitGen& rng) const;
 
  private:
   explicit SinkClient(const SinkClientOptions& options) : options_(options) {}
