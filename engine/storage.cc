@@ -478,6 +478,15 @@ absl::Status Storage::ForEachCommand(
   return FromRocks(it->status(), "reading the outbox");
 }
 
+absl::StatusOr<int64_t> Storage::CountCommands() const {
+  int64_t n = 0;
+  TEND_RETURN_IF_ERROR(ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
+    ++n;
+    return absl::OkStatus();
+  }));
+  return n;
+}
+
 absl::Status Storage::OutboxHeads(OutboxArrivals* heads) const {
   heads->clear();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));

@@ -170,6 +170,8 @@ class Storage {
   // command id).
   absl::Status ForEachCommand(
       const std::function<absl::Status(int32_t, const v1::ReminderCommand&)>& fn) const;
+  // How many commands the outbox holds: a full read, each parsed (as ForEachCommand).
+  absl::StatusOr<int64_t> CountCommands() const;
   // The outbox as the dispatcher reads it. `heads`: per partition with commands, the earliest
   // not_before (a seek per partition, nothing else read).
   absl::Status OutboxHeads(OutboxArrivals* heads) const;

@@ -632,21 +632,13 @@ absl::Status RunDispatchBench(const DispatchBenchOptions& options, std::ostream&
     TEND_ASSIGN_OR_RETURN(double c, deliver_all(options.in_flight));
     concurrent.push_back(c);
   }
-  int64_t left = 0;
-  TEND_RETURN_IF_ERROR(storage->ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
-    ++left;
-    return absl::OkStatus();
-  }));
+  TEND_ASSIGN_OR_RETURN(const int64_t left, storage->CountCommands());
 
   // Waiting with a deferred backlog.
   TEND_RETURN_IF_ERROR(FillOutbox(storage.get(), "deferred-", options.deferred,
                                   absl::ToUnixSeconds(absl::Now()) + 86400));
   const absl::Time scan_start = absl::Now();
-  int64_t scanned = 0;
-  TEND_RETURN_IF_ERROR(storage->ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
-    ++scanned;
-    return absl::OkStatus();
-  }));
+  TEND_ASSIGN_OR_RETURN(const int64_t scanned, storage->CountCommands());
   const double full_read_ms = absl::ToDoubleMilliseconds(absl::Now() - scan_start);
   dispatch.max_in_flight = options.in_flight;
   TEND_ASSIGN_OR_RETURN(auto idle, Dispatcher::Start(dispatch, storage.get()));

@@ -64,12 +64,9 @@ v1::ReminderCommand Reminder(const std::string& id, const std::string& patient,
 }
 
 int OutboxSize(Storage& storage) {
-  int n = 0;
-  REQUIRE(storage.ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
-    ++n;
-    return absl::OkStatus();
-  }).ok());
-  return n;
+  auto n = storage.CountCommands();
+  REQUIRE(n.ok());
+  return static_cast<int>(*n);
 }
 
 bool WaitFor(const std::function<bool()>& done) {
