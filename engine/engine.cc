@@ -17,399 +17,22 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "engine/config.h"
-#include "engine/log.h"
-#include "engine/status.h"
-#include "engine/storage_format.h"
-#include "engine/views.h"
+#include "config/engine_config.h"
+#include "base/log.h"
+#include "base/time.h"
+#include "base/status.h"
+#include "storage/format.h"
+#include "index/patient_index.h"
+#include "kafka/kafka.h"
+#include "storage/views.h"
+#include "engine/committer.h"
+#include "engine/message_releaser.h"
+#include "engine/rule_ids.h"
 #include "projections/patient.h"
 #include "tend/v1/events.pb.h"
 #include "tend/v1/state.pb.h"
 
 namespace tend {
-
-namespace {
-
-// Writes commit batches on its own thread, one at a time and in submission order, so the fold of
-// the next records goes on while RocksDB inserts the previous batch (two cores: fold || write).
-// Each batch is still one atomic WriteBatch; batch N+1 is only submitted after batch N was
-// written, so the stored offsets never run ahead of the stored state.
-// Thread-safe; Submit/Wait are called from the engine thread.
-// Destroys consumed messages on its own thread. Freeing a message returns memory that
-// librdkafka's fetch thread allocated, which in glibc takes that thread's arena lock: on the
-// engine thread this was ~15% of its time, mostly waiting on the lock. Here it overlaps with the
-// fold. At most two batches are pending, so memory stays bounded.
-// Thread-safe: Release() and Drain() may be called from one producer thread.
-class MessageReleaser {
- public:
-  MessageReleaser() : thread_([this] { Loop(); }) {}
-  ~MessageReleaser() {
-    {
-      absl::MutexLock lock(&mu_);
-      stop_ = true;
-    }
-    thread_.join();
-  }
-
-  // Takes ownership of the messages in `*batch` (which is left empty, with capacity kept when a
-  // spare buffer is available). Blocks while two batches are still pending.
-  void Release(std::vector<rd_kafka_message_t*>* batch) {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](MessageReleaser* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) { return r->pending_.size() < 2; },
-        this));
-    pending_.push_back(std::move(*batch));
-    batch->clear();
-    if (!spare_.empty()) {
-      *batch = std::move(spare_.back());
-      spare_.pop_back();
-    }
-  }
-
-  // Blocks until every released message is destroyed (before the consumer is closed).
-  void Drain() {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](MessageReleaser* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
-          return r->pending_.empty() && !r->busy_;
-        },
-        this));
-  }
-
- private:
-  void Loop() {
-    for (;;) {
-      std::vector<rd_kafka_message_t*> batch;
-      {
-        absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(
-            +[](MessageReleaser* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
-              return r->stop_ || !r->pending_.empty();
-            },
-            this));
-        if (pending_.empty()) return;  // stopping, nothing left
-        batch = std::move(pending_.front());
-        pending_.erase(pending_.begin());
-        busy_ = true;
-      }
-      for (rd_kafka_message_t* m : batch) rd_kafka_message_destroy(m);
-      batch.clear();
-      absl::MutexLock lock(&mu_);
-      busy_ = false;
-      if (spare_.size() < 2) spare_.push_back(std::move(batch));
-    }
-  }
-
-  absl::Mutex mu_;
-  std::vector<std::vector<rd_kafka_message_t*>> pending_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::vector<rd_kafka_message_t*>> spare_ ABSL_GUARDED_BY(mu_);
-  bool busy_ ABSL_GUARDED_BY(mu_) = false;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;  // last: started once the members above exist
-};
-
-// A timer written to (put) or removed from the `timers` column family at the next commit.
-struct TimerOp {
-  int32_t partition;
-  int64_t due_s;
-  std::string patient_id;
-  const std::string* rule_id;  // interned (RuleIds): lives as long as the engine
-  bool put;
-};
-
-// The rule ids of timers, interned, so the timer index holds a number per timer instead of a
-// string. The rule set's ids come first, in id order: ordering by number is ordering by id, so
-// two timers of a patient due the same second fire in the same order in every run with these
-// rules. Ids met only in stored timers (rules since removed; their timers fire nothing) follow.
-// Thread safety: Intern() on the engine thread only; the strings returned never move and may be
-// read from any thread while the RuleIds lives.
-class RuleIds {
- public:
-  explicit RuleIds(const RuleSet* rules) {
-    if (rules == nullptr) return;
-    std::vector<std::string> ids;
-    for (const CompiledRule& r : rules->rules()) ids.push_back(r.rule.id());
-    std::sort(ids.begin(), ids.end());
-    for (const std::string& id : ids) Intern(id);
-  }
-  uint32_t Intern(absl::string_view id) {
-    auto [it, added] = index_.try_emplace(id, static_cast<uint32_t>(names_.size()));
-    if (added) names_.emplace_back(id);
-    return it->second;
-  }
-  const std::string& Name(uint32_t i) const { return names_[i]; }
-
- private:
-  absl::flat_hash_map<std::string, uint32_t> index_;
-  std::deque<std::string> names_;  // a deque: elements stay put as it grows
-};
-
-// Arena blocks for decided writes, kept for reuse when an arena is reset: an interval's decisions
-// go into memory an earlier interval already mapped, instead of fresh pages the kernel must zero
-// (a block this size is an mmap of its own, unmapped when freed). Thread safety: thread-safe.
-class ArenaBlocks {
- public:
-  static constexpr size_t kBlockSize = 4 << 20;
-  static void* Allocate(size_t size) {
-    if (size == kBlockSize) {
-      Pool& pool = Get();
-      absl::MutexLock lock(&pool.mu);
-      if (!pool.free.empty()) {
-        void* block = pool.free.back();
-        pool.free.pop_back();
-        return block;
-      }
-    }
-    return ::operator new(size);
-  }
-  static void Deallocate(void* block, size_t size) {
-    if (size == kBlockSize) {
-      Pool& pool = Get();
-      absl::MutexLock lock(&pool.mu);
-      if (pool.free.size() < kMaxKept) {
-        pool.free.push_back(block);
-        return;
-      }
-    }
-    ::operator delete(block);
-  }
-
- private:
-  static constexpr size_t kMaxKept = 128;  // 512 MiB: beyond that, memory goes back
-  struct Pool {
-    absl::Mutex mu;
-    std::vector<void*> free ABSL_GUARDED_BY(mu);
-  };
-  static Pool& Get() {
-    static Pool* pool = new Pool;  // never destroyed: arenas may outlive static destruction
-    return *pool;
-  }
-};
-
-// What the rules decided since the last commit: immutable once decided, so the committer thread
-// serializes them into the batch, off the engine thread. The messages live on `arena`, whose
-// first block is kept across commits (the committer clears a written DecidedWrites and the engine
-// takes it back): deciding allocates nothing per message, and touches memory already mapped.
-struct DecidedWrites {
-  struct Decision {
-    int64_t offset;  // the deciding record's
-    uint32_t index;  // its order among the record's decisions
-    v1::Decision* decision;  // on arena
-  };
-  google::protobuf::Arena arena{[] {
-    google::protobuf::ArenaOptions o;
-    o.start_block_size = ArenaBlocks::kBlockSize;
-    o.max_block_size = ArenaBlocks::kBlockSize;
-    o.block_alloc = &ArenaBlocks::Allocate;
-    o.block_dealloc = &ArenaBlocks::Deallocate;
-    return o;
-  }()};
-  std::vector<std::pair<int32_t, v1::ReminderCommand*>> commands;  // on arena
-  std::vector<Decision> decisions;
-  std::vector<TimerOp> timers;  // in order: a put then a delete of one key deletes
-
-  // Empties it for reuse; keeps the vectors' capacity and the arena's first block.
-  void Clear() {
-    commands.clear();
-    decisions.clear();
-    timers.clear();
-    arena.Reset();
-  }
-  bool empty() const { return commands.empty() && decisions.empty() && timers.empty(); }
-  // Adds the writes to `batch`; commands only when `outbox` (LIVE mode). Each column family's
-  // writes go in key order (decided, they are scattered over patients and times): memtable
-  // inserts in order reuse the skiplist's search path. Writes to one key keep their order.
-  void AppendTo(StateBatch* batch, bool outbox) {
-    namespace sf = storage_format;
-    if (outbox) {
-      InKeyOrder(commands.size(), [&](size_t i) {
-        const v1::ReminderCommand& c = *commands[i].second;
-        return sf::OutboxKey(commands[i].first, c.not_before().seconds(), c.command_id());
-      }, [&](size_t i) { batch->PutCommand(commands[i].first, *commands[i].second); });
-    }
-    InKeyOrder(decisions.size(), [&](size_t i) {
-      const Decision& d = decisions[i];
-      return sf::DecisionKey(d.decision->patient_id(), d.decision->at().seconds(), d.offset,
-                             d.index);
-    }, [&](size_t i) {
-      batch->PutDecision(*decisions[i].decision, decisions[i].offset, decisions[i].index);
-    });
-    // A timer key's writes of one commit come down to the last one; a key armed and removed
-    // within the commit (a timer that fell due, or moved, soon after it was armed) to none: a
-    // timer is put only when armed, so a run that starts with a put starts from no key. (A fired
-    // timer's key is removed by the firing and again by its memory's change: one delete.)
-    SortByKey(timers.size(), [&](size_t i) {
-      const TimerOp& t = timers[i];
-      return sf::TimerKey(t.partition, t.due_s, t.patient_id, *t.rule_id);
-    });
-    for (size_t run = 0; run < order_.size();) {
-      size_t end = run + 1;
-      while (end < order_.size() && keys_[order_[end]] == keys_[order_[run]]) ++end;
-      const TimerOp& first = timers[order_[run]];
-      const TimerOp& last = timers[order_[end - 1]];
-      if (last.put) {
-        batch->PutTimer(last.partition, last.due_s, last.patient_id, *last.rule_id);
-      } else if (!first.put) {
-        batch->DeleteTimer(last.partition, last.due_s, last.patient_id, *last.rule_id);
-      }
-      run = end;
-    }
-  }
-
- private:
-  // Calls write(i) for i in [0, n) in the order of key_of(i), equal keys in index order.
-  template <typename KeyOf, typename Write>
-  void InKeyOrder(size_t n, KeyOf key_of, Write write) {
-    SortByKey(n, key_of);
-    for (uint32_t i : order_) write(i);
-  }
-  // Fills keys_[i] = key_of(i) and order_ with [0, n) in key order, equal keys in index order.
-  template <typename KeyOf>
-  void SortByKey(size_t n, KeyOf key_of) {
-    keys_.resize(n);
-    order_.resize(n);
-    for (size_t i = 0; i < n; ++i) {
-      keys_[i] = key_of(i);
-      order_[i] = static_cast<uint32_t>(i);
-    }
-    std::stable_sort(order_.begin(), order_.end(),
-                     [&](uint32_t a, uint32_t b) { return keys_[a] < keys_[b]; });
-  }
-  std::vector<std::string> keys_;  // scratch of AppendTo, kept for its capacity
-  std::vector<uint32_t> order_;
-};
-
-class Committer {
- public:
-  // `storage` and `consumer` are borrowed and must outlive the Committer. `replay`: commands are
-  // not written to the outbox but passed to `on_replay_command` (may be empty) once written.
-  Committer(Storage* storage, const CommitOptions& options, rd_kafka_t* consumer, bool replay,
-            std::function<void(const v1::ReminderCommand&)> on_replay_command)
-      : storage_(storage),
-        options_(options),
-        consumer_(consumer),
-        replay_(replay),
-        on_replay_command_(std::move(on_replay_command)),
-        thread_([this] { Loop(); }) {}
-
-  ~Committer() {
-    {
-      absl::MutexLock lock(&mu_);
-      stop_ = true;
-    }
-    thread_.join();
-  }
-
-  // Blocks until the last submitted batch is written. A failure is sticky: the engine must stop.
-  absl::Status Wait() {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) { return c->batch_ == nullptr; },
-        this));
-    return status_;
-  }
-
-  // Hands `batch` (borrowed until the next Wait() returns), the decided writes to add to it and
-  // the group offsets it reflects to the writer thread. Precondition: Wait() returned OK since
-  // the last Submit.
-  void Submit(StateBatch* batch, std::unique_ptr<DecidedWrites> decided,
-              KafkaPartitionList offsets) {
-    absl::MutexLock lock(&mu_);
-    batch_ = batch;
-    decided_ = std::move(decided);
-    offsets_ = std::move(offsets);
-  }
-
-  int64_t commits() const { return commits_.load(std::memory_order_relaxed); }
-
-  // Runs `job` on the writer thread, which is idle between a Wait() and the next Submit: the
-  // engine hands it part of building the next batch. Precondition: Wait() returned since the
-  // last Submit, and WaitJob() since the last StartJob.
-  void StartJob(std::function<void()> job) {
-    absl::MutexLock lock(&mu_);
-    job_ = std::move(job);
-  }
-  // Blocks until the job started last has run.
-  void WaitJob() {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) { return c->job_ == nullptr; },
-        this));
-  }
-
-  // A written DecidedWrites, cleared for reuse, or null. Call after Wait().
-  std::unique_ptr<DecidedWrites> TakeSpare() {
-    absl::MutexLock lock(&mu_);
-    return std::move(spare_);
-  }
-
- private:
-  void Loop() {
-    for (;;) {
-      StateBatch* batch = nullptr;
-      std::unique_ptr<DecidedWrites> decided;
-      KafkaPartitionList offsets;
-      std::function<void()> job;
-      {
-        absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(
-            +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
-              return c->batch_ != nullptr || c->job_ != nullptr || c->stop_;
-            },
-            this));
-        if (job_ != nullptr) {
-          job = job_;  // job_ stays set while it runs: WaitJob waits for it
-        } else {
-          if (batch_ == nullptr) return;  // stopping, nothing in flight
-          batch = batch_;
-          decided = std::move(decided_);
-          offsets = std::move(offsets_);
-        }
-      }
-      if (job) {
-        job();
-        absl::MutexLock lock(&mu_);
-        job_ = nullptr;
-        continue;
-      }
-      if (decided) decided->AppendTo(batch, /*outbox=*/!replay_);
-      absl::Status s = storage_->Commit(batch, options_);
-      if (s.ok() && decided && replay_ && on_replay_command_) {
-        for (const auto& [partition, command] : decided->commands) on_replay_command_(*command);
-      }
-      if (decided) decided->Clear();  // here too, not on the engine thread
-      if (s.ok()) {
-        commits_.fetch_add(1, std::memory_order_relaxed);
-        // For lag monitoring only: the engine never reads group offsets back.
-        if (consumer_ != nullptr && offsets && offsets->cnt > 0) {
-          rd_kafka_commit(consumer_, offsets.get(), /*async=*/1);
-        }
-      }
-      absl::MutexLock lock(&mu_);
-      if (!s.ok() && status_.ok()) status_ = s;
-      if (decided) spare_ = std::move(decided);
-      batch_ = nullptr;
-    }
-  }
-
-  Storage* const storage_;
-  const CommitOptions options_;
-  rd_kafka_t* const consumer_;
-  const bool replay_;
-  const std::function<void(const v1::ReminderCommand&)> on_replay_command_;
-  absl::Mutex mu_;
-  StateBatch* batch_ ABSL_GUARDED_BY(mu_) = nullptr;
-  std::unique_ptr<DecidedWrites> decided_ ABSL_GUARDED_BY(mu_);
-  std::unique_ptr<DecidedWrites> spare_ ABSL_GUARDED_BY(mu_);  // written, cleared
-  KafkaPartitionList offsets_ ABSL_GUARDED_BY(mu_);
-  std::function<void()> job_ ABSL_GUARDED_BY(mu_);
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status status_ ABSL_GUARDED_BY(mu_);
-  std::atomic<int64_t> commits_{0};
-  std::thread thread_;  // last: starts after the members it uses
-};
-
-}  // namespace
 
 class Engine::Impl {
  public:
@@ -489,8 +112,7 @@ class Engine::Impl {
   // Queues what a decision produced for the next commit and keeps the timer index in step.
   void Record(int32_t partition, Partition* p, const std::string& patient_id, DecideOutput* out);
   absl::Time Clock(const Partition& p) const {
-    return absl::FromUnixSeconds(p.checkpoint.clock().seconds()) +
-           absl::Nanoseconds(p.checkpoint.clock().nanos());
+    return FromProtoTime(p.checkpoint.clock());
   }
   void DeadLetter(const LogRecord& record, const rd_kafka_message_t* msg, Partition* p,
                   const absl::Status& reason);
@@ -736,7 +358,8 @@ void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& pa
 }
 
 void Engine::Impl::ApplyAndDecide(int32_t partition, Partition* p, CacheEntry* entry) {
-  // Decisions use the partition clock (DESIGN.md point 3): a replay decides the same.
+  // Decisions use the partition clock (docs/design.md, "Time is in the log"): a replay decides the
+  // same.
   const absl::Time now = Clock(*p);
   v1::PatientState* state = &entry->state;
   const bool first_event = state->unique_events() == 0;
@@ -856,7 +479,8 @@ void Engine::Impl::Process(const LogRecord& record, const rd_kafka_message_t* ms
     }
   }
   if (s.ok()) {
-    // The partition clock advances only from recorded_at, our servers' time (DESIGN.md point 3).
+    // The partition clock advances only from recorded_at, our servers' time (docs/design.md, "Time
+    // is in the log").
     const auto& rec = event_->recorded_at();
     const auto& clock = p.checkpoint.clock();
     if (rec.seconds() > clock.seconds() ||

@@ -1,5 +1,6 @@
 // The engine: consumes the events topic in a consumer group and folds every record exactly once
-// into per-patient state (DESIGN.md points 1, 6, 7, 8).
+// into per-patient state (docs/design.md, "Exactly once", "Partition-scoped state", "Dead-letter
+// topic", "Commit cadence").
 //
 //   decode -> validate -> dedupe(event_id per patient) -> fold (projections/) into a write-back
 //   cache -> every commit interval ONE WriteBatch: dirty states + their applied-event sets + each
@@ -25,22 +26,26 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "engine/decide.h"
-#include "engine/event_codec.h"
-#include "engine/kafka.h"
-#include "engine/rules.h"
-#include "engine/storage.h"
+#include "events/codec.h"
+#include "kafka/props.h"
+#include "kafka/record_source.h"
+#include "rules/decide.h"
+#include "rules/rules.h"
+#include "storage/options.h"
 #include "projections/config.h"
 
 namespace tend {
+
+class Storage;
 
 struct EngineOptions {
   std::string brokers;  // bootstrap.servers, required
   std::string topic = "tend.events";
   std::string dlq_topic = "tend.events.dlq";
   std::string group_id = "tend-engine";
-  // Commit cadence (DESIGN.md point 8). While records keep coming (a backlog), a commit happens
-  // when either bound is reached: large batches amortise the rewrite of each dirty patient.
+  // Commit cadence (docs/design.md, "Commit cadence"). While records keep coming (a backlog), a
+  // commit happens when either bound is reached: large batches amortise the rewrite of each dirty
+  // patient.
   absl::Duration commit_interval = absl::Milliseconds(2000);
   int64_t commit_max_records = 500'000;
   // Once caught up (nothing left to consume locally), what is folded is committed as soon as
@@ -52,7 +57,7 @@ struct EngineOptions {
   bool exit_when_idle = false;
   ValidationOptions validation;
   CommitOptions commit;
-  // Parameters of the projections (engine/config.h loads them from the operator's YAML).
+  // Parameters of the projections (config/engine_config.h loads them from the operator's YAML).
   projections::ProjectionConfig projections = projections::DefaultProjectionConfig();
   // Rules deciding on each folded event and each timer the partition clock passes, with the
   // global policies; their commands, decisions and timers go in the same batch as the state.
@@ -61,10 +66,10 @@ struct EngineOptions {
   PolicyOptions policy;
   // Extra librdkafka properties for the consumer and the DLQ producer (e.g. security settings).
   KafkaProps kafka;
-  // Run mode (DESIGN.md point 4). kLive: commands go into the outbox, for the dispatcher; bad
-  // records go to the DLQ. kReplay (a rebuild or a backtest): nothing leaves the engine — no
-  // command enters the outbox, so none can ever be sent, and bad records are counted and logged
-  // but not dead-lettered again. Everything else (state, decisions, timers) is as in LIVE.
+  // Run mode (docs/design.md, "Run modes"). kLive: commands go into the outbox, for the dispatcher;
+  // bad records go to the DLQ. kReplay (a rebuild or a backtest): nothing leaves the engine — no
+  // command enters the outbox, so none can ever be sent, and bad records are counted and logged but
+  // not dead-lettered again. Everything else (state, decisions, timers) is as in LIVE.
   enum class Mode { kLive, kReplay };
   Mode mode = Mode::kLive;
   // Records whose Kafka timestamp is before this instant are passed over, not folded (`tend
@@ -73,23 +78,6 @@ struct EngineOptions {
   // kReplay: called with each decided command once the batch holding its decision is written,
   // in commit order, on the engine's writer thread. May be empty.
   std::function<void(const v1::ReminderCommand&)> on_replay_command;
-};
-
-// A record of the events topic, from Kafka or from an archive (engine/archive.h).
-struct LogRecord {
-  int32_t partition = 0;
-  int64_t offset = 0;
-  absl::string_view key;    // patient_id
-  absl::string_view value;  // a serialized tend.v1.Event
-  int64_t timestamp_ms = -1;  // the Kafka record timestamp; -1: unknown
-};
-
-// Records in log order within each partition (partitions may interleave).
-class RecordSource {
- public:
-  virtual ~RecordSource() = default;
-  // The next record into `*record` (its views valid until the next call): true; false at the end.
-  virtual absl::StatusOr<bool> Next(LogRecord* record) = 0;
 };
 
 // Counters since Create().

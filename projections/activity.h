@@ -1,5 +1,6 @@
 // The activity projection: how many (unique) events of each kind a patient has, and the span of
-// their event times. A pure fold (DESIGN.md point 5): no I/O, no clock, no globals.
+// their event times. A pure fold (docs/design.md, "Pure projections"): no I/O, no clock, no
+// globals.
 #ifndef TEND_PROJECTIONS_ACTIVITY_H_
 #define TEND_PROJECTIONS_ACTIVITY_H_
 

@@ -1,4 +1,4 @@
-// The projections' parameters, immutable once built (engine/config.h parses and validates the
+// The projections' parameters, immutable once built (config/engine_config.h parses and validates the
 // operator's YAML into this). Defaults are those documented in proto/tend/v1/config.proto.
 #ifndef TEND_PROJECTIONS_CONFIG_H_
 #define TEND_PROJECTIONS_CONFIG_H_

@@ -1,6 +1,7 @@
 // The glucose projection: fasting readings, and how many local days in a row the fasting reading
 // was above target (DOMAIN.md: "fasting glucose above target 3 days in a row" -> a task for the
-// health manager). A pure fold (DESIGN.md point 5); any arrival order gives the same state.
+// health manager). A pure fold (docs/design.md, "Pure projections"); any arrival order gives the
+// same state.
 #ifndef TEND_PROJECTIONS_GLUCOSE_H_
 #define TEND_PROJECTIONS_GLUCOSE_H_
 

@@ -1,5 +1,5 @@
-// All projections of a patient together: the fold the engine runs for every new event, and the
-// view readers get at an as-of instant. Pure (DESIGN.md point 5): no I/O, no clock.
+// All projections of a patient together: the fold the engine runs for every new event, and the view
+// readers get at an as-of instant. Pure (docs/design.md, "Pure projections"): no I/O, no clock.
 #ifndef TEND_PROJECTIONS_PATIENT_H_
 #define TEND_PROJECTIONS_PATIENT_H_
 

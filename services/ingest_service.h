@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "engine/event_codec.h"
-#include "engine/kafka.h"
+#include "events/codec.h"
+#include "kafka/kafka.h"
 #include "tend/v1/services.grpc.pb.h"
 
 namespace tend {

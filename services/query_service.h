@@ -3,20 +3,17 @@
 #ifndef TEND_SERVICES_QUERY_SERVICE_H_
 #define TEND_SERVICES_QUERY_SERVICE_H_
 
-#include "engine/storage.h"
+#include "index/planner.h"
+#include "storage/storage.h"
 #include "projections/config.h"
 #include "tend/v1/services.grpc.pb.h"
 
 namespace tend {
 
-// Whether `view` passes the filters of a ListPatients request (stage, min_churn_risk, program,
-// staff, activated); paging and as_of aside.
-bool MatchesListFilters(const v1::ListPatientsRequest& request, const v1::PatientView& view);
-
 class QueryService final : public v1::Query::Service {
  public:
   // `storage` is borrowed and must outlive the service; `config` is the one the engine folds
-  // with (engine/views.h ConfigForReading for a reader of another process's directory).
+  // with (storage/views.h ConfigForReading for a reader of another process's directory).
   QueryService(const Storage* storage, projections::ProjectionConfig config)
       : storage_(storage), config_(std::move(config)) {}
 
@@ -30,10 +27,6 @@ class QueryService final : public v1::Query::Service {
                             v1::ListPatientsResponse* response) override;
 
  private:
-  // Whether the patient of a churn-risk index key may have a risk of at least `threshold` at
-  // `as_of`, judged from the active days in the key alone (false: certainly not).
-  bool MayReachRisk(absl::string_view key, double threshold, absl::Time as_of) const;
-
   const Storage* const storage_;
   const projections::ProjectionConfig config_;
 };

@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "engine/json.h"
+#include "base/json.h"
 #include "tend/v1/services.grpc.pb.h"
 
 namespace tend {

@@ -9,21 +9,14 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "engine/event_codec.h"
-#include "engine/mock_broker.h"
-#include "engine/ticker.h"
-#include "engine/storage.h"
-#include "engine/storage_format.h"
+#include "events/codec.h"
+#include "dev/mock_broker.h"
+#include "kafka/ticker.h"
+#include "storage/storage.h"
+#include "storage/format.h"
 #include "tools/commands.h"
-#include "tools/simulate.h"
 
 namespace tend::testing {
-
-TempDir::TempDir() {
-  auto dir = ScopedTempDir::Create("tend-test-");
-  REQUIRE(dir.ok());
-  dir_.emplace(std::move(*dir));
-}
 
 void EditRawDb(const std::string& dir,
                const std::function<void(rocksdb::DB*,
@@ -41,19 +34,6 @@ void EditRawDb(const std::string& dir,
   delete raw;
 }
 
-std::vector<v1::Event> Cohort(int patients, int days, uint64_t seed) {
-  CohortOptions options;
-  options.patients = patients;
-  options.days = days;
-  options.seed = seed;
-  std::vector<v1::Event> events;
-  REQUIRE(SimulateCohort(options, [&](const v1::Event& e) {
-            events.push_back(e);
-            return absl::OkStatus();
-          }).ok());
-  return events;
-}
-
 std::map<std::string, Expected> GroundTruth(const std::vector<v1::Event>& events) {
   std::map<std::string, Expected> out;
   std::set<std::pair<std::string, std::string>> seen;
@@ -66,15 +46,6 @@ std::map<std::string, Expected> GroundTruth(const std::vector<v1::Event>& events
     x.last_event_s = std::max<int64_t>(x.last_event_s, e.occurred_at().seconds());
   }
   return out;
-}
-
-int64_t CountDuplicates(const std::vector<v1::Event>& events) {
-  std::set<std::pair<std::string, std::string>> seen;
-  int64_t dups = 0;
-  for (const auto& e : events) {
-    if (!seen.insert({e.patient_id(), e.event_id()}).second) ++dups;
-  }
-  return dups;
 }
 
 void ProduceAll(Producer* producer, const std::string& topic,

@@ -16,29 +16,16 @@
 #include <vector>
 
 #include "engine/engine.h"
-#include "engine/kafka.h"
-#include "engine/mock_broker.h"
-#include "tools/temp_dir.h"
+#include "kafka/kafka.h"
+#include "dev/mock_broker.h"
+#include "tests/cohort.h"
+#include "tests/temp_dir.h"
 #include "tend/v1/events.pb.h"
 #include "tend/v1/state.pb.h"
 
 namespace tend::testing {
 
-// A fresh directory under $TMPDIR, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir();
-  const std::string& path() const { return dir_->path(); }
-  std::string Sub(const std::string& name) const { return path() + "/" + name; }
-
- private:
-  std::optional<ScopedTempDir> dir_;
-};
-
-// A simulated cohort collected into memory (duplicates included, in log order).
-std::vector<v1::Event> Cohort(int patients, int days, uint64_t seed);
-
-// Opens the state directory with RocksDB alone (every column family, in storage_format.h order
+// Opens the state directory with RocksDB alone (every column family, in storage/format.h order
 // after the default one) and hands it to `edit`: for tests that write what tend no longer would,
 // such as an older storage format.
 void EditRawDb(const std::string& dir,
@@ -54,9 +41,6 @@ struct Expected {
 // What the activity projection must hold per patient after folding `events` exactly once each
 // (by event_id per patient), computed directly from the events.
 std::map<std::string, Expected> GroundTruth(const std::vector<v1::Event>& events);
-// Number of records in `events` whose (patient, event_id) appeared earlier.
-int64_t CountDuplicates(const std::vector<v1::Event>& events);
-
 // Produces every event (key, value, headers as the Ingest service does) and waits for acks.
 void ProduceAll(Producer* producer, const std::string& topic, const std::vector<v1::Event>& events);
 

@@ -11,9 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
-#include "engine/json.h"
-#include "engine/status.h"
-#include "tools/temp_dir.h"
+#include "base/json.h"
+#include "base/status.h"
+#include "base/temp_dir.h"
 
 namespace tend {
 namespace {

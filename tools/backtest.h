@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/rules.h"
+#include "rules/rules.h"
 #include "tend/v1/commands.pb.h"
 #include "tools/replay.h"
 

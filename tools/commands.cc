@@ -17,21 +17,21 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
-#include "engine/json.h"
-#include "engine/log.h"
-#include "engine/status.h"
-#include "engine/storage.h"
-#include "engine/views.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "storage/storage.h"
+#include "storage/views.h"
 #include "projections/bgnbd.h"
 #include "projections/churn.h"
 #include "projections/patient.h"
 #include "services/ingest_service.h"
 #include "services/query_service.h"
-#include "services/dispatcher.h"
+#include "dispatch/dispatcher.h"
 #include "services/server.h"
 #include "services/sink_service.h"
 #include "tools/dump_format.h"
-#include "tools/temp_dir.h"
+#include "base/temp_dir.h"
 
 namespace tend {
 
@@ -138,7 +138,8 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     TEND_ASSIGN_OR_RETURN(dispatcher, Dispatcher::Start(d, storage.get()));
     TEND_LOG_INFO("dispatching reminder commands to tend.v1.ReminderSink at %s", options.sink);
   }
-  // LIVE mode keeps the partition clocks moving (DESIGN.md points 3 and 4).
+  // LIVE mode keeps the partition clocks moving (docs/design.md, "Time is in the log", "Run
+  // modes").
   std::atomic<bool> stop_ticker{false};
   std::thread ticker_thread;
   if (!options.sink.empty() && options.tick_interval > absl::ZeroDuration()) {

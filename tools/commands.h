@@ -1,5 +1,6 @@
-// The `tend` subcommands as library functions: main.cc only parses flags and calls these.
-// Each returns the status the process exits with; progress and summaries go to the given streams.
+// What the smaller `tend` subcommands do, as library functions: each tools/<name>_command.cc
+// parses its flags and calls one of these (the tests call them directly). Each returns the
+// status the process exits with; progress and summaries go to the given streams.
 #ifndef TEND_TOOLS_COMMANDS_H_
 #define TEND_TOOLS_COMMANDS_H_
 
@@ -14,12 +15,12 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/engine.h"
-#include "engine/ticker.h"
-#include "engine/kafka.h"
-#include "engine/mock_broker.h"
-#include "engine/rules.h"
+#include "kafka/ticker.h"
+#include "kafka/kafka.h"
+#include "dev/mock_broker.h"
+#include "rules/rules.h"
 #include "projections/bgnbd.h"
-#include "services/dispatcher.h"
+#include "dispatch/dispatcher.h"
 #include "tools/simulate.h"
 
 namespace tend {
@@ -127,74 +128,6 @@ struct SinkOptions {
 // tend sink: the reference ReminderSink until `stop`; prints "listening on PORT" first.
 absl::Status RunSink(const SinkOptions& options, const std::atomic<bool>& stop, std::ostream& out);
 
-struct DemoOptions {
-  int patients = 3000;
-  int days = 120;
-  uint64_t seed = 7;
-  int partitions = 16;
-  std::string grpc_listen = "127.0.0.1:0";
-  bool serve = false;  // keep broker, engine and gRPC running until `stop`
-  // Rules deciding in the fold; their commands go through the dispatcher to the reference sink
-  // served beside Query. Empty: projections only.
-  std::string rules_path = "deploy/rules/default.yaml";
-};
-absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, std::ostream& out);
-
-struct BenchOptions {
-  int64_t events = 1'000'000;
-  int patients = 100'000;
-  int partitions = 32;
-  uint64_t seed = 42;
-  int repeat = 5;  // runs of each phase; the medians are compared (this machine is noisy)
-  std::shared_ptr<const RuleSet> rules;  // null: projections only
-};
-// tend bench: raw librdkafka consumption vs the engine end to end, one JSON line on `out`.
-absl::Status RunBench(const BenchOptions& options, std::ostream& out);
-
-struct LatencyBenchOptions {
-  double rate = 20000;                       // events per second, paced
-  absl::Duration duration = absl::Seconds(20);
-  int patients = 50'000;                     // one new patient's first scan every `new_every`
-  int new_every = 20;                        // events; the others are check-ins
-  int partitions = 8;
-  // Commands reach the dispatcher when committed; the engine commits within
-  // commit_delay_when_caught_up while it keeps up with the log.
-  absl::Duration commit_interval = absl::Seconds(2);  // the engine's default
-  KafkaProps kafka;                          // extra consumer properties for the engine
-  std::shared_ptr<const RuleSet> rules;      // required
-};
-// tend bench --latency: a steady stream of events (recorded now) through Kafka, the engine with
-// rules, the dispatcher and the reference sink over gRPC; event-to-command-at-sink latency
-// percentiles, one JSON line on `out`.
-absl::Status RunLatencyBench(const LatencyBenchOptions& options, std::ostream& out);
-
-struct QueryBenchOptions {
-  int patients = 100'000;
-  int64_t events = 500'000;
-  // 0: every patient acquired on day 0 of a long cohort, cut at `events` (GetPatient on many
-  // patients). N: a cohort of N days (acquisition spread over them, 30% on day 0), all its
-  // events: patients at every stage and risk, for ListPatients.
-  int days = 0;
-  int clients = 8;  // concurrent gRPC clients, each on its own channel
-  absl::Duration duration = absl::Seconds(10);
-  uint64_t seed = 42;
-};
-// tend bench --query: Query/GetPatient over real gRPC (loopback) against a state folded from a
-// simulated cohort, `clients` callers at once for `duration`; against the same lookups made
-// in process by one thread (the baseline of the ratio). Then Query/ListPatients paged to the end
-// for a few filters, against walking every patient. JSON lines on `out`.
-absl::Status RunQueryBench(const QueryBenchOptions& options, std::ostream& out);
-
-struct DispatchBenchOptions {
-  int64_t commands = 2'000;   // per phase
-  int64_t deferred = 100'000;
-  int in_flight = 16;
-  absl::Duration sink_delay = absl::Milliseconds(2);  // a remote gateway's response time
-  int repeat = 5;
-};
-// tend bench --dispatch: outbox-to-sink throughput with one delivery in flight against
-// `in_flight`, and what a backlog of deferred commands costs an idle dispatcher. One JSON line.
-absl::Status RunDispatchBench(const DispatchBenchOptions& options, std::ostream& out);
 
 }  // namespace tend
 

@@ -14,7 +14,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
-#include "engine/rules.h"
+#include "base/time.h"
+#include "rules/rules.h"
 
 namespace tend {
 namespace {
@@ -162,7 +163,7 @@ std::string Scalar(const Message& m, const FieldDescriptor* f) {
       const auto& ts = static_cast<const google::protobuf::Timestamp&>(r->GetMessage(m, f));
       if (!r->HasField(m, f)) return "";
       return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                              absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos()),
+                              FromProtoTime(ts),
                               absl::UTCTimeZone());
     }
   }

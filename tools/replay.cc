@@ -7,12 +7,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "engine/archive.h"
-#include "engine/json.h"
-#include "engine/kafka.h"
-#include "engine/log.h"
-#include "engine/status.h"
-#include "engine/storage.h"
+#include "kafka/archive.h"
+#include "base/json.h"
+#include "kafka/kafka.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "storage/storage.h"
 
 namespace tend {
 namespace {

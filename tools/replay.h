@@ -1,6 +1,6 @@
 // tend replay: rebuilds every projection from the log into a NEW state directory, in REPLAY mode
-// (DESIGN.md point 4): the same engine, rules and fold as LIVE, but no command enters an outbox
-// and no bad record is dead-lettered again, so a replay can never send a reminder.
+// (docs/design.md, "Run modes"): the same engine, rules and fold as LIVE, but no command enters an
+// outbox and no bad record is dead-lettered again, so a replay can never send a reminder.
 //
 // The rebuild goes into DIR.partial and is renamed to DIR only once every partition is folded
 // to the end of the log and committed: DIR exists only complete. A replay that fails or is
@@ -69,7 +69,7 @@ struct ArchiveReport {
   absl::Duration elapsed;
 };
 // tend archive: exports every record the topic holds now (each partition from its low to its
-// high watermark at the start) into an archive file (engine/archive.h). kCancelled when `stop`
+// high watermark at the start) into an archive file (kafka/archive.h). kCancelled when `stop`
 // is set first; nothing half-written is left behind.
 absl::StatusOr<ArchiveReport> ExportArchive(const ArchiveOptions& options,
                                             const std::atomic<bool>& stop,
@@ -85,7 +85,7 @@ struct SwapReport {
 // must not be lost); then LIVE is renamed to LIVE.replaced-<UTC time> (kept for rollback) and NEW
 // to LIVE. The engine, started again on LIVE, resumes from the offsets the replay stored: records
 // the live engine folded after them are folded again, and the commands they decide carry the same
-// command ids as before, which receivers dedupe (DESIGN.md point 2).
+// command ids as before, which receivers dedupe (docs/design.md, "Outbox").
 absl::StatusOr<SwapReport> SwapState(const std::string& live_dir, const std::string& new_dir);
 
 // "[=====>    ]  48.2%  482,113/1,000,000 records  85.1k/s  ETA 6s" (width: the bar's cells).

@@ -6,12 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
-#include "engine/status.h"
-#include "engine/storage.h"
-#include "engine/views.h"
+#include "base/status.h"
+#include "storage/storage.h"
+#include "storage/views.h"
 #include "projections/cohort.h"
 #include "projections/patient.h"
-#include "tools/temp_dir.h"
+#include "base/temp_dir.h"
 
 namespace tend {
 namespace {

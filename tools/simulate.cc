@@ -8,7 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/civil_time.h"
-#include "engine/status.h"
+#include "base/hash.h"
+#include "base/status.h"
 
 namespace tend {
 namespace {
@@ -19,10 +20,7 @@ class Rng {
  public:
   explicit Rng(uint64_t seed) : s_(seed) {}
   uint64_t Next() {
-    uint64_t z = (s_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return SplitMix64Finalize(s_ += kSplitMix64Gamma);
   }
   double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
   bool Chance(double p) { return Uniform() < p; }
@@ -123,7 +121,7 @@ class Simulator {
       absl::Time day_start = start_ + absl::Hours(24) * day;
       for (size_t i = 0; i < patients_.size(); ++i) {
         // One stream per (patient, day) keeps a patient's history independent of cohort size.
-        Rng rng(o_.seed * 0x100000001b3ULL ^ (static_cast<uint64_t>(i) << 20) ^
+        Rng rng(o_.seed * kFnv1a64Prime ^ (static_cast<uint64_t>(i) << 20) ^
                 static_cast<uint64_t>(day));
         SimulateDay(&patients_[i], day, day_start, &rng);
       }

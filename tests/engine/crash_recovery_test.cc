@@ -9,7 +9,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "engine/mock_broker.h"
+#include "dev/mock_broker.h"
 #include "tests/testing.h"
 #include "tools/commands.h"
 

@@ -4,9 +4,9 @@
 #include <catch2/catch.hpp>
 #include <map>
 
-#include "engine/mock_broker.h"
-#include "engine/rules.h"
-#include "engine/ticker.h"
+#include "dev/mock_broker.h"
+#include "rules/rules.h"
+#include "kafka/ticker.h"
 #include "tests/testing.h"
 #include "tools/commands.h"
 

@@ -1,5 +1,5 @@
-// Reminders are never lost and never sent twice (DESIGN.md point 2), with the real binary: the
-// engine (a child process) decides into the outbox and is SIGKILLed — once after the outbox was
+// Reminders are never lost and never sent twice (docs/design.md, "Outbox"), with the real binary:
+// the engine (a child process) decides into the outbox and is SIGKILLed — once after the outbox was
 // written but before anything could be delivered (the sink unreachable), then at random moments
 // while it delivers — and restarted. The reference sink (real gRPC, in this process) must end up
 // with every decided command exactly once.
@@ -14,8 +14,8 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "engine/mock_broker.h"
-#include "engine/storage.h"
+#include "dev/mock_broker.h"
+#include "storage/storage.h"
 #include "services/server.h"
 #include "services/sink_service.h"
 #include "tests/testing.h"

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/engine.h"
-#include "engine/mock_broker.h"
+#include "dev/mock_broker.h"
 #include "services/ingest_service.h"
 #include "services/query_service.h"
 #include "services/server.h"

@@ -10,8 +10,8 @@
 #include <set>
 #include <sstream>
 
-#include "engine/storage.h"
-#include "engine/views.h"
+#include "storage/storage.h"
+#include "storage/views.h"
 #include "projections/patient.h"
 #include "services/query_service.h"
 #include "services/server.h"

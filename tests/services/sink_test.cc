@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "services/server.h"
-#include "services/sink_client.h"
+#include "dispatch/sink_client.h"
 #include "services/sink_service.h"
 #include "tests/testing.h"
 

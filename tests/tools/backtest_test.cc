@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "absl/strings/str_replace.h"
-#include "engine/mock_broker.h"
+#include "dev/mock_broker.h"
 #include "tests/testing.h"
 #include "tools/backtest.h"
 

@@ -10,9 +10,9 @@
 #include <sstream>
 #include <thread>
 
-#include "engine/config.h"
-#include "engine/mock_broker.h"
-#include "engine/storage.h"
+#include "config/engine_config.h"
+#include "dev/mock_broker.h"
+#include "storage/storage.h"
 #include "tests/testing.h"
 #include "tools/commands.h"
 #include "tools/dump_format.h"

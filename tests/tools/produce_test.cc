@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 #include <sstream>
 
-#include "engine/mock_broker.h"
+#include "dev/mock_broker.h"
 #include "tools/commands.h"
 
 namespace tend {

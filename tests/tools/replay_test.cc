@@ -7,8 +7,8 @@
 #include <set>
 #include <sstream>
 
-#include "engine/mock_broker.h"
-#include "engine/storage.h"
+#include "dev/mock_broker.h"
+#include "storage/storage.h"
 #include "tests/testing.h"
 #include "tools/commands.h"
 #include "tools/replay.h"

@@ -4,8 +4,8 @@
 #include <map>
 #include <set>
 
-#include "engine/event_codec.h"
-#include "tests/testing.h"
+#include "events/codec.h"
+#include "tests/cohort.h"
 
 namespace tend {
 namespace {

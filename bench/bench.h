@@ -1,0 +1,88 @@
+// `tend bench`: each benchmark measures against a baseline taken in the same run and prints JSON
+// lines - the engine against raw consumption (throughput_bench.cc), event-to-command latency
+// (latency_bench.cc), GetPatient and ListPatients (query_bench.cc), outbox delivery
+// (dispatch_bench.cc). docs/benchmarks.md logs what they measured.
+#ifndef TEND_BENCH_BENCH_H_
+#define TEND_BENCH_BENCH_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "kafka/props.h"
+#include "rules/rules.h"
+
+namespace tend {
+
+struct BenchOptions {
+  int64_t events = 1'000'000;
+  int patients = 100'000;
+  int partitions = 32;
+  uint64_t seed = 42;
+  int repeat = 5;  // runs of each phase; the medians are compared (this machine is noisy)
+  std::shared_ptr<const RuleSet> rules;  // null: projections only
+};
+// tend bench: raw librdkafka consumption vs the engine end to end, one JSON line on `out`.
+absl::Status RunBench(const BenchOptions& options, std::ostream& out);
+
+struct LatencyBenchOptions {
+  double rate = 20000;                       // events per second, paced
+  absl::Duration duration = absl::Seconds(20);
+  int patients = 50'000;                     // one new patient's first scan every `new_every`
+  int new_every = 20;                        // events; the others are check-ins
+  int partitions = 8;
+  // Commands reach the dispatcher when committed; the engine commits within
+  // commit_delay_when_caught_up while it keeps up with the log.
+  absl::Duration commit_interval = absl::Seconds(2);  // the engine's default
+  KafkaProps kafka;                          // extra consumer properties for the engine
+  std::shared_ptr<const RuleSet> rules;      // required
+};
+// tend bench --latency: a steady stream of events (recorded now) through Kafka, the engine with
+// rules, the dispatcher and the reference sink over gRPC; event-to-command-at-sink latency
+// percentiles, one JSON line on `out`.
+absl::Status RunLatencyBench(const LatencyBenchOptions& options, std::ostream& out);
+
+struct QueryBenchOptions {
+  int patients = 100'000;
+  int64_t events = 500'000;
+  // 0: every patient acquired on day 0 of a long cohort, cut at `events` (GetPatient on many
+  // patients). N: a cohort of N days (acquisition spread over them, 30% on day 0), all its
+  // events: patients at every stage and risk, for ListPatients.
+  int days = 0;
+  int clients = 8;  // concurrent gRPC clients, each on its own channel
+  absl::Duration duration = absl::Seconds(10);
+  uint64_t seed = 42;
+};
+// tend bench --query: Query/GetPatient over real gRPC (loopback) against a state folded from a
+// simulated cohort, `clients` callers at once for `duration`; against the same lookups made
+// in process by one thread (the baseline of the ratio). Then Query/ListPatients paged to the end
+// for a few filters, against walking every patient. JSON lines on `out`.
+absl::Status RunQueryBench(const QueryBenchOptions& options, std::ostream& out);
+
+struct DispatchBenchOptions {
+  int64_t commands = 2'000;   // per phase
+  int64_t deferred = 100'000;
+  int in_flight = 16;
+  absl::Duration sink_delay = absl::Milliseconds(2);  // a remote gateway's response time
+  int repeat = 5;
+};
+// tend bench --dispatch: outbox-to-sink throughput with one delivery in flight against
+// `in_flight`, and what a backlog of deferred commands costs an idle dispatcher. One JSON line.
+absl::Status RunDispatchBench(const DispatchBenchOptions& options, std::ostream& out);
+
+// The q-quantile (0..1) of `v`: the element at rank floor(q * n), the largest for q = 1; 0 for
+// none.
+inline double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
+  return v[i];
+}
+
+}  // namespace tend
+
+#endif  // TEND_BENCH_BENCH_H_

@@ -1,0 +1,174 @@
+// tend bench: how close the engine comes to bare consumption of the same topic, in one process
+// and one run (a ratio, so the noise of a shared machine mostly cancels out).
+//   (1) raw: a librdkafka consumer reads every partition to its end and discards the records;
+//   (2) engine: decode, validate, dedupe, fold, RocksDB commit of states + offsets (WAL on).
+// Both rates are measured from the first record consumed to the last one processed (the engine's
+// final commit included), so group-join time is excluded from both. `folded_eps` stops the
+// engine's clock when the last record is folded, before the final commit: the rate of a
+// sustained stream, where the last batch's write overlaps the folding of the next (every earlier
+// commit, and any wait for one, is inside both rates).
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <iostream>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/numbers.h"
+#include "absl/synchronization/mutex.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "storage/views.h"
+#include "projections/patient.h"
+#include "kafka/ticker.h"
+#include "dispatch/dispatcher.h"
+#include "index/planner.h"
+#include "services/query_service.h"
+#include "services/server.h"
+#include "services/sink_service.h"
+#include "bench/bench.h"
+#include "tools/commands.h"
+#include "base/temp_dir.h"
+
+namespace tend {
+namespace {
+
+absl::StatusOr<double> RawConsumeRate(const std::string& brokers, const std::string& topic,
+                                      int partitions, int64_t expected) {
+  TEND_ASSIGN_OR_RETURN(KafkaConf conf, MakeKafkaConf({{"bootstrap.servers", brokers},
+                                                       {"group.id", "tend-bench-raw"},
+                                                       {"enable.auto.commit", "false"},
+                                                       {"enable.partition.eof", "true"},
+                                                       {"queued.min.messages", "200000"},
+                                                       {"fetch.wait.max.ms", "100"}}));
+  char err[512];
+  KafkaHandle rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof(err)));
+  if (!rk) return absl::InternalError(err);
+  conf.release();
+  rd_kafka_poll_set_consumer(rk.get());
+  KafkaPartitionList list(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p) {
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  }
+  TEND_RETURN_IF_ERROR(FromKafka(rd_kafka_assign(rk.get(), list.get()), "assigning"));
+  KafkaQueue queue(rd_kafka_queue_get_consumer(rk.get()));
+  std::vector<rd_kafka_message_t*> msgs(4096);
+  int64_t count = 0;
+  int eofs = 0;
+  absl::Time first, last;
+  std::vector<bool> at_end(partitions, false);
+  while (eofs < partitions) {
+    ssize_t n = rd_kafka_consume_batch_queue(queue.get(), 1000, msgs.data(), msgs.size());
+    for (ssize_t i = 0; i < n; ++i) {
+      rd_kafka_message_t* m = msgs[i];
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (count++ == 0) first = absl::Now();
+        last = absl::Now();
+      } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && !at_end[m->partition]) {
+        at_end[m->partition] = true;
+        ++eofs;
+      }
+      rd_kafka_message_destroy(m);
+    }
+  }
+  rd_kafka_consumer_close(rk.get());
+  if (count != expected) {
+    return absl::DataLossError(absl::StrCat("raw consumer read ", count, " records, expected ",
+                                            expected, " (mock broker retention exceeded? use more "
+                                            "--partitions)"));
+  }
+  return count / absl::ToDoubleSeconds(last - first);
+}
+
+}  // namespace
+
+absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
+  MockBrokerOptions broker_options;
+  broker_options.partitions = options.partitions;
+  TEND_ASSIGN_OR_RETURN(auto broker, MockBroker::Start(broker_options));
+  TEND_ASSIGN_OR_RETURN(auto producer,
+                        Producer::Create({{"bootstrap.servers", broker->bootstrap()},
+                                          {"linger.ms", "20"},
+                                          {"batch.num.messages", "10000"}}));
+  // The simulated cohort, all patients acquired on day 0, cut at --events records.
+  CohortOptions cohort;
+  cohort.patients = options.patients;
+  cohort.days = 3650;
+  cohort.seed = options.seed;
+  cohort.initial_share = 1.0;
+  int64_t produced = 0;
+  std::cerr << "producing " << options.events << " records..." << std::endl;
+  absl::Status sim = SimulateCohort(cohort, [&](const v1::Event& e) -> absl::Status {
+    if (produced == options.events) return absl::CancelledError("enough");
+    ++produced;
+    return ProduceEvent(producer.get(), broker_options.topic, e);
+  });
+  if (!sim.ok() && !absl::IsCancelled(sim)) return sim;
+  TEND_RETURN_IF_ERROR(producer->Flush(absl::Seconds(300)));
+  if (producer->failed() > 0) return absl::UnavailableError("some records were not acknowledged");
+
+  // Each phase runs `repeat` times, alternating, and the medians are compared: on a shared
+  // 2-core machine single runs vary by +-20%.
+  std::vector<double> raw_rates, engine_rates, folded_rates;
+  EngineStats st;
+  for (int round = 0; round < options.repeat; ++round) {
+    std::cerr << "round " << round + 1 << "/" << options.repeat << ": raw consumption..."
+              << std::endl;
+    TEND_ASSIGN_OR_RETURN(double raw, RawConsumeRate(broker->bootstrap(), broker_options.topic,
+                                                     options.partitions, produced));
+    raw_rates.push_back(raw);
+    std::cerr << "round " << round + 1 << "/" << options.repeat << ": engine end to end..."
+              << std::endl;
+    TEND_ASSIGN_OR_RETURN(ScopedTempDir db_dir, ScopedTempDir::Create("tend-bench-"));
+    TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(db_dir.path()));
+    EngineOptions engine_options;
+    engine_options.brokers = broker->bootstrap();
+    engine_options.group_id = absl::StrCat("tend-bench-engine-", round);
+    engine_options.exit_when_idle = true;
+    engine_options.rules = options.rules;  // decisions only: no dispatcher in a benchmark
+    TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
+    std::atomic<bool> stop{false};
+    TEND_RETURN_IF_ERROR(engine->Run(stop));
+    absl::Time done = absl::Now();
+    st = engine->stats();
+    if (st.records != produced) {
+      return absl::DataLossError(
+          absl::StrCat("engine consumed ", st.records, " records, expected ", produced));
+    }
+    engine_rates.push_back(st.records / absl::ToDoubleSeconds(done - st.first_record_at));
+    folded_rates.push_back(st.records / absl::ToDoubleSeconds(st.last_fold_at - st.first_record_at));
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
+  const double raw_eps = median(raw_rates), engine_eps = median(engine_rates),
+               folded_eps = median(folded_rates);
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  out << absl::StrFormat(
+             "{\"events\":%d,\"patients\":%d,\"partitions\":%d,\"repeat\":%d,"
+             "\"raw_consume_eps\":%.0f,\"engine_eps\":%.0f,\"ratio\":%.3f,"
+             "\"engine_eps_min\":%.0f,\"engine_eps_max\":%.0f,\"folded_eps\":%.0f,"
+             "\"folded_ratio\":%.3f,\"peak_rss_mb\":%.0f,"
+             "\"duplicates\":%d,\"commits\":%d,\"timers_fired\":%d,\"decisions\":%d,"
+             "\"commands\":%d}",
+             produced, options.patients, options.partitions, options.repeat, raw_eps, engine_eps,
+             engine_eps / raw_eps, *std::min_element(engine_rates.begin(), engine_rates.end()),
+             *std::max_element(engine_rates.begin(), engine_rates.end()), folded_eps,
+             folded_eps / raw_eps, ru.ru_maxrss / 1024.0,
+             st.duplicates, st.commits, st.timers_fired, st.decisions, st.commands)
+      << std::endl;
+  return absl::OkStatus();
+}
+
+}  // namespace tend

@@ -1,0 +1,103 @@
+// The outbox dispatcher (LIVE mode only, docs/design.md, "Outbox", "Run modes"): delivers the
+// commands the engine wrote to the outbox to a ReminderSink, each once its not_before has come, and
+// removes an entry only when the sink acknowledged it (or it expired, or the sink rejected it —
+// both logged with the reason). A crash between the outbox write and the acknowledgement delivers
+// the command again after restart; the sink dedupes on command_id, so it is acted on once.
+//
+// It reads only what is due: the outbox is keyed by not_before within a partition, the
+// dispatcher keeps per partition the earliest not_before it has not delivered past, and the
+// engine's commits tell it (Storage::TakeOutboxArrivals) where new commands landed and wake it.
+// So commands deferred to the end of quiet hours, and the deletions of delivered ones, cost
+// nothing until they are due. Deliveries run `max_in_flight` at a time in lanes by patient: a
+// patient's commands go out one after another in not_before order; the acknowledged ones of a
+// round leave the outbox in one write. Each attempt is one call: a command the sink does not
+// acknowledge waits for its next attempt (exponential backoff with jitter) in memory, with the
+// later commands of its patient held behind it, while every other patient's go on.
+//
+// Thread safety: Start/Stop from one thread; the dispatcher runs on its own threads.
+#ifndef TEND_DISPATCH_DISPATCHER_H_
+#define TEND_DISPATCH_DISPATCHER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
+#include "absl/time/time.h"
+#include "storage/storage.h"
+#include "dispatch/sink_client.h"
+
+namespace tend {
+
+struct DispatcherOptions {
+  SinkClientOptions sink;
+  // How often the dispatcher looks for deferred commands that have come due (a commit that
+  // writes commands wakes it at once).
+  absl::Duration poll_interval = absl::Milliseconds(50);
+  // Deliveries in flight at once (a remote gateway answers in milliseconds: one at a time would
+  // cap delivery at a few hundred commands a second).
+  int max_in_flight = 16;
+  // Commands read from the outbox per round (bounds the memory a large backlog takes).
+  size_t round_limit = 4096;
+};
+
+struct DispatcherStats {
+  int64_t delivered = 0;
+  int64_t duplicates = 0;  // acknowledged as already accepted
+  int64_t expired = 0;
+  int64_t rejected = 0;
+  // Commands read from the outbox: each due command once (again only after a restart or when a
+  // round stopped at round_limit mid-second); none that are not due yet.
+  int64_t read = 0;
+  // Commands the sink has not acknowledged yet, waiting for their next attempt (with those of
+  // their patients held behind them).
+  int64_t retrying = 0;
+};
+
+class Dispatcher {
+ public:
+  // `storage` is borrowed and must outlive the dispatcher.
+  static absl::StatusOr<std::unique_ptr<Dispatcher>> Start(const DispatcherOptions& options,
+                                                           Storage* storage);
+  ~Dispatcher();  // stops; commands in flight stay in the outbox
+  DispatcherStats stats() const;
+
+ private:
+  Dispatcher(const DispatcherOptions& options, Storage* storage);
+  struct Due;
+  // A command the sink did not acknowledge (or one of the same patient's, held behind it), kept
+  // in memory until its next attempt; it stays in the outbox until it leaves for good.
+  struct Retry {
+    int32_t partition = 0;
+    v1::ReminderCommand command;
+    int attempts = 0;  // made so far; the wait after a failure follows from it
+    std::string last_error;
+    absl::Time next_at;
+  };
+  class Lanes;
+  void Loop();
+  // Gathers a round: retries whose time has come, then due commands from the outbox.
+  void GatherRound(absl::Time now, OutboxArrivals* cursors, std::vector<Due>* due);
+  // Delivers one round and removes what the sink acknowledged or what was dropped. false when
+  // asked to stop.
+  bool DeliverRound(std::vector<Due>* due);
+
+  const DispatcherOptions options_;
+  Storage* const storage_;
+  std::unique_ptr<SinkClient> client_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> delivered_{0}, duplicates_{0}, expired_{0}, rejected_{0}, read_{0};
+  std::atomic<int64_t> retrying_{0};
+  absl::flat_hash_map<std::string, Retry> retries_;  // by command id; the dispatcher thread's
+  absl::Time last_failure_log_ = absl::InfinitePast();
+  absl::BitGen rng_;  // retry jitter; the dispatcher thread's
+  std::unique_ptr<Lanes> lanes_;
+  std::thread thread_;
+};
+
+}  // namespace tend
+
+#endif  // TEND_DISPATCH_DISPATCHER_H_

@@ -1,0 +1,125 @@
+#include "engine/committer.h"
+
+#include <algorithm>
+
+#include "storage/format.h"
+
+namespace tend {
+
+namespace sf = storage_format;
+
+void* ArenaBlocks::Allocate(size_t size) {
+  if (size == kBlockSize) {
+    Pool& pool = Get();
+    absl::MutexLock lock(&pool.mu);
+    if (!pool.free.empty()) {
+      void* block = pool.free.back();
+      pool.free.pop_back();
+      return block;
+    }
+  }
+  return ::operator new(size);
+}
+
+void ArenaBlocks::Deallocate(void* block, size_t size) {
+  if (size == kBlockSize) {
+    Pool& pool = Get();
+    absl::MutexLock lock(&pool.mu);
+    if (pool.free.size() < kMaxKept) {
+      pool.free.push_back(block);
+      return;
+    }
+  }
+  ::operator delete(block);
+}
+
+ArenaBlocks::Pool& ArenaBlocks::Get() {
+  static Pool* pool = new Pool;  // never destroyed: arenas may outlive static destruction
+  return *pool;
+}
+
+void DecidedWrites::AppendTo(StateBatch* batch, bool outbox) {
+  if (outbox) {
+    InKeyOrder(commands.size(), [&](size_t i) {
+      const v1::ReminderCommand& c = *commands[i].second;
+      return sf::OutboxKey(commands[i].first, c.not_before().seconds(), c.command_id());
+    }, [&](size_t i) { batch->PutCommand(commands[i].first, *commands[i].second); });
+  }
+  InKeyOrder(decisions.size(), [&](size_t i) {
+    const Decision& d = decisions[i];
+    return sf::DecisionKey(d.decision->patient_id(), d.decision->at().seconds(), d.offset,
+                           d.index);
+  }, [&](size_t i) {
+    batch->PutDecision(*decisions[i].decision, decisions[i].offset, decisions[i].index);
+  });
+  // A timer key's writes of one commit come down to the last one; a key armed and removed
+  // within the commit (a timer that fell due, or moved, soon after it was armed) to none: a
+  // timer is put only when armed, so a run that starts with a put starts from no key. (A fired
+  // timer's key is removed by the firing and again by its memory's change: one delete.)
+  SortByKey(timers.size(), [&](size_t i) {
+    const TimerOp& t = timers[i];
+    return sf::TimerKey(t.partition, t.due_s, t.patient_id, *t.rule_id);
+  });
+  for (size_t run = 0; run < order_.size();) {
+    size_t end = run + 1;
+    while (end < order_.size() && keys_[order_[end]] == keys_[order_[run]]) ++end;
+    const TimerOp& first = timers[order_[run]];
+    const TimerOp& last = timers[order_[end - 1]];
+    if (last.put) {
+      batch->PutTimer(last.partition, last.due_s, last.patient_id, *last.rule_id);
+    } else if (!first.put) {
+      batch->DeleteTimer(last.partition, last.due_s, last.patient_id, *last.rule_id);
+    }
+    run = end;
+  }
+}
+
+void Committer::Loop() {
+  for (;;) {
+    StateBatch* batch = nullptr;
+    std::unique_ptr<DecidedWrites> decided;
+    KafkaPartitionList offsets;
+    std::function<void()> job;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+            return c->batch_ != nullptr || c->job_ != nullptr || c->stop_;
+          },
+          this));
+      if (job_ != nullptr) {
+        job = job_;  // job_ stays set while it runs: WaitJob waits for it
+      } else {
+        if (batch_ == nullptr) return;  // stopping, nothing in flight
+        batch = batch_;
+        decided = std::move(decided_);
+        offsets = std::move(offsets_);
+      }
+    }
+    if (job) {
+      job();
+      absl::MutexLock lock(&mu_);
+      job_ = nullptr;
+      continue;
+    }
+    if (decided) decided->AppendTo(batch, /*outbox=*/!replay_);
+    absl::Status s = storage_->Commit(batch, options_);
+    if (s.ok() && decided && replay_ && on_replay_command_) {
+      for (const auto& [partition, command] : decided->commands) on_replay_command_(*command);
+    }
+    if (decided) decided->Clear();  // here too, not on the engine thread
+    if (s.ok()) {
+      commits_.fetch_add(1, std::memory_order_relaxed);
+      // For lag monitoring only: the engine never reads group offsets back.
+      if (consumer_ != nullptr && offsets && offsets->cnt > 0) {
+        rd_kafka_commit(consumer_, offsets.get(), /*async=*/1);
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    if (!s.ok() && status_.ok()) status_ = s;
+    if (decided) spare_ = std::move(decided);
+    batch_ = nullptr;
+  }
+}
+
+}  // namespace tend

@@ -1,0 +1,207 @@
+// The commit path of the engine (docs/design.md, "Exactly once"): what the rules decided since
+// the last commit (DecidedWrites: commands, decisions and timer writes, on an arena), and the
+// Committer, which writes each commit's one RocksDB WriteBatch on its own thread - the state,
+// index and checkpoint writes the engine put in the batch, plus the decided writes in key order,
+// a timer key's writes collapsed to the last - then commits the group offsets for lag
+// monitoring. Internal to engine/; tests/engine/committer_test.cc pins it without a broker.
+#ifndef TEND_ENGINE_COMMITTER_H_
+#define TEND_ENGINE_COMMITTER_H_
+
+#include <google/protobuf/arena.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "kafka/kafka.h"
+#include "storage/storage.h"
+#include "tend/v1/commands.pb.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend {
+
+// A timer written to (put) or removed from the `timers` column family at the next commit.
+struct TimerOp {
+  int32_t partition;
+  int64_t due_s;
+  std::string patient_id;
+  const std::string* rule_id;  // interned (RuleIds): lives as long as the engine
+  bool put;
+};
+
+// Arena blocks for decided writes, kept for reuse when an arena is reset: an interval's decisions
+// go into memory an earlier interval already mapped, instead of fresh pages the kernel must zero
+// (a block this size is an mmap of its own, unmapped when freed). Thread safety: thread-safe.
+class ArenaBlocks {
+ public:
+  static constexpr size_t kBlockSize = 4 << 20;
+  static void* Allocate(size_t size);
+  static void Deallocate(void* block, size_t size);
+
+ private:
+  static constexpr size_t kMaxKept = 128;  // 512 MiB: beyond that, memory goes back
+  struct Pool {
+    absl::Mutex mu;
+    std::vector<void*> free ABSL_GUARDED_BY(mu);
+  };
+  static Pool& Get();
+};
+
+// What the rules decided since the last commit: immutable once decided, so the committer thread
+// serializes them into the batch, off the engine thread. The messages live on `arena`, whose
+// first block is kept across commits (the committer clears a written DecidedWrites and the engine
+// takes it back): deciding allocates nothing per message, and touches memory already mapped.
+struct DecidedWrites {
+  struct Decision {
+    int64_t offset;  // the deciding record's
+    uint32_t index;  // its order among the record's decisions
+    v1::Decision* decision;  // on arena
+  };
+  google::protobuf::Arena arena{[] {
+    google::protobuf::ArenaOptions o;
+    o.start_block_size = ArenaBlocks::kBlockSize;
+    o.max_block_size = ArenaBlocks::kBlockSize;
+    o.block_alloc = &ArenaBlocks::Allocate;
+    o.block_dealloc = &ArenaBlocks::Deallocate;
+    return o;
+  }()};
+  std::vector<std::pair<int32_t, v1::ReminderCommand*>> commands;  // on arena
+  std::vector<Decision> decisions;
+  std::vector<TimerOp> timers;  // in order: a put then a delete of one key deletes
+
+  // Empties it for reuse; keeps the vectors' capacity and the arena's first block.
+  void Clear() {
+    commands.clear();
+    decisions.clear();
+    timers.clear();
+    arena.Reset();
+  }
+  bool empty() const { return commands.empty() && decisions.empty() && timers.empty(); }
+  // Adds the writes to `batch`; commands only when `outbox` (LIVE mode). Each column family's
+  // writes go in key order (decided, they are scattered over patients and times): memtable
+  // inserts in order reuse the skiplist's search path. Writes to one key keep their order.
+  void AppendTo(StateBatch* batch, bool outbox);
+
+ private:
+  // Calls write(i) for i in [0, n) in the order of key_of(i), equal keys in index order.
+  template <typename KeyOf, typename Write>
+  void InKeyOrder(size_t n, KeyOf key_of, Write write) {
+    SortByKey(n, key_of);
+    for (uint32_t i : order_) write(i);
+  }
+  // Fills keys_[i] = key_of(i) and order_ with [0, n) in key order, equal keys in index order.
+  template <typename KeyOf>
+  void SortByKey(size_t n, KeyOf key_of) {
+    keys_.resize(n);
+    order_.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      keys_[i] = key_of(i);
+      order_[i] = static_cast<uint32_t>(i);
+    }
+    std::stable_sort(order_.begin(), order_.end(),
+                     [&](uint32_t a, uint32_t b) { return keys_[a] < keys_[b]; });
+  }
+  std::vector<std::string> keys_;  // scratch of AppendTo, kept for its capacity
+  std::vector<uint32_t> order_;
+};
+
+// Writes commit batches on its own thread, one at a time and in submission order, so the fold of
+// the next records goes on while RocksDB inserts the previous batch (two cores: fold || write).
+// Each batch is still one atomic WriteBatch; batch N+1 is only submitted after batch N was
+// written, so the stored offsets never run ahead of the stored state.
+// Thread-safe; Submit/Wait are called from the engine thread.
+class Committer {
+ public:
+  // `storage` and `consumer` are borrowed and must outlive the Committer. `replay`: commands are
+  // not written to the outbox but passed to `on_replay_command` (may be empty) once written.
+  Committer(Storage* storage, const CommitOptions& options, rd_kafka_t* consumer, bool replay,
+            std::function<void(const v1::ReminderCommand&)> on_replay_command)
+      : storage_(storage),
+        options_(options),
+        consumer_(consumer),
+        replay_(replay),
+        on_replay_command_(std::move(on_replay_command)),
+        thread_([this] { Loop(); }) {}
+
+  ~Committer() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+
+  // Blocks until the last submitted batch is written. A failure is sticky: the engine must stop.
+  absl::Status Wait() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) { return c->batch_ == nullptr; },
+        this));
+    return status_;
+  }
+
+  // Hands `batch` (borrowed until the next Wait() returns), the decided writes to add to it and
+  // the group offsets it reflects to the writer thread. Precondition: Wait() returned OK since
+  // the last Submit.
+  void Submit(StateBatch* batch, std::unique_ptr<DecidedWrites> decided,
+              KafkaPartitionList offsets) {
+    absl::MutexLock lock(&mu_);
+    batch_ = batch;
+    decided_ = std::move(decided);
+    offsets_ = std::move(offsets);
+  }
+
+  int64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+
+  // Runs `job` on the writer thread, which is idle between a Wait() and the next Submit: the
+  // engine hands it part of building the next batch. Precondition: Wait() returned since the
+  // last Submit, and WaitJob() since the last StartJob.
+  void StartJob(std::function<void()> job) {
+    absl::MutexLock lock(&mu_);
+    job_ = std::move(job);
+  }
+  // Blocks until the job started last has run.
+  void WaitJob() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) { return c->job_ == nullptr; },
+        this));
+  }
+
+  // A written DecidedWrites, cleared for reuse, or null. Call after Wait().
+  std::unique_ptr<DecidedWrites> TakeSpare() {
+    absl::MutexLock lock(&mu_);
+    return std::move(spare_);
+  }
+
+ private:
+  void Loop();
+
+  Storage* const storage_;
+  const CommitOptions options_;
+  rd_kafka_t* const consumer_;
+  const bool replay_;
+  const std::function<void(const v1::ReminderCommand&)> on_replay_command_;
+  absl::Mutex mu_;
+  StateBatch* batch_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::unique_ptr<DecidedWrites> decided_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<DecidedWrites> spare_ ABSL_GUARDED_BY(mu_);  // written, cleared
+  KafkaPartitionList offsets_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> job_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> commits_{0};
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+}  // namespace tend
+
+#endif  // TEND_ENGINE_COMMITTER_H_

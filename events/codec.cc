@@ -1,0 +1,220 @@
+#include "events/codec.h"
+
+#include "base/time.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/civil_time.h"
+
+namespace tend {
+namespace {
+
+using v1::Event;
+
+absl::Status Invalid(absl::string_view field, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
+}
+
+absl::Status CheckId(absl::string_view field, absl::string_view id) {
+  if (IsValidId(id)) return absl::OkStatus();
+  return Invalid(field, absl::StrFormat("must be 1-128 characters of [A-Za-z0-9._:-], got \"%s\"",
+                                        absl::CHexEscape(id.substr(0, 160))));
+}
+
+absl::Status CheckTime(absl::string_view field, bool present, const google::protobuf::Timestamp& ts) {
+  if (!present) return Invalid(field, "is required");
+  if (ts.nanos() < 0 || ts.nanos() > 999'999'999) {
+    return Invalid(field, absl::StrCat("nanos must be 0..999999999, got ", ts.nanos()));
+  }
+  if (FromProtoTime(ts) < MinEventTime()) {
+    return Invalid(field, absl::StrCat("must be on or after 2000-01-01T00:00:00Z, got ",
+                                       absl::FormatTime(absl::RFC3339_full, FromProtoTime(ts),
+                                                        absl::UTCTimeZone())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckNonEmpty(absl::string_view field, absl::string_view value) {
+  if (value.empty()) return Invalid(field, "is required");
+  if (value.size() > 256) return Invalid(field, "must be at most 256 bytes");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCheckIn(const v1::CheckIn& c) {
+  using v1::CheckIn;
+  if (c.kind() == CheckIn::KIND_UNSPECIFIED || !CheckIn::Kind_IsValid(c.kind())) {
+    return Invalid("check_in.kind", "must be one of GLUCOSE, BLOOD_PRESSURE, MEDICATION, TRAINING, "
+                                    "DIET, OTHER");
+  }
+  switch (c.values_case()) {
+    case CheckIn::kGlucose:
+      if (c.kind() != CheckIn::GLUCOSE) return Invalid("check_in.glucose", "needs kind GLUCOSE");
+      if (!(c.glucose().mmol_per_l() > 0 && c.glucose().mmol_per_l() < 100)) {
+        return Invalid("check_in.glucose.mmol_per_l", "must be in (0, 100)");
+      }
+      break;
+    case CheckIn::kBloodPressure: {
+      if (c.kind() != CheckIn::BLOOD_PRESSURE) {
+        return Invalid("check_in.blood_pressure", "needs kind BLOOD_PRESSURE");
+      }
+      const auto& bp = c.blood_pressure();
+      if (bp.systolic_mmhg() <= 0 || bp.systolic_mmhg() > 400 || bp.diastolic_mmhg() <= 0 ||
+          bp.diastolic_mmhg() >= bp.systolic_mmhg()) {
+        return Invalid("check_in.blood_pressure",
+                       "needs 0 < diastolic_mmhg < systolic_mmhg <= 400");
+      }
+      break;
+    }
+    case CheckIn::kMedication:
+      if (c.kind() != CheckIn::MEDICATION) return Invalid("check_in.medication", "needs kind MEDICATION");
+      break;
+    case CheckIn::kTraining:
+      if (c.kind() != CheckIn::TRAINING) return Invalid("check_in.training", "needs kind TRAINING");
+      if (c.training().minutes() < 0) return Invalid("check_in.training.minutes", "must be >= 0");
+      break;
+    case CheckIn::VALUES_NOT_SET:
+      break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePurchase(const v1::Purchase& p) {
+  if (p.order_id().empty()) return Invalid("purchase.order_id", "is required");
+  if (p.amount_minor() < 0) return Invalid("purchase.amount_minor", "must be >= 0");
+  if (p.currency().size() != 3) {
+    return Invalid("purchase.currency", absl::StrCat("must be an ISO 4217 code like CNY, got \"",
+                                                     absl::CHexEscape(p.currency()), "\""));
+  }
+  for (int i = 0; i < p.items_size(); ++i) {
+    const auto& item = p.items(i);
+    std::string f = absl::StrCat("purchase.items[", i, "]");
+    if (item.sku().empty()) return Invalid(f + ".sku", "is required");
+    if (item.quantity() <= 0) return Invalid(f + ".quantity", "must be > 0");
+    if (item.unit_price_minor() < 0) return Invalid(f + ".unit_price_minor", "must be >= 0");
+    if (item.days_supply() < 0) return Invalid(f + ".days_supply", "must be >= 0");
+    if (item.days_supply() > 0 && item.ingredient().empty()) {
+      return Invalid(f + ".ingredient", "is required when days_supply is set");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// 2000-01-01T00:00:00Z as a constant: converting a civil time on every event showed up in profiles.
+absl::Time MinEventTime() { return absl::FromUnixSeconds(946'684'800); }
+
+bool IsValidId(absl::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+absl::string_view EventTypeName(const Event& event) {
+  switch (event.body_case()) {
+    case Event::kScan: return "scan";
+    case Event::kMessage: return "message";
+    case Event::kCheckIn: return "check_in";
+    case Event::kPurchase: return "purchase";
+    case Event::kEnrollment: return "enrollment";
+    case Event::kContactRemoved: return "contact_removed";
+    case Event::kConsentChanged: return "consent_changed";
+    case Event::kClockTick: return "clock_tick";
+    case Event::BODY_NOT_SET: return "";
+  }
+  return "";
+}
+
+std::array<RecordHeader, 2> EventHeaders(const Event& event) {
+  return {RecordHeader{"event_id", event.event_id()},
+          RecordHeader{"event_type", EventTypeName(event)}};
+}
+
+absl::Status DecodeEvent(absl::string_view bytes, Event* out) {
+  out->Clear();
+  if (!out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("value is not a serialized tend.v1.Event (", bytes.size(), " bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateEvent(const Event& e, const ValidationOptions& options) {
+  if (e.has_clock_tick()) {
+    return Invalid("clock_tick", "is not a patient event; only the ticker (tend ticker, or the "
+                                 "engine in LIVE mode) writes clock ticks");
+  }
+  if (absl::Status s = CheckId("event_id", e.event_id()); !s.ok()) return s;
+  if (absl::Status s = CheckId("patient_id", e.patient_id()); !s.ok()) return s;
+  if (absl::Status s = CheckTime("occurred_at", e.has_occurred_at(), e.occurred_at()); !s.ok()) return s;
+  if (options.require_recorded_at || e.has_recorded_at()) {
+    if (absl::Status s = CheckTime("recorded_at", e.has_recorded_at(), e.recorded_at()); !s.ok()) {
+      return s;
+    }
+    absl::Time occurred = FromProtoTime(e.occurred_at());
+    absl::Time recorded = FromProtoTime(e.recorded_at());
+    if (occurred - recorded > options.max_clock_skew) {
+      return Invalid("occurred_at",
+                     absl::StrCat("is ", absl::FormatDuration(occurred - recorded),
+                                  " ahead of recorded_at; at most ",
+                                  absl::FormatDuration(options.max_clock_skew),
+                                  " of device clock skew is accepted"));
+    }
+  }
+  if (e.source().size() > 256) return Invalid("source", "must be at most 256 bytes");
+  switch (e.body_case()) {
+    case Event::kScan:
+      return CheckNonEmpty("scan.channel_id", e.scan().channel_id());
+    case Event::kMessage:
+      if (e.message().direction() == v1::Message::DIRECTION_UNSPECIFIED ||
+          !v1::Message::Direction_IsValid(e.message().direction())) {
+        return Invalid("message.direction", "must be PATIENT_TO_STAFF or STAFF_TO_PATIENT");
+      }
+      return absl::OkStatus();
+    case Event::kCheckIn:
+      return ValidateCheckIn(e.check_in());
+    case Event::kPurchase:
+      return ValidatePurchase(e.purchase());
+    case Event::kEnrollment: {
+      if (absl::Status s = CheckNonEmpty("enrollment.program_id", e.enrollment().program_id());
+          !s.ok()) {
+        return s;
+      }
+      absl::TimeZone tz;
+      if (!absl::LoadTimeZone(e.enrollment().time_zone(), &tz)) {
+        return Invalid("enrollment.time_zone",
+                       absl::StrCat("must be an IANA time zone like Asia/Shanghai, got \"",
+                                    absl::CHexEscape(e.enrollment().time_zone()), "\""));
+      }
+      return absl::OkStatus();
+    }
+    case Event::kContactRemoved:
+      return absl::OkStatus();
+    case Event::kConsentChanged:
+      if (e.consent_changed().purpose() == v1::ConsentChanged::PURPOSE_UNSPECIFIED ||
+          !v1::ConsentChanged::Purpose_IsValid(e.consent_changed().purpose())) {
+        return Invalid("consent_changed.purpose", "must be MARKETING or CARE_REMINDERS");
+      }
+      return absl::OkStatus();
+    case Event::kClockTick:
+      break;  // refused above
+    case Event::BODY_NOT_SET:
+      return Invalid("body", "one of scan, message, check_in, purchase, enrollment, "
+                             "contact_removed, consent_changed is required");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateClockTick(const Event& e) {
+  if (!e.patient_id().empty()) {
+    return Invalid("patient_id", "must be empty in a clock tick (ticks belong to no patient)");
+  }
+  if (absl::Status s = CheckId("event_id", e.event_id()); !s.ok()) return s;
+  return CheckTime("recorded_at", e.has_recorded_at(), e.recorded_at());
+}
+
+}  // namespace tend

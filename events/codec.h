@@ -1,0 +1,59 @@
+// Decoding and validation of tend.v1.Event records: the gate between the log and the fold.
+// A record that fails here goes to the dead-letter topic with the returned message as reason.
+// All functions are thread-safe (no shared state).
+#ifndef TEND_EVENTS_CODEC_H_
+#define TEND_EVENTS_CODEC_H_
+
+#include <array>
+
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "tend/v1/events.pb.h"
+
+namespace tend {
+
+struct ValidationOptions {
+  // occurred_at may run ahead of recorded_at by at most this (device clock skew). Further ahead is
+  // invalid input (docs/design.md, "Time is in the log"): a phone set to 2031 must not reach the
+  // fold.
+  absl::Duration max_clock_skew = absl::Hours(1);
+  // Require recorded_at (the ingest time). Ingest sets it before validating, so it is always
+  // required in the log.
+  bool require_recorded_at = true;
+};
+
+// The value of the `event_type` Kafka header and the field name in PatientState.events_by_type:
+// "scan", "message", "check_in", "purchase", "enrollment", "contact_removed",
+// "consent_changed" ("clock_tick" for ticks); "" when no body is set. Part of the on-wire format: never rename.
+absl::string_view EventTypeName(const v1::Event& event);
+
+// A record header, name and value as views (kafka/kafka.h produces them as Kafka headers).
+struct RecordHeader {
+  absl::string_view name;
+  absl::string_view value;
+};
+
+// Kafka headers of an event record: event_id and event_type (views into `event`).
+std::array<RecordHeader, 2> EventHeaders(const v1::Event& event);
+
+// Parses `bytes` into `*out` (cleared first). kInvalidArgument when it is not an Event.
+absl::Status DecodeEvent(absl::string_view bytes, v1::Event* out);
+
+// Checks what the engine relies on; the error names the field and what is allowed, e.g.
+// "patient_id: must be 1-128 characters of [A-Za-z0-9._:-], got \"a b\"".
+absl::Status ValidateEvent(const v1::Event& event, const ValidationOptions& options = {});
+
+// Checks a ClockTick record: an event_id, recorded_at (the ticker's time), no patient_id.
+absl::Status ValidateClockTick(const v1::Event& event);
+
+// True when `id` is 1-128 characters of [A-Za-z0-9._:-] (event ids and patient ids).
+bool IsValidId(absl::string_view id);
+
+// The earliest instant accepted as an event time; anything before is taken as "not set".
+absl::Time MinEventTime();
+
+}  // namespace tend
+
+#endif  // TEND_EVENTS_CODEC_H_

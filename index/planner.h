@@ -1,0 +1,47 @@
+// The ListPatients planner: answers a tend.v1.ListPatientsRequest a page at a time from the
+// patient index (index/patient_index.h) instead of walking every patient. For each filter an
+// index can serve (programme, staff, hard churn, churn-risk band, activated, stage as a range of
+// the last activity) it estimates the index entries to walk from RocksDB's size estimates and
+// takes the smallest; every candidate is then read and checked exactly (MatchesListFilters), so
+// the index narrows, it never decides. Page tokens name the query (a fingerprint of its filters
+// and as_of) and the index walked, so a query keeps its plan across pages.
+//
+// Thread safety: the functions are pure apart from reading `storage`, which may be shared.
+#ifndef TEND_INDEX_PLANNER_H_
+#define TEND_INDEX_PLANNER_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "projections/config.h"
+#include "storage/storage.h"
+#include "tend/v1/services.pb.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend {
+
+// Whether `view` passes the filters of a ListPatients request (stage, min_churn_risk, program,
+// staff, activated); paging and as_of aside.
+bool MatchesListFilters(const v1::ListPatientsRequest& request, const v1::PatientView& view);
+
+// What a page cost: the index entries examined to fill it, and the index kind walked (a
+// storage/format.h IndexKind letter).
+struct ListPatientsCost {
+  int64_t examined = 0;
+  char index_kind = 0;
+};
+
+// One page of the patients matching `request`, viewed at its as_of (unset: each partition's
+// clock), from one snapshot of `storage` folded with `config`, into `response` (patients and
+// next_page_token; empty token: the last page). A page holds at most page_size patients
+// (0: 50, at most 1000) and examines at most 20,000 + 20 x page_size index entries, so a sparse
+// filter comes back with a short page and a token to go on. kInvalidArgument naming the field
+// (page_size, stage, min_churn_risk, program_id, staff_id, as_of, page_token); kUnavailable
+// while the index is being rebuilt. `cost` may be null.
+absl::Status ListPatientsPage(const Storage& storage, const projections::ProjectionConfig& config,
+                              const v1::ListPatientsRequest& request,
+                              v1::ListPatientsResponse* response, ListPatientsCost* cost);
+
+}  // namespace tend
+
+#endif  // TEND_INDEX_PLANNER_H_

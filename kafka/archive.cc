@@ -1,0 +1,193 @@
+#include "kafka/archive.h"
+
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+
+namespace tend {
+namespace {
+
+std::array<uint32_t, 256> MakeCrc32cTable() {
+  std::array<uint32_t, 256> table{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    table[i] = c;
+  }
+  return table;
+}
+
+void PutU32(uint32_t v, char* out) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+uint32_t GetU32(const char* in) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+  return v;
+}
+
+// A frame larger than this is corruption, not data (records are small; the mock broker caps
+// messages at 1 MB, Kafka's default max.message.bytes is about that too).
+constexpr uint32_t kMaxFrame = 64u << 20;
+
+}  // namespace
+
+uint32_t Crc32c(absl::string_view data, uint32_t crc) {
+  static const std::array<uint32_t, 256> table = MakeCrc32cTable();
+  crc = ~crc;
+  for (unsigned char b : data) crc = table[(crc ^ b) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+absl::StatusOr<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(const std::string& path,
+                                                                      v1::ArchiveHeader header) {
+  std::unique_ptr<ArchiveWriter> w(new ArchiveWriter);
+  w->path_ = path;
+  w->partial_ = path + ".partial";
+  w->out_ = std::fopen(w->partial_.c_str(), "wb");
+  if (w->out_ == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot write ", w->partial_, ": ", std::strerror(errno)));
+  }
+  if (std::fwrite(kArchiveMagic, 1, 8, w->out_) != 8) {
+    return absl::UnavailableError(absl::StrCat("writing ", w->partial_, " failed"));
+  }
+  w->bytes_ = 8;
+  header.set_format_version(kArchiveFormatVersion);
+  v1::ArchiveFrame frame;
+  *frame.mutable_header() = std::move(header);
+  TEND_RETURN_IF_ERROR(w->WriteFrame(frame));
+  return w;
+}
+
+ArchiveWriter::~ArchiveWriter() {
+  if (out_ != nullptr) std::fclose(out_);
+  if (!finished_) std::remove(partial_.c_str());
+}
+
+absl::Status ArchiveWriter::WriteFrame(const v1::ArchiveFrame& frame) {
+  buffer_.resize(4);
+  if (!frame.AppendToString(&buffer_)) return absl::InternalError("serializing an archive frame");
+  const uint32_t n = static_cast<uint32_t>(buffer_.size() - 4);
+  PutU32(n, buffer_.data());
+  char crc[4];
+  PutU32(Crc32c(absl::string_view(buffer_).substr(4)), crc);
+  buffer_.append(crc, 4);
+  if (std::fwrite(buffer_.data(), 1, buffer_.size(), out_) != buffer_.size()) {
+    return absl::UnavailableError(
+        absl::StrCat("writing ", partial_, " failed: ", std::strerror(errno), " (disk full?)"));
+  }
+  bytes_ += static_cast<int64_t>(buffer_.size());
+  return absl::OkStatus();
+}
+
+absl::Status ArchiveWriter::Append(const v1::ArchiveRecord& record) {
+  v1::ArchiveFrame frame;
+  *frame.mutable_record() = record;
+  TEND_RETURN_IF_ERROR(WriteFrame(frame));
+  ++records_;
+  return absl::OkStatus();
+}
+
+absl::Status ArchiveWriter::Finish() {
+  v1::ArchiveFrame frame;
+  frame.mutable_end()->set_records(records_);
+  TEND_RETURN_IF_ERROR(WriteFrame(frame));
+  if (std::fflush(out_) != 0 || ::fsync(fileno(out_)) != 0) {
+    return absl::UnavailableError(absl::StrCat("flushing ", partial_, ": ", std::strerror(errno)));
+  }
+  std::fclose(out_);
+  out_ = nullptr;
+  std::error_code ec;
+  std::filesystem::rename(partial_, path_, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("renaming ", partial_, ": ", ec.message()));
+  finished_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(const std::string& path) {
+  std::unique_ptr<ArchiveReader> r(new ArchiveReader);
+  r->path_ = path;
+  r->in_.open(path, std::ios::binary);
+  if (!r->in_) return absl::NotFoundError(absl::StrCat("cannot read archive ", path));
+  std::error_code ec;
+  r->size_ = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  char magic[8];
+  if (!r->in_.read(magic, 8) || std::memcmp(magic, kArchiveMagic, 8) != 0) {
+    return absl::DataLossError(absl::StrCat(path, " is not a tend archive (no TENDARC magic)"));
+  }
+  r->position_ = 8;
+  v1::ArchiveFrame frame;
+  TEND_RETURN_IF_ERROR(r->ReadFrame(&frame));
+  if (!frame.has_header()) return r->Corrupt(8, "the first frame is not the header");
+  if (frame.header().format_version() != kArchiveFormatVersion) {
+    return absl::DataLossError(absl::StrCat(
+        path, ": archive format version ", frame.header().format_version(),
+        " is not one this tend reads (", kArchiveFormatVersion, "); use a matching tend"));
+  }
+  r->header_ = std::move(*frame.mutable_header());
+  return r;
+}
+
+absl::Status ArchiveReader::Corrupt(int64_t at, absl::string_view problem) const {
+  return absl::DataLossError(absl::StrCat("archive ", path_, " is corrupt at byte ", at,
+                                          " (after ", records_, " records): ", problem));
+}
+
+absl::Status ArchiveReader::ReadFrame(v1::ArchiveFrame* frame) {
+  const int64_t at = position_;
+  char len[4];
+  if (!in_.read(len, 4)) {
+    return absl::DataLossError(absl::StrCat(
+        "archive ", path_, " is truncated at byte ", at, " after ", records_,
+        " records: its end frame is missing (the export did not finish, or the file was cut "
+        "short); export it again"));
+  }
+  const uint32_t n = GetU32(len);
+  if (n > kMaxFrame) return Corrupt(at, absl::StrCat("a frame length of ", n, " bytes"));
+  buffer_.resize(n + 4);
+  if (!in_.read(buffer_.data(), static_cast<std::streamsize>(n) + 4)) {
+    return absl::DataLossError(absl::StrCat("archive ", path_, " is truncated at byte ", at,
+                                            " after ", records_,
+                                            " records: the frame there is cut short; export "
+                                            "it again"));
+  }
+  position_ += 8 + n;
+  const absl::string_view payload(buffer_.data(), n);
+  if (Crc32c(payload) != GetU32(buffer_.data() + n)) return Corrupt(at, "checksum mismatch");
+  if (!frame->ParseFromArray(payload.data(), static_cast<int>(n))) {
+    return Corrupt(at, "the frame does not parse");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> ArchiveReader::Next(v1::ArchiveRecord* record) {
+  if (ended_) return false;
+  v1::ArchiveFrame frame;
+  const int64_t at = position_;
+  TEND_RETURN_IF_ERROR(ReadFrame(&frame));
+  if (frame.has_record()) {
+    *record = std::move(*frame.mutable_record());
+    ++records_;
+    return true;
+  }
+  if (!frame.has_end()) return Corrupt(at, "a second header");
+  if (frame.end().records() != records_) {
+    return Corrupt(at, absl::StrCat("the end frame counts ", frame.end().records(),
+                                    " records, the file holds ", records_));
+  }
+  if (position_ != size_ && size_ > 0) {
+    return Corrupt(position_, "bytes after the end frame");
+  }
+  ended_ = true;
+  return false;
+}
+
+}  // namespace tend

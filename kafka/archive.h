@@ -1,0 +1,101 @@
+// Archive files: the events topic exported to one file (`tend archive`), read back by
+// `tend replay --archive` when Kafka no longer holds the whole history (a topic with finite
+// retention, or the dev broker, which keeps ~5 MiB per partition).
+//
+// Format version 1 (on-disk: change only with a new version number):
+//   "TENDARC\n"                       8 bytes of magic
+//   frame*                            each: u32 little-endian length N, N bytes of a serialized
+//                                     tend.v1.ArchiveFrame, u32 little-endian CRC-32C of those
+//                                     N bytes
+// The first frame is the header (ArchiveHeader, format_version 1), then one record frame per
+// Kafka record (ArchiveRecord: partition, offset, key, value — the serialized Event — and
+// timestamp), in log order within each partition, and last an end frame (ArchiveEnd) with the
+// number of records. A reader refuses a file whose magic, version, checksums or end frame are
+// wrong or missing, naming the byte position and the record number.
+//
+// A writer writes FILE.partial and renames it to FILE in Finish(): an archive that exists is
+// complete. Thread safety: writers and readers are single-threaded objects.
+#ifndef TEND_KAFKA_ARCHIVE_H_
+#define TEND_KAFKA_ARCHIVE_H_
+
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "tend/v1/archive.pb.h"
+
+namespace tend {
+
+inline constexpr char kArchiveMagic[] = "TENDARC\n";
+inline constexpr int kArchiveFormatVersion = 1;
+
+// CRC-32C (Castagnoli polynomial 0x1EDC6F41, reflected 0x82F63B78, as in iSCSI: RFC 3720
+// appendix B.4), of `data`, continuing from `crc` (0 to start).
+uint32_t Crc32c(absl::string_view data, uint32_t crc = 0);
+
+class ArchiveWriter {
+ public:
+  // Starts `path`.partial with the header (format_version is set here).
+  static absl::StatusOr<std::unique_ptr<ArchiveWriter>> Create(const std::string& path,
+                                                               v1::ArchiveHeader header);
+  // Removes the unfinished `path`.partial unless Finish() succeeded.
+  ~ArchiveWriter();
+
+  absl::Status Append(const v1::ArchiveRecord& record);
+  // Writes the end frame, flushes, syncs and renames to `path`.
+  absl::Status Finish();
+  int64_t records() const { return records_; }
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  ArchiveWriter() = default;
+  absl::Status WriteFrame(const v1::ArchiveFrame& frame);
+
+  std::string path_;
+  std::string partial_;
+  std::FILE* out_ = nullptr;
+  std::string buffer_;
+  int64_t records_ = 0;
+  int64_t bytes_ = 0;
+  bool finished_ = false;
+};
+
+class ArchiveReader {
+ public:
+  // Opens `path` and reads its header. kNotFound; kDataLoss for a file that is not a tend archive
+  // of a known format version.
+  static absl::StatusOr<std::unique_ptr<ArchiveReader>> Open(const std::string& path);
+
+  const v1::ArchiveHeader& header() const { return header_; }
+  // The next record into `*record`: true, or false after the end frame (which must be there and
+  // count the records read). kDataLoss naming the byte position and record number for a
+  // corrupt or truncated file.
+  absl::StatusOr<bool> Next(v1::ArchiveRecord* record);
+  int64_t records_read() const { return records_; }
+  int64_t position() const { return position_; }  // bytes consumed so far
+  int64_t size() const { return size_; }          // of the file
+
+ private:
+  ArchiveReader() = default;
+  // Reads one frame; `what` names it in errors.
+  absl::Status ReadFrame(v1::ArchiveFrame* frame);
+  absl::Status Corrupt(int64_t at, absl::string_view problem) const;
+
+  std::string path_;
+  std::ifstream in_;
+  std::string buffer_;
+  v1::ArchiveHeader header_;
+  int64_t records_ = 0;
+  int64_t position_ = 0;
+  int64_t size_ = 0;
+  bool ended_ = false;
+};
+
+}  // namespace tend
+
+#endif  // TEND_KAFKA_ARCHIVE_H_

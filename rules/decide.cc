@@ -1,0 +1,484 @@
+#include "rules/decide.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/str_cat.h"
+#include "base/hash.h"
+#include "base/time.h"
+#include "events/codec.h"
+#include "projections/churn.h"
+#include "projections/patient.h"
+
+namespace tend {
+namespace {
+
+bool InQuietHours(const PolicyOptions& p, int minute) {
+  if (p.quiet_start_minute == p.quiet_end_minute) return false;
+  if (p.quiet_start_minute < p.quiet_end_minute) {
+    return minute >= p.quiet_start_minute && minute < p.quiet_end_minute;
+  }
+  return minute >= p.quiet_start_minute || minute < p.quiet_end_minute;
+}
+
+int32_t DayNumber(absl::CivilDay day) {
+  return static_cast<int32_t>(day - absl::CivilDay(1970, 1, 1));
+}
+
+// Drops cap counters of days before yesterday (relative to `now`).
+void PruneDays(v1::RulesState* state, absl::Time now, const absl::TimeZone& tz) {
+  if (state->sent_size() == 0) return;
+  const int32_t yesterday = DayNumber(absl::ToCivilDay(now, tz)) - 1;
+  auto* sent = state->mutable_sent();
+  int kept = 0;
+  for (int i = 0; i < sent->size(); ++i) {
+    if (sent->Get(i).day() >= yesterday) sent->SwapElements(i, kept++);
+  }
+  sent->DeleteSubrange(kept, sent->size() - kept);
+}
+
+v1::DailyCount* SentCounter(v1::RulesState* state, int32_t day, v1::Category category) {
+  for (auto& c : *state->mutable_sent()) {
+    if (c.day() == day && c.category() == category) return &c;
+  }
+  v1::DailyCount* c = state->add_sent();
+  c->set_day(day);
+  c->set_category(category);
+  return c;
+}
+
+// The patient's rule memories, found by their rule's position in the rule set through a
+// RuleMemoryIndex: the caller's (kept across calls), else one built here. New memories are kept
+// in rule-set order. (Any order is correct; this one makes a state's memories read like its rules.)
+class Memories {
+ public:
+  Memories(const RuleSet& rules, v1::RulesState* state, RuleMemoryIndex* index)
+      : rules_(rules), state_(state), index_(index != nullptr ? index : &own_index_) {
+    if (index_->built) return;
+    index_->by_rule.assign(rules.rules().size(), nullptr);
+    for (v1::RuleMemory& m : *state_->mutable_rules()) {
+      if (const CompiledRule* r = rules.Find(m.rule_id())) index_->by_rule[Position(*r)] = &m;
+    }
+    index_->built = true;
+  }
+  v1::RulesState* state() const { return state_; }
+
+  // The rule's memory, or null.
+  v1::RuleMemory* Find(const CompiledRule& rule) { return index_->by_rule[Position(rule)]; }
+  // The memory of a rule since removed from the set, or null.
+  v1::RuleMemory* FindRemoved(absl::string_view rule_id) {
+    return const_cast<v1::RuleMemory*>(FindRuleMemory(*state_, rule_id));
+  }
+  // The rule's memory, added when the patient has none yet: after the memory of the nearest
+  // earlier rule of the set that has one.
+  v1::RuleMemory* Get(const CompiledRule& rule) {
+    const size_t pos = Position(rule);
+    if (v1::RuleMemory* m = index_->by_rule[pos]) return m;
+    int at = 0;
+    for (size_t j = pos; j-- > 0;) {
+      if (const v1::RuleMemory* before = index_->by_rule[j]) {
+        const auto& rules = state_->rules();
+        const auto found = std::find(rules.pointer_begin(), rules.pointer_end(), before);
+        at = static_cast<int>(found - rules.pointer_begin()) + 1;
+        break;
+      }
+    }
+    auto* rules = state_->mutable_rules();
+    rules->Add()->set_rule_id(rule.rule.id());
+    for (int i = rules->size() - 1; i > at; --i) rules->SwapElements(i, i - 1);
+    return index_->by_rule[pos] = rules->Mutable(at);
+  }
+
+ private:
+  size_t Position(const CompiledRule& rule) const {
+    return static_cast<size_t>(&rule - rules_.rules().data());
+  }
+
+  const RuleSet& rules_;
+  v1::RulesState* state_;
+  RuleMemoryIndex own_index_;  // when the caller keeps none
+  RuleMemoryIndex* index_;
+};
+
+struct Candidate {
+  const CompiledRule* rule;
+  std::string trigger;
+  v1::Explanation* explanation;  // on the output's arena
+};
+
+template <typename Message>
+Message* New(DecideOutput* out) {
+  return google::protobuf::Arena::CreateMessage<Message>(out->arena());
+}
+
+// A decision about the candidate (outcome not set yet), on the output's arena.
+v1::Decision* DecisionFor(const CompiledRule& r, const DecideInput& in, const Candidate& c,
+                          DecideOutput* out) {
+  auto* d = New<v1::Decision>(out);
+  d->set_rule_id(r.rule.id());
+  d->set_rule_version(r.rule.version());
+  d->set_patient_id(in.state->patient_id());
+  d->mutable_at()->set_seconds(absl::ToUnixSeconds(in.now));
+  d->set_trigger(c.trigger);
+  d->mutable_explanation()->CopyFrom(*c.explanation);
+  return d;
+}
+
+// Evaluates the rule's `when`; a candidate for the policies when it holds, else a CONDITIONS
+// decision (when `record_misses`).
+void Consider(const CompiledRule& r, const DecideInput& in, Candidate c, bool record_misses,
+              std::vector<Candidate>* fired, DecideOutput* out) {
+  const bool holds = r.when.Evaluate(in.view->Get(r.when.view_parts()), in.event, c.explanation);
+  if (holds) {
+    fired->push_back(std::move(c));
+  } else if (record_misses) {
+    v1::Decision* d = DecisionFor(r, in, c, out);
+    d->set_outcome(v1::Decision::SUPPRESSED);
+    d->set_reason(v1::Decision::CONDITIONS);
+    out->decisions.AddAllocated(d);
+  }
+}
+
+void SetTimer(v1::RuleMemory* m, int64_t due_s, DecideOutput* out) {
+  const int64_t old = m->timer_due_s();
+  if (old == due_s) return;
+  m->set_timer_due_s(due_s);
+  out->timer_changes.push_back({m->rule_id(), old, due_s});
+}
+
+bool AbsenceMatches(const CompiledRule& r, const DecideInput& in) {
+  const std::string& kind = r.rule.trigger().absence().kind();
+  if (kind == "activity") {
+    if (!projections::IsPatientInitiated(*in.event)) return false;
+  } else if (kind != EventTypeName(*in.event)) {
+    return false;
+  }
+  return r.trigger_filter.always() ||
+         r.trigger_filter.Evaluate(in.view->Get(r.trigger_filter.view_parts()), in.event, nullptr);
+}
+
+// Moves an absence rule's anchor to `anchor_s` when it is newer. The timer moves lazily: an
+// armed timer keeps its key (due no later than the new anchor's) and, when it falls due, is
+// re-armed at the anchor's due time instead of firing — so a patient active every day costs one
+// timer write per window, not one per event. An anchor whose window has already passed on the
+// partition clock arms nothing: the silence it ends was already reported (the earlier timer fell
+// due first, and every armed timer is due after the clock), and a late event must not fire a
+// timer in the past twice.
+void MoveAbsence(const CompiledRule& r, const DecideInput& in, int64_t anchor_s,
+                 Memories* memories, DecideOutput* out) {
+  v1::RuleMemory* m = memories->Get(r);
+  if (m->absence_anchor_s() >= anchor_s) return;  // not newer: nothing moves
+  m->set_absence_anchor_s(anchor_s);
+  const int64_t due_s = anchor_s + absl::ToInt64Seconds(r.absence_after);
+  if (due_s > absl::ToUnixSeconds(in.now) && m->timer_due_s() == 0) SetTimer(m, due_s, out);
+}
+
+bool ScheduleApplies(const CompiledRule& r, const DecideInput& in) {
+  const std::string& program = r.rule.trigger().schedule().program_id();
+  return (program.empty() || in.state->enrollment().program_id() == program) &&
+         !projections::HardChurned(*in.state, in.now);
+}
+
+// Applies the global policies to the firings of one moment, highest priority first.
+void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Candidate> fired,
+             Memories* memories, DecideOutput* out);
+
+
+void FillParameters(const CompiledRule& rule, const v1::PatientView& view, const v1::Event* event,
+                    google::protobuf::Map<std::string, std::string>* out) {
+  for (const auto& p : rule.parameters) {
+    (*out)[p.name] = p.field ? ReadField(*p.field, view, event).ToString() : p.literal;
+  }
+}
+
+}  // namespace
+
+std::string CommandId(absl::string_view rule_id, int rule_version, absl::string_view patient_id,
+                      absl::string_view trigger) {
+  // Two hashes of rule_id \x1f version \x1f patient_id \x1f trigger, each as 16 lowercase hex
+  // digits. FNV-1a folds byte by byte, so hashing the pieces in turn hashes the joined string.
+  const absl::AlphaNum version(rule_version);
+  const absl::string_view pieces[] = {rule_id, "\x1f", version.Piece(), "\x1f",
+                                      patient_id, "\x1f", trigger};
+  uint64_t a = kFnv1a64OffsetBasis;
+  uint64_t b = 0x84222325cbf29ce4ULL;
+  for (absl::string_view piece : pieces) {
+    a = Fnv1a64(a, piece);
+    b = Fnv1a64(b, piece);
+  }
+  a = SplitMix64Finalize(a + kSplitMix64Gamma);
+  b = SplitMix64Finalize(b + kSplitMix64Gamma);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int i = 0; i < 16; ++i) {
+    id[15 - i] = kHex[(a >> (4 * i)) & 15];
+    id[31 - i] = kHex[(b >> (4 * i)) & 15];
+  }
+  return id;
+}
+
+absl::Time QuietHoursEnd(const PolicyOptions& p, absl::Time t, const absl::TimeZone& tz) {
+  const absl::CivilMinute local = absl::ToCivilMinute(t, tz);
+  const int minute = local.hour() * 60 + local.minute();
+  if (!InQuietHours(p, minute)) return t;
+  absl::CivilDay day = absl::CivilDay(local);
+  // Past the start on a window that crosses midnight: it ends tomorrow.
+  if (p.quiet_start_minute > p.quiet_end_minute && minute >= p.quiet_start_minute) day += 1;
+  const absl::CivilMinute end(day.year(), day.month(), day.day(), p.quiet_end_minute / 60,
+                              p.quiet_end_minute % 60);
+  // absl resolves a local time skipped or repeated by a DST change to a real instant.
+  return absl::FromCivil(end, tz);
+}
+
+const v1::RuleMemory* FindRuleMemory(const v1::RulesState& state, absl::string_view rule_id) {
+  for (const auto& m : state.rules()) {
+    if (m.rule_id() == rule_id) return &m;
+  }
+  return nullptr;
+}
+
+int SentOn(const v1::RulesState& state, absl::CivilDay day, v1::Category category) {
+  for (const auto& c : state.sent()) {
+    if (c.day() == DayNumber(day) && c.category() == category) return c.sent();
+  }
+  return 0;
+}
+
+absl::Time NextLocalTime(absl::Time t, int minute_of_day, const absl::TimeZone& tz) {
+  absl::CivilDay day = absl::ToCivilDay(t, tz);
+  for (int i = 0; i < 3; ++i, ++day) {
+    const absl::CivilMinute at(day.year(), day.month(), day.day(), minute_of_day / 60,
+                               minute_of_day % 60);
+    const absl::Time next = absl::FromCivil(at, tz);
+    if (next > t) return next;
+  }
+  return t + absl::Hours(24);  // unreachable: tomorrow's occurrence is always after t
+}
+
+LazyView::LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
+                   absl::Time as_of)
+    : config_(config),
+      state_(state),
+      as_of_(as_of),
+      tz_(projections::PatientTimeZone(config, state, &own_zone_name_)) {
+  zone_name_ = own_zone_name_;
+}
+
+LazyView::LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
+                   absl::Time as_of, const absl::TimeZone& tz, absl::string_view tz_name,
+                   const projections::ActiveDaySummary* days)
+    : config_(config), state_(state), as_of_(as_of), zone_name_(tz_name), tz_(tz), days_(days) {}
+
+const v1::PatientView& LazyView::Get(uint32_t parts) {
+  const uint32_t missing = parts & ~computed_;
+  if (missing != 0) {
+    projections::ComputeViewParts(config_, state_, tz_, zone_name_, as_of_, missing, &view_,
+                                  days_);
+    computed_ |= missing;
+  }
+  return view_;
+}
+
+void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& in,
+                   v1::RulesState* state, DecideOutput* out) {
+  const v1::Event& event = *in.event;
+  const absl::string_view kind = EventTypeName(event);
+  const uint32_t changed = projections::ViewPartsChangedBy(event);
+  const int64_t now_s = absl::ToUnixSeconds(in.now);
+  // An event's time on the patient's calendar, never later than the partition clock.
+  const int64_t event_s = std::min<int64_t>(event.occurred_at().seconds(), now_s);
+  std::vector<Candidate> fired;
+  Memories memories(rules, state, in.memories);
+  for (const CompiledRule& r : rules.rules()) {
+    const auto& t = r.rule.trigger();
+    if (t.has_event()) {
+      if (t.event().kind() != kind) continue;
+      // Evaluated without a trace first: the explanation is built only for events that fire.
+      const v1::PatientView& view = in.view->Get(r.trigger_filter.view_parts());
+      if (!r.trigger_filter.Evaluate(view, &event, nullptr)) continue;
+      auto* trace = New<v1::Explanation>(out);
+      r.trigger_filter.Evaluate(view, &event, trace);
+      Candidate c{&r, absl::StrCat("event:", event.event_id()), trace};
+      Consider(r, in, std::move(c), true, &fired, out);
+    } else if (t.has_became()) {
+      // A `became` condition is re-evaluated on events that can change the sections it reads
+      // (header-only conditions: every event); a change time alone makes is noticed at the next
+      // such event — time-driven rules are absence and schedule triggers.
+      const uint32_t parts = r.trigger_filter.view_parts();
+      const uint32_t sections = parts & ~projections::kViewHeader;
+      v1::RuleMemory* m = memories.Get(r);
+      const bool known = m->became() != v1::RuleMemory::HELD_UNKNOWN;
+      if (known && !in.first_event && sections != 0 && (sections & changed) == 0) continue;
+      const v1::PatientView& view = in.view->Get(parts);
+      const bool now_held = r.trigger_filter.Evaluate(view, &event, nullptr);
+      const bool was_held =
+          known ? m->became() == v1::RuleMemory::HELD_TRUE : (in.first_event ? false : now_held);
+      m->set_became(now_held ? v1::RuleMemory::HELD_TRUE : v1::RuleMemory::HELD_FALSE);
+      if (was_held || !now_held) continue;
+      auto* trace = New<v1::Explanation>(out);  // only for a transition: most change nothing
+      r.trigger_filter.Evaluate(view, &event, trace);
+      Candidate c{&r, absl::StrCat("became:", event.event_id()), trace};
+      Consider(r, in, std::move(c), true, &fired, out);
+    } else if (t.has_absence()) {
+      if (AbsenceMatches(r, in)) {
+        MoveAbsence(r, in, event_s, &memories, out);
+      } else if (event.has_enrollment() && memories.Get(r)->absence_anchor_s() == 0) {
+        MoveAbsence(r, in, event_s, &memories, out);  // counted from enrollment until a first one
+      }
+    } else if (t.has_schedule()) {
+      v1::RuleMemory* m = memories.Get(r);
+      if (m->timer_due_s() == 0 && ScheduleApplies(r, in)) {
+        SetTimer(m, absl::ToUnixSeconds(NextLocalTime(in.now, r.schedule_minute_of_day, in.tz)),
+                 out);
+      }
+    }
+  }
+  // (A timer of a rule that has left the rule set is dropped when it falls due: DecideOnTimer.)
+  Resolve(policy, in, std::move(fired), &memories, out);
+}
+
+void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& in,
+                   absl::string_view rule_id, int64_t due_s, v1::RulesState* state,
+                   DecideOutput* out) {
+  Memories memories(rules, state, in.memories);
+  const CompiledRule* r = rules.Find(rule_id);
+  v1::RuleMemory* m = r != nullptr ? memories.Find(*r) : memories.FindRemoved(rule_id);
+  if (m == nullptr || m->timer_due_s() != due_s) return;  // moved since indexed
+  SetTimer(m, 0, out);
+  if (r == nullptr) return;
+  std::vector<Candidate> fired;
+  const auto& t = r->rule.trigger();
+  if (t.has_absence()) {
+    const int64_t anchor_s = m->absence_anchor_s();
+    const int64_t true_due_s = anchor_s + absl::ToInt64Seconds(r->absence_after);
+    if (true_due_s > absl::ToUnixSeconds(in.now)) {  // moved since it was armed
+      SetTimer(m, true_due_s, out);
+      return;
+    }
+    Candidate c{r, absl::StrCat("absence:", anchor_s), New<v1::Explanation>(out)};
+    Consider(*r, in, std::move(c), true, &fired, out);
+  } else if (t.has_schedule()) {
+    if (!ScheduleApplies(*r, in)) return;  // left the programme, or hard-churned: paused
+    // One firing per local day; misses of `when` are not recorded (they would be one decision
+    // per patient per day).
+    const absl::CivilDay day = absl::ToCivilDay(absl::FromUnixSeconds(due_s), in.tz);
+    Candidate c{r, absl::StrCat("schedule:", absl::FormatCivilTime(day)),
+                New<v1::Explanation>(out)};
+    Consider(*r, in, std::move(c), false, &fired, out);
+    SetTimer(m, absl::ToUnixSeconds(NextLocalTime(in.now, r->schedule_minute_of_day, in.tz)), out);
+  }
+  Resolve(policy, in, std::move(fired), &memories, out);
+}
+
+namespace {
+
+void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Candidate> fired,
+             Memories* memories, DecideOutput* out) {
+  if (fired.empty()) return;
+  v1::RulesState* state = memories->state();
+  // Higher priority first; ties by rule id: deterministic arbitration under the caps.
+  std::stable_sort(fired.begin(), fired.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.rule->rule.policy().priority() != b.rule->rule.policy().priority()) {
+      return a.rule->rule.policy().priority() > b.rule->rule.policy().priority();
+    }
+    return a.rule->rule.id() < b.rule->rule.id();
+  });
+
+  PruneDays(state, in.now, in.tz);
+  const bool hard_churned = projections::HardChurned(*in.state, in.now);
+  absl::InlinedVector<std::pair<int32_t, int>, 4> taken_in_this_round;  // (day, category)
+  for (Candidate& c : fired) {
+    const v1::Rule& rule = c.rule->rule;
+    const v1::Policy& p = rule.policy();
+    const bool to_patient = rule.action().has_reminder();
+    v1::Decision* d = DecisionFor(*c.rule, in, c, out);
+    auto suppress = [&](v1::Decision::Reason reason) {
+      d->set_outcome(v1::Decision::SUPPRESSED);
+      d->set_reason(reason);
+      out->decisions.AddAllocated(d);
+    };
+
+    if (to_patient && hard_churned) {
+      suppress(v1::Decision::HARD_CHURNED);
+      continue;
+    }
+    if (to_patient && p.category() != v1::CLINICAL) {
+      const v1::ConsentView& consent = in.view->Get(projections::kViewConsent).consent();
+      if (p.category() == v1::MARKETING && !consent.marketing_consent()) {
+        suppress(v1::Decision::MARKETING_CONSENT);
+        continue;
+      }
+      if (p.category() == v1::MARKETING && consent.marketing_sensitive()) {
+        suppress(v1::Decision::MARKETING_SENSITIVE);
+        continue;
+      }
+      if (p.category() == v1::CARE && !consent.care_reminders_consent()) {
+        suppress(v1::Decision::CARE_CONSENT);
+        continue;
+      }
+    }
+    v1::RuleMemory* memory = memories->Get(*c.rule);
+    if (memory->last_fired_s() != 0 &&
+        absl::FromUnixSeconds(memory->last_fired_s()) + FromProtoDuration(p.cooldown()) > in.now) {
+      suppress(v1::Decision::COOLDOWN);
+      continue;
+    }
+    absl::Time not_before = in.now;
+    const absl::Time expires_at = in.now + FromProtoDuration(p.ttl());
+    if (to_patient) {
+      not_before = QuietHoursEnd(policy, in.now, in.tz);
+      if (not_before >= expires_at) {
+        suppress(v1::Decision::QUIET_HOURS_EXPIRED);
+        continue;
+      }
+      const int32_t day = DayNumber(absl::ToCivilDay(not_before, in.tz));
+      v1::DailyCount* sent = SentCounter(state, day, p.category());
+      auto cap = policy.daily_cap.find(p.category());
+      if (cap != policy.daily_cap.end() && sent->sent() >= cap->second) {
+        const bool taken = std::find(taken_in_this_round.begin(), taken_in_this_round.end(),
+                                     std::make_pair(day, static_cast<int>(p.category()))) !=
+                           taken_in_this_round.end();
+        suppress(taken ? v1::Decision::PRIORITY : v1::Decision::CAP);
+        continue;
+      }
+      sent->set_sent(sent->sent() + 1);
+      taken_in_this_round.emplace_back(day, p.category());
+    }
+    memory->set_last_fired_s(absl::ToUnixSeconds(in.now));
+
+    auto* cmd = New<v1::ReminderCommand>(out);
+    cmd->set_command_id(CommandId(rule.id(), rule.version(), in.state->patient_id(), c.trigger));
+    cmd->set_patient_id(in.state->patient_id());
+    cmd->set_category(p.category());
+    cmd->mutable_not_before()->set_seconds(absl::ToUnixSeconds(not_before));
+    cmd->mutable_expires_at()->set_seconds(absl::ToUnixSeconds(expires_at));
+    cmd->set_rule_id(rule.id());
+    cmd->set_rule_version(rule.version());
+    if (in.event != nullptr) cmd->set_trigger_event_id(in.event->event_id());
+    cmd->set_trigger(c.trigger);
+    cmd->mutable_explanation()->Swap(c.explanation);  // the decision has its copy
+    if (to_patient) {
+      cmd->set_recipient(v1::ReminderCommand::PATIENT);
+      cmd->set_automated(true);
+      cmd->set_channel(rule.action().reminder().channel());
+      cmd->set_template_id(rule.action().reminder().template_id());
+      FillParameters(*c.rule, in.view->Get(c.rule->action_parts), in.event,
+                     cmd->mutable_parameters());
+    } else {
+      cmd->set_recipient(v1::ReminderCommand::STAFF);
+      const v1::PatientView& view =
+          in.view->Get(c.rule->action_parts | projections::kViewAcquisition);
+      cmd->set_staff_id(view.acquisition().current_staff_id());  // the assigned health manager
+      cmd->set_template_id(rule.action().task().template_id());
+      FillParameters(*c.rule, view, in.event, cmd->mutable_parameters());
+    }
+    d->set_outcome(not_before > in.now ? v1::Decision::DEFERRED : v1::Decision::FIRED);
+    d->set_command_id(cmd->command_id());
+    out->decisions.AddAllocated(d);
+    out->commands.AddAllocated(cmd);
+  }
+}
+
+}  // namespace
+}  // namespace tend

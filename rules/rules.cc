@@ -1,0 +1,574 @@
+#include "rules/rules.h"
+
+#include <google/protobuf/reflection.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "base/status.h"
+#include "base/yaml_proto.h"
+#include "projections/patient.h"
+
+namespace tend {
+namespace {
+
+// The PatientView sections a patient.* path reads (0 for event.* paths).
+uint32_t PartsOf(const FieldPath& path) {
+  if (path.root != FieldPath::Root::kPatient) return 0;
+  return projections::ViewPartOfField(path.chain.front()->number(),
+                                      path.chain.size() > 1 ? path.chain[1]->number() : 0);
+}
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+constexpr absl::string_view kEventKinds[] = {"scan",       "message",         "check_in",
+                                              "purchase",   "enrollment",      "contact_removed",
+                                              "consent_changed"};
+
+// Reads a scalar field of `m` (singular) as a FieldValue.
+FieldValue ReadScalar(const Message& m, const FieldDescriptor* f) {
+  const Reflection* r = m.GetReflection();
+  FieldValue v;
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32: v.number = r->GetInt32(m, f); break;
+    case FieldDescriptor::CPPTYPE_INT64: v.number = static_cast<double>(r->GetInt64(m, f)); break;
+    case FieldDescriptor::CPPTYPE_UINT32: v.number = r->GetUInt32(m, f); break;
+    case FieldDescriptor::CPPTYPE_UINT64: v.number = static_cast<double>(r->GetUInt64(m, f)); break;
+    case FieldDescriptor::CPPTYPE_DOUBLE: v.number = r->GetDouble(m, f); break;
+    case FieldDescriptor::CPPTYPE_FLOAT: v.number = r->GetFloat(m, f); break;
+    case FieldDescriptor::CPPTYPE_BOOL:
+      v.kind = FieldValue::Kind::kBool;
+      v.boolean = r->GetBool(m, f);
+      break;
+    case FieldDescriptor::CPPTYPE_ENUM:
+      v.kind = FieldValue::Kind::kEnum;
+      v.enum_number = r->GetEnumValue(m, f);
+      if (const auto* e = f->enum_type()->FindValueByNumber(v.enum_number)) v.str = e->name();
+      break;
+    case FieldDescriptor::CPPTYPE_STRING:
+      v.kind = FieldValue::Kind::kString;
+      v.str = r->GetString(m, f);
+      break;
+    default:
+      break;
+  }
+  return v;
+}
+
+// The zero value of a field's type (an absent map entry reads as this, as proto3 does).
+FieldValue ZeroOf(const FieldDescriptor* f) {
+  FieldValue v;
+  if (f->cpp_type() == FieldDescriptor::CPPTYPE_BOOL) v.kind = FieldValue::Kind::kBool;
+  if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) v.kind = FieldValue::Kind::kString;
+  if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM) {
+    v.kind = FieldValue::Kind::kEnum;
+    v.str = f->enum_type()->value(0)->name();
+  }
+  return v;
+}
+
+absl::StatusOr<FieldValue> ParseValue(const FieldDescriptor* f, const std::string& text) {
+  FieldValue v = ZeroOf(f);
+  switch (v.kind) {
+    case FieldValue::Kind::kNumber:
+      if (!absl::SimpleAtod(text, &v.number)) {
+        return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not a number"));
+      }
+      return v;
+    case FieldValue::Kind::kBool:
+      if (text != "true" && text != "false") {
+        return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not true or false"));
+      }
+      v.boolean = text == "true";
+      return v;
+    case FieldValue::Kind::kEnum: {
+      const auto* e = f->enum_type()->FindValueByName(text);
+      if (e == nullptr) {
+        std::vector<std::string> names;
+        for (int i = 0; i < f->enum_type()->value_count(); ++i) {
+          names.push_back(f->enum_type()->value(i)->name());
+        }
+        return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not one of ",
+                                                       absl::StrJoin(names, ", ")));
+      }
+      v.enum_number = e->number();
+      v.str = e->name();
+      return v;
+    }
+    case FieldValue::Kind::kString:
+      v.str = text;
+      return v;
+  }
+  return v;
+}
+
+bool Compare(const FieldValue& actual, v1::Comparison::Op op, const FieldValue& expected) {
+  int c = 0;  // -1, 0, 1
+  switch (actual.kind) {
+    case FieldValue::Kind::kNumber:
+      c = actual.number < expected.number ? -1 : actual.number > expected.number ? 1 : 0;
+      break;
+    case FieldValue::Kind::kBool:
+      c = actual.boolean == expected.boolean ? 0 : 1;
+      break;
+    case FieldValue::Kind::kEnum:
+      c = actual.enum_number == expected.enum_number ? 0 : 1;
+      break;
+    case FieldValue::Kind::kString:
+      c = actual.str == expected.str ? 0 : 1;
+      break;
+  }
+  switch (op) {
+    case v1::Comparison::EQ: return c == 0;
+    case v1::Comparison::NE: return c != 0;
+    case v1::Comparison::LT: return c < 0;
+    case v1::Comparison::LE: return c <= 0;
+    case v1::Comparison::GT: return c > 0;
+    case v1::Comparison::GE: return c >= 0;
+    default: return false;
+  }
+}
+
+absl::string_view OpText(v1::Comparison::Op op) {
+  switch (op) {
+    case v1::Comparison::EQ: return "==";
+    case v1::Comparison::NE: return "!=";
+    case v1::Comparison::LT: return "<";
+    case v1::Comparison::LE: return "<=";
+    case v1::Comparison::GT: return ">";
+    case v1::Comparison::GE: return ">=";
+    default: return "?";
+  }
+}
+
+absl::Status Bad(const std::string& key, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(key, ": ", problem));
+}
+
+bool IsKnownKind(const std::string& kind) {
+  for (absl::string_view k : kEventKinds) {
+    if (k == kind) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+const FieldDescriptor* FieldPath::value_field() const {
+  const FieldDescriptor* leaf = chain.back();
+  return leaf->is_map() ? leaf->message_type()->map_value() : leaf;
+}
+
+std::string FieldValue::ToString() const {
+  switch (kind) {
+    case Kind::kNumber: return absl::StrFormat("%g", number);
+    case Kind::kBool: return boolean ? "true" : "false";
+    case Kind::kEnum:
+    case Kind::kString: return str;
+  }
+  return "";
+}
+
+bool IsNumericField(const FieldDescriptor* f) {
+  if (f->is_map()) return false;
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32:
+    case FieldDescriptor::CPPTYPE_INT64:
+    case FieldDescriptor::CPPTYPE_UINT32:
+    case FieldDescriptor::CPPTYPE_UINT64:
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+    case FieldDescriptor::CPPTYPE_FLOAT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text) {
+  FieldPath path;
+  path.text = std::string(text);
+  std::string rest(text);
+  if (size_t open = rest.find('['); open != std::string::npos) {
+    if (rest.back() != ']' || open + 2 > rest.size() - 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"", text, "\": a map entry is written field[KEY], e.g. "
+                      "patient.adherence.check_in_days_by_kind[GLUCOSE]"));
+    }
+    path.map_key = rest.substr(open + 1, rest.size() - open - 2);
+    rest = rest.substr(0, open);
+  }
+  std::vector<std::string> parts = absl::StrSplit(rest, '.');
+  const Descriptor* d;
+  if (parts[0] == "patient") {
+    path.root = FieldPath::Root::kPatient;
+    d = v1::PatientView::descriptor();
+  } else if (parts[0] == "event") {
+    path.root = FieldPath::Root::kEvent;
+    d = v1::Event::descriptor();
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", text, "\" must start with patient. or event."));
+  }
+  if (parts.size() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" names no field"));
+  }
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const FieldDescriptor* f = d->FindFieldByName(parts[i]);
+    const std::string so_far = absl::StrJoin(parts.begin(), parts.begin() + i, ".");
+    if (f == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("\"", text, "\": ", so_far, " has no field \"",
+                                                     parts[i], "\" (it has: ", FieldNamesOf(d), ")"));
+    }
+    path.chain.push_back(f);
+    const bool last = i + 1 == parts.size();
+    if (f->is_map()) {
+      const FieldDescriptor* key = f->message_type()->map_key();
+      const FieldDescriptor* value = f->message_type()->map_value();
+      if (!last || path.map_key.empty() || key->cpp_type() != FieldDescriptor::CPPTYPE_STRING ||
+          value->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "\"", text, "\": ", f->name(), " is a map; write ", f->name(), "[KEY] at the end"));
+      }
+    } else if (f->is_repeated()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", text, "\": ", f->name(), " is a list, which a rule cannot compare"));
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (last) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "\"", text, "\": ", f->name(), " is a ", f->message_type()->name(),
+            "; name one of its fields (", FieldNamesOf(f->message_type()), ")"));
+      }
+      d = f->message_type();
+    } else if (!last) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", text, "\": ", f->name(), " has no fields"));
+    }
+  }
+  if (!path.map_key.empty() && !path.chain.back()->is_map()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", text, "\": ", path.chain.back()->name(), " is not a map"));
+  }
+  return path;
+}
+
+FieldValue ReadField(const FieldPath& path, const v1::PatientView& view, const v1::Event* event) {
+  const Message* m = path.root == FieldPath::Root::kPatient
+                         ? static_cast<const Message*>(&view)
+                         : static_cast<const Message*>(event ? event : &v1::Event::default_instance());
+  for (size_t i = 0; i + 1 < path.chain.size(); ++i) {
+    m = &m->GetReflection()->GetMessage(*m, path.chain[i]);
+  }
+  const FieldDescriptor* leaf = path.chain.back();
+  if (!leaf->is_map()) return ReadScalar(*m, leaf);
+  const Reflection* r = m->GetReflection();
+  const FieldDescriptor* key_f = leaf->message_type()->map_key();
+  const FieldDescriptor* value_f = leaf->message_type()->map_value();
+  for (int i = 0; i < r->FieldSize(*m, leaf); ++i) {
+    const Message& entry = r->GetRepeatedMessage(*m, leaf, i);
+    if (entry.GetReflection()->GetString(entry, key_f) == path.map_key) {
+      return ReadScalar(entry, value_f);
+    }
+  }
+  return ZeroOf(value_f);
+}
+
+absl::StatusOr<CompiledCondition> CompiledCondition::Compile(const v1::Condition& c,
+                                                             const std::string& key,
+                                                             bool event_fields_allowed) {
+  CompiledCondition out;
+  const int kinds = c.has_compare() + (c.all_size() > 0) + (c.any_size() > 0) + c.has_not_();
+  if (kinds == 0) return out;  // an empty condition always holds
+  if (kinds > 1) return Bad(key, "give exactly one of compare, all, any, not");
+  if (c.has_compare()) {
+    const auto& cmp = c.compare();
+    const std::string field_key = absl::StrCat(key, ".compare.field");
+    auto path = ResolveFieldPath(cmp.field());
+    if (!path.ok()) return Bad(field_key, path.status().message());
+    if (path->root == FieldPath::Root::kEvent && !event_fields_allowed) {
+      return Bad(field_key, absl::StrCat("\"", cmp.field(),
+                                         "\": there is no event here (only patient.* fields)"));
+    }
+    if (cmp.op() == v1::Comparison::OP_UNSPECIFIED) {
+      return Bad(absl::StrCat(key, ".compare.op"), "is required (EQ, NE, LT, LE, GT, GE)");
+    }
+    const FieldDescriptor* vf = path->value_field();
+    if (!IsNumericField(vf) && cmp.op() != v1::Comparison::EQ && cmp.op() != v1::Comparison::NE) {
+      return Bad(absl::StrCat(key, ".compare.op"),
+                 absl::StrCat(v1::Comparison::Op_Name(cmp.op()), " needs a number; ",
+                              cmp.field(), " is not (use EQ or NE)"));
+    }
+    auto value = ParseValue(vf, cmp.value());
+    if (!value.ok()) return Bad(absl::StrCat(key, ".compare.value"), value.status().message());
+    out.kind_ = Kind::kCompare;
+    out.path_ = *std::move(path);
+    out.op_ = cmp.op();
+    out.value_ = *std::move(value);
+    out.expected_text_ = out.value_.ToString();
+    return out;
+  }
+  const bool all = c.all_size() > 0;
+  if (c.has_not_()) {
+    out.kind_ = Kind::kNot;
+    TEND_ASSIGN_OR_RETURN(CompiledCondition child,
+                          Compile(c.not_(), absl::StrCat(key, ".not"), event_fields_allowed));
+    out.children_.push_back(std::move(child));
+    return out;
+  }
+  out.kind_ = all ? Kind::kAll : Kind::kAny;
+  const auto& list = all ? c.all() : c.any();
+  for (int i = 0; i < list.size(); ++i) {
+    TEND_ASSIGN_OR_RETURN(
+        CompiledCondition child,
+        Compile(list[i], absl::StrCat(key, all ? ".all[" : ".any[", i, "]"), event_fields_allowed));
+    out.children_.push_back(std::move(child));
+  }
+  return out;
+}
+
+bool CompiledCondition::Evaluate(const v1::PatientView& view, const v1::Event* event,
+                                 v1::Explanation* trace) const {
+  switch (kind_) {
+    case Kind::kAlways:
+      return true;
+    case Kind::kCompare: {
+      const FieldValue actual = ReadField(path_, view, event);
+      const bool held = Compare(actual, op_, value_);
+      if (trace) {
+        auto* check = trace->add_checks();
+        check->set_field(path_.text);
+        check->set_op(OpText(op_).data(), OpText(op_).size());
+        check->set_expected(expected_text_);
+        check->set_actual(actual.ToString());
+        check->set_held(held);
+      }
+      return held;
+    }
+    case Kind::kAll:
+      for (const auto& c : children_) {
+        if (!c.Evaluate(view, event, trace)) return false;
+      }
+      return true;
+    case Kind::kAny:
+      for (const auto& c : children_) {
+        if (c.Evaluate(view, event, trace)) return true;
+      }
+      return false;
+    case Kind::kNot:
+      return !children_[0].Evaluate(view, event, trace);
+  }
+  return false;
+}
+
+uint32_t CompiledCondition::view_parts() const {
+  uint32_t parts = 0;
+  if (kind_ == Kind::kCompare && path_.root == FieldPath::Root::kPatient) {
+    parts |= PartsOf(path_);
+  }
+  for (const auto& c : children_) parts |= c.view_parts();
+  return parts;
+}
+
+namespace {
+
+// Checks the "{field}" references in template parameters; adds the view sections they read.
+absl::Status CheckParameters(const google::protobuf::Map<std::string, std::string>& params,
+                             const std::string& key, bool event_fields_allowed, uint32_t* parts) {
+  for (const auto& [name, value] : params) {
+    if (value.size() >= 2 && value.front() == '{' && value.back() == '}') {
+      auto path = ResolveFieldPath(value.substr(1, value.size() - 2));
+      const std::string pkey = absl::StrCat(key, ".parameters.", name);
+      if (!path.ok()) return Bad(pkey, path.status().message());
+      if (path->root == FieldPath::Root::kEvent && !event_fields_allowed) {
+        return Bad(pkey, absl::StrCat("\"", value, "\": there is no event here"));
+      }
+      if (path->root == FieldPath::Root::kPatient) {
+        *parts |= PartsOf(*path);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
+  CompiledRule out;
+  out.rule = rule;
+  const auto& t = rule.trigger();
+  const int kinds = t.has_event() + t.has_absence() + t.has_became() + t.has_schedule();
+  if (kinds != 1) return Bad("trigger", "give exactly one of event, absence, became, schedule");
+  bool event_fields = false;
+  if (t.has_event()) {
+    if (!IsKnownKind(t.event().kind())) {
+      return Bad("trigger.event.kind", absl::StrCat("\"", t.event().kind(), "\" is not one of ",
+                                                    absl::StrJoin(kEventKinds, ", ")));
+    }
+    event_fields = true;
+    TEND_ASSIGN_OR_RETURN(out.trigger_filter,
+                          CompiledCondition::Compile(t.event().filter(), "trigger.event.filter", true));
+  } else if (t.has_absence()) {
+    if (!IsKnownKind(t.absence().kind()) && t.absence().kind() != "activity") {
+      return Bad("trigger.absence.kind",
+                 absl::StrCat("\"", t.absence().kind(), "\" is not one of activity (any "
+                              "patient-initiated event), ", absl::StrJoin(kEventKinds, ", ")));
+    }
+    if (t.absence().after().seconds() <= 0) {
+      return Bad("trigger.absence.after", "is required and must be > 0 (e.g. 3d)");
+    }
+    out.absence_after = absl::Seconds(t.absence().after().seconds());
+    // The filter selects the events that reset the timer.
+    TEND_ASSIGN_OR_RETURN(out.trigger_filter, CompiledCondition::Compile(
+                                                  t.absence().filter(), "trigger.absence.filter", true));
+  } else if (t.has_became()) {
+    event_fields = true;  // the event that made it true
+    TEND_ASSIGN_OR_RETURN(out.trigger_filter,
+                          CompiledCondition::Compile(t.became(), "trigger.became", true));
+  } else {
+    const std::string& at = t.schedule().at();
+    int h, m;
+    if (at.size() != 5 || at[2] != ':' || !absl::SimpleAtoi(at.substr(0, 2), &h) ||
+        !absl::SimpleAtoi(at.substr(3, 2), &m) || h < 0 || h > 23 || m < 0 || m > 59) {
+      return Bad("trigger.schedule.at", absl::StrCat("\"", at, "\" is not a local time HH:MM"));
+    }
+    out.schedule_minute_of_day = h * 60 + m;
+  }
+  TEND_ASSIGN_OR_RETURN(out.when, CompiledCondition::Compile(rule.when(), "when", event_fields));
+  out.action_parts = out.when.view_parts();
+
+  const auto& a = rule.action();
+  if (a.has_reminder() == a.has_task()) return Bad("action", "give exactly one of reminder, task");
+  if (a.has_reminder()) {
+    if (a.reminder().template_id().empty()) return Bad("action.reminder.template_id", "is required");
+    if (a.reminder().channel() == v1::CHANNEL_UNSPECIFIED) {
+      return Bad("action.reminder.channel", "is required (CHAT, SMS, APP_PUSH)");
+    }
+    TEND_RETURN_IF_ERROR(CheckParameters(a.reminder().parameters(), "action.reminder", event_fields,
+                                         &out.action_parts));
+  } else {
+    if (a.task().template_id().empty()) return Bad("action.task.template_id", "is required");
+    TEND_RETURN_IF_ERROR(CheckParameters(a.task().parameters(), "action.task", event_fields,
+                                         &out.action_parts));
+  }
+
+  const auto& params = a.has_reminder() ? a.reminder().parameters() : a.task().parameters();
+  for (const auto& [name, value] : params) {
+    CompiledRule::Parameter param{name, value, std::nullopt};
+    if (value.size() >= 2 && value.front() == '{' && value.back() == '}') {
+      param.field = *ResolveFieldPath(value.substr(1, value.size() - 2));  // checked above
+    }
+    out.parameters.push_back(std::move(param));
+  }
+  std::sort(out.parameters.begin(), out.parameters.end(),
+            [](const auto& x, const auto& y) { return x.name < y.name; });
+
+  const auto& p = rule.policy();
+  if (p.category() == v1::CATEGORY_UNSPECIFIED) {
+    return Bad("policy.category", "is required (CLINICAL, CARE, MARKETING)");
+  }
+  if (p.ttl().seconds() <= 0) return Bad("policy.ttl", "is required and must be > 0 (e.g. 12h)");
+  if (p.cooldown().seconds() < 0) return Bad("policy.cooldown", "must not be negative");
+  return out;
+}
+
+bool IsValidRuleId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<RuleSet> RuleSet::Parse(absl::string_view yaml, absl::string_view source) {
+  v1::RuleFile file;
+  TEND_RETURN_IF_ERROR(ParseYamlToProto(yaml, source, &file));
+  RuleSet set;
+  std::set<std::string> ids;
+  for (int i = 0; i < file.rules_size(); ++i) {
+    const v1::Rule& rule = file.rules(i);
+    const std::string who = rule.id().empty() ? absl::StrCat("rules[", i, "]")
+                                              : absl::StrCat("rule ", rule.id());
+    auto fail = [&](absl::string_view message) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": ", who, ": ", message));
+    };
+    if (!IsValidRuleId(rule.id())) {
+      return fail("id: 1-64 characters of [A-Za-z0-9._-] are required");
+    }
+    if (!ids.insert(rule.id()).second) return fail("id: used by an earlier rule");
+    if (rule.version() < 1) return fail("version: must be >= 1");
+    auto compiled = CompileRule(rule);
+    if (!compiled.ok()) return fail(compiled.status().message());
+    set.has_timers_ |= rule.trigger().has_absence() || rule.trigger().has_schedule();
+    set.rules_.push_back(*std::move(compiled));
+  }
+  return set;
+}
+
+const CompiledRule* RuleSet::Find(absl::string_view id) const {
+  for (const CompiledRule& r : rules_) {
+    if (r.rule.id() == id) return &r;
+  }
+  return nullptr;
+}
+
+std::string DescribeRules(const RuleSet& rules) {
+  auto duration = [](const google::protobuf::Duration& d) -> std::string {
+    if (d.seconds() > 0 && d.seconds() % 86400 == 0) return absl::StrCat(d.seconds() / 86400, "d");
+    return absl::FormatDuration(absl::Seconds(d.seconds()));
+  };
+  std::string out;
+  for (const CompiledRule& c : rules.rules()) {
+    const v1::Rule& r = c.rule;
+    const auto& t = r.trigger();
+    std::string trigger;
+    if (t.has_event()) trigger = absl::StrCat("on ", t.event().kind());
+    if (t.has_absence()) {
+      trigger = absl::StrCat("no ", t.absence().kind(), " for ", duration(t.absence().after()));
+    }
+    if (t.has_became()) {
+      trigger = "became";
+      if (t.became().has_compare()) {
+        const auto& cmp = t.became().compare();
+        absl::StrAppend(&trigger, " ", cmp.field(), " ", OpText(cmp.op()), " ", cmp.value());
+      }
+    }
+    if (t.has_schedule()) trigger = absl::StrCat("daily at ", t.schedule().at(), " local");
+    const std::string action =
+        r.action().has_reminder()
+            ? absl::StrCat("reminder ", r.action().reminder().template_id(), " via ",
+                           v1::Channel_Name(r.action().reminder().channel()))
+            : absl::StrCat("task ", r.action().task().template_id(), " for the health manager");
+    absl::StrAppend(&out, r.id(), " v", r.version(), ": ", trigger, " -> ", action, " [",
+                    v1::Category_Name(r.policy().category()), ", priority ",
+                    r.policy().priority(), ", cooldown ", duration(r.policy().cooldown()),
+                    ", ttl ", duration(r.policy().ttl()), "]\n");
+  }
+  absl::StrAppend(&out, rules.rules().size(), " rules OK\n");
+  return out;
+}
+
+absl::StatusOr<RuleSet> RuleSet::Load(const std::string& path) {
+  std::string text;
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+    std::stringstream s;
+    s << in.rdbuf();
+    text = s.str();
+  }
+  return Parse(text, path);
+}
+
+}  // namespace tend

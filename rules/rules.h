@@ -1,0 +1,127 @@
+// Operators' rules (proto/tend/v1/rules.proto): loaded from YAML once at start, every field path
+// and value resolved against the schemas of the patient's view (tend.v1.PatientView) and the
+// event (tend.v1.Event), so a mistake is an error at load time naming the rule, the key and the
+// problem. Conditions then evaluate without any lookup by name.
+//
+// Firing, timers and policies are rules/decide.h.
+//
+// Thread safety: a RuleSet is immutable after Load/Parse; evaluation is pure.
+#ifndef TEND_RULES_RULES_H_
+#define TEND_RULES_RULES_H_
+
+#include <google/protobuf/descriptor.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "tend/v1/commands.pb.h"
+#include "tend/v1/events.pb.h"
+#include "tend/v1/rules.pb.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend {
+
+// "patient.adherence.current_streak", "event.check_in.kind", "patient.x.map_field[KEY]",
+// resolved to the chain of fields from the root message to a scalar leaf.
+struct FieldPath {
+  enum class Root { kPatient, kEvent };
+  Root root = Root::kPatient;
+  std::vector<const google::protobuf::FieldDescriptor*> chain;  // the last one is the leaf
+  std::string map_key;  // set when the leaf is a map<string, scalar> entry
+  std::string text;     // as written
+
+  // The leaf's value type (the map's value type for a map entry).
+  const google::protobuf::FieldDescriptor* value_field() const;
+};
+
+// Whether the field holds a number (any integer or floating type; a map does not): what rule
+// conditions and `tend dump --where` compare with LT/LE/GT/GE.
+bool IsNumericField(const google::protobuf::FieldDescriptor* f);
+
+// Parses and resolves `text`. kInvalidArgument explaining what is wrong (unknown field with the
+// fields allowed there, a message where a scalar is needed, a repeated field).
+absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text);
+
+// A field's value read from the view and the event (null when there is none), as a comparable.
+struct FieldValue {
+  enum class Kind { kNumber, kBool, kEnum, kString };
+  Kind kind = Kind::kNumber;
+  double number = 0;
+  bool boolean = false;
+  int enum_number = 0;
+  std::string str;  // string values; enum value names
+  std::string ToString() const;
+};
+FieldValue ReadField(const FieldPath& path, const v1::PatientView& view, const v1::Event* event);
+
+
+class CompiledCondition {
+ public:
+  // Compiles `condition` (at `key`, for messages). `event_fields_allowed`: whether event.* paths
+  // may be used (not in schedule or absence triggers' conditions, which have no event).
+  static absl::StatusOr<CompiledCondition> Compile(const v1::Condition& condition,
+                                                   const std::string& key,
+                                                   bool event_fields_allowed);
+  // Whether the condition holds; appends each comparison evaluated, with the actual value, to
+  // `trace` (may be null): the explanation of a decision.
+  bool Evaluate(const v1::PatientView& view, const v1::Event* event,
+                v1::Explanation* trace) const;
+  // The PatientView sections (projections::ViewPart bits) the condition reads.
+  uint32_t view_parts() const;
+  bool always() const { return kind_ == Kind::kAlways; }
+
+ private:
+  enum class Kind { kAlways, kCompare, kAll, kAny, kNot };
+  Kind kind_ = Kind::kAlways;
+  FieldPath path_;
+  v1::Comparison::Op op_ = v1::Comparison::OP_UNSPECIFIED;
+  FieldValue value_;
+  std::string expected_text_;  // value_ as explanations show it
+  std::vector<CompiledCondition> children_;
+};
+
+struct CompiledRule {
+  v1::Rule rule;
+  CompiledCondition trigger_filter;  // event/absence filter, or the `became` condition
+  CompiledCondition when;
+  int schedule_minute_of_day = -1;  // schedule triggers: minutes after local midnight
+  absl::Duration absence_after;     // absence triggers
+  // PatientView sections read by `when` and the action's parameters (projections::ViewPart).
+  uint32_t action_parts = 0;
+  // The action's template parameters, in name order: a literal, or a field read when deciding.
+  struct Parameter {
+    std::string name;
+    std::string literal;
+    std::optional<FieldPath> field;
+  };
+  std::vector<Parameter> parameters;
+};
+
+class RuleSet {
+ public:
+  // Parses YAML text (the file named `source`) with the RuleFile schema and validates every rule.
+  // Errors read "SOURCE: rule ID: key: problem".
+  static absl::StatusOr<RuleSet> Parse(absl::string_view yaml, absl::string_view source);
+  static absl::StatusOr<RuleSet> Load(const std::string& path);
+
+  const std::vector<CompiledRule>& rules() const { return rules_; }
+  // The rule with this id, or null.
+  const CompiledRule* Find(absl::string_view id) const;
+  bool has_timers() const { return has_timers_; }  // any absence or schedule rule
+
+ private:
+  std::vector<CompiledRule> rules_;
+  bool has_timers_ = false;
+};
+
+// One line per rule: "id vN: trigger -> action [CATEGORY, priority P, cooldown, ttl]".
+std::string DescribeRules(const RuleSet& rules);
+
+}  // namespace tend
+
+#endif  // TEND_RULES_RULES_H_

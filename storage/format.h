@@ -1,0 +1,343 @@
+// ON-DISK FORMAT of the tend state directory (RocksDB). Everything in this header is persisted:
+// changing a name, a prefix or an encoding changes what existing databases mean. Bump
+// kStorageFormatVersion with any change; the engine refuses a directory of another version.
+//
+// Column families (kColumnFamilies):
+//   meta    "format_version"            -> decimal kStorageFormatVersion
+//           "topic"                     -> name of the events topic this state was folded from
+//           "projection_versions"       -> tend.v1.ProjectionVersions the state was folded by
+//           "engine_config"             -> YAML (schema tend.v1.EngineConfig, every key spelled
+//                                          out) the engine last started with; readers default to it
+//           "index_parameters"          -> text: what the `index` keys were built with (absent
+//                                          while the index is being rebuilt)
+//           "checkpoint/" + BE32(p)     -> tend.v1.PartitionCheckpoint (next offset of partition p)
+//   state   BE32(p) + patient_id        -> patient record (EncodePatient):
+//                                          varint32 n, then n bytes of tend.v1.PatientState, then
+//                                          the applied-event set: the sorted EventFingerprint() of
+//                                          every event_id folded, 8 bytes little-endian each
+//   outbox  BE32(p) + BE64(not_before unix seconds) + command_id
+//                                       -> tend.v1.ReminderCommand decided and not yet acknowledged
+//                                          by the sink (written with the state that decided it;
+//                                          deleted by the dispatcher on acknowledgement). Keys of
+//                                          a partition sort by when they may be sent, so the
+//                                          dispatcher reads only the due ones: commands deferred
+//                                          to the end of quiet hours and the tombstones of
+//                                          delivered ones lie outside its reads
+//   decisions patient_id + "\0" + BE64(at seconds) + BE64(record offset) + BE32(index in record)
+//                                       -> tend.v1.Decision (fired, deferred, suppressed), for Explain;
+//                                          the dispatcher's DROPPED decisions use offset 2^63-1 and
+//                                          the low 32 bits of EventFingerprint(command id) as index
+//   timers  BE32(p) + BE64(due unix seconds) + patient_id + "\0" + rule_id -> "" (empty)
+//                                          an armed absence or schedule timer, mirrored from the
+//                                          patient's RulesState.timer_due_s in the same batch; the
+//                                          engine loads a partition's timers on assignment and
+//                                          fires them in key order as the partition clock passes
+//   index   BE32(p) + kind + value + patient_id -> "" (empty): secondary indexes of the patients,
+//                                          rewritten in the same batch as the patient's state.
+//                                          Kinds (IndexKind): 'P' program_id "\0", 'S' current
+//                                          staff_id "\0", 'H' hard-churned (no value), 'A'
+//                                          "0"|"1" "\0" (activated with every event folded),
+//                                          'L' BE64(start of the UTC day of the last
+//                                          patient-initiated activity, unix s; first seen
+//                                          without any), 'F' (no value: activity in a slot after
+//                                          the patient's latest recorded_at, or activated after
+//                                          it: device clocks ahead), 'R' BE16(band, per mille) +
+//                                          BE64(start of the local day the churn risk reaches
+//                                          the band, unix s) + the active-day summary (BE32
+//                                          active days, BE32 first and BE32 last active local
+//                                          day, each as days since 1970-01-01 + 2^31) for
+//                                          each band of kChurnRiskBandsPermille (patients with
+//                                          two or more active days). Every patient has 'A' and
+//                                          'L' keys.
+//                                          The layout and what the 'R' keys were computed with
+//                                          are the meta key index_parameters (views.h
+//                                          PatientIndexParameters); on a mismatch the engine
+//                                          rebuilds the whole column family before it folds.
+//                                          Query/ListPatients walks them.
+// One value per patient keeps a commit at one insert per dirty patient and a cache miss at one
+// read; readers that want only the state stop after the first n bytes. BE32 is a big-endian uint32
+// so that keys of one partition sort together (partition-scoped state, docs/design.md,
+// "Partition-scoped state": a partition's keys can be dropped or moved as one range). Patient
+// records and checkpoints of one commit are written in ONE WriteBatch.
+#ifndef TEND_STORAGE_FORMAT_H_
+#define TEND_STORAGE_FORMAT_H_
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+#include "absl/strings/string_view.h"
+#include "base/hash.h"
+
+namespace tend::storage_format {
+
+// 2: outbox and decisions. 3: timers. 4: index. 5: index kinds 'A', 'F' and 'R', meta
+// index_parameters. 6: outbox keys carry not_before (a 4 or 5 is upgraded in place: see
+// Storage::CheckFormatVersion).
+inline constexpr int kStorageFormatVersion = 6;
+
+inline constexpr absl::string_view kMetaCf = "meta";
+inline constexpr absl::string_view kStateCf = "state";
+inline constexpr absl::string_view kOutboxCf = "outbox";
+inline constexpr absl::string_view kDecisionsCf = "decisions";
+inline constexpr absl::string_view kTimersCf = "timers";
+inline constexpr absl::string_view kIndexCf = "index";
+inline constexpr std::array<absl::string_view, 6> kColumnFamilies = {
+    kMetaCf, kStateCf, kOutboxCf, kDecisionsCf, kTimersCf, kIndexCf};
+
+// The secondary indexes of the `index` column family.
+enum class IndexKind : char {
+  kProgram = 'P',
+  kStaff = 'S',
+  kHardChurned = 'H',
+  kLastActivity = 'L',
+  kActivated = 'A',
+  kChurnRisk = 'R',
+  kAhead = 'F',
+};
+
+// The churn-risk thresholds with 'R' index keys, per mille, ascending. ListPatients answers
+// min_churn_risk X from the largest band <= X, and rules out most candidates between the band
+// and X from the summary in the key. Part of index_parameters: a change rebuilds the index.
+// (Two bands: each costs a delete and a put per patient and new active day.)
+inline constexpr std::array<int, 2> kChurnRiskBandsPermille = {300, 700};
+
+inline constexpr absl::string_view kFormatVersionKey = "format_version";
+inline constexpr absl::string_view kTopicKey = "topic";
+inline constexpr absl::string_view kProjectionVersionsKey = "projection_versions";
+inline constexpr absl::string_view kEngineConfigKey = "engine_config";
+inline constexpr absl::string_view kIndexParametersKey = "index_parameters";
+inline constexpr absl::string_view kCheckpointPrefix = "checkpoint/";
+
+inline void AppendBe32(uint32_t v, std::string* out) {
+  char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+               static_cast<char>(v)};
+  out->append(b, 4);
+}
+
+inline uint32_t ReadBe32(absl::string_view s) {
+  return (static_cast<uint32_t>(static_cast<uint8_t>(s[0])) << 24) |
+         (static_cast<uint32_t>(static_cast<uint8_t>(s[1])) << 16) |
+         (static_cast<uint32_t>(static_cast<uint8_t>(s[2])) << 8) |
+         static_cast<uint32_t>(static_cast<uint8_t>(s[3]));
+}
+
+inline uint64_t ReadBe64(absl::string_view s) {
+  return (static_cast<uint64_t>(ReadBe32(s)) << 32) | ReadBe32(s.substr(4));
+}
+
+inline std::string CheckpointKey(int32_t partition) {
+  std::string k(kCheckpointPrefix.data(), kCheckpointPrefix.size());
+  AppendBe32(static_cast<uint32_t>(partition), &k);
+  return k;
+}
+
+inline std::string PartitionPrefix(int32_t partition) {
+  std::string k;
+  AppendBe32(static_cast<uint32_t>(partition), &k);
+  return k;
+}
+
+// Writes the key into `*out` (reusing its buffer).
+inline void SetStateKey(int32_t partition, absl::string_view patient_id, std::string* out) {
+  out->clear();
+  AppendBe32(static_cast<uint32_t>(partition), out);
+  out->append(patient_id.data(), patient_id.size());
+}
+
+inline std::string StateKey(int32_t partition, absl::string_view patient_id) {
+  std::string k;
+  SetStateKey(partition, patient_id, &k);
+  return k;
+}
+
+inline void AppendBe64(uint64_t v, std::string* out) {
+  AppendBe32(static_cast<uint32_t>(v >> 32), out);
+  AppendBe32(static_cast<uint32_t>(v), out);
+}
+
+// The first outbox key of `partition` whose command may be sent at `not_before_s` or later.
+inline std::string OutboxFrom(int32_t partition, int64_t not_before_s) {
+  std::string k;
+  AppendBe32(static_cast<uint32_t>(partition), &k);
+  AppendBe64(static_cast<uint64_t>(std::max<int64_t>(0, not_before_s)), &k);
+  return k;
+}
+
+inline std::string OutboxKey(int32_t partition, int64_t not_before_s,
+                             absl::string_view command_id) {
+  std::string k = OutboxFrom(partition, not_before_s);
+  k.append(command_id.data(), command_id.size());
+  return k;
+}
+
+// Format version 5 and older (upgraded in place to 6).
+inline std::string OutboxKeyV5(int32_t partition, absl::string_view command_id) {
+  std::string k;
+  AppendBe32(static_cast<uint32_t>(partition), &k);
+  k.append(command_id.data(), command_id.size());
+  return k;
+}
+
+// Decisions of one patient sort together, by time, then by the deciding record's offset.
+// `extra`: bytes the caller appends, reserved up front.
+inline std::string DecisionPrefix(absl::string_view patient_id, size_t extra = 0) {
+  std::string k;
+  k.reserve(patient_id.size() + 1 + extra);
+  k.append(patient_id.data(), patient_id.size());
+  k.push_back('\0');
+  return k;
+}
+inline std::string DecisionKey(absl::string_view patient_id, int64_t at_s, int64_t offset,
+                               uint32_t index) {
+  std::string k = DecisionPrefix(patient_id, 20);
+  AppendBe64(static_cast<uint64_t>(at_s), &k);
+  AppendBe64(static_cast<uint64_t>(offset), &k);
+  AppendBe32(index, &k);
+  return k;
+}
+
+inline std::string TimerKey(int32_t partition, int64_t due_s, absl::string_view patient_id,
+                            absl::string_view rule_id) {
+  std::string k;
+  k.reserve(12 + patient_id.size() + 1 + rule_id.size());
+  AppendBe32(static_cast<uint32_t>(partition), &k);
+  AppendBe64(static_cast<uint64_t>(due_s), &k);
+  k.append(patient_id.data(), patient_id.size());
+  k.push_back('\0');
+  k.append(rule_id.data(), rule_id.size());
+  return k;
+}
+
+// The 64-bit fingerprint of an event id, for the per-patient applied-event set: base/hash.h
+// Fingerprint64 (FNV-1a 64 + splitmix64 finalizer). Stable forever: it is on disk. Two distinct
+// ids of one patient collide with probability about n^2 / 2^65 for n events (1e-12 at
+// n = 10,000); a collision would drop the later event as a duplicate.
+inline uint64_t EventFingerprint(absl::string_view event_id) { return Fingerprint64(event_id); }
+
+// Writes the patient record into `out`: varint32 n, n bytes written by `write_state(char*)`,
+// then the fingerprints. One buffer, no intermediate copy of the state.
+template <typename WriteState>
+inline void EncodePatientWith(uint32_t state_size, WriteState write_state,
+                              const std::vector<uint64_t>& sorted, std::string* out) {
+  out->clear();
+  uint32_t n = state_size;
+  while (n >= 0x80) {
+    out->push_back(static_cast<char>(n | 0x80));
+    n >>= 7;
+  }
+  out->push_back(static_cast<char>(n));
+  size_t at = out->size();
+  out->resize(at + state_size);
+  write_state(out->data() + at);
+  at = out->size();
+  out->resize(at + sorted.size() * 8);
+  char* p = out->data() + at;
+  for (uint64_t f : sorted) {
+    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(f >> (8 * i));
+  }
+}
+
+inline void EncodePatient(absl::string_view state_bytes, const std::vector<uint64_t>& sorted,
+                          std::string* out) {
+  EncodePatientWith(
+      static_cast<uint32_t>(state_bytes.size()),
+      [&](char* dst) { std::copy(state_bytes.begin(), state_bytes.end(), dst); }, sorted, out);
+}
+
+// Splits a patient record into the state bytes and (when `sorted` is not null) the applied-event
+// set. false when `record` is malformed.
+inline bool DecodePatient(absl::string_view record, absl::string_view* state_bytes,
+                          std::vector<uint64_t>* sorted) {
+  uint32_t n = 0;
+  size_t i = 0;
+  for (int shift = 0; shift <= 28; shift += 7) {
+    if (i >= record.size()) return false;
+    uint8_t b = static_cast<uint8_t>(record[i++]);
+    n |= static_cast<uint32_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) break;
+    if (shift == 28) return false;
+  }
+  if (record.size() - i < n || (record.size() - i - n) % 8 != 0) return false;
+  *state_bytes = record.substr(i, n);
+  if (sorted != nullptr) {
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(record.data() + i + n);
+    sorted->resize((record.size() - i - n) / 8);
+    for (uint64_t& f : *sorted) {
+      f = 0;
+      for (int b = 0; b < 8; ++b) f |= static_cast<uint64_t>(*p++) << (8 * b);
+    }
+  }
+  return true;
+}
+
+// BE32(p) + kind: where a partition's index of that kind starts.
+// `extra`: bytes the caller appends after the prefix, reserved up front (keys are built by the
+// hundred thousand per commit: one allocation each, not one per growth step).
+inline std::string IndexPrefix(int32_t partition, IndexKind kind, size_t extra = 0) {
+  std::string k;
+  k.reserve(5 + extra);
+  AppendBe32(static_cast<uint32_t>(partition), &k);
+  k.push_back(static_cast<char>(kind));
+  return k;
+}
+// An index key for a string value (program, staff): prefix + value + "\0" + patient.
+inline std::string IndexKey(int32_t partition, IndexKind kind, absl::string_view value,
+                            absl::string_view patient_id) {
+  std::string k = IndexPrefix(partition, kind, value.size() + 1 + patient_id.size());
+  k.append(value.data(), value.size());
+  k.push_back('\0');
+  k.append(patient_id.data(), patient_id.size());
+  return k;
+}
+// An index key for a time (unix seconds, non-negative) or no value (time < 0): prefix +
+// [BE64(time)] + patient.
+inline std::string IndexTimeKey(int32_t partition, IndexKind kind, int64_t time_s,
+                                absl::string_view patient_id) {
+  std::string k = IndexPrefix(partition, kind, 8 + patient_id.size());
+  if (time_s >= 0) AppendBe64(static_cast<uint64_t>(time_s), &k);
+  k.append(patient_id.data(), patient_id.size());
+  return k;
+}
+
+// The active-day summary in a churn-risk index key: BE32 days, BE32 first and last day (days
+// since 1970-01-01, + 2^31).
+struct RiskKeyDays {
+  uint32_t days = 0;
+  int64_t first_day = 0, last_day = 0;  // days since 1970-01-01
+};
+inline constexpr size_t kRiskKeyFixedBytes = 5 + 2 + 8 + 12;  // before the patient id
+
+// A churn-risk index key: prefix + BE16(band per mille) + BE64(time) + summary + patient.
+inline std::string IndexRiskKey(int32_t partition, int band_permille, int64_t time_s,
+                                const RiskKeyDays& days, absl::string_view patient_id) {
+  std::string k =
+      IndexPrefix(partition, IndexKind::kChurnRisk, kRiskKeyFixedBytes - 5 + patient_id.size());
+  k.push_back(static_cast<char>(band_permille >> 8));
+  k.push_back(static_cast<char>(band_permille & 0xff));
+  AppendBe64(static_cast<uint64_t>(std::max<int64_t>(0, time_s)), &k);
+  AppendBe32(days.days, &k);
+  AppendBe32(static_cast<uint32_t>(days.first_day + (int64_t{1} << 31)), &k);
+  AppendBe32(static_cast<uint32_t>(days.last_day + (int64_t{1} << 31)), &k);
+  k.append(patient_id.data(), patient_id.size());
+  return k;
+}
+
+// The summary in a churn-risk index key; false when the key is too short to be one.
+inline bool ParseRiskKeyDays(absl::string_view key, RiskKeyDays* days) {
+  if (key.size() < kRiskKeyFixedBytes) return false;
+  auto be32 = [&](size_t at) {
+    uint32_t v = 0;
+    for (size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(key[at + i]);
+    return v;
+  };
+  days->days = be32(15);
+  days->first_day = static_cast<int64_t>(be32(19)) - (int64_t{1} << 31);
+  days->last_day = static_cast<int64_t>(be32(23)) - (int64_t{1} << 31);
+  return true;
+}
+
+}  // namespace tend::storage_format
+
+#endif  // TEND_STORAGE_FORMAT_H_

@@ -1,0 +1,33 @@
+// Options of the state directory (StorageOptions, per open) and of a commit (CommitOptions, per
+// call), apart from storage.h so that their users need no RocksDB headers.
+#ifndef TEND_STORAGE_OPTIONS_H_
+#define TEND_STORAGE_OPTIONS_H_
+
+#include <cstddef>
+
+#include "absl/time/time.h"
+
+namespace tend {
+
+struct StorageOptions {
+  // Shared LRU block cache for all column families.
+  size_t block_cache_bytes = 256 << 20;
+  // Bound on all memtables together (RocksDB WriteBufferManager).
+  size_t write_buffer_budget_bytes = 256 << 20;
+  // Create the directory when missing (primary only).
+  bool create_if_missing = true;
+  // Decisions (Explain's records) older than this are removed as RocksDB compacts them, and
+  // files are compacted at least daily so old ones go; zero keeps every decision (primary only).
+  absl::Duration decisions_retention = absl::ZeroDuration();
+};
+
+struct CommitOptions {
+  // fsync the WAL before Commit returns. Off by default: a process crash (SIGKILL) loses nothing
+  // either way, since the WAL is in the OS page cache; a machine crash without sync may lose the
+  // last commits, and their offsets with them, so the engine re-reads those records: consistent.
+  bool sync = false;
+};
+
+}  // namespace tend
+
+#endif  // TEND_STORAGE_OPTIONS_H_

@@ -1,0 +1,34 @@
+#include "storage/rocks_status.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace tend {
+
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = absl::StrCat(what, ": ", s.ToString());
+  switch (s.code()) {
+    case rocksdb::Status::kNotFound:
+      return absl::NotFoundError(msg);
+    case rocksdb::Status::kCorruption:
+      return absl::DataLossError(msg);
+    case rocksdb::Status::kInvalidArgument:
+    case rocksdb::Status::kNotSupported:
+      return absl::InvalidArgumentError(msg);
+    case rocksdb::Status::kBusy:
+    case rocksdb::Status::kTimedOut:
+    case rocksdb::Status::kTryAgain:
+      return absl::UnavailableError(msg);
+    case rocksdb::Status::kIOError:
+      // A held LOCK file means another process owns the directory: fix state, don't retry blindly.
+      if (s.ToString().find("lock") != std::string::npos) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(msg, " (is another tend engine using this --db directory?)"));
+      }
+      return absl::UnavailableError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+}  // namespace tend

@@ -1,0 +1,674 @@
+#include "storage/storage.h"
+
+#include <limits>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_buffer_manager.h>
+
+#include <filesystem>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "storage/rocks_status.h"
+#include "storage/format.h"
+
+namespace tend {
+
+namespace sf = storage_format;
+
+namespace {
+rocksdb::Slice ToSlice(absl::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+rocksdb::ReadOptions ReadAt(const Storage::Snapshot* at) {
+  rocksdb::ReadOptions read;
+  if (at != nullptr) read.snapshot = at->get();
+  return read;
+}
+
+}  // namespace
+
+void StateBatch::EncodePatient(int32_t partition, const v1::PatientState& state,
+                               const std::vector<uint64_t>& sorted_fingerprints,
+                               std::string* key, std::string* value) {
+  sf::SetStateKey(partition, state.patient_id(), key);
+  const size_t size = state.ByteSizeLong();
+  sf::EncodePatientWith(
+      static_cast<uint32_t>(size),
+      [&](char* dst) {
+        state.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dst));
+      },
+      sorted_fingerprints, value);
+}
+
+void StateBatch::PutPatient(int32_t partition, const v1::PatientState& state,
+                            const std::vector<uint64_t>& sorted_fingerprints) {
+  EncodePatient(partition, state, sorted_fingerprints, &key_, &value_);
+  batch_.Put(storage_->state_, key_, value_);
+}
+
+void StateBatch::PutEncodedPatient(absl::string_view key, absl::string_view value) {
+  batch_.Put(storage_->state_, ToSlice(key), ToSlice(value));
+}
+
+void StateBatch::PutCommand(int32_t partition, const v1::ReminderCommand& command) {
+  command.SerializeToString(&value_);
+  const int64_t not_before_s = command.not_before().seconds();
+  batch_.Put(storage_->outbox_, sf::OutboxKey(partition, not_before_s, command.command_id()),
+             value_);
+  auto [it, added] = outbox_arrivals_.try_emplace(partition, not_before_s);
+  if (!added) it->second = std::min(it->second, not_before_s);
+}
+
+void StateBatch::PutDecision(const v1::Decision& decision, int64_t offset, uint32_t index) {
+  decision.SerializeToString(&value_);
+  batch_.Put(storage_->decisions_,
+             sf::DecisionKey(decision.patient_id(), decision.at().seconds(), offset, index), value_);
+}
+
+void StateBatch::PutTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
+                          absl::string_view rule_id) {
+  batch_.Put(storage_->timers_, sf::TimerKey(partition, due_s, patient_id, rule_id), "");
+}
+
+void StateBatch::DeleteTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
+                             absl::string_view rule_id) {
+  batch_.Delete(storage_->timers_, sf::TimerKey(partition, due_s, patient_id, rule_id));
+}
+
+void StateBatch::PutIndex(absl::string_view key) { batch_.Put(storage_->index_, ToSlice(key), ""); }
+
+void StateBatch::DeleteIndex(absl::string_view key) {
+  batch_.Delete(storage_->index_, ToSlice(key));
+}
+
+void StateBatch::DeleteIndexRange(absl::string_view start, absl::string_view limit) {
+  batch_.DeleteRange(storage_->index_, ToSlice(start), ToSlice(limit));
+}
+
+void StateBatch::PutIndexParameters(absl::string_view text) {
+  batch_.Put(storage_->meta_, ToSlice(sf::kIndexParametersKey), ToSlice(text));
+}
+
+void StateBatch::DeleteIndexParameters() {
+  batch_.Delete(storage_->meta_, ToSlice(sf::kIndexParametersKey));
+}
+
+void StateBatch::PutCheckpoint(const v1::PartitionCheckpoint& checkpoint) {
+  checkpoint.SerializeToString(&value_);
+  batch_.Put(storage_->meta_, sf::CheckpointKey(checkpoint.partition()), value_);
+}
+
+namespace {
+
+rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& cache,
+                                       absl::string_view name) {
+  rocksdb::ColumnFamilyOptions cf;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  // Reads are point lookups that often miss (a new patient): whole-key bloom filters answer
+  // those without touching data blocks.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf.memtable_prefix_bloom_size_ratio = 0.05;
+  cf.memtable_whole_key_filtering = true;
+  cf.compression = rocksdb::kLZ4Compression;
+  return cf;
+}
+
+// Drops decisions recorded before now - `keep` as they are compacted (the key holds the
+// decision's time: storage/format.h `decisions`). Wall-clock: decisions are Explain's records,
+// never read by the fold, so what a replay decides is unaffected.
+class DecisionRetention final : public rocksdb::CompactionFilter {
+ public:
+  explicit DecisionRetention(absl::Duration keep) : keep_(keep) {}
+  bool Filter(int /*level*/, const rocksdb::Slice& key, const rocksdb::Slice& /*value*/,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    const absl::string_view k(key.data(), key.size());
+    const size_t nul = k.find('\0');
+    if (nul == absl::string_view::npos || k.size() < nul + 1 + 8) return false;  // not ours
+    const auto at_s = static_cast<int64_t>(sf::ReadBe64(k.substr(nul + 1)));
+    return at_s < absl::ToUnixSeconds(absl::Now() - keep_);
+  }
+  const char* Name() const override { return "tend.DecisionRetention"; }
+
+ private:
+  const absl::Duration keep_;
+};
+
+}  // namespace
+
+Storage::~Storage() {
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  if (db_) db_->Close();
+}
+
+absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(const std::string& dir,
+                                                       const StorageOptions& options) {
+  return OpenImpl(dir, nullptr, options);
+}
+
+absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenReader(const std::string& dir,
+                                                             const std::string& scratch_dir) {
+  StorageOptions options;
+  options.create_if_missing = false;
+  options.block_cache_bytes = 64 << 20;
+  return OpenImpl(dir, &scratch_dir, options);
+}
+
+absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& dir,
+                                                           const std::string* scratch_dir,
+                                                           const StorageOptions& options) {
+  std::error_code ec;
+  const bool fresh = !std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec);
+  if (fresh && (scratch_dir != nullptr || !options.create_if_missing)) {
+    return absl::NotFoundError(absl::StrCat(
+        "no tend state directory at ", dir, " (run `tend engine --db ", dir, "` first)"));
+  }
+  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(options.write_buffer_budget_bytes, cache);
+  db_options.IncreaseParallelism(2);
+  db_options.info_log_level = rocksdb::WARN_LEVEL;
+  db_options.keep_log_file_num = 3;
+  if (scratch_dir != nullptr) db_options.max_open_files = -1;  // required for secondaries
+
+  auto storage = std::unique_ptr<Storage>(new Storage());
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, CfOptions(cache, ""));
+  for (absl::string_view name : sf::kColumnFamilies) {
+    cfs.emplace_back(std::string(name), CfOptions(cache, name));
+    if (name == sf::kDecisionsCf && scratch_dir == nullptr &&
+        options.decisions_retention > absl::ZeroDuration()) {
+      storage->decisions_filter_ = std::make_unique<DecisionRetention>(options.decisions_retention);
+      cfs.back().options.compaction_filter = storage->decisions_filter_.get();
+      // Files no other write touches are rewritten daily, so old decisions go even then.
+      cfs.back().options.periodic_compaction_seconds = 86400;
+    }
+  }
+
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s;
+  if (scratch_dir != nullptr) {
+    std::vector<std::string> existing;
+    s = rocksdb::DB::ListColumnFamilies(db_options, dir, &existing);
+    if (s.ok() && existing.size() < cfs.size()) {
+      return absl::UnavailableError(absl::StrCat(
+          "state directory ", dir, " is still being created by its engine; try again"));
+    }
+    s = rocksdb::DB::OpenAsSecondary(rocksdb::Options(db_options, rocksdb::ColumnFamilyOptions()),
+                                     dir, *scratch_dir, cfs, &storage->handles_, &raw);
+    storage->read_only_ = true;
+  } else {
+    s = rocksdb::DB::Open(db_options, dir, cfs, &storage->handles_, &raw);
+  }
+  if (!s.ok()) return FromRocks(s, absl::StrCat("opening state directory ", dir));
+  storage->db_.reset(raw);
+  storage->meta_ = storage->handles_[1];
+  storage->state_ = storage->handles_[2];
+  storage->outbox_ = storage->handles_[3];
+  storage->decisions_ = storage->handles_[4];
+  storage->timers_ = storage->handles_[5];
+  storage->index_ = storage->handles_[6];
+  TEND_RETURN_IF_ERROR(storage->CheckFormatVersion(fresh));
+  return storage;
+}
+
+absl::Status Storage::CheckFormatVersion(bool fresh) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kFormatVersionKey), &value);
+  if (s.IsNotFound()) {
+    if (read_only_) return absl::OkStatus();  // an engine that never committed yet
+    if (!fresh) {
+      return absl::FailedPreconditionError(
+          "state directory has no format_version: not a tend state directory");
+    }
+    return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kFormatVersionKey),
+                              std::to_string(sf::kStorageFormatVersion)),
+                     "writing format_version");
+  }
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading format_version"));
+  int version = 0;
+  const bool upgradable = absl::SimpleAtoi(value, &version) && (version == 4 || version == 5);
+  if (upgradable && !read_only_) return UpgradeFormat(version);
+  if (upgradable) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state directory has storage format version ", version, ": start the engine on it once "
+        "(tend engine) to upgrade it to ", sf::kStorageFormatVersion, ", or rebuild it from the log"));
+  }
+  if (!absl::SimpleAtoi(value, &version) || version != sf::kStorageFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state directory has storage format version ", value, ", this tend reads version ",
+        sf::kStorageFormatVersion, "; rebuild it from the log into a new directory"));
+  }
+  return absl::OkStatus();
+}
+
+// 4 -> 5 changed only the `index` column family, which the engine rebuilds from the states when
+// index_parameters (new in 5) is missing (index/patient_index.h RebuildPatientIndexIfStale). 5 -> 6 put
+// not_before into the outbox keys: the outbox (commands not yet acknowledged, a small column
+// family) is rewritten here, with the new version, in one write.
+absl::Status Storage::UpgradeFormat(int from_version) {
+  StateBatch batch(this);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
+  int64_t moved = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    v1::ReminderCommand cmd;
+    if (it->key().size() < 4 ||
+        !cmd.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("corrupt outbox record ", it->key().ToString(true),
+                                              " in a version ", from_version, " state directory"));
+    }
+    const auto partition = static_cast<int32_t>(
+        sf::ReadBe32(absl::string_view(it->key().data(), it->key().size())));
+    batch.batch_.Delete(outbox_, it->key());
+    batch.batch_.Put(outbox_, sf::OutboxKey(partition, cmd.not_before().seconds(),
+                                            cmd.command_id()),
+                     it->value());
+    ++moved;
+  }
+  TEND_RETURN_IF_ERROR(FromRocks(it->status(), "reading the outbox to upgrade it"));
+  batch.batch_.Put(meta_, ToSlice(sf::kFormatVersionKey), std::to_string(sf::kStorageFormatVersion));
+  TEND_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch.batch_),
+                                 absl::StrCat("upgrading format_version ", from_version, " to ",
+                                              sf::kStorageFormatVersion)));
+  if (moved > 0) {
+    TEND_LOG_INFO("storage format upgraded from version %d to %d (%d outbox commands rekeyed)",
+                  from_version, sf::kStorageFormatVersion, moved);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Storage::CompactDecisions() {
+  if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
+  rocksdb::CompactRangeOptions o;
+  o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return FromRocks(db_->CompactRange(o, decisions_, nullptr, nullptr), "compacting decisions");
+}
+
+absl::Status Storage::BindTopic(absl::string_view topic) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kTopicKey), &value);
+  if (s.IsNotFound()) {
+    if (read_only_) return absl::OkStatus();
+    return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kTopicKey), ToSlice(topic)),
+                     "writing topic");
+  }
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading topic"));
+  if (value != topic) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state directory was folded from topic \"", value, "\", not \"", topic,
+        "\"; use a new --db directory for another topic"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Storage::BindProjectionVersions(
+    const std::map<std::string, int>& versions,
+    const std::map<std::string, std::string>& fold_parameters) {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kProjectionVersionsKey), &value);
+  if (!s.IsNotFound() || read_only_) return CheckProjectionVersions(versions, fold_parameters);
+  v1::ProjectionVersions stored;
+  for (const auto& [name, version] : versions) (*stored.mutable_versions())[name] = version;
+  for (const auto& [key, v] : fold_parameters) (*stored.mutable_fold_parameters())[key] = v;
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kProjectionVersionsKey),
+                            stored.SerializeAsString()),
+                   "writing projection versions");
+}
+
+absl::Status Storage::CheckProjectionVersions(
+    const std::map<std::string, int>& versions,
+    const std::map<std::string, std::string>& fold_parameters) const {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kProjectionVersionsKey), &value);
+  if (s.IsNotFound()) return absl::OkStatus();
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading projection versions"));
+  v1::ProjectionVersions stored;
+  if (!stored.ParseFromString(value)) return absl::DataLossError("corrupt projection versions");
+  const std::map<std::string, int> have(stored.versions().begin(), stored.versions().end());
+  if (have != versions) {
+    std::string diff;
+    for (const auto& [name, version] : versions) {
+      auto it = have.find(name);
+      int old = it == have.end() ? 0 : it->second;
+      if (old != version) {
+        absl::StrAppend(&diff, diff.empty() ? "" : ", ", name, " ", old, " -> ", version);
+      }
+    }
+    for (const auto& [name, version] : have) {
+      if (!versions.count(name)) absl::StrAppend(&diff, diff.empty() ? "" : ", ", name, " removed");
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the state was folded by other projection versions (", diff,
+        "); rebuild it from the log into a new --db directory"));
+  }
+  const std::map<std::string, std::string> had(stored.fold_parameters().begin(),
+                                               stored.fold_parameters().end());
+  for (const auto& [key, v] : fold_parameters) {
+    auto it = had.find(key);
+    if (it != had.end() && it->second != v) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the state was folded with ", key, " = \"", it->second, "\" but the config says \"", v,
+          "\"; use the config the state was folded with, or rebuild from the log into a new --db "
+          "directory"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Storage::PutEngineConfig(absl::string_view yaml) {
+  if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kEngineConfigKey),
+                            ToSlice(yaml)),
+                   "writing the engine config");
+}
+
+absl::StatusOr<std::optional<std::string>> Storage::GetEngineConfig() const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kEngineConfigKey), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading the engine config"));
+  return value;
+}
+
+absl::StatusOr<std::vector<v1::PartitionCheckpoint>> Storage::LoadCheckpoints(
+    const Snapshot* at) const {
+  std::vector<v1::PartitionCheckpoint> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ReadAt(at), meta_));
+  for (it->Seek(ToSlice(sf::kCheckpointPrefix));
+       it->Valid() && it->key().starts_with(ToSlice(sf::kCheckpointPrefix));
+       it->Next()) {
+    v1::PartitionCheckpoint cp;
+    if (!cp.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("corrupt checkpoint record ", it->key().ToString(true)));
+    }
+    out.push_back(std::move(cp));
+  }
+  TEND_RETURN_IF_ERROR(FromRocks(it->status(), "reading checkpoints"));
+  return out;
+}
+
+absl::StatusOr<std::optional<v1::PartitionCheckpoint>> Storage::LoadCheckpoint(
+    int32_t partition) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, sf::CheckpointKey(partition), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading checkpoint"));
+  v1::PartitionCheckpoint cp;
+  if (!cp.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat("corrupt checkpoint of partition ", partition));
+  }
+  return cp;
+}
+
+namespace {
+
+absl::Status ParsePatient(absl::string_view record, absl::string_view what, v1::PatientState* state,
+                          std::vector<uint64_t>* sorted_fingerprints) {
+  absl::string_view state_bytes;
+  if (!sf::DecodePatient(record, &state_bytes, sorted_fingerprints) ||
+      !state->ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size()))) {
+    return absl::DataLossError(absl::StrCat("corrupt patient record ", what));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<bool> Storage::GetPatient(int32_t partition, absl::string_view patient_id,
+                                         v1::PatientState* state,
+                                         std::vector<uint64_t>* sorted_fingerprints,
+                                         const Snapshot* at) const {
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(ReadAt(at), state_, sf::StateKey(partition, patient_id),
+                               &value);
+  if (s.IsNotFound()) {
+    if (sorted_fingerprints != nullptr) sorted_fingerprints->clear();
+    return false;
+  }
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading patient state"));
+  TEND_RETURN_IF_ERROR(ParsePatient(absl::string_view(value.data(), value.size()),
+                                    absl::StrCat("of patient ", patient_id), state,
+                                    sorted_fingerprints));
+  return true;
+}
+
+absl::StatusOr<std::optional<v1::PatientState>> Storage::FindPatient(
+    absl::string_view patient_id) const {
+  TEND_ASSIGN_OR_RETURN(auto checkpoints, LoadCheckpoints());
+  for (const auto& cp : checkpoints) {
+    v1::PatientState state;
+    TEND_ASSIGN_OR_RETURN(bool found, GetPatient(cp.partition(), patient_id, &state));
+    if (found) return state;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+absl::StatusOr<int32_t> ParseOutboxEntry(const rocksdb::Iterator& it, v1::ReminderCommand* cmd) {
+  if (it.key().size() < 12 ||
+      !cmd->ParseFromArray(it.value().data(), static_cast<int>(it.value().size()))) {
+    return absl::DataLossError(absl::StrCat("corrupt outbox record ", it.key().ToString(true)));
+  }
+  return static_cast<int32_t>(sf::ReadBe32(absl::string_view(it.key().data(), 4)));
+}
+
+}  // namespace
+
+absl::Status Storage::ForEachCommand(
+    const std::function<absl::Status(int32_t, const v1::ReminderCommand&)>& fn) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    v1::ReminderCommand cmd;
+    TEND_ASSIGN_OR_RETURN(const int32_t partition, ParseOutboxEntry(*it, &cmd));
+    TEND_RETURN_IF_ERROR(fn(partition, cmd));
+  }
+  return FromRocks(it->status(), "reading the outbox");
+}
+
+absl::StatusOr<int64_t> Storage::CountCommands() const {
+  int64_t n = 0;
+  TEND_RETURN_IF_ERROR(ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
+    ++n;
+    return absl::OkStatus();
+  }));
+  return n;
+}
+
+absl::Status Storage::OutboxHeads(OutboxArrivals* heads) const {
+  heads->clear();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
+  for (it->SeekToFirst(); it->Valid();) {
+    const absl::string_view key(it->key().data(), it->key().size());
+    if (key.size() < 12) {
+      return absl::DataLossError(absl::StrCat("corrupt outbox key ", it->key().ToString(true)));
+    }
+    const uint32_t partition = sf::ReadBe32(key);
+    (*heads)[static_cast<int32_t>(partition)] = static_cast<int64_t>(sf::ReadBe64(key.substr(4)));
+    if (partition == std::numeric_limits<uint32_t>::max()) break;
+    std::string next;
+    sf::AppendBe32(partition + 1, &next);
+    it->Seek(ToSlice(next));
+  }
+  return FromRocks(it->status(), "reading the outbox");
+}
+
+absl::Status Storage::ForEachDueCommand(
+    int32_t partition, int64_t from_s, int64_t until_s, size_t limit,
+    const std::function<absl::Status(const v1::ReminderCommand&)>& fn) const {
+  if (until_s < from_s || limit == 0) return absl::OkStatus();
+  const std::string start = sf::OutboxFrom(partition, from_s);
+  const std::string end = sf::OutboxFrom(partition, until_s + 1);
+  const rocksdb::Slice upper = ToSlice(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, outbox_));
+  size_t n = 0;
+  for (it->Seek(ToSlice(start)); it->Valid() && n < limit; it->Next(), ++n) {
+    v1::ReminderCommand cmd;
+    TEND_RETURN_IF_ERROR(ParseOutboxEntry(*it, &cmd).status());
+    TEND_RETURN_IF_ERROR(fn(cmd));
+  }
+  return FromRocks(it->status(), "reading the outbox");
+}
+
+absl::Status Storage::RemoveCommands(const std::vector<OutboxRemoval>& removals) {
+  if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
+  if (removals.empty()) return absl::OkStatus();
+  StateBatch batch(this);
+  for (const OutboxRemoval& r : removals) {
+    const v1::ReminderCommand& c = *r.command;
+    if (r.dropped != nullptr) {
+      // A hash of the command id keeps two drops of one patient in one second apart.
+      batch.PutDecision(*r.dropped, std::numeric_limits<int64_t>::max(),
+                        static_cast<uint32_t>(sf::EventFingerprint(c.command_id())));
+    }
+    batch.batch_.Delete(outbox_,
+                        sf::OutboxKey(r.partition, c.not_before().seconds(), c.command_id()));
+  }
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch.batch_), "removing from the outbox");
+}
+
+OutboxArrivals Storage::TakeOutboxArrivals() {
+  std::lock_guard<std::mutex> lock(arrivals_mu_);
+  OutboxArrivals taken;
+  taken.swap(arrivals_);
+  return taken;
+}
+
+void Storage::WaitForOutboxArrivals(absl::Time deadline, const std::atomic<bool>& stop) {
+  std::unique_lock<std::mutex> lock(arrivals_mu_);
+  arrivals_cv_.wait_until(lock, absl::ToChronoTime(deadline),
+                          [&] { return !arrivals_.empty() || stop.load(); });
+}
+
+void Storage::InterruptOutboxWait() {
+  // Under the lock: a waiter is either before its check (and sees `stop`) or waiting.
+  std::lock_guard<std::mutex> lock(arrivals_mu_);
+  arrivals_cv_.notify_all();
+}
+
+absl::Status Storage::ForEachTimer(
+    int32_t partition,
+    const std::function<absl::Status(int64_t, absl::string_view, absl::string_view)>& fn) const {
+  const std::string prefix = sf::PartitionPrefix(partition);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), timers_));
+  for (it->Seek(ToSlice(prefix)); it->Valid() && it->key().starts_with(ToSlice(prefix));
+       it->Next()) {
+    const absl::string_view key(it->key().data(), it->key().size());
+    const size_t nul = key.find('\0', 12);
+    if (key.size() < 12 || nul == absl::string_view::npos) {
+      return absl::DataLossError(absl::StrCat("corrupt timer key ", it->key().ToString(true)));
+    }
+    const int64_t due_s = static_cast<int64_t>(sf::ReadBe64(key.substr(4)));
+    TEND_RETURN_IF_ERROR(fn(due_s, key.substr(12, nul - 12), key.substr(nul + 1)));
+  }
+  return FromRocks(it->status(), "reading timers");
+}
+
+absl::Status Storage::ScanIndex(absl::string_view start, absl::string_view limit,
+                               const std::function<bool(absl::string_view)>& fn,
+                               const Snapshot* at) const {
+  rocksdb::ReadOptions read = ReadAt(at);
+  const rocksdb::Slice upper = ToSlice(limit);
+  read.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, index_));
+  for (it->Seek(ToSlice(start)); it->Valid(); it->Next()) {
+    if (!fn(absl::string_view(it->key().data(), it->key().size()))) break;
+  }
+  return FromRocks(it->status(), "reading the index");
+}
+
+uint64_t Storage::ApproximateIndexBytes(absl::string_view start, absl::string_view limit) const {
+  const rocksdb::Range range(ToSlice(start), ToSlice(limit));
+  rocksdb::SizeApproximationOptions options;
+  options.include_memtables = true;
+  options.include_files = true;
+  uint64_t bytes = 0;
+  if (!db_->GetApproximateSizes(options, index_, &range, 1, &bytes).ok()) return 0;
+  return bytes;
+}
+
+Storage::Snapshot Storage::TakeSnapshot() const {
+  if (read_only_) return nullptr;
+  rocksdb::DB* db = db_.get();
+  const rocksdb::Snapshot* snapshot = db->GetSnapshot();
+  if (snapshot == nullptr) return nullptr;
+  return Snapshot(snapshot, [db](const rocksdb::Snapshot* s) { db->ReleaseSnapshot(s); });
+}
+
+absl::StatusOr<std::optional<std::string>> Storage::GetIndexParameters(const Snapshot* at) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(ReadAt(at), meta_, ToSlice(sf::kIndexParametersKey), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading index_parameters"));
+  return value;
+}
+
+absl::StatusOr<std::vector<v1::Decision>> Storage::RecentDecisions(absl::string_view patient_id,
+                                                                   size_t limit) const {
+  std::vector<v1::Decision> out;
+  const std::string prefix = sf::DecisionPrefix(patient_id);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), decisions_));
+  std::string upper = prefix;
+  upper.back() = '\1';  // just past every key with the prefix
+  for (it->SeekForPrev(ToSlice(upper)); it->Valid() && it->key().starts_with(ToSlice(prefix)) &&
+                                        out.size() < limit;
+       it->Prev()) {
+    v1::Decision d;
+    if (!d.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("corrupt decision record ", it->key().ToString(true)));
+    }
+    out.push_back(std::move(d));
+  }
+  TEND_RETURN_IF_ERROR(FromRocks(it->status(), "reading decisions"));
+  return out;
+}
+
+absl::Status Storage::ForEachState(
+    const std::function<absl::Status(const v1::PatientState&)>& fn) const {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, state_));
+  v1::PatientState state;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    TEND_RETURN_IF_ERROR(ParsePatient(absl::string_view(it->value().data(), it->value().size()),
+                                      absl::StrCat("at key ", it->key().ToString(true)), &state,
+                                      nullptr));
+    TEND_RETURN_IF_ERROR(fn(state));
+  }
+  return FromRocks(it->status(), "reading patient states");
+}
+
+absl::Status Storage::Commit(StateBatch* batch, const CommitOptions& options) {
+  if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
+  rocksdb::WriteOptions wo;
+  wo.sync = options.sync;
+  TEND_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch->batch_), "committing state batch"));
+  if (!batch->outbox_arrivals_.empty()) {
+    {
+      std::lock_guard<std::mutex> lock(arrivals_mu_);
+      for (const auto& [partition, not_before_s] : batch->outbox_arrivals_) {
+        auto [it, added] = arrivals_.try_emplace(partition, not_before_s);
+        if (!added) it->second = std::min(it->second, not_before_s);
+      }
+    }
+    arrivals_cv_.notify_all();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tend

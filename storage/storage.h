@@ -1,0 +1,229 @@
+// The engine's RocksDB state directory: patient records (state + applied-event set) and per-partition
+// checkpoints (layout in storage/format.h). Exactly-once rests on Commit(): the states and the
+// next offsets they reflect land in one atomic WriteBatch (docs/design.md, "Exactly once").
+//
+// Thread safety: all methods are safe to call concurrently (RocksDB is); a StateBatch is not.
+#ifndef TEND_STORAGE_STORAGE_H_
+#define TEND_STORAGE_STORAGE_H_
+
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tend/v1/commands.pb.h"
+#include "storage/options.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend {
+
+// Per partition, the earliest not_before of the commands written to the outbox.
+using OutboxArrivals = absl::flat_hash_map<int32_t, int64_t>;
+
+// One command leaving the outbox: acknowledged by the sink, or (with `dropped`) removed
+// undelivered, the reason recorded as a DROPPED decision.
+struct OutboxRemoval {
+  int32_t partition = 0;
+  const v1::ReminderCommand* command = nullptr;
+  const v1::Decision* dropped = nullptr;
+};
+
+// The writes of one commit. Not thread-safe.
+class StateBatch {
+ public:
+  // The patient's state with its applied-event set: the sorted EventFingerprint() of every
+  // event folded into it.
+  void PutPatient(int32_t partition, const v1::PatientState& state,
+                  const std::vector<uint64_t>& sorted_fingerprints);
+  // The key and value PutPatient writes, encoded apart (so several threads can encode states
+  // of one commit; reads `state` only), and their Put.
+  static void EncodePatient(int32_t partition, const v1::PatientState& state,
+                            const std::vector<uint64_t>& sorted_fingerprints, std::string* key,
+                            std::string* value);
+  void PutEncodedPatient(absl::string_view key, absl::string_view value);
+  void PutCheckpoint(const v1::PartitionCheckpoint& checkpoint);
+  // A command for the dispatcher, in the same batch as the state that decided it (docs/design.md,
+  // "Outbox"), and the record of a decision: `offset` is the deciding record's (one patient lives
+  // in one partition, so it orders the patient's decisions), `index` its order within the record.
+  void PutCommand(int32_t partition, const v1::ReminderCommand& command);
+  void PutDecision(const v1::Decision& decision, int64_t offset, uint32_t index);
+  // An armed timer of the patient (storage/format.h `timers`), and its removal when it fires or
+  // moves.
+  // A key of the `index` column family (storage/format.h: IndexKey, IndexTimeKey).
+  void PutIndex(absl::string_view key);
+  void DeleteIndex(absl::string_view key);
+  // Every index key in [start, limit) (a rebuild of the index).
+  void DeleteIndexRange(absl::string_view start, absl::string_view limit);
+  // What the index keys were built with (index/patient_index.h PatientIndexParameters); cleared while the
+  // index is being rebuilt.
+  void PutIndexParameters(absl::string_view text);
+  void DeleteIndexParameters();
+  void PutTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
+                absl::string_view rule_id);
+  void DeleteTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
+                   absl::string_view rule_id);
+  size_t Count() const { return batch_.Count(); }
+  // Empties the batch, keeping its buffer for the next commit.
+  void Clear() {
+    batch_.Clear();
+    outbox_arrivals_.clear();
+  }
+
+ private:
+  friend class Storage;
+  explicit StateBatch(class Storage* storage) : storage_(storage) {}
+  Storage* storage_;
+  rocksdb::WriteBatch batch_;
+  std::string key_;
+  std::string value_;
+  OutboxArrivals outbox_arrivals_;  // of the commands put
+};
+
+class Storage {
+ public:
+  // A consistent point-in-time view for several reads (a RocksDB snapshot), released when the
+  // last copy goes. Reads given one see the directory as of TakeSnapshot().
+  using Snapshot = std::shared_ptr<const rocksdb::Snapshot>;
+
+  // Opens (creating when allowed) the state directory as the one writer. kFailedPrecondition when
+  // another process holds it or it was written in another storage format version.
+  static absl::StatusOr<std::unique_ptr<Storage>> Open(const std::string& dir,
+                                                       const StorageOptions& options = {});
+  // Opens a read-only follower that may run beside a live engine (a RocksDB secondary instance
+  // with its own info files in `scratch_dir`, which must exist). Reads see the state as of open.
+  static absl::StatusOr<std::unique_ptr<Storage>> OpenReader(const std::string& dir,
+                                                             const std::string& scratch_dir);
+  ~Storage();
+
+  // The events topic this directory was folded from; records it on first use. kFailedPrecondition
+  // when the directory belongs to another topic.
+  absl::Status BindTopic(absl::string_view topic);
+
+  // The projection versions and fold parameters (config/engine_config.h FoldParameters) this
+  // directory's state was folded by; records them on first use. kFailedPrecondition naming the
+  // projection or parameter when they differ (the state must be rebuilt, or the config fixed).
+  // A reader only checks.
+  absl::Status BindProjectionVersions(const std::map<std::string, int>& versions,
+                                      const std::map<std::string, std::string>& fold_parameters);
+  // The check alone; OK when nothing is recorded yet.
+  absl::Status CheckProjectionVersions(
+      const std::map<std::string, int>& versions,
+      const std::map<std::string, std::string>& fold_parameters) const;
+
+  // The engine config (YAML) the engine last started with; nullopt when none was recorded.
+  absl::Status PutEngineConfig(absl::string_view yaml);
+  absl::StatusOr<std::optional<std::string>> GetEngineConfig() const;
+
+  absl::StatusOr<std::vector<v1::PartitionCheckpoint>> LoadCheckpoints(
+      const Snapshot* at = nullptr) const;
+  // nullopt when the partition was never committed here.
+  absl::StatusOr<std::optional<v1::PartitionCheckpoint>> LoadCheckpoint(int32_t partition) const;
+
+  // false when the patient has no state in that partition. `sorted_fingerprints` (may be null)
+  // receives the applied-event set.
+  absl::StatusOr<bool> GetPatient(int32_t partition, absl::string_view patient_id,
+                                  v1::PatientState* state,
+                                  std::vector<uint64_t>* sorted_fingerprints = nullptr,
+                                  const Snapshot* at = nullptr) const;
+  // Looks the patient up in every partition that has a checkpoint (a handful of bloom-filtered
+  // point reads), so callers need not know the producer's partitioner.
+  absl::StatusOr<std::optional<v1::PatientState>> FindPatient(absl::string_view patient_id) const;
+
+  // Calls `fn` for every stored state, in key order (partition, then patient id). Stops at the
+  // first error `fn` returns.
+  absl::Status ForEachState(const std::function<absl::Status(const v1::PatientState&)>& fn) const;
+
+  // Calls `fn` for every command in the outbox (partition order, then not_before, then
+  // command id).
+  absl::Status ForEachCommand(
+      const std::function<absl::Status(int32_t, const v1::ReminderCommand&)>& fn) const;
+  // How many commands the outbox holds: a full read, each parsed (as ForEachCommand).
+  absl::StatusOr<int64_t> CountCommands() const;
+  // The outbox as the dispatcher reads it. `heads`: per partition with commands, the earliest
+  // not_before (a seek per partition, nothing else read).
+  absl::Status OutboxHeads(OutboxArrivals* heads) const;
+  // Calls `fn` for the partition's commands with not_before in [from_s, until_s], in key order,
+  // at most `limit` of them.
+  absl::Status ForEachDueCommand(
+      int32_t partition, int64_t from_s, int64_t until_s, size_t limit,
+      const std::function<absl::Status(const v1::ReminderCommand&)>& fn) const;
+  // Removes the commands, and records the drops' decisions, in one write.
+  absl::Status RemoveCommands(const std::vector<OutboxRemoval>& removals);
+  // What commits put into the outbox since the last call (per partition, the earliest
+  // not_before), so that the dispatcher needs no rescans; empty when nothing came.
+  OutboxArrivals TakeOutboxArrivals();
+  // Returns when a commit has put commands into the outbox since the last TakeOutboxArrivals,
+  // at `deadline`, or when `stop` is set and InterruptOutboxWait called (a dispatcher stopping).
+  void WaitForOutboxArrivals(absl::Time deadline, const std::atomic<bool>& stop);
+  void InterruptOutboxWait();
+  // Calls `fn(due_s, patient_id, rule_id)` for every armed timer of the partition, by due time.
+  absl::Status ForEachTimer(
+      int32_t partition,
+      const std::function<absl::Status(int64_t, absl::string_view, absl::string_view)>& fn) const;
+  // Calls `fn(key)` for the keys of the `index` column family in [start, limit), in order, until
+  // `fn` returns false.
+  absl::Status ScanIndex(absl::string_view start, absl::string_view limit,
+                         const std::function<bool(absl::string_view)>& fn,
+                         const Snapshot* at = nullptr) const;
+  // The bytes the keys in [start, limit) of the `index` column family take, estimated from the
+  // files' and memtables' statistics (no reads): how ListPatients picks the narrowest index.
+  uint64_t ApproximateIndexBytes(absl::string_view start, absl::string_view limit) const;
+  // The parameters the index was built with; nullopt while it is being rebuilt or never was.
+  absl::StatusOr<std::optional<std::string>> GetIndexParameters(const Snapshot* at = nullptr) const;
+  // A snapshot for the reads above (null on a reader instance, where RocksDB has none: its reads
+  // already see one fixed moment, the last catch-up).
+  Snapshot TakeSnapshot() const;
+  // Compacts the decisions column family now (the retention applies; RocksDB also does it on
+  // its own, at least daily with a retention set).
+  absl::Status CompactDecisions();
+  // The patient's latest decisions, newest first, at most `limit`.
+  absl::StatusOr<std::vector<v1::Decision>> RecentDecisions(absl::string_view patient_id,
+                                                            size_t limit) const;
+
+  StateBatch NewBatch() { return StateBatch(this); }
+  // Writes the batch atomically (the batch is left as it was; Clear() it to reuse it).
+  absl::Status Commit(StateBatch* batch, const CommitOptions& options = {});
+
+ private:
+  friend class StateBatch;
+  Storage() = default;
+  static absl::StatusOr<std::unique_ptr<Storage>> OpenImpl(const std::string& dir,
+                                                           const std::string* scratch_dir,
+                                                           const StorageOptions& options);
+  absl::Status CheckFormatVersion(bool fresh);
+  absl::Status UpgradeFormat(int from_version);
+
+  std::unique_ptr<rocksdb::CompactionFilter> decisions_filter_;  // outlives db_ (declared first)
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; destroyed before db_
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* state_ = nullptr;
+  rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
+  rocksdb::ColumnFamilyHandle* decisions_ = nullptr;
+  rocksdb::ColumnFamilyHandle* timers_ = nullptr;
+  rocksdb::ColumnFamilyHandle* index_ = nullptr;
+  bool read_only_ = false;
+
+  std::mutex arrivals_mu_;
+  std::condition_variable arrivals_cv_;
+  OutboxArrivals arrivals_;  // guarded by arrivals_mu_
+};
+
+}  // namespace tend
+
+#endif  // TEND_STORAGE_STORAGE_H_

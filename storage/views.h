@@ -1,0 +1,58 @@
+// Reading projections out of a state directory: the config to view them with, and the as-of instant
+// (docs/design.md, "Time is in the log": the default as-of is the partition's clock, the latest
+// recorded_at folded, so a view never depends on the reader's wall clock).
+//
+// Thread safety: ViewReader is immutable after Create and safe to share.
+#ifndef TEND_STORAGE_VIEWS_H_
+#define TEND_STORAGE_VIEWS_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "storage/storage.h"
+#include "projections/churn.h"
+#include "projections/config.h"
+#include "tend/v1/cohort.pb.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend {
+
+// The config to view `storage` with: the file at `config_path` when given, else the config the
+// engine recorded in the directory, else the defaults. kFailedPrecondition when the directory was
+// folded by other projection versions or with other fold parameters than that config.
+absl::StatusOr<projections::ProjectionConfig> ConfigForReading(const Storage& storage,
+                                                               const std::string& config_path);
+
+// The as-of a patient's view defaults to: the clock of the partition the patient lives in, or the
+// patient's latest recorded event when the partition has no clock yet.
+absl::StatusOr<absl::Time> DefaultAsOf(const Storage& storage, const v1::PatientState& state);
+
+// The as-of of every patient of a whole-directory read (dump, fit-churn): a fixed instant, or
+// each patient's partition clock, read once. Immutable after Load.
+class AsOfResolver {
+ public:
+  // `fixed` unset: partition clocks, loaded from `storage`'s checkpoints now.
+  static absl::StatusOr<AsOfResolver> Load(const Storage& storage,
+                                           std::optional<absl::Time> fixed);
+  absl::Time For(const v1::PatientState& state) const;
+
+ private:
+  std::optional<absl::Time> fixed_;
+  std::map<int32_t, absl::Time> clocks_;
+};
+
+// Every patient of `storage` through projections::CohortAccumulator, viewed at `as_of` (unset:
+// each patient's partition clock).
+absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
+                                                   const projections::ProjectionConfig& config,
+                                                   std::optional<absl::Time> as_of);
+
+}  // namespace tend
+
+#endif  // TEND_STORAGE_VIEWS_H_

@@ -1,0 +1,163 @@
+// Specs of config/engine_config.h and base/yaml_proto.h: operators' YAML, checked against the
+// tend.v1.EngineConfig schema, with errors that name the key, the value and what is allowed.
+#include "config/engine_config.h"
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "base/yaml_proto.h"
+#include "tests/temp_dir.h"
+
+namespace tend {
+namespace {
+
+std::string ErrorOf(const std::string& yaml) {
+  auto c = ParseEngineConfig(yaml, "engine.yaml");
+  return c.ok() ? "(accepted)" : std::string(c.status().message());
+}
+
+TEST_CASE("an empty config gives the documented defaults", "[config]") {
+  auto c = ParseEngineConfig("", "engine.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->default_time_zone_name == "Asia/Shanghai");
+  CHECK(c->activation_messages == 3);
+  CHECK(c->activation_window_days == 0);
+  CHECK(c->pdc_threshold == 0.80);
+  CHECK_FALSE(c->pdc_period_start.has_value());
+  CHECK(c->lifecycle_new_days == 7);
+  CHECK(c->lifecycle_active_days == 30);
+  CHECK(c->lifecycle_silent_days == 90);
+  CHECK(c->churn_unit_weeks);
+  CHECK(c->bgnbd_r == 0.243);
+  CHECK(c->bgnbd_alpha == 4.414);
+  CHECK(c->bgnbd_a == 0.793);
+  CHECK(c->bgnbd_b == 2.426);
+  CHECK(c->rfm_frequency == std::array<double, 4>{2, 3, 5, 8});
+  CHECK(c->rfm_currency == "CNY");
+  CHECK(c->sensitive_keywords.size() == 4);
+}
+
+TEST_CASE("every key is read", "[config]") {
+  auto c = ParseEngineConfig(R"(
+time:
+  default_time_zone: Europe/Berlin
+activation: {messages_required: 5, window_days: 14}
+adherence:
+  pdc_threshold: 0.9
+  pdc_period_start: 2026-01-01
+  pdc_period_end: 2026-12-31
+lifecycle: {new_days: 3, active_days: 14, silent_days: 60}
+churn: {time_unit: DAY, r: 0.5, alpha: 10, a: 0.5, b: 3, horizon: 30}
+rfm:
+  recency_days: [7, 14, 28, 56]
+  frequency: [2, 4, 6, 10]
+  monetary_minor: [1000, 2000, 3000, 4000]
+  currency: EUR
+marketing:
+  sensitive_keywords: [unsubscribe, "no more"]
+)",
+                             "engine.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->default_time_zone_name == "Europe/Berlin");
+  CHECK(c->activation_messages == 5);
+  CHECK(c->activation_window_days == 14);
+  CHECK(c->pdc_threshold == 0.9);
+  CHECK(*c->pdc_period_start == absl::CivilDay(2026, 1, 1));
+  CHECK(*c->pdc_period_end == absl::CivilDay(2026, 12, 31));
+  CHECK(c->lifecycle_silent_days == 60);
+  CHECK_FALSE(c->churn_unit_weeks);
+  CHECK(c->bgnbd_alpha == 10);
+  CHECK(c->churn_horizon == 30);
+  CHECK(c->rfm_recency_days == std::array<double, 4>{7, 14, 28, 56});
+  CHECK(c->rfm_currency == "EUR");
+  CHECK(c->sensitive_keywords == std::vector<std::string>{"unsubscribe", "no more"});
+
+  // The printed config reads back to the same values (what `tend config` prints is valid input).
+  auto again = ParseEngineConfig(FormatEngineConfig(*c), "printed");
+  REQUIRE(again.ok());
+  CHECK(FormatEngineConfig(*again) == FormatEngineConfig(*c));
+  CHECK(FoldParameters(*again) == FoldParameters(*c));
+}
+
+TEST_CASE("a bad config is refused naming the file, line, key, value and what is allowed",
+          "[config]") {
+  CHECK(ErrorOf("activation:\n  mesages_required: 3\n") ==
+        "engine.yaml:2: activation.mesages_required: unknown key (allowed: messages_required, "
+        "window_days)");
+  CHECK(ErrorOf("activation:\n  messages_required: three\n") ==
+        "engine.yaml:2: activation.messages_required: \"three\" is not allowed (allowed: 32-bit "
+        "integer)");
+  CHECK(ErrorOf("activation:\n  messages_required: 0\n") ==
+        "engine.yaml: activation.messages_required: 0 is not allowed (allowed: 1..1000)");
+  CHECK(ErrorOf("churn: {time_unit: MONTH}") ==
+        "engine.yaml:1: churn.time_unit: \"MONTH\" is not allowed (allowed: one of DAY, WEEK)");
+  CHECK(ErrorOf("churn: {r: -1}") ==
+        "engine.yaml: churn.r: -1 is not allowed (allowed: a finite number > 0)");
+  CHECK(ErrorOf("churn: {a: 1}").find("churn.a: 1 is not allowed") != std::string::npos);
+  CHECK(ErrorOf("time: {default_time_zone: Mars/Olympus}") ==
+        "engine.yaml: time.default_time_zone: \"Mars/Olympus\" is not allowed (allowed: an IANA "
+        "time zone in the system's zoneinfo, e.g. Asia/Shanghai or UTC)");
+  CHECK(ErrorOf("adherence: {pdc_threshold: 1.5}") ==
+        "engine.yaml: adherence.pdc_threshold: 1.5 is not allowed (allowed: 0 < value <= 1)");
+  CHECK(ErrorOf("adherence: {pdc_period_start: 2026-13-01}") ==
+        "engine.yaml: adherence.pdc_period_start: \"2026-13-01\" is not allowed (allowed: a date "
+        "YYYY-MM-DD)");
+  CHECK(ErrorOf("adherence: {pdc_period_start: 2026-02-01, pdc_period_end: 2026-01-01}")
+            .find("adherence.pdc_period_end") != std::string::npos);
+  CHECK(ErrorOf("lifecycle: {active_days: 30, silent_days: 30}") ==
+        "engine.yaml: lifecycle.silent_days: 30 is not allowed (allowed: more than active_days "
+        "(30) and at most 36500)");
+  CHECK(ErrorOf("rfm: {frequency: [1, 2, 3]}") ==
+        "engine.yaml: rfm.frequency: [1, 2, 3] is not allowed (allowed: exactly 4 break points)");
+  CHECK(ErrorOf("rfm: {frequency: [1, 3, 2, 4]}") ==
+        "engine.yaml: rfm.frequency: [1, 3, 2, 4] is not allowed (allowed: strictly ascending "
+        "break points)");
+  CHECK(ErrorOf("rfm: {currency: yuan}").find("rfm.currency") != std::string::npos);
+  CHECK(ErrorOf("marketing: {sensitive_keywords: [\"  \"]}") ==
+        "engine.yaml: marketing.sensitive_keywords[0]: an empty keyword is not allowed (allowed: "
+        "non-blank keywords)");
+  CHECK(ErrorOf("rfm: {frequency: 3}") ==
+        "engine.yaml:1: rfm.frequency: expected a list ([a, b] or - items)");
+  CHECK(ErrorOf("activation: 3") ==
+        "engine.yaml:1: activation: expected a mapping of messages_required, window_days");
+  CHECK(ErrorOf("activation: {window_days: 1, window_days: 2}") ==
+        "engine.yaml:1: activation.window_days: key given twice");
+  CHECK(ErrorOf("activation: [").find("engine.yaml:1: not valid YAML") == 0);
+}
+
+TEST_CASE("a config file that cannot be read is NOT_FOUND naming the path", "[config]") {
+  auto c = LoadEngineConfig("/nonexistent/engine.yaml");
+  CHECK(c.status().code() == absl::StatusCode::kNotFound);
+  CHECK(c.status().message() == "cannot read /nonexistent/engine.yaml");
+
+  testing::TempDir dir;
+  std::ofstream(dir.Sub("engine.yaml")) << "lifecycle:\n  new_days: 10\n";
+  auto ok = LoadEngineConfig(dir.Sub("engine.yaml"));
+  REQUIRE(ok.ok());
+  CHECK(ok->lifecycle_new_days == 10);
+}
+
+TEST_CASE("deploy/engine.yaml is valid and spells out the defaults", "[config]") {
+  auto shipped = LoadEngineConfig(TEND_SOURCE_DIR "/deploy/engine.yaml");
+  REQUIRE(shipped.ok());
+  auto defaults = LoadEngineConfig("");
+  REQUIRE(defaults.ok());
+  CHECK(FormatEngineConfig(*shipped) == FormatEngineConfig(*defaults));
+}
+
+TEST_CASE("fold parameters: only what the fold itself uses", "[config]") {
+  auto a = ParseEngineConfig("marketing: {sensitive_keywords: [Stop, unsubscribe]}", "a");
+  auto b = ParseEngineConfig("marketing: {sensitive_keywords: [unsubscribe, stop]}\n"
+                             "lifecycle: {silent_days: 120}",
+                             "b");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(FoldParameters(*a) == FoldParameters(*b));  // order and case do not matter
+  auto c = ParseEngineConfig("activation: {messages_required: 4}", "c");
+  REQUIRE(c.ok());
+  CHECK(FoldParameters(*c).at("activation.messages_required") == "4");
+}
+
+}  // namespace
+}  // namespace tend

@@ -1,0 +1,142 @@
+#include "events/codec.h"
+
+#include <catch2/catch.hpp>
+
+namespace tend {
+namespace {
+
+v1::Event ValidCheckIn() {
+  v1::Event e;
+  e.set_event_id("e-1");
+  e.set_patient_id("p-1");
+  e.mutable_occurred_at()->set_seconds(1767225600);
+  e.mutable_recorded_at()->set_seconds(1767225605);
+  e.mutable_check_in()->set_kind(v1::CheckIn::GLUCOSE);
+  e.mutable_check_in()->mutable_glucose()->set_mmol_per_l(6.1);
+  return e;
+}
+
+std::string Problem(const v1::Event& e) { return std::string(ValidateEvent(e).message()); }
+
+TEST_CASE("a well-formed event decodes and validates", "[codec]") {
+  v1::Event e = ValidCheckIn();
+  v1::Event decoded;
+  REQUIRE(DecodeEvent(e.SerializeAsString(), &decoded).ok());
+  CHECK(decoded.event_id() == "e-1");
+  CHECK(ValidateEvent(decoded).ok());
+  CHECK(EventTypeName(decoded) == "check_in");
+}
+
+TEST_CASE("bytes that are not an Event are refused with the size", "[codec]") {
+  v1::Event out;
+  absl::Status s = DecodeEvent("\xff\xfe garbage", &out);
+  CHECK(absl::IsInvalidArgument(s));
+  CHECK(std::string(s.message()).find("not a serialized tend.v1.Event") != std::string::npos);
+}
+
+TEST_CASE("validation names the field and what is allowed", "[codec]") {
+  v1::Event e = ValidCheckIn();
+  SECTION("ids") {
+    e.set_patient_id("");
+    CHECK(Problem(e).rfind("patient_id: must be 1-128 characters", 0) == 0);
+    e.set_patient_id("has space");
+    CHECK(Problem(e).find("\"has space\"") != std::string::npos);
+    e.set_patient_id(std::string(129, 'a'));
+    CHECK(!ValidateEvent(e).ok());
+  }
+  SECTION("times") {
+    e.clear_occurred_at();
+    CHECK(Problem(e) == "occurred_at: is required");
+    e = ValidCheckIn();
+    e.clear_recorded_at();
+    CHECK(Problem(e) == "recorded_at: is required");
+    e = ValidCheckIn();
+    e.mutable_occurred_at()->set_seconds(0);
+    CHECK(Problem(e).find("on or after 2000-01-01") != std::string::npos);
+  }
+  SECTION("a device clock far ahead of the ingest time is refused") {
+    e.mutable_occurred_at()->set_seconds(e.recorded_at().seconds() + 5 * 365 * 86400LL);
+    CHECK(Problem(e).rfind("occurred_at: is 43800h ahead of recorded_at", 0) == 0);
+    e.mutable_occurred_at()->set_seconds(e.recorded_at().seconds() + 30 * 60);  // 30 min skew
+    CHECK(ValidateEvent(e).ok());
+  }
+  SECTION("late events (occurred long before recorded) are fine") {
+    e.mutable_occurred_at()->set_seconds(e.recorded_at().seconds() - 40 * 86400LL);
+    CHECK(ValidateEvent(e).ok());
+  }
+  SECTION("body") {
+    e.clear_check_in();
+    CHECK(Problem(e).rfind("body: one of scan, message", 0) == 0);
+  }
+  SECTION("check-in values must match the kind") {
+    e.mutable_check_in()->set_kind(v1::CheckIn::BLOOD_PRESSURE);
+    CHECK(Problem(e) == "check_in.glucose: needs kind GLUCOSE");
+    e.mutable_check_in()->set_kind(v1::CheckIn::KIND_UNSPECIFIED);
+    CHECK(Problem(e).rfind("check_in.kind: must be one of", 0) == 0);
+    e.mutable_check_in()->set_kind(v1::CheckIn::BLOOD_PRESSURE);
+    e.mutable_check_in()->mutable_blood_pressure()->set_systolic_mmhg(80);
+    e.mutable_check_in()->mutable_blood_pressure()->set_diastolic_mmhg(120);
+    CHECK(Problem(e).rfind("check_in.blood_pressure: needs 0 < diastolic", 0) == 0);
+  }
+  SECTION("purchase items") {
+    e.mutable_purchase()->set_order_id("o-1");
+    e.mutable_purchase()->set_currency("CNY");
+    auto* item = e.mutable_purchase()->add_items();
+    item->set_sku("med-1");
+    item->set_quantity(1);
+    item->set_days_supply(30);
+    CHECK(Problem(e) == "purchase.items[0].ingredient: is required when days_supply is set");
+    item->set_ingredient("metformin");
+    CHECK(ValidateEvent(e).ok());
+    e.mutable_purchase()->set_currency("yuan");
+    CHECK(Problem(e).rfind("purchase.currency: must be an ISO 4217 code", 0) == 0);
+  }
+  SECTION("enrollment time zone must be an IANA name") {
+    e.mutable_enrollment()->set_program_id("camp");
+    e.mutable_enrollment()->set_time_zone("Asia/Shanghai");
+    CHECK(ValidateEvent(e).ok());
+    e.mutable_enrollment()->set_time_zone("Mars/Olympus");
+    CHECK(Problem(e).rfind("enrollment.time_zone: must be an IANA time zone", 0) == 0);
+  }
+  SECTION("enums must be set") {
+    e.mutable_message();
+    CHECK(Problem(e) == "message.direction: must be PATIENT_TO_STAFF or STAFF_TO_PATIENT");
+    e.mutable_consent_changed();
+    CHECK(Problem(e) == "consent_changed.purpose: must be MARKETING or CARE_REMINDERS");
+  }
+}
+
+TEST_CASE("event type names are stable wire values", "[codec]") {
+  v1::Event e;
+  CHECK(EventTypeName(e).empty());
+  e.mutable_scan();
+  CHECK(EventTypeName(e) == "scan");
+  e.mutable_contact_removed();
+  CHECK(EventTypeName(e) == "contact_removed");
+  auto headers = EventHeaders(ValidCheckIn());
+  CHECK(std::string(headers[0].name) == "event_id");
+  CHECK(std::string(headers[0].value) == "e-1");
+  CHECK(std::string(headers[1].value) == "check_in");
+}
+
+}  // namespace
+TEST_CASE("clock ticks are not patient events - only their own check lets them through",
+          "[codec]") {
+  v1::Event tick;
+  tick.set_event_id("tick:t1:1780000000000");
+  tick.mutable_recorded_at()->set_seconds(1780000000);
+  tick.mutable_clock_tick()->set_ticker("t1");
+  CHECK(ValidateClockTick(tick).ok());
+  CHECK(EventTypeName(tick) == "clock_tick");
+  // Ingest and `tend produce` validate as patient events: a tick is refused, by name.
+  const absl::Status as_event = ValidateEvent(tick);
+  CHECK(absl::IsInvalidArgument(as_event));
+  CHECK(std::string(as_event.message()).find("clock_tick: is not a patient event") == 0);
+  tick.set_patient_id("p1");
+  CHECK(std::string(ValidateClockTick(tick).message()).find("patient_id: must be empty") == 0);
+  tick.clear_patient_id();
+  tick.clear_recorded_at();
+  CHECK_FALSE(ValidateClockTick(tick).ok());
+}
+
+}  // namespace tend

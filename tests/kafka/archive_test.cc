@@ -1,0 +1,150 @@
+// kafka/archive.h: the archive file format, its checksums, and what a reader says about a
+// corrupt or truncated file. Real files in a temp dir.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "kafka/archive.h"
+#include "tests/temp_dir.h"
+
+namespace tend {
+namespace {
+
+using testing::TempDir;
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteAll(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+// An archive of `n` records over 3 partitions.
+void WriteArchive(const std::string& path, int n) {
+  v1::ArchiveHeader header;
+  header.set_topic("tend.events");
+  header.set_partitions(3);
+  for (int p = 0; p < 3; ++p) {
+    header.add_low_offsets(0);
+    header.add_high_offsets(n / 3 + (p < n % 3 ? 1 : 0));
+  }
+  auto writer = ArchiveWriter::Create(path, header);
+  REQUIRE(writer.ok());
+  for (int i = 0; i < n; ++i) {
+    v1::ArchiveRecord r;
+    r.set_partition(i % 3);
+    r.set_offset(i / 3);
+    r.set_key("p" + std::to_string(i));
+    r.set_value(std::string(20 + i % 7, static_cast<char>('a' + i % 26)));
+    r.set_timestamp_ms(1767225600000 + i);
+    REQUIRE((*writer)->Append(r).ok());
+  }
+  REQUIRE((*writer)->Finish().ok());
+}
+
+// Reads every record; the status of the first failure, or OK with the count.
+absl::StatusOr<int> ReadArchive(const std::string& path) {
+  auto reader = ArchiveReader::Open(path);
+  if (!reader.ok()) return reader.status();
+  v1::ArchiveRecord r;
+  int n = 0;
+  for (;;) {
+    auto more = (*reader)->Next(&r);
+    if (!more.ok()) return more.status();
+    if (!*more) return n;
+    CHECK(r.partition() == n % 3);
+    CHECK(r.offset() == n / 3);
+    CHECK(r.key() == "p" + std::to_string(n));
+    ++n;
+  }
+}
+
+TEST_CASE("CRC-32C matches the published check value") {
+  CHECK(Crc32c("123456789") == 0xE3069283u);  // RFC 3720 / the Castagnoli check value
+  CHECK(Crc32c("") == 0u);
+  CHECK(Crc32c("6789", Crc32c("12345")) == 0xE3069283u);  // continues across pieces
+}
+
+TEST_CASE("an archive reads back record for record, with its header") {
+  TempDir dir;
+  const std::string path = dir.Sub("a.tarc");
+  WriteArchive(path, 100);
+  CHECK_FALSE(std::filesystem::exists(path + ".partial"));
+  auto reader = ArchiveReader::Open(path);
+  REQUIRE(reader.ok());
+  CHECK((*reader)->header().format_version() == 1);
+  CHECK((*reader)->header().topic() == "tend.events");
+  CHECK((*reader)->header().high_offsets(0) == 34);
+  auto n = ReadArchive(path);
+  REQUIRE(n.ok());
+  CHECK(*n == 100);
+  CHECK(ReadAll(path).substr(0, 8) == "TENDARC\n");
+}
+
+TEST_CASE("a truncated archive is refused with the position, wherever it was cut") {
+  TempDir dir;
+  const std::string path = dir.Sub("a.tarc");
+  WriteArchive(path, 50);
+  const std::string whole = ReadAll(path);
+  // Every cut point: inside the magic, the header, any record, the end frame.
+  for (size_t cut = 0; cut < whole.size(); cut += 7) {
+    WriteAll(dir.Sub("cut.tarc"), whole.substr(0, cut));
+    auto n = ReadArchive(dir.Sub("cut.tarc"));
+    INFO("cut at " << cut);
+    REQUIRE_FALSE(n.ok());
+    CHECK(n.status().code() == absl::StatusCode::kDataLoss);
+    if (cut >= 8 + 40) {  // past the header
+      CHECK_THAT(std::string(n.status().message()), Catch::Contains("truncated at byte"));
+    }
+  }
+}
+
+TEST_CASE("a flipped byte is a checksum mismatch at the frame's position") {
+  TempDir dir;
+  const std::string path = dir.Sub("a.tarc");
+  WriteArchive(path, 20);
+  std::string bytes = ReadAll(path);
+  bytes[bytes.size() / 2] ^= 0x10;
+  WriteAll(path, bytes);
+  auto n = ReadArchive(path);
+  REQUIRE_FALSE(n.ok());
+  CHECK(n.status().code() == absl::StatusCode::kDataLoss);
+  CHECK_THAT(std::string(n.status().message()), Catch::Contains("is corrupt at byte"));
+}
+
+TEST_CASE("not an archive, or bytes after the end, are refused") {
+  TempDir dir;
+  WriteAll(dir.Sub("x"), "{\"event_id\": \"e1\"}\n");
+  auto r = ArchiveReader::Open(dir.Sub("x"));
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(std::string(r.status().message()), Catch::Contains("not a tend archive"));
+  CHECK(ArchiveReader::Open(dir.Sub("missing")).status().code() == absl::StatusCode::kNotFound);
+
+  WriteArchive(dir.Sub("a.tarc"), 5);
+  WriteAll(dir.Sub("a.tarc"), ReadAll(dir.Sub("a.tarc")) + "junk");
+  auto n = ReadArchive(dir.Sub("a.tarc"));
+  REQUIRE_FALSE(n.ok());
+  CHECK_THAT(std::string(n.status().message()), Catch::Contains("after the end frame"));
+}
+
+TEST_CASE("an archive writer that does not finish leaves nothing behind") {
+  TempDir dir;
+  const std::string path = dir.Sub("a.tarc");
+  {
+    auto writer = ArchiveWriter::Create(path, v1::ArchiveHeader());
+    REQUIRE(writer.ok());
+    v1::ArchiveRecord r;
+    r.set_key("p1");
+    REQUIRE((*writer)->Append(r).ok());
+    CHECK(std::filesystem::exists(path + ".partial"));
+  }
+  CHECK_FALSE(std::filesystem::exists(path + ".partial"));
+  CHECK_FALSE(std::filesystem::exists(path));
+}
+
+}  // namespace
+}  // namespace tend

@@ -1,0 +1,621 @@
+// Specs of rules/decide.h: which rules fire on an event and what each global policy makes of
+// them — each policy in isolation, quiet hours across DST changes, arbitration under a cap.
+#include "rules/decide.h"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "projections/config.h"
+#include "projections/patient.h"
+#include "tests/projections/events.h"
+
+namespace tend {
+namespace {
+
+const char* kRules = R"(
+rules:
+  - id: welcome
+    version: 2
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: welcome, channel: CHAT, parameters: {channel: "{event.scan.channel_id}", fixed: hello}}}
+    policy: {category: CARE, priority: 40, ttl: 2h}
+  - id: care-b
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: b, channel: CHAT}}
+    policy: {category: CARE, priority: 35, ttl: 48h}
+  - id: care-c
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: c, channel: CHAT}}
+    policy: {category: CARE, priority: 30, ttl: 48h}
+  - id: offer
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: offer, channel: CHAT}}
+    policy: {category: MARKETING, priority: 10, ttl: 48h}
+  - id: high-glucose
+    version: 1
+    trigger: {event: {kind: check_in, filter: {compare: {field: event.check_in.kind, op: EQ, value: GLUCOSE}}}}
+    when: {compare: {field: event.check_in.glucose.mmol_per_l, op: GT, value: "10"}}
+    action: {task: {template_id: glucose-review, parameters: {value: "{event.check_in.glucose.mmol_per_l}"}}}
+    policy: {category: CLINICAL, priority: 90, ttl: 24h}
+  - id: streak-3
+    version: 1
+    trigger: {became: {compare: {field: patient.adherence.current_streak, op: GE, value: "3"}}}
+    action: {reminder: {template_id: streak, channel: CHAT}}
+    policy: {category: CLINICAL, priority: 50, cooldown: 7d, ttl: 12h}
+  - id: no-bp-3d
+    version: 1
+    trigger:
+      absence:
+        kind: check_in
+        filter: {compare: {field: event.check_in.kind, op: EQ, value: BLOOD_PRESSURE}}
+        after: 3d
+    action: {reminder: {template_id: bp-nudge, channel: CHAT}}
+    policy: {category: CLINICAL, priority: 50, ttl: 24h}
+  - id: daily
+    version: 1
+    trigger: {schedule: {at: "09:00", program_id: diabetes}}
+    when: {compare: {field: patient.adherence.checked_in_today, op: EQ, value: "false"}}
+    action: {reminder: {template_id: daily, channel: CHAT, parameters: {streak: "{patient.adherence.current_streak}"}}}
+    policy: {category: CARE, priority: 10, ttl: 6h}
+)";
+
+const RuleSet& Rules() {
+  static const RuleSet* rules = [] {
+    auto r = RuleSet::Parse(kRules, "test-rules");
+    if (!r.ok()) std::abort();
+    return new RuleSet(*std::move(r));
+  }();
+  return *rules;
+}
+
+using testing::At;
+
+absl::TimeZone Zone(const std::string& name) {
+  absl::TimeZone tz;
+  if (!absl::LoadTimeZone(name, &tz)) std::abort();
+  return tz;
+}
+
+// One patient through the rules, as the engine runs them: each event is folded into a real
+// state (projections::Apply) and decided at the partition clock; timers due by then fire first,
+// in due order.
+struct Patient {
+  projections::ProjectionConfig config = projections::DefaultProjectionConfig();
+  const RuleSet* rules = &Rules();
+  PolicyOptions policy;
+  v1::PatientState state;
+  DecideOutput out;  // of the last call
+  std::vector<v1::ReminderCommand> all_commands;
+  std::vector<v1::Decision> all_decisions;
+  RuleMemoryIndex* memories = nullptr;  // given to every decision when set
+  int events = 0;
+
+  DecideInput Input(absl::Time now, LazyView* view) {
+    DecideInput in;
+    in.state = &state;
+    in.now = now;
+    in.tz = view->tz();
+    in.view = view;
+    in.memories = memories;
+    return in;
+  }
+  void Keep() {
+    all_commands.insert(all_commands.end(), out.commands.begin(), out.commands.end());
+    all_decisions.insert(all_decisions.end(), out.decisions.begin(), out.decisions.end());
+  }
+
+  // Fires the timers due at or before `now`.
+  void Tick(const std::string& now_text) {
+    const absl::Time now = At(now_text);
+    out.Clear();
+    for (int fired = 0;; ++fired) {
+      REQUIRE(fired < 1000);  // a timer that stays armed at its due time would fire forever
+      const v1::RuleMemory* next = nullptr;  // the earliest armed timer (ties: by rule id)
+      for (const auto& m : state.rules().rules()) {
+        if (m.timer_due_s() != 0 &&
+            (next == nullptr || std::make_pair(m.timer_due_s(), m.rule_id()) <
+                                    std::make_pair(next->timer_due_s(), next->rule_id()))) {
+          next = &m;
+        }
+      }
+      if (next == nullptr || next->timer_due_s() > absl::ToUnixSeconds(now)) break;
+      const std::string rule = next->rule_id();
+      const int64_t due = next->timer_due_s();
+      LazyView view(config, state, now);
+      DecideOnTimer(*rules, policy, Input(now, &view), rule, due, state.mutable_rules(), &out);
+    }
+    Keep();
+  }
+
+  // The event happened at `occurred` (default: when recorded) and was recorded at `now`.
+  void Fold(v1::Event e, const std::string& now_text, const std::string& occurred = "") {
+    Tick(now_text);
+    const std::vector<v1::Decision> timer_decisions(out.decisions.begin(), out.decisions.end());
+    const absl::Time now = At(now_text);
+    e.set_patient_id("p-1");
+    e.mutable_recorded_at()->set_seconds(absl::ToUnixSeconds(now));
+    e.mutable_occurred_at()->set_seconds(absl::ToUnixSeconds(occurred.empty() ? now : At(occurred)));
+    const bool first = state.unique_events() == 0;
+    projections::Apply(config, e, &state);
+    LazyView view(config, state, now);
+    DecideInput in = Input(now, &view);
+    in.event = &e;
+    in.first_event = first;
+    out.Clear();
+    DecideOnEvent(*rules, policy, in, state.mutable_rules(), &out);
+    Keep();
+    for (const auto& d : timer_decisions) *out.decisions.Add() = d;
+  }
+};
+
+// The rule's armed timer (unix seconds), 0 when none.
+int64_t TimerOf(const Patient& p, const std::string& rule) {
+  const v1::RuleMemory* m = FindRuleMemory(p.state.rules(), rule);
+  return m == nullptr ? 0 : m->timer_due_s();
+}
+
+v1::Event Scan(const std::string& id, const std::string& staff = "staff-7") {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_scan()->set_channel_id("pharmacy");
+  e.mutable_scan()->set_staff_id(staff);
+  return e;
+}
+
+v1::Event Glucose(const std::string& id, double mmol) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_check_in()->set_kind(v1::CheckIn::GLUCOSE);
+  e.mutable_check_in()->mutable_glucose()->set_mmol_per_l(mmol);
+  return e;
+}
+
+v1::Event BloodPressure(const std::string& id) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_check_in()->set_kind(v1::CheckIn::BLOOD_PRESSURE);
+  e.mutable_check_in()->mutable_blood_pressure()->set_systolic_mmhg(120);
+  e.mutable_check_in()->mutable_blood_pressure()->set_diastolic_mmhg(80);
+  return e;
+}
+
+v1::Event Enroll(const std::string& id, const std::string& program, const std::string& zone) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_enrollment()->set_program_id(program);
+  e.mutable_enrollment()->set_time_zone(zone);
+  return e;
+}
+
+v1::Event Removed(const std::string& id) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_contact_removed()->set_staff_id("staff-7");
+  return e;
+}
+
+v1::Event Consent(const std::string& id, v1::ConsentChanged::Purpose purpose, bool granted) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_consent_changed()->set_purpose(purpose);
+  e.mutable_consent_changed()->set_granted(granted);
+  return e;
+}
+
+v1::Event PatientSays(const std::string& id, const std::string& keyword) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_message()->set_direction(v1::Message::PATIENT_TO_STAFF);
+  e.mutable_message()->add_keywords(keyword);
+  return e;
+}
+
+const v1::Decision* DecisionOf(const DecideOutput& out, const std::string& rule) {
+  for (const auto& d : out.decisions) {
+    if (d.rule_id() == rule) return &d;
+  }
+  return nullptr;
+}
+const v1::Decision* DecisionOf(const Patient& p, const std::string& rule) {
+  return DecisionOf(p.out, rule);
+}
+
+TEST_CASE("an event fires its rules: automated reminders with deterministic ids and the values "
+          "behind them",
+          "[decide]") {
+  Patient p;
+  p.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+  REQUIRE(p.out.commands.size() == 3);  // welcome, care-b + offer; care-c loses the CARE cap
+  const v1::ReminderCommand& c = p.out.commands[0];
+  CHECK(c.rule_id() == "welcome");
+  CHECK(c.rule_version() == 2);
+  CHECK(c.recipient() == v1::ReminderCommand::PATIENT);
+  CHECK(c.automated());
+  CHECK(c.channel() == v1::CHAT);
+  CHECK(c.parameters().at("channel") == "pharmacy");
+  CHECK(c.parameters().at("fixed") == "hello");
+  CHECK(c.not_before().seconds() == absl::ToUnixSeconds(At("2026-05-01T10:00:00+08:00")));
+  CHECK(c.expires_at().seconds() == absl::ToUnixSeconds(At("2026-05-01T12:00:00+08:00")));
+  CHECK(c.trigger_event_id() == "s1");
+  CHECK(c.command_id() == CommandId("welcome", 2, "p-1", "event:s1"));
+  CHECK(c.command_id().size() == 32);
+  // Stable forever: receivers dedupe on it, and a replay must reproduce it.
+  CHECK(CommandId("daily-checkin", 1, "p-000042", "schedule:2026-05-01") ==
+        "673de7d4b6efc8b548dc97ad55632f8f");
+  CHECK(CommandId("welcome", 2, "p-1", "event:s2") != c.command_id());
+  CHECK(CommandId("welcome", 3, "p-1", "event:s1") != c.command_id());
+  CHECK(DecisionOf(p, "welcome")->outcome() == v1::Decision::FIRED);
+  CHECK(DecisionOf(p, "welcome")->command_id() == c.command_id());
+
+  // A task for the assigned health manager (from the scan), with the conditions and values.
+  p.Fold(Glucose("g1", 12.5), "2026-05-01T11:00:00+08:00");
+  REQUIRE(p.out.commands.size() == 1);
+  const v1::ReminderCommand& task = p.out.commands[0];
+  CHECK(task.recipient() == v1::ReminderCommand::STAFF);
+  CHECK(task.staff_id() == "staff-7");
+  CHECK_FALSE(task.automated());
+  CHECK(task.parameters().at("value") == "12.5");
+  REQUIRE(task.explanation().checks_size() == 2);
+  CHECK(task.explanation().checks(1).field() == "event.check_in.glucose.mmol_per_l");
+  CHECK(task.explanation().checks(1).actual() == "12.5");
+  CHECK(task.explanation().checks(1).held());
+
+  // The trigger fired but the condition did not hold: recorded, no command.
+  p.Fold(Glucose("g2", 6.0), "2026-05-01T12:00:00+08:00");
+  CHECK(p.out.commands.empty());
+  CHECK(DecisionOf(p, "high-glucose")->reason() == v1::Decision::CONDITIONS);
+  CHECK(DecisionOf(p, "high-glucose")->explanation().checks(1).actual() == "6");
+}
+
+TEST_CASE("priority arbitration under the daily cap, deterministic, losers recorded", "[decide]") {
+  Patient p;
+  p.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+  CHECK(DecisionOf(p, "welcome")->outcome() == v1::Decision::FIRED);  // priority 40
+  CHECK(DecisionOf(p, "care-b")->outcome() == v1::Decision::FIRED);   // 35
+  CHECK(DecisionOf(p, "care-c")->outcome() == v1::Decision::SUPPRESSED);
+  CHECK(DecisionOf(p, "care-c")->reason() == v1::Decision::PRIORITY);
+  CHECK(SentOn(p.state.rules(), absl::CivilDay(2026, 5, 1), v1::CARE) == 2);
+  // Later the same local day the cap is simply full; the next day it is not.
+  p.Fold(Scan("s2"), "2026-05-01T20:00:00+08:00");
+  CHECK(DecisionOf(p, "welcome")->reason() == v1::Decision::CAP);
+  p.Fold(Scan("s3"), "2026-05-02T09:00:00+08:00");
+  CHECK(DecisionOf(p, "welcome")->outcome() == v1::Decision::FIRED);
+  // A cap of 1 gives the slot to the highest priority, whatever the rule order in the file.
+  Patient other;
+  other.policy.daily_cap[v1::CARE] = 1;
+  other.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+  CHECK(DecisionOf(other, "welcome")->outcome() == v1::Decision::FIRED);
+  CHECK(DecisionOf(other, "care-b")->reason() == v1::Decision::PRIORITY);
+}
+
+TEST_CASE("quiet hours defer a reminder to their end, or drop it when its time to live ends first",
+          "[decide]") {
+  Patient p;
+  p.Fold(Scan("s1"), "2026-05-01T22:30:00+08:00");
+  CHECK(DecisionOf(p, "welcome")->reason() == v1::Decision::QUIET_HOURS_EXPIRED);  // ttl 2h
+  const v1::Decision* b = DecisionOf(p, "care-b");
+  CHECK(b->outcome() == v1::Decision::DEFERRED);
+  const v1::ReminderCommand& cmd = p.out.commands[0];
+  CHECK(cmd.rule_id() == "care-b");
+  CHECK(cmd.not_before().seconds() == absl::ToUnixSeconds(At("2026-05-02T08:00:00+08:00")));
+  // Counted on the day it goes out.
+  CHECK(SentOn(p.state.rules(), absl::CivilDay(2026, 5, 2), v1::CARE) == 2);  // b and c
+  // Just after midnight, too; tasks for staff are not held back.
+  p.Fold(Glucose("g1", 15), "2026-05-03T00:30:00+08:00");
+  CHECK(p.out.commands[0].not_before().seconds() ==
+        absl::ToUnixSeconds(At("2026-05-03T00:30:00+08:00")));
+}
+
+TEST_CASE("quiet hours follow the patient's clock across DST changes", "[decide]") {
+  const PolicyOptions policy;
+  const absl::TimeZone ny = Zone("America/New_York");
+  // Sat Mar 7 2026 23:00 EST: the window ends Sun Mar 8 08:00, which is EDT (-04:00) by then.
+  CHECK(QuietHoursEnd(policy, At("2026-03-07T23:00:00-05:00"), ny) ==
+        At("2026-03-08T08:00:00-04:00"));
+  // Sat Oct 31 23:00 EDT: ends Sun Nov 1 08:00 EST (-05:00).
+  CHECK(QuietHoursEnd(policy, At("2026-10-31T23:00:00-04:00"), ny) ==
+        At("2026-11-01T08:00:00-05:00"));
+  // 01:30 on the night clocks go back is inside the window either time it happens.
+  CHECK(QuietHoursEnd(policy, At("2026-11-01T01:30:00-05:00"), ny) ==
+        At("2026-11-01T08:00:00-05:00"));
+  // Outside the window nothing moves.
+  CHECK(QuietHoursEnd(policy, At("2026-03-09T12:00:00-04:00"), ny) ==
+        At("2026-03-09T12:00:00-04:00"));
+  // A patient whose calendar is New York (from the enrollment).
+  Patient p;
+  p.Fold(Enroll("e1", "hypertension", "America/New_York"), "2026-03-07T20:00:00-05:00");
+  p.Fold(Scan("s1"), "2026-03-07T23:00:00-05:00");
+  CHECK(p.out.commands[0].not_before().seconds() ==
+        absl::ToUnixSeconds(At("2026-03-08T08:00:00-04:00")));
+}
+
+TEST_CASE("marketing is suppressed without consent or for sensitive patients - care still goes",
+          "[decide]") {
+  Patient p;
+  p.Fold(Consent("c1", v1::ConsentChanged::MARKETING, false), "2026-05-01T09:00:00+08:00");
+  p.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+  CHECK(DecisionOf(p, "offer")->reason() == v1::Decision::MARKETING_CONSENT);
+  CHECK(DecisionOf(p, "welcome")->outcome() == v1::Decision::FIRED);
+  Patient q;
+  q.Fold(PatientSays("m1", "unsubscribe"), "2026-05-01T09:00:00+08:00");
+  q.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+  CHECK(DecisionOf(q, "offer")->reason() == v1::Decision::MARKETING_SENSITIVE);
+  CHECK(DecisionOf(q, "welcome")->outcome() == v1::Decision::FIRED);
+  // Care-reminder consent withdrawn: care reminders stop, clinical ones still go.
+  Patient r;
+  r.Fold(Consent("c1", v1::ConsentChanged::CARE_REMINDERS, false), "2026-05-01T09:00:00+08:00");
+  r.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+  CHECK(DecisionOf(r, "welcome")->reason() == v1::Decision::CARE_CONSENT);
+  CHECK(DecisionOf(r, "offer")->outcome() == v1::Decision::FIRED);
+}
+
+TEST_CASE("hard-churned patients get no automated messages, only tasks for a human", "[decide]") {
+  Patient p;
+  p.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+  p.Fold(BloodPressure("b1"), "2026-05-01T10:10:00+08:00");
+  p.Fold(Removed("r1"), "2026-05-01T11:00:00+08:00");
+  p.Tick("2026-05-04T11:00:00+08:00");  // the blood-pressure absence timer falls due
+  CHECK(p.out.commands.empty());
+  CHECK(DecisionOf(p, "no-bp-3d")->reason() == v1::Decision::HARD_CHURNED);
+  p.Fold(Glucose("g1", 14), "2026-05-04T12:00:00+08:00");
+  REQUIRE(p.out.commands.size() == 1);
+  CHECK(p.out.commands[0].recipient() == v1::ReminderCommand::STAFF);
+}
+
+TEST_CASE("became fires on the transition only, and the cooldown holds back a repeat", "[decide]") {
+  Patient p;
+  auto day = [&](int d) {
+    p.Fold(Glucose(absl::StrCat("g", d), 5), absl::StrFormat("2026-05-%02dT09:00:00+08:00", d));
+  };
+  day(1);
+  day(2);
+  CHECK(DecisionOf(p, "streak-3") == nullptr);
+  day(3);  // streak 3
+  CHECK(DecisionOf(p, "streak-3")->outcome() == v1::Decision::FIRED);
+  CHECK(DecisionOf(p, "streak-3")->explanation().checks(0).actual() == "3");
+  day(4);  // still >= 3: no transition, no decision at all
+  CHECK(DecisionOf(p, "streak-3") == nullptr);
+  // Broken (no check-in on the 5th and 6th) and rebuilt within 7 days: the cooldown suppresses
+  // it; rebuilt again after 7 days, it fires.
+  day(7);
+  day(8);
+  day(9);
+  CHECK(DecisionOf(p, "streak-3")->reason() == v1::Decision::COOLDOWN);
+  day(12);
+  day(13);
+  day(14);
+  CHECK(DecisionOf(p, "streak-3")->outcome() == v1::Decision::FIRED);
+  // Old cap counters are dropped.
+  for (const auto& c : p.state.rules().sent()) {
+    CHECK(c.day() >= absl::CivilDay(2026, 5, 13) - absl::CivilDay(1970, 1, 1));
+  }
+}
+
+TEST_CASE("a became rule new to a patient's history does not fire for what already held",
+          "[decide]") {
+  auto without = RuleSet::Parse("rules: []", "empty");
+  REQUIRE(without.ok());
+  Patient p;
+  p.rules = &*without;
+  for (int d = 1; d <= 4; ++d) {
+    p.Fold(Glucose(absl::StrCat("g", d), 5), absl::StrFormat("2026-05-%02dT09:00:00+08:00", d));
+  }
+  p.rules = &Rules();  // deployed now: streak is already 4
+  p.Fold(Glucose("g5", 5), "2026-05-05T09:00:00+08:00");
+  CHECK(DecisionOf(p, "streak-3") == nullptr);
+  CHECK(FindRuleMemory(p.state.rules(), "streak-3")->became() == v1::RuleMemory::HELD_TRUE);
+}
+
+TEST_CASE("an absence timer is moved by each matching event, also one that arrives late, and "
+          "never fires twice for one silence",
+          "[decide]") {
+  Patient p;
+  p.Fold(BloodPressure("b1"), "2026-05-01T10:00:00+08:00");
+  CHECK(TimerOf(p, "no-bp-3d") ==
+        absl::ToUnixSeconds(At("2026-05-04T10:00:00+08:00")));
+  // A glucose check-in is not a blood-pressure one: nothing moves.
+  p.Fold(Glucose("g1", 5), "2026-05-02T10:00:00+08:00");
+  CHECK(TimerOf(p, "no-bp-3d") ==
+        absl::ToUnixSeconds(At("2026-05-04T10:00:00+08:00")));
+  // A reading taken on the 3rd, uploaded late (recorded just before the timer was due), counts
+  // from when it was taken.
+  p.Fold(BloodPressure("b2"), "2026-05-04T09:00:00+08:00", "2026-05-03T08:00:00+08:00");
+  CHECK(p.out.timer_changes.empty());  // the timer moves lazily: re-armed when it falls due
+  p.Tick("2026-05-05T12:00:00+08:00");
+  CHECK(p.out.decisions.empty());
+  CHECK(TimerOf(p, "no-bp-3d") ==
+        absl::ToUnixSeconds(At("2026-05-06T08:00:00+08:00")));
+  p.Tick("2026-05-06T08:30:00+08:00");  // due 05-06 08:00
+  REQUIRE(p.out.commands.size() == 1);
+  const v1::ReminderCommand& nudge = p.out.commands[0];
+  CHECK(nudge.rule_id() == "no-bp-3d");
+  CHECK(nudge.trigger() ==
+        absl::StrCat("absence:", absl::ToUnixSeconds(At("2026-05-03T08:00:00+08:00"))));
+  CHECK(nudge.trigger_event_id().empty());
+  CHECK(TimerOf(p, "no-bp-3d") == 0);
+  p.Tick("2026-05-09T08:30:00+08:00");  // once per silence
+  CHECK(p.out.decisions.empty());
+  // Late records: one older than the anchor changes nothing; one newer whose window has already
+  // passed does not fire a timer in the past (the silence was reported above).
+  p.Fold(BloodPressure("b3"), "2026-05-09T09:00:00+08:00", "2026-05-02T08:00:00+08:00");
+  CHECK(p.out.timer_changes.empty());
+  p.Fold(BloodPressure("b4"), "2026-05-09T10:00:00+08:00", "2026-05-05T08:00:00+08:00");
+  CHECK(TimerOf(p, "no-bp-3d") == 0);
+  p.Tick("2026-05-12T08:30:00+08:00");
+  CHECK(p.out.decisions.empty());
+  // A fresh reading arms it again.
+  p.Fold(BloodPressure("b5"), "2026-05-12T09:00:00+08:00");
+  CHECK(TimerOf(p, "no-bp-3d") ==
+        absl::ToUnixSeconds(At("2026-05-15T09:00:00+08:00")));
+  // (the three check-in days also made a streak: streak-3 fired once as well)
+  CHECK(std::count_if(p.all_commands.begin(), p.all_commands.end(), [](const auto& c) {
+          return c.rule_id() == "no-bp-3d";
+        }) == 1);
+}
+
+TEST_CASE("an absence counts from enrollment until the first matching event", "[decide]") {
+  Patient p;
+  p.Fold(Enroll("e1", "hypertension", "Asia/Shanghai"), "2026-05-01T10:00:00+08:00");
+  CHECK(TimerOf(p, "no-bp-3d") ==
+        absl::ToUnixSeconds(At("2026-05-04T10:00:00+08:00")));
+  // Quiet hours apply to timers too: due at 22:00, deferred to 08:00.
+  Patient q;
+  q.Fold(Enroll("e1", "hypertension", "Asia/Shanghai"), "2026-05-01T22:00:00+08:00");
+  q.Tick("2026-05-04T22:00:00+08:00");
+  REQUIRE(q.out.commands.size() == 1);
+  CHECK(DecisionOf(q, "no-bp-3d")->outcome() == v1::Decision::DEFERRED);
+  CHECK(q.out.commands[0].not_before().seconds() ==
+        absl::ToUnixSeconds(At("2026-05-05T08:00:00+08:00")));
+}
+
+TEST_CASE("a schedule fires at the local time every day, across a DST change, while enrolled",
+          "[decide]") {
+  Patient p;
+  // New York, enrolled Friday Mar 6 2026; clocks go forward on Sunday Mar 8.
+  p.Fold(Enroll("e1", "diabetes", "America/New_York"), "2026-03-06T12:00:00-05:00");
+  CHECK(TimerOf(p, "daily") ==
+        absl::ToUnixSeconds(At("2026-03-07T09:00:00-05:00")));
+  p.Tick("2026-03-07T09:00:00-05:00");
+  REQUIRE(p.out.commands.size() == 1);
+  CHECK(p.out.commands[0].trigger() == "schedule:2026-03-07");
+  CHECK(p.out.commands[0].parameters().at("streak") == "0");
+  // 09:00 on Sunday is 09:00 EDT, an hour earlier in UTC.
+  CHECK(TimerOf(p, "daily") ==
+        absl::ToUnixSeconds(At("2026-03-08T09:00:00-04:00")));
+  p.Tick("2026-03-08T08:59:00-04:00");
+  CHECK(p.out.commands.empty());
+  p.Tick("2026-03-08T09:00:00-04:00");
+  REQUIRE(p.out.commands.size() == 1);
+  CHECK(p.out.commands[0].trigger() == "schedule:2026-03-08");
+  // Checked in already on Monday: the condition does not hold and nothing is recorded.
+  p.Fold(Glucose("g1", 5), "2026-03-09T07:30:00-04:00");
+  p.Tick("2026-03-09T09:00:00-04:00");
+  CHECK(p.out.commands.empty());
+  CHECK(p.out.decisions.empty());
+  // A clock that jumps two days fires one reminder (for the earliest due day) and re-arms for
+  // the next occurrence after the clock.
+  p.Tick("2026-03-12T10:00:00-04:00");
+  REQUIRE(DecisionOf(p, "daily") != nullptr);
+  CHECK(DecisionOf(p, "daily")->trigger() == "schedule:2026-03-10");
+  CHECK(DecisionOf(p, "no-bp-3d") != nullptr);  // counted from enrollment, due 03-09 12:00
+  CHECK(TimerOf(p, "daily") ==
+        absl::ToUnixSeconds(At("2026-03-13T09:00:00-04:00")));
+  // Moving to another programme pauses it at the next due time.
+  p.Fold(Enroll("e2", "hypertension", "America/New_York"), "2026-03-12T11:00:00-04:00");
+  p.Tick("2026-03-14T10:00:00-04:00");
+  CHECK(p.out.commands.empty());
+  CHECK(TimerOf(p, "daily") == 0);
+  // Patients outside the programme never get it.
+  Patient q;
+  q.Fold(Scan("s1"), "2026-03-06T12:00:00-05:00");
+  CHECK(TimerOf(q, "daily") == 0);
+}
+
+TEST_CASE("the default pack: fasting glucose above target 3 days in a row becomes a task",
+          "[decide]") {
+  auto pack = RuleSet::Load(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
+  REQUIRE(pack.ok());
+  Patient p;
+  p.rules = &*pack;
+  p.Fold(Scan("s1"), "2026-05-01T06:00:00+08:00");
+  auto fasting = [&](const std::string& id, const std::string& at, double mmol) {
+    v1::Event e = Glucose(id, mmol);
+    e.mutable_check_in()->mutable_glucose()->set_context(v1::GlucoseReading::FASTING);
+    p.Fold(e, at);
+  };
+  fasting("g1", "2026-05-01T07:00:00+08:00", 8.4);
+  fasting("g2", "2026-05-02T07:00:00+08:00", 9.1);
+  CHECK(DecisionOf(p, "fasting-glucose-high-3d") == nullptr);
+  fasting("g3", "2026-05-03T07:00:00+08:00", 8.8);
+  REQUIRE(DecisionOf(p, "fasting-glucose-high-3d") != nullptr);
+  CHECK(DecisionOf(p, "fasting-glucose-high-3d")->outcome() == v1::Decision::FIRED);
+  const auto task = std::find_if(p.out.commands.begin(), p.out.commands.end(), [](const auto& c) {
+    return c.rule_id() == "fasting-glucose-high-3d";
+  });
+  REQUIRE(task != p.out.commands.end());
+  CHECK(task->recipient() == v1::ReminderCommand::STAFF);
+  CHECK(task->staff_id() == "staff-7");
+  CHECK(task->parameters().at("latest_mmol_per_l") == "8.8");
+  // A fourth day above target is no new transition.
+  fasting("g4", "2026-05-04T07:00:00+08:00", 8.0);
+  CHECK(DecisionOf(p, "fasting-glucose-high-3d") == nullptr);
+}
+
+TEST_CASE("with a rule memory index kept beside the patient, deciding decides and remembers what "
+          "it does with one built anew for every call",
+          "[decide]") {
+  auto pack = RuleSet::Load(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
+  REQUIRE(pack.ok());
+  RuleMemoryIndex index;
+  Patient plain, indexed;
+  indexed.memories = &index;
+  for (Patient* p : {&plain, &indexed}) {
+    p->rules = &*pack;
+    // A memory of a rule since removed from the set, with a timer: dropped when it falls due.
+    v1::RuleMemory* retired = p->state.mutable_rules()->add_rules();
+    retired->set_rule_id("retired-rule");
+    retired->set_timer_due_s(absl::ToUnixSeconds(At("2026-05-02T12:00:00+08:00")));
+    p->Fold(Enroll("e1", "diabetes", "Asia/Shanghai"), "2026-05-01T06:00:00+08:00");
+    p->Fold(Scan("s1"), "2026-05-01T06:30:00+08:00");
+    for (int day = 1; day <= 9; ++day) {
+      const std::string date = absl::StrFormat("2026-05-%02d", day);
+      if (day % 4 != 0) {
+        v1::Event e = Glucose(absl::StrCat("g", day), 8 + day % 3);
+        e.mutable_check_in()->mutable_glucose()->set_context(v1::GlucoseReading::FASTING);
+        p->Fold(e, date + "T07:00:00+08:00");
+      }
+      if (day % 3 == 0) p->Fold(BloodPressure(absl::StrCat("b", day)), date + "T20:00:00+08:00");
+      if (day == 5) {
+        p->Fold(Consent("c1", v1::ConsentChanged::MARKETING, false), date + "T12:00:00+08:00");
+        if (p == &indexed) index = RuleMemoryIndex();  // as for a patient read back: built anew
+      }
+    }
+    p->Tick("2026-06-20T12:00:00+08:00");
+  }
+  REQUIRE(plain.all_decisions.size() > 10);
+  REQUIRE(indexed.all_decisions.size() == plain.all_decisions.size());
+  for (size_t i = 0; i < plain.all_decisions.size(); ++i) {
+    CHECK(indexed.all_decisions[i].SerializeAsString() ==
+          plain.all_decisions[i].SerializeAsString());
+  }
+  REQUIRE(indexed.all_commands.size() == plain.all_commands.size());
+  for (size_t i = 0; i < plain.all_commands.size(); ++i) {
+    CHECK(indexed.all_commands[i].SerializeAsString() == plain.all_commands[i].SerializeAsString());
+  }
+  // The same memories, in the same order: the rule set's.
+  auto by_rule = [](const Patient& p) {
+    std::map<std::string, std::string> m;
+    for (const auto& r : p.state.rules().rules()) m[r.rule_id()] = r.SerializeAsString();
+    return m;
+  };
+  CHECK(by_rule(indexed) == by_rule(plain));
+  CHECK(indexed.state.rules().rules_size() == plain.state.rules().rules_size());
+  std::vector<std::string> order;
+  for (const auto& r : indexed.state.rules().rules()) {
+    if (pack->Find(r.rule_id()) != nullptr) order.push_back(r.rule_id());
+  }
+  std::vector<std::string> expected;
+  for (const auto& r : pack->rules()) {
+    if (std::find(order.begin(), order.end(), r.rule.id()) != order.end()) {
+      expected.push_back(r.rule.id());
+    }
+  }
+  CHECK(order == expected);
+  CHECK(order.size() >= 8);
+  // The index points at the patient's memories of the rules, and at nothing else.
+  for (size_t i = 0; i < pack->rules().size(); ++i) {
+    const v1::RuleMemory* m = FindRuleMemory(indexed.state.rules(), pack->rules()[i].rule.id());
+    CHECK(index.by_rule[i] == m);
+  }
+}
+
+}  // namespace
+}  // namespace tend

@@ -1,0 +1,141 @@
+// Specs of rules/rules.h: rule files are checked against the schemas of the view and the event
+// at load time, and conditions evaluate with an explanation of the values behind them.
+#include "rules/rules.h"
+
+#include <catch2/catch.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace tend {
+namespace {
+
+std::string ErrorOf(const std::string& yaml) {
+  auto r = RuleSet::Parse(yaml, "rules.yaml");
+  return r.ok() ? "(accepted)" : std::string(r.status().message());
+}
+
+// A valid rule with `trigger` and `when` substituted.
+std::string Rule(const std::string& trigger, const std::string& when = "{}",
+                 const std::string& policy = "{category: CARE, ttl: 1h}") {
+  return absl::StrCat("rules:\n  - id: r1\n    version: 1\n    trigger: ", trigger,
+                      "\n    when: ", when,
+                      "\n    action: {reminder: {template_id: t, channel: CHAT}}\n    policy: ",
+                      policy, "\n");
+}
+
+TEST_CASE("the default rule pack loads", "[rules]") {
+  auto rules = RuleSet::Load(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
+  REQUIRE(rules.ok());
+  REQUIRE(rules->rules().size() == 11);
+  CHECK(rules->rules()[0].rule.id() == "daily-checkin");
+  CHECK(rules->rules()[0].schedule_minute_of_day == 9 * 60);
+  const std::string described = DescribeRules(*rules);
+  CHECK(described.find("no-bp-3d v1: no check_in for 3d -> reminder bp-nudge via CHAT [CLINICAL, "
+                       "priority 50, cooldown 3d, ttl 1d]") != std::string::npos);
+  CHECK(described.find("streak-7 v1: became patient.adherence.current_streak >= 7 -> reminder") !=
+        std::string::npos);
+  CHECK(described.find("fasting-glucose-high-3d v1: became "
+                       "patient.glucose.fasting_above_target_days_in_a_row >= 3 -> task "
+                       "glucose-review") != std::string::npos);
+  CHECK(described.find("11 rules OK") != std::string::npos);
+}
+
+TEST_CASE("a bad rule is refused with the rule id, the key and the problem", "[rules]") {
+  CHECK(ErrorOf(Rule("{event: {kind: check_in}}")) == "(accepted)");
+  CHECK(ErrorOf(Rule("{event: {kind: checkin}}")) ==
+        "rules.yaml: rule r1: trigger.event.kind: \"checkin\" is not one of scan, message, "
+        "check_in, purchase, enrollment, contact_removed, consent_changed");
+  CHECK(ErrorOf(Rule("{event: {kind: scan}, schedule: {at: \"09:00\"}}")) ==
+        "rules.yaml: rule r1: trigger: give exactly one of event, absence, became, schedule");
+  CHECK(ErrorOf(Rule("{schedule: {at: \"9am\"}}")) ==
+        "rules.yaml: rule r1: trigger.schedule.at: \"9am\" is not a local time HH:MM");
+  CHECK(ErrorOf(Rule("{absence: {kind: check_in}}")) ==
+        "rules.yaml: rule r1: trigger.absence.after: is required and must be > 0 (e.g. 3d)");
+  CHECK(ErrorOf(Rule("{event: {kind: scan}}",
+                     "{compare: {field: patient.adherence.current_streek, op: GE, value: \"7\"}}"))
+            .rfind("rules.yaml: rule r1: when.compare.field: \"patient.adherence.current_streek\": "
+                   "patient.adherence has no field \"current_streek\" (it has: check_in_days,",
+                   0) == 0);
+  CHECK(ErrorOf(Rule("{event: {kind: scan}}",
+                     "{compare: {field: patient.churn.stage, op: EQ, value: SLEEPING}}")) ==
+        "rules.yaml: rule r1: when.compare.value: \"SLEEPING\" is not one of STAGE_UNSPECIFIED, NEW, "
+        "ACTIVE, SILENT, LOST, HARD_CHURNED");
+  CHECK(ErrorOf(Rule("{event: {kind: scan}}",
+                     "{compare: {field: patient.churn.stage, op: GT, value: NEW}}")) ==
+        "rules.yaml: rule r1: when.compare.op: GT needs a number; patient.churn.stage is not (use "
+        "EQ or NE)");
+  CHECK(ErrorOf(Rule("{event: {kind: scan}}",
+                     "{compare: {field: patient.churn.p_alive, op: LT, value: low}}")) ==
+        "rules.yaml: rule r1: when.compare.value: \"low\" is not a number");
+  CHECK(ErrorOf(Rule("{schedule: {at: \"09:00\"}}",
+                     "{compare: {field: event.check_in.kind, op: EQ, value: GLUCOSE}}")) ==
+        "rules.yaml: rule r1: when.compare.field: \"event.check_in.kind\": there is no event "
+        "here (only patient.* fields)");
+  CHECK(ErrorOf(Rule("{event: {kind: scan}}", "{compare: {field: patient.churn, op: EQ, value: x}}"))
+            .find("churn is a ChurnView; name one of its fields") != std::string::npos);
+  CHECK(ErrorOf(Rule("{event: {kind: scan}}",
+                     "{all: [{compare: {field: patient.churn.x, op: GT, value: \"1\"}}], "
+                     "not: {compare: {field: patient.churn.x, op: GT, value: \"1\"}}}")) ==
+        "rules.yaml: rule r1: when: give exactly one of compare, all, any, not");
+  CHECK(ErrorOf(Rule("{event: {kind: scan}}", "{}", "{ttl: 1h}")) ==
+        "rules.yaml: rule r1: policy.category: is required (CLINICAL, CARE, MARKETING)");
+  CHECK(ErrorOf(Rule("{event: {kind: scan}}", "{}", "{category: CARE}")) ==
+        "rules.yaml: rule r1: policy.ttl: is required and must be > 0 (e.g. 12h)");
+  CHECK(ErrorOf(Rule("{event: {kind: scan}}") + Rule("{event: {kind: scan}}").substr(7)) ==
+        "rules.yaml: rule r1: id: used by an earlier rule");
+  CHECK(ErrorOf("rules:\n  - id: r1\n    verison: 1\n") ==
+        "rules.yaml:3: rules[0].verison: unknown key (allowed: id, version, description, trigger, "
+        "when, action, policy)");
+}
+
+v1::PatientView View() {
+  v1::PatientView v;
+  v.mutable_churn()->set_stage(v1::ChurnView::SILENT);
+  v.mutable_churn()->set_p_alive(0.42);
+  v.mutable_adherence()->set_current_streak(7);
+  (*v.mutable_adherence()->mutable_check_in_days_by_kind())["GLUCOSE"] = 12;
+  return v;
+}
+
+CompiledCondition Compile(const std::string& yaml_condition) {
+  auto rules = RuleSet::Parse(Rule("{event: {kind: check_in}}", yaml_condition), "t");
+  REQUIRE(rules.ok());
+  return rules->rules()[0].when;
+}
+
+TEST_CASE("conditions compare typed values and explain themselves", "[rules]") {
+  v1::Event event;
+  event.mutable_check_in()->set_kind(v1::CheckIn::GLUCOSE);
+  event.mutable_check_in()->mutable_glucose()->set_mmol_per_l(8.4);
+  v1::Explanation trace;
+  CompiledCondition c = Compile(
+      "{all: [{compare: {field: patient.churn.stage, op: EQ, value: SILENT}},"
+      "       {compare: {field: event.check_in.glucose.mmol_per_l, op: GT, value: \"7.0\"}},"
+      "       {not: {compare: {field: patient.churn.p_alive, op: GE, value: \"0.5\"}}}]}");
+  CHECK(c.Evaluate(View(), &event, &trace));
+  REQUIRE(trace.checks_size() == 3);
+  CHECK(trace.checks(1).field() == "event.check_in.glucose.mmol_per_l");
+  CHECK(trace.checks(1).op() == ">");
+  CHECK(trace.checks(1).expected() == "7");
+  CHECK(trace.checks(1).actual() == "8.4");
+  CHECK(trace.checks(2).actual() == "0.42");
+  CHECK_FALSE(trace.checks(2).held());  // the inner comparison failed, so `not` held
+
+  event.mutable_check_in()->mutable_glucose()->set_mmol_per_l(6.1);
+  CHECK_FALSE(c.Evaluate(View(), &event, nullptr));
+  CHECK_FALSE(c.Evaluate(View(), nullptr, nullptr));  // no event: event fields read as zero
+
+  CHECK(Compile("{any: [{compare: {field: patient.churn.stage, op: EQ, value: LOST}},"
+                "       {compare: {field: patient.adherence.current_streak, op: GE, value: \"7\"}}]}")
+            .Evaluate(View(), nullptr, nullptr));
+  CHECK(Compile("{compare: {field: \"patient.adherence.check_in_days_by_kind[GLUCOSE]\", op: EQ, "
+                "value: \"12\"}}")
+            .Evaluate(View(), nullptr, nullptr));
+  CHECK(Compile("{compare: {field: \"patient.adherence.check_in_days_by_kind[DIET]\", op: EQ, "
+                "value: \"0\"}}")
+            .Evaluate(View(), nullptr, nullptr));  // an absent entry reads as zero
+  CHECK(Compile("{}").Evaluate(View(), nullptr, nullptr));
+}
+
+}  // namespace
+}  // namespace tend

@@ -1,0 +1,104 @@
+// tend bench: the benchmarks of bench/ (throughput by default; --latency, --query, --dispatch).
+#include <iostream>
+
+#include "bench/bench.h"
+#include "tools/subcommand.h"
+
+namespace tend {
+
+SubcommandRun AddBenchCommand(CLI::App* app) {
+  struct Flags {
+    BenchOptions bench;
+    std::string rules;
+    bool latency = false;
+    LatencyBenchOptions latency_bench;
+    int64_t seconds = absl::ToInt64Seconds(LatencyBenchOptions().duration);
+    int64_t latency_commit_ms = absl::ToInt64Milliseconds(LatencyBenchOptions().commit_interval);
+    std::vector<std::string> latency_kafka;
+    bool query = false;
+    QueryBenchOptions query_bench;
+    bool dispatch = false;
+    DispatchBenchOptions dispatch_bench;
+    int64_t sink_delay_us = absl::ToInt64Microseconds(DispatchBenchOptions().sink_delay);
+  };
+  auto f = std::make_shared<Flags>();
+  auto* cmd = app->add_subcommand("bench", "Engine throughput against raw consumption.");
+  cmd->add_option("--events", f->bench.events)->capture_default_str();
+  cmd->add_option("--patients", f->bench.patients)->capture_default_str();
+  cmd->add_option("--partitions", f->bench.partitions)->capture_default_str();
+  cmd->add_option("--rules", f->rules, "also decide with these rules (no dispatch)");
+  cmd->add_flag("--latency", f->latency,
+                "instead: event-to-command-at-sink latency at a steady rate (needs --rules)");
+  cmd->add_option("--rate", f->latency_bench.rate, "--latency: events per second")
+      ->capture_default_str();
+  cmd->add_option("--commit-interval-ms", f->latency_commit_ms,
+                  "--latency: the engine's commit interval")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60000));
+  AddKafkaFlag(cmd, &f->latency_kafka, "--latency, for the engine: ");
+  cmd->add_option("--seconds", f->seconds, "--latency: how long to produce")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  cmd->add_option("--repeat", f->bench.repeat, "runs of each phase (medians are compared)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 20));
+  cmd->add_flag("--query", f->query,
+                "instead: Query/GetPatient throughput and latency under concurrent clients "
+                "(uses --patients, --events, --seconds, --clients)");
+  cmd->add_option("--clients", f->query_bench.clients, "--query: concurrent gRPC clients")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--days", f->query_bench.days,
+                  "--query: fold a whole cohort of this many days (acquisition spread "
+                  "over them) instead of the first --events of one acquired at once")
+      ->check(CLI::Range(0, 3650));
+  cmd->add_flag("--dispatch", f->dispatch,
+                "instead: outbox-to-sink delivery rate, one in flight against --in-flight, "
+                "and an idle dispatcher's cost with --deferred commands waiting");
+  cmd->add_option("--commands", f->dispatch_bench.commands, "--dispatch: commands per phase")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10'000'000));
+  cmd->add_option("--in-flight", f->dispatch_bench.in_flight,
+                  "--dispatch: deliveries in flight at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--deferred", f->dispatch_bench.deferred,
+                  "--dispatch: commands deferred to tomorrow while the dispatcher idles")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10'000'000));
+  cmd->add_option("--sink-delay-us", f->sink_delay_us,
+                  "--dispatch: the sink answers after this long (a remote gateway)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10'000'000));
+  return [f](const std::atomic<bool>&) {
+    auto rules = LoadRulesFlag(f->rules);
+    if (!rules.ok()) return Exit(rules.status(), "bench");
+    f->bench.rules = *std::move(rules);
+    if (f->query) {
+      QueryBenchOptions& q = f->query_bench;
+      q.patients = f->bench.patients;
+      q.events = std::min<int64_t>(f->bench.events, 500'000);
+      q.duration = absl::Seconds(f->seconds);
+      return Exit(RunQueryBench(q, std::cout), "bench");
+    }
+    if (f->dispatch) {
+      DispatchBenchOptions& d = f->dispatch_bench;
+      d.repeat = f->bench.repeat;
+      d.sink_delay = absl::Microseconds(f->sink_delay_us);
+      return Exit(RunDispatchBench(d, std::cout), "bench");
+    }
+    if (f->latency) {
+      LatencyBenchOptions& l = f->latency_bench;
+      l.rules = f->bench.rules;
+      l.duration = absl::Seconds(f->seconds);
+      l.commit_interval = absl::Milliseconds(f->latency_commit_ms);
+      if (absl::Status s = ParseKafkaFlags(f->latency_kafka, &l.kafka); !s.ok()) {
+        return Exit(s, "bench");
+      }
+      return Exit(RunLatencyBench(l, std::cout), "bench");
+    }
+    return Exit(RunBench(f->bench, std::cout), "bench");
+  };
+}
+
+}  // namespace tend

@@ -1,0 +1,85 @@
+// tend engine: folds the events topic into a state directory (tools/commands.h RunEngine).
+#include "config/engine_config.h"
+#include "tools/commands.h"
+#include "tools/subcommand.h"
+
+namespace tend {
+
+SubcommandRun AddEngineCommand(CLI::App* app) {
+  struct Flags {
+    EngineCommandOptions engine;
+    std::vector<std::string> kafka;
+    int64_t commit_ms = absl::ToInt64Milliseconds(EngineOptions().commit_interval);
+    bool sync = false;
+    std::string config, rules;
+    int64_t tick_s = absl::ToInt64Seconds(EngineCommandOptions().tick_interval);
+    int decisions_retention_days = 0;
+    int64_t status_s = absl::ToInt64Seconds(EngineCommandOptions().status_interval);
+  };
+  auto f = std::make_shared<Flags>();
+  EngineCommandOptions& e = f->engine;
+  auto* cmd = app->add_subcommand("engine", "Fold the events topic into a state directory.");
+  cmd->add_option("--brokers", e.engine.brokers, "bootstrap servers")->required();
+  cmd->add_option("--db", e.db_dir, "state directory (RocksDB)")->required();
+  cmd->add_option("--grpc-listen", e.grpc_listen,
+                  "serve tend.v1.Ingest and tend.v1.Query here, e.g. 127.0.0.1:7070");
+  cmd->add_flag("--exit-when-idle", e.engine.exit_when_idle,
+                "exit 0 once every assigned partition is folded and committed");
+  cmd->add_option("--topic", e.engine.topic)->capture_default_str();
+  cmd->add_option("--dlq-topic", e.engine.dlq_topic)->capture_default_str();
+  cmd->add_option("--group", e.engine.group_id, "consumer group id")->capture_default_str();
+  cmd->add_option("--commit-interval-ms", f->commit_ms, "commit at least this often")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60000));
+  cmd->add_option("--commit-max-records", e.engine.commit_max_records,
+                  "commit after this many records")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10'000'000));
+  cmd->add_flag("--sync", f->sync, "fsync the WAL on every commit (machine-crash safety)");
+  AddKafkaFlag(cmd, &f->kafka);
+  cmd->add_option("--rules", f->rules,
+                  "rules YAML (deploy/rules/default.yaml; `tend rules FILE` checks one)");
+  cmd->add_option("--sink", e.sink,
+                  "deliver reminder commands to this tend.v1.ReminderSink (host:port)");
+  cmd->add_option("--sink-in-flight", e.sink_in_flight,
+                  "deliveries to the sink in flight at once (one patient's stay in order)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--tick-interval-s", f->tick_s,
+                  "with --sink (LIVE mode): write a clock tick to every partition this "
+                  "often so timers fire; 0: none (run `tend ticker`)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
+  cmd->add_option("--decisions-retention-days", f->decisions_retention_days,
+                  "remove rule decisions (Explain's records) older than this many days as "
+                  "the state is compacted; 0: keep them all")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 36500));
+  cmd->add_option("--status-interval-s", f->status_s,
+                  "log a status line (records, rates, decisions, deliveries) this often; "
+                  "0: none")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
+  cmd->add_option("--config", f->config,
+                  "engine config YAML (proto/tend/v1/config.proto; `tend config` prints one)");
+  return [f](const std::atomic<bool>& stop) {
+    EngineCommandOptions& e = f->engine;
+    auto config = LoadEngineConfig(f->config);
+    if (!config.ok()) return Exit(config.status(), "engine");
+    e.engine.projections = *std::move(config);
+    auto rules = LoadRulesFlag(f->rules);
+    if (!rules.ok()) return Exit(rules.status(), "engine");
+    e.engine.rules = *std::move(rules);
+    e.engine.commit_interval = absl::Milliseconds(f->commit_ms);
+    e.tick_interval = absl::Seconds(f->tick_s);
+    e.status_interval = absl::Seconds(f->status_s);
+    e.storage.decisions_retention = absl::Hours(24) * f->decisions_retention_days;
+    e.engine.commit.sync = f->sync;
+    if (absl::Status s = ParseKafkaFlags(f->kafka, &e.engine.kafka); !s.ok()) {
+      return Exit(s, "engine");
+    }
+    return Exit(RunEngine(e, stop), "engine");
+  };
+}
+
+}  // namespace tend
