@@ -107,6 +107,9 @@ class Engine::Impl {
   absl::Status Fold(int32_t partition, Partition* p);
   // Folds event_ into `state` and runs the rules on it.
   void ApplyAndDecide(int32_t partition, Partition* p, CacheEntry* entry);
+  // What deciding on the patient of `entry` at `now` reads: its active-day summary brought up to
+  // date, and `*view` made in its zone (borrowed by the input; the caller sets the event).
+  DecideInput DecisionInput(CacheEntry* entry, absl::Time now, std::optional<LazyView>* view);
   // Fires the partition's timers due at or before its clock, in due order.
   absl::Status FireTimers(int32_t partition, Partition* p);
   // Queues what a decision produced for the next commit and keeps the timer index in step.
@@ -364,23 +367,31 @@ void Engine::Impl::ApplyAndDecide(int32_t partition, Partition* p, CacheEntry* e
   v1::PatientState* state = &entry->state;
   const bool first_event = state->unique_events() == 0;
   projections::Apply(options_.projections, *event_, state);
-  // Kept up to date event by event (one zone lookup for a new slot at either end), so views
-  // read the churn figures from it.
-  const absl::TimeZone& tz = TimeZoneOf(entry);
-  entry->days =
-      projections::SummariseActiveDays(state->engagement().activity_slots(), tz, &entry->days);
-  LazyView view(options_.projections, *state, now, tz, entry->tz_name, &entry->days);
-  DecideInput in;
-  in.state = state;
+  std::optional<LazyView> view;
+  DecideInput in = DecisionInput(entry, now, &view);
   in.event = event_;
   in.first_event = first_event;
-  in.now = now;
-  in.tz = view.tz();
-  in.view = &view;
-  in.memories = &entry->memories;
   DecideOutput out(&decided_->arena);
   DecideOnEvent(*options_.rules, options_.policy, in, state->mutable_rules(), &out);
   Record(partition, p, event_->patient_id(), &out);
+}
+
+DecideInput Engine::Impl::DecisionInput(CacheEntry* entry, absl::Time now,
+                                        std::optional<LazyView>* view) {
+  v1::PatientState* state = &entry->state;
+  const absl::TimeZone& tz = TimeZoneOf(entry);
+  // Kept up to date event by event (one zone lookup for a new slot at either end), so views
+  // read the churn figures from it.
+  entry->days =
+      projections::SummariseActiveDays(state->engagement().activity_slots(), tz, &entry->days);
+  view->emplace(options_.projections, *state, now, tz, entry->tz_name, &entry->days);
+  DecideInput in;
+  in.state = state;
+  in.now = now;
+  in.tz = (*view)->tz();
+  in.view = &**view;
+  in.memories = &entry->memories;
+  return in;
 }
 
 absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
@@ -396,16 +407,8 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, t.patient_id));
     v1::PatientState* state = &entry->state;
     if (state->unique_events() == 0) continue;  // no such patient (a stale key)
-    const absl::TimeZone& tz = TimeZoneOf(entry);
-    entry->days =
-        projections::SummariseActiveDays(state->engagement().activity_slots(), tz, &entry->days);
-    LazyView view(options_.projections, *state, now, tz, entry->tz_name, &entry->days);
-    DecideInput in;
-    in.state = state;
-    in.now = now;
-    in.tz = view.tz();
-    in.view = &view;
-    in.memories = &entry->memories;
+    std::optional<LazyView> view;
+    const DecideInput in = DecisionInput(entry, now, &view);
     DecideOutput out(&decided_->arena);
     DecideOnTimer(*options_.rules, options_.policy, in, rule_id, t.due_s, state->mutable_rules(),
                   &out);

@@ -63,6 +63,19 @@ absl::Time AsOfResolver::For(const v1::PatientState& state) const {
   return it != clocks_.end() ? it->second : FromProtoTime(state.last_event_at());
 }
 
+absl::StatusOr<ViewReader> OpenViewReader(const std::string& db_dir,
+                                          const std::string& config_path,
+                                          std::optional<absl::Time> as_of,
+                                          const std::string& scratch_prefix) {
+  TEND_ASSIGN_OR_RETURN(ScopedTempDir scratch, ScopedTempDir::Create(scratch_prefix));
+  TEND_ASSIGN_OR_RETURN(std::unique_ptr<Storage> storage,
+                        Storage::OpenReader(db_dir, scratch.path()));
+  TEND_ASSIGN_OR_RETURN(projections::ProjectionConfig config,
+                        ConfigForReading(*storage, config_path));
+  TEND_ASSIGN_OR_RETURN(AsOfResolver resolver, AsOfResolver::Load(*storage, as_of));
+  return ViewReader{std::move(scratch), std::move(storage), std::move(config), std::move(resolver)};
+}
+
 absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
                                                    const projections::ProjectionConfig& config,
                                                    std::optional<absl::Time> as_of) {

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/temp_dir.h"
 #include "storage/storage.h"
 #include "projections/churn.h"
 #include "projections/config.h"
@@ -46,6 +47,23 @@ class AsOfResolver {
   std::optional<absl::Time> fixed_;
   std::map<int32_t, absl::Time> clocks_;
 };
+
+// A state directory opened for reading beside a live engine or without one (a RocksDB secondary
+// instance: one consistent view as of the open, its info files in `scratch`, removed after the
+// storage is closed), with the config to view it with (ConfigForReading) and each patient's
+// as-of (AsOfResolver). What dump, fit-churn and report read through.
+struct ViewReader {
+  ScopedTempDir scratch;
+  std::unique_ptr<Storage> storage;
+  projections::ProjectionConfig config;
+  AsOfResolver as_of;
+};
+// `scratch_prefix` names the scratch directory (e.g. "tend-dump-"); `config_path` and `as_of`
+// as for ConfigForReading and AsOfResolver::Load.
+absl::StatusOr<ViewReader> OpenViewReader(const std::string& db_dir,
+                                          const std::string& config_path,
+                                          std::optional<absl::Time> as_of,
+                                          const std::string& scratch_prefix);
 
 // Every patient of `storage` through projections::CohortAccumulator, viewed at `as_of` (unset:
 // each patient's partition clock).

@@ -128,13 +128,19 @@ pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_pat
   return pid;
 }
 
+std::unique_ptr<MockBroker> StartBroker(int partitions) {
+  MockBrokerOptions options;
+  options.partitions = partitions;
+  auto broker = MockBroker::Start(options);
+  REQUIRE(broker.ok());
+  return *std::move(broker);
+}
+
 std::unique_ptr<MockBroker> BrokerWith(const std::vector<v1::Event>& events,
                                        absl::Duration tick_every) {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = 4;
-  auto broker = MockBroker::Start(broker_options);
-  REQUIRE(broker.ok());
-  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  constexpr int kPartitions = 4;
+  auto broker = StartBroker(kPartitions);
+  auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
   REQUIRE(producer.ok());
   if (tick_every > absl::ZeroDuration() && !events.empty()) {
     auto recorded = [](const v1::Event& e) { return absl::FromUnixSeconds(e.recorded_at().seconds()); };
@@ -145,19 +151,19 @@ std::unique_ptr<MockBroker> BrokerWith(const std::vector<v1::Event>& events,
       while (next_tick <= recorded(e)) {
         const v1::Event tick = MakeClockTick("test-ticker", next_tick);
         const std::string value = tick.SerializeAsString();
-        for (int p = 0; p < broker_options.partitions; ++p) {
-          REQUIRE((*producer)->Produce(broker_options.topic, p, "", value, {}, nullptr).ok());
+        for (int p = 0; p < kPartitions; ++p) {
+          REQUIRE((*producer)->Produce(MockBrokerOptions().topic, p, "", value, {}, nullptr).ok());
         }
         next_tick += tick_every;
       }
-      REQUIRE(ProduceEvent(producer->get(), broker_options.topic, e).ok());
+      REQUIRE(ProduceEvent(producer->get(), MockBrokerOptions().topic, e).ok());
     }
     REQUIRE((*producer)->Flush(absl::Seconds(60)).ok());
     REQUIRE((*producer)->failed() == 0);
   } else {
-    ProduceAll(producer->get(), broker_options.topic, events);
+    ProduceAll(producer->get(), MockBrokerOptions().topic, events);
   }
-  return *std::move(broker);
+  return broker;
 }
 
 void FoldThroughKafka(const std::vector<v1::Event>& events, const std::string& db,

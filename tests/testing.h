@@ -44,6 +44,9 @@ std::map<std::string, Expected> GroundTruth(const std::vector<v1::Event>& events
 // Produces every event (key, value, headers as the Ingest service does) and waits for acks.
 void ProduceAll(Producer* producer, const std::string& topic, const std::vector<v1::Event>& events);
 
+// A mock cluster with the events and DLQ topics, `partitions` partitions each.
+std::unique_ptr<MockBroker> StartBroker(int partitions);
+
 // A fresh in-process broker (librdkafka's mock cluster, 4 partitions of tend.events) holding
 // `events`, produced and acknowledged. With `tick_every` > 0, a ClockTick goes to every
 // partition at each multiple of it, in recorded_at order among the events (which must be in

@@ -298,22 +298,19 @@ absl::StatusOr<DumpReport> DumpPatients(const DumpOptions& options, std::ostream
   TEND_ASSIGN_OR_RETURN(std::vector<DumpFilter> filters,
                         ParseDumpFilters(*columns, options.where));
   // A secondary instance reads a consistent view beside a live engine (as of its open: states
-  // and checkpoints alike); its info files go to a scratch directory removed afterwards.
-  TEND_ASSIGN_OR_RETURN(ScopedTempDir scratch, ScopedTempDir::Create("tend-dump-"));
-  TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(options.db_dir, scratch.path()));
-  TEND_ASSIGN_OR_RETURN(projections::ProjectionConfig config,
-                        ConfigForReading(*storage, options.config_path));
-  TEND_ASSIGN_OR_RETURN(AsOfResolver as_of, AsOfResolver::Load(*storage, options.as_of));
+  // and checkpoints alike).
+  TEND_ASSIGN_OR_RETURN(ViewReader reader, OpenViewReader(options.db_dir, options.config_path,
+                                                          options.as_of, "tend-dump-"));
   DumpReport report;
-  TEND_ASSIGN_OR_RETURN(report.checkpoints, storage->LoadCheckpoints());
+  TEND_ASSIGN_OR_RETURN(report.checkpoints, reader.storage->LoadCheckpoints());
   JsonWriter json;
   std::string line;
   if (csv) columns->WriteHeader(out);
-  TEND_RETURN_IF_ERROR(storage->ForEachState([&](const v1::PatientState& state) {
+  TEND_RETURN_IF_ERROR(reader.storage->ForEachState([&](const v1::PatientState& state) {
     ++report.scanned;
     const bool need_view = !options.raw_state || !filters.empty();
     v1::PatientView view;
-    if (need_view) view = projections::ComputeView(config, state, as_of.For(state));
+    if (need_view) view = projections::ComputeView(reader.config, state, reader.as_of.For(state));
     if (!filters.empty() && !MatchesFilters(*columns, filters, view)) return absl::OkStatus();
     if (csv) {
       columns->WriteRow(view, out);
@@ -353,18 +350,16 @@ std::string DumpStamp(const DumpOptions& options, const DumpReport& report) {
 
 absl::StatusOr<BgNbdFitReport> FitChurn(const FitChurnOptions& options, std::ostream& out,
                                         std::ostream& progress) {
-  TEND_ASSIGN_OR_RETURN(ScopedTempDir scratch, ScopedTempDir::Create("tend-fit-"));
-  TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(options.db_dir, scratch.path()));
-  TEND_ASSIGN_OR_RETURN(projections::ProjectionConfig config,
-                        ConfigForReading(*storage, options.config_path));
-  TEND_ASSIGN_OR_RETURN(AsOfResolver as_of, AsOfResolver::Load(*storage, options.as_of));
+  TEND_ASSIGN_OR_RETURN(ViewReader reader, OpenViewReader(options.db_dir, options.config_path,
+                                                          options.as_of, "tend-fit-"));
+  const projections::ProjectionConfig& config = reader.config;
   BgNbdFitReport report;
   std::vector<projections::BgNbdCustomer> customers;
-  TEND_RETURN_IF_ERROR(storage->ForEachState([&](const v1::PatientState& state) {
+  TEND_RETURN_IF_ERROR(reader.storage->ForEachState([&](const v1::PatientState& state) {
     ++report.patients;
     if (report.patients % 250'000 == 0) progress << "read " << report.patients << " patients\n";
     const absl::TimeZone tz = projections::PatientTimeZone(config, state);
-    if (auto c = projections::BgNbdInputs(config, state, tz, as_of.For(state))) {
+    if (auto c = projections::BgNbdInputs(config, state, tz, reader.as_of.For(state))) {
       customers.push_back(*c);
     }
     return absl::OkStatus();

@@ -217,11 +217,9 @@ window.addEventListener('load', function () {
 }  // namespace
 
 absl::StatusOr<v1::CohortStats> ComputeCohortStats(const ReportOptions& options) {
-  TEND_ASSIGN_OR_RETURN(ScopedTempDir scratch, ScopedTempDir::Create("tend-report-"));
-  TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(options.db_dir, scratch.path()));
-  TEND_ASSIGN_OR_RETURN(projections::ProjectionConfig config,
-                        ConfigForReading(*storage, options.config_path));
-  return tend::ComputeCohortStats(*storage, config, options.as_of);
+  TEND_ASSIGN_OR_RETURN(ViewReader reader, OpenViewReader(options.db_dir, options.config_path,
+                                                          options.as_of, "tend-report-"));
+  return tend::ComputeCohortStats(*reader.storage, reader.config, options.as_of);
 }
 
 std::string RenderReport(const v1::CohortStats& s, const ReportOptions& options) {

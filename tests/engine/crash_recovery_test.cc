@@ -37,20 +37,17 @@ int64_t CommittedRecords(const std::string& db) {
 }
 
 TEST_CASE("SIGKILL at any point loses nothing and counts nothing twice", "[integration]") {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = 8;
-  auto broker = MockBroker::Start(broker_options);
-  REQUIRE(broker.ok());
-  const std::string brokers = (*broker)->bootstrap();
+  auto broker = testing::StartBroker(8);
+  const std::string brokers = broker->bootstrap();
   // Small producer batches: a fetch returns at least one whole batch.
   auto producer = Producer::Create({{"bootstrap.servers", brokers}, {"batch.num.messages", "20"}});
   REQUIRE(producer.ok());
   std::vector<v1::Event> events = testing::Cohort(600, 60, 17);
   REQUIRE(events.size() > 25000);
-  testing::ProduceAll(producer->get(), broker_options.topic, events);
+  testing::ProduceAll(producer->get(), MockBrokerOptions().topic, events);
   const int64_t total = static_cast<int64_t>(events.size());
   // Every broker response now takes 5 ms more (the mock cluster's fault injection).
-  REQUIRE(rd_kafka_mock_broker_set_rtt((*broker)->cluster(), -1, 5) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  REQUIRE(rd_kafka_mock_broker_set_rtt(broker->cluster(), -1, 5) == RD_KAFKA_RESP_ERR_NO_ERROR);
 
   TempDir dir;
   const std::string db = dir.Sub("state");
@@ -117,20 +114,17 @@ std::pair<int, std::string> RunCommand(const std::string& command) {
 
 TEST_CASE("SIGTERM commits what was folded and exits 0 - dump reads beside a live engine",
           "[integration]") {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = 4;
-  auto broker = MockBroker::Start(broker_options);
-  REQUIRE(broker.ok());
+  auto broker = testing::StartBroker(4);
   auto producer = Producer::Create(
-      {{"bootstrap.servers", (*broker)->bootstrap()}, {"batch.num.messages", "20"}});
+      {{"bootstrap.servers", broker->bootstrap()}, {"batch.num.messages", "20"}});
   REQUIRE(producer.ok());
   std::vector<v1::Event> events = testing::Cohort(300, 60, 23);
-  testing::ProduceAll(producer->get(), broker_options.topic, events);
-  REQUIRE(rd_kafka_mock_broker_set_rtt((*broker)->cluster(), -1, 5) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  testing::ProduceAll(producer->get(), MockBrokerOptions().topic, events);
+  REQUIRE(rd_kafka_mock_broker_set_rtt(broker->cluster(), -1, 5) == RD_KAFKA_RESP_ERR_NO_ERROR);
 
   TempDir dir;
   const std::string db = dir.Sub("state");
-  pid_t pid = StartEngine((*broker)->bootstrap(), db, "sigterm", false, dir.Sub("engine.log"));
+  pid_t pid = StartEngine(broker->bootstrap(), db, "sigterm", false, dir.Sub("engine.log"));
   absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (CommittedRecords(db) == 0 && absl::Now() < deadline) usleep(5000);
   REQUIRE(CommittedRecords(db) > 0);

@@ -106,18 +106,15 @@ EngineStats RunToIdle(const std::string& brokers, Storage* storage, const std::s
 
 TEST_CASE("the engine folds every event once, dead-letters bad records, and resumes",
           "[integration]") {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = 4;
-  auto broker = MockBroker::Start(broker_options);
-  REQUIRE(broker.ok());
-  const std::string brokers = (*broker)->bootstrap();
+  auto broker = testing::StartBroker(4);
+  const std::string brokers = broker->bootstrap();
   auto producer = Producer::Create({{"bootstrap.servers", brokers}});
   REQUIRE(producer.ok());
 
   std::vector<v1::Event> events = testing::Cohort(300, 40, 3);
-  testing::ProduceAll(producer->get(), broker_options.topic, events);
+  testing::ProduceAll(producer->get(), MockBrokerOptions().topic, events);
   for (const auto& bad : BadRecords()) {
-    REQUIRE((*producer)->Produce(broker_options.topic, RD_KAFKA_PARTITION_UA, bad.key, bad.value,
+    REQUIRE((*producer)->Produce(MockBrokerOptions().topic, RD_KAFKA_PARTITION_UA, bad.key, bad.value,
                                  {}, nullptr).ok());
   }
   REQUIRE((*producer)->Flush(absl::Seconds(30)).ok());
@@ -145,7 +142,7 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
   }
 
   SECTION("bad records are in the DLQ with reasons and source coordinates") {
-    auto dlq = ReadDlq(brokers, broker_options.dlq_topic, broker_options.partitions);
+    auto dlq = ReadDlq(brokers, MockBrokerOptions().dlq_topic, 4);
     REQUIRE(dlq.size() == 4);
     for (const auto& bad : BadRecords()) {
       bool found = false;
@@ -188,7 +185,7 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
     std::vector<v1::Event> fresh = testing::Cohort(20, 5, 99);
     for (auto& e : fresh) e.set_patient_id("new-" + e.patient_id());
     more.insert(more.end(), fresh.begin(), fresh.end());
-    testing::ProduceAll(producer->get(), broker_options.topic, more);
+    testing::ProduceAll(producer->get(), MockBrokerOptions().topic, more);
     EngineStats third = RunToIdle(brokers, storage->get(), "engine-test-3");
     CHECK(third.records == static_cast<int64_t>(more.size()));
     CHECK(third.events_applied == static_cast<int64_t>(fresh.size()) - testing::CountDuplicates(fresh));
@@ -209,24 +206,21 @@ TEST_CASE("a stored offset outside the log stops the engine with a clear error",
   TempDir dir;
   auto storage = Storage::Open(dir.path());
   REQUIRE(storage.ok());
-  MockBrokerOptions broker_options;
-  broker_options.partitions = 2;
+  const std::string topic = MockBrokerOptions().topic;
   {
-    auto broker = MockBroker::Start(broker_options);
-    REQUIRE(broker.ok());
-    auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+    auto broker = testing::StartBroker(2);
+    auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
     REQUIRE(producer.ok());
-    testing::ProduceAll(producer->get(), broker_options.topic, testing::Cohort(50, 10, 1));
-    RunToIdle((*broker)->bootstrap(), storage->get(), "before");
+    testing::ProduceAll(producer->get(), topic, testing::Cohort(50, 10, 1));
+    RunToIdle(broker->bootstrap(), storage->get(), "before");
   }
   // The "same" topic on a new cluster holds fewer records than the state has folded.
-  auto broker = MockBroker::Start(broker_options);
-  REQUIRE(broker.ok());
-  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  auto broker = testing::StartBroker(2);
+  auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
   REQUIRE(producer.ok());
-  testing::ProduceAll(producer->get(), broker_options.topic, testing::Cohort(5, 2, 2));
+  testing::ProduceAll(producer->get(), topic, testing::Cohort(5, 2, 2));
   EngineOptions options;
-  options.brokers = (*broker)->bootstrap();
+  options.brokers = broker->bootstrap();
   options.group_id = "after";
   options.exit_when_idle = true;
   auto engine = Engine::Create(options, storage->get());
@@ -242,12 +236,9 @@ TEST_CASE("a stored offset outside the log stops the engine with a clear error",
 }  // namespace
 TEST_CASE("the ticker writes a clock tick to every partition - each partition's clock moves to it",
           "[integration]") {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = 3;
-  auto broker = MockBroker::Start(broker_options);
-  REQUIRE(broker.ok());
+  auto broker = testing::StartBroker(3);
   TickerOptions t;
-  t.brokers = (*broker)->bootstrap();
+  t.brokers = broker->bootstrap();
   t.name = "test ticker";  // a character ids may not hold: replaced
   const absl::Time at = absl::FromUnixSeconds(1780000000) + absl::Milliseconds(250);
   t.now = [at] { return at; };
@@ -259,7 +250,7 @@ TEST_CASE("the ticker writes a clock tick to every partition - each partition's 
   TempDir dir;
   auto storage = Storage::Open(dir.path());
   REQUIRE(storage.ok());
-  const EngineStats st = RunToIdle((*broker)->bootstrap(), storage->get(), "ticks");
+  const EngineStats st = RunToIdle(broker->bootstrap(), storage->get(), "ticks");
   CHECK(st.records == 3);
   CHECK(st.events_applied == 0);  // ticks are no patient's events
   CHECK(st.dead_lettered == 0);
@@ -275,11 +266,8 @@ TEST_CASE("the ticker writes a clock tick to every partition - each partition's 
 }
 
 TEST_CASE("a clock tick alone fires an absence timer through the engine", "[integration]") {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = 2;
-  auto broker = MockBroker::Start(broker_options);
-  REQUIRE(broker.ok());
-  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  auto broker = testing::StartBroker(2);
+  auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
   REQUIRE(producer.ok());
   const absl::Time t0 = absl::FromUnixSeconds(1780000000);  // 2026-05-28T20:26:40Z
   v1::Event scan;
@@ -288,7 +276,7 @@ TEST_CASE("a clock tick alone fires an absence timer through the engine", "[inte
   scan.mutable_occurred_at()->set_seconds(absl::ToUnixSeconds(t0));
   *scan.mutable_recorded_at() = scan.occurred_at();
   scan.mutable_scan()->set_channel_id("pharmacy");
-  testing::ProduceAll(producer->get(), broker_options.topic, {scan});
+  testing::ProduceAll(producer->get(), MockBrokerOptions().topic, {scan});
 
   auto rules = RuleSet::Parse(R"(
 rules:
@@ -304,7 +292,7 @@ rules:
     auto storage = Storage::Open(dir.path());
     REQUIRE(storage.ok());
     EngineOptions options;
-    options.brokers = (*broker)->bootstrap();
+    options.brokers = broker->bootstrap();
     options.group_id = group;
     options.exit_when_idle = true;
     options.rules = std::make_shared<const RuleSet>(*rules);
@@ -327,7 +315,7 @@ rules:
   // Ticks only: 59 minutes after the scan (not due yet), then 61 minutes.
   auto tick = [&](absl::Duration after) {
     TickerOptions t;
-    t.brokers = (*broker)->bootstrap();
+    t.brokers = broker->bootstrap();
     t.now = [&] { return t0 + after; };
     auto ticker = Ticker::Create(t);
     REQUIRE(ticker.ok());

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -56,6 +57,20 @@ std::map<int32_t, absl::Time> Fold(Storage* storage, const projections::Projecti
   return clocks;
 }
 
+// A directory folded as above, viewed with the default config.
+struct Folded {
+  Folded() {
+    auto opened = Storage::Open(dir.Sub("db"));
+    REQUIRE(opened.ok());
+    storage = *std::move(opened);
+    clocks = Fold(storage.get(), config);
+  }
+  testing::TempDir dir;
+  std::unique_ptr<Storage> storage;
+  const projections::ProjectionConfig config = projections::DefaultProjectionConfig();
+  std::map<int32_t, absl::Time> clocks;
+};
+
 // The oracle: every patient viewed at its partition's clock (or `as_of`) and filtered.
 std::multiset<std::string> Walk(const Storage& storage, const projections::ProjectionConfig& config,
                                 const std::map<int32_t, absl::Time>& clocks,
@@ -100,11 +115,8 @@ std::multiset<std::string> Pages(const Storage& storage,
 
 TEST_CASE("every page of a query together is exactly the patients the filters match",
           "[planner]") {
-  testing::TempDir dir;
-  auto storage = Storage::Open(dir.Sub("db"));
-  REQUIRE(storage.ok());
-  const projections::ProjectionConfig config = projections::DefaultProjectionConfig();
-  const auto clocks = Fold(storage->get(), config);
+  Folded f;
+  const Storage& storage = *f.storage;
 
   struct Case {
     std::string name;
@@ -128,12 +140,12 @@ TEST_CASE("every page of a query together is exactly the patients the filters ma
   });
   for (const Case& c : cases) {
     SECTION(c.name) {
-      const std::multiset<std::string> want = Walk(**storage, config, clocks, c.request);
+      const std::multiset<std::string> want = Walk(storage, f.config, f.clocks, c.request);
       if (c.name.rfind("no filter", 0) == 0) CHECK(want.size() == 400);
       CHECK_FALSE(want.empty());
       for (int page_size : {7, 1000}) {
         std::set<char> kinds;
-        CHECK(Pages(**storage, config, c.request, page_size, &kinds) == want);
+        CHECK(Pages(storage, f.config, c.request, page_size, &kinds) == want);
         CHECK(kinds == std::set<char>{c.index});
       }
     }
@@ -141,14 +153,12 @@ TEST_CASE("every page of a query together is exactly the patients the filters ma
 }
 
 TEST_CASE("bad requests and foreign tokens are refused naming the field", "[planner]") {
-  testing::TempDir dir;
-  auto storage = Storage::Open(dir.Sub("db"));
-  REQUIRE(storage.ok());
-  const projections::ProjectionConfig config = projections::DefaultProjectionConfig();
-  Fold(storage->get(), config);
+  Folded f;
+  const Storage& storage = *f.storage;
+  const projections::ProjectionConfig& config = f.config;
   auto problem = [&](const v1::ListPatientsRequest& r) {
     v1::ListPatientsResponse response;
-    absl::Status s = ListPatientsPage(**storage, config, r, &response, nullptr);
+    absl::Status s = ListPatientsPage(storage, config, r, &response, nullptr);
     CHECK(absl::IsInvalidArgument(s));
     return std::string(s.message());
   };
@@ -169,7 +179,7 @@ TEST_CASE("bad requests and foreign tokens are refused naming the field", "[plan
   silent.set_stage(v1::ChurnView::SILENT);
   silent.set_page_size(1);
   v1::ListPatientsResponse first;
-  REQUIRE(ListPatientsPage(**storage, config, silent, &first, nullptr).ok());
+  REQUIRE(ListPatientsPage(storage, config, silent, &first, nullptr).ok());
   REQUIRE_FALSE(first.next_page_token().empty());
   v1::ListPatientsRequest lost;
   lost.set_stage(v1::ChurnView::LOST);
@@ -179,17 +189,13 @@ TEST_CASE("bad requests and foreign tokens are refused naming the field", "[plan
 
 TEST_CASE("while the index is being rebuilt the answer is UNAVAILABLE, not a partial list",
           "[planner]") {
-  testing::TempDir dir;
-  auto storage = Storage::Open(dir.Sub("db"));
-  REQUIRE(storage.ok());
-  const projections::ProjectionConfig config = projections::DefaultProjectionConfig();
-  Fold(storage->get(), config);
-  StateBatch batch = (*storage)->NewBatch();
+  Folded f;
+  StateBatch batch = f.storage->NewBatch();
   batch.DeleteIndexParameters();  // what a rebuild starts with
-  REQUIRE((*storage)->Commit(&batch).ok());
+  REQUIRE(f.storage->Commit(&batch).ok());
   v1::ListPatientsResponse response;
   CHECK(absl::IsUnavailable(
-      ListPatientsPage(**storage, config, v1::ListPatientsRequest(), &response, nullptr)));
+      ListPatientsPage(*f.storage, f.config, v1::ListPatientsRequest(), &response, nullptr)));
 }
 
 }  // namespace

@@ -28,17 +28,14 @@ v1::AppendRequest CheckIn(const std::string& patient, const std::string& event_i
 }
 
 TEST_CASE("Append produces to Kafka, the engine folds it, GetPatient reads it", "[integration]") {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = 4;
-  auto broker = MockBroker::Start(broker_options);
-  REQUIRE(broker.ok());
+  auto broker = testing::StartBroker(4);
   testing::TempDir dir;
   auto storage = Storage::Open(dir.path());
   REQUIRE(storage.ok());
-  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
   REQUIRE(producer.ok());
   EngineOptions options;
-  options.brokers = (*broker)->bootstrap();
+  options.brokers = broker->bootstrap();
   options.commit_interval = absl::Milliseconds(20);
   auto engine = Engine::Create(options, storage->get());
   REQUIRE(engine.ok());
