@@ -61,26 +61,6 @@ std::string WithTime(std::string prefix, absl::Time t) {
   return prefix;
 }
 
-// The patient id in an index key of `kind`.
-absl::string_view PatientOfKey(absl::string_view key, sf::IndexKind kind) {
-  key.remove_prefix(5);
-  switch (kind) {
-    case sf::IndexKind::kProgram:
-    case sf::IndexKind::kStaff:
-    case sf::IndexKind::kActivated: {
-      const size_t nul = key.find('\0');
-      return nul == absl::string_view::npos ? absl::string_view() : key.substr(nul + 1);
-    }
-    case sf::IndexKind::kLastActivity:
-      return key.size() >= 8 ? key.substr(8) : absl::string_view();
-    case sf::IndexKind::kChurnRisk:
-      return key.size() >= sf::kRiskKeyFixedBytes - 5 ? key.substr(sf::kRiskKeyFixedBytes - 5)
-                                                     : absl::string_view();
-    default:
-      return key;
-  }
-}
-
 // How a query finds its candidates: one index kind (with a value prefix, and for time-keyed
 // kinds a time range [from, to) that depends on the partition's as-of).
 struct Plan {
@@ -384,7 +364,7 @@ absl::Status ListPatientsPage(const Storage& storage, const projections::Project
           return true;  // between the band and the threshold: ruled out without the state
         }
         auto found =
-            storage.GetPatient(partition, PatientOfKey(key, rg.kind), &state, nullptr, &snapshot);
+            storage.GetPatient(partition, sf::IndexKeyPatient(key, rg.kind), &state, nullptr, &snapshot);
         if (!found.ok()) {
           failure = found.status();
           return false;

@@ -210,6 +210,35 @@ inline std::string TimerKey(int32_t partition, int64_t due_s, absl::string_view 
   return k;
 }
 
+// The decoders of the keys above; each returns false for a key too short or malformed to be one.
+//
+// An outbox key's partition and not_before (unix seconds).
+inline bool ParseOutboxKey(absl::string_view key, int32_t* partition, int64_t* not_before_s) {
+  if (key.size() < 12) return false;
+  *partition = static_cast<int32_t>(ReadBe32(key));
+  *not_before_s = static_cast<int64_t>(ReadBe64(key.substr(4)));
+  return true;
+}
+
+// A decision key's time (unix seconds).
+inline bool ParseDecisionKeyTime(absl::string_view key, int64_t* at_s) {
+  const size_t nul = key.find('\0');
+  if (nul == absl::string_view::npos || key.size() < nul + 1 + 8) return false;
+  *at_s = static_cast<int64_t>(ReadBe64(key.substr(nul + 1)));
+  return true;
+}
+
+// A timer key's due time, patient and rule (views into `key`).
+inline bool ParseTimerKey(absl::string_view key, int64_t* due_s, absl::string_view* patient_id,
+                          absl::string_view* rule_id) {
+  const size_t nul = key.size() < 12 ? absl::string_view::npos : key.find('\0', 12);
+  if (nul == absl::string_view::npos) return false;
+  *due_s = static_cast<int64_t>(ReadBe64(key.substr(4)));
+  *patient_id = key.substr(12, nul - 12);
+  *rule_id = key.substr(nul + 1);
+  return true;
+}
+
 // The 64-bit fingerprint of an event id, for the per-patient applied-event set: base/hash.h
 // Fingerprint64 (FNV-1a 64 + splitmix64 finalizer). Stable forever: it is on disk. Two distinct
 // ids of one patient collide with probability about n^2 / 2^65 for n events (1e-12 at
@@ -336,6 +365,28 @@ inline bool ParseRiskKeyDays(absl::string_view key, RiskKeyDays* days) {
   days->first_day = static_cast<int64_t>(be32(19)) - (int64_t{1} << 31);
   days->last_day = static_cast<int64_t>(be32(23)) - (int64_t{1} << 31);
   return true;
+}
+
+// The patient id at the end of an `index` key of `kind` (IndexKey, IndexTimeKey, IndexRiskKey);
+// empty when the key is too short to hold one.
+inline absl::string_view IndexKeyPatient(absl::string_view key, IndexKind kind) {
+  if (key.size() < 5) return absl::string_view();
+  key.remove_prefix(5);  // partition and kind
+  switch (kind) {
+    case IndexKind::kProgram:
+    case IndexKind::kStaff:
+    case IndexKind::kActivated: {
+      const size_t nul = key.find('\0');
+      return nul == absl::string_view::npos ? absl::string_view() : key.substr(nul + 1);
+    }
+    case IndexKind::kLastActivity:
+      return key.size() >= 8 ? key.substr(8) : absl::string_view();
+    case IndexKind::kChurnRisk:
+      return key.size() >= kRiskKeyFixedBytes - 5 ? key.substr(kRiskKeyFixedBytes - 5)
+                                                  : absl::string_view();
+    default:
+      return key;
+  }
 }
 
 }  // namespace tend::storage_format

@@ -129,10 +129,10 @@ class DecisionRetention final : public rocksdb::CompactionFilter {
   explicit DecisionRetention(absl::Duration keep) : keep_(keep) {}
   bool Filter(int /*level*/, const rocksdb::Slice& key, const rocksdb::Slice& /*value*/,
               std::string* /*new_value*/, bool* /*value_changed*/) const override {
-    const absl::string_view k(key.data(), key.size());
-    const size_t nul = k.find('\0');
-    if (nul == absl::string_view::npos || k.size() < nul + 1 + 8) return false;  // not ours
-    const auto at_s = static_cast<int64_t>(sf::ReadBe64(k.substr(nul + 1)));
+    int64_t at_s;
+    if (!sf::ParseDecisionKeyTime(absl::string_view(key.data(), key.size()), &at_s)) {
+      return false;  // not ours
+    }
     return at_s < absl::ToUnixSeconds(absl::Now() - keep_);
   }
   const char* Name() const override { return "tend.DecisionRetention"; }
@@ -492,15 +492,16 @@ absl::Status Storage::OutboxHeads(OutboxArrivals* heads) const {
   heads->clear();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
   for (it->SeekToFirst(); it->Valid();) {
-    const absl::string_view key(it->key().data(), it->key().size());
-    if (key.size() < 12) {
+    int32_t partition;
+    int64_t not_before_s;
+    if (!sf::ParseOutboxKey(absl::string_view(it->key().data(), it->key().size()), &partition,
+                            &not_before_s)) {
       return absl::DataLossError(absl::StrCat("corrupt outbox key ", it->key().ToString(true)));
     }
-    const uint32_t partition = sf::ReadBe32(key);
-    (*heads)[static_cast<int32_t>(partition)] = static_cast<int64_t>(sf::ReadBe64(key.substr(4)));
-    if (partition == std::numeric_limits<uint32_t>::max()) break;
+    (*heads)[partition] = not_before_s;
+    if (static_cast<uint32_t>(partition) == std::numeric_limits<uint32_t>::max()) break;
     std::string next;
-    sf::AppendBe32(partition + 1, &next);
+    sf::AppendBe32(static_cast<uint32_t>(partition) + 1, &next);
     it->Seek(ToSlice(next));
   }
   return FromRocks(it->status(), "reading the outbox");
@@ -568,13 +569,13 @@ absl::Status Storage::ForEachTimer(
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), timers_));
   for (it->Seek(ToSlice(prefix)); it->Valid() && it->key().starts_with(ToSlice(prefix));
        it->Next()) {
-    const absl::string_view key(it->key().data(), it->key().size());
-    const size_t nul = key.find('\0', 12);
-    if (key.size() < 12 || nul == absl::string_view::npos) {
+    int64_t due_s;
+    absl::string_view patient_id, rule_id;
+    if (!sf::ParseTimerKey(absl::string_view(it->key().data(), it->key().size()), &due_s,
+                           &patient_id, &rule_id)) {
       return absl::DataLossError(absl::StrCat("corrupt timer key ", it->key().ToString(true)));
     }
-    const int64_t due_s = static_cast<int64_t>(sf::ReadBe64(key.substr(4)));
-    TEND_RETURN_IF_ERROR(fn(due_s, key.substr(12, nul - 12), key.substr(nul + 1)));
+    TEND_RETURN_IF_ERROR(fn(due_s, patient_id, rule_id));
   }
   return FromRocks(it->status(), "reading timers");
 }

@@ -38,6 +38,46 @@ TEST_CASE("keys sort by partition first, so a partition's state is one range", "
   CHECK(sf::StateKey(3, "p-1").substr(0, 4) == sf::PartitionPrefix(3));
 }
 
+TEST_CASE("every key layout decodes to what it was encoded from", "[storage]") {
+  namespace sf = storage_format;
+  int32_t partition = 0;
+  int64_t t = 0;
+  REQUIRE(sf::ParseOutboxKey(sf::OutboxKey(7, 1767225600, "cmd-1"), &partition, &t));
+  CHECK(partition == 7);
+  CHECK(t == 1767225600);
+  CHECK_FALSE(sf::ParseOutboxKey("short", &partition, &t));
+
+  REQUIRE(sf::ParseDecisionKeyTime(sf::DecisionKey("p-1", 1767225601, 42, 3), &t));
+  CHECK(t == 1767225601);
+  CHECK_FALSE(sf::ParseDecisionKeyTime("p-1-without-a-nul", &t));
+
+  absl::string_view patient, rule;  // views into the key
+  const std::string timer = sf::TimerKey(2, 1767225602, "p-2", "no-bp-3d");
+  REQUIRE(sf::ParseTimerKey(timer, &t, &patient, &rule));
+  CHECK(t == 1767225602);
+  CHECK(patient == "p-2");
+  CHECK(rule == "no-bp-3d");
+  CHECK_FALSE(sf::ParseTimerKey(sf::TimerKey(2, 1, "p", "r").substr(0, 13), &t, &patient, &rule));
+
+  using Kind = sf::IndexKind;
+  CHECK(sf::IndexKeyPatient(sf::IndexKey(3, Kind::kProgram, "prog", "p-3"), Kind::kProgram) ==
+        "p-3");
+  CHECK(sf::IndexKeyPatient(sf::IndexKey(3, Kind::kActivated, "1", "p-3"), Kind::kActivated) ==
+        "p-3");
+  CHECK(sf::IndexKeyPatient(sf::IndexTimeKey(3, Kind::kLastActivity, 86400, "p-3"),
+                            Kind::kLastActivity) == "p-3");
+  CHECK(sf::IndexKeyPatient(sf::IndexTimeKey(3, Kind::kHardChurned, -1, "p-3"),
+                            Kind::kHardChurned) == "p-3");
+  const sf::RiskKeyDays days{5, 20000, 20010};
+  const std::string risk = sf::IndexRiskKey(3, 700, 86400, days, "p-3");
+  CHECK(sf::IndexKeyPatient(risk, Kind::kChurnRisk) == "p-3");
+  sf::RiskKeyDays back;
+  REQUIRE(sf::ParseRiskKeyDays(risk, &back));
+  CHECK(back.days == 5);
+  CHECK(back.first_day == 20000);
+  CHECK(back.last_day == 20010);
+}
+
 TEST_CASE("event fingerprints are stable on-disk values", "[storage]") {
   namespace sf = storage_format;
   // Pinned (values computed independently in Python from the published constants): a change here
