@@ -1,10 +1,14 @@
-// The one conversion between protobuf's well-known time types and absl's.
+// The one conversion between protobuf's well-known time types and absl's, both ways.
 #ifndef TEND_BASE_TIME_H_
 #define TEND_BASE_TIME_H_
 
 #include <google/protobuf/duration.pb.h>
 #include <google/protobuf/timestamp.pb.h>
+#include <google/protobuf/util/time_util.h>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace tend {
@@ -12,6 +16,26 @@ namespace tend {
 // seconds + nanos since the Unix epoch; no range check (validate input before).
 inline absl::Time FromProtoTime(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+// `t` as seconds + nanos since the Unix epoch (nanos in [0, 1e9), seconds rounded down).
+inline google::protobuf::Timestamp ToProtoTime(absl::Time t) {
+  google::protobuf::Timestamp out;
+  out.set_seconds(absl::ToUnixSeconds(t));
+  out.set_nanos(static_cast<int32_t>(absl::ToUnixNanos(t) - out.seconds() * 1'000'000'000));
+  return out;
+}
+
+// kInvalidArgument naming `field` unless `t` is a valid google.protobuf.Timestamp (0001-01-01
+// to 9999-12-31, nanos in [0, 1e9)).
+inline absl::Status CheckProtoTime(const google::protobuf::Timestamp& t, absl::string_view field) {
+  if (t.seconds() < google::protobuf::util::TimeUtil::kTimestampMinSeconds ||
+      t.seconds() > google::protobuf::util::TimeUtil::kTimestampMaxSeconds || t.nanos() < 0 ||
+      t.nanos() > 999'999'999) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": not a valid timestamp (0001-01-01 to 9999-12-31)"));
+  }
+  return absl::OkStatus();
 }
 
 inline absl::Duration FromProtoDuration(const google::protobuf::Duration& d) {

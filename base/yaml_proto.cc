@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "base/time.h"
 
 namespace tend {
 namespace {
@@ -227,10 +228,7 @@ class Reader {
                    absl::StrCat("\"", node.IsScalar() ? node.Scalar() : "", "\" is not allowed (allowed: ",
                                 kAllowed, ")"));
     }
-    auto* out = static_cast<google::protobuf::Timestamp*>(message);
-    const int64_t ns = absl::ToUnixNanos(t);
-    out->set_seconds(absl::ToUnixSeconds(t));
-    out->set_nanos(static_cast<int32_t>(ns - out->seconds() * 1'000'000'000));
+    *static_cast<google::protobuf::Timestamp*>(message) = ToProtoTime(t);
     return absl::OkStatus();
   }
 

@@ -23,6 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "base/time.h"
 #include "storage/views.h"
 #include "projections/patient.h"
 #include "kafka/ticker.h"
@@ -32,7 +33,11 @@
 #include "services/server.h"
 #include "services/sink_service.h"
 #include "bench/bench.h"
-#include "tools/commands.h"
+#include "dev/mock_broker.h"
+#include "dev/simulate.h"
+#include "engine/engine.h"
+#include "kafka/kafka.h"
+#include "storage/storage.h"
 #include "base/temp_dir.h"
 
 namespace tend {
@@ -126,9 +131,7 @@ absl::Status RunLatencyBench(const LatencyBenchOptions& options, std::ostream& o
       e.mutable_check_in()->set_kind(v1::CheckIn::GLUCOSE);
       e.mutable_check_in()->mutable_glucose()->set_mmol_per_l(5.5 + static_cast<double>(i % 9));
     }
-    const int64_t ns = absl::ToUnixNanos(now);
-    e.mutable_occurred_at()->set_seconds(ns / 1000000000);
-    e.mutable_occurred_at()->set_nanos(static_cast<int32_t>(ns % 1000000000));
+    *e.mutable_occurred_at() = ToProtoTime(now);
     *e.mutable_recorded_at() = e.occurred_at();
     sent_at[static_cast<size_t>(i)] = now;
     TEND_RETURN_IF_ERROR(ProduceEvent(producer.get(), broker_options.topic, e));

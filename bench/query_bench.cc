@@ -29,7 +29,11 @@
 #include "services/server.h"
 #include "services/sink_service.h"
 #include "bench/bench.h"
-#include "tools/commands.h"
+#include "dev/mock_broker.h"
+#include "dev/simulate.h"
+#include "engine/engine.h"
+#include "kafka/kafka.h"
+#include "storage/storage.h"
 #include "base/temp_dir.h"
 
 namespace tend {

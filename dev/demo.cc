@@ -20,7 +20,11 @@
 #include "services/server.h"
 #include "services/sink_service.h"
 #include "tend/v1/services.grpc.pb.h"
-#include "tools/commands.h"
+#include "dev/mock_broker.h"
+#include "dev/produce_cohort.h"
+#include "engine/engine.h"
+#include "kafka/kafka.h"
+#include "storage/storage.h"
 #include "base/temp_dir.h"
 
 namespace tend {

@@ -1,7 +1,11 @@
 #include "dev/mock_broker.h"
 
+#include <chrono>
+#include <thread>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/log.h"
 #include "base/status.h"
 #include "dev/tcp_forwarder.h"
 
@@ -46,6 +50,17 @@ absl::StatusOr<std::unique_ptr<MockBroker>> MockBroker::Start(const MockBrokerOp
 MockBroker::~MockBroker() {
   forwarder_.reset();
   if (cluster_ != nullptr) rd_kafka_mock_cluster_destroy(cluster_);
+}
+
+absl::Status RunBroker(const MockBrokerOptions& options, const std::atomic<bool>& stop,
+                       std::ostream& out) {
+  TEND_ASSIGN_OR_RETURN(auto broker, MockBroker::Start(options));
+  out << broker->bootstrap() << std::endl;
+  TEND_LOG_INFO("mock Kafka broker (in memory, ~5 MiB kept per partition; development only) at %s; "
+                "topics %s and %s with %d partitions; Ctrl-C stops it",
+                broker->bootstrap(), options.topic, options.dlq_topic, options.partitions);
+  while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return absl::OkStatus();
 }
 
 }  // namespace tend

@@ -10,7 +10,9 @@
 // rdkafka_mock.h must come after rdkafka.h.
 #include <librdkafka/rdkafka_mock.h>
 
+#include <atomic>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -47,6 +49,11 @@ class MockBroker {
   std::unique_ptr<TcpForwarder> forwarder_;
   std::string bootstrap_;
 };
+
+// tend broker: runs a mock cluster until `stop`; prints the bootstrap address as the first line
+// of `out`.
+absl::Status RunBroker(const MockBrokerOptions& options, const std::atomic<bool>& stop,
+                       std::ostream& out);
 
 }  // namespace tend
 

@@ -23,8 +23,8 @@
 #include "base/status.h"
 #include "storage/format.h"
 #include "index/patient_index.h"
+#include "kafka/dead_letter.h"
 #include "kafka/kafka.h"
-#include "storage/views.h"
 #include "engine/committer.h"
 #include "engine/message_releaser.h"
 #include "engine/rule_ids.h"
@@ -73,7 +73,7 @@ class Engine::Impl {
     // committed with it: the exact-once memory of the fold.
     std::vector<uint64_t> applied;
     // What the patient's keys in the `index` column family were built from as last committed
-    // (views.h UpdatePatientIndex), so a commit writes only the keys that changed.
+    // (index/patient_index.h UpdatePatientIndex), so a commit writes only the keys that changed.
     PatientIndexFacts index_facts;
     // The state's active days (kept up to date incrementally at each commit: one zone lookup
     // for a new slot at either end), for the churn-risk index keys.
@@ -513,26 +513,8 @@ void Engine::Impl::DeadLetter(const LogRecord& record, const rd_kafka_message_t*
   std::string reason_text(reason.message());
   // A replay only counts the record: the live engine dead-lettered it already.
   if (options_.mode == EngineOptions::Mode::kLive) {
-    std::string partition = std::to_string(record.partition);
-    std::string offset = std::to_string(record.offset);
-    std::vector<KafkaHeader> headers = {{"dlq.reason", reason_text},
-                                        {"dlq.source.topic", options_.topic},
-                                        {"dlq.source.partition", partition},
-                                        {"dlq.source.offset", offset}};
-    rd_kafka_headers_t* original = nullptr;
-    if (msg != nullptr &&
-        rd_kafka_message_headers(msg, &original) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      const char* name;
-      const void* val;
-      size_t size;
-      for (size_t i = 0; rd_kafka_header_get_all(original, i, &name, &val, &size) ==
-                         RD_KAFKA_RESP_ERR_NO_ERROR;
-           ++i) {
-        headers.push_back({name, absl::string_view(static_cast<const char*>(val), val ? size : 0)});
-      }
-    }
-    if (absl::Status s = dlq_->Produce(options_.dlq_topic, RD_KAFKA_PARTITION_UA, record.key,
-                                       record.value, headers, nullptr);
+    if (absl::Status s = ProduceDeadLetter(dlq_.get(), options_.dlq_topic, options_.topic, record,
+                                           msg, reason_text);
         !s.ok()) {
       Fail(s);
       return;

@@ -114,6 +114,12 @@ bool IsValidId(absl::string_view id) {
   return true;
 }
 
+absl::Status CheckIdArgument(absl::string_view id, absl::string_view field) {
+  if (IsValidId(id)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": must be 1-128 characters of [A-Za-z0-9._:-]"));
+}
+
 absl::string_view EventTypeName(const Event& event) {
   switch (event.body_case()) {
     case Event::kScan: return "scan";

@@ -50,6 +50,9 @@ absl::Status ValidateClockTick(const v1::Event& event);
 
 // True when `id` is 1-128 characters of [A-Za-z0-9._:-] (event ids and patient ids).
 bool IsValidId(absl::string_view id);
+// kInvalidArgument naming `field` unless IsValidId(id); the message does not repeat the id (for
+// request fields: Query's patient_id, program_id, staff_id).
+absl::Status CheckIdArgument(absl::string_view id, absl::string_view field);
 
 // The earliest instant accepted as an event time; anything before is taken as "not set".
 absl::Time MinEventTime();

@@ -2,7 +2,6 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
 #include <functional>
@@ -14,6 +13,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "base/status.h"
 #include "base/time.h"
 #include "events/codec.h"
 #include "index/patient_index.h"
@@ -167,19 +167,13 @@ absl::Status ListPatientsPage(const Storage& storage, const projections::Project
   if (r.has_min_churn_risk() && !(r.min_churn_risk() >= 0 && r.min_churn_risk() <= 1)) {
     return absl::InvalidArgumentError("min_churn_risk: must be in [0, 1]");
   }
-  if (!r.program_id().empty() && !IsValidId(r.program_id())) {
-    return absl::InvalidArgumentError("program_id: must be 1-128 characters of [A-Za-z0-9._:-]");
+  if (!r.program_id().empty()) {
+    TEND_RETURN_IF_ERROR(CheckIdArgument(r.program_id(), "program_id"));
   }
-  if (!r.staff_id().empty() && !IsValidId(r.staff_id())) {
-    return absl::InvalidArgumentError("staff_id: must be 1-128 characters of [A-Za-z0-9._:-]");
-  }
+  if (!r.staff_id().empty()) TEND_RETURN_IF_ERROR(CheckIdArgument(r.staff_id(), "staff_id"));
   std::optional<absl::Time> fixed_as_of;
   if (r.has_as_of()) {
-    if (r.as_of().seconds() < google::protobuf::util::TimeUtil::kTimestampMinSeconds ||
-        r.as_of().seconds() > google::protobuf::util::TimeUtil::kTimestampMaxSeconds ||
-        r.as_of().nanos() < 0 || r.as_of().nanos() > 999'999'999) {
-      return absl::InvalidArgumentError("as_of: not a valid timestamp (0001-01-01 to 9999-12-31)");
-    }
+    TEND_RETURN_IF_ERROR(CheckProtoTime(r.as_of(), "as_of"));
     fixed_as_of = FromProtoTime(r.as_of());
   }
   const uint64_t fingerprint = QueryFingerprint(r);

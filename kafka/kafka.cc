@@ -198,4 +198,14 @@ absl::Status FromKafka(rd_kafka_resp_err_t err, absl::string_view what) {
   }
 }
 
+absl::Status ProduceEvent(Producer* producer, const std::string& topic, const v1::Event& event,
+                          Producer::DeliveryFn on_delivery) {
+  std::string value = event.SerializeAsString();
+  auto headers = EventHeaders(event);
+  const int64_t recorded_ms =
+      event.recorded_at().seconds() * 1000 + event.recorded_at().nanos() / 1'000'000;
+  return producer->Produce(topic, RD_KAFKA_PARTITION_UA, event.patient_id(), value, headers,
+                           std::move(on_delivery), recorded_ms > 0 ? recorded_ms : 0);
+}
+
 }  // namespace tend

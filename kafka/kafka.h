@@ -107,6 +107,13 @@ class Producer {
   std::atomic<int64_t> failed_{0};
 };
 
+// Produces `event` to `topic` keyed by its patient id (one patient's events stay in one
+// partition, in order), with its EventHeaders and its recorded_at as the Kafka timestamp (so
+// `tend replay --from` and Kafka's own time index agree with the partition clock).
+// `on_delivery` may be empty.
+absl::Status ProduceEvent(Producer* producer, const std::string& topic, const v1::Event& event,
+                          Producer::DeliveryFn on_delivery = nullptr);
+
 }  // namespace tend
 
 #endif  // TEND_KAFKA_KAFKA_H_

@@ -5,15 +5,14 @@
 #include "absl/strings/str_cat.h"
 #include "events/codec.h"
 #include "base/status.h"
+#include "base/time.h"
 
 namespace tend {
 
 v1::Event MakeClockTick(absl::string_view name, absl::Time at) {
   v1::Event e;
   e.set_event_id(absl::StrCat("tick:", name, ":", absl::ToUnixMillis(at)));
-  const int64_t ns = absl::ToUnixNanos(at);
-  e.mutable_recorded_at()->set_seconds(ns / 1000000000);
-  e.mutable_recorded_at()->set_nanos(static_cast<int32_t>(ns % 1000000000));
+  *e.mutable_recorded_at() = ToProtoTime(at);
   e.mutable_clock_tick()->set_ticker(std::string(name));
   return e;
 }

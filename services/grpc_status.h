@@ -1,4 +1,5 @@
-// The one adapter from absl::Status to grpc::Status (grpc::Status lives only in services/).
+// The one adapter from absl::Status to grpc::Status (grpc::Status lives only in services/,
+// and in the ReminderSink client of dispatch/).
 #ifndef TEND_SERVICES_GRPC_STATUS_H_
 #define TEND_SERVICES_GRPC_STATUS_H_
 

@@ -1,9 +1,9 @@
 #include "services/ingest_service.h"
 
-#include <google/protobuf/util/time_util.h>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_format.h"
+#include "base/time.h"
 #include "services/grpc_status.h"
 
 namespace tend {
@@ -14,8 +14,7 @@ absl::Status PrepareForLog(v1::Event* event, absl::Time now, const ValidationOpt
     event->set_event_id(absl::StrFormat("ev-%016x%016x", absl::Uniform<uint64_t>(gen),
                                         absl::Uniform<uint64_t>(gen)));
   }
-  *event->mutable_recorded_at() =
-      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+  *event->mutable_recorded_at() = ToProtoTime(now);
   return ValidateEvent(*event, validation);
 }
 

@@ -1,54 +1,23 @@
 #include "services/query_service.h"
 
-#include <google/protobuf/util/time_util.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <google/protobuf/io/coded_stream.h>
-
-#include <algorithm>
-#include <functional>
-#include <map>
 #include <optional>
+#include <string>
 
-#include "base/time.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "storage/format.h"
+#include "base/time.h"
 #include "events/codec.h"
 #include "storage/views.h"
-#include "projections/calendar.h"
 #include "projections/patient.h"
 #include "services/grpc_status.h"
 
 namespace tend {
-
-namespace {
-
-// INVALID_ARGUMENT naming `field` unless `t` is a valid google.protobuf.Timestamp.
-grpc::Status CheckTimestamp(const google::protobuf::Timestamp& t, const char* field) {
-  if (t.seconds() < google::protobuf::util::TimeUtil::kTimestampMinSeconds ||
-      t.seconds() > google::protobuf::util::TimeUtil::kTimestampMaxSeconds || t.nanos() < 0 ||
-      t.nanos() > 999'999'999) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat(field, ": not a valid timestamp (0001-01-01 to 9999-12-31)"));
-  }
-  return grpc::Status::OK;
-}
-
-// INVALID_ARGUMENT naming `field` unless `id` is an id (events/codec.h IsValidId).
-grpc::Status CheckId(const std::string& id, const char* field) {
-  if (IsValidId(id)) return grpc::Status::OK;
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                      absl::StrCat(field, ": must be 1-128 characters of [A-Za-z0-9._:-]"));
-}
-
-}  // namespace
 
 grpc::Status QueryService::CohortStats(grpc::ServerContext*,
                                        const v1::CohortStatsRequest* request,
                                        v1::CohortStatsResponse* response) {
   std::optional<absl::Time> as_of;
   if (request->has_as_of()) {
-    if (grpc::Status s = CheckTimestamp(request->as_of(), "as_of"); !s.ok()) return s;
+    if (grpc::Status s = ToGrpc(CheckProtoTime(request->as_of(), "as_of")); !s.ok()) return s;
     as_of = FromProtoTime(request->as_of());
   }
   auto stats = ComputeCohortStats(*storage_, config_, as_of);
@@ -59,9 +28,11 @@ grpc::Status QueryService::CohortStats(grpc::ServerContext*,
 
 grpc::Status QueryService::GetPatient(grpc::ServerContext*, const v1::GetPatientRequest* request,
                                       v1::GetPatientResponse* response) {
-  if (grpc::Status s = CheckId(request->patient_id(), "patient_id"); !s.ok()) return s;
+  if (grpc::Status s = ToGrpc(CheckIdArgument(request->patient_id(), "patient_id")); !s.ok()) {
+    return s;
+  }
   if (request->has_as_of()) {
-    if (grpc::Status s = CheckTimestamp(request->as_of(), "as_of"); !s.ok()) return s;
+    if (grpc::Status s = ToGrpc(CheckProtoTime(request->as_of(), "as_of")); !s.ok()) return s;
   }
   auto state = storage_->FindPatient(request->patient_id());
   if (!state.ok()) return ToGrpc(state.status());
@@ -84,7 +55,9 @@ grpc::Status QueryService::GetPatient(grpc::ServerContext*, const v1::GetPatient
 
 grpc::Status QueryService::Explain(grpc::ServerContext*, const v1::ExplainRequest* request,
                                    v1::ExplainResponse* response) {
-  if (grpc::Status s = CheckId(request->patient_id(), "patient_id"); !s.ok()) return s;
+  if (grpc::Status s = ToGrpc(CheckIdArgument(request->patient_id(), "patient_id")); !s.ok()) {
+    return s;
+  }
   if (request->limit() < 0 || request->limit() > 1000) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "limit: must be 0..1000 (0: 50)");
   }

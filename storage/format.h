@@ -50,8 +50,9 @@
 //                                          two or more active days). Every patient has 'A' and
 //                                          'L' keys.
 //                                          The layout and what the 'R' keys were computed with
-//                                          are the meta key index_parameters (views.h
-//                                          PatientIndexParameters); on a mismatch the engine
+//                                          are the meta key index_parameters
+//                                          (index/patient_index.h PatientIndexParameters); on a
+//                                          mismatch the engine
 //                                          rebuilds the whole column family before it folds.
 //                                          Query/ListPatients walks them.
 // One value per patient keeps a commit at one insert per dirty patient and a cache miss at one

@@ -459,11 +459,14 @@ absl::StatusOr<std::optional<v1::PatientState>> Storage::FindPatient(
 namespace {
 
 absl::StatusOr<int32_t> ParseOutboxEntry(const rocksdb::Iterator& it, v1::ReminderCommand* cmd) {
-  if (it.key().size() < 12 ||
+  int32_t partition;
+  int64_t not_before_s;
+  if (!sf::ParseOutboxKey(absl::string_view(it.key().data(), it.key().size()), &partition,
+                          &not_before_s) ||
       !cmd->ParseFromArray(it.value().data(), static_cast<int>(it.value().size()))) {
     return absl::DataLossError(absl::StrCat("corrupt outbox record ", it.key().ToString(true)));
   }
-  return static_cast<int32_t>(sf::ReadBe32(absl::string_view(it.key().data(), 4)));
+  return partition;
 }
 
 }  // namespace

@@ -80,9 +80,15 @@ absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
                                                    const projections::ProjectionConfig& config,
                                                    std::optional<absl::Time> as_of) {
   TEND_ASSIGN_OR_RETURN(AsOfResolver resolver, AsOfResolver::Load(storage, as_of));
+  return ComputeCohortStats(storage, config, resolver);
+}
+
+absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
+                                                   const projections::ProjectionConfig& config,
+                                                   const AsOfResolver& as_of) {
   projections::CohortAccumulator acc(config);
   TEND_RETURN_IF_ERROR(storage.ForEachState([&](const v1::PatientState& state) {
-    const absl::Time t = resolver.For(state);
+    const absl::Time t = as_of.For(state);
     acc.Add(state, projections::ComputeView(config, state, t), t);
     return absl::OkStatus();
   }));

@@ -70,6 +70,10 @@ absl::StatusOr<ViewReader> OpenViewReader(const std::string& db_dir,
 absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
                                                    const projections::ProjectionConfig& config,
                                                    std::optional<absl::Time> as_of);
+// The same, each patient viewed at `as_of.For(state)`.
+absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
+                                                   const projections::ProjectionConfig& config,
+                                                   const AsOfResolver& as_of);
 
 }  // namespace tend
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-#include "tools/simulate.h"
+#include "dev/simulate.h"
 
 namespace tend::testing {
 

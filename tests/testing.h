@@ -3,8 +3,6 @@
 #ifndef TEND_TESTS_TESTING_H_
 #define TEND_TESTS_TESTING_H_
 
-#include <rocksdb/db.h>
-
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -19,18 +17,12 @@
 #include "kafka/kafka.h"
 #include "dev/mock_broker.h"
 #include "tests/cohort.h"
+#include "tests/raw_db.h"
 #include "tests/temp_dir.h"
 #include "tend/v1/events.pb.h"
 #include "tend/v1/state.pb.h"
 
 namespace tend::testing {
-
-// Opens the state directory with RocksDB alone (every column family, in storage/format.h order
-// after the default one) and hands it to `edit`: for tests that write what tend no longer would,
-// such as an older storage format.
-void EditRawDb(const std::string& dir,
-               const std::function<void(rocksdb::DB*,
-                                        const std::vector<rocksdb::ColumnFamilyHandle*>&)>& edit);
 
 struct Expected {
   int64_t unique_events = 0;

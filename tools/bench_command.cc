@@ -35,7 +35,8 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
                   "--latency: the engine's commit interval")
       ->capture_default_str()
       ->check(CLI::Range(1, 60000));
-  AddKafkaFlag(cmd, &f->latency_kafka, "--latency, for the engine: ");
+  cmd->add_option("--kafka", f->latency_kafka,
+                  "--latency: extra librdkafka property for the engine (repeatable)");
   cmd->add_option("--seconds", f->seconds, "--latency: how long to produce")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));

@@ -1,7 +1,7 @@
 // tend broker: the mock Kafka cluster for development (dev/mock_broker.h).
 #include <iostream>
 
-#include "tools/commands.h"
+#include "dev/mock_broker.h"
 #include "tools/subcommand.h"
 
 namespace tend {

@@ -20,6 +20,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "base/time.h"
 #include "storage/storage.h"
 #include "storage/views.h"
 #include "projections/bgnbd.h"
@@ -34,17 +35,6 @@
 #include "base/temp_dir.h"
 
 namespace tend {
-
-absl::Status RunBroker(const MockBrokerOptions& options, const std::atomic<bool>& stop,
-                       std::ostream& out) {
-  TEND_ASSIGN_OR_RETURN(auto broker, MockBroker::Start(options));
-  out << broker->bootstrap() << std::endl;
-  TEND_LOG_INFO("mock Kafka broker (in memory, ~5 MiB kept per partition; development only) at %s; "
-                "topics %s and %s with %d partitions; Ctrl-C stops it",
-                broker->bootstrap(), options.topic, options.dlq_topic, options.partitions);
-  while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  return absl::OkStatus();
-}
 
 absl::Status ExplainPatient(const std::string& db_dir, const std::string& patient_id, int limit,
                             std::ostream& out) {
@@ -219,18 +209,6 @@ absl::Status RunTicker(const TickerOptions& options, const std::atomic<bool>& st
   return s;
 }
 
-absl::Status ProduceEvent(Producer* producer, const std::string& topic, const v1::Event& event,
-                          Producer::DeliveryFn on_delivery) {
-  std::string value = event.SerializeAsString();
-  auto headers = EventHeaders(event);
-  // The record's timestamp is its recorded_at (our servers' time), so `tend replay --from` and
-  // Kafka's own time index agree with the partition clock.
-  const int64_t recorded_ms =
-      event.recorded_at().seconds() * 1000 + event.recorded_at().nanos() / 1'000'000;
-  return producer->Produce(topic, RD_KAFKA_PARTITION_UA, event.patient_id(), value, headers,
-                           std::move(on_delivery), recorded_ms > 0 ? recorded_ms : 0);
-}
-
 absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
                                            const std::string& topic, std::ostream& errors) {
   ProduceReport report;
@@ -250,8 +228,7 @@ absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
                                  : absl::InvalidArgumentError(std::string(parsed.message()));
     if (s.ok()) {
       if (!event.has_recorded_at()) {
-        *event.mutable_recorded_at() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
-            absl::ToUnixNanos(now));
+        *event.mutable_recorded_at() = ToProtoTime(now);
       }
       s = ValidateEvent(event);
     }
@@ -271,22 +248,6 @@ absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
                                                " records were not acknowledged by the broker"));
   }
   return report;
-}
-
-absl::StatusOr<int64_t> SimulateToKafka(const CohortOptions& options, Producer* producer,
-                                        const std::string& topic) {
-  int64_t produced = 0;
-  TEND_RETURN_IF_ERROR(SimulateCohort(options, [&](const v1::Event& e) {
-    ++produced;
-    return ProduceEvent(producer, topic, e);
-  }));
-  int64_t failed_before = producer->failed();
-  TEND_RETURN_IF_ERROR(producer->Flush(absl::Seconds(120)));
-  if (producer->failed() != failed_before) {
-    return absl::UnavailableError(absl::StrCat(producer->failed() - failed_before,
-                                               " records were not acknowledged by the broker"));
-  }
-  return produced;
 }
 
 absl::StatusOr<DumpReport> DumpPatients(const DumpOptions& options, std::ostream& out) {

@@ -17,17 +17,11 @@
 #include "engine/engine.h"
 #include "kafka/ticker.h"
 #include "kafka/kafka.h"
-#include "dev/mock_broker.h"
 #include "rules/rules.h"
 #include "projections/bgnbd.h"
 #include "dispatch/dispatcher.h"
-#include "tools/simulate.h"
 
 namespace tend {
-
-// tend broker: runs the mock cluster until `stop`; prints the bootstrap address as the first line.
-absl::Status RunBroker(const MockBrokerOptions& options, const std::atomic<bool>& stop,
-                       std::ostream& out);
 
 struct EngineCommandOptions {
   EngineOptions engine;
@@ -53,10 +47,6 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
 // tend ticker: writes a ClockTick to every partition each interval until `stop`.
 absl::Status RunTicker(const TickerOptions& options, const std::atomic<bool>& stop);
 
-// Produces one event with its key and headers; `on_delivery` may be empty.
-absl::Status ProduceEvent(Producer* producer, const std::string& topic, const v1::Event& event,
-                          Producer::DeliveryFn on_delivery = nullptr);
-
 struct ProduceReport {
   int64_t lines = 0;     // non-blank lines read
   int64_t produced = 0;  // acknowledged by the broker
@@ -66,10 +56,6 @@ struct ProduceReport {
 // "line N: <field>: <problem>" and not produced. recorded_at defaults to now.
 absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
                                            const std::string& topic, std::ostream& errors);
-
-// tend simulate: produces a synthetic cohort; returns the number of records produced.
-absl::StatusOr<int64_t> SimulateToKafka(const CohortOptions& options, Producer* producer,
-                                        const std::string& topic);
 
 struct DumpOptions {
   std::string db_dir;

@@ -219,7 +219,7 @@ window.addEventListener('load', function () {
 absl::StatusOr<v1::CohortStats> ComputeCohortStats(const ReportOptions& options) {
   TEND_ASSIGN_OR_RETURN(ViewReader reader, OpenViewReader(options.db_dir, options.config_path,
                                                           options.as_of, "tend-report-"));
-  return tend::ComputeCohortStats(*reader.storage, reader.config, options.as_of);
+  return tend::ComputeCohortStats(*reader.storage, reader.config, reader.as_of);
 }
 
 std::string RenderReport(const v1::CohortStats& s, const ReportOptions& options) {

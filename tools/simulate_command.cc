@@ -1,7 +1,7 @@
 // tend simulate: a deterministic synthetic cohort produced to Kafka (tools/simulate.h).
 #include <iostream>
 
-#include "tools/commands.h"
+#include "dev/produce_cohort.h"
 #include "tools/subcommand.h"
 
 namespace tend {

@@ -44,9 +44,8 @@ absl::Status ParseKafkaFlags(const std::vector<std::string>& flags, KafkaProps* 
   return absl::OkStatus();
 }
 
-void AddKafkaFlag(CLI::App* cmd, std::vector<std::string>* flags, const std::string& help_prefix) {
-  cmd->add_option("--kafka", *flags,
-                  help_prefix + "extra librdkafka property KEY=VALUE (repeatable)");
+void AddKafkaFlag(CLI::App* cmd, std::vector<std::string>* flags) {
+  cmd->add_option("--kafka", *flags, "extra librdkafka property KEY=VALUE (repeatable)");
 }
 
 }  // namespace tend

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,10 +57,8 @@ absl::Status ParseOptionalTimeFlag(const std::string& flag, const std::string& t
 absl::StatusOr<std::shared_ptr<const RuleSet>> LoadRulesFlag(const std::string& path);
 // Every --kafka KEY=VALUE appended to `props`; kInvalidArgument names the bad one.
 absl::Status ParseKafkaFlags(const std::vector<std::string>& flags, KafkaProps* props);
-// Declares the repeatable --kafka KEY=VALUE flag; `help_prefix` (e.g. "--latency: ") starts its
-// help.
-void AddKafkaFlag(CLI::App* cmd, std::vector<std::string>* flags,
-                  const std::string& help_prefix = "");
+// Declares the repeatable --kafka KEY=VALUE flag.
+void AddKafkaFlag(CLI::App* cmd, std::vector<std::string>* flags);
 
 }  // namespace tend
 

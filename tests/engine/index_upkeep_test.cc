@@ -1,6 +1,7 @@
-// Specs of the patient index (engine/index/patient_index.h PatientIndexKeys, RebuildPatientIndexIfStale): the
-// keys the engine keeps up commit by commit are the keys built from scratch, and a changed churn
-// model or an older layout has the index rebuilt before anything is folded.
+// Specs of the patient index as the engine keeps it (index/patient_index.h PatientIndexKeys,
+// RebuildPatientIndexIfStale): the keys the engine keeps up commit by commit are the keys built
+// from scratch, and a changed churn model or an older layout has the index rebuilt before
+// anything is folded.
 #include "index/patient_index.h"
 #include "storage/views.h"
 

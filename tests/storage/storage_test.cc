@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "storage/format.h"
-#include "tests/testing.h"
+#include "tests/raw_db.h"
+#include "tests/temp_dir.h"
 
 namespace tend {
 namespace {

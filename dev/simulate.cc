@@ -1,4 +1,4 @@
-#include "tools/simulate.h"
+#include "dev/simulate.h"
 
 #include <cmath>
 #include <queue>

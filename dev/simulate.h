@@ -3,8 +3,8 @@
 // patient's persona (engaged, fading, silent, churned), a little consent churn, and a small share
 // of duplicate deliveries (the same event_id twice). Deterministic: the same options give the same
 // events, byte for byte, on any machine (own RNG transforms, no std:: distributions).
-#ifndef TEND_TOOLS_SIMULATE_H_
-#define TEND_TOOLS_SIMULATE_H_
+#ifndef TEND_DEV_SIMULATE_H_
+#define TEND_DEV_SIMULATE_H_
 
 #include <cstdint>
 #include <functional>
@@ -32,4 +32,4 @@ absl::Status SimulateCohort(const CohortOptions& options,
 
 }  // namespace tend
 
-#endif  // TEND_TOOLS_SIMULATE_H_
+#endif  // TEND_DEV_SIMULATE_H_
