@@ -12,7 +12,6 @@
 #include <google/protobuf/arena.h>
 #include <google/protobuf/util/time_util.h>
 
-#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -28,6 +27,7 @@
 #include "engine/committer.h"
 #include "engine/message_releaser.h"
 #include "engine/rule_ids.h"
+#include "engine/timer_index.h"
 #include "projections/patient.h"
 #include "tend/v1/events.pb.h"
 #include "tend/v1/state.pb.h"
@@ -46,24 +46,14 @@ class Engine::Impl {
   EngineStats Stats() const;
 
  private:
-  // An armed timer in a partition's index: fires when the partition clock reaches due_s.
-  struct TimerRef {
-    int64_t due_s;
-    std::string patient_id;
-    uint32_t rule;  // RuleIds number
-    bool operator<(const TimerRef& o) const {
-      return std::tie(due_s, patient_id, rule) < std::tie(o.due_s, o.patient_id, o.rule);
-    }
-  };
   // Progress of one assigned partition; counters are cumulative over the directory's life.
   struct Partition {
     v1::PartitionCheckpoint checkpoint;
     bool dirty = false;  // checkpoint changed since the last commit
     bool eof = false;    // consumed up to the high watermark
     bool gap_reported = false;
-    // Every armed timer of the partition (the `timers` column family plus uncommitted changes),
-    // by due time. Loaded on assignment when the rules have timers.
-    absl::btree_set<TimerRef> timers;
+    // Every armed timer of the partition. Loaded on assignment when the rules have timers.
+    TimerIndex timers;
   };
   struct CacheEntry {
     std::string key;  // storage_format::StateKey(partition, patient_id): the commit order
@@ -278,11 +268,7 @@ absl::StatusOr<Engine::Impl::Partition> Engine::Impl::LoadPartition(int32_t part
     p.checkpoint.set_partition(partition);
   }
   if (options_.rules != nullptr && options_.rules->has_timers()) {
-    TEND_RETURN_IF_ERROR(storage_->ForEachTimer(
-        partition, [&](int64_t due_s, absl::string_view patient, absl::string_view rule) {
-          p.timers.insert(TimerRef{due_s, std::string(patient), rule_ids_.Intern(rule)});
-          return absl::OkStatus();
-        }));
+    TEND_RETURN_IF_ERROR(p.timers.Load(*storage_, partition, &rule_ids_));
   }
   return p;
 }
@@ -350,11 +336,11 @@ void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& pa
     const uint32_t rule = rule_ids_.Intern(t.rule_id);
     const std::string* rule_id = &rule_ids_.Name(rule);
     if (t.old_due_s != 0) {
-      p->timers.erase(TimerRef{t.old_due_s, patient_id, rule});
+      p->timers.Disarm(t.old_due_s, patient_id, rule);
       decided_->timers.push_back({partition, t.old_due_s, patient_id, rule_id, false});
     }
     if (t.new_due_s != 0) {
-      p->timers.insert(TimerRef{t.new_due_s, patient_id, rule});
+      p->timers.Arm(t.new_due_s, patient_id, rule);
       decided_->timers.push_back({partition, t.new_due_s, patient_id, rule_id, true});
     }
   }
@@ -397,8 +383,8 @@ DecideInput Engine::Impl::DecisionInput(CacheEntry* entry, absl::Time now,
 absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
   const absl::Time now = Clock(*p);
   const int64_t now_s = absl::ToUnixSeconds(now);
-  while (!p->timers.empty() && p->timers.begin()->due_s <= now_s) {
-    TimerRef t = std::move(p->timers.extract(p->timers.begin()).value());
+  TimerIndex::Timer t;
+  while (p->timers.PopDue(now_s, &t)) {
     timers_fired_.fetch_add(1, std::memory_order_relaxed);
     // The fired key goes whatever the decision (a stale key must not linger; when the decision
     // removes it too, the commit writes one delete: DecidedWrites::AppendTo).
