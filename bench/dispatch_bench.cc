@@ -7,39 +7,22 @@
 // pay on every pass).
 
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <map>
-#include <random>
-#include <iostream>
-#include <set>
 #include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/numbers.h"
-#include "absl/synchronization/mutex.h"
 #include "base/log.h"
 #include "base/status.h"
-#include "storage/views.h"
-#include "projections/patient.h"
-#include "kafka/ticker.h"
+#include "base/temp_dir.h"
+#include "bench/bench.h"
 #include "dispatch/dispatcher.h"
-#include "index/planner.h"
-#include "services/query_service.h"
 #include "services/server.h"
 #include "services/sink_service.h"
-#include "bench/bench.h"
-#include "dev/mock_broker.h"
-#include "dev/simulate.h"
-#include "engine/engine.h"
-#include "kafka/kafka.h"
 #include "storage/storage.h"
-#include "base/temp_dir.h"
 
 namespace tend {
 namespace {

@@ -1,13 +1,12 @@
 // tend bench --query: Query/GetPatient over real gRPC (loopback) against a state folded from a
 // simulated cohort, against the same lookups made in process by one thread; then
 // Query/ListPatients paged to the end for a few filters, against walking every patient.
-#include <sys/resource.h>
-#include <unistd.h>
+#include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <iostream>
 #include <map>
 #include <random>
-#include <iostream>
 #include <set>
 #include <thread>
 #include <vector>
@@ -16,25 +15,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/numbers.h"
-#include "absl/synchronization/mutex.h"
-#include "base/log.h"
 #include "base/status.h"
-#include "storage/views.h"
-#include "projections/patient.h"
-#include "kafka/ticker.h"
-#include "dispatch/dispatcher.h"
-#include "index/planner.h"
-#include "services/query_service.h"
-#include "services/server.h"
-#include "services/sink_service.h"
+#include "base/temp_dir.h"
 #include "bench/bench.h"
-#include "dev/mock_broker.h"
 #include "dev/simulate.h"
 #include "engine/engine.h"
-#include "kafka/kafka.h"
+#include "index/planner.h"
+#include "projections/patient.h"
+#include "services/query_service.h"
+#include "services/server.h"
 #include "storage/storage.h"
-#include "base/temp_dir.h"
+#include "storage/views.h"
 
 namespace tend {
 

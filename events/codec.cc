@@ -15,9 +15,12 @@ absl::Status Invalid(absl::string_view field, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
 }
 
+constexpr char kIdRule[] = "must be 1-128 characters of [A-Za-z0-9._:-]";
+
+// In the log: the message shows (the start of) the bad id, escaped.
 absl::Status CheckId(absl::string_view field, absl::string_view id) {
   if (IsValidId(id)) return absl::OkStatus();
-  return Invalid(field, absl::StrFormat("must be 1-128 characters of [A-Za-z0-9._:-], got \"%s\"",
+  return Invalid(field, absl::StrFormat("%s, got \"%s\"", kIdRule,
                                         absl::CHexEscape(id.substr(0, 160))));
 }
 
@@ -114,10 +117,8 @@ bool IsValidId(absl::string_view id) {
   return true;
 }
 
-absl::Status CheckIdArgument(absl::string_view id, absl::string_view field) {
-  if (IsValidId(id)) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, ": must be 1-128 characters of [A-Za-z0-9._:-]"));
+absl::Status CheckIdArgument(absl::string_view field, absl::string_view id) {
+  return IsValidId(id) ? absl::OkStatus() : Invalid(field, kIdRule);
 }
 
 absl::string_view EventTypeName(const Event& event) {

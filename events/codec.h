@@ -52,7 +52,7 @@ absl::Status ValidateClockTick(const v1::Event& event);
 bool IsValidId(absl::string_view id);
 // kInvalidArgument naming `field` unless IsValidId(id); the message does not repeat the id (for
 // request fields: Query's patient_id, program_id, staff_id).
-absl::Status CheckIdArgument(absl::string_view id, absl::string_view field);
+absl::Status CheckIdArgument(absl::string_view field, absl::string_view id);
 
 // The earliest instant accepted as an event time; anything before is taken as "not set".
 absl::Time MinEventTime();

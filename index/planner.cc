@@ -13,6 +13,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "base/hash.h"
 #include "base/status.h"
 #include "base/time.h"
 #include "events/codec.h"
@@ -45,7 +46,7 @@ uint64_t QueryFingerprint(const v1::ListPatientsRequest& request) {
     coded.SetSerializationDeterministic(true);
     q.SerializeToCodedStream(&coded);
   }
-  return sf::EventFingerprint(bytes);
+  return Fingerprint64(bytes);
 }
 
 // The byte string just after every key that starts with `prefix`.
@@ -168,9 +169,9 @@ absl::Status ListPatientsPage(const Storage& storage, const projections::Project
     return absl::InvalidArgumentError("min_churn_risk: must be in [0, 1]");
   }
   if (!r.program_id().empty()) {
-    TEND_RETURN_IF_ERROR(CheckIdArgument(r.program_id(), "program_id"));
+    TEND_RETURN_IF_ERROR(CheckIdArgument("program_id", r.program_id()));
   }
-  if (!r.staff_id().empty()) TEND_RETURN_IF_ERROR(CheckIdArgument(r.staff_id(), "staff_id"));
+  if (!r.staff_id().empty()) TEND_RETURN_IF_ERROR(CheckIdArgument("staff_id", r.staff_id()));
   std::optional<absl::Time> fixed_as_of;
   if (r.has_as_of()) {
     TEND_RETURN_IF_ERROR(CheckProtoTime(r.as_of(), "as_of"));

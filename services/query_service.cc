@@ -28,7 +28,7 @@ grpc::Status QueryService::CohortStats(grpc::ServerContext*,
 
 grpc::Status QueryService::GetPatient(grpc::ServerContext*, const v1::GetPatientRequest* request,
                                       v1::GetPatientResponse* response) {
-  if (grpc::Status s = ToGrpc(CheckIdArgument(request->patient_id(), "patient_id")); !s.ok()) {
+  if (grpc::Status s = ToGrpc(CheckIdArgument("patient_id", request->patient_id())); !s.ok()) {
     return s;
   }
   if (request->has_as_of()) {
@@ -55,7 +55,7 @@ grpc::Status QueryService::GetPatient(grpc::ServerContext*, const v1::GetPatient
 
 grpc::Status QueryService::Explain(grpc::ServerContext*, const v1::ExplainRequest* request,
                                    v1::ExplainResponse* response) {
-  if (grpc::Status s = ToGrpc(CheckIdArgument(request->patient_id(), "patient_id")); !s.ok()) {
+  if (grpc::Status s = ToGrpc(CheckIdArgument("patient_id", request->patient_id())); !s.ok()) {
     return s;
   }
   if (request->limit() < 0 || request->limit() > 1000) {

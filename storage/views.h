@@ -2,7 +2,8 @@
 // (docs/design.md, "Time is in the log": the default as-of is the partition's clock, the latest
 // recorded_at folded, so a view never depends on the reader's wall clock).
 //
-// Thread safety: ViewReader is immutable after Create and safe to share.
+// Thread safety: the functions are safe to call concurrently; an AsOfResolver is immutable after
+// Load and safe to share; a ViewReader is used by one thread.
 #ifndef TEND_STORAGE_VIEWS_H_
 #define TEND_STORAGE_VIEWS_H_
 
