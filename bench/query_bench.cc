@@ -32,11 +32,13 @@ namespace tend {
 namespace {
 
 // Simulated records, partitioned by a hash of the patient, as an engine record source.
-class MemorySource : public RecordSource {
+class MemorySource : public SequentialSource {
  public:
   MemorySource(std::vector<std::pair<int32_t, std::string>> records,
                std::vector<std::string> keys)
       : records_(std::move(records)), keys_(std::move(keys)) {}
+
+ protected:
   absl::StatusOr<bool> Next(LogRecord* r) override {
     if (next_ == records_.size()) return false;
     r->partition = records_[next_].first;

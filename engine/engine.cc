@@ -22,10 +22,10 @@
 #include "base/status.h"
 #include "storage/format.h"
 #include "index/patient_index.h"
+#include "kafka/consumer.h"
 #include "kafka/dead_letter.h"
 #include "kafka/kafka.h"
 #include "engine/committer.h"
-#include "engine/message_releaser.h"
 #include "engine/rule_ids.h"
 #include "engine/timer_index.h"
 #include "projections/patient.h"
@@ -34,7 +34,7 @@
 
 namespace tend {
 
-class Engine::Impl {
+class Engine::Impl : public PartitionListener {
  public:
   Impl(const EngineOptions& options, Storage* storage) : options_(options), storage_(storage) {}
 
@@ -44,6 +44,11 @@ class Engine::Impl {
   absl::Status Run(const std::atomic<bool>& stop);
   absl::Status RunFrom(RecordSource* source, const std::atomic<bool>& stop);
   EngineStats Stats() const;
+
+  // PartitionListener: the source's partitions come and go.
+  absl::StatusOr<int64_t> OnAssigned(int32_t partition) override;
+  void OnRevoked(absl::Span<const int32_t> partitions) override;
+  void OnCaughtUp(int32_t partition) override;
 
  private:
   // Progress of one assigned partition; counters are cumulative over the directory's life.
@@ -85,15 +90,13 @@ class Engine::Impl {
     std::vector<std::string> gone, added;                      // index keys, sorted
   };
 
-  static void RebalanceCb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                          rd_kafka_topic_partition_list_t* parts, void* opaque);
-  void OnAssign(rd_kafka_topic_partition_list_t* parts);
-  void OnRevoke(rd_kafka_topic_partition_list_t* parts);
   // The partition's checkpoint (a fresh one when never committed here) and its timer index.
   absl::StatusOr<Partition> LoadPartition(int32_t partition);
 
-  // `msg`: the Kafka message the record came from (its headers go to the DLQ), or null.
-  void Process(const LogRecord& record, const rd_kafka_message_t* msg);
+  // Folds `source` until it ends, `stop` is set or a fatal error; commits what was folded and
+  // closes the source.
+  absl::Status Loop(RecordSource* source, const std::atomic<bool>& stop);
+  void Process(const LogRecord& record);
   absl::Status Fold(int32_t partition, Partition* p);
   // Folds event_ into `state` and runs the rules on it.
   void ApplyAndDecide(int32_t partition, Partition* p, CacheEntry* entry);
@@ -107,8 +110,7 @@ class Engine::Impl {
   absl::Time Clock(const Partition& p) const {
     return FromProtoTime(p.checkpoint.clock());
   }
-  void DeadLetter(const LogRecord& record, const rd_kafka_message_t* msg, Partition* p,
-                  const absl::Status& reason);
+  void DeadLetter(const LogRecord& record, Partition* p, const absl::Status& reason);
   absl::StatusOr<CacheEntry*> Lookup(int32_t partition, const std::string& patient_id);
   // The patient's calendar, from the entry's cache.
   const absl::TimeZone& TimeZoneOf(CacheEntry* entry) const;
@@ -127,12 +129,10 @@ class Engine::Impl {
 
   const EngineOptions options_;
   Storage* const storage_;
-  KafkaHandle consumer_;
-  KafkaQueue queue_;
+  std::unique_ptr<ConsumerSource> consumer_;  // the events topic, with Kafka
   std::unique_ptr<Producer> dlq_;
   std::optional<StateBatch> batch_;  // reused across commits; owned by committer_ while in flight
   std::unique_ptr<Committer> committer_;  // destroyed first: it borrows the consumer
-  MessageReleaser releaser_;
 
   RuleIds rule_ids_{options_.rules.get()};  // of the timers in partitions_
   std::map<int32_t, Partition> partitions_;  // assigned partitions
@@ -192,7 +192,8 @@ absl::Status Engine::Impl::Init() {
   batch_.emplace(storage_->NewBatch());
   if (kafka) TEND_RETURN_IF_ERROR(InitKafka());  // else RunFrom only (REPLAY)
   // The consumer (null without Kafka) is only for lag-monitoring offset commits.
-  committer_ = std::make_unique<Committer>(storage_, options_.commit, consumer_.get(),
+  committer_ = std::make_unique<Committer>(storage_, options_.commit,
+                                           consumer_ ? consumer_->consumer() : nullptr,
                                            options_.mode == EngineOptions::Mode::kReplay,
                                            options_.on_replay_command);
   return absl::OkStatus();
@@ -204,7 +205,6 @@ absl::Status Engine::Impl::InitKafka() {
       {"group.id", options_.group_id},
       {"enable.auto.commit", "false"},  // offsets live in RocksDB; group offsets for lag only
       {"enable.auto.offset.store", "false"},
-      {"enable.partition.eof", "true"},
       // A stored offset outside the log means records were deleted before they were folded, or
       // the topic was recreated: stop and say so rather than silently start over.
       {"auto.offset.reset", "error"},
@@ -212,16 +212,7 @@ absl::Status Engine::Impl::InitKafka() {
       {"fetch.wait.max.ms", "100"},
   };
   props.insert(props.end(), options_.kafka.begin(), options_.kafka.end());
-  TEND_ASSIGN_OR_RETURN(KafkaConf conf, MakeKafkaConf(props));
-  rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::RebalanceCb);
-  rd_kafka_conf_set_opaque(conf.get(), this);
-  char err[512];
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof(err));
-  if (rk == nullptr) return absl::InvalidArgumentError(absl::StrCat("creating consumer: ", err));
-  conf.release();
-  consumer_.reset(rk);
-  rd_kafka_poll_set_consumer(rk);
-  queue_.reset(rd_kafka_queue_get_consumer(rk));
+  TEND_ASSIGN_OR_RETURN(consumer_, ConsumerSource::Create(props, options_.topic));
 
   KafkaProps producer_props = {{"bootstrap.servers", options_.brokers}};
   producer_props.insert(producer_props.end(), options_.kafka.begin(), options_.kafka.end());
@@ -229,33 +220,20 @@ absl::Status Engine::Impl::InitKafka() {
   return absl::OkStatus();
 }
 
-void Engine::Impl::RebalanceCb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                               rd_kafka_topic_partition_list_t* parts, void* opaque) {
-  auto* self = static_cast<Impl*>(opaque);
-  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    self->OnAssign(parts);
-  } else {
-    self->OnRevoke(parts);
+absl::StatusOr<int64_t> Engine::Impl::OnAssigned(int32_t partition) {
+  auto p = LoadPartition(partition);
+  if (!p.ok()) {
+    Fail(p.status());
+    return p.status();
   }
+  const int64_t from = p->checkpoint.next_offset();
+  partitions_[partition] = *std::move(p);
+  return from;
 }
 
-void Engine::Impl::OnAssign(rd_kafka_topic_partition_list_t* parts) {
-  for (int i = 0; i < parts->cnt; ++i) {
-    auto& tp = parts->elems[i];
-    auto p = LoadPartition(tp.partition);
-    if (!p.ok()) {
-      Fail(p.status());
-      rd_kafka_assign(consumer_.get(), nullptr);
-      return;
-    }
-    tp.offset = p->checkpoint.next_offset() > 0 ? p->checkpoint.next_offset()
-                                                : RD_KAFKA_OFFSET_BEGINNING;
-    partitions_[tp.partition] = *std::move(p);
-  }
-  TEND_LOG_INFO("assigned %d partitions of %s; resuming at the offsets stored with the state",
-                parts->cnt, options_.topic);
-  rd_kafka_resp_err_t e = rd_kafka_assign(consumer_.get(), parts);
-  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) Fail(FromKafka(e, "assigning partitions"));
+void Engine::Impl::OnCaughtUp(int32_t partition) {
+  auto it = partitions_.find(partition);
+  if (it != partitions_.end()) it->second.eof = true;
 }
 
 absl::StatusOr<Engine::Impl::Partition> Engine::Impl::LoadPartition(int32_t partition) {
@@ -273,15 +251,13 @@ absl::StatusOr<Engine::Impl::Partition> Engine::Impl::LoadPartition(int32_t part
   return p;
 }
 
-void Engine::Impl::OnRevoke(rd_kafka_topic_partition_list_t* parts) {
+void Engine::Impl::OnRevoked(absl::Span<const int32_t> partitions) {
   // Everything folded so far is committed before the partitions may move to another instance.
   if (absl::Status s = CommitAndWait(); !s.ok()) Fail(s);
-  for (int i = 0; i < parts->cnt; ++i) partitions_.erase(parts->elems[i].partition);
+  for (int32_t partition : partitions) partitions_.erase(partition);
   // All clean after the commit; the partitions may come back elsewhere. Leaving for good, the
   // memory goes with the engine.
   if (!closing_) cache_.clear();
-  TEND_LOG_INFO("revoked %d partitions", parts->cnt);
-  rd_kafka_assign(consumer_.get(), nullptr);
 }
 
 absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition,
@@ -432,7 +408,7 @@ absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
   return absl::OkStatus();
 }
 
-void Engine::Impl::Process(const LogRecord& record, const rd_kafka_message_t* msg) {
+void Engine::Impl::Process(const LogRecord& record) {
   auto it = partitions_.find(record.partition);
   if (it == partitions_.end()) return;  // stale record from a revoked partition
   Partition& p = it->second;
@@ -487,20 +463,20 @@ void Engine::Impl::Process(const LogRecord& record, const rd_kafka_message_t* ms
       return;
     }
   } else {
-    DeadLetter(record, msg, &p, s);
+    DeadLetter(record, &p, s);
   }
   p.checkpoint.set_next_offset(record.offset + 1);
   p.dirty = true;
   ++uncommitted_records_;
 }
 
-void Engine::Impl::DeadLetter(const LogRecord& record, const rd_kafka_message_t* msg,
-                              Partition* p, const absl::Status& reason) {
+void Engine::Impl::DeadLetter(const LogRecord& record, Partition* p,
+                              const absl::Status& reason) {
   std::string reason_text(reason.message());
   // A replay only counts the record: the live engine dead-lettered it already.
   if (options_.mode == EngineOptions::Mode::kLive) {
     if (absl::Status s = ProduceDeadLetter(dlq_.get(), options_.dlq_topic, options_.topic, record,
-                                           msg, reason_text);
+                                           reason_text);
         !s.ok()) {
       Fail(s);
       return;
@@ -636,98 +612,47 @@ absl::Status Engine::Impl::RunFrom(RecordSource* source, const std::atomic<bool>
   if (options_.mode != EngineOptions::Mode::kReplay) {
     return absl::FailedPreconditionError("folding from a record source is for REPLAY mode only");
   }
-  constexpr int kArenaRecords = 4096;  // events parsed into arena_ between resets
-  int in_arena = 0;
-  LogRecord r;
-  while (!stop.load(std::memory_order_relaxed) && fatal_.ok()) {
-    absl::StatusOr<bool> more = source->Next(&r);
-    if (!more.ok()) {
-      Fail(more.status());
-      break;
-    }
-    if (!*more) break;
-    auto it = partitions_.find(r.partition);
-    if (it == partitions_.end()) {
-      auto loaded = LoadPartition(r.partition);
-      if (!loaded.ok()) {
-        Fail(loaded.status());
-        break;
-      }
-      it = partitions_.emplace(r.partition, *std::move(loaded)).first;
-    }
-    if (r.offset < it->second.checkpoint.next_offset()) continue;  // folded here already
-    Process(r, nullptr);
-    if (++in_arena == kArenaRecords) {
-      arena_.Reset();
-      in_arena = 0;
-    }
-    if (uncommitted_records_ >= options_.commit_max_records ||
-        absl::Now() - last_commit_ >= options_.commit_interval) {
-      if (absl::Status s = Commit(); !s.ok()) Fail(s);
-    }
-  }
-  if (fatal_.ok()) {
-    if (absl::Status s = CommitAndWait(); !s.ok()) Fail(s);
-  } else {
-    (void)committer_->Wait();
-  }
-  return fatal_;
+  return Loop(source, stop);
 }
 
 absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
   if (consumer_ == nullptr) {
     return absl::FailedPreconditionError("the engine was created without --brokers");
   }
-  if (rd_kafka_resp_err_t e = rd_kafka_subscribe(consumer_.get(), [&] {
-        auto* l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, options_.topic.c_str(), RD_KAFKA_PARTITION_UA);
-        return l;
-      }());
-      e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return FromKafka(e, absl::StrCat("subscribing to ", options_.topic));
-  }
-  constexpr int kBatch = 4096;
-  std::vector<rd_kafka_message_t*> msgs(kBatch);
-  std::vector<rd_kafka_message_t*> done;  // handled, to be destroyed off this thread
-  done.reserve(kBatch);
-  // Handles one message; it is destroyed by the caller (or the releaser).
-  auto handle = [this](rd_kafka_message_t* m) {
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (fatal_.ok()) {
-        LogRecord r;
-        r.partition = m->partition;
-        r.offset = m->offset;
-        r.key = absl::string_view(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
-        r.value = absl::string_view(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
-        r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
-        Process(r, m);
-      }
-    } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      auto it = partitions_.find(m->partition);
-      if (it != partitions_.end()) it->second.eof = true;
-    } else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
-      auto it = partitions_.find(m->partition);
-      Fail(absl::FailedPreconditionError(absl::StrCat(
-          options_.topic, "[", m->partition, "]: the offset stored with the state (",
-          it == partitions_.end() ? -1 : it->second.checkpoint.next_offset(),
-          ") is outside the log: ", rd_kafka_message_errstr(m),
-          ". Records were deleted before they were folded, or the topic was recreated; rebuild "
-          "into a new --db directory from a complete log")));
-    } else {
-      TEND_LOG_WARN("consumer: %s", rd_kafka_message_errstr(m));
+  return Loop(consumer_.get(), stop);
+}
+
+absl::Status Engine::Impl::Loop(RecordSource* source, const std::atomic<bool>& stop) {
+  if (absl::Status s = source->Start(this); !s.ok()) return s;
+  // Events are parsed into arena_, reset at a batch's end once it holds this many.
+  constexpr int kArenaRecords = ConsumerSource::kMaxBatch;
+  int in_arena = 0;
+  std::vector<LogRecord> batch;
+  batch.reserve(ConsumerSource::kMaxBatch);
+  // Folds what the source has within `wait`: how many records, or -1 at the source's end.
+  auto consume = [&](absl::Duration wait) -> int64_t {
+    absl::StatusOr<bool> more = source->Poll(wait, &batch);
+    if (!more.ok()) {
+      Fail(more.status());
+      return 0;
     }
+    for (const LogRecord& r : batch) {
+      Process(r);
+      if (!fatal_.ok()) break;
+    }
+    const auto n = static_cast<int64_t>(batch.size());
+    in_arena += static_cast<int>(n);
+    if (in_arena >= kArenaRecords) {
+      arena_.Reset();  // the batch's events are folded; nothing refers to them any more
+      in_arena = 0;
+    }
+    if (n > 0) last_fold_ns_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
+    return *more ? n : -1;
   };
   while (!stop.load(std::memory_order_relaxed) && fatal_.ok()) {
-    // Take whatever is queued locally without waiting...
-    ssize_t n = rd_kafka_consume_batch_queue(queue_.get(), 0, msgs.data(), kBatch);
-    for (ssize_t i = 0; i < n; ++i) {
-      handle(msgs[i]);
-      done.push_back(msgs[i]);
-    }
-    if (!done.empty()) releaser_.Release(&done);
-    arena_.Reset();  // the batch's events are folded; nothing refers to them any more
-    if (n > 0) last_fold_ns_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
-    if (!fatal_.ok()) break;
+    // Take whatever the source has without waiting...
+    const int64_t n = consume(absl::ZeroDuration());
+    if (n < 0 || !fatal_.ok()) break;
     const absl::Duration since_commit = absl::Now() - last_commit_;
     if (n == 0) {
       // ...caught up: commit soon, then block until the next record (or 100 ms).
@@ -738,18 +663,15 @@ absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
         if (absl::Status s = committer_->Wait(); !s.ok()) Fail(s);
         break;
       }
-      int wait_ms = uncommitted_records_ > 0 ? 5 : 100;
-      if (rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_.get(), wait_ms)) {
-        handle(m);
-        rd_kafka_message_destroy(m);
-        last_fold_ns_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
+      if (consume(uncommitted_records_ > 0 ? absl::Milliseconds(5) : absl::Milliseconds(100)) < 0) {
+        break;
       }
     } else if (uncommitted_records_ >= options_.commit_max_records ||
                since_commit >= options_.commit_interval ||
                // A short batch means the engine keeps up with the log (LIVE traffic, not a
                // backlog): commit as if caught up, so commands reach the outbox promptly. A
                // replay has no one waiting: it commits by interval and count only.
-               (n < kBatch && options_.mode == EngineOptions::Mode::kLive &&
+               (n < ConsumerSource::kMaxBatch && options_.mode == EngineOptions::Mode::kLive &&
                 since_commit >= options_.commit_delay_when_caught_up)) {
       if (absl::Status s = Commit(); !s.ok()) Fail(s);
     }
@@ -760,8 +682,7 @@ absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
     (void)committer_->Wait();  // the batch in flight, if any, is consistent on its own
   }
   closing_ = true;
-  releaser_.Drain();  // no message may outlive the consumer
-  rd_kafka_consumer_close(consumer_.get());  // leaves the group; revoke commits (no-op if clean)
+  source->Close();  // frees the records; a consumer leaves the group (revoke commits: no-op if clean)
   if (!fatal_.ok()) TEND_LOG_ERROR("engine stopped: %s", fatal_.ToString());
   return fatal_;
 }

@@ -102,14 +102,15 @@ class Engine {
                                                         Storage* storage);
   ~Engine();
 
-  // Consumes and folds until `stop` becomes true, or (exit_when_idle) the assigned partitions are
-  // drained, or a fatal error (storage failure, DLQ unreachable). Always commits what was folded
-  // before returning and leaves the group.
+  // Consumes the events topic as a member of the group (kafka/consumer.h) and folds until `stop`
+  // becomes true, or (exit_when_idle) the assigned partitions are drained, or a fatal error
+  // (storage failure, DLQ unreachable). Always commits what was folded before returning and
+  // leaves the group.
   absl::Status Run(const std::atomic<bool>& stop);
 
   // REPLAY mode from a source other than Kafka (an archive); `brokers` may then be empty.
   // Folds every record of `source` (skipping offsets this directory has folded already) exactly
-  // as Run() would, and commits; returns at the end of the source, when `stop` is set, or on a
+  // as Run() would, in the same loop, and commits; returns at the end of the source, when `stop` is set, or on a
   // fatal error. kFailedPrecondition in LIVE mode.
   absl::Status RunFrom(RecordSource* source, const std::atomic<bool>& stop);
 

@@ -190,4 +190,15 @@ absl::StatusOr<bool> ArchiveReader::Next(v1::ArchiveRecord* record) {
   return false;
 }
 
+absl::StatusOr<bool> ArchiveSource::Next(LogRecord* out) {
+  TEND_ASSIGN_OR_RETURN(bool more, reader_->Next(&record_));
+  if (!more) return false;
+  out->timestamp_ms = record_.timestamp_ms();
+  out->partition = record_.partition();
+  out->offset = record_.offset();
+  out->key = record_.key();
+  out->value = record_.value();
+  return true;
+}
+
 }  // namespace tend

@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "kafka/record_source.h"
 #include "tend/v1/archive.pb.h"
 
 namespace tend {
@@ -94,6 +95,20 @@ class ArchiveReader {
   int64_t position_ = 0;
   int64_t size_ = 0;
   bool ended_ = false;
+};
+
+// An archive as the engine's record source (`tend replay --archive`).
+class ArchiveSource : public SequentialSource {
+ public:
+  // `reader` is borrowed.
+  explicit ArchiveSource(ArchiveReader* reader) : reader_(reader) {}
+
+ protected:
+  absl::StatusOr<bool> Next(LogRecord* record) override;
+
+ private:
+  ArchiveReader* reader_;
+  v1::ArchiveRecord record_;
 };
 
 }  // namespace tend

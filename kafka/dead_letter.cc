@@ -7,7 +7,7 @@ namespace tend {
 
 absl::Status ProduceDeadLetter(Producer* producer, absl::string_view dlq_topic,
                                absl::string_view source_topic, const LogRecord& record,
-                               const rd_kafka_message_t* message, absl::string_view reason) {
+                               absl::string_view reason) {
   const std::string partition = std::to_string(record.partition);
   const std::string offset = std::to_string(record.offset);
   std::vector<KafkaHeader> headers = {{"dlq.reason", reason},
@@ -15,8 +15,8 @@ absl::Status ProduceDeadLetter(Producer* producer, absl::string_view dlq_topic,
                                       {"dlq.source.partition", partition},
                                       {"dlq.source.offset", offset}};
   rd_kafka_headers_t* original = nullptr;
-  if (message != nullptr &&
-      rd_kafka_message_headers(message, &original) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+  if (record.message != nullptr &&
+      rd_kafka_message_headers(record.message, &original) == RD_KAFKA_RESP_ERR_NO_ERROR) {
     const char* name;
     const void* val;
     size_t size;

@@ -15,11 +15,11 @@ namespace tend {
 
 // Enqueues the dead letter of `record` (read from `source_topic`) on `producer`: headers
 // dlq.reason, dlq.source.topic, dlq.source.partition, dlq.source.offset, then the headers of
-// `message` (the consumed librdkafka message; may be null, e.g. for an archive's record).
+// the consumed message the record came from (record.message; none for an archive's record).
 // Delivery is confirmed by the producer's Flush; an error here is the local queue's.
 absl::Status ProduceDeadLetter(Producer* producer, absl::string_view dlq_topic,
                                absl::string_view source_topic, const LogRecord& record,
-                               const rd_kafka_message_t* message, absl::string_view reason);
+                               absl::string_view reason);
 
 }  // namespace tend
 

@@ -1,12 +1,20 @@
 // The records of the events topic as the engine folds them, whatever they come from: a Kafka
-// consumer or an archive file (kafka/archive.h). No librdkafka here: a record is plain views.
+// consumer (kafka/consumer.h) or a finite sequence such as an archive file (kafka/archive.h).
+// The engine has one loop over a RecordSource; the source tells it, through a PartitionListener,
+// which partitions it serves and from which offset. No librdkafka here: a record is plain views.
 #ifndef TEND_KAFKA_RECORD_SOURCE_H_
 #define TEND_KAFKA_RECORD_SOURCE_H_
 
 #include <cstdint>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+
+struct rd_kafka_message_s;  // librdkafka's message (rd_kafka_message_t), opaque here
 
 namespace tend {
 
@@ -17,14 +25,59 @@ struct LogRecord {
   absl::string_view key;    // patient_id
   absl::string_view value;  // a serialized tend.v1.Event
   int64_t timestamp_ms = -1;  // the Kafka record timestamp; -1: unknown
+  // The consumed Kafka message the views point into, whose headers a dead letter copies
+  // (kafka/dead_letter.h); null for records that did not come from a consumer.
+  const rd_kafka_message_s* message = nullptr;
 };
 
-// Records in log order within each partition (partitions may interleave).
+// What a source tells its reader about the partitions it serves. Called only from within the
+// source's Poll() and Close(), on the reader's thread.
+class PartitionListener {
+ public:
+  virtual ~PartitionListener() = default;
+  // The source begins serving `partition`: returns the offset of the first record wanted (the
+  // next offset stored with the state; 0 for the start of the log), or an error, which the source
+  // returns from the Poll() that assigned it.
+  virtual absl::StatusOr<int64_t> OnAssigned(int32_t partition) = 0;
+  // The source stops serving `partitions` (they may move to another instance): on return,
+  // everything read from them must be committed.
+  virtual void OnRevoked(absl::Span<const int32_t> partitions) = 0;
+  // Every record of `partition` in the log so far was returned by an earlier Poll() (and so has
+  // been handled by the reader).
+  virtual void OnCaughtUp(int32_t partition) = 0;
+};
+
+// Records in log order within each partition (partitions may interleave). Single-threaded.
 class RecordSource {
  public:
   virtual ~RecordSource() = default;
+  // Starts serving; `listener` is borrowed until Close().
+  virtual absl::Status Start(PartitionListener* listener) = 0;
+  // Replaces `*records` with the records available now, or within `wait` when none are (leaving
+  // it empty if none came). Their views stay valid until the next Poll() or Close(). Returns
+  // false once the source has no more records (a finite source's end; a consumer never ends).
+  virtual absl::StatusOr<bool> Poll(absl::Duration wait, std::vector<LogRecord>* records) = 0;
+  // Stops serving, revoking what it serves (PartitionListener::OnRevoked) where partitions may
+  // move; afterwards no view from Poll() is valid.
+  virtual void Close() {}
+};
+
+// A finite source read one record at a time (an archive, records in memory). It assigns each
+// partition on its first record and skips the records below the offset OnAssigned() returned,
+// so a directory that folded part of the sequence already resumes where it stopped. Poll()
+// returns one record per call.
+class SequentialSource : public RecordSource {
+ public:
+  absl::Status Start(PartitionListener* listener) override;
+  absl::StatusOr<bool> Poll(absl::Duration wait, std::vector<LogRecord>* records) final;
+
+ protected:
   // The next record into `*record` (its views valid until the next call): true; false at the end.
   virtual absl::StatusOr<bool> Next(LogRecord* record) = 0;
+
+ private:
+  PartitionListener* listener_ = nullptr;
+  absl::flat_hash_map<int32_t, int64_t> from_;  // assigned partitions: first offset wanted
 };
 
 }  // namespace tend

@@ -107,26 +107,6 @@ class Progress {
   absl::Time last_line_ = absl::Now();
 };
 
-// An archive as the engine's record source.
-class ArchiveSource : public RecordSource {
- public:
-  explicit ArchiveSource(ArchiveReader* reader) : reader_(reader) {}
-  absl::StatusOr<bool> Next(LogRecord* out) override {
-    TEND_ASSIGN_OR_RETURN(bool more, reader_->Next(&record_));
-    if (!more) return false;
-    out->timestamp_ms = record_.timestamp_ms();
-    out->partition = record_.partition();
-    out->offset = record_.offset();
-    out->key = record_.key();
-    out->value = record_.value();
-    return true;
-  }
-
- private:
-  ArchiveReader* reader_;
-  v1::ArchiveRecord record_;
-};
-
 }  // namespace
 
 std::string FormatProgressBar(int64_t done, int64_t total, double per_second, int width) {

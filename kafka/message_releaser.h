@@ -1,6 +1,7 @@
-// MessageReleaser: frees consumed librdkafka messages off the engine thread. Internal to engine/.
-#ifndef TEND_ENGINE_MESSAGE_RELEASER_H_
-#define TEND_ENGINE_MESSAGE_RELEASER_H_
+// MessageReleaser: frees consumed librdkafka messages off the reading thread. Internal to kafka/
+// (the consumer source, kafka/consumer.h).
+#ifndef TEND_KAFKA_MESSAGE_RELEASER_H_
+#define TEND_KAFKA_MESSAGE_RELEASER_H_
 
 #include <librdkafka/rdkafka.h>
 
@@ -88,4 +89,4 @@ class MessageReleaser {
 
 }  // namespace tend
 
-#endif  // TEND_ENGINE_MESSAGE_RELEASER_H_
+#endif  // TEND_KAFKA_MESSAGE_RELEASER_H_

@@ -1,0 +1,76 @@
+// The events topic read by a consumer in a group, as a RecordSource: the group assigns the
+// partitions (PartitionListener::OnAssigned says where each resumes, from the offset stored with
+// the state), revokes them before they move (OnRevoked, which commits), and reports each caught
+// up with its log (OnCaughtUp). Messages are freed off the reading thread (message_releaser.h).
+#ifndef TEND_KAFKA_CONSUMER_H_
+#define TEND_KAFKA_CONSUMER_H_
+
+#include <librdkafka/rdkafka.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "kafka/kafka.h"
+#include "kafka/message_releaser.h"
+#include "kafka/props.h"
+#include "kafka/record_source.h"
+
+namespace tend {
+
+// Not thread-safe, except consumer(), whose handle librdkafka lets any thread use.
+class ConsumerSource : public RecordSource {
+ public:
+  // A consumer of `topic` configured by `props` (bootstrap.servers, group.id and the reader's
+  // choices); enable.partition.eof is forced on, since OnCaughtUp rests on it. Offsets are the
+  // listener's: the group's committed offsets are never read.
+  static absl::StatusOr<std::unique_ptr<ConsumerSource>> Create(const KafkaProps& props,
+                                                                std::string topic);
+  ~ConsumerSource() override;  // Close()s
+
+  // Subscribes to the topic; partitions arrive in later Poll()s.
+  absl::Status Start(PartitionListener* listener) override;
+  // At most kMaxBatch records. An assignment the listener refused, or a stored offset outside
+  // the log, is an error; other consumer errors are logged and passed over (librdkafka retries).
+  absl::StatusOr<bool> Poll(absl::Duration wait, std::vector<LogRecord>* records) override;
+  // Frees every message, then leaves the group: the listener's OnRevoked commits first.
+  void Close() override;
+
+  // For commits of the group's offsets (lag monitoring only); valid until Close().
+  rd_kafka_t* consumer() const { return consumer_.get(); }
+
+  static constexpr int kMaxBatch = 4096;
+
+ private:
+  explicit ConsumerSource(std::string topic);
+  static void RebalanceCb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* parts, void* opaque);
+  void OnAssign(rd_kafka_topic_partition_list_t* parts);
+  void OnRevoke(rd_kafka_topic_partition_list_t* parts);
+  // Appends the record of `m`, or handles the event it carries; `m` is then held until the next
+  // Poll (its views are the record's).
+  void Take(rd_kafka_message_t* m, std::vector<LogRecord>* records);
+  void Error(absl::Status s) {
+    if (error_.ok()) error_ = std::move(s);
+  }
+
+  KafkaHandle consumer_;
+  KafkaQueue queue_;
+  const std::string topic_;
+  PartitionListener* listener_ = nullptr;
+  std::map<int32_t, int64_t> assigned_;  // partition -> the offset it was assigned at
+  std::vector<rd_kafka_message_t*> batch_ = std::vector<rd_kafka_message_t*>(kMaxBatch);
+  std::vector<rd_kafka_message_t*> held_;  // messages of the last Poll
+  std::vector<int32_t> caught_up_;  // partitions whose end the last Poll reached
+  absl::Status error_;  // from a callback, returned by Poll
+  bool closed_ = false;
+  MessageReleaser releaser_;  // last: destroyed (joined) first, after Close() drained it
+};
+
+}  // namespace tend
+
+#endif  // TEND_KAFKA_CONSUMER_H_

@@ -1,0 +1,180 @@
+// The record sources the engine's one loop reads: the sequential adapter (archives, memory) and
+// a consumer in a group against librdkafka's mock cluster - assignment at the listener's
+// offsets, caught-up reports, the DLQ's message handle, revoke on close, and the errors that
+// must stop the engine.
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "dev/mock_broker.h"
+#include "kafka/consumer.h"
+#include "kafka/kafka.h"
+#include "kafka/record_source.h"
+
+namespace tend {
+namespace {
+
+// Records the listener's calls; assigns each partition at `from[partition]` (0 if absent).
+class Recorder : public PartitionListener {
+ public:
+  absl::StatusOr<int64_t> OnAssigned(int32_t partition) override {
+    assigned.push_back(partition);
+    if (refuse) return absl::DataLossError("checkpoint unreadable");
+    return from[partition];
+  }
+  void OnRevoked(absl::Span<const int32_t> partitions) override {
+    revoked.insert(revoked.end(), partitions.begin(), partitions.end());
+  }
+  void OnCaughtUp(int32_t partition) override { caught_up[partition] = true; }
+
+  std::map<int32_t, int64_t> from;
+  bool refuse = false;
+  std::vector<int32_t> assigned, revoked;
+  std::map<int32_t, bool> caught_up;
+};
+
+class Memory : public SequentialSource {
+ public:
+  explicit Memory(std::vector<std::pair<int32_t, int64_t>> records) : records_(std::move(records)) {}
+
+ protected:
+  absl::StatusOr<bool> Next(LogRecord* r) override {
+    if (next_ == records_.size()) return false;
+    r->partition = records_[next_].first;
+    r->offset = records_[next_].second;
+    ++next_;
+    return true;
+  }
+
+ private:
+  std::vector<std::pair<int32_t, int64_t>> records_;
+  size_t next_ = 0;
+};
+
+TEST_CASE("a sequential source assigns each partition once and resumes at its offset") {
+  Memory source({{0, 0}, {1, 0}, {0, 1}, {1, 1}, {0, 2}, {1, 2}});
+  Recorder listener;
+  listener.from[0] = 2;  // this directory folded offsets 0 and 1 of partition 0
+  REQUIRE(source.Start(&listener).ok());
+  std::vector<std::pair<int32_t, int64_t>> read;
+  std::vector<LogRecord> batch;
+  for (;;) {
+    auto more = source.Poll(absl::ZeroDuration(), &batch);
+    REQUIRE(more.ok());
+    if (!*more) break;
+    REQUIRE(batch.size() == 1);
+    read.emplace_back(batch[0].partition, batch[0].offset);
+  }
+  CHECK(listener.assigned == std::vector<int32_t>{0, 1});
+  CHECK(read == std::vector<std::pair<int32_t, int64_t>>{{1, 0}, {1, 1}, {0, 2}, {1, 2}});
+  CHECK(batch.empty());
+}
+
+TEST_CASE("a sequential source stops on an assignment its listener refuses") {
+  Memory source({{0, 0}});
+  Recorder listener;
+  listener.refuse = true;
+  REQUIRE(source.Start(&listener).ok());
+  std::vector<LogRecord> batch;
+  auto more = source.Poll(absl::ZeroDuration(), &batch);
+  CHECK(more.status().code() == absl::StatusCode::kDataLoss);
+}
+
+// A broker with two partitions holding three records each (keys "p<partition>-<offset>").
+std::unique_ptr<MockBroker> BrokerWithRecords() {
+  auto broker = MockBroker::Start(MockBrokerOptions{.partitions = 2});
+  REQUIRE(broker.ok());
+  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  REQUIRE(producer.ok());
+  const KafkaHeader header{"origin", "test"};
+  for (int32_t p = 0; p < 2; ++p) {
+    for (int o = 0; o < 3; ++o) {
+      const std::string key = "p" + std::to_string(p) + "-" + std::to_string(o);
+      REQUIRE((*producer)->Produce(MockBrokerOptions().topic, p, key, "value", {&header, 1},
+                                   nullptr).ok());
+    }
+  }
+  REQUIRE((*producer)->Flush(absl::Seconds(10)).ok());
+  return *std::move(broker);
+}
+
+std::unique_ptr<ConsumerSource> Consumer(const MockBroker& broker) {
+  auto source = ConsumerSource::Create({{"bootstrap.servers", broker.bootstrap()},
+                                        {"group.id", "record-source-test"},
+                                        {"enable.auto.commit", "false"},
+                                        {"auto.offset.reset", "error"}},
+                                       MockBrokerOptions().topic);
+  REQUIRE(source.ok());
+  return *std::move(source);
+}
+
+TEST_CASE("a consumer source reads its group's partitions from the listener's offsets") {
+  auto broker = BrokerWithRecords();
+  auto source = Consumer(*broker);
+  Recorder listener;
+  listener.from[0] = 1;  // partition 0 resumes at offset 1; partition 1 from its start
+  REQUIRE(source->Start(&listener).ok());
+  std::vector<std::string> keys;
+  std::vector<LogRecord> batch;
+  for (int i = 0; i < 200 && !(listener.caught_up[0] && listener.caught_up[1]); ++i) {
+    auto more = source->Poll(absl::Milliseconds(100), &batch);
+    REQUIRE(more.ok());
+    CHECK(*more);  // a consumer never ends
+    for (const LogRecord& r : batch) {
+      CHECK(r.key == "p" + std::to_string(r.partition) + "-" + std::to_string(r.offset));
+      CHECK(r.value == "value");
+      CHECK(r.timestamp_ms > 0);
+      CHECK(r.message != nullptr);  // the dead letter copies its headers
+      keys.emplace_back(r.key);
+    }
+  }
+  std::sort(keys.begin(), keys.end());
+  CHECK(keys == std::vector<std::string>{"p0-1", "p0-2", "p1-0", "p1-1", "p1-2"});
+  std::sort(listener.assigned.begin(), listener.assigned.end());
+  CHECK(listener.assigned == std::vector<int32_t>{0, 1});
+  CHECK(listener.revoked.empty());
+  source->Close();  // leaving the group revokes, so the listener commits first
+  std::sort(listener.revoked.begin(), listener.revoked.end());
+  CHECK(listener.revoked == std::vector<int32_t>{0, 1});
+}
+
+TEST_CASE("a consumer source stops when a stored offset is outside the log") {
+  auto broker = BrokerWithRecords();
+  auto source = Consumer(*broker);
+  Recorder listener;
+  listener.from[0] = 100;
+  listener.from[1] = 100;
+  REQUIRE(source->Start(&listener).ok());
+  absl::Status error;
+  std::vector<LogRecord> batch;
+  for (int i = 0; i < 200 && error.ok(); ++i) {
+    auto more = source->Poll(absl::Milliseconds(100), &batch);
+    if (!more.ok()) error = more.status();
+  }
+  CHECK(error.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(error.message()),
+             Catch::Contains("the offset stored with the state (100) is outside the log"));
+}
+
+TEST_CASE("a consumer source stops on an assignment its listener refuses") {
+  auto broker = BrokerWithRecords();
+  auto source = Consumer(*broker);
+  Recorder listener;
+  listener.refuse = true;
+  REQUIRE(source->Start(&listener).ok());
+  absl::Status error;
+  std::vector<LogRecord> batch;
+  for (int i = 0; i < 200 && error.ok(); ++i) {
+    auto more = source->Poll(absl::Milliseconds(100), &batch);
+    if (!more.ok()) error = more.status();
+    CHECK(batch.empty());
+  }
+  CHECK(error.code() == absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace tend
