@@ -81,7 +81,7 @@ absl::Status RunLatencyBench(const LatencyBenchOptions& options, std::ostream& o
   // Warm-up: one record per partition, measured from once the engine has read them all (it has
   // joined the group and been assigned every partition).
   for (int p = 0; p < options.partitions; ++p) {
-    const v1::Event tick = MakeClockTick("latency-warm-up", absl::Now());
+    const v1::Event tick = MakeClockTick("tend-ticker-latency-warm-up", absl::Now());
     TEND_RETURN_IF_ERROR(producer->Produce(broker_options.topic, p, "", tick.SerializeAsString(),
                                            {}, nullptr));
   }

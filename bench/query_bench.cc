@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/status.h"
+#include "base/time.h"
 #include "base/temp_dir.h"
 #include "bench/bench.h"
 #include "dev/simulate.h"
@@ -31,12 +32,14 @@ namespace tend {
 
 namespace {
 
-// Simulated records, partitioned by a hash of the patient, as an engine record source.
+// Simulated records, partitioned by a hash of the patient, as an engine record source; each
+// record's timestamp is its recorded_at, as ProduceEvent writes it (`keys` are the patients).
 class MemorySource : public SequentialSource {
  public:
   MemorySource(std::vector<std::pair<int32_t, std::string>> records,
-               std::vector<std::string> keys)
-      : records_(std::move(records)), keys_(std::move(keys)) {}
+               std::vector<std::string> keys, std::vector<int64_t> timestamps_ms)
+      : records_(std::move(records)), keys_(std::move(keys)),
+        timestamps_ms_(std::move(timestamps_ms)) {}
 
  protected:
   absl::StatusOr<bool> Next(LogRecord* r) override {
@@ -45,6 +48,7 @@ class MemorySource : public SequentialSource {
     r->offset = offsets_[r->partition]++;
     r->key = keys_[next_];
     r->value = records_[next_].second;
+    r->timestamp_ms = timestamps_ms_[next_];
     ++next_;
     return true;
   }
@@ -52,6 +56,7 @@ class MemorySource : public SequentialSource {
  private:
   std::vector<std::pair<int32_t, std::string>> records_;
   std::vector<std::string> keys_;
+  std::vector<int64_t> timestamps_ms_;
   std::map<int32_t, int64_t> offsets_;
   size_t next_ = 0;
 };
@@ -142,6 +147,7 @@ absl::Status RunQueryBench(const QueryBenchOptions& options, std::ostream& out) 
   cohort.initial_share = options.days > 0 ? cohort.initial_share : 1.0;
   std::vector<std::pair<int32_t, std::string>> records;
   std::vector<std::string> keys;
+  std::vector<int64_t> timestamps_ms;
   std::vector<std::string> patients;
   absl::flat_hash_set<std::string> seen;
   absl::Status sim = SimulateCohort(cohort, [&](const v1::Event& e) -> absl::Status {
@@ -152,6 +158,7 @@ absl::Status RunQueryBench(const QueryBenchOptions& options, std::ostream& out) 
         static_cast<int32_t>(std::hash<std::string>()(e.patient_id()) % kPartitions);
     records.emplace_back(partition, e.SerializeAsString());
     keys.push_back(e.patient_id());
+    timestamps_ms.push_back(absl::ToUnixMillis(FromProtoTime(e.recorded_at())));
     if (seen.insert(e.patient_id()).second) patients.push_back(e.patient_id());
     return absl::OkStatus();
   });
@@ -164,7 +171,7 @@ absl::Status RunQueryBench(const QueryBenchOptions& options, std::ostream& out) 
     EngineOptions engine_options;
     engine_options.mode = EngineOptions::Mode::kReplay;
     TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
-    MemorySource source(std::move(records), std::move(keys));
+    MemorySource source(std::move(records), std::move(keys), std::move(timestamps_ms));
     std::atomic<bool> stop{false};
     TEND_RETURN_IF_ERROR(engine->RunFrom(&source, stop));
   }

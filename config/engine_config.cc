@@ -181,18 +181,45 @@ absl::StatusOr<projections::ProjectionConfig> ParseEngineConfig(absl::string_vie
   return built;
 }
 
-absl::StatusOr<projections::ProjectionConfig> LoadEngineConfig(const std::string& path) {
-  if (path.empty()) return BuildProjectionConfig(v1::EngineConfig());
-  v1::EngineConfig config;
-  TEND_RETURN_IF_ERROR(LoadYamlFileToProto(path, &config));
-  auto built = BuildProjectionConfig(config);
-  if (!built.ok()) {
-    return absl::Status(built.status().code(), absl::StrCat(path, ": ", built.status().message()));
+absl::Status BuildLogTrust(const v1::EngineConfig& config, ValidationOptions* validation) {
+  const v1::LogConfig& log = config.log();
+  if (log.has_max_recorded_ahead_s()) {
+    TEND_RETURN_IF_ERROR(IntIn("log.max_recorded_ahead_s", log.max_recorded_ahead_s(), 0, 86400));
+    validation->max_recorded_ahead = absl::Seconds(log.max_recorded_ahead_s());
   }
+  if (log.tickers_size() > 0) {
+    validation->tickers.clear();
+    for (int i = 0; i < log.tickers_size(); ++i) {
+      const std::string& t = log.tickers(i);
+      // A ticker name is part of tick ids: the id characters, '*' only last.
+      const absl::string_view name =
+          !t.empty() && t.back() == '*' ? absl::string_view(t).substr(0, t.size() - 1) : t;
+      if (name.empty() ? t != "*" : !IsValidId(name)) {
+        return Bad(absl::StrCat("log.tickers[", i, "]"), absl::StrCat("\"", t, "\""),
+                   "a ticker name of [A-Za-z0-9._:-], optionally ending in '*'");
+      }
+      validation->tickers.push_back(t);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<projections::ProjectionConfig> LoadEngineConfig(const std::string& path,
+                                                               ValidationOptions* validation) {
+  v1::EngineConfig config;
+  if (!path.empty()) TEND_RETURN_IF_ERROR(LoadYamlFileToProto(path, &config));
+  auto built = BuildProjectionConfig(config);
+  absl::Status s = built.status();
+  if (s.ok() && validation != nullptr) s = BuildLogTrust(config, validation);
+  if (!s.ok() && !path.empty()) {
+    return absl::Status(s.code(), absl::StrCat(path, ": ", s.message()));
+  }
+  if (!s.ok()) return s;
   return built;
 }
 
-std::string FormatEngineConfig(const projections::ProjectionConfig& c) {
+std::string FormatEngineConfig(const projections::ProjectionConfig& c,
+                               const ValidationOptions& validation) {
   auto list = [](const auto& values) { return absl::StrCat("[", absl::StrJoin(values, ", "), "]"); };
   std::string out;
   absl::StrAppend(&out, "time:\n  default_time_zone: ", c.default_time_zone_name, "\n");
@@ -228,6 +255,11 @@ std::string FormatEngineConfig(const projections::ProjectionConfig& c) {
   absl::StrAppend(&out, "marketing:\n  sensitive_keywords: ", list(quoted), "\n");
   absl::StrAppend(&out, "glucose:\n  fasting_target_mmol_per_l: ", Num(c.fasting_glucose_target),
                   "\n");
+  std::vector<std::string> tickers;
+  for (const auto& t : validation.tickers) tickers.push_back(absl::StrCat("\"", t, "\""));
+  absl::StrAppend(&out, "log:\n  max_recorded_ahead_s: ",
+                  absl::ToInt64Seconds(validation.max_recorded_ahead),
+                  "\n  tickers: ", list(tickers), "\n");
   return out;
 }
 

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "events/codec.h"
 #include "projections/config.h"
 #include "tend/v1/config.pb.h"
 
@@ -25,12 +26,20 @@ absl::StatusOr<projections::ProjectionConfig> BuildProjectionConfig(const v1::En
 absl::StatusOr<projections::ProjectionConfig> ParseEngineConfig(absl::string_view yaml,
                                                                 absl::string_view source);
 
-// Reads the file at `path`; an empty path gives the defaults.
-absl::StatusOr<projections::ProjectionConfig> LoadEngineConfig(const std::string& path);
+// The `log` section of `config`: which records may move a partition clock, into the
+// corresponding fields of `*validation` (the others are left alone). kInvalidArgument naming
+// the key.
+absl::Status BuildLogTrust(const v1::EngineConfig& config, ValidationOptions* validation);
+
+// Reads the file at `path`; an empty path gives the defaults. With `validation`, its `log`
+// section is applied there too (BuildLogTrust).
+absl::StatusOr<projections::ProjectionConfig> LoadEngineConfig(
+    const std::string& path, ValidationOptions* validation = nullptr);
 
 // The config as YAML that ParseEngineConfig accepts, every key spelled out (for `tend config`
-// and for pasting fitted parameters).
-std::string FormatEngineConfig(const projections::ProjectionConfig& config);
+// and for pasting fitted parameters), with the `log` section of `validation`.
+std::string FormatEngineConfig(const projections::ProjectionConfig& config,
+                               const ValidationOptions& validation = {});
 
 // The parameters the fold itself uses (not only the read-time view): a state directory records
 // them beside the projection versions, and the engine refuses to continue folding with other

@@ -183,7 +183,8 @@ absl::Status Engine::Impl::Init() {
                                                         FoldParameters(options_.projections)));
   // Readers (dump, Query in other processes, fit-churn) default to the config the state is
   // folded and viewed with.
-  TEND_RETURN_IF_ERROR(storage_->PutEngineConfig(FormatEngineConfig(options_.projections)));
+  TEND_RETURN_IF_ERROR(
+      storage_->PutEngineConfig(FormatEngineConfig(options_.projections, options_.validation)));
   // Index keys built with other parameters (a refitted churn model, an older layout) are
   // rebuilt before anything is folded, so the engine's incremental updates start from truth.
   TEND_RETURN_IF_ERROR(RebuildPatientIndexIfStale(storage_, options_.projections, [](int64_t n) {
@@ -434,7 +435,13 @@ void Engine::Impl::Process(const LogRecord& record) {
   event_ = google::protobuf::Arena::CreateMessage<v1::Event>(&arena_);
   absl::Status s = DecodeEvent(record.value, event_);
   const bool tick = s.ok() && event_->has_clock_tick();
-  if (s.ok()) s = tick ? ValidateClockTick(*event_) : ValidateEvent(*event_, options_.validation);
+  if (s.ok()) {
+    s = tick ? ValidateClockTick(*event_, options_.validation)
+             : ValidateEvent(*event_, options_.validation);
+  }
+  // The clock moves only as far as the log's own time allows (docs/design.md, "Time you can
+  // trust"): a record from 2099 is dead-lettered instead of making every patient LOST.
+  if (s.ok()) s = CheckRecordedAt(*event_, record.timestamp_ms, options_.validation);
   if (s.ok()) {
     const absl::string_view key = record.key;
     if (key != event_->patient_id()) {

@@ -2,8 +2,10 @@
 
 #include "base/time.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
 
 namespace tend {
@@ -216,12 +218,53 @@ absl::Status ValidateEvent(const Event& e, const ValidationOptions& options) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateClockTick(const Event& e) {
+absl::Status ValidateClockTick(const Event& e, const ValidationOptions& options) {
   if (!e.patient_id().empty()) {
     return Invalid("patient_id", "must be empty in a clock tick (ticks belong to no patient)");
   }
   if (absl::Status s = CheckId("event_id", e.event_id()); !s.ok()) return s;
-  return CheckTime("recorded_at", e.has_recorded_at(), e.recorded_at());
+  if (absl::Status s = CheckTime("recorded_at", e.has_recorded_at(), e.recorded_at()); !s.ok()) {
+    return s;
+  }
+  if (!IsTrustedTicker(e.clock_tick().ticker(), options.tickers)) {
+    return Invalid("clock_tick.ticker",
+                   absl::StrFormat("\"%s\" is not a trusted ticker (the engine config's "
+                                   "log.tickers: %s)",
+                                   absl::CHexEscape(e.clock_tick().ticker().substr(0, 128)),
+                                   absl::StrJoin(options.tickers, ", ")));
+  }
+  return absl::OkStatus();
+}
+
+bool IsTrustedTicker(absl::string_view name, const std::vector<std::string>& patterns) {
+  for (const std::string& p : patterns) {
+    if (!p.empty() && p.back() == '*') {
+      if (absl::StartsWith(name, absl::string_view(p).substr(0, p.size() - 1))) return true;
+    } else if (name == p) {
+      return true;
+    }
+  }
+  return false;
+}
+
+absl::Status CheckRecordedAt(const Event& e, int64_t record_timestamp_ms,
+                             const ValidationOptions& options) {
+  if (record_timestamp_ms < 0) {
+    return Invalid("recorded_at", "cannot be checked: the record has no Kafka timestamp");
+  }
+  const absl::Time recorded = FromProtoTime(e.recorded_at());
+  const absl::Time logged = absl::FromUnixMillis(record_timestamp_ms);
+  if (recorded - logged > options.max_recorded_ahead) {
+    return Invalid("recorded_at",
+                   absl::StrCat("is ", absl::FormatDuration(absl::Trunc(recorded - logged,
+                                                                        absl::Seconds(1))),
+                                " ahead of the record's Kafka timestamp ",
+                                absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", logged, absl::UTCTimeZone()),
+                                " (allowed: log.max_recorded_ahead_s = ",
+                                absl::ToInt64Seconds(options.max_recorded_ahead),
+                                "); producers must set recorded_at to the time of ingest"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace tend

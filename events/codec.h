@@ -5,6 +5,9 @@
 #define TEND_EVENTS_CODEC_H_
 
 #include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 
@@ -22,6 +25,14 @@ struct ValidationOptions {
   // Require recorded_at (the ingest time). Ingest sets it before validating, so it is always
   // required in the log.
   bool require_recorded_at = true;
+  // recorded_at (ingest time) may run ahead of the Kafka record's timestamp (the broker's time
+  // with message.timestamp.type=LogAppendTime, else the producer's) by at most this. Further
+  // ahead, the record is dead-lettered: no record moves a partition clock past the log's own
+  // time plus this (docs/design.md, "Time you can trust").
+  absl::Duration max_recorded_ahead = absl::Minutes(5);
+  // The tickers whose ClockTicks may move a partition clock (ClockTick.ticker); a name ending
+  // in '*' matches every name that starts with what precedes it. Other ticks are dead-lettered.
+  std::vector<std::string> tickers = {"tend-ticker-*"};
 };
 
 // The value of the `event_type` Kafka header and the field name in PatientState.events_by_type:
@@ -45,8 +56,17 @@ absl::Status DecodeEvent(absl::string_view bytes, v1::Event* out);
 // "patient_id: must be 1-128 characters of [A-Za-z0-9._:-], got \"a b\"".
 absl::Status ValidateEvent(const v1::Event& event, const ValidationOptions& options = {});
 
-// Checks a ClockTick record: an event_id, recorded_at (the ticker's time), no patient_id.
-absl::Status ValidateClockTick(const v1::Event& event);
+// Checks a ClockTick record: an event_id, recorded_at (the ticker's time), no patient_id, and a
+// ticker that options.tickers names.
+absl::Status ValidateClockTick(const v1::Event& event, const ValidationOptions& options = {});
+
+// Checks that the event's recorded_at is at most options.max_recorded_ahead ahead of
+// `record_timestamp_ms`, the timestamp of the Kafka record carrying it (-1: none, refused).
+absl::Status CheckRecordedAt(const v1::Event& event, int64_t record_timestamp_ms,
+                             const ValidationOptions& options);
+
+// True when `name` is one of `patterns` (a pattern ending in '*' matches by prefix).
+bool IsTrustedTicker(absl::string_view name, const std::vector<std::string>& patterns);
 
 // True when `id` is 1-128 characters of [A-Za-z0-9._:-] (event ids and patient ids).
 bool IsValidId(absl::string_view id);

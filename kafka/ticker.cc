@@ -26,7 +26,7 @@ absl::StatusOr<std::unique_ptr<Ticker>> Ticker::Create(const TickerOptions& opti
   if (o.name.empty()) {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);
-    o.name = absl::StrCat("tend-ticker@", host);
+    o.name = absl::StrCat("tend-ticker-", host);
   }
   // Ticks carry ids of [A-Za-z0-9._:-]; a host name may have other characters.
   for (char& c : o.name) {

@@ -25,7 +25,9 @@ struct TickerOptions {
   std::string brokers;
   std::string topic = "tend.events";
   absl::Duration interval = absl::Minutes(1);
-  std::string name;  // ClockTick.ticker; default "tend-ticker@HOSTNAME"
+  // ClockTick.ticker; default "tend-ticker-HOSTNAME". Characters other than [A-Za-z0-9._:-]
+  // become '-'. The engines' config must trust it (log.tickers).
+  std::string name;
   KafkaProps kafka;  // extra librdkafka properties
   // The clock written into ticks; the wall clock unless a test sets it.
   std::function<absl::Time()> now = [] { return absl::Now(); };

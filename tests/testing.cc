@@ -6,11 +6,13 @@
 
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "events/codec.h"
 #include "dev/mock_broker.h"
+#include "kafka/consumer.h"
 #include "kafka/ticker.h"
 #include "storage/storage.h"
 #include "storage/format.h"
@@ -112,6 +114,40 @@ pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_pat
   return pid;
 }
 
+std::vector<TopicRecord> ReadTopic(const std::string& brokers, const std::string& topic) {
+  class FromStart : public PartitionListener {
+   public:
+    absl::StatusOr<int64_t> OnAssigned(int32_t partition) override {
+      assigned.insert(partition);
+      return 0;
+    }
+    void OnRevoked(absl::Span<const int32_t>) override {}
+    void OnCaughtUp(int32_t partition) override { caught_up.insert(partition); }
+    std::set<int32_t> assigned, caught_up;
+  } listener;
+  static std::atomic<int> readers{0};
+  auto source = ConsumerSource::Create(
+      {{"bootstrap.servers", brokers},
+       {"group.id", absl::StrCat("tend-test-reader-", getpid(), "-", readers++)}},
+      topic);
+  REQUIRE(source.ok());
+  REQUIRE((*source)->Start(&listener).ok());
+  std::vector<TopicRecord> out;
+  std::vector<LogRecord> batch;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (listener.assigned.empty() || listener.caught_up.size() < listener.assigned.size()) {
+    REQUIRE(absl::Now() < deadline);
+    auto more = (*source)->Poll(absl::Milliseconds(100), &batch);
+    REQUIRE(more.ok());
+    for (const LogRecord& r : batch) {
+      out.push_back({r.partition, r.offset, std::string(r.key), std::string(r.value),
+                     r.timestamp_ms});
+    }
+  }
+  (*source)->Close();
+  return out;
+}
+
 std::unique_ptr<MockBroker> StartBroker(int partitions) {
   MockBrokerOptions options;
   options.partitions = partitions;
@@ -133,7 +169,7 @@ std::unique_ptr<MockBroker> BrokerWith(const std::vector<v1::Event>& events,
                                        tick_every) + tick_every;
     for (const auto& e : events) {
       while (next_tick <= recorded(e)) {
-        const v1::Event tick = MakeClockTick("test-ticker", next_tick);
+        const v1::Event tick = MakeClockTick("tend-ticker-test", next_tick);
         const std::string value = tick.SerializeAsString();
         for (int p = 0; p < kPartitions; ++p) {
           REQUIRE((*producer)->Produce(MockBrokerOptions().topic, p, "", value, {}, nullptr).ok());

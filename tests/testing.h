@@ -36,6 +36,16 @@ std::map<std::string, Expected> GroundTruth(const std::vector<v1::Event>& events
 // Produces every event (key, value, headers as the Ingest service does) and waits for acks.
 void ProduceAll(Producer* producer, const std::string& topic, const std::vector<v1::Event>& events);
 
+// Every record a topic holds now, read from the start of each partition by a consumer
+// (kafka/consumer.h) of a group of its own.
+struct TopicRecord {
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::string key, value;
+  int64_t timestamp_ms = -1;
+};
+std::vector<TopicRecord> ReadTopic(const std::string& brokers, const std::string& topic);
+
 // A mock cluster with the events and DLQ topics, `partitions` partitions each.
 std::unique_ptr<MockBroker> StartBroker(int partitions);
 

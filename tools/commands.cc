@@ -210,7 +210,8 @@ absl::Status RunTicker(const TickerOptions& options, const std::atomic<bool>& st
 }
 
 absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
-                                           const std::string& topic, std::ostream& errors) {
+                                           const std::string& topic, std::ostream& errors,
+                                           const ProduceJsonlOptions& options) {
   ProduceReport report;
   auto acked = std::make_shared<std::atomic<int64_t>>(0);
   google::protobuf::util::JsonParseOptions json;
@@ -229,8 +230,18 @@ absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
     if (s.ok()) {
       if (!event.has_recorded_at()) {
         *event.mutable_recorded_at() = ToProtoTime(now);
+      } else if (!options.historical) {
+        // Ingest time is ours to set: a caller's recorded_at could move the partition clock.
+        *event.mutable_recorded_at() = ToProtoTime(now);
+        ++report.restamped;
+      } else if (FromProtoTime(event.recorded_at()) > now + options.max_ahead) {
+        s = absl::InvalidArgumentError(absl::StrCat(
+            "recorded_at: ",
+            absl::FormatTime(absl::RFC3339_full, FromProtoTime(event.recorded_at()),
+                             absl::UTCTimeZone()),
+            " is in the future; a historical import holds past events only"));
       }
-      s = ValidateEvent(event);
+      if (s.ok()) s = ValidateEvent(event);
     }
     if (!s.ok()) {
       ++report.bad;

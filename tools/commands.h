@@ -51,11 +51,20 @@ struct ProduceReport {
   int64_t lines = 0;     // non-blank lines read
   int64_t produced = 0;  // acknowledged by the broker
   int64_t bad = 0;       // rejected lines (reported on `errors`)
+  int64_t restamped = 0;  // lines whose recorded_at was replaced by the time of ingest
 };
 // tend produce: one proto3-JSON Event per line. A bad line is reported on `errors` as
-// "line N: <field>: <problem>" and not produced. recorded_at defaults to now.
+// "line N: <field>: <problem>" and not produced. recorded_at is the ingest time (now), whatever
+// the line says, unless `historical` (an import of past events): then a line's recorded_at is
+// kept (now when absent), and one later than now + `max_ahead` is a bad line. Each record's
+// Kafka timestamp is its recorded_at.
+struct ProduceJsonlOptions {
+  bool historical = false;
+  absl::Duration max_ahead = ValidationOptions().max_recorded_ahead;
+};
 absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
-                                           const std::string& topic, std::ostream& errors);
+                                           const std::string& topic, std::ostream& errors,
+                                           const ProduceJsonlOptions& options = {});
 
 struct DumpOptions {
   std::string db_dir;

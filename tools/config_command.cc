@@ -13,9 +13,10 @@ SubcommandRun AddConfigCommand(CLI::App* app) {
                 "(without FILE: the defaults).");
   cmd->add_option("FILE", *file, "engine config YAML");
   return [file](const std::atomic<bool>&) {
-    auto config = LoadEngineConfig(*file);
+    ValidationOptions log;
+    auto config = LoadEngineConfig(*file, &log);
     if (!config.ok()) return Exit(config.status(), "config");
-    std::cout << FormatEngineConfig(*config);
+    std::cout << FormatEngineConfig(*config, log);
     return 0;
   };
 }

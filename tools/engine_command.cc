@@ -64,7 +64,7 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
                   "engine config YAML (proto/tend/v1/config.proto; `tend config` prints one)");
   return [f](const std::atomic<bool>& stop) {
     EngineCommandOptions& e = f->engine;
-    auto config = LoadEngineConfig(f->config);
+    auto config = LoadEngineConfig(f->config, &e.engine.validation);
     if (!config.ok()) return Exit(config.status(), "engine");
     e.engine.projections = *std::move(config);
     auto rules = LoadRulesFlag(f->rules);

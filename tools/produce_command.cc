@@ -12,6 +12,7 @@ SubcommandRun AddProduceCommand(CLI::App* app) {
     std::string brokers;
     std::string topic = "tend.events";
     std::string input;
+    ProduceJsonlOptions produce;
   };
   auto f = std::make_shared<Flags>();
   auto* cmd = app->add_subcommand(
@@ -19,6 +20,9 @@ SubcommandRun AddProduceCommand(CLI::App* app) {
   cmd->add_option("--brokers", f->brokers)->required();
   cmd->add_option("--topic", f->topic)->capture_default_str();
   cmd->add_option("--input", f->input, "JSONL file, or - for stdin")->required();
+  cmd->add_flag("--historical", f->produce.historical,
+                "an import of past events: keep each line's recordedAt (else the time of "
+                "ingest replaces it); a recordedAt in the future is refused");
   return [f](const std::atomic<bool>&) {
     std::ifstream file;
     if (f->input != "-") {
@@ -28,10 +32,15 @@ SubcommandRun AddProduceCommand(CLI::App* app) {
     auto producer = Producer::Create({{"bootstrap.servers", f->brokers}});
     if (!producer.ok()) return Exit(producer.status(), "produce");
     auto report =
-        ProduceJsonl(f->input == "-" ? std::cin : file, producer->get(), f->topic, std::cerr);
+        ProduceJsonl(f->input == "-" ? std::cin : file, producer->get(), f->topic, std::cerr,
+                     f->produce);
     if (!report.ok()) return Exit(report.status(), "produce");
     std::cerr << "produced " << report->produced << " of " << report->lines << " events";
     if (report->bad > 0) std::cerr << "; " << report->bad << " bad lines (see above)";
+    if (report->restamped > 0) {
+      std::cerr << "; " << report->restamped
+                << " recordedAt values replaced by the time of ingest (--historical keeps them)";
+    }
     std::cerr << std::endl;
     return report->bad > 0 ? 1 : 0;
   };

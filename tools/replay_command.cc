@@ -72,7 +72,7 @@ int Run(ReplayFlags& f, const std::atomic<bool>& stop) {
                     "give --brokers (replay the topic) or --archive FILE (replay an archive)"),
                 "replay");
   }
-  auto config = LoadEngineConfig(f.config);
+  auto config = LoadEngineConfig(f.config, &replay.engine.validation);
   if (!config.ok()) return Exit(config.status(), "replay");
   replay.engine.projections = *std::move(config);
   auto rules = LoadRulesFlag(f.rules);

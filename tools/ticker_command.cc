@@ -18,7 +18,7 @@ SubcommandRun AddTickerCommand(CLI::App* app) {
   cmd->add_option("--interval-s", f->interval_s, "seconds between ticks")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
-  cmd->add_option("--name", f->ticker.name, "recorded in each tick (default tend-ticker@HOST)");
+  cmd->add_option("--name", f->ticker.name, "recorded in each tick (default tend-ticker-HOST; the engine config's log.tickers must match it)");
   return [f](const std::atomic<bool>& stop) {
     f->ticker.interval = absl::Seconds(f->interval_s);
     return Exit(RunTicker(f->ticker, stop), "ticker");

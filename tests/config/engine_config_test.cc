@@ -146,6 +146,41 @@ TEST_CASE("deploy/engine.yaml is valid and spells out the defaults", "[config]")
   CHECK(FormatEngineConfig(*shipped) == FormatEngineConfig(*defaults));
 }
 
+TEST_CASE("the log section says which records may move a clock, and is printed back",
+          "[config]") {
+  testing::TempDir dir;
+  std::ofstream(dir.Sub("engine.yaml"))
+      << "log:\n  max_recorded_ahead_s: 60\n  tickers: [ops-ticker, \"tend-ticker-prod*\"]\n";
+  ValidationOptions log;
+  auto c = LoadEngineConfig(dir.Sub("engine.yaml"), &log);
+  REQUIRE(c.ok());
+  CHECK(log.max_recorded_ahead == absl::Seconds(60));
+  CHECK(log.tickers == std::vector<std::string>{"ops-ticker", "tend-ticker-prod*"});
+  const std::string printed = FormatEngineConfig(*c, log);
+  CHECK_THAT(printed, Catch::EndsWith("log:\n  max_recorded_ahead_s: 60\n  tickers: "
+                                      "[\"ops-ticker\", \"tend-ticker-prod*\"]\n"));
+  // What is printed reads back to the same.
+  std::ofstream(dir.Sub("printed.yaml")) << printed;
+  ValidationOptions again;
+  REQUIRE(LoadEngineConfig(dir.Sub("printed.yaml"), &again).ok());
+  CHECK(again.tickers == log.tickers);
+  CHECK(again.max_recorded_ahead == log.max_recorded_ahead);
+
+  auto error_of = [&](const std::string& yaml) {
+    std::ofstream(dir.Sub("bad.yaml")) << yaml;
+    ValidationOptions v;
+    auto bad = LoadEngineConfig(dir.Sub("bad.yaml"), &v);
+    return bad.ok() ? std::string("(accepted)") : std::string(bad.status().message());
+  };
+  CHECK_THAT(error_of("log: {max_recorded_ahead_s: -1}"),
+             Catch::EndsWith("log.max_recorded_ahead_s: -1 is not allowed (allowed: 0..86400)"));
+  CHECK_THAT(error_of("log: {tickers: [\"a b\"]}"),
+             Catch::EndsWith("log.tickers[0]: \"a b\" is not allowed (allowed: a ticker name of "
+                             "[A-Za-z0-9._:-], optionally ending in '*')"));
+  CHECK_THAT(error_of("log: {tickers: [\"a*b\"]}"), Catch::Contains("log.tickers[0]"));
+  CHECK(error_of("log: {tickers: [\"*\"]}") == "(accepted)");
+}
+
 TEST_CASE("fold parameters: only what the fold itself uses", "[config]") {
   auto a = ParseEngineConfig("marketing: {sensitive_keywords: [Stop, unsubscribe]}", "a");
   auto b = ParseEngineConfig("marketing: {sensitive_keywords: [unsubscribe, stop]}\n"

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <map>
 
+#include "base/time.h"
 #include "dev/mock_broker.h"
 #include "rules/rules.h"
 #include "kafka/ticker.h"
@@ -34,10 +35,19 @@ std::vector<BadRecord> BadRecords() {
   v1::Event no_body = wrong_key;
   no_body.set_event_id("no-body");
   no_body.clear_check_in();
+  // Produced now: recorded_at in 2099 is far ahead of the record's Kafka timestamp. Folded, it
+  // would move the partition clock to 2099 for good.
+  v1::Event from_2099 = wrong_key;
+  from_2099.set_event_id("from-2099");
+  from_2099.mutable_recorded_at()->set_seconds(4070908800);  // 2099-01-01
+  *from_2099.mutable_occurred_at() = from_2099.recorded_at();
+  v1::Event forged_tick = MakeClockTick("mallory", absl::FromUnixSeconds(4070908800));
   return {{"p0000003", "\x08\x96\x01garbage\xff", "not a serialized tend.v1.Event"},
           {"p0000001", future.SerializeAsString(), "occurred_at: is 72h ahead"},
           {"p0000002", wrong_key.SerializeAsString(), "differs from patient_id"},
-          {"p0000001", no_body.SerializeAsString(), "body: one of"}};
+          {"p0000001", no_body.SerializeAsString(), "body: one of"},
+          {"p0000001", from_2099.SerializeAsString(), "ahead of the record's Kafka timestamp"},
+          {"", forged_tick.SerializeAsString(), "\"mallory\" is not a trusted ticker"}};
 }
 
 std::map<std::string, std::string> Headers(const rd_kafka_message_t* m) {
@@ -126,9 +136,10 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
   REQUIRE(storage.ok());
 
   EngineStats first = RunToIdle(brokers, storage->get(), "engine-test-1");
-  CHECK(first.records == static_cast<int64_t>(events.size()) + 4);
+  const auto bad = static_cast<int64_t>(BadRecords().size());
+  CHECK(first.records == static_cast<int64_t>(events.size()) + bad);
   CHECK(first.duplicates == dups);
-  CHECK(first.dead_lettered == 4);
+  CHECK(first.dead_lettered == bad);
   CHECK(first.events_applied == static_cast<int64_t>(events.size()) - dups);
   CHECK(first.commits > 1);
 
@@ -143,7 +154,7 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
 
   SECTION("bad records are in the DLQ with reasons and source coordinates") {
     auto dlq = ReadDlq(brokers, MockBrokerOptions().dlq_topic, 4);
-    REQUIRE(dlq.size() == 4);
+    REQUIRE(dlq.size() == BadRecords().size());
     for (const auto& bad : BadRecords()) {
       bool found = false;
       for (const auto& h : dlq) {
@@ -171,10 +182,17 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
       dropped += cp.duplicates_dropped();
       dead += cp.dead_lettered();
     }
-    CHECK(next == static_cast<int64_t>(events.size()) + 4);
+    CHECK(next == static_cast<int64_t>(events.size()) + bad);
     CHECK(applied == first.events_applied);
     CHECK(dropped == dups);
-    CHECK(dead == 4);
+    CHECK(dead == bad);
+  }
+
+  SECTION("no record moved a partition clock past the log's time plus the tolerance") {
+    auto cps = (*storage)->LoadCheckpoints();
+    REQUIRE(cps.ok());
+    const absl::Time limit = absl::Now() + ValidationOptions().max_recorded_ahead;
+    for (const auto& cp : *cps) CHECK(FromProtoTime(cp.clock()) <= limit);
   }
 
   SECTION("a restart resumes at the stored offsets; redeliveries are not counted twice") {
@@ -239,7 +257,7 @@ TEST_CASE("the ticker writes a clock tick to every partition - each partition's 
   auto broker = testing::StartBroker(3);
   TickerOptions t;
   t.brokers = broker->bootstrap();
-  t.name = "test ticker";  // a character ids may not hold: replaced
+  t.name = "tend-ticker-test host";  // a character ids may not hold: replaced
   const absl::Time at = absl::FromUnixSeconds(1780000000) + absl::Milliseconds(250);
   t.now = [at] { return at; };
   auto ticker = Ticker::Create(t);

@@ -125,7 +125,7 @@ TEST_CASE("clock ticks are not patient events - only their own check lets them t
   v1::Event tick;
   tick.set_event_id("tick:t1:1780000000000");
   tick.mutable_recorded_at()->set_seconds(1780000000);
-  tick.mutable_clock_tick()->set_ticker("t1");
+  tick.mutable_clock_tick()->set_ticker("tend-ticker-t1");
   CHECK(ValidateClockTick(tick).ok());
   CHECK(EventTypeName(tick) == "clock_tick");
   // Ingest and `tend produce` validate as patient events: a tick is refused, by name.
@@ -137,6 +137,53 @@ TEST_CASE("clock ticks are not patient events - only their own check lets them t
   tick.clear_patient_id();
   tick.clear_recorded_at();
   CHECK_FALSE(ValidateClockTick(tick).ok());
+}
+
+TEST_CASE("a clock tick from a ticker the config does not name is refused", "[codec]") {
+  v1::Event tick;
+  tick.set_event_id("tick:x:1780000000000");
+  tick.mutable_recorded_at()->set_seconds(1780000000);
+  tick.mutable_clock_tick()->set_ticker("tend-ticker-host1");
+  CHECK(ValidateClockTick(tick).ok());  // the default trusts "tend-ticker-*"
+  ValidationOptions options;
+  options.tickers = {"ops-ticker", "tend-ticker-prod*"};
+  const absl::Status s = ValidateClockTick(tick, options);
+  CHECK(absl::IsInvalidArgument(s));
+  CHECK(std::string(s.message()) ==
+        "clock_tick.ticker: \"tend-ticker-host1\" is not a trusted ticker (the engine config's "
+        "log.tickers: ops-ticker, tend-ticker-prod*)");
+  tick.mutable_clock_tick()->set_ticker("tend-ticker-prod-7");
+  CHECK(ValidateClockTick(tick, options).ok());
+  tick.mutable_clock_tick()->set_ticker("ops-ticker");
+  CHECK(ValidateClockTick(tick, options).ok());
+  tick.mutable_clock_tick()->set_ticker("ops-ticker2");  // exact names match exactly
+  CHECK_FALSE(ValidateClockTick(tick, options).ok());
+  tick.mutable_clock_tick()->clear_ticker();
+  CHECK_FALSE(ValidateClockTick(tick, options).ok());
+  CHECK(IsTrustedTicker("", {"*"}));
+  CHECK_FALSE(IsTrustedTicker("anyone", {}));
+}
+
+TEST_CASE("recorded_at may run ahead of the record's Kafka timestamp by the tolerance only",
+          "[codec]") {
+  v1::Event e;
+  e.mutable_recorded_at()->set_seconds(1780000000);
+  const int64_t logged_ms = int64_t{1780000000} * 1000;
+  ValidationOptions options;
+  options.max_recorded_ahead = absl::Minutes(5);
+  CHECK(CheckRecordedAt(e, logged_ms, options).ok());
+  CHECK(CheckRecordedAt(e, logged_ms + 86400000, options).ok());  // behind the log: history
+  CHECK(CheckRecordedAt(e, logged_ms - 300000, options).ok());    // exactly the tolerance
+  e.mutable_recorded_at()->set_nanos(1000000);                    // 1 ms past it
+  const absl::Status s = CheckRecordedAt(e, logged_ms - 300000, options);
+  CHECK(absl::IsInvalidArgument(s));
+  CHECK_THAT(std::string(s.message()),
+             Catch::StartsWith("recorded_at: is 5m ahead of the record's Kafka timestamp "
+                               "2026-05-28T20:21:40Z (allowed: log.max_recorded_ahead_s = 300)"));
+  e.mutable_recorded_at()->set_seconds(4070908800);  // 2099
+  CHECK_FALSE(CheckRecordedAt(e, logged_ms, options).ok());
+  const absl::Status none = CheckRecordedAt(e, -1, options);
+  CHECK_THAT(std::string(none.message()), Catch::Contains("the record has no Kafka timestamp"));
 }
 
 }  // namespace tend

@@ -1,7 +1,9 @@
 #include <catch2/catch.hpp>
 #include <sstream>
 
+#include "base/time.h"
 #include "dev/mock_broker.h"
+#include "tests/testing.h"
 #include "tools/commands.h"
 
 namespace tend {
@@ -38,6 +40,57 @@ TEST_CASE("produce reports each bad line by number and field, and produces the g
   CHECK(e.find("occured_at") != std::string::npos);
   CHECK(e.find("line 5: patient_id: must be") != std::string::npos);
   CHECK(e.find("line 6") == std::string::npos);
+}
+
+TEST_CASE("produce stamps recorded_at with the time of ingest unless the file is a historical "
+          "import", "[integration]") {
+  auto broker = MockBroker::Start({});
+  REQUIRE(broker.ok());
+  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  REQUIRE(producer.ok());
+  const std::string from_2099 =
+      R"({"event_id":"e-1","patient_id":"p-1","recorded_at":"2099-01-01T00:00:00Z","occurred_at":"2026-01-01T08:00:00Z","scan":{"channel_id":"pharmacy"}})";
+  const std::string from_2025 =
+      R"({"event_id":"e-2","patient_id":"p-2","recorded_at":"2025-01-01T00:00:00Z","occurred_at":"2025-01-01T00:00:00Z","scan":{"channel_id":"pharmacy"}})";
+  std::ostringstream errors;
+  const absl::Time before = absl::Now();
+
+  SECTION("by default a caller's recorded_at is replaced: it cannot move a partition clock") {
+    std::istringstream in(from_2099 + "\n" + from_2025 + "\n");
+    auto report = ProduceJsonl(in, producer->get(), "tend.events", errors);
+    REQUIRE(report.ok());
+    CHECK(report->produced == 2);
+    CHECK(report->restamped == 2);
+    auto records = testing::ReadTopic((*broker)->bootstrap(), "tend.events");
+    REQUIRE(records.size() == 2);
+    for (const auto& r : records) {
+      v1::Event e;
+      REQUIRE(e.ParseFromString(r.value));
+      const absl::Time recorded = FromProtoTime(e.recorded_at());
+      CHECK(recorded >= before - absl::Seconds(1));
+      CHECK(recorded <= absl::Now());
+      CHECK(r.timestamp_ms == absl::ToUnixMillis(recorded));
+    }
+  }
+
+  SECTION("--historical keeps past recorded_at values and refuses future ones") {
+    std::istringstream in(from_2099 + "\n" + from_2025 + "\n");
+    auto report = ProduceJsonl(in, producer->get(), "tend.events", errors,
+                               {.historical = true});
+    REQUIRE(report.ok());
+    CHECK(report->produced == 1);
+    CHECK(report->bad == 1);
+    CHECK(report->restamped == 0);
+    CHECK_THAT(errors.str(), Catch::StartsWith("line 1: recorded_at: 2099-01-01T00:00:00+00:00 is "
+                                               "in the future"));
+    auto records = testing::ReadTopic((*broker)->bootstrap(), "tend.events");
+    REQUIRE(records.size() == 1);
+    v1::Event e;
+    REQUIRE(e.ParseFromString(records[0].value));
+    CHECK(e.event_id() == "e-2");
+    CHECK(e.recorded_at().seconds() == 1735689600);
+    CHECK(records[0].timestamp_ms == int64_t{1735689600} * 1000);
+  }
 }
 
 }  // namespace
