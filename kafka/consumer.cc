@@ -1,5 +1,6 @@
 #include "kafka/consumer.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -30,7 +31,11 @@ ConsumerSource::ConsumerSource(std::string topic) : topic_(std::move(topic)) {
   held_.reserve(kMaxBatch);
 }
 
-ConsumerSource::~ConsumerSource() { Close(); }
+ConsumerSource::~ConsumerSource() {
+  // The listener may be gone already: leaving the group from here tells it nothing.
+  listener_ = nullptr;
+  Close();
+}
 
 absl::Status ConsumerSource::Start(PartitionListener* listener) {
   listener_ = listener;
@@ -54,6 +59,10 @@ void ConsumerSource::RebalanceCb(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err,
 }
 
 void ConsumerSource::OnAssign(rd_kafka_topic_partition_list_t* parts) {
+  if (listener_ == nullptr) {  // closing from the destructor
+    rd_kafka_assign(consumer_.get(), nullptr);
+    return;
+  }
   for (int i = 0; i < parts->cnt; ++i) {
     auto& tp = parts->elems[i];
     absl::StatusOr<int64_t> from = listener_->OnAssigned(tp.partition);
@@ -80,7 +89,7 @@ void ConsumerSource::OnRevoke(rd_kafka_topic_partition_list_t* parts) {
     revoked.push_back(parts->elems[i].partition);
     assigned_.erase(parts->elems[i].partition);
   }
-  listener_->OnRevoked(revoked);
+  if (listener_ != nullptr) listener_->OnRevoked(revoked);
   TEND_LOG_INFO("revoked %d partitions", parts->cnt);
   rd_kafka_assign(consumer_.get(), nullptr);
 }
@@ -96,6 +105,11 @@ void ConsumerSource::Take(rd_kafka_message_t* m, std::vector<LogRecord>* records
       r.value = absl::string_view(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
       r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
       r.message = m;
+      // An end reached earlier in this batch is no longer the end.
+      if (!caught_up_.empty()) {
+        caught_up_.erase(std::remove(caught_up_.begin(), caught_up_.end(), m->partition),
+                         caught_up_.end());
+      }
       break;
     }
     case RD_KAFKA_RESP_ERR__PARTITION_EOF:
@@ -145,7 +159,7 @@ void ConsumerSource::Close() {
   if (!held_.empty()) releaser_.Release(&held_);
   releaser_.Drain();  // no message may outlive the consumer
   // Leaves the group: the revoke callback runs here, and the listener commits.
-  if (listener_ != nullptr) rd_kafka_consumer_close(consumer_.get());
+  rd_kafka_consumer_close(consumer_.get());
 }
 
 }  // namespace tend

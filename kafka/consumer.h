@@ -30,7 +30,8 @@ class ConsumerSource : public RecordSource {
   // listener's: the group's committed offsets are never read.
   static absl::StatusOr<std::unique_ptr<ConsumerSource>> Create(const KafkaProps& props,
                                                                 std::string topic);
-  ~ConsumerSource() override;  // Close()s
+  // Close()s without calling the listener, which may be gone: Close() first to commit on revoke.
+  ~ConsumerSource() override;
 
   // Subscribes to the topic; partitions arrive in later Poll()s.
   absl::Status Start(PartitionListener* listener) override;

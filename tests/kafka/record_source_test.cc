@@ -114,8 +114,8 @@ std::unique_ptr<ConsumerSource> Consumer(const MockBroker& broker) {
 
 TEST_CASE("a consumer source reads its group's partitions from the listener's offsets") {
   auto broker = BrokerWithRecords();
+  Recorder listener;  // outlives the source, which calls it until closed
   auto source = Consumer(*broker);
-  Recorder listener;
   listener.from[0] = 1;  // partition 0 resumes at offset 1; partition 1 from its start
   REQUIRE(source->Start(&listener).ok());
   std::vector<std::string> keys;
@@ -144,8 +144,8 @@ TEST_CASE("a consumer source reads its group's partitions from the listener's of
 
 TEST_CASE("a consumer source stops when a stored offset is outside the log") {
   auto broker = BrokerWithRecords();
+  Recorder listener;  // outlives the source, which calls it until closed
   auto source = Consumer(*broker);
-  Recorder listener;
   listener.from[0] = 100;
   listener.from[1] = 100;
   REQUIRE(source->Start(&listener).ok());
@@ -162,8 +162,8 @@ TEST_CASE("a consumer source stops when a stored offset is outside the log") {
 
 TEST_CASE("a consumer source stops on an assignment its listener refuses") {
   auto broker = BrokerWithRecords();
+  Recorder listener;  // outlives the source, which calls it until closed
   auto source = Consumer(*broker);
-  Recorder listener;
   listener.refuse = true;
   REQUIRE(source->Start(&listener).ok());
   absl::Status error;
