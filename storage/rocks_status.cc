@@ -20,6 +20,12 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
     case rocksdb::Status::kTryAgain:
       return absl::UnavailableError(msg);
     case rocksdb::Status::kIOError:
+      if (s.IsNoSpace()) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            what, ": no space left on device (", s.ToString(),
+            "). Free space on the state directory's disk and start again: nothing past the last "
+            "commit was written, so the state is consistent and the engine resumes there"));
+      }
       // A held LOCK file means another process owns the directory: fix state, don't retry blindly.
       if (s.ToString().find("lock") != std::string::npos) {
         return absl::FailedPreconditionError(

@@ -1,5 +1,8 @@
 #include "storage/storage.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <limits>
 
 #include <rocksdb/cache.h>
@@ -149,6 +152,26 @@ Storage::~Storage() {
   if (db_) db_->Close();
 }
 
+namespace {
+
+// True when another process holds the directory's LOCK file, as a RocksDB writer does (a POSIX
+// record lock, F_SETLK; F_GETLK only looks). A lock held by this process does not show.
+bool EngineHoldsLock(const std::string& dir) {
+  const int fd = ::open((dir + "/LOCK").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock probe = {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  const bool held = ::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+  ::close(fd);
+  return held;
+}
+
+constexpr char kDamagedWhatToDo[] =
+    "Restore it from a backup, or rebuild it from the log into a new directory (tend replay "
+    "--to NEW_DIR, then tend replay --swap)";
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(const std::string& dir,
                                                        const StorageOptions& options) {
   return OpenImpl(dir, nullptr, options);
@@ -180,7 +203,13 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   db_options.IncreaseParallelism(2);
   db_options.info_log_level = rocksdb::WARN_LEVEL;
   db_options.keep_log_file_num = 3;
-  if (scratch_dir != nullptr) db_options.max_open_files = -1;  // required for secondaries
+  // Damage is loud: the MANIFEST tracks every synced WAL and its size, so a MANIFEST cut back to
+  // an older version (whose WALs were deleted since) or a missing WAL stops the open instead of
+  // silently presenting what is left; every SST file is opened and checked against the MANIFEST
+  // (max_open_files -1: the default, and what secondaries need).
+  db_options.track_and_verify_wals_in_manifest = true;
+  db_options.paranoid_checks = true;
+  db_options.max_open_files = -1;
 
   auto storage = std::unique_ptr<Storage>(new Storage());
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
@@ -202,14 +231,39 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
     std::vector<std::string> existing;
     s = rocksdb::DB::ListColumnFamilies(db_options, dir, &existing);
     if (s.ok() && existing.size() < cfs.size()) {
+      bool has_tables = false;
+      for (const auto& f : std::filesystem::directory_iterator(dir, ec)) {
+        has_tables |= f.path().extension() == ".sst";
+      }
+      if (has_tables) {  // not new: its MANIFEST has lost column families
+        return absl::DataLossError(absl::StrCat(
+            "state directory ", dir, " is damaged: its MANIFEST lists ", existing.size(), " of ",
+            cfs.size(), " column families. ", kDamagedWhatToDo));
+      }
       return absl::UnavailableError(absl::StrCat(
           "state directory ", dir, " is still being created by its engine; try again"));
     }
-    s = rocksdb::DB::OpenAsSecondary(rocksdb::Options(db_options, rocksdb::ColumnFamilyOptions()),
-                                     dir, *scratch_dir, cfs, &storage->handles_, &raw);
+    if (EngineHoldsLock(dir)) {
+      // Beside a running engine: a secondary instance, which tolerates files the engine
+      // compacts away while it opens (and so also missing ones: the engine checked at its open).
+      s = rocksdb::DB::OpenAsSecondary(
+          rocksdb::Options(db_options, rocksdb::ColumnFamilyOptions()), dir, *scratch_dir, cfs,
+          &storage->handles_, &raw);
+    } else {
+      // A stopped directory: a read-only instance, which refuses missing files like the engine.
+      s = rocksdb::DB::OpenForReadOnly(db_options, dir, cfs, &storage->handles_, &raw);
+    }
     storage->read_only_ = true;
   } else {
     s = rocksdb::DB::Open(db_options, dir, cfs, &storage->handles_, &raw);
+  }
+  if (s.IsCorruption() || s.IsPathNotFound() ||
+      (s.IsIOError() && s.ToString().find("No such file") != std::string::npos)) {
+    // Files and MANIFEST disagree: a file missing, cut short or altered, or a MANIFEST that no
+    // longer knows what the directory held. Never open what is left as if it were the state.
+    return absl::DataLossError(
+        absl::StrCat("state directory ", dir, " is damaged: ", s.ToString(), ". ",
+                     kDamagedWhatToDo));
   }
   if (!s.ok()) return FromRocks(s, absl::StrCat("opening state directory ", dir));
   storage->db_.reset(raw);
@@ -219,8 +273,36 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   storage->decisions_ = storage->handles_[4];
   storage->timers_ = storage->handles_[5];
   storage->index_ = storage->handles_[6];
+  absl::Status files = storage->VerifyFiles(dir);
+  if (!files.ok() && scratch_dir != nullptr) {
+    // A reader beside a running engine may have read a MANIFEST whose files the engine has
+    // compacted away since: catch up once and look again.
+    if (storage->db_->TryCatchUpWithPrimary().ok()) files = storage->VerifyFiles(dir);
+  }
+  TEND_RETURN_IF_ERROR(files);
   TEND_RETURN_IF_ERROR(storage->CheckFormatVersion(fresh));
   return storage;
+}
+
+absl::Status Storage::VerifyFiles(const std::string& dir) const {
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db_->GetLiveFilesMetaData(&files);
+  for (const rocksdb::LiveFileMetaData& f : files) {
+    const std::string path = f.db_path + f.name;
+    std::error_code ec;
+    const uintmax_t size = std::filesystem::file_size(path, ec);
+    if (ec) {
+      return absl::DataLossError(absl::StrCat("state directory ", dir, " is damaged: ", f.name,
+                                              ", which its MANIFEST lists, is missing (",
+                                              ec.message(), "). ", kDamagedWhatToDo));
+    }
+    if (size != f.size) {
+      return absl::DataLossError(absl::StrCat(
+          "state directory ", dir, " is damaged: ", f.name, " is ", size,
+          " bytes, its MANIFEST says ", f.size, " (cut short or replaced). ", kDamagedWhatToDo));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Storage::CheckFormatVersion(bool fresh) {
@@ -229,8 +311,9 @@ absl::Status Storage::CheckFormatVersion(bool fresh) {
   if (s.IsNotFound()) {
     if (read_only_) return absl::OkStatus();  // an engine that never committed yet
     if (!fresh) {
-      return absl::FailedPreconditionError(
-          "state directory has no format_version: not a tend state directory");
+      return absl::FailedPreconditionError(absl::StrCat(
+          "state directory has no format_version: not a tend state directory, or one whose "
+          "MANIFEST is damaged. ", kDamagedWhatToDo));
     }
     return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kFormatVersionKey),
                               std::to_string(sf::kStorageFormatVersion)),
@@ -293,6 +376,14 @@ absl::Status Storage::CompactDecisions() {
   rocksdb::CompactRangeOptions o;
   o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   return FromRocks(db_->CompactRange(o, decisions_, nullptr, nullptr), "compacting decisions");
+}
+
+absl::Status Storage::Flush() {
+  if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
+  rocksdb::FlushOptions o;
+  o.wait = true;
+  std::vector<rocksdb::ColumnFamilyHandle*> all(handles_.begin(), handles_.end());
+  return FromRocks(db_->Flush(o, all), "flushing the state");
 }
 
 absl::Status Storage::BindTopic(absl::string_view topic) {

@@ -191,6 +191,9 @@ class Storage {
   // Compacts the decisions column family now (the retention applies; RocksDB also does it on
   // its own, at least daily with a retention set).
   absl::Status CompactDecisions();
+  // Writes every column family's memtable to SST files now and waits (before a stopped
+  // directory is copied; tests of damaged files).
+  absl::Status Flush();
   // The patient's latest decisions, newest first, at most `limit`.
   absl::StatusOr<std::vector<v1::Decision>> RecentDecisions(absl::string_view patient_id,
                                                             size_t limit) const;
@@ -206,6 +209,9 @@ class Storage {
                                                            const std::string* scratch_dir,
                                                            const StorageOptions& options);
   absl::Status CheckFormatVersion(bool fresh);
+  // Every SST file the MANIFEST lists is there with the size it records; kDataLoss naming the
+  // first that is not, and what to do.
+  absl::Status VerifyFiles(const std::string& dir) const;
   absl::Status UpgradeFormat(int from_version);
 
   std::unique_ptr<rocksdb::CompactionFilter> decisions_filter_;  // outlives db_ (declared first)
