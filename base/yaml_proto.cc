@@ -12,11 +12,14 @@
 #include <set>
 #include <sstream>
 
+#include <sys/stat.h>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "base/status.h"
 #include "base/time.h"
 
 namespace tend {
@@ -40,6 +43,7 @@ class Reader {
   }
 
   absl::Status ReadMessage(const YAML::Node& node, const std::string& path, Message* message) {
+    TEND_RETURN_IF_ERROR(Count(node, path));
     const Descriptor* d = message->GetDescriptor();
     if (d->full_name() == "google.protobuf.Duration") return ReadDuration(node, path, message);
     if (d->full_name() == "google.protobuf.Timestamp") return ReadTimestamp(node, path, message);
@@ -62,6 +66,16 @@ class Reader {
   }
 
  private:
+  // One more value read; aliases make a small file expand to a huge document, so the values
+  // are counted as they are expanded, not as they are written.
+  absl::Status Count(const YAML::Node& node, absl::string_view path) {
+    if (++values_ <= kMaxYamlValues) return absl::OkStatus();
+    return Error(node, path,
+                 absl::StrCat("the document holds more than ", kMaxYamlValues,
+                              " values once its aliases (*name) are expanded; write the values "
+                              "out or split the file"));
+  }
+
   absl::Status ReadField(const YAML::Node& node, const std::string& path, const FieldDescriptor* f,
                          Message* message) {
     const Reflection* r = message->GetReflection();
@@ -93,6 +107,7 @@ class Reader {
   // Sets a singular field, or appends to a repeated one.
   absl::Status SetScalar(const YAML::Node& node, const std::string& path, const FieldDescriptor* f,
                          Message* message) {
+    TEND_RETURN_IF_ERROR(Count(node, path));
     const Reflection* r = message->GetReflection();
     const bool rep = f->is_repeated();
     if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
@@ -233,6 +248,7 @@ class Reader {
   }
 
   absl::string_view source_;
+  int64_t values_ = 0;  // read so far, aliases expanded (Count)
 };
 
 }  // namespace
@@ -262,13 +278,33 @@ absl::Status ParseYamlToProto(absl::string_view text, absl::string_view source,
   }
 }
 
-absl::Status LoadYamlFileToProto(const std::string& path, google::protobuf::Message* message) {
+absl::StatusOr<std::string> ReadYamlFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+  }
+  if (st.st_size > kMaxYamlFileBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", st.st_size, " bytes; at most ",
+                                                   kMaxYamlFileBytes, " are read"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::stringstream text;
-  text << in.rdbuf();
+  std::string text;
+  text.resize(static_cast<size_t>(kMaxYamlFileBytes) + 1);
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
   if (in.bad()) return absl::DataLossError(absl::StrCat("error reading ", path));
-  return ParseYamlToProto(text.str(), path, message);
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (static_cast<int64_t>(text.size()) > kMaxYamlFileBytes) {  // grew since stat
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": more than ", kMaxYamlFileBytes, " bytes; at most that many are read"));
+  }
+  return text;
+}
+
+absl::Status LoadYamlFileToProto(const std::string& path, google::protobuf::Message* message) {
+  TEND_ASSIGN_OR_RETURN(std::string text, ReadYamlFile(path));
+  return ParseYamlToProto(text, path, message);
 }
 
 }  // namespace tend

@@ -8,6 +8,11 @@
 // google.protobuf.Timestamp is an RFC 3339 string. Unknown keys, a scalar where a mapping is
 // expected, out-of-range numbers and unknown enum names are errors.
 //
+// Hostile input is bounded: a file is read only if it is a regular file of at most
+// kMaxYamlFileBytes, and a document may hold at most kMaxYamlValues values once its aliases are
+// expanded (a 658-byte "billion laughs" file of nested aliases would otherwise expand to
+// billions of values and run out of memory).
+//
 // Thread safety: the functions are pure.
 #ifndef TEND_BASE_YAML_PROTO_H_
 #define TEND_BASE_YAML_PROTO_H_
@@ -16,10 +21,16 @@
 
 #include <string>
 
+#include <cstdint>
+
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace tend {
+
+inline constexpr int64_t kMaxYamlFileBytes = 4 << 20;
+inline constexpr int64_t kMaxYamlValues = 200'000;
 
 // Parses `text` (the content of the file named `source`, used in messages) into `message`,
 // which is cleared first. An empty document leaves the message empty.
@@ -28,6 +39,11 @@ absl::Status ParseYamlToProto(absl::string_view text, absl::string_view source,
 
 // Reads the file at `path` and parses it as above. kNotFound when the file cannot be read.
 absl::Status LoadYamlFileToProto(const std::string& path, google::protobuf::Message* message);
+
+// The content of the YAML file at `path`: kNotFound when it cannot be opened, kInvalidArgument
+// when it is not a regular file (a FIFO would block the reader forever) or is larger than
+// kMaxYamlFileBytes.
+absl::StatusOr<std::string> ReadYamlFile(const std::string& path);
 
 // "a, b, c": the field names of a message type, for "allowed: ..." in error messages.
 std::string FieldNamesOf(const google::protobuf::Descriptor* descriptor);

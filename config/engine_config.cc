@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/time_zone.h"
 #include "base/status.h"
 #include "absl/time/civil_time.h"
 #include "base/yaml_proto.h"
@@ -60,7 +61,7 @@ absl::StatusOr<projections::ProjectionConfig> BuildProjectionConfig(const v1::En
   if (in.time().has_default_time_zone()) {
     const std::string& zone = in.time().default_time_zone();
     absl::TimeZone tz;
-    if (zone.empty() || !absl::LoadTimeZone(zone, &tz)) {
+    if (!LoadZone(zone, &tz)) {
       return Bad("time.default_time_zone", absl::StrCat("\"", zone, "\""),
                  "an IANA time zone in the system's zoneinfo, e.g. Asia/Shanghai or UTC");
     }
@@ -68,7 +69,7 @@ absl::StatusOr<projections::ProjectionConfig> BuildProjectionConfig(const v1::En
     c.default_time_zone_name = zone;
   } else {
     absl::TimeZone tz;
-    if (!absl::LoadTimeZone(c.default_time_zone_name, &tz)) {
+    if (!LoadZone(c.default_time_zone_name, &tz)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "the default time zone ", c.default_time_zone_name,
           " is missing from the system's zoneinfo; install the tzdata package"));
@@ -184,7 +185,7 @@ absl::StatusOr<projections::ProjectionConfig> ParseEngineConfig(absl::string_vie
 absl::Status BuildLogTrust(const v1::EngineConfig& config, ValidationOptions* validation) {
   const v1::LogConfig& log = config.log();
   if (log.has_max_recorded_ahead_s()) {
-    TEND_RETURN_IF_ERROR(IntIn("log.max_recorded_ahead_s", log.max_recorded_ahead_s(), 0, 86400));
+    TEND_RETURN_IF_ERROR(IntIn("log.max_recorded_ahead_s", log.max_recorded_ahead_s(), 1, 86400));
     validation->max_recorded_ahead = absl::Seconds(log.max_recorded_ahead_s());
   }
   if (log.tickers_size() > 0) {

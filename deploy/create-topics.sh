@@ -2,6 +2,11 @@
 # Creates tend's topics on a real Kafka cluster with Kafka's own CLI (kafka-topics.sh).
 #   deploy/create-topics.sh BOOTSTRAP [PARTITIONS] [REPLICATION]
 # tend.events keeps everything forever: the log is the truth and replays rebuild from it.
+# Timestamps stay CreateTime: tend writes recorded_at as the record timestamp, which `tend
+# replay --from` and historical imports rely on. If producers outside your team write to the
+# topic, consider --config message.timestamp.type=LogAppendTime: the engine's check that
+# recorded_at is not ahead of the record's timestamp (engine config log.max_recorded_ahead_s)
+# then holds against the broker's clock (docs/design.md, "Time you can trust").
 set -euo pipefail
 bootstrap=${1:?usage: $0 BOOTSTRAP [PARTITIONS] [REPLICATION]}
 partitions=${2:-16}

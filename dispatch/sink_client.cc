@@ -7,6 +7,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "base/status.h"
 
 namespace tend {
 
@@ -25,13 +26,18 @@ const char* DeliveryOutcomeName(DeliveryOutcome o) {
 absl::StatusOr<std::unique_ptr<SinkClient>> SinkClient::Create(const SinkClientOptions& options) {
   if (options.target.empty()) return absl::InvalidArgumentError("the sink target is required");
   std::unique_ptr<SinkClient> c(new SinkClient(options));
+  TEND_ASSIGN_OR_RETURN(ClientAuth auth, MakeClientAuth(options.security));
+  c->authorization_ = std::move(auth.authorization);
   grpc::ChannelArguments args;
+  if (!options.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls_server_name);
+  }
   // Reconnect promptly once the sink is back; our own backoff paces the attempts.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   c->stub_ = v1::ReminderSink::NewStub(
-      grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args));
+      grpc::CreateCustomChannel(options.target, auth.credentials, args));
   return c;
 }
 
@@ -47,6 +53,7 @@ DeliveryResult SinkClient::Attempt(const v1::ReminderCommand& command) {
   *request.mutable_command() = command;
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(now + options_.rpc_timeout));
+  if (!authorization_.empty()) ctx.AddMetadata("authorization", authorization_);
   v1::DeliverResponse response;
   const grpc::Status s = stub_->Deliver(&ctx, request, &response);
   if (s.ok()) {

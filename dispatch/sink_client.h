@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "auth/auth.h"
 #include "absl/random/random.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -25,6 +26,10 @@ struct SinkClientOptions {
   // drawn uniformly from [backoff / 2, backoff] (jitter, so retries of many commands spread out).
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(30);
+  // TLS (the sink's CA; a client certificate for mutual TLS) and the deliver-role token.
+  ClientSecurity security;
+  // The name the sink's certificate must carry, when it is not the target's host (tests).
+  std::string tls_server_name;
 };
 
 enum class DeliveryOutcome {
@@ -62,6 +67,7 @@ class SinkClient {
   explicit SinkClient(const SinkClientOptions& options) : options_(options) {}
   const SinkClientOptions options_;
   std::unique_ptr<v1::ReminderSink::Stub> stub_;
+  std::string authorization_;  // "Bearer <token>" metadata, or empty
 };
 
 }  // namespace tend

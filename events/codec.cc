@@ -1,5 +1,6 @@
 #include "events/codec.h"
 
+#include "base/time_zone.h"
 #include "base/time.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -39,10 +40,17 @@ absl::Status CheckTime(absl::string_view field, bool present, const google::prot
   return absl::OkStatus();
 }
 
+absl::Status CheckText(absl::string_view field, absl::string_view value) {
+  if (value.size() > kMaxTextBytes) {
+    return Invalid(field, absl::StrCat("must be at most ", kMaxTextBytes, " bytes, got ",
+                                       value.size()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckNonEmpty(absl::string_view field, absl::string_view value) {
   if (value.empty()) return Invalid(field, "is required");
-  if (value.size() > 256) return Invalid(field, "must be at most 256 bytes");
-  return absl::OkStatus();
+  return CheckText(field, value);
 }
 
 absl::Status ValidateCheckIn(const v1::CheckIn& c) {
@@ -72,11 +80,11 @@ absl::Status ValidateCheckIn(const v1::CheckIn& c) {
     }
     case CheckIn::kMedication:
       if (c.kind() != CheckIn::MEDICATION) return Invalid("check_in.medication", "needs kind MEDICATION");
-      break;
+      return CheckText("check_in.medication.ingredient", c.medication().ingredient());
     case CheckIn::kTraining:
       if (c.kind() != CheckIn::TRAINING) return Invalid("check_in.training", "needs kind TRAINING");
       if (c.training().minutes() < 0) return Invalid("check_in.training.minutes", "must be >= 0");
-      break;
+      return CheckText("check_in.training.program_item", c.training().program_item());
     case CheckIn::VALUES_NOT_SET:
       break;
   }
@@ -84,16 +92,21 @@ absl::Status ValidateCheckIn(const v1::CheckIn& c) {
 }
 
 absl::Status ValidatePurchase(const v1::Purchase& p) {
-  if (p.order_id().empty()) return Invalid("purchase.order_id", "is required");
+  if (absl::Status s = CheckNonEmpty("purchase.order_id", p.order_id()); !s.ok()) return s;
   if (p.amount_minor() < 0) return Invalid("purchase.amount_minor", "must be >= 0");
   if (p.currency().size() != 3) {
     return Invalid("purchase.currency", absl::StrCat("must be an ISO 4217 code like CNY, got \"",
                                                      absl::CHexEscape(p.currency()), "\""));
   }
+  if (p.items_size() > kMaxPurchaseItems) {
+    return Invalid("purchase.items", absl::StrCat("at most ", kMaxPurchaseItems,
+                                                  " items per purchase, got ", p.items_size()));
+  }
   for (int i = 0; i < p.items_size(); ++i) {
     const auto& item = p.items(i);
     std::string f = absl::StrCat("purchase.items[", i, "]");
-    if (item.sku().empty()) return Invalid(f + ".sku", "is required");
+    if (absl::Status s = CheckNonEmpty(f + ".sku", item.sku()); !s.ok()) return s;
+    if (absl::Status s = CheckText(f + ".ingredient", item.ingredient()); !s.ok()) return s;
     if (item.quantity() <= 0) return Invalid(f + ".quantity", "must be > 0");
     if (item.unit_price_minor() < 0) return Invalid(f + ".unit_price_minor", "must be >= 0");
     if (item.days_supply() < 0) return Invalid(f + ".days_supply", "must be >= 0");
@@ -145,6 +158,10 @@ std::array<RecordHeader, 2> EventHeaders(const Event& event) {
 
 absl::Status DecodeEvent(absl::string_view bytes, Event* out) {
   out->Clear();
+  if (bytes.size() > kMaxEventBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("value is ", bytes.size(),
+                                                   " bytes; an event is at most ", kMaxEventBytes));
+  }
   if (!out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return absl::InvalidArgumentError(
         absl::StrCat("value is not a serialized tend.v1.Event (", bytes.size(), " bytes)"));
@@ -174,14 +191,30 @@ absl::Status ValidateEvent(const Event& e, const ValidationOptions& options) {
                                   " of device clock skew is accepted"));
     }
   }
-  if (e.source().size() > 256) return Invalid("source", "must be at most 256 bytes");
+  if (absl::Status s = CheckText("source", e.source()); !s.ok()) return s;
   switch (e.body_case()) {
     case Event::kScan:
+      if (absl::Status s = CheckText("scan.code_id", e.scan().code_id()); !s.ok()) return s;
+      if (absl::Status s = CheckText("scan.staff_id", e.scan().staff_id()); !s.ok()) return s;
       return CheckNonEmpty("scan.channel_id", e.scan().channel_id());
     case Event::kMessage:
       if (e.message().direction() == v1::Message::DIRECTION_UNSPECIFIED ||
           !v1::Message::Direction_IsValid(e.message().direction())) {
         return Invalid("message.direction", "must be PATIENT_TO_STAFF or STAFF_TO_PATIENT");
+      }
+      if (absl::Status s = CheckText("message.staff_id", e.message().staff_id()); !s.ok()) {
+        return s;
+      }
+      if (e.message().keywords_size() > kMaxKeywords) {
+        return Invalid("message.keywords", absl::StrCat("at most ", kMaxKeywords,
+                                                        " per message, got ",
+                                                        e.message().keywords_size()));
+      }
+      for (int i = 0; i < e.message().keywords_size(); ++i) {
+        if (e.message().keywords(i).size() > kMaxKeywordBytes) {
+          return Invalid(absl::StrCat("message.keywords[", i, "]"),
+                         absl::StrCat("must be at most ", kMaxKeywordBytes, " bytes"));
+        }
       }
       return absl::OkStatus();
     case Event::kCheckIn:
@@ -193,8 +226,11 @@ absl::Status ValidateEvent(const Event& e, const ValidationOptions& options) {
           !s.ok()) {
         return s;
       }
+      if (absl::Status s = CheckText("enrollment.time_zone", e.enrollment().time_zone()); !s.ok()) {
+        return s;
+      }
       absl::TimeZone tz;
-      if (!absl::LoadTimeZone(e.enrollment().time_zone(), &tz)) {
+      if (!LoadZone(e.enrollment().time_zone(), &tz)) {
         return Invalid("enrollment.time_zone",
                        absl::StrCat("must be an IANA time zone like Asia/Shanghai, got \"",
                                     absl::CHexEscape(e.enrollment().time_zone()), "\""));
@@ -202,7 +238,7 @@ absl::Status ValidateEvent(const Event& e, const ValidationOptions& options) {
       return absl::OkStatus();
     }
     case Event::kContactRemoved:
-      return absl::OkStatus();
+      return CheckText("contact_removed.staff_id", e.contact_removed().staff_id());
     case Event::kConsentChanged:
       if (e.consent_changed().purpose() == v1::ConsentChanged::PURPOSE_UNSPECIFIED ||
           !v1::ConsentChanged::Purpose_IsValid(e.consent_changed().purpose())) {

@@ -49,7 +49,16 @@ struct RecordHeader {
 // Kafka headers of an event record: event_id and event_type (views into `event`).
 std::array<RecordHeader, 2> EventHeaders(const v1::Event& event);
 
-// Parses `bytes` into `*out` (cleared first). kInvalidArgument when it is not an Event.
+// Bounds on an event (documented in proto/tend/v1/events.proto), so that no record can make a
+// patient's state or a batch grow without limit.
+inline constexpr size_t kMaxEventBytes = 32 << 10;  // a serialized Event
+inline constexpr size_t kMaxTextBytes = 256;        // each free-text field (ids: 128)
+inline constexpr int kMaxPurchaseItems = 100;
+inline constexpr int kMaxKeywords = 32;             // per message
+inline constexpr size_t kMaxKeywordBytes = 64;
+
+// Parses `bytes` into `*out` (cleared first). kInvalidArgument when it is larger than
+// kMaxEventBytes or not an Event.
 absl::Status DecodeEvent(absl::string_view bytes, v1::Event* out);
 
 // Checks what the engine relies on; the error names the field and what is allowed, e.g.

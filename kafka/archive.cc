@@ -133,6 +133,25 @@ absl::StatusOr<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(const std::st
         " is not one this tend reads (", kArchiveFormatVersion, "); use a matching tend"));
   }
   r->header_ = std::move(*frame.mutable_header());
+  // Hostile input: the header bounds every record that follows.
+  const v1::ArchiveHeader& h = r->header_;
+  if (h.partitions() < 1 || h.partitions() > kMaxArchivePartitions) {
+    return r->Corrupt(8, absl::StrCat("the header claims ", h.partitions(),
+                                      " partitions (allowed: 1..", kMaxArchivePartitions, ")"));
+  }
+  if (h.low_offsets_size() != h.partitions() || h.high_offsets_size() != h.partitions()) {
+    return r->Corrupt(8, absl::StrCat("the header has ", h.low_offsets_size(), " low and ",
+                                      h.high_offsets_size(), " high offsets for ", h.partitions(),
+                                      " partitions"));
+  }
+  for (int p = 0; p < h.partitions(); ++p) {
+    if (h.low_offsets(p) < 0 || h.low_offsets(p) > h.high_offsets(p) ||
+        h.high_offsets(p) > kMaxArchiveOffset) {
+      return r->Corrupt(8, absl::StrCat("partition ", p, ": impossible offsets [",
+                                        h.low_offsets(p), ", ", h.high_offsets(p), ")"));
+    }
+  }
+  r->next_offset_.assign(h.low_offsets().begin(), h.low_offsets().end());
   return r;
 }
 
@@ -174,6 +193,20 @@ absl::StatusOr<bool> ArchiveReader::Next(v1::ArchiveRecord* record) {
   const int64_t at = position_;
   TEND_RETURN_IF_ERROR(ReadFrame(&frame));
   if (frame.has_record()) {
+    const v1::ArchiveRecord& rec = frame.record();
+    const int32_t p = rec.partition();
+    if (p < 0 || p >= header_.partitions()) {
+      return Corrupt(at, absl::StrCat("a record of partition ", p, "; the header has ",
+                                      header_.partitions()));
+    }
+    if (rec.offset() < next_offset_[static_cast<size_t>(p)] ||
+        rec.offset() >= header_.high_offsets(p)) {
+      return Corrupt(at, absl::StrCat("partition ", p, " offset ", rec.offset(),
+                                      " is out of order or outside the exported range [",
+                                      header_.low_offsets(p), ", ", header_.high_offsets(p),
+                                      "); records of a partition are in rising offset order"));
+    }
+    next_offset_[static_cast<size_t>(p)] = rec.offset() + 1;
     *record = std::move(*frame.mutable_record());
     ++records_;
     return true;

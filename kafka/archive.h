@@ -11,7 +11,8 @@
 // Kafka record (ArchiveRecord: partition, offset, key, value — the serialized Event — and
 // timestamp), in log order within each partition, and last an end frame (ArchiveEnd) with the
 // number of records. A reader refuses a file whose magic, version, checksums or end frame are
-// wrong or missing, naming the byte position and the record number.
+// wrong or missing, or whose records fall outside the partitions and offset ranges its header
+// declares or go backwards within a partition, naming the byte position and the record number.
 //
 // A writer writes FILE.partial and renames it to FILE in Finish(): an archive that exists is
 // complete. Thread safety: writers and readers are single-threaded objects.
@@ -23,6 +24,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -34,6 +36,10 @@ namespace tend {
 
 inline constexpr char kArchiveMagic[] = "TENDARC\n";
 inline constexpr int kArchiveFormatVersion = 1;
+// What a reader accepts (hostile files): partitions per archive, and offsets below 2^48 (a topic
+// writing a million records a second takes nine years to reach it).
+inline constexpr int kMaxArchivePartitions = 1 << 16;
+inline constexpr int64_t kMaxArchiveOffset = int64_t{1} << 48;
 
 // CRC-32C (Castagnoli polynomial 0x1EDC6F41, reflected 0x82F63B78, as in iSCSI: RFC 3720
 // appendix B.4), of `data`, continuing from `crc` (0 to start).
@@ -95,6 +101,7 @@ class ArchiveReader {
   int64_t position_ = 0;
   int64_t size_ = 0;
   bool ended_ = false;
+  std::vector<int64_t> next_offset_;  // per partition: the lowest offset the next record may have
 };
 
 // An archive as the engine's record source (`tend replay --archive`).

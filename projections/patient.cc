@@ -1,5 +1,7 @@
 #include "projections/patient.h"
 
+#include "base/time_zone.h"
+
 #include "projections/acquisition.h"
 #include "projections/activation.h"
 #include "projections/activity.h"
@@ -37,7 +39,7 @@ const std::map<std::string, int>& ProjectionVersions() {
 ProjectionConfig DefaultProjectionConfig() {
   ProjectionConfig c;
   absl::TimeZone tz;
-  if (absl::LoadTimeZone(c.default_time_zone_name, &tz)) c.default_time_zone = tz;
+  if (LoadZone(c.default_time_zone_name, &tz)) c.default_time_zone = tz;
   return c;
 }
 
@@ -57,7 +59,7 @@ absl::TimeZone PatientTimeZone(const ProjectionConfig& config, const v1::Patient
                                std::string* name) {
   const std::string& zone = state.enrollment().time_zone();
   absl::TimeZone tz;
-  if (!zone.empty() && absl::LoadTimeZone(zone, &tz)) {  // absl caches loaded zones
+  if (LoadZone(zone, &tz)) {  // absl caches loaded zones; only IANA names (base/time_zone.h)
     if (name) *name = zone;
     return tz;
   }

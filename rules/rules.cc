@@ -560,14 +560,7 @@ std::string DescribeRules(const RuleSet& rules) {
 }
 
 absl::StatusOr<RuleSet> RuleSet::Load(const std::string& path) {
-  std::string text;
-  {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-    std::stringstream s;
-    s << in.rdbuf();
-    text = s.str();
-  }
+  TEND_ASSIGN_OR_RETURN(std::string text, ReadYamlFile(path));
   return Parse(text, path);
 }
 

@@ -18,8 +18,10 @@ absl::Status PrepareForLog(v1::Event* event, absl::Time now, const ValidationOpt
   return ValidateEvent(*event, validation);
 }
 
-grpc::Status IngestService::Append(grpc::ServerContext*, const v1::AppendRequest* request,
+grpc::Status IngestService::Append(grpc::ServerContext* context,
+                                   const v1::AppendRequest* request,
                                    v1::AppendResponse* response) {
+  if (grpc::Status s = Authorize(authorizer_.get(), context, Role::kIngest); !s.ok()) return s;
   if (!request->has_event()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "event: is required");
   }

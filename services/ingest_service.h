@@ -3,8 +3,11 @@
 #ifndef TEND_SERVICES_INGEST_SERVICE_H_
 #define TEND_SERVICES_INGEST_SERVICE_H_
 
+#include <memory>
 #include <string>
+#include <utility>
 
+#include "auth/auth.h"
 #include "events/codec.h"
 #include "kafka/kafka.h"
 #include "tend/v1/services.grpc.pb.h"
@@ -20,10 +23,17 @@ class IngestService final : public v1::Ingest::Service {
   grpc::Status Append(grpc::ServerContext* context, const v1::AppendRequest* request,
                       v1::AppendResponse* response) override;
 
+  // Calls must carry a token of this service's role (auth/auth.h); unset: no token check.
+  // Set before serving.
+  void set_authorizer(std::shared_ptr<const Authorizer> authorizer) {
+    authorizer_ = std::move(authorizer);
+  }
+
  private:
   Producer* const producer_;
   const std::string topic_;
   const ValidationOptions validation_;
+  std::shared_ptr<const Authorizer> authorizer_;
 };
 
 // Sets recorded_at to `now` and fills an empty event_id with a random one, then validates.

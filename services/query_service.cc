@@ -12,9 +12,10 @@
 
 namespace tend {
 
-grpc::Status QueryService::CohortStats(grpc::ServerContext*,
+grpc::Status QueryService::CohortStats(grpc::ServerContext* context,
                                        const v1::CohortStatsRequest* request,
                                        v1::CohortStatsResponse* response) {
+  if (grpc::Status s = Authorize(authorizer_.get(), context, Role::kQuery); !s.ok()) return s;
   std::optional<absl::Time> as_of;
   if (request->has_as_of()) {
     if (grpc::Status s = ToGrpc(CheckProtoTime(request->as_of(), "as_of")); !s.ok()) return s;
@@ -26,8 +27,10 @@ grpc::Status QueryService::CohortStats(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status QueryService::GetPatient(grpc::ServerContext*, const v1::GetPatientRequest* request,
+grpc::Status QueryService::GetPatient(grpc::ServerContext* context,
+                                      const v1::GetPatientRequest* request,
                                       v1::GetPatientResponse* response) {
+  if (grpc::Status s = Authorize(authorizer_.get(), context, Role::kQuery); !s.ok()) return s;
   if (grpc::Status s = ToGrpc(CheckIdArgument("patient_id", request->patient_id())); !s.ok()) {
     return s;
   }
@@ -53,8 +56,10 @@ grpc::Status QueryService::GetPatient(grpc::ServerContext*, const v1::GetPatient
   return grpc::Status::OK;
 }
 
-grpc::Status QueryService::Explain(grpc::ServerContext*, const v1::ExplainRequest* request,
+grpc::Status QueryService::Explain(grpc::ServerContext* context,
+                                   const v1::ExplainRequest* request,
                                    v1::ExplainResponse* response) {
+  if (grpc::Status s = Authorize(authorizer_.get(), context, Role::kQuery); !s.ok()) return s;
   if (grpc::Status s = ToGrpc(CheckIdArgument("patient_id", request->patient_id())); !s.ok()) {
     return s;
   }
@@ -71,6 +76,7 @@ grpc::Status QueryService::Explain(grpc::ServerContext*, const v1::ExplainReques
 grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
                                         const v1::ListPatientsRequest* request,
                                         v1::ListPatientsResponse* response) {
+  if (grpc::Status s = Authorize(authorizer_.get(), context, Role::kQuery); !s.ok()) return s;
   ListPatientsCost cost;
   if (absl::Status s = ListPatientsPage(*storage_, config_, *request, response, &cost); !s.ok()) {
     return ToGrpc(s);

@@ -3,6 +3,10 @@
 #ifndef TEND_SERVICES_QUERY_SERVICE_H_
 #define TEND_SERVICES_QUERY_SERVICE_H_
 
+#include <memory>
+#include <utility>
+
+#include "auth/auth.h"
 #include "index/planner.h"
 #include "storage/storage.h"
 #include "projections/config.h"
@@ -26,9 +30,16 @@ class QueryService final : public v1::Query::Service {
   grpc::Status ListPatients(grpc::ServerContext* context, const v1::ListPatientsRequest* request,
                             v1::ListPatientsResponse* response) override;
 
+  // Calls must carry a token of this service's role (auth/auth.h); unset: no token check.
+  // Set before serving.
+  void set_authorizer(std::shared_ptr<const Authorizer> authorizer) {
+    authorizer_ = std::move(authorizer);
+  }
+
  private:
   const Storage* const storage_;
   const projections::ProjectionConfig config_;
+  std::shared_ptr<const Authorizer> authorizer_;
 };
 
 }  // namespace tend

@@ -1,23 +1,52 @@
 #include "services/server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/impl/server_builder_option.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
 namespace tend {
+namespace {
+
+// Linking gRPC's reflection library registers its plugin with every server builder (a static
+// initializer in the shared library): this option takes it out again.
+class WithoutReflection : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
+                                    return dynamic_cast<grpc::reflection::ProtoServerReflectionPlugin*>(
+                                               p.get()) != nullptr;
+                                  }),
+                   plugins->end());
+  }
+};
+
+}  // namespace
 
 absl::StatusOr<RunningServer> StartGrpcServer(const std::string& listen_address,
-                                              const std::vector<grpc::Service*>& services) {
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+                                              const std::vector<grpc::Service*>& services,
+                                              const ServerOptions& options) {
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();  // idempotent
   grpc::ServerBuilder builder;
+  if (!options.reflection) builder.SetOption(std::make_unique<WithoutReflection>());
   RunningServer running;
-  // Plaintext for development and in-cluster use; terminate TLS at the mesh or ingress (deploy/).
-  builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &running.port);
+  builder.AddListeningPort(listen_address,
+                           options.credentials ? options.credentials
+                                               : grpc::InsecureServerCredentials(),
+                           &running.port);
   for (grpc::Service* s : services) builder.RegisterService(s);
   running.server = builder.BuildAndStart();
   if (running.server == nullptr || running.port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen for gRPC on ", listen_address, " (address in use?)"));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen for gRPC on ", listen_address,
+        options.credentials ? " (address in use, or the TLS certificate and key do not load?)"
+                            : " (address in use?)"));
   }
   return running;
 }

@@ -1,4 +1,5 @@
-// Starts the gRPC server hosting tend's services, with server reflection (for grpcurl).
+// Starts the gRPC server hosting tend's services: plaintext or TLS credentials from
+// auth/auth.h MakeServerAuth, and server reflection (for grpcurl) only when asked for.
 #ifndef TEND_SERVICES_SERVER_H_
 #define TEND_SERVICES_SERVER_H_
 
@@ -17,10 +18,17 @@ struct RunningServer {
   int port = 0;  // the bound port (useful with "127.0.0.1:0")
 };
 
+struct ServerOptions {
+  // Null: plaintext (tests and tools on loopback; MakeServerAuth decides for operators).
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  bool reflection = false;  // the reflection service has no token check: off by default
+};
+
 // `services` are borrowed and must outlive the server. kUnavailable when the address can't be
-// bound.
+// bound (or, with TLS, when the certificate and key do not load).
 absl::StatusOr<RunningServer> StartGrpcServer(const std::string& listen_address,
-                                              const std::vector<grpc::Service*>& services);
+                                              const std::vector<grpc::Service*>& services,
+                                              const ServerOptions& options = {});
 
 }  // namespace tend
 

@@ -2,7 +2,14 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <sstream>
+
 #include "absl/strings/str_cat.h"
+#include "base/log.h"
 
 namespace tend {
 
@@ -10,19 +17,47 @@ absl::StatusOr<std::unique_ptr<SinkService>> SinkService::Create(const std::stri
   std::unique_ptr<SinkService> sink(new SinkService());
   if (out_path.empty()) return sink;
   absl::MutexLock lock(&sink->mu_);
+  std::string text;
   {
-    std::ifstream in(out_path);
-    std::string line;
-    int64_t line_no = 0;
-    while (in && std::getline(in, line)) {
-      ++line_no;
-      v1::ReminderCommand cmd;
-      google::protobuf::util::JsonParseOptions options;
-      if (!google::protobuf::util::JsonStringToMessage(line, &cmd, options).ok()) {
-        // A line cut short by a crash mid-write was never acknowledged: the sender retries it.
-        continue;
-      }
-      if (sink->seen_.insert(cmd.command_id()).second) sink->commands_.push_back(std::move(cmd));
+    std::ifstream in(out_path, std::ios::binary);
+    if (in) {
+      std::stringstream content;
+      content << in.rdbuf();
+      if (in.bad()) return absl::DataLossError(absl::StrCat("error reading ", out_path));
+      text = std::move(content).str();
+    }
+  }
+  // Every complete line must be a command: a line that is not would make the sink forget its id
+  // and accept that command again. Only the last line may be cut short (a crash mid-write: never
+  // acknowledged, so the sender retries it); it is cut off before appending, or the next line
+  // would be glued to it.
+  size_t complete = 0;  // bytes of whole lines
+  int64_t line_no = 0;
+  google::protobuf::util::JsonParseOptions options;
+  while (complete < text.size()) {
+    const size_t end = text.find('\n', complete);
+    if (end == std::string::npos) break;  // the cut-short tail
+    ++line_no;
+    const absl::string_view line(text.data() + complete, end - complete);
+    v1::ReminderCommand cmd;
+    if (auto parsed = google::protobuf::util::JsonStringToMessage(std::string(line), &cmd, options);
+        !parsed.ok() || cmd.command_id().empty()) {
+      return absl::DataLossError(absl::StrCat(
+          out_path, ":", line_no, ": not a tend.v1.ReminderCommand (",
+          parsed.ok() ? std::string("command_id: is required") : std::string(parsed.message()),
+          "). The sink dedupes on the ids in this file: repair or remove the line, then "
+          "start again"));
+    }
+    if (sink->seen_.insert(cmd.command_id()).second) sink->commands_.push_back(std::move(cmd));
+    complete = end + 1;
+  }
+  if (complete < text.size()) {
+    TEND_LOG_WARN("%s: the last %d bytes are a line cut short (a crash mid-write; never "
+                  "acknowledged, so the sender retries it); removing them",
+                  out_path, text.size() - complete);
+    if (::truncate(out_path.c_str(), static_cast<off_t>(complete)) != 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot truncate ", out_path, ": ", std::strerror(errno)));
     }
   }
   sink->out_.open(out_path, std::ios::app);
@@ -31,8 +66,10 @@ absl::StatusOr<std::unique_ptr<SinkService>> SinkService::Create(const std::stri
   return sink;
 }
 
-grpc::Status SinkService::Deliver(grpc::ServerContext*, const v1::DeliverRequest* request,
+grpc::Status SinkService::Deliver(grpc::ServerContext* context,
+                                  const v1::DeliverRequest* request,
                                   v1::DeliverResponse* response) {
+  if (grpc::Status s = Authorize(authorizer_.get(), context, Role::kDeliver); !s.ok()) return s;
   const v1::ReminderCommand& cmd = request->command();
   if (cmd.command_id().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "command.command_id: is required");

@@ -1,7 +1,9 @@
 // The reference tend.v1.ReminderSink (`tend sink`): accepts each command once, deduplicating on
 // command_id, and records every accepted command as one JSON line in an output file (appended
 // and flushed before acknowledging, so an acknowledged command is on disk). On start it reads
-// the file back, so duplicates are recognised across restarts. Gateway implementers copy this
+// the file back, so duplicates are recognised across restarts: a line there that is not a
+// command stops the start (kDataLoss naming the line), and a last line cut short by a crash is
+// removed. Gateway implementers copy this
 // contract: dedupe on command_id, acknowledge only what is durable.
 //
 // Thread-safe: Deliver may run on many gRPC threads at once.
@@ -20,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "auth/auth.h"
 #include "base/json.h"
 #include "tend/v1/services.grpc.pb.h"
 
@@ -39,6 +42,11 @@ class SinkService final : public v1::ReminderSink::Service {
   std::vector<v1::ReminderCommand> commands() const;
   // Called (under the sink's lock, on a gRPC thread) with each command as it is accepted, and
   // the time it was; for measurements. Set before serving.
+  // Calls must carry a token of role deliver (auth/auth.h); unset: no token check.
+  // Set before serving.
+  void set_authorizer(std::shared_ptr<const Authorizer> authorizer) {
+    authorizer_ = std::move(authorizer);
+  }
   void set_on_accept(std::function<void(const v1::ReminderCommand&, absl::Time)> fn) {
     on_accept_ = std::move(fn);
   }
@@ -52,6 +60,7 @@ class SinkService final : public v1::ReminderSink::Service {
   std::ofstream out_ ABSL_GUARDED_BY(mu_);
   bool has_out_ = false;
   std::function<void(const v1::ReminderCommand&, absl::Time)> on_accept_;
+  std::shared_ptr<const Authorizer> authorizer_;
   JsonWriter json_ ABSL_GUARDED_BY(mu_);
 };
 

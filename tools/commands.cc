@@ -64,8 +64,12 @@ absl::Status ExplainPatient(const std::string& db_dir, const std::string& patien
 }
 
 absl::Status RunSink(const SinkOptions& options, const std::atomic<bool>& stop, std::ostream& out) {
+  TEND_ASSIGN_OR_RETURN(ServerAuth auth, MakeServerAuth(options.security, options.listen));
   TEND_ASSIGN_OR_RETURN(auto sink, SinkService::Create(options.out_path));
-  TEND_ASSIGN_OR_RETURN(RunningServer server, StartGrpcServer(options.listen, {sink.get()}));
+  sink->set_authorizer(auth.authorizer);
+  TEND_ASSIGN_OR_RETURN(RunningServer server,
+                        StartGrpcServer(options.listen, {sink.get()},
+                                        {auth.credentials, options.security.reflection}));
   out << "listening on " << server.port << std::endl;
   TEND_LOG_INFO("tend.v1.ReminderSink on port %d; %d commands already recorded in %s; Ctrl-C stops",
                 server.port, sink->accepted(), options.out_path.empty() ? "memory" : options.out_path);
@@ -103,6 +107,11 @@ std::string FormatEngineStatus(const EngineStats& now, const EngineStats& before
 
 absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bool>& stop) {
   if (options.db_dir.empty()) return absl::InvalidArgumentError("--db is required");
+  // Security settings are checked before anything is opened: a refused one costs nothing.
+  ServerAuth auth;
+  if (!options.grpc_listen.empty()) {
+    TEND_ASSIGN_OR_RETURN(auth, MakeServerAuth(options.grpc_security, options.grpc_listen));
+  }
   TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(options.db_dir, options.storage));
   TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(options.engine, storage.get()));
   std::unique_ptr<Producer> producer;
@@ -116,14 +125,23 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     ingest = std::make_unique<IngestService>(producer.get(), options.engine.topic,
                                              options.engine.validation);
     query = std::make_unique<QueryService>(storage.get(), options.engine.projections);
-    TEND_ASSIGN_OR_RETURN(server, StartGrpcServer(options.grpc_listen, {ingest.get(), query.get()}));
-    TEND_LOG_INFO("gRPC (tend.v1.Ingest, tend.v1.Query, reflection) listening on port %d",
-                  server.port);
+    ingest->set_authorizer(auth.authorizer);
+    query->set_authorizer(auth.authorizer);
+    TEND_ASSIGN_OR_RETURN(server, StartGrpcServer(options.grpc_listen, {ingest.get(), query.get()},
+                                                  {auth.credentials,
+                                                   options.grpc_security.reflection}));
+    const ServerSecurity& sec = options.grpc_security;
+    TEND_LOG_INFO("gRPC (tend.v1.Ingest, tend.v1.Query%s) listening on port %d: %s, %s",
+                  sec.reflection ? ", reflection" : "", server.port,
+                  sec.tls_cert.empty() ? "plaintext"
+                                       : (sec.tls_client_ca.empty() ? "TLS" : "mutual TLS"),
+                  auth.authorizer ? "tokens required" : "no tokens");
   }
   std::unique_ptr<Dispatcher> dispatcher;
   if (!options.sink.empty()) {
     DispatcherOptions d;
     d.sink.target = options.sink;
+    d.sink.security = options.sink_security;
     d.max_in_flight = options.sink_in_flight;
     TEND_ASSIGN_OR_RETURN(dispatcher, Dispatcher::Start(d, storage.get()));
     TEND_LOG_INFO("dispatching reminder commands to tend.v1.ReminderSink at %s", options.sink);
@@ -218,9 +236,9 @@ absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
   json.ignore_unknown_fields = false;
   std::string line;
   int64_t line_no = 0;
-  const absl::Time now = absl::Now();
   while (std::getline(in, line)) {
     ++line_no;
+    const absl::Time now = absl::Now();  // a line's ingest time (stdin may stream for hours)
     if (absl::StripAsciiWhitespace(line).empty()) continue;
     ++report.lines;
     v1::Event event;

@@ -27,9 +27,11 @@ struct EngineCommandOptions {
   EngineOptions engine;
   std::string db_dir;
   std::string grpc_listen;  // empty: no gRPC server
+  ServerSecurity grpc_security;  // its TLS, tokens and reflection (auth/auth.h)
   StorageOptions storage;   // decisions_retention from --decisions-retention-days
   std::string sink;         // ReminderSink host:port; empty: commands stay in the outbox
   int sink_in_flight = 16;  // deliveries to the sink in flight at once (DispatcherOptions)
+  ClientSecurity sink_security;  // TLS to the sink and the deliver-role token
   // LIVE mode (a sink is set): write a ClockTick to every partition this often, so timers fire
   // when no patient writes. Zero: no ticks from this engine (run `tend ticker` instead).
   absl::Duration tick_interval = absl::Minutes(1);
@@ -119,6 +121,7 @@ absl::Status ExplainPatient(const std::string& db_dir, const std::string& patien
 struct SinkOptions {
   std::string listen = "127.0.0.1:7171";
   std::string out_path;  // empty: in memory only
+  ServerSecurity security;  // TLS and the deliver-role tokens (auth/auth.h)
 };
 // tend sink: the reference ReminderSink until `stop`; prints "listening on PORT" first.
 absl::Status RunSink(const SinkOptions& options, const std::atomic<bool>& stop, std::ostream& out);

@@ -41,6 +41,8 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
                   "rules YAML (deploy/rules/default.yaml; `tend rules FILE` checks one)");
   cmd->add_option("--sink", e.sink,
                   "deliver reminder commands to this tend.v1.ReminderSink (host:port)");
+  AddServerSecurityFlags(cmd, &e.grpc_security);
+  AddClientSecurityFlags(cmd, "--sink", &e.sink_security);
   cmd->add_option("--sink-in-flight", e.sink_in_flight,
                   "deliveries to the sink in flight at once (one patient's stay in order)")
       ->capture_default_str()

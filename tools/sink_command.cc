@@ -15,6 +15,7 @@ SubcommandRun AddSinkCommand(CLI::App* app) {
   cmd->add_option("--out", sink->out_path,
                   "append accepted commands here (read back on start to dedupe across "
                   "restarts)");
+  AddServerSecurityFlags(cmd, &sink->security);
   return [sink](const std::atomic<bool>& stop) {
     return Exit(RunSink(*sink, stop, std::cout), "sink");
   };

@@ -48,4 +48,28 @@ void AddKafkaFlag(CLI::App* cmd, std::vector<std::string>* flags) {
   cmd->add_option("--kafka", *flags, "extra librdkafka property KEY=VALUE (repeatable)");
 }
 
+void AddServerSecurityFlags(CLI::App* cmd, ServerSecurity* s) {
+  cmd->add_option("--tls-cert", s->tls_cert, "serve gRPC over TLS: PEM certificate chain");
+  cmd->add_option("--tls-key", s->tls_key, "PEM private key of --tls-cert (chmod 600)");
+  cmd->add_option("--tls-client-ca", s->tls_client_ca,
+                  "mutual TLS: clients must present a certificate signed by this PEM CA");
+  cmd->add_option("--tokens", s->tokens,
+                  "bearer tokens per role, lines \"<ingest|query|deliver|admin> <token>\" "
+                  "(chmod 600); calls without a token of their role are refused");
+  cmd->add_flag("--plaintext", s->allow_plaintext,
+                "allow plaintext gRPC on an address other than loopback (TLS ends in front)");
+  cmd->add_flag("--no-tokens", s->allow_no_tokens,
+                "allow serving an address other than loopback without --tokens");
+  cmd->add_flag("--grpc-reflection", s->reflection,
+                "serve gRPC reflection (for grpcurl; it has no token check)");
+}
+
+void AddClientSecurityFlags(CLI::App* cmd, const std::string& prefix, ClientSecurity* s) {
+  cmd->add_option(prefix + "-tls-ca", s->tls_ca, "connect over TLS, trusting this PEM CA");
+  cmd->add_option(prefix + "-tls-cert", s->tls_cert, "mutual TLS: PEM client certificate");
+  cmd->add_option(prefix + "-tls-key", s->tls_key, "PEM private key of the client certificate");
+  cmd->add_option(prefix + "-token-file", s->token_file,
+                  "present the bearer token in this file (chmod 600)");
+}
+
 }  // namespace tend

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/auth.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -59,6 +60,12 @@ absl::StatusOr<std::shared_ptr<const RuleSet>> LoadRulesFlag(const std::string& 
 absl::Status ParseKafkaFlags(const std::vector<std::string>& flags, KafkaProps* props);
 // Declares the repeatable --kafka KEY=VALUE flag.
 void AddKafkaFlag(CLI::App* cmd, std::vector<std::string>* flags);
+
+// --tls-cert, --tls-key, --tls-client-ca, --tokens, --plaintext, --no-tokens, --grpc-reflection:
+// how a gRPC server of `cmd` listens (auth/auth.h ServerSecurity).
+void AddServerSecurityFlags(CLI::App* cmd, ServerSecurity* security);
+// `prefix`-tls-ca, -tls-cert, -tls-key, -token-file: how a client of `cmd` connects.
+void AddClientSecurityFlags(CLI::App* cmd, const std::string& prefix, ClientSecurity* security);
 
 }  // namespace tend
 

@@ -4,8 +4,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "base/yaml_proto.h"
 #include "tests/temp_dir.h"
 
@@ -95,6 +98,9 @@ TEST_CASE("a bad config is refused naming the file, line, key, value and what is
   CHECK(ErrorOf("churn: {r: -1}") ==
         "engine.yaml: churn.r: -1 is not allowed (allowed: a finite number > 0)");
   CHECK(ErrorOf("churn: {a: 1}").find("churn.a: 1 is not allowed") != std::string::npos);
+  CHECK(ErrorOf("time: {default_time_zone: /usr/share/zoneinfo/UTC}") ==
+        "engine.yaml: time.default_time_zone: \"/usr/share/zoneinfo/UTC\" is not allowed "
+        "(allowed: an IANA time zone in the system's zoneinfo, e.g. Asia/Shanghai or UTC)");
   CHECK(ErrorOf("time: {default_time_zone: Mars/Olympus}") ==
         "engine.yaml: time.default_time_zone: \"Mars/Olympus\" is not allowed (allowed: an IANA "
         "time zone in the system's zoneinfo, e.g. Asia/Shanghai or UTC)");
@@ -138,6 +144,26 @@ TEST_CASE("a config file that cannot be read is NOT_FOUND naming the path", "[co
   CHECK(ok->lifecycle_new_days == 10);
 }
 
+TEST_CASE("a config file is read only if it is a regular file of bounded size", "[config]") {
+  testing::TempDir dir;
+  const std::string fifo = dir.Sub("fifo.yaml");
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  auto c = LoadEngineConfig(fifo);  // opening it would block until a writer came
+  CHECK(c.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(c.status().message() == fifo + ": not a regular file");
+
+  const std::string big = dir.Sub("big.yaml");
+  {
+    std::ofstream out(big);
+    out << "marketing:\n  sensitive_keywords:\n";
+    while (out.tellp() <= kMaxYamlFileBytes) out << "    - keyword\n";
+  }
+  c = LoadEngineConfig(big);
+  CHECK(c.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(c.status().message()),
+             Catch::Contains(absl::StrCat("bytes; at most ", kMaxYamlFileBytes, " are read")));
+}
+
 TEST_CASE("deploy/engine.yaml is valid and spells out the defaults", "[config]") {
   auto shipped = LoadEngineConfig(TEND_SOURCE_DIR "/deploy/engine.yaml");
   REQUIRE(shipped.ok());
@@ -172,8 +198,8 @@ TEST_CASE("the log section says which records may move a clock, and is printed b
     auto bad = LoadEngineConfig(dir.Sub("bad.yaml"), &v);
     return bad.ok() ? std::string("(accepted)") : std::string(bad.status().message());
   };
-  CHECK_THAT(error_of("log: {max_recorded_ahead_s: -1}"),
-             Catch::EndsWith("log.max_recorded_ahead_s: -1 is not allowed (allowed: 0..86400)"));
+  CHECK_THAT(error_of("log: {max_recorded_ahead_s: 0}"),
+             Catch::EndsWith("log.max_recorded_ahead_s: 0 is not allowed (allowed: 1..86400)"));
   CHECK_THAT(error_of("log: {tickers: [\"a b\"]}"),
              Catch::EndsWith("log.tickers[0]: \"a b\" is not allowed (allowed: a ticker name of "
                              "[A-Za-z0-9._:-], optionally ending in '*')"));

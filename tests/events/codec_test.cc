@@ -91,12 +91,65 @@ TEST_CASE("validation names the field and what is allowed", "[codec]") {
     e.mutable_purchase()->set_currency("yuan");
     CHECK(Problem(e).rfind("purchase.currency: must be an ISO 4217 code", 0) == 0);
   }
+  SECTION("sizes are bounded: no record makes a patient's state grow without limit") {
+    e.mutable_purchase()->set_order_id("o-1");
+    e.mutable_purchase()->set_currency("CNY");
+    for (int i = 0; i < kMaxPurchaseItems; ++i) {
+      auto* item = e.mutable_purchase()->add_items();
+      item->set_sku("sku");
+      item->set_quantity(1);
+    }
+    CHECK(ValidateEvent(e).ok());
+    e.mutable_purchase()->add_items()->set_sku("one-too-many");
+    CHECK(Problem(e) == "purchase.items: at most 100 items per purchase, got 101");
+    e.mutable_purchase()->mutable_items()->RemoveLast();
+    e.mutable_purchase()->mutable_items(7)->set_sku(std::string(kMaxTextBytes + 1, 's'));
+    CHECK(Problem(e) == "purchase.items[7].sku: must be at most 256 bytes, got 257");
+    e.mutable_purchase()->mutable_items(7)->set_sku("sku");
+    e.mutable_purchase()->set_order_id(std::string(kMaxTextBytes, 'o'));
+    CHECK(ValidateEvent(e).ok());
+
+    e.mutable_message()->set_direction(v1::Message::PATIENT_TO_STAFF);
+    for (int i = 0; i < kMaxKeywords; ++i) e.mutable_message()->add_keywords("sugar");
+    CHECK(ValidateEvent(e).ok());
+    e.mutable_message()->add_keywords("sugar");
+    CHECK(Problem(e) == "message.keywords: at most 32 per message, got 33");
+    e.mutable_message()->mutable_keywords()->RemoveLast();
+    e.mutable_message()->set_keywords(3, std::string(kMaxKeywordBytes + 1, 'k'));
+    CHECK(Problem(e) == "message.keywords[3]: must be at most 64 bytes");
+    e.mutable_message()->set_keywords(3, "sugar");
+    e.mutable_message()->set_staff_id(std::string(300, 's'));
+    CHECK(Problem(e) == "message.staff_id: must be at most 256 bytes, got 300");
+
+    e.mutable_scan()->set_channel_id("pharmacy");
+    e.mutable_scan()->set_code_id(std::string(1000, 'c'));
+    CHECK(Problem(e) == "scan.code_id: must be at most 256 bytes, got 1000");
+    e.mutable_contact_removed()->set_staff_id(std::string(257, 's'));
+    CHECK(Problem(e).rfind("contact_removed.staff_id: must be at most 256 bytes", 0) == 0);
+    e.mutable_enrollment()->set_program_id("camp");
+    e.mutable_enrollment()->set_time_zone(std::string(100000, 'Z'));
+    CHECK(Problem(e) == "enrollment.time_zone: must be at most 256 bytes, got 100000");
+  }
+  SECTION("an oversized record is refused before it is parsed") {
+    v1::Event big = ValidCheckIn();
+    big.set_source(std::string(kMaxEventBytes, 'x'));
+    v1::Event out;
+    const absl::Status s = DecodeEvent(big.SerializeAsString(), &out);
+    CHECK(absl::IsInvalidArgument(s));
+    CHECK_THAT(std::string(s.message()), Catch::EndsWith("bytes; an event is at most 32768"));
+  }
   SECTION("enrollment time zone must be an IANA name") {
     e.mutable_enrollment()->set_program_id("camp");
     e.mutable_enrollment()->set_time_zone("Asia/Shanghai");
     CHECK(ValidateEvent(e).ok());
     e.mutable_enrollment()->set_time_zone("Mars/Olympus");
     CHECK(Problem(e).rfind("enrollment.time_zone: must be an IANA time zone", 0) == 0);
+    // Zone files by path or URL are not zone names: a FIFO there hung the engine thread.
+    for (const char* path : {"/usr/share/zoneinfo/Asia/Tokyo", "file:/usr/share/zoneinfo/UTC",
+                             "../../../../usr/share/zoneinfo/UTC"}) {
+      e.mutable_enrollment()->set_time_zone(path);
+      CHECK(Problem(e).rfind("enrollment.time_zone: must be an IANA time zone", 0) == 0);
+    }
   }
   SECTION("enums must be set") {
     e.mutable_message();

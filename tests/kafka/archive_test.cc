@@ -46,6 +46,20 @@ void WriteArchive(const std::string& path, int n) {
   REQUIRE((*writer)->Finish().ok());
 }
 
+// Reads every record without checking their layout; the first failure, or the count.
+absl::StatusOr<int> ReadArchiveAnyOrder(const std::string& path) {
+  auto reader = ArchiveReader::Open(path);
+  if (!reader.ok()) return reader.status();
+  v1::ArchiveRecord r;
+  int n = 0;
+  for (;;) {
+    auto more = (*reader)->Next(&r);
+    if (!more.ok()) return more.status();
+    if (!*more) return n;
+    ++n;
+  }
+}
+
 // Reads every record; the status of the first failure, or OK with the count.
 absl::StatusOr<int> ReadArchive(const std::string& path) {
   auto reader = ArchiveReader::Open(path);
@@ -144,6 +158,52 @@ TEST_CASE("an archive writer that does not finish leaves nothing behind") {
   }
   CHECK_FALSE(std::filesystem::exists(path + ".partial"));
   CHECK_FALSE(std::filesystem::exists(path));
+}
+
+TEST_CASE("a checksummed archive whose records its header cannot hold is refused", "[archive]") {
+  TempDir dir;
+  const std::string path = dir.Sub("a.tendarc");
+  // One record per case, after a header of 2 partitions holding offsets [10, 20) and [0, 5).
+  auto write = [&](int32_t partitions, std::vector<std::pair<int32_t, int64_t>> records) {
+    v1::ArchiveHeader header;
+    header.set_partitions(partitions);
+    header.add_low_offsets(10);
+    header.add_high_offsets(20);
+    header.add_low_offsets(0);
+    header.add_high_offsets(5);
+    auto writer = ArchiveWriter::Create(path, header);
+    REQUIRE(writer.ok());
+    for (auto [p, o] : records) {
+      v1::ArchiveRecord r;
+      r.set_partition(p);
+      r.set_offset(o);
+      REQUIRE((*writer)->Append(r).ok());
+    }
+    REQUIRE((*writer)->Finish().ok());
+  };
+  auto problem = [&] {
+    auto n = ReadArchiveAnyOrder(path);
+    return n.ok() ? std::string("(accepted)") : std::string(n.status().message());
+  };
+  write(2, {{0, 10}, {1, 0}, {0, 19}, {1, 4}});
+  CHECK(problem() == "(accepted)");
+  write(2, {{-1, 0}});
+  CHECK_THAT(problem(), Catch::Contains("a record of partition -1; the header has 2"));
+  write(2, {{2, 0}});
+  CHECK_THAT(problem(), Catch::Contains("a record of partition 2; the header has 2"));
+  write(2, {{0, int64_t{1} << 62}});
+  CHECK_THAT(problem(), Catch::Contains("partition 0 offset 4611686018427387904 is out of order "
+                                        "or outside the exported range [10, 20)"));
+  write(2, {{0, 9}});
+  CHECK_THAT(problem(), Catch::Contains("outside the exported range [10, 20)"));
+  write(2, {{1, 3}, {1, 3}});  // the same offset twice
+  CHECK_THAT(problem(), Catch::Contains("partition 1 offset 3 is out of order"));
+  write(2, {{1, 3}, {1, 2}});
+  CHECK_THAT(problem(), Catch::Contains("partition 1 offset 2 is out of order"));
+  write(0, {});
+  CHECK_THAT(problem(), Catch::Contains("the header claims 0 partitions"));
+  write(3, {});  // 3 partitions, offsets for 2
+  CHECK_THAT(problem(), Catch::Contains("the header has 2 low and 2 high offsets for 3 partitions"));
 }
 
 }  // namespace

@@ -103,6 +103,24 @@ CompiledCondition Compile(const std::string& yaml_condition) {
   return rules->rules()[0].when;
 }
 
+TEST_CASE("a rules file of nested aliases (a billion laughs) is refused, not expanded",
+          "[rules]") {
+  // Nine levels of ten aliases each: 10^9 comparisons in a file of under 1 KB.
+  std::string when = "{compare: {field: patient.adherence.current_streak, op: GT, value: \"1\"}}";
+  for (int level = 0; level < 9; ++level) {
+    const std::string anchor = absl::StrCat("l", level);
+    std::string list = absl::StrCat("&", anchor, " ", when);
+    for (int i = 0; i < 9; ++i) absl::StrAppend(&list, ", *", anchor);
+    when = absl::StrCat("{all: [", list, "]}");
+  }
+  const std::string yaml = absl::StrCat(
+      "rules:\n  - id: laughs\n    version: 1\n    trigger: {event: {kind: check_in}}\n"
+      "    when: ", when, "\n    action: {reminder: {template_id: t, channel: CHAT}}\n"
+      "    policy: {category: CARE, priority: 1, cooldown: 1d, ttl: 1h}\n");
+  REQUIRE(yaml.size() < 1024);
+  CHECK_THAT(ErrorOf(yaml), Catch::Contains("values once its aliases (*name) are expanded"));
+}
+
 TEST_CASE("conditions compare typed values and explain themselves", "[rules]") {
   v1::Event event;
   event.mutable_check_in()->set_kind(v1::CheckIn::GLUCOSE);

@@ -6,6 +6,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -70,6 +72,60 @@ TEST_CASE("the sink accepts a command once and says so on a repeat, across resta
   CHECK(Client(server->port)->Deliver(Command("c3"), stop).outcome == DeliveryOutcome::kDelivered);
   CHECK((*sink)->accepted() == 3);
   server->server->Shutdown();
+}
+
+TEST_CASE("the sink refuses a damaged output file by line, and mends a line cut short",
+          "[integration]") {
+  testing::TempDir dir;
+  const std::string out = dir.Sub("deliveries.jsonl");
+  std::atomic<bool> stop{false};
+  {
+    auto sink = SinkService::Create(out);
+    REQUIRE(sink.ok());
+    auto server = StartGrpcServer("127.0.0.1:0", {sink->get()});
+    REQUIRE(server.ok());
+    CHECK(Client(server->port)->Deliver(Command("c1"), stop).outcome ==
+          DeliveryOutcome::kDelivered);
+    CHECK(Client(server->port)->Deliver(Command("c2"), stop).outcome ==
+          DeliveryOutcome::kDelivered);
+    server->server->Shutdown();
+  }
+  auto read = [&] {
+    std::ifstream in(out, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  const std::string good = read();
+
+  SECTION("a garbage line: the sink does not start, and says which line") {
+    std::ofstream(out, std::ios::binary) << good.substr(0, good.find('\n') + 1) << "garbage\n"
+                                         << good.substr(good.find('\n') + 1);
+    auto sink = SinkService::Create(out);
+    CHECK(sink.status().code() == absl::StatusCode::kDataLoss);
+    CHECK_THAT(std::string(sink.status().message()),
+               Catch::StartsWith(out + ":2: not a tend.v1.ReminderCommand"));
+    std::ofstream(out, std::ios::binary) << good << "{}\n";  // JSON, but no command id
+    sink = SinkService::Create(out);
+    CHECK_THAT(std::string(sink.status().message()),
+               Catch::StartsWith(out + ":3: not a tend.v1.ReminderCommand (command_id: is required"));
+  }
+
+  SECTION("a last line cut short by a crash is removed before appending") {
+    std::ofstream(out, std::ios::binary) << good << R"({"commandId":"c3","pat)";
+    auto sink = SinkService::Create(out);
+    REQUIRE(sink.ok());
+    CHECK((*sink)->accepted() == 2);
+    CHECK(read() == good);
+    auto server = StartGrpcServer("127.0.0.1:0", {sink->get()});
+    REQUIRE(server.ok());
+    CHECK(Client(server->port)->Deliver(Command("c3"), stop).outcome ==
+          DeliveryOutcome::kDelivered);
+    server->server->Shutdown();
+    sink->reset();
+    // The appended line stands on its own: a restart knows all three.
+    auto again = SinkService::Create(out);
+    REQUIRE(again.ok());
+    CHECK((*again)->accepted() == 3);
+  }
 }
 
 TEST_CASE("the sink down for a while, then up: everything delivered, once each", "[integration]") {

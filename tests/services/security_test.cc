@@ -1,0 +1,190 @@
+// The front door over real gRPC with real TLS (certificates made by openssl for the test):
+// a client without TLS, without a token, or with another role's token is refused; the right one
+// works; mutual TLS refuses a client without a certificate; the dispatcher's client presents
+// its TLS and token to a sink; reflection is off unless asked for.
+#include <sys/stat.h>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "auth/auth.h"
+#include "dispatch/sink_client.h"
+#include "services/ingest_service.h"
+#include "services/query_service.h"
+#include "services/server.h"
+#include "services/sink_service.h"
+#include "storage/storage.h"
+#include "tests/testing.h"
+
+namespace tend {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// A CA, a server certificate for localhost and 127.0.0.1, and a client certificate, in `dir`.
+void MakeCertificates(const std::string& dir) {
+  const std::string script = absl::StrCat(
+      "set -e; cd '", dir, "'; ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes';",
+      "openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj /CN=tend-test-ca;",
+      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext;",
+      "openssl req $ec -keyout server.key -out server.csr -subj /CN=localhost;",
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+      "-extfile san.ext -out server.pem;",
+      "openssl req $ec -keyout client.key -out client.csr -subj /CN=dispatcher;",
+      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+      "-out client.pem;",
+      "chmod 600 *.key");
+  const int rc = std::system(absl::StrCat("(", script, ") > '", dir, "/openssl.log' 2>&1").c_str());
+  INFO(ReadFile(dir + "/openssl.log"));
+  REQUIRE(rc == 0);
+}
+
+std::string Token(char c) { return std::string(40, c); }
+
+void WriteSecret(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+  REQUIRE(::chmod(path.c_str(), 0600) == 0);
+}
+
+
+// The status of a unary call to `method` with an empty request, over `channel`.
+grpc::Status Call(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                  const std::string& token = "") {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  grpc::CompletionQueue cq;
+  grpc::Slice empty("");
+  grpc::ByteBuffer request(&empty, 1);
+  auto call = stub.PrepareUnaryCall(&ctx, method, request, &cq);
+  call->StartCall();
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  REQUIRE(cq.Next(&tag, &ok));
+  return status;
+}
+
+std::shared_ptr<grpc::Channel> TlsChannel(const std::string& dir, int port, bool client_cert) {
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = ReadFile(dir + "/ca.pem");
+  if (client_cert) {
+    o.pem_cert_chain = ReadFile(dir + "/client.pem");
+    o.pem_private_key = ReadFile(dir + "/client.key");
+  }
+  return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::SslCredentials(o));
+}
+
+constexpr char kGetPatient[] = "/tend.v1.Query/GetPatient";
+constexpr char kAppend[] = "/tend.v1.Ingest/Append";
+constexpr char kDeliver[] = "/tend.v1.ReminderSink/Deliver";
+constexpr char kReflection[] = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
+
+TEST_CASE("TLS and role tokens at the front door", "[integration]") {
+  testing::TempDir dir;
+  MakeCertificates(dir.path());
+  const std::string tokens = dir.Sub("tokens");
+  WriteSecret(tokens, absl::StrCat("ingest ", Token('i'), "\nquery ", Token('q'), "\ndeliver ",
+                                   Token('d'), "\nadmin ", Token('a'), "\n"));
+  auto broker = testing::StartBroker(1);
+  auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
+  REQUIRE(producer.ok());
+  auto storage = Storage::Open(dir.Sub("state"));
+  REQUIRE(storage.ok());
+  IngestService ingest(producer->get(), "tend.events");
+  QueryService query(storage->get(), projections::DefaultProjectionConfig());
+  auto sink = SinkService::Create("");
+  REQUIRE(sink.ok());
+
+  ServerSecurity security;
+  security.tls_cert = dir.Sub("server.pem");
+  security.tls_key = dir.Sub("server.key");
+  security.tokens = tokens;
+  SECTION("TLS with tokens") {
+    auto auth = MakeServerAuth(security, "127.0.0.1:0");
+    REQUIRE(auth.ok());
+    ingest.set_authorizer(auth->authorizer);
+    query.set_authorizer(auth->authorizer);
+    (*sink)->set_authorizer(auth->authorizer);
+    auto server = StartGrpcServer("127.0.0.1:0", {&ingest, &query, sink->get()},
+                                  {auth->credentials, false});
+    REQUIRE(server.ok());
+    auto tls = TlsChannel(dir.path(), server->port, false);
+
+    // Plaintext to a TLS port: no connection at all.
+    auto plain = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server->port),
+                                     grpc::InsecureChannelCredentials());
+    CHECK(Call(plain, kGetPatient, Token('q')).error_code() == grpc::StatusCode::UNAVAILABLE);
+    // TLS without a token, with an unknown one, with another role's.
+    CHECK(Call(tls, kGetPatient).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    CHECK(Call(tls, kGetPatient, Token('x')).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    CHECK(Call(tls, kGetPatient, Token('i')).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    CHECK(Call(tls, kAppend, Token('q')).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    CHECK(Call(tls, kDeliver, Token('q')).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    // The right role gets through to the service's own checks (an empty request is invalid).
+    CHECK(Call(tls, kGetPatient, Token('q')).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(Call(tls, kAppend, Token('i')).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(Call(tls, kDeliver, Token('d')).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    // Admin may call everything.
+    CHECK(Call(tls, kGetPatient, Token('a')).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(Call(tls, kDeliver, Token('a')).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    // Reflection was not asked for.
+    CHECK(Call(tls, kReflection, Token('a')).error_code() == grpc::StatusCode::UNIMPLEMENTED);
+
+    // The dispatcher's client: TLS to the sink and the deliver token.
+    const std::string token_file = dir.Sub("deliver.token");
+    WriteSecret(token_file, Token('d') + "\n");
+    SinkClientOptions o;
+    o.target = absl::StrCat("127.0.0.1:", server->port);
+    o.security.tls_ca = dir.Sub("ca.pem");
+    o.security.token_file = token_file;
+    auto client = SinkClient::Create(o);
+    REQUIRE(client.ok());
+    v1::ReminderCommand cmd;
+    cmd.set_command_id("c-1");
+    cmd.set_patient_id("p-1");
+    cmd.mutable_expires_at()->set_seconds(absl::ToUnixSeconds(absl::Now() + absl::Minutes(5)));
+    CHECK((*client)->Attempt(cmd).outcome == DeliveryOutcome::kDelivered);
+    WriteSecret(token_file, Token('q') + "\n");  // a query token cannot deliver
+    auto wrong = SinkClient::Create(o);
+    REQUIRE(wrong.ok());
+    const DeliveryResult refused = (*wrong)->Attempt(cmd);
+    CHECK(refused.outcome == DeliveryOutcome::kFailed);
+    CHECK_THAT(refused.last_error, Catch::StartsWith("7: this call needs a token of role deliver"));
+    CHECK((*sink)->accepted() == 1);
+    server->server->Shutdown();
+  }
+
+  SECTION("mutual TLS refuses a client without a certificate") {
+    security.tls_client_ca = dir.Sub("ca.pem");
+    auto auth = MakeServerAuth(security, "127.0.0.1:0");
+    REQUIRE(auth.ok());
+    query.set_authorizer(auth->authorizer);
+    auto server = StartGrpcServer("127.0.0.1:0", {&query}, {auth->credentials, true});
+    REQUIRE(server.ok());
+    CHECK(Call(TlsChannel(dir.path(), server->port, false), kGetPatient, Token('q'))
+              .error_code() == grpc::StatusCode::UNAVAILABLE);
+    auto mutual = TlsChannel(dir.path(), server->port, true);
+    CHECK(Call(mutual, kGetPatient, Token('q')).error_code() ==
+          grpc::StatusCode::INVALID_ARGUMENT);
+    // Asked for: reflection answers (it has no token check).
+    CHECK(Call(mutual, kReflection).error_code() != grpc::StatusCode::UNIMPLEMENTED);
+    server->server->Shutdown();
+  }
+}
+
+}  // namespace
+}  // namespace tend
