@@ -207,8 +207,13 @@ absl::StatusOr<ServerAuth> MakeServerAuth(const ServerSecurity& s,
   return auth;
 }
 
-absl::StatusOr<ClientAuth> MakeClientAuth(const ClientSecurity& s) {
+absl::StatusOr<ClientAuth> MakeClientAuth(const ClientSecurity& s, const std::string& target) {
   ClientAuth auth;
+  if (!s.token_file.empty() && s.tls_ca.empty() && !IsLoopbackAddress(target)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to send a token in plaintext to ", target,
+        ", which is not a loopback address: give the server's CA (--sink-tls-ca) for TLS"));
+  }
   if (s.tls_cert.empty() != s.tls_key.empty()) {
     return absl::InvalidArgumentError("a client certificate and its key go together");
   }
@@ -231,7 +236,12 @@ absl::StatusOr<ClientAuth> MakeClientAuth(const ClientSecurity& s) {
   if (!s.token_file.empty()) {
     TEND_ASSIGN_OR_RETURN(std::string token, ReadSecretFile(s.token_file, "token file", true));
     token = std::string(absl::StripAsciiWhitespace(token));
-    if (token.empty()) return absl::InvalidArgumentError(absl::StrCat(s.token_file, ": empty"));
+    bool visible = !token.empty();
+    for (char c : token) visible &= c > ' ' && c < 127;
+    if (!visible) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          s.token_file, ": must hold one token (visible ASCII, no spaces or line breaks)"));
+    }
     auth.authorization = absl::StrCat("Bearer ", token);
   }
   return auth;

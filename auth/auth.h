@@ -90,7 +90,10 @@ struct ClientAuth {
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   std::string authorization;  // "Bearer <token>", or empty
 };
-absl::StatusOr<ClientAuth> MakeClientAuth(const ClientSecurity& security);
+// For connecting to `target` (host:port). A token is never sent in plaintext off loopback:
+// kFailedPrecondition without tls_ca then.
+absl::StatusOr<ClientAuth> MakeClientAuth(const ClientSecurity& security,
+                                          const std::string& target);
 
 }  // namespace tend
 

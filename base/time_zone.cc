@@ -6,6 +6,9 @@ namespace tend {
 
 bool IsZoneName(absl::string_view name) {
   if (name.empty() || name.size() > kMaxZoneNameBytes) return false;
+  // Files in the zone directory that are not zones of the database: the host's own zone (a
+  // replay elsewhere would read another), and the POSIX rules template.
+  if (name == "localtime" || name == "posixrules") return false;
   size_t start = 0;  // of the current component
   for (size_t i = 0; i <= name.size(); ++i) {
     if (i == name.size() || name[i] == '/') {

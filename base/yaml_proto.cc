@@ -69,6 +69,14 @@ class Reader {
   // One more value read; aliases make a small file expand to a huge document, so the values
   // are counted as they are expanded, not as they are written.
   absl::Status Count(const YAML::Node& node, absl::string_view path) {
+    // An alias of a long string copies it each time: bytes count as well as values.
+    if (node.IsScalar()) bytes_ += static_cast<int64_t>(node.Scalar().size());
+    if (bytes_ > kMaxYamlBytes) {
+      return Error(node, path,
+                   absl::StrCat("the document holds more than ", kMaxYamlBytes,
+                                " bytes of values once its aliases (*name) are expanded; write "
+                                "the values out or split the file"));
+    }
     if (++values_ <= kMaxYamlValues) return absl::OkStatus();
     return Error(node, path,
                  absl::StrCat("the document holds more than ", kMaxYamlValues,
@@ -249,6 +257,7 @@ class Reader {
 
   absl::string_view source_;
   int64_t values_ = 0;  // read so far, aliases expanded (Count)
+  int64_t bytes_ = 0;   // of scalar values read so far, aliases expanded
 };
 
 }  // namespace

@@ -31,6 +31,7 @@ namespace tend {
 
 inline constexpr int64_t kMaxYamlFileBytes = 4 << 20;
 inline constexpr int64_t kMaxYamlValues = 200'000;
+inline constexpr int64_t kMaxYamlBytes = 16 << 20;  // of scalars read, aliases expanded
 
 // Parses `text` (the content of the file named `source`, used in messages) into `message`,
 // which is cleared first. An empty document leaves the message empty.

@@ -7,6 +7,7 @@
 #include <map>
 #include <thread>
 
+#include "auth/auth.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/log.h"
@@ -89,8 +90,12 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
   IngestService ingest(producer.get(), engine_options.topic);
   QueryService query(storage.get(), engine_options.projections);
   TEND_ASSIGN_OR_RETURN(auto sink, SinkService::Create(""));
+  // Synthetic data, but the same rule as the engine: plaintext without tokens on loopback only.
+  TEND_ASSIGN_OR_RETURN(ServerAuth auth, MakeServerAuth(ServerSecurity(), options.grpc_listen));
+  // Reflection on, for grpcurl: the demo is for exploring.
   TEND_ASSIGN_OR_RETURN(RunningServer server,
-                        StartGrpcServer(options.grpc_listen, {&ingest, &query, sink.get()}));
+                        StartGrpcServer(options.grpc_listen, {&ingest, &query, sink.get()},
+                                        {auth.credentials, /*reflection=*/true}));
   std::unique_ptr<Dispatcher> dispatcher;
   if (rules) {
     DispatcherOptions d;

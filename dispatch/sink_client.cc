@@ -26,7 +26,7 @@ const char* DeliveryOutcomeName(DeliveryOutcome o) {
 absl::StatusOr<std::unique_ptr<SinkClient>> SinkClient::Create(const SinkClientOptions& options) {
   if (options.target.empty()) return absl::InvalidArgumentError("the sink target is required");
   std::unique_ptr<SinkClient> c(new SinkClient(options));
-  TEND_ASSIGN_OR_RETURN(ClientAuth auth, MakeClientAuth(options.security));
+  TEND_ASSIGN_OR_RETURN(ClientAuth auth, MakeClientAuth(options.security, options.target));
   c->authorization_ = std::move(auth.authorization);
   grpc::ChannelArguments args;
   if (!options.tls_server_name.empty()) {

@@ -13,8 +13,8 @@ absl::StatusOr<KafkaConf> MakeKafkaConf(const KafkaProps& props) {
   for (const auto& [k, v] : props) {
     if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof(err)) !=
         RD_KAFKA_CONF_OK) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("Kafka property ", k, "=", v, " refused: ", err));
+      // The value is not repeated: it may be a password (sasl.password, ssl.key.password).
+      return absl::InvalidArgumentError(absl::StrCat("Kafka property ", k, " refused: ", err));
     }
   }
   return conf;

@@ -15,6 +15,11 @@ absl::Status PrepareForLog(v1::Event* event, absl::Time now, const ValidationOpt
                                         absl::Uniform<uint64_t>(gen)));
   }
   *event->mutable_recorded_at() = ToProtoTime(now);
+  // What the engine would dead-letter is refused here, before it is acknowledged.
+  if (event->ByteSizeLong() > kMaxEventBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "event: ", event->ByteSizeLong(), " bytes serialized; at most ", kMaxEventBytes));
+  }
   return ValidateEvent(*event, validation);
 }
 

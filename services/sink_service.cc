@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <cstring>
 #include <sstream>
 
@@ -19,7 +20,13 @@ absl::StatusOr<std::unique_ptr<SinkService>> SinkService::Create(const std::stri
   absl::MutexLock lock(&sink->mu_);
   std::string text;
   {
+    std::error_code ec;
+    const bool exists = std::filesystem::exists(out_path, ec);
     std::ifstream in(out_path, std::ios::binary);
+    if (exists && !in) {
+      // Treating it as empty would forget every id it holds: duplicates would be accepted.
+      return absl::UnavailableError(absl::StrCat("cannot read ", out_path, " to dedupe on it"));
+    }
     if (in) {
       std::stringstream content;
       content << in.rdbuf();
@@ -39,6 +46,10 @@ absl::StatusOr<std::unique_ptr<SinkService>> SinkService::Create(const std::stri
     if (end == std::string::npos) break;  // the cut-short tail
     ++line_no;
     const absl::string_view line(text.data() + complete, end - complete);
+    if (line.find_first_not_of(" \t\r") == absl::string_view::npos) {  // blank: nothing lost
+      complete = end + 1;
+      continue;
+    }
     v1::ReminderCommand cmd;
     if (auto parsed = google::protobuf::util::JsonStringToMessage(std::string(line), &cmd, options);
         !parsed.ok() || cmd.command_id().empty()) {

@@ -84,5 +84,22 @@ TEST_CASE("serving off loopback needs TLS and tokens, or an explicit flag saying
   CHECK(MakeServerAuth(missing, "127.0.0.1:0").status().code() == absl::StatusCode::kNotFound);
 }
 
+TEST_CASE("a client never sends its token in plaintext off loopback", "[auth]") {
+  testing::TempDir dir;
+  ClientSecurity s;
+  s.token_file = dir.Sub("token");
+  std::ofstream(s.token_file) << kToken << "\n";
+  ::chmod(s.token_file.c_str(), 0600);
+  auto remote = MakeClientAuth(s, "10.0.0.7:7171");
+  CHECK(remote.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(remote.status().message()), Catch::Contains("--sink-tls-ca"));
+  auto local = MakeClientAuth(s, "127.0.0.1:7171");
+  REQUIRE(local.ok());
+  CHECK(local->authorization == "Bearer " + kToken);
+  std::ofstream(s.token_file) << "deliver " << kToken << "\n";  // a tokens-file line, not a token
+  CHECK(MakeClientAuth(s, "127.0.0.1:7171").status().code() ==
+        absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace tend

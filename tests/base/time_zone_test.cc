@@ -24,7 +24,7 @@ TEST_CASE("IANA zone names load, but paths, URLs and odd names do not", "[base]"
        {"", "/usr/share/zoneinfo/Asia/Tokyo", "file:/usr/share/zoneinfo/Asia/Tokyo",
         "../../../etc/localtime", "Asia/../Asia/Tokyo", "Asia/./Tokyo", "Asia//Tokyo", "Asia/",
         "/Asia/Tokyo", ".hidden", "-x", "Asia/Tokyo\n", "Asia\\Tokyo", "Asia/Tokyo ",
-        "localtime:", "http://example.com/zone"}) {
+        "localtime:", "http://example.com/zone", "localtime", "posixrules"}) {
     INFO(name);
     CHECK_FALSE(IsZoneName(name));
     CHECK_FALSE(LoadZone(name, &tz));

@@ -164,6 +164,13 @@ TEST_CASE("a config file is read only if it is a regular file of bounded size", 
              Catch::Contains(absl::StrCat("bytes; at most ", kMaxYamlFileBytes, " are read")));
 }
 
+TEST_CASE("an alias of a long string counts all the bytes it copies", "[config]") {
+  std::string yaml = "log:\n  tickers: [&s \"" + std::string(1 << 20, 'a') + "\"";
+  for (int i = 0; i < 20; ++i) yaml += ", *s";
+  yaml += "]\n";
+  CHECK_THAT(ErrorOf(yaml), Catch::Contains("bytes of values once its aliases (*name) are expanded"));
+}
+
 TEST_CASE("deploy/engine.yaml is valid and spells out the defaults", "[config]") {
   auto shipped = LoadEngineConfig(TEND_SOURCE_DIR "/deploy/engine.yaml");
   REQUIRE(shipped.ok());
