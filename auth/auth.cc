@@ -2,8 +2,6 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -11,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "base/file.h"
 #include "base/status.h"
 
 namespace tend {
@@ -20,27 +19,28 @@ constexpr size_t kMinTokenBytes = 32;
 constexpr size_t kMaxTokenBytes = 512;
 constexpr int64_t kMaxSecretFileBytes = 1 << 20;
 
-// The content of a PEM or token file, refused when it is not a regular file or is too large.
-// `private_file`: refused when group or others may read it.
+// The content of a PEM or token file (base/file.h bounds it). `private_file`: refused when group
+// or others may read it.
 absl::StatusOr<std::string> ReadSecretFile(const std::string& path, absl::string_view what,
                                            bool private_file) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
-    return absl::NotFoundError(absl::StrCat("cannot read the ", what, " ", path));
+  mode_t mode = 0;
+  auto text = ReadBoundedFile(path, kMaxSecretFileBytes, &mode);
+  if (!text.ok()) {
+    return absl::Status(text.status().code(), absl::StrCat("the ", what, ": ", text.status().message()));
   }
-  if (!S_ISREG(st.st_mode) || st.st_size > kMaxSecretFileBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the ", what, " ", path, " is not a regular file of at most 1 MiB"));
-  }
-  if (private_file && (st.st_mode & 077) != 0) {
+  if (private_file && (mode & 077) != 0) {
     return absl::PermissionDeniedError(absl::StrCat(
         "the ", what, " ", path, " may be read by group or others; chmod 600 it"));
   }
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read the ", what, " ", path));
-  return std::move(text).str();
+  return text;
+}
+
+// Visible ASCII only: no spaces, controls or line breaks (a token goes into a header).
+bool IsVisible(absl::string_view token) {
+  for (char c : token) {
+    if (c <= ' ' || c >= 127) return false;
+  }
+  return true;
 }
 
 bool ParseRole(absl::string_view name, Role* role) {
@@ -100,9 +100,7 @@ absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::Parse(absl::string_view 
           "deliver, admin"));
     }
     const absl::string_view token = parts[1];
-    bool visible = true;
-    for (char c : token) visible &= c > ' ' && c < 127;
-    if (token.size() < kMinTokenBytes || token.size() > kMaxTokenBytes || !visible) {
+    if (token.size() < kMinTokenBytes || token.size() > kMaxTokenBytes || !IsVisible(token)) {
       return absl::InvalidArgumentError(absl::StrCat(
           source, ":", line_no, ": a token must be ", kMinTokenBytes, "-", kMaxTokenBytes,
           " characters of visible ASCII (e.g. `openssl rand -hex 32`)"));
@@ -236,9 +234,7 @@ absl::StatusOr<ClientAuth> MakeClientAuth(const ClientSecurity& s, const std::st
   if (!s.token_file.empty()) {
     TEND_ASSIGN_OR_RETURN(std::string token, ReadSecretFile(s.token_file, "token file", true));
     token = std::string(absl::StripAsciiWhitespace(token));
-    bool visible = !token.empty();
-    for (char c : token) visible &= c > ' ' && c < 127;
-    if (!visible) {
+    if (token.empty() || !IsVisible(token)) {
       return absl::InvalidArgumentError(absl::StrCat(
           s.token_file, ": must hold one token (visible ASCII, no spaces or line breaks)"));
     }

@@ -12,13 +12,13 @@
 #include <set>
 #include <sstream>
 
-#include <sys/stat.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "base/file.h"
 #include "base/status.h"
 #include "base/time.h"
 
@@ -288,27 +288,7 @@ absl::Status ParseYamlToProto(absl::string_view text, absl::string_view source,
 }
 
 absl::StatusOr<std::string> ReadYamlFile(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  if (!S_ISREG(st.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
-  }
-  if (st.st_size > kMaxYamlFileBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", st.st_size, " bytes; at most ",
-                                                   kMaxYamlFileBytes, " are read"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::string text;
-  text.resize(static_cast<size_t>(kMaxYamlFileBytes) + 1);
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad()) return absl::DataLossError(absl::StrCat("error reading ", path));
-  text.resize(static_cast<size_t>(in.gcount()));
-  if (static_cast<int64_t>(text.size()) > kMaxYamlFileBytes) {  // grew since stat
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": more than ", kMaxYamlFileBytes, " bytes; at most that many are read"));
-  }
-  return text;
+  return ReadBoundedFile(path, kMaxYamlFileBytes);
 }
 
 absl::Status LoadYamlFileToProto(const std::string& path, google::protobuf::Message* message) {

@@ -222,11 +222,9 @@ absl::Status Engine::Impl::InitKafka() {
 }
 
 absl::StatusOr<int64_t> Engine::Impl::OnAssigned(int32_t partition) {
+  // An error goes back to the source, whose Poll returns it: the loop stops there.
   auto p = LoadPartition(partition);
-  if (!p.ok()) {
-    Fail(p.status());
-    return p.status();
-  }
+  if (!p.ok()) return p.status();
   const int64_t from = p->checkpoint.next_offset();
   partitions_[partition] = *std::move(p);
   return from;

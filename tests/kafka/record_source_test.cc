@@ -112,6 +112,17 @@ std::unique_ptr<ConsumerSource> Consumer(const MockBroker& broker) {
   return *std::move(source);
 }
 
+// Polls until the source fails (at most 20 s); every batch before it must be empty.
+absl::Status FirstError(ConsumerSource* source) {
+  std::vector<LogRecord> batch;
+  for (int i = 0; i < 200; ++i) {
+    auto more = source->Poll(absl::Milliseconds(100), &batch);
+    if (!more.ok()) return more.status();
+    CHECK(batch.empty());
+  }
+  return absl::OkStatus();
+}
+
 TEST_CASE("a consumer source reads its group's partitions from the listener's offsets") {
   auto broker = BrokerWithRecords();
   Recorder listener;  // outlives the source, which calls it until closed
@@ -149,12 +160,7 @@ TEST_CASE("a consumer source stops when a stored offset is outside the log") {
   listener.from[0] = 100;
   listener.from[1] = 100;
   REQUIRE(source->Start(&listener).ok());
-  absl::Status error;
-  std::vector<LogRecord> batch;
-  for (int i = 0; i < 200 && error.ok(); ++i) {
-    auto more = source->Poll(absl::Milliseconds(100), &batch);
-    if (!more.ok()) error = more.status();
-  }
+  const absl::Status error = FirstError(source.get());
   CHECK(error.code() == absl::StatusCode::kFailedPrecondition);
   CHECK_THAT(std::string(error.message()),
              Catch::Contains("the offset stored with the state (100) is outside the log"));
@@ -166,14 +172,7 @@ TEST_CASE("a consumer source stops on an assignment its listener refuses") {
   auto source = Consumer(*broker);
   listener.refuse = true;
   REQUIRE(source->Start(&listener).ok());
-  absl::Status error;
-  std::vector<LogRecord> batch;
-  for (int i = 0; i < 200 && error.ok(); ++i) {
-    auto more = source->Poll(absl::Milliseconds(100), &batch);
-    if (!more.ok()) error = more.status();
-    CHECK(batch.empty());
-  }
-  CHECK(error.code() == absl::StatusCode::kDataLoss);
+  CHECK(FirstError(source.get()).code() == absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -1,0 +1,55 @@
+#include "base/file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+
+namespace tend {
+
+absl::StatusOr<std::string> ReadBoundedFile(const std::string& path, int64_t max_bytes,
+                                            mode_t* mode) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  struct stat st;
+  absl::Status problem;
+  if (::fstat(fd, &st) != 0) {
+    problem = absl::NotFoundError(absl::StrCat("cannot read ", path));
+  } else if (!S_ISREG(st.st_mode)) {
+    problem = absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+  } else if (st.st_size > max_bytes) {
+    problem = absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", st.st_size, " bytes; at most ", max_bytes, " are read"));
+  }
+  std::string text;
+  if (problem.ok()) {
+    // One byte more than allowed: a file that grew since fstat is caught.
+    text.resize(static_cast<size_t>(st.st_size) + 1);
+    size_t got = 0;
+    while (got < text.size()) {
+      const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        problem = absl::DataLossError(absl::StrCat("error reading ", path));
+        break;
+      }
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    }
+    text.resize(got);
+    if (problem.ok() && static_cast<int64_t>(got) > max_bytes) {
+      problem = absl::InvalidArgumentError(
+          absl::StrCat(path, ": more than ", max_bytes, " bytes; at most ", max_bytes,
+                       " are read"));
+    }
+  }
+  ::close(fd);
+  if (!problem.ok()) return problem;
+  if (mode != nullptr) *mode = st.st_mode;
+  return text;
+}
+
+}  // namespace tend
