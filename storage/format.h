@@ -60,6 +60,11 @@
 // so that keys of one partition sort together (partition-scoped state, docs/design.md,
 // "Partition-scoped state": a partition's keys can be dropped or moved as one range). Patient
 // records and checkpoints of one commit are written in ONE WriteBatch.
+//
+// Beside RocksDB's files the directory holds one file of tend's own, `tend-manifest-seal`
+// (version 1, ASCII; storage/manifest_seal.h): the MANIFEST's name and length when tend last saw
+// it whole, checked before every open. It is versioned on its own first line, not by
+// kStorageFormatVersion; a directory without one is accepted and sealed at the engine's open.
 #ifndef TEND_STORAGE_FORMAT_H_
 #define TEND_STORAGE_FORMAT_H_
 

@@ -7,17 +7,20 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_buffer_manager.h>
 
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "storage/rocks_status.h"
 #include "storage/format.h"
+#include "storage/manifest_seal.h"
 
 namespace tend {
 
@@ -146,10 +149,58 @@ class DecisionRetention final : public rocksdb::CompactionFilter {
 
 }  // namespace
 
+// Keeps the MANIFEST seal (storage/manifest_seal.h) up to date while the engine runs: RocksDB
+// calls these after it has synced the flush's or compaction's MANIFEST record, and GetLiveFiles
+// reports the MANIFEST's size as of its last synced record.
+class Storage::SealKeeper final : public rocksdb::EventListener {
+ public:
+  explicit SealKeeper(std::string dir) : dir_(std::move(dir)) {}
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override { Seal(); }
+  void OnCompactionCompleted(rocksdb::DB*, const rocksdb::CompactionJobInfo&) override { Seal(); }
+
+  // Starts (db) or stops (nullptr) keeping the seal.
+  void Attach(rocksdb::DB* db) {
+    std::lock_guard<std::mutex> lock(mu_);
+    db_ = db;
+  }
+  absl::Status Seal() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (db_ == nullptr) return absl::OkStatus();
+    std::vector<std::string> files;
+    uint64_t manifest_bytes = 0;
+    rocksdb::Status s = db_->GetLiveFiles(files, &manifest_bytes, /*flush_memtable=*/false);
+    absl::Status status = FromRocks(s, "listing the live files");
+    if (status.ok()) {
+      status = absl::InternalError("RocksDB listed no MANIFEST among the live files");
+      for (const std::string& f : files) {
+        if (absl::StartsWith(f, "/MANIFEST-")) {
+          status = WriteManifestSeal(dir_, f.substr(1), manifest_bytes);
+          break;
+        }
+      }
+    }
+    if (!status.ok()) {
+      TEND_LOG_WARN("MANIFEST seal not updated: %s", status.ToString().c_str());
+    }
+    return status;
+  }
+
+ private:
+  const std::string dir_;
+  std::mutex mu_;
+  rocksdb::DB* db_ = nullptr;  // guarded by mu_
+};
+
 Storage::~Storage() {
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
   handles_.clear();
+  if (seal_keeper_) seal_keeper_->Attach(nullptr);
   if (db_) db_->Close();
+  // Closed: the MANIFEST is whole and final, and the seal records its full length.
+  if (seal_keeper_ && db_) {
+    absl::Status s = SealCurrentManifest(dir_);
+    if (!s.ok()) TEND_LOG_WARN("MANIFEST seal not written at close: %s", s.ToString().c_str());
+  }
 }
 
 namespace {
@@ -194,6 +245,8 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
     return absl::NotFoundError(absl::StrCat(
         "no tend state directory at ", dir, " (run `tend engine --db ", dir, "` first)"));
   }
+  // A MANIFEST shorter than tend last saw it opens silently as an older state: refuse it first.
+  if (!fresh) TEND_RETURN_IF_ERROR(CheckManifestSeal(dir, kDamagedWhatToDo));
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
@@ -212,6 +265,11 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   db_options.max_open_files = -1;
 
   auto storage = std::unique_ptr<Storage>(new Storage());
+  storage->dir_ = dir;
+  if (scratch_dir == nullptr) {
+    storage->seal_keeper_ = std::make_shared<SealKeeper>(dir);
+    db_options.listeners.push_back(storage->seal_keeper_);
+  }
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, CfOptions(cache, ""));
   for (absl::string_view name : sf::kColumnFamilies) {
@@ -278,6 +336,10 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   // Beside a running engine (a secondary instance) files vanish as the engine compacts, and the
   // engine checked them at its own open: only a writer and a reader of a stopped directory look.
   if (!secondary) TEND_RETURN_IF_ERROR(storage->VerifyFiles(dir));
+  if (storage->seal_keeper_) {
+    storage->seal_keeper_->Attach(raw);
+    TEND_RETURN_IF_ERROR(storage->seal_keeper_->Seal());
+  }
   TEND_RETURN_IF_ERROR(storage->CheckFormatVersion(fresh));
   return storage;
 }

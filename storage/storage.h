@@ -214,6 +214,9 @@ class Storage {
   absl::Status VerifyFiles(const std::string& dir) const;
   absl::Status UpgradeFormat(int from_version);
 
+  class SealKeeper;
+  std::string dir_;
+  std::shared_ptr<SealKeeper> seal_keeper_;  // the engine's only; a listener of db_
   std::unique_ptr<rocksdb::CompactionFilter> decisions_filter_;  // outlives db_ (declared first)
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned; destroyed before db_
