@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdarg>
+#include <cstdio>
 #include <limits>
 
 #include <rocksdb/cache.h>
@@ -149,6 +151,26 @@ class DecisionRetention final : public rocksdb::CompactionFilter {
 
 }  // namespace
 
+// RocksDB's own messages (warnings and errors) go to tend's log, not to a LOG file in the state
+// directory: on a full disk that file's failed write made RocksDB abort at its next message
+// (an assertion in Debian's build), and an operator reads one log, not two.
+class TendRocksLogger final : public rocksdb::Logger {
+ public:
+  TendRocksLogger() : rocksdb::Logger(rocksdb::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::WARN_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char text[1024];
+    std::vsnprintf(text, sizeof(text), format, ap);
+    if (level >= rocksdb::ERROR_LEVEL) {
+      TEND_LOG_ERROR("rocksdb: %s", text);
+    } else {
+      TEND_LOG_WARN("rocksdb: %s", text);
+    }
+  }
+};
+
 // Keeps the MANIFEST seal (storage/manifest_seal.h) up to date while the engine runs: RocksDB
 // calls these after it has synced the flush's or compaction's MANIFEST record, and GetLiveFiles
 // reports the MANIFEST's size as of its last synced record.
@@ -255,7 +277,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
       std::make_shared<rocksdb::WriteBufferManager>(options.write_buffer_budget_bytes, cache);
   db_options.IncreaseParallelism(2);
   db_options.info_log_level = rocksdb::WARN_LEVEL;
-  db_options.keep_log_file_num = 3;
+  db_options.info_log = std::make_shared<TendRocksLogger>();
   // Damage is loud: the MANIFEST tracks every synced WAL and its size, so a MANIFEST cut back to
   // an older version (whose WALs were deleted since) or a missing WAL stops the open instead of
   // silently presenting what is left; every SST file is opened and checked against the MANIFEST

@@ -1,12 +1,17 @@
 // SIGKILL the engine (a real child process) at several points while it folds; after a final
 // restart, every patient's state must equal the ground truth: nothing lost, nothing counted twice.
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "dev/mock_broker.h"
@@ -165,6 +170,83 @@ TEST_CASE("SIGTERM commits what was folded and exits 0 - dump reads beside a liv
   int64_t in_states = 0;
   for (const auto& [id, s] : testing::ReadStates(db)) in_states += s.unique_events();
   CHECK(in_states == applied);
+}
+
+// A tmpfs of `size` at `path`, unmounted when it goes. Needs root (CAP_SYS_ADMIN).
+class SmallDisk {
+ public:
+  explicit SmallDisk(std::string path) : path_(std::move(path)) {
+    std::filesystem::create_directories(path_);
+  }
+  ~SmallDisk() {
+    if (mounted_) umount2(path_.c_str(), MNT_DETACH);
+  }
+  // errno's text on failure, empty on success.
+  std::string Mount(const std::string& size) {
+    const std::string data = "size=" + size;
+    const unsigned long flags = mounted_ ? MS_REMOUNT : 0;
+    if (mount("tmpfs", path_.c_str(), "tmpfs", flags, data.c_str()) != 0) return strerror(errno);
+    mounted_ = true;
+    return "";
+  }
+
+ private:
+  const std::string path_;
+  bool mounted_ = false;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST_CASE("a full disk stops the engine with 'no space left on device'; with room it goes on, "
+          "exactly once",
+          "[integration]") {
+  if (geteuid() != 0) {
+    WARN("skipped: mounting a small tmpfs needs root");
+    return;
+  }
+  TempDir dir;
+  SmallDisk disk(dir.Sub("disk"));
+  if (const std::string error = disk.Mount("6m"); !error.empty()) {
+    WARN("skipped: cannot mount a tmpfs (" << error << ")");
+    return;
+  }
+  auto broker = testing::StartBroker(4);
+  auto producer = Producer::Create(
+      {{"bootstrap.servers", broker->bootstrap()}, {"batch.num.messages", "200"}});
+  REQUIRE(producer.ok());
+  std::vector<v1::Event> events = testing::Cohort(600, 60, 29);
+  testing::ProduceAll(producer->get(), MockBrokerOptions().topic, events);
+  const int64_t total = static_cast<int64_t>(events.size());
+
+  const std::string db = dir.Sub("disk") + "/state";
+  const std::string log = dir.Sub("engine.log");
+  pid_t pid = StartEngine(broker->bootstrap(), db, "full", true, log);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  const std::string said = ReadFile(log);
+  INFO(said);
+  REQUIRE(WIFEXITED(status));  // not an abort (RocksDB's assertions are on in Debian's build)
+  CHECK(WEXITSTATUS(status) != 0);
+  CHECK_THAT(said, Catch::Contains("no space left on device"));
+  const int64_t committed = CommittedRecords(db);
+  CHECK(committed < total);
+
+  // Room again: the same directory opens, and the fold finishes with every event exactly once.
+  REQUIRE(disk.Mount("512m").empty());
+  pid = StartEngine(broker->bootstrap(), db, "full-again", true, log);
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  CHECK(CommittedRecords(db) == total);
+  testing::RequireMatchesGroundTruth(testing::ReadStates(db), testing::GroundTruth(events));
+  int64_t dropped = 0;
+  for (const auto& cp : testing::ReadCheckpoints(db)) dropped += cp.duplicates_dropped();
+  CHECK(dropped == testing::CountDuplicates(events));
 }
 
 }  // namespace
