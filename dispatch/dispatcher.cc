@@ -110,6 +110,11 @@ namespace {
 // the outbox (a sink down for hours must not pull the whole backlog into memory).
 constexpr size_t kRetryRounds = 16;
 
+// The wait before reading an unreadable partition's outbox again: 1 s, doubling, at most 5 min.
+absl::Duration ReadBackoff(int attempts) {
+  return std::min(absl::Minutes(5), absl::Seconds(1) * (int64_t{1} << std::min(attempts - 1, 9)));
+}
+
 }  // namespace
 
 Dispatcher::Dispatcher(const DispatcherOptions& options, Storage* storage)
@@ -136,8 +141,57 @@ Dispatcher::~Dispatcher() {
 }
 
 DispatcherStats Dispatcher::stats() const {
-  return {delivered_.load(), duplicates_.load(), expired_.load(),
-          rejected_.load(),  read_.load(),       retrying_.load()};
+  DispatcherStats s;
+  s.delivered = delivered_.load();
+  s.duplicates = duplicates_.load();
+  s.expired = expired_.load();
+  s.rejected = rejected_.load();
+  s.read = read_.load();
+  s.retrying = retrying_.load();
+  s.passes = passes_.load();
+  s.read_errors = read_errors_.load();
+  s.unreadable_partitions = unreadable_.load();
+  absl::MutexLock lock(&read_error_mu_);
+  s.read_error = read_error_;
+  return s;
+}
+
+bool Dispatcher::MayRead(int32_t partition, absl::Time now) const {
+  auto it = read_failures_.find(partition);
+  return it == read_failures_.end() || it->second.next_at <= now;
+}
+
+void Dispatcher::ReadOutcome(int32_t partition, absl::Time now, const absl::Status& status) {
+  const std::string what =
+      partition < 0 ? std::string("the outbox") : absl::StrCat("partition ", partition, "'s outbox");
+  if (status.ok()) {
+    if (read_failures_.erase(partition) > 0) {
+      TEND_LOG_INFO("dispatcher: %s is readable again", what);
+      unreadable_ = static_cast<int64_t>(read_failures_.size());
+      if (read_failures_.empty()) {
+        absl::MutexLock lock(&read_error_mu_);
+        read_error_.clear();
+      }
+    }
+    return;
+  }
+  ReadFailure& f = read_failures_[partition];
+  ++f.attempts;
+  const absl::Duration wait = ReadBackoff(f.attempts);
+  f.next_at = now + wait;
+  ++read_errors_;
+  unreadable_ = static_cast<int64_t>(read_failures_.size());
+  {
+    absl::MutexLock lock(&read_error_mu_);
+    read_error_ = absl::StrCat(what, ": ", status.message());
+  }
+  // One line per attempt: the backoff paces them (about ten in the first ten minutes, then one
+  // every five).
+  TEND_LOG_ERROR(
+      "dispatcher: reading %s failed (attempt %d; next in %s): %s. Its commands wait, the other "
+      "partitions' go on. A damaged record does not heal: restore the state directory from a "
+      "backup, or rebuild it from the log (tend replay)",
+      what, f.attempts, absl::FormatDuration(wait), status.ToString());
 }
 
 void Dispatcher::Loop() {
@@ -150,15 +204,12 @@ void Dispatcher::Loop() {
   while (!stop_.load()) {
     const absl::Time now = absl::Now();
     absl::Time wake = now + options_.poll_interval;
-    if (!started) {
+    if (!started && MayRead(-1, now)) {
       // Taken before the heads are read: a commit in between is in both, never in neither.
       storage_->TakeOutboxArrivals();
       const absl::Status s = storage_->OutboxHeads(&cursors);
-      if (s.ok()) {
-        started = true;
-      } else {
-        TEND_LOG_ERROR("dispatcher: reading the outbox: %s", s.ToString());
-      }
+      ReadOutcome(-1, now, s);
+      started = s.ok();
     }
     if (started) {
       for (const auto& [partition, not_before_s] : storage_->TakeOutboxArrivals()) {
@@ -172,6 +223,7 @@ void Dispatcher::Loop() {
       }
       for (const auto& [id, r] : retries_) wake = std::min(wake, r.next_at);
     }
+    ++passes_;
     storage_->WaitForOutboxArrivals(wake, stop_);
   }
 }
@@ -194,11 +246,15 @@ void Dispatcher::GatherRound(absl::Time now, OutboxArrivals* cursors, std::vecto
     // A round shares its limit among the partitions with due commands, so one partition's
     // backlog does not hold up the others' new commands.
     size_t due_partitions = 0;
-    for (const auto& [partition, from_s] : *cursors) due_partitions += from_s <= now_s;
+    for (const auto& [partition, from_s] : *cursors) {
+      due_partitions += from_s <= now_s && MayRead(partition, now);
+    }
     const size_t share =
         std::max<size_t>(64, options_.round_limit / std::max<size_t>(1, due_partitions));
     for (auto& [partition, from_s] : *cursors) {
-      if (from_s > now_s || due->size() >= options_.round_limit) continue;
+      if (from_s > now_s || due->size() >= options_.round_limit || !MayRead(partition, now)) {
+        continue;
+      }
       const size_t limit = std::min(share, options_.round_limit - due->size());
       const int32_t p = partition;
       size_t read = 0;
@@ -219,11 +275,8 @@ void Dispatcher::GatherRound(absl::Time now, OutboxArrivals* cursors, std::vecto
             return absl::OkStatus();
           });
       read_ += static_cast<int64_t>(read);
-      if (!s.ok()) {
-        // What was read stays in this round; the cursor stays, so the rest is read again.
-        TEND_LOG_ERROR("dispatcher: reading the outbox: %s", s.ToString());
-        continue;
-      }
+      ReadOutcome(p, now, s);
+      if (!s.ok()) continue;  // what was read stays in this round; the rest is read again later
       // Read to the end of what is due, or (at the limit) up to the last second read: the rest
       // of that second is read again next round.
       from_s = read == limit ? last_s : now_s + 1;

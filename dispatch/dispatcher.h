@@ -21,11 +21,13 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/random/random.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "storage/storage.h"
 #include "dispatch/sink_client.h"
@@ -55,6 +57,15 @@ struct DispatcherStats {
   // Commands the sink has not acknowledged yet, waiting for their next attempt (with those of
   // their patients held behind them).
   int64_t retrying = 0;
+  // Passes of the dispatcher's loop completed (each looks at the outbox once): what a caller
+  // waits on to know the dispatcher has looked.
+  int64_t passes = 0;
+  // Reads of the outbox that failed (a damaged record, an I/O error), and the partitions whose
+  // outbox cannot be read now: each is read again after a backoff (1 s, doubling, at most
+  // 5 min) while the other partitions' commands go on. `read_error` is the latest error.
+  int64_t read_errors = 0;
+  int64_t unreadable_partitions = 0;
+  std::string read_error;
 };
 
 class Dispatcher {
@@ -77,8 +88,18 @@ class Dispatcher {
     std::string last_error;
     absl::Time next_at;
   };
+  // A partition (or, at -1, the whole outbox) that could not be read: read again at next_at.
+  struct ReadFailure {
+    int attempts = 0;
+    absl::Time next_at;
+  };
   class Lanes;
   void Loop();
+  // Whether `partition` (-1: the whole outbox) may be read at `now`.
+  bool MayRead(int32_t partition, absl::Time now) const;
+  // Records the outcome of reading `partition` (-1: the whole outbox), logging failures at the
+  // backoff's pace and the recovery.
+  void ReadOutcome(int32_t partition, absl::Time now, const absl::Status& status);
   // Gathers a round: retries whose time has come, then due commands from the outbox.
   void GatherRound(absl::Time now, OutboxArrivals* cursors, std::vector<Due>* due);
   // Delivers one round and removes what the sink acknowledged or what was dropped. false when
@@ -90,7 +111,10 @@ class Dispatcher {
   std::unique_ptr<SinkClient> client_;
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> delivered_{0}, duplicates_{0}, expired_{0}, rejected_{0}, read_{0};
-  std::atomic<int64_t> retrying_{0};
+  std::atomic<int64_t> retrying_{0}, passes_{0}, read_errors_{0}, unreadable_{0};
+  mutable absl::Mutex read_error_mu_;
+  std::string read_error_;  // guarded by read_error_mu_
+  absl::flat_hash_map<int32_t, ReadFailure> read_failures_;  // the dispatcher thread's
   absl::flat_hash_map<std::string, Retry> retries_;  // by command id; the dispatcher thread's
   absl::Time last_failure_log_ = absl::InfinitePast();
   absl::BitGen rng_;  // retry jitter; the dispatcher thread's

@@ -101,6 +101,12 @@ std::string FormatEngineStatus(const EngineStats& now, const EngineStats& before
                           "waiting to be retried",
                           dispatcher->delivered, dispatcher->duplicates, dispatcher->expired,
                           dispatcher->rejected, dispatcher->retrying);
+    if (dispatcher->unreadable_partitions > 0) {
+      absl::StrAppendFormat(&line, "; OUTBOX UNREADABLE in %d partition(s), backing off (%d failed "
+                            "reads): %s",
+                            dispatcher->unreadable_partitions, dispatcher->read_errors,
+                            dispatcher->read_error);
+    }
   }
   return line;
 }

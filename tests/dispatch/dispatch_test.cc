@@ -17,6 +17,8 @@
 #include "dispatch/dispatcher.h"
 #include "services/server.h"
 #include "services/sink_service.h"
+#include "storage/format.h"
+#include "tests/raw_db.h"
 #include "tests/testing.h"
 #include "tools/commands.h"
 
@@ -212,7 +214,8 @@ TEST_CASE("the dispatcher reads only due commands, is woken by commits, and keep
   {
     auto dispatcher = Dispatcher::Start(d, storage->get());
     REQUIRE(dispatcher.ok());
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // A pass of its loop done: it has looked at the outbox, and read nothing.
+    REQUIRE(WaitFor([&] { return (*dispatcher)->stats().passes >= 1; }));
     CHECK((*dispatcher)->stats().read == 0);
 
     // One patient's three commands, decided by an engine that lags the wall clock (their
@@ -270,6 +273,63 @@ TEST_CASE("the dispatcher reads only due commands, is woken by commits, and keep
   }
   CHECK(served.sink->duplicates() == 0);
   CHECK(OutboxSize(**storage) == 500);
+}
+
+TEST_CASE("an outbox the dispatcher cannot read backs off and shows in the status line; the "
+          "other partitions' commands go on",
+          "[integration]") {
+  testing::TempDir dir;
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  {
+    auto storage = Storage::Open(dir.path());
+    REQUIRE(storage.ok());
+    StateBatch batch = (*storage)->NewBatch();
+    batch.PutCommand(0, Reminder("before", "p-0", now - 20));
+    batch.PutCommand(0, Reminder("after", "p-1", now - 5));
+    for (int i = 0; i < 3; ++i) {
+      batch.PutCommand(1, Reminder(absl::StrCat("other-", i), absl::StrCat("q", i), now - 10));
+    }
+    REQUIRE((*storage)->Commit(&batch).ok());
+  }
+  // A record of partition 0 between the two, damaged past parsing (as by a flipped byte).
+  const std::string damaged_key = storage_format::OutboxKey(0, now - 10, "damaged");
+  testing::EditRawDb(dir.path(), [&](rocksdb::DB* raw, const auto& handles) {
+    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[3], damaged_key, "\xff\xff\xff").ok());
+  });
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  ServedSink served;
+  served.options.poll_interval = absl::Milliseconds(20);
+  auto dispatcher = Dispatcher::Start(served.options, storage->get());
+  REQUIRE(dispatcher.ok());
+  // Partition 1, and partition 0 up to the damaged record, are delivered.
+  REQUIRE(WaitFor([&] { return served.sink->accepted() == 4; }));
+  const absl::Time failing_since = absl::Now();
+  REQUIRE(WaitFor([&] { return (*dispatcher)->stats().unreadable_partitions == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  DispatcherStats stats = (*dispatcher)->stats();
+  // Read again after 1 s, then 2 s: at most three reads in ~2.5 s (a 20 ms poll would make a
+  // hundred), each counted.
+  INFO("failing for " << absl::FormatDuration(absl::Now() - failing_since));
+  CHECK(stats.read_errors >= 2);
+  CHECK(stats.read_errors <= 3);
+  CHECK(stats.unreadable_partitions == 1);
+  CHECK_THAT(stats.read_error, Catch::Contains("partition 0's outbox: corrupt outbox record"));
+  const std::string line = FormatEngineStatus({}, {}, absl::Seconds(1), false, &stats);
+  CHECK_THAT(line, Catch::Contains("OUTBOX UNREADABLE in 1 partition(s), backing off"));
+  std::set<std::string> delivered;
+  for (const auto& c : served.sink->commands()) delivered.insert(c.command_id());
+  CHECK(delivered == std::set<std::string>{"before", "other-0", "other-1", "other-2"});
+
+  // The record gone (as an operator's repair would), the partition is read at its next attempt
+  // and the command behind it goes.
+  v1::ReminderCommand damaged = Reminder("damaged", "p-x", now - 10);
+  REQUIRE((*storage)->RemoveCommands({{0, &damaged, nullptr}}).ok());
+  REQUIRE(WaitFor([&] { return served.sink->accepted() == 5; }));
+  stats = (*dispatcher)->stats();
+  CHECK(stats.unreadable_partitions == 0);
+  CHECK(stats.read_error.empty());
+  CHECK(OutboxSize(**storage) == 0);
 }
 
 // The reference sink, except that it answers UNAVAILABLE to the commands in `failing`.
