@@ -2,7 +2,10 @@
 #include "engine/engine.h"
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <map>
+#include <set>
+#include <thread>
 
 #include "base/time.h"
 #include "dev/mock_broker.h"
@@ -100,6 +103,37 @@ std::vector<std::map<std::string, std::string>> ReadDlq(const std::string& broke
   return out;
 }
 
+// The DLQ holds each bad record exactly once, under the source coordinates the record has in
+// the events topic, with its key and a reason naming what was wrong.
+void RequireDlqHoldsExactly(const std::string& brokers, const std::vector<BadRecord>& bad) {
+  // Where each bad record landed in the events topic (values are distinct).
+  std::map<std::pair<std::string, std::string>, const BadRecord*> by_coordinates;
+  for (const auto& r : testing::ReadTopic(brokers, MockBrokerOptions().topic)) {
+    for (const BadRecord& b : bad) {
+      if (r.value == b.value && r.key == b.key) {
+        by_coordinates[{std::to_string(r.partition), std::to_string(r.offset)}] = &b;
+      }
+    }
+  }
+  REQUIRE(by_coordinates.size() == bad.size());
+  auto dlq = ReadDlq(brokers, MockBrokerOptions().dlq_topic, 4);
+  CHECK(dlq.size() == bad.size());
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const auto& h : dlq) {
+    const std::pair<std::string, std::string> at = {h.at("dlq.source.partition"),
+                                                    h.at("dlq.source.offset")};
+    INFO("DLQ record from partition " << at.first << " offset " << at.second << ": "
+                                      << h.at("dlq.reason"));
+    CHECK(h.at("dlq.source.topic") == MockBrokerOptions().topic);
+    CHECK(seen.insert(at).second);  // not twice
+    auto it = by_coordinates.find(at);
+    REQUIRE(it != by_coordinates.end());  // a bad record's, not a good one's
+    CHECK(h.at("key") == it->second->key);
+    CHECK_THAT(h.at("dlq.reason"), Catch::Contains(it->second->reason_part));
+  }
+  CHECK(seen.size() == bad.size());
+}
+
 EngineStats RunToIdle(const std::string& brokers, Storage* storage, const std::string& group) {
   EngineOptions options;
   options.brokers = brokers;
@@ -153,22 +187,7 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
   }
 
   SECTION("bad records are in the DLQ with reasons and source coordinates") {
-    auto dlq = ReadDlq(brokers, MockBrokerOptions().dlq_topic, 4);
-    REQUIRE(dlq.size() == BadRecords().size());
-    for (const auto& bad : BadRecords()) {
-      bool found = false;
-      for (const auto& h : dlq) {
-        if (h.at("dlq.reason").find(bad.reason_part) != std::string::npos) {
-          found = true;
-          CHECK(h.at("key") == bad.key);
-          CHECK(h.at("dlq.source.topic") == "tend.events");
-          CHECK(!h.at("dlq.source.partition").empty());
-          CHECK(!h.at("dlq.source.offset").empty());
-        }
-      }
-      INFO("expected a DLQ record with reason containing: " << bad.reason_part);
-      CHECK(found);
-    }
+    RequireDlqHoldsExactly(brokers, BadRecords());
   }
 
   SECTION("checkpoints hold the next offsets and the counters, atomically with the state") {
@@ -217,6 +236,107 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
     }).ok());
     testing::RequireMatchesGroundTruth(states, testing::GroundTruth(all));
   }
+}
+
+TEST_CASE("broker faults - the broker down and back, errors on Fetch, Produce and OffsetCommit - "
+          "keep every event exactly once and every bad record in the DLQ once",
+          "[integration]") {
+  auto broker = testing::StartBroker(4);
+  const std::string brokers = broker->bootstrap();
+  rd_kafka_mock_cluster_t* cluster = broker->cluster();
+  auto producer = Producer::Create({{"bootstrap.servers", brokers}, {"batch.num.messages", "50"}});
+  REQUIRE(producer.ok());
+  std::vector<v1::Event> events = testing::Cohort(200, 30, 5);
+  // The bad records among the good ones, not after them: the DLQ producer works mid-fold.
+  const std::vector<BadRecord> bad = BadRecords();
+  const size_t stride = events.size() / (bad.size() + 1);
+  std::vector<v1::Event> slice;
+  for (size_t i = 0; i <= bad.size(); ++i) {
+    slice.assign(events.begin() + i * stride,
+                 i == bad.size() ? events.end() : events.begin() + (i + 1) * stride);
+    testing::ProduceAll(producer->get(), MockBrokerOptions().topic, slice);
+    if (i < bad.size()) {
+      REQUIRE((*producer)->Produce(MockBrokerOptions().topic, RD_KAFKA_PARTITION_UA, bad[i].key,
+                                   bad[i].value, {}, nullptr).ok());
+      REQUIRE((*producer)->Flush(absl::Seconds(30)).ok());
+    }
+  }
+  const int64_t total = static_cast<int64_t>(events.size() + bad.size());
+
+  // Errors queued for the next requests of each kind (Kafka API keys: Produce 0, Fetch 1,
+  // OffsetCommit 8), all retriable: the clients must retry without losing or repeating anything.
+  rd_kafka_mock_push_request_errors(cluster, 1, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                    RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+                                    RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR,
+                                    RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+  rd_kafka_mock_push_request_errors(cluster, 0, 2, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                                    RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+  rd_kafka_mock_push_request_errors(cluster, 8, 3, RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                                    RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+                                    RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+  // Slow responses and small fetches spread the fold over seconds.
+  REQUIRE(rd_kafka_mock_broker_set_rtt(cluster, -1, 2) == RD_KAFKA_RESP_ERR_NO_ERROR);
+
+  TempDir dir;
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  EngineOptions options;
+  options.brokers = brokers;
+  options.group_id = "faults";
+  options.exit_when_idle = true;
+  options.commit_max_records = 500;
+  // Little read ahead: the engine must fetch through the outage, not fold from its queue. A
+  // short session: the outage outlasts it, so the group drops the engine and it joins again
+  // (partitions revoked and assigned anew mid-fold).
+  options.kafka = {{"max.partition.fetch.bytes", "65536"},
+                   {"queued.min.messages", "1000"},
+                   {"queued.max.messages.kbytes", "256"},
+                   {"session.timeout.ms", "6000"},
+                   {"heartbeat.interval.ms", "500"}};
+  auto engine = Engine::Create(options, storage->get());
+  REQUIRE(engine.ok());
+
+  // The broker goes down mid-fold for longer than the session (connections dropped, new ones
+  // refused), then comes back.
+  std::atomic<bool> went_down{false};
+  std::atomic<int64_t> down_at{-1};
+  std::thread outage([&] {
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while ((*engine)->stats().records < total / 3 && absl::Now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    down_at = (*engine)->stats().records;
+    rd_kafka_mock_broker_set_down(cluster, 1);
+    went_down = true;
+    std::this_thread::sleep_for(std::chrono::seconds(8));
+    rd_kafka_mock_broker_set_up(cluster, 1);
+  });
+  std::atomic<bool> stop{false};
+  const absl::Status run = (*engine)->Run(stop);
+  outage.join();
+  REQUIRE(run.ToString() == "OK");
+  REQUIRE(went_down);
+  INFO("the broker went down after " << down_at << " of " << total << " records");
+  CHECK(down_at < total);  // mid-fold, not after it
+
+  const EngineStats stats = (*engine)->stats();
+  const int64_t dups = testing::CountDuplicates(events);
+  CHECK(stats.records == total);
+  CHECK(stats.duplicates == dups);
+  CHECK(stats.dead_lettered == static_cast<int64_t>(bad.size()));
+  CHECK(stats.events_applied == static_cast<int64_t>(events.size()) - dups);
+  std::map<std::string, v1::PatientState> states;
+  REQUIRE((*storage)->ForEachState([&](const v1::PatientState& s) {
+    states[s.patient_id()] = s;
+    return absl::OkStatus();
+  }).ok());
+  testing::RequireMatchesGroundTruth(states, testing::GroundTruth(events));
+  int64_t next = 0;
+  auto cps = (*storage)->LoadCheckpoints();
+  REQUIRE(cps.ok());
+  for (const auto& cp : *cps) next += cp.next_offset();
+  CHECK(next == total);
+  RequireDlqHoldsExactly(brokers, bad);
 }
 
 TEST_CASE("a stored offset outside the log stops the engine with a clear error",
