@@ -1,11 +1,13 @@
-// Reading a small file that may be hostile: only a regular file, only up to a bound, and never
-// blocking on a FIFO or device put where the file was expected.
+// Reading files and streams that may be hostile: a small file only if it is a regular file, only
+// up to a bound, never blocking on a FIFO or device put where the file was expected; lines only
+// up to a bound.
 #ifndef TEND_BASE_FILE_H_
 #define TEND_BASE_FILE_H_
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <istream>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -18,6 +20,12 @@ namespace tend {
 // `mode`, when given, receives the file's permission bits.
 absl::StatusOr<std::string> ReadBoundedFile(const std::string& path, int64_t max_bytes,
                                             mode_t* mode = nullptr);
+
+// Reads the next line of `in` (without its '\n') into `*line`: false at the end of the input.
+// A line longer than `max_bytes` is read to its end but not kept: `*line` holds its first
+// `max_bytes` bytes and `*too_long` is set, so a hostile stream cannot make one line take
+// unbounded memory.
+bool ReadBoundedLine(std::istream& in, size_t max_bytes, std::string* line, bool* too_long);
 
 }  // namespace tend
 

@@ -1,5 +1,8 @@
 #include "events/codec.h"
 
+#include <google/protobuf/util/json_util.h>
+
+
 #include "base/time_zone.h"
 #include "base/time.h"
 #include "absl/strings/escaping.h"
@@ -166,6 +169,20 @@ absl::Status DecodeEvent(absl::string_view bytes, Event* out) {
     return absl::InvalidArgumentError(
         absl::StrCat("value is not a serialized tend.v1.Event (", bytes.size(), " bytes)"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status ParseEventJson(absl::string_view line, Event* out) {
+  out->Clear();
+  if (line.size() > kMaxEventJsonBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "line is ", line.size(), " bytes; an event's JSON is at most ", kMaxEventJsonBytes));
+  }
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  const auto parsed = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(line.data(), line.size()), out, options);
+  if (!parsed.ok()) return absl::InvalidArgumentError(std::string(parsed.message()));
   return absl::OkStatus();
 }
 

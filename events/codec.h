@@ -61,6 +61,12 @@ inline constexpr size_t kMaxKeywordBytes = 64;
 // kMaxEventBytes or not an Event.
 absl::Status DecodeEvent(absl::string_view bytes, v1::Event* out);
 
+// The JSON form of one event, as `tend produce` reads it (one per line: the proto3 JSON mapping
+// of tend.v1.Event, unknown fields refused). A line longer than kMaxEventJsonBytes is refused
+// before it is parsed.
+inline constexpr size_t kMaxEventJsonBytes = 128 << 10;
+absl::Status ParseEventJson(absl::string_view line, v1::Event* out);
+
 // Checks what the engine relies on; the error names the field and what is allowed, e.g.
 // "patient_id: must be 1-128 characters of [A-Za-z0-9._:-], got \"a b\"".
 absl::Status ValidateEvent(const v1::Event& event, const ValidationOptions& options = {});

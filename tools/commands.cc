@@ -28,6 +28,7 @@
 #include "projections/patient.h"
 #include "services/ingest_service.h"
 #include "services/query_service.h"
+#include "base/file.h"
 #include "dispatch/dispatcher.h"
 #include "services/server.h"
 #include "services/sink_service.h"
@@ -238,19 +239,19 @@ absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
                                            const ProduceJsonlOptions& options) {
   ProduceReport report;
   auto acked = std::make_shared<std::atomic<int64_t>>(0);
-  google::protobuf::util::JsonParseOptions json;
-  json.ignore_unknown_fields = false;
   std::string line;
+  bool too_long = false;
   int64_t line_no = 0;
-  while (std::getline(in, line)) {
+  while (ReadBoundedLine(in, kMaxEventJsonBytes, &line, &too_long)) {
     ++line_no;
     const absl::Time now = absl::Now();  // a line's ingest time (stdin may stream for hours)
-    if (absl::StripAsciiWhitespace(line).empty()) continue;
+    if (!too_long && absl::StripAsciiWhitespace(line).empty()) continue;
     ++report.lines;
     v1::Event event;
-    auto parsed = google::protobuf::util::JsonStringToMessage(line, &event, json);
-    absl::Status s = parsed.ok() ? absl::OkStatus()
-                                 : absl::InvalidArgumentError(std::string(parsed.message()));
+    absl::Status s = too_long ? absl::InvalidArgumentError(absl::StrCat(
+                                    "longer than ", kMaxEventJsonBytes,
+                                    " bytes; an event's JSON is at most that"))
+                              : ParseEventJson(line, &event);
     if (s.ok()) {
       if (!event.has_recorded_at()) {
         *event.mutable_recorded_at() = ToProtoTime(now);

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
+#include <set>
 #include <sstream>
+#include <string>
 
 #include "base/time.h"
 #include "dev/mock_broker.h"
@@ -25,13 +27,26 @@ TEST_CASE("produce reports each bad line by number and field, and produces the g
       R"({"event_id":"e-4","patient_id":"p 1","occurred_at":"2026-01-01T08:00:00Z","scan":{"channel_id":"x"}})"
       "\n"
       R"({"event_id":"e-5","patient_id":"p-2","occurred_at":"2026-01-01T09:00:00Z","message":{"direction":"PATIENT_TO_STAFF","keywords":["sugar"]}})"
-      "\n");
+      "\n" +
+      // Line 7: a 1 MiB line, refused unparsed; the next line is read as usual.
+      std::string(1 << 20, 'x') + "\n" +
+      R"({"event_id":"e-8","patient_id":"p-3","occurred_at":"2026-01-01T09:00:00Z","scan":{"channel_id":"pharmacy"}})");
   std::ostringstream errors;
   auto report = ProduceJsonl(in, producer->get(), "tend.events", errors);
   REQUIRE(report.ok());
-  CHECK(report->lines == 5);
-  CHECK(report->produced == 2);
-  CHECK(report->bad == 3);
+  CHECK(report->lines == 7);
+  CHECK(report->produced == 3);
+  CHECK(report->bad == 4);
+  // What the topic holds, read back: the good lines, each once, keyed by patient.
+  std::multiset<std::pair<std::string, std::string>> in_topic;
+  for (const auto& r : testing::ReadTopic((*broker)->bootstrap(), "tend.events")) {
+    v1::Event e;
+    REQUIRE(e.ParseFromString(r.value));
+    CHECK(r.key == e.patient_id());
+    in_topic.insert({e.event_id(), e.patient_id()});
+  }
+  CHECK(in_topic == std::multiset<std::pair<std::string, std::string>>{
+                        {"e-1", "p-1"}, {"e-5", "p-2"}, {"e-8", "p-3"}});
   std::string e = errors.str();
   INFO(e);
   CHECK(e.find("line 3: ") != std::string::npos);
@@ -40,6 +55,8 @@ TEST_CASE("produce reports each bad line by number and field, and produces the g
   CHECK(e.find("occured_at") != std::string::npos);
   CHECK(e.find("line 5: patient_id: must be") != std::string::npos);
   CHECK(e.find("line 6") == std::string::npos);
+  CHECK(e.find("line 7: longer than 131072 bytes") != std::string::npos);
+  CHECK(e.find("line 8") == std::string::npos);
 }
 
 TEST_CASE("produce stamps recorded_at with the time of ingest unless the file is a historical "
