@@ -267,6 +267,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
     return absl::NotFoundError(absl::StrCat(
         "no tend state directory at ", dir, " (run `tend engine --db ", dir, "` first)"));
   }
+  if (fresh) std::filesystem::create_directories(dir, ec);  // else RocksDB logs its absence
   // A MANIFEST shorter than tend last saw it opens silently as an older state: refuse it first.
   if (!fresh) TEND_RETURN_IF_ERROR(CheckManifestSeal(dir, kDamagedWhatToDo));
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);

@@ -1,0 +1,97 @@
+// Writes the seed corpora of fuzz/corpus/ that are generated rather than written by hand:
+// event_record (serialized events, one per body kind and a clock tick), event_json (the same
+// events' JSON lines), and archive (small archives, finished and cut short). Run from the
+// repository root after changing the event or archive format:
+//   build/fuzz/fuzz_make_seeds fuzz/corpus
+// The YAML seeds (engine_config, rules) are copies of deploy/ files and hand-written cases, and
+// the page_token seeds are hand-written bytes.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "dev/simulate.h"
+#include "events/codec.h"
+#include "kafka/archive.h"
+#include "kafka/ticker.h"
+
+namespace {
+
+void Write(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+  if (!out) {
+    std::fprintf(stderr, "cannot write %s\n", path.c_str());
+    std::exit(1);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace tend;
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: fuzz_make_seeds CORPUS_DIR (fuzz/corpus)\n");
+    return 2;
+  }
+  const std::string root = argv[1];
+  for (const char* target : {"event_record", "event_json", "archive"}) {
+    std::filesystem::create_directories(root + "/" + target);
+  }
+  // One event of each body kind from a simulated cohort, and a clock tick.
+  std::map<std::string, v1::Event> by_kind;
+  std::vector<v1::Event> all;
+  CohortOptions options;
+  options.patients = 40;
+  options.days = 30;
+  const absl::Status s = SimulateCohort(options, [&](const v1::Event& e) {
+    by_kind.try_emplace(std::string(EventTypeName(e)), e);
+    if (all.size() < 64) all.push_back(e);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    return 1;
+  }
+  by_kind["clock_tick"] = MakeClockTick("tend-ticker-seed", absl::FromUnixSeconds(1767225600));
+  for (const auto& [kind, e] : by_kind) {
+    Write(absl::StrCat(root, "/event_record/", kind), e.SerializeAsString());
+    std::string json;
+    if (!google::protobuf::util::MessageToJsonString(e, &json).ok()) return 1;
+    Write(absl::StrCat(root, "/event_json/", kind), json);
+  }
+  // Archives: two partitions of a few records each, finished; and the same cut short.
+  const std::string archive = root + "/archive/finished";
+  v1::ArchiveHeader header;
+  header.set_topic("tend.events");
+  header.set_partitions(2);
+  std::map<int, int64_t> next = {{0, 0}, {1, 0}};
+  for (size_t i = 0; i < all.size(); ++i) next[static_cast<int>(i % 2)]++;
+  for (int p = 0; p < 2; ++p) {
+    header.add_low_offsets(0);
+    header.add_high_offsets(next[p]);
+  }
+  auto writer = ArchiveWriter::Create(archive, header);
+  if (!writer.ok()) return 1;
+  std::map<int, int64_t> offset;
+  for (size_t i = 0; i < all.size(); ++i) {
+    v1::ArchiveRecord r;
+    r.set_partition(static_cast<int>(i % 2));
+    r.set_offset(offset[r.partition()]++);
+    r.set_key(all[i].patient_id());
+    r.set_value(all[i].SerializeAsString());
+    r.set_timestamp_ms(all[i].recorded_at().seconds() * 1000);
+    if (!(*writer)->Append(r).ok()) return 1;
+  }
+  if (!(*writer)->Finish().ok()) return 1;
+  std::ifstream in(archive, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Write(root + "/archive/cut-short", bytes.substr(0, bytes.size() * 2 / 3));
+  Write(root + "/archive/header-only", bytes.substr(0, 64));
+  std::fprintf(stderr, "seeds written under %s\n", root.c_str());
+  return 0;
+}
