@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cstdint>
+
+#include "fuzz/quiet_protobuf.h"
 #include <cstdlib>
 #include <memory>
 #include <string>

@@ -2,6 +2,8 @@
 // validated as the tool does. A parsed event must serialize within the record bound or be
 // refused by validation.
 #include <cstdint>
+
+#include "fuzz/quiet_protobuf.h"
 #include <cstdlib>
 #include <string>
 

@@ -5,6 +5,8 @@
 // token resumes after). Every token must be refused or followed; following next_page_token
 // must end (at most one page per patient, plus the empty-result pages of sparse filters).
 #include <cstdint>
+
+#include "fuzz/quiet_protobuf.h"
 #include <cstdlib>
 #include <memory>
 #include <string>

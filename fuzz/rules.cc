@@ -1,6 +1,8 @@
 // Fuzz target: a rules file (YAML, the RuleFile schema). Parsing and validation must refuse
 // what is wrong with an error, never crash; what parses is described (tend rules check).
 #include <cstdint>
+
+#include "fuzz/quiet_protobuf.h"
 #include <string>
 
 #include "rules/rules.h"

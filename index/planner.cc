@@ -331,7 +331,11 @@ absl::Status ListPatientsPage(const Storage& storage, const projections::Project
   bool more = false;
   absl::Status failure;
   v1::PatientState state;
-  for (const auto& [partition, as_of] : as_ofs) {
+  for (const auto& partition_as_of : as_ofs) {
+    // Named copies, not structured bindings: the lambdas below capture them (clang 14, used for
+    // fuzzing, cannot capture a structured binding).
+    const int32_t partition = partition_as_of.first;
+    const absl::Time as_of = partition_as_of.second;
     const std::vector<IndexRange> ranges =
         RangesOf(*plan, partition, as_of, clocks[partition], index_current);
     // Whether the patient has a key in one of the plan's own (not tail) ranges.

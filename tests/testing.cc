@@ -140,8 +140,24 @@ std::vector<TopicRecord> ReadTopic(const std::string& brokers, const std::string
     auto more = (*source)->Poll(absl::Milliseconds(100), &batch);
     REQUIRE(more.ok());
     for (const LogRecord& r : batch) {
-      out.push_back({r.partition, r.offset, std::string(r.key), std::string(r.value),
-                     r.timestamp_ms});
+      TopicRecord& t = out.emplace_back();
+      t.partition = r.partition;
+      t.offset = r.offset;
+      t.key = std::string(r.key);
+      t.value = std::string(r.value);
+      t.timestamp_ms = r.timestamp_ms;
+      rd_kafka_headers_t* headers = nullptr;
+      if (r.message != nullptr &&
+          rd_kafka_message_headers(r.message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char* name;
+        const void* value;
+        size_t size;
+        for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
+                           RD_KAFKA_RESP_ERR_NO_ERROR;
+             ++i) {
+          t.headers[name] = std::string(static_cast<const char*>(value), value ? size : 0);
+        }
+      }
     }
   }
   (*source)->Close();

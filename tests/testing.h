@@ -43,6 +43,7 @@ struct TopicRecord {
   int64_t offset = 0;
   std::string key, value;
   int64_t timestamp_ms = -1;
+  std::map<std::string, std::string> headers;  // the last value of each name
 };
 std::vector<TopicRecord> ReadTopic(const std::string& brokers, const std::string& topic);
 

@@ -2,8 +2,10 @@
 // the engine deciding with rules into the outbox (RocksDB in a temp dir), the dispatcher
 // delivering over real gRPC to the reference sink.
 #include <catch2/catch.hpp>
+#include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
@@ -21,6 +23,7 @@
 #include "tests/raw_db.h"
 #include "tests/testing.h"
 #include "tools/commands.h"
+#include "tools/replay.h"
 
 namespace tend {
 namespace {
@@ -412,35 +415,24 @@ TEST_CASE("a command the sink keeps failing waits for its retries alone: the oth
   server->server->Shutdown();
 }
 
-// Folds `events` with the default rule pack into a fresh directory; returns the outbox,
-// serialized, in key order.
-std::vector<std::string> DecideWithDefaultPack(const std::vector<v1::Event>& events,
-                                               const std::string& db) {
-  auto rules = RuleSet::Load(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
-  REQUIRE(rules.ok());
-  EngineOptions options;
-  options.rules = std::make_shared<const RuleSet>(*std::move(rules));
-  // Clock ticks every 10 minutes in the log, as a live ticker writes them.
-  testing::FoldThroughKafka(events, db, options, absl::Minutes(10));
-  auto storage = Storage::Open(db);
-  REQUIRE(storage.ok());
-  // The timers column family holds exactly the timers the patients' rule memories have armed
-  // (timers are moved, fired and re-armed many times over in commits of every size here).
+// The timers column family holds exactly the timers the patients' rule memories have armed
+// (timers are moved, fired and re-armed many times over in commits of every size here).
+void RequireTimersMirrorRuleMemories(const Storage& storage) {
   std::set<std::string> stored, armed;
-  auto checkpoints = (*storage)->LoadCheckpoints();
+  auto checkpoints = storage.LoadCheckpoints();
   REQUIRE(checkpoints.ok());
   for (const auto& cp : *checkpoints) {
-    REQUIRE((*storage)
-                ->ForEachTimer(cp.partition(),
-                               [&](int64_t due_s, absl::string_view patient,
-                                   absl::string_view rule) {
-                                 stored.insert(absl::StrCat(cp.partition(), " ", due_s, " ",
-                                                            patient, " ", rule));
-                                 return absl::OkStatus();
-                               })
+    REQUIRE(storage
+                .ForEachTimer(cp.partition(),
+                              [&](int64_t due_s, absl::string_view patient,
+                                  absl::string_view rule) {
+                                stored.insert(absl::StrCat(cp.partition(), " ", due_s, " ",
+                                                           patient, " ", rule));
+                                return absl::OkStatus();
+                              })
                 .ok());
   }
-  REQUIRE((*storage)->ForEachState([&](const v1::PatientState& state) {
+  REQUIRE(storage.ForEachState([&](const v1::PatientState& state) {
     for (const auto& m : state.rules().rules()) {
       if (m.timer_due_s() == 0) continue;
       armed.insert(absl::StrCat(state.partition(), " ", m.timer_due_s(), " ", state.patient_id(),
@@ -450,29 +442,90 @@ std::vector<std::string> DecideWithDefaultPack(const std::vector<v1::Event>& eve
   }).ok());
   CHECK(armed.size() > 300);
   CHECK(stored == armed);
-  std::vector<std::string> out;
-  REQUIRE((*storage)->ForEachCommand([&](int32_t p, const v1::ReminderCommand& c) {
-    out.push_back(absl::StrCat(p, " ", c.SerializeAsString()));
-    return absl::OkStatus();
-  }).ok());
-  return out;
 }
 
-TEST_CASE("a replay of the same log (events and clock ticks) decides the identical command set",
+// Every patient's state, serialized, by patient id.
+std::map<std::string, std::string> States(const Storage& storage) {
+  std::map<std::string, std::string> states;
+  REQUIRE(storage.ForEachState([&](const v1::PatientState& s) {
+    states[s.patient_id()] = s.SerializeAsString();
+    return absl::OkStatus();
+  }).ok());
+  return states;
+}
+
+TEST_CASE("a replay with large commits decides exactly what a live engine with small commits "
+          "and clock ticks decided",
           "[integration]") {
   std::vector<v1::Event> log = testing::Cohort(300, 60, 21);
   std::stable_sort(log.begin(), log.end(), [](const v1::Event& a, const v1::Event& b) {
     return a.recorded_at().seconds() < b.recorded_at().seconds();
   });
+  // Clock ticks every 10 minutes in the log, as a live ticker writes them.
+  const auto broker = testing::BrokerWith(log, absl::Minutes(10));
+  auto rules = RuleSet::Load(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
+  REQUIRE(rules.ok());
+  const auto pack = std::make_shared<const RuleSet>(*std::move(rules));
   testing::TempDir dir;
-  const auto live = DecideWithDefaultPack(log, dir.Sub("live"));
-  const auto replay = DecideWithDefaultPack(log, dir.Sub("replay"));
-  CHECK(live == replay);
+
+  // LIVE, committing every 13 records (and every millisecond): commits land between an event
+  // and the timers it moves, between ticks and the timers they fire.
+  std::set<std::string> live;
+  std::map<std::string, std::string> live_states;
+  {
+    auto storage = Storage::Open(dir.Sub("live"));
+    REQUIRE(storage.ok());
+    EngineOptions options;
+    options.brokers = broker->bootstrap();
+    options.rules = pack;
+    options.exit_when_idle = true;
+    options.commit_max_records = 13;
+    options.commit_interval = absl::Milliseconds(1);
+    auto engine = Engine::Create(options, storage->get());
+    REQUIRE(engine.ok());
+    std::atomic<bool> stop{false};
+    REQUIRE((*engine)->Run(stop).ok());
+    CHECK((*engine)->stats().commits > 1000);
+    REQUIRE((*storage)->ForEachCommand([&](int32_t partition, const v1::ReminderCommand& c) {
+      CHECK(live.insert(c.SerializeAsString()).second);
+      return absl::OkStatus();
+    }).ok());
+    RequireTimersMirrorRuleMemories(**storage);
+    live_states = States(**storage);
+  }
+  // `tend replay` of the same log, in one commit per million records.
+  std::set<std::string> replayed;
+  {
+    ReplayOptions options;
+    options.engine.brokers = broker->bootstrap();
+    options.engine.rules = pack;
+    options.engine.commit_max_records = 1'000'000;
+    options.engine.commit_interval = absl::Minutes(10);
+    options.to_dir = dir.Sub("replay");
+    options.commands_out = dir.Sub("commands.jsonl");
+    std::ostringstream progress;
+    std::atomic<bool> stop{false};
+    auto report = Replay(options, stop, progress);
+    REQUIRE(report.ok());
+    CHECK(report->stats.commits < 10);
+    std::ifstream in(options.commands_out);
+    for (std::string line; std::getline(in, line);) {
+      v1::ReminderCommand c;
+      REQUIRE(google::protobuf::util::JsonStringToMessage(line, &c).ok());
+      CHECK(replayed.insert(c.SerializeAsString()).second);
+    }
+    auto storage = Storage::Open(options.to_dir);
+    REQUIRE(storage.ok());
+    RequireTimersMirrorRuleMemories(**storage);
+    CHECK(States(**storage) == live_states);
+  }
+  CHECK(live.size() > 100);
+  CHECK(replayed == live);
   // Every kind of trigger is in the set: events, transitions, absence and schedule timers.
   std::map<std::string, int> by_trigger;
-  for (const auto& entry : live) {
+  for (const auto& bytes : live) {
     v1::ReminderCommand c;
-    REQUIRE(c.ParseFromString(entry.substr(entry.find(' ') + 1)));
+    REQUIRE(c.ParseFromString(bytes));
     ++by_trigger[c.trigger().substr(0, c.trigger().find(':'))];
   }
   INFO("event " << by_trigger["event"] << ", became " << by_trigger["became"] << ", absence "

@@ -403,6 +403,40 @@ TEST_CASE("the ticker writes a clock tick to every partition - each partition's 
   CHECK(MakeClockTick("test-ticker", at).event_id() == "tick:test-ticker:1780000000250");
 }
 
+TEST_CASE("dedupe is per patient: the same event_id on two patients is two events, again on one "
+          "is a duplicate",
+          "[integration]") {
+  // Event ids are unique per patient (DOMAIN.md): two services may both number from 1.
+  auto make = [](const std::string& patient, const std::string& id, int64_t at_s) {
+    v1::Event e;
+    e.set_event_id(id);
+    e.set_patient_id(patient);
+    e.mutable_occurred_at()->set_seconds(at_s);
+    *e.mutable_recorded_at() = e.occurred_at();
+    e.mutable_check_in()->set_kind(v1::CheckIn::TRAINING);
+    return e;
+  };
+  const int64_t t = 1780000000;
+  const std::vector<v1::Event> events = {
+      make("p-a", "shared-1", t),      make("p-b", "shared-1", t + 10),
+      make("p-c", "shared-1", t + 20), make("p-a", "shared-1", t + 30),  // a repeat for p-a
+      make("p-b", "shared-2", t + 40)};
+  TempDir dir;
+  testing::FoldThroughKafka(events, dir.path(), EngineOptions());
+  const auto states = testing::ReadStates(dir.path());
+  REQUIRE(states.size() == 3);
+  CHECK(states.at("p-a").unique_events() == 1);
+  CHECK(states.at("p-b").unique_events() == 2);
+  CHECK(states.at("p-c").unique_events() == 1);
+  int64_t applied = 0, dropped = 0;
+  for (const auto& cp : testing::ReadCheckpoints(dir.path())) {
+    applied += cp.events_applied();
+    dropped += cp.duplicates_dropped();
+  }
+  CHECK(applied == 4);
+  CHECK(dropped == 1);
+}
+
 TEST_CASE("a clock tick alone fires an absence timer through the engine", "[integration]") {
   auto broker = testing::StartBroker(2);
   auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});

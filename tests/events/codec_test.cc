@@ -53,6 +53,13 @@ TEST_CASE("validation names the field and what is allowed", "[codec]") {
     e = ValidCheckIn();
     e.mutable_occurred_at()->set_seconds(0);
     CHECK(Problem(e).find("on or after 2000-01-01") != std::string::npos);
+    // Past the end of Timestamp's range (found by fuzzing: a view walked the days up to it).
+    e = ValidCheckIn();
+    e.mutable_recorded_at()->set_seconds(5292749077824011250);
+    CHECK(Problem(e).rfind("recorded_at: must be before 10000-01-01", 0) == 0);
+    e = ValidCheckIn();
+    e.mutable_recorded_at()->set_seconds(253402300799);  // 9999-12-31T23:59:59Z: in range
+    CHECK(Problem(e).find("recorded_at: must be before") == std::string::npos);
   }
   SECTION("a device clock far ahead of the ingest time is refused") {
     e.mutable_occurred_at()->set_seconds(e.recorded_at().seconds() + 5 * 365 * 86400LL);

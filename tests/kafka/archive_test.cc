@@ -105,7 +105,7 @@ TEST_CASE("a truncated archive is refused with the position, wherever it was cut
   WriteArchive(path, 50);
   const std::string whole = ReadAll(path);
   // Every cut point: inside the magic, the header, any record, the end frame.
-  for (size_t cut = 0; cut < whole.size(); cut += 7) {
+  for (size_t cut = 0; cut < whole.size(); ++cut) {
     WriteAll(dir.Sub("cut.tarc"), whole.substr(0, cut));
     auto n = ReadArchive(dir.Sub("cut.tarc"));
     INFO("cut at " << cut);

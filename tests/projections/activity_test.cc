@@ -48,14 +48,18 @@ TEST_CASE("every arrival order of the same events gives the same state", "[proje
   std::string first = Fold(events).SerializeAsString();
   std::sort(events.begin(), events.end(),
             [](const auto& x, const auto& y) { return x.event_id() < y.event_id(); });
+  int orders = 0;
   do {
     v1::PatientState s = Fold(events);
     CHECK(s.unique_events() == 4);
     CHECK(s.first_seen_at().seconds() == 999);
     CHECK(s.events_by_type().message() == 3);
+    CHECK(s.SerializeAsString() == first);  // the whole state, byte for byte
+    ++orders;
   } while (std::next_permutation(events.begin(), events.end(), [](const auto& x, const auto& y) {
     return x.event_id() < y.event_id();
   }));
+  CHECK(orders == 24);
 }
 
 }  // namespace

@@ -155,6 +155,31 @@ TEST_CASE("the same instants fall on different local days in different time zone
   CHECK(v.adherence().check_in_days() == 1);
 }
 
+TEST_CASE("streaks with gaps: the longest run, not the number of check-in days", "[projections][streak]") {
+  // Shanghai days May 1-3 (a run of 3), gap, 5-6 (2), gap, 9-13 (5), gap, 15-16 (2); two
+  // check-ins on the 10th count one day. Late arrivals (the 2nd after the 13th) change nothing.
+  ProjectionConfig config = DefaultProjectionConfig();
+  std::vector<v1::Event> events;
+  for (int d : {1, 3, 5, 6, 9, 10, 11, 12, 13, 2, 15, 16}) {
+    events.push_back(CheckInEvent(absl::StrCat("c", d), absl::StrFormat("2026-05-%02dT08:00:00+08:00", d)));
+  }
+  events.push_back(CheckInEvent("c10-evening", "2026-05-10T21:00:00+08:00"));
+  v1::PatientView v = ViewAt(config, events, "2026-05-16T12:00:00+08:00");
+  CHECK(v.adherence().check_in_days() == 12);
+  CHECK(v.adherence().longest_streak() == 5);
+  CHECK(v.adherence().current_streak() == 2);
+  // Before the 9th, the longest run was the first one.
+  v = ViewAt(config, events, "2026-05-08T12:00:00+08:00");
+  CHECK(v.adherence().longest_streak() == 3);
+  CHECK(v.adherence().current_streak() == 0);
+  // The day after the last check-in the current run still stands (today is not a miss yet);
+  // two days after, it is broken and the longest stays.
+  CHECK(ViewAt(config, events, "2026-05-17T23:00:00+08:00").adherence().current_streak() == 2);
+  v = ViewAt(config, events, "2026-05-18T12:00:00+08:00");
+  CHECK(v.adherence().current_streak() == 0);
+  CHECK(v.adherence().longest_streak() == 5);
+}
+
 TEST_CASE("today is not a miss until local midnight", "[projections][streak]") {
   ProjectionConfig config = DefaultProjectionConfig();  // Asia/Shanghai
   const std::vector<v1::Event> events = {CheckInEvent("a", "2026-05-01T08:00:00+08:00"),

@@ -296,6 +296,56 @@ TEST_CASE("priority arbitration under the daily cap, deterministic, losers recor
   CHECK(DecisionOf(other, "care-b")->reason() == v1::Decision::PRIORITY);
 }
 
+TEST_CASE("arbitration goes by priority, not by the order of the rules file; equal priorities by "
+          "rule id",
+          "[decide]") {
+  // Listed lowest priority first, the winner last, and the tied pair in reverse id order.
+  auto rules = RuleSet::Parse(R"(
+rules:
+  - id: low
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: low, channel: CHAT}}
+    policy: {category: CARE, priority: 10, ttl: 48h}
+  - id: tie-b
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: tie-b, channel: CHAT}}
+    policy: {category: CARE, priority: 30, ttl: 48h}
+  - id: tie-a
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: tie-a, channel: CHAT}}
+    policy: {category: CARE, priority: 30, ttl: 48h}
+  - id: high
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: high, channel: CHAT}}
+    policy: {category: CARE, priority: 50, ttl: 48h}
+)", "reversed");
+  REQUIRE(rules.ok());
+  auto sent = [](const Patient& p) {
+    std::vector<std::string> ids;
+    for (const auto& c : p.out.commands) ids.push_back(c.rule_id());
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  for (int cap : {1, 2, 3}) {
+    INFO("daily CARE cap " << cap);
+    Patient p;
+    p.rules = &*rules;
+    p.policy.daily_cap[v1::CARE] = cap;
+    p.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+    std::vector<std::string> expected = {"high", "tie-a", "tie-b"};
+    expected.resize(static_cast<size_t>(cap));
+    std::sort(expected.begin(), expected.end());
+    CHECK(sent(p) == expected);
+    CHECK(DecisionOf(p, "low")->reason() == v1::Decision::PRIORITY);
+    CHECK(DecisionOf(p, "high")->outcome() == v1::Decision::FIRED);
+    if (cap == 2) CHECK(DecisionOf(p, "tie-b")->reason() == v1::Decision::PRIORITY);
+  }
+}
+
 TEST_CASE("quiet hours defer a reminder to their end, or drop it when its time to live ends first",
           "[decide]") {
   Patient p;
@@ -337,6 +387,67 @@ TEST_CASE("quiet hours follow the patient's clock across DST changes", "[decide]
         absl::ToUnixSeconds(At("2026-03-08T08:00:00-04:00")));
 }
 
+TEST_CASE("quiet hours: their edges, and both 01:30s of the night clocks go back", "[decide]") {
+  const PolicyOptions policy;  // 21:00 - 08:00
+  const absl::TimeZone sh = Zone("Asia/Shanghai");
+  CHECK(QuietHoursEnd(policy, At("2026-05-01T20:59:59+08:00"), sh) == At("2026-05-01T20:59:59+08:00"));
+  CHECK(QuietHoursEnd(policy, At("2026-05-01T21:00:00+08:00"), sh) == At("2026-05-02T08:00:00+08:00"));
+  CHECK(QuietHoursEnd(policy, At("2026-05-02T00:00:00+08:00"), sh) == At("2026-05-02T08:00:00+08:00"));
+  CHECK(QuietHoursEnd(policy, At("2026-05-02T07:59:00+08:00"), sh) == At("2026-05-02T08:00:00+08:00"));
+  CHECK(QuietHoursEnd(policy, At("2026-05-02T08:00:00+08:00"), sh) == At("2026-05-02T08:00:00+08:00"));
+  // New York, Nov 1 2026: 01:30 happens at 05:30Z (EDT) and again at 06:30Z (EST); both are
+  // inside the window, which ends at 08:00 EST.
+  const absl::TimeZone ny = Zone("America/New_York");
+  CHECK(QuietHoursEnd(policy, At("2026-11-01T01:30:00-04:00"), ny) == At("2026-11-01T08:00:00-05:00"));
+  CHECK(QuietHoursEnd(policy, At("2026-11-01T01:30:00-05:00"), ny) == At("2026-11-01T08:00:00-05:00"));
+}
+
+TEST_CASE("a schedule whose local time is skipped or repeated by DST fires once that day",
+          "[decide]") {
+  auto rules = RuleSet::Parse(R"(
+rules:
+  - id: night
+    version: 1
+    trigger: {schedule: {at: "02:30"}}
+    action: {task: {template_id: night-check}}
+    policy: {category: CLINICAL, priority: 50, ttl: 6h}
+  - id: early
+    version: 1
+    trigger: {schedule: {at: "01:30"}}
+    action: {task: {template_id: early-check}}
+    policy: {category: CLINICAL, priority: 50, ttl: 6h}
+)", "dst");
+  REQUIRE(rules.ok());
+  Patient p;
+  p.rules = &*rules;
+  p.Fold(Enroll("e1", "diabetes", "America/New_York"), "2026-03-06T12:00:00-05:00");
+  auto fired = [&](const std::string& rule) {
+    std::vector<std::string> triggers;
+    for (const auto& c : p.all_commands) {
+      if (c.rule_id() == rule) triggers.push_back(c.trigger());
+    }
+    return triggers;
+  };
+  // Mar 8: 02:00 EST jumps to 03:00 EDT, so 02:30 never happens; it fires once, at the jump
+  // (absl::FromCivil maps a skipped local time to the transition, a repeated one to its first
+  // occurrence), and the next day at 02:30 EDT.
+  p.Tick("2026-03-08T01:59:00-05:00");
+  CHECK(TimerOf(p, "night") == absl::ToUnixSeconds(At("2026-03-08T03:00:00-04:00")));
+  p.Tick("2026-03-08T12:00:00-04:00");
+  CHECK(TimerOf(p, "night") == absl::ToUnixSeconds(At("2026-03-09T02:30:00-04:00")));
+  CHECK(fired("night") == std::vector<std::string>{"schedule:2026-03-07", "schedule:2026-03-08"});
+  // Nov 1: 01:30 happens twice; it fires once (at the first), and next on Nov 2.
+  p.Tick("2026-10-31T12:00:00-04:00");
+  const size_t before = fired("early").size();
+  p.Tick("2026-11-01T01:30:00-04:00");
+  p.Tick("2026-11-01T01:30:00-05:00");
+  p.Tick("2026-11-01T12:00:00-05:00");
+  const auto early = fired("early");
+  REQUIRE(early.size() == before + 1);
+  CHECK(early.back() == "schedule:2026-11-01");
+  CHECK(TimerOf(p, "early") == absl::ToUnixSeconds(At("2026-11-02T01:30:00-05:00")));
+}
+
 TEST_CASE("marketing is suppressed without consent or for sensitive patients - care still goes",
           "[decide]") {
   Patient p;
@@ -368,6 +479,13 @@ TEST_CASE("hard-churned patients get no automated messages, only tasks for a hum
   p.Fold(Glucose("g1", 14), "2026-05-04T12:00:00+08:00");
   REQUIRE(p.out.commands.size() == 1);
   CHECK(p.out.commands[0].recipient() == v1::ReminderCommand::STAFF);
+  // A scan from before the removal, arriving late, does not lift the pause...
+  p.Fold(Scan("s-late"), "2026-05-04T13:00:00+08:00", "2026-05-01T10:30:00+08:00");
+  CHECK(DecisionOf(p, "welcome")->reason() == v1::Decision::HARD_CHURNED);
+  CHECK(p.out.commands.empty());
+  // ...a new scan after it does (the patient added the contact again): messages go again.
+  p.Fold(Scan("s-back"), "2026-05-05T10:00:00+08:00");
+  CHECK(DecisionOf(p, "welcome")->outcome() == v1::Decision::FIRED);
 }
 
 TEST_CASE("became fires on the transition only, and the cooldown holds back a repeat", "[decide]") {
@@ -393,7 +511,8 @@ TEST_CASE("became fires on the transition only, and the cooldown holds back a re
   day(13);
   day(14);
   CHECK(DecisionOf(p, "streak-3")->outcome() == v1::Decision::FIRED);
-  // Old cap counters are dropped.
+  // Old cap counters are dropped (and the recent ones kept: the loop checks something).
+  REQUIRE(p.state.rules().sent_size() > 0);
   for (const auto& c : p.state.rules().sent()) {
     CHECK(c.day() >= absl::CivilDay(2026, 5, 13) - absl::CivilDay(1970, 1, 1));
   }

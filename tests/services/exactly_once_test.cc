@@ -9,11 +9,14 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <algorithm>
 #include <iterator>
+#include <map>
 #include <random>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "dev/mock_broker.h"
 #include "storage/storage.h"
 #include "services/server.h"
@@ -52,6 +55,36 @@ void Kill(pid_t pid) {
   REQUIRE(waitpid(pid, &status, 0) == pid);
   REQUIRE(WIFSIGNALED(status));
 }
+
+// The reference sink, recording every offer it gets (accepted or refused as a repeat) with the
+// phase of the test it came in: what the sink's own dedupe would hide.
+class RecordingSink final : public v1::ReminderSink::Service {
+ public:
+  explicit RecordingSink(SinkService* sink) : sink_(sink) {}
+  grpc::Status Deliver(grpc::ServerContext* context, const v1::DeliverRequest* request,
+                       v1::DeliverResponse* response) override {
+    {
+      absl::MutexLock lock(&mu_);
+      offers_[request->command().command_id()].push_back(phase_);
+    }
+    return sink_->Deliver(context, request, response);
+  }
+  void set_phase(int phase) {
+    absl::MutexLock lock(&mu_);
+    phase_ = phase;
+  }
+  // Per command id, the phases it was offered in, in order.
+  std::map<std::string, std::vector<int>> offers() const {
+    absl::MutexLock lock(&mu_);
+    return offers_;
+  }
+
+ private:
+  SinkService* const sink_;
+  mutable absl::Mutex mu_;
+  int phase_ = 0;
+  std::map<std::string, std::vector<int>> offers_;
+};
 
 // The outbox as a reader sees it now (-1 while the engine has not created the directory yet).
 int64_t OutboxSize(const std::string& db, const TempDir& scratch) {
@@ -92,7 +125,8 @@ TEST_CASE("SIGKILL between outbox write and delivery, and during delivery: each 
   const std::string sink_out = dir.Sub("sink.jsonl");
   auto sink = SinkService::Create(sink_out);
   REQUIRE(sink.ok());
-  auto server = StartGrpcServer("127.0.0.1:0", {sink->get()});
+  RecordingSink recording(sink->get());
+  auto server = StartGrpcServer("127.0.0.1:0", {&recording});
   REQUIRE(server.ok());
   const std::string sink_addr = absl::StrCat("127.0.0.1:", server->port);
   // An address where nothing listens: the sink is down.
@@ -119,7 +153,10 @@ TEST_CASE("SIGKILL between outbox write and delivery, and during delivery: each 
   // 2. Restarted with the sink up, killed at random moments while it delivers.
   std::mt19937 rng(42);
   int killed_mid_delivery = 0;
+  int kills = 1;
   for (int round = 1; round <= 4 && (*sink)->accepted() < kPatients; ++round) {
+    recording.set_phase(round);
+    ++kills;
     pid_t pid = StartEngine(brokers, db, rules, sink_addr, absl::StrCat("eo-", round), log);
     const int64_t before = (*sink)->accepted();
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -129,6 +166,11 @@ TEST_CASE("SIGKILL between outbox write and delivery, and during delivery: each 
     if ((*sink)->accepted() < kPatients) ++killed_mid_delivery;
   }
   // 3. A last run delivers the rest.
+  constexpr int kFinal = 100;
+  // A call the killed engine had sent may still reach the sink just after its death; let those
+  // land in the phase they belong to.
+  usleep(300'000);
+  recording.set_phase(kFinal);
   {
     TempDir scratch;
     pid_t pid = StartEngine(brokers, db, rules, sink_addr, "eo-final", log);
@@ -152,7 +194,23 @@ TEST_CASE("SIGKILL between outbox write and delivery, and during delivery: each 
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);
     CHECK(WIFEXITED(status));
+    // Nothing is left to deliver: every command left the outbox once acknowledged.
+    CHECK(OutboxSize(db, scratch) == 0);
   }
+  // Every offer the sink got, repeats included: each command was offered at least once; again
+  // only after a kill (at most once per kill that followed its first offer); and never twice in
+  // the run that was not killed.
+  const auto offers = recording.offers();
+  CHECK(offers.size() == static_cast<size_t>(kPatients));
+  int64_t repeats = 0;
+  for (const auto& [id, phases] : offers) {
+    INFO("command " << id << " offered " << phases.size() << " times");
+    const int kills_after_first = kills - std::min(phases.front(), kills);
+    CHECK(static_cast<int>(phases.size()) <= 1 + kills_after_first);
+    CHECK(std::count(phases.begin(), phases.end(), kFinal) <= 1);
+    repeats += static_cast<int64_t>(phases.size()) - 1;
+  }
+  CHECK(repeats == (*sink)->duplicates());
   INFO("killed mid-delivery " << killed_mid_delivery << " times; " << (*sink)->duplicates()
                               << " repeated deliveries refused by the sink");
   CHECK(killed_mid_delivery >= 1);
