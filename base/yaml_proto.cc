@@ -16,6 +16,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "base/file.h"
@@ -294,6 +295,23 @@ absl::StatusOr<std::string> ReadYamlFile(const std::string& path) {
 absl::Status LoadYamlFileToProto(const std::string& path, google::protobuf::Message* message) {
   TEND_ASSIGN_OR_RETURN(std::string text, ReadYamlFile(path));
   return ParseYamlToProto(text, path, message);
+}
+
+std::string YamlQuote(absl::string_view text) {
+  std::string out = "\"";
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (c < 0x20 || c == 0x7f) {
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  out.push_back('"');
+  return out;
 }
 
 }  // namespace tend

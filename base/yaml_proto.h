@@ -49,6 +49,10 @@ absl::StatusOr<std::string> ReadYamlFile(const std::string& path);
 // "a, b, c": the field names of a message type, for "allowed: ..." in error messages.
 std::string FieldNamesOf(const google::protobuf::Descriptor* descriptor);
 
+// `text` as a YAML double-quoted scalar that reads back as exactly `text`: '"' and '\' escaped,
+// and every control character (a line break would otherwise fold into a space) as \xNN.
+std::string YamlQuote(absl::string_view text);
+
 }  // namespace tend
 
 #endif  // TEND_BASE_YAML_PROTO_H_

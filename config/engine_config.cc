@@ -245,19 +245,12 @@ std::string FormatEngineConfig(const projections::ProjectionConfig& c,
                   "\n  monetary_minor: ", list(c.rfm_monetary_minor),
                   "\n  currency: ", c.rfm_currency, "\n");
   std::vector<std::string> quoted;
-  for (const auto& k : c.sensitive_keywords) {
-    std::string q = "\"";
-    for (char ch : k) {
-      if (ch == '"' || ch == '\\') q.push_back('\\');
-      q.push_back(ch);
-    }
-    quoted.push_back(q + "\"");
-  }
+  for (const auto& k : c.sensitive_keywords) quoted.push_back(YamlQuote(k));
   absl::StrAppend(&out, "marketing:\n  sensitive_keywords: ", list(quoted), "\n");
   absl::StrAppend(&out, "glucose:\n  fasting_target_mmol_per_l: ", Num(c.fasting_glucose_target),
                   "\n");
   std::vector<std::string> tickers;
-  for (const auto& t : validation.tickers) tickers.push_back(absl::StrCat("\"", t, "\""));
+  for (const auto& t : validation.tickers) tickers.push_back(YamlQuote(t));
   absl::StrAppend(&out, "log:\n  max_recorded_ahead_s: ",
                   absl::ToInt64Seconds(validation.max_recorded_ahead),
                   "\n  tickers: ", list(tickers), "\n");

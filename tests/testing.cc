@@ -173,10 +173,12 @@ std::unique_ptr<MockBroker> StartBroker(int partitions) {
 }
 
 std::unique_ptr<MockBroker> BrokerWith(const std::vector<v1::Event>& events,
-                                       absl::Duration tick_every) {
+                                       absl::Duration tick_every, const KafkaProps& producer_props) {
   constexpr int kPartitions = 4;
   auto broker = StartBroker(kPartitions);
-  auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
+  KafkaProps props = {{"bootstrap.servers", broker->bootstrap()}};
+  props.insert(props.end(), producer_props.begin(), producer_props.end());
+  auto producer = Producer::Create(props);
   REQUIRE(producer.ok());
   if (tick_every > absl::ZeroDuration() && !events.empty()) {
     auto recorded = [](const v1::Event& e) { return absl::FromUnixSeconds(e.recorded_at().seconds()); };

@@ -54,8 +54,11 @@ std::unique_ptr<MockBroker> StartBroker(int partitions);
 // `events`, produced and acknowledged. With `tick_every` > 0, a ClockTick goes to every
 // partition at each multiple of it, in recorded_at order among the events (which must be in
 // recorded_at order), as a live ticker would have written them.
+// `producer` adds properties of the producer that writes them (e.g. small batches: a fetch
+// returns whole batches, so they bound how small the engine's reads can be).
 std::unique_ptr<MockBroker> BrokerWith(const std::vector<v1::Event>& events,
-                                       absl::Duration tick_every = absl::ZeroDuration());
+                                       absl::Duration tick_every = absl::ZeroDuration(),
+                                       const KafkaProps& producer = {});
 // Starts the real `tend` binary with `args` (after the program name) as a child process, its
 // stderr appended to `log_path`. Returns the child's pid.
 pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_path);
