@@ -278,8 +278,8 @@ TEST_CASE("the dispatcher reads only due commands, is woken by commits, and keep
   CHECK(OutboxSize(**storage) == 500);
 }
 
-TEST_CASE("an outbox the dispatcher cannot read backs off and shows in the status line; the "
-          "other partitions' commands go on",
+TEST_CASE("an outbox the dispatcher cannot read backs off and shows in the status line, while "
+          "the other partitions' commands go on",
           "[integration]") {
   testing::TempDir dir;
   const int64_t now = absl::ToUnixSeconds(absl::Now());

@@ -382,8 +382,8 @@ std::string ReadFile(const std::string& path) {
   return text.str();
 }
 
-TEST_CASE("a full disk stops the engine with 'no space left on device'; with room it goes on, "
-          "exactly once",
+TEST_CASE("a full disk stops the engine with 'no space left on device', and with room it goes "
+          "on, exactly once",
           "[integration]") {
   if (geteuid() != 0) {
     WARN("skipped: mounting a small tmpfs needs root");

@@ -296,8 +296,8 @@ TEST_CASE("priority arbitration under the daily cap, deterministic, losers recor
   CHECK(DecisionOf(other, "care-b")->reason() == v1::Decision::PRIORITY);
 }
 
-TEST_CASE("arbitration goes by priority, not by the order of the rules file; equal priorities by "
-          "rule id",
+TEST_CASE("arbitration goes by priority, not by the order of the rules file, and equal priorities "
+          "by rule id",
           "[decide]") {
   // Listed lowest priority first, the winner last, and the tied pair in reverse id order.
   auto rules = RuleSet::Parse(R"(
