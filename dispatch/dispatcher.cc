@@ -150,8 +150,8 @@ DispatcherStats Dispatcher::stats() const {
   s.retrying = retrying_.load();
   s.passes = passes_.load();
   s.read_errors = read_errors_.load();
-  s.unreadable_partitions = unreadable_.load();
   absl::MutexLock lock(&read_error_mu_);
+  s.unreadable_partitions = unreadable_;
   s.read_error = read_error_;
   return s;
 }
@@ -167,11 +167,10 @@ void Dispatcher::ReadOutcome(int32_t partition, absl::Time now, const absl::Stat
   if (status.ok()) {
     if (read_failures_.erase(partition) > 0) {
       TEND_LOG_INFO("dispatcher: %s is readable again", what);
+      // The status line names a partition that still fails, if any.
+      absl::MutexLock lock(&read_error_mu_);
       unreadable_ = static_cast<int64_t>(read_failures_.size());
-      if (read_failures_.empty()) {
-        absl::MutexLock lock(&read_error_mu_);
-        read_error_.clear();
-      }
+      read_error_ = read_failures_.empty() ? "" : read_failures_.begin()->second.error;
     }
     return;
   }
@@ -179,11 +178,12 @@ void Dispatcher::ReadOutcome(int32_t partition, absl::Time now, const absl::Stat
   ++f.attempts;
   const absl::Duration wait = ReadBackoff(f.attempts);
   f.next_at = now + wait;
+  f.error = absl::StrCat(what, ": ", status.message());
   ++read_errors_;
-  unreadable_ = static_cast<int64_t>(read_failures_.size());
   {
     absl::MutexLock lock(&read_error_mu_);
-    read_error_ = absl::StrCat(what, ": ", status.message());
+    unreadable_ = static_cast<int64_t>(read_failures_.size());
+    read_error_ = f.error;
   }
   // One line per attempt: the backoff paces them (about ten in the first ten minutes, then one
   // every five).

@@ -92,6 +92,7 @@ class Dispatcher {
   struct ReadFailure {
     int attempts = 0;
     absl::Time next_at;
+    std::string error;
   };
   class Lanes;
   void Loop();
@@ -111,9 +112,10 @@ class Dispatcher {
   std::unique_ptr<SinkClient> client_;
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> delivered_{0}, duplicates_{0}, expired_{0}, rejected_{0}, read_{0};
-  std::atomic<int64_t> retrying_{0}, passes_{0}, read_errors_{0}, unreadable_{0};
+  std::atomic<int64_t> retrying_{0}, passes_{0}, read_errors_{0};
   mutable absl::Mutex read_error_mu_;
-  std::string read_error_;  // guarded by read_error_mu_
+  int64_t unreadable_ = 0;  // guarded by read_error_mu_, with:
+  std::string read_error_;  // one of the unreadable partitions' errors
   absl::flat_hash_map<int32_t, ReadFailure> read_failures_;  // the dispatcher thread's
   absl::flat_hash_map<std::string, Retry> retries_;  // by command id; the dispatcher thread's
   absl::Time last_failure_log_ = absl::InfinitePast();

@@ -170,7 +170,7 @@ class Engine::Impl : public PartitionListener {
   std::atomic<int64_t> first_record_ns_{0};
   std::atomic<int64_t> last_fold_ns_{0};  // when consumed records were last folded
   std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0}, dead_lettered_{0};
-  std::atomic<int64_t> timers_fired_{0}, decisions_{0}, commands_{0};
+  std::atomic<int64_t> timers_fired_{0}, decisions_{0}, commands_{0}, assigned_{0};
 };
 
 absl::Status Engine::Impl::Init() {
@@ -227,6 +227,7 @@ absl::StatusOr<int64_t> Engine::Impl::OnAssigned(int32_t partition) {
   if (!p.ok()) return p.status();
   const int64_t from = p->checkpoint.next_offset();
   partitions_[partition] = *std::move(p);
+  assigned_.fetch_add(1, std::memory_order_relaxed);
   return from;
 }
 
@@ -702,6 +703,7 @@ EngineStats Engine::Impl::Stats() const {
   s.timers_fired = timers_fired_.load();
   s.decisions = decisions_.load();
   s.commands = commands_.load();
+  s.partitions_assigned = assigned_.load();
   if (s.records > 0) s.first_record_at = absl::FromUnixNanos(first_record_ns_.load());
   if (const int64_t ns = last_fold_ns_.load(); ns > 0) s.last_fold_at = absl::FromUnixNanos(ns);
   return s;

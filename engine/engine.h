@@ -90,6 +90,9 @@ struct EngineStats {
   int64_t timers_fired = 0;    // absence and schedule timers that fell due
   int64_t decisions = 0;       // rule decisions recorded (fired, deferred, suppressed)
   int64_t commands = 0;        // commands decided (LIVE: written to the outbox)
+  // Partitions assigned to this engine, counted at every assignment: more than the partition
+  // count means the group moved partitions (a rebalance, or the engine dropped and rejoined).
+  int64_t partitions_assigned = 0;
   absl::Time first_record_at = absl::InfinitePast();  // when the first record was consumed
   // When consumed records were last folded (before their commit).
   absl::Time last_fold_at = absl::InfinitePast();

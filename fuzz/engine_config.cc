@@ -1,5 +1,5 @@
 // Fuzz target: an engine config file (YAML). What parses must format to YAML that parses to
-// the same config (tend config prints it for pasting back), and the `log` section must apply.
+// the same config (tend config prints it for pasting back).
 #include <cstdint>
 
 #include "fuzz/quiet_protobuf.h"

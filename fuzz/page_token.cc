@@ -84,7 +84,9 @@ struct Fixture {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static Fixture* fixture = new Fixture();  // lives for the process, like a server's state
+  // Lives for the process, like a server's state; its directory goes at exit.
+  static Fixture fixture_instance;
+  Fixture* fixture = &fixture_instance;
   if (size < 3) return 0;
   v1::ListPatientsRequest request;
   request.set_page_size(data[1] % 8);  // 0 (the default, 50) .. 7: several pages

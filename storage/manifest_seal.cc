@@ -94,26 +94,32 @@ absl::Status CheckManifestSeal(const std::string& dir, const std::string& what_t
       !absl::SimpleAtoi(fields[1], &sealed_bytes)) {
     return damaged(absl::StrCat(path, " is not a version 1 MANIFEST seal"));
   }
-  auto current = ReadBoundedFile(dir + "/CURRENT", kMaxSealBytes);
-  if (!current.ok()) return damaged(std::string(current.status().message()));
-  const std::string name(absl::StripTrailingAsciiWhitespace(*current));
-  uint64_t number = 0;
-  if (!ManifestNumber(name, &number)) {
-    return damaged(absl::StrCat(dir, "/CURRENT does not name a MANIFEST"));
-  }
-  if (number > sealed_number) return absl::OkStatus();
-  if (number < sealed_number) {
-    return damaged(absl::StrCat("CURRENT names ", name, ", older than ", fields[0],
-                                " which tend last recorded (rolled back)"));
-  }
-  const uintmax_t bytes = std::filesystem::file_size(dir + "/" + name, ec);
-  if (ec) return damaged(absl::StrCat(name, " cannot be read (", ec.message(), ")"));
-  if (bytes < sealed_bytes) {
+  // An engine opening the directory meanwhile writes a new MANIFEST, switches CURRENT to it and
+  // deletes the old one: a MANIFEST that vanished while CURRENT moved on is read again, not
+  // taken for damage.
+  std::string name;
+  for (int attempt = 0;; ++attempt) {
+    auto current = ReadBoundedFile(dir + "/CURRENT", kMaxSealBytes);
+    if (!current.ok()) return damaged(std::string(current.status().message()));
+    name = std::string(absl::StripTrailingAsciiWhitespace(*current));
+    uint64_t number = 0;
+    if (!ManifestNumber(name, &number)) {
+      return damaged(absl::StrCat(dir, "/CURRENT does not name a MANIFEST"));
+    }
+    if (number > sealed_number) return absl::OkStatus();
+    if (number < sealed_number) {
+      return damaged(absl::StrCat("CURRENT names ", name, ", older than ", fields[0],
+                                  " which tend last recorded (rolled back)"));
+    }
+    const uintmax_t bytes = std::filesystem::file_size(dir + "/" + name, ec);
+    if (!ec && bytes >= sealed_bytes) return absl::OkStatus();
+    auto again = ReadBoundedFile(dir + "/CURRENT", kMaxSealBytes);
+    if (again.ok() && *again != *current && attempt < 10) continue;  // switched: look again
+    if (ec) return damaged(absl::StrCat(name, " cannot be read (", ec.message(), ")"));
     return damaged(absl::StrCat(name, " is ", bytes, " bytes, tend recorded ", sealed_bytes,
                                 " when it last wrote it (cut short; the edits after byte ",
                                 bytes, " are lost)"));
   }
-  return absl::OkStatus();
 }
 
 }  // namespace tend

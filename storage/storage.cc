@@ -217,9 +217,10 @@ Storage::~Storage() {
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
   handles_.clear();
   if (seal_keeper_) seal_keeper_->Attach(nullptr);
-  if (db_) db_->Close();
-  // Closed: the MANIFEST is whole and final, and the seal records its full length.
-  if (seal_keeper_ && db_) {
+  const rocksdb::Status closed = db_ ? db_->Close() : rocksdb::Status::OK();
+  // Closed cleanly: the MANIFEST is whole, synced and final, and the seal records its full
+  // length. After an error (a full disk) its tail may not be synced: the last seal stands.
+  if (seal_keeper_ && db_ && closed.ok()) {
     absl::Status s = SealCurrentManifest(dir_);
     if (!s.ok()) TEND_LOG_WARN("MANIFEST seal not written at close: %s", s.ToString().c_str());
   }
@@ -263,6 +264,19 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
                                                            const StorageOptions& options) {
   std::error_code ec;
   const bool fresh = !std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec);
+  if (fresh) {
+    // No CURRENT: a new directory, unless tables or tend's seal are there (RocksDB would create
+    // a new database beside them and delete the old tables at its open). A MANIFEST alone is a
+    // crash while RocksDB created the directory, which it redoes.
+    for (const auto& f : std::filesystem::directory_iterator(dir, ec)) {
+      const std::string name = f.path().filename().string();
+      if (f.path().extension() == ".sst" || name == kManifestSealFile) {
+        return absl::DataLossError(absl::StrCat(
+            "state directory ", dir, " is damaged: its CURRENT file is missing, but ", name,
+            " is there. ", kDamagedWhatToDo));
+      }
+    }
+  }
   if (fresh && (scratch_dir != nullptr || !options.create_if_missing)) {
     return absl::NotFoundError(absl::StrCat(
         "no tend state directory at ", dir, " (run `tend engine --db ", dir, "` first)"));
