@@ -177,8 +177,22 @@ class TendRocksLogger final : public rocksdb::Logger {
 class Storage::SealKeeper final : public rocksdb::EventListener {
  public:
   explicit SealKeeper(std::string dir) : dir_(std::move(dir)) {}
-  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override { Seal(); }
-  void OnCompactionCompleted(rocksdb::DB*, const rocksdb::CompactionJobInfo&) override { Seal(); }
+  // On RocksDB's flush and compaction threads: a seal (two fsyncs) at most every 5 s, so that a
+  // burst of flushes is not held up by them (the seal may lag the MANIFEST by that much; it
+  // never leads it, and the close writes the final one).
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override { SealSoon(); }
+  void OnCompactionCompleted(rocksdb::DB*, const rocksdb::CompactionJobInfo&) override {
+    SealSoon();
+  }
+  void SealSoon() {
+    const int64_t now = absl::ToUnixNanos(absl::Now());
+    int64_t last = last_seal_ns_.load();
+    if (now - last < absl::ToInt64Nanoseconds(absl::Seconds(5)) ||
+        !last_seal_ns_.compare_exchange_strong(last, now)) {
+      return;
+    }
+    (void)Seal();
+  }
 
   // Starts (db) or stops (nullptr) keeping the seal.
   void Attach(rocksdb::DB* db) {
@@ -209,6 +223,7 @@ class Storage::SealKeeper final : public rocksdb::EventListener {
 
  private:
   const std::string dir_;
+  std::atomic<int64_t> last_seal_ns_{0};
   std::mutex mu_;
   rocksdb::DB* db_ = nullptr;  // guarded by mu_
 };
