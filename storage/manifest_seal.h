@@ -8,8 +8,9 @@
 // On-disk format (version 1), the file `tend-manifest-seal` in the state directory, ASCII:
 //   "tend-manifest-seal 1\n" "MANIFEST-<number> <bytes>\n"
 // written whole to `tend-manifest-seal.tmp`, fsynced and renamed over the old one. Written by the
-// engine (the directory's only writer) after it opens the directory, after each flush and
-// compaction (RocksDB has synced the MANIFEST record by then), and after it closes it.
+// engine (the directory's only writer) after it opens the directory, after flushes and
+// compactions (RocksDB has synced the MANIFEST record by then; at most every 5 s, so the seal
+// may lag the MANIFEST, never lead it), and after it closes it cleanly.
 //
 // The check, before any open (engine and readers): no seal -> nothing to check (a directory from
 // before the seal; the engine writes one at its open). CURRENT names a MANIFEST with a higher
