@@ -134,6 +134,16 @@ void RequireDlqHoldsExactly(const std::string& brokers, const std::vector<BadRec
   CHECK(seen.size() == bad.size());
 }
 
+// Every patient state of the directory the engine writes, by patient id.
+std::map<std::string, v1::PatientState> States(const Storage& storage) {
+  std::map<std::string, v1::PatientState> states;
+  REQUIRE(storage.ForEachState([&](const v1::PatientState& s) {
+    states[s.patient_id()] = s;
+    return absl::OkStatus();
+  }).ok());
+  return states;
+}
+
 EngineStats RunToIdle(const std::string& brokers, Storage* storage, const std::string& group) {
   EngineOptions options;
   options.brokers = brokers;
@@ -178,12 +188,7 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
   CHECK(first.commits > 1);
 
   SECTION("state equals the ground truth computed from what was produced") {
-    std::map<std::string, v1::PatientState> states;
-    REQUIRE((*storage)->ForEachState([&](const v1::PatientState& s) {
-      states[s.patient_id()] = s;
-      return absl::OkStatus();
-    }).ok());
-    testing::RequireMatchesGroundTruth(states, testing::GroundTruth(events));
+    testing::RequireMatchesGroundTruth(States(**storage), testing::GroundTruth(events));
   }
 
   SECTION("bad records are in the DLQ with reasons and source coordinates") {
@@ -229,12 +234,7 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
 
     std::vector<v1::Event> all = events;
     all.insert(all.end(), more.begin(), more.end());
-    std::map<std::string, v1::PatientState> states;
-    REQUIRE((*storage)->ForEachState([&](const v1::PatientState& s) {
-      states[s.patient_id()] = s;
-      return absl::OkStatus();
-    }).ok());
-    testing::RequireMatchesGroundTruth(states, testing::GroundTruth(all));
+    testing::RequireMatchesGroundTruth(States(**storage), testing::GroundTruth(all));
   }
 }
 
@@ -327,12 +327,7 @@ TEST_CASE("broker faults - the broker down and back, errors on Fetch, Produce an
   CHECK(stats.duplicates == dups);
   CHECK(stats.dead_lettered == static_cast<int64_t>(bad.size()));
   CHECK(stats.events_applied == static_cast<int64_t>(events.size()) - dups);
-  std::map<std::string, v1::PatientState> states;
-  REQUIRE((*storage)->ForEachState([&](const v1::PatientState& s) {
-    states[s.patient_id()] = s;
-    return absl::OkStatus();
-  }).ok());
-  testing::RequireMatchesGroundTruth(states, testing::GroundTruth(events));
+  testing::RequireMatchesGroundTruth(States(**storage), testing::GroundTruth(events));
   int64_t next = 0;
   auto cps = (*storage)->LoadCheckpoints();
   REQUIRE(cps.ok());
