@@ -474,6 +474,7 @@ TEST_CASE("a replay with large commits decides exactly what a live engine with s
   // the batches it reads, so small fetches make the batches (and the commits) small.
   std::set<std::string> live;
   std::map<std::string, std::string> live_states;
+  int64_t live_commits = 0;
   {
     auto storage = Storage::Open(dir.Sub("live"));
     REQUIRE(storage.ok());
@@ -489,7 +490,8 @@ TEST_CASE("a replay with large commits decides exactly what a live engine with s
     REQUIRE(engine.ok());
     std::atomic<bool> stop{false};
     REQUIRE((*engine)->Run(stop).ok());
-    CHECK((*engine)->stats().commits > 100);
+    live_commits = (*engine)->stats().commits;
+    CHECK(live_commits > 100);
     REQUIRE((*storage)->ForEachCommand([&](int32_t partition, const v1::ReminderCommand& c) {
       CHECK(live.insert(c.SerializeAsString()).second);
       return absl::OkStatus();
@@ -511,7 +513,9 @@ TEST_CASE("a replay with large commits decides exactly what a live engine with s
     std::atomic<bool> stop{false};
     auto report = Replay(options, stop, progress);
     REQUIRE(report.ok());
-    CHECK(report->stats.commits < 10);
+    // Far fewer, far larger commits. Not a fixed count: a replay starved by its fetcher on a
+    // loaded machine commits while it waits (CI once saw 10), which is harmless.
+    CHECK(report->stats.commits * 10 < live_commits);
     std::ifstream in(options.commands_out);
     for (std::string line; std::getline(in, line);) {
       v1::ReminderCommand c;
