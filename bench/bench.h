@@ -29,6 +29,18 @@ struct BenchOptions {
 // tend bench: raw librdkafka consumption vs the engine end to end, one JSON line on `out`.
 absl::Status RunBench(const BenchOptions& options, std::ostream& out);
 
+struct HistoryBenchOptions {
+  int64_t events = 300'000;            // records per cohort, about (whole patients are simulated)
+  std::vector<int> days = {30, 365, 1095};  // history lengths; the first is the baseline
+  int partitions = 8;
+  uint64_t seed = 42;
+  int repeat = 3;                      // folds of each cohort; the median is reported
+  std::shared_ptr<const RuleSet> rules;  // null: projections only
+};
+// tend bench --history: CPU per record-or-timer of the same record count with histories of each
+// length in `days`, folded from memory in REPLAY mode; one JSON line per length on `out`.
+absl::Status RunHistoryBench(const HistoryBenchOptions& options, std::ostream& out);
+
 struct LatencyBenchOptions {
   double rate = 20000;                       // events per second, paced
   absl::Duration duration = absl::Seconds(20);

@@ -5,13 +5,11 @@
 
 #include <algorithm>
 #include <iostream>
-#include <map>
 #include <random>
 #include <set>
 #include <thread>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -19,6 +17,7 @@
 #include "base/time.h"
 #include "base/temp_dir.h"
 #include "bench/bench.h"
+#include "bench/memory_log.h"
 #include "dev/simulate.h"
 #include "engine/engine.h"
 #include "index/planner.h"
@@ -29,39 +28,6 @@
 #include "storage/views.h"
 
 namespace tend {
-
-namespace {
-
-// Simulated records, partitioned by a hash of the patient, as an engine record source; each
-// record's timestamp is its recorded_at, as ProduceEvent writes it (`keys` are the patients).
-class MemorySource : public SequentialSource {
- public:
-  MemorySource(std::vector<std::pair<int32_t, std::string>> records,
-               std::vector<std::string> keys, std::vector<int64_t> timestamps_ms)
-      : records_(std::move(records)), keys_(std::move(keys)),
-        timestamps_ms_(std::move(timestamps_ms)) {}
-
- protected:
-  absl::StatusOr<bool> Next(LogRecord* r) override {
-    if (next_ == records_.size()) return false;
-    r->partition = records_[next_].first;
-    r->offset = offsets_[r->partition]++;
-    r->key = keys_[next_];
-    r->value = records_[next_].second;
-    r->timestamp_ms = timestamps_ms_[next_];
-    ++next_;
-    return true;
-  }
-
- private:
-  std::vector<std::pair<int32_t, std::string>> records_;
-  std::vector<std::string> keys_;
-  std::vector<int64_t> timestamps_ms_;
-  std::map<int32_t, int64_t> offsets_;
-  size_t next_ = 0;
-};
-
-}  // namespace
 
 // ListPatients paged through to the end (page_size 500, one client) for a few filters, against
 // the walk the indexes replace: every patient read and viewed (one pass for all filters).
@@ -145,25 +111,11 @@ absl::Status RunQueryBench(const QueryBenchOptions& options, std::ostream& out) 
   cohort.days = options.days > 0 ? options.days : 3650;
   cohort.seed = options.seed;
   cohort.initial_share = options.days > 0 ? cohort.initial_share : 1.0;
-  std::vector<std::pair<int32_t, std::string>> records;
-  std::vector<std::string> keys;
-  std::vector<int64_t> timestamps_ms;
-  std::vector<std::string> patients;
-  absl::flat_hash_set<std::string> seen;
-  absl::Status sim = SimulateCohort(cohort, [&](const v1::Event& e) -> absl::Status {
-    if (options.days == 0 && static_cast<int64_t>(records.size()) == options.events) {
-      return absl::CancelledError("enough");
-    }
-    const int32_t partition =
-        static_cast<int32_t>(std::hash<std::string>()(e.patient_id()) % kPartitions);
-    records.emplace_back(partition, e.SerializeAsString());
-    keys.push_back(e.patient_id());
-    timestamps_ms.push_back(absl::ToUnixMillis(FromProtoTime(e.recorded_at())));
-    if (seen.insert(e.patient_id()).second) patients.push_back(e.patient_id());
-    return absl::OkStatus();
-  });
-  if (!sim.ok() && !absl::IsCancelled(sim)) return sim;
-  std::cerr << "folding " << records.size() << " records of " << patients.size()
+  TEND_ASSIGN_OR_RETURN(
+      const MemoryLog log,
+      SimulateToMemory(cohort, kPartitions, options.days == 0 ? options.events : 0));
+  const std::vector<std::string>& patients = log.patients;
+  std::cerr << "folding " << log.records.size() << " records of " << patients.size()
             << " patients..." << std::endl;
   TEND_ASSIGN_OR_RETURN(ScopedTempDir db_dir, ScopedTempDir::Create("tend-bench-query-"));
   TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(db_dir.path()));
@@ -171,7 +123,7 @@ absl::Status RunQueryBench(const QueryBenchOptions& options, std::ostream& out) 
     EngineOptions engine_options;
     engine_options.mode = EngineOptions::Mode::kReplay;
     TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
-    MemorySource source(std::move(records), std::move(keys), std::move(timestamps_ms));
+    MemorySource source(&log);
     std::atomic<bool> stop{false};
     TEND_RETURN_IF_ERROR(engine->RunFrom(&source, stop));
   }

@@ -18,6 +18,8 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
     bool query = false;
     QueryBenchOptions query_bench;
     bool dispatch = false;
+    bool history = false;
+    HistoryBenchOptions history_bench;
     DispatchBenchOptions dispatch_bench;
     int64_t sink_delay_us = absl::ToInt64Microseconds(DispatchBenchOptions().sink_delay);
   };
@@ -53,6 +55,9 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
                   "--query: fold a whole cohort of this many days (acquisition spread "
                   "over them) instead of the first --events of one acquired at once")
       ->check(CLI::Range(0, 3650));
+  cmd->add_flag("--history", f->history,
+                "instead: CPU per record-or-timer of the same record count with 30-, 365- and "
+                "1,095-day histories (--events: 300000 unless given; --repeat folds each)");
   cmd->add_flag("--dispatch", f->dispatch,
                 "instead: outbox-to-sink delivery rate, one in flight against --in-flight, "
                 "and an idle dispatcher's cost with --deferred commands waiting");
@@ -71,7 +76,7 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
                   "--dispatch: the sink answers after this long (a remote gateway)")
       ->capture_default_str()
       ->check(CLI::Range(0, 10'000'000));
-  return [f](const std::atomic<bool>&) {
+  return [f, cmd](const std::atomic<bool>&) {
     auto rules = LoadRulesFlag(f->rules);
     if (!rules.ok()) return Exit(rules.status(), "bench");
     f->bench.rules = *std::move(rules);
@@ -81,6 +86,13 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
       q.events = std::min<int64_t>(f->bench.events, 500'000);
       q.duration = absl::Seconds(f->seconds);
       return Exit(RunQueryBench(q, std::cout), "bench");
+    }
+    if (f->history) {
+      HistoryBenchOptions& h = f->history_bench;
+      if (cmd->count("--events") > 0) h.events = f->bench.events;
+      if (cmd->count("--repeat") > 0) h.repeat = f->bench.repeat;
+      h.rules = f->bench.rules;
+      return Exit(RunHistoryBench(h, std::cout), "bench");
     }
     if (f->dispatch) {
       DispatchBenchOptions& d = f->dispatch_bench;

@@ -1,0 +1,110 @@
+// tend bench --history: does a decision cost the same on a patient's day 1000 as on day 1
+// (docs/design.md, decision 10)? The same number of records, simulated as cohorts with histories
+// of different lengths (fewer patients, longer lives), folded from memory in REPLAY mode, with
+// the rules given. The measure is process CPU time per unit of work (a record folded or a timer
+// fired), which the shared machine's noise moves far less than wall time; the baseline is the
+// shortest history of the same run.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/status.h"
+#include "base/temp_dir.h"
+#include "bench/bench.h"
+#include "bench/memory_log.h"
+#include "engine/engine.h"
+#include "storage/storage.h"
+
+namespace tend {
+namespace {
+
+double CpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+struct Fold {
+  double cpu_seconds = 0;
+  double wall_seconds = 0;
+  EngineStats stats;
+};
+
+absl::StatusOr<Fold> FoldOnce(const MemoryLog& log, const std::shared_ptr<const RuleSet>& rules) {
+  TEND_ASSIGN_OR_RETURN(ScopedTempDir dir, ScopedTempDir::Create("tend-bench-history-"));
+  TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(dir.path()));
+  EngineOptions options;
+  options.mode = EngineOptions::Mode::kReplay;
+  options.rules = rules;
+  TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(options, storage.get()));
+  MemorySource source(&log);
+  std::atomic<bool> stop{false};
+  Fold fold;
+  const double cpu0 = CpuSeconds();
+  const absl::Time wall0 = absl::Now();
+  TEND_RETURN_IF_ERROR(engine->RunFrom(&source, stop));
+  fold.cpu_seconds = CpuSeconds() - cpu0;
+  fold.wall_seconds = absl::ToDoubleSeconds(absl::Now() - wall0);
+  fold.stats = engine->stats();
+  if (fold.stats.records != static_cast<int64_t>(log.records.size())) {
+    return absl::DataLossError(absl::StrCat("the engine folded ", fold.stats.records,
+                                            " records of ", log.records.size()));
+  }
+  return fold;
+}
+
+}  // namespace
+
+absl::Status RunHistoryBench(const HistoryBenchOptions& options, std::ostream& out) {
+  if (options.days.empty()) return absl::InvalidArgumentError("no history lengths to compare");
+  double baseline_us = 0;
+  for (const int days : options.days) {
+    // Records per patient over `days`, from a small pilot cohort of the same shape.
+    CohortOptions cohort;
+    cohort.days = days;
+    cohort.seed = options.seed;
+    cohort.initial_share = 1.0;  // every patient lives the whole period
+    cohort.patients = 500;
+    TEND_ASSIGN_OR_RETURN(const MemoryLog pilot, SimulateToMemory(cohort, options.partitions));
+    const double per_patient =
+        std::max(1.0, static_cast<double>(pilot.records.size()) / cohort.patients);
+    cohort.patients = std::max(1, static_cast<int>(std::lround(options.events / per_patient)));
+    std::cerr << days << "-day histories: simulating " << cohort.patients << " patients..."
+              << std::endl;
+    TEND_ASSIGN_OR_RETURN(const MemoryLog log, SimulateToMemory(cohort, options.partitions));
+    std::vector<Fold> folds;
+    for (int round = 0; round < options.repeat; ++round) {
+      std::cerr << days << "-day histories: folding " << log.records.size() << " records, run "
+                << round + 1 << "/" << options.repeat << "..." << std::endl;
+      TEND_ASSIGN_OR_RETURN(Fold fold, FoldOnce(log, options.rules));
+      folds.push_back(fold);
+    }
+    auto us_per_unit = [](const Fold& f) {
+      const int64_t units = f.stats.records + f.stats.timers_fired;
+      return units > 0 ? f.cpu_seconds * 1e6 / static_cast<double>(units) : 0.0;
+    };
+    std::sort(folds.begin(), folds.end(),
+              [&](const Fold& a, const Fold& b) { return us_per_unit(a) < us_per_unit(b); });
+    const Fold& median = folds[folds.size() / 2];
+    const double us = us_per_unit(median);
+    if (baseline_us == 0) baseline_us = us;
+    out << absl::StrFormat(
+               "{\"history_days\":%d,\"patients\":%d,\"records\":%d,\"timers_fired\":%d,"
+               "\"decisions\":%d,\"commands\":%d,\"repeat\":%d,\"cpu_us_per_unit\":%.2f,"
+               "\"cpu_us_per_unit_min\":%.2f,\"cpu_us_per_unit_max\":%.2f,\"records_per_s\":%.0f,"
+               "\"vs_first\":%.3f}",
+               days, cohort.patients, median.stats.records, median.stats.timers_fired,
+               median.stats.decisions, median.stats.commands, options.repeat, us,
+               us_per_unit(folds.front()), us_per_unit(folds.back()),
+               median.stats.records / median.wall_seconds, us / baseline_us)
+        << std::endl;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tend
