@@ -58,6 +58,10 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
   cmd->add_flag("--history", f->history,
                 "instead: CPU per record-or-timer of the same record count with 30-, 365- and "
                 "1,095-day histories (--events: 300000 unless given; --repeat folds each)");
+  cmd->add_option("--history-days", f->history_bench.days,
+                  "--history: the history lengths in days, the first the baseline")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3650));
   cmd->add_flag("--dispatch", f->dispatch,
                 "instead: outbox-to-sink delivery rate, one in flight against --in-flight, "
                 "and an idle dispatcher's cost with --deferred commands waiting");
