@@ -4,6 +4,7 @@
 #include <functional>
 #include <tuple>
 
+#include "projections/adherence_index.h"
 #include "projections/calendar.h"
 
 namespace tend::projections {
@@ -21,21 +22,27 @@ int CountIn(const std::vector<absl::CivilDay>& days, absl::CivilDay from, absl::
 
 }  // namespace
 
-void ApplyAdherence(const v1::Event& event, v1::AdherenceState* s) {
+void ApplyAdherence(const v1::Event& event, const absl::TimeZone& tz, absl::string_view zone,
+                    v1::AdherenceState* s) {
+  // The index follows the patient's calendar: a new zone (or none yet) rebuilds it after the fold.
+  const bool indexed = s->index().time_zone() == zone;
   if (event.has_check_in()) {
     const int32_t kind = event.check_in().kind();
-    v1::AdherenceState::KindSlots* slots = nullptr;
-    for (auto& k : *s->mutable_check_in_slots()) {
-      if (k.kind() == kind) slots = &k;
-    }
-    if (slots == nullptr) {  // kept in kind order, so the state is arrival-order independent
-      auto* all = s->mutable_check_in_slots();
+    auto* all = s->mutable_check_in_slots();
+    int k = 0;
+    while (k < all->size() && all->Get(k).kind() != kind) ++k;
+    const bool new_kind = k == all->size();
+    if (new_kind) {  // kept in kind order, so the state is arrival-order independent
       all->Add()->set_kind(kind);
-      int i = all->size() - 1;
-      for (; i > 0 && all->Get(i - 1).kind() > kind; --i) all->SwapElements(i, i - 1);
-      slots = all->Mutable(i);
+      for (; k > 0 && all->Get(k - 1).kind() > kind; --k) all->SwapElements(k, k - 1);
     }
-    InsertSorted(slots->mutable_slots(), SlotOf(event.occurred_at().seconds()));
+    auto* slots = all->Mutable(k)->mutable_slots();
+    const int32_t slot = SlotOf(event.occurred_at().seconds());
+    if (InsertSorted(slots, slot) && indexed) {
+      const int at = static_cast<int>(std::lower_bound(slots->begin(), slots->end(), slot) -
+                                      slots->begin());
+      IndexNewCheckIn(k, at, new_kind, tz, s);
+    }
   } else if (event.has_purchase()) {
     for (const auto& item : event.purchase().items()) {
       if (item.days_supply() <= 0 || item.ingredient().empty()) continue;
@@ -53,8 +60,10 @@ void ApplyAdherence(const v1::Event& event, v1::AdherenceState* s) {
       int index = static_cast<int>(pos - fills->begin());
       *fills->Add() = std::move(fill);
       for (int i = fills->size() - 1; i > index; --i) fills->SwapElements(i, i - 1);
+      if (indexed) IndexNewFill(index, tz, s);
     }
   }
+  if (!indexed) RebuildAdherenceIndex(tz, zone, s);
 }
 
 PdcResult ComputePdc(std::vector<PdcFill> fills, absl::CivilDay period_start,

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "projections/config.h"
@@ -19,7 +20,11 @@
 
 namespace tend::projections {
 
-void ApplyAdherence(const v1::Event& event, v1::AdherenceState* state);
+// Folds a check-in or a purchase into the sufficient statistics (check-in slots per kind, fills)
+// and keeps their index (adherence_index.h) on the calendar of `tz`, the patient's zone (`zone`
+// its name): rebuilt when it was kept in another zone, so call this for an enrollment too.
+void ApplyAdherence(const v1::Event& event, const absl::TimeZone& tz, absl::string_view zone,
+                    v1::AdherenceState* state);
 
 // The parts of an AdherenceView, for computing only what a reader needs.
 enum AdherencePart : uint32_t {
@@ -37,6 +42,8 @@ v1::AdherenceView ComputeAdherence(const ProjectionConfig& config, const v1::Adh
                                    const absl::TimeZone& tz, absl::CivilDay start_day,
                                    absl::Time as_of);
 // Sets the fields of the AdherenceParts in `parts` in `*view`, leaving the others as they are.
+// From scratch: every slot and fill converted to a local day, O(history). The reference the
+// index (adherence_index.h) is tested against, and what answers when the index cannot.
 void ComputeAdherenceParts(const ProjectionConfig& config, const v1::AdherenceState& state,
                            const absl::TimeZone& tz, absl::CivilDay start_day, absl::Time as_of,
                            uint32_t parts, v1::AdherenceView* view);

@@ -6,6 +6,7 @@
 #include "projections/activation.h"
 #include "projections/activity.h"
 #include "projections/adherence.h"
+#include "projections/adherence_index.h"
 #include "projections/calendar.h"
 #include "projections/churn.h"
 #include "projections/consent.h"
@@ -31,7 +32,7 @@ void ApplyEnrollment(const v1::Event& event, v1::EnrollmentState* s) {
 
 const std::map<std::string, int>& ProjectionVersions() {
   static const auto* versions = new std::map<std::string, int>{
-      {"activity", 1},   {"acquisition", 1}, {"activation", 1}, {"adherence", 2},
+      {"activity", 1},   {"acquisition", 1}, {"activation", 1}, {"adherence", 3},
       {"engagement", 2}, {"conversion", 1},  {"consent", 1},    {"enrollment", 1}, {"glucose", 1}};
   return *versions;
 }
@@ -47,11 +48,15 @@ void Apply(const ProjectionConfig& config, const v1::Event& event, v1::PatientSt
   ApplyActivity(event, state);
   ApplyAcquisition(event, state->mutable_acquisition());
   ApplyActivation(config, event, state->mutable_activation());
-  ApplyAdherence(event, state->mutable_adherence());
+  ApplyEnrollment(event, state->mutable_enrollment());  // before adherence: it sets the calendar
+  if (event.has_check_in() || event.has_purchase() || event.has_enrollment()) {
+    std::string zone;
+    const absl::TimeZone tz = PatientTimeZone(config, *state, &zone);
+    ApplyAdherence(event, tz, zone, state->mutable_adherence());
+  }
   ApplyEngagement(event, state->mutable_engagement());
   ApplyConversion(event, state->mutable_conversion());
   ApplyConsent(config, event, state->mutable_consent());
-  ApplyEnrollment(event, state->mutable_enrollment());
   ApplyGlucose(event, state->mutable_glucose());
 }
 
@@ -142,9 +147,12 @@ void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& st
     const int64_t start_s = state.enrollment().first_enrolled_s() != 0
                                 ? state.enrollment().first_enrolled_s()
                                 : state.first_seen_at().seconds();
-    ComputeAdherenceParts(config, state.adherence(), tz,
-                          LocalDay(absl::FromUnixSeconds(start_s), tz), as_of, adherence,
-                          v->mutable_adherence());
+    const absl::CivilDay start_day = LocalDay(absl::FromUnixSeconds(start_s), tz);
+    if (!ComputeAdherenceFromIndex(config, state.adherence(), tz, zone_name, start_day, as_of,
+                                   adherence, v->mutable_adherence())) {
+      ComputeAdherenceParts(config, state.adherence(), tz, start_day, as_of, adherence,
+                            v->mutable_adherence());
+    }
   }
   if (parts & (kViewChurn | kViewChurnModel)) {
     const bool model = (parts & kViewChurnModel) != 0;
