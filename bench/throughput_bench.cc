@@ -7,6 +7,8 @@
 // engine's clock when the last record is folded, before the final commit: the rate of a
 // sustained stream, where the last batch's write overlaps the folding of the next (every earlier
 // commit, and any wait for one, is inside both rates).
+// With --rules, (3) the engine deciding with them too; then (2) runs without rules in the same
+// rounds, and `rules_ratio` is (3) against (2).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -104,56 +106,79 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
   if (producer->failed() > 0) return absl::UnavailableError("some records were not acknowledged");
 
   // Each phase runs `repeat` times, alternating, and the medians are compared: on a shared
-  // 2-core machine single runs vary by +-20%.
-  std::vector<double> raw_rates, engine_rates, folded_rates;
+  // 2-core machine single runs vary by +-20%. With rules, the engine also runs without them in
+  // each round: rules are measured against the engine that only folds (rules_ratio).
+  std::vector<double> raw_rates, engine_rates, folded_rates, no_rules_rates;
   EngineStats st;
+  // One fold of the topic by a fresh engine and state directory: end-to-end and folding rates.
+  auto fold = [&](int round, std::shared_ptr<const RuleSet> rules, const char* name,
+                  EngineStats* stats) -> absl::StatusOr<std::pair<double, double>> {
+    std::cerr << "round " << round + 1 << "/" << options.repeat << ": " << name << "..."
+              << std::endl;
+    TEND_ASSIGN_OR_RETURN(ScopedTempDir db_dir, ScopedTempDir::Create("tend-bench-"));
+    TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(db_dir.path()));
+    EngineOptions engine_options;
+    engine_options.brokers = broker->bootstrap();
+    engine_options.group_id = absl::StrCat("tend-bench-engine-", name, "-", round);
+    engine_options.exit_when_idle = true;
+    engine_options.rules = std::move(rules);  // decisions only: no dispatcher in a benchmark
+    TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
+    std::atomic<bool> stop{false};
+    TEND_RETURN_IF_ERROR(engine->Run(stop));
+    absl::Time done = absl::Now();
+    *stats = engine->stats();
+    if (stats->records != produced) {
+      return absl::DataLossError(
+          absl::StrCat("engine consumed ", stats->records, " records, expected ", produced));
+    }
+    return std::make_pair(
+        stats->records / absl::ToDoubleSeconds(done - stats->first_record_at),
+        stats->records / absl::ToDoubleSeconds(stats->last_fold_at - stats->first_record_at));
+  };
   for (int round = 0; round < options.repeat; ++round) {
     std::cerr << "round " << round + 1 << "/" << options.repeat << ": raw consumption..."
               << std::endl;
     TEND_ASSIGN_OR_RETURN(double raw, RawConsumeRate(broker->bootstrap(), broker_options.topic,
                                                      options.partitions, produced));
     raw_rates.push_back(raw);
-    std::cerr << "round " << round + 1 << "/" << options.repeat << ": engine end to end..."
-              << std::endl;
-    TEND_ASSIGN_OR_RETURN(ScopedTempDir db_dir, ScopedTempDir::Create("tend-bench-"));
-    TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(db_dir.path()));
-    EngineOptions engine_options;
-    engine_options.brokers = broker->bootstrap();
-    engine_options.group_id = absl::StrCat("tend-bench-engine-", round);
-    engine_options.exit_when_idle = true;
-    engine_options.rules = options.rules;  // decisions only: no dispatcher in a benchmark
-    TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
-    std::atomic<bool> stop{false};
-    TEND_RETURN_IF_ERROR(engine->Run(stop));
-    absl::Time done = absl::Now();
-    st = engine->stats();
-    if (st.records != produced) {
-      return absl::DataLossError(
-          absl::StrCat("engine consumed ", st.records, " records, expected ", produced));
+    if (options.rules != nullptr) {
+      EngineStats no_rules_stats;
+      TEND_ASSIGN_OR_RETURN(auto rates, fold(round, nullptr, "engine without rules",
+                                             &no_rules_stats));
+      no_rules_rates.push_back(rates.first);
     }
-    engine_rates.push_back(st.records / absl::ToDoubleSeconds(done - st.first_record_at));
-    folded_rates.push_back(st.records / absl::ToDoubleSeconds(st.last_fold_at - st.first_record_at));
+    TEND_ASSIGN_OR_RETURN(auto rates, fold(round, options.rules,
+                                           options.rules ? "engine with rules" : "engine", &st));
+    engine_rates.push_back(rates.first);
+    folded_rates.push_back(rates.second);
   }
   auto median = [](std::vector<double> v) {
+    if (v.empty()) return 0.0;
     std::sort(v.begin(), v.end());
     return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
   };
   const double raw_eps = median(raw_rates), engine_eps = median(engine_rates),
-               folded_eps = median(folded_rates);
+               folded_eps = median(folded_rates), no_rules_eps = median(no_rules_rates);
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
+  std::string rules_fields;
+  if (options.rules != nullptr) {
+    rules_fields = absl::StrFormat(",\"no_rules_eps\":%.0f,\"no_rules_ratio\":%.3f,"
+                                   "\"rules_ratio\":%.3f",
+                                   no_rules_eps, no_rules_eps / raw_eps, engine_eps / no_rules_eps);
+  }
   out << absl::StrFormat(
              "{\"events\":%d,\"patients\":%d,\"partitions\":%d,\"repeat\":%d,"
              "\"raw_consume_eps\":%.0f,\"engine_eps\":%.0f,\"ratio\":%.3f,"
              "\"engine_eps_min\":%.0f,\"engine_eps_max\":%.0f,\"folded_eps\":%.0f,"
              "\"folded_ratio\":%.3f,\"peak_rss_mb\":%.0f,"
              "\"duplicates\":%d,\"commits\":%d,\"timers_fired\":%d,\"decisions\":%d,"
-             "\"commands\":%d}",
+             "\"commands\":%d%s}",
              produced, options.patients, options.partitions, options.repeat, raw_eps, engine_eps,
              engine_eps / raw_eps, *std::min_element(engine_rates.begin(), engine_rates.end()),
              *std::max_element(engine_rates.begin(), engine_rates.end()), folded_eps,
              folded_eps / raw_eps, ru.ru_maxrss / 1024.0,
-             st.duplicates, st.commits, st.timers_fired, st.decisions, st.commands)
+             st.duplicates, st.commits, st.timers_fired, st.decisions, st.commands, rules_fields)
       << std::endl;
   return absl::OkStatus();
 }

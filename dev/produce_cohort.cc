@@ -1,7 +1,10 @@
 #include "dev/produce_cohort.h"
 
 #include "absl/strings/str_cat.h"
+#include "base/hash.h"
 #include "base/status.h"
+#include "base/time.h"
+#include "kafka/archive.h"
 
 namespace tend {
 
@@ -19,6 +22,44 @@ absl::StatusOr<int64_t> SimulateToKafka(const CohortOptions& options, Producer* 
                                                " records were not acknowledged by the broker"));
   }
   return produced;
+}
+
+absl::StatusOr<int64_t> SimulateToArchive(const CohortOptions& options, int partitions,
+                                          const std::string& topic, const std::string& path) {
+  if (partitions < 1 || partitions > kMaxArchivePartitions) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("partitions must be within 1..", kMaxArchivePartitions));
+  }
+  auto partition_of = [&](const std::string& patient) {
+    return static_cast<int32_t>(Fingerprint64(patient) % static_cast<uint64_t>(partitions));
+  };
+  std::vector<int64_t> counts(partitions, 0);
+  TEND_RETURN_IF_ERROR(SimulateCohort(options, [&](const v1::Event& e) {
+    ++counts[partition_of(e.patient_id())];
+    return absl::OkStatus();
+  }));
+  v1::ArchiveHeader header;
+  header.set_topic(topic);
+  header.set_partitions(partitions);
+  *header.mutable_created_at() = ToProtoTime(absl::Now());
+  for (int64_t n : counts) {
+    header.add_low_offsets(0);
+    header.add_high_offsets(n);
+  }
+  TEND_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(path, std::move(header)));
+  std::vector<int64_t> next(partitions, 0);
+  v1::ArchiveRecord record;
+  TEND_RETURN_IF_ERROR(SimulateCohort(options, [&](const v1::Event& e) {
+    const int32_t partition = partition_of(e.patient_id());
+    record.set_partition(partition);
+    record.set_offset(next[partition]++);
+    record.set_key(e.patient_id());
+    record.set_value(e.SerializeAsString());
+    record.set_timestamp_ms(absl::ToUnixMillis(FromProtoTime(e.recorded_at())));
+    return writer->Append(record);
+  }));
+  TEND_RETURN_IF_ERROR(writer->Finish());
+  return writer->records();
 }
 
 }  // namespace tend

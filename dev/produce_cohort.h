@@ -1,10 +1,12 @@
-// A simulated cohort (dev/simulate.h) produced to a Kafka topic: `tend simulate`, the demo and
-// the benchmarks.
+// A simulated cohort (dev/simulate.h) produced to a Kafka topic (`tend simulate`, the demo and
+// the benchmarks), or written to an archive file (`tend simulate --archive`): histories larger
+// than the dev broker keeps, for `tend replay --archive`.
 #ifndef TEND_DEV_PRODUCE_COHORT_H_
 #define TEND_DEV_PRODUCE_COHORT_H_
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "dev/simulate.h"
@@ -16,6 +18,13 @@ namespace tend {
 // acknowledged; returns the number of records produced. kUnavailable when some were not.
 absl::StatusOr<int64_t> SimulateToKafka(const CohortOptions& options, Producer* producer,
                                         const std::string& topic);
+
+// Writes the cohort to the archive `path` (kafka/archive.h) as a topic `topic` of `partitions`
+// partitions would hold it: each patient's records in one partition (a stable hash of the
+// patient id, base/hash.h), offsets from 0, timestamps the records' recorded_at. Simulates the
+// cohort twice (the header states each partition's offsets first). Returns the records written.
+absl::StatusOr<int64_t> SimulateToArchive(const CohortOptions& options, int partitions,
+                                          const std::string& topic, const std::string& path);
 
 }  // namespace tend
 

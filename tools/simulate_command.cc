@@ -12,10 +12,18 @@ SubcommandRun AddSimulateCommand(CLI::App* app) {
     std::string topic = "tend.events";
     CohortOptions cohort;
     std::string end;
+    std::string archive;
+    int partitions = 32;
   };
   auto f = std::make_shared<Flags>();
   auto* cmd = app->add_subcommand("simulate", "Produce a deterministic synthetic cohort.");
-  cmd->add_option("--brokers", f->brokers)->required();
+  auto* brokers = cmd->add_option("--brokers", f->brokers, "produce to this Kafka (or --archive)");
+  cmd->add_option("--archive", f->archive,
+                  "instead: write the cohort to this archive file (for tend replay --archive)")
+      ->excludes(brokers);
+  cmd->add_option("--partitions", f->partitions, "--archive: partitions of the archived topic")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--topic", f->topic)->capture_default_str();
   cmd->add_option("--patients", f->cohort.patients)->capture_default_str();
   cmd->add_option("--days", f->cohort.days)->capture_default_str();
@@ -27,6 +35,13 @@ SubcommandRun AddSimulateCommand(CLI::App* app) {
         return Exit(s, "simulate");
       }
     }
+    if (!f->archive.empty()) {
+      auto n = SimulateToArchive(f->cohort, f->partitions, f->topic, f->archive);
+      if (!n.ok()) return Exit(n.status(), "simulate");
+      std::cerr << "wrote " << *n << " records to " << f->archive << std::endl;
+      return 0;
+    }
+    if (f->brokers.empty()) return Exit(absl::InvalidArgumentError("--brokers or --archive is required"), "simulate");
     auto producer = Producer::Create({{"bootstrap.servers", f->brokers}});
     if (!producer.ok()) return Exit(producer.status(), "simulate");
     auto n = SimulateToKafka(f->cohort, producer->get(), f->topic);
