@@ -81,6 +81,16 @@ class Engine::Impl : public PartitionListener {
     bool tz_known = false;
     bool dirty = false;
     RuleMemoryIndex memories;  // of state.rules(), for deciding
+    // The cache's recency list (most recent first) and what the entry counts for in
+    // cache_bytes_: the estimate as of its last read or commit (BuildPart sets `bytes`; the
+    // engine thread moves the difference into the total).
+    CacheEntry* newer = nullptr;
+    CacheEntry* older = nullptr;
+    int64_t bytes = 0;
+    int64_t counted = 0;
+    // The commit whose batch last wrote this state (0: none since it was read): the entry may
+    // leave the cache once that batch is written.
+    int64_t commit_seq = 0;
   };
 
   // What building a commit batch makes of some of the dirty patients (BuildPart); one part per
@@ -112,6 +122,15 @@ class Engine::Impl : public PartitionListener {
   }
   void DeadLetter(const LogRecord& record, Partition* p, const absl::Status& reason);
   absl::StatusOr<CacheEntry*> Lookup(int32_t partition, const std::string& patient_id);
+  // The recency list of the cache: Touch makes `e` the most recent; Unlink takes it out.
+  void Touch(CacheEntry* e);
+  void Unlink(CacheEntry* e);
+  // Lets the least recently used written patients go until the cache is within 90% of
+  // cache_max_bytes. Call right after a Submit: every batch but the one in flight is written.
+  void Evict();
+  void ClearCache();
+  // The estimated memory of a cache entry whose state's serialized size is `state_bytes`.
+  static int64_t EntryBytes(const CacheEntry& e, size_t state_bytes);
   // The patient's calendar, from the entry's cache.
   const absl::TimeZone& TimeZoneOf(CacheEntry* entry) const;
   // Builds the commit batch and hands it to the committer (asynchronous write).
@@ -140,6 +159,10 @@ class Engine::Impl : public PartitionListener {
   // probe compares keys without chasing a pointer; entries are boxed so their addresses (in
   // dirty_) stay put when the table grows.
   absl::flat_hash_map<std::string, std::unique_ptr<CacheEntry>> cache_;
+  CacheEntry* newest_ = nullptr;  // the recency list's ends
+  CacheEntry* oldest_ = nullptr;
+  int64_t cache_bytes_ = 0;       // sum of the entries' `counted`
+  int64_t commit_seq_ = 0;        // commits submitted
   std::vector<CacheEntry*> dirty_;
   // Decided since the last commit; written with the states that decided them.
   std::unique_ptr<DecidedWrites> decided_ = std::make_unique<DecidedWrites>();
@@ -171,6 +194,8 @@ class Engine::Impl : public PartitionListener {
   std::atomic<int64_t> last_fold_ns_{0};  // when consumed records were last folded
   std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0}, dead_lettered_{0};
   std::atomic<int64_t> timers_fired_{0}, decisions_{0}, commands_{0}, assigned_{0};
+  std::atomic<int64_t> cache_misses_{0}, cache_evictions_{0}, cache_bytes_now_{0},
+      cache_patients_{0};
 };
 
 absl::Status Engine::Impl::Init() {
@@ -257,24 +282,82 @@ void Engine::Impl::OnRevoked(absl::Span<const int32_t> partitions) {
   for (int32_t partition : partitions) partitions_.erase(partition);
   // All clean after the commit; the partitions may come back elsewhere. Leaving for good, the
   // memory goes with the engine.
-  if (!closing_) cache_.clear();
+  if (!closing_) ClearCache();
+}
+
+void Engine::Impl::Touch(CacheEntry* e) {
+  if (newest_ == e) return;
+  if (e->newer != nullptr || e->older != nullptr || oldest_ == e) Unlink(e);
+  e->older = newest_;
+  if (newest_ != nullptr) newest_->newer = e;
+  newest_ = e;
+  if (oldest_ == nullptr) oldest_ = e;
+}
+
+void Engine::Impl::Unlink(CacheEntry* e) {
+  (e->newer ? e->newer->older : newest_) = e->older;
+  (e->older ? e->older->newer : oldest_) = e->newer;
+  e->newer = e->older = nullptr;
+}
+
+void Engine::Impl::ClearCache() {
+  cache_.clear();
+  newest_ = oldest_ = nullptr;
+  cache_bytes_ = 0;
+  cache_bytes_now_.store(0, std::memory_order_relaxed);
+  cache_patients_.store(0, std::memory_order_relaxed);
+}
+
+int64_t Engine::Impl::EntryBytes(const CacheEntry& e, size_t state_bytes) {
+  // A parsed PatientState takes about twice its serialized size (repeated fields' capacity,
+  // string and message headers; measured: docs/design.md, "Memory"); plus the entry, its key
+  // twice (entry and table), the applied set's capacity and the table slot.
+  constexpr int64_t kFixed = sizeof(CacheEntry) + 64;
+  return kFixed + 2 * static_cast<int64_t>(e.key.capacity() + state_bytes) +
+         static_cast<int64_t>(e.applied.capacity() * sizeof(uint64_t));
+}
+
+void Engine::Impl::Evict() {
+  const int64_t target = options_.cache_max_bytes / 10 * 9;
+  int64_t evicted = 0;
+  for (CacheEntry* e = oldest_; e != nullptr && cache_bytes_ > target;) {
+    CacheEntry* newer = e->newer;
+    // Not while its changes wait for a commit or are in the batch being written: a miss must
+    // read the latest state.
+    if (!e->dirty && e->commit_seq < commit_seq_) {
+      Unlink(e);
+      cache_bytes_ -= e->counted;
+      auto it = cache_.find(e->key);
+      cache_.erase(it);
+      ++evicted;
+    }
+    e = newer;
+  }
+  cache_evictions_.fetch_add(evicted, std::memory_order_relaxed);
 }
 
 absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition,
                                                                const std::string& patient_id) {
   storage_format::SetStateKey(partition, patient_id, &key_);
   auto it = cache_.find(key_);
-  if (it != cache_.end()) return it->second.get();
+  if (it != cache_.end()) {
+    Touch(it->second.get());
+    return it->second.get();
+  }
   auto& slot = cache_[key_];
   slot = std::make_unique<CacheEntry>();
   CacheEntry& entry = *slot;
   entry.key = key_;
   entry.partition = partition;
+  cache_misses_.fetch_add(1, std::memory_order_relaxed);
   auto found = storage_->GetPatient(partition, patient_id, &entry.state, &entry.applied);
   if (!found.ok()) {
     cache_.erase(key_);
     return found.status();
   }
+  Touch(&entry);
+  entry.bytes = entry.counted = EntryBytes(entry, *found ? entry.state.ByteSizeLong() : 0);
+  cache_bytes_ += entry.counted;
   if (*found) {
     const auto& config = options_.projections;
     entry.days = projections::SummariseActiveDays(entry.state.engagement().activity_slots(),
@@ -568,14 +651,18 @@ absl::Status Engine::Impl::Commit() {
     p.dirty = false;
   }
   committer_->Submit(&batch, std::move(decided), std::move(offsets));
-  for (CacheEntry* e : dirty_) e->dirty = false;
+  ++commit_seq_;
+  for (CacheEntry* e : dirty_) {
+    e->dirty = false;
+    e->commit_seq = commit_seq_;
+    cache_bytes_ += e->bytes - e->counted;
+    e->counted = e->bytes;
+  }
   dirty_.clear();
   uncommitted_records_ = 0;
-  if (cache_.size() > options_.cache_max_patients) {
-    // Entries are only dropped once written, so a later miss reads the latest state.
-    TEND_RETURN_IF_ERROR(committer_->Wait());
-    cache_.clear();
-  }
+  if (cache_bytes_ > options_.cache_max_bytes) Evict();
+  cache_bytes_now_.store(cache_bytes_, std::memory_order_relaxed);
+  cache_patients_.store(static_cast<int64_t>(cache_.size()), std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -591,6 +678,8 @@ void Engine::Impl::BuildPart(size_t begin, size_t end, StateBatch* batch,
       auto& [key, value] = part->encoded[i - begin];
       StateBatch::EncodePatient(e->partition, e->state, e->applied, &key, &value);
     }
+    // Encoding measured the state: its cached size is current.
+    e->bytes = EntryBytes(*e, static_cast<size_t>(e->state.GetCachedSize()));
     // The secondary indexes move in the same batch as the state: only the keys that changed.
     e->days = projections::SummariseActiveDays(e->state.engagement().activity_slots(),
                                                TimeZoneOf(e), &e->days);
@@ -704,6 +793,10 @@ EngineStats Engine::Impl::Stats() const {
   s.decisions = decisions_.load();
   s.commands = commands_.load();
   s.partitions_assigned = assigned_.load();
+  s.cache_misses = cache_misses_.load();
+  s.cache_evictions = cache_evictions_.load();
+  s.cache_bytes = cache_bytes_now_.load();
+  s.cache_patients = cache_patients_.load();
   if (s.records > 0) s.first_record_at = absl::FromUnixNanos(first_record_ns_.load());
   if (const int64_t ns = last_fold_ns_.load(); ns > 0) s.last_fold_at = absl::FromUnixNanos(ns);
   return s;

@@ -51,8 +51,11 @@ struct EngineOptions {
   // Once caught up (nothing left to consume locally), what is folded is committed as soon as
   // this much time has passed since the previous commit: low latency at steady load.
   absl::Duration commit_delay_when_caught_up = absl::Milliseconds(20);
-  // Patients kept in the write-back cache; past it, the (clean) cache is dropped after a commit.
-  size_t cache_max_patients = 500'000;
+  // The write-back cache of patient states, in bytes (estimated: docs/design.md, "Memory").
+  // Past it, after a commit, the least recently used patients whose state is written leave it
+  // until it holds 90% of this; a patient read again costs one RocksDB read. Patients whose
+  // changes are not written yet (dirty, or in the batch being written) always stay.
+  int64_t cache_max_bytes = int64_t{512} << 20;
   // Return from Run() once every assigned partition is at its end and all is committed.
   bool exit_when_idle = false;
   ValidationOptions validation;
@@ -93,6 +96,10 @@ struct EngineStats {
   // Partitions assigned to this engine, counted at every assignment: more than the partition
   // count means the group moved partitions (a rebalance, or the engine dropped and rejoined).
   int64_t partitions_assigned = 0;
+  int64_t cache_misses = 0;     // patients read from RocksDB into the cache (found or not)
+  int64_t cache_evictions = 0;  // patients the cache let go to stay within cache_max_bytes
+  int64_t cache_bytes = 0;      // the cache's estimated size now
+  int64_t cache_patients = 0;   // patients in the cache now
   absl::Time first_record_at = absl::InfinitePast();  // when the first record was consumed
   // When consumed records were last folded (before their commit).
   absl::Time last_fold_at = absl::InfinitePast();

@@ -91,6 +91,10 @@ std::string FormatEngineStatus(const EngineStats& now, const EngineStats& before
       now.records, now.records - before.records, seconds,
       static_cast<double>(now.records - before.records) / seconds, now.events_applied,
       now.duplicates, now.dead_lettered, now.commits);
+  absl::StrAppendFormat(&line, "; cache: %d patients, %.0f MiB, %d misses (+%d), %d evicted",
+                        now.cache_patients, static_cast<double>(now.cache_bytes) / (1 << 20),
+                        now.cache_misses, now.cache_misses - before.cache_misses,
+                        now.cache_evictions);
   if (rules) {
     absl::StrAppendFormat(&line, "; rules: %d timers fired, %d decisions, %d commands (+%d)",
                           now.timers_fired, now.decisions, now.commands,

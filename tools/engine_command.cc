@@ -37,6 +37,7 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
       ->check(CLI::Range(1, 10'000'000));
   cmd->add_flag("--sync", f->sync, "fsync the WAL on every commit (machine-crash safety)");
   AddKafkaFlag(cmd, &f->kafka);
+  AddCacheFlag(cmd, &e.engine);
   cmd->add_option("--rules", f->rules,
                   "rules YAML (deploy/rules/default.yaml; `tend rules FILE` checks one)");
   cmd->add_option("--sink", e.sink,

@@ -95,10 +95,12 @@ int Run(ReplayFlags& f, const std::atomic<bool>& stop) {
   if (!report.ok()) return Exit(report.status(), "replay");
   std::cerr << absl::StrFormat(
       "replayed %d records into %s in %.1f s (%.0f records/s): %d events applied, %d "
-      "duplicates, %d bad records skipped, %d decisions, %d commands (not sent)%s\n",
+      "duplicates, %d bad records skipped, %d timers fired, %d decisions, %d commands (not "
+      "sent), %d commits, %d cache misses%s\n",
       report->stats.records, replay.to_dir, absl::ToDoubleSeconds(report->elapsed),
       report->records_per_second, report->stats.events_applied, report->stats.duplicates,
-      report->stats.dead_lettered, report->stats.decisions, report->stats.commands,
+      report->stats.dead_lettered, report->stats.timers_fired, report->stats.decisions,
+      report->stats.commands, report->stats.commits, report->stats.cache_misses,
       replay.commands_out.empty() ? "" : absl::StrCat("; commands in ", replay.commands_out));
   return 0;
 }
@@ -133,6 +135,7 @@ SubcommandRun AddReplayCommand(CLI::App* app) {
   cmd->add_option("--commands-out", replay.commands_out,
                   "write the commands the replay decided here (JSONL; none is sent)");
   AddKafkaFlag(cmd, &f->kafka);
+  AddCacheFlag(cmd, &replay.engine);
   return [f](const std::atomic<bool>& stop) { return Run(*f, stop); };
 }
 

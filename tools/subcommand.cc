@@ -48,6 +48,14 @@ void AddKafkaFlag(CLI::App* cmd, std::vector<std::string>* flags) {
   cmd->add_option("--kafka", *flags, "extra librdkafka property KEY=VALUE (repeatable)");
 }
 
+void AddCacheFlag(CLI::App* cmd, EngineOptions* engine) {
+  cmd->add_option_function<int64_t>(
+         "--cache-mb", [engine](int64_t mb) { engine->cache_max_bytes = mb << 20; },
+         "the write-back cache of patient states, in MiB (docs/design.md, \"Memory\")")
+      ->default_str(std::to_string(EngineOptions().cache_max_bytes >> 20))
+      ->check(CLI::Range(16, 1 << 20));
+}
+
 void AddServerSecurityFlags(CLI::App* cmd, ServerSecurity* s) {
   cmd->add_option("--tls-cert", s->tls_cert, "serve gRPC over TLS: PEM certificate chain");
   cmd->add_option("--tls-key", s->tls_key, "PEM private key of --tls-cert (chmod 600)");

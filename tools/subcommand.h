@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "auth/auth.h"
+#include "engine/engine.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -60,6 +61,9 @@ absl::StatusOr<std::shared_ptr<const RuleSet>> LoadRulesFlag(const std::string& 
 absl::Status ParseKafkaFlags(const std::vector<std::string>& flags, KafkaProps* props);
 // Declares the repeatable --kafka KEY=VALUE flag.
 void AddKafkaFlag(CLI::App* cmd, std::vector<std::string>* flags);
+// Declares --cache-mb: the engine's write-back cache bound (EngineOptions::cache_max_bytes).
+// `engine` is borrowed until the command has parsed its flags.
+void AddCacheFlag(CLI::App* cmd, EngineOptions* engine);
 
 // --tls-cert, --tls-key, --tls-client-ca, --tokens, --plaintext, --no-tokens, --grpc-reflection:
 // how a gRPC server of `cmd` listens (auth/auth.h ServerSecurity).

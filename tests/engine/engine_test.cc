@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "base/time.h"
+#include "bench/memory_log.h"
 #include "dev/mock_broker.h"
 #include "rules/rules.h"
 #include "kafka/ticker.h"
@@ -531,6 +532,80 @@ rules:
   auto storage = Storage::Open(dir.path());
   REQUIRE(storage.ok());
   CHECK(timers(storage->get()).empty());
+}
+
+TEST_CASE("a write-back cache far smaller than the population decides and stores exactly what "
+          "an unbounded one does",
+          "[integration]") {
+  // Patients leave a small cache after every commit and are read back on their next event or
+  // timer: a miss must read the latest written state, never an older one, and never lose a
+  // change not yet written. Folded from memory one record at a time, committing every 25
+  // records, so few patients are dirty at once (a patient with changes not yet written never
+  // leaves the cache).
+  CohortOptions cohort;
+  cohort.patients = 1500;
+  cohort.days = 20;
+  cohort.seed = 7;
+  auto log = SimulateToMemory(cohort, 4);
+  REQUIRE(log.ok());
+  auto rules = RuleSet::Load(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
+  REQUIRE(rules.ok());
+  const auto pack = std::make_shared<const RuleSet>(*std::move(rules));
+  TempDir dir;
+  struct Result {
+    EngineStats stats;
+    std::map<std::string, std::string> states;
+    std::vector<std::string> commands;  // in commit order
+    std::set<std::string> timers;
+  };
+  auto run = [&](const std::string& name, int64_t cache_bytes) {
+    auto storage = Storage::Open(dir.Sub(name));
+    REQUIRE(storage.ok());
+    Result r;
+    EngineOptions options;
+    options.mode = EngineOptions::Mode::kReplay;
+    options.rules = pack;
+    options.commit_max_records = 25;
+    options.cache_max_bytes = cache_bytes;
+    // Slow writes (a WAL sync each) widen the window in which a patient whose batch is still
+    // being written could be read back stale.
+    options.commit.sync = true;
+    options.on_replay_command = [&r](const v1::ReminderCommand& c) {
+      r.commands.push_back(c.SerializeAsString());
+    };
+    auto engine = Engine::Create(options, storage->get());
+    REQUIRE(engine.ok());
+    MemorySource source(&*log);
+    std::atomic<bool> stop{false};
+    REQUIRE((*engine)->RunFrom(&source, stop).ok());
+    r.stats = (*engine)->stats();
+    for (const auto& [id, state] : States(**storage)) r.states[id] = state.SerializeAsString();
+    for (int32_t p = 0; p < 4; ++p) {
+      REQUIRE((*storage)->ForEachTimer(p, [&](int64_t due, absl::string_view patient,
+                                              absl::string_view rule) {
+        r.timers.insert(absl::StrCat(due, " ", patient, " ", rule));
+        return absl::OkStatus();
+      }).ok());
+    }
+    return r;
+  };
+  const Result unbounded = run("unbounded", int64_t{1} << 40);
+  const Result small = run("small", 128 << 10);  // 128 KiB: a few dozen patients
+  const auto patients = static_cast<int64_t>(log->patients.size());
+  CHECK(unbounded.stats.cache_evictions == 0);
+  CHECK(unbounded.stats.cache_misses == patients);
+  INFO("small cache: " << small.stats.cache_misses << " misses, " << small.stats.cache_evictions
+                        << " evictions, " << small.stats.cache_bytes << " bytes at the end");
+  // Far more misses than patients: most events and timers found their patient evicted.
+  CHECK(small.stats.cache_evictions > 10 * patients);
+  CHECK(small.stats.cache_misses > 10 * patients);
+  CHECK(small.stats.cache_bytes < 128 << 10);
+  REQUIRE(unbounded.states.size() == static_cast<size_t>(patients));
+  CHECK(small.states == unbounded.states);
+  CHECK(unbounded.commands.size() > 1000);
+  CHECK(small.commands == unbounded.commands);
+  CHECK(unbounded.timers.size() > 1000);
+  CHECK(small.timers == unbounded.timers);
 }
 
 }  // namespace tend
