@@ -194,6 +194,7 @@ class Engine::Impl : public PartitionListener {
   std::atomic<int64_t> last_fold_ns_{0};  // when consumed records were last folded
   std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0}, dead_lettered_{0};
   std::atomic<int64_t> timers_fired_{0}, decisions_{0}, commands_{0}, assigned_{0};
+  std::atomic<int64_t> timer_loads_{0};
   std::atomic<int64_t> cache_misses_{0}, cache_evictions_{0}, cache_bytes_now_{0},
       cache_patients_{0};
 };
@@ -271,7 +272,9 @@ absl::StatusOr<Engine::Impl::Partition> Engine::Impl::LoadPartition(int32_t part
     p.checkpoint.set_partition(partition);
   }
   if (options_.rules != nullptr && options_.rules->has_timers()) {
+    p.timers = TimerIndex(options_.timer_window);
     TEND_RETURN_IF_ERROR(p.timers.Load(*storage_, partition, &rule_ids_));
+    timer_loads_.fetch_add(1, std::memory_order_relaxed);
   }
   return p;
 }
@@ -443,7 +446,16 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
   const absl::Time now = Clock(*p);
   const int64_t now_s = absl::ToUnixSeconds(now);
   TimerIndex::Timer t;
-  while (p->timers.PopDue(now_s, &t)) {
+  for (;;) {
+    if (!p->timers.PopDue(now_s, &t)) {
+      if (!p->timers.Behind(now_s)) break;
+      // The clock reached the window's end: the next window, once storage holds every earlier
+      // batch (the changes since, decided_, are replayed on it).
+      TEND_RETURN_IF_ERROR(committer_->Wait());
+      TEND_RETURN_IF_ERROR(p->timers.Load(*storage_, partition, &rule_ids_, decided_->timers));
+      timer_loads_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
     timers_fired_.fetch_add(1, std::memory_order_relaxed);
     // The fired key goes whatever the decision (a stale key must not linger; when the decision
     // removes it too, the commit writes one delete: DecidedWrites::AppendTo).
@@ -545,7 +557,9 @@ void Engine::Impl::Process(const LogRecord& record) {
     decision_index_ = 0;
     // Timers due by the new clock fire before the record is folded: a record the servers
     // accepted after a timer's due time cannot cancel it (the live run fired it first too).
-    if (options_.rules != nullptr && !p.timers.empty()) s = FireTimers(record.partition, &p);
+    if (options_.rules != nullptr && p.timers.MaybeDue(p.checkpoint.clock().seconds())) {
+      s = FireTimers(record.partition, &p);
+    }
     if (s.ok() && !tick) s = Fold(record.partition, &p);
     if (!s.ok()) {  // storage failure: stop without advancing past this record
       Fail(s);
@@ -794,6 +808,7 @@ EngineStats Engine::Impl::Stats() const {
   s.commands = commands_.load();
   s.partitions_assigned = assigned_.load();
   s.cache_misses = cache_misses_.load();
+  s.timer_loads = timer_loads_.load();
   s.cache_evictions = cache_evictions_.load();
   s.cache_bytes = cache_bytes_now_.load();
   s.cache_patients = cache_patients_.load();

@@ -56,6 +56,9 @@ struct EngineOptions {
   // until it holds 90% of this; a patient read again costs one RocksDB read. Patients whose
   // changes are not written yet (dirty, or in the batch being written) always stay.
   int64_t cache_max_bytes = int64_t{512} << 20;
+  // Timers held in memory per partition: a window of about this many of the earliest, the rest
+  // read from storage as the partition clock reaches them (docs/design.md, "Memory").
+  size_t timer_window = 65536;
   // Return from Run() once every assigned partition is at its end and all is committed.
   bool exit_when_idle = false;
   ValidationOptions validation;
@@ -100,6 +103,7 @@ struct EngineStats {
   int64_t cache_evictions = 0;  // patients the cache let go to stay within cache_max_bytes
   int64_t cache_bytes = 0;      // the cache's estimated size now
   int64_t cache_patients = 0;   // patients in the cache now
+  int64_t timer_loads = 0;      // timer windows read from storage (one per assignment at least)
   absl::Time first_record_at = absl::InfinitePast();  // when the first record was consumed
   // When consumed records were last folded (before their commit).
   absl::Time last_fold_at = absl::InfinitePast();

@@ -768,12 +768,13 @@ void Storage::InterruptOutboxWait() {
   arrivals_cv_.notify_all();
 }
 
-absl::Status Storage::ForEachTimer(
-    int32_t partition,
-    const std::function<absl::Status(int64_t, absl::string_view, absl::string_view)>& fn) const {
+absl::Status Storage::ScanTimers(
+    int32_t partition, int64_t from_due_s,
+    const std::function<bool(int64_t, absl::string_view, absl::string_view)>& fn) const {
   const std::string prefix = sf::PartitionPrefix(partition);
+  const std::string start = sf::TimerKey(partition, std::max<int64_t>(from_due_s, 0), "", "");
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), timers_));
-  for (it->Seek(ToSlice(prefix)); it->Valid() && it->key().starts_with(ToSlice(prefix));
+  for (it->Seek(ToSlice(start)); it->Valid() && it->key().starts_with(ToSlice(prefix));
        it->Next()) {
     int64_t due_s;
     absl::string_view patient_id, rule_id;
@@ -781,9 +782,21 @@ absl::Status Storage::ForEachTimer(
                            &patient_id, &rule_id)) {
       return absl::DataLossError(absl::StrCat("corrupt timer key ", it->key().ToString(true)));
     }
-    TEND_RETURN_IF_ERROR(fn(due_s, patient_id, rule_id));
+    if (!fn(due_s, patient_id, rule_id)) break;
   }
   return FromRocks(it->status(), "reading timers");
+}
+
+absl::Status Storage::ForEachTimer(
+    int32_t partition,
+    const std::function<absl::Status(int64_t, absl::string_view, absl::string_view)>& fn) const {
+  absl::Status status;
+  TEND_RETURN_IF_ERROR(ScanTimers(partition, 0, [&](int64_t due_s, absl::string_view patient,
+                                                    absl::string_view rule) {
+    status = fn(due_s, patient, rule);
+    return status.ok();
+  }));
+  return status;
 }
 
 absl::Status Storage::ScanIndex(absl::string_view start, absl::string_view limit,

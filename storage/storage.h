@@ -171,6 +171,11 @@ class Storage {
   // at `deadline`, or when `stop` is set and InterruptOutboxWait called (a dispatcher stopping).
   void WaitForOutboxArrivals(absl::Time deadline, const std::atomic<bool>& stop);
   void InterruptOutboxWait();
+  // Calls `fn(due_s, patient_id, rule_id)` for the armed timers of the partition due at or after
+  // `from_due_s` (>= 0), by due time, until `fn` returns false. kDataLoss for a corrupt key.
+  absl::Status ScanTimers(
+      int32_t partition, int64_t from_due_s,
+      const std::function<bool(int64_t, absl::string_view, absl::string_view)>& fn) const;
   // Calls `fn(due_s, patient_id, rule_id)` for every armed timer of the partition, by due time.
   absl::Status ForEachTimer(
       int32_t partition,

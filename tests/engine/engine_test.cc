@@ -534,8 +534,8 @@ rules:
   CHECK(timers(storage->get()).empty());
 }
 
-TEST_CASE("a write-back cache far smaller than the population decides and stores exactly what "
-          "an unbounded one does",
+TEST_CASE("a write-back cache far smaller than the population, and timers read from storage a "
+          "few at a time, decide and store exactly what an unbounded cache and window do",
           "[integration]") {
   // Patients leave a small cache after every commit and are read back on their next event or
   // timer: a miss must read the latest written state, never an older one, and never lose a
@@ -558,7 +558,7 @@ TEST_CASE("a write-back cache far smaller than the population decides and stores
     std::vector<std::string> commands;  // in commit order
     std::set<std::string> timers;
   };
-  auto run = [&](const std::string& name, int64_t cache_bytes) {
+  auto run = [&](const std::string& name, int64_t cache_bytes, size_t timer_window) {
     auto storage = Storage::Open(dir.Sub(name));
     REQUIRE(storage.ok());
     Result r;
@@ -567,6 +567,7 @@ TEST_CASE("a write-back cache far smaller than the population decides and stores
     options.rules = pack;
     options.commit_max_records = 25;
     options.cache_max_bytes = cache_bytes;
+    options.timer_window = timer_window;
     // Slow writes (a WAL sync each) widen the window in which a patient whose batch is still
     // being written could be read back stale.
     options.commit.sync = true;
@@ -589,11 +590,15 @@ TEST_CASE("a write-back cache far smaller than the population decides and stores
     }
     return r;
   };
-  const Result unbounded = run("unbounded", int64_t{1} << 40);
-  const Result small = run("small", 128 << 10);  // 128 KiB: a few dozen patients
+  const Result unbounded = run("unbounded", int64_t{1} << 40, 1'000'000);
+  // 128 KiB: a few dozen patients; windows of 7 timers (the default pack's daily schedules fall
+  // due together: a window holds all of one second, so some hold hundreds).
+  const Result small = run("small", 128 << 10, 7);
   const auto patients = static_cast<int64_t>(log->patients.size());
   CHECK(unbounded.stats.cache_evictions == 0);
   CHECK(unbounded.stats.cache_misses == patients);
+  CHECK(unbounded.stats.timer_loads == 4);  // one window per partition
+  CHECK(small.stats.timer_loads > 1000);
   INFO("small cache: " << small.stats.cache_misses << " misses, " << small.stats.cache_evictions
                         << " evictions, " << small.stats.cache_bytes << " bytes at the end");
   // Far more misses than patients: most events and timers found their patient evicted.

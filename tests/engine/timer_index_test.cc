@@ -4,10 +4,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <iterator>
+#include <random>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/temp_dir.h"
 
 namespace tend {
@@ -81,6 +85,94 @@ rules:
   using T = std::tuple<int64_t, std::string, std::string>;
   CHECK(PopAll(&index, ids, 100) ==
         std::vector<T>{{100, "p-1", "aa-first"}, {100, "p-1", "zz-last"}});
+}
+
+TEST_CASE("timers read from storage a window at a time fire exactly as if all were in memory, "
+          "whatever is armed, moved and written between windows",
+          "[timers]") {
+  // The engine's use, at random: timers armed and disarmed at and after the clock, the changes
+  // written to storage at random points (a commit) and pending in between, the clock moving on
+  // and firing what is due, the next window read when the clock reaches the horizon. A plain
+  // ordered set is the reference.
+  std::mt19937_64 rng(17);
+  for (int round = 0; round < 40; ++round) {
+    testing::TempDir dir;
+    auto storage = Storage::Open(dir.Sub("db"));
+    REQUIRE(storage.ok());
+    RuleIds ids(nullptr);
+    const std::vector<std::string> rules = {"r-a", "r-b", "r-c"};
+    for (const auto& r : rules) ids.Intern(r);
+    // Timers already in storage when the partition is assigned.
+    std::set<std::tuple<int64_t, std::string, std::string>> reference;
+    {
+      StateBatch batch = (*storage)->NewBatch();
+      for (int i = 0; i < 200; ++i) {
+        const int64_t due = 1000 + static_cast<int64_t>(rng() % 3000);
+        const std::string patient = absl::StrCat("p", rng() % 50);
+        const std::string& rule = rules[rng() % rules.size()];
+        batch.PutTimer(0, due, patient, rule);
+        reference.emplace(due, patient, rule);
+      }
+      REQUIRE((*storage)->Commit(&batch).ok());
+    }
+    TimerIndex index(1 + rng() % 12);
+    REQUIRE(index.Load(**storage, 0, &ids).ok());
+    std::vector<TimerOp> pending;
+    auto commit = [&] {
+      StateBatch batch = (*storage)->NewBatch();
+      for (const TimerOp& op : pending) {
+        if (op.put) {
+          batch.PutTimer(0, op.due_s, op.patient_id, *op.rule_id);
+        } else {
+          batch.DeleteTimer(0, op.due_s, op.patient_id, *op.rule_id);
+        }
+      }
+      REQUIRE((*storage)->Commit(&batch).ok());
+      pending.clear();
+    };
+    int64_t clock = 900;
+    std::vector<std::tuple<int64_t, std::string, std::string>> fired, expected;
+    for (int step = 0; step < 300; ++step) {
+      const int what = static_cast<int>(rng() % 10);
+      if (what < 4) {  // arm, at the clock or later
+        const int64_t due = clock + static_cast<int64_t>(rng() % 1500);
+        const std::string patient = absl::StrCat("p", rng() % 50);
+        const uint32_t rule = static_cast<uint32_t>(rng() % rules.size());
+        if (reference.emplace(due, patient, ids.Name(rule)).second) {
+          index.Arm(due, patient, rule);
+          pending.push_back({0, due, patient, &ids.Name(rule), true});
+        }
+      } else if (what < 6 && !reference.empty()) {  // disarm one (a move's first half)
+        auto it = reference.begin();
+        std::advance(it, rng() % reference.size());
+        const auto [due, patient, rule] = *it;
+        index.Disarm(due, patient, ids.Intern(rule));
+        pending.push_back({0, due, patient, &ids.Name(ids.Intern(rule)), false});
+        reference.erase(it);
+      } else if (what < 7) {
+        commit();
+      } else {  // the clock moves on: everything due fires, in order
+        clock += static_cast<int64_t>(rng() % 400);
+        while (!reference.empty() && std::get<0>(*reference.begin()) <= clock) {
+          expected.push_back(*reference.begin());
+          reference.erase(reference.begin());
+        }
+        TimerIndex::Timer t;
+        for (;;) {
+          if (!index.PopDue(clock, &t)) {
+            if (!index.Behind(clock)) break;
+            REQUIRE(index.Load(**storage, 0, &ids, pending).ok());
+            continue;
+          }
+          fired.emplace_back(t.due_s, t.patient_id, ids.Name(t.rule));
+          pending.push_back({0, t.due_s, t.patient_id, &ids.Name(t.rule), false});
+        }
+      }
+    }
+    INFO("round " << round);
+    REQUIRE(fired == expected);
+    CHECK(fired.size() > 100);
+  }
 }
 
 }  // namespace
