@@ -312,10 +312,11 @@ void Engine::Impl::ClearCache() {
 }
 
 int64_t Engine::Impl::EntryBytes(const CacheEntry& e, size_t state_bytes) {
-  // A parsed PatientState takes about twice its serialized size (repeated fields' capacity,
-  // string and message headers; measured: docs/design.md, "Memory"); plus the entry, its key
-  // twice (entry and table), the applied set's capacity and the table slot.
-  constexpr int64_t kFixed = sizeof(CacheEntry) + 64;
+  // A parsed PatientState takes about 2 KiB for its two dozen sub-messages and their heap
+  // headers, plus twice its serialized size (repeated fields' capacity, strings); measured with
+  // SpaceUsedLong on the states of a million-patient run (docs/design.md, "Memory"). Plus the
+  // entry, its key twice (entry and table), the applied set's capacity and the table slot.
+  constexpr int64_t kFixed = sizeof(CacheEntry) + 64 + 2048;
   return kFixed + 2 * static_cast<int64_t>(e.key.capacity() + state_bytes) +
          static_cast<int64_t>(e.applied.capacity() * sizeof(uint64_t));
 }
@@ -353,13 +354,15 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
   entry.key = key_;
   entry.partition = partition;
   cache_misses_.fetch_add(1, std::memory_order_relaxed);
-  auto found = storage_->GetPatient(partition, patient_id, &entry.state, &entry.applied);
+  size_t state_bytes = 0;
+  auto found = storage_->GetPatient(partition, patient_id, &entry.state, &entry.applied,
+                                    /*at=*/nullptr, &state_bytes);
   if (!found.ok()) {
     cache_.erase(key_);
     return found.status();
   }
   Touch(&entry);
-  entry.bytes = entry.counted = EntryBytes(entry, *found ? entry.state.ByteSizeLong() : 0);
+  entry.bytes = entry.counted = EntryBytes(entry, state_bytes);
   cache_bytes_ += entry.counted;
   if (*found) {
     const auto& config = options_.projections;

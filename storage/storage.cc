@@ -112,16 +112,23 @@ void StateBatch::PutCheckpoint(const v1::PartitionCheckpoint& checkpoint) {
 
 namespace {
 
+// `engine`: the engine's own instance (readers: false).
 rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& cache,
-                                       absl::string_view name) {
+                                       absl::string_view name, bool engine) {
   rocksdb::ColumnFamilyOptions cf;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   // Reads are point lookups that often miss (a new patient): whole-key bloom filters answer
   // those without touching data blocks.
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  table.cache_index_and_filter_blocks = true;
-  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  // The engine holds index and filter blocks in its open tables, outside the block cache: in a
+  // cache shared with the memtables' reservations (WriteBufferManager) they were evicted and
+  // read again on most lookups of a million patients. Their size is small and known: about 10
+  // bits per key for the filters, one index entry per 4 KiB data block (docs/design.md,
+  // "Memory"). Readers keep them in the cache: holding them means opening every table at open,
+  // which beside a running engine races with the files its compactions delete.
+  table.cache_index_and_filter_blocks = !engine;
+  table.pin_l0_filter_and_index_blocks_in_cache = !engine;
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cf.memtable_prefix_bloom_size_ratio = 0.05;
   cf.memtable_whole_key_filtering = true;
@@ -323,9 +330,10 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
     db_options.listeners.push_back(storage->seal_keeper_);
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-  cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, CfOptions(cache, ""));
+  const bool engine = scratch_dir == nullptr;
+  cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, CfOptions(cache, "", engine));
   for (absl::string_view name : sf::kColumnFamilies) {
-    cfs.emplace_back(std::string(name), CfOptions(cache, name));
+    cfs.emplace_back(std::string(name), CfOptions(cache, name, engine));
     if (name == sf::kDecisionsCf && scratch_dir == nullptr &&
         options.decisions_retention > absl::ZeroDuration()) {
       storage->decisions_filter_ = std::make_unique<DecisionRetention>(options.decisions_retention);
@@ -633,7 +641,8 @@ absl::Status ParsePatient(absl::string_view record, absl::string_view what, v1::
 absl::StatusOr<bool> Storage::GetPatient(int32_t partition, absl::string_view patient_id,
                                          v1::PatientState* state,
                                          std::vector<uint64_t>* sorted_fingerprints,
-                                         const Snapshot* at) const {
+                                         const Snapshot* at, size_t* stored_bytes) const {
+  if (stored_bytes != nullptr) *stored_bytes = 0;
   rocksdb::PinnableSlice value;
   rocksdb::Status s = db_->Get(ReadAt(at), state_, sf::StateKey(partition, patient_id),
                                &value);
@@ -642,6 +651,7 @@ absl::StatusOr<bool> Storage::GetPatient(int32_t partition, absl::string_view pa
     return false;
   }
   TEND_RETURN_IF_ERROR(FromRocks(s, "reading patient state"));
+  if (stored_bytes != nullptr) *stored_bytes = value.size();
   TEND_RETURN_IF_ERROR(ParsePatient(absl::string_view(value.data(), value.size()),
                                     absl::StrCat("of patient ", patient_id), state,
                                     sorted_fingerprints));

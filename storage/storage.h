@@ -135,11 +135,13 @@ class Storage {
   absl::StatusOr<std::optional<v1::PartitionCheckpoint>> LoadCheckpoint(int32_t partition) const;
 
   // false when the patient has no state in that partition. `sorted_fingerprints` (may be null)
-  // receives the applied-event set.
+  // receives the applied-event set; `stored_bytes` (may be null) the size of the stored record
+  // (0 when there is none).
   absl::StatusOr<bool> GetPatient(int32_t partition, absl::string_view patient_id,
                                   v1::PatientState* state,
                                   std::vector<uint64_t>* sorted_fingerprints = nullptr,
-                                  const Snapshot* at = nullptr) const;
+                                  const Snapshot* at = nullptr,
+                                  size_t* stored_bytes = nullptr) const;
   // Looks the patient up in every partition that has a checkpoint (a handful of bloom-filtered
   // point reads), so callers need not know the producer's partitioner.
   absl::StatusOr<std::optional<v1::PatientState>> FindPatient(absl::string_view patient_id) const;
