@@ -41,6 +41,14 @@ struct HistoryBenchOptions {
 // length in `days`, folded from memory in REPLAY mode; one JSON line per length on `out`.
 absl::Status RunHistoryBench(const HistoryBenchOptions& options, std::ostream& out);
 
+struct BurstBenchOptions {
+  int patients = 1'000'000;
+  int partitions = 32;
+};
+// tend bench --burst: every patient's daily 09:00 timer falls due at once; the time until every
+// decision is committed, and decisions per second. One JSON line on `out`.
+absl::Status RunBurstBench(const BurstBenchOptions& options, std::ostream& out);
+
 struct LatencyBenchOptions {
   double rate = 20000;                       // events per second, paced
   absl::Duration duration = absl::Seconds(20);

@@ -19,6 +19,7 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
     QueryBenchOptions query_bench;
     bool dispatch = false;
     bool history = false;
+    bool burst = false;
     HistoryBenchOptions history_bench;
     DispatchBenchOptions dispatch_bench;
     int64_t sink_delay_us = absl::ToInt64Microseconds(DispatchBenchOptions().sink_delay);
@@ -58,6 +59,9 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
   cmd->add_flag("--history", f->history,
                 "instead: CPU per record-or-timer of the same record count with 30-, 365- and "
                 "1,095-day histories (--events: 300000 unless given; --repeat folds each)");
+  cmd->add_flag("--burst", f->burst,
+                "instead: the morning burst - every patient's 09:00 schedule timer due at once "
+                "(--patients: 1000000 unless given, --partitions)");
   cmd->add_option("--history-days", f->history_bench.days,
                   "--history: the history lengths in days, the first the baseline")
       ->capture_default_str()
@@ -90,6 +94,12 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
       q.events = std::min<int64_t>(f->bench.events, 500'000);
       q.duration = absl::Seconds(f->seconds);
       return Exit(RunQueryBench(q, std::cout), "bench");
+    }
+    if (f->burst) {
+      BurstBenchOptions b;
+      if (cmd->count("--patients") > 0) b.patients = f->bench.patients;
+      b.partitions = f->bench.partitions;
+      return Exit(RunBurstBench(b, std::cout), "bench");
     }
     if (f->history) {
       HistoryBenchOptions& h = f->history_bench;
