@@ -121,14 +121,17 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
   // Reads are point lookups that often miss (a new patient): whole-key bloom filters answer
   // those without touching data blocks.
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  // The engine holds index and filter blocks in its open tables, outside the block cache: in a
-  // cache shared with the memtables' reservations (WriteBufferManager) they were evicted and
-  // read again on most lookups of a million patients. Their size is small and known: about 10
-  // bits per key for the filters, one index entry per 4 KiB data block (docs/design.md,
-  // "Memory"). Readers keep them in the cache: holding them means opening every table at open,
-  // which beside a running engine races with the files its compactions delete.
-  table.cache_index_and_filter_blocks = !engine;
-  table.pin_l0_filter_and_index_blocks_in_cache = !engine;
+  // The engine holds the patient states' index and filter blocks in its open tables, outside the
+  // block cache: in a cache shared with the memtables' reservations (WriteBufferManager) they
+  // were evicted and read again on most lookups of a million patients. Their size is one entry
+  // per patient: about 10 bits for the filter, one index entry per 4 KiB data block
+  // (docs/design.md, "Memory"). The other families keep them in the cache: their keys grow
+  // with the log (decisions are kept for ever by default), and the engine reads them by scans or
+  // not at all. Readers keep them in the cache too: holding them means opening every table at
+  // open, which beside a running engine races with the files its compactions delete.
+  const bool hold = engine && name == sf::kStateCf;
+  table.cache_index_and_filter_blocks = !hold;
+  table.pin_l0_filter_and_index_blocks_in_cache = !hold;
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cf.memtable_prefix_bloom_size_ratio = 0.05;
   cf.memtable_whole_key_filtering = true;
