@@ -14,6 +14,7 @@
 #include "base/temp_dir.h"
 #include "base/time.h"
 #include "bench/bench.h"
+#include "bench/cpu.h"
 #include "bench/memory_log.h"
 #include "engine/engine.h"
 #include "kafka/ticker.h"
@@ -86,16 +87,13 @@ absl::Status RunBurstBench(const BurstBenchOptions& options, std::ostream& out) 
   std::cerr << "moving every clock past 09:00..." << std::endl;
   TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
   MemorySource source(&log);  // resumes after the events: only the ticks are new
-  rusage before{}, after{};
-  getrusage(RUSAGE_SELF, &before);
+  const double cpu0 = ProcessCpuSeconds();
   const absl::Time start = absl::Now();
   TEND_RETURN_IF_ERROR(engine->RunFrom(&source, stop));
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  const double cpu_seconds = ProcessCpuSeconds() - cpu0;
+  rusage after{};
   getrusage(RUSAGE_SELF, &after);
-  auto cpu = [](const rusage& r) {
-    return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
-           static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
-  };
   const EngineStats st = engine->stats();
   if (st.timers_fired < options.patients) {
     return absl::InternalError(absl::StrCat("only ", st.timers_fired, " of ", options.patients,
@@ -107,7 +105,7 @@ absl::Status RunBurstBench(const BurstBenchOptions& options, std::ostream& out) 
              "\"decisions_per_s\":%.0f,\"cpu_us_per_timer\":%.2f,\"peak_rss_mb\":%.0f}",
              options.patients, options.partitions, st.timers_fired, st.decisions, st.commands,
              st.commits, st.timer_loads, seconds, st.decisions / seconds,
-             (cpu(after) - cpu(before)) * 1e6 / static_cast<double>(st.timers_fired),
+             cpu_seconds * 1e6 / static_cast<double>(st.timers_fired),
              after.ru_maxrss / 1024.0)
       << std::endl;
   return absl::OkStatus();

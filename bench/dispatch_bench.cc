@@ -19,6 +19,7 @@
 #include "base/status.h"
 #include "base/temp_dir.h"
 #include "bench/bench.h"
+#include "bench/cpu.h"
 #include "dispatch/dispatcher.h"
 #include "services/server.h"
 #include "services/sink_service.h"
@@ -64,13 +65,6 @@ absl::Status FillOutbox(Storage* storage, absl::string_view prefix, int64_t n,
     }
   }
   return absl::OkStatus();
-}
-
-double CpuSeconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 }  // namespace
@@ -125,9 +119,9 @@ absl::Status RunDispatchBench(const DispatchBenchOptions& options, std::ostream&
   dispatch.max_in_flight = options.in_flight;
   TEND_ASSIGN_OR_RETURN(auto idle, Dispatcher::Start(dispatch, storage.get()));
   absl::SleepFor(absl::Milliseconds(200));
-  const double cpu0 = CpuSeconds();
+  const double cpu0 = ProcessCpuSeconds();
   absl::SleepFor(absl::Seconds(3));
-  const double idle_cpu_ms_per_s = (CpuSeconds() - cpu0) * 1000 / 3;
+  const double idle_cpu_ms_per_s = (ProcessCpuSeconds() - cpu0) * 1000 / 3;
   const int64_t idle_reads = idle->stats().read;
   idle.reset();
   server.server->Shutdown();

@@ -15,19 +15,13 @@
 #include "base/status.h"
 #include "base/temp_dir.h"
 #include "bench/bench.h"
+#include "bench/cpu.h"
 #include "bench/memory_log.h"
 #include "engine/engine.h"
 #include "storage/storage.h"
 
 namespace tend {
 namespace {
-
-double CpuSeconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 struct Fold {
   double cpu_seconds = 0;
@@ -45,10 +39,10 @@ absl::StatusOr<Fold> FoldOnce(const MemoryLog& log, const std::shared_ptr<const 
   MemorySource source(&log);
   std::atomic<bool> stop{false};
   Fold fold;
-  const double cpu0 = CpuSeconds();
+  const double cpu0 = ProcessCpuSeconds();
   const absl::Time wall0 = absl::Now();
   TEND_RETURN_IF_ERROR(engine->RunFrom(&source, stop));
-  fold.cpu_seconds = CpuSeconds() - cpu0;
+  fold.cpu_seconds = ProcessCpuSeconds() - cpu0;
   fold.wall_seconds = absl::ToDoubleSeconds(absl::Now() - wall0);
   fold.stats = engine->stats();
   if (fold.stats.records != static_cast<int64_t>(log.records.size())) {
