@@ -63,8 +63,10 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
                 "instead: the morning burst - every patient's 09:00 schedule timer due at once "
                 "(--patients: 1000000 unless given, --partitions)");
   cmd->add_option("--history-days", f->history_bench.days,
-                  "--history: the history lengths in days, the first the baseline")
+                  "--history: the history lengths in days, the first the baseline (30,365,1095 "
+                  "or repeated)")
       ->capture_default_str()
+      ->delimiter(',')
       ->check(CLI::Range(1, 3650));
   cmd->add_flag("--dispatch", f->dispatch,
                 "instead: outbox-to-sink delivery rate, one in flight against --in-flight, "
