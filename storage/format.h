@@ -11,6 +11,10 @@
 //           "index_parameters"          -> text: what the `index` keys were built with (absent
 //                                          while the index is being rebuilt)
 //           "checkpoint/" + BE32(p)     -> tend.v1.PartitionCheckpoint (next offset of partition p)
+//           "manifest_sealed"           -> "1" once an engine sealed the directory's MANIFEST
+//                                          (storage/manifest_seal.h): from then on a missing seal
+//                                          file is damage, not an older directory (optional key,
+//                                          read by format 6 readers and ignored by older ones)
 //   state   BE32(p) + patient_id        -> patient record (EncodePatient):
 //                                          varint32 n, then n bytes of tend.v1.PatientState, then
 //                                          the applied-event set: the sorted EventFingerprint() of
@@ -115,6 +119,7 @@ inline constexpr absl::string_view kProjectionVersionsKey = "projection_versions
 inline constexpr absl::string_view kEngineConfigKey = "engine_config";
 inline constexpr absl::string_view kIndexParametersKey = "index_parameters";
 inline constexpr absl::string_view kCheckpointPrefix = "checkpoint/";
+inline constexpr absl::string_view kManifestSealedKey = "manifest_sealed";
 
 inline void AppendBe32(uint32_t v, std::string* out) {
   char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),

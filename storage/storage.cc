@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <limits>
@@ -269,6 +270,50 @@ bool EngineHoldsLock(const std::string& dir) {
 constexpr char kDamagedWhatToDo[] =
     "Restore it from a backup, or rebuild it from the log into a new directory (tend replay "
     "--to NEW_DIR, then tend replay --swap)";
+
+// RocksDB's open failing on files that disagree with the MANIFEST (missing, cut short, altered,
+// or a MANIFEST that no longer knows what the directory held).
+bool IsDamage(const rocksdb::Status& s) {
+  return s.IsCorruption() || s.IsPathNotFound() ||
+         (s.IsIOError() && s.ToString().find("No such file") != std::string::npos);
+}
+
+// A directory without the seal file is one no seal-aware engine has opened yet, unless its meta
+// family says an engine sealed it: then the seal was deleted or left out of a copy, and its
+// MANIFEST can no longer be checked. Looked up by a read-only instance of the meta family only,
+// before a writer's open could rewrite the MANIFEST and delete tables it no longer lists.
+absl::Status RefuseLostSeal(const std::string& dir, const rocksdb::DBOptions& db_options) {
+  std::vector<std::string> existing;
+  if (!rocksdb::DB::ListColumnFamilies(db_options, dir, &existing).ok() ||
+      std::find(existing.begin(), existing.end(), sf::kMetaCf) == existing.end()) {
+    return absl::OkStatus();  // being created (or unreadable): the open that follows says which
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {std::string(sf::kMetaCf), rocksdb::ColumnFamilyOptions()}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(db_options, dir, cfs, &handles, &raw);
+  if (IsDamage(s)) {
+    return absl::DataLossError(absl::StrCat("state directory ", dir, " is damaged: ",
+                                            s.ToString(), ". ", kDamagedWhatToDo));
+  }
+  if (!s.ok()) return FromRocks(s, absl::StrCat("opening state directory ", dir));
+  std::string value;
+  const rocksdb::Status got =
+      raw->Get(rocksdb::ReadOptions(), handles[1], ToSlice(sf::kManifestSealedKey), &value);
+  for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+  delete raw;
+  if (got.ok()) {
+    return absl::DataLossError(absl::StrCat(
+        "state directory ", dir, " is damaged: its MANIFEST seal ", kManifestSealFile,
+        " is missing, though an engine sealed this directory (deleted, or left out of a backup "
+        "or copy?), so its MANIFEST cannot be checked. ", kDamagedWhatToDo,
+        "; a whole backup carries the seal"));
+  }
+  if (!got.IsNotFound()) return FromRocks(got, "reading manifest_sealed");
+  return absl::OkStatus();
+}
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(const std::string& dir,
@@ -281,7 +326,15 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenReader(const std::string& 
   StorageOptions options;
   options.create_if_missing = false;
   options.block_cache_bytes = 64 << 20;
-  return OpenImpl(dir, &scratch_dir, options);
+  auto storage = OpenImpl(dir, &scratch_dir, options);
+  // An engine may start between the look at the LOCK (none: a stopped directory, opened
+  // read-only) and the open, and then compact away files the reader's MANIFEST lists: what looks
+  // like a missing file is an engine now running. Look again, as a secondary instance beside it.
+  for (int attempt = 0; attempt < 3 && absl::IsDataLoss(storage.status()) && EngineHoldsLock(dir);
+       ++attempt) {
+    storage = OpenImpl(dir, &scratch_dir, options);
+  }
+  return storage;
 }
 
 absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& dir,
@@ -325,6 +378,9 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   db_options.track_and_verify_wals_in_manifest = true;
   db_options.paranoid_checks = true;
   db_options.max_open_files = -1;
+  if (!fresh && !std::filesystem::exists(std::filesystem::path(dir) / kManifestSealFile, ec)) {
+    TEND_RETURN_IF_ERROR(RefuseLostSeal(dir, db_options));
+  }
 
   auto storage = std::unique_ptr<Storage>(new Storage());
   storage->dir_ = dir;
@@ -380,8 +436,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   } else {
     s = rocksdb::DB::Open(db_options, dir, cfs, &storage->handles_, &raw);
   }
-  if (s.IsCorruption() || s.IsPathNotFound() ||
-      (s.IsIOError() && s.ToString().find("No such file") != std::string::npos)) {
+  if (IsDamage(s)) {
     // Files and MANIFEST disagree: a file missing, cut short or altered, or a MANIFEST that no
     // longer knows what the directory held. Never open what is left as if it were the state.
     return absl::DataLossError(
@@ -404,7 +459,17 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
     TEND_RETURN_IF_ERROR(storage->seal_keeper_->Seal());
   }
   TEND_RETURN_IF_ERROR(storage->CheckFormatVersion(fresh));
+  if (storage->seal_keeper_) TEND_RETURN_IF_ERROR(storage->MarkSealed());
   return storage;
+}
+
+absl::Status Storage::MarkSealed() {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kManifestSealedKey), &value);
+  if (s.ok()) return absl::OkStatus();
+  if (!s.IsNotFound()) return FromRocks(s, "reading manifest_sealed");
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kManifestSealedKey), "1"),
+                   "writing manifest_sealed");
 }
 
 absl::Status Storage::VerifyFiles(const std::string& dir) const {

@@ -216,6 +216,8 @@ class Storage {
                                                            const std::string* scratch_dir,
                                                            const StorageOptions& options);
   absl::Status CheckFormatVersion(bool fresh);
+  // Records in the meta family that an engine sealed this directory (sf::kManifestSealedKey).
+  absl::Status MarkSealed();
   // Every SST file the MANIFEST lists is there with the size it records; kDataLoss naming the
   // first that is not, and what to do.
   absl::Status VerifyFiles(const std::string& dir) const;

@@ -1,5 +1,7 @@
 #include "tests/testing.h"
 
+#include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -98,11 +100,16 @@ void RequireMatchesGroundTruth(const std::map<std::string, v1::PatientState>& st
 }
 
 pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_path) {
+  const pid_t parent = getpid();
   pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
+    // A test that fails before it stops its child must not leave it running: it would hold the
+    // test's output pipe open and ctest would wait for it forever (as a CI run once did).
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(127);
     FILE* log = freopen(log_path.c_str(), "a", stderr);
     (void)log;
+    dup2(STDERR_FILENO, STDOUT_FILENO);  // stdout to the log too, not the test's pipe
     std::vector<std::string> all = {TEND_BINARY};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;

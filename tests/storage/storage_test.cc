@@ -353,6 +353,35 @@ TEST_CASE("a damaged state directory is refused by the engine and readers, sayin
     refused(w, "is not a version 1 MANIFEST seal");
     refused(r, "is not a version 1 MANIFEST seal");
   }
+  SECTION("the seal deleted, or left out of a copy") {
+    std::filesystem::remove(dir.Sub(kManifestSealFile));
+    auto [w, r] = OpenBoth(dir.path());
+    refused(w, "its MANIFEST seal tend-manifest-seal is missing");
+    refused(r, "its MANIFEST seal tend-manifest-seal is missing");
+    CHECK(SstFiles(dir.path()) == ssts);  // nothing deleted
+  }
+}
+
+TEST_CASE("a directory no engine has sealed yet (an older tend's) opens, and is sealed from then on",
+          "[storage]") {
+  namespace sf = storage_format;
+  TempDir dir;
+  { REQUIRE(Storage::Open(dir.path()).ok()); }
+  testing::EditRawDb(dir.path(), [](rocksdb::DB* raw, const auto& handles) {
+    REQUIRE(raw->Delete(rocksdb::WriteOptions(), handles[1], std::string(sf::kManifestSealedKey))
+                .ok());
+  });
+  std::filesystem::remove(dir.Sub(kManifestSealFile));
+  {
+    TempDir scratch;
+    CHECK(Storage::OpenReader(dir.path(), scratch.path()).ok());
+    CHECK_FALSE(std::filesystem::exists(dir.Sub(kManifestSealFile)));  // readers never write
+    REQUIRE(Storage::Open(dir.path()).ok());
+  }
+  CHECK(std::filesystem::exists(dir.Sub(kManifestSealFile)));
+  std::filesystem::remove(dir.Sub(kManifestSealFile));
+  auto again = Storage::Open(dir.path());
+  CHECK(again.status().code() == absl::StatusCode::kDataLoss);
 }
 
 TEST_CASE("the MANIFEST seal follows the engine's flushes, and a newer MANIFEST is accepted",
