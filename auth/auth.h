@@ -85,6 +85,9 @@ struct ClientSecurity {
   std::string tls_cert;  // PEM client certificate (mutual TLS), with tls_key
   std::string tls_key;
   std::string token_file;  // a file holding the bearer token to present
+  // The name the server's certificate must carry when it is not the target's host (a sink
+  // reached by IP address, or through a proxy).
+  std::string tls_server_name;
 };
 struct ClientAuth {
   std::shared_ptr<grpc::ChannelCredentials> credentials;

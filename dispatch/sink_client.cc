@@ -29,8 +29,8 @@ absl::StatusOr<std::unique_ptr<SinkClient>> SinkClient::Create(const SinkClientO
   TEND_ASSIGN_OR_RETURN(ClientAuth auth, MakeClientAuth(options.security, options.target));
   c->authorization_ = std::move(auth.authorization);
   grpc::ChannelArguments args;
-  if (!options.tls_server_name.empty()) {
-    args.SetSslTargetNameOverride(options.tls_server_name);
+  if (!options.security.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(options.security.tls_server_name);
   }
   // Reconnect promptly once the sink is back; our own backoff paces the attempts.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);

@@ -26,10 +26,9 @@ struct SinkClientOptions {
   // drawn uniformly from [backoff / 2, backoff] (jitter, so retries of many commands spread out).
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(30);
-  // TLS (the sink's CA; a client certificate for mutual TLS) and the deliver-role token.
+  // TLS (the sink's CA; a client certificate for mutual TLS; the certificate's name) and the
+  // deliver-role token.
   ClientSecurity security;
-  // The name the sink's certificate must carry, when it is not the target's host (tests).
-  std::string tls_server_name;
 };
 
 enum class DeliveryOutcome {

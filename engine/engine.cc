@@ -170,6 +170,7 @@ class Engine::Impl : public PartitionListener {
   int64_t uncommitted_records_ = 0;
   int64_t dlq_unflushed_ = 0;
   absl::Time last_commit_ = absl::Now();
+  absl::Time batch_wall_time_ = absl::Now();  // this machine's clock when the batch was read
   absl::Status fatal_;
   bool closing_ = false;  // leaving the group for good
 
@@ -539,6 +540,7 @@ void Engine::Impl::Process(const LogRecord& record) {
   // The clock moves only as far as the log's own time allows (docs/design.md, "Time you can
   // trust"): a record from 2099 is dead-lettered instead of making every patient LOST.
   if (s.ok()) s = CheckRecordedAt(*event_, record.timestamp_ms, options_.validation);
+  if (s.ok()) s = CheckRecordTimestamp(record.timestamp_ms, batch_wall_time_, options_.validation);
   if (s.ok()) {
     const absl::string_view key = record.key;
     if (key != event_->patient_id()) {
@@ -748,6 +750,7 @@ absl::Status Engine::Impl::Loop(RecordSource* source, const std::atomic<bool>& s
       Fail(more.status());
       return 0;
     }
+    batch_wall_time_ = absl::Now();  // read once per batch (CheckRecordTimestamp)
     for (const LogRecord& r : batch) {
       Process(r);
       if (!fatal_.ok()) break;

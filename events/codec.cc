@@ -296,6 +296,22 @@ absl::Status ValidateClockTick(const Event& e, const ValidationOptions& options)
   return absl::OkStatus();
 }
 
+absl::Status CheckRecordTimestamp(int64_t record_timestamp_ms, absl::Time now,
+                                  const ValidationOptions& options) {
+  const absl::Time logged = absl::FromUnixMillis(record_timestamp_ms);
+  if (logged - now > options.max_recorded_ahead) {
+    return Invalid("timestamp",
+                   absl::StrCat("the record's Kafka timestamp ",
+                                absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", logged, absl::UTCTimeZone()),
+                                " is ", absl::FormatDuration(absl::Trunc(logged - now, absl::Seconds(1))),
+                                " ahead of this engine's clock (allowed: log.max_recorded_ahead_s = ",
+                                absl::ToInt64Seconds(options.max_recorded_ahead),
+                                "); a producer set it in the future (Kafka 3.6+ topics can refuse "
+                                "such records: message.timestamp.after.max.ms)"));
+  }
+  return absl::OkStatus();
+}
+
 bool IsTrustedTicker(absl::string_view name, const std::vector<std::string>& patterns) {
   for (const std::string& p : patterns) {
     if (!p.empty() && p.back() == '*') {

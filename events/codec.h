@@ -80,6 +80,14 @@ absl::Status ValidateClockTick(const v1::Event& event, const ValidationOptions& 
 absl::Status CheckRecordedAt(const v1::Event& event, int64_t record_timestamp_ms,
                              const ValidationOptions& options);
 
+// Checks that the Kafka record's timestamp is at most options.max_recorded_ahead ahead of `now`,
+// the reading engine's clock. Topics keep CreateTime (the producer's clock), so without this a
+// producer that sets both the timestamp and recorded_at in 2099 would move the partition clock
+// there. A record refused now may pass a replay run after its time; one accepted never fails
+// later (docs/design.md, "Time you can trust").
+absl::Status CheckRecordTimestamp(int64_t record_timestamp_ms, absl::Time now,
+                                  const ValidationOptions& options);
+
 // True when `name` is one of `patterns` (a pattern ending in '*' matches by prefix).
 bool IsTrustedTicker(absl::string_view name, const std::vector<std::string>& patterns);
 

@@ -2,7 +2,10 @@
 
 #include <future>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/file.h"
 #include "base/status.h"
 
 namespace tend {
@@ -27,6 +30,37 @@ absl::Status ParseKafkaProp(absl::string_view kv, KafkaProps* props) {
         absl::StrCat("--kafka takes KEY=VALUE (a librdkafka property), got \"", kv, "\""));
   }
   props->emplace_back(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+  return absl::OkStatus();
+}
+
+absl::Status ReadKafkaConfigFile(const std::string& path, KafkaProps* props) {
+  constexpr int64_t kMaxBytes = 64 << 10;
+  mode_t mode = 0;
+  auto text = ReadBoundedFile(path, kMaxBytes, &mode);
+  if (!text.ok()) {
+    return absl::Status(text.status().code(),
+                        absl::StrCat("--kafka-config: ", text.status().message()));
+  }
+  if ((mode & 077) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "--kafka-config ", path, " may be read by group or others (it may hold a SASL password); "
+        "chmod 600 it"));
+  }
+  int number = 0;
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    ++number;
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line.front() == '#') continue;
+    const size_t eq = line.find('=');
+    const absl::string_view key =
+        eq == absl::string_view::npos ? line : absl::StripAsciiWhitespace(line.substr(0, eq));
+    if (eq == absl::string_view::npos || key.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--kafka-config ", path, " line ", number,
+          ": not KEY=VALUE (a librdkafka property; the line is not repeated, it may hold a secret)"));
+    }
+    props->emplace_back(std::string(key), std::string(absl::StripAsciiWhitespace(line.substr(eq + 1))));
+  }
   return absl::OkStatus();
 }
 

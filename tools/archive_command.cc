@@ -13,7 +13,7 @@ namespace tend {
 SubcommandRun AddArchiveCommand(CLI::App* app) {
   struct Flags {
     ArchiveOptions archive;
-    std::vector<std::string> kafka;
+    KafkaFlags kafka;
   };
   auto f = std::make_shared<Flags>();
   auto* cmd = app->add_subcommand(

@@ -8,7 +8,7 @@ namespace tend {
 SubcommandRun AddEngineCommand(CLI::App* app) {
   struct Flags {
     EngineCommandOptions engine;
-    std::vector<std::string> kafka;
+    KafkaFlags kafka;
     int64_t commit_ms = absl::ToInt64Milliseconds(EngineOptions().commit_interval);
     bool sync = false;
     std::string config, rules;

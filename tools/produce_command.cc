@@ -12,6 +12,7 @@ SubcommandRun AddProduceCommand(CLI::App* app) {
     std::string brokers;
     std::string topic = "tend.events";
     std::string input;
+    KafkaFlags kafka;
     ProduceJsonlOptions produce;
   };
   auto f = std::make_shared<Flags>();
@@ -23,13 +24,16 @@ SubcommandRun AddProduceCommand(CLI::App* app) {
   cmd->add_flag("--historical", f->produce.historical,
                 "an import of past events: keep each line's recordedAt (else the time of "
                 "ingest replaces it); a recordedAt in the future is refused");
+  AddKafkaFlag(cmd, &f->kafka);
   return [f](const std::atomic<bool>&) {
+    KafkaProps props = {{"bootstrap.servers", f->brokers}};
+    if (absl::Status s = ParseKafkaFlags(f->kafka, &props); !s.ok()) return Exit(s, "produce");
     std::ifstream file;
     if (f->input != "-") {
       file.open(f->input);
       if (!file) return Exit(absl::NotFoundError("cannot read --input " + f->input), "produce");
     }
-    auto producer = Producer::Create({{"bootstrap.servers", f->brokers}});
+    auto producer = Producer::Create(props);
     if (!producer.ok()) return Exit(producer.status(), "produce");
     auto report =
         ProduceJsonl(f->input == "-" ? std::cin : file, producer->get(), f->topic, std::cerr,

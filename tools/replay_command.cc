@@ -17,7 +17,7 @@ namespace {
 
 struct ReplayFlags {
   ReplayOptions replay;
-  std::vector<std::string> kafka;
+  KafkaFlags kafka;
   std::string config, rules, baseline, diff, swap_db, from;
   bool swap = false;
 };

@@ -3,6 +3,8 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "kafka/props.h"
 
 namespace tend {
 
@@ -44,8 +46,18 @@ absl::Status ParseKafkaFlags(const std::vector<std::string>& flags, KafkaProps* 
   return absl::OkStatus();
 }
 
-void AddKafkaFlag(CLI::App* cmd, std::vector<std::string>* flags) {
-  cmd->add_option("--kafka", *flags, "extra librdkafka property KEY=VALUE (repeatable)");
+absl::Status ParseKafkaFlags(const KafkaFlags& flags, KafkaProps* props) {
+  if (!flags.config_file.empty()) {
+    TEND_RETURN_IF_ERROR(ReadKafkaConfigFile(flags.config_file, props));
+  }
+  return ParseKafkaFlags(flags.props, props);
+}
+
+void AddKafkaFlag(CLI::App* cmd, KafkaFlags* flags) {
+  cmd->add_option("--kafka-config", flags->config_file,
+                  "librdkafka properties file, KEY=VALUE lines (chmod 600; for SASL/SSL secrets)");
+  cmd->add_option("--kafka", flags->props,
+                  "extra librdkafka property KEY=VALUE (repeatable; overrides --kafka-config)");
 }
 
 void AddCacheFlag(CLI::App* cmd, EngineOptions* engine) {
@@ -76,6 +88,8 @@ void AddClientSecurityFlags(CLI::App* cmd, const std::string& prefix, ClientSecu
   cmd->add_option(prefix + "-tls-ca", s->tls_ca, "connect over TLS, trusting this PEM CA");
   cmd->add_option(prefix + "-tls-cert", s->tls_cert, "mutual TLS: PEM client certificate");
   cmd->add_option(prefix + "-tls-key", s->tls_key, "PEM private key of the client certificate");
+  cmd->add_option(prefix + "-tls-server-name", s->tls_server_name,
+                  "the name the server's certificate carries, when not the target's host");
   cmd->add_option(prefix + "-token-file", s->token_file,
                   "present the bearer token in this file (chmod 600)");
 }

@@ -59,8 +59,15 @@ absl::Status ParseOptionalTimeFlag(const std::string& flag, const std::string& t
 absl::StatusOr<std::shared_ptr<const RuleSet>> LoadRulesFlag(const std::string& path);
 // Every --kafka KEY=VALUE appended to `props`; kInvalidArgument names the bad one.
 absl::Status ParseKafkaFlags(const std::vector<std::string>& flags, KafkaProps* props);
-// Declares the repeatable --kafka KEY=VALUE flag.
-void AddKafkaFlag(CLI::App* cmd, std::vector<std::string>* flags);
+// A command's librdkafka settings: --kafka-config FILE (kafka/props.h ReadKafkaConfigFile; keeps
+// a SASL password out of the process list), then each --kafka KEY=VALUE (later wins).
+struct KafkaFlags {
+  std::string config_file;
+  std::vector<std::string> props;
+};
+absl::Status ParseKafkaFlags(const KafkaFlags& flags, KafkaProps* props);
+// Declares --kafka-config FILE and the repeatable --kafka KEY=VALUE.
+void AddKafkaFlag(CLI::App* cmd, KafkaFlags* flags);
 // Declares --cache-mb: the engine's write-back cache bound (EngineOptions::cache_max_bytes).
 // `engine` is borrowed until the command has parsed its flags.
 void AddCacheFlag(CLI::App* cmd, EngineOptions* engine);

@@ -7,6 +7,7 @@ namespace tend {
 SubcommandRun AddTickerCommand(CLI::App* app) {
   struct Flags {
     TickerOptions ticker;
+    KafkaFlags kafka;
     int64_t interval_s = absl::ToInt64Seconds(TickerOptions().interval);
   };
   auto f = std::make_shared<Flags>();
@@ -19,8 +20,12 @@ SubcommandRun AddTickerCommand(CLI::App* app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
   cmd->add_option("--name", f->ticker.name, "recorded in each tick (default tend-ticker-HOST; the engine config's log.tickers must match it)");
+  AddKafkaFlag(cmd, &f->kafka);
   return [f](const std::atomic<bool>& stop) {
     f->ticker.interval = absl::Seconds(f->interval_s);
+    if (absl::Status s = ParseKafkaFlags(f->kafka, &f->ticker.kafka); !s.ok()) {
+      return Exit(s, "ticker");
+    }
     return Exit(RunTicker(f->ticker, stop), "ticker");
   };
 }

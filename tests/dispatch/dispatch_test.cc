@@ -455,6 +455,20 @@ std::map<std::string, std::string> States(const Storage& storage) {
   return states;
 }
 
+// Every patient's decision records (Explain's), oldest first, serialized.
+std::map<std::string, std::vector<std::string>> Decisions(
+    const Storage& storage, const std::map<std::string, std::string>& states) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& [patient, state] : states) {
+    auto decisions = storage.RecentDecisions(patient, 1 << 20);
+    REQUIRE(decisions.ok());
+    for (auto it = decisions->rbegin(); it != decisions->rend(); ++it) {
+      out[patient].push_back(it->SerializeAsString());
+    }
+  }
+  return out;
+}
+
 TEST_CASE("a replay with large commits decides exactly what a live engine with small commits "
           "and clock ticks decided",
           "[integration]") {
@@ -475,6 +489,7 @@ TEST_CASE("a replay with large commits decides exactly what a live engine with s
   // the batches it reads, so small fetches make the batches (and the commits) small.
   std::set<std::string> live;
   std::map<std::string, std::string> live_states;
+  std::map<std::string, std::vector<std::string>> live_decisions;
   int64_t live_commits = 0;
   {
     auto storage = Storage::Open(dir.Sub("live"));
@@ -499,6 +514,7 @@ TEST_CASE("a replay with large commits decides exactly what a live engine with s
     }).ok());
     RequireTimersMirrorRuleMemories(**storage);
     live_states = States(**storage);
+    live_decisions = Decisions(**storage, live_states);
   }
   // `tend replay` of the same log, in one commit per million records.
   std::set<std::string> replayed;
@@ -527,6 +543,13 @@ TEST_CASE("a replay with large commits decides exactly what a live engine with s
     REQUIRE(storage.ok());
     RequireTimersMirrorRuleMemories(**storage);
     CHECK(States(**storage) == live_states);
+    // Every decision record too (fired, deferred and suppressed, with their reasons), not only
+    // the commands that reached the outbox.
+    const auto decisions = Decisions(**storage, live_states);
+    size_t records = 0;
+    for (const auto& [patient, list] : live_decisions) records += list.size();
+    CHECK(records > live.size());
+    CHECK(decisions == live_decisions);
   }
   CHECK(live.size() > 100);
   CHECK(replayed == live);

@@ -24,6 +24,7 @@ struct BadRecord {
   std::string key;
   std::string value;
   std::string reason_part;  // expected in the dlq.reason header
+  int64_t timestamp_ms = 0;  // the Kafka timestamp its producer sets (0: now)
 };
 
 std::vector<BadRecord> BadRecords() {
@@ -46,12 +47,17 @@ std::vector<BadRecord> BadRecords() {
   from_2099.mutable_recorded_at()->set_seconds(4070908800);  // 2099-01-01
   *from_2099.mutable_occurred_at() = from_2099.recorded_at();
   v1::Event forged_tick = MakeClockTick("mallory", absl::FromUnixSeconds(4070908800));
+  // A producer that dates the Kafka record in 2099 as well (topics keep CreateTime).
+  v1::Event both_2099 = from_2099;
+  both_2099.set_event_id("both-2099");
   return {{"p0000003", "\x08\x96\x01garbage\xff", "not a serialized tend.v1.Event"},
           {"p0000001", future.SerializeAsString(), "occurred_at: is 72h ahead"},
           {"p0000002", wrong_key.SerializeAsString(), "differs from patient_id"},
           {"p0000001", no_body.SerializeAsString(), "body: one of"},
           {"p0000001", from_2099.SerializeAsString(), "ahead of the record's Kafka timestamp"},
-          {"", forged_tick.SerializeAsString(), "\"mallory\" is not a trusted ticker"}};
+          {"", forged_tick.SerializeAsString(), "\"mallory\" is not a trusted ticker"},
+          {"p0000001", both_2099.SerializeAsString(), "ahead of this engine's clock",
+           int64_t{4070908800} * 1000}};
 }
 
 std::map<std::string, std::string> Headers(const rd_kafka_message_t* m) {
@@ -170,7 +176,7 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
   testing::ProduceAll(producer->get(), MockBrokerOptions().topic, events);
   for (const auto& bad : BadRecords()) {
     REQUIRE((*producer)->Produce(MockBrokerOptions().topic, RD_KAFKA_PARTITION_UA, bad.key, bad.value,
-                                 {}, nullptr).ok());
+                                 {}, nullptr, bad.timestamp_ms).ok());
   }
   REQUIRE((*producer)->Flush(absl::Seconds(30)).ok());
   const int64_t dups = testing::CountDuplicates(events);
@@ -258,7 +264,7 @@ TEST_CASE("broker faults - the broker down and back, errors on Fetch, Produce an
     testing::ProduceAll(producer->get(), MockBrokerOptions().topic, slice);
     if (i < bad.size()) {
       REQUIRE((*producer)->Produce(MockBrokerOptions().topic, RD_KAFKA_PARTITION_UA, bad[i].key,
-                                   bad[i].value, {}, nullptr).ok());
+                                   bad[i].value, {}, nullptr, bad[i].timestamp_ms).ok());
       REQUIRE((*producer)->Flush(absl::Seconds(30)).ok());
     }
   }

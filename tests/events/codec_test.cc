@@ -246,4 +246,23 @@ TEST_CASE("recorded_at may run ahead of the record's Kafka timestamp by the tole
   CHECK_THAT(std::string(none.message()), Catch::Contains("the record has no Kafka timestamp"));
 }
 
+TEST_CASE("a record's Kafka timestamp may run ahead of the engine's clock by the tolerance only",
+          "[codec]") {
+  // Topics keep CreateTime: a producer may set both the timestamp and recorded_at in 2099.
+  ValidationOptions options;
+  options.max_recorded_ahead = absl::Minutes(5);
+  const absl::Time now = absl::FromUnixSeconds(1780000000);
+  const int64_t now_ms = int64_t{1780000000} * 1000;
+  CHECK(CheckRecordTimestamp(now_ms, now, options).ok());
+  CHECK(CheckRecordTimestamp(now_ms - 86400000LL * 365, now, options).ok());  // history
+  CHECK(CheckRecordTimestamp(now_ms + 300000, now, options).ok());  // exactly the tolerance
+  const absl::Status s = CheckRecordTimestamp(now_ms + 300001, now, options);
+  CHECK(absl::IsInvalidArgument(s));
+  CHECK_THAT(std::string(s.message()),
+             Catch::StartsWith("timestamp: the record's Kafka timestamp 2026-05-28T20:31:40.001Z "
+                               "is 5m ahead of this engine's clock (allowed: "
+                               "log.max_recorded_ahead_s = 300)"));
+  CHECK_FALSE(CheckRecordTimestamp(int64_t{4070908800} * 1000, now, options).ok());  // 2099
+}
+
 }  // namespace tend

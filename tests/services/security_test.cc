@@ -2,12 +2,15 @@
 // a client without TLS, without a token, or with another role's token is refused; the right one
 // works; mutual TLS refuses a client without a certificate; the dispatcher's client presents
 // its TLS and token to a sink; reflection is off unless asked for.
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -184,6 +187,133 @@ TEST_CASE("TLS and role tokens at the front door", "[integration]") {
     CHECK(Call(mutual, kReflection).error_code() != grpc::StatusCode::UNIMPLEMENTED);
     server->server->Shutdown();
   }
+}
+
+// The port a `tend` child logged ("... port N ...", after `marker`), waiting up to 30 s.
+int LoggedPort(const std::string& log_path, const std::string& marker) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    const std::string log = ReadFile(log_path);
+    if (const size_t at = log.find(marker); at != std::string::npos) {
+      return std::atoi(log.c_str() + at + marker.size());
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  FAIL("no \"" << marker << "\" in " << log_path << ":\n" << ReadFile(log_path));
+  return 0;
+}
+
+int Stop(pid_t pid) {
+  REQUIRE(kill(pid, SIGTERM) == 0);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int64_t Lines(const std::string& path) {
+  const std::string text = ReadFile(path);
+  return std::count(text.begin(), text.end(), '\n');
+}
+
+TEST_CASE("the tend engine and tend sink binaries serve what their security flags say, and the "
+          "dispatcher reaches a mutual-TLS sink with its token",
+          "[integration]") {
+  testing::TempDir dir;
+  MakeCertificates(dir.path());
+  const std::string tokens = dir.Sub("tokens");
+  WriteSecret(tokens, absl::StrCat("ingest ", Token('i'), "\nquery ", Token('q'), "\ndeliver ",
+                                   Token('d'), "\n"));
+  const std::string deliver_token = dir.Sub("deliver.token");
+  WriteSecret(deliver_token, Token('d') + "\n");
+  const std::string kafka_config = dir.Sub("kafka.properties");
+  WriteSecret(kafka_config, "# what a SASL setup would hold\nclient.id=tend-secure-test\n");
+  const std::string rules = dir.Sub("rules.yaml");
+  std::ofstream(rules) << R"(
+rules:
+  - id: welcome
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {task: {template_id: welcome-call}}
+    policy: {category: CLINICAL, priority: 40, ttl: 24h}
+)";
+  auto broker = testing::StartBroker(4);
+  auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
+  REQUIRE(producer.ok());
+  constexpr int kPatients = 20;
+  std::vector<v1::Event> scans;
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  for (int i = 0; i < kPatients; ++i) {
+    v1::Event e;
+    e.set_patient_id(absl::StrCat("p", i));
+    e.set_event_id(absl::StrCat("scan-", i));
+    e.mutable_occurred_at()->set_seconds(now - 60);
+    e.mutable_recorded_at()->set_seconds(now - 60);
+    e.mutable_scan()->set_channel_id("pharmacy");
+    scans.push_back(e);
+  }
+  testing::ProduceAll(producer->get(), "tend.events", scans);
+
+  // The sink: TLS, client certificates required, tokens.
+  const std::string sink_log = dir.Sub("sink.log");
+  const std::string sink_out = dir.Sub("sink.jsonl");
+  const pid_t sink = testing::SpawnTend(
+      {"sink", "--listen", "127.0.0.1:0", "--out", sink_out, "--tls-cert", dir.Sub("server.pem"),
+       "--tls-key", dir.Sub("server.key"), "--tls-client-ca", dir.Sub("ca.pem"), "--tokens",
+       tokens},
+      sink_log);
+  const int sink_port = LoggedPort(sink_log, "ReminderSink on port ");
+  // The engine: TLS and tokens on its gRPC port; the dispatcher presents its certificate and the
+  // deliver token to the sink; Kafka settings from a properties file.
+  const std::string engine_log = dir.Sub("engine.log");
+  const std::vector<std::string> engine_args = {
+      "engine", "--brokers", broker->bootstrap(), "--db", dir.Sub("state"),
+      "--grpc-listen", "127.0.0.1:0", "--tls-cert", dir.Sub("server.pem"), "--tls-key",
+      dir.Sub("server.key"), "--tokens", tokens, "--rules", rules, "--tick-interval-s", "0",
+      "--commit-interval-ms", "20", "--kafka-config", kafka_config,
+      "--sink", absl::StrCat("127.0.0.1:", sink_port), "--sink-tls-ca", dir.Sub("ca.pem"),
+      "--sink-tls-cert", dir.Sub("client.pem"), "--sink-tls-key", dir.Sub("client.key"),
+      "--sink-token-file", deliver_token};
+  const pid_t engine = testing::SpawnTend(engine_args, engine_log);
+  const int engine_port = LoggedPort(engine_log, "listening on port ");
+
+  auto tls = TlsChannel(dir.path(), engine_port, false);
+  auto plain = grpc::CreateChannel(absl::StrCat("127.0.0.1:", engine_port),
+                                   grpc::InsecureChannelCredentials());
+  CHECK(Call(plain, kGetPatient, Token('q')).error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK(Call(tls, kGetPatient).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(Call(tls, kGetPatient, Token('i')).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(Call(tls, kAppend, Token('q')).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(Call(tls, kGetPatient, Token('q')).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(Call(tls, kAppend, Token('i')).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(Call(tls, kReflection, Token('q')).error_code() == grpc::StatusCode::UNIMPLEMENTED);
+
+  // Every welcome task reaches the mutual-TLS sink through the dispatcher.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (Lines(sink_out) < kPatients && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  INFO(ReadFile(engine_log));
+  CHECK(Lines(sink_out) == kPatients);
+  // The sink itself: no client certificate, no connection; a certificate with another role's
+  // token, refused.
+  CHECK(Call(TlsChannel(dir.path(), sink_port, false), kDeliver, Token('d')).error_code() ==
+        grpc::StatusCode::UNAVAILABLE);
+  auto mutual = TlsChannel(dir.path(), sink_port, true);
+  CHECK(Call(mutual, kDeliver, Token('q')).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(Call(mutual, kDeliver, Token('d')).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(Stop(engine) == 0);
+  CHECK(Stop(sink) == 0);
+  CHECK_THAT(ReadFile(engine_log), !Catch::Contains(Token('q')));
+
+  // A Kafka properties file others may read is refused before anything starts.
+  REQUIRE(::chmod(kafka_config.c_str(), 0644) == 0);
+  const std::string refused_log = dir.Sub("refused.log");
+  const pid_t refused = testing::SpawnTend(engine_args, refused_log);
+  int status = 0;
+  REQUIRE(waitpid(refused, &status, 0) == refused);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 1);
+  CHECK_THAT(ReadFile(refused_log), Catch::Contains("chmod 600"));
 }
 
 }  // namespace
