@@ -1,9 +1,12 @@
 // tend dump and tend fit-churn over a state folded by the real engine from a Kafka-protocol broker
 // (librdkafka's mock cluster), RocksDB in temp dirs.
+#include <sys/wait.h>
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -305,6 +308,49 @@ TEST_CASE("dump and fit-churn read with the engine's recorded config - a differe
   REQUIRE(parsed.ok());
   CHECK(parsed->bgnbd_r == Approx(report->fit.params.r).epsilon(1e-5));
   CHECK(parsed->bgnbd_b == Approx(report->fit.params.b).epsilon(1e-5));
+}
+
+TEST_CASE("tend dump of a damaged state directory exits 1 naming the damage, and leaves no "
+          "output behind",
+          "[integration]") {
+  TempDir dir;
+  const std::string db = dir.Sub("state");
+  FoldThroughKafka(testing::Cohort(300, 30, 5), db, projections::DefaultProjectionConfig());
+  {
+    auto storage = Storage::Open(db);
+    REQUIRE(storage.ok());
+    REQUIRE((*storage)->Flush().ok());  // the patients in tables, not only in the WAL
+  }
+  // The largest table (the patient states), a byte flipped in its middle.
+  std::string victim;
+  uintmax_t largest = 0;
+  for (const auto& f : std::filesystem::directory_iterator(db)) {
+    if (f.path().extension() == ".sst" && f.file_size() > largest) {
+      largest = f.file_size();
+      victim = f.path().string();
+    }
+  }
+  REQUIRE(largest > 4096);
+  {
+    std::fstream file(victim, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(static_cast<std::streamoff>(largest / 3));
+    const char c = static_cast<char>(file.get());
+    file.seekp(static_cast<std::streamoff>(largest / 3));
+    file.put(static_cast<char>(c ^ 0x20));
+  }
+  const std::string out = dir.Sub("patients.jsonl");
+  const std::string log = dir.Sub("dump.log");
+  const pid_t pid = testing::SpawnTend({"dump", "--db", db, "--out", out}, log);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  std::ifstream in(log);
+  const std::string said((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  INFO(said);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 1);
+  CHECK_THAT(said, Catch::Contains("Corruption") || Catch::Contains("is damaged"));
+  CHECK_FALSE(std::filesystem::exists(out));
+  CHECK_FALSE(std::filesystem::exists(out + ".partial"));
 }
 
 }  // namespace
