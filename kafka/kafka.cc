@@ -17,7 +17,11 @@ absl::StatusOr<KafkaConf> MakeKafkaConf(const KafkaProps& props) {
     if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof(err)) !=
         RD_KAFKA_CONF_OK) {
       // The value is not repeated: it may be a password (sasl.password, ssl.key.password).
-      return absl::InvalidArgumentError(absl::StrCat("Kafka property ", k, " refused: ", err));
+      // librdkafka's own text may quote it ("Invalid value \"...\""): cut before the quote.
+      absl::string_view why(err);
+      why = why.substr(0, why.find('"'));
+      return absl::InvalidArgumentError(absl::StrCat("Kafka property ", k, " refused: ",
+                                                     absl::StripTrailingAsciiWhitespace(why)));
     }
   }
   return conf;
@@ -54,7 +58,10 @@ absl::Status ReadKafkaConfigFile(const std::string& path, KafkaProps* props) {
     const size_t eq = line.find('=');
     const absl::string_view key =
         eq == absl::string_view::npos ? line : absl::StripAsciiWhitespace(line.substr(0, eq));
-    if (eq == absl::string_view::npos || key.empty()) {
+    const bool key_ok = !key.empty() && key.find_first_not_of(
+                                            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                            "0123456789._-") == absl::string_view::npos;
+    if (eq == absl::string_view::npos || !key_ok) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--kafka-config ", path, " line ", number,
           ": not KEY=VALUE (a librdkafka property; the line is not repeated, it may hold a secret)"));

@@ -12,8 +12,9 @@
 // compactions (RocksDB has synced the MANIFEST record by then; at most every 5 s, so the seal
 // may lag the MANIFEST, never lead it), and after it closes it cleanly.
 //
-// The check, before any open (engine and readers): no seal -> nothing to check (a directory from
-// before the seal; the engine writes one at its open). CURRENT names a MANIFEST with a higher
+// The check, before any open (engine and readers): no seal -> nothing to check here (a directory
+// from before the seal; the engine writes one at its open), unless the directory's meta family
+// says an engine sealed it (storage.cc RefuseLostSeal: then the seal was lost, kDataLoss). CURRENT names a MANIFEST with a higher
 // number than the seal -> fine (RocksDB started a new one, and tend had not recorded it yet).
 // The same MANIFEST at least as long as sealed -> fine (it only grows). Shorter, a lower number,
 // or a seal or CURRENT that cannot be read -> kDataLoss naming the file.

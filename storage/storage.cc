@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cstdarg>
+#include <chrono>
 #include <cstdio>
 #include <limits>
+#include <thread>
 
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
@@ -326,13 +328,24 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenReader(const std::string& 
   StorageOptions options;
   options.create_if_missing = false;
   options.block_cache_bytes = 64 << 20;
+  const bool engine_before = EngineHoldsLock(dir);
   auto storage = OpenImpl(dir, &scratch_dir, options);
   // An engine may start between the look at the LOCK (none: a stopped directory, opened
-  // read-only) and the open, and then compact away files the reader's MANIFEST lists: what looks
-  // like a missing file is an engine now running. Look again, as a secondary instance beside it.
-  for (int attempt = 0; attempt < 3 && absl::IsDataLoss(storage.status()) && EngineHoldsLock(dir);
-       ++attempt) {
-    storage = OpenImpl(dir, &scratch_dir, options);
+  // read-only) and the open, and then compact away files the reader's MANIFEST lists: a missing
+  // file is then an engine now running. Look again, as a secondary instance beside it; only for
+  // a missing file (a corrupt one is damage whoever runs), and only if that engine stays: an
+  // engine refusing the same damaged directory holds the lock only while its own open fails.
+  const absl::string_view why = storage.status().message();
+  if (engine_before || !absl::IsDataLoss(storage.status()) ||
+      !(absl::StrContains(why, "is missing") || absl::StrContains(why, "No such file")) ||
+      !EngineHoldsLock(dir)) {
+    return storage;
+  }
+  const absl::Status first = storage.status();
+  storage = OpenImpl(dir, &scratch_dir, options);
+  if (storage.ok()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (!EngineHoldsLock(dir)) return first;
   }
   return storage;
 }
@@ -378,7 +391,10 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   db_options.track_and_verify_wals_in_manifest = true;
   db_options.paranoid_checks = true;
   db_options.max_open_files = -1;
-  if (!fresh && !std::filesystem::exists(std::filesystem::path(dir) / kManifestSealFile, ec)) {
+  // Beside a running engine the look is the engine's (it checked at its open; a read-only
+  // instance there could race its compactions).
+  if (!fresh && !std::filesystem::exists(std::filesystem::path(dir) / kManifestSealFile, ec) &&
+      (scratch_dir == nullptr || !EngineHoldsLock(dir))) {
     TEND_RETURN_IF_ERROR(RefuseLostSeal(dir, db_options));
   }
 

@@ -60,7 +60,8 @@ std::unique_ptr<MockBroker> BrokerWith(const std::vector<v1::Event>& events,
                                        absl::Duration tick_every = absl::ZeroDuration(),
                                        const KafkaProps& producer = {});
 // Starts the real `tend` binary with `args` (after the program name) as a child process, its
-// stderr appended to `log_path`. Returns the child's pid.
+// stdout and stderr appended to `log_path`. Returns the child's pid. The child is killed when
+// the thread that started it exits (PR_SET_PDEATHSIG): start it from the test's own thread.
 pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_path);
 
 // Produces `events` (and clock ticks: BrokerWith) to a fresh in-process broker and runs the

@@ -47,6 +47,11 @@ TEST_CASE("a Kafka properties file is KEY=VALUE lines, private to its owner, and
     CHECK(absl::IsInvalidArgument(s));
     CHECK_THAT(std::string(s.message()), Catch::Contains("line 2: not KEY=VALUE"));
     CHECK_THAT(std::string(s.message()), !Catch::Contains("hunter2"));
+    // A Java-style "key: value" line is not taken for a key holding part of the secret.
+    const std::string colon = Write(dir, "sasl.password: pa=ss\n", 0600);
+    const absl::Status c = ReadKafkaConfigFile(colon, &props);
+    CHECK_THAT(std::string(c.message()), Catch::Contains("line 1: not KEY=VALUE"));
+    CHECK_THAT(std::string(c.message()), !Catch::Contains(": pa"));
   }
   SECTION("not a regular file, or missing") {
     CHECK_FALSE(ReadKafkaConfigFile(dir.path(), &props).ok());

@@ -203,11 +203,27 @@ int LoggedPort(const std::string& log_path, const std::string& marker) {
   return 0;
 }
 
+// The child's exit code (128 + signal when killed), waiting at most 60 s: then it is killed
+// and the test fails, rather than hanging.
+int ExitCode(pid_t pid) {
+  int status = 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  pid_t done = 0;
+  while ((done = waitpid(pid, &status, WNOHANG)) == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (done == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    FAIL("tend (pid " << pid << ") did not exit within 60 s");
+  }
+  REQUIRE(done == pid);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 int Stop(pid_t pid) {
   REQUIRE(kill(pid, SIGTERM) == 0);
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return ExitCode(pid);
 }
 
 int64_t Lines(const std::string& path) {
@@ -308,11 +324,7 @@ rules:
   // A Kafka properties file others may read is refused before anything starts.
   REQUIRE(::chmod(kafka_config.c_str(), 0644) == 0);
   const std::string refused_log = dir.Sub("refused.log");
-  const pid_t refused = testing::SpawnTend(engine_args, refused_log);
-  int status = 0;
-  REQUIRE(waitpid(refused, &status, 0) == refused);
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 1);
+  CHECK(ExitCode(testing::SpawnTend(engine_args, refused_log)) == 1);
   CHECK_THAT(ReadFile(refused_log), Catch::Contains("chmod 600"));
 }
 

@@ -200,6 +200,15 @@ TEST_CASE("a dump while the engine writes reflects one moment: per partition, it
   std::atomic<bool> stop{false};
   absl::Status run;  // checked after the join: Catch2's assertions are for this thread
   std::thread runner([&] { run = (*engine)->Run(stop); });
+  // A failed REQUIRE below unwinds through here: stop and join the engine, not std::terminate.
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& thread;
+    ~Joiner() {
+      stop = true;
+      if (thread.joinable()) thread.join();
+    }
+  } joiner{stop, runner};
 
   // `mid_fold`: dumps whose partitions held events while the cohort was not yet all produced
   // (so not all folded): the case this test is for, not only empty or finished directories.
