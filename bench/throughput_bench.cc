@@ -24,6 +24,7 @@
 #include "dev/mock_broker.h"
 #include "dev/simulate.h"
 #include "engine/engine.h"
+#include "kafka/consumer.h"
 #include "kafka/kafka.h"
 #include "storage/storage.h"
 
@@ -32,12 +33,13 @@ namespace {
 
 absl::StatusOr<double> RawConsumeRate(const std::string& brokers, const std::string& topic,
                                       int partitions, int64_t expected) {
-  TEND_ASSIGN_OR_RETURN(KafkaConf conf, MakeKafkaConf({{"bootstrap.servers", brokers},
-                                                       {"group.id", "tend-bench-raw"},
-                                                       {"enable.auto.commit", "false"},
-                                                       {"enable.partition.eof", "true"},
-                                                       {"queued.min.messages", "200000"},
-                                                       {"fetch.wait.max.ms", "100"}}));
+  // The engine's pre-fetch queue, so that both read the broker alike.
+  KafkaProps props = {{"bootstrap.servers", brokers},
+                      {"group.id", "tend-bench-raw"},
+                      {"enable.auto.commit", "false"},
+                      {"enable.partition.eof", "true"}};
+  for (auto& prop : PrefetchProps()) props.push_back(std::move(prop));
+  TEND_ASSIGN_OR_RETURN(KafkaConf conf, MakeKafkaConf(props));
   char err[512];
   KafkaHandle rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof(err)));
   if (!rk) return absl::InternalError(err);

@@ -236,9 +236,8 @@ absl::Status Engine::Impl::InitKafka() {
       // A stored offset outside the log means records were deleted before they were folded, or
       // the topic was recreated: stop and say so rather than silently start over.
       {"auto.offset.reset", "error"},
-      {"queued.min.messages", "200000"},
-      {"fetch.wait.max.ms", "100"},
   };
+  for (auto& prop : PrefetchProps()) props.push_back(std::move(prop));
   props.insert(props.end(), options_.kafka.begin(), options_.kafka.end());
   TEND_ASSIGN_OR_RETURN(consumer_, ConsumerSource::Create(props, options_.topic));
 

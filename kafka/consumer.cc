@@ -9,6 +9,12 @@
 
 namespace tend {
 
+KafkaProps PrefetchProps() {
+  return {{"queued.min.messages", "500000"},
+          {"queued.max.messages.kbytes", "262144"},
+          {"fetch.wait.max.ms", "100"}};
+}
+
 absl::StatusOr<std::unique_ptr<ConsumerSource>> ConsumerSource::Create(const KafkaProps& props,
                                                                       std::string topic) {
   KafkaProps all = props;

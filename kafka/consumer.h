@@ -22,6 +22,20 @@
 
 namespace tend {
 
+// librdkafka properties for a consumer that reads a backlog faster than one fetch brings it: its
+// local pre-fetch queue. librdkafka 2.0 (Debian 12's) stops fetching a partition while that
+// queue is over `queued.min.messages` or `queued.max.messages.kbytes`, and looks again only after
+// up to a second (its CHANGELOG, v2.2.0, on `fetch.queue.backoff.ms`: "it backs off for 1
+// seconds. If those parameters have to be set too high to hold 1 s of data ..."; the parameter
+// does not exist in 2.0). Both counts are for the whole consumer queue, all partitions together.
+// A queue that holds less than a second of what the reader folds leaves it idle for the rest of
+// each second: measured, the engine without rules folded 247k records/s with 200,000 messages
+// queued and 421k with the whole backlog allowed (docs/benchmarks.md, 2026-12-01). So: half a
+// million messages or 256 MiB of them, about a second of the engine without rules on 2 cores;
+// what they cost in memory is in docs/design.md ("Memory"). Callers' own properties come after
+// these and win.
+KafkaProps PrefetchProps();
+
 // Not thread-safe, except consumer(), whose handle librdkafka lets any thread use.
 class ConsumerSource : public RecordSource {
  public:

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "kafka/archive.h"
 #include "base/json.h"
+#include "kafka/consumer.h"
 #include "kafka/kafka.h"
 #include "base/log.h"
 #include "base/status.h"
@@ -237,6 +238,7 @@ absl::StatusOr<ArchiveReport> ExportArchive(const ArchiveOptions& options,
       {"enable.auto.commit", "false"},
       {"enable.partition.eof", "true"},
   };
+  for (auto& prop : PrefetchProps()) props.push_back(std::move(prop));
   props.insert(props.end(), options.kafka.begin(), options.kafka.end());
   TEND_ASSIGN_OR_RETURN(KafkaConf conf, MakeKafkaConf(props));
   char err[512];

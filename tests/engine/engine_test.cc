@@ -111,8 +111,15 @@ std::vector<std::map<std::string, std::string>> ReadDlq(const std::string& broke
 }
 
 // The DLQ holds each bad record exactly once, under the source coordinates the record has in
-// the events topic, with its key and a reason naming what was wrong.
-void RequireDlqHoldsExactly(const std::string& brokers, const std::vector<BadRecord>& bad) {
+// the events topic, with its key and a reason naming what was wrong. With `retried_copies`, for
+// a test that drops the broker's connections while the engine produces, a record may also be
+// there more than once, each copy equal to the first. The DLQ producer is idempotent, so Kafka
+// drops the retry of a batch whose ack was lost; the mock cluster does not: it checks producer
+// sequences only for transactional producers (librdkafka v2.0.2, rdkafka_mock.c,
+// rd_kafka_mock_validate_records), so there a retry lands a second copy. (The engine's own count
+// of dead letters stays exact: the caller checks EngineStats.dead_lettered.)
+void RequireDlqHoldsExactly(const std::string& brokers, const std::vector<BadRecord>& bad,
+                            bool retried_copies = false) {
   // Where each bad record landed in the events topic (values are distinct).
   std::map<std::pair<std::string, std::string>, const BadRecord*> by_coordinates;
   for (const auto& r : testing::ReadTopic(brokers, MockBrokerOptions().topic)) {
@@ -124,15 +131,19 @@ void RequireDlqHoldsExactly(const std::string& brokers, const std::vector<BadRec
   }
   REQUIRE(by_coordinates.size() == bad.size());
   auto dlq = ReadDlq(brokers, MockBrokerOptions().dlq_topic, 4);
-  CHECK(dlq.size() == bad.size());
-  std::set<std::pair<std::string, std::string>> seen;
+  if (!retried_copies) CHECK(dlq.size() == bad.size());
+  std::map<std::pair<std::string, std::string>, std::map<std::string, std::string>> seen;
   for (const auto& h : dlq) {
     const std::pair<std::string, std::string> at = {h.at("dlq.source.partition"),
                                                     h.at("dlq.source.offset")};
     INFO("DLQ record from partition " << at.first << " offset " << at.second << ": "
                                       << h.at("dlq.reason"));
     CHECK(h.at("dlq.source.topic") == MockBrokerOptions().topic);
-    CHECK(seen.insert(at).second);  // not twice
+    auto [first, fresh] = seen.emplace(at, h);
+    if (!fresh) {
+      CHECK(retried_copies);  // not twice...
+      CHECK(first->second == h);  // ...but for a retried copy of the same record
+    }
     auto it = by_coordinates.find(at);
     REQUIRE(it != by_coordinates.end());  // a bad record's, not a good one's
     CHECK(h.at("key") == it->second->key);
@@ -246,7 +257,7 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
 }
 
 TEST_CASE("broker faults - the broker down and back, errors on Fetch, Produce and OffsetCommit - "
-          "keep every event exactly once and every bad record in the DLQ once",
+          "keep every event exactly once and dead-letter every bad record once",
           "[integration]") {
   auto broker = testing::StartBroker(4);
   const std::string brokers = broker->bootstrap();
@@ -340,7 +351,8 @@ TEST_CASE("broker faults - the broker down and back, errors on Fetch, Produce an
   REQUIRE(cps.ok());
   for (const auto& cp : *cps) next += cp.next_offset();
   CHECK(next == total);
-  RequireDlqHoldsExactly(brokers, bad);
+  // The outage may cut the DLQ producer's acks: the mock broker keeps the retried copies.
+  RequireDlqHoldsExactly(brokers, bad, /*retried_copies=*/true);
 }
 
 TEST_CASE("a stored offset outside the log stops the engine with a clear error",
