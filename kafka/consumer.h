@@ -23,17 +23,21 @@
 namespace tend {
 
 // librdkafka properties for a consumer that reads a backlog faster than one fetch brings it: its
-// local pre-fetch queue. librdkafka 2.0 (Debian 12's) stops fetching a partition while that
-// queue is over `queued.min.messages` or `queued.max.messages.kbytes`, and looks again only after
-// up to a second (its CHANGELOG, v2.2.0, on `fetch.queue.backoff.ms`: "it backs off for 1
-// seconds. If those parameters have to be set too high to hold 1 s of data ..."; the parameter
-// does not exist in 2.0). Both counts are for the whole consumer queue, all partitions together.
-// A queue that holds less than a second of what the reader folds leaves it idle for the rest of
-// each second: measured, the engine without rules folded 247k records/s with 200,000 messages
-// queued and 421k with the whole backlog allowed (docs/benchmarks.md, 2026-12-01). So: half a
-// million messages or 256 MiB of them, about a second of the engine without rules on 2 cores;
-// what they cost in memory is in docs/design.md ("Memory"). Callers' own properties come after
-// these and win.
+// local pre-fetch queue. librdkafka 2.0 (Debian 12's) stops fetching while that queue is over
+// `queued.min.messages` or `queued.max.messages.kbytes` (both for the whole consumer queue, all
+// partitions together: the partitions' queues forward to it) and sets no timer to look again;
+// nothing wakes its broker thread when the application takes messages, so it looks again after
+// up to a second (rd_kafka_toppar_fetch_decide, rd_kafka_broker_consumer_serve; its CHANGELOG,
+// v2.2.0, on the `fetch.queue.backoff.ms` that fixed it: "it backs off for 1 seconds. If those
+// parameters have to be set too high to hold 1 s of data ..."). A queue that holds less than a
+// second of what the reader folds leaves it idle for the rest of each second: the engine without
+// rules made 236-246k records/s with 200,000 queued and 399-423k with these values, back to back
+// (docs/benchmarks.md, "What was really lost"). So: half a million messages or 262,144 kB
+// (librdkafka's kilobytes are 1,000 bytes: ~250 MiB of record values), about a second of the
+// engine without rules on this machine. This moves the threshold, it does not remove the
+// stall: a reader folding more than that per second waits again (librdkafka 2.2's
+// `fetch.queue.backoff.ms` would). What the queue costs in memory: docs/design.md ("Memory").
+// Callers' own properties come after these and win.
 KafkaProps PrefetchProps();
 
 // Not thread-safe, except consumer(), whose handle librdkafka lets any thread use.
