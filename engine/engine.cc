@@ -125,8 +125,9 @@ class Engine::Impl : public PartitionListener {
   // The recency list of the cache: Touch makes `e` the most recent; Unlink takes it out.
   void Touch(CacheEntry* e);
   void Unlink(CacheEntry* e);
-  // Lets the least recently used written patients go until the cache is within 90% of
-  // cache_max_bytes. Call right after a Submit: every batch but the one in flight is written.
+  // Lets the least recently used written patients go until the cache is within 75% of
+  // cache_max_bytes (the room before the next commit the bound calls for: docs/design.md,
+  // "Write-back cache"). Call right after a Submit: every batch but the one in flight is written.
   void Evict();
   void ClearCache();
   // The estimated memory of a cache entry whose state's serialized size is `state_bytes`.
@@ -197,7 +198,7 @@ class Engine::Impl : public PartitionListener {
   std::atomic<int64_t> timers_fired_{0}, decisions_{0}, commands_{0}, assigned_{0};
   std::atomic<int64_t> timer_loads_{0};
   std::atomic<int64_t> cache_misses_{0}, cache_evictions_{0}, cache_bytes_now_{0},
-      cache_patients_{0};
+      cache_bytes_peak_{0}, cache_patients_{0};
 };
 
 absl::Status Engine::Impl::Init() {
@@ -322,7 +323,7 @@ int64_t Engine::Impl::EntryBytes(const CacheEntry& e, size_t state_bytes) {
 }
 
 void Engine::Impl::Evict() {
-  const int64_t target = options_.cache_max_bytes / 10 * 9;
+  const int64_t target = options_.cache_max_bytes / 4 * 3;
   int64_t evicted = 0;
   for (CacheEntry* e = oldest_; e != nullptr && cache_bytes_ > target;) {
     CacheEntry* newer = e->newer;
@@ -364,6 +365,9 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
   Touch(&entry);
   entry.bytes = entry.counted = EntryBytes(entry, state_bytes);
   cache_bytes_ += entry.counted;
+  if (cache_bytes_ > cache_bytes_peak_.load(std::memory_order_relaxed)) {
+    cache_bytes_peak_.store(cache_bytes_, std::memory_order_relaxed);
+  }
   if (*found) {
     const auto& config = options_.projections;
     entry.days = projections::SummariseActiveDays(entry.state.engagement().activity_slots(),
@@ -678,6 +682,9 @@ absl::Status Engine::Impl::Commit() {
   }
   dirty_.clear();
   uncommitted_records_ = 0;
+  if (cache_bytes_ > cache_bytes_peak_.load(std::memory_order_relaxed)) {
+    cache_bytes_peak_.store(cache_bytes_, std::memory_order_relaxed);
+  }
   if (cache_bytes_ > options_.cache_max_bytes) Evict();
   cache_bytes_now_.store(cache_bytes_, std::memory_order_relaxed);
   cache_patients_.store(static_cast<int64_t>(cache_.size()), std::memory_order_relaxed);
@@ -782,6 +789,10 @@ absl::Status Engine::Impl::Loop(RecordSource* source, const std::atomic<bool>& s
       }
     } else if (uncommitted_records_ >= options_.commit_max_records ||
                since_commit >= options_.commit_interval ||
+               // Patients with changes not yet written cannot leave the cache: past its bound,
+               // a commit lets the written ones go (else a fast fold of many patients holds
+               // two intervals of them, however large).
+               cache_bytes_ > options_.cache_max_bytes ||
                // A short batch means the engine keeps up with the log (LIVE traffic, not a
                // backlog): commit as if caught up, so commands reach the outbox promptly. A
                // replay has no one waiting: it commits by interval and count only.
@@ -816,6 +827,7 @@ EngineStats Engine::Impl::Stats() const {
   s.timer_loads = timer_loads_.load();
   s.cache_evictions = cache_evictions_.load();
   s.cache_bytes = cache_bytes_now_.load();
+  s.cache_bytes_peak = cache_bytes_peak_.load();
   s.cache_patients = cache_patients_.load();
   if (s.records > 0) s.first_record_at = absl::FromUnixNanos(first_record_ns_.load());
   if (const int64_t ns = last_fold_ns_.load(); ns > 0) s.last_fold_at = absl::FromUnixNanos(ns);

@@ -53,8 +53,10 @@ struct EngineOptions {
   absl::Duration commit_delay_when_caught_up = absl::Milliseconds(20);
   // The write-back cache of patient states, in bytes (estimated: docs/design.md, "Memory").
   // Past it, after a commit, the least recently used patients whose state is written leave it
-  // until it holds 90% of this; a patient read again costs one RocksDB read. Patients whose
-  // changes are not written yet (dirty, or in the batch being written) always stay.
+  // until it holds 75% of this; a patient read again costs one RocksDB read. Patients whose
+  // changes are not written yet (dirty, or in the batch being written) always stay, so a cache
+  // over its bound is also a reason to commit: it holds the bound but for the batch in flight
+  // and one consumed batch of records, whatever the interval and the machine's speed.
   int64_t cache_max_bytes = int64_t{512} << 20;
   // Timers held in memory per partition: a window of about this many of the earliest, the rest
   // read from storage as the partition clock reaches them (docs/design.md, "Memory").
@@ -102,6 +104,7 @@ struct EngineStats {
   int64_t cache_misses = 0;     // patients read from RocksDB into the cache (found or not)
   int64_t cache_evictions = 0;  // patients the cache let go to stay within cache_max_bytes
   int64_t cache_bytes = 0;      // the cache's estimated size now
+  int64_t cache_bytes_peak = 0;  // the largest estimated size it reached
   int64_t cache_patients = 0;   // patients in the cache now
   int64_t timer_loads = 0;      // timer windows read from storage (one per assignment at least)
   absl::Time first_record_at = absl::InfinitePast();  // when the first record was consumed

@@ -576,14 +576,16 @@ TEST_CASE("a write-back cache far smaller than the population, and timers read f
     std::vector<std::string> commands;  // in commit order
     std::set<std::string> timers;
   };
-  auto run = [&](const std::string& name, int64_t cache_bytes, size_t timer_window) {
+  auto run = [&](const std::string& name, int64_t cache_bytes, size_t timer_window,
+                 int64_t commit_max_records = 25, bool rules = true) {
     auto storage = Storage::Open(dir.Sub(name));
     REQUIRE(storage.ok());
     Result r;
     EngineOptions options;
     options.mode = EngineOptions::Mode::kReplay;
-    options.rules = pack;
-    options.commit_max_records = 25;
+    if (rules) options.rules = pack;
+    options.commit_max_records = commit_max_records;
+    options.commit_interval = absl::Hours(1);  // commits by count (and by the cache's bound)
     options.cache_max_bytes = cache_bytes;
     options.timer_window = timer_window;
     // Slow writes (a WAL sync each) widen the window in which a patient whose batch is still
@@ -629,6 +631,23 @@ TEST_CASE("a write-back cache far smaller than the population, and timers read f
   CHECK(small.commands == unbounded.commands);
   CHECK(unbounded.timers.size() > 1000);
   CHECK(small.timers == unbounded.timers);
+
+  // No commit by count or time: the cache reaching its bound is what commits, so the patients
+  // folded since the last commit (which cannot leave) never pile up past it. Without that, the
+  // cache holds every patient until the end. Without rules: the timers a clock tick fires are
+  // decided within one record, and all of their patients stay until its commit (the morning
+  // burst, docs/design.md "Commit cadence": not bounded yet).
+  constexpr int64_t kNever = int64_t{1} << 40;
+  const Result whole = run("whole", kNever, 65536, kNever, /*rules=*/false);
+  const Result bound = run("bound", 256 << 10, 65536, kNever, /*rules=*/false);
+  INFO("bounded by the cache alone: " << bound.stats.commits << " commits, peak "
+                                      << bound.stats.cache_bytes_peak << " bytes");
+  CHECK(whole.stats.commits == 1);
+  CHECK(whole.stats.cache_bytes_peak > 4 * (256 << 10));  // the population is larger
+  CHECK(bound.stats.cache_bytes_peak < (256 << 10) + (64 << 10));
+  CHECK(bound.stats.commits > 20);
+  CHECK(bound.states.size() == static_cast<size_t>(patients));
+  CHECK(bound.states == whole.states);
 }
 
 }  // namespace tend
