@@ -169,6 +169,7 @@ class Engine::Impl : public PartitionListener {
   std::unique_ptr<DecidedWrites> decided_ = std::make_unique<DecidedWrites>();
   uint32_t decision_index_ = 0;  // decisions made at the current record so far
   int64_t uncommitted_records_ = 0;
+  int64_t uncommitted_timers_ = 0;  // fired since the last commit: they count toward its size
   int64_t dlq_unflushed_ = 0;
   absl::Time last_commit_ = absl::Now();
   absl::Time batch_wall_time_ = absl::Now();  // this machine's clock when the batch was read
@@ -196,7 +197,7 @@ class Engine::Impl : public PartitionListener {
   std::atomic<int64_t> last_fold_ns_{0};  // when consumed records were last folded
   std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0}, dead_lettered_{0};
   std::atomic<int64_t> timers_fired_{0}, decisions_{0}, commands_{0}, assigned_{0};
-  std::atomic<int64_t> timer_loads_{0};
+  std::atomic<int64_t> timer_loads_{0}, commits_within_record_{0};
   std::atomic<int64_t> cache_misses_{0}, cache_evictions_{0}, cache_bytes_now_{0},
       cache_bytes_peak_{0}, cache_patients_{0};
 };
@@ -481,6 +482,18 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
       entry->dirty = true;
       dirty_.push_back(entry);
     }
+    // A clock tick can make a whole partition's daily timers due at once (the morning burst):
+    // they count toward the commit's size, and the cache's bound holds, by commits within the
+    // record. The checkpoint keeps the record's offset (it is read again after a crash, and the
+    // timers fired so far are gone from storage) and how many decisions it made so far.
+    ++uncommitted_timers_;
+    if (uncommitted_records_ + uncommitted_timers_ >= options_.commit_max_records ||
+        cache_bytes_ > options_.cache_max_bytes) {
+      p->checkpoint.set_decisions_in_record(decision_index_);
+      p->dirty = true;
+      TEND_RETURN_IF_ERROR(Commit());
+      commits_within_record_.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   return absl::OkStatus();
 }
@@ -562,7 +575,8 @@ void Engine::Impl::Process(const LogRecord& record) {
       *p.checkpoint.mutable_clock() = rec;
     }
     current_offset_ = record.offset;
-    decision_index_ = 0;
+    // Non-zero only for the record a commit came within, read again after a restart.
+    decision_index_ = p.checkpoint.decisions_in_record();
     // Timers due by the new clock fire before the record is folded: a record the servers
     // accepted after a timer's due time cannot cancel it (the live run fired it first too).
     if (options_.rules != nullptr && p.timers.MaybeDue(p.checkpoint.clock().seconds())) {
@@ -577,6 +591,7 @@ void Engine::Impl::Process(const LogRecord& record) {
     DeadLetter(record, &p, s);
   }
   p.checkpoint.set_next_offset(record.offset + 1);
+  p.checkpoint.clear_decisions_in_record();
   p.dirty = true;
   ++uncommitted_records_;
 }
@@ -604,7 +619,7 @@ void Engine::Impl::DeadLetter(const LogRecord& record, Partition* p,
 
 absl::Status Engine::Impl::Commit() {
   last_commit_ = absl::Now();
-  if (uncommitted_records_ == 0) return absl::OkStatus();
+  if (uncommitted_records_ == 0 && dirty_.empty()) return absl::OkStatus();
   // The DLQ copy must be durable before the offset moves past the bad record. A crash between the
   // two re-sends it on restart: the DLQ is at-least-once (dedupe on dlq.source.* headers).
   if (dlq_unflushed_ > 0) {
@@ -682,6 +697,7 @@ absl::Status Engine::Impl::Commit() {
   }
   dirty_.clear();
   uncommitted_records_ = 0;
+  uncommitted_timers_ = 0;
   if (cache_bytes_ > cache_bytes_peak_.load(std::memory_order_relaxed)) {
     cache_bytes_peak_.store(cache_bytes_, std::memory_order_relaxed);
   }
@@ -787,7 +803,7 @@ absl::Status Engine::Impl::Loop(RecordSource* source, const std::atomic<bool>& s
       if (consume(uncommitted_records_ > 0 ? absl::Milliseconds(5) : absl::Milliseconds(100)) < 0) {
         break;
       }
-    } else if (uncommitted_records_ >= options_.commit_max_records ||
+    } else if (uncommitted_records_ + uncommitted_timers_ >= options_.commit_max_records ||
                since_commit >= options_.commit_interval ||
                // Patients with changes not yet written cannot leave the cache: past its bound,
                // a commit lets the written ones go (else a fast fold of many patients holds
@@ -825,6 +841,7 @@ EngineStats Engine::Impl::Stats() const {
   s.partitions_assigned = assigned_.load();
   s.cache_misses = cache_misses_.load();
   s.timer_loads = timer_loads_.load();
+  s.commits_within_record = commits_within_record_.load();
   s.cache_evictions = cache_evictions_.load();
   s.cache_bytes = cache_bytes_now_.load();
   s.cache_bytes_peak = cache_bytes_peak_.load();

@@ -107,6 +107,8 @@ struct EngineStats {
   int64_t cache_bytes_peak = 0;  // the largest estimated size it reached
   int64_t cache_patients = 0;   // patients in the cache now
   int64_t timer_loads = 0;      // timer windows read from storage (one per assignment at least)
+  // Commits made while a record's due timers fired (a morning burst), counted in `commits` too.
+  int64_t commits_within_record = 0;
   absl::Time first_record_at = absl::InfinitePast();  // when the first record was consumed
   // When consumed records were last folded (before their commit).
   absl::Time last_fold_at = absl::InfinitePast();
