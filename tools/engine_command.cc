@@ -32,7 +32,7 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 60000));
   cmd->add_option("--commit-max-records", e.engine.commit_max_records,
-                  "commit once this many records are folded (checked between the batches read from Kafka, of up to 4,096 records)")
+                  "commit once this many records are folded and timers fired (checked between the batches read from Kafka, of up to 4,096 records, and between timers)")
       ->capture_default_str()
       ->check(CLI::Range(1, 10'000'000));
   cmd->add_flag("--sync", f->sync, "fsync the WAL on every commit (machine-crash safety)");
