@@ -282,8 +282,14 @@ absl::StatusOr<Engine::Impl::Partition> Engine::Impl::LoadPartition(int32_t part
 }
 
 void Engine::Impl::OnRevoked(absl::Span<const int32_t> partitions) {
-  // Everything folded so far is committed before the partitions may move to another instance.
-  if (absl::Status s = CommitAndWait(); !s.ok()) Fail(s);
+  // Everything folded so far is committed before the partitions may move to another instance;
+  // after a failure nothing is: the record it stopped in may be folded in part (a commit within
+  // it, then a failed read), and is read again from the last commit.
+  if (fatal_.ok()) {
+    if (absl::Status s = CommitAndWait(); !s.ok()) Fail(s);
+  } else {
+    (void)committer_->Wait();  // the batch in flight, if any, is consistent on its own
+  }
   for (int32_t partition : partitions) partitions_.erase(partition);
   // All clean after the commit; the partitions may come back elsewhere. Leaving for good, the
   // memory goes with the engine.
@@ -471,16 +477,17 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     decided_->timers.push_back({partition, t.due_s, t.patient_id, &rule_id, false});
     TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, t.patient_id));
     v1::PatientState* state = &entry->state;
-    if (state->unique_events() == 0) continue;  // no such patient (a stale key)
-    std::optional<LazyView> view;
-    const DecideInput in = DecisionInput(entry, now, &view);
-    DecideOutput out(&decided_->arena);
-    DecideOnTimer(*options_.rules, options_.policy, in, rule_id, t.due_s, state->mutable_rules(),
-                  &out);
-    Record(partition, p, t.patient_id, &out);
-    if (!entry->dirty) {
-      entry->dirty = true;
-      dirty_.push_back(entry);
+    if (state->unique_events() > 0) {  // else no such patient (a stale key)
+      std::optional<LazyView> view;
+      const DecideInput in = DecisionInput(entry, now, &view);
+      DecideOutput out(&decided_->arena);
+      DecideOnTimer(*options_.rules, options_.policy, in, rule_id, t.due_s,
+                    state->mutable_rules(), &out);
+      Record(partition, p, t.patient_id, &out);
+      if (!entry->dirty) {
+        entry->dirty = true;
+        dirty_.push_back(entry);
+      }
     }
     // A clock tick can make a whole partition's daily timers due at once (the morning burst):
     // they count toward the commit's size, and the cache's bound holds, by commits within the
@@ -532,6 +539,7 @@ void Engine::Impl::Process(const LogRecord& record) {
     // Before --from: passed over, not folded; the offset moves on so a restart does not re-read
     // it. (The mock broker cannot look offsets up by time, so the log is read from its start.)
     p.checkpoint.set_next_offset(record.offset + 1);
+    p.checkpoint.clear_decisions_in_record();
     p.dirty = true;
     ++uncommitted_records_;
     return;
@@ -619,7 +627,7 @@ void Engine::Impl::DeadLetter(const LogRecord& record, Partition* p,
 
 absl::Status Engine::Impl::Commit() {
   last_commit_ = absl::Now();
-  if (uncommitted_records_ == 0 && dirty_.empty()) return absl::OkStatus();
+  if (uncommitted_records_ == 0 && dirty_.empty() && decided_->empty()) return absl::OkStatus();
   // The DLQ copy must be durable before the offset moves past the bad record. A crash between the
   // two re-sends it on restart: the DLQ is at-least-once (dedupe on dlq.source.* headers).
   if (dlq_unflushed_ > 0) {
