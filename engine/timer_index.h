@@ -40,7 +40,7 @@ class TimerIndex {
 
   // A window of about `window` timers (at least 1): a window ends between two due seconds, so
   // it holds every timer of its last second, however many.
-  explicit TimerIndex(size_t window = 65536) : window_(window < 1 ? 1 : window) {}
+  explicit TimerIndex(size_t window = 16384) : window_(window < 1 ? 1 : window) {}
 
   // Reads the next window of `partition`'s timers from `storage`: those due at or after the
   // horizon, in due order, about `window` of them, into memory (interning their rule ids in
