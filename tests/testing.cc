@@ -36,6 +36,20 @@ std::map<std::string, Expected> GroundTruth(const std::vector<v1::Event>& events
   return out;
 }
 
+std::vector<v1::Event> RecentScans(int patients) {
+  std::vector<v1::Event> scans;
+  const int64_t minute_ago = absl::ToUnixSeconds(absl::Now()) - 60;
+  for (int i = 0; i < patients; ++i) {
+    v1::Event& e = scans.emplace_back();
+    e.set_patient_id(absl::StrCat("p", i));
+    e.set_event_id(absl::StrCat("scan-", i));
+    e.mutable_occurred_at()->set_seconds(minute_ago);
+    e.mutable_recorded_at()->set_seconds(minute_ago);
+    e.mutable_scan()->set_channel_id("pharmacy");
+  }
+  return scans;
+}
+
 void ProduceAll(Producer* producer, const std::string& topic,
                 const std::vector<v1::Event>& events) {
   for (const auto& e : events) REQUIRE(ProduceEvent(producer, topic, e).ok());

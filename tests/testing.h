@@ -33,6 +33,9 @@ struct Expected {
 // What the activity projection must hold per patient after folding `events` exactly once each
 // (by event_id per patient), computed directly from the events.
 std::map<std::string, Expected> GroundTruth(const std::vector<v1::Event>& events);
+// A first scan (channel "pharmacy") for each of `patients` patients p0, p1, ... (event ids
+// scan-0, scan-1, ...), occurred and recorded a minute ago: a new cohort a welcome rule answers.
+std::vector<v1::Event> RecentScans(int patients);
 // Produces every event (key, value, headers as the Ingest service does) and waits for acks.
 void ProduceAll(Producer* producer, const std::string& topic, const std::vector<v1::Event>& events);
 

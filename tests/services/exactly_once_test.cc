@@ -104,18 +104,7 @@ TEST_CASE("SIGKILL between outbox write and delivery, and during delivery: each 
   auto producer = Producer::Create({{"bootstrap.servers", brokers}});
   REQUIRE(producer.ok());
   constexpr int kPatients = 300;
-  std::vector<v1::Event> events;
-  const int64_t now = absl::ToUnixSeconds(absl::Now());
-  for (int p = 0; p < kPatients; ++p) {
-    v1::Event e;
-    e.set_patient_id(absl::StrCat("p", p));
-    e.set_event_id(absl::StrCat("scan-", p));
-    e.mutable_occurred_at()->set_seconds(now - 60);
-    e.mutable_recorded_at()->set_seconds(now - 60);
-    e.mutable_scan()->set_channel_id("pharmacy");
-    events.push_back(e);
-  }
-  testing::ProduceAll(producer->get(), "tend.events", events);
+  testing::ProduceAll(producer->get(), "tend.events", testing::RecentScans(kPatients));
 
   TempDir dir;
   const std::string db = dir.Sub("state");

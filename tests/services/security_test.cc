@@ -256,18 +256,7 @@ rules:
   auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
   REQUIRE(producer.ok());
   constexpr int kPatients = 20;
-  std::vector<v1::Event> scans;
-  const int64_t now = absl::ToUnixSeconds(absl::Now());
-  for (int i = 0; i < kPatients; ++i) {
-    v1::Event e;
-    e.set_patient_id(absl::StrCat("p", i));
-    e.set_event_id(absl::StrCat("scan-", i));
-    e.mutable_occurred_at()->set_seconds(now - 60);
-    e.mutable_recorded_at()->set_seconds(now - 60);
-    e.mutable_scan()->set_channel_id("pharmacy");
-    scans.push_back(e);
-  }
-  testing::ProduceAll(producer->get(), "tend.events", scans);
+  testing::ProduceAll(producer->get(), "tend.events", testing::RecentScans(kPatients));
 
   // The sink: TLS, client certificates required, tokens.
   const std::string sink_log = dir.Sub("sink.log");
