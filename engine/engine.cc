@@ -130,6 +130,13 @@ class Engine::Impl : public PartitionListener {
   // "Write-back cache"). Call right after a Submit: every batch but the one in flight is written.
   void Evict();
   void ClearCache();
+  // Records cache_bytes_ in cache_bytes_peak_ when it is the largest yet (after a miss grew the
+  // cache, and at a commit, where the dirty patients' sizes are estimated again).
+  void NotePeak() {
+    if (cache_bytes_ > cache_bytes_peak_.load(std::memory_order_relaxed)) {
+      cache_bytes_peak_.store(cache_bytes_, std::memory_order_relaxed);
+    }
+  }
   // The estimated memory of a cache entry whose state's serialized size is `state_bytes`.
   static int64_t EntryBytes(const CacheEntry& e, size_t state_bytes);
   // The patient's calendar, from the entry's cache.
@@ -372,9 +379,7 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
   Touch(&entry);
   entry.bytes = entry.counted = EntryBytes(entry, state_bytes);
   cache_bytes_ += entry.counted;
-  if (cache_bytes_ > cache_bytes_peak_.load(std::memory_order_relaxed)) {
-    cache_bytes_peak_.store(cache_bytes_, std::memory_order_relaxed);
-  }
+  NotePeak();
   if (*found) {
     const auto& config = options_.projections;
     entry.days = projections::SummariseActiveDays(entry.state.engagement().activity_slots(),
@@ -706,9 +711,7 @@ absl::Status Engine::Impl::Commit() {
   dirty_.clear();
   uncommitted_records_ = 0;
   uncommitted_timers_ = 0;
-  if (cache_bytes_ > cache_bytes_peak_.load(std::memory_order_relaxed)) {
-    cache_bytes_peak_.store(cache_bytes_, std::memory_order_relaxed);
-  }
+  NotePeak();
   if (cache_bytes_ > options_.cache_max_bytes) Evict();
   cache_bytes_now_.store(cache_bytes_, std::memory_order_relaxed);
   cache_patients_.store(static_cast<int64_t>(cache_.size()), std::memory_order_relaxed);

@@ -60,8 +60,9 @@ struct EngineOptions {
   int64_t cache_max_bytes = int64_t{512} << 20;
   // Timers held in memory per partition: a window of about this many of the earliest, the rest
   // read from storage as the partition clock reaches them (docs/design.md, "Memory").
-  // 16,384: at a million patients on 32 partitions, 65,536 held ~4M timers (2.1 GiB peak RSS of
-  // the 1M replay against 1.97 GiB at 16,384, the same CPU: docs/benchmarks.md).
+  // 16,384: at a million patients on 32 partitions, 65,536 let up to 4M timers into memory (the
+  // 1M replay peaked at 2.10 GiB with it, 1.97 GiB with 16,384, at the same CPU:
+  // docs/benchmarks.md).
   size_t timer_window = 16384;
   // Return from Run() once every assigned partition is at its end and all is committed.
   bool exit_when_idle = false;
