@@ -150,6 +150,12 @@ DispatcherStats Dispatcher::stats() const {
   s.retrying = retrying_.load();
   s.passes = passes_.load();
   s.read_errors = read_errors_.load();
+  s.failed_attempts = failed_attempts_.load();
+  s.attempt_seconds = attempt_seconds_.Read();
+  if (const int64_t due_s = oldest_due_s_.load();
+      due_s != std::numeric_limits<int64_t>::max()) {
+    s.oldest_due = absl::FromUnixSeconds(due_s);
+  }
   absl::MutexLock lock(&read_error_mu_);
   s.unreadable_partitions = unreadable_;
   s.read_error = read_error_;
@@ -290,6 +296,18 @@ void Dispatcher::GatherRound(absl::Time now, OutboxArrivals* cursors, std::vecto
                            absl::string_view(b.command.command_id()));
   });
   retrying_ = static_cast<int64_t>(retries_.size());
+  // The oldest command due and not delivered yet: this round's, a retry's, or (not read yet,
+  // at the round's limit or an unreadable partition) at least as old as its cursor.
+  const int64_t now_s = absl::ToUnixSeconds(now);
+  int64_t oldest_s = std::numeric_limits<int64_t>::max();
+  for (const Due& d : *due) oldest_s = std::min(oldest_s, d.command.not_before().seconds());
+  for (const auto& [id, r] : retries_) {
+    oldest_s = std::min(oldest_s, r.command.not_before().seconds());
+  }
+  for (const auto& [partition, from_s] : *cursors) {
+    if (from_s <= now_s) oldest_s = std::min(oldest_s, from_s);
+  }
+  oldest_due_s_.store(oldest_s, std::memory_order_relaxed);
 }
 
 bool Dispatcher::DeliverRound(std::vector<Due>* due) {
@@ -309,8 +327,13 @@ bool Dispatcher::DeliverRound(std::vector<Due>* due) {
         d->result.outcome = DeliveryOutcome::kFailed;
         continue;
       }
+      const absl::Time start = absl::Now();
       d->result = client_->Attempt(d->command);
-      if (d->result.outcome == DeliveryOutcome::kFailed) failed.insert(d->command.patient_id());
+      attempt_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+      if (d->result.outcome == DeliveryOutcome::kFailed) {
+        failed.insert(d->command.patient_id());
+        failed_attempts_.fetch_add(1, std::memory_order_relaxed);
+      }
     }
   });
 

@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -29,6 +30,7 @@
 #include "absl/random/random.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/histogram.h"
 #include "storage/storage.h"
 #include "dispatch/sink_client.h"
 
@@ -66,6 +68,13 @@ struct DispatcherStats {
   int64_t read_errors = 0;
   int64_t unreadable_partitions = 0;
   std::string read_error;
+  // Attempts the sink did not acknowledge (each is retried, or dropped when it expires).
+  int64_t failed_attempts = 0;
+  // Each delivery attempt's call to the sink, in seconds, whatever its result.
+  Histogram::Snapshot attempt_seconds;
+  // The not_before of the oldest command due and still undelivered as the dispatcher last
+  // looked (in a round, waiting for a retry, or not read yet); InfiniteFuture when none.
+  absl::Time oldest_due = absl::InfiniteFuture();
 };
 
 class Dispatcher {
@@ -112,7 +121,9 @@ class Dispatcher {
   std::unique_ptr<SinkClient> client_;
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> delivered_{0}, duplicates_{0}, expired_{0}, rejected_{0}, read_{0};
-  std::atomic<int64_t> retrying_{0}, passes_{0}, read_errors_{0};
+  std::atomic<int64_t> retrying_{0}, passes_{0}, read_errors_{0}, failed_attempts_{0};
+  std::atomic<int64_t> oldest_due_s_{std::numeric_limits<int64_t>::max()};
+  Histogram attempt_seconds_{Histogram::SecondsBounds()};
   mutable absl::Mutex read_error_mu_;
   int64_t unreadable_ = 0;  // guarded by read_error_mu_, with:
   std::string read_error_;  // one of the unreadable partitions' errors

@@ -79,6 +79,7 @@ void Committer::Loop() {
     StateBatch* batch = nullptr;
     std::unique_ptr<DecidedWrites> decided;
     KafkaPartitionList offsets;
+    int64_t records = 0;
     std::function<void()> job;
     {
       absl::MutexLock lock(&mu_);
@@ -94,6 +95,7 @@ void Committer::Loop() {
         batch = batch_;
         decided = std::move(decided_);
         offsets = std::move(offsets_);
+        records = records_;
       }
     }
     if (job) {
@@ -102,14 +104,20 @@ void Committer::Loop() {
       job_ = nullptr;
       continue;
     }
+    const absl::Time start = absl::Now();
     if (decided) decided->AppendTo(batch, /*outbox=*/!replay_);
     absl::Status s = storage_->Commit(batch, options_);
+    const absl::Time written = absl::Now();
     if (s.ok() && decided && replay_ && on_replay_command_) {
       for (const auto& [partition, command] : decided->commands) on_replay_command_(*command);
     }
     if (decided) decided->Clear();  // here too, not on the engine thread
     if (s.ok()) {
       commits_.fetch_add(1, std::memory_order_relaxed);
+      commit_seconds_.Observe(absl::ToDoubleSeconds(written - start));
+      commit_records_.Observe(static_cast<double>(records));
+      commit_bytes_.Observe(static_cast<double>(batch->DataSize()));
+      last_commit_ns_.store(absl::ToUnixNanos(written), std::memory_order_relaxed);
       // For lag monitoring only: the engine never reads group offsets back.
       if (consumer_ != nullptr && offsets && offsets->cnt > 0) {
         rd_kafka_commit(consumer_, offsets.get(), /*async=*/1);

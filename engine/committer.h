@@ -21,6 +21,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "base/histogram.h"
 #include "kafka/kafka.h"
 #include "storage/storage.h"
 #include "tend/v1/commands.pb.h"
@@ -149,17 +151,28 @@ class Committer {
   }
 
   // Hands `batch` (borrowed until the next Wait() returns), the decided writes to add to it and
-  // the group offsets it reflects to the writer thread. Precondition: Wait() returned OK since
-  // the last Submit.
+  // the group offsets it reflects to the writer thread. `records`: the records folded and
+  // timers fired it holds (for the size histogram). Precondition: Wait() returned OK since the
+  // last Submit.
   void Submit(StateBatch* batch, std::unique_ptr<DecidedWrites> decided,
-              KafkaPartitionList offsets) {
+              KafkaPartitionList offsets, int64_t records) {
     absl::MutexLock lock(&mu_);
     batch_ = batch;
     decided_ = std::move(decided);
     offsets_ = std::move(offsets);
+    records_ = records;
   }
 
   int64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+  // Of the written commits: the writer's time for each (decided writes added, the RocksDB
+  // write), its records, its WriteBatch bytes; when the last was written (InfinitePast: none).
+  const Histogram& commit_seconds() const { return commit_seconds_; }
+  const Histogram& commit_records() const { return commit_records_; }
+  const Histogram& commit_bytes() const { return commit_bytes_; }
+  absl::Time last_commit_at() const {
+    const int64_t ns = last_commit_ns_.load(std::memory_order_relaxed);
+    return ns == 0 ? absl::InfinitePast() : absl::FromUnixNanos(ns);
+  }
 
   // Runs `job` on the writer thread, which is idle between a Wait() and the next Submit: the
   // engine hands it part of building the next batch. Precondition: Wait() returned since the
@@ -195,10 +208,15 @@ class Committer {
   std::unique_ptr<DecidedWrites> decided_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<DecidedWrites> spare_ ABSL_GUARDED_BY(mu_);  // written, cleared
   KafkaPartitionList offsets_ ABSL_GUARDED_BY(mu_);
+  int64_t records_ ABSL_GUARDED_BY(mu_) = 0;
   std::function<void()> job_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> commits_{0};
+  std::atomic<int64_t> last_commit_ns_{0};
+  Histogram commit_seconds_{Histogram::SecondsBounds()};
+  Histogram commit_records_{Histogram::SizeBounds()};
+  Histogram commit_bytes_{Histogram::SizeBounds()};
   std::thread thread_;  // last: starts after the members it uses
 };
 

@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <array>
 #include <deque>
 #include <iterator>
 #include <map>
@@ -56,6 +57,7 @@ class Engine::Impl : public PartitionListener {
     v1::PartitionCheckpoint checkpoint;
     bool dirty = false;  // checkpoint changed since the last commit
     bool eof = false;    // consumed up to the high watermark
+    bool caught_up = false;  // eof at least once since assigned
     bool gap_reported = false;
     // Every armed timer of the partition. Loaded on assignment when the rules have timers.
     TimerIndex timers;
@@ -120,7 +122,8 @@ class Engine::Impl : public PartitionListener {
   absl::Time Clock(const Partition& p) const {
     return FromProtoTime(p.checkpoint.clock());
   }
-  void DeadLetter(const LogRecord& record, Partition* p, const absl::Status& reason);
+  void DeadLetter(const LogRecord& record, Partition* p, const absl::Status& reason,
+                  DeadLetterReason why);
   absl::StatusOr<CacheEntry*> Lookup(int32_t partition, const std::string& patient_id);
   // The recency list of the cache: Touch makes `e` the most recent; Unlink takes it out.
   void Touch(CacheEntry* e);
@@ -206,8 +209,44 @@ class Engine::Impl : public PartitionListener {
   std::atomic<int64_t> timers_fired_{0}, decisions_{0}, commands_{0}, assigned_{0};
   std::atomic<int64_t> timer_loads_{0}, commits_within_record_{0};
   std::atomic<int64_t> cache_misses_{0}, cache_evictions_{0}, cache_bytes_now_{0},
-      cache_bytes_peak_{0}, cache_patients_{0};
+      cache_bytes_peak_{0}, cache_patients_{0}, cache_lookups_{0};
+  std::array<std::atomic<int64_t>, static_cast<size_t>(DeadLetterReason::kCount)>
+      dead_lettered_by_{};
+  std::array<std::atomic<int64_t>, std::tuple_size_v<decltype(EngineStats::decisions_by)>>
+      decisions_by_{};
+  // The assigned partitions as of the last commit or assignment, for stats() on other threads.
+  void PublishPartitions();
+  mutable absl::Mutex published_mu_;
+  std::vector<PartitionStats> published_ ABSL_GUARDED_BY(published_mu_);
 };
+
+namespace {
+
+// Counters with one writer (the engine thread): a relaxed load and store, no locked
+// read-modify-write on the hot path; readers on other threads see each value whole.
+void Bump(std::atomic<int64_t>& counter, int64_t n = 1) {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+const char* DeadLetterReasonName(DeadLetterReason reason) {
+  switch (reason) {
+    case DeadLetterReason::kUndecodable:
+      return "undecodable";
+    case DeadLetterReason::kInvalid:
+      return "invalid";
+    case DeadLetterReason::kRecordedAt:
+      return "recorded_at";
+    case DeadLetterReason::kTimestamp:
+      return "timestamp";
+    case DeadLetterReason::kKeyMismatch:
+      return "key_mismatch";
+    case DeadLetterReason::kCount:
+      break;
+  }
+  return "unknown";
+}
 
 absl::Status Engine::Impl::Init() {
   const bool kafka = !options_.brokers.empty();
@@ -263,12 +302,18 @@ absl::StatusOr<int64_t> Engine::Impl::OnAssigned(int32_t partition) {
   const int64_t from = p->checkpoint.next_offset();
   partitions_[partition] = *std::move(p);
   assigned_.fetch_add(1, std::memory_order_relaxed);
+  PublishPartitions();
   return from;
 }
 
 void Engine::Impl::OnCaughtUp(int32_t partition) {
   auto it = partitions_.find(partition);
-  if (it != partitions_.end()) it->second.eof = true;
+  if (it == partitions_.end()) return;
+  it->second.eof = true;
+  if (!it->second.caught_up) {
+    it->second.caught_up = true;
+    PublishPartitions();
+  }
 }
 
 absl::StatusOr<Engine::Impl::Partition> Engine::Impl::LoadPartition(int32_t partition) {
@@ -298,6 +343,7 @@ void Engine::Impl::OnRevoked(absl::Span<const int32_t> partitions) {
     (void)committer_->Wait();  // the batch in flight, if any, is consistent on its own
   }
   for (int32_t partition : partitions) partitions_.erase(partition);
+  PublishPartitions();
   // All clean after the commit; the partitions may come back elsewhere. Leaving for good, the
   // memory goes with the engine.
   if (!closing_) ClearCache();
@@ -358,6 +404,7 @@ void Engine::Impl::Evict() {
 absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition,
                                                                const std::string& patient_id) {
   storage_format::SetStateKey(partition, patient_id, &key_);
+  Bump(cache_lookups_);
   auto it = cache_.find(key_);
   if (it != cache_.end()) {
     Touch(it->second.get());
@@ -411,7 +458,9 @@ void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& pa
   }
   // The record's offset orders its decisions after every earlier one of the patient.
   for (int i = 0; i < out->decisions.size(); ++i) {
-    decided_->decisions.push_back({current_offset_, decision_index_++, out->decisions.Mutable(i)});
+    v1::Decision* d = out->decisions.Mutable(i);
+    Bump(decisions_by_[d->outcome() * EngineStats::kDecisionReasons + d->reason()]);
+    decided_->decisions.push_back({current_offset_, decision_index_++, d});
   }
   for (const TimerChange& t : out->timer_changes) {
     const uint32_t rule = rule_ids_.Intern(t.rule_id);
@@ -560,19 +609,28 @@ void Engine::Impl::Process(const LogRecord& record) {
   }
 
   event_ = google::protobuf::Arena::CreateMessage<v1::Event>(&arena_);
+  DeadLetterReason why = DeadLetterReason::kUndecodable;  // the check that failed, if one did
   absl::Status s = DecodeEvent(record.value, event_);
   const bool tick = s.ok() && event_->has_clock_tick();
   if (s.ok()) {
+    why = DeadLetterReason::kInvalid;
     s = tick ? ValidateClockTick(*event_, options_.validation)
              : ValidateEvent(*event_, options_.validation);
   }
   // The clock moves only as far as the log's own time allows (docs/design.md, "Time you can
   // trust"): a record from 2099 is dead-lettered instead of making every patient LOST.
-  if (s.ok()) s = CheckRecordedAt(*event_, record.timestamp_ms, options_.validation);
-  if (s.ok()) s = CheckRecordTimestamp(record.timestamp_ms, batch_wall_time_, options_.validation);
+  if (s.ok()) {
+    why = DeadLetterReason::kRecordedAt;
+    s = CheckRecordedAt(*event_, record.timestamp_ms, options_.validation);
+  }
+  if (s.ok()) {
+    why = DeadLetterReason::kTimestamp;
+    s = CheckRecordTimestamp(record.timestamp_ms, batch_wall_time_, options_.validation);
+  }
   if (s.ok()) {
     const absl::string_view key = record.key;
     if (key != event_->patient_id()) {
+      why = DeadLetterReason::kKeyMismatch;
       s = absl::InvalidArgumentError(absl::StrCat(
           "record key \"", absl::CHexEscape(key), "\" differs from patient_id \"",
           event_->patient_id(), "\"; producers must key records by patient_id"));
@@ -601,7 +659,7 @@ void Engine::Impl::Process(const LogRecord& record) {
       return;
     }
   } else {
-    DeadLetter(record, &p, s);
+    DeadLetter(record, &p, s, why);
   }
   p.checkpoint.set_next_offset(record.offset + 1);
   p.checkpoint.clear_decisions_in_record();
@@ -609,8 +667,8 @@ void Engine::Impl::Process(const LogRecord& record) {
   ++uncommitted_records_;
 }
 
-void Engine::Impl::DeadLetter(const LogRecord& record, Partition* p,
-                              const absl::Status& reason) {
+void Engine::Impl::DeadLetter(const LogRecord& record, Partition* p, const absl::Status& reason,
+                              DeadLetterReason why) {
   std::string reason_text(reason.message());
   // A replay only counts the record: the live engine dead-lettered it already.
   if (options_.mode == EngineOptions::Mode::kLive) {
@@ -624,6 +682,7 @@ void Engine::Impl::DeadLetter(const LogRecord& record, Partition* p,
   }
   p->checkpoint.set_dead_lettered(p->checkpoint.dead_lettered() + 1);
   dead_lettered_.fetch_add(1, std::memory_order_relaxed);
+  Bump(dead_lettered_by_[static_cast<size_t>(why)]);
   TEND_LOG_WARN("%s %s[%d]@%d: %s",
                 options_.mode == EngineOptions::Mode::kLive ? "dead-lettered"
                                                             : "replay: skipped bad record",
@@ -700,7 +759,8 @@ absl::Status Engine::Impl::Commit() {
         p.checkpoint.next_offset();
     p.dirty = false;
   }
-  committer_->Submit(&batch, std::move(decided), std::move(offsets));
+  committer_->Submit(&batch, std::move(decided), std::move(offsets),
+                     uncommitted_records_ + uncommitted_timers_);
   ++commit_seq_;
   for (CacheEntry* e : dirty_) {
     e->dirty = false;
@@ -715,7 +775,24 @@ absl::Status Engine::Impl::Commit() {
   if (cache_bytes_ > options_.cache_max_bytes) Evict();
   cache_bytes_now_.store(cache_bytes_, std::memory_order_relaxed);
   cache_patients_.store(static_cast<int64_t>(cache_.size()), std::memory_order_relaxed);
+  PublishPartitions();
   return absl::OkStatus();
+}
+
+void Engine::Impl::PublishPartitions() {
+  std::vector<PartitionStats> now;
+  now.reserve(partitions_.size());
+  for (const auto& [partition, p] : partitions_) {
+    PartitionStats ps;
+    ps.partition = partition;
+    ps.next_offset = p.checkpoint.next_offset();
+    ps.clock = Clock(p);
+    ps.timers_in_window = static_cast<int64_t>(p.timers.size());
+    ps.caught_up = p.caught_up;
+    now.push_back(ps);
+  }
+  absl::MutexLock lock(&published_mu_);
+  published_ = std::move(now);
 }
 
 void Engine::Impl::BuildPart(size_t begin, size_t end, StateBatch* batch,
@@ -857,6 +934,33 @@ EngineStats Engine::Impl::Stats() const {
   s.cache_bytes = cache_bytes_now_.load();
   s.cache_bytes_peak = cache_bytes_peak_.load();
   s.cache_patients = cache_patients_.load();
+  s.cache_lookups = cache_lookups_.load();
+  for (size_t i = 0; i < s.dead_lettered_by_reason.size(); ++i) {
+    s.dead_lettered_by_reason[i] = dead_lettered_by_[i].load();
+  }
+  for (size_t i = 0; i < s.decisions_by.size(); ++i) s.decisions_by[i] = decisions_by_[i].load();
+  if (committer_) {
+    s.commit_seconds = committer_->commit_seconds().Read();
+    s.commit_records = committer_->commit_records().Read();
+    s.commit_bytes = committer_->commit_bytes().Read();
+    s.last_commit_at = committer_->last_commit_at();
+  }
+  {
+    absl::MutexLock lock(&published_mu_);
+    s.partitions = published_;
+  }
+  // The log's end as librdkafka last heard it (its handle may be used from any thread; it lives
+  // as long as the engine).
+  if (consumer_ != nullptr) {
+    for (PartitionStats& ps : s.partitions) {
+      int64_t low = 0, high = 0;
+      if (rd_kafka_get_watermark_offsets(consumer_->consumer(), options_.topic.c_str(),
+                                         ps.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+          high >= 0) {
+        ps.high_watermark = high;
+      }
+    }
+  }
   if (s.records > 0) s.first_record_at = absl::FromUnixNanos(first_record_ns_.load());
   if (const int64_t ns = last_fold_ns_.load(); ns > 0) s.last_fold_at = absl::FromUnixNanos(ns);
   return s;

@@ -15,17 +15,21 @@
 #ifndef TEND_ENGINE_ENGINE_H_
 #define TEND_ENGINE_ENGINE_H_
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "base/histogram.h"
 #include "events/codec.h"
 #include "kafka/props.h"
 #include "kafka/record_source.h"
@@ -33,6 +37,7 @@
 #include "rules/rules.h"
 #include "storage/options.h"
 #include "projections/config.h"
+#include "tend/v1/commands.pb.h"
 
 namespace tend {
 
@@ -91,6 +96,34 @@ struct EngineOptions {
   std::function<void(const v1::ReminderCommand&)> on_replay_command;
 };
 
+// Why a record was dead-lettered, by the check it failed (a metric label: a fixed, small set).
+enum class DeadLetterReason {
+  kUndecodable,      // not a tend.v1.Event
+  kInvalid,          // an event or clock tick that fails validation (events/codec.h)
+  kRecordedAt,       // recorded_at too far ahead of the record's Kafka timestamp
+  kTimestamp,        // the Kafka timestamp too far ahead of the engine's clock
+  kKeyMismatch,      // the record key is not the patient_id
+  kCount,
+};
+// The label value: "undecodable", "invalid", "recorded_at", "timestamp", "key_mismatch".
+const char* DeadLetterReasonName(DeadLetterReason reason);
+
+// One assigned partition as of the engine's last commit (or its assignment).
+struct PartitionStats {
+  int32_t partition = 0;
+  int64_t next_offset = 0;  // the next offset to fold, as committed (or being written)
+  // The log's end as this consumer last heard it from the broker (librdkafka's high watermark,
+  // updated with every fetch); -1 when not known yet (nothing fetched since the assignment).
+  int64_t high_watermark = -1;
+  absl::Time clock = absl::UnixEpoch();  // the partition clock
+  int64_t timers_in_window = 0;  // armed timers held in memory (TimerIndex window)
+  bool caught_up = false;  // consumed up to the end of the log at least once since assigned
+  // high_watermark - next_offset, at least 0; -1 when the high watermark is not known.
+  int64_t lag() const {
+    return high_watermark < 0 ? -1 : std::max<int64_t>(0, high_watermark - next_offset);
+  }
+};
+
 // Counters since Create().
 struct EngineStats {
   int64_t records = 0;         // records consumed
@@ -112,6 +145,19 @@ struct EngineStats {
   int64_t timer_loads = 0;      // timer windows read from storage (one per assignment at least)
   // Commits made while a record's due timers fired (a morning burst), counted in `commits` too.
   int64_t commits_within_record = 0;
+  // Patients looked up in the cache (events and timers); hits = lookups - misses.
+  int64_t cache_lookups = 0;
+  // By DeadLetterReason; in REPLAY mode the bad records passed over.
+  std::array<int64_t, static_cast<size_t>(DeadLetterReason::kCount)> dead_lettered_by_reason{};
+  // Decisions by outcome and reason, indexed [outcome * kDecisionReasons + reason].
+  static constexpr int kDecisionReasons = v1::Decision::Reason_ARRAYSIZE;
+  std::array<int64_t, v1::Decision::Outcome_ARRAYSIZE * kDecisionReasons> decisions_by{};
+  // Each commit's write on the committer thread (its decided writes added, the RocksDB write),
+  // in seconds; its size in records folded and timers fired, and in WriteBatch bytes.
+  Histogram::Snapshot commit_seconds, commit_records, commit_bytes;
+  absl::Time last_commit_at = absl::InfinitePast();  // when the last commit was written
+  // The partitions assigned now, by partition.
+  std::vector<PartitionStats> partitions;
   absl::Time first_record_at = absl::InfinitePast();  // when the first record was consumed
   // When consumed records were last folded (before their commit).
   absl::Time last_fold_at = absl::InfinitePast();

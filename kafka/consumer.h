@@ -59,7 +59,8 @@ class ConsumerSource : public RecordSource {
   // Frees every message, then leaves the group: the listener's OnRevoked commits first.
   void Close() override;
 
-  // For commits of the group's offsets (lag monitoring only); valid until Close().
+  // For commits of the group's offsets (lag monitoring only) and the high watermarks
+  // (rd_kafka_get_watermark_offsets, from any thread); lives as long as the source.
   rd_kafka_t* consumer() const { return consumer_.get(); }
 
   static constexpr int kMaxBatch = 4096;

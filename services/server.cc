@@ -1,6 +1,7 @@
 #include "services/server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/impl/server_builder_option.h>
 
 #include <algorithm>
@@ -41,6 +42,15 @@ absl::StatusOr<RunningServer> StartGrpcServer(const std::string& listen_address,
                                                : grpc::InsecureServerCredentials(),
                            &running.port);
   for (grpc::Service* s : services) builder.RegisterService(s);
+  if (options.metrics != nullptr) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(options.metrics->InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
+  // gRPC's own grpc.health.v1.Health (a process-wide switch, read when a server is built). It
+  // starts with "" SERVING; set below before anyone can have asked, the port being new.
+  grpc::EnableDefaultHealthCheckService(true);
+  running.health_services = options.health_services;
   running.server = builder.BuildAndStart();
   if (running.server == nullptr || running.port == 0) {
     return absl::UnavailableError(absl::StrCat(
@@ -48,7 +58,16 @@ absl::StatusOr<RunningServer> StartGrpcServer(const std::string& listen_address,
         options.credentials ? " (address in use, or the TLS certificate and key do not load?)"
                             : " (address in use?)"));
   }
+  running.SetServing(options.serving_at_start);
   return running;
+}
+
+void RunningServer::SetServing(bool serving) const {
+  grpc::HealthCheckServiceInterface* health =
+      server ? server->GetHealthCheckService() : nullptr;
+  if (health == nullptr) return;
+  health->SetServingStatus("", serving);
+  for (const std::string& s : health_services) health->SetServingStatus(s, serving);
 }
 
 }  // namespace tend

@@ -72,6 +72,7 @@ void StateBatch::PutCommand(int32_t partition, const v1::ReminderCommand& comman
              value_);
   auto [it, added] = outbox_arrivals_.try_emplace(partition, not_before_s);
   if (!added) it->second = std::min(it->second, not_before_s);
+  ++outbox_puts_;
 }
 
 void StateBatch::PutDecision(const v1::Decision& decision, int64_t offset, uint32_t index) {
@@ -187,6 +188,45 @@ class TendRocksLogger final : public rocksdb::Logger {
 // Keeps the MANIFEST seal (storage/manifest_seal.h) up to date while the engine runs: RocksDB
 // calls these after it has synced the flush's or compaction's MANIFEST record, and GetLiveFiles
 // reports the MANIFEST's size as of its last synced record.
+// Times RocksDB's write stalls: from the first column family whose writes are delayed (or
+// stopped) until none is. OnStallConditionsChanged runs on RocksDB's threads, holding its mutex:
+// a few arithmetic operations under our own lock.
+class Storage::StallClock final : public rocksdb::EventListener {
+ public:
+  void OnStallConditionsChanged(const rocksdb::WriteStallInfo& info) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const absl::Time now = absl::Now();
+    Move(info.condition.prev, -1, now);
+    Move(info.condition.cur, +1, now);
+  }
+  // The time spent delayed and stopped so far, the current stretch included.
+  std::pair<absl::Duration, absl::Duration> Read() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    const absl::Time now = absl::Now();
+    auto total = [&](const Condition& c) {
+      return c.spent + (c.column_families > 0 ? now - c.since : absl::ZeroDuration());
+    };
+    return {total(delayed_), total(stopped_)};
+  }
+
+ private:
+  struct Condition {
+    int column_families = 0;  // in this condition now
+    absl::Time since;         // when the first of them entered it
+    absl::Duration spent;     // over the stretches that ended
+  };
+  void Move(rocksdb::WriteStallCondition condition, int by, absl::Time now) {
+    Condition* c = condition == rocksdb::WriteStallCondition::kDelayed   ? &delayed_
+                   : condition == rocksdb::WriteStallCondition::kStopped ? &stopped_
+                                                                         : nullptr;
+    if (c == nullptr) return;
+    if (by > 0 && c->column_families++ == 0) c->since = now;
+    if (by < 0 && c->column_families > 0 && --c->column_families == 0) c->spent += now - c->since;
+  }
+  mutable std::mutex mu_;
+  Condition delayed_, stopped_;
+};
+
 class Storage::SealKeeper final : public rocksdb::EventListener {
  public:
   explicit SealKeeper(std::string dir) : dir_(std::move(dir)) {}
@@ -403,6 +443,8 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   if (scratch_dir == nullptr) {
     storage->seal_keeper_ = std::make_shared<SealKeeper>(dir);
     db_options.listeners.push_back(storage->seal_keeper_);
+    storage->stall_clock_ = std::make_shared<StallClock>();
+    db_options.listeners.push_back(storage->stall_clock_);
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   const bool engine = scratch_dir == nullptr;
@@ -475,7 +517,18 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
     TEND_RETURN_IF_ERROR(storage->seal_keeper_->Seal());
   }
   TEND_RETURN_IF_ERROR(storage->CheckFormatVersion(fresh));
-  if (storage->seal_keeper_) TEND_RETURN_IF_ERROR(storage->MarkSealed());
+  if (storage->seal_keeper_) {
+    TEND_RETURN_IF_ERROR(storage->MarkSealed());
+    // The outbox's size for metrics, kept from here by commits and removals: its keys once,
+    // values not read (an outbox is what the sink has not acknowledged yet: small, unless the
+    // sink was away for long).
+    int64_t commands = 0;
+    std::unique_ptr<rocksdb::Iterator> it(
+        storage->db_->NewIterator(rocksdb::ReadOptions(), storage->outbox_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++commands;
+    TEND_RETURN_IF_ERROR(FromRocks(it->status(), "counting the outbox"));
+    storage->outbox_commands_.store(commands);
+  }
   return storage;
 }
 
@@ -840,7 +893,35 @@ absl::Status Storage::RemoveCommands(const std::vector<OutboxRemoval>& removals)
     batch.batch_.Delete(outbox_,
                         sf::OutboxKey(r.partition, c.not_before().seconds(), c.command_id()));
   }
-  return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch.batch_), "removing from the outbox");
+  TEND_RETURN_IF_ERROR(
+      FromRocks(db_->Write(rocksdb::WriteOptions(), &batch.batch_), "removing from the outbox"));
+  outbox_commands_.fetch_sub(static_cast<int64_t>(removals.size()), std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+StorageStats Storage::stats() const {
+  StorageStats s;
+  auto property = [&](rocksdb::ColumnFamilyHandle* cf, const std::string& name) {
+    uint64_t v = 0;
+    return db_->GetIntProperty(cf, name, &v) ? v : 0;
+  };
+  for (rocksdb::ColumnFamilyHandle* cf : handles_) {
+    if (cf->GetName() == rocksdb::kDefaultColumnFamilyName) continue;  // unused
+    StorageStats::ColumnFamily c;
+    c.name = cf->GetName();
+    c.sst_bytes = property(cf, rocksdb::DB::Properties::kTotalSstFilesSize);
+    c.memtable_bytes = property(cf, rocksdb::DB::Properties::kCurSizeAllMemTables);
+    c.estimated_keys = property(cf, rocksdb::DB::Properties::kEstimateNumKeys);
+    c.pending_compaction_bytes =
+        property(cf, rocksdb::DB::Properties::kEstimatePendingCompactionBytes);
+    s.column_families.push_back(std::move(c));
+  }
+  if (!handles_.empty()) {
+    s.block_cache_bytes = property(handles_[0], rocksdb::DB::Properties::kBlockCacheUsage);
+  }
+  if (stall_clock_) std::tie(s.delayed, s.stopped) = stall_clock_->Read();
+  s.outbox_commands = outbox_commands_.load(std::memory_order_relaxed);
+  return s;
 }
 
 OutboxArrivals Storage::TakeOutboxArrivals() {
@@ -972,6 +1053,7 @@ absl::Status Storage::Commit(StateBatch* batch, const CommitOptions& options) {
   rocksdb::WriteOptions wo;
   wo.sync = options.sync;
   TEND_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch->batch_), "committing state batch"));
+  outbox_commands_.fetch_add(batch->outbox_puts_, std::memory_order_relaxed);
   if (!batch->outbox_arrivals_.empty()) {
     {
       std::lock_guard<std::mutex> lock(arrivals_mu_);

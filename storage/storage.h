@@ -43,6 +43,25 @@ struct OutboxRemoval {
   const v1::Decision* dropped = nullptr;
 };
 
+// What RocksDB reports of the directory, for metrics (observe/). Sizes in bytes.
+struct StorageStats {
+  struct ColumnFamily {
+    std::string name;
+    uint64_t sst_bytes = 0;       // rocksdb.total-sst-files-size
+    uint64_t memtable_bytes = 0;  // rocksdb.cur-size-all-mem-tables
+    uint64_t estimated_keys = 0;  // rocksdb.estimate-num-keys (deletions make it approximate)
+    uint64_t pending_compaction_bytes = 0;  // rocksdb.estimate-pending-compaction-bytes
+  };
+  std::vector<ColumnFamily> column_families;
+  uint64_t block_cache_bytes = 0;  // rocksdb.block-cache-usage (the shared cache)
+  // Time during which some column family's writes were slowed (delayed) or stopped by RocksDB's
+  // write controller (too many memtables, L0 files or pending compaction bytes), since open.
+  absl::Duration delayed = absl::ZeroDuration();
+  absl::Duration stopped = absl::ZeroDuration();
+  // Commands in the outbox: counted at open, then kept by commits and removals (-1 on a reader).
+  int64_t outbox_commands = -1;
+};
+
 // The writes of one commit. Not thread-safe.
 class StateBatch {
  public:
@@ -78,10 +97,12 @@ class StateBatch {
   void DeleteTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
                    absl::string_view rule_id);
   size_t Count() const { return batch_.Count(); }
+  size_t DataSize() const { return batch_.GetDataSize(); }
   // Empties the batch, keeping its buffer for the next commit.
   void Clear() {
     batch_.Clear();
     outbox_arrivals_.clear();
+    outbox_puts_ = 0;
   }
 
  private:
@@ -92,6 +113,7 @@ class StateBatch {
   std::string key_;
   std::string value_;
   OutboxArrivals outbox_arrivals_;  // of the commands put
+  int64_t outbox_puts_ = 0;
 };
 
 class Storage {
@@ -205,6 +227,9 @@ class Storage {
   absl::StatusOr<std::vector<v1::Decision>> RecentDecisions(absl::string_view patient_id,
                                                             size_t limit) const;
 
+  // RocksDB's sizes and write stalls, and the outbox's size. Cheap (properties RocksDB keeps).
+  StorageStats stats() const;
+
   StateBatch NewBatch() { return StateBatch(this); }
   // Writes the batch atomically (the batch is left as it was; Clear() it to reuse it).
   absl::Status Commit(StateBatch* batch, const CommitOptions& options = {});
@@ -224,7 +249,10 @@ class Storage {
   absl::Status UpgradeFormat(int from_version);
 
   class SealKeeper;
+  class StallClock;
   std::string dir_;
+  std::shared_ptr<StallClock> stall_clock_;  // a listener of db_
+  std::atomic<int64_t> outbox_commands_{-1};
   std::shared_ptr<SealKeeper> seal_keeper_;  // the engine's only; a listener of db_
   std::unique_ptr<rocksdb::CompactionFilter> decisions_filter_;  // outlives db_ (declared first)
   std::unique_ptr<rocksdb::DB> db_;

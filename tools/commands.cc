@@ -30,6 +30,8 @@
 #include "services/query_service.h"
 #include "base/file.h"
 #include "dispatch/dispatcher.h"
+#include "observe/health.h"
+#include "observe/metrics.h"
 #include "services/server.h"
 #include "services/sink_service.h"
 #include "tools/dump_format.h"
@@ -68,9 +70,21 @@ absl::Status RunSink(const SinkOptions& options, const std::atomic<bool>& stop, 
   TEND_ASSIGN_OR_RETURN(ServerAuth auth, MakeServerAuth(options.security, options.listen));
   TEND_ASSIGN_OR_RETURN(auto sink, SinkService::Create(options.out_path));
   sink->set_authorizer(auth.authorizer);
+  GrpcMetrics grpc_metrics({v1::ReminderSink::service_full_name()});
+  ServerOptions server_options{auth.credentials, options.security.reflection};
+  server_options.metrics = &grpc_metrics;
+  server_options.health_services = {v1::ReminderSink::service_full_name()};
+  server_options.serving_at_start = true;  // the file is read back: nothing to wait for
   TEND_ASSIGN_OR_RETURN(RunningServer server,
-                        StartGrpcServer(options.listen, {sink.get()},
-                                        {auth.credentials, options.security.reflection}));
+                        StartGrpcServer(options.listen, {sink.get()}, server_options));
+  auto collector = std::make_shared<MetricsCollector>();
+  const auto sink_metrics = collector->AddSink(sink.get());
+  const auto grpc_registration = collector->AddGrpc(&grpc_metrics);
+  std::unique_ptr<MetricsEndpoint> metrics;
+  if (!options.metrics_listen.empty()) {
+    TEND_ASSIGN_OR_RETURN(metrics, MetricsEndpoint::Start(options.metrics_listen, collector));
+    TEND_LOG_INFO("metrics on http://%s/metrics (port %d)", options.metrics_listen, metrics->port());
+  }
   out << "listening on " << server.port << std::endl;
   TEND_LOG_INFO("tend.v1.ReminderSink on port %d; %d commands already recorded in %s; Ctrl-C stops",
                 server.port, sink->accepted(), options.out_path.empty() ? "memory" : options.out_path);
@@ -123,12 +137,46 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   if (!options.grpc_listen.empty()) {
     TEND_ASSIGN_OR_RETURN(auth, MakeServerAuth(options.grpc_security, options.grpc_listen));
   }
-  TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(options.db_dir, options.storage));
-  TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(options.engine, storage.get()));
+  // Metrics first: an operator sees the process from its start, a refused state directory too.
+  auto collector = std::make_shared<MetricsCollector>();
+  std::unique_ptr<MetricsEndpoint> metrics;
+  if (!options.metrics_listen.empty()) {
+    TEND_ASSIGN_OR_RETURN(metrics, MetricsEndpoint::Start(options.metrics_listen, collector));
+    TEND_LOG_INFO("metrics on http://%s/metrics (port %d)", options.metrics_listen, metrics->port());
+  }
+  GrpcMetrics grpc_metrics({v1::Ingest::service_full_name(), v1::Query::service_full_name()});
+  ServerOptions server_options{auth.credentials, options.grpc_security.reflection};
+  server_options.metrics = &grpc_metrics;
+  server_options.health_services = {v1::Ingest::service_full_name(),
+                                    v1::Query::service_full_name()};
+  auto opened = Storage::Open(options.db_dir, options.storage);
+  if (!opened.ok()) {
+    // Refused (damaged, another version, held by another process). With something to answer
+    // on, stay up and say so - NOT_SERVING, tend_state_refused 1 - until stopped, instead of a
+    // restart loop that fails the same way each time (docs/design.md, "Observability").
+    if (options.grpc_listen.empty() && !metrics) return opened.status();
+    RunningServer refused;
+    if (!options.grpc_listen.empty()) {
+      TEND_ASSIGN_OR_RETURN(refused, StartGrpcServer(options.grpc_listen, {}, server_options));
+    }
+    collector->SetStateRefused(true);
+    TEND_LOG_ERROR("the state directory is refused: %s. Answering NOT_SERVING (gRPC health%s) "
+                   "until stopped; fix the directory, then restart",
+                   opened.status().ToString(), metrics ? ", tend_state_refused 1" : "");
+    while (!stop.load()) absl::SleepFor(absl::Milliseconds(100));
+    if (refused.server) refused.server->Shutdown(std::chrono::system_clock::now());
+    return opened.status();
+  }
+  std::unique_ptr<Storage> storage = *std::move(opened);
+  // Each source leaves the metrics before it goes (its registration is destroyed first).
+  const auto storage_metrics = collector->AddStorage(storage.get());
+  const auto grpc_registration = collector->AddGrpc(&grpc_metrics);
   std::unique_ptr<Producer> producer;
   std::unique_ptr<IngestService> ingest;
   std::unique_ptr<QueryService> query;
   RunningServer server;
+  // The server comes up NOT_SERVING before the engine opens (a patient index to rebuild, the
+  // partitions to catch up with): the health gate says when it serves.
   if (!options.grpc_listen.empty()) {
     KafkaProps props = {{"bootstrap.servers", options.engine.brokers}};
     props.insert(props.end(), options.engine.kafka.begin(), options.engine.kafka.end());
@@ -139,22 +187,30 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     ingest->set_authorizer(auth.authorizer);
     query->set_authorizer(auth.authorizer);
     TEND_ASSIGN_OR_RETURN(server, StartGrpcServer(options.grpc_listen, {ingest.get(), query.get()},
-                                                  {auth.credentials,
-                                                   options.grpc_security.reflection}));
+                                                  server_options));
     const ServerSecurity& sec = options.grpc_security;
-    TEND_LOG_INFO("gRPC (tend.v1.Ingest, tend.v1.Query%s) listening on port %d: %s, %s",
+    TEND_LOG_INFO("gRPC (tend.v1.Ingest, tend.v1.Query, grpc.health.v1.Health%s) listening on "
+                  "port %d: %s, %s",
                   sec.reflection ? ", reflection" : "", server.port,
                   sec.tls_cert.empty() ? "plaintext"
                                        : (sec.tls_client_ca.empty() ? "TLS" : "mutual TLS"),
                   auth.authorizer ? "tokens required" : "no tokens");
   }
+  TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(options.engine, storage.get()));
+  const auto engine_metrics = collector->AddEngine(engine.get(), options.engine.cache_max_bytes);
+  HealthOptions health_options;
+  health_options.max_lag = options.health_max_lag;
+  HealthGate health(engine.get(), server.server ? &server : nullptr, health_options);
+  const auto health_metrics = collector->AddHealth(&health);
   std::unique_ptr<Dispatcher> dispatcher;
+  MetricsCollector::Registration dispatcher_metrics;
   if (!options.sink.empty()) {
     DispatcherOptions d;
     d.sink.target = options.sink;
     d.sink.security = options.sink_security;
     d.max_in_flight = options.sink_in_flight;
     TEND_ASSIGN_OR_RETURN(dispatcher, Dispatcher::Start(d, storage.get()));
+    dispatcher_metrics = collector->AddDispatcher(dispatcher.get());
     TEND_LOG_INFO("dispatching reminder commands to tend.v1.ReminderSink at %s", options.sink);
   }
   // LIVE mode keeps the partition clocks moving (docs/design.md, "Time is in the log", "Run
@@ -209,12 +265,14 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
                                                     " rules")
                                      : "");
   absl::Status s = engine->Run(stop);
+  health.Stop();  // NOT_SERVING from here: the state no longer follows the log
   stop_ticker = true;
   if (ticker_thread.joinable()) ticker_thread.join();
   stop_status = true;
   if (status_thread.joinable()) status_thread.join();
   if (dispatcher) {
     DispatcherStats ds = dispatcher->stats();
+    dispatcher_metrics = {};
     dispatcher.reset();
     TEND_LOG_INFO("dispatcher stopped: %d delivered, %d duplicates, %d expired, %d rejected",
                   ds.delivered, ds.duplicates, ds.expired, ds.rejected);

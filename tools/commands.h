@@ -37,6 +37,11 @@ struct EngineCommandOptions {
   absl::Duration tick_interval = absl::Minutes(1);
   // Log a status line (FormatEngineStatus) this often; zero: none.
   absl::Duration status_interval = absl::Minutes(1);
+  // Serve Prometheus metrics at http://ADDR/metrics (observe/metrics.h); empty: none.
+  std::string metrics_listen;
+  // The health service answers SERVING once every assigned partition is at most this many
+  // records behind its log (observe/health.h).
+  int64_t health_max_lag = 10'000;
 };
 // One status line of a running engine: the counters, what changed over `elapsed` since
 // `before`, the rules' counters (`rules`: the engine decides), and (LIVE mode) the dispatcher's.
@@ -122,6 +127,7 @@ struct SinkOptions {
   std::string listen = "127.0.0.1:7171";
   std::string out_path;  // empty: in memory only
   ServerSecurity security;  // TLS and the deliver-role tokens (auth/auth.h)
+  std::string metrics_listen;  // Prometheus metrics at http://ADDR/metrics; empty: none
 };
 // tend sink: the reference ReminderSink until `stop`; prints "listening on PORT" first.
 absl::Status RunSink(const SinkOptions& options, const std::atomic<bool>& stop, std::ostream& out);

@@ -63,6 +63,14 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
                   "0: none")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
+  cmd->add_option("--metrics-listen", e.metrics_listen,
+                  "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 "
+                  "(docs/design.md, \"Observability\")");
+  cmd->add_option("--health-max-lag", e.health_max_lag,
+                  "the gRPC health service answers SERVING once every assigned partition is at "
+                  "most this many records behind its log")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   cmd->add_option("--config", f->config,
                   "engine config YAML (proto/tend/v1/config.proto; `tend config` prints one)");
   return [f](const std::atomic<bool>& stop) {

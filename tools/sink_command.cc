@@ -16,6 +16,8 @@ SubcommandRun AddSinkCommand(CLI::App* app) {
                   "append accepted commands here (read back on start to dedupe across "
                   "restarts)");
   AddServerSecurityFlags(cmd, &sink->security);
+  cmd->add_option("--metrics-listen", sink->metrics_listen,
+                  "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9465");
   return [sink](const std::atomic<bool>& stop) {
     return Exit(RunSink(*sink, stop, std::cout), "sink");
   };

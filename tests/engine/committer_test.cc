@@ -55,7 +55,7 @@ struct Fixture {
   // Writes `decided` in one commit and waits for it.
   void Commit(std::unique_ptr<DecidedWrites> decided) {
     StateBatch batch = storage->NewBatch();
-    committer->Submit(&batch, std::move(decided), KafkaPartitionList());
+    committer->Submit(&batch, std::move(decided), KafkaPartitionList(), /*records=*/0);
     REQUIRE(committer->Wait().ok());
   }
   int64_t Outbox() const {
