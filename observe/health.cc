@@ -1,7 +1,11 @@
 #include "observe/health.h"
 
+#include <grpcpp/grpcpp.h>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "base/log.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace tend {
 
@@ -68,6 +72,33 @@ void HealthGate::Loop() {
       if (mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.interval)) return;
     }
     Set(JudgeReadiness(engine_->stats(), options_.max_lag), /*unless_stopped=*/true);
+  }
+}
+
+absl::StatusOr<bool> CheckHealth(const std::string& target, const ClientSecurity& security,
+                                 const std::string& service, absl::Duration timeout) {
+  auto auth = MakeClientAuth(security, target);
+  if (!auth.ok()) return auth.status();
+  auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(target, auth->credentials));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  if (!auth->authorization.empty()) context.AddMetadata("authorization", auth->authorization);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  const grpc::Status s = stub->Check(&context, request, &response);
+  if (s.ok()) return response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+  const std::string what = absl::StrCat("health check of ", target,
+                                        service.empty() ? std::string() : " for " + service);
+  switch (s.error_code()) {
+    case grpc::StatusCode::NOT_FOUND:
+      return absl::NotFoundError(absl::StrCat(what, ": no such service"));
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return absl::UnavailableError(absl::StrCat(what, ": ", s.error_message()));
+    default:
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                          absl::StrCat(what, ": ", s.error_message()));
   }
 }
 

@@ -17,6 +17,8 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "auth/auth.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/engine.h"
@@ -65,6 +67,12 @@ class HealthGate {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;  // last: starts after the members it uses
 };
+
+// Asks the health service at `target` (host:port) about `service` ("" : the server as a whole):
+// true when it answers SERVING, false for NOT_SERVING. kUnavailable when it cannot be reached
+// within `timeout`; kNotFound when it knows no such service; other codes as the server answered.
+absl::StatusOr<bool> CheckHealth(const std::string& target, const ClientSecurity& security,
+                                 const std::string& service, absl::Duration timeout);
 
 }  // namespace tend
 

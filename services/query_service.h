@@ -42,6 +42,33 @@ class QueryService final : public v1::Query::Service {
   std::shared_ptr<const Authorizer> authorizer_;
 };
 
+// tend.v1.Query while there is no state to answer from (the state directory was refused): every
+// call is UNAVAILABLE with `why`, so a caller retries elsewhere rather than reading nothing.
+class UnavailableQueryService final : public v1::Query::Service {
+ public:
+  explicit UnavailableQueryService(std::string why) : why_(std::move(why)) {}
+  grpc::Status GetPatient(grpc::ServerContext*, const v1::GetPatientRequest*,
+                          v1::GetPatientResponse*) override {
+    return Unavailable();
+  }
+  grpc::Status Explain(grpc::ServerContext*, const v1::ExplainRequest*,
+                       v1::ExplainResponse*) override {
+    return Unavailable();
+  }
+  grpc::Status CohortStats(grpc::ServerContext*, const v1::CohortStatsRequest*,
+                           v1::CohortStatsResponse*) override {
+    return Unavailable();
+  }
+  grpc::Status ListPatients(grpc::ServerContext*, const v1::ListPatientsRequest*,
+                            v1::ListPatientsResponse*) override {
+    return Unavailable();
+  }
+
+ private:
+  grpc::Status Unavailable() const { return grpc::Status(grpc::StatusCode::UNAVAILABLE, why_); }
+  const std::string why_;
+};
+
 }  // namespace tend
 
 #endif  // TEND_SERVICES_QUERY_SERVICE_H_

@@ -1,7 +1,11 @@
 #include "tests/testing.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -9,6 +13,8 @@
 
 #include <catch2/catch.hpp>
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -114,6 +120,12 @@ void RequireMatchesGroundTruth(const std::map<std::string, v1::PatientState>& st
 }
 
 pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_path) {
+  std::vector<std::string> all = {TEND_BINARY};
+  all.insert(all.end(), args.begin(), args.end());
+  return Spawn(all, log_path);
+}
+
+pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path) {
   const pid_t parent = getpid();
   pid_t pid = fork();
   REQUIRE(pid >= 0);
@@ -124,8 +136,7 @@ pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_pat
     FILE* log = freopen(log_path.c_str(), "a", stderr);
     (void)log;
     dup2(STDERR_FILENO, STDOUT_FILENO);  // stdout to the log too, not the test's pipe
-    std::vector<std::string> all = {TEND_BINARY};
-    all.insert(all.end(), args.begin(), args.end());
+    std::vector<std::string> all = args;
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -133,6 +144,91 @@ pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_pat
     _exit(127);
   }
   return pid;
+}
+
+int ExitCode(pid_t pid) {
+  int status = 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  pid_t done = 0;
+  while ((done = waitpid(pid, &status, WNOHANG)) == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (done == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    FAIL("child (pid " << pid << ") did not exit within 60 s");
+  }
+  REQUIRE(done == pid);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+int LoggedPort(const std::string& log_path, const std::string& marker) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    const std::string log = ReadFile(log_path);
+    if (const size_t at = log.find(marker); at != std::string::npos) {
+      return std::atoi(log.c_str() + at + marker.size());
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  FAIL("no \"" << marker << "\" in " << log_path << ":\n" << ReadFile(log_path));
+  return 0;
+}
+
+namespace {
+
+sockaddr_in Loopback(int port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+}  // namespace
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a = Loopback(0);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  socklen_t len = sizeof(a);
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::optional<std::string> HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return std::nullopt;
+  sockaddr_in a = Loopback(port);
+  timeval timeout{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return std::nullopt;
+  }
+  const std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1:", port, "\r\n\r\n");
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return std::nullopt;
+  }
+  std::string response;
+  char buf[65536];
+  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) response.append(buf, n);
+  close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  if (body == std::string::npos || response.find(" 200 ") > response.find("\r\n")) {
+    return std::nullopt;
+  }
+  return response.substr(body + 4);
 }
 
 std::vector<TopicRecord> ReadTopic(const std::string& brokers, const std::string& topic) {

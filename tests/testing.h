@@ -66,6 +66,21 @@ std::unique_ptr<MockBroker> BrokerWith(const std::vector<v1::Event>& events,
 // stdout and stderr appended to `log_path`. Returns the child's pid. The child is killed when
 // the thread that started it exits (PR_SET_PDEATHSIG): start it from the test's own thread.
 pid_t SpawnTend(const std::vector<std::string>& args, const std::string& log_path);
+// The same for any program (`argv[0]` a path), e.g. a Prometheus server.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log_path);
+// The child's exit code (128 + signal when killed), waiting at most 60 s: then it is killed
+// and the test fails, rather than hanging.
+int ExitCode(pid_t pid);
+// The whole file ("" when it cannot be read).
+std::string ReadFile(const std::string& path);
+// The port a child logged ("... <marker>N ..."), waiting up to 30 s; fails the test otherwise.
+int LoggedPort(const std::string& log_path, const std::string& marker);
+// A TCP port on 127.0.0.1 that was free a moment ago (for servers that cannot take port 0 and
+// report it, such as Prometheus).
+int FreePort();
+// The body of GET http://127.0.0.1:PORT/PATH (HTTP/1.0); nullopt when the server cannot be
+// reached or answers other than 200.
+std::optional<std::string> HttpGet(int port, const std::string& path);
 
 // Produces `events` (and clock ticks: BrokerWith) to a fresh in-process broker and runs the
 // engine with `options` (brokers and exit_when_idle set here) into the state directory `db`

@@ -155,9 +155,14 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     // on, stay up and say so - NOT_SERVING, tend_state_refused 1 - until stopped, instead of a
     // restart loop that fails the same way each time (docs/design.md, "Observability").
     if (options.grpc_listen.empty() && !metrics) return opened.status();
+    UnavailableQueryService unavailable(
+        absl::StrCat("this engine's state directory is refused: ", opened.status().message()));
     RunningServer refused;
     if (!options.grpc_listen.empty()) {
-      TEND_ASSIGN_OR_RETURN(refused, StartGrpcServer(options.grpc_listen, {}, server_options));
+      TEND_ASSIGN_OR_RETURN(refused,
+                            StartGrpcServer(options.grpc_listen, {&unavailable}, server_options));
+      TEND_LOG_INFO("gRPC (grpc.health.v1.Health, tend.v1.Query answering UNAVAILABLE) listening "
+                    "on port %d", refused.port);
     }
     collector->SetStateRefused(true);
     TEND_LOG_ERROR("the state directory is refused: %s. Answering NOT_SERVING (gRPC health%s) "

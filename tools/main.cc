@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
       AddProduceCommand, AddDumpCommand,   AddFitChurnCommand, AddConfigCommand,
       AddDemoCommand,    AddBenchCommand,  AddSinkCommand,    AddExplainCommand,
       AddRulesCommand,   AddReplayCommand, AddReportCommand,  AddArchiveCommand,
+      AddHealthCommand,
   };
   CLI::App app{"tend: event-sourced patient-engagement engine"};
   app.require_subcommand(1);

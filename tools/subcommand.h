@@ -38,6 +38,7 @@ SubcommandRun AddDumpCommand(CLI::App* app);
 SubcommandRun AddEngineCommand(CLI::App* app);
 SubcommandRun AddExplainCommand(CLI::App* app);
 SubcommandRun AddFitChurnCommand(CLI::App* app);
+SubcommandRun AddHealthCommand(CLI::App* app);
 SubcommandRun AddProduceCommand(CLI::App* app);
 SubcommandRun AddReplayCommand(CLI::App* app);
 SubcommandRun AddReportCommand(CLI::App* app);

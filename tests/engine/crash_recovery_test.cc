@@ -375,13 +375,6 @@ class SmallDisk {
   bool mounted_ = false;
 };
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 TEST_CASE("a full disk stops the engine with 'no space left on device', and with room it goes "
           "on, exactly once",
           "[integration]") {
@@ -408,7 +401,7 @@ TEST_CASE("a full disk stops the engine with 'no space left on device', and with
   pid_t pid = StartEngine(broker->bootstrap(), db, "full", true, log);
   int status = 0;
   REQUIRE(waitpid(pid, &status, 0) == pid);
-  const std::string said = ReadFile(log);
+  const std::string said = testing::ReadFile(log);
   INFO(said);
   REQUIRE(WIFEXITED(status));  // not an abort (RocksDB's assertions are on in Debian's build)
   CHECK(WEXITSTATUS(status) != 0);

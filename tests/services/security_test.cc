@@ -29,10 +29,9 @@
 namespace tend {
 namespace {
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using testing::ExitCode;
+using testing::LoggedPort;
+using testing::ReadFile;
 
 // A CA, a server certificate for localhost and 127.0.0.1, and a client certificate, in `dir`.
 void MakeCertificates(const std::string& dir) {
@@ -187,38 +186,6 @@ TEST_CASE("TLS and role tokens at the front door", "[integration]") {
     CHECK(Call(mutual, kReflection).error_code() != grpc::StatusCode::UNIMPLEMENTED);
     server->server->Shutdown();
   }
-}
-
-// The port a `tend` child logged ("... port N ...", after `marker`), waiting up to 30 s.
-int LoggedPort(const std::string& log_path, const std::string& marker) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline) {
-    const std::string log = ReadFile(log_path);
-    if (const size_t at = log.find(marker); at != std::string::npos) {
-      return std::atoi(log.c_str() + at + marker.size());
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  FAIL("no \"" << marker << "\" in " << log_path << ":\n" << ReadFile(log_path));
-  return 0;
-}
-
-// The child's exit code (128 + signal when killed), waiting at most 60 s: then it is killed
-// and the test fails, rather than hanging.
-int ExitCode(pid_t pid) {
-  int status = 0;
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  pid_t done = 0;
-  while ((done = waitpid(pid, &status, WNOHANG)) == 0 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  if (done == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    FAIL("tend (pid " << pid << ") did not exit within 60 s");
-  }
-  REQUIRE(done == pid);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 int Stop(pid_t pid) {

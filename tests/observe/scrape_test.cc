@@ -1,0 +1,321 @@
+// observe/metrics.h and observe/health.h through the real binaries: a real Prometheus server
+// (Debian's, installed by tools/dev) scrapes a running `tend engine` and `tend sink`; its HTTP
+// API must report the targets up and the counters equal to what was folded, dead-lettered and
+// delivered; promtool checks the exposition and the shipped alert rules (and runs their unit
+// tests); the gRPC health service says NOT_SERVING before the engine caught up, SERVING after,
+// and NOT_SERVING for a refused state directory.
+#include <signal.h>
+#include <unistd.h>
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <catch2/catch.hpp>
+#include <condition_variable>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "events/codec.h"
+#include "kafka/kafka.h"
+#include "observe/health.h"
+#include "tend/v1/services.grpc.pb.h"
+#include "tests/testing.h"
+
+namespace tend {
+namespace {
+
+using testing::ExitCode;
+using testing::HttpGet;
+using testing::LoggedPort;
+using testing::ReadFile;
+
+constexpr char kPrometheus[] = "/usr/bin/prometheus";
+constexpr char kPromtool[] = "/usr/bin/promtool";
+
+// The value of the series printed exactly as `series` (name and labels as the exposition
+// prints them) in a text exposition; nullopt when absent.
+std::optional<double> Sample(const std::string& exposition, const std::string& series) {
+  for (absl::string_view line : absl::StrSplit(exposition, '\n')) {
+    if (absl::ConsumePrefix(&line, series) && absl::ConsumePrefix(&line, " ")) {
+      return std::strtod(std::string(line).c_str(), nullptr);
+    }
+  }
+  return std::nullopt;
+}
+
+// The scalar result of an instant query to Prometheus' HTTP API (one series), or nullopt when
+// it has none yet.
+std::optional<double> Query(int prometheus_port, const std::string& promql) {
+  std::string escaped;
+  for (char c : promql) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') {
+      escaped += c;
+    } else {
+      absl::StrAppend(&escaped, "%", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+    }
+  }
+  const auto body = HttpGet(prometheus_port, "/api/v1/query?query=" + escaped);
+  if (!body) return std::nullopt;
+  google::protobuf::Struct json;
+  REQUIRE(google::protobuf::util::JsonStringToMessage(*body, &json).ok());
+  const auto& result = json.fields().at("data").struct_value().fields().at("result").list_value();
+  if (result.values_size() != 1) return std::nullopt;
+  // {"metric": {...}, "value": [time, "value"]}
+  const auto& value = result.values(0).struct_value().fields().at("value").list_value();
+  return std::strtod(value.values(1).string_value().c_str(), nullptr);
+}
+
+// Polls `fn` until it returns true, for up to `limit`.
+template <typename Fn>
+bool Eventually(Fn fn, absl::Duration limit) {
+  for (const absl::Time deadline = absl::Now() + limit; absl::Now() < deadline;) {
+    if (fn()) return true;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return fn();
+}
+
+// promtool's exit code, its output in the log.
+int Promtool(const std::string& args, const std::string& log) {
+  return std::system(absl::StrCat(kPromtool, " ", args, " >> '", log, "' 2>&1").c_str());
+}
+
+std::optional<bool> Health(int port) {
+  auto serving = CheckHealth(absl::StrCat("127.0.0.1:", port), {}, "", absl::Seconds(5));
+  if (!serving.ok()) return std::nullopt;
+  return *serving;
+}
+
+TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, counters equal to "
+          "what was folded, dead-lettered and delivered; promtool passes the exposition and the "
+          "alert rules",
+          "[integration]") {
+  REQUIRE(access(kPrometheus, X_OK) == 0);  // tools/dev installs Debian's prometheus
+  REQUIRE(access(kPromtool, X_OK) == 0);
+  testing::TempDir dir;
+
+  // A cohort (with its duplicate deliveries), first scans of today that the default pack
+  // welcomes (commands that reach the sink), and two bad records.
+  std::vector<v1::Event> events = testing::Cohort(40, 14, 7);
+  const std::vector<v1::Event> scans = testing::RecentScans(25);
+  events.insert(events.end(), scans.begin(), scans.end());
+  const int64_t duplicates = testing::CountDuplicates(events);
+  const int64_t unique = static_cast<int64_t>(events.size()) - duplicates;
+  auto broker = testing::BrokerWith(events);
+  {
+    auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
+    REQUIRE(producer.ok());
+    REQUIRE((*producer)->Produce("tend.events", 0, "p-bad", "not an event", {}, nullptr).ok());
+    v1::Event keyed = scans.front();
+    keyed.set_event_id("keyed-wrong");
+    std::string value;
+    REQUIRE(keyed.SerializeToString(&value));
+    REQUIRE((*producer)->Produce("tend.events", 1, "someone-else", value, {}, nullptr).ok());
+    REQUIRE((*producer)->Flush(absl::Seconds(10)).ok());
+  }
+
+  const std::string sink_log = dir.Sub("sink.log");
+  const pid_t sink = testing::SpawnTend(
+      {"sink", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, sink_log);
+  const int sink_port = LoggedPort(sink_log, "listening on ");
+  const int sink_metrics = LoggedPort(sink_log, "/metrics (port ");
+
+  const std::string engine_log = dir.Sub("engine.log");
+  const pid_t engine = testing::SpawnTend(
+      {"engine", "--brokers", broker->bootstrap(), "--db", dir.Sub("state"), "--rules",
+       std::string(TEND_SOURCE_DIR) + "/deploy/rules/default.yaml", "--sink",
+       absl::StrCat("127.0.0.1:", sink_port), "--tick-interval-s", "0", "--commit-interval-ms",
+       "50", "--grpc-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+       "--health-max-lag", "0"},
+      engine_log);
+  const int engine_metrics = LoggedPort(engine_log, "/metrics (port ");
+  const int engine_grpc = LoggedPort(engine_log, "listening on port ");
+  INFO(ReadFile(engine_log));
+  // The server comes up before the engine has its partitions (a consumer group's join takes
+  // seconds): not serving yet.
+  CHECK(Health(engine_grpc) == std::optional<bool>(false));
+
+  // SERVING once every partition is caught up; the counters then hold the whole log.
+  REQUIRE(Eventually([&] { return Health(engine_grpc) == std::optional<bool>(true); },
+                     absl::Seconds(60)));
+  std::string exposition;
+  REQUIRE(Eventually(
+      [&] {
+        exposition = HttpGet(engine_metrics, "/metrics").value_or("");
+        return Sample(exposition, "tend_records_folded_total") == std::optional<double>(unique);
+      },
+      absl::Seconds(30)));
+  CHECK(Sample(exposition, "tend_duplicates_total") == std::optional<double>(duplicates));
+  CHECK(Sample(exposition, "tend_records_consumed_total") ==
+        std::optional<double>(events.size() + 2));
+  CHECK(Sample(exposition, "tend_dead_letters_total{reason=\"undecodable\"}") ==
+        std::optional<double>(1));
+  CHECK(Sample(exposition, "tend_dead_letters_total{reason=\"key_mismatch\"}") ==
+        std::optional<double>(1));
+  CHECK(Sample(exposition, "tend_dead_letters_total{reason=\"invalid\"}") ==
+        std::optional<double>(0));
+  CHECK(Sample(exposition, "tend_partitions_assigned") == std::optional<double>(4));
+  for (int p = 0; p < 4; ++p) {
+    CHECK(Sample(exposition, absl::StrCat("tend_consumer_lag_records{partition=\"", p, "\"}")) ==
+          std::optional<double>(0));
+  }
+  CHECK(Sample(exposition, "tend_serving") == std::optional<double>(1));
+  CHECK(Sample(exposition, "tend_cache_lookups_total").value_or(0) >= unique);
+  CHECK(Sample(exposition, "tend_commit_duration_seconds_count") ==
+        Sample(exposition, "tend_commits_total"));
+  CHECK(Sample(exposition, "tend_decisions_total{outcome=\"fired\",reason=\"none\"}").value_or(0) >
+        0);
+
+  // gRPC calls by method and code: one patient found, one not, a method that does not exist.
+  {
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", engine_grpc),
+                                       grpc::InsecureChannelCredentials());
+    auto query = v1::Query::NewStub(channel);
+    for (const std::string id : {scans.front().patient_id(), std::string("nobody")}) {
+      grpc::ClientContext context;
+      v1::GetPatientRequest request;
+      request.set_patient_id(id);
+      v1::GetPatientResponse response;
+      (void)query->GetPatient(&context, request, &response);
+    }
+    grpc::GenericStub generic(channel);
+    grpc::ClientContext context;
+    grpc::ByteBuffer request, response;
+    grpc::Slice empty("");
+    request = grpc::ByteBuffer(&empty, 1);
+    // Unknown method names (hostile callers) count as "other", never as a new label.
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    generic.UnaryCall(&context, "/tend.v1.Query/NoSuchMethod", {}, &request, &response,
+                      [&](grpc::Status) {
+                        std::lock_guard<std::mutex> lock(mu);
+                        done = true;
+                        cv.notify_all();
+                      });
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return done; });
+  }
+  exposition = HttpGet(engine_metrics, "/metrics").value_or("");
+  CHECK(Sample(exposition,
+               "tend_grpc_requests_total{service=\"tend.v1.Query\",method=\"GetPatient\","
+               "code=\"OK\"}") == std::optional<double>(1));
+  CHECK(Sample(exposition,
+               "tend_grpc_requests_total{service=\"tend.v1.Query\",method=\"GetPatient\","
+               "code=\"NOT_FOUND\"}") == std::optional<double>(1));
+  CHECK(exposition.find("NoSuchMethod") == std::string::npos);
+
+  // The welcome commands reach the sink; both sides count them alike.
+  std::string sink_exposition;
+  REQUIRE(Eventually(
+      [&] {
+        sink_exposition = HttpGet(sink_metrics, "/metrics").value_or("");
+        return Sample(sink_exposition, "tend_sink_accepted_total").value_or(0) >= 1;
+      },
+      absl::Seconds(30)));
+
+  // promtool on both expositions and on the shipped rules.
+  const std::string promtool_log = dir.Sub("promtool.log");
+  {
+    std::ofstream(dir.Sub("engine.prom")) << exposition;
+    std::ofstream(dir.Sub("sink.prom")) << sink_exposition;
+  }
+  INFO(ReadFile(promtool_log));
+  CHECK(Promtool(absl::StrCat("check metrics < '", dir.Sub("engine.prom"), "'"), promtool_log) ==
+        0);
+  CHECK(Promtool(absl::StrCat("check metrics < '", dir.Sub("sink.prom"), "'"), promtool_log) ==
+        0);
+  const std::string rules = std::string(TEND_SOURCE_DIR) + "/deploy/prometheus/alerts.yml";
+  CHECK(Promtool("check rules '" + rules + "'", promtool_log) == 0);
+  CHECK(Promtool(absl::StrCat("test rules '", TEND_SOURCE_DIR,
+                              "/deploy/prometheus/alerts_test.yml'"),
+                 promtool_log) == 0);
+
+  // A real Prometheus server scraping both, with the alert rules loaded.
+  const int prometheus_port = testing::FreePort();
+  {
+    std::ofstream config(dir.Sub("prometheus.yml"));
+    config << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+           << "rule_files: ['" << rules << "']\n"
+           << "scrape_configs:\n"
+           << "  - job_name: tend-engine\n    static_configs:\n      - targets: ['127.0.0.1:"
+           << engine_metrics << "']\n"
+           << "  - job_name: tend-sink\n    static_configs:\n      - targets: ['127.0.0.1:"
+           << sink_metrics << "']\n";
+  }
+  const std::string prometheus_log = dir.Sub("prometheus.log");
+  const pid_t prometheus = testing::Spawn(
+      {kPrometheus, "--config.file=" + dir.Sub("prometheus.yml"),
+       "--storage.tsdb.path=" + dir.Sub("tsdb"),
+       absl::StrCat("--web.listen-address=127.0.0.1:", prometheus_port)},
+      prometheus_log);
+  INFO(ReadFile(prometheus_log));
+  CHECK(Eventually([&] { return Query(prometheus_port, "up{job=\"tend-engine\"}") == 1.0; },
+                   absl::Seconds(60)));
+  CHECK(Eventually([&] { return Query(prometheus_port, "up{job=\"tend-sink\"}") == 1.0; },
+                   absl::Seconds(30)));
+  CHECK(Eventually(
+      [&] {
+        return Query(prometheus_port, "tend_records_folded_total") ==
+               std::optional<double>(unique);
+      },
+      absl::Seconds(30)));
+  CHECK(Query(prometheus_port, "tend_duplicates_total") == std::optional<double>(duplicates));
+  CHECK(Query(prometheus_port, "sum(tend_dead_letters_total)") == std::optional<double>(2));
+  CHECK(Eventually(
+      [&] {
+        const auto delivered =
+            Query(prometheus_port, "tend_deliveries_total{result=\"delivered\"}");
+        return delivered.has_value() &&
+               delivered == Query(prometheus_port, "tend_sink_accepted_total");
+      },
+      absl::Seconds(30)));
+  // The rules loaded and evaluated: no alert fires on this healthy pair.
+  CHECK(Eventually([&] { return Query(prometheus_port, "count(ALERTS)") == std::nullopt; },
+                   absl::Seconds(5)));
+
+  kill(prometheus, SIGTERM);
+  CHECK(ExitCode(prometheus) == 0);
+  REQUIRE(kill(engine, SIGTERM) == 0);
+  CHECK(ExitCode(engine) == 0);
+  kill(sink, SIGTERM);
+  CHECK(ExitCode(sink) == 0);
+}
+
+TEST_CASE("an engine whose state directory is refused stays up NOT_SERVING, says so in its "
+          "metrics, and exits 1 when stopped",
+          "[integration]") {
+  testing::TempDir dir;
+  // Tables without a CURRENT file: a damaged directory (storage/storage.h refuses it).
+  const std::string state = dir.Sub("state");
+  REQUIRE(std::system(absl::StrCat("mkdir -p '", state, "' && echo x > '", state,
+                                   "/000009.sst'").c_str()) == 0);
+  auto broker = testing::StartBroker(1);
+  const std::string log = dir.Sub("engine.log");
+  const pid_t engine = testing::SpawnTend(
+      {"engine", "--brokers", broker->bootstrap(), "--db", state, "--grpc-listen", "127.0.0.1:0",
+       "--metrics-listen", "127.0.0.1:0"},
+      log);
+  const int metrics = LoggedPort(log, "/metrics (port ");
+  INFO(ReadFile(log));
+  REQUIRE(Eventually([&] { return ReadFile(log).find("refused") != std::string::npos; },
+                     absl::Seconds(30)));
+  const int grpc_port = LoggedPort(log, "listening on port ");
+  CHECK(Health(grpc_port) == std::optional<bool>(false));
+  const std::string exposition = HttpGet(metrics, "/metrics").value_or("");
+  CHECK(Sample(exposition, "tend_state_refused") == std::optional<double>(1));
+  CHECK(ReadFile(log).find("is damaged") != std::string::npos);
+  REQUIRE(kill(engine, SIGTERM) == 0);
+  CHECK(ExitCode(engine) == 1);
+}
+
+}  // namespace
+}  // namespace tend
