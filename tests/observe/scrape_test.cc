@@ -18,9 +18,13 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "events/codec.h"
@@ -51,27 +55,78 @@ std::optional<double> Sample(const std::string& exposition, const std::string& s
   return std::nullopt;
 }
 
-// The scalar result of an instant query to Prometheus' HTTP API (one series), or nullopt when
-// it has none yet.
-std::optional<double> Query(int prometheus_port, const std::string& promql) {
+std::string UrlEncode(const std::string& text) {
   std::string escaped;
-  for (char c : promql) {
+  for (char c : text) {
     if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') {
       escaped += c;
     } else {
       absl::StrAppend(&escaped, "%", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
     }
   }
-  const auto body = HttpGet(prometheus_port, "/api/v1/query?query=" + escaped);
-  if (!body) return std::nullopt;
+  return escaped;
+}
+
+// An instant query to Prometheus' HTTP API: its JSON answer.
+google::protobuf::Struct QueryJson(int prometheus_port, const std::string& promql) {
+  const auto body = HttpGet(prometheus_port, "/api/v1/query?query=" + UrlEncode(promql));
   google::protobuf::Struct json;
-  REQUIRE(google::protobuf::util::JsonStringToMessage(*body, &json).ok());
+  if (body) REQUIRE(google::protobuf::util::JsonStringToMessage(*body, &json).ok());
+  return json;
+}
+
+// The scalar result of an instant query (one series), or nullopt when it has none yet.
+std::optional<double> Query(int prometheus_port, const std::string& promql) {
+  const google::protobuf::Struct json = QueryJson(prometheus_port, promql);
+  if (!json.fields().contains("data")) return std::nullopt;
   const auto& result = json.fields().at("data").struct_value().fields().at("result").list_value();
   if (result.values_size() != 1) return std::nullopt;
   // {"metric": {...}, "value": [time, "value"]}
   const auto& value = result.values(0).struct_value().fields().at("value").list_value();
   return std::strtod(value.values(1).string_value().c_str(), nullptr);
 }
+
+// The names of tend's metric families a dashboard or rule file uses (histogram series
+// reduced to their family).
+std::set<std::string> MetricNamesIn(const std::string& text) {
+  std::set<std::string> names;
+  for (size_t at = text.find("tend_"); at != std::string::npos; at = text.find("tend_", at)) {
+    size_t end = at;
+    while (end < text.size() && (std::islower(static_cast<unsigned char>(text[end])) ||
+                                 std::isdigit(static_cast<unsigned char>(text[end])) ||
+                                 text[end] == '_')) {
+      ++end;
+    }
+    std::string name = text.substr(at, end - at);
+    for (absl::string_view suffix : {"_bucket", "_sum", "_count"}) {
+      if (absl::EndsWith(name, suffix)) {
+        name.resize(name.size() - suffix.size());
+      }
+    }
+    names.insert(name);
+    at = end;
+  }
+  return names;
+}
+
+// Every PromQL expression of a Grafana dashboard, its variables filled in.
+std::vector<std::string> DashboardQueries(const std::string& json_text) {
+  google::protobuf::Struct json;
+  REQUIRE(google::protobuf::util::JsonStringToMessage(json_text, &json).ok());
+  std::vector<std::string> out;
+  for (const auto& panel : json.fields().at("panels").list_value().values()) {
+    const auto& fields = panel.struct_value().fields();
+    if (!fields.contains("targets")) continue;
+    for (const auto& target : fields.at("targets").list_value().values()) {
+      std::string expr = target.struct_value().fields().at("expr").string_value();
+      expr = absl::StrReplaceAll(
+          expr, {{"$__rate_interval", "1m"}, {"$job", ".*"}, {"$instance", ".*"}});
+      out.push_back(expr);
+    }
+  }
+  return out;
+}
+
 
 // Polls `fn` until it returns true, for up to `limit`.
 template <typename Fn>
@@ -278,6 +333,28 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
                delivered == Query(prometheus_port, "tend_sink_accepted_total");
       },
       absl::Seconds(30)));
+  // The dashboard: every query is valid PromQL to this Prometheus, and every metric the
+  // dashboard and the alert rules name is one the engine or the sink exports.
+  const std::string dashboard = ReadFile(std::string(TEND_SOURCE_DIR) + "/deploy/grafana/tend.json");
+  const std::vector<std::string> queries = DashboardQueries(dashboard);
+  CHECK(queries.size() > 30);
+  for (const std::string& q : queries) {
+    const google::protobuf::Struct answer = QueryJson(prometheus_port, q);
+    INFO(q);
+    CHECK(answer.fields().contains("status"));
+    if (answer.fields().contains("status")) {
+      CHECK(answer.fields().at("status").string_value() == "success");
+    }
+  }
+  std::set<std::string> used = MetricNamesIn(dashboard);
+  for (const std::string& name : MetricNamesIn(ReadFile(rules))) used.insert(name);
+  CHECK(used.size() > 30);
+  for (const std::string& name : used) {
+    INFO(name);
+    CHECK((exposition.find("\n" + name) != std::string::npos ||
+           sink_exposition.find("\n" + name) != std::string::npos));
+  }
+
   // The rules loaded and evaluated: no alert fires on this healthy pair.
   CHECK(Eventually([&] { return Query(prometheus_port, "count(ALERTS)") == std::nullopt; },
                    absl::Seconds(5)));
