@@ -1,6 +1,7 @@
 #include "dispatch/dispatcher.h"
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -327,9 +328,10 @@ bool Dispatcher::DeliverRound(std::vector<Due>* due) {
         d->result.outcome = DeliveryOutcome::kFailed;
         continue;
       }
-      const absl::Time start = absl::Now();
+      const auto start = std::chrono::steady_clock::now();
       d->result = client_->Attempt(d->command);
-      attempt_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+      attempt_seconds_.Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       if (d->result.outcome == DeliveryOutcome::kFailed) {
         failed.insert(d->command.patient_id());
         failed_attempts_.fetch_add(1, std::memory_order_relaxed);

@@ -1,6 +1,7 @@
 #include "engine/committer.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "storage/format.h"
 
@@ -104,20 +105,20 @@ void Committer::Loop() {
       job_ = nullptr;
       continue;
     }
-    const absl::Time start = absl::Now();
+    const auto start = std::chrono::steady_clock::now();  // durations: immune to clock steps
     if (decided) decided->AppendTo(batch, /*outbox=*/!replay_);
     absl::Status s = storage_->Commit(batch, options_);
-    const absl::Time written = absl::Now();
+    const auto written = std::chrono::steady_clock::now();
     if (s.ok() && decided && replay_ && on_replay_command_) {
       for (const auto& [partition, command] : decided->commands) on_replay_command_(*command);
     }
     if (decided) decided->Clear();  // here too, not on the engine thread
     if (s.ok()) {
       commits_.fetch_add(1, std::memory_order_relaxed);
-      commit_seconds_.Observe(absl::ToDoubleSeconds(written - start));
+      commit_seconds_.Observe(std::chrono::duration<double>(written - start).count());
       commit_records_.Observe(static_cast<double>(records));
       commit_bytes_.Observe(static_cast<double>(batch->DataSize()));
-      last_commit_ns_.store(absl::ToUnixNanos(written), std::memory_order_relaxed);
+      last_commit_ns_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
       // For lag monitoring only: the engine never reads group offsets back.
       if (consumer_ != nullptr && offsets && offsets->cnt > 0) {
         rd_kafka_commit(consumer_, offsets.get(), /*async=*/1);

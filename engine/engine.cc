@@ -209,7 +209,7 @@ class Engine::Impl : public PartitionListener {
   std::atomic<int64_t> timers_fired_{0}, decisions_{0}, commands_{0}, assigned_{0};
   std::atomic<int64_t> timer_loads_{0}, commits_within_record_{0};
   std::atomic<int64_t> cache_misses_{0}, cache_evictions_{0}, cache_bytes_now_{0},
-      cache_bytes_peak_{0}, cache_patients_{0}, cache_lookups_{0};
+      cache_bytes_peak_{0}, cache_patients_{0}, cache_hits_{0};
   std::array<std::atomic<int64_t>, static_cast<size_t>(DeadLetterReason::kCount)>
       dead_lettered_by_{};
   std::array<std::atomic<int64_t>, std::tuple_size_v<decltype(EngineStats::decisions_by)>>
@@ -404,9 +404,9 @@ void Engine::Impl::Evict() {
 absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition,
                                                                const std::string& patient_id) {
   storage_format::SetStateKey(partition, patient_id, &key_);
-  Bump(cache_lookups_);
   auto it = cache_.find(key_);
   if (it != cache_.end()) {
+    Bump(cache_hits_);
     Touch(it->second.get());
     return it->second.get();
   }
@@ -934,7 +934,7 @@ EngineStats Engine::Impl::Stats() const {
   s.cache_bytes = cache_bytes_now_.load();
   s.cache_bytes_peak = cache_bytes_peak_.load();
   s.cache_patients = cache_patients_.load();
-  s.cache_lookups = cache_lookups_.load();
+  s.cache_hits = cache_hits_.load();
   for (size_t i = 0; i < s.dead_lettered_by_reason.size(); ++i) {
     s.dead_lettered_by_reason[i] = dead_lettered_by_[i].load();
   }

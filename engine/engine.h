@@ -145,8 +145,9 @@ struct EngineStats {
   int64_t timer_loads = 0;      // timer windows read from storage (one per assignment at least)
   // Commits made while a record's due timers fired (a morning burst), counted in `commits` too.
   int64_t commits_within_record = 0;
-  // Patients looked up in the cache (events and timers); hits = lookups - misses.
-  int64_t cache_lookups = 0;
+  // Patients looked up in the cache (events and timers) and found there (lookups = hits +
+  // misses: counters read one after the other, so their sum never goes back, a difference could).
+  int64_t cache_hits = 0;
   // By DeadLetterReason; in REPLAY mode the bad records passed over.
   std::array<int64_t, static_cast<size_t>(DeadLetterReason::kCount)> dead_lettered_by_reason{};
   // Decisions by outcome and reason, indexed [outcome * kDecisionReasons + reason].

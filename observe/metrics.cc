@@ -142,9 +142,9 @@ void EngineFamilies(const Engine& engine, int64_t cache_max_bytes, Families* out
   }
   Counter(out, "tend_cache_lookups_total",
           "Patients looked up in the write-back cache (each event and each fired timer).",
-          s.cache_lookups);
+          s.cache_hits + s.cache_misses);
   Counter(out, "tend_cache_hits_total", "Cache lookups that found the patient in memory.",
-          s.cache_lookups - s.cache_misses);
+          s.cache_hits);
   Counter(out, "tend_cache_misses_total",
           "Cache lookups that read the patient from RocksDB (found or not).", s.cache_misses);
   Counter(out, "tend_cache_evictions_total",
@@ -353,9 +353,11 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
   std::unique_ptr<MetricsEndpoint> endpoint(new MetricsEndpoint());
   endpoint->collector_ = std::move(collector);
   try {
-    // One thread: a scrape every few seconds needs no more, and a flood of connections waits
-    // in the listen queue instead of taking threads.
-    endpoint->exposer_ = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/1);
+    // A few threads, and a connection that sends no request is dropped after 5 s: an idle
+    // connection must not hold the only worker while Prometheus' scrape times out. More
+    // connections than threads wait in the listen queue.
+    endpoint->exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", listen, "num_threads", "4", "request_timeout_ms", "5000"});
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve metrics on ", listen, " (address in use?): ", e.what()));

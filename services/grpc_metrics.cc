@@ -2,8 +2,9 @@
 
 #include <google/protobuf/descriptor.h>
 
+#include <chrono>
+
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 
 namespace tend {
 namespace {
@@ -14,7 +15,7 @@ namespace {
 class CallInterceptor final : public grpc::experimental::Interceptor {
  public:
   CallInterceptor(GrpcMetrics* metrics, const char* method)
-      : metrics_(metrics), method_(method == nullptr ? "" : method), start_(absl::Now()) {}
+      : metrics_(metrics), method_(method == nullptr ? "" : method), start_(std::chrono::steady_clock::now()) {}
   ~CallInterceptor() override {
     if (!recorded_) Record(grpc::StatusCode::CANCELLED);
   }
@@ -30,11 +31,13 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
  private:
   void Record(grpc::StatusCode code) {
     recorded_ = true;
-    metrics_->Record(method_, static_cast<int>(code), absl::ToDoubleSeconds(absl::Now() - start_));
+    metrics_->Record(
+        method_, static_cast<int>(code),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
   }
   GrpcMetrics* const metrics_;
   const std::string method_;
-  const absl::Time start_;
+  const std::chrono::steady_clock::time_point start_;
   bool recorded_ = false;
 };
 

@@ -195,27 +195,29 @@ class Storage::StallClock final : public rocksdb::EventListener {
  public:
   void OnStallConditionsChanged(const rocksdb::WriteStallInfo& info) override {
     std::lock_guard<std::mutex> lock(mu_);
-    const absl::Time now = absl::Now();
+    const Clock::time_point now = Clock::now();
     Move(info.condition.prev, -1, now);
     Move(info.condition.cur, +1, now);
   }
   // The time spent delayed and stopped so far, the current stretch included.
   std::pair<absl::Duration, absl::Duration> Read() const {
     std::lock_guard<std::mutex> lock(mu_);
-    const absl::Time now = absl::Now();
+    const Clock::time_point now = Clock::now();
     auto total = [&](const Condition& c) {
-      return c.spent + (c.column_families > 0 ? now - c.since : absl::ZeroDuration());
+      return absl::FromChrono(c.spent + (c.column_families > 0 ? now - c.since
+                                                                 : Clock::duration::zero()));
     };
     return {total(delayed_), total(stopped_)};
   }
 
  private:
+  using Clock = std::chrono::steady_clock;  // durations: immune to clock steps
   struct Condition {
     int column_families = 0;  // in this condition now
-    absl::Time since;         // when the first of them entered it
-    absl::Duration spent;     // over the stretches that ended
+    Clock::time_point since;  // when the first of them entered it
+    Clock::duration spent{};  // over the stretches that ended
   };
-  void Move(rocksdb::WriteStallCondition condition, int by, absl::Time now) {
+  void Move(rocksdb::WriteStallCondition condition, int by, Clock::time_point now) {
     Condition* c = condition == rocksdb::WriteStallCondition::kDelayed   ? &delayed_
                    : condition == rocksdb::WriteStallCondition::kStopped ? &stopped_
                                                                          : nullptr;

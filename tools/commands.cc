@@ -152,8 +152,9 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   auto opened = Storage::Open(options.db_dir, options.storage);
   if (!opened.ok()) {
     // Refused (damaged, another version, held by another process). With something to answer
-    // on, stay up and say so - NOT_SERVING, tend_state_refused 1 - until stopped, instead of a
-    // restart loop that fails the same way each time (docs/design.md, "Observability").
+    // on, stay up and say so - NOT_SERVING, Query UNAVAILABLE, tend_state_refused 1 - and try
+    // again every 10 s: a lock the previous process still held frees, an operator restores the
+    // directory. A restart loop would say nothing more (docs/design.md, "Observability").
     if (options.grpc_listen.empty() && !metrics) return opened.status();
     UnavailableQueryService unavailable(
         absl::StrCat("this engine's state directory is refused: ", opened.status().message()));
@@ -166,11 +167,22 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     }
     collector->SetStateRefused(true);
     TEND_LOG_ERROR("the state directory is refused: %s. Answering NOT_SERVING (gRPC health%s) "
-                   "until stopped; fix the directory, then restart",
+                   "and trying again every 10 s until stopped",
                    opened.status().ToString(), metrics ? ", tend_state_refused 1" : "");
-    while (!stop.load()) absl::SleepFor(absl::Milliseconds(100));
+    std::string last = opened.status().ToString();
+    while (!opened.ok() && !stop.load()) {
+      for (int i = 0; i < 100 && !stop.load(); ++i) absl::SleepFor(absl::Milliseconds(100));
+      if (stop.load()) break;
+      opened = Storage::Open(options.db_dir, options.storage);
+      if (!opened.ok() && opened.status().ToString() != last) {
+        last = opened.status().ToString();
+        TEND_LOG_ERROR("the state directory is still refused: %s", last);
+      }
+    }
     if (refused.server) refused.server->Shutdown(std::chrono::system_clock::now());
-    return opened.status();
+    if (!opened.ok()) return opened.status();
+    collector->SetStateRefused(false);
+    TEND_LOG_INFO("the state directory opened; starting");
   }
   std::unique_ptr<Storage> storage = *std::move(opened);
   // Each source leaves the metrics before it goes (its registration is destroyed first).

@@ -224,6 +224,9 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
   }
   CHECK(Sample(exposition, "tend_serving") == std::optional<double>(1));
   CHECK(Sample(exposition, "tend_cache_lookups_total").value_or(0) >= unique);
+  CHECK(Sample(exposition, "tend_cache_lookups_total") ==
+        std::optional<double>(Sample(exposition, "tend_cache_hits_total").value_or(-1) +
+                              Sample(exposition, "tend_cache_misses_total").value_or(-1)));
   CHECK(Sample(exposition, "tend_commit_duration_seconds_count") ==
         Sample(exposition, "tend_commits_total"));
   CHECK(Sample(exposition, "tend_decisions_total{outcome=\"fired\",reason=\"none\"}").value_or(0) >
@@ -368,7 +371,7 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
 }
 
 TEST_CASE("an engine whose state directory is refused stays up NOT_SERVING, says so in its "
-          "metrics, and exits 1 when stopped",
+          "metrics, and starts once the directory opens",
           "[integration]") {
   testing::TempDir dir;
   // Tables without a CURRENT file: a damaged directory (storage/storage.h refuses it).
@@ -383,13 +386,49 @@ TEST_CASE("an engine whose state directory is refused stays up NOT_SERVING, says
       log);
   const int metrics = LoggedPort(log, "/metrics (port ");
   INFO(ReadFile(log));
-  REQUIRE(Eventually([&] { return ReadFile(log).find("refused") != std::string::npos; },
-                     absl::Seconds(30)));
-  const int grpc_port = LoggedPort(log, "listening on port ");
-  CHECK(Health(grpc_port) == std::optional<bool>(false));
-  const std::string exposition = HttpGet(metrics, "/metrics").value_or("");
-  CHECK(Sample(exposition, "tend_state_refused") == std::optional<double>(1));
+  const int refused_port = LoggedPort(log, "UNAVAILABLE) listening on port ");
+  CHECK(Health(refused_port) == std::optional<bool>(false));
+  CHECK(Sample(HttpGet(metrics, "/metrics").value_or(""), "tend_state_refused") ==
+        std::optional<double>(1));
   CHECK(ReadFile(log).find("is damaged") != std::string::npos);
+  {
+    auto query = v1::Query::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", refused_port), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    v1::GetPatientRequest request;
+    request.set_patient_id("p1");
+    v1::GetPatientResponse response;
+    const grpc::Status s = query->GetPatient(&context, request, &response);
+    CHECK(s.error_code() == grpc::StatusCode::UNAVAILABLE);
+    CHECK(s.error_message().find("refused") != std::string::npos);
+  }
+
+  // The operator clears the directory: the engine opens it at its next try and serves.
+  REQUIRE(std::remove((state + "/000009.sst").c_str()) == 0);
+  const int grpc_port = LoggedPort(log, "grpc.health.v1.Health) listening on port ");
+  CHECK(Eventually([&] { return Health(grpc_port) == std::optional<bool>(true); },
+                   absl::Seconds(60)));
+  CHECK(Sample(HttpGet(metrics, "/metrics").value_or(""), "tend_state_refused") ==
+        std::optional<double>(0));
+  REQUIRE(kill(engine, SIGTERM) == 0);
+  CHECK(ExitCode(engine) == 0);
+}
+
+TEST_CASE("an engine stopped while its state directory is refused exits 1", "[integration]") {
+  testing::TempDir dir;
+  const std::string state = dir.Sub("state");
+  REQUIRE(std::system(absl::StrCat("mkdir -p '", state, "' && echo x > '", state,
+                                   "/000009.sst'").c_str()) == 0);
+  auto broker = testing::StartBroker(1);
+  const std::string log = dir.Sub("engine.log");
+  const pid_t engine = testing::SpawnTend(
+      {"engine", "--brokers", broker->bootstrap(), "--db", state, "--metrics-listen",
+       "127.0.0.1:0"},
+      log);
+  LoggedPort(log, "/metrics (port ");
+  INFO(ReadFile(log));
+  REQUIRE(Eventually([&] { return ReadFile(log).find("trying again") != std::string::npos; },
+                     absl::Seconds(30)));
   REQUIRE(kill(engine, SIGTERM) == 0);
   CHECK(ExitCode(engine) == 1);
 }
