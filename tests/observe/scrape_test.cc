@@ -150,7 +150,7 @@ std::optional<bool> Health(int port) {
 }
 
 TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, counters equal to "
-          "what was folded, dead-lettered and delivered; promtool passes the exposition and the "
+          "what was folded, dead-lettered and delivered, and promtool passes the exposition and the "
           "alert rules",
           "[integration]") {
   REQUIRE(access(kPrometheus, X_OK) == 0);  // tools/dev installs Debian's prometheus
