@@ -59,6 +59,9 @@ absl::StatusOr<RunningServer> StartGrpcServer(const std::string& listen_address,
                             : " (address in use?)"));
   }
   running.SetServing(options.serving_at_start);
+  if (grpc::HealthCheckServiceInterface* health = running.server->GetHealthCheckService()) {
+    for (const std::string& s : options.serving_services) health->SetServingStatus(s, true);
+  }
   return running;
 }
 

@@ -22,8 +22,8 @@ struct RunningServer {
   std::vector<std::string> health_services;  // ServerOptions::health_services
 
   // The health service's answer for the whole server ("") and each of health_services:
-  // SERVING or NOT_SERVING. Thread-safe. After Shutdown() gRPC answers NOT_SERVING whatever
-  // was set.
+  // SERVING or NOT_SERVING (ServerOptions::serving_services keep theirs). Thread-safe. After
+  // Shutdown() gRPC answers NOT_SERVING whatever was set.
   void SetServing(bool serving) const;
 };
 
@@ -37,6 +37,9 @@ struct ServerOptions {
   // "tend.v1.Query". The server starts NOT_SERVING for all: the caller says when it serves
   // (SetServing). (Health checks carry no token: they say nothing about patients.)
   std::vector<std::string> health_services;
+  // Services SERVING for as long as the server runs, whatever SetServing says: those that need
+  // nothing the caller waits for (the engine's Ingest needs Kafka, not the engine's state).
+  std::vector<std::string> serving_services;
   bool serving_at_start = false;  // true: SERVING from the start (a server with nothing to wait for)
 };
 

@@ -147,8 +147,9 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   GrpcMetrics grpc_metrics({v1::Ingest::service_full_name(), v1::Query::service_full_name()});
   ServerOptions server_options{auth.credentials, options.grpc_security.reflection};
   server_options.metrics = &grpc_metrics;
-  server_options.health_services = {v1::Ingest::service_full_name(),
-                                    v1::Query::service_full_name()};
+  // Query answers from the state: it serves once the engine caught up. Ingest only produces to
+  // Kafka: it serves from the start.
+  server_options.health_services = {v1::Query::service_full_name()};
   auto opened = Storage::Open(options.db_dir, options.storage);
   if (!opened.ok()) {
     // Refused (damaged, another version, held by another process). With something to answer
@@ -203,6 +204,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     query = std::make_unique<QueryService>(storage.get(), options.engine.projections);
     ingest->set_authorizer(auth.authorizer);
     query->set_authorizer(auth.authorizer);
+    server_options.serving_services = {v1::Ingest::service_full_name()};
     TEND_ASSIGN_OR_RETURN(server, StartGrpcServer(options.grpc_listen, {ingest.get(), query.get()},
                                                   server_options));
     const ServerSecurity& sec = options.grpc_security;

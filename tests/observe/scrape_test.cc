@@ -143,8 +143,8 @@ int Promtool(const std::string& args, const std::string& log) {
   return std::system(absl::StrCat(kPromtool, " ", args, " >> '", log, "' 2>&1").c_str());
 }
 
-std::optional<bool> Health(int port) {
-  auto serving = CheckHealth(absl::StrCat("127.0.0.1:", port), {}, "", absl::Seconds(5));
+std::optional<bool> Health(int port, const std::string& service = "") {
+  auto serving = CheckHealth(absl::StrCat("127.0.0.1:", port), {}, service, absl::Seconds(5));
   if (!serving.ok()) return std::nullopt;
   return *serving;
 }
@@ -195,12 +195,15 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
   const int engine_grpc = LoggedPort(engine_log, "listening on port ");
   INFO(ReadFile(engine_log));
   // The server comes up before the engine has its partitions (a consumer group's join takes
-  // seconds): not serving yet.
+  // seconds): not serving yet, but Ingest (which needs only Kafka) does.
   CHECK(Health(engine_grpc) == std::optional<bool>(false));
+  CHECK(Health(engine_grpc, "tend.v1.Query") == std::optional<bool>(false));
+  CHECK(Health(engine_grpc, "tend.v1.Ingest") == std::optional<bool>(true));
 
   // SERVING once every partition is caught up; the counters then hold the whole log.
   REQUIRE(Eventually([&] { return Health(engine_grpc) == std::optional<bool>(true); },
                      absl::Seconds(60)));
+  CHECK(Health(engine_grpc, "tend.v1.Query") == std::optional<bool>(true));
   std::string exposition;
   REQUIRE(Eventually(
       [&] {
@@ -370,20 +373,25 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
   CHECK(ExitCode(sink) == 0);
 }
 
+// Starts `tend engine` with metrics (and gRPC when `grpc`) on a damaged state directory made at
+// `state`: tables without a CURRENT file, which storage/storage.h refuses.
+pid_t EngineOnRefusedDirectory(const std::string& brokers, const std::string& state,
+                               const std::string& log, bool grpc) {
+  REQUIRE(std::system(absl::StrCat("mkdir -p '", state, "' && echo x > '", state,
+                                   "/000009.sst'").c_str()) == 0);
+  std::vector<std::string> args = {"engine", "--brokers", brokers, "--db", state,
+                                   "--metrics-listen", "127.0.0.1:0"};
+  if (grpc) args.insert(args.end(), {"--grpc-listen", "127.0.0.1:0"});
+  return testing::SpawnTend(args, log);
+}
+
 TEST_CASE("an engine whose state directory is refused stays up NOT_SERVING, says so in its "
           "metrics, and starts once the directory opens",
           "[integration]") {
   testing::TempDir dir;
-  // Tables without a CURRENT file: a damaged directory (storage/storage.h refuses it).
-  const std::string state = dir.Sub("state");
-  REQUIRE(std::system(absl::StrCat("mkdir -p '", state, "' && echo x > '", state,
-                                   "/000009.sst'").c_str()) == 0);
   auto broker = testing::StartBroker(1);
-  const std::string log = dir.Sub("engine.log");
-  const pid_t engine = testing::SpawnTend(
-      {"engine", "--brokers", broker->bootstrap(), "--db", state, "--grpc-listen", "127.0.0.1:0",
-       "--metrics-listen", "127.0.0.1:0"},
-      log);
+  const std::string state = dir.Sub("state"), log = dir.Sub("engine.log");
+  const pid_t engine = EngineOnRefusedDirectory(broker->bootstrap(), state, log, /*grpc=*/true);
   const int metrics = LoggedPort(log, "/metrics (port ");
   INFO(ReadFile(log));
   const int refused_port = LoggedPort(log, "UNAVAILABLE) listening on port ");
@@ -416,15 +424,9 @@ TEST_CASE("an engine whose state directory is refused stays up NOT_SERVING, says
 
 TEST_CASE("an engine stopped while its state directory is refused exits 1", "[integration]") {
   testing::TempDir dir;
-  const std::string state = dir.Sub("state");
-  REQUIRE(std::system(absl::StrCat("mkdir -p '", state, "' && echo x > '", state,
-                                   "/000009.sst'").c_str()) == 0);
   auto broker = testing::StartBroker(1);
-  const std::string log = dir.Sub("engine.log");
-  const pid_t engine = testing::SpawnTend(
-      {"engine", "--brokers", broker->bootstrap(), "--db", state, "--metrics-listen",
-       "127.0.0.1:0"},
-      log);
+  const std::string state = dir.Sub("state"), log = dir.Sub("engine.log");
+  const pid_t engine = EngineOnRefusedDirectory(broker->bootstrap(), state, log, /*grpc=*/false);
   LoggedPort(log, "/metrics (port ");
   INFO(ReadFile(log));
   REQUIRE(Eventually([&] { return ReadFile(log).find("trying again") != std::string::npos; },
