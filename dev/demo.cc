@@ -18,6 +18,8 @@
 #include "dispatch/dispatcher.h"
 #include "services/ingest_service.h"
 #include "services/query_service.h"
+#include "observe/metrics.h"
+#include "services/grpc_metrics.h"
 #include "services/server.h"
 #include "services/sink_service.h"
 #include "tend/v1/services.grpc.pb.h"
@@ -93,14 +95,32 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
   // Synthetic data, but the same rule as the engine: plaintext without tokens on loopback only.
   TEND_ASSIGN_OR_RETURN(ServerAuth auth, MakeServerAuth(ServerSecurity(), options.grpc_listen));
   // Reflection on, for grpcurl: the demo is for exploring.
+  GrpcMetrics grpc_metrics({v1::Ingest::service_full_name(), v1::Query::service_full_name(),
+                            v1::ReminderSink::service_full_name()});
+  ServerOptions server_options{auth.credentials, /*reflection=*/true};
+  server_options.metrics = &grpc_metrics;
+  server_options.serving_at_start = true;  // synthetic data: nothing to wait for
   TEND_ASSIGN_OR_RETURN(RunningServer server,
                         StartGrpcServer(options.grpc_listen, {&ingest, &query, sink.get()},
-                                        {auth.credentials, /*reflection=*/true}));
+                                        server_options));
+  // Each source leaves the metrics before it goes (its registration is destroyed first).
+  auto collector = std::make_shared<MetricsCollector>();
+  const auto storage_metrics = collector->AddStorage(storage.get());
+  const auto engine_metrics = collector->AddEngine(engine.get(), engine_options.cache_max_bytes);
+  const auto grpc_registration = collector->AddGrpc(&grpc_metrics);
+  const auto sink_metrics = collector->AddSink(sink.get());
+  std::unique_ptr<MetricsEndpoint> metrics;
+  if (!options.metrics_listen.empty()) {
+    TEND_ASSIGN_OR_RETURN(metrics, MetricsEndpoint::Start(options.metrics_listen, collector));
+    out << absl::StrFormat("metrics: http://127.0.0.1:%d/metrics\n", metrics->port());
+  }
   std::unique_ptr<Dispatcher> dispatcher;
+  MetricsCollector::Registration dispatcher_metrics;
   if (rules) {
     DispatcherOptions d;
     d.sink.target = absl::StrCat("127.0.0.1:", server.port);
     TEND_ASSIGN_OR_RETURN(dispatcher, Dispatcher::Start(d, storage.get()));
+    dispatcher_metrics = collector->AddDispatcher(dispatcher.get());
     out << absl::StrFormat("rules: %d from %s; reminders go to the reference sink (tend.v1."
                            "ReminderSink on the same port)\n",
                            rules->rules().size(), options.rules_path);
@@ -145,6 +165,7 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
       if (outbox != 0) absl::SleepFor(absl::Milliseconds(100));
     }
     ds = dispatcher->stats();
+    dispatcher_metrics = {};
     dispatcher.reset();
   }
   server.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));

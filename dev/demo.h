@@ -20,6 +20,9 @@ struct DemoOptions {
   int partitions = 16;
   std::string grpc_listen = "127.0.0.1:0";
   bool serve = false;  // keep broker, engine and gRPC running until `stop`
+  // Prometheus metrics of the engine, dispatcher, sink and gRPC at http://ADDR/metrics; empty:
+  // none.
+  std::string metrics_listen;
   // Rules deciding in the fold; their commands go through the dispatcher to the reference sink
   // served beside Query. Empty: projections only.
   std::string rules_path = "deploy/rules/default.yaml";

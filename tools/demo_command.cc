@@ -15,6 +15,8 @@ SubcommandRun AddDemoCommand(CLI::App* app) {
   cmd->add_option("--days", demo->days)->capture_default_str();
   cmd->add_option("--grpc-listen", demo->grpc_listen)->capture_default_str();
   cmd->add_flag("--serve", demo->serve, "keep running (Ctrl-C stops) for grpcurl");
+  cmd->add_option("--metrics-listen", demo->metrics_listen,
+                  "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464");
   cmd->add_option("--rules", demo->rules_path,
                   "rules deciding reminders, delivered to the reference sink (\"\": none)")
       ->capture_default_str();
