@@ -45,6 +45,7 @@ class Engine::Impl : public PartitionListener {
   absl::Status Run(const std::atomic<bool>& stop);
   absl::Status RunFrom(RecordSource* source, const std::atomic<bool>& stop);
   EngineStats Stats() const;
+  std::string KafkaStatistics() const { return consumer_ ? consumer_->Statistics() : ""; }
 
   // PartitionListener: the source's partitions come and go.
   absl::StatusOr<int64_t> OnAssigned(int32_t partition) override;
@@ -981,5 +982,6 @@ absl::Status Engine::RunFrom(RecordSource* source, const std::atomic<bool>& stop
   return impl_->RunFrom(source, stop);
 }
 EngineStats Engine::stats() const { return impl_->Stats(); }
+std::string Engine::KafkaStatistics() const { return impl_->KafkaStatistics(); }
 
 }  // namespace tend

@@ -184,6 +184,9 @@ class Engine {
   absl::Status RunFrom(RecordSource* source, const std::atomic<bool>& stop);
 
   EngineStats stats() const;
+  // The consumer's latest librdkafka statistics (JSON; kafka/consumer.h Statistics), when
+  // EngineOptions::kafka sets statistics.interval.ms; empty otherwise. Thread-safe.
+  std::string KafkaStatistics() const;
 
  private:
   class Impl;

@@ -22,6 +22,7 @@ absl::StatusOr<std::unique_ptr<ConsumerSource>> ConsumerSource::Create(const Kaf
   TEND_ASSIGN_OR_RETURN(KafkaConf conf, MakeKafkaConf(all));
   auto source = std::unique_ptr<ConsumerSource>(new ConsumerSource(std::move(topic)));
   rd_kafka_conf_set_rebalance_cb(conf.get(), &ConsumerSource::RebalanceCb);
+  rd_kafka_conf_set_stats_cb(conf.get(), &ConsumerSource::StatsCb);
   rd_kafka_conf_set_opaque(conf.get(), source.get());  // how the callback finds the source
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof(err));
@@ -62,6 +63,18 @@ void ConsumerSource::RebalanceCb(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err,
   } else {
     self->OnRevoke(parts);
   }
+}
+
+int ConsumerSource::StatsCb(rd_kafka_t* /*rk*/, char* json, size_t json_len, void* opaque) {
+  auto* self = static_cast<ConsumerSource*>(opaque);
+  absl::MutexLock lock(&self->statistics_mu_);
+  self->statistics_.assign(json, json_len);
+  return 0;  // librdkafka frees `json`
+}
+
+std::string ConsumerSource::Statistics() const {
+  absl::MutexLock lock(&statistics_mu_);
+  return statistics_;
 }
 
 void ConsumerSource::OnAssign(rd_kafka_topic_partition_list_t* parts) {

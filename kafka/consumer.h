@@ -14,7 +14,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "kafka/kafka.h"
 #include "kafka/message_releaser.h"
 #include "kafka/props.h"
@@ -59,6 +61,11 @@ class ConsumerSource : public RecordSource {
   // Frees every message, then leaves the group: the listener's OnRevoked commits first.
   void Close() override;
 
+  // The latest statistics librdkafka emitted (its JSON, STATISTICS.md of librdkafka; every
+  // `statistics.interval.ms` when that property is set; empty before the first or without it).
+  // Thread-safe.
+  std::string Statistics() const;
+
   // For commits of the group's offsets (lag monitoring only) and the high watermarks
   // (rd_kafka_get_watermark_offsets, from any thread); lives as long as the source.
   rd_kafka_t* consumer() const { return consumer_.get(); }
@@ -69,6 +76,8 @@ class ConsumerSource : public RecordSource {
   explicit ConsumerSource(std::string topic);
   static void RebalanceCb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* parts, void* opaque);
+  // On the polling thread, every statistics.interval.ms: keeps a copy for Statistics().
+  static int StatsCb(rd_kafka_t* rk, char* json, size_t json_len, void* opaque);
   void OnAssign(rd_kafka_topic_partition_list_t* parts);
   void OnRevoke(rd_kafka_topic_partition_list_t* parts);
   // Appends the record of `m`, or handles the event it carries; `m` is then held until the next
@@ -88,6 +97,8 @@ class ConsumerSource : public RecordSource {
   std::vector<int32_t> caught_up_;  // partitions whose end the last Poll reached
   absl::Status error_;  // from a callback, returned by Poll
   bool closed_ = false;
+  mutable absl::Mutex statistics_mu_;
+  std::string statistics_ ABSL_GUARDED_BY(statistics_mu_);
   MessageReleaser releaser_;  // last: destroyed (joined) first, after Close() drained it
 };
 

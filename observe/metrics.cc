@@ -1,5 +1,7 @@
 #include "observe/metrics.h"
 
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
 #include <prometheus/exposer.h>
 
 #include <cmath>
@@ -81,8 +83,72 @@ std::string ReasonLabel(int reason) {
   return Lower(v1::Decision::Reason_Name(static_cast<v1::Decision::Reason>(reason)));
 }
 
+// What librdkafka's statistics (its STATISTICS.md; JSON every statistics.interval.ms) add to
+// the engine's own view: its lag against the group's committed offsets, its pre-fetch queue, the
+// log's start (retention), and the brokers' round trips. Unparsable or absent: nothing.
+void KafkaFamilies(const std::string& statistics, Families* out) {
+  if (statistics.empty()) return;
+  google::protobuf::Struct json;
+  if (!google::protobuf::util::JsonStringToMessage(statistics, &json).ok()) return;
+  const auto& root = json.fields();
+  auto number = [](const google::protobuf::Struct& s, const std::string& key) {
+    auto it = s.fields().find(key);
+    return it == s.fields().end() ? 0.0 : it->second.number_value();
+  };
+  if (auto topics = root.find("topics"); topics != root.end()) {
+    for (const auto& [topic, t] : topics->second.struct_value().fields()) {
+      const auto& fields = t.struct_value().fields();
+      auto partitions = fields.find("partitions");
+      if (partitions == fields.end()) continue;
+      for (const auto& [id, p] : partitions->second.struct_value().fields()) {
+        const google::protobuf::Struct& ps = p.struct_value();
+        // Only the partitions this consumer fetches ("-1" is librdkafka's internal one).
+        auto state = ps.fields().find("fetch_state");
+        if (id == "-1" || state == ps.fields().end() ||
+            state->second.string_value() != "active") {
+          continue;
+        }
+        const Labels partition = {{"partition", id}};
+        if (const double lag = number(ps, "consumer_lag"); lag >= 0) {
+          Gauge(out, "tend_kafka_group_lag_records",
+                "librdkafka's consumer_lag: the log's end minus the group's committed offset "
+                "(committed after each commit, for monitoring; tend_consumer_lag_records is "
+                "the engine's own).",
+                lag, partition);
+        }
+        Gauge(out, "tend_kafka_fetch_queue_messages",
+              "Messages librdkafka has fetched for the partition and the engine not read yet.",
+              number(ps, "fetchq_cnt"), partition);
+        if (const double lo = number(ps, "lo_offset"); lo >= 0) {
+          Gauge(out, "tend_kafka_log_start_offset",
+                "The partition's first offset still in the log (retention deletes before it).",
+                lo, partition);
+        }
+      }
+    }
+  }
+  if (auto brokers = root.find("brokers"); brokers != root.end()) {
+    for (const auto& [name, b] : brokers->second.struct_value().fields()) {
+      const google::protobuf::Struct& bs = b.struct_value();
+      if (number(bs, "nodeid") < 0) continue;  // bootstrap and coordinator aliases
+      auto nodename = bs.fields().find("nodename");
+      const Labels broker = {
+          {"broker", nodename != bs.fields().end() ? nodename->second.string_value() : name}};
+      auto state = bs.fields().find("state");
+      Gauge(out, "tend_kafka_broker_up", "1 when the consumer's connection to the broker is UP.",
+            state != bs.fields().end() && state->second.string_value() == "UP" ? 1 : 0, broker);
+      if (auto rtt = bs.fields().find("rtt"); rtt != bs.fields().end()) {
+        Gauge(out, "tend_kafka_broker_rtt_seconds",
+              "Mean round trip of requests to the broker over the last statistics interval.",
+              number(rtt->second.struct_value(), "avg") / 1e6, broker);
+      }
+    }
+  }
+}
+
 void EngineFamilies(const Engine& engine, int64_t cache_max_bytes, Families* out) {
   const EngineStats s = engine.stats();
+  KafkaFamilies(engine.KafkaStatistics(), out);
   Counter(out, "tend_records_consumed_total",
           "Records read from the events topic: events, clock ticks and bad records.", s.records);
   Counter(out, "tend_records_folded_total",

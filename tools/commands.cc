@@ -215,7 +215,13 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
                                        : (sec.tls_client_ca.empty() ? "TLS" : "mutual TLS"),
                   auth.authorizer ? "tokens required" : "no tokens");
   }
-  TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(options.engine, storage.get()));
+  EngineOptions engine_options = options.engine;
+  if (metrics) {
+    // librdkafka's statistics for the metrics (observe/metrics.cc KafkaFamilies): every 5 s,
+    // unless the operator's --kafka says otherwise (theirs come later and win).
+    engine_options.kafka.insert(engine_options.kafka.begin(), {"statistics.interval.ms", "5000"});
+  }
+  TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
   const auto engine_metrics = collector->AddEngine(engine.get(), options.engine.cache_max_bytes);
   HealthOptions health_options;
   health_options.max_lag = options.health_max_lag;

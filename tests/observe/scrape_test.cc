@@ -189,7 +189,7 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
        std::string(TEND_SOURCE_DIR) + "/deploy/rules/default.yaml", "--sink",
        absl::StrCat("127.0.0.1:", sink_port), "--tick-interval-s", "0", "--commit-interval-ms",
        "50", "--grpc-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-       "--health-max-lag", "0"},
+       "--health-max-lag", "0", "--kafka", "statistics.interval.ms=500"},
       engine_log);
   const int engine_metrics = LoggedPort(engine_log, "/metrics (port ");
   const int engine_grpc = LoggedPort(engine_log, "listening on port ");
@@ -226,6 +226,26 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
           std::optional<double>(0));
   }
   CHECK(Sample(exposition, "tend_serving") == std::optional<double>(1));
+  // librdkafka's statistics: its own lag (against the group's committed offsets, committed
+  // after the engine's commits), the log's start, one broker up.
+  REQUIRE(Eventually(
+      [&] {
+        exposition = HttpGet(engine_metrics, "/metrics").value_or("");
+        for (int p = 0; p < 4; ++p) {
+          if (Sample(exposition, absl::StrCat("tend_kafka_group_lag_records{partition=\"", p,
+                                              "\"}")) != std::optional<double>(0)) {
+            return false;
+          }
+        }
+        return true;
+      },
+      absl::Seconds(30)));
+  CHECK(Sample(exposition, "tend_kafka_log_start_offset{partition=\"0\"}") ==
+        std::optional<double>(0));
+  CHECK(exposition.find("tend_kafka_broker_up{broker=") != std::string::npos);
+  CHECK(exposition.find("tend_kafka_broker_up{broker=\"") != std::string::npos);
+  CHECK(Sample(exposition, "tend_kafka_fetch_queue_messages{partition=\"1\"}") ==
+        std::optional<double>(0));
   CHECK(Sample(exposition, "tend_cache_lookups_total").value_or(0) >= unique);
   CHECK(Sample(exposition, "tend_cache_lookups_total") ==
         std::optional<double>(Sample(exposition, "tend_cache_hits_total").value_or(-1) +
