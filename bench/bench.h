@@ -25,6 +25,9 @@ struct BenchOptions {
   uint64_t seed = 42;
   int repeat = 5;  // runs of each phase; the medians are compared (this machine is noisy)
   std::shared_ptr<const RuleSet> rules;  // null: projections only
+  // Extra librdkafka properties of the engine (e.g. statistics.interval.ms, as --metrics-listen
+  // sets it), not of the raw consumer it is compared with.
+  KafkaProps kafka;
 };
 // tend bench: raw librdkafka consumption vs the engine end to end, one JSON line on `out`.
 absl::Status RunBench(const BenchOptions& options, std::ostream& out);

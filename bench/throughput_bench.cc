@@ -124,6 +124,7 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
     engine_options.group_id = absl::StrCat("tend-bench-engine-", name, "-", round);
     engine_options.exit_when_idle = true;
     engine_options.rules = std::move(rules);  // decisions only: no dispatcher in a benchmark
+    engine_options.kafka = options.kafka;
     TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
     std::atomic<bool> stop{false};
     TEND_RETURN_IF_ERROR(engine->Run(stop));

@@ -39,7 +39,8 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 60000));
   cmd->add_option("--kafka", f->latency_kafka,
-                  "--latency: extra librdkafka property for the engine (repeatable)");
+                  "--latency and the throughput bench: extra librdkafka property for the "
+                  "engine (repeatable)");
   cmd->add_option("--seconds", f->seconds, "--latency: how long to produce")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
@@ -125,6 +126,9 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
         return Exit(s, "bench");
       }
       return Exit(RunLatencyBench(l, std::cout), "bench");
+    }
+    if (absl::Status s = ParseKafkaFlags(f->latency_kafka, &f->bench.kafka); !s.ok()) {
+      return Exit(s, "bench");
     }
     return Exit(RunBench(f->bench, std::cout), "bench");
   };
