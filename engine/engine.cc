@@ -291,7 +291,10 @@ absl::Status Engine::Impl::InitKafka() {
   TEND_ASSIGN_OR_RETURN(consumer_, ConsumerSource::Create(props, options_.topic));
 
   KafkaProps producer_props = {{"bootstrap.servers", options_.brokers}};
-  producer_props.insert(producer_props.end(), options_.kafka.begin(), options_.kafka.end());
+  for (const auto& prop : options_.kafka) {
+    // Statistics are the consumer's (for metrics); the DLQ producer would build them unread.
+    if (prop.first != "statistics.interval.ms") producer_props.push_back(prop);
+  }
   TEND_ASSIGN_OR_RETURN(dlq_, Producer::Create(producer_props));
   return absl::OkStatus();
 }

@@ -130,16 +130,29 @@ void KafkaFamilies(const std::string& statistics, Families* out) {
   if (auto brokers = root.find("brokers"); brokers != root.end()) {
     for (const auto& [name, b] : brokers->second.struct_value().fields()) {
       const google::protobuf::Struct& bs = b.struct_value();
-      if (number(bs, "nodeid") < 0) continue;  // bootstrap and coordinator aliases
-      auto nodename = bs.fields().find("nodename");
-      const Labels broker = {
-          {"broker", nodename != bs.fields().end() ? nodename->second.string_value() : name}};
-      auto state = bs.fields().find("state");
-      Gauge(out, "tend_kafka_broker_up", "1 when the consumer's connection to the broker is UP.",
-            state != bs.fields().end() && state->second.string_value() == "UP" ? 1 : 0, broker);
+      auto text = [&](const std::string& key) {
+        auto it = bs.fields().find(key);
+        return it == bs.fields().end() ? std::string() : it->second.string_value();
+      };
+      // Real brokers only: not the bootstrap entries without a node id, and not the logical
+      // GroupCoordinator entry, which copies its broker's id and name (one series each).
+      if (number(bs, "nodeid") < 0 || text("source") == "logical" ||
+          text("source") == "internal") {
+        continue;
+      }
+      // A broker never connected to (INIT) is one this consumer does not need: librdkafka
+      // connects only to the leaders of its partitions and the coordinator.
+      const std::string state = text("state");
+      if (state == "INIT") continue;
+      const Labels broker = {{"broker", text("nodename").empty() ? name : text("nodename")}};
+      Gauge(out, "tend_kafka_broker_up",
+            "1 when the consumer's connection to a broker it needs is UP (0: down or "
+            "reconnecting).",
+            state == "UP" ? 1 : 0, broker);
       if (auto rtt = bs.fields().find("rtt"); rtt != bs.fields().end()) {
         Gauge(out, "tend_kafka_broker_rtt_seconds",
-              "Mean round trip of requests to the broker over the last statistics interval.",
+              "Mean request round trip to the broker over the last statistics interval; fetches "
+              "include the broker's long-poll wait (fetch.wait.max.ms, 100 ms).",
               number(rtt->second.struct_value(), "avg") / 1e6, broker);
       }
     }

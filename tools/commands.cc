@@ -171,10 +171,14 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
                    "and trying again every 10 s until stopped",
                    opened.status().ToString(), metrics ? ", tend_state_refused 1" : "");
     std::string last = opened.status().ToString();
+    // Never create the directory anew here: one refused once is being repaired, and an empty
+    // state made between an operator's `mv`s would start folding from the start of the log.
+    StorageOptions reopen = options.storage;
+    reopen.create_if_missing = false;
     while (!opened.ok() && !stop.load()) {
       for (int i = 0; i < 100 && !stop.load(); ++i) absl::SleepFor(absl::Milliseconds(100));
       if (stop.load()) break;
-      opened = Storage::Open(options.db_dir, options.storage);
+      opened = Storage::Open(options.db_dir, reopen);
       if (!opened.ok() && opened.status().ToString() != last) {
         last = opened.status().ToString();
         TEND_LOG_ERROR("the state directory is still refused: %s", last);
