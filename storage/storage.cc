@@ -901,6 +901,122 @@ absl::Status Storage::RemoveCommands(const std::vector<OutboxRemoval>& removals)
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<ChangelogRecord>> Storage::ChangelogOf(const StateBatch& batch) const {
+  // Collects the batch's writes to the carried column families, each under its partition.
+  class Collector : public rocksdb::WriteBatch::Handler {
+   public:
+    explicit Collector(const Storage& s) {
+      tags_[s.state_->GetID()] = changelog::kState;
+      tags_[s.outbox_->GetID()] = changelog::kOutbox;
+      tags_[s.timers_->GetID()] = changelog::kTimers;
+      meta_ = s.meta_->GetID();
+    }
+    rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key,
+                          const rocksdb::Slice& value) override {
+      return Add(cf, key, &value);
+    }
+    rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+      return Add(cf, key, nullptr);
+    }
+    rocksdb::Status SingleDeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+      return Add(cf, key, nullptr);
+    }
+    rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice&,
+                                  const rocksdb::Slice&) override {
+      if (tags_.contains(cf)) {
+        return rocksdb::Status::InvalidArgument("a range delete of a changelog column family");
+      }
+      return rocksdb::Status::OK();  // the index's rebuild: not carried
+    }
+    rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+      return rocksdb::Status::InvalidArgument("tend writes no merges");
+    }
+    void LogData(const rocksdb::Slice&) override {}
+
+    std::map<int32_t, std::vector<ChangelogRecord>> writes;       // by partition, batch order
+    std::map<int32_t, ChangelogRecord> checkpoints;               // the last of each partition
+
+   private:
+    rocksdb::Status Add(uint32_t cf, const rocksdb::Slice& key, const rocksdb::Slice* value) {
+      absl::string_view k(key.data(), key.size());
+      char tag = 0;
+      if (cf == meta_) {
+        if (!absl::StartsWith(k, sf::kCheckpointPrefix)) return rocksdb::Status::OK();
+        tag = changelog::kCheckpoint;
+      } else if (auto it = tags_.find(cf); it != tags_.end()) {
+        tag = it->second;
+      } else {
+        return rocksdb::Status::OK();  // decisions, index: not carried
+      }
+      ChangelogRecord r;
+      r.key.reserve(1 + k.size());
+      r.key.push_back(tag);
+      r.key.append(k.data(), k.size());
+      if (value != nullptr) {
+        r.value.emplace();
+        r.value->reserve(1 + value->size());
+        r.value->push_back(changelog::kPut);
+        r.value->append(value->data(), value->size());
+      }
+      auto partition = changelog::PartitionOf(r.key);
+      if (!partition.ok()) return rocksdb::Status::Corruption(std::string(partition.status().message()));
+      r.partition = *partition;
+      if (tag == changelog::kCheckpoint) {
+        checkpoints[r.partition] = std::move(r);
+      } else {
+        writes[r.partition].push_back(std::move(r));
+      }
+      return rocksdb::Status::OK();
+    }
+    absl::flat_hash_map<uint32_t, char> tags_;
+    uint32_t meta_ = 0;
+  } collector(*this);
+  TEND_RETURN_IF_ERROR(FromRocks(batch.batch_.Iterate(&collector), "reading a commit batch"));
+  std::vector<ChangelogRecord> out;
+  for (auto& [partition, writes] : collector.writes) {
+    if (!collector.checkpoints.contains(partition)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a commit batch writes partition ", partition, "'s state without its checkpoint"));
+    }
+  }
+  for (auto& [partition, checkpoint] : collector.checkpoints) {
+    auto w = collector.writes.find(partition);
+    if (w != collector.writes.end()) {
+      for (ChangelogRecord& r : w->second) out.push_back(std::move(r));
+    }
+    out.push_back(std::move(checkpoint));
+  }
+  return out;
+}
+
+absl::Status Storage::ApplyChangelog(absl::Span<const ChangelogRecord> records) {
+  if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
+  rocksdb::WriteBatch batch;
+  for (const ChangelogRecord& r : records) {
+    TEND_ASSIGN_OR_RETURN(const int32_t partition, changelog::PartitionOf(r.key));
+    (void)partition;
+    rocksdb::ColumnFamilyHandle* cf = nullptr;
+    switch (r.key[0]) {
+      case changelog::kState: cf = state_; break;
+      case changelog::kOutbox: cf = outbox_; break;
+      case changelog::kTimers: cf = timers_; break;
+      default: cf = meta_; break;  // the checkpoint
+    }
+    const rocksdb::Slice key(r.key.data() + 1, r.key.size() - 1);
+    if (r.value.has_value()) {
+      if (r.value->empty() || (*r.value)[0] != changelog::kPut) {
+        return absl::DataLossError("a state changelog value not of format version 1");
+      }
+      batch.Put(cf, key, rocksdb::Slice(r.value->data() + 1, r.value->size() - 1));
+    } else {
+      batch.Delete(cf, key);
+    }
+  }
+  TEND_RETURN_IF_ERROR(
+      FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "applying the state changelog"));
+  return absl::OkStatus();
+}
+
 StorageStats Storage::stats() const {
   StorageStats s;
   auto property = [&](rocksdb::ColumnFamilyHandle* cf, const std::string& name) {

@@ -26,7 +26,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "tend/v1/commands.pb.h"
+#include "storage/changelog.h"
 #include "storage/options.h"
 #include "tend/v1/state.pb.h"
 
@@ -229,6 +231,14 @@ class Storage {
 
   // RocksDB's sizes and write stalls, and the outbox's size. Cheap (properties RocksDB keeps).
   StorageStats stats() const;
+
+  // The state changelog records of a commit batch (storage/changelog.h): per partition, in
+  // partition order, its puts and deletes of `state`, `outbox` and `timers` in batch order, then
+  // its checkpoint. kInvalidArgument for a batch with a range delete (only index rebuilds write
+  // one, and the index is not carried).
+  absl::StatusOr<std::vector<ChangelogRecord>> ChangelogOf(const StateBatch& batch) const;
+  // Writes changelog records (one partition's complete commit) in one WriteBatch.
+  absl::Status ApplyChangelog(absl::Span<const ChangelogRecord> records);
 
   StateBatch NewBatch() { return StateBatch(this); }
   // Writes the batch atomically (the batch is left as it was; Clear() it to reuse it).

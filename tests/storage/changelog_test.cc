@@ -1,0 +1,188 @@
+// storage/changelog.h: a commit's changelog records, applied in another directory one complete
+// commit at a time, reproduce the partition's state, outbox, timers and checkpoint; an
+// incomplete commit is never applied; records not of the format stop the restore.
+#include "storage/changelog.h"
+
+#include <catch2/catch.hpp>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "storage/storage.h"
+#include "tests/temp_dir.h"
+
+namespace tend {
+namespace {
+
+v1::PatientState Patient(const std::string& id, int64_t events) {
+  v1::PatientState s;
+  s.set_patient_id(id);
+  s.set_unique_events(events);
+  return s;
+}
+
+v1::PartitionCheckpoint Checkpoint(int32_t partition, int64_t next_offset) {
+  v1::PartitionCheckpoint c;
+  c.set_topic("tend.events");
+  c.set_partition(partition);
+  c.set_next_offset(next_offset);
+  return c;
+}
+
+v1::ReminderCommand Command(const std::string& id, const std::string& patient) {
+  v1::ReminderCommand c;
+  c.set_command_id(id);
+  c.set_patient_id(patient);
+  c.mutable_not_before()->set_seconds(1'800'000'000);
+  return c;
+}
+
+// Everything a changelog carries of a directory, comparable.
+struct Carried {
+  std::map<std::string, int64_t> patients;  // "partition/patient" -> unique_events
+  std::vector<std::string> commands;        // "partition/command id"
+  std::vector<std::tuple<int32_t, int64_t, std::string, std::string>> timers;
+  std::map<int32_t, int64_t> checkpoints;   // partition -> next_offset
+  bool operator==(const Carried&) const = default;
+};
+
+Carried Read(const Storage& storage, const std::vector<std::string>& patients) {
+  Carried c;
+  for (int32_t partition : {0, 3}) {
+    for (const std::string& id : patients) {
+      v1::PatientState s;
+      auto found = storage.GetPatient(partition, id, &s);
+      REQUIRE(found.ok());
+      if (*found) c.patients[std::to_string(partition) + "/" + id] = s.unique_events();
+    }
+    REQUIRE(storage
+                .ForEachTimer(partition,
+                              [&](int64_t due, absl::string_view patient, absl::string_view rule) {
+                                c.timers.emplace_back(partition, due, std::string(patient),
+                                                      std::string(rule));
+                                return absl::OkStatus();
+                              })
+                .ok());
+  }
+  REQUIRE(storage
+              .ForEachCommand([&](int32_t partition, const v1::ReminderCommand& cmd) {
+                c.commands.push_back(std::to_string(partition) + "/" + cmd.command_id());
+                return absl::OkStatus();
+              })
+              .ok());
+  auto checkpoints = storage.LoadCheckpoints();
+  REQUIRE(checkpoints.ok());
+  for (const auto& cp : *checkpoints) c.checkpoints[cp.partition()] = cp.next_offset();
+  return c;
+}
+
+// Feeds each partition's records to its own restorer, as a new owner reading each changelog
+// partition would.
+void Restore(const std::vector<ChangelogRecord>& records,
+             std::map<int32_t, std::unique_ptr<ChangelogRestorer>>* restorers, Storage* to) {
+  for (const ChangelogRecord& r : records) {
+    auto& restorer = (*restorers)[r.partition];
+    if (!restorer) restorer = std::make_unique<ChangelogRestorer>(to);
+    REQUIRE(restorer->Add(r).ok());
+  }
+}
+
+TEST_CASE("a commit's changelog records rebuild its partitions' state elsewhere, one complete "
+          "commit at a time",
+          "[storage]") {
+  testing::TempDir dir;
+  auto source = Storage::Open(dir.Sub("source"));
+  auto target = Storage::Open(dir.Sub("target"));
+  REQUIRE(source.ok());
+  REQUIRE(target.ok());
+  const std::vector<std::string> patients = {"p-a", "p-b"};
+  std::map<int32_t, std::unique_ptr<ChangelogRestorer>> restorers;
+
+  // Commit 1: two partitions' states, a command, timers, an index key and a decision.
+  StateBatch first = (*source)->NewBatch();
+  first.PutPatient(3, Patient("p-b", 4), {1, 2, 3, 4});
+  first.PutPatient(0, Patient("p-a", 2), {5, 6});
+  first.PutCommand(0, Command("cmd-1", "p-a"));
+  first.PutTimer(0, 100, "p-a", "no-bp-3d");
+  first.PutTimer(3, 200, "p-b", "daily-checkin");
+  first.PutIndex(std::string("\0\0\0\0Pprog/p-a", 14));
+  v1::Decision decision;
+  decision.set_patient_id("p-a");
+  first.PutDecision(decision, 7, 0);
+  first.PutCheckpoint(Checkpoint(0, 10));
+  first.PutCheckpoint(Checkpoint(3, 5));
+  REQUIRE((*source)->Commit(&first).ok());
+  auto records = (*source)->ChangelogOf(first);
+  REQUIRE(records.ok());
+  // Per partition in partition order, the checkpoint last; neither the index nor the decision.
+  std::vector<std::pair<int32_t, char>> shape;
+  for (const ChangelogRecord& r : *records) shape.emplace_back(r.partition, r.key[0]);
+  CHECK(shape == std::vector<std::pair<int32_t, char>>{
+                     {0, 's'}, {0, 'o'}, {0, 't'}, {0, 'c'}, {3, 's'}, {3, 't'}, {3, 'c'}});
+  Restore(*records, &restorers, target->get());
+  CHECK(Read(**target, patients) == Read(**source, patients));
+  CHECK(Read(**target, patients).commands == std::vector<std::string>{"0/cmd-1"});
+
+  // Commit 2: the command delivered (removed), a timer fired (deleted), a patient changed.
+  StateBatch second = (*source)->NewBatch();
+  second.PutPatient(0, Patient("p-a", 3), {5, 6, 7});
+  second.DeleteTimer(0, 100, "p-a", "no-bp-3d");
+  second.PutCheckpoint(Checkpoint(0, 11));
+  REQUIRE((*source)->Commit(&second).ok());
+  auto deletes = (*source)->ChangelogOf(second);
+  REQUIRE(deletes.ok());
+  CHECK(std::count_if(deletes->begin(), deletes->end(),
+                      [](const ChangelogRecord& r) { return !r.value.has_value(); }) == 1);
+  Restore(*deletes, &restorers, target->get());
+  CHECK(Read(**target, patients) == Read(**source, patients));
+  CHECK(Read(**target, patients).timers.size() == 1);
+  CHECK(restorers[0]->commits_applied() == 2);
+
+  // Commit 3 reaches the changelog without its checkpoint (the writer died): nothing of it is
+  // applied, and the target stays at commit 2.
+  StateBatch third = (*source)->NewBatch();
+  third.PutPatient(0, Patient("p-a", 9), {5, 6, 7, 8});
+  third.PutCheckpoint(Checkpoint(0, 12));
+  auto partial = (*source)->ChangelogOf(third);
+  REQUIRE(partial.ok());
+  partial->pop_back();  // the checkpoint
+  const Carried before = Read(**target, patients);
+  Restore(*partial, &restorers, target->get());
+  CHECK(restorers[0]->pending() == 1);
+  CHECK(Read(**target, patients) == before);
+  CHECK(before.checkpoints.at(0) == 11);
+}
+
+TEST_CASE("a changelog record not of the format stops the restore", "[storage]") {
+  testing::TempDir dir;
+  auto target = Storage::Open(dir.Sub("target"));
+  REQUIRE(target.ok());
+  ChangelogRestorer restorer(target->get());
+  ChangelogRecord unknown_tag{0, std::string("x\0\0\0\0p", 6), std::string("\x01v")};
+  CHECK(restorer.Add(unknown_tag).code() == absl::StatusCode::kDataLoss);
+  ChangelogRecord short_key{0, "s\0", std::string("\x01v")};
+  CHECK(restorer.Add(short_key).code() == absl::StatusCode::kDataLoss);
+  ChangelogRecord unversioned{0, std::string("s\0\0\0\0p", 6), std::string("v")};
+  CHECK(restorer.Add(unversioned).code() == absl::StatusCode::kDataLoss);
+  ChangelogRecord elsewhere{0, std::string("s\0\0\0\3p", 6), std::string("\x01v")};
+  CHECK(restorer.Add(elsewhere).code() == absl::StatusCode::kDataLoss);  // partition 3's
+  ChangelogRecord checkpoint_deleted{0, std::string("ccheckpoint/\0\0\0\0", 16), std::nullopt};
+  CHECK(restorer.Add(checkpoint_deleted).code() == absl::StatusCode::kDataLoss);
+  CHECK(restorer.pending() == 0);
+}
+
+TEST_CASE("a commit batch that writes a partition's state without its checkpoint has no "
+          "changelog",
+          "[storage]") {
+  testing::TempDir dir;
+  auto storage = Storage::Open(dir.Sub("s"));
+  REQUIRE(storage.ok());
+  StateBatch batch = (*storage)->NewBatch();
+  batch.PutPatient(2, Patient("p-c", 1), {1});
+  CHECK((*storage)->ChangelogOf(batch).status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace tend
