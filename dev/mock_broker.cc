@@ -26,7 +26,7 @@ absl::StatusOr<std::unique_ptr<MockBroker>> MockBroker::Start(const MockBrokerOp
   broker->rk_.reset(rk);
   broker->cluster_ = rd_kafka_mock_cluster_new(rk, options.brokers);
   if (broker->cluster_ == nullptr) return absl::InternalError("starting the mock cluster failed");
-  for (const std::string& topic : {options.topic, options.dlq_topic}) {
+  for (const std::string& topic : {options.topic, options.dlq_topic, options.changelog_topic}) {
     TEND_RETURN_IF_ERROR(FromKafka(
         rd_kafka_mock_topic_create(broker->cluster_, topic.c_str(), options.partitions, 1),
         absl::StrCat("creating topic ", topic)));

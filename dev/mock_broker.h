@@ -26,6 +26,8 @@ struct MockBrokerOptions {
   int partitions = 16;  // of the events topic; the DLQ gets the same count
   std::string topic = "tend.events";
   std::string dlq_topic = "tend.events.dlq";
+  // The state changelog (storage/changelog.h), same partition count. The mock never compacts.
+  std::string changelog_topic = "tend.state.changelog";
   int brokers = 1;
   // When non-zero, also listen on 127.0.0.1:port and forward to the mock's ephemeral listener,
   // so clients have a stable bootstrap address. They then follow the advertised address.

@@ -23,6 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "base/histogram.h"
+#include "engine/changelog_writer.h"
 #include "kafka/kafka.h"
 #include "storage/storage.h"
 #include "tend/v1/commands.pb.h"
@@ -122,15 +123,19 @@ struct DecidedWrites {
 // Thread-safe; Submit/Wait are called from the engine thread.
 class Committer {
  public:
-  // `storage` and `consumer` are borrowed and must outlive the Committer. `replay`: commands are
-  // not written to the outbox but passed to `on_replay_command` (may be empty) once written.
+  // `storage`, `consumer` and `changelog` (null: none) are borrowed and must outlive the
+  // Committer. `replay`: commands are not written to the outbox but passed to
+  // `on_replay_command` (may be empty) once written. With a changelog, each batch's records go
+  // to it after the RocksDB write (a failure is the commit's failure).
   Committer(Storage* storage, const CommitOptions& options, rd_kafka_t* consumer, bool replay,
-            std::function<void(const v1::ReminderCommand&)> on_replay_command)
+            std::function<void(const v1::ReminderCommand&)> on_replay_command,
+            ChangelogWriter* changelog = nullptr)
       : storage_(storage),
         options_(options),
         consumer_(consumer),
         replay_(replay),
         on_replay_command_(std::move(on_replay_command)),
+        changelog_(changelog),
         thread_([this] { Loop(); }) {}
 
   ~Committer() {
@@ -203,6 +208,7 @@ class Committer {
   rd_kafka_t* const consumer_;
   const bool replay_;
   const std::function<void(const v1::ReminderCommand&)> on_replay_command_;
+  ChangelogWriter* const changelog_;
   absl::Mutex mu_;
   StateBatch* batch_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::unique_ptr<DecidedWrites> decided_ ABSL_GUARDED_BY(mu_);

@@ -26,6 +26,7 @@
 #include "kafka/consumer.h"
 #include "kafka/dead_letter.h"
 #include "kafka/kafka.h"
+#include "engine/changelog_writer.h"
 #include "engine/committer.h"
 #include "engine/rule_ids.h"
 #include "engine/timer_index.h"
@@ -42,6 +43,16 @@ class Engine::Impl : public PartitionListener {
   absl::Status Init();
   // The consumer and the DLQ producer.
   absl::Status InitKafka();
+  // Properties of the engine's producers (DLQ, changelog): the brokers and the operator's
+  // settings, but not statistics.interval.ms (the consumer's, for metrics: a producer would
+  // build statistics no one reads).
+  KafkaProps ProducerProps() const {
+    KafkaProps props = {{"bootstrap.servers", options_.brokers}};
+    for (const auto& prop : options_.kafka) {
+      if (prop.first != "statistics.interval.ms") props.push_back(prop);
+    }
+    return props;
+  }
   absl::Status Run(const std::atomic<bool>& stop);
   absl::Status RunFrom(RecordSource* source, const std::atomic<bool>& stop);
   EngineStats Stats() const;
@@ -163,6 +174,7 @@ class Engine::Impl : public PartitionListener {
   std::unique_ptr<ConsumerSource> consumer_;  // the events topic, with Kafka
   std::unique_ptr<Producer> dlq_;
   std::optional<StateBatch> batch_;  // reused across commits; owned by committer_ while in flight
+  std::unique_ptr<ChangelogWriter> changelog_;  // null without a changelog topic
   std::unique_ptr<Committer> committer_;  // destroyed first: it borrows the consumer
 
   RuleIds rule_ids_{options_.rules.get()};  // of the timers in partitions_
@@ -269,10 +281,15 @@ absl::Status Engine::Impl::Init() {
   batch_.emplace(storage_->NewBatch());
   if (kafka) TEND_RETURN_IF_ERROR(InitKafka());  // else RunFrom only (REPLAY)
   // The consumer (null without Kafka) is only for lag-monitoring offset commits.
+  if (!options_.changelog_topic.empty()) {
+    if (!kafka) return absl::InvalidArgumentError("a state changelog needs --brokers");
+    TEND_ASSIGN_OR_RETURN(changelog_,
+                          ChangelogWriter::Create(ProducerProps(), options_.changelog_topic));
+  }
   committer_ = std::make_unique<Committer>(storage_, options_.commit,
                                            consumer_ ? consumer_->consumer() : nullptr,
                                            options_.mode == EngineOptions::Mode::kReplay,
-                                           options_.on_replay_command);
+                                           options_.on_replay_command, changelog_.get());
   return absl::OkStatus();
 }
 
@@ -290,12 +307,7 @@ absl::Status Engine::Impl::InitKafka() {
   props.insert(props.end(), options_.kafka.begin(), options_.kafka.end());
   TEND_ASSIGN_OR_RETURN(consumer_, ConsumerSource::Create(props, options_.topic));
 
-  KafkaProps producer_props = {{"bootstrap.servers", options_.brokers}};
-  for (const auto& prop : options_.kafka) {
-    // Statistics are the consumer's (for metrics); the DLQ producer would build them unread.
-    if (prop.first != "statistics.interval.ms") producer_props.push_back(prop);
-  }
-  TEND_ASSIGN_OR_RETURN(dlq_, Producer::Create(producer_props));
+  TEND_ASSIGN_OR_RETURN(dlq_, Producer::Create(ProducerProps()));
   return absl::OkStatus();
 }
 

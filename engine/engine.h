@@ -82,6 +82,10 @@ struct EngineOptions {
   PolicyOptions policy;
   // Extra librdkafka properties for the consumer and the DLQ producer (e.g. security settings).
   KafkaProps kafka;
+  // The state changelog topic (storage/changelog.h), partitioned like `topic`: each commit's
+  // changes go there after the RocksDB write. Empty: none. (Its restore on assignment is not
+  // built yet: docs/design.md, "Planned, not built".)
+  std::string changelog_topic;
   // Run mode (docs/design.md, "Run modes"). kLive: commands go into the outbox, for the dispatcher;
   // bad records go to the DLQ. kReplay (a rebuild or a backtest): nothing leaves the engine — no
   // command enters the outbox, so none can ever be sent, and bad records are counted and logged but
