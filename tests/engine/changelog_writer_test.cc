@@ -14,48 +14,14 @@
 #include "rules/rules.h"
 #include "storage/changelog.h"
 #include "storage/storage.h"
+#include "tests/contents.h"
 #include "tests/testing.h"
 
 namespace tend {
 namespace {
 
-struct Contents {
-  std::map<std::string, std::string> states;  // patient -> serialized state
-  std::vector<std::string> commands;          // "partition/command id"
-  std::vector<std::tuple<int32_t, int64_t, std::string, std::string>> timers;
-  std::map<int32_t, std::string> checkpoints;  // partition -> serialized checkpoint
-  bool operator==(const Contents&) const = default;
-};
-
-Contents Read(const Storage& storage, int partitions) {
-  Contents c;
-  REQUIRE(storage
-              .ForEachState([&](const v1::PatientState& s) {
-                c.states[s.patient_id()] = s.SerializeAsString();
-                return absl::OkStatus();
-              })
-              .ok());
-  REQUIRE(storage
-              .ForEachCommand([&](int32_t partition, const v1::ReminderCommand& cmd) {
-                c.commands.push_back(std::to_string(partition) + "/" + cmd.command_id());
-                return absl::OkStatus();
-              })
-              .ok());
-  for (int32_t p = 0; p < partitions; ++p) {
-    REQUIRE(storage
-                .ForEachTimer(p,
-                              [&](int64_t due, absl::string_view patient, absl::string_view rule) {
-                                c.timers.emplace_back(p, due, std::string(patient),
-                                                      std::string(rule));
-                                return absl::OkStatus();
-                              })
-                .ok());
-  }
-  auto checkpoints = storage.LoadCheckpoints();
-  REQUIRE(checkpoints.ok());
-  for (const auto& cp : *checkpoints) c.checkpoints[cp.partition()] = cp.SerializeAsString();
-  return c;
-}
+using testing::Contents;
+using testing::ReadContents;
 
 TEST_CASE("the state changelog of a fold, applied alone into an empty directory, gives the "
           "engine's state, outbox, timers and checkpoints",
@@ -107,11 +73,11 @@ TEST_CASE("the state changelog of a fold, applied alone into an empty directory,
   }
   CHECK(applied == checkpoints);
   CHECK(tombstones > 0);  // timers fired and moved: their deletes travel too
-  const Contents want = Read(**source, 4);
+  const Contents want = ReadContents(**source, 4);
   CHECK(!want.states.empty());
   CHECK(!want.timers.empty());
   CHECK(!want.commands.empty());
-  const Contents got = Read(**target, 4);
+  const Contents got = ReadContents(**target, 4);
   CHECK(got.states == want.states);
   CHECK(got.commands == want.commands);
   CHECK(got.timers == want.timers);
