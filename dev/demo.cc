@@ -99,10 +99,10 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
                             v1::ReminderSink::service_full_name()});
   ServerOptions server_options{auth.credentials, /*reflection=*/true};
   server_options.metrics = &grpc_metrics;
-  server_options.serving_at_start = true;  // synthetic data: nothing to wait for
   TEND_ASSIGN_OR_RETURN(RunningServer server,
                         StartGrpcServer(options.grpc_listen, {&ingest, &query, sink.get()},
                                         server_options));
+  server.SetServing(true);  // synthetic data: nothing to wait for
   // Each source leaves the metrics before it goes (its registration is destroyed first).
   auto collector = std::make_shared<MetricsCollector>();
   const auto storage_metrics = collector->AddStorage(storage.get());

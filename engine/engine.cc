@@ -69,7 +69,6 @@ class Engine::Impl : public PartitionListener {
     v1::PartitionCheckpoint checkpoint;
     bool dirty = false;  // checkpoint changed since the last commit
     bool eof = false;    // consumed up to the high watermark
-    bool caught_up = false;  // eof at least once since assigned
     bool gap_reported = false;
     // Every armed timer of the partition. Loaded on assignment when the rules have timers.
     TimerIndex timers;
@@ -218,8 +217,8 @@ class Engine::Impl : public PartitionListener {
 
   std::atomic<int64_t> first_record_ns_{0};
   std::atomic<int64_t> last_fold_ns_{0};  // when consumed records were last folded
-  std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0}, dead_lettered_{0};
-  std::atomic<int64_t> timers_fired_{0}, decisions_{0}, commands_{0}, assigned_{0};
+  std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0};
+  std::atomic<int64_t> timers_fired_{0}, commands_{0}, assigned_{0};
   std::atomic<int64_t> timer_loads_{0}, commits_within_record_{0};
   std::atomic<int64_t> cache_misses_{0}, cache_evictions_{0}, cache_bytes_now_{0},
       cache_bytes_peak_{0}, cache_patients_{0}, cache_hits_{0};
@@ -324,12 +323,7 @@ absl::StatusOr<int64_t> Engine::Impl::OnAssigned(int32_t partition) {
 
 void Engine::Impl::OnCaughtUp(int32_t partition) {
   auto it = partitions_.find(partition);
-  if (it == partitions_.end()) return;
-  it->second.eof = true;
-  if (!it->second.caught_up) {
-    it->second.caught_up = true;
-    PublishPartitions();
-  }
+  if (it != partitions_.end()) it->second.eof = true;
 }
 
 absl::StatusOr<Engine::Impl::Partition> Engine::Impl::LoadPartition(int32_t partition) {
@@ -466,7 +460,6 @@ const absl::TimeZone& Engine::Impl::TimeZoneOf(CacheEntry* entry) const {
 void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& patient_id,
                           DecideOutput* out) {
   commands_.fetch_add(static_cast<int64_t>(out->commands.size()), std::memory_order_relaxed);
-  decisions_.fetch_add(static_cast<int64_t>(out->decisions.size()), std::memory_order_relaxed);
   // `out` decided on decided_->arena: its messages are the arena's, not the output's, and stay
   // when it goes.
   for (int i = 0; i < out->commands.size(); ++i) {
@@ -697,7 +690,6 @@ void Engine::Impl::DeadLetter(const LogRecord& record, Partition* p, const absl:
     ++dlq_unflushed_;
   }
   p->checkpoint.set_dead_lettered(p->checkpoint.dead_lettered() + 1);
-  dead_lettered_.fetch_add(1, std::memory_order_relaxed);
   Bump(dead_lettered_by_[static_cast<size_t>(why)]);
   TEND_LOG_WARN("%s %s[%d]@%d: %s",
                 options_.mode == EngineOptions::Mode::kLive ? "dead-lettered"
@@ -804,7 +796,6 @@ void Engine::Impl::PublishPartitions() {
     ps.next_offset = p.checkpoint.next_offset();
     ps.clock = Clock(p);
     ps.timers_in_window = static_cast<int64_t>(p.timers.size());
-    ps.caught_up = p.caught_up;
     now.push_back(ps);
   }
   absl::MutexLock lock(&published_mu_);
@@ -937,10 +928,8 @@ EngineStats Engine::Impl::Stats() const {
   s.records = records_.load();
   s.events_applied = applied_.load();
   s.duplicates = duplicates_.load();
-  s.dead_lettered = dead_lettered_.load();
   s.commits = committer_ ? committer_->commits() : 0;
   s.timers_fired = timers_fired_.load();
-  s.decisions = decisions_.load();
   s.commands = commands_.load();
   s.partitions_assigned = assigned_.load();
   s.cache_misses = cache_misses_.load();
@@ -951,10 +940,15 @@ EngineStats Engine::Impl::Stats() const {
   s.cache_bytes_peak = cache_bytes_peak_.load();
   s.cache_patients = cache_patients_.load();
   s.cache_hits = cache_hits_.load();
+  // The totals are the sums of their breakdowns (each part read once: a sum never goes back).
   for (size_t i = 0; i < s.dead_lettered_by_reason.size(); ++i) {
     s.dead_lettered_by_reason[i] = dead_lettered_by_[i].load();
+    s.dead_lettered += s.dead_lettered_by_reason[i];
   }
-  for (size_t i = 0; i < s.decisions_by.size(); ++i) s.decisions_by[i] = decisions_by_[i].load();
+  for (size_t i = 0; i < s.decisions_by.size(); ++i) {
+    s.decisions_by[i] = decisions_by_[i].load();
+    s.decisions += s.decisions_by[i];
+  }
   if (committer_) {
     s.commit_seconds = committer_->commit_seconds().Read();
     s.commit_records = committer_->commit_records().Read();

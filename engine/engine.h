@@ -121,7 +121,6 @@ struct PartitionStats {
   int64_t high_watermark = -1;
   absl::Time clock = absl::UnixEpoch();  // the partition clock
   int64_t timers_in_window = 0;  // armed timers held in memory (TimerIndex window)
-  bool caught_up = false;  // consumed up to the end of the log at least once since assigned
   // high_watermark - next_offset, at least 0; -1 when the high watermark is not known.
   int64_t lag() const {
     return high_watermark < 0 ? -1 : std::max<int64_t>(0, high_watermark - next_offset);

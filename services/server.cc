@@ -48,7 +48,8 @@ absl::StatusOr<RunningServer> StartGrpcServer(const std::string& listen_address,
     builder.experimental().SetInterceptorCreators(std::move(creators));
   }
   // gRPC's own grpc.health.v1.Health (a process-wide switch, read when a server is built). It
-  // starts with "" SERVING; set below before anyone can have asked, the port being new.
+  // starts with "" SERVING; set NOT_SERVING below, right after the start (a check in between
+  // could still see SERVING: docs/design.md, "Observability").
   grpc::EnableDefaultHealthCheckService(true);
   running.health_services = options.health_services;
   running.server = builder.BuildAndStart();
@@ -58,7 +59,7 @@ absl::StatusOr<RunningServer> StartGrpcServer(const std::string& listen_address,
         options.credentials ? " (address in use, or the TLS certificate and key do not load?)"
                             : " (address in use?)"));
   }
-  running.SetServing(options.serving_at_start);
+  running.SetServing(false);
   if (grpc::HealthCheckServiceInterface* health = running.server->GetHealthCheckService()) {
     for (const std::string& s : options.serving_services) health->SetServingStatus(s, true);
   }

@@ -40,7 +40,6 @@ struct ServerOptions {
   // Services SERVING for as long as the server runs, whatever SetServing says: those that need
   // nothing the caller waits for (the engine's Ingest needs Kafka, not the engine's state).
   std::vector<std::string> serving_services;
-  bool serving_at_start = false;  // true: SERVING from the start (a server with nothing to wait for)
 };
 
 // `services` are borrowed and must outlive the server. kUnavailable when the address can't be

@@ -27,26 +27,30 @@ absl::StatusOr<int32_t> PartitionOf(absl::string_view key) {
   return static_cast<int32_t>(sf::ReadBe32(rest));
 }
 
-}  // namespace changelog
-
-absl::Status ChangelogRestorer::Add(ChangelogRecord record) {
-  TEND_ASSIGN_OR_RETURN(const int32_t partition, changelog::PartitionOf(record.key));
+absl::Status Check(const ChangelogRecord& record) {
+  TEND_ASSIGN_OR_RETURN(const int32_t partition, PartitionOf(record.key));
   if (partition != record.partition) {
     return absl::DataLossError(absl::StrCat("a state changelog record of partition ", partition,
                                             " in partition ", record.partition, "'s changelog"));
   }
-  if (record.value.has_value() &&
-      (record.value->empty() || (*record.value)[0] != changelog::kPut)) {
+  if (record.value.has_value() && (record.value->empty() || (*record.value)[0] != kPut)) {
     return absl::DataLossError(absl::StrCat(
         "state changelog record \"", absl::CHexEscape(record.key.substr(0, 64)),
         "\" of partition ", partition, ": its value is not of format version ",
         kChangelogFormatVersion));
   }
-  const bool checkpoint = changelog::IsCheckpoint(record.key);
-  if (checkpoint && !record.value.has_value()) {
+  if (IsCheckpoint(record.key) && !record.value.has_value()) {
     return absl::DataLossError(
         absl::StrCat("partition ", partition, "'s state changelog deletes its checkpoint"));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace changelog
+
+absl::Status ChangelogRestorer::Add(ChangelogRecord record) {
+  TEND_RETURN_IF_ERROR(changelog::Check(record));
+  const bool checkpoint = changelog::IsCheckpoint(record.key);
   pending_.push_back(std::move(record));
   if (!checkpoint) return absl::OkStatus();
   TEND_RETURN_IF_ERROR(storage_->ApplyChangelog(pending_));

@@ -51,6 +51,9 @@ inline constexpr char kPut = '\x01';  // the first byte of a put's value
 // The record's partition from its key; kDataLoss naming the key when it is not a changelog key.
 absl::StatusOr<int32_t> PartitionOf(absl::string_view key);
 inline bool IsCheckpoint(absl::string_view key) { return !key.empty() && key[0] == kCheckpoint; }
+// OK when `record` is of the format: its key's tag and partition (that of `record.partition`),
+// a put's marker, and a checkpoint that is a put. kDataLoss naming what is wrong otherwise.
+absl::Status Check(const ChangelogRecord& record);
 
 }  // namespace changelog
 

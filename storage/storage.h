@@ -238,6 +238,7 @@ class Storage {
   // one, and the index is not carried).
   absl::StatusOr<std::vector<ChangelogRecord>> ChangelogOf(const StateBatch& batch) const;
   // Writes changelog records (one partition's complete commit) in one WriteBatch.
+  // Precondition: each passed changelog::Check (ChangelogRestorer::Add checks them).
   absl::Status ApplyChangelog(absl::Span<const ChangelogRecord> records);
 
   StateBatch NewBatch() { return StateBatch(this); }

@@ -74,9 +74,9 @@ absl::Status RunSink(const SinkOptions& options, const std::atomic<bool>& stop, 
   ServerOptions server_options{auth.credentials, options.security.reflection};
   server_options.metrics = &grpc_metrics;
   server_options.health_services = {v1::ReminderSink::service_full_name()};
-  server_options.serving_at_start = true;  // the file is read back: nothing to wait for
   TEND_ASSIGN_OR_RETURN(RunningServer server,
                         StartGrpcServer(options.listen, {sink.get()}, server_options));
+  server.SetServing(true);  // the file was read back: nothing to wait for
   auto collector = std::make_shared<MetricsCollector>();
   const auto sink_metrics = collector->AddSink(sink.get());
   const auto grpc_registration = collector->AddGrpc(&grpc_metrics);
@@ -130,6 +130,57 @@ std::string FormatEngineStatus(const EngineStats& now, const EngineStats& before
   return line;
 }
 
+namespace {
+
+// The engine's state directory. Refused (damaged, another version, held by another process)
+// while something listens (gRPC, metrics), the engine stays up and says so - health
+// NOT_SERVING, Query UNAVAILABLE, tend_state_refused 1 - and tries again every 10 s, never
+// creating it anew: a lock the previous process still held frees, an operator restores the
+// directory (an empty state made between their `mv`s would fold from the start of the log). A
+// restart loop would say nothing more (docs/design.md, "Observability"). The refusal is returned
+// when stopped first, or when nothing listens.
+absl::StatusOr<std::unique_ptr<Storage>> OpenStateDirectory(const EngineCommandOptions& options,
+                                                            const ServerOptions& server_options,
+                                                            bool metrics,
+                                                            MetricsCollector* collector,
+                                                            const std::atomic<bool>& stop) {
+  auto opened = Storage::Open(options.db_dir, options.storage);
+  if (opened.ok() || (options.grpc_listen.empty() && !metrics)) return opened;
+  UnavailableQueryService unavailable(
+      absl::StrCat("this engine's state directory is refused: ", opened.status().message()));
+  RunningServer refused;
+  if (!options.grpc_listen.empty()) {
+    TEND_ASSIGN_OR_RETURN(refused,
+                          StartGrpcServer(options.grpc_listen, {&unavailable}, server_options));
+    TEND_LOG_INFO("gRPC (grpc.health.v1.Health, tend.v1.Query answering UNAVAILABLE) listening "
+                  "on port %d", refused.port);
+  }
+  collector->SetStateRefused(true);
+  TEND_LOG_ERROR("the state directory is refused: %s. Answering NOT_SERVING (gRPC health%s) "
+                 "and trying again every 10 s until stopped",
+                 opened.status().ToString(), metrics ? ", tend_state_refused 1" : "");
+  std::string last = opened.status().ToString();
+  StorageOptions reopen = options.storage;
+  reopen.create_if_missing = false;
+  while (!opened.ok() && !stop.load()) {
+    for (int i = 0; i < 100 && !stop.load(); ++i) absl::SleepFor(absl::Milliseconds(100));
+    if (stop.load()) break;
+    opened = Storage::Open(options.db_dir, reopen);
+    if (!opened.ok() && opened.status().ToString() != last) {
+      last = opened.status().ToString();
+      TEND_LOG_ERROR("the state directory is still refused: %s", last);
+    }
+  }
+  if (refused.server) refused.server->Shutdown(std::chrono::system_clock::now());
+  if (opened.ok()) {
+    collector->SetStateRefused(false);
+    TEND_LOG_INFO("the state directory opened; starting");
+  }
+  return opened;
+}
+
+}  // namespace
+
 absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bool>& stop) {
   if (options.db_dir.empty()) return absl::InvalidArgumentError("--db is required");
   // Security settings are checked before anything is opened: a refused one costs nothing.
@@ -150,46 +201,9 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   // Query answers from the state: it serves once the engine caught up. Ingest only produces to
   // Kafka: it serves from the start.
   server_options.health_services = {v1::Query::service_full_name()};
-  auto opened = Storage::Open(options.db_dir, options.storage);
-  if (!opened.ok()) {
-    // Refused (damaged, another version, held by another process). With something to answer
-    // on, stay up and say so - NOT_SERVING, Query UNAVAILABLE, tend_state_refused 1 - and try
-    // again every 10 s: a lock the previous process still held frees, an operator restores the
-    // directory. A restart loop would say nothing more (docs/design.md, "Observability").
-    if (options.grpc_listen.empty() && !metrics) return opened.status();
-    UnavailableQueryService unavailable(
-        absl::StrCat("this engine's state directory is refused: ", opened.status().message()));
-    RunningServer refused;
-    if (!options.grpc_listen.empty()) {
-      TEND_ASSIGN_OR_RETURN(refused,
-                            StartGrpcServer(options.grpc_listen, {&unavailable}, server_options));
-      TEND_LOG_INFO("gRPC (grpc.health.v1.Health, tend.v1.Query answering UNAVAILABLE) listening "
-                    "on port %d", refused.port);
-    }
-    collector->SetStateRefused(true);
-    TEND_LOG_ERROR("the state directory is refused: %s. Answering NOT_SERVING (gRPC health%s) "
-                   "and trying again every 10 s until stopped",
-                   opened.status().ToString(), metrics ? ", tend_state_refused 1" : "");
-    std::string last = opened.status().ToString();
-    // Never create the directory anew here: one refused once is being repaired, and an empty
-    // state made between an operator's `mv`s would start folding from the start of the log.
-    StorageOptions reopen = options.storage;
-    reopen.create_if_missing = false;
-    while (!opened.ok() && !stop.load()) {
-      for (int i = 0; i < 100 && !stop.load(); ++i) absl::SleepFor(absl::Milliseconds(100));
-      if (stop.load()) break;
-      opened = Storage::Open(options.db_dir, reopen);
-      if (!opened.ok() && opened.status().ToString() != last) {
-        last = opened.status().ToString();
-        TEND_LOG_ERROR("the state directory is still refused: %s", last);
-      }
-    }
-    if (refused.server) refused.server->Shutdown(std::chrono::system_clock::now());
-    if (!opened.ok()) return opened.status();
-    collector->SetStateRefused(false);
-    TEND_LOG_INFO("the state directory opened; starting");
-  }
-  std::unique_ptr<Storage> storage = *std::move(opened);
+  TEND_ASSIGN_OR_RETURN(std::unique_ptr<Storage> storage,
+                        OpenStateDirectory(options, server_options, metrics != nullptr,
+                                           collector.get(), stop));
   // Each source leaves the metrics before it goes (its registration is destroyed first).
   const auto storage_metrics = collector->AddStorage(storage.get());
   const auto grpc_registration = collector->AddGrpc(&grpc_metrics);

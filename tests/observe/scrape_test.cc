@@ -257,6 +257,12 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
   CHECK(Sample(exposition, "tend_kafka_fetch_queue_messages{partition=\"1\"}") ==
         std::optional<double>(0));
   CHECK(Sample(exposition, "tend_cache_lookups_total").value_or(0) >= unique);
+  // One lookup per event folded or dropped as a duplicate and per timer fired, each a hit or a
+  // miss: counted apart (hits where they happen, misses where RocksDB is read).
+  CHECK(Sample(exposition, "tend_cache_hits_total").value_or(-1) +
+            Sample(exposition, "tend_cache_misses_total").value_or(-1) ==
+        Approx(unique + duplicates +
+               Sample(exposition, "tend_timers_fired_total").value_or(-1)));
   CHECK(Sample(exposition, "tend_cache_lookups_total") ==
         std::optional<double>(Sample(exposition, "tend_cache_hits_total").value_or(-1) +
                               Sample(exposition, "tend_cache_misses_total").value_or(-1)));
@@ -303,6 +309,9 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
                "tend_grpc_requests_total{service=\"tend.v1.Query\",method=\"GetPatient\","
                "code=\"NOT_FOUND\"}") == std::optional<double>(1));
   CHECK(exposition.find("NoSuchMethod") == std::string::npos);
+  CHECK(Sample(exposition,
+               "tend_grpc_requests_total{service=\"other\",method=\"other\","
+               "code=\"UNIMPLEMENTED\"}") == std::optional<double>(1));
 
   // The welcome commands reach the sink; both sides count them alike.
   std::string sink_exposition;
