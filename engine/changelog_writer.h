@@ -1,19 +1,25 @@
 // Writes each commit's state changelog records (storage/changelog.h) to the changelog topic,
-// after the commit's RocksDB write, on the committer's thread, and waits until the broker has
-// them all: a commit whose records did not all arrive stops the engine, since a restore that
-// missed a commit's records but applied a later one would hold a state no fold made
-// (docs/design.md, "Planned, not built: state that follows its partition").
+// on the committer's thread BEFORE the commit's RocksDB write, and waits until the broker has
+// them all: the directory never holds a commit the changelog lacks, so a restart never has to
+// repair the changelog, and a commit the changelog took but RocksDB did not is restored from it
+// at the next start (docs/design.md, "State that follows its partition"). Besides commits: a
+// partition's copy seeded from a directory that had no changelog, and the dispatcher's outbox
+// removals (tombstones, not awaited: a lost one costs a duplicate the sink drops).
 //
-// Thread safety: Write() is called from one thread (the committer's).
+// Thread safety: thread-safe (the committer writes, the engine seeds, the dispatcher forgets).
 #ifndef TEND_ENGINE_CHANGELOG_WRITER_H_
 #define TEND_ENGINE_CHANGELOG_WRITER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "kafka/kafka.h"
 #include "kafka/props.h"
 #include "storage/storage.h"
@@ -26,18 +32,39 @@ class ChangelogWriter {
   // and the operator's settings); idempotent, so retries neither duplicate nor reorder.
   static absl::StatusOr<std::unique_ptr<ChangelogWriter>> Create(const KafkaProps& props,
                                                                  std::string topic);
-  // Produces the records of `batch`, written to `storage` already, and waits for every
-  // acknowledgement. kUnavailable when one did not arrive.
-  absl::Status Write(const Storage& storage, const StateBatch& batch);
+  // Produces the records of `batch` (not written yet), each partition's under a commit id of
+  // its own, waits for every acknowledgement, and adds to `batch` each partition's
+  // ChangelogPosition after its checkpoint record. kUnavailable when one did not arrive (the
+  // batch must then not be written).
+  absl::Status Write(const Storage& storage, StateBatch* batch);
+  // Produces the directory's copy of `partition` as one commit (a changelog seeded from a
+  // directory folded without one) and waits; returns the offset after its last record.
+  absl::StatusOr<int64_t> Seed(const Storage& storage, int32_t partition);
+  // The outbox removals as tombstones, produced in the background.
+  void Forget(const std::vector<OutboxRemoval>& removals);
 
-  int64_t records() const { return records_; }
+  const std::string& topic() const { return topic_; }
+  int64_t records() const { return records_.load(std::memory_order_relaxed); }
+  int64_t removals() const { return removals_.load(std::memory_order_relaxed); }
 
  private:
   ChangelogWriter(std::unique_ptr<Producer> producer, std::string topic)
       : producer_(std::move(producer)), topic_(std::move(topic)) {}
+  // Acknowledgements of one Write or Seed: the offset after the last record of each partition,
+  // and the first failure.
+  struct Acks;
+  // Produces `r` under `commit` (0: no commit header), reporting to `acks` (may be null).
+  absl::Status Produce(const ChangelogRecord& r, uint64_t commit, std::shared_ptr<Acks> acks);
+  // Waits for `acks` (every record it was given).
+  absl::Status Await(const std::shared_ptr<Acks>& acks, int64_t produced);
+  uint64_t NewCommitId();
+
   std::unique_ptr<Producer> producer_;
   const std::string topic_;
-  int64_t records_ = 0;
+  absl::Mutex mu_;
+  absl::BitGen bitgen_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> records_{0};
+  std::atomic<int64_t> removals_{0};
 };
 
 }  // namespace tend

@@ -107,8 +107,10 @@ void Committer::Loop() {
     }
     const auto start = std::chrono::steady_clock::now();  // durations: immune to clock steps
     if (decided) decided->AppendTo(batch, /*outbox=*/!replay_);
-    absl::Status s = storage_->Commit(batch, options_);
-    if (s.ok() && changelog_ != nullptr) s = changelog_->Write(*storage_, *batch);
+    // The changelog first: the directory never holds a commit the changelog lacks
+    // (engine/changelog_writer.h).
+    absl::Status s = changelog_ != nullptr ? changelog_->Write(*storage_, batch) : absl::OkStatus();
+    if (s.ok()) s = storage_->Commit(batch, options_);
     const auto written = std::chrono::steady_clock::now();
     if (s.ok() && decided && replay_ && on_replay_command_) {
       for (const auto& [partition, command] : decided->commands) on_replay_command_(*command);

@@ -126,7 +126,7 @@ class Committer {
   // `storage`, `consumer` and `changelog` (null: none) are borrowed and must outlive the
   // Committer. `replay`: commands are not written to the outbox but passed to
   // `on_replay_command` (may be empty) once written. With a changelog, each batch's records go
-  // to it after the RocksDB write (a failure is the commit's failure).
+  // to it before the RocksDB write (a failure is the commit's failure: the batch is not written).
   Committer(Storage* storage, const CommitOptions& options, rd_kafka_t* consumer, bool replay,
             std::function<void(const v1::ReminderCommand&)> on_replay_command,
             ChangelogWriter* changelog = nullptr)

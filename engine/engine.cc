@@ -26,6 +26,8 @@
 #include "kafka/consumer.h"
 #include "kafka/dead_letter.h"
 #include "kafka/kafka.h"
+#include "kafka/partition_reader.h"
+#include "engine/changelog_restore.h"
 #include "engine/changelog_writer.h"
 #include "engine/committer.h"
 #include "engine/rule_ids.h"
@@ -115,6 +117,8 @@ class Engine::Impl : public PartitionListener {
 
   // The partition's checkpoint (a fresh one when never committed here) and its timer index.
   absl::StatusOr<Partition> LoadPartition(int32_t partition);
+  // Brings the partition's copy up to date with the state changelog (engine/changelog_restore.h).
+  absl::Status Restore(int32_t partition);
 
   // Folds `source` until it ends, `stop` is set or a fatal error; commits what was folded and
   // closes the source.
@@ -174,6 +178,7 @@ class Engine::Impl : public PartitionListener {
   std::unique_ptr<Producer> dlq_;
   std::optional<StateBatch> batch_;  // reused across commits; owned by committer_ while in flight
   std::unique_ptr<ChangelogWriter> changelog_;  // null without a changelog topic
+  std::unique_ptr<PartitionReader> changelog_reader_;  // with changelog_
   std::unique_ptr<Committer> committer_;  // destroyed first: it borrows the consumer
 
   RuleIds rule_ids_{options_.rules.get()};  // of the timers in partitions_
@@ -220,6 +225,10 @@ class Engine::Impl : public PartitionListener {
   std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0};
   std::atomic<int64_t> timers_fired_{0}, commands_{0}, assigned_{0};
   std::atomic<int64_t> timer_loads_{0}, commits_within_record_{0};
+  // The restore on assignment: the partition being restored (-1: none), and totals.
+  std::atomic<int32_t> restoring_{-1};
+  std::atomic<int64_t> restored_records_{0}, restored_commits_{0};
+  std::array<std::atomic<int64_t>, 4> restores_by_{};  // by RestoreReport::How
   std::atomic<int64_t> cache_misses_{0}, cache_evictions_{0}, cache_bytes_now_{0},
       cache_bytes_peak_{0}, cache_patients_{0}, cache_hits_{0};
   std::array<std::atomic<int64_t>, static_cast<size_t>(DeadLetterReason::kCount)>
@@ -284,6 +293,23 @@ absl::Status Engine::Impl::Init() {
     if (!kafka) return absl::InvalidArgumentError("a state changelog needs --brokers");
     TEND_ASSIGN_OR_RETURN(changelog_,
                           ChangelogWriter::Create(ProducerProps(), options_.changelog_topic));
+    TEND_ASSIGN_OR_RETURN(changelog_reader_, PartitionReader::Create(ProducerProps()));
+    // Partitioned like the events: partition p's changelog is partition p of the topic.
+    TEND_ASSIGN_OR_RETURN(const int events, TopicPartitionCount(dlq_->handle(), options_.topic));
+    auto changelog = TopicPartitionCount(dlq_->handle(), options_.changelog_topic);
+    if (changelog.status().code() == absl::StatusCode::kNotFound) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the state changelog topic ", options_.changelog_topic, " does not exist: create it "
+          "with ", events, " partitions like ", options_.topic, ", cleanup.policy=compact "
+          "(deploy/create-topics.sh)"));
+    }
+    if (!changelog.ok()) return changelog.status();
+    if (*changelog != events) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the state changelog topic ", options_.changelog_topic, " has ", *changelog,
+          " partitions and ", options_.topic, " has ", events, ": they must be partitioned "
+          "alike (partition p of one holds partition p's state)"));
+    }
   }
   committer_ = std::make_unique<Committer>(storage_, options_.commit,
                                            consumer_ ? consumer_->consumer() : nullptr,
@@ -312,6 +338,7 @@ absl::Status Engine::Impl::InitKafka() {
 
 absl::StatusOr<int64_t> Engine::Impl::OnAssigned(int32_t partition) {
   // An error goes back to the source, whose Poll returns it: the loop stops there.
+  if (changelog_ != nullptr) TEND_RETURN_IF_ERROR(Restore(partition));
   auto p = LoadPartition(partition);
   if (!p.ok()) return p.status();
   const int64_t from = p->checkpoint.next_offset();
@@ -324,6 +351,51 @@ absl::StatusOr<int64_t> Engine::Impl::OnAssigned(int32_t partition) {
 void Engine::Impl::OnCaughtUp(int32_t partition) {
   auto it = partitions_.find(partition);
   if (it != partitions_.end()) it->second.eof = true;
+}
+
+absl::Status Engine::Impl::Restore(int32_t partition) {
+  // The batch in flight may write this partition's copy (it was assigned before, revoked and is
+  // back): the restore reads the copy as written.
+  TEND_RETURN_IF_ERROR(committer_->Wait());
+  restoring_.store(partition, std::memory_order_relaxed);
+  RestoreOptions options;
+  options.progress = [this](const RestoreReport& r) {
+    if (r.end > r.from) {
+      TEND_LOG_INFO("restoring partition %d from %s (%s): %d of %d records, %d commits applied",
+                    r.partition, options_.changelog_topic.c_str(), RestoreHowName(r.how),
+                    r.records_read, r.end - r.from, r.commits_applied);
+    }
+  };
+  const projections::ProjectionConfig& config = options_.projections;
+  auto index = [&config](int32_t p, const v1::PatientState* before,
+                         const v1::PatientState* after, StateBatch* batch) {
+    std::vector<std::string> had, has;  // sorted
+    if (before != nullptr) had = PatientIndexKeys(p, *before, config);
+    if (after != nullptr) has = PatientIndexKeys(p, *after, config);
+    std::vector<std::string> gone, added;
+    std::set_difference(had.begin(), had.end(), has.begin(), has.end(), std::back_inserter(gone));
+    std::set_difference(has.begin(), has.end(), had.begin(), had.end(),
+                        std::back_inserter(added));
+    for (const std::string& k : gone) batch->DeleteIndex(k);
+    for (const std::string& k : added) batch->PutIndex(k);
+  };
+  auto report = RestorePartition(storage_, changelog_reader_.get(), changelog_.get(), partition,
+                                 index, options);
+  restoring_.store(-1, std::memory_order_relaxed);
+  if (!report.ok()) return report.status();
+  restored_records_.fetch_add(report->records_read, std::memory_order_relaxed);
+  restored_commits_.fetch_add(report->commits_applied, std::memory_order_relaxed);
+  restores_by_[static_cast<size_t>(report->how)].fetch_add(1, std::memory_order_relaxed);
+  if (report->how != RestoreReport::How::kCurrent) {
+    TEND_LOG_INFO("partition %d restored from %s (%s): offsets [%d, %d), %d records, %d commits "
+                  "applied, %d records of unfinished commits skipped, %d of an unfinished last "
+                  "commit left, in %s",
+                  partition, options_.changelog_topic.c_str(), RestoreHowName(report->how),
+                  report->from, report->end, report->records_read, report->commits_applied,
+                  report->records_skipped, report->pending,
+                  absl::FormatDuration(report->took).c_str());
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Engine::Impl::Partition> Engine::Impl::LoadPartition(int32_t partition) {
@@ -934,6 +1006,14 @@ EngineStats Engine::Impl::Stats() const {
   s.partitions_assigned = assigned_.load();
   s.cache_misses = cache_misses_.load();
   s.timer_loads = timer_loads_.load();
+  s.restoring = restoring_.load();
+  s.restored_records = restored_records_.load();
+  s.restored_commits = restored_commits_.load();
+  for (size_t i = 0; i < restores_by_.size(); ++i) s.restores_by[i] = restores_by_[i].load();
+  if (changelog_ != nullptr) {
+    s.changelog_records = changelog_->records();
+    s.changelog_removals = changelog_->removals();
+  }
   s.commits_within_record = commits_within_record_.load();
   s.cache_evictions = cache_evictions_.load();
   s.cache_bytes = cache_bytes_now_.load();

@@ -83,8 +83,8 @@ struct EngineOptions {
   // Extra librdkafka properties for the consumer and the DLQ producer (e.g. security settings).
   KafkaProps kafka;
   // The state changelog topic (storage/changelog.h), partitioned like `topic`: each commit's
-  // changes go there after the RocksDB write. Empty: none. (Its restore on assignment is not
-  // built yet: docs/design.md, "Planned, not built".)
+  // changes go there before the RocksDB write (engine/changelog_writer.h), and each partition
+  // assigned is first brought up to date from it (engine/changelog_restore.h). Empty: none.
   std::string changelog_topic;
   // Run mode (docs/design.md, "Run modes"). kLive: commands go into the outbox, for the dispatcher;
   // bad records go to the DLQ. kReplay (a rebuild or a backtest): nothing leaves the engine — no
@@ -162,6 +162,15 @@ struct EngineStats {
   absl::Time last_commit_at = absl::InfinitePast();  // when the last commit was written
   // The partitions assigned now, by partition.
   std::vector<PartitionStats> partitions;
+  // The state changelog (EngineOptions::changelog_topic): the partition being restored now (-1:
+  // none), records read and complete commits applied by restores, restores by
+  // RestoreReport::How (current, tail, whole, seeded), and records and outbox removals written.
+  int32_t restoring = -1;
+  int64_t restored_records = 0;
+  int64_t restored_commits = 0;
+  std::array<int64_t, 4> restores_by{};
+  int64_t changelog_records = 0;
+  int64_t changelog_removals = 0;
   absl::Time first_record_at = absl::InfinitePast();  // when the first record was consumed
   // When consumed records were last folded (before their commit).
   absl::Time last_fold_at = absl::InfinitePast();

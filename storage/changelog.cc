@@ -43,6 +43,12 @@ absl::Status Check(const ChangelogRecord& record) {
     return absl::DataLossError(
         absl::StrCat("partition ", partition, "'s state changelog deletes its checkpoint"));
   }
+  if (record.commit == 0 && (record.key[0] != kOutbox || record.value.has_value())) {
+    return absl::DataLossError(absl::StrCat(
+        "state changelog record \"", absl::CHexEscape(record.key.substr(0, 64)),
+        "\" of partition ", partition, " has no ", kCommitHeader,
+        " header (only an outbox removal may stand alone)"));
+  }
   return absl::OkStatus();
 }
 
@@ -50,12 +56,45 @@ absl::Status Check(const ChangelogRecord& record) {
 
 absl::Status ChangelogRestorer::Add(ChangelogRecord record) {
   TEND_RETURN_IF_ERROR(changelog::Check(record));
-  const bool checkpoint = changelog::IsCheckpoint(record.key);
-  pending_.push_back(std::move(record));
-  if (!checkpoint) return absl::OkStatus();
-  TEND_RETURN_IF_ERROR(storage_->ApplyChangelog(pending_));
+  if (record.partition != partition_) {
+    return absl::DataLossError(absl::StrCat("a record of partition ", record.partition,
+                                            " in the restore of partition ", partition_));
+  }
+  if (record.commit == 0) {
+    removals_.push_back(std::move(record));
+    return absl::OkStatus();
+  }
+  if (!changelog::IsCheckpoint(record.key)) {
+    pending_.push_back(std::move(record));
+    return absl::OkStatus();
+  }
+  // The commit's records, then the removals and the checkpoint; other commits' records held so
+  // far never completed (their writer stopped mid-commit) and are skipped.
+  std::vector<ChangelogRecord> apply;
+  apply.reserve(pending_.size() + removals_.size() + 1);
+  for (ChangelogRecord& r : pending_) {
+    if (r.commit == record.commit) {
+      apply.push_back(std::move(r));
+    } else {
+      ++records_skipped_;
+    }
+  }
+  for (ChangelogRecord& r : removals_) apply.push_back(std::move(r));
+  const int64_t next = record.offset + 1;
+  apply.push_back(std::move(record));
+  TEND_RETURN_IF_ERROR(storage_->ApplyChangelog(partition_, apply, next, on_state_));
+  records_applied_ += static_cast<int64_t>(apply.size());
   pending_.clear();
+  removals_.clear();
   ++commits_applied_;
+  return absl::OkStatus();
+}
+
+absl::Status ChangelogRestorer::Finish(int64_t end_offset) {
+  const int64_t next = pending_.empty() ? end_offset : pending_.front().offset;
+  TEND_RETURN_IF_ERROR(storage_->ApplyChangelog(partition_, removals_, next, on_state_));
+  records_applied_ += static_cast<int64_t>(removals_.size());
+  removals_.clear();
   return absl::OkStatus();
 }
 

@@ -1,25 +1,31 @@
 // The state changelog's record format (version 1) and its restore: what a commit changes of a
 // partition's state, as Kafka records a new owner of the partition applies instead of folding
-// the log again (docs/design.md, "Planned, not built: state that follows its partition"). The
-// producer and the restore on assignment are not built yet; this is the format and the
-// building blocks both sides share (Storage::ChangelogOf, Storage::ApplyChangelog).
+// the log again (docs/design.md, "State that follows its partition"). The producer is
+// engine/changelog_writer.h, the restore on assignment engine/changelog_restore.h; this is the
+// format and the building blocks both sides share (Storage::ChangelogOf, ChangelogRestorer).
 //
 // ON-KAFKA FORMAT: a compacted topic partitioned like the events topic. One record per key a
 // commit writes in the `state`, `outbox` and `timers` column families, in the commit's order,
 // then the partition's checkpoint record last:
-//   key    = one tag byte ('s' state, 'o' outbox, 't' timers, 'c' checkpoint) + the RocksDB key
-//            (each starts with the partition, BE32; the checkpoint's is meta "checkpoint/" +
-//            BE32)
-//   value  = kPut + the RocksDB value for a put; no value at all (a Kafka tombstone, so that
-//            compaction forgets the key) for a delete
-// The `index` column family is derived from the states (rebuilt after a restore) and the
+//   key     = one tag byte ('s' state, 'o' outbox, 't' timers, 'c' checkpoint) + the RocksDB key
+//             (each starts with the partition, BE32; the checkpoint's is meta "checkpoint/" +
+//             BE32)
+//   value   = kPut + the RocksDB value for a put; no value at all (a Kafka tombstone, so that
+//             compaction forgets the key) for a delete
+//   header  "tend.commit" = BE64 commit id, the same on every record of one commit of one
+//             partition and never 0 (random per commit: unique across writers and restarts)
+// Besides commits, the dispatcher's removals of delivered or dropped commands: an outbox
+// tombstone without a "tend.commit" header (a record of its own, applied as it comes).
+// The `index` column family is derived from the states (kept in step by the restore) and the
 // `decisions` are Explain's history, keyed without a partition: neither is carried (yet).
-// A commit is complete once its checkpoint record is there; records after a partition's last
-// checkpoint record are an incomplete commit and are never applied (ChangelogRestorer).
+// A commit is complete once its checkpoint record is there. Records of a commit id whose
+// checkpoint never comes (a writer killed mid-commit; the partition's next owner folds those
+// records again under another id) are never applied (ChangelogRestorer).
 #ifndef TEND_STORAGE_CHANGELOG_H_
 #define TEND_STORAGE_CHANGELOG_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +37,10 @@
 namespace tend {
 
 class Storage;
+class StateBatch;
+namespace v1 {
+class PatientState;
+}
 
 inline constexpr int kChangelogFormatVersion = 1;
 
@@ -38,6 +48,8 @@ struct ChangelogRecord {
   int32_t partition = 0;
   std::string key;                   // tag byte + RocksDB key
   std::optional<std::string> value;  // the encoded value (kPut + RocksDB value); nullopt: delete
+  uint64_t commit = 0;               // the "tend.commit" header; 0: none (an outbox removal)
+  int64_t offset = -1;               // in the changelog partition, once read back
 };
 
 namespace changelog {
@@ -47,34 +59,57 @@ inline constexpr char kOutbox = 'o';
 inline constexpr char kTimers = 't';
 inline constexpr char kCheckpoint = 'c';
 inline constexpr char kPut = '\x01';  // the first byte of a put's value
+inline constexpr absl::string_view kCommitHeader = "tend.commit";
 
 // The record's partition from its key; kDataLoss naming the key when it is not a changelog key.
 absl::StatusOr<int32_t> PartitionOf(absl::string_view key);
 inline bool IsCheckpoint(absl::string_view key) { return !key.empty() && key[0] == kCheckpoint; }
 // OK when `record` is of the format: its key's tag and partition (that of `record.partition`),
-// a put's marker, and a checkpoint that is a put. kDataLoss naming what is wrong otherwise.
+// a put's marker, a checkpoint that is a put, and a commit id on every record but an outbox
+// tombstone. kDataLoss naming what is wrong otherwise.
 absl::Status Check(const ChangelogRecord& record);
 
 }  // namespace changelog
 
-// Applies a partition's changelog, read in order, one complete commit at a time: records are
-// held until their partition's checkpoint record comes, then written with it in one WriteBatch.
-// Not thread-safe.
+// What a restore does beside writing the states: `before` is the patient's state in the
+// directory (null: none), `after` the changelog's (null: deleted); the engine adds the `index`
+// keys that change to `batch`, which is written with them.
+using RestoredStateFn = std::function<void(int32_t partition, const v1::PatientState* before,
+                                           const v1::PatientState* after, StateBatch* batch)>;
+
+// Applies one partition's changelog, read in order, one complete commit at a time: a commit's
+// records are held until its checkpoint record comes, then written with it, the outbox removals
+// read since and the partition's ChangelogPosition in one WriteBatch (so a restore cut short by
+// a crash resumes after the last commit it applied). Not thread-safe.
 class ChangelogRestorer {
  public:
-  // `storage` is borrowed and must outlive the restorer.
-  explicit ChangelogRestorer(Storage* storage) : storage_(storage) {}
-  // kDataLoss for a record that is not of the format (the restore must stop: a new owner never
-  // applies what it cannot read).
+  // `storage` is borrowed and must outlive the restorer; `on_state` may be empty.
+  ChangelogRestorer(Storage* storage, int32_t partition, RestoredStateFn on_state = nullptr)
+      : storage_(storage), partition_(partition), on_state_(std::move(on_state)) {}
+  // `record.offset` must be set. kDataLoss for a record that is not of the format or of another
+  // partition (the restore must stop: a new owner never applies what it cannot read).
   absl::Status Add(ChangelogRecord record);
+  // The read reached `end_offset` (the offset after the last record read): applies the outbox
+  // removals read since the last complete commit and records where the copy now stands (before
+  // an incomplete commit's first record, read again by the next restore).
+  absl::Status Finish(int64_t end_offset);
+
   int64_t commits_applied() const { return commits_applied_; }
+  int64_t records_applied() const { return records_applied_; }
+  // Records of commits whose checkpoint never came before a later commit's: skipped.
+  int64_t records_skipped() const { return records_skipped_; }
   // Records after the last checkpoint record seen: an incomplete commit, not applied.
   size_t pending() const { return pending_.size(); }
 
  private:
   Storage* const storage_;
-  std::vector<ChangelogRecord> pending_;
+  const int32_t partition_;
+  const RestoredStateFn on_state_;
+  std::vector<ChangelogRecord> pending_;  // commit records since the last checkpoint
+  std::vector<ChangelogRecord> removals_;  // outbox removals since the last checkpoint
   int64_t commits_applied_ = 0;
+  int64_t records_applied_ = 0;
+  int64_t records_skipped_ = 0;
 };
 
 }  // namespace tend

@@ -11,6 +11,11 @@
 //           "index_parameters"          -> text: what the `index` keys were built with (absent
 //                                          while the index is being rebuilt)
 //           "checkpoint/" + BE32(p)     -> tend.v1.PartitionCheckpoint (next offset of partition p)
+//           "changelog/" + BE32(p)      -> tend.v1.ChangelogPosition: where in partition p of the
+//                                          state changelog (storage/changelog.h) this directory's
+//                                          copy of the partition stands, written in the same batch
+//                                          as the checkpoint it reflects (optional key: absent
+//                                          without a changelog; ignored by readers)
 //           "manifest_sealed"           -> "1" once an engine sealed the directory's MANIFEST
 //                                          (storage/manifest_seal.h): from then on a missing seal
 //                                          file is damage, not an older directory (optional key,
@@ -120,6 +125,7 @@ inline constexpr absl::string_view kEngineConfigKey = "engine_config";
 inline constexpr absl::string_view kIndexParametersKey = "index_parameters";
 inline constexpr absl::string_view kCheckpointPrefix = "checkpoint/";
 inline constexpr absl::string_view kManifestSealedKey = "manifest_sealed";
+inline constexpr absl::string_view kChangelogPositionPrefix = "changelog/";
 
 inline void AppendBe32(uint32_t v, std::string* out) {
   char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
@@ -140,6 +146,12 @@ inline uint64_t ReadBe64(absl::string_view s) {
 
 inline std::string CheckpointKey(int32_t partition) {
   std::string k(kCheckpointPrefix.data(), kCheckpointPrefix.size());
+  AppendBe32(static_cast<uint32_t>(partition), &k);
+  return k;
+}
+
+inline std::string ChangelogPositionKey(int32_t partition) {
+  std::string k(kChangelogPositionPrefix.data(), kChangelogPositionPrefix.size());
   AppendBe32(static_cast<uint32_t>(partition), &k);
   return k;
 }

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
+
+#include <google/protobuf/util/time_util.h>
 #include <thread>
 
 #include <rocksdb/cache.h>
@@ -112,6 +114,14 @@ void StateBatch::DeleteIndexParameters() {
 void StateBatch::PutCheckpoint(const v1::PartitionCheckpoint& checkpoint) {
   checkpoint.SerializeToString(&value_);
   batch_.Put(storage_->meta_, sf::CheckpointKey(checkpoint.partition()), value_);
+}
+
+void StateBatch::PutChangelogPosition(int32_t partition, int64_t next_offset) {
+  v1::ChangelogPosition position;
+  position.set_next_offset(next_offset);
+  *position.mutable_written_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  position.SerializeToString(&value_);
+  batch_.Put(storage_->meta_, sf::ChangelogPositionKey(partition), value_);
 }
 
 namespace {
@@ -989,9 +999,13 @@ absl::StatusOr<std::vector<ChangelogRecord>> Storage::ChangelogOf(const StateBat
   return out;
 }
 
-absl::Status Storage::ApplyChangelog(absl::Span<const ChangelogRecord> records) {
+absl::Status Storage::ApplyChangelog(int32_t partition,
+                                     absl::Span<const ChangelogRecord> records,
+                                     int64_t next_offset, const RestoredStateFn& on_state) {
   if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
-  rocksdb::WriteBatch batch;
+  StateBatch batch(this);
+  int64_t outbox_change = 0;
+  std::string before_value;
   for (const ChangelogRecord& r : records) {  // checked (changelog::Check)
     rocksdb::ColumnFamilyHandle* cf = nullptr;
     switch (r.key[0]) {
@@ -1000,15 +1014,112 @@ absl::Status Storage::ApplyChangelog(absl::Span<const ChangelogRecord> records) 
       case changelog::kTimers: cf = timers_; break;
       default: cf = meta_; break;  // the checkpoint
     }
-    const rocksdb::Slice key(r.key.data() + 1, r.key.size() - 1);
+    const absl::string_view key(r.key.data() + 1, r.key.size() - 1);
+    const absl::string_view value =
+        r.value.has_value() ? absl::string_view(*r.value).substr(1) : absl::string_view();
+    if (cf == state_ || cf == outbox_) {
+      // What the key holds now: the index keys it had (states), the outbox count (commands).
+      rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), cf, ToSlice(key), &before_value);
+      if (!got.IsNotFound()) TEND_RETURN_IF_ERROR(FromRocks(got, "reading before a restore"));
+      const bool existed = got.ok();
+      if (cf == outbox_) {
+        outbox_change += (r.value.has_value() ? 1 : 0) - (existed ? 1 : 0);
+        int32_t p = 0;
+        int64_t not_before_s = 0;
+        if (r.value.has_value() && sf::ParseOutboxKey(key, &p, &not_before_s)) {
+          auto [it, added] = batch.outbox_arrivals_.try_emplace(p, not_before_s);
+          if (!added) it->second = std::min(it->second, not_before_s);
+        }
+      } else if (on_state) {
+        v1::PatientState before, after;
+        const absl::string_view id = key.substr(4);
+        if (existed) TEND_RETURN_IF_ERROR(ParsePatient(before_value, id, &before, nullptr));
+        if (r.value.has_value()) TEND_RETURN_IF_ERROR(ParsePatient(value, id, &after, nullptr));
+        on_state(partition, existed ? &before : nullptr, r.value.has_value() ? &after : nullptr,
+                 &batch);
+      }
+    }
     if (r.value.has_value()) {
-      batch.Put(cf, key, rocksdb::Slice(r.value->data() + 1, r.value->size() - 1));
+      batch.batch_.Put(cf, ToSlice(key), ToSlice(value));
     } else {
-      batch.Delete(cf, key);
+      batch.batch_.Delete(cf, ToSlice(key));
     }
   }
-  TEND_RETURN_IF_ERROR(
-      FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "applying the state changelog"));
+  batch.PutChangelogPosition(partition, next_offset);
+  batch.outbox_puts_ = outbox_change;
+  return Commit(&batch);
+}
+
+absl::StatusOr<std::optional<v1::ChangelogPosition>> Storage::LoadChangelogPosition(
+    int32_t partition) const {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), meta_, sf::ChangelogPositionKey(partition), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading the state changelog position"));
+  v1::ChangelogPosition position;
+  if (!position.ParseFromString(value) || position.next_offset() < 0) {
+    return absl::DataLossError(
+        absl::StrCat("corrupt state changelog position of partition ", partition));
+  }
+  return position;
+}
+
+absl::Status Storage::ForEachChangelogRecord(
+    int32_t partition, const std::function<absl::Status(ChangelogRecord)>& fn) const {
+  const std::string prefix = sf::PartitionPrefix(partition);
+  const std::string limit = sf::PartitionPrefix(partition + 1);
+  for (const auto& [cf, tag] : {std::pair{state_, changelog::kState},
+                                std::pair{outbox_, changelog::kOutbox},
+                                std::pair{timers_, changelog::kTimers}}) {
+    rocksdb::ReadOptions ro;
+    const rocksdb::Slice upper(limit);
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf));
+    for (it->Seek(prefix); it->Valid(); it->Next()) {
+      ChangelogRecord r;
+      r.partition = partition;
+      r.key.push_back(tag);
+      r.key.append(it->key().data(), it->key().size());
+      r.value.emplace(1, changelog::kPut);
+      r.value->append(it->value().data(), it->value().size());
+      TEND_RETURN_IF_ERROR(fn(std::move(r)));
+    }
+    TEND_RETURN_IF_ERROR(FromRocks(it->status(), "reading a partition for the changelog"));
+  }
+  std::string value;
+  const std::string checkpoint = sf::CheckpointKey(partition);
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, checkpoint, &value);
+  if (s.IsNotFound()) return absl::OkStatus();
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading checkpoint"));
+  ChangelogRecord r;
+  r.partition = partition;
+  r.key = changelog::kCheckpoint + checkpoint;
+  r.value.emplace(1, changelog::kPut);
+  r.value->append(value);
+  return fn(std::move(r));
+}
+
+absl::Status Storage::DropPartition(int32_t partition) {
+  if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
+  const std::string from = sf::PartitionPrefix(partition);
+  const std::string to = sf::PartitionPrefix(partition + 1);
+  int64_t commands = 0;
+  TEND_RETURN_IF_ERROR(ForEachDueCommand(partition, 0, std::numeric_limits<int64_t>::max() - 1,
+                                         std::numeric_limits<size_t>::max(),
+                                         [&](const v1::ReminderCommand&) {
+                                           ++commands;
+                                           return absl::OkStatus();
+                                         }));
+  rocksdb::WriteBatch batch;
+  for (rocksdb::ColumnFamilyHandle* cf : {state_, outbox_, timers_, index_}) {
+    batch.DeleteRange(cf, from, to);
+  }
+  batch.Delete(meta_, sf::CheckpointKey(partition));
+  batch.Delete(meta_, sf::ChangelogPositionKey(partition));
+  TEND_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch),
+                                 absl::StrCat("dropping partition ", partition)));
+  outbox_commands_.fetch_sub(commands, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 

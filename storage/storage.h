@@ -78,6 +78,9 @@ class StateBatch {
                             std::string* value);
   void PutEncodedPatient(absl::string_view key, absl::string_view value);
   void PutCheckpoint(const v1::PartitionCheckpoint& checkpoint);
+  // Where the partition's copy stands in the state changelog (storage/changelog.h): the offset
+  // after the last changelog record the batch's state reflects. Stamped with the time now.
+  void PutChangelogPosition(int32_t partition, int64_t next_offset);
   // A command for the dispatcher, in the same batch as the state that decided it (docs/design.md,
   // "Outbox"), and the record of a decision: `offset` is the deciding record's (one patient lives
   // in one partition, so it orders the patient's decisions), `index` its order within the record.
@@ -237,9 +240,23 @@ class Storage {
   // its checkpoint. kInvalidArgument for a batch with a range delete (only index rebuilds write
   // one, and the index is not carried).
   absl::StatusOr<std::vector<ChangelogRecord>> ChangelogOf(const StateBatch& batch) const;
-  // Writes changelog records (one partition's complete commit) in one WriteBatch.
+  // Writes changelog records of `partition` (a complete commit and outbox removals, in order)
+  // with the ChangelogPosition `next_offset` in one WriteBatch; `on_state` (may be empty) adds
+  // what changes with each state. Keeps the outbox count and the dispatcher's arrivals.
   // Precondition: each passed changelog::Check (ChangelogRestorer::Add checks them).
-  absl::Status ApplyChangelog(absl::Span<const ChangelogRecord> records);
+  absl::Status ApplyChangelog(int32_t partition, absl::Span<const ChangelogRecord> records,
+                              int64_t next_offset, const RestoredStateFn& on_state);
+  // nullopt when this directory's copy of the partition was never written with a changelog.
+  absl::StatusOr<std::optional<v1::ChangelogPosition>> LoadChangelogPosition(
+      int32_t partition) const;
+  // Calls `fn` with the partition's copy as changelog records (what a restore of it would
+  // apply): its states, outbox and timers in key order, then its checkpoint (when it has one).
+  // Stops at the first error `fn` returns. To seed a changelog from a directory that had none.
+  absl::Status ForEachChangelogRecord(
+      int32_t partition, const std::function<absl::Status(ChangelogRecord)>& fn) const;
+  // Removes the partition's copy: its states, outbox, timers, index keys, checkpoint and
+  // changelog position, in one write (before it is restored whole from the changelog).
+  absl::Status DropPartition(int32_t partition);
 
   StateBatch NewBatch() { return StateBatch(this); }
   // Writes the batch atomically (the batch is left as it was; Clear() it to reuse it).

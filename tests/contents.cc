@@ -34,4 +34,16 @@ Contents ReadContents(const Storage& storage, int partitions) {
   return c;
 }
 
+std::vector<std::string> ReadIndex(const Storage& storage) {
+  std::vector<std::string> keys;
+  REQUIRE(storage
+              .ScanIndex(std::string(), std::string(8, '\xff'),
+                         [&](absl::string_view k) {
+                           keys.emplace_back(k);
+                           return true;
+                         })
+              .ok());
+  return keys;
+}
+
 }  // namespace tend::testing

@@ -24,6 +24,8 @@ struct Contents {
 
 // The contents of partitions [0, partitions) of `storage`.
 Contents ReadContents(const Storage& storage, int partitions);
+// Every key of the `index` column family, in order (not carried: a restore rebuilds them).
+std::vector<std::string> ReadIndex(const Storage& storage);
 
 }  // namespace tend::testing
 

@@ -13,6 +13,7 @@
 
 #include "rules/rules.h"
 #include "storage/changelog.h"
+#include "storage/format.h"
 #include "storage/storage.h"
 #include "tests/contents.h"
 #include "tests/testing.h"
@@ -58,9 +59,13 @@ TEST_CASE("the state changelog of a fold, applied alone into an empty directory,
   for (const testing::TopicRecord& r : testing::ReadTopic(broker->bootstrap(),
                                                           "tend.state.changelog")) {
     auto& restorer = restorers[r.partition];
-    if (!restorer) restorer = std::make_unique<ChangelogRestorer>(target->get());
+    if (!restorer) restorer = std::make_unique<ChangelogRestorer>(target->get(), r.partition);
     ChangelogRecord record{r.partition, r.key, std::nullopt};
     if (!r.value.empty()) record.value = r.value;  // a put always has its marker byte
+    const std::string& commit = r.headers.at(std::string(changelog::kCommitHeader));
+    REQUIRE(commit.size() == 8);
+    record.commit = storage_format::ReadBe64(commit);
+    record.offset = r.offset;
     tombstones += !record.value.has_value();
     checkpoints += changelog::IsCheckpoint(r.key);
     REQUIRE(restorer->Add(std::move(record)).ok());

@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "storage/format.h"
 #include "storage/storage.h"
 #include "tests/contents.h"
 #include "tests/temp_dir.h"
@@ -45,15 +46,34 @@ using testing::Contents;
 // What the changelog carries of the two partitions these tests write (0 and 3).
 Contents Read(const Storage& storage) { return testing::ReadContents(storage, 4); }
 
+// What the writer does before producing (engine/changelog_writer.h): each partition's records
+// of one commit under one commit id; and the offsets they get in their changelog partitions.
+void Stamp(std::vector<ChangelogRecord>* records, std::map<int32_t, int64_t>* offsets) {
+  static uint64_t next_commit = 100;
+  std::map<int32_t, uint64_t> commit;
+  for (ChangelogRecord& r : *records) {
+    auto [it, added] = commit.try_emplace(r.partition, next_commit);
+    if (added) ++next_commit;
+    r.commit = it->second;
+    r.offset = (*offsets)[r.partition]++;
+  }
+}
+
 // Feeds each partition's records to its own restorer, as a new owner reading each changelog
 // partition would.
 void Restore(const std::vector<ChangelogRecord>& records,
              std::map<int32_t, std::unique_ptr<ChangelogRestorer>>* restorers, Storage* to) {
   for (const ChangelogRecord& r : records) {
     auto& restorer = (*restorers)[r.partition];
-    if (!restorer) restorer = std::make_unique<ChangelogRestorer>(to);
+    if (!restorer) restorer = std::make_unique<ChangelogRestorer>(to, r.partition);
     REQUIRE(restorer->Add(r).ok());
   }
+}
+
+int64_t PositionOf(const Storage& storage, int32_t partition) {
+  auto position = storage.LoadChangelogPosition(partition);
+  REQUIRE(position.ok());
+  return position->has_value() ? (*position)->next_offset() : -1;
 }
 
 TEST_CASE("a commit's changelog records rebuild its partitions' state elsewhere, one complete "
@@ -65,6 +85,7 @@ TEST_CASE("a commit's changelog records rebuild its partitions' state elsewhere,
   REQUIRE(source.ok());
   REQUIRE(target.ok());
   std::map<int32_t, std::unique_ptr<ChangelogRestorer>> restorers;
+  std::map<int32_t, int64_t> offsets;
 
   // Commit 1: two partitions' states, a command, timers, an index key and a decision.
   StateBatch first = (*source)->NewBatch();
@@ -87,8 +108,12 @@ TEST_CASE("a commit's changelog records rebuild its partitions' state elsewhere,
   for (const ChangelogRecord& r : *records) shape.emplace_back(r.partition, r.key[0]);
   CHECK(shape == std::vector<std::pair<int32_t, char>>{
                      {0, 's'}, {0, 'o'}, {0, 't'}, {0, 'c'}, {3, 's'}, {3, 't'}, {3, 'c'}});
+  Stamp(&*records, &offsets);
   Restore(*records, &restorers, target->get());
   CHECK(Read(**target) == Read(**source));
+  // Each partition's copy stands after its checkpoint record.
+  CHECK(PositionOf(**target, 0) == 4);
+  CHECK(PositionOf(**target, 3) == 3);
   CHECK(Read(**target).commands == std::vector<std::string>{"0/cmd-1"});
 
   // Commit 2: the command delivered (removed), a timer fired (deleted), a patient changed.
@@ -101,6 +126,7 @@ TEST_CASE("a commit's changelog records rebuild its partitions' state elsewhere,
   REQUIRE(deletes.ok());
   CHECK(std::count_if(deletes->begin(), deletes->end(),
                       [](const ChangelogRecord& r) { return !r.value.has_value(); }) == 1);
+  Stamp(&*deletes, &offsets);
   Restore(*deletes, &restorers, target->get());
   CHECK(Read(**target) == Read(**source));
   CHECK(Read(**target).timers.size() == 1);
@@ -114,6 +140,7 @@ TEST_CASE("a commit's changelog records rebuild its partitions' state elsewhere,
   auto partial = (*source)->ChangelogOf(third);
   REQUIRE(partial.ok());
   partial->pop_back();  // the checkpoint
+  Stamp(&*partial, &offsets);
   const Contents before = Read(**target);
   Restore(*partial, &restorers, target->get());
   CHECK(restorers[0]->pending() == 1);
@@ -121,23 +148,102 @@ TEST_CASE("a commit's changelog records rebuild its partitions' state elsewhere,
   v1::PartitionCheckpoint at;
   REQUIRE(at.ParseFromString(before.checkpoints.at(0)));
   CHECK(at.next_offset() == 11);
+  // The read ends there: the copy stands before the unfinished commit, which the next restore
+  // reads again.
+  REQUIRE(restorers[0]->Finish(offsets[0]).ok());
+  CHECK(PositionOf(**target, 0) == offsets[0] - 1);
+
+  // The next owner folded those records again, under another commit id, and its dispatcher
+  // delivered cmd-1 (a removal of its own): the unfinished commit's records are skipped.
+  StateBatch again = (*source)->NewBatch();
+  again.PutPatient(0, Patient("p-a", 8), {5, 6, 7, 9});
+  again.PutCheckpoint(Checkpoint(0, 12));
+  REQUIRE((*source)->Commit(&again).ok());
+  auto refolded = (*source)->ChangelogOf(again);
+  REQUIRE(refolded.ok());
+  ChangelogRecord removal{0, "o" + storage_format::OutboxKey(0, 1'800'000'000, "cmd-1"),
+                          std::nullopt};
+  refolded->insert(refolded->begin(), removal);
+  Stamp(&*refolded, &offsets);
+  refolded->front().commit = 0;  // a removal stands alone
+  std::vector<OutboxRemoval> delivered(1);
+  const v1::ReminderCommand cmd = Command("cmd-1", "p-a");
+  delivered[0].command = &cmd;
+  REQUIRE((*source)->RemoveCommands(delivered).ok());
+  Restore(*refolded, &restorers, target->get());
+  CHECK(restorers[0]->records_skipped() == 1);
+  CHECK(restorers[0]->pending() == 0);
+  CHECK(Read(**target) == Read(**source));
+  CHECK(Read(**target).commands.empty());
+  CHECK((*target)->stats().outbox_commands == 0);
+  CHECK(PositionOf(**target, 0) == offsets[0]);
+}
+
+TEST_CASE("a partition's copy seeds a changelog that rebuilds it, and is dropped as one range",
+          "[storage]") {
+  testing::TempDir dir;
+  auto source = Storage::Open(dir.Sub("source"));
+  auto target = Storage::Open(dir.Sub("target"));
+  REQUIRE(source.ok());
+  REQUIRE(target.ok());
+  StateBatch batch = (*source)->NewBatch();
+  batch.PutPatient(1, Patient("p-a", 2), {5, 6});
+  batch.PutPatient(2, Patient("p-b", 1), {7});
+  batch.PutCommand(1, Command("cmd-1", "p-a"));
+  batch.PutTimer(1, 100, "p-a", "no-bp-3d");
+  batch.PutIndex(std::string("\0\0\0\1Pprog\0p-a", 14));
+  batch.PutCheckpoint(Checkpoint(1, 10));
+  batch.PutCheckpoint(Checkpoint(2, 4));
+  REQUIRE((*source)->Commit(&batch).ok());
+
+  std::vector<ChangelogRecord> seed;
+  REQUIRE((*source)
+              ->ForEachChangelogRecord(1, [&](ChangelogRecord r) {
+                seed.push_back(std::move(r));
+                return absl::OkStatus();
+              })
+              .ok());
+  REQUIRE(seed.size() == 4);  // state, command, timer, checkpoint last
+  CHECK(changelog::IsCheckpoint(seed.back().key));
+  std::map<int32_t, int64_t> offsets;
+  Stamp(&seed, &offsets);
+  std::map<int32_t, std::unique_ptr<ChangelogRestorer>> restorers;
+  Restore(seed, &restorers, target->get());
+  Contents want = Read(**source);
+  want.states.erase("p-b");
+  want.checkpoints.erase(2);
+  CHECK(Read(**target) == want);
+
+  REQUIRE((*source)->DropPartition(1).ok());
+  const Contents dropped = Read(**source);
+  CHECK(dropped.states.size() == 1);  // p-b, of partition 2
+  CHECK(dropped.commands.empty());
+  CHECK(dropped.timers.empty());
+  CHECK(dropped.checkpoints.size() == 1);
+  CHECK(testing::ReadIndex(**source).empty());
+  CHECK((*source)->stats().outbox_commands == 0);
 }
 
 TEST_CASE("a changelog record not of the format stops the restore", "[storage]") {
   testing::TempDir dir;
   auto target = Storage::Open(dir.Sub("target"));
   REQUIRE(target.ok());
-  ChangelogRestorer restorer(target->get());
-  ChangelogRecord unknown_tag{0, std::string("x\0\0\0\0p", 6), std::string("\x01v")};
+  ChangelogRestorer restorer(target->get(), 0);
+  ChangelogRecord unknown_tag{0, std::string("x\0\0\0\0p", 6), std::string("\x01v"), 1};
   CHECK(restorer.Add(unknown_tag).code() == absl::StatusCode::kDataLoss);
-  ChangelogRecord short_key{0, "s\0", std::string("\x01v")};
+  ChangelogRecord short_key{0, "s\0", std::string("\x01v"), 1};
   CHECK(restorer.Add(short_key).code() == absl::StatusCode::kDataLoss);
-  ChangelogRecord unversioned{0, std::string("s\0\0\0\0p", 6), std::string("v")};
+  ChangelogRecord unversioned{0, std::string("s\0\0\0\0p", 6), std::string("v"), 1};
   CHECK(restorer.Add(unversioned).code() == absl::StatusCode::kDataLoss);
-  ChangelogRecord elsewhere{0, std::string("s\0\0\0\3p", 6), std::string("\x01v")};
+  ChangelogRecord elsewhere{0, std::string("s\0\0\0\3p", 6), std::string("\x01v"), 1};
   CHECK(restorer.Add(elsewhere).code() == absl::StatusCode::kDataLoss);  // partition 3's
   ChangelogRecord checkpoint_deleted{0, std::string("ccheckpoint/\0\0\0\0", 16), std::nullopt};
   CHECK(restorer.Add(checkpoint_deleted).code() == absl::StatusCode::kDataLoss);
+  // Without a commit id only an outbox removal may come.
+  ChangelogRecord loose_state{0, std::string("s\0\0\0\0p", 6), std::string("\x01v"), 0};
+  CHECK(restorer.Add(loose_state).code() == absl::StatusCode::kDataLoss);
+  ChangelogRecord loose_put{0, std::string("o\0\0\0\0" "12345678c", 14), std::string("\x01v"), 0};
+  CHECK(restorer.Add(loose_put).code() == absl::StatusCode::kDataLoss);
   CHECK(restorer.pending() == 0);
 }
 
