@@ -22,7 +22,10 @@ std::optional<absl::string_view> ReadRecord::Header(const char* name) const {
 }
 
 absl::StatusOr<std::unique_ptr<PartitionReader>> PartitionReader::Create(const KafkaProps& props) {
-  KafkaProps all = {{"enable.partition.eof", "true"},
+  // librdkafka's consumer queue needs a group.id; it is never joined (assign, not subscribe) and
+  // nothing is committed to it.
+  KafkaProps all = {{"group.id", "tend-partition-reader"},
+                    {"enable.partition.eof", "true"},
                     {"enable.auto.commit", "false"},
                     {"enable.auto.offset.store", "false"},
                     // An offset no longer in the log is an error, not a silent jump.
