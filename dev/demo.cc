@@ -119,6 +119,7 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
   if (rules) {
     DispatcherOptions d;
     d.sink.target = absl::StrCat("127.0.0.1:", server.port);
+    d.owns = [e = engine.get()](int32_t partition) { return e->Owns(partition); };
     TEND_ASSIGN_OR_RETURN(dispatcher, Dispatcher::Start(d, storage.get()));
     dispatcher_metrics = collector->AddDispatcher(dispatcher.get());
     out << absl::StrFormat("rules: %d from %s; reminders go to the reference sink (tend.v1."

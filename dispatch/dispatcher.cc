@@ -237,6 +237,35 @@ void Dispatcher::Loop() {
 
 void Dispatcher::GatherRound(absl::Time now, OutboxArrivals* cursors, std::vector<Due>* due) {
   due->clear();
+  if (options_.owns) {
+    // Partitions that moved away: their retries are let go (the new owner delivers them); the
+    // ones that came back are read again from the start of their outbox.
+    for (auto it = retries_.begin(); it != retries_.end();) {
+      const int32_t p = it->second.partition;
+      if (options_.owns(p)) {
+        ++it;
+        continue;
+      }
+      unowned_.insert(p);
+      retries_.erase(it++);
+    }
+    for (auto& [partition, from_s] : *cursors) {
+      if (!options_.owns(partition)) {
+        unowned_.insert(partition);
+      } else if (unowned_.erase(partition) > 0) {
+        from_s = 0;
+      }
+    }
+    for (auto it = unowned_.begin(); it != unowned_.end();) {
+      // Owned again with nothing arrived since: read from the start too.
+      if (options_.owns(*it) && !cursors->contains(*it)) {
+        cursors->emplace(*it, 0);
+        unowned_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
   // Retries whose time has come; patients with one still waiting hold their new commands back.
   absl::flat_hash_map<std::string, absl::Time> waiting;  // patient -> its earliest next attempt
   for (auto& [id, r] : retries_) {
@@ -254,12 +283,13 @@ void Dispatcher::GatherRound(absl::Time now, OutboxArrivals* cursors, std::vecto
     // backlog does not hold up the others' new commands.
     size_t due_partitions = 0;
     for (const auto& [partition, from_s] : *cursors) {
-      due_partitions += from_s <= now_s && MayRead(partition, now);
+      due_partitions += from_s <= now_s && MayRead(partition, now) && !unowned_.contains(partition);
     }
     const size_t share =
         std::max<size_t>(64, options_.round_limit / std::max<size_t>(1, due_partitions));
     for (auto& [partition, from_s] : *cursors) {
-      if (from_s > now_s || due->size() >= options_.round_limit || !MayRead(partition, now)) {
+      if (from_s > now_s || due->size() >= options_.round_limit || !MayRead(partition, now) ||
+          unowned_.contains(partition)) {
         continue;
       }
       const size_t limit = std::min(share, options_.round_limit - due->size());
@@ -442,6 +472,8 @@ bool Dispatcher::DeliverRound(std::vector<Due>* due) {
   if (!s.ok()) {
     // They stay in the outbox and go out again after a restart; the sink dedupes them.
     TEND_LOG_ERROR("dispatcher: %s", s.ToString());
+  } else if (options_.on_removed && !removals.empty()) {
+    options_.on_removed(removals);
   }
   return !stopped;
 }

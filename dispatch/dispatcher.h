@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -46,6 +48,15 @@ struct DispatcherOptions {
   int max_in_flight = 16;
   // Commands read from the outbox per round (bounds the memory a large backlog takes).
   size_t round_limit = 4096;
+  // Whether this instance owns a partition now (engine/engine.h Engine::Owns); empty: every
+  // partition. Only owned partitions' commands are delivered: a partition that moved to another
+  // instance is delivered there, from the outbox its state changelog brought (docs/design.md,
+  // "State that follows its partition"). Its commands waiting for a retry here are let go; when
+  // it comes back its outbox is read again from its start.
+  std::function<bool(int32_t)> owns;
+  // Called on the dispatcher's thread with the commands each round removed from the outbox
+  // (the state changelog's tombstones: Engine::OnOutboxRemoved). May be empty.
+  std::function<void(const std::vector<OutboxRemoval>&)> on_removed;
 };
 
 struct DispatcherStats {
@@ -129,6 +140,9 @@ class Dispatcher {
   std::string read_error_;  // one of the unreadable partitions' errors
   absl::flat_hash_map<int32_t, ReadFailure> read_failures_;  // the dispatcher thread's
   absl::flat_hash_map<std::string, Retry> retries_;  // by command id; the dispatcher thread's
+  // Partitions seen not owned (DispatcherOptions::owns) since they were last read: read again
+  // from their outbox's start once owned. The dispatcher thread's.
+  absl::flat_hash_set<int32_t> unowned_;
   absl::Time last_failure_log_ = absl::InfinitePast();
   absl::BitGen rng_;  // retry jitter; the dispatcher thread's
   std::unique_ptr<Lanes> lanes_;

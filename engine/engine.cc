@@ -59,6 +59,14 @@ class Engine::Impl : public PartitionListener {
   absl::Status RunFrom(RecordSource* source, const std::atomic<bool>& stop);
   EngineStats Stats() const;
   std::string KafkaStatistics() const { return consumer_ ? consumer_->Statistics() : ""; }
+  bool Owns(int32_t partition) const {
+    absl::MutexLock lock(&published_mu_);
+    return std::any_of(published_.begin(), published_.end(),
+                       [partition](const PartitionStats& p) { return p.partition == partition; });
+  }
+  void OnOutboxRemoved(const std::vector<OutboxRemoval>& removals) {
+    if (changelog_ != nullptr) changelog_->Forget(removals);
+  }
 
   // PartitionListener: the source's partitions come and go.
   absl::StatusOr<int64_t> OnAssigned(int32_t partition) override;
@@ -1071,6 +1079,10 @@ absl::Status Engine::RunFrom(RecordSource* source, const std::atomic<bool>& stop
   return impl_->RunFrom(source, stop);
 }
 EngineStats Engine::stats() const { return impl_->Stats(); }
+bool Engine::Owns(int32_t partition) const { return impl_->Owns(partition); }
+void Engine::OnOutboxRemoved(const std::vector<OutboxRemoval>& removals) {
+  impl_->OnOutboxRemoved(removals);
+}
 std::string Engine::KafkaStatistics() const { return impl_->KafkaStatistics(); }
 
 }  // namespace tend

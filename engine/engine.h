@@ -42,6 +42,7 @@
 namespace tend {
 
 class Storage;
+struct OutboxRemoval;
 
 struct EngineOptions {
   std::string brokers;  // bootstrap.servers, required
@@ -196,6 +197,13 @@ class Engine {
   absl::Status RunFrom(RecordSource* source, const std::atomic<bool>& stop);
 
   EngineStats stats() const;
+  // Whether `partition` is assigned to this engine now (restored and being folded): the
+  // dispatcher delivers only those partitions' commands (DispatcherOptions::owns). Thread-safe.
+  bool Owns(int32_t partition) const;
+  // The dispatcher removed these commands from the outbox: with a state changelog, their
+  // tombstones go there, so that the partition's next owner does not offer them again.
+  // Thread-safe.
+  void OnOutboxRemoved(const std::vector<OutboxRemoval>& removals);
   // The consumer's latest librdkafka statistics (JSON; kafka/consumer.h Statistics), when
   // EngineOptions::kafka sets statistics.interval.ms; empty otherwise. Thread-safe.
   std::string KafkaStatistics() const;

@@ -109,6 +109,14 @@ std::string FormatEngineStatus(const EngineStats& now, const EngineStats& before
                         now.cache_patients, static_cast<double>(now.cache_bytes) / (1 << 20),
                         now.cache_misses, now.cache_misses - before.cache_misses,
                         now.cache_evictions);
+  if (now.restoring >= 0) {
+    absl::StrAppendFormat(&line, "; RESTORING partition %d from the state changelog",
+                          now.restoring);
+  }
+  if (now.restored_records > before.restored_records) {
+    absl::StrAppendFormat(&line, "; changelog: %d records restored (+%d)", now.restored_records,
+                          now.restored_records - before.restored_records);
+  }
   if (rules) {
     absl::StrAppendFormat(&line, "; rules: %d timers fired, %d decisions, %d commands (+%d)",
                           now.timers_fired, now.decisions, now.commands,
@@ -252,6 +260,11 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     d.sink.target = options.sink;
     d.sink.security = options.sink_security;
     d.max_in_flight = options.sink_in_flight;
+    // Only the partitions this engine owns; their removals go to the state changelog.
+    d.owns = [e = engine.get()](int32_t partition) { return e->Owns(partition); };
+    d.on_removed = [e = engine.get()](const std::vector<OutboxRemoval>& removals) {
+      e->OnOutboxRemoved(removals);
+    };
     TEND_ASSIGN_OR_RETURN(dispatcher, Dispatcher::Start(d, storage.get()));
     dispatcher_metrics = collector->AddDispatcher(dispatcher.get());
     TEND_LOG_INFO("dispatching reminder commands to tend.v1.ReminderSink at %s", options.sink);

@@ -27,6 +27,12 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
                 "exit 0 once every assigned partition is folded and committed");
   cmd->add_option("--topic", e.engine.topic)->capture_default_str();
   cmd->add_option("--dlq-topic", e.engine.dlq_topic)->capture_default_str();
+  cmd->add_option("--changelog", e.engine.changelog_topic,
+                  "state changelog topic (compacted, partitioned like --topic; "
+                  "deploy/create-topics.sh): each commit goes there, and a partition assigned "
+                  "here is first restored from it, so partitions can move between instances "
+                  "(docs/design.md, \"State that follows its partition\"). The dev broker has "
+                  "tend.state.changelog");
   cmd->add_option("--group", e.engine.group_id, "consumer group id")->capture_default_str();
   cmd->add_option("--commit-interval-ms", f->commit_ms, "commit at least this often")
       ->capture_default_str()
