@@ -10,6 +10,10 @@
 namespace tend {
 
 Readiness JudgeReadiness(const EngineStats& stats, int64_t max_lag) {
+  if (stats.restoring >= 0) {
+    return {false, absl::StrCat("restoring partition ", stats.restoring,
+                                " from the state changelog")};
+  }
   if (stats.partitions.empty()) return {false, "no partitions assigned"};
   for (const PartitionStats& p : stats.partitions) {
     if (p.lag() < 0) {

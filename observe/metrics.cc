@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "dispatch/dispatcher.h"
+#include "engine/changelog_restore.h"
 #include "engine/engine.h"
 #include "observe/health.h"
 #include "services/grpc_metrics.h"
@@ -199,6 +200,24 @@ void EngineFamilies(const Engine& engine, int64_t cache_max_bytes, Families* out
           s.partitions_assigned);
   Gauge(out, "tend_partitions_assigned", "Partitions this engine owns now.",
         static_cast<double>(s.partitions.size()));
+  Gauge(out, "tend_changelog_restoring",
+        "1 while a partition assigned here is being restored from the state changelog.",
+        s.restoring >= 0 ? 1 : 0);
+  for (size_t i = 0; i < s.restores_by.size(); ++i) {
+    Counter(out, "tend_changelog_restores_total",
+            "Partitions assigned with a state changelog, by what their restore did: current "
+            "(nothing to do), tail, whole, seeded (engine/changelog_restore.h).",
+            s.restores_by[i], {{"how", RestoreHowName(static_cast<RestoreReport::How>(i))}});
+  }
+  Counter(out, "tend_changelog_restored_records_total",
+          "State changelog records read by restores.", s.restored_records);
+  Counter(out, "tend_changelog_restored_commits_total",
+          "Complete commits restores applied from the state changelog.", s.restored_commits);
+  Counter(out, "tend_changelog_records_total",
+          "Records this engine's commits wrote to the state changelog.", s.changelog_records);
+  Counter(out, "tend_changelog_removals_total",
+          "Outbox removals (delivered or dropped commands) sent to the state changelog.",
+          s.changelog_removals);
   int64_t timers_in_memory = 0;
   for (const PartitionStats& p : s.partitions) {
     const Labels partition = {{"partition", std::to_string(p.partition)}};

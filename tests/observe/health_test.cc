@@ -33,6 +33,10 @@ TEST_CASE("an engine serves once it has partitions and each is within the lag al
   // A committed offset past a stale high watermark is no lag.
   stats.partitions = {Partition(0, 700, 600)};
   CHECK(JudgeReadiness(stats, 0).serving);
+  // While a partition is restored from the state changelog, the others caught up or not.
+  stats.restoring = 3;
+  CHECK_FALSE(JudgeReadiness(stats, 0).serving);
+  CHECK(JudgeReadiness(stats, 0).why == "restoring partition 3 from the state changelog");
 }
 
 }  // namespace
