@@ -28,6 +28,10 @@ struct BenchOptions {
   // Extra librdkafka properties of the engine (e.g. statistics.interval.ms, as --metrics-listen
   // sets it), not of the raw consumer it is compared with.
   KafkaProps kafka;
+  // Also fold with the state changelog on in each round (changelog_eps, changelog_ratio against
+  // the engine without it), then restore every partition from that changelog into an empty
+  // directory (takeover_restore_s, against rebuild_s: folding the log again).
+  bool changelog = false;
 };
 // tend bench: raw librdkafka consumption vs the engine end to end, one JSON line on `out`.
 absl::Status RunBench(const BenchOptions& options, std::ostream& out);

@@ -80,6 +80,16 @@ absl::StatusOr<double> RawConsumeRate(const std::string& brokers, const std::str
   return count / absl::ToDoubleSeconds(last - first);
 }
 
+// Records the broker dropped from the start of `topic`'s partitions (the dev broker keeps only
+// its newest segments).
+absl::StatusOr<int64_t> ChangelogTruncated(const MockBroker& broker, const std::string& topic) {
+  TEND_ASSIGN_OR_RETURN(auto producer, Producer::Create({{"bootstrap.servers", broker.bootstrap()}}));
+  TEND_ASSIGN_OR_RETURN(auto offsets, TopicWatermarks(producer->handle(), topic));
+  int64_t lost = 0;
+  for (const PartitionOffsets& o : offsets) lost += o.low;
+  return lost;
+}
+
 }  // namespace
 
 absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
@@ -110,11 +120,13 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
   // Each phase runs `repeat` times, alternating, and the medians are compared: on a shared
   // 2-core machine single runs vary by +-20%. With rules, the engine also runs without them in
   // each round: rules are measured against the engine that only folds (rules_ratio).
-  std::vector<double> raw_rates, engine_rates, folded_rates, no_rules_rates;
-  EngineStats st;
+  std::vector<double> raw_rates, engine_rates, folded_rates, no_rules_rates, changelog_rates;
+  EngineStats st, changelog_stats;
+  std::string last_changelog;
   // One fold of the topic by a fresh engine and state directory: end-to-end and folding rates.
   auto fold = [&](int round, std::shared_ptr<const RuleSet> rules, const char* name,
-                  EngineStats* stats) -> absl::StatusOr<std::pair<double, double>> {
+                  EngineStats* stats,
+                  bool changelog = false) -> absl::StatusOr<std::pair<double, double>> {
     std::cerr << "round " << round + 1 << "/" << options.repeat << ": " << name << "..."
               << std::endl;
     TEND_ASSIGN_OR_RETURN(ScopedTempDir db_dir, ScopedTempDir::Create("tend-bench-"));
@@ -125,6 +137,13 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
     engine_options.exit_when_idle = true;
     engine_options.rules = std::move(rules);  // decisions only: no dispatcher in a benchmark
     engine_options.kafka = options.kafka;
+    if (changelog) {
+      // A topic of its own per fold: each starts from an empty changelog.
+      engine_options.changelog_topic = absl::StrCat("tend.bench.changelog.", round);
+      TEND_RETURN_IF_ERROR(broker->CreateTopic(engine_options.changelog_topic,
+                                               options.partitions));
+      last_changelog = engine_options.changelog_topic;
+    }
     TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
     std::atomic<bool> stop{false};
     TEND_RETURN_IF_ERROR(engine->Run(stop));
@@ -154,6 +173,55 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
                                            options.rules ? "engine with rules" : "engine", &st));
     engine_rates.push_back(rates.first);
     folded_rates.push_back(rates.second);
+    if (options.changelog) {
+      TEND_ASSIGN_OR_RETURN(auto with, fold(round, options.rules, "engine with the changelog",
+                                            &changelog_stats, /*changelog=*/true));
+      changelog_rates.push_back(with.first);
+    }
+  }
+  std::string changelog_fields;
+  if (options.changelog) {
+    // Takeover: every partition restored from the last fold's changelog into an empty
+    // directory, against folding the log again (the engine's own rate above).
+    TEND_ASSIGN_OR_RETURN(const int64_t lost, ChangelogTruncated(*broker, last_changelog));
+    if (lost > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the dev broker dropped ", lost, " records of the changelog's oldest segments (it "
+          "keeps ~5 MiB per partition): a restore would be incomplete. Use fewer --events or "
+          "more --partitions"));
+    }
+    std::cerr << "takeover: restoring every partition from " << last_changelog << "..."
+              << std::endl;
+    TEND_ASSIGN_OR_RETURN(ScopedTempDir db_dir, ScopedTempDir::Create("tend-bench-"));
+    TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(db_dir.path()));
+    EngineOptions engine_options;
+    engine_options.brokers = broker->bootstrap();
+    engine_options.group_id = "tend-bench-takeover";
+    engine_options.exit_when_idle = true;
+    engine_options.rules = options.rules;
+    engine_options.kafka = options.kafka;
+    engine_options.changelog_topic = last_changelog;
+    TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
+    std::atomic<bool> stop{false};
+    const absl::Time start = absl::Now();
+    TEND_RETURN_IF_ERROR(engine->Run(stop));
+    const double restore_s = absl::ToDoubleSeconds(absl::Now() - start);
+    const EngineStats taken = engine->stats();
+    if (taken.records != 0) {
+      return absl::InternalError(absl::StrCat("the takeover read ", taken.records,
+                                              " records of the events topic again"));
+    }
+    std::vector<double> sorted = engine_rates;
+    std::sort(sorted.begin(), sorted.end());
+    const double rebuild_s = produced / sorted[sorted.size() / 2];
+    double changelog_eps = changelog_rates[0];
+    std::sort(changelog_rates.begin(), changelog_rates.end());
+    changelog_eps = changelog_rates[changelog_rates.size() / 2];
+    changelog_fields = absl::StrFormat(
+        ",\"changelog_eps\":%.0f,\"changelog_ratio\":%.3f,\"changelog_records\":%d,"
+        "\"takeover_restore_s\":%.2f,\"takeover_records\":%d,\"rebuild_s\":%.2f",
+        changelog_eps, changelog_eps / sorted[sorted.size() / 2],
+        changelog_stats.changelog_records, restore_s, taken.restored_records, rebuild_s);
   }
   auto median = [](std::vector<double> v) {
     if (v.empty()) return 0.0;
@@ -176,12 +244,13 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
              "\"engine_eps_min\":%.0f,\"engine_eps_max\":%.0f,\"folded_eps\":%.0f,"
              "\"folded_ratio\":%.3f,\"peak_rss_mb\":%.0f,"
              "\"duplicates\":%d,\"commits\":%d,\"timers_fired\":%d,\"decisions\":%d,"
-             "\"commands\":%d%s}",
+             "\"commands\":%d%s%s}",
              produced, options.patients, options.partitions, options.repeat, raw_eps, engine_eps,
              engine_eps / raw_eps, *std::min_element(engine_rates.begin(), engine_rates.end()),
              *std::max_element(engine_rates.begin(), engine_rates.end()), folded_eps,
              folded_eps / raw_eps, ru.ru_maxrss / 1024.0,
-             st.duplicates, st.commits, st.timers_fired, st.decisions, st.commands, rules_fields)
+             st.duplicates, st.commits, st.timers_fired, st.decisions, st.commands, rules_fields,
+             changelog_fields)
       << std::endl;
   return absl::OkStatus();
 }

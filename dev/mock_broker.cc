@@ -52,6 +52,11 @@ MockBroker::~MockBroker() {
   if (cluster_ != nullptr) rd_kafka_mock_cluster_destroy(cluster_);
 }
 
+absl::Status MockBroker::CreateTopic(const std::string& topic, int partitions) const {
+  return FromKafka(rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, 1),
+                   absl::StrCat("creating topic ", topic));
+}
+
 absl::Status RunBroker(const MockBrokerOptions& options, const std::atomic<bool>& stop,
                        std::ostream& out) {
   TEND_ASSIGN_OR_RETURN(auto broker, MockBroker::Start(options));

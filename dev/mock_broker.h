@@ -41,6 +41,8 @@ class MockBroker {
 
   // "host:port[,...]" for bootstrap.servers: the forwarded stable address when --port was given.
   const std::string& bootstrap() const { return bootstrap_; }
+  // Creates another topic (kInvalidArgument when the mock refuses it).
+  absl::Status CreateTopic(const std::string& topic, int partitions) const;
   // Borrowed cluster handle for fault injection in tests; valid while this object lives.
   rd_kafka_mock_cluster_t* cluster() const { return cluster_; }
 

@@ -30,6 +30,10 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
   cmd->add_option("--patients", f->bench.patients)->capture_default_str();
   cmd->add_option("--partitions", f->bench.partitions)->capture_default_str();
   cmd->add_option("--rules", f->rules, "also decide with these rules (no dispatch)");
+  cmd->add_flag("--changelog", f->bench.changelog,
+                "also fold with the state changelog on (changelog_eps, changelog_ratio), then "
+                "restore every partition from it into an empty directory (takeover_restore_s "
+                "against rebuild_s)");
   cmd->add_flag("--latency", f->latency,
                 "instead: event-to-command-at-sink latency at a steady rate (needs --rules)");
   cmd->add_option("--rate", f->latency_bench.rate, "--latency: events per second")
