@@ -21,3 +21,16 @@ kafka-topics.sh --bootstrap-server "$bootstrap" --create --if-not-exists --topic
 kafka-topics.sh --bootstrap-server "$bootstrap" --create --if-not-exists --topic tend.events.dlq \
   --partitions "$partitions" --replication-factor "$replication" \
   --config retention.ms=-1 --config min.insync.replicas=2
+# The state changelog (tend engine --changelog): each partition's state as its commits left it,
+# partitioned EXACTLY like tend.events (partition p holds partition p's state), compacted (only
+# the newest record of each key is needed). delete.retention.ms must exceed the engine's 12 h
+# limit for restoring a copy's tail (older copies are restored whole); min.compaction.lag.ms keeps
+# the records of a commit an engine left unfinished until its partition's next owner has folded
+# them again (docs/design.md, "State that follows its partition"). A patient record grows with
+# history (about 12 bytes per event): raise max.message.bytes here and message.max.bytes of the
+# engine's producer (--kafka) together if your patients' records approach 1 MB.
+kafka-topics.sh --bootstrap-server "$bootstrap" --create --if-not-exists --topic tend.state.changelog \
+  --partitions "$partitions" --replication-factor "$replication" \
+  --config cleanup.policy=compact --config min.insync.replicas=2 \
+  --config delete.retention.ms=86400000 --config min.compaction.lag.ms=3600000 \
+  --config compression.type=producer
