@@ -26,6 +26,9 @@ absl::StatusOr<std::unique_ptr<PartitionReader>> PartitionReader::Create(const K
   // nothing is committed to it.
   KafkaProps all = {{"group.id", "tend-partition-reader"},
                     {"enable.partition.eof", "true"},
+                    // The read ends at a known offset: no fetch waits for more to arrive (the
+                    // default 500 ms per partition made a restore of 32 small partitions 16 s).
+                    {"fetch.wait.max.ms", "10"},
                     {"enable.auto.commit", "false"},
                     {"enable.auto.offset.store", "false"},
                     // An offset no longer in the log is an error, not a silent jump.
