@@ -31,6 +31,7 @@ absl::StatusOr<std::unique_ptr<MockBroker>> MockBroker::Start(const MockBrokerOp
         rd_kafka_mock_topic_create(broker->cluster_, topic.c_str(), options.partitions, 1),
         absl::StrCat("creating topic ", topic)));
   }
+  TEND_RETURN_IF_ERROR(broker->CreateTopic(options.membership_topic, 1));
   broker->bootstrap_ = rd_kafka_mock_cluster_bootstraps(broker->cluster_);
   if (options.port != 0) {
     // Forward the stable port to the first broker's listener.

@@ -28,6 +28,8 @@ struct MockBrokerOptions {
   std::string dlq_topic = "tend.events.dlq";
   // The state changelog (storage/changelog.h), same partition count. The mock never compacts.
   std::string changelog_topic = "tend.state.changelog";
+  // Who owns which partition (cluster/membership.h): one partition.
+  std::string membership_topic = "tend.membership";
   int brokers = 1;
   // When non-zero, also listen on 127.0.0.1:port and forward to the mock's ephemeral listener,
   // so clients have a stable bootstrap address. They then follow the advertised address.

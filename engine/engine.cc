@@ -59,10 +59,18 @@ class Engine::Impl : public PartitionListener {
   absl::Status RunFrom(RecordSource* source, const std::atomic<bool>& stop);
   EngineStats Stats() const;
   std::string KafkaStatistics() const { return consumer_ ? consumer_->Statistics() : ""; }
-  bool Owns(int32_t partition) const {
+  std::optional<int64_t> OwnedOffset(int32_t partition) const {
     absl::MutexLock lock(&published_mu_);
-    return std::any_of(published_.begin(), published_.end(),
-                       [partition](const PartitionStats& p) { return p.partition == partition; });
+    for (const PartitionStats& p : published_) {
+      if (p.partition == partition) return p.next_offset;
+    }
+    return std::nullopt;
+  }
+  std::vector<int32_t> OwnedPartitions() const {
+    absl::MutexLock lock(&published_mu_);
+    std::vector<int32_t> out;
+    for (const PartitionStats& p : published_) out.push_back(p.partition);
+    return out;
   }
   void OnOutboxRemoved(const std::vector<OutboxRemoval>& removals) {
     if (changelog_ != nullptr) changelog_->Forget(removals);
@@ -1079,7 +1087,11 @@ absl::Status Engine::RunFrom(RecordSource* source, const std::atomic<bool>& stop
   return impl_->RunFrom(source, stop);
 }
 EngineStats Engine::stats() const { return impl_->Stats(); }
-bool Engine::Owns(int32_t partition) const { return impl_->Owns(partition); }
+bool Engine::Owns(int32_t partition) const { return impl_->OwnedOffset(partition).has_value(); }
+std::optional<int64_t> Engine::OwnedOffset(int32_t partition) const {
+  return impl_->OwnedOffset(partition);
+}
+std::vector<int32_t> Engine::OwnedPartitions() const { return impl_->OwnedPartitions(); }
 void Engine::OnOutboxRemoved(const std::vector<OutboxRemoval>& removals) {
   impl_->OnOutboxRemoved(removals);
 }

@@ -200,6 +200,10 @@ class Engine {
   // Whether `partition` is assigned to this engine now (restored and being folded): the
   // dispatcher delivers only those partitions' commands (DispatcherOptions::owns). Thread-safe.
   bool Owns(int32_t partition) const;
+  // The partition's next offset to fold (committed up to it) when it is owned; nullopt else.
+  std::optional<int64_t> OwnedOffset(int32_t partition) const;
+  // The partitions owned now, in order. Thread-safe.
+  std::vector<int32_t> OwnedPartitions() const;
   // The dispatcher removed these commands from the outbox: with a state changelog, their
   // tombstones go there, so that the partition's next owner does not offer them again.
   // Thread-safe.

@@ -111,4 +111,49 @@ absl::Status PartitionReader::Read(const std::string& topic, int32_t partition, 
   return status;
 }
 
+void PartitionReader::Follow(const std::string& topic, int32_t partition, int64_t from,
+                             const std::function<void(const ReadRecord&)>& fn,
+                             const std::atomic<bool>& stop,
+                             const std::function<void(const absl::Status&)>& on_error,
+                             absl::Duration backoff) {
+  int64_t next = from;
+  while (!stop.load()) {
+    KafkaPartitionList list(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = next;
+    absl::Status status = FromKafka(rd_kafka_assign(rk_.get(), list.get()),
+                                    absl::StrCat("following ", topic, "[", partition, "]"));
+    while (status.ok() && !stop.load()) {
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_.get(), 100);
+      if (m == nullptr) continue;
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ReadRecord r;
+        r.offset = m->offset;
+        r.key = absl::string_view(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
+        if (m->payload != nullptr) {
+          r.value = absl::string_view(static_cast<const char*>(m->payload), m->len);
+        }
+        r.message = m;
+        fn(r);
+        next = m->offset + 1;
+      } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        status = FromKafka(m->err, absl::StrCat("following ", topic, "[", partition, "]: ",
+                                                rd_kafka_message_errstr(m)));
+        // An offset no longer in the log: start again from the log's start.
+        if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+            m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+          next = RD_KAFKA_OFFSET_BEGINNING;
+        }
+      }
+      rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(rk_.get(), nullptr);
+    if (!status.ok() && !stop.load()) {
+      if (on_error) on_error(status);
+      for (absl::Time until = absl::Now() + backoff; !stop.load() && absl::Now() < until;) {
+        absl::SleepFor(absl::Milliseconds(20));
+      }
+    }
+  }
+}
+
 }  // namespace tend

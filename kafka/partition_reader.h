@@ -4,6 +4,7 @@
 #ifndef TEND_KAFKA_PARTITION_READER_H_
 #define TEND_KAFKA_PARTITION_READER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,6 +44,13 @@ class PartitionReader {
   absl::Status Read(const std::string& topic, int32_t partition, int64_t from, int64_t end,
                     const std::function<absl::Status(const ReadRecord&)>& fn,
                     absl::Duration stall = absl::Seconds(30));
+  // Calls `fn` for each record from `from` on (RD_KAFKA_OFFSET_BEGINNING: the log's start), as
+  // they arrive, until `stop` is set; an error of the broker is retried after `backoff`
+  // (reported to `on_error`, which may be empty).
+  void Follow(const std::string& topic, int32_t partition, int64_t from,
+              const std::function<void(const ReadRecord&)>& fn, const std::atomic<bool>& stop,
+              const std::function<void(const absl::Status&)>& on_error = nullptr,
+              absl::Duration backoff = absl::Seconds(1));
 
  private:
   explicit PartitionReader(KafkaHandle rk) : rk_(std::move(rk)) {}

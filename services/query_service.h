@@ -4,12 +4,14 @@
 #define TEND_SERVICES_QUERY_SERVICE_H_
 
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "auth/auth.h"
 #include "index/planner.h"
 #include "storage/storage.h"
 #include "projections/config.h"
+#include "services/query_router.h"
 #include "tend/v1/services.grpc.pb.h"
 
 namespace tend {
@@ -35,11 +37,25 @@ class QueryService final : public v1::Query::Service {
   void set_authorizer(std::shared_ptr<const Authorizer> authorizer) {
     authorizer_ = std::move(authorizer);
   }
+  // Several instances (services/query_router.h): GetPatient and Explain are answered by the
+  // owner of the patient's partition - here from that partition alone, or forwarded - with
+  // trailing metadata naming the instance that answered and the partition's offset; UNAVAILABLE
+  // with a retry hint when no instance owns it now. Unset: answered from this directory.
+  // Set before serving.
+  void set_router(std::shared_ptr<QueryRouter> router) { router_ = std::move(router); }
 
  private:
+  // With a router: the patient's route, or the status to answer with (forwarded to the owner,
+  // or UNAVAILABLE) when it is not answered here. `forward(stub, client_context)` makes the
+  // call to the owner.
+  template <typename Forward>
+  std::optional<grpc::Status> Route(grpc::ServerContext* context, absl::string_view patient_id,
+                                    QueryRouter::Route* route, Forward forward);
+
   const Storage* const storage_;
   const projections::ProjectionConfig config_;
   std::shared_ptr<const Authorizer> authorizer_;
+  std::shared_ptr<QueryRouter> router_;
 };
 
 // tend.v1.Query while there is no state to answer from (the state directory was refused): every

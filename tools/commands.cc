@@ -29,6 +29,8 @@
 #include "services/ingest_service.h"
 #include "services/query_service.h"
 #include "base/file.h"
+#include "cluster/membership.h"
+#include "cluster/router.h"
 #include "dispatch/dispatcher.h"
 #include "observe/health.h"
 #include "observe/metrics.h"
@@ -191,6 +193,15 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenStateDirectory(const EngineCommandO
 
 absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bool>& stop) {
   if (options.db_dir.empty()) return absl::InvalidArgumentError("--db is required");
+  if (!options.advertise.empty() && options.grpc_listen.empty()) {
+    return absl::InvalidArgumentError("--advertise needs --grpc-listen (the address it names)");
+  }
+  if (!options.advertise.empty() && options.peer_security.tls_ca.empty() &&
+      !IsLoopbackAddress(options.advertise) && !options.grpc_security.allow_plaintext) {
+    return absl::FailedPreconditionError(
+        "--advertise off loopback forwards callers' tokens to the other instances: give "
+        "--peer-tls-ca (the CA of their certificates), or --plaintext when TLS ends at a mesh");
+  }
   // Security settings are checked before anything is opened: a refused one costs nothing.
   ServerAuth auth;
   if (!options.grpc_listen.empty()) {
@@ -218,6 +229,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   std::unique_ptr<Producer> producer;
   std::unique_ptr<IngestService> ingest;
   std::unique_ptr<QueryService> query;
+  std::shared_ptr<ClusterRouter> router;  // with --advertise
   RunningServer server;
   // The server comes up NOT_SERVING before the engine opens (a patient index to rebuild, the
   // partitions to catch up with): the health gate says when it serves.
@@ -230,6 +242,13 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     query = std::make_unique<QueryService>(storage.get(), options.engine.projections);
     ingest->set_authorizer(auth.authorizer);
     query->set_authorizer(auth.authorizer);
+    if (!options.advertise.empty()) {
+      TEND_ASSIGN_OR_RETURN(const int partitions,
+                            TopicPartitionCount(producer->handle(), options.engine.topic));
+      router = std::make_shared<ClusterRouter>(options.advertise, partitions,
+                                               options.peer_security);
+      query->set_router(router);
+    }
     server_options.serving_services = {v1::Ingest::service_full_name()};
     TEND_ASSIGN_OR_RETURN(server, StartGrpcServer(options.grpc_listen, {ingest.get(), query.get()},
                                                   server_options));
@@ -249,6 +268,20 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   }
   TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
   const auto engine_metrics = collector->AddEngine(engine.get(), options.engine.cache_max_bytes);
+  std::unique_ptr<Membership> membership;
+  if (router != nullptr) {
+    MembershipOptions m;
+    m.kafka = {{"bootstrap.servers", options.engine.brokers}};
+    m.kafka.insert(m.kafka.end(), options.engine.kafka.begin(), options.engine.kafka.end());
+    m.topic = options.membership_topic;
+    m.events_topic = options.engine.topic;
+    m.address = options.advertise;
+    m.owned = [e = engine.get()] { return e->OwnedPartitions(); };
+    TEND_ASSIGN_OR_RETURN(membership, Membership::Start(std::move(m)));
+    router->Attach(engine.get(), membership.get());
+    TEND_LOG_INFO("advertising %s in %s: Query's GetPatient and Explain go to the owner of the "
+                  "patient's partition", options.advertise, options.membership_topic);
+  }
   HealthOptions health_options;
   health_options.max_lag = options.health_max_lag;
   HealthGate health(engine.get(), server.server ? &server : nullptr, health_options);
@@ -335,6 +368,8 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   }
   if (server.server) server.server->Shutdown(std::chrono::system_clock::now() +
                                              std::chrono::seconds(2));
+  if (router != nullptr) router->Attach(nullptr, nullptr);
+  membership.reset();  // says this instance leaves
   EngineStats st = engine->stats();
   TEND_LOG_INFO("engine stopped: %d records, %d events applied, %d duplicates dropped, "
                 "%d dead-lettered, %d commits, %d timers fired, %d decisions, %d commands",

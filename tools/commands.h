@@ -42,6 +42,12 @@ struct EngineCommandOptions {
   // The health service answers SERVING once every assigned partition is at most this many
   // records behind its log (observe/health.h).
   int64_t health_max_lag = 10'000;
+  // Several instances (cluster/): this instance's gRPC address as the others reach it; set, it
+  // joins the membership topic and Query's GetPatient and Explain are answered by the owner of
+  // the patient's partition. Requires grpc_listen.
+  std::string advertise;
+  std::string membership_topic = "tend.membership";
+  ClientSecurity peer_security;  // how to reach the other instances (tls_ca)
 };
 // One status line of a running engine: the counters, what changed over `elapsed` since
 // `before`, the rules' counters (`rules`: the engine decides), and (LIVE mode) the dispatcher's.

@@ -77,6 +77,16 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
                   "most this many records behind its log")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  cmd->add_option("--advertise", e.advertise,
+                  "this instance's gRPC address as the other instances reach it (HOST:PORT): "
+                  "joins --membership-topic, and Query's GetPatient and Explain are answered by "
+                  "the owner of the patient's partition (forwarded), UNAVAILABLE while it moves");
+  cmd->add_option("--membership-topic", e.membership_topic,
+                  "compacted topic of one partition where instances say what they own")
+      ->capture_default_str();
+  cmd->add_option("--peer-tls-ca", e.peer_security.tls_ca,
+                  "PEM CA the other instances' certificates chain to (forwarded queries over "
+                  "TLS)");
   cmd->add_option("--config", f->config,
                   "engine config YAML (proto/tend/v1/config.proto; `tend config` prints one)");
   return [f](const std::atomic<bool>& stop) {

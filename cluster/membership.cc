@@ -1,0 +1,132 @@
+#include "cluster/membership.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "tend/v1/cluster.pb.h"
+
+namespace tend {
+
+absl::StatusOr<std::unique_ptr<Membership>> Membership::Start(MembershipOptions options) {
+  if (options.address.empty()) return absl::InvalidArgumentError("--advertise is required");
+  if (!options.owned) return absl::InvalidArgumentError("MembershipOptions::owned is required");
+  auto m = std::unique_ptr<Membership>(new Membership(std::move(options)));
+  TEND_ASSIGN_OR_RETURN(m->producer_, Producer::Create(m->options_.kafka));
+  TEND_ASSIGN_OR_RETURN(const int partitions,
+                        TopicPartitionCount(m->producer_->handle(), m->options_.topic));
+  if (partitions != 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the membership topic ", m->options_.topic, " has ", partitions,
+        " partitions: it must have exactly one (deploy/create-topics.sh), so that its records "
+        "are in one order"));
+  }
+  TEND_ASSIGN_OR_RETURN(m->reader_, PartitionReader::Create(m->options_.kafka));
+  m->follower_ = std::thread([p = m.get()] { p->Follow(); });
+  m->announcer_ = std::thread([p = m.get()] { p->Announce(); });
+  return m;
+}
+
+Membership::~Membership() {
+  stop_ = true;
+  if (announcer_.joinable()) announcer_.join();
+  if (producer_ != nullptr) {
+    if (absl::Status s = Write({}, /*leaving=*/true); !s.ok()) {
+      TEND_LOG_WARN("membership: could not say this instance leaves: %s", s.ToString());
+    }
+    (void)producer_->Flush(absl::Seconds(5));
+  }
+  if (follower_.joinable()) follower_.join();
+}
+
+absl::Status Membership::Write(const std::vector<int32_t>& partitions, bool leaving) {
+  v1::MemberRecord record;
+  record.set_format_version(1);
+  record.set_address(options_.address);
+  record.set_topic(options_.events_topic);
+  for (int32_t p : partitions) record.add_partitions(p);
+  *record.mutable_written_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  record.set_leaving(leaving);
+  TEND_RETURN_IF_ERROR(producer_->Produce(options_.topic, 0, options_.address,
+                                          record.SerializeAsString(), {}, nullptr));
+  ++written_;
+  return absl::OkStatus();
+}
+
+void Membership::Announce() {
+  std::vector<int32_t> said;
+  absl::Time said_at = absl::InfinitePast();
+  while (!stop_.load()) {
+    std::vector<int32_t> now = options_.owned();
+    std::sort(now.begin(), now.end());
+    if (now != said || absl::Now() - said_at >= options_.heartbeat) {
+      if (absl::Status s = Write(now, /*leaving=*/false); s.ok()) {
+        said = std::move(now);
+        said_at = absl::Now();
+      } else {
+        TEND_LOG_WARN("membership: %s", s.ToString());
+      }
+    }
+    absl::SleepFor(options_.poll);
+  }
+}
+
+void Membership::Follow() {
+  reader_->Follow(
+      options_.topic, 0, RD_KAFKA_OFFSET_BEGINNING,
+      [this](const ReadRecord& r) {
+        ++read_;
+        v1::MemberRecord record;
+        if (!r.value.has_value() ||
+            !record.ParseFromArray(r.value->data(), static_cast<int>(r.value->size())) ||
+            record.format_version() != 1 || record.address() != r.key ||
+            record.topic() != options_.events_topic) {
+          return;  // not a member of this deployment (or a tombstone)
+        }
+        absl::MutexLock lock(&mu_);
+        Heard& h = members_[record.address()];
+        h.heard_at = absl::Now();
+        h.leaving = record.leaving();
+        std::map<int32_t, int64_t> since;
+        for (int32_t p : record.partitions()) {
+          auto it = h.claimed_since.find(p);
+          since[p] = it != h.claimed_since.end() ? it->second : r.offset;
+        }
+        h.claimed_since = std::move(since);
+        h.partitions.assign(record.partitions().begin(), record.partitions().end());
+      },
+      stop_, [](const absl::Status& s) { TEND_LOG_WARN("membership: %s", s.ToString()); });
+}
+
+std::optional<std::string> Membership::OwnerOf(int32_t partition) const {
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&mu_);
+  std::optional<std::string> owner;
+  int64_t newest = -1;
+  for (const auto& [address, h] : members_) {
+    if (h.leaving || now - h.heard_at > options_.expiry) continue;
+    auto it = h.claimed_since.find(partition);
+    if (it != h.claimed_since.end() && it->second > newest) {
+      newest = it->second;
+      owner = address;
+    }
+  }
+  return owner;
+}
+
+std::vector<Member> Membership::Members() const {
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&mu_);
+  std::vector<Member> out;
+  for (const auto& [address, h] : members_) {
+    out.push_back({address, h.partitions, h.heard_at,
+                   !h.leaving && now - h.heard_at <= options_.expiry});
+  }
+  return out;
+}
+
+}  // namespace tend

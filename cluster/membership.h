@@ -1,0 +1,99 @@
+// Which engine instance owns which partition of the events topic, known to every instance
+// (docs/design.md, "State that follows its partition": the role of Kafka Streams'
+// application.server metadata). The dev broker has no DescribeGroups, so instances say it
+// themselves: each writes a tend.v1.MemberRecord (proto/tend/v1/cluster.proto) keyed by its
+// advertised address to a compacted one-partition topic whenever what it owns changes and every
+// `heartbeat`, and every instance follows the topic from its start.
+//
+// Who owns a partition: among the instances heard from within `expiry` (by this instance's own
+// clock, so clocks need not agree), the one that claimed it most recently - by the offset, in the
+// topic's one partition, of the first record of its current claim. A partition nobody claims (a
+// rebalance in progress, its owner gone silent) has no owner: queries for it are UNAVAILABLE,
+// never answered by an instance that may be stale.
+//
+// Thread safety: thread-safe; it writes and reads on threads of its own.
+#ifndef TEND_CLUSTER_MEMBERSHIP_H_
+#define TEND_CLUSTER_MEMBERSHIP_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "kafka/kafka.h"
+#include "kafka/partition_reader.h"
+#include "kafka/props.h"
+
+namespace tend {
+
+struct MembershipOptions {
+  KafkaProps kafka;  // bootstrap.servers and the operator's settings
+  std::string topic = "tend.membership";
+  std::string events_topic = "tend.events";
+  std::string address;  // this instance's advertised host:port (required)
+  // What this instance owns now (Engine::OwnedPartitions), polled every `poll`.
+  std::function<std::vector<int32_t>()> owned;
+  absl::Duration poll = absl::Milliseconds(100);
+  absl::Duration heartbeat = absl::Seconds(3);
+  absl::Duration expiry = absl::Seconds(15);
+};
+
+// One instance as this instance last heard of it.
+struct Member {
+  std::string address;
+  std::vector<int32_t> partitions;
+  absl::Time heard_at;  // this instance's clock when its last record arrived
+  bool live = false;    // heard within `expiry` and not leaving
+};
+
+class Membership {
+ public:
+  static absl::StatusOr<std::unique_ptr<Membership>> Start(MembershipOptions options);
+  // Says it is leaving (owning nothing), then stops.
+  ~Membership();
+
+  // The address of the instance that owns `partition` as far as the records read so far say;
+  // nullopt when none does.
+  std::optional<std::string> OwnerOf(int32_t partition) const;
+  std::vector<Member> Members() const;
+  const std::string& address() const { return options_.address; }
+  // Records this instance wrote; records read (its own included).
+  int64_t written() const { return written_.load(); }
+  int64_t read() const { return read_.load(); }
+
+ private:
+  explicit Membership(MembershipOptions options) : options_(std::move(options)) {}
+  void Announce();
+  void Follow();
+  // Writes this instance's record now.
+  absl::Status Write(const std::vector<int32_t>& partitions, bool leaving);
+
+  struct Heard {
+    std::vector<int32_t> partitions;
+    std::map<int32_t, int64_t> claimed_since;  // partition -> offset of its claim's first record
+    absl::Time heard_at;
+    bool leaving = false;
+  };
+
+  const MembershipOptions options_;
+  std::unique_ptr<Producer> producer_;
+  std::unique_ptr<PartitionReader> reader_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Heard> members_ ABSL_GUARDED_BY(mu_);  // by address
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> written_{0}, read_{0};
+  std::thread announcer_, follower_;
+};
+
+}  // namespace tend
+
+#endif  // TEND_CLUSTER_MEMBERSHIP_H_

@@ -1,0 +1,51 @@
+#include "cluster/router.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "kafka/partitioner.h"
+
+namespace tend {
+
+QueryRouter::Route ClusterRouter::RouteOf(absl::string_view patient_id) const {
+  Route route;
+  route.partition = KafkaPartition(patient_id, partitions_);
+  absl::MutexLock lock(&mu_);
+  if (engine_ == nullptr || membership_ == nullptr) {
+    route.why = "this instance is starting";
+    return route;
+  }
+  if (auto offset = engine_->OwnedOffset(route.partition); offset.has_value()) {
+    route.kind = Route::Kind::kHere;
+    route.offset = *offset;
+    return route;
+  }
+  auto owner = membership_->OwnerOf(route.partition);
+  if (owner.has_value() && *owner != self()) {
+    route.kind = Route::Kind::kPeer;
+    route.peer = *std::move(owner);
+    return route;
+  }
+  route.kind = Route::Kind::kUnavailable;
+  route.why = owner.has_value()
+                  ? absl::StrCat("partition ", route.partition, " is being restored or moved here")
+                  : absl::StrCat("no instance owns partition ", route.partition,
+                                 " now (a rebalance is moving it, or its owner stopped)");
+  return route;
+}
+
+absl::StatusOr<v1::Query::StubInterface*> ClusterRouter::Peer(const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  auto& stub = peers_[address];
+  if (stub == nullptr) {
+    auto auth = MakeClientAuth(peer_security_, address);
+    if (!auth.ok()) {
+      peers_.erase(address);
+      return auth.status();
+    }
+    stub = v1::Query::NewStub(grpc::CreateChannel(address, auth->credentials));
+  }
+  return stub.get();
+}
+
+}  // namespace tend
