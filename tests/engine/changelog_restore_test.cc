@@ -6,6 +6,8 @@
 // seeds it.
 #include "engine/changelog_restore.h"
 
+#include <signal.h>
+
 #include <catch2/catch.hpp>
 #include <memory>
 #include <string>
@@ -203,6 +205,75 @@ TEST_CASE("a directory folded before the state changelog was turned on seeds it"
   const Copy got = Read(dir.Sub("b"));
   CHECK(got.contents == a.contents);
   CHECK(got.index == a.index);
+}
+
+TEST_CASE("a restore killed part-way resumes after the last commit it applied", "[integration]") {
+  testing::TempDir dir;
+  std::vector<v1::Event> events = testing::Cohort(120, 60, 13);
+  auto broker = testing::BrokerWith(events);
+  EngineOptions options = Options(*broker, "source");
+  options.commit_max_records = 50;  // many commits, so a restore has many steps
+  Run(options, dir.Sub("source"));
+  const Copy want = Read(dir.Sub("source"));
+
+  // Restored by the real binary, made slow - small fetches (about a commit each) from a broker
+  // that answers 200 ms late - and killed once it has been restoring for a while: its first
+  // partition is part-way, the others not begun.
+  const std::string rules = std::string(TEND_SOURCE_DIR) + "/deploy/rules/default.yaml";
+  auto engine = [&](const std::string& group, std::vector<std::string> extra,
+                    const std::string& log) {
+    std::vector<std::string> args = {"engine", "--brokers", broker->bootstrap(), "--db",
+                                     dir.Sub("target"), "--rules", rules, "--changelog",
+                                     "tend.state.changelog", "--group", group,
+                                     "--status-interval-s", "0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return testing::SpawnTend(args, log);
+  };
+  const std::string first_log = dir.Sub("first.log");
+  const pid_t first = engine("restore-1", {"--kafka", "max.partition.fetch.bytes=1024"},
+                             first_log);
+  // The group's join first (a few seconds), then the slow broker.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  absl::SleepFor(absl::Seconds(1));
+  REQUIRE(rd_kafka_mock_broker_set_rtt(broker->cluster(), 1, 200) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  // Its progress line comes after 5 s of restoring.
+  while (testing::ReadFile(first_log).find("restoring partition") == std::string::npos) {
+    INFO(testing::ReadFile(first_log));
+    REQUIRE(absl::Now() < deadline);
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  REQUIRE(kill(first, SIGKILL) == 0);
+  REQUIRE(testing::ExitCode(first) == 128 + SIGKILL);
+  const std::string first_run = testing::ReadFile(first_log);
+  INFO(first_run);
+  // Killed before every partition was restored.
+  size_t restored = 0;
+  for (size_t at = first_run.find("restored from"); at != std::string::npos;
+       at = first_run.find("restored from", at + 1)) {
+    ++restored;
+  }
+  REQUIRE(restored < kPartitions);
+
+  // Started again: what the first run applied stays (the partitions it finished are current,
+  // the one it was in resumes from its position); nothing is folded from the events topic.
+  const std::string second_log = dir.Sub("second.log");
+  const pid_t second = engine("restore-2", {"--exit-when-idle"}, second_log);
+  REQUIRE(testing::ExitCode(second) == 0);
+  const std::string second_run = testing::ReadFile(second_log);
+  INFO(second_run);
+  size_t whole = 0;
+  const std::string restored_whole = "restored from tend.state.changelog (whole)";
+  for (size_t at = second_run.find(restored_whole); at != std::string::npos;
+       at = second_run.find(restored_whole, at + 1)) {
+    ++whole;
+  }
+  CHECK(whole < kPartitions);
+  // The partition the kill cut short goes on from its position.
+  CHECK(second_run.find("restored from tend.state.changelog (tail)") != std::string::npos);
+  CHECK(second_run.find("engine stopped: 0 records") != std::string::npos);
+  const Copy got = Read(dir.Sub("target"));
+  CHECK(got.contents == want.contents);
+  CHECK(got.index == want.index);
 }
 
 }  // namespace
