@@ -9,14 +9,18 @@
 #include <cstdint>
 #include <memory>
 #include <ostream>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "kafka/props.h"
 #include "rules/rules.h"
 
 namespace tend {
+
+class Producer;
 
 struct BenchOptions {
   int64_t events = 1'000'000;
@@ -35,6 +39,25 @@ struct BenchOptions {
 };
 // tend bench: raw librdkafka consumption vs the engine end to end, one JSON line on `out`.
 absl::Status RunBench(const BenchOptions& options, std::ostream& out);
+// The benchmarks' simulated cohort (all patients acquired on day 0, ten years of behaviour) cut
+// at `events` records, produced to `topic` and acknowledged; returns the records produced.
+absl::StatusOr<int64_t> ProduceBenchCohort(Producer* producer, const std::string& topic,
+                                           int patients, int64_t events, uint64_t seed);
+
+struct ProcessesBenchOptions {
+  int64_t events = 1'000'000;
+  int patients = 100'000;
+  int partitions = 32;
+  uint64_t seed = 42;
+  std::vector<int> processes = {1, 2, 4};
+  int repeat = 1;           // rounds; each runs every count, in alternating order
+  std::string rules_path;   // passed to each engine's --rules; empty: none
+  std::string tend_binary;  // the `tend` to start (this one)
+};
+// tend bench --processes: the same log folded by 1, 2 and 4 `tend engine` processes in one
+// consumer group (with the state changelog) against one broker (this process); per count, the
+// wall time from their start until the last exits idle, and events/s. One JSON line per run.
+absl::Status RunProcessesBench(const ProcessesBenchOptions& options, std::ostream& out);
 
 struct HistoryBenchOptions {
   int64_t events = 300'000;            // records per cohort, about (whole patients are simulated)

@@ -92,6 +92,27 @@ absl::StatusOr<int64_t> ChangelogTruncated(const MockBroker& broker, const std::
 
 }  // namespace
 
+absl::StatusOr<int64_t> ProduceBenchCohort(Producer* producer, const std::string& topic,
+                                           int patients, int64_t events, uint64_t seed) {
+  // The simulated cohort, all patients acquired on day 0, cut at `events` records.
+  CohortOptions cohort;
+  cohort.patients = patients;
+  cohort.days = 3650;
+  cohort.seed = seed;
+  cohort.initial_share = 1.0;
+  int64_t produced = 0;
+  std::cerr << "producing " << events << " records..." << std::endl;
+  absl::Status sim = SimulateCohort(cohort, [&](const v1::Event& e) -> absl::Status {
+    if (produced == events) return absl::CancelledError("enough");
+    ++produced;
+    return ProduceEvent(producer, topic, e);
+  });
+  if (!sim.ok() && !absl::IsCancelled(sim)) return sim;
+  TEND_RETURN_IF_ERROR(producer->Flush(absl::Seconds(300)));
+  if (producer->failed() > 0) return absl::UnavailableError("some records were not acknowledged");
+  return produced;
+}
+
 absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
   MockBrokerOptions broker_options;
   broker_options.partitions = options.partitions;
@@ -100,22 +121,9 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
                         Producer::Create({{"bootstrap.servers", broker->bootstrap()},
                                           {"linger.ms", "20"},
                                           {"batch.num.messages", "10000"}}));
-  // The simulated cohort, all patients acquired on day 0, cut at --events records.
-  CohortOptions cohort;
-  cohort.patients = options.patients;
-  cohort.days = 3650;
-  cohort.seed = options.seed;
-  cohort.initial_share = 1.0;
-  int64_t produced = 0;
-  std::cerr << "producing " << options.events << " records..." << std::endl;
-  absl::Status sim = SimulateCohort(cohort, [&](const v1::Event& e) -> absl::Status {
-    if (produced == options.events) return absl::CancelledError("enough");
-    ++produced;
-    return ProduceEvent(producer.get(), broker_options.topic, e);
-  });
-  if (!sim.ok() && !absl::IsCancelled(sim)) return sim;
-  TEND_RETURN_IF_ERROR(producer->Flush(absl::Seconds(300)));
-  if (producer->failed() > 0) return absl::UnavailableError("some records were not acknowledged");
+  TEND_ASSIGN_OR_RETURN(const int64_t produced,
+                        ProduceBenchCohort(producer.get(), broker_options.topic, options.patients,
+                                           options.events, options.seed));
 
   // Each phase runs `repeat` times, alternating, and the medians are compared: on a shared
   // 2-core machine single runs vary by +-20%. With rules, the engine also runs without them in

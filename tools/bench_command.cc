@@ -1,4 +1,6 @@
 // tend bench: the benchmarks of bench/ (throughput by default; --latency, --query, --dispatch).
+#include <unistd.h>
+
 #include <iostream>
 
 #include "bench/bench.h"
@@ -20,6 +22,8 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
     bool dispatch = false;
     bool history = false;
     bool burst = false;
+    bool processes = false;
+    std::vector<int> process_counts = ProcessesBenchOptions().processes;
     HistoryBenchOptions history_bench;
     DispatchBenchOptions dispatch_bench;
     int64_t sink_delay_us = absl::ToInt64Microseconds(DispatchBenchOptions().sink_delay);
@@ -30,6 +34,11 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
   cmd->add_option("--patients", f->bench.patients)->capture_default_str();
   cmd->add_option("--partitions", f->bench.partitions)->capture_default_str();
   cmd->add_option("--rules", f->rules, "also decide with these rules (no dispatch)");
+  cmd->add_flag("--processes", f->processes,
+                "the log folded by 1, 2 and 4 `tend engine` processes in one group (with the "
+                "state changelog) against one broker: wall time and events/s per count");
+  cmd->add_option("--process-counts", f->process_counts, "--processes: the counts")
+      ->capture_default_str();
   cmd->add_flag("--changelog", f->bench.changelog,
                 "also fold with the state changelog on (changelog_eps, changelog_ratio), then "
                 "restore every partition from it into an empty directory (takeover_restore_s "
@@ -101,6 +110,20 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
       q.events = std::min<int64_t>(f->bench.events, 500'000);
       q.duration = absl::Seconds(f->seconds);
       return Exit(RunQueryBench(q, std::cout), "bench");
+    }
+    if (f->processes) {
+      ProcessesBenchOptions p;
+      p.events = f->bench.events;
+      p.patients = f->bench.patients;
+      p.partitions = f->bench.partitions;
+      p.repeat = cmd->count("--repeat") > 0 ? f->bench.repeat : 1;
+      p.processes = f->process_counts;
+      p.rules_path = f->rules;
+      char self[4096];
+      const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+      if (n <= 0) return Exit(absl::InternalError("cannot find this binary"), "bench");
+      p.tend_binary = std::string(self, static_cast<size_t>(n));
+      return Exit(RunProcessesBench(p, std::cout), "bench");
     }
     if (f->burst) {
       BurstBenchOptions b;
