@@ -34,3 +34,8 @@ kafka-topics.sh --bootstrap-server "$bootstrap" --create --if-not-exists --topic
   --config cleanup.policy=compact --config min.insync.replicas=2 \
   --config delete.retention.ms=86400000 --config min.compaction.lag.ms=3600000 \
   --config compression.type=producer
+# Who owns which partition (tend engine --advertise): one record per instance, compacted, and ONE
+# partition so that every instance reads the claims in one order.
+kafka-topics.sh --bootstrap-server "$bootstrap" --create --if-not-exists --topic tend.membership \
+  --partitions 1 --replication-factor "$replication" \
+  --config cleanup.policy=compact --config min.insync.replicas=2
