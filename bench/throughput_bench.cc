@@ -227,9 +227,11 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
     changelog_eps = changelog_rates[changelog_rates.size() / 2];
     changelog_fields = absl::StrFormat(
         ",\"changelog_eps\":%.0f,\"changelog_ratio\":%.3f,\"changelog_records\":%d,"
-        "\"takeover_restore_s\":%.2f,\"takeover_records\":%d,\"rebuild_s\":%.2f",
+        "\"takeover_restore_s\":%.2f,\"takeover_total_s\":%.2f,\"takeover_records\":%d,"
+        "\"rebuild_s\":%.2f",
         changelog_eps, changelog_eps / sorted[sorted.size() / 2],
-        changelog_stats.changelog_records, restore_s, taken.restored_records, rebuild_s);
+        changelog_stats.changelog_records, taken.restore_seconds, restore_s,
+        taken.restored_records, rebuild_s);
   }
   auto median = [](std::vector<double> v) {
     if (v.empty()) return 0.0;

@@ -36,6 +36,13 @@ QueryRouter::Route ClusterRouter::RouteOf(absl::string_view patient_id) const {
 
 absl::StatusOr<v1::Query::StubInterface*> ClusterRouter::Peer(const std::string& address) {
   absl::MutexLock lock(&mu_);
+  // The address comes from the membership topic: a caller's token goes in plaintext to
+  // nothing but loopback, whoever wrote it there.
+  if (peer_security_.tls_ca.empty() && !allow_plaintext_ && !IsLoopbackAddress(address)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the owner ", address, " is not on loopback and this instance has no --peer-tls-ca: a "
+        "caller's token is never forwarded in plaintext"));
+  }
   auto& stub = peers_[address];
   if (stub == nullptr) {
     auto auth = MakeClientAuth(peer_security_, address);

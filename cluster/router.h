@@ -25,10 +25,14 @@ class ClusterRouter final : public QueryRouter {
   // `address`: this instance's advertised address. `partitions`: of the events topic.
   // `peer_security`: how to reach the other instances (TLS; no token of its own: a forwarded
   // call carries its caller's). Every query is UNAVAILABLE until Attach.
-  ClusterRouter(std::string address, int32_t partitions, ClientSecurity peer_security)
+  // `allow_plaintext`: calls (with their callers' tokens) may go to peers off loopback without
+  // TLS (TLS ends at a mesh: the server's --plaintext).
+  ClusterRouter(std::string address, int32_t partitions, ClientSecurity peer_security,
+                bool allow_plaintext = false)
       : address_(std::move(address)),
         partitions_(partitions),
-        peer_security_(std::move(peer_security)) {}
+        peer_security_(std::move(peer_security)),
+        allow_plaintext_(allow_plaintext) {}
   // The engine and membership to route by (borrowed: they must outlive the router, or be
   // detached with Attach(nullptr, nullptr) first).
   void Attach(const Engine* engine, const Membership* membership) {
@@ -45,6 +49,7 @@ class ClusterRouter final : public QueryRouter {
   const std::string address_;
   const int32_t partitions_;
   const ClientSecurity peer_security_;
+  const bool allow_plaintext_;
   mutable absl::Mutex mu_;
   const Engine* engine_ ABSL_GUARDED_BY(mu_) = nullptr;
   const Membership* membership_ ABSL_GUARDED_BY(mu_) = nullptr;

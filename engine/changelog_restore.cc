@@ -45,7 +45,7 @@ absl::StatusOr<RestoreReport> RestorePartition(Storage* storage, PartitionReader
     }
     if (at > log.high) {  // the topic is empty: recreated; this copy seeds it again
       TEND_ASSIGN_OR_RETURN(const int64_t next, writer->Seed(*storage, partition));
-      TEND_RETURN_IF_ERROR(storage->ApplyChangelog(partition, {}, next, nullptr));
+      TEND_RETURN_IF_ERROR(storage->ApplyChangelog(partition, {}, next, next, nullptr));
       report.how = RestoreReport::How::kSeeded;
       report.took = absl::Now() - start;
       return report;
@@ -61,7 +61,7 @@ absl::StatusOr<RestoreReport> RestorePartition(Storage* storage, PartitionReader
   } else if (log.high == log.low) {
     if (checkpoint.has_value()) {
       TEND_ASSIGN_OR_RETURN(const int64_t next, writer->Seed(*storage, partition));
-      TEND_RETURN_IF_ERROR(storage->ApplyChangelog(partition, {}, next, nullptr));
+      TEND_RETURN_IF_ERROR(storage->ApplyChangelog(partition, {}, next, next, nullptr));
       report.how = RestoreReport::How::kSeeded;
     }
     report.from = report.end = log.high;
@@ -78,7 +78,8 @@ absl::StatusOr<RestoreReport> RestorePartition(Storage* storage, PartitionReader
     report.how = RestoreReport::How::kTail;
   }
 
-  ChangelogRestorer restorer(storage, partition, on_state);
+  ChangelogRestorer restorer(storage, partition, on_state,
+                             whole ? 0 : position->checkpoint_next());
   absl::Time last_progress = absl::Now();
   auto update = [&] {
     report.commits_applied = restorer.commits_applied();
@@ -101,6 +102,15 @@ absl::StatusOr<RestoreReport> RestorePartition(Storage* storage, PartitionReader
                                                 changelog::kCommitHeader, " header"));
       }
       record.commit = storage_format::ReadBe64(*id);
+    }
+    if (auto prev = r.Header(std::string(changelog::kPrevHeader).c_str()); prev.has_value()) {
+      const uint64_t at = prev->size() == 8 ? storage_format::ReadBe64(*prev) : ~uint64_t{0};
+      if (at > static_cast<uint64_t>(r.offset)) {
+        return absl::DataLossError(absl::StrCat("state changelog ", topic, "[", partition,
+                                                "] offset ", r.offset, ": a malformed ",
+                                                changelog::kPrevHeader, " header"));
+      }
+      record.prev_checkpoint_next = static_cast<int64_t>(at);
     }
     ++report.records_read;
     absl::Status s = restorer.Add(std::move(record));

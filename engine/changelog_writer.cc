@@ -1,6 +1,8 @@
 #include "engine/changelog_writer.h"
 
+#include <algorithm>
 #include <map>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -31,16 +33,17 @@ uint64_t ChangelogWriter::NewCommitId() {
   return id;
 }
 
-absl::Status ChangelogWriter::Produce(const ChangelogRecord& r, uint64_t commit,
+absl::Status ChangelogWriter::Produce(const ChangelogRecord& r, uint64_t commit, int64_t prev,
                                       std::shared_ptr<Acks> acks) {
   // A delete is a tombstone: no value at all (a null payload), so compaction forgets the key.
   const absl::string_view value =
       r.value.has_value() ? absl::string_view(*r.value) : absl::string_view();
-  std::string id;
+  std::string id, previous;
   storage_format::AppendBe64(commit, &id);
-  const KafkaHeader header{changelog::kCommitHeader, id};
-  std::span<const KafkaHeader> headers;
-  if (commit != 0) headers = std::span<const KafkaHeader>(&header, 1);
+  storage_format::AppendBe64(static_cast<uint64_t>(std::max<int64_t>(prev, 0)), &previous);
+  const KafkaHeader headers[2] = {{changelog::kCommitHeader, id},
+                                  {changelog::kPrevHeader, previous}};
+  const size_t count = commit == 0 ? 0 : (prev >= 0 ? 2 : 1);
   Producer::DeliveryFn on_delivery;
   if (acks != nullptr) {
     on_delivery = [acks](const Delivery& d) {
@@ -54,13 +57,14 @@ absl::Status ChangelogWriter::Produce(const ChangelogRecord& r, uint64_t commit,
       next = std::max(next, d.offset + 1);
     };
   }
-  return producer_->Produce(topic_, r.partition, r.key, value, headers, std::move(on_delivery));
+  return producer_->Produce(topic_, r.partition, r.key, value,
+                            std::span<const KafkaHeader>(headers, count), std::move(on_delivery));
 }
 
 absl::Status ChangelogWriter::Await(const std::shared_ptr<Acks>& acks, int64_t produced) {
-  absl::Status flushed = producer_->Flush(absl::Seconds(60));
+  // The producer's own thread serves the delivery reports; a record not acknowledged within
+  // librdkafka's message.timeout.ms is reported failed.
   absl::MutexLock lock(&acks->mu);
-  // Flush returns once the queue is empty; the last reports may still be running.
   std::pair<Acks*, int64_t> all{acks.get(), produced};
   acks->mu.AwaitWithTimeout(
       absl::Condition(
@@ -68,12 +72,11 @@ absl::Status ChangelogWriter::Await(const std::shared_ptr<Acks>& acks, int64_t p
             return w->first->done >= w->second;
           },
           &all),
-      absl::Seconds(5));
-  if (!acks->failure.ok() || acks->done < produced || !flushed.ok()) {
-    const absl::Status why = !acks->failure.ok() ? acks->failure : flushed;
+      absl::Seconds(60));
+  if (!acks->failure.ok() || acks->done < produced) {
     return absl::UnavailableError(absl::StrCat(
         "the state changelog ", topic_, " did not take every record of a commit (",
-        why.ok() ? "acknowledgements missing" : why.message(),
+        acks->failure.ok() ? "no acknowledgement within 60 s" : acks->failure.message(),
         "); the commit is not written to the state directory, and is folded again at the next "
         "start"));
   }
@@ -81,37 +84,86 @@ absl::Status ChangelogWriter::Await(const std::shared_ptr<Acks>& acks, int64_t p
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> ChangelogWriter::CheckpointNext(const Storage& storage,
+                                                        int32_t partition) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = checkpoint_next_.find(partition);
+    if (it != checkpoint_next_.end()) return it->second;
+  }
+  TEND_ASSIGN_OR_RETURN(const auto position, storage.LoadChangelogPosition(partition));
+  const int64_t next = position.has_value() ? position->checkpoint_next() : 0;
+  absl::MutexLock lock(&mu_);
+  checkpoint_next_[partition] = next;
+  return next;
+}
+
+void ChangelogWriter::Restored(int32_t partition) {
+  absl::MutexLock lock(&mu_);
+  checkpoint_next_.erase(partition);
+}
+
 absl::Status ChangelogWriter::Write(const Storage& storage, StateBatch* batch) {
-  TEND_ASSIGN_OR_RETURN(const std::vector<ChangelogRecord> records, storage.ChangelogOf(*batch));
+  TEND_ASSIGN_OR_RETURN(std::vector<ChangelogRecord> records, storage.ChangelogOf(*batch));
   if (records.empty()) return absl::OkStatus();
-  auto acks = std::make_shared<Acks>();
+  // First every partition's records, each under its commit id; once all are acknowledged, the
+  // checkpoints: a checkpoint in the changelog always follows its whole commit.
+  auto data = std::make_shared<Acks>();
+  std::vector<std::pair<ChangelogRecord*, uint64_t>> checkpoints;
   int32_t partition = -1;
   uint64_t commit = 0;
-  for (const ChangelogRecord& r : records) {
+  int64_t produced = 0;
+  for (ChangelogRecord& r : records) {
     if (r.partition != partition) {
       partition = r.partition;
       commit = NewCommitId();
     }
-    TEND_RETURN_IF_ERROR(Produce(r, commit, acks));
+    if (changelog::IsCheckpoint(r.key)) {
+      checkpoints.emplace_back(&r, commit);
+      continue;
+    }
+    TEND_RETURN_IF_ERROR(Produce(r, commit, /*prev=*/-1, data));
+    ++produced;
   }
-  TEND_RETURN_IF_ERROR(Await(acks, static_cast<int64_t>(records.size())));
-  absl::MutexLock lock(&acks->mu);
-  for (const auto& [p, next] : acks->next) batch->PutChangelogPosition(p, next);
+  if (produced > 0) TEND_RETURN_IF_ERROR(Await(data, produced));
+  auto done = std::make_shared<Acks>();
+  for (const auto& [r, id] : checkpoints) {
+    TEND_ASSIGN_OR_RETURN(const int64_t prev, CheckpointNext(storage, r->partition));
+    TEND_RETURN_IF_ERROR(Produce(*r, id, prev, done));
+  }
+  TEND_RETURN_IF_ERROR(Await(done, static_cast<int64_t>(checkpoints.size())));
+  absl::MutexLock lock(&done->mu);
+  absl::MutexLock ours(&mu_);
+  for (const auto& [p, next] : done->next) {
+    batch->PutChangelogPosition(p, next, next);
+    checkpoint_next_[p] = next;
+  }
   return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> ChangelogWriter::Seed(const Storage& storage, int32_t partition) {
-  auto acks = std::make_shared<Acks>();
   const uint64_t commit = NewCommitId();
+  std::optional<ChangelogRecord> checkpoint;
+  auto data = std::make_shared<Acks>();
   int64_t produced = 0;
   TEND_RETURN_IF_ERROR(storage.ForEachChangelogRecord(partition, [&](ChangelogRecord r) {
+    if (changelog::IsCheckpoint(r.key)) {
+      checkpoint = std::move(r);
+      return absl::OkStatus();
+    }
     ++produced;
-    return Produce(r, commit, acks);
+    return Produce(r, commit, /*prev=*/-1, data);
   }));
-  if (produced == 0) return 0;
-  TEND_RETURN_IF_ERROR(Await(acks, produced));
-  absl::MutexLock lock(&acks->mu);
-  return acks->next[partition];
+  if (!checkpoint.has_value()) return 0;  // nothing committed: nothing to seed
+  if (produced > 0) TEND_RETURN_IF_ERROR(Await(data, produced));
+  auto done = std::make_shared<Acks>();
+  TEND_RETURN_IF_ERROR(Produce(*checkpoint, commit, /*prev=*/0, done));
+  TEND_RETURN_IF_ERROR(Await(done, 1));
+  absl::MutexLock lock(&done->mu);
+  const int64_t next = done->next[partition];
+  absl::MutexLock ours(&mu_);
+  checkpoint_next_[partition] = next;
+  return next;
 }
 
 void ChangelogWriter::Forget(const std::vector<OutboxRemoval>& removals) {
@@ -123,7 +175,7 @@ void ChangelogWriter::Forget(const std::vector<OutboxRemoval>& removals) {
                                        removal.command->command_id());
     // Best effort: a tombstone that never arrives leaves the command to the next owner, who
     // offers it to the sink again (dropped there as a duplicate).
-    if (Produce(r, /*commit=*/0, nullptr).ok()) {
+    if (Produce(r, /*commit=*/0, /*prev=*/-1, nullptr).ok()) {
       removals_.fetch_add(1, std::memory_order_relaxed);
     }
   }

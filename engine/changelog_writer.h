@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,10 +34,14 @@ class ChangelogWriter {
   static absl::StatusOr<std::unique_ptr<ChangelogWriter>> Create(const KafkaProps& props,
                                                                  std::string topic);
   // Produces the records of `batch` (not written yet), each partition's under a commit id of
-  // its own, waits for every acknowledgement, and adds to `batch` each partition's
-  // ChangelogPosition after its checkpoint record. kUnavailable when one did not arrive (the
-  // batch must then not be written).
+  // its own, waits for every acknowledgement, then produces each partition's checkpoint record
+  // (naming the partition's previous one) and waits for those, and adds to `batch` each
+  // partition's ChangelogPosition after its checkpoint record. kUnavailable when one did not
+  // arrive (the batch must then not be written; a commit without its checkpoint is never
+  // applied).
   absl::Status Write(const Storage& storage, StateBatch* batch);
+  // The partition's copy was restored: its previous checkpoint is read from `storage` again.
+  void Restored(int32_t partition);
   // Produces the directory's copy of `partition` as one commit (a changelog seeded from a
   // directory folded without one) and waits; returns the offset after its last record.
   absl::StatusOr<int64_t> Seed(const Storage& storage, int32_t partition);
@@ -53,16 +58,22 @@ class ChangelogWriter {
   // Acknowledgements of one Write or Seed: the offset after the last record of each partition,
   // and the first failure.
   struct Acks;
-  // Produces `r` under `commit` (0: no commit header), reporting to `acks` (may be null).
-  absl::Status Produce(const ChangelogRecord& r, uint64_t commit, std::shared_ptr<Acks> acks);
-  // Waits for `acks` (every record it was given).
+  // Produces `r` under `commit` (0: no commit header; `prev`: a checkpoint's tend.prev, or -1
+  // for none), reporting to `acks` (may be null).
+  absl::Status Produce(const ChangelogRecord& r, uint64_t commit, int64_t prev,
+                       std::shared_ptr<Acks> acks);
+  // Waits for `acks` (every record it was given): its own records only, not the removals.
   absl::Status Await(const std::shared_ptr<Acks>& acks, int64_t produced);
   uint64_t NewCommitId();
+  // The offset after the partition's last checkpoint record (0: none), from `storage` the
+  // first time.
+  absl::StatusOr<int64_t> CheckpointNext(const Storage& storage, int32_t partition);
 
   std::unique_ptr<Producer> producer_;
   const std::string topic_;
   absl::Mutex mu_;
   absl::BitGen bitgen_ ABSL_GUARDED_BY(mu_);
+  std::map<int32_t, int64_t> checkpoint_next_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> records_{0};
   std::atomic<int64_t> removals_{0};
 };

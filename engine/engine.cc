@@ -243,7 +243,7 @@ class Engine::Impl : public PartitionListener {
   std::atomic<int64_t> timer_loads_{0}, commits_within_record_{0};
   // The restore on assignment: the partition being restored (-1: none), and totals.
   std::atomic<int32_t> restoring_{-1};
-  std::atomic<int64_t> restored_records_{0}, restored_commits_{0};
+  std::atomic<int64_t> restored_records_{0}, restored_commits_{0}, restore_ns_{0};
   std::array<std::atomic<int64_t>, 4> restores_by_{};  // by RestoreReport::How
   std::atomic<int64_t> cache_misses_{0}, cache_evictions_{0}, cache_bytes_now_{0},
       cache_bytes_peak_{0}, cache_patients_{0}, cache_hits_{0};
@@ -397,10 +397,12 @@ absl::Status Engine::Impl::Restore(int32_t partition) {
   };
   auto report = RestorePartition(storage_, changelog_reader_.get(), changelog_.get(), partition,
                                  index, options);
+  changelog_->Restored(partition);
   restoring_.store(-1, std::memory_order_relaxed);
   if (!report.ok()) return report.status();
   restored_records_.fetch_add(report->records_read, std::memory_order_relaxed);
   restored_commits_.fetch_add(report->commits_applied, std::memory_order_relaxed);
+  restore_ns_.fetch_add(absl::ToInt64Nanoseconds(report->took), std::memory_order_relaxed);
   restores_by_[static_cast<size_t>(report->how)].fetch_add(1, std::memory_order_relaxed);
   if (report->how != RestoreReport::How::kCurrent) {
     TEND_LOG_INFO("partition %d restored from %s (%s): offsets [%d, %d), %d records, %d commits "
@@ -1025,6 +1027,7 @@ EngineStats Engine::Impl::Stats() const {
   s.restoring = restoring_.load();
   s.restored_records = restored_records_.load();
   s.restored_commits = restored_commits_.load();
+  s.restore_seconds = static_cast<double>(restore_ns_.load()) * 1e-9;
   for (size_t i = 0; i < restores_by_.size(); ++i) s.restores_by[i] = restores_by_[i].load();
   if (changelog_ != nullptr) {
     s.changelog_records = changelog_->records();

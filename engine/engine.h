@@ -169,6 +169,7 @@ struct EngineStats {
   int32_t restoring = -1;
   int64_t restored_records = 0;
   int64_t restored_commits = 0;
+  double restore_seconds = 0;  // spent restoring, summed over partitions
   std::array<int64_t, 4> restores_by{};
   int64_t changelog_records = 0;
   int64_t changelog_removals = 0;

@@ -80,9 +80,10 @@ absl::Status PartitionReader::Read(const std::string& topic, int32_t partition, 
       continue;
     }
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      // The partition ends before `end`: compaction removed the last offsets, or the log was
-      // truncated.
-      next = end;
+      // At the end: done once it is at `end` (compaction may have removed the offsets before
+      // it). An end short of `end` (a new leader not caught up yet) is waited out, up to
+      // `stall`.
+      if (m->offset >= end) next = end;
     } else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
                m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
       status = absl::DataLossError(absl::StrCat("reading ", topic, "[", partition,

@@ -65,15 +65,24 @@ absl::Status ChangelogRestorer::Add(ChangelogRecord record) {
     return absl::OkStatus();
   }
   if (!changelog::IsCheckpoint(record.key)) {
+    pending_bytes_ += static_cast<int64_t>(record.key.size() +
+                                           (record.value ? record.value->size() : 0) + 64);
+    if (pending_bytes_ > max_pending_bytes_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "partition ", partition_, "'s state changelog holds more than ", max_pending_bytes_,
+          " bytes of records before a checkpoint"));
+    }
     pending_.push_back(std::move(record));
     return absl::OkStatus();
   }
-  // The commit's records, then the removals and the checkpoint; other commits' records held so
-  // far never completed (their writer stopped mid-commit) and are skipped.
+  // Complete: the records of this commit, and those before the previous checkpoint it names
+  // (their own checkpoints compacted away). Records of other commits after that previous
+  // checkpoint are a writer's killed mid-commit: skipped.
+  const int64_t previous = record.prev_checkpoint_next;
   std::vector<ChangelogRecord> apply;
   apply.reserve(pending_.size() + removals_.size() + 1);
   for (ChangelogRecord& r : pending_) {
-    if (r.commit == record.commit) {
+    if (r.commit == record.commit || (previous > 0 && r.offset < previous)) {
       apply.push_back(std::move(r));
     } else {
       ++records_skipped_;
@@ -82,9 +91,11 @@ absl::Status ChangelogRestorer::Add(ChangelogRecord record) {
   for (ChangelogRecord& r : removals_) apply.push_back(std::move(r));
   const int64_t next = record.offset + 1;
   apply.push_back(std::move(record));
-  TEND_RETURN_IF_ERROR(storage_->ApplyChangelog(partition_, apply, next, on_state_));
+  TEND_RETURN_IF_ERROR(storage_->ApplyChangelog(partition_, apply, next, next, on_state_));
+  checkpoint_next_ = next;
   records_applied_ += static_cast<int64_t>(apply.size());
   pending_.clear();
+  pending_bytes_ = 0;
   removals_.clear();
   ++commits_applied_;
   return absl::OkStatus();
@@ -92,7 +103,8 @@ absl::Status ChangelogRestorer::Add(ChangelogRecord record) {
 
 absl::Status ChangelogRestorer::Finish(int64_t end_offset) {
   const int64_t next = pending_.empty() ? end_offset : pending_.front().offset;
-  TEND_RETURN_IF_ERROR(storage_->ApplyChangelog(partition_, removals_, next, on_state_));
+  TEND_RETURN_IF_ERROR(
+      storage_->ApplyChangelog(partition_, removals_, next, checkpoint_next_, on_state_));
   records_applied_ += static_cast<int64_t>(removals_.size());
   removals_.clear();
   return absl::OkStatus();

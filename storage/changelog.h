@@ -14,13 +14,19 @@
 //             compaction forgets the key) for a delete
 //   header  "tend.commit" = BE64 commit id, the same on every record of one commit of one
 //             partition and never 0 (random per commit: unique across writers and restarts)
+//   header  "tend.prev" (checkpoint records) = BE64 offset after the partition's previous
+//             checkpoint record (0: none), which compaction may have removed
+// A commit's checkpoint record is produced only once its other records are acknowledged.
 // Besides commits, the dispatcher's removals of delivered or dropped commands: an outbox
 // tombstone without a "tend.commit" header (a record of its own, applied as it comes).
 // The `index` column family is derived from the states (kept in step by the restore) and the
 // `decisions` are Explain's history, keyed without a partition: neither is carried (yet).
-// A commit is complete once its checkpoint record is there. Records of a commit id whose
-// checkpoint never comes (a writer killed mid-commit; the partition's next owner folds those
-// records again under another id) are never applied (ChangelogRestorer).
+// A commit is complete once its checkpoint record is there. Compaction keeps only the newest
+// checkpoint record of a partition (one key), so the records before the previous checkpoint a
+// checkpoint names belong to commits that completed; between that previous checkpoint and this
+// one, only this commit's records (and outbox removals) do: others there are of a writer killed
+// mid-commit (the partition's next owner folded those events again under another id) and are
+// never applied (ChangelogRestorer; docs/design.md, "State that follows its partition").
 #ifndef TEND_STORAGE_CHANGELOG_H_
 #define TEND_STORAGE_CHANGELOG_H_
 
@@ -50,6 +56,7 @@ struct ChangelogRecord {
   std::optional<std::string> value;  // the encoded value (kPut + RocksDB value); nullopt: delete
   uint64_t commit = 0;               // the "tend.commit" header; 0: none (an outbox removal)
   int64_t offset = -1;               // in the changelog partition, once read back
+  int64_t prev_checkpoint_next = 0;  // a checkpoint's "tend.prev" header
 };
 
 namespace changelog {
@@ -60,6 +67,7 @@ inline constexpr char kTimers = 't';
 inline constexpr char kCheckpoint = 'c';
 inline constexpr char kPut = '\x01';  // the first byte of a put's value
 inline constexpr absl::string_view kCommitHeader = "tend.commit";
+inline constexpr absl::string_view kPrevHeader = "tend.prev";
 
 // The record's partition from its key; kDataLoss naming the key when it is not a changelog key.
 absl::StatusOr<int32_t> PartitionOf(absl::string_view key);
@@ -77,15 +85,22 @@ absl::Status Check(const ChangelogRecord& record);
 using RestoredStateFn = std::function<void(int32_t partition, const v1::PatientState* before,
                                            const v1::PatientState* after, StateBatch* batch)>;
 
-// Applies one partition's changelog, read in order, one complete commit at a time: a commit's
-// records are held until its checkpoint record comes, then written with it, the outbox removals
-// read since and the partition's ChangelogPosition in one WriteBatch (so a restore cut short by
-// a crash resumes after the last commit it applied). Not thread-safe.
+// Applies one partition's changelog, read in order, one complete commit at a time: records are
+// held until a checkpoint record comes, then those of complete commits (the storage/changelog.h
+// rule) are written with it, the outbox removals read since and the partition's
+// ChangelogPosition in one WriteBatch (so a restore cut short by a crash resumes after the last
+// checkpoint it applied). Holds at most `max_pending_bytes` of records (a compacted changelog
+// puts a partition's whole state before its one checkpoint). Not thread-safe.
 class ChangelogRestorer {
  public:
   // `storage` is borrowed and must outlive the restorer; `on_state` may be empty.
-  ChangelogRestorer(Storage* storage, int32_t partition, RestoredStateFn on_state = nullptr)
-      : storage_(storage), partition_(partition), on_state_(std::move(on_state)) {}
+  ChangelogRestorer(Storage* storage, int32_t partition, RestoredStateFn on_state = nullptr,
+                    int64_t checkpoint_next = 0, int64_t max_pending_bytes = int64_t{4} << 30)
+      : storage_(storage),
+        partition_(partition),
+        on_state_(std::move(on_state)),
+        checkpoint_next_(checkpoint_next),
+        max_pending_bytes_(max_pending_bytes) {}
   // `record.offset` must be set. kDataLoss for a record that is not of the format or of another
   // partition (the restore must stop: a new owner never applies what it cannot read).
   absl::Status Add(ChangelogRecord record);
@@ -105,6 +120,9 @@ class ChangelogRestorer {
   Storage* const storage_;
   const int32_t partition_;
   const RestoredStateFn on_state_;
+  int64_t checkpoint_next_;  // after the last checkpoint applied (0: none)
+  const int64_t max_pending_bytes_;
+  int64_t pending_bytes_ = 0;
   std::vector<ChangelogRecord> pending_;  // commit records since the last checkpoint
   std::vector<ChangelogRecord> removals_;  // outbox removals since the last checkpoint
   int64_t commits_applied_ = 0;

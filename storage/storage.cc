@@ -20,6 +20,7 @@
 
 #include <filesystem>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -116,9 +117,11 @@ void StateBatch::PutCheckpoint(const v1::PartitionCheckpoint& checkpoint) {
   batch_.Put(storage_->meta_, sf::CheckpointKey(checkpoint.partition()), value_);
 }
 
-void StateBatch::PutChangelogPosition(int32_t partition, int64_t next_offset) {
+void StateBatch::PutChangelogPosition(int32_t partition, int64_t next_offset,
+                                      int64_t checkpoint_next) {
   v1::ChangelogPosition position;
   position.set_next_offset(next_offset);
+  position.set_checkpoint_next(checkpoint_next);
   *position.mutable_written_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
   position.SerializeToString(&value_);
   batch_.Put(storage_->meta_, sf::ChangelogPositionKey(partition), value_);
@@ -1001,9 +1004,15 @@ absl::StatusOr<std::vector<ChangelogRecord>> Storage::ChangelogOf(const StateBat
 
 absl::Status Storage::ApplyChangelog(int32_t partition,
                                      absl::Span<const ChangelogRecord> records,
-                                     int64_t next_offset, const RestoredStateFn& on_state) {
+                                     int64_t next_offset, int64_t checkpoint_next,
+                                     const RestoredStateFn& on_state) {
   if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
   StateBatch batch(this);
+  auto bad = [&](const ChangelogRecord& r, absl::string_view what) {
+    return absl::DataLossError(absl::StrCat(
+        "state changelog record \"", absl::CHexEscape(r.key.substr(0, 64)), "\" of partition ",
+        partition, ": ", what, "; the restore stops (nothing of its commit is written)"));
+  };
   int64_t outbox_change = 0;
   std::string before_value;
   for (const ChangelogRecord& r : records) {  // checked (changelog::Check)
@@ -1017,6 +1026,40 @@ absl::Status Storage::ApplyChangelog(int32_t partition,
     const absl::string_view key(r.key.data() + 1, r.key.size() - 1);
     const absl::string_view value =
         r.value.has_value() ? absl::string_view(*r.value).substr(1) : absl::string_view();
+    // Hostile until checked: what is written here is read by the engine and the dispatcher.
+    if (cf == meta_) {
+      v1::PartitionCheckpoint checkpoint;
+      if (!checkpoint.ParseFromArray(value.data(), static_cast<int>(value.size())) ||
+          checkpoint.partition() != partition || checkpoint.next_offset() < 0) {
+        return bad(r, "not a checkpoint of this partition");
+      }
+      std::string topic;
+      rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kTopicKey), &topic);
+      if (!got.IsNotFound()) TEND_RETURN_IF_ERROR(FromRocks(got, "reading the topic"));
+      if (!topic.empty() && checkpoint.topic() != topic) {
+        return bad(r, absl::StrCat("a checkpoint of topic \"", checkpoint.topic(),
+                                   "\", not of this directory's \"", topic, "\""));
+      }
+    } else if (cf == outbox_ && r.value.has_value()) {
+      v1::ReminderCommand command;
+      int32_t p = 0;
+      int64_t not_before_s = 0;
+      if (!command.ParseFromArray(value.data(), static_cast<int>(value.size())) ||
+          !sf::ParseOutboxKey(key, &p, &not_before_s) ||
+          key.substr(12) != command.command_id()) {
+        return bad(r, "not an outbox command");
+      }
+    } else if (cf == timers_) {
+      if (key.size() < 12 + 2 || key.find('\0', 12) == absl::string_view::npos ||
+          (r.value.has_value() && !value.empty())) {
+        return bad(r, "not a timer");
+      }
+    } else if (cf == state_ && r.value.has_value() && !on_state) {
+      v1::PatientState state;
+      if (!ParsePatient(value, key.substr(4), &state, nullptr).ok()) {
+        return bad(r, "not a patient record");
+      }
+    }
     if (cf == state_ || cf == outbox_) {
       // What the key holds now: the index keys it had (states), the outbox count (commands).
       rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), cf, ToSlice(key), &before_value);
@@ -1034,7 +1077,9 @@ absl::Status Storage::ApplyChangelog(int32_t partition,
         v1::PatientState before, after;
         const absl::string_view id = key.substr(4);
         if (existed) TEND_RETURN_IF_ERROR(ParsePatient(before_value, id, &before, nullptr));
-        if (r.value.has_value()) TEND_RETURN_IF_ERROR(ParsePatient(value, id, &after, nullptr));
+        if (r.value.has_value() && !ParsePatient(value, id, &after, nullptr).ok()) {
+          return bad(r, "not a patient record");
+        }
         on_state(partition, existed ? &before : nullptr, r.value.has_value() ? &after : nullptr,
                  &batch);
       }
@@ -1045,7 +1090,7 @@ absl::Status Storage::ApplyChangelog(int32_t partition,
       batch.batch_.Delete(cf, ToSlice(key));
     }
   }
-  batch.PutChangelogPosition(partition, next_offset);
+  batch.PutChangelogPosition(partition, next_offset, checkpoint_next);
   batch.outbox_puts_ = outbox_change;
   return Commit(&batch);
 }

@@ -79,8 +79,9 @@ class StateBatch {
   void PutEncodedPatient(absl::string_view key, absl::string_view value);
   void PutCheckpoint(const v1::PartitionCheckpoint& checkpoint);
   // Where the partition's copy stands in the state changelog (storage/changelog.h): the offset
-  // after the last changelog record the batch's state reflects. Stamped with the time now.
-  void PutChangelogPosition(int32_t partition, int64_t next_offset);
+  // after the last changelog record the batch's state reflects, and after its last checkpoint
+  // record. Stamped with the time now.
+  void PutChangelogPosition(int32_t partition, int64_t next_offset, int64_t checkpoint_next);
   // A command for the dispatcher, in the same batch as the state that decided it (docs/design.md,
   // "Outbox"), and the record of a decision: `offset` is the deciding record's (one patient lives
   // in one partition, so it orders the patient's decisions), `index` its order within the record.
@@ -240,12 +241,15 @@ class Storage {
   // its checkpoint. kInvalidArgument for a batch with a range delete (only index rebuilds write
   // one, and the index is not carried).
   absl::StatusOr<std::vector<ChangelogRecord>> ChangelogOf(const StateBatch& batch) const;
-  // Writes changelog records of `partition` (a complete commit and outbox removals, in order)
-  // with the ChangelogPosition `next_offset` in one WriteBatch; `on_state` (may be empty) adds
-  // what changes with each state. Keeps the outbox count and the dispatcher's arrivals.
-  // Precondition: each passed changelog::Check (ChangelogRestorer::Add checks them).
+  // Writes changelog records of `partition` (complete commits and outbox removals, in order)
+  // with the position (`next_offset`, `checkpoint_next`: PutChangelogPosition) in one
+  // WriteBatch; `on_state` (may be empty) adds what changes with each state. Keeps the outbox
+  // count and the dispatcher's arrivals. kDataLoss, writing nothing, for a value that does not
+  // decode as its column family's (a state, a command, a checkpoint of this partition and
+  // `topic`) or a timer key that does not parse. Precondition: each passed changelog::Check.
   absl::Status ApplyChangelog(int32_t partition, absl::Span<const ChangelogRecord> records,
-                              int64_t next_offset, const RestoredStateFn& on_state);
+                              int64_t next_offset, int64_t checkpoint_next,
+                              const RestoredStateFn& on_state);
   // nullopt when this directory's copy of the partition was never written with a changelog.
   absl::StatusOr<std::optional<v1::ChangelogPosition>> LoadChangelogPosition(
       int32_t partition) const;

@@ -29,6 +29,7 @@
 #include "services/ingest_service.h"
 #include "services/query_service.h"
 #include "base/file.h"
+#include "absl/cleanup/cleanup.h"
 #include "cluster/membership.h"
 #include "cluster/router.h"
 #include "dispatch/dispatcher.h"
@@ -246,7 +247,8 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
       TEND_ASSIGN_OR_RETURN(const int partitions,
                             TopicPartitionCount(producer->handle(), options.engine.topic));
       router = std::make_shared<ClusterRouter>(options.advertise, partitions,
-                                               options.peer_security);
+                                               options.peer_security,
+                                               options.grpc_security.allow_plaintext);
       query->set_router(router);
     }
     server_options.serving_services = {v1::Ingest::service_full_name()};
@@ -279,6 +281,13 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     m.owned = [e = engine.get()] { return e->OwnedPartitions(); };
     TEND_ASSIGN_OR_RETURN(membership, Membership::Start(std::move(m)));
     router->Attach(engine.get(), membership.get());
+  }
+  // Whatever way this function returns, the router lets go of the engine and the membership
+  // before they go (the server, still up, may route a call meanwhile).
+  absl::Cleanup detach = [&router] {
+    if (router != nullptr) router->Attach(nullptr, nullptr);
+  };
+  if (router != nullptr) {
     TEND_LOG_INFO("advertising %s in %s: Query's GetPatient and Explain go to the owner of the "
                   "patient's partition", options.advertise, options.membership_topic);
   }
@@ -368,7 +377,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   }
   if (server.server) server.server->Shutdown(std::chrono::system_clock::now() +
                                              std::chrono::seconds(2));
-  if (router != nullptr) router->Attach(nullptr, nullptr);
+  std::move(detach).Invoke();
   membership.reset();  // says this instance leaves
   EngineStats st = engine->stats();
   TEND_LOG_INFO("engine stopped: %d records, %d events applied, %d duplicates dropped, "

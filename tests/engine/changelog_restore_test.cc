@@ -235,7 +235,7 @@ TEST_CASE("a restore killed part-way resumes after the last commit it applied", 
   // The group's join first (a few seconds), then the slow broker.
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   absl::SleepFor(absl::Seconds(1));
-  REQUIRE(rd_kafka_mock_broker_set_rtt(broker->cluster(), 1, 200) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  REQUIRE(rd_kafka_mock_broker_set_rtt(broker->cluster(), 1, 50) == RD_KAFKA_RESP_ERR_NO_ERROR);
   // Its progress line comes after 5 s of restoring.
   while (testing::ReadFile(first_log).find("restoring partition") == std::string::npos) {
     INFO(testing::ReadFile(first_log));

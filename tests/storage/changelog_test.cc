@@ -4,6 +4,8 @@
 #include "storage/changelog.h"
 
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -47,15 +49,21 @@ using testing::Contents;
 Contents Read(const Storage& storage) { return testing::ReadContents(storage, 4); }
 
 // What the writer does before producing (engine/changelog_writer.h): each partition's records
-// of one commit under one commit id; and the offsets they get in their changelog partitions.
+// of one commit under one commit id, its checkpoint naming the partition's previous one; and
+// the offsets they get in their changelog partitions.
 void Stamp(std::vector<ChangelogRecord>* records, std::map<int32_t, int64_t>* offsets) {
   static uint64_t next_commit = 100;
+  static std::map<int32_t, int64_t> checkpoint_next;  // offsets never repeat across tests' maps
   std::map<int32_t, uint64_t> commit;
   for (ChangelogRecord& r : *records) {
     auto [it, added] = commit.try_emplace(r.partition, next_commit);
     if (added) ++next_commit;
     r.commit = it->second;
     r.offset = (*offsets)[r.partition]++;
+    if (changelog::IsCheckpoint(r.key)) {
+      r.prev_checkpoint_next = checkpoint_next[r.partition];
+      checkpoint_next[r.partition] = r.offset + 1;
+    }
   }
 }
 
@@ -177,6 +185,118 @@ TEST_CASE("a commit's changelog records rebuild its partitions' state elsewhere,
   CHECK(Read(**target).commands.empty());
   CHECK((*target)->stats().outbox_commands == 0);
   CHECK(PositionOf(**target, 0) == offsets[0]);
+}
+
+// What Kafka's log cleaner leaves of a partition: the newest record of each key, in order.
+std::vector<ChangelogRecord> Compact(const std::vector<ChangelogRecord>& log) {
+  std::map<std::string, int64_t> newest;
+  for (const ChangelogRecord& r : log) newest[r.key] = r.offset;
+  std::vector<ChangelogRecord> kept;
+  for (const ChangelogRecord& r : log) {
+    if (newest[r.key] == r.offset) kept.push_back(r);
+  }
+  return kept;
+}
+
+TEST_CASE("a compacted changelog - one checkpoint left, an unfinished commit's records "
+          "superseded - restores the partition",
+          "[storage]") {
+  testing::TempDir dir;
+  auto source = Storage::Open(dir.Sub("source"));
+  REQUIRE(source.ok());
+  std::vector<ChangelogRecord> log;
+  std::map<int32_t, int64_t> offsets;
+  auto commit = [&](const std::function<void(StateBatch*)>& write, bool finished) {
+    StateBatch batch = (*source)->NewBatch();
+    write(&batch);
+    auto records = (*source)->ChangelogOf(batch);
+    REQUIRE(records.ok());
+    if (!finished) records->pop_back();  // its writer was killed before the checkpoint
+    Stamp(&*records, &offsets);
+    log.insert(log.end(), records->begin(), records->end());
+    if (finished) REQUIRE((*source)->Commit(&batch).ok());
+  };
+  commit([](StateBatch* b) {
+    b->PutPatient(0, Patient("p-a", 1), {1});
+    b->PutPatient(0, Patient("p-b", 1), {2});
+    b->PutCommand(0, Command("cmd-1", "p-a"));
+    b->PutTimer(0, 100, "p-a", "no-bp-3d");
+    b->PutCheckpoint(Checkpoint(0, 10));
+  }, true);
+  commit([](StateBatch* b) {
+    b->PutPatient(0, Patient("p-a", 2), {1, 3});
+    b->DeleteTimer(0, 100, "p-a", "no-bp-3d");
+    b->PutCheckpoint(Checkpoint(0, 11));
+  }, true);
+  commit([](StateBatch* b) {  // unfinished
+    b->PutPatient(0, Patient("p-b", 7), {2, 4});
+    b->PutCheckpoint(Checkpoint(0, 12));
+  }, false);
+  commit([](StateBatch* b) {  // the next owner folds the same records again
+    b->PutPatient(0, Patient("p-b", 2), {2, 4});
+    b->PutPatient(0, Patient("p-d", 1), {5});
+    b->PutCheckpoint(Checkpoint(0, 12));
+  }, true);
+  commit([](StateBatch* b) {
+    b->PutPatient(0, Patient("p-a", 3), {1, 3, 6});
+    b->PutCheckpoint(Checkpoint(0, 13));
+  }, true);
+  const std::vector<ChangelogRecord> compacted = Compact(log);
+  REQUIRE(std::count_if(compacted.begin(), compacted.end(), [](const ChangelogRecord& r) {
+            return changelog::IsCheckpoint(r.key);
+          }) == 1);
+
+  for (const std::vector<ChangelogRecord>* records :
+       std::vector<const std::vector<ChangelogRecord>*>{&log, &compacted}) {
+    INFO((records == &log ? "the whole log" : "the compacted log"));
+    auto target = Storage::Open(dir.Sub(records == &log ? "whole" : "compacted"));
+    REQUIRE(target.ok());
+    ChangelogRestorer restorer(target->get(), 0);
+    for (const ChangelogRecord& r : *records) REQUIRE(restorer.Add(r).ok());
+    REQUIRE(restorer.Finish(offsets[0]).ok());
+    CHECK(restorer.pending() == 0);
+    CHECK(Read(**target) == Read(**source));
+  }
+}
+
+TEST_CASE("a changelog value that does not decode stops the restore, nothing of its commit "
+          "written",
+          "[storage]") {
+  testing::TempDir dir;
+  auto target = Storage::Open(dir.Sub("target"));
+  REQUIRE(target.ok());
+  REQUIRE((*target)->BindTopic("tend.events").ok());
+  auto add = [&](ChangelogRecord r) {
+    ChangelogRestorer restorer(target->get(), 0);
+    r.commit = 9;
+    r.offset = 0;
+    REQUIRE(restorer.Add(r).ok());
+    ChangelogRecord cp{0, "c" + storage_format::CheckpointKey(0),
+                       "\x01" + Checkpoint(0, 5).SerializeAsString(), 9, 1};
+    return restorer.Add(cp);
+  };
+  CHECK(add({0, "s" + storage_format::StateKey(0, "p"), std::string("\x01garbage")}).code() ==
+        absl::StatusCode::kDataLoss);
+  CHECK(add({0, "o" + storage_format::OutboxKey(0, 5, "cmd"), std::string("\x01\xff\xff")})
+            .code() == absl::StatusCode::kDataLoss);
+  // A command whose id is not its key's.
+  CHECK(add({0, "o" + storage_format::OutboxKey(0, 5, "cmd"),
+             "\x01" + Command("other", "p").SerializeAsString()})
+            .code() == absl::StatusCode::kDataLoss);
+  CHECK(add({0, "t" + storage_format::PartitionPrefix(0) + "short", std::string("\x01")}).code() ==
+        absl::StatusCode::kDataLoss);
+  // A checkpoint of another partition or topic.
+  ChangelogRestorer restorer(target->get(), 0);
+  v1::PartitionCheckpoint elsewhere = Checkpoint(0, 5);
+  elsewhere.set_topic("other.events");
+  CHECK(restorer
+            .Add({0, "c" + storage_format::CheckpointKey(0),
+                  "\x01" + elsewhere.SerializeAsString(), 9, 0})
+            .code() == absl::StatusCode::kDataLoss);
+  CHECK(testing::ReadContents(**target, 1) == Contents{});
+  auto position = (*target)->LoadChangelogPosition(0);
+  REQUIRE(position.ok());
+  CHECK(!position->has_value());
 }
 
 TEST_CASE("a partition's copy seeds a changelog that rebuilds it, and is dropped as one range",
