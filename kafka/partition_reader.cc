@@ -7,6 +7,17 @@
 
 namespace tend {
 
+ReadRecord ReadRecord::Of(const rd_kafka_message_t* m) {
+  ReadRecord r;
+  r.offset = m->offset;
+  r.key = absl::string_view(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
+  if (m->payload != nullptr) {
+    r.value = absl::string_view(static_cast<const char*>(m->payload), m->len);
+  }
+  r.message = m;
+  return r;
+}
+
 std::optional<absl::string_view> ReadRecord::Header(const char* name) const {
   rd_kafka_headers_t* headers = nullptr;
   if (message == nullptr ||
@@ -95,14 +106,7 @@ absl::Status PartitionReader::Read(const std::string& topic, int32_t partition, 
     } else if (m->offset >= end) {
       next = end;
     } else {
-      ReadRecord r;
-      r.offset = m->offset;
-      r.key = absl::string_view(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
-      if (m->payload != nullptr) {
-        r.value = absl::string_view(static_cast<const char*>(m->payload), m->len);
-      }
-      r.message = m;
-      status = fn(r);
+      status = fn(ReadRecord::Of(m));
       next = m->offset + 1;
       last_progress = absl::Now();
     }
@@ -127,14 +131,7 @@ void PartitionReader::Follow(const std::string& topic, int32_t partition, int64_
       rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_.get(), 100);
       if (m == nullptr) continue;
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        ReadRecord r;
-        r.offset = m->offset;
-        r.key = absl::string_view(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
-        if (m->payload != nullptr) {
-          r.value = absl::string_view(static_cast<const char*>(m->payload), m->len);
-        }
-        r.message = m;
-        fn(r);
+        fn(ReadRecord::Of(m));
         next = m->offset + 1;
       } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         status = FromKafka(m->err, absl::StrCat("following ", topic, "[", partition, "]: ",

@@ -26,6 +26,8 @@ struct ReadRecord {
   absl::string_view key;
   std::optional<absl::string_view> value;  // nullopt: a null payload (a tombstone)
   const rd_kafka_message_t* message = nullptr;
+  // The record of a message (views into it).
+  static ReadRecord Of(const rd_kafka_message_t* m);
   // The value of the record's last header `name`; nullopt when it has none.
   std::optional<absl::string_view> Header(const char* name) const;
 };

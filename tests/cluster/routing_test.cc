@@ -68,6 +68,43 @@ bool Eventually(const std::function<bool()>& fn, absl::Duration limit) {
   return fn();
 }
 
+// A lone engine's fold of the whole log into `dir` (resumed when it folded there before):
+// every patient's state, serialized, and the commands it decided (its outbox: nothing delivers).
+struct Fold {
+  std::map<std::string, std::string> states;
+  std::vector<v1::ReminderCommand> commands;
+};
+Fold FoldAlone(const MockBroker& broker, const std::string& dir, const std::string& rules,
+               const std::string& group) {
+  auto storage = Storage::Open(dir);
+  REQUIRE(storage.ok());
+  auto ruleset = RuleSet::Load(rules);
+  REQUIRE(ruleset.ok());
+  EngineOptions options;
+  options.brokers = broker.bootstrap();
+  options.group_id = group;
+  options.exit_when_idle = true;
+  options.rules = std::make_shared<const RuleSet>(*std::move(ruleset));
+  auto engine = Engine::Create(options, storage->get());
+  REQUIRE(engine.ok());
+  std::atomic<bool> stop{false};
+  REQUIRE((*engine)->Run(stop).ok());
+  Fold fold;
+  REQUIRE((*storage)
+              ->ForEachState([&](const v1::PatientState& s) {
+                fold.states[s.patient_id()] = s.SerializeAsString();
+                return absl::OkStatus();
+              })
+              .ok());
+  REQUIRE((*storage)
+              ->ForEachCommand([&](int32_t, const v1::ReminderCommand& cmd) {
+                fold.commands.push_back(cmd);
+                return absl::OkStatus();
+              })
+              .ok());
+  return fold;
+}
+
 TEST_CASE("any instance answers for any patient through the owner of its partition, and a "
           "partition whose owner died is UNAVAILABLE, not stale, until restored elsewhere",
           "[integration]") {
@@ -81,26 +118,7 @@ TEST_CASE("any instance answers for any patient through the owner of its partiti
   // The reference: one engine alone over the same log.
   std::map<std::string, std::string> want;  // patient -> serialized state
   auto reference = [&](const std::string& group) {
-    auto storage = Storage::Open(dir.Sub("reference"));
-    REQUIRE(storage.ok());
-    auto ruleset = RuleSet::Load(rules);
-    REQUIRE(ruleset.ok());
-    EngineOptions options;
-    options.brokers = broker->bootstrap();
-    options.group_id = group;
-    options.exit_when_idle = true;
-    options.rules = std::make_shared<const RuleSet>(*std::move(ruleset));
-    auto engine = Engine::Create(options, storage->get());
-    REQUIRE(engine.ok());
-    std::atomic<bool> stop{false};
-    REQUIRE((*engine)->Run(stop).ok());
-    want.clear();
-    REQUIRE((*storage)
-                ->ForEachState([&](const v1::PatientState& s) {
-                  want[s.patient_id()] = s.SerializeAsString();
-                  return absl::OkStatus();
-                })
-                .ok());
+    want = FoldAlone(*broker, dir.Sub("reference"), rules, group).states;
   };
   reference("reference-1");
   REQUIRE(want.size() >= 60);
@@ -270,35 +288,9 @@ TEST_CASE("a cluster that loses an engine and gains one answers as a lone engine
   REQUIRE(testing::ExitCode(c) == 128 + SIGKILL);
 
   // The lone engine's fold of the same log.
-  std::map<std::string, std::string> want;
-  std::vector<v1::ReminderCommand> decided;
-  {
-    auto storage = Storage::Open(dir.Sub("reference"));
-    REQUIRE(storage.ok());
-    auto ruleset = RuleSet::Load(rules);
-    REQUIRE(ruleset.ok());
-    EngineOptions options;
-    options.brokers = broker->bootstrap();
-    options.group_id = "reference";
-    options.exit_when_idle = true;
-    options.rules = std::make_shared<const RuleSet>(*std::move(ruleset));
-    auto engine = Engine::Create(options, storage->get());
-    REQUIRE(engine.ok());
-    std::atomic<bool> stop{false};
-    REQUIRE((*engine)->Run(stop).ok());
-    REQUIRE((*storage)
-                ->ForEachState([&](const v1::PatientState& s) {
-                  want[s.patient_id()] = s.SerializeAsString();
-                  return absl::OkStatus();
-                })
-                .ok());
-    REQUIRE((*storage)
-                ->ForEachCommand([&](int32_t, const v1::ReminderCommand& cmd) {
-                  decided.push_back(cmd);
-                  return absl::OkStatus();
-                })
-                .ok());
-  }
+  const Fold alone = FoldAlone(*broker, dir.Sub("reference"), rules, "reference");
+  const std::map<std::string, std::string>& want = alone.states;
+  const std::vector<v1::ReminderCommand>& decided = alone.commands;
 
   // Through ANY instance, every patient as the lone engine folded it: first through the two
   // survivors (they took C's partitions), then, with a fourth instance started once they have,
