@@ -29,7 +29,7 @@ absl::StatusOr<RestoreReport> RestorePartition(Storage* storage, PartitionReader
   const std::string& topic = writer->topic();
   RestoreReport report;
   report.partition = partition;
-  TEND_ASSIGN_OR_RETURN(const PartitionOffsets log, reader->Watermarks(topic, partition));
+  TEND_ASSIGN_OR_RETURN(const PartitionOffsets log, writer->Watermarks(partition));
   TEND_ASSIGN_OR_RETURN(const auto position, storage->LoadChangelogPosition(partition));
   TEND_ASSIGN_OR_RETURN(const auto checkpoint, storage->LoadCheckpoint(partition));
   report.end = log.high;

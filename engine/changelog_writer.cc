@@ -98,6 +98,17 @@ absl::StatusOr<int64_t> ChangelogWriter::CheckpointNext(const Storage& storage,
   return next;
 }
 
+absl::StatusOr<PartitionOffsets> ChangelogWriter::Watermarks(int32_t partition,
+                                                             absl::Duration timeout) {
+  PartitionOffsets o;
+  TEND_RETURN_IF_ERROR(FromKafka(
+      rd_kafka_query_watermark_offsets(producer_->handle(), topic_.c_str(), partition, &o.low,
+                                       &o.high,
+                                       static_cast<int>(absl::ToInt64Milliseconds(timeout))),
+      absl::StrCat("reading the offsets of ", topic_, "[", partition, "]")));
+  return o;
+}
+
 void ChangelogWriter::Restored(int32_t partition) {
   absl::MutexLock lock(&mu_);
   checkpoint_next_.erase(partition);

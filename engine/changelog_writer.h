@@ -49,6 +49,12 @@ class ChangelogWriter {
   void Forget(const std::vector<OutboxRemoval>& removals);
 
   const std::string& topic() const { return topic_; }
+  // The changelog topic's partition count (kNotFound when it does not exist).
+  absl::StatusOr<int> PartitionCount() { return TopicPartitionCount(producer_->handle(), topic_); }
+  // The [low, high) offsets of the changelog's partition now (asked through the producer's
+  // connection: a consumer's, right after a read, answers ~50 ms late on the dev broker).
+  absl::StatusOr<PartitionOffsets> Watermarks(int32_t partition,
+                                              absl::Duration timeout = absl::Seconds(10));
   int64_t records() const { return records_.load(std::memory_order_relaxed); }
   int64_t removals() const { return removals_.load(std::memory_order_relaxed); }
 

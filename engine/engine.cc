@@ -312,7 +312,15 @@ absl::Status Engine::Impl::Init() {
     TEND_ASSIGN_OR_RETURN(changelog_reader_, PartitionReader::Create(ProducerProps()));
     // Partitioned like the events: partition p's changelog is partition p of the topic.
     TEND_ASSIGN_OR_RETURN(const int events, TopicPartitionCount(dlq_->handle(), options_.topic));
-    auto changelog = TopicPartitionCount(dlq_->handle(), options_.changelog_topic);
+    auto changelog = changelog_->PartitionCount();
+    // A client's first request to the partitions' leader waits about a second for the
+    // connection (librdkafka connects on demand): the reader's and the producer's, once here,
+    // not in the first partition's restore. (Offsets are asked through the producer: the
+    // reader, right after a read, answers ~50 ms late on the dev broker.)
+    if (changelog.ok() && *changelog > 0) {
+      (void)changelog_->Watermarks(0);
+      (void)changelog_reader_->Watermarks(options_.changelog_topic, 0);
+    }
     if (changelog.status().code() == absl::StatusCode::kNotFound) {
       return absl::FailedPreconditionError(absl::StrCat(
           "the state changelog topic ", options_.changelog_topic, " does not exist: create it "
