@@ -127,6 +127,16 @@ absl::StatusOr<RestoreReport> RestorePartition(Storage* storage, PartitionReader
   }));
   TEND_RETURN_IF_ERROR(restorer.Finish(report.end));
   update();
+  // Unfinished commits met: their keys written again, as restored, in a complete commit.
+  if (const std::vector<std::string> orphans = restorer.OrphanKeys(); !orphans.empty()) {
+    writer->Restored(partition);  // its previous checkpoint is the one just applied
+    TEND_ASSIGN_OR_RETURN(const int64_t next, writer->Repair(*storage, partition, orphans));
+    if (next > 0) {
+      TEND_RETURN_IF_ERROR(storage->ApplyChangelog(partition, {}, next, next, nullptr));
+      report.repaired = static_cast<int64_t>(orphans.size());
+      report.end = next;
+    }
+  }
   if (options.progress) options.progress(report);
   return report;
 }

@@ -16,7 +16,10 @@
 //                                       whole
 //   past the changelog's end            kDataLoss: the topic was recreated or truncated
 // Only complete commits are applied (storage/changelog.h ChangelogRestorer); each with its
-// position, so a restore cut short resumes after the last commit it applied.
+// position, so a restore cut short resumes after the last commit it applied. The keys of
+// unfinished commits' records it met are then produced again, as restored, in a commit of
+// their own (ChangelogWriter::Repair), so compaction never leaves one of those records as its
+// key's newest (where the restore rule would apply it once the checkpoints around it are gone).
 #ifndef TEND_ENGINE_CHANGELOG_RESTORE_H_
 #define TEND_ENGINE_CHANGELOG_RESTORE_H_
 
@@ -43,6 +46,8 @@ struct RestoreReport {
   int64_t commits_applied = 0;
   int64_t records_skipped = 0;  // of commits that never completed
   int64_t pending = 0;          // an incomplete commit at the end, not applied
+  // Keys of unfinished commits' records written again as restored (ChangelogWriter::Repair).
+  int64_t repaired = 0;
   absl::Duration took;
 };
 // "current", "tail", "whole", "seeded".

@@ -177,6 +177,33 @@ absl::StatusOr<int64_t> ChangelogWriter::Seed(const Storage& storage, int32_t pa
   return next;
 }
 
+absl::StatusOr<int64_t> ChangelogWriter::Repair(const Storage& storage, int32_t partition,
+                                                const std::vector<std::string>& keys) {
+  std::optional<ChangelogRecord> checkpoint;
+  TEND_ASSIGN_OR_RETURN(auto has, storage.LoadCheckpoint(partition));
+  if (!has.has_value() || keys.empty()) return 0;
+  TEND_ASSIGN_OR_RETURN(ChangelogRecord cp,
+                        storage.CurrentChangelogRecord(
+                            partition, changelog::kCheckpoint +
+                                           storage_format::CheckpointKey(partition)));
+  const uint64_t commit = NewCommitId();
+  auto data = std::make_shared<Acks>();
+  for (const std::string& key : keys) {
+    TEND_ASSIGN_OR_RETURN(const ChangelogRecord r, storage.CurrentChangelogRecord(partition, key));
+    TEND_RETURN_IF_ERROR(Produce(r, commit, /*prev=*/-1, data));
+  }
+  TEND_RETURN_IF_ERROR(Await(data, static_cast<int64_t>(keys.size())));
+  TEND_ASSIGN_OR_RETURN(const int64_t prev, CheckpointNext(storage, partition));
+  auto done = std::make_shared<Acks>();
+  TEND_RETURN_IF_ERROR(Produce(cp, commit, prev, done));
+  TEND_RETURN_IF_ERROR(Await(done, 1));
+  absl::MutexLock lock(&done->mu);
+  const int64_t next = done->next[partition];
+  absl::MutexLock ours(&mu_);
+  checkpoint_next_[partition] = next;
+  return next;
+}
+
 void ChangelogWriter::Forget(const std::vector<OutboxRemoval>& removals) {
   for (const OutboxRemoval& removal : removals) {
     ChangelogRecord r;

@@ -45,6 +45,14 @@ class ChangelogWriter {
   // Produces the directory's copy of `partition` as one commit (a changelog seeded from a
   // directory folded without one) and waits; returns the offset after its last record.
   absl::StatusOr<int64_t> Seed(const Storage& storage, int32_t partition);
+  // Produces, as one commit, the directory's values (or tombstones) of `keys` - the records of
+  // unfinished commits a restore of `partition` met (ChangelogRestorer::OrphanKeys) - with the
+  // partition's checkpoint, and waits: each such record then has a newer one from a complete
+  // commit, so compaction never leaves it as its key's newest. Returns the offset after the
+  // checkpoint; 0 when the partition has no checkpoint here (no complete commit precedes them,
+  // and the restore rule never applies them).
+  absl::StatusOr<int64_t> Repair(const Storage& storage, int32_t partition,
+                                 const std::vector<std::string>& keys);
   // The outbox removals as tombstones, produced in the background.
   void Forget(const std::vector<OutboxRemoval>& removals);
 

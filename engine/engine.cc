@@ -415,10 +415,10 @@ absl::Status Engine::Impl::Restore(int32_t partition) {
   if (report->how != RestoreReport::How::kCurrent) {
     TEND_LOG_INFO("partition %d restored from %s (%s): offsets [%d, %d), %d records, %d commits "
                   "applied, %d records of unfinished commits skipped, %d of an unfinished last "
-                  "commit left, in %s",
+                  "commit left, %d of their keys written again, in %s",
                   partition, options_.changelog_topic.c_str(), RestoreHowName(report->how),
                   report->from, report->end, report->records_read, report->commits_applied,
-                  report->records_skipped, report->pending,
+                  report->records_skipped, report->pending, report->repaired,
                   absl::FormatDuration(report->took).c_str());
   }
   return absl::OkStatus();

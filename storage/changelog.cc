@@ -1,5 +1,6 @@
 #include "storage/changelog.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -86,6 +87,7 @@ absl::Status ChangelogRestorer::Add(ChangelogRecord record) {
       apply.push_back(std::move(r));
     } else {
       ++records_skipped_;
+      skipped_keys_.push_back(std::move(r.key));
     }
   }
   for (ChangelogRecord& r : removals_) apply.push_back(std::move(r));
@@ -99,6 +101,14 @@ absl::Status ChangelogRestorer::Add(ChangelogRecord record) {
   removals_.clear();
   ++commits_applied_;
   return absl::OkStatus();
+}
+
+std::vector<std::string> ChangelogRestorer::OrphanKeys() const {
+  std::vector<std::string> keys = skipped_keys_;
+  for (const ChangelogRecord& r : pending_) keys.push_back(r.key);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
 }
 
 absl::Status ChangelogRestorer::Finish(int64_t end_offset) {

@@ -115,6 +115,10 @@ class ChangelogRestorer {
   int64_t records_skipped() const { return records_skipped_; }
   // Records after the last checkpoint record seen: an incomplete commit, not applied.
   size_t pending() const { return pending_.size(); }
+  // The keys of the records skipped and of those pending: what the restored copy must write
+  // again, as it holds them, in a commit of its own (ChangelogWriter::Repair), so that no
+  // unfinished commit's record outlives compaction as its key's newest.
+  std::vector<std::string> OrphanKeys() const;
 
  private:
   Storage* const storage_;
@@ -128,6 +132,7 @@ class ChangelogRestorer {
   int64_t commits_applied_ = 0;
   int64_t records_applied_ = 0;
   int64_t records_skipped_ = 0;
+  std::vector<std::string> skipped_keys_;
 };
 
 }  // namespace tend

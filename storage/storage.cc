@@ -1145,6 +1145,29 @@ absl::Status Storage::ForEachChangelogRecord(
   return fn(std::move(r));
 }
 
+absl::StatusOr<ChangelogRecord> Storage::CurrentChangelogRecord(int32_t partition,
+                                                                absl::string_view key) const {
+  ChangelogRecord r;
+  r.partition = partition;
+  r.key = std::string(key);
+  TEND_RETURN_IF_ERROR(
+      changelog::Check(ChangelogRecord{partition, r.key, std::string(1, changelog::kPut), 1}));
+  rocksdb::ColumnFamilyHandle* cf = nullptr;
+  switch (key[0]) {
+    case changelog::kState: cf = state_; break;
+    case changelog::kOutbox: cf = outbox_; break;
+    case changelog::kTimers: cf = timers_; break;
+    default: cf = meta_; break;
+  }
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf, ToSlice(key.substr(1)), &value);
+  if (s.IsNotFound()) return r;
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading a key for the state changelog"));
+  r.value.emplace(1, changelog::kPut);
+  r.value->append(value);
+  return r;
+}
+
 absl::Status Storage::DropPartition(int32_t partition) {
   if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
   const std::string from = sf::PartitionPrefix(partition);

@@ -258,6 +258,10 @@ class Storage {
   // Stops at the first error `fn` returns. To seed a changelog from a directory that had none.
   absl::Status ForEachChangelogRecord(
       int32_t partition, const std::function<absl::Status(ChangelogRecord)>& fn) const;
+  // The changelog record of `key` (tag byte + RocksDB key) as the directory holds it now: its
+  // value, or a tombstone when the key is absent.
+  absl::StatusOr<ChangelogRecord> CurrentChangelogRecord(int32_t partition,
+                                                         absl::string_view key) const;
   // Removes the partition's copy: its states, outbox, timers, index keys, checkpoint and
   // changelog position, in one write (before it is restored whole from the changelog).
   absl::Status DropPartition(int32_t partition);

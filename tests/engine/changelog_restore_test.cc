@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -182,6 +183,66 @@ TEST_CASE("a commit left unfinished in the state changelog is never applied, and
   CHECK(got.contents == a_now.contents);
   CHECK(got.index == a_now.index);
   CHECK(!got.contents.states.contains("ghost"));
+}
+
+// What Kafka's log cleaner leaves of a changelog read back: per partition, the newest record
+// of each key, in order.
+std::vector<testing::TopicRecord> Compacted(const std::vector<testing::TopicRecord>& log) {
+  std::map<std::pair<int32_t, std::string>, int64_t> newest;
+  for (const auto& r : log) newest[{r.partition, r.key}] = r.offset;
+  std::vector<testing::TopicRecord> kept;
+  for (const auto& r : log) {
+    if (newest[{r.partition, r.key}] == r.offset) kept.push_back(r);
+  }
+  return kept;
+}
+
+TEST_CASE("after a restore met an unfinished commit, its keys are written again, so compaction "
+          "never leaves its records to be applied",
+          "[integration]") {
+  testing::TempDir dir;
+  auto broker = testing::BrokerWith(testing::Cohort(30, 20, 9));
+  Run(Options(*broker, "a"), dir.Sub("a"));
+  auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
+  REQUIRE(producer.ok());
+  ProduceUnfinished(producer->get(), 0, "ghost");
+  // B restores (meeting the ghost), then folds two more slices of the log: commits after the
+  // ghost, so that compaction can take the checkpoints around it.
+  const EngineStats b = Run(Options(*broker, "b"), dir.Sub("b"));
+  CHECK(b.restored_records > 0);
+  for (int round = 0; round < 2; ++round) {
+    auto scans = testing::RecentScans(40);
+    for (auto& e : scans) e.set_event_id(e.event_id() + "-" + std::to_string(round));
+    testing::ProduceAll(producer->get(), "tend.events", scans);
+    Run(Options(*broker, "b"), dir.Sub("b"));
+  }
+  const Copy want = Read(dir.Sub("b"));
+  REQUIRE(!want.contents.states.contains("ghost"));
+
+  // The changelog as a cleaner would leave it, restored alone.
+  const auto log = Compacted(testing::ReadTopic(broker->bootstrap(), "tend.state.changelog"));
+  auto target = Storage::Open(dir.Sub("compacted"));
+  REQUIRE(target.ok());
+  std::map<int32_t, std::unique_ptr<ChangelogRestorer>> restorers;
+  for (const testing::TopicRecord& r : log) {
+    auto& restorer = restorers[r.partition];
+    if (!restorer) restorer = std::make_unique<ChangelogRestorer>(target->get(), r.partition);
+    ChangelogRecord record{r.partition, r.key, std::nullopt};
+    if (!r.value.empty()) record.value = r.value;
+    record.offset = r.offset;
+    if (auto it = r.headers.find(std::string(changelog::kCommitHeader)); it != r.headers.end()) {
+      record.commit = storage_format::ReadBe64(it->second);
+    }
+    if (auto it = r.headers.find(std::string(changelog::kPrevHeader)); it != r.headers.end()) {
+      record.prev_checkpoint_next = static_cast<int64_t>(storage_format::ReadBe64(it->second));
+    }
+    REQUIRE(restorer->Add(std::move(record)).ok());
+  }
+  const Contents got = testing::ReadContents(**target, kPartitions);
+  CHECK(!got.states.contains("ghost"));
+  CHECK(got.states == want.contents.states);
+  CHECK(got.commands == want.contents.commands);
+  CHECK(got.timers == want.contents.timers);
 }
 
 TEST_CASE("a directory folded before the state changelog was turned on seeds it", "[integration]") {
