@@ -53,7 +53,6 @@ absl::Status Membership::Write(const std::vector<int32_t>& partitions, bool leav
   record.set_leaving(leaving);
   TEND_RETURN_IF_ERROR(producer_->Produce(options_.topic, 0, options_.address,
                                           record.SerializeAsString(), {}, nullptr));
-  ++written_;
   return absl::OkStatus();
 }
 
@@ -79,7 +78,6 @@ void Membership::Follow() {
   reader_->Follow(
       options_.topic, 0, RD_KAFKA_OFFSET_BEGINNING,
       [this](const ReadRecord& r) {
-        ++read_;
         v1::MemberRecord record;
         if (!r.value.has_value() ||
             !record.ParseFromArray(r.value->data(), static_cast<int>(r.value->size())) ||

@@ -66,9 +66,6 @@ class Membership {
   std::optional<std::string> OwnerOf(int32_t partition) const;
   std::vector<Member> Members() const;
   const std::string& address() const { return options_.address; }
-  // Records this instance wrote; records read (its own included).
-  int64_t written() const { return written_.load(); }
-  int64_t read() const { return read_.load(); }
 
  private:
   explicit Membership(MembershipOptions options) : options_(std::move(options)) {}
@@ -90,7 +87,6 @@ class Membership {
   mutable absl::Mutex mu_;
   std::map<std::string, Heard> members_ ABSL_GUARDED_BY(mu_);  // by address
   std::atomic<bool> stop_{false};
-  std::atomic<int64_t> written_{0}, read_{0};
   std::thread announcer_, follower_;
 };
 

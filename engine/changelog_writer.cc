@@ -167,19 +167,11 @@ absl::StatusOr<int64_t> ChangelogWriter::Seed(const Storage& storage, int32_t pa
   }));
   if (!checkpoint.has_value()) return 0;  // nothing committed: nothing to seed
   if (produced > 0) TEND_RETURN_IF_ERROR(Await(data, produced));
-  auto done = std::make_shared<Acks>();
-  TEND_RETURN_IF_ERROR(Produce(*checkpoint, commit, /*prev=*/0, done));
-  TEND_RETURN_IF_ERROR(Await(done, 1));
-  absl::MutexLock lock(&done->mu);
-  const int64_t next = done->next[partition];
-  absl::MutexLock ours(&mu_);
-  checkpoint_next_[partition] = next;
-  return next;
+  return ProduceCheckpoint(*checkpoint, commit, /*prev=*/0);
 }
 
 absl::StatusOr<int64_t> ChangelogWriter::Repair(const Storage& storage, int32_t partition,
                                                 const std::vector<std::string>& keys) {
-  std::optional<ChangelogRecord> checkpoint;
   TEND_ASSIGN_OR_RETURN(auto has, storage.LoadCheckpoint(partition));
   if (!has.has_value() || keys.empty()) return 0;
   TEND_ASSIGN_OR_RETURN(ChangelogRecord cp,
@@ -194,13 +186,18 @@ absl::StatusOr<int64_t> ChangelogWriter::Repair(const Storage& storage, int32_t 
   }
   TEND_RETURN_IF_ERROR(Await(data, static_cast<int64_t>(keys.size())));
   TEND_ASSIGN_OR_RETURN(const int64_t prev, CheckpointNext(storage, partition));
+  return ProduceCheckpoint(cp, commit, prev);
+}
+
+absl::StatusOr<int64_t> ChangelogWriter::ProduceCheckpoint(const ChangelogRecord& checkpoint,
+                                                           uint64_t commit, int64_t prev) {
   auto done = std::make_shared<Acks>();
-  TEND_RETURN_IF_ERROR(Produce(cp, commit, prev, done));
+  TEND_RETURN_IF_ERROR(Produce(checkpoint, commit, prev, done));
   TEND_RETURN_IF_ERROR(Await(done, 1));
   absl::MutexLock lock(&done->mu);
-  const int64_t next = done->next[partition];
+  const int64_t next = done->next[checkpoint.partition];
   absl::MutexLock ours(&mu_);
-  checkpoint_next_[partition] = next;
+  checkpoint_next_[checkpoint.partition] = next;
   return next;
 }
 

@@ -79,6 +79,10 @@ class ChangelogWriter {
   // Waits for `acks` (every record it was given): its own records only, not the removals.
   absl::Status Await(const std::shared_ptr<Acks>& acks, int64_t produced);
   uint64_t NewCommitId();
+  // Produces a lone commit's checkpoint record (its other records acknowledged already) and
+  // waits; returns the offset after it, which becomes the partition's previous checkpoint.
+  absl::StatusOr<int64_t> ProduceCheckpoint(const ChangelogRecord& checkpoint, uint64_t commit,
+                                            int64_t prev);
   // The offset after the partition's last checkpoint record (0: none), from `storage` the
   // first time.
   absl::StatusOr<int64_t> CheckpointNext(const Storage& storage, int32_t partition);

@@ -1016,13 +1016,7 @@ absl::Status Storage::ApplyChangelog(int32_t partition,
   int64_t outbox_change = 0;
   std::string before_value;
   for (const ChangelogRecord& r : records) {  // checked (changelog::Check)
-    rocksdb::ColumnFamilyHandle* cf = nullptr;
-    switch (r.key[0]) {
-      case changelog::kState: cf = state_; break;
-      case changelog::kOutbox: cf = outbox_; break;
-      case changelog::kTimers: cf = timers_; break;
-      default: cf = meta_; break;  // the checkpoint
-    }
+    rocksdb::ColumnFamilyHandle* const cf = ChangelogFamily(r.key[0]);
     const absl::string_view key(r.key.data() + 1, r.key.size() - 1);
     const absl::string_view value =
         r.value.has_value() ? absl::string_view(*r.value).substr(1) : absl::string_view();
@@ -1114,9 +1108,8 @@ absl::Status Storage::ForEachChangelogRecord(
     int32_t partition, const std::function<absl::Status(ChangelogRecord)>& fn) const {
   const std::string prefix = sf::PartitionPrefix(partition);
   const std::string limit = sf::PartitionPrefix(partition + 1);
-  for (const auto& [cf, tag] : {std::pair{state_, changelog::kState},
-                                std::pair{outbox_, changelog::kOutbox},
-                                std::pair{timers_, changelog::kTimers}}) {
+  for (const char tag : {changelog::kState, changelog::kOutbox, changelog::kTimers}) {
+    rocksdb::ColumnFamilyHandle* const cf = ChangelogFamily(tag);
     rocksdb::ReadOptions ro;
     const rocksdb::Slice upper(limit);
     ro.iterate_upper_bound = &upper;
@@ -1145,6 +1138,15 @@ absl::Status Storage::ForEachChangelogRecord(
   return fn(std::move(r));
 }
 
+rocksdb::ColumnFamilyHandle* Storage::ChangelogFamily(char tag) const {
+  switch (tag) {
+    case changelog::kState: return state_;
+    case changelog::kOutbox: return outbox_;
+    case changelog::kTimers: return timers_;
+    default: return meta_;  // the checkpoint
+  }
+}
+
 absl::StatusOr<ChangelogRecord> Storage::CurrentChangelogRecord(int32_t partition,
                                                                 absl::string_view key) const {
   ChangelogRecord r;
@@ -1152,13 +1154,7 @@ absl::StatusOr<ChangelogRecord> Storage::CurrentChangelogRecord(int32_t partitio
   r.key = std::string(key);
   TEND_RETURN_IF_ERROR(
       changelog::Check(ChangelogRecord{partition, r.key, std::string(1, changelog::kPut), 1}));
-  rocksdb::ColumnFamilyHandle* cf = nullptr;
-  switch (key[0]) {
-    case changelog::kState: cf = state_; break;
-    case changelog::kOutbox: cf = outbox_; break;
-    case changelog::kTimers: cf = timers_; break;
-    default: cf = meta_; break;
-  }
+  rocksdb::ColumnFamilyHandle* const cf = ChangelogFamily(key[0]);
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf, ToSlice(key.substr(1)), &value);
   if (s.IsNotFound()) return r;

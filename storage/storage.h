@@ -273,6 +273,9 @@ class Storage {
  private:
   friend class StateBatch;
   Storage() = default;
+  // The column family of a changelog record's tag byte (storage/changelog.h; a checkpoint's:
+  // meta). Precondition: the record passed changelog::Check.
+  rocksdb::ColumnFamilyHandle* ChangelogFamily(char tag) const;
   static absl::StatusOr<std::unique_ptr<Storage>> OpenImpl(const std::string& dir,
                                                            const std::string* scratch_dir,
                                                            const StorageOptions& options);
