@@ -6,10 +6,19 @@
 #include "kafka/partitioner.h"
 
 namespace tend {
+namespace {
+
+constexpr int kMaxPeerMessageBytes = 256 << 20;
+
+}  // namespace
 
 QueryRouter::Route ClusterRouter::RouteOf(absl::string_view patient_id) const {
+  return RouteOfPartition(KafkaPartition(patient_id, partitions_));
+}
+
+QueryRouter::Route ClusterRouter::RouteOfPartition(int32_t partition) const {
   Route route;
-  route.partition = KafkaPartition(patient_id, partitions_);
+  route.partition = partition;
   absl::MutexLock lock(&mu_);
   if (engine_ == nullptr || membership_ == nullptr) {
     route.why = "this instance is starting";
@@ -34,7 +43,7 @@ QueryRouter::Route ClusterRouter::RouteOf(absl::string_view patient_id) const {
   return route;
 }
 
-absl::StatusOr<v1::Query::StubInterface*> ClusterRouter::Peer(const std::string& address) {
+absl::StatusOr<QueryRouter::PeerStubs> ClusterRouter::Peer(const std::string& address) {
   absl::MutexLock lock(&mu_);
   // The address comes from the membership topic: a caller's token goes in plaintext to
   // nothing but loopback, whoever wrote it there.
@@ -43,16 +52,22 @@ absl::StatusOr<v1::Query::StubInterface*> ClusterRouter::Peer(const std::string&
         "the owner ", address, " is not on loopback and this instance has no --peer-tls-ca: a "
         "caller's token is never forwarded in plaintext"));
   }
-  auto& stub = peers_[address];
-  if (stub == nullptr) {
+  PeerClients& clients = peers_[address];
+  if (clients.query == nullptr) {
     auto auth = MakeClientAuth(peer_security_, address);
     if (!auth.ok()) {
       peers_.erase(address);
       return auth.status();
     }
-    stub = v1::Query::NewStub(grpc::CreateChannel(address, auth->credentials));
+    // A cohort partial carries every converted patient's purchase time (a few bytes each): more
+    // than gRPC's default 4 MiB for a few million patients.
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(kMaxPeerMessageBytes);
+    auto channel = grpc::CreateCustomChannel(address, auth->credentials, args);
+    clients.query = v1::Query::NewStub(channel);
+    clients.parts = v1::Peer::NewStub(channel);
   }
-  return stub.get();
+  return PeerStubs{clients.query.get(), clients.parts.get()};
 }
 
 }  // namespace tend

@@ -42,8 +42,10 @@ class ClusterRouter final : public QueryRouter {
   }
 
   Route RouteOf(absl::string_view patient_id) const override;
+  Route RouteOfPartition(int32_t partition) const override;
+  int32_t partitions() const override { return partitions_; }
   const std::string& self() const override { return address_; }
-  absl::StatusOr<v1::Query::StubInterface*> Peer(const std::string& address) override;
+  absl::StatusOr<PeerStubs> Peer(const std::string& address) override;
 
  private:
   const std::string address_;
@@ -53,7 +55,11 @@ class ClusterRouter final : public QueryRouter {
   mutable absl::Mutex mu_;
   const Engine* engine_ ABSL_GUARDED_BY(mu_) = nullptr;
   const Membership* membership_ ABSL_GUARDED_BY(mu_) = nullptr;
-  std::map<std::string, std::unique_ptr<v1::Query::Stub>> peers_ ABSL_GUARDED_BY(mu_);
+  struct PeerClients {
+    std::unique_ptr<v1::Query::Stub> query;
+    std::unique_ptr<v1::Peer::Stub> parts;
+  };
+  std::map<std::string, PeerClients> peers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tend

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -47,6 +48,44 @@ uint64_t QueryFingerprint(const v1::ListPatientsRequest& request) {
     q.SerializeToCodedStream(&coded);
   }
   return Fingerprint64(bytes);
+}
+
+// The kind byte of a token from ListPatientsTokenAt: no plan chosen yet, the cursor is a bare
+// partition prefix (BE32).
+constexpr char kAnyPlan = '*';
+
+struct PageToken {
+  char kind = 0;
+  std::string after;  // the last key examined, or (kAnyPlan) the partition prefix
+};
+
+// The token of `request` decoded, checked against the query it must belong to.
+absl::StatusOr<PageToken> ParsePageToken(const v1::ListPatientsRequest& request,
+                                         uint64_t fingerprint) {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(request.page_token(), &raw) || raw.size() < 11 ||
+      raw.compare(0, 2, kTokenVersion) != 0) {
+    return absl::InvalidArgumentError("page_token: not a token this server issued");
+  }
+  uint64_t fp = 0;
+  for (int i = 0; i < 8; ++i) fp = (fp << 8) | static_cast<uint8_t>(raw[2 + i]);
+  if (fp != fingerprint) {
+    return absl::InvalidArgumentError("page_token: belongs to a query with other filters or as_of");
+  }
+  PageToken token{raw[10], raw.substr(11)};
+  // Every cursor starts with its partition; a fresh partition's is that alone.
+  if (token.after.size() < 4 || (token.kind == kAnyPlan && token.after.size() != 4)) {
+    return absl::InvalidArgumentError("page_token: not a token this server issued");
+  }
+  return token;
+}
+
+std::string MakePageToken(uint64_t fingerprint, char kind, absl::string_view after) {
+  std::string token = kTokenVersion;
+  for (int i = 7; i >= 0; --i) token.push_back(static_cast<char>(fingerprint >> (8 * i)));
+  token.push_back(kind);
+  token.append(after.data(), after.size());
+  return absl::WebSafeBase64Escape(token);
 }
 
 // The byte string just after every key that starts with `prefix`.
@@ -157,7 +196,7 @@ bool MatchesListFilters(const v1::ListPatientsRequest& r, const v1::PatientView&
 
 absl::Status ListPatientsPage(const Storage& storage, const projections::ProjectionConfig& config,
                               const v1::ListPatientsRequest& r, v1::ListPatientsResponse* response,
-                              ListPatientsCost* cost) {
+                              ListPatientsCost* cost, const std::vector<int32_t>* partitions) {
   if (r.page_size() < 0 || r.page_size() > kMaxPageSize) {
     return absl::InvalidArgumentError(absl::StrCat("page_size: must be 0..", kMaxPageSize, " (0: ",
                                      kDefaultPageSize, ")"));
@@ -178,22 +217,12 @@ absl::Status ListPatientsPage(const Storage& storage, const projections::Project
     fixed_as_of = FromProtoTime(r.as_of());
   }
   const uint64_t fingerprint = QueryFingerprint(r);
-  std::optional<char> token_kind;
+  std::optional<char> token_kind;  // the plan of the walk so far; unset: choose one
   std::string after;  // the last key examined by the previous page
   if (!r.page_token().empty()) {
-    std::string raw;
-    if (!absl::WebSafeBase64Unescape(r.page_token(), &raw) || raw.size() < 11 ||
-        raw.compare(0, 2, kTokenVersion) != 0) {
-      return absl::InvalidArgumentError("page_token: not a token this server issued");
-    }
-    uint64_t fp = 0;
-    for (int i = 0; i < 8; ++i) fp = (fp << 8) | static_cast<uint8_t>(raw[2 + i]);
-    if (fp != fingerprint) {
-      return absl::InvalidArgumentError(
-          "page_token: belongs to a query with other filters or as_of");
-    }
-    token_kind = raw[10];
-    after = raw.substr(11);
+    TEND_ASSIGN_OR_RETURN(PageToken token, ParsePageToken(r, fingerprint));
+    if (token.kind != kAnyPlan) token_kind = token.kind;
+    after = std::move(token.after);
   }
   const int page_size = r.page_size() == 0 ? kDefaultPageSize : r.page_size();
 
@@ -211,6 +240,10 @@ absl::Status ListPatientsPage(const Storage& storage, const projections::Project
   if (!checkpoints.ok()) return checkpoints.status();
   std::map<int32_t, absl::Time> as_ofs, clocks;
   for (const auto& c : *checkpoints) {
+    if (partitions != nullptr &&
+        !std::binary_search(partitions->begin(), partitions->end(), c.partition())) {
+      continue;
+    }
     clocks[c.partition()] = absl::FromUnixSeconds(c.clock().seconds());
     as_ofs[c.partition()] = fixed_as_of.value_or(clocks[c.partition()]);
   }
@@ -389,13 +422,24 @@ absl::Status ListPatientsPage(const Storage& storage, const projections::Project
   }
   if (more && !last_key.empty()) {
     // A full page ends at its last patient; a short one at the last candidate examined.
-    std::string token = kTokenVersion;
-    for (int i = 7; i >= 0; --i) token.push_back(static_cast<char>(fingerprint >> (8 * i)));
-    token.push_back(static_cast<char>(plan->kind));
-    token += last_key;
-    response->set_next_page_token(absl::WebSafeBase64Escape(token));
+    response->set_next_page_token(
+        MakePageToken(fingerprint, static_cast<char>(plan->kind), last_key));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<int32_t> ListPatientsTokenPartition(const v1::ListPatientsRequest& request) {
+  TEND_ASSIGN_OR_RETURN(PageToken token, ParsePageToken(request, QueryFingerprint(request)));
+  uint32_t partition = 0;
+  for (int i = 0; i < 4; ++i) partition = (partition << 8) | static_cast<uint8_t>(token.after[i]);
+  if (partition > static_cast<uint32_t>(std::numeric_limits<int32_t>::max())) {
+    return absl::InvalidArgumentError("page_token: not a token this server issued");
+  }
+  return static_cast<int32_t>(partition);
+}
+
+std::string ListPatientsTokenAt(const v1::ListPatientsRequest& request, int32_t partition) {
+  return MakePageToken(QueryFingerprint(request), kAnyPlan, sf::PartitionPrefix(partition));
 }
 
 }  // namespace tend

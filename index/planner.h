@@ -11,8 +11,10 @@
 #define TEND_INDEX_PLANNER_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "projections/config.h"
 #include "storage/storage.h"
 #include "tend/v1/services.pb.h"
@@ -38,9 +40,19 @@ struct ListPatientsCost {
 // filter comes back with a short page and a token to go on. kInvalidArgument naming the field
 // (page_size, stage, min_churn_risk, program_id, staff_id, as_of, page_token); kUnavailable
 // while the index is being rebuilt. `cost` may be null.
+// `partitions` (ascending), when given, limits the walk to those partitions: an engine among
+// several answers from the partitions it owns (services/query_service.h).
 absl::Status ListPatientsPage(const Storage& storage, const projections::ProjectionConfig& config,
                               const v1::ListPatientsRequest& request,
-                              v1::ListPatientsResponse* response, ListPatientsCost* cost);
+                              v1::ListPatientsResponse* response, ListPatientsCost* cost,
+                              const std::vector<int32_t>* partitions = nullptr);
+
+// Page tokens for a walk gathered from several instances, each walking its own partitions: the
+// partition a token's cursor is in (kInvalidArgument as ListPatientsPage for a token that is not
+// one, or belongs to another query), and a token that starts the walk of `request` at the
+// beginning of `partition` (its plan chosen there as on a first page).
+absl::StatusOr<int32_t> ListPatientsTokenPartition(const v1::ListPatientsRequest& request);
+std::string ListPatientsTokenAt(const v1::ListPatientsRequest& request, int32_t partition);
 
 }  // namespace tend
 

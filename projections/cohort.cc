@@ -1,7 +1,9 @@
 #include "projections/cohort.h"
 
 #include <algorithm>
+#include <cmath>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "projections/churn.h"
 #include "projections/patient.h"
@@ -54,7 +56,9 @@ void CohortAccumulator::Add(const v1::PatientState& state, const v1::PatientView
   converted_ += view.conversion().converted();
   repurchased_ += view.conversion().repurchased();
   if (view.conversion().converted()) {
-    days_to_first_purchase_.push_back(view.conversion().days_to_first_purchase());
+    // The view's days are whole seconds / 86400 (conversion.cc): the seconds come back exactly.
+    first_purchase_seconds_.push_back(
+        std::llround(view.conversion().days_to_first_purchase() * 86400.0));
   }
   ++stages_[view.churn().stage()];
 
@@ -127,11 +131,12 @@ v1::CohortStats CohortAccumulator::Finish() const {
   }
   s.set_first_order_conversion(Share(converted_, patients_));
   s.set_repurchase_rate(Share(repurchased_, converted_));
-  if (!days_to_first_purchase_.empty()) {
-    std::vector<double> d = days_to_first_purchase_;
-    std::sort(d.begin(), d.end());
-    const size_t n = d.size();
-    s.set_median_days_to_first_purchase(n % 2 ? d[n / 2] : (d[n / 2 - 1] + d[n / 2]) / 2);
+  if (!first_purchase_seconds_.empty()) {
+    std::vector<int64_t> seconds = first_purchase_seconds_;
+    std::sort(seconds.begin(), seconds.end());
+    const size_t n = seconds.size();
+    auto days = [&](size_t i) { return static_cast<double>(seconds[i]) / 86400.0; };
+    s.set_median_days_to_first_purchase(n % 2 ? days(n / 2) : (days(n / 2 - 1) + days(n / 2)) / 2);
   }
   *s.mutable_pdc() = Deciles(pdc_bins_);
   s.set_pdc_adherent_share(Share(pdc_adherent_, pdc_patients_));
@@ -144,6 +149,123 @@ v1::CohortStats CohortAccumulator::Finish() const {
     c->set_count(it == stages_.end() ? 0 : it->second);
   }
   return s;
+}
+
+v1::CohortPartial CohortAccumulator::ToPartial() const {
+  v1::CohortPartial p;
+  p.set_format_version(1);
+  if (latest_as_of_ != absl::InfinitePast()) {
+    p.mutable_latest_as_of()->set_seconds(absl::ToUnixSeconds(latest_as_of_));
+  }
+  p.set_patients(patients_);
+  for (const auto& [label, count] : channels_) {
+    auto* c = p.add_channels();
+    c->set_label(label);
+    c->set_count(count);
+  }
+  p.set_messaged(messaged_);
+  p.set_activated(activated_);
+  p.set_checked_in(checked_in_);
+  p.set_converted(converted_);
+  p.set_repurchased(repurchased_);
+  for (const auto& [name, w] : weeks_) {
+    auto* c = p.add_weeks();
+    c->set_week(name);
+    c->set_patients(w.patients);
+    c->set_weekly_rate_sum(w.weekly_rate_sum);
+    c->set_activated(w.activated);
+    c->set_converted(w.converted);
+  }
+  for (size_t i = 0; i < eligible_.size(); ++i) {
+    p.add_retention_eligible(eligible_[i]);
+    p.add_retention_classic(classic_[i]);
+    p.add_retention_unbounded(unbounded_[i]);
+  }
+  std::vector<int64_t> seconds = first_purchase_seconds_;
+  std::sort(seconds.begin(), seconds.end());
+  int64_t before = 0;
+  for (int64_t v : seconds) {
+    p.add_first_purchase_seconds_delta(v - before);
+    before = v;
+  }
+  for (int64_t n : pdc_bins_) p.add_pdc_bins(n);
+  p.set_pdc_patients(pdc_patients_);
+  p.set_pdc_adherent(pdc_adherent_);
+  for (int64_t n : risk_bins_) p.add_risk_bins(n);
+  for (const auto& [stage, count] : stages_) {
+    auto* c = p.add_stages();
+    c->set_label(v1::ChurnView::Stage_Name(static_cast<v1::ChurnView::Stage>(stage)));
+    c->set_count(count);
+  }
+  return p;
+}
+
+absl::Status CohortAccumulator::Merge(const v1::CohortPartial& p) {
+  // Checked whole before anything is added: a partial comes from another process.
+  if (p.format_version() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cohort partial of format version ", p.format_version(), ", this build reads 1"));
+  }
+  const size_t days = RetentionDays().size();
+  const size_t retention = static_cast<size_t>(p.retention_eligible_size());
+  if ((retention != 0 && retention != days) ||
+      static_cast<size_t>(p.retention_classic_size()) != retention ||
+      static_cast<size_t>(p.retention_unbounded_size()) != retention ||
+      p.pdc_bins_size() != 10 || p.risk_bins_size() != 10) {
+    return absl::InvalidArgumentError(
+        "cohort partial with retention or histogram fields of other sizes than this build's");
+  }
+  if (p.patients() < 0 ||
+      p.first_purchase_seconds_delta_size() > p.patients()) {
+    return absl::InvalidArgumentError("cohort partial with more purchase times than patients");
+  }
+  std::vector<int> stages;
+  for (const auto& c : p.stages()) {
+    v1::ChurnView::Stage stage;
+    if (!v1::ChurnView::Stage_Parse(c.label(), &stage)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cohort partial with an unknown lifecycle stage \"", c.label(), "\""));
+    }
+    stages.push_back(stage);
+  }
+  if (p.has_latest_as_of()) {
+    latest_as_of_ = std::max(latest_as_of_, absl::FromUnixSeconds(p.latest_as_of().seconds()));
+  }
+  patients_ += p.patients();
+  for (const auto& c : p.channels()) channels_[c.label()] += c.count();
+  messaged_ += p.messaged();
+  activated_ += p.activated();
+  checked_in_ += p.checked_in();
+  converted_ += p.converted();
+  repurchased_ += p.repurchased();
+  for (const auto& w : p.weeks()) {
+    Week& week = weeks_[w.week()];
+    week.patients += w.patients();
+    week.weekly_rate_sum += w.weekly_rate_sum();
+    week.activated += w.activated();
+    week.converted += w.converted();
+  }
+  if (retention != 0) {
+    if (eligible_.empty()) eligible_ = classic_ = unbounded_ = std::vector<int64_t>(days);
+    for (size_t i = 0; i < days; ++i) {
+      eligible_[i] += p.retention_eligible(static_cast<int>(i));
+      classic_[i] += p.retention_classic(static_cast<int>(i));
+      unbounded_[i] += p.retention_unbounded(static_cast<int>(i));
+    }
+  }
+  int64_t value = 0;
+  for (int64_t delta : p.first_purchase_seconds_delta()) {
+    value += delta;
+    first_purchase_seconds_.push_back(value);
+  }
+  for (int i = 0; i < 10; ++i) {
+    pdc_bins_[static_cast<size_t>(i)] += p.pdc_bins(i);
+    risk_bins_[static_cast<size_t>(i)] += p.risk_bins(i);
+  }
+  pdc_patients_ += p.pdc_patients();
+  pdc_adherent_ += p.pdc_adherent();
+  for (size_t i = 0; i < stages.size(); ++i) stages_[stages[i]] += p.stages(static_cast<int>(i)).count();
+  return absl::OkStatus();
 }
 
 }  // namespace tend::projections

@@ -9,6 +9,11 @@
 // active on day N or later. Eligible for day N: first seen at least N days before the as-of day,
 // so recent patients do not drag the curve down.
 //
+// Several instances: the accumulator's sums travel as a tend.v1.CohortPartial (ToPartial) and add
+// up (Merge), so the statistics of patients split over instances are those of all of them
+// together - counts exactly, the median exactly (every value travels), the means up to the
+// order their sums were added in.
+//
 // Thread safety: a CohortAccumulator is single-threaded.
 #ifndef TEND_PROJECTIONS_COHORT_H_
 #define TEND_PROJECTIONS_COHORT_H_
@@ -17,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "projections/config.h"
 #include "tend/v1/cohort.pb.h"
@@ -30,6 +36,11 @@ class CohortAccumulator {
   // Adds one patient: its state and its view at `as_of` (ComputeView(config, state, as_of)).
   void Add(const v1::PatientState& state, const v1::PatientView& view, absl::Time as_of);
   v1::CohortStats Finish() const;
+  // The sums so far, and adding another accumulator's. Merge refuses a partial that is not of
+  // format version 1 or whose fixed-size fields have other sizes (kInvalidArgument), adding
+  // nothing then.
+  v1::CohortPartial ToPartial() const;
+  absl::Status Merge(const v1::CohortPartial& partial);
 
   static const std::vector<int>& RetentionDays();  // 1, 7, 14, 30, 60, 90
 
@@ -47,7 +58,7 @@ class CohortAccumulator {
   int64_t messaged_ = 0, activated_ = 0, checked_in_ = 0, converted_ = 0, repurchased_ = 0;
   std::map<std::string, Week> weeks_;
   std::vector<int64_t> eligible_, classic_, unbounded_;  // per RetentionDays() index
-  std::vector<double> days_to_first_purchase_;
+  std::vector<int64_t> first_purchase_seconds_;  // first seen to first purchase, converted
   std::vector<int64_t> pdc_bins_ = std::vector<int64_t>(10);
   int64_t pdc_patients_ = 0, pdc_adherent_ = 0;
   std::vector<int64_t> risk_bins_ = std::vector<int64_t>(10);

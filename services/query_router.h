@@ -19,6 +19,8 @@ namespace tend {
 inline constexpr char kAnsweredByMetadata[] = "tend-answered-by";      // host:port of the owner
 inline constexpr char kPartitionMetadata[] = "tend-partition";          // the patient's partition
 inline constexpr char kPartitionOffsetMetadata[] = "tend-partition-offset";  // folded up to
+// A gathered answer (CohortStats, ListPatients): "partition:offset,..." of the partitions read.
+inline constexpr char kPartitionOffsetsMetadata[] = "tend-partition-offsets";
 inline constexpr char kForwardedMetadata[] = "tend-forwarded";          // "1": do not forward
 // gRPC's retry pushback (milliseconds), on UNAVAILABLE answers of a routing instance.
 inline constexpr char kRetryPushbackMetadata[] = "grpc-retry-pushback-ms";
@@ -33,12 +35,22 @@ class QueryRouter {
     std::string peer;    // kPeer: the owner's address
     std::string why;     // kUnavailable
   };
+  // Clients of another instance (kept per address, one channel for both).
+  struct PeerStubs {
+    v1::Query::StubInterface* query = nullptr;
+    v1::Peer::StubInterface* parts = nullptr;
+  };
   virtual ~QueryRouter() = default;
+  // The route of the patient's partition.
   virtual Route RouteOf(absl::string_view patient_id) const = 0;
+  // The route of `partition` (0 <= partition < partitions()).
+  virtual Route RouteOfPartition(int32_t partition) const = 0;
+  // The partitions of the events topic.
+  virtual int32_t partitions() const = 0;
   // This instance's advertised address.
   virtual const std::string& self() const = 0;
-  // A client of the peer's tend.v1.Query (kept per address); an error when it cannot be made.
-  virtual absl::StatusOr<v1::Query::StubInterface*> Peer(const std::string& address) = 0;
+  // Clients of the instance at `address`; an error when they cannot be made.
+  virtual absl::StatusOr<PeerStubs> Peer(const std::string& address) = 0;
 };
 
 }  // namespace tend

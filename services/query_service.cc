@@ -1,16 +1,22 @@
 #include "services/query_service.h"
 
 #include <algorithm>
-#include <chrono>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "base/time.h"
 #include "events/codec.h"
 #include "storage/views.h"
 #include "projections/patient.h"
 #include "services/grpc_status.h"
+#include "services/peer_service.h"
 
 namespace tend {
 
@@ -23,9 +29,222 @@ grpc::Status QueryService::CohortStats(grpc::ServerContext* context,
     if (grpc::Status s = ToGrpc(CheckProtoTime(request->as_of(), "as_of")); !s.ok()) return s;
     as_of = FromProtoTime(request->as_of());
   }
+  if (router_ != nullptr) return GatherCohortStats(context, as_of, response);
   auto stats = ComputeCohortStats(*storage_, config_, as_of);
   if (!stats.ok()) return ToGrpc(stats.status());
   *response->mutable_stats() = *std::move(stats);
+  return grpc::Status::OK;
+}
+
+namespace {
+
+// A call to another instance on behalf of `context`'s caller: its token (the owner checks it as
+// this instance did), the mark that it was forwarded, and the caller's deadline, at most `most`.
+void ForwardFrom(const grpc::ServerContext& context, absl::Duration most,
+                 grpc::ClientContext* client) {
+  client->set_deadline(std::min(context.deadline(), absl::ToChronoTime(absl::Now() + most)));
+  for (const auto& [key, value] : context.client_metadata()) {
+    if (key == "authorization") {
+      client->AddMetadata("authorization", std::string(value.data(), value.size()));
+    }
+  }
+  client->AddMetadata(kForwardedMetadata, "1");
+}
+
+grpc::Status RetryLater(grpc::ServerContext* context, absl::string_view why) {
+  context->AddTrailingMetadata(kRetryPushbackMetadata, "1000");
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      absl::StrCat(why, "; retry in a second (any instance)"));
+}
+
+// A peer's failed part as the gathered call's answer: UNAVAILABLE (retry) when the peer did not
+// answer or no longer owns a partition; its own error otherwise (a bad argument, say).
+grpc::Status PartFailed(grpc::ServerContext* context, const std::string& peer,
+                        const grpc::Status& s) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+      s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return RetryLater(context, absl::StrCat(peer, " did not give its part: ", s.error_message()));
+  }
+  return s;
+}
+
+// The partitions and offsets a gathered answer reflects, as "partition:offset,..." (trailing
+// metadata tend-partition-offsets), and the instances that answered, comma-separated.
+void GatheredTrailers(grpc::ServerContext* context, const std::set<std::string>& answered,
+                      const std::vector<v1::PartitionOffset>& offsets) {
+  context->AddTrailingMetadata(kAnsweredByMetadata, absl::StrJoin(answered, ","));
+  context->AddTrailingMetadata(
+      kPartitionOffsetsMetadata,
+      absl::StrJoin(offsets, ",", [](std::string* out, const v1::PartitionOffset& o) {
+        absl::StrAppend(out, o.partition(), ":", o.next_offset());
+      }));
+}
+
+// A CohortStats over all of a cluster is a full read of every instance: minutes at most.
+constexpr absl::Duration kGatherLimit = absl::Minutes(10);
+
+}  // namespace
+
+grpc::Status QueryService::GatherCohortStats(grpc::ServerContext* context,
+                                             std::optional<absl::Time> as_of,
+                                             v1::CohortStatsResponse* response) {
+  // Every partition's owner, now: one without an owner fails the whole answer (a cohort
+  // missing some partitions would pass for the whole).
+  std::map<std::string, std::vector<int32_t>> by_owner;  // peer address ("": here)
+  for (int32_t p = 0; p < router_->partitions(); ++p) {
+    const QueryRouter::Route route = router_->RouteOfPartition(p);
+    if (route.kind == QueryRouter::Route::Kind::kUnavailable) return RetryLater(context, route.why);
+    by_owner[route.kind == QueryRouter::Route::Kind::kHere ? "" : route.peer].push_back(p);
+  }
+  struct Part {
+    std::string owner;
+    std::vector<int32_t> partitions;
+    grpc::Status status;
+    v1::CohortPartResponse response;
+  };
+  std::vector<Part> parts;
+  std::vector<v1::Peer::StubInterface*> stubs;
+  for (auto& [owner, partitions] : by_owner) {
+    parts.push_back({owner, std::move(partitions)});
+    stubs.push_back(nullptr);
+    if (owner.empty()) continue;
+    auto peer = router_->Peer(owner);
+    if (!peer.ok()) return RetryLater(context, peer.status().message());
+    stubs.back() = peer->parts;
+  }
+  // The peers read their parts at once, each on a thread of its own, while this one reads its.
+  std::vector<std::thread> calls;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].owner.empty()) continue;
+    calls.emplace_back([&part = parts[i], context, as_of, parts_stub = stubs[i]] {
+      grpc::ClientContext client;
+      ForwardFrom(*context, kGatherLimit, &client);
+      v1::CohortPartRequest request;
+      if (as_of) request.mutable_as_of()->set_seconds(absl::ToUnixSeconds(*as_of));
+      for (int32_t p : part.partitions) request.add_partitions(p);
+      part.status = parts_stub->CohortPart(&client, request, &part.response);
+    });
+  }
+  projections::CohortAccumulator acc(config_);
+  std::vector<v1::PartitionOffset> offsets;
+  absl::Status local;
+  for (Part& part : parts) {
+    if (!part.owner.empty()) continue;
+    google::protobuf::RepeatedField<int32_t> mine(part.partitions.begin(), part.partitions.end());
+    auto owned = OwnedParts(*router_, mine);
+    local = owned.ok() ? AccumulateCohortPart(*storage_, config_, as_of, part.partitions, &acc)
+                       : owned.status();
+    if (owned.ok()) offsets.insert(offsets.end(), owned->begin(), owned->end());
+  }
+  for (std::thread& t : calls) t.join();
+  if (!local.ok()) {
+    return local.code() == absl::StatusCode::kUnavailable ? RetryLater(context, local.message())
+                                                          : ToGrpc(local);
+  }
+  std::set<std::string> answered;
+  for (Part& part : parts) {
+    const std::string owner = part.owner.empty() ? router_->self() : part.owner;
+    answered.insert(owner);
+    if (part.owner.empty()) continue;
+    if (!part.status.ok()) return PartFailed(context, part.owner, part.status);
+    if (absl::Status s = acc.Merge(part.response.partial()); !s.ok()) {
+      return grpc::Status(grpc::StatusCode::INTERNAL,
+                          absl::StrCat("the part from ", part.owner, ": ", s.message(),
+                                       " (are the instances of one version?)"));
+    }
+    offsets.insert(offsets.end(), part.response.offsets().begin(), part.response.offsets().end());
+  }
+  std::sort(offsets.begin(), offsets.end(),
+            [](const auto& a, const auto& b) { return a.partition() < b.partition(); });
+  GatheredTrailers(context, answered, offsets);
+  *response->mutable_stats() = acc.Finish();
+  return grpc::Status::OK;
+}
+
+grpc::Status QueryService::GatherListPatients(grpc::ServerContext* context,
+                                              const v1::ListPatientsRequest& request,
+                                              v1::ListPatientsResponse* response) {
+  // The request checked as a lone engine checks it (a walk of no partition).
+  {
+    v1::ListPatientsResponse none;
+    const std::vector<int32_t> no_partitions;
+    if (absl::Status s =
+            ListPatientsPage(*storage_, config_, request, &none, nullptr, &no_partitions);
+        !s.ok()) {
+      return ToGrpc(s);
+    }
+  }
+  // The walk goes partition by partition in order, each run of partitions with one owner read
+  // by that owner, until the page is full; the token names the partition the walk stopped in,
+  // so the next page goes on there, whoever owns it then.
+  const int32_t partitions = router_->partitions();
+  int32_t p = 0;
+  std::string token = request.page_token();
+  if (!token.empty()) {
+    auto at = ListPatientsTokenPartition(request);
+    if (!at.ok()) return ToGrpc(at.status());
+    if (*at >= partitions) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "page_token: not a token this deployment issued");
+    }
+    p = *at;
+  }
+  int remaining = request.page_size() == 0 ? 50 : request.page_size();
+  std::set<std::string> answered;
+  std::vector<v1::PartitionOffset> offsets;
+  while (p < partitions && remaining > 0) {
+    const QueryRouter::Route route = router_->RouteOfPartition(p);
+    // A partition nobody owns now: the whole page waits (its patients would be missing from
+    // it, or read from a stale copy). The token the caller holds stays good.
+    if (route.kind == QueryRouter::Route::Kind::kUnavailable) return RetryLater(context, route.why);
+    std::vector<int32_t> run = {p};
+    while (run.back() + 1 < partitions) {
+      const QueryRouter::Route next = router_->RouteOfPartition(run.back() + 1);
+      if (next.kind != route.kind || next.peer != route.peer) break;
+      run.push_back(run.back() + 1);
+    }
+    v1::ListPatientsRequest sub = request;
+    sub.set_page_size(remaining);
+    sub.set_page_token(token);
+    v1::ListPartResponse part;
+    if (route.kind == QueryRouter::Route::Kind::kHere) {
+      google::protobuf::RepeatedField<int32_t> mine(run.begin(), run.end());
+      auto owned = OwnedParts(*router_, mine);
+      if (!owned.ok()) return RetryLater(context, owned.status().message());
+      if (absl::Status s = ListPatientsPage(*storage_, config_, sub, part.mutable_response(),
+                                            nullptr, &run);
+          !s.ok()) {
+        return ToGrpc(s);
+      }
+      for (auto& o : *owned) *part.add_offsets() = std::move(o);
+      answered.insert(router_->self());
+    } else {
+      auto stubs = router_->Peer(route.peer);
+      if (!stubs.ok()) return RetryLater(context, stubs.status().message());
+      grpc::ClientContext client;
+      ForwardFrom(*context, absl::Seconds(30), &client);
+      v1::ListPartRequest part_request;
+      *part_request.mutable_request() = std::move(sub);
+      for (int32_t q : run) part_request.add_partitions(q);
+      grpc::Status s = stubs->parts->ListPart(&client, part_request, &part);
+      if (!s.ok()) return PartFailed(context, route.peer, s);
+      answered.insert(route.peer);
+    }
+    v1::ListPatientsResponse& got = *part.mutable_response();
+    remaining -= got.patients_size();
+    for (auto& view : *got.mutable_patients()) *response->add_patients() = std::move(view);
+    offsets.insert(offsets.end(), part.offsets().begin(), part.offsets().end());
+    if (!got.next_page_token().empty()) {
+      // The owner stopped inside its run (the page is full, or it examined its bound).
+      response->set_next_page_token(got.next_page_token());
+      GatheredTrailers(context, answered, offsets);
+      return grpc::Status::OK;
+    }
+    token.clear();
+    p = run.back() + 1;
+  }
+  if (p < partitions) response->set_next_page_token(ListPatientsTokenAt(request, p));
+  GatheredTrailers(context, answered, offsets);
   return grpc::Status::OK;
 }
 
@@ -34,11 +253,7 @@ std::optional<grpc::Status> QueryService::Route(grpc::ServerContext* context,
                                                 absl::string_view patient_id,
                                                 QueryRouter::Route* route, Forward forward) {
   *route = router_->RouteOf(patient_id);
-  auto unavailable = [&](const std::string& why) {
-    context->AddTrailingMetadata(kRetryPushbackMetadata, "1000");
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                        absl::StrCat(why, "; retry in a second (any instance)"));
-  };
+  auto unavailable = [&](const std::string& why) { return RetryLater(context, why); };
   switch (route->kind) {
     case QueryRouter::Route::Kind::kHere:
       context->AddTrailingMetadata(kAnsweredByMetadata, router_->self());
@@ -55,19 +270,11 @@ std::optional<grpc::Status> QueryService::Route(grpc::ServerContext* context,
     return unavailable(absl::StrCat("partition ", route->partition, " is moving (this instance, ",
                                     router_->self(), ", no longer owns it)"));
   }
-  auto stub = router_->Peer(route->peer);
-  if (!stub.ok()) return unavailable(std::string(stub.status().message()));
+  auto stubs = router_->Peer(route->peer);
+  if (!stubs.ok()) return unavailable(std::string(stubs.status().message()));
   grpc::ClientContext client;
-  const auto deadline = context->deadline();
-  client.set_deadline(std::min(deadline, std::chrono::system_clock::now() + std::chrono::seconds(10)));
-  // The caller's own token: the owner checks it as this instance did.
-  for (const auto& [key, value] : context->client_metadata()) {
-    if (key == "authorization") {
-      client.AddMetadata("authorization", std::string(value.data(), value.size()));
-    }
-  }
-  client.AddMetadata(kForwardedMetadata, "1");
-  grpc::Status s = forward(*stub, &client);
+  ForwardFrom(*context, absl::Seconds(10), &client);
+  grpc::Status s = forward(stubs->query, &client);
   for (const char* key : {kAnsweredByMetadata, kPartitionMetadata, kPartitionOffsetMetadata,
                           kRetryPushbackMetadata}) {
     auto it = client.GetServerTrailingMetadata().find(key);
@@ -157,6 +364,7 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
                                         const v1::ListPatientsRequest* request,
                                         v1::ListPatientsResponse* response) {
   if (grpc::Status s = Authorize(authorizer_.get(), context, Role::kQuery); !s.ok()) return s;
+  if (router_ != nullptr) return GatherListPatients(context, *request, response);
   ListPatientsCost cost;
   if (absl::Status s = ListPatientsPage(*storage_, config_, *request, response, &cost); !s.ok()) {
     return ToGrpc(s);

@@ -40,14 +40,25 @@ class QueryService final : public v1::Query::Service {
   // Several instances (services/query_router.h): GetPatient and Explain are answered by the
   // owner of the patient's partition - here from that partition alone, or forwarded - with
   // trailing metadata naming the instance that answered and the partition's offset; UNAVAILABLE
-  // with a retry hint when no instance owns it now. Unset: answered from this directory.
-  // Set before serving.
+  // with a retry hint when no instance owns it now. CohortStats and ListPatients are gathered
+  // from the owners of every partition (tend.v1.Peer, services/peer_service.h), with trailing
+  // metadata naming the instances that answered and each partition's offset; UNAVAILABLE with a
+  // retry hint while a partition they need has no owner. A ListPatients page token names the
+  // partition the walk stopped in, so paging goes on there whoever owns it by then. Unset:
+  // answered from this directory. Set before serving.
   void set_router(std::shared_ptr<QueryRouter> router) { router_ = std::move(router); }
 
  private:
   // With a router: the patient's route, or the status to answer with (forwarded to the owner,
   // or UNAVAILABLE) when it is not answered here. `forward(stub, client_context)` makes the
   // call to the owner.
+  // With a router: CohortStats from every owner's part (each read at once), and ListPatients
+  // walked partition by partition, each run of partitions read by its owner.
+  grpc::Status GatherCohortStats(grpc::ServerContext* context, std::optional<absl::Time> as_of,
+                                 v1::CohortStatsResponse* response);
+  grpc::Status GatherListPatients(grpc::ServerContext* context,
+                                  const v1::ListPatientsRequest& request,
+                                  v1::ListPatientsResponse* response);
   template <typename Forward>
   std::optional<grpc::Status> Route(grpc::ServerContext* context, absl::string_view patient_id,
                                     QueryRouter::Route* route, Forward forward);

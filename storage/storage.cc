@@ -1323,11 +1323,25 @@ absl::StatusOr<std::vector<v1::Decision>> Storage::RecentDecisions(absl::string_
 
 absl::Status Storage::ForEachState(
     const std::function<absl::Status(const v1::PatientState&)>& fn) const {
+  return ForEachStateBetween("", std::nullopt, fn);
+}
+
+absl::Status Storage::ForEachStateIn(
+    int32_t partition, const std::function<absl::Status(const v1::PatientState&)>& fn) const {
+  return ForEachStateBetween(sf::PartitionPrefix(partition), sf::PartitionPrefix(partition + 1),
+                             fn);
+}
+
+absl::Status Storage::ForEachStateBetween(
+    const std::string& from, const std::optional<std::string>& to,
+    const std::function<absl::Status(const v1::PatientState&)>& fn) const {
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
+  rocksdb::Slice upper(to.value_or(""));
+  if (to.has_value()) ro.iterate_upper_bound = &upper;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, state_));
   v1::PatientState state;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  for (it->Seek(from); it->Valid(); it->Next()) {
     TEND_RETURN_IF_ERROR(ParsePatient(absl::string_view(it->value().data(), it->value().size()),
                                       absl::StrCat("at key ", it->key().ToString(true)), &state,
                                       nullptr));

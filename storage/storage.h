@@ -177,6 +177,9 @@ class Storage {
   // Calls `fn` for every stored state, in key order (partition, then patient id). Stops at the
   // first error `fn` returns.
   absl::Status ForEachState(const std::function<absl::Status(const v1::PatientState&)>& fn) const;
+  // The same over one partition's states alone.
+  absl::Status ForEachStateIn(int32_t partition,
+                              const std::function<absl::Status(const v1::PatientState&)>& fn) const;
 
   // Calls `fn` for every command in the outbox (partition order, then not_before, then
   // command id).
@@ -276,6 +279,10 @@ class Storage {
   // The column family of a changelog record's tag byte (storage/changelog.h; a checkpoint's:
   // meta). Precondition: the record passed changelog::Check.
   rocksdb::ColumnFamilyHandle* ChangelogFamily(char tag) const;
+  // ForEachState over the state keys in [from, to) (`to` unset: to the end).
+  absl::Status ForEachStateBetween(
+      const std::string& from, const std::optional<std::string>& to,
+      const std::function<absl::Status(const v1::PatientState&)>& fn) const;
   static absl::StatusOr<std::unique_ptr<Storage>> OpenImpl(const std::string& dir,
                                                            const std::string* scratch_dir,
                                                            const StorageOptions& options);

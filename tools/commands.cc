@@ -32,6 +32,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "cluster/membership.h"
 #include "cluster/router.h"
+#include "services/peer_service.h"
 #include "dispatch/dispatcher.h"
 #include "observe/health.h"
 #include "observe/metrics.h"
@@ -231,6 +232,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   std::unique_ptr<IngestService> ingest;
   std::unique_ptr<QueryService> query;
   std::shared_ptr<ClusterRouter> router;  // with --advertise
+  std::unique_ptr<PeerService> peer;       // with --advertise
   RunningServer server;
   // The server comes up NOT_SERVING before the engine opens (a patient index to rebuild, the
   // partitions to catch up with): the health gate says when it serves.
@@ -250,14 +252,18 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
                                                options.peer_security,
                                                options.grpc_security.allow_plaintext);
       query->set_router(router);
+      peer = std::make_unique<PeerService>(storage.get(), options.engine.projections, router);
+      peer->set_authorizer(auth.authorizer);
     }
     server_options.serving_services = {v1::Ingest::service_full_name()};
-    TEND_ASSIGN_OR_RETURN(server, StartGrpcServer(options.grpc_listen, {ingest.get(), query.get()},
-                                                  server_options));
+    std::vector<grpc::Service*> services = {ingest.get(), query.get()};
+    if (peer != nullptr) services.push_back(peer.get());
+    TEND_ASSIGN_OR_RETURN(server, StartGrpcServer(options.grpc_listen, services, server_options));
     const ServerSecurity& sec = options.grpc_security;
-    TEND_LOG_INFO("gRPC (tend.v1.Ingest, tend.v1.Query, grpc.health.v1.Health%s) listening on "
-                  "port %d: %s, %s",
-                  sec.reflection ? ", reflection" : "", server.port,
+    TEND_LOG_INFO("gRPC (tend.v1.Ingest, tend.v1.Query%s, grpc.health.v1.Health%s) listening "
+                  "on port %d: %s, %s",
+                  peer != nullptr ? ", tend.v1.Peer" : "", sec.reflection ? ", reflection" : "",
+                  server.port,
                   sec.tls_cert.empty() ? "plaintext"
                                        : (sec.tls_client_ca.empty() ? "TLS" : "mutual TLS"),
                   auth.authorizer ? "tokens required" : "no tokens");
@@ -289,7 +295,8 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   };
   if (router != nullptr) {
     TEND_LOG_INFO("advertising %s in %s: Query's GetPatient and Explain go to the owner of the "
-                  "patient's partition", options.advertise, options.membership_topic);
+                  "patient's partition, CohortStats and ListPatients gather from every owner "
+                  "(tend.v1.Peer)", options.advertise, options.membership_topic);
   }
   HealthOptions health_options;
   health_options.max_lag = options.health_max_lag;
@@ -448,34 +455,34 @@ absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
   return report;
 }
 
-absl::StatusOr<DumpReport> DumpPatients(const DumpOptions& options, std::ostream& out) {
+absl::StatusOr<DumpReport> DumpPatients(const DumpOptions& options, std::ostream& out,
+                                        std::ostream& progress) {
   const bool csv = options.format == DumpOptions::Format::kCsv;
   if (csv && options.raw_state) {
     return absl::InvalidArgumentError("--state is JSON only: CSV columns are the view's");
   }
+  const bool remote = !options.remote.target.empty();
+  if (remote && (options.raw_state || !options.config_path.empty())) {
+    return absl::InvalidArgumentError(
+        "--state and --config read a state directory: with --grpc the instances view the "
+        "patients with their own config, and send views only");
+  }
   static const DumpColumns* const columns = new DumpColumns();
   TEND_ASSIGN_OR_RETURN(std::vector<DumpFilter> filters,
                         ParseDumpFilters(*columns, options.where));
-  // A secondary instance reads a consistent view beside a live engine (as of its open: states
-  // and checkpoints alike).
-  TEND_ASSIGN_OR_RETURN(ViewReader reader, OpenViewReader(options.db_dir, options.config_path,
-                                                          options.as_of, "tend-dump-"));
   DumpReport report;
-  TEND_ASSIGN_OR_RETURN(report.checkpoints, reader.storage->LoadCheckpoints());
   JsonWriter json;
   std::string line;
   if (csv) columns->WriteHeader(out);
-  TEND_RETURN_IF_ERROR(reader.storage->ForEachState([&](const v1::PatientState& state) {
+  // One patient's view, or its state with raw_state.
+  auto write = [&](const v1::PatientView& view, const v1::PatientState* state) {
     ++report.scanned;
-    const bool need_view = !options.raw_state || !filters.empty();
-    v1::PatientView view;
-    if (need_view) view = projections::ComputeView(reader.config, state, reader.as_of.For(state));
     if (!filters.empty() && !MatchesFilters(*columns, filters, view)) return absl::OkStatus();
     if (csv) {
       columns->WriteRow(view, out);
     } else {
-      if (options.raw_state) {
-        TEND_RETURN_IF_ERROR(json.Write(state, &line));
+      if (state != nullptr) {
+        TEND_RETURN_IF_ERROR(json.Write(*state, &line));
       } else {
         TEND_RETURN_IF_ERROR(json.Write(view, &line));
       }
@@ -483,7 +490,31 @@ absl::StatusOr<DumpReport> DumpPatients(const DumpOptions& options, std::ostream
     }
     ++report.patients;
     return absl::OkStatus();
-  }));
+  };
+  if (remote) {
+    std::map<int32_t, int64_t> offsets;
+    TEND_RETURN_IF_ERROR(ForEachRemotePatient(
+        options.remote, options.as_of,
+        [&](const v1::PatientView& view) { return write(view, nullptr); }, &offsets, progress));
+    for (const auto& [partition, offset] : offsets) {
+      v1::PartitionCheckpoint c;
+      c.set_partition(partition);
+      c.set_next_offset(offset);
+      report.checkpoints.push_back(std::move(c));
+    }
+  } else {
+    // A secondary instance reads a consistent view beside a live engine (as of its open:
+    // states and checkpoints alike).
+    TEND_ASSIGN_OR_RETURN(ViewReader reader, OpenViewReader(options.db_dir, options.config_path,
+                                                            options.as_of, "tend-dump-"));
+    TEND_ASSIGN_OR_RETURN(report.checkpoints, reader.storage->LoadCheckpoints());
+    TEND_RETURN_IF_ERROR(reader.storage->ForEachState([&](const v1::PatientState& state) {
+      const bool need_view = !options.raw_state || !filters.empty();
+      v1::PatientView view;
+      if (need_view) view = projections::ComputeView(reader.config, state, reader.as_of.For(state));
+      return write(view, options.raw_state ? &state : nullptr);
+    }));
+  }
   out.flush();
   if (!out) return absl::UnavailableError("writing the dump failed (disk full?)");
   return report;
@@ -495,8 +526,12 @@ std::string DumpStamp(const DumpOptions& options, const DumpReport& report) {
     offsets.push_back(absl::StrCat("\"", c.partition(), "\":", c.next_offset()));
   }
   std::string topic = report.checkpoints.empty() ? "" : report.checkpoints.front().topic();
+  const std::string source =
+      options.remote.target.empty()
+          ? absl::StrCat("\"db\":\"", absl::CEscape(options.db_dir), "\"")
+          : absl::StrCat("\"grpc\":\"", absl::CEscape(options.remote.target), "\"");
   return absl::StrCat(
-      "{\"db\":\"", absl::CEscape(options.db_dir), "\",\"topic\":\"", absl::CEscape(topic),
+      "{", source, ",\"topic\":\"", absl::CEscape(topic),
       "\",\"format\":\"", options.format == DumpOptions::Format::kCsv ? "csv" : "jsonl",
       "\",\"csv_columns_version\":", kCsvColumnsVersion, ",\"as_of\":",
       options.as_of ? absl::StrCat("\"", absl::FormatTime(absl::RFC3339_sec, *options.as_of,

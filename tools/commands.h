@@ -20,6 +20,7 @@
 #include "rules/rules.h"
 #include "projections/bgnbd.h"
 #include "dispatch/dispatcher.h"
+#include "tools/remote.h"
 
 namespace tend {
 
@@ -81,6 +82,9 @@ absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
 
 struct DumpOptions {
   std::string db_dir;
+  // remote.target set: the patients of a running deployment, through that instance's
+  // Query/ListPatients (tools/remote.h), instead of db_dir's. Views only (no raw_state).
+  RemoteOptions remote;
   // Empty: the config the engine recorded in the directory (else the defaults).
   std::string config_path;
   // Unset: each patient's partition clock (the latest recorded_at folded in that partition).
@@ -102,8 +106,12 @@ struct DumpReport {
   std::vector<v1::PartitionCheckpoint> checkpoints;
 };
 // tend dump: every patient's projections at their as-of, read from one consistent view of the
-// directory (a RocksDB secondary instance, so it works beside a running engine).
-absl::StatusOr<DumpReport> DumpPatients(const DumpOptions& options, std::ostream& out);
+// directory (a RocksDB secondary instance, so it works beside a running engine), or through a
+// running deployment (options.remote; each page read when asked for, report.checkpoints then
+// holding the offset each partition was last read at). Progress of a remote read goes to
+// `progress`.
+absl::StatusOr<DumpReport> DumpPatients(const DumpOptions& options, std::ostream& out,
+                                        std::ostream& progress);
 // The snapshot stamp of a dump as one JSON object: the offsets per partition, the patients, the
 // options that shaped it.
 std::string DumpStamp(const DumpOptions& options, const DumpReport& report);

@@ -19,8 +19,13 @@ SubcommandRun AddDumpCommand(CLI::App* app) {
   auto f = std::make_shared<Flags>();
   auto* cmd = app->add_subcommand(
       "dump", "Every projection of every patient as JSON lines or CSV, from one consistent "
-              "snapshot (works beside a running engine).");
-  cmd->add_option("--db", f->dump.db_dir);
+              "snapshot of a state directory (works beside a running engine), or through any "
+              "instance of a running deployment (--grpc).");
+  cmd->add_option("--db", f->dump.db_dir, "state directory");
+  cmd->add_option("--grpc", f->dump.remote.target,
+                  "instead of --db: any engine instance of a running deployment, host:port "
+                  "(its ListPatients gathers from every instance)");
+  AddClientSecurityFlags(cmd, "--grpc", &f->dump.remote.security);
   cmd->add_option("--format", f->format, "jsonl or csv")
       ->capture_default_str()
       ->check(CLI::IsMember({"jsonl", "csv"}));
@@ -41,13 +46,17 @@ SubcommandRun AddDumpCommand(CLI::App* app) {
       std::cout << DumpColumns().Dictionary();
       return 0;
     }
-    if (dump.db_dir.empty()) return Exit(absl::InvalidArgumentError("--db is required"), "dump");
+    if (dump.db_dir.empty() == dump.remote.target.empty()) {
+      return Exit(absl::InvalidArgumentError("give one of --db (a state directory) and --grpc "
+                                             "(an instance of a running deployment)"),
+                  "dump");
+    }
     dump.format = f->format == "csv" ? DumpOptions::Format::kCsv : DumpOptions::Format::kJsonl;
     if (absl::Status s = ParseOptionalTimeFlag("--as-of", f->as_of, &dump.as_of); !s.ok()) {
       return Exit(s, "dump");
     }
     if (f->out.empty()) {
-      auto report = DumpPatients(dump, std::cout);
+      auto report = DumpPatients(dump, std::cout, std::cerr);
       if (!report.ok()) return Exit(report.status(), "dump");
       std::cerr << "dumped " << report->patients << " patients; snapshot: "
                 << DumpStamp(dump, *report) << std::endl;
@@ -57,7 +66,7 @@ SubcommandRun AddDumpCommand(CLI::App* app) {
     // OUT.snapshot.json.
     absl::StatusOr<DumpReport> report;
     if (absl::Status s = WriteFileAtomically(f->out, [&](std::ostream& out) {
-          report = DumpPatients(dump, out);
+          report = DumpPatients(dump, out, std::cerr);
           return report.status();
         });
         !s.ok()) {

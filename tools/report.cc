@@ -216,7 +216,16 @@ window.addEventListener('load', function () {
 
 }  // namespace
 
-absl::StatusOr<v1::CohortStats> ComputeCohortStats(const ReportOptions& options) {
+absl::StatusOr<v1::CohortStats> ComputeCohortStats(const ReportOptions& options,
+                                                   std::ostream& progress) {
+  if (!options.remote.target.empty()) {
+    if (!options.config_path.empty()) {
+      return absl::InvalidArgumentError(
+          "--config reads a state directory: with --grpc the instances view the patients with "
+          "their own config");
+    }
+    return FetchCohortStats(options.remote, options.as_of, progress);
+  }
   TEND_ASSIGN_OR_RETURN(ViewReader reader, OpenViewReader(options.db_dir, options.config_path,
                                                           options.as_of, "tend-report-"));
   return tend::ComputeCohortStats(*reader.storage, reader.config, reader.as_of);

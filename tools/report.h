@@ -5,25 +5,32 @@
 #ifndef TEND_TOOLS_REPORT_H_
 #define TEND_TOOLS_REPORT_H_
 
+#include <iosfwd>
 #include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "tend/v1/cohort.pb.h"
+#include "tools/remote.h"
 
 namespace tend {
 
 struct ReportOptions {
   std::string db_dir;
+  // remote.target set: the cohort of a running deployment, through that instance's
+  // Query/CohortStats (tools/remote.h), instead of db_dir's.
+  RemoteOptions remote;
   std::string config_path;          // empty: the config the engine recorded in the directory
   std::optional<absl::Time> as_of;  // unset: each patient's partition clock
   std::string title = "tend cohort report";
 };
 
 // Every patient of the directory through projections::CohortAccumulator, from one consistent
-// snapshot (a RocksDB secondary instance: works beside a running engine).
-absl::StatusOr<v1::CohortStats> ComputeCohortStats(const ReportOptions& options);
+// snapshot (a RocksDB secondary instance: works beside a running engine); or of the running
+// deployment (options.remote), a remote read's progress on `progress`.
+absl::StatusOr<v1::CohortStats> ComputeCohortStats(const ReportOptions& options,
+                                                   std::ostream& progress);
 
 // The HTML page. Each chart is an <svg class="chart" id="chart-..."> in its own <section>:
 // chart-acquisition, chart-funnel, chart-cohort-weeks, chart-retention, chart-conversion,

@@ -6,6 +6,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <iostream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -29,7 +30,7 @@ std::multiset<std::string> Expected(const std::string& db, const std::string& wh
   dump.where = where;
   dump.as_of = as_of;
   std::ostringstream out;
-  REQUIRE(DumpPatients(dump, out).ok());
+  REQUIRE(DumpPatients(dump, out, std::cerr).ok());
   std::multiset<std::string> ids;
   std::istringstream in(out.str());
   for (std::string line; std::getline(in, line);) {
@@ -110,7 +111,7 @@ TEST_CASE("ListPatients pages through exactly the matching patients, without gap
     DumpOptions dump;
     dump.db_dir = db;
     std::ostringstream out;
-    REQUIRE(DumpPatients(dump, out).ok());
+    REQUIRE(DumpPatients(dump, out, std::cerr).ok());
     const std::string text = out.str();
     const size_t p = text.find("\"program_id\":\"") + 14;
     program = text.substr(p, text.find('"', p) - p);

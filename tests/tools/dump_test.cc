@@ -8,6 +8,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <map>
 #include <random>
@@ -35,7 +36,7 @@ void FoldThroughKafka(const std::vector<v1::Event>& events, const std::string& d
 
 std::string Dump(const DumpOptions& options) {
   std::ostringstream out;
-  auto n = DumpPatients(options, out);
+  auto n = DumpPatients(options, out, std::cerr);
   REQUIRE(n.ok());
   return out.str();
 }
@@ -218,7 +219,7 @@ TEST_CASE("a dump while the engine writes reflects one moment: per partition, it
     dump.db_dir = dir.path();
     dump.format = DumpOptions::Format::kCsv;
     std::ostringstream out;
-    auto report = DumpPatients(dump, out);
+    auto report = DumpPatients(dump, out, std::cerr);
     if (!report.ok()) {  // the engine may still be creating the directory
       CHECK(report.status().code() == absl::StatusCode::kUnavailable);
       return;
@@ -299,7 +300,7 @@ TEST_CASE("dump and fit-churn read with the engine's recorded config - a differe
   std::ofstream(dir.Sub("other.yaml")) << "activation: {messages_required: 3}\n";
   dump.config_path = dir.Sub("other.yaml");
   std::ostringstream ignored;
-  auto refused = DumpPatients(dump, ignored);
+  auto refused = DumpPatients(dump, ignored, std::cerr);
   CHECK(refused.status().code() == absl::StatusCode::kFailedPrecondition);
   CHECK(refused.status().message().find("activation.messages_required") != absl::string_view::npos);
 

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <set>
 #include <sstream>
 
@@ -29,7 +30,7 @@ std::string Dump(const std::string& db, bool raw) {
   options.db_dir = db;
   options.raw_state = raw;
   std::ostringstream out;
-  REQUIRE(DumpPatients(options, out).ok());
+  REQUIRE(DumpPatients(options, out, std::cerr).ok());
   return out.str();
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <regex>
 
@@ -34,7 +35,7 @@ TEST_CASE("the cohort report is one self-contained page whose charts a real brow
   testing::FoldThroughKafka(testing::Cohort(300, 60, 21), dir.Sub("state"), EngineOptions());
   ReportOptions options;
   options.db_dir = dir.Sub("state");
-  auto stats = ComputeCohortStats(options);
+  auto stats = ComputeCohortStats(options, std::cerr);
   REQUIRE(stats.ok());
   CHECK(stats->patients() == 300);
   CHECK(stats->funnel(0).count() == 300);

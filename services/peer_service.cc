@@ -1,0 +1,104 @@
+#include "services/peer_service.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "base/time.h"
+#include "events/codec.h"
+#include "index/planner.h"
+#include "projections/patient.h"
+#include "services/grpc_status.h"
+#include "storage/views.h"
+
+namespace tend {
+namespace {
+
+// An UNAVAILABLE the gathering instance passes on as "retry" (services/query_service.cc).
+grpc::Status Moving(grpc::ServerContext* context, const absl::Status& s) {
+  if (s.code() == absl::StatusCode::kUnavailable) {
+    context->AddTrailingMetadata(kRetryPushbackMetadata, "1000");
+  }
+  return ToGrpc(s);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<v1::PartitionOffset>> OwnedParts(
+    const QueryRouter& router, const google::protobuf::RepeatedField<int32_t>& partitions) {
+  std::vector<v1::PartitionOffset> owned;
+  for (int i = 0; i < partitions.size(); ++i) {
+    const int32_t p = partitions[i];
+    if (p < 0 || p >= router.partitions() || (i > 0 && p <= partitions[i - 1])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "partitions: must be ascending, without repeats, each in 0..", router.partitions() - 1));
+    }
+    const QueryRouter::Route route = router.RouteOfPartition(p);
+    if (route.kind != QueryRouter::Route::Kind::kHere) {
+      return absl::UnavailableError(absl::StrCat("partition ", p, " is moving (", router.self(),
+                                                 " does not own it now)"));
+    }
+    v1::PartitionOffset o;
+    o.set_partition(p);
+    o.set_next_offset(route.offset);
+    owned.push_back(o);
+  }
+  return owned;
+}
+
+absl::Status AccumulateCohortPart(const Storage& storage,
+                                  const projections::ProjectionConfig& config,
+                                  std::optional<absl::Time> as_of,
+                                  const std::vector<int32_t>& partitions,
+                                  projections::CohortAccumulator* acc) {
+  TEND_ASSIGN_OR_RETURN(AsOfResolver resolver, AsOfResolver::Load(storage, as_of));
+  for (int32_t p : partitions) {
+    TEND_RETURN_IF_ERROR(storage.ForEachStateIn(p, [&](const v1::PatientState& state) {
+      const absl::Time t = resolver.For(state);
+      acc->Add(state, projections::ComputeView(config, state, t), t);
+      return absl::OkStatus();
+    }));
+  }
+  return absl::OkStatus();
+}
+
+grpc::Status PeerService::CohortPart(grpc::ServerContext* context,
+                                     const v1::CohortPartRequest* request,
+                                     v1::CohortPartResponse* response) {
+  if (grpc::Status s = Authorize(authorizer_.get(), context, Role::kQuery); !s.ok()) return s;
+  std::optional<absl::Time> as_of;
+  if (request->has_as_of()) {
+    if (grpc::Status s = ToGrpc(CheckProtoTime(request->as_of(), "as_of")); !s.ok()) return s;
+    as_of = FromProtoTime(request->as_of());
+  }
+  auto owned = OwnedParts(*router_, request->partitions());
+  if (!owned.ok()) return Moving(context, owned.status());
+  projections::CohortAccumulator acc(config_);
+  const std::vector<int32_t> partitions(request->partitions().begin(),
+                                        request->partitions().end());
+  if (absl::Status s = AccumulateCohortPart(*storage_, config_, as_of, partitions, &acc); !s.ok()) {
+    return ToGrpc(s);
+  }
+  *response->mutable_partial() = acc.ToPartial();
+  for (auto& o : *owned) *response->add_offsets() = std::move(o);
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerService::ListPart(grpc::ServerContext* context,
+                                   const v1::ListPartRequest* request,
+                                   v1::ListPartResponse* response) {
+  if (grpc::Status s = Authorize(authorizer_.get(), context, Role::kQuery); !s.ok()) return s;
+  auto owned = OwnedParts(*router_, request->partitions());
+  if (!owned.ok()) return Moving(context, owned.status());
+  const std::vector<int32_t> partitions(request->partitions().begin(),
+                                        request->partitions().end());
+  if (absl::Status s = ListPatientsPage(*storage_, config_, request->request(),
+                                        response->mutable_response(), nullptr, &partitions);
+      !s.ok()) {
+    return ToGrpc(s);
+  }
+  for (auto& o : *owned) *response->add_offsets() = std::move(o);
+  return grpc::Status::OK;
+}
+
+}  // namespace tend

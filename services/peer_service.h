@@ -1,0 +1,68 @@
+// tend.v1.Peer: the part of a gathered CohortStats or ListPatients that this engine instance's
+// partitions hold (services/query_service.h gathers the parts of every owner). A part is read
+// only from partitions the router says this instance owns when the call arrives: one it does not
+// own makes the call UNAVAILABLE (with the retry hint), so a gathered answer never includes a
+// copy this directory kept of a partition that moved on.
+//
+// Thread safety: thread-safe, as QueryService.
+#ifndef TEND_SERVICES_PEER_SERVICE_H_
+#define TEND_SERVICES_PEER_SERVICE_H_
+
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "auth/auth.h"
+#include "projections/cohort.h"
+#include "projections/config.h"
+#include "services/query_router.h"
+#include "storage/storage.h"
+#include "tend/v1/services.grpc.pb.h"
+
+namespace tend {
+
+// The partitions of a part request checked against the router: each in range and owned here,
+// ascending and without repeats, with the offset each is folded up to. kInvalidArgument for a
+// malformed list, kUnavailable (naming the partition) for one this instance does not own now.
+absl::StatusOr<std::vector<v1::PartitionOffset>> OwnedParts(
+    const QueryRouter& router, const google::protobuf::RepeatedField<int32_t>& partitions);
+
+// The patients of `partitions` (ascending) added to `acc`, each viewed at `as_of` (unset: its
+// partition's clock).
+absl::Status AccumulateCohortPart(const Storage& storage,
+                                  const projections::ProjectionConfig& config,
+                                  std::optional<absl::Time> as_of,
+                                  const std::vector<int32_t>& partitions,
+                                  projections::CohortAccumulator* acc);
+
+class PeerService final : public v1::Peer::Service {
+ public:
+  // `storage` is borrowed and must outlive the service; `router` says what this instance owns.
+  PeerService(const Storage* storage, projections::ProjectionConfig config,
+              std::shared_ptr<QueryRouter> router)
+      : storage_(storage), config_(std::move(config)), router_(std::move(router)) {}
+
+  grpc::Status CohortPart(grpc::ServerContext* context, const v1::CohortPartRequest* request,
+                          v1::CohortPartResponse* response) override;
+  grpc::Status ListPart(grpc::ServerContext* context, const v1::ListPartRequest* request,
+                        v1::ListPartResponse* response) override;
+
+  // Calls must carry a token of the query role (their caller's, forwarded); unset: no check.
+  // Set before serving.
+  void set_authorizer(std::shared_ptr<const Authorizer> authorizer) {
+    authorizer_ = std::move(authorizer);
+  }
+
+ private:
+  const Storage* const storage_;
+  const projections::ProjectionConfig config_;
+  const std::shared_ptr<QueryRouter> router_;
+  std::shared_ptr<const Authorizer> authorizer_;
+};
+
+}  // namespace tend
+
+#endif  // TEND_SERVICES_PEER_SERVICE_H_
