@@ -1337,7 +1337,8 @@ absl::Status Storage::ForEachStateBetween(
     const std::function<absl::Status(const v1::PatientState&)>& fn) const {
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
-  rocksdb::Slice upper(to.value_or(""));
+  const std::string limit = to.value_or("");
+  rocksdb::Slice upper(limit);
   if (to.has_value()) ro.iterate_upper_bound = &upper;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, state_));
   v1::PatientState state;

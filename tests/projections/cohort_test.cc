@@ -1,6 +1,9 @@
 // projections/cohort.h: cohort numbers from hand-built patients whose answers are counted here.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
 #include "projections/cohort.h"
 #include "projections/patient.h"
 #include "tests/projections/events.h"
@@ -111,6 +114,69 @@ TEST_CASE("cohort stats: PDC distribution and the adherent share") {
   CHECK(s.pdc().count(3) == 1);
   CHECK(s.pdc_adherent_share() == 0.5);
   CHECK(s.pdc_threshold() == 0.8);
+}
+
+TEST_CASE("cohort partials of parts of the patients add up to the whole, median too") {
+  // Seven patients with purchases at various delays and channels, split 3 + 0 + 4 over three
+  // accumulators as if over instances; the merged stats equal the one accumulator's.
+  const ProjectionConfig config = DefaultProjectionConfig();
+  CohortAccumulator whole(config);
+  std::vector<CohortAccumulator> parts(3, CohortAccumulator(config));
+  const char* channels[] = {"ad", "pharmacy", "clinic"};
+  for (int i = 0; i < 7; ++i) {
+    const std::string id = "p" + std::to_string(i);
+    std::vector<v1::Event> events = {
+        testing::ScanEvent(id + "s", "2026-01-05T09:00:00Z", channels[i % 3], "s1"),
+        testing::CheckInEvent(id + "c", "2026-01-06T09:00:00Z")};
+    if (i != 3) {
+      events.push_back(testing::PurchaseEvent(
+          id + "b", absl::StrCat("2026-01-", 10 + i * 2, "T0", i, ":30:00Z"), 100,
+          {{"metformin", 10 + i}}));
+    }
+    const v1::PatientState state = testing::FoldAll(config, events);
+    const absl::Time as_of = At("2026-02-20T12:00:00Z");
+    const v1::PatientView view = ComputeView(config, state, as_of);
+    whole.Add(state, view, as_of);
+    parts[i < 3 ? 0 : 2].Add(state, view, as_of);
+  }
+  CohortAccumulator merged(config);
+  for (const CohortAccumulator& part : parts) {
+    // Through the wire format, as between instances.
+    v1::CohortPartial partial;
+    REQUIRE(partial.ParseFromString(part.ToPartial().SerializeAsString()));
+    REQUIRE(merged.Merge(partial).ok());
+  }
+  // Equal, the weekly means up to the order their sums were added in.
+  auto same = [](v1::CohortStats a, v1::CohortStats b) {
+    if (a.cohort_weeks_size() != b.cohort_weeks_size()) return false;
+    for (int i = 0; i < a.cohort_weeks_size(); ++i) {
+      auto* x = a.mutable_cohort_weeks(i);
+      auto* y = b.mutable_cohort_weeks(i);
+      if (std::abs(x->weekly_check_in_rate() - y->weekly_check_in_rate()) > 1e-12) return false;
+      x->clear_weekly_check_in_rate();
+      y->clear_weekly_check_in_rate();
+    }
+    return a.SerializeAsString() == b.SerializeAsString();
+  };
+  const v1::CohortStats want = whole.Finish();
+  CHECK(want.median_days_to_first_purchase() > 0);
+  CHECK(want.patients() == 7);
+  CHECK(same(merged.Finish(), want));
+
+  // A partial of another format, or with other sizes, is refused whole: nothing is added.
+  v1::CohortPartial bad = parts[0].ToPartial();
+  bad.set_format_version(2);
+  CHECK(merged.Merge(bad).code() == absl::StatusCode::kInvalidArgument);
+  bad = parts[0].ToPartial();
+  bad.add_pdc_bins(1);
+  CHECK(merged.Merge(bad).code() == absl::StatusCode::kInvalidArgument);
+  bad = parts[0].ToPartial();
+  bad.mutable_stages(0)->set_label("ZOMBIE");
+  CHECK(merged.Merge(bad).code() == absl::StatusCode::kInvalidArgument);
+  bad = parts[0].ToPartial();
+  bad.set_patients(1);  // fewer patients than purchase times
+  CHECK(merged.Merge(bad).code() == absl::StatusCode::kInvalidArgument);
+  CHECK(same(merged.Finish(), want));
 }
 
 }  // namespace

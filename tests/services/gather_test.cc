@@ -1,0 +1,329 @@
+// Query's CohortStats and ListPatients gathered over two instances (services/query_service.h,
+// services/peer_service.h), over real gRPC on port 0: two servers, each a QueryService and a
+// PeerService on a copy of one folded state, and routers the test controls, so that who owns
+// which partition changes when the test says - between pages, or to nobody. Whatever the
+// ownership, the gathered answers equal a lone engine's; while a partition has no owner they are
+// UNAVAILABLE, and a page token goes on where it stopped once it has one again.
+#include <catch2/catch.hpp>
+#include <grpcpp/grpcpp.h>
+#include <google/protobuf/util/message_differencer.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "projections/config.h"
+#include "services/peer_service.h"
+#include "services/query_service.h"
+#include "services/server.h"
+#include "storage/storage.h"
+#include "storage/views.h"
+#include "tests/testing.h"
+
+namespace tend {
+namespace {
+
+constexpr int kPartitions = 4;  // testing::BrokerWith's
+
+// Who owns each partition: an address, or "" for nobody. Shared by the test's routers.
+struct Owners {
+  absl::Mutex mu;
+  std::vector<std::string> of = std::vector<std::string>(kPartitions);
+  void Set(std::vector<std::string> owners) {
+    absl::MutexLock lock(&mu);
+    of = std::move(owners);
+  }
+};
+
+class TestRouter final : public QueryRouter {
+ public:
+  TestRouter(std::string self, Owners* owners) : self_(std::move(self)), owners_(owners) {}
+  Route RouteOf(absl::string_view) const override { return Route(); }  // not used here
+  Route RouteOfPartition(int32_t partition) const override {
+    absl::MutexLock lock(&owners_->mu);
+    Route r;
+    r.partition = partition;
+    const std::string& owner = owners_->of[static_cast<size_t>(partition)];
+    if (owner.empty()) {
+      r.why = absl::StrCat("nobody owns partition ", partition);
+    } else if (owner == self_) {
+      r.kind = Route::Kind::kHere;
+      r.offset = 1000 + partition;
+    } else {
+      r.kind = Route::Kind::kPeer;
+      r.peer = owner;
+    }
+    return r;
+  }
+  int32_t partitions() const override { return kPartitions; }
+  const std::string& self() const override { return self_; }
+  absl::StatusOr<PeerStubs> Peer(const std::string& address) override {
+    absl::MutexLock lock(&mu_);
+    auto& channel = channels_[address];
+    if (channel == nullptr) {
+      channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+      query_[address] = v1::Query::NewStub(channel);
+      parts_[address] = v1::Peer::NewStub(channel);
+    }
+    return PeerStubs{query_[address].get(), parts_[address].get()};
+  }
+
+ private:
+  const std::string self_;
+  Owners* const owners_;
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
+  std::map<std::string, std::unique_ptr<v1::Query::Stub>> query_;
+  std::map<std::string, std::unique_ptr<v1::Peer::Stub>> parts_;
+};
+
+// One instance: its own copy of the state, a Query and a Peer service on port 0.
+struct Instance {
+  std::unique_ptr<Storage> storage;
+  std::shared_ptr<TestRouter> router;
+  std::unique_ptr<QueryService> query;
+  std::unique_ptr<PeerService> peer;
+  RunningServer server;
+  std::unique_ptr<v1::Query::Stub> stub;
+};
+
+std::unique_ptr<Instance> StartInstance(const std::string& db, int port, Owners* owners) {
+  auto instance = std::make_unique<Instance>();
+  auto storage = Storage::Open(db);
+  REQUIRE(storage.ok());
+  instance->storage = *std::move(storage);
+  const std::string address = absl::StrCat("127.0.0.1:", port);
+  instance->router = std::make_shared<TestRouter>(address, owners);
+  const auto config = projections::DefaultProjectionConfig();
+  instance->query = std::make_unique<QueryService>(instance->storage.get(), config);
+  instance->query->set_router(instance->router);
+  instance->peer =
+      std::make_unique<PeerService>(instance->storage.get(), config, instance->router);
+  auto server = StartGrpcServer(address, {instance->query.get(), instance->peer.get()});
+  REQUIRE(server.ok());
+  instance->server = *std::move(server);
+  instance->stub =
+      v1::Query::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  return instance;
+}
+
+struct Page {
+  grpc::Status status;
+  v1::ListPatientsResponse response;
+  std::map<std::string, std::string> trailers;
+};
+
+Page ListPage(v1::Query::Stub* stub, const v1::ListPatientsRequest& request) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  Page page;
+  page.status = stub->ListPatients(&context, request, &page.response);
+  for (const auto& [k, v] : context.GetServerTrailingMetadata()) {
+    page.trailers[std::string(k.data(), k.size())] = std::string(v.data(), v.size());
+  }
+  return page;
+}
+
+// Every page from `stub`, calling `between` after each: the ids in the order served.
+std::vector<std::string> AllPages(v1::Query::Stub* stub, v1::ListPatientsRequest request,
+                                  const std::function<void(int)>& between = nullptr,
+                                  std::set<std::string>* answered_by = nullptr) {
+  std::vector<std::string> ids;
+  for (int pages = 0;; ++pages) {
+    REQUIRE(pages < 5000);
+    const Page page = ListPage(stub, request);
+    INFO(page.status.error_message());
+    REQUIRE(page.status.ok());
+    REQUIRE(page.response.patients_size() <= request.page_size());
+    for (const auto& view : page.response.patients()) ids.push_back(view.patient_id());
+    if (answered_by != nullptr) {
+      for (absl::string_view a : absl::StrSplit(page.trailers.at(kAnsweredByMetadata), ',')) {
+        answered_by->insert(std::string(a));
+      }
+    }
+    if (page.response.next_page_token().empty()) return ids;
+    request.set_page_token(page.response.next_page_token());
+    if (between) between(pages);
+  }
+}
+
+TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever owns what",
+          "[integration]") {
+  testing::TempDir dir;
+  EngineOptions options;
+  options.commit_max_records = 500;
+  testing::FoldThroughKafka(testing::Cohort(300, 90, 23), dir.Sub("a"), options);
+  std::filesystem::copy(dir.Sub("a"), dir.Sub("b"), std::filesystem::copy_options::recursive);
+
+  Owners owners;
+  const int a_port = testing::FreePort(), b_port = testing::FreePort();
+  const std::string a_addr = absl::StrCat("127.0.0.1:", a_port);
+  const std::string b_addr = absl::StrCat("127.0.0.1:", b_port);
+  auto a = StartInstance(dir.Sub("a"), a_port, &owners);
+  auto b = StartInstance(dir.Sub("b"), b_port, &owners);
+  const auto config = projections::DefaultProjectionConfig();
+
+  // The lone engine: a's directory answered without a router.
+  QueryService lone(a->storage.get(), config);
+  auto lone_server = StartGrpcServer("127.0.0.1:0", {&lone});
+  REQUIRE(lone_server.ok());
+  auto lone_stub = v1::Query::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", lone_server->port), grpc::InsecureChannelCredentials()));
+
+  const std::vector<std::vector<std::string>> layouts = {
+      {a_addr, b_addr, a_addr, b_addr},  // interleaved: four runs
+      {b_addr, b_addr, a_addr, a_addr},
+      {a_addr, a_addr, a_addr, a_addr},
+      {b_addr, b_addr, b_addr, b_addr},
+  };
+  std::vector<v1::ListPatientsRequest> requests(4);
+  requests[1].set_activated(true);
+  requests[2].set_stage(v1::ChurnView::ACTIVE);
+  requests[3].set_min_churn_risk(0.5);
+  requests[3].mutable_as_of()->set_seconds(1767225600 - 20 * 86400);
+
+  SECTION("every page of every query, through either instance") {
+    for (v1::ListPatientsRequest request : requests) {
+      request.set_page_size(1000);
+      const std::vector<std::string> want = AllPages(lone_stub.get(), request);
+      REQUIRE(!want.empty());
+      const std::multiset<std::string> want_set(want.begin(), want.end());
+      for (int page_size : {7, 50}) {
+        request.set_page_size(page_size);
+        for (const auto& layout : layouts) {
+          owners.Set(layout);
+          for (Instance* via : {a.get(), b.get()}) {
+            INFO("query " << request.ShortDebugString() << " via " << via->router->self()
+                          << " owners " << absl::StrJoin(layout, ","));
+            std::set<std::string> answered;
+            const std::vector<std::string> got =
+                AllPages(via->stub.get(), request, nullptr, &answered);
+            CHECK(std::multiset<std::string>(got.begin(), got.end()) == want_set);
+            CHECK(answered == std::set<std::string>(layout.begin(), layout.end()));
+          }
+        }
+        // Ownership moving between pages: the walk goes on with whoever owns the partition.
+        owners.Set(layouts[0]);
+        int moves = 0;
+        const std::vector<std::string> got = AllPages(a->stub.get(), request, [&](int page) {
+          owners.Set(layouts[static_cast<size_t>(page + 1) % layouts.size()]);
+          ++moves;
+        });
+        CHECK(std::multiset<std::string>(got.begin(), got.end()) == want_set);
+        if (page_size == 7) CHECK(moves > 4);
+      }
+    }
+  }
+
+  SECTION("a partition without an owner: UNAVAILABLE with a retry hint, then on from there") {
+    owners.Set(layouts[0]);
+    v1::ListPatientsRequest request;
+    request.set_page_size(20);
+    const std::vector<std::string> want = AllPages(lone_stub.get(), request);
+    std::vector<std::string> got;
+    int refused = 0;
+    for (int pages = 0;; ++pages) {
+      REQUIRE(pages < 1000);
+      // Partition 2 loses its owner after the first page, and has it back after a refusal.
+      if (pages == 1) owners.Set({a_addr, b_addr, "", b_addr});
+      Page page = ListPage(b->stub.get(), request);
+      if (!page.status.ok()) {
+        CHECK(page.status.error_code() == grpc::StatusCode::UNAVAILABLE);
+        CHECK(page.status.error_message().find("retry") != std::string::npos);
+        CHECK(page.trailers.count(kRetryPushbackMetadata) == 1);
+        ++refused;
+        owners.Set(layouts[1]);
+        continue;  // the same token again
+      }
+      for (const auto& view : page.response.patients()) got.push_back(view.patient_id());
+      if (page.response.next_page_token().empty()) break;
+      request.set_page_token(page.response.next_page_token());
+    }
+    CHECK(refused == 1);
+    CHECK(std::multiset<std::string>(got.begin(), got.end()) ==
+          std::multiset<std::string>(want.begin(), want.end()));
+
+    // CohortStats too: the whole is needed.
+    owners.Set({a_addr, "", b_addr, b_addr});
+    grpc::ClientContext context;
+    v1::CohortStatsResponse stats;
+    const grpc::Status s = a->stub->CohortStats(&context, v1::CohortStatsRequest(), &stats);
+    CHECK(s.error_code() == grpc::StatusCode::UNAVAILABLE);
+  }
+
+  SECTION("CohortStats from both owners' parts") {
+    for (const bool fixed : {false, true}) {
+      v1::CohortStatsRequest request;
+      if (fixed) request.mutable_as_of()->set_seconds(1767225600 - 30 * 86400);
+      grpc::ClientContext lone_context;
+      v1::CohortStatsResponse want;
+      REQUIRE(lone_stub->CohortStats(&lone_context, request, &want).ok());
+      REQUIRE(want.stats().patients() >= 300);
+      for (const auto& layout : layouts) {
+        owners.Set(layout);
+        for (Instance* via : {a.get(), b.get()}) {
+          grpc::ClientContext context;
+          v1::CohortStatsResponse got;
+          const grpc::Status s = via->stub->CohortStats(&context, request, &got);
+          INFO(s.error_message());
+          REQUIRE(s.ok());
+          google::protobuf::util::MessageDifferencer diff;
+          diff.set_float_comparison(google::protobuf::util::MessageDifferencer::APPROXIMATE);
+          std::string report;
+          diff.ReportDifferencesToString(&report);
+          const bool same = diff.Compare(got.stats(), want.stats());
+          INFO(report);
+          CHECK(same);
+          auto offsets = context.GetServerTrailingMetadata().find(kPartitionOffsetsMetadata);
+          REQUIRE(offsets != context.GetServerTrailingMetadata().end());
+          CHECK(std::string(offsets->second.data(), offsets->second.size()) ==
+                "0:1000,1:1001,2:1002,3:1003");
+        }
+      }
+    }
+  }
+
+  SECTION("hostile part requests and tokens are refused") {
+    owners.Set(layouts[0]);
+    auto peer = v1::Peer::NewStub(grpc::CreateChannel(a_addr, grpc::InsecureChannelCredentials()));
+    for (const std::vector<int32_t>& partitions :
+         std::vector<std::vector<int32_t>>{{2, 0}, {0, 0}, {-1}, {kPartitions}, {1}}) {
+      grpc::ClientContext context;
+      v1::CohortPartRequest request;
+      for (int32_t p : partitions) request.add_partitions(p);
+      v1::CohortPartResponse response;
+      const grpc::Status s = peer->CohortPart(&context, request, &response);
+      INFO(absl::StrJoin(partitions, ",") << ": " << s.error_message());
+      // Partition 1 is b's: a does not answer for it.
+      CHECK(s.error_code() == (partitions == std::vector<int32_t>{1}
+                                   ? grpc::StatusCode::UNAVAILABLE
+                                   : grpc::StatusCode::INVALID_ARGUMENT));
+    }
+    v1::ListPatientsRequest request;
+    request.set_page_token("bm90LWEtdG9rZW4");
+    CHECK(ListPage(a->stub.get(), request).status.error_code() ==
+          grpc::StatusCode::INVALID_ARGUMENT);
+    request.set_page_token("");
+    request.set_page_size(5000);
+    const Page big = ListPage(a->stub.get(), request);
+    CHECK(big.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(big.status.error_message().find("page_size") != std::string::npos);
+    // A token of another query (other filters) is refused too.
+    request.set_page_size(5);
+    const Page first = ListPage(a->stub.get(), request);
+    REQUIRE(!first.response.next_page_token().empty());
+    request.set_activated(true);
+    request.set_page_token(first.response.next_page_token());
+    CHECK(ListPage(b->stub.get(), request).status.error_code() ==
+          grpc::StatusCode::INVALID_ARGUMENT);
+  }
+}
+
+}  // namespace
+}  // namespace tend
