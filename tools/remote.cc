@@ -128,7 +128,7 @@ absl::Status ForEachRemotePatient(const RemoteOptions& remote, std::optional<abs
           return client->stub->ListPatients(context, request, &page);
         },
         [&](const grpc::ClientContext& context) {
-          ReadOffsets(Trailer(context, kPartitionOffsetsMetadata), offsets);
+          if (offsets != nullptr) ReadOffsets(Trailer(context, kPartitionOffsetsMetadata), offsets);
         },
         progress));
     ++pages;

@@ -39,8 +39,8 @@ absl::StatusOr<v1::CohortStats> FetchCohortStats(const RemoteOptions& remote,
 
 // Every patient through Query/ListPatients (no filter, `as_of` as above), a page of 1,000 at a
 // time, each given to `fn` once: a patient whose activity moved it further along the walk
-// between two pages is not given again. `offsets` gets, per partition, the offset it was last
-// read at.
+// between two pages is not given again. `offsets` (may be null) gets, per partition, the offset
+// it was last read at.
 absl::Status ForEachRemotePatient(const RemoteOptions& remote, std::optional<absl::Time> as_of,
                                   const std::function<absl::Status(const v1::PatientView&)>& fn,
                                   std::map<int32_t, int64_t>* offsets, std::ostream& progress);

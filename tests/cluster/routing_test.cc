@@ -10,20 +10,27 @@
 #include <grpcpp/grpcpp.h>
 
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/message_differencer.h>
 
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "kafka/partitioner.h"
+#include "projections/patient.h"
 #include "rules/rules.h"
 #include "services/query_router.h"
 #include "storage/storage.h"
+#include "storage/views.h"
 #include "tend/v1/services.grpc.pb.h"
 #include "tests/testing.h"
+#include "tools/commands.h"
 
 namespace tend {
 namespace {
@@ -105,6 +112,112 @@ Fold FoldAlone(const MockBroker& broker, const std::string& dir, const std::stri
   return fold;
 }
 
+// Every patient through ListPatients of `stub`, `page_size` at a time, viewed at kAsOf: each
+// patient's serialized view (a repeat fails the test); the first failed call's status instead.
+constexpr int64_t kAsOf = 1'900'000'000;  // 2030-03-17T17:46:40Z
+struct Listed {
+  grpc::Status status;
+  std::map<std::string, std::string> views;
+  std::set<std::string> answered_by;
+};
+Listed ListAll(v1::Query::Stub* stub, int page_size, bool activated_only = false) {
+  Listed listed;
+  v1::ListPatientsRequest request;
+  request.set_page_size(page_size);
+  request.mutable_as_of()->set_seconds(kAsOf);
+  if (activated_only) request.set_activated(true);
+  for (int pages = 0; pages < 1000; ++pages) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    v1::ListPatientsResponse response;
+    listed.status = stub->ListPatients(&context, request, &response);
+    if (!listed.status.ok()) return listed;
+    auto it = context.GetServerTrailingMetadata().find(kAnsweredByMetadata);
+    if (it != context.GetServerTrailingMetadata().end()) {
+      for (absl::string_view a : absl::StrSplit(absl::string_view(it->second.data(), it->second.size()), ',')) {
+        listed.answered_by.insert(std::string(a));
+      }
+    }
+    for (const auto& view : response.patients()) {
+      CHECK(listed.views.emplace(view.patient_id(), view.SerializeAsString()).second);
+    }
+    if (response.next_page_token().empty()) return listed;
+    request.set_page_token(response.next_page_token());
+  }
+  FAIL("more than 1000 pages");
+  return listed;
+}
+
+// What a lone engine's directory answers at kAsOf: every view (serialized), the activated
+// patients', and the cohort statistics.
+struct Expected {
+  std::map<std::string, std::string> views, activated;
+  v1::CohortStats stats;
+};
+Expected ExpectedOf(const std::string& dir) {
+  Expected e;
+  const auto config = projections::DefaultProjectionConfig();
+  const absl::Time as_of = absl::FromUnixSeconds(kAsOf);
+  for (const auto& [patient, state] : testing::ReadStates(dir)) {
+    const v1::PatientView view = projections::ComputeView(config, state, as_of);
+    e.views[patient] = view.SerializeAsString();
+    if (view.activation().activated()) e.activated[patient] = view.SerializeAsString();
+  }
+  auto storage = Storage::Open(dir);
+  REQUIRE(storage.ok());
+  auto stats = ComputeCohortStats(**storage, config, as_of);
+  REQUIRE(stats.ok());
+  e.stats = *std::move(stats);
+  return e;
+}
+
+// Where two maps of serialized views differ: the patients only one has, and the views that
+// differ, as text ("" when equal).
+std::string ViewsDiffer(const std::map<std::string, std::string>& got,
+                        const std::map<std::string, std::string>& want) {
+  std::string out;
+  for (const auto& [id, view] : want) {
+    auto it = got.find(id);
+    if (it == got.end()) {
+      absl::StrAppend(&out, "missing ", id, "; ");
+    } else if (it->second != view) {
+      // (Maps serialize in no set order: the messages are compared.)
+      v1::PatientView x, y;
+      REQUIRE(x.ParseFromString(it->second));
+      REQUIRE(y.ParseFromString(view));
+      google::protobuf::util::MessageDifferencer diff;
+      std::string report;
+      diff.ReportDifferencesToString(&report);
+      if (!diff.Compare(x, y)) absl::StrAppend(&out, id, " differs: ", report, "; ");
+    }
+  }
+  for (const auto& [id, view] : got) {
+    if (want.count(id) == 0) absl::StrAppend(&out, "extra ", id, "; ");
+  }
+  return out;
+}
+
+grpc::Status GetStats(v1::Query::Stub* stub, v1::CohortStats* stats) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::CohortStatsRequest request;
+  request.mutable_as_of()->set_seconds(kAsOf);
+  v1::CohortStatsResponse response;
+  const grpc::Status s = stub->CohortStats(&context, request, &response);
+  *stats = response.stats();
+  return s;
+}
+
+bool SameStats(const v1::CohortStats& a, const v1::CohortStats& b) {
+  google::protobuf::util::MessageDifferencer diff;
+  diff.set_float_comparison(google::protobuf::util::MessageDifferencer::APPROXIMATE);
+  std::string report;
+  diff.ReportDifferencesToString(&report);
+  const bool same = diff.Compare(a, b);
+  UNSCOPED_INFO(report);
+  return same;
+}
+
 TEST_CASE("any instance answers for any patient through the owner of its partition, and a "
           "partition whose owner died is UNAVAILABLE, not stale, until restored elsewhere",
           "[integration]") {
@@ -175,6 +288,53 @@ TEST_CASE("any instance answers for any patient through the owner of its partiti
     CHECK(x.response.view().patient_id() == patient);
   }
 
+  // ListPatients and CohortStats through either instance gather from both owners, and equal
+  // what the lone engine's directory answers; so do `tend dump --grpc` and `tend report --grpc`.
+  const Expected expected = ExpectedOf(dir.Sub("reference"));
+  for (v1::Query::Stub* via : {via_a.get(), via_b.get()}) {
+    const Listed all = ListAll(via, 9);
+    INFO(all.status.error_message());
+    REQUIRE(all.status.ok());
+    CHECK(ViewsDiffer(all.views, expected.views) == "");
+    CHECK(all.answered_by == std::set<std::string>{a_addr, b_addr});
+    const Listed activated = ListAll(via, 4, true);
+    REQUIRE(activated.status.ok());
+    CHECK(ViewsDiffer(activated.views, expected.activated) == "");
+    v1::CohortStats stats;
+    const grpc::Status s = GetStats(via, &stats);
+    INFO(s.error_message());
+    REQUIRE(s.ok());
+    CHECK(SameStats(stats, expected.stats));
+  }
+  const std::string as_of_flag = "2030-03-17T17:46:40Z";
+  const pid_t dump = testing::SpawnTend({"dump", "--grpc", b_addr, "--as-of", as_of_flag,
+                                         "--out", dir.Sub("cluster.jsonl")},
+                                        dir.Sub("dump.log"));
+  const pid_t report = testing::SpawnTend({"report", "--grpc", a_addr, "--as-of", as_of_flag,
+                                           "--out", dir.Sub("cluster.html")},
+                                          dir.Sub("report.log"));
+  INFO(testing::ReadFile(dir.Sub("dump.log")) << testing::ReadFile(dir.Sub("report.log")));
+  REQUIRE(testing::ExitCode(dump) == 0);
+  REQUIRE(testing::ExitCode(report) == 0);
+  {
+    DumpOptions lone;
+    lone.db_dir = dir.Sub("reference");
+    lone.as_of = absl::FromUnixSeconds(kAsOf);
+    std::ostringstream out;
+    REQUIRE(DumpPatients(lone, out, std::cerr).ok());
+    std::multiset<std::string> want_lines, got_lines;
+    std::istringstream in(out.str());
+    for (std::string line; std::getline(in, line);) want_lines.insert(line);
+    std::ifstream file(dir.Sub("cluster.jsonl"));
+    for (std::string line; std::getline(file, line);) got_lines.insert(line);
+    CHECK(got_lines == want_lines);
+    const std::string stamp = testing::ReadFile(dir.Sub("cluster.jsonl.snapshot.json"));
+    CHECK(stamp.find("\"grpc\":\"" + b_addr + "\"") != std::string::npos);
+    CHECK(stamp.find("\"next_offsets\":{\"0\":") != std::string::npos);
+    CHECK(testing::ReadFile(dir.Sub("cluster.html"))
+              .find(absl::StrCat(expected.stats.patients(), " patients")) != std::string::npos);
+  }
+
   // B dies without a word. Its patients, asked through A, are UNAVAILABLE with a retry hint
   // (A still has the copy it folded before B joined: a stale answer would be OK and wrong).
   std::string b_patient;
@@ -187,6 +347,12 @@ TEST_CASE("any instance answers for any patient through the owner of its partiti
   const Answer during = Get(via_a.get(), b_patient);
   CHECK(during.status.error_code() == grpc::StatusCode::UNAVAILABLE);
   CHECK(during.status.error_message().find("retry") != std::string::npos);
+  // The gathered queries need B's partitions too: UNAVAILABLE, not the part A owns (nor A's
+  // stale copy of B's) passed off as the whole.
+  const Listed listed_during = ListAll(via_a.get(), 1000);
+  CHECK(listed_during.status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  v1::CohortStats stats_during;
+  CHECK(GetStats(via_a.get(), &stats_during).error_code() == grpc::StatusCode::UNAVAILABLE);
 
   // A takes B's partitions (the session times out), restores them from the changelog, and
   // answers for everyone as the lone engine does.
@@ -202,6 +368,11 @@ TEST_CASE("any instance answers for any patient through the owner of its partiti
         return true;
       },
       absl::Seconds(60)));
+  // A alone gathers from itself: every patient, as the lone engine has them.
+  const Listed after = ListAll(via_a.get(), 50);
+  REQUIRE(after.status.ok());
+  CHECK(ViewsDiffer(after.views, expected.views) == "");
+  CHECK(after.answered_by == std::set<std::string>{a_addr});
   REQUIRE(kill(a, SIGTERM) == 0);
   CHECK(testing::ExitCode(a) == 0);
   // A restored B's partitions from the changelog (their tail when A had them before B joined,
