@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "auth/auth.h"
 #include "projections/config.h"
 #include "services/peer_service.h"
 #include "services/query_service.h"
@@ -93,7 +94,8 @@ struct Instance {
   std::unique_ptr<v1::Query::Stub> stub;
 };
 
-std::unique_ptr<Instance> StartInstance(const std::string& db, int port, Owners* owners) {
+std::unique_ptr<Instance> StartInstance(const std::string& db, int port, Owners* owners,
+                                        std::shared_ptr<const Authorizer> tokens = nullptr) {
   auto instance = std::make_unique<Instance>();
   auto storage = Storage::Open(db);
   REQUIRE(storage.ok());
@@ -103,8 +105,10 @@ std::unique_ptr<Instance> StartInstance(const std::string& db, int port, Owners*
   const auto config = projections::DefaultProjectionConfig();
   instance->query = std::make_unique<QueryService>(instance->storage.get(), config);
   instance->query->set_router(instance->router);
+  instance->query->set_authorizer(tokens);
   instance->peer =
       std::make_unique<PeerService>(instance->storage.get(), config, instance->router);
+  instance->peer->set_authorizer(tokens);
   auto server = StartGrpcServer(address, {instance->query.get(), instance->peer.get()});
   REQUIRE(server.ok());
   instance->server = *std::move(server);
@@ -167,6 +171,21 @@ TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever 
   const std::string b_addr = absl::StrCat("127.0.0.1:", b_port);
   auto a = StartInstance(dir.Sub("a"), a_port, &owners);
   auto b = StartInstance(dir.Sub("b"), b_port, &owners);
+  // A third pair that requires tokens (b2 answers for the partitions a2 does not own).
+  auto tokens = Authorizer::Parse(absl::StrCat("query ", std::string(40, 'q'), "\ningest ",
+                                               std::string(40, 'i'), "\n"),
+                                  "test tokens");
+  REQUIRE(tokens.ok());
+  std::shared_ptr<const Authorizer> shared_tokens = *std::move(tokens);
+  Owners token_owners;
+  const int a2_port = testing::FreePort(), b2_port = testing::FreePort();
+  const std::string a2_addr = absl::StrCat("127.0.0.1:", a2_port);
+  const std::string b2_addr = absl::StrCat("127.0.0.1:", b2_port);
+  token_owners.Set({a2_addr, b2_addr, a2_addr, b2_addr});
+  std::filesystem::copy(dir.Sub("a"), dir.Sub("a2"), std::filesystem::copy_options::recursive);
+  std::filesystem::copy(dir.Sub("a"), dir.Sub("b2"), std::filesystem::copy_options::recursive);
+  auto a2 = StartInstance(dir.Sub("a2"), a2_port, &token_owners, shared_tokens);
+  auto b2 = StartInstance(dir.Sub("b2"), b2_port, &token_owners, shared_tokens);
   const auto config = projections::DefaultProjectionConfig();
 
   // The lone engine: a's directory answered without a router.
@@ -287,6 +306,37 @@ TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever 
         }
       }
     }
+  }
+
+  SECTION("the caller's token reaches every owner, and a part needs one") {
+    auto call = [&](const std::string& token, v1::CohortStatsResponse* response) {
+      grpc::ClientContext context;
+      if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+      return a2->stub->CohortStats(&context, v1::CohortStatsRequest(), response);
+    };
+    v1::CohortStatsResponse stats;
+    CHECK(call("", &stats).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    CHECK(call(std::string(40, 'i'), &stats).error_code() ==
+          grpc::StatusCode::PERMISSION_DENIED);
+    const grpc::Status ok = call(std::string(40, 'q'), &stats);
+    INFO(ok.error_message());
+    CHECK(ok.ok());
+    CHECK(stats.stats().patients() >= 300);
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + std::string(40, 'q'));
+    v1::ListPatientsRequest request;
+    request.set_page_size(1000);
+    v1::ListPatientsResponse page;
+    CHECK(a2->stub->ListPatients(&context, request, &page).ok());
+    CHECK(page.patients_size() >= 300);
+    // The Peer service itself, called without a token.
+    auto peer = v1::Peer::NewStub(grpc::CreateChannel(b2_addr, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext bare;
+    v1::CohortPartRequest part;
+    part.add_partitions(1);
+    v1::CohortPartResponse response;
+    CHECK(peer->CohortPart(&bare, part, &response).error_code() ==
+          grpc::StatusCode::UNAUTHENTICATED);
   }
 
   SECTION("hostile part requests and tokens are refused") {
