@@ -1,6 +1,8 @@
 // tend bench --query: Query/GetPatient over real gRPC (loopback) against a state folded from a
 // simulated cohort, against the same lookups made in process by one thread; then
-// Query/ListPatients paged to the end for a few filters, against walking every patient.
+// Query/ListPatients paged to the end for a few filters, against walking every patient; then
+// CohortStats and a ListPatients walk from a lone engine against the same gathered from two
+// instances.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "base/status.h"
 #include "base/time.h"
 #include "base/temp_dir.h"
@@ -22,6 +25,8 @@
 #include "engine/engine.h"
 #include "index/planner.h"
 #include "projections/patient.h"
+#include "services/peer_service.h"
+#include "services/query_router.h"
 #include "services/query_service.h"
 #include "services/server.h"
 #include "storage/storage.h"
@@ -104,6 +109,136 @@ absl::Status BenchListPatients(const Storage& storage, const projections::Projec
   return absl::OkStatus();
 }
 
+// Two instances answering for half the partitions each (even and odd), over real gRPC on
+// loopback: what several instances do (services/query_service.h), on one directory here so that
+// the answers can be compared with a lone engine's.
+class HalvesRouter final : public QueryRouter {
+ public:
+  HalvesRouter(int parity, int32_t partitions) : parity_(parity), partitions_(partitions) {}
+  // Both addresses, once both servers listen (before any call).
+  void SetAddresses(std::string self, std::string other) {
+    absl::MutexLock lock(&mu_);
+    self_ = std::move(self);
+    other_ = std::move(other);
+  }
+  Route RouteOf(absl::string_view) const override { return Route(); }
+  Route RouteOfPartition(int32_t partition) const override {
+    absl::MutexLock lock(&mu_);
+    Route r;
+    r.partition = partition;
+    r.kind = partition % 2 == parity_ ? Route::Kind::kHere : Route::Kind::kPeer;
+    r.peer = other_;
+    return r;
+  }
+  int32_t partitions() const override { return partitions_; }
+  const std::string& self() const override { return self_; }  // set before any call
+  absl::StatusOr<PeerStubs> Peer(const std::string& address) override {
+    absl::MutexLock lock(&mu_);
+    if (query_ == nullptr) {
+      auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+      query_ = v1::Query::NewStub(channel);
+      parts_ = v1::Peer::NewStub(channel);
+    }
+    return PeerStubs{query_.get(), parts_.get()};
+  }
+
+ private:
+  const int parity_;
+  const int32_t partitions_;
+  mutable absl::Mutex mu_;
+  std::string self_;
+  std::string other_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<v1::Query::Stub> query_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<v1::Peer::Stub> parts_ ABSL_GUARDED_BY(mu_);
+};
+
+// CohortStats and an unfiltered ListPatients walk (pages of 1,000) from a lone engine against
+// the same gathered from two instances (HalvesRouter), best of three each. One JSON line.
+absl::Status BenchGathered(Storage* storage, const projections::ProjectionConfig& config,
+                           int32_t partitions, int lone_port, std::ostream& out) {
+  std::vector<std::shared_ptr<HalvesRouter>> routers;
+  std::vector<std::unique_ptr<QueryService>> queries;
+  std::vector<std::unique_ptr<PeerService>> peers;
+  std::vector<RunningServer> servers;
+  std::vector<std::string> addresses;
+  for (int i = 0; i < 2; ++i) {
+    routers.push_back(std::make_shared<HalvesRouter>(i, partitions));
+    queries.push_back(std::make_unique<QueryService>(storage, config));
+    queries.back()->set_router(routers.back());
+    peers.push_back(std::make_unique<PeerService>(storage, config, routers.back()));
+    TEND_ASSIGN_OR_RETURN(RunningServer server,
+                          StartGrpcServer("127.0.0.1:0", {queries.back().get(), peers.back().get()}));
+    addresses.push_back(absl::StrCat("127.0.0.1:", server.port));
+    servers.push_back(std::move(server));
+  }
+  routers[0]->SetAddresses(addresses[0], addresses[1]);
+  routers[1]->SetAddresses(addresses[1], addresses[0]);
+  auto stub_of = [](const std::string& address) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    return v1::Query::NewStub(
+        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+  };
+  auto lone = stub_of(absl::StrCat("127.0.0.1:", lone_port));
+  auto gathered = stub_of(addresses[0]);
+  // The best of three of `call`, which returns what it counted.
+  auto best = [](const std::function<absl::StatusOr<int64_t>()>& call,
+                 int64_t* counted) -> absl::StatusOr<double> {
+    double fastest = 0;
+    for (int round = 0; round < 3; ++round) {
+      const absl::Time start = absl::Now();
+      TEND_ASSIGN_OR_RETURN(*counted, call());
+      const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+      fastest = round == 0 ? seconds : std::min(fastest, seconds);
+    }
+    return fastest;
+  };
+  auto cohort = [](v1::Query::Stub* stub) -> absl::StatusOr<int64_t> {
+    grpc::ClientContext ctx;
+    v1::CohortStatsResponse response;
+    grpc::Status s = stub->CohortStats(&ctx, v1::CohortStatsRequest(), &response);
+    if (!s.ok()) return absl::InternalError(absl::StrCat("CohortStats: ", s.error_message()));
+    return response.stats().patients();
+  };
+  auto list = [](v1::Query::Stub* stub) -> absl::StatusOr<int64_t> {
+    v1::ListPatientsRequest request;
+    request.set_page_size(1000);
+    int64_t n = 0;
+    for (;;) {
+      grpc::ClientContext ctx;
+      v1::ListPatientsResponse response;
+      grpc::Status s = stub->ListPatients(&ctx, request, &response);
+      if (!s.ok()) return absl::InternalError(absl::StrCat("ListPatients: ", s.error_message()));
+      n += response.patients_size();
+      if (response.next_page_token().empty()) return n;
+      request.set_page_token(response.next_page_token());
+    }
+  };
+  int64_t lone_n = 0, gathered_n = 0;
+  TEND_ASSIGN_OR_RETURN(const double cohort_lone, best([&] { return cohort(lone.get()); }, &lone_n));
+  TEND_ASSIGN_OR_RETURN(const double cohort_gathered,
+                        best([&] { return cohort(gathered.get()); }, &gathered_n));
+  if (lone_n != gathered_n) {
+    return absl::InternalError(absl::StrCat("CohortStats gathered ", gathered_n,
+                                            " patients, the lone engine ", lone_n));
+  }
+  TEND_ASSIGN_OR_RETURN(const double list_lone, best([&] { return list(lone.get()); }, &lone_n));
+  TEND_ASSIGN_OR_RETURN(const double list_gathered,
+                        best([&] { return list(gathered.get()); }, &gathered_n));
+  if (lone_n != gathered_n) {
+    return absl::InternalError(absl::StrCat("ListPatients gathered ", gathered_n,
+                                            " patients, the lone engine ", lone_n));
+  }
+  for (auto& server : servers) server.server->Shutdown();
+  out << absl::StrFormat(
+             "{\"gathered\":\"2 instances, alternate partitions\",\"patients\":%d,"
+             "\"cohort_stats_lone_s\":%.3f,\"cohort_stats_gathered_s\":%.3f,"
+             "\"list_all_lone_s\":%.3f,\"list_all_gathered_s\":%.3f}",
+             lone_n, cohort_lone, cohort_gathered, list_lone, list_gathered)
+      << std::endl;
+  return absl::OkStatus();
+}
+
 absl::Status RunQueryBench(const QueryBenchOptions& options, std::ostream& out) {
   constexpr int kPartitions = 8;
   CohortOptions cohort;
@@ -176,6 +311,7 @@ absl::Status RunQueryBench(const QueryBenchOptions& options, std::ostream& out) 
   }
   for (auto& t : clients) t.join();
   TEND_RETURN_IF_ERROR(BenchListPatients(*storage, config, server.port, out));
+  TEND_RETURN_IF_ERROR(BenchGathered(storage.get(), config, kPartitions, server.port, out));
   server.server->Shutdown();
   std::vector<double> all;
   for (auto& v : latencies) all.insert(all.end(), v.begin(), v.end());
