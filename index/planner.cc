@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -62,8 +61,12 @@ struct PageToken {
 // The token of `request` decoded, checked against the query it must belong to.
 absl::StatusOr<PageToken> ParsePageToken(const v1::ListPatientsRequest& request,
                                          uint64_t fingerprint) {
+  // The longest token this server issues: 11 bytes of header and an index key (a partition,
+  // a kind, a value and a patient id of at most 128 bytes each, fixed fields): well under this.
+  constexpr size_t kMaxTokenChars = 1024;
   std::string raw;
-  if (!absl::WebSafeBase64Unescape(request.page_token(), &raw) || raw.size() < 11 ||
+  if (request.page_token().size() > kMaxTokenChars ||
+      !absl::WebSafeBase64Unescape(request.page_token(), &raw) || raw.size() < 11 ||
       raw.compare(0, 2, kTokenVersion) != 0) {
     return absl::InvalidArgumentError("page_token: not a token this server issued");
   }
@@ -73,8 +76,10 @@ absl::StatusOr<PageToken> ParsePageToken(const v1::ListPatientsRequest& request,
     return absl::InvalidArgumentError("page_token: belongs to a query with other filters or as_of");
   }
   PageToken token{raw[10], raw.substr(11)};
-  // Every cursor starts with its partition; a fresh partition's is that alone.
-  if (token.after.size() < 4 || (token.kind == kAnyPlan && token.after.size() != 4)) {
+  // Every cursor starts with its partition (a partition number, so below 2^31); a fresh
+  // partition's is that alone.
+  if (token.after.size() < 4 || static_cast<uint8_t>(token.after[0]) >= 0x80 ||
+      (token.kind == kAnyPlan && token.after.size() != 4)) {
     return absl::InvalidArgumentError("page_token: not a token this server issued");
   }
   return token;
@@ -432,10 +437,7 @@ absl::StatusOr<int32_t> ListPatientsTokenPartition(const v1::ListPatientsRequest
   TEND_ASSIGN_OR_RETURN(PageToken token, ParsePageToken(request, QueryFingerprint(request)));
   uint32_t partition = 0;
   for (int i = 0; i < 4; ++i) partition = (partition << 8) | static_cast<uint8_t>(token.after[i]);
-  if (partition > static_cast<uint32_t>(std::numeric_limits<int32_t>::max())) {
-    return absl::InvalidArgumentError("page_token: not a token this server issued");
-  }
-  return static_cast<int32_t>(partition);
+  return static_cast<int32_t>(partition);  // below 2^31: ParsePageToken checked
 }
 
 std::string ListPatientsTokenAt(const v1::ListPatientsRequest& request, int32_t partition) {

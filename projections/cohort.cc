@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -215,9 +216,41 @@ absl::Status CohortAccumulator::Merge(const v1::CohortPartial& p) {
     return absl::InvalidArgumentError(
         "cohort partial with retention or histogram fields of other sizes than this build's");
   }
-  if (p.patients() < 0 ||
-      p.first_purchase_seconds_delta_size() > p.patients()) {
+  // Counts no cohort reaches (2^48 patients) are refused: sums of many partials then stay far
+  // from overflowing, and a negative one is nobody's count.
+  constexpr int64_t kMaxCount = int64_t{1} << 48;
+  bool counts_ok = true;
+  auto count = [&](int64_t n) { counts_ok = counts_ok && n >= 0 && n < kMaxCount; };
+  for (int64_t n : {p.patients(), p.messaged(), p.activated(), p.checked_in(), p.converted(),
+                    p.repurchased(), p.pdc_patients(), p.pdc_adherent()}) {
+    count(n);
+  }
+  for (const auto& c : p.channels()) count(c.count());
+  for (const auto& c : p.stages()) count(c.count());
+  for (const auto& w : p.weeks()) {
+    for (int64_t n : {w.patients(), w.activated(), w.converted()}) count(n);
+    counts_ok = counts_ok && std::isfinite(w.weekly_rate_sum()) && w.weekly_rate_sum() >= 0;
+  }
+  for (const auto* field : {&p.retention_eligible(), &p.retention_classic(),
+                            &p.retention_unbounded(), &p.pdc_bins(), &p.risk_bins()}) {
+    for (int64_t n : *field) count(n);
+  }
+  if (!counts_ok) {
+    return absl::InvalidArgumentError("cohort partial with a negative or impossibly large count");
+  }
+  if (p.first_purchase_seconds_delta_size() > p.patients()) {
     return absl::InvalidArgumentError("cohort partial with more purchase times than patients");
+  }
+  // Ascending seconds within a century either way: every delta after the first is >= 0, and
+  // the running value stays within +-2^32 s.
+  int64_t running = 0;
+  for (int i = 0; i < p.first_purchase_seconds_delta_size(); ++i) {
+    const int64_t delta = p.first_purchase_seconds_delta(i);
+    if ((i > 0 && delta < 0) || delta > (int64_t{1} << 33) || delta < -(int64_t{1} << 32) ||
+        std::abs(running + delta) > (int64_t{1} << 32)) {
+      return absl::InvalidArgumentError("cohort partial with purchase times out of order or range");
+    }
+    running += delta;
   }
   std::vector<int> stages;
   for (const auto& c : p.stages()) {

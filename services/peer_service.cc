@@ -26,13 +26,15 @@ grpc::Status Moving(grpc::ServerContext* context, const absl::Status& s) {
 
 absl::StatusOr<std::vector<v1::PartitionOffset>> OwnedParts(
     const QueryRouter& router, const google::protobuf::RepeatedField<int32_t>& partitions) {
-  std::vector<v1::PartitionOffset> owned;
   for (int i = 0; i < partitions.size(); ++i) {
     const int32_t p = partitions[i];
     if (p < 0 || p >= router.partitions() || (i > 0 && p <= partitions[i - 1])) {
       return absl::InvalidArgumentError(absl::StrCat(
           "partitions: must be ascending, without repeats, each in 0..", router.partitions() - 1));
     }
+  }
+  std::vector<v1::PartitionOffset> owned;
+  for (const int32_t p : partitions) {
     const QueryRouter::Route route = router.RouteOfPartition(p);
     if (route.kind != QueryRouter::Route::Kind::kHere) {
       return absl::UnavailableError(absl::StrCat("partition ", p, " is moving (", router.self(),
@@ -79,6 +81,11 @@ grpc::Status PeerService::CohortPart(grpc::ServerContext* context,
   if (absl::Status s = AccumulateCohortPart(*storage_, config_, as_of, partitions, &acc); !s.ok()) {
     return ToGrpc(s);
   }
+  // Still owned after the read (which may take a while): else another instance may have folded
+  // past the copy read here.
+  if (auto still = OwnedParts(*router_, request->partitions()); !still.ok()) {
+    return Moving(context, still.status());
+  }
   *response->mutable_partial() = acc.ToPartial();
   for (auto& o : *owned) *response->add_offsets() = std::move(o);
   return grpc::Status::OK;
@@ -96,6 +103,9 @@ grpc::Status PeerService::ListPart(grpc::ServerContext* context,
                                         response->mutable_response(), nullptr, &partitions);
       !s.ok()) {
     return ToGrpc(s);
+  }
+  if (auto still = OwnedParts(*router_, request->partitions()); !still.ok()) {
+    return Moving(context, still.status());
   }
   for (auto& o : *owned) *response->add_offsets() = std::move(o);
   return grpc::Status::OK;

@@ -1,8 +1,9 @@
 // tend.v1.Peer: the part of a gathered CohortStats or ListPatients that this engine instance's
 // partitions hold (services/query_service.h gathers the parts of every owner). A part is read
-// only from partitions the router says this instance owns when the call arrives: one it does not
-// own makes the call UNAVAILABLE (with the retry hint), so a gathered answer never includes a
-// copy this directory kept of a partition that moved on.
+// only from partitions the router says this instance owns both when the call arrives and when
+// the read is done: one it does not own then makes the call UNAVAILABLE (with the retry hint), so
+// a gathered answer never includes a copy this directory kept of a partition that moved on. The
+// offsets reported are those of the first check: the data read reflects at least them.
 //
 // Thread safety: thread-safe, as QueryService.
 #ifndef TEND_SERVICES_PEER_SERVICE_H_

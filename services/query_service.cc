@@ -29,7 +29,7 @@ grpc::Status QueryService::CohortStats(grpc::ServerContext* context,
     if (grpc::Status s = ToGrpc(CheckProtoTime(request->as_of(), "as_of")); !s.ok()) return s;
     as_of = FromProtoTime(request->as_of());
   }
-  if (router_ != nullptr) return GatherCohortStats(context, as_of, response);
+  if (router_ != nullptr) return GatherCohortStats(context, *request, response);
   auto stats = ComputeCohortStats(*storage_, config_, as_of);
   if (!stats.ok()) return ToGrpc(stats.status());
   *response->mutable_stats() = *std::move(stats);
@@ -39,10 +39,10 @@ grpc::Status QueryService::CohortStats(grpc::ServerContext* context,
 namespace {
 
 // A call to another instance on behalf of `context`'s caller: its token (the owner checks it as
-// this instance did), the mark that it was forwarded, and the caller's deadline, at most `most`.
-void ForwardFrom(const grpc::ServerContext& context, absl::Duration most,
+// this instance did), the mark that it was forwarded, and the caller's deadline, at most `limit`.
+void ForwardFrom(const grpc::ServerContext& context, absl::Time limit,
                  grpc::ClientContext* client) {
-  client->set_deadline(std::min(context.deadline(), absl::ToChronoTime(absl::Now() + most)));
+  client->set_deadline(std::min(context.deadline(), absl::ToChronoTime(limit)));
   for (const auto& [key, value] : context.client_metadata()) {
     if (key == "authorization") {
       client->AddMetadata("authorization", std::string(value.data(), value.size()));
@@ -86,8 +86,10 @@ constexpr absl::Duration kGatherLimit = absl::Minutes(10);
 }  // namespace
 
 grpc::Status QueryService::GatherCohortStats(grpc::ServerContext* context,
-                                             std::optional<absl::Time> as_of,
+                                             const v1::CohortStatsRequest& request,
                                              v1::CohortStatsResponse* response) {
+  std::optional<absl::Time> as_of;
+  if (request.has_as_of()) as_of = FromProtoTime(request.as_of());
   // Every partition's owner, now: one without an owner fails the whole answer (a cohort
   // missing some partitions would pass for the whole).
   std::map<std::string, std::vector<int32_t>> by_owner;  // peer address ("": here)
@@ -104,37 +106,46 @@ grpc::Status QueryService::GatherCohortStats(grpc::ServerContext* context,
   };
   std::vector<Part> parts;
   std::vector<v1::Peer::StubInterface*> stubs;
+  std::vector<v1::PartitionOffset> offsets;
   for (auto& [owner, partitions] : by_owner) {
     parts.push_back({owner, std::move(partitions)});
     stubs.push_back(nullptr);
-    if (owner.empty()) continue;
+    if (owner.empty()) {
+      // Still here (checked again after the read).
+      google::protobuf::RepeatedField<int32_t> mine(parts.back().partitions.begin(),
+                                                    parts.back().partitions.end());
+      auto owned = OwnedParts(*router_, mine);
+      if (!owned.ok()) return RetryLater(context, owned.status().message());
+      offsets.insert(offsets.end(), owned->begin(), owned->end());
+      continue;
+    }
     auto peer = router_->Peer(owner);
     if (!peer.ok()) return RetryLater(context, peer.status().message());
     stubs.back() = peer->parts;
   }
   // The peers read their parts at once, each on a thread of its own, while this one reads its.
+  const absl::Time limit = absl::Now() + kGatherLimit;
   std::vector<std::thread> calls;
   for (size_t i = 0; i < parts.size(); ++i) {
     if (parts[i].owner.empty()) continue;
-    calls.emplace_back([&part = parts[i], context, as_of, parts_stub = stubs[i]] {
+    calls.emplace_back([&part = parts[i], &request, context, limit, parts_stub = stubs[i]] {
       grpc::ClientContext client;
-      ForwardFrom(*context, kGatherLimit, &client);
-      v1::CohortPartRequest request;
-      if (as_of) request.mutable_as_of()->set_seconds(absl::ToUnixSeconds(*as_of));
-      for (int32_t p : part.partitions) request.add_partitions(p);
-      part.status = parts_stub->CohortPart(&client, request, &part.response);
+      ForwardFrom(*context, limit, &client);
+      v1::CohortPartRequest part_request;
+      if (request.has_as_of()) *part_request.mutable_as_of() = request.as_of();
+      for (int32_t p : part.partitions) part_request.add_partitions(p);
+      part.status = parts_stub->CohortPart(&client, part_request, &part.response);
     });
   }
   projections::CohortAccumulator acc(config_);
-  std::vector<v1::PartitionOffset> offsets;
   absl::Status local;
   for (Part& part : parts) {
     if (!part.owner.empty()) continue;
-    google::protobuf::RepeatedField<int32_t> mine(part.partitions.begin(), part.partitions.end());
-    auto owned = OwnedParts(*router_, mine);
-    local = owned.ok() ? AccumulateCohortPart(*storage_, config_, as_of, part.partitions, &acc)
-                       : owned.status();
-    if (owned.ok()) offsets.insert(offsets.end(), owned->begin(), owned->end());
+    local = AccumulateCohortPart(*storage_, config_, as_of, part.partitions, &acc);
+    if (local.ok()) {
+      google::protobuf::RepeatedField<int32_t> mine(part.partitions.begin(), part.partitions.end());
+      local = OwnedParts(*router_, mine).status();
+    }
   }
   for (std::thread& t : calls) t.join();
   if (!local.ok()) {
@@ -192,7 +203,10 @@ grpc::Status QueryService::GatherListPatients(grpc::ServerContext* context,
   int remaining = request.page_size() == 0 ? 50 : request.page_size();
   std::set<std::string> answered;
   std::vector<v1::PartitionOffset> offsets;
+  // One limit for the whole page, however many runs it reads.
+  const absl::Time limit = absl::Now() + absl::Seconds(30);
   while (p < partitions && remaining > 0) {
+    if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     const QueryRouter::Route route = router_->RouteOfPartition(p);
     // A partition nobody owns now: the whole page waits (its patients would be missing from
     // it, or read from a stale copy). The token the caller holds stays good.
@@ -216,13 +230,17 @@ grpc::Status QueryService::GatherListPatients(grpc::ServerContext* context,
           !s.ok()) {
         return ToGrpc(s);
       }
+      // Still here after the read: else the copy read may be one another instance moved on.
+      if (auto still = OwnedParts(*router_, mine); !still.ok()) {
+        return RetryLater(context, still.status().message());
+      }
       for (auto& o : *owned) *part.add_offsets() = std::move(o);
       answered.insert(router_->self());
     } else {
       auto stubs = router_->Peer(route.peer);
       if (!stubs.ok()) return RetryLater(context, stubs.status().message());
       grpc::ClientContext client;
-      ForwardFrom(*context, absl::Seconds(30), &client);
+      ForwardFrom(*context, limit, &client);
       v1::ListPartRequest part_request;
       *part_request.mutable_request() = std::move(sub);
       for (int32_t q : run) part_request.add_partitions(q);
@@ -273,7 +291,7 @@ std::optional<grpc::Status> QueryService::Route(grpc::ServerContext* context,
   auto stubs = router_->Peer(route->peer);
   if (!stubs.ok()) return unavailable(std::string(stubs.status().message()));
   grpc::ClientContext client;
-  ForwardFrom(*context, absl::Seconds(10), &client);
+  ForwardFrom(*context, absl::Now() + absl::Seconds(10), &client);
   grpc::Status s = forward(stubs->query, &client);
   for (const char* key : {kAnsweredByMetadata, kPartitionMetadata, kPartitionOffsetMetadata,
                           kRetryPushbackMetadata}) {

@@ -54,7 +54,8 @@ class QueryService final : public v1::Query::Service {
   // call to the owner.
   // With a router: CohortStats from every owner's part (each read at once), and ListPatients
   // walked partition by partition, each run of partitions read by its owner.
-  grpc::Status GatherCohortStats(grpc::ServerContext* context, std::optional<absl::Time> as_of,
+  grpc::Status GatherCohortStats(grpc::ServerContext* context,
+                                 const v1::CohortStatsRequest& request,
                                  v1::CohortStatsResponse* response);
   grpc::Status GatherListPatients(grpc::ServerContext* context,
                                   const v1::ListPatientsRequest& request,

@@ -216,7 +216,8 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     TEND_ASSIGN_OR_RETURN(metrics, MetricsEndpoint::Start(options.metrics_listen, collector));
     TEND_LOG_INFO("metrics on http://%s/metrics (port %d)", options.metrics_listen, metrics->port());
   }
-  GrpcMetrics grpc_metrics({v1::Ingest::service_full_name(), v1::Query::service_full_name()});
+  GrpcMetrics grpc_metrics({v1::Ingest::service_full_name(), v1::Query::service_full_name(),
+                            v1::Peer::service_full_name()});
   ServerOptions server_options{auth.credentials, options.grpc_security.reflection};
   server_options.metrics = &grpc_metrics;
   // Query answers from the state: it serves once the engine caught up. Ingest only produces to

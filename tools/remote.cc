@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "base/status.h"
+#include "base/time.h"
 #include "index/planner.h"
 #include "services/query_router.h"
 #include "tend/v1/services.grpc.pb.h"
@@ -89,7 +90,7 @@ absl::StatusOr<v1::CohortStats> FetchCohortStats(const RemoteOptions& remote,
   auto client = Connect(remote);
   if (!client.ok()) return client.status();
   v1::CohortStatsRequest request;
-  if (as_of) request.mutable_as_of()->set_seconds(absl::ToUnixSeconds(*as_of));
+  if (as_of) *request.mutable_as_of() = ToProtoTime(*as_of);
   v1::CohortStatsResponse response;
   TEND_RETURN_IF_ERROR(Call(
       remote, *client, absl::Minutes(10),
@@ -111,7 +112,7 @@ absl::Status ForEachRemotePatient(const RemoteOptions& remote, std::optional<abs
   if (!client.ok()) return client.status();
   v1::ListPatientsRequest request;
   request.set_page_size(1000);
-  if (as_of) request.mutable_as_of()->set_seconds(absl::ToUnixSeconds(*as_of));
+  if (as_of) *request.mutable_as_of() = ToProtoTime(*as_of);
   // A patient's index keys stay in its partition, and the walk takes the partitions in order:
   // a patient given before can come again only while the walk is still in its partition. So the
   // ids given are kept only since the walk entered its current partition.

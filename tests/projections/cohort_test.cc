@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "projections/cohort.h"
@@ -175,6 +176,19 @@ TEST_CASE("cohort partials of parts of the patients add up to the whole, median 
   CHECK(merged.Merge(bad).code() == absl::StatusCode::kInvalidArgument);
   bad = parts[0].ToPartial();
   bad.set_patients(1);  // fewer patients than purchase times
+  CHECK(merged.Merge(bad).code() == absl::StatusCode::kInvalidArgument);
+  bad = parts[0].ToPartial();
+  bad.set_converted(-1);
+  CHECK(merged.Merge(bad).code() == absl::StatusCode::kInvalidArgument);
+  bad = parts[0].ToPartial();
+  bad.mutable_channels(0)->set_count(std::numeric_limits<int64_t>::max());
+  CHECK(merged.Merge(bad).code() == absl::StatusCode::kInvalidArgument);
+  bad = parts[0].ToPartial();
+  REQUIRE(bad.first_purchase_seconds_delta_size() >= 2);
+  bad.set_first_purchase_seconds_delta(1, -5);  // not ascending
+  CHECK(merged.Merge(bad).code() == absl::StatusCode::kInvalidArgument);
+  bad = parts[0].ToPartial();
+  bad.mutable_weeks(0)->set_weekly_rate_sum(std::nan(""));
   CHECK(merged.Merge(bad).code() == absl::StatusCode::kInvalidArgument);
   CHECK(same(merged.Finish(), want));
 }

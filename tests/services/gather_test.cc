@@ -19,6 +19,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "auth/auth.h"
+#include "index/planner.h"
+#include "kafka/partitioner.h"
 #include "projections/config.h"
 #include "services/peer_service.h"
 #include "services/query_service.h"
@@ -36,9 +38,14 @@ constexpr int kPartitions = 4;  // testing::BrokerWith's
 struct Owners {
   absl::Mutex mu;
   std::vector<std::string> of = std::vector<std::string>(kPartitions);
+  // After this many more questions about a partition's owner, `of` becomes `then` (-1: never):
+  // ownership that moves while a read is under way.
+  int flip_after = -1;
+  std::vector<std::string> then;
   void Set(std::vector<std::string> owners) {
     absl::MutexLock lock(&mu);
     of = std::move(owners);
+    flip_after = -1;
   }
 };
 
@@ -48,6 +55,7 @@ class TestRouter final : public QueryRouter {
   Route RouteOf(absl::string_view) const override { return Route(); }  // not used here
   Route RouteOfPartition(int32_t partition) const override {
     absl::MutexLock lock(&owners_->mu);
+    if (owners_->flip_after >= 0 && owners_->flip_after-- == 0) owners_->of = owners_->then;
     Route r;
     r.partition = partition;
     const std::string& owner = owners_->of[static_cast<size_t>(partition)];
@@ -163,7 +171,9 @@ TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever 
   EngineOptions options;
   options.commit_max_records = 500;
   testing::FoldThroughKafka(testing::Cohort(300, 90, 23), dir.Sub("a"), options);
-  std::filesystem::copy(dir.Sub("a"), dir.Sub("b"), std::filesystem::copy_options::recursive);
+  for (const char* copy : {"b", "lone"}) {
+    std::filesystem::copy(dir.Sub("a"), dir.Sub(copy), std::filesystem::copy_options::recursive);
+  }
 
   Owners owners;
   const int a_port = testing::FreePort(), b_port = testing::FreePort();
@@ -188,8 +198,10 @@ TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever 
   auto b2 = StartInstance(dir.Sub("b2"), b2_port, &token_owners, shared_tokens);
   const auto config = projections::DefaultProjectionConfig();
 
-  // The lone engine: a's directory answered without a router.
-  QueryService lone(a->storage.get(), config);
+  // The lone engine: a copy of its own, answered without a router.
+  auto lone_storage = Storage::Open(dir.Sub("lone"));
+  REQUIRE(lone_storage.ok());
+  QueryService lone(lone_storage->get(), config);
   auto lone_server = StartGrpcServer("127.0.0.1:0", {&lone});
   REQUIRE(lone_server.ok());
   auto lone_stub = v1::Query::NewStub(grpc::CreateChannel(
@@ -238,6 +250,62 @@ TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever 
         if (page_size == 7) CHECK(moves > 4);
       }
     }
+  }
+
+  SECTION("each instance reads only the partitions it owns") {
+    // Each copy loses the partitions its instance does not own: a read of the wrong copy would
+    // miss their patients.
+    owners.Set(layouts[0]);  // a: 0 and 2, b: 1 and 3
+    for (int32_t p : {1, 3}) REQUIRE(a->storage->DropPartition(p).ok());
+    for (int32_t p : {0, 2}) REQUIRE(b->storage->DropPartition(p).ok());
+    for (v1::ListPatientsRequest request : requests) {
+      request.set_page_size(1000);
+      const std::vector<std::string> want = AllPages(lone_stub.get(), request);
+      request.set_page_size(11);
+      for (Instance* via : {a.get(), b.get()}) {
+        const std::vector<std::string> got = AllPages(via->stub.get(), request);
+        CHECK(std::multiset<std::string>(got.begin(), got.end()) ==
+              std::multiset<std::string>(want.begin(), want.end()));
+      }
+    }
+    grpc::ClientContext lone_context;
+    v1::CohortStatsResponse want;
+    REQUIRE(lone_stub->CohortStats(&lone_context, v1::CohortStatsRequest(), &want).ok());
+    for (Instance* via : {a.get(), b.get()}) {
+      grpc::ClientContext context;
+      v1::CohortStatsResponse got;
+      REQUIRE(via->stub->CohortStats(&context, v1::CohortStatsRequest(), &got).ok());
+      CHECK(got.stats().patients() == want.stats().patients());
+      CHECK(got.stats().first_order_conversion() == Approx(want.stats().first_order_conversion()));
+    }
+  }
+
+  SECTION("a page that ends where a run ends goes on at the next partition") {
+    // Partition 0 alone is a's first run: a page exactly its size ends there.
+    owners.Set(layouts[0]);
+    v1::ListPatientsRequest request;
+    request.set_page_size(1000);
+    size_t in_zero = 0;
+    for (const std::string& id : AllPages(lone_stub.get(), request)) {
+      in_zero += KafkaPartition(id, kPartitions) == 0;
+    }
+    REQUIRE(in_zero > 0);
+    request.set_page_size(static_cast<int>(in_zero));
+    const Page first = ListPage(a->stub.get(), request);
+    REQUIRE(first.status.ok());
+    CHECK(static_cast<size_t>(first.response.patients_size()) == in_zero);
+    for (const auto& view : first.response.patients()) {
+      CHECK(KafkaPartition(view.patient_id(), kPartitions) == 0);
+    }
+    v1::ListPatientsRequest next = request;
+    next.set_page_token(first.response.next_page_token());
+    auto partition = ListPatientsTokenPartition(next);
+    REQUIRE(partition.ok());
+    CHECK(*partition == 1);
+    const Page second = ListPage(b->stub.get(), next);
+    REQUIRE(second.status.ok());
+    REQUIRE(second.response.patients_size() > 0);
+    CHECK(KafkaPartition(second.response.patients(0).patient_id(), kPartitions) == 1);
   }
 
   SECTION("a partition without an owner: UNAVAILABLE with a retry hint, then on from there") {
@@ -355,7 +423,53 @@ TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever 
                                    ? grpc::StatusCode::UNAVAILABLE
                                    : grpc::StatusCode::INVALID_ARGUMENT));
     }
+    // ListPart alike: a malformed list, and a partition the callee does not own.
+    for (const std::vector<int32_t>& partitions :
+         std::vector<std::vector<int32_t>>{{3, 1}, {kPartitions + 7}, {1}}) {
+      grpc::ClientContext context;
+      v1::ListPartRequest request;
+      for (int32_t p : partitions) request.add_partitions(p);
+      v1::ListPartResponse response;
+      const grpc::Status s = peer->ListPart(&context, request, &response);
+      CHECK(s.error_code() == (partitions == std::vector<int32_t>{1}
+                                   ? grpc::StatusCode::UNAVAILABLE
+                                   : grpc::StatusCode::INVALID_ARGUMENT));
+      CHECK(response.response().patients_size() == 0);
+    }
+    // A partition that moves away while its part is read: the part is refused, not sent.
+    for (const bool list : {false, true}) {
+      owners.Set(layouts[0]);
+      {
+        absl::MutexLock lock(&owners.mu);
+        owners.flip_after = 2;  // a's two partitions checked before the read, then gone
+        owners.then = {"", b_addr, "", b_addr};
+      }
+      grpc::ClientContext context;
+      grpc::Status s;
+      if (list) {
+        v1::ListPartRequest request;
+        request.add_partitions(0);
+        request.add_partitions(2);
+        v1::ListPartResponse response;
+        s = peer->ListPart(&context, request, &response);
+      } else {
+        v1::CohortPartRequest request;
+        request.add_partitions(0);
+        request.add_partitions(2);
+        v1::CohortPartResponse response;
+        s = peer->CohortPart(&context, request, &response);
+      }
+      INFO((list ? "ListPart: " : "CohortPart: ") << s.error_message());
+      CHECK(s.error_code() == grpc::StatusCode::UNAVAILABLE);
+      CHECK(s.error_message().find("moving") != std::string::npos);
+    }
+    owners.Set(layouts[0]);
     v1::ListPatientsRequest request;
+    // A token of this query that names a partition the deployment does not have.
+    request.set_page_token(ListPatientsTokenAt(request, kPartitions + 3));
+    const Page beyond = ListPage(a->stub.get(), request);
+    CHECK(beyond.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(beyond.status.error_message().find("page_token") != std::string::npos);
     request.set_page_token("bm90LWEtdG9rZW4");
     CHECK(ListPage(a->stub.get(), request).status.error_code() ==
           grpc::StatusCode::INVALID_ARGUMENT);
