@@ -40,8 +40,9 @@ SubcommandRun AddDumpCommand(CLI::App* app) {
                   "RFC 3339 instant to view at (default: each partition's clock)");
   cmd->add_flag("--state", f->dump.raw_state,
                 "print the stored sufficient statistics (PatientState) instead");
-  return [f](const std::atomic<bool>&) {
+  return [f](const std::atomic<bool>& stop) {
     DumpOptions& dump = f->dump;
+    dump.remote.stop = &stop;
     if (f->dictionary) {
       std::cout << DumpColumns().Dictionary();
       return 0;

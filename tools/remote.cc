@@ -39,6 +39,12 @@ std::string Trailer(const grpc::ClientContext& context, const char* key) {
   return it == trailers.end() ? std::string() : std::string(it->second.data(), it->second.size());
 }
 
+bool Stopped(const RemoteOptions& remote) {
+  return remote.stop != nullptr && remote.stop->load();
+}
+
+absl::Status Cancelled() { return absl::CancelledError("stopped (SIGINT or SIGTERM)"); }
+
 // Makes `call(context)` until it answers other than UNAVAILABLE, waiting between tries as the
 // server asks (or a second) for at most `retry_for`.
 absl::Status Call(const RemoteOptions& remote, const Client& client, absl::Duration deadline,
@@ -46,6 +52,8 @@ absl::Status Call(const RemoteOptions& remote, const Client& client, absl::Durat
                   const std::function<void(const grpc::ClientContext&)>& on_ok,
                   std::ostream& progress) {
   const absl::Time give_up = absl::Now() + remote.retry_for;
+  std::string said;  // the last wait reported, and when
+  absl::Time said_at = absl::InfinitePast();
   for (;;) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
@@ -67,8 +75,17 @@ absl::Status Call(const RemoteOptions& remote, const Client& client, absl::Durat
     if (!absl::SimpleAtoi(Trailer(context, kRetryPushbackMetadata), &wait_ms) || wait_ms < 0) {
       wait_ms = 1000;
     }
-    progress << "waiting: " << what << std::endl;
-    absl::SleepFor(absl::Milliseconds(std::min<int64_t>(wait_ms, 10'000)));
+    // Said once, and again every 10 s while it lasts.
+    if (what != said || absl::Now() - said_at >= absl::Seconds(10)) {
+      progress << "waiting: " << what << std::endl;
+      said = what;
+      said_at = absl::Now();
+    }
+    const absl::Time wake = absl::Now() + absl::Milliseconds(std::min<int64_t>(wait_ms, 10'000));
+    while (absl::Now() < wake) {
+      if (Stopped(remote)) return Cancelled();
+      absl::SleepFor(absl::Milliseconds(50));
+    }
   }
 }
 
@@ -121,6 +138,7 @@ absl::Status ForEachRemotePatient(const RemoteOptions& remote, std::optional<abs
   int64_t patients = 0, pages = 0;
   absl::Time last_progress = absl::Now();
   for (;;) {
+    if (Stopped(remote)) return Cancelled();
     v1::ListPatientsResponse page;
     TEND_RETURN_IF_ERROR(Call(
         remote, *client, absl::Minutes(1),

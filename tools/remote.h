@@ -12,6 +12,7 @@
 #ifndef TEND_TOOLS_REMOTE_H_
 #define TEND_TOOLS_REMOTE_H_
 
+#include <atomic>
 #include <functional>
 #include <iosfwd>
 #include <map>
@@ -30,6 +31,8 @@ struct RemoteOptions {
   std::string target;        // host:port of any instance's gRPC
   ClientSecurity security;   // TLS and the query-role token
   absl::Duration retry_for = absl::Minutes(2);
+  // Set (SIGINT, SIGTERM): stop waiting and between pages, kCancelled. May be null.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // Query/CohortStats, viewed at `as_of` (unset: each partition's clock).

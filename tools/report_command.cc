@@ -26,7 +26,8 @@ SubcommandRun AddReportCommand(CLI::App* app) {
   cmd->add_option("--config", f->report.config_path,
                   "engine config YAML (default: the one the engine recorded in --db)");
   cmd->add_option("--title", f->report.title)->capture_default_str();
-  return [f](const std::atomic<bool>&) {
+  return [f](const std::atomic<bool>& stop) {
+    f->report.remote.stop = &stop;
     if (f->report.db_dir.empty() == f->report.remote.target.empty()) {
       return Exit(absl::InvalidArgumentError("give one of --db (a state directory) and --grpc "
                                              "(an instance of a running deployment)"),
