@@ -1,7 +1,7 @@
 // `tend bench`: each benchmark measures against a baseline taken in the same run and prints JSON
 // lines - the engine against raw consumption (throughput_bench.cc), event-to-command latency
 // (latency_bench.cc), GetPatient and ListPatients (query_bench.cc), outbox delivery
-// (dispatch_bench.cc). docs/benchmarks.md logs what they measured.
+// (dispatch_bench.cc), Append against AppendBatch (ingest_bench.cc). docs/benchmarks.md logs what they measured.
 #ifndef TEND_BENCH_BENCH_H_
 #define TEND_BENCH_BENCH_H_
 
@@ -123,6 +123,18 @@ struct DispatchBenchOptions {
 // tend bench --dispatch: outbox-to-sink throughput with one delivery in flight against
 // `in_flight`, and what a backlog of deferred commands costs an idle dispatcher. One JSON line.
 absl::Status RunDispatchBench(const DispatchBenchOptions& options, std::ostream& out);
+
+struct IngestBenchOptions {
+  int clients = 4;   // concurrent gRPC callers, each on its own connection
+  int batch = 100;   // events per AppendBatch call
+  int partitions = 16;
+  absl::Duration duration = absl::Seconds(5);  // per round and method
+  int repeat = 3;
+};
+// tend bench --ingest: events/s through Ingest/Append against Ingest/AppendBatch at the same
+// client concurrency (an IngestService on loopback, the dev broker in this process). One JSON
+// line.
+absl::Status RunIngestBench(const IngestBenchOptions& options, std::ostream& out);
 
 // The q-quantile (0..1) of `v`: the element at rank floor(q * n), the largest for q = 1; 0 for
 // none.

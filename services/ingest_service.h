@@ -22,6 +22,10 @@ class IngestService final : public v1::Ingest::Service {
 
   grpc::Status Append(grpc::ServerContext* context, const v1::AppendRequest* request,
                       v1::AppendResponse* response) override;
+  grpc::Status AppendBatch(grpc::ServerContext* context, const v1::AppendBatchRequest* request,
+                           v1::AppendBatchResponse* response) override;
+
+  static constexpr int kMaxBatchEvents = 1000;
 
   // Calls must carry a token of this service's role (auth/auth.h); unset: no token check.
   // Set before serving.

@@ -1,4 +1,5 @@
-// tend bench: the benchmarks of bench/ (throughput by default; --latency, --query, --dispatch).
+// tend bench: the benchmarks of bench/ (throughput by default; --latency, --query, --dispatch,
+// --ingest).
 #include <unistd.h>
 
 #include <iostream>
@@ -20,6 +21,8 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
     bool query = false;
     QueryBenchOptions query_bench;
     bool dispatch = false;
+    bool ingest = false;
+    IngestBenchOptions ingest_bench;
     bool history = false;
     bool burst = false;
     bool processes = false;
@@ -82,6 +85,12 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
       ->capture_default_str()
       ->delimiter(',')
       ->check(CLI::Range(1, 3650));
+  cmd->add_flag("--ingest", f->ingest,
+                "Ingest/Append (one event per call) against AppendBatch (--batch per call) at "
+                "the same --clients");
+  cmd->add_option("--batch", f->ingest_bench.batch, "--ingest: events per AppendBatch call")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   cmd->add_flag("--dispatch", f->dispatch,
                 "instead: outbox-to-sink delivery rate, one in flight against --in-flight, "
                 "and an idle dispatcher's cost with --deferred commands waiting");
@@ -137,6 +146,13 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
       if (cmd->count("--repeat") > 0) h.repeat = f->bench.repeat;
       h.rules = f->bench.rules;
       return Exit(RunHistoryBench(h, std::cout), "bench");
+    }
+    if (f->ingest) {
+      IngestBenchOptions& i = f->ingest_bench;
+      if (cmd->count("--clients") > 0) i.clients = f->query_bench.clients;
+      if (cmd->count("--seconds") > 0) i.duration = absl::Seconds(f->seconds);
+      if (cmd->count("--repeat") > 0) i.repeat = f->bench.repeat;
+      return Exit(RunIngestBench(i, std::cout), "bench");
     }
     if (f->dispatch) {
       DispatchBenchOptions& d = f->dispatch_bench;

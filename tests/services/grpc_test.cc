@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <catch2/catch.hpp>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -69,6 +70,66 @@ TEST_CASE("Append produces to Kafka, the engine folds it, GetPatient reads it", 
     s = ingest_stub->Append(&ctx3, req, &resp);
     CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
     CHECK(s.error_message().find("event.occurred_at") == 0);
+  }
+
+  SECTION("a batch: each event judged alone, the good ones appended in order and folded") {
+    v1::AppendBatchRequest batch;
+    const std::vector<std::pair<std::string, int>> sent = {
+        {"p-7", 500}, {"bad id", 400}, {"p-7", 300}, {"p-8", -3 * 3600}, {"p-7", 100}, {"p-9", 50}};
+    for (size_t i = 0; i < sent.size(); ++i) {
+      *batch.add_events() =
+          CheckIn(sent[i].first, absl::StrCat("b-", i), sent[i].second).event();
+    }
+    batch.add_events();  // an empty event: refused, naming its index
+    grpc::ClientContext ctx;
+    v1::AppendBatchResponse resp;
+    REQUIRE(ingest_stub->AppendBatch(&ctx, batch, &resp).ok());
+    REQUIRE(resp.results_size() == 7);
+    CHECK(resp.results(1).code() == static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+    CHECK(resp.results(1).error().rfind("events[1].patient_id: must be", 0) == 0);
+    CHECK(resp.results(3).code() == static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+    CHECK(resp.results(3).error().rfind("events[3].occurred_at", 0) == 0);
+    CHECK(resp.results(6).code() == static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+    CHECK(resp.results(6).error().rfind("events[6].", 0) == 0);
+    for (int i : {0, 2, 4, 5}) {
+      INFO(i << ": " << resp.results(i).error());
+      CHECK(resp.results(i).code() == 0);
+      CHECK(resp.results(i).appended().event_id() == absl::StrCat("b-", i));
+      CHECK(resp.results(i).appended().offset() >= 0);
+    }
+    CHECK_FALSE(resp.results(1).has_appended());
+    // One patient's events in order, in one partition.
+    CHECK(resp.results(0).appended().partition() == resp.results(2).appended().partition());
+    CHECK(resp.results(0).appended().offset() < resp.results(2).appended().offset());
+    CHECK(resp.results(2).appended().offset() < resp.results(4).appended().offset());
+    // What the log holds: exactly the four good events.
+    std::set<std::string> logged;
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (logged.size() < 4 && absl::Now() < deadline) {
+      logged.clear();
+      for (const auto& r : testing::ReadTopic(broker->bootstrap(), options.topic)) {
+        v1::Event e;
+        REQUIRE(e.ParseFromString(r.value));
+        logged.insert(e.event_id());
+      }
+    }
+    CHECK(logged == std::set<std::string>{"b-0", "b-2", "b-4", "b-5"});
+
+    // Too many for one call: the batch is refused whole.
+    v1::AppendBatchRequest big;
+    for (int i = 0; i <= IngestService::kMaxBatchEvents; ++i) {
+      *big.add_events() = CheckIn("p-1", absl::StrCat("x-", i), 10).event();
+    }
+    grpc::ClientContext big_ctx;
+    v1::AppendBatchResponse big_resp;
+    const grpc::Status refused = ingest_stub->AppendBatch(&big_ctx, big, &big_resp);
+    CHECK(refused.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(refused.error_message().find("at most 1000") != std::string::npos);
+    // An empty batch is an empty answer.
+    grpc::ClientContext empty_ctx;
+    v1::AppendBatchResponse empty;
+    CHECK(ingest_stub->AppendBatch(&empty_ctx, v1::AppendBatchRequest(), &empty).ok());
+    CHECK(empty.results_size() == 0);
   }
 
   SECTION("appended events are acknowledged with their offset and become queryable") {

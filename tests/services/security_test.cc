@@ -92,6 +92,7 @@ std::shared_ptr<grpc::Channel> TlsChannel(const std::string& dir, int port, bool
 
 constexpr char kGetPatient[] = "/tend.v1.Query/GetPatient";
 constexpr char kAppend[] = "/tend.v1.Ingest/Append";
+constexpr char kAppendBatch[] = "/tend.v1.Ingest/AppendBatch";
 constexpr char kDeliver[] = "/tend.v1.ReminderSink/Deliver";
 constexpr char kReflection[] = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
 
@@ -136,6 +137,9 @@ TEST_CASE("TLS and role tokens at the front door", "[integration]") {
     CHECK(Call(tls, kGetPatient, Token('i')).error_code() == grpc::StatusCode::PERMISSION_DENIED);
     CHECK(Call(tls, kAppend, Token('q')).error_code() == grpc::StatusCode::PERMISSION_DENIED);
     CHECK(Call(tls, kDeliver, Token('q')).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    CHECK(Call(tls, kAppendBatch).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    CHECK(Call(tls, kAppendBatch, Token('q')).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    CHECK(Call(tls, kAppendBatch, Token('i')).ok());  // an empty batch: an empty answer
     // The right role gets through to the service's own checks (an empty request is invalid).
     CHECK(Call(tls, kGetPatient, Token('q')).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
     CHECK(Call(tls, kAppend, Token('i')).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
