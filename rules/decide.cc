@@ -373,6 +373,19 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
 
 namespace {
 
+// The id of the first experiment (file order) that holds this rule's command for this patient
+// back, or null.
+const std::string* HeldOutBy(const CompiledRule& rule, const DecideInput& in) {
+  for (const CompiledRule::Holdout& h : rule.holdouts) {
+    if (!h.program_id.empty() &&
+        in.view->Get(projections::kViewHeader).program_id() != h.program_id) {
+      continue;
+    }
+    if (AssignmentUnit(h.experiment_id, in.state->patient_id()) < h.share) return &h.experiment_id;
+  }
+  return nullptr;
+}
+
 void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Candidate> fired,
              Memories* memories, DecideOutput* out) {
   if (fired.empty()) return;
@@ -473,8 +486,18 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
       cmd->set_template_id(rule.action().task().template_id());
       FillParameters(*c.rule, view, in.event, cmd->mutable_parameters());
     }
-    d->set_outcome(not_before > in.now ? v1::Decision::DEFERRED : v1::Decision::FIRED);
     d->set_command_id(cmd->command_id());
+    // An experiment's holdout: decided as for everyone (caps and cooldown counted as if sent,
+    // so both arms are decided alike), recorded with the command, not sent.
+    if (const std::string* experiment = HeldOutBy(*c.rule, in)) {
+      d->set_outcome(v1::Decision::SUPPRESSED);
+      d->set_reason(v1::Decision::HOLDOUT);
+      d->set_experiment_id(*experiment);
+      d->mutable_withheld()->CopyFrom(*cmd);
+      out->decisions.AddAllocated(d);
+      continue;
+    }
+    d->set_outcome(not_before > in.now ? v1::Decision::DEFERRED : v1::Decision::FIRED);
     out->decisions.AddAllocated(d);
     out->commands.AddAllocated(cmd);
   }

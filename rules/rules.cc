@@ -12,8 +12,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "base/hash.h"
 #include "base/status.h"
 #include "base/yaml_proto.h"
+#include "events/codec.h"
 #include "projections/patient.h"
 
 namespace tend {
@@ -513,7 +515,60 @@ absl::StatusOr<RuleSet> RuleSet::Parse(absl::string_view yaml, absl::string_view
     set.has_timers_ |= rule.trigger().has_absence() || rule.trigger().has_schedule();
     set.rules_.push_back(*std::move(compiled));
   }
+  std::set<std::string> experiment_ids;
+  for (int i = 0; i < file.experiments_size(); ++i) {
+    const v1::Experiment& e = file.experiments(i);
+    const std::string who = e.id().empty() ? absl::StrCat("experiments[", i, "]")
+                                           : absl::StrCat("experiment ", e.id());
+    auto fail = [&](absl::string_view message) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": ", who, ": ", message));
+    };
+    if (!IsValidRuleId(e.id())) {
+      return fail("id: 1-64 characters of [A-Za-z0-9._-] are required");
+    }
+    if (!experiment_ids.insert(e.id()).second) return fail("id: used by an earlier experiment");
+    if (!(e.holdout() > 0 && e.holdout() <= 0.5)) {
+      return fail("holdout: the share held out must be in (0, 0.5] (0.01-0.15 is usual)");
+    }
+    if (!e.program_id().empty() && !CheckIdArgument("program_id", e.program_id()).ok()) {
+      return fail("program_id: must be 1-128 characters of [A-Za-z0-9._:-]");
+    }
+    for (const auto* list : {&e.rules(), &e.exempt_rules()}) {
+      for (const std::string& id : *list) {
+        if (set.Find(id) == nullptr) {
+          return fail(absl::StrCat(list == &e.rules() ? "rules" : "exempt_rules", ": no rule \"",
+                                   id, "\" in this file"));
+        }
+      }
+    }
+    for (CompiledRule& r : set.rules_) {
+      const v1::Rule& rule = r.rule;
+      auto listed = [&](const google::protobuf::RepeatedPtrField<std::string>& ids) {
+        return std::find(ids.begin(), ids.end(), rule.id()) != ids.end();
+      };
+      const bool covered = e.rules().empty() || listed(e.rules());
+      const bool exempt =
+          listed(e.exempt_rules()) ||
+          std::find(e.exempt_categories().begin(), e.exempt_categories().end(),
+                    rule.policy().category()) != e.exempt_categories().end() ||
+          (rule.policy().category() == v1::CLINICAL && !e.hold_clinical()) ||
+          (rule.action().has_task() && !e.hold_tasks());
+      if (covered && !exempt) r.holdouts.push_back({e.id(), e.holdout(), e.program_id()});
+    }
+    set.experiments_.push_back(e);
+  }
   return set;
+}
+
+double AssignmentUnit(absl::string_view experiment_id, absl::string_view patient_id) {
+  // The top 53 bits, as a fraction, of the splitmix64 generator's first output seeded with the
+  // fingerprint of "experiment\x1fpatient". The fingerprint alone (FNV-1a, one finalizer
+  // round) left sequential ids ("p-0", "p-1", ...) visibly uneven: 83 of 200 under a share of
+  // 0.3 for one experiment id, z = 3.5; with the second round z stayed within +-1.7 over five
+  // ids and 200 or 100,000 patients.
+  const uint64_t h = SplitMix64Finalize(
+      Fingerprint64(absl::StrCat(experiment_id, "\x1f", patient_id)) + kSplitMix64Gamma);
+  return static_cast<double>(h >> 11) * 0x1p-53;
 }
 
 const CompiledRule* RuleSet::Find(absl::string_view id) const {
@@ -554,6 +609,18 @@ std::string DescribeRules(const RuleSet& rules) {
                     v1::Category_Name(r.policy().category()), ", priority ",
                     r.policy().priority(), ", cooldown ", duration(r.policy().cooldown()),
                     ", ttl ", duration(r.policy().ttl()), "]\n");
+  }
+  for (const v1::Experiment& e : rules.experiments()) {
+    std::vector<std::string> held;
+    for (const CompiledRule& c : rules.rules()) {
+      for (const CompiledRule::Holdout& h : c.holdouts) {
+        if (h.experiment_id == e.id()) held.push_back(c.rule.id());
+      }
+    }
+    absl::StrAppend(&out, "experiment ", e.id(), ": holds out ", e.holdout() * 100, "% of ",
+                    e.program_id().empty() ? "all patients"
+                                           : absl::StrCat("programme ", e.program_id()),
+                    " from ", held.empty() ? "no rule" : absl::StrJoin(held, ", "), "\n");
   }
   absl::StrAppend(&out, rules.rules().size(), " rules OK\n");
   return out;

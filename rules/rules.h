@@ -100,7 +100,20 @@ struct CompiledRule {
     std::optional<FieldPath> field;
   };
   std::vector<Parameter> parameters;
+  // The experiments (RuleFile.experiments, in file order) that may hold this rule's commands
+  // back: the rule is theirs and not exempt.
+  struct Holdout {
+    std::string experiment_id;
+    double share = 0;
+    std::string program_id;  // empty: every patient
+  };
+  std::vector<Holdout> holdouts;
 };
+
+// Where a patient falls in an experiment: a number in [0, 1) from a hash of (experiment id,
+// patient id), uniform over patients and the same on every run. A patient is held out when it
+// is below the experiment's share.
+double AssignmentUnit(absl::string_view experiment_id, absl::string_view patient_id);
 
 class RuleSet {
  public:
@@ -110,12 +123,14 @@ class RuleSet {
   static absl::StatusOr<RuleSet> Load(const std::string& path);
 
   const std::vector<CompiledRule>& rules() const { return rules_; }
+  const std::vector<v1::Experiment>& experiments() const { return experiments_; }
   // The rule with this id, or null.
   const CompiledRule* Find(absl::string_view id) const;
   bool has_timers() const { return has_timers_; }  // any absence or schedule rule
 
  private:
   std::vector<CompiledRule> rules_;
+  std::vector<v1::Experiment> experiments_;
   bool has_timers_ = false;
 };
 

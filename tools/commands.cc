@@ -62,6 +62,11 @@ absl::Status ExplainPatient(const std::string& db_dir, const std::string& patien
     if (!d.command_id().empty()) out << "  command " << d.command_id();
     out << "\n";
     if (!d.detail().empty()) out << "    " << d.detail() << "\n";
+    if (d.reason() == v1::Decision::HOLDOUT) {
+      out << "    held out by experiment " << d.experiment_id() << ": withheld "
+          << d.withheld().template_id() << " to "
+          << v1::ReminderCommand::Recipient_Name(d.withheld().recipient()) << "\n";
+    }
     for (const auto& c : d.explanation().checks()) {
       out << "    " << c.field() << " " << c.op() << " " << c.expected() << ": actual "
           << c.actual() << (c.held() ? " (held)" : " (did not hold)") << "\n";

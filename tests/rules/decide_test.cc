@@ -3,6 +3,7 @@
 #include "rules/decide.h"
 
 #include <catch2/catch.hpp>
+#include <google/protobuf/util/message_differencer.h>
 
 #include <algorithm>
 #include <map>
@@ -97,6 +98,7 @@ struct Patient {
   std::vector<v1::Decision> all_decisions;
   RuleMemoryIndex* memories = nullptr;  // given to every decision when set
   int events = 0;
+  std::string id = "p-1";
 
   DecideInput Input(absl::Time now, LazyView* view) {
     DecideInput in;
@@ -140,7 +142,7 @@ struct Patient {
     Tick(now_text);
     const std::vector<v1::Decision> timer_decisions(out.decisions.begin(), out.decisions.end());
     const absl::Time now = At(now_text);
-    e.set_patient_id("p-1");
+    e.set_patient_id(id);
     e.mutable_recorded_at()->set_seconds(absl::ToUnixSeconds(now));
     e.mutable_occurred_at()->set_seconds(absl::ToUnixSeconds(occurred.empty() ? now : At(occurred)));
     const bool first = state.unique_events() == 0;
@@ -466,6 +468,75 @@ TEST_CASE("marketing is suppressed without consent or for sensitive patients - c
   r.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
   CHECK(DecisionOf(r, "welcome")->reason() == v1::Decision::CARE_CONSENT);
   CHECK(DecisionOf(r, "offer")->outcome() == v1::Decision::FIRED);
+}
+
+TEST_CASE("a holdout withholds automated reminders from its share, decided as for everyone",
+          "[decide]") {
+  auto with_experiments = RuleSet::Parse(std::string(kRules) + R"(
+experiments:
+  - id: global-2026
+    holdout: 0.3
+  - id: diabetes-daily
+    holdout: 0.5
+    rules: [daily]
+    program_id: diabetes
+)",
+                                         "test-rules");
+  INFO(with_experiments.status());
+  REQUIRE(with_experiments.ok());
+  int held = 0;
+  for (int i = 0; i < 200; ++i) {
+    const std::string id = absl::StrCat("p-", i);
+    Patient treated, control;  // the same patient without and with the experiments
+    treated.id = control.id = id;
+    control.rules = &*with_experiments;
+    for (Patient* p : {&treated, &control}) {
+      p->Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+      p->Fold(Glucose("g1", 14), "2026-05-01T10:05:00+08:00");  // a CLINICAL task
+    }
+    const bool out = AssignmentUnit("global-2026", id) < 0.3;
+    held += out;
+    INFO(id << (out ? " held out" : " reminded"));
+    if (!out) {
+      // Decided and sent exactly as without the experiment.
+      REQUIRE(control.all_commands.size() == treated.all_commands.size());
+      for (size_t k = 0; k < control.all_commands.size(); ++k) {
+        CHECK(google::protobuf::util::MessageDifferencer::Equals(control.all_commands[k],
+                                                                 treated.all_commands[k]));
+      }
+      continue;
+    }
+    // Held out: the CARE and MARKETING reminders are recorded with the command that would have
+    // gone; care-c still lost the day's last CARE slot to them (the withheld ones counted, as for
+    // everyone); the CLINICAL task goes as usual.
+    REQUIRE(control.all_commands.size() == 1);
+    CHECK(control.all_commands[0].recipient() == v1::ReminderCommand::STAFF);
+    for (const char* rule : {"welcome", "care-b", "offer"}) {
+      const v1::Decision* d = nullptr;
+      for (const auto& x : control.all_decisions) {
+        if (x.rule_id() == rule) d = &x;
+      }
+      REQUIRE(d != nullptr);
+      CHECK(d->outcome() == v1::Decision::SUPPRESSED);
+      CHECK(d->reason() == v1::Decision::HOLDOUT);
+      CHECK(d->experiment_id() == "global-2026");
+      const v1::ReminderCommand* sent = nullptr;
+      for (const auto& c : treated.all_commands) {
+        if (c.rule_id() == rule) sent = &c;
+      }
+      REQUIRE(sent != nullptr);
+      CHECK(google::protobuf::util::MessageDifferencer::Equals(d->withheld(), *sent));
+      CHECK(d->command_id() == sent->command_id());
+    }
+    for (const auto& x : control.all_decisions) {
+      if (x.rule_id() == "care-c") CHECK(x.reason() == v1::Decision::PRIORITY);
+    }
+  }
+  // A deterministic 30%: the hash spreads 200 patients near it.
+  CHECK(held > 40);
+  CHECK(held < 80);
+  CHECK(AssignmentUnit("global-2026", "p-7") == AssignmentUnit("global-2026", "p-7"));
+  CHECK(AssignmentUnit("global-2026", "p-7") != AssignmentUnit("global-2027", "p-7"));
 }
 
 TEST_CASE("hard-churned patients get no automated messages, only tasks for a human", "[decide]") {

@@ -103,6 +103,54 @@ CompiledCondition Compile(const std::string& yaml_condition) {
   return rules->rules()[0].when;
 }
 
+TEST_CASE("experiments are checked: ids, shares, the rules they name", "[rules]") {
+  const std::string rule = R"(
+rules:
+  - id: hello
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: hello, channel: CHAT}}
+    policy: {category: CARE, ttl: 1h}
+  - id: alert
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: alert, channel: CHAT}}
+    policy: {category: CLINICAL, ttl: 1h}
+experiments:
+)";
+  auto error = [&](const std::string& experiments) {
+    auto set = RuleSet::Parse(rule + experiments, "x.yaml");
+    return set.ok() ? std::string("ok") : std::string(set.status().message());
+  };
+  CHECK(error("  - {id: a, holdout: 0.1}") == "ok");
+  CHECK(error("  - {id: a, holdout: 0}") ==
+        "x.yaml: experiment a: holdout: the share held out must be in (0, 0.5] (0.01-0.15 is usual)");
+  CHECK(error("  - {id: a, holdout: 0.6}").find("holdout:") != std::string::npos);
+  CHECK(error("  - {id: a, holdout: .nan}").find("holdout:") != std::string::npos);
+  CHECK(error("  - {id: 'a b', holdout: 0.1}") ==
+        "x.yaml: experiment a b: id: 1-64 characters of [A-Za-z0-9._-] are required");
+  CHECK(error("  - {id: a, holdout: 0.1}\n  - {id: a, holdout: 0.2}") ==
+        "x.yaml: experiment a: id: used by an earlier experiment");
+  CHECK(error("  - {id: a, holdout: 0.1, rules: [nope]}") ==
+        "x.yaml: experiment a: rules: no rule \"nope\" in this file");
+  CHECK(error("  - {id: a, holdout: 0.1, exempt_rules: [nope]}").find("exempt_rules:") !=
+        std::string::npos);
+  CHECK(error("  - {id: a, holdout: 0.1, program_id: 'a b'}").find("program_id:") !=
+        std::string::npos);
+  // Who is covered: CLINICAL only when said in as many words; exemptions by rule and category.
+  auto covered = [&](const std::string& experiments, const std::string& id) {
+    auto set = RuleSet::Parse(rule + experiments, "x.yaml");
+    REQUIRE(set.ok());
+    return !set->Find(id)->holdouts.empty();
+  };
+  CHECK(covered("  - {id: a, holdout: 0.1}", "hello"));
+  CHECK_FALSE(covered("  - {id: a, holdout: 0.1}", "alert"));
+  CHECK(covered("  - {id: a, holdout: 0.1, hold_clinical: true}", "alert"));
+  CHECK_FALSE(covered("  - {id: a, holdout: 0.1, exempt_rules: [hello]}", "hello"));
+  CHECK_FALSE(covered("  - {id: a, holdout: 0.1, exempt_categories: [CARE]}", "hello"));
+  CHECK_FALSE(covered("  - {id: a, holdout: 0.1, rules: [alert]}", "hello"));
+}
+
 TEST_CASE("a rules file of nested aliases (a billion laughs) is refused, not expanded",
           "[rules]") {
   // Nine levels of ten aliases each: 10^9 comparisons in a file of under 1 KB.
