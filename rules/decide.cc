@@ -185,9 +185,10 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
              Memories* memories, DecideOutput* out);
 
 
-void FillParameters(const CompiledRule& rule, const v1::PatientView& view, const v1::Event* event,
+void FillParameters(const std::vector<CompiledRule::Parameter>& parameters,
+                    const v1::PatientView& view, const v1::Event* event,
                     google::protobuf::Map<std::string, std::string>* out) {
-  for (const auto& p : rule.parameters) {
+  for (const auto& p : parameters) {
     (*out)[p.name] = p.field ? ReadField(*p.field, view, event).ToString() : p.literal;
   }
 }
@@ -437,10 +438,16 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
       suppress(v1::Decision::COOLDOWN);
       continue;
     }
-    absl::Time not_before = in.now;
-    const absl::Time expires_at = in.now + FromProtoDuration(p.ttl());
+    // The patient's variant of the rule: its action, and how much later it goes.
+    const CompiledRule::Variant* variant = VariantOf(*c.rule, in.state->patient_id());
+    const v1::Action& action = variant != nullptr ? variant->action : rule.action();
+    const std::vector<CompiledRule::Parameter>& parameters =
+        variant != nullptr ? variant->parameters : c.rule->parameters;
+    const absl::Time due = in.now + (variant != nullptr ? variant->delay : absl::ZeroDuration());
+    absl::Time not_before = due;
+    const absl::Time expires_at = due + FromProtoDuration(p.ttl());
     if (to_patient) {
-      not_before = QuietHoursEnd(policy, in.now, in.tz);
+      not_before = QuietHoursEnd(policy, due, in.tz);
       if (not_before >= expires_at) {
         suppress(v1::Decision::QUIET_HOURS_EXPIRED);
         continue;
@@ -474,17 +481,21 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
     if (to_patient) {
       cmd->set_recipient(v1::ReminderCommand::PATIENT);
       cmd->set_automated(true);
-      cmd->set_channel(rule.action().reminder().channel());
-      cmd->set_template_id(rule.action().reminder().template_id());
-      FillParameters(*c.rule, in.view->Get(c.rule->action_parts), in.event,
+      cmd->set_channel(action.reminder().channel());
+      cmd->set_template_id(action.reminder().template_id());
+      FillParameters(parameters, in.view->Get(c.rule->action_parts), in.event,
                      cmd->mutable_parameters());
     } else {
       cmd->set_recipient(v1::ReminderCommand::STAFF);
       const v1::PatientView& view =
           in.view->Get(c.rule->action_parts | projections::kViewAcquisition);
       cmd->set_staff_id(view.acquisition().current_staff_id());  // the assigned health manager
-      cmd->set_template_id(rule.action().task().template_id());
-      FillParameters(*c.rule, view, in.event, cmd->mutable_parameters());
+      cmd->set_template_id(action.task().template_id());
+      FillParameters(parameters, view, in.event, cmd->mutable_parameters());
+    }
+    if (variant != nullptr) {
+      cmd->set_variant(variant->id);
+      d->set_variant(variant->id);
     }
     d->set_command_id(cmd->command_id());
     // An experiment's holdout: decided as for everyone (caps and cooldown counted as if sent,
@@ -494,6 +505,7 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
       d->set_reason(v1::Decision::HOLDOUT);
       d->set_experiment_id(*experiment);
       d->mutable_withheld()->CopyFrom(*cmd);
+      d->mutable_withheld()->clear_explanation();  // the decision holds it
       out->decisions.AddAllocated(d);
       continue;
     }

@@ -401,6 +401,23 @@ absl::Status CheckParameters(const google::protobuf::Map<std::string, std::strin
   return absl::OkStatus();
 }
 
+bool IsValidRuleId(const std::string& id);
+
+// The action's template parameters, in name order (checked by CheckParameters first).
+std::vector<CompiledRule::Parameter> CompileParameters(const v1::Action& a) {
+  std::vector<CompiledRule::Parameter> out;
+  const auto& params = a.has_reminder() ? a.reminder().parameters() : a.task().parameters();
+  for (const auto& [name, value] : params) {
+    CompiledRule::Parameter param{name, value, std::nullopt};
+    if (value.size() >= 2 && value.front() == '{' && value.back() == '}') {
+      param.field = *ResolveFieldPath(value.substr(1, value.size() - 2));  // checked
+    }
+    out.push_back(std::move(param));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& x, const auto& y) { return x.name < y.name; });
+  return out;
+}
+
 absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
   CompiledRule out;
   out.rule = rule;
@@ -460,16 +477,7 @@ absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
                                          &out.action_parts));
   }
 
-  const auto& params = a.has_reminder() ? a.reminder().parameters() : a.task().parameters();
-  for (const auto& [name, value] : params) {
-    CompiledRule::Parameter param{name, value, std::nullopt};
-    if (value.size() >= 2 && value.front() == '{' && value.back() == '}') {
-      param.field = *ResolveFieldPath(value.substr(1, value.size() - 2));  // checked above
-    }
-    out.parameters.push_back(std::move(param));
-  }
-  std::sort(out.parameters.begin(), out.parameters.end(),
-            [](const auto& x, const auto& y) { return x.name < y.name; });
+  out.parameters = CompileParameters(a);
 
   const auto& p = rule.policy();
   if (p.category() == v1::CATEGORY_UNSPECIFIED) {
@@ -477,6 +485,52 @@ absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
   }
   if (p.ttl().seconds() <= 0) return Bad("policy.ttl", "is required and must be > 0 (e.g. 12h)");
   if (p.cooldown().seconds() < 0) return Bad("policy.cooldown", "must not be negative");
+
+  double total = 0;
+  std::set<std::string> variant_ids;
+  for (int i = 0; i < rule.variants_size(); ++i) {
+    const v1::Variant& v = rule.variants(i);
+    const std::string key = absl::StrCat("variants[", i, "]");
+    if (!IsValidRuleId(v.id())) {
+      return Bad(key + ".id", "1-64 characters of [A-Za-z0-9._-] are required");
+    }
+    if (!variant_ids.insert(v.id()).second) return Bad(key + ".id", "used by an earlier variant");
+    if (!(v.weight() > 0 && v.weight() <= 1e6)) return Bad(key + ".weight", "must be in (0, 1e6]");
+    if (v.delay().seconds() < 0 || v.delay().seconds() >= p.ttl().seconds()) {
+      return Bad(key + ".delay", "must be >= 0 and below the rule's ttl");
+    }
+    CompiledRule::Variant compiled{v.id(), 0, a, {}, absl::Seconds(v.delay().seconds())};
+    if (v.has_action()) {
+      const v1::Action& va = v.action();
+      if (va.has_reminder() != a.has_reminder() || va.has_task() != a.has_task()) {
+        return Bad(key + ".action", "must be of the rule's kind (a reminder, or a task)");
+      }
+      if (va.has_reminder()) {
+        if (va.reminder().template_id().empty()) {
+          return Bad(key + ".action.reminder.template_id", "is required");
+        }
+        if (va.reminder().channel() == v1::CHANNEL_UNSPECIFIED) {
+          return Bad(key + ".action.reminder.channel", "is required (CHAT, SMS, APP_PUSH)");
+        }
+        TEND_RETURN_IF_ERROR(CheckParameters(va.reminder().parameters(),
+                                             key + ".action.reminder", event_fields,
+                                             &out.action_parts));
+      } else {
+        if (va.task().template_id().empty()) {
+          return Bad(key + ".action.task.template_id", "is required");
+        }
+        TEND_RETURN_IF_ERROR(CheckParameters(va.task().parameters(), key + ".action.task",
+                                             event_fields, &out.action_parts));
+      }
+      compiled.action = va;
+    }
+    compiled.parameters = CompileParameters(compiled.action);
+    total += v.weight();
+    compiled.upper = total;
+    out.variants.push_back(std::move(compiled));
+  }
+  for (CompiledRule::Variant& v : out.variants) v.upper /= total;
+  if (!out.variants.empty()) out.variants.back().upper = 1.0;  // whatever the rounding
   return out;
 }
 
@@ -541,6 +595,17 @@ absl::StatusOr<RuleSet> RuleSet::Parse(absl::string_view yaml, absl::string_view
         }
       }
     }
+    for (const std::string& id : e.rules()) {
+      const v1::Rule& rule = set.Find(id)->rule;
+      if ((rule.policy().category() == v1::CLINICAL && !e.hold_clinical()) ||
+          (rule.action().has_task() && !e.hold_tasks())) {
+        return fail(absl::StrCat("rules: \"", id, "\" is ",
+                                 rule.action().has_task() ? "a task for staff" : "CLINICAL",
+                                 ", never held back unless ",
+                                 rule.action().has_task() ? "hold_tasks" : "hold_clinical",
+                                 " is true"));
+      }
+    }
     for (CompiledRule& r : set.rules_) {
       const v1::Rule& rule = r.rule;
       auto listed = [&](const google::protobuf::RepeatedPtrField<std::string>& ids) {
@@ -558,6 +623,15 @@ absl::StatusOr<RuleSet> RuleSet::Parse(absl::string_view yaml, absl::string_view
     set.experiments_.push_back(e);
   }
   return set;
+}
+
+const CompiledRule::Variant* VariantOf(const CompiledRule& rule, absl::string_view patient_id) {
+  if (rule.variants.empty()) return nullptr;
+  const double u = AssignmentUnit(absl::StrCat("variants:", rule.rule.id()), patient_id);
+  for (const CompiledRule::Variant& v : rule.variants) {
+    if (u < v.upper) return &v;
+  }
+  return &rule.variants.back();
 }
 
 double AssignmentUnit(absl::string_view experiment_id, absl::string_view patient_id) {

@@ -100,6 +100,16 @@ struct CompiledRule {
     std::optional<FieldPath> field;
   };
   std::vector<Parameter> parameters;
+  // The rule's variants (Rule.variants), each with its upper bound in [0, 1] of the cumulative
+  // shares, its action (the rule's when it has none) and its parameters compiled.
+  struct Variant {
+    std::string id;
+    double upper = 0;
+    v1::Action action;
+    std::vector<Parameter> parameters;
+    absl::Duration delay;
+  };
+  std::vector<Variant> variants;
   // The experiments (RuleFile.experiments, in file order) that may hold this rule's commands
   // back: the rule is theirs and not exempt.
   struct Holdout {
@@ -114,6 +124,11 @@ struct CompiledRule {
 // patient id), uniform over patients and the same on every run. A patient is held out when it
 // is below the experiment's share.
 double AssignmentUnit(absl::string_view experiment_id, absl::string_view patient_id);
+
+// The variant of `rule` this patient gets, or null when the rule has none. By AssignmentUnit of
+// ("variants:" + rule id, patient id): no experiment id contains ':', so variants and holdouts
+// are assigned independently.
+const CompiledRule::Variant* VariantOf(const CompiledRule& rule, absl::string_view patient_id);
 
 class RuleSet {
  public:

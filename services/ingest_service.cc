@@ -53,22 +53,32 @@ grpc::Status IngestService::AppendBatch(grpc::ServerContext* context,
                                         const v1::AppendBatchRequest* request,
                                         v1::AppendBatchResponse* response) {
   if (grpc::Status s = Authorize(authorizer_.get(), context, Role::kIngest); !s.ok()) return s;
-  if (request->events_size() > kMaxBatchEvents) {
+  const int n = request->events_size();
+  if (n > kMaxBatchEvents) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("events: ", request->events_size(), " in one batch; at most ",
-                                     kMaxBatchEvents, " (split it)"));
+                        absl::StrCat("events: ", n, " in one batch; at most ", kMaxBatchEvents,
+                                     " (split it)"));
   }
   const absl::Time now = absl::Now();
   // Every good event is enqueued at once; the broker's acknowledgements arrive on the
-  // producer's thread, and the call answers when all of them have.
+  // producer's thread. The call waits for them until its deadline (at most batch_wait_); what is
+  // still unacknowledged then is answered UNAVAILABLE (send it again: same event_id, no
+  // duplicate), and its late report lands in `pending`, which the callbacks share.
   struct Pending {
     absl::Mutex mu;
     int waiting ABSL_GUARDED_BY(mu) = 0;
+    std::vector<Delivery> deliveries ABSL_GUARDED_BY(mu);
+    std::vector<bool> reported ABSL_GUARDED_BY(mu);
   };
   auto pending = std::make_shared<Pending>();
-  std::vector<Delivery> deliveries(static_cast<size_t>(request->events_size()));
-  std::vector<v1::Event> events(static_cast<size_t>(request->events_size()));
-  for (int i = 0; i < request->events_size(); ++i) {
+  {
+    absl::MutexLock lock(&pending->mu);
+    pending->deliveries.resize(static_cast<size_t>(n));
+    pending->reported.assign(static_cast<size_t>(n), false);
+  }
+  std::vector<v1::Event> events(static_cast<size_t>(n));
+  std::vector<bool> produced(static_cast<size_t>(n), false);
+  for (int i = 0; i < n; ++i) {
     auto* result = response->add_results();
     v1::Event& event = events[static_cast<size_t>(i)];
     event = request->events(i);
@@ -82,32 +92,39 @@ grpc::Status IngestService::AppendBatch(grpc::ServerContext* context,
       absl::MutexLock lock(&pending->mu);
       ++pending->waiting;
     }
-    Delivery* delivery = &deliveries[static_cast<size_t>(i)];
+    const size_t index = static_cast<size_t>(i);
     absl::Status enqueued =
-        ProduceEvent(producer_, topic_, event, [pending, delivery](const Delivery& d) {
+        ProduceEvent(producer_, topic_, event, [pending, index](const Delivery& d) {
           absl::MutexLock lock(&pending->mu);
-          *delivery = d;
+          pending->deliveries[index] = d;
+          pending->reported[index] = true;
           --pending->waiting;
         });
     if (!enqueued.ok()) {
       absl::MutexLock lock(&pending->mu);
       --pending->waiting;
-      delivery->status = enqueued;
+      pending->deliveries[index].status = enqueued;
+      pending->reported[index] = true;
     }
+    produced[index] = true;
   }
-  {
-    // librdkafka reports every record it took, delivered or failed for good (its
-    // message.timeout.ms), so this wait ends; the caller's deadline does not shorten it, or
-    // the reports would land in freed memory.
-    absl::MutexLock lock(&pending->mu);
-    pending->mu.Await(absl::Condition(
-        +[](int* waiting) { return *waiting == 0; }, &pending->waiting));
-  }
-  for (int i = 0; i < request->events_size(); ++i) {
+  const absl::Time deadline =
+      std::min(absl::FromChrono(context->deadline()), now + batch_wait_);
+  absl::MutexLock lock(&pending->mu);
+  pending->mu.AwaitWithDeadline(
+      absl::Condition(+[](int* waiting) { return *waiting == 0; }, &pending->waiting), deadline);
+  for (int i = 0; i < n; ++i) {
+    const size_t index = static_cast<size_t>(i);
+    if (!produced[index]) continue;  // refused above
     auto* result = response->mutable_results(i);
-    if (result->code() != 0) continue;
-    const Delivery& d = deliveries[static_cast<size_t>(i)];
-    const v1::Event& event = events[static_cast<size_t>(i)];
+    if (!pending->reported[index]) {
+      result->set_code(static_cast<int>(grpc::StatusCode::UNAVAILABLE));
+      result->set_error(absl::StrCat("events[", i, "]: not acknowledged by the broker in time; "
+                                     "send it again (same event_id: no duplicate)"));
+      continue;
+    }
+    const Delivery& d = pending->deliveries[index];
+    const v1::Event& event = events[index];
     if (!d.status.ok()) {
       const grpc::Status failed = ToGrpc(d.status);
       result->set_code(failed.error_code());

@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/time/time.h"
 #include "auth/auth.h"
 #include "events/codec.h"
 #include "kafka/kafka.h"
@@ -26,6 +27,10 @@ class IngestService final : public v1::Ingest::Service {
                            v1::AppendBatchResponse* response) override;
 
   static constexpr int kMaxBatchEvents = 1000;
+  // The longest AppendBatch waits for the broker (less when the caller's deadline is sooner).
+  static constexpr absl::Duration kBatchWait = absl::Seconds(30);
+  // Another bound than kBatchWait (tests). Set before serving.
+  void set_batch_wait(absl::Duration wait) { batch_wait_ = wait; }
 
   // Calls must carry a token of this service's role (auth/auth.h); unset: no token check.
   // Set before serving.
@@ -38,6 +43,7 @@ class IngestService final : public v1::Ingest::Service {
   const std::string topic_;
   const ValidationOptions validation_;
   std::shared_ptr<const Authorizer> authorizer_;
+  absl::Duration batch_wait_ = kBatchWait;
 };
 
 // Sets recorded_at to `now` and fills an empty event_id with a random one, then validates.

@@ -76,14 +76,21 @@ absl::StatusOr<Comparison> CompareMeans(const Moments& a, const Moments& b) {
     c.p_value = c.difference == 0 ? 1.0 : 0.0;
     return c;
   }
-  // Welch-Satterthwaite: (va + vb)^2 / (va^2 / (n_a - 1) + vb^2 / (n_b - 1)).
-  c.df = (va + vb) * (va + vb) /
-         (va * va / static_cast<double>(a.n - 1) + vb * vb / static_cast<double>(b.n - 1));
+  // Welch-Satterthwaite: (va + vb)^2 / (va^2 / (n_a - 1) + vb^2 / (n_b - 1)), written with
+  // w = va / (va + vb) so that it does not depend on the data's scale (tiny or huge variances
+  // would underflow or overflow the squares).
+  const double w = va / (va + vb);
+  c.df = 1.0 / (w * w / static_cast<double>(a.n - 1) +
+                (1 - w) * (1 - w) / static_cast<double>(b.n - 1));
   const double t = c.difference / se;
   c.p_value = 2 * StudentTCdf(-std::fabs(t), c.df);
   const double margin = StudentTQuantile(0.975, c.df) * se;
   c.low = c.difference - margin;
   c.high = c.difference + margin;
+  if (!std::isfinite(c.df) || !std::isfinite(c.p_value) || !std::isfinite(c.low) ||
+      !std::isfinite(c.high)) {
+    return absl::InvalidArgumentError("means: the values are out of the range this can compare");
+  }
   return c;
 }
 

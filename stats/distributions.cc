@@ -37,6 +37,7 @@ double BetaFraction(double x, double a, double b) {
 double NormalCdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
 
 double RegularizedIncompleteBeta(double x, double a, double b) {
+  if (std::isnan(x) || !(a > 0) || !(b > 0)) return std::nan("");
   if (x <= 0) return 0;
   if (x >= 1) return 1;
   // Beyond the fraction's fast region, by the symmetry I_x(a, b) = 1 - I_{1-x}(b, a).
@@ -48,12 +49,14 @@ double RegularizedIncompleteBeta(double x, double a, double b) {
 }
 
 double StudentTCdf(double t, double df) {
+  if (std::isnan(t) || !(df > 0)) return std::nan("");
   // P(|T| > |t|) = I_{df / (df + t^2)}(df / 2, 1 / 2) (Abramowitz & Stegun 26.7.1 with 26.5.27).
   const double tails = RegularizedIncompleteBeta(df / (df + t * t), df / 2, 0.5);
   return t > 0 ? 1.0 - tails / 2 : tails / 2;
 }
 
 double StudentTQuantile(double p, double df) {
+  if (!(p > 0 && p < 1) || !(df > 0)) return std::nan("");
   // Bisection: the CDF is monotone; bracket first.
   double hi = 1.0;
   while (StudentTCdf(hi, df) < p && hi < 1e12) hi *= 2;

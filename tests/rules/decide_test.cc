@@ -525,7 +525,12 @@ experiments:
         if (c.rule_id() == rule) sent = &c;
       }
       REQUIRE(sent != nullptr);
-      CHECK(google::protobuf::util::MessageDifferencer::Equals(d->withheld(), *sent));
+      // The command as sent, but for its explanation: the decision holds that once.
+      v1::ReminderCommand as_sent = *sent;
+      as_sent.clear_explanation();
+      CHECK(google::protobuf::util::MessageDifferencer::Equals(d->withheld(), as_sent));
+      CHECK(google::protobuf::util::MessageDifferencer::Equals(d->explanation(),
+                                                               sent->explanation()));
       CHECK(d->command_id() == sent->command_id());
     }
     for (const auto& x : control.all_decisions) {
@@ -535,8 +540,100 @@ experiments:
   // A deterministic 30%: the hash spreads 200 patients near it.
   CHECK(held > 40);
   CHECK(held < 80);
-  CHECK(AssignmentUnit("global-2026", "p-7") == AssignmentUnit("global-2026", "p-7"));
   CHECK(AssignmentUnit("global-2026", "p-7") != AssignmentUnit("global-2027", "p-7"));
+}
+
+TEST_CASE("a programme's holdout holds back only that programme's patients, the first "
+          "experiment that holds a patient out named",
+          "[decide]") {
+  auto set = RuleSet::Parse(std::string(kRules) + R"(
+experiments:
+  - {id: diabetes-welcome, holdout: 0.5, rules: [welcome], program_id: diabetes}
+  - {id: everyone-welcome, holdout: 0.5, rules: [welcome]}
+)",
+                            "test-rules");
+  REQUIRE(set.ok());
+  int by_programme = 0, by_everyone = 0;
+  for (int i = 0; i < 200; ++i) {
+    for (const bool enrolled : {false, true}) {
+      Patient p;
+      p.rules = &*set;
+      p.id = absl::StrCat("p-", i);
+      if (enrolled) p.Fold(Enroll("e1", "diabetes", "Asia/Shanghai"), "2026-05-01T09:00:00+08:00");
+      p.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+      const v1::Decision* d = DecisionOf(p, "welcome");
+      REQUIRE(d != nullptr);
+      const bool programme = enrolled && AssignmentUnit("diabetes-welcome", p.id) < 0.5;
+      const bool everyone = AssignmentUnit("everyone-welcome", p.id) < 0.5;
+      INFO(p.id << (enrolled ? " enrolled" : " not enrolled"));
+      if (programme || everyone) {
+        CHECK(d->reason() == v1::Decision::HOLDOUT);
+        CHECK(d->experiment_id() == (programme ? "diabetes-welcome" : "everyone-welcome"));
+        CHECK_FALSE(d->withheld().has_explanation());  // the decision holds it
+        by_programme += programme;
+        by_everyone += !programme;
+      } else {
+        CHECK(d->outcome() == v1::Decision::FIRED);
+      }
+    }
+  }
+  CHECK(by_programme > 60);
+  CHECK(by_everyone > 100);
+}
+
+TEST_CASE("a rule's variants: each patient gets one by weight, named in command and decision",
+          "[decide]") {
+  auto set = RuleSet::Parse(R"(
+rules:
+  - id: welcome
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: welcome, channel: CHAT, parameters: {channel: "{event.scan.channel_id}"}}}
+    policy: {category: CARE, priority: 40, ttl: 2h}
+    variants:
+      - {id: plain, weight: 1}
+      - id: later-sms
+        weight: 3
+        delay: 30m
+        action: {reminder: {template_id: welcome-sms, channel: SMS, parameters: {who: "{event.scan.staff_id}"}}}
+)",
+                            "variants.yaml");
+  INFO(set.status());
+  REQUIRE(set.ok());
+  int later = 0;
+  for (int i = 0; i < 400; ++i) {
+    Patient p;
+    p.rules = &*set;
+    p.id = absl::StrCat("p-", i);
+    p.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+    const CompiledRule::Variant* v = VariantOf(*set->Find("welcome"), p.id);
+    REQUIRE(v != nullptr);
+    INFO(p.id << " gets " << v->id);
+    REQUIRE(p.out.commands.size() == 1);
+    const v1::ReminderCommand& cmd = p.out.commands[0];
+    const v1::Decision* d = DecisionOf(p, "welcome");
+    CHECK(cmd.variant() == v->id);
+    CHECK(d->variant() == v->id);
+    if (v->id == "later-sms") {
+      ++later;
+      CHECK(cmd.template_id() == "welcome-sms");
+      CHECK(cmd.channel() == v1::SMS);
+      CHECK(cmd.parameters().at("who") == "staff-7");
+      CHECK(cmd.parameters().count("channel") == 0);
+      CHECK(cmd.not_before().seconds() == absl::ToUnixSeconds(At("2026-05-01T10:30:00+08:00")));
+      CHECK(cmd.expires_at().seconds() == absl::ToUnixSeconds(At("2026-05-01T12:30:00+08:00")));
+      CHECK(d->outcome() == v1::Decision::DEFERRED);
+    } else {
+      CHECK(cmd.template_id() == "welcome");
+      CHECK(cmd.channel() == v1::CHAT);
+      CHECK(cmd.parameters().count("channel") == 1);
+      CHECK(cmd.not_before().seconds() == absl::ToUnixSeconds(At("2026-05-01T10:00:00+08:00")));
+      CHECK(d->outcome() == v1::Decision::FIRED);
+    }
+  }
+  // Three quarters by weight: 300 expected, the hash within a few standard deviations (8.7).
+  CHECK(later > 265);
+  CHECK(later < 335);
 }
 
 TEST_CASE("hard-churned patients get no automated messages, only tasks for a human", "[decide]") {

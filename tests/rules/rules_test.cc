@@ -85,7 +85,7 @@ TEST_CASE("a bad rule is refused with the rule id, the key and the problem", "[r
         "rules.yaml: rule r1: id: used by an earlier rule");
   CHECK(ErrorOf("rules:\n  - id: r1\n    verison: 1\n") ==
         "rules.yaml:3: rules[0].verison: unknown key (allowed: id, version, description, trigger, "
-        "when, action, policy)");
+        "when, action, policy, variants)");
 }
 
 v1::PatientView View() {
@@ -137,6 +137,11 @@ experiments:
         std::string::npos);
   CHECK(error("  - {id: a, holdout: 0.1, program_id: 'a b'}").find("program_id:") !=
         std::string::npos);
+  // Naming a rule it could never hold back is a mistake, said at load.
+  CHECK(error("  - {id: a, holdout: 0.1, rules: [alert]}") ==
+        "x.yaml: experiment a: rules: \"alert\" is CLINICAL, never held back unless "
+        "hold_clinical is true");
+  CHECK(error("  - {id: a, holdout: 0.1, rules: [alert], hold_clinical: true}") == "ok");
   // Who is covered: CLINICAL only when said in as many words; exemptions by rule and category.
   auto covered = [&](const std::string& experiments, const std::string& id) {
     auto set = RuleSet::Parse(rule + experiments, "x.yaml");
@@ -148,7 +153,37 @@ experiments:
   CHECK(covered("  - {id: a, holdout: 0.1, hold_clinical: true}", "alert"));
   CHECK_FALSE(covered("  - {id: a, holdout: 0.1, exempt_rules: [hello]}", "hello"));
   CHECK_FALSE(covered("  - {id: a, holdout: 0.1, exempt_categories: [CARE]}", "hello"));
-  CHECK_FALSE(covered("  - {id: a, holdout: 0.1, rules: [alert]}", "hello"));
+  CHECK_FALSE(covered("  - {id: a, holdout: 0.1, rules: [alert], hold_clinical: true}", "hello"));
+}
+
+TEST_CASE("variants are checked: ids, weights, the kind of action, the delay", "[rules]") {
+  auto error = [](const std::string& variants) {
+    auto set = RuleSet::Parse(R"(
+rules:
+  - id: hello
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: hello, channel: CHAT}}
+    policy: {category: CARE, ttl: 1h}
+    variants:
+)" + variants,
+                              "x.yaml");
+    return set.ok() ? std::string("ok") : std::string(set.status().message());
+  };
+  CHECK(error("      - {id: a, weight: 1}\n      - {id: b, weight: 2, delay: 10m}") == "ok");
+  CHECK(error("      - {id: a, weight: 0}") ==
+        "x.yaml: rule hello: variants[0].weight: must be in (0, 1e6]");
+  CHECK(error("      - {id: a, weight: 1}\n      - {id: a, weight: 1}") ==
+        "x.yaml: rule hello: variants[1].id: used by an earlier variant");
+  CHECK(error("      - {id: a, weight: 1, delay: 1h}") ==
+        "x.yaml: rule hello: variants[0].delay: must be >= 0 and below the rule's ttl");
+  CHECK(error("      - {id: a, weight: 1, action: {task: {template_id: t}}}") ==
+        "x.yaml: rule hello: variants[0].action: must be of the rule's kind (a reminder, or a task)");
+  CHECK(error("      - {id: a, weight: 1, action: {reminder: {template_id: t}}}") ==
+        "x.yaml: rule hello: variants[0].action.reminder.channel: is required (CHAT, SMS, APP_PUSH)");
+  CHECK(error("      - {id: a, weight: 1, action: {reminder: {template_id: t, channel: SMS, "
+              "parameters: {x: \"{patient.nope}\"}}}}")
+            .find("variants[0].action.reminder") != std::string::npos);
 }
 
 TEST_CASE("a rules file of nested aliases (a billion laughs) is refused, not expanded",

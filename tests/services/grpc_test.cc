@@ -132,6 +132,36 @@ TEST_CASE("Append produces to Kafka, the engine folds it, GetPatient reads it", 
     CHECK(empty.results_size() == 0);
   }
 
+  SECTION("a batch the broker does not acknowledge in time: UNAVAILABLE per event, not a hang") {
+    ingest.set_batch_wait(absl::Seconds(1));
+    rd_kafka_mock_broker_set_down(broker->cluster(), 1);
+    v1::AppendBatchRequest batch;
+    *batch.add_events() = CheckIn("p-5", "down-1", 10).event();
+    *batch.add_events() = CheckIn("bad id", "down-2", 10).event();
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
+    v1::AppendBatchResponse resp;
+    const absl::Time start = absl::Now();
+    const grpc::Status s = ingest_stub->AppendBatch(&ctx, batch, &resp);
+    rd_kafka_mock_broker_set_up(broker->cluster(), 1);
+    // The server answered after its wait, well before the caller's deadline.
+    INFO(s.error_message());
+    REQUIRE(s.ok());
+    CHECK(absl::Now() - start < absl::Seconds(5));
+    REQUIRE(resp.results_size() == 2);
+    CHECK(resp.results(0).code() == static_cast<int>(grpc::StatusCode::UNAVAILABLE));
+    CHECK(resp.results(0).error().find("send it again") != std::string::npos);
+    CHECK(resp.results(1).code() == static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+    // More than gRPC's 4 MiB in one call is refused whole, before any event is read.
+    v1::AppendBatchRequest big;
+    for (int i = 0; i < 150; ++i) {
+      *big.add_events() = CheckIn(std::string(30'000, 'x'), absl::StrCat("big-", i), 10).event();
+    }
+    grpc::ClientContext big_ctx;
+    CHECK(ingest_stub->AppendBatch(&big_ctx, big, &resp).error_code() ==
+          grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+
   SECTION("appended events are acknowledged with their offset and become queryable") {
     std::vector<v1::AppendResponse> acks;
     for (auto [id, ago] : std::vector<std::pair<std::string, int>>{
