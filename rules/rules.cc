@@ -403,6 +403,22 @@ absl::Status CheckParameters(const google::protobuf::Map<std::string, std::strin
 
 bool IsValidRuleId(const std::string& id);
 
+// A reminder's template and channel, or a task's template, are given, and the parameters name
+// fields that exist (their view sections added to `parts`). `key` is the action's ("action",
+// "variants[0].action"); exactly one of reminder and task is set.
+absl::Status CheckAction(const v1::Action& a, const std::string& key, bool event_fields,
+                         uint32_t* parts) {
+  if (a.has_reminder()) {
+    if (a.reminder().template_id().empty()) return Bad(key + ".reminder.template_id", "is required");
+    if (a.reminder().channel() == v1::CHANNEL_UNSPECIFIED) {
+      return Bad(key + ".reminder.channel", "is required (CHAT, SMS, APP_PUSH)");
+    }
+    return CheckParameters(a.reminder().parameters(), key + ".reminder", event_fields, parts);
+  }
+  if (a.task().template_id().empty()) return Bad(key + ".task.template_id", "is required");
+  return CheckParameters(a.task().parameters(), key + ".task", event_fields, parts);
+}
+
 // The action's template parameters, in name order (checked by CheckParameters first).
 std::vector<CompiledRule::Parameter> CompileParameters(const v1::Action& a) {
   std::vector<CompiledRule::Parameter> out;
@@ -464,18 +480,7 @@ absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
 
   const auto& a = rule.action();
   if (a.has_reminder() == a.has_task()) return Bad("action", "give exactly one of reminder, task");
-  if (a.has_reminder()) {
-    if (a.reminder().template_id().empty()) return Bad("action.reminder.template_id", "is required");
-    if (a.reminder().channel() == v1::CHANNEL_UNSPECIFIED) {
-      return Bad("action.reminder.channel", "is required (CHAT, SMS, APP_PUSH)");
-    }
-    TEND_RETURN_IF_ERROR(CheckParameters(a.reminder().parameters(), "action.reminder", event_fields,
-                                         &out.action_parts));
-  } else {
-    if (a.task().template_id().empty()) return Bad("action.task.template_id", "is required");
-    TEND_RETURN_IF_ERROR(CheckParameters(a.task().parameters(), "action.task", event_fields,
-                                         &out.action_parts));
-  }
+  TEND_RETURN_IF_ERROR(CheckAction(a, "action", event_fields, &out.action_parts));
 
   out.parameters = CompileParameters(a);
 
@@ -505,23 +510,7 @@ absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
       if (va.has_reminder() != a.has_reminder() || va.has_task() != a.has_task()) {
         return Bad(key + ".action", "must be of the rule's kind (a reminder, or a task)");
       }
-      if (va.has_reminder()) {
-        if (va.reminder().template_id().empty()) {
-          return Bad(key + ".action.reminder.template_id", "is required");
-        }
-        if (va.reminder().channel() == v1::CHANNEL_UNSPECIFIED) {
-          return Bad(key + ".action.reminder.channel", "is required (CHAT, SMS, APP_PUSH)");
-        }
-        TEND_RETURN_IF_ERROR(CheckParameters(va.reminder().parameters(),
-                                             key + ".action.reminder", event_fields,
-                                             &out.action_parts));
-      } else {
-        if (va.task().template_id().empty()) {
-          return Bad(key + ".action.task.template_id", "is required");
-        }
-        TEND_RETURN_IF_ERROR(CheckParameters(va.task().parameters(), key + ".action.task",
-                                             event_fields, &out.action_parts));
-      }
+      TEND_RETURN_IF_ERROR(CheckAction(va, key + ".action", event_fields, &out.action_parts));
       compiled.action = va;
     }
     compiled.parameters = CompileParameters(compiled.action);
