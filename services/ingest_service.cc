@@ -1,6 +1,7 @@
 #include "services/ingest_service.h"
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/random/random.h"
@@ -67,17 +68,14 @@ grpc::Status IngestService::AppendBatch(grpc::ServerContext* context,
   struct Pending {
     absl::Mutex mu;
     int waiting ABSL_GUARDED_BY(mu) = 0;
-    std::vector<Delivery> deliveries ABSL_GUARDED_BY(mu);
-    std::vector<bool> reported ABSL_GUARDED_BY(mu);
+    std::vector<std::optional<Delivery>> deliveries ABSL_GUARDED_BY(mu);  // unset: no report yet
   };
   auto pending = std::make_shared<Pending>();
   {
     absl::MutexLock lock(&pending->mu);
     pending->deliveries.resize(static_cast<size_t>(n));
-    pending->reported.assign(static_cast<size_t>(n), false);
   }
   std::vector<v1::Event> events(static_cast<size_t>(n));
-  std::vector<bool> produced(static_cast<size_t>(n), false);
   for (int i = 0; i < n; ++i) {
     auto* result = response->add_results();
     v1::Event& event = events[static_cast<size_t>(i)];
@@ -97,16 +95,13 @@ grpc::Status IngestService::AppendBatch(grpc::ServerContext* context,
         ProduceEvent(producer_, topic_, event, [pending, index](const Delivery& d) {
           absl::MutexLock lock(&pending->mu);
           pending->deliveries[index] = d;
-          pending->reported[index] = true;
           --pending->waiting;
         });
     if (!enqueued.ok()) {
       absl::MutexLock lock(&pending->mu);
       --pending->waiting;
-      pending->deliveries[index].status = enqueued;
-      pending->reported[index] = true;
+      pending->deliveries[index] = Delivery{enqueued};
     }
-    produced[index] = true;
   }
   const absl::Time deadline =
       std::min(absl::FromChrono(context->deadline()), now + batch_wait_);
@@ -115,15 +110,15 @@ grpc::Status IngestService::AppendBatch(grpc::ServerContext* context,
       absl::Condition(+[](int* waiting) { return *waiting == 0; }, &pending->waiting), deadline);
   for (int i = 0; i < n; ++i) {
     const size_t index = static_cast<size_t>(i);
-    if (!produced[index]) continue;  // refused above
     auto* result = response->mutable_results(i);
-    if (!pending->reported[index]) {
+    if (result->code() != 0) continue;  // refused above
+    if (!pending->deliveries[index].has_value()) {
       result->set_code(static_cast<int>(grpc::StatusCode::UNAVAILABLE));
       result->set_error(absl::StrCat("events[", i, "]: not acknowledged by the broker in time; "
                                      "send it again (same event_id: no duplicate)"));
       continue;
     }
-    const Delivery& d = pending->deliveries[index];
+    const Delivery& d = *pending->deliveries[index];
     const v1::Event& event = events[index];
     if (!d.status.ok()) {
       const grpc::Status failed = ToGrpc(d.status);

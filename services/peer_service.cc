@@ -7,7 +7,7 @@
 #include "base/time.h"
 #include "events/codec.h"
 #include "index/planner.h"
-#include "projections/patient.h"
+#include "projections/cohort.h"
 #include "services/grpc_status.h"
 #include "storage/views.h"
 
@@ -24,9 +24,9 @@ grpc::Status Moving(grpc::ServerContext* context, const absl::Status& s) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<v1::PartitionOffset>> OwnedParts(
-    const QueryRouter& router, const google::protobuf::RepeatedField<int32_t>& partitions) {
-  for (int i = 0; i < partitions.size(); ++i) {
+absl::StatusOr<std::vector<v1::PartitionOffset>> OwnedParts(const QueryRouter& router,
+                                                            absl::Span<const int32_t> partitions) {
+  for (size_t i = 0; i < partitions.size(); ++i) {
     const int32_t p = partitions[i];
     if (p < 0 || p >= router.partitions() || (i > 0 && p <= partitions[i - 1])) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -48,22 +48,6 @@ absl::StatusOr<std::vector<v1::PartitionOffset>> OwnedParts(
   return owned;
 }
 
-absl::Status AccumulateCohortPart(const Storage& storage,
-                                  const projections::ProjectionConfig& config,
-                                  std::optional<absl::Time> as_of,
-                                  const std::vector<int32_t>& partitions,
-                                  projections::CohortAccumulator* acc) {
-  TEND_ASSIGN_OR_RETURN(AsOfResolver resolver, AsOfResolver::Load(storage, as_of));
-  for (int32_t p : partitions) {
-    TEND_RETURN_IF_ERROR(storage.ForEachStateIn(p, [&](const v1::PatientState& state) {
-      const absl::Time t = resolver.For(state);
-      acc->Add(state, projections::ComputeView(config, state, t), t);
-      return absl::OkStatus();
-    }));
-  }
-  return absl::OkStatus();
-}
-
 grpc::Status PeerService::CohortPart(grpc::ServerContext* context,
                                      const v1::CohortPartRequest* request,
                                      v1::CohortPartResponse* response) {
@@ -78,7 +62,10 @@ grpc::Status PeerService::CohortPart(grpc::ServerContext* context,
   projections::CohortAccumulator acc(config_);
   const std::vector<int32_t> partitions(request->partitions().begin(),
                                         request->partitions().end());
-  if (absl::Status s = AccumulateCohortPart(*storage_, config_, as_of, partitions, &acc); !s.ok()) {
+  auto resolver = AsOfResolver::Load(*storage_, as_of);
+  if (!resolver.ok()) return ToGrpc(resolver.status());
+  if (absl::Status s = AccumulateCohort(*storage_, config_, *resolver, &partitions, &acc);
+      !s.ok()) {
     return ToGrpc(s);
   }
   // Still owned after the read (which may take a while): else another instance may have folded

@@ -14,10 +14,9 @@
 #include <utility>
 #include <vector>
 
-#include "absl/status/status.h"
-#include "absl/time/time.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "auth/auth.h"
-#include "projections/cohort.h"
 #include "projections/config.h"
 #include "services/query_router.h"
 #include "storage/storage.h"
@@ -28,16 +27,8 @@ namespace tend {
 // The partitions of a part request checked against the router: each in range and owned here,
 // ascending and without repeats, with the offset each is folded up to. kInvalidArgument for a
 // malformed list, kUnavailable (naming the partition) for one this instance does not own now.
-absl::StatusOr<std::vector<v1::PartitionOffset>> OwnedParts(
-    const QueryRouter& router, const google::protobuf::RepeatedField<int32_t>& partitions);
-
-// The patients of `partitions` (ascending) added to `acc`, each viewed at `as_of` (unset: its
-// partition's clock).
-absl::Status AccumulateCohortPart(const Storage& storage,
-                                  const projections::ProjectionConfig& config,
-                                  std::optional<absl::Time> as_of,
-                                  const std::vector<int32_t>& partitions,
-                                  projections::CohortAccumulator* acc);
+absl::StatusOr<std::vector<v1::PartitionOffset>> OwnedParts(const QueryRouter& router,
+                                                            absl::Span<const int32_t> partitions);
 
 class PeerService final : public v1::Peer::Service {
  public:

@@ -112,9 +112,7 @@ grpc::Status QueryService::GatherCohortStats(grpc::ServerContext* context,
     stubs.push_back(nullptr);
     if (owner.empty()) {
       // Still here (checked again after the read).
-      google::protobuf::RepeatedField<int32_t> mine(parts.back().partitions.begin(),
-                                                    parts.back().partitions.end());
-      auto owned = OwnedParts(*router_, mine);
+      auto owned = OwnedParts(*router_, parts.back().partitions);
       if (!owned.ok()) return RetryLater(context, owned.status().message());
       offsets.insert(offsets.end(), owned->begin(), owned->end());
       continue;
@@ -141,11 +139,11 @@ grpc::Status QueryService::GatherCohortStats(grpc::ServerContext* context,
   absl::Status local;
   for (Part& part : parts) {
     if (!part.owner.empty()) continue;
-    local = AccumulateCohortPart(*storage_, config_, as_of, part.partitions, &acc);
-    if (local.ok()) {
-      google::protobuf::RepeatedField<int32_t> mine(part.partitions.begin(), part.partitions.end());
-      local = OwnedParts(*router_, mine).status();
-    }
+    auto resolver = AsOfResolver::Load(*storage_, as_of);
+    local = resolver.ok()
+                ? AccumulateCohort(*storage_, config_, *resolver, &part.partitions, &acc)
+                : resolver.status();
+    if (local.ok()) local = OwnedParts(*router_, part.partitions).status();
   }
   for (std::thread& t : calls) t.join();
   if (!local.ok()) {
@@ -222,8 +220,7 @@ grpc::Status QueryService::GatherListPatients(grpc::ServerContext* context,
     sub.set_page_token(token);
     v1::ListPartResponse part;
     if (route.kind == QueryRouter::Route::Kind::kHere) {
-      google::protobuf::RepeatedField<int32_t> mine(run.begin(), run.end());
-      auto owned = OwnedParts(*router_, mine);
+      auto owned = OwnedParts(*router_, run);
       if (!owned.ok()) return RetryLater(context, owned.status().message());
       if (absl::Status s = ListPatientsPage(*storage_, config_, sub, part.mutable_response(),
                                             nullptr, &run);
@@ -231,7 +228,7 @@ grpc::Status QueryService::GatherListPatients(grpc::ServerContext* context,
         return ToGrpc(s);
       }
       // Still here after the read: else the copy read may be one another instance moved on.
-      if (auto still = OwnedParts(*router_, mine); !still.ok()) {
+      if (auto still = OwnedParts(*router_, run); !still.ok()) {
         return RetryLater(context, still.status().message());
       }
       for (auto& o : *owned) *part.add_offsets() = std::move(o);

@@ -87,12 +87,21 @@ absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
                                                    const projections::ProjectionConfig& config,
                                                    const AsOfResolver& as_of) {
   projections::CohortAccumulator acc(config);
-  TEND_RETURN_IF_ERROR(storage.ForEachState([&](const v1::PatientState& state) {
-    const absl::Time t = as_of.For(state);
-    acc.Add(state, projections::ComputeView(config, state, t), t);
-    return absl::OkStatus();
-  }));
+  TEND_RETURN_IF_ERROR(AccumulateCohort(storage, config, as_of, nullptr, &acc));
   return acc.Finish();
+}
+
+absl::Status AccumulateCohort(const Storage& storage, const projections::ProjectionConfig& config,
+                              const AsOfResolver& as_of, const std::vector<int32_t>* partitions,
+                              projections::CohortAccumulator* acc) {
+  auto add = [&](const v1::PatientState& state) {
+    const absl::Time t = as_of.For(state);
+    acc->Add(state, projections::ComputeView(config, state, t), t);
+    return absl::OkStatus();
+  };
+  if (partitions == nullptr) return storage.ForEachState(add);
+  for (int32_t p : *partitions) TEND_RETURN_IF_ERROR(storage.ForEachStateIn(p, add));
+  return absl::OkStatus();
 }
 
 }  // namespace tend

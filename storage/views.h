@@ -19,6 +19,7 @@
 #include "base/temp_dir.h"
 #include "storage/storage.h"
 #include "projections/churn.h"
+#include "projections/cohort.h"
 #include "projections/config.h"
 #include "tend/v1/cohort.pb.h"
 #include "tend/v1/state.pb.h"
@@ -75,6 +76,11 @@ absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
 absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
                                                    const projections::ProjectionConfig& config,
                                                    const AsOfResolver& as_of);
+// The patients of `partitions` (all of them when null) added to `acc`, each viewed at
+// `as_of.For(state)`: what ComputeCohortStats finishes, and an instance's part of a gathered one.
+absl::Status AccumulateCohort(const Storage& storage, const projections::ProjectionConfig& config,
+                              const AsOfResolver& as_of, const std::vector<int32_t>* partitions,
+                              projections::CohortAccumulator* acc);
 
 }  // namespace tend
 
