@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
 namespace tend {
@@ -36,6 +37,20 @@ inline uint64_t SplitMix64Finalize(uint64_t z) {
 // FNV-1a 64 of `s`, finalized: a well-mixed 64-bit fingerprint.
 inline uint64_t Fingerprint64(absl::string_view s) {
   return SplitMix64Finalize(Fnv1a64(kFnv1a64OffsetBasis, s));
+}
+
+// Where a patient falls in an experiment (issue 20's holdouts and variants): a number in [0, 1)
+// from a hash of (experiment id, patient id), uniform over patients and the same on every run
+// and every machine - the rules hold back and pick variants by it (rules/rules.h), and the uplift
+// reader (projections/uplift.h) finds each patient's arm by it again. The top 53 bits, as a
+// fraction, of the splitmix64 generator's first output seeded with the fingerprint of
+// "experiment\x1fpatient". The fingerprint alone (FNV-1a, one finalizer round) left sequential
+// ids ("p-0", "p-1", ...) visibly uneven: 83 of 200 under a share of 0.3 for one experiment id,
+// z = 3.5; with the second round z stayed within +-1.7 over five ids and 200 or 100,000 patients.
+inline double AssignmentUnit(absl::string_view experiment_id, absl::string_view patient_id) {
+  const uint64_t h = SplitMix64Finalize(
+      Fingerprint64(absl::StrCat(experiment_id, "\x1f", patient_id)) + kSplitMix64Gamma);
+  return static_cast<double>(h >> 11) * 0x1p-53;
 }
 
 }  // namespace tend

@@ -104,6 +104,22 @@ PdcResult ComputePdc(std::vector<PdcFill> fills, absl::CivilDay period_start,
   return r;
 }
 
+PdcResult ComputeStatePdc(const ProjectionConfig& config, const v1::AdherenceState& s,
+                          const absl::TimeZone& tz, absl::Time as_of, absl::CivilDay from) {
+  // PDC from purchase fills, on the local calendar.
+  std::vector<PdcFill> fills;
+  for (const auto& f : s.fills()) {
+    if (f.at_s() > absl::ToUnixSeconds(as_of)) continue;
+    fills.push_back(
+        {LocalDay(absl::FromUnixSeconds(f.at_s()), tz), f.ingredient(), f.days_supply()});
+  }
+  const absl::CivilDay period_start =
+      std::max(from, config.pdc_period_start.value_or(absl::CivilDay(1970, 1, 1)));
+  absl::CivilDay period_end = LocalDay(as_of, tz);
+  if (config.pdc_period_end) period_end = std::min(period_end, *config.pdc_period_end);
+  return ComputePdc(std::move(fills), period_start, period_end);
+}
+
 v1::AdherenceView ComputeAdherence(const ProjectionConfig& config, const v1::AdherenceState& s,
                                    const absl::TimeZone& tz, absl::CivilDay start_day,
                                    absl::Time as_of) {
@@ -192,18 +208,7 @@ void ComputeAdherenceParts(const ProjectionConfig& config, const v1::AdherenceSt
   }
 
   if (parts & kAdherencePdc) {
-    // PDC from purchase fills, on the local calendar.
-    std::vector<PdcFill> fills;
-    for (const auto& f : s.fills()) {
-      if (f.at_s() > absl::ToUnixSeconds(as_of)) continue;
-      fills.push_back(
-          {LocalDay(absl::FromUnixSeconds(f.at_s()), tz), f.ingredient(), f.days_supply()});
-    }
-    const absl::CivilDay period_start =
-        config.pdc_period_start.value_or(absl::CivilDay(1970, 1, 1));
-    absl::CivilDay period_end = today;
-    if (config.pdc_period_end) period_end = std::min(period_end, *config.pdc_period_end);
-    PdcResult pdc = ComputePdc(std::move(fills), period_start, period_end);
+    PdcResult pdc = ComputeStatePdc(config, s, tz, as_of, absl::CivilDay(1970, 1, 1));
     v->set_pdc(pdc.pdc);
     v->set_pdc_days_in_period(pdc.days_in_period);
     v->set_pdc_days_covered(pdc.days_covered);

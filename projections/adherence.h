@@ -66,6 +66,11 @@ struct PdcResult {
 };
 PdcResult ComputePdc(std::vector<PdcFill> fills, absl::CivilDay period_start,
                      absl::CivilDay period_end);
+// The PDC of the state's fills up to `as_of` on the calendar of `tz`, over the configured period
+// (ProjectionConfig.pdc_period_*, ending at the as-of day at the latest) starting no earlier than
+// `from`: the view's PDC with `from` at 1970-01-01, the uplift's from the assignment day.
+PdcResult ComputeStatePdc(const ProjectionConfig& config, const v1::AdherenceState& state,
+                          const absl::TimeZone& tz, absl::Time as_of, absl::CivilDay from);
 
 }  // namespace tend::projections
 

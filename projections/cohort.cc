@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status.h"
 #include "projections/churn.h"
 #include "projections/patient.h"
 
@@ -63,7 +64,9 @@ void CohortAccumulator::Add(const v1::PatientState& state, const v1::PatientView
   }
   ++stages_[view.churn().stage()];
 
-  const absl::TimeZone tz = PatientTimeZone(config_, state);
+  std::string zone;
+  const absl::TimeZone tz = PatientTimeZone(config_, state, &zone);
+  uplift_.Add(state, tz, zone, as_of);
   const absl::CivilDay first_day =
       absl::ToCivilDay(absl::FromUnixSeconds(state.first_seen_at().seconds()), tz);
   Week& week = weeks_[IsoWeek(first_day)];
@@ -149,6 +152,7 @@ v1::CohortStats CohortAccumulator::Finish() const {
     auto it = stages_.find(stage);
     c->set_count(it == stages_.end() ? 0 : it->second);
   }
+  for (v1::ExperimentUplift& u : uplift_.Finish()) *s.add_uplift() = std::move(u);
   return s;
 }
 
@@ -198,6 +202,7 @@ v1::CohortPartial CohortAccumulator::ToPartial() const {
     c->set_label(v1::ChurnView::Stage_Name(static_cast<v1::ChurnView::Stage>(stage)));
     c->set_count(count);
   }
+  for (v1::UpliftPartial& u : uplift_.ToPartial()) *p.add_uplift() = std::move(u);
   return p;
 }
 
@@ -261,6 +266,8 @@ absl::Status CohortAccumulator::Merge(const v1::CohortPartial& p) {
     }
     stages.push_back(stage);
   }
+  // The last check: it adds the uplift's sums when it passes, nothing when it does not.
+  TEND_RETURN_IF_ERROR(uplift_.Merge(p.uplift()));
   if (p.has_latest_as_of()) {
     latest_as_of_ = std::max(latest_as_of_, absl::FromUnixSeconds(p.latest_as_of().seconds()));
   }

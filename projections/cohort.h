@@ -9,6 +9,9 @@
 // active on day N or later. Eligible for day N: first seen at least N days before the as-of day,
 // so recent patients do not drag the curve down.
 //
+// Uplift: with the experiments of the rules, each one's arms compared on the outcomes after
+// assignment (projections/uplift.h), in CohortStats.uplift.
+//
 // Several instances: the accumulator's sums travel as a tend.v1.CohortPartial (ToPartial) and add
 // up (Merge), so the statistics of patients split over instances are those of all of them
 // together - counts exactly, the median exactly (every value travels), the means up to the
@@ -20,11 +23,13 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "projections/config.h"
+#include "projections/uplift.h"
 #include "tend/v1/cohort.pb.h"
 #include "tend/v1/state.pb.h"
 
@@ -32,7 +37,10 @@ namespace tend::projections {
 
 class CohortAccumulator {
  public:
-  explicit CohortAccumulator(const ProjectionConfig& config) : config_(config) {}
+  // With `experiments`, Finish also compares their arms (projections/uplift.h).
+  explicit CohortAccumulator(const ProjectionConfig& config,
+                             std::vector<ArmSplit> experiments = {})
+      : config_(config), uplift_(config, std::move(experiments)) {}
   // Adds one patient: its state and its view at `as_of` (ComputeView(config, state, as_of)).
   void Add(const v1::PatientState& state, const v1::PatientView& view, absl::Time as_of);
   v1::CohortStats Finish() const;
@@ -63,6 +71,7 @@ class CohortAccumulator {
   int64_t pdc_patients_ = 0, pdc_adherent_ = 0;
   std::vector<int64_t> risk_bins_ = std::vector<int64_t>(10);
   std::map<int, int64_t> stages_;
+  UpliftAccumulator uplift_;
 };
 
 }  // namespace tend::projections

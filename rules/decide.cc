@@ -378,6 +378,7 @@ namespace {
 // back, or null.
 const std::string* HeldOutBy(const CompiledRule& rule, const DecideInput& in) {
   for (const CompiledRule::Holdout& h : rule.holdouts) {
+    if (in.now < h.starts_at) continue;
     if (!h.program_id.empty() &&
         in.view->Get(projections::kViewHeader).program_id() != h.program_id) {
       continue;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "base/hash.h"
 #include "base/status.h"
+#include "base/time.h"
 #include "base/yaml_proto.h"
 #include "events/codec.h"
 #include "projections/patient.h"
@@ -607,7 +608,11 @@ absl::StatusOr<RuleSet> RuleSet::Parse(absl::string_view yaml, absl::string_view
                     rule.policy().category()) != e.exempt_categories().end() ||
           (rule.policy().category() == v1::CLINICAL && !e.hold_clinical()) ||
           (rule.action().has_task() && !e.hold_tasks());
-      if (covered && !exempt) r.holdouts.push_back({e.id(), e.holdout(), e.program_id()});
+      if (covered && !exempt) {
+        r.holdouts.push_back({e.id(), e.holdout(), e.program_id(),
+                              e.has_starts_at() ? FromProtoTime(e.starts_at())
+                                                : absl::InfinitePast()});
+      }
     }
     set.experiments_.push_back(e);
   }
@@ -623,15 +628,28 @@ const CompiledRule::Variant* VariantOf(const CompiledRule& rule, absl::string_vi
   return &rule.variants.back();
 }
 
-double AssignmentUnit(absl::string_view experiment_id, absl::string_view patient_id) {
-  // The top 53 bits, as a fraction, of the splitmix64 generator's first output seeded with the
-  // fingerprint of "experiment\x1fpatient". The fingerprint alone (FNV-1a, one finalizer
-  // round) left sequential ids ("p-0", "p-1", ...) visibly uneven: 83 of 200 under a share of
-  // 0.3 for one experiment id, z = 3.5; with the second round z stayed within +-1.7 over five
-  // ids and 200 or 100,000 patients.
-  const uint64_t h = SplitMix64Finalize(
-      Fingerprint64(absl::StrCat(experiment_id, "\x1f", patient_id)) + kSplitMix64Gamma);
-  return static_cast<double>(h >> 11) * 0x1p-53;
+std::vector<projections::ArmSplit> ArmSplitsOf(const RuleSet& rules) {
+  std::vector<projections::ArmSplit> out;
+  for (const v1::Experiment& e : rules.experiments()) {
+    projections::ArmSplit split;
+    split.id = e.id();
+    split.arms = {"holdout", "treated"};
+    split.upper = {e.holdout(), 1.0};
+    split.program_id = e.program_id();
+    if (e.has_starts_at()) split.starts_at = FromProtoTime(e.starts_at());
+    out.push_back(std::move(split));
+  }
+  for (const CompiledRule& r : rules.rules()) {
+    if (r.variants.empty()) continue;
+    projections::ArmSplit split;
+    split.id = absl::StrCat("variants:", r.rule.id());
+    for (const CompiledRule::Variant& v : r.variants) {
+      split.arms.push_back(v.id);
+      split.upper.push_back(v.upper);
+    }
+    out.push_back(std::move(split));
+  }
+  return out;
 }
 
 const CompiledRule* RuleSet::Find(absl::string_view id) const {

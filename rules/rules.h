@@ -19,6 +19,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "base/hash.h"
+#include "projections/uplift.h"
 #include "tend/v1/commands.pb.h"
 #include "tend/v1/events.pb.h"
 #include "tend/v1/rules.pb.h"
@@ -116,19 +118,24 @@ struct CompiledRule {
     std::string experiment_id;
     double share = 0;
     std::string program_id;  // empty: every patient
+    absl::Time starts_at = absl::InfinitePast();  // nobody held back before it
   };
   std::vector<Holdout> holdouts;
 };
 
-// Where a patient falls in an experiment: a number in [0, 1) from a hash of (experiment id,
-// patient id), uniform over patients and the same on every run. A patient is held out when it
-// is below the experiment's share.
-double AssignmentUnit(absl::string_view experiment_id, absl::string_view patient_id);
+// A patient is held out when its AssignmentUnit (base/hash.h) of the experiment id is below the
+// experiment's share.
 
 // The variant of `rule` this patient gets, or null when the rule has none. By AssignmentUnit of
 // ("variants:" + rule id, patient id): no experiment id contains ':', so variants and holdouts
 // are assigned independently.
 const CompiledRule::Variant* VariantOf(const CompiledRule& rule, absl::string_view patient_id);
+
+class RuleSet;
+// The experiments of `rules` as the uplift reads them (projections/uplift.h): every holdout
+// (arms "holdout", "treated"), then every rule with variants ("variants:" + rule id, arms its
+// variants), in file order, assigned exactly as the rules assign them.
+std::vector<projections::ArmSplit> ArmSplitsOf(const RuleSet& rules);
 
 class RuleSet {
  public:

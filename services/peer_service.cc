@@ -59,7 +59,7 @@ grpc::Status PeerService::CohortPart(grpc::ServerContext* context,
   }
   auto owned = OwnedParts(*router_, request->partitions());
   if (!owned.ok()) return Moving(context, owned.status());
-  projections::CohortAccumulator acc(config_);
+  projections::CohortAccumulator acc(config_, experiments_);
   const std::vector<int32_t> partitions(request->partitions().begin(),
                                         request->partitions().end());
   auto resolver = AsOfResolver::Load(*storage_, as_of);

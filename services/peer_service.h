@@ -18,6 +18,7 @@
 #include "absl/types/span.h"
 #include "auth/auth.h"
 #include "projections/config.h"
+#include "projections/uplift.h"
 #include "services/query_router.h"
 #include "storage/storage.h"
 #include "tend/v1/services.grpc.pb.h"
@@ -47,12 +48,19 @@ class PeerService final : public v1::Peer::Service {
   void set_authorizer(std::shared_ptr<const Authorizer> authorizer) {
     authorizer_ = std::move(authorizer);
   }
+  // The experiments of the rules this instance runs (rules/rules.h ArmSplitsOf): CohortStats
+  // compares their arms (projections/uplift.h). Every instance of a deployment must be given the
+  // same ones. Set before serving.
+  void set_experiments(std::vector<projections::ArmSplit> experiments) {
+    experiments_ = std::move(experiments);
+  }
 
  private:
   const Storage* const storage_;
   const projections::ProjectionConfig config_;
   const std::shared_ptr<QueryRouter> router_;
   std::shared_ptr<const Authorizer> authorizer_;
+  std::vector<projections::ArmSplit> experiments_;
 };
 
 }  // namespace tend

@@ -30,7 +30,7 @@ grpc::Status QueryService::CohortStats(grpc::ServerContext* context,
     as_of = FromProtoTime(request->as_of());
   }
   if (router_ != nullptr) return GatherCohortStats(context, *request, response);
-  auto stats = ComputeCohortStats(*storage_, config_, as_of);
+  auto stats = ComputeCohortStats(*storage_, config_, as_of, experiments_);
   if (!stats.ok()) return ToGrpc(stats.status());
   *response->mutable_stats() = *std::move(stats);
   return grpc::Status::OK;
@@ -135,7 +135,7 @@ grpc::Status QueryService::GatherCohortStats(grpc::ServerContext* context,
       part.status = parts_stub->CohortPart(&client, part_request, &part.response);
     });
   }
-  projections::CohortAccumulator acc(config_);
+  projections::CohortAccumulator acc(config_, experiments_);
   absl::Status local;
   for (Part& part : parts) {
     if (!part.owner.empty()) continue;

@@ -6,11 +6,13 @@
 #include <memory>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "auth/auth.h"
 #include "index/planner.h"
 #include "storage/storage.h"
 #include "projections/config.h"
+#include "projections/uplift.h"
 #include "services/query_router.h"
 #include "tend/v1/services.grpc.pb.h"
 
@@ -36,6 +38,12 @@ class QueryService final : public v1::Query::Service {
   // Set before serving.
   void set_authorizer(std::shared_ptr<const Authorizer> authorizer) {
     authorizer_ = std::move(authorizer);
+  }
+  // The experiments of the rules this instance runs (rules/rules.h ArmSplitsOf): CohortStats
+  // compares their arms (projections/uplift.h). Every instance of a deployment must be given the
+  // same ones. Set before serving.
+  void set_experiments(std::vector<projections::ArmSplit> experiments) {
+    experiments_ = std::move(experiments);
   }
   // Several instances (services/query_router.h): GetPatient and Explain are answered by the
   // owner of the patient's partition - here from that partition alone, or forwarded - with
@@ -67,6 +75,7 @@ class QueryService final : public v1::Query::Service {
   const Storage* const storage_;
   const projections::ProjectionConfig config_;
   std::shared_ptr<const Authorizer> authorizer_;
+  std::vector<projections::ArmSplit> experiments_;
   std::shared_ptr<QueryRouter> router_;
 };
 

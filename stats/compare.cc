@@ -45,16 +45,34 @@ absl::StatusOr<Comparison> CompareProportions(int64_t k_a, int64_t n_a, int64_t 
 }
 
 Moments MomentsOf(std::span<const double> values) {
-  Moments m;
-  double sum_squares = 0;  // of differences from the running mean
-  for (double v : values) {
-    ++m.n;
-    const double delta = v - m.mean;
-    m.mean += delta / static_cast<double>(m.n);
-    sum_squares += delta * (v - m.mean);
+  RunningMoments m;
+  for (double v : values) m.Add(v);
+  return m.ToMoments();
+}
+
+void RunningMoments::Add(double value) {
+  ++n_;
+  const double delta = value - mean_;
+  mean_ += delta / static_cast<double>(n_);
+  m2_ += delta * (value - mean_);
+}
+
+void RunningMoments::Merge(const RunningMoments& other) {
+  if (other.n_ == 0) return;
+  if (n_ == 0) {
+    *this = other;
+    return;
   }
-  m.variance = m.n > 1 ? sum_squares / static_cast<double>(m.n - 1) : 0;
-  return m;
+  const double n_a = static_cast<double>(n_), n_b = static_cast<double>(other.n_);
+  const double n = n_a + n_b;
+  const double delta = other.mean_ - mean_;
+  mean_ += delta * n_b / n;
+  m2_ += other.m2_ + delta * delta * n_a * n_b / n;
+  n_ += other.n_;
+}
+
+Moments RunningMoments::ToMoments() const {
+  return {n_, mean_, n_ > 1 ? m2_ / static_cast<double>(n_ - 1) : 0};
 }
 
 absl::StatusOr<Comparison> CompareMeans(const Moments& a, const Moments& b) {

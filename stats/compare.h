@@ -53,6 +53,29 @@ struct Moments {
 // Welford's one-pass mean and variance (B. P. Welford, Technometrics 4:419-420, 1962).
 Moments MomentsOf(std::span<const double> values);
 
+// Moments kept one value at a time, and two samples' combined, as a sample's size, mean and sum
+// of squared differences from the mean (m2): Welford's update for a value, and for two samples
+// the pairwise formula of Chan, Golub & LeVeque ("Updating formulae and a pairwise algorithm for
+// computing sample variances", Stanford STAN-CS-79-773, 1979): with d = mean_b - mean_a,
+// m2 = m2_a + m2_b + d^2 n_a n_b / n. Partial sums from several machines combine without the
+// cancellation of sums of squares.
+class RunningMoments {
+ public:
+  RunningMoments() = default;
+  RunningMoments(int64_t n, double mean, double m2) : n_(n), mean_(mean), m2_(m2) {}
+  void Add(double value);
+  void Merge(const RunningMoments& other);
+  int64_t n() const { return n_; }
+  double mean() const { return mean_; }
+  double m2() const { return m2_; }
+  Moments ToMoments() const;
+
+ private:
+  int64_t n_ = 0;
+  double mean_ = 0;
+  double m2_ = 0;
+};
+
 // Arm A's mean against arm B's. kInvalidArgument unless each arm has n >= 2 and a finite,
 // non-negative variance.
 absl::StatusOr<Comparison> CompareMeans(const Moments& a, const Moments& b);

@@ -76,17 +76,17 @@ absl::StatusOr<ViewReader> OpenViewReader(const std::string& db_dir,
   return ViewReader{std::move(scratch), std::move(storage), std::move(config), std::move(resolver)};
 }
 
-absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
-                                                   const projections::ProjectionConfig& config,
-                                                   std::optional<absl::Time> as_of) {
+absl::StatusOr<v1::CohortStats> ComputeCohortStats(
+    const Storage& storage, const projections::ProjectionConfig& config,
+    std::optional<absl::Time> as_of, std::vector<projections::ArmSplit> experiments) {
   TEND_ASSIGN_OR_RETURN(AsOfResolver resolver, AsOfResolver::Load(storage, as_of));
-  return ComputeCohortStats(storage, config, resolver);
+  return ComputeCohortStats(storage, config, resolver, std::move(experiments));
 }
 
-absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
-                                                   const projections::ProjectionConfig& config,
-                                                   const AsOfResolver& as_of) {
-  projections::CohortAccumulator acc(config);
+absl::StatusOr<v1::CohortStats> ComputeCohortStats(
+    const Storage& storage, const projections::ProjectionConfig& config,
+    const AsOfResolver& as_of, std::vector<projections::ArmSplit> experiments) {
+  projections::CohortAccumulator acc(config, std::move(experiments));
   TEND_RETURN_IF_ERROR(AccumulateCohort(storage, config, as_of, nullptr, &acc));
   return acc.Finish();
 }

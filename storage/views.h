@@ -68,14 +68,14 @@ absl::StatusOr<ViewReader> OpenViewReader(const std::string& db_dir,
                                           const std::string& scratch_prefix);
 
 // Every patient of `storage` through projections::CohortAccumulator, viewed at `as_of` (unset:
-// each patient's partition clock).
-absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
-                                                   const projections::ProjectionConfig& config,
-                                                   std::optional<absl::Time> as_of);
+// each patient's partition clock), with the uplift of `experiments` (projections/uplift.h).
+absl::StatusOr<v1::CohortStats> ComputeCohortStats(
+    const Storage& storage, const projections::ProjectionConfig& config,
+    std::optional<absl::Time> as_of, std::vector<projections::ArmSplit> experiments = {});
 // The same, each patient viewed at `as_of.For(state)`.
-absl::StatusOr<v1::CohortStats> ComputeCohortStats(const Storage& storage,
-                                                   const projections::ProjectionConfig& config,
-                                                   const AsOfResolver& as_of);
+absl::StatusOr<v1::CohortStats> ComputeCohortStats(
+    const Storage& storage, const projections::ProjectionConfig& config,
+    const AsOfResolver& as_of, std::vector<projections::ArmSplit> experiments = {});
 // The patients of `partitions` (all of them when null) added to `acc`, each viewed at
 // `as_of.For(state)`: what ComputeCohortStats finishes, and an instance's part of a gathered one.
 absl::Status AccumulateCohort(const Storage& storage, const projections::ProjectionConfig& config,

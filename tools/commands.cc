@@ -27,6 +27,7 @@
 #include "projections/churn.h"
 #include "projections/patient.h"
 #include "services/ingest_service.h"
+#include "rules/rules.h"
 #include "services/query_service.h"
 #include "base/file.h"
 #include "absl/cleanup/cleanup.h"
@@ -251,6 +252,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     query = std::make_unique<QueryService>(storage.get(), options.engine.projections);
     ingest->set_authorizer(auth.authorizer);
     query->set_authorizer(auth.authorizer);
+    if (options.engine.rules != nullptr) query->set_experiments(ArmSplitsOf(*options.engine.rules));
     if (!options.advertise.empty()) {
       TEND_ASSIGN_OR_RETURN(const int partitions,
                             TopicPartitionCount(producer->handle(), options.engine.topic));
@@ -260,6 +262,9 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
       query->set_router(router);
       peer = std::make_unique<PeerService>(storage.get(), options.engine.projections, router);
       peer->set_authorizer(auth.authorizer);
+      if (options.engine.rules != nullptr) {
+        peer->set_experiments(ArmSplitsOf(*options.engine.rules));
+      }
     }
     server_options.serving_services = {v1::Ingest::service_full_name()};
     std::vector<grpc::Service*> services = {ingest.get(), query.get()};

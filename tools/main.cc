@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
       AddBrokerCommand,  AddEngineCommand, AddTickerCommand,  AddSimulateCommand,
       AddProduceCommand, AddDumpCommand,   AddFitChurnCommand, AddConfigCommand,
       AddDemoCommand,    AddBenchCommand,  AddSinkCommand,    AddExplainCommand,
-      AddRulesCommand,   AddReplayCommand, AddReportCommand,  AddArchiveCommand,
+      AddRulesCommand,   AddReplayCommand, AddReportCommand,  AddUpliftCommand,
+      AddArchiveCommand,
       AddHealthCommand,
   };
   CLI::App app{"tend: event-sourced patient-engagement engine"};

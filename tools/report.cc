@@ -1,16 +1,20 @@
 #include "tools/report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "base/status.h"
+#include "base/time.h"
 #include "storage/storage.h"
 #include "storage/views.h"
 #include "projections/cohort.h"
 #include "projections/patient.h"
+#include "rules/rules.h"
 #include "base/temp_dir.h"
 
 namespace tend {
@@ -186,6 +190,104 @@ std::vector<std::pair<std::string, double>> Rows(
   return out;
 }
 
+// An uplift comparison's value for one arm: a share in percent, or a mean.
+bool InPoints(const v1::UpliftComparison& c) {
+  return c.kind() == v1::UpliftComparison::PROPORTION || c.outcome() == "weekly_check_in_rate";
+}
+
+std::string ArmValue(const v1::UpliftComparison& c, bool control) {
+  const double v = control ? c.control_value() : c.arm_value();
+  const int64_t n = control ? c.control_n() : c.arm_n();
+  return InPoints(c) ? absl::StrFormat("%.1f%% (n=%d)", v * 100, n)
+                     : absl::StrFormat("%.2f (n=%d)", v, n);
+}
+
+// arm - control [95% CI], in percentage points for shares.
+std::string Difference(const v1::UpliftComparison& c) {
+  if (!c.estimated()) return "-";
+  const double k = InPoints(c) ? 100 : 1;
+  return absl::StrFormat(InPoints(c) ? "%+.1f pts [%+.1f, %+.1f]" : "%+.2f [%+.2f, %+.2f]",
+                         c.difference() * k, c.ci_low() * k, c.ci_high() * k);
+}
+
+std::string PValue(const v1::UpliftComparison& c) {
+  if (!c.estimated()) return "-";
+  return c.p_value() < 0.001 ? "<0.001" : absl::StrFormat("%.3f", c.p_value());
+}
+
+std::string Arms(const v1::ExperimentUplift& u) {
+  std::vector<std::string> arms;
+  for (const auto& a : u.arms()) arms.push_back(absl::StrFormat("%s %d", a.label(), a.count()));
+  return absl::StrJoin(arms, ", ");
+}
+
+// A forest plot of the comparisons measured as shares: each difference in percentage points with
+// its 95% interval, around a zero line.
+std::string UpliftChart(const std::string& id, const v1::ExperimentUplift& u) {
+  std::vector<const v1::UpliftComparison*> rows;
+  double extent = 1;  // points
+  for (const auto& c : u.comparisons()) {
+    if (!InPoints(c) || !c.estimated()) continue;
+    rows.push_back(&c);
+    extent = std::max({extent, std::abs(c.ci_low()) * 100, std::abs(c.ci_high()) * 100});
+  }
+  constexpr int kRow = 26, kLeft = 260, kRight = 30, kTop = 10, kAxis = 24;
+  const int plot_w = kWidth - kLeft - kRight;
+  const int height = kTop + std::max<int>(1, static_cast<int>(rows.size())) * kRow + kAxis;
+  auto x = [&](double points) { return kLeft + (points / extent + 1) / 2 * plot_w; };
+  std::string svg = Open(id, height, absl::StrCat("Uplift of ", u.experiment()));
+  const int bottom = kTop + static_cast<int>(rows.size()) * kRow;
+  absl::StrAppendFormat(&svg, "<line class=\"axis\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>\n",
+                        x(0), kTop, x(0), bottom);
+  for (double t : {-extent, 0.0, extent}) {
+    absl::StrAppendFormat(&svg, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" class=\"tick\">"
+                          "%+.1f pts</text>\n", x(t), bottom + 16, t);
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const v1::UpliftComparison& c = *rows[i];
+    const double y = kTop + static_cast<double>(i) * kRow + kRow / 2.0;
+    absl::StrAppendFormat(
+        &svg,
+        "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" class=\"label\">%s (%s)</text>"
+        "<line class=\"interval\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
+        "<circle class=\"mark\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\"/>\n",
+        kLeft - 8, y + 4, Esc(c.outcome()), Esc(c.arm()), x(c.ci_low() * 100), y,
+        x(c.ci_high() * 100), y, x(c.difference() * 100), y);
+  }
+  return svg + "</svg>\n";
+}
+
+std::string UpliftSection(const v1::CohortStats& s) {
+  if (s.uplift().empty()) return "";
+  std::string html =
+      "<section><h2>Uplift</h2>\n<p class=\"note\">Each experiment's arms compared on what "
+      "happened after each patient was assigned (intent to treat: every assigned patient, "
+      "reminded or not). Differences are arm minus control with their 95% confidence interval: "
+      "Newcombe's hybrid score interval for shares, Welch's t for means; definitions in "
+      "projections/uplift.h.</p>\n";
+  for (int i = 0; i < s.uplift_size(); ++i) {
+    const v1::ExperimentUplift& u = s.uplift(i);
+    absl::StrAppend(&html, "<h3>", Esc(u.experiment()), "</h3>\n<p class=\"note\">",
+                    Esc(Arms(u)), " patients assigned",
+                    u.has_starts_at()
+                        ? absl::StrCat(", from ", absl::FormatTime("%Y-%m-%d %H:%M UTC",
+                                                                   FromProtoTime(u.starts_at()),
+                                                                   absl::UTCTimeZone()))
+                        : "",
+                    u.program_id().empty() ? "" : absl::StrCat(", programme ", Esc(u.program_id())),
+                    ".</p>\n", UpliftChart(absl::StrCat("chart-uplift-", i), u),
+                    "<table><tr><th>outcome</th><th>control</th><th>arm</th>"
+                    "<th>difference [95% CI]</th><th>p</th></tr>\n");
+    for (const auto& c : u.comparisons()) {
+      absl::StrAppend(&html, "<tr><td>", Esc(c.outcome()), "</td><td>", Esc(c.control()), " ",
+                      ArmValue(c, true), "</td><td>", Esc(c.arm()), " ", ArmValue(c, false),
+                      "</td><td>", Difference(c), "</td><td>", PValue(c), "</td></tr>\n");
+    }
+    html += "</table>\n";
+  }
+  return html + "</section>\n";
+}
+
 constexpr char kStyle[] = R"(
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 760px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.8em; }
@@ -198,6 +300,7 @@ svg.chart { display: block; margin: 0.5em 0; }
 .line.series-b { stroke: #e67e22; } circle.series-b, rect.series-b { fill: #e67e22; }
 circle.series-a, rect.series-a { fill: #3b78b7; }
 table { border-collapse: collapse; } td, th { padding: 2px 10px; text-align: right; }
+.interval { stroke: #3b78b7; stroke-width: 2; }
 )";
 
 // Runs in the browser only to mark each chart as laid out (used by the rendering test); the page
@@ -224,11 +327,22 @@ absl::StatusOr<v1::CohortStats> ComputeCohortStats(const ReportOptions& options,
           "--config reads a state directory: with --grpc the instances view the patients with "
           "their own config");
     }
+    if (!options.rules_path.empty()) {
+      return absl::InvalidArgumentError(
+          "--rules reads a state directory: with --grpc the instances compare the experiments "
+          "of the rules they run");
+    }
     return FetchCohortStats(options.remote, options.as_of, progress);
+  }
+  std::vector<projections::ArmSplit> experiments;
+  if (!options.rules_path.empty()) {
+    TEND_ASSIGN_OR_RETURN(RuleSet rules, RuleSet::Load(options.rules_path));
+    experiments = ArmSplitsOf(rules);
   }
   TEND_ASSIGN_OR_RETURN(ViewReader reader, OpenViewReader(options.db_dir, options.config_path,
                                                           options.as_of, "tend-report-"));
-  return tend::ComputeCohortStats(*reader.storage, reader.config, reader.as_of);
+  return tend::ComputeCohortStats(*reader.storage, reader.config, reader.as_of,
+                                  std::move(experiments));
 }
 
 std::string RenderReport(const v1::CohortStats& s, const ReportOptions& options) {
@@ -297,8 +411,25 @@ std::string RenderReport(const v1::CohortStats& s, const ReportOptions& options)
                   HBars("chart-stages", "Patients by lifecycle stage", Rows(s.lifecycle_stages()),
                         Counts(s.lifecycle_stages(), s.patients())),
                   "</section>\n");
+  html += UpliftSection(s);
   absl::StrAppend(&html, "<script>", kScript, "</script>\n</body></html>\n");
   return html;
+}
+
+std::string FormatUplift(const v1::ExperimentUplift& u) {
+  std::string out = absl::StrCat(
+      "experiment ", u.experiment(), ": ", Arms(u), " patients assigned",
+      u.has_starts_at() ? absl::StrCat(", from ", absl::FormatTime(absl::RFC3339_sec, FromProtoTime(u.starts_at()), absl::UTCTimeZone())) : "",
+      u.program_id().empty() ? "" : absl::StrCat(", programme ", u.program_id()), "\n");
+  absl::StrAppendFormat(&out, "  %-22s %-26s %-26s %-30s %s\n", "outcome", "control", "arm",
+                        "difference [95% CI]", "p");
+  for (const auto& c : u.comparisons()) {
+    absl::StrAppendFormat(&out, "  %-22s %-26s %-26s %-30s %s\n", c.outcome(),
+                          absl::StrCat(c.control(), " ", ArmValue(c, true)),
+                          absl::StrCat(c.arm(), " ", ArmValue(c, false)), Difference(c),
+                          c.estimated() ? PValue(c) : c.note());
+  }
+  return out;
 }
 
 }  // namespace tend

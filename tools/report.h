@@ -22,6 +22,9 @@ struct ReportOptions {
   // Query/CohortStats (tools/remote.h), instead of db_dir's.
   RemoteOptions remote;
   std::string config_path;          // empty: the config the engine recorded in the directory
+  // The rules file whose experiments' uplift to compute (with db_dir; the instances of a running
+  // deployment compare the experiments of the rules they run). Empty: no uplift.
+  std::string rules_path;
   std::optional<absl::Time> as_of;  // unset: each patient's partition clock
   std::string title = "tend cohort report";
 };
@@ -34,8 +37,13 @@ absl::StatusOr<v1::CohortStats> ComputeCohortStats(const ReportOptions& options,
 
 // The HTML page. Each chart is an <svg class="chart" id="chart-..."> in its own <section>:
 // chart-acquisition, chart-funnel, chart-cohort-weeks, chart-retention, chart-conversion,
-// chart-pdc (with the adherence threshold line), chart-churn-risk, chart-stages.
+// chart-pdc (with the adherence threshold line), chart-churn-risk, chart-stages, and per
+// experiment chart-uplift-N (N from 0, in stats.uplift order) with its table.
 std::string RenderReport(const v1::CohortStats& stats, const ReportOptions& options);
+
+// One experiment's uplift as a plain-text table (tend uplift): both arms' values with their
+// patients, the difference with its 95% interval, the p-value.
+std::string FormatUplift(const v1::ExperimentUplift& uplift);
 
 }  // namespace tend
 

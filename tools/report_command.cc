@@ -25,6 +25,9 @@ SubcommandRun AddReportCommand(CLI::App* app) {
                   "RFC 3339 instant to view at (default: each partition's clock)");
   cmd->add_option("--config", f->report.config_path,
                   "engine config YAML (default: the one the engine recorded in --db)");
+  cmd->add_option("--rules", f->report.rules_path,
+                  "with --db: the rules file whose experiments' uplift to add (a running "
+                  "deployment compares the experiments of the rules it runs)");
   cmd->add_option("--title", f->report.title)->capture_default_str();
   return [f](const std::atomic<bool>& stop) {
     f->report.remote.stop = &stop;

@@ -42,6 +42,7 @@ SubcommandRun AddHealthCommand(CLI::App* app);
 SubcommandRun AddProduceCommand(CLI::App* app);
 SubcommandRun AddReplayCommand(CLI::App* app);
 SubcommandRun AddReportCommand(CLI::App* app);
+SubcommandRun AddUpliftCommand(CLI::App* app);
 SubcommandRun AddRulesCommand(CLI::App* app);
 SubcommandRun AddSimulateCommand(CLI::App* app);
 SubcommandRun AddSinkCommand(CLI::App* app);
