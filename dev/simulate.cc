@@ -66,6 +66,7 @@ struct SimPatient {
   int64_t event_counter = 0;
   int scan_minute = 0;  // local minute of day of the first scan
   bool gone = false;  // removed the contact: no more events
+  double check_in_factor = 1;  // CohortOptions.effect_*: below 1 when held out
 };
 
 struct Pending {
@@ -115,6 +116,10 @@ class Simulator {
       p.staff_id = absl::StrFormat("staff-%03d", setup.Int(1, 40));
       p.channel_id = setup.Pick(kChannels);
       p.program_id = setup.Pick(kPrograms);
+      p.check_in_factor = !o_.effect_experiment.empty() &&
+                                  AssignmentUnit(o_.effect_experiment, p.id) < o_.effect_holdout
+                              ? 1 - o_.effect_check_in_drop
+                              : 1.0;
       patients_.push_back(std::move(p));
     }
     for (int day = 0; day < o_.days; ++day) {
@@ -223,7 +228,7 @@ class Simulator {
       return;
     }
     double engagement = CheckInProbability(*p, age);
-    if (rng->Chance(engagement)) {
+    if (rng->Chance(engagement * p->check_in_factor)) {
       int checkins = rng->Chance(0.3) ? 2 : 1;
       for (int c = 0; c < checkins; ++c) AddCheckIn(p, day, rng);
     }
@@ -333,6 +338,13 @@ absl::Status SimulateCohort(const CohortOptions& options,
   }
   if (options.duplicate_rate < 0 || options.duplicate_rate > 0.5) {
     return absl::InvalidArgumentError("duplicate rate must be in [0, 0.5]");
+  }
+  if (!options.effect_experiment.empty() &&
+      (!(options.effect_holdout > 0 && options.effect_holdout <= 1) ||
+       !(options.effect_check_in_drop >= 0 && options.effect_check_in_drop < 1))) {
+    return absl::InvalidArgumentError(
+        "--effect-holdout must be in (0, 1] (the experiment's holdout share) and --effect-drop "
+        "in [0, 1) (the relative drop in held-out patients' daily check-ins)");
   }
   Simulator sim(options, emit);
   return sim.Run();

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -23,6 +24,14 @@ struct CohortOptions {
   double duplicate_rate = 0.01;  // share of events delivered twice
   // Share of patients acquired on day 0 (the rest are spread over the period).
   double initial_share = 0.3;
+  // A known effect of the reminders, the ground truth for the uplift (issue 20): the patients
+  // experiment `effect_experiment` holds out - AssignmentUnit(effect_experiment, patient id) <
+  // effect_holdout (base/hash.h), the rules' own assignment - check in less: their daily chance
+  // of checking in is multiplied by 1 - effect_check_in_drop, from their first day. Messages and
+  // purchases are unchanged. Empty experiment: no effect.
+  std::string effect_experiment;
+  double effect_holdout = 0;        // (0, 1]; 1: everyone
+  double effect_check_in_drop = 0;  // [0, 1)
 };
 
 // Emits the events in recorded_at order (the order an ingest service would log them). Stops and

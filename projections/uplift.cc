@@ -16,7 +16,7 @@ namespace tend::projections {
 namespace {
 
 enum Proportion : size_t { kRetention7, kRetention30, kFirstOrder, kRepurchase, kPdcAdherent };
-enum Mean : size_t { kWeeklyRate, kStreak };
+enum Mean : size_t { kWeeklyRate, kDayRate, kStreak };
 constexpr int kRetentionDays[] = {7, 30};
 
 // Counts and moments a partial may carry: below 2^48 patients, like CohortPartial's.
@@ -61,7 +61,8 @@ const std::vector<std::string>& UpliftProportions() {
 }
 
 const std::vector<std::string>& UpliftMeans() {
-  static const auto* names = new std::vector<std::string>{"weekly_check_in_rate", "current_streak"};
+  static const auto* names = new std::vector<std::string>{"weekly_check_in_rate", "check_in_day_rate",
+                                                  "current_streak"};
   return *names;
 }
 
@@ -131,7 +132,10 @@ void UpliftAccumulator::Add(const v1::PatientState& state, const absl::TimeZone&
                                    &view)) {
       ComputeAdherenceParts(config_, state.adherence(), tz, a_day, as_of, kParts, &view);
     }
-    if (a_day + 7 <= today) arm.means[kWeeklyRate].Add(view.weekly_rate());
+    if (a_day + 7 <= today) {
+      arm.means[kWeeklyRate].Add(view.weekly_rate());
+      arm.means[kDayRate].Add(view.rate_since_enrollment());
+    }
     // The streak ends at the last day that counts (today once checked in, else yesterday); only
     // its days from A on count.
     const absl::CivilDay last = view.checked_in_today() ? today : today - 1;

@@ -26,6 +26,9 @@
 // - weekly_check_in_rate (mean): the share of ISO weeks from A's week with a check-in (the view's
 //   weekly rate with the programme starting at A); eligible when A is at least 7 days before the
 //   as-of day.
+// - check_in_day_rate (mean): the share of local days from A with a check-in (the view's
+//   rate since enrollment with the programme starting at A); eligible as the weekly rate. A
+//   treatment that changes the daily chance of checking in by a factor moves it by that factor.
 // - current_streak (mean): the current streak in days, counting days from A only.
 //
 // Like the view, counts are of every folded event: the as-of is meant to be at or after them
@@ -67,7 +70,7 @@ size_t ArmOf(const ArmSplit& split, const std::string& patient_id);
 
 // The outcome names, in UpliftComparison.outcome's order.
 const std::vector<std::string>& UpliftProportions();  // retention_7d, ... pdc_adherent
-const std::vector<std::string>& UpliftMeans();        // weekly_check_in_rate, current_streak
+const std::vector<std::string>& UpliftMeans();  // weekly_check_in_rate, ..., current_streak
 
 class UpliftAccumulator {
  public:

@@ -192,7 +192,8 @@ std::vector<std::pair<std::string, double>> Rows(
 
 // An uplift comparison's value for one arm: a share in percent, or a mean.
 bool InPoints(const v1::UpliftComparison& c) {
-  return c.kind() == v1::UpliftComparison::PROPORTION || c.outcome() == "weekly_check_in_rate";
+  return c.kind() == v1::UpliftComparison::PROPORTION || c.outcome() == "weekly_check_in_rate" ||
+         c.outcome() == "check_in_day_rate";
 }
 
 std::string ArmValue(const v1::UpliftComparison& c, bool control) {

@@ -29,6 +29,17 @@ SubcommandRun AddSimulateCommand(CLI::App* app) {
   cmd->add_option("--days", f->cohort.days)->capture_default_str();
   cmd->add_option("--seed", f->cohort.seed)->capture_default_str();
   cmd->add_option("--end", f->end, "end of the simulated period (default 2026-01-01T00:00:00Z)");
+  auto* effect = cmd->add_option(
+      "--effect-experiment", f->cohort.effect_experiment,
+      "a known effect of the reminders (ground truth for tend uplift): the patients this "
+      "experiment id holds out, by the rules' own assignment, check in less");
+  cmd->add_option("--effect-holdout", f->cohort.effect_holdout,
+                  "the experiment's holdout share, as in the rules file (0, 1]")
+      ->needs(effect);
+  cmd->add_option("--effect-drop", f->cohort.effect_check_in_drop,
+                  "held-out patients' daily chance of checking in is multiplied by 1 - this, "
+                  "[0, 1)")
+      ->needs(effect);
   return [f](const std::atomic<bool>&) {
     if (!f->end.empty()) {
       if (absl::Status s = ParseTimeFlag("--end", f->end, &f->cohort.end); !s.ok()) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <tuple>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "projections/config.h"
@@ -541,6 +542,33 @@ experiments:
   CHECK(held > 40);
   CHECK(held < 80);
   CHECK(AssignmentUnit("global-2026", "p-7") != AssignmentUnit("global-2027", "p-7"));
+}
+
+TEST_CASE("an experiment holds nobody back before it starts", "[decide]") {
+  auto set = RuleSet::Parse(std::string(kRules) + R"(
+experiments:
+  - {id: spring, holdout: 0.5, starts_at: "2026-05-01T12:00:00Z"}
+)",
+                            "test-rules");
+  INFO(set.status());
+  REQUIRE(set.ok());
+  int held_before = 0, held_after = 0, out = 0;
+  for (int i = 0; i < 60; ++i) {
+    const std::string id = absl::StrCat("p-", i);
+    out += AssignmentUnit("spring", id) < 0.5;
+    for (const char* at : {"2026-05-01T10:00:00+08:00", "2026-05-02T10:00:00+08:00"}) {
+      Patient p;
+      p.id = id;
+      p.rules = &*set;
+      p.Fold(Scan("s1"), at);  // the welcome reminder, before / after 12:00 UTC on May 1
+      bool held = false;
+      for (const auto& d : p.all_decisions) held |= d.reason() == v1::Decision::HOLDOUT;
+      (absl::StrContains(at, "05-01") ? held_before : held_after) += held;
+    }
+  }
+  CHECK(held_before == 0);
+  CHECK(held_after == out);
+  CHECK(out > 10);
 }
 
 TEST_CASE("a programme's holdout holds back only that programme's patients, the first "
