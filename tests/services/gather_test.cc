@@ -6,6 +6,7 @@
 // UNAVAILABLE, and a page token goes on where it stopped once it has one again.
 #include <catch2/catch.hpp>
 #include <grpcpp/grpcpp.h>
+#include <google/protobuf/util/field_comparator.h>
 #include <google/protobuf/util/message_differencer.h>
 
 #include <filesystem>
@@ -102,6 +103,12 @@ struct Instance {
   std::unique_ptr<v1::Query::Stub> stub;
 };
 
+// A holdout and a rule's variants: CohortStats compares their arms, each instance its part.
+std::vector<projections::ArmSplit> Experiments() {
+  return {{"global", {"holdout", "treated"}, {0.3, 1.0}, "", absl::InfinitePast()},
+          {"variants:welcome", {"a", "b"}, {0.5, 1.0}, "", absl::FromUnixSeconds(1764547200)}};
+}
+
 std::unique_ptr<Instance> StartInstance(const std::string& db, int port, Owners* owners,
                                         std::shared_ptr<const Authorizer> tokens = nullptr) {
   auto instance = std::make_unique<Instance>();
@@ -114,9 +121,11 @@ std::unique_ptr<Instance> StartInstance(const std::string& db, int port, Owners*
   instance->query = std::make_unique<QueryService>(instance->storage.get(), config);
   instance->query->set_router(instance->router);
   instance->query->set_authorizer(tokens);
+  instance->query->set_experiments(Experiments());
   instance->peer =
       std::make_unique<PeerService>(instance->storage.get(), config, instance->router);
   instance->peer->set_authorizer(tokens);
+  instance->peer->set_experiments(Experiments());
   auto server = StartGrpcServer(address, {instance->query.get(), instance->peer.get()});
   REQUIRE(server.ok());
   instance->server = *std::move(server);
@@ -202,6 +211,7 @@ TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever 
   auto lone_storage = Storage::Open(dir.Sub("lone"));
   REQUIRE(lone_storage.ok());
   QueryService lone(lone_storage->get(), config);
+  lone.set_experiments(Experiments());
   auto lone_server = StartGrpcServer("127.0.0.1:0", {&lone});
   REQUIRE(lone_server.ok());
   auto lone_stub = v1::Query::NewStub(grpc::CreateChannel(
@@ -352,6 +362,14 @@ TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever 
       v1::CohortStatsResponse want;
       REQUIRE(lone_stub->CohortStats(&lone_context, request, &want).ok());
       REQUIRE(want.stats().patients() >= 300);
+      // The uplift travels in the parts too: every patient first seen by the as-of in one arm
+      // of the holdout.
+      REQUIRE(want.stats().uplift_size() == 2);
+      const int64_t assigned =
+          want.stats().uplift(0).arms(0).count() + want.stats().uplift(0).arms(1).count();
+      CHECK((fixed ? assigned < want.stats().patients() : assigned == want.stats().patients()));
+      CHECK(assigned > 100);
+      CHECK(want.stats().uplift(1).comparisons_size() == 8);
       for (const auto& layout : layouts) {
         owners.Set(layout);
         for (Instance* via : {a.get(), b.get()}) {
@@ -360,8 +378,12 @@ TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever 
           const grpc::Status s = via->stub->CohortStats(&context, request, &got);
           INFO(s.error_message());
           REQUIRE(s.ok());
+          // Sums added in another order: the means and the intervals from them agree to ~1e-12.
+          google::protobuf::util::DefaultFieldComparator close;
+          close.set_float_comparison(google::protobuf::util::DefaultFieldComparator::APPROXIMATE);
+          close.SetDefaultFractionAndMargin(1e-9, 1e-12);
           google::protobuf::util::MessageDifferencer diff;
-          diff.set_float_comparison(google::protobuf::util::MessageDifferencer::APPROXIMATE);
+          diff.set_field_comparator(&close);
           std::string report;
           diff.ReportDifferencesToString(&report);
           const bool same = diff.Compare(got.stats(), want.stats());
