@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "dev/simulate.h"
 #include "rules/rules.h"
 #include "tests/testing.h"
@@ -132,6 +133,28 @@ TEST_CASE("the uplift recovers a simulated effect end to end, and finds none whe
   CHECK(html.find("<h2>Uplift</h2>") != std::string::npos);
   CHECK(html.find("id=\"chart-uplift-0\"") != std::string::npos);
   CHECK(html.find("<td>check_in_day_rate</td>") != std::string::npos);
+  // tend uplift prints it, as text and as JSON, from the same directory.
+  const std::string text = FormatUplift(experiment);
+  CHECK(text.find("experiment global: holdout ") != std::string::npos);
+  CHECK(text.find("check_in_day_rate") != std::string::npos);
+  const std::string log = dir.Sub("uplift.log");
+  const pid_t pid = testing::SpawnTend({"uplift", "--db", dir.Sub("experiment"), "--rules",
+                                        dir.Sub("rules.yaml"), "--as-of", "2026-01-01T00:00:00Z",
+                                        "--experiment", kExperiment, "--json"},
+                                       log);
+  CHECK(testing::ExitCode(pid) == 0);
+  const std::string printed = testing::ReadFile(log);
+  INFO(printed);
+  CHECK(printed.find("\"experiment\":\"global\"") != std::string::npos);
+  CHECK(printed.find(absl::StrCat("\"control_n\":\"", measured.control_n(), "\"")) !=
+        std::string::npos);
+  const pid_t missing = testing::SpawnTend(
+      {"uplift", "--db", dir.Sub("experiment"), "--rules", dir.Sub("rules.yaml"), "--experiment",
+       "nope"},
+      dir.Sub("missing.log"));
+  CHECK(testing::ExitCode(missing) != 0);
+  CHECK(testing::ReadFile(dir.Sub("missing.log")).find("no experiment \"nope\"") !=
+        std::string::npos);
   WARN("truth " << truth << ", measured " << measured.difference() << " [" << measured.ci_low()
                 << ", " << measured.ci_high() << "]; without an effect " << none.difference()
                 << " [" << none.ci_low() << ", " << none.ci_high() << "]");
