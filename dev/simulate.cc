@@ -1,5 +1,6 @@
 #include "dev/simulate.h"
 
+#include <algorithm>
 #include <cmath>
 #include <queue>
 #include <string>
@@ -67,6 +68,12 @@ struct SimPatient {
   int scan_minute = 0;  // local minute of day of the first scan
   bool gone = false;  // removed the contact: no more events
   double check_in_factor = 1;  // CohortOptions.effect_*: below 1 when held out
+  int64_t extra_counter = 0;   // ids of the coupon and profile events ("x-<id>-<n>")
+  struct Coupon {
+    std::string id;
+    int redeem_day;  // -1: never redeemed
+  };
+  std::vector<Coupon> coupons;
 };
 
 struct Pending {
@@ -129,6 +136,11 @@ class Simulator {
         Rng rng(o_.seed * kFnv1a64Prime ^ (static_cast<uint64_t>(i) << 20) ^
                 static_cast<uint64_t>(day));
         SimulateDay(&patients_[i], day, day_start, &rng);
+        // Coupons and profiles from streams of their own: the events above are the same with
+        // or without them.
+        Rng extra(o_.seed * kFnv1a64Prime ^ (static_cast<uint64_t>(i) << 20) ^
+                  static_cast<uint64_t>(day) ^ 0x5eed0c0d0000000ULL);
+        SimulateExtras(&patients_[i], day, &extra);
       }
       // Day d+1's local calendar day can start up to 24 h before its UTC start (time zones from
       // UTC-12 to UTC+14), so only what was recorded before day d's UTC start is final.
@@ -154,7 +166,7 @@ class Simulator {
   // `from_device`: recorded from a phone, which may be offline and upload late; scans and
   // enrollments come from server callbacks and are recorded within seconds.
   v1::Event* NewEvent(SimPatient* p, int day, int minute_of_day, Rng* rng,
-                      bool from_device = true) {
+                      bool from_device = true, bool extra = false) {
     // Nothing happens before the first scan: on the first day, later events follow it.
     if (day == p->start_day && p->event_counter >= 2 && minute_of_day <= p->scan_minute + 2) {
       minute_of_day = p->scan_minute + 4 + rng->Int(0, 60);
@@ -170,7 +182,8 @@ class Simulator {
                                              : absl::Seconds(rng->Int(1, 30));
     auto* pending = new Pending{absl::ToUnixNanos(occurred + delay), seq_++, {}};
     v1::Event& e = pending->event;
-    e.set_event_id(absl::StrFormat("e-%s-%d", p->id, p->event_counter++));
+    e.set_event_id(extra ? absl::StrFormat("x-%s-%d", p->id, p->extra_counter++)
+                         : absl::StrFormat("e-%s-%d", p->id, p->event_counter++));
     e.set_patient_id(p->id);
     e.mutable_occurred_at()->set_seconds(absl::ToUnixSeconds(occurred));
     e.mutable_recorded_at()->set_seconds(pending->recorded_ns / 1'000'000'000);
@@ -252,6 +265,40 @@ class Simulator {
       auto* c = NewEvent(p, day, rng->Int(9 * 60, 21 * 60), rng)->mutable_consent_changed();
       c->set_purpose(v1::ConsentChanged::MARKETING);
       c->set_granted(false);
+    }
+  }
+
+  // The birthday (60% tell it, right after enrolling), and coupons from campaigns: about one a
+  // month, valid for 7-14 days, 35% redeemed before they expire.
+  void SimulateExtras(SimPatient* p, int day, Rng* rng) {
+    if (day < p->start_day || p->gone) return;
+    if (day == p->start_day && rng->Chance(0.6)) {
+      static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+      const int month = rng->Int(1, 12);
+      auto* profile = NewEvent(p, day, std::min(p->scan_minute + 3, 23 * 60 + 59), rng,
+                               /*from_device=*/false, /*extra=*/true)
+                          ->mutable_profile_updated();
+      profile->set_birth_month(month);
+      profile->set_birth_day(rng->Int(1, kDays[month - 1]));
+    }
+    for (const SimPatient::Coupon& c : p->coupons) {
+      if (c.redeem_day != day) continue;
+      NewEvent(p, day, rng->Int(9 * 60, 21 * 60), rng, /*from_device=*/true, /*extra=*/true)
+          ->mutable_coupon_redeemed()
+          ->set_coupon_id(c.id);
+    }
+    if (day > p->start_day && rng->Chance(1.0 / 30)) {
+      const int valid = rng->Int(7, 14);
+      auto* e = NewEvent(p, day, rng->Int(10 * 60, 18 * 60), rng, /*from_device=*/false,
+                         /*extra=*/true);
+      auto* coupon = e->mutable_coupon_issued();
+      coupon->set_coupon_id(absl::StrCat("cp-", e->event_id()));
+      coupon->set_campaign_id(rng->Chance(0.5) ? "monthly-care" : "refill-discount");
+      coupon->set_value_minor(rng->Chance(0.5) ? 1000 : 2000);
+      coupon->set_currency("CNY");
+      coupon->mutable_expires_at()->set_seconds(e->occurred_at().seconds() + valid * 86400);
+      p->coupons.push_back({coupon->coupon_id(), rng->Chance(0.35) ? day + rng->Int(1, valid - 1)
+                                                                   : -1});
     }
   }
 

@@ -1,6 +1,7 @@
 // A synthetic cohort of patients following ../shared/DOMAIN.md: a first scan from a channel,
 // enrollment in a programme, then check-ins, chat messages and purchases whose rates depend on the
-// patient's persona (engaged, fading, silent, churned), a little consent churn, and a small share
+// patient's persona (engaged, fading, silent, churned), a little consent churn, birthdays and
+// coupons (issued about monthly, some redeemed), and a small share
 // of duplicate deliveries (the same event_id twice). Deterministic: the same options give the same
 // events, byte for byte, on any machine (own RNG transforms, no std:: distributions).
 #ifndef TEND_DEV_SIMULATE_H_

@@ -127,6 +127,41 @@ absl::Status ValidatePurchase(const v1::Purchase& p) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateCouponIssued(const Event& e) {
+  const v1::CouponIssued& c = e.coupon_issued();
+  if (absl::Status s = CheckId("coupon_issued.coupon_id", c.coupon_id()); !s.ok()) return s;
+  if (absl::Status s = CheckText("coupon_issued.campaign_id", c.campaign_id()); !s.ok()) return s;
+  if (c.value_minor() < 0) return Invalid("coupon_issued.value_minor", "must be >= 0");
+  if (c.value_minor() > 0 && c.currency().size() != 3) {
+    return Invalid("coupon_issued.currency",
+                   absl::StrCat("must be an ISO 4217 code like CNY when value_minor is set, got \"",
+                                absl::CHexEscape(c.currency()), "\""));
+  }
+  if (absl::Status s = CheckTime("coupon_issued.expires_at", c.has_expires_at(), c.expires_at());
+      !s.ok()) {
+    return s;
+  }
+  if (c.expires_at().seconds() <= e.occurred_at().seconds()) {
+    return Invalid("coupon_issued.expires_at", "must be after occurred_at");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateProfile(const v1::ProfileUpdated& p) {
+  if (p.birth_month() == 0 && p.birth_day() == 0) return absl::OkStatus();  // withdrawn
+  // Days per month in a leap year: February 29 is a birthday.
+  static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (p.birth_month() < 1 || p.birth_month() > 12) {
+    return Invalid("profile_updated.birth_month", "must be 1-12 (both 0: not given)");
+  }
+  if (p.birth_day() < 1 || p.birth_day() > kDays[p.birth_month() - 1]) {
+    return Invalid("profile_updated.birth_day",
+                   absl::StrCat("must be a day month ", p.birth_month(), " has (1-",
+                                kDays[p.birth_month() - 1], ")"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 // 2000-01-01T00:00:00Z as a constant: converting a civil time on every event showed up in profiles.
@@ -155,6 +190,9 @@ absl::string_view EventTypeName(const Event& event) {
     case Event::kEnrollment: return "enrollment";
     case Event::kContactRemoved: return "contact_removed";
     case Event::kConsentChanged: return "consent_changed";
+    case Event::kCouponIssued: return "coupon_issued";
+    case Event::kCouponRedeemed: return "coupon_redeemed";
+    case Event::kProfileUpdated: return "profile_updated";
     case Event::kClockTick: return "clock_tick";
     case Event::BODY_NOT_SET: return "";
   }
@@ -269,11 +307,22 @@ absl::Status ValidateEvent(const Event& e, const ValidationOptions& options) {
         return Invalid("consent_changed.purpose", "must be MARKETING or CARE_REMINDERS");
       }
       return absl::OkStatus();
+    case Event::kCouponIssued:
+      return ValidateCouponIssued(e);
+    case Event::kCouponRedeemed:
+      if (absl::Status s = CheckId("coupon_redeemed.coupon_id", e.coupon_redeemed().coupon_id());
+          !s.ok()) {
+        return s;
+      }
+      return CheckText("coupon_redeemed.order_id", e.coupon_redeemed().order_id());
+    case Event::kProfileUpdated:
+      return ValidateProfile(e.profile_updated());
     case Event::kClockTick:
       break;  // refused above
     case Event::BODY_NOT_SET:
       return Invalid("body", "one of scan, message, check_in, purchase, enrollment, "
-                             "contact_removed, consent_changed is required");
+                             "contact_removed, consent_changed, coupon_issued, coupon_redeemed, "
+                             "profile_updated is required");
   }
   return absl::OkStatus();
 }

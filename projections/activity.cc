@@ -21,6 +21,9 @@ void ApplyActivity(const v1::Event& event, v1::PatientState* state) {
     case v1::Event::kEnrollment: c->set_enrollment(c->enrollment() + 1); break;
     case v1::Event::kContactRemoved: c->set_contact_removed(c->contact_removed() + 1); break;
     case v1::Event::kConsentChanged: c->set_consent_changed(c->consent_changed() + 1); break;
+    case v1::Event::kCouponIssued: c->set_coupon_issued(c->coupon_issued() + 1); break;
+    case v1::Event::kCouponRedeemed: c->set_coupon_redeemed(c->coupon_redeemed() + 1); break;
+    case v1::Event::kProfileUpdated: c->set_profile_updated(c->profile_updated() + 1); break;
     case v1::Event::BODY_NOT_SET: break;  // refused by validation before the fold
   }
   const auto& t = event.occurred_at();

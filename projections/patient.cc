@@ -11,6 +11,7 @@
 #include "projections/churn.h"
 #include "projections/consent.h"
 #include "projections/conversion.h"
+#include "projections/coupons.h"
 #include "projections/glucose.h"
 #include "projections/marks.h"
 
@@ -33,7 +34,8 @@ void ApplyEnrollment(const v1::Event& event, v1::EnrollmentState* s) {
 const std::map<std::string, int>& ProjectionVersions() {
   static const auto* versions = new std::map<std::string, int>{
       {"activity", 1},   {"acquisition", 1}, {"activation", 1}, {"adherence", 3},
-      {"engagement", 2}, {"conversion", 1},  {"consent", 1},    {"enrollment", 1}, {"glucose", 1}};
+      {"engagement", 2}, {"conversion", 1},  {"consent", 1},    {"enrollment", 1}, {"glucose", 1},
+      {"coupons", 1},    {"profile", 1}};
   return *versions;
 }
 
@@ -58,6 +60,8 @@ void Apply(const ProjectionConfig& config, const v1::Event& event, v1::PatientSt
   ApplyConversion(event, state->mutable_conversion());
   ApplyConsent(config, event, state->mutable_consent());
   ApplyGlucose(event, state->mutable_glucose());
+  ApplyCoupons(event, state->mutable_coupons());
+  ApplyProfile(event, state->mutable_profile());
 }
 
 absl::TimeZone PatientTimeZone(const ProjectionConfig& config, const v1::PatientState& state,
@@ -122,6 +126,8 @@ uint32_t ViewPartOfField(int number, int subfield) {
     case v1::PatientView::kConversionFieldNumber: return kViewConversion;
     case v1::PatientView::kConsentFieldNumber: return kViewConsent;
     case v1::PatientView::kGlucoseFieldNumber: return kViewGlucose;
+    case v1::PatientView::kCouponsFieldNumber: return kViewCoupons;
+    case v1::PatientView::kProfileFieldNumber: return kViewProfile;
     default: return kViewHeader;
   }
 }
@@ -173,6 +179,8 @@ void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& st
   if (parts & kViewGlucose) {
     *v->mutable_glucose() = ComputeGlucose(config, state.glucose(), tz, as_of);
   }
+  if (parts & kViewCoupons) *v->mutable_coupons() = ComputeCoupons(state.coupons(), tz, as_of);
+  if (parts & kViewProfile) *v->mutable_profile() = ComputeProfile(state.profile(), tz, as_of);
 }
 
 uint32_t ViewPartsChangedBy(const v1::Event& event) {
@@ -190,6 +198,9 @@ uint32_t ViewPartsChangedBy(const v1::Event& event) {
     case v1::Event::kContactRemoved: return kAny | kViewChurn;
     case v1::Event::kConsentChanged: return kAny | kViewConsent;
     case v1::Event::kEnrollment: return kViewAll;  // the calendar and the programme start
+    case v1::Event::kCouponIssued:
+    case v1::Event::kCouponRedeemed: return kAny | kViewCoupons;
+    case v1::Event::kProfileUpdated: return kAny | kViewProfile;
     default: return kAny;
   }
 }

@@ -53,7 +53,9 @@ enum ViewPart : uint32_t {
   // The rates and the PDC of the adherence section (kAdherenceRates, kAdherencePdc).
   kViewAdherenceRates = 1 << 9,
   kViewAdherencePdc = 1 << 10,
-  kViewAll = (1 << 11) - 1,
+  kViewCoupons = 1 << 11,
+  kViewProfile = 1 << 12,
+  kViewAll = (1 << 13) - 1,
 };
 
 // The ViewParts of a PatientView field: `field_number` a top-level field, `subfield_number` the

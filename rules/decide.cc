@@ -180,6 +180,46 @@ bool ScheduleApplies(const CompiledRule& r, const DecideInput& in) {
          !projections::HardChurned(*in.state, in.now);
 }
 
+// Date rules (Trigger.date): the date the rule's field holds in the view now (0: none).
+int64_t DateOf(const CompiledRule& r, const DecideInput& in) {
+  const v1::PatientView& view = in.view->Get(r.date_parts);
+  return static_cast<int64_t>(ReadField(*r.date_seconds, view, nullptr).number);
+}
+
+// Brings a date rule up to date with the view now: arms its timer for the date's due moment
+// (`at` on the local day `days_before` days before the date), fires when that moment has come
+// on its day, and - once a date has fired or its day is over - looks again when the date has
+// passed and its due day is over, for the next one. No date: no timer.
+void StepDate(const CompiledRule& r, const DecideInput& in, v1::RuleMemory* m,
+              std::vector<Candidate>* fired, DecideOutput* out) {
+  const int64_t target_s = DateOf(r, in);
+  if (target_s <= 0) {
+    SetTimer(m, 0, out);
+    return;
+  }
+  const absl::CivilDay due_day =
+      absl::ToCivilDay(absl::FromUnixSeconds(target_s), in.tz) - r.date_days_before;
+  const int64_t recheck_s =
+      std::max(target_s + 1, absl::ToUnixSeconds(absl::FromCivil(due_day + 1, in.tz)));
+  if (target_s == m->date_target_s()) {  // fired (or let pass) already
+    SetTimer(m, recheck_s, out);
+    return;
+  }
+  const int64_t due_s = absl::ToUnixSeconds(absl::FromCivil(
+      absl::CivilMinute(due_day.year(), due_day.month(), due_day.day(),
+                        r.schedule_minute_of_day / 60, r.schedule_minute_of_day % 60),
+      in.tz));
+  if (due_s > absl::ToUnixSeconds(in.now)) {
+    SetTimer(m, due_s, out);
+    return;
+  }
+  m->set_date_target_s(target_s);
+  SetTimer(m, recheck_s, out);
+  if (absl::ToCivilDay(in.now, in.tz) != due_day) return;  // its day is over: let it pass
+  Candidate c{&r, absl::StrCat("date:", target_s), New<v1::Explanation>(out)};
+  Consider(r, in, std::move(c), true, fired, out);
+}
+
 // Applies the global policies to the firings of one moment, highest priority first.
 void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Candidate> fired,
              Memories* memories, DecideOutput* out);
@@ -327,6 +367,10 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
       } else if (event.has_enrollment() && memories.Get(r)->absence_anchor_s() == 0) {
         MoveAbsence(r, in, event_s, &memories, out);  // counted from enrollment until a first one
       }
+    } else if (t.has_date()) {
+      // Only events that can move the date (and the first): the others leave its timer be.
+      if (!in.first_event && (r.date_parts & changed) == 0) continue;
+      StepDate(r, in, memories.Get(r), &fired, out);
     } else if (t.has_schedule()) {
       v1::RuleMemory* m = memories.Get(r);
       if (m->timer_due_s() == 0 && ScheduleApplies(r, in)) {
@@ -368,6 +412,8 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
                 New<v1::Explanation>(out)};
     Consider(*r, in, std::move(c), false, &fired, out);
     SetTimer(m, absl::ToUnixSeconds(NextLocalTime(in.now, r->schedule_minute_of_day, in.tz)), out);
+  } else if (t.has_date()) {
+    StepDate(*r, in, m, &fired, out);
   }
   Resolve(policy, in, std::move(fired), &memories, out);
 }

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -34,9 +35,9 @@ using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 using google::protobuf::Reflection;
 
-constexpr absl::string_view kEventKinds[] = {"scan",       "message",         "check_in",
-                                              "purchase",   "enrollment",      "contact_removed",
-                                              "consent_changed"};
+constexpr absl::string_view kEventKinds[] = {
+    "scan",          "message",         "check_in",      "purchase",       "enrollment",
+    "contact_removed", "consent_changed", "coupon_issued", "coupon_redeemed", "profile_updated"};
 
 // Reads a scalar field of `m` (singular) as a FieldValue.
 FieldValue ReadScalar(const Message& m, const FieldDescriptor* f) {
@@ -439,8 +440,11 @@ absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
   CompiledRule out;
   out.rule = rule;
   const auto& t = rule.trigger();
-  const int kinds = t.has_event() + t.has_absence() + t.has_became() + t.has_schedule();
-  if (kinds != 1) return Bad("trigger", "give exactly one of event, absence, became, schedule");
+  const int kinds =
+      t.has_event() + t.has_absence() + t.has_became() + t.has_schedule() + t.has_date();
+  if (kinds != 1) {
+    return Bad("trigger", "give exactly one of event, absence, became, schedule, date");
+  }
   bool event_fields = false;
   if (t.has_event()) {
     if (!IsKnownKind(t.event().kind())) {
@@ -468,13 +472,32 @@ absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
     TEND_ASSIGN_OR_RETURN(out.trigger_filter,
                           CompiledCondition::Compile(t.became(), "trigger.became", true));
   } else {
-    const std::string& at = t.schedule().at();
+    const bool date = t.has_date();
+    const std::string& at = date ? t.date().at() : t.schedule().at();
+    const std::string key = date ? "trigger.date" : "trigger.schedule";
     int h, m;
     if (at.size() != 5 || at[2] != ':' || !absl::SimpleAtoi(at.substr(0, 2), &h) ||
         !absl::SimpleAtoi(at.substr(3, 2), &m) || h < 0 || h > 23 || m < 0 || m > 59) {
-      return Bad("trigger.schedule.at", absl::StrCat("\"", at, "\" is not a local time HH:MM"));
+      return Bad(key + ".at", absl::StrCat("\"", at, "\" is not a local time HH:MM"));
     }
     out.schedule_minute_of_day = h * 60 + m;
+    if (date) {
+      const std::string& field = t.date().field();
+      auto path = ResolveFieldPath(absl::StrCat(field, ".seconds"));
+      if (!absl::StartsWith(field, "patient.") || !path.ok() || path->chain.size() < 2 ||
+          path->chain[path->chain.size() - 2]->message_type()->full_name() !=
+              "google.protobuf.Timestamp") {
+        return Bad("trigger.date.field",
+                   absl::StrCat("\"", field, "\" is not a date of the patient's view (a "
+                                "Timestamp, e.g. patient.coupons.next_expiry)"));
+      }
+      if (t.date().days_before() < 0 || t.date().days_before() > 366) {
+        return Bad("trigger.date.days_before", "must be 0-366");
+      }
+      out.date_parts = PartsOf(*path);
+      out.date_seconds = *std::move(path);
+      out.date_days_before = t.date().days_before();
+    }
   }
   TEND_ASSIGN_OR_RETURN(out.when, CompiledCondition::Compile(rule.when(), "when", event_fields));
   out.action_parts = out.when.view_parts();
@@ -556,7 +579,8 @@ absl::StatusOr<RuleSet> RuleSet::Parse(absl::string_view yaml, absl::string_view
     if (rule.version() < 1) return fail("version: must be >= 1");
     auto compiled = CompileRule(rule);
     if (!compiled.ok()) return fail(compiled.status().message());
-    set.has_timers_ |= rule.trigger().has_absence() || rule.trigger().has_schedule();
+    set.has_timers_ |= rule.trigger().has_absence() || rule.trigger().has_schedule() ||
+                       rule.trigger().has_date();
     set.rules_.push_back(*std::move(compiled));
   }
   std::set<std::string> experiment_ids;
@@ -681,6 +705,10 @@ std::string DescribeRules(const RuleSet& rules) {
       }
     }
     if (t.has_schedule()) trigger = absl::StrCat("daily at ", t.schedule().at(), " local");
+    if (t.has_date()) {
+      trigger = absl::StrCat(t.date().at(), " local, ", t.date().days_before(),
+                             " day(s) before ", t.date().field());
+    }
     const std::string action =
         r.action().has_reminder()
             ? absl::StrCat("reminder ", r.action().reminder().template_id(), " via ",

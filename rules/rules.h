@@ -91,8 +91,13 @@ struct CompiledRule {
   v1::Rule rule;
   CompiledCondition trigger_filter;  // event/absence filter, or the `became` condition
   CompiledCondition when;
-  int schedule_minute_of_day = -1;  // schedule triggers: minutes after local midnight
+  int schedule_minute_of_day = -1;  // schedule and date triggers: minutes after local midnight
   absl::Duration absence_after;     // absence triggers
+  // Date triggers: the Timestamp's `seconds` field (0: no date), the sections it reads, and the
+  // days before it.
+  std::optional<FieldPath> date_seconds;
+  uint32_t date_parts = 0;
+  int date_days_before = 0;
   // PatientView sections read by `when` and the action's parameters (projections::ViewPart).
   uint32_t action_parts = 0;
   // The action's template parameters, in name order: a literal, or a field read when deciding.

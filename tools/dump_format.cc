@@ -40,6 +40,9 @@ const std::map<std::string, std::string>& Descriptions() {
       {"events_by_type.enrollment", "Programme enrollments."},
       {"events_by_type.contact_removed", "Times the patient removed the staff contact."},
       {"events_by_type.consent_changed", "Consent changes."},
+      {"events_by_type.coupon_issued", "Coupons issued to the patient (columns version 2)."},
+      {"events_by_type.coupon_redeemed", "Coupons redeemed (columns version 2)."},
+      {"events_by_type.profile_updated", "Profile updates (the birthday; columns version 2)."},
       {"acquisition.first_seen_at", "Earliest occurred_at of any event of the patient."},
       {"acquisition.first_channel_id", "Channel of the first scan (acquisition channel)."},
       {"acquisition.first_staff_id", "Staff member of the first scan."},
@@ -90,6 +93,15 @@ const std::map<std::string, std::string>& Descriptions() {
       {"glucose.latest_fasting_mmol_per_l", "Latest fasting glucose reading, mmol/L; 0 without one."},
       {"glucose.latest_fasting_at", "occurred_at of that reading; empty without one."},
       {"glucose.fasting_above_target_days_in_a_row", "Consecutive local days, ending on the latest reading's day, whose fasting reading was above the configured target (7.2 mmol/L)."},
+      {"coupons.outstanding", "Coupons issued and not redeemed that have not expired at the as-of (columns version 2)."},
+      {"coupons.next_expiry", "The soonest expiry among them; empty without one."},
+      {"coupons.next_expiry_coupon_id", "The coupon that expires soonest; empty without one."},
+      {"coupons.days_to_next_expiry", "Local days from the as-of day to that expiry's day; -1 without one."},
+      {"coupons.expires_tomorrow", "That expiry falls on the local day after the as-of's."},
+      {"profile.birth_month", "Birth month the patient gave, 1-12 (no year is kept); 0 when not given (columns version 2)."},
+      {"profile.birth_day", "Birth day of the month; 0 when not given."},
+      {"profile.birthday_today", "The as-of is the patient's birthday on the local calendar (February 29 birthdays on February 28 in other years)."},
+      {"profile.next_birthday", "Local midnight starting the next birthday on or after the as-of day; empty when not given."},
   };
   return *d;
 }

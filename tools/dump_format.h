@@ -1,7 +1,9 @@
 // The analysts' flat view of a patient: tend.v1.PatientView as CSV columns, the data dictionary
 // that documents them, and the --where filters of `tend dump`.
 //
-// Columns (version 1; a change of names or meaning is a new version, noted in the dictionary):
+// Columns (version 2; a change of names, order or meaning is a new version, noted in the
+// dictionary. Version 2 added the coupon and profile event counts after consent_changed, and the
+// coupons.* and profile.* sections at the end):
 // every scalar field of PatientView in field order, nested sections joined with '.'
 // ("churn.stage", "events_by_type.check_in"); timestamps as RFC 3339 UTC (empty when unset);
 // enums by name; booleans true/false; doubles with 10 significant digits; a map as one column of
@@ -23,7 +25,7 @@
 
 namespace tend {
 
-inline constexpr int kCsvColumnsVersion = 1;
+inline constexpr int kCsvColumnsVersion = 2;
 
 class DumpColumns {
  public:

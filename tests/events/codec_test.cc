@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/match.h"
+
 namespace tend {
 namespace {
 
@@ -164,6 +166,51 @@ TEST_CASE("validation names the field and what is allowed", "[codec]") {
     e.mutable_consent_changed();
     CHECK(Problem(e) == "consent_changed.purpose: must be MARKETING or CARE_REMINDERS");
   }
+}
+
+TEST_CASE("coupons and the birthday are validated field by field", "[codec]") {
+  v1::Event e = ValidCheckIn();
+  auto* c = e.mutable_coupon_issued();
+  c->set_coupon_id("cp-1");
+  c->set_campaign_id("monthly-care");
+  c->set_value_minor(1000);
+  c->set_currency("CNY");
+  c->mutable_expires_at()->set_seconds(e.occurred_at().seconds() + 7 * 86400);
+  CHECK(ValidateEvent(e).ok());
+  CHECK(EventTypeName(e) == "coupon_issued");
+  c->mutable_expires_at()->set_seconds(e.occurred_at().seconds());
+  CHECK(Problem(e) == "coupon_issued.expires_at: must be after occurred_at");
+  c->clear_expires_at();
+  CHECK(Problem(e) == "coupon_issued.expires_at: is required");
+  c->mutable_expires_at()->set_seconds(e.occurred_at().seconds() + 60);
+  c->set_currency("yuan");
+  CHECK(absl::StartsWith(Problem(e), "coupon_issued.currency: must be an ISO 4217 code"));
+  c->set_currency("CNY");
+  c->set_value_minor(-1);
+  CHECK(Problem(e) == "coupon_issued.value_minor: must be >= 0");
+  c->set_value_minor(0);
+  c->set_coupon_id("has space");
+  CHECK(absl::StartsWith(Problem(e), "coupon_issued.coupon_id:"));
+
+  e.mutable_coupon_redeemed()->set_coupon_id("cp-1");
+  CHECK(ValidateEvent(e).ok());
+  CHECK(EventTypeName(e) == "coupon_redeemed");
+  e.mutable_coupon_redeemed()->clear_coupon_id();
+  CHECK(absl::StartsWith(Problem(e), "coupon_redeemed.coupon_id:"));
+
+  auto* profile = e.mutable_profile_updated();
+  CHECK(EventTypeName(e) == "profile_updated");
+  CHECK(ValidateEvent(e).ok());  // both 0: withdrawn
+  profile->set_birth_month(2);
+  profile->set_birth_day(29);
+  CHECK(ValidateEvent(e).ok());
+  profile->set_birth_day(30);
+  CHECK(Problem(e) == "profile_updated.birth_day: must be a day month 2 has (1-29)");
+  profile->set_birth_month(13);
+  CHECK(Problem(e) == "profile_updated.birth_month: must be 1-12 (both 0: not given)");
+  profile->set_birth_month(4);
+  profile->set_birth_day(31);
+  CHECK(Problem(e) == "profile_updated.birth_day: must be a day month 4 has (1-30)");
 }
 
 TEST_CASE("event type names are stable wire values", "[codec]") {

@@ -6,6 +6,7 @@
 #include <google/protobuf/util/message_differencer.h>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <tuple>
 
@@ -929,6 +930,100 @@ TEST_CASE("with a rule memory index kept beside the patient, deciding decides an
   for (size_t i = 0; i < pack->rules().size(); ++i) {
     const v1::RuleMemory* m = FindRuleMemory(indexed.state.rules(), pack->rules()[i].rule.id());
     CHECK(index.by_rule[i] == m);
+  }
+}
+
+v1::Event CouponIssued(const std::string& id, const std::string& coupon,
+                       const std::string& expires) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_coupon_issued()->set_coupon_id(coupon);
+  e.mutable_coupon_issued()->mutable_expires_at()->set_seconds(absl::ToUnixSeconds(At(expires)));
+  return e;
+}
+
+v1::Event CouponRedeemed(const std::string& id, const std::string& coupon) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_coupon_redeemed()->set_coupon_id(coupon);
+  return e;
+}
+
+TEST_CASE("date rules: coupon expires tomorrow (cancelled by redemption) and birthday today",
+          "[decide]") {
+  std::ifstream in(std::string(TEND_SOURCE_DIR) + "/deploy/rules/default.yaml");
+  const std::string pack((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto set = RuleSet::Parse(pack, "default.yaml");
+  INFO(set.status());
+  REQUIRE(set.ok());
+  auto commands_of = [](const Patient& p, const std::string& rule) {
+    std::vector<v1::ReminderCommand> out;
+    for (const auto& c : p.all_commands) {
+      if (c.rule_id() == rule) out.push_back(c);
+    }
+    return out;
+  };
+  Patient p;
+  p.rules = &*set;
+  v1::Event enroll;
+  enroll.set_event_id("e0");
+  enroll.mutable_enrollment()->set_program_id("camp");
+  enroll.mutable_enrollment()->set_time_zone("Asia/Shanghai");
+  p.Fold(enroll, "2026-05-01T09:00:00+08:00");
+
+  SECTION("the soonest coupon is reminded of the day before, a redeemed one never") {
+    p.Fold(CouponIssued("e1", "c1", "2026-05-05T23:59:00+08:00"), "2026-05-01T11:00:00+08:00");
+    CHECK(TimerOf(p, "coupon-expires-tomorrow") ==
+          absl::ToUnixSeconds(At("2026-05-04T10:00:00+08:00")));
+    p.Fold(CouponIssued("e2", "c2", "2026-05-08T20:00:00+08:00"), "2026-05-01T12:00:00+08:00");
+    CHECK(TimerOf(p, "coupon-expires-tomorrow") ==
+          absl::ToUnixSeconds(At("2026-05-04T10:00:00+08:00")));
+    p.Tick("2026-05-04T10:30:00+08:00");
+    auto sent = commands_of(p, "coupon-expires-tomorrow");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].parameters().at("coupon_id") == "c1");
+    // Once c1 has expired, c2 is next: armed for the day before it.
+    p.Tick("2026-05-06T00:30:00+08:00");
+    CHECK(TimerOf(p, "coupon-expires-tomorrow") ==
+          absl::ToUnixSeconds(At("2026-05-07T10:00:00+08:00")));
+    // Redeemed: the timer is cancelled and nothing goes.
+    p.Fold(CouponRedeemed("e3", "c2"), "2026-05-06T12:00:00+08:00");
+    CHECK(TimerOf(p, "coupon-expires-tomorrow") == 0);
+    p.Tick("2026-05-09T11:00:00+08:00");
+    CHECK(commands_of(p, "coupon-expires-tomorrow").size() == 1);
+    // A coupon that appears on its due day after 10:00 is reminded of at once; one whose due
+    // day is over never.
+    p.Fold(CouponIssued("e4", "c3", "2026-05-11T12:00:00+08:00"), "2026-05-10T15:00:00+08:00");
+    sent = commands_of(p, "coupon-expires-tomorrow");
+    REQUIRE(sent.size() == 2);
+    CHECK(sent[1].parameters().at("coupon_id") == "c3");
+    p.Tick("2026-05-12T00:30:00+08:00");
+    p.Fold(CouponIssued("e5", "c4", "2026-05-12T20:00:00+08:00"), "2026-05-12T08:00:00+08:00");
+    p.Tick("2026-05-13T09:00:00+08:00");
+    CHECK(commands_of(p, "coupon-expires-tomorrow").size() == 2);
+  }
+
+  SECTION("a redemption that arrives before its coupon still cancels it") {
+    p.Fold(CouponRedeemed("e1", "c9"), "2026-05-01T10:00:00+08:00");
+    p.Fold(CouponIssued("e2", "c9", "2026-05-05T23:59:00+08:00"), "2026-05-01T11:00:00+08:00",
+           "2026-05-01T08:00:00+08:00");
+    CHECK(TimerOf(p, "coupon-expires-tomorrow") == 0);
+    p.Tick("2026-05-06T00:00:00+08:00");
+    CHECK(commands_of(p, "coupon-expires-tomorrow").empty());
+  }
+
+  SECTION("birthday today: once a year, at 09:30 local") {
+    v1::Event profile;
+    profile.set_event_id("e1");
+    profile.mutable_profile_updated()->set_birth_month(5);
+    profile.mutable_profile_updated()->set_birth_day(3);
+    p.Fold(profile, "2026-05-01T09:30:00+08:00");
+    CHECK(TimerOf(p, "birthday-today") == absl::ToUnixSeconds(At("2026-05-03T09:30:00+08:00")));
+    p.Tick("2026-05-03T12:00:00+08:00");
+    CHECK(commands_of(p, "birthday-today").size() == 1);
+    p.Tick("2026-05-04T01:00:00+08:00");
+    CHECK(TimerOf(p, "birthday-today") == absl::ToUnixSeconds(At("2027-05-03T09:30:00+08:00")));
+    CHECK(commands_of(p, "birthday-today").size() == 1);
   }
 }
 

@@ -26,7 +26,7 @@ std::string Rule(const std::string& trigger, const std::string& when = "{}",
 TEST_CASE("the default rule pack loads", "[rules]") {
   auto rules = RuleSet::Load(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
   REQUIRE(rules.ok());
-  REQUIRE(rules->rules().size() == 11);
+  REQUIRE(rules->rules().size() == 13);
   CHECK(rules->rules()[0].rule.id() == "daily-checkin");
   CHECK(rules->rules()[0].schedule_minute_of_day == 9 * 60);
   const std::string described = DescribeRules(*rules);
@@ -37,16 +37,32 @@ TEST_CASE("the default rule pack loads", "[rules]") {
   CHECK(described.find("fasting-glucose-high-3d v1: became "
                        "patient.glucose.fasting_above_target_days_in_a_row >= 3 -> task "
                        "glucose-review") != std::string::npos);
-  CHECK(described.find("11 rules OK") != std::string::npos);
+  CHECK(described.find("coupon-expires-tomorrow v1: 10:00 local, 1 day(s) before "
+                       "patient.coupons.next_expiry -> reminder coupon-expiring via CHAT") !=
+        std::string::npos);
+  CHECK(described.find("13 rules OK") != std::string::npos);
 }
 
 TEST_CASE("a bad rule is refused with the rule id, the key and the problem", "[rules]") {
   CHECK(ErrorOf(Rule("{event: {kind: check_in}}")) == "(accepted)");
   CHECK(ErrorOf(Rule("{event: {kind: checkin}}")) ==
         "rules.yaml: rule r1: trigger.event.kind: \"checkin\" is not one of scan, message, "
-        "check_in, purchase, enrollment, contact_removed, consent_changed");
+        "check_in, purchase, enrollment, contact_removed, consent_changed, coupon_issued, "
+        "coupon_redeemed, profile_updated");
   CHECK(ErrorOf(Rule("{event: {kind: scan}, schedule: {at: \"09:00\"}}")) ==
-        "rules.yaml: rule r1: trigger: give exactly one of event, absence, became, schedule");
+        "rules.yaml: rule r1: trigger: give exactly one of event, absence, became, schedule, date");
+  CHECK(ErrorOf(Rule("{date: {field: patient.coupons.outstanding, at: \"10:00\"}}")) ==
+        "rules.yaml: rule r1: trigger.date.field: \"patient.coupons.outstanding\" is not a date of "
+        "the patient's view (a Timestamp, e.g. patient.coupons.next_expiry)");
+  CHECK(ErrorOf(Rule("{date: {field: event.coupon_issued.expires_at, at: \"10:00\"}}")).find(
+            "is not a date of the patient's view") != std::string::npos);
+  CHECK(ErrorOf(Rule("{date: {field: patient.coupons.next_expiry, days_before: 400, at: "
+                     "\"10:00\"}}")) ==
+        "rules.yaml: rule r1: trigger.date.days_before: must be 0-366");
+  CHECK(ErrorOf(Rule("{date: {field: patient.profile.next_birthday, at: \"25:00\"}}")) ==
+        "rules.yaml: rule r1: trigger.date.at: \"25:00\" is not a local time HH:MM");
+  CHECK(ErrorOf(Rule("{date: {field: patient.profile.next_birthday, at: \"09:30\"}}")) ==
+        "(accepted)");
   CHECK(ErrorOf(Rule("{schedule: {at: \"9am\"}}")) ==
         "rules.yaml: rule r1: trigger.schedule.at: \"9am\" is not a local time HH:MM");
   CHECK(ErrorOf(Rule("{absence: {kind: check_in}}")) ==

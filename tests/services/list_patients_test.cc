@@ -30,7 +30,9 @@ std::multiset<std::string> Expected(const std::string& db, const std::string& wh
   dump.where = where;
   dump.as_of = as_of;
   std::ostringstream out;
-  REQUIRE(DumpPatients(dump, out, std::cerr).ok());
+  const auto dumped = DumpPatients(dump, out, std::cerr);
+  INFO(dumped.status());
+  REQUIRE(dumped.ok());
   std::multiset<std::string> ids;
   std::istringstream in(out.str());
   for (std::string line; std::getline(in, line);) {

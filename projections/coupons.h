@@ -1,0 +1,34 @@
+// Coupons and the patient's profile (issue 20's "coupon expires tomorrow" and "birthday today").
+//
+// Coupons: a CouponIssued adds a coupon (the latest issue of a coupon_id gives its terms), a
+// CouponRedeemed removes it - in whichever order they arrive, since redemptions are remembered.
+// The view counts the coupons outstanding at the as-of (not redeemed, not yet expired) and names
+// the one expiring soonest, with the local days until that expiry.
+//
+// Profile: the birth month and day of the latest ProfileUpdated (no year is ever stored). The
+// view says whether the as-of is the birthday on the patient's local calendar - February 29 is
+// celebrated on February 28 in other years - and when the next one starts.
+#ifndef TEND_PROJECTIONS_COUPONS_H_
+#define TEND_PROJECTIONS_COUPONS_H_
+
+#include "absl/time/time.h"
+#include "tend/v1/events.pb.h"
+#include "tend/v1/state.pb.h"
+
+namespace tend::projections {
+
+// Bounds of CouponState (tend.v1.CouponState documents them).
+inline constexpr int kMaxOutstandingCoupons = 64;
+inline constexpr int kMaxRedemptions = 256;
+
+void ApplyCoupons(const v1::Event& event, v1::CouponState* state);
+v1::CouponView ComputeCoupons(const v1::CouponState& state, const absl::TimeZone& tz,
+                              absl::Time as_of);
+
+void ApplyProfile(const v1::Event& event, v1::ProfileState* state);
+v1::ProfileView ComputeProfile(const v1::ProfileState& state, const absl::TimeZone& tz,
+                               absl::Time as_of);
+
+}  // namespace tend::projections
+
+#endif  // TEND_PROJECTIONS_COUPONS_H_
