@@ -982,13 +982,18 @@ TEST_CASE("date rules: coupon expires tomorrow (cancelled by redemption) and bir
     auto sent = commands_of(p, "coupon-expires-tomorrow");
     REQUIRE(sent.size() == 1);
     CHECK(sent[0].parameters().at("coupon_id") == "c1");
+    // Another coupon later that day: c1 is still the soonest, and is not reminded of twice.
+    p.Fold(CouponIssued("e1b", "c5", "2026-05-20T20:00:00+08:00"), "2026-05-04T12:00:00+08:00");
+    CHECK(commands_of(p, "coupon-expires-tomorrow").size() == 1);
+    for (const auto& d : p.out.decisions) CHECK(d.rule_id() != "coupon-expires-tomorrow");
     // Once c1 has expired, c2 is next: armed for the day before it.
     p.Tick("2026-05-06T00:30:00+08:00");
     CHECK(TimerOf(p, "coupon-expires-tomorrow") ==
           absl::ToUnixSeconds(At("2026-05-07T10:00:00+08:00")));
-    // Redeemed: the timer is cancelled and nothing goes.
+    // Redeemed: its timer is gone - moved to c5's day before - and nothing goes for c2.
     p.Fold(CouponRedeemed("e3", "c2"), "2026-05-06T12:00:00+08:00");
-    CHECK(TimerOf(p, "coupon-expires-tomorrow") == 0);
+    CHECK(TimerOf(p, "coupon-expires-tomorrow") ==
+          absl::ToUnixSeconds(At("2026-05-19T10:00:00+08:00")));
     p.Tick("2026-05-09T11:00:00+08:00");
     CHECK(commands_of(p, "coupon-expires-tomorrow").size() == 1);
     // A coupon that appears on its due day after 10:00 is reminded of at once; one whose due
@@ -1001,6 +1006,15 @@ TEST_CASE("date rules: coupon expires tomorrow (cancelled by redemption) and bir
     p.Fold(CouponIssued("e5", "c4", "2026-05-12T20:00:00+08:00"), "2026-05-12T08:00:00+08:00");
     p.Tick("2026-05-13T09:00:00+08:00");
     CHECK(commands_of(p, "coupon-expires-tomorrow").size() == 2);
+  }
+
+  SECTION("redeeming the only coupon cancels the timer") {
+    p.Fold(CouponIssued("e1", "c1", "2026-05-05T23:59:00+08:00"), "2026-05-01T11:00:00+08:00");
+    CHECK(TimerOf(p, "coupon-expires-tomorrow") != 0);
+    p.Fold(CouponRedeemed("e2", "c1"), "2026-05-02T11:00:00+08:00");
+    CHECK(TimerOf(p, "coupon-expires-tomorrow") == 0);
+    p.Tick("2026-05-06T00:00:00+08:00");
+    CHECK(commands_of(p, "coupon-expires-tomorrow").empty());
   }
 
   SECTION("a redemption that arrives before its coupon still cancels it") {
