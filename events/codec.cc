@@ -132,7 +132,7 @@ absl::Status ValidateCouponIssued(const Event& e) {
   if (absl::Status s = CheckId("coupon_issued.coupon_id", c.coupon_id()); !s.ok()) return s;
   if (absl::Status s = CheckText("coupon_issued.campaign_id", c.campaign_id()); !s.ok()) return s;
   if (c.value_minor() < 0) return Invalid("coupon_issued.value_minor", "must be >= 0");
-  if (c.value_minor() > 0 && c.currency().size() != 3) {
+  if ((c.value_minor() > 0 || !c.currency().empty()) && c.currency().size() != 3) {
     return Invalid("coupon_issued.currency",
                    absl::StrCat("must be an ISO 4217 code like CNY when value_minor is set, got \"",
                                 absl::CHexEscape(c.currency()), "\""));

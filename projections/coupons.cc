@@ -28,7 +28,6 @@ absl::CivilDay BirthdayIn(int64_t year, int month, int day) {
 
 void ApplyCoupons(const v1::Event& event, v1::CouponState* s) {
   if (!event.has_coupon_issued() && !event.has_coupon_redeemed()) return;
-  s->set_latest_event_s(std::max(s->latest_event_s(), event.occurred_at().seconds()));
   auto* outstanding = s->mutable_outstanding();
   auto* redeemed = s->mutable_redeemed();
   if (event.has_coupon_redeemed()) {
@@ -77,20 +76,15 @@ void ApplyCoupons(const v1::Event& event, v1::CouponState* s) {
       }
     }
   }
-  // Coupons expired a day before the latest coupon event go; beyond the cap, the
-  // latest-expiring go first.
-  const int64_t horizon = s->latest_event_s() - 86400;
-  for (int i = outstanding->size() - 1; i >= 0; --i) {
-    if (outstanding->Get(i).expires_s() < horizon) outstanding->DeleteSubrange(i, 1);
-  }
+  // Beyond the cap the earliest-expiring go first (those long expired).
   while (outstanding->size() > kMaxOutstandingCoupons) {
-    auto last = std::max_element(outstanding->begin(), outstanding->end(),
-                                 [](const auto& a, const auto& b) {
-                                   return a.expires_s() != b.expires_s()
-                                              ? a.expires_s() < b.expires_s()
-                                              : a.coupon_id() < b.coupon_id();
-                                 });
-    outstanding->erase(last);
+    auto first = std::min_element(outstanding->begin(), outstanding->end(),
+                                  [](const auto& a, const auto& b) {
+                                    return a.expires_s() != b.expires_s()
+                                               ? a.expires_s() < b.expires_s()
+                                               : a.coupon_id() < b.coupon_id();
+                                  });
+    outstanding->erase(first);
   }
 }
 
@@ -101,7 +95,7 @@ v1::CouponView ComputeCoupons(const v1::CouponState& s, const absl::TimeZone& tz
   const int64_t now = absl::ToUnixSeconds(as_of);
   const v1::CouponState::Coupon* next = nullptr;
   for (const auto& c : s.outstanding()) {
-    if (c.expires_s() <= now || c.issued().at_s() > now) continue;
+    if (c.expires_s() <= now) continue;
     v.set_outstanding(v.outstanding() + 1);
     if (next == nullptr || c.expires_s() < next->expires_s()) next = &c;
   }

@@ -3,7 +3,9 @@
 // Coupons: a CouponIssued adds a coupon (the latest issue of a coupon_id gives its terms), a
 // CouponRedeemed removes it - in whichever order they arrive, since redemptions are remembered.
 // The view counts the coupons outstanding at the as-of (not redeemed, not yet expired) and names
-// the one expiring soonest, with the local days until that expiry.
+// the one expiring soonest, with the local days until that expiry. Like every view, it counts
+// every folded event (a coupon issued after the as-of too): the as-of is meant to be at or after
+// them.
 //
 // Profile: the birth month and day of the latest ProfileUpdated (no year is ever stored). The
 // view says whether the as-of is the birthday on the patient's local calendar - February 29 is

@@ -251,7 +251,7 @@ absl::Status UpliftAccumulator::Merge(
       }
       for (const auto& m : a.means()) {
         ok = ok && count_ok(m.n()) && m.n() <= a.assigned() && std::isfinite(m.mean()) &&
-             std::isfinite(m.m2()) && m.m2() >= 0;
+             std::isfinite(m.m2()) && m.m2() >= 0 && (m.n() > 1 || m.m2() == 0);
       }
       if (!ok) return bad(absl::StrCat(p.experiment(), ": arm '", a.arm(), "' has impossible counts"));
     }

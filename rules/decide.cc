@@ -189,7 +189,10 @@ int64_t DateOf(const CompiledRule& r, const DecideInput& in) {
 // Brings a date rule up to date with the view now: arms its timer for the date's due moment
 // (`at` on the local day `days_before` days before the date), fires when that moment has come
 // on its day, and - once a date has fired or its day is over - looks again when the date has
-// passed and its due day is over, for the next one. No date: no timer.
+// passed and its due day is over, for the next one. No date: no timer. A date fires at most
+// once: RuleMemory.date_target_s is the latest date fired or let pass, and a date at or before
+// it is never decided again (dates come in ascending order; one earlier than a fired one was due
+// before it, so its day is over or is that same day, which had its reminder).
 void StepDate(const CompiledRule& r, const DecideInput& in, v1::RuleMemory* m,
               std::vector<Candidate>* fired, DecideOutput* out) {
   const int64_t target_s = DateOf(r, in);
@@ -197,11 +200,16 @@ void StepDate(const CompiledRule& r, const DecideInput& in, v1::RuleMemory* m,
     SetTimer(m, 0, out);
     return;
   }
+  const int64_t now_s = absl::ToUnixSeconds(in.now);
+  const absl::CivilDay today = absl::ToCivilDay(in.now, in.tz);
   const absl::CivilDay due_day =
       absl::ToCivilDay(absl::FromUnixSeconds(target_s), in.tz) - r.date_days_before;
-  const int64_t recheck_s =
-      std::max(target_s + 1, absl::ToUnixSeconds(absl::FromCivil(due_day + 1, in.tz)));
-  if (target_s == m->date_target_s()) {  // fired (or let pass) already
+  // Strictly after now, at the earliest the next local midnight: a date that stays in the view
+  // after it fired (a birthday is "next" all day) is looked at again once a day, never in a loop.
+  const int64_t recheck_s = std::max(
+      {target_s + 1, absl::ToUnixSeconds(absl::FromCivil(due_day + 1, in.tz)),
+       absl::ToUnixSeconds(absl::FromCivil(today + 1, in.tz))});
+  if (target_s <= m->date_target_s()) {  // fired (or let pass) already
     SetTimer(m, recheck_s, out);
     return;
   }
@@ -209,13 +217,13 @@ void StepDate(const CompiledRule& r, const DecideInput& in, v1::RuleMemory* m,
       absl::CivilMinute(due_day.year(), due_day.month(), due_day.day(),
                         r.schedule_minute_of_day / 60, r.schedule_minute_of_day % 60),
       in.tz));
-  if (due_s > absl::ToUnixSeconds(in.now)) {
+  if (due_s > now_s) {
     SetTimer(m, due_s, out);
     return;
   }
   m->set_date_target_s(target_s);
   SetTimer(m, recheck_s, out);
-  if (absl::ToCivilDay(in.now, in.tz) != due_day) return;  // its day is over: let it pass
+  if (today != due_day) return;  // its day is over: let it pass
   Candidate c{&r, absl::StrCat("date:", target_s), New<v1::Explanation>(out)};
   Consider(r, in, std::move(c), true, fired, out);
 }
@@ -368,8 +376,11 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
         MoveAbsence(r, in, event_s, &memories, out);  // counted from enrollment until a first one
       }
     } else if (t.has_date()) {
-      // Only events that can move the date (and the first): the others leave its timer be.
-      if (!in.first_event && (r.date_parts & changed) == 0) continue;
+      // Only events that can move the date, and the first event the rule sees of a patient (a
+      // rule added to the file arms for everyone at their next event): the others leave it be.
+      if (!in.first_event && (r.date_parts & changed) == 0 && memories.Find(r) != nullptr) {
+        continue;
+      }
       StepDate(r, in, memories.Get(r), &fired, out);
     } else if (t.has_schedule()) {
       v1::RuleMemory* m = memories.Get(r);

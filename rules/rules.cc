@@ -482,15 +482,16 @@ absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
     }
     out.schedule_minute_of_day = h * 60 + m;
     if (date) {
+      // Only dates that move on once they have passed (the next one takes their place): a date
+      // that stays in the past, like first_seen_at, has nothing to fire for again.
       const std::string& field = t.date().field();
-      auto path = ResolveFieldPath(absl::StrCat(field, ".seconds"));
-      if (!absl::StartsWith(field, "patient.") || !path.ok() || path->chain.size() < 2 ||
-          path->chain[path->chain.size() - 2]->message_type()->full_name() !=
-              "google.protobuf.Timestamp") {
+      if (field != "patient.coupons.next_expiry" && field != "patient.profile.next_birthday") {
         return Bad("trigger.date.field",
-                   absl::StrCat("\"", field, "\" is not a date of the patient's view (a "
-                                "Timestamp, e.g. patient.coupons.next_expiry)"));
+                   absl::StrCat("\"", field, "\" is not one of the dates a rule can wait for: "
+                                "patient.coupons.next_expiry, patient.profile.next_birthday"));
       }
+      auto path = ResolveFieldPath(absl::StrCat(field, ".seconds"));
+      if (!path.ok()) return Bad("trigger.date.field", path.status().message());
       if (t.date().days_before() < 0 || t.date().days_before() > 366) {
         return Bad("trigger.date.days_before", "must be 0-366");
       }

@@ -189,6 +189,10 @@ TEST_CASE("coupons and the birthday are validated field by field", "[codec]") {
   c->set_value_minor(-1);
   CHECK(Problem(e) == "coupon_issued.value_minor: must be >= 0");
   c->set_value_minor(0);
+  c->set_currency(std::string(300, 'x'));  // no value: still no room for junk
+  CHECK(absl::StartsWith(Problem(e), "coupon_issued.currency: must be an ISO 4217 code"));
+  c->clear_currency();
+  CHECK(ValidateEvent(e).ok());
   c->set_coupon_id("has space");
   CHECK(absl::StartsWith(Problem(e), "coupon_issued.coupon_id:"));
 

@@ -1026,6 +1026,78 @@ TEST_CASE("date rules: coupon expires tomorrow (cancelled by redemption) and bir
     CHECK(commands_of(p, "coupon-expires-tomorrow").empty());
   }
 
+  SECTION("a coupon that expires first after another was reminded of does not bring it back") {
+    p.Fold(CouponIssued("e1", "c1", "2026-05-05T23:59:00+08:00"), "2026-05-01T11:00:00+08:00");
+    p.Tick("2026-05-04T10:30:00+08:00");  // c1's reminder
+    REQUIRE(commands_of(p, "coupon-expires-tomorrow").size() == 1);
+    // c2 expires tonight: its day before is over. Once it has expired, c1 is the soonest again
+    // - and was reminded of already.
+    p.Fold(CouponIssued("e2", "c2", "2026-05-04T20:00:00+08:00"), "2026-05-04T14:00:00+08:00");
+    p.Tick("2026-05-04T21:00:00+08:00");
+    // A coupon event that evening finds c1 the soonest again, on its reminder day.
+    p.Fold(CouponIssued("e3", "c6", "2026-05-30T20:00:00+08:00"), "2026-05-04T21:30:00+08:00");
+    CHECK(commands_of(p, "coupon-expires-tomorrow").size() == 1);
+    for (const auto& d : p.all_decisions) {
+      if (d.rule_id() == "coupon-expires-tomorrow") CHECK(d.trigger() != "date:0");
+    }
+    int decided = 0;
+    for (const auto& d : p.all_decisions) decided += d.rule_id() == "coupon-expires-tomorrow";
+    CHECK(decided == 1);
+  }
+
+  SECTION("a date rule new to the rules file arms at the patient's next event") {
+    v1::Event profile;
+    profile.set_event_id("e1");
+    profile.mutable_profile_updated()->set_birth_month(5);
+    profile.mutable_profile_updated()->set_birth_day(3);
+    auto without = RuleSet::Parse(R"(
+rules:
+  - id: welcome
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: welcome, channel: CHAT}}
+    policy: {category: CARE, ttl: 1h}
+)",
+                                  "old.yaml");
+    REQUIRE(without.ok());
+    Patient q;  // folded before the rule existed
+    q.rules = &*without;
+    q.Fold(enroll, "2026-05-01T09:00:00+08:00");
+    q.Fold(profile, "2026-05-01T09:30:00+08:00");
+    CHECK(TimerOf(q, "birthday-today") == 0);
+    q.rules = &*set;
+    q.Fold(Scan("e2"), "2026-05-01T10:00:00+08:00");  // no section the date reads
+    CHECK(TimerOf(q, "birthday-today") == absl::ToUnixSeconds(At("2026-05-03T09:30:00+08:00")));
+  }
+
+  SECTION("a date still in the view after it fired is looked at again once a day, not in a loop") {
+    auto eve = RuleSet::Parse(R"(
+rules:
+  - id: birthday-eve
+    version: 1
+    trigger: {date: {field: patient.profile.next_birthday, days_before: 1, at: "18:00"}}
+    action: {reminder: {template_id: birthday-eve, channel: CHAT}}
+    policy: {category: CARE, ttl: 6h}
+)",
+                               "eve.yaml");
+    INFO(eve.status());
+    REQUIRE(eve.ok());
+    p.rules = &*eve;
+    v1::Event profile;
+    profile.set_event_id("e1");
+    profile.mutable_profile_updated()->set_birth_month(5);
+    profile.mutable_profile_updated()->set_birth_day(3);
+    p.Fold(profile, "2026-05-01T09:30:00+08:00");
+    CHECK(TimerOf(p, "birthday-eve") == absl::ToUnixSeconds(At("2026-05-02T18:00:00+08:00")));
+    p.Tick("2026-05-02T18:30:00+08:00");
+    p.Tick("2026-05-03T12:00:00+08:00");  // through the birthday itself: the harness stops loops
+    CHECK(commands_of(p, "birthday-eve").size() == 1);
+    CHECK(TimerOf(p, "birthday-eve") > absl::ToUnixSeconds(At("2026-05-03T12:00:00+08:00")));
+    p.Tick("2026-05-05T12:00:00+08:00");
+    CHECK(TimerOf(p, "birthday-eve") == absl::ToUnixSeconds(At("2027-05-02T18:00:00+08:00")));
+    CHECK(commands_of(p, "birthday-eve").size() == 1);
+  }
+
   SECTION("birthday today: once a year, at 09:30 local") {
     v1::Event profile;
     profile.set_event_id("e1");

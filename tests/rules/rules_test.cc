@@ -52,10 +52,11 @@ TEST_CASE("a bad rule is refused with the rule id, the key and the problem", "[r
   CHECK(ErrorOf(Rule("{event: {kind: scan}, schedule: {at: \"09:00\"}}")) ==
         "rules.yaml: rule r1: trigger: give exactly one of event, absence, became, schedule, date");
   CHECK(ErrorOf(Rule("{date: {field: patient.coupons.outstanding, at: \"10:00\"}}")) ==
-        "rules.yaml: rule r1: trigger.date.field: \"patient.coupons.outstanding\" is not a date of "
-        "the patient's view (a Timestamp, e.g. patient.coupons.next_expiry)");
-  CHECK(ErrorOf(Rule("{date: {field: event.coupon_issued.expires_at, at: \"10:00\"}}")).find(
-            "is not a date of the patient's view") != std::string::npos);
+        "rules.yaml: rule r1: trigger.date.field: \"patient.coupons.outstanding\" is not one of "
+        "the dates a rule can wait for: patient.coupons.next_expiry, "
+        "patient.profile.next_birthday");
+  CHECK(ErrorOf(Rule("{date: {field: patient.acquisition.first_seen_at, at: \"10:00\"}}")).find(
+            "is not one of the dates a rule can wait for") != std::string::npos);
   CHECK(ErrorOf(Rule("{date: {field: patient.coupons.next_expiry, days_before: 400, at: "
                      "\"10:00\"}}")) ==
         "rules.yaml: rule r1: trigger.date.days_before: must be 0-366");
