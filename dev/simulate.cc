@@ -11,6 +11,7 @@
 #include "absl/time/civil_time.h"
 #include "base/hash.h"
 #include "base/status.h"
+#include "events/codec.h"
 
 namespace tend {
 namespace {
@@ -273,13 +274,12 @@ class Simulator {
   void SimulateExtras(SimPatient* p, int day, Rng* rng) {
     if (day < p->start_day || p->gone) return;
     if (day == p->start_day && rng->Chance(0.6)) {
-      static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
       const int month = rng->Int(1, 12);
       auto* profile = NewEvent(p, day, std::min(p->scan_minute + 3, 23 * 60 + 59), rng,
                                /*from_device=*/false, /*extra=*/true)
                           ->mutable_profile_updated();
       profile->set_birth_month(month);
-      profile->set_birth_day(rng->Int(1, kDays[month - 1]));
+      profile->set_birth_day(rng->Int(1, BirthDaysInMonth(month)));
     }
     for (const SimPatient::Coupon& c : p->coupons) {
       if (c.redeem_day != day) continue;

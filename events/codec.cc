@@ -149,15 +149,13 @@ absl::Status ValidateCouponIssued(const Event& e) {
 
 absl::Status ValidateProfile(const v1::ProfileUpdated& p) {
   if (p.birth_month() == 0 && p.birth_day() == 0) return absl::OkStatus();  // withdrawn
-  // Days per month in a leap year: February 29 is a birthday.
-  static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   if (p.birth_month() < 1 || p.birth_month() > 12) {
     return Invalid("profile_updated.birth_month", "must be 1-12 (both 0: not given)");
   }
-  if (p.birth_day() < 1 || p.birth_day() > kDays[p.birth_month() - 1]) {
+  if (p.birth_day() < 1 || p.birth_day() > BirthDaysInMonth(p.birth_month())) {
     return Invalid("profile_updated.birth_day",
                    absl::StrCat("must be a day month ", p.birth_month(), " has (1-",
-                                kDays[p.birth_month() - 1], ")"));
+                                BirthDaysInMonth(p.birth_month()), ")"));
   }
   return absl::OkStatus();
 }

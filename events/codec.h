@@ -97,6 +97,12 @@ bool IsValidId(absl::string_view id);
 // request fields: Query's patient_id, program_id, staff_id).
 absl::Status CheckIdArgument(absl::string_view field, absl::string_view id);
 
+// The days a birth month (1-12) can have: a leap year's (February 29 is a birthday).
+inline int BirthDaysInMonth(int month) {
+  static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return kDays[month - 1];
+}
+
 // The earliest instant accepted as an event time; anything before is taken as "not set".
 absl::Time MinEventTime();
 
