@@ -66,6 +66,10 @@ struct HistoryBenchOptions {
   uint64_t seed = 42;
   int repeat = 3;                      // folds of each cohort; the median is reported
   std::shared_ptr<const RuleSet> rules;  // null: projections only
+  // Records (and timers) per commit; 0: the engine's default (500,000, or 2 s). A live engine
+  // that keeps up commits every few milliseconds, so each commit rewrites the patients of a few
+  // records: small commits measure what a dirty patient's rewrite costs at each history length.
+  int64_t commit_max_records = 0;
 };
 // tend bench --history: CPU per record-or-timer of the same record count with histories of each
 // length in `days`, folded from memory in REPLAY mode; one JSON line per length on `out`.

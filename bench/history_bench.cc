@@ -29,12 +29,13 @@ struct Fold {
   EngineStats stats;
 };
 
-absl::StatusOr<Fold> FoldOnce(const MemoryLog& log, const std::shared_ptr<const RuleSet>& rules) {
+absl::StatusOr<Fold> FoldOnce(const MemoryLog& log, const HistoryBenchOptions& bench) {
   TEND_ASSIGN_OR_RETURN(ScopedTempDir dir, ScopedTempDir::Create("tend-bench-history-"));
   TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(dir.path()));
   EngineOptions options;
   options.mode = EngineOptions::Mode::kReplay;
-  options.rules = rules;
+  options.rules = bench.rules;
+  if (bench.commit_max_records > 0) options.commit_max_records = bench.commit_max_records;
   TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(options, storage.get()));
   MemorySource source(&log);
   std::atomic<bool> stop{false};
@@ -75,7 +76,7 @@ absl::Status RunHistoryBench(const HistoryBenchOptions& options, std::ostream& o
     for (int round = 0; round < options.repeat; ++round) {
       std::cerr << days << "-day histories: folding " << log.records.size() << " records, run "
                 << round + 1 << "/" << options.repeat << "..." << std::endl;
-      TEND_ASSIGN_OR_RETURN(Fold fold, FoldOnce(log, options.rules));
+      TEND_ASSIGN_OR_RETURN(Fold fold, FoldOnce(log, options));
       folds.push_back(fold);
     }
     auto us_per_unit = [](const Fold& f) {
@@ -89,11 +90,11 @@ absl::Status RunHistoryBench(const HistoryBenchOptions& options, std::ostream& o
     if (baseline_us == 0) baseline_us = us;
     out << absl::StrFormat(
                "{\"history_days\":%d,\"patients\":%d,\"records\":%d,\"timers_fired\":%d,"
-               "\"decisions\":%d,\"commands\":%d,\"repeat\":%d,\"cpu_us_per_unit\":%.2f,"
+               "\"decisions\":%d,\"commands\":%d,\"commits\":%d,\"repeat\":%d,\"cpu_us_per_unit\":%.2f,"
                "\"cpu_us_per_unit_min\":%.2f,\"cpu_us_per_unit_max\":%.2f,\"records_per_s\":%.0f,"
                "\"vs_first\":%.3f}",
                days, cohort.patients, median.stats.records, median.stats.timers_fired,
-               median.stats.decisions, median.stats.commands, options.repeat, us,
+               median.stats.decisions, median.stats.commands, median.stats.commits, options.repeat, us,
                us_per_unit(folds.front()), us_per_unit(folds.back()),
                median.stats.records / median.wall_seconds, us / baseline_us)
         << std::endl;

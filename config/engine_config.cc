@@ -188,6 +188,14 @@ absl::Status BuildLogTrust(const v1::EngineConfig& config, ValidationOptions* va
     TEND_RETURN_IF_ERROR(IntIn("log.max_recorded_ahead_s", log.max_recorded_ahead_s(), 1, 86400));
     validation->max_recorded_ahead = absl::Seconds(log.max_recorded_ahead_s());
   }
+  if (log.has_dedupe_window_days()) {
+    TEND_RETURN_IF_ERROR(IntIn("log.dedupe_window_days", log.dedupe_window_days(), 1, 3650));
+    validation->dedupe.window_s = int64_t{log.dedupe_window_days()} * 86400;
+  }
+  if (log.has_dedupe_max_events()) {
+    TEND_RETURN_IF_ERROR(IntIn("log.dedupe_max_events", log.dedupe_max_events(), 16, 65536));
+    validation->dedupe.max_events = static_cast<size_t>(log.dedupe_max_events());
+  }
   if (log.tickers_size() > 0) {
     validation->tickers.clear();
     for (int i = 0; i < log.tickers_size(); ++i) {
@@ -253,7 +261,9 @@ std::string FormatEngineConfig(const projections::ProjectionConfig& c,
   for (const auto& t : validation.tickers) tickers.push_back(YamlQuote(t));
   absl::StrAppend(&out, "log:\n  max_recorded_ahead_s: ",
                   absl::ToInt64Seconds(validation.max_recorded_ahead),
-                  "\n  tickers: ", list(tickers), "\n");
+                  "\n  tickers: ", list(tickers),
+                  "\n  dedupe_window_days: ", validation.dedupe.window_s / 86400,
+                  "\n  dedupe_max_events: ", validation.dedupe.max_events, "\n");
   return out;
 }
 

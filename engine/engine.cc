@@ -95,9 +95,9 @@ class Engine::Impl : public PartitionListener {
     std::string key;  // storage_format::StateKey(partition, patient_id): the commit order
     v1::PatientState state;
     int32_t partition = 0;
-    // Sorted fingerprints of every event folded into `state` (storage_format::EventFingerprint),
-    // committed with it: the exact-once memory of the fold.
-    std::vector<uint64_t> applied;
+    // The fingerprints of the events folded into `state` within the dedupe window
+    // (storage/applied_events.h), committed with it: how a copy of an event is recognised.
+    AppliedEvents applied;
     // What the patient's keys in the `index` column family were built from as last committed
     // (index/patient_index.h UpdatePatientIndex), so a commit writes only the keys that changed.
     PatientIndexFacts index_facts;
@@ -487,7 +487,7 @@ int64_t Engine::Impl::EntryBytes(const CacheEntry& e, size_t state_bytes) {
   // entry, its key twice (entry and table), the applied set's capacity and the table slot.
   constexpr int64_t kFixed = sizeof(CacheEntry) + 64 + 2048;
   return kFixed + 2 * static_cast<int64_t>(e.key.capacity() + state_bytes) +
-         static_cast<int64_t>(e.applied.capacity() * sizeof(uint64_t));
+         static_cast<int64_t>(e.applied.capacity_bytes());
 }
 
 void Engine::Impl::Evict() {
@@ -668,14 +668,14 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
 
 absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
   TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, event_->patient_id()));
-  const uint64_t fingerprint = storage_format::EventFingerprint(event_->event_id());
-  auto pos = std::lower_bound(entry->applied.begin(), entry->applied.end(), fingerprint);
-  if (pos != entry->applied.end() && *pos == fingerprint) {
+  // The partition clock (this record's recorded_at already counted) dates the fold: a copy is
+  // recognised within the window of the original's fold, in the log's own time.
+  if (!entry->applied.Fold(storage_format::EventFingerprint(event_->event_id()),
+                           p->checkpoint.clock().seconds(), options_.validation.dedupe)) {
     p->checkpoint.set_duplicates_dropped(p->checkpoint.duplicates_dropped() + 1);
     duplicates_.fetch_add(1, std::memory_order_relaxed);
     return absl::OkStatus();
   }
-  entry->applied.insert(pos, fingerprint);
   if (options_.rules == nullptr) {
     projections::Apply(options_.projections, *event_, &entry->state);
   } else {

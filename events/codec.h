@@ -5,6 +5,7 @@
 #define TEND_EVENTS_CODEC_H_
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,6 +17,17 @@
 #include "tend/v1/events.pb.h"
 
 namespace tend {
+
+// The dedupe window of each patient (storage/applied_events.h).
+struct DedupeOptions {
+  // How long, in partition-clock time, a folded event's copies are recognised. Default 30 days:
+  // Kafka producer retries take seconds, clients' retries minutes to hours, a source re-sending
+  // after an outage days.
+  int64_t window_s = int64_t{30} * 86400;
+  // At most this many fingerprints per patient, the most recently folded (a patient with more
+  // events than this within the window keeps the newest): bounds a record against a flood.
+  size_t max_events = 1024;
+};
 
 struct ValidationOptions {
   // occurred_at may run ahead of recorded_at by at most this (device clock skew). Further ahead is
@@ -33,6 +45,10 @@ struct ValidationOptions {
   // The tickers whose ClockTicks may move a partition clock (ClockTick.ticker); a name ending
   // in '*' matches every name that starts with what precedes it. Other ticks are dead-lettered.
   std::vector<std::string> tickers = {"tend-ticker-*"};
+  // How long a folded event's copies are recognised and dropped (storage/applied_events.h;
+  // config log.dedupe_window_days and log.dedupe_max_events). Not a check of one record, but
+  // what the engine accepts from the log all the same: a copy later than this is folded again.
+  DedupeOptions dedupe;
 };
 
 // The value of the `event_type` Kafka header and the field name in PatientState.events_by_type:

@@ -34,11 +34,12 @@ absl::Status Check(const ChangelogRecord& record) {
     return absl::DataLossError(absl::StrCat("a state changelog record of partition ", partition,
                                             " in partition ", record.partition, "'s changelog"));
   }
-  if (record.value.has_value() && (record.value->empty() || (*record.value)[0] != kPut)) {
+  if (record.value.has_value() &&
+      (record.value->empty() || ((*record.value)[0] != kPut && (*record.value)[0] != kPutV1))) {
     return absl::DataLossError(absl::StrCat(
         "state changelog record \"", absl::CHexEscape(record.key.substr(0, 64)),
-        "\" of partition ", partition, ": its value is not of format version ",
-        kChangelogFormatVersion));
+        "\" of partition ", partition, ": its value is not of format version 1 or ",
+        kChangelogFormatVersion, " (written by a newer tend? run one version on all instances)"));
   }
   if (IsCheckpoint(record.key) && !record.value.has_value()) {
     return absl::DataLossError(

@@ -20,10 +20,14 @@
 //                                          (storage/manifest_seal.h): from then on a missing seal
 //                                          file is damage, not an older directory (optional key,
 //                                          read by format 6 readers and ignored by older ones)
-//   state   BE32(p) + patient_id        -> patient record (EncodePatient):
-//                                          varint32 n, then n bytes of tend.v1.PatientState, then
-//                                          the applied-event set: the sorted EventFingerprint() of
-//                                          every event_id folded, 8 bytes little-endian each
+//   state   BE32(p) + patient_id        -> patient record (EncodePatient), format 7: a 0 byte,
+//                                          varint32 n, n bytes of tend.v1.PatientState, varint32
+//                                          k, then the dedupe window (storage/applied_events.h):
+//                                          k EventFingerprint()s, ascending, 8 bytes little-endian
+//                                          each, then the k hours (partition clock / 3600) they
+//                                          were folded at, 4 bytes little-endian each. Format 6
+//                                          (still read): varint32 n, the state, then the sorted
+//                                          fingerprints of every event folded, with no hours
 //   outbox  BE32(p) + BE64(not_before unix seconds) + command_id
 //                                       -> tend.v1.ReminderCommand decided and not yet acknowledged
 //                                          by the sink (written with the state that decided it;
@@ -84,13 +88,16 @@
 #include <vector>
 #include "absl/strings/string_view.h"
 #include "base/hash.h"
+#include "storage/applied_events.h"
 
 namespace tend::storage_format {
 
 // 2: outbox and decisions. 3: timers. 4: index. 5: index kinds 'A', 'F' and 'R', meta
 // index_parameters. 6: outbox keys carry not_before (a 4 or 5 is upgraded in place: see
-// Storage::CheckFormatVersion).
-inline constexpr int kStorageFormatVersion = 6;
+// Storage::CheckFormatVersion). 7: patient records hold a bounded dedupe window with fold hours
+// (a 6 is upgraded in place: its records are read as they are and written as 7 when their patient
+// is next folded; a 6 binary refuses a 7 directory, so none reads a record it cannot parse).
+inline constexpr int kStorageFormatVersion = 7;
 
 inline constexpr absl::string_view kMetaCf = "meta";
 inline constexpr absl::string_view kStateCf = "state";
@@ -268,59 +275,105 @@ inline bool ParseTimerKey(absl::string_view key, int64_t* due_s, absl::string_vi
 // n = 10,000); a collision would drop the later event as a duplicate.
 inline uint64_t EventFingerprint(absl::string_view event_id) { return Fingerprint64(event_id); }
 
-// Writes the patient record into `out`: varint32 n, n bytes written by `write_state(char*)`,
-// then the fingerprints. One buffer, no intermediate copy of the state.
-template <typename WriteState>
-inline void EncodePatientWith(uint32_t state_size, WriteState write_state,
-                              const std::vector<uint64_t>& sorted, std::string* out) {
-  out->clear();
-  uint32_t n = state_size;
+inline void AppendVarint32(uint32_t n, std::string* out) {
   while (n >= 0x80) {
     out->push_back(static_cast<char>(n | 0x80));
     n >>= 7;
   }
   out->push_back(static_cast<char>(n));
+}
+
+// Reads a varint32 at `*i` of `s`, moving `*i` past it; false when it is cut short or too long.
+inline bool ReadVarint32(absl::string_view s, size_t* i, uint32_t* n) {
+  *n = 0;
+  for (int shift = 0; shift <= 28; shift += 7) {
+    if (*i >= s.size()) return false;
+    const uint8_t b = static_cast<uint8_t>(s[(*i)++]);
+    if (shift == 28 && b > 0x0f) return false;
+    *n |= static_cast<uint32_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// The first byte of a format-7 patient record. A format-6 record starts with its state's
+// length, a varint that is never 0 (a state has a patient id).
+inline constexpr char kPatientRecordV7 = '\0';
+
+// Writes the patient record (format 7) into `out`: the byte kPatientRecordV7, varint32 n, n
+// bytes written by `write_state(char*)`, varint32 k, the dedupe window's k fingerprints (8 bytes
+// little-endian each, ascending), then their k fold hours (4 bytes little-endian each, in the
+// same order). One buffer, no intermediate copy of the state.
+template <typename WriteState>
+inline void EncodePatientWith(uint32_t state_size, WriteState write_state,
+                              const AppliedEvents& applied, std::string* out) {
+  out->clear();
+  out->push_back(kPatientRecordV7);
+  AppendVarint32(state_size, out);
   size_t at = out->size();
   out->resize(at + state_size);
   write_state(out->data() + at);
+  const std::vector<uint64_t>& fingerprints = applied.fingerprints();
+  AppendVarint32(static_cast<uint32_t>(fingerprints.size()), out);
   at = out->size();
-  out->resize(at + sorted.size() * 8);
+  out->resize(at + fingerprints.size() * 12);
   char* p = out->data() + at;
-  for (uint64_t f : sorted) {
+  for (uint64_t f : fingerprints) {
     for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(f >> (8 * i));
+  }
+  for (uint32_t h : applied.hours()) {
+    for (int i = 0; i < 4; ++i) *p++ = static_cast<char>(h >> (8 * i));
   }
 }
 
-inline void EncodePatient(absl::string_view state_bytes, const std::vector<uint64_t>& sorted,
+inline void EncodePatient(absl::string_view state_bytes, const AppliedEvents& applied,
                           std::string* out) {
   EncodePatientWith(
       static_cast<uint32_t>(state_bytes.size()),
-      [&](char* dst) { std::copy(state_bytes.begin(), state_bytes.end(), dst); }, sorted, out);
+      [&](char* dst) { std::copy(state_bytes.begin(), state_bytes.end(), dst); }, applied, out);
 }
 
-// Splits a patient record into the state bytes and (when `sorted` is not null) the applied-event
-// set. false when `record` is malformed.
+// Splits a patient record (format 7, or 6: varint32 n, n bytes of state, then 8-byte
+// fingerprints, ascending, with no time: they get kUnknownFoldHour) into the state bytes and
+// (when `applied` is not null) the dedupe window. false when `record` is malformed: cut short,
+// too long, or fingerprints not strictly ascending.
 inline bool DecodePatient(absl::string_view record, absl::string_view* state_bytes,
-                          std::vector<uint64_t>* sorted) {
+                          AppliedEvents* applied) {
+  const bool v7 = !record.empty() && record[0] == kPatientRecordV7;
+  size_t i = v7 ? 1 : 0;
   uint32_t n = 0;
-  size_t i = 0;
-  for (int shift = 0; shift <= 28; shift += 7) {
-    if (i >= record.size()) return false;
-    uint8_t b = static_cast<uint8_t>(record[i++]);
-    n |= static_cast<uint32_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) break;
-    if (shift == 28) return false;
-  }
-  if (record.size() - i < n || (record.size() - i - n) % 8 != 0) return false;
+  if (!ReadVarint32(record, &i, &n) || record.size() - i < n) return false;
   *state_bytes = record.substr(i, n);
-  if (sorted != nullptr) {
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(record.data() + i + n);
-    sorted->resize((record.size() - i - n) / 8);
-    for (uint64_t& f : *sorted) {
-      f = 0;
-      for (int b = 0; b < 8; ++b) f |= static_cast<uint64_t>(*p++) << (8 * b);
+  i += n;
+  size_t k = 0;
+  if (v7) {
+    uint32_t count = 0;
+    if (!ReadVarint32(record, &i, &count)) return false;
+    k = count;
+    if ((record.size() - i) / 12 < k || record.size() - i != k * 12) return false;
+  } else {
+    if ((record.size() - i) % 8 != 0) return false;
+    k = (record.size() - i) / 8;
+  }
+  if (applied == nullptr) return true;
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(record.data() + i);
+  std::vector<uint64_t> fingerprints(k);
+  for (uint64_t& f : fingerprints) {
+    f = 0;
+    for (int b = 0; b < 8; ++b) f |= static_cast<uint64_t>(*p++) << (8 * b);
+  }
+  for (size_t j = 1; j < k; ++j) {
+    if (fingerprints[j - 1] >= fingerprints[j]) return false;
+  }
+  std::vector<uint32_t> hours(k, kUnknownFoldHour);
+  if (v7) {
+    for (uint32_t& h : hours) {
+      h = 0;
+      for (int b = 0; b < 4; ++b) h |= static_cast<uint32_t>(*p++) << (8 * b);
+      if (h == kUnknownFoldHour) return false;
     }
   }
+  applied->Assign(std::move(fingerprints), std::move(hours));
   return true;
 }
 

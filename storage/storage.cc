@@ -46,8 +46,8 @@ rocksdb::ReadOptions ReadAt(const Storage::Snapshot* at) {
 }  // namespace
 
 void StateBatch::EncodePatient(int32_t partition, const v1::PatientState& state,
-                               const std::vector<uint64_t>& sorted_fingerprints,
-                               std::string* key, std::string* value) {
+                               const AppliedEvents& applied, std::string* key,
+                               std::string* value) {
   sf::SetStateKey(partition, state.patient_id(), key);
   const size_t size = state.ByteSizeLong();
   sf::EncodePatientWith(
@@ -55,12 +55,12 @@ void StateBatch::EncodePatient(int32_t partition, const v1::PatientState& state,
       [&](char* dst) {
         state.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dst));
       },
-      sorted_fingerprints, value);
+      applied, value);
 }
 
 void StateBatch::PutPatient(int32_t partition, const v1::PatientState& state,
-                            const std::vector<uint64_t>& sorted_fingerprints) {
-  EncodePatient(partition, state, sorted_fingerprints, &key_, &value_);
+                            const AppliedEvents& applied) {
+  EncodePatient(partition, state, applied, &key_, &value_);
   batch_.Put(storage_->state_, key_, value_);
 }
 
@@ -593,8 +593,12 @@ absl::Status Storage::CheckFormatVersion(bool fresh) {
   }
   TEND_RETURN_IF_ERROR(FromRocks(s, "reading format_version"));
   int version = 0;
-  const bool upgradable = absl::SimpleAtoi(value, &version) && (version == 4 || version == 5);
+  const bool upgradable =
+      absl::SimpleAtoi(value, &version) && (version == 4 || version == 5 || version == 6);
   if (upgradable && !read_only_) return UpgradeFormat(version);
+  // A 6 differs from a 7 only in the records' dedupe windows, which DecodePatient reads as they
+  // are: a reader need not wait for the upgrade.
+  if (upgradable && version == 6) return absl::OkStatus();
   if (upgradable) {
     return absl::FailedPreconditionError(absl::StrCat(
         "state directory has storage format version ", version, ": start the engine on it once "
@@ -611,12 +615,14 @@ absl::Status Storage::CheckFormatVersion(bool fresh) {
 // 4 -> 5 changed only the `index` column family, which the engine rebuilds from the states when
 // index_parameters (new in 5) is missing (index/patient_index.h RebuildPatientIndexIfStale). 5 -> 6 put
 // not_before into the outbox keys: the outbox (commands not yet acknowledged, a small column
-// family) is rewritten here, with the new version, in one write.
+// family) is rewritten here, with the new version, in one write. 6 -> 7 bounded the patient
+// records' dedupe sets and gave them fold hours: a 6 record is read as it is (storage/format.h
+// DecodePatient) and written as a 7 when its patient is next folded, so only the version changes.
 absl::Status Storage::UpgradeFormat(int from_version) {
   StateBatch batch(this);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
   int64_t moved = 0;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  for (it->SeekToFirst(); from_version <= 5 && it->Valid(); it->Next()) {
     v1::ReminderCommand cmd;
     if (it->key().size() < 4 ||
         !cmd.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
@@ -636,10 +642,8 @@ absl::Status Storage::UpgradeFormat(int from_version) {
   TEND_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch.batch_),
                                  absl::StrCat("upgrading format_version ", from_version, " to ",
                                               sf::kStorageFormatVersion)));
-  if (moved > 0) {
-    TEND_LOG_INFO("storage format upgraded from version %d to %d (%d outbox commands rekeyed)",
-                  from_version, sf::kStorageFormatVersion, moved);
-  }
+  TEND_LOG_INFO("storage format upgraded from version %d to %d (%d outbox commands rekeyed)",
+                from_version, sf::kStorageFormatVersion, moved);
   return absl::OkStatus();
 }
 
@@ -779,9 +783,9 @@ absl::StatusOr<std::optional<v1::PartitionCheckpoint>> Storage::LoadCheckpoint(
 namespace {
 
 absl::Status ParsePatient(absl::string_view record, absl::string_view what, v1::PatientState* state,
-                          std::vector<uint64_t>* sorted_fingerprints) {
+                          AppliedEvents* applied) {
   absl::string_view state_bytes;
-  if (!sf::DecodePatient(record, &state_bytes, sorted_fingerprints) ||
+  if (!sf::DecodePatient(record, &state_bytes, applied) ||
       !state->ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size()))) {
     return absl::DataLossError(absl::StrCat("corrupt patient record ", what));
   }
@@ -792,21 +796,20 @@ absl::Status ParsePatient(absl::string_view record, absl::string_view what, v1::
 
 absl::StatusOr<bool> Storage::GetPatient(int32_t partition, absl::string_view patient_id,
                                          v1::PatientState* state,
-                                         std::vector<uint64_t>* sorted_fingerprints,
-                                         const Snapshot* at, size_t* stored_bytes) const {
+                                         AppliedEvents* applied, const Snapshot* at,
+                                         size_t* stored_bytes) const {
   if (stored_bytes != nullptr) *stored_bytes = 0;
   rocksdb::PinnableSlice value;
   rocksdb::Status s = db_->Get(ReadAt(at), state_, sf::StateKey(partition, patient_id),
                                &value);
   if (s.IsNotFound()) {
-    if (sorted_fingerprints != nullptr) sorted_fingerprints->clear();
+    if (applied != nullptr) applied->clear();
     return false;
   }
   TEND_RETURN_IF_ERROR(FromRocks(s, "reading patient state"));
   if (stored_bytes != nullptr) *stored_bytes = value.size();
   TEND_RETURN_IF_ERROR(ParsePatient(absl::string_view(value.data(), value.size()),
-                                    absl::StrCat("of patient ", patient_id), state,
-                                    sorted_fingerprints));
+                                    absl::StrCat("of patient ", patient_id), state, applied));
   return true;
 }
 

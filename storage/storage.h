@@ -29,6 +29,7 @@
 #include "absl/types/span.h"
 #include "tend/v1/commands.pb.h"
 #include "storage/changelog.h"
+#include "storage/applied_events.h"
 #include "storage/options.h"
 #include "tend/v1/state.pb.h"
 
@@ -67,15 +68,13 @@ struct StorageStats {
 // The writes of one commit. Not thread-safe.
 class StateBatch {
  public:
-  // The patient's state with its applied-event set: the sorted EventFingerprint() of every
-  // event folded into it.
+  // The patient's state with its dedupe window (storage/applied_events.h).
   void PutPatient(int32_t partition, const v1::PatientState& state,
-                  const std::vector<uint64_t>& sorted_fingerprints);
+                  const AppliedEvents& applied);
   // The key and value PutPatient writes, encoded apart (so several threads can encode states
   // of one commit; reads `state` only), and their Put.
   static void EncodePatient(int32_t partition, const v1::PatientState& state,
-                            const std::vector<uint64_t>& sorted_fingerprints, std::string* key,
-                            std::string* value);
+                            const AppliedEvents& applied, std::string* key, std::string* value);
   void PutEncodedPatient(absl::string_view key, absl::string_view value);
   void PutCheckpoint(const v1::PartitionCheckpoint& checkpoint);
   // Where the partition's copy stands in the state changelog (storage/changelog.h): the offset
@@ -162,12 +161,12 @@ class Storage {
   // nullopt when the partition was never committed here.
   absl::StatusOr<std::optional<v1::PartitionCheckpoint>> LoadCheckpoint(int32_t partition) const;
 
-  // false when the patient has no state in that partition. `sorted_fingerprints` (may be null)
-  // receives the applied-event set; `stored_bytes` (may be null) the size of the stored record
+  // false when the patient has no state in that partition. `applied` (may be null) receives the
+  // dedupe window; `stored_bytes` (may be null) the size of the stored record
   // (0 when there is none).
   absl::StatusOr<bool> GetPatient(int32_t partition, absl::string_view patient_id,
                                   v1::PatientState* state,
-                                  std::vector<uint64_t>* sorted_fingerprints = nullptr,
+                                  AppliedEvents* applied = nullptr,
                                   const Snapshot* at = nullptr,
                                   size_t* stored_bytes = nullptr) const;
   // Looks the patient up in every partition that has a checkpoint (a handful of bloom-filtered

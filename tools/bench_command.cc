@@ -85,6 +85,10 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
       ->capture_default_str()
       ->delimiter(',')
       ->check(CLI::Range(1, 3650));
+  cmd->add_option("--history-commit-records", f->history_bench.commit_max_records,
+                  "--history: records and timers per commit (0: the engine's default); a live "
+                  "engine that keeps up commits every few ms, a few records each")
+      ->check(CLI::Range(int64_t{0}, int64_t{10'000'000}));
   cmd->add_flag("--ingest", f->ingest,
                 "Ingest/Append (one event per call) against AppendBatch (--batch per call) at "
                 "the same --clients");

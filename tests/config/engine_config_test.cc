@@ -183,21 +183,27 @@ TEST_CASE("the log section says which records may move a clock, and is printed b
           "[config]") {
   testing::TempDir dir;
   std::ofstream(dir.Sub("engine.yaml"))
-      << "log:\n  max_recorded_ahead_s: 60\n  tickers: [ops-ticker, \"tend-ticker-prod*\"]\n";
+      << "log:\n  max_recorded_ahead_s: 60\n  tickers: [ops-ticker, \"tend-ticker-prod*\"]\n"
+      << "  dedupe_window_days: 7\n  dedupe_max_events: 100\n";
   ValidationOptions log;
   auto c = LoadEngineConfig(dir.Sub("engine.yaml"), &log);
   REQUIRE(c.ok());
   CHECK(log.max_recorded_ahead == absl::Seconds(60));
   CHECK(log.tickers == std::vector<std::string>{"ops-ticker", "tend-ticker-prod*"});
+  CHECK(log.dedupe.window_s == 7 * 86400);
+  CHECK(log.dedupe.max_events == 100);
   const std::string printed = FormatEngineConfig(*c, log);
   CHECK_THAT(printed, Catch::EndsWith("log:\n  max_recorded_ahead_s: 60\n  tickers: "
-                                      "[\"ops-ticker\", \"tend-ticker-prod*\"]\n"));
+                                      "[\"ops-ticker\", \"tend-ticker-prod*\"]\n"
+                                      "  dedupe_window_days: 7\n  dedupe_max_events: 100\n"));
   // What is printed reads back to the same.
   std::ofstream(dir.Sub("printed.yaml")) << printed;
   ValidationOptions again;
   REQUIRE(LoadEngineConfig(dir.Sub("printed.yaml"), &again).ok());
   CHECK(again.tickers == log.tickers);
   CHECK(again.max_recorded_ahead == log.max_recorded_ahead);
+  CHECK(again.dedupe.window_s == log.dedupe.window_s);
+  CHECK(again.dedupe.max_events == log.dedupe.max_events);
 
   auto error_of = [&](const std::string& yaml) {
     std::ofstream(dir.Sub("bad.yaml")) << yaml;
@@ -212,6 +218,10 @@ TEST_CASE("the log section says which records may move a clock, and is printed b
                              "[A-Za-z0-9._:-], optionally ending in '*')"));
   CHECK_THAT(error_of("log: {tickers: [\"a*b\"]}"), Catch::Contains("log.tickers[0]"));
   CHECK(error_of("log: {tickers: [\"*\"]}") == "(accepted)");
+  CHECK_THAT(error_of("log: {dedupe_window_days: 0}"),
+             Catch::EndsWith("log.dedupe_window_days: 0 is not allowed (allowed: 1..3650)"));
+  CHECK_THAT(error_of("log: {dedupe_max_events: 15}"),
+             Catch::EndsWith("log.dedupe_max_events: 15 is not allowed (allowed: 16..65536)"));
 }
 
 TEST_CASE("a printed config reads back as itself, whatever its strings hold", "[config]") {

@@ -163,8 +163,10 @@ std::map<std::string, v1::PatientState> States(const Storage& storage) {
   return states;
 }
 
-EngineStats RunToIdle(const std::string& brokers, Storage* storage, const std::string& group) {
+EngineStats RunToIdle(const std::string& brokers, Storage* storage, const std::string& group,
+                      DedupeOptions dedupe = {}) {
   EngineOptions options;
+  options.validation.dedupe = dedupe;
   options.brokers = brokers;
   options.group_id = group;
   options.exit_when_idle = true;
@@ -197,8 +199,14 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
   TempDir dir;
   auto storage = Storage::Open(dir.path());
   REQUIRE(storage.ok());
+  // The cohort's 40 days pass in the log's time within seconds: the redelivery below comes up
+  // to 40 days after the originals, by the partition clock. A window that covers it (the
+  // default 30 days would fold the older copies again: "a copy of an event is dropped within
+  // the dedupe window and folded again after it").
+  DedupeOptions dedupe;
+  dedupe.window_s = int64_t{60} * 86400;
 
-  EngineStats first = RunToIdle(brokers, storage->get(), "engine-test-1");
+  EngineStats first = RunToIdle(brokers, storage->get(), "engine-test-1", dedupe);
   const auto bad = static_cast<int64_t>(BadRecords().size());
   CHECK(first.records == static_cast<int64_t>(events.size()) + bad);
   CHECK(first.duplicates == dups);
@@ -239,7 +247,7 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
   }
 
   SECTION("a restart resumes at the stored offsets; redeliveries are not counted twice") {
-    EngineStats again = RunToIdle(brokers, storage->get(), "engine-test-2");
+    EngineStats again = RunToIdle(brokers, storage->get(), "engine-test-2", dedupe);
     CHECK(again.records == 0);
     // Redeliver 500 old events (a producer replaying its outbox) plus a new cohort slice.
     std::vector<v1::Event> more(events.begin(), events.begin() + 500);
@@ -247,7 +255,7 @@ TEST_CASE("the engine folds every event once, dead-letters bad records, and resu
     for (auto& e : fresh) e.set_patient_id("new-" + e.patient_id());
     more.insert(more.end(), fresh.begin(), fresh.end());
     testing::ProduceAll(producer->get(), MockBrokerOptions().topic, more);
-    EngineStats third = RunToIdle(brokers, storage->get(), "engine-test-3");
+    EngineStats third = RunToIdle(brokers, storage->get(), "engine-test-3", dedupe);
     CHECK(third.records == static_cast<int64_t>(more.size()));
     CHECK(third.events_applied == static_cast<int64_t>(fresh.size()) - testing::CountDuplicates(fresh));
 
@@ -452,6 +460,85 @@ TEST_CASE("dedupe is per patient: the same event_id on two patients is two event
   }
   CHECK(applied == 4);
   CHECK(dropped == 1);
+}
+
+TEST_CASE("a copy of an event is dropped within the dedupe window and folded again after it, "
+          "alike at every commit cadence and cache size",
+          "[integration]") {
+  // The window is measured in the partition clock (recorded_at), from the original's fold: what
+  // a replay drops is what the live run dropped, however it committed.
+  const int64_t t0 = 1780000000, day = 86400;
+  MemoryLog log;
+  auto add = [&](const std::string& patient, const std::string& id, int64_t at_s) {
+    v1::Event e;
+    e.set_event_id(id);
+    e.set_patient_id(patient);
+    e.mutable_occurred_at()->set_seconds(at_s);
+    *e.mutable_recorded_at() = e.occurred_at();
+    e.mutable_purchase()->set_order_id(id);
+    e.mutable_purchase()->set_amount_minor(19900);
+    e.mutable_purchase()->set_currency("CNY");
+    auto* item = e.mutable_purchase()->add_items();
+    item->set_sku("bp-monitor");
+    item->set_quantity(1);
+    item->set_unit_price_minor(19900);
+    log.records.push_back({0, patient, e.SerializeAsString(), at_s * 1000});
+  };
+  add("p-a", "order-1", t0);
+  add("p-a", "order-1", t0 + day);       // a client's retry: dropped
+  add("p-b", "order-9", t0 + 10 * day);
+  add("p-a", "order-1", t0 + 20 * day);  // a source re-sending: still within 30 days, dropped
+  add("p-b", "order-8", t0 + 31 * day);
+  add("p-a", "order-1", t0 + 40 * day);  // past the window: folded again
+  add("p-a", "order-1", t0 + 40 * day + 1);  // and this copy of that is dropped
+  log.patients = {"p-a", "p-b"};
+  TempDir dir;
+  struct Result {
+    int64_t applied = 0, dropped = 0;
+    std::string pa, pb;
+  };
+  auto run = [&](const std::string& name, DedupeOptions dedupe, int64_t commit_max_records,
+                 int64_t cache_bytes) {
+    auto storage = Storage::Open(dir.Sub(name));
+    REQUIRE(storage.ok());
+    EngineOptions options;
+    options.mode = EngineOptions::Mode::kReplay;
+    options.validation.max_clock_skew = absl::Hours(24 * 365);  // old records, today's engine
+    options.validation.dedupe = dedupe;
+    options.commit_max_records = commit_max_records;
+    options.cache_max_bytes = cache_bytes;
+    auto engine = Engine::Create(options, storage->get());
+    REQUIRE(engine.ok());
+    MemorySource source(&log);
+    std::atomic<bool> stop{false};
+    REQUIRE((*engine)->RunFrom(&source, stop).ok());
+    Result r;
+    r.applied = (*engine)->stats().events_applied;
+    r.dropped = (*engine)->stats().duplicates;
+    const auto states = States(**storage);
+    r.pa = states.at("p-a").SerializeAsString();
+    r.pb = states.at("p-b").SerializeAsString();
+    CHECK(states.at("p-a").unique_events() == (dedupe.window_s > 40 * day ? 1 : 2));
+    // A copy folded again counts twice: what the window is there to prevent within it.
+    CHECK(states.at("p-a").conversion().purchases() == (dedupe.window_s > 40 * day ? 1 : 2));
+    return r;
+  };
+  const Result batched = run("batched", DedupeOptions(), 500'000, int64_t{1} << 30);
+  CHECK(batched.applied == 4);  // order-1 twice (the second time past the window), p-b's two
+  CHECK(batched.dropped == 3);
+  // One record per commit, and a cache so small every patient is read back from storage at
+  // each record: the window goes through the records on disk and comes back the same.
+  const Result one_by_one = run("one-by-one", DedupeOptions(), 1, 1);
+  CHECK(one_by_one.applied == batched.applied);
+  CHECK(one_by_one.dropped == batched.dropped);
+  CHECK(one_by_one.pa == batched.pa);
+  CHECK(one_by_one.pb == batched.pb);
+  // A longer window (log.dedupe_window_days: 50) recognises the copy at day 40 too.
+  DedupeOptions longer;
+  longer.window_s = 50 * day;
+  const Result kept = run("longer", longer, 1, 1);
+  CHECK(kept.applied == 3);
+  CHECK(kept.dropped == 4);
 }
 
 TEST_CASE("a clock tick alone fires an absence timer through the engine", "[integration]") {

@@ -94,23 +94,69 @@ TEST_CASE("event fingerprints are stable on-disk values", "[storage]") {
   CHECK(sf::EventFingerprint("e-p0000001-0") != sf::EventFingerprint("e-p0000001-1"));
 }
 
-TEST_CASE("a patient record holds the state bytes, then the fingerprints", "[storage]") {
+TEST_CASE("a patient record holds the state bytes, then the dedupe window", "[storage]") {
   namespace sf = storage_format;
   std::string state(200, 'x');  // long enough for a two-byte varint length
+  AppliedEvents applied;
+  applied.Assign({1, 0x0102030405060708ULL}, {7, 0x01020304});
   std::string record;
-  sf::EncodePatient(state, {1, 0x0102030405060708ULL}, &record);
-  REQUIRE(record.size() == 2 + 200 + 16);
-  CHECK(static_cast<uint8_t>(record[0]) == (0x80 | (200 & 0x7f)));
-  CHECK(record[1] == 1);
-  CHECK(record[2 + 200 + 8] == 0x08);  // little-endian
+  sf::EncodePatient(state, applied, &record);
+  REQUIRE(record.size() == 1 + 2 + 200 + 1 + 2 * 12);
+  CHECK(record[0] == '\0');  // format 7
+  CHECK(static_cast<uint8_t>(record[1]) == (0x80 | (200 & 0x7f)));
+  CHECK(record[2] == 1);
+  CHECK(record[3 + 200] == 2);                    // k
+  CHECK(record[3 + 200 + 1 + 8] == 0x08);         // little-endian fingerprints...
+  CHECK(record[3 + 200 + 1 + 16] == 7);           // ...then the hours
+  CHECK(record[3 + 200 + 1 + 16 + 4] == 0x04);
   absl::string_view back_state;
-  std::vector<uint64_t> back;
+  AppliedEvents back;
   REQUIRE(sf::DecodePatient(record, &back_state, &back));
   CHECK(back_state == state);
-  CHECK(back == std::vector<uint64_t>{1, 0x0102030405060708ULL});
+  CHECK(back == applied);
+  REQUIRE(sf::DecodePatient(record, &back_state, nullptr));  // the state alone
+  CHECK(back_state == state);
+
   CHECK_FALSE(sf::DecodePatient(record.substr(0, record.size() - 1), &back_state, &back));
+  CHECK_FALSE(sf::DecodePatient(record + "x", &back_state, &back));
   CHECK_FALSE(sf::DecodePatient("", &back_state, &back));
   CHECK_FALSE(sf::DecodePatient(std::string("\x05" "ab"), &back_state, &back));  // shorter than its length
+  CHECK_FALSE(sf::DecodePatient(std::string("\0\x05" "ab", 4), &back_state, &back));
+  // k larger than what follows (no overflow into a huge allocation).
+  std::string huge = std::string("\0\x01" "a", 3) + "\xff\xff\xff\xff\x0f";
+  CHECK_FALSE(sf::DecodePatient(huge, &back_state, &back));
+  // Fingerprints out of order, or an hour that is the format-6 marker: damage, refused.
+  std::string swapped = record;
+  std::swap_ranges(swapped.begin() + 204, swapped.begin() + 212, swapped.begin() + 212);
+  CHECK_FALSE(sf::DecodePatient(swapped, &back_state, &back));
+  std::string unknown = record;
+  std::fill(unknown.begin() + 220, unknown.begin() + 224, '\xff');
+  CHECK_FALSE(sf::DecodePatient(unknown, &back_state, &back));
+}
+
+TEST_CASE("a format-6 patient record is still read: fingerprints without hours", "[storage]") {
+  namespace sf = storage_format;
+  // Format 6: varint32 n, the state, then 8-byte fingerprints, ascending, nothing else.
+  std::string record = "\x03" "abc";
+  for (uint64_t f : {uint64_t{5}, uint64_t{0x0102030405060708ULL}}) {
+    for (int i = 0; i < 8; ++i) record.push_back(static_cast<char>(f >> (8 * i)));
+  }
+  absl::string_view state;
+  AppliedEvents applied;
+  REQUIRE(sf::DecodePatient(record, &state, &applied));
+  CHECK(state == "abc");
+  CHECK(applied.fingerprints() == std::vector<uint64_t>{5, 0x0102030405060708ULL});
+  CHECK(applied.hours() == std::vector<uint32_t>{kUnknownFoldHour, kUnknownFoldHour});
+  CHECK_FALSE(sf::DecodePatient(record.substr(0, record.size() - 3), &state, &applied));
+  // Written again, it is a format-7 record with the hours its fold gave them.
+  DedupeOptions options;
+  CHECK(applied.Fold(9, 3600 * 100, options));
+  CHECK(applied.hours() == std::vector<uint32_t>{100, 100, 100});
+  std::string again;
+  sf::EncodePatient(state, applied, &again);
+  AppliedEvents back;
+  REQUIRE(sf::DecodePatient(again, &state, &back));
+  CHECK(back == applied);
 }
 
 TEST_CASE("a directory folded from one topic refuses another", "[storage]") {
@@ -541,6 +587,51 @@ TEST_CASE("a version 5 directory is upgraded in place: its outbox is rekeyed by 
   auto again = Storage::Open(dir.path());  // version 6 now: opens as it is
   REQUIRE(again.ok());
   CHECK(Due(**again, 2, 0, 9999) == std::vector<std::string>{"b-due", "a-deferred"});
+}
+
+TEST_CASE("a version 6 directory is upgraded in place: its records are read as they are",
+          "[storage]") {
+  namespace sf = storage_format;
+  TempDir dir;
+  { REQUIRE(Storage::Open(dir.path()).ok()); }
+  v1::PatientState state = State("p-1", 3);
+  state.set_partition(2);
+  std::string v6 = state.SerializeAsString();
+  v6.insert(v6.begin(), static_cast<char>(v6.size()));  // a one-byte varint: the state is small
+  for (uint64_t f : {uint64_t{11}, uint64_t{12}}) {
+    for (int i = 0; i < 8; ++i) v6.push_back(static_cast<char>(f >> (8 * i)));
+  }
+  REQUIRE(state.ByteSizeLong() < 128);
+  testing::EditRawDb(dir.path(), [&](rocksdb::DB* raw, const auto& handles) {
+    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[1], std::string(sf::kFormatVersionKey), "6")
+                .ok());
+    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[2], sf::StateKey(2, "p-1"), v6).ok());
+  });
+  {
+    // A reader need not wait for the upgrade: a 6 differs only in the records.
+    TempDir scratch;
+    auto reader = Storage::OpenReader(dir.path(), scratch.path());
+    REQUIRE(reader.ok());
+    v1::PatientState back;
+    REQUIRE(*(*reader)->GetPatient(2, "p-1", &back));
+    CHECK(back.unique_events() == 3);
+  }
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  v1::PatientState back;
+  AppliedEvents applied;
+  auto found = (*storage)->GetPatient(2, "p-1", &back, &applied);
+  REQUIRE(found.ok());
+  REQUIRE(*found);
+  CHECK(back.unique_events() == 3);
+  CHECK(applied.fingerprints() == std::vector<uint64_t>{11, 12});
+  storage->reset();
+  std::string version;
+  testing::EditRawDb(dir.path(), [&](rocksdb::DB* raw, const auto& handles) {
+    REQUIRE(raw->Get(rocksdb::ReadOptions(), handles[1], std::string(sf::kFormatVersionKey),
+                     &version).ok());
+  });
+  CHECK(version == std::to_string(sf::kStorageFormatVersion));
 }
 
 TEST_CASE("decisions older than the retention go when compacted, the rest stay", "[storage]") {
