@@ -41,25 +41,44 @@ inline uint32_t FoldHour(int64_t clock_s) {
 
 class AppliedEvents {
  public:
+  struct Entry {
+    uint64_t fingerprint;
+    uint32_t hour;  // FoldHour of the partition clock it was folded at
+    friend bool operator==(const Entry& a, const Entry& b) {
+      return a.fingerprint == b.fingerprint && a.hour == b.hour;
+    }
+  };
+
   AppliedEvents() = default;
   // Fingerprints folded at hour 0 (tests and tools).
-  AppliedEvents(std::initializer_list<uint64_t> fingerprints)
-      : fingerprints_(fingerprints), hours_(fingerprints.size(), 0) {
-    Sort();
+  AppliedEvents(std::initializer_list<uint64_t> fingerprints) {
+    for (uint64_t f : fingerprints) entries_.push_back({f, 0});
+    std::sort(entries_.begin(), entries_.end(), ByFingerprint);
+    entries_.erase(std::unique(entries_.begin(), entries_.end()), entries_.end());
+    oldest_ = entries_.empty() ? kUnknownFoldHour : 0;
   }
 
-  // Ascending; hours()[i] is when fingerprints()[i] was folded (FoldHour).
-  const std::vector<uint64_t>& fingerprints() const { return fingerprints_; }
-  const std::vector<uint32_t>& hours() const { return hours_; }
-  size_t size() const { return fingerprints_.size(); }
-  // Heap bytes held (for the cache's estimate).
-  size_t capacity_bytes() const {
-    return fingerprints_.capacity() * sizeof(uint64_t) + hours_.capacity() * sizeof(uint32_t);
+  // By fingerprint, ascending and distinct. One array of both (not two parallel ones): the fold
+  // inserts once and the cache allocates once per patient.
+  const std::vector<Entry>& entries() const { return entries_; }
+  // Copies, for tests and tools.
+  std::vector<uint64_t> fingerprints() const {
+    std::vector<uint64_t> out;
+    for (const Entry& e : entries_) out.push_back(e.fingerprint);
+    return out;
   }
+  std::vector<uint32_t> hours() const {
+    std::vector<uint32_t> out;
+    for (const Entry& e : entries_) out.push_back(e.hour);
+    return out;
+  }
+  size_t size() const { return entries_.size(); }
+  // Heap bytes held (for the cache's estimate).
+  size_t capacity_bytes() const { return entries_.capacity() * sizeof(Entry); }
 
   bool Contains(uint64_t fingerprint) const {
-    auto pos = std::lower_bound(fingerprints_.begin(), fingerprints_.end(), fingerprint);
-    return pos != fingerprints_.end() && *pos == fingerprint;
+    auto pos = LowerBound(fingerprint);
+    return pos != entries_.end() && pos->fingerprint == fingerprint;
   }
 
   // The fold of an event at partition clock `clock_s`: first the fingerprints that left the
@@ -68,94 +87,91 @@ class AppliedEvents {
   // false: a copy within the window, to drop.
   bool Fold(uint64_t fingerprint, int64_t clock_s, const DedupeOptions& options) {
     const uint32_t now = FoldHour(clock_s);
-    Stamp(now);
+    if (oldest_ == kUnknownFoldHour && !entries_.empty()) Stamp(now);
     const int64_t window_hours = (options.window_s + 3599) / 3600;
     const int64_t first = static_cast<int64_t>(now) - window_hours;
-    if (first > static_cast<int64_t>(oldest_)) DropBefore(static_cast<uint32_t>(first));
-    auto pos = std::lower_bound(fingerprints_.begin(), fingerprints_.end(), fingerprint);
-    if (pos != fingerprints_.end() && *pos == fingerprint) return false;
-    const size_t at = static_cast<size_t>(pos - fingerprints_.begin());
-    fingerprints_.insert(pos, fingerprint);
-    hours_.insert(hours_.begin() + static_cast<std::ptrdiff_t>(at), now);
-    oldest_ = std::min(oldest_, now);
-    if (fingerprints_.size() > std::max<size_t>(1, options.max_events)) {
-      DropOldest(fingerprints_.size() - std::max<size_t>(1, options.max_events));
+    if (first > static_cast<int64_t>(oldest_)) {
+      const auto cut = static_cast<uint32_t>(first);
+      KeepIf([cut](const Entry& e) { return e.hour >= cut; });
     }
+    auto pos = LowerBound(fingerprint);
+    if (pos != entries_.end() && pos->fingerprint == fingerprint) return false;
+    entries_.insert(pos, Entry{fingerprint, now});
+    oldest_ = std::min(oldest_, now);
+    const size_t max = std::max<size_t>(1, options.max_events);
+    if (entries_.size() > max) DropOldest(entries_.size() - max);
     return true;
   }
 
-  // Replaces the contents (a record just decoded); `hours` as long as `fingerprints`, which must
-  // be ascending and distinct (storage/format.h DecodePatient checks).
-  void Assign(std::vector<uint64_t> fingerprints, std::vector<uint32_t> hours) {
-    fingerprints_ = std::move(fingerprints);
-    hours_ = std::move(hours);
-    oldest_ = hours_.empty() ? kUnknownFoldHour : *std::min_element(hours_.begin(), hours_.end());
+  // Replaces the contents (a record just decoded): `entries` ascending by fingerprint and
+  // distinct (storage/format.h DecodePatient checks); hours kUnknownFoldHour for a format-6
+  // record, whose fingerprints get the hour of their first fold.
+  void Assign(std::vector<Entry> entries) {
+    entries_ = std::move(entries);
+    oldest_ = kUnknownFoldHour;
+    for (const Entry& e : entries_) oldest_ = std::min(oldest_, e.hour);
   }
-  void clear() { Assign({}, {}); }
+  void clear() { Assign({}); }
 
   friend bool operator==(const AppliedEvents& a, const AppliedEvents& b) {
-    return a.fingerprints_ == b.fingerprints_ && a.hours_ == b.hours_;
+    return a.entries_ == b.entries_;
   }
 
  private:
-  void Sort() {
-    std::sort(fingerprints_.begin(), fingerprints_.end());
-    fingerprints_.erase(std::unique(fingerprints_.begin(), fingerprints_.end()),
-                        fingerprints_.end());
-    hours_.assign(fingerprints_.size(), 0);
-    oldest_ = fingerprints_.empty() ? kUnknownFoldHour : 0;
+  static bool ByFingerprint(const Entry& a, const Entry& b) {
+    return a.fingerprint < b.fingerprint;
+  }
+  std::vector<Entry>::iterator LowerBound(uint64_t fingerprint) {
+    return std::lower_bound(entries_.begin(), entries_.end(), Entry{fingerprint, 0},
+                            ByFingerprint);
+  }
+  std::vector<Entry>::const_iterator LowerBound(uint64_t fingerprint) const {
+    return std::lower_bound(entries_.begin(), entries_.end(), Entry{fingerprint, 0},
+                            ByFingerprint);
   }
   // Fingerprints of a format-6 record get the hour of their first fold here.
   void Stamp(uint32_t now) {
-    if (oldest_ != kUnknownFoldHour || hours_.empty()) return;
-    for (uint32_t& h : hours_) {
-      if (h == kUnknownFoldHour) h = now;
+    for (Entry& e : entries_) {
+      if (e.hour == kUnknownFoldHour) e.hour = now;
     }
-    oldest_ = *std::min_element(hours_.begin(), hours_.end());
+    oldest_ = kUnknownFoldHour;
+    for (const Entry& e : entries_) oldest_ = std::min(oldest_, e.hour);
   }
-  void DropBefore(uint32_t first) {
+  // Keeps the entries for which keep(entry) holds, in order, and recomputes oldest_.
+  template <typename Pred>
+  void KeepIf(Pred keep) {
     size_t out = 0;
     oldest_ = kUnknownFoldHour;
-    for (size_t i = 0; i < fingerprints_.size(); ++i) {
-      if (hours_[i] < first) continue;
-      fingerprints_[out] = fingerprints_[i];
-      hours_[out] = hours_[i];
-      oldest_ = std::min(oldest_, hours_[out]);
-      ++out;
+    for (const Entry& e : entries_) {
+      if (!keep(e)) continue;
+      entries_[out++] = e;
+      oldest_ = std::min(oldest_, e.hour);
     }
-    fingerprints_.resize(out);
-    hours_.resize(out);
+    entries_.resize(out);
   }
   // Drops the `n` folded earliest (ties: the smaller fingerprint first, so that the result is a
   // function of the contents alone).
   void DropOldest(size_t n) {
-    std::vector<uint32_t> sorted = hours_;
+    std::vector<uint32_t> sorted;
+    sorted.reserve(entries_.size());
+    for (const Entry& e : entries_) sorted.push_back(e.hour);
     std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(n - 1),
                      sorted.end());
-    const uint32_t cut = sorted[n - 1];  // every hour below goes, and some at `cut`
-    size_t below = 0;
-    for (uint32_t h : hours_) below += h < cut ? 1 : 0;
-    size_t at_cut = n - below;
-    size_t out = 0;
-    oldest_ = kUnknownFoldHour;
-    for (size_t i = 0; i < fingerprints_.size(); ++i) {
-      if (hours_[i] < cut) continue;
-      if (hours_[i] == cut && at_cut > 0) {
+    const uint32_t cut = sorted[n - 1];  // every hour below goes, and the first few at `cut`
+    size_t at_cut = n;
+    for (const Entry& e : entries_) at_cut -= e.hour < cut ? 1 : 0;
+    KeepIf([cut, &at_cut](const Entry& e) {
+      if (e.hour < cut) return false;
+      if (e.hour == cut && at_cut > 0) {
         --at_cut;
-        continue;
+        return false;
       }
-      fingerprints_[out] = fingerprints_[i];
-      hours_[out] = hours_[i];
-      oldest_ = std::min(oldest_, hours_[out]);
-      ++out;
-    }
-    fingerprints_.resize(out);
-    hours_.resize(out);
+      return true;
+    });
   }
 
-  std::vector<uint64_t> fingerprints_;  // ascending, distinct
-  std::vector<uint32_t> hours_;         // parallel to fingerprints_
-  uint32_t oldest_ = kUnknownFoldHour;  // min of hours_ (kUnknownFoldHour: empty, or unstamped)
+  std::vector<Entry> entries_;          // ascending by fingerprint, distinct
+  uint32_t oldest_ = kUnknownFoldHour;  // the least hour (kUnknownFoldHour: empty, or unstamped)
 };
 
 }  // namespace tend

@@ -313,16 +313,16 @@ inline void EncodePatientWith(uint32_t state_size, WriteState write_state,
   size_t at = out->size();
   out->resize(at + state_size);
   write_state(out->data() + at);
-  const std::vector<uint64_t>& fingerprints = applied.fingerprints();
-  AppendVarint32(static_cast<uint32_t>(fingerprints.size()), out);
+  const std::vector<AppliedEvents::Entry>& entries = applied.entries();
+  AppendVarint32(static_cast<uint32_t>(entries.size()), out);
   at = out->size();
-  out->resize(at + fingerprints.size() * 12);
+  out->resize(at + entries.size() * 12);
   char* p = out->data() + at;
-  for (uint64_t f : fingerprints) {
-    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(f >> (8 * i));
+  for (const AppliedEvents::Entry& e : entries) {
+    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(e.fingerprint >> (8 * i));
   }
-  for (uint32_t h : applied.hours()) {
-    for (int i = 0; i < 4; ++i) *p++ = static_cast<char>(h >> (8 * i));
+  for (const AppliedEvents::Entry& e : entries) {
+    for (int i = 0; i < 4; ++i) *p++ = static_cast<char>(e.hour >> (8 * i));
   }
 }
 
@@ -357,23 +357,22 @@ inline bool DecodePatient(absl::string_view record, absl::string_view* state_byt
   }
   if (applied == nullptr) return true;
   const unsigned char* p = reinterpret_cast<const unsigned char*>(record.data() + i);
-  std::vector<uint64_t> fingerprints(k);
-  for (uint64_t& f : fingerprints) {
-    f = 0;
+  std::vector<AppliedEvents::Entry> entries(k, AppliedEvents::Entry{0, kUnknownFoldHour});
+  for (size_t j = 0; j < k; ++j) {
+    uint64_t f = 0;
     for (int b = 0; b < 8; ++b) f |= static_cast<uint64_t>(*p++) << (8 * b);
+    if (j > 0 && entries[j - 1].fingerprint >= f) return false;
+    entries[j].fingerprint = f;
   }
-  for (size_t j = 1; j < k; ++j) {
-    if (fingerprints[j - 1] >= fingerprints[j]) return false;
-  }
-  std::vector<uint32_t> hours(k, kUnknownFoldHour);
   if (v7) {
-    for (uint32_t& h : hours) {
-      h = 0;
+    for (AppliedEvents::Entry& e : entries) {
+      uint32_t h = 0;
       for (int b = 0; b < 4; ++b) h |= static_cast<uint32_t>(*p++) << (8 * b);
       if (h == kUnknownFoldHour) return false;
+      e.hour = h;
     }
   }
-  applied->Assign(std::move(fingerprints), std::move(hours));
+  applied->Assign(std::move(entries));
   return true;
 }
 

@@ -101,7 +101,7 @@ TEST_CASE("the window agrees with a model of every fold", "[storage]") {
 TEST_CASE("fingerprints of a format-6 record get the hour of their first fold", "[storage]") {
   DedupeOptions options;
   AppliedEvents applied;
-  applied.Assign({3, 9}, {kUnknownFoldHour, kUnknownFoldHour});
+  applied.Assign({{3, kUnknownFoldHour}, {9, kUnknownFoldHour}});
   const int64_t t0 = 1'700'000'000;
   CHECK_FALSE(applied.Fold(9, t0, options));  // still recognised after the upgrade
   CHECK(applied.hours() == std::vector<uint32_t>{FoldHour(t0), FoldHour(t0)});

@@ -98,7 +98,7 @@ TEST_CASE("a patient record holds the state bytes, then the dedupe window", "[st
   namespace sf = storage_format;
   std::string state(200, 'x');  // long enough for a two-byte varint length
   AppliedEvents applied;
-  applied.Assign({1, 0x0102030405060708ULL}, {7, 0x01020304});
+  applied.Assign({{1, 7}, {0x0102030405060708ULL, 0x01020304}});
   std::string record;
   sf::EncodePatient(state, applied, &record);
   REQUIRE(record.size() == 1 + 2 + 200 + 1 + 2 * 12);
@@ -584,7 +584,7 @@ TEST_CASE("a version 5 directory is upgraded in place: its outbox is rekeyed by 
   REQUIRE(entries.ok());
   CHECK(*entries == 3);  // the old keys are gone
   storage->reset();
-  auto again = Storage::Open(dir.path());  // version 6 now: opens as it is
+  auto again = Storage::Open(dir.path());  // the current version now: opens as it is
   REQUIRE(again.ok());
   CHECK(Due(**again, 2, 0, 9999) == std::vector<std::string>{"b-due", "a-deferred"});
 }
