@@ -3,7 +3,7 @@
 // topic", "Commit cadence").
 //
 //   decode -> validate -> dedupe(event_id per patient) -> fold (projections/) into a write-back
-//   cache -> every commit interval ONE WriteBatch: dirty states + their applied-event sets + each
+//   cache -> every commit interval ONE WriteBatch: dirty states + their dedupe windows + each
 //   partition's next offset.
 //
 // On every partition assignment the engine seeks to the offset it stored with the state, so a

@@ -24,8 +24,9 @@ struct DedupeOptions {
   // Kafka producer retries take seconds, clients' retries minutes to hours, a source re-sending
   // after an outage days.
   int64_t window_s = int64_t{30} * 86400;
-  // At most this many fingerprints per patient, the most recently folded (a patient with more
-  // events than this within the window keeps the newest): bounds a record against a flood.
+  // At most this many fingerprints per patient: past it those folded in the earliest hour go
+  // (within one hour the smaller fingerprints first, never the event just folded). Bounds a
+  // record against a flood.
   size_t max_events = 1024;
 };
 

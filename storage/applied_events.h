@@ -31,8 +31,10 @@ namespace tend {
 
 
 // The fold hour of a fingerprint read from a format-6 record, which kept no time: the engine
-// stamps it with the partition clock the first time it folds into the patient (Stamp), so an
-// upgraded record keeps its fingerprints for one window.
+// stamps it the first time it folds an event into the patient (an hour before that fold, so the
+// new event outranks them at the cap), so an upgraded record keeps its fingerprints for one more
+// window. A record written before that fold (a timer fired for the patient, say) keeps them
+// unstamped: format 7 stores this value as it is, for every fingerprint of the record or none.
 inline constexpr uint32_t kUnknownFoldHour = std::numeric_limits<uint32_t>::max();
 
 inline uint32_t FoldHour(int64_t clock_s) {
@@ -99,7 +101,7 @@ class AppliedEvents {
     entries_.insert(pos, Entry{fingerprint, now});
     oldest_ = std::min(oldest_, now);
     const size_t max = std::max<size_t>(1, options.max_events);
-    if (entries_.size() > max) DropOldest(entries_.size() - max);
+    if (entries_.size() > max) DropOldest(entries_.size() - max, fingerprint);
     return true;
   }
 
@@ -129,10 +131,10 @@ class AppliedEvents {
     return std::lower_bound(entries_.begin(), entries_.end(), Entry{fingerprint, 0},
                             ByFingerprint);
   }
-  // Fingerprints of a format-6 record get the hour of their first fold here.
+  // Fingerprints of a format-6 record get the hour before their first fold here.
   void Stamp(uint32_t now) {
     for (Entry& e : entries_) {
-      if (e.hour == kUnknownFoldHour) e.hour = now;
+      if (e.hour == kUnknownFoldHour) e.hour = now > 0 ? now - 1 : 0;
     }
     oldest_ = kUnknownFoldHour;
     for (const Entry& e : entries_) oldest_ = std::min(oldest_, e.hour);
@@ -148,19 +150,28 @@ class AppliedEvents {
       oldest_ = std::min(oldest_, e.hour);
     }
     entries_.resize(out);
+    // A record upgraded from format 6, or a flood, may have been far larger: the cache counts
+    // the capacity.
+    if (entries_.capacity() > 64 && entries_.size() < entries_.capacity() / 4) {
+      entries_.shrink_to_fit();
+    }
   }
-  // Drops the `n` folded earliest (ties: the smaller fingerprint first, so that the result is a
-  // function of the contents alone).
-  void DropOldest(size_t n) {
+  // Drops the `n` folded earliest other than `just_folded` (ties within an hour: the smaller
+  // fingerprint first, so that the result is a function of the contents alone; the event just
+  // folded always stays, since its copies are the likeliest to come).
+  void DropOldest(size_t n, uint64_t just_folded) {
     std::vector<uint32_t> sorted;
     sorted.reserve(entries_.size());
-    for (const Entry& e : entries_) sorted.push_back(e.hour);
+    for (const Entry& e : entries_) {
+      if (e.fingerprint != just_folded) sorted.push_back(e.hour);
+    }
     std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(n - 1),
                      sorted.end());
     const uint32_t cut = sorted[n - 1];  // every hour below goes, and the first few at `cut`
     size_t at_cut = n;
-    for (const Entry& e : entries_) at_cut -= e.hour < cut ? 1 : 0;
-    KeepIf([cut, &at_cut](const Entry& e) {
+    for (const Entry& e : entries_) at_cut -= e.hour < cut && e.fingerprint != just_folded ? 1 : 0;
+    KeepIf([cut, &at_cut, just_folded](const Entry& e) {
+      if (e.fingerprint == just_folded) return true;
       if (e.hour < cut) return false;
       if (e.hour == cut && at_cut > 0) {
         --at_cut;

@@ -336,7 +336,8 @@ inline void EncodePatient(absl::string_view state_bytes, const AppliedEvents& ap
 // Splits a patient record (format 7, or 6: varint32 n, n bytes of state, then 8-byte
 // fingerprints, ascending, with no time: they get kUnknownFoldHour) into the state bytes and
 // (when `applied` is not null) the dedupe window. false when `record` is malformed: cut short,
-// too long, or fingerprints not strictly ascending.
+// too long, fingerprints not strictly ascending, or some but not all hours kUnknownFoldHour
+// (checked only when `applied` is not null).
 inline bool DecodePatient(absl::string_view record, absl::string_view* state_bytes,
                           AppliedEvents* applied) {
   const bool v7 = !record.empty() && record[0] == kPatientRecordV7;
@@ -365,12 +366,16 @@ inline bool DecodePatient(absl::string_view record, absl::string_view* state_byt
     entries[j].fingerprint = f;
   }
   if (v7) {
+    size_t unstamped = 0;
     for (AppliedEvents::Entry& e : entries) {
       uint32_t h = 0;
       for (int b = 0; b < 4; ++b) h |= static_cast<uint32_t>(*p++) << (8 * b);
-      if (h == kUnknownFoldHour) return false;
+      unstamped += h == kUnknownFoldHour ? 1 : 0;
       e.hour = h;
     }
+    // Fingerprints of a format-6 record written back before their first fold stay unstamped,
+    // all of them: a mix is damage.
+    if (unstamped != 0 && unstamped != k) return false;
   }
   applied->Assign(std::move(entries));
   return true;

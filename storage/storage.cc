@@ -1053,7 +1053,8 @@ absl::Status Storage::ApplyChangelog(int32_t partition,
       }
     } else if (cf == state_ && r.value.has_value() && !on_state) {
       v1::PatientState state;
-      if (!ParsePatient(value, key.substr(4), &state, nullptr).ok()) {
+      AppliedEvents window;  // checked too: the engine reads it at the patient's next event
+      if (!ParsePatient(value, key.substr(4), &state, &window).ok()) {
         return bad(r, "not a patient record");
       }
     }
@@ -1074,7 +1075,8 @@ absl::Status Storage::ApplyChangelog(int32_t partition,
         v1::PatientState before, after;
         const absl::string_view id = key.substr(4);
         if (existed) TEND_RETURN_IF_ERROR(ParsePatient(before_value, id, &before, nullptr));
-        if (r.value.has_value() && !ParsePatient(value, id, &after, nullptr).ok()) {
+        AppliedEvents window;  // checked too: the engine reads it at the patient's next event
+        if (r.value.has_value() && !ParsePatient(value, id, &after, &window).ok()) {
           return bad(r, "not a patient record");
         }
         on_state(partition, existed ? &before : nullptr, r.value.has_value() ? &after : nullptr,

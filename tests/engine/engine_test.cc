@@ -494,7 +494,7 @@ TEST_CASE("a copy of an event is dropped within the dedupe window and folded aga
   log.patients = {"p-a", "p-b"};
   TempDir dir;
   struct Result {
-    int64_t applied = 0, dropped = 0;
+    int64_t applied = 0, dropped = 0, misses = 0;
     std::string pa, pb;
   };
   auto run = [&](const std::string& name, DedupeOptions dedupe, int64_t commit_max_records,
@@ -515,6 +515,7 @@ TEST_CASE("a copy of an event is dropped within the dedupe window and folded aga
     Result r;
     r.applied = (*engine)->stats().events_applied;
     r.dropped = (*engine)->stats().duplicates;
+    r.misses = (*engine)->stats().cache_misses;
     const auto states = States(**storage);
     r.pa = states.at("p-a").SerializeAsString();
     r.pb = states.at("p-b").SerializeAsString();
@@ -529,6 +530,8 @@ TEST_CASE("a copy of an event is dropped within the dedupe window and folded aga
   // One record per commit, and a cache so small every patient is read back from storage at
   // each record: the window goes through the records on disk and comes back the same.
   const Result one_by_one = run("one-by-one", DedupeOptions(), 1, 1);
+  CHECK(batched.misses == 2);
+  CHECK(one_by_one.misses > 2);  // p-a was read back from its record between its events
   CHECK(one_by_one.applied == batched.applied);
   CHECK(one_by_one.dropped == batched.dropped);
   CHECK(one_by_one.pa == batched.pa);

@@ -125,11 +125,11 @@ TEST_CASE("a patient record holds the state bytes, then the dedupe window", "[st
   // k larger than what follows (no overflow into a huge allocation).
   std::string huge = std::string("\0\x01" "a", 3) + "\xff\xff\xff\xff\x0f";
   CHECK_FALSE(sf::DecodePatient(huge, &back_state, &back));
-  // Fingerprints out of order, or an hour that is the format-6 marker: damage, refused.
+  // Fingerprints out of order, or only some hours unstamped: damage, refused.
   std::string swapped = record;
   std::swap_ranges(swapped.begin() + 204, swapped.begin() + 212, swapped.begin() + 212);
   CHECK_FALSE(sf::DecodePatient(swapped, &back_state, &back));
-  std::string unknown = record;
+  std::string unknown = record;  // one hour unstamped, the other not
   std::fill(unknown.begin() + 220, unknown.begin() + 224, '\xff');
   CHECK_FALSE(sf::DecodePatient(unknown, &back_state, &back));
 }
@@ -148,15 +148,27 @@ TEST_CASE("a format-6 patient record is still read: fingerprints without hours",
   CHECK(applied.fingerprints() == std::vector<uint64_t>{5, 0x0102030405060708ULL});
   CHECK(applied.hours() == std::vector<uint32_t>{kUnknownFoldHour, kUnknownFoldHour});
   CHECK_FALSE(sf::DecodePatient(record.substr(0, record.size() - 3), &state, &applied));
-  // Written again, it is a format-7 record with the hours its fold gave them.
+  // Written back before any fold (a timer fired for the patient), the fingerprints stay
+  // unstamped in a format-7 record, which reads back as it was written.
+  std::string unfolded;
+  sf::EncodePatient(state, applied, &unfolded);
+  CHECK(unfolded[0] == '\0');
+  AppliedEvents back;
+  REQUIRE(sf::DecodePatient(unfolded, &state, &back));
+  CHECK(back == applied);
+  // Written again after a fold, it holds the hours the fold gave them: the hour before it for the
+  // old ones.
   DedupeOptions options;
   CHECK(applied.Fold(9, 3600 * 100, options));
-  CHECK(applied.hours() == std::vector<uint32_t>{100, 100, 100});
+  CHECK(applied.hours() == std::vector<uint32_t>{99, 100, 99});
   std::string again;
   sf::EncodePatient(state, applied, &again);
-  AppliedEvents back;
   REQUIRE(sf::DecodePatient(again, &state, &back));
   CHECK(back == applied);
+  // Some hours unstamped and some not: damage, refused.
+  std::string mixed = unfolded;
+  std::fill(mixed.end() - 4, mixed.end(), '\0');
+  CHECK_FALSE(sf::DecodePatient(mixed, &state, &back));
 }
 
 TEST_CASE("a directory folded from one topic refuses another", "[storage]") {
