@@ -29,7 +29,6 @@ namespace tend {
 // DedupeOptions (its window and bound) are in events/codec.h, with the other options of what the
 // engine accepts from the log.
 
-
 // The fold hour of a fingerprint read from a format-6 record, which kept no time: the engine
 // stamps it the first time it folds an event into the patient (an hour before that fold, so the
 // new event outranks them at the cap), so an upgraded record keeps its fingerprints for one more
