@@ -3,6 +3,7 @@
 #include <google/protobuf/reflection.h>
 
 #include <algorithm>
+#include <array>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -484,11 +485,13 @@ absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
     if (date) {
       // Only dates that move on once they have passed (the next one takes their place): a date
       // that stays in the past, like first_seen_at, has nothing to fire for again.
+      constexpr std::array<absl::string_view, 2> kDates = {"patient.coupons.next_expiry",
+                                                           "patient.profile.next_birthday"};
       const std::string& field = t.date().field();
-      if (field != "patient.coupons.next_expiry" && field != "patient.profile.next_birthday") {
+      if (std::find(kDates.begin(), kDates.end(), field) == kDates.end()) {
         return Bad("trigger.date.field",
-                   absl::StrCat("\"", field, "\" is not one of the dates a rule can wait for: "
-                                "patient.coupons.next_expiry, patient.profile.next_birthday"));
+                   absl::StrCat("\"", field, "\" is not one of the dates a rule can wait for: ",
+                                absl::StrJoin(kDates, ", ")));
       }
       auto path = ResolveFieldPath(absl::StrCat(field, ".seconds"));
       if (!path.ok()) return Bad("trigger.date.field", path.status().message());

@@ -109,8 +109,7 @@ class AppliedEvents {
   // record, whose fingerprints get the hour of their first fold.
   void Assign(std::vector<Entry> entries) {
     entries_ = std::move(entries);
-    oldest_ = kUnknownFoldHour;
-    for (const Entry& e : entries_) oldest_ = std::min(oldest_, e.hour);
+    oldest_ = OldestHour();
   }
   void clear() { Assign({}); }
 
@@ -135,8 +134,12 @@ class AppliedEvents {
     for (Entry& e : entries_) {
       if (e.hour == kUnknownFoldHour) e.hour = now > 0 ? now - 1 : 0;
     }
-    oldest_ = kUnknownFoldHour;
-    for (const Entry& e : entries_) oldest_ = std::min(oldest_, e.hour);
+    oldest_ = OldestHour();
+  }
+  uint32_t OldestHour() const {
+    uint32_t oldest = kUnknownFoldHour;
+    for (const Entry& e : entries_) oldest = std::min(oldest, e.hour);
+    return oldest;
   }
   // Keeps the entries for which keep(entry) holds, in order, and recomputes oldest_.
   template <typename Pred>

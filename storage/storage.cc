@@ -1018,6 +1018,7 @@ absl::Status Storage::ApplyChangelog(int32_t partition,
   };
   int64_t outbox_change = 0;
   std::string before_value;
+  v1::PatientState after;  // a state record's new value, parsed (and checked) once
   for (const ChangelogRecord& r : records) {  // checked (changelog::Check)
     rocksdb::ColumnFamilyHandle* const cf = ChangelogFamily(r.key[0]);
     const absl::string_view key(r.key.data() + 1, r.key.size() - 1);
@@ -1051,10 +1052,9 @@ absl::Status Storage::ApplyChangelog(int32_t partition,
           (r.value.has_value() && !value.empty())) {
         return bad(r, "not a timer");
       }
-    } else if (cf == state_ && r.value.has_value() && !on_state) {
-      v1::PatientState state;
+    } else if (cf == state_ && r.value.has_value()) {
       AppliedEvents window;  // checked too: the engine reads it at the patient's next event
-      if (!ParsePatient(value, key.substr(4), &state, &window).ok()) {
+      if (!ParsePatient(value, key.substr(4), &after, &window).ok()) {
         return bad(r, "not a patient record");
       }
     }
@@ -1072,12 +1072,9 @@ absl::Status Storage::ApplyChangelog(int32_t partition,
           if (!added) it->second = std::min(it->second, not_before_s);
         }
       } else if (on_state) {
-        v1::PatientState before, after;
-        const absl::string_view id = key.substr(4);
-        if (existed) TEND_RETURN_IF_ERROR(ParsePatient(before_value, id, &before, nullptr));
-        AppliedEvents window;  // checked too: the engine reads it at the patient's next event
-        if (r.value.has_value() && !ParsePatient(value, id, &after, &window).ok()) {
-          return bad(r, "not a patient record");
+        v1::PatientState before;
+        if (existed) {
+          TEND_RETURN_IF_ERROR(ParsePatient(before_value, key.substr(4), &before, nullptr));
         }
         on_state(partition, existed ? &before : nullptr, r.value.has_value() ? &after : nullptr,
                  &batch);

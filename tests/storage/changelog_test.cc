@@ -277,6 +277,21 @@ TEST_CASE("a changelog value that does not decode stops the restore, nothing of 
   };
   CHECK(add({0, "s" + storage_format::StateKey(0, "p"), std::string("\x01garbage")}).code() ==
         absl::StatusCode::kDataLoss);
+  // A state whose dedupe window is damaged (fingerprints out of order): the engine would refuse
+  // the patient at their next event, so the restore refuses it now.
+  {
+    AppliedEvents window;
+    window.Assign({{1, 7}, {2, 7}});
+    std::string record;
+    storage_format::EncodePatient(Patient("p", 1).SerializeAsString(), window, &record);
+    std::swap_ranges(record.end() - 24, record.end() - 16, record.end() - 16);
+    absl::string_view state;
+    AppliedEvents back;
+    REQUIRE(storage_format::DecodePatient(record, &state, nullptr));  // the state alone reads
+    REQUIRE_FALSE(storage_format::DecodePatient(record, &state, &back));
+    CHECK(add({0, "s" + storage_format::StateKey(0, "p"), changelog::kPut + record}).code() ==
+          absl::StatusCode::kDataLoss);
+  }
   CHECK(add({0, "o" + storage_format::OutboxKey(0, 5, "cmd"), std::string("\x01\xff\xff")})
             .code() == absl::StatusCode::kDataLoss);
   // A command whose id is not its key's.
@@ -355,6 +370,11 @@ TEST_CASE("a changelog record not of the format stops the restore", "[storage]")
   CHECK(restorer.Add(short_key).code() == absl::StatusCode::kDataLoss);
   ChangelogRecord unversioned{0, std::string("s\0\0\0\0p", 6), std::string("v"), 1};
   CHECK(restorer.Add(unversioned).code() == absl::StatusCode::kDataLoss);
+  // A value of a version after this build's (0x03) is refused; version 1's tag is applied.
+  ChangelogRecord newer{0, std::string("s\0\0\0\0p", 6), std::string("\x03v"), 1};
+  CHECK(restorer.Add(newer).code() == absl::StatusCode::kDataLoss);
+  CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x01v"), 1}).ok());
+  CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x02v"), 1}).ok());
   ChangelogRecord elsewhere{0, std::string("s\0\0\0\3p", 6), std::string("\x01v"), 1};
   CHECK(restorer.Add(elsewhere).code() == absl::StatusCode::kDataLoss);  // partition 3's
   ChangelogRecord checkpoint_deleted{0, std::string("ccheckpoint/\0\0\0\0", 16), std::nullopt};
