@@ -942,6 +942,14 @@ v1::Event CouponIssued(const std::string& id, const std::string& coupon,
   return e;
 }
 
+v1::Event BirthdayOn(const std::string& id, int month, int day) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.mutable_profile_updated()->set_birth_month(month);
+  e.mutable_profile_updated()->set_birth_day(day);
+  return e;
+}
+
 v1::Event CouponRedeemed(const std::string& id, const std::string& coupon) {
   v1::Event e;
   e.set_event_id(id);
@@ -1046,10 +1054,7 @@ TEST_CASE("date rules: coupon expires tomorrow (cancelled by redemption) and bir
   }
 
   SECTION("a date rule new to the rules file arms at the patient's next event") {
-    v1::Event profile;
-    profile.set_event_id("e1");
-    profile.mutable_profile_updated()->set_birth_month(5);
-    profile.mutable_profile_updated()->set_birth_day(3);
+    const v1::Event profile = BirthdayOn("e1", 5, 3);
     auto without = RuleSet::Parse(R"(
 rules:
   - id: welcome
@@ -1083,10 +1088,7 @@ rules:
     INFO(eve.status());
     REQUIRE(eve.ok());
     p.rules = &*eve;
-    v1::Event profile;
-    profile.set_event_id("e1");
-    profile.mutable_profile_updated()->set_birth_month(5);
-    profile.mutable_profile_updated()->set_birth_day(3);
+    const v1::Event profile = BirthdayOn("e1", 5, 3);
     p.Fold(profile, "2026-05-01T09:30:00+08:00");
     CHECK(TimerOf(p, "birthday-eve") == absl::ToUnixSeconds(At("2026-05-02T18:00:00+08:00")));
     p.Tick("2026-05-02T18:30:00+08:00");
@@ -1099,10 +1101,7 @@ rules:
   }
 
   SECTION("birthday today: once a year, at 09:30 local") {
-    v1::Event profile;
-    profile.set_event_id("e1");
-    profile.mutable_profile_updated()->set_birth_month(5);
-    profile.mutable_profile_updated()->set_birth_day(3);
+    const v1::Event profile = BirthdayOn("e1", 5, 3);
     p.Fold(profile, "2026-05-01T09:30:00+08:00");
     CHECK(TimerOf(p, "birthday-today") == absl::ToUnixSeconds(At("2026-05-03T09:30:00+08:00")));
     p.Tick("2026-05-03T12:00:00+08:00");
