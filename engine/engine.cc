@@ -112,11 +112,13 @@ class Engine::Impl : public PartitionListener {
     bool tz_known = false;
     bool dirty = false;
     RuleMemoryIndex memories;  // of state.rules(), for deciding
-    // The cache's recency list (most recent first) and what the entry counts for in
+    // The cache's eviction order (second chance: Evict) and what the entry counts for in
     // cache_bytes_: the estimate as of its last read or commit (BuildPart sets `bytes`; the
-    // engine thread moves the difference into the total).
+    // engine thread moves the difference into the total). `referenced`: read since the eviction
+    // sweep last passed it, which spares it once.
     CacheEntry* newer = nullptr;
     CacheEntry* older = nullptr;
+    bool referenced = false;
     int64_t bytes = 0;
     int64_t counted = 0;
     // The commit whose batch last wrote this state (0: none since it was read): the entry may
@@ -141,6 +143,8 @@ class Engine::Impl : public PartitionListener {
   absl::Status Loop(RecordSource* source, const std::atomic<bool>& stop);
   void Process(const LogRecord& record);
   absl::Status Fold(int32_t partition, Partition* p);
+  // Folds event_ into the entry's state, in the calendar the entry keeps (TimeZoneOf).
+  void FoldEvent(CacheEntry* entry);
   // Folds event_ into `state` and runs the rules on it.
   void ApplyAndDecide(int32_t partition, Partition* p, CacheEntry* entry);
   // What deciding on the patient of `entry` at `now` reads: its active-day summary brought up to
@@ -156,12 +160,15 @@ class Engine::Impl : public PartitionListener {
   void DeadLetter(const LogRecord& record, Partition* p, const absl::Status& reason,
                   DeadLetterReason why);
   absl::StatusOr<CacheEntry*> Lookup(int32_t partition, const std::string& patient_id);
-  // The recency list of the cache: Touch makes `e` the most recent; Unlink takes it out.
+  // The cache's eviction order: Touch makes `e` the newest; Unlink takes it out. A hit only
+  // marks its entry `referenced` (no list to relink: the neighbours' memory stays untouched).
   void Touch(CacheEntry* e);
   void Unlink(CacheEntry* e);
-  // Lets the least recently used written patients go until the cache is within 75% of
-  // cache_max_bytes (the room before the next commit the bound calls for: docs/design.md,
-  // "Write-back cache"). Call right after a Submit: every batch but the one in flight is written.
+  // Lets written patients go, oldest first, until the cache is within 75% of cache_max_bytes
+  // (the room before the next commit the bound calls for: docs/design.md, "Write-back cache").
+  // Second chance (CLOCK, an approximation of least recently used): a patient read since the
+  // sweep last passed it is moved to the newest end instead, unmarked. Call right after a
+  // Submit: every batch but the one in flight is written.
   void Evict();
   void ClearCache();
   // Records cache_bytes_ in cache_bytes_peak_ when it is the largest yet (after a miss grew the
@@ -203,7 +210,7 @@ class Engine::Impl : public PartitionListener {
   // probe compares keys without chasing a pointer; entries are boxed so their addresses (in
   // dirty_) stay put when the table grows.
   absl::flat_hash_map<std::string, std::unique_ptr<CacheEntry>> cache_;
-  CacheEntry* newest_ = nullptr;  // the recency list's ends
+  CacheEntry* newest_ = nullptr;  // the eviction order's ends
   CacheEntry* oldest_ = nullptr;
   int64_t cache_bytes_ = 0;       // sum of the entries' `counted`
   int64_t commit_seq_ = 0;        // commits submitted
@@ -493,11 +500,15 @@ int64_t Engine::Impl::EntryBytes(const CacheEntry& e, size_t state_bytes) {
 void Engine::Impl::Evict() {
   const int64_t target = options_.cache_max_bytes / 4 * 3;
   int64_t evicted = 0;
+  // Each entry is passed at most twice: a referenced one comes round again unmarked.
   for (CacheEntry* e = oldest_; e != nullptr && cache_bytes_ > target;) {
     CacheEntry* newer = e->newer;
-    // Not while its changes wait for a commit or are in the batch being written: a miss must
-    // read the latest state.
-    if (!e->dirty && e->commit_seq < commit_seq_) {
+    if (e->referenced) {
+      e->referenced = false;
+      Touch(e);
+    } else if (!e->dirty && e->commit_seq < commit_seq_) {
+      // Not while its changes wait for a commit or are in the batch being written: a miss must
+      // read the latest state.
       Unlink(e);
       cache_bytes_ -= e->counted;
       auto it = cache_.find(e->key);
@@ -515,7 +526,7 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
   auto it = cache_.find(key_);
   if (it != cache_.end()) {
     Bump(cache_hits_);
-    Touch(it->second.get());
+    it->second->referenced = true;
     return it->second.get();
   }
   auto& slot = cache_[key_];
@@ -583,13 +594,22 @@ void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& pa
   }
 }
 
+void Engine::Impl::FoldEvent(CacheEntry* entry) {
+  projections::Apply(options_.projections, *event_, &entry->state,
+                     [&](const v1::PatientState&, absl::string_view* zone) -> const absl::TimeZone& {
+                       const absl::TimeZone& tz = TimeZoneOf(entry);
+                       *zone = entry->tz_name;
+                       return tz;
+                     });
+}
+
 void Engine::Impl::ApplyAndDecide(int32_t partition, Partition* p, CacheEntry* entry) {
   // Decisions use the partition clock (docs/design.md, "Time is in the log"): a replay decides the
   // same.
   const absl::Time now = Clock(*p);
   v1::PatientState* state = &entry->state;
   const bool first_event = state->unique_events() == 0;
-  projections::Apply(options_.projections, *event_, state);
+  FoldEvent(entry);
   std::optional<LazyView> view;
   DecideInput in = DecisionInput(entry, now, &view);
   in.event = event_;
@@ -677,7 +697,7 @@ absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
     return absl::OkStatus();
   }
   if (options_.rules == nullptr) {
-    projections::Apply(options_.projections, *event_, &entry->state);
+    FoldEvent(entry);
   } else {
     ApplyAndDecide(partition, p, entry);
   }

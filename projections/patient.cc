@@ -47,13 +47,25 @@ ProjectionConfig DefaultProjectionConfig() {
 }
 
 void Apply(const ProjectionConfig& config, const v1::Event& event, v1::PatientState* state) {
+  std::string name;
+  absl::TimeZone tz;
+  Apply(config, event, state,
+        [&](const v1::PatientState& s, absl::string_view* zone) -> const absl::TimeZone& {
+          tz = PatientTimeZone(config, s, &name);
+          *zone = name;
+          return tz;
+        });
+}
+
+void Apply(const ProjectionConfig& config, const v1::Event& event, v1::PatientState* state,
+           CalendarOf calendar) {
   ApplyActivity(event, state);
   ApplyAcquisition(event, state->mutable_acquisition());
   ApplyActivation(config, event, state->mutable_activation());
   ApplyEnrollment(event, state->mutable_enrollment());  // before adherence: it sets the calendar
   if (event.has_check_in() || event.has_purchase() || event.has_enrollment()) {
-    std::string zone;
-    const absl::TimeZone tz = PatientTimeZone(config, *state, &zone);
+    absl::string_view zone;
+    const absl::TimeZone& tz = calendar(*state, &zone);
     ApplyAdherence(event, tz, zone, state->mutable_adherence());
   }
   ApplyEngagement(event, state->mutable_engagement());

@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "projections/churn.h"
@@ -24,6 +25,15 @@ const std::map<std::string, int>& ProjectionVersions();
 // Folds one new (deduplicated, validated) event into every projection. Any arrival order of the
 // same events gives the same state.
 void Apply(const ProjectionConfig& config, const v1::Event& event, v1::PatientState* state);
+
+// The patient's calendar as a caller keeps it: the zone and its name that PatientTimeZone gives
+// for `state` as it is when called (an enrollment folded just before may have changed it).
+using CalendarOf = absl::FunctionRef<const absl::TimeZone&(const v1::PatientState& state,
+                                                          absl::string_view* zone_name)>;
+// The same, with the calendar from `calendar` instead of a zone lookup per event (the engine
+// keeps each cached patient's).
+void Apply(const ProjectionConfig& config, const v1::Event& event, v1::PatientState* state,
+           CalendarOf calendar);
 
 // The patient's calendar: the time zone of the latest Enrollment (by occurred_at), else the
 // configured default.

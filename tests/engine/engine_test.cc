@@ -544,6 +544,49 @@ TEST_CASE("a copy of an event is dropped within the dedupe window and folded aga
   CHECK(kept.dropped == 4);
 }
 
+TEST_CASE("a patient read at every record stays in a small cache while new patients stream "
+          "through it",
+          "[integration]") {
+  // The cache's eviction (second chance, an approximation of least recently used) spares a
+  // patient read since the sweep last passed it: only the streaming patients are read back.
+  const int64_t t0 = 1780000000;
+  MemoryLog log;
+  auto add = [&](const std::string& patient, const std::string& id, int64_t at_s) {
+    v1::Event e;
+    e.set_event_id(id);
+    e.set_patient_id(patient);
+    e.mutable_occurred_at()->set_seconds(at_s);
+    *e.mutable_recorded_at() = e.occurred_at();
+    e.mutable_check_in()->set_kind(v1::CheckIn::TRAINING);
+    log.records.push_back({0, patient, e.SerializeAsString(), at_s * 1000});
+  };
+  constexpr int kNew = 2000;
+  for (int i = 0; i < kNew; ++i) {
+    add(absl::StrCat("p-new-", i), "first", t0 + 2 * i);
+    add("p-hot", absl::StrCat("hot-", i), t0 + 2 * i + 1);
+    log.patients.push_back(absl::StrCat("p-new-", i));
+  }
+  log.patients.push_back("p-hot");
+  TempDir dir;
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  EngineOptions options;
+  options.mode = EngineOptions::Mode::kReplay;
+  options.validation.max_clock_skew = absl::Hours(24 * 365);  // old records, today's engine
+  options.commit_max_records = 1;
+  options.cache_max_bytes = 64 << 10;  // a dozen patients
+  auto engine = Engine::Create(options, storage->get());
+  REQUIRE(engine.ok());
+  MemorySource source(&log);
+  std::atomic<bool> stop{false};
+  REQUIRE((*engine)->RunFrom(&source, stop).ok());
+  const EngineStats stats = (*engine)->stats();
+  CHECK(stats.events_applied == 2 * kNew);
+  CHECK(stats.cache_evictions > kNew / 2);  // the cache was full most of the run
+  CHECK(stats.cache_misses == kNew + 1);    // p-hot read once
+  CHECK(States(**storage).at("p-hot").unique_events() == kNew);
+}
+
 TEST_CASE("a clock tick alone fires an absence timer through the engine", "[integration]") {
   auto broker = testing::StartBroker(2);
   auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
