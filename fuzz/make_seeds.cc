@@ -1,6 +1,7 @@
 // Writes the seed corpora of fuzz/corpus/ that are generated rather than written by hand:
 // event_record (serialized events, one per body kind and a clock tick), event_json (the same
-// events' JSON lines), and archive (small archives, finished and cut short). Run from the
+// events' JSON lines), archive (small archives, finished and cut short), and patient_record (a
+// simulated patient's stored record in format 7, unstamped, and in format 6). Run from the
 // repository root after changing the event or archive format:
 //   build/fuzz/fuzz_make_seeds fuzz/corpus
 // The YAML seeds (engine_config, rules) are copies of deploy/ files and hand-written cases, and
@@ -18,6 +19,9 @@
 #include "events/codec.h"
 #include "kafka/archive.h"
 #include "kafka/ticker.h"
+#include "projections/patient.h"
+#include "storage/applied_events.h"
+#include "storage/format.h"
 
 namespace {
 
@@ -39,7 +43,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string root = argv[1];
-  for (const char* target : {"event_record", "event_json", "archive"}) {
+  for (const char* target : {"event_record", "event_json", "archive", "patient_record"}) {
     std::filesystem::create_directories(root + "/" + target);
   }
   // One event of each body kind from a simulated cohort, and a clock tick.
@@ -92,6 +96,36 @@ int main(int argc, char** argv) {
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   Write(root + "/archive/cut-short", bytes.substr(0, bytes.size() * 2 / 3));
   Write(root + "/archive/header-only", bytes.substr(0, 64));
+  // A patient folded from the first events above (one patient's), stored as the engine writes it
+  // (format 7), with its window unstamped (a format-6 record written back before its first
+  // fold), and as a format-6 record: varint32 n, the state, then the bare fingerprints.
+  v1::PatientState state;
+  AppliedEvents applied;
+  const projections::ProjectionConfig config = projections::DefaultProjectionConfig();
+  for (const v1::Event& e : all) {
+    if (e.patient_id() != all[0].patient_id()) continue;
+    if (applied.Fold(storage_format::EventFingerprint(e.event_id()), e.recorded_at().seconds(),
+                     DedupeOptions())) {
+      projections::Apply(config, e, &state);
+    }
+  }
+  const std::string state_bytes = state.SerializeAsString();
+  std::string record;
+  storage_format::EncodePatient(state_bytes, applied, &record);
+  Write(root + "/patient_record/format-7", record);
+  std::vector<AppliedEvents::Entry> unstamped = applied.entries();
+  for (AppliedEvents::Entry& e : unstamped) e.hour = kUnknownFoldHour;
+  AppliedEvents upgraded;
+  upgraded.Assign(unstamped);
+  storage_format::EncodePatient(state_bytes, upgraded, &record);
+  Write(root + "/patient_record/format-7-unstamped", record);
+  std::string v6;
+  storage_format::AppendVarint32(static_cast<uint32_t>(state_bytes.size()), &v6);
+  v6 += state_bytes;
+  for (const AppliedEvents::Entry& e : applied.entries()) {
+    for (int b = 0; b < 8; ++b) v6.push_back(static_cast<char>(e.fingerprint >> (8 * b)));
+  }
+  Write(root + "/patient_record/format-6", v6);
   std::fprintf(stderr, "seeds written under %s\n", root.c_str());
   return 0;
 }
