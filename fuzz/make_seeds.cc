@@ -5,7 +5,9 @@
 // repository root after changing the event or archive format:
 //   build/fuzz/fuzz_make_seeds fuzz/corpus
 // The YAML seeds (engine_config, rules) are copies of deploy/ files and hand-written cases, and
-// the page_token seeds are hand-written bytes.
+// the page_token seeds and patient_record/format-7-out-of-order (format-7 with its first two
+// fingerprints swapped: refused, so a decoder that stopped checking the order fails the replay)
+// are hand-written bytes.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
