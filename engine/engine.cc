@@ -595,12 +595,14 @@ void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& pa
 }
 
 void Engine::Impl::FoldEvent(CacheEntry* entry) {
-  projections::Apply(options_.projections, *event_, &entry->state,
-                     [&](const v1::PatientState&, absl::string_view* zone) -> const absl::TimeZone& {
-                       const absl::TimeZone& tz = TimeZoneOf(entry);
-                       *zone = entry->tz_name;
-                       return tz;
-                     });
+  // The state Apply asks about is the entry's own, which TimeZoneOf reads (and looks up again
+  // when an enrollment folded just before changed its zone).
+  auto calendar = [&](const v1::PatientState&, absl::string_view* zone) -> const absl::TimeZone& {
+    const absl::TimeZone& tz = TimeZoneOf(entry);
+    *zone = entry->tz_name;
+    return tz;
+  };
+  projections::Apply(options_.projections, *event_, &entry->state, calendar);
 }
 
 void Engine::Impl::ApplyAndDecide(int32_t partition, Partition* p, CacheEntry* entry) {

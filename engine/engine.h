@@ -59,10 +59,11 @@ struct EngineOptions {
   absl::Duration commit_delay_when_caught_up = absl::Milliseconds(20);
   // The write-back cache of patient states, in bytes (estimated: docs/design.md, "Memory").
   // Past it, after a commit, the least recently used patients whose state is written (second
-  // chance: an approximation) leave it until it holds 75% of this; a patient read again costs one RocksDB read. Patients whose
-  // changes are not written yet (dirty, or in the batch being written) always stay, so a cache
-  // over its bound is also a reason to commit: it holds the bound but for the batch in flight
-  // and one consumed batch of records, whatever the interval and the machine's speed.
+  // chance: an approximation) leave it until it holds 75% of this; a patient read again costs
+  // one RocksDB read. Patients whose changes are not written yet (dirty, or in the batch being
+  // written) always stay, so a cache over its bound is also a reason to commit: it holds the
+  // bound but for the batch in flight and one consumed batch of records, whatever the interval
+  // and the machine's speed.
   int64_t cache_max_bytes = int64_t{512} << 20;
   // Timers held in memory per partition: a window of about this many of the earliest, the rest
   // read from storage as the partition clock reaches them (docs/design.md, "Memory").

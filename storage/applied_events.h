@@ -1,15 +1,18 @@
 // The dedupe window of a patient (docs/design.md, "Per-patient dedupe window"): the fingerprints
 // of the events folded into the patient's state in the last `window` of the partition clock (at
-// most `max_events` of them), each with the hour it was folded at. A copy of an event (a producer's
-// retry, a client that sends again, a source that re-sends after an outage) is recognised and
-// dropped when it reaches the fold within the window of the original; a later copy is folded
-// again. Bounded, so that a patient's record, its rewrite at each commit and its place in the
-// write-back cache do not grow with the patient's history (decision 10); it used to hold every
-// event ever folded, 8 bytes each.
+// most `max_events` of them once an event is folded; a record upgraded from format 6, or read
+// with a lower bound, may hold more until then), each with the hour it was folded at. A copy of
+// an event (a producer's retry, a client that sends again, a source that re-sends after an
+// outage) is recognised and dropped when it reaches the fold within the window of the original;
+// a later copy is folded again. Bounded, so that a patient's record, its rewrite at each commit
+// and its place in the write-back cache do not grow with the patient's history (decision 10); it
+// used to hold every event ever folded, 8 bytes each.
 //
 // Everything here is a pure function of the events folded and the partition clock at each, both
 // read from the log: a replay drops exactly the copies the live run dropped, whatever the commit
-// cadence or the cache's evictions.
+// cadence or the cache's evictions. Only a new event changes the window (a copy dropped leaves it
+// as it is), and the engine writes the patient after every new event, so the record written is
+// the same whether or not the patient was evicted in between.
 //
 // Stored in the patient record (storage/format.h, format 7). Thread safety: a value type.
 #ifndef TEND_STORAGE_APPLIED_EVENTS_H_
@@ -30,10 +33,11 @@ namespace tend {
 // engine accepts from the log.
 
 // The fold hour of a fingerprint read from a format-6 record, which kept no time: the engine
-// stamps it the first time it folds an event into the patient (an hour before that fold, so the
-// new event outranks them at the cap), so an upgraded record keeps its fingerprints for one more
-// window. A record written before that fold (a timer fired for the patient, say) keeps them
-// unstamped: format 7 stores this value as it is, for every fingerprint of the record or none.
+// stamps it the first time it folds a new event into the patient (an hour before that fold, so
+// the new event outranks them at the cap; a copy dropped stamps nothing), so an upgraded record
+// keeps its fingerprints for one more window. A record written before that fold (a timer fired
+// for the patient, say) keeps them unstamped: format 7 stores this value as it is, for every
+// fingerprint of the record or none.
 inline constexpr uint32_t kUnknownFoldHour = std::numeric_limits<uint32_t>::max();
 
 inline uint32_t FoldHour(int64_t clock_s) {
@@ -82,21 +86,28 @@ class AppliedEvents {
     return pos != entries_.end() && pos->fingerprint == fingerprint;
   }
 
-  // The fold of an event at partition clock `clock_s`: first the fingerprints that left the
-  // window go (folded before the hour of clock - window, or beyond max_events, the oldest first),
-  // then `fingerprint` is looked up. true (and added) when it was not there: the event is new;
-  // false: a copy within the window, to drop.
+  // The fold of an event at partition clock `clock_s`. false when `fingerprint` was folded within
+  // the window (at or after the hour of clock - window; an unstamped one always is): a copy, to
+  // drop, and the window is left as it is. Else true, and the window changes: the fingerprints
+  // that left it go, unstamped ones are stamped, `fingerprint` is added, and past max_events
+  // the oldest go.
   bool Fold(uint64_t fingerprint, int64_t clock_s, const DedupeOptions& options) {
     const uint32_t now = FoldHour(clock_s);
-    if (oldest_ == kUnknownFoldHour && !entries_.empty()) Stamp(now);
     const int64_t window_hours = (options.window_s + 3599) / 3600;
     const int64_t first = static_cast<int64_t>(now) - window_hours;
+    // Only a new event changes the window: the engine writes the patient after it, while a
+    // copy's change would be kept or lost with the cache's evictions.
+    auto found = LowerBound(fingerprint);
+    if (found != entries_.end() && found->fingerprint == fingerprint &&
+        static_cast<int64_t>(found->hour) >= first) {
+      return false;
+    }
     if (first > static_cast<int64_t>(oldest_)) {
       const auto cut = static_cast<uint32_t>(first);
       KeepIf([cut](const Entry& e) { return e.hour >= cut; });
     }
-    auto pos = LowerBound(fingerprint);
-    if (pos != entries_.end() && pos->fingerprint == fingerprint) return false;
+    if (oldest_ == kUnknownFoldHour && !entries_.empty()) Stamp(now);
+    auto pos = LowerBound(fingerprint);  // the fingerprint is not there: an expired one went
     entries_.insert(pos, Entry{fingerprint, now});
     oldest_ = std::min(oldest_, now);
     const size_t max = std::max<size_t>(1, options.max_events);
@@ -129,7 +140,7 @@ class AppliedEvents {
     return std::lower_bound(entries_.begin(), entries_.end(), Entry{fingerprint, 0},
                             ByFingerprint);
   }
-  // Fingerprints of a format-6 record get the hour before their first fold here.
+  // Fingerprints of a format-6 record get the hour before the first new event's fold here.
   void Stamp(uint32_t now) {
     for (Entry& e : entries_) {
       if (e.hour == kUnknownFoldHour) e.hour = now > 0 ? now - 1 : 0;

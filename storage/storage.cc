@@ -1,12 +1,15 @@
 #include "storage/storage.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdarg>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <limits>
 
 #include <google/protobuf/util/time_util.h>
@@ -24,6 +27,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "storage/rocks_status.h"
@@ -311,10 +315,30 @@ Storage::~Storage() {
 
 namespace {
 
-// True when another process holds the directory's LOCK file, as a RocksDB writer does (a POSIX
-// record lock, F_SETLK; F_GETLK only looks). A lock held by this process does not show.
+// True when a process - this one too - holds the directory's LOCK file, as a RocksDB writer does
+// (a POSIX record lock, F_SETLK). Read from /proc/locks rather than probed on the file: F_GETLK
+// does not show a lock this process holds, and closing any descriptor of the file would release
+// this process's locks on it, an engine's own among them (POSIX record locks; fcntl(2)). Where
+// /proc/locks cannot be read, the probe on the file, which sees other processes only.
 bool EngineHoldsLock(const std::string& dir) {
-  const int fd = ::open((dir + "/LOCK").c_str(), O_RDONLY | O_CLOEXEC);
+  const std::string lock = dir + "/LOCK";
+  struct stat st = {};
+  if (::stat(lock.c_str(), &st) != 0) return false;
+  std::ifstream locks("/proc/locks");
+  if (locks) {
+    // A line per lock: "1: POSIX  ADVISORY  WRITE 7143 fd:01:1234567 0 EOF" (a waiter's has
+    // "->" after the id); the file is the device's major:minor in hex and the inode.
+    char file[64];
+    std::snprintf(file, sizeof(file), "%02x:%02x:%llu", major(st.st_dev), minor(st.st_dev),
+                  static_cast<unsigned long long>(st.st_ino));
+    for (std::string line; std::getline(locks, line);) {
+      const std::vector<absl::string_view> fields =
+          absl::StrSplit(line, ' ', absl::SkipWhitespace());
+      if (fields.size() > 5 && fields[1] != "->" && fields[5] == file) return true;
+    }
+    return false;
+  }
+  const int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   struct flock probe = {};
   probe.l_type = F_WRLCK;

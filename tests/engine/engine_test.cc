@@ -590,30 +590,17 @@ TEST_CASE("a patient read at every record stays in a small cache while new patie
 }
 
 TEST_CASE("an upgraded format-6 record goes through the engine: a timer fires, the record is "
-          "written back and read again, a copy is still dropped, a new event folds",
+          "written back and read again, a copy is still dropped, a new event folds, alike "
+          "whether the patient stays cached or not",
           "[integration]") {
   namespace sf = storage_format;
   // The path a format-6 directory takes once upgraded: the patient's first write may come from a
   // timer, before any fold stamps its fingerprints, so the record is written with all its hours
-  // unstamped and must read back as it was (the engine stopped on that read before 7b19a24).
+  // unstamped and must read back as it was (the engine stopped on that read before 7b19a24). The
+  // record then written must not depend on the cache: a copy dropped changes nothing, and the
+  // fingerprints are stamped at the next new event (a copy had stamped them in memory, which
+  // the patient's eviction then lost).
   const int64_t t0 = 1780000000;
-  MemoryLog log;
-  auto add = [&](const std::string& patient, const std::string& id, int64_t at_s, bool scan) {
-    v1::Event e;
-    e.set_event_id(id);
-    e.set_patient_id(patient);
-    e.mutable_occurred_at()->set_seconds(at_s);
-    *e.mutable_recorded_at() = e.occurred_at();
-    if (scan) {
-      e.mutable_scan()->set_channel_id("pharmacy");
-    } else {
-      e.mutable_check_in()->set_kind(v1::CheckIn::TRAINING);
-    }
-    log.records.push_back({0, patient, e.SerializeAsString(), at_s * 1000});
-  };
-  add("p-1", "s1", t0, true);
-  add("p-1", "c1", t0 + 60, false);  // arms the absence timer for t0 + 60 + 1 h
-  log.patients = {"p-1", "p-2"};
   auto rules = RuleSet::Parse(R"(
 rules:
   - id: silent-1h
@@ -623,78 +610,115 @@ rules:
     policy: {category: CARE, ttl: 1h}
 )", "test");
   REQUIRE(rules.ok());
-  TempDir dir;
-  int commands = 0;
-  auto run = [&]() {
-    auto storage = Storage::Open(dir.path());
-    REQUIRE(storage.ok());
-    EngineOptions options;
-    options.mode = EngineOptions::Mode::kReplay;
-    options.validation.max_clock_skew = absl::Hours(24 * 365);  // old records, today's engine
-    options.rules = std::make_shared<const RuleSet>(*rules);
-    // A commit per record and a cache that keeps nobody: p-1 is read back from its record at
-    // every record.
-    options.commit_max_records = 1;
-    options.cache_max_bytes = 1;
-    options.on_replay_command = [&](const v1::ReminderCommand& c) {
-      CHECK(c.rule_id() == "silent-1h");
-      CHECK(c.patient_id() == "p-1");
-      ++commands;
-    };
-    auto engine = Engine::Create(options, storage->get());
-    REQUIRE(engine.ok());
-    MemorySource source(&log);
-    std::atomic<bool> stop{false};
-    const absl::Status s = (*engine)->RunFrom(&source, stop);
-    INFO(s);
-    REQUIRE(s.ok());
-    return (*engine)->stats();
+  TempDir dirs;
+  struct Result {
+    EngineStats after;
+    int commands = 0;
+    std::string record;  // p-1's, as stored
   };
-  run();
-  CHECK(commands == 0);
-  // The directory made version 6: p-1's record rewritten as format 6 wrote it (varint32 n, the
-  // state, the bare fingerprints).
-  testing::EditRawDb(dir.path(), [&](rocksdb::DB* raw, const auto& handles) {
-    std::string record;
-    REQUIRE(raw->Get(rocksdb::ReadOptions(), handles[2], sf::StateKey(0, "p-1"), &record).ok());
+  auto scenario = [&](const std::string& name, int64_t cache_bytes) {
+    const std::string dir = dirs.Sub(name);
+    Result r;
+    MemoryLog log;
+    auto add = [&](const std::string& patient, const std::string& id, int64_t at_s, bool scan) {
+      v1::Event e;
+      e.set_event_id(id);
+      e.set_patient_id(patient);
+      e.mutable_occurred_at()->set_seconds(at_s);
+      *e.mutable_recorded_at() = e.occurred_at();
+      if (scan) {
+        e.mutable_scan()->set_channel_id("pharmacy");
+      } else {
+        e.mutable_check_in()->set_kind(v1::CheckIn::TRAINING);
+      }
+      log.records.push_back({0, patient, e.SerializeAsString(), at_s * 1000});
+    };
+    add("p-1", "s1", t0, true);
+    add("p-1", "c1", t0 + 60, false);  // arms the absence timer for t0 + 60 + 1 h
+    log.patients = {"p-1", "p-2"};
+    auto run = [&]() {
+      auto storage = Storage::Open(dir);
+      REQUIRE(storage.ok());
+      EngineOptions options;
+      options.mode = EngineOptions::Mode::kReplay;
+      options.validation.max_clock_skew = absl::Hours(24 * 365);  // old records, today's engine
+      options.rules = std::make_shared<const RuleSet>(*rules);
+      // A commit per record; with a 1-byte cache p-1 is read back from its record at every
+      // record.
+      options.commit_max_records = 1;
+      options.cache_max_bytes = cache_bytes;
+      options.on_replay_command = [&](const v1::ReminderCommand& c) {
+        CHECK(c.rule_id() == "silent-1h");
+        CHECK(c.patient_id() == "p-1");
+        ++r.commands;
+      };
+      auto engine = Engine::Create(options, storage->get());
+      REQUIRE(engine.ok());
+      MemorySource source(&log);
+      std::atomic<bool> stop{false};
+      const absl::Status s = (*engine)->RunFrom(&source, stop);
+      INFO(s);
+      REQUIRE(s.ok());
+      return (*engine)->stats();
+    };
+    run();
+    CHECK(r.commands == 0);
+    // The directory made version 6: p-1's record rewritten as format 6 wrote it (varint32 n, the
+    // state, the bare fingerprints).
+    testing::EditRawDb(dir, [&](rocksdb::DB* raw, const auto& handles) {
+      std::string record;
+      REQUIRE(raw->Get(rocksdb::ReadOptions(), handles[2], sf::StateKey(0, "p-1"), &record).ok());
+      absl::string_view state;
+      AppliedEvents applied;
+      REQUIRE(sf::DecodePatient(record, &state, &applied));
+      REQUIRE(applied.size() == 2);
+      std::string v6;
+      sf::AppendVarint32(static_cast<uint32_t>(state.size()), &v6);
+      v6.append(state.data(), state.size());
+      for (uint64_t f : applied.fingerprints()) {
+        for (int i = 0; i < 8; ++i) v6.push_back(static_cast<char>(f >> (8 * i)));
+      }
+      REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[2], sf::StateKey(0, "p-1"), v6).ok());
+      REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[1], std::string(sf::kFormatVersionKey),
+                       "6").ok());
+    });
+    // Then: another patient's event moves the partition clock past p-1's timer (it fires first
+    // and p-1 is written back, its fingerprints unstamped), a copy of c1 (dropped), and a new
+    // event the next hour, all before p-2's own timer falls due.
+    add("p-2", "s1", t0 + 2 * 3600, true);
+    add("p-1", "c1", t0 + 2 * 3600 + 600, false);
+    add("p-1", "c2", t0 + 2 * 3600 + 3000, false);
+    r.after = run();
+    testing::EditRawDb(dir, [&](rocksdb::DB* raw, const auto& handles) {
+      REQUIRE(raw->Get(rocksdb::ReadOptions(), handles[2], sf::StateKey(0, "p-1"), &r.record)
+                  .ok());
+    });
+    return r;
+  };
+  const uint32_t copy_hour = FoldHour(t0 + 2 * 3600 + 600);
+  const uint32_t new_hour = FoldHour(t0 + 2 * 3600 + 3000);
+  REQUIRE(new_hour == copy_hour + 1);
+  for (const int64_t cache_bytes : {int64_t{1}, int64_t{1} << 30}) {
+    INFO("cache " << cache_bytes << " bytes");
+    const Result r = scenario(absl::StrCat("cache-", cache_bytes), cache_bytes);
+    CHECK(r.after.records == 3);  // resumed at its checkpoint
+    CHECK(r.after.timers_fired == 1);  // p-1's, due at t0 + 60 s + 1 h
+    CHECK(r.commands == 1);
+    CHECK(r.after.duplicates == 1);
+    CHECK(r.after.events_applied == 2);
     absl::string_view state;
-    AppliedEvents applied;
-    REQUIRE(sf::DecodePatient(record, &state, &applied));
-    REQUIRE(applied.size() == 2);
-    std::string v6;
-    sf::AppendVarint32(static_cast<uint32_t>(state.size()), &v6);
-    v6.append(state.data(), state.size());
-    for (uint64_t f : applied.fingerprints()) {
-      for (int i = 0; i < 8; ++i) v6.push_back(static_cast<char>(f >> (8 * i)));
-    }
-    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[2], sf::StateKey(0, "p-1"), v6).ok());
-    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[1], std::string(sf::kFormatVersionKey), "6")
-                .ok());
-  });
-  // Then: another patient's event moves the partition clock past p-1's timer (it fires first and
-  // p-1 is written back, its fingerprints unstamped), a copy of c1 (dropped), and a new event.
-  add("p-2", "s1", t0 + 2 * 3600, true);
-  add("p-1", "c1", t0 + 5 * 1800, false);  // before p-2's own timer falls due
-  add("p-1", "c2", t0 + 5 * 1800 + 1, false);
-  const EngineStats after = run();
-  CHECK(after.records == 3);  // resumed at its checkpoint
-  CHECK(after.timers_fired == 1);  // p-1's, due at t0 + 60 s + 1 h
-  CHECK(commands == 1);
-  CHECK(after.duplicates == 1);
-  CHECK(after.events_applied == 2);
-  auto storage = Storage::Open(dir.path());
-  REQUIRE(storage.ok());
-  v1::PatientState p1;
-  AppliedEvents window;
-  REQUIRE(*(*storage)->GetPatient(0, "p-1", &p1, &window));
-  CHECK(p1.unique_events() == 3);
-  // Stamped at the first fold after the upgrade: the upgraded two an hour before it, c2 at it.
-  const uint32_t hour = FoldHour(t0 + 5 * 1800 + 1);
-  REQUIRE(hour == FoldHour(t0 + 5 * 1800));
-  const std::vector<uint32_t> hours = window.hours();
-  CHECK(window.size() == 3);
-  CHECK(std::count(hours.begin(), hours.end(), hour - 1) == 2);
-  CHECK(std::count(hours.begin(), hours.end(), hour) == 1);
+    AppliedEvents window;
+    REQUIRE(sf::DecodePatient(r.record, &state, &window));
+    v1::PatientState p1;
+    REQUIRE(p1.ParseFromArray(state.data(), static_cast<int>(state.size())));
+    CHECK(p1.unique_events() == 3);
+    // Stamped at the first new event after the upgrade (c2), not at the copy: the upgraded two
+    // an hour before c2, c2 at its hour.
+    const std::vector<uint32_t> hours = window.hours();
+    CHECK(window.size() == 3);
+    CHECK(std::count(hours.begin(), hours.end(), new_hour - 1) == 2);
+    CHECK(std::count(hours.begin(), hours.end(), new_hour) == 1);
+  }
 }
 
 TEST_CASE("a clock tick alone fires an absence timer through the engine", "[integration]") {
