@@ -1,6 +1,9 @@
 #include "storage/storage.h"
 
+#include <fcntl.h>
 #include <rocksdb/db.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -245,6 +248,23 @@ TEST_CASE("a second writer on the same directory is refused, a reader is not", "
   CHECK(n == 1);
   StateBatch denied = (*reader)->NewBatch();
   CHECK(absl::IsFailedPrecondition((*reader)->Commit(&denied)));
+  // The reader's look at the LOCK (is an engine running?) leaves the writer's lock in place. A
+  // probe that opened and closed the LOCK file released this process's record lock (POSIX: a
+  // close releases the process's locks on the file), and another process could then have
+  // opened a second writer.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const int fd = ::open((dir.path() + "/LOCK").c_str(), O_RDWR | O_CLOEXEC);
+    struct flock f = {};
+    f.l_type = F_WRLCK;
+    f.l_whence = SEEK_SET;
+    ::_exit(fd >= 0 && ::fcntl(fd, F_SETLK, &f) != 0 ? 0 : 1);  // 0: refused, still held
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 // The SST files of `dir`, sorted.
