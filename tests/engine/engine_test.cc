@@ -398,6 +398,16 @@ TEST_CASE("a stored offset outside the log stops the engine with a clear error",
   CHECK((*engine)->stats().records == 0);
 }
 
+// An event of `patient` with `id`, occurred and recorded at `at_s`; the caller sets its body.
+v1::Event EventAt(const std::string& patient, const std::string& id, int64_t at_s) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.set_patient_id(patient);
+  e.mutable_occurred_at()->set_seconds(at_s);
+  *e.mutable_recorded_at() = e.occurred_at();
+  return e;
+}
+
 }  // namespace
 TEST_CASE("the ticker writes a clock tick to every partition - each partition's clock moves to it",
           "[integration]") {
@@ -435,11 +445,7 @@ TEST_CASE("dedupe is per patient: the same event_id on two patients is two event
           "[integration]") {
   // Event ids are unique per patient (DOMAIN.md): two services may both number from 1.
   auto make = [](const std::string& patient, const std::string& id, int64_t at_s) {
-    v1::Event e;
-    e.set_event_id(id);
-    e.set_patient_id(patient);
-    e.mutable_occurred_at()->set_seconds(at_s);
-    *e.mutable_recorded_at() = e.occurred_at();
+    v1::Event e = EventAt(patient, id, at_s);
     e.mutable_check_in()->set_kind(v1::CheckIn::TRAINING);
     return e;
   };
@@ -472,11 +478,7 @@ TEST_CASE("a copy of an event is dropped within the dedupe window and folded aga
   const int64_t t0 = 1780000000, day = 86400;
   MemoryLog log;
   auto add = [&](const std::string& patient, const std::string& id, int64_t at_s) {
-    v1::Event e;
-    e.set_event_id(id);
-    e.set_patient_id(patient);
-    e.mutable_occurred_at()->set_seconds(at_s);
-    *e.mutable_recorded_at() = e.occurred_at();
+    v1::Event e = EventAt(patient, id, at_s);
     e.mutable_purchase()->set_order_id(id);
     e.mutable_purchase()->set_amount_minor(19900);
     e.mutable_purchase()->set_currency("CNY");
@@ -554,11 +556,7 @@ TEST_CASE("a patient read at every record stays in a small cache while new patie
   const int64_t t0 = 1780000000;
   MemoryLog log;
   auto add = [&](const std::string& patient, const std::string& id, int64_t at_s) {
-    v1::Event e;
-    e.set_event_id(id);
-    e.set_patient_id(patient);
-    e.mutable_occurred_at()->set_seconds(at_s);
-    *e.mutable_recorded_at() = e.occurred_at();
+    v1::Event e = EventAt(patient, id, at_s);
     e.mutable_check_in()->set_kind(v1::CheckIn::TRAINING);
     log.records.push_back({0, patient, e.SerializeAsString(), at_s * 1000});
   };
@@ -589,6 +587,22 @@ TEST_CASE("a patient read at every record stays in a small cache while new patie
   CHECK(States(**storage).at("p-hot").unique_events() == kNew);
 }
 
+namespace {
+
+// One absence rule: a task when a patient has been silent for an hour.
+absl::StatusOr<RuleSet> SilentHourRules() {
+  return RuleSet::Parse(R"(
+rules:
+  - id: silent-1h
+    version: 1
+    trigger: {absence: {kind: activity, after: 1h}}
+    action: {task: {template_id: call}}
+    policy: {category: CARE, ttl: 1h}
+)", "test");
+}
+
+}  // namespace
+
 TEST_CASE("an upgraded format-6 record goes through the engine: a timer fires, the record is "
           "written back and read again, a copy is still dropped, a new event folds, alike "
           "whether the patient stays cached or not",
@@ -601,14 +615,7 @@ TEST_CASE("an upgraded format-6 record goes through the engine: a timer fires, t
   // fingerprints are stamped at the next new event (a copy had stamped them in memory, which
   // the patient's eviction then lost).
   const int64_t t0 = 1780000000;
-  auto rules = RuleSet::Parse(R"(
-rules:
-  - id: silent-1h
-    version: 1
-    trigger: {absence: {kind: activity, after: 1h}}
-    action: {task: {template_id: call}}
-    policy: {category: CARE, ttl: 1h}
-)", "test");
+  auto rules = SilentHourRules();
   REQUIRE(rules.ok());
   TempDir dirs;
   struct Result {
@@ -621,11 +628,7 @@ rules:
     Result r;
     MemoryLog log;
     auto add = [&](const std::string& patient, const std::string& id, int64_t at_s, bool scan) {
-      v1::Event e;
-      e.set_event_id(id);
-      e.set_patient_id(patient);
-      e.mutable_occurred_at()->set_seconds(at_s);
-      *e.mutable_recorded_at() = e.occurred_at();
+      v1::Event e = EventAt(patient, id, at_s);
       if (scan) {
         e.mutable_scan()->set_channel_id("pharmacy");
       } else {
@@ -734,14 +737,7 @@ TEST_CASE("a clock tick alone fires an absence timer through the engine", "[inte
   scan.mutable_scan()->set_channel_id("pharmacy");
   testing::ProduceAll(producer->get(), MockBrokerOptions().topic, {scan});
 
-  auto rules = RuleSet::Parse(R"(
-rules:
-  - id: silent-1h
-    version: 1
-    trigger: {absence: {kind: activity, after: 1h}}
-    action: {task: {template_id: call}}
-    policy: {category: CARE, ttl: 1h}
-)", "test");
+  auto rules = SilentHourRules();
   REQUIRE(rules.ok());
   TempDir dir;
   auto run = [&](const std::string& group) {
