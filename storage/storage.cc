@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -320,21 +319,27 @@ namespace {
 // does not show a lock this process holds, and closing any descriptor of the file would release
 // this process's locks on it, an engine's own among them (POSIX record locks; fcntl(2)). Where
 // /proc/locks cannot be read, the probe on the file, which sees other processes only.
-bool EngineHoldsLock(const std::string& dir) {
+bool EngineHoldsLockImpl(const std::string& dir) {
   const std::string lock = dir + "/LOCK";
   struct stat st = {};
   if (::stat(lock.c_str(), &st) != 0) return false;
   std::ifstream locks("/proc/locks");
   if (locks) {
     // A line per lock: "1: POSIX  ADVISORY  WRITE 7143 fd:01:1234567 0 EOF" (a waiter's has
-    // "->" after the id); the file is the device's major:minor in hex and the inode.
-    char file[64];
-    std::snprintf(file, sizeof(file), "%02x:%02x:%llu", major(st.st_dev), minor(st.st_dev),
-                  static_cast<unsigned long long>(st.st_ino));
+    // "->" after the id); the file is the device's major:minor in hex and the inode. Matched on
+    // the inode alone: on an overlay filesystem (a container's) the lock names the underlying
+    // device, which stat does not give. Another file's write lock with the same inode number on
+    // another device would only make a reader open as a secondary.
+    const std::string inode = absl::StrCat(":", static_cast<unsigned long long>(st.st_ino));
     for (std::string line; std::getline(locks, line);) {
       const std::vector<absl::string_view> fields =
           absl::StrSplit(line, ' ', absl::SkipWhitespace());
-      if (fields.size() > 5 && fields[1] != "->" && fields[5] == file) return true;
+      if (fields.size() > 5 && fields[1] == "POSIX" && fields[3] == "WRITE" &&
+          absl::EndsWith(fields[5], inode) &&
+          fields[5].size() > inode.size() &&
+          std::count(fields[5].begin(), fields[5].end(), ':') == 2) {
+        return true;
+      }
     }
     return false;
   }
@@ -347,6 +352,8 @@ bool EngineHoldsLock(const std::string& dir) {
   ::close(fd);
   return held;
 }
+
+bool EngineHoldsLock(const std::string& dir) { return EngineHoldsLockImpl(dir); }
 
 constexpr char kDamagedWhatToDo[] =
     "Restore it from a backup, or rebuild it from the log into a new directory (tend replay "
@@ -1395,5 +1402,7 @@ absl::Status Storage::Commit(StateBatch* batch, const CommitOptions& options) {
   }
   return absl::OkStatus();
 }
+
+bool WriterHoldsStateDirectory(const std::string& dir) { return EngineHoldsLockImpl(dir); }
 
 }  // namespace tend

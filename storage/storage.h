@@ -121,6 +121,10 @@ class StateBatch {
   int64_t outbox_puts_ = 0;
 };
 
+// True when a writer (an engine, in this process or another) holds the state directory `dir`:
+// its RocksDB LOCK, read from /proc/locks.
+bool WriterHoldsStateDirectory(const std::string& dir);
+
 class Storage {
  public:
   // A consistent point-in-time view for several reads (a RocksDB snapshot), released when the

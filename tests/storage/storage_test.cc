@@ -236,6 +236,7 @@ TEST_CASE("a second writer on the same directory is refused, a reader is not", "
 
   auto second = Storage::Open(dir.path());
   CHECK(absl::IsFailedPrecondition(second.status()));
+  CHECK(WriterHoldsStateDirectory(dir.path()));  // a writer in this process shows too
 
   auto reader = Storage::OpenReader(dir.path(), scratch.path());
   REQUIRE(reader.ok());
@@ -265,6 +266,9 @@ TEST_CASE("a second writer on the same directory is refused, a reader is not", "
   REQUIRE(::waitpid(child, &status, 0) == child);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+  reader->reset();
+  writer->reset();
+  CHECK_FALSE(WriterHoldsStateDirectory(dir.path()));
 }
 
 // The SST files of `dir`, sorted.
