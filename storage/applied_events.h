@@ -105,10 +105,10 @@ class AppliedEvents {
     if (first > static_cast<int64_t>(oldest_)) {
       const auto cut = static_cast<uint32_t>(first);
       KeepIf([cut](const Entry& e) { return e.hour >= cut; });
+      found = LowerBound(fingerprint);  // moved; an expired copy of it went
     }
     if (oldest_ == kUnknownFoldHour && !entries_.empty()) Stamp(now);
-    auto pos = LowerBound(fingerprint);  // the fingerprint is not there: an expired one went
-    entries_.insert(pos, Entry{fingerprint, now});
+    entries_.insert(found, Entry{fingerprint, now});
     oldest_ = std::min(oldest_, now);
     const size_t max = std::max<size_t>(1, options.max_events);
     if (entries_.size() > max) DropOldest(entries_.size() - max, fingerprint);

@@ -312,14 +312,11 @@ Storage::~Storage() {
   }
 }
 
-namespace {
-
-// True when a process - this one too - holds the directory's LOCK file, as a RocksDB writer does
-// (a POSIX record lock, F_SETLK). Read from /proc/locks rather than probed on the file: F_GETLK
-// does not show a lock this process holds, and closing any descriptor of the file would release
-// this process's locks on it, an engine's own among them (POSIX record locks; fcntl(2)). Where
-// /proc/locks cannot be read, the probe on the file, which sees other processes only.
-bool EngineHoldsLockImpl(const std::string& dir) {
+// Read from /proc/locks rather than probed on the LOCK file: F_GETLK does not show a lock this
+// process holds, and closing any descriptor of the file would release this process's locks on
+// it, an engine's own among them (POSIX record locks; fcntl(2)). Where /proc/locks cannot be
+// read, the probe on the file, which sees other processes only.
+bool WriterHoldsStateDirectory(const std::string& dir) {
   const std::string lock = dir + "/LOCK";
   struct stat st = {};
   if (::stat(lock.c_str(), &st) != 0) return false;
@@ -330,14 +327,12 @@ bool EngineHoldsLockImpl(const std::string& dir) {
     // the inode alone: on an overlay filesystem (a container's) the lock names the underlying
     // device, which stat does not give. Another file's write lock with the same inode number on
     // another device would only make a reader open as a secondary.
-    const std::string inode = absl::StrCat(":", static_cast<unsigned long long>(st.st_ino));
+    const std::string inode = absl::StrCat(static_cast<unsigned long long>(st.st_ino));
     for (std::string line; std::getline(locks, line);) {
       const std::vector<absl::string_view> fields =
           absl::StrSplit(line, ' ', absl::SkipWhitespace());
       if (fields.size() > 5 && fields[1] == "POSIX" && fields[3] == "WRITE" &&
-          absl::EndsWith(fields[5], inode) &&
-          fields[5].size() > inode.size() &&
-          std::count(fields[5].begin(), fields[5].end(), ':') == 2) {
+          fields[5].substr(fields[5].rfind(':') + 1) == inode) {
         return true;
       }
     }
@@ -353,7 +348,7 @@ bool EngineHoldsLockImpl(const std::string& dir) {
   return held;
 }
 
-bool EngineHoldsLock(const std::string& dir) { return EngineHoldsLockImpl(dir); }
+namespace {
 
 constexpr char kDamagedWhatToDo[] =
     "Restore it from a backup, or rebuild it from the log into a new directory (tend replay "
@@ -414,7 +409,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenReader(const std::string& 
   StorageOptions options;
   options.create_if_missing = false;
   options.block_cache_bytes = 64 << 20;
-  const bool engine_before = EngineHoldsLock(dir);
+  const bool engine_before = WriterHoldsStateDirectory(dir);
   auto storage = OpenImpl(dir, &scratch_dir, options);
   // An engine may start between the look at the LOCK (none: a stopped directory, opened
   // read-only) and the open, and then compact away files the reader's MANIFEST lists: a missing
@@ -424,14 +419,14 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenReader(const std::string& 
   const absl::string_view why = storage.status().message();
   if (engine_before || !absl::IsDataLoss(storage.status()) ||
       !(absl::StrContains(why, "is missing") || absl::StrContains(why, "No such file")) ||
-      !EngineHoldsLock(dir)) {
+      !WriterHoldsStateDirectory(dir)) {
     return storage;
   }
   const absl::Status first = storage.status();
   storage = OpenImpl(dir, &scratch_dir, options);
   if (storage.ok()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    if (!EngineHoldsLock(dir)) return first;
+    if (!WriterHoldsStateDirectory(dir)) return first;
   }
   return storage;
 }
@@ -480,7 +475,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   // Beside a running engine the look is the engine's (it checked at its open; a read-only
   // instance there could race its compactions).
   if (!fresh && !std::filesystem::exists(std::filesystem::path(dir) / kManifestSealFile, ec) &&
-      (scratch_dir == nullptr || !EngineHoldsLock(dir))) {
+      (scratch_dir == nullptr || !WriterHoldsStateDirectory(dir))) {
     TEND_RETURN_IF_ERROR(RefuseLostSeal(dir, db_options));
   }
 
@@ -525,7 +520,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
       return absl::UnavailableError(absl::StrCat(
           "state directory ", dir, " is still being created by its engine; try again"));
     }
-    secondary = EngineHoldsLock(dir);
+    secondary = WriterHoldsStateDirectory(dir);
     if (secondary) {
       // Beside a running engine: a secondary instance, which tolerates files the engine
       // compacts away while it opens (and so also missing ones: the engine checked at its open).
@@ -1402,7 +1397,5 @@ absl::Status Storage::Commit(StateBatch* batch, const CommitOptions& options) {
   }
   return absl::OkStatus();
 }
-
-bool WriterHoldsStateDirectory(const std::string& dir) { return EngineHoldsLockImpl(dir); }
 
 }  // namespace tend

@@ -122,7 +122,8 @@ class StateBatch {
 };
 
 // True when a writer (an engine, in this process or another) holds the state directory `dir`:
-// its RocksDB LOCK, read from /proc/locks.
+// a POSIX write lock on its RocksDB LOCK file, found in /proc/locks by the file's inode (on an
+// overlay filesystem the lock names the underlying device, which stat does not give).
 bool WriterHoldsStateDirectory(const std::string& dir);
 
 class Storage {
