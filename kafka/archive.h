@@ -41,10 +41,6 @@ inline constexpr int kArchiveFormatVersion = 1;
 inline constexpr int kMaxArchivePartitions = 1 << 16;
 inline constexpr int64_t kMaxArchiveOffset = int64_t{1} << 48;
 
-// CRC-32C (Castagnoli polynomial 0x1EDC6F41, reflected 0x82F63B78, as in iSCSI: RFC 3720
-// appendix B.4), of `data`, continuing from `crc` (0 to start).
-uint32_t Crc32c(absl::string_view data, uint32_t crc = 0);
-
 class ArchiveWriter {
  public:
   // Starts `path`.partial with the header (format_version is set here).
