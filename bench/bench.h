@@ -64,7 +64,7 @@ struct HistoryBenchOptions {
   std::vector<int> days = {30, 365, 1095};  // history lengths; the first is the baseline
   int partitions = 8;
   uint64_t seed = 42;
-  int repeat = 3;                      // folds of each cohort; the median is reported
+  int repeat = 3;                      // rounds, each folding every cohort once; medians reported
   std::shared_ptr<const RuleSet> rules;  // null: projections only
   // Records (and timers) per commit; 0: the engine's default (500,000, or 2 s). A live engine
   // that keeps up commits every few milliseconds, so each commit rewrites the patients of a few
