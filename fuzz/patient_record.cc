@@ -4,7 +4,7 @@
 // (fingerprints ascending and distinct; hours all stamped or none), encode back to a record that
 // decodes to the same state bytes and window, and survive a fold: the event folded is then in the
 // window; a copy leaves the window as it was, a new event within its bound. The state bytes go
-// through the parse a cache miss does.
+// through the parse and upgrade a cache miss does (format 7's glucose readings into columns).
 #include <cstdint>
 
 #include "fuzz/quiet_protobuf.h"
@@ -12,6 +12,8 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "projections/config.h"
+#include "projections/glucose.h"
 #include "storage/applied_events.h"
 #include "storage/format.h"
 #include "tend/v1/state.pb.h"
@@ -52,7 +54,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::abort();
   }
   v1::PatientState state;
-  (void)state.ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size()));
+  if (state.ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size())) &&
+      projections::UpgradeGlucose(state.mutable_glucose())) {
+    // Format 7 readings moved into parallel columns, once: upgrading again changes nothing; the
+    // view reads whatever order the columns hold.
+    const v1::GlucoseState& g = state.glucose();
+    if (g.fasting_size() != 0 || g.fasting_at_s_size() != g.fasting_mmol_per_l_size()) std::abort();
+    const std::string upgraded = g.SerializeAsString();
+    if (!projections::UpgradeGlucose(state.mutable_glucose()) ||
+        state.glucose().SerializeAsString() != upgraded) {
+      std::abort();
+    }
+    (void)projections::ComputeGlucose(projections::DefaultProjectionConfig(), g,
+                                      absl::UTCTimeZone(), absl::FromUnixSeconds(size * 997));
+  }
   // A fold at a clock and of an event the input's first bytes choose, with a small bound.
   uint64_t fingerprint = 0;
   int64_t clock_s = 0;

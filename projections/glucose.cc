@@ -1,7 +1,8 @@
 #include "projections/glucose.h"
 
 #include <algorithm>
-#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "projections/calendar.h"
 
@@ -12,40 +13,64 @@ void ApplyGlucose(const v1::Event& event, v1::GlucoseState* state) {
       event.check_in().glucose().context() != v1::GlucoseReading::FASTING) {
     return;
   }
-  v1::FastingReading r;
-  r.set_at_s(event.occurred_at().seconds());
-  r.set_event_id(event.event_id());
-  r.set_mmol_per_l(event.check_in().glucose().mmol_per_l());
-  auto* list = state->mutable_fasting();
-  auto before = [](const v1::FastingReading& a, const v1::FastingReading& b) {
-    return a.at_s() != b.at_s() ? a.at_s() < b.at_s() : a.event_id() < b.event_id();
-  };
+  const int64_t at_s = event.occurred_at().seconds();
+  const double mmol = event.check_in().glucose().mmol_per_l();
+  auto* at = state->mutable_fasting_at_s();
+  auto* value = state->mutable_fasting_mmol_per_l();
   // Usually the newest: append, then move back into place (late readings).
-  *list->Add() = std::move(r);
-  for (int i = list->size() - 1; i > 0 && before(list->Get(i), list->Get(i - 1)); --i) {
-    list->SwapElements(i, i - 1);
+  int i = at->size();
+  at->Add(at_s);
+  value->Add(mmol);
+  for (; i > 0 && (at->Get(i - 1) > at_s || (at->Get(i - 1) == at_s && value->Get(i - 1) > mmol));
+       --i) {
+    at->Set(i, at->Get(i - 1));
+    value->Set(i, value->Get(i - 1));
   }
+  at->Set(i, at_s);
+  value->Set(i, mmol);
+}
+
+bool UpgradeGlucose(v1::GlucoseState* state) {
+  if (state->fasting_at_s_size() != state->fasting_mmol_per_l_size()) return false;
+  if (state->fasting_size() == 0) return true;
+  std::vector<std::pair<int64_t, double>> readings;
+  readings.reserve(state->fasting_size() + state->fasting_at_s_size());
+  for (const v1::FastingReading& r : state->fasting()) readings.emplace_back(r.at_s(), r.mmol_per_l());
+  for (int i = 0; i < state->fasting_at_s_size(); ++i) {
+    readings.emplace_back(state->fasting_at_s(i), state->fasting_mmol_per_l(i));
+  }
+  std::sort(readings.begin(), readings.end());
+  state->clear_fasting();
+  state->clear_fasting_at_s();
+  state->clear_fasting_mmol_per_l();
+  for (const auto& [at_s, mmol] : readings) {
+    state->add_fasting_at_s(at_s);
+    state->add_fasting_mmol_per_l(mmol);
+  }
+  return true;
 }
 
 v1::GlucoseView ComputeGlucose(const ProjectionConfig& config, const v1::GlucoseState& state,
                                const absl::TimeZone& tz, absl::Time as_of) {
   v1::GlucoseView v;
+  const auto& at = state.fasting_at_s();
+  const auto& mmol = state.fasting_mmol_per_l();
+  if (at.size() != mmol.size()) return v;  // refused when parsed (UpgradeGlucose)
   const int64_t as_of_s = absl::ToUnixSeconds(as_of);
-  int last = state.fasting_size() - 1;
-  while (last >= 0 && state.fasting(last).at_s() > as_of_s) --last;
+  int last = at.size() - 1;
+  while (last >= 0 && at[last] > as_of_s) --last;
   if (last < 0) return v;
-  const v1::FastingReading& latest = state.fasting(last);
-  v.set_latest_fasting_mmol_per_l(latest.mmol_per_l());
-  v.mutable_latest_fasting_at()->set_seconds(latest.at_s());
+  v.set_latest_fasting_mmol_per_l(mmol[last]);
+  v.mutable_latest_fasting_at()->set_seconds(at[last]);
   // Walk back day by day; each day's latest reading decides the day.
   int days = 0;
-  absl::CivilDay expected = LocalDay(absl::FromUnixSeconds(latest.at_s()), tz);
+  absl::CivilDay expected = LocalDay(absl::FromUnixSeconds(at[last]), tz);
   for (int i = last; i >= 0;) {
-    const absl::CivilDay day = LocalDay(absl::FromUnixSeconds(state.fasting(i).at_s()), tz);
-    if (day != expected || !(state.fasting(i).mmol_per_l() > config.fasting_glucose_target)) break;
+    const absl::CivilDay day = LocalDay(absl::FromUnixSeconds(at[i]), tz);
+    if (day != expected || !(mmol[i] > config.fasting_glucose_target)) break;
     ++days;
     --expected;
-    while (i >= 0 && LocalDay(absl::FromUnixSeconds(state.fasting(i).at_s()), tz) == day) --i;
+    while (i >= 0 && LocalDay(absl::FromUnixSeconds(at[i]), tz) == day) --i;
   }
   v.set_fasting_above_target_days_in_a_row(days);
   return v;

@@ -12,10 +12,18 @@
 
 namespace tend::projections {
 
+// Adds a fasting reading to the columns, in (time, value) order: readings in the same second
+// are told apart by value (equal ones are interchangeable), so any arrival order gives the same
+// columns.
 void ApplyGlucose(const v1::Event& event, v1::GlucoseState* state);
 
-// Readings after `as_of` are ignored. A day's reading is its latest fasting one; days are local
-// days in `tz`.
+// Moves readings stored as messages (storage format 7 and older) into the columns, in the order
+// ApplyGlucose keeps; the state is then what folding the same events here gives. False when the
+// columns are not parallel (a damaged record).
+bool UpgradeGlucose(v1::GlucoseState* state);
+
+// Readings after `as_of` are ignored. A day's reading is its latest fasting one (of two in the
+// same second, the higher); days are local days in `tz`.
 v1::GlucoseView ComputeGlucose(const ProjectionConfig& config, const v1::GlucoseState& state,
                                const absl::TimeZone& tz, absl::Time as_of);
 

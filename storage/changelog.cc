@@ -35,10 +35,11 @@ absl::Status Check(const ChangelogRecord& record) {
                                             " in partition ", record.partition, "'s changelog"));
   }
   if (record.value.has_value() &&
-      (record.value->empty() || ((*record.value)[0] != kPut && (*record.value)[0] != kPutV1))) {
+      (record.value->empty() || ((*record.value)[0] != kPut && (*record.value)[0] != kPutV2 &&
+                                 (*record.value)[0] != kPutV1))) {
     return absl::DataLossError(absl::StrCat(
         "state changelog record \"", absl::CHexEscape(record.key.substr(0, 64)),
-        "\" of partition ", partition, ": its value is not of format version 1 or ",
+        "\" of partition ", partition, ": its value is not of format version 1 to ",
         kChangelogFormatVersion, " (written by a newer tend? run one version on all instances)"));
   }
   if (IsCheckpoint(record.key) && !record.value.has_value()) {

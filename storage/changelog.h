@@ -1,4 +1,4 @@
-// The state changelog's record format (version 2) and its restore: what a commit changes of a
+// The state changelog's record format (version 3) and its restore: what a commit changes of a
 // partition's state, as Kafka records a new owner of the partition applies instead of folding
 // the log again (docs/design.md, "State that follows its partition"). The producer is
 // engine/changelog_writer.h, the restore on assignment engine/changelog_restore.h; this is the
@@ -11,11 +11,11 @@
 //             (each starts with the partition, BE32; the checkpoint's is meta "checkpoint/" +
 //             BE32)
 //   value   = kPut + the RocksDB value for a put; no value at all (a Kafka tombstone, so that
-//             compaction forgets the key) for a delete. Version 2's kPut is 0x02: its state
-//             values may be format-7 patient records (storage/format.h), which a version-1
-//             reader (tagged 0x01, format-6 records only) would misread, so it refuses them by
-//             the tag instead; a version-2 reader applies both tags (a format-6 record is still
-//             read)
+//             compaction forgets the key) for a delete. kPut is the version: 0x03 (version 3)
+//             for state values that may be format-8 patient records (storage/format.h), 0x02
+//             (version 2) for format 7 and older, 0x01 (version 1) for format 6. A reader
+//             refuses a tag above its own version, so it never misreads a newer record; this
+//             one applies all three (an older record is still read, and upgraded when parsed)
 //   header  "tend.commit" = BE64 commit id, the same on every record of one commit of one
 //             partition and never 0 (random per commit: unique across writers and restarts)
 //   header  "tend.prev" (checkpoint records) = BE64 offset after the partition's previous
@@ -52,7 +52,7 @@ namespace v1 {
 class PatientState;
 }
 
-inline constexpr int kChangelogFormatVersion = 2;
+inline constexpr int kChangelogFormatVersion = 3;
 
 struct ChangelogRecord {
   int32_t partition = 0;
@@ -69,7 +69,8 @@ inline constexpr char kState = 's';
 inline constexpr char kOutbox = 'o';
 inline constexpr char kTimers = 't';
 inline constexpr char kCheckpoint = 'c';
-inline constexpr char kPut = '\x02';    // the first byte of a put's value
+inline constexpr char kPut = '\x03';    // the first byte of a put's value
+inline constexpr char kPutV2 = '\x02';  // the same in version 2 (still applied)
 inline constexpr char kPutV1 = '\x01';  // the same in version 1 (still applied)
 inline constexpr absl::string_view kCommitHeader = "tend.commit";
 inline constexpr absl::string_view kPrevHeader = "tend.prev";

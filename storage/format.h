@@ -20,7 +20,8 @@
 //                                          (storage/manifest_seal.h): from then on a missing seal
 //                                          file is damage, not an older directory (optional key,
 //                                          read by format 6 readers and ignored by older ones)
-//   state   BE32(p) + patient_id        -> patient record (EncodePatient), format 7: a 0 byte,
+//   state   BE32(p) + patient_id        -> patient record (EncodePatient), format 7 and 8 alike
+//                                          (their states differ: kStorageFormatVersion): a 0 byte,
 //                                          varint32 n, n bytes of tend.v1.PatientState, varint32
 //                                          k, then the dedupe window (storage/applied_events.h):
 //                                          k EventFingerprint()s, ascending, 8 bytes little-endian
@@ -97,7 +98,12 @@ namespace tend::storage_format {
 // Storage::CheckFormatVersion). 7: patient records hold a bounded dedupe window with fold hours
 // (a 6 is upgraded in place: its records are read as they are and written as 7 when their patient
 // is next folded; a 6 binary refuses a 7 directory, so none reads a record it cannot parse).
-inline constexpr int kStorageFormatVersion = 7;
+// 8: the state's fasting glucose readings are two parallel columns (GlucoseState.fasting_at_s,
+// fasting_mmol_per_l) instead of a message each (a 7 is upgraded in place the same way: a 7
+// record's readings move into the columns when it is parsed, projections::UpgradeGlucose, and it
+// is written as an 8 with its patient's next commit; a 7 binary refuses an 8 directory, whose
+// states it would read without their readings).
+inline constexpr int kStorageFormatVersion = 8;
 
 inline constexpr absl::string_view kMetaCf = "meta";
 inline constexpr absl::string_view kStateCf = "state";

@@ -29,6 +29,7 @@
 #include "absl/strings/str_split.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "projections/glucose.h"
 #include "storage/rocks_status.h"
 #include "storage/format.h"
 #include "storage/manifest_seal.h"
@@ -620,11 +621,11 @@ absl::Status Storage::CheckFormatVersion(bool fresh) {
   TEND_RETURN_IF_ERROR(FromRocks(s, "reading format_version"));
   int version = 0;
   const bool upgradable =
-      absl::SimpleAtoi(value, &version) && (version == 4 || version == 5 || version == 6);
+      absl::SimpleAtoi(value, &version) && version >= 4 && version < sf::kStorageFormatVersion;
   if (upgradable && !read_only_) return UpgradeFormat(version);
-  // A 6 differs from a 7 only in the records' dedupe windows, which DecodePatient reads as they
-  // are: a reader need not wait for the upgrade.
-  if (upgradable && version == 6) return absl::OkStatus();
+  // A 6 differs from an 8 only in what its records hold, which ParsePatient reads as it is: a
+  // reader need not wait for the upgrade.
+  if (upgradable && version >= 6) return absl::OkStatus();
   if (upgradable) {
     return absl::FailedPreconditionError(absl::StrCat(
         "state directory has storage format version ", version, ": start the engine on it once "
@@ -644,6 +645,7 @@ absl::Status Storage::CheckFormatVersion(bool fresh) {
 // family) is rewritten here, with the new version, in one write. 6 -> 7 bounded the patient
 // records' dedupe sets and gave them fold hours: a 6 record is read as it is (storage/format.h
 // DecodePatient) and written as a 7 when its patient is next folded, so only the version changes.
+// 7 -> 8 put the glucose readings in columns: the same, ParsePatient moving them.
 absl::Status Storage::UpgradeFormat(int from_version) {
   StateBatch batch(this);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
@@ -812,7 +814,9 @@ absl::Status ParsePatient(absl::string_view record, absl::string_view what, v1::
                           AppliedEvents* applied) {
   absl::string_view state_bytes;
   if (!sf::DecodePatient(record, &state_bytes, applied) ||
-      !state->ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size()))) {
+      !state->ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size())) ||
+      // Format 7 readings into format 8's columns (storage/format.h).
+      !projections::UpgradeGlucose(state->mutable_glucose())) {
     return absl::DataLossError(absl::StrCat("corrupt patient record ", what));
   }
   return absl::OkStatus();

@@ -74,7 +74,7 @@ TEST_CASE("the glucose projection does not depend on arrival order", "[glucose]"
     e.push_back(Fasting(absl::StrCat("f", d), absl::StrFormat("2026-05-%02dT07:00:00+08:00", d),
                         d == 4 ? 6.0 : 8.0));
     e.push_back(Fasting(absl::StrCat("m", d), absl::StrFormat("2026-05-%02dT07:00:00+08:00", d),
-                        8.5));  // the same minute: ordered by event id
+                        8.5));  // the same second: ordered by value
   }
   const auto config = projections::DefaultProjectionConfig();
   const std::string expected = testing::FoldAll(config, e).glucose().SerializeAsString();
@@ -84,6 +84,37 @@ TEST_CASE("the glucose projection does not depend on arrival order", "[glucose]"
     REQUIRE(testing::FoldAll(config, e).glucose().SerializeAsString() == expected);
   }
   CHECK(DaysAbove(e, "2026-05-09T08:00:00+08:00") == 9);  // "m" (8.5) is each day's latest
+}
+
+TEST_CASE("readings stored as messages (format 7) upgrade to the columns a fold makes",
+          "[glucose]") {
+  // Two readings in one second whose event ids order them the other way round from their values.
+  const std::vector<v1::Event> e = {
+      Fasting("a", "2026-05-01T07:00:00+08:00", 8.4), Fasting("z", "2026-05-01T07:00:00+08:00", 6.1),
+      Fasting("b", "2026-05-02T07:00:00+08:00", 9.0), Fasting("c", "2026-04-30T07:00:00+08:00", 7.7)};
+  const auto config = projections::DefaultProjectionConfig();
+  const v1::GlucoseState folded = testing::FoldAll(config, e).glucose();
+  REQUIRE(folded.fasting_at_s_size() == 4);
+  CHECK(folded.fasting_size() == 0);
+  // Format 7: a message per reading, by (time, event_id).
+  v1::GlucoseState old;
+  for (const char* id : {"c", "a", "z", "b"}) {
+    const v1::Event& event = *std::find_if(e.begin(), e.end(), [&](const v1::Event& x) {
+      return x.event_id() == id;
+    });
+    v1::FastingReading* r = old.add_fasting();
+    r->set_at_s(event.occurred_at().seconds());
+    r->set_event_id(event.event_id());
+    r->set_mmol_per_l(event.check_in().glucose().mmol_per_l());
+  }
+  REQUIRE(projections::UpgradeGlucose(&old));
+  CHECK(old.SerializeAsString() == folded.SerializeAsString());
+  CHECK(old.fasting_mmol_per_l(1) == 6.1);  // the lower of the same second first
+  CHECK(projections::UpgradeGlucose(&old));  // nothing left to move: unchanged
+  CHECK(old.SerializeAsString() == folded.SerializeAsString());
+  // Columns that are not parallel are damage.
+  old.add_fasting_at_s(1);
+  CHECK_FALSE(projections::UpgradeGlucose(&old));
 }
 
 }  // namespace

@@ -670,6 +670,73 @@ TEST_CASE("a version 6 directory is upgraded in place: its records are read as t
   CHECK(version == std::to_string(sf::kStorageFormatVersion));
 }
 
+TEST_CASE("a version 7 directory is upgraded in place: glucose readings move into columns when "
+          "read",
+          "[storage]") {
+  namespace sf = storage_format;
+  TempDir dir;
+  { REQUIRE(Storage::Open(dir.path()).ok()); }
+  // Format 7's readings: a message each, by (time, event_id).
+  v1::PatientState state = State("p-1", 3);
+  state.set_partition(2);
+  const std::vector<std::tuple<int64_t, const char*, double>> readings = {
+      {100, "e1", 8.0}, {100, "e2", 7.0}, {50, "e3", 9.0}};
+  for (const auto& [at_s, id, mmol] : readings) {
+    v1::FastingReading* r = state.mutable_glucose()->add_fasting();
+    r->set_at_s(at_s);
+    r->set_event_id(id);
+    r->set_mmol_per_l(mmol);
+  }
+  v1::PatientState damaged = State("p-2", 1);
+  damaged.mutable_glucose()->add_fasting_at_s(100);  // a column without its partner
+  std::string key, v7, key2, bad;
+  AppliedEvents none;
+  StateBatch::EncodePatient(2, state, none, &key, &v7);
+  StateBatch::EncodePatient(2, damaged, none, &key2, &bad);
+  testing::EditRawDb(dir.path(), [&](rocksdb::DB* raw, const auto& handles) {
+    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[1], std::string(sf::kFormatVersionKey), "7")
+                .ok());
+    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[2], key, v7).ok());
+    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[2], key2, bad).ok());
+  });
+  auto check = [](const v1::PatientState& back) {
+    CHECK(back.unique_events() == 3);
+    CHECK(back.glucose().fasting_size() == 0);
+    CHECK(std::vector<int64_t>(back.glucose().fasting_at_s().begin(),
+                               back.glucose().fasting_at_s().end()) ==
+          std::vector<int64_t>{50, 100, 100});
+    CHECK(std::vector<double>(back.glucose().fasting_mmol_per_l().begin(),
+                              back.glucose().fasting_mmol_per_l().end()) ==
+          std::vector<double>{9.0, 7.0, 8.0});
+  };
+  {
+    // A reader need not wait for the upgrade: it reads the columns too.
+    TempDir scratch;
+    auto reader = Storage::OpenReader(dir.path(), scratch.path());
+    REQUIRE(reader.ok());
+    v1::PatientState back;
+    REQUIRE(*(*reader)->GetPatient(2, "p-1", &back));
+    check(back);
+  }
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  v1::PatientState back;
+  auto found = (*storage)->GetPatient(2, "p-1", &back);
+  REQUIRE(found.ok());
+  REQUIRE(*found);
+  check(back);
+  v1::PatientState refused;
+  auto damage = (*storage)->GetPatient(2, "p-2", &refused);
+  CHECK(damage.status().code() == absl::StatusCode::kDataLoss);
+  storage->reset();
+  std::string version;
+  testing::EditRawDb(dir.path(), [&](rocksdb::DB* raw, const auto& handles) {
+    REQUIRE(raw->Get(rocksdb::ReadOptions(), handles[1], std::string(sf::kFormatVersionKey),
+                     &version).ok());
+  });
+  CHECK(version == "8");
+}
+
 TEST_CASE("decisions older than the retention go when compacted, the rest stay", "[storage]") {
   const int64_t now = absl::ToUnixSeconds(absl::Now());
   auto decision = [](const std::string& patient, int64_t at_s) {
