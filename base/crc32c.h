@@ -1,10 +1,11 @@
 // CRC-32C: the Castagnoli polynomial 0x1EDC6F41 (reflected 0x82F63B78), initial value and final
 // XOR 0xFFFFFFFF, as in iSCSI (RFC 3720, appendix B.4) and SSE4.2's CRC32 instruction. The one
-// CRC-32C of tend: archive frames (kafka/archive.h) and, through storage/rocksdb_crc32c.cc, every
-// checksum RocksDB computes (its write-ahead log above all).
+// CRC-32C of tend: archive frames (kafka/archive.h) and, on x86-64, through
+// storage/rocksdb_crc32c.cc, every checksum RocksDB computes (its write-ahead log above all).
 //
-// On x86-64 with SSE4.2 (every x86-64 CPU since 2008; checked once at run time) the CRC32
-// instruction computes it, eight bytes at a time; elsewhere a slicing-by-8 table does. Both give
+// On x86-64 with SSE4.2 (Intel since Nehalem, 2008; AMD since Bulldozer, 2011; checked once at
+// run time) the CRC32 instruction computes it, eight bytes at a time; elsewhere a slicing-by-8
+// table does. Both give
 // the same values (tests/base/crc32c_test.cc).
 #ifndef TEND_BASE_CRC32C_H_
 #define TEND_BASE_CRC32C_H_

@@ -1,7 +1,9 @@
 // Writes the seed corpora of fuzz/corpus/ that are generated rather than written by hand:
 // event_record (serialized events, one per body kind and a clock tick), event_json (the same
 // events' JSON lines), archive (small archives, finished and cut short), and patient_record (a
-// simulated patient's stored record in format 7, unstamped, and in format 6). Run from the
+// simulated patient's stored record as written today, unstamped, and in format 6; with three
+// fasting glucose readings, two in one second, as columns (format 8) and as messages (format
+// 7)). Run from the
 // repository root after changing the event or archive format:
 //   build/fuzz/fuzz_make_seeds fuzz/corpus
 // The YAML seeds (engine_config, rules) are copies of deploy/ files and hand-written cases, and
@@ -13,6 +15,8 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <google/protobuf/util/json_util.h>
 
@@ -128,6 +132,36 @@ int main(int argc, char** argv) {
     for (int b = 0; b < 8; ++b) v6.push_back(static_cast<char>(e.fingerprint >> (8 * b)));
   }
   Write(root + "/patient_record/format-6", v6);
+  // Glucose readings as format 8 keeps them (columns) and as format 7 did (a message each, by
+  // time then event id): the upgrade's input, whose same-second pair its values order the other
+  // way round.
+  v1::PatientState with_readings = state;
+  v1::GlucoseState legacy;
+  using Reading = std::tuple<const char*, int64_t, double>;
+  const std::vector<Reading> readings = {
+      {"g-1", 1767225600, 8.4}, {"g-2", 1767225600, 6.1}, {"g-3", 1767139200, 7.7}};
+  for (const auto& [id, at_s, mmol] : readings) {
+    v1::Event e = all[0];
+    e.set_event_id(id);
+    e.mutable_occurred_at()->set_seconds(at_s);
+    v1::CheckIn* check_in = e.mutable_check_in();
+    check_in->set_kind(v1::CheckIn::GLUCOSE);
+    check_in->mutable_glucose()->set_mmol_per_l(mmol);
+    check_in->mutable_glucose()->set_context(v1::GlucoseReading::FASTING);
+    projections::Apply(config, e, &with_readings);
+  }
+  for (const auto& [id, at_s, mmol] : std::vector<Reading>{
+           {"g-3", 1767139200, 7.7}, {"g-1", 1767225600, 8.4}, {"g-2", 1767225600, 6.1}}) {
+    v1::FastingReading* r = legacy.add_fasting();
+    r->set_event_id(id);
+    r->set_at_s(at_s);
+    r->set_mmol_per_l(mmol);
+  }
+  storage_format::EncodePatient(with_readings.SerializeAsString(), applied, &record);
+  Write(root + "/patient_record/format-8-glucose", record);
+  *with_readings.mutable_glucose() = legacy;
+  storage_format::EncodePatient(with_readings.SerializeAsString(), applied, &record);
+  Write(root + "/patient_record/format-7-glucose", record);
   std::fprintf(stderr, "seeds written under %s\n", root.c_str());
   return 0;
 }

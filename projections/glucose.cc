@@ -1,6 +1,7 @@
 #include "projections/glucose.h"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -31,13 +32,25 @@ void ApplyGlucose(const v1::Event& event, v1::GlucoseState* state) {
 }
 
 bool UpgradeGlucose(v1::GlucoseState* state) {
-  if (state->fasting_at_s_size() != state->fasting_mmol_per_l_size()) return false;
-  if (state->fasting_size() == 0) return true;
+  const auto& at = state->fasting_at_s();
+  const auto& value = state->fasting_mmol_per_l();
+  if (at.size() != value.size()) return false;
+  if (state->fasting_size() == 0) {
+    // What ApplyGlucose keeps: finite values (events carry (0, 100)), in (time, value) order.
+    for (int i = 0; i < at.size(); ++i) {
+      if (!std::isfinite(value[i])) return false;
+      if (i > 0 && (at[i - 1] > at[i] || (at[i - 1] == at[i] && value[i - 1] > value[i]))) {
+        return false;
+      }
+    }
+    return true;
+  }
   std::vector<std::pair<int64_t, double>> readings;
-  readings.reserve(state->fasting_size() + state->fasting_at_s_size());
+  readings.reserve(state->fasting_size() + at.size());
   for (const v1::FastingReading& r : state->fasting()) readings.emplace_back(r.at_s(), r.mmol_per_l());
-  for (int i = 0; i < state->fasting_at_s_size(); ++i) {
-    readings.emplace_back(state->fasting_at_s(i), state->fasting_mmol_per_l(i));
+  for (int i = 0; i < at.size(); ++i) readings.emplace_back(at[i], value[i]);
+  for (const auto& reading : readings) {
+    if (!std::isfinite(reading.second)) return false;  // (and sorting needs an order)
   }
   std::sort(readings.begin(), readings.end());
   state->clear_fasting();

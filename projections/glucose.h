@@ -18,8 +18,8 @@ namespace tend::projections {
 void ApplyGlucose(const v1::Event& event, v1::GlucoseState* state);
 
 // Moves readings stored as messages (storage format 7 and older) into the columns, in the order
-// ApplyGlucose keeps; the state is then what folding the same events here gives. False when the
-// columns are not parallel (a damaged record).
+// ApplyGlucose keeps; the state is then what folding the same events here gives. False for a
+// damaged record: columns not parallel, not in that order, or a value that is not finite.
 bool UpgradeGlucose(v1::GlucoseState* state);
 
 // Readings after `as_of` are ignored. A day's reading is its latest fasting one (of two in the

@@ -1,4 +1,5 @@
-// RocksDB's CRC-32C, computed by tend's (base/crc32c.h).
+// RocksDB's CRC-32C, computed by tend's (base/crc32c.h). Built on x86-64 only
+// (storage/CMakeLists.txt).
 //
 // Why: Debian's librocksdb is built portable (no SSE4.2 at compile time), so its CRC-32C, which
 // checksums every byte written to the write-ahead log, runs the table-driven path

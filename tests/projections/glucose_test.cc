@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -112,7 +113,20 @@ TEST_CASE("readings stored as messages (format 7) upgrade to the columns a fold 
   CHECK(old.fasting_mmol_per_l(1) == 6.1);  // the lower of the same second first
   CHECK(projections::UpgradeGlucose(&old));  // nothing left to move: unchanged
   CHECK(old.SerializeAsString() == folded.SerializeAsString());
-  // Columns that are not parallel are damage.
+  // Damage: columns out of (time, value) order, a value that is not finite, columns of
+  // different lengths.
+  v1::GlucoseState damaged = folded;
+  damaged.set_fasting_mmol_per_l(1, 8.5);  // above its same-second partner (8.4)
+  CHECK_FALSE(projections::UpgradeGlucose(&damaged));
+  damaged = folded;
+  damaged.set_fasting_at_s(0, damaged.fasting_at_s(3) + 1);
+  CHECK_FALSE(projections::UpgradeGlucose(&damaged));
+  damaged = folded;
+  damaged.set_fasting_mmol_per_l(2, std::nan(""));
+  CHECK_FALSE(projections::UpgradeGlucose(&damaged));
+  v1::GlucoseState legacy_nan;
+  legacy_nan.add_fasting()->set_mmol_per_l(std::nan(""));
+  CHECK_FALSE(projections::UpgradeGlucose(&legacy_nan));
   old.add_fasting_at_s(1);
   CHECK_FALSE(projections::UpgradeGlucose(&old));
 }
