@@ -625,11 +625,34 @@ TEST_CASE("a version 5 directory is upgraded in place: its outbox is rekeyed by 
   CHECK(Due(**again, 2, 0, 9999) == std::vector<std::string>{"b-due", "a-deferred"});
 }
 
+// A state directory made by this tend, then set back to storage format `version` with these
+// records of partition 2 (patient id, record bytes), as an older tend would have left it.
+void MakeOlderDirectory(const std::string& dir, const std::string& version,
+                        const std::vector<std::pair<std::string, std::string>>& records) {
+  namespace sf = storage_format;
+  { REQUIRE(Storage::Open(dir).ok()); }
+  testing::EditRawDb(dir, [&](rocksdb::DB* raw, const auto& handles) {
+    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[1], std::string(sf::kFormatVersionKey),
+                     version).ok());
+    for (const auto& [patient, record] : records) {
+      REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[2], sf::StateKey(2, patient), record).ok());
+    }
+  });
+}
+
+// The directory's format_version as stored (no Storage open: it would upgrade it).
+std::string StoredFormatVersion(const std::string& dir) {
+  std::string version;
+  testing::EditRawDb(dir, [&](rocksdb::DB* raw, const auto& handles) {
+    REQUIRE(raw->Get(rocksdb::ReadOptions(), handles[1],
+                     std::string(storage_format::kFormatVersionKey), &version).ok());
+  });
+  return version;
+}
+
 TEST_CASE("a version 6 directory is upgraded in place: its records are read as they are",
           "[storage]") {
-  namespace sf = storage_format;
   TempDir dir;
-  { REQUIRE(Storage::Open(dir.path()).ok()); }
   v1::PatientState state = State("p-1", 3);
   state.set_partition(2);
   std::string v6 = state.SerializeAsString();
@@ -638,11 +661,7 @@ TEST_CASE("a version 6 directory is upgraded in place: its records are read as t
     for (int i = 0; i < 8; ++i) v6.push_back(static_cast<char>(f >> (8 * i)));
   }
   REQUIRE(state.ByteSizeLong() < 128);
-  testing::EditRawDb(dir.path(), [&](rocksdb::DB* raw, const auto& handles) {
-    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[1], std::string(sf::kFormatVersionKey), "6")
-                .ok());
-    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[2], sf::StateKey(2, "p-1"), v6).ok());
-  });
+  MakeOlderDirectory(dir.path(), "6", {{"p-1", v6}});
   {
     // A reader need not wait for the upgrade: a 6 differs only in the records.
     TempDir scratch;
@@ -662,20 +681,13 @@ TEST_CASE("a version 6 directory is upgraded in place: its records are read as t
   CHECK(back.unique_events() == 3);
   CHECK(applied.fingerprints() == std::vector<uint64_t>{11, 12});
   storage->reset();
-  std::string version;
-  testing::EditRawDb(dir.path(), [&](rocksdb::DB* raw, const auto& handles) {
-    REQUIRE(raw->Get(rocksdb::ReadOptions(), handles[1], std::string(sf::kFormatVersionKey),
-                     &version).ok());
-  });
-  CHECK(version == std::to_string(sf::kStorageFormatVersion));
+  CHECK(StoredFormatVersion(dir.path()) == std::to_string(storage_format::kStorageFormatVersion));
 }
 
 TEST_CASE("a version 7 directory is upgraded in place: glucose readings move into columns when "
           "read",
           "[storage]") {
-  namespace sf = storage_format;
   TempDir dir;
-  { REQUIRE(Storage::Open(dir.path()).ok()); }
   // Format 7's readings: a message each, by (time, event_id).
   v1::PatientState state = State("p-1", 3);
   state.set_partition(2);
@@ -689,16 +701,11 @@ TEST_CASE("a version 7 directory is upgraded in place: glucose readings move int
   }
   v1::PatientState damaged = State("p-2", 1);
   damaged.mutable_glucose()->add_fasting_at_s(100);  // a column without its partner
-  std::string key, v7, key2, bad;
+  std::string key, v7, bad;  // (the keys are MakeOlderDirectory's)
   AppliedEvents none;
   StateBatch::EncodePatient(2, state, none, &key, &v7);
-  StateBatch::EncodePatient(2, damaged, none, &key2, &bad);
-  testing::EditRawDb(dir.path(), [&](rocksdb::DB* raw, const auto& handles) {
-    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[1], std::string(sf::kFormatVersionKey), "7")
-                .ok());
-    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[2], key, v7).ok());
-    REQUIRE(raw->Put(rocksdb::WriteOptions(), handles[2], key2, bad).ok());
-  });
+  StateBatch::EncodePatient(2, damaged, none, &key, &bad);
+  MakeOlderDirectory(dir.path(), "7", {{"p-1", v7}, {"p-2", bad}});
   auto check = [](const v1::PatientState& back) {
     CHECK(back.unique_events() == 3);
     CHECK(back.glucose().fasting_size() == 0);
@@ -729,12 +736,7 @@ TEST_CASE("a version 7 directory is upgraded in place: glucose readings move int
   auto damage = (*storage)->GetPatient(2, "p-2", &refused);
   CHECK(damage.status().code() == absl::StatusCode::kDataLoss);
   storage->reset();
-  std::string version;
-  testing::EditRawDb(dir.path(), [&](rocksdb::DB* raw, const auto& handles) {
-    REQUIRE(raw->Get(rocksdb::ReadOptions(), handles[1], std::string(sf::kFormatVersionKey),
-                     &version).ok());
-  });
-  CHECK(version == "8");
+  CHECK(StoredFormatVersion(dir.path()) == "8");
 }
 
 TEST_CASE("decisions older than the retention go when compacted, the rest stay", "[storage]") {
