@@ -10,6 +10,7 @@
 // the page_token seeds and patient_record/format-7-out-of-order (format-7 with its first two
 // fingerprints swapped: refused, so a decoder that stopped checking the order fails the replay)
 // are hand-written bytes.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -150,8 +151,12 @@ int main(int argc, char** argv) {
     check_in->mutable_glucose()->set_context(v1::GlucoseReading::FASTING);
     projections::Apply(config, e, &with_readings);
   }
-  for (const auto& [id, at_s, mmol] : std::vector<Reading>{
-           {"g-3", 1767139200, 7.7}, {"g-1", 1767225600, 8.4}, {"g-2", 1767225600, 6.1}}) {
+  std::vector<Reading> by_time_and_id = readings;
+  std::sort(by_time_and_id.begin(), by_time_and_id.end(), [](const Reading& a, const Reading& b) {
+    return std::get<1>(a) != std::get<1>(b) ? std::get<1>(a) < std::get<1>(b)
+                                            : std::string(std::get<0>(a)) < std::get<0>(b);
+  });
+  for (const auto& [id, at_s, mmol] : by_time_and_id) {
     v1::FastingReading* r = legacy.add_fasting();
     r->set_event_id(id);
     r->set_at_s(at_s);

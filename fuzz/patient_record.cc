@@ -56,8 +56,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   v1::PatientState state;
   if (state.ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size())) &&
       projections::UpgradeGlucose(state.mutable_glucose())) {
-    // Format 7 readings moved into parallel columns, once: upgrading again changes nothing; the
-    // view reads whatever order the columns hold.
+    // Format 7 readings moved into parallel columns in (time, value) order: upgrading again
+    // checks that order and changes nothing.
     const v1::GlucoseState& g = state.glucose();
     if (g.fasting_size() != 0 || g.fasting_at_s_size() != g.fasting_mmol_per_l_size()) std::abort();
     const std::string upgraded = g.SerializeAsString();

@@ -816,7 +816,7 @@ absl::Status ParsePatient(absl::string_view record, absl::string_view what, v1::
   if (!sf::DecodePatient(record, &state_bytes, applied) ||
       !state->ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size())) ||
       // Format 7 readings into format 8's columns (storage/format.h).
-      !projections::UpgradeGlucose(state->mutable_glucose())) {
+      (state->has_glucose() && !projections::UpgradeGlucose(state->mutable_glucose()))) {
     return absl::DataLossError(absl::StrCat("corrupt patient record ", what));
   }
   return absl::OkStatus();
