@@ -111,7 +111,7 @@ class Engine::Impl : public PartitionListener {
     absl::TimeZone tz;
     bool tz_known = false;
     bool dirty = false;
-    RuleMemoryIndex memories;  // of state.rules(), for deciding
+    RuleMemoryIndex memories;  // of state.rules()'s memory rows, for deciding
     // The cache's eviction order (second chance: Evict) and what the entry counts for in
     // cache_bytes_: the estimate as of its last read or commit (BuildPart sets `bytes`; the
     // engine thread moves the difference into the total). `referenced`: read since the eviction

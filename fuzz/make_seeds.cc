@@ -3,7 +3,7 @@
 // events' JSON lines), archive (small archives, finished and cut short), and patient_record (a
 // simulated patient's stored record as written today, unstamped, and in format 6; with three
 // fasting glucose readings, two in one second, as columns (format 8) and as messages (format
-// 7)). Run from the
+// 7); with three rule memories as columns (format 9) and as messages (format 8)). Run from the
 // repository root after changing the event or archive format:
 //   build/fuzz/fuzz_make_seeds fuzz/corpus
 // The YAML seeds (engine_config, rules) are copies of deploy/ files and hand-written cases, and
@@ -27,6 +27,7 @@
 #include "kafka/archive.h"
 #include "kafka/ticker.h"
 #include "projections/patient.h"
+#include "rules/memory.h"
 #include "storage/applied_events.h"
 #include "storage/format.h"
 
@@ -167,6 +168,38 @@ int main(int argc, char** argv) {
   *with_readings.mutable_glucose() = legacy;
   storage_format::EncodePatient(with_readings.SerializeAsString(), applied, &record);
   Write(root + "/patient_record/format-7-glucose", record);
+  // Rule memories as format 9 keeps them (a row per rule in columns) and as format 8 did (a
+  // message each with its rule's id): the upgrade's input.
+  v1::PatientState with_memories = state;
+  v1::RulesState legacy_rules;
+  struct Memory {
+    const char* rule_id;
+    int64_t last_fired_s, timer_due_s, absence_anchor_s;
+    v1::RuleMemory::Held became;
+  };
+  const std::vector<Memory> memories = {
+      {"welcome", 1767225600, 0, 0, v1::RuleMemory::HELD_UNKNOWN},
+      {"inactive-7d", 0, 1767830400, 1767225600, v1::RuleMemory::HELD_UNKNOWN},
+      {"streak-7", 0, 0, 0, v1::RuleMemory::HELD_FALSE}};
+  for (const Memory& m : memories) {
+    v1::RuleMemory* old = legacy_rules.add_rules();
+    old->set_rule_id(m.rule_id);
+    old->set_last_fired_s(m.last_fired_s);
+    old->set_timer_due_s(m.timer_due_s);
+    old->set_absence_anchor_s(m.absence_anchor_s);
+    old->set_became(m.became);
+    v1::RulesState* rules = with_memories.mutable_rules();
+    RuleMemoryRef row(rules, AddRuleMemoryRow(rules, RuleFingerprint(m.rule_id)));
+    row.set_last_fired_s(m.last_fired_s);
+    row.set_timer_due_s(m.timer_due_s);
+    row.set_absence_anchor_s(m.absence_anchor_s);
+    row.set_became(m.became);
+  }
+  storage_format::EncodePatient(with_memories.SerializeAsString(), applied, &record);
+  Write(root + "/patient_record/format-9-rules", record);
+  *with_memories.mutable_rules() = legacy_rules;
+  storage_format::EncodePatient(with_memories.SerializeAsString(), applied, &record);
+  Write(root + "/patient_record/format-8-rules", record);
   std::fprintf(stderr, "seeds written under %s\n", root.c_str());
   return 0;
 }

@@ -4,7 +4,8 @@
 // (fingerprints ascending and distinct; hours all stamped or none), encode back to a record that
 // decodes to the same state bytes and window, and survive a fold: the event folded is then in the
 // window; a copy leaves the window as it was, a new event within its bound. The state bytes go
-// through the parse and upgrade a cache miss does (format 7's glucose readings into columns).
+// through the parse and upgrades a cache miss does (format 7's glucose readings and format 8's
+// rule memories into columns).
 #include <cstdint>
 
 #include "fuzz/quiet_protobuf.h"
@@ -14,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "projections/config.h"
 #include "projections/glucose.h"
+#include "rules/memory.h"
 #include "storage/applied_events.h"
 #include "storage/format.h"
 #include "tend/v1/state.pb.h"
@@ -67,6 +69,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     (void)projections::ComputeGlucose(projections::DefaultProjectionConfig(), g,
                                       absl::UTCTimeZone(), absl::FromUnixSeconds(size * 997));
+  }
+  v1::PatientState rules_state;
+  if (rules_state.ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size())) &&
+      UpgradeRuleMemories(rules_state.mutable_rules())) {
+    // Format 8 memories moved into parallel columns, a row per rule and a Held in each:
+    // upgrading again checks that and changes nothing; every row reads back.
+    const v1::RulesState& r = rules_state.rules();
+    const int n = r.memory_rule_size();
+    if (r.rules_size() != 0 || r.memory_last_fired_s_size() != n ||
+        r.memory_timer_due_s_size() != n || r.memory_absence_anchor_s_size() != n ||
+        r.memory_became_size() != n || r.memory_date_target_s_size() != n) {
+      std::abort();
+    }
+    const std::string upgraded = r.SerializeAsString();
+    if (!UpgradeRuleMemories(rules_state.mutable_rules()) ||
+        rules_state.rules().SerializeAsString() != upgraded) {
+      std::abort();
+    }
+    for (int row = 0; row < n; ++row) {
+      if (FindRuleMemoryRow(r, r.memory_rule(row)) != row ||
+          !v1::RuleMemory::Held_IsValid(RuleMemoryRef(rules_state.mutable_rules(), row).became())) {
+        std::abort();
+      }
+    }
   }
   // A fold at a clock and of an event the input's first bytes choose, with a small bound.
   uint64_t fingerprint = 0;

@@ -1,6 +1,7 @@
 #include "rules/decide.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
@@ -49,45 +50,41 @@ v1::DailyCount* SentCounter(v1::RulesState* state, int32_t day, v1::Category cat
 }
 
 // The patient's rule memories, found by their rule's position in the rule set through a
-// RuleMemoryIndex: the caller's (kept across calls), else one built here. New memories are kept
-// in rule-set order. (Any order is correct; this one makes a state's memories read like its rules.)
+// RuleMemoryIndex: the caller's (kept across calls), else one built here. A new memory is a row
+// added at the end (first-use order; any order is correct).
 class Memories {
  public:
   Memories(const RuleSet& rules, v1::RulesState* state, RuleMemoryIndex* index)
       : rules_(rules), state_(state), index_(index != nullptr ? index : &own_index_) {
     if (index_->built) return;
-    index_->by_rule.assign(rules.rules().size(), nullptr);
-    for (v1::RuleMemory& m : *state_->mutable_rules()) {
-      if (const CompiledRule* r = rules.Find(m.rule_id())) index_->by_rule[Position(*r)] = &m;
+    index_->by_rule.assign(rules.rules().size(), -1);
+    const auto& fingerprints = state_->memory_rule();
+    for (int row = 0; row < fingerprints.size(); ++row) {
+      const int pos = rules.FindFingerprint(fingerprints.Get(row));
+      if (pos >= 0) index_->by_rule[pos] = row;
     }
     index_->built = true;
   }
   v1::RulesState* state() const { return state_; }
 
-  // The rule's memory, or null.
-  v1::RuleMemory* Find(const CompiledRule& rule) { return index_->by_rule[Position(rule)]; }
-  // The memory of a rule since removed from the set, or null.
-  v1::RuleMemory* FindRemoved(absl::string_view rule_id) {
-    return const_cast<v1::RuleMemory*>(FindRuleMemory(*state_, rule_id));
+  // The rule's memory, if it has one.
+  std::optional<RuleMemoryRef> Find(const CompiledRule& rule) {
+    const int row = index_->by_rule[Position(rule)];
+    if (row < 0) return std::nullopt;
+    return RuleMemoryRef(state_, row);
   }
-  // The rule's memory, added when the patient has none yet: after the memory of the nearest
-  // earlier rule of the set that has one.
-  v1::RuleMemory* Get(const CompiledRule& rule) {
+  // The memory of a rule since removed from the set, if it has one.
+  std::optional<RuleMemoryRef> FindRemoved(absl::string_view rule_id) {
+    const int row = FindRuleMemoryRow(*state_, RuleFingerprint(rule_id));
+    if (row < 0) return std::nullopt;
+    return RuleMemoryRef(state_, row);
+  }
+  // The rule's memory, added when the patient has none yet.
+  RuleMemoryRef Get(const CompiledRule& rule) {
     const size_t pos = Position(rule);
-    if (v1::RuleMemory* m = index_->by_rule[pos]) return m;
-    int at = 0;
-    for (size_t j = pos; j-- > 0;) {
-      if (const v1::RuleMemory* before = index_->by_rule[j]) {
-        const auto& rules = state_->rules();
-        const auto found = std::find(rules.pointer_begin(), rules.pointer_end(), before);
-        at = static_cast<int>(found - rules.pointer_begin()) + 1;
-        break;
-      }
-    }
-    auto* rules = state_->mutable_rules();
-    rules->Add()->set_rule_id(rule.rule.id());
-    for (int i = rules->size() - 1; i > at; --i) rules->SwapElements(i, i - 1);
-    return index_->by_rule[pos] = rules->Mutable(at);
+    int& row = index_->by_rule[pos];
+    if (row < 0) row = AddRuleMemoryRow(state_, rules_.fingerprint(pos));
+    return RuleMemoryRef(state_, row);
   }
 
  private:
@@ -140,11 +137,11 @@ void Consider(const CompiledRule& r, const DecideInput& in, Candidate c, bool re
   }
 }
 
-void SetTimer(v1::RuleMemory* m, int64_t due_s, DecideOutput* out) {
-  const int64_t old = m->timer_due_s();
+void SetTimer(RuleMemoryRef m, absl::string_view rule_id, int64_t due_s, DecideOutput* out) {
+  const int64_t old = m.timer_due_s();
   if (old == due_s) return;
-  m->set_timer_due_s(due_s);
-  out->timer_changes.push_back({m->rule_id(), old, due_s});
+  m.set_timer_due_s(due_s);
+  out->timer_changes.push_back({std::string(rule_id), old, due_s});
 }
 
 bool AbsenceMatches(const CompiledRule& r, const DecideInput& in) {
@@ -167,11 +164,13 @@ bool AbsenceMatches(const CompiledRule& r, const DecideInput& in) {
 // timer in the past twice.
 void MoveAbsence(const CompiledRule& r, const DecideInput& in, int64_t anchor_s,
                  Memories* memories, DecideOutput* out) {
-  v1::RuleMemory* m = memories->Get(r);
-  if (m->absence_anchor_s() >= anchor_s) return;  // not newer: nothing moves
-  m->set_absence_anchor_s(anchor_s);
+  RuleMemoryRef m = memories->Get(r);
+  if (m.absence_anchor_s() >= anchor_s) return;  // not newer: nothing moves
+  m.set_absence_anchor_s(anchor_s);
   const int64_t due_s = anchor_s + absl::ToInt64Seconds(r.absence_after);
-  if (due_s > absl::ToUnixSeconds(in.now) && m->timer_due_s() == 0) SetTimer(m, due_s, out);
+  if (due_s > absl::ToUnixSeconds(in.now) && m.timer_due_s() == 0) {
+    SetTimer(m, r.rule.id(), due_s, out);
+  }
 }
 
 bool ScheduleApplies(const CompiledRule& r, const DecideInput& in) {
@@ -190,14 +189,14 @@ int64_t DateOf(const CompiledRule& r, const DecideInput& in) {
 // (`at` on the local day `days_before` days before the date), fires when that moment has come
 // on its day, and - once a date has fired or its day is over - looks again when the date has
 // passed and its due day is over, for the next one. No date: no timer. A date fires at most
-// once: RuleMemory.date_target_s is the latest date fired or let pass, and a date at or before
+// once: the memory's date_target_s is the latest date fired or let pass, and a date at or before
 // it is never decided again (dates come in ascending order; one earlier than a fired one was due
 // before it, so its day is over or is that same day, which had its reminder).
-void StepDate(const CompiledRule& r, const DecideInput& in, v1::RuleMemory* m,
+void StepDate(const CompiledRule& r, const DecideInput& in, RuleMemoryRef m,
               std::vector<Candidate>* fired, DecideOutput* out) {
   const int64_t target_s = DateOf(r, in);
   if (target_s <= 0) {
-    SetTimer(m, 0, out);
+    SetTimer(m, r.rule.id(), 0, out);
     return;
   }
   const int64_t now_s = absl::ToUnixSeconds(in.now);
@@ -209,8 +208,8 @@ void StepDate(const CompiledRule& r, const DecideInput& in, v1::RuleMemory* m,
   const int64_t recheck_s = std::max(
       {target_s + 1, absl::ToUnixSeconds(absl::FromCivil(due_day + 1, in.tz)),
        absl::ToUnixSeconds(absl::FromCivil(today + 1, in.tz))});
-  if (target_s <= m->date_target_s()) {  // fired (or let pass) already
-    SetTimer(m, recheck_s, out);
+  if (target_s <= m.date_target_s()) {  // fired (or let pass) already
+    SetTimer(m, r.rule.id(), recheck_s, out);
     return;
   }
   const int64_t due_s = absl::ToUnixSeconds(absl::FromCivil(
@@ -218,11 +217,11 @@ void StepDate(const CompiledRule& r, const DecideInput& in, v1::RuleMemory* m,
                         r.schedule_minute_of_day / 60, r.schedule_minute_of_day % 60),
       in.tz));
   if (due_s > now_s) {
-    SetTimer(m, due_s, out);
+    SetTimer(m, r.rule.id(), due_s, out);
     return;
   }
-  m->set_date_target_s(target_s);
-  SetTimer(m, recheck_s, out);
+  m.set_date_target_s(target_s);
+  SetTimer(m, r.rule.id(), recheck_s, out);
   if (today != due_day) return;  // its day is over: let it pass
   Candidate c{&r, absl::StrCat("date:", target_s), New<v1::Explanation>(out)};
   Consider(r, in, std::move(c), true, fired, out);
@@ -278,13 +277,6 @@ absl::Time QuietHoursEnd(const PolicyOptions& p, absl::Time t, const absl::TimeZ
                               p.quiet_end_minute % 60);
   // absl resolves a local time skipped or repeated by a DST change to a real instant.
   return absl::FromCivil(end, tz);
-}
-
-const v1::RuleMemory* FindRuleMemory(const v1::RulesState& state, absl::string_view rule_id) {
-  for (const auto& m : state.rules()) {
-    if (m.rule_id() == rule_id) return &m;
-  }
-  return nullptr;
 }
 
 int SentOn(const v1::RulesState& state, absl::CivilDay day, v1::Category category) {
@@ -356,14 +348,14 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
       // such event — time-driven rules are absence and schedule triggers.
       const uint32_t parts = r.trigger_filter.view_parts();
       const uint32_t sections = parts & ~projections::kViewHeader;
-      v1::RuleMemory* m = memories.Get(r);
-      const bool known = m->became() != v1::RuleMemory::HELD_UNKNOWN;
+      RuleMemoryRef m = memories.Get(r);
+      const bool known = m.became() != v1::RuleMemory::HELD_UNKNOWN;
       if (known && !in.first_event && sections != 0 && (sections & changed) == 0) continue;
       const v1::PatientView& view = in.view->Get(parts);
       const bool now_held = r.trigger_filter.Evaluate(view, &event, nullptr);
       const bool was_held =
-          known ? m->became() == v1::RuleMemory::HELD_TRUE : (in.first_event ? false : now_held);
-      m->set_became(now_held ? v1::RuleMemory::HELD_TRUE : v1::RuleMemory::HELD_FALSE);
+          known ? m.became() == v1::RuleMemory::HELD_TRUE : (in.first_event ? false : now_held);
+      m.set_became(now_held ? v1::RuleMemory::HELD_TRUE : v1::RuleMemory::HELD_FALSE);
       if (was_held || !now_held) continue;
       auto* trace = New<v1::Explanation>(out);  // only for a transition: most change nothing
       r.trigger_filter.Evaluate(view, &event, trace);
@@ -372,21 +364,21 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
     } else if (t.has_absence()) {
       if (AbsenceMatches(r, in)) {
         MoveAbsence(r, in, event_s, &memories, out);
-      } else if (event.has_enrollment() && memories.Get(r)->absence_anchor_s() == 0) {
+      } else if (event.has_enrollment() && memories.Get(r).absence_anchor_s() == 0) {
         MoveAbsence(r, in, event_s, &memories, out);  // counted from enrollment until a first one
       }
     } else if (t.has_date()) {
       // Only events that can move the date, and the first event the rule sees of a patient (a
       // rule added to the file arms for everyone at their next event): the others leave it be.
-      if (!in.first_event && (r.date_parts & changed) == 0 && memories.Find(r) != nullptr) {
+      if (!in.first_event && (r.date_parts & changed) == 0 && memories.Find(r).has_value()) {
         continue;
       }
       StepDate(r, in, memories.Get(r), &fired, out);
     } else if (t.has_schedule()) {
-      v1::RuleMemory* m = memories.Get(r);
-      if (m->timer_due_s() == 0 && ScheduleApplies(r, in)) {
-        SetTimer(m, absl::ToUnixSeconds(NextLocalTime(in.now, r.schedule_minute_of_day, in.tz)),
-                 out);
+      RuleMemoryRef m = memories.Get(r);
+      if (m.timer_due_s() == 0 && ScheduleApplies(r, in)) {
+        SetTimer(m, r.rule.id(),
+                 absl::ToUnixSeconds(NextLocalTime(in.now, r.schedule_minute_of_day, in.tz)), out);
       }
     }
   }
@@ -399,9 +391,9 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
                    DecideOutput* out) {
   Memories memories(rules, state, in.memories);
   const CompiledRule* r = rules.Find(rule_id);
-  v1::RuleMemory* m = r != nullptr ? memories.Find(*r) : memories.FindRemoved(rule_id);
-  if (m == nullptr || m->timer_due_s() != due_s) return;  // moved since indexed
-  SetTimer(m, 0, out);
+  std::optional<RuleMemoryRef> m = r != nullptr ? memories.Find(*r) : memories.FindRemoved(rule_id);
+  if (!m.has_value() || m->timer_due_s() != due_s) return;  // moved since indexed
+  SetTimer(*m, rule_id, 0, out);
   if (r == nullptr) return;
   std::vector<Candidate> fired;
   const auto& t = r->rule.trigger();
@@ -409,7 +401,7 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
     const int64_t anchor_s = m->absence_anchor_s();
     const int64_t true_due_s = anchor_s + absl::ToInt64Seconds(r->absence_after);
     if (true_due_s > absl::ToUnixSeconds(in.now)) {  // moved since it was armed
-      SetTimer(m, true_due_s, out);
+      SetTimer(*m, rule_id, true_due_s, out);
       return;
     }
     Candidate c{r, absl::StrCat("absence:", anchor_s), New<v1::Explanation>(out)};
@@ -422,9 +414,10 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
     Candidate c{r, absl::StrCat("schedule:", absl::FormatCivilTime(day)),
                 New<v1::Explanation>(out)};
     Consider(*r, in, std::move(c), false, &fired, out);
-    SetTimer(m, absl::ToUnixSeconds(NextLocalTime(in.now, r->schedule_minute_of_day, in.tz)), out);
+    SetTimer(*m, rule_id,
+             absl::ToUnixSeconds(NextLocalTime(in.now, r->schedule_minute_of_day, in.tz)), out);
   } else if (t.has_date()) {
-    StepDate(*r, in, m, &fired, out);
+    StepDate(*r, in, *m, &fired, out);
   }
   Resolve(policy, in, std::move(fired), &memories, out);
 }
@@ -490,9 +483,9 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
         continue;
       }
     }
-    v1::RuleMemory* memory = memories->Get(*c.rule);
-    if (memory->last_fired_s() != 0 &&
-        absl::FromUnixSeconds(memory->last_fired_s()) + FromProtoDuration(p.cooldown()) > in.now) {
+    RuleMemoryRef memory = memories->Get(*c.rule);
+    if (memory.last_fired_s() != 0 &&
+        absl::FromUnixSeconds(memory.last_fired_s()) + FromProtoDuration(p.cooldown()) > in.now) {
       suppress(v1::Decision::COOLDOWN);
       continue;
     }
@@ -523,7 +516,7 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
       sent->set_sent(sent->sent() + 1);
       taken_in_this_round.emplace_back(day, p.category());
     }
-    memory->set_last_fired_s(absl::ToUnixSeconds(in.now));
+    memory.set_last_fired_s(absl::ToUnixSeconds(in.now));
 
     auto* cmd = New<v1::ReminderCommand>(out);
     cmd->set_command_id(CommandId(rule.id(), rule.version(), in.state->patient_id(), c.trigger));

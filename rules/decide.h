@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "rules/memory.h"  // ReadRuleMemory: a patient's memory of a rule
 #include "rules/rules.h"
 #include "projections/churn.h"
 #include "projections/config.h"
@@ -71,14 +72,14 @@ class LazyView {
   uint32_t computed_ = 0;
 };
 
-// A patient's rule memories (RulesState.rules) by the position of their rule in the RuleSet,
-// for a caller that decides for one patient again and again (the engine keeps one per cached
-// patient): deciding then reaches a rule's memory without comparing rule ids, which costs a cache
-// miss per memory in a large cohort. Built on first use; valid for one RuleSet and one RulesState
-// while its memories change only through DecideOnEvent and DecideOnTimer given this index.
+// A patient's rule memories (RulesState's memory rows, rules/memory.h) by the position of their
+// rule in the RuleSet, for a caller that decides for one patient again and again (the engine
+// keeps one per cached patient): deciding then reaches a rule's memory without looking for its
+// fingerprint. Built on first use; valid for one RuleSet and one RulesState while its memories
+// change only through DecideOnEvent and DecideOnTimer given this index.
 struct RuleMemoryIndex {
   bool built = false;
-  std::vector<v1::RuleMemory*> by_rule;  // elements of RulesState.rules; null: none yet
+  std::vector<int> by_rule;  // the rule's row; -1: none yet
 };
 
 struct DecideInput {
@@ -143,8 +144,6 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
                    absl::string_view rule_id, int64_t due_s, v1::RulesState* state,
                    DecideOutput* out);
 
-// The patient's memory of a rule (cooldown, timer, anchor, became), or null.
-const v1::RuleMemory* FindRuleMemory(const v1::RulesState& state, absl::string_view rule_id);
 // Reminders of `category` counted against the cap on local `day`.
 int SentOn(const v1::RulesState& state, absl::CivilDay day, v1::Category category);
 

@@ -20,6 +20,7 @@
 #include "base/yaml_proto.h"
 #include "events/codec.h"
 #include "projections/patient.h"
+#include "rules/memory.h"
 
 namespace tend {
 namespace {
@@ -580,12 +581,21 @@ absl::StatusOr<RuleSet> RuleSet::Parse(absl::string_view yaml, absl::string_view
       return fail("id: 1-64 characters of [A-Za-z0-9._-] are required");
     }
     if (!ids.insert(rule.id()).second) return fail("id: used by an earlier rule");
+    // Patients' memories name a rule by this fingerprint (rules/memory.h): two ids sharing one
+    // would share a memory.
+    const uint64_t fingerprint = RuleFingerprint(rule.id());
+    if (const int other = set.FindFingerprint(fingerprint); other >= 0) {
+      return fail(absl::StrCat("id: has the same fingerprint as rule ",
+                               set.rules_[other].rule.id(),
+                               " (rules/memory.h RuleFingerprint); rename one of them"));
+    }
     if (rule.version() < 1) return fail("version: must be >= 1");
     auto compiled = CompileRule(rule);
     if (!compiled.ok()) return fail(compiled.status().message());
     set.has_timers_ |= rule.trigger().has_absence() || rule.trigger().has_schedule() ||
                        rule.trigger().has_date();
     set.rules_.push_back(*std::move(compiled));
+    set.fingerprints_.push_back(fingerprint);
   }
   std::set<std::string> experiment_ids;
   for (int i = 0; i < file.experiments_size(); ++i) {

@@ -153,10 +153,20 @@ class RuleSet {
   const std::vector<v1::Experiment>& experiments() const { return experiments_; }
   // The rule with this id, or null.
   const CompiledRule* Find(absl::string_view id) const;
+  // The position in rules() of the rule whose id has this RuleFingerprint (rules/memory.h), or
+  // -1. No two rules of a set share one (Parse refuses the set).
+  uint64_t fingerprint(size_t position) const { return fingerprints_[position]; }
+  int FindFingerprint(uint64_t fingerprint) const {
+    for (size_t i = 0; i < fingerprints_.size(); ++i) {
+      if (fingerprints_[i] == fingerprint) return static_cast<int>(i);
+    }
+    return -1;
+  }
   bool has_timers() const { return has_timers_; }  // any absence or schedule rule
 
  private:
   std::vector<CompiledRule> rules_;
+  std::vector<uint64_t> fingerprints_;  // RuleFingerprint of each rule's id, parallel to rules_
   std::vector<v1::Experiment> experiments_;
   bool has_timers_ = false;
 };

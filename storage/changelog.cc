@@ -35,8 +35,9 @@ absl::Status Check(const ChangelogRecord& record) {
                                             " in partition ", record.partition, "'s changelog"));
   }
   if (record.value.has_value() &&
-      (record.value->empty() || ((*record.value)[0] != kPut && (*record.value)[0] != kPutV2 &&
-                                 (*record.value)[0] != kPutV1))) {
+      (record.value->empty() ||
+       ((*record.value)[0] != kPut && (*record.value)[0] != kPutV3 &&
+        (*record.value)[0] != kPutV2 && (*record.value)[0] != kPutV1))) {
     return absl::DataLossError(absl::StrCat(
         "state changelog record \"", absl::CHexEscape(record.key.substr(0, 64)),
         "\" of partition ", partition, ": its value is not of format version 1 to ",

@@ -102,8 +102,12 @@ namespace tend::storage_format {
 // fasting_mmol_per_l) instead of a message each (a 7 is upgraded in place the same way: a 7
 // record's readings move into the columns when it is parsed, projections::UpgradeGlucose, and it
 // is written as an 8 with its patient's next commit; a 7 binary refuses an 8 directory, whose
-// states it would read without their readings).
-inline constexpr int kStorageFormatVersion = 8;
+// states it would read without their readings). 9: the rules' memories of a patient are six
+// parallel columns (RulesState.memory_*, a row per rule named by its RuleFingerprint,
+// rules/memory.h) instead of a message and a rule-id string each (an 8 is upgraded in place the
+// same way, UpgradeRuleMemories; an 8 binary refuses a 9 directory, whose states it would read
+// without their memories).
+inline constexpr int kStorageFormatVersion = 9;
 
 inline constexpr absl::string_view kMetaCf = "meta";
 inline constexpr absl::string_view kStateCf = "state";

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/engine.h"
+#include "rules/memory.h"
 #include "dev/mock_broker.h"
 #include "dispatch/dispatcher.h"
 #include "services/server.h"
@@ -464,6 +465,7 @@ TEST_CASE("a command the sink keeps failing waits for its retries alone: the oth
 // (timers are moved, fired and re-armed many times over in commits of every size here).
 void RequireTimersMirrorRuleMemories(const Storage& storage) {
   std::set<std::string> stored, armed;
+  std::map<uint64_t, std::string> rule_ids;  // memory rows name their rules by fingerprint
   auto checkpoints = storage.LoadCheckpoints();
   REQUIRE(checkpoints.ok());
   for (const auto& cp : *checkpoints) {
@@ -473,15 +475,20 @@ void RequireTimersMirrorRuleMemories(const Storage& storage) {
                                   absl::string_view rule) {
                                 stored.insert(absl::StrCat(cp.partition(), " ", due_s, " ",
                                                            patient, " ", rule));
+                                rule_ids[RuleFingerprint(rule)] = std::string(rule);
                                 return absl::OkStatus();
                               })
                 .ok());
   }
   REQUIRE(storage.ForEachState([&](const v1::PatientState& state) {
-    for (const auto& m : state.rules().rules()) {
-      if (m.timer_due_s() == 0) continue;
-      armed.insert(absl::StrCat(state.partition(), " ", m.timer_due_s(), " ", state.patient_id(),
-                                " ", m.rule_id()));
+    const v1::RulesState& r = state.rules();
+    for (int row = 0; row < r.memory_rule_size(); ++row) {
+      if (r.memory_timer_due_s(row) == 0) continue;
+      auto id = rule_ids.find(r.memory_rule(row));
+      armed.insert(absl::StrCat(state.partition(), " ", r.memory_timer_due_s(row), " ",
+                                state.patient_id(), " ",
+                                id != rule_ids.end() ? id->second
+                                                     : absl::StrCat("#", r.memory_rule(row))));
     }
     return absl::OkStatus();
   }).ok());

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include "absl/strings/match.h"
@@ -101,8 +102,26 @@ struct Patient {
   RuleMemoryIndex* memories = nullptr;  // given to every decision when set
   int events = 0;
   std::string id = "p-1";
+  std::vector<const RuleSet*> used;  // every rule set decided with
+  // Ids of rules no set here has, whose memories a test gives the patient.
+  std::vector<std::string> retired = {"retired-rule"};
+
+  // The id of the rule a memory row names (RuleFingerprint).
+  std::string IdOf(uint64_t fingerprint) const {
+    for (const RuleSet* set : used) {  // the rules now, or a set decided with before
+      if (const int pos = set->FindFingerprint(fingerprint); pos >= 0) {
+        return set->rules()[pos].rule.id();
+      }
+    }
+    for (const std::string& r : retired) {
+      if (RuleFingerprint(r) == fingerprint) return r;
+    }
+    FAIL("a memory of an unknown rule");
+    return "";
+  }
 
   DecideInput Input(absl::Time now, LazyView* view) {
+    if (std::find(used.begin(), used.end(), rules) == used.end()) used.push_back(rules);
     DecideInput in;
     in.state = &state;
     in.now = now;
@@ -122,17 +141,18 @@ struct Patient {
     out.Clear();
     for (int fired = 0;; ++fired) {
       REQUIRE(fired < 1000);  // a timer that stays armed at its due time would fire forever
-      const v1::RuleMemory* next = nullptr;  // the earliest armed timer (ties: by rule id)
-      for (const auto& m : state.rules().rules()) {
-        if (m.timer_due_s() != 0 &&
-            (next == nullptr || std::make_pair(m.timer_due_s(), m.rule_id()) <
-                                    std::make_pair(next->timer_due_s(), next->rule_id()))) {
-          next = &m;
-        }
+      // The earliest armed timer (ties: by rule id).
+      std::optional<std::pair<int64_t, std::string>> next;
+      const v1::RulesState& memories = state.rules();
+      for (int row = 0; row < memories.memory_rule_size(); ++row) {
+        const int64_t due = memories.memory_timer_due_s(row);
+        if (due == 0) continue;
+        auto timer = std::make_pair(due, IdOf(memories.memory_rule(row)));
+        if (!next.has_value() || timer < *next) next = std::move(timer);
       }
-      if (next == nullptr || next->timer_due_s() > absl::ToUnixSeconds(now)) break;
-      const std::string rule = next->rule_id();
-      const int64_t due = next->timer_due_s();
+      if (!next.has_value() || next->first > absl::ToUnixSeconds(now)) break;
+      const std::string rule = next->second;
+      const int64_t due = next->first;
       LazyView view(config, state, now);
       DecideOnTimer(*rules, policy, Input(now, &view), rule, due, state.mutable_rules(), &out);
     }
@@ -162,8 +182,7 @@ struct Patient {
 
 // The rule's armed timer (unix seconds), 0 when none.
 int64_t TimerOf(const Patient& p, const std::string& rule) {
-  const v1::RuleMemory* m = FindRuleMemory(p.state.rules(), rule);
-  return m == nullptr ? 0 : m->timer_due_s();
+  return ReadRuleMemory(p.state.rules(), rule).timer_due_s;
 }
 
 v1::Event Scan(const std::string& id, const std::string& staff = "staff-7") {
@@ -727,7 +746,7 @@ TEST_CASE("a became rule new to a patient's history does not fire for what alrea
   p.rules = &Rules();  // deployed now: streak is already 4
   p.Fold(Glucose("g5", 5), "2026-05-05T09:00:00+08:00");
   CHECK(DecisionOf(p, "streak-3") == nullptr);
-  CHECK(FindRuleMemory(p.state.rules(), "streak-3")->became() == v1::RuleMemory::HELD_TRUE);
+  CHECK(ReadRuleMemory(p.state.rules(), "streak-3").became == v1::RuleMemory::HELD_TRUE);
 }
 
 TEST_CASE("an absence timer is moved by each matching event, also one that arrives late, and "
@@ -876,9 +895,9 @@ TEST_CASE("with a rule memory index kept beside the patient, deciding decides an
   for (Patient* p : {&plain, &indexed}) {
     p->rules = &*pack;
     // A memory of a rule since removed from the set, with a timer: dropped when it falls due.
-    v1::RuleMemory* retired = p->state.mutable_rules()->add_rules();
-    retired->set_rule_id("retired-rule");
-    retired->set_timer_due_s(absl::ToUnixSeconds(At("2026-05-02T12:00:00+08:00")));
+    RuleMemoryRef(p->state.mutable_rules(),
+                  AddRuleMemoryRow(p->state.mutable_rules(), RuleFingerprint("retired-rule")))
+        .set_timer_due_s(absl::ToUnixSeconds(At("2026-05-02T12:00:00+08:00")));
     p->Fold(Enroll("e1", "diabetes", "Asia/Shanghai"), "2026-05-01T06:00:00+08:00");
     p->Fold(Scan("s1"), "2026-05-01T06:30:00+08:00");
     for (int day = 1; day <= 9; ++day) {
@@ -906,30 +925,16 @@ TEST_CASE("with a rule memory index kept beside the patient, deciding decides an
   for (size_t i = 0; i < plain.all_commands.size(); ++i) {
     CHECK(indexed.all_commands[i].SerializeAsString() == plain.all_commands[i].SerializeAsString());
   }
-  // The same memories, in the same order: the rule set's.
-  auto by_rule = [](const Patient& p) {
-    std::map<std::string, std::string> m;
-    for (const auto& r : p.state.rules().rules()) m[r.rule_id()] = r.SerializeAsString();
-    return m;
-  };
-  CHECK(by_rule(indexed) == by_rule(plain));
-  CHECK(indexed.state.rules().rules_size() == plain.state.rules().rules_size());
-  std::vector<std::string> order;
-  for (const auto& r : indexed.state.rules().rules()) {
-    if (pack->Find(r.rule_id()) != nullptr) order.push_back(r.rule_id());
-  }
-  std::vector<std::string> expected;
-  for (const auto& r : pack->rules()) {
-    if (std::find(order.begin(), order.end(), r.rule.id()) != order.end()) {
-      expected.push_back(r.rule.id());
-    }
-  }
-  CHECK(order == expected);
-  CHECK(order.size() >= 8);
+  // The same memories (and caps counted), in the same order: first use.
+  CHECK(indexed.state.rules().SerializeAsString() == plain.state.rules().SerializeAsString());
+  const v1::RulesState& memories = indexed.state.rules();
+  CHECK(memories.memory_rule_size() >= 9);  // the retired rule's and at least 8 of the pack's
+  CHECK(memories.memory_rule(0) == RuleFingerprint("retired-rule"));
+  CHECK(ReadRuleMemory(memories, "retired-rule").timer_due_s == 0);  // fell due: dropped
   // The index points at the patient's memories of the rules, and at nothing else.
   for (size_t i = 0; i < pack->rules().size(); ++i) {
-    const v1::RuleMemory* m = FindRuleMemory(indexed.state.rules(), pack->rules()[i].rule.id());
-    CHECK(index.by_rule[i] == m);
+    CHECK(index.by_rule[i] ==
+          FindRuleMemoryRow(memories, RuleFingerprint(pack->rules()[i].rule.id())));
   }
 }
 

@@ -16,6 +16,7 @@
 #include <tuple>
 #include <vector>
 
+#include "rules/memory.h"
 #include "storage/format.h"
 #include "storage/manifest_seal.h"
 #include "tests/raw_db.h"
@@ -736,7 +737,94 @@ TEST_CASE("a version 7 directory is upgraded in place: glucose readings move int
   auto damage = (*storage)->GetPatient(2, "p-2", &refused);
   CHECK(damage.status().code() == absl::StatusCode::kDataLoss);
   storage->reset();
-  CHECK(StoredFormatVersion(dir.path()) == "8");
+  CHECK(StoredFormatVersion(dir.path()) == std::to_string(storage_format::kStorageFormatVersion));
+}
+
+TEST_CASE("a version 8 directory is upgraded in place: rule memories move into columns when read",
+          "[storage]") {
+  TempDir dir;
+  // Format 8's memories: a message each, with the rule's id.
+  v1::PatientState state = State("p-1", 3);
+  state.set_partition(2);
+  v1::RuleMemory* welcome = state.mutable_rules()->add_rules();
+  welcome->set_rule_id("welcome");
+  welcome->set_last_fired_s(1000);
+  v1::RuleMemory* absence = state.mutable_rules()->add_rules();
+  absence->set_rule_id("inactive-7d");
+  absence->set_timer_due_s(5000);
+  absence->set_absence_anchor_s(4000);
+  v1::RuleMemory* became = state.mutable_rules()->add_rules();
+  became->set_rule_id("streak-7");
+  became->set_became(v1::RuleMemory::HELD_TRUE);
+  became->set_date_target_s(77);
+  v1::DailyCount* sent = state.mutable_rules()->add_sent();
+  sent->set_day(20000);
+  sent->set_sent(2);
+  // Damage: a column without its partners; a `became` that is no Held; one rule twice.
+  v1::PatientState short_column = State("p-2", 1);
+  short_column.mutable_rules()->add_memory_rule(RuleFingerprint("welcome"));
+  v1::PatientState bad_held = State("p-3", 1);
+  RuleMemoryRef(bad_held.mutable_rules(),
+                AddRuleMemoryRow(bad_held.mutable_rules(), RuleFingerprint("welcome")))
+      .set_became(static_cast<v1::RuleMemory::Held>(7));
+  v1::PatientState twice = State("p-4", 1);
+  AddRuleMemoryRow(twice.mutable_rules(), RuleFingerprint("welcome"));
+  twice.mutable_rules()->add_rules()->set_rule_id("welcome");
+  std::vector<std::pair<std::string, std::string>> records;
+  for (const v1::PatientState* s : {&state, &short_column, &bad_held, &twice}) {
+    std::string key, value;
+    StateBatch::EncodePatient(2, *s, AppliedEvents(), &key, &value);
+    records.emplace_back(s->patient_id(), value);
+  }
+  MakeOlderDirectory(dir.path(), "8", records);
+  auto check = [](const v1::PatientState& back) {
+    CHECK(back.unique_events() == 3);
+    const v1::RulesState& r = back.rules();
+    CHECK(r.rules_size() == 0);
+    CHECK(std::vector<uint64_t>(r.memory_rule().begin(), r.memory_rule().end()) ==
+          std::vector<uint64_t>{RuleFingerprint("welcome"), RuleFingerprint("inactive-7d"),
+                                RuleFingerprint("streak-7")});
+    CHECK(ReadRuleMemory(r, "welcome").last_fired_s == 1000);
+    CHECK(ReadRuleMemory(r, "welcome").timer_due_s == 0);
+    CHECK(ReadRuleMemory(r, "inactive-7d").timer_due_s == 5000);
+    CHECK(ReadRuleMemory(r, "inactive-7d").absence_anchor_s == 4000);
+    CHECK(ReadRuleMemory(r, "streak-7").became == v1::RuleMemory::HELD_TRUE);
+    CHECK(ReadRuleMemory(r, "streak-7").date_target_s == 77);
+    CHECK(ReadRuleMemory(r, "no-such-rule").became == v1::RuleMemory::HELD_UNKNOWN);
+    REQUIRE(r.sent_size() == 1);
+    CHECK(r.sent(0).sent() == 2);
+  };
+  {
+    // A reader need not wait for the upgrade: it reads the columns too.
+    TempDir scratch;
+    auto reader = Storage::OpenReader(dir.path(), scratch.path());
+    REQUIRE(reader.ok());
+    v1::PatientState back;
+    REQUIRE(*(*reader)->GetPatient(2, "p-1", &back));
+    check(back);
+  }
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  v1::PatientState back;
+  auto found = (*storage)->GetPatient(2, "p-1", &back);
+  REQUIRE(found.ok());
+  REQUIRE(*found);
+  check(back);
+  for (const char* damaged : {"p-2", "p-3", "p-4"}) {
+    INFO(damaged);
+    v1::PatientState refused;
+    CHECK((*storage)->GetPatient(2, damaged, &refused).status().code() ==
+          absl::StatusCode::kDataLoss);
+  }
+  // Written back as format 9, it reads the same.
+  StateBatch batch = (*storage)->NewBatch();
+  batch.PutPatient(2, back, AppliedEvents());
+  REQUIRE((*storage)->Commit(&batch).ok());
+  v1::PatientState again;
+  REQUIRE(*(*storage)->GetPatient(2, "p-1", &again));
+  check(again);
+  storage->reset();
+  CHECK(StoredFormatVersion(dir.path()) == std::to_string(storage_format::kStorageFormatVersion));
 }
 
 TEST_CASE("decisions older than the retention go when compacted, the rest stay", "[storage]") {

@@ -1,0 +1,62 @@
+#include "rules/memory.h"
+
+namespace tend {
+
+int FindRuleMemoryRow(const v1::RulesState& state, uint64_t rule) {
+  const auto& rules = state.memory_rule();
+  for (int i = 0; i < rules.size(); ++i) {
+    if (rules.Get(i) == rule) return i;
+  }
+  return -1;
+}
+
+int AddRuleMemoryRow(v1::RulesState* state, uint64_t rule) {
+  state->add_memory_rule(rule);
+  state->add_memory_last_fired_s(0);
+  state->add_memory_timer_due_s(0);
+  state->add_memory_absence_anchor_s(0);
+  state->add_memory_became(v1::RuleMemory::HELD_UNKNOWN);
+  state->add_memory_date_target_s(0);
+  return state->memory_rule_size() - 1;
+}
+
+RuleMemoryRow ReadRuleMemory(const v1::RulesState& state, absl::string_view rule_id) {
+  RuleMemoryRow row;
+  const int i = FindRuleMemoryRow(state, RuleFingerprint(rule_id));
+  if (i < 0) return row;
+  row.last_fired_s = state.memory_last_fired_s(i);
+  row.timer_due_s = state.memory_timer_due_s(i);
+  row.absence_anchor_s = state.memory_absence_anchor_s(i);
+  row.became = static_cast<v1::RuleMemory::Held>(state.memory_became(i));
+  row.date_target_s = state.memory_date_target_s(i);
+  return row;
+}
+
+bool UpgradeRuleMemories(v1::RulesState* state) {
+  const int n = state->memory_rule_size();
+  if (state->memory_last_fired_s_size() != n || state->memory_timer_due_s_size() != n ||
+      state->memory_absence_anchor_s_size() != n || state->memory_became_size() != n ||
+      state->memory_date_target_s_size() != n) {
+    return false;
+  }
+  for (const v1::RuleMemory& m : state->rules()) {
+    const int row = AddRuleMemoryRow(state, RuleFingerprint(m.rule_id()));
+    RuleMemoryRef ref(state, row);
+    ref.set_last_fired_s(m.last_fired_s());
+    ref.set_timer_due_s(m.timer_due_s());
+    ref.set_absence_anchor_s(m.absence_anchor_s());
+    ref.set_became(m.became());
+    ref.set_date_target_s(m.date_target_s());
+  }
+  state->clear_rules();
+  const auto& rules = state->memory_rule();
+  for (int i = 0; i < rules.size(); ++i) {
+    if (!v1::RuleMemory::Held_IsValid(state->memory_became(i))) return false;
+    for (int j = 0; j < i; ++j) {
+      if (rules.Get(j) == rules.Get(i)) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace tend
