@@ -488,9 +488,13 @@ void Engine::Impl::ClearCache() {
 }
 
 int64_t Engine::Impl::EntryBytes(const CacheEntry& e, size_t state_bytes) {
-  // A parsed PatientState takes about 2 KiB for its two dozen sub-messages and their heap
-  // headers, plus twice its serialized size (repeated fields' capacity, strings); measured with
-  // SpaceUsedLong on the states of a million-patient run (docs/design.md, "Memory"). Plus the
+  // A parsed PatientState takes about 2 KiB for its sub-messages and their heap headers, plus
+  // twice its serialized size (repeated fields' capacity, strings), as measured for storage
+  // format 8 (docs/design.md, "Memory"). Format 9's states are smaller (jemalloc's allocated
+  // bytes: 2-, 30- and 1,095-day states 2,903, 3,544 and 13,399 bytes for 558, 854 and 6,384
+  // stored; format 8's 2-day ones 3,656 for 631), so this over-counts them by about 600 bytes:
+  // kept as the peak's margin (lowered to match, the million-patient replay missed 4% less and
+  // peaked higher, up to 1.975 GiB; docs/benchmarks.md, "Rule memories in columns"). Plus the
   // entry, its key twice (entry and table), the applied set's capacity and the table slot.
   constexpr int64_t kFixed = sizeof(CacheEntry) + 64 + 2048;
   return kFixed + 2 * static_cast<int64_t>(e.key.capacity() + state_bytes) +
