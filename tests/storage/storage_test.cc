@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -651,6 +652,29 @@ std::string StoredFormatVersion(const std::string& dir) {
   return version;
 }
 
+// Reads patient p-1 of partition 2 of an older directory as a reader does (no upgrade first: a
+// 6 to 8 differs only in its records) and then as the engine's own instance does, which upgrades
+// the directory; checks each read. Returns the engine's instance.
+std::unique_ptr<Storage> ReadOlderDirectory(
+    const std::string& dir, const std::function<void(const v1::PatientState&)>& check) {
+  {
+    TempDir scratch;
+    auto reader = Storage::OpenReader(dir, scratch.path());
+    REQUIRE(reader.ok());
+    v1::PatientState back;
+    REQUIRE(*(*reader)->GetPatient(2, "p-1", &back));
+    check(back);
+  }
+  auto storage = Storage::Open(dir);
+  REQUIRE(storage.ok());
+  v1::PatientState back;
+  auto found = (*storage)->GetPatient(2, "p-1", &back);
+  REQUIRE(found.ok());
+  REQUIRE(*found);
+  check(back);
+  return *std::move(storage);
+}
+
 TEST_CASE("a version 6 directory is upgraded in place: its records are read as they are",
           "[storage]") {
   TempDir dir;
@@ -717,26 +741,11 @@ TEST_CASE("a version 7 directory is upgraded in place: glucose readings move int
                               back.glucose().fasting_mmol_per_l().end()) ==
           std::vector<double>{9.0, 7.0, 8.0});
   };
-  {
-    // A reader need not wait for the upgrade: it reads the columns too.
-    TempDir scratch;
-    auto reader = Storage::OpenReader(dir.path(), scratch.path());
-    REQUIRE(reader.ok());
-    v1::PatientState back;
-    REQUIRE(*(*reader)->GetPatient(2, "p-1", &back));
-    check(back);
-  }
-  auto storage = Storage::Open(dir.path());
-  REQUIRE(storage.ok());
-  v1::PatientState back;
-  auto found = (*storage)->GetPatient(2, "p-1", &back);
-  REQUIRE(found.ok());
-  REQUIRE(*found);
-  check(back);
+  std::unique_ptr<Storage> storage = ReadOlderDirectory(dir.path(), check);
   v1::PatientState refused;
-  auto damage = (*storage)->GetPatient(2, "p-2", &refused);
+  auto damage = storage->GetPatient(2, "p-2", &refused);
   CHECK(damage.status().code() == absl::StatusCode::kDataLoss);
-  storage->reset();
+  storage.reset();
   CHECK(StoredFormatVersion(dir.path()) == std::to_string(storage_format::kStorageFormatVersion));
 }
 
@@ -794,36 +803,23 @@ TEST_CASE("a version 8 directory is upgraded in place: rule memories move into c
     REQUIRE(r.sent_size() == 1);
     CHECK(r.sent(0).sent() == 2);
   };
-  {
-    // A reader need not wait for the upgrade: it reads the columns too.
-    TempDir scratch;
-    auto reader = Storage::OpenReader(dir.path(), scratch.path());
-    REQUIRE(reader.ok());
-    v1::PatientState back;
-    REQUIRE(*(*reader)->GetPatient(2, "p-1", &back));
-    check(back);
-  }
-  auto storage = Storage::Open(dir.path());
-  REQUIRE(storage.ok());
-  v1::PatientState back;
-  auto found = (*storage)->GetPatient(2, "p-1", &back);
-  REQUIRE(found.ok());
-  REQUIRE(*found);
-  check(back);
+  std::unique_ptr<Storage> storage = ReadOlderDirectory(dir.path(), check);
   for (const char* damaged : {"p-2", "p-3", "p-4"}) {
     INFO(damaged);
     v1::PatientState refused;
-    CHECK((*storage)->GetPatient(2, damaged, &refused).status().code() ==
+    CHECK(storage->GetPatient(2, damaged, &refused).status().code() ==
           absl::StatusCode::kDataLoss);
   }
   // Written back as format 9, it reads the same.
-  StateBatch batch = (*storage)->NewBatch();
+  v1::PatientState back;
+  REQUIRE(*storage->GetPatient(2, "p-1", &back));
+  StateBatch batch = storage->NewBatch();
   batch.PutPatient(2, back, AppliedEvents());
-  REQUIRE((*storage)->Commit(&batch).ok());
+  REQUIRE(storage->Commit(&batch).ok());
   v1::PatientState again;
-  REQUIRE(*(*storage)->GetPatient(2, "p-1", &again));
+  REQUIRE(*storage->GetPatient(2, "p-1", &again));
   check(again);
-  storage->reset();
+  storage.reset();
   CHECK(StoredFormatVersion(dir.path()) == std::to_string(storage_format::kStorageFormatVersion));
 }
 
