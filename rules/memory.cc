@@ -1,5 +1,8 @@
 #include "rules/memory.h"
 
+#include <algorithm>
+#include <vector>
+
 namespace tend {
 
 int FindRuleMemoryRow(const v1::RulesState& state, uint64_t rule) {
@@ -49,14 +52,25 @@ bool UpgradeRuleMemories(v1::RulesState* state) {
     ref.set_date_target_s(m.date_target_s());
   }
   state->clear_rules();
-  const auto& rules = state->memory_rule();
-  for (int i = 0; i < rules.size(); ++i) {
-    if (!v1::RuleMemory::Held_IsValid(state->memory_became(i))) return false;
-    for (int j = 0; j < i; ++j) {
-      if (rules.Get(j) == rules.Get(i)) return false;
-    }
+  for (const int32_t held : state->memory_became()) {
+    if (!v1::RuleMemory::Held_IsValid(held)) return false;
   }
-  return true;
+  // One row per rule. A patient has a row per rule it has met, a handful: compared pairwise,
+  // without an allocation on the cache-miss path. A record is hostile input, so many rows are
+  // sorted first (O(n log n), not O(n^2)).
+  const auto& rows = state->memory_rule();
+  constexpr int kPairwise = 32;
+  if (rows.size() <= kPairwise) {
+    for (int i = 1; i < rows.size(); ++i) {
+      for (int j = 0; j < i; ++j) {
+        if (rows.Get(j) == rows.Get(i)) return false;
+      }
+    }
+    return true;
+  }
+  std::vector<uint64_t> sorted(rows.begin(), rows.end());
+  std::sort(sorted.begin(), sorted.end());
+  return std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end();
 }
 
 }  // namespace tend

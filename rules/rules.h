@@ -153,9 +153,10 @@ class RuleSet {
   const std::vector<v1::Experiment>& experiments() const { return experiments_; }
   // The rule with this id, or null.
   const CompiledRule* Find(absl::string_view id) const;
-  // The position in rules() of the rule whose id has this RuleFingerprint (rules/memory.h), or
-  // -1. No two rules of a set share one (Parse refuses the set).
+  // The RuleFingerprint (rules/memory.h) of the id of the rule at `position` in rules().
   uint64_t fingerprint(size_t position) const { return fingerprints_[position]; }
+  // The position in rules() of the rule whose id has this fingerprint, or -1. No two rules of a
+  // set share one (Parse refuses the set).
   int FindFingerprint(uint64_t fingerprint) const {
     for (size_t i = 0; i < fingerprints_.size(); ++i) {
       if (fingerprints_[i] == fingerprint) return static_cast<int>(i);

@@ -20,7 +20,7 @@
 //                                          (storage/manifest_seal.h): from then on a missing seal
 //                                          file is damage, not an older directory (optional key,
 //                                          read by format 6 readers and ignored by older ones)
-//   state   BE32(p) + patient_id        -> patient record (EncodePatient), format 7 and 8 alike
+//   state   BE32(p) + patient_id        -> patient record (EncodePatient), format 7 to 9 alike
 //                                          (their states differ: kStorageFormatVersion): a 0 byte,
 //                                          varint32 n, n bytes of tend.v1.PatientState, varint32
 //                                          k, then the dedupe window (storage/applied_events.h):

@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "rules/memory.h"
 #include "storage/format.h"
 #include "storage/storage.h"
 #include "tests/contents.h"
@@ -388,6 +389,41 @@ TEST_CASE("a changelog record not of the format stops the restore", "[storage]")
   ChangelogRecord loose_put{0, std::string("o\0\0\0\0" "12345678c", 14), std::string("\x01v"), 0};
   CHECK(restorer.Add(loose_put).code() == absl::StatusCode::kDataLoss);
   CHECK(restorer.pending() == 0);
+}
+
+TEST_CASE("a version 3 changelog record of a format-8 state restores with its rule memories in "
+          "columns; damaged columns stop the restore",
+          "[storage]") {
+  testing::TempDir dir;
+  auto target = Storage::Open(dir.Sub("target"));
+  REQUIRE(target.ok());
+  REQUIRE((*target)->BindTopic("tend.events").ok());
+  auto restore = [&](const v1::PatientState& state, char tag) {
+    std::string key, value;
+    StateBatch::EncodePatient(0, state, {1}, &key, &value);
+    ChangelogRestorer restorer(target->get(), 0);
+    REQUIRE(restorer.Add({0, "s" + key, std::string(1, tag) + value, 9, 0}).ok());
+    return restorer.Add({0, "c" + storage_format::CheckpointKey(0),
+                         std::string(1, changelog::kPut) + Checkpoint(0, 5).SerializeAsString(),
+                         9, 1});
+  };
+  v1::PatientState old = Patient("p-8", 2);
+  old.set_partition(0);
+  v1::RuleMemory* m = old.mutable_rules()->add_rules();
+  m->set_rule_id("inactive-7d");
+  m->set_timer_due_s(5000);
+  REQUIRE(restore(old, changelog::kPutV3).ok());
+  v1::PatientState back;
+  REQUIRE(*(*target)->GetPatient(0, "p-8", &back));
+  CHECK(back.rules().rules_size() == 0);
+  CHECK(ReadRuleMemory(back.rules(), "inactive-7d").timer_due_s == 5000);
+
+  v1::PatientState damaged = Patient("p-9", 1);
+  damaged.set_partition(0);
+  damaged.mutable_rules()->add_memory_rule(RuleFingerprint("welcome"));  // its partners missing
+  CHECK(restore(damaged, changelog::kPut).code() == absl::StatusCode::kDataLoss);
+  v1::PatientState none;
+  CHECK(!*(*target)->GetPatient(0, "p-9", &none));
 }
 
 TEST_CASE("a commit batch that writes a partition's state without its checkpoint has no "
