@@ -392,7 +392,7 @@ TEST_CASE("a changelog record not of the format stops the restore", "[storage]")
 }
 
 TEST_CASE("a version 3 changelog record of a format-8 state restores with its rule memories in "
-          "columns; damaged columns stop the restore",
+          "columns, and damaged columns stop the restore",
           "[storage]") {
   testing::TempDir dir;
   auto target = Storage::Open(dir.Sub("target"));
