@@ -260,6 +260,18 @@ TEST_CASE("a compacted changelog - one checkpoint left, an unfinished commit's r
   }
 }
 
+// Restores `r` of partition 0 as a commit (id 9) of its own, then its checkpoint record: the
+// restore's status after the checkpoint, which applies the commit.
+absl::Status RestoreCommit(Storage* target, ChangelogRecord r) {
+  ChangelogRestorer restorer(target, 0);
+  r.commit = 9;
+  r.offset = 0;
+  REQUIRE(restorer.Add(r).ok());
+  ChangelogRecord cp{0, "c" + storage_format::CheckpointKey(0),
+                     "\x01" + Checkpoint(0, 5).SerializeAsString(), 9, 1};
+  return restorer.Add(cp);
+}
+
 TEST_CASE("a changelog value that does not decode stops the restore, nothing of its commit "
           "written",
           "[storage]") {
@@ -267,15 +279,7 @@ TEST_CASE("a changelog value that does not decode stops the restore, nothing of 
   auto target = Storage::Open(dir.Sub("target"));
   REQUIRE(target.ok());
   REQUIRE((*target)->BindTopic("tend.events").ok());
-  auto add = [&](ChangelogRecord r) {
-    ChangelogRestorer restorer(target->get(), 0);
-    r.commit = 9;
-    r.offset = 0;
-    REQUIRE(restorer.Add(r).ok());
-    ChangelogRecord cp{0, "c" + storage_format::CheckpointKey(0),
-                       "\x01" + Checkpoint(0, 5).SerializeAsString(), 9, 1};
-    return restorer.Add(cp);
-  };
+  auto add = [&](ChangelogRecord r) { return RestoreCommit(target->get(), std::move(r)); };
   CHECK(add({0, "s" + storage_format::StateKey(0, "p"), std::string("\x01garbage")}).code() ==
         absl::StatusCode::kDataLoss);
   // A state whose dedupe window is damaged (fingerprints out of order): the engine would refuse
@@ -401,11 +405,7 @@ TEST_CASE("a version 3 changelog record of a format-8 state restores with its ru
   auto restore = [&](const v1::PatientState& state, char tag) {
     std::string key, value;
     StateBatch::EncodePatient(0, state, {1}, &key, &value);
-    ChangelogRestorer restorer(target->get(), 0);
-    REQUIRE(restorer.Add({0, "s" + key, std::string(1, tag) + value, 9, 0}).ok());
-    return restorer.Add({0, "c" + storage_format::CheckpointKey(0),
-                         std::string(1, changelog::kPut) + Checkpoint(0, 5).SerializeAsString(),
-                         9, 1});
+    return RestoreCommit(target->get(), {0, "s" + key, std::string(1, tag) + value});
   };
   v1::PatientState old = Patient("p-8", 2);
   old.set_partition(0);
