@@ -200,6 +200,11 @@ int main(int argc, char** argv) {
   *with_memories.mutable_rules() = legacy_rules;
   storage_format::EncodePatient(with_memories.SerializeAsString(), applied, &record);
   Write(root + "/patient_record/format-8-rules", record);
+  // The patient above as format 10 stores it: its marks (first and latest scan, enrollment, ...)
+  // by fingerprint, as the fold now sets them (the format-7 seeds above, written before format
+  // 10, hold event ids there: the upgrade's input).
+  storage_format::EncodePatient(state_bytes, applied, &record);
+  Write(root + "/patient_record/format-10-marks", record);
   std::fprintf(stderr, "seeds written under %s\n", root.c_str());
   return 0;
 }

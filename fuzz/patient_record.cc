@@ -5,7 +5,7 @@
 // decodes to the same state bytes and window, and survive a fold: the event folded is then in the
 // window; a copy leaves the window as it was, a new event within its bound. The state bytes go
 // through the parse and upgrades a cache miss does (format 7's glucose readings and format 8's
-// rule memories into columns).
+// rule memories into columns, format 9's event marks into fingerprints).
 #include <cstdint>
 
 #include "fuzz/quiet_protobuf.h"
@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "projections/config.h"
 #include "projections/glucose.h"
+#include "projections/marks.h"
 #include "rules/memory.h"
 #include "storage/applied_events.h"
 #include "storage/format.h"
@@ -92,6 +93,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           !v1::RuleMemory::Held_IsValid(RuleMemoryRef(rules_state.mutable_rules(), row).became())) {
         std::abort();
       }
+    }
+  }
+  v1::PatientState marks_state;
+  if (marks_state.ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size())) &&
+      projections::UpgradeEventMarks(&marks_state)) {
+    // Format 9 marks named by fingerprint: upgrading again finds no mark with an id left (one
+    // would hold both, refused) and changes nothing.
+    const std::string upgraded = marks_state.SerializeAsString();
+    if (!projections::UpgradeEventMarks(&marks_state) ||
+        marks_state.SerializeAsString() != upgraded) {
+      std::abort();
     }
   }
   // A fold at a clock and of an event the input's first bytes choose, with a small bound.

@@ -36,7 +36,7 @@ absl::Status Check(const ChangelogRecord& record) {
   }
   if (record.value.has_value() &&
       (record.value->empty() ||
-       ((*record.value)[0] != kPut && (*record.value)[0] != kPutV3 &&
+       ((*record.value)[0] != kPut && (*record.value)[0] != kPutV4 && (*record.value)[0] != kPutV3 &&
         (*record.value)[0] != kPutV2 && (*record.value)[0] != kPutV1))) {
     return absl::DataLossError(absl::StrCat(
         "state changelog record \"", absl::CHexEscape(record.key.substr(0, 64)),

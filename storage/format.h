@@ -20,7 +20,7 @@
 //                                          (storage/manifest_seal.h): from then on a missing seal
 //                                          file is damage, not an older directory (optional key,
 //                                          read by format 6 readers and ignored by older ones)
-//   state   BE32(p) + patient_id        -> patient record (EncodePatient), format 7 to 9 alike
+//   state   BE32(p) + patient_id        -> patient record (EncodePatient), format 7 to 10 alike
 //                                          (their states differ: kStorageFormatVersion): a 0 byte,
 //                                          varint32 n, n bytes of tend.v1.PatientState, varint32
 //                                          k, then the dedupe window (storage/applied_events.h):
@@ -106,8 +106,12 @@ namespace tend::storage_format {
 // parallel columns (RulesState.memory_*, a row per rule named by its RuleFingerprint,
 // rules/memory.h) instead of a message and a rule-id string each (an 8 is upgraded in place the
 // same way, UpgradeRuleMemories; an 8 binary refuses a 9 directory, whose states it would read
-// without their memories).
-inline constexpr int kStorageFormatVersion = 9;
+// without their memories). 10: an event mark (EventMark: which event set a patient's first scan,
+// latest scan, enrollment, profile, consent per purpose, contact removal, coupon issue and
+// redemption) names its event by fingerprint (EventMark.event, projections/marks.h) instead of
+// its id (a 9 is upgraded in place the same way, projections::UpgradeEventMarks; a 9 binary
+// refuses a 10 directory, whose marks it would read as unset).
+inline constexpr int kStorageFormatVersion = 10;
 
 inline constexpr absl::string_view kMetaCf = "meta";
 inline constexpr absl::string_view kStateCf = "state";

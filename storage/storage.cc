@@ -30,6 +30,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "projections/glucose.h"
+#include "projections/marks.h"
 #include "rules/memory.h"
 #include "storage/rocks_status.h"
 #include "storage/format.h"
@@ -634,7 +635,7 @@ absl::Status Storage::CheckFormatVersion(bool fresh) {
   const bool upgradable =
       absl::SimpleAtoi(value, &version) && version >= 4 && version < sf::kStorageFormatVersion;
   if (upgradable && !read_only_) return UpgradeFormat(version);
-  // A 6 differs from a 9 only in what its records hold, which ParsePatient reads as it is: a
+  // A 6 differs from a 10 only in what its records hold, which ParsePatient reads as it is: a
   // reader need not wait for the upgrade.
   if (upgradable && version >= 6) return absl::OkStatus();
   if (upgradable) {
@@ -656,8 +657,8 @@ absl::Status Storage::CheckFormatVersion(bool fresh) {
 // family) is rewritten here, with the new version, in one write. 6 -> 7 bounded the patient
 // records' dedupe sets and gave them fold hours: a 6 record is read as it is (storage/format.h
 // DecodePatient) and written as a 7 when its patient is next folded, so only the version changes.
-// 7 -> 8 put the glucose readings in columns, 8 -> 9 the rule memories: the same, ParsePatient
-// moving them.
+// 7 -> 8 put the glucose readings in columns, 8 -> 9 the rule memories, 9 -> 10 the event marks'
+// fingerprints: the same, ParsePatient moving them.
 absl::Status Storage::UpgradeFormat(int from_version) {
   StateBatch batch(this);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
@@ -827,10 +828,11 @@ absl::Status ParsePatient(absl::string_view record, absl::string_view what, v1::
   absl::string_view state_bytes;
   if (!sf::DecodePatient(record, &state_bytes, applied) ||
       !state->ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size())) ||
-      // Format 7 readings into format 8's columns, format 8 rule memories into format 9's
-      // (storage/format.h); both checked.
+      // Format 7 readings into format 8's columns, format 8 rule memories into format 9's,
+      // format 9 event marks into format 10's (storage/format.h); all checked.
       (state->has_glucose() && !projections::UpgradeGlucose(state->mutable_glucose())) ||
-      (state->has_rules() && !UpgradeRuleMemories(state->mutable_rules()))) {
+      (state->has_rules() && !UpgradeRuleMemories(state->mutable_rules())) ||
+      !projections::UpgradeEventMarks(state)) {
     return absl::DataLossError(absl::StrCat("corrupt patient record ", what));
   }
   return absl::OkStatus();

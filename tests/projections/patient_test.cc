@@ -11,6 +11,7 @@
 #include <google/protobuf/util/message_differencer.h>
 
 #include "absl/strings/str_cat.h"
+#include "projections/marks.h"
 
 #include "tests/projections/events.h"
 
@@ -41,6 +42,24 @@ TEST_CASE("acquisition: first seen, first scan's channel and staff, current staf
   CHECK(a.first_staff_id() == "st-1");
   CHECK(a.current_staff_id() == "st-2");
   CHECK(a.scans() == 2);
+}
+
+TEST_CASE("acquisition: two scans in the same second - the event fingerprints decide which is "
+          "first and which latest, in either arrival order",
+          "[projections][acquisition]") {
+  const v1::Event a = ScanEvent("scan-a", "2026-03-01T09:00:00+08:00", "channel-a", "st-a");
+  const v1::Event b = ScanEvent("scan-b", "2026-03-01T09:00:00+08:00", "channel-b", "st-b");
+  const bool a_first = MarkOf("scan-a") < MarkOf("scan-b");
+  for (const auto& order : {std::vector<v1::Event>{a, b}, std::vector<v1::Event>{b, a}}) {
+    const v1::PatientState s = FoldAll(DefaultProjectionConfig(), order);
+    const v1::AcquisitionState& acq = s.acquisition();
+    CHECK(acq.first_scan().event() == MarkOf(a_first ? "scan-a" : "scan-b"));
+    CHECK(acq.latest_scan().event() == MarkOf(a_first ? "scan-b" : "scan-a"));
+    CHECK(acq.first_scan().event_id().empty());
+    CHECK(acq.first_channel_id() == (a_first ? "channel-a" : "channel-b"));
+    CHECK(acq.current_staff_id() == (a_first ? "st-b" : "st-a"));
+    CHECK(acq.scans() == 2);
+  }
 }
 
 TEST_CASE("activation: the Nth patient message, N from the config, optionally within a window",

@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "projections/marks.h"
 #include "rules/memory.h"
 #include "storage/format.h"
 #include "storage/storage.h"
@@ -377,12 +378,13 @@ TEST_CASE("a changelog record not of the format stops the restore", "[storage]")
   CHECK(restorer.Add(unversioned).code() == absl::StatusCode::kDataLoss);
   // A value of a version after this build's (0x05) is refused; versions 1 to 3's tags are
   // applied.
-  ChangelogRecord newer{0, std::string("s\0\0\0\0p", 6), std::string("\x05v"), 1};
+  ChangelogRecord newer{0, std::string("s\0\0\0\0p", 6), std::string("\x06v"), 1};
   CHECK(restorer.Add(newer).code() == absl::StatusCode::kDataLoss);
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x01v"), 1}).ok());
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x02v"), 1}).ok());
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x03v"), 1}).ok());
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x04v"), 1}).ok());
+  CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x05v"), 1}).ok());
   ChangelogRecord elsewhere{0, std::string("s\0\0\0\3p", 6), std::string("\x01v"), 1};
   CHECK(restorer.Add(elsewhere).code() == absl::StatusCode::kDataLoss);  // partition 3's
   ChangelogRecord checkpoint_deleted{0, std::string("ccheckpoint/\0\0\0\0", 16), std::nullopt};
@@ -396,7 +398,7 @@ TEST_CASE("a changelog record not of the format stops the restore", "[storage]")
 }
 
 TEST_CASE("a version 3 changelog record of a format-8 state restores with its rule memories in "
-          "columns, and damaged columns stop the restore",
+          "columns and its event marks by fingerprint, and damaged columns stop the restore",
           "[storage]") {
   testing::TempDir dir;
   auto target = Storage::Open(dir.Sub("target"));
@@ -412,11 +414,15 @@ TEST_CASE("a version 3 changelog record of a format-8 state restores with its ru
   v1::RuleMemory* m = old.mutable_rules()->add_rules();
   m->set_rule_id("inactive-7d");
   m->set_timer_due_s(5000);
+  old.mutable_enrollment()->mutable_latest()->set_at_s(40);
+  old.mutable_enrollment()->mutable_latest()->set_event_id("enrol-1");
   REQUIRE(restore(old, changelog::kPutV3).ok());
   v1::PatientState back;
   REQUIRE(*(*target)->GetPatient(0, "p-8", &back));
   CHECK(back.rules().rules_size() == 0);
   CHECK(ReadRuleMemory(back.rules(), "inactive-7d").timer_due_s == 5000);
+  CHECK(back.enrollment().latest().event_id().empty());
+  CHECK(back.enrollment().latest().event() == projections::MarkOf("enrol-1"));
 
   v1::PatientState damaged = Patient("p-9", 1);
   damaged.set_partition(0);

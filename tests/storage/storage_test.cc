@@ -17,6 +17,7 @@
 #include <tuple>
 #include <vector>
 
+#include "projections/marks.h"
 #include "rules/memory.h"
 #include "storage/format.h"
 #include "storage/manifest_seal.h"
@@ -653,7 +654,7 @@ std::string StoredFormatVersion(const std::string& dir) {
 }
 
 // Reads patient p-1 of partition 2 of an older directory as a reader does (no upgrade first: a
-// 6 to 8 differs only in its records) and then as the engine's own instance does, which upgrades
+// 6 to 9 differs only in its records) and then as the engine's own instance does, which upgrades
 // the directory; checks each read. Returns the engine's instance.
 std::unique_ptr<Storage> ReadOlderDirectory(
     const std::string& dir, const std::function<void(const v1::PatientState&)>& check) {
@@ -673,6 +674,22 @@ std::unique_ptr<Storage> ReadOlderDirectory(
   REQUIRE(*found);
   check(back);
   return *std::move(storage);
+}
+
+// Writes patient p-1 of partition 2 back as the current format, reads it again through `check`,
+// and checks the directory's stored version once `storage` is closed.
+void WriteBackAndCheck(std::unique_ptr<Storage> storage, const std::string& dir,
+                       const std::function<void(const v1::PatientState&)>& check) {
+  v1::PatientState back;
+  REQUIRE(*storage->GetPatient(2, "p-1", &back));
+  StateBatch batch = storage->NewBatch();
+  batch.PutPatient(2, back, AppliedEvents());
+  REQUIRE(storage->Commit(&batch).ok());
+  v1::PatientState again;
+  REQUIRE(*storage->GetPatient(2, "p-1", &again));
+  check(again);
+  storage.reset();
+  CHECK(StoredFormatVersion(dir) == std::to_string(storage_format::kStorageFormatVersion));
 }
 
 TEST_CASE("a version 6 directory is upgraded in place: its records are read as they are",
@@ -810,17 +827,62 @@ TEST_CASE("a version 8 directory is upgraded in place: rule memories move into c
     CHECK(storage->GetPatient(2, damaged, &refused).status().code() ==
           absl::StatusCode::kDataLoss);
   }
-  // Written back as format 9, it reads the same.
-  v1::PatientState back;
-  REQUIRE(*storage->GetPatient(2, "p-1", &back));
-  StateBatch batch = storage->NewBatch();
-  batch.PutPatient(2, back, AppliedEvents());
-  REQUIRE(storage->Commit(&batch).ok());
-  v1::PatientState again;
-  REQUIRE(*storage->GetPatient(2, "p-1", &again));
-  check(again);
-  storage.reset();
-  CHECK(StoredFormatVersion(dir.path()) == std::to_string(storage_format::kStorageFormatVersion));
+  WriteBackAndCheck(std::move(storage), dir.path(), check);
+}
+
+TEST_CASE("a version 9 directory is upgraded in place: event marks name their event by "
+          "fingerprint when read",
+          "[storage]") {
+  TempDir dir;
+  // Format 9's marks: the event's id, in every place a state keeps one.
+  v1::PatientState state = State("p-1", 3);
+  state.set_partition(2);
+  auto mark = [](v1::EventMark* m, int64_t at_s, const std::string& id) {
+    m->set_at_s(at_s);
+    m->set_event_id(id);
+  };
+  mark(state.mutable_acquisition()->mutable_first_scan(), 10, "scan-1");
+  mark(state.mutable_acquisition()->mutable_latest_scan(), 20, "scan-2");
+  mark(state.mutable_engagement()->mutable_latest_contact_removed(), 30, "removed-1");
+  mark(state.mutable_enrollment()->mutable_latest(), 40, "enrol-1");
+  mark(state.mutable_profile()->mutable_latest(), 50, "profile-1");
+  mark(state.mutable_consent()->add_latest()->mutable_mark(), 60, "consent-1");
+  mark(state.mutable_coupons()->add_outstanding()->mutable_issued(), 70, "issue-1");
+  mark(state.mutable_coupons()->add_redeemed()->mutable_mark(), 80, "redeem-1");
+  // Damage: a mark with both its id and a fingerprint (no writer stores both).
+  v1::PatientState both = State("p-2", 1);
+  mark(both.mutable_enrollment()->mutable_latest(), 40, "enrol-1");
+  both.mutable_enrollment()->mutable_latest()->set_event(5);
+  std::vector<std::pair<std::string, std::string>> records;
+  for (const v1::PatientState* s : {&state, &both}) {
+    std::string key, value;
+    StateBatch::EncodePatient(2, *s, AppliedEvents(), &key, &value);
+    records.emplace_back(s->patient_id(), value);
+  }
+  MakeOlderDirectory(dir.path(), "9", records);
+  auto check = [](const v1::PatientState& back) {
+    CHECK(back.unique_events() == 3);
+    const std::vector<std::tuple<const v1::EventMark*, int64_t, const char*>> marks = {
+        {&back.acquisition().first_scan(), 10, "scan-1"},
+        {&back.acquisition().latest_scan(), 20, "scan-2"},
+        {&back.engagement().latest_contact_removed(), 30, "removed-1"},
+        {&back.enrollment().latest(), 40, "enrol-1"},
+        {&back.profile().latest(), 50, "profile-1"},
+        {&back.consent().latest(0).mark(), 60, "consent-1"},
+        {&back.coupons().outstanding(0).issued(), 70, "issue-1"},
+        {&back.coupons().redeemed(0).mark(), 80, "redeem-1"}};
+    for (const auto& [m, at_s, id] : marks) {
+      INFO(id);
+      CHECK(m->at_s() == at_s);
+      CHECK(m->event_id().empty());
+      CHECK(m->event() == projections::MarkOf(id));
+      CHECK(m->event() == storage_format::EventFingerprint(id));
+    }
+  };
+  std::unique_ptr<Storage> storage = ReadOlderDirectory(dir.path(), check);
+  v1::PatientState refused;
+  CHECK(storage->GetPatient(2, "p-2", &refused).status().code() == absl::StatusCode::kDataLoss);
+  WriteBackAndCheck(std::move(storage), dir.path(), check);
 }
 
 TEST_CASE("decisions older than the retention go when compacted, the rest stay", "[storage]") {
