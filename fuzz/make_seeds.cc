@@ -201,10 +201,20 @@ int main(int argc, char** argv) {
   storage_format::EncodePatient(with_memories.SerializeAsString(), applied, &record);
   Write(root + "/patient_record/format-8-rules", record);
   // The patient above as format 10 stores it: its marks (first and latest scan, enrollment, ...)
-  // by fingerprint, as the fold now sets them (the format-7 seeds above, written before format
-  // 10, hold event ids there: the upgrade's input).
+  // by fingerprint, as the fold now sets them; and as format 9 did, each mark with its event's
+  // id instead: the upgrade's input.
   storage_format::EncodePatient(state_bytes, applied, &record);
   Write(root + "/patient_record/format-10-marks", record);
+  v1::PatientState with_ids = state;
+  int named = 0;
+  for (v1::EventMark* m : {with_ids.mutable_acquisition()->mutable_first_scan(),
+                           with_ids.mutable_acquisition()->mutable_latest_scan(),
+                           with_ids.mutable_enrollment()->mutable_latest()}) {
+    m->clear_event();
+    m->set_event_id("e-seed-" + std::to_string(named++));
+  }
+  storage_format::EncodePatient(with_ids.SerializeAsString(), applied, &record);
+  Write(root + "/patient_record/format-9-marks", record);
   std::fprintf(stderr, "seeds written under %s\n", root.c_str());
   return 0;
 }

@@ -166,6 +166,9 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
     // (a million 2-day patients, ~600 MB) instead of RocksDB's 256 MiB, so fewer bytes are
     // rewritten per commit; a miss checks up to 8 level-0 filters instead of 4. The 1M-patient
     // replay took 9-10% less CPU (docs/benchmarks.md, "The state family's compaction").
+    // (Level sizes counted from level 1 up, RocksDB 7.8's default, said here: from 8.4 on
+    // RocksDB sizes levels from the last one down by default, where this base means otherwise.)
+    cf.level_compaction_dynamic_level_bytes = false;
     cf.level0_file_num_compaction_trigger = 8;
     cf.max_bytes_for_level_base = uint64_t{1} << 30;
   }

@@ -376,7 +376,7 @@ TEST_CASE("a changelog record not of the format stops the restore", "[storage]")
   CHECK(restorer.Add(short_key).code() == absl::StatusCode::kDataLoss);
   ChangelogRecord unversioned{0, std::string("s\0\0\0\0p", 6), std::string("v"), 1};
   CHECK(restorer.Add(unversioned).code() == absl::StatusCode::kDataLoss);
-  // A value of a version after this build's (0x05) is refused; versions 1 to 3's tags are
+  // A value of a version after this build's 0x05 (0x06) is refused; versions 1 to 5's tags are
   // applied.
   ChangelogRecord newer{0, std::string("s\0\0\0\0p", 6), std::string("\x06v"), 1};
   CHECK(restorer.Add(newer).code() == absl::StatusCode::kDataLoss);

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +19,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "projections/marks.h"
 #include "rules/memory.h"
 #include "storage/format.h"
@@ -830,6 +833,44 @@ TEST_CASE("a version 8 directory is upgraded in place: rule memories move into c
   WriteBackAndCheck(std::move(storage), dir.path(), check);
 }
 
+// Whether messages of type `d` can hold an EventMark, at any depth.
+bool HoldsMark(const google::protobuf::Descriptor* d) {
+  if (d == v1::EventMark::descriptor()) return true;
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    if (f->message_type() != nullptr && f->message_type() != d && HoldsMark(f->message_type())) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Calls `fn` on every EventMark of `m`, found by reflection (so a mark added to the protos later
+// is found too); `create` first adds each one the state can hold (one element of each repeated
+// field on the way).
+void ForEachEventMark(google::protobuf::Message* m, bool create,
+                      const std::function<void(v1::EventMark*)>& fn) {
+  const google::protobuf::Reflection* r = m->GetReflection();
+  const google::protobuf::Descriptor* d = m->GetDescriptor();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    if (f->message_type() == nullptr || !HoldsMark(f->message_type())) continue;
+    auto visit = [&](google::protobuf::Message* sub) {
+      if (f->message_type() == v1::EventMark::descriptor()) {
+        fn(static_cast<v1::EventMark*>(sub));
+      } else {
+        ForEachEventMark(sub, create, fn);
+      }
+    };
+    if (f->is_repeated()) {
+      if (create && r->FieldSize(*m, f) == 0) r->AddMessage(m, f);
+      for (int j = 0; j < r->FieldSize(*m, f); ++j) visit(r->MutableRepeatedMessage(m, f, j));
+    } else if (create || r->HasField(*m, f)) {
+      visit(r->MutableMessage(m, f));
+    }
+  }
+}
+
 TEST_CASE("a version 9 directory is upgraded in place: event marks name their event by "
           "fingerprint when read",
           "[storage]") {
@@ -849,12 +890,20 @@ TEST_CASE("a version 9 directory is upgraded in place: event marks name their ev
   mark(state.mutable_consent()->add_latest()->mutable_mark(), 60, "consent-1");
   mark(state.mutable_coupons()->add_outstanding()->mutable_issued(), 70, "issue-1");
   mark(state.mutable_coupons()->add_redeemed()->mutable_mark(), 80, "redeem-1");
+  // Every mark the protos define, found by reflection rather than listed: none may be left out.
+  v1::PatientState every = State("p-3", 1);
+  int marks_set = 0;
+  ForEachEventMark(&every, /*create=*/true, [&](v1::EventMark* m) {
+    m->set_at_s(100 + marks_set);
+    m->set_event_id(absl::StrCat("id-", marks_set++));
+  });
+  CHECK(marks_set >= 8);
   // Damage: a mark with both its id and a fingerprint (no writer stores both).
   v1::PatientState both = State("p-2", 1);
   mark(both.mutable_enrollment()->mutable_latest(), 40, "enrol-1");
   both.mutable_enrollment()->mutable_latest()->set_event(5);
   std::vector<std::pair<std::string, std::string>> records;
-  for (const v1::PatientState* s : {&state, &both}) {
+  for (const v1::PatientState* s : {&state, &both, &every}) {
     std::string key, value;
     StateBatch::EncodePatient(2, *s, AppliedEvents(), &key, &value);
     records.emplace_back(s->patient_id(), value);
@@ -882,6 +931,16 @@ TEST_CASE("a version 9 directory is upgraded in place: event marks name their ev
   std::unique_ptr<Storage> storage = ReadOlderDirectory(dir.path(), check);
   v1::PatientState refused;
   CHECK(storage->GetPatient(2, "p-2", &refused).status().code() == absl::StatusCode::kDataLoss);
+  v1::PatientState every_back;
+  REQUIRE(*storage->GetPatient(2, "p-3", &every_back));
+  int marks_read = 0;
+  ForEachEventMark(&every_back, /*create=*/false, [&](v1::EventMark* m) {
+    INFO("mark " << marks_read);
+    CHECK(m->at_s() == 100 + marks_read);
+    CHECK(m->event_id().empty());
+    CHECK(m->event() == projections::MarkOf(absl::StrCat("id-", marks_read++)));
+  });
+  CHECK(marks_read == marks_set);
   WriteBackAndCheck(std::move(storage), dir.path(), check);
 }
 
