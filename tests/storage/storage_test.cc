@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -646,6 +647,19 @@ void MakeOlderDirectory(const std::string& dir, const std::string& version,
   });
 }
 
+// The same with these states of partition 2, each encoded as the current format's record (the
+// older formats' records differ in what their states hold).
+void MakeOlderDirectory(const std::string& dir, const std::string& version,
+                        std::initializer_list<const v1::PatientState*> states) {
+  std::vector<std::pair<std::string, std::string>> records;
+  for (const v1::PatientState* s : states) {
+    std::string key, value;
+    StateBatch::EncodePatient(2, *s, AppliedEvents(), &key, &value);
+    records.emplace_back(s->patient_id(), value);
+  }
+  MakeOlderDirectory(dir, version, records);
+}
+
 // The directory's format_version as stored (no Storage open: it would upgrade it).
 std::string StoredFormatVersion(const std::string& dir) {
   std::string version;
@@ -746,11 +760,7 @@ TEST_CASE("a version 7 directory is upgraded in place: glucose readings move int
   }
   v1::PatientState damaged = State("p-2", 1);
   damaged.mutable_glucose()->add_fasting_at_s(100);  // a column without its partner
-  std::string key, v7, bad;  // (the keys are MakeOlderDirectory's)
-  AppliedEvents none;
-  StateBatch::EncodePatient(2, state, none, &key, &v7);
-  StateBatch::EncodePatient(2, damaged, none, &key, &bad);
-  MakeOlderDirectory(dir.path(), "7", {{"p-1", v7}, {"p-2", bad}});
+  MakeOlderDirectory(dir.path(), "7", {&state, &damaged});
   auto check = [](const v1::PatientState& back) {
     CHECK(back.unique_events() == 3);
     CHECK(back.glucose().fasting_size() == 0);
@@ -799,13 +809,7 @@ TEST_CASE("a version 8 directory is upgraded in place: rule memories move into c
   v1::PatientState twice = State("p-4", 1);
   AddRuleMemoryRow(twice.mutable_rules(), RuleFingerprint("welcome"));
   twice.mutable_rules()->add_rules()->set_rule_id("welcome");
-  std::vector<std::pair<std::string, std::string>> records;
-  for (const v1::PatientState* s : {&state, &short_column, &bad_held, &twice}) {
-    std::string key, value;
-    StateBatch::EncodePatient(2, *s, AppliedEvents(), &key, &value);
-    records.emplace_back(s->patient_id(), value);
-  }
-  MakeOlderDirectory(dir.path(), "8", records);
+  MakeOlderDirectory(dir.path(), "8", {&state, &short_column, &bad_held, &twice});
   auto check = [](const v1::PatientState& back) {
     CHECK(back.unique_events() == 3);
     const v1::RulesState& r = back.rules();
@@ -902,13 +906,7 @@ TEST_CASE("a version 9 directory is upgraded in place: event marks name their ev
   v1::PatientState both = State("p-2", 1);
   mark(both.mutable_enrollment()->mutable_latest(), 40, "enrol-1");
   both.mutable_enrollment()->mutable_latest()->set_event(5);
-  std::vector<std::pair<std::string, std::string>> records;
-  for (const v1::PatientState* s : {&state, &both, &every}) {
-    std::string key, value;
-    StateBatch::EncodePatient(2, *s, AppliedEvents(), &key, &value);
-    records.emplace_back(s->patient_id(), value);
-  }
-  MakeOlderDirectory(dir.path(), "9", records);
+  MakeOlderDirectory(dir.path(), "9", {&state, &both, &every});
   auto check = [](const v1::PatientState& back) {
     CHECK(back.unique_events() == 3);
     const std::vector<std::tuple<const v1::EventMark*, int64_t, const char*>> marks = {
