@@ -34,10 +34,10 @@ absl::Status Check(const ChangelogRecord& record) {
     return absl::DataLossError(absl::StrCat("a state changelog record of partition ", partition,
                                             " in partition ", record.partition, "'s changelog"));
   }
+  // The tags of versions 1 to kChangelogFormatVersion are consecutive: kPutV1 (0x01) to kPut.
+  static_assert(kPut - kPutV1 + 1 == kChangelogFormatVersion);
   if (record.value.has_value() &&
-      (record.value->empty() ||
-       ((*record.value)[0] != kPut && (*record.value)[0] != kPutV4 && (*record.value)[0] != kPutV3 &&
-        (*record.value)[0] != kPutV2 && (*record.value)[0] != kPutV1))) {
+      (record.value->empty() || (*record.value)[0] < kPutV1 || (*record.value)[0] > kPut)) {
     return absl::DataLossError(absl::StrCat(
         "state changelog record \"", absl::CHexEscape(record.key.substr(0, 64)),
         "\" of partition ", partition, ": its value is not of format version 1 to ",
