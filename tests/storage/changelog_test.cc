@@ -273,14 +273,20 @@ absl::Status RestoreCommit(Storage* target, ChangelogRecord r) {
   return restorer.Add(cp);
 }
 
+// An empty state directory under `dir`, bound to the events topic, for restores into it.
+std::unique_ptr<Storage> BoundTarget(const testing::TempDir& dir) {
+  auto target = Storage::Open(dir.Sub("target"));
+  REQUIRE(target.ok());
+  REQUIRE((*target)->BindTopic("tend.events").ok());
+  return *std::move(target);
+}
+
 TEST_CASE("a changelog value that does not decode stops the restore, nothing of its commit "
           "written",
           "[storage]") {
   testing::TempDir dir;
-  auto target = Storage::Open(dir.Sub("target"));
-  REQUIRE(target.ok());
-  REQUIRE((*target)->BindTopic("tend.events").ok());
-  auto add = [&](ChangelogRecord r) { return RestoreCommit(target->get(), std::move(r)); };
+  std::unique_ptr<Storage> target = BoundTarget(dir);
+  auto add = [&](ChangelogRecord r) { return RestoreCommit(target.get(), std::move(r)); };
   CHECK(add({0, "s" + storage_format::StateKey(0, "p"), std::string("\x01garbage")}).code() ==
         absl::StatusCode::kDataLoss);
   // A state whose dedupe window is damaged (fingerprints out of order): the engine would refuse
@@ -307,15 +313,15 @@ TEST_CASE("a changelog value that does not decode stops the restore, nothing of 
   CHECK(add({0, "t" + storage_format::PartitionPrefix(0) + "short", std::string("\x01")}).code() ==
         absl::StatusCode::kDataLoss);
   // A checkpoint of another partition or topic.
-  ChangelogRestorer restorer(target->get(), 0);
+  ChangelogRestorer restorer(target.get(), 0);
   v1::PartitionCheckpoint elsewhere = Checkpoint(0, 5);
   elsewhere.set_topic("other.events");
   CHECK(restorer
             .Add({0, "c" + storage_format::CheckpointKey(0),
                   "\x01" + elsewhere.SerializeAsString(), 9, 0})
             .code() == absl::StatusCode::kDataLoss);
-  CHECK(testing::ReadContents(**target, 1) == Contents{});
-  auto position = (*target)->LoadChangelogPosition(0);
+  CHECK(testing::ReadContents(*target, 1) == Contents{});
+  auto position = target->LoadChangelogPosition(0);
   REQUIRE(position.ok());
   CHECK(!position->has_value());
 }
@@ -401,13 +407,11 @@ TEST_CASE("a version 3 changelog record of a format-8 state restores with its ru
           "columns and its event marks by fingerprint, and damaged columns stop the restore",
           "[storage]") {
   testing::TempDir dir;
-  auto target = Storage::Open(dir.Sub("target"));
-  REQUIRE(target.ok());
-  REQUIRE((*target)->BindTopic("tend.events").ok());
+  std::unique_ptr<Storage> target = BoundTarget(dir);
   auto restore = [&](const v1::PatientState& state, char tag) {
     std::string key, value;
     StateBatch::EncodePatient(0, state, {1}, &key, &value);
-    return RestoreCommit(target->get(), {0, "s" + key, std::string(1, tag) + value});
+    return RestoreCommit(target.get(), {0, "s" + key, std::string(1, tag) + value});
   };
   v1::PatientState old = Patient("p-8", 2);
   old.set_partition(0);
@@ -418,7 +422,7 @@ TEST_CASE("a version 3 changelog record of a format-8 state restores with its ru
   old.mutable_enrollment()->mutable_latest()->set_event_id("enrol-1");
   REQUIRE(restore(old, changelog::kPutV3).ok());
   v1::PatientState back;
-  REQUIRE(*(*target)->GetPatient(0, "p-8", &back));
+  REQUIRE(*target->GetPatient(0, "p-8", &back));
   CHECK(back.rules().rules_size() == 0);
   CHECK(ReadRuleMemory(back.rules(), "inactive-7d").timer_due_s == 5000);
   CHECK(back.enrollment().latest().event_id().empty());
@@ -429,7 +433,7 @@ TEST_CASE("a version 3 changelog record of a format-8 state restores with its ru
   damaged.mutable_rules()->add_memory_rule(RuleFingerprint("welcome"));  // its partners missing
   CHECK(restore(damaged, changelog::kPut).code() == absl::StatusCode::kDataLoss);
   v1::PatientState none;
-  CHECK(!*(*target)->GetPatient(0, "p-9", &none));
+  CHECK(!*target->GetPatient(0, "p-9", &none));
 }
 
 TEST_CASE("a commit batch that writes a partition's state without its checkpoint has no "

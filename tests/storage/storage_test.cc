@@ -694,7 +694,8 @@ std::unique_ptr<Storage> ReadOlderDirectory(
 }
 
 // Writes patient p-1 of partition 2 back as the current format, reads it again through `check`,
-// and checks the directory's stored version once `storage` is closed.
+// and checks the directory's stored version once `storage` is closed, and the record as stored:
+// parsed with no upgrade, it passes `check` too (the upgrades on read cannot hide an old form).
 void WriteBackAndCheck(std::unique_ptr<Storage> storage, const std::string& dir,
                        const std::function<void(const v1::PatientState&)>& check) {
   v1::PatientState back;
@@ -707,6 +708,16 @@ void WriteBackAndCheck(std::unique_ptr<Storage> storage, const std::string& dir,
   check(again);
   storage.reset();
   CHECK(StoredFormatVersion(dir) == std::to_string(storage_format::kStorageFormatVersion));
+  testing::EditRawDb(dir, [&](rocksdb::DB* raw, const auto& handles) {
+    std::string record;
+    REQUIRE(raw->Get(rocksdb::ReadOptions(), handles[2], storage_format::StateKey(2, "p-1"),
+                     &record).ok());
+    absl::string_view state_bytes;
+    REQUIRE(storage_format::DecodePatient(record, &state_bytes, nullptr));
+    v1::PatientState stored;
+    REQUIRE(stored.ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size())));
+    check(stored);
+  });
 }
 
 TEST_CASE("a version 6 directory is upgraded in place: its records are read as they are",
