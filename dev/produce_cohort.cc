@@ -46,18 +46,29 @@ absl::StatusOr<int64_t> SimulateToArchive(const CohortOptions& options, int part
     header.add_low_offsets(0);
     header.add_high_offsets(n);
   }
+  header.set_partition_major(true);
   TEND_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(path, std::move(header)));
-  std::vector<int64_t> next(partitions, 0);
   v1::ArchiveRecord record;
-  TEND_RETURN_IF_ERROR(SimulateCohort(options, [&](const v1::Event& e) {
-    const int32_t partition = partition_of(e.patient_id());
-    record.set_partition(partition);
-    record.set_offset(next[partition]++);
-    record.set_key(e.patient_id());
-    record.set_value(e.SerializeAsString());
-    record.set_timestamp_ms(absl::ToUnixMillis(FromProtoTime(e.recorded_at())));
-    return writer->Append(record);
-  }));
+  // One partition's patients at a time: each of them has the events of the whole cohort's run,
+  // in the same order (CohortOptions.only).
+  for (int32_t partition = 0; partition < partitions; ++partition) {
+    if (counts[partition] == 0) continue;
+    CohortOptions only = options;
+    only.only = [&](const std::string& patient) { return partition_of(patient) == partition; };
+    int64_t next = 0;
+    TEND_RETURN_IF_ERROR(SimulateCohort(only, [&](const v1::Event& e) {
+      record.set_partition(partition);
+      record.set_offset(next++);
+      record.set_key(e.patient_id());
+      record.set_value(e.SerializeAsString());
+      record.set_timestamp_ms(absl::ToUnixMillis(FromProtoTime(e.recorded_at())));
+      return writer->Append(record);
+    }));
+    if (next != counts[partition]) {
+      return absl::InternalError(absl::StrCat("partition ", partition, ": simulated ", next,
+                                              " records, counted ", counts[partition]));
+    }
+  }
   TEND_RETURN_IF_ERROR(writer->Finish());
   return writer->records();
 }

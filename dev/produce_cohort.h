@@ -21,8 +21,10 @@ absl::StatusOr<int64_t> SimulateToKafka(const CohortOptions& options, Producer* 
 
 // Writes the cohort to the archive `path` (kafka/archive.h) as a topic `topic` of `partitions`
 // partitions would hold it: each patient's records in one partition (a stable hash of the
-// patient id, base/hash.h), offsets from 0, timestamps the records' recorded_at. Simulates the
-// cohort twice (the header states each partition's offsets first). Returns the records written.
+// patient id, base/hash.h), offsets from 0, timestamps the records' recorded_at, partition by
+// partition (ArchiveHeader.partition_major). Simulates the cohort once to count each partition's
+// records (the header states its offsets first), then each partition's patients alone. Returns
+// the records written.
 absl::StatusOr<int64_t> SimulateToArchive(const CohortOptions& options, int partitions,
                                           const std::string& topic, const std::string& path);
 

@@ -54,6 +54,7 @@ class Rng {
 enum class Persona { kEngaged, kFading, kSilent, kChurned };
 
 struct SimPatient {
+  uint64_t index;  // in the cohort: seeds the patient's streams (CohortOptions.only skips others)
   std::string id;
   Persona persona;
   int start_day;  // day index of the first scan
@@ -114,16 +115,22 @@ class Simulator {
     patients_.reserve(o_.patients);
     for (int i = 0; i < o_.patients; ++i) {
       SimPatient p;
+      p.index = static_cast<uint64_t>(i);
       p.id = absl::StrFormat("p%07d", i);
+      // Every patient draws from the setup stream, included or not: the same draws as a whole
+      // cohort's.
       double r = setup.Uniform();
       p.persona = r < 0.35 ? Persona::kEngaged : r < 0.65 ? Persona::kFading
                 : r < 0.85 ? Persona::kSilent : Persona::kChurned;
       p.start_day = setup.Chance(o_.initial_share) ? 0 : setup.Int(0, o_.days - 1);
       p.churn_day = p.start_day + setup.Int(10, 60);
-      absl::LoadTimeZone(setup.Pick(kZones), &p.tz);
-      p.staff_id = absl::StrFormat("staff-%03d", setup.Int(1, 40));
+      const char* zone = setup.Pick(kZones);
+      const int staff = setup.Int(1, 40);
       p.channel_id = setup.Pick(kChannels);
       p.program_id = setup.Pick(kPrograms);
+      if (o_.only && !o_.only(p.id)) continue;
+      absl::LoadTimeZone(zone, &p.tz);
+      p.staff_id = absl::StrFormat("staff-%03d", staff);
       p.check_in_factor = !o_.effect_experiment.empty() &&
                                   AssignmentUnit(o_.effect_experiment, p.id) < o_.effect_holdout
                               ? 1 - o_.effect_check_in_drop
@@ -132,16 +139,16 @@ class Simulator {
     }
     for (int day = 0; day < o_.days; ++day) {
       absl::Time day_start = start_ + absl::Hours(24) * day;
-      for (size_t i = 0; i < patients_.size(); ++i) {
-        // One stream per (patient, day) keeps a patient's history independent of cohort size.
-        Rng rng(o_.seed * kFnv1a64Prime ^ (static_cast<uint64_t>(i) << 20) ^
-                static_cast<uint64_t>(day));
-        SimulateDay(&patients_[i], day, day_start, &rng);
+      for (SimPatient& p : patients_) {
+        // One stream per (patient, day) keeps a patient's history independent of cohort size
+        // and of the patients left out (CohortOptions.only).
+        Rng rng(o_.seed * kFnv1a64Prime ^ (p.index << 20) ^ static_cast<uint64_t>(day));
+        SimulateDay(&p, day, day_start, &rng);
         // Coupons and profiles from streams of their own: the events above are the same with
         // or without them.
-        Rng extra(o_.seed * kFnv1a64Prime ^ (static_cast<uint64_t>(i) << 20) ^
-                  static_cast<uint64_t>(day) ^ 0x5eed0c0d0000000ULL);
-        SimulateExtras(&patients_[i], day, &extra);
+        Rng extra(o_.seed * kFnv1a64Prime ^ (p.index << 20) ^ static_cast<uint64_t>(day) ^
+                  0x5eed0c0d0000000ULL);
+        SimulateExtras(&p, day, &extra);
       }
       // Day d+1's local calendar day can start up to 24 h before its UTC start (time zones from
       // UTC-12 to UTC+14), so only what was recorded before day d's UTC start is final.

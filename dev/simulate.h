@@ -33,6 +33,10 @@ struct CohortOptions {
   std::string effect_experiment;
   double effect_holdout = 0;        // (0, 1]; 1: everyone
   double effect_check_in_drop = 0;  // [0, 1)
+  // Only the patients whose id it accepts (empty: all). Each included patient's events are
+  // exactly those of the whole cohort's run, in the same order (SimulateToArchive writes one
+  // partition's patients at a time with it).
+  std::function<bool(const std::string& patient_id)> only;
 };
 
 // Emits the events in recorded_at order (the order an ingest service would log them). Stops and

@@ -44,6 +44,7 @@ absl::StatusOr<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(const std::
   }
   w->bytes_ = 8;
   header.set_format_version(kArchiveFormatVersion);
+  w->partition_major_ = header.partition_major();
   v1::ArchiveFrame frame;
   *frame.mutable_header() = std::move(header);
   TEND_RETURN_IF_ERROR(w->WriteFrame(frame));
@@ -72,6 +73,12 @@ absl::Status ArchiveWriter::WriteFrame(const v1::ArchiveFrame& frame) {
 }
 
 absl::Status ArchiveWriter::Append(const v1::ArchiveRecord& record) {
+  if (partition_major_ && record.partition() < last_partition_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "a record of partition ", record.partition(), " after partition ", last_partition_,
+        "'s: this archive is written partition by partition (its header says so)"));
+  }
+  last_partition_ = record.partition();
   v1::ArchiveFrame frame;
   *frame.mutable_record() = record;
   TEND_RETURN_IF_ERROR(WriteFrame(frame));
@@ -189,6 +196,12 @@ absl::StatusOr<bool> ArchiveReader::Next(v1::ArchiveRecord* record) {
                                       header_.low_offsets(p), ", ", header_.high_offsets(p),
                                       "); records of a partition are in rising offset order"));
     }
+    if (header_.partition_major() && p < last_partition_) {
+      return Corrupt(at, absl::StrCat("a record of partition ", p, " after partition ",
+                                      last_partition_, "'s, in an archive whose header says its "
+                                      "records are partition by partition"));
+    }
+    last_partition_ = p;
     next_offset_[static_cast<size_t>(p)] = rec.offset() + 1;
     *record = std::move(*frame.mutable_record());
     ++records_;

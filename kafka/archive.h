@@ -10,7 +10,10 @@
 // The first frame is the header (ArchiveHeader, format_version 1), then one record frame per
 // Kafka record (ArchiveRecord: partition, offset, key, value — the serialized Event — and
 // timestamp), in log order within each partition, and last an end frame (ArchiveEnd) with the
-// number of records. A reader refuses a file whose magic, version, checksums or end frame are
+// number of records. A header with `partition_major` (tend's writers set it) promises the records
+// partition by partition: all of the lowest partition's first, then the next; the engine then
+// folds one partition's patients at a time, and its cache holds them (docs/design.md, "Replay
+// partition by partition"). Without it, partitions may interleave. A reader refuses a file whose magic, version, checksums or end frame are
 // wrong or missing, or whose records fall outside the partitions and offset ranges its header
 // declares or go backwards within a partition, naming the byte position and the record number.
 //
@@ -49,6 +52,8 @@ class ArchiveWriter {
   // Removes the unfinished `path`.partial unless Finish() succeeded.
   ~ArchiveWriter();
 
+  // kFailedPrecondition for a record of a lower partition than the last one when the header is
+  // `partition_major` (the caller's order is wrong; nothing is written).
   absl::Status Append(const v1::ArchiveRecord& record);
   // Writes the end frame, flushes, syncs and renames to `path`.
   absl::Status Finish();
@@ -66,6 +71,8 @@ class ArchiveWriter {
   int64_t records_ = 0;
   int64_t bytes_ = 0;
   bool finished_ = false;
+  bool partition_major_ = false;
+  int32_t last_partition_ = 0;
 };
 
 class ArchiveReader {
@@ -98,6 +105,7 @@ class ArchiveReader {
   int64_t size_ = 0;
   bool ended_ = false;
   std::vector<int64_t> next_offset_;  // per partition: the lowest offset the next record may have
+  int32_t last_partition_ = 0;        // of the last record (a partition-major file never goes back)
 };
 
 // An archive as the engine's record source (`tend replay --archive`).

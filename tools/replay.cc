@@ -142,6 +142,15 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
     }
     engine_options.brokers.clear();  // no Kafka at all
     engine_options.topic = h.topic();
+    if (!h.partition_major() && h.partitions() > 1) {
+      progress << options.archive_path
+               << " interleaves its partitions (an archive written before 2026-12-02): it is "
+                  "folded as it is, every partition's patients at once. An archive written "
+                  "now (`tend archive`, `tend simulate --archive`) holds its partitions one "
+                  "after another and is folded a partition at a time: a population larger than "
+                  "the cache costs much less (docs/design.md, \"Replay partition by "
+                  "partition\")\n";
+    }
   } else {
     TEND_ASSIGN_OR_RETURN(report.records_in_log, RecordsInLog(options.engine));
   }
@@ -253,70 +262,63 @@ absl::StatusOr<ArchiveReport> ExportArchive(const ArchiveOptions& options,
   header.set_topic(options.topic);
   header.set_partitions(partitions);
   header.mutable_created_at()->set_seconds(absl::ToUnixSeconds(absl::Now()));
-  KafkaPartitionList assignment(rd_kafka_topic_partition_list_new(partitions));
-  std::vector<bool> closed(offsets.size(), true);  // true: nothing (left) to read
+  // Partition by partition (the header says so): a replay of the file then folds one
+  // partition's patients at a time (kafka/archive.h).
+  header.set_partition_major(true);
   int64_t total = 0;
-  int open_partitions = 0;
   for (int p = 0; p < partitions; ++p) {
     const PartitionOffsets& o = offsets[static_cast<size_t>(p)];
     header.add_low_offsets(o.low);
     header.add_high_offsets(o.high);
     total += o.high - o.low;
-    if (o.high > o.low) {
-      rd_kafka_topic_partition_list_add(assignment.get(), options.topic.c_str(), p)->offset = o.low;
-      closed[static_cast<size_t>(p)] = false;
-      ++open_partitions;
-    }
   }
   TEND_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(options.out, header));
   const absl::Time start = absl::Now();
-  if (open_partitions > 0) {
-    if (rd_kafka_resp_err_t e = rd_kafka_assign(consumer.get(), assignment.get());
-        e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return FromKafka(e, "assigning partitions");
-    }
-  }
   Progress shown(progress, options.progress_bar, options.progress_every, "archive");
   absl::Time next_show = absl::Now();
   v1::ArchiveRecord record;
-  while (open_partitions > 0) {
-    if (stop.load()) {
-      return absl::CancelledError(absl::StrCat("archive stopped; nothing was written to ",
-                                               options.out));
+  for (int p = 0; p < partitions; ++p) {
+    const PartitionOffsets& o = offsets[static_cast<size_t>(p)];
+    if (o.high <= o.low) continue;  // nothing to read
+    KafkaPartitionList assignment(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(assignment.get(), options.topic.c_str(), p)->offset = o.low;
+    if (rd_kafka_resp_err_t e = rd_kafka_assign(consumer.get(), assignment.get());
+        e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return FromKafka(e, absl::StrCat("assigning partition ", p));
     }
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer.get(), 100);
-    if (absl::Now() >= next_show) {
-      shown.Show(writer->records(), total);
-      next_show = absl::Now() + shown.tick();
-    }
-    if (m == nullptr) continue;
-    std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> owned(
-        m, rd_kafka_message_destroy);
-    const size_t p = static_cast<size_t>(m->partition);
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      // At the end (offsets that hold no record, e.g. transaction markers, end a partition too).
-      if (m->offset >= offsets[p].high && !closed[p]) {
-        closed[p] = true;
-        --open_partitions;
+    bool closed = false;
+    while (!closed) {
+      if (stop.load()) {
+        return absl::CancelledError(absl::StrCat("archive stopped; nothing was written to ",
+                                                 options.out));
       }
-      continue;
-    }
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return absl::UnavailableError(absl::StrCat("reading ", options.topic, "[", m->partition,
-                                                 "]: ", rd_kafka_message_errstr(m)));
-    }
-    const int64_t end = offsets[p].high;
-    if (closed[p] || m->offset >= end) continue;  // appended after the export started
-    record.set_partition(m->partition);
-    record.set_offset(m->offset);
-    record.set_key(m->key ? static_cast<const char*>(m->key) : "", m->key ? m->key_len : 0);
-    record.set_value(m->payload ? static_cast<const char*>(m->payload) : "",
-                     m->payload ? m->len : 0);
-    record.set_timestamp_ms(rd_kafka_message_timestamp(m, nullptr));
-    TEND_RETURN_IF_ERROR(writer->Append(record));
-    if (m->offset == end - 1) {
-      closed[p] = true;
-      --open_partitions;
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer.get(), 100);
+      if (absl::Now() >= next_show) {
+        shown.Show(writer->records(), total);
+        next_show = absl::Now() + shown.tick();
+      }
+      if (m == nullptr) continue;
+      std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> owned(
+          m, rd_kafka_message_destroy);
+      if (m->partition != p) continue;  // of a partition no longer assigned
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        // At the end (offsets that hold no record, e.g. transaction markers, end a partition too).
+        closed = m->offset >= o.high;
+        continue;
+      }
+      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return absl::UnavailableError(absl::StrCat("reading ", options.topic, "[", m->partition,
+                                                   "]: ", rd_kafka_message_errstr(m)));
+      }
+      if (m->offset >= o.high) continue;  // appended after the export started
+      record.set_partition(m->partition);
+      record.set_offset(m->offset);
+      record.set_key(m->key ? static_cast<const char*>(m->key) : "", m->key ? m->key_len : 0);
+      record.set_value(m->payload ? static_cast<const char*>(m->payload) : "",
+                       m->payload ? m->len : 0);
+      record.set_timestamp_ms(rd_kafka_message_timestamp(m, nullptr));
+      TEND_RETURN_IF_ERROR(writer->Append(record));
+      closed = m->offset == o.high - 1;
     }
   }
   rd_kafka_consumer_close(consumer.get());

@@ -4,8 +4,12 @@
 #include <map>
 #include <set>
 
+#include "base/hash.h"
+#include "dev/produce_cohort.h"
 #include "events/codec.h"
+#include "kafka/archive.h"
 #include "tests/cohort.h"
+#include "tests/temp_dir.h"
 
 namespace tend {
 namespace {
@@ -78,6 +82,45 @@ TEST_CASE("a cohort is valid, in log order, and looks like DOMAIN.md", "[simulat
   double weekly_rate = weeks_with / weeks_all;
   CHECK(weekly_rate > 0.45);
   CHECK(weekly_rate < 0.75);
+}
+
+TEST_CASE("an archived cohort is partition by partition, and each partition holds the whole "
+          "cohort's events of its patients in log order",
+          "[simulate]") {
+  CohortOptions options;
+  options.patients = 300;
+  options.days = 20;
+  options.seed = 3;
+  const std::vector<v1::Event> all = testing::Cohort(options.patients, options.days, options.seed);
+  constexpr int kPartitions = 5;
+  std::vector<std::vector<std::string>> expected(kPartitions);
+  for (const v1::Event& e : all) {
+    expected[Fingerprint64(e.patient_id()) % kPartitions].push_back(e.SerializeAsString());
+  }
+  testing::TempDir dir;
+  auto written = SimulateToArchive(options, kPartitions, "tend.events", dir.Sub("c.tarc"));
+  REQUIRE(written.ok());
+  CHECK(*written == static_cast<int64_t>(all.size()));
+  auto reader = ArchiveReader::Open(dir.Sub("c.tarc"));
+  REQUIRE(reader.ok());
+  CHECK((*reader)->header().partition_major());
+  std::vector<std::vector<std::string>> read(kPartitions);
+  std::vector<int32_t> order;  // the partitions as the file holds them, one entry per run
+  v1::ArchiveRecord r;
+  for (;;) {
+    auto more = (*reader)->Next(&r);
+    REQUIRE(more.ok());
+    if (!*more) break;
+    if (order.empty() || order.back() != r.partition()) order.push_back(r.partition());
+    REQUIRE(r.offset() == static_cast<int64_t>(read[r.partition()].size()));
+    read[r.partition()].push_back(r.value());
+  }
+  CHECK(order == std::vector<int32_t>{0, 1, 2, 3, 4});
+  for (int p = 0; p < kPartitions; ++p) {
+    INFO("partition " << p);
+    CHECK(read[p].size() > 100);
+    CHECK(read[p] == expected[p]);
+  }
 }
 
 }  // namespace

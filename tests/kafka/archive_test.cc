@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "base/crc32c.h"
 #include "kafka/archive.h"
 #include "tests/temp_dir.h"
 
@@ -187,6 +188,76 @@ TEST_CASE("a checksummed archive whose records its header cannot hold is refused
   CHECK_THAT(problem(), Catch::Contains("the header claims 0 partitions"));
   write(3, {});  // 3 partitions, offsets for 2
   CHECK_THAT(problem(), Catch::Contains("the header has 2 low and 2 high offsets for 3 partitions"));
+}
+
+TEST_CASE("a partition-major archive is refused by its writer and its reader when a record "
+          "goes back to a lower partition",
+          "[archive]") {
+  TempDir dir;
+  const std::string path = dir.Sub("a.tendarc");
+  auto header = [](bool partition_major) {
+    v1::ArchiveHeader h;
+    h.set_partitions(3);
+    for (int p = 0; p < 3; ++p) {
+      h.add_low_offsets(0);
+      h.add_high_offsets(4);
+    }
+    h.set_partition_major(partition_major);
+    return h;
+  };
+  auto record = [](int32_t p, int64_t o) {
+    v1::ArchiveRecord r;
+    r.set_partition(p);
+    r.set_offset(o);
+    return r;
+  };
+  // Partitions skipped and a partition's records in a row are partition-major.
+  {
+    auto writer = ArchiveWriter::Create(path, header(true));
+    REQUIRE(writer.ok());
+    for (auto [p, o] : std::vector<std::pair<int32_t, int64_t>>{{0, 0}, {0, 3}, {2, 1}, {2, 2}}) {
+      REQUIRE((*writer)->Append(record(p, o)).ok());
+    }
+    const absl::Status back = (*writer)->Append(record(1, 0));
+    CHECK(back.code() == absl::StatusCode::kFailedPrecondition);
+    CHECK_THAT(std::string(back.message()),
+               Catch::Contains("a record of partition 1 after partition 2's"));
+    REQUIRE((*writer)->Finish().ok());
+    auto read = ReadArchive(path, /*check_layout=*/false);
+    REQUIRE(read.ok());
+    CHECK(*read == 4);  // the refused record was not written
+  }
+  // Interleaved records under a header that says partition by partition (written as an older
+  // archive, its header frame replaced, checksums right): the reader refuses the file.
+  {
+    auto writer = ArchiveWriter::Create(path, header(false));
+    REQUIRE(writer.ok());
+    for (auto [p, o] : std::vector<std::pair<int32_t, int64_t>>{{0, 0}, {1, 0}, {0, 1}}) {
+      REQUIRE((*writer)->Append(record(p, o)).ok());
+    }
+    REQUIRE((*writer)->Finish().ok());
+    CHECK(ReadArchive(path, /*check_layout=*/false).ok());  // interleaving is allowed there
+    const std::string old = ReadAll(path);
+    const uint32_t old_header = static_cast<uint8_t>(old[8]) | static_cast<uint8_t>(old[9]) << 8 |
+                                static_cast<uint8_t>(old[10]) << 16 |
+                                static_cast<uint8_t>(old[11]) << 24;
+    v1::ArchiveFrame frame;
+    *frame.mutable_header() = header(true);
+    frame.mutable_header()->set_format_version(kArchiveFormatVersion);
+    const std::string body = frame.SerializeAsString();
+    auto u32 = [](uint32_t v) {
+      return std::string{static_cast<char>(v), static_cast<char>(v >> 8),
+                         static_cast<char>(v >> 16), static_cast<char>(v >> 24)};
+    };
+    WriteAll(path, old.substr(0, 8) + u32(static_cast<uint32_t>(body.size())) + body +
+                       u32(Crc32c(body)) + old.substr(8 + 4 + old_header + 4));
+    auto read = ReadArchive(path, /*check_layout=*/false);
+    REQUIRE_FALSE(read.ok());
+    CHECK(read.status().code() == absl::StatusCode::kDataLoss);
+    CHECK_THAT(std::string(read.status().message()),
+               Catch::Contains("a record of partition 0 after partition 1's, in an archive whose "
+                               "header says its records are partition by partition"));
+  }
 }
 
 }  // namespace
