@@ -155,6 +155,12 @@ class Committer {
     return status_;
   }
 
+  // Whether a submitted batch is not yet written (Wait() would block).
+  bool Busy() {
+    absl::MutexLock lock(&mu_);
+    return batch_ != nullptr;
+  }
+
   // Hands `batch` (borrowed until the next Wait() returns), the decided writes to add to it and
   // the group offsets it reflects to the writer thread. `records`: the records folded and
   // timers fired it holds (for the size histogram). Precondition: Wait() returned OK since the

@@ -1011,8 +1011,11 @@ absl::Status Engine::Impl::Loop(RecordSource* source, const std::atomic<bool>& s
     if (n < 0 || !fatal_.ok()) break;
     const absl::Duration since_commit = absl::Now() - last_commit_;
     if (n == 0) {
-      // ...caught up: commit soon, then block until the next record (or 100 ms).
-      if (uncommitted_records_ > 0 && since_commit >= options_.commit_delay_when_caught_up) {
+      // ...caught up: commit soon, then block until the next record (or 100 ms). Not while the
+      // previous batch is being written: that would only wait for it. The records folded
+      // meanwhile go in the batch submitted as soon as the writer is free, no later than now.
+      if (uncommitted_records_ > 0 && since_commit >= options_.commit_delay_when_caught_up &&
+          !committer_->Busy()) {
         if (absl::Status s = Commit(); !s.ok()) Fail(s);
       }
       if (options_.exit_when_idle && Idle()) {
@@ -1032,7 +1035,7 @@ absl::Status Engine::Impl::Loop(RecordSource* source, const std::atomic<bool>& s
                // backlog): commit as if caught up, so commands reach the outbox promptly. A
                // replay has no one waiting: it commits by interval and count only.
                (n < ConsumerSource::kMaxBatch && options_.mode == EngineOptions::Mode::kLive &&
-                since_commit >= options_.commit_delay_when_caught_up)) {
+                since_commit >= options_.commit_delay_when_caught_up && !committer_->Busy())) {
       if (absl::Status s = Commit(); !s.ok()) Fail(s);
     }
   }
