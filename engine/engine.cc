@@ -362,6 +362,8 @@ absl::Status Engine::Impl::InitKafka() {
   for (auto& prop : PrefetchProps()) props.push_back(std::move(prop));
   props.insert(props.end(), options_.kafka.begin(), options_.kafka.end());
   TEND_ASSIGN_OR_RETURN(consumer_, ConsumerSource::Create(props, options_.topic));
+  // A replay folds one partition's patients at a time (no one waits for any partition).
+  consumer_->set_one_partition_at_a_time(options_.mode == EngineOptions::Mode::kReplay);
 
   TEND_ASSIGN_OR_RETURN(dlq_, Producer::Create(ProducerProps()));
   return absl::OkStatus();

@@ -1,6 +1,7 @@
 #include "kafka/consumer.h"
 
 #include <algorithm>
+#include <functional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -98,6 +99,39 @@ void ConsumerSource::OnAssign(rd_kafka_topic_partition_list_t* parts) {
   if (rd_kafka_resp_err_t e = rd_kafka_assign(consumer_.get(), parts);
       e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     Error(FromKafka(e, "assigning partitions"));
+    return;
+  }
+  if (one_at_a_time_) PauseAllButFirst(parts);
+}
+
+void ConsumerSource::PauseAllButFirst(const rd_kafka_topic_partition_list_t* parts) {
+  paused_.clear();
+  reading_.clear();
+  for (int i = 0; i < parts->cnt; ++i) paused_.push_back(parts->elems[i].partition);
+  std::sort(paused_.begin(), paused_.end(), std::greater<>());
+  while (!paused_.empty() && reading_.size() < kPartitionsAtATime) {
+    reading_.push_back(paused_.back());
+    paused_.pop_back();
+  }
+  if (paused_.empty()) return;
+  KafkaPartitionList pause(rd_kafka_topic_partition_list_new(static_cast<int>(paused_.size())));
+  for (int32_t p : paused_) rd_kafka_topic_partition_list_add(pause.get(), topic_.c_str(), p);
+  if (rd_kafka_resp_err_t e = rd_kafka_pause_partitions(consumer_.get(), pause.get());
+      e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    Error(FromKafka(e, "pausing partitions to read one at a time"));
+  }
+}
+
+void ConsumerSource::ResumeNext() {
+  if (paused_.empty()) return;
+  const int32_t next = paused_.back();
+  paused_.pop_back();
+  reading_.push_back(next);
+  KafkaPartitionList resume(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(resume.get(), topic_.c_str(), next);
+  if (rd_kafka_resp_err_t e = rd_kafka_resume_partitions(consumer_.get(), resume.get());
+      e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    Error(FromKafka(e, absl::StrCat("resuming partition ", next)));
   }
 }
 
@@ -108,6 +142,8 @@ void ConsumerSource::OnRevoke(rd_kafka_topic_partition_list_t* parts) {
     revoked.push_back(parts->elems[i].partition);
     assigned_.erase(parts->elems[i].partition);
   }
+  paused_.clear();  // an assignment is revoked whole (eager rebalancing): the next pauses anew
+  reading_.clear();
   if (listener_ != nullptr) listener_->OnRevoked(revoked);
   TEND_LOG_INFO("revoked %d partitions", parts->cnt);
   rd_kafka_assign(consumer_.get(), nullptr);
@@ -134,6 +170,11 @@ void ConsumerSource::Take(rd_kafka_message_t* m, std::vector<LogRecord>* records
     case RD_KAFKA_RESP_ERR__PARTITION_EOF:
       // Reported at the next Poll, once the reader has folded the records before it.
       caught_up_.push_back(m->partition);
+      if (auto it = std::find(reading_.begin(), reading_.end(), m->partition);
+          it != reading_.end()) {
+        reading_.erase(it);
+        ResumeNext();
+      }
       break;
     case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET: {
       auto it = assigned_.find(m->partition);

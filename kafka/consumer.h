@@ -53,6 +53,16 @@ class ConsumerSource : public RecordSource {
   // Close()s without calling the listener, which may be gone: Close() first to commit on revoke.
   ~ConsumerSource() override;
 
+  // A replay's order, where no one waits for any partition: of the partitions assigned
+  // together only the lowest two are fetched, and at the end of one the next is resumed (the
+  // others are paused until then), so the reader folds about one partition's patients at a time
+  // (docs/design.md, "Replay partition by partition"). The second is read ahead: its first
+  // records are there when the first ends, not a fetch's wait later (librdkafka's fetch waits
+  // up to fetch.wait.max.ms at a partition's end). A partition whose end was reached stays
+  // resumed. Call before Start().
+  void set_one_partition_at_a_time(bool on) { one_at_a_time_ = on; }
+  static constexpr int kPartitionsAtATime = 2;
+
   // Subscribes to the topic; partitions arrive in later Poll()s.
   absl::Status Start(PartitionListener* listener) override;
   // At most kMaxBatch records. An assignment the listener refused, or a stored offset outside
@@ -83,6 +93,10 @@ class ConsumerSource : public RecordSource {
   // Appends the record of `m`, or handles the event it carries; `m` is then held until the next
   // Poll (its views are the record's).
   void Take(rd_kafka_message_t* m, std::vector<LogRecord>* records);
+  // One partition at a time: pauses all of `parts` but the lowest kPartitionsAtATime / resumes
+  // the lowest paused one.
+  void PauseAllButFirst(const rd_kafka_topic_partition_list_t* parts);
+  void ResumeNext();
   void Error(absl::Status s) {
     if (error_.ok()) error_ = std::move(s);
   }
@@ -95,6 +109,9 @@ class ConsumerSource : public RecordSource {
   std::vector<rd_kafka_message_t*> batch_ = std::vector<rd_kafka_message_t*>(kMaxBatch);
   std::vector<rd_kafka_message_t*> held_;  // messages of the last Poll
   std::vector<int32_t> caught_up_;  // partitions whose end the last Poll reached
+  bool one_at_a_time_ = false;
+  std::vector<int32_t> reading_;    // one at a time: the partitions fetched, not at their end
+  std::vector<int32_t> paused_;     // one at a time: the partitions after them, highest first
   absl::Status error_;  // from a callback, returned by Poll
   bool closed_ = false;
   mutable absl::Mutex statistics_mu_;

@@ -153,6 +153,58 @@ TEST_CASE("a consumer source reads its group's partitions from the listener's of
   CHECK(listener.revoked == std::vector<int32_t>{0, 1});
 }
 
+TEST_CASE("a consumer source in a replay's order reads a partition only once those two below "
+          "it are at their end, each from the listener's offset",
+          "[integration]") {
+  constexpr int kPartitions = 4, kPerPartition = 400;
+  auto broker = MockBroker::Start(MockBrokerOptions{.partitions = kPartitions});
+  REQUIRE(broker.ok());
+  {
+    auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+    REQUIRE(producer.ok());
+    // Round robin over the partitions, as a live topic fills them.
+    for (int o = 0; o < kPerPartition; ++o) {
+      for (int32_t p = 0; p < kPartitions; ++p) {
+        const std::string key = "p" + std::to_string(p) + "-" + std::to_string(o);
+        REQUIRE((*producer)->Produce(MockBrokerOptions().topic, p, key, "value", {}, nullptr).ok());
+      }
+    }
+    REQUIRE((*producer)->Flush(absl::Seconds(10)).ok());
+  }
+  Recorder listener;  // outlives the source, which calls it until closed
+  auto source = Consumer(**broker);
+  source->set_one_partition_at_a_time(true);
+  listener.from[2] = 150;  // partition 2 resumes at offset 150; the others from their start
+  REQUIRE(source->Start(&listener).ok());
+  std::map<int32_t, int64_t> next;  // per partition: the offset the next record must have
+  next[2] = 150;
+  std::vector<LogRecord> batch;
+  auto all_caught_up = [&] {
+    for (int32_t p = 0; p < kPartitions; ++p) {
+      if (!listener.caught_up[p]) return false;
+    }
+    return true;
+  };
+  for (int i = 0; i < 400 && !all_caught_up(); ++i) {
+    auto more = source->Poll(absl::Milliseconds(50), &batch);
+    REQUIRE(more.ok());
+    for (const LogRecord& r : batch) {
+      // The one read ahead is the next: those further below are done.
+      static_assert(ConsumerSource::kPartitionsAtATime == 2);
+      for (int32_t below = 0; below < r.partition - 1; ++below) {
+        INFO("a record of partition " << r.partition << " before partition " << below
+                                      << "'s end");
+        REQUIRE(next[below] == kPerPartition);
+      }
+      REQUIRE(r.offset == next[r.partition]);  // each record once, in log order
+      ++next[r.partition];
+    }
+  }
+  CHECK(all_caught_up());
+  for (int32_t p = 0; p < kPartitions; ++p) CHECK(next[p] == kPerPartition);
+  source->Close();
+}
+
 TEST_CASE("a consumer source stops when a stored offset is outside the log") {
   auto broker = BrokerWithRecords();
   Recorder listener;  // outlives the source, which calls it until closed
