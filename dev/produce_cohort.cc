@@ -54,7 +54,9 @@ absl::StatusOr<int64_t> SimulateToArchive(const CohortOptions& options, int part
   for (int32_t partition = 0; partition < partitions; ++partition) {
     if (counts[partition] == 0) continue;
     CohortOptions only = options;
-    only.only = [&](const std::string& patient) { return partition_of(patient) == partition; };
+    only.only = [&](const std::string& patient) {
+      return partition_of(patient) == partition && (!options.only || options.only(patient));
+    };
     int64_t next = 0;
     TEND_RETURN_IF_ERROR(SimulateCohort(only, [&](const v1::Event& e) {
       record.set_partition(partition);

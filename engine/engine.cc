@@ -362,7 +362,7 @@ absl::Status Engine::Impl::InitKafka() {
   for (auto& prop : PrefetchProps()) props.push_back(std::move(prop));
   props.insert(props.end(), options_.kafka.begin(), options_.kafka.end());
   TEND_ASSIGN_OR_RETURN(consumer_, ConsumerSource::Create(props, options_.topic));
-  // A replay folds one partition's patients at a time (no one waits for any partition).
+  // A replay folds about two partitions' patients at a time (no one waits for any partition).
   consumer_->set_one_partition_at_a_time(options_.mode == EngineOptions::Mode::kReplay);
 
   TEND_ASSIGN_OR_RETURN(dlq_, Producer::Create(ProducerProps()));
@@ -1016,6 +1016,8 @@ absl::Status Engine::Impl::Loop(RecordSource* source, const std::atomic<bool>& s
       // ...caught up: commit soon, then block until the next record (or 100 ms). Not while the
       // previous batch is being written: that would only wait for it. The records folded
       // meanwhile go in the batch submitted as soon as the writer is free, no later than now.
+      // A replay commits in such a pause too: its fold would only wait (a partition's end, a
+      // slow fetch), and the write overlaps the wait.
       if (uncommitted_records_ > 0 && since_commit >= options_.commit_delay_when_caught_up &&
           !committer_->Busy()) {
         if (absl::Status s = Commit(); !s.ok()) Fail(s);

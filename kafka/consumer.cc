@@ -142,7 +142,15 @@ void ConsumerSource::OnRevoke(rd_kafka_topic_partition_list_t* parts) {
     revoked.push_back(parts->elems[i].partition);
     assigned_.erase(parts->elems[i].partition);
   }
-  paused_.clear();  // an assignment is revoked whole (eager rebalancing): the next pauses anew
+  // An assignment is revoked whole (eager rebalancing) and the next one pauses anew. librdkafka
+  // keeps an application's pause across an unassign and a later assign: resume what is paused,
+  // or a partition assigned again among the lowest two would never be fetched.
+  if (!paused_.empty()) {
+    KafkaPartitionList resume(rd_kafka_topic_partition_list_new(static_cast<int>(paused_.size())));
+    for (int32_t p : paused_) rd_kafka_topic_partition_list_add(resume.get(), topic_.c_str(), p);
+    rd_kafka_resume_partitions(consumer_.get(), resume.get());  // leaving them: errors moot
+  }
+  paused_.clear();
   reading_.clear();
   if (listener_ != nullptr) listener_->OnRevoked(revoked);
   TEND_LOG_INFO("revoked %d partitions", parts->cnt);

@@ -55,11 +55,11 @@ class ConsumerSource : public RecordSource {
 
   // A replay's order, where no one waits for any partition: of the partitions assigned
   // together only the lowest two are fetched, and at the end of one the next is resumed (the
-  // others are paused until then), so the reader folds about one partition's patients at a time
-  // (docs/design.md, "Replay partition by partition"). The second is read ahead: its first
-  // records are there when the first ends, not a fetch's wait later (librdkafka's fetch waits
-  // up to fetch.wait.max.ms at a partition's end). A partition whose end was reached stays
-  // resumed. Call before Start().
+  // others are paused until then), so the reader folds about two partitions' patients at a time
+  // (docs/design.md, "Replay partition by partition"). Two, not one: each switch waits for a
+  // fetch (librdkafka's fetch waits up to fetch.wait.max.ms at a partition's end), and two at a
+  // time halve the switches. A partition whose end was reached stays resumed. Call before
+  // Start().
   void set_one_partition_at_a_time(bool on) { one_at_a_time_ = on; }
   static constexpr int kPartitionsAtATime = 2;
 

@@ -246,6 +246,9 @@ absl::StatusOr<ArchiveReport> ExportArchive(const ArchiveOptions& options,
       {"group.id", "tend-archive"},  // never joined nor committed: partitions are assigned
       {"enable.auto.commit", "false"},
       {"enable.partition.eof", "true"},
+      // A low watermark deleted before its partition's turn (retention) is an error, not a
+      // silent jump to the end.
+      {"auto.offset.reset", "error"},
   };
   for (auto& prop : PrefetchProps()) props.push_back(std::move(prop));
   props.insert(props.end(), options.kafka.begin(), options.kafka.end());
@@ -300,17 +303,25 @@ absl::StatusOr<ArchiveReport> ExportArchive(const ArchiveOptions& options,
       if (m == nullptr) continue;
       std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> owned(
           m, rd_kafka_message_destroy);
+      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        // Any partition's, or none's (-1): the export cannot vouch for the file.
+        return absl::UnavailableError(absl::StrCat("reading ", options.topic, "[", m->partition,
+                                                   "]: ", rd_kafka_message_errstr(m)));
+      }
       if (m->partition != p) continue;  // of a partition no longer assigned
       if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         // At the end (offsets that hold no record, e.g. transaction markers, end a partition too).
         closed = m->offset >= o.high;
         continue;
       }
-      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        return absl::UnavailableError(absl::StrCat("reading ", options.topic, "[", m->partition,
-                                                   "]: ", rd_kafka_message_errstr(m)));
+      if (m->offset < o.low) {
+        return absl::DataLossError(absl::StrCat("reading ", options.topic, "[", p, "]: offset ",
+                                                m->offset, " is below the export's start ", o.low));
       }
-      if (m->offset >= o.high) continue;  // appended after the export started
+      if (m->offset >= o.high) {  // appended after the export started: this partition is done
+        closed = true;
+        continue;
+      }
       record.set_partition(m->partition);
       record.set_offset(m->offset);
       record.set_key(m->key ? static_cast<const char*>(m->key) : "", m->key ? m->key_len : 0);

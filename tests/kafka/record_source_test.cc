@@ -153,8 +153,8 @@ TEST_CASE("a consumer source reads its group's partitions from the listener's of
   CHECK(listener.revoked == std::vector<int32_t>{0, 1});
 }
 
-TEST_CASE("a consumer source in a replay's order reads a partition only once those two below "
-          "it are at their end, each from the listener's offset",
+TEST_CASE("a consumer source in a replay's order reads two partitions at a time, lowest "
+          "first, each from the listener's offset",
           "[integration]") {
   constexpr int kPartitions = 4, kPerPartition = 400;
   auto broker = MockBroker::Start(MockBrokerOptions{.partitions = kPartitions});
@@ -189,13 +189,16 @@ TEST_CASE("a consumer source in a replay's order reads a partition only once tho
     auto more = source->Poll(absl::Milliseconds(50), &batch);
     REQUIRE(more.ok());
     for (const LogRecord& r : batch) {
-      // The one read ahead is the next: those further below are done.
+      // At most one partition below it is not at its end yet: two are read at a time, and a
+      // partition is resumed only after every one below it.
       static_assert(ConsumerSource::kPartitionsAtATime == 2);
-      for (int32_t below = 0; below < r.partition - 1; ++below) {
-        INFO("a record of partition " << r.partition << " before partition " << below
-                                      << "'s end");
-        REQUIRE(next[below] == kPerPartition);
+      int unfinished_below = 0;
+      for (int32_t below = 0; below < r.partition; ++below) {
+        unfinished_below += next[below] < kPerPartition;
       }
+      INFO("a record of partition " << r.partition << " while " << unfinished_below
+                                    << " partitions below it are not at their end");
+      REQUIRE(unfinished_below <= 1);
       REQUIRE(r.offset == next[r.partition]);  // each record once, in log order
       ++next[r.partition];
     }
