@@ -363,7 +363,7 @@ absl::Status Engine::Impl::InitKafka() {
   props.insert(props.end(), options_.kafka.begin(), options_.kafka.end());
   TEND_ASSIGN_OR_RETURN(consumer_, ConsumerSource::Create(props, options_.topic));
   // A replay folds about two partitions' patients at a time (no one waits for any partition).
-  consumer_->set_one_partition_at_a_time(options_.mode == EngineOptions::Mode::kReplay);
+  consumer_->set_partitions_in_turn(options_.mode == EngineOptions::Mode::kReplay);
 
   TEND_ASSIGN_OR_RETURN(dlq_, Producer::Create(ProducerProps()));
   return absl::OkStatus();

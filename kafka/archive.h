@@ -10,12 +10,14 @@
 // The first frame is the header (ArchiveHeader, format_version 1), then one record frame per
 // Kafka record (ArchiveRecord: partition, offset, key, value — the serialized Event — and
 // timestamp), in log order within each partition, and last an end frame (ArchiveEnd) with the
-// number of records. A header with `partition_major` (tend's writers set it) promises the records
-// partition by partition: all of the lowest partition's first, then the next; the engine then
-// folds one partition's patients at a time, and its cache holds them (docs/design.md, "Replay
-// partition by partition"). Without it, partitions may interleave. A reader refuses a file whose magic, version, checksums or end frame are
-// wrong or missing, or whose records fall outside the partitions and offset ranges its header
-// declares or go backwards within a partition, naming the byte position and the record number.
+// number of records. A header with `partition_major` (tend's writers set it) promises the
+// records partition by partition: all of the lowest partition's first, then the next; the engine
+// then folds one partition's patients at a time, and its cache holds them (docs/design.md,
+// "Replay partition by partition"). Without it, partitions may interleave. A reader refuses a
+// file whose magic, version, checksums or end frame are wrong or missing, or whose records fall
+// outside the partitions and offset ranges its header declares, go backwards within a
+// partition, or (under `partition_major`) back to a lower partition, naming the byte position
+// and the record number.
 //
 // A writer writes FILE.partial and renames it to FILE in Finish(): an archive that exists is
 // complete. Thread safety: writers and readers are single-threaded objects.

@@ -101,10 +101,10 @@ void ConsumerSource::OnAssign(rd_kafka_topic_partition_list_t* parts) {
     Error(FromKafka(e, "assigning partitions"));
     return;
   }
-  if (one_at_a_time_) PauseAllButFirst(parts);
+  if (in_turn_) PauseAllButLowest(parts);
 }
 
-void ConsumerSource::PauseAllButFirst(const rd_kafka_topic_partition_list_t* parts) {
+void ConsumerSource::PauseAllButLowest(const rd_kafka_topic_partition_list_t* parts) {
   paused_.clear();
   reading_.clear();
   for (int i = 0; i < parts->cnt; ++i) paused_.push_back(parts->elems[i].partition);
@@ -118,7 +118,7 @@ void ConsumerSource::PauseAllButFirst(const rd_kafka_topic_partition_list_t* par
   for (int32_t p : paused_) rd_kafka_topic_partition_list_add(pause.get(), topic_.c_str(), p);
   if (rd_kafka_resp_err_t e = rd_kafka_pause_partitions(consumer_.get(), pause.get());
       e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    Error(FromKafka(e, "pausing partitions to read one at a time"));
+    Error(FromKafka(e, "pausing partitions to read them in turn"));
   }
 }
 

@@ -60,7 +60,7 @@ class ConsumerSource : public RecordSource {
   // fetch (librdkafka's fetch waits up to fetch.wait.max.ms at a partition's end), and two at a
   // time halve the switches. A partition whose end was reached stays resumed. Call before
   // Start().
-  void set_one_partition_at_a_time(bool on) { one_at_a_time_ = on; }
+  void set_partitions_in_turn(bool on) { in_turn_ = on; }
   static constexpr int kPartitionsAtATime = 2;
 
   // Subscribes to the topic; partitions arrive in later Poll()s.
@@ -93,9 +93,9 @@ class ConsumerSource : public RecordSource {
   // Appends the record of `m`, or handles the event it carries; `m` is then held until the next
   // Poll (its views are the record's).
   void Take(rd_kafka_message_t* m, std::vector<LogRecord>* records);
-  // One partition at a time: pauses all of `parts` but the lowest kPartitionsAtATime / resumes
-  // the lowest paused one.
-  void PauseAllButFirst(const rd_kafka_topic_partition_list_t* parts);
+  // Partitions in turn: pauses all of `parts` but the lowest kPartitionsAtATime / resumes the
+  // lowest paused one.
+  void PauseAllButLowest(const rd_kafka_topic_partition_list_t* parts);
   void ResumeNext();
   void Error(absl::Status s) {
     if (error_.ok()) error_ = std::move(s);
@@ -109,9 +109,9 @@ class ConsumerSource : public RecordSource {
   std::vector<rd_kafka_message_t*> batch_ = std::vector<rd_kafka_message_t*>(kMaxBatch);
   std::vector<rd_kafka_message_t*> held_;  // messages of the last Poll
   std::vector<int32_t> caught_up_;  // partitions whose end the last Poll reached
-  bool one_at_a_time_ = false;
-  std::vector<int32_t> reading_;    // one at a time: the partitions fetched, not at their end
-  std::vector<int32_t> paused_;     // one at a time: the partitions after them, highest first
+  bool in_turn_ = false;
+  std::vector<int32_t> reading_;    // in turn: the partitions fetched, not at their end
+  std::vector<int32_t> paused_;     // in turn: the partitions after them, highest first
   absl::Status error_;  // from a callback, returned by Poll
   bool closed_ = false;
   mutable absl::Mutex statistics_mu_;

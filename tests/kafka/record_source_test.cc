@@ -173,7 +173,7 @@ TEST_CASE("a consumer source in a replay's order reads two partitions at a time,
   }
   Recorder listener;  // outlives the source, which calls it until closed
   auto source = Consumer(**broker);
-  source->set_one_partition_at_a_time(true);
+  source->set_partitions_in_turn(true);
   listener.from[2] = 150;  // partition 2 resumes at offset 150; the others from their start
   REQUIRE(source->Start(&listener).ok());
   std::map<int32_t, int64_t> next;  // per partition: the offset the next record must have
