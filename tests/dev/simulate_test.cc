@@ -7,7 +7,7 @@
 #include "base/hash.h"
 #include "dev/produce_cohort.h"
 #include "events/codec.h"
-#include "kafka/archive.h"
+#include "tests/archive_records.h"
 #include "tests/cohort.h"
 #include "tests/temp_dir.h"
 
@@ -101,21 +101,15 @@ TEST_CASE("an archived cohort is partition by partition, and each partition hold
   auto written = SimulateToArchive(options, kPartitions, "tend.events", dir.Sub("c.tarc"));
   REQUIRE(written.ok());
   CHECK(*written == static_cast<int64_t>(all.size()));
-  auto reader = ArchiveReader::Open(dir.Sub("c.tarc"));
-  REQUIRE(reader.ok());
-  CHECK((*reader)->header().partition_major());
+  auto archived = testing::ReadArchiveRecords(dir.Sub("c.tarc"));
+  REQUIRE(archived.ok());
+  CHECK(archived->header.partition_major());
   std::vector<std::vector<std::string>> read(kPartitions);
-  std::vector<int32_t> order;  // the partitions as the file holds them, one entry per run
-  v1::ArchiveRecord r;
-  for (;;) {
-    auto more = (*reader)->Next(&r);
-    REQUIRE(more.ok());
-    if (!*more) break;
-    if (order.empty() || order.back() != r.partition()) order.push_back(r.partition());
+  for (const v1::ArchiveRecord& r : archived->records) {
     REQUIRE(r.offset() == static_cast<int64_t>(read[r.partition()].size()));
     read[r.partition()].push_back(r.value());
   }
-  CHECK(order == std::vector<int32_t>{0, 1, 2, 3, 4});
+  CHECK(testing::PartitionRuns(archived->records) == std::vector<int32_t>{0, 1, 2, 3, 4});
   for (int p = 0; p < kPartitions; ++p) {
     INFO("partition " << p);
     CHECK(read[p].size() > 100);

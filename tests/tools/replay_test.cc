@@ -10,8 +10,8 @@
 #include <sstream>
 
 #include "dev/mock_broker.h"
-#include "kafka/archive.h"
 #include "storage/storage.h"
+#include "tests/archive_records.h"
 #include "tests/testing.h"
 #include "tools/commands.h"
 #include "tools/replay.h"
@@ -127,17 +127,10 @@ TEST_CASE("replay rebuilds what the live run folded and decided, into a new dire
   {
     // Partition by partition (the replay below folds one partition's patients at a time, and
     // still equals the live run that read them interleaved).
-    auto reader = ArchiveReader::Open(archive.out);
-    REQUIRE(reader.ok());
-    CHECK((*reader)->header().partition_major());
-    std::vector<int32_t> runs;
-    v1::ArchiveRecord r;
-    for (;;) {
-      auto more = (*reader)->Next(&r);
-      REQUIRE(more.ok());
-      if (!*more) break;
-      if (runs.empty() || runs.back() != r.partition()) runs.push_back(r.partition());
-    }
+    auto archived = testing::ReadArchiveRecords(archive.out);
+    REQUIRE(archived.ok());
+    CHECK(archived->header.partition_major());
+    const std::vector<int32_t> runs = testing::PartitionRuns(archived->records);
     CHECK(runs.size() > 1);
     CHECK(std::is_sorted(runs.begin(), runs.end()));
     CHECK(std::adjacent_find(runs.begin(), runs.end()) == runs.end());
