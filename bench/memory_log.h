@@ -34,7 +34,9 @@ absl::StatusOr<MemoryLog> SimulateToMemory(const CohortOptions& cohort, int part
 // partition from 0. Single-threaded, like every RecordSource.
 class MemorySource : public SequentialSource {
  public:
-  explicit MemorySource(const MemoryLog* log) : log_(log) {}
+  // `batch`: records per Poll (SequentialSource).
+  explicit MemorySource(const MemoryLog* log, int batch = kBatch)
+      : SequentialSource(batch), log_(log) {}
 
  protected:
   absl::StatusOr<bool> Next(LogRecord* record) override;

@@ -51,7 +51,8 @@ struct EngineOptions {
   std::string group_id = "tend-engine";
   // Commit cadence (docs/design.md, "Commit cadence"). While records keep coming (a backlog), a
   // commit happens when either bound is reached: large batches amortise the rewrite of each dirty
-  // patient.
+  // patient. The count (and the cache's bound, cache_max_bytes) is checked after every record and
+  // within a record that fires timers; the interval after each batch a source returns.
   absl::Duration commit_interval = absl::Milliseconds(2000);
   int64_t commit_max_records = 500'000;
   // Once caught up (nothing left to consume locally), what is folded is committed as soon as

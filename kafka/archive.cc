@@ -220,13 +220,15 @@ absl::StatusOr<bool> ArchiveReader::Next(v1::ArchiveRecord* record) {
 }
 
 absl::StatusOr<bool> ArchiveSource::Next(LogRecord* out) {
-  TEND_ASSIGN_OR_RETURN(bool more, reader_->Next(&record_));
+  v1::ArchiveRecord& record = records_[next_];
+  TEND_ASSIGN_OR_RETURN(bool more, reader_->Next(&record));
   if (!more) return false;
-  out->timestamp_ms = record_.timestamp_ms();
-  out->partition = record_.partition();
-  out->offset = record_.offset();
-  out->key = record_.key();
-  out->value = record_.value();
+  next_ = (next_ + 1) % records_.size();
+  out->timestamp_ms = record.timestamp_ms();
+  out->partition = record.partition();
+  out->offset = record.offset();
+  out->key = record.key();
+  out->value = record.value();
   return true;
 }
 

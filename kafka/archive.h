@@ -24,6 +24,7 @@
 #ifndef TEND_KAFKA_ARCHIVE_H_
 #define TEND_KAFKA_ARCHIVE_H_
 
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -121,7 +122,9 @@ class ArchiveSource : public SequentialSource {
 
  private:
   ArchiveReader* reader_;
-  v1::ArchiveRecord record_;
+  // Read in turn, so that a record's views outlive the batch it is in (SequentialSource::Next).
+  std::array<v1::ArchiveRecord, kBatch> records_;
+  size_t next_ = 0;
 };
 
 }  // namespace tend

@@ -5,10 +5,12 @@
 #ifndef TEND_KAFKA_RECORD_SOURCE_H_
 #define TEND_KAFKA_RECORD_SOURCE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -65,19 +67,32 @@ class RecordSource {
 // A finite source read one record at a time (an archive, records in memory). It assigns each
 // partition on its first record and skips the records below the offset OnAssigned() returned,
 // so a directory that folded part of the sequence already resumes where it stopped. Poll()
-// returns one record per call.
+// returns up to kBatch records per call: a batch lets the engine ask for a record's memory before
+// it folds it (docs/design.md, "Prefetch ahead of the fold").
 class SequentialSource : public RecordSource {
  public:
+  static constexpr int kBatch = 64;
+
+  // `batch`: the most records a Poll returns, 1 to kBatch (1: one at a time, as a test that stops
+  // the engine after a given record needs).
+  explicit SequentialSource(int batch = kBatch) : batch_(batch < 1 ? 1 : std::min(batch, kBatch)) {}
+
   absl::Status Start(PartitionListener* listener) override;
   absl::StatusOr<bool> Poll(absl::Duration wait, std::vector<LogRecord>* records) final;
 
  protected:
-  // The next record into `*record` (its views valid until the next call): true; false at the end.
+  // The next record into `*record`: true; false at the end. Its views must stay valid for the
+  // next kBatch - 1 calls (a batch is read whole before it is folded).
   virtual absl::StatusOr<bool> Next(LogRecord* record) = 0;
 
  private:
+  const int batch_;
   PartitionListener* listener_ = nullptr;
   absl::flat_hash_map<int32_t, int64_t> from_;  // assigned partitions: first offset wanted
+  // An error met after some records of a batch: returned by the next Poll, once those are
+  // folded (as when records came one at a time).
+  absl::Status deferred_;
+  bool ended_ = false;
 };
 
 }  // namespace tend

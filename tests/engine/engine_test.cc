@@ -817,12 +817,12 @@ TEST_CASE("a clock tick alone fires an absence timer through the engine", "[inte
 }
 
 // The records of `log` after what the directory folded, failing after `records` of them or as
-// soon as `stop_now()`: the engine stops there with everything since its last commit lost, as
-// in a crash.
+// soon as `stop_now()` (checked after every record: one per Poll): the engine stops there with
+// everything since its last commit lost, as in a crash.
 class StoppingSource : public RecordSource {
  public:
   StoppingSource(const MemoryLog* log, int64_t records, std::function<bool()> stop_now)
-      : inner_(log), left_(records), stop_now_(std::move(stop_now)) {}
+      : inner_(log, /*batch=*/1), left_(records), stop_now_(std::move(stop_now)) {}
   absl::Status Start(PartitionListener* listener) override { return inner_.Start(listener); }
   absl::StatusOr<bool> Poll(absl::Duration wait, std::vector<LogRecord>* records) override {
     if (left_ <= 0 || stop_now_()) return absl::AbortedError("stopped on purpose");

@@ -40,10 +40,17 @@ class Recorder : public PartitionListener {
 class Memory : public SequentialSource {
  public:
   explicit Memory(std::vector<std::pair<int32_t, int64_t>> records) : records_(std::move(records)) {}
+  // Next() fails instead of returning the record at `position` (a damaged archive).
+  void FailAt(size_t position) { fail_at_ = position; }
+  int calls_after_end = 0;
 
  protected:
   absl::StatusOr<bool> Next(LogRecord* r) override {
-    if (next_ == records_.size()) return false;
+    if (next_ == fail_at_) return absl::DataLossError("damaged");
+    if (next_ == records_.size()) {
+      ++calls_after_end;
+      return false;
+    }
     r->partition = records_[next_].first;
     r->offset = records_[next_].second;
     ++next_;
@@ -53,7 +60,22 @@ class Memory : public SequentialSource {
  private:
   std::vector<std::pair<int32_t, int64_t>> records_;
   size_t next_ = 0;
+  size_t fail_at_ = SIZE_MAX;
 };
+
+// Offsets 0..n-1 of partition 0.
+std::vector<std::pair<int32_t, int64_t>> Offsets(int n) {
+  std::vector<std::pair<int32_t, int64_t>> records;
+  for (int o = 0; o < n; ++o) records.emplace_back(0, o);
+  return records;
+}
+
+// The batch's offsets.
+std::vector<int64_t> OffsetsOf(const std::vector<LogRecord>& batch) {
+  std::vector<int64_t> offsets;
+  for (const LogRecord& r : batch) offsets.push_back(r.offset);
+  return offsets;
+}
 
 TEST_CASE("a sequential source assigns each partition once and resumes at its offset") {
   Memory source({{0, 0}, {1, 0}, {0, 1}, {1, 1}, {0, 2}, {1, 2}});
@@ -66,11 +88,56 @@ TEST_CASE("a sequential source assigns each partition once and resumes at its of
     auto more = source.Poll(absl::ZeroDuration(), &batch);
     REQUIRE(more.ok());
     if (!*more) break;
-    REQUIRE(batch.size() == 1);
-    read.emplace_back(batch[0].partition, batch[0].offset);
+    for (const LogRecord& r : batch) read.emplace_back(r.partition, r.offset);
   }
   CHECK(listener.assigned == std::vector<int32_t>{0, 1});
   CHECK(read == std::vector<std::pair<int32_t, int64_t>>{{1, 0}, {1, 1}, {0, 2}, {1, 2}});
+  CHECK(batch.empty());
+}
+
+TEST_CASE("a sequential source reads in batches of at most kBatch records, and ends once") {
+  const int n = 2 * SequentialSource::kBatch + 10;
+  Memory source(Offsets(n));
+  Recorder listener;
+  REQUIRE(source.Start(&listener).ok());
+  std::vector<LogRecord> batch;
+  std::vector<size_t> sizes;
+  int64_t next = 0;
+  for (;;) {
+    auto more = source.Poll(absl::ZeroDuration(), &batch);
+    REQUIRE(more.ok());
+    if (!*more) break;
+    sizes.push_back(batch.size());
+    for (const LogRecord& r : batch) CHECK(r.offset == next++);
+  }
+  CHECK(next == n);
+  CHECK(sizes == std::vector<size_t>{SequentialSource::kBatch, SequentialSource::kBatch, 10});
+  CHECK(batch.empty());
+  // Past the end: no more records, and the sequence is not read again.
+  auto again = source.Poll(absl::ZeroDuration(), &batch);
+  REQUIRE(again.ok());
+  CHECK_FALSE(*again);
+  CHECK(source.calls_after_end == 1);
+}
+
+TEST_CASE("a sequential source returns the records before a damaged one, then the error") {
+  const int damaged = SequentialSource::kBatch + 6;
+  Memory source(Offsets(damaged + 30));
+  source.FailAt(damaged);
+  Recorder listener;
+  REQUIRE(source.Start(&listener).ok());
+  std::vector<LogRecord> batch;
+  auto first = source.Poll(absl::ZeroDuration(), &batch);
+  REQUIRE(first.ok());
+  CHECK(batch.size() == static_cast<size_t>(SequentialSource::kBatch));
+  auto second = source.Poll(absl::ZeroDuration(), &batch);
+  REQUIRE(second.ok());
+  CHECK(*second);
+  std::vector<int64_t> rest;
+  for (int64_t o = SequentialSource::kBatch; o < damaged; ++o) rest.push_back(o);
+  CHECK(OffsetsOf(batch) == rest);
+  auto third = source.Poll(absl::ZeroDuration(), &batch);
+  CHECK(third.status().code() == absl::StatusCode::kDataLoss);
   CHECK(batch.empty());
 }
 
