@@ -1072,7 +1072,10 @@ absl::Status Engine::Impl::Loop(RecordSource* source, const std::atomic<bool>& s
       // it): a commit lets the written patients go.
       if (uncommitted_records_ + uncommitted_timers_ >= options_.commit_max_records ||
           cache_bytes_ > options_.cache_max_bytes) {
-        if (absl::Status s = Commit(); !s.ok()) Fail(s);
+        if (absl::Status s = Commit(); !s.ok()) {
+          Fail(s);  // nothing after a failed commit is folded (a later one could pass it)
+          break;
+        }
       }
     }
     const auto n = static_cast<int64_t>(batch.size());

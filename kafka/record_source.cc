@@ -18,7 +18,11 @@ absl::StatusOr<bool> SequentialSource::Poll(absl::Duration /*wait*/,
   if (!deferred_.ok()) return std::exchange(deferred_, absl::OkStatus());
   if (ended_) return false;
   LogRecord r;
-  while (records->size() < static_cast<size_t>(batch_)) {
+  // Records below a partition's offset are read and skipped until one is kept; after it, at most
+  // batch_ - 1 reads, kept or skipped: a record's views outlive only the next kBatch - 1.
+  int reads_after_first = 0;
+  while (records->empty() || reads_after_first < batch_ - 1) {
+    if (!records->empty()) ++reads_after_first;
     absl::Status s;
     absl::StatusOr<bool> more = Next(&r);
     if (!more.ok()) {

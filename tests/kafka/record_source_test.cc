@@ -53,6 +53,7 @@ class Memory : public SequentialSource {
     }
     r->partition = records_[next_].first;
     r->offset = records_[next_].second;
+    r->timestamp_ms = static_cast<int64_t>(next_);  // which read returned it
     ++next_;
     return true;
   }
@@ -118,6 +119,34 @@ TEST_CASE("a sequential source reads in batches of at most kBatch records, and e
   REQUIRE(again.ok());
   CHECK_FALSE(*again);
   CHECK(source.calls_after_end == 1);
+}
+
+TEST_CASE("a sequential source reads at most kBatch records from a batch's first to its last, "
+          "skipped ones included") {
+  // Two partitions interleaved; partition 0 resumes at 150, so its first 150 records are read and
+  // skipped, then the two alternate, kept and skipped: a batch's views must outlive every read
+  // after its first record (an archive reuses a ring of kBatch records).
+  std::vector<std::pair<int32_t, int64_t>> records;
+  for (int64_t o = 0; o < 300; ++o) {
+    records.emplace_back(0, o);
+    if (o >= 200) records.emplace_back(1, o - 200);
+  }
+  Memory source(records);
+  Recorder listener;
+  listener.from[0] = 150;
+  listener.from[1] = 50;
+  REQUIRE(source.Start(&listener).ok());
+  std::vector<LogRecord> batch;
+  size_t kept = 0;
+  for (;;) {
+    auto more = source.Poll(absl::ZeroDuration(), &batch);
+    REQUIRE(more.ok());
+    if (!*more) break;
+    REQUIRE_FALSE(batch.empty());
+    CHECK(batch.back().timestamp_ms - batch.front().timestamp_ms < SequentialSource::kBatch);
+    kept += batch.size();
+  }
+  CHECK(kept == 150 + 50);
 }
 
 TEST_CASE("a sequential source returns the records before a damaged one, then the error") {
