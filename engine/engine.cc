@@ -213,17 +213,8 @@ class Engine::Impl : public PartitionListener {
   // probe compares keys without chasing a pointer; entries are boxed so their addresses (in
   // dirty_) stay put when the table grows.
   absl::flat_hash_map<std::string, std::unique_ptr<CacheEntry>> cache_;
-  // Bumped when an entry leaves cache_: an entry Prefetch found is read one record later only
-  // if none has left meanwhile.
-  uint64_t cache_removals_ = 0;
-  // Prefetch's records ahead, by batch index modulo 4: the state key, and the entry found for it
-  // with cache_removals_ as of the find.
-  struct Ahead {
-    std::string key;
-    const CacheEntry* entry = nullptr;
-    uint64_t removals = 0;
-  };
-  std::array<Ahead, 4> ahead_;
+  // Prefetch's records ahead, by batch index modulo 4: their state keys (empty: none).
+  std::array<std::string, 4> ahead_;
   CacheEntry* newest_ = nullptr;  // the eviction order's ends
   CacheEntry* oldest_ = nullptr;
   int64_t cache_bytes_ = 0;       // sum of the entries' `counted`
@@ -496,7 +487,6 @@ void Engine::Impl::Unlink(CacheEntry* e) {
 }
 
 void Engine::Impl::ClearCache() {
-  ++cache_removals_;
   cache_.clear();
   newest_ = oldest_ = nullptr;
   cache_bytes_ = 0;
@@ -534,7 +524,6 @@ void Engine::Impl::Evict() {
       cache_bytes_ -= e->counted;
       auto it = cache_.find(e->key);
       cache_.erase(it);
-      ++cache_removals_;
       ++evicted;
     }
     e = newer;
@@ -557,32 +546,33 @@ void Engine::Impl::Prefetch(const std::vector<LogRecord>& batch, size_t i) {
   // slot (by the record's key, its patient_id), then the entry, then what the entry points to.
   // A record takes microseconds to fold, so each stage's memory has arrived by the next.
   constexpr size_t kMaxKey = 256;  // a longer key is invalid input (DLQ): not worth a prefetch
+  // Each stage finds the entry anew (its slot is in the cache by then): no pointer is kept
+  // across records, during which an entry may leave the cache.
   auto slot = [&](size_t j) {
-    Ahead& a = ahead_[j % ahead_.size()];
-    a.entry = nullptr;
-    a.key.clear();
+    std::string& key = ahead_[j % ahead_.size()];
+    key.clear();
     if (j >= batch.size() || batch[j].key.size() > kMaxKey) return;
-    storage_format::SetStateKey(batch[j].partition, batch[j].key, &a.key);
-    cache_.prefetch(a.key);
+    storage_format::SetStateKey(batch[j].partition, batch[j].key, &key);
+    cache_.prefetch(key);
+  };
+  auto find = [&](size_t j) -> const CacheEntry* {
+    const std::string& key = ahead_[j % ahead_.size()];
+    if (key.empty()) return nullptr;
+    auto it = cache_.find(key);
+    return it == cache_.end() ? nullptr : it->second.get();  // else read from storage, or stale
   };
   auto entry = [&](size_t j) {
-    Ahead& a = ahead_[j % ahead_.size()];
-    if (a.key.empty()) return;
-    auto it = cache_.find(a.key);
-    if (it == cache_.end()) return;  // a patient read from storage, or a stale key
-    a.entry = it->second.get();
-    a.removals = cache_removals_;
-    PrefetchBytes(a.entry, sizeof(CacheEntry));
+    if (const CacheEntry* e = find(j)) PrefetchBytes(e, sizeof(CacheEntry));
   };
   auto sections = [&](size_t j) {
-    const Ahead& a = ahead_[j % ahead_.size()];
-    if (a.entry == nullptr || a.removals != cache_removals_) return;  // it may have left
-    const v1::PatientState& s = a.entry->state;
+    const CacheEntry* e = find(j);
+    if (e == nullptr) return;
+    const v1::PatientState& s = e->state;
     const void* parts[] = {&s.acquisition(), &s.activation(), &s.adherence(), &s.engagement(),
                            &s.conversion(),  &s.consent(),    &s.enrollment(), &s.rules(),
                            &s.glucose(),     &s.events_by_type()};
     for (const void* m : parts) __builtin_prefetch(m);
-    const auto& applied = a.entry->applied.entries();
+    const auto& applied = e->applied.entries();
     PrefetchBytes(applied.data(), std::min<size_t>(applied.size() * sizeof(applied[0]), 256));
   };
   if (i == 0) {  // a new batch: the first records' stages, which no earlier record ran
@@ -614,7 +604,6 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
   auto found = storage_->GetPatient(partition, patient_id, &entry.state, &entry.applied,
                                     /*at=*/nullptr, &state_bytes);
   if (!found.ok()) {
-    ++cache_removals_;
     cache_.erase(key_);
     return found.status();
   }

@@ -86,6 +86,10 @@ class SequentialSource : public RecordSource {
   virtual absl::StatusOr<bool> Next(LogRecord* record) = 0;
 
  private:
+  // Reads the next record, assigning its partition on its first, and appends it to `*records`
+  // unless this directory folded it already; sets ended_ at the end.
+  absl::Status ReadOne(std::vector<LogRecord>* records);
+
   const int batch_;
   PartitionListener* listener_ = nullptr;
   absl::flat_hash_map<int32_t, int64_t> from_;  // assigned partitions: first offset wanted

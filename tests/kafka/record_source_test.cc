@@ -23,7 +23,9 @@ class Recorder : public PartitionListener {
  public:
   absl::StatusOr<int64_t> OnAssigned(int32_t partition) override {
     assigned.push_back(partition);
-    if (refuse) return absl::DataLossError("checkpoint unreadable");
+    if (refuse || partition == refuse_partition) {
+      return absl::DataLossError("checkpoint unreadable");
+    }
     return from[partition];
   }
   void OnRevoked(absl::Span<const int32_t> partitions) override {
@@ -32,7 +34,8 @@ class Recorder : public PartitionListener {
   void OnCaughtUp(int32_t partition) override { caught_up[partition] = true; }
 
   std::map<int32_t, int64_t> from;
-  bool refuse = false;
+  bool refuse = false;          // every partition
+  int32_t refuse_partition = -1;  // this one only
   std::vector<int32_t> assigned, revoked;
   std::map<int32_t, bool> caught_up;
 };
@@ -71,6 +74,20 @@ std::vector<std::pair<int32_t, int64_t>> Offsets(int n) {
   return records;
 }
 
+// Polls `source` (started) to its end: every batch, in order. The end leaves no records.
+std::vector<std::vector<LogRecord>> Batches(SequentialSource* source) {
+  std::vector<std::vector<LogRecord>> batches;
+  std::vector<LogRecord> batch;
+  for (;;) {
+    auto more = source->Poll(absl::ZeroDuration(), &batch);
+    REQUIRE(more.ok());
+    if (!*more) break;
+    batches.push_back(batch);
+  }
+  CHECK(batch.empty());
+  return batches;
+}
+
 // The batch's offsets.
 std::vector<int64_t> OffsetsOf(const std::vector<LogRecord>& batch) {
   std::vector<int64_t> offsets;
@@ -84,16 +101,11 @@ TEST_CASE("a sequential source assigns each partition once and resumes at its of
   listener.from[0] = 2;  // this directory folded offsets 0 and 1 of partition 0
   REQUIRE(source.Start(&listener).ok());
   std::vector<std::pair<int32_t, int64_t>> read;
-  std::vector<LogRecord> batch;
-  for (;;) {
-    auto more = source.Poll(absl::ZeroDuration(), &batch);
-    REQUIRE(more.ok());
-    if (!*more) break;
+  for (const auto& batch : Batches(&source)) {
     for (const LogRecord& r : batch) read.emplace_back(r.partition, r.offset);
   }
   CHECK(listener.assigned == std::vector<int32_t>{0, 1});
   CHECK(read == std::vector<std::pair<int32_t, int64_t>>{{1, 0}, {1, 1}, {0, 2}, {1, 2}});
-  CHECK(batch.empty());
 }
 
 TEST_CASE("a sequential source reads in batches of at most kBatch records, and ends once") {
@@ -101,19 +113,15 @@ TEST_CASE("a sequential source reads in batches of at most kBatch records, and e
   Memory source(Offsets(n));
   Recorder listener;
   REQUIRE(source.Start(&listener).ok());
-  std::vector<LogRecord> batch;
   std::vector<size_t> sizes;
   int64_t next = 0;
-  for (;;) {
-    auto more = source.Poll(absl::ZeroDuration(), &batch);
-    REQUIRE(more.ok());
-    if (!*more) break;
+  for (const auto& batch : Batches(&source)) {
     sizes.push_back(batch.size());
     for (const LogRecord& r : batch) CHECK(r.offset == next++);
   }
   CHECK(next == n);
   CHECK(sizes == std::vector<size_t>{SequentialSource::kBatch, SequentialSource::kBatch, 10});
-  CHECK(batch.empty());
+  std::vector<LogRecord> batch;
   // Past the end: no more records, and the sequence is not read again.
   auto again = source.Poll(absl::ZeroDuration(), &batch);
   REQUIRE(again.ok());
@@ -136,12 +144,8 @@ TEST_CASE("a sequential source reads at most kBatch records from a batch's first
   listener.from[0] = 150;
   listener.from[1] = 50;
   REQUIRE(source.Start(&listener).ok());
-  std::vector<LogRecord> batch;
   size_t kept = 0;
-  for (;;) {
-    auto more = source.Poll(absl::ZeroDuration(), &batch);
-    REQUIRE(more.ok());
-    if (!*more) break;
+  for (const auto& batch : Batches(&source)) {
     REQUIRE_FALSE(batch.empty());
     CHECK(batch.back().timestamp_ms - batch.front().timestamp_ms < SequentialSource::kBatch);
     kept += batch.size();
@@ -167,6 +171,22 @@ TEST_CASE("a sequential source returns the records before a damaged one, then th
   CHECK(OffsetsOf(batch) == rest);
   auto third = source.Poll(absl::ZeroDuration(), &batch);
   CHECK(third.status().code() == absl::StatusCode::kDataLoss);
+  CHECK(batch.empty());
+}
+
+TEST_CASE("a sequential source returns a batch's records before a refused assignment, then "
+          "the error") {
+  Memory source({{0, 0}, {0, 1}, {1, 0}, {0, 2}});
+  Recorder listener;
+  listener.refuse_partition = 1;
+  REQUIRE(source.Start(&listener).ok());
+  std::vector<LogRecord> batch;
+  auto first = source.Poll(absl::ZeroDuration(), &batch);
+  REQUIRE(first.ok());
+  CHECK(*first);
+  CHECK(OffsetsOf(batch) == std::vector<int64_t>{0, 1});
+  auto second = source.Poll(absl::ZeroDuration(), &batch);
+  CHECK(second.status().code() == absl::StatusCode::kDataLoss);
   CHECK(batch.empty());
 }
 
