@@ -206,9 +206,13 @@ std::string ArmValue(const v1::UpliftComparison& c, bool control) {
 // arm - control [95% CI], in percentage points for shares.
 std::string Difference(const v1::UpliftComparison& c) {
   if (!c.estimated()) return "-";
-  const double k = InPoints(c) ? 100 : 1;
-  return absl::StrFormat(InPoints(c) ? "%+.1f pts [%+.1f, %+.1f]" : "%+.2f [%+.2f, %+.2f]",
-                         c.difference() * k, c.ci_low() * k, c.ci_high() * k);
+  // Two calls, not one with a chosen format: the format must be a constant expression for
+  // StrFormat's compile-time check (clang refuses a conditional one).
+  if (InPoints(c)) {
+    return absl::StrFormat("%+.1f pts [%+.1f, %+.1f]", c.difference() * 100, c.ci_low() * 100,
+                           c.ci_high() * 100);
+  }
+  return absl::StrFormat("%+.2f [%+.2f, %+.2f]", c.difference(), c.ci_low(), c.ci_high());
 }
 
 std::string PValue(const v1::UpliftComparison& c) {

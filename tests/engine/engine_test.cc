@@ -122,7 +122,7 @@ std::vector<std::map<std::string, std::string>> ReadDlq(const std::string& broke
 // rd_kafka_mock_validate_records), so there a retry lands a second copy. (The engine's own count
 // of dead letters stays exact: the caller checks EngineStats.dead_lettered.)
 void RequireDlqHoldsExactly(const std::string& brokers, const std::vector<BadRecord>& bad,
-                            bool retried_copies = false) {
+                            bool retried_copies = false, int partitions = 4) {
   // Where each bad record landed in the events topic (values are distinct).
   std::map<std::pair<std::string, std::string>, const BadRecord*> by_coordinates;
   for (const auto& r : testing::ReadTopic(brokers, MockBrokerOptions().topic)) {
@@ -133,7 +133,7 @@ void RequireDlqHoldsExactly(const std::string& brokers, const std::vector<BadRec
     }
   }
   REQUIRE(by_coordinates.size() == bad.size());
-  auto dlq = ReadDlq(brokers, MockBrokerOptions().dlq_topic, 4);
+  auto dlq = ReadDlq(brokers, MockBrokerOptions().dlq_topic, partitions);
   if (!retried_copies) CHECK(dlq.size() == bad.size());
   std::map<std::pair<std::string, std::string>, std::map<std::string, std::string>> seen;
   for (const auto& h : dlq) {
@@ -814,6 +814,89 @@ TEST_CASE("a clock tick alone fires an absence timer through the engine", "[inte
   auto storage = Storage::Open(dir.path());
   REQUIRE(storage.ok());
   CHECK(timers(storage->get()).empty());
+}
+
+TEST_CASE("a dead letter the DLQ refuses stops the engine before any commit passes it - within "
+          "a consumed batch, and within the next record's timers, too - and a restart sends it",
+          "[integration]") {
+  // One partition: 20 patients scan at t0 (each arms an absence timer due at t0 + 1h), then a bad
+  // record and a clock tick at t0 + 2h in one produce request, so one fetch, one consumed batch.
+  // Committing after every record, the bad record's own commit is the first after its dead
+  // letter; the DLQ refuses it, and the commit stops the engine. Folding on would fire the 20
+  // timers in the tick's record, whose first commit within the record (its dead letter no longer
+  // unflushed) would store the tick's offset: the bad record would never be read again and its
+  // DLQ copy would be lost.
+  auto broker = testing::StartBroker(1);
+  const std::string brokers = broker->bootstrap();
+  auto producer = Producer::Create({{"bootstrap.servers", brokers}});
+  REQUIRE(producer.ok());
+  const absl::Time t0 = absl::FromUnixSeconds(1780000000);
+  std::vector<v1::Event> scans;
+  for (int i = 0; i < 20; ++i) {
+    v1::Event e = EventAt(absl::StrCat("p", i), absl::StrCat("s", i), absl::ToUnixSeconds(t0));
+    e.mutable_scan()->set_channel_id("pharmacy");
+    scans.push_back(e);
+  }
+  testing::ProduceAll(producer->get(), MockBrokerOptions().topic, scans);
+  const BadRecord bad = BadRecords()[0];
+  REQUIRE((*producer)->Produce(MockBrokerOptions().topic, 0, bad.key, bad.value, {}, nullptr).ok());
+  testing::ProduceAll(producer->get(), MockBrokerOptions().topic,
+                      {MakeClockTick("tend-ticker-test", t0 + absl::Hours(2))});
+  const int64_t bad_offset = 20;
+
+  auto rules = SilentHourRules();
+  REQUIRE(rules.ok());
+  TempDir dir;
+  auto run = [&](const std::string& group) {
+    auto storage = Storage::Open(dir.path());
+    REQUIRE(storage.ok());
+    EngineOptions options;
+    options.brokers = brokers;
+    options.group_id = group;
+    options.exit_when_idle = true;
+    options.commit_max_records = 1;
+    options.rules = std::make_shared<const RuleSet>(*rules);
+    auto engine = Engine::Create(options, storage->get());
+    REQUIRE(engine.ok());
+    std::atomic<bool> stop{false};
+    const absl::Status s = (*engine)->Run(stop);
+    const EngineStats stats = (*engine)->stats();
+    engine->reset();
+    auto cps = (*storage)->LoadCheckpoints();
+    REQUIRE(cps.ok());
+    REQUIRE(cps->size() == 1);
+    int commands = 0;
+    REQUIRE((*storage)->ForEachCommand([&](int32_t, const v1::ReminderCommand&) {
+      ++commands;
+      return absl::OkStatus();
+    }).ok());
+    return std::make_tuple(s, stats, cps->front().next_offset(), commands);
+  };
+
+  // Produce requests fail for good (not retriable) until cleared: only the DLQ produces now.
+  rd_kafka_mock_push_request_errors(broker->cluster(), 0, 3,
+                                    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+  auto [refused, first, next_offset, commands] = run("dlq-refused");
+  INFO(refused.ToString());
+  CHECK(absl::IsUnavailable(refused));
+  CHECK_THAT(std::string(refused.message()),
+             Catch::Contains("could not deliver to the dead-letter topic"));
+  CHECK(first.records == bad_offset + 1);  // the tick was not folded
+  CHECK(next_offset == bad_offset);        // read again at the next start
+  CHECK(commands == 0);                    // no timer's command stored past the bad record
+  CHECK(ReadDlq(brokers, MockBrokerOptions().dlq_topic, 1).empty());
+
+  rd_kafka_mock_clear_request_errors(broker->cluster(), 0);
+  auto [ok, second, end_offset, sent] = run("dlq-back");
+  REQUIRE(ok.ToString() == "OK");
+  CHECK(second.records == 2);  // the bad record again, and the tick
+  CHECK(second.dead_lettered == 1);
+  CHECK(second.timers_fired == 20);
+  CHECK(end_offset == bad_offset + 2);
+  CHECK(sent == 20);
+  RequireDlqHoldsExactly(brokers, {bad}, /*retried_copies=*/false, /*partitions=*/1);
 }
 
 // The records of `log` after what the directory folded, failing after `records` of them or as
