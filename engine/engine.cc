@@ -897,8 +897,10 @@ absl::Status Engine::Impl::Commit() {
     }
     dlq_unflushed_ = 0;
   }
-  // In key order, memtable inserts reuse the skiplist splice of the previous insert: much
-  // cheaper than random order when most of the cache is dirty.
+  // In key order: RocksDB's plain insert reuses the previous insert's place when no older key
+  // lies between the two (new keys, a first commit). Last commit's version of each state key
+  // usually does lie between, and then the insert searches from the top (docs/benchmarks.md,
+  // 2026-12-03).
   std::sort(dirty_.begin(), dirty_.end(),
             [](const CacheEntry* a, const CacheEntry* b) { return a->key < b->key; });
   // The previous batch must be written before this one is built: it reuses the buffer, and

@@ -816,19 +816,25 @@ TEST_CASE("a clock tick alone fires an absence timer through the engine", "[inte
   CHECK(timers(storage->get()).empty());
 }
 
-TEST_CASE("a dead letter the DLQ refuses stops the engine before any commit passes it - within "
-          "a consumed batch, and within the next record's timers, too - and a restart sends it",
+TEST_CASE("a dead letter the DLQ refuses stops the engine before any commit passes it - a "
+          "commit within the consumed batch or within the next record's timers - and a restart "
+          "sends it",
           "[integration]") {
   // One partition: 20 patients scan at t0 (each arms an absence timer due at t0 + 1h), then a bad
-  // record and a clock tick at t0 + 2h in one produce request, so one fetch, one consumed batch.
-  // Committing after every record, the bad record's own commit is the first after its dead
-  // letter; the DLQ refuses it, and the commit stops the engine. Folding on would fire the 20
-  // timers in the tick's record, whose first commit within the record (its dead letter no longer
-  // unflushed) would store the tick's offset: the bad record would never be read again and its
-  // DLQ copy would be lost.
+  // record and a clock tick at t0 + 2h in one produce request (the producer lingers until the
+  // flush), so one fetch, one consumed batch. The DLQ refuses the dead letter, and the first
+  // commit after it stops the engine:
+  // - committing after every record, the bad record's own commit, within the consumed batch.
+  //   Folding on would fire the 20 timers in the tick's record, whose first commit within the
+  //   record (the producer's queue now empty, its failure counted before) would store the tick's
+  //   offset: the bad record would never be read again and its DLQ copy would be lost;
+  // - committing after every second record, the commit within the tick's record, after its
+  //   first timer. Going on from there, the next timer's commit would store that offset.
+  const int64_t commit_every = GENERATE(1, 2);
+  INFO("committing every " << commit_every << " records");
   auto broker = testing::StartBroker(1);
   const std::string brokers = broker->bootstrap();
-  auto producer = Producer::Create({{"bootstrap.servers", brokers}});
+  auto producer = Producer::Create({{"bootstrap.servers", brokers}, {"linger.ms", "1000"}});
   REQUIRE(producer.ok());
   const absl::Time t0 = absl::FromUnixSeconds(1780000000);
   std::vector<v1::Event> scans;
@@ -854,7 +860,7 @@ TEST_CASE("a dead letter the DLQ refuses stops the engine before any commit pass
     options.brokers = brokers;
     options.group_id = group;
     options.exit_when_idle = true;
-    options.commit_max_records = 1;
+    options.commit_max_records = commit_every;
     options.rules = std::make_shared<const RuleSet>(*rules);
     auto engine = Engine::Create(options, storage->get());
     REQUIRE(engine.ok());
@@ -883,7 +889,8 @@ TEST_CASE("a dead letter the DLQ refuses stops the engine before any commit pass
   CHECK(absl::IsUnavailable(refused));
   CHECK_THAT(std::string(refused.message()),
              Catch::Contains("could not deliver to the dead-letter topic"));
-  CHECK(first.records == bad_offset + 1);  // the tick was not folded
+  // Every second record: the tick was read, and stopped within its first timer.
+  CHECK(first.records == bad_offset + commit_every);
   CHECK(next_offset == bad_offset);        // read again at the next start
   CHECK(commands == 0);                    // no timer's command stored past the bad record
   CHECK(ReadDlq(brokers, MockBrokerOptions().dlq_topic, 1).empty());
