@@ -181,6 +181,24 @@ EngineStats RunToIdle(const std::string& brokers, Storage* storage, const std::s
   return (*engine)->stats();
 }
 
+// An engine deciding with `rules` over `storage`, run until it is idle or fails: how it ended,
+// and its stats. The engine is gone on return (the caller may read `storage`).
+std::pair<absl::Status, EngineStats> RunWithRules(
+    const std::string& brokers, Storage* storage, const std::string& group, const RuleSet& rules,
+    int64_t commit_max_records = EngineOptions().commit_max_records) {
+  EngineOptions options;
+  options.brokers = brokers;
+  options.group_id = group;
+  options.exit_when_idle = true;
+  options.commit_max_records = commit_max_records;
+  options.rules = std::make_shared<const RuleSet>(rules);
+  auto engine = Engine::Create(options, storage);
+  REQUIRE(engine.ok());
+  std::atomic<bool> stop{false};
+  absl::Status s = (*engine)->Run(stop);
+  return {std::move(s), (*engine)->stats()};
+}
+
 TEST_CASE("the engine folds every event once, dead-letters bad records, and resumes",
           "[integration]") {
   auto broker = testing::StartBroker(4);
@@ -743,15 +761,8 @@ TEST_CASE("a clock tick alone fires an absence timer through the engine", "[inte
   auto run = [&](const std::string& group) {
     auto storage = Storage::Open(dir.path());
     REQUIRE(storage.ok());
-    EngineOptions options;
-    options.brokers = broker->bootstrap();
-    options.group_id = group;
-    options.exit_when_idle = true;
-    options.rules = std::make_shared<const RuleSet>(*rules);
-    auto engine = Engine::Create(options, storage->get());
-    REQUIRE(engine.ok());
-    std::atomic<bool> stop{false};
-    REQUIRE((*engine)->Run(stop).ok());
+    auto [status, stats] = RunWithRules(broker->bootstrap(), storage->get(), group, *rules);
+    REQUIRE(status.ok());
     int outbox = 0;
     REQUIRE((*storage)->ForEachCommand([&](int32_t, const v1::ReminderCommand& c) {
       ++outbox;
@@ -759,7 +770,7 @@ TEST_CASE("a clock tick alone fires an absence timer through the engine", "[inte
       CHECK(c.trigger() == absl::StrCat("absence:", absl::ToUnixSeconds(t0)));
       return absl::OkStatus();
     }).ok());
-    return std::make_pair((*engine)->stats(), outbox);
+    return std::make_pair(stats, outbox);
   };
   auto [first, none] = run("g1");
   CHECK(first.timers_fired == 0);
@@ -856,18 +867,7 @@ TEST_CASE("a dead letter the DLQ refuses stops the engine before any commit pass
   auto run = [&](const std::string& group) {
     auto storage = Storage::Open(dir.path());
     REQUIRE(storage.ok());
-    EngineOptions options;
-    options.brokers = brokers;
-    options.group_id = group;
-    options.exit_when_idle = true;
-    options.commit_max_records = commit_every;
-    options.rules = std::make_shared<const RuleSet>(*rules);
-    auto engine = Engine::Create(options, storage->get());
-    REQUIRE(engine.ok());
-    std::atomic<bool> stop{false};
-    const absl::Status s = (*engine)->Run(stop);
-    const EngineStats stats = (*engine)->stats();
-    engine->reset();
+    auto [s, stats] = RunWithRules(brokers, storage->get(), group, *rules, commit_every);
     auto cps = (*storage)->LoadCheckpoints();
     REQUIRE(cps.ok());
     REQUIRE(cps->size() == 1);
