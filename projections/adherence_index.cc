@@ -14,10 +14,10 @@ namespace {
 using Days = google::protobuf::RepeatedField<int32_t>;
 
 int32_t DayOfSlot(int32_t slot, const absl::TimeZone& tz) {
-  return DayNumber(LocalDay(SlotStart(slot), tz));
+  return static_cast<int32_t>(LocalDayNumber(SlotStart(slot), tz));
 }
 int32_t DayOfSeconds(int64_t s, const absl::TimeZone& tz) {
-  return DayNumber(LocalDay(absl::FromUnixSeconds(s), tz));
+  return static_cast<int32_t>(LocalDayNumber(absl::FromUnixSeconds(s), tz));
 }
 
 // How many of the ascending `days` lie within [from, to].
@@ -148,7 +148,7 @@ bool ComputeAdherenceFromIndex(const ProjectionConfig& config, const v1::Adheren
   if (pdc_part && !s.fills().empty() && s.fills(s.fills_size() - 1).at_s() > as_of_s) {
     return false;
   }
-  const int32_t today = DayNumber(LocalDay(as_of, tz));
+  const auto today = static_cast<int32_t>(LocalDayNumber(as_of, tz));
   const Days& days = ix.days();
   const int n = days.size();
   if (n > 0 && days[n - 1] > today) return false;  // inconsistent with the slots: do not guess

@@ -1,9 +1,53 @@
 #include "projections/calendar.h"
 
 #include <algorithm>
+#include <array>
 
 namespace tend::projections {
 namespace {
+
+constexpr int64_t kDaySeconds = 86400;
+
+int64_t FloorDiv(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); }
+
+int64_t UnixSecondsOf(absl::CivilSecond cs) { return cs - absl::CivilSecond(1970, 1, 1, 0, 0, 0); }
+
+// Days since 1970-01-01 as a date of the proleptic Gregorian calendar, in O(1): the 400-year era
+// arithmetic of civil_from_days in H. Hinnant, "chrono-Compatible Low-Level Date Algorithms"
+// (2013, howardhinnant.github.io/date_algorithms.html). Years begin on 1 March there, so that
+// February's length ends each year.
+absl::CivilDay CivilDayOfNumber(int64_t n) {
+  const int64_t z = n + 719468;  // days from 0000-03-01 to 1970-01-01
+  const int64_t era = FloorDiv(z, 146097);
+  const int64_t doe = z - era * 146097;                                          // [0, 146096]
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;     // [0, 399]
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                   // [0, 365]
+  const int64_t mp = (5 * doy + 2) / 153;                                        // [0, 11]
+  const int64_t day = doy - (153 * mp + 2) / 5 + 1;                              // [1, 31]
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;                               // [1, 12]
+  return absl::CivilDay(era * 400 + yoe + (month <= 2 ? 1 : 0), static_cast<int>(month),
+                        static_cast<int>(day));
+}
+
+// A span of time in which a zone's UTC offset stays the same: [from_s, until_s) in Unix
+// seconds, between two of the zone's transitions (or a year either side of the looked-up time
+// where absl reports none). Empty while from_s == until_s.
+struct OffsetSpan {
+  absl::TimeZone tz;
+  int64_t from_s = 0;
+  int64_t until_s = 0;
+  int64_t offset_s = 0;
+};
+struct OffsetSpans {
+  // A few zones serve most patients, and a history around a DST change needs both sides.
+  std::array<OffsetSpan, 16> spans;
+  size_t next = 0;  // the span a miss replaces (round robin)
+};
+thread_local OffsetSpans offset_spans;
+
+// Beyond this many seconds from 1970 (about 34,000 years) the spans' arithmetic is not used.
+constexpr int64_t kFastLimit = int64_t{1} << 40;
+constexpr int64_t kLongestSpan = 366 * kDaySeconds;
 
 template <typename T>
 bool InsertSortedImpl(google::protobuf::RepeatedField<T>* set, T v) {
@@ -21,6 +65,48 @@ bool InsertSortedImpl(google::protobuf::RepeatedField<T>* set, T v) {
 }
 
 }  // namespace
+
+int64_t LocalDayNumber(absl::Time t, const absl::TimeZone& tz) {
+  const int64_t s = absl::ToUnixSeconds(t);  // floor: a day begins on a whole second
+  if (s >= kFastLimit || s <= -kFastLimit) {
+    return absl::ToCivilDay(t, tz) - absl::CivilDay(1970, 1, 1);
+  }
+  OffsetSpans& cache = offset_spans;
+  for (const OffsetSpan& span : cache.spans) {
+    if (span.from_s <= s && s < span.until_s && span.tz == tz) {
+      return FloorDiv(s + span.offset_s, kDaySeconds);
+    }
+  }
+  const absl::TimeZone::CivilInfo info = tz.At(t);
+  const int64_t day = absl::CivilDay(info.cs) - absl::CivilDay(1970, 1, 1);
+  // The span around `t`: absl names a transition by the local times either side of it, `from`
+  // in the offset before and `to` in the offset after, which is the offset at `t` for the
+  // transition before it and for the one after it alike.
+  OffsetSpan span{tz, s - kLongestSpan, s + kLongestSpan, info.offset};
+  absl::TimeZone::CivilTransition transition;
+  if (tz.NextTransition(t, &transition)) {
+    span.until_s = std::min(span.until_s, UnixSecondsOf(transition.from) - span.offset_s);
+  }
+  if (tz.PrevTransition(t + absl::Seconds(1), &transition)) {  // one at `t` itself included
+    span.from_s = std::max(span.from_s, UnixSecondsOf(transition.to) - span.offset_s);
+  }
+  // Kept only when it holds `t` and the zone has the same offset at both of its ends: a span
+  // misread from absl's transitions is never used.
+  if (span.from_s <= s && s < span.until_s &&
+      tz.At(absl::FromUnixSeconds(span.from_s)).offset == span.offset_s &&
+      tz.At(absl::FromUnixSeconds(span.until_s - 1)).offset == span.offset_s &&
+      FloorDiv(s + span.offset_s, kDaySeconds) == day) {
+    cache.spans[cache.next] = span;
+    cache.next = (cache.next + 1) % cache.spans.size();
+  }
+  return day;
+}
+
+absl::CivilDay LocalDay(absl::Time t, const absl::TimeZone& tz) {
+  const int64_t s = absl::ToUnixSeconds(t);
+  if (s >= kFastLimit || s <= -kFastLimit) return absl::ToCivilDay(t, tz);
+  return CivilDayOfNumber(LocalDayNumber(t, tz));
+}
 
 bool InsertSorted(google::protobuf::RepeatedField<int32_t>* set, int32_t v) {
   return InsertSortedImpl(set, v);

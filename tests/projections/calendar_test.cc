@@ -1,0 +1,114 @@
+// LocalDay and LocalDayNumber against absl::ToCivilDay, their oracle, in zones with DST, half-hour
+// and 45-minute offsets, negative DST, a skipped day and a zone that abolished DST; at random
+// times, at every transition's edges, and along walks of nearby times that use the spans each
+// thread keeps (projections/calendar.cc).
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "projections/calendar.h"
+
+namespace tend::projections {
+namespace {
+
+std::vector<absl::TimeZone> TestZones() {
+  const char* names[] = {
+      "UTC",                  // no transitions at all
+      "Asia/Shanghai",        // DST in 1986-1991 only
+      "America/Los_Angeles",  // DST
+      "Europe/London",        // DST, and British Standard Time 1968-1971
+      "Europe/Dublin",        // "negative" DST in the zone data since 1971
+      "Asia/Kathmandu",       // +5:45 since 1986
+      "Australia/Lord_Howe",  // +10:30, DST of half an hour
+      "America/St_Johns",     // -3:30 with DST
+      "Pacific/Chatham",      // +12:45 / +13:45
+      "Pacific/Apia",         // skipped 2011-12-30 (-10 to +14)
+      "Africa/Casablanca",    // DST suspended every Ramadan
+      "America/Sao_Paulo",    // DST abolished in 2019
+      "Antarctica/Troll",     // DST of two hours
+  };
+  std::vector<absl::TimeZone> zones;
+  for (const char* name : names) {
+    absl::TimeZone tz;
+    INFO(name);
+    REQUIRE(absl::LoadTimeZone(name, &tz));
+    zones.push_back(tz);
+  }
+  return zones;
+}
+
+void RequireSameDay(absl::Time t, const absl::TimeZone& tz) {
+  const absl::CivilDay want = absl::ToCivilDay(t, tz);
+  INFO(tz.name() << " at " << absl::FormatTime(t) << " (" << absl::ToUnixSeconds(t) << ")");
+  REQUIRE(LocalDay(t, tz) == want);
+  REQUIRE(LocalDayNumber(t, tz) == want - absl::CivilDay(1970, 1, 1));
+}
+
+TEST_CASE("the local day by cached offset spans equals absl's conversion, zone by zone") {
+  const std::vector<absl::TimeZone> zones = TestZones();
+  std::mt19937_64 rng(20261203);
+  const int64_t y1900 = absl::ToUnixSeconds(absl::FromCivil(absl::CivilSecond(1900, 1, 1), absl::UTCTimeZone()));
+  const int64_t y2150 = absl::ToUnixSeconds(absl::FromCivil(absl::CivilSecond(2150, 1, 1), absl::UTCTimeZone()));
+
+  SECTION("at random times from 1900 to 2150, with subseconds") {
+    std::uniform_int_distribution<int64_t> second(y1900, y2150);
+    std::uniform_int_distribution<int64_t> nanos(0, 999'999'999);
+    for (int i = 0; i < 20'000; ++i) {
+      const absl::TimeZone& tz = zones[i % zones.size()];
+      RequireSameDay(absl::FromUnixSeconds(second(rng)) + absl::Nanoseconds(nanos(rng)), tz);
+    }
+  }
+
+  SECTION("a second before, at and after every transition from 1900 to 2150, and hours around") {
+    int transitions = 0;
+    for (const absl::TimeZone& tz : zones) {
+      absl::Time t = absl::FromUnixSeconds(y1900);
+      absl::TimeZone::CivilTransition tr;
+      while (tz.NextTransition(t, &tr) && t < absl::FromUnixSeconds(y2150)) {
+        const absl::Time at = tz.At(tr.to).trans;  // the instant of the transition
+        REQUIRE(at > t);
+        ++transitions;
+        for (int64_t d : {-86400, -7200, -3600, -1, 0, 1, 3600, 7200, 86400}) {
+          RequireSameDay(at + absl::Seconds(d), tz);
+          RequireSameDay(at + absl::Seconds(d) - absl::Nanoseconds(1), tz);
+        }
+        t = at;
+      }
+    }
+    CHECK(transitions > 1000);
+  }
+
+  SECTION("along walks of nearby times in every zone at once, which the spans serve") {
+    // One walker per zone, stepping by up to a day either way, interleaved: the spans of all
+    // zones are held together and each walk crosses its zone's transitions back and forth.
+    std::vector<int64_t> at(zones.size());
+    std::uniform_int_distribution<int64_t> start(y1900, y2150);
+    for (auto& s : at) s = start(rng);
+    std::uniform_int_distribution<int64_t> step(-86400, 86400 + 3600);  // drifts forward
+    std::uniform_int_distribution<size_t> which(0, zones.size() - 1);
+    for (int i = 0; i < 400'000; ++i) {
+      const size_t z = which(rng);
+      at[z] += step(rng);
+      RequireSameDay(absl::FromUnixSeconds(at[z]), zones[z]);
+    }
+  }
+
+  SECTION("far from 1970 and at the ends of time") {
+    for (const absl::TimeZone& tz : zones) {
+      for (int64_t s : {int64_t{-1}, int64_t{0}, int64_t{1} << 40, -(int64_t{1} << 40),
+                        (int64_t{1} << 40) - 1, int64_t{-62135596800}, int64_t{253402300799}}) {
+        RequireSameDay(absl::FromUnixSeconds(s), tz);
+      }
+      CHECK(LocalDay(absl::InfiniteFuture(), tz) == absl::ToCivilDay(absl::InfiniteFuture(), tz));
+      CHECK(LocalDay(absl::InfinitePast(), tz) == absl::ToCivilDay(absl::InfinitePast(), tz));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tend::projections
