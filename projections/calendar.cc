@@ -2,13 +2,12 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 
 namespace tend::projections {
 namespace {
 
 constexpr int64_t kDaySeconds = 86400;
-
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); }
 
 int64_t UnixSecondsOf(absl::CivilSecond cs) { return cs - absl::CivilSecond(1970, 1, 1, 0, 0, 0); }
 
@@ -45,8 +44,11 @@ struct OffsetSpans {
 };
 thread_local OffsetSpans offset_spans;
 
-// Beyond this many seconds from 1970 (about 34,000 years) the spans' arithmetic is not used.
-constexpr int64_t kFastLimit = int64_t{1} << 40;
+// Spans are made for times from 1800 to 2400 only. Past the last transition absl lists (its
+// zone data's own, then 400 years of a zone's rule), absl reports none though a rule's DST goes
+// on, and a span a year long could hold a summer (calendar_test found one in the year 36812).
+constexpr int64_t kFastFrom = -5'364'662'400;  // 1800-01-01T00:00:00Z
+constexpr int64_t kFastUntil = 13'569'465'600;  // 2400-01-01T00:00:00Z
 constexpr int64_t kLongestSpan = 366 * kDaySeconds;
 
 template <typename T>
@@ -64,47 +66,57 @@ bool InsertSortedImpl(google::protobuf::RepeatedField<T>* set, T v) {
   return true;
 }
 
+// The cached span holding `s` (Unix seconds of `t`) in `tz`, found or made; null when `t` is too
+// far from 1970 for the spans' arithmetic or absl's transitions around it do not make one.
+const OffsetSpan* SpanAt(absl::Time t, int64_t s, const absl::TimeZone& tz) {
+  if (s < kFastFrom || s >= kFastUntil) return nullptr;
+  OffsetSpans& cache = offset_spans;
+  for (const OffsetSpan& span : cache.spans) {
+    if (span.from_s <= s && s < span.until_s && span.tz == tz) return &span;
+  }
+  const int64_t offset_s = tz.At(t).offset;
+  // The span around `t`: absl names a transition by the local times either side of it, `from`
+  // in the offset before and `to` in the offset after, which is the offset at `t` for the
+  // transition before it and for the one after it alike.
+  OffsetSpan span{tz, s - kLongestSpan, s + kLongestSpan, offset_s};
+  absl::TimeZone::CivilTransition transition;
+  if (tz.NextTransition(t, &transition)) {
+    span.until_s = std::min(span.until_s, UnixSecondsOf(transition.from) - offset_s);
+  }
+  if (tz.PrevTransition(t + absl::Seconds(1), &transition)) {  // one at `t` itself included
+    span.from_s = std::max(span.from_s, UnixSecondsOf(transition.to) - offset_s);
+  }
+  // Kept only when it holds `t` and the zone has the same offset at both of its ends: a span
+  // misread from absl's transitions is never used.
+  if (!(span.from_s <= s && s < span.until_s &&
+        tz.At(absl::FromUnixSeconds(span.from_s)).offset == offset_s &&
+        tz.At(absl::FromUnixSeconds(span.until_s - 1)).offset == offset_s)) {
+    return nullptr;
+  }
+  OffsetSpan& slot = cache.spans[cache.next];
+  cache.next = (cache.next + 1) % cache.spans.size();
+  slot = span;
+  return &slot;
+}
+
 }  // namespace
 
 int64_t LocalDayNumber(absl::Time t, const absl::TimeZone& tz) {
   const int64_t s = absl::ToUnixSeconds(t);  // floor: a day begins on a whole second
-  if (s >= kFastLimit || s <= -kFastLimit) {
-    return absl::ToCivilDay(t, tz) - absl::CivilDay(1970, 1, 1);
-  }
-  OffsetSpans& cache = offset_spans;
-  for (const OffsetSpan& span : cache.spans) {
-    if (span.from_s <= s && s < span.until_s && span.tz == tz) {
-      return FloorDiv(s + span.offset_s, kDaySeconds);
-    }
-  }
-  const absl::TimeZone::CivilInfo info = tz.At(t);
-  const int64_t day = absl::CivilDay(info.cs) - absl::CivilDay(1970, 1, 1);
-  // The span around `t`: absl names a transition by the local times either side of it, `from`
-  // in the offset before and `to` in the offset after, which is the offset at `t` for the
-  // transition before it and for the one after it alike.
-  OffsetSpan span{tz, s - kLongestSpan, s + kLongestSpan, info.offset};
-  absl::TimeZone::CivilTransition transition;
-  if (tz.NextTransition(t, &transition)) {
-    span.until_s = std::min(span.until_s, UnixSecondsOf(transition.from) - span.offset_s);
-  }
-  if (tz.PrevTransition(t + absl::Seconds(1), &transition)) {  // one at `t` itself included
-    span.from_s = std::max(span.from_s, UnixSecondsOf(transition.to) - span.offset_s);
-  }
-  // Kept only when it holds `t` and the zone has the same offset at both of its ends: a span
-  // misread from absl's transitions is never used.
-  if (span.from_s <= s && s < span.until_s &&
-      tz.At(absl::FromUnixSeconds(span.from_s)).offset == span.offset_s &&
-      tz.At(absl::FromUnixSeconds(span.until_s - 1)).offset == span.offset_s &&
-      FloorDiv(s + span.offset_s, kDaySeconds) == day) {
-    cache.spans[cache.next] = span;
-    cache.next = (cache.next + 1) % cache.spans.size();
-  }
-  return day;
+  if (const OffsetSpan* span = SpanAt(t, s, tz)) return FloorDiv(s + span->offset_s, kDaySeconds);
+  return absl::ToCivilDay(t, tz) - absl::CivilDay(1970, 1, 1);
+}
+
+OffsetUntil OffsetAt(absl::Time t, const absl::TimeZone& tz) {
+  const int64_t s = absl::ToUnixSeconds(t);
+  if (const OffsetSpan* span = SpanAt(t, s, tz)) return {span->offset_s, span->until_s};
+  // This second alone (absl's answer for it holds for the whole second).
+  return {tz.At(t).offset, s == std::numeric_limits<int64_t>::max() ? s : s + 1};
 }
 
 absl::CivilDay LocalDay(absl::Time t, const absl::TimeZone& tz) {
   const int64_t s = absl::ToUnixSeconds(t);
-  if (s >= kFastLimit || s <= -kFastLimit) return absl::ToCivilDay(t, tz);
+  if (s < kFastFrom || s >= kFastUntil) return absl::ToCivilDay(t, tz);
   return CivilDayOfNumber(LocalDayNumber(t, tz));
 }
 

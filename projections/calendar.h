@@ -33,6 +33,18 @@ int64_t LocalDayNumber(absl::Time t, const absl::TimeZone& tz);
 // The local calendar day of `t` in `tz` (absl::ToCivilDay, by LocalDayNumber).
 absl::CivilDay LocalDay(absl::Time t, const absl::TimeZone& tz);
 
+// The UTC offset of `tz` at `t` and the first Unix second after `t` it may differ: every time in
+// [t, until_s) has the local day FloorDiv(unix seconds + offset_s, 86400). For a pass over many
+// ascending times (a patient's activity slots) at a division each.
+struct OffsetUntil {
+  int64_t offset_s = 0;
+  int64_t until_s = 0;
+};
+OffsetUntil OffsetAt(absl::Time t, const absl::TimeZone& tz);
+
+// floor(a / b) for b > 0.
+inline int64_t FloorDiv(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); }
+
 // Monday of the ISO week of `d`.
 inline absl::CivilDay IsoWeekStart(absl::CivilDay d) {
   int back = (static_cast<int>(absl::GetWeekday(d)) - static_cast<int>(absl::Weekday::monday) + 7) % 7;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -93,19 +94,22 @@ ActiveDaySummary SummariseActiveDays(const google::protobuf::RepeatedField<int32
       return s;
     }
   }
-  // From scratch: one zone conversion per active day, jumping over the rest of each day's slots.
-  s.first_day = LocalDay(SlotStart(s.first_slot), tz);
-  absl::CivilDay day = s.first_day;
-  auto it = slots.begin();
-  for (;;) {
-    ++s.days;
-    s.last_day = day;
-    // The first slot starting on a later local day.
-    const int64_t next_day_s = absl::ToUnixSeconds(absl::FromCivil(day + 1, tz));
-    it = std::lower_bound(it, slots.end(), SlotOf(next_day_s - 1) + 1);
-    if (it == slots.end()) break;
-    day = LocalDay(SlotStart(*it), tz);
+  // From scratch: a day number per slot, by a division within each span of the zone's offset
+  // (OffsetAt). Finding each next local midnight (absl::FromCivil) to jump over a day's other
+  // slots measured a quarter of a miss-bound replay's engine thread, a conversion per slot 9%.
+  int64_t day = std::numeric_limits<int64_t>::min();
+  for (int i = 0; i < slots.size();) {
+    const OffsetUntil o = OffsetAt(SlotStart(slots[i]), tz);
+    for (; i < slots.size() && int64_t{slots[i]} * kSlotSeconds < o.until_s; ++i) {
+      const int64_t d = FloorDiv(int64_t{slots[i]} * kSlotSeconds + o.offset_s, 86400);
+      if (d != day) {
+        ++s.days;
+        day = d;
+      }
+    }
   }
+  s.first_day = LocalDay(SlotStart(s.first_slot), tz);
+  s.last_day = LocalDay(SlotStart(s.last_slot), tz);
   return s;
 }
 

@@ -1,4 +1,4 @@
-// LocalDay and LocalDayNumber against absl::ToCivilDay, their oracle, in zones with DST, half-hour
+// LocalDay, LocalDayNumber and OffsetAt against absl::ToCivilDay and TimeZone::At, their oracles, in zones with DST, half-hour
 // and 45-minute offsets, negative DST, a skipped day and a zone that abolished DST; at random
 // times, at every transition's edges, and along walks of nearby times that use the spans each
 // thread keeps (projections/calendar.cc).
@@ -47,16 +47,27 @@ void RequireSameDay(absl::Time t, const absl::TimeZone& tz) {
   INFO(tz.name() << " at " << absl::FormatTime(t) << " (" << absl::ToUnixSeconds(t) << ")");
   REQUIRE(LocalDay(t, tz) == want);
   REQUIRE(LocalDayNumber(t, tz) == want - absl::CivilDay(1970, 1, 1));
+  // The offset holds from `t` to just before the span's end (and in its middle).
+  const OffsetUntil o = OffsetAt(t, tz);
+  const int64_t s = absl::ToUnixSeconds(t);
+  REQUIRE(o.offset_s == tz.At(t).offset);
+  REQUIRE(o.until_s > s);
+  for (int64_t probe : {o.until_s - 1, s + (o.until_s - s) / 2}) {
+    REQUIRE(tz.At(absl::FromUnixSeconds(probe)).offset == o.offset_s);
+  }
 }
 
 TEST_CASE("the local day by cached offset spans equals absl's conversion, zone by zone") {
   const std::vector<absl::TimeZone> zones = TestZones();
   std::mt19937_64 rng(20261203);
-  const int64_t y1900 = absl::ToUnixSeconds(absl::FromCivil(absl::CivilSecond(1900, 1, 1), absl::UTCTimeZone()));
-  const int64_t y2150 = absl::ToUnixSeconds(absl::FromCivil(absl::CivilSecond(2150, 1, 1), absl::UTCTimeZone()));
+  auto year = [](int y) {
+    return absl::ToUnixSeconds(absl::FromCivil(absl::CivilSecond(y, 1, 1), absl::UTCTimeZone()));
+  };
+  // The spans are made from 1800 to 2400 (calendar.cc); the oracle holds on either side too.
+  const int64_t from = year(1750), until = year(2450);
 
-  SECTION("at random times from 1900 to 2150, with subseconds") {
-    std::uniform_int_distribution<int64_t> second(y1900, y2150);
+  SECTION("at random times from 1750 to 2450, with subseconds") {
+    std::uniform_int_distribution<int64_t> second(from, until);
     std::uniform_int_distribution<int64_t> nanos(0, 999'999'999);
     for (int i = 0; i < 20'000; ++i) {
       const absl::TimeZone& tz = zones[i % zones.size()];
@@ -64,12 +75,12 @@ TEST_CASE("the local day by cached offset spans equals absl's conversion, zone b
     }
   }
 
-  SECTION("a second before, at and after every transition from 1900 to 2150, and hours around") {
+  SECTION("a second before, at and after every transition from 1750 to 2450, and hours around") {
     int transitions = 0;
     for (const absl::TimeZone& tz : zones) {
-      absl::Time t = absl::FromUnixSeconds(y1900);
+      absl::Time t = absl::FromUnixSeconds(from);
       absl::TimeZone::CivilTransition tr;
-      while (tz.NextTransition(t, &tr) && t < absl::FromUnixSeconds(y2150)) {
+      while (tz.NextTransition(t, &tr) && t < absl::FromUnixSeconds(until)) {
         const absl::Time at = tz.At(tr.to).trans;  // the instant of the transition
         REQUIRE(at > t);
         ++transitions;
@@ -87,7 +98,7 @@ TEST_CASE("the local day by cached offset spans equals absl's conversion, zone b
     // One walker per zone, stepping by up to a day either way, interleaved: the spans of all
     // zones are held together and each walk crosses its zone's transitions back and forth.
     std::vector<int64_t> at(zones.size());
-    std::uniform_int_distribution<int64_t> start(y1900, y2150);
+    std::uniform_int_distribution<int64_t> start(from, until);
     for (auto& s : at) s = start(rng);
     std::uniform_int_distribution<int64_t> step(-86400, 86400 + 3600);  // drifts forward
     std::uniform_int_distribution<size_t> which(0, zones.size() - 1);
@@ -101,7 +112,8 @@ TEST_CASE("the local day by cached offset spans equals absl's conversion, zone b
   SECTION("far from 1970 and at the ends of time") {
     for (const absl::TimeZone& tz : zones) {
       for (int64_t s : {int64_t{-1}, int64_t{0}, int64_t{1} << 40, -(int64_t{1} << 40),
-                        (int64_t{1} << 40) - 1, int64_t{-62135596800}, int64_t{253402300799}}) {
+                        (int64_t{1} << 40) - 1, int64_t{-62135596800}, int64_t{253402300799},
+                        year(1800) - 1, year(1800), year(2400) - 1, year(2400)}) {
         RequireSameDay(absl::FromUnixSeconds(s), tz);
       }
       CHECK(LocalDay(absl::InfiniteFuture(), tz) == absl::ToCivilDay(absl::InfiniteFuture(), tz));

@@ -238,6 +238,52 @@ TEST_CASE("churn view: x, t_x and T count local active days in the configured un
 
 // ---- active days and the risk index ----------------------------------------------------------
 
+TEST_CASE("active-day summary from scratch: a slot half an hour before and one half an hour "
+          "after local midnight are two days, at every midnight of three years in zones with DST",
+          "[projections][bgnbd]") {
+  // An offset an hour off at either slot merges the two into one day, or parts them in two.
+  // Checked against absl's conversion, not the library's own spans; and every third day's pair
+  // in one list, as a long history is summarised.
+  for (const char* zone : {"America/New_York", "Europe/London", "Australia/Lord_Howe",
+                           "America/Santiago", "America/Havana", "Asia/Kathmandu", "UTC"}) {
+    INFO(zone);
+    absl::TimeZone tz;
+    REQUIRE(absl::LoadTimeZone(zone, &tz));
+    // A local time's instant; where the clock was set back over it, its first or its second.
+    auto slot_at = [&](absl::CivilMinute m, bool second) {
+      const absl::TimeZone::TimeInfo at = tz.At(absl::CivilSecond(m));
+      return SlotOf(absl::ToUnixSeconds(second ? at.post : at.pre));
+    };
+    google::protobuf::RepeatedField<int32_t> every_third;
+    for (absl::CivilDay d(2025, 1, 1); d < absl::CivilDay(2028, 1, 1); ++d) {
+      INFO(absl::FormatCivilTime(d));
+      for (bool second : {false, true}) {
+        google::protobuf::RepeatedField<int32_t> pair;
+        pair.Add(slot_at(absl::CivilMinute(d) - 30, second));
+        pair.Add(slot_at(absl::CivilMinute(d) + 30, false));
+        REQUIRE(absl::ToCivilDay(SlotStart(pair[0]), tz) == d - 1);
+        REQUIRE(absl::ToCivilDay(SlotStart(pair[1]), tz) == d);
+        const ActiveDaySummary summary = SummariseActiveDays(pair, tz);
+        REQUIRE(summary.days == 2);
+        REQUIRE(summary.first_day == d - 1);
+        REQUIRE(summary.last_day == d);
+        if (!second && (d - absl::CivilDay(2025, 1, 1)) % 3 == 0) every_third.MergeFrom(pair);
+      }
+      // Late on one day, once before the clock is set back over midnight and once after: one
+      // day (elsewhere two slots of the same evening).
+      int32_t a = slot_at(absl::CivilMinute(d) - 15, false);
+      int32_t b = slot_at(absl::CivilMinute(d) - 45, true);
+      google::protobuf::RepeatedField<int32_t> evening;
+      evening.Add(std::min(a, b));
+      evening.Add(std::max(a, b));
+      REQUIRE(SummariseActiveDays(evening, tz).days == 1);
+    }
+    const ActiveDaySummary all = SummariseActiveDays(every_third, tz);
+    CHECK(all.days == every_third.size());
+    CHECK(all.first_day == absl::CivilDay(2024, 12, 31));
+  }
+}
+
 TEST_CASE("active-day summary: grown a slot at a time it equals the summary from scratch and "
           "ActiveDays, and gives the same churn view",
           "[projections][bgnbd]") {
