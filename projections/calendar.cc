@@ -44,11 +44,13 @@ struct OffsetSpans {
 };
 thread_local OffsetSpans offset_spans;
 
-// Spans are made for times from 1800 to 2400 only. Past the last transition absl lists (its
-// zone data's own, then 400 years of a zone's rule), absl reports none though a rule's DST goes
-// on, and a span a year long could hold a summer (calendar_test found one in the year 36812).
+// Spans are made for times from 1800 to 2300 only. absl lists a zone's transitions from its zone
+// file and then 400 years of its rule after the file's last one; past them it reports none
+// though the rule's DST goes on, and a span a year long could hold a summer (calendar_test found
+// one in the year 36812). "Fat" zone files (Debian's) end in 2037, "slim" ones (zic's default
+// since 2020b) where the zone's current rule begins, no earlier than 1916, when DST began: 2316.
 constexpr int64_t kFastFrom = -5'364'662'400;  // 1800-01-01T00:00:00Z
-constexpr int64_t kFastUntil = 13'569'465'600;  // 2400-01-01T00:00:00Z
+constexpr int64_t kFastUntil = 10'413'792'000;  // 2300-01-01T00:00:00Z
 constexpr int64_t kLongestSpan = 366 * kDaySeconds;
 
 template <typename T>
@@ -104,6 +106,9 @@ const OffsetSpan* SpanAt(absl::Time t, int64_t s, const absl::TimeZone& tz) {
 int64_t LocalDayNumber(absl::Time t, const absl::TimeZone& tz) {
   const int64_t s = absl::ToUnixSeconds(t);  // floor: a day begins on a whole second
   if (const OffsetSpan* span = SpanAt(t, s, tz)) return FloorDiv(s + span->offset_s, kDaySeconds);
+  // The ends of time are dates ~2^63 years away, whose difference from 1970 would overflow.
+  if (t == absl::InfiniteFuture()) return std::numeric_limits<int64_t>::max();
+  if (t == absl::InfinitePast()) return std::numeric_limits<int64_t>::min();
   return absl::ToCivilDay(t, tz) - absl::CivilDay(1970, 1, 1);
 }
 

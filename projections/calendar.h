@@ -23,8 +23,9 @@ inline int32_t SlotOf(int64_t unix_seconds) {
 }
 inline absl::Time SlotStart(int32_t slot) { return absl::FromUnixSeconds(int64_t{slot} * kSlotSeconds); }
 
-// The local calendar day of `t` in `tz`, as days since 1970-01-01 (negative before). Equal to
-// absl::ToCivilDay(t, tz) - absl::CivilDay(1970, 1, 1) for every finite `t`, faster: each thread
+// The local calendar day of `t` in `tz`, as days since 1970-01-01 (negative before; the ends of
+// time the int64 limits). Equal to absl::ToCivilDay(t, tz) - absl::CivilDay(1970, 1, 1) for every
+// finite `t`, faster: each thread
 // keeps the last few spans between two of a zone's offset changes it looked up, so a time in
 // one of them is a division, not a search of the zone's transitions (tests/projections/
 // calendar_test.cc compares the two over zones with DST, half-hour and 45-minute offsets).

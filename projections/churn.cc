@@ -99,8 +99,12 @@ ActiveDaySummary SummariseActiveDays(const google::protobuf::RepeatedField<int32
   // slots measured a quarter of a miss-bound replay's engine thread, a conversion per slot 9%.
   int64_t day = std::numeric_limits<int64_t>::min();
   for (int i = 0; i < slots.size();) {
+    const int64_t from_s = int64_t{slots[i]} * kSlotSeconds;
     const OffsetUntil o = OffsetAt(SlotStart(slots[i]), tz);
-    for (; i < slots.size() && int64_t{slots[i]} * kSlotSeconds < o.until_s; ++i) {
+    // [from_s, until_s): a slot out of order (a damaged record) gets its own offset.
+    for (; i < slots.size() && int64_t{slots[i]} * kSlotSeconds >= from_s &&
+           int64_t{slots[i]} * kSlotSeconds < o.until_s;
+         ++i) {
       const int64_t d = FloorDiv(int64_t{slots[i]} * kSlotSeconds + o.offset_s, 86400);
       if (d != day) {
         ++s.days;

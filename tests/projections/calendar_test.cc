@@ -1,8 +1,15 @@
-// LocalDay, LocalDayNumber and OffsetAt against absl::ToCivilDay and TimeZone::At, their oracles, in zones with DST, half-hour
-// and 45-minute offsets, negative DST, a skipped day and a zone that abolished DST; at random
-// times, at every transition's edges, and along walks of nearby times that use the spans each
-// thread keeps (projections/calendar.cc).
+// LocalDay, LocalDayNumber and OffsetAt against absl::ToCivilDay and TimeZone::At, their
+// oracles, in zones with DST, half-hour and 45-minute offsets, negative DST, a skipped day and a
+// zone that abolished DST, and in a slim zone file; at random times, at every transition's
+// edges, and along walks of nearby times that use the spans each thread keeps
+// (projections/calendar.cc).
+#include <unistd.h>
+
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -63,7 +70,7 @@ TEST_CASE("the local day by cached offset spans equals absl's conversion, zone b
   auto year = [](int y) {
     return absl::ToUnixSeconds(absl::FromCivil(absl::CivilSecond(y, 1, 1), absl::UTCTimeZone()));
   };
-  // The spans are made from 1800 to 2400 (calendar.cc); the oracle holds on either side too.
+  // The spans are made from 1800 to 2300 (calendar.cc); the oracle holds on either side too.
   const int64_t from = year(1750), until = year(2450);
 
   SECTION("at random times from 1750 to 2450, with subseconds") {
@@ -113,13 +120,56 @@ TEST_CASE("the local day by cached offset spans equals absl's conversion, zone b
     for (const absl::TimeZone& tz : zones) {
       for (int64_t s : {int64_t{-1}, int64_t{0}, int64_t{1} << 40, -(int64_t{1} << 40),
                         (int64_t{1} << 40) - 1, int64_t{-62135596800}, int64_t{253402300799},
-                        year(1800) - 1, year(1800), year(2400) - 1, year(2400)}) {
+                        year(1800) - 1, year(1800), year(2300) - 1, year(2300)}) {
         RequireSameDay(absl::FromUnixSeconds(s), tz);
       }
+      CHECK(LocalDayNumber(absl::InfiniteFuture(), tz) == std::numeric_limits<int64_t>::max());
+      CHECK(LocalDayNumber(absl::InfinitePast(), tz) == std::numeric_limits<int64_t>::min());
       CHECK(LocalDay(absl::InfiniteFuture(), tz) == absl::ToCivilDay(absl::InfiniteFuture(), tz));
       CHECK(LocalDay(absl::InfinitePast(), tz) == absl::ToCivilDay(absl::InfinitePast(), tz));
     }
   }
+}
+
+TEST_CASE("the local day by cached offset spans equals absl's conversion in a slim zone file") {
+  // zic's default since 2020b (`-b slim`) writes transitions only until the zone's rule takes
+  // over; absl then lists 400 years of the rule after the file's last transition and none later.
+  // The spans stop at 2300 so that such a file still has transitions around them: EU rules from
+  // 1996 list transitions until 2396. (zic comes with libc-bin, which every Debian has.)
+  const std::string dir = (std::filesystem::temp_directory_path() /
+                           ("tend-slim-zone-" + std::to_string(::getpid())))
+                              .string();
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream source(dir + "/eu.zone");
+    source << "Rule EU 1977 1980 - Apr Sun>=1 1:00u 1:00 S\n"
+              "Rule EU 1977 only - Sep lastSun 1:00u 0 -\n"
+              "Rule EU 1978 only - Oct 1 1:00u 0 -\n"
+              "Rule EU 1979 1995 - Sep lastSun 1:00u 0 -\n"
+              "Rule EU 1981 max - Mar lastSun 1:00u 1:00 S\n"
+              "Rule EU 1996 max - Oct lastSun 1:00u 0 -\n"
+              "Zone Test/Slim 0:00 EU GMT/BST\n";
+  }
+  const std::string zic = "zic -b slim -d '" + dir + "' '" + dir + "/eu.zone'";
+  REQUIRE(std::system(zic.c_str()) == 0);
+  absl::TimeZone tz;
+  REQUIRE(absl::LoadTimeZone(dir + "/Test/Slim", &tz));
+  auto year = [](int y) {
+    return absl::ToUnixSeconds(absl::FromCivil(absl::CivilSecond(y, 1, 1), absl::UTCTimeZone()));
+  };
+  // absl's own transitions end in 2396 here, as the comment above says.
+  absl::TimeZone::CivilTransition last;
+  REQUIRE(tz.PrevTransition(absl::FromUnixSeconds(year(3000)), &last));
+  CHECK(last.to.year() == 2396);
+  std::mt19937_64 rng(2396);
+  std::uniform_int_distribution<int64_t> second(year(1970), year(2450));
+  for (int i = 0; i < 20'000; ++i) RequireSameDay(absl::FromUnixSeconds(second(rng)), tz);
+  // Walks through the years around the end of absl's transitions, a day or so at a time.
+  for (int64_t at = year(2250); at < year(2450);) {
+    at += 86400 + 3600 * static_cast<int64_t>(rng() % 24);
+    RequireSameDay(absl::FromUnixSeconds(at), tz);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

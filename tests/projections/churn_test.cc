@@ -281,6 +281,9 @@ TEST_CASE("active-day summary from scratch: a slot half an hour before and one h
     const ActiveDaySummary all = SummariseActiveDays(every_third, tz);
     CHECK(all.days == every_third.size());
     CHECK(all.first_day == absl::CivilDay(2024, 12, 31));
+    // Out of order (a damaged record): each slot still on its own day, by its own offset.
+    google::protobuf::RepeatedField<int32_t> backwards(every_third.rbegin(), every_third.rend());
+    CHECK(SummariseActiveDays(backwards, tz).days == every_third.size());
   }
 }
 
