@@ -7,8 +7,6 @@
 namespace tend::projections {
 namespace {
 
-constexpr int64_t kDaySeconds = 86400;
-
 int64_t UnixSecondsOf(absl::CivilSecond cs) { return cs - absl::CivilSecond(1970, 1, 1, 0, 0, 0); }
 
 // Days since 1970-01-01 as a date of the proleptic Gregorian calendar, in O(1): the 400-year era

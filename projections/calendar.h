@@ -1,5 +1,6 @@
 // Local-calendar arithmetic for the projections: 15-minute slots, local days, ISO weeks.
-// Pure functions; DST-correct through absl's time zone rules.
+// Pure functions (the zone conversions keep a per-thread cache of offset spans, which changes no
+// result); DST-correct through absl's time zone rules.
 #ifndef TEND_PROJECTIONS_CALENDAR_H_
 #define TEND_PROJECTIONS_CALENDAR_H_
 
@@ -15,6 +16,7 @@ namespace tend::projections {
 // Every UTC offset in use is a multiple of 15 minutes, so a 15-minute slot lies within one local
 // calendar day in every time zone: storing slots instead of instants loses no calendar fact.
 inline constexpr int64_t kSlotSeconds = 900;
+inline constexpr int64_t kDaySeconds = 86400;
 
 inline int32_t SlotOf(int64_t unix_seconds) {
   int64_t q = unix_seconds / kSlotSeconds;
@@ -24,11 +26,11 @@ inline int32_t SlotOf(int64_t unix_seconds) {
 inline absl::Time SlotStart(int32_t slot) { return absl::FromUnixSeconds(int64_t{slot} * kSlotSeconds); }
 
 // The local calendar day of `t` in `tz`, as days since 1970-01-01 (negative before; the ends of
-// time the int64 limits). Equal to absl::ToCivilDay(t, tz) - absl::CivilDay(1970, 1, 1) for every
-// finite `t`, faster: each thread
-// keeps the last few spans between two of a zone's offset changes it looked up, so a time in
-// one of them is a division, not a search of the zone's transitions (tests/projections/
-// calendar_test.cc compares the two over zones with DST, half-hour and 45-minute offsets).
+// time the int64 limits). Equal to absl::ToCivilDay(t, tz) - absl::CivilDay(1970, 1, 1) for
+// every finite `t`, faster: each thread keeps the last few spans between two of a zone's offset
+// changes it looked up, so a time in one of them is a division, not a search of the zone's
+// transitions (tests/projections/calendar_test.cc compares the two; docs/design.md, "Zone
+// conversions").
 int64_t LocalDayNumber(absl::Time t, const absl::TimeZone& tz);
 
 // The local calendar day of `t` in `tz` (absl::ToCivilDay, by LocalDayNumber).

@@ -105,7 +105,7 @@ ActiveDaySummary SummariseActiveDays(const google::protobuf::RepeatedField<int32
     for (; i < slots.size() && int64_t{slots[i]} * kSlotSeconds >= from_s &&
            int64_t{slots[i]} * kSlotSeconds < o.until_s;
          ++i) {
-      const int64_t d = FloorDiv(int64_t{slots[i]} * kSlotSeconds + o.offset_s, 86400);
+      const int64_t d = FloorDiv(int64_t{slots[i]} * kSlotSeconds + o.offset_s, kDaySeconds);
       if (d != day) {
         ++s.days;
         day = d;
