@@ -49,6 +49,11 @@ std::vector<absl::TimeZone> TestZones() {
   return zones;
 }
 
+// Unix seconds of 1 January of `y`, UTC.
+int64_t year(int y) {
+  return absl::ToUnixSeconds(absl::FromCivil(absl::CivilSecond(y, 1, 1), absl::UTCTimeZone()));
+}
+
 void RequireSameDay(absl::Time t, const absl::TimeZone& tz) {
   const absl::CivilDay want = absl::ToCivilDay(t, tz);
   INFO(tz.name() << " at " << absl::FormatTime(t) << " (" << absl::ToUnixSeconds(t) << ")");
@@ -67,9 +72,6 @@ void RequireSameDay(absl::Time t, const absl::TimeZone& tz) {
 TEST_CASE("the local day by cached offset spans equals absl's conversion, zone by zone") {
   const std::vector<absl::TimeZone> zones = TestZones();
   std::mt19937_64 rng(20261203);
-  auto year = [](int y) {
-    return absl::ToUnixSeconds(absl::FromCivil(absl::CivilSecond(y, 1, 1), absl::UTCTimeZone()));
-  };
   // The spans are made from 1800 to 2300 (calendar.cc); the oracle holds on either side too.
   const int64_t from = year(1750), until = year(2450);
 
@@ -154,9 +156,6 @@ TEST_CASE("the local day by cached offset spans equals absl's conversion in a sl
   REQUIRE(std::system(zic.c_str()) == 0);
   absl::TimeZone tz;
   REQUIRE(absl::LoadTimeZone(dir + "/Test/Slim", &tz));
-  auto year = [](int y) {
-    return absl::ToUnixSeconds(absl::FromCivil(absl::CivilSecond(y, 1, 1), absl::UTCTimeZone()));
-  };
   // absl's own transitions end in 2396 here, as the comment above says.
   absl::TimeZone::CivilTransition last;
   REQUIRE(tz.PrevTransition(absl::FromUnixSeconds(year(3000)), &last));
