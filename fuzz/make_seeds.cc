@@ -26,6 +26,8 @@
 #include "events/codec.h"
 #include "kafka/archive.h"
 #include "kafka/ticker.h"
+#include "projections/coupons.h"
+#include "projections/marks.h"
 #include "projections/patient.h"
 #include "rules/memory.h"
 #include "storage/applied_events.h"
@@ -215,6 +217,38 @@ int main(int argc, char** argv) {
   }
   storage_format::EncodePatient(with_ids.SerializeAsString(), applied, &record);
   Write(root + "/patient_record/format-9-marks", record);
+  // Coupons as format 11 keeps them (rows in columns: two outstanding, one redeemed) and as
+  // format 10 did (a message per coupon and redemption, by coupon id): the upgrade's input.
+  v1::PatientState with_coupons = state;
+  v1::CouponState legacy_coupons;
+  for (const char* id : {"cp-a", "cp-b-with-a-long-identifier", "cp-c"}) {
+    v1::Event e;
+    e.set_event_id(std::string("e-") + id);
+    e.mutable_occurred_at()->set_seconds(1767225600);
+    e.mutable_coupon_issued()->set_coupon_id(id);
+    e.mutable_coupon_issued()->mutable_expires_at()->set_seconds(1767830400);
+    projections::ApplyCoupons(e, with_coupons.mutable_coupons());
+    v1::CouponState::Coupon* c = legacy_coupons.add_outstanding();
+    c->set_coupon_id(id);
+    c->set_expires_s(1767830400);
+    c->mutable_issued()->set_at_s(1767225600);
+    c->mutable_issued()->set_event(projections::MarkOf(e.event_id()));
+  }
+  v1::Event redeemed;
+  redeemed.set_event_id("e-redeem");
+  redeemed.mutable_occurred_at()->set_seconds(1767312000);
+  redeemed.mutable_coupon_redeemed()->set_coupon_id("cp-c");
+  projections::ApplyCoupons(redeemed, with_coupons.mutable_coupons());
+  legacy_coupons.mutable_outstanding()->RemoveLast();
+  v1::CouponState::Redemption* r = legacy_coupons.add_redeemed();
+  r->set_coupon_id("cp-c");
+  r->mutable_mark()->set_at_s(1767312000);
+  r->mutable_mark()->set_event(projections::MarkOf("e-redeem"));
+  storage_format::EncodePatient(with_coupons.SerializeAsString(), applied, &record);
+  Write(root + "/patient_record/format-11-coupons", record);
+  *with_coupons.mutable_coupons() = legacy_coupons;
+  storage_format::EncodePatient(with_coupons.SerializeAsString(), applied, &record);
+  Write(root + "/patient_record/format-10-coupons", record);
   std::fprintf(stderr, "seeds written under %s\n", root.c_str());
   return 0;
 }

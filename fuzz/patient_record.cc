@@ -5,15 +5,19 @@
 // decodes to the same state bytes and window, and survive a fold: the event folded is then in the
 // window; a copy leaves the window as it was, a new event within its bound. The state bytes go
 // through the parse and upgrades a cache miss does (format 7's glucose readings and format 8's
-// rule memories into columns, format 9's event marks into fingerprints).
+// rule memories into columns, format 9's event marks into fingerprints, format 10's coupons into
+// columns); a state that passes the coupons' checks must survive issues and redemptions and
+// still pass them.
 #include <cstdint>
 
 #include "fuzz/quiet_protobuf.h"
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "projections/config.h"
+#include "projections/coupons.h"
 #include "projections/glucose.h"
 #include "projections/marks.h"
 #include "rules/memory.h"
@@ -104,6 +108,35 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!projections::UpgradeEventMarks(&marks_state) ||
         marks_state.SerializeAsString() != upgraded) {
       std::abort();
+    }
+  }
+  v1::PatientState coupons_state;
+  if (coupons_state.ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size())) &&
+      projections::UpgradeEventMarks(&coupons_state) &&
+      projections::UpgradeCoupons(coupons_state.mutable_coupons())) {
+    // Format 10 coupons moved into columns the reader accepts: upgrading again changes nothing,
+    // the view reads every row, and issues and redemptions of ids already held and new keep the
+    // columns acceptable.
+    v1::CouponState* c = coupons_state.mutable_coupons();
+    const std::string upgraded = c->SerializeAsString();
+    if (c->outstanding_size() != 0 || c->redeemed_size() != 0 ||
+        !projections::UpgradeCoupons(c) || c->SerializeAsString() != upgraded) {
+      std::abort();
+    }
+    const absl::Time as_of = absl::FromUnixSeconds(static_cast<int64_t>(size) * 7919);
+    (void)projections::ComputeCoupons(*c, absl::UTCTimeZone(), as_of);
+    const std::string held =
+        c->outstanding_id_length_size() > 0 ? c->outstanding_ids().substr(0, c->outstanding_id_length(0)) : "";
+    for (const std::string& id : {held, std::string("fz-new")}) {
+      v1::Event e;
+      e.set_event_id(absl::StrCat("fz-", id));
+      e.mutable_occurred_at()->set_seconds(absl::ToUnixSeconds(as_of));
+      e.mutable_coupon_issued()->set_coupon_id(id);
+      e.mutable_coupon_issued()->mutable_expires_at()->set_seconds(absl::ToUnixSeconds(as_of) + 86400);
+      projections::ApplyCoupons(e, c);
+      e.mutable_coupon_redeemed()->set_coupon_id(id);
+      projections::ApplyCoupons(e, c);
+      if (!projections::UpgradeCoupons(c)) std::abort();
     }
   }
   // A fold at a clock and of an event the input's first bytes choose, with a small bound.

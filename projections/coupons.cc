@@ -1,6 +1,11 @@
 #include "projections/coupons.h"
 
 #include <algorithm>
+#include <functional>
+#include <optional>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "absl/time/civil_time.h"
 #include "projections/calendar.h"
@@ -9,12 +14,126 @@
 namespace tend::projections {
 namespace {
 
-template <typename List>
-auto FindById(List* list, const std::string& id) {
-  return std::lower_bound(list->begin(), list->end(), id,
-                          [](const auto& item, const std::string& key) {
-                            return item.coupon_id() < key;
-                          });
+template <typename T>
+void InsertAt(google::protobuf::RepeatedField<T>* column, int row, T value) {
+  column->Add(value);
+  std::rotate(column->begin() + row, column->end() - 1, column->end());
+}
+
+template <typename T>
+void EraseAt(google::protobuf::RepeatedField<T>* column, int row) {
+  column->erase(column->begin() + row);
+}
+
+// An outstanding row of CouponState: its index and where its id starts in outstanding_ids.
+struct Row {
+  int row = 0;
+  size_t offset = 0;
+};
+
+absl::string_view IdAt(const v1::CouponState& s, Row r) {
+  return absl::string_view(s.outstanding_ids()).substr(r.offset, s.outstanding_id_length(r.row));
+}
+
+// The first outstanding row whose id is not less than `id` (the rows' count when none is).
+Row FindOutstanding(const v1::CouponState& s, absl::string_view id) {
+  Row r;
+  for (; r.row < s.outstanding_id_length_size(); ++r.row) {
+    if (IdAt(s, r) >= id) break;
+    r.offset += s.outstanding_id_length(r.row);
+  }
+  return r;
+}
+
+bool Holds(const v1::CouponState& s, Row r, absl::string_view id) {
+  return r.row < s.outstanding_id_length_size() && IdAt(s, r) == id;
+}
+
+void InsertOutstanding(v1::CouponState* s, Row r, absl::string_view id, int64_t expires_s,
+                       int64_t at_s, uint64_t event) {
+  s->mutable_outstanding_ids()->insert(r.offset, id.data(), id.size());
+  InsertAt(s->mutable_outstanding_id_length(), r.row, static_cast<uint32_t>(id.size()));
+  InsertAt(s->mutable_outstanding_expires_s(), r.row, expires_s);
+  InsertAt(s->mutable_outstanding_issued_at_s(), r.row, at_s);
+  InsertAt(s->mutable_outstanding_issued_event(), r.row, event);
+}
+
+void EraseOutstanding(v1::CouponState* s, Row r) {
+  s->mutable_outstanding_ids()->erase(r.offset, s->outstanding_id_length(r.row));
+  EraseAt(s->mutable_outstanding_id_length(), r.row);
+  EraseAt(s->mutable_outstanding_expires_s(), r.row);
+  EraseAt(s->mutable_outstanding_issued_at_s(), r.row);
+  EraseAt(s->mutable_outstanding_issued_event(), r.row);
+}
+
+// The redemption row of `coupon`, or where it would go.
+int FindRedeemed(const v1::CouponState& s, uint64_t coupon) {
+  const auto& c = s.redeemed_coupon();
+  return static_cast<int>(std::lower_bound(c.begin(), c.end(), coupon) - c.begin());
+}
+
+bool Redeemed(const v1::CouponState& s, int row, uint64_t coupon) {
+  return row < s.redeemed_coupon_size() && s.redeemed_coupon(row) == coupon;
+}
+
+void InsertRedeemed(v1::CouponState* s, int row, uint64_t coupon, int64_t at_s, uint64_t event) {
+  InsertAt(s->mutable_redeemed_coupon(), row, coupon);
+  InsertAt(s->mutable_redeemed_at_s(), row, at_s);
+  InsertAt(s->mutable_redeemed_event(), row, event);
+}
+
+void EraseRedeemed(v1::CouponState* s, int row) {
+  EraseAt(s->mutable_redeemed_coupon(), row);
+  EraseAt(s->mutable_redeemed_at_s(), row);
+  EraseAt(s->mutable_redeemed_event(), row);
+}
+
+// The event a format-10 (or format-9, not yet moved) mark names.
+uint64_t EventOf(const v1::EventMark& m) {
+  return m.event() != 0 || m.event_id().empty() ? m.event() : MarkOf(m.event_id());
+}
+
+// Format 10's messages into the columns (UpgradeCoupons). False when the lists are out of the id
+// order their writer kept, or the columns already hold rows.
+bool MoveMessages(v1::CouponState* s) {
+  if (s->outstanding_id_length_size() != 0 || !s->outstanding_ids().empty() ||
+      s->redeemed_coupon_size() != 0) {
+    return false;
+  }
+  for (int i = 0; i < s->outstanding_size(); ++i) {
+    const v1::CouponState::Coupon& c = s->outstanding(i);
+    if (i > 0 && !(s->outstanding(i - 1).coupon_id() < c.coupon_id())) return false;
+    s->mutable_outstanding_ids()->append(c.coupon_id());
+    s->add_outstanding_id_length(static_cast<uint32_t>(c.coupon_id().size()));
+    s->add_outstanding_expires_s(c.expires_s());
+    s->add_outstanding_issued_at_s(c.issued().at_s());
+    s->add_outstanding_issued_event(EventOf(c.issued()));
+  }
+  struct Redemption {
+    uint64_t coupon;
+    int64_t at_s;
+    uint64_t event;
+  };
+  std::vector<Redemption> redeemed;
+  redeemed.reserve(s->redeemed_size());
+  for (int i = 0; i < s->redeemed_size(); ++i) {
+    const v1::CouponState::Redemption& r = s->redeemed(i);
+    if (i > 0 && !(s->redeemed(i - 1).coupon_id() < r.coupon_id())) return false;
+    redeemed.push_back({CouponOf(r.coupon_id()), r.mark().at_s(), EventOf(r.mark())});
+  }
+  // By fingerprint, the earliest redemption first: two ids sharing one keep it.
+  std::sort(redeemed.begin(), redeemed.end(), [](const Redemption& a, const Redemption& b) {
+    return std::tie(a.coupon, a.at_s, a.event) < std::tie(b.coupon, b.at_s, b.event);
+  });
+  for (size_t i = 0; i < redeemed.size(); ++i) {
+    if (i > 0 && redeemed[i].coupon == redeemed[i - 1].coupon) continue;
+    s->add_redeemed_coupon(redeemed[i].coupon);
+    s->add_redeemed_at_s(redeemed[i].at_s);
+    s->add_redeemed_event(redeemed[i].event);
+  }
+  s->clear_outstanding();
+  s->clear_redeemed();
+  return true;
 }
 
 // The birthday in `year`: February 29 falls on February 28 in a year without it.
@@ -27,65 +146,83 @@ absl::CivilDay BirthdayIn(int64_t year, int month, int day) {
 }  // namespace
 
 void ApplyCoupons(const v1::Event& event, v1::CouponState* s) {
-  if (!event.has_coupon_issued() && !event.has_coupon_redeemed()) return;
-  auto* outstanding = s->mutable_outstanding();
-  auto* redeemed = s->mutable_redeemed();
+  const int64_t at_s = event.occurred_at().seconds();
   if (event.has_coupon_redeemed()) {
     const std::string& id = event.coupon_redeemed().coupon_id();
-    auto it = FindById(redeemed, id);
-    if (it == redeemed->end() || it->coupon_id() != id) {
-      const auto at = it - redeemed->begin();  // Add may move the elements
-      v1::CouponState::Redemption r;
-      r.set_coupon_id(id);
-      Mark(event, r.mutable_mark());
-      redeemed->Add(std::move(r));
-      std::rotate(redeemed->begin() + at, redeemed->end() - 1, redeemed->end());
-    } else if (Before(event, it->mark())) {
-      Mark(event, it->mutable_mark());
+    const uint64_t coupon = CouponOf(id);
+    const int r = FindRedeemed(*s, coupon);
+    if (!Redeemed(*s, r, coupon)) {
+      InsertRedeemed(s, r, coupon, at_s, MarkOf(event.event_id()));
+    } else if (Before(event, s->redeemed_at_s(r), s->redeemed_event(r))) {
+      s->set_redeemed_at_s(r, at_s);
+      s->set_redeemed_event(r, MarkOf(event.event_id()));
     }
-    if (redeemed->size() > kMaxRedemptions) {  // the oldest redemption goes
-      auto oldest = std::min_element(redeemed->begin(), redeemed->end(),
-                                     [](const auto& a, const auto& b) {
-                                       return Later(b.mark(), a.mark());
-                                     });
-      redeemed->erase(oldest);
-    }
-    auto o = FindById(outstanding, id);
-    if (o != outstanding->end() && o->coupon_id() == id) outstanding->erase(o);
-  } else {
-    const v1::CouponIssued& c = event.coupon_issued();
-    auto r = FindById(redeemed, c.coupon_id());
-    if (r == redeemed->end() || r->coupon_id() != c.coupon_id()) {
-      auto o = FindById(outstanding, c.coupon_id());
-      const bool known = o != outstanding->end() && o->coupon_id() == c.coupon_id();
-      if (!known || After(event, o->issued())) {
-        v1::CouponState::Coupon coupon;
-        coupon.set_coupon_id(c.coupon_id());
-        coupon.set_expires_s(c.expires_at().seconds());
-        coupon.set_value_minor(c.value_minor());
-        coupon.set_currency(c.currency());
-        coupon.set_campaign_id(c.campaign_id());
-        Mark(event, coupon.mutable_issued());
-        if (known) {
-          *o = std::move(coupon);
-        } else {
-          const auto at = o - outstanding->begin();
-          outstanding->Add(std::move(coupon));
-          std::rotate(outstanding->begin() + at, outstanding->end() - 1, outstanding->end());
+    if (s->redeemed_coupon_size() > kMaxRedemptions) {  // the oldest redemption goes
+      int oldest = 0;
+      for (int i = 1; i < s->redeemed_coupon_size(); ++i) {
+        if (std::pair(s->redeemed_at_s(i), s->redeemed_event(i)) <
+            std::pair(s->redeemed_at_s(oldest), s->redeemed_event(oldest))) {
+          oldest = i;
         }
       }
+      EraseRedeemed(s, oldest);
+    }
+    const Row o = FindOutstanding(*s, id);
+    if (Holds(*s, o, id)) EraseOutstanding(s, o);
+  } else if (event.has_coupon_issued()) {
+    const v1::CouponIssued& c = event.coupon_issued();
+    const uint64_t coupon = CouponOf(c.coupon_id());
+    if (!Redeemed(*s, FindRedeemed(*s, coupon), coupon)) {
+      const Row o = FindOutstanding(*s, c.coupon_id());
+      if (!Holds(*s, o, c.coupon_id())) {
+        InsertOutstanding(s, o, c.coupon_id(), c.expires_at().seconds(), at_s,
+                          MarkOf(event.event_id()));
+      } else if (After(event, s->outstanding_issued_at_s(o.row),
+                       s->outstanding_issued_event(o.row))) {
+        s->set_outstanding_expires_s(o.row, c.expires_at().seconds());
+        s->set_outstanding_issued_at_s(o.row, at_s);
+        s->set_outstanding_issued_event(o.row, MarkOf(event.event_id()));
+      }
+    }
+  } else {
+    return;
+  }
+  // Beyond the cap the earliest-expiring go first (those long expired), the smaller id on a tie.
+  while (s->outstanding_id_length_size() > kMaxOutstandingCoupons) {
+    Row first;
+    Row r;
+    for (r.row = 1, r.offset = s->outstanding_id_length(0); r.row < s->outstanding_id_length_size();
+         r.offset += s->outstanding_id_length(r.row), ++r.row) {
+      const int64_t a = s->outstanding_expires_s(r.row);
+      const int64_t b = s->outstanding_expires_s(first.row);
+      if (a < b || (a == b && IdAt(*s, r) < IdAt(*s, first))) first = r;
+    }
+    EraseOutstanding(s, first);
+  }
+}
+
+bool UpgradeCoupons(v1::CouponState* s) {
+  if ((s->outstanding_size() != 0 || s->redeemed_size() != 0) && !MoveMessages(s)) return false;
+  const int n = s->outstanding_id_length_size();
+  if (s->outstanding_expires_s_size() != n || s->outstanding_issued_at_s_size() != n ||
+      s->outstanding_issued_event_size() != n) {
+    return false;
+  }
+  Row r;
+  for (; r.row < n; r.offset += s->outstanding_id_length(r.row), ++r.row) {
+    if (s->outstanding_id_length(r.row) > s->outstanding_ids().size() - r.offset) return false;
+    if (r.row > 0) {
+      const Row previous{r.row - 1, r.offset - s->outstanding_id_length(r.row - 1)};
+      if (!(IdAt(*s, previous) < IdAt(*s, r))) return false;
     }
   }
-  // Beyond the cap the earliest-expiring go first (those long expired).
-  while (outstanding->size() > kMaxOutstandingCoupons) {
-    auto first = std::min_element(outstanding->begin(), outstanding->end(),
-                                  [](const auto& a, const auto& b) {
-                                    return a.expires_s() != b.expires_s()
-                                               ? a.expires_s() < b.expires_s()
-                                               : a.coupon_id() < b.coupon_id();
-                                  });
-    outstanding->erase(first);
+  if (r.offset != s->outstanding_ids().size()) return false;
+  const auto& coupons = s->redeemed_coupon();
+  if (s->redeemed_at_s_size() != coupons.size() || s->redeemed_event_size() != coupons.size()) {
+    return false;
   }
+  return std::adjacent_find(coupons.begin(), coupons.end(), std::greater_equal<>()) ==
+         coupons.end();
 }
 
 v1::CouponView ComputeCoupons(const v1::CouponState& s, const absl::TimeZone& tz,
@@ -93,16 +230,19 @@ v1::CouponView ComputeCoupons(const v1::CouponState& s, const absl::TimeZone& tz
   v1::CouponView v;
   v.set_days_to_next_expiry(-1);
   const int64_t now = absl::ToUnixSeconds(as_of);
-  const v1::CouponState::Coupon* next = nullptr;
-  for (const auto& c : s.outstanding()) {
-    if (c.expires_s() <= now) continue;
+  std::optional<Row> next;
+  for (Row r; r.row < s.outstanding_id_length_size();
+       r.offset += s.outstanding_id_length(r.row), ++r.row) {
+    const int64_t expires_s = s.outstanding_expires_s(r.row);
+    if (expires_s <= now) continue;
     v.set_outstanding(v.outstanding() + 1);
-    if (next == nullptr || c.expires_s() < next->expires_s()) next = &c;
+    if (!next || expires_s < s.outstanding_expires_s(next->row)) next = r;
   }
-  if (next != nullptr) {
-    *v.mutable_next_expiry() = ToTimestamp(next->expires_s());
-    v.set_next_expiry_coupon_id(next->coupon_id());
-    const int days = static_cast<int>(LocalDay(absl::FromUnixSeconds(next->expires_s()), tz) -
+  if (next) {
+    const int64_t expires_s = s.outstanding_expires_s(next->row);
+    *v.mutable_next_expiry() = ToTimestamp(expires_s);
+    v.set_next_expiry_coupon_id(std::string(IdAt(s, *next)));
+    const int days = static_cast<int>(LocalDay(absl::FromUnixSeconds(expires_s), tz) -
                                       LocalDay(as_of, tz));
     v.set_days_to_next_expiry(days);
     v.set_expires_tomorrow(days == 1);

@@ -24,13 +24,21 @@ inline uint64_t MarkOf(absl::string_view event_id) {
 
 inline bool IsSet(const v1::EventMark& m) { return m.event() != 0; }
 
-inline bool Before(const v1::Event& e, const v1::EventMark& m) {
+// The comparisons on a mark's two parts, for marks kept in columns (CouponState's rows).
+inline bool Before(const v1::Event& e, int64_t at_s, uint64_t event) {
   const int64_t at = e.occurred_at().seconds();
-  return !IsSet(m) || at < m.at_s() || (at == m.at_s() && MarkOf(e.event_id()) < m.event());
+  return event == 0 || at < at_s || (at == at_s && MarkOf(e.event_id()) < event);
+}
+inline bool After(const v1::Event& e, int64_t at_s, uint64_t event) {
+  const int64_t at = e.occurred_at().seconds();
+  return event == 0 || at > at_s || (at == at_s && MarkOf(e.event_id()) > event);
+}
+
+inline bool Before(const v1::Event& e, const v1::EventMark& m) {
+  return Before(e, m.at_s(), m.event());
 }
 inline bool After(const v1::Event& e, const v1::EventMark& m) {
-  const int64_t at = e.occurred_at().seconds();
-  return !IsSet(m) || at > m.at_s() || (at == m.at_s() && MarkOf(e.event_id()) > m.event());
+  return After(e, m.at_s(), m.event());
 }
 inline bool Later(const v1::EventMark& a, const v1::EventMark& b) {
   return a.at_s() > b.at_s() || (a.at_s() == b.at_s() && a.event() > b.event());

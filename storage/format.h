@@ -20,7 +20,7 @@
 //                                          (storage/manifest_seal.h): from then on a missing seal
 //                                          file is damage, not an older directory (optional key,
 //                                          read by format 6 readers and ignored by older ones)
-//   state   BE32(p) + patient_id        -> patient record (EncodePatient), format 7 to 10 alike
+//   state   BE32(p) + patient_id        -> patient record (EncodePatient), format 7 to 11 alike
 //                                          (their states differ: kStorageFormatVersion): a 0 byte,
 //                                          varint32 n, n bytes of tend.v1.PatientState, varint32
 //                                          k, then the dedupe window (storage/applied_events.h):
@@ -110,8 +110,13 @@ namespace tend::storage_format {
 // latest scan, enrollment, profile, consent per purpose, contact removal, coupon issue and
 // redemption) names its event by fingerprint (EventMark.event, projections/marks.h) instead of
 // its id (a 9 is upgraded in place the same way, projections::UpgradeEventMarks; a 9 binary
-// refuses a 10 directory, whose marks it would read as unset).
-inline constexpr int kStorageFormatVersion = 10;
+// refuses a 10 directory, whose marks it would read as unset). 11: a patient's coupons and
+// redemptions are parallel columns (CouponState.outstanding_* and redeemed_*, a redemption named
+// by its coupon's fingerprint, projections::CouponOf) instead of two or three messages each, and
+// a coupon keeps only what a view reads (id, expiry, the issue's mark) (a 10 is upgraded in place
+// the same way, projections::UpgradeCoupons; a 10 binary refuses an 11 directory, whose states it
+// would read without their coupons).
+inline constexpr int kStorageFormatVersion = 11;
 
 inline constexpr absl::string_view kMetaCf = "meta";
 inline constexpr absl::string_view kStateCf = "state";

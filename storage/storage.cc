@@ -29,6 +29,7 @@
 #include "absl/strings/str_split.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "projections/coupons.h"
 #include "projections/glucose.h"
 #include "projections/marks.h"
 #include "rules/memory.h"
@@ -661,7 +662,7 @@ absl::Status Storage::CheckFormatVersion(bool fresh) {
 // records' dedupe sets and gave them fold hours: a 6 record is read as it is (storage/format.h
 // DecodePatient) and written as a 7 when its patient is next folded, so only the version changes.
 // 7 -> 8 put the glucose readings in columns, 8 -> 9 the rule memories, 9 -> 10 the event marks'
-// fingerprints: the same, ParsePatient moving them.
+// fingerprints, 10 -> 11 the coupons: the same, ParsePatient moving them.
 absl::Status Storage::UpgradeFormat(int from_version) {
   StateBatch batch(this);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));
@@ -832,10 +833,12 @@ absl::Status ParsePatient(absl::string_view record, absl::string_view what, v1::
   if (!sf::DecodePatient(record, &state_bytes, applied) ||
       !state->ParseFromArray(state_bytes.data(), static_cast<int>(state_bytes.size())) ||
       // Format 7 readings into format 8's columns, format 8 rule memories into format 9's,
-      // format 9 event marks into format 10's (storage/format.h); all checked.
+      // format 9 event marks into format 10's, format 10 coupons into format 11's columns
+      // (storage/format.h); all checked.
       (state->has_glucose() && !projections::UpgradeGlucose(state->mutable_glucose())) ||
       (state->has_rules() && !UpgradeRuleMemories(state->mutable_rules())) ||
-      !projections::UpgradeEventMarks(state)) {
+      !projections::UpgradeEventMarks(state) ||
+      (state->has_coupons() && !projections::UpgradeCoupons(state->mutable_coupons()))) {
     return absl::DataLossError(absl::StrCat("corrupt patient record ", what));
   }
   return absl::OkStatus();

@@ -382,15 +382,16 @@ TEST_CASE("a changelog record not of the format stops the restore", "[storage]")
   CHECK(restorer.Add(short_key).code() == absl::StatusCode::kDataLoss);
   ChangelogRecord unversioned{0, std::string("s\0\0\0\0p", 6), std::string("v"), 1};
   CHECK(restorer.Add(unversioned).code() == absl::StatusCode::kDataLoss);
-  // A value of a version after this build's 0x05 (0x06) is refused; versions 1 to 5's tags are
+  // A value of a version after this build's 0x06 (0x07) is refused; versions 1 to 6's tags are
   // applied.
-  ChangelogRecord newer{0, std::string("s\0\0\0\0p", 6), std::string("\x06v"), 1};
+  ChangelogRecord newer{0, std::string("s\0\0\0\0p", 6), std::string("\x07v"), 1};
   CHECK(restorer.Add(newer).code() == absl::StatusCode::kDataLoss);
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x01v"), 1}).ok());
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x02v"), 1}).ok());
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x03v"), 1}).ok());
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x04v"), 1}).ok());
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x05v"), 1}).ok());
+  CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x06v"), 1}).ok());
   ChangelogRecord elsewhere{0, std::string("s\0\0\0\3p", 6), std::string("\x01v"), 1};
   CHECK(restorer.Add(elsewhere).code() == absl::StatusCode::kDataLoss);  // partition 3's
   ChangelogRecord checkpoint_deleted{0, std::string("ccheckpoint/\0\0\0\0", 16), std::nullopt};
@@ -404,7 +405,8 @@ TEST_CASE("a changelog record not of the format stops the restore", "[storage]")
 }
 
 TEST_CASE("a version 3 changelog record of a format-8 state restores with its rule memories in "
-          "columns and its event marks by fingerprint, and damaged columns stop the restore",
+          "columns, its event marks by fingerprint and its coupons in columns, and damaged "
+          "columns stop the restore",
           "[storage]") {
   testing::TempDir dir;
   std::unique_ptr<Storage> target = BoundTarget(dir);
@@ -420,6 +422,11 @@ TEST_CASE("a version 3 changelog record of a format-8 state restores with its ru
   m->set_timer_due_s(5000);
   old.mutable_enrollment()->mutable_latest()->set_at_s(40);
   old.mutable_enrollment()->mutable_latest()->set_event_id("enrol-1");
+  v1::CouponState::Coupon* c = old.mutable_coupons()->add_outstanding();
+  c->set_coupon_id("cp-1");
+  c->set_expires_s(9000);
+  c->mutable_issued()->set_at_s(50);
+  c->mutable_issued()->set_event_id("issue-1");
   REQUIRE(restore(old, changelog::kPutV3).ok());
   v1::PatientState back;
   REQUIRE(*target->GetPatient(0, "p-8", &back));
@@ -427,6 +434,9 @@ TEST_CASE("a version 3 changelog record of a format-8 state restores with its ru
   CHECK(ReadRuleMemory(back.rules(), "inactive-7d").timer_due_s == 5000);
   CHECK(back.enrollment().latest().event_id().empty());
   CHECK(back.enrollment().latest().event() == projections::MarkOf("enrol-1"));
+  CHECK(back.coupons().outstanding_size() == 0);
+  CHECK(back.coupons().outstanding_ids() == "cp-1");
+  CHECK(back.coupons().outstanding_issued_event(0) == projections::MarkOf("issue-1"));
 
   v1::PatientState damaged = Patient("p-9", 1);
   damaged.set_partition(0);
@@ -434,6 +444,11 @@ TEST_CASE("a version 3 changelog record of a format-8 state restores with its ru
   CHECK(restore(damaged, changelog::kPut).code() == absl::StatusCode::kDataLoss);
   v1::PatientState none;
   CHECK(!*target->GetPatient(0, "p-9", &none));
+  v1::PatientState short_coupons = Patient("p-10", 1);
+  short_coupons.set_partition(0);
+  short_coupons.mutable_coupons()->set_outstanding_ids("cp-1");  // no row says so
+  CHECK(restore(short_coupons, changelog::kPut).code() == absl::StatusCode::kDataLoss);
+  CHECK(!*target->GetPatient(0, "p-10", &none));
 }
 
 TEST_CASE("a commit batch that writes a partition's state without its checkpoint has no "

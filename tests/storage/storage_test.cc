@@ -15,12 +15,14 @@
 #include <fstream>
 #include <functional>
 #include <initializer_list>
+#include <map>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "projections/coupons.h"
 #include "projections/marks.h"
 #include "rules/memory.h"
 #include "storage/format.h"
@@ -926,9 +928,7 @@ TEST_CASE("a version 9 directory is upgraded in place: event marks name their ev
         {&back.engagement().latest_contact_removed(), 30, "removed-1"},
         {&back.enrollment().latest(), 40, "enrol-1"},
         {&back.profile().latest(), 50, "profile-1"},
-        {&back.consent().latest(0).mark(), 60, "consent-1"},
-        {&back.coupons().outstanding(0).issued(), 70, "issue-1"},
-        {&back.coupons().redeemed(0).mark(), 80, "redeem-1"}};
+        {&back.consent().latest(0).mark(), 60, "consent-1"}};
     for (const auto& [m, at_s, id] : marks) {
       INFO(id);
       CHECK(m->at_s() == at_s);
@@ -936,20 +936,95 @@ TEST_CASE("a version 9 directory is upgraded in place: event marks name their ev
       CHECK(m->event() == projections::MarkOf(id));
       CHECK(m->event() == storage_format::EventFingerprint(id));
     }
+    // The coupons' marks, in format 11's columns since (a 9 read by an 11 moves both).
+    const v1::CouponState& c = back.coupons();
+    REQUIRE(c.outstanding_issued_at_s_size() == 1);
+    CHECK(c.outstanding_issued_at_s(0) == 70);
+    CHECK(c.outstanding_issued_event(0) == storage_format::EventFingerprint("issue-1"));
+    REQUIRE(c.redeemed_at_s_size() == 1);
+    CHECK(c.redeemed_at_s(0) == 80);
+    CHECK(c.redeemed_event(0) == storage_format::EventFingerprint("redeem-1"));
   };
   std::unique_ptr<Storage> storage = ReadOlderDirectory(dir.path(), check);
   v1::PatientState refused;
   CHECK(storage->GetPatient(2, "p-2", &refused).status().code() == absl::StatusCode::kDataLoss);
   v1::PatientState every_back;
   REQUIRE(*storage->GetPatient(2, "p-3", &every_back));
-  int marks_read = 0;
+  // Every mark read back, by its time: those still in messages, and the coupons' in columns.
+  std::map<int64_t, uint64_t> marks_read;
   ForEachEventMark(&every_back, /*create=*/false, [&](v1::EventMark* m) {
-    INFO("mark " << marks_read);
-    CHECK(m->at_s() == 100 + marks_read);
     CHECK(m->event_id().empty());
-    CHECK(m->event() == projections::MarkOf(absl::StrCat("id-", marks_read++)));
+    marks_read[m->at_s()] = m->event();
   });
-  CHECK(marks_read == marks_set);
+  const v1::CouponState& c = every_back.coupons();
+  for (int i = 0; i < c.outstanding_issued_at_s_size(); ++i) {
+    marks_read[c.outstanding_issued_at_s(i)] = c.outstanding_issued_event(i);
+  }
+  for (int i = 0; i < c.redeemed_at_s_size(); ++i) marks_read[c.redeemed_at_s(i)] = c.redeemed_event(i);
+  CHECK(static_cast<int>(marks_read.size()) == marks_set);
+  for (int i = 0; i < marks_set; ++i) {
+    INFO("mark " << i);
+    CHECK(marks_read[100 + i] == projections::MarkOf(absl::StrCat("id-", i)));
+  }
+  WriteBackAndCheck(std::move(storage), dir.path(), check);
+}
+
+TEST_CASE("a version 10 directory is upgraded in place: coupons move into columns when read",
+          "[storage]") {
+  TempDir dir;
+  // Format 10's coupons: a message each, with terms no view reads.
+  v1::PatientState state = State("p-1", 3);
+  state.set_partition(2);
+  auto coupon = [&](const std::string& id, int64_t expires_s, int64_t at_s, const std::string& event) {
+    v1::CouponState::Coupon* c = state.mutable_coupons()->add_outstanding();
+    c->set_coupon_id(id);
+    c->set_expires_s(expires_s);
+    c->set_value_minor(2000);
+    c->set_currency("CNY");
+    c->set_campaign_id("refill-discount");
+    c->mutable_issued()->set_at_s(at_s);
+    c->mutable_issued()->set_event(projections::MarkOf(event));
+  };
+  coupon("cp-a", 9000, 10, "issue-a");
+  coupon("cp-b", 8000, 20, "issue-b");
+  v1::CouponState::Redemption* r = state.mutable_coupons()->add_redeemed();
+  r->set_coupon_id("cp-z");
+  r->mutable_mark()->set_at_s(30);
+  r->mutable_mark()->set_event(projections::MarkOf("redeem-z"));
+  // Damage: both forms at once; an old list out of its id order.
+  v1::PatientState both = State("p-2", 1);
+  both.mutable_coupons()->add_outstanding()->set_coupon_id("cp-a");
+  both.mutable_coupons()->add_redeemed_coupon(1);
+  both.mutable_coupons()->add_redeemed_at_s(1);
+  both.mutable_coupons()->add_redeemed_event(1);
+  v1::PatientState unordered = State("p-3", 1);
+  unordered.mutable_coupons()->add_outstanding()->set_coupon_id("cp-b");
+  unordered.mutable_coupons()->add_outstanding()->set_coupon_id("cp-a");
+  MakeOlderDirectory(dir.path(), "10", {&state, &both, &unordered});
+  auto check = [](const v1::PatientState& back) {
+    CHECK(back.unique_events() == 3);
+    const v1::CouponState& c = back.coupons();
+    CHECK(c.outstanding_size() == 0);
+    CHECK(c.redeemed_size() == 0);
+    CHECK(c.outstanding_ids() == "cp-acp-b");
+    CHECK(std::vector<uint32_t>(c.outstanding_id_length().begin(), c.outstanding_id_length().end()) ==
+          std::vector<uint32_t>{4, 4});
+    CHECK(std::vector<int64_t>(c.outstanding_expires_s().begin(), c.outstanding_expires_s().end()) ==
+          std::vector<int64_t>{9000, 8000});
+    CHECK(c.outstanding_issued_event(1) == projections::MarkOf("issue-b"));
+    CHECK(std::vector<uint64_t>(c.redeemed_coupon().begin(), c.redeemed_coupon().end()) ==
+          std::vector<uint64_t>{projections::CouponOf("cp-z")});
+    CHECK(c.redeemed_at_s(0) == 30);
+    const v1::CouponView v = projections::ComputeCoupons(c, absl::UTCTimeZone(), absl::FromUnixSeconds(100));
+    CHECK(v.outstanding() == 2);
+    CHECK(v.next_expiry_coupon_id() == "cp-b");
+  };
+  std::unique_ptr<Storage> storage = ReadOlderDirectory(dir.path(), check);
+  for (const char* damaged : {"p-2", "p-3"}) {
+    INFO(damaged);
+    v1::PatientState refused;
+    CHECK(storage->GetPatient(2, damaged, &refused).status().code() == absl::StatusCode::kDataLoss);
+  }
   WriteBackAndCheck(std::move(storage), dir.path(), check);
 }
 
