@@ -104,9 +104,9 @@ class Engine::Impl : public PartitionListener {
     // The state's active days (kept up to date incrementally at each commit: one zone lookup
     // for a new slot at either end), for the churn-risk index keys.
     projections::ActiveDaySummary days;
-    // The patient's calendar (projections::PatientTimeZone) and the enrollment zone it was
-    // resolved from: looked up again only when that changes.
-    std::string zone;
+    // The patient's calendar (projections::PatientTimeZone), resolved from the state's
+    // enrollment zone: looked up again after an enrollment is folded (FoldEvent), the only event
+    // that can change it.
     std::string tz_name;
     absl::TimeZone tz;
     bool tz_known = false;
@@ -622,10 +622,8 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
 }
 
 const absl::TimeZone& Engine::Impl::TimeZoneOf(CacheEntry* entry) const {
-  const std::string& zone = entry->state.enrollment().time_zone();
-  if (!entry->tz_known || zone != entry->zone) {
+  if (!entry->tz_known) {
     entry->tz = projections::PatientTimeZone(options_.projections, entry->state, &entry->tz_name);
-    entry->zone = zone;
     entry->tz_known = true;
   }
   return entry->tz;
@@ -660,8 +658,11 @@ void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& pa
 }
 
 void Engine::Impl::FoldEvent(CacheEntry* entry) {
-  // The state Apply asks about is the entry's own, which TimeZoneOf reads (and looks up again
-  // when an enrollment folded just before changed its zone).
+  // The state Apply asks about is the entry's own, which TimeZoneOf reads. Apply asks only after
+  // folding an enrollment (projections::Apply), which may change the zone: it is looked up again
+  // then. (Comparing the zone's name at every call instead cost 2.7% of the engine thread with
+  // the default pack: a cold read of the enrollment.)
+  if (event_->has_enrollment()) entry->tz_known = false;
   auto calendar = [&](const v1::PatientState&, absl::string_view* zone) -> const absl::TimeZone& {
     const absl::TimeZone& tz = TimeZoneOf(entry);
     *zone = entry->tz_name;

@@ -27,7 +27,9 @@ const std::map<std::string, int>& ProjectionVersions();
 void Apply(const ProjectionConfig& config, const v1::Event& event, v1::PatientState* state);
 
 // The patient's calendar as a caller keeps it: the zone and its name that PatientTimeZone gives
-// for `state` as it is when called (an enrollment folded just before may have changed it).
+// for `state` as it is when called. Only an enrollment changes it, and Apply calls `calendar`
+// after folding the enrollment: a caller that looks the zone up again after each enrollment
+// event is never stale (the engine does).
 using CalendarOf = absl::FunctionRef<const absl::TimeZone&(const v1::PatientState& state,
                                                           absl::string_view* zone_name)>;
 // The same, with the calendar from `calendar` instead of a zone lookup per event (the engine

@@ -1,5 +1,6 @@
 #include "rules/rules.h"
 
+#include <google/protobuf/message.h>
 #include <google/protobuf/reflection.h>
 
 #include <algorithm>
@@ -42,8 +43,8 @@ constexpr absl::string_view kEventKinds[] = {
     "contact_removed", "consent_changed", "coupon_issued", "coupon_redeemed", "profile_updated"};
 
 // Reads a scalar field of `m` (singular) as a FieldValue.
-FieldValue ReadScalar(const Message& m, const FieldDescriptor* f) {
-  const Reflection* r = m.GetReflection();
+// `r`: the reflection of m's type (FieldPath keeps it).
+FieldValue ReadScalar(const Message& m, const Reflection* r, const FieldDescriptor* f) {
   FieldValue v;
   switch (f->cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT32: v.number = r->GetInt32(m, f); break;
@@ -236,6 +237,8 @@ absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text) {
                                                      parts[i], "\" (it has: ", FieldNamesOf(d), ")"));
     }
     path.chain.push_back(f);
+    path.holders.push_back(
+        google::protobuf::MessageFactory::generated_factory()->GetPrototype(d)->GetReflection());
     const bool last = i + 1 == parts.size();
     if (f->is_map()) {
       const FieldDescriptor* key = f->message_type()->map_key();
@@ -264,6 +267,11 @@ absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text) {
     return absl::InvalidArgumentError(
         absl::StrCat("\"", text, "\": ", path.chain.back()->name(), " is not a map"));
   }
+  if (path.chain.back()->is_map()) {
+    path.entry = google::protobuf::MessageFactory::generated_factory()
+                     ->GetPrototype(path.chain.back()->message_type())
+                     ->GetReflection();
+  }
   return path;
 }
 
@@ -272,17 +280,17 @@ FieldValue ReadField(const FieldPath& path, const v1::PatientView& view, const v
                          ? static_cast<const Message*>(&view)
                          : static_cast<const Message*>(event ? event : &v1::Event::default_instance());
   for (size_t i = 0; i + 1 < path.chain.size(); ++i) {
-    m = &m->GetReflection()->GetMessage(*m, path.chain[i]);
+    m = &path.holders[i]->GetMessage(*m, path.chain[i]);
   }
   const FieldDescriptor* leaf = path.chain.back();
-  if (!leaf->is_map()) return ReadScalar(*m, leaf);
-  const Reflection* r = m->GetReflection();
+  const Reflection* r = path.holders.back();
+  if (!leaf->is_map()) return ReadScalar(*m, r, leaf);
   const FieldDescriptor* key_f = leaf->message_type()->map_key();
   const FieldDescriptor* value_f = leaf->message_type()->map_value();
   for (int i = 0; i < r->FieldSize(*m, leaf); ++i) {
     const Message& entry = r->GetRepeatedMessage(*m, leaf, i);
-    if (entry.GetReflection()->GetString(entry, key_f) == path.map_key) {
-      return ReadScalar(entry, value_f);
+    if (path.entry->GetString(entry, key_f) == path.map_key) {
+      return ReadScalar(entry, path.entry, value_f);
     }
   }
   return ZeroOf(value_f);

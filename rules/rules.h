@@ -34,6 +34,10 @@ struct FieldPath {
   enum class Root { kPatient, kEvent };
   Root root = Root::kPatient;
   std::vector<const google::protobuf::FieldDescriptor*> chain;  // the last one is the leaf
+  // The reflection of the message that holds chain[i], and of the map's entry message (set when
+  // the leaf is a map): resolved once, so that a read asks no message for its reflection.
+  std::vector<const google::protobuf::Reflection*> holders;
+  const google::protobuf::Reflection* entry = nullptr;
   std::string map_key;  // set when the leaf is a map<string, scalar> entry
   std::string text;     // as written
 

@@ -11,6 +11,7 @@
 #include "base/time.h"
 #include "bench/memory_log.h"
 #include "dev/mock_broker.h"
+#include "projections/patient.h"
 #include "rules/rules.h"
 #include "kafka/ticker.h"
 #include "storage/format.h"
@@ -486,6 +487,55 @@ TEST_CASE("dedupe is per patient: the same event_id on two patients is two event
   }
   CHECK(applied == 4);
   CHECK(dropped == 1);
+}
+
+TEST_CASE("a re-enrollment in another zone moves the patient's calendar in the engine as in the "
+          "fold",
+          "[integration]") {
+  // The engine keeps each cached patient's zone and looks it up again only after an enrollment:
+  // the check-ins either side of a move from Shanghai to New York fall on the local days of the
+  // zone of their time, and the adherence index is rebuilt in the new zone, as a fold of the same
+  // events without the engine's cache gives. A third patient keeps the default zone throughout.
+  auto enroll = [](const std::string& patient, const std::string& id, int64_t at_s,
+                   const std::string& zone) {
+    v1::Event e = EventAt(patient, id, at_s);
+    e.mutable_enrollment()->set_program_id("diabetes-care");
+    e.mutable_enrollment()->set_time_zone(zone);
+    return e;
+  };
+  auto check_in = [](const std::string& patient, const std::string& id, int64_t at_s) {
+    v1::Event e = EventAt(patient, id, at_s);
+    e.mutable_check_in()->set_kind(v1::CheckIn::GLUCOSE);
+    return e;
+  };
+  const int64_t may1 = absl::ToUnixSeconds(absl::FromCivil(absl::CivilDay(2026, 5, 1), absl::UTCTimeZone()));
+  const int64_t hour = 3600;
+  const std::vector<v1::Event> events = {
+      enroll("p-move", "m1", may1, "Asia/Shanghai"),
+      check_in("p-move", "m2", may1 + 17 * hour),  // May 2, 01:00 in Shanghai (May 1 in New York)
+      check_in("p-stay", "s1", may1 + 17 * hour),
+      enroll("p-move", "m3", may1 + 30 * hour, "America/New_York"),
+      check_in("p-move", "m4", may1 + 50 * hour),  // May 2, 22:00 in New York (May 3 in Shanghai)
+      check_in("p-stay", "s2", may1 + 50 * hour),
+      enroll("p-back", "b1", may1, "America/New_York"),
+      enroll("p-back", "b2", may1 + hour, "Asia/Shanghai"),
+      check_in("p-back", "b3", may1 + 17 * hour)};
+  TempDir dir;
+  const EngineOptions options;
+  testing::FoldThroughKafka(events, dir.path(), options);
+  const auto states = testing::ReadStates(dir.path());
+  for (const char* patient : {"p-move", "p-stay", "p-back"}) {
+    INFO(patient);
+    v1::PatientState folded;
+    for (const v1::Event& e : events) {
+      if (e.patient_id() == patient) projections::Apply(options.projections, e, &folded);
+    }
+    const v1::PatientState& engine = states.at(patient);
+    CHECK(engine.adherence().index().time_zone() == folded.adherence().index().time_zone());
+    CHECK(engine.adherence().SerializeAsString() == folded.adherence().SerializeAsString());
+  }
+  CHECK(states.at("p-move").adherence().index().time_zone() == "America/New_York");
+  CHECK(states.at("p-back").adherence().index().time_zone() == "Asia/Shanghai");
 }
 
 TEST_CASE("a copy of an event is dropped within the dedupe window and folded again after it, "
