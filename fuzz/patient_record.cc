@@ -137,6 +137,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       e.mutable_coupon_redeemed()->set_coupon_id(id);
       projections::ApplyCoupons(e, c);
       if (!projections::UpgradeCoupons(c)) std::abort();
+      // Redeemed, the coupon is outstanding no more; the caps hold.
+      size_t offset = 0;
+      for (uint32_t length : c->outstanding_id_length()) {
+        if (c->outstanding_ids().compare(offset, length, id) == 0) std::abort();
+        offset += length;
+      }
+      if (c->outstanding_id_length_size() > projections::kMaxOutstandingCoupons ||
+          c->redeemed_coupon_size() > projections::kMaxRedemptions) {
+        std::abort();
+      }
+      (void)projections::ComputeCoupons(*c, absl::UTCTimeZone(), as_of);
     }
   }
   // A fold at a clock and of an event the input's first bytes choose, with a small bound.

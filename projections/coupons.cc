@@ -157,7 +157,8 @@ void ApplyCoupons(const v1::Event& event, v1::CouponState* s) {
       s->set_redeemed_at_s(r, at_s);
       s->set_redeemed_event(r, MarkOf(event.event_id()));
     }
-    if (s->redeemed_coupon_size() > kMaxRedemptions) {  // the oldest redemption goes
+    // The oldest redemption goes (a loop: a damaged record read with more shrinks to the cap).
+    while (s->redeemed_coupon_size() > kMaxRedemptions) {
       int oldest = 0;
       for (int i = 1; i < s->redeemed_coupon_size(); ++i) {
         if (std::pair(s->redeemed_at_s(i), s->redeemed_event(i)) <

@@ -169,8 +169,11 @@ TEST_CASE("a command the sink never acknowledges before it expires is dropped an
   c.set_rule_id("welcome");
   c.set_rule_version(3);
   c.set_trigger("event:e1");
+  // Expiring 2-3 s from now (whole seconds): time for at least one failed attempt, whose error
+  // the record names. (+1 left as little as a few ms once rounded, and the command could
+  // expire before the dispatcher's first attempt on a loaded machine: seen in CI.)
   c.mutable_not_before()->set_seconds(absl::ToUnixSeconds(absl::Now()));
-  c.mutable_expires_at()->set_seconds(absl::ToUnixSeconds(absl::Now()) + 1);
+  c.mutable_expires_at()->set_seconds(absl::ToUnixSeconds(absl::Now()) + 3);
   StateBatch batch = (*storage)->NewBatch();
   batch.PutCommand(0, c);
   REQUIRE((*storage)->Commit(&batch).ok());

@@ -168,6 +168,19 @@ TEST_CASE("coupons: state stays bounded") {
   CHECK(kept.count("k10") == 1);
   CHECK(ComputeCoupons(s, absl::UTCTimeZone(), At("2026-05-02T10:00:00Z")).outstanding() == 1);
   CHECK(UpgradeCoupons(&s));  // the columns as written pass the reader's checks
+
+  // A record read with more rows than the caps (no writer leaves one) shrinks to them at its
+  // next coupon event.
+  v1::CouponState over;
+  for (uint64_t i = 1; i <= 300; ++i) {
+    over.add_redeemed_coupon(i);
+    over.add_redeemed_at_s(static_cast<int64_t>(i));
+    over.add_redeemed_event(i);
+  }
+  REQUIRE(UpgradeCoupons(&over));
+  ApplyCoupons(Redeemed("r-next", "2026-06-01T10:00:00Z", "another"), &over);
+  CHECK(over.redeemed_coupon_size() == kMaxRedemptions);
+  CHECK(over.redeemed_coupon(0) == 46);  // the 45 oldest went
 }
 
 // The view by its definition, from the events themselves: a coupon is outstanding when it was
