@@ -210,12 +210,12 @@ bool UpgradeCoupons(v1::CouponState* s) {
     return false;
   }
   Row r;
+  absl::string_view previous;
   for (; r.row < n; r.offset += s->outstanding_id_length(r.row), ++r.row) {
     if (s->outstanding_id_length(r.row) > s->outstanding_ids().size() - r.offset) return false;
-    if (r.row > 0) {
-      const Row previous{r.row - 1, r.offset - s->outstanding_id_length(r.row - 1)};
-      if (!(IdAt(*s, previous) < IdAt(*s, r))) return false;
-    }
+    const absl::string_view id = IdAt(*s, r);
+    if (r.row > 0 && !(previous < id)) return false;
+    previous = id;
   }
   if (r.offset != s->outstanding_ids().size()) return false;
   const auto& coupons = s->redeemed_coupon();
