@@ -10,7 +10,6 @@
 #include <tuple>
 #include <vector>
 
-#include <google/protobuf/arena.h>
 #include <google/protobuf/util/time_util.h>
 
 #include "absl/container/flat_hash_map.h"
@@ -30,6 +29,7 @@
 #include "engine/changelog_restore.h"
 #include "engine/changelog_writer.h"
 #include "engine/committer.h"
+#include "engine/decoder.h"
 #include "engine/rule_ids.h"
 #include "engine/timer_index.h"
 #include "projections/patient.h"
@@ -141,7 +141,8 @@ class Engine::Impl : public PartitionListener {
   // Folds `source` until it ends, `stop` is set or a fatal error; commits what was folded and
   // closes the source.
   absl::Status Loop(RecordSource* source, const std::atomic<bool>& stop);
-  void Process(const LogRecord& record);
+  // Folds batch[index], checked by decoder_.
+  void Process(const LogRecord& record, size_t index);
   absl::Status Fold(int32_t partition, Partition* p);
   // Folds event_ into the entry's state, in the calendar the entry keeps (TimeZoneOf).
   void FoldEvent(CacheEntry* entry);
@@ -227,22 +228,12 @@ class Engine::Impl : public PartitionListener {
   int64_t uncommitted_timers_ = 0;  // fired since the last commit: they count toward its size
   int64_t dlq_unflushed_ = 0;
   absl::Time last_commit_ = absl::Now();
-  absl::Time batch_wall_time_ = absl::Now();  // this machine's clock when the batch was read
   absl::Status fatal_;
   bool closing_ = false;  // leaving the group for good
 
-  // Events are parsed into an arena that is reset once per consumed batch: no heap allocation
-  // per event for its body and strings. Reset() keeps the initial block, so a batch of typical
-  // records is parsed without touching malloc at all.
-  static constexpr size_t kArenaBlock = 8 << 20;
-  std::unique_ptr<char[]> arena_block_{new char[kArenaBlock]};
-  google::protobuf::Arena arena_{[this] {
-    google::protobuf::ArenaOptions o;
-    o.initial_block = arena_block_.get();
-    o.initial_block_size = kArenaBlock;
-    return o;
-  }()};
-  v1::Event* event_ = nullptr;  // the record being processed, on arena_
+  // Parses and checks each batch's records ahead of the fold, on its own thread.
+  BatchDecoder decoder_{CheckOptions{options_.validation, options_.start_at}};
+  const v1::Event* event_ = nullptr;  // the record being processed, on decoder_'s arena
   int64_t current_offset_ = 0;  // its offset
   std::string key_;  // reused cache key
   static constexpr size_t kMinSharedBuild = 2048;  // fewer dirty patients: one thread builds
@@ -779,12 +770,13 @@ absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
   return absl::OkStatus();
 }
 
-void Engine::Impl::Process(const LogRecord& record) {
+void Engine::Impl::Process(const LogRecord& record, size_t index) {
   auto it = partitions_.find(record.partition);
   if (it == partitions_.end()) return;  // stale record from a revoked partition
   Partition& p = it->second;
   p.eof = false;
-  if (options_.start_at && record.timestamp_ms < absl::ToUnixMillis(*options_.start_at)) {
+  const CheckedRecord& checked = decoder_.Get(index);
+  if (checked.skipped) {
     // Before --from: passed over, not folded; the offset moves on so a restart does not re-read
     // it. (The mock broker cannot look offsets up by time, so the log is read from its start.)
     p.checkpoint.set_next_offset(record.offset + 1);
@@ -803,34 +795,9 @@ void Engine::Impl::Process(const LogRecord& record) {
     first_record_ns_.store(absl::ToUnixNanos(absl::Now()));
   }
 
-  event_ = google::protobuf::Arena::CreateMessage<v1::Event>(&arena_);
-  DeadLetterReason why = DeadLetterReason::kUndecodable;  // the check that failed, if one did
-  absl::Status s = DecodeEvent(record.value, event_);
-  const bool tick = s.ok() && event_->has_clock_tick();
-  if (s.ok()) {
-    why = DeadLetterReason::kInvalid;
-    s = tick ? ValidateClockTick(*event_, options_.validation)
-             : ValidateEvent(*event_, options_.validation);
-  }
-  // The clock moves only as far as the log's own time allows (docs/design.md, "Time you can
-  // trust"): a record from 2099 is dead-lettered instead of making every patient LOST.
-  if (s.ok()) {
-    why = DeadLetterReason::kRecordedAt;
-    s = CheckRecordedAt(*event_, record.timestamp_ms, options_.validation);
-  }
-  if (s.ok()) {
-    why = DeadLetterReason::kTimestamp;
-    s = CheckRecordTimestamp(record.timestamp_ms, batch_wall_time_, options_.validation);
-  }
-  if (s.ok()) {
-    const absl::string_view key = record.key;
-    if (key != event_->patient_id()) {
-      why = DeadLetterReason::kKeyMismatch;
-      s = absl::InvalidArgumentError(absl::StrCat(
-          "record key \"", absl::CHexEscape(key), "\" differs from patient_id \"",
-          event_->patient_id(), "\"; producers must key records by patient_id"));
-    }
-  }
+  event_ = checked.event;
+  const bool tick = checked.tick;
+  absl::Status s = checked.status;
   if (s.ok()) {
     // The partition clock advances only from recorded_at, our servers' time (docs/design.md, "Time
     // is in the log").
@@ -854,7 +821,7 @@ void Engine::Impl::Process(const LogRecord& record) {
       return;
     }
   } else {
-    DeadLetter(record, &p, s, why);
+    DeadLetter(record, &p, s, checked.why);
   }
   p.checkpoint.set_next_offset(record.offset + 1);
   p.checkpoint.clear_decisions_in_record();
@@ -1043,9 +1010,6 @@ absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
 
 absl::Status Engine::Impl::Loop(RecordSource* source, const std::atomic<bool>& stop) {
   if (absl::Status s = source->Start(this); !s.ok()) return s;
-  // Events are parsed into arena_, reset at a batch's end once it holds this many.
-  constexpr int kArenaRecords = ConsumerSource::kMaxBatch;
-  int in_arena = 0;
   std::vector<LogRecord> batch;
   batch.reserve(ConsumerSource::kMaxBatch);
   // Folds what the source has within `wait`: how many records, or -1 at the source's end.
@@ -1055,10 +1019,10 @@ absl::Status Engine::Impl::Loop(RecordSource* source, const std::atomic<bool>& s
       Fail(more.status());
       return 0;
     }
-    batch_wall_time_ = absl::Now();  // read once per batch (CheckRecordTimestamp)
+    decoder_.Start(batch, absl::Now());  // the clock read once per batch (CheckRecordTimestamp)
     for (size_t i = 0; i < batch.size(); ++i) {
       Prefetch(batch, i);
-      Process(batch[i]);
+      Process(batch[i], i);
       if (!fatal_.ok()) break;
       // The count and the cache's bound hold within a batch too (the interval is checked after
       // it): a commit lets the written patients go.
@@ -1070,12 +1034,8 @@ absl::Status Engine::Impl::Loop(RecordSource* source, const std::atomic<bool>& s
         }
       }
     }
+    decoder_.Finish();  // the batch's events are folded; nothing refers to them any more
     const auto n = static_cast<int64_t>(batch.size());
-    in_arena += static_cast<int>(n);
-    if (in_arena >= kArenaRecords) {
-      arena_.Reset();  // the batch's events are folded; nothing refers to them any more
-      in_arena = 0;
-    }
     if (n > 0) last_fold_ns_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
     return *more ? n : -1;
   };

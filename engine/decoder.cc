@@ -1,0 +1,146 @@
+#include "engine/decoder.h"
+
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "kafka/consumer.h"
+
+namespace tend {
+
+CheckedRecord CheckRecord(const LogRecord& record, const CheckOptions& options,
+                          absl::Time wall_time, google::protobuf::Arena* arena) {
+  CheckedRecord out;
+  if (options.start_at && record.timestamp_ms < absl::ToUnixMillis(*options.start_at)) {
+    out.skipped = true;
+    return out;
+  }
+  auto* event = google::protobuf::Arena::CreateMessage<v1::Event>(arena);
+  out.why = DeadLetterReason::kUndecodable;
+  out.status = DecodeEvent(record.value, event);
+  if (!out.status.ok()) return out;
+  out.event = event;
+  out.tick = event->has_clock_tick();
+  out.why = DeadLetterReason::kInvalid;
+  out.status = out.tick ? ValidateClockTick(*event, options.validation)
+                        : ValidateEvent(*event, options.validation);
+  // The clock moves only as far as the log's own time allows (docs/design.md, "Time you can
+  // trust"): a record from 2099 is dead-lettered instead of making every patient LOST.
+  if (out.status.ok()) {
+    out.why = DeadLetterReason::kRecordedAt;
+    out.status = CheckRecordedAt(*event, record.timestamp_ms, options.validation);
+  }
+  if (out.status.ok()) {
+    out.why = DeadLetterReason::kTimestamp;
+    out.status = CheckRecordTimestamp(record.timestamp_ms, wall_time, options.validation);
+  }
+  if (out.status.ok() && record.key != event->patient_id()) {
+    out.why = DeadLetterReason::kKeyMismatch;
+    out.status = absl::InvalidArgumentError(absl::StrCat(
+        "record key \"", absl::CHexEscape(record.key), "\" differs from patient_id \"",
+        event->patient_id(), "\"; producers must key records by patient_id"));
+  }
+  if (out.tick && !out.status.ok()) out.tick = false;
+  return out;
+}
+
+BatchDecoder::BatchDecoder(CheckOptions options)
+    : options_(std::move(options)),
+      arena_([this] {
+        google::protobuf::ArenaOptions o;
+        o.initial_block = arena_block_.get();
+        o.initial_block_size = kArenaBlock;
+        return o;
+      }()),
+      thread_([this] { Loop(); }) {}
+
+BatchDecoder::~BatchDecoder() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  thread_.join();
+}
+
+void BatchDecoder::Start(const std::vector<LogRecord>& batch, absl::Time wall_time) {
+  const size_t n = batch.size();
+  if (n > capacity_) {
+    ready_ = std::make_unique<std::atomic<bool>[]>(n);
+    capacity_ = n;
+  }
+  for (size_t i = 0; i < n; ++i) ready_[i].store(false, std::memory_order_relaxed);
+  if (results_.size() < n) results_.resize(n);
+  batch_ = &batch;
+  wall_time_ = wall_time;
+  next_.store(0, std::memory_order_relaxed);
+  if (n >= kMinAhead) {
+    absl::MutexLock lock(&mu_);  // publishes the above to the thread
+    posted_ = true;
+  }
+}
+
+void BatchDecoder::CheckOne(size_t i) {
+  results_[i] = CheckRecord((*batch_)[i], options_, wall_time_, &arena_);
+  ready_[i].store(true, std::memory_order_release);
+}
+
+void BatchDecoder::CheckUpTo(size_t i) {
+  const size_t n = batch_->size();
+  size_t j = next_.load(std::memory_order_relaxed);
+  while (j <= i && j < n) {
+    // Claims record j unless the other thread did first (then j is reloaded).
+    if (next_.compare_exchange_weak(j, j + 1, std::memory_order_relaxed)) {
+      CheckOne(j);
+      ++j;
+    }
+  }
+}
+
+const CheckedRecord& BatchDecoder::Get(size_t i) {
+  if (!ready_[i].load(std::memory_order_acquire)) {
+    CheckUpTo(i);
+    // Claimed by the thread, which is checking it now: a record's parse and checks take about a
+    // microsecond, unless the thread lost its core.
+    for (int spins = 0; !ready_[i].load(std::memory_order_acquire); ++spins) {
+      if (spins >= 64) std::this_thread::yield();
+    }
+  }
+  return results_[i];
+}
+
+void BatchDecoder::Finish() {
+  if (batch_ == nullptr) return;
+  {
+    absl::MutexLock lock(&mu_);
+    posted_ = false;  // not taken yet: withdrawn
+    mu_.Await(absl::Condition(
+        +[](BatchDecoder* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu_) { return !d->busy_; }, this));
+  }
+  in_arena_ += batch_->size();
+  batch_ = nullptr;
+  if (in_arena_ >= static_cast<size_t>(ConsumerSource::kMaxBatch)) {
+    arena_.Reset();  // the batch's events are folded; nothing refers to them any more
+    in_arena_ = 0;
+  }
+}
+
+void BatchDecoder::Loop() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](BatchDecoder* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu_) {
+            return d->posted_ || d->stop_;
+          },
+          this));
+      if (stop_) return;
+      posted_ = false;
+      busy_ = true;
+    }
+    CheckUpTo(batch_->size());
+    absl::MutexLock lock(&mu_);
+    busy_ = false;
+  }
+}
+
+}  // namespace tend

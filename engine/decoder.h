@@ -1,0 +1,117 @@
+// Decoding and checking the records of a batch ahead of the fold, on a thread of its own.
+//
+// Before the engine folds a record it parses it (a tend.v1.Event) and runs the checks that
+// decide whether it is folded or dead-lettered: validation, recorded_at against the record's
+// timestamp, that timestamp against the machine's clock, the key against patient_id. All of it
+// reads only the record, the options and the batch's wall time: a pure function (CheckRecord),
+// which is why it can run on another thread while the engine thread folds the records before
+// it. Without rules that was about a fifth of the engine thread (docs/benchmarks.md, "Decoding
+// ahead of the fold").
+//
+// BatchDecoder runs CheckRecord over a batch on its thread, in record order, and the engine
+// thread takes each result in turn (Get). A record the thread has not begun yet is checked by
+// the engine thread itself, so the fold never waits for the thread to wake up, and a small
+// batch (a LIVE engine that keeps up) is checked inline without waking it at all. The results
+// are the same whichever thread made them.
+#ifndef TEND_ENGINE_DECODER_H_
+#define TEND_ENGINE_DECODER_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <google/protobuf/arena.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "engine/engine.h"
+#include "events/codec.h"
+#include "kafka/record_source.h"
+#include "tend/v1/events.pb.h"
+
+namespace tend {
+
+// What the engine's checks made of one record.
+struct CheckedRecord {
+  // The parsed event, on the decoder's arena (valid until the batch is finished); null when the
+  // record was not decoded (skipped, or undecodable).
+  v1::Event* event = nullptr;
+  absl::Status status;  // OK: fold it; else why it is dead-lettered
+  DeadLetterReason why = DeadLetterReason::kUndecodable;  // the check that failed, when one did
+  bool tick = false;     // a valid clock tick
+  bool skipped = false;  // before EngineOptions::start_at: passed over, not decoded
+};
+
+// What CheckRecord reads besides the record.
+struct CheckOptions {
+  ValidationOptions validation;
+  std::optional<absl::Time> start_at;  // records timestamped earlier are skipped
+};
+
+// Parses `record` onto `arena` and checks it; `wall_time` is this machine's clock when the
+// record's batch was read (CheckRecordTimestamp).
+CheckedRecord CheckRecord(const LogRecord& record, const CheckOptions& options,
+                          absl::Time wall_time, google::protobuf::Arena* arena);
+
+// Not thread-safe: one engine thread calls Start, Get and Finish (its own thread is internal).
+class BatchDecoder {
+ public:
+  // Batches of fewer records are checked on the calling thread only: waking the thread would
+  // cost about what it saves.
+  static constexpr size_t kMinAhead = 32;
+
+  explicit BatchDecoder(CheckOptions options);
+  ~BatchDecoder();
+  BatchDecoder(const BatchDecoder&) = delete;
+  BatchDecoder& operator=(const BatchDecoder&) = delete;
+
+  // Begins checking `batch` (borrowed until Finish) ahead of the caller. Precondition: the
+  // previous batch was finished.
+  void Start(const std::vector<LogRecord>& batch, absl::Time wall_time);
+  // Record i's result, valid until Finish. Any index of the batch, in any order; each
+  // record is checked once, by whichever thread claims it first.
+  const CheckedRecord& Get(size_t i);
+  // The thread leaves the batch (waits for the record it is checking, if any); then the events
+  // are freed once the arena holds enough of them. Every result and event of the batch is
+  // invalid afterwards.
+  void Finish();
+
+ private:
+  // Claims and checks records in order, starting at next_, until `i` is done. On either thread.
+  void CheckUpTo(size_t i);
+  void CheckOne(size_t i);
+  void Loop();
+
+  const CheckOptions options_;
+  const std::vector<LogRecord>* batch_ = nullptr;
+  absl::Time wall_time_;
+  std::vector<CheckedRecord> results_;
+  std::unique_ptr<std::atomic<bool>[]> ready_;  // results_[i] is complete
+  size_t capacity_ = 0;
+  std::atomic<size_t> next_{0};  // the first record no thread has claimed
+  size_t in_arena_ = 0;          // records decoded since the arena was last reset
+
+  // Events are parsed into an arena that is reset once it holds a consumer batch's worth: no
+  // heap allocation per event for its body and strings. Reset() keeps the initial block, so a
+  // batch of typical records is parsed without touching malloc. Both threads allocate on it
+  // (protobuf's arena is thread-safe for that); only Finish resets it, with the thread idle.
+  static constexpr size_t kArenaBlock = 8 << 20;
+  std::unique_ptr<char[]> arena_block_{new char[kArenaBlock]};
+  google::protobuf::Arena arena_;
+
+  absl::Mutex mu_;
+  bool posted_ ABSL_GUARDED_BY(mu_) = false;  // a batch waits for the thread to take it
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;    // the thread is checking records of the batch
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+}  // namespace tend
+
+#endif  // TEND_ENGINE_DECODER_H_

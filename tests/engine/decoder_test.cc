@@ -1,0 +1,215 @@
+// engine/decoder.h: the checks of one record, and a batch checked on two threads giving exactly
+// what the checks give on one, whichever thread claims each record.
+#include "engine/decoder.h"
+
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+namespace tend {
+namespace {
+
+// A record of every kind the checks tell apart, by `kind` (0-7), for patient `i`.
+struct Built {
+  std::string key, value;
+  int64_t timestamp_ms = 0;
+};
+
+Built BuildRecord(int kind, int i, absl::Time now) {
+  v1::Event e;
+  const int64_t at = absl::ToUnixSeconds(now) - 60;
+  e.set_patient_id(absl::StrCat("p", i));
+  e.set_event_id(absl::StrCat("e-", i));
+  e.mutable_occurred_at()->set_seconds(at);
+  e.mutable_recorded_at()->set_seconds(at);
+  e.mutable_scan()->set_channel_id("pharmacy");
+  Built b{e.patient_id(), "", at * 1000};
+  switch (kind) {
+    case 0:  // valid
+      break;
+    case 1:  // undecodable
+      b.value = std::string("\xff\xff\xff\xff not an event", 18);
+      return b;
+    case 2:  // invalid: a patient_id outside the alphabet
+      e.set_patient_id("a b");
+      b.key = "a b";
+      break;
+    case 3:  // recorded_at an hour after the record's timestamp
+      b.timestamp_ms -= 3600 * 1000;
+      break;
+    case 4:  // the record's timestamp (and recorded_at) a day ahead of this machine
+      e.mutable_recorded_at()->set_seconds(at + 86400);
+      e.mutable_occurred_at()->set_seconds(at + 86400);
+      b.timestamp_ms += 86400 * 1000;
+      break;
+    case 5:  // keyed by another patient
+      b.key = absl::StrCat("q", i);
+      break;
+    case 6:  // a clock tick of a trusted ticker
+      e.clear_patient_id();
+      e.clear_scan();
+      e.clear_occurred_at();
+      e.mutable_clock_tick()->set_ticker("tend-ticker-t1");
+      b.key = "";
+      break;
+    case 7:  // before --from
+      b.timestamp_ms -= 30 * 86400 * 1000LL;
+      e.mutable_recorded_at()->set_seconds(at - 30 * 86400);
+      e.mutable_occurred_at()->set_seconds(at - 30 * 86400);
+      break;
+  }
+  b.value = e.SerializeAsString();
+  return b;
+}
+
+std::vector<LogRecord> Records(const std::vector<Built>& built) {
+  std::vector<LogRecord> records;
+  for (size_t i = 0; i < built.size(); ++i) {
+    LogRecord r;
+    r.partition = static_cast<int32_t>(i % 3);
+    r.offset = static_cast<int64_t>(i);
+    r.key = built[i].key;
+    r.value = built[i].value;
+    r.timestamp_ms = built[i].timestamp_ms;
+    records.push_back(r);
+  }
+  return records;
+}
+
+CheckOptions Options(absl::Time now) {
+  CheckOptions o;
+  o.start_at = now - absl::Hours(24 * 7);
+  return o;
+}
+
+// The same result: status, reason, tick, skip, and the event byte for byte.
+void RequireSame(const CheckedRecord& got, const CheckedRecord& want) {
+  REQUIRE(got.status == want.status);
+  REQUIRE(got.why == want.why);
+  REQUIRE(got.tick == want.tick);
+  REQUIRE(got.skipped == want.skipped);
+  REQUIRE((got.event == nullptr) == (want.event == nullptr));
+  if (want.event != nullptr) REQUIRE(got.event->SerializeAsString() == want.event->SerializeAsString());
+}
+
+TEST_CASE("each check of a record gives its own reason") {
+  const absl::Time now = absl::Now();
+  google::protobuf::Arena arena;
+  const CheckOptions options = Options(now);
+  auto check = [&](int kind) {
+    const std::vector<Built> built = {BuildRecord(kind, 7, now)};
+    return CheckRecord(Records(built)[0], options, now, &arena);
+  };
+  CheckedRecord valid = check(0);
+  REQUIRE(valid.status.ok());
+  REQUIRE(valid.event != nullptr);
+  REQUIRE(valid.event->patient_id() == "p7");
+  REQUIRE_FALSE(valid.tick);
+  const std::vector<std::pair<int, DeadLetterReason>> bad = {
+      {1, DeadLetterReason::kUndecodable}, {2, DeadLetterReason::kInvalid},
+      {3, DeadLetterReason::kRecordedAt},  {4, DeadLetterReason::kTimestamp},
+      {5, DeadLetterReason::kKeyMismatch}};
+  for (const auto& [kind, why] : bad) {
+    CAPTURE(kind);
+    CheckedRecord c = check(kind);
+    REQUIRE_FALSE(c.status.ok());
+    REQUIRE(c.why == why);
+    REQUIRE_FALSE(c.tick);
+    REQUIRE_FALSE(c.skipped);
+  }
+  REQUIRE(check(1).event == nullptr);
+  REQUIRE(check(5).status.message().find("differs from patient_id") != absl::string_view::npos);
+  CheckedRecord tick = check(6);
+  REQUIRE(tick.status.ok());
+  REQUIRE(tick.tick);
+  CheckedRecord early = check(7);
+  REQUIRE(early.skipped);
+  REQUIRE(early.event == nullptr);
+}
+
+TEST_CASE("a batch checked ahead on the decoder's thread gives what the checks give inline") {
+  const absl::Time now = absl::Now();
+  const CheckOptions options = Options(now);
+  BatchDecoder decoder(options);
+  google::protobuf::Arena arena;
+  std::mt19937 rng(20261203);
+  // Sizes on both sides of kMinAhead and up to a consumer batch; the fold sometimes lags (the
+  // thread claims most records), sometimes races it (the two claim alternately).
+  for (int round = 0; round < 300; ++round) {
+    const size_t n = round % 5 == 0 ? 1 + rng() % BatchDecoder::kMinAhead : 1 + rng() % 4096;
+    std::vector<Built> built;
+    for (size_t i = 0; i < n; ++i) {
+      built.push_back(BuildRecord(rng() % 4 == 0 ? static_cast<int>(rng() % 8) : 0,
+                                  static_cast<int>(i), now));
+    }
+    const std::vector<LogRecord> batch = Records(built);
+    const int lag = round % 3;
+    decoder.Start(batch, now);
+    for (size_t i = 0; i < n; ++i) {
+      if (lag == 1 && i % 512 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+      CAPTURE(round, n, i);
+      RequireSame(decoder.Get(i), CheckRecord(batch[i], options, now, &arena));
+    }
+    decoder.Finish();
+  }
+}
+
+TEST_CASE("a fold that passes records over still gets the later ones, in any order") {
+  // The engine takes no result for a record of a partition it no longer owns; a later record's
+  // result must come all the same, whether or not the thread has reached it.
+  const absl::Time now = absl::Now();
+  const CheckOptions options = Options(now);
+  BatchDecoder decoder(options);
+  google::protobuf::Arena arena;
+  for (const size_t n : {size_t{5}, size_t{40}, size_t{3000}}) {
+    std::vector<Built> built;
+    for (size_t i = 0; i < n; ++i) built.push_back(BuildRecord(static_cast<int>(i % 8), static_cast<int>(i), now));
+    const std::vector<LogRecord> batch = Records(built);
+    decoder.Start(batch, now);
+    RequireSame(decoder.Get(n - 1), CheckRecord(batch[n - 1], options, now, &arena));
+    for (size_t i = 0; i + 1 < n; i += 3) {
+      RequireSame(decoder.Get(i), CheckRecord(batch[i], options, now, &arena));
+    }
+    decoder.Finish();
+    // And a batch of which nothing is taken is finished without waiting for anything.
+    decoder.Start(batch, now);
+    decoder.Finish();
+  }
+}
+
+TEST_CASE("a batch left early leaves nothing of it in the next") {
+  // The engine stops folding a batch at a fatal error; the decoder's thread may be checking its
+  // records still. Finish waits for it: nothing of the old batch may land in the next one's
+  // results (or on the arena once it is reset).
+  const absl::Time now = absl::Now();
+  const CheckOptions options = Options(now);
+  BatchDecoder decoder(options);
+  google::protobuf::Arena arena;
+  std::vector<Built> first, second;
+  for (int i = 0; i < 4000; ++i) {
+    first.push_back(BuildRecord(i % 8, i, now));
+    second.push_back(BuildRecord((i + 3) % 8, 100000 + i, now));
+  }
+  const std::vector<LogRecord> a = Records(first), b = Records(second);
+  for (int round = 0; round < 40; ++round) {
+    decoder.Start(a, now);
+    (void)decoder.Get(0);
+    if (round % 2 == 1) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    decoder.Finish();
+    decoder.Start(b, now);
+    for (size_t i = 0; i < b.size(); ++i) {
+      CAPTURE(round, i);
+      RequireSame(decoder.Get(i), CheckRecord(b[i], options, now, &arena));
+    }
+    decoder.Finish();
+  }
+}
+
+}  // namespace
+}  // namespace tend
