@@ -5,43 +5,53 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "kafka/consumer.h"
+#include "storage/format.h"
 
 namespace tend {
 
-CheckedRecord CheckRecord(const LogRecord& record, const CheckOptions& options,
-                          absl::Time wall_time, google::protobuf::Arena* arena) {
-  CheckedRecord out;
+void CheckRecord(const LogRecord& record, const CheckOptions& options, absl::Time wall_time,
+                 google::protobuf::Arena* arena, CheckedRecord* out) {
+  out->event = nullptr;
+  out->why = DeadLetterReason::kUndecodable;
+  out->tick = false;
+  out->skipped = false;
+  out->state_key.clear();
+  out->key_hash = 0;
   if (options.start_at && record.timestamp_ms < absl::ToUnixMillis(*options.start_at)) {
-    out.skipped = true;
-    return out;
+    out->status = absl::OkStatus();
+    out->skipped = true;
+    return;
   }
   auto* event = google::protobuf::Arena::CreateMessage<v1::Event>(arena);
-  out.why = DeadLetterReason::kUndecodable;
-  out.status = DecodeEvent(record.value, event);
-  if (!out.status.ok()) return out;
-  out.event = event;
-  out.tick = event->has_clock_tick();
-  out.why = DeadLetterReason::kInvalid;
-  out.status = out.tick ? ValidateClockTick(*event, options.validation)
-                        : ValidateEvent(*event, options.validation);
+  out->status = DecodeEvent(record.value, event);
+  if (!out->status.ok()) return;
+  out->event = event;
+  const bool tick = event->has_clock_tick();
+  out->why = DeadLetterReason::kInvalid;
+  out->status = tick ? ValidateClockTick(*event, options.validation)
+                     : ValidateEvent(*event, options.validation);
   // The clock moves only as far as the log's own time allows (docs/design.md, "Time you can
   // trust"): a record from 2099 is dead-lettered instead of making every patient LOST.
-  if (out.status.ok()) {
-    out.why = DeadLetterReason::kRecordedAt;
-    out.status = CheckRecordedAt(*event, record.timestamp_ms, options.validation);
+  if (out->status.ok()) {
+    out->why = DeadLetterReason::kRecordedAt;
+    out->status = CheckRecordedAt(*event, record.timestamp_ms, options.validation);
   }
-  if (out.status.ok()) {
-    out.why = DeadLetterReason::kTimestamp;
-    out.status = CheckRecordTimestamp(record.timestamp_ms, wall_time, options.validation);
+  if (out->status.ok()) {
+    out->why = DeadLetterReason::kTimestamp;
+    out->status = CheckRecordTimestamp(record.timestamp_ms, wall_time, options.validation);
   }
-  if (out.status.ok() && record.key != event->patient_id()) {
-    out.why = DeadLetterReason::kKeyMismatch;
-    out.status = absl::InvalidArgumentError(absl::StrCat(
+  if (out->status.ok() && record.key != event->patient_id()) {
+    out->why = DeadLetterReason::kKeyMismatch;
+    out->status = absl::InvalidArgumentError(absl::StrCat(
         "record key \"", absl::CHexEscape(record.key), "\" differs from patient_id \"",
         event->patient_id(), "\"; producers must key records by patient_id"));
   }
-  if (out.tick && !out.status.ok()) out.tick = false;
-  return out;
+  if (!out->status.ok()) return;
+  out->tick = tick;
+  if (!tick) {
+    storage_format::SetStateKey(record.partition, event->patient_id(), &out->state_key);
+    out->key_hash = StateKeyHash{}(out->state_key);
+  }
 }
 
 BatchDecoder::BatchDecoder(CheckOptions options)
@@ -80,7 +90,7 @@ void BatchDecoder::Start(const std::vector<LogRecord>& batch, absl::Time wall_ti
 }
 
 void BatchDecoder::CheckOne(size_t i) {
-  results_[i] = CheckRecord((*batch_)[i], options_, wall_time_, &arena_);
+  CheckRecord((*batch_)[i], options_, wall_time_, &arena_, &results_[i]);
   ready_[i].store(true, std::memory_order_release);
 }
 

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -27,6 +28,7 @@
 #include <google/protobuf/arena.h>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -37,6 +39,30 @@
 
 namespace tend {
 
+// A state key (storage_format::StateKey) with its hash by StateKeyHash, computed once: the engine's
+// cache is probed with it several times per record (prefetched, then looked up).
+struct HashedStateKey {
+  absl::string_view key;
+  size_t hash = 0;
+};
+
+// The hash and equality of the engine's cache of patient states, keyed by state key; a
+// HashedStateKey is looked up by the hash it carries.
+struct StateKeyHash {
+  using is_transparent = void;
+  size_t operator()(absl::string_view key) const { return absl::Hash<absl::string_view>{}(key); }
+  size_t operator()(const HashedStateKey& key) const { return key.hash; }
+};
+struct StateKeyEq {
+  using is_transparent = void;
+  static absl::string_view View(absl::string_view key) { return key; }
+  static absl::string_view View(const HashedStateKey& key) { return key.key; }
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return View(a) == View(b);
+  }
+};
+
 // What the engine's checks made of one record.
 struct CheckedRecord {
   // The parsed event, on the decoder's arena (valid until the batch is finished); null when the
@@ -46,6 +72,12 @@ struct CheckedRecord {
   DeadLetterReason why = DeadLetterReason::kUndecodable;  // the check that failed, when one did
   bool tick = false;     // a valid clock tick
   bool skipped = false;  // before EngineOptions::start_at: passed over, not decoded
+  // An event to fold (valid, not a tick): its patient's state key and that key's hash; else
+  // empty.
+  std::string state_key;
+  size_t key_hash = 0;
+
+  HashedStateKey key() const { return {state_key, key_hash}; }
 };
 
 // What CheckRecord reads besides the record.
@@ -54,10 +86,11 @@ struct CheckOptions {
   std::optional<absl::Time> start_at;  // records timestamped earlier are skipped
 };
 
-// Parses `record` onto `arena` and checks it; `wall_time` is this machine's clock when the
-// record's batch was read (CheckRecordTimestamp).
-CheckedRecord CheckRecord(const LogRecord& record, const CheckOptions& options,
-                          absl::Time wall_time, google::protobuf::Arena* arena);
+// Parses `record` onto `arena` and checks it into `*out` (every field set; its key's buffer
+// reused); `wall_time` is this machine's clock when the record's batch was read
+// (CheckRecordTimestamp).
+void CheckRecord(const LogRecord& record, const CheckOptions& options, absl::Time wall_time,
+                 google::protobuf::Arena* arena, CheckedRecord* out);
 
 // Not thread-safe: one engine thread calls Start, Get and Finish (its own thread is internal).
 class BatchDecoder {

@@ -92,38 +92,47 @@ class Engine::Impl : public PartitionListener {
     TimerIndex timers;
   };
   struct CacheEntry {
-    std::string key;  // storage_format::StateKey(partition, patient_id): the commit order
+    // First, what folding a record reads: Prefetch asks for these lines only, up to `key`
+    // (docs/design.md, "Prefetch ahead of the fold").
     v1::PatientState state;
     int32_t partition = 0;
+    // The patient's calendar (projections::PatientTimeZone), resolved from the state's
+    // enrollment zone: looked up again after an enrollment is folded (FoldEvent), the only event
+    // that can change it. Its name is kept below, with what commits read.
+    bool tz_known = false;
+    bool dirty = false;
+    // Read since the eviction sweep last passed it, which spares it once (Evict).
+    bool referenced = false;
+    absl::TimeZone tz;
     // The fingerprints of the events folded into `state` within the dedupe window
     // (storage/applied_events.h), committed with it: how a copy of an event is recognised.
     AppliedEvents applied;
+    RuleMemoryIndex memories;  // of state.rules()'s memory rows, for deciding
+    // Then what commits, decisions and evictions read.
+    std::string key;  // storage_format::StateKey(partition, patient_id): the commit order
+    std::string tz_name;
     // What the patient's keys in the `index` column family were built from as last committed
     // (index/patient_index.h UpdatePatientIndex), so a commit writes only the keys that changed.
     PatientIndexFacts index_facts;
     // The state's active days (kept up to date incrementally at each commit: one zone lookup
     // for a new slot at either end), for the churn-risk index keys.
     projections::ActiveDaySummary days;
-    // The patient's calendar (projections::PatientTimeZone), resolved from the state's
-    // enrollment zone: looked up again after an enrollment is folded (FoldEvent), the only event
-    // that can change it.
-    std::string tz_name;
-    absl::TimeZone tz;
-    bool tz_known = false;
-    bool dirty = false;
-    RuleMemoryIndex memories;  // of state.rules()'s memory rows, for deciding
     // The cache's eviction order (second chance: Evict) and what the entry counts for in
     // cache_bytes_: the estimate as of its last read or commit (BuildPart sets `bytes`; the
-    // engine thread moves the difference into the total). `referenced`: read since the eviction
-    // sweep last passed it, which spares it once.
+    // engine thread moves the difference into the total).
     CacheEntry* newer = nullptr;
     CacheEntry* older = nullptr;
-    bool referenced = false;
     int64_t bytes = 0;
     int64_t counted = 0;
     // The commit whose batch last wrote this state (0: none since it was read): the entry may
     // leave the cache once that batch is written.
     int64_t commit_seq = 0;
+
+    // The bytes at the entry's start that folding a record reads.
+    size_t HotBytes() const {
+      return static_cast<size_t>(reinterpret_cast<const char*>(&key) -
+                                 reinterpret_cast<const char*>(this));
+    }
   };
 
   // What building a commit batch makes of some of the dirty patients (BuildPart); one part per
@@ -161,6 +170,10 @@ class Engine::Impl : public PartitionListener {
   void DeadLetter(const LogRecord& record, Partition* p, const absl::Status& reason,
                   DeadLetterReason why);
   absl::StatusOr<CacheEntry*> Lookup(int32_t partition, const std::string& patient_id);
+  // The same, with the patient's state key and its hash given (`key` must be StateKey(partition,
+  // patient_id)).
+  absl::StatusOr<CacheEntry*> Lookup(int32_t partition, const std::string& patient_id,
+                                     HashedStateKey key);
   // The cache's eviction order: Touch makes `e` the newest; Unlink takes it out. A hit only
   // marks its entry `referenced` (no list to relink: the neighbours' memory stays untouched).
   void Touch(CacheEntry* e);
@@ -213,9 +226,7 @@ class Engine::Impl : public PartitionListener {
   // Key: StateKey(partition, patient), short enough to live inline in the table's slots, so a
   // probe compares keys without chasing a pointer; entries are boxed so their addresses (in
   // dirty_) stay put when the table grows.
-  absl::flat_hash_map<std::string, std::unique_ptr<CacheEntry>> cache_;
-  // Prefetch's records ahead, by batch index modulo 4: their state keys (empty: none).
-  std::array<std::string, 4> ahead_;
+  absl::flat_hash_map<std::string, std::unique_ptr<CacheEntry>, StateKeyHash, StateKeyEq> cache_;
   CacheEntry* newest_ = nullptr;  // the eviction order's ends
   CacheEntry* oldest_ = nullptr;
   int64_t cache_bytes_ = 0;       // sum of the entries' `counted`
@@ -234,6 +245,7 @@ class Engine::Impl : public PartitionListener {
   // Parses and checks each batch's records ahead of the fold, on its own thread.
   BatchDecoder decoder_{CheckOptions{options_.validation, options_.start_at}};
   const v1::Event* event_ = nullptr;  // the record being processed, on decoder_'s arena
+  HashedStateKey event_key_;  // its patient's state key (decoder_'s), for a record to fold
   int64_t current_offset_ = 0;  // its offset
   std::string key_;  // reused cache key
   static constexpr size_t kMinSharedBuild = 2048;  // fewer dirty patients: one thread builds
@@ -534,26 +546,26 @@ void PrefetchBytes(const void* p, size_t n) {
 
 void Engine::Impl::Prefetch(const std::vector<LogRecord>& batch, size_t i) {
   // Three stages a record apart, each reading only memory the one before asked for: the table's
-  // slot (by the record's key, its patient_id), then the entry, then what the entry points to.
-  // A record takes microseconds to fold, so each stage's memory has arrived by the next.
-  constexpr size_t kMaxKey = 256;  // a longer key is invalid input (DLQ): not worth a prefetch
-  // Each stage finds the entry anew (its slot is in the cache by then): no pointer is kept
+  // slot (by the record's state key, hashed by the decoder), then the entry, then what the entry
+  // points to. A record takes microseconds to fold, so each stage's memory has arrived by the
+  // next. Each stage finds the entry anew (its slot is in the cache by then): no pointer is kept
   // across records, during which an entry may leave the cache.
+  auto key = [&](size_t j) -> const CheckedRecord* {
+    if (j >= batch.size()) return nullptr;
+    const CheckedRecord& c = decoder_.Get(j);
+    return c.state_key.empty() ? nullptr : &c;  // not an event to fold
+  };
   auto slot = [&](size_t j) {
-    std::string& key = ahead_[j % ahead_.size()];
-    key.clear();
-    if (j >= batch.size() || batch[j].key.size() > kMaxKey) return;
-    storage_format::SetStateKey(batch[j].partition, batch[j].key, &key);
-    cache_.prefetch(key);
+    if (const CheckedRecord* c = key(j)) cache_.prefetch(c->key());
   };
   auto find = [&](size_t j) -> const CacheEntry* {
-    const std::string& key = ahead_[j % ahead_.size()];
-    if (key.empty()) return nullptr;
-    auto it = cache_.find(key);
+    const CheckedRecord* c = key(j);
+    if (c == nullptr) return nullptr;
+    auto it = cache_.find(c->key());
     return it == cache_.end() ? nullptr : it->second.get();  // else read from storage, or stale
   };
   auto entry = [&](size_t j) {
-    if (const CacheEntry* e = find(j)) PrefetchBytes(e, sizeof(CacheEntry));
+    if (const CacheEntry* e = find(j)) PrefetchBytes(e, e->HotBytes());
   };
   auto sections = [&](size_t j) {
     const CacheEntry* e = find(j);
@@ -579,23 +591,29 @@ void Engine::Impl::Prefetch(const std::vector<LogRecord>& batch, size_t i) {
 absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition,
                                                                const std::string& patient_id) {
   storage_format::SetStateKey(partition, patient_id, &key_);
-  auto it = cache_.find(key_);
+  return Lookup(partition, patient_id, HashedStateKey{key_, StateKeyHash{}(key_)});
+}
+
+absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition,
+                                                               const std::string& patient_id,
+                                                               HashedStateKey key) {
+  auto it = cache_.find(key);
   if (it != cache_.end()) {
     Bump(cache_hits_);
     it->second->referenced = true;
     return it->second.get();
   }
-  auto& slot = cache_[key_];
-  slot = std::make_unique<CacheEntry>();
-  CacheEntry& entry = *slot;
-  entry.key = key_;
+  it = cache_.try_emplace(std::string(key.key)).first;
+  it->second = std::make_unique<CacheEntry>();
+  CacheEntry& entry = *it->second;
+  entry.key = it->first;
   entry.partition = partition;
   cache_misses_.fetch_add(1, std::memory_order_relaxed);
   size_t state_bytes = 0;
   auto found = storage_->GetPatient(partition, patient_id, &entry.state, &entry.applied,
                                     /*at=*/nullptr, &state_bytes);
   if (!found.ok()) {
-    cache_.erase(key_);
+    cache_.erase(it);
     return found.status();
   }
   Touch(&entry);
@@ -746,7 +764,7 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
 }
 
 absl::Status Engine::Impl::Fold(int32_t partition, Partition* p) {
-  TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, event_->patient_id()));
+  TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, event_->patient_id(), event_key_));
   // The partition clock (this record's recorded_at already counted) dates the fold: a copy is
   // recognised within the window of the original's fold, in the log's own time.
   if (!entry->applied.Fold(storage_format::EventFingerprint(event_->event_id()),
@@ -796,6 +814,7 @@ void Engine::Impl::Process(const LogRecord& record, size_t index) {
   }
 
   event_ = checked.event;
+  event_key_ = checked.key();
   const bool tick = checked.tick;
   absl::Status s = checked.status;
   if (s.ok()) {

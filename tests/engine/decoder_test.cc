@@ -9,8 +9,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "storage/format.h"
 
 namespace tend {
 namespace {
@@ -88,12 +90,21 @@ CheckOptions Options(absl::Time now) {
   return o;
 }
 
-// The same result: status, reason, tick, skip, and the event byte for byte.
+CheckedRecord Check(const LogRecord& record, const CheckOptions& options, absl::Time now,
+                    google::protobuf::Arena* arena) {
+  CheckedRecord out;
+  CheckRecord(record, options, now, arena, &out);
+  return out;
+}
+
+// The same result: status, reason, tick, skip, state key, and the event byte for byte.
 void RequireSame(const CheckedRecord& got, const CheckedRecord& want) {
   REQUIRE(got.status == want.status);
   REQUIRE(got.why == want.why);
   REQUIRE(got.tick == want.tick);
   REQUIRE(got.skipped == want.skipped);
+  REQUIRE(got.state_key == want.state_key);
+  REQUIRE(got.key_hash == want.key_hash);
   REQUIRE((got.event == nullptr) == (want.event == nullptr));
   if (want.event != nullptr) REQUIRE(got.event->SerializeAsString() == want.event->SerializeAsString());
 }
@@ -104,13 +115,17 @@ TEST_CASE("each check of a record gives its own reason") {
   const CheckOptions options = Options(now);
   auto check = [&](int kind) {
     const std::vector<Built> built = {BuildRecord(kind, 7, now)};
-    return CheckRecord(Records(built)[0], options, now, &arena);
+    return Check(Records(built)[0], options, now, &arena);
   };
   CheckedRecord valid = check(0);
   REQUIRE(valid.status.ok());
   REQUIRE(valid.event != nullptr);
   REQUIRE(valid.event->patient_id() == "p7");
   REQUIRE_FALSE(valid.tick);
+  // The cache's key, and its hash as the cache computes it.
+  REQUIRE(valid.state_key == storage_format::StateKey(0, "p7"));
+  REQUIRE(valid.key_hash == StateKeyHash{}(absl::string_view(valid.state_key)));
+  REQUIRE(valid.key().key == valid.state_key);
   const std::vector<std::pair<int, DeadLetterReason>> bad = {
       {1, DeadLetterReason::kUndecodable}, {2, DeadLetterReason::kInvalid},
       {3, DeadLetterReason::kRecordedAt},  {4, DeadLetterReason::kTimestamp},
@@ -122,15 +137,26 @@ TEST_CASE("each check of a record gives its own reason") {
     REQUIRE(c.why == why);
     REQUIRE_FALSE(c.tick);
     REQUIRE_FALSE(c.skipped);
+    REQUIRE(c.state_key.empty());  // nothing to look up
   }
   REQUIRE(check(1).event == nullptr);
   REQUIRE(check(5).status.message().find("differs from patient_id") != absl::string_view::npos);
   CheckedRecord tick = check(6);
   REQUIRE(tick.status.ok());
   REQUIRE(tick.tick);
+  REQUIRE(tick.state_key.empty());
   CheckedRecord early = check(7);
   REQUIRE(early.skipped);
   REQUIRE(early.event == nullptr);
+  // A result reused for another record keeps nothing of the last one.
+  CheckedRecord reused = check(0);
+  CheckRecord(Records({BuildRecord(1, 8, now)})[0], options, now, &arena, &reused);
+  REQUIRE(reused.event == nullptr);
+  REQUIRE(reused.state_key.empty());
+  REQUIRE(reused.why == DeadLetterReason::kUndecodable);
+  CheckRecord(Records({BuildRecord(7, 8, now)})[0], options, now, &arena, &reused);
+  REQUIRE(reused.skipped);
+  REQUIRE(reused.status.ok());
 }
 
 TEST_CASE("a batch checked ahead on the decoder's thread gives what the checks give inline") {
@@ -151,12 +177,13 @@ TEST_CASE("a batch checked ahead on the decoder's thread gives what the checks g
     const std::vector<LogRecord> batch = Records(built);
     const int lag = round % 3;
     decoder.Start(batch, now);
+    // Finished before the batch goes, even when a REQUIRE fails.
+    absl::Cleanup finish = [&] { decoder.Finish(); };
     for (size_t i = 0; i < n; ++i) {
       if (lag == 1 && i % 512 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
       CAPTURE(round, n, i);
-      RequireSame(decoder.Get(i), CheckRecord(batch[i], options, now, &arena));
+      RequireSame(decoder.Get(i), Check(batch[i], options, now, &arena));
     }
-    decoder.Finish();
   }
 }
 
@@ -172,9 +199,9 @@ TEST_CASE("a fold that passes records over still gets the later ones, in any ord
     for (size_t i = 0; i < n; ++i) built.push_back(BuildRecord(static_cast<int>(i % 8), static_cast<int>(i), now));
     const std::vector<LogRecord> batch = Records(built);
     decoder.Start(batch, now);
-    RequireSame(decoder.Get(n - 1), CheckRecord(batch[n - 1], options, now, &arena));
+    RequireSame(decoder.Get(n - 1), Check(batch[n - 1], options, now, &arena));
     for (size_t i = 0; i + 1 < n; i += 3) {
-      RequireSame(decoder.Get(i), CheckRecord(batch[i], options, now, &arena));
+      RequireSame(decoder.Get(i), Check(batch[i], options, now, &arena));
     }
     decoder.Finish();
     // And a batch of which nothing is taken is finished without waiting for anything.
@@ -203,11 +230,11 @@ TEST_CASE("a batch left early leaves nothing of it in the next") {
     if (round % 2 == 1) std::this_thread::sleep_for(std::chrono::microseconds(200));
     decoder.Finish();
     decoder.Start(b, now);
+    absl::Cleanup finish = [&] { decoder.Finish(); };
     for (size_t i = 0; i < b.size(); ++i) {
       CAPTURE(round, i);
-      RequireSame(decoder.Get(i), CheckRecord(b[i], options, now, &arena));
+      RequireSame(decoder.Get(i), Check(b[i], options, now, &arena));
     }
-    decoder.Finish();
   }
 }
 
