@@ -55,14 +55,7 @@ void CheckRecord(const LogRecord& record, const CheckOptions& options, absl::Tim
 }
 
 BatchDecoder::BatchDecoder(CheckOptions options)
-    : options_(std::move(options)),
-      arena_([this] {
-        google::protobuf::ArenaOptions o;
-        o.initial_block = arena_block_.get();
-        o.initial_block_size = kArenaBlock;
-        return o;
-      }()),
-      thread_([this] { Loop(); }) {}
+    : options_(std::move(options)), thread_([this] { Loop(); }) {}
 
 BatchDecoder::~BatchDecoder() {
   {
@@ -89,26 +82,25 @@ void BatchDecoder::Start(const std::vector<LogRecord>& batch, absl::Time wall_ti
   }
 }
 
-void BatchDecoder::CheckOne(size_t i) {
-  CheckRecord((*batch_)[i], options_, wall_time_, &arena_, &results_[i]);
-  ready_[i].store(true, std::memory_order_release);
-}
-
-void BatchDecoder::CheckUpTo(size_t i) {
+size_t BatchDecoder::CheckUpTo(size_t i, google::protobuf::Arena* arena) {
   const size_t n = batch_->size();
+  size_t checked = 0;
   size_t j = next_.load(std::memory_order_relaxed);
   while (j <= i && j < n) {
     // Claims record j unless the other thread did first (then j is reloaded).
     if (next_.compare_exchange_weak(j, j + 1, std::memory_order_relaxed)) {
-      CheckOne(j);
+      CheckRecord((*batch_)[j], options_, wall_time_, arena, &results_[j]);
+      ready_[j].store(true, std::memory_order_release);
+      ++checked;
       ++j;
     }
   }
+  return checked;
 }
 
 const CheckedRecord& BatchDecoder::Get(size_t i) {
   if (!ready_[i].load(std::memory_order_acquire)) {
-    CheckUpTo(i);
+    CheckUpTo(i, &caller_arena_.arena);
     // Claimed by the thread, which is checking it now: a record's parse and checks take about a
     // microsecond, unless the thread lost its core.
     for (int spins = 0; !ready_[i].load(std::memory_order_acquire); ++spins) {
@@ -120,6 +112,9 @@ const CheckedRecord& BatchDecoder::Get(size_t i) {
 
 void BatchDecoder::Finish() {
   if (batch_ == nullptr) return;
+  // The thread claims no more (next_ never passes the batch's size): when the engine stops in
+  // the middle of a batch, it does not check the rest.
+  next_.store(batch_->size(), std::memory_order_relaxed);
   {
     absl::MutexLock lock(&mu_);
     posted_ = false;  // not taken yet: withdrawn
@@ -129,13 +124,20 @@ void BatchDecoder::Finish() {
   in_arena_ += batch_->size();
   batch_ = nullptr;
   if (in_arena_ >= static_cast<size_t>(ConsumerSource::kMaxBatch)) {
-    arena_.Reset();  // the batch's events are folded; nothing refers to them any more
+    // The batch's events are folded; nothing refers to them any more.
+    caller_arena_.arena.Reset();
     in_arena_ = 0;
+    absl::MutexLock lock(&mu_);
+    reset_thread_arena_ = true;  // by the thread itself, before its next batch
   }
 }
 
 void BatchDecoder::Loop() {
+  // An arena's initial block serves the thread that built or last reset it: this one, for its
+  // arena (the arena was built on the caller's thread).
+  thread_arena_.arena.Reset();
   for (;;) {
+    bool reset = false;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -146,8 +148,11 @@ void BatchDecoder::Loop() {
       if (stop_) return;
       posted_ = false;
       busy_ = true;
+      std::swap(reset, reset_thread_arena_);
     }
-    CheckUpTo(batch_->size());
+    if (reset) thread_arena_.arena.Reset();  // the events of earlier batches are all folded
+    const size_t checked = CheckUpTo(batch_->size(), &thread_arena_.arena);
+    checked_by_thread_.fetch_add(static_cast<int64_t>(checked), std::memory_order_relaxed);
     absl::MutexLock lock(&mu_);
     busy_ = false;
   }

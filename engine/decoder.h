@@ -110,15 +110,35 @@ class BatchDecoder {
   // Record i's result, valid until Finish. Any index of the batch, in any order; each
   // record is checked once, by whichever thread claims it first.
   const CheckedRecord& Get(size_t i);
-  // The thread leaves the batch (waits for the record it is checking, if any); then the events
-  // are freed once the arena holds enough of them. Every result and event of the batch is
-  // invalid afterwards.
+  // The thread leaves the batch (it finishes the record it is checking, if any, and claims no
+  // more); then the events are freed once the arenas hold enough of them. Every result and
+  // event of the batch is invalid afterwards. Call before the batch goes.
   void Finish();
 
+  // Records the decoder's thread checked, in all (the rest were checked by the caller).
+  int64_t checked_by_thread() const { return checked_by_thread_.load(std::memory_order_relaxed); }
+
  private:
-  // Claims and checks records in order, starting at next_, until `i` is done. On either thread.
-  void CheckUpTo(size_t i);
-  void CheckOne(size_t i);
+  // Events are parsed into an arena that is reset once it holds a consumer batch's worth: no
+  // heap allocation per event for its body and strings. Reset() keeps the initial block, so a
+  // batch of typical records is parsed without touching malloc. One per thread: protobuf's
+  // arena would let both allocate on one, but its initial block serves only the thread that
+  // built or last reset it; the other's records would go to small blocks from malloc, freed at
+  // each reset. So the thread resets its own (reset_thread_arena_).
+  struct EventArena {
+    static constexpr size_t kBlock = 8 << 20;
+    std::unique_ptr<char[]> block{new char[kBlock]};
+    google::protobuf::Arena arena{[this] {
+      google::protobuf::ArenaOptions o;
+      o.initial_block = block.get();
+      o.initial_block_size = kBlock;
+      return o;
+    }()};
+  };
+
+  // Claims and checks records in order, starting at next_, until `i` is done, parsing them onto
+  // `arena` (the calling thread's); returns how many it checked.
+  size_t CheckUpTo(size_t i, google::protobuf::Arena* arena);
   void Loop();
 
   const CheckOptions options_;
@@ -128,20 +148,16 @@ class BatchDecoder {
   std::unique_ptr<std::atomic<bool>[]> ready_;  // results_[i] is complete
   size_t capacity_ = 0;
   std::atomic<size_t> next_{0};  // the first record no thread has claimed
-  size_t in_arena_ = 0;          // records decoded since the arena was last reset
-
-  // Events are parsed into an arena that is reset once it holds a consumer batch's worth: no
-  // heap allocation per event for its body and strings. Reset() keeps the initial block, so a
-  // batch of typical records is parsed without touching malloc. Both threads allocate on it
-  // (protobuf's arena is thread-safe for that); only Finish resets it, with the thread idle.
-  static constexpr size_t kArenaBlock = 8 << 20;
-  std::unique_ptr<char[]> arena_block_{new char[kArenaBlock]};
-  google::protobuf::Arena arena_;
+  size_t in_arena_ = 0;          // records decoded since the arenas were last reset
+  EventArena caller_arena_, thread_arena_;
+  std::atomic<int64_t> checked_by_thread_{0};
 
   absl::Mutex mu_;
   bool posted_ ABSL_GUARDED_BY(mu_) = false;  // a batch waits for the thread to take it
   bool busy_ ABSL_GUARDED_BY(mu_) = false;    // the thread is checking records of the batch
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  // Finish found the arenas full: the thread resets its own before its next batch.
+  bool reset_thread_arena_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;  // last: starts after the members it uses
 };
 

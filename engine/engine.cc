@@ -92,13 +92,13 @@ class Engine::Impl : public PartitionListener {
     TimerIndex timers;
   };
   struct CacheEntry {
-    // First, what folding a record reads: Prefetch asks for these lines only, up to `key`
-    // (docs/design.md, "Prefetch ahead of the fold").
+    // First, what folding a record reads; then what deciding on it reads too. Prefetch asks for
+    // those lines only (HotBytes; docs/design.md, "Prefetch ahead of the fold").
     v1::PatientState state;
     int32_t partition = 0;
     // The patient's calendar (projections::PatientTimeZone), resolved from the state's
     // enrollment zone: looked up again after an enrollment is folded (FoldEvent), the only event
-    // that can change it. Its name is kept below, with what commits read.
+    // that can change it.
     bool tz_known = false;
     bool dirty = false;
     // Read since the eviction sweep last passed it, which spares it once (Evict).
@@ -107,16 +107,17 @@ class Engine::Impl : public PartitionListener {
     // The fingerprints of the events folded into `state` within the dedupe window
     // (storage/applied_events.h), committed with it: how a copy of an event is recognised.
     AppliedEvents applied;
+    // With rules: read by each decision (DecisionInput).
     RuleMemoryIndex memories;  // of state.rules()'s memory rows, for deciding
-    // Then what commits, decisions and evictions read.
-    std::string key;  // storage_format::StateKey(partition, patient_id): the commit order
     std::string tz_name;
+    // The state's active days (kept up to date incrementally at each commit: one zone lookup
+    // for a new slot at either end), for the churn-risk index keys and the rules.
+    projections::ActiveDaySummary days;
+    // Then what only commits and evictions read.
+    std::string key;  // storage_format::StateKey(partition, patient_id): the commit order
     // What the patient's keys in the `index` column family were built from as last committed
     // (index/patient_index.h UpdatePatientIndex), so a commit writes only the keys that changed.
     PatientIndexFacts index_facts;
-    // The state's active days (kept up to date incrementally at each commit: one zone lookup
-    // for a new slot at either end), for the churn-risk index keys.
-    projections::ActiveDaySummary days;
     // The cache's eviction order (second chance: Evict) and what the entry counts for in
     // cache_bytes_: the estimate as of its last read or commit (BuildPart sets `bytes`; the
     // engine thread moves the difference into the total).
@@ -128,9 +129,11 @@ class Engine::Impl : public PartitionListener {
     // leave the cache once that batch is written.
     int64_t commit_seq = 0;
 
-    // The bytes at the entry's start that folding a record reads.
-    size_t HotBytes() const {
-      return static_cast<size_t>(reinterpret_cast<const char*>(&key) -
+    // The bytes at the entry's start that folding a record reads, and deciding on it with
+    // `rules`.
+    size_t HotBytes(bool rules) const {
+      const void* end = rules ? static_cast<const void*>(&key) : &memories;
+      return static_cast<size_t>(static_cast<const char*>(end) -
                                  reinterpret_cast<const char*>(this));
     }
   };
@@ -536,10 +539,13 @@ void Engine::Impl::Evict() {
 
 namespace {
 
+// Every cache line that [p, p + n) touches, from the line holding p (an object need not start
+// on a line).
 void PrefetchBytes(const void* p, size_t n) {
-  constexpr size_t kLine = 64;
-  const auto* c = static_cast<const char*>(p);
-  for (size_t off = 0; off < n; off += kLine) __builtin_prefetch(c + off);
+  constexpr uintptr_t kLine = 64;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) & ~(kLine - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p) + n;
+  for (uintptr_t a = begin; a < end; a += kLine) __builtin_prefetch(reinterpret_cast<const void*>(a));
 }
 
 }  // namespace
@@ -565,7 +571,7 @@ void Engine::Impl::Prefetch(const std::vector<LogRecord>& batch, size_t i) {
     return it == cache_.end() ? nullptr : it->second.get();  // else read from storage, or stale
   };
   auto entry = [&](size_t j) {
-    if (const CacheEntry* e = find(j)) PrefetchBytes(e, e->HotBytes());
+    if (const CacheEntry* e = find(j)) PrefetchBytes(e, e->HotBytes(options_.rules != nullptr));
   };
   auto sections = [&](size_t j) {
     const CacheEntry* e = find(j);
@@ -603,7 +609,15 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
     it->second->referenced = true;
     return it->second.get();
   }
-  it = cache_.try_emplace(std::string(key.key)).first;
+  bool inserted = false;
+  std::tie(it, inserted) = cache_.try_emplace(std::string(key.key));
+  if (!inserted) {
+    // Found by the key's own hash but not by the one given: a caller's hash is wrong, and
+    // replacing the entry would lose what it holds.
+    return absl::InternalError(absl::StrCat("the patient cache's hash of \"",
+                                            absl::CHexEscape(key.key),
+                                            "\" differs from its key's; this is a bug"));
+  }
   it->second = std::make_unique<CacheEntry>();
   CacheEntry& entry = *it->second;
   entry.key = it->first;

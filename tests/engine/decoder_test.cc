@@ -165,8 +165,11 @@ TEST_CASE("a batch checked ahead on the decoder's thread gives what the checks g
   BatchDecoder decoder(options);
   google::protobuf::Arena arena;
   std::mt19937 rng(20261203);
-  // Sizes on both sides of kMinAhead and up to a consumer batch; the fold sometimes lags (the
-  // thread claims most records), sometimes races it (the two claim alternately).
+  // Sizes on both sides of kMinAhead and up to a consumer batch. The fold lags (it sleeps now
+  // and then, and checks each record again inline to compare: the thread claims most records),
+  // or races the thread (every expected result computed before the batch starts, so the two
+  // claim as fast as they can).
+  int64_t by_thread_when_lagging = 0;
   for (int round = 0; round < 300; ++round) {
     const size_t n = round % 5 == 0 ? 1 + rng() % BatchDecoder::kMinAhead : 1 + rng() % 4096;
     std::vector<Built> built;
@@ -175,16 +178,31 @@ TEST_CASE("a batch checked ahead on the decoder's thread gives what the checks g
                                   static_cast<int>(i), now));
     }
     const std::vector<LogRecord> batch = Records(built);
-    const int lag = round % 3;
+    const bool racing = round % 2 == 0;
+    std::vector<CheckedRecord> want;
+    if (racing) {
+      for (const LogRecord& r : batch) want.push_back(Check(r, options, now, &arena));
+    }
+    const int64_t by_thread = decoder.checked_by_thread();
     decoder.Start(batch, now);
-    // Finished before the batch goes, even when a REQUIRE fails.
-    absl::Cleanup finish = [&] { decoder.Finish(); };
-    for (size_t i = 0; i < n; ++i) {
-      if (lag == 1 && i % 512 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
-      CAPTURE(round, n, i);
-      RequireSame(decoder.Get(i), Check(batch[i], options, now, &arena));
+    {
+      // Finished before the batch goes, even when a REQUIRE fails.
+      absl::Cleanup finish = [&] { decoder.Finish(); };
+      for (size_t i = 0; i < n; ++i) {
+        if (!racing && i % 512 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+        CAPTURE(round, n, i, racing);
+        RequireSame(decoder.Get(i), racing ? want[i] : Check(batch[i], options, now, &arena));
+      }
+    }
+    if (n < BatchDecoder::kMinAhead) {
+      REQUIRE(decoder.checked_by_thread() == by_thread);  // a small batch stays on one thread
+    } else if (!racing) {
+      by_thread_when_lagging += decoder.checked_by_thread() - by_thread;
     }
   }
+  // The thread did check records: the comparisons above are of its results, not only the
+  // caller's.
+  REQUIRE(by_thread_when_lagging > 10000);
 }
 
 TEST_CASE("a fold that passes records over still gets the later ones, in any order") {
@@ -196,14 +214,18 @@ TEST_CASE("a fold that passes records over still gets the later ones, in any ord
   google::protobuf::Arena arena;
   for (const size_t n : {size_t{5}, size_t{40}, size_t{3000}}) {
     std::vector<Built> built;
-    for (size_t i = 0; i < n; ++i) built.push_back(BuildRecord(static_cast<int>(i % 8), static_cast<int>(i), now));
+    for (size_t i = 0; i < n; ++i) {
+      built.push_back(BuildRecord(static_cast<int>(i % 8), static_cast<int>(i), now));
+    }
     const std::vector<LogRecord> batch = Records(built);
     decoder.Start(batch, now);
-    RequireSame(decoder.Get(n - 1), Check(batch[n - 1], options, now, &arena));
-    for (size_t i = 0; i + 1 < n; i += 3) {
-      RequireSame(decoder.Get(i), Check(batch[i], options, now, &arena));
+    {
+      absl::Cleanup finish = [&] { decoder.Finish(); };
+      RequireSame(decoder.Get(n - 1), Check(batch[n - 1], options, now, &arena));
+      for (size_t i = 0; i + 1 < n; i += 3) {
+        RequireSame(decoder.Get(i), Check(batch[i], options, now, &arena));
+      }
     }
-    decoder.Finish();
     // And a batch of which nothing is taken is finished without waiting for anything.
     decoder.Start(batch, now);
     decoder.Finish();
