@@ -59,9 +59,10 @@ BatchDecoder::BatchDecoder(CheckOptions options)
 
 BatchDecoder::~BatchDecoder() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
+  posted_cv_.notify_one();
   thread_.join();
 }
 
@@ -77,8 +78,11 @@ void BatchDecoder::Start(const std::vector<LogRecord>& batch, absl::Time wall_ti
   wall_time_ = wall_time;
   next_.store(0, std::memory_order_relaxed);
   if (n >= kMinAhead) {
-    absl::MutexLock lock(&mu_);  // publishes the above to the thread
-    posted_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);  // publishes the above to the thread
+      posted_ = true;
+    }
+    posted_cv_.notify_one();
   }
 }
 
@@ -116,10 +120,9 @@ void BatchDecoder::Finish() {
   // the middle of a batch, it does not check the rest.
   next_.store(batch_->size(), std::memory_order_relaxed);
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     posted_ = false;  // not taken yet: withdrawn
-    mu_.Await(absl::Condition(
-        +[](BatchDecoder* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu_) { return !d->busy_; }, this));
+    idle_cv_.wait(lock, [this] { return !busy_; });
   }
   in_arena_ += batch_->size();
   batch_ = nullptr;
@@ -127,7 +130,7 @@ void BatchDecoder::Finish() {
     // The batch's events are folded; nothing refers to them any more.
     caller_arena_.arena.Reset();
     in_arena_ = 0;
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     reset_thread_arena_ = true;  // by the thread itself, before its next batch
   }
 }
@@ -139,12 +142,8 @@ void BatchDecoder::Loop() {
   for (;;) {
     bool reset = false;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](BatchDecoder* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu_) {
-            return d->posted_ || d->stop_;
-          },
-          this));
+      std::unique_lock<std::mutex> lock(mu_);
+      posted_cv_.wait(lock, [this] { return posted_ || stop_; });
       if (stop_) return;
       posted_ = false;
       busy_ = true;
@@ -153,8 +152,11 @@ void BatchDecoder::Loop() {
     if (reset) thread_arena_.arena.Reset();  // the events of earlier batches are all folded
     const size_t checked = CheckUpTo(batch_->size(), &thread_arena_.arena);
     checked_by_thread_.fetch_add(static_cast<int64_t>(checked), std::memory_order_relaxed);
-    absl::MutexLock lock(&mu_);
-    busy_ = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      busy_ = false;
+    }
+    idle_cv_.notify_one();
   }
 }
 
