@@ -545,7 +545,9 @@ void PrefetchBytes(const void* p, size_t n) {
   constexpr uintptr_t kLine = 64;
   const uintptr_t begin = reinterpret_cast<uintptr_t>(p) & ~(kLine - 1);
   const uintptr_t end = reinterpret_cast<uintptr_t>(p) + n;
-  for (uintptr_t a = begin; a < end; a += kLine) __builtin_prefetch(reinterpret_cast<const void*>(a));
+  for (uintptr_t a = begin; a < end; a += kLine) {
+    __builtin_prefetch(reinterpret_cast<const void*>(a));
+  }
 }
 
 }  // namespace

@@ -106,7 +106,9 @@ void RequireSame(const CheckedRecord& got, const CheckedRecord& want) {
   REQUIRE(got.state_key == want.state_key);
   REQUIRE(got.key_hash == want.key_hash);
   REQUIRE((got.event == nullptr) == (want.event == nullptr));
-  if (want.event != nullptr) REQUIRE(got.event->SerializeAsString() == want.event->SerializeAsString());
+  if (want.event != nullptr) {
+    REQUIRE(got.event->SerializeAsString() == want.event->SerializeAsString());
+  }
 }
 
 TEST_CASE("each check of a record gives its own reason") {
