@@ -65,7 +65,7 @@ struct StateKeyEq {
 
 // What the engine's checks made of one record.
 struct CheckedRecord {
-  // The parsed event, on the decoder's arena (valid until the batch is finished); null when the
+  // The parsed event, on an arena of the decoder (valid until the batch is finished); null when the
   // record was not decoded (skipped, or undecodable).
   v1::Event* event = nullptr;
   absl::Status status;  // OK: fold it; else why it is dead-lettered
