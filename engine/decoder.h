@@ -117,6 +117,10 @@ class BatchDecoder {
 
   // Records the decoder's thread checked, in all (the rest were checked by the caller).
   int64_t checked_by_thread() const { return checked_by_thread_.load(std::memory_order_relaxed); }
+  // The memory both arenas hold now (docs/design.md, "Memory"). Call between batches.
+  uint64_t arena_bytes() const {
+    return caller_arena_.arena.SpaceAllocated() + thread_arena_.arena.SpaceAllocated();
+  }
 
  private:
   // Events are parsed into an arena that is reset once it holds a consumer batch's worth: no
