@@ -36,13 +36,16 @@ struct BenchOptions {
   // the engine without it), then restore every partition from that changelog into an empty
   // directory (takeover_restore_s, against rebuild_s: folding the log again).
   bool changelog = false;
+  // The cohort's patient ids 36 characters long (CohortOptions::long_ids), not 8.
+  bool long_ids = false;
 };
 // tend bench: raw librdkafka consumption vs the engine end to end, one JSON line on `out`.
 absl::Status RunBench(const BenchOptions& options, std::ostream& out);
 // The benchmarks' simulated cohort (all patients acquired on day 0, ten years of behaviour) cut
 // at `events` records, produced to `topic` and acknowledged; returns the records produced.
 absl::StatusOr<int64_t> ProduceBenchCohort(Producer* producer, const std::string& topic,
-                                           int patients, int64_t events, uint64_t seed);
+                                           int patients, int64_t events, uint64_t seed,
+                                           bool long_ids = false);
 
 struct ProcessesBenchOptions {
   int64_t events = 1'000'000;

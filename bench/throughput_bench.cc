@@ -96,13 +96,15 @@ absl::StatusOr<int64_t> ChangelogTruncated(const MockBroker& broker, const std::
 }  // namespace
 
 absl::StatusOr<int64_t> ProduceBenchCohort(Producer* producer, const std::string& topic,
-                                           int patients, int64_t events, uint64_t seed) {
+                                           int patients, int64_t events, uint64_t seed,
+                                           bool long_ids) {
   // The simulated cohort, all patients acquired on day 0, cut at `events` records.
   CohortOptions cohort;
   cohort.patients = patients;
   cohort.days = 3650;
   cohort.seed = seed;
   cohort.initial_share = 1.0;
+  cohort.long_ids = long_ids;
   int64_t produced = 0;
   std::cerr << "producing " << events << " records..." << std::endl;
   absl::Status sim = SimulateCohort(cohort, [&](const v1::Event& e) -> absl::Status {
@@ -126,7 +128,7 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
                                           {"batch.num.messages", "10000"}}));
   TEND_ASSIGN_OR_RETURN(const int64_t produced,
                         ProduceBenchCohort(producer.get(), broker_options.topic, options.patients,
-                                           options.events, options.seed));
+                                           options.events, options.seed, options.long_ids));
 
   // Each phase runs `repeat` times, alternating, and the medians are compared: on a shared
   // 2-core machine single runs vary by +-20%. With rules, the engine also runs without them in
@@ -261,13 +263,14 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
         no_rules_eps, no_rules_eps / raw_eps, engine_eps / no_rules_eps, median(no_rules_cpu));
   }
   out << absl::StrFormat(
-             "{\"events\":%d,\"patients\":%d,\"partitions\":%d,\"repeat\":%d,"
+             "{\"events\":%d,\"patients\":%d,\"id_chars\":%d,\"partitions\":%d,\"repeat\":%d,"
              "\"raw_consume_eps\":%.0f,\"engine_eps\":%.0f,\"ratio\":%.3f,"
              "\"engine_eps_min\":%.0f,\"engine_eps_max\":%.0f,\"folded_eps\":%.0f,"
              "\"folded_ratio\":%.3f,\"cpu_us_per_event\":%.2f,\"peak_rss_mb\":%.0f,"
              "\"duplicates\":%d,\"commits\":%d,\"timers_fired\":%d,\"decisions\":%d,"
              "\"commands\":%d%s%s}",
-             produced, options.patients, options.partitions, options.repeat, raw_eps, engine_eps,
+             produced, options.patients, options.long_ids ? 36 : 8, options.partitions,
+             options.repeat, raw_eps, engine_eps,
              engine_eps / raw_eps, *std::min_element(engine_rates.begin(), engine_rates.end()),
              *std::max_element(engine_rates.begin(), engine_rates.end()), folded_eps,
              folded_eps / raw_eps, median(engine_cpu), ru.ru_maxrss / 1024.0,

@@ -99,6 +99,14 @@ constexpr const char* kPrograms[] = {"glucose-camp-28d", "bp-care-1y", "cognitiv
 constexpr const char* kKeywords[] = {"dose", "sugar", "thanks", "price", "side-effect", "diet"};
 constexpr const char* kIngredients[] = {"metformin", "amlodipine", "atorvastatin"};
 
+// xxxxxxxx-xxxx-4xxx-8xxx-xxxxxxxxxxxx from two splitmix64 outputs of the patient's number.
+std::string LongPatientId(uint64_t index) {
+  const uint64_t a = SplitMix64Finalize(index * 2 + kSplitMix64Gamma);
+  const uint64_t b = SplitMix64Finalize(index * 2 + 1 + kSplitMix64Gamma);
+  return absl::StrFormat("%08x-%04x-4%03x-8%03x-%012x", a >> 32, (a >> 16) & 0xffff, a & 0xfff,
+                         b >> 52, b & 0xffffffffffffULL);
+}
+
 class Simulator {
  public:
   Simulator(const CohortOptions& o, const std::function<absl::Status(const v1::Event&)>& emit)
@@ -116,7 +124,7 @@ class Simulator {
     for (int i = 0; i < o_.patients; ++i) {
       SimPatient p;
       p.index = static_cast<uint64_t>(i);
-      p.id = absl::StrFormat("p%07d", i);
+      p.id = o_.long_ids ? LongPatientId(p.index) : absl::StrFormat("p%07d", i);
       // Every patient draws from the setup stream, included or not: the same draws as a whole
       // cohort's.
       double r = setup.Uniform();

@@ -25,6 +25,11 @@ struct CohortOptions {
   double duplicate_rate = 0.01;  // share of events delivered twice
   // Share of patients acquired on day 0 (the rest are spread over the period).
   double initial_share = 0.3;
+  // Patient ids of 36 characters shaped like a UUID (a hash of the patient's number), as many
+  // deployments' ids are, instead of "p0000123". Past the standard library's 15 inline
+  // characters a copied id is a heap allocation, and its comparisons read another line: the
+  // throughput bench measures both (tend bench --long-ids).
+  bool long_ids = false;
   // A known effect of the reminders, the ground truth for the uplift (issue 20): the patients
   // experiment `effect_experiment` holds out - AssignmentUnit(effect_experiment, patient id) <
   // effect_holdout (base/hash.h), the rules' own assignment - check in less: their daily chance

@@ -36,6 +36,9 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
   cmd->add_option("--events", f->bench.events)->capture_default_str();
   cmd->add_option("--patients", f->bench.patients)->capture_default_str();
   cmd->add_option("--partitions", f->bench.partitions)->capture_default_str();
+  cmd->add_flag("--long-ids", f->bench.long_ids,
+                "the throughput bench: patient ids of 36 characters shaped like UUIDs (as many "
+                "deployments' are) instead of 8 (\"p0000123\")");
   cmd->add_option("--rules", f->rules, "also decide with these rules (no dispatch)");
   cmd->add_flag("--processes", f->processes,
                 "the log folded by 1, 2 and 4 `tend engine` processes in one group (with the "
