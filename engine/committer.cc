@@ -41,15 +41,15 @@ ArenaBlocks::Pool& ArenaBlocks::Get() {
 
 void DecidedWrites::AppendTo(StateBatch* batch, bool outbox) {
   if (outbox) {
-    InKeyOrder(commands.size(), [&](size_t i) {
+    InKeyOrder(commands.size(), [&](size_t i, std::string* out) {
       const v1::ReminderCommand& c = *commands[i].second;
-      return sf::OutboxKey(commands[i].first, c.not_before().seconds(), c.command_id());
+      sf::AppendOutboxKey(commands[i].first, c.not_before().seconds(), c.command_id(), out);
     }, [&](size_t i) { batch->PutCommand(commands[i].first, *commands[i].second); });
   }
-  InKeyOrder(decisions.size(), [&](size_t i) {
+  InKeyOrder(decisions.size(), [&](size_t i, std::string* out) {
     const Decision& d = decisions[i];
-    return sf::DecisionKey(d.decision->patient_id(), d.decision->at().seconds(), d.offset,
-                           d.index);
+    sf::AppendDecisionKey(d.decision->patient_id(), d.decision->at().seconds(), d.offset, d.index,
+                          out);
   }, [&](size_t i) {
     batch->PutDecision(*decisions[i].decision, decisions[i].offset, decisions[i].index);
   });
@@ -57,15 +57,15 @@ void DecidedWrites::AppendTo(StateBatch* batch, bool outbox) {
   // within the commit (a timer that fell due, or moved, soon after it was armed) to none: a
   // timer is put only when armed, so a run that starts with a put starts from no key. (A fired
   // timer's key is removed by the firing and again by its memory's change: one delete.)
-  SortByKey(timers.size(), [&](size_t i) {
+  SortByKey(timers.size(), [&](size_t i, std::string* out) {
     const TimerOp& t = timers[i];
-    return sf::TimerKey(t.partition, t.due_s, t.patient_id, *t.rule_id);
+    sf::AppendTimerKey(t.partition, t.due_s, t.patient_id, *t.rule_id, out);
   });
   for (size_t run = 0; run < order_.size();) {
     size_t end = run + 1;
-    while (end < order_.size() && keys_[order_[end]] == keys_[order_[run]]) ++end;
-    const TimerOp& first = timers[order_[run]];
-    const TimerOp& last = timers[order_[end - 1]];
+    while (end < order_.size() && key(order_[end].index) == key(order_[run].index)) ++end;
+    const TimerOp& first = timers[order_[run].index];
+    const TimerOp& last = timers[order_[end - 1].index];
     if (last.put) {
       batch->PutTimer(last.partition, last.due_s, last.patient_id, *last.rule_id);
     } else if (!first.put) {

@@ -206,18 +206,24 @@ inline void AppendBe64(uint64_t v, std::string* out) {
   AppendBe32(static_cast<uint32_t>(v), out);
 }
 
+// Appends the key to `*out` (the Append* builders let a caller build many keys in one buffer).
+inline void AppendOutboxKey(int32_t partition, int64_t not_before_s, absl::string_view command_id,
+                            std::string* out) {
+  AppendBe32(static_cast<uint32_t>(partition), out);
+  AppendBe64(static_cast<uint64_t>(std::max<int64_t>(0, not_before_s)), out);
+  out->append(command_id.data(), command_id.size());
+}
+
 // The first outbox key of `partition` whose command may be sent at `not_before_s` or later.
 inline std::string OutboxFrom(int32_t partition, int64_t not_before_s) {
   std::string k;
-  AppendBe32(static_cast<uint32_t>(partition), &k);
-  AppendBe64(static_cast<uint64_t>(std::max<int64_t>(0, not_before_s)), &k);
+  AppendOutboxKey(partition, not_before_s, "", &k);
   return k;
 }
-
 inline std::string OutboxKey(int32_t partition, int64_t not_before_s,
                              absl::string_view command_id) {
-  std::string k = OutboxFrom(partition, not_before_s);
-  k.append(command_id.data(), command_id.size());
+  std::string k;
+  AppendOutboxKey(partition, not_before_s, command_id, &k);
   return k;
 }
 
@@ -238,24 +244,35 @@ inline std::string DecisionPrefix(absl::string_view patient_id, size_t extra = 0
   k.push_back('\0');
   return k;
 }
+inline void AppendDecisionKey(absl::string_view patient_id, int64_t at_s, int64_t offset,
+                              uint32_t index, std::string* out) {
+  out->append(patient_id.data(), patient_id.size());
+  out->push_back('\0');
+  AppendBe64(static_cast<uint64_t>(at_s), out);
+  AppendBe64(static_cast<uint64_t>(offset), out);
+  AppendBe32(index, out);
+}
 inline std::string DecisionKey(absl::string_view patient_id, int64_t at_s, int64_t offset,
                                uint32_t index) {
-  std::string k = DecisionPrefix(patient_id, 20);
-  AppendBe64(static_cast<uint64_t>(at_s), &k);
-  AppendBe64(static_cast<uint64_t>(offset), &k);
-  AppendBe32(index, &k);
+  std::string k;
+  k.reserve(patient_id.size() + 21);
+  AppendDecisionKey(patient_id, at_s, offset, index, &k);
   return k;
 }
 
+inline void AppendTimerKey(int32_t partition, int64_t due_s, absl::string_view patient_id,
+                           absl::string_view rule_id, std::string* out) {
+  AppendBe32(static_cast<uint32_t>(partition), out);
+  AppendBe64(static_cast<uint64_t>(due_s), out);
+  out->append(patient_id.data(), patient_id.size());
+  out->push_back('\0');
+  out->append(rule_id.data(), rule_id.size());
+}
 inline std::string TimerKey(int32_t partition, int64_t due_s, absl::string_view patient_id,
                             absl::string_view rule_id) {
   std::string k;
   k.reserve(12 + patient_id.size() + 1 + rule_id.size());
-  AppendBe32(static_cast<uint32_t>(partition), &k);
-  AppendBe64(static_cast<uint64_t>(due_s), &k);
-  k.append(patient_id.data(), patient_id.size());
-  k.push_back('\0');
-  k.append(rule_id.data(), rule_id.size());
+  AppendTimerKey(partition, due_s, patient_id, rule_id, &k);
   return k;
 }
 

@@ -78,8 +78,9 @@ void StateBatch::PutEncodedPatient(absl::string_view key, absl::string_view valu
 void StateBatch::PutCommand(int32_t partition, const v1::ReminderCommand& command) {
   command.SerializeToString(&value_);
   const int64_t not_before_s = command.not_before().seconds();
-  batch_.Put(storage_->outbox_, sf::OutboxKey(partition, not_before_s, command.command_id()),
-             value_);
+  key_.clear();  // the scratch buffers: no allocation per write
+  sf::AppendOutboxKey(partition, not_before_s, command.command_id(), &key_);
+  batch_.Put(storage_->outbox_, key_, value_);
   auto [it, added] = outbox_arrivals_.try_emplace(partition, not_before_s);
   if (!added) it->second = std::min(it->second, not_before_s);
   ++outbox_puts_;
@@ -87,18 +88,23 @@ void StateBatch::PutCommand(int32_t partition, const v1::ReminderCommand& comman
 
 void StateBatch::PutDecision(const v1::Decision& decision, int64_t offset, uint32_t index) {
   decision.SerializeToString(&value_);
-  batch_.Put(storage_->decisions_,
-             sf::DecisionKey(decision.patient_id(), decision.at().seconds(), offset, index), value_);
+  key_.clear();
+  sf::AppendDecisionKey(decision.patient_id(), decision.at().seconds(), offset, index, &key_);
+  batch_.Put(storage_->decisions_, key_, value_);
 }
 
 void StateBatch::PutTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
                           absl::string_view rule_id) {
-  batch_.Put(storage_->timers_, sf::TimerKey(partition, due_s, patient_id, rule_id), "");
+  key_.clear();
+  sf::AppendTimerKey(partition, due_s, patient_id, rule_id, &key_);
+  batch_.Put(storage_->timers_, key_, "");
 }
 
 void StateBatch::DeleteTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,
                              absl::string_view rule_id) {
-  batch_.Delete(storage_->timers_, sf::TimerKey(partition, due_s, patient_id, rule_id));
+  key_.clear();
+  sf::AppendTimerKey(partition, due_s, patient_id, rule_id, &key_);
+  batch_.Delete(storage_->timers_, key_);
 }
 
 void StateBatch::PutIndex(absl::string_view key) { batch_.Put(storage_->index_, ToSlice(key), ""); }

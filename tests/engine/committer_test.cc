@@ -5,12 +5,17 @@
 #include <catch2/catch.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "storage/changelog.h"
+#include "storage/format.h"
 #include "tests/temp_dir.h"
 
 namespace tend {
@@ -129,6 +134,90 @@ TEST_CASE("REPLAY: no command enters the outbox, and each is handed on once writ
   f.Commit(std::move(decided));
   CHECK(f.Outbox() == 0);
   CHECK(replayed == std::vector<std::string>{"c1", "c2"});
+}
+
+TEST_CASE(
+    "a commit's outbox and timer writes go in key order, equal keys in the order decided, "
+    "whatever the keys' first 16 bytes",
+    "[committer]") {
+  // Patient and command ids that share long prefixes, are prefixes of one another, and are
+  // longer than the sort entries' 16 bytes: most comparisons fall to the keys themselves.
+  const std::string stem(30, 'x');
+  const std::vector<std::string> ids = {
+      "p1", "p10", "p1a", stem, stem + "a", stem + "b", stem + "ab", "p1" + stem, "p1" + stem + "0",
+      "0"};
+  const std::vector<std::string> rules = {"no-bp-3d", "inactive-7d", "inactive-7"};
+  Fixture f;
+  Storage& s = *f.storage;
+  std::mt19937_64 rng(20261203);
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  auto decided = std::make_unique<DecidedWrites>();
+  // What each partition's keys should come to: the ops on each timer key in decided order, and
+  // each command key's puts.
+  std::map<std::pair<int32_t, std::string>, std::vector<bool>> timer_ops;
+  std::map<std::pair<int32_t, std::string>, std::vector<std::string>> command_puts;
+  for (int i = 0; i < 3000; ++i) {
+    const int32_t partition = static_cast<int32_t>(pick(2));
+    const std::string& patient = ids[pick(ids.size())];
+    const std::string& rule = rules[pick(rules.size())];
+    const int64_t due_s = 1'000'000 + 60 * static_cast<int64_t>(pick(3));
+    const bool put = pick(2) == 0;
+    decided->timers.push_back({partition, due_s, patient, &rule, put});
+    timer_ops[{partition, storage_format::TimerKey(partition, due_s, patient, rule)}].push_back(
+        put);
+    const std::string command_id = ids[pick(ids.size())] + "-c";
+    v1::ReminderCommand* c = AddCommand(decided.get(), partition, command_id, due_s);
+    c->set_patient_id(absl::StrCat("order-", i));  // tells apart puts of one key
+    command_puts[{partition, storage_format::OutboxKey(partition, due_s, command_id)}].push_back(
+        c->patient_id());
+  }
+  StateBatch batch = s.NewBatch();
+  decided->AppendTo(&batch, /*outbox=*/true);
+  for (int32_t partition : {0, 1}) {  // a batch's changelog needs each partition's checkpoint
+    v1::PartitionCheckpoint checkpoint;
+    checkpoint.set_topic("events");
+    checkpoint.set_partition(partition);
+    batch.PutCheckpoint(checkpoint);
+  }
+  auto records = s.ChangelogOf(batch);
+  INFO(records.status());
+  REQUIRE(records.ok());
+  // The batch's writes of each family and partition, in batch order: (key, put, value).
+  std::map<std::pair<char, int32_t>, std::vector<std::tuple<std::string, bool, std::string>>>
+      written;
+  for (const ChangelogRecord& r : *records) {
+    written[{r.key[0], r.partition}].emplace_back(r.key.substr(1), r.value.has_value(),
+                                                  r.value.value_or(""));
+  }
+  for (int32_t partition : {0, 1}) {
+    std::vector<std::tuple<std::string, bool>> want_timers;
+    for (const auto& [key, ops] : timer_ops) {
+      if (key.first != partition) continue;
+      if (ops.back()) {
+        want_timers.emplace_back(key.second, true);
+      } else if (!ops.front()) {
+        want_timers.emplace_back(key.second, false);
+      }
+    }
+    std::vector<std::tuple<std::string, bool>> got_timers;
+    for (const auto& [key, put, value] : written[{changelog::kTimers, partition}]) {
+      got_timers.emplace_back(key, put);
+    }
+    CHECK(got_timers == want_timers);
+    std::vector<std::pair<std::string, std::string>> want_commands;
+    for (const auto& [key, puts] : command_puts) {
+      if (key.first != partition) continue;
+      for (const std::string& order : puts) want_commands.emplace_back(key.second, order);
+    }
+    std::vector<std::pair<std::string, std::string>> got_commands;
+    for (const auto& [key, put, value] : written[{changelog::kOutbox, partition}]) {
+      REQUIRE(put);
+      v1::ReminderCommand c;
+      REQUIRE(c.ParseFromString(value.substr(1)));  // after the put's version byte
+      got_commands.emplace_back(key, c.patient_id());
+    }
+    CHECK(got_commands == want_commands);
+  }
 }
 
 TEST_CASE("a job runs on the writer thread between commits", "[committer]") {
