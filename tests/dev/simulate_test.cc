@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 #include <map>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "base/hash.h"
 #include "dev/produce_cohort.h"
@@ -21,6 +23,43 @@ TEST_CASE("the same options give the same events byte for byte", "[simulate]") {
   for (size_t i = 0; i < a.size(); ++i) REQUIRE(a[i].SerializeAsString() == b[i].SerializeAsString());
   auto c = testing::Cohort(200, 30, 6);
   CHECK(c.size() != a.size());
+}
+
+TEST_CASE("long ids: the same cohort with valid, distinct 36-character patient ids", "[simulate]") {
+  auto run = [](bool long_ids) {
+    CohortOptions o;
+    o.patients = 300;
+    o.days = 20;
+    o.seed = 7;
+    o.long_ids = long_ids;
+    std::vector<v1::Event> events;
+    REQUIRE(SimulateCohort(o, [&](const v1::Event& e) {
+              events.push_back(e);
+              return absl::OkStatus();
+            }).ok());
+    return events;
+  };
+  const auto short_ids = run(false);
+  const auto long_ids = run(true);
+  REQUIRE(short_ids.size() == long_ids.size());
+  REQUIRE(short_ids.size() > 1000);
+  std::map<std::string, std::string> long_of;  // short id -> long id
+  std::set<std::string> longs;
+  for (size_t i = 0; i < short_ids.size(); ++i) {
+    const v1::Event& a = short_ids[i];
+    const v1::Event& b = long_ids[i];
+    INFO(b.DebugString());
+    REQUIRE(ValidateEvent(b).ok());
+    REQUIRE(b.patient_id().size() == 36);
+    auto [it, added] = long_of.try_emplace(a.patient_id(), b.patient_id());
+    REQUIRE(it->second == b.patient_id());  // one long id per patient
+    if (added) REQUIRE(longs.insert(b.patient_id()).second);  // and no two patients share one
+    // The same event, but for the ids in it.
+    REQUIRE(a.body_case() == b.body_case());
+    REQUIRE(a.occurred_at().seconds() == b.occurred_at().seconds());
+    REQUIRE(a.recorded_at().SerializeAsString() == b.recorded_at().SerializeAsString());
+  }
+  CHECK(long_of.size() > 250);
 }
 
 TEST_CASE("a cohort is valid, in log order, and looks like DOMAIN.md", "[simulate]") {
