@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "base/histogram.h"
+#include "base/key_head.h"
 #include "engine/changelog_writer.h"
 #include "kafka/kafka.h"
 #include "storage/storage.h"
@@ -104,11 +105,10 @@ struct DecidedWrites {
     for (const Sorted& s : order_) write(s.index);
   }
   // Builds the n keys end to end in keys_, and fills order_ with [0, n) in key order, equal
-  // keys in index order. Each key's first 16 bytes, as two big-endian integers (zeros past its
-  // end), are in its sort entry: they decide most comparisons without reading the keys (their
-  // order implies the keys'; ties compare the keys). Before, each key was a string of its own,
-  // and a comparison read two of them: with 36-character patient ids, a heap allocation per key
-  // and a cache miss per comparison (docs/benchmarks.md, "Long patient ids").
+  // keys in index order. Each sort entry holds its key's head (base/key_head.h), which decides
+  // most comparisons without reading the keys. Before, each key was a string of its own, and a
+  // comparison read two of them: with 36-character patient ids, a heap allocation per key and a
+  // cache miss per comparison (docs/benchmarks.md, "Long patient ids").
   template <typename AppendKey>
   void SortByKey(size_t n, AppendKey append_key) {
     keys_.clear();
@@ -120,29 +120,19 @@ struct DecidedWrites {
     }
     offsets_[n] = keys_.size();
     for (size_t i = 0; i < n; ++i) {
-      const absl::string_view k = key(i);
-      order_[i] = Sorted{Head(k, 0), Head(k, 8), static_cast<uint32_t>(i)};
+      order_[i] = Sorted{KeyHead::Of(key(i)), static_cast<uint32_t>(i)};
     }
     std::sort(order_.begin(), order_.end(), [&](const Sorted& a, const Sorted& b) {
-      if (a.head0 != b.head0) return a.head0 < b.head0;
-      if (a.head1 != b.head1) return a.head1 < b.head1;
-      const int c = key(a.index).compare(key(b.index));
+      int c = KeyHead::Compare(a.head, b.head);
+      if (c == 0) c = key(a.index).compare(key(b.index));
       return c != 0 ? c < 0 : a.index < b.index;
     });
   }
   absl::string_view key(size_t i) const {
     return absl::string_view(keys_).substr(offsets_[i], offsets_[i + 1] - offsets_[i]);
   }
-  // Bytes [from, from + 8) of `k` as a big-endian integer, zeros past its end.
-  static uint64_t Head(absl::string_view k, size_t from) {
-    uint64_t h = 0;
-    for (size_t j = from; j < from + 8; ++j) {
-      h = (h << 8) | (j < k.size() ? static_cast<uint8_t>(k[j]) : 0);
-    }
-    return h;
-  }
   struct Sorted {
-    uint64_t head0, head1;
+    KeyHead head;
     uint32_t index;
   };
   // Scratch of AppendTo, kept for its capacity: no allocation per key.

@@ -1,0 +1,42 @@
+// Sorting many byte-string keys without reading them: a key's first 16 bytes as two big-endian
+// integers (zeros past its end), kept in each sort entry beside what it sorts. Their order
+// implies the keys' bytewise order (RocksDB's, and std::string's); equal heads leave the order to
+// the keys themselves. Keys that differ early (a partition, a time, the start of an id) are
+// ordered by two integer comparisons on memory the sort already holds, instead of two reads of
+// strings elsewhere in memory: with 36-character patient ids, which no string keeps inline, each
+// of those reads was a cache miss (docs/benchmarks.md, "Long patient ids").
+#ifndef TEND_BASE_KEY_HEAD_H_
+#define TEND_BASE_KEY_HEAD_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/strings/string_view.h"
+
+namespace tend {
+
+struct KeyHead {
+  uint64_t high = 0;  // bytes 0-7
+  uint64_t low = 0;   // bytes 8-15
+
+  // Bytes [0, 16) of `key`, big-endian, zeros past its end.
+  static KeyHead Of(absl::string_view key) {
+    KeyHead h;
+    for (size_t i = 0; i < 16; ++i) {
+      const uint64_t byte = i < key.size() ? static_cast<uint8_t>(key[i]) : 0;
+      (i < 8 ? h.high : h.low) |= byte << (8 * (7 - i % 8));
+    }
+    return h;
+  }
+  // -1, 0 or 1 as a's key is ordered before, undecided against, or after b's: 0 when the heads
+  // are equal (the keys may still differ past byte 16, or in length).
+  static int Compare(const KeyHead& a, const KeyHead& b) {
+    if (a.high != b.high) return a.high < b.high ? -1 : 1;
+    if (a.low != b.low) return a.low < b.low ? -1 : 1;
+    return 0;
+  }
+};
+
+}  // namespace tend
+
+#endif  // TEND_BASE_KEY_HEAD_H_

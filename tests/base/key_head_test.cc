@@ -1,0 +1,50 @@
+// KeyHead (base/key_head.h): the order of two keys' heads is the bytewise order of the keys.
+#include "base/key_head.h"
+
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <string>
+#include <vector>
+
+namespace tend {
+namespace {
+
+int Sign(int c) { return c < 0 ? -1 : c > 0 ? 1 : 0; }
+
+TEST_CASE("two keys' heads, when they differ, order them as their bytes do", "[key_head]") {
+  std::mt19937_64 rng(16);
+  // Bytes from a small alphabet (so keys share prefixes and heads tie) with 0 and bytes above
+  // 0x7f (compared unsigned), lengths 0-40, and keys that are prefixes of others.
+  const std::vector<char> alphabet = {'\0', '\x01', 'a', 'b', '\x7f', '\x80', '\xff'};
+  std::vector<std::string> keys = {"", std::string(1, '\0'), std::string(16, 'a'),
+                                   std::string(17, 'a'), std::string(16, 'a') + '\0'};
+  for (int i = 0; i < 600; ++i) {
+    std::string k;
+    const size_t n = rng() % 41;
+    for (size_t j = 0; j < n; ++j) k.push_back(alphabet[rng() % alphabet.size()]);
+    keys.push_back(k);
+    keys.push_back(k.substr(0, rng() % (n + 1)));  // a prefix of it
+  }
+  int decided = 0, ties = 0;
+  for (const std::string& a : keys) {
+    for (const std::string& b : keys) {
+      const int heads = KeyHead::Compare(KeyHead::Of(a), KeyHead::Of(b));
+      const int bytes = Sign(absl::string_view(a).compare(b));
+      if (heads == 0) {
+        ++ties;
+        // A tie only where the keys agree on their first 16 bytes, zeros past their ends.
+        REQUIRE((a + std::string(16, '\0')).substr(0, 16) ==
+                (b + std::string(16, '\0')).substr(0, 16));
+      } else {
+        ++decided;
+        REQUIRE(heads == bytes);
+      }
+    }
+  }
+  CHECK(decided > 100000);
+  CHECK(ties > 1000);
+}
+
+}  // namespace
+}  // namespace tend
