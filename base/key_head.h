@@ -8,8 +8,12 @@
 #ifndef TEND_BASE_KEY_HEAD_H_
 #define TEND_BASE_KEY_HEAD_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 
@@ -36,6 +40,20 @@ struct KeyHead {
     return 0;
   }
 };
+
+// Sorts `keys` bytewise, comparing their heads first (the keys themselves on a tie).
+inline void SortKeys(std::vector<std::string>* keys) {
+  std::vector<std::pair<KeyHead, std::string*>> order(keys->size());
+  for (size_t i = 0; i < keys->size(); ++i) order[i] = {KeyHead::Of((*keys)[i]), &(*keys)[i]};
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    const int c = KeyHead::Compare(a.first, b.first);
+    return c != 0 ? c < 0 : *a.second < *b.second;
+  });
+  std::vector<std::string> sorted;
+  sorted.reserve(keys->size());
+  for (auto& [head, key] : order) sorted.push_back(std::move(*key));
+  keys->swap(sorted);
+}
 
 }  // namespace tend
 

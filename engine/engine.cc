@@ -1021,8 +1021,8 @@ void Engine::Impl::BuildPart(size_t begin, size_t end, StateBatch* batch,
     UpdatePatientIndex(e->partition, config, e->state, e->days, &e->index_facts, &part->gone,
                        &part->added);
   }
-  std::sort(part->gone.begin(), part->gone.end());
-  std::sort(part->added.begin(), part->added.end());
+  SortKeys(&part->gone);
+  SortKeys(&part->added);
 }
 
 absl::Status Engine::Impl::CommitAndWait() {

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -44,6 +45,11 @@ TEST_CASE("two keys' heads, when they differ, order them as their bytes do", "[k
   }
   CHECK(decided > 100000);
   CHECK(ties > 1000);
+  // SortKeys agrees with sorting the strings.
+  std::vector<std::string> sorted = keys;
+  SortKeys(&sorted);
+  std::sort(keys.begin(), keys.end());
+  CHECK(sorted == keys);
 }
 
 }  // namespace
