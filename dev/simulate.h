@@ -28,7 +28,9 @@ struct CohortOptions {
   // Patient ids of 36 characters shaped like a UUID (a hash of the patient's number), as many
   // deployments' ids are, instead of "p0000123". Past the standard library's 15 inline
   // characters a copied id is a heap allocation, and its comparisons read another line: the
-  // throughput bench measures both (tend bench --long-ids).
+  // throughput bench measures both (tend bench --long-ids). The events are the same but for
+  // the ids, unless an effect_experiment is set: its holdout hashes the id, so other patients
+  // are held out.
   bool long_ids = false;
   // A known effect of the reminders, the ground truth for the uplift (issue 20): the patients
   // experiment `effect_experiment` holds out - AssignmentUnit(effect_experiment, patient id) <
