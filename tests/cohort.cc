@@ -10,11 +10,12 @@
 
 namespace tend::testing {
 
-std::vector<v1::Event> Cohort(int patients, int days, uint64_t seed) {
+std::vector<v1::Event> Cohort(int patients, int days, uint64_t seed, bool long_ids) {
   CohortOptions options;
   options.patients = patients;
   options.days = days;
   options.seed = seed;
+  options.long_ids = long_ids;
   std::vector<v1::Event> events;
   REQUIRE(SimulateCohort(options, [&](const v1::Event& e) {
             events.push_back(e);

@@ -10,7 +10,7 @@
 namespace tend::testing {
 
 // A simulated cohort collected into memory (duplicates included, in log order).
-std::vector<v1::Event> Cohort(int patients, int days, uint64_t seed);
+std::vector<v1::Event> Cohort(int patients, int days, uint64_t seed, bool long_ids = false);
 
 // Number of records in `events` whose (patient, event_id) appeared earlier.
 int64_t CountDuplicates(const std::vector<v1::Event>& events);

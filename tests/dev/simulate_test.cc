@@ -26,21 +26,8 @@ TEST_CASE("the same options give the same events byte for byte", "[simulate]") {
 }
 
 TEST_CASE("long ids: the same cohort with valid, distinct 36-character patient ids", "[simulate]") {
-  auto run = [](bool long_ids) {
-    CohortOptions o;
-    o.patients = 300;
-    o.days = 20;
-    o.seed = 7;
-    o.long_ids = long_ids;
-    std::vector<v1::Event> events;
-    REQUIRE(SimulateCohort(o, [&](const v1::Event& e) {
-              events.push_back(e);
-              return absl::OkStatus();
-            }).ok());
-    return events;
-  };
-  const auto short_ids = run(false);
-  const auto long_ids = run(true);
+  const auto short_ids = testing::Cohort(300, 20, 7);
+  const auto long_ids = testing::Cohort(300, 20, 7, /*long_ids=*/true);
   REQUIRE(short_ids.size() == long_ids.size());
   REQUIRE(short_ids.size() > 1000);
   std::map<std::string, std::string> long_of;  // short id -> long id
