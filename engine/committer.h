@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -38,7 +39,10 @@ namespace tend {
 struct TimerOp {
   int32_t partition;
   int64_t due_s;
-  std::string patient_id;
+  // Kept by the DecidedWrites holding the op (DecidedWrites::Keep) or longer: an op is plain data,
+  // so the vector of a commit's ops grows by copying bytes, and an id longer than a string's
+  // inline 15 characters costs no allocation per op.
+  absl::string_view patient_id;
   const std::string* rule_id;  // interned (RuleIds): lives as long as the engine
   bool put;
 };
@@ -91,6 +95,12 @@ struct DecidedWrites {
     arena.Reset();
   }
   bool empty() const { return commands.empty() && decisions.empty() && timers.empty(); }
+  // A copy of `s` on the arena, for a TimerOp: valid until Clear.
+  absl::string_view Keep(absl::string_view s) {
+    char* copy = google::protobuf::Arena::CreateArray<char>(&arena, s.size());
+    if (!s.empty()) std::memcpy(copy, s.data(), s.size());
+    return absl::string_view(copy, s.size());
+  }
   // Adds the writes to `batch`; commands only when `outbox` (LIVE mode). Each column family's
   // writes go in key order (decided, they are scattered over patients and times): memtable
   // inserts in order reuse the skiplist's search path. Writes to one key keep their order.

@@ -221,6 +221,7 @@ class Engine::Impl : public PartitionListener {
   std::unique_ptr<ConsumerSource> consumer_;  // the events topic, with Kafka
   std::unique_ptr<Producer> dlq_;
   std::optional<StateBatch> batch_;  // reused across commits; owned by committer_ while in flight
+  size_t last_batch_units_ = 0;  // records and timers of the last batch built
   std::unique_ptr<ChangelogWriter> changelog_;  // null without a changelog topic
   std::unique_ptr<PartitionReader> changelog_reader_;  // with changelog_
   std::unique_ptr<Committer> committer_;  // destroyed first: it borrows the consumer
@@ -670,16 +671,18 @@ void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& pa
     Bump(decisions_by_[d->outcome() * EngineStats::kDecisionReasons + d->reason()]);
     decided_->decisions.push_back({current_offset_, decision_index_++, d});
   }
+  const absl::string_view id =
+      out->timer_changes.empty() ? absl::string_view() : decided_->Keep(patient_id);
   for (const TimerChange& t : out->timer_changes) {
     const uint32_t rule = rule_ids_.Intern(t.rule_id);
     const std::string* rule_id = &rule_ids_.Name(rule);
     if (t.old_due_s != 0) {
       p->timers.Disarm(t.old_due_s, patient_id, rule);
-      decided_->timers.push_back({partition, t.old_due_s, patient_id, rule_id, false});
+      decided_->timers.push_back({partition, t.old_due_s, id, rule_id, false});
     }
     if (t.new_due_s != 0) {
       p->timers.Arm(t.new_due_s, patient_id, rule);
-      decided_->timers.push_back({partition, t.new_due_s, patient_id, rule_id, true});
+      decided_->timers.push_back({partition, t.new_due_s, id, rule_id, true});
     }
   }
 }
@@ -750,7 +753,7 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     // The fired key goes whatever the decision (a stale key must not linger; when the decision
     // removes it too, the commit writes one delete: DecidedWrites::AppendTo).
     const std::string& rule_id = rule_ids_.Name(t.rule);
-    decided_->timers.push_back({partition, t.due_s, t.patient_id, &rule_id, false});
+    decided_->timers.push_back({partition, t.due_s, decided_->Keep(t.patient_id), &rule_id, false});
     TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, t.patient_id));
     v1::PatientState* state = &entry->state;
     if (state->unique_events() > 0) {  // else no such patient (a stale key)
@@ -919,7 +922,14 @@ absl::Status Engine::Impl::Commit() {
   // batches land in order.
   TEND_RETURN_IF_ERROR(committer_->Wait());
   StateBatch& batch = *batch_;
+  // Room for this batch at the last one's bytes per record and timer, a quarter over: the batch
+  // does not grow by doubling (StateBatch::Reserve).
+  const size_t units = static_cast<size_t>(uncommitted_records_ + uncommitted_timers_);
+  const size_t estimate =
+      last_batch_units_ > 0 ? batch.DataSize() / last_batch_units_ * units / 4 * 5 : 0;
   batch.Clear();
+  batch.Reserve(estimate);
+  last_batch_units_ = units;
   // Encoding the states and moving their index keys is most of building the batch. The writer
   // thread is idle until Submit: it does that for the later part of the dirty patients, this
   // thread for the rest (both only read the states, and each entry is one thread's).

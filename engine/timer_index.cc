@@ -33,7 +33,7 @@ absl::Status TimerIndex::Load(const Storage& storage, int32_t partition, RuleIds
   // ones were applied to memory when they were made; later ones stay in storage's care).
   for (const TimerOp& op : pending) {
     if (op.partition != partition || op.due_s < from || op.due_s >= horizon_) continue;
-    const Timer t{op.due_s, op.patient_id, ids->Intern(*op.rule_id)};
+    const Timer t{op.due_s, std::string(op.patient_id), ids->Intern(*op.rule_id)};
     if (op.put) {
       timers_.insert(t);
     } else {

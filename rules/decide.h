@@ -101,7 +101,9 @@ struct TimerChange {
 
 // What one decision call produced. The messages live on `arena` (given: the caller's, e.g. one
 // per commit interval, so deciding costs no malloc per message, and the caller keeps the message
-// pointers after the output goes; not given: the output's own). Not copyable.
+// pointers after the output goes; not given: the output's own). A fired decision and its command
+// (or a suppressed decision and nothing) refer to one Explanation on the arena: read them, copy
+// them, but mutate neither's explanation in place. Not copyable.
 class DecideOutput {
  public:
   explicit DecideOutput(google::protobuf::Arena* arena = nullptr)

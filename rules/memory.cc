@@ -13,7 +13,16 @@ int FindRuleMemoryRow(const v1::RulesState& state, uint64_t rule) {
   return -1;
 }
 
-int AddRuleMemoryRow(v1::RulesState* state, uint64_t rule) {
+int AddRuleMemoryRow(v1::RulesState* state, uint64_t rule, int expected_rows) {
+  if (expected_rows > state->memory_rule().Capacity()) {
+    // Each column at once, instead of three doublings each (4, 8, 16 rows) for the default pack.
+    state->mutable_memory_rule()->Reserve(expected_rows);
+    state->mutable_memory_last_fired_s()->Reserve(expected_rows);
+    state->mutable_memory_timer_due_s()->Reserve(expected_rows);
+    state->mutable_memory_absence_anchor_s()->Reserve(expected_rows);
+    state->mutable_memory_became()->Reserve(expected_rows);
+    state->mutable_memory_date_target_s()->Reserve(expected_rows);
+  }
   state->add_memory_rule(rule);
   state->add_memory_last_fired_s(0);
   state->add_memory_timer_due_s(0);
