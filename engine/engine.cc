@@ -221,7 +221,6 @@ class Engine::Impl : public PartitionListener {
   std::unique_ptr<ConsumerSource> consumer_;  // the events topic, with Kafka
   std::unique_ptr<Producer> dlq_;
   std::optional<StateBatch> batch_;  // reused across commits; owned by committer_ while in flight
-  size_t last_batch_units_ = 0;  // records and timers of the last batch built
   std::unique_ptr<ChangelogWriter> changelog_;  // null without a changelog topic
   std::unique_ptr<PartitionReader> changelog_reader_;  // with changelog_
   std::unique_ptr<Committer> committer_;  // destroyed first: it borrows the consumer
@@ -922,14 +921,7 @@ absl::Status Engine::Impl::Commit() {
   // batches land in order.
   TEND_RETURN_IF_ERROR(committer_->Wait());
   StateBatch& batch = *batch_;
-  // Room for this batch at the last one's bytes per record and timer, a quarter over: the batch
-  // does not grow by doubling (StateBatch::Reserve).
-  const size_t units = static_cast<size_t>(uncommitted_records_ + uncommitted_timers_);
-  const size_t estimate =
-      last_batch_units_ > 0 ? batch.DataSize() / last_batch_units_ * units / 4 * 5 : 0;
   batch.Clear();
-  batch.Reserve(estimate);
-  last_batch_units_ = units;
   // Encoding the states and moving their index keys is most of building the batch. The writer
   // thread is idle until Submit: it does that for the later part of the dirty patients, this
   // thread for the rest (both only read the states, and each entry is one thread's).

@@ -6,7 +6,6 @@
 #ifndef TEND_STORAGE_STORAGE_H_
 #define TEND_STORAGE_STORAGE_H_
 
-#include <algorithm>
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
@@ -106,19 +105,9 @@ class StateBatch {
   size_t DataSize() const { return batch_.GetDataSize(); }
   // Empties the batch, keeping its buffer for the next commit.
   void Clear() {
-    reserved_ = std::max(reserved_, batch_.GetDataSize());
     batch_.Clear();
     outbox_arrivals_.clear();
     outbox_puts_ = 0;
-  }
-  // Room for `bytes` in the (empty) batch's buffer. A buffer that grows by doubling copies what
-  // it holds and touches fresh pages each time: with rules, a 100 MB commit's growth was ~14% of
-  // the page faults of `tend bench --rules` (docs/benchmarks.md, 2026-12-03 evening). Room
-  // reserved and never written costs address space, not memory.
-  void Reserve(size_t bytes) {
-    if (bytes <= reserved_ || batch_.Count() != 0) return;
-    batch_ = rocksdb::WriteBatch(bytes);
-    reserved_ = bytes;
   }
 
  private:
@@ -126,7 +115,6 @@ class StateBatch {
   explicit StateBatch(class Storage* storage) : storage_(storage) {}
   Storage* storage_;
   rocksdb::WriteBatch batch_;
-  size_t reserved_ = 0;  // the buffer holds at least this much
   std::string key_;
   std::string value_;
   OutboxArrivals outbox_arrivals_;  // of the commands put
