@@ -56,7 +56,7 @@ class RuleMemoryRef {
 // The row of the rule with this fingerprint, or -1. Linear: a handful of rows per patient.
 int FindRuleMemoryRow(const v1::RulesState& state, uint64_t rule);
 // Appends a row for the rule, every field zero (HELD_UNKNOWN); returns its index. With room for
-// `expected_rows` rows in each column when they have less (e.g. the rule set's size).
+// `expected_rows` rows (at most 32) in each column when they have less (e.g. the rule set's size).
 int AddRuleMemoryRow(v1::RulesState* state, uint64_t rule, int expected_rows = 0);
 // The rule's memory by value, or all zeros when it has none.
 RuleMemoryRow ReadRuleMemory(const v1::RulesState& state, absl::string_view rule_id);
