@@ -84,7 +84,8 @@ class Memories {
     const size_t pos = Position(rule);
     int& row = index_->by_rule[pos];
     if (row < 0) {
-      row = AddRuleMemoryRow(state_, rules_.fingerprint(pos), static_cast<int>(rules_.rules().size()));
+      row = AddRuleMemoryRow(state_, rules_.fingerprint(pos),
+                             static_cast<int>(rules_.rules().size()));
     }
     return RuleMemoryRef(state_, row);
   }
