@@ -148,9 +148,14 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
   rocksdb::ColumnFamilyOptions cf;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
-  // Reads are point lookups that often miss (a new patient): whole-key bloom filters answer
-  // those without touching data blocks.
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // Only the patient states (and the small meta family) are read by key: lookups that often miss
+  // (a new patient), which whole-key bloom filters answer without touching data blocks, in the
+  // tables and in the memtables. The other families are read by scans (outbox, timers' windows,
+  // index, decisions) or by key only in a changelog restore; a filter there is built and
+  // written for nothing, and a memtable filter is one more random write per put (docs/design.md,
+  // "Filters only where keys are looked up").
+  const bool looked_up = name == sf::kStateCf || name == sf::kMetaCf;
+  if (looked_up) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   // The engine holds the patient states' index and filter blocks in its open tables, outside the
   // block cache: in a cache shared with the memtables' reservations (WriteBufferManager) they
   // were evicted and read again on most lookups of a million patients. Their size is one entry
@@ -163,8 +168,10 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
   table.cache_index_and_filter_blocks = !hold;
   table.pin_l0_filter_and_index_blocks_in_cache = !hold;
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  cf.memtable_prefix_bloom_size_ratio = 0.05;
-  cf.memtable_whole_key_filtering = true;
+  if (looked_up) {
+    cf.memtable_prefix_bloom_size_ratio = 0.05;
+    cf.memtable_whole_key_filtering = true;
+  }
   cf.compression = rocksdb::kLZ4Compression;
   if (name == sf::kStateCf) {
     // Every commit rewrites its dirty patients, keys spread over the whole family, so each flush
