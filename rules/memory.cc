@@ -14,9 +14,7 @@ int FindRuleMemoryRow(const v1::RulesState& state, uint64_t rule) {
 }
 
 int AddRuleMemoryRow(v1::RulesState* state, uint64_t rule, int expected_rows) {
-  // At most 32 rows ahead: a patient meets only some rules of a large set, and a cached state's
-  // bytes are counted by its encoded size, not its columns' capacity.
-  expected_rows = std::min(expected_rows, 32);
+  expected_rows = std::min(expected_rows, kMaxRuleMemoryRowsAhead);
   if (expected_rows > state->memory_rule().Capacity()) {
     // Each column at once, instead of growing step by step (four reallocations each to reach the
     // default pack's 13 rows).

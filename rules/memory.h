@@ -55,8 +55,12 @@ class RuleMemoryRef {
 
 // The row of the rule with this fingerprint, or -1. Linear: a handful of rows per patient.
 int FindRuleMemoryRow(const v1::RulesState& state, uint64_t rule);
+// At most this many rows of room ahead: a patient meets only some rules of a large set, and a
+// cached state's bytes are counted by its encoded size, not its columns' capacity.
+inline constexpr int kMaxRuleMemoryRowsAhead = 32;
 // Appends a row for the rule, every field zero (HELD_UNKNOWN); returns its index. With room for
-// `expected_rows` rows (at most 32) in each column when they have less (e.g. the rule set's size).
+// `expected_rows` rows (at most kMaxRuleMemoryRowsAhead) in each column when they have less (e.g.
+// the rule set's size).
 int AddRuleMemoryRow(v1::RulesState* state, uint64_t rule, int expected_rows = 0);
 // The rule's memory by value, or all zeros when it has none.
 RuleMemoryRow ReadRuleMemory(const v1::RulesState& state, absl::string_view rule_id);

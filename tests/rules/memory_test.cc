@@ -64,5 +64,21 @@ TEST_CASE("damaged memories are refused: unequal columns, a rule twice, a became
   CHECK_FALSE(UpgradeRuleMemories(&both));
 }
 
+TEST_CASE("a first rule memory row makes room for the rule set, up to a bound") {
+  v1::RulesState pack;
+  AddRuleMemoryRow(&pack, 1, 13);
+  CHECK(pack.memory_rule_size() == 1);
+  CHECK(pack.memory_rule().Capacity() >= 13);
+  CHECK(pack.memory_date_target_s().Capacity() >= 13);
+  v1::RulesState large;  // a large rule set: room for the bound, not for every rule
+  AddRuleMemoryRow(&large, 1, 5000);
+  CHECK(large.memory_rule().Capacity() >= kMaxRuleMemoryRowsAhead);
+  CHECK(large.memory_rule().Capacity() < 5000);
+  CHECK(large.memory_became().Capacity() < 5000);
+  for (int i = 2; i <= 40; ++i) AddRuleMemoryRow(&large, i, 5000);
+  CHECK(large.memory_rule_size() == 40);  // rows past the room still come
+  CHECK(large.memory_timer_due_s_size() == 40);
+}
+
 }  // namespace
 }  // namespace tend
