@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <rocksdb/db.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/options_util.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1058,6 +1060,41 @@ TEST_CASE("decisions older than the retention go when compacted, the rest stay",
     CHECK(p1->size() == (retention ? 1u : 2u));
     CHECK(p1->front().at().seconds() == now - 86400 * 29);
     CHECK(p2->size() == (retention ? 0u : 1u));
+  }
+}
+
+// The filters are a cost where nothing looks keys up (storage/storage.cc CfOptions; docs/design.md,
+// "Filters only where keys are looked up"): read back from the OPTIONS file RocksDB keeps in the
+// directory, as RocksDB itself would open it.
+TEST_CASE("bloom filters are built only in the families read by key: state and meta",
+          "[storage]") {
+  TempDir dir;
+  REQUIRE(Storage::Open(dir.path()).ok());  // created, its options written, closed
+  rocksdb::ConfigOptions config;
+  config.ignore_unknown_options = true;
+  rocksdb::DBOptions db_options;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  rocksdb::Status s = rocksdb::LoadLatestOptions(config, dir.path(), &db_options, &families);
+  REQUIRE(s.ok());
+  std::map<std::string, std::pair<bool, double>> filters;  // table filter, memtable filter share
+  for (const rocksdb::ColumnFamilyDescriptor& family : families) {
+    const auto* table = family.options.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>();
+    REQUIRE(table != nullptr);
+    filters[family.name] = {table->filter_policy != nullptr,
+                            family.options.memtable_prefix_bloom_size_ratio};
+  }
+  for (absl::string_view name : {storage_format::kStateCf, storage_format::kMetaCf}) {
+    INFO(name);
+    REQUIRE(filters.count(std::string(name)) == 1);
+    CHECK(filters[std::string(name)].first);
+    CHECK(filters[std::string(name)].second > 0);
+  }
+  for (absl::string_view name : {storage_format::kOutboxCf, storage_format::kDecisionsCf,
+                                 storage_format::kTimersCf, storage_format::kIndexCf}) {
+    INFO(name);
+    REQUIRE(filters.count(std::string(name)) == 1);
+    CHECK_FALSE(filters[std::string(name)].first);
+    CHECK(filters[std::string(name)].second == 0);
   }
 }
 
