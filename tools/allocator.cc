@@ -7,10 +7,11 @@
 // without rules lost about a fifth of its rate (docs/benchmarks.md, "Cost per decision").
 //
 // thp:always: jemalloc marks its mappings MADV_HUGEPAGE (jemalloc(3), opt.thp), so where the
-// kernel's transparent huge pages are `madvise` (Debian's default) or `always`, memory is faulted
-// in 2 MiB at a time instead of 4 KiB. The engine's memory grows steadily (states, commit
-// batches, memtables), and its page faults were a tenth of the CPU: 20% less CPU per event with
-// and without rules (docs/benchmarks.md, "Huge pages"). MALLOC_CONF=thp:default turns it off.
+// kernel's transparent huge pages are `madvise` or `always`, memory is faulted in 2 MiB at a time
+// instead of 4 KiB. While an engine grows (its cache filling, its first large commit batches and
+// memtables) its page faults were a tenth of its CPU: `tend bench`, which measures a fresh
+// engine, took a fifth less CPU per event with and without rules (docs/benchmarks.md, "Huge
+// pages"). MALLOC_CONF=thp:never turns it off.
 extern "C" {
 extern const char* malloc_conf;
 const char* malloc_conf = "dirty_decay_ms:60000,muzzy_decay_ms:60000,thp:always";
