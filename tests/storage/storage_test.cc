@@ -1076,25 +1076,19 @@ TEST_CASE("bloom filters are built only in the families read by key: state and m
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   rocksdb::Status s = rocksdb::LoadLatestOptions(config, dir.path(), &db_options, &families);
   REQUIRE(s.ok());
-  std::map<std::string, std::pair<bool, double>> filters;  // table filter, memtable filter share
+  std::map<std::string, const rocksdb::ColumnFamilyOptions*> by_name;
   for (const rocksdb::ColumnFamilyDescriptor& family : families) {
-    const auto* table = family.options.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>();
+    by_name[family.name] = &family.options;
+  }
+  for (absl::string_view name : storage_format::kColumnFamilies) {
+    INFO(name);
+    const bool looked_up = name == storage_format::kStateCf || name == storage_format::kMetaCf;
+    REQUIRE(by_name.count(std::string(name)) == 1);
+    const rocksdb::ColumnFamilyOptions& options = *by_name[std::string(name)];
+    const auto* table = options.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>();
     REQUIRE(table != nullptr);
-    filters[family.name] = {table->filter_policy != nullptr,
-                            family.options.memtable_prefix_bloom_size_ratio};
-  }
-  for (absl::string_view name : {storage_format::kStateCf, storage_format::kMetaCf}) {
-    INFO(name);
-    REQUIRE(filters.count(std::string(name)) == 1);
-    CHECK(filters[std::string(name)].first);
-    CHECK(filters[std::string(name)].second > 0);
-  }
-  for (absl::string_view name : {storage_format::kOutboxCf, storage_format::kDecisionsCf,
-                                 storage_format::kTimersCf, storage_format::kIndexCf}) {
-    INFO(name);
-    REQUIRE(filters.count(std::string(name)) == 1);
-    CHECK_FALSE(filters[std::string(name)].first);
-    CHECK(filters[std::string(name)].second == 0);
+    CHECK((table->filter_policy != nullptr) == looked_up);
+    CHECK((options.memtable_prefix_bloom_size_ratio > 0) == looked_up);
   }
 }
 
