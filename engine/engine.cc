@@ -254,6 +254,17 @@ class Engine::Impl : public PartitionListener {
   int64_t current_offset_ = 0;  // its offset
   std::string key_;  // reused cache key
   static constexpr size_t kMinSharedBuild = 2048;  // fewer dirty patients: one thread builds
+  // Sizing a commit's batch before it is built (Commit): what a dirty patient's state and index
+  // keys take in the batch, as of the last commit (0: none yet); the first commit's guess (a
+  // 30-day state is ~850 bytes stored, a 1,095-day one ~6,400: EntryBytes; too much
+  // costs address space only); a timer's write (its key: 4 + 8 + patient + rule id bytes).
+  size_t batch_bytes_per_patient_ = 0;
+  static constexpr size_t kFirstBatchBytesPerPatient = 2048;
+  static constexpr size_t kBatchBytesPerTimer = 64;
+  // Past it a batch grows by doubling as before: the address space asked at once stays bounded
+  // (the buffer at twice this; under strict overcommit reserved pages count against the host's
+  // commit limit).
+  static constexpr size_t kMaxBatchReserve = size_t{512} << 20;
   CommitPart parts_[2];
 
   std::atomic<int64_t> first_record_ns_{0};
@@ -922,6 +933,15 @@ absl::Status Engine::Impl::Commit() {
   TEND_RETURN_IF_ERROR(committer_->Wait());
   StateBatch& batch = *batch_;
   batch.Clear();
+  // Room for the commit's writes before they are added (StateBatch::Reserve): the states and
+  // index keys at the last commit's bytes per patient (a guess at the first), with a quarter more,
+  // and the decided writes at their arena's size (their messages take more room than their bytes).
+  const size_t per_patient = batch_bytes_per_patient_ == 0
+                                 ? kFirstBatchBytesPerPatient
+                                 : batch_bytes_per_patient_ + batch_bytes_per_patient_ / 4;
+  batch.Reserve(std::min(kMaxBatchReserve, dirty_.size() * per_patient +
+                                                static_cast<size_t>(decided_->arena.SpaceUsed()) +
+                                                decided_->timers.size() * kBatchBytesPerTimer));
   // Encoding the states and moving their index keys is most of building the batch. The writer
   // thread is idle until Submit: it does that for the later part of the dirty patients, this
   // thread for the rest (both only read the states, and each entry is one thread's).
@@ -953,6 +973,7 @@ absl::Status Engine::Impl::Commit() {
   };
   in_order(&parts_[0].gone, &parts_[1].gone, [&](const std::string& k) { batch.DeleteIndex(k); });
   in_order(&parts_[0].added, &parts_[1].added, [&](const std::string& k) { batch.PutIndex(k); });
+  if (!dirty_.empty()) batch_bytes_per_patient_ = batch.DataSize() / dirty_.size();
   std::unique_ptr<DecidedWrites> decided;
   if (!decided_->empty()) {
     decided = std::move(decided_);

@@ -71,6 +71,11 @@ void StateBatch::PutPatient(int32_t partition, const v1::PatientState& state,
   batch_.Put(storage_->state_, key_, value_);
 }
 
+void StateBatch::Reserve(size_t bytes) {
+  if (batch_.Count() != 0 || bytes <= Capacity()) return;
+  batch_ = rocksdb::WriteBatch(2 * std::max(bytes, Capacity()));
+}
+
 void StateBatch::PutEncodedPatient(absl::string_view key, absl::string_view value) {
   batch_.Put(storage_->state_, ToSlice(key), ToSlice(value));
 }

@@ -103,6 +103,15 @@ class StateBatch {
                    absl::string_view rule_id);
   size_t Count() const { return batch_.Count(); }
   size_t DataSize() const { return batch_.GetDataSize(); }
+  // Room for `bytes` of writes in all, made before they are added: a batch that grows as it is
+  // written doubles its buffer, and each doubling copies it into memory the kernel must zero
+  // (docs/benchmarks.md, "A commit batch sized before it is built"). Pages reserved and never
+  // written cost address space, not memory. Only an empty batch short of room is given a new
+  // buffer, of twice what is asked and at least twice the one it had: a later commit somewhat
+  // larger still fits (its memory already faulted in), and a batch is reallocated no more often
+  // than by doubling.
+  void Reserve(size_t bytes);
+  size_t Capacity() const { return batch_.Data().capacity(); }
   // Empties the batch, keeping its buffer for the next commit.
   void Clear() {
     batch_.Clear();

@@ -1092,5 +1092,36 @@ TEST_CASE("bloom filters are built only in the families read by key: state and m
   }
 }
 
+TEST_CASE("a batch sized before it is built: room made only while empty, writes kept, room kept",
+          "[storage]") {
+  TempDir dir;
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  Storage& s = **storage;
+  StateBatch batch = s.NewBatch();
+  batch.Reserve(1 << 20);
+  const size_t room = batch.Capacity();
+  CHECK(room >= size_t{2} << 20);  // twice what was asked: a somewhat larger commit still fits
+  batch.PutCommand(3, Command("c-1", "p1", 1000));
+  const size_t written = batch.DataSize();
+  batch.Reserve(size_t{64} << 20);  // not empty: nothing moves, nothing is lost
+  CHECK(batch.Capacity() == room);
+  CHECK(batch.DataSize() == written);
+  batch.PutCommand(3, Command("c-2", "p2", 2000));
+  REQUIRE(s.Commit(&batch).ok());
+  CHECK(Due(s, 3, 0, 9999) == std::vector<std::string>{"c-1", "c-2"});
+
+  batch.Clear();
+  CHECK(batch.Capacity() == room);  // the next commit writes into memory already faulted in
+  batch.Reserve(1 << 10);           // room enough: kept, never shrunk
+  CHECK(batch.Capacity() == room);
+  batch.Reserve(room + 1);  // short of room: at least twice the old buffer
+  CHECK(batch.Capacity() >= 2 * room);
+  CHECK(batch.Count() == 0);
+  batch.PutCommand(3, Command("c-3", "p3", 3000));
+  REQUIRE(s.Commit(&batch).ok());
+  CHECK(Due(s, 3, 0, 9999) == std::vector<std::string>{"c-1", "c-2", "c-3"});
+}
+
 }  // namespace
 }  // namespace tend
