@@ -256,14 +256,14 @@ class Engine::Impl : public PartitionListener {
   static constexpr size_t kMinSharedBuild = 2048;  // fewer dirty patients: one thread builds
   // Sizing a commit's batch before it is built (Commit): what a dirty patient's state and index
   // keys take in the batch, as of the last commit (0: none yet); the first commit's guess (a
-  // 30-day state is ~850 bytes stored, a 1,095-day one ~6,400: EntryBytes; too much
-  // costs address space only); a timer's write (its key: 4 + 8 + patient + rule id bytes).
+  // 30-day state is ~850 bytes stored, a 1,095-day one ~6,400: EntryBytes; too much costs
+  // address space only); a timer's write (its key: 4 + 8 + patient + rule id bytes).
   size_t batch_bytes_per_patient_ = 0;
   static constexpr size_t kFirstBatchBytesPerPatient = 2048;
   static constexpr size_t kBatchBytesPerTimer = 64;
-  // Past it a batch grows by doubling as before: the address space asked at once stays bounded
-  // (the buffer at twice this; under strict overcommit reserved pages count against the host's
-  // commit limit).
+  // The most a commit asks Reserve for; a batch larger still grows by doubling as before, so the
+  // address space asked at once stays bounded (the buffer at twice this; under strict overcommit
+  // reserved pages count against the host's commit limit).
   static constexpr size_t kMaxBatchReserve = size_t{512} << 20;
   CommitPart parts_[2];
 
