@@ -34,6 +34,7 @@
 #include "engine/rule_ids.h"
 #include "engine/timer_index.h"
 #include "projections/patient.h"
+#include "rules/memory.h"
 #include "tend/v1/events.pb.h"
 #include "tend/v1/state.pb.h"
 
@@ -110,6 +111,9 @@ class Engine::Impl : public PartitionListener {
     AppliedEvents applied;
     // With rules: read by each decision (DecisionInput).
     RuleMemoryIndex memories;  // of state.rules()'s memory rows, for deciding
+    // The due time of the patient's alarm key (storage/format.h `timers`): the earliest timer its
+    // memories held as last recorded (EarliestTimer), 0: none. MoveAlarm keeps the key in step.
+    int64_t alarm_s = 0;
     std::string tz_name;
     // The state's active days (kept up to date incrementally at each commit: one zone lookup
     // for a new slot at either end), for the churn-risk index keys and the rules.
@@ -167,7 +171,11 @@ class Engine::Impl : public PartitionListener {
   // Fires the partition's timers due at or before its clock, in due order.
   absl::Status FireTimers(int32_t partition, Partition* p);
   // Queues what a decision produced for the next commit and keeps the timer index in step.
-  void Record(int32_t partition, Partition* p, const std::string& patient_id, DecideOutput* out);
+  // Keeps what a decision produced for the next commit, and the patient's alarm in step.
+  void Record(int32_t partition, Partition* p, CacheEntry* entry, DecideOutput* out);
+  // Moves the patient's alarm key to its earliest timer if that changed: one timer key per
+  // patient, however many rules have timers (the memories hold each rule's due time).
+  void MoveAlarm(int32_t partition, Partition* p, CacheEntry* entry);
   absl::Time Clock(const Partition& p) const {
     return FromProtoTime(p.checkpoint.clock());
   }
@@ -226,6 +234,9 @@ class Engine::Impl : public PartitionListener {
   std::unique_ptr<Committer> committer_;  // destroyed first: it borrows the consumer
 
   RuleIds rule_ids_{options_.rules.get()};  // of the timers in partitions_
+  // The rule id of alarm keys (empty), interned: a timer with another is a format-11 key of one
+  // rule, fired the same way (FireTimers).
+  const uint32_t alarm_rule_ = rule_ids_.Intern("");
   std::map<int32_t, Partition> partitions_;  // assigned partitions
   // Key: StateKey(partition, patient), short enough to live inline in the table's slots, so a
   // probe compares keys without chasing a pointer; entries are boxed so their addresses (in
@@ -650,6 +661,7 @@ absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition
   cache_bytes_ += entry.counted;
   NotePeak();
   if (*found) {
+    entry.alarm_s = EarliestTimer(entry.state.rules());
     const auto& config = options_.projections;
     entry.days = projections::SummariseActiveDays(entry.state.engagement().activity_slots(),
                                                   TimeZoneOf(&entry));
@@ -667,7 +679,7 @@ const absl::TimeZone& Engine::Impl::TimeZoneOf(CacheEntry* entry) const {
   return entry->tz;
 }
 
-void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& patient_id,
+void Engine::Impl::Record(int32_t partition, Partition* p, CacheEntry* entry,
                           DecideOutput* out) {
   commands_.fetch_add(static_cast<int64_t>(out->commands.size()), std::memory_order_relaxed);
   // `out` decided on decided_->arena: its messages are the arena's, not the output's, and stay
@@ -681,20 +693,26 @@ void Engine::Impl::Record(int32_t partition, Partition* p, const std::string& pa
     Bump(decisions_by_[d->outcome() * EngineStats::kDecisionReasons + d->reason()]);
     decided_->decisions.push_back({current_offset_, decision_index_++, d});
   }
-  const absl::string_view id =
-      out->timer_changes.empty() ? absl::string_view() : decided_->Keep(patient_id);
-  for (const TimerChange& t : out->timer_changes) {
-    const uint32_t rule = rule_ids_.Intern(t.rule_id);
-    const std::string* rule_id = &rule_ids_.Name(rule);
-    if (t.old_due_s != 0) {
-      p->timers.Disarm(t.old_due_s, patient_id, rule);
-      decided_->timers.push_back({partition, t.old_due_s, id, rule_id, false});
-    }
-    if (t.new_due_s != 0) {
-      p->timers.Arm(t.new_due_s, patient_id, rule);
-      decided_->timers.push_back({partition, t.new_due_s, id, rule_id, true});
-    }
+  // Most timer changes move a later timer (an absence timer pushed back by each check-in) and
+  // leave the earliest where it was: no key changes.
+  if (!out->timer_changes.empty()) MoveAlarm(partition, p, entry);
+}
+
+void Engine::Impl::MoveAlarm(int32_t partition, Partition* p, CacheEntry* entry) {
+  const int64_t due_s = EarliestTimer(entry->state.rules());
+  if (due_s == entry->alarm_s) return;
+  const std::string& patient_id = entry->state.patient_id();
+  const absl::string_view id = decided_->Keep(patient_id);
+  const std::string* rule_id = &rule_ids_.Name(alarm_rule_);
+  if (entry->alarm_s != 0) {
+    p->timers.Disarm(entry->alarm_s, patient_id, alarm_rule_);
+    decided_->timers.push_back({partition, entry->alarm_s, id, rule_id, false});
   }
+  if (due_s != 0) {
+    p->timers.Arm(due_s, patient_id, alarm_rule_);
+    decided_->timers.push_back({partition, due_s, id, rule_id, true});
+  }
+  entry->alarm_s = due_s;
 }
 
 void Engine::Impl::FoldEvent(CacheEntry* entry) {
@@ -724,7 +742,7 @@ void Engine::Impl::ApplyAndDecide(int32_t partition, Partition* p, CacheEntry* e
   in.first_event = first_event;
   DecideOutput out(&decided_->arena);
   DecideOnEvent(*options_.rules, options_.policy, in, state->mutable_rules(), &out);
-  Record(partition, p, event_->patient_id(), &out);
+  Record(partition, p, entry, &out);
 }
 
 DecideInput Engine::Impl::DecisionInput(CacheEntry* entry, absl::Time now,
@@ -765,14 +783,27 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     const std::string& rule_id = rule_ids_.Name(t.rule);
     decided_->timers.push_back({partition, t.due_s, decided_->Keep(t.patient_id), &rule_id, false});
     TEND_ASSIGN_OR_RETURN(CacheEntry * entry, Lookup(partition, t.patient_id));
+    // The patient's alarm fell due: its key is gone (a key of one rule, format 11, stands for
+    // the alarm too when due with it). The earliest timer after deciding becomes the new alarm.
+    if (entry->alarm_s != 0 && entry->alarm_s <= t.due_s) {
+      if (t.rule != alarm_rule_ || t.due_s != entry->alarm_s) {
+        p->timers.Disarm(entry->alarm_s, t.patient_id, alarm_rule_);
+        decided_->timers.push_back({partition, entry->alarm_s, decided_->Keep(t.patient_id),
+                                    &rule_ids_.Name(alarm_rule_), false});
+      }
+      entry->alarm_s = 0;
+    }
     v1::PatientState* state = &entry->state;
     if (state->unique_events() > 0) {  // else no such patient (a stale key)
       std::optional<LazyView> view;
       const DecideInput in = DecisionInput(entry, now, &view);
       DecideOutput out(&decided_->arena);
-      DecideOnTimer(*options_.rules, options_.policy, in, rule_id, t.due_s,
-                    state->mutable_rules(), &out);
-      Record(partition, p, t.patient_id, &out);
+      // Every timer of the patient due at this second, in rule-id order (a format-11 key of one
+      // rule fires them all too; its siblings then find nothing due).
+      DecideOnTimersDue(*options_.rules, options_.policy, in, t.due_s, state->mutable_rules(),
+                        &out);
+      Record(partition, p, entry, &out);
+      MoveAlarm(partition, p, entry);
       if (!entry->dirty) {
         entry->dirty = true;
         dirty_.push_back(entry);

@@ -137,7 +137,7 @@ struct EngineStats {
   int64_t duplicates = 0;      // dropped: event_id already applied for the patient
   int64_t dead_lettered = 0;   // sent to the DLQ
   int64_t commits = 0;         // WriteBatches committed
-  int64_t timers_fired = 0;    // absence and schedule timers that fell due
+  int64_t timers_fired = 0;    // timer keys that fell due: a patient's alarm, for its timers due then
   int64_t decisions = 0;       // rule decisions recorded (fired, deferred, suppressed)
   int64_t commands = 0;        // commands decided (LIVE: written to the outbox)
   // Partitions assigned to this engine, counted at every assignment: more than the partition

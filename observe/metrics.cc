@@ -252,7 +252,9 @@ void EngineFamilies(const Engine& engine, int64_t cache_max_bytes, Families* out
   Gauge(out, "tend_cache_max_bytes", "The write-back cache's configured bound in bytes.",
         static_cast<double>(cache_max_bytes));
   Gauge(out, "tend_cache_patients", "Patients in the write-back cache.", s.cache_patients);
-  Counter(out, "tend_timers_fired_total", "Absence and schedule timers that fell due.",
+  Counter(out, "tend_timers_fired_total",
+          "Timer keys that fell due: patients' alarms, each firing the patient's absence and "
+          "schedule timers due that second.",
           s.timers_fired);
   Gauge(out, "tend_timers_in_memory",
         "Armed timers held in memory (each partition's window of the earliest).",

@@ -429,6 +429,25 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
   Resolve(policy, in, std::move(fired), &memories, out);
 }
 
+void DecideOnTimersDue(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& in,
+                       int64_t due_s, v1::RulesState* state, DecideOutput* out) {
+  Memories memories(rules, state, in.memories);
+  for (const int pos : rules.id_order()) {
+    const CompiledRule& r = rules.rules()[pos];
+    // Read before deciding: a decision may add rows, which a RuleMemoryRef does not outlive.
+    std::optional<RuleMemoryRef> m = memories.Find(r);
+    if (!m.has_value() || m->timer_due_s() != due_s) continue;
+    DecideOnTimer(rules, policy, in, r.rule.id(), due_s, state, out);
+  }
+  // Rows of rules no longer in the set: their timers go, deciding nothing.
+  for (int row = 0; row < state->memory_rule_size(); ++row) {
+    if (state->memory_timer_due_s(row) != due_s) continue;
+    if (rules.FindFingerprint(state->memory_rule(row)) >= 0) continue;
+    state->set_memory_timer_due_s(row, 0);
+    out->timer_changes.push_back({std::string(), due_s, 0});
+  }
+}
+
 namespace {
 
 // The id of the first experiment (file order) that holds this rule's command for this patient

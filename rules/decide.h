@@ -146,6 +146,14 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
                    absl::string_view rule_id, int64_t due_s, v1::RulesState* state,
                    DecideOutput* out);
 
+// Every timer of the patient due at `due_s` (<= input.now) fires, as DecideOnTimer fires one:
+// the rule set's rules whose memory holds that due time, in the order of their ids (RuleSet::
+// id_order, as per-rule timer keys fired), then the timers of rules since removed, which are
+// dropped. How the engine fires a patient's alarm (rules/memory.h EarliestTimer): one timer key
+// per patient, at its earliest timer, instead of one per rule.
+void DecideOnTimersDue(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& input,
+                       int64_t due_s, v1::RulesState* state, DecideOutput* out);
+
 // Reminders of `category` counted against the cap on local `day`.
 int SentOn(const v1::RulesState& state, absl::CivilDay day, v1::Category category);
 

@@ -13,6 +13,14 @@ int FindRuleMemoryRow(const v1::RulesState& state, uint64_t rule) {
   return -1;
 }
 
+int64_t EarliestTimer(const v1::RulesState& state) {
+  int64_t earliest = 0;
+  for (const int64_t due_s : state.memory_timer_due_s()) {
+    if (due_s != 0 && (earliest == 0 || due_s < earliest)) earliest = due_s;
+  }
+  return earliest;
+}
+
 int AddRuleMemoryRow(v1::RulesState* state, uint64_t rule, int expected_rows) {
   expected_rows = std::min(expected_rows, kMaxRuleMemoryRowsAhead);
   if (expected_rows > state->memory_rule().Capacity()) {

@@ -605,6 +605,11 @@ absl::StatusOr<RuleSet> RuleSet::Parse(absl::string_view yaml, absl::string_view
     set.rules_.push_back(*std::move(compiled));
     set.fingerprints_.push_back(fingerprint);
   }
+  set.id_order_.resize(set.rules_.size());
+  for (size_t i = 0; i < set.rules_.size(); ++i) set.id_order_[i] = static_cast<int>(i);
+  std::sort(set.id_order_.begin(), set.id_order_.end(), [&](int a, int b) {
+    return set.rules_[a].rule.id() < set.rules_[b].rule.id();
+  });
   std::set<std::string> experiment_ids;
   for (int i = 0; i < file.experiments_size(); ++i) {
     const v1::Experiment& e = file.experiments(i);

@@ -168,9 +168,13 @@ class RuleSet {
     return -1;
   }
   bool has_timers() const { return has_timers_; }  // any absence or schedule rule
+  // The positions in rules() in the order of the rules' ids: the order in which a patient's
+  // timers due the same second fire (DecideOnTimersDue).
+  const std::vector<int>& id_order() const { return id_order_; }
 
  private:
   std::vector<CompiledRule> rules_;
+  std::vector<int> id_order_;
   std::vector<uint64_t> fingerprints_;  // RuleFingerprint of each rule's id, parallel to rules_
   std::vector<v1::Experiment> experiments_;
   bool has_timers_ = false;

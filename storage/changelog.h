@@ -1,4 +1,4 @@
-// The state changelog's record format (version 6) and its restore: what a commit changes of a
+// The state changelog's record format (version 7) and its restore: what a commit changes of a
 // partition's state, as Kafka records a new owner of the partition applies instead of folding
 // the log again (docs/design.md, "State that follows its partition"). The producer is
 // engine/changelog_writer.h, the restore on assignment engine/changelog_restore.h; this is the
@@ -11,12 +11,14 @@
 //             (each starts with the partition, BE32; the checkpoint's is meta "checkpoint/" +
 //             BE32)
 //   value   = kPut + the RocksDB value for a put; no value at all (a Kafka tombstone, so that
-//             compaction forgets the key) for a delete. kPut is the version: 0x06 (version 6)
-//             for state values that may be format-11 patient records (storage/format.h), 0x05
+//             compaction forgets the key) for a delete. kPut is the version: 0x07 (version 7)
+//             for records of a format-12 directory (storage/format.h: `timers` keys are
+//             patients' alarms, which a version-6 reader would drop as timers of no rule), 0x06
+//             (version 6) for state values that may be format-11 patient records, 0x05
 //             (version 5) for format 10, 0x04 (version 4) for format 9, 0x03 (version 3) for
 //             format 8, 0x02 (version 2) for format 7 and older, 0x01 (version 1) for format 6.
 //             A reader refuses a tag above its own version, so it never misreads a newer
-//             record; this one applies all six (an older record is still read, and upgraded
+//             record; this one applies all seven (an older record is still read, and upgraded
 //             when parsed)
 //   header  "tend.commit" = BE64 commit id, the same on every record of one commit of one
 //             partition and never 0 (random per commit: unique across writers and restarts)
@@ -54,7 +56,7 @@ namespace v1 {
 class PatientState;
 }
 
-inline constexpr int kChangelogFormatVersion = 6;
+inline constexpr int kChangelogFormatVersion = 7;
 
 struct ChangelogRecord {
   int32_t partition = 0;
@@ -71,7 +73,8 @@ inline constexpr char kState = 's';
 inline constexpr char kOutbox = 'o';
 inline constexpr char kTimers = 't';
 inline constexpr char kCheckpoint = 'c';
-inline constexpr char kPut = '\x06';    // the first byte of a put's value
+inline constexpr char kPut = '\x07';    // the first byte of a put's value
+inline constexpr char kPutV6 = '\x06';  // the same in version 6 (still applied)
 inline constexpr char kPutV5 = '\x05';  // the same in version 5 (still applied)
 inline constexpr char kPutV4 = '\x04';  // the same in version 4 (still applied)
 inline constexpr char kPutV3 = '\x03';  // the same in version 3 (still applied)

@@ -42,10 +42,16 @@
 //                                          the dispatcher's DROPPED decisions use offset 2^63-1 and
 //                                          the low 32 bits of EventFingerprint(command id) as index
 //   timers  BE32(p) + BE64(due unix seconds) + patient_id + "\0" + rule_id -> "" (empty)
-//                                          an armed absence or schedule timer, mirrored from the
-//                                          patient's RulesState.timer_due_s in the same batch; the
-//                                          engine loads a partition's timers on assignment and
-//                                          fires them in key order as the partition clock passes
+//                                          since format 12, one key per patient with rule_id
+//                                          empty: its alarm, at the earliest timer_due_s of its
+//                                          rule memories (rules/memory.h EarliestTimer), moved in
+//                                          the batch that moves that earliest timer; when it falls
+//                                          due, every rule timer of the patient due that second
+//                                          fires (rules/decide.h DecideOnTimersDue). A key with a
+//                                          rule_id is format 11's (one per armed rule timer): it
+//                                          fires the same way and goes. The engine holds a window
+//                                          of a partition's keys in memory and fires them in key
+//                                          order as the partition clock passes
 //   index   BE32(p) + kind + value + patient_id -> "" (empty): secondary indexes of the patients,
 //                                          rewritten in the same batch as the patient's state.
 //                                          Kinds (IndexKind): 'P' program_id "\0", 'S' current
@@ -115,8 +121,12 @@ namespace tend::storage_format {
 // by its coupon's fingerprint, projections::CouponOf) instead of two or three messages each, and
 // a coupon keeps only what a view reads (id, expiry, the mark) (a 10 is upgraded in place
 // the same way, projections::UpgradeCoupons; a 10 binary refuses an 11 directory, whose states it
-// would read without their coupons).
-inline constexpr int kStorageFormatVersion = 11;
+// would read without their coupons). 12: one timer key per patient, its alarm (rule_id empty),
+// instead of one per armed rule timer (an 11 is upgraded in place by its version only: its keys
+// of one rule each fire the patient's timers due with them, and the alarm keys replace them as
+// patients' earliest timers move; an 11 binary refuses a 12 directory, whose alarms it would
+// drop as timers of a removed rule).
+inline constexpr int kStorageFormatVersion = 12;
 
 inline constexpr absl::string_view kMetaCf = "meta";
 inline constexpr absl::string_view kStateCf = "state";

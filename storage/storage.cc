@@ -680,7 +680,9 @@ absl::Status Storage::CheckFormatVersion(bool fresh) {
 // records' dedupe sets and gave them fold hours: a 6 record is read as it is (storage/format.h
 // DecodePatient) and written as a 7 when its patient is next folded, so only the version changes.
 // 7 -> 8 put the glucose readings in columns, 8 -> 9 the rule memories, 9 -> 10 the event marks'
-// fingerprints, 10 -> 11 the coupons: the same, ParsePatient moving them.
+// fingerprints, 10 -> 11 the coupons: the same, ParsePatient moving them. 11 -> 12 made a
+// patient's timers one alarm key: an 11's keys of one rule each are fired as alarms (the engine's
+// FireTimers), so only the version changes.
 absl::Status Storage::UpgradeFormat(int from_version) {
   StateBatch batch(this);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), outbox_));

@@ -12,6 +12,7 @@
 #include "bench/memory_log.h"
 #include "dev/mock_broker.h"
 #include "projections/patient.h"
+#include "rules/memory.h"
 #include "rules/rules.h"
 #include "kafka/ticker.h"
 #include "storage/format.h"
@@ -1135,6 +1136,129 @@ TEST_CASE("a write-back cache far smaller than the population, and timers read f
   CHECK(stopped.commands == unbounded.commands);  // each once: the replay's are those written
   CHECK(stopped.timers == unbounded.timers);
   CHECK(stopped.decision_keys == unbounded.decision_keys);
+}
+
+TEST_CASE("a format-11 directory, a timer key per rule, is upgraded in place: its keys fire as "
+          "the patients' alarms, and it decides and stores what a format-12 run does",
+          "[integration]") {
+  // Format 12 keeps one timer key per patient, at its earliest timer (storage/format.h
+  // `timers`). A directory written by format 11 has a key per armed rule timer instead: folded
+  // halfway, its alarm keys are replaced by format 11's keys (from the rule memories, as an 11
+  // engine wrote them) and its version set back to 11. The rest of the log folded on it must
+  // make every decision, command and state that a run on format 12 throughout makes.
+  namespace sf = storage_format;
+  CohortOptions cohort;
+  cohort.patients = 600;
+  cohort.days = 20;
+  cohort.seed = 11;
+  auto log = SimulateToMemory(cohort, 4);
+  REQUIRE(log.ok());
+  auto rules = RuleSet::Load(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
+  REQUIRE(rules.ok());
+  const auto pack = std::make_shared<const RuleSet>(*std::move(rules));
+  TempDir dir;
+  struct Result {
+    std::map<std::string, std::string> states;
+    std::vector<std::string> commands;
+    std::vector<std::string> decision_keys;
+  };
+  EngineOptions options;
+  options.mode = EngineOptions::Mode::kReplay;
+  options.rules = pack;
+  options.commit_max_records = 25;
+  options.commit_interval = absl::Hours(1);
+  std::vector<std::string> commands;
+  options.on_replay_command = [&commands](const v1::ReminderCommand& c) {
+    commands.push_back(c.SerializeAsString());
+  };
+  std::atomic<bool> stop{false};
+  auto finish = [&](const std::string& name) {
+    Result r;
+    {
+      auto storage = Storage::Open(dir.Sub(name));
+      REQUIRE(storage.ok());
+      auto engine = Engine::Create(options, storage->get());
+      REQUIRE(engine.ok());
+      MemorySource source(&*log);
+      REQUIRE((*engine)->RunFrom(&source, stop).ok());
+      for (const auto& [id, state] : States(**storage)) r.states[id] = state.SerializeAsString();
+    }
+    r.commands = commands;
+    r.decision_keys = DecisionKeys(dir.Sub(name));
+    return r;
+  };
+  commands.clear();
+  const Result fresh = finish("fresh");
+
+  // Half the log on format 12, then the directory made format 11.
+  commands.clear();
+  {
+    auto storage = Storage::Open(dir.Sub("upgraded"));
+    REQUIRE(storage.ok());
+    auto engine = Engine::Create(options, storage->get());
+    REQUIRE(engine.ok());
+    StoppingSource source(&*log, static_cast<int64_t>(log->records.size()) / 2,
+                          [] { return false; });
+    REQUIRE((*engine)->RunFrom(&source, stop).code() == absl::StatusCode::kAborted);
+  }
+  std::map<uint64_t, std::string> rule_ids;
+  for (const CompiledRule& r : pack->rules()) rule_ids[RuleFingerprint(r.rule.id())] = r.rule.id();
+  std::vector<std::string> alarm_keys, rule_keys;
+  {
+    auto storage = Storage::Open(dir.Sub("upgraded"));
+    REQUIRE(storage.ok());
+    for (int32_t p = 0; p < 4; ++p) {
+      REQUIRE((*storage)->ForEachTimer(p, [&](int64_t due, absl::string_view patient,
+                                              absl::string_view rule) {
+        CHECK(rule.empty());
+        alarm_keys.push_back(sf::TimerKey(p, due, patient, rule));
+        return absl::OkStatus();
+      }).ok());
+    }
+    REQUIRE((*storage)->ForEachState([&](const v1::PatientState& state) {
+      const v1::RulesState& r = state.rules();
+      for (int row = 0; row < r.memory_rule_size(); ++row) {
+        if (r.memory_timer_due_s(row) == 0) continue;
+        rule_keys.push_back(sf::TimerKey(state.partition(), r.memory_timer_due_s(row),
+                                         state.patient_id(), rule_ids.at(r.memory_rule(row))));
+      }
+      return absl::OkStatus();
+    }).ok());
+  }
+  REQUIRE(alarm_keys.size() > 100);
+  REQUIRE(rule_keys.size() > alarm_keys.size());  // patients with several timers
+  testing::EditRawDb(dir.Sub("upgraded"), [&](rocksdb::DB* raw, const auto& handles) {
+    rocksdb::WriteBatch batch;
+    for (const std::string& k : alarm_keys) REQUIRE(batch.Delete(handles[5], k).ok());
+    for (const std::string& k : rule_keys) REQUIRE(batch.Put(handles[5], k, "").ok());
+    REQUIRE(batch.Put(handles[1], std::string(sf::kFormatVersionKey), "11").ok());
+    REQUIRE(raw->Write(rocksdb::WriteOptions(), &batch).ok());
+  });
+  const Result upgraded = finish("upgraded");
+
+  REQUIRE(fresh.states.size() == static_cast<size_t>(cohort.patients));
+  CHECK(fresh.commands.size() > 500);
+  CHECK(upgraded.states == fresh.states);
+  CHECK(upgraded.commands == fresh.commands);
+  CHECK(upgraded.decision_keys == fresh.decision_keys);
+  std::string version;
+  int64_t rule_keys_left = 0;
+  testing::EditRawDb(dir.Sub("upgraded"), [&](rocksdb::DB* raw, const auto& handles) {
+    REQUIRE(raw->Get(rocksdb::ReadOptions(), handles[1], std::string(sf::kFormatVersionKey),
+                     &version).ok());
+    std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), handles[5]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      int64_t due = 0;
+      absl::string_view patient, rule;
+      const std::string key = it->key().ToString();
+      REQUIRE(sf::ParseTimerKey(key, &due, &patient, &rule));
+      if (!rule.empty()) ++rule_keys_left;
+    }
+  });
+  CHECK(version == std::to_string(sf::kStorageFormatVersion));
+  // Format 11's keys go as they fall due (the later ones stay until then, harmlessly).
+  INFO(rule_keys_left << " of " << rule_keys.size() << " format-11 keys left");
+  CHECK(rule_keys_left < static_cast<int64_t>(rule_keys.size()) / 2);
 }
 
 }  // namespace tend

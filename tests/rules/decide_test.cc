@@ -105,6 +105,10 @@ struct Patient {
   std::vector<const RuleSet*> used;  // every rule set decided with
   // Ids of rules no set here has, whose memories a test gives the patient.
   std::vector<std::string> retired = {"retired-rule"};
+  // Timers fire as the engine fires them: the patient's alarm, at its earliest timer, fires every
+  // timer due that second (DecideOnTimersDue). Else one rule's timer at a time, by (due, rule id).
+  bool alarms = false;
+  int timer_calls = 0;  // DecideOnTimer or DecideOnTimersDue calls
 
   // The id of the rule a memory row names (RuleFingerprint).
   std::string IdOf(uint64_t fingerprint) const {
@@ -141,6 +145,14 @@ struct Patient {
     out.Clear();
     for (int fired = 0;; ++fired) {
       REQUIRE(fired < 1000);  // a timer that stays armed at its due time would fire forever
+      if (alarms) {
+        const int64_t due = EarliestTimer(state.rules());
+        if (due == 0 || due > absl::ToUnixSeconds(now)) break;
+        LazyView view(config, state, now);
+        ++timer_calls;
+        DecideOnTimersDue(*rules, policy, Input(now, &view), due, state.mutable_rules(), &out);
+        continue;
+      }
       // The earliest armed timer (ties: by rule id).
       std::optional<std::pair<int64_t, std::string>> next;
       const v1::RulesState& memories = state.rules();
@@ -154,6 +166,7 @@ struct Patient {
       const std::string rule = next->second;
       const int64_t due = next->first;
       LazyView view(config, state, now);
+      ++timer_calls;
       DecideOnTimer(*rules, policy, Input(now, &view), rule, due, state.mutable_rules(), &out);
     }
     Keep();
@@ -936,6 +949,50 @@ TEST_CASE("with a rule memory index kept beside the patient, deciding decides an
     CHECK(index.by_rule[i] ==
           FindRuleMemoryRow(memories, RuleFingerprint(pack->rules()[i].rule.id())));
   }
+}
+
+TEST_CASE("a patient's alarm fires every timer due that second, in rule-id order, deciding what "
+          "a timer per rule decided",
+          "[decide]") {
+  // The engine keeps one timer key per patient (storage format 12) at its earliest timer. Rules
+  // due the same second - the daily 09:00 schedule and a blood-pressure absence counted from a
+  // 09:00 reading, a removed rule's timer - must fire in the order one key per rule gave them.
+  auto pack = RuleSet::Load(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
+  REQUIRE(pack.ok());
+  RuleMemoryIndex index;
+  Patient per_rule, alarm;
+  alarm.alarms = true;
+  alarm.memories = &index;
+  for (Patient* p : {&per_rule, &alarm}) {
+    p->rules = &*pack;
+    RuleMemoryRef(p->state.mutable_rules(),
+                  AddRuleMemoryRow(p->state.mutable_rules(), RuleFingerprint("retired-rule")))
+        .set_timer_due_s(absl::ToUnixSeconds(At("2026-05-04T09:00:00+08:00")));
+    p->Fold(Enroll("e1", "diabetes", "Asia/Shanghai"), "2026-05-01T06:00:00+08:00");
+    p->Fold(Scan("s1"), "2026-05-01T06:30:00+08:00");
+    p->Fold(BloodPressure("b1"), "2026-05-01T09:00:00+08:00");  // no-bp-3d due 05-04 09:00
+    for (int day = 2; day <= 12; ++day) {
+      const std::string date = absl::StrFormat("2026-05-%02d", day);
+      if (day % 5 == 0) p->Fold(Glucose(absl::StrCat("g", day), 7), date + "T10:00:00+08:00");
+      if (day == 8) p->Fold(BloodPressure("b8"), date + "T09:00:00+08:00");
+    }
+    p->Tick("2026-06-30T12:00:00+08:00");
+  }
+  REQUIRE(per_rule.all_decisions.size() > 10);
+  // Rules fell due together: fewer alarms than rule timers.
+  CHECK(alarm.timer_calls < per_rule.timer_calls);
+  REQUIRE(alarm.all_decisions.size() == per_rule.all_decisions.size());
+  for (size_t i = 0; i < per_rule.all_decisions.size(); ++i) {
+    CHECK(alarm.all_decisions[i].SerializeAsString() ==
+          per_rule.all_decisions[i].SerializeAsString());
+  }
+  REQUIRE(alarm.all_commands.size() == per_rule.all_commands.size());
+  for (size_t i = 0; i < per_rule.all_commands.size(); ++i) {
+    CHECK(alarm.all_commands[i].SerializeAsString() ==
+          per_rule.all_commands[i].SerializeAsString());
+  }
+  CHECK(alarm.state.rules().SerializeAsString() == per_rule.state.rules().SerializeAsString());
+  CHECK(ReadRuleMemory(alarm.state.rules(), "retired-rule").timer_due_s == 0);
 }
 
 v1::Event CouponIssued(const std::string& id, const std::string& coupon,

@@ -382,9 +382,9 @@ TEST_CASE("a changelog record not of the format stops the restore", "[storage]")
   CHECK(restorer.Add(short_key).code() == absl::StatusCode::kDataLoss);
   ChangelogRecord unversioned{0, std::string("s\0\0\0\0p", 6), std::string("v"), 1};
   CHECK(restorer.Add(unversioned).code() == absl::StatusCode::kDataLoss);
-  // A value of a version after this build's 0x06 (0x07) is refused; versions 1 to 6's tags are
+  // A value of a version after this build's 0x07 (0x08) is refused; versions 1 to 7's tags are
   // applied.
-  ChangelogRecord newer{0, std::string("s\0\0\0\0p", 6), std::string("\x07v"), 1};
+  ChangelogRecord newer{0, std::string("s\0\0\0\0p", 6), std::string("\x08v"), 1};
   CHECK(restorer.Add(newer).code() == absl::StatusCode::kDataLoss);
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x01v"), 1}).ok());
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x02v"), 1}).ok());
@@ -392,6 +392,7 @@ TEST_CASE("a changelog record not of the format stops the restore", "[storage]")
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x04v"), 1}).ok());
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x05v"), 1}).ok());
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x06v"), 1}).ok());
+  CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x07v"), 1}).ok());
   ChangelogRecord elsewhere{0, std::string("s\0\0\0\3p", 6), std::string("\x01v"), 1};
   CHECK(restorer.Add(elsewhere).code() == absl::StatusCode::kDataLoss);  // partition 3's
   ChangelogRecord checkpoint_deleted{0, std::string("ccheckpoint/\0\0\0\0", 16), std::nullopt};
