@@ -90,7 +90,9 @@ class Engine::Impl : public PartitionListener {
     bool dirty = false;  // checkpoint changed since the last commit
     bool eof = false;    // consumed up to the high watermark
     bool gap_reported = false;
-    // Every armed timer of the partition. Loaded on assignment when the rules have timers.
+    // The partition's timer keys (patients' alarms; in a format-11 directory also its keys of
+    // one rule each), a window of the earliest in memory. Loaded on assignment when the rules
+    // have timers.
     TimerIndex timers;
   };
   struct CacheEntry {
@@ -170,7 +172,6 @@ class Engine::Impl : public PartitionListener {
   DecideInput DecisionInput(CacheEntry* entry, absl::Time now, std::optional<LazyView>* view);
   // Fires the partition's timers due at or before its clock, in due order.
   absl::Status FireTimers(int32_t partition, Partition* p);
-  // Queues what a decision produced for the next commit and keeps the timer index in step.
   // Keeps what a decision produced for the next commit, and the patient's alarm in step.
   void Record(int32_t partition, Partition* p, CacheEntry* entry, DecideOutput* out);
   // Moves the patient's alarm key to its earliest timer if that changed: one timer key per
@@ -693,8 +694,9 @@ void Engine::Impl::Record(int32_t partition, Partition* p, CacheEntry* entry,
     Bump(decisions_by_[d->outcome() * EngineStats::kDecisionReasons + d->reason()]);
     decided_->decisions.push_back({current_offset_, decision_index_++, d});
   }
-  // Most timer changes move a later timer (an absence timer pushed back by each check-in) and
-  // leave the earliest where it was: no key changes.
+  // Most timer changes leave the earliest where it was: a new patient's timers armed at once
+  // (one key, not one per rule), an absence timer re-armed at its anchor's due time when it is
+  // not the earliest. No key changes then.
   if (!out->timer_changes.empty()) MoveAlarm(partition, p, entry);
 }
 

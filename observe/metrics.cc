@@ -257,7 +257,7 @@ void EngineFamilies(const Engine& engine, int64_t cache_max_bytes, Families* out
           "schedule timers due that second.",
           s.timers_fired);
   Gauge(out, "tend_timers_in_memory",
-        "Armed timers held in memory (each partition's window of the earliest).",
+        "Timer keys (patients' alarms) held in memory (each partition's window of the earliest).",
         static_cast<double>(timers_in_memory));
   Counter(out, "tend_timer_window_loads_total", "Timer windows read from RocksDB.",
           s.timer_loads);
@@ -306,7 +306,7 @@ void StorageFamilies(const Storage& storage, Families* out) {
           static_cast<double>(cf.pending_compaction_bytes), label);
     if (cf.name == "timers") {
       Gauge(out, "tend_timers_pending",
-            "Armed timers in the state directory (RocksDB's estimate of the timers' keys).",
+            "Timer keys (patients' alarms) in the state directory (RocksDB's estimate).",
             static_cast<double>(cf.estimated_keys));
     }
   }

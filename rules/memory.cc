@@ -16,7 +16,9 @@ int FindRuleMemoryRow(const v1::RulesState& state, uint64_t rule) {
 int64_t EarliestTimer(const v1::RulesState& state) {
   int64_t earliest = 0;
   for (const int64_t due_s : state.memory_timer_due_s()) {
-    if (due_s != 0 && (earliest == 0 || due_s < earliest)) earliest = due_s;
+    // A due time at or before the epoch is none (only a damaged row holds one): its key would
+    // sort after every other.
+    if (due_s > 0 && (earliest == 0 || due_s < earliest)) earliest = due_s;
   }
   return earliest;
 }

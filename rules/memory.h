@@ -62,7 +62,7 @@ inline constexpr int kMaxRuleMemoryRowsAhead = 32;
 // `expected_rows` rows (at most kMaxRuleMemoryRowsAhead) in each column when they have less (e.g.
 // the rule set's size).
 int AddRuleMemoryRow(v1::RulesState* state, uint64_t rule, int expected_rows = 0);
-// The earliest timer the memories hold (the least non-zero timer_due_s of any row, a rule since
+// The earliest timer the memories hold (the least positive timer_due_s of any row, a rule since
 // removed from the set included), or 0 when none is armed: the patient's alarm, the one timer key
 // the engine keeps per patient (storage/format.h `timers`, format 12).
 int64_t EarliestTimer(const v1::RulesState& state);

@@ -20,7 +20,7 @@
 //                                          (storage/manifest_seal.h): from then on a missing seal
 //                                          file is damage, not an older directory (optional key,
 //                                          read by format 6 readers and ignored by older ones)
-//   state   BE32(p) + patient_id        -> patient record (EncodePatient), format 7 to 11 alike
+//   state   BE32(p) + patient_id        -> patient record (EncodePatient), format 7 to 12 alike
 //                                          (their states differ: kStorageFormatVersion): a 0 byte,
 //                                          varint32 n, n bytes of tend.v1.PatientState, varint32
 //                                          k, then the dedupe window (storage/applied_events.h):
@@ -50,8 +50,8 @@
 //                                          fires (rules/decide.h DecideOnTimersDue). A key with a
 //                                          rule_id is format 11's (one per armed rule timer): it
 //                                          fires the same way and goes. The engine holds a window
-//                                          of a partition's keys in memory and fires them in key
-//                                          order as the partition clock passes
+//                                          of a partition's keys in memory and fires them by due
+//                                          time, then patient, as the partition clock passes
 //   index   BE32(p) + kind + value + patient_id -> "" (empty): secondary indexes of the patients,
 //                                          rewritten in the same batch as the patient's state.
 //                                          Kinds (IndexKind): 'P' program_id "\0", 'S' current
