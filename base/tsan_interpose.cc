@@ -17,9 +17,14 @@
 // 2. C11 threads. librdkafka starts its threads with glibc's thrd_create and locks with mtx_*
 //    and cnd_*, which call glibc's pthread functions internally, where TSan's interceptors do
 //    not reach: a thread started so has no TSan state and crashes at its first allocation (the
-//    mock cluster's thread did, in every integration test). The C11 functions librdkafka
-//    imports are defined here on the pthread functions TSan intercepts, as glibc implements
-//    them (the C11 types are the pthread types: static_asserts below).
+//    mock cluster's thread did, in every integration test). The C11 thread, mutex and condition
+//    functions librdkafka imports are defined here on the pthread functions TSan intercepts, as
+//    glibc implements them (the C11 types are the pthread types: static_asserts below; errors
+//    mapped as glibc's thrd_err_map does). Its call_once and thrd_current stay glibc's:
+//    thrd_current is pthread_self, and a once-flag's ordering, unseen, stays inside librdkafka.
+//
+// Only what tend calls is wrapped: a first use of Mutex::TryLock, ReaderLock, LockWhen or
+// absl::CondVar needs its wrapper here, or TSan reports the accesses it guards.
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -120,7 +125,9 @@ ABSL_NAMESPACE_END
 // 2. C11 threads on the pthread functions TSan intercepts. Return values as C11 gives them.
 static_assert(sizeof(thrd_t) == sizeof(pthread_t));
 static_assert(sizeof(mtx_t) == sizeof(pthread_mutex_t));
+static_assert(alignof(mtx_t) >= alignof(pthread_mutex_t));
 static_assert(sizeof(cnd_t) == sizeof(pthread_cond_t));
+static_assert(alignof(cnd_t) >= alignof(pthread_cond_t));
 
 namespace {
 
@@ -153,7 +160,7 @@ int thrd_create(thrd_t* thr, thrd_start_t func, void* arg) {
   const int err = pthread_create(&t, nullptr, RunThread, start);
   if (err != 0) {
     delete start;
-    return err == EAGAIN ? thrd_nomem : thrd_error;
+    return C11(err);
   }
   *thr = t;
   return thrd_success;

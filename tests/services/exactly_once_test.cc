@@ -180,9 +180,14 @@ TEST_CASE("SIGKILL between outbox write and delivery, and during delivery: each 
     while (!status_logged() && absl::Now() < status_deadline) usleep(50000);
     CHECK(status_logged());
     REQUIRE(kill(pid, SIGTERM) == 0);
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status));
+    // SIGTERM: the engine commits and exits. Once (CI, 2026-12-04) it ended by a signal instead,
+    // and nothing said where: the code (128 + signal) and the end of its log say it now.
+    const int code = testing::ExitCode(pid);
+    if (code >= 128) {
+      const std::string all = testing::ReadFile(log);
+      INFO("the engine's log ends:\n" << all.substr(all.size() > 6000 ? all.size() - 6000 : 0));
+      CHECK(code < 128);
+    }
     // Nothing is left to deliver: every command left the outbox once acknowledged.
     CHECK(OutboxSize(db, scratch) == 0);
   }
