@@ -39,19 +39,45 @@ ArenaBlocks::Pool& ArenaBlocks::Get() {
   return *pool;
 }
 
+namespace {
+
+// `message` serialized onto `arena`.
+template <typename Message>
+absl::string_view SerializeOnto(const Message& message, google::protobuf::Arena* arena) {
+  const size_t size = message.ByteSizeLong();
+  char* bytes = google::protobuf::Arena::CreateArray<char>(arena, size);
+  message.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(bytes));
+  return absl::string_view(bytes, size);
+}
+
+}  // namespace
+
+void DecidedWrites::AddCommand(int32_t partition, const v1::ReminderCommand& command) {
+  commands.push_back({partition, command.not_before().seconds(), Keep(command.command_id()),
+                      SerializeOnto(command, &arena)});
+}
+
+void DecidedWrites::AddDecision(const v1::Decision& decision, int64_t offset, uint32_t index) {
+  decisions.push_back({offset, index, decision.at().seconds(), Keep(decision.patient_id()),
+                       SerializeOnto(decision, &arena)});
+}
+
 void DecidedWrites::AppendTo(StateBatch* batch, bool outbox) {
   if (outbox) {
     InKeyOrder(commands.size(), [&](size_t i, std::string* out) {
-      const v1::ReminderCommand& c = *commands[i].second;
-      sf::AppendOutboxKey(commands[i].first, c.not_before().seconds(), c.command_id(), out);
-    }, [&](size_t i) { batch->PutCommand(commands[i].first, *commands[i].second); });
+      const Command& c = commands[i];
+      sf::AppendOutboxKey(c.partition, c.not_before_s, c.command_id, out);
+    }, [&](size_t i) {
+      const Command& c = commands[i];
+      batch->PutCommand(c.partition, c.not_before_s, c.command_id, c.value);
+    });
   }
   InKeyOrder(decisions.size(), [&](size_t i, std::string* out) {
     const Decision& d = decisions[i];
-    sf::AppendDecisionKey(d.decision->patient_id(), d.decision->at().seconds(), d.offset, d.index,
-                          out);
+    sf::AppendDecisionKey(d.patient_id, d.at_s, d.offset, d.index, out);
   }, [&](size_t i) {
-    batch->PutDecision(*decisions[i].decision, decisions[i].offset, decisions[i].index);
+    const Decision& d = decisions[i];
+    batch->PutDecision(d.patient_id, d.at_s, d.offset, d.index, d.value);
   });
   // A timer key's writes of one commit come down to the last one; a key armed and removed
   // within the commit (a timer that fell due, or moved, soon after it was armed) to none: a
@@ -113,7 +139,15 @@ void Committer::Loop() {
     if (s.ok()) s = storage_->Commit(batch, options_);
     const auto written = std::chrono::steady_clock::now();
     if (s.ok() && decided && replay_ && on_replay_command_) {
-      for (const auto& [partition, command] : decided->commands) on_replay_command_(*command);
+      v1::ReminderCommand command;
+      for (const DecidedWrites::Command& c : decided->commands) {
+        // Bytes this process serialized a moment ago: a failure would be a bug, not input.
+        if (!command.ParseFromArray(c.value.data(), static_cast<int>(c.value.size()))) {
+          s = absl::InternalError("a decided command could not be read back for the replay");
+          break;
+        }
+        on_replay_command_(command);
+      }
     }
     if (decided) decided->Clear();  // here too, not on the engine thread
     if (s.ok()) {

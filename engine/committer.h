@@ -65,15 +65,27 @@ class ArenaBlocks {
   static Pool& Get();
 };
 
-// What the rules decided since the last commit: immutable once decided, so the committer thread
-// serializes them into the batch, off the engine thread. The messages live on `arena`, whose
-// first block is kept across commits (the committer clears a written DecidedWrites and the engine
-// takes it back): deciding allocates nothing per message, and touches memory already mapped.
+// What the rules decided since the last commit: immutable once decided, so each command and
+// decision is kept as its serialized value (the bytes the commit writes) and its key's fields,
+// and the committer thread puts them into the batch in key order, off the engine thread. The
+// bytes live on `arena`, whose first block is kept across commits (the committer clears a
+// written DecidedWrites and the engine takes it back): an interval's writes go into memory an
+// earlier interval already mapped. A serialized decision takes about a quarter of the room of
+// its messages (docs/benchmarks.md, "Decided writes as bytes"), which the engine builds on a
+// scratch arena of its own and drops once recorded.
 struct DecidedWrites {
   struct Decision {
     int64_t offset;  // the deciding record's
     uint32_t index;  // its order among the record's decisions
-    v1::Decision* decision;  // on arena
+    int64_t at_s;    // the decision's `at`
+    absl::string_view patient_id;  // on arena
+    absl::string_view value;       // tend.v1.Decision, serialized, on arena
+  };
+  struct Command {
+    int32_t partition;
+    int64_t not_before_s;
+    absl::string_view command_id;  // on arena
+    absl::string_view value;       // tend.v1.ReminderCommand, serialized, on arena
   };
   google::protobuf::Arena arena{[] {
     google::protobuf::ArenaOptions o;
@@ -83,7 +95,7 @@ struct DecidedWrites {
     o.block_dealloc = &ArenaBlocks::Deallocate;
     return o;
   }()};
-  std::vector<std::pair<int32_t, v1::ReminderCommand*>> commands;  // on arena
+  std::vector<Command> commands;
   std::vector<Decision> decisions;
   std::vector<TimerOp> timers;  // in order: a put then a delete of one key deletes
 
@@ -101,6 +113,10 @@ struct DecidedWrites {
     if (!s.empty()) std::memcpy(copy, s.data(), s.size());
     return absl::string_view(copy, s.size());
   }
+  // Records `command` for the outbox of `partition`, serialized: the message may go after.
+  void AddCommand(int32_t partition, const v1::ReminderCommand& command);
+  // Records `decision`, made by the record at `offset` as its `index`th, serialized.
+  void AddDecision(const v1::Decision& decision, int64_t offset, uint32_t index);
   // Adds the writes to `batch`; commands only when `outbox` (LIVE mode). Each column family's
   // writes go in key order (decided, they are scattered over patients and times): memtable
   // inserts in order reuse the skiplist's search path. Writes to one key keep their order.

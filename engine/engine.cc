@@ -251,6 +251,19 @@ class Engine::Impl : public PartitionListener {
   std::vector<std::pair<KeyHead, CacheEntry*>> by_key_;  // Commit's scratch, kept for its capacity
   // Decided since the last commit; written with the states that decided them.
   std::unique_ptr<DecidedWrites> decided_ = std::make_unique<DecidedWrites>();
+  // What one record or one fired timer decides, as messages, until Record keeps their bytes in
+  // decided_; reset after each, so they are built in the same few warm pages (the initial
+  // block, which a reset keeps), not on fresh memory for the length of a commit interval.
+  static constexpr size_t kDecideBlockBytes = 256 << 10;
+  std::unique_ptr<char[]> decide_block_ = std::make_unique<char[]>(kDecideBlockBytes);
+  google::protobuf::Arena decide_arena_{[this] {
+    google::protobuf::ArenaOptions o;
+    o.initial_block = decide_block_.get();
+    o.initial_block_size = kDecideBlockBytes;
+    o.start_block_size = kDecideBlockBytes;  // a record that decides more (rarely): malloc'd
+    o.max_block_size = kDecideBlockBytes;
+    return o;
+  }()};
   uint32_t decision_index_ = 0;  // decisions made at the current record so far
   int64_t uncommitted_records_ = 0;
   int64_t uncommitted_timers_ = 0;  // fired since the last commit: they count toward its size
@@ -683,16 +696,12 @@ const absl::TimeZone& Engine::Impl::TimeZoneOf(CacheEntry* entry) const {
 void Engine::Impl::Record(int32_t partition, Partition* p, CacheEntry* entry,
                           DecideOutput* out) {
   commands_.fetch_add(static_cast<int64_t>(out->commands.size()), std::memory_order_relaxed);
-  // `out` decided on decided_->arena: its messages are the arena's, not the output's, and stay
-  // when it goes.
-  for (int i = 0; i < out->commands.size(); ++i) {
-    decided_->commands.emplace_back(partition, out->commands.Mutable(i));
-  }
+  // `out` decided on decide_arena_, reset after this: the writes are kept as bytes.
+  for (const v1::ReminderCommand& c : out->commands) decided_->AddCommand(partition, c);
   // The record's offset orders its decisions after every earlier one of the patient.
-  for (int i = 0; i < out->decisions.size(); ++i) {
-    v1::Decision* d = out->decisions.Mutable(i);
-    Bump(decisions_by_[d->outcome() * EngineStats::kDecisionReasons + d->reason()]);
-    decided_->decisions.push_back({current_offset_, decision_index_++, d});
+  for (const v1::Decision& d : out->decisions) {
+    Bump(decisions_by_[d.outcome() * EngineStats::kDecisionReasons + d.reason()]);
+    decided_->AddDecision(d, current_offset_, decision_index_++);
   }
   // Most timer changes leave the earliest where it was: a new patient's timers armed at once
   // (one key, not one per rule), an absence timer re-armed at its anchor's due time when it is
@@ -742,9 +751,12 @@ void Engine::Impl::ApplyAndDecide(int32_t partition, Partition* p, CacheEntry* e
   DecideInput in = DecisionInput(entry, now, &view);
   in.event = event_;
   in.first_event = first_event;
-  DecideOutput out(&decided_->arena);
-  DecideOnEvent(*options_.rules, options_.policy, in, state->mutable_rules(), &out);
-  Record(partition, p, entry, &out);
+  {
+    DecideOutput out(&decide_arena_);
+    DecideOnEvent(*options_.rules, options_.policy, in, state->mutable_rules(), &out);
+    Record(partition, p, entry, &out);
+  }
+  decide_arena_.Reset();
 }
 
 DecideInput Engine::Impl::DecisionInput(CacheEntry* entry, absl::Time now,
@@ -799,12 +811,15 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     if (state->unique_events() > 0) {  // else no such patient (a stale key)
       std::optional<LazyView> view;
       const DecideInput in = DecisionInput(entry, now, &view);
-      DecideOutput out(&decided_->arena);
-      // Every timer of the patient due at this second, in rule-id order (a format-11 key of one
-      // rule fires them all too; its siblings then find nothing due).
-      DecideOnTimersDue(*options_.rules, options_.policy, in, t.due_s, state->mutable_rules(),
-                        &out);
-      Record(partition, p, entry, &out);
+      {
+        DecideOutput out(&decide_arena_);
+        // Every timer of the patient due at this second, in rule-id order (a format-11 key of
+        // one rule fires them all too; its siblings then find nothing due).
+        DecideOnTimersDue(*options_.rules, options_.policy, in, t.due_s, state->mutable_rules(),
+                          &out);
+        Record(partition, p, entry, &out);
+      }
+      decide_arena_.Reset();
       MoveAlarm(partition, p, entry);
       if (!entry->dirty) {
         entry->dirty = true;
@@ -968,7 +983,8 @@ absl::Status Engine::Impl::Commit() {
   batch.Clear();
   // Room for the commit's writes before they are added (StateBatch::Reserve): the states and
   // index keys at the last commit's bytes per patient (a guess at the first), with a quarter more,
-  // and the decided writes at their arena's size (their messages take more room than their bytes).
+  // and the decided writes at their arena's size (their values and ids: a little over their keys
+  // and values).
   const size_t per_patient = batch_bytes_per_patient_ == 0
                                  ? kFirstBatchBytesPerPatient
                                  : batch_bytes_per_patient_ + batch_bytes_per_patient_ / 4;

@@ -82,10 +82,14 @@ void StateBatch::PutEncodedPatient(absl::string_view key, absl::string_view valu
 
 void StateBatch::PutCommand(int32_t partition, const v1::ReminderCommand& command) {
   command.SerializeToString(&value_);
-  const int64_t not_before_s = command.not_before().seconds();
+  PutCommand(partition, command.not_before().seconds(), command.command_id(), value_);
+}
+
+void StateBatch::PutCommand(int32_t partition, int64_t not_before_s, absl::string_view command_id,
+                            absl::string_view value) {
   key_.clear();  // the scratch buffers: no allocation per write
-  sf::AppendOutboxKey(partition, not_before_s, command.command_id(), &key_);
-  batch_.Put(storage_->outbox_, key_, value_);
+  sf::AppendOutboxKey(partition, not_before_s, command_id, &key_);
+  batch_.Put(storage_->outbox_, key_, ToSlice(value));
   auto [it, added] = outbox_arrivals_.try_emplace(partition, not_before_s);
   if (!added) it->second = std::min(it->second, not_before_s);
   ++outbox_puts_;
@@ -93,9 +97,14 @@ void StateBatch::PutCommand(int32_t partition, const v1::ReminderCommand& comman
 
 void StateBatch::PutDecision(const v1::Decision& decision, int64_t offset, uint32_t index) {
   decision.SerializeToString(&value_);
+  PutDecision(decision.patient_id(), decision.at().seconds(), offset, index, value_);
+}
+
+void StateBatch::PutDecision(absl::string_view patient_id, int64_t at_s, int64_t offset,
+                             uint32_t index, absl::string_view value) {
   key_.clear();
-  sf::AppendDecisionKey(decision.patient_id(), decision.at().seconds(), offset, index, &key_);
-  batch_.Put(storage_->decisions_, key_, value_);
+  sf::AppendDecisionKey(patient_id, at_s, offset, index, &key_);
+  batch_.Put(storage_->decisions_, key_, ToSlice(value));
 }
 
 void StateBatch::PutTimer(int32_t partition, int64_t due_s, absl::string_view patient_id,

@@ -86,6 +86,12 @@ class StateBatch {
   // in one partition, so it orders the patient's decisions), `index` its order within the record.
   void PutCommand(int32_t partition, const v1::ReminderCommand& command);
   void PutDecision(const v1::Decision& decision, int64_t offset, uint32_t index);
+  // The same from the message already serialized (`value`) and the key's fields read from it:
+  // the command's not_before seconds and id, the decision's patient id and `at` seconds.
+  void PutCommand(int32_t partition, int64_t not_before_s, absl::string_view command_id,
+                  absl::string_view value);
+  void PutDecision(absl::string_view patient_id, int64_t at_s, int64_t offset, uint32_t index,
+                   absl::string_view value);
   // An armed timer of the patient (storage/format.h `timers`), and its removal when it fires or
   // moves.
   // A key of the `index` column family (storage/format.h: IndexKey, IndexTimeKey).

@@ -37,14 +37,14 @@ std::vector<std::tuple<int64_t, std::string>> Timers(const Storage& storage, int
   return out;
 }
 
-v1::ReminderCommand* AddCommand(DecidedWrites* w, int32_t partition, const std::string& id,
-                                int64_t not_before_s) {
-  auto* c = google::protobuf::Arena::CreateMessage<v1::ReminderCommand>(&w->arena);
-  c->set_command_id(id);
-  c->set_patient_id("p-" + id);
-  c->mutable_not_before()->set_seconds(not_before_s);
-  w->commands.emplace_back(partition, c);
-  return c;
+// Adds a command with `id` (its patient "p-" + id unless given) due at `not_before_s`.
+void AddCommand(DecidedWrites* w, int32_t partition, const std::string& id, int64_t not_before_s,
+                const std::string& patient = "") {
+  v1::ReminderCommand c;
+  c.set_command_id(id);
+  c.set_patient_id(patient.empty() ? "p-" + id : patient);
+  c.mutable_not_before()->set_seconds(not_before_s);
+  w->AddCommand(partition, c);
 }
 
 // A fresh state directory with a Committer writing to it (no consumer: no group offsets).
@@ -75,11 +75,11 @@ struct Fixture {
 };
 
 void AddDecision(DecidedWrites* w, const std::string& patient, int64_t at_s, int64_t offset) {
-  auto* d = google::protobuf::Arena::CreateMessage<v1::Decision>(&w->arena);
-  d->set_patient_id(patient);
-  d->set_rule_id(kRule);
-  d->mutable_at()->set_seconds(at_s);
-  w->decisions.push_back({offset, 0, d});
+  v1::Decision d;
+  d.set_patient_id(patient);
+  d.set_rule_id(kRule);
+  d.mutable_at()->set_seconds(at_s);
+  w->AddDecision(d, offset, 0);
 }
 
 TEST_CASE("a commit's timer writes come down to the last one per key", "[committer]") {
@@ -116,7 +116,9 @@ TEST_CASE("LIVE: decided commands reach the outbox with their decisions, in one 
   CHECK(replayed == 0);  // LIVE: the outbox, not the replay callback
   auto decisions = f.storage->RecentDecisions("p-c1", 10);
   REQUIRE(decisions.ok());
-  CHECK(decisions->size() == 1);
+  REQUIRE(decisions->size() == 1);
+  CHECK((*decisions)[0].rule_id() == kRule);  // the bytes recorded are the decision's
+  CHECK((*decisions)[0].at().seconds() == 1000);
   // The written DecidedWrites comes back cleared, for the next interval.
   std::unique_ptr<DecidedWrites> spare = f.committer->TakeSpare();
   REQUIRE(spare != nullptr);
@@ -166,10 +168,10 @@ TEST_CASE(
     timer_ops[{partition, storage_format::TimerKey(partition, due_s, patient, rule)}].push_back(
         put);
     const std::string command_id = ids[pick(ids.size())] + "-c";
-    v1::ReminderCommand* c = AddCommand(decided.get(), partition, command_id, due_s);
-    c->set_patient_id(absl::StrCat("order-", i));  // tells apart puts of one key
+    const std::string order = absl::StrCat("order-", i);  // tells apart puts of one key
+    AddCommand(decided.get(), partition, command_id, due_s, order);
     command_puts[{partition, storage_format::OutboxKey(partition, due_s, command_id)}].push_back(
-        c->patient_id());
+        order);
   }
   StateBatch batch = s.NewBatch();
   decided->AppendTo(&batch, /*outbox=*/true);
