@@ -145,7 +145,7 @@ absl::Status RebuildPatientIndexIfStale(Storage* storage,
   // last: the parameters. A crash part-way leaves no parameters, so the next start begins again.
   StateBatch batch = storage->NewBatch();
   batch.DeleteIndexParameters();
-  batch.DeleteIndexRange(std::string(), std::string(8, '\xff'));
+  batch.DeleteAllIndexKeys();
   TEND_RETURN_IF_ERROR(storage->Commit(&batch));
   batch.Clear();
   int64_t done = 0;

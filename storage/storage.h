@@ -97,8 +97,10 @@ class StateBatch {
   // A key of the `index` column family (storage/format.h: IndexKey, IndexTimeKey).
   void PutIndex(absl::string_view key);
   void DeleteIndex(absl::string_view key);
-  // Every index key in [start, limit) (a rebuild of the index).
-  void DeleteIndexRange(absl::string_view start, absl::string_view limit);
+  // Every index key (a rebuild of the index). One range delete from the empty key: a range
+  // delete's start must lie outside the memtable insert hints' domain (storage.cc,
+  // InsertHintPrefix), so no other range is offered.
+  void DeleteAllIndexKeys();
   // What the index keys were built with (index/patient_index.h PatientIndexParameters); cleared while the
   // index is being rebuilt.
   void PutIndexParameters(absl::string_view text);

@@ -124,7 +124,7 @@ TEST_CASE("the index the engine keeps up commit by commit equals the index built
     {
       StateBatch batch = (*storage)->NewBatch();
       batch.DeleteIndexParameters();
-      batch.DeleteIndexRange(std::string(), std::string(8, '\xff'));
+      batch.DeleteAllIndexKeys();
       batch.PutIndex(sf::IndexTimeKey(0, sf::IndexKind::kLastActivity, 86400, "stale"));
       REQUIRE((*storage)->Commit(&batch).ok());
     }
