@@ -99,9 +99,10 @@ struct TimerChange {
   int64_t new_due_s = 0;
 };
 
-// What one decision call produced. The messages live on `arena` (given: the caller's, e.g. one
-// per commit interval, so deciding costs no malloc per message, and the caller keeps the message
-// pointers after the output goes; not given: the output's own). A fired decision and its command
+// What one decision call produced. The messages live on `arena` (given: the caller's, so
+// deciding costs no malloc per message: the engine's scratch arena, which it resets once it has
+// serialized what one record or timer decided, after the output goes; not given: the output's
+// own). A fired decision and its command
 // (or a suppressed decision and nothing) refer to one Explanation on the arena: read them, copy
 // them, but mutate neither's explanation in place. Not copyable.
 class DecideOutput {
