@@ -1067,7 +1067,7 @@ TEST_CASE("decisions older than the retention go when compacted, the rest stay",
 // The filters are a cost where nothing looks keys up (storage/storage.cc CfOptions; docs/design.md,
 // "Filters only where keys are looked up"): read back from the OPTIONS file RocksDB keeps in the
 // directory, as RocksDB itself would open it.
-TEST_CASE("bloom filters are built only in the families read by key: state and meta; insert "
+TEST_CASE("bloom filters are built only in the families read by key (state and meta), insert "
           "hints in all but meta",
           "[storage]") {
   TempDir dir;
