@@ -71,6 +71,19 @@ bool EvalAnnotated(Annotated* a) {
   return held;
 }
 
+// Calls `await(condition)`, one of the library's Await variants on `mu`, with the condition
+// annotated: `mu` is handed off while it waits and taken back once it returns.
+template <typename Await>
+auto AwaitAnnotated(absl::Mutex* mu, const absl::Condition& cond, Await await) {
+  Annotated annotated{&cond, mu};
+  __tsan_release(mu);
+  struct AcquireOnReturn {
+    absl::Mutex* mu;
+    ~AcquireOnReturn() { __tsan_acquire(mu); }
+  } acquire{mu};
+  return await(absl::Condition(&EvalAnnotated, &annotated));
+}
+
 }  // namespace
 
 namespace absl {
@@ -93,30 +106,19 @@ void Mutex::Unlock() {
 void Mutex::Await(const Condition& cond) {
   static const auto real = reinterpret_cast<void (*)(Mutex*, const Condition&)>(
       Real("_ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE"));
-  Annotated annotated{&cond, this};
-  __tsan_release(this);
-  real(this, Condition(&EvalAnnotated, &annotated));
-  __tsan_acquire(this);
+  AwaitAnnotated(this, cond, [this](const Condition& c) { real(this, c); });
 }
 
 bool Mutex::AwaitWithTimeout(const Condition& cond, absl::Duration timeout) {
   static const auto real = reinterpret_cast<bool (*)(Mutex*, const Condition&, absl::Duration)>(
       Real("_ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE"));
-  Annotated annotated{&cond, this};
-  __tsan_release(this);
-  const bool held = real(this, Condition(&EvalAnnotated, &annotated), timeout);
-  __tsan_acquire(this);
-  return held;
+  return AwaitAnnotated(this, cond, [&](const Condition& c) { return real(this, c, timeout); });
 }
 
 bool Mutex::AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
   static const auto real = reinterpret_cast<bool (*)(Mutex*, const Condition&, absl::Time)>(
       Real("_ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE"));
-  Annotated annotated{&cond, this};
-  __tsan_release(this);
-  const bool held = real(this, Condition(&EvalAnnotated, &annotated), deadline);
-  __tsan_acquire(this);
-  return held;
+  return AwaitAnnotated(this, cond, [&](const Condition& c) { return real(this, c, deadline); });
 }
 
 ABSL_NAMESPACE_END
