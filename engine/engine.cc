@@ -696,8 +696,11 @@ const absl::TimeZone& Engine::Impl::TimeZoneOf(CacheEntry* entry) const {
 void Engine::Impl::Record(int32_t partition, Partition* p, CacheEntry* entry,
                           DecideOutput* out) {
   commands_.fetch_add(static_cast<int64_t>(out->commands.size()), std::memory_order_relaxed);
-  // `out` decided on decide_arena_, reset after this: the writes are kept as bytes.
-  for (const v1::ReminderCommand& c : out->commands) decided_->AddCommand(partition, c);
+  // `out` decided on decide_arena_, reset after this: the writes are kept as bytes. Commands
+  // only where they go somewhere: the outbox (LIVE), or a replay's callback.
+  if (options_.mode == EngineOptions::Mode::kLive || options_.on_replay_command) {
+    for (const v1::ReminderCommand& c : out->commands) decided_->AddCommand(partition, c);
+  }
   // The record's offset orders its decisions after every earlier one of the patient.
   for (const v1::Decision& d : out->decisions) {
     Bump(decisions_by_[d.outcome() * EngineStats::kDecisionReasons + d.reason()]);
