@@ -6,13 +6,12 @@
 // the engine returned and faulted in again the memory of each commit batch, and `tend bench`
 // without rules lost about a fifth of its rate (docs/benchmarks.md, "Cost per decision").
 //
-// thp:always: jemalloc marks its mappings MADV_HUGEPAGE (jemalloc(3), opt.thp), so where the
-// kernel's transparent huge pages are `madvise` or `always`, memory is faulted in 2 MiB at a time
-// instead of 4 KiB. While an engine grows (its cache filling, its first large commit batches and
-// memtables) its page faults were a tenth of its CPU: `tend bench`, which measures a fresh
-// engine, took a fifth less CPU per event with and without rules (docs/benchmarks.md, "Huge
-// pages"). MALLOC_CONF=thp:never turns it off.
+// Huge pages are the system's choice (jemalloc's opt.thp "default": no madvise of its own). From
+// 2026-12-04 to 12-05 the binary asked for them (thp:always); on this machine a 2 MiB fault then
+// cost ~5x a 4 KiB one per byte, and `tend bench` - a fresh engine growing by ~1 GB a phase - took
+// twice the CPU per event with and without rules, while replays gained 0-10% (docs/benchmarks.md,
+// "Huge pages, again"). MALLOC_CONF=thp:always asks for them where they pay (docs/deployment.md).
 extern "C" {
 extern const char* malloc_conf;
-const char* malloc_conf = "dirty_decay_ms:60000,muzzy_decay_ms:60000,thp:always";
+const char* malloc_conf = "dirty_decay_ms:60000,muzzy_decay_ms:60000";
 }
