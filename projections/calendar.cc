@@ -123,6 +123,19 @@ absl::CivilDay LocalDay(absl::Time t, const absl::TimeZone& tz) {
   return CivilDayOfNumber(LocalDayNumber(t, tz));
 }
 
+std::string FormatCivilDay(absl::CivilDay d) {
+  const absl::civil_year_t year = d.year();
+  if (year < 1000 || year > 9999) return absl::FormatCivilTime(d);
+  std::string out = "0000-00-00";
+  auto digits = [&out](int at, int64_t v, int n) {
+    for (int i = n - 1; i >= 0; --i, v /= 10) out[at + i] = static_cast<char>('0' + v % 10);
+  };
+  digits(0, year, 4);
+  digits(5, d.month(), 2);
+  digits(8, d.day(), 2);
+  return out;
+}
+
 bool InsertSorted(google::protobuf::RepeatedField<int32_t>* set, int32_t v) {
   return InsertSortedImpl(set, v);
 }

@@ -9,6 +9,7 @@
 #include "base/hash.h"
 #include "base/time.h"
 #include "events/codec.h"
+#include "projections/calendar.h"
 #include "projections/churn.h"
 #include "projections/patient.h"
 
@@ -27,10 +28,18 @@ int32_t DayNumber(absl::CivilDay day) {
   return static_cast<int32_t>(day - absl::CivilDay(1970, 1, 1));
 }
 
+// The local day of `t` as DayNumber numbers it. Local days, minutes and the trigger's day go
+// through projections/calendar.h here (the zone's offset spans each thread keeps, equal to absl's
+// conversions for every finite time): absl's search of the zone's transitions was a fifth of
+// deciding on a schedule timer, a handful per firing.
+int32_t LocalDayNumber(absl::Time t, const absl::TimeZone& tz) {
+  return static_cast<int32_t>(projections::LocalDayNumber(t, tz));
+}
+
 // Drops cap counters of days before yesterday (relative to `now`).
 void PruneDays(v1::RulesState* state, absl::Time now, const absl::TimeZone& tz) {
   if (state->sent_size() == 0) return;
-  const int32_t yesterday = DayNumber(absl::ToCivilDay(now, tz)) - 1;
+  const int32_t yesterday = LocalDayNumber(now, tz) - 1;
   auto* sent = state->mutable_sent();
   int kept = 0;
   for (int i = 0; i < sent->size(); ++i) {
@@ -207,9 +216,9 @@ void StepDate(const CompiledRule& r, const DecideInput& in, RuleMemoryRef m,
     return;
   }
   const int64_t now_s = absl::ToUnixSeconds(in.now);
-  const absl::CivilDay today = absl::ToCivilDay(in.now, in.tz);
+  const absl::CivilDay today = projections::LocalDay(in.now, in.tz);
   const absl::CivilDay due_day =
-      absl::ToCivilDay(absl::FromUnixSeconds(target_s), in.tz) - r.date_days_before;
+      projections::LocalDay(absl::FromUnixSeconds(target_s), in.tz) - r.date_days_before;
   // Strictly after now, at the earliest the next local midnight: a date that stays in the view
   // after it fired (a birthday is "next" all day) is looked at again once a day, never in a loop.
   const int64_t recheck_s = std::max(
@@ -274,9 +283,19 @@ std::string CommandId(absl::string_view rule_id, int rule_version, absl::string_
 }
 
 absl::Time QuietHoursEnd(const PolicyOptions& p, absl::Time t, const absl::TimeZone& tz) {
+  if (p.quiet_start_minute == p.quiet_end_minute) return t;  // no quiet hours
+  // Outside them, as most times are: the local minute of the day from the zone's offset at `t`
+  // (projections::OffsetAt), for any time within ±34,000 years.
+  const int64_t s = absl::ToUnixSeconds(t);
+  if (s > -(int64_t{1} << 40) && s < (int64_t{1} << 40)) {
+    const int64_t local_s = s + projections::OffsetAt(t, tz).offset_s;
+    const int64_t day_start_s =
+        projections::FloorDiv(local_s, projections::kDaySeconds) * projections::kDaySeconds;
+    const int64_t second_of_day = local_s - day_start_s;
+    if (!InQuietHours(p, static_cast<int>(second_of_day / 60))) return t;
+  }
   const absl::CivilMinute local = absl::ToCivilMinute(t, tz);
   const int minute = local.hour() * 60 + local.minute();
-  if (!InQuietHours(p, minute)) return t;
   absl::CivilDay day = absl::CivilDay(local);
   // Past the start on a window that crosses midnight: it ends tomorrow.
   if (p.quiet_start_minute > p.quiet_end_minute && minute >= p.quiet_start_minute) day += 1;
@@ -294,7 +313,7 @@ int SentOn(const v1::RulesState& state, absl::CivilDay day, v1::Category categor
 }
 
 absl::Time NextLocalTime(absl::Time t, int minute_of_day, const absl::TimeZone& tz) {
-  absl::CivilDay day = absl::ToCivilDay(t, tz);
+  absl::CivilDay day = projections::LocalDay(t, tz);
   for (int i = 0; i < 3; ++i, ++day) {
     const absl::CivilMinute at(day.year(), day.month(), day.day(), minute_of_day / 60,
                                minute_of_day % 60);
@@ -417,8 +436,8 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
     if (!ScheduleApplies(*r, in)) return;  // left the programme, or hard-churned: paused
     // One firing per local day; misses of `when` are not recorded (they would be one decision
     // per patient per day).
-    const absl::CivilDay day = absl::ToCivilDay(absl::FromUnixSeconds(due_s), in.tz);
-    Candidate c{r, absl::StrCat("schedule:", absl::FormatCivilTime(day)),
+    const absl::CivilDay day = projections::LocalDay(absl::FromUnixSeconds(due_s), in.tz);
+    Candidate c{r, absl::StrCat("schedule:", projections::FormatCivilDay(day)),
                 New<v1::Explanation>(out)};
     Consider(*r, in, std::move(c), false, &fired, out);
     SetTimer(*m, rule_id,
@@ -529,7 +548,7 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
         suppress(v1::Decision::QUIET_HOURS_EXPIRED);
         continue;
       }
-      const int32_t day = DayNumber(absl::ToCivilDay(not_before, in.tz));
+      const int32_t day = LocalDayNumber(not_before, in.tz);
       v1::DailyCount* sent = SentCounter(state, day, p.category());
       auto cap = policy.daily_cap.find(p.category());
       if (cap != policy.daily_cap.end() && sent->sent() >= cap->second) {

@@ -171,5 +171,22 @@ TEST_CASE("the local day by cached offset spans equals absl's conversion in a sl
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("a civil day is written as absl writes it, years of every width included") {
+  // Every day of the four-digit years' ends and of the years around them, and a day in each
+  // month of a spread of years.
+  std::vector<absl::CivilDay> days;
+  for (absl::civil_year_t y : {-10001, -1, 0, 9, 99, 998, 999, 1000, 1001, 1970, 2026, 9998, 9999,
+                               10000, 10001, 123456}) {
+    for (absl::CivilDay d(y, 1, 1); d.year() == y; ++d) days.push_back(d);
+  }
+  for (absl::civil_year_t y = 1000; y <= 9999; y += 7) {
+    for (int m = 1; m <= 12; ++m) days.push_back(absl::CivilDay(y, m, 1 + (y + m) % 28));
+  }
+  for (const absl::CivilDay& d : days) {
+    INFO(d.year() << "-" << d.month() << "-" << d.day());
+    CHECK(FormatCivilDay(d) == absl::FormatCivilTime(d));
+  }
+}
+
 }  // namespace
 }  // namespace tend::projections

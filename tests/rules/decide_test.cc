@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <random>
 #include <tuple>
 
 #include "absl/strings/match.h"
@@ -436,6 +437,56 @@ TEST_CASE("quiet hours: their edges, and both 01:30s of the night clocks go back
   const absl::TimeZone ny = Zone("America/New_York");
   CHECK(QuietHoursEnd(policy, At("2026-11-01T01:30:00-04:00"), ny) == At("2026-11-01T08:00:00-05:00"));
   CHECK(QuietHoursEnd(policy, At("2026-11-01T01:30:00-05:00"), ny) == At("2026-11-01T08:00:00-05:00"));
+}
+
+TEST_CASE("quiet hours by the zone's cached offsets end where absl's civil minutes say, in every kind of zone",
+          "[decide]") {
+  // The oracle: the window read from absl::ToCivilMinute, as QuietHoursEnd did before it took the
+  // minute from projections::OffsetAt.
+  auto oracle = [](const PolicyOptions& p, absl::Time t, const absl::TimeZone& tz) {
+    const absl::CivilMinute local = absl::ToCivilMinute(t, tz);
+    const int minute = local.hour() * 60 + local.minute();
+    const bool quiet = p.quiet_start_minute < p.quiet_end_minute
+                           ? minute >= p.quiet_start_minute && minute < p.quiet_end_minute
+                           : p.quiet_start_minute != p.quiet_end_minute &&
+                                 (minute >= p.quiet_start_minute || minute < p.quiet_end_minute);
+    if (!quiet) return t;
+    absl::CivilDay day(local);
+    if (p.quiet_start_minute > p.quiet_end_minute && minute >= p.quiet_start_minute) day += 1;
+    return absl::FromCivil(absl::CivilMinute(day.year(), day.month(), day.day(),
+                                             p.quiet_end_minute / 60, p.quiet_end_minute % 60),
+                           tz);
+  };
+  // DST both ways, 45- and 30-minute offsets and a 30-minute DST, a skipped day, negative DST,
+  // and local mean time before 1900 (offsets in seconds).
+  const char* zones[] = {"America/New_York", "Asia/Shanghai",   "Asia/Kathmandu",
+                         "Australia/Lord_Howe", "Pacific/Chatham", "Pacific/Apia",
+                         "Europe/Dublin",    "America/St_Johns", "UTC"};
+  PolicyOptions windows[4];
+  windows[1].quiet_start_minute = 60;  // 01:00 - 06:30, not across midnight
+  windows[1].quiet_end_minute = 390;
+  windows[2].quiet_start_minute = 0;  // none
+  windows[2].quiet_end_minute = 0;
+  windows[3].quiet_start_minute = 23 * 60 + 59;  // one minute a day
+  windows[3].quiet_end_minute = 0;
+  std::mt19937_64 rng(17);
+  int checked = 0;
+  for (const char* name : zones) {
+    const absl::TimeZone tz = Zone(name);
+    for (int i = 0; i < 4000; ++i) {
+      // 1850 to 2100; every fourth time on a minute's edge or a second either side of it.
+      int64_t s = -3'786'825'600 + static_cast<int64_t>(rng() % 7'889'400'000ULL);
+      if (i % 4 == 0) s = s - s % 60 + static_cast<int64_t>(rng() % 3) - 1;
+      const absl::Time t = absl::FromUnixSeconds(s);
+      for (const PolicyOptions& p : windows) {
+        INFO(name << " " << absl::FormatTime(t) << " window " << p.quiet_start_minute << "-"
+                  << p.quiet_end_minute);
+        REQUIRE(QuietHoursEnd(p, t, tz) == oracle(p, t, tz));
+        ++checked;
+      }
+    }
+  }
+  CHECK(checked == 9 * 4000 * 4);
 }
 
 TEST_CASE("a schedule whose local time is skipped or repeated by DST fires once that day",
