@@ -476,7 +476,11 @@ TEST_CASE("quiet hours by the zone's cached offsets end where absl's civil minut
     for (int i = 0; i < 4000; ++i) {
       // 1850 to 2100; every fourth time on a minute's edge or a second either side of it.
       int64_t s = -3'786'825'600 + static_cast<int64_t>(rng() % 7'889'400'000ULL);
-      if (i % 4 == 0) s = s - s % 60 + static_cast<int64_t>(rng() % 3) - 1;
+      if (i % 4 == 0) {  // on a local minute's edge (LMT offsets have seconds), or a second off
+        const int64_t local_s = s + tz.At(absl::FromUnixSeconds(s)).offset;
+        s -= local_s - (local_s / 60 - (local_s % 60 < 0 ? 1 : 0)) * 60;
+        s += static_cast<int64_t>(rng() % 3) - 1;
+      }
       const absl::Time t = absl::FromUnixSeconds(s);
       for (const PolicyOptions& p : windows) {
         INFO(name << " " << absl::FormatTime(t) << " window " << p.quiet_start_minute << "-"
@@ -487,6 +491,28 @@ TEST_CASE("quiet hours by the zone's cached offsets end where absl's civil minut
     }
   }
   CHECK(checked == 9 * 4000 * 4);
+  // Minute by minute across New York's 2026 DST changes (the spans each thread keeps, reused).
+  const absl::TimeZone ny = Zone("America/New_York");
+  for (const char* change : {"2026-03-08T07:00:00Z", "2026-11-01T06:00:00Z"}) {
+    for (absl::Time t = At(change) - absl::Hours(12); t < At(change) + absl::Hours(12);
+         t += absl::Seconds(59)) {
+      for (const PolicyOptions& p : windows) {
+        INFO(absl::FormatTime(t) << " window " << p.quiet_start_minute);
+        REQUIRE(QuietHoursEnd(p, t, ny) == oracle(p, t, ny));
+      }
+    }
+  }
+  // Beyond the spans and the fast path's range: absl's answer, in or out of the window.
+  const absl::TimeZone sh = Zone("Asia/Shanghai");
+  for (int64_t s : {int64_t{1} << 40, (int64_t{1} << 40) - 1, (int64_t{1} << 40) + 43'200,
+                    -(int64_t{1} << 40), -(int64_t{1} << 40) + 1, int64_t{1'200'000'000'000},
+                    int64_t{-1'200'000'000'000}}) {
+    for (const PolicyOptions& p : windows) {
+      INFO(s << " window " << p.quiet_start_minute);
+      REQUIRE(QuietHoursEnd(p, absl::FromUnixSeconds(s), sh) ==
+              oracle(p, absl::FromUnixSeconds(s), sh));
+    }
+  }
 }
 
 TEST_CASE("a schedule whose local time is skipped or repeated by DST fires once that day",
