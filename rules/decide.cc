@@ -284,9 +284,8 @@ std::string CommandId(absl::string_view rule_id, int rule_version, absl::string_
 }
 
 absl::Time QuietHoursEnd(const PolicyOptions& p, absl::Time t, const absl::TimeZone& tz) {
-  if (p.quiet_start_minute == p.quiet_end_minute) return t;  // no quiet hours
-  // Outside them, as most times are: the local minute of the day from the zone's offset at `t`
-  // (projections::OffsetAt), for any time within ±34,000 years.
+  // Outside the quiet hours, as most times are: the local minute of the day from the zone's
+  // offset at `t` (projections::OffsetAt), for any time within ±34,000 years.
   const int64_t s = absl::ToUnixSeconds(t);
   if (s > -(int64_t{1} << 40) && s < (int64_t{1} << 40)) {
     const int64_t local_s = s + projections::OffsetAt(t, tz).offset_s;
