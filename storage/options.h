@@ -14,6 +14,10 @@ struct StorageOptions {
   size_t block_cache_bytes = 256 << 20;
   // Bound on all memtables together (RocksDB WriteBufferManager).
   size_t write_buffer_budget_bytes = 256 << 20;
+  // Bound on the WAL files together (RocksDB max_total_wal_size): past it, the families holding
+  // the oldest WAL file's data are flushed so it can go. What an open after a crash replays, and
+  // what the WAL holds on disk, is at most about this much.
+  size_t wal_budget_bytes = 512 << 20;
   // Create the directory when missing (primary only).
   bool create_if_missing = true;
   // Decisions (Explain's records) older than this are removed as RocksDB compacts them, and

@@ -547,6 +547,13 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   db_options.create_missing_column_families = true;
   db_options.write_buffer_manager =
       std::make_shared<rocksdb::WriteBufferManager>(options.write_buffer_budget_bytes, cache);
+  // A WAL file goes only once every family with data in it has flushed. The state family
+  // flushes on its own every 64 MiB, the small families (meta's checkpoints, a live engine's
+  // few decisions and timers) almost never, so without a bound the WAL grows to RocksDB's
+  // default of four times all families' write buffers (3.5 GiB here) before they are flushed:
+  // that much to replay at an open after a crash, and as much disk or page cache (at a live
+  // engine's cadence it was most of the kernel's time: docs/design.md, "The WAL's bound").
+  db_options.max_total_wal_size = options.wal_budget_bytes;
   db_options.IncreaseParallelism(2);
   db_options.info_log_level = rocksdb::WARN_LEVEL;
   db_options.info_log = std::make_shared<TendRocksLogger>();

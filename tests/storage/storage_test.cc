@@ -1191,6 +1191,60 @@ TEST_CASE("a partition dropped and written again, and the index rebuilt, in one 
   }
 }
 
+TEST_CASE("the WAL stays within its budget when the small families are rarely written, and what "
+          "it held reads back after a reopen",
+          "[storage]") {
+  // A live engine's cadence: each commit rewrites a few large states (the state family fills and
+  // flushes on its own) and a checkpoint in meta, which never fills. A WAL file goes only when
+  // every family with data in it has flushed, so without a bound meta's first checkpoint keeps
+  // every WAL since (RocksDB's default bound here is 3.5 GiB).
+  TempDir dir;
+  StorageOptions options;
+  options.wal_budget_bytes = 8 << 20;
+  auto wal_bytes = [&] {
+    uintmax_t bytes = 0;
+    for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
+      if (f.path().extension() == ".log") bytes += f.file_size();
+    }
+    return bytes;
+  };
+  uintmax_t most = 0;
+  {
+    auto opened = Storage::Open(dir.path(), options);
+    REQUIRE(opened.ok());
+    Storage& s = **opened;
+    for (int commit = 0; commit < 120; ++commit) {
+      StateBatch batch = s.NewBatch();
+      for (int i = 0; i < 16; ++i) {
+        v1::PatientState state = State(absl::StrCat("p", i), commit);
+        // ~32 KB: a long history's readings.
+        state.mutable_glucose()->mutable_fasting_at_s()->Resize(2000, commit);
+        state.mutable_glucose()->mutable_fasting_mmol_per_l()->Resize(2000, 5.5);
+        batch.PutPatient(i % 2, state, {});
+      }
+      batch.PutCheckpoint(Checkpoint(0, commit + 1));
+      REQUIRE(s.Commit(&batch).ok());
+      most = std::max(most, wal_bytes());
+    }
+  }
+  // 120 commits of ~0.5 MB: ~60 MB written through the WAL.
+  CHECK(most < 3 * options.wal_budget_bytes);
+  auto reopened = Storage::Open(dir.path(), options);
+  REQUIRE(reopened.ok());
+  const testing::Contents contents = testing::ReadContents(**reopened, 2);
+  REQUIRE(contents.states.size() == 16);
+  for (const auto& [patient, bytes] : contents.states) {
+    v1::PatientState state;
+    REQUIRE(state.ParseFromString(bytes));
+    CHECK(state.unique_events() == 119);
+    CHECK(state.glucose().fasting_at_s_size() == 2000);
+  }
+  REQUIRE(contents.checkpoints.size() == 1);
+  v1::PartitionCheckpoint checkpoint;
+  REQUIRE(checkpoint.ParseFromString(contents.checkpoints.at(0)));
+  CHECK(checkpoint.next_offset() == 120);
+}
+
 TEST_CASE("a batch sized before it is built: room made only while empty, writes kept, room kept",
           "[storage]") {
   TempDir dir;
