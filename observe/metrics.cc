@@ -312,6 +312,11 @@ void StorageFamilies(const Storage& storage, Families* out) {
   }
   Gauge(out, "tend_rocksdb_block_cache_bytes", "Bytes in RocksDB's shared block cache.",
         static_cast<double>(s.block_cache_bytes));
+  if (s.wal_bytes >= 0) {
+    Gauge(out, "tend_rocksdb_wal_bytes",
+          "Bytes of the WAL files RocksDB keeps: what an open after a crash replays.",
+          static_cast<double>(s.wal_bytes));
+  }
   const std::string stall_help =
       "Time during which RocksDB's write controller slowed (delayed) or stopped writes.";
   Counter(out, "tend_rocksdb_stall_seconds_total", stall_help, absl::ToDoubleSeconds(s.delayed),

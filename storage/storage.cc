@@ -1340,6 +1340,13 @@ StorageStats Storage::stats() const {
   }
   if (stall_clock_) std::tie(s.delayed, s.stopped) = stall_clock_->Read();
   s.outbox_commands = outbox_commands_.load(std::memory_order_relaxed);
+  rocksdb::VectorLogPtr wals;
+  if (seal_keeper_ != nullptr && db_->GetSortedWalFiles(wals).ok()) {  // the writer
+    s.wal_bytes = 0;
+    for (const std::unique_ptr<rocksdb::LogFile>& wal : wals) {
+      if (wal->Type() == rocksdb::kAliveLogFile) s.wal_bytes += wal->SizeFileBytes();
+    }
+  }
   return s;
 }
 

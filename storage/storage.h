@@ -63,6 +63,9 @@ struct StorageStats {
   absl::Duration stopped = absl::ZeroDuration();
   // Commands in the outbox: counted at open, then kept by commits and removals (-1 on a reader).
   int64_t outbox_commands = -1;
+  // Bytes of the WAL files RocksDB keeps alive: what an open after a crash would replay, bounded
+  // near StorageOptions::wal_budget_bytes (-1 on a reader).
+  int64_t wal_bytes = -1;
 };
 
 // The writes of one commit. Not thread-safe.

@@ -268,6 +268,10 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
                               Sample(exposition, "tend_cache_misses_total").value_or(-1)));
   CHECK(Sample(exposition, "tend_commit_duration_seconds_count") ==
         Sample(exposition, "tend_commits_total"));
+  // The WAL holds what was committed since the last flush: more than nothing, at most about the
+  // budget (StorageOptions::wal_budget_bytes).
+  CHECK(Sample(exposition, "tend_rocksdb_wal_bytes").value_or(0) > 0);
+  CHECK(Sample(exposition, "tend_rocksdb_wal_bytes").value_or(1e12) < 3.0 * (512 << 20));
   CHECK(Sample(exposition, "tend_decisions_total{outcome=\"fired\",reason=\"none\"}").value_or(0) >
         0);
 
