@@ -2,6 +2,8 @@
 // --ingest).
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <iostream>
 
 #include "bench/bench.h"
@@ -60,7 +62,9 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
   cmd->add_option("--kafka", f->latency_kafka,
                   "--latency and the throughput bench: extra librdkafka property for the "
                   "engine (repeatable)");
-  cmd->add_option("--seconds", f->seconds, "--latency: how long to produce")
+  cmd->add_option("--seconds", f->seconds,
+                  "--latency: how long to produce (with a new patient every 20 events, "
+                  "--patients at least enough for the whole run unless given)")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
   cmd->add_option("--repeat", f->bench.repeat, "runs of each phase (medians are compared)")
@@ -171,6 +175,15 @@ SubcommandRun AddBenchCommand(CLI::App* app) {
       LatencyBenchOptions& l = f->latency_bench;
       l.rules = f->bench.rules;
       l.duration = absl::Seconds(f->seconds);
+      // Latency is measured on the welcome commands of new patients' first scans: enough
+      // patients that new ones keep coming for the whole run (at 50,000 and 20k events/s they
+      // ran out after 50 s, and a longer run measured only its first 50 s).
+      if (cmd->count("--patients") > 0) {
+        l.patients = f->bench.patients;
+      } else {
+        const double needed = std::ceil(l.rate * f->seconds / l.new_every);
+        l.patients = static_cast<int>(std::clamp<double>(needed, l.patients, 100'000'000));
+      }
       l.commit_interval = absl::Milliseconds(f->latency_commit_ms);
       if (absl::Status s = ParseKafkaFlags(f->latency_kafka, &l.kafka); !s.ok()) {
         return Exit(s, "bench");
