@@ -89,7 +89,10 @@ absl::Status RunBurstBench(const BurstBenchOptions& options, std::ostream& out);
 struct LatencyBenchOptions {
   double rate = 20000;                       // events per second, paced
   absl::Duration duration = absl::Seconds(20);
-  int patients = 50'000;                     // one new patient's first scan every `new_every`
+  // One new patient's first scan every `new_every` events, whose welcome command is what the
+  // latency is measured on; 0: enough patients for the whole run, at least 50,000 (with fewer,
+  // new patients run out and the rest of the run is not measured).
+  int patients = 0;
   int new_every = 20;                        // events; the others are check-ins
   int partitions = 8;
   // Commands reach the dispatcher when committed; the engine commits within

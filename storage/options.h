@@ -14,9 +14,10 @@ struct StorageOptions {
   size_t block_cache_bytes = 256 << 20;
   // Bound on all memtables together (RocksDB WriteBufferManager).
   size_t write_buffer_budget_bytes = 256 << 20;
-  // Bound on the WAL files together (RocksDB max_total_wal_size): past it, the families holding
-  // the oldest WAL file's data are flushed so it can go. What an open after a crash replays, and
-  // what the WAL holds on disk, is at most about this much.
+  // When the WAL files together pass this, the families holding the oldest file's data are
+  // flushed so that it can go (RocksDB max_total_wal_size). A trigger checked at each write, not
+  // a limit: commits faster than the flushes run past it until a family's memtables stop them,
+  // and the WAL comes back near it once the flushes catch up (docs/design.md, "The WAL's bound").
   size_t wal_budget_bytes = 512 << 20;
   // Create the directory when missing (primary only).
   bool create_if_missing = true;

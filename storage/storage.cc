@@ -1318,6 +1318,29 @@ absl::Status Storage::DropPartition(int32_t partition) {
   return absl::OkStatus();
 }
 
+int64_t Storage::WalBytes() const {
+  // The WAL files numbered at or above the oldest one RocksDB still needs: a listing of the
+  // directory, no lock. (GetSortedWalFiles would stop and restart file deletion, which makes
+  // RocksDB scan the whole directory under its mutex, at every scrape.)
+  uint64_t oldest = 0;
+  if (!db_->GetIntProperty(rocksdb::DB::Properties::kMinLogNumberToKeep, &oldest)) return -1;
+  int64_t bytes = 0;
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(dir_, ec)) {
+    const std::string name = f.path().filename().string();
+    uint64_t number = 0;
+    if (f.path().extension() != ".log" ||
+        !absl::SimpleAtoi(absl::string_view(name).substr(0, name.size() - 4), &number) ||
+        number < oldest) {
+      continue;
+    }
+    std::error_code size_ec;
+    const uintmax_t size = f.file_size(size_ec);  // RocksDB may have deleted it since
+    if (!size_ec) bytes += static_cast<int64_t>(size);
+  }
+  return ec ? -1 : bytes;
+}
+
 StorageStats Storage::stats() const {
   StorageStats s;
   auto property = [&](rocksdb::ColumnFamilyHandle* cf, const std::string& name) {
@@ -1340,13 +1363,7 @@ StorageStats Storage::stats() const {
   }
   if (stall_clock_) std::tie(s.delayed, s.stopped) = stall_clock_->Read();
   s.outbox_commands = outbox_commands_.load(std::memory_order_relaxed);
-  rocksdb::VectorLogPtr wals;
-  if (seal_keeper_ != nullptr && db_->GetSortedWalFiles(wals).ok()) {  // the writer
-    s.wal_bytes = 0;
-    for (const std::unique_ptr<rocksdb::LogFile>& wal : wals) {
-      if (wal->Type() == rocksdb::kAliveLogFile) s.wal_bytes += wal->SizeFileBytes();
-    }
-  }
+  if (!read_only_) s.wal_bytes = WalBytes();
   return s;
 }
 

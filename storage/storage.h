@@ -63,8 +63,9 @@ struct StorageStats {
   absl::Duration stopped = absl::ZeroDuration();
   // Commands in the outbox: counted at open, then kept by commits and removals (-1 on a reader).
   int64_t outbox_commands = -1;
-  // Bytes of the WAL files RocksDB keeps alive: what an open after a crash would replay, bounded
-  // near StorageOptions::wal_budget_bytes (-1 on a reader).
+  // Bytes of the WAL files RocksDB still needs: what an open after a crash would replay. It
+  // flushes past StorageOptions::wal_budget_bytes, so this comes back near it once flushes catch
+  // up (-1 on a reader, or when the directory cannot be listed).
   int64_t wal_bytes = -1;
 };
 
@@ -311,6 +312,8 @@ class Storage {
                                                            const std::string* scratch_dir,
                                                            const StorageOptions& options);
   absl::Status CheckFormatVersion(bool fresh);
+  // StorageStats::wal_bytes of the writer.
+  int64_t WalBytes() const;
   // Records in the meta family that an engine sealed this directory (sf::kManifestSealedKey).
   absl::Status MarkSealed();
   // Every SST file the MANIFEST lists is there with the size it records; kDataLoss naming the
