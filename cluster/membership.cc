@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "base/thread_name.h"
 #include "tend/v1/cluster.pb.h"
 
 namespace tend {
@@ -57,6 +58,7 @@ absl::Status Membership::Write(const std::vector<int32_t>& partitions, bool leav
 }
 
 void Membership::Announce() {
+  SetThreadName("tend-announce");
   std::vector<int32_t> said;
   absl::Time said_at = absl::InfinitePast();
   while (!stop_.load()) {
@@ -75,6 +77,7 @@ void Membership::Announce() {
 }
 
 void Membership::Follow() {
+  SetThreadName("tend-members");
   reader_->Follow(
       options_.topic, 0, RD_KAFKA_OFFSET_BEGINNING,
       [this](const ReadRecord& r) {

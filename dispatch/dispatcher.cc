@@ -13,6 +13,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "base/thread_name.h"
 
 namespace tend {
 namespace {
@@ -79,6 +80,7 @@ class Dispatcher::Lanes {
     }
   }
   void Helper() {
+    SetThreadName("tend-deliver");
     std::unique_lock<std::mutex> lock(mu_);
     uint64_t seen = 0;
     while (true) {
@@ -202,6 +204,7 @@ void Dispatcher::ReadOutcome(int32_t partition, absl::Time now, const absl::Stat
 }
 
 void Dispatcher::Loop() {
+  SetThreadName("tend-dispatch");
   // Per partition with commands not yet read: the earliest not_before that may still have
   // some. Everything before it in the partition's outbox is gone (acknowledged or dropped) or
   // waiting in retries_.

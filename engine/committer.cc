@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "base/thread_name.h"
 #include "storage/format.h"
 
 namespace tend {
@@ -102,6 +103,7 @@ void DecidedWrites::AppendTo(StateBatch* batch, bool outbox) {
 }
 
 void Committer::Loop() {
+  SetThreadName("tend-commit");
   for (;;) {
     StateBatch* batch = nullptr;
     std::unique_ptr<DecidedWrites> decided;

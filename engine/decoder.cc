@@ -4,6 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "base/thread_name.h"
 #include "kafka/consumer.h"
 #include "storage/format.h"
 
@@ -136,6 +137,7 @@ void BatchDecoder::Finish() {
 }
 
 void BatchDecoder::Loop() {
+  SetThreadName("tend-decode");
   // An arena's initial block serves the thread that built or last reset it: this one, for its
   // arena (the arena was built on the caller's thread).
   thread_arena_.arena.Reset();

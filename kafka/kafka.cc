@@ -7,6 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "base/file.h"
 #include "base/status.h"
+#include "base/thread_name.h"
 
 namespace tend {
 
@@ -154,6 +155,7 @@ absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(const KafkaProps& pro
   conf.release();  // rd_kafka_new took ownership
   producer->rk_.reset(rk);
   producer->poller_ = std::thread([p = producer.get()] {
+    SetThreadName("tend-kproduce");
     while (!p->stop_.load(std::memory_order_relaxed)) rd_kafka_poll(p->rk_.get(), 50);
   });
   return producer;

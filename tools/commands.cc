@@ -20,6 +20,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "base/thread_name.h"
 #include "base/time.h"
 #include "storage/storage.h"
 #include "storage/views.h"
@@ -343,6 +344,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     TEND_LOG_INFO("writing clock ticks to every partition of %s every %s", t.topic,
                   absl::FormatDuration(t.interval));
     ticker_thread = std::thread([ticker = std::move(ticker), &stop_ticker] {
+      SetThreadName("tend-ticker");
       while (!stop_ticker.load()) {
         absl::Status s = ticker->Run(stop_ticker);
         if (s.ok()) break;
@@ -356,6 +358,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   std::thread status_thread;
   if (options.status_interval > absl::ZeroDuration()) {
     status_thread = std::thread([&] {
+      SetThreadName("tend-status");
       EngineStats before = engine->stats();
       absl::Time last = absl::Now();
       while (!stop_status.load()) {

@@ -2,6 +2,8 @@
 // writer thread (engine/committer.h), against a real RocksDB directory.
 #include "engine/committer.h"
 
+#include <pthread.h>
+
 #include <catch2/catch.hpp>
 
 #include <functional>
@@ -230,6 +232,14 @@ TEST_CASE("a job runs on the writer thread between commits", "[committer]") {
   CHECK(ran_on != std::thread::id());
   CHECK(ran_on != std::this_thread::get_id());
   CHECK(f.committer->commits() == 0);
+}
+
+TEST_CASE("the writer thread is named for operators' tools (top -H, perf)", "[committer]") {
+  Fixture f;
+  char name[16] = {};
+  f.committer->StartJob([&] { pthread_getname_np(pthread_self(), name, sizeof(name)); });
+  f.committer->WaitJob();
+  CHECK(std::string(name) == "tend-commit");
 }
 
 }  // namespace

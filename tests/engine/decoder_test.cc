@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -303,6 +305,22 @@ TEST_CASE("a batch left early leaves nothing of it in the next") {
       RequireSame(decoder.Get(i), Check(b[i], options, now, &arena));
     }
   }
+}
+
+TEST_CASE("the decoder's thread is named for operators' tools (top -H, perf)") {
+  BatchDecoder decoder(Options(absl::Now()));
+  // Its thread names itself as it starts: look a few times.
+  bool found = false;
+  for (int attempt = 0; attempt < 200 && !found; ++attempt) {
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      std::getline(comm, name);
+      found = found || name == "tend-decode";
+    }
+    if (!found) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(found);
 }
 
 }  // namespace
