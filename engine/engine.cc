@@ -201,6 +201,13 @@ class Engine::Impl : public PartitionListener {
   // Asks the CPU for the memory the fold of batch[i + 1 .. i + 3] will touch (docs/design.md,
   // "Prefetch ahead of the fold"). Only a hint: it changes no state.
   void Prefetch(const std::vector<LogRecord>& batch, size_t i);
+  // The same for the timers of `timers` due at `now_s` after the one being fired (`first`: it is
+  // the first of a run, whose successors no earlier timer prefetched for).
+  void PrefetchTimers(int32_t partition, const TimerIndex& timers, int64_t now_s, bool first);
+  // Prefetch's stages: the cached entry of `key` (null if none), its first lines, what it points to.
+  const CacheEntry* Cached(HashedStateKey key) const;
+  void PrefetchEntry(HashedStateKey key) const;
+  void PrefetchSections(HashedStateKey key) const;
   // Records cache_bytes_ in cache_bytes_peak_ when it is the largest yet (after a miss grew the
   // cache, and at a commit, where the dirty patients' sizes are estimated again).
   void NotePeak() {
@@ -278,6 +285,7 @@ class Engine::Impl : public PartitionListener {
   HashedStateKey event_key_;  // its patient's state key (decoder_'s), for a record to fold
   int64_t current_offset_ = 0;  // its offset
   std::string key_;  // reused cache key
+  std::string prefetch_keys_[3];  // PrefetchTimers' keys, reused
   static constexpr size_t kMinSharedBuild = 2048;  // fewer dirty patients: one thread builds
   // Sizing a commit's batch before it is built (Commit): what a dirty patient's state and index
   // keys take in the batch, as of the last commit (0: none yet); the first commit's guess (a
@@ -590,6 +598,27 @@ void PrefetchBytes(const void* p, size_t n) {
 
 }  // namespace
 
+const Engine::Impl::CacheEntry* Engine::Impl::Cached(HashedStateKey key) const {
+  auto it = cache_.find(key);
+  return it == cache_.end() ? nullptr : it->second.get();  // else read from storage, or stale
+}
+
+void Engine::Impl::PrefetchEntry(HashedStateKey key) const {
+  if (const CacheEntry* e = Cached(key)) PrefetchBytes(e, e->HotBytes(options_.rules != nullptr));
+}
+
+void Engine::Impl::PrefetchSections(HashedStateKey key) const {
+  const CacheEntry* e = Cached(key);
+  if (e == nullptr) return;
+  const v1::PatientState& s = e->state;
+  const void* parts[] = {&s.acquisition(), &s.activation(), &s.adherence(), &s.engagement(),
+                         &s.conversion(),  &s.consent(),    &s.enrollment(), &s.rules(),
+                         &s.glucose(),     &s.events_by_type()};
+  for (const void* m : parts) __builtin_prefetch(m);
+  const auto& applied = e->applied.entries();
+  PrefetchBytes(applied.data(), std::min<size_t>(applied.size() * sizeof(applied[0]), 256));
+}
+
 void Engine::Impl::Prefetch(const std::vector<LogRecord>& batch, size_t i) {
   // Three stages a record apart, each reading only memory the one before asked for: the table's
   // slot (by the record's state key, hashed by the decoder), then the entry, then what the entry
@@ -604,25 +633,11 @@ void Engine::Impl::Prefetch(const std::vector<LogRecord>& batch, size_t i) {
   auto slot = [&](size_t j) {
     if (const CheckedRecord* c = key(j)) cache_.prefetch(c->key());
   };
-  auto find = [&](size_t j) -> const CacheEntry* {
-    const CheckedRecord* c = key(j);
-    if (c == nullptr) return nullptr;
-    auto it = cache_.find(c->key());
-    return it == cache_.end() ? nullptr : it->second.get();  // else read from storage, or stale
-  };
   auto entry = [&](size_t j) {
-    if (const CacheEntry* e = find(j)) PrefetchBytes(e, e->HotBytes(options_.rules != nullptr));
+    if (const CheckedRecord* c = key(j)) PrefetchEntry(c->key());
   };
   auto sections = [&](size_t j) {
-    const CacheEntry* e = find(j);
-    if (e == nullptr) return;
-    const v1::PatientState& s = e->state;
-    const void* parts[] = {&s.acquisition(), &s.activation(), &s.adherence(), &s.engagement(),
-                           &s.conversion(),  &s.consent(),    &s.enrollment(), &s.rules(),
-                           &s.glucose(),     &s.events_by_type()};
-    for (const void* m : parts) __builtin_prefetch(m);
-    const auto& applied = e->applied.entries();
-    PrefetchBytes(applied.data(), std::min<size_t>(applied.size() * sizeof(applied[0]), 256));
+    if (const CheckedRecord* c = key(j)) PrefetchSections(c->key());
   };
   if (i == 0) {  // a new batch: the first records' stages, which no earlier record ran
     slot(1);
@@ -632,6 +647,29 @@ void Engine::Impl::Prefetch(const std::vector<LogRecord>& batch, size_t i) {
   slot(i + 3);
   entry(i + 2);
   sections(i + 1);
+}
+
+void Engine::Impl::PrefetchTimers(int32_t partition, const TimerIndex& timers, int64_t now_s,
+                                  bool first) {
+  // The same three stages as Prefetch, over the timers due next: a clock tick past a daily
+  // schedule's time makes thousands due at once, each a patient no record brought into the
+  // CPU's caches lately. The keys are made here (a timer has no decoder's key).
+  const std::string* next[3] = {};
+  timers.PeekDue(now_s, absl::MakeSpan(next));
+  HashedStateKey keys[3];
+  for (int k = 0; k < 3; ++k) {
+    if (next[k] == nullptr) break;
+    storage_format::SetStateKey(partition, *next[k], &prefetch_keys_[k]);
+    keys[k] = {prefetch_keys_[k], StateKeyHash{}(absl::string_view(prefetch_keys_[k]))};
+  }
+  if (first) {  // the first timers' stages, which no earlier timer ran
+    if (next[0] != nullptr) cache_.prefetch(keys[0]);
+    if (next[1] != nullptr) cache_.prefetch(keys[1]);
+    if (next[0] != nullptr) PrefetchEntry(keys[0]);
+  }
+  if (next[2] != nullptr) cache_.prefetch(keys[2]);
+  if (next[1] != nullptr) PrefetchEntry(keys[1]);
+  if (next[0] != nullptr) PrefetchSections(keys[0]);
 }
 
 absl::StatusOr<Engine::Impl::CacheEntry*> Engine::Impl::Lookup(int32_t partition,
@@ -784,6 +822,7 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
   const absl::Time now = Clock(*p);
   const int64_t now_s = absl::ToUnixSeconds(now);
   TimerIndex::Timer t;
+  bool first = true;
   for (;;) {
     if (!p->timers.PopDue(now_s, &t)) {
       if (!p->timers.Behind(now_s)) break;
@@ -795,6 +834,8 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
       continue;
     }
     timers_fired_.fetch_add(1, std::memory_order_relaxed);
+    PrefetchTimers(partition, p->timers, now_s, first);
+    first = false;
     // The fired key goes whatever the decision (a stale key must not linger; when the decision
     // removes it too, the commit writes one delete: DecidedWrites::AppendTo).
     const std::string& rule_id = rule_ids_.Name(t.rule);

@@ -67,6 +67,14 @@ class TimerIndex {
     *out = std::move(timers_.extract(timers_.begin()).value());
     return true;
   }
+  // The patients of the first timers in memory due at or before `now_s`, in the order PopDue
+  // gives them, into `out` (null past the last): what the engine prefetches for.
+  void PeekDue(int64_t now_s, absl::Span<const std::string*> out) const {
+    auto it = timers_.begin();
+    for (const std::string*& o : out) {
+      o = it != timers_.end() && it->due_s <= now_s ? &(it++)->patient_id : nullptr;
+    }
+  }
   // Whether timers due at or before `now_s` may be in storage but not in memory: the next
   // window must be loaded before the clock moves on to `now_s`.
   bool Behind(int64_t now_s) const { return horizon_ <= now_s; }

@@ -62,6 +62,32 @@ TEST_CASE("a partition's timers load from storage and fire in due order as the c
   CHECK(index.empty());
 }
 
+TEST_CASE("the timers due next are seen in the order they will fire, without firing them",
+          "[timers]") {
+  RuleIds ids(nullptr);
+  TimerIndex index;  // no storage: every timer in memory
+  index.Arm(300, "p-c", ids.Intern("daily-checkin"));
+  index.Arm(100, "p-b", ids.Intern("daily-checkin"));
+  index.Arm(100, "p-a", ids.Intern("daily-checkin"));
+  index.Arm(900, "p-d", ids.Intern("daily-checkin"));
+  auto peek = [&](int64_t now_s) {
+    const std::string* next[3] = {};
+    index.PeekDue(now_s, absl::MakeSpan(next));
+    std::vector<std::string> out;
+    for (const std::string* p : next) out.push_back(p == nullptr ? "-" : *p);
+    return out;
+  };
+  using V = std::vector<std::string>;
+  CHECK(peek(99) == V{"-", "-", "-"});
+  CHECK(peek(100) == V{"p-a", "p-b", "-"});  // not p-c: due later
+  CHECK(peek(1000) == V{"p-a", "p-b", "p-c"});
+  CHECK(index.size() == 4);  // nothing fired
+  TimerIndex::Timer t;
+  REQUIRE(index.PopDue(1000, &t));
+  CHECK(t.patient_id == "p-a");
+  CHECK(peek(1000) == V{"p-b", "p-c", "p-d"});
+}
+
 TEST_CASE("timers of one patient due the same second fire in rule-id order", "[timers]") {
   auto rules = RuleSet::Parse(R"(
 rules:
