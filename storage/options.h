@@ -24,6 +24,15 @@ struct StorageOptions {
   // Decisions (Explain's records) older than this are removed as RocksDB compacts them, and
   // files are compacted at least daily so old ones go; zero keeps every decision (primary only).
   absl::Duration decisions_retention = absl::ZeroDuration();
+  // Commits skip the WAL (RocksDB disableWAL), for a directory built from nothing and thrown away
+  // when the build stops before its end (tend replay's NEW_DIR.partial): there the WAL's
+  // durability serves no one, and its bytes cost the commit writer a copy of every batch into
+  // the page cache (docs/design.md, "A rebuild without the WAL"). A new directory only: the open
+  // marks it unfinished (the file `tend-unfinished`), and every later open refuses it until
+  // Storage::FinishUnlogged has flushed every family to tables and removed the mark. A crash
+  // before then leaves an incomplete state (whatever the flushes had written), which the mark
+  // keeps anyone from reading as a state. Primary only; not with CommitOptions::sync.
+  bool unlogged = false;
 };
 
 struct CommitOptions {

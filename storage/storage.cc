@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdarg>
 #include <chrono>
 #include <cstdio>
@@ -446,6 +448,33 @@ bool IsDamage(const rocksdb::Status& s) {
          (s.IsIOError() && s.ToString().find("No such file") != std::string::npos);
 }
 
+// The mark of an unlogged directory not yet finished (StorageOptions::unlogged), format 1: the
+// file `tend-unfinished` in the state directory, ASCII "tend-unfinished 1\n" and a line saying
+// what it is. Its presence is what counts; its content is for whoever lists the directory.
+constexpr char kUnfinishedFile[] = "tend-unfinished";
+
+absl::Status SyncPath(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return absl::InternalError(absl::StrCat("opening ", path, ": ", std::strerror(errno)));
+  const bool ok = ::fsync(fd) == 0;
+  const int saved = errno;
+  ::close(fd);
+  return ok ? absl::OkStatus()
+            : absl::InternalError(absl::StrCat("syncing ", path, ": ", std::strerror(saved)));
+}
+
+absl::Status WriteUnfinishedMark(const std::string& dir) {
+  const std::string path = dir + "/" + kUnfinishedFile;
+  std::ofstream out(path, std::ios::trunc);
+  out << "tend-unfinished 1\n"
+      << "a rebuild written without the WAL, not finished: every open refuses this directory; "
+         "remove the whole directory, not this file\n";
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("writing ", path));
+  TEND_RETURN_IF_ERROR(SyncPath(path, O_RDONLY));
+  return SyncPath(dir, O_RDONLY | O_DIRECTORY);
+}
+
 // A directory without the seal file is one no seal-aware engine has opened yet, unless its meta
 // family says an engine sealed it: then the seal was deleted or left out of a copy, and its
 // MANIFEST can no longer be checked. Looked up by a read-only instance of the meta family only,
@@ -520,7 +549,23 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
                                                            const std::string* scratch_dir,
                                                            const StorageOptions& options) {
   std::error_code ec;
+  if (std::filesystem::exists(std::filesystem::path(dir) / kUnfinishedFile, ec)) {
+    if (WriterHoldsStateDirectory(dir)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "state directory ", dir, " is being rebuilt by a running `tend replay` (it is marked ",
+          kUnfinishedFile, " until the rebuild is complete); wait for it to finish"));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state directory ", dir, " is an unfinished rebuild: `tend replay` stopped before its end "
+        "(it is marked ", kUnfinishedFile, "), and its commits skipped the WAL, so it holds an "
+        "incomplete state, possibly not even a consistent one. Remove the whole directory (rm -r ",
+        dir, ") and run the replay again"));
+  }
   const bool fresh = !std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec);
+  if (options.unlogged && (!fresh || scratch_dir != nullptr)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state directory ", dir, ": only a new directory is written without the WAL"));
+  }
   if (fresh) {
     // No CURRENT: a new directory, unless tables or tend's seal are there (RocksDB would create
     // a new database beside them and delete the old tables at its open). A MANIFEST alone is a
@@ -539,6 +584,8 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
         "no tend state directory at ", dir, " (run `tend engine --db ", dir, "` first)"));
   }
   if (fresh) std::filesystem::create_directories(dir, ec);  // else RocksDB logs its absence
+  // Marked before anything is written: from here until FinishUnlogged, an open refuses it.
+  if (options.unlogged) TEND_RETURN_IF_ERROR(WriteUnfinishedMark(dir));
   // A MANIFEST shorter than tend last saw it opens silently as an older state: refuse it first.
   if (!fresh) TEND_RETURN_IF_ERROR(CheckManifestSeal(dir, kDamagedWhatToDo));
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
@@ -573,6 +620,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
 
   auto storage = std::unique_ptr<Storage>(new Storage());
   storage->dir_ = dir;
+  storage->unlogged_ = options.unlogged;
   if (scratch_dir == nullptr) {
     storage->seal_keeper_ = std::make_shared<SealKeeper>(dir);
     db_options.listeners.push_back(storage->seal_keeper_);
@@ -782,6 +830,20 @@ absl::Status Storage::Flush() {
   o.wait = true;
   std::vector<rocksdb::ColumnFamilyHandle*> all(handles_.begin(), handles_.end());
   return FromRocks(db_->Flush(o, all), "flushing the state");
+}
+
+absl::Status Storage::FinishUnlogged() {
+  if (!unlogged_.exchange(false)) {
+    return absl::FailedPreconditionError("the state directory is not unlogged");
+  }
+  // Tables first (the flush syncs them and the MANIFEST), then the mark goes: a crash between
+  // the two leaves a whole directory refused, never a partial one accepted.
+  TEND_RETURN_IF_ERROR(Flush());
+  const std::string path = dir_ + "/" + kUnfinishedFile;
+  if (::unlink(path.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("removing ", path, ": ", std::strerror(errno)));
+  }
+  return SyncPath(dir_, O_RDONLY | O_DIRECTORY);
 }
 
 absl::Status Storage::BindTopic(absl::string_view topic) {
@@ -1510,6 +1572,10 @@ absl::Status Storage::Commit(StateBatch* batch, const CommitOptions& options) {
   if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
   rocksdb::WriteOptions wo;
   wo.sync = options.sync;
+  wo.disableWAL = unlogged_.load();
+  if (wo.disableWAL && options.sync) {
+    return absl::InvalidArgumentError("a commit to an unlogged directory cannot be synced");
+  }
   TEND_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch->batch_), "committing state batch"));
   outbox_commands_.fetch_add(batch->outbox_puts_, std::memory_order_relaxed);
   if (!batch->outbox_arrivals_.empty()) {

@@ -257,6 +257,12 @@ class Storage {
   // Writes every column family's memtable to SST files now and waits (before a stopped
   // directory is copied; tests of damaged files).
   absl::Status Flush();
+  // An unlogged directory (StorageOptions::unlogged) made whole: later commits go through the WAL
+  // again, every family is flushed to tables, then the unfinished mark is removed (and the
+  // directory synced), after which it opens as any other. Call with no commit in flight (the
+  // engine that committed is gone): a commit racing it may miss both the flush and the WAL.
+  // kFailedPrecondition when not unlogged.
+  absl::Status FinishUnlogged();
   // The patient's latest decisions, newest first, at most `limit`.
   absl::StatusOr<std::vector<v1::Decision>> RecentDecisions(absl::string_view patient_id,
                                                             size_t limit) const;
@@ -337,6 +343,8 @@ class Storage {
   rocksdb::ColumnFamilyHandle* timers_ = nullptr;
   rocksdb::ColumnFamilyHandle* index_ = nullptr;
   bool read_only_ = false;
+  // StorageOptions::unlogged, until FinishUnlogged (read by Commit on the commit writer's thread).
+  std::atomic<bool> unlogged_{false};
 
   std::mutex arrivals_mu_;
   std::condition_variable arrivals_cv_;

@@ -177,7 +177,11 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
     };
   }
 
-  TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(partial));
+  // Unlogged: a replay that stops is never resumed (its partial directory is refused, removed
+  // and replayed again), so its commits skip the WAL; FinishUnlogged makes it whole at the end.
+  StorageOptions storage_options;
+  storage_options.unlogged = true;
+  TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(partial, storage_options));
   TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
   const absl::Time start = absl::Now();
   absl::Status run_status;
@@ -203,6 +207,10 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
       report.stats.records / std::max(1e-9, absl::ToDoubleSeconds(report.elapsed));
   shown.Done(report.stats.records);
   engine.reset();
+  if (run_status.ok() && !stop.load()) {
+    progress << "replay: writing the state's tables\n";
+    run_status = storage->FinishUnlogged();
+  }
   storage.reset();  // closed before the directory moves
   if (commands.is_open()) commands.close();
   if (!options.commands_out.empty()) {

@@ -1268,6 +1268,91 @@ TEST_CASE("the WAL comes back within twice its budget when the small families ar
   CHECK(checkpoint.next_offset() == next_offset_written);
 }
 
+TEST_CASE("an unlogged rebuild writes no WAL, every open refuses it until it is finished, and "
+          "then it opens with every commit", "[storage]") {
+  TempDir dir;
+  auto wal_bytes = [](const std::string& path) {
+    uintmax_t bytes = 0;
+    std::error_code ec;
+    for (const auto& f : std::filesystem::directory_iterator(path, ec)) {
+      std::error_code size_ec;
+      if (f.path().extension() == ".log") bytes += f.file_size(size_ec);
+    }
+    return bytes;
+  };
+  // 20 commits of 32 patients and a checkpoint: ~60 KB of batches.
+  auto write = [](Storage& s) {
+    for (int commit = 1; commit <= 20; ++commit) {
+      StateBatch batch = s.NewBatch();
+      for (int i = 0; i < 32; ++i) batch.PutPatient(0, State(absl::StrCat("p", i), commit), {});
+      batch.PutCheckpoint(Checkpoint(0, commit));
+      REQUIRE(s.Commit(&batch).ok());
+    }
+  };
+  StorageOptions unlogged;
+  unlogged.unlogged = true;
+  {  // the control: the same commits through the WAL
+    auto s = Storage::Open(dir.Sub("logged"));
+    REQUIRE(s.ok());
+    write(**s);
+    CHECK(wal_bytes(dir.Sub("logged")) > 20 * 32 * 16);
+  }
+  const std::string stopped = dir.Sub("stopped"), finished = dir.Sub("finished");
+  {
+    auto s = Storage::Open(stopped, unlogged);
+    REQUIRE(s.ok());
+    write(**s);
+    // The open's own few writes (the format version, the seal's flag) are all the WAL holds.
+    INFO("WAL bytes: " << wal_bytes(stopped));
+    CHECK(wal_bytes(stopped) < 1024);
+    StateBatch batch = (*s)->NewBatch();
+    batch.PutCheckpoint(Checkpoint(0, 21));
+    CommitOptions sync;
+    sync.sync = true;
+    CHECK((*s)->Commit(&batch, sync).code() == absl::StatusCode::kInvalidArgument);
+  }  // closed before FinishUnlogged: a rebuild that stopped (or crashed) before its end
+  auto refused = Storage::Open(stopped);
+  REQUIRE(!refused.ok());
+  CHECK(refused.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(refused.status().message()),
+             Catch::Contains("unfinished rebuild") && Catch::Contains("rm -r " + stopped));
+  std::filesystem::create_directories(dir.Sub("scratch"));
+  auto reader = Storage::OpenReader(stopped, dir.Sub("scratch"));
+  REQUIRE(!reader.ok());
+  CHECK(reader.status().code() == absl::StatusCode::kFailedPrecondition);
+
+  {
+    auto s = Storage::Open(finished, unlogged);
+    REQUIRE(s.ok());
+    write(**s);
+    REQUIRE((*s)->FinishUnlogged().ok());
+    CHECK((*s)->FinishUnlogged().code() == absl::StatusCode::kFailedPrecondition);
+    // What a crash right after it would leave (a close would flush the memtables itself): the
+    // directory's files as they are, while the storage is still open.
+    std::filesystem::copy(finished, dir.Sub("crashed"));
+    std::filesystem::remove(dir.Sub("crashed") + "/LOCK");
+  }
+  for (const std::string& path : {finished, dir.Sub("crashed")}) {
+    INFO(path);
+    auto s = Storage::Open(path);
+    REQUIRE(s.ok());
+    const testing::Contents contents = testing::ReadContents(**s, 1);
+    REQUIRE(contents.states.size() == 32);
+    for (const auto& [patient, bytes] : contents.states) {
+      v1::PatientState state;
+      REQUIRE(state.ParseFromString(bytes));
+      CHECK(state.unique_events() == 20);
+    }
+    REQUIRE(contents.checkpoints.size() == 1);
+    v1::PartitionCheckpoint checkpoint;
+    REQUIRE(checkpoint.ParseFromString(contents.checkpoints.at(0)));
+    CHECK(checkpoint.next_offset() == 20);
+  }
+  // Only a new directory is written without the WAL.
+  CHECK(Storage::Open(finished, unlogged).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_CASE("a batch sized before it is built: room made only while empty, writes kept, room kept",
           "[storage]") {
   TempDir dir;

@@ -167,6 +167,17 @@ TEST_CASE("replay rebuilds what the live run folded and decided, into a new dire
   CHECK(after.outbox == live_stored.outbox);
   CHECK(after.decisions == live_stored.decisions);
   CHECK(ReadStored(swapped->previous_dir).outbox == live_stored.outbox);
+
+  // A replay that stops before its end leaves its rebuild marked unfinished (written without
+  // the WAL): nothing opens it as a state.
+  ReplayOptions stopped = from_archive;
+  stopped.to_dir = dir.Sub("stopped");
+  std::atomic<bool> stop_now{true};
+  auto cancelled = Replay(stopped, stop_now, progress);
+  REQUIRE(cancelled.status().code() == absl::StatusCode::kCancelled);
+  auto opened = Storage::Open(dir.Sub("stopped.partial"));
+  REQUIRE_FALSE(opened.ok());
+  CHECK_THAT(std::string(opened.status().message()), Catch::Contains("unfinished rebuild"));
 }
 
 TEST_CASE("replay --from starts each partition at its first record at or after the time, from "
