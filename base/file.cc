@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 
@@ -72,6 +73,16 @@ bool ReadBoundedLine(std::istream& in, size_t max_bytes, std::string* line, bool
       *too_long = true;
     }
   }
+}
+
+absl::Status SyncPath(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::InternalError(absl::StrCat("opening ", path, ": ", std::strerror(errno)));
+  const bool ok = ::fsync(fd) == 0;
+  const int saved = errno;
+  ::close(fd);
+  if (!ok) return absl::InternalError(absl::StrCat("syncing ", path, ": ", std::strerror(saved)));
+  return absl::OkStatus();
 }
 
 }  // namespace tend

@@ -1,6 +1,6 @@
 // Reading files and streams that may be hostile: a small file only if it is a regular file, only
 // up to a bound, never blocking on a FIFO or device put where the file was expected; lines only
-// up to a bound.
+// up to a bound. And making a file or a directory's entries durable (SyncPath).
 #ifndef TEND_BASE_FILE_H_
 #define TEND_BASE_FILE_H_
 
@@ -10,6 +10,7 @@
 #include <istream>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace tend {
@@ -26,6 +27,10 @@ absl::StatusOr<std::string> ReadBoundedFile(const std::string& path, int64_t max
 // `max_bytes` bytes and `*too_long` is set, so a hostile stream cannot make one line take
 // unbounded memory.
 bool ReadBoundedLine(std::istream& in, size_t max_bytes, std::string* line, bool* too_long);
+
+// fsync(2) of `path`, a file (its content) or a directory (its entries: a file created, renamed
+// or removed in it), opened read-only. kInternal "opening PATH: why" or "syncing PATH: why".
+absl::Status SyncPath(const std::string& path);
 
 }  // namespace tend
 

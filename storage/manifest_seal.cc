@@ -31,14 +31,6 @@ absl::Status Errno(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
 
-absl::Status SyncPath(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return Errno("opening " + path);
-  const bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok ? absl::OkStatus() : Errno("syncing " + path);
-}
-
 }  // namespace
 
 absl::Status WriteManifestSeal(const std::string& dir, const std::string& manifest_name,
@@ -59,7 +51,7 @@ absl::Status WriteManifestSeal(const std::string& dir, const std::string& manife
   errno = saved;
   if (!written) return Errno("writing " + tmp);
   if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno("renaming " + tmp);
-  return SyncPath(dir, O_RDONLY | O_DIRECTORY);
+  return SyncPath(dir);
 }
 
 absl::Status SealCurrentManifest(const std::string& dir) {

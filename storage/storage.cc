@@ -30,6 +30,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "projections/coupons.h"
@@ -453,16 +454,6 @@ bool IsDamage(const rocksdb::Status& s) {
 // what it is. Its presence is what counts; its content is for whoever lists the directory.
 constexpr char kUnfinishedFile[] = "tend-unfinished";
 
-absl::Status SyncPath(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return absl::InternalError(absl::StrCat("opening ", path, ": ", std::strerror(errno)));
-  const bool ok = ::fsync(fd) == 0;
-  const int saved = errno;
-  ::close(fd);
-  return ok ? absl::OkStatus()
-            : absl::InternalError(absl::StrCat("syncing ", path, ": ", std::strerror(saved)));
-}
-
 absl::Status WriteUnfinishedMark(const std::string& dir) {
   const std::string path = dir + "/" + kUnfinishedFile;
   std::ofstream out(path, std::ios::trunc);
@@ -471,8 +462,8 @@ absl::Status WriteUnfinishedMark(const std::string& dir) {
          "remove the whole directory, not this file\n";
   out.close();
   if (!out) return absl::InternalError(absl::StrCat("writing ", path));
-  TEND_RETURN_IF_ERROR(SyncPath(path, O_RDONLY));
-  return SyncPath(dir, O_RDONLY | O_DIRECTORY);
+  TEND_RETURN_IF_ERROR(SyncPath(path));
+  return SyncPath(dir);
 }
 
 // A directory without the seal file is one no seal-aware engine has opened yet, unless its meta
@@ -843,7 +834,7 @@ absl::Status Storage::FinishUnlogged() {
   if (::unlink(path.c_str()) != 0) {
     return absl::InternalError(absl::StrCat("removing ", path, ": ", std::strerror(errno)));
   }
-  return SyncPath(dir_, O_RDONLY | O_DIRECTORY);
+  return SyncPath(dir_);
 }
 
 absl::Status Storage::BindTopic(absl::string_view topic) {
