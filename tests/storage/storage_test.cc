@@ -53,6 +53,25 @@ v1::PartitionCheckpoint Checkpoint(int32_t partition, int64_t next) {
   return cp;
 }
 
+// Every patient state of `storage`'s first `partitions` partitions, parsed, and its one
+// checkpoint's next offset (the tests that write through the WAL or without it read back alike).
+struct ReadBack {
+  std::vector<v1::PatientState> states;
+  int64_t next_offset = -1;
+};
+ReadBack ReadStatesAndCheckpoint(const Storage& storage, int partitions) {
+  const testing::Contents contents = testing::ReadContents(storage, partitions);
+  ReadBack back;
+  for (const auto& [patient, bytes] : contents.states) {
+    REQUIRE(back.states.emplace_back().ParseFromString(bytes));
+  }
+  REQUIRE(contents.checkpoints.size() == 1);
+  v1::PartitionCheckpoint checkpoint;
+  REQUIRE(checkpoint.ParseFromString(contents.checkpoints.at(0)));
+  back.next_offset = checkpoint.next_offset();
+  return back;
+}
+
 TEST_CASE("keys sort by partition first, so a partition's state is one range", "[storage]") {
   namespace sf = storage_format;
   CHECK(sf::StateKey(1, "zzz") < sf::StateKey(2, "aaa"));
@@ -1254,18 +1273,13 @@ TEST_CASE("the WAL comes back within twice its budget when the small families ar
   }
   auto reopened = Storage::Open(dir.path(), options);
   REQUIRE(reopened.ok());
-  const testing::Contents contents = testing::ReadContents(**reopened, 2);
-  REQUIRE(contents.states.size() == 32);
-  for (const auto& [patient, bytes] : contents.states) {
-    v1::PatientState state;
-    REQUIRE(state.ParseFromString(bytes));
+  const ReadBack back = ReadStatesAndCheckpoint(**reopened, 2);
+  REQUIRE(back.states.size() == 32);
+  for (const v1::PatientState& state : back.states) {
     CHECK(state.unique_events() == 239);
     CHECK(state.glucose().fasting_at_s_size() == 2000);
   }
-  REQUIRE(contents.checkpoints.size() == 1);
-  v1::PartitionCheckpoint checkpoint;
-  REQUIRE(checkpoint.ParseFromString(contents.checkpoints.at(0)));
-  CHECK(checkpoint.next_offset() == next_offset_written);
+  CHECK(back.next_offset == next_offset_written);
 }
 
 TEST_CASE("an unlogged rebuild writes no WAL, every open refuses it until it is finished, and "
@@ -1336,17 +1350,10 @@ TEST_CASE("an unlogged rebuild writes no WAL, every open refuses it until it is 
     INFO(path);
     auto s = Storage::Open(path);
     REQUIRE(s.ok());
-    const testing::Contents contents = testing::ReadContents(**s, 1);
-    REQUIRE(contents.states.size() == 32);
-    for (const auto& [patient, bytes] : contents.states) {
-      v1::PatientState state;
-      REQUIRE(state.ParseFromString(bytes));
-      CHECK(state.unique_events() == 20);
-    }
-    REQUIRE(contents.checkpoints.size() == 1);
-    v1::PartitionCheckpoint checkpoint;
-    REQUIRE(checkpoint.ParseFromString(contents.checkpoints.at(0)));
-    CHECK(checkpoint.next_offset() == 20);
+    const ReadBack back = ReadStatesAndCheckpoint(**s, 1);
+    REQUIRE(back.states.size() == 32);
+    for (const v1::PatientState& state : back.states) CHECK(state.unique_events() == 20);
+    CHECK(back.next_offset == 20);
   }
   // Only a new directory is written without the WAL.
   CHECK(Storage::Open(finished, unlogged).status().code() ==
