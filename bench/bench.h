@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "dev/mock_broker.h"
 #include "kafka/props.h"
 #include "rules/rules.h"
 
@@ -41,11 +42,16 @@ struct BenchOptions {
 };
 // tend bench: raw librdkafka consumption vs the engine end to end, one JSON line on `out`.
 absl::Status RunBench(const BenchOptions& options, std::ostream& out);
-// The benchmarks' simulated cohort (all patients acquired on day 0, ten years of behaviour) cut
-// at `events` records, produced to `topic` and acknowledged; returns the records produced.
-absl::StatusOr<int64_t> ProduceBenchCohort(Producer* producer, const std::string& topic,
-                                           int patients, int64_t events, uint64_t seed,
-                                           bool long_ids = false);
+// A mock broker (dev/mock_broker.h) with `partitions` partitions whose topic holds the
+// benchmarks' simulated cohort (all patients acquired on day 0, ten years of behaviour) cut at
+// `events` records, every one acknowledged.
+struct BenchLog {
+  std::unique_ptr<MockBroker> broker;
+  std::string topic;
+  int64_t records = 0;  // produced
+};
+absl::StatusOr<BenchLog> StartBenchLog(int partitions, int patients, int64_t events,
+                                       uint64_t seed, bool long_ids = false);
 
 struct ProcessesBenchOptions {
   int64_t events = 1'000'000;

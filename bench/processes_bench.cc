@@ -47,16 +47,10 @@ int64_t RecordsRead(const std::string& log_path) {
 }  // namespace
 
 absl::Status RunProcessesBench(const ProcessesBenchOptions& options, std::ostream& out) {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = options.partitions;
-  TEND_ASSIGN_OR_RETURN(auto broker, MockBroker::Start(broker_options));
-  TEND_ASSIGN_OR_RETURN(auto producer,
-                        Producer::Create({{"bootstrap.servers", broker->bootstrap()},
-                                          {"linger.ms", "20"},
-                                          {"batch.num.messages", "10000"}}));
-  TEND_ASSIGN_OR_RETURN(const int64_t produced,
-                        ProduceBenchCohort(producer.get(), broker_options.topic, options.patients,
-                                           options.events, options.seed));
+  TEND_ASSIGN_OR_RETURN(BenchLog log, StartBenchLog(options.partitions, options.patients,
+                                                    options.events, options.seed));
+  MockBroker* broker = log.broker.get();
+  const int64_t produced = log.records;
   int run = 0;
   for (int round = 0; round < options.repeat; ++round) {
     std::vector<int> counts = options.processes;

@@ -96,9 +96,17 @@ absl::StatusOr<int64_t> ChangelogTruncated(const MockBroker& broker, const std::
 
 }  // namespace
 
-absl::StatusOr<int64_t> ProduceBenchCohort(Producer* producer, const std::string& topic,
-                                           int patients, int64_t events, uint64_t seed,
-                                           bool long_ids) {
+absl::StatusOr<BenchLog> StartBenchLog(int partitions, int patients, int64_t events,
+                                       uint64_t seed, bool long_ids) {
+  MockBrokerOptions broker_options;
+  broker_options.partitions = partitions;
+  BenchLog log;
+  TEND_ASSIGN_OR_RETURN(log.broker, MockBroker::Start(broker_options));
+  log.topic = broker_options.topic;
+  TEND_ASSIGN_OR_RETURN(auto producer,
+                        Producer::Create({{"bootstrap.servers", log.broker->bootstrap()},
+                                          {"linger.ms", "20"},
+                                          {"batch.num.messages", "10000"}}));
   // The simulated cohort, all patients acquired on day 0, cut at `events` records.
   CohortOptions cohort;
   cohort.patients = patients;
@@ -106,30 +114,24 @@ absl::StatusOr<int64_t> ProduceBenchCohort(Producer* producer, const std::string
   cohort.seed = seed;
   cohort.initial_share = 1.0;
   cohort.long_ids = long_ids;
-  int64_t produced = 0;
   std::cerr << "producing " << events << " records..." << std::endl;
   absl::Status sim = SimulateCohort(cohort, [&](const v1::Event& e) -> absl::Status {
-    if (produced == events) return absl::CancelledError("enough");
-    ++produced;
-    return ProduceEvent(producer, topic, e);
+    if (log.records == events) return absl::CancelledError("enough");
+    ++log.records;
+    return ProduceEvent(producer.get(), log.topic, e);
   });
   if (!sim.ok() && !absl::IsCancelled(sim)) return sim;
   TEND_RETURN_IF_ERROR(producer->Flush(absl::Seconds(300)));
   if (producer->failed() > 0) return absl::UnavailableError("some records were not acknowledged");
-  return produced;
+  return log;
 }
 
 absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
-  MockBrokerOptions broker_options;
-  broker_options.partitions = options.partitions;
-  TEND_ASSIGN_OR_RETURN(auto broker, MockBroker::Start(broker_options));
-  TEND_ASSIGN_OR_RETURN(auto producer,
-                        Producer::Create({{"bootstrap.servers", broker->bootstrap()},
-                                          {"linger.ms", "20"},
-                                          {"batch.num.messages", "10000"}}));
-  TEND_ASSIGN_OR_RETURN(const int64_t produced,
-                        ProduceBenchCohort(producer.get(), broker_options.topic, options.patients,
-                                           options.events, options.seed, options.long_ids));
+  TEND_ASSIGN_OR_RETURN(BenchLog log, StartBenchLog(options.partitions, options.patients,
+                                                    options.events, options.seed,
+                                                    options.long_ids));
+  MockBroker* broker = log.broker.get();
+  const int64_t produced = log.records;
 
   // Each phase runs `repeat` times, alternating, and the medians are compared: on a shared
   // 2-core machine single runs vary by +-20%. With rules, the engine also runs without them in
@@ -181,7 +183,7 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
   for (int round = 0; round < options.repeat; ++round) {
     std::cerr << "round " << round + 1 << "/" << options.repeat << ": raw consumption..."
               << std::endl;
-    TEND_ASSIGN_OR_RETURN(double raw, RawConsumeRate(broker->bootstrap(), broker_options.topic,
+    TEND_ASSIGN_OR_RETURN(double raw, RawConsumeRate(broker->bootstrap(), log.topic,
                                                      options.partitions, produced));
     raw_rates.push_back(raw);
     if (options.rules != nullptr) {
