@@ -11,7 +11,11 @@
 // rounds, and `rules_ratio` is (3) against (2). `cpu_us_per_event` (and, with --rules,
 // `no_rules_cpu_us_per_event`) is the process's CPU time per record of each fold, every thread
 // counted: work done, which a busy shared machine disturbs less than a rate; `rules_cpu_ratio`
-// is the no-rules engine's CPU per event over the rules engine's.
+// is the no-rules engine's CPU per event over the rules engine's. `faults_per_event` (minor page
+// faults of the process: memory touched for the first time) and `commit_bytes_per_event` (the
+// commits' WriteBatch bytes) say what a fold's CPU went to that the host decides the price of: a
+// fresh engine faults its memory in, at ~0.3 us a 4 KiB page on one VM and ~12 us on another
+// (docs/benchmarks.md, "First-touch faults").
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -137,16 +141,19 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
   // 2-core machine single runs vary by +-20%. With rules, the engine also runs without them in
   // each round: rules are measured against the engine that only folds (rules_ratio).
   std::vector<double> raw_rates, engine_rates, folded_rates, no_rules_rates, changelog_rates;
-  // The process's CPU time per record of each fold (every thread: the engine's, its commit
+  // Per record of each fold: the process's CPU time (every thread: the engine's, its commit
   // writer's, RocksDB's and the in-process broker's), the measure of work that a busy shared
-  // machine disturbs least.
-  std::vector<double> engine_cpu, no_rules_cpu;
+  // machine disturbs least; its minor page faults; the bytes its commits wrote.
+  struct FoldCosts {
+    std::vector<double> cpu_us, faults, commit_bytes;
+  };
+  FoldCosts engine_costs, no_rules_costs;
   EngineStats st, changelog_stats;
   std::string last_changelog;
   // One fold of the topic by a fresh engine and state directory: end-to-end and folding rates.
   auto fold = [&](int round, std::shared_ptr<const RuleSet> rules, const char* name,
                   EngineStats* stats, bool changelog = false,
-                  std::vector<double>* cpu_us = nullptr)
+                  FoldCosts* costs = nullptr)
       -> absl::StatusOr<std::pair<double, double>> {
     std::cerr << "round " << round + 1 << "/" << options.repeat << ": " << name << "..."
               << std::endl;
@@ -168,10 +175,20 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
     TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
     std::atomic<bool> stop{false};
     const double cpu0 = ProcessCpuSeconds();
+    const int64_t faults0 = ProcessMinorFaults();
     TEND_RETURN_IF_ERROR(engine->Run(stop));
     absl::Time done = absl::Now();
-    if (cpu_us != nullptr) cpu_us->push_back((ProcessCpuSeconds() - cpu0) * 1e6 / produced);
+    const double cpu_s = ProcessCpuSeconds() - cpu0;
+    const int64_t faults = ProcessMinorFaults() - faults0;
     *stats = engine->stats();
+    std::cerr << absl::StrFormat("  %.1f s of CPU, %d page faults, %d commits of %.1f MB",
+                                 cpu_s, faults, stats->commits, stats->commit_bytes.sum / 1e6)
+              << std::endl;
+    if (costs != nullptr) {
+      costs->cpu_us.push_back(cpu_s * 1e6 / produced);
+      costs->faults.push_back(static_cast<double>(faults) / produced);
+      costs->commit_bytes.push_back(stats->commit_bytes.sum / produced);
+    }
     if (stats->records != produced) {
       return absl::DataLossError(
           absl::StrCat("engine consumed ", stats->records, " records, expected ", produced));
@@ -189,12 +206,12 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
     if (options.rules != nullptr) {
       EngineStats no_rules_stats;
       TEND_ASSIGN_OR_RETURN(auto rates, fold(round, nullptr, "engine without rules",
-                                             &no_rules_stats, false, &no_rules_cpu));
+                                             &no_rules_stats, false, &no_rules_costs));
       no_rules_rates.push_back(rates.first);
     }
     TEND_ASSIGN_OR_RETURN(auto rates, fold(round, options.rules,
                                            options.rules ? "engine with rules" : "engine", &st,
-                                           false, &engine_cpu));
+                                           false, &engine_costs));
     engine_rates.push_back(rates.first);
     folded_rates.push_back(rates.second);
     if (options.changelog) {
@@ -268,22 +285,26 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
     // tends to this one.
     rules_fields = absl::StrFormat(
         ",\"no_rules_eps\":%.0f,\"no_rules_ratio\":%.3f,\"rules_ratio\":%.3f,"
-        "\"no_rules_cpu_us_per_event\":%.2f,\"rules_cpu_ratio\":%.3f",
-        no_rules_eps, no_rules_eps / raw_eps, engine_eps / no_rules_eps, median(no_rules_cpu),
-        median(no_rules_cpu) / median(engine_cpu));
+        "\"no_rules_cpu_us_per_event\":%.2f,\"rules_cpu_ratio\":%.3f,"
+        "\"no_rules_faults_per_event\":%.3f,\"no_rules_commit_bytes_per_event\":%.0f",
+        no_rules_eps, no_rules_eps / raw_eps, engine_eps / no_rules_eps,
+        median(no_rules_costs.cpu_us), median(no_rules_costs.cpu_us) / median(engine_costs.cpu_us),
+        median(no_rules_costs.faults), median(no_rules_costs.commit_bytes));
   }
   out << absl::StrFormat(
              "{\"events\":%d,\"patients\":%d,\"id_chars\":%d,\"partitions\":%d,\"repeat\":%d,"
              "\"raw_consume_eps\":%.0f,\"engine_eps\":%.0f,\"ratio\":%.3f,"
              "\"engine_eps_min\":%.0f,\"engine_eps_max\":%.0f,\"folded_eps\":%.0f,"
-             "\"folded_ratio\":%.3f,\"cpu_us_per_event\":%.2f,\"peak_rss_mb\":%.0f,"
+             "\"folded_ratio\":%.3f,\"cpu_us_per_event\":%.2f,\"faults_per_event\":%.3f,"
+             "\"commit_bytes_per_event\":%.0f,\"peak_rss_mb\":%.0f,"
              "\"duplicates\":%d,\"commits\":%d,\"timers_fired\":%d,\"decisions\":%d,"
              "\"commands\":%d%s%s}",
              produced, options.patients, options.long_ids ? 36 : 8, options.partitions,
              options.repeat, raw_eps, engine_eps,
              engine_eps / raw_eps, *std::min_element(engine_rates.begin(), engine_rates.end()),
              *std::max_element(engine_rates.begin(), engine_rates.end()), folded_eps,
-             folded_eps / raw_eps, median(engine_cpu), ru.ru_maxrss / 1024.0,
+             folded_eps / raw_eps, median(engine_costs.cpu_us), median(engine_costs.faults),
+             median(engine_costs.commit_bytes), ru.ru_maxrss / 1024.0,
              st.duplicates, st.commits, st.timers_fired, st.decisions, st.commands, rules_fields,
              changelog_fields)
       << std::endl;
