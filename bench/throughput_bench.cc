@@ -13,9 +13,10 @@
 // counted: work done, which a busy shared machine disturbs less than a rate; `rules_cpu_ratio`
 // is the no-rules engine's CPU per event over the rules engine's. `faults_per_event` (minor page
 // faults of the process: memory touched for the first time) and `commit_bytes_per_event` (the
-// commits' WriteBatch bytes) say what a fold's CPU went to that the host decides the price of: a
-// fresh engine faults its memory in, at ~0.3 us a 4 KiB page on one VM and ~12 us on another
-// (docs/benchmarks.md, "First-touch faults").
+// commits' WriteBatch bytes) say what a fold's CPU went to; `fault_us` is what this host charges
+// for one such fault (64 MiB touched before the rounds). A fresh engine faults its memory in, and
+// the price was ~2.5 us a 4 KiB page on one VM and ~12 us on another (docs/benchmarks.md,
+// "First-touch faults").
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -136,6 +137,9 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
                                                     options.long_ids));
   MockBroker* broker = log.broker.get();
   const int64_t produced = log.records;
+  const double fault_us = FirstTouchMicrosPerPage();
+  std::cerr << absl::StrFormat("this host: %.2f us of CPU a first-touched 4 KiB page", fault_us)
+            << std::endl;
 
   // Each phase runs `repeat` times, alternating, and the medians are compared: on a shared
   // 2-core machine single runs vary by +-20%. With rules, the engine also runs without them in
@@ -296,6 +300,7 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
              "\"raw_consume_eps\":%.0f,\"engine_eps\":%.0f,\"ratio\":%.3f,"
              "\"engine_eps_min\":%.0f,\"engine_eps_max\":%.0f,\"folded_eps\":%.0f,"
              "\"folded_ratio\":%.3f,\"cpu_us_per_event\":%.2f,\"faults_per_event\":%.3f,"
+             "\"fault_us\":%.2f,"
              "\"commit_bytes_per_event\":%.0f,\"peak_rss_mb\":%.0f,"
              "\"duplicates\":%d,\"commits\":%d,\"timers_fired\":%d,\"decisions\":%d,"
              "\"commands\":%d%s%s}",
@@ -304,6 +309,7 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
              engine_eps / raw_eps, *std::min_element(engine_rates.begin(), engine_rates.end()),
              *std::max_element(engine_rates.begin(), engine_rates.end()), folded_eps,
              folded_eps / raw_eps, median(engine_costs.cpu_us), median(engine_costs.faults),
+             fault_us,
              median(engine_costs.commit_bytes), ru.ru_maxrss / 1024.0,
              st.duplicates, st.commits, st.timers_fired, st.decisions, st.commands, rules_fields,
              changelog_fields)
