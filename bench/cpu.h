@@ -1,7 +1,7 @@
-// The process's CPU time, user and system, in seconds: the benches' measure of work done
-// (threads included), and its minor page faults; read before and after the part measured. And
-// what the host charges for a page touched the first time, which differs fivefold between the
-// VMs tend has been measured on (docs/benchmarks.md, "First-touch faults").
+// The benches' measure of work done: the process's CPU time (threads included) and minor page
+// faults, read before and after the part measured; and what the host charges for a page touched
+// the first time, which differs fivefold between the VMs tend has been measured on
+// (docs/benchmarks.md, "First-touch faults").
 #ifndef TEND_BENCH_CPU_H_
 #define TEND_BENCH_CPU_H_
 
@@ -14,20 +14,23 @@
 
 namespace tend {
 
-inline double ProcessCpuSeconds() {
+// What getrusage says of the whole process: CPU time, user and system, in seconds, and minor
+// page faults (pages touched for the first time, or again after they were given back, each
+// zeroed by the kernel).
+struct ProcessUsage {
+  double cpu_s = 0;
+  int64_t minor_faults = 0;
+};
+
+inline ProcessUsage ReadProcessUsage() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  return {static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+              static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
+          ru.ru_minflt};
 }
 
-// The process's minor page faults so far: pages it touched for the first time (or again after
-// they were given back), each zeroed by the kernel.
-inline int64_t ProcessMinorFaults() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_minflt;
-}
+inline double ProcessCpuSeconds() { return ReadProcessUsage().cpu_s; }
 
 // The CPU time, in microseconds, of one first touch of a 4 KiB page: `bytes` of fresh anonymous
 // memory (not the allocator's, which may hold pages already touched) written a byte a page, on

@@ -47,10 +47,10 @@ int64_t RecordsRead(const std::string& log_path) {
 }  // namespace
 
 absl::Status RunProcessesBench(const ProcessesBenchOptions& options, std::ostream& out) {
-  TEND_ASSIGN_OR_RETURN(BenchLog log, StartBenchLog(options.partitions, options.patients,
-                                                    options.events, options.seed));
-  MockBroker* broker = log.broker.get();
-  const int64_t produced = log.records;
+  TEND_ASSIGN_OR_RETURN(BenchLog cohort, StartBenchLog(options.partitions, options.patients,
+                                                       options.events, options.seed));
+  MockBroker* broker = cohort.broker.get();
+  const int64_t produced = cohort.records;
   int run = 0;
   for (int round = 0; round < options.repeat; ++round) {
     std::vector<int> counts = options.processes;

@@ -178,12 +178,12 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
     }
     TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
     std::atomic<bool> stop{false};
-    const double cpu0 = ProcessCpuSeconds();
-    const int64_t faults0 = ProcessMinorFaults();
+    const ProcessUsage before = ReadProcessUsage();
     TEND_RETURN_IF_ERROR(engine->Run(stop));
     absl::Time done = absl::Now();
-    const double cpu_s = ProcessCpuSeconds() - cpu0;
-    const int64_t faults = ProcessMinorFaults() - faults0;
+    const ProcessUsage after = ReadProcessUsage();
+    const double cpu_s = after.cpu_s - before.cpu_s;
+    const int64_t faults = after.minor_faults - before.minor_faults;
     *stats = engine->stats();
     std::cerr << absl::StrFormat("  %.1f s of CPU, %d page faults, %d commits of %.1f MB",
                                  cpu_s, faults, stats->commits, stats->commit_bytes.sum / 1e6)
@@ -300,8 +300,7 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
              "\"raw_consume_eps\":%.0f,\"engine_eps\":%.0f,\"ratio\":%.3f,"
              "\"engine_eps_min\":%.0f,\"engine_eps_max\":%.0f,\"folded_eps\":%.0f,"
              "\"folded_ratio\":%.3f,\"cpu_us_per_event\":%.2f,\"faults_per_event\":%.3f,"
-             "\"fault_us\":%.2f,"
-             "\"commit_bytes_per_event\":%.0f,\"peak_rss_mb\":%.0f,"
+             "\"fault_us\":%.2f,\"commit_bytes_per_event\":%.0f,\"peak_rss_mb\":%.0f,"
              "\"duplicates\":%d,\"commits\":%d,\"timers_fired\":%d,\"decisions\":%d,"
              "\"commands\":%d%s%s}",
              produced, options.patients, options.long_ids ? 36 : 8, options.partitions,
@@ -309,8 +308,7 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
              engine_eps / raw_eps, *std::min_element(engine_rates.begin(), engine_rates.end()),
              *std::max_element(engine_rates.begin(), engine_rates.end()), folded_eps,
              folded_eps / raw_eps, median(engine_costs.cpu_us), median(engine_costs.faults),
-             fault_us,
-             median(engine_costs.commit_bytes), ru.ru_maxrss / 1024.0,
+             fault_us, median(engine_costs.commit_bytes), ru.ru_maxrss / 1024.0,
              st.duplicates, st.commits, st.timers_fired, st.decisions, st.commands, rules_fields,
              changelog_fields)
       << std::endl;
