@@ -1,6 +1,5 @@
 #include "kafka/kafka.h"
 
-#include <future>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -172,7 +171,8 @@ Producer::~Producer() {
 
 absl::Status Producer::Produce(absl::string_view topic, int32_t partition, absl::string_view key,
                                absl::string_view value, std::span<const KafkaHeader> headers,
-                               DeliveryFn on_delivery, int64_t timestamp_ms) {
+                               DeliveryFn on_delivery, int64_t timestamp_ms,
+                               absl::Time give_up) {
   std::string topic_name(topic);
   auto* pending = on_delivery ? new PendingDelivery{std::move(on_delivery)} : nullptr;
   for (;;) {
@@ -193,7 +193,7 @@ absl::Status Producer::Produce(absl::string_view topic, int32_t partition, absl:
         RD_KAFKA_V_OPAQUE(pending), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return absl::OkStatus();
     if (hdrs != nullptr) rd_kafka_headers_destroy(hdrs);  // not taken on failure
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && absl::Now() < give_up) {
       // Backpressure: let the poller drain delivery reports, then retry.
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       continue;
@@ -201,16 +201,6 @@ absl::Status Producer::Produce(absl::string_view topic, int32_t partition, absl:
     delete pending;
     return FromKafka(err, absl::StrCat("producing to ", topic));
   }
-}
-
-Delivery Producer::ProduceSync(absl::string_view topic, absl::string_view key,
-                               absl::string_view value, std::span<const KafkaHeader> headers) {
-  auto promise = std::make_shared<std::promise<Delivery>>();
-  auto future = promise->get_future();
-  absl::Status s = Produce(topic, RD_KAFKA_PARTITION_UA, key, value, headers,
-                           [promise](const Delivery& d) { promise->set_value(d); });
-  if (!s.ok()) return Delivery{s};
-  return future.get();
 }
 
 absl::Status Producer::Flush(absl::Duration timeout) {
@@ -242,13 +232,13 @@ absl::Status FromKafka(rd_kafka_resp_err_t err, absl::string_view what) {
 }
 
 absl::Status ProduceEvent(Producer* producer, const std::string& topic, const v1::Event& event,
-                          Producer::DeliveryFn on_delivery) {
+                          Producer::DeliveryFn on_delivery, absl::Time give_up) {
   std::string value = event.SerializeAsString();
   auto headers = EventHeaders(event);
   const int64_t recorded_ms =
       event.recorded_at().seconds() * 1000 + event.recorded_at().nanos() / 1'000'000;
   return producer->Produce(topic, RD_KAFKA_PARTITION_UA, event.patient_id(), value, headers,
-                           std::move(on_delivery), recorded_ms > 0 ? recorded_ms : 0);
+                           std::move(on_delivery), recorded_ms > 0 ? recorded_ms : 0, give_up);
 }
 
 }  // namespace tend

@@ -81,14 +81,13 @@ class Producer {
   ~Producer();  // flushes for up to 10 s, then drops what is left
 
   // Enqueues one record; `on_delivery` (may be empty) runs on the producer's thread once the
-  // broker acknowledged or delivery failed for good. Blocks while the local queue is full.
+  // broker acknowledged or delivery failed for good. Blocks while the local queue is full, until
+  // `give_up` at the latest: then kUnavailable, nothing enqueued and `on_delivery` never run.
   // `timestamp_ms`: the record's Kafka timestamp (0: now).
   absl::Status Produce(absl::string_view topic, int32_t partition, absl::string_view key,
                        absl::string_view value, std::span<const KafkaHeader> headers,
-                       DeliveryFn on_delivery, int64_t timestamp_ms = 0);
-  // Produces and waits for the acknowledgement.
-  Delivery ProduceSync(absl::string_view topic, absl::string_view key, absl::string_view value,
-                       std::span<const KafkaHeader> headers);
+                       DeliveryFn on_delivery, int64_t timestamp_ms = 0,
+                       absl::Time give_up = absl::InfiniteFuture());
   // Waits until every enqueued record is acknowledged or failed. kDeadlineExceeded on timeout.
   absl::Status Flush(absl::Duration timeout);
 
@@ -111,8 +110,10 @@ class Producer {
 // partition, in order), with its EventHeaders and its recorded_at as the Kafka timestamp (so
 // `tend replay --from` and Kafka's own time index agree with the partition clock).
 // `on_delivery` may be empty.
+// `give_up`: as Producer::Produce's.
 absl::Status ProduceEvent(Producer* producer, const std::string& topic, const v1::Event& event,
-                          Producer::DeliveryFn on_delivery = nullptr);
+                          Producer::DeliveryFn on_delivery = nullptr,
+                          absl::Time give_up = absl::InfiniteFuture());
 
 }  // namespace tend
 

@@ -27,7 +27,12 @@ class IngestService final : public v1::Ingest::Service {
                            v1::AppendBatchResponse* response) override;
 
   static constexpr int kMaxBatchEvents = 1000;
-  // The longest AppendBatch waits for the broker (less when the caller's deadline is sooner).
+  // Append's trailing metadata: the event's id, the caller's or the one the server made, on
+  // every answer after the event passed its checks (an UNAVAILABLE one included: the id to send
+  // it again with).
+  static constexpr char kEventIdMetadata[] = "tend-event-id";
+  // The longest Append and AppendBatch wait for the broker (less when the caller's deadline is
+  // sooner: they answer a tenth of the time it gave, at most a second, before it).
   static constexpr absl::Duration kBatchWait = absl::Seconds(30);
   // Another bound than kBatchWait (tests). Set before serving.
   void set_batch_wait(absl::Duration wait) { batch_wait_ = wait; }

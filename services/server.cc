@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/impl/server_builder_option.h>
+#include <grpcpp/resource_quota.h>
 
 #include <algorithm>
 #include <memory>
@@ -42,6 +43,9 @@ absl::StatusOr<RunningServer> StartGrpcServer(const std::string& listen_address,
                                                : grpc::InsecureServerCredentials(),
                            &running.port);
   for (grpc::Service* s : services) builder.RegisterService(s);
+  grpc::ResourceQuota quota("tend-grpc");
+  quota.SetMaxThreads(options.max_threads);
+  builder.SetResourceQuota(quota);
   if (options.metrics != nullptr) {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(options.metrics->InterceptorFactory());

@@ -40,6 +40,12 @@ struct ServerOptions {
   // Services SERVING for as long as the server runs, whatever SetServing says: those that need
   // nothing the caller waits for (the engine's Ingest needs Kafka, not the engine's state).
   std::vector<std::string> serving_services;
+  // The most threads gRPC runs calls on at once (its ResourceQuota; its pollers count too). A
+  // call beyond them is refused at once with RESOURCE_EXHAUSTED ("Server Threadpool
+  // Exhausted"), where otherwise each call took a thread more without end: an Append waits for
+  // the broker until shortly before its deadline, so a broker that stops acknowledging held a
+  // thread per call (docs/design.md, "Hostile input").
+  int max_threads = 256;
 };
 
 // `services` are borrowed and must outlive the server. kUnavailable when the address can't be

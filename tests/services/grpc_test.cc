@@ -162,6 +162,139 @@ TEST_CASE("Append produces to Kafka, the engine folds it, GetPatient reads it", 
           grpc::StatusCode::RESOURCE_EXHAUSTED);
   }
 
+  SECTION("an Append the broker does not acknowledge: UNAVAILABLE before the caller's deadline, "
+          "with the id to send it again with; sent again, the patient has the event once") {
+    // The broker acknowledges the next produce request after 5 s: later than the caller waits.
+    REQUIRE(rd_kafka_mock_broker_push_request_error_rtts(broker->cluster(), 1, /*Produce=*/0, 1,
+                                                         RD_KAFKA_RESP_ERR_NO_ERROR, 5000) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    v1::AppendResponse resp;
+    const absl::Time start = absl::Now();
+    const grpc::Status s = ingest_stub->Append(&ctx, CheckIn("p-7", "", 10), &resp);
+    const absl::Duration took = absl::Now() - start;
+    // The server's answer, not the caller's deadline (which would read DEADLINE_EXCEEDED).
+    INFO(s.error_message());
+    REQUIRE(s.error_code() == grpc::StatusCode::UNAVAILABLE);
+    CHECK(took < absl::Seconds(3));
+    CHECK(took > absl::Seconds(2));  // it waited for the broker as long as the caller allowed
+    const auto& trailers = ctx.GetServerTrailingMetadata();
+    const auto it = trailers.find(IngestService::kEventIdMetadata);
+    REQUIRE(it != trailers.end());
+    const std::string id(it->second.data(), it->second.size());
+    CHECK(id.rfind("ev-", 0) == 0);  // the server made it: the caller sent none
+    CHECK(s.error_message().find(absl::StrCat("send it again with event_id \"", id, "\"")) !=
+          std::string::npos);
+
+    // Sent again with that id: appended. The first copy lands too, once the broker is back.
+    grpc::ClientContext again_ctx;
+    auto again = CheckIn("p-7", id, 10);
+    REQUIRE(ingest_stub->Append(&again_ctx, again, &resp).ok());
+    CHECK(resp.event_id() == id);
+    int copies = 0;
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (copies < 2 && absl::Now() < deadline) {
+      copies = 0;
+      for (const auto& r : testing::ReadTopic(broker->bootstrap(), options.topic)) {
+        v1::Event e;
+        REQUIRE(e.ParseFromString(r.value));
+        copies += e.event_id() == id;
+      }
+    }
+    REQUIRE(copies == 2);
+    // Then one more event of the patient, after both copies in its partition: once it is
+    // folded, so are they, and the patient has two events, not three.
+    grpc::ClientContext last_ctx;
+    REQUIRE(ingest_stub->Append(&last_ctx, CheckIn("p-7", "after", 5), &resp).ok());
+    v1::GetPatientResponse patient;
+    const absl::Time folded_by = absl::Now() + absl::Seconds(60);
+    for (;;) {
+      grpc::ClientContext q;
+      v1::GetPatientRequest req;
+      req.set_patient_id("p-7");
+      const grpc::Status got = query_stub->GetPatient(&q, req, &patient);
+      if (got.ok() && patient.view().events_by_type().check_in() >= 2) break;
+      INFO(got.error_message() << " " << patient.view().ShortDebugString());
+      REQUIRE(absl::Now() < folded_by);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(patient.view().unique_events() == 2);
+    CHECK(patient.view().events_by_type().check_in() == 2);
+  }
+
+  SECTION("a batch whose caller's deadline comes before the server's wait ends: answered in "
+          "time, each event with its id") {
+    REQUIRE(rd_kafka_mock_broker_push_request_error_rtts(broker->cluster(), 1, /*Produce=*/0, 1,
+                                                         RD_KAFKA_RESP_ERR_NO_ERROR, 5000) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+    v1::AppendBatchRequest batch;
+    *batch.add_events() = CheckIn("p-8", "", 10).event();
+    *batch.add_events() = CheckIn("p-8", "bd-2", 10).event();
+    *batch.add_events() = CheckIn("bad id", "bd-3", 10).event();
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    v1::AppendBatchResponse resp;
+    const grpc::Status s = ingest_stub->AppendBatch(&ctx, batch, &resp);
+    INFO(s.error_message());
+    REQUIRE(s.ok());  // not DEADLINE_EXCEEDED: the per-event answers reach the caller
+    REQUIRE(resp.results_size() == 3);
+    const std::string made = resp.results(0).event_id();
+    CHECK(made.rfind("ev-", 0) == 0);
+    CHECK(resp.results(1).event_id() == "bd-2");
+    for (int i : {0, 1}) {
+      CHECK(resp.results(i).code() == static_cast<int>(grpc::StatusCode::UNAVAILABLE));
+      CHECK(resp.results(i).error().find(absl::StrCat("send it again with event_id \"",
+                                                      resp.results(i).event_id(), "\"")) !=
+            std::string::npos);
+      CHECK_FALSE(resp.results(i).has_appended());
+    }
+    CHECK(resp.results(2).code() == static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+    CHECK(resp.results(2).event_id().empty());  // refused: it never went anywhere
+  }
+
+  SECTION("calls beyond the server's threads are refused at once, not given a thread each") {
+    constexpr int kThreads = 8;
+    ServerOptions bounded;
+    bounded.max_threads = kThreads;
+    auto small = StartGrpcServer("127.0.0.1:0", {&ingest}, bounded);
+    REQUIRE(small.ok());
+    auto small_stub = v1::Ingest::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", small->port), grpc::InsecureChannelCredentials()));
+    // The broker answers every request 6 s late: each call waits for it until shortly before
+    // its deadline, holding its thread.
+    REQUIRE(rd_kafka_mock_broker_set_rtt(broker->cluster(), 1, 6000) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+    constexpr int kCalls = 32;
+    std::vector<grpc::StatusCode> codes(kCalls);
+    std::vector<std::thread> callers;
+    for (int i = 0; i < kCalls; ++i) {
+      callers.emplace_back([&, i] {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+        v1::AppendResponse resp;
+        codes[i] = small_stub->Append(&ctx, CheckIn("p-9", absl::StrCat("t-", i), 10), &resp)
+                       .error_code();
+      });
+    }
+    for (auto& t : callers) t.join();
+    REQUIRE(rd_kafka_mock_broker_set_rtt(broker->cluster(), 1, 0) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    int waited = 0, refused = 0;
+    for (grpc::StatusCode c : codes) {
+      waited += c == grpc::StatusCode::UNAVAILABLE;
+      refused += c == grpc::StatusCode::RESOURCE_EXHAUSTED;
+    }
+    INFO(waited << " waited, " << refused << " refused");
+    CHECK(waited + refused == kCalls);
+    CHECK(waited >= 1);
+    CHECK(waited <= kThreads);
+    // And it serves again once its threads are free.
+    grpc::ClientContext ctx;
+    v1::AppendResponse resp;
+    CHECK(small_stub->Append(&ctx, CheckIn("p-9", "t-after", 10), &resp).ok());
+    small->server->Shutdown();
+  }
+
   SECTION("appended events are acknowledged with their offset and become queryable") {
     std::vector<v1::AppendResponse> acks;
     for (auto [id, ago] : std::vector<std::pair<std::string, int>>{
