@@ -475,6 +475,72 @@ TEST_CASE("a damaged state directory is refused by the engine and readers, sayin
   }
 }
 
+TEST_CASE("a WAL damaged before its end is refused; one whose last commit was cut short opens as "
+          "of the commit before",
+          "[storage]") {
+  TempDir dir;
+  // Three commits, never flushed: the stopped directory's state is all in its WAL.
+  {
+    auto storage = Storage::Open(dir.path());
+    REQUIRE(storage.ok());
+    for (int round = 0; round < 3; ++round) {
+      StateBatch batch = (*storage)->NewBatch();
+      for (int i = 0; i < 50; ++i) {
+        batch.PutPatient(0, State("p-" + std::to_string(round * 50 + i), 1), {});
+      }
+      batch.PutCheckpoint(Checkpoint(0, (round + 1) * 50));
+      REQUIRE((*storage)->Commit(&batch).ok());
+    }
+  }
+  REQUIRE(SstFiles(dir.path()).empty());
+  std::string wal;
+  for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
+    if (f.path().extension() == ".log" && std::filesystem::file_size(f.path()) > 0) {
+      REQUIRE(wal.empty());
+      wal = f.path().string();
+    }
+  }
+  REQUIRE(!wal.empty());
+  const std::string whole = ReadAll(wal);
+  auto patients = [](const std::string& dir) {
+    TempDir scratch;
+    auto reader = Storage::OpenReader(dir, scratch.path());
+    REQUIRE(reader.ok());
+    int n = 0;
+    REQUIRE((*reader)
+                ->ForEachState([&](const v1::PatientState&) {
+                  ++n;
+                  return absl::OkStatus();
+                })
+                .ok());
+    return n;
+  };
+  REQUIRE(patients(dir.path()) == 150);
+
+  SECTION("a byte flipped in its first commit: refused, engine and readers alike") {
+    std::string bytes = whole;
+    bytes[whole.size() / 6] ^= 0x20;
+    WriteAll(wal, bytes);
+    auto [w, r] = OpenBoth(dir.path());
+    for (const absl::Status& s : {w, r}) {
+      INFO(s.ToString());
+      CHECK(s.code() == absl::StatusCode::kDataLoss);
+      CHECK_THAT(std::string(s.message()), Catch::Contains("is damaged"));
+      CHECK_THAT(std::string(s.message()), Catch::Contains("tend replay --to NEW_DIR"));
+    }
+  }
+  SECTION("cut within its last commit, as a crash during the write leaves it: the two before") {
+    WriteAll(wal, whole.substr(0, whole.size() - 100));
+    CHECK(patients(dir.path()) == 100);
+    auto storage = Storage::Open(dir.path());
+    REQUIRE(storage.ok());
+    const auto checkpoints = (*storage)->LoadCheckpoints();
+    REQUIRE(checkpoints.ok());
+    REQUIRE(checkpoints->size() == 1);
+    CHECK((*checkpoints)[0].next_offset() == 100);
+  }
+}
+
 TEST_CASE("a directory no engine has sealed yet (an older tend's) opens, and is sealed from then on",
           "[storage]") {
   namespace sf = storage_format;
