@@ -22,7 +22,10 @@ inline absl::Time FromProtoTime(const google::protobuf::Timestamp& t) {
 inline google::protobuf::Timestamp ToProtoTime(absl::Time t) {
   google::protobuf::Timestamp out;
   out.set_seconds(absl::ToUnixSeconds(t));
-  out.set_nanos(static_cast<int32_t>(absl::ToUnixNanos(t) - out.seconds() * 1'000'000'000));
+  // The part below the second, not the nanoseconds since the epoch, which an int64 holds only
+  // to the year 2262 (past it the nanos came out of range, and a valid time was refused).
+  out.set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(out.seconds()))));
   return out;
 }
 

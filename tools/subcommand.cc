@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
+#include "base/time.h"
 #include "kafka/props.h"
 
 namespace tend {
@@ -19,6 +20,12 @@ absl::Status ParseTimeFlag(const std::string& flag, const std::string& text, abs
   if (!absl::ParseTime(absl::RFC3339_full, text, out, &err)) {
     return absl::InvalidArgumentError(absl::StrCat(
         flag, " must be an RFC 3339 time like 2026-01-01T00:00:00Z, got \"", text, "\""));
+  }
+  // As gRPC's as_of: a time far outside it (the year 292277026596 parses) made views walk
+  // billions of days.
+  if (!CheckProtoTime(ToProtoTime(*out), flag).ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " must be from 0001-01-01 to 9999-12-31, got \"", text, "\""));
   }
   return absl::OkStatus();
 }

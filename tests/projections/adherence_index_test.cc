@@ -153,6 +153,9 @@ TEST_CASE("the adherence index answers every view field as the from-scratch comp
     for (int i = 0; i < 6; ++i) {  // after it, as the engine's clock is: for the index
       as_ofs.push_back(h.last_s + std::uniform_int_distribution<int64_t>(0, 86400 * 40)(rng));
     }
+    // Far after it, as a query may ask: the last second a Timestamp holds (9999-12-31), where
+    // the oracle once walked every ISO week to the as-of.
+    as_ofs.push_back(253402300799);
     for (const auto& e : h.events) {  // exactly at a check-in, and just before it
       if (rng() % 50 == 0) {
         as_ofs.push_back(e.occurred_at().seconds());

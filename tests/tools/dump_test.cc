@@ -320,6 +320,34 @@ TEST_CASE("dump and fit-churn read with the engine's recorded config - a differe
   CHECK(parsed->bgnbd_b == Approx(report->fit.params.b).epsilon(1e-5));
 }
 
+TEST_CASE("an as-of flag outside 0001-01-01 to 9999-12-31 is refused before anything is read, one "
+          "inside it is taken",
+          "[integration]") {
+  TempDir dir;
+  const std::string db = dir.Sub("state");
+  FoldThroughKafka(testing::Cohort(20, 30, 5), db, projections::DefaultProjectionConfig());
+  auto run = [&](const std::string& command, const std::string& as_of) {
+    const std::string log = dir.Sub(command + ".log");
+    const pid_t pid = testing::SpawnTend(
+        {command, "--db", db, "--out", dir.Sub(command + ".out"), "--as-of", as_of}, log);
+    const int code = testing::ExitCode(pid);
+    return std::make_pair(code, testing::ReadFile(log));
+  };
+  for (const std::string command : {"dump", "report"}) {
+    // The year 292277026596 parses as a time; views at it once walked every ISO week to it,
+    // for minutes, deaf to SIGTERM.
+    for (const std::string as_of : {"292277026596-12-04T15:30:07Z", "10000-01-01T00:00:00Z"}) {
+      const auto [code, said] = run(command, as_of);
+      INFO(command << " --as-of " << as_of << ": " << said);
+      CHECK(code != 0);
+      CHECK_THAT(said, Catch::Contains("--as-of must be from 0001-01-01 to 9999-12-31"));
+    }
+    const auto [code, said] = run(command, "9999-12-31T23:59:59Z");
+    INFO(command << ": " << said);
+    CHECK(code == 0);
+  }
+}
+
 TEST_CASE("tend dump of a damaged state directory exits 1 naming the damage, and leaves no "
           "output behind",
           "[integration]") {
