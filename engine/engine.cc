@@ -236,6 +236,7 @@ class Engine::Impl : public PartitionListener {
   Storage* const storage_;
   std::unique_ptr<ConsumerSource> consumer_;  // the events topic, with Kafka
   std::unique_ptr<Producer> dlq_;
+  int bound_partitions_ = 0;  // the topic's partition count as last bound (OnAssigned)
   std::optional<StateBatch> batch_;  // reused across commits; owned by committer_ while in flight
   std::unique_ptr<ChangelogWriter> changelog_;  // null without a changelog topic
   std::unique_ptr<PartitionReader> changelog_reader_;  // with changelog_
@@ -428,6 +429,13 @@ absl::Status Engine::Impl::InitKafka() {
 
 absl::StatusOr<int64_t> Engine::Impl::OnAssigned(int32_t partition) {
   // An error goes back to the source, whose Poll returns it: the loop stops there.
+  // The topic's partition count against the directory's, at the first assignment and whenever
+  // a partition past it comes (partitions added to the topic): another count splits patients.
+  if (dlq_ != nullptr && partition >= bound_partitions_) {
+    TEND_ASSIGN_OR_RETURN(const int count, TopicPartitionCount(dlq_->handle(), options_.topic));
+    TEND_RETURN_IF_ERROR(storage_->BindTopicPartitions(options_.topic, count));
+    bound_partitions_ = count;
+  }
   if (changelog_ != nullptr) TEND_RETURN_IF_ERROR(Restore(partition));
   auto p = LoadPartition(partition);
   if (!p.ok()) return p.status();

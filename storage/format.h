@@ -5,6 +5,11 @@
 // Column families (kColumnFamilies):
 //   meta    "format_version"            -> decimal kStorageFormatVersion
 //           "topic"                     -> name of the events topic this state was folded from
+//           "topic_partitions"          -> decimal: the events topic's partition count when an
+//                                          engine first folded it here (optional key: absent in
+//                                          directories an older engine or a replay made; ignored by
+//                                          older readers). A patient's partition is its key's hash
+//                                          modulo the count: another count splits patients.
 //           "projection_versions"       -> tend.v1.ProjectionVersions the state was folded by
 //           "engine_config"             -> YAML (schema tend.v1.EngineConfig, every key spelled
 //                                          out) the engine last started with; readers default to it
@@ -156,6 +161,7 @@ inline constexpr std::array<int, 2> kChurnRiskBandsPermille = {300, 700};
 
 inline constexpr absl::string_view kFormatVersionKey = "format_version";
 inline constexpr absl::string_view kTopicKey = "topic";
+inline constexpr absl::string_view kTopicPartitionsKey = "topic_partitions";
 inline constexpr absl::string_view kProjectionVersionsKey = "projection_versions";
 inline constexpr absl::string_view kEngineConfigKey = "engine_config";
 inline constexpr absl::string_view kIndexParametersKey = "index_parameters";

@@ -861,6 +861,44 @@ absl::Status Storage::BindTopic(absl::string_view topic) {
   return absl::OkStatus();
 }
 
+absl::Status Storage::BindTopicPartitions(absl::string_view topic, int partitions) {
+  auto refused = [&](const std::string& folded_with) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state directory ", dir_, " was folded from ", topic, " with ", folded_with,
+        "; the topic has ", partitions, " partitions now. A patient's partition is its key's "
+        "hash modulo the count, so under another count its events land in another partition "
+        "and its state would split in two: fold the topic into a new directory (tend replay "
+        "--to NEW_DIR, then --swap) and run the engine on that"));
+  };
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kTopicPartitionsKey), &value);
+  if (!s.IsNotFound()) {
+    TEND_RETURN_IF_ERROR(FromRocks(s, "reading the topic's partition count"));
+    int stored = 0;
+    if (!absl::SimpleAtoi(value, &stored) || stored <= 0) {
+      return absl::DataLossError(absl::StrCat("state directory ", dir_, " is damaged: its ",
+                                              sf::kTopicPartitionsKey, " is not a count. ",
+                                              kDamagedWhatToDo));
+    }
+    if (stored != partitions) return refused(absl::StrCat(stored, " partitions"));
+    return absl::OkStatus();
+  }
+  // Not recorded yet: the checkpoints say at least how many partitions there were.
+  TEND_ASSIGN_OR_RETURN(const std::vector<v1::PartitionCheckpoint> checkpoints,
+                        LoadCheckpoints());
+  for (const v1::PartitionCheckpoint& cp : checkpoints) {
+    if (cp.partition() >= partitions) {
+      return refused(absl::StrCat("at least ", cp.partition() + 1, " partitions (it has a "
+                                  "checkpoint of partition ", cp.partition(), ")"));
+    }
+  }
+  if (read_only_) return absl::OkStatus();
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kTopicPartitionsKey),
+                            absl::StrCat(partitions)),
+                   "writing the topic's partition count");
+}
+
 absl::Status Storage::BindProjectionVersions(
     const std::map<std::string, int>& versions,
     const std::map<std::string, std::string>& fold_parameters) {

@@ -166,6 +166,13 @@ class Storage {
   // The events topic this directory was folded from; records it on first use. kFailedPrecondition
   // when the directory belongs to another topic.
   absl::Status BindTopic(absl::string_view topic);
+  // The events topic's partition count (`partitions`, looked up by the caller) against the one
+  // this directory was folded with; records it on first use. kFailedPrecondition when it differs,
+  // or when the directory holds checkpoints of partitions the topic does not have (a directory
+  // from before the count was recorded, or a replay's): a patient's partition is its key's hash
+  // modulo the count, so under another count its events land in another partition and its state
+  // splits in two.
+  absl::Status BindTopicPartitions(absl::string_view topic, int partitions);
 
   // The projection versions and fold parameters (config/engine_config.h FoldParameters) this
   // directory's state was folded by; records them on first use. kFailedPrecondition naming the

@@ -418,6 +418,46 @@ TEST_CASE("a stored offset outside the log stops the engine with a clear error",
   CHECK((*engine)->stats().records == 0);
 }
 
+TEST_CASE("a topic with another partition count than the state was folded with stops the "
+          "engine before it folds, naming both counts",
+          "[integration]") {
+  TempDir dir;
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  const std::string topic = MockBrokerOptions().topic;
+  const std::vector<v1::Event> cohort = testing::Cohort(50, 10, 1);
+  {
+    auto broker = testing::StartBroker(4);
+    auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
+    REQUIRE(producer.ok());
+    testing::ProduceAll(producer->get(), topic, cohort);
+    RunToIdle(broker->bootstrap(), storage->get(), "four");
+  }
+  // The same events in a topic of 2 partitions, or of 8 (partitions added): each patient's key
+  // hashes to another partition than the one holding its state.
+  for (const int partitions : {2, 8}) {
+    auto broker = testing::StartBroker(partitions);
+    auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
+    REQUIRE(producer.ok());
+    testing::ProduceAll(producer->get(), topic, cohort);
+    EngineOptions options;
+    options.brokers = broker->bootstrap();
+    options.group_id = absl::StrCat("other-", partitions);
+    options.exit_when_idle = true;
+    auto engine = Engine::Create(options, storage->get());
+    REQUIRE(engine.ok());
+    std::atomic<bool> stop{false};
+    const absl::Status s = (*engine)->Run(stop);
+    INFO(s.ToString());
+    CHECK(absl::IsFailedPrecondition(s));
+    CHECK_THAT(std::string(s.message()),
+               Catch::Contains(absl::StrCat("with 4 partitions; the topic has ", partitions,
+                                            " partitions now")));
+    CHECK_THAT(std::string(s.message()), Catch::Contains("tend replay --to NEW_DIR"));
+    CHECK((*engine)->stats().records == 0);
+  }
+}
+
 // An event of `patient` with `id`, occurred and recorded at `at_s`; the caller sets its body.
 v1::Event EventAt(const std::string& patient, const std::string& id, int64_t at_s) {
   v1::Event e;

@@ -541,6 +541,40 @@ TEST_CASE("a WAL damaged before its end is refused; one whose last commit was cu
   }
 }
 
+TEST_CASE("the topic's partition count is bound at first use; another is refused, and so is one "
+          "below a stored checkpoint's partition",
+          "[storage]") {
+  TempDir dir;
+  const std::string topic = "tend.events";
+  {
+    auto storage = Storage::Open(dir.path());
+    REQUIRE(storage.ok());
+    // Not recorded yet (a replay's directory, or an older engine's): its checkpoints bound it.
+    StateBatch batch = (*storage)->NewBatch();
+    batch.PutCheckpoint(Checkpoint(5, 10));
+    REQUIRE((*storage)->Commit(&batch).ok());
+    const absl::Status fewer = (*storage)->BindTopicPartitions(topic, 4);
+    INFO(fewer.ToString());
+    CHECK(absl::IsFailedPrecondition(fewer));
+    CHECK_THAT(std::string(fewer.message()),
+               Catch::Contains("with at least 6 partitions (it has a checkpoint of partition "
+                               "5); the topic has 4 partitions now"));
+    REQUIRE((*storage)->BindTopicPartitions(topic, 8).ok());
+    REQUIRE((*storage)->BindTopicPartitions(topic, 8).ok());
+  }
+  auto storage = Storage::Open(dir.path());
+  REQUIRE(storage.ok());
+  for (const int other : {6, 16}) {
+    const absl::Status s = (*storage)->BindTopicPartitions(topic, other);
+    INFO(s.ToString());
+    CHECK(absl::IsFailedPrecondition(s));
+    CHECK_THAT(std::string(s.message()),
+               Catch::Contains(absl::StrCat("was folded from tend.events with 8 partitions; the "
+                                            "topic has ", other, " partitions now")));
+  }
+  CHECK((*storage)->BindTopicPartitions(topic, 8).ok());
+}
+
 TEST_CASE("a directory no engine has sealed yet (an older tend's) opens, and is sealed from then on",
           "[storage]") {
   namespace sf = storage_format;
