@@ -103,7 +103,10 @@ absl::Status ValidateCheckIn(const v1::CheckIn& c) {
 
 absl::Status ValidatePurchase(const v1::Purchase& p) {
   if (absl::Status s = CheckNonEmpty("purchase.order_id", p.order_id()); !s.ok()) return s;
-  if (p.amount_minor() < 0) return Invalid("purchase.amount_minor", "must be >= 0");
+  if (p.amount_minor() < 0 || p.amount_minor() > kMaxAmountMinor) {
+    return Invalid("purchase.amount_minor", absl::StrCat("must be 0 to ", kMaxAmountMinor,
+                                                         " (minor units), got ", p.amount_minor()));
+  }
   if (p.currency().size() != 3) {
     return Invalid("purchase.currency", absl::StrCat("must be an ISO 4217 code like CNY, got \"",
                                                      absl::CHexEscape(p.currency()), "\""));
@@ -117,9 +120,19 @@ absl::Status ValidatePurchase(const v1::Purchase& p) {
     std::string f = absl::StrCat("purchase.items[", i, "]");
     if (absl::Status s = CheckNonEmpty(f + ".sku", item.sku()); !s.ok()) return s;
     if (absl::Status s = CheckText(f + ".ingredient", item.ingredient()); !s.ok()) return s;
-    if (item.quantity() <= 0) return Invalid(f + ".quantity", "must be > 0");
-    if (item.unit_price_minor() < 0) return Invalid(f + ".unit_price_minor", "must be >= 0");
-    if (item.days_supply() < 0) return Invalid(f + ".days_supply", "must be >= 0");
+    if (item.quantity() <= 0 || item.quantity() > kMaxQuantity) {
+      return Invalid(f + ".quantity",
+                     absl::StrCat("must be 1 to ", kMaxQuantity, ", got ", item.quantity()));
+    }
+    if (item.unit_price_minor() < 0 || item.unit_price_minor() > kMaxAmountMinor) {
+      return Invalid(f + ".unit_price_minor",
+                     absl::StrCat("must be 0 to ", kMaxAmountMinor, " (minor units), got ",
+                                  item.unit_price_minor()));
+    }
+    if (item.days_supply() < 0 || item.days_supply() > kMaxDaysSupply) {
+      return Invalid(f + ".days_supply", absl::StrCat("must be 0 to ", kMaxDaysSupply,
+                                                      ", got ", item.days_supply()));
+    }
     if (item.days_supply() > 0 && item.ingredient().empty()) {
       return Invalid(f + ".ingredient", "is required when days_supply is set");
     }

@@ -71,6 +71,11 @@ std::array<RecordHeader, 2> EventHeaders(const v1::Event& event);
 inline constexpr size_t kMaxEventBytes = 32 << 10;  // a serialized Event
 inline constexpr size_t kMaxTextBytes = 256;        // each free-text field (ids: 128)
 inline constexpr int kMaxPurchaseItems = 100;
+// Amounts (an order's total, an item's unit price) in minor units: 10^15, so that the sum of
+// 9,000 of them still fits a patient's int64 spend (two orders of INT64_MAX once summed to -2).
+inline constexpr int64_t kMaxAmountMinor = 1'000'000'000'000'000;
+inline constexpr int kMaxQuantity = 1'000'000;  // per item
+inline constexpr int kMaxDaysSupply = 3650;     // per item: ten years
 inline constexpr int kMaxKeywords = 32;             // per message
 inline constexpr size_t kMaxKeywordBytes = 64;
 

@@ -1,5 +1,7 @@
 #include "projections/conversion.h"
 
+#include <limits>
+
 #include "projections/marks.h"
 
 namespace tend::projections {
@@ -13,7 +15,11 @@ void ApplyConversion(const v1::Event& event, v1::ConversionState* s) {
   const auto& p = event.purchase();
   for (auto& spend : *s->mutable_spend()) {
     if (spend.currency() == p.currency()) {
-      spend.set_minor(spend.minor() + p.amount_minor());
+      // Held at INT64_MAX rather than wrapped (amounts are 0 to kMaxAmountMinor, so the sum of
+      // any order of them saturates alike).
+      const int64_t room = std::numeric_limits<int64_t>::max() - spend.minor();
+      spend.set_minor(p.amount_minor() > room ? std::numeric_limits<int64_t>::max()
+                                              : spend.minor() + p.amount_minor());
       return;
     }
   }

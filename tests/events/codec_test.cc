@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 #include "absl/strings/match.h"
 
 namespace tend {
@@ -116,6 +118,28 @@ TEST_CASE("validation names the field and what is allowed", "[codec]") {
     CHECK(Problem(e) == "purchase.items[7].sku: must be at most 256 bytes, got 257");
     e.mutable_purchase()->mutable_items(7)->set_sku("sku");
     e.mutable_purchase()->set_order_id(std::string(kMaxTextBytes, 'o'));
+    CHECK(ValidateEvent(e).ok());
+    // Amounts, quantities and days of supply: bounded, so that a patient's sums cannot wrap.
+    e.mutable_purchase()->set_amount_minor(kMaxAmountMinor);
+    e.mutable_purchase()->mutable_items(2)->set_unit_price_minor(kMaxAmountMinor);
+    e.mutable_purchase()->mutable_items(2)->set_quantity(kMaxQuantity);
+    e.mutable_purchase()->mutable_items(2)->set_ingredient("metformin");
+    e.mutable_purchase()->mutable_items(2)->set_days_supply(kMaxDaysSupply);
+    CHECK(ValidateEvent(e).ok());
+    e.mutable_purchase()->set_amount_minor(std::numeric_limits<int64_t>::max());
+    CHECK(Problem(e) == "purchase.amount_minor: must be 0 to 1000000000000000 (minor units), got "
+                        "9223372036854775807");
+    e.mutable_purchase()->set_amount_minor(1);
+    e.mutable_purchase()->mutable_items(2)->set_unit_price_minor(kMaxAmountMinor + 1);
+    CHECK(Problem(e) == "purchase.items[2].unit_price_minor: must be 0 to 1000000000000000 "
+                        "(minor units), got 1000000000000001");
+    e.mutable_purchase()->mutable_items(2)->set_unit_price_minor(1);
+    e.mutable_purchase()->mutable_items(2)->set_quantity(kMaxQuantity + 1);
+    CHECK(Problem(e) == "purchase.items[2].quantity: must be 1 to 1000000, got 1000001");
+    e.mutable_purchase()->mutable_items(2)->set_quantity(1);
+    e.mutable_purchase()->mutable_items(2)->set_days_supply(kMaxDaysSupply + 1);
+    CHECK(Problem(e) == "purchase.items[2].days_supply: must be 0 to 3650, got 3651");
+    e.mutable_purchase()->mutable_items(2)->set_days_supply(30);
     CHECK(ValidateEvent(e).ok());
 
     e.mutable_message()->set_direction(v1::Message::PATIENT_TO_STAFF);

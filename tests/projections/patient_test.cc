@@ -6,11 +6,13 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <random>
 
 #include <google/protobuf/util/message_differencer.h>
 
 #include "absl/strings/str_cat.h"
+#include "events/codec.h"
 #include "projections/marks.h"
 
 #include "tests/projections/events.h"
@@ -118,6 +120,18 @@ TEST_CASE("conversion: first purchase, days to it, purchases, repurchase, spend,
   CHECK(c.last_purchase_at().seconds() == absl::ToUnixSeconds(At("2026-04-11T09:00:00+08:00")));
   c = ViewAt(DefaultProjectionConfig(), {events[0], events[1]}, "2026-05-01T00:00:00Z").conversion();
   CHECK_FALSE(c.repurchased());
+  // A spend that would pass 2^63 - 1 stays there, in any order, instead of wrapping negative.
+  std::vector<v1::Event> big = {events[0]};
+  for (int i = 0; i < 9300; ++i) {
+    big.push_back(PurchaseEvent("big-" + std::to_string(i), "2026-03-12T09:00:00+08:00",
+                                kMaxAmountMinor));
+  }
+  big.push_back(PurchaseEvent("small", "2026-03-12T10:00:00+08:00", 7));
+  CHECK(ViewAt(DefaultProjectionConfig(), big, "2026-05-01T00:00:00Z").conversion()
+            .total_spend_minor() == std::numeric_limits<int64_t>::max());
+  std::reverse(big.begin() + 1, big.end());
+  CHECK(ViewAt(DefaultProjectionConfig(), big, "2026-05-01T00:00:00Z").conversion()
+            .total_spend_minor() == std::numeric_limits<int64_t>::max());
 }
 
 TEST_CASE("consent per purpose follows the latest change - keywords make a patient "
