@@ -11,6 +11,20 @@
 
 namespace tend {
 
+absl::Status CheckRegularFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  struct stat st;
+  absl::Status problem;
+  if (::fstat(fd, &st) != 0) {
+    problem = absl::NotFoundError(absl::StrCat("cannot read ", path));
+  } else if (!S_ISREG(st.st_mode)) {
+    problem = absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+  }
+  ::close(fd);
+  return problem;
+}
+
 absl::StatusOr<std::string> ReadBoundedFile(const std::string& path, int64_t max_bytes,
                                             mode_t* mode) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);

@@ -22,6 +22,11 @@ namespace tend {
 absl::StatusOr<std::string> ReadBoundedFile(const std::string& path, int64_t max_bytes,
                                             mode_t* mode = nullptr);
 
+// OK when `path` is a regular file, checked on a descriptor opened without blocking (a FIFO
+// opened for reading waits for a writer): kNotFound "cannot read PATH" when it cannot be opened,
+// kInvalidArgument "PATH: not a regular file". For readers that then open the file themselves.
+absl::Status CheckRegularFile(const std::string& path);
+
 // Reads the next line of `in` (without its '\n') into `*line`: false at the end of the input.
 // A line longer than `max_bytes` is read to its end but not kept: `*line` holds its first
 // `max_bytes` bytes and `*too_long` is set, so a hostile stream cannot make one line take

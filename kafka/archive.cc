@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/crc32c.h"
+#include "base/file.h"
 #include "base/status.h"
 
 namespace tend {
@@ -105,6 +106,8 @@ absl::Status ArchiveWriter::Finish() {
 absl::StatusOr<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(const std::string& path) {
   std::unique_ptr<ArchiveReader> r(new ArchiveReader);
   r->path_ = path;
+  // Not a FIFO or a device, which the stream's open would wait on or read without end.
+  TEND_RETURN_IF_ERROR(CheckRegularFile(path));
   r->in_.open(path, std::ios::binary);
   if (!r->in_) return absl::NotFoundError(absl::StrCat("cannot read archive ", path));
   std::error_code ec;

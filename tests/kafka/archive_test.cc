@@ -1,6 +1,10 @@
 // kafka/archive.h: the archive file format, its checksums, and what a reader says about a
 // corrupt or truncated file. Real files in a temp dir.
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <future>
 
 #include <filesystem>
 #include <fstream>
@@ -121,6 +125,20 @@ TEST_CASE("not an archive, or bytes after the end, are refused") {
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(std::string(r.status().message()), Catch::Contains("not a tend archive"));
   CHECK(ArchiveReader::Open(dir.Sub("missing")).status().code() == absl::StatusCode::kNotFound);
+  // A directory, /dev/zero, a FIFO: refused at once (a FIFO's open for reading would wait for
+  // a writer; if it does, the test opens one so as to end, and fails).
+  REQUIRE(::mkfifo(dir.Sub("fifo").c_str(), 0600) == 0);
+  for (const std::string path : {dir.path(), std::string("/dev/zero"), dir.Sub("fifo")}) {
+    INFO(path);
+    auto opened = std::async(std::launch::async, [path] { return ArchiveReader::Open(path); });
+    if (opened.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      std::ofstream unblock(dir.Sub("fifo"));
+      FAIL("ArchiveReader::Open waited on " << path);
+    }
+    const absl::Status s = opened.get().status();
+    CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(s.message()), Catch::Contains("not a regular file"));
+  }
 
   WriteArchive(dir.Sub("a.tarc"), 5);
   WriteAll(dir.Sub("a.tarc"), ReadAll(dir.Sub("a.tarc")) + "junk");
