@@ -8,34 +8,44 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "base/status.h"
 
 namespace tend {
 
-absl::Status CheckRegularFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  struct stat st;
+namespace {
+
+// `path` opened without blocking into `*fd` and checked on that descriptor (no window between the
+// check and the reads): a regular file, its fstat in `*st`. On an error nothing is left open.
+absl::Status OpenRegularFile(const std::string& path, int* fd, struct stat* st) {
+  *fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (*fd < 0) return absl::NotFoundError(absl::StrCat("cannot read ", path));
   absl::Status problem;
-  if (::fstat(fd, &st) != 0) {
+  if (::fstat(*fd, st) != 0) {
     problem = absl::NotFoundError(absl::StrCat("cannot read ", path));
-  } else if (!S_ISREG(st.st_mode)) {
+  } else if (!S_ISREG(st->st_mode)) {
     problem = absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
   }
-  ::close(fd);
+  if (!problem.ok()) ::close(*fd);
   return problem;
+}
+
+}  // namespace
+
+absl::Status CheckRegularFile(const std::string& path) {
+  int fd = -1;
+  struct stat st;
+  TEND_RETURN_IF_ERROR(OpenRegularFile(path, &fd, &st));
+  ::close(fd);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> ReadBoundedFile(const std::string& path, int64_t max_bytes,
                                             mode_t* mode) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  int fd = -1;
   struct stat st;
+  TEND_RETURN_IF_ERROR(OpenRegularFile(path, &fd, &st));
   absl::Status problem;
-  if (::fstat(fd, &st) != 0) {
-    problem = absl::NotFoundError(absl::StrCat("cannot read ", path));
-  } else if (!S_ISREG(st.st_mode)) {
-    problem = absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
-  } else if (st.st_size > max_bytes) {
+  if (st.st_size > max_bytes) {
     problem = absl::InvalidArgumentError(
         absl::StrCat(path, ": ", st.st_size, " bytes; at most ", max_bytes, " are read"));
   }

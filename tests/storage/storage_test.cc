@@ -312,9 +312,10 @@ std::vector<std::string> SstFiles(const std::string& dir) {
   return ssts;
 }
 
-// A stopped directory holding patients of three commits, each flushed to its own SST files (one
-// short of the four that start a compaction, which would remove files as the test looks).
-void FlushedDirectory(const std::string& dir) {
+// A stopped directory holding 50 patients of each of three commits and partition 0's checkpoint
+// after each. `flushed`: each commit flushed to its own SST files (one short of the four that
+// start a compaction, which would remove files as the test looks); else all in the WAL.
+void CommittedDirectory(const std::string& dir, bool flushed) {
   auto storage = Storage::Open(dir);
   REQUIRE(storage.ok());
   for (int round = 0; round < 3; ++round) {
@@ -324,9 +325,11 @@ void FlushedDirectory(const std::string& dir) {
     }
     batch.PutCheckpoint(Checkpoint(0, (round + 1) * 50));
     REQUIRE((*storage)->Commit(&batch).ok());
-    REQUIRE((*storage)->Flush().ok());
+    if (flushed) REQUIRE((*storage)->Flush().ok());
   }
 }
+
+void FlushedDirectory(const std::string& dir) { CommittedDirectory(dir, /*flushed=*/true); }
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -480,18 +483,7 @@ TEST_CASE("a WAL damaged before its end is refused; one whose last commit was cu
           "[storage]") {
   TempDir dir;
   // Three commits, never flushed: the stopped directory's state is all in its WAL.
-  {
-    auto storage = Storage::Open(dir.path());
-    REQUIRE(storage.ok());
-    for (int round = 0; round < 3; ++round) {
-      StateBatch batch = (*storage)->NewBatch();
-      for (int i = 0; i < 50; ++i) {
-        batch.PutPatient(0, State("p-" + std::to_string(round * 50 + i), 1), {});
-      }
-      batch.PutCheckpoint(Checkpoint(0, (round + 1) * 50));
-      REQUIRE((*storage)->Commit(&batch).ok());
-    }
-  }
+  CommittedDirectory(dir.path(), /*flushed=*/false);
   REQUIRE(SstFiles(dir.path()).empty());
   std::string wal;
   for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
