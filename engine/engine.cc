@@ -431,10 +431,19 @@ absl::StatusOr<int64_t> Engine::Impl::OnAssigned(int32_t partition) {
   // An error goes back to the source, whose Poll returns it: the loop stops there.
   // The topic's partition count against the directory's, at the first assignment and whenever
   // a partition past it comes (partitions added to the topic): another count splits patients.
+  // A count the brokers do not give now (they are often unwell when a rebalance comes) is looked
+  // up again at the next assignment: the engine goes on, as it did before it checked.
   if (dlq_ != nullptr && partition >= bound_partitions_) {
-    TEND_ASSIGN_OR_RETURN(const int count, TopicPartitionCount(dlq_->handle(), options_.topic));
-    TEND_RETURN_IF_ERROR(storage_->BindTopicPartitions(options_.topic, count));
-    bound_partitions_ = count;
+    auto count = TopicPartitionCount(dlq_->handle(), options_.topic, absl::Seconds(2));
+    if (count.ok()) {
+      // Assigned a partition the metadata does not have yet: the topic has at least that many.
+      const int at_least = std::max(*count, partition + 1);
+      TEND_RETURN_IF_ERROR(storage_->BindTopicPartitions(options_.topic, at_least));
+      bound_partitions_ = at_least;
+    } else {
+      TEND_LOG_WARN("the partition count of %s is not checked against the state's for now: %s",
+                    options_.topic.c_str(), count.status().ToString().c_str());
+    }
   }
   if (changelog_ != nullptr) TEND_RETURN_IF_ERROR(Restore(partition));
   auto p = LoadPartition(partition);

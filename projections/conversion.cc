@@ -17,9 +17,11 @@ void ApplyConversion(const v1::Event& event, v1::ConversionState* s) {
     if (spend.currency() == p.currency()) {
       // Held at INT64_MAX rather than wrapped (amounts are 0 to kMaxAmountMinor, so the sum of
       // any order of them saturates alike).
-      const int64_t room = std::numeric_limits<int64_t>::max() - spend.minor();
-      spend.set_minor(p.amount_minor() > room ? std::numeric_limits<int64_t>::max()
-                                              : spend.minor() + p.amount_minor());
+      int64_t sum = 0;
+      if (__builtin_add_overflow(spend.minor(), p.amount_minor(), &sum)) {
+        sum = std::numeric_limits<int64_t>::max();
+      }
+      spend.set_minor(sum);
       return;
     }
   }

@@ -1,5 +1,7 @@
 #include "services/ingest_service.h"
 
+#include <grpc/support/time.h>
+
 #include <algorithm>
 #include <memory>
 #include <optional>
@@ -37,7 +39,12 @@ namespace {
 // never later than `most` from now.
 absl::Time AnswerBy(const grpc::ServerContext& context, absl::Time now, absl::Duration most) {
   absl::Time by = now + most;
-  const absl::Time caller = absl::FromChrono(context.deadline());
+  // The caller's deadline from gRPC's own time (context.deadline() converts it to nanoseconds
+  // since the epoch, which wraps for deadlines past 2262: a caller's "no deadline" of now + 300
+  // years read as 1716, and every call answered UNAVAILABLE at once). None: infinite.
+  const gpr_timespec raw = gpr_convert_clock_type(context.raw_deadline(), GPR_CLOCK_REALTIME);
+  if (gpr_time_cmp(raw, gpr_inf_future(GPR_CLOCK_REALTIME)) == 0) return by;
+  const absl::Time caller = absl::FromUnixSeconds(raw.tv_sec) + absl::Nanoseconds(raw.tv_nsec);
   if (caller < by) by = caller - std::min((caller - now) / 10, absl::Seconds(1));
   return by;
 }

@@ -7,9 +7,10 @@
 //           "topic"                     -> name of the events topic this state was folded from
 //           "topic_partitions"          -> decimal: the events topic's partition count when an
 //                                          engine first folded it here (optional key: absent in
-//                                          directories an older engine or a replay made; ignored by
-//                                          older readers). A patient's partition is its key's hash
-//                                          modulo the count: another count splits patients.
+//                                          directories an older engine or an archive's replay
+//                                          made; ignored by older readers). A patient's partition
+//                                          is its key's hash modulo the count: another count
+//                                          splits patients.
 //           "projection_versions"       -> tend.v1.ProjectionVersions the state was folded by
 //           "engine_config"             -> YAML (schema tend.v1.EngineConfig, every key spelled
 //                                          out) the engine last started with; readers default to it

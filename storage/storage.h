@@ -169,9 +169,10 @@ class Storage {
   // The events topic's partition count (`partitions`, looked up by the caller) against the one
   // this directory was folded with; records it on first use. kFailedPrecondition when it differs,
   // or when the directory holds checkpoints of partitions the topic does not have (a directory
-  // from before the count was recorded, or a replay's): a patient's partition is its key's hash
-  // modulo the count, so under another count its events land in another partition and its state
-  // splits in two.
+  // from before the count was recorded, or an archive's replay; one whose topic already grew
+  // before is taken at the new count: its checkpoints cannot tell). A patient's partition is its
+  // key's hash modulo the count, so under another count its events land in another partition
+  // and its state splits in two.
   absl::Status BindTopicPartitions(absl::string_view topic, int partitions);
 
   // The projection versions and fold parameters (config/engine_config.h FoldParameters) this
