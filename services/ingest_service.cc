@@ -39,9 +39,10 @@ namespace {
 // never later than `most` from now.
 absl::Time AnswerBy(const grpc::ServerContext& context, absl::Time now, absl::Duration most) {
   absl::Time by = now + most;
-  // The caller's deadline from gRPC's own time (context.deadline() converts it to nanoseconds
-  // since the epoch, which wraps for deadlines past 2262: a caller's "no deadline" of now + 300
-  // years read as 1716, and every call answered UNAVAILABLE at once). None: infinite.
+  // The caller's deadline from gRPC's own time: context.deadline() converts it to nanoseconds
+  // since the epoch, which an int64 holds only to 2262, so a caller's "no deadline" of centuries
+  // (as some languages' clients send it) would come out in the past and every call be answered
+  // UNAVAILABLE at once. None: infinite.
   const gpr_timespec raw = gpr_convert_clock_type(context.raw_deadline(), GPR_CLOCK_REALTIME);
   if (gpr_time_cmp(raw, gpr_inf_future(GPR_CLOCK_REALTIME)) == 0) return by;
   const absl::Time caller = absl::FromUnixSeconds(raw.tv_sec) + absl::Nanoseconds(raw.tv_nsec);
