@@ -237,6 +237,7 @@ class Engine::Impl : public PartitionListener {
   std::unique_ptr<ConsumerSource> consumer_;  // the events topic, with Kafka
   std::unique_ptr<Producer> dlq_;
   int bound_partitions_ = 0;  // the topic's partition count as last bound (OnAssigned)
+  absl::Time count_lookup_after_ = absl::InfinitePast();  // after a failed lookup: a minute on
   std::optional<StateBatch> batch_;  // reused across commits; owned by committer_ while in flight
   std::unique_ptr<ChangelogWriter> changelog_;  // null without a changelog topic
   std::unique_ptr<PartitionReader> changelog_reader_;  // with changelog_
@@ -433,7 +434,7 @@ absl::StatusOr<int64_t> Engine::Impl::OnAssigned(int32_t partition) {
   // a partition past it comes (partitions added to the topic): another count splits patients.
   // A count the brokers do not give now (they are often unwell when a rebalance comes) is looked
   // up again at the next assignment: the engine goes on, as it did before it checked.
-  if (dlq_ != nullptr && partition >= bound_partitions_) {
+  if (dlq_ != nullptr && partition >= bound_partitions_ && absl::Now() >= count_lookup_after_) {
     auto count = TopicPartitionCount(dlq_->handle(), options_.topic, absl::Seconds(2));
     if (count.ok()) {
       // Assigned a partition the metadata does not have yet: the topic has at least that many.
@@ -441,6 +442,8 @@ absl::StatusOr<int64_t> Engine::Impl::OnAssigned(int32_t partition) {
       TEND_RETURN_IF_ERROR(storage_->BindTopicPartitions(options_.topic, at_least));
       bound_partitions_ = at_least;
     } else {
+      // Not again for the other partitions of this assignment (2 s each).
+      count_lookup_after_ = absl::Now() + absl::Minutes(1);
       TEND_LOG_WARN("the partition count of %s is not checked against the state's for now: %s",
                     options_.topic.c_str(), count.status().ToString().c_str());
     }
