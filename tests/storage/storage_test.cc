@@ -478,7 +478,7 @@ TEST_CASE("a damaged state directory is refused by the engine and readers, sayin
   }
 }
 
-TEST_CASE("a WAL damaged before its end is refused; one whose last commit was cut short opens as "
+TEST_CASE("a WAL damaged before its end is refused - one whose last commit was cut short opens as "
           "of the commit before",
           "[storage]") {
   TempDir dir;
@@ -533,7 +533,7 @@ TEST_CASE("a WAL damaged before its end is refused; one whose last commit was cu
   }
 }
 
-TEST_CASE("the topic's partition count is bound at first use; another is refused, and so is one "
+TEST_CASE("the topic's partition count is bound at first use - another is refused, and so is one "
           "below a stored checkpoint's partition",
           "[storage]") {
   TempDir dir;
