@@ -282,7 +282,9 @@ TEST_CASE("Append produces to Kafka, the engine folds it, GetPatient reads it", 
     REQUIRE(rd_kafka_mock_broker_set_rtt(broker->cluster(), 1, 0) == RD_KAFKA_RESP_ERR_NO_ERROR);
     int waited = 0, refused = 0;
     for (grpc::StatusCode c : codes) {
-      waited += c == grpc::StatusCode::UNAVAILABLE;
+      // A call that held a thread: answered UNAVAILABLE, or on a loaded machine past the
+      // server's margin, its own deadline.
+      waited += c == grpc::StatusCode::UNAVAILABLE || c == grpc::StatusCode::DEADLINE_EXCEEDED;
       refused += c == grpc::StatusCode::RESOURCE_EXHAUSTED;
     }
     INFO(waited << " waited, " << refused << " refused");
