@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "config/engine_config.h"
 #include "dev/mock_broker.h"
 #include "storage/storage.h"
@@ -326,8 +327,10 @@ TEST_CASE("an as-of flag outside 0001-01-01 to 9999-12-31 is refused before anyt
   TempDir dir;
   const std::string db = dir.Sub("state");
   FoldThroughKafka(testing::Cohort(20, 30, 5), db, projections::DefaultProjectionConfig());
+  int runs = 0;
   auto run = [&](const std::string& command, const std::string& as_of) {
-    const std::string log = dir.Sub(command + ".log");
+    // A log of its own per run: SpawnTend appends, and one run's words must not pass another's.
+    const std::string log = dir.Sub(absl::StrCat(command, "-", ++runs, ".log"));
     const pid_t pid = testing::SpawnTend(
         {command, "--db", db, "--out", dir.Sub(command + ".out"), "--as-of", as_of}, log);
     const int code = testing::ExitCode(pid);
