@@ -5,11 +5,13 @@
 #include <utility>
 #include <vector>
 
+#include "base/protobuf_log.h"
 #include "tools/signals.h"
 #include "tools/subcommand.h"
 
 int main(int argc, char** argv) {
   using namespace tend;
+  RouteProtobufLog();  // before any thread parses hostile input
   // In the order `tend --help` lists them.
   static constexpr AddSubcommand kSubcommands[] = {
       AddBrokerCommand,  AddEngineCommand, AddTickerCommand,  AddSimulateCommand,

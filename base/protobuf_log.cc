@@ -1,0 +1,62 @@
+#include "base/protobuf_log.h"
+
+#include <google/protobuf/stubs/logging.h>
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "base/log.h"
+
+namespace tend {
+
+bool LogLimiter::Admit(absl::Time now, int64_t* left_out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (now - window_start_ >= window_) {
+    window_start_ = now;
+    in_window_ = 0;
+  }
+  if (in_window_ >= burst_) {
+    ++left_out_;
+    return false;
+  }
+  ++in_window_;
+  *left_out = left_out_;
+  left_out_ = 0;
+  return true;
+}
+
+namespace {
+
+constexpr size_t kMaxLine = 1024;
+
+LogLimiter& ProtobufLimiter() {
+  static LogLimiter* limiter = new LogLimiter(10, absl::Minutes(1));
+  return *limiter;
+}
+
+void ProtobufLogHandler(google::protobuf::LogLevel level, const char* filename, int line,
+                        const std::string& message) {
+  int64_t left_out = 0;
+  if (level != google::protobuf::LOGLEVEL_FATAL &&
+      !ProtobufLimiter().Admit(absl::Now(), &left_out)) {
+    return;
+  }
+  absl::string_view text = message;
+  const bool cut = text.size() > kMaxLine;
+  if (cut) text = text.substr(0, kMaxLine);
+  const char* name = level == google::protobuf::LOGLEVEL_INFO      ? "INFO"
+                     : level == google::protobuf::LOGLEVEL_WARNING ? "WARN"
+                                                                   : "ERROR";
+  Log(name, "libprotobuf %s:%d: %s%s%s", filename == nullptr ? "?" : filename, line, text,
+      cut ? " [cut]" : "",
+      left_out > 0
+          ? absl::StrCat(" (", left_out, " earlier libprotobuf lines were not logged: at most 10 a minute)")
+          : std::string());
+}
+
+}  // namespace
+
+void RouteProtobufLog() { google::protobuf::SetLogHandler(&ProtobufLogHandler); }
+
+}  // namespace tend
