@@ -24,10 +24,6 @@ uint32_t GetU32(const char* in) {
   return v;
 }
 
-// A frame larger than this is corruption, not data (records are small; the mock broker caps
-// messages at 1 MB, Kafka's default max.message.bytes is about that too).
-constexpr uint32_t kMaxFrame = 64u << 20;
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(const std::string& path,
@@ -60,6 +56,15 @@ ArchiveWriter::~ArchiveWriter() {
 absl::Status ArchiveWriter::WriteFrame(const v1::ArchiveFrame& frame) {
   buffer_.resize(4);
   if (!frame.AppendToString(&buffer_)) return absl::InternalError("serializing an archive frame");
+  if (buffer_.size() - 4 > kMaxArchiveFrame) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        frame.has_record() ? absl::StrCat("the record at partition ", frame.record().partition(),
+                                          " offset ", frame.record().offset())
+                           : std::string("the header"),
+        " takes ", buffer_.size() - 4, " bytes in an archive, more than an archive frame holds (",
+        kMaxArchiveFrame, "); no Kafka record under the brokers' default message.max.bytes "
+        "comes near it"));
+  }
   const uint32_t n = static_cast<uint32_t>(buffer_.size() - 4);
   PutU32(n, buffer_.data());
   char crc[4];
@@ -79,10 +84,10 @@ absl::Status ArchiveWriter::Append(const v1::ArchiveRecord& record) {
         "a record of partition ", record.partition(), " after partition ", last_partition_,
         "'s: this archive is written partition by partition (its header says so)"));
   }
-  last_partition_ = record.partition();
   v1::ArchiveFrame frame;
   *frame.mutable_record() = record;
   TEND_RETURN_IF_ERROR(WriteFrame(frame));
+  last_partition_ = record.partition();
   ++records_;
   return absl::OkStatus();
 }
@@ -163,7 +168,10 @@ absl::Status ArchiveReader::ReadFrame(v1::ArchiveFrame* frame) {
         "short); export it again"));
   }
   const uint32_t n = GetU32(len);
-  if (n > kMaxFrame) return Corrupt(at, absl::StrCat("a frame length of ", n, " bytes"));
+  if (n > kMaxArchiveFrame) {
+    return Corrupt(at, absl::StrCat("a frame length of ", n, " bytes (a frame holds at most ",
+                                    kMaxArchiveFrame, ")"));
+  }
   buffer_.resize(n + 4);
   if (!in_.read(buffer_.data(), static_cast<std::streamsize>(n) + 4)) {
     return absl::DataLossError(absl::StrCat("archive ", path_, " is truncated at byte ", at,

@@ -7,6 +7,10 @@
 //   frame*                            each: u32 little-endian length N, N bytes of a serialized
 //                                     tend.v1.ArchiveFrame, u32 little-endian CRC-32C of those
 //                                     N bytes
+// A frame is at most kMaxArchiveFrame bytes (2 MiB): a Kafka record is at most ~1 MiB by the
+// brokers' default `message.max.bytes`, and a header of kMaxArchivePartitions partitions under
+// 1 MiB. A writer refuses a record that would not fit, and a reader such a frame (bounding its
+// memory: it holds ArchiveSource::kBatch records at once).
 // The first frame is the header (ArchiveHeader, format_version 1), then one record frame per
 // Kafka record (ArchiveRecord: partition, offset, key, value — the serialized Event — and
 // timestamp), in log order within each partition, and last an end frame (ArchiveEnd) with the
@@ -46,6 +50,7 @@ inline constexpr int kArchiveFormatVersion = 1;
 // writing a million records a second takes nine years to reach it).
 inline constexpr int kMaxArchivePartitions = 1 << 16;
 inline constexpr int64_t kMaxArchiveOffset = int64_t{1} << 48;
+inline constexpr uint32_t kMaxArchiveFrame = 2u << 20;
 
 class ArchiveWriter {
  public:
@@ -56,7 +61,8 @@ class ArchiveWriter {
   ~ArchiveWriter();
 
   // kFailedPrecondition for a record of a lower partition than the last one when the header is
-  // `partition_major` (the caller's order is wrong; nothing is written).
+  // `partition_major` (the caller's order is wrong), kInvalidArgument for one whose frame would
+  // exceed kMaxArchiveFrame; nothing is written then.
   absl::Status Append(const v1::ArchiveRecord& record);
   // Writes the end frame, flushes, syncs and renames to `path`.
   absl::Status Finish();
