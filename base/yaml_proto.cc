@@ -272,6 +272,12 @@ std::string FieldNamesOf(const google::protobuf::Descriptor* d) {
 absl::Status ParseYamlToProto(absl::string_view text, absl::string_view source,
                               google::protobuf::Message* message) {
   message->Clear();
+  // A file is bounded when it is read; text from elsewhere (the config a state directory stores)
+  // is held to the same bound.
+  if (static_cast<int64_t>(text.size()) > kMaxYamlFileBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", text.size(), " bytes; at most ",
+                                                   kMaxYamlFileBytes, " are read"));
+  }
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));

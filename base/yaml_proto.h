@@ -34,7 +34,8 @@ inline constexpr int64_t kMaxYamlValues = 200'000;
 inline constexpr int64_t kMaxYamlBytes = 16 << 20;  // of scalars read, aliases expanded
 
 // Parses `text` (the content of the file named `source`, used in messages) into `message`,
-// which is cleared first. An empty document leaves the message empty.
+// which is cleared first. An empty document leaves the message empty; a text larger than
+// kMaxYamlFileBytes is refused unread.
 absl::Status ParseYamlToProto(absl::string_view text, absl::string_view source,
                               google::protobuf::Message* message);
 

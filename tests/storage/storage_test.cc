@@ -29,6 +29,8 @@
 #include "rules/memory.h"
 #include "storage/format.h"
 #include "storage/manifest_seal.h"
+#include "storage/views.h"
+#include "base/yaml_proto.h"
 #include "tests/contents.h"
 #include "tests/raw_db.h"
 #include "tests/temp_dir.h"
@@ -254,6 +256,28 @@ TEST_CASE("a directory folded by other projection versions or fold parameters is
   auto config = (*reader)->GetEngineConfig();
   REQUIRE(config.ok());
   CHECK(**config == "lifecycle:\n  new_days: 7\n");
+}
+
+TEST_CASE("a stored engine config larger than a config file may be is refused unparsed",
+          "[storage]") {
+  TempDir dir;
+  {
+    auto storage = Storage::Open(dir.path());
+    REQUIRE(storage.ok());
+    std::string huge = "lifecycle:\n  new_days: 7\n";
+    while (static_cast<int64_t>(huge.size()) <= kMaxYamlFileBytes) huge += "# padding\n";
+    REQUIRE((*storage)->PutEngineConfig(huge).ok());  // as a damaged or hostile directory holds it
+  }
+  TempDir scratch;
+  auto reader = Storage::OpenReader(dir.path(), scratch.path());
+  REQUIRE(reader.ok());
+  auto config = ConfigForReading(**reader, "");
+  REQUIRE_FALSE(config.ok());
+  CHECK(config.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(config.status().message()),
+             Catch::StartsWith("the engine config stored in the state directory: 419") &&
+                 Catch::Contains(" bytes; at most 4194304 are read; pass --config with the "
+                                 "engine's config file"));
 }
 
 TEST_CASE("a second writer on the same directory is refused, a reader is not", "[storage]") {
