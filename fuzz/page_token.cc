@@ -13,6 +13,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "base/crc32c.h"
 #include "base/hash.h"
 #include "base/temp_dir.h"
 #include "index/patient_index.h"
@@ -109,7 +110,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!absl::WebSafeBase64Unescape(response.next_page_token(), &raw) || raw.size() < 11) {
       std::abort();  // the server's own token must decode
     }
-    request.set_page_token(absl::WebSafeBase64Escape(raw.substr(0, 11) + rest));
+    // Signed with the token's CRC-32C (index/planner.h), or every crafted cursor would stop there.
+    std::string crafted = raw.substr(0, 11) + rest;
+    const uint32_t crc = Crc32c(crafted);
+    for (int i = 3; i >= 0; --i) crafted.push_back(static_cast<char>(crc >> (8 * i)));
+    request.set_page_token(absl::WebSafeBase64Escape(crafted));
   } else {
     request.set_page_token(absl::WebSafeBase64Escape(rest));
   }

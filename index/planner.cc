@@ -13,6 +13,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "base/crc32c.h"
 #include "base/hash.h"
 #include "base/status.h"
 #include "base/time.h"
@@ -31,8 +32,9 @@ namespace sf = storage_format;
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 1000;
 // "L2": the index kind the query walks follows the fingerprint (the plan stays the same across
-// pages even when the index sizes that chose it change).
-constexpr char kTokenVersion[] = "L2";
+// pages even when the index sizes that chose it change). "L3": a CRC-32C at the end.
+constexpr char kTokenVersion[] = "L3";
+constexpr size_t kTokenCrcBytes = 4;
 
 // What identifies a query across its pages: the request without page_size and page_token.
 uint64_t QueryFingerprint(const v1::ListPatientsRequest& request) {
@@ -66,9 +68,18 @@ absl::StatusOr<PageToken> ParsePageToken(const v1::ListPatientsRequest& request,
   constexpr size_t kMaxTokenChars = 1024;
   std::string raw;
   if (request.page_token().size() > kMaxTokenChars ||
-      !absl::WebSafeBase64Unescape(request.page_token(), &raw) || raw.size() < 11 ||
-      raw.compare(0, 2, kTokenVersion) != 0) {
+      !absl::WebSafeBase64Unescape(request.page_token(), &raw) ||
+      raw.size() < 11 + kTokenCrcBytes || raw.compare(0, 2, kTokenVersion) != 0) {
     return absl::InvalidArgumentError("page_token: not a token this server issued");
+  }
+  uint32_t crc = 0;
+  for (size_t i = raw.size() - kTokenCrcBytes; i < raw.size(); ++i) {
+    crc = (crc << 8) | static_cast<uint8_t>(raw[i]);
+  }
+  raw.resize(raw.size() - kTokenCrcBytes);
+  if (crc != Crc32c(raw)) {
+    return absl::InvalidArgumentError(
+        "page_token: damaged (cut short or altered); pass next_page_token as it was returned");
   }
   uint64_t fp = 0;
   for (int i = 0; i < 8; ++i) fp = (fp << 8) | static_cast<uint8_t>(raw[2 + i]);
@@ -90,6 +101,8 @@ std::string MakePageToken(uint64_t fingerprint, char kind, absl::string_view aft
   for (int i = 7; i >= 0; --i) token.push_back(static_cast<char>(fingerprint >> (8 * i)));
   token.push_back(kind);
   token.append(after.data(), after.size());
+  const uint32_t crc = Crc32c(token);
+  for (int i = 3; i >= 0; --i) token.push_back(static_cast<char>(crc >> (8 * i)));
   return absl::WebSafeBase64Escape(token);
 }
 

@@ -6,6 +6,13 @@
 // the index narrows, it never decides. Page tokens name the query (a fingerprint of its filters
 // and as_of) and the index walked, so a query keeps its plan across pages.
 //
+// Page token, version "L3" (opaque to clients; web-safe base64 of): "L3", the query's
+// fingerprint (8 bytes, big-endian), the index kind walked ('*': none chosen yet), the cursor
+// (the last index key examined, or '*''s bare 4-byte partition prefix), and the CRC-32C of all
+// the bytes before it (4 bytes, big-endian). The CRC refuses a token cut short or altered, which
+// would otherwise often be a valid shorter cursor and repeat patients. Tokens of version "L2"
+// (before the CRC) are refused: a listing under way when an engine is upgraded starts again.
+//
 // Thread safety: the functions are pure apart from reading `storage`, which may be shared.
 #ifndef TEND_INDEX_PLANNER_H_
 #define TEND_INDEX_PLANNER_H_

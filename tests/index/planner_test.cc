@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "base/crc32c.h"
 #include "base/hash.h"
 #include "index/patient_index.h"
 #include "projections/patient.h"
@@ -284,9 +285,16 @@ TEST_CASE("crafted page tokens are refused, however they are made", "[planner]")
   for (const auto& v : response.patients()) {
     CHECK(static_cast<int32_t>(Fingerprint64(v.patient_id()) % kPartitions) >= 2);
   }
-  auto refused = [&](const std::string& raw) {
+  // A token's bytes with their CRC-32C (index/planner.h), so that what is crafted below reaches
+  // the checks behind the CRC's.
+  auto sign = [](std::string raw) {
+    const uint32_t crc = Crc32c(raw);
+    for (int i = 3; i >= 0; --i) raw.push_back(static_cast<char>(crc >> (8 * i)));
+    return raw;
+  };
+  auto refused = [&](const std::string& unsigned_raw, bool signed_ = true) {
     v1::ListPatientsRequest r = request;
-    r.set_page_token(absl::WebSafeBase64Escape(raw));
+    r.set_page_token(absl::WebSafeBase64Escape(signed_ ? sign(unsigned_raw) : unsigned_raw));
     v1::ListPatientsResponse ignored;
     const absl::Status s = ListPatientsPage(*f.storage, f.config, r, &ignored, nullptr);
     const bool page_refused = absl::IsInvalidArgument(s) && s.message().rfind("page_token:", 0) == 0;
@@ -294,6 +302,13 @@ TEST_CASE("crafted page tokens are refused, however they are made", "[planner]")
   };
   std::string good;
   REQUIRE(absl::WebSafeBase64Unescape(at2, &good));
+  CHECK(sign(good.substr(0, good.size() - 4)) == good);
+  CHECK_FALSE(refused(good, /*signed_=*/false));
+  CHECK(refused(good.substr(0, good.size() - 1), /*signed_=*/false));  // cut short
+  std::string flipped = good;
+  flipped[12] ^= 1;
+  CHECK(refused(flipped, /*signed_=*/false));
+  good.resize(good.size() - 4);  // what is signed again below
   CHECK(refused(good + "x"));                         // a '*' cursor is a bare partition
   CHECK(refused(good.substr(0, good.size() - 1)));    // a cursor shorter than a partition
   std::string huge = good;
@@ -302,7 +317,7 @@ TEST_CASE("crafted page tokens are refused, however they are made", "[planner]")
   std::string kind = good;
   kind[10] = 'Q';  // no plan of this query walks that kind
   v1::ListPatientsRequest r = request;
-  r.set_page_token(absl::WebSafeBase64Escape(kind));
+  r.set_page_token(absl::WebSafeBase64Escape(sign(kind)));
   v1::ListPatientsResponse ignored;
   CHECK(absl::IsInvalidArgument(ListPatientsPage(*f.storage, f.config, r, &ignored, nullptr)));
   r.set_page_token(std::string(5000, 'A'));  // too long to be ours: not even decoded
