@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,8 +15,38 @@
 
 namespace tend {
 
-absl::StatusOr<std::unique_ptr<SinkService>> SinkService::Create(const std::string& out_path) {
+namespace {
+
+// Why `cmd` is refused, or empty.
+std::string Refusal(const v1::ReminderCommand& cmd) {
+  const absl::string_view id = cmd.command_id();
+  if (id.empty()) return "command.command_id: is required";
+  if (id.size() > kMaxSinkCommandIdBytes) {
+    return absl::StrCat("command.command_id: ", id.size(), " bytes (at most ",
+                        kMaxSinkCommandIdBytes, ")");
+  }
+  for (const char c : id) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return "command.command_id: holds a control character";
+    }
+  }
+  if (cmd.parameters_size() > kMaxSinkParameters) {
+    return absl::StrCat("command.parameters: ", cmd.parameters_size(), " entries (at most ",
+                        kMaxSinkParameters, ")");
+  }
+  if (const size_t bytes = cmd.ByteSizeLong(); bytes > kMaxSinkCommandBytes) {
+    return absl::StrCat("command: ", bytes, " bytes serialized (at most ", kMaxSinkCommandBytes,
+                        ")");
+  }
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SinkService>> SinkService::Create(const std::string& out_path,
+                                                                 bool keep_commands) {
   std::unique_ptr<SinkService> sink(new SinkService());
+  sink->keep_commands_ = keep_commands;
   if (out_path.empty()) return sink;
   absl::MutexLock lock(&sink->mu_);
   std::string text;
@@ -59,7 +90,10 @@ absl::StatusOr<std::unique_ptr<SinkService>> SinkService::Create(const std::stri
           "). The sink dedupes on the ids in this file: repair or remove the line, then "
           "start again"));
     }
-    if (sink->seen_.insert(cmd.command_id()).second) sink->commands_.push_back(std::move(cmd));
+    if (sink->seen_.insert(cmd.command_id()).second) {
+      ++sink->accepted_;
+      if (keep_commands) sink->commands_.push_back(std::move(cmd));
+    }
     complete = end + 1;
   }
   if (complete < text.size()) {
@@ -70,6 +104,11 @@ absl::StatusOr<std::unique_ptr<SinkService>> SinkService::Create(const std::stri
       return absl::UnavailableError(
           absl::StrCat("cannot truncate ", out_path, ": ", std::strerror(errno)));
     }
+  }
+  // Created for its owner alone: it names patients. (An existing file keeps its mode.)
+  if (const int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      fd >= 0) {
+    ::close(fd);
   }
   sink->out_.open(out_path, std::ios::app);
   if (!sink->out_) return absl::UnavailableError(absl::StrCat("cannot append to ", out_path));
@@ -82,8 +121,8 @@ grpc::Status SinkService::Deliver(grpc::ServerContext* context,
                                   v1::DeliverResponse* response) {
   if (grpc::Status s = Authorize(authorizer_.get(), context, Role::kDeliver); !s.ok()) return s;
   const v1::ReminderCommand& cmd = request->command();
-  if (cmd.command_id().empty()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "command.command_id: is required");
+  if (std::string why = Refusal(cmd); !why.empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why);
   }
   absl::MutexLock lock(&mu_);
   if (seen_.contains(cmd.command_id())) {
@@ -101,14 +140,15 @@ grpc::Status SinkService::Deliver(grpc::ServerContext* context,
     if (!out_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "cannot write the output file");
   }
   seen_.insert(cmd.command_id());
-  commands_.push_back(cmd);
+  ++accepted_;
+  if (keep_commands_) commands_.push_back(cmd);
   if (on_accept_) on_accept_(cmd, absl::Now());
   return grpc::Status::OK;
 }
 
 int64_t SinkService::accepted() const {
   absl::MutexLock lock(&mu_);
-  return static_cast<int64_t>(commands_.size());
+  return accepted_;
 }
 
 int64_t SinkService::duplicates() const {

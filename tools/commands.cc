@@ -79,12 +79,14 @@ absl::Status ExplainPatient(const std::string& db_dir, const std::string& patien
 
 absl::Status RunSink(const SinkOptions& options, const std::atomic<bool>& stop, std::ostream& out) {
   TEND_ASSIGN_OR_RETURN(ServerAuth auth, MakeServerAuth(options.security, options.listen));
-  TEND_ASSIGN_OR_RETURN(auto sink, SinkService::Create(options.out_path));
+  TEND_ASSIGN_OR_RETURN(auto sink, SinkService::Create(options.out_path, /*keep_commands=*/false));
   sink->set_authorizer(auth.authorizer);
   GrpcMetrics grpc_metrics({v1::ReminderSink::service_full_name()});
   ServerOptions server_options{auth.credentials, options.security.reflection};
   server_options.metrics = &grpc_metrics;
   server_options.health_services = {v1::ReminderSink::service_full_name()};
+  // A command's bound and room for the request around it: larger ones are not even read.
+  server_options.max_receive_bytes = static_cast<int>(kMaxSinkCommandBytes) + 1024;
   TEND_ASSIGN_OR_RETURN(RunningServer server,
                         StartGrpcServer(options.listen, {sink.get()}, server_options));
   server.SetServing(true);  // the file was read back: nothing to wait for

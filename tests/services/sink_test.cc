@@ -3,6 +3,8 @@
 // is down for a while.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -126,6 +128,55 @@ TEST_CASE("the sink refuses a damaged output file by line, and mends a line cut 
     REQUIRE(again.ok());
     CHECK((*again)->accepted() == 3);
   }
+}
+
+TEST_CASE("the sink refuses hostile commands by field, reads no request over its bound, and "
+          "keeps its file to its owner",
+          "[integration]") {
+  testing::TempDir dir;
+  const std::string out = dir.Sub("deliveries.jsonl");
+  auto sink = SinkService::Create(out, /*keep_commands=*/false);
+  REQUIRE(sink.ok());
+  ServerOptions options;
+  options.max_receive_bytes = static_cast<int>(kMaxSinkCommandBytes) + 1024;  // as `tend sink`
+  auto server = StartGrpcServer("127.0.0.1:0", {sink->get()}, options);
+  REQUIRE(server.ok());
+  auto stub = v1::ReminderSink::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", server->port), grpc::InsecureChannelCredentials()));
+  auto deliver = [&](const v1::ReminderCommand& command) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::DeliverRequest request;
+    *request.mutable_command() = command;
+    v1::DeliverResponse response;
+    return stub->Deliver(&context, request, &response);
+  };
+  auto refused = [&](const v1::ReminderCommand& command) {
+    grpc::Status s = deliver(command);
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    return s.error_message();
+  };
+  CHECK(refused(Command(std::string(129, 'c'))) == "command.command_id: 129 bytes (at most 128)");
+  CHECK(refused(Command(std::string("c\0d", 3))) ==
+        "command.command_id: holds a control character");
+  CHECK(refused(Command("c\x1b[2J")) == "command.command_id: holds a control character");
+  v1::ReminderCommand many = Command("many");
+  for (int i = 0; i <= kMaxSinkParameters; ++i) (*many.mutable_parameters())[absl::StrCat(i)] = "v";
+  CHECK(refused(many) == "command.parameters: 257 entries (at most 256)");
+  v1::ReminderCommand large = Command("large");
+  (*large.mutable_parameters())["text"] = std::string(kMaxSinkCommandBytes, 'x');
+  CHECK_THAT(refused(large), Catch::StartsWith("command: 655") &&
+                                 Catch::EndsWith(" bytes serialized (at most 65536)"));
+  // Beyond the server's bound the request is refused unread.
+  (*large.mutable_parameters())["text"] = std::string(4 * kMaxSinkCommandBytes, 'x');
+  CHECK(deliver(large).error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK(deliver(Command(std::string(128, 'c'))).ok());
+  CHECK((*sink)->accepted() == 1);
+  CHECK((*sink)->commands().empty());  // not kept: a long-running sink holds only their ids
+  struct stat st;
+  REQUIRE(stat(out.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  server->server->Shutdown();
 }
 
 TEST_CASE("the sink down for a while, then up: everything delivered, once each", "[integration]") {
