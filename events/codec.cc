@@ -192,6 +192,13 @@ absl::Status CheckIdArgument(absl::string_view field, absl::string_view id) {
   return IsValidId(id) ? absl::OkStatus() : Invalid(field, kIdRule);
 }
 
+absl::Status CheckTextArgument(absl::string_view field, absl::string_view value) {
+  if (value.empty() || value.size() > kMaxTextBytes) {
+    return Invalid(field, absl::StrCat("must be 1-", kMaxTextBytes, " bytes, got ", value.size()));
+  }
+  return absl::OkStatus();
+}
+
 absl::string_view EventTypeName(const Event& event) {
   switch (event.body_case()) {
     case Event::kScan: return "scan";

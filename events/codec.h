@@ -116,8 +116,12 @@ bool IsTrustedTicker(absl::string_view name, const std::vector<std::string>& pat
 // True when `id` is 1-128 characters of [A-Za-z0-9._:-] (event ids and patient ids).
 bool IsValidId(absl::string_view id);
 // kInvalidArgument naming `field` unless IsValidId(id); the message does not repeat the id (for
-// request fields: Query's patient_id, program_id, staff_id).
+// request fields: Query's patient_id).
 absl::Status CheckIdArgument(absl::string_view field, absl::string_view id);
+// kInvalidArgument naming `field` unless `value` is 1-kMaxTextBytes bytes: a value an event's
+// free-text field may hold (program_id, staff_id), as a filter or a rule's target. The message
+// does not repeat the value.
+absl::Status CheckTextArgument(absl::string_view field, absl::string_view value);
 
 // The days a birth month (1-12) can have: a leap year's (February 29 is a birthday).
 inline int BirthDaysInMonth(int month) {

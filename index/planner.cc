@@ -225,10 +225,11 @@ absl::Status ListPatientsPage(const Storage& storage, const projections::Project
   if (r.has_min_churn_risk() && !(r.min_churn_risk() >= 0 && r.min_churn_risk() <= 1)) {
     return absl::InvalidArgumentError("min_churn_risk: must be in [0, 1]");
   }
+  // Any value an event may carry (free text), so every patient can be listed by its own.
   if (!r.program_id().empty()) {
-    TEND_RETURN_IF_ERROR(CheckIdArgument("program_id", r.program_id()));
+    TEND_RETURN_IF_ERROR(CheckTextArgument("program_id", r.program_id()));
   }
-  if (!r.staff_id().empty()) TEND_RETURN_IF_ERROR(CheckIdArgument("staff_id", r.staff_id()));
+  if (!r.staff_id().empty()) TEND_RETURN_IF_ERROR(CheckTextArgument("staff_id", r.staff_id()));
   std::optional<absl::Time> fixed_as_of;
   if (r.has_as_of()) {
     TEND_RETURN_IF_ERROR(CheckProtoTime(r.as_of(), "as_of"));

@@ -625,8 +625,9 @@ absl::StatusOr<RuleSet> RuleSet::Parse(absl::string_view yaml, absl::string_view
     if (!(e.holdout() > 0 && e.holdout() <= 0.5)) {
       return fail("holdout: the share held out must be in (0, 0.5] (0.01-0.15 is usual)");
     }
-    if (!e.program_id().empty() && !CheckIdArgument("program_id", e.program_id()).ok()) {
-      return fail("program_id: must be 1-128 characters of [A-Za-z0-9._:-]");
+    if (!e.program_id().empty() && !CheckTextArgument("program_id", e.program_id()).ok()) {
+      return fail(absl::StrCat("program_id: must be at most ", kMaxTextBytes,
+                               " bytes, as an enrollment's program_id"));
     }
     for (const auto* list : {&e.rules(), &e.exempt_rules()}) {
       for (const std::string& id : *list) {

@@ -509,7 +509,8 @@ inline absl::string_view IndexKeyPatient(absl::string_view key, IndexKind kind) 
     case IndexKind::kProgram:
     case IndexKind::kStaff:
     case IndexKind::kActivated: {
-      const size_t nul = key.find('\0');
+      // The last NUL: a value is an event's free text and may hold one, a patient id never does.
+      const size_t nul = key.rfind('\0');
       return nul == absl::string_view::npos ? absl::string_view() : key.substr(nul + 1);
     }
     case IndexKind::kLastActivity:

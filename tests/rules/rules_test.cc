@@ -152,8 +152,11 @@ experiments:
         "x.yaml: experiment a: rules: no rule \"nope\" in this file");
   CHECK(error("  - {id: a, holdout: 0.1, exempt_rules: [nope]}").find("exempt_rules:") !=
         std::string::npos);
-  CHECK(error("  - {id: a, holdout: 0.1, program_id: 'a b'}").find("program_id:") !=
-        std::string::npos);
+  CHECK(error("  - {id: a, holdout: 0.1, program_id: " + std::string(257, 'p') + "}") ==
+        "x.yaml: experiment a: program_id: must be at most 256 bytes, as an enrollment's "
+        "program_id");
+  // A programme is an enrollment's free text: "Diabetes Programme 2" is one.
+  CHECK(error("  - {id: a, holdout: 0.1, program_id: 'Diabetes Programme 2'}") == "ok");
   // Naming a rule it could never hold back is a mistake, said at load.
   CHECK(error("  - {id: a, holdout: 0.1, rules: [alert]}") ==
         "x.yaml: experiment a: rules: \"alert\" is CLINICAL, never held back unless "
