@@ -19,6 +19,8 @@
 #include "absl/strings/strip.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/printable.h"
+#include "events/codec.h"
 #include "base/status.h"
 #include "base/thread_name.h"
 #include "base/time.h"
@@ -47,6 +49,8 @@ namespace tend {
 
 absl::Status ExplainPatient(const std::string& db_dir, const std::string& patient_id, int limit,
                             std::ostream& out) {
+  // Not echoed: an argument that cannot be a patient id may hold anything.
+  TEND_RETURN_IF_ERROR(CheckIdArgument("PATIENT", patient_id));
   TEND_ASSIGN_OR_RETURN(ScopedTempDir scratch, ScopedTempDir::Create("tend-explain-"));
   TEND_ASSIGN_OR_RETURN(auto storage, Storage::OpenReader(db_dir, scratch.path()));
   TEND_ASSIGN_OR_RETURN(auto decisions, storage->RecentDecisions(patient_id, limit));
@@ -60,18 +64,20 @@ absl::Status ExplainPatient(const std::string& db_dir, const std::string& patien
     if (d.reason() != v1::Decision::REASON_UNSPECIFIED) {
       out << " (" << v1::Decision::Reason_Name(d.reason()) << ")";
     }
-    out << "  trigger " << d.trigger();
+    // Triggers, details and checks may quote an event's free text: escaped (base/printable.h).
+    out << "  trigger " << Printable(d.trigger());
     if (!d.command_id().empty()) out << "  command " << d.command_id();
     out << "\n";
-    if (!d.detail().empty()) out << "    " << d.detail() << "\n";
+    if (!d.detail().empty()) out << "    " << Printable(d.detail()) << "\n";
     if (d.reason() == v1::Decision::HOLDOUT) {
       out << "    held out by experiment " << d.experiment_id() << ": withheld "
           << d.withheld().template_id() << " to "
           << v1::ReminderCommand::Recipient_Name(d.withheld().recipient()) << "\n";
     }
     for (const auto& c : d.explanation().checks()) {
-      out << "    " << c.field() << " " << c.op() << " " << c.expected() << ": actual "
-          << c.actual() << (c.held() ? " (held)" : " (did not hold)") << "\n";
+      out << "    " << c.field() << " " << c.op() << " " << Printable(c.expected())
+          << ": actual " << Printable(c.actual()) << (c.held() ? " (held)" : " (did not hold)")
+          << "\n";
     }
   }
   return absl::OkStatus();

@@ -142,6 +142,10 @@ TEST_CASE("rules decide in the fold - the dispatcher delivers each command once 
         std::string::npos);
   CHECK(explained.str().find("welcome v1  FIRED  trigger event:scan-7-0  command ") !=
         std::string::npos);
+  // An argument that is no patient id is refused, not echoed to the terminal.
+  const absl::Status not_an_id = ExplainPatient(dir.path(), "p7\x1b[2J", 10, explained);
+  CHECK(not_an_id.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(not_an_id.message() == "PATIENT: must be 1-128 characters of [A-Za-z0-9._:-]");
   storage = Storage::Open(dir.path());
   REQUIRE(storage.ok());
 
