@@ -1,6 +1,7 @@
 // Text from the log (an event's free-text fields: a programme, a health manager's id) printed for
 // a person to read: every control character escaped, so that stored text cannot move the
-// cursor, clear the screen or forge a line of output in an operator's terminal.
+// cursor, clear the screen or forge a line of output in an operator's terminal. And messages
+// bounded in length.
 #ifndef TEND_BASE_PRINTABLE_H_
 #define TEND_BASE_PRINTABLE_H_
 
@@ -25,6 +26,16 @@ inline std::string Printable(absl::string_view text) {
     }
   }
   return out;
+}
+
+// `message` cut to its first `max_bytes` bytes (at a UTF-8 character's start), with how many it
+// left out: an error that quotes its input (a 3 MB template parameter) stays readable, and
+// bounded where it is written or sent.
+inline std::string Bounded(absl::string_view message, size_t max_bytes) {
+  if (message.size() <= max_bytes) return std::string(message);
+  size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(message[cut]) & 0xc0) == 0x80) --cut;
+  return absl::StrFormat("%s... [%d more bytes]", message.substr(0, cut), message.size() - cut);
 }
 
 }  // namespace tend

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/printable.h"
 
 namespace tend {
 
@@ -16,7 +17,8 @@ namespace tend {
 // the field name ("patient_id: ..."), so the client sees the field's path in its request.
 inline grpc::Status ToGrpc(const absl::Status& s, absl::string_view field_prefix = "") {
   if (s.ok()) return grpc::Status::OK;
-  std::string msg(s.message());
+  // A message may quote the request (a field's path): bounded, as gRPC sends it in a header.
+  std::string msg = Bounded(s.message(), 1024);
   if (s.code() == absl::StatusCode::kInvalidArgument) msg = absl::StrCat(field_prefix, msg);
   // absl and gRPC share the canonical code numbering.
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), msg);

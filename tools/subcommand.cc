@@ -3,15 +3,22 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "base/printable.h"
 #include "base/status.h"
 #include "base/time.h"
 #include "kafka/props.h"
 
 namespace tend {
 
+namespace {
+constexpr size_t kMaxErrorBytes = 4096;
+}  // namespace
+
 int Exit(const absl::Status& s, const std::string& command) {
   if (s.ok()) return 0;
-  std::cerr << "tend " << command << ": " << s.message() << std::endl;
+  // Messages may quote their input (a file's key, a flag's value): escaped and bounded.
+  std::cerr << "tend " << command << ": " << Printable(Bounded(s.message(), kMaxErrorBytes))
+            << std::endl;
   return 1;
 }
 

@@ -50,7 +50,8 @@ SubcommandRun AddTickerCommand(CLI::App* app);
 
 // What the subcommands share.
 //
-// The exit status of `s`: 0, or 1 after printing "tend COMMAND: message" on stderr.
+// The exit status of `s`: 0, or 1 after printing "tend COMMAND: message" on stderr (the message
+// with control characters escaped and cut to 4 KiB: it may quote hostile input).
 int Exit(const absl::Status& s, const std::string& command);
 // Parses an RFC 3339 time flag ("2026-01-01T00:00:00Z"); kInvalidArgument names `flag`.
 absl::Status ParseTimeFlag(const std::string& flag, const std::string& text, absl::Time* out);

@@ -16,5 +16,12 @@ TEST_CASE("control characters, DEL and backslashes are escaped, UTF-8 is kept") 
   CHECK(Printable("糖尿病") == "糖尿病");
 }
 
+TEST_CASE("a message is cut at a character's start and says how much it left out") {
+  CHECK(Bounded("short", 10) == "short");
+  CHECK(Bounded("0123456789abc", 10) == "0123456789... [3 more bytes]");
+  // "é" is two bytes: a cut inside it moves back to its start.
+  CHECK(Bounded("012345678\xc3\xa9z", 10) == "012345678... [3 more bytes]");
+}
+
 }  // namespace
 }  // namespace tend

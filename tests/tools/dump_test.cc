@@ -351,6 +351,27 @@ TEST_CASE("an as-of flag outside 0001-01-01 to 9999-12-31 is refused before anyt
   }
 }
 
+TEST_CASE("an error quoting a huge input is cut to 4 KiB, its control characters escaped",
+          "[integration]") {
+  TempDir dir;
+  const std::string rules = dir.Sub("rules.yaml");
+  // A template parameter naming a field no view has: the error quotes the 3 MB path.
+  std::ofstream(rules) << "rules:\n  - id: hello\n    version: 1\n    trigger: {event: {kind: scan}}\n"
+                       << "    action: {reminder: {template_id: hi, channel: CHAT, parameters: "
+                       << "{name: \"{patient.\\e[2J" << std::string(3'000'000, 'x') << "}\"}}}\n"
+                       << "    policy: {category: CARE, ttl: 1h}\n";
+  const std::string log = dir.Sub("rules.log");
+  const int code = testing::ExitCode(testing::SpawnTend({"rules", rules}, log));
+  const std::string said = testing::ReadFile(log);
+  INFO(said.substr(0, 600));
+  CHECK(code == 1);
+  CHECK_THAT(said, Catch::StartsWith("tend rules: ") && Catch::Contains("parameters.name") &&
+                       Catch::Contains("more bytes]"));
+  CHECK(said.size() < 4096 + 200);
+  CHECK(said.find('\x1b') == std::string::npos);
+  CHECK_THAT(said, Catch::Contains("\\x1b[2J"));
+}
+
 TEST_CASE("tend dump of a damaged state directory exits 1 naming the damage, and leaves no "
           "output behind",
           "[integration]") {
