@@ -23,8 +23,19 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
       if (s.IsNoSpace()) {
         return absl::ResourceExhaustedError(absl::StrCat(
             what, ": no space left on device (", s.ToString(),
-            "). Free space on the state directory's disk and start again: nothing past the last "
-            "commit was written, so the state is consistent and the engine resumes there"));
+            "). Free space on the state directory's disk: nothing past the last commit was "
+            "written, so the state is consistent and an engine started again resumes there"));
+      }
+      // Before the lock's: a read-only filesystem or a directory not ours fails at the LOCK file
+      // too, and another engine is not the cause.
+      if (s.ToString().find("Read-only file system") != std::string::npos) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            msg, " (the --db directory is on a read-only filesystem, and this command writes "
+                 "there)"));
+      }
+      if (s.ToString().find("Permission denied") != std::string::npos) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            msg, " (this user may not write there: run as the directory's owner)"));
       }
       // A held LOCK file means another process owns the directory: fix state, don't retry blindly.
       if (s.ToString().find("lock") != std::string::npos) {

@@ -219,8 +219,9 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
   }
   if (!run_status.ok()) {
     return absl::Status(run_status.code(),
-                        absl::StrCat(run_status.message(), " (the unfinished rebuild is in ",
-                                     partial, ")"));
+                        absl::StrCat(run_status.message(), ". A replay does not resume: remove "
+                                     "the unfinished rebuild (rm -r ", partial,
+                                     ") and run the replay again"));
   }
   if (stop.load()) {
     return absl::CancelledError(absl::StrCat("replay stopped before the end of the log; the "

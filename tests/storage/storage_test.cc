@@ -29,6 +29,7 @@
 #include "rules/memory.h"
 #include "storage/format.h"
 #include "storage/manifest_seal.h"
+#include "storage/rocks_status.h"
 #include "storage/views.h"
 #include "base/yaml_proto.h"
 #include "tests/contents.h"
@@ -657,6 +658,31 @@ TEST_CASE("the MANIFEST seal follows the engine's flushes, and a newer MANIFEST 
   storage = Storage::Open(dir.path());
   REQUIRE(storage.ok());
   CHECK(sealed() == on_disk());
+}
+
+TEST_CASE("RocksDB's I/O errors say what to do: free space, a read-only filesystem, another "
+          "engine",
+          "[storage]") {
+  const absl::Status full = FromRocks(rocksdb::Status::NoSpace("While appending to file: x"), "commit");
+  CHECK(full.code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(full.message()), Catch::Contains("no space left on device"));
+  const absl::Status read_only = FromRocks(
+      rocksdb::Status::IOError("While lock file: /d/LOCK", "Read-only file system"), "opening");
+  CHECK(read_only.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(read_only.message()),
+             Catch::EndsWith("(the --db directory is on a read-only filesystem, and this command "
+                             "writes there)"));
+  const absl::Status denied = FromRocks(
+      rocksdb::Status::IOError("While open a file for lock: /d/LOCK", "Permission denied"),
+      "opening");
+  CHECK_THAT(std::string(denied.message()),
+             Catch::EndsWith("(this user may not write there: run as the directory's owner)"));
+  const absl::Status held = FromRocks(
+      rocksdb::Status::IOError("While lock file: /d/LOCK", "Resource temporarily unavailable"),
+      "opening");
+  CHECK(held.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(held.message()),
+             Catch::EndsWith("(is another tend engine using this --db directory?)"));
 }
 
 TEST_CASE("a reader on a missing directory says how to create one", "[storage]") {
