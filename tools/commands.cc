@@ -4,6 +4,8 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <atomic>
 #include <iostream>
 #include <map>
@@ -495,6 +497,17 @@ absl::StatusOr<DumpReport> DumpPatients(const DumpOptions& options, std::ostream
   DumpReport report;
   JsonWriter json;
   std::string line;
+  // The first failed write stops the walk: the reader of a pipe that went away (`| head`) or a
+  // full disk would otherwise have every patient read for nothing.
+  auto write_failed = [&out](int error) {
+    if (error == EPIPE) {
+      return absl::CancelledError(
+          "the dump's reader closed its end of the pipe (as `| head` does); the dump stopped there");
+    }
+    return absl::UnavailableError(absl::StrCat("writing the dump failed: ",
+                                               error != 0 ? std::strerror(error) : "(no reason given)",
+                                               " (disk full?)"));
+  };
   if (csv) columns->WriteHeader(out);
   // One patient's view, or its state with raw_state.
   auto write = [&](const v1::PatientView& view, const v1::PatientState* state) {
@@ -510,6 +523,7 @@ absl::StatusOr<DumpReport> DumpPatients(const DumpOptions& options, std::ostream
       }
       out << line << '\n';
     }
+    if (!out) return write_failed(errno);
     ++report.patients;
     return absl::OkStatus();
   };
@@ -537,8 +551,9 @@ absl::StatusOr<DumpReport> DumpPatients(const DumpOptions& options, std::ostream
       return write(view, options.raw_state ? &state : nullptr);
     }));
   }
+  errno = 0;
   out.flush();
-  if (!out) return absl::UnavailableError("writing the dump failed (disk full?)");
+  if (!out) return write_failed(errno);
   return report;
 }
 

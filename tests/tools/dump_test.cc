@@ -351,6 +351,26 @@ TEST_CASE("an as-of flag outside 0001-01-01 to 9999-12-31 is refused before anyt
   }
 }
 
+TEST_CASE("a dump whose pipe's reader goes away stops there and says so", "[integration]") {
+  TempDir dir;
+  const std::string db = dir.Sub("state");
+  FoldThroughKafka(testing::Cohort(300, 30, 5), db, projections::DefaultProjectionConfig());
+  const std::string log = dir.Sub("dump.log");
+  // `tend dump | head -c 100`: the reader takes 100 bytes of some 300 KB and closes.
+  const std::string script = dir.Sub("dump-head.sh");
+  std::ofstream(script) << "'" << TEND_BINARY << "' dump --db '" << db << "' 2>'" << log
+                        << "' | head -c 100 > /dev/null; echo ${PIPESTATUS[0]}\n";
+  FILE* shell = popen(absl::StrCat("bash '", script, "'").c_str(), "r");
+  REQUIRE(shell != nullptr);
+  char status[16] = {};
+  REQUIRE(fgets(status, sizeof status, shell) != nullptr);
+  pclose(shell);
+  CHECK(std::string(status) == "1\n");
+  CHECK_THAT(testing::ReadFile(log),
+             Catch::Contains("tend dump: the dump's reader closed its end of the pipe (as `| head` "
+                             "does); the dump stopped there"));
+}
+
 TEST_CASE("an error quoting a huge input is cut to 4 KiB, its control characters escaped",
           "[integration]") {
   TempDir dir;
