@@ -62,8 +62,7 @@ absl::Status ArchiveWriter::WriteFrame(const v1::ArchiveFrame& frame) {
                                           " offset ", frame.record().offset())
                            : std::string("the header"),
         " takes ", buffer_.size() - 4, " bytes in an archive, more than an archive frame holds (",
-        kMaxArchiveFrame, "); no Kafka record under the brokers' default message.max.bytes "
-        "comes near it"));
+        kMaxArchiveFrame, ")"));
   }
   const uint32_t n = static_cast<uint32_t>(buffer_.size() - 4);
   PutU32(n, buffer_.data());
@@ -234,6 +233,10 @@ absl::StatusOr<bool> ArchiveSource::Next(LogRecord* out) {
   v1::ArchiveRecord& record = records_[next_];
   TEND_ASSIGN_OR_RETURN(bool more, reader_->Next(&record));
   if (!more) return false;
+  if (max_value_bytes_ > 0 && record.value().size() > max_value_bytes_ + 1) {
+    record.mutable_value()->resize(max_value_bytes_ + 1);
+    record.mutable_value()->shrink_to_fit();
+  }
   next_ = (next_ + 1) % records_.size();
   out->timestamp_ms = record.timestamp_ms();
   out->partition = record.partition();

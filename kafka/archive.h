@@ -7,10 +7,9 @@
 //   frame*                            each: u32 little-endian length N, N bytes of a serialized
 //                                     tend.v1.ArchiveFrame, u32 little-endian CRC-32C of those
 //                                     N bytes
-// A frame is at most kMaxArchiveFrame bytes (2 MiB): a Kafka record is at most ~1 MiB by the
-// brokers' default `message.max.bytes`, and a header of kMaxArchivePartitions partitions under
-// 1 MiB. A writer refuses a record that would not fit, and a reader such a frame (bounding its
-// memory: it holds ArchiveSource::kBatch records at once).
+// A frame is at most kMaxArchiveFrame bytes (64 MiB): a writer refuses a record that would not
+// fit (which no reader would read back), a reader such a frame. (A record may be far larger than
+// the brokers' `message.max.bytes`, which bounds a compressed batch.)
 // The first frame is the header (ArchiveHeader, format_version 1), then one record frame per
 // Kafka record (ArchiveRecord: partition, offset, key, value — the serialized Event — and
 // timestamp), in log order within each partition, and last an end frame (ArchiveEnd) with the
@@ -50,7 +49,7 @@ inline constexpr int kArchiveFormatVersion = 1;
 // writing a million records a second takes nine years to reach it).
 inline constexpr int kMaxArchivePartitions = 1 << 16;
 inline constexpr int64_t kMaxArchiveOffset = int64_t{1} << 48;
-inline constexpr uint32_t kMaxArchiveFrame = 2u << 20;
+inline constexpr uint32_t kMaxArchiveFrame = 64u << 20;
 
 class ArchiveWriter {
  public:
@@ -117,17 +116,23 @@ class ArchiveReader {
   int32_t last_partition_ = 0;        // of the last record (a partition-major file never goes back)
 };
 
-// An archive as the engine's record source (`tend replay --archive`).
+// An archive as the engine's record source (`tend replay --archive`). It holds kBatch records at
+// once, so a value longer than `max_value_bytes` (0: no bound) is handed on cut to
+// max_value_bytes + 1 bytes: a consumer that refuses values over max_value_bytes (the engine's
+// kMaxEventBytes) refuses it just the same, and 64 records of 64 MiB (a hand-made archive: 4.2 GB
+// of RSS) are not held.
 class ArchiveSource : public SequentialSource {
  public:
   // `reader` is borrowed.
-  explicit ArchiveSource(ArchiveReader* reader) : reader_(reader) {}
+  explicit ArchiveSource(ArchiveReader* reader, size_t max_value_bytes = 0)
+      : reader_(reader), max_value_bytes_(max_value_bytes) {}
 
  protected:
   absl::StatusOr<bool> Next(LogRecord* record) override;
 
  private:
   ArchiveReader* reader_;
+  const size_t max_value_bytes_;
   // Read in turn, so that a record's views outlive the batch it is in (SequentialSource::Next).
   std::array<v1::ArchiveRecord, kBatch> records_;
   size_t next_ = 0;

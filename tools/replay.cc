@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "events/codec.h"
 #include "kafka/archive.h"
 #include "base/json.h"
 #include "kafka/consumer.h"
@@ -188,7 +189,8 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
   std::atomic<bool> done{false};
   std::thread runner([&] {
     if (archive) {
-      ArchiveSource source(archive.get());
+      // The engine refuses a value over kMaxEventBytes: a longer one need not be held whole.
+      ArchiveSource source(archive.get(), kMaxEventBytes);
       run_status = engine->RunFrom(&source, stop);
     } else {
       run_status = engine->Run(stop);

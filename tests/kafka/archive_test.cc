@@ -214,51 +214,61 @@ TEST_CASE("a checksummed archive whose records its header cannot hold is refused
   CHECK_THAT(problem(), Catch::Contains("the header has 2 low and 2 high offsets for 3 partitions"));
 }
 
-TEST_CASE("a frame over 2 MiB is refused by the writer and by the reader", "[archive]") {
+TEST_CASE("a frame over 64 MiB is refused by the writer and by the reader, and a source cuts "
+          "long values",
+          "[archive]") {
   TempDir dir;
   const std::string path = dir.Sub("a.tendarc");
   v1::ArchiveHeader header;
   header.set_partitions(1);
   header.add_low_offsets(0);
-  header.add_high_offsets(2);
+  header.add_high_offsets(3);
   {
     auto writer = ArchiveWriter::Create(path, header);
     REQUIRE(writer.ok());
     v1::ArchiveRecord r;
     r.set_offset(0);
-    r.set_value(std::string(kMaxArchiveFrame - 64, 'x'));  // fits, with its frame's fields
+    r.set_value(std::string(5000, 'x'));
     REQUIRE((*writer)->Append(r).ok());
     r.set_offset(1);
     r.set_value(std::string(kMaxArchiveFrame, 'x'));
     const absl::Status refused = (*writer)->Append(r);
     CHECK(refused.code() == absl::StatusCode::kInvalidArgument);
     CHECK_THAT(std::string(refused.message()),
-               Catch::Contains("the record at partition 0 offset 1 takes 2097") &&
-                   Catch::Contains("more than an archive frame holds (2097152)"));
+               Catch::Contains("the record at partition 0 offset 1 takes 67108") &&
+                   Catch::Contains("more than an archive frame holds (67108864)"));
+    r.set_offset(2);
+    r.set_value("small");
+    REQUIRE((*writer)->Append(r).ok());
     REQUIRE((*writer)->Finish().ok());
   }
-  CHECK(ReadArchive(path, /*check_layout=*/false).value_or(-1) == 1);
-  // The same oversized record, written by hand with a valid checksum: the reader refuses its
-  // length before it allocates for it.
-  v1::ArchiveFrame frame;
-  frame.mutable_record()->set_offset(1);
-  frame.mutable_record()->set_value(std::string(kMaxArchiveFrame, 'x'));
-  const std::string payload = frame.SerializeAsString();
-  auto u32 = [](uint32_t v) {
-    std::string b(4, '\0');
-    for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
-    return b;
-  };
+  // Handed to a consumer that refuses values over 100 bytes: the long one comes cut to 101, the
+  // next whole.
+  {
+    auto reader = ArchiveReader::Open(path);
+    REQUIRE(reader.ok());
+    struct Drain : ArchiveSource {
+      using ArchiveSource::ArchiveSource;
+      using ArchiveSource::Next;
+    } source(reader->get(), 100);
+    LogRecord record;
+    REQUIRE(source.Next(&record).value_or(false));
+    CHECK(record.value.size() == 101);
+    REQUIRE(source.Next(&record).value_or(false));
+    CHECK(record.value == "small");
+    CHECK(source.Next(&record).ok());
+  }
+  // A frame whose length is over the bound is refused before anything is read for it.
   std::string bytes = ReadAll(path);
   const size_t first_frame_end = 8 + 4 + GetFrameLength(bytes, 8) + 4;
-  bytes.insert(first_frame_end,
-               u32(static_cast<uint32_t>(payload.size())) + payload + u32(Crc32c(payload)));
+  std::string length(4, '\0');
+  for (int i = 0; i < 4; ++i) length[i] = static_cast<char>((kMaxArchiveFrame + 1) >> (8 * i));
+  bytes.insert(first_frame_end, length + "no payload");
   WriteAll(path, bytes);
   auto n = ReadArchive(path, /*check_layout=*/false);
   REQUIRE_FALSE(n.ok());
   CHECK_THAT(std::string(n.status().message()),
-             Catch::Contains("a frame length of 2097") &&
-                 Catch::Contains("(a frame holds at most 2097152)"));
+             Catch::Contains("a frame length of 67108865 bytes (a frame holds at most 67108864)"));
 }
 
 TEST_CASE("a partition-major archive is refused by its writer and its reader when a record "
