@@ -273,10 +273,10 @@ absl::Status ParseYamlToProto(absl::string_view text, absl::string_view source,
                               google::protobuf::Message* message) {
   message->Clear();
   // A file is bounded when it is read; text from elsewhere (the config a state directory stores)
-  // is held to the same bound.
-  if (static_cast<int64_t>(text.size()) > kMaxYamlFileBytes) {
+  // is bounded here.
+  if (static_cast<int64_t>(text.size()) > kMaxYamlTextBytes) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", text.size(), " bytes; at most ",
-                                                   kMaxYamlFileBytes, " are read"));
+                                                   kMaxYamlTextBytes, " are read"));
   }
   YAML::Node root;
   try {

@@ -32,10 +32,14 @@ namespace tend {
 inline constexpr int64_t kMaxYamlFileBytes = 4 << 20;
 inline constexpr int64_t kMaxYamlValues = 200'000;
 inline constexpr int64_t kMaxYamlBytes = 16 << 20;  // of scalars read, aliases expanded
+// A text parsed that was not read from a file (the effective config a state directory stores,
+// written out with its aliases expanded): room for kMaxYamlBytes of scalars and the keys and
+// indentation of kMaxYamlValues values.
+inline constexpr int64_t kMaxYamlTextBytes = 32 << 20;
 
 // Parses `text` (the content of the file named `source`, used in messages) into `message`,
 // which is cleared first. An empty document leaves the message empty; a text larger than
-// kMaxYamlFileBytes is refused unread.
+// kMaxYamlTextBytes is refused unread (files are held to kMaxYamlFileBytes when read).
 absl::Status ParseYamlToProto(absl::string_view text, absl::string_view source,
                               google::protobuf::Message* message);
 

@@ -19,6 +19,7 @@
 #include "config/engine_config.h"
 #include "base/key_head.h"
 #include "base/log.h"
+#include "base/yaml_proto.h"
 #include "base/time.h"
 #include "base/status.h"
 #include "storage/format.h"
@@ -361,8 +362,14 @@ absl::Status Engine::Impl::Init() {
                                                         FoldParameters(options_.projections)));
   // Readers (dump, Query in other processes, fit-churn) default to the config the state is
   // folded and viewed with.
-  TEND_RETURN_IF_ERROR(
-      storage_->PutEngineConfig(FormatEngineConfig(options_.projections, options_.validation)));
+  const std::string effective = FormatEngineConfig(options_.projections, options_.validation);
+  if (static_cast<int64_t>(effective.size()) > kMaxYamlTextBytes) {
+    // Aliases of a small file can expand past what readers parse: refused here, not by them.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the engine config, its aliases expanded, is ", effective.size(),
+        " bytes; readers of the state read at most ", kMaxYamlTextBytes, ": shorten it"));
+  }
+  TEND_RETURN_IF_ERROR(storage_->PutEngineConfig(effective));
   // Index keys built with other parameters (a refitted churn model, an older layout) are
   // rebuilt before anything is folded, so the engine's incremental updates start from truth.
   TEND_RETURN_IF_ERROR(RebuildPatientIndexIfStale(storage_, options_.projections, [](int64_t n) {

@@ -266,7 +266,7 @@ TEST_CASE("a stored engine config larger than a config file may be is refused un
     auto storage = Storage::Open(dir.path());
     REQUIRE(storage.ok());
     std::string huge = "lifecycle:\n  new_days: 7\n";
-    while (static_cast<int64_t>(huge.size()) <= kMaxYamlFileBytes) huge += "# padding\n";
+    while (static_cast<int64_t>(huge.size()) <= kMaxYamlTextBytes) huge += "# padding\n";
     REQUIRE((*storage)->PutEngineConfig(huge).ok());  // as a damaged or hostile directory holds it
   }
   TempDir scratch;
@@ -276,8 +276,8 @@ TEST_CASE("a stored engine config larger than a config file may be is refused un
   REQUIRE_FALSE(config.ok());
   CHECK(config.status().code() == absl::StatusCode::kFailedPrecondition);
   CHECK_THAT(std::string(config.status().message()),
-             Catch::StartsWith("the engine config stored in the state directory: 419") &&
-                 Catch::Contains(" bytes; at most 4194304 are read; pass --config with the "
+             Catch::StartsWith("the engine config stored in the state directory: 335") &&
+                 Catch::Contains(" bytes; at most 33554432 are read; pass --config with the "
                                  "engine's config file"));
 }
 
