@@ -46,7 +46,6 @@ absl::StatusOr<RunningServer> StartGrpcServer(const std::string& listen_address,
   grpc::ResourceQuota quota("tend-grpc");
   quota.SetMaxThreads(options.max_threads);
   builder.SetResourceQuota(quota);
-  if (options.max_receive_bytes > 0) builder.SetMaxReceiveMessageSize(options.max_receive_bytes);
   if (options.metrics != nullptr) {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(options.metrics->InterceptorFactory());

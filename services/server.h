@@ -46,9 +46,6 @@ struct ServerOptions {
   // the broker until shortly before its deadline, so a broker that stops acknowledging held a
   // thread per call (docs/design.md, "Hostile input").
   int max_threads = 256;
-  // The largest request message gRPC reads; a larger one is refused with RESOURCE_EXHAUSTED
-  // before it is parsed. 0: gRPC's default, 4 MiB.
-  int max_receive_bytes = 0;
 };
 
 // `services` are borrowed and must outlive the server. kUnavailable when the address can't be

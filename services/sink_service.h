@@ -9,9 +9,10 @@
 // A command is hostile input like any request: one larger than kMaxSinkCommandBytes serialized,
 // with more than kMaxSinkParameters parameters, or whose command_id is longer than
 // kMaxSinkCommandIdBytes or holds a control character is refused (INVALID_ARGUMENT naming the
-// field; the engine's dispatcher then records it as rejected). tend's own commands stay far
-// below: ids of 32 hex digits, parameters from a rule's template. The output file is created
-// readable by its owner only (it names patients).
+// field; the engine's dispatcher then records it as rejected, where a request over gRPC's own
+// bound of 4 MiB is RESOURCE_EXHAUSTED, which the dispatcher retries until the command expires).
+// tend's own commands stay far below: ids of 32 hex digits, parameters from a rule's template.
+// The output file is created readable by its owner only (it names patients).
 //
 // Thread-safe: Deliver may run on many gRPC threads at once.
 #ifndef TEND_SERVICES_SINK_SERVICE_H_

@@ -93,8 +93,6 @@ absl::Status RunSink(const SinkOptions& options, const std::atomic<bool>& stop, 
   ServerOptions server_options{auth.credentials, options.security.reflection};
   server_options.metrics = &grpc_metrics;
   server_options.health_services = {v1::ReminderSink::service_full_name()};
-  // A command's bound and room for the request around it: larger ones are not even read.
-  server_options.max_receive_bytes = static_cast<int>(kMaxSinkCommandBytes) + 1024;
   TEND_ASSIGN_OR_RETURN(RunningServer server,
                         StartGrpcServer(options.listen, {sink.get()}, server_options));
   server.SetServing(true);  // the file was read back: nothing to wait for
