@@ -5,6 +5,7 @@
 #ifndef TEND_BASE_PRINTABLE_H_
 #define TEND_BASE_PRINTABLE_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/str_format.h"
@@ -12,17 +13,46 @@
 
 namespace tend {
 
-// `text` with each byte below 0x20, DEL and '\' written as \xNN; everything else (UTF-8
-// included) as it is.
+// `text` with every control character written as \xNN: the C0 bytes (below 0x20), DEL, the C1
+// characters U+0080-U+009F (U+009B alone starts an escape sequence in some terminals), and any
+// byte that is not part of well-formed UTF-8 (a lone 0x9B is the same introducer to a terminal
+// reading 8-bit controls). Everything else, UTF-8 included, as it is.
 inline std::string Printable(absl::string_view text) {
   std::string out;
   out.reserve(text.size());
-  for (const char c : text) {
-    const auto b = static_cast<unsigned char>(c);
-    if (b < 0x20 || b == 0x7f || c == '\\') {
-      absl::StrAppendFormat(&out, "\\x%02x", b);
+  auto escape = [&out](unsigned char b) { absl::StrAppendFormat(&out, "\\x%02x", b); };
+  for (size_t i = 0; i < text.size();) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    if (b < 0x80) {
+      if (b < 0x20 || b == 0x7f) {
+        escape(b);
+      } else {
+        out.push_back(static_cast<char>(b));
+      }
+      ++i;
+      continue;
+    }
+    // The length of the sequence `b` starts, and the least code point it may encode (RFC 3629:
+    // no overlong forms, nothing past U+10FFFF, no surrogates).
+    const size_t n = b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    uint32_t cp = n == 2 ? b & 0x1f : n == 3 ? b & 0x0f : b & 0x07;
+    bool ok = n > 0 && i + n <= text.size();
+    for (size_t k = 1; ok && k < n; ++k) {
+      const auto c = static_cast<unsigned char>(text[i + k]);
+      ok = (c & 0xc0) == 0x80;
+      cp = (cp << 6) | (c & 0x3f);
+    }
+    ok = ok && !(n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) &&
+         !(n == 4 && (cp < 0x10000 || cp > 0x10ffff));
+    if (!ok) {
+      escape(b);
+      ++i;
+    } else if (cp <= 0x9f) {  // C1
+      for (size_t k = 0; k < n; ++k) escape(static_cast<unsigned char>(text[i + k]));
+      i += n;
     } else {
-      out.push_back(c);
+      out.append(text.data() + i, n);
+      i += n;
     }
   }
   return out;

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/stubs/logging.h>
 
+#include <chrono>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -38,8 +39,10 @@ LogLimiter& ProtobufLimiter() {
 void ProtobufLogHandler(google::protobuf::LogLevel level, const char* filename, int line,
                         const std::string& message) {
   int64_t left_out = 0;
-  if (level != google::protobuf::LOGLEVEL_FATAL &&
-      !ProtobufLimiter().Admit(absl::Now(), &left_out)) {
+  // A monotonic clock: a wall clock stepped back would silence the lines for as long.
+  const absl::Time now =
+      absl::UnixEpoch() + absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
+  if (level != google::protobuf::LOGLEVEL_FATAL && !ProtobufLimiter().Admit(now, &left_out)) {
     return;
   }
   absl::string_view text = message;

@@ -63,8 +63,9 @@ struct PageToken {
 // The token of `request` decoded, checked against the query it must belong to.
 absl::StatusOr<PageToken> ParsePageToken(const v1::ListPatientsRequest& request,
                                          uint64_t fingerprint) {
-  // The longest token this server issues: 11 bytes of header and an index key (a partition,
-  // a kind, a value and a patient id of at most 128 bytes each, fixed fields): well under this.
+  // The longest token this server issues: 11 bytes of header, an index key (a partition, a
+  // kind, a value of at most 256 bytes and a patient id of at most 128, fixed fields) and a CRC,
+  // about 540 characters in base64: well under this.
   constexpr size_t kMaxTokenChars = 1024;
   std::string raw;
   if (request.page_token().size() > kMaxTokenChars ||

@@ -24,7 +24,7 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
         return absl::ResourceExhaustedError(absl::StrCat(
             what, ": no space left on device (", s.ToString(),
             "). Free space on the state directory's disk: nothing past the last commit was "
-            "written, so the state is consistent and an engine started again resumes there"));
+            "written, so the state is consistent as of that commit"));
       }
       // Before the lock's: a read-only filesystem or a directory not ours fails at the LOCK file
       // too, and another engine is not the cause.

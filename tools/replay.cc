@@ -226,8 +226,10 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
                                      ") and run the replay again"));
   }
   if (stop.load()) {
-    return absl::CancelledError(absl::StrCat("replay stopped before the end of the log; the "
-                                             "unfinished rebuild is in ", partial));
+    return absl::CancelledError(absl::StrCat("replay stopped before the end of the log. A "
+                                             "replay does not resume: remove the unfinished "
+                                             "rebuild (rm -r ", partial,
+                                             ") and run the replay again"));
   }
   if (commands.fail()) {
     return absl::DataLossError(absl::StrCat("writing ", commands_partial, " failed"));

@@ -16,8 +16,9 @@ constexpr size_t kMaxErrorBytes = 4096;
 
 int Exit(const absl::Status& s, const std::string& command) {
   if (s.ok()) return 0;
-  // Messages may quote their input (a file's key, a flag's value): escaped and bounded.
-  std::cerr << "tend " << command << ": " << Printable(Bounded(s.message(), kMaxErrorBytes))
+  // Messages may quote their input (a file's key, a flag's value): escaped, then bounded (an
+  // escape takes four bytes for one).
+  std::cerr << "tend " << command << ": " << Bounded(Printable(s.message()), kMaxErrorBytes)
             << std::endl;
   return 1;
 }

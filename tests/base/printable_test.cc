@@ -8,12 +8,19 @@
 namespace tend {
 namespace {
 
-TEST_CASE("control characters, DEL and backslashes are escaped, UTF-8 is kept") {
+TEST_CASE("control characters C0, DEL and C1, and bytes that are not UTF-8, are escaped; UTF-8 "
+          "is kept") {
   CHECK(Printable("Diabetes Programme 2") == "Diabetes Programme 2");
   CHECK(Printable("\x1b[2Jforged\nline") == "\\x1b[2Jforged\\x0aline");
   CHECK(Printable(std::string("a\0b\x7f", 4)) == "a\\x00b\\x7f");
-  CHECK(Printable("a\\x1b") == "a\\x5cx1b");  // an escape cannot be forged either
-  CHECK(Printable("糖尿病") == "糖尿病");
+  CHECK(Printable("C\\Y") == "C\\Y");  // a message's own escapes stay readable
+  CHECK(Printable("糖尿病 é €") == "糖尿病 é €");
+  CHECK(Printable("\xf0\x9f\x98\x80") == "\xf0\x9f\x98\x80");  // U+1F600, four bytes
+  CHECK(Printable("C\xc2\x9bY") == "C\\xc2\\x9bY");  // U+009B, CSI in C1
+  CHECK(Printable("C\x9bY") == "C\\x9bY");          // the same as one raw byte
+  CHECK(Printable("\xc0\xaf") == "\\xc0\\xaf");        // an overlong '/'
+  CHECK(Printable("\xed\xa0\x80") == "\\xed\\xa0\\x80");  // a surrogate
+  CHECK(Printable("\xe7\xb3") == "\\xe7\\xb3");        // cut short
 }
 
 TEST_CASE("a message is cut at a character's start and says how much it left out") {
