@@ -236,6 +236,12 @@ class Reader {
                d == -absl::InfiniteDuration()) {
       return Error(node, path, absl::StrCat("\"", v, "\" is not allowed (allowed: ", kAllowed, ")"));
     }
+    // What nanoseconds in an int64 hold, about 292 years: longer ones were cut to it silently.
+    const absl::Duration kLongest = absl::Nanoseconds(std::numeric_limits<int64_t>::max());
+    if (d > kLongest || d < -kLongest) {
+      return Error(node, path,
+                   absl::StrCat("\"", v, "\" is longer than 292 years (allowed: ", kAllowed, ")"));
+    }
     auto* out = static_cast<google::protobuf::Duration*>(message);
     const int64_t ns = absl::ToInt64Nanoseconds(d);
     out->set_seconds(ns / 1'000'000'000);
