@@ -461,7 +461,9 @@ absl::StatusOr<ProduceReport> ProduceJsonl(std::istream& in, Producer* producer,
     }
     if (!s.ok()) {
       ++report.bad;
-      errors << "line " << line_no << ": " << s.message() << "\n";
+      // One line per bad input line, whatever the parser quoted of it (control bytes, its own
+      // caret snippet over several lines): escaped and bounded.
+      errors << "line " << line_no << ": " << Bounded(Printable(s.message()), 1024) << "\n";
       continue;
     }
     TEND_RETURN_IF_ERROR(ProduceEvent(producer, topic, event, [acked](const Delivery& d) {

@@ -5,6 +5,8 @@
 
 #include "base/time.h"
 #include "dev/mock_broker.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/match.h"
 #include "tests/testing.h"
 #include "tools/commands.h"
 
@@ -30,13 +32,16 @@ TEST_CASE("produce reports each bad line by number and field, and produces the g
       "\n" +
       // Line 7: a 1 MiB line, refused unparsed; the next line is read as usual.
       std::string(1 << 20, 'x') + "\n" +
-      R"({"event_id":"e-8","patient_id":"p-3","occurred_at":"2026-01-01T09:00:00Z","scan":{"channel_id":"pharmacy"}})");
+      R"({"event_id":"e-8","patient_id":"p-3","occurred_at":"2026-01-01T09:00:00Z","scan":{"channel_id":"pharmacy"}})"
+      "\n"
+      // Line 9: a terminal escape where JSON expects a value.
+      "{\"patient_id\":\"x\",\"x\":\x1b[2J}");
   std::ostringstream errors;
   auto report = ProduceJsonl(in, producer->get(), "tend.events", errors);
   REQUIRE(report.ok());
-  CHECK(report->lines == 7);
+  CHECK(report->lines == 8);
   CHECK(report->produced == 3);
-  CHECK(report->bad == 4);
+  CHECK(report->bad == 5);
   // What the topic holds, read back: the good lines, each once, keyed by patient.
   std::multiset<std::pair<std::string, std::string>> in_topic;
   for (const auto& r : testing::ReadTopic((*broker)->bootstrap(), "tend.events")) {
@@ -57,6 +62,15 @@ TEST_CASE("produce reports each bad line by number and field, and produces the g
   CHECK(e.find("line 6") == std::string::npos);
   CHECK(e.find("line 7: longer than 131072 bytes") != std::string::npos);
   CHECK(e.find("line 8") == std::string::npos);
+  // One line each, whatever the parser quoted: control bytes escaped.
+  CHECK(e.find("line 9: ") != std::string::npos);
+  CHECK(e.find('\x1b') == std::string::npos);
+  int error_lines = 0;
+  for (absl::string_view l : absl::StrSplit(e, '\n', absl::SkipEmpty())) {
+    CHECK(absl::StartsWith(l, "line "));
+    ++error_lines;
+  }
+  CHECK(error_lines == 5);
 }
 
 TEST_CASE("produce stamps recorded_at with the time of ingest unless the file is a historical "
