@@ -68,6 +68,25 @@ grpc::Status PartFailed(grpc::ServerContext* context, const std::string& peer,
   return s;
 }
 
+// A peer's part must answer for exactly the partitions asked of it, each once: one that answers
+// for others (a bug, or an address that is no instance of this deployment) would pass for the
+// whole. INTERNAL naming both.
+grpc::Status CheckPartPartitions(const std::string& peer,
+                                 const google::protobuf::RepeatedPtrField<v1::PartitionOffset>& got,
+                                 const std::vector<int32_t>& asked) {
+  std::vector<int32_t> answered;
+  answered.reserve(static_cast<size_t>(got.size()));
+  for (const v1::PartitionOffset& o : got) answered.push_back(o.partition());
+  std::sort(answered.begin(), answered.end());
+  std::vector<int32_t> want = asked;
+  std::sort(want.begin(), want.end());
+  if (answered == want) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::INTERNAL,
+                      absl::StrCat("the part from ", peer, " answers for partitions [",
+                                   absl::StrJoin(answered, ","), "], not the [",
+                                   absl::StrJoin(want, ","), "] asked of it"));
+}
+
 // The partitions and offsets a gathered answer reflects, as "partition:offset,..." (trailing
 // metadata tend-partition-offsets), and the instances that answered, comma-separated.
 void GatheredTrailers(grpc::ServerContext* context, const std::set<std::string>& answered,
@@ -156,6 +175,10 @@ grpc::Status QueryService::GatherCohortStats(grpc::ServerContext* context,
     answered.insert(owner);
     if (part.owner.empty()) continue;
     if (!part.status.ok()) return PartFailed(context, part.owner, part.status);
+    if (grpc::Status s = CheckPartPartitions(part.owner, part.response.offsets(), part.partitions);
+        !s.ok()) {
+      return s;
+    }
     if (absl::Status s = acc.Merge(part.response.partial()); !s.ok()) {
       return grpc::Status(grpc::StatusCode::INTERNAL,
                           absl::StrCat("the part from ", part.owner, ": ", s.message(),
@@ -243,6 +266,7 @@ grpc::Status QueryService::GatherListPatients(grpc::ServerContext* context,
       for (int32_t q : run) part_request.add_partitions(q);
       grpc::Status s = stubs->parts->ListPart(&client, part_request, &part);
       if (!s.ok()) return PartFailed(context, route.peer, s);
+      if (s = CheckPartPartitions(route.peer, part.offsets(), run); !s.ok()) return s;
       answered.insert(route.peer);
     }
     v1::ListPatientsResponse& got = *part.mutable_response();

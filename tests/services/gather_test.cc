@@ -93,6 +93,22 @@ class TestRouter final : public QueryRouter {
   std::map<std::string, std::unique_ptr<v1::Peer::Stub>> parts_;
 };
 
+// A Peer that answers every part OK, for partition 0 alone and with nothing in it: what an
+// address that is no instance of this deployment might answer (a forged membership record).
+class LyingPeer final : public v1::Peer::Service {
+ public:
+  grpc::Status CohortPart(grpc::ServerContext*, const v1::CohortPartRequest*,
+                          v1::CohortPartResponse* response) override {
+    response->add_offsets()->set_partition(0);
+    return grpc::Status::OK;
+  }
+  grpc::Status ListPart(grpc::ServerContext*, const v1::ListPartRequest*,
+                        v1::ListPartResponse* response) override {
+    response->add_offsets()->set_partition(0);
+    return grpc::Status::OK;
+  }
+};
+
 // One instance: its own copy of the state, a Query and a Peer service on port 0.
 struct Instance {
   std::unique_ptr<Storage> storage;
@@ -352,6 +368,27 @@ TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever 
     v1::CohortStatsResponse stats;
     const grpc::Status s = a->stub->CohortStats(&context, v1::CohortStatsRequest(), &stats);
     CHECK(s.error_code() == grpc::StatusCode::UNAVAILABLE);
+  }
+
+  SECTION("a part that answers for other partitions than asked is refused, not gathered") {
+    LyingPeer liar;
+    auto liar_server = StartGrpcServer("127.0.0.1:0", {&liar});
+    REQUIRE(liar_server.ok());
+    const std::string liar_addr = absl::StrCat("127.0.0.1:", liar_server->port);
+    owners.Set({a_addr, a_addr, liar_addr, liar_addr});
+    const std::string why =
+        "the part from " + liar_addr + " answers for partitions [0], not the [2,3] asked of it";
+    grpc::ClientContext context;
+    v1::CohortStatsResponse stats;
+    const grpc::Status s = a->stub->CohortStats(&context, v1::CohortStatsRequest(), &stats);
+    CHECK(s.error_code() == grpc::StatusCode::INTERNAL);
+    CHECK(s.error_message() == why);
+    v1::ListPatientsRequest request;
+    request.set_page_size(1000);  // past partitions 0 and 1's patients, into the liar's
+    const Page page = ListPage(a->stub.get(), request);
+    CHECK(page.status.error_code() == grpc::StatusCode::INTERNAL);
+    CHECK(page.status.error_message() == why);
+    liar_server->server->Shutdown();
   }
 
   SECTION("CohortStats from both owners' parts") {
