@@ -8,7 +8,7 @@
 namespace tend {
 namespace {
 
-TEST_CASE("control characters C0, DEL and C1, and bytes that are not UTF-8, are escaped; UTF-8 "
+TEST_CASE("control characters C0, DEL and C1, and bytes that are not UTF-8, are escaped, and UTF-8 "
           "is kept") {
   CHECK(Printable("Diabetes Programme 2") == "Diabetes Programme 2");
   CHECK(Printable("\x1b[2Jforged\nline") == "\\x1b[2Jforged\\x0aline");
