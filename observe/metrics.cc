@@ -458,11 +458,12 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
   std::unique_ptr<MetricsEndpoint> endpoint(new MetricsEndpoint());
   endpoint->collector_ = std::move(collector);
   try {
-    // A few threads, and a connection that sends no request is dropped after 5 s: an idle
-    // connection must not hold the only worker while Prometheus' scrape times out. More
-    // connections than threads wait in the listen queue.
+    // Workers enough that idle connections do not hold them all, and a connection that sends
+    // no request is dropped after a second: with 4 workers and 5 s, 24 connections that sent
+    // nothing kept a scrape waiting 13-19 s, past Prometheus' 10 s timeout (a false TendDown).
+    // More connections than threads wait in the listen queue.
     endpoint->exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
-        "listening_ports", listen, "num_threads", "4", "request_timeout_ms", "5000"});
+        "listening_ports", listen, "num_threads", "16", "request_timeout_ms", "1000"});
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve metrics on ", listen, " (address in use?): ", e.what()));
