@@ -82,13 +82,52 @@ void Membership::Follow() {
       options_.topic, 0, RD_KAFKA_OFFSET_BEGINNING,
       [this](const ReadRecord& r) {
         v1::MemberRecord record;
-        if (!r.value.has_value() ||
+        if (!r.value.has_value() || r.value->size() > kMaxMemberRecordBytes ||
             !record.ParseFromArray(r.value->data(), static_cast<int>(r.value->size())) ||
             record.format_version() != 1 || record.address() != r.key ||
             record.topic() != options_.events_topic) {
           return;  // not a member of this deployment (or a tombstone)
         }
+        // Bounds no instance comes near: anyone who may write the topic could otherwise grow
+        // every instance's memory by a claim of 300,000 partitions a record (ACLs should stop
+        // them first: docs/deployment.md).
+        std::string refused;
+        if (record.address().size() > kMaxMemberAddressBytes) {
+          refused = absl::StrCat("an address of ", record.address().size(), " bytes");
+        } else if (record.partitions_size() > kMaxMemberClaims) {
+          refused = absl::StrCat("a claim of ", record.partitions_size(), " partitions");
+        } else {
+          for (int32_t p : record.partitions()) {
+            if (p < 0 || p >= kMaxMemberPartition) {
+              refused = absl::StrCat("a claim of partition ", p);
+              break;
+            }
+          }
+        }
         absl::MutexLock lock(&mu_);
+        // Members silent for ten expiries are forgotten: their claims are long void, and a
+        // topic's worth of made-up addresses would otherwise stay in memory for good.
+        const absl::Time now = absl::Now();
+        for (auto it = members_.begin(); it != members_.end();) {
+          if (now - it->second.heard_at > 10 * options_.expiry) {
+            it = members_.erase(it);
+          } else {
+            ++it;
+          }
+        }
+        if (refused.empty() && !members_.contains(record.address()) &&
+            members_.size() >= kMaxMembers) {
+          refused = absl::StrCat("a member beyond the ", kMaxMembers, " heard within ",
+                                 absl::FormatDuration(10 * options_.expiry));
+        }
+        if (!refused.empty()) {
+          if (skipped_++ % 1000 == 0) {
+            TEND_LOG_WARN("membership: %s offset %d skipped: %s (%d such records so far; only "
+                          "tend engines should write this topic)",
+                          options_.topic, r.offset, refused, skipped_);
+          }
+          return;
+        }
         Heard& h = members_[record.address()];
         h.heard_at = absl::Now();
         h.leaving = record.leaving();

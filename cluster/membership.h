@@ -35,6 +35,15 @@
 
 namespace tend {
 
+// What a member's record may hold (records beyond are skipped, with a log line): far above any
+// deployment, bounding what records written by someone else can make an instance hold (at most
+// kMaxMembers x kMaxMemberClaims claims, ~50 MB).
+inline constexpr size_t kMaxMemberRecordBytes = 64 << 10;
+inline constexpr size_t kMaxMemberAddressBytes = 256;
+inline constexpr int kMaxMemberClaims = 4096;           // partitions one instance owns
+inline constexpr int32_t kMaxMemberPartition = 1 << 16;  // a claimed partition is below this
+inline constexpr size_t kMaxMembers = 256;               // heard within ten expiries
+
 struct MembershipOptions {
   KafkaProps kafka;  // bootstrap.servers and the operator's settings
   std::string topic = "tend.membership";
@@ -86,6 +95,7 @@ class Membership {
   std::unique_ptr<PartitionReader> reader_;
   mutable absl::Mutex mu_;
   std::map<std::string, Heard> members_ ABSL_GUARDED_BY(mu_);  // by address
+  int64_t skipped_ ABSL_GUARDED_BY(mu_) = 0;                   // records beyond the bounds
   std::atomic<bool> stop_{false};
   std::thread announcer_, follower_;
 };
