@@ -81,18 +81,19 @@ void Membership::Follow() {
   reader_->Follow(
       options_.topic, 0, RD_KAFKA_OFFSET_BEGINNING,
       [this](const ReadRecord& r) {
-        v1::MemberRecord record;
-        if (!r.value.has_value() || r.value->size() > kMaxMemberRecordBytes ||
-            !record.ParseFromArray(r.value->data(), static_cast<int>(r.value->size())) ||
-            record.format_version() != 1 || record.address() != r.key ||
-            record.topic() != options_.events_topic) {
-          return;  // not a member of this deployment (or a tombstone)
-        }
         // Bounds no instance comes near: anyone who may write the topic could otherwise grow
         // every instance's memory by a claim of 300,000 partitions a record (ACLs should stop
         // them first: docs/deployment.md).
         std::string refused;
-        if (record.address().size() > kMaxMemberAddressBytes) {
+        v1::MemberRecord record;
+        if (r.value.has_value() && r.value->size() > kMaxMemberRecordBytes) {
+          refused = absl::StrCat("a record of ", r.value->size(), " bytes");
+        } else if (!r.value.has_value() ||
+                   !record.ParseFromArray(r.value->data(), static_cast<int>(r.value->size())) ||
+                   record.format_version() != 1 || record.address() != r.key ||
+                   record.topic() != options_.events_topic) {
+          return;  // not a member of this deployment (or a tombstone)
+        } else if (record.address().size() > kMaxMemberAddressBytes) {
           refused = absl::StrCat("an address of ", record.address().size(), " bytes");
         } else if (record.partitions_size() > kMaxMemberClaims) {
           refused = absl::StrCat("a claim of ", record.partitions_size(), " partitions");

@@ -65,6 +65,8 @@ TEST_CASE("member records beyond the bounds are skipped, and long-silent members
   std::vector<int32_t> many;
   for (int32_t p = 0; p < 5000; ++p) many.push_back(p);
   forge("10.0.0.1:1", many);                          // more claims than any instance makes
+  for (int32_t p = 5000; p < 30000; ++p) many.push_back(p);
+  forge("10.0.0.4:1", many);                          // a record over 64 KiB: not even parsed
   forge("10.0.0.2:1", {2, 70000});                    // a partition past any topic's
   forge(std::string(300, 'a') + ":1", {2});           // an address past any host's
   forge("10.0.0.3:1", {2, 3});                        // well formed: heard
@@ -74,6 +76,7 @@ TEST_CASE("member records beyond the bounds are skipped, and long-silent members
   const std::vector<Member> heard = (*membership)->Members();
   CHECK_FALSE(Has(heard, "10.0.0.1:1"));
   CHECK_FALSE(Has(heard, "10.0.0.2:1"));
+  CHECK_FALSE(Has(heard, "10.0.0.4:1"));
   CHECK(heard.size() == 2);
   CHECK((*membership)->OwnerOf(3) == "10.0.0.3:1");
   // Ten expiries (3 s) without a word from it: forgotten, where the instance itself, which
