@@ -32,9 +32,13 @@ inline std::string Printable(absl::string_view text) {
       ++i;
       continue;
     }
-    // The length of the sequence `b` starts, and the least code point it may encode (RFC 3629:
-    // no overlong forms, nothing past U+10FFFF, no surrogates).
-    const size_t n = b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    // The length of the sequence `b` starts (0: it starts none), and the code point it encodes,
+    // which must be one of its length's (RFC 3629: no overlong forms, nothing past U+10FFFF, no
+    // surrogates).
+    const size_t n = b >= 0xc2 && b <= 0xdf   ? 2
+                     : b >= 0xe0 && b <= 0xef ? 3
+                     : b >= 0xf0 && b <= 0xf4 ? 4
+                                              : 0;
     uint32_t cp = n == 2 ? b & 0x1f : n == 3 ? b & 0x0f : b & 0x07;
     bool ok = n > 0 && i + n <= text.size();
     for (size_t k = 1; ok && k < n; ++k) {

@@ -54,7 +54,8 @@ void ProtobufLogHandler(google::protobuf::LogLevel level, const char* filename, 
   Log(name, "libprotobuf %s:%d: %s%s%s", filename == nullptr ? "?" : filename, line, text,
       cut ? " [cut]" : "",
       left_out > 0
-          ? absl::StrCat(" (", left_out, " earlier libprotobuf lines were not logged: at most 10 a minute)")
+          ? absl::StrCat(" (", left_out,
+                         " earlier libprotobuf lines were not logged: at most 10 a minute)")
           : std::string());
 }
 

@@ -4,9 +4,9 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <atomic>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -14,38 +14,38 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "base/file.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/printable.h"
-#include "events/codec.h"
 #include "base/status.h"
+#include "base/temp_dir.h"
 #include "base/thread_name.h"
 #include "base/time.h"
-#include "storage/storage.h"
-#include "storage/views.h"
+#include "cluster/membership.h"
+#include "cluster/router.h"
+#include "dispatch/dispatcher.h"
+#include "events/codec.h"
+#include "observe/health.h"
+#include "observe/metrics.h"
 #include "projections/bgnbd.h"
 #include "projections/churn.h"
 #include "projections/patient.h"
-#include "services/ingest_service.h"
 #include "rules/rules.h"
-#include "services/query_service.h"
-#include "base/file.h"
-#include "absl/cleanup/cleanup.h"
-#include "cluster/membership.h"
-#include "cluster/router.h"
+#include "services/ingest_service.h"
 #include "services/peer_service.h"
-#include "dispatch/dispatcher.h"
-#include "observe/health.h"
-#include "observe/metrics.h"
+#include "services/query_service.h"
 #include "services/server.h"
 #include "services/sink_service.h"
+#include "storage/storage.h"
+#include "storage/views.h"
 #include "tools/dump_format.h"
-#include "base/temp_dir.h"
 
 namespace tend {
 
@@ -77,9 +77,8 @@ absl::Status ExplainPatient(const std::string& db_dir, const std::string& patien
           << v1::ReminderCommand::Recipient_Name(d.withheld().recipient()) << "\n";
     }
     for (const auto& c : d.explanation().checks()) {
-      out << "    " << c.field() << " " << c.op() << " " << Printable(c.expected())
-          << ": actual " << Printable(c.actual()) << (c.held() ? " (held)" : " (did not hold)")
-          << "\n";
+      out << "    " << c.field() << " " << c.op() << " " << Printable(c.expected()) << ": actual "
+          << Printable(c.actual()) << (c.held() ? " (held)" : " (did not hold)") << "\n";
     }
   }
   return absl::OkStatus();
@@ -502,11 +501,12 @@ absl::StatusOr<DumpReport> DumpPatients(const DumpOptions& options, std::ostream
   auto write_failed = [&out](int error) {
     if (error == EPIPE) {
       return absl::CancelledError(
-          "the dump's reader closed its end of the pipe (as `| head` does); the dump stopped there");
+          "the dump's reader closed its end of the pipe (as `| head` does); the dump stopped "
+          "there");
     }
-    return absl::UnavailableError(absl::StrCat("writing the dump failed: ",
-                                               error != 0 ? std::strerror(error) : "(no reason given)",
-                                               " (disk full?)"));
+    return absl::UnavailableError(absl::StrCat(
+        "writing the dump failed: ", error != 0 ? std::strerror(error) : "(no reason given)",
+        " (disk full?)"));
   };
   if (csv) columns->WriteHeader(out);
   // One patient's view, or its state with raw_state.

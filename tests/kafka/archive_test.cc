@@ -30,7 +30,8 @@ void WriteAll(const std::string& path, const std::string& bytes) {
 
 uint32_t GetFrameLength(const std::string& bytes, size_t at) {
   uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[at + i])) << (8 * i);
+  for (int i = 0; i < 4; ++i)
+    n |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[at + i])) << (8 * i);
   return n;
 }
 
@@ -214,9 +215,10 @@ TEST_CASE("a checksummed archive whose records its header cannot hold is refused
   CHECK_THAT(problem(), Catch::Contains("the header has 2 low and 2 high offsets for 3 partitions"));
 }
 
-TEST_CASE("a frame over 64 MiB is refused by the writer and by the reader, and a source cuts "
-          "long values",
-          "[archive]") {
+TEST_CASE(
+    "a frame over 64 MiB is refused by the writer and by the reader, and a source cuts "
+    "long values",
+    "[archive]") {
   TempDir dir;
   const std::string path = dir.Sub("a.tendarc");
   v1::ArchiveHeader header;

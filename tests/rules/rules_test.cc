@@ -99,11 +99,12 @@ TEST_CASE("a bad rule is refused with the rule id, the key and the problem", "[r
   CHECK(ErrorOf(Rule("{event: {kind: scan}}", "{}", "{category: CARE}")) ==
         "rules.yaml: rule r1: policy.ttl: is required and must be > 0 (e.g. 12h)");
   // A duration nanoseconds cannot hold is refused, not cut to 292 years.
-  CHECK(ErrorOf(Rule("{event: {kind: scan}}", "{}", "{category: CARE, ttl: 1h, cooldown: 200000d}")) ==
+  CHECK(ErrorOf(
+            Rule("{event: {kind: scan}}", "{}", "{category: CARE, ttl: 1h, cooldown: 200000d}")) ==
         "rules.yaml:7: rules[0].policy.cooldown: \"200000d\" is longer than 292 years (allowed: a "
         "duration such as 90s, 15m, 36h or 3d)");
-  CHECK(ErrorOf(Rule("{event: {kind: scan}}", "{}", "{category: CARE, ttl: 1h, cooldown: 100000d}")) ==
-        "(accepted)");
+  CHECK(ErrorOf(Rule("{event: {kind: scan}}", "{}",
+                     "{category: CARE, ttl: 1h, cooldown: 100000d}")) == "(accepted)");
   CHECK(ErrorOf(Rule("{event: {kind: scan}}") + Rule("{event: {kind: scan}}").substr(7)) ==
         "rules.yaml: rule r1: id: used by an earlier rule");
   CHECK(ErrorOf("rules:\n  - id: r1\n    verison: 1\n") ==

@@ -1,17 +1,16 @@
 #include "storage/storage.h"
 
 #include <fcntl.h>
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
 #include <rocksdb/db.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/options_util.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/message.h>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +23,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/yaml_proto.h"
 #include "projections/coupons.h"
 #include "projections/marks.h"
 #include "rules/memory.h"
@@ -31,7 +31,6 @@
 #include "storage/manifest_seal.h"
 #include "storage/rocks_status.h"
 #include "storage/views.h"
-#include "base/yaml_proto.h"
 #include "tests/contents.h"
 #include "tests/raw_db.h"
 #include "tests/temp_dir.h"
@@ -660,10 +659,12 @@ TEST_CASE("the MANIFEST seal follows the engine's flushes, and a newer MANIFEST 
   CHECK(sealed() == on_disk());
 }
 
-TEST_CASE("RocksDB's I/O errors say what to do: free space, a read-only filesystem, another "
-          "engine",
-          "[storage]") {
-  const absl::Status full = FromRocks(rocksdb::Status::NoSpace("While appending to file: x"), "commit");
+TEST_CASE(
+    "RocksDB's I/O errors say what to do: free space, a read-only filesystem, another "
+    "engine",
+    "[storage]") {
+  const absl::Status full =
+      FromRocks(rocksdb::Status::NoSpace("While appending to file: x"), "commit");
   CHECK(full.code() == absl::StatusCode::kResourceExhausted);
   CHECK_THAT(std::string(full.message()), Catch::Contains("no space left on device"));
   const absl::Status read_only = FromRocks(

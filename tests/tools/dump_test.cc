@@ -376,10 +376,11 @@ TEST_CASE("an error quoting a huge input is cut to 4 KiB, its control characters
   TempDir dir;
   const std::string rules = dir.Sub("rules.yaml");
   // A template parameter naming a field no view has: the error quotes the 3 MB path.
-  std::ofstream(rules) << "rules:\n  - id: hello\n    version: 1\n    trigger: {event: {kind: scan}}\n"
-                       << "    action: {reminder: {template_id: hi, channel: CHAT, parameters: "
-                       << "{name: \"{patient.\\e[2J" << std::string(3'000'000, 'x') << "}\"}}}\n"
-                       << "    policy: {category: CARE, ttl: 1h}\n";
+  std::ofstream(rules)
+      << "rules:\n  - id: hello\n    version: 1\n    trigger: {event: {kind: scan}}\n"
+      << "    action: {reminder: {template_id: hi, channel: CHAT, parameters: "
+      << "{name: \"{patient.\\e[2J" << std::string(3'000'000, 'x') << "}\"}}}\n"
+      << "    policy: {category: CARE, ttl: 1h}\n";
   const std::string log = dir.Sub("rules.log");
   const int code = testing::ExitCode(testing::SpawnTend({"rules", rules}, log));
   const std::string said = testing::ReadFile(log);
