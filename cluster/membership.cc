@@ -123,7 +123,7 @@ void Membership::Follow() {
         }
         if (!refused.empty()) {
           if (skipped_++ % 1000 == 0) {
-            TEND_LOG_WARN("membership: %s offset %d skipped: %s (%d such records so far; only "
+            TEND_LOG_WARN("membership: %s offset %d ignored, %s (%d such records so far; only "
                           "tend engines should write this topic)",
                           options_.topic, r.offset, refused, skipped_);
           }
