@@ -6,8 +6,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
 #include "base/log.h"
+#include "base/printable.h"
 
 namespace tend {
 
@@ -30,9 +30,10 @@ bool LogLimiter::Admit(absl::Time now, int64_t* left_out) {
 namespace {
 
 constexpr size_t kMaxLine = 1024;
+constexpr int kLinesPerMinute = 10;
 
 LogLimiter& ProtobufLimiter() {
-  static LogLimiter* limiter = new LogLimiter(10, absl::Minutes(1));
+  static LogLimiter* limiter = new LogLimiter(kLinesPerMinute, absl::Minutes(1));
   return *limiter;
 }
 
@@ -45,18 +46,14 @@ void ProtobufLogHandler(google::protobuf::LogLevel level, const char* filename, 
   if (level != google::protobuf::LOGLEVEL_FATAL && !ProtobufLimiter().Admit(now, &left_out)) {
     return;
   }
-  absl::string_view text = message;
-  const bool cut = text.size() > kMaxLine;
-  if (cut) text = text.substr(0, kMaxLine);
   const char* name = level == google::protobuf::LOGLEVEL_INFO      ? "INFO"
                      : level == google::protobuf::LOGLEVEL_WARNING ? "WARN"
                                                                    : "ERROR";
-  Log(name, "libprotobuf %s:%d: %s%s%s", filename == nullptr ? "?" : filename, line, text,
-      cut ? " [cut]" : "",
-      left_out > 0
-          ? absl::StrCat(" (", left_out,
-                         " earlier libprotobuf lines were not logged: at most 10 a minute)")
-          : std::string());
+  Log(name, "libprotobuf %s:%d: %s%s", filename == nullptr ? "?" : filename, line,
+      Bounded(Printable(message), kMaxLine),
+      left_out > 0 ? absl::StrCat(" (", left_out, " earlier libprotobuf lines were not logged: at "
+                                  "most ", kLinesPerMinute, " a minute)")
+                   : std::string());
 }
 
 }  // namespace
