@@ -34,8 +34,7 @@ class LogLimiter {
 
 // Sends libprotobuf's log lines to stderr as tend's own (base/log.h), with "libprotobuf" and the
 // source line, each escaped and cut to 1 KiB (base/printable.h), at most 10 a minute (FATAL
-// always). Call once from main, before
-// any thread parses a message.
+// always). Call once from main, before any thread parses a message.
 void RouteProtobufLog();
 
 }  // namespace tend
