@@ -109,23 +109,19 @@ void Membership::Follow() {
         // Members silent for ten expiries are forgotten: their claims are long void, and a
         // topic's worth of made-up addresses would otherwise stay in memory for good.
         const absl::Time now = absl::Now();
-        for (auto it = members_.begin(); it != members_.end();) {
-          if (now - it->second.heard_at > 10 * options_.expiry) {
-            it = members_.erase(it);
-          } else {
-            ++it;
-          }
-        }
+        std::erase_if(members_, [&](const auto& member) {
+          return now - member.second.heard_at > 10 * options_.expiry;
+        });
         if (refused.empty() && !members_.contains(record.address()) &&
             members_.size() >= kMaxMembers) {
           refused = absl::StrCat("a member beyond the ", kMaxMembers, " heard within ",
                                  absl::FormatDuration(10 * options_.expiry));
         }
         if (!refused.empty()) {
-          if (skipped_++ % 1000 == 0) {
+          if (ignored_++ % 1000 == 0) {
             TEND_LOG_WARN("membership: %s offset %d ignored, %s (%d such records so far; only "
                           "tend engines should write this topic)",
-                          options_.topic, r.offset, refused, skipped_);
+                          options_.topic, r.offset, refused, ignored_);
           }
           return;
         }

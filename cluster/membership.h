@@ -95,7 +95,7 @@ class Membership {
   std::unique_ptr<PartitionReader> reader_;
   mutable absl::Mutex mu_;
   std::map<std::string, Heard> members_ ABSL_GUARDED_BY(mu_);  // by address
-  int64_t skipped_ ABSL_GUARDED_BY(mu_) = 0;                   // records beyond the bounds
+  int64_t ignored_ ABSL_GUARDED_BY(mu_) = 0;                   // records beyond the bounds
   std::atomic<bool> stop_{false};
   std::thread announcer_, follower_;
 };

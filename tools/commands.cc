@@ -498,7 +498,7 @@ absl::StatusOr<DumpReport> DumpPatients(const DumpOptions& options, std::ostream
   std::string line;
   // The first failed write stops the walk: the reader of a pipe that went away (`| head`) or a
   // full disk would otherwise have every patient read for nothing.
-  auto write_failed = [&out](int error) {
+  auto write_failed = [](int error) {
     if (error == EPIPE) {
       return absl::CancelledError(
           "the dump's reader closed its end of the pipe (as `| head` does); the dump stopped "
