@@ -29,6 +29,11 @@ QueryRouter::Route ClusterRouter::RouteOfPartition(int32_t partition) const {
     route.offset = *offset;
     return route;
   }
+  if (auto why = engine_->RefusedWhy(route.partition); why.has_value()) {
+    route.why = absl::StrCat("partition ", route.partition, " is refused by this instance (",
+                             *why, "); it answers for it again once an assignment restores it");
+    return route;
+  }
   auto owner = membership_->OwnerOf(route.partition);
   if (owner.has_value() && *owner != self()) {
     route.kind = Route::Kind::kPeer;

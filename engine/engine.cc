@@ -75,6 +75,12 @@ class Engine::Impl : public PartitionListener {
     for (const PartitionStats& p : published_) out.push_back(p.partition);
     return out;
   }
+  std::optional<std::string> RefusedWhy(int32_t partition) const {
+    absl::MutexLock lock(&published_mu_);
+    auto it = refused_.find(partition);
+    if (it == refused_.end()) return std::nullopt;
+    return it->second;
+  }
   void OnOutboxRemoved(const std::vector<OutboxRemoval>& removals) {
     if (changelog_ != nullptr) changelog_->Forget(removals);
   }
@@ -157,6 +163,14 @@ class Engine::Impl : public PartitionListener {
   absl::StatusOr<Partition> LoadPartition(int32_t partition);
   // Brings the partition's copy up to date with the state changelog (engine/changelog_restore.h).
   absl::Status Restore(int32_t partition);
+  // Whether a failed restore refuses its partition only (EngineOptions, "Refused partitions")
+  // rather than stopping the engine.
+  bool RefusesPartitionOnly(const absl::Status& restore) const {
+    return (restore.code() == absl::StatusCode::kDataLoss ||
+            restore.code() == absl::StatusCode::kResourceExhausted) &&
+           options_.mode == EngineOptions::Mode::kLive && !options_.exit_when_idle &&
+           running_consumer_;
+  }
 
   // Folds `source` until it ends, `stop` is set or a fatal error; commits what was folded and
   // closes the source.
@@ -281,6 +295,7 @@ class Engine::Impl : public PartitionListener {
   absl::Time last_commit_ = absl::Now();
   absl::Status fatal_;
   bool closing_ = false;  // leaving the group for good
+  bool running_consumer_ = false;  // Run(): the source is the group's consumer
 
   // Parses and checks each batch's records ahead of the fold, on its own thread.
   BatchDecoder decoder_{CheckOptions{options_.validation, options_.start_at}};
@@ -322,6 +337,8 @@ class Engine::Impl : public PartitionListener {
   void PublishPartitions();
   mutable absl::Mutex published_mu_;
   std::vector<PartitionStats> published_ ABSL_GUARDED_BY(published_mu_);
+  // Assigned partitions refused, with why (written on the engine's thread).
+  std::map<int32_t, std::string> refused_ ABSL_GUARDED_BY(published_mu_);
 };
 
 namespace {
@@ -455,7 +472,23 @@ absl::StatusOr<int64_t> Engine::Impl::OnAssigned(int32_t partition) {
                     options_.topic.c_str(), count.status().ToString().c_str());
     }
   }
-  if (changelog_ != nullptr) TEND_RETURN_IF_ERROR(Restore(partition));
+  if (changelog_ != nullptr) {
+    absl::Status restored = Restore(partition);
+    if (!restored.ok() && RefusesPartitionOnly(restored)) {
+      TEND_LOG_ERROR("partition %d is REFUSED: %s. This engine keeps it but does not fold it: "
+                     "its events wait in %s, its patients are not answered here and its "
+                     "reminders are not sent; the other partitions are served. The next "
+                     "assignment (a rebalance, a restart) tries again (docs/deployment.md, "
+                     "\"A refused partition\")",
+                     partition, restored.ToString(), options_.topic);
+      absl::MutexLock lock(&published_mu_);
+      refused_[partition] = restored.ToString();
+      return PartitionListener::kPartitionHeld;
+    }
+    TEND_RETURN_IF_ERROR(restored);
+    absl::MutexLock lock(&published_mu_);
+    refused_.erase(partition);
+  }
   auto p = LoadPartition(partition);
   if (!p.ok()) return p.status();
   const int64_t from = p->checkpoint.next_offset();
@@ -544,6 +577,10 @@ void Engine::Impl::OnRevoked(absl::Span<const int32_t> partitions) {
     (void)committer_->Wait();  // the batch in flight, if any, is consistent on its own
   }
   for (int32_t partition : partitions) partitions_.erase(partition);
+  {
+    absl::MutexLock lock(&published_mu_);
+    for (int32_t partition : partitions) refused_.erase(partition);
+  }
   PublishPartitions();
   // All clean after the commit; the partitions may come back elsewhere. Leaving for good, the
   // memory goes with the engine.
@@ -1192,6 +1229,7 @@ absl::Status Engine::Impl::Run(const std::atomic<bool>& stop) {
   if (consumer_ == nullptr) {
     return absl::FailedPreconditionError("the engine was created without --brokers");
   }
+  running_consumer_ = true;
   return Loop(consumer_.get(), stop);
 }
 
@@ -1317,6 +1355,7 @@ EngineStats Engine::Impl::Stats() const {
   {
     absl::MutexLock lock(&published_mu_);
     s.partitions = published_;
+    for (const auto& [partition, why] : refused_) s.refused.push_back({partition, why});
   }
   // The log's end as librdkafka last heard it (its handle may be used from any thread; it lives
   // as long as the engine).
@@ -1355,6 +1394,9 @@ std::optional<int64_t> Engine::OwnedOffset(int32_t partition) const {
   return impl_->OwnedOffset(partition);
 }
 std::vector<int32_t> Engine::OwnedPartitions() const { return impl_->OwnedPartitions(); }
+std::optional<std::string> Engine::RefusedWhy(int32_t partition) const {
+  return impl_->RefusedWhy(partition);
+}
 void Engine::OnOutboxRemoved(const std::vector<OutboxRemoval>& removals) {
   impl_->OnOutboxRemoved(removals);
 }

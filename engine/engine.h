@@ -88,6 +88,16 @@ struct EngineOptions {
   // The state changelog topic (storage/changelog.h), partitioned like `topic`: each commit's
   // changes go there before the RocksDB write (engine/changelog_writer.h), and each partition
   // assigned is first brought up to date from it (engine/changelog_restore.h). Empty: none.
+  //
+  // Refused partitions. A restore that finds the partition's changelog damaged (a record tend
+  // does not write, a commit whose values do not decode: DATA_LOSS; more records before a
+  // checkpoint than a restore holds: RESOURCE_EXHAUSTED) refuses that partition only, in Run()
+  // without exit_when_idle: the engine keeps it assigned but does not fetch or fold it
+  // (PartitionListener::kPartitionHeld), so it does not pass to another instance that would
+  // stop on the same record, and it serves the other partitions. The refused partition is not
+  // owned (no Query answer from it, no commands dispatched from its outbox, not advertised),
+  // stats().refused names it with the reason, and the next assignment (a rebalance, a restart)
+  // tries its restore again. Elsewhere (exit_when_idle, a replay) the error stops the engine.
   std::string changelog_topic;
   // Run mode (docs/design.md, "Run modes"). kLive: commands go into the outbox, for the dispatcher;
   // bad records go to the DLQ. kReplay (a rebuild or a backtest): nothing leaves the engine — no
@@ -130,6 +140,13 @@ struct PartitionStats {
   }
 };
 
+// A partition assigned to the engine whose state it refused (EngineOptions, "Refused
+// partitions").
+struct RefusedPartition {
+  int32_t partition = 0;
+  std::string why;
+};
+
 // Counters since Create().
 struct EngineStats {
   int64_t records = 0;         // records consumed
@@ -165,6 +182,8 @@ struct EngineStats {
   absl::Time last_commit_at = absl::InfinitePast();  // when the last commit was written
   // The partitions assigned now, by partition.
   std::vector<PartitionStats> partitions;
+  // Partitions assigned now but refused (not in `partitions`), by partition.
+  std::vector<RefusedPartition> refused;
   // The state changelog (EngineOptions::changelog_topic): the partition being restored now (-1:
   // none), records read and complete commits applied by restores, restores by
   // RestoreReport::How (current, tail, whole, seeded), and records and outbox removals written.
@@ -207,6 +226,9 @@ class Engine {
   std::optional<int64_t> OwnedOffset(int32_t partition) const;
   // The partitions owned now, in order. Thread-safe.
   std::vector<int32_t> OwnedPartitions() const;
+  // Why `partition` is refused, when it is assigned to this engine and refused (EngineOptions,
+  // "Refused partitions"); nullopt else. Thread-safe.
+  std::optional<std::string> RefusedWhy(int32_t partition) const;
   // The dispatcher removed these commands from the outbox: with a state changelog, their
   // tombstones go there, so that the partition's next owner does not offer them again.
   // Thread-safe.

@@ -83,25 +83,34 @@ void ConsumerSource::OnAssign(rd_kafka_topic_partition_list_t* parts) {
     rd_kafka_assign(consumer_.get(), nullptr);
     return;
   }
+  // What is fetched: the group's assignment but the partitions the listener holds back.
+  KafkaPartitionList fetched(rd_kafka_topic_partition_list_new(parts->cnt));
   for (int i = 0; i < parts->cnt; ++i) {
-    auto& tp = parts->elems[i];
+    const auto& tp = parts->elems[i];
     absl::StatusOr<int64_t> from = listener_->OnAssigned(tp.partition);
     if (!from.ok()) {
       Error(from.status());
       rd_kafka_assign(consumer_.get(), nullptr);
       return;
     }
-    tp.offset = *from > 0 ? *from : RD_KAFKA_OFFSET_BEGINNING;
+    if (*from == PartitionListener::kPartitionHeld) continue;
+    rd_kafka_topic_partition_list_add(fetched.get(), tp.topic, tp.partition)->offset =
+        *from > 0 ? *from : RD_KAFKA_OFFSET_BEGINNING;
     assigned_[tp.partition] = *from;
   }
-  TEND_LOG_INFO("assigned %d partitions of %s; resuming at the offsets stored with the state",
-                parts->cnt, topic_);
-  if (rd_kafka_resp_err_t e = rd_kafka_assign(consumer_.get(), parts);
+  if (fetched->cnt == parts->cnt) {
+    TEND_LOG_INFO("assigned %d partitions of %s; resuming at the offsets stored with the state",
+                  parts->cnt, topic_);
+  } else {
+    TEND_LOG_INFO("assigned %d partitions of %s, %d of them held back; resuming at the offsets "
+                  "stored with the state", parts->cnt, topic_, parts->cnt - fetched->cnt);
+  }
+  if (rd_kafka_resp_err_t e = rd_kafka_assign(consumer_.get(), fetched.get());
       e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     Error(FromKafka(e, "assigning partitions"));
     return;
   }
-  if (in_turn_) PauseAllButLowest(parts);
+  if (in_turn_) PauseAllButLowest(fetched.get());
 }
 
 void ConsumerSource::PauseAllButLowest(const rd_kafka_topic_partition_list_t* parts) {

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "base/status.h"
 
 namespace tend {
@@ -24,6 +25,11 @@ absl::Status SequentialSource::ReadOne(std::vector<LogRecord>* records) {
   auto it = from_.find(r.partition);
   if (it == from_.end()) {
     TEND_ASSIGN_OR_RETURN(int64_t from, listener_->OnAssigned(r.partition));
+    if (from == PartitionListener::kPartitionHeld) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "partition ", r.partition, " was refused by the reader: a finite source cannot hold it "
+          "back"));
+    }
     it = from_.emplace(r.partition, from).first;
   }
   if (r.offset >= it->second) records->push_back(r);  // else folded by this directory already

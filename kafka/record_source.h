@@ -38,9 +38,15 @@ class PartitionListener {
  public:
   virtual ~PartitionListener() = default;
   // The source begins serving `partition`: returns the offset of the first record wanted (the
-  // next offset stored with the state; 0 for the start of the log), or an error, which the source
-  // returns from the Poll() that assigned it.
+  // next offset stored with the state; 0 for the start of the log), kPartitionHeld, or an error,
+  // which the source returns from the Poll() that assigned it.
   virtual absl::StatusOr<int64_t> OnAssigned(int32_t partition) = 0;
+  // OnAssigned's answer for a partition the listener refuses to read but keeps (its state is
+  // damaged: engine/engine.h, "refused partitions"): a consumer leaves it out of what it fetches
+  // and it stays this member's in the group, so no other member is handed it and fails the same
+  // way, until the next assignment asks again. A finite source has no group to keep it from:
+  // there it is an error.
+  static constexpr int64_t kPartitionHeld = -1;
   // The source stops serving `partitions` (they may move to another instance): on return,
   // everything read from them must be committed.
   virtual void OnRevoked(absl::Span<const int32_t> partitions) = 0;

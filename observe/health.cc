@@ -14,6 +14,14 @@ Readiness JudgeReadiness(const EngineStats& stats, int64_t max_lag) {
     return {false, absl::StrCat("restoring partition ", stats.restoring,
                                 " from the state changelog")};
   }
+  if (!stats.refused.empty()) {
+    const RefusedPartition& r = stats.refused.front();
+    return {false, absl::StrCat("partition ", r.partition, " is refused",
+                                stats.refused.size() > 1
+                                    ? absl::StrCat(" (and ", stats.refused.size() - 1, " more)")
+                                    : "",
+                                ": ", r.why)};
+  }
   if (stats.partitions.empty()) return {false, "no partitions assigned"};
   for (const PartitionStats& p : stats.partitions) {
     if (p.lag() < 0) {

@@ -3,7 +3,8 @@
 // engine has partitions assigned and each is caught up with its log to within `max_lag` records
 // (as of the last commit); NOT_SERVING before that (opening and restoring: the patient index
 // rebuilt, the partitions' first catch-up), while any partition falls behind, after the engine
-// stopped, and when the state directory was refused. A load balancer or an orchestrator's
+// stopped, when the state directory was refused, and while any assigned partition is refused
+// (engine/engine.h, "Refused partitions": one that never catches up). A load balancer or an orchestrator's
 // readiness probe sends Query traffic only to an instance that answers from current state.
 //
 // Thread safety: thread-safe. The gate looks on its own thread every `interval`.

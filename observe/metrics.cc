@@ -200,6 +200,10 @@ void EngineFamilies(const Engine& engine, int64_t cache_max_bytes, Families* out
           s.partitions_assigned);
   Gauge(out, "tend_partitions_assigned", "Partitions this engine owns now.",
         static_cast<double>(s.partitions.size()));
+  Gauge(out, "tend_partitions_refused",
+        "Partitions assigned to this engine whose state it refused (a damaged state changelog "
+        "partition): held, not folded, not answered for; the reason is in the log.",
+        static_cast<double>(s.refused.size()));
   Gauge(out, "tend_changelog_restoring",
         "1 while a partition assigned here is being restored from the state changelog.",
         s.restoring >= 0 ? 1 : 0);

@@ -131,6 +131,12 @@ std::string FormatEngineStatus(const EngineStats& now, const EngineStats& before
     absl::StrAppendFormat(&line, "; RESTORING partition %d from the state changelog",
                           now.restoring);
   }
+  if (!now.refused.empty()) {
+    std::vector<int32_t> refused;
+    for (const RefusedPartition& r : now.refused) refused.push_back(r.partition);
+    absl::StrAppendFormat(&line, "; PARTITIONS REFUSED, held and not folded: %s (the reason "
+                          "was logged when each was assigned)", absl::StrJoin(refused, ", "));
+  }
   if (now.restored_records > before.restored_records) {
     absl::StrAppendFormat(&line, "; changelog: %d records restored (+%d)", now.restored_records,
                           now.restored_records - before.restored_records);

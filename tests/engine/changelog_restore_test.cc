@@ -12,8 +12,10 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "kafka/partitioner.h"
 #include "rules/rules.h"
 #include "storage/changelog.h"
 #include "storage/format.h"
@@ -335,6 +337,119 @@ TEST_CASE("a restore killed part-way resumes after the last commit it applied", 
   const Copy got = Read(dir.Sub("target"));
   CHECK(got.contents == want.contents);
   CHECK(got.index == want.index);
+}
+
+// Produces a record to partition `partition` of the changelog that no tend writes: a patient's
+// state under a complete-looking commit id whose value is of a format version past any known.
+void ProduceDamaged(Producer* producer, int32_t partition) {
+  v1::PatientState state;
+  state.set_patient_id("forged");
+  state.set_partition(partition);
+  std::string key, value;
+  StateBatch::EncodePatient(partition, state, {1}, &key, &value);
+  std::string id;
+  storage_format::AppendBe64(0xbad0'0000'0000'0001, &id);
+  const KafkaHeader header{changelog::kCommitHeader, id};
+  std::string record_key(1, changelog::kState);
+  record_key += key;
+  std::string record_value(1, '\x7f');
+  record_value += value;
+  REQUIRE(producer
+              ->Produce("tend.state.changelog", partition, record_key, record_value,
+                        std::span<const KafkaHeader>(&header, 1), nullptr)
+              .ok());
+  REQUIRE(producer->Flush(absl::Seconds(10)).ok());
+}
+
+TEST_CASE("a partition whose state changelog is damaged is refused alone: held, not folded, not "
+          "owned, while the others are served",
+          "[integration]") {
+  testing::TempDir dir;
+  auto broker = testing::BrokerWith(testing::Cohort(40, 20, 17));
+  Run(Options(*broker, "a"), dir.Sub("a"));
+  const Copy a = Read(dir.Sub("a"));
+  auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
+  REQUIRE(producer.ok());
+  constexpr int32_t kDamaged = 1;
+  ProduceDamaged(producer->get(), kDamaged);
+
+  // Where nothing waits for the engine (--exit-when-idle), the damage stops it, as before.
+  {
+    auto storage = Storage::Open(dir.Sub("idle"));
+    REQUIRE(storage.ok());
+    auto engine = Engine::Create(Options(*broker, "idle"), storage->get());
+    REQUIRE(engine.ok());
+    std::atomic<bool> stop{false};
+    const absl::Status s = (*engine)->Run(stop);
+    CHECK(s.code() == absl::StatusCode::kDataLoss);
+    CHECK(s.message().find("tend.state.changelog[1]") != std::string::npos);
+  }
+
+  // A live engine holds the partition and serves the others.
+  EngineOptions options = Options(*broker, "b");
+  options.exit_when_idle = false;
+  options.commit_interval = absl::Milliseconds(50);
+  auto storage = Storage::Open(dir.Sub("b"));
+  REQUIRE(storage.ok());
+  auto engine = Engine::Create(options, storage->get());
+  REQUIRE(engine.ok());
+  Engine* e = engine->get();
+  std::atomic<bool> stop{false};
+  absl::Status result;
+  std::thread run([&] { result = e->Run(stop); });
+  auto wait_for = [](const std::function<bool()>& fn) {
+    for (const absl::Time until = absl::Now() + absl::Seconds(60); absl::Now() < until;) {
+      if (fn()) return true;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return fn();
+  };
+  CHECK(wait_for([&] {
+    const EngineStats s = e->stats();
+    return s.partitions.size() == kPartitions - 1 && s.refused.size() == 1 && s.restoring < 0;
+  }));
+  EngineStats s = e->stats();
+  REQUIRE(s.refused.size() == 1);
+  CHECK(s.refused[0].partition == kDamaged);
+  INFO(s.refused[0].why);
+  CHECK(s.refused[0].why.find("DATA_LOSS") == 0);
+  CHECK(s.refused[0].why.find("tend.state.changelog[1] offset") != std::string::npos);
+  CHECK(s.refused[0].why.find("format version") != std::string::npos);
+  CHECK(e->RefusedWhy(kDamaged) == s.refused[0].why);
+  CHECK_FALSE(e->RefusedWhy(0).has_value());
+  CHECK_FALSE(e->Owns(kDamaged));
+  CHECK(e->OwnedPartitions() == std::vector<int32_t>{0, 2, 3});
+  CHECK(Restores(s, How::kWhole) == kPartitions - 1);
+
+  // New events: those of the served partitions are folded, the damaged one's wait in the log.
+  const std::vector<v1::Event> scans = testing::RecentScans(30);
+  int64_t served = 0;
+  for (const v1::Event& ev : scans) served += KafkaPartition(ev.patient_id(), kPartitions) != kDamaged;
+  REQUIRE(served > 0);
+  REQUIRE(served < 30);
+  testing::ProduceAll(producer->get(), "tend.events", scans);
+  CHECK(wait_for([&] { return e->stats().records >= served; }));
+  absl::SleepFor(absl::Milliseconds(500));  // time enough to fold what it should not
+  s = e->stats();
+  CHECK(s.records == served);
+  CHECK(s.events_applied == served);
+  stop = true;
+  run.join();
+  CHECK(result.ok());
+  engine->reset();
+  storage->reset();
+
+  // The served partitions are the first instance's copy with the new scans; the refused one's
+  // copy is what the restore applied before the damage (every complete commit) and nothing
+  // folded since.
+  const Copy got = Read(dir.Sub("b"));
+  for (const v1::Event& ev : scans) {
+    const bool folded = got.contents.states.contains(ev.patient_id());
+    CHECK(folded == (KafkaPartition(ev.patient_id(), kPartitions) != kDamaged));
+  }
+  for (const auto& [patient, state] : a.contents.states) {
+    CHECK(got.contents.states.contains(patient));
+  }
 }
 
 }  // namespace

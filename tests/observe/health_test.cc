@@ -39,5 +39,20 @@ TEST_CASE("an engine serves once it has partitions and each is within the lag al
   CHECK(JudgeReadiness(stats, 0).why == "restoring partition 3 from the state changelog");
 }
 
+TEST_CASE("an engine holding a refused partition does not serve, whatever the others' lag") {
+  EngineStats stats;
+  stats.partitions = {Partition(0, 40, 40), Partition(2, 7, 7)};
+  REQUIRE(JudgeReadiness(stats, 0).serving);
+  stats.refused = {{1, "DATA_LOSS: a malformed record"}};
+  CHECK_FALSE(JudgeReadiness(stats, 0).serving);
+  CHECK(JudgeReadiness(stats, 0).why == "partition 1 is refused: DATA_LOSS: a malformed record");
+  stats.refused.push_back({3, "RESOURCE_EXHAUSTED: too many records"});
+  CHECK(JudgeReadiness(stats, 0).why ==
+        "partition 1 is refused (and 1 more): DATA_LOSS: a malformed record");
+  // Refused with nothing else assigned: the refusal is what the operator needs to read.
+  stats.partitions.clear();
+  CHECK(JudgeReadiness(stats, 0).why.rfind("partition 1 is refused", 0) == 0);
+}
+
 }  // namespace
 }  // namespace tend
