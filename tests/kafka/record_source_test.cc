@@ -2,6 +2,7 @@
 // a consumer in a group against librdkafka's mock cluster - assignment at the listener's
 // offsets, caught-up reports, the DLQ's message handle, revoke on close, and the errors that
 // must stop the engine.
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -26,6 +27,7 @@ class Recorder : public PartitionListener {
     if (refuse || partition == refuse_partition) {
       return absl::DataLossError("checkpoint unreadable");
     }
+    if (partition == hold_partition) return kPartitionHeld;
     return from[partition];
   }
   void OnRevoked(absl::Span<const int32_t> partitions) override {
@@ -36,6 +38,7 @@ class Recorder : public PartitionListener {
   std::map<int32_t, int64_t> from;
   bool refuse = false;          // every partition
   int32_t refuse_partition = -1;  // this one only
+  int32_t hold_partition = -1;    // this one held back (kPartitionHeld)
   std::vector<int32_t> assigned, revoked;
   std::map<int32_t, bool> caught_up;
 };
@@ -190,6 +193,20 @@ TEST_CASE("a sequential source returns a batch's records before a refused assign
   CHECK(batch.empty());
 }
 
+TEST_CASE("a sequential source stops on a partition its listener holds back: it has no group to "
+          "keep it from") {
+  Memory source({{0, 0}, {1, 0}});
+  Recorder listener;
+  listener.hold_partition = 1;
+  REQUIRE(source.Start(&listener).ok());
+  std::vector<LogRecord> batch;
+  auto more = source.Poll(absl::ZeroDuration(), &batch);
+  REQUIRE(more.ok());
+  REQUIRE(batch.size() == 1);  // partition 0's record, before the hold
+  more = source.Poll(absl::ZeroDuration(), &batch);
+  CHECK(more.status().code() == absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_CASE("a sequential source stops on an assignment its listener refuses") {
   Memory source({{0, 0}});
   Recorder listener;
@@ -335,6 +352,36 @@ TEST_CASE("a consumer source stops when a stored offset is outside the log") {
   CHECK(error.code() == absl::StatusCode::kFailedPrecondition);
   CHECK_THAT(std::string(error.message()),
              Catch::Contains("the offset stored with the state (100) is outside the log"));
+}
+
+TEST_CASE("a consumer source does not fetch a partition its listener holds back, and keeps it "
+          "in the group") {
+  auto broker = BrokerWithRecords();
+  Recorder listener;  // outlives the source, which calls it until closed
+  auto source = Consumer(*broker);
+  listener.hold_partition = 1;
+  REQUIRE(source->Start(&listener).ok());
+  std::vector<std::string> keys;
+  std::vector<LogRecord> batch;
+  // Partition 0 to its end, then a second more: nothing of partition 1 comes.
+  absl::Time until = absl::InfiniteFuture();
+  for (int i = 0; i < 200 && absl::Now() < until; ++i) {
+    auto more = source->Poll(absl::Milliseconds(100), &batch);
+    REQUIRE(more.ok());
+    for (const LogRecord& r : batch) keys.emplace_back(r.key);
+    if (listener.caught_up[0] && until == absl::InfiniteFuture()) {
+      until = absl::Now() + absl::Seconds(1);
+    }
+  }
+  CHECK(listener.caught_up[0]);
+  CHECK_FALSE(listener.caught_up[1]);
+  CHECK(keys == std::vector<std::string>{"p0-0", "p0-1", "p0-2"});
+  std::sort(listener.assigned.begin(), listener.assigned.end());
+  CHECK(listener.assigned == std::vector<int32_t>{0, 1});
+  // The group's assignment still holds it: leaving revokes both.
+  source->Close();
+  std::sort(listener.revoked.begin(), listener.revoked.end());
+  CHECK(listener.revoked == std::vector<int32_t>{0, 1});
 }
 
 TEST_CASE("a consumer source stops on an assignment its listener refuses") {
