@@ -22,8 +22,9 @@
 #include "dev/mock_broker.h"
 #include "kafka/consumer.h"
 #include "kafka/ticker.h"
-#include "storage/storage.h"
+#include "storage/changelog.h"
 #include "storage/format.h"
+#include "storage/storage.h"
 #include "tools/commands.h"
 
 namespace tend::testing {
@@ -54,6 +55,27 @@ std::vector<v1::Event> RecentScans(int patients) {
     e.mutable_scan()->set_channel_id("pharmacy");
   }
   return scans;
+}
+
+void ProduceDamagedChangelogRecord(Producer* producer, const std::string& topic,
+                                   int32_t partition) {
+  v1::PatientState state;
+  state.set_patient_id("forged");
+  state.set_partition(partition);
+  std::string key, value;
+  StateBatch::EncodePatient(partition, state, {1}, &key, &value);
+  std::string id;
+  storage_format::AppendBe64(0xbad0'0000'0000'0001, &id);
+  const KafkaHeader header{changelog::kCommitHeader, id};
+  std::string record_key(1, changelog::kState);
+  record_key += key;
+  std::string record_value(1, '\x7f');  // past every changelog format version
+  record_value += value;
+  REQUIRE(producer
+              ->Produce(topic, partition, record_key, record_value,
+                        std::span<const KafkaHeader>(&header, 1), nullptr)
+              .ok());
+  REQUIRE(producer->Flush(absl::Seconds(10)).ok());
 }
 
 void ProduceAll(Producer* producer, const std::string& topic,

@@ -339,28 +339,6 @@ TEST_CASE("a restore killed part-way resumes after the last commit it applied", 
   CHECK(got.index == want.index);
 }
 
-// Produces a record to partition `partition` of the changelog that no tend writes: a patient's
-// state under a complete-looking commit id whose value is of a format version past any known.
-void ProduceDamaged(Producer* producer, int32_t partition) {
-  v1::PatientState state;
-  state.set_patient_id("forged");
-  state.set_partition(partition);
-  std::string key, value;
-  StateBatch::EncodePatient(partition, state, {1}, &key, &value);
-  std::string id;
-  storage_format::AppendBe64(0xbad0'0000'0000'0001, &id);
-  const KafkaHeader header{changelog::kCommitHeader, id};
-  std::string record_key(1, changelog::kState);
-  record_key += key;
-  std::string record_value(1, '\x7f');
-  record_value += value;
-  REQUIRE(producer
-              ->Produce("tend.state.changelog", partition, record_key, record_value,
-                        std::span<const KafkaHeader>(&header, 1), nullptr)
-              .ok());
-  REQUIRE(producer->Flush(absl::Seconds(10)).ok());
-}
-
 TEST_CASE("a partition whose state changelog is damaged is refused alone: held, not folded, not "
           "owned, while the others are served",
           "[integration]") {
@@ -371,7 +349,7 @@ TEST_CASE("a partition whose state changelog is damaged is refused alone: held, 
   auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
   REQUIRE(producer.ok());
   constexpr int32_t kDamaged = 1;
-  ProduceDamaged(producer->get(), kDamaged);
+  testing::ProduceDamagedChangelogRecord(producer->get(), "tend.state.changelog", kDamaged);
 
   // Where nothing waits for the engine (--exit-when-idle), the damage stops it, as before.
   {

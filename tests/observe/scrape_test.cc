@@ -29,6 +29,7 @@
 #include "absl/time/clock.h"
 #include "events/codec.h"
 #include "kafka/kafka.h"
+#include "kafka/partitioner.h"
 #include "observe/health.h"
 #include "storage/storage.h"
 #include "tend/v1/services.grpc.pb.h"
@@ -503,6 +504,81 @@ TEST_CASE("an engine stopped while its state directory is refused exits 1", "[in
                      absl::Seconds(30)));
   REQUIRE(kill(engine, SIGTERM) == 0);
   CHECK(ExitCode(engine) == 1);
+}
+
+TEST_CASE("an engine refuses only the partition whose state changelog is damaged: its patients "
+          "UNAVAILABLE naming the damage, the others answered, NOT_SERVING, "
+          "tend_partitions_refused 1",
+          "[integration]") {
+  testing::TempDir dir;
+  const std::vector<v1::Event> events = testing::Cohort(40, 20, 17);
+  auto broker = testing::BrokerWith(events);  // 4 partitions, the changelog topic
+  const std::string rules = std::string(TEND_SOURCE_DIR) + "/deploy/rules/default.yaml";
+  auto engine_args = [&](const std::string& state, const std::string& group) {
+    return std::vector<std::string>{"engine", "--brokers", broker->bootstrap(), "--db", state,
+                                    "--rules", rules, "--changelog", "tend.state.changelog",
+                                    "--group", group, "--status-interval-s", "1"};
+  };
+  // A first instance writes the changelog; then a record no tend writes lands in partition 1's.
+  std::vector<std::string> first = engine_args(dir.Sub("first"), "first");
+  first.push_back("--exit-when-idle");
+  REQUIRE(ExitCode(testing::SpawnTend(first, dir.Sub("first.log"))) == 0);
+  {
+    auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
+    REQUIRE(producer.ok());
+    testing::ProduceDamagedChangelogRecord(producer->get(), "tend.state.changelog", 1);
+  }
+
+  // A second instance, in a directory of its own, restores every partition from the changelog.
+  const std::string address = absl::StrCat("127.0.0.1:", testing::FreePort());
+  std::vector<std::string> args = engine_args(dir.Sub("second"), "second");
+  args.insert(args.end(), {"--grpc-listen", address, "--advertise", address, "--metrics-listen",
+                           "127.0.0.1:0"});
+  const std::string log = dir.Sub("second.log");
+  const pid_t engine = testing::SpawnTend(args, log);
+  const int metrics = LoggedPort(log, "/metrics (port ");
+  const int grpc_port = LoggedPort(log, "listening on port ");
+  std::string patient[2];  // one of partition 0, one of partition 1
+  for (const v1::Event& e : events) {
+    const int32_t p = KafkaPartition(e.patient_id(), 4);
+    if (p < 2 && patient[p].empty()) patient[p] = e.patient_id();
+  }
+  REQUIRE(!patient[0].empty());
+  REQUIRE(!patient[1].empty());
+  auto query = v1::Query::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto get = [&](const std::string& id) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::GetPatientRequest request;
+    request.set_patient_id(id);
+    v1::GetPatientResponse response;
+    return query->GetPatient(&context, request, &response);
+  };
+  INFO(ReadFile(log));
+  // Partition 0's patients are answered; partition 1's are UNAVAILABLE, the reason named.
+  REQUIRE(Eventually([&] { return get(patient[0]).ok(); }, absl::Seconds(60)));
+  const grpc::Status refused = get(patient[1]);
+  CHECK(refused.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK(refused.error_message().find("partition 1 is refused by this instance") !=
+        std::string::npos);
+  CHECK(refused.error_message().find("tend.state.changelog[1] offset") != std::string::npos);
+  CHECK(refused.error_message().find("format version") != std::string::npos);
+  // Not ready: one of its partitions will not catch up; the metrics and the log say why.
+  CHECK(Health(grpc_port) == std::optional<bool>(false));
+  const std::string exposition = HttpGet(metrics, "/metrics").value_or("");
+  CHECK(Sample(exposition, "tend_partitions_refused") == std::optional<double>(1));
+  CHECK(Sample(exposition, "tend_partitions_assigned") == std::optional<double>(3));
+  CHECK(Sample(exposition, "tend_serving") == std::optional<double>(0));
+  CHECK(ReadFile(log).find("partition 1 is REFUSED: DATA_LOSS") != std::string::npos);
+  CHECK(Eventually(
+      [&] {
+        return ReadFile(log).find("PARTITIONS REFUSED, held and not folded: 1 ") !=
+               std::string::npos;
+      },
+      absl::Seconds(10)));
+  // Stopped, it exits 0: nothing it served was lost.
+  REQUIRE(kill(engine, SIGTERM) == 0);
+  CHECK(ExitCode(engine) == 0);
 }
 
 }  // namespace
