@@ -37,11 +37,11 @@ absl::StatusOr<RestoreReport> RestorePartition(Storage* storage, PartitionReader
   if (position.has_value()) {
     const int64_t at = position->next_offset();
     if (at > log.high && log.high > log.low) {
-      return absl::DataLossError(absl::StrCat(
+      return changelog::Damage(absl::DataLossError(absl::StrCat(
           "the state changelog ", topic, "[", partition, "] ends at offset ", log.high,
           ", before offset ", at, " this state directory reflects: was the topic recreated or "
           "truncated? Delete the topic to have it seeded again from this directory, or start "
-          "from an empty directory"));
+          "from an empty directory")));
     }
     if (at > log.high) {  // the topic is empty: recreated; this copy seeds it again
       TEND_ASSIGN_OR_RETURN(const int64_t next, writer->Seed(*storage, partition));
@@ -97,26 +97,27 @@ absl::StatusOr<RestoreReport> RestorePartition(Storage* storage, PartitionReader
     if (r.value.has_value() && !r.value->empty()) record.value = std::string(*r.value);
     if (auto id = r.Header(std::string(changelog::kCommitHeader).c_str()); id.has_value()) {
       if (id->size() != 8 || storage_format::ReadBe64(*id) == 0) {
-        return absl::DataLossError(absl::StrCat("state changelog ", topic, "[", partition,
-                                                "] offset ", r.offset, ": a malformed ",
-                                                changelog::kCommitHeader, " header"));
+        return changelog::Damage(absl::DataLossError(
+            absl::StrCat("state changelog ", topic, "[", partition, "] offset ", r.offset,
+                         ": a malformed ", changelog::kCommitHeader, " header")));
       }
       record.commit = storage_format::ReadBe64(*id);
     }
     if (auto prev = r.Header(std::string(changelog::kPrevHeader).c_str()); prev.has_value()) {
       const uint64_t at = prev->size() == 8 ? storage_format::ReadBe64(*prev) : ~uint64_t{0};
       if (at > static_cast<uint64_t>(r.offset)) {
-        return absl::DataLossError(absl::StrCat("state changelog ", topic, "[", partition,
-                                                "] offset ", r.offset, ": a malformed ",
-                                                changelog::kPrevHeader, " header"));
+        return changelog::Damage(absl::DataLossError(
+            absl::StrCat("state changelog ", topic, "[", partition, "] offset ", r.offset,
+                         ": a malformed ", changelog::kPrevHeader, " header")));
       }
       record.prev_checkpoint_next = static_cast<int64_t>(at);
     }
     ++report.records_read;
     absl::Status s = restorer.Add(std::move(record));
     if (!s.ok()) {
-      return absl::Status(s.code(), absl::StrCat("state changelog ", topic, "[", partition,
-                                                 "] offset ", r.offset, ": ", s.message()));
+      return changelog::CopyDamageMark(
+          s, absl::Status(s.code(), absl::StrCat("state changelog ", topic, "[", partition,
+                                                 "] offset ", r.offset, ": ", s.message())));
     }
     if (options.progress && absl::Now() - last_progress >= options.progress_every) {
       update();

@@ -166,10 +166,8 @@ class Engine::Impl : public PartitionListener {
   // Whether a failed restore refuses its partition only (EngineOptions, "Refused partitions")
   // rather than stopping the engine.
   bool RefusesPartitionOnly(const absl::Status& restore) const {
-    return (restore.code() == absl::StatusCode::kDataLoss ||
-            restore.code() == absl::StatusCode::kResourceExhausted) &&
-           options_.mode == EngineOptions::Mode::kLive && !options_.exit_when_idle &&
-           running_consumer_;
+    return changelog::IsDamage(restore) && options_.mode == EngineOptions::Mode::kLive &&
+           !options_.exit_when_idle && running_consumer_;
   }
 
   // Folds `source` until it ends, `stop` is set or a fatal error; commits what was folded and

@@ -90,8 +90,9 @@ struct EngineOptions {
   // assigned is first brought up to date from it (engine/changelog_restore.h). Empty: none.
   //
   // Refused partitions. A restore that finds the partition's changelog damaged (a record tend
-  // does not write, a commit whose values do not decode: DATA_LOSS; more records before a
-  // checkpoint than a restore holds: RESOURCE_EXHAUSTED) refuses that partition only, in Run()
+  // does not write, a commit whose values do not decode, more records before a checkpoint than
+  // a restore holds: changelog::IsDamage, not a failure of the directory or the broker) refuses
+  // that partition only, in Run()
   // without exit_when_idle: the engine keeps it assigned but does not fetch or fold it
   // (PartitionListener::kPartitionHeld), so it does not pass to another instance that would
   // stop on the same record, and it serves the other partitions. The refused partition is not

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -56,13 +57,30 @@ absl::Status Check(const ChangelogRecord& record) {
   return absl::OkStatus();
 }
 
+namespace {
+constexpr char kDamagePayload[] = "type.tend.dev/changelog-damage";
+}  // namespace
+
+absl::Status Damage(absl::Status status) {
+  if (!status.ok()) status.SetPayload(kDamagePayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsDamage(const absl::Status& status) {
+  return status.GetPayload(kDamagePayload).has_value();
+}
+
+absl::Status CopyDamageMark(const absl::Status& from, absl::Status to) {
+  return IsDamage(from) ? Damage(std::move(to)) : to;
+}
+
 }  // namespace changelog
 
 absl::Status ChangelogRestorer::Add(ChangelogRecord record) {
-  TEND_RETURN_IF_ERROR(changelog::Check(record));
+  TEND_RETURN_IF_ERROR(changelog::Damage(changelog::Check(record)));
   if (record.partition != partition_) {
-    return absl::DataLossError(absl::StrCat("a record of partition ", record.partition,
-                                            " in the restore of partition ", partition_));
+    return changelog::Damage(absl::DataLossError(absl::StrCat("a record of partition ", record.partition,
+                                            " in the restore of partition ", partition_)));
   }
   if (record.commit == 0) {
     removals_.push_back(std::move(record));
@@ -72,9 +90,9 @@ absl::Status ChangelogRestorer::Add(ChangelogRecord record) {
     pending_bytes_ += static_cast<int64_t>(record.key.size() +
                                            (record.value ? record.value->size() : 0) + 64);
     if (pending_bytes_ > max_pending_bytes_) {
-      return absl::ResourceExhaustedError(absl::StrCat(
+      return changelog::Damage(absl::ResourceExhaustedError(absl::StrCat(
           "partition ", partition_, "'s state changelog holds more than ", max_pending_bytes_,
-          " bytes of records before a checkpoint"));
+          " bytes of records before a checkpoint")));
     }
     pending_.push_back(std::move(record));
     return absl::OkStatus();

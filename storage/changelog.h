@@ -91,6 +91,17 @@ inline bool IsCheckpoint(absl::string_view key) { return !key.empty() && key[0] 
 // tombstone. kDataLoss naming what is wrong otherwise.
 absl::Status Check(const ChangelogRecord& record);
 
+// `status` marked as damage in the changelog itself - a record no tend of this version writes, a
+// commit whose values do not decode, more records before a checkpoint than a restore holds - as
+// opposed to a failure of the directory or the broker: the restore's checks mark what they
+// refuse (its other errors are the directory's or Kafka's). An engine refuses such a partition
+// alone (engine/engine.h, "Refused partitions"). The mark is a status payload: a status made
+// anew from one keeps it only when copied (CopyDamageMark).
+absl::Status Damage(absl::Status status);
+bool IsDamage(const absl::Status& status);
+// `to`, marked as damage when `from` is.
+absl::Status CopyDamageMark(const absl::Status& from, absl::Status to);
+
 }  // namespace changelog
 
 // What a restore does beside writing the states: `before` is the patient's state in the

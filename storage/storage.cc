@@ -1239,9 +1239,9 @@ absl::Status Storage::ApplyChangelog(int32_t partition,
   if (read_only_) return absl::FailedPreconditionError("storage opened read-only");
   StateBatch batch(this);
   auto bad = [&](const ChangelogRecord& r, absl::string_view what) {
-    return absl::DataLossError(absl::StrCat(
+    return changelog::Damage(absl::DataLossError(absl::StrCat(
         "state changelog record \"", absl::CHexEscape(r.key.substr(0, 64)), "\" of partition ",
-        partition, ": ", what, "; the restore stops (nothing of its commit is written)"));
+        partition, ": ", what, "; the restore stops (nothing of its commit is written)")));
   };
   int64_t outbox_change = 0;
   std::string before_value;

@@ -3,8 +3,9 @@
 // incomplete commit is never applied; records not of the format stop the restore.
 #include "storage/changelog.h"
 
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -261,6 +262,12 @@ TEST_CASE("a compacted changelog - one checkpoint left, an unfinished commit's r
   }
 }
 
+// Refused as damage in the changelog itself (changelog::IsDamage), which an engine refuses the
+// partition for, rather than a failure of the directory.
+bool Damaged(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kDataLoss && changelog::IsDamage(s);
+}
+
 // Restores `r` of partition 0 as a commit (id 9) of its own, then its checkpoint record: the
 // restore's status after the checkpoint, which applies the commit.
 absl::Status RestoreCommit(Storage* target, ChangelogRecord r) {
@@ -287,8 +294,7 @@ TEST_CASE("a changelog value that does not decode stops the restore, nothing of 
   testing::TempDir dir;
   std::unique_ptr<Storage> target = BoundTarget(dir);
   auto add = [&](ChangelogRecord r) { return RestoreCommit(target.get(), std::move(r)); };
-  CHECK(add({0, "s" + storage_format::StateKey(0, "p"), std::string("\x01garbage")}).code() ==
-        absl::StatusCode::kDataLoss);
+  CHECK(Damaged(add({0, "s" + storage_format::StateKey(0, "p"), std::string("\x01garbage")})));
   // A state whose dedupe window is damaged (fingerprints out of order): the engine would refuse
   // the patient at their next event, so the restore refuses it now.
   {
@@ -301,29 +307,31 @@ TEST_CASE("a changelog value that does not decode stops the restore, nothing of 
     AppliedEvents back;
     REQUIRE(storage_format::DecodePatient(record, &state, nullptr));  // the state alone reads
     REQUIRE_FALSE(storage_format::DecodePatient(record, &state, &back));
-    CHECK(add({0, "s" + storage_format::StateKey(0, "p"), changelog::kPut + record}).code() ==
-          absl::StatusCode::kDataLoss);
+    CHECK(Damaged(add({0, "s" + storage_format::StateKey(0, "p"), changelog::kPut + record})));
   }
-  CHECK(add({0, "o" + storage_format::OutboxKey(0, 5, "cmd"), std::string("\x01\xff\xff")})
-            .code() == absl::StatusCode::kDataLoss);
+  CHECK(
+      Damaged(add({0, "o" + storage_format::OutboxKey(0, 5, "cmd"), std::string("\x01\xff\xff")})));
   // A command whose id is not its key's.
-  CHECK(add({0, "o" + storage_format::OutboxKey(0, 5, "cmd"),
-             "\x01" + Command("other", "p").SerializeAsString()})
-            .code() == absl::StatusCode::kDataLoss);
-  CHECK(add({0, "t" + storage_format::PartitionPrefix(0) + "short", std::string("\x01")}).code() ==
-        absl::StatusCode::kDataLoss);
+  CHECK(Damaged(add({0, "o" + storage_format::OutboxKey(0, 5, "cmd"),
+                     "\x01" + Command("other", "p").SerializeAsString()})));
+  CHECK(Damaged(add({0, "t" + storage_format::PartitionPrefix(0) + "short", std::string("\x01")})));
   // A checkpoint of another partition or topic.
   ChangelogRestorer restorer(target.get(), 0);
   v1::PartitionCheckpoint elsewhere = Checkpoint(0, 5);
   elsewhere.set_topic("other.events");
-  CHECK(restorer
-            .Add({0, "c" + storage_format::CheckpointKey(0),
-                  "\x01" + elsewhere.SerializeAsString(), 9, 0})
-            .code() == absl::StatusCode::kDataLoss);
+  CHECK(Damaged(restorer.Add(
+      {0, "c" + storage_format::CheckpointKey(0), "\x01" + elsewhere.SerializeAsString(), 9, 0})));
   CHECK(testing::ReadContents(*target, 1) == Contents{});
   auto position = target->LoadChangelogPosition(0);
   REQUIRE(position.ok());
   CHECK(!position->has_value());
+  // A directory that cannot take the restore fails it, but that is not the changelog's damage.
+  REQUIRE(std::filesystem::create_directory(dir.Sub("scratch")));
+  auto reader = Storage::OpenReader(dir.Sub("target"), dir.Sub("scratch"));
+  REQUIRE(reader.ok());
+  const absl::Status local = (*reader)->ApplyChangelog(0, {}, 1, 1, nullptr);
+  CHECK(local.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_FALSE(changelog::IsDamage(local));
 }
 
 TEST_CASE("a partition's copy seeds a changelog that rebuilds it, and is dropped as one range",
@@ -377,15 +385,15 @@ TEST_CASE("a changelog record not of the format stops the restore", "[storage]")
   REQUIRE(target.ok());
   ChangelogRestorer restorer(target->get(), 0);
   ChangelogRecord unknown_tag{0, std::string("x\0\0\0\0p", 6), std::string("\x01v"), 1};
-  CHECK(restorer.Add(unknown_tag).code() == absl::StatusCode::kDataLoss);
+  CHECK(Damaged(restorer.Add(unknown_tag)));
   ChangelogRecord short_key{0, "s\0", std::string("\x01v"), 1};
-  CHECK(restorer.Add(short_key).code() == absl::StatusCode::kDataLoss);
+  CHECK(Damaged(restorer.Add(short_key)));
   ChangelogRecord unversioned{0, std::string("s\0\0\0\0p", 6), std::string("v"), 1};
-  CHECK(restorer.Add(unversioned).code() == absl::StatusCode::kDataLoss);
+  CHECK(Damaged(restorer.Add(unversioned)));
   // A value of a version after this build's 0x07 (0x08) is refused; versions 1 to 7's tags are
   // applied.
   ChangelogRecord newer{0, std::string("s\0\0\0\0p", 6), std::string("\x08v"), 1};
-  CHECK(restorer.Add(newer).code() == absl::StatusCode::kDataLoss);
+  CHECK(Damaged(restorer.Add(newer)));
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x01v"), 1}).ok());
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x02v"), 1}).ok());
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x03v"), 1}).ok());
@@ -394,14 +402,14 @@ TEST_CASE("a changelog record not of the format stops the restore", "[storage]")
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x06v"), 1}).ok());
   CHECK(changelog::Check({0, std::string("s\0\0\0\0p", 6), std::string("\x07v"), 1}).ok());
   ChangelogRecord elsewhere{0, std::string("s\0\0\0\3p", 6), std::string("\x01v"), 1};
-  CHECK(restorer.Add(elsewhere).code() == absl::StatusCode::kDataLoss);  // partition 3's
+  CHECK(Damaged(restorer.Add(elsewhere)));  // partition 3's
   ChangelogRecord checkpoint_deleted{0, std::string("ccheckpoint/\0\0\0\0", 16), std::nullopt};
-  CHECK(restorer.Add(checkpoint_deleted).code() == absl::StatusCode::kDataLoss);
+  CHECK(Damaged(restorer.Add(checkpoint_deleted)));
   // Without a commit id only an outbox removal may come.
   ChangelogRecord loose_state{0, std::string("s\0\0\0\0p", 6), std::string("\x01v"), 0};
-  CHECK(restorer.Add(loose_state).code() == absl::StatusCode::kDataLoss);
+  CHECK(Damaged(restorer.Add(loose_state)));
   ChangelogRecord loose_put{0, std::string("o\0\0\0\0" "12345678c", 14), std::string("\x01v"), 0};
-  CHECK(restorer.Add(loose_put).code() == absl::StatusCode::kDataLoss);
+  CHECK(Damaged(restorer.Add(loose_put)));
   CHECK(restorer.pending() == 0);
 }
 
