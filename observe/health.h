@@ -4,8 +4,9 @@
 // (as of the last commit); NOT_SERVING before that (opening and restoring: the patient index
 // rebuilt, the partitions' first catch-up), while any partition falls behind, after the engine
 // stopped, when the state directory was refused, and while any assigned partition is refused
-// (engine/engine.h, "Refused partitions": one that never catches up). A load balancer or an orchestrator's
-// readiness probe sends Query traffic only to an instance that answers from current state.
+// (engine/engine.h, "Refused partitions": one that never catches up). A load balancer or an
+// orchestrator's readiness probe sends Query traffic only to an instance that answers from
+// current state.
 //
 // Thread safety: thread-safe. The gate looks on its own thread every `interval`.
 #ifndef TEND_OBSERVE_HEALTH_H_

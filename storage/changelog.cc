@@ -79,8 +79,8 @@ absl::Status CopyDamageMark(const absl::Status& from, absl::Status to) {
 absl::Status ChangelogRestorer::Add(ChangelogRecord record) {
   TEND_RETURN_IF_ERROR(changelog::Damage(changelog::Check(record)));
   if (record.partition != partition_) {
-    return changelog::Damage(absl::DataLossError(absl::StrCat("a record of partition ", record.partition,
-                                            " in the restore of partition ", partition_)));
+    return changelog::Damage(absl::DataLossError(absl::StrCat(
+        "a record of partition ", record.partition, " in the restore of partition ", partition_)));
   }
   if (record.commit == 0) {
     removals_.push_back(std::move(record));

@@ -57,25 +57,29 @@ std::vector<v1::Event> RecentScans(int patients) {
   return scans;
 }
 
-void ProduceDamagedChangelogRecord(Producer* producer, const std::string& topic,
-                                   int32_t partition) {
-  v1::PatientState state;
-  state.set_patient_id("forged");
-  state.set_partition(partition);
+void ProduceChangelogState(Producer* producer, const std::string& topic, int32_t partition,
+                           const v1::PatientState& state, uint64_t commit, char tag) {
   std::string key, value;
   StateBatch::EncodePatient(partition, state, {1}, &key, &value);
   std::string id;
-  storage_format::AppendBe64(0xbad0'0000'0000'0001, &id);
+  storage_format::AppendBe64(commit, &id);
   const KafkaHeader header{changelog::kCommitHeader, id};
-  std::string record_key(1, changelog::kState);
-  record_key += key;
-  std::string record_value(1, '\x7f');  // past every changelog format version
-  record_value += value;
+  const std::string record_key = changelog::kState + key;
+  const std::string record_value = tag + value;
   REQUIRE(producer
               ->Produce(topic, partition, record_key, record_value,
                         std::span<const KafkaHeader>(&header, 1), nullptr)
               .ok());
   REQUIRE(producer->Flush(absl::Seconds(10)).ok());
+}
+
+void ProduceDamagedChangelogRecord(Producer* producer, const std::string& topic,
+                                   int32_t partition) {
+  v1::PatientState state;
+  state.set_patient_id("forged");
+  state.set_partition(partition);
+  // A tag past every changelog format version.
+  ProduceChangelogState(producer, topic, partition, state, 0xbad0'0000'0000'0001, '\x7f');
 }
 
 void ProduceAll(Producer* producer, const std::string& topic,

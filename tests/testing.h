@@ -38,6 +38,11 @@ std::map<std::string, Expected> GroundTruth(const std::vector<v1::Event>& events
 std::vector<v1::Event> RecentScans(int patients);
 // Produces every event (key, value, headers as the Ingest service does) and waits for acks.
 void ProduceAll(Producer* producer, const std::string& topic, const std::vector<v1::Event>& events);
+// Produces to partition `partition` of the state changelog `topic` the patient state `state`
+// as a record of commit `commit` whose value is tagged `tag` (changelog::kPut: as tend writes
+// it), and waits for the ack. No checkpoint follows: the commit is unfinished until one does.
+void ProduceChangelogState(Producer* producer, const std::string& topic, int32_t partition,
+                           const v1::PatientState& state, uint64_t commit, char tag);
 // Produces to partition `partition` of the state changelog `topic` a record no tend writes (a
 // patient "forged"'s state under a commit id, its value of a format version past any known),
 // which a restore of that partition refuses (DATA_LOSS), and waits for the ack.

@@ -129,20 +129,8 @@ void ProduceUnfinished(Producer* producer, int32_t partition, const std::string&
   state.set_patient_id(patient);
   state.set_partition(partition);
   state.set_unique_events(999);
-  std::string key, value;
-  StateBatch::EncodePatient(partition, state, {1}, &key, &value);
-  std::string id;
-  storage_format::AppendBe64(0xdead'beef'0000'0001, &id);
-  const KafkaHeader header{changelog::kCommitHeader, id};
-  std::string record_key(1, changelog::kState);
-  record_key += key;
-  std::string record_value(1, changelog::kPut);
-  record_value += value;
-  REQUIRE(producer
-              ->Produce("tend.state.changelog", partition, record_key, record_value,
-                        std::span<const KafkaHeader>(&header, 1), nullptr)
-              .ok());
-  REQUIRE(producer->Flush(absl::Seconds(10)).ok());
+  testing::ProduceChangelogState(producer, "tend.state.changelog", partition, state,
+                                 0xdead'beef'0000'0001, changelog::kPut);
 }
 
 TEST_CASE("a commit left unfinished in the state changelog is never applied, and is skipped "
@@ -402,7 +390,9 @@ TEST_CASE("a partition whose state changelog is damaged is refused alone: held, 
   // New events: those of the served partitions are folded, the damaged one's wait in the log.
   const std::vector<v1::Event> scans = testing::RecentScans(30);
   int64_t served = 0;
-  for (const v1::Event& ev : scans) served += KafkaPartition(ev.patient_id(), kPartitions) != kDamaged;
+  for (const v1::Event& ev : scans) {
+    served += KafkaPartition(ev.patient_id(), kPartitions) != kDamaged;
+  }
   REQUIRE(served > 0);
   REQUIRE(served < 30);
   testing::ProduceAll(producer->get(), "tend.events", scans);
