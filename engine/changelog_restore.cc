@@ -37,11 +37,11 @@ absl::StatusOr<RestoreReport> RestorePartition(Storage* storage, PartitionReader
   if (position.has_value()) {
     const int64_t at = position->next_offset();
     if (at > log.high && log.high > log.low) {
-      return changelog::Damage(absl::DataLossError(absl::StrCat(
+      return absl::DataLossError(absl::StrCat(
           "the state changelog ", topic, "[", partition, "] ends at offset ", log.high,
           ", before offset ", at, " this state directory reflects: was the topic recreated or "
           "truncated? Delete the topic to have it seeded again from this directory, or start "
-          "from an empty directory")));
+          "from an empty directory"));
     }
     if (at > log.high) {  // the topic is empty: recreated; this copy seeds it again
       TEND_ASSIGN_OR_RETURN(const int64_t next, writer->Seed(*storage, partition));

@@ -75,6 +75,12 @@ class Engine::Impl : public PartitionListener {
     for (const PartitionStats& p : published_) out.push_back(p.partition);
     return out;
   }
+  std::vector<RefusedPartition> RefusedPartitions() const {
+    absl::MutexLock lock(&published_mu_);
+    std::vector<RefusedPartition> out;
+    for (const auto& [partition, why] : refused_) out.push_back({partition, why});
+    return out;
+  }
   std::optional<std::string> RefusedWhy(int32_t partition) const {
     absl::MutexLock lock(&published_mu_);
     auto it = refused_.find(partition);
@@ -341,6 +347,12 @@ class Engine::Impl : public PartitionListener {
 
 namespace {
 
+// The status as people read it: its code and message, without payloads (changelog::Damage's
+// mark).
+std::string Readable(const absl::Status& s) {
+  return s.ToString(absl::StatusToStringMode::kWithNoExtraData);
+}
+
 // Counters with one writer (the engine thread): a relaxed load and store, no locked
 // read-modify-write on the hot path; readers on other threads see each value whole.
 void Bump(std::atomic<int64_t>& counter, int64_t n = 1) {
@@ -478,9 +490,10 @@ absl::StatusOr<int64_t> Engine::Impl::OnAssigned(int32_t partition) {
                      "reminders are not sent; the other partitions are served. The next "
                      "assignment (a rebalance, a restart) tries again (docs/deployment.md, "
                      "\"A refused partition\")",
-                     partition, restored.ToString(), options_.topic);
+                     partition, Readable(restored), options_.topic);
+      assigned_.fetch_add(1, std::memory_order_relaxed);
       absl::MutexLock lock(&published_mu_);
-      refused_[partition] = restored.ToString();
+      refused_[partition] = Readable(restored);
       return PartitionListener::kPartitionHeld;
     }
     TEND_RETURN_IF_ERROR(restored);
@@ -1353,8 +1366,8 @@ EngineStats Engine::Impl::Stats() const {
   {
     absl::MutexLock lock(&published_mu_);
     s.partitions = published_;
-    for (const auto& [partition, why] : refused_) s.refused.push_back({partition, why});
   }
+  s.refused = RefusedPartitions();
   // The log's end as librdkafka last heard it (its handle may be used from any thread; it lives
   // as long as the engine).
   if (consumer_ != nullptr) {
@@ -1394,6 +1407,9 @@ std::optional<int64_t> Engine::OwnedOffset(int32_t partition) const {
 std::vector<int32_t> Engine::OwnedPartitions() const { return impl_->OwnedPartitions(); }
 std::optional<std::string> Engine::RefusedWhy(int32_t partition) const {
   return impl_->RefusedWhy(partition);
+}
+std::vector<RefusedPartition> Engine::RefusedPartitions() const {
+  return impl_->RefusedPartitions();
 }
 void Engine::OnOutboxRemoved(const std::vector<OutboxRemoval>& removals) {
   impl_->OnOutboxRemoved(removals);

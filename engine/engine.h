@@ -90,9 +90,8 @@ struct EngineOptions {
   // assigned is first brought up to date from it (engine/changelog_restore.h). Empty: none.
   //
   // Refused partitions. A restore that finds the partition's changelog damaged (a record tend
-  // does not write, a commit whose values do not decode, more records before a checkpoint than
-  // a restore holds: changelog::IsDamage, not a failure of the directory or the broker) refuses
-  // that partition only, in Run()
+  // does not write, a commit whose values do not decode: changelog::IsDamage, not a failure of
+  // the directory or the broker) refuses that partition only, in Run()
   // without exit_when_idle: the engine keeps it assigned but does not fetch or fold it
   // (PartitionListener::kPartitionHeld), so it does not pass to another instance that would
   // stop on the same record, and it serves the other partitions. The refused partition is not
@@ -230,6 +229,8 @@ class Engine {
   // Why `partition` is refused, when it is assigned to this engine and refused (EngineOptions,
   // "Refused partitions"); nullopt else. Thread-safe.
   std::optional<std::string> RefusedWhy(int32_t partition) const;
+  // The partitions assigned and refused now, by partition. Thread-safe.
+  std::vector<RefusedPartition> RefusedPartitions() const;
   // The dispatcher removed these commands from the outbox: with a state changelog, their
   // tombstones go there, so that the partition's next owner does not offer them again.
   // Thread-safe.

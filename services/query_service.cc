@@ -30,6 +30,7 @@ grpc::Status QueryService::CohortStats(grpc::ServerContext* context,
     as_of = FromProtoTime(request->as_of());
   }
   if (router_ != nullptr) return GatherCohortStats(context, *request, response);
+  if (auto refused = Refused(std::nullopt); refused.has_value()) return *refused;
   auto stats = ComputeCohortStats(*storage_, config_, as_of, experiments_);
   if (!stats.ok()) return ToGrpc(stats.status());
   *response->mutable_stats() = *std::move(stats);
@@ -56,6 +57,22 @@ grpc::Status RetryLater(grpc::ServerContext* context, absl::string_view why) {
   return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                       absl::StrCat(why, "; retry in a second (any instance)"));
 }
+
+}  // namespace
+
+std::optional<grpc::Status> QueryService::Refused(std::optional<int32_t> partition) const {
+  if (!refused_) return std::nullopt;
+  for (const auto& [p, why] : refused_()) {
+    if (!partition.has_value() || *partition == p) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          absl::StrCat("partition ", p, " is refused by this instance (", why,
+                                       "); its copy is not answered from"));
+    }
+  }
+  return std::nullopt;
+}
+
+namespace {
 
 // A peer's failed part as the gathered call's answer: UNAVAILABLE (retry) when the peer did not
 // answer or no longer owns a partition; its own error otherwise (a bad argument, say).
@@ -355,6 +372,14 @@ grpc::Status QueryService::GetPatient(grpc::ServerContext* context,
     state = *has ? std::optional<v1::PatientState>(std::move(found)) : std::nullopt;
   } else {
     state = storage_->FindPatient(request->patient_id());
+    // Found in a refused partition's copy, or not found while one may hold the patient.
+    if (state.ok()) {
+      if (auto refused = Refused(state->has_value() ? std::optional<int32_t>((*state)->partition())
+                                                    : std::nullopt);
+          refused.has_value()) {
+        return *refused;
+      }
+    }
   }
   if (!state.ok()) return ToGrpc(state.status());
   if (!state->has_value()) {
@@ -391,6 +416,14 @@ grpc::Status QueryService::Explain(grpc::ServerContext* context,
                           return owner->Explain(client, *request, response);
                         });
     if (routed.has_value()) return *routed;
+  } else if (refused_) {
+    auto found = storage_->FindPatient(request->patient_id());
+    if (!found.ok()) return ToGrpc(found.status());
+    if (auto refused = Refused(found->has_value() ? std::optional<int32_t>((*found)->partition())
+                                                  : std::nullopt);
+        refused.has_value()) {
+      return *refused;
+    }
   }
   auto decisions =
       storage_->RecentDecisions(request->patient_id(), request->limit() == 0 ? 50 : request->limit());
@@ -404,6 +437,7 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
                                         v1::ListPatientsResponse* response) {
   if (grpc::Status s = Authorize(authorizer_.get(), context, Role::kQuery); !s.ok()) return s;
   if (router_ != nullptr) return GatherListPatients(context, *request, response);
+  if (auto refused = Refused(std::nullopt); refused.has_value()) return *refused;
   ListPatientsCost cost;
   if (absl::Status s = ListPatientsPage(*storage_, config_, *request, response, &cost); !s.ok()) {
     return ToGrpc(s);

@@ -3,6 +3,7 @@
 #ifndef TEND_SERVICES_QUERY_SERVICE_H_
 #define TEND_SERVICES_QUERY_SERVICE_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -55,8 +56,18 @@ class QueryService final : public v1::Query::Service {
   // partition the walk stopped in, so paging goes on there whoever owns it by then. Unset:
   // answered from this directory. Set before serving.
   void set_router(std::shared_ptr<QueryRouter> router) { router_ = std::move(router); }
+  // Without a router: the partitions this directory's engine refuses, with why
+  // (engine/engine.h, "Refused partitions"). Their copy is not answered from: GetPatient and
+  // Explain of a patient found there, or found nowhere while one is refused, and CohortStats and
+  // ListPatients while one is, are UNAVAILABLE naming it. (With a router, the router does it.)
+  // Unset: none. Set before serving.
+  using RefusedFn = std::function<std::vector<std::pair<int32_t, std::string>>()>;
+  void set_refused(RefusedFn refused) { refused_ = std::move(refused); }
 
  private:
+  // Without a router: UNAVAILABLE when a refused partition is `partition` (nullopt: any).
+  std::optional<grpc::Status> Refused(std::optional<int32_t> partition) const;
+
   // With a router: the patient's route, or the status to answer with (forwarded to the owner,
   // or UNAVAILABLE) when it is not answered here. `forward(stub, client_context)` makes the
   // call to the owner.
@@ -77,6 +88,7 @@ class QueryService final : public v1::Query::Service {
   std::shared_ptr<const Authorizer> authorizer_;
   std::vector<projections::ArmSplit> experiments_;
   std::shared_ptr<QueryRouter> router_;
+  RefusedFn refused_;
 };
 
 // tend.v1.Query while there is no state to answer from (the state directory was refused): every

@@ -90,9 +90,9 @@ absl::Status ChangelogRestorer::Add(ChangelogRecord record) {
     pending_bytes_ += static_cast<int64_t>(record.key.size() +
                                            (record.value ? record.value->size() : 0) + 64);
     if (pending_bytes_ > max_pending_bytes_) {
-      return changelog::Damage(absl::ResourceExhaustedError(absl::StrCat(
+      return absl::ResourceExhaustedError(absl::StrCat(
           "partition ", partition_, "'s state changelog holds more than ", max_pending_bytes_,
-          " bytes of records before a checkpoint")));
+          " bytes of records before a checkpoint"));
     }
     pending_.push_back(std::move(record));
     return absl::OkStatus();

@@ -92,9 +92,9 @@ inline bool IsCheckpoint(absl::string_view key) { return !key.empty() && key[0] 
 absl::Status Check(const ChangelogRecord& record);
 
 // `status` marked as damage in the changelog itself - a record no tend of this version writes, a
-// commit whose values do not decode, more records before a checkpoint than a restore holds - as
-// opposed to a failure of the directory or the broker: the restore's checks mark what they
-// refuse (its other errors are the directory's or Kafka's). An engine refuses such a partition
+// commit whose values do not decode - as opposed to a failure of the directory or the broker,
+// or a bound of the restore's (more records before a checkpoint than it holds), or a topic that
+// ends before the directory's position: the restore's record checks mark what they refuse. An engine refuses such a partition
 // alone (engine/engine.h, "Refused partitions"). The mark is a status payload: a status made
 // anew from one keeps it only when copied (CopyDamageMark).
 absl::Status Damage(absl::Status status);

@@ -252,6 +252,13 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   std::unique_ptr<Producer> producer;
   std::unique_ptr<IngestService> ingest;
   std::unique_ptr<QueryService> query;
+  // The engine whose refused partitions a query service without a router reads (set while the
+  // engine lives).
+  struct Refusing {
+    absl::Mutex mu;
+    const Engine* engine ABSL_GUARDED_BY(mu) = nullptr;
+  };
+  auto refusing = std::make_shared<Refusing>();
   std::shared_ptr<ClusterRouter> router;  // with --advertise
   std::unique_ptr<PeerService> peer;       // with --advertise
   RunningServer server;
@@ -267,6 +274,18 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     ingest->set_authorizer(auth.authorizer);
     query->set_authorizer(auth.authorizer);
     if (options.engine.rules != nullptr) query->set_experiments(ArmSplitsOf(*options.engine.rules));
+    if (options.advertise.empty() && !options.engine.changelog_topic.empty()) {
+      // Only a restore refuses a partition. The engine comes later and goes first.
+      query->set_refused([refusing] {
+        std::vector<std::pair<int32_t, std::string>> out;
+        absl::MutexLock lock(&refusing->mu);
+        if (refusing->engine == nullptr) return out;
+        for (RefusedPartition& r : refusing->engine->RefusedPartitions()) {
+          out.emplace_back(r.partition, std::move(r.why));
+        }
+        return out;
+      });
+    }
     if (!options.advertise.empty()) {
       TEND_ASSIGN_OR_RETURN(const int partitions,
                             TopicPartitionCount(producer->handle(), options.engine.topic));
@@ -300,6 +319,14 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     engine_options.kafka.insert(engine_options.kafka.begin(), {"statistics.interval.ms", "5000"});
   }
   TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
+  {
+    absl::MutexLock lock(&refusing->mu);
+    refusing->engine = engine.get();
+  }
+  absl::Cleanup unrefusing = [&refusing] {
+    absl::MutexLock lock(&refusing->mu);
+    refusing->engine = nullptr;
+  };
   const auto engine_metrics = collector->AddEngine(engine.get(), options.engine.cache_max_bytes);
   std::unique_ptr<Membership> membership;
   if (router != nullptr) {

@@ -381,6 +381,7 @@ TEST_CASE("a partition whose state changelog is damaged is refused alone: held, 
   CHECK(s.refused[0].why.find("DATA_LOSS") == 0);
   CHECK(s.refused[0].why.find("tend.state.changelog[1] offset") != std::string::npos);
   CHECK(s.refused[0].why.find("format version") != std::string::npos);
+  CHECK(s.refused[0].why.find("changelog-damage") == std::string::npos);  // the mark stays inside
   CHECK(e->RefusedWhy(kDamaged) == s.refused[0].why);
   CHECK_FALSE(e->RefusedWhy(0).has_value());
   CHECK_FALSE(e->Owns(kDamaged));
@@ -404,6 +405,9 @@ TEST_CASE("a partition whose state changelog is damaged is refused alone: held, 
   stop = true;
   run.join();
   CHECK(result.ok());
+  // Leaving the group revoked it: it is no longer this engine's to refuse.
+  CHECK(e->stats().refused.empty());
+  CHECK_FALSE(e->RefusedWhy(kDamaged).has_value());
   engine->reset();
   storage->reset();
 

@@ -555,7 +555,14 @@ TEST_CASE("an engine refuses only the partition whose state changelog is damaged
     return query->GetPatient(&context, request, &response);
   };
   INFO(ReadFile(log));
-  // Partition 0's patients are answered; partition 1's are UNAVAILABLE, the reason named.
+  // Partition 0's patients are answered; partition 1's are UNAVAILABLE, the reason named (once
+  // its restore has been tried: the partitions are restored one after another).
+  auto refused_in = [](const std::string& path) {
+    return Eventually(
+        [&] { return ReadFile(path).find("partition 1 is REFUSED") != std::string::npos; },
+        absl::Seconds(60));
+  };
+  REQUIRE(refused_in(log));
   REQUIRE(Eventually([&] { return get(patient[0]).ok(); }, absl::Seconds(60)));
   const grpc::Status refused = get(patient[1]);
   CHECK(refused.error_code() == grpc::StatusCode::UNAVAILABLE);
@@ -586,6 +593,7 @@ TEST_CASE("an engine refuses only the partition whose state changelog is damaged
   CHECK(Sample(exposition, "tend_partitions_assigned") == std::optional<double>(3));
   CHECK(Sample(exposition, "tend_serving") == std::optional<double>(0));
   CHECK(ReadFile(log).find("partition 1 is REFUSED: DATA_LOSS") != std::string::npos);
+  CHECK(ReadFile(log).find("changelog-damage") == std::string::npos);  // the mark stays inside
   CHECK(Eventually(
       [&] {
         return ReadFile(log).find("PARTITIONS REFUSED, held and not folded: 1 ") !=
@@ -595,6 +603,39 @@ TEST_CASE("an engine refuses only the partition whose state changelog is damaged
   // Stopped, it exits 0: nothing it served was lost.
   REQUIRE(kill(engine, SIGTERM) == 0);
   CHECK(ExitCode(engine) == 0);
+
+  // Started again without --advertise (no router: it answers from its own directory), it tries
+  // the restore again and refuses the partition again; its copy is still not answered from, and
+  // the calls that read every partition are refused too.
+  std::vector<std::string> alone = engine_args(dir.Sub("second"), "second");
+  alone.insert(alone.end(), {"--grpc-listen", address});
+  const std::string alone_log = dir.Sub("alone.log");
+  const pid_t lone = testing::SpawnTend(alone, alone_log);
+  INFO(ReadFile(alone_log));
+  REQUIRE(refused_in(alone_log));
+  REQUIRE(Eventually([&] { return get(patient[0]).ok(); }, absl::Seconds(60)));
+  const grpc::Status lone_refused = get(patient[1]);
+  CHECK(lone_refused.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK(lone_refused.error_message().find("partition 1 is refused by this instance") !=
+        std::string::npos);
+  CHECK(lone_refused.error_message().find("changelog-damage") == std::string::npos);
+  CHECK(get("nobody-folded").error_code() == grpc::StatusCode::UNAVAILABLE);  // maybe in it
+  {
+    grpc::ClientContext context;
+    v1::CohortStatsRequest request;
+    v1::CohortStatsResponse response;
+    CHECK(query->CohortStats(&context, request, &response).error_code() ==
+          grpc::StatusCode::UNAVAILABLE);
+  }
+  {
+    grpc::ClientContext context;
+    v1::ListPatientsRequest request;
+    v1::ListPatientsResponse response;
+    CHECK(query->ListPatients(&context, request, &response).error_code() ==
+          grpc::StatusCode::UNAVAILABLE);
+  }
+  REQUIRE(kill(lone, SIGTERM) == 0);
+  CHECK(ExitCode(lone) == 0);
 }
 
 }  // namespace

@@ -410,7 +410,22 @@ TEST_CASE("a changelog record not of the format stops the restore", "[storage]")
   CHECK(Damaged(restorer.Add(loose_state)));
   ChangelogRecord loose_put{0, std::string("o\0\0\0\0" "12345678c", 14), std::string("\x01v"), 0};
   CHECK(Damaged(restorer.Add(loose_put)));
+  // A record of another partition's changelog handed to this partition's restore.
+  ChangelogRecord other{3, std::string("s\0\0\0\3p", 6), std::string("\x01v"), 1};
+  CHECK(Damaged(restorer.Add(other)));
   CHECK(restorer.pending() == 0);
+}
+
+TEST_CASE("more records before a checkpoint than a restore holds is a bound, not damage",
+          "[storage]") {
+  testing::TempDir dir;
+  auto target = Storage::Open(dir.Sub("target"));
+  REQUIRE(target.ok());
+  ChangelogRestorer restorer(target->get(), 0, nullptr, 0, /*max_pending_bytes=*/256);
+  ChangelogRecord state{0, std::string("s\0\0\0\0p", 6), "\x01" + std::string(300, 'v'), 1};
+  const absl::Status s = restorer.Add(state);
+  CHECK(s.code() == absl::StatusCode::kResourceExhausted);
+  CHECK_FALSE(changelog::IsDamage(s));  // every instance would meet it: the engine stops
 }
 
 TEST_CASE("a version 3 changelog record of a format-8 state restores with its rule memories in "
