@@ -1,7 +1,8 @@
 // The events topic read by a consumer in a group, as a RecordSource: the group assigns the
 // partitions (PartitionListener::OnAssigned says where each resumes, from the offset stored with
 // the state, or holds it back: not fetched, still this member's), revokes them before they move
-// (OnRevoked, which commits), and reports each caught up with its log (OnCaughtUp). Messages are freed off the reading thread (message_releaser.h).
+// (OnRevoked, which commits), and reports each caught up with its log (OnCaughtUp). Messages are
+// freed off the reading thread (message_releaser.h).
 #ifndef TEND_KAFKA_CONSUMER_H_
 #define TEND_KAFKA_CONSUMER_H_
 

@@ -94,9 +94,9 @@ absl::Status Check(const ChangelogRecord& record);
 // `status` marked as damage in the changelog itself - a record no tend of this version writes, a
 // commit whose values do not decode - as opposed to a failure of the directory or the broker,
 // or a bound of the restore's (more records before a checkpoint than it holds), or a topic that
-// ends before the directory's position: the restore's record checks mark what they refuse. An engine refuses such a partition
-// alone (engine/engine.h, "Refused partitions"). The mark is a status payload: a status made
-// anew from one keeps it only when copied (CopyDamageMark).
+// ends before the directory's position: the restore's record checks mark what they refuse. An
+// engine refuses such a partition alone (engine/engine.h, "Refused partitions"). The mark is a
+// status payload: a status made anew from one keeps it only when copied (CopyDamageMark).
 absl::Status Damage(absl::Status status);
 bool IsDamage(const absl::Status& status);
 // `to`, marked as damage when `from` is.
