@@ -5,10 +5,26 @@
 #ifndef TEND_BASE_STATUS_H_
 #define TEND_BASE_STATUS_H_
 
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
+namespace tend {
+
+// `status` with `context` before its message ("context: message"), its code and payloads kept
+// (a payload is a mark a caller further up may test for, e.g. changelog::IsDamage).
+inline absl::Status WithContext(absl::string_view context, const absl::Status& status) {
+  if (status.ok()) return status;
+  absl::Status out(status.code(), absl::StrCat(context, ": ", status.message()));
+  status.ForEachPayload(
+      [&out](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
+
+}  // namespace tend
 
 // Abseil 20220623 has no RETURN_IF_ERROR; this is the one local macro.
 #define TEND_RETURN_IF_ERROR(expr)               \

@@ -115,9 +115,8 @@ absl::StatusOr<RestoreReport> RestorePartition(Storage* storage, PartitionReader
     ++report.records_read;
     absl::Status s = restorer.Add(std::move(record));
     if (!s.ok()) {
-      return changelog::CopyDamageMark(
-          s, absl::Status(s.code(), absl::StrCat("state changelog ", topic, "[", partition,
-                                                 "] offset ", r.offset, ": ", s.message())));
+      return WithContext(
+          absl::StrCat("state changelog ", topic, "[", partition, "] offset ", r.offset), s);
     }
     if (options.progress && absl::Now() - last_progress >= options.progress_every) {
       update();

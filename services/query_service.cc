@@ -416,7 +416,7 @@ grpc::Status QueryService::Explain(grpc::ServerContext* context,
                           return owner->Explain(client, *request, response);
                         });
     if (routed.has_value()) return *routed;
-  } else if (refused_) {
+  } else if (Refused(std::nullopt).has_value()) {  // else nothing to look up first
     auto found = storage_->FindPatient(request->patient_id());
     if (!found.ok()) return ToGrpc(found.status());
     if (auto refused = Refused(found->has_value() ? std::optional<int32_t>((*found)->partition())

@@ -70,10 +70,6 @@ bool IsDamage(const absl::Status& status) {
   return status.GetPayload(kDamagePayload).has_value();
 }
 
-absl::Status CopyDamageMark(const absl::Status& from, absl::Status to) {
-  return IsDamage(from) ? Damage(std::move(to)) : to;
-}
-
 }  // namespace changelog
 
 absl::Status ChangelogRestorer::Add(ChangelogRecord record) {

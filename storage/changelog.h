@@ -96,11 +96,10 @@ absl::Status Check(const ChangelogRecord& record);
 // or a bound of the restore's (more records before a checkpoint than it holds), or a topic that
 // ends before the directory's position: the restore's record checks mark what they refuse. An
 // engine refuses such a partition alone (engine/engine.h, "Refused partitions"). The mark is a
-// status payload: a status made anew from one keeps it only when copied (CopyDamageMark).
+// status payload: a status made anew from one keeps it only when its payloads are copied
+// (base/status.h WithContext).
 absl::Status Damage(absl::Status status);
 bool IsDamage(const absl::Status& status);
-// `to`, marked as damage when `from` is.
-absl::Status CopyDamageMark(const absl::Status& from, absl::Status to);
 
 }  // namespace changelog
 

@@ -622,6 +622,14 @@ TEST_CASE("an engine refuses only the partition whose state changelog is damaged
   REQUIRE(Eventually([&] { return get(patient[0]).ok(); }, absl::Seconds(60)));
   check_refused();
   CHECK(get("nobody-folded").error_code() == grpc::StatusCode::UNAVAILABLE);  // maybe in it
+  for (int p : {0, 1}) {
+    grpc::ClientContext context;
+    v1::ExplainRequest request;
+    request.set_patient_id(patient[p]);
+    v1::ExplainResponse response;
+    CHECK(query->Explain(&context, request, &response).error_code() ==
+          (p == 0 ? grpc::StatusCode::OK : grpc::StatusCode::UNAVAILABLE));
+  }
   {
     grpc::ClientContext context;
     v1::CohortStatsRequest request;
