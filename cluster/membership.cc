@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "base/printable.h"
 #include "base/status.h"
 #include "base/thread_name.h"
 #include "tend/v1/cluster.pb.h"
@@ -36,7 +37,7 @@ Membership::~Membership() {
   stop_ = true;
   if (announcer_.joinable()) announcer_.join();
   if (producer_ != nullptr) {
-    if (absl::Status s = Write({}, /*leaving=*/true); !s.ok()) {
+    if (absl::Status s = Write({}, {}, /*leaving=*/true); !s.ok()) {
       TEND_LOG_WARN("membership: could not say this instance leaves: %s", s.ToString());
     }
     (void)producer_->Flush(absl::Seconds(5));
@@ -44,12 +45,25 @@ Membership::~Membership() {
   if (follower_.joinable()) follower_.join();
 }
 
-absl::Status Membership::Write(const std::vector<int32_t>& partitions, bool leaving) {
+absl::Status Membership::Write(const std::vector<int32_t>& partitions,
+                               const std::map<int32_t, std::string>& refused, bool leaving) {
   v1::MemberRecord record;
   record.set_format_version(1);
   record.set_address(options_.address);
   record.set_topic(options_.events_topic);
   for (int32_t p : partitions) record.add_partitions(p);
+  // The reasons are the engine's text, which may quote a record of the changelog: made printable
+  // and cut, and left out past 16 KiB in all (every partition of an instance refused, as a newer
+  // changelog format would have it), so that the record stays far below what readers accept.
+  size_t why_bytes = 0;
+  for (const auto& [p, why] : refused) {
+    v1::Refusal* r = record.add_refused();
+    r->set_partition(p);
+    if (why_bytes < (16 << 10)) {
+      r->set_why(Bounded(Printable(why), kMaxRefusalWhyBytes / 2));
+      why_bytes += r->why().size();
+    }
+  }
   *record.mutable_written_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
   record.set_leaving(leaving);
   TEND_RETURN_IF_ERROR(producer_->Produce(options_.topic, 0, options_.address,
@@ -60,13 +74,17 @@ absl::Status Membership::Write(const std::vector<int32_t>& partitions, bool leav
 void Membership::Announce() {
   SetThreadName("tend-announce");
   std::vector<int32_t> said;
+  std::map<int32_t, std::string> said_refused;
   absl::Time said_at = absl::InfinitePast();
   while (!stop_.load()) {
     std::vector<int32_t> now = options_.owned();
     std::sort(now.begin(), now.end());
-    if (now != said || absl::Now() - said_at >= options_.heartbeat) {
-      if (absl::Status s = Write(now, /*leaving=*/false); s.ok()) {
+    std::map<int32_t, std::string> refused;
+    if (options_.refused) refused = options_.refused();
+    if (now != said || refused != said_refused || absl::Now() - said_at >= options_.heartbeat) {
+      if (absl::Status s = Write(now, refused, /*leaving=*/false); s.ok()) {
         said = std::move(now);
+        said_refused = std::move(refused);
         said_at = absl::Now();
       } else {
         TEND_LOG_WARN("membership: %s", s.ToString());
@@ -95,13 +113,24 @@ void Membership::Follow() {
           return;  // not a member of this deployment (or a tombstone)
         } else if (record.address().size() > kMaxMemberAddressBytes) {
           refused = absl::StrCat("an address of ", record.address().size(), " bytes");
-        } else if (record.partitions_size() > kMaxMemberClaims) {
-          refused = absl::StrCat("a claim of ", record.partitions_size(), " partitions");
+        } else if (record.partitions_size() > kMaxMemberClaims ||
+                   record.refused_size() > kMaxMemberClaims) {
+          refused = record.partitions_size() > kMaxMemberClaims
+                        ? absl::StrCat("a claim of ", record.partitions_size(), " partitions")
+                        : absl::StrCat("a refusal of ", record.refused_size(), " partitions");
         } else {
           for (int32_t p : record.partitions()) {
             if (p < 0 || p >= kMaxMemberPartition) {
               refused = absl::StrCat("a claim of partition ", p);
               break;
+            }
+          }
+          for (const v1::Refusal& r : record.refused()) {
+            if (!refused.empty()) break;
+            if (r.partition() < 0 || r.partition() >= kMaxMemberPartition) {
+              refused = absl::StrCat("a refusal of partition ", r.partition());
+            } else if (r.why().size() > kMaxRefusalWhyBytes) {
+              refused = absl::StrCat("a refusal's reason of ", r.why().size(), " bytes");
             }
           }
         }
@@ -135,6 +164,8 @@ void Membership::Follow() {
         }
         h.claimed_since = std::move(since);
         h.partitions.assign(record.partitions().begin(), record.partitions().end());
+        h.refused.clear();
+        for (const v1::Refusal& r : record.refused()) h.refused[r.partition()] = Printable(r.why());
       },
       stop_, [](const absl::Status& s) { TEND_LOG_WARN("membership: %s", s.ToString()); });
 }
@@ -155,12 +186,28 @@ std::optional<std::string> Membership::OwnerOf(int32_t partition) const {
   return owner;
 }
 
+std::optional<Membership::Refuser> Membership::RefuserOf(int32_t partition) const {
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&mu_);
+  std::optional<Refuser> refuser;
+  absl::Time heard = absl::InfinitePast();
+  for (const auto& [address, h] : members_) {
+    if (h.leaving || now - h.heard_at > options_.expiry) continue;
+    auto it = h.refused.find(partition);
+    if (it != h.refused.end() && h.heard_at > heard) {
+      heard = h.heard_at;
+      refuser = Refuser{address, it->second};
+    }
+  }
+  return refuser;
+}
+
 std::vector<Member> Membership::Members() const {
   const absl::Time now = absl::Now();
   absl::MutexLock lock(&mu_);
   std::vector<Member> out;
   for (const auto& [address, h] : members_) {
-    out.push_back({address, h.partitions, h.heard_at,
+    out.push_back({address, h.partitions, h.refused, h.heard_at,
                    !h.leaving && now - h.heard_at <= options_.expiry});
   }
   return out;

@@ -9,7 +9,9 @@
 // clock, so clocks need not agree), the one that claimed it most recently - by the offset, in the
 // topic's one partition, of the first record of its current claim. A partition nobody claims (a
 // rebalance in progress, its owner gone silent) has no owner: queries for it are UNAVAILABLE,
-// never answered by an instance that may be stale.
+// never answered by an instance that may be stale. A record also names the partitions its
+// instance holds but refuses (a damaged state changelog), so that the others can say who holds
+// such a partition and why, rather than that nobody does.
 //
 // Thread safety: thread-safe; it writes and reads on threads of its own.
 #ifndef TEND_CLUSTER_MEMBERSHIP_H_
@@ -43,6 +45,7 @@ inline constexpr size_t kMaxMemberAddressBytes = 256;
 inline constexpr int kMaxMemberClaims = 4096;           // partitions one instance owns
 inline constexpr int32_t kMaxMemberPartition = 1 << 16;  // a claimed partition is below this
 inline constexpr size_t kMaxMembers = 256;               // heard within ten expiries
+inline constexpr size_t kMaxRefusalWhyBytes = 1024;      // a refused partition's reason
 
 struct MembershipOptions {
   KafkaProps kafka;  // bootstrap.servers and the operator's settings
@@ -51,6 +54,9 @@ struct MembershipOptions {
   std::string address;  // this instance's advertised host:port (required)
   // What this instance owns now (Engine::OwnedPartitions), polled every `poll`.
   std::function<std::vector<int32_t>()> owned;
+  // What it holds and refuses, partition -> why (Engine::RefusedPartitions), polled with
+  // `owned`; unset: nothing.
+  std::function<std::map<int32_t, std::string>()> refused;
   absl::Duration poll = absl::Milliseconds(100);
   absl::Duration heartbeat = absl::Seconds(3);
   absl::Duration expiry = absl::Seconds(15);
@@ -60,6 +66,7 @@ struct MembershipOptions {
 struct Member {
   std::string address;
   std::vector<int32_t> partitions;
+  std::map<int32_t, std::string> refused;  // partition -> why, as Printable text
   absl::Time heard_at;  // this instance's clock when its last record arrived
   bool live = false;    // heard within `expiry` and not leaving
 };
@@ -73,6 +80,12 @@ class Membership {
   // The address of the instance that owns `partition` as far as the records read so far say;
   // nullopt when none does.
   std::optional<std::string> OwnerOf(int32_t partition) const;
+  // A live instance that holds `partition` and refuses it, and why; nullopt when none does.
+  struct Refuser {
+    std::string address;
+    std::string why;
+  };
+  std::optional<Refuser> RefuserOf(int32_t partition) const;
   std::vector<Member> Members() const;
   const std::string& address() const { return options_.address; }
 
@@ -81,11 +94,13 @@ class Membership {
   void Announce();
   void Follow();
   // Writes this instance's record now.
-  absl::Status Write(const std::vector<int32_t>& partitions, bool leaving);
+  absl::Status Write(const std::vector<int32_t>& partitions,
+                     const std::map<int32_t, std::string>& refused, bool leaving);
 
   struct Heard {
     std::vector<int32_t> partitions;
     std::map<int32_t, int64_t> claimed_since;  // partition -> offset of its claim's first record
+    std::map<int32_t, std::string> refused;    // partition -> why (Printable)
     absl::Time heard_at;
     bool leaving = false;
   };

@@ -41,6 +41,14 @@ QueryRouter::Route ClusterRouter::RouteOfPartition(int32_t partition) const {
     return route;
   }
   route.kind = Route::Kind::kUnavailable;
+  if (!owner.has_value()) {
+    if (auto refuser = membership_->RefuserOf(route.partition); refuser.has_value()) {
+      route.why =
+          absl::StrCat("partition ", route.partition, " is refused by ", refuser->address, " (",
+                       refuser->why, "); it is answered again once an assignment restores it");
+      return route;
+    }
+  }
   route.why = owner.has_value()
                   ? absl::StrCat("partition ", route.partition, " is being restored or moved here")
                   : absl::StrCat("no instance owns partition ", route.partition,

@@ -1,7 +1,7 @@
 // services/query_router.h for an engine instance among several: the patient's partition by
 // Kafka's own partitioner (kafka/partitioner.h), answered here when this engine owns it,
 // forwarded to the owner the membership topic names (cluster/membership.h), and UNAVAILABLE
-// when none does.
+// when none does (naming the instance that holds the partition and refuses it, if one does).
 //
 // Thread safety: thread-safe.
 #ifndef TEND_CLUSTER_ROUTER_H_

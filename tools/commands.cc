@@ -337,6 +337,11 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     m.events_topic = options.engine.topic;
     m.address = options.advertise;
     m.owned = [e = engine.get()] { return e->OwnedPartitions(); };
+    m.refused = [e = engine.get()] {
+      std::map<int32_t, std::string> refused;
+      for (RefusedPartition& r : e->RefusedPartitions()) refused[r.partition] = std::move(r.why);
+      return refused;
+    };
     TEND_ASSIGN_OR_RETURN(membership, Membership::Start(std::move(m)));
     router->Attach(engine.get(), membership.get());
   }

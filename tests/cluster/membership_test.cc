@@ -1,15 +1,17 @@
 // cluster/membership.h against a real Kafka protocol (the mock cluster): records that no
 // instance would write - claims of partitions by the hundred thousand, huge addresses - are
 // skipped, and members long silent are forgotten, so that whoever can write the topic cannot
-// make an instance's memory grow without end.
+// make an instance's memory grow without end. A member's refused partitions are heard with their
+// reasons, bounded and made printable.
 #include "cluster/membership.h"
 
 #include <catch2/catch.hpp>
-
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "dev/mock_broker.h"
 #include "kafka/kafka.h"
@@ -36,6 +38,24 @@ bool Has(const std::vector<Member>& members, const std::string& address) {
   return false;
 }
 
+// Writes a member record as `address` would, claiming `partitions` and refusing `refused`.
+void Forge(Producer* producer, const std::string& address, const std::vector<int32_t>& partitions,
+           const std::map<int32_t, std::string>& refused = {}) {
+  v1::MemberRecord record;
+  record.set_format_version(1);
+  record.set_address(address);
+  record.set_topic("tend.events");
+  for (int32_t p : partitions) record.add_partitions(p);
+  for (const auto& [p, why] : refused) {
+    v1::Refusal* r = record.add_refused();
+    r->set_partition(p);
+    r->set_why(why);
+  }
+  REQUIRE(producer->Produce("tend.membership", 0, address, record.SerializeAsString(), {}, nullptr)
+              .ok());
+  REQUIRE(producer->Flush(absl::Seconds(10)).ok());
+}
+
 TEST_CASE("member records beyond the bounds are skipped, and long-silent members forgotten",
           "[integration]") {
   auto broker = MockBroker::Start({.partitions = 4});
@@ -52,15 +72,7 @@ TEST_CASE("member records beyond the bounds are skipped, and long-silent members
   auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
   REQUIRE(producer.ok());
   auto forge = [&](const std::string& address, const std::vector<int32_t>& partitions) {
-    v1::MemberRecord record;
-    record.set_format_version(1);
-    record.set_address(address);
-    record.set_topic("tend.events");
-    for (int32_t p : partitions) record.add_partitions(p);
-    REQUIRE((*producer)
-                ->Produce("tend.membership", 0, address, record.SerializeAsString(), {}, nullptr)
-                .ok());
-    REQUIRE((*producer)->Flush(absl::Seconds(10)).ok());
+    Forge(producer->get(), address, partitions);
   };
   std::vector<int32_t> many;
   for (int32_t p = 0; p < 5000; ++p) many.push_back(p);
@@ -86,6 +98,80 @@ TEST_CASE("member records beyond the bounds are skipped, and long-silent members
   }));
   CHECK((*membership)->OwnerOf(3) == std::nullopt);
   CHECK((*membership)->OwnerOf(1) == "127.0.0.1:1");
+}
+
+TEST_CASE(
+    "a member's refused partitions are heard with their reasons, bounded and printable; "
+    "refusals beyond the bounds are skipped",
+    "[integration]") {
+  auto broker = MockBroker::Start({.partitions = 4});
+  REQUIRE(broker.ok());
+  absl::Mutex mu;
+  std::map<int32_t, std::string> refusing = {
+      {1, absl::StrCat("DATA_LOSS: a record \x1b[2J of format 99", std::string(3000, 'x'))}};
+  MembershipOptions options;
+  options.kafka = {{"bootstrap.servers", (*broker)->bootstrap()}};
+  options.address = "127.0.0.1:1";
+  options.owned = [] { return std::vector<int32_t>{0}; };
+  options.refused = [&] {
+    absl::MutexLock lock(&mu);
+    return refusing;
+  };
+  options.heartbeat = absl::Milliseconds(100);
+  options.expiry = absl::Milliseconds(300);
+  auto membership = Membership::Start(options);
+  REQUIRE(membership.ok());
+  auto refuser_of = [&](int32_t partition) {
+    std::optional<Membership::Refuser> r;
+    const absl::Time until = absl::Now() + absl::Seconds(20);
+    while (!(r = (*membership)->RefuserOf(partition)).has_value() && absl::Now() < until) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return r;
+  };
+
+  // Its own refusal, as every instance hears it: the reason cut and its escape made text.
+  const auto own = refuser_of(1);
+  REQUIRE(own.has_value());
+  CHECK(own->address == "127.0.0.1:1");
+  CHECK(own->why.find("DATA_LOSS: a record \\x1b[2J of format 99") == 0);
+  CHECK(own->why.find('\x1b') == std::string::npos);
+  CHECK(own->why.size() <= kMaxRefusalWhyBytes);
+  CHECK(own->why.find("more bytes]") != std::string::npos);
+  CHECK((*membership)->OwnerOf(1) == std::nullopt);  // held, not owned
+  CHECK((*membership)->OwnerOf(0) == "127.0.0.1:1");
+  CHECK((*membership)->RefuserOf(0) == std::nullopt);
+
+  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  REQUIRE(producer.ok());
+  Forge(producer->get(), "10.0.0.6:1", {2}, {{70000, "far"}});  // a partition past any topic's
+  Forge(producer->get(), "10.0.0.7:1", {2}, {{3, std::string(kMaxRefusalWhyBytes + 1, 'y')}});
+  Forge(producer->get(), "10.0.0.5:1", {2}, {{3, "damaged\x07"}});  // well formed: heard
+  const auto other = refuser_of(3);
+  REQUIRE(other.has_value());
+  CHECK(other->address == "10.0.0.5:1");
+  CHECK(other->why == "damaged\\x07");
+  const std::vector<Member> heard = (*membership)->Members();
+  CHECK_FALSE(Has(heard, "10.0.0.6:1"));
+  CHECK_FALSE(Has(heard, "10.0.0.7:1"));
+
+  // Restored (the engine refuses it no longer): said again, and heard.
+  {
+    absl::MutexLock lock(&mu);
+    refusing.clear();
+  }
+  auto gone = [&](int32_t partition) {
+    const absl::Time until = absl::Now() + absl::Seconds(20);
+    while ((*membership)->RefuserOf(partition).has_value() && absl::Now() < until) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return !(*membership)->RefuserOf(partition).has_value();
+  };
+  CHECK(gone(1));
+  CHECK((*membership)->OwnerOf(0) == "127.0.0.1:1");
+  // A member silent past the expiry: its refusal is void with its claims.
+  CHECK(gone(3));
+  CHECK((*membership)->OwnerOf(2) == std::nullopt);
 }
 
 }  // namespace

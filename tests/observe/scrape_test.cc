@@ -605,6 +605,52 @@ TEST_CASE("an engine refuses only the partition whose state changelog is damaged
                std::string::npos;
       },
       absl::Seconds(10)));
+
+  // A second instance joins the group: whichever of the two is assigned partition 1 refuses it
+  // in turn, and the other, which does not hold it, names the one that does and why (from the
+  // membership topic), rather than saying that no instance owns it.
+  const std::string address2 = absl::StrCat("127.0.0.1:", testing::FreePort());
+  std::vector<std::string> args2 = engine_args(dir.Sub("third"), "second");
+  args2.insert(args2.end(), {"--grpc-listen", address2, "--advertise", address2});
+  const std::string log2 = dir.Sub("third.log");
+  const pid_t engine2 = testing::SpawnTend(args2, log2);
+  INFO(ReadFile(log2));
+  auto query2 =
+      v1::Query::NewStub(grpc::CreateChannel(address2, grpc::InsecureChannelCredentials()));
+  auto get_via = [&](v1::Query::Stub* stub, const std::string& id) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::GetPatientRequest request;
+    request.set_patient_id(id);
+    v1::GetPatientResponse response;
+    return stub->GetPatient(&context, request, &response);
+  };
+  std::string said[2];  // what each instance answers for partition 1's patient
+  const bool split = Eventually(
+      [&] {
+        v1::Query::Stub* stubs[2] = {query.get(), query2.get()};
+        for (int i = 0; i < 2; ++i) {
+          if (!get_via(stubs[i], patient[0]).ok()) return false;
+          const grpc::Status s = get_via(stubs[i], patient[1]);
+          if (s.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
+          said[i] = s.error_message();
+        }
+        // One holds it, the other names that one: both are in the group and heard.
+        const bool first_holds = said[0].find("refused by this instance") != std::string::npos;
+        const std::string& named = first_holds ? said[1] : said[0];
+        return named.find(absl::StrCat("is refused by ", first_holds ? address : address2, " (")) !=
+               std::string::npos;
+      },
+      absl::Seconds(90));
+  INFO(said[0] + " | " + said[1]);
+  REQUIRE(split);
+  for (const std::string& message : said) {
+    CHECK(message.find("tend.state.changelog[1] offset") != std::string::npos);
+    CHECK(message.find("format version") != std::string::npos);
+  }
+  REQUIRE(kill(engine2, SIGTERM) == 0);
+  CHECK(ExitCode(engine2) == 0);
+
   // Stopped, it exits 0: nothing it served was lost.
   REQUIRE(kill(engine, SIGTERM) == 0);
   CHECK(ExitCode(engine) == 0);
