@@ -59,17 +59,21 @@ std::vector<v1::Event> RecentScans(int patients) {
 
 void ProduceChangelogState(Producer* producer, const std::string& topic, int32_t partition,
                            const v1::PatientState& state, uint64_t commit, char tag) {
-  std::string key, value;
-  StateBatch::EncodePatient(partition, state, {1}, &key, &value);
   std::string id;
   storage_format::AppendBe64(commit, &id);
   const KafkaHeader header{changelog::kCommitHeader, id};
+  ProduceChangelogState(producer, topic, partition, state, tag,
+                        std::span<const KafkaHeader>(&header, 1));
+}
+
+void ProduceChangelogState(Producer* producer, const std::string& topic, int32_t partition,
+                           const v1::PatientState& state, char tag,
+                           std::span<const KafkaHeader> headers) {
+  std::string key, value;
+  StateBatch::EncodePatient(partition, state, {1}, &key, &value);
   const std::string record_key = changelog::kState + key;
   const std::string record_value = tag + value;
-  REQUIRE(producer
-              ->Produce(topic, partition, record_key, record_value,
-                        std::span<const KafkaHeader>(&header, 1), nullptr)
-              .ok());
+  REQUIRE(producer->Produce(topic, partition, record_key, record_value, headers, nullptr).ok());
   REQUIRE(producer->Flush(absl::Seconds(10)).ok());
 }
 

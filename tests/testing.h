@@ -43,6 +43,10 @@ void ProduceAll(Producer* producer, const std::string& topic, const std::vector<
 // it), and waits for the ack. No checkpoint follows: the commit is unfinished until one does.
 void ProduceChangelogState(Producer* producer, const std::string& topic, int32_t partition,
                            const v1::PatientState& state, uint64_t commit, char tag);
+// The same with exactly `headers` (those tend writes: changelog::kCommitHeader, kPrevHeader).
+void ProduceChangelogState(Producer* producer, const std::string& topic, int32_t partition,
+                           const v1::PatientState& state, char tag,
+                           std::span<const KafkaHeader> headers);
 // Produces to partition `partition` of the state changelog `topic` a record no tend writes (a
 // patient "forged"'s state under a commit id, its value of a format version past any known),
 // which a restore of that partition refuses (DATA_LOSS), and waits for the ack.

@@ -424,5 +424,60 @@ TEST_CASE("a partition whose state changelog is damaged is refused alone: held, 
   }
 }
 
+TEST_CASE(
+    "a malformed commit or prev header in the state changelog refuses its partition too, "
+    "and the refused assignment is counted",
+    "[integration]") {
+  testing::TempDir dir;
+  auto broker = testing::BrokerWith(testing::Cohort(40, 20, 17));
+  Run(Options(*broker, "a"), dir.Sub("a"));
+  auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
+  REQUIRE(producer.ok());
+  v1::PatientState forged;
+  forged.set_patient_id("forged");
+  // Partition 2: a commit id of 4 bytes, not 8. Partition 3: a well-formed commit id and a
+  // previous checkpoint past the record's own offset.
+  forged.set_partition(2);
+  const KafkaHeader short_id{changelog::kCommitHeader, "abcd"};
+  testing::ProduceChangelogState(producer->get(), "tend.state.changelog", 2, forged,
+                                 changelog::kPut, std::span<const KafkaHeader>(&short_id, 1));
+  forged.set_partition(3);
+  std::string id, prev;
+  storage_format::AppendBe64(0xbad0'0000'0000'0002, &id);
+  storage_format::AppendBe64(uint64_t{1} << 40, &prev);
+  const KafkaHeader headers[] = {{changelog::kCommitHeader, id}, {changelog::kPrevHeader, prev}};
+  testing::ProduceChangelogState(producer->get(), "tend.state.changelog", 3, forged,
+                                 changelog::kPut, headers);
+
+  EngineOptions options = Options(*broker, "b");
+  options.exit_when_idle = false;
+  auto storage = Storage::Open(dir.Sub("b"));
+  REQUIRE(storage.ok());
+  auto engine = Engine::Create(options, storage->get());
+  REQUIRE(engine.ok());
+  Engine* e = engine->get();
+  std::atomic<bool> stop{false};
+  absl::Status result;
+  std::thread run([&] { result = e->Run(stop); });
+  EngineStats s;
+  for (const absl::Time until = absl::Now() + absl::Seconds(60); absl::Now() < until;) {
+    s = e->stats();
+    if (s.partitions.size() == 2 && s.refused.size() == 2 && s.restoring < 0) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  REQUIRE(s.refused.size() == 2);
+  CHECK(s.refused[0].partition == 2);
+  CHECK(s.refused[0].why.find("tend.state.changelog[2] offset") != std::string::npos);
+  CHECK(s.refused[0].why.find("a malformed tend.commit header") != std::string::npos);
+  CHECK(s.refused[1].partition == 3);
+  CHECK(s.refused[1].why.find("a malformed tend.prev header") != std::string::npos);
+  CHECK(e->OwnedPartitions() == std::vector<int32_t>{0, 1});
+  // tend_partition_assignments_total: the refused partitions were assigned as well.
+  CHECK(s.partitions_assigned == kPartitions);
+  stop = true;
+  run.join();
+  CHECK(result.ok());
+}
+
 }  // namespace
 }  // namespace tend

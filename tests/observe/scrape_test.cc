@@ -598,6 +598,8 @@ TEST_CASE("an engine refuses only the partition whose state changelog is damaged
   CHECK(Sample(exposition, "tend_partitions_assigned") == std::optional<double>(3));
   CHECK(Sample(exposition, "tend_serving") == std::optional<double>(0));
   CHECK(ReadFile(log).find("partition 1 is REFUSED: DATA_LOSS") != std::string::npos);
+  CHECK(ReadFile(log).find("assigned 4 partitions of tend.events, 1 of them held back") !=
+        std::string::npos);
   CHECK(ReadFile(log).find("changelog-damage") == std::string::npos);  // the mark stays inside
   CHECK(Eventually(
       [&] {
