@@ -100,10 +100,9 @@ TEST_CASE("member records beyond the bounds are skipped, and long-silent members
   CHECK((*membership)->OwnerOf(1) == "127.0.0.1:1");
 }
 
-TEST_CASE(
-    "a member's refused partitions are heard with their reasons, bounded and printable; "
-    "refusals beyond the bounds are skipped",
-    "[integration]") {
+TEST_CASE("a member's refused partitions are heard with their reasons, bounded and printable, "
+          "and refusals beyond the bounds are skipped",
+          "[integration]") {
   auto broker = MockBroker::Start({.partitions = 4});
   REQUIRE(broker.ok());
   absl::Mutex mu;
