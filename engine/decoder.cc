@@ -6,13 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "base/thread_name.h"
 #include "kafka/consumer.h"
-#include "kafka/partitioner.h"
 #include "storage/format.h"
 
 namespace tend {
 
 void CheckRecord(const LogRecord& record, const CheckOptions& options, absl::Time wall_time,
-                 int32_t topic_partitions, google::protobuf::Arena* arena, CheckedRecord* out) {
+                 google::protobuf::Arena* arena, CheckedRecord* out) {
   out->event = nullptr;
   out->why = DeadLetterReason::kUndecodable;
   out->tick = false;
@@ -48,19 +47,6 @@ void CheckRecord(const LogRecord& record, const CheckOptions& options, absl::Tim
         "record key \"", absl::CHexEscape(record.key), "\" differs from patient_id \"",
         event->patient_id(), "\"; producers must key records by patient_id"));
   }
-  // A patient's events are in one partition, its key's, and so is its state: an event produced
-  // elsewhere (another partitioner: librdkafka's default is CRC32) would start a second state of
-  // the patient there, which queries routed by the key never reach (cluster/router.h).
-  if (out->status.ok() && !tick && topic_partitions > 0 &&
-      KafkaPartition(record.key, topic_partitions) != record.partition) {
-    out->why = DeadLetterReason::kPartition;
-    out->status = absl::InvalidArgumentError(absl::StrCat(
-        "patient \"", event->patient_id(), "\" is in partition ", record.partition, " of ",
-        topic_partitions, ", and its key's partition is ",
-        KafkaPartition(record.key, topic_partitions),
-        ": producers must partition by the key with murmur2 (librdkafka's murmur2_random, the "
-        "Java client's default)"));
-  }
   if (!out->status.ok()) return;
   out->tick = tick;
   if (!tick) {
@@ -81,8 +67,7 @@ BatchDecoder::~BatchDecoder() {
   thread_.join();
 }
 
-void BatchDecoder::Start(const std::vector<LogRecord>& batch, absl::Time wall_time,
-                         int32_t topic_partitions) {
+void BatchDecoder::Start(const std::vector<LogRecord>& batch, absl::Time wall_time) {
   const size_t n = batch.size();
   if (n > capacity_) {
     ready_ = std::make_unique<std::atomic<bool>[]>(n);
@@ -92,7 +77,6 @@ void BatchDecoder::Start(const std::vector<LogRecord>& batch, absl::Time wall_ti
   if (results_.size() < n) results_.resize(n);
   batch_ = &batch;
   wall_time_ = wall_time;
-  topic_partitions_ = topic_partitions;
   next_.store(0, std::memory_order_relaxed);
   if (n >= kMinAhead) {
     {
@@ -110,7 +94,7 @@ size_t BatchDecoder::CheckUpTo(size_t i, google::protobuf::Arena* arena) {
   while (j <= i && j < n) {
     // Claims record j unless the other thread did first (then j is reloaded).
     if (next_.compare_exchange_weak(j, j + 1, std::memory_order_relaxed)) {
-      CheckRecord((*batch_)[j], options_, wall_time_, topic_partitions_, arena, &results_[j]);
+      CheckRecord((*batch_)[j], options_, wall_time_, arena, &results_[j]);
       ready_[j].store(true, std::memory_order_release);
       ++checked;
       ++j;

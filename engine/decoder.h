@@ -2,9 +2,8 @@
 //
 // Before the engine folds a record it parses it (a tend.v1.Event) and runs the checks that
 // decide whether it is folded or dead-lettered: validation, recorded_at against the record's
-// timestamp, that timestamp against the machine's clock, the key against patient_id, the
-// record's partition against its key's. All of it reads only the record, the options and the
-// batch's wall time and partition count: a pure function (CheckRecord),
+// timestamp, that timestamp against the machine's clock, the key against patient_id. All of it
+// reads only the record, the options and the batch's wall time: a pure function (CheckRecord),
 // which is why it can run on another thread while the engine thread folds the records before
 // it. Without rules that was about a fifth of the engine thread (docs/benchmarks.md, "Decoding
 // ahead of the fold").
@@ -89,10 +88,9 @@ struct CheckOptions {
 
 // Parses `record` onto `arena` and checks it into `*out` (every field set; its key's buffer
 // reused); `wall_time` is this machine's clock when the record's batch was read
-// (CheckRecordTimestamp); `topic_partitions` the topic's partition count, by which an event's
-// partition must be its key's (kafka/partitioner.h; 0: not known, not checked).
+// (CheckRecordTimestamp).
 void CheckRecord(const LogRecord& record, const CheckOptions& options, absl::Time wall_time,
-                 int32_t topic_partitions, google::protobuf::Arena* arena, CheckedRecord* out);
+                 google::protobuf::Arena* arena, CheckedRecord* out);
 
 // Not thread-safe: one engine thread calls Start, Get and Finish (its own thread is internal).
 class BatchDecoder {
@@ -106,9 +104,9 @@ class BatchDecoder {
   BatchDecoder(const BatchDecoder&) = delete;
   BatchDecoder& operator=(const BatchDecoder&) = delete;
 
-  // Begins checking `batch` (borrowed until Finish) ahead of the caller, with CheckRecord's
-  // `wall_time` and `topic_partitions`. Precondition: the previous batch was finished.
-  void Start(const std::vector<LogRecord>& batch, absl::Time wall_time, int32_t topic_partitions);
+  // Begins checking `batch` (borrowed until Finish) ahead of the caller. Precondition: the
+  // previous batch was finished.
+  void Start(const std::vector<LogRecord>& batch, absl::Time wall_time);
   // Record i's result, valid until Finish. Any index of the batch, in any order; each
   // record is checked once, by whichever thread claims it first.
   const CheckedRecord& Get(size_t i);
@@ -150,7 +148,6 @@ class BatchDecoder {
   const CheckOptions options_;
   const std::vector<LogRecord>* batch_ = nullptr;
   absl::Time wall_time_;
-  int32_t topic_partitions_ = 0;
   std::vector<CheckedRecord> results_;
   std::unique_ptr<std::atomic<bool>[]> ready_;  // results_[i] is complete
   size_t capacity_ = 0;

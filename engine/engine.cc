@@ -256,9 +256,6 @@ class Engine::Impl : public PartitionListener {
   std::unique_ptr<ConsumerSource> consumer_;  // the events topic, with Kafka
   std::unique_ptr<Producer> dlq_;
   int bound_partitions_ = 0;  // the topic's partition count as last bound (OnAssigned)
-  // The partition count every event's partition is checked against (CheckRecord): the
-  // directory's, the brokers' as bound, or an archive's; 0 while none is known.
-  int32_t topic_partitions_ = 0;
   absl::Time count_lookup_after_ = absl::InfinitePast();  // after a failed lookup: a minute on
   std::optional<StateBatch> batch_;  // reused across commits; owned by committer_ while in flight
   std::unique_ptr<ChangelogWriter> changelog_;  // null without a changelog topic
@@ -376,8 +373,6 @@ const char* DeadLetterReasonName(DeadLetterReason reason) {
       return "timestamp";
     case DeadLetterReason::kKeyMismatch:
       return "key_mismatch";
-    case DeadLetterReason::kPartition:
-      return "partition";
     case DeadLetterReason::kCount:
       break;
   }
@@ -390,8 +385,6 @@ absl::Status Engine::Impl::Init() {
     return absl::InvalidArgumentError("--brokers is required");
   }
   TEND_RETURN_IF_ERROR(storage_->BindTopic(options_.topic));
-  // The count this directory was folded with, until the brokers' is bound (OnAssigned).
-  TEND_ASSIGN_OR_RETURN(topic_partitions_, storage_->BoundTopicPartitions());
   TEND_RETURN_IF_ERROR(storage_->BindProjectionVersions(projections::ProjectionVersions(),
                                                         FoldParameters(options_.projections)));
   // Readers (dump, Query in other processes, fit-churn) default to the config the state is
@@ -482,7 +475,6 @@ absl::StatusOr<int64_t> Engine::Impl::OnAssigned(int32_t partition) {
       const int at_least = std::max(*count, partition + 1);
       TEND_RETURN_IF_ERROR(storage_->BindTopicPartitions(options_.topic, at_least));
       bound_partitions_ = at_least;
-      topic_partitions_ = at_least;
     } else {
       // Not again for the other partitions of this assignment (2 s each).
       count_lookup_after_ = absl::Now() + absl::Minutes(1);
@@ -1241,7 +1233,6 @@ absl::Status Engine::Impl::RunFrom(RecordSource* source, const std::atomic<bool>
   if (options_.mode != EngineOptions::Mode::kReplay) {
     return absl::FailedPreconditionError("folding from a record source is for REPLAY mode only");
   }
-  if (source->TopicPartitions() > 0) topic_partitions_ = source->TopicPartitions();
   return Loop(source, stop);
 }
 
@@ -1264,8 +1255,7 @@ absl::Status Engine::Impl::Loop(RecordSource* source, const std::atomic<bool>& s
       Fail(more.status());
       return 0;
     }
-    // The clock read once per batch (CheckRecordTimestamp).
-    decoder_.Start(batch, absl::Now(), topic_partitions_);
+    decoder_.Start(batch, absl::Now());  // the clock read once per batch (CheckRecordTimestamp)
     for (size_t i = 0; i < batch.size(); ++i) {
       Prefetch(batch, i);
       Process(batch[i], i);

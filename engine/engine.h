@@ -115,16 +115,14 @@ struct EngineOptions {
 
 // Why a record was dead-lettered, by the check it failed (a metric label: a fixed, small set).
 enum class DeadLetterReason {
-  kUndecodable,  // not a tend.v1.Event
-  kInvalid,      // an event or clock tick that fails validation (events/codec.h)
-  kRecordedAt,   // recorded_at too far ahead of the record's Kafka timestamp
-  kTimestamp,    // the Kafka timestamp too far ahead of the engine's clock
-  kKeyMismatch,  // the record key is not the patient_id
-  kPartition,    // the record is not in its key's partition (kafka/partitioner.h)
+  kUndecodable,      // not a tend.v1.Event
+  kInvalid,          // an event or clock tick that fails validation (events/codec.h)
+  kRecordedAt,       // recorded_at too far ahead of the record's Kafka timestamp
+  kTimestamp,        // the Kafka timestamp too far ahead of the engine's clock
+  kKeyMismatch,      // the record key is not the patient_id
   kCount,
 };
-// The label value: "undecodable", "invalid", "recorded_at", "timestamp", "key_mismatch",
-// "partition".
+// The label value: "undecodable", "invalid", "recorded_at", "timestamp", "key_mismatch".
 const char* DeadLetterReasonName(DeadLetterReason reason);
 
 // One assigned partition as of the engine's last commit (or its assignment).

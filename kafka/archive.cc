@@ -229,8 +229,6 @@ absl::StatusOr<bool> ArchiveReader::Next(v1::ArchiveRecord* record) {
   return false;
 }
 
-int32_t ArchiveSource::TopicPartitions() const { return reader_->header().partitions(); }
-
 absl::StatusOr<bool> ArchiveSource::Next(LogRecord* out) {
   v1::ArchiveRecord& record = records_[next_];
   TEND_ASSIGN_OR_RETURN(bool more, reader_->Next(&record));

@@ -126,8 +126,6 @@ class ArchiveSource : public SequentialSource {
   // `reader` is borrowed.
   explicit ArchiveSource(ArchiveReader* reader, size_t max_value_bytes = 0)
       : reader_(reader), max_value_bytes_(max_value_bytes) {}
-  // The archived topic's, as its header says.
-  int32_t TopicPartitions() const override;
 
  protected:
   absl::StatusOr<bool> Next(LogRecord* record) override;

@@ -65,9 +65,6 @@ class RecordSource {
   // it empty if none came). Their views stay valid until the next Poll() or Close(). Returns
   // false once the source has no more records (a finite source's end; a consumer never ends).
   virtual absl::StatusOr<bool> Poll(absl::Duration wait, std::vector<LogRecord>* records) = 0;
-  // The topic's partition count, when the source itself knows it (an archive's header); 0 when
-  // it does not (the engine then asks the brokers).
-  virtual int32_t TopicPartitions() const { return 0; }
   // Stops serving, revoking what it serves (PartitionListener::OnRevoked) where partitions may
   // move; afterwards no view from Poll() is valid.
   virtual void Close() {}

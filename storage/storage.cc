@@ -861,21 +861,6 @@ absl::Status Storage::BindTopic(absl::string_view topic) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> Storage::BoundTopicPartitions() const {
-  std::string value;
-  rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kTopicPartitionsKey), &value);
-  if (s.IsNotFound()) return 0;
-  TEND_RETURN_IF_ERROR(FromRocks(s, "reading the topic's partition count"));
-  int stored = 0;
-  if (!absl::SimpleAtoi(value, &stored) || stored <= 0) {
-    return absl::DataLossError(absl::StrCat("state directory ", dir_, " is damaged: its ",
-                                            sf::kTopicPartitionsKey, " is not a count. ",
-                                            kDamagedWhatToDo));
-  }
-  return stored;
-}
-
 absl::Status Storage::BindTopicPartitions(absl::string_view topic, int partitions) {
   auto refused = [&](const std::string& folded_with) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -885,8 +870,17 @@ absl::Status Storage::BindTopicPartitions(absl::string_view topic, int partition
         "and its state would split in two: fold the topic into a new directory (tend replay "
         "--to NEW_DIR, then --swap) and run the engine on that"));
   };
-  TEND_ASSIGN_OR_RETURN(const int stored, BoundTopicPartitions());
-  if (stored > 0) {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kTopicPartitionsKey), &value);
+  if (!s.IsNotFound()) {
+    TEND_RETURN_IF_ERROR(FromRocks(s, "reading the topic's partition count"));
+    int stored = 0;
+    if (!absl::SimpleAtoi(value, &stored) || stored <= 0) {
+      return absl::DataLossError(absl::StrCat("state directory ", dir_, " is damaged: its ",
+                                              sf::kTopicPartitionsKey, " is not a count. ",
+                                              kDamagedWhatToDo));
+    }
     if (stored != partitions) return refused(absl::StrCat(stored, " partitions"));
     return absl::OkStatus();
   }

@@ -174,8 +174,6 @@ class Storage {
   // key's hash modulo the count, so under another count its events land in another partition
   // and its state splits in two.
   absl::Status BindTopicPartitions(absl::string_view topic, int partitions);
-  // The count BindTopicPartitions recorded; 0 when none is.
-  absl::StatusOr<int> BoundTopicPartitions() const;
 
   // The projection versions and fold parameters (config/engine_config.h FoldParameters) this
   // directory's state was folded by; records them on first use. kFailedPrecondition naming the

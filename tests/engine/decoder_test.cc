@@ -2,8 +2,9 @@
 // what the checks give on one, whichever thread claims each record.
 #include "engine/decoder.h"
 
-#include <algorithm>
 #include <catch2/catch.hpp>
+
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -14,19 +15,15 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "kafka/partitioner.h"
 #include "storage/format.h"
 
 namespace tend {
 namespace {
 
-constexpr int32_t kTopicPartitions = 3;  // the partitions the records are checked against
-
-// A record of every kind the checks tell apart, by `kind` (0-8), for patient `i`.
+// A record of every kind the checks tell apart, by `kind` (0-7), for patient `i`.
 struct Built {
   std::string key, value;
   int64_t timestamp_ms = 0;
-  int32_t partition = -1;  // -1: its key's (kafka/partitioner.h)
 };
 
 Built BuildRecord(int kind, int i, absl::Time now) {
@@ -71,9 +68,6 @@ Built BuildRecord(int kind, int i, absl::Time now) {
       e.mutable_recorded_at()->set_seconds(at - 30 * 86400);
       e.mutable_occurred_at()->set_seconds(at - 30 * 86400);
       break;
-    case 8:  // in another partition than its key's
-      b.partition = (KafkaPartition(b.key, kTopicPartitions) + 1) % kTopicPartitions;
-      break;
   }
   b.value = e.SerializeAsString();
   return b;
@@ -83,8 +77,7 @@ std::vector<LogRecord> Records(const std::vector<Built>& built) {
   std::vector<LogRecord> records;
   for (size_t i = 0; i < built.size(); ++i) {
     LogRecord r;
-    r.partition = built[i].partition >= 0 ? built[i].partition
-                                          : KafkaPartition(built[i].key, kTopicPartitions);
+    r.partition = static_cast<int32_t>(i % 3);
     r.offset = static_cast<int64_t>(i);
     r.key = built[i].key;
     r.value = built[i].value;
@@ -103,7 +96,7 @@ CheckOptions Options(absl::Time now) {
 CheckedRecord Check(const LogRecord& record, const CheckOptions& options, absl::Time now,
                     google::protobuf::Arena* arena) {
   CheckedRecord out;
-  CheckRecord(record, options, now, kTopicPartitions, arena, &out);
+  CheckRecord(record, options, now, arena, &out);
   return out;
 }
 
@@ -135,14 +128,13 @@ TEST_CASE("each check of a record gives its own reason") {
   REQUIRE(valid.event->patient_id() == "p7");
   REQUIRE_FALSE(valid.tick);
   // The cache's key, and its hash as the cache computes it.
-  REQUIRE(valid.state_key ==
-          storage_format::StateKey(KafkaPartition("p7", kTopicPartitions), "p7"));
+  REQUIRE(valid.state_key == storage_format::StateKey(0, "p7"));
   REQUIRE(valid.key_hash == StateKeyHash{}(absl::string_view(valid.state_key)));
   REQUIRE(valid.key().key == valid.state_key);
   const std::vector<std::pair<int, DeadLetterReason>> bad = {
       {1, DeadLetterReason::kUndecodable}, {2, DeadLetterReason::kInvalid},
       {3, DeadLetterReason::kRecordedAt},  {4, DeadLetterReason::kTimestamp},
-      {5, DeadLetterReason::kKeyMismatch}, {8, DeadLetterReason::kPartition}};
+      {5, DeadLetterReason::kKeyMismatch}};
   for (const auto& [kind, why] : bad) {
     CAPTURE(kind);
     CheckedRecord c = check(kind);
@@ -154,13 +146,6 @@ TEST_CASE("each check of a record gives its own reason") {
   }
   REQUIRE(check(1).event == nullptr);
   REQUIRE(check(5).status.message().find("differs from patient_id") != absl::string_view::npos);
-  REQUIRE(check(8).status.message().find("murmur2") != absl::string_view::npos);
-  {
-    // Not checked while the partition count is not known.
-    CheckedRecord unknown;
-    CheckRecord(Records({BuildRecord(8, 7, now)})[0], options, now, 0, &arena, &unknown);
-    REQUIRE(unknown.status.ok());
-  }
   CheckedRecord tick = check(6);
   REQUIRE(tick.status.ok());
   REQUIRE(tick.tick);
@@ -170,13 +155,11 @@ TEST_CASE("each check of a record gives its own reason") {
   REQUIRE(early.event == nullptr);
   // A result reused for another record keeps nothing of the last one.
   CheckedRecord reused = check(0);
-  CheckRecord(Records({BuildRecord(1, 8, now)})[0], options, now, kTopicPartitions, &arena,
-              &reused);
+  CheckRecord(Records({BuildRecord(1, 8, now)})[0], options, now, &arena, &reused);
   REQUIRE(reused.event == nullptr);
   REQUIRE(reused.state_key.empty());
   REQUIRE(reused.why == DeadLetterReason::kUndecodable);
-  CheckRecord(Records({BuildRecord(7, 8, now)})[0], options, now, kTopicPartitions, &arena,
-              &reused);
+  CheckRecord(Records({BuildRecord(7, 8, now)})[0], options, now, &arena, &reused);
   REQUIRE(reused.skipped);
   REQUIRE(reused.status.ok());
 }
@@ -196,8 +179,8 @@ TEST_CASE("a batch checked ahead on the decoder's thread gives what the checks g
     const size_t n = round % 5 == 0 ? 1 + rng() % BatchDecoder::kMinAhead : 1 + rng() % 4096;
     std::vector<Built> built;
     for (size_t i = 0; i < n; ++i) {
-      built.push_back(
-          BuildRecord(rng() % 4 == 0 ? static_cast<int>(rng() % 9) : 0, static_cast<int>(i), now));
+      built.push_back(BuildRecord(rng() % 4 == 0 ? static_cast<int>(rng() % 8) : 0,
+                                  static_cast<int>(i), now));
     }
     const std::vector<LogRecord> batch = Records(built);
     const bool racing = round % 2 == 0;
@@ -206,7 +189,7 @@ TEST_CASE("a batch checked ahead on the decoder's thread gives what the checks g
       for (const LogRecord& r : batch) want.push_back(Check(r, options, now, &arena));
     }
     const int64_t by_thread = decoder.checked_by_thread();
-    decoder.Start(batch, now, kTopicPartitions);
+    decoder.Start(batch, now);
     {
       // Finished before the batch goes, even when a REQUIRE fails.
       absl::Cleanup finish = [&] { decoder.Finish(); };
@@ -239,7 +222,7 @@ TEST_CASE("the events of folded batches are freed: the arenas stay bounded over 
   const std::vector<LogRecord> batch = Records(built);
   uint64_t most = 0;
   for (int round = 0; round < 200; ++round) {
-    decoder.Start(batch, now, kTopicPartitions);
+    decoder.Start(batch, now);
     {
       absl::Cleanup finish = [&] { decoder.Finish(); };
       for (size_t i = 0; i < batch.size(); ++i) {
@@ -257,7 +240,7 @@ TEST_CASE("the events of folded batches are freed: the arenas stay bounded over 
   const std::vector<LogRecord> small(batch.begin(), batch.begin() + BatchDecoder::kMinAhead - 1);
   const int64_t by_thread = decoder.checked_by_thread();
   for (int round = 0; round < 8000; ++round) {
-    decoder.Start(small, now, kTopicPartitions);
+    decoder.Start(small, now);
     {
       absl::Cleanup finish = [&] { decoder.Finish(); };
       for (size_t i = 0; i < small.size(); ++i) REQUIRE(decoder.Get(i).status.ok());
@@ -282,7 +265,7 @@ TEST_CASE("a fold that passes records over still gets the later ones, in any ord
       built.push_back(BuildRecord(static_cast<int>(i % 8), static_cast<int>(i), now));
     }
     const std::vector<LogRecord> batch = Records(built);
-    decoder.Start(batch, now, kTopicPartitions);
+    decoder.Start(batch, now);
     {
       absl::Cleanup finish = [&] { decoder.Finish(); };
       RequireSame(decoder.Get(n - 1), Check(batch[n - 1], options, now, &arena));
@@ -291,7 +274,7 @@ TEST_CASE("a fold that passes records over still gets the later ones, in any ord
       }
     }
     // And a batch of which nothing is taken is finished without waiting for anything.
-    decoder.Start(batch, now, kTopicPartitions);
+    decoder.Start(batch, now);
     decoder.Finish();
   }
 }
@@ -311,11 +294,11 @@ TEST_CASE("a batch left early leaves nothing of it in the next") {
   }
   const std::vector<LogRecord> a = Records(first), b = Records(second);
   for (int round = 0; round < 40; ++round) {
-    decoder.Start(a, now, kTopicPartitions);
+    decoder.Start(a, now);
     (void)decoder.Get(0);
     if (round % 2 == 1) std::this_thread::sleep_for(std::chrono::microseconds(200));
     decoder.Finish();
-    decoder.Start(b, now, kTopicPartitions);
+    decoder.Start(b, now);
     absl::Cleanup finish = [&] { decoder.Finish(); };
     for (size_t i = 0; i < b.size(); ++i) {
       CAPTURE(round, i);
