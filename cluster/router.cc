@@ -43,9 +43,11 @@ QueryRouter::Route ClusterRouter::RouteOfPartition(int32_t partition) const {
   route.kind = Route::Kind::kUnavailable;
   if (!owner.has_value()) {
     if (auto refuser = membership_->RefuserOf(route.partition); refuser.has_value()) {
+      // A record carries at most 16 KiB of reasons: the others say only which partitions.
       route.why =
           absl::StrCat("partition ", route.partition, " is refused by ", refuser->address, " (",
-                       refuser->why, "); it is answered again once an assignment restores it");
+                       refuser->why.empty() ? "its health and log say why" : refuser->why,
+                       "); it is answered again once an assignment restores it");
       return route;
     }
   }

@@ -1,10 +1,10 @@
 #include "dev/produce_cohort.h"
 
 #include "absl/strings/str_cat.h"
-#include "base/hash.h"
 #include "base/status.h"
 #include "base/time.h"
 #include "kafka/archive.h"
+#include "kafka/partitioner.h"
 
 namespace tend {
 
@@ -30,8 +30,11 @@ absl::StatusOr<int64_t> SimulateToArchive(const CohortOptions& options, int part
     return absl::InvalidArgumentError(
         absl::StrCat("partitions must be within 1..", kMaxArchivePartitions));
   }
+  // Where tend's producers would put the patient (murmur2 of the key, kafka/partitioner.h): a
+  // directory rebuilt from the archive then holds each patient in the partition that queries
+  // are routed to (cluster/router.h) and that its later events in Kafka reach.
   auto partition_of = [&](const std::string& patient) {
-    return static_cast<int32_t>(Fingerprint64(patient) % static_cast<uint64_t>(partitions));
+    return KafkaPartition(patient, partitions);
   };
   std::vector<int64_t> counts(partitions, 0);
   TEND_RETURN_IF_ERROR(SimulateCohort(options, [&](const v1::Event& e) {

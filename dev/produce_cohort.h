@@ -20,11 +20,11 @@ absl::StatusOr<int64_t> SimulateToKafka(const CohortOptions& options, Producer* 
                                         const std::string& topic);
 
 // Writes the cohort to the archive `path` (kafka/archive.h) as a topic `topic` of `partitions`
-// partitions would hold it: each patient's records in one partition (a stable hash of the
-// patient id, base/hash.h), offsets from 0, timestamps the records' recorded_at, partition by
-// partition (ArchiveHeader.partition_major). Simulates the cohort once to count each partition's
-// records (the header states its offsets first), then each partition's patients alone. Returns
-// the records written.
+// partitions would hold it: each patient's records in one partition (its key's, by Kafka's
+// murmur2 partitioner as tend's producers use it: kafka/partitioner.h), offsets from 0, timestamps
+// the records' recorded_at, partition by partition (ArchiveHeader.partition_major). Simulates the
+// cohort once to count each partition's records (the header states its offsets first), then each
+// partition's patients alone. Returns the records written.
 absl::StatusOr<int64_t> SimulateToArchive(const CohortOptions& options, int partitions,
                                           const std::string& topic, const std::string& path);
 

@@ -616,7 +616,6 @@ TEST_CASE("an engine refuses only the partition whose state changelog is damaged
   args2.insert(args2.end(), {"--grpc-listen", address2, "--advertise", address2});
   const std::string log2 = dir.Sub("third.log");
   const pid_t engine2 = testing::SpawnTend(args2, log2);
-  INFO(ReadFile(log2));
   auto query2 =
       v1::Query::NewStub(grpc::CreateChannel(address2, grpc::InsecureChannelCredentials()));
   auto get_via = [&](v1::Query::Stub* stub, const std::string& id) {
@@ -645,6 +644,7 @@ TEST_CASE("an engine refuses only the partition whose state changelog is damaged
       },
       absl::Seconds(90));
   INFO(said[0] + " | " + said[1]);
+  INFO(ReadFile(log2));
   REQUIRE(split);
   for (const std::string& message : said) {
     CHECK(message.find("tend.state.changelog[1] offset") != std::string::npos);
