@@ -546,14 +546,15 @@ TEST_CASE("an engine refuses only the partition whose state changelog is damaged
   REQUIRE(!patient[0].empty());
   REQUIRE(!patient[1].empty());
   auto query = v1::Query::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  auto get = [&](const std::string& id) {
+  auto get_via = [&](v1::Query::Stub* stub, const std::string& id) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     v1::GetPatientRequest request;
     request.set_patient_id(id);
     v1::GetPatientResponse response;
-    return query->GetPatient(&context, request, &response);
+    return stub->GetPatient(&context, request, &response);
   };
+  auto get = [&](const std::string& id) { return get_via(query.get(), id); };
   INFO(ReadFile(log));
   // Partition 0's patients are answered; partition 1's are UNAVAILABLE, the reason named (once
   // its restore has been tried: the partitions are restored one after another).
@@ -618,14 +619,6 @@ TEST_CASE("an engine refuses only the partition whose state changelog is damaged
   const pid_t engine2 = testing::SpawnTend(args2, log2);
   auto query2 =
       v1::Query::NewStub(grpc::CreateChannel(address2, grpc::InsecureChannelCredentials()));
-  auto get_via = [&](v1::Query::Stub* stub, const std::string& id) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    v1::GetPatientRequest request;
-    request.set_patient_id(id);
-    v1::GetPatientResponse response;
-    return stub->GetPatient(&context, request, &response);
-  };
   std::string said[2];  // what each instance answers for partition 1's patient
   const bool split = Eventually(
       [&] {
