@@ -60,6 +60,52 @@ EngineStats Run(const EngineOptions& options, const std::string& dir) {
   return (*engine)->stats();
 }
 
+// An engine folding live (not exiting when idle) on a thread of its own until Stop().
+class LiveEngine {
+ public:
+  LiveEngine(const EngineOptions& options, const std::string& dir) {
+    auto storage = Storage::Open(dir);
+    REQUIRE(storage.ok());
+    storage_ = *std::move(storage);
+    auto engine = Engine::Create(options, storage_.get());
+    REQUIRE(engine.ok());
+    engine_ = *std::move(engine);
+    run_ = std::thread([this] { result_ = engine_->Run(stop_); });
+  }
+  ~LiveEngine() { Close(); }
+  Engine* operator->() const { return engine_.get(); }
+
+  // Polls `fn` every 50 ms until it holds, for up to 60 s; whether it held.
+  static bool WaitFor(const std::function<bool()>& fn) {
+    for (const absl::Time until = absl::Now() + absl::Seconds(60); absl::Now() < until;) {
+      if (fn()) return true;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return fn();
+  }
+  // Stops the run (leaving the group); what Run() returned.
+  absl::Status Stop() {
+    if (run_.joinable()) {
+      stop_ = true;
+      run_.join();
+    }
+    return result_;
+  }
+  // Stops, then closes the engine and its directory (which may then be opened again).
+  void Close() {
+    Stop();
+    engine_.reset();
+    storage_.reset();
+  }
+
+ private:
+  std::unique_ptr<Storage> storage_;
+  std::unique_ptr<Engine> engine_;
+  std::atomic<bool> stop_{false};
+  absl::Status result_;
+  std::thread run_;
+};
+
 struct Copy {
   Contents contents;
   std::vector<std::string> index;
@@ -355,22 +401,8 @@ TEST_CASE("a partition whose state changelog is damaged is refused alone: held, 
   EngineOptions options = Options(*broker, "b");
   options.exit_when_idle = false;
   options.commit_interval = absl::Milliseconds(50);
-  auto storage = Storage::Open(dir.Sub("b"));
-  REQUIRE(storage.ok());
-  auto engine = Engine::Create(options, storage->get());
-  REQUIRE(engine.ok());
-  Engine* e = engine->get();
-  std::atomic<bool> stop{false};
-  absl::Status result;
-  std::thread run([&] { result = e->Run(stop); });
-  auto wait_for = [](const std::function<bool()>& fn) {
-    for (const absl::Time until = absl::Now() + absl::Seconds(60); absl::Now() < until;) {
-      if (fn()) return true;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return fn();
-  };
-  CHECK(wait_for([&] {
+  LiveEngine e(options, dir.Sub("b"));
+  CHECK(LiveEngine::WaitFor([&] {
     const EngineStats s = e->stats();
     return s.partitions.size() == kPartitions - 1 && s.refused.size() == 1 && s.restoring < 0;
   }));
@@ -397,19 +429,16 @@ TEST_CASE("a partition whose state changelog is damaged is refused alone: held, 
   REQUIRE(served > 0);
   REQUIRE(served < 30);
   testing::ProduceAll(producer->get(), "tend.events", scans);
-  CHECK(wait_for([&] { return e->stats().records >= served; }));
+  CHECK(LiveEngine::WaitFor([&] { return e->stats().records >= served; }));
   absl::SleepFor(absl::Milliseconds(500));  // time enough to fold what it should not
   s = e->stats();
   CHECK(s.records == served);
   CHECK(s.events_applied == served);
-  stop = true;
-  run.join();
-  CHECK(result.ok());
+  CHECK(e.Stop().ok());
   // Leaving the group revoked it: it is no longer this engine's to refuse.
   CHECK(e->stats().refused.empty());
   CHECK_FALSE(e->RefusedWhy(kDamaged).has_value());
-  engine->reset();
-  storage->reset();
+  e.Close();
 
   // The served partitions are the first instance's copy with the new scans; the refused one's
   // copy is what the restore applied before the damage (every complete commit) and nothing
@@ -451,20 +480,12 @@ TEST_CASE(
 
   EngineOptions options = Options(*broker, "b");
   options.exit_when_idle = false;
-  auto storage = Storage::Open(dir.Sub("b"));
-  REQUIRE(storage.ok());
-  auto engine = Engine::Create(options, storage->get());
-  REQUIRE(engine.ok());
-  Engine* e = engine->get();
-  std::atomic<bool> stop{false};
-  absl::Status result;
-  std::thread run([&] { result = e->Run(stop); });
+  LiveEngine e(options, dir.Sub("b"));
   EngineStats s;
-  for (const absl::Time until = absl::Now() + absl::Seconds(60); absl::Now() < until;) {
+  CHECK(LiveEngine::WaitFor([&] {
     s = e->stats();
-    if (s.partitions.size() == 2 && s.refused.size() == 2 && s.restoring < 0) break;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+    return s.partitions.size() == 2 && s.refused.size() == 2 && s.restoring < 0;
+  }));
   REQUIRE(s.refused.size() == 2);
   CHECK(s.refused[0].partition == 2);
   CHECK(s.refused[0].why.find("tend.state.changelog[2] offset") != std::string::npos);
@@ -474,9 +495,7 @@ TEST_CASE(
   CHECK(e->OwnedPartitions() == std::vector<int32_t>{0, 1});
   // tend_partition_assignments_total: the refused partitions were assigned as well.
   CHECK(s.partitions_assigned == kPartitions);
-  stop = true;
-  run.join();
-  CHECK(result.ok());
+  CHECK(e.Stop().ok());
 }
 
 }  // namespace
