@@ -374,11 +374,7 @@ grpc::Status QueryService::GetPatient(grpc::ServerContext* context,
     state = storage_->FindPatient(request->patient_id());
     // Found in a refused partition's copy, or not found while one may hold the patient.
     if (state.ok()) {
-      if (auto refused = Refused(state->has_value() ? std::optional<int32_t>((*state)->partition())
-                                                    : std::nullopt);
-          refused.has_value()) {
-        return *refused;
-      }
+      if (auto refused = RefusedFor(*state); refused.has_value()) return *refused;
     }
   }
   if (!state.ok()) return ToGrpc(state.status());
@@ -419,11 +415,7 @@ grpc::Status QueryService::Explain(grpc::ServerContext* context,
   } else if (Refused(std::nullopt).has_value()) {  // else nothing to look up first
     auto found = storage_->FindPatient(request->patient_id());
     if (!found.ok()) return ToGrpc(found.status());
-    if (auto refused = Refused(found->has_value() ? std::optional<int32_t>((*found)->partition())
-                                                  : std::nullopt);
-        refused.has_value()) {
-      return *refused;
-    }
+    if (auto refused = RefusedFor(*found); refused.has_value()) return *refused;
   }
   auto decisions =
       storage_->RecentDecisions(request->patient_id(), request->limit() == 0 ? 50 : request->limit());

@@ -67,6 +67,11 @@ class QueryService final : public v1::Query::Service {
  private:
   // Without a router: UNAVAILABLE when a refused partition is `partition` (nullopt: any).
   std::optional<grpc::Status> Refused(std::optional<int32_t> partition) const;
+  // The same for a patient looked up in the directory: its partition's refusal when found, any
+  // refusal when not found (a refused partition may hold it).
+  std::optional<grpc::Status> RefusedFor(const std::optional<v1::PatientState>& found) const {
+    return Refused(found.has_value() ? std::optional<int32_t>(found->partition()) : std::nullopt);
+  }
 
   // With a router: the patient's route, or the status to answer with (forwarded to the owner,
   // or UNAVAILABLE) when it is not answered here. `forward(stub, client_context)` makes the
