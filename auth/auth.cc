@@ -1,47 +1,16 @@
 #include "auth/auth.h"
 
-#include <sys/stat.h>
-
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "base/file.h"
+#include "auth/secret_file.h"
 #include "base/status.h"
 
 namespace tend {
 namespace {
-
-constexpr size_t kMinTokenBytes = 32;
-constexpr size_t kMaxTokenBytes = 512;
-constexpr int64_t kMaxSecretFileBytes = 1 << 20;
-
-// The content of a PEM or token file (base/file.h bounds it). `private_file`: refused when group
-// or others may read it.
-absl::StatusOr<std::string> ReadSecretFile(const std::string& path, absl::string_view what,
-                                           bool private_file) {
-  mode_t mode = 0;
-  auto text = ReadBoundedFile(path, kMaxSecretFileBytes, &mode);
-  if (!text.ok()) {
-    return absl::Status(text.status().code(), absl::StrCat("the ", what, ": ", text.status().message()));
-  }
-  if (private_file && (mode & 077) != 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "the ", what, " ", path, " may be read by group or others; chmod 600 it"));
-  }
-  return text;
-}
-
-// Visible ASCII only: no spaces, controls or line breaks (a token goes into a header).
-bool IsVisible(absl::string_view token) {
-  for (char c : token) {
-    if (c <= ' ' || c >= 127) return false;
-  }
-  return true;
-}
 
 bool ParseRole(absl::string_view name, Role* role) {
   for (Role r : {Role::kIngest, Role::kQuery, Role::kDeliver, Role::kAdmin}) {
@@ -100,9 +69,9 @@ absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::Parse(absl::string_view 
           "deliver, admin"));
     }
     const absl::string_view token = parts[1];
-    if (token.size() < kMinTokenBytes || token.size() > kMaxTokenBytes || !IsVisible(token)) {
+    if (token.size() < kMinSecretBytes || token.size() > kMaxSecretBytes || !IsVisible(token)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          source, ":", line_no, ": a token must be ", kMinTokenBytes, "-", kMaxTokenBytes,
+          source, ":", line_no, ": a token must be ", kMinSecretBytes, "-", kMaxSecretBytes,
           " characters of visible ASCII (e.g. `openssl rand -hex 32`)"));
     }
     a->tokens_.push_back({role, std::string(token)});

@@ -66,8 +66,15 @@ absl::Status Membership::Write(const std::vector<int32_t>& partitions,
   }
   *record.mutable_written_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
   record.set_leaving(leaving);
-  TEND_RETURN_IF_ERROR(producer_->Produce(options_.topic, 0, options_.address,
-                                          record.SerializeAsString(), {}, nullptr));
+  const std::string value = record.SerializeAsString();
+  std::string mac;
+  std::vector<KafkaHeader> headers;
+  if (options_.keys != nullptr) {
+    mac = options_.keys->Sign(kMemberMacDomain, options_.address, value);
+    headers.push_back({kMemberMacHeader, mac});
+  }
+  TEND_RETURN_IF_ERROR(
+      producer_->Produce(options_.topic, 0, options_.address, value, headers, nullptr));
   return absl::OkStatus();
 }
 
@@ -103,9 +110,18 @@ void Membership::Follow() {
         // every instance's memory by a claim of 300,000 partitions a record (ACLs should stop
         // them first: docs/deployment.md).
         std::string refused;
+        bool unsigned_record = false;
         v1::MemberRecord record;
         if (r.value.has_value() && r.value->size() > kMaxMemberRecordBytes) {
           refused = absl::StrCat("a record of ", r.value->size(), " bytes");
+        } else if (options_.keys != nullptr && r.value.has_value() &&
+                   !options_.keys->Verify(kMemberMacDomain, r.key, *r.value,
+                                          r.Header(kMemberMacHeader).value_or(""))) {
+          // Checked before the record is parsed: what no key holder wrote is not read further.
+          unsigned_record = true;
+          refused = r.Header(kMemberMacHeader).has_value()
+                        ? "its MAC is not under a key of the cluster key file"
+                        : "it carries no MAC (the cluster key file requires one)";
         } else if (!r.value.has_value() ||
                    !record.ParseFromArray(r.value->data(), static_cast<int>(r.value->size())) ||
                    record.format_version() != 1 || record.address() != r.key ||
@@ -125,12 +141,12 @@ void Membership::Follow() {
               break;
             }
           }
-          for (const v1::Refusal& r : record.refused()) {
+          for (const v1::Refusal& refusal : record.refused()) {
             if (!refused.empty()) break;
-            if (r.partition() < 0 || r.partition() >= kMaxMemberPartition) {
-              refused = absl::StrCat("a refusal of partition ", r.partition());
-            } else if (r.why().size() > kMaxRefusalWhyBytes) {
-              refused = absl::StrCat("a refusal's reason of ", r.why().size(), " bytes");
+            if (refusal.partition() < 0 || refusal.partition() >= kMaxMemberPartition) {
+              refused = absl::StrCat("a refusal of partition ", refusal.partition());
+            } else if (refusal.why().size() > kMaxRefusalWhyBytes) {
+              refused = absl::StrCat("a refusal's reason of ", refusal.why().size(), " bytes");
             }
           }
         }
@@ -147,13 +163,17 @@ void Membership::Follow() {
                                  absl::FormatDuration(10 * options_.expiry));
         }
         if (!refused.empty()) {
-          if (ignored_++ % 1000 == 0) {
-            TEND_LOG_WARN("membership: %s offset %d ignored, %s (%d such records so far; only "
-                          "tend engines should write this topic)",
-                          options_.topic, r.offset, refused, ignored_);
+          int64_t& count = unsigned_record ? stats_.unsigned_records : stats_.beyond_bounds;
+          if (count++ % 1000 == 0) {
+            TEND_LOG_WARN(
+                "membership: %s offset %d ignored, %s (%d such records so far; only "
+                "tend engines%s should write this topic)",
+                options_.topic, r.offset, refused, count,
+                unsigned_record ? " with this deployment's cluster key" : "");
           }
           return;
         }
+        ++stats_.heard;
         Heard& h = members_[record.address()];
         h.heard_at = absl::Now();
         h.leaving = record.leaving();
@@ -165,7 +185,9 @@ void Membership::Follow() {
         h.claimed_since = std::move(since);
         h.partitions.assign(record.partitions().begin(), record.partitions().end());
         h.refused.clear();
-        for (const v1::Refusal& r : record.refused()) h.refused[r.partition()] = Printable(r.why());
+        for (const v1::Refusal& refusal : record.refused()) {
+          h.refused[refusal.partition()] = Printable(refusal.why());
+        }
       },
       stop_, [](const absl::Status& s) { TEND_LOG_WARN("membership: %s", s.ToString()); });
 }
@@ -211,6 +233,16 @@ std::vector<Member> Membership::Members() const {
                    !h.leaving && now - h.heard_at <= options_.expiry});
   }
   return out;
+}
+
+MembershipStats Membership::Stats() const {
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&mu_);
+  MembershipStats stats = stats_;
+  for (const auto& [address, h] : members_) {
+    stats.live_members += !h.leaving && now - h.heard_at <= options_.expiry ? 1 : 0;
+  }
+  return stats;
 }
 
 }  // namespace tend

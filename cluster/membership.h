@@ -13,6 +13,13 @@
 // instance holds but refuses (a damaged state changelog), so that the others can say who holds
 // such a partition and why, rather than that nobody does.
 //
+// Member records are signed (`keys`: the cluster key file, auth/record_mac.h): a record name
+// where queries and callers' tokens go, so with keys every record without a MAC under one of
+// them is ignored, as one beyond the bounds is (counted, logged), and whoever may write the topic
+// without the key cannot add a member. A signed record written again later (a replay) names an
+// address a key holder named; what it claims lasts until that instance's next record (one
+// `heartbeat`), or one `expiry` after the replay if the instance is gone.
+//
 // Thread safety: thread-safe; it writes and reads on threads of its own.
 #ifndef TEND_CLUSTER_MEMBERSHIP_H_
 #define TEND_CLUSTER_MEMBERSHIP_H_
@@ -31,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "auth/record_mac.h"
 #include "kafka/kafka.h"
 #include "kafka/partition_reader.h"
 #include "kafka/props.h"
@@ -47,11 +55,21 @@ inline constexpr int32_t kMaxMemberPartition = 1 << 16;  // a claimed partition 
 inline constexpr size_t kMaxMembers = 256;               // heard within ten expiries
 inline constexpr size_t kMaxRefusalWhyBytes = 1024;      // a refused partition's reason
 
+// The Kafka header of a member record holding its MAC, and the domain the MAC is computed in
+// (auth/record_mac.h): the record kind and its format version.
+inline constexpr char kMemberMacHeader[] = "tend.mac";
+inline constexpr char kMemberMacDomain[] = "tend.membership/1";
+
 struct MembershipOptions {
   KafkaProps kafka;  // bootstrap.servers and the operator's settings
   std::string topic = "tend.membership";
   std::string events_topic = "tend.events";
   std::string address;  // this instance's advertised host:port (required)
+  // The cluster key file's keys: this instance's records are signed with the first, and only
+  // records signed with one of them are heard. Null: records are written unsigned and every
+  // well-formed record is heard (loopback and tests; tools/commands.cc refuses it elsewhere
+  // unless told).
+  std::shared_ptr<const RecordKeys> keys;
   // What this instance owns now (Engine::OwnedPartitions), polled every `poll`.
   std::function<std::vector<int32_t>()> owned;
   // What it holds and refuses, partition -> why (Engine::RefusedPartitions), polled with
@@ -71,6 +89,14 @@ struct Member {
   bool live = false;    // heard within `expiry` and not leaving
 };
 
+// What the records read so far did: for tend_membership_* metrics.
+struct MembershipStats {
+  int64_t heard = 0;             // records heard (this instance's own too)
+  int64_t unsigned_records = 0;  // ignored: without a MAC under a key of the cluster key file
+  int64_t beyond_bounds = 0;     // ignored: beyond the bounds above
+  int64_t live_members = 0;      // instances heard within `expiry` and not leaving (itself too)
+};
+
 class Membership {
  public:
   static absl::StatusOr<std::unique_ptr<Membership>> Start(MembershipOptions options);
@@ -87,6 +113,7 @@ class Membership {
   };
   std::optional<Refuser> RefuserOf(int32_t partition) const;
   std::vector<Member> Members() const;
+  MembershipStats Stats() const;
   const std::string& address() const { return options_.address; }
 
  private:
@@ -110,7 +137,7 @@ class Membership {
   std::unique_ptr<PartitionReader> reader_;
   mutable absl::Mutex mu_;
   std::map<std::string, Heard> members_ ABSL_GUARDED_BY(mu_);  // by address
-  int64_t ignored_ ABSL_GUARDED_BY(mu_) = 0;                   // records beyond the bounds
+  MembershipStats stats_ ABSL_GUARDED_BY(mu_);                 // live_members is counted by Stats()
   std::atomic<bool> stop_{false};
   std::thread announcer_, follower_;
 };

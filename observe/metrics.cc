@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "cluster/membership.h"
 #include "dispatch/dispatcher.h"
 #include "engine/changelog_restore.h"
 #include "engine/engine.h"
@@ -437,6 +438,27 @@ MetricsCollector::Registration MetricsCollector::AddHealth(const HealthGate* hea
           "1 when the engine serves (partitions assigned and caught up within the configured "
           "lag), else 0: what the gRPC health service answers.",
           health->serving() ? 1 : 0);
+  });
+}
+
+MetricsCollector::Registration MetricsCollector::AddMembership(const Membership* membership) {
+  return Add([membership](Families* out) {
+    const MembershipStats s = membership->Stats();
+    const std::string help =
+        "Member records read from the membership topic, by what was done with them: heard, or "
+        "ignored as unsigned (no MAC under a key of --cluster-key-file) or as beyond the bounds "
+        "no instance comes near. Ignored ones were written by something other than this "
+        "deployment's engines.";
+    for (const auto& [result, count] : {std::pair<const char*, int64_t>{"heard", s.heard},
+                                        {"unsigned", s.unsigned_records},
+                                        {"beyond_bounds", s.beyond_bounds}}) {
+      Counter(out, "tend_membership_records_total", help, static_cast<double>(count),
+              {{"result", result}});
+    }
+    Gauge(out, "tend_membership_live_instances",
+          "Instances this one has heard from within the expiry and that are not leaving, itself "
+          "included.",
+          static_cast<double>(s.live_members));
   });
 }
 

@@ -42,6 +42,7 @@ class Dispatcher;
 class GrpcMetrics;
 class SinkService;
 class HealthGate;
+class Membership;
 
 class MetricsCollector final : public prometheus::Collectable {
  public:
@@ -76,6 +77,8 @@ class MetricsCollector final : public prometheus::Collectable {
   [[nodiscard]] Registration AddGrpc(const GrpcMetrics* grpc);
   [[nodiscard]] Registration AddSink(const SinkService* sink);
   [[nodiscard]] Registration AddHealth(const HealthGate* health);
+  // The member records heard and ignored, and the live instances (with --advertise).
+  [[nodiscard]] Registration AddMembership(const Membership* membership);
   // tend_state_refused: 1 while the process serves only to say its state directory was refused.
   void SetStateRefused(bool refused) { state_refused_.store(refused); }
 

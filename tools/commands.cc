@@ -20,6 +20,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "auth/auth.h"
+#include "auth/record_mac.h"
 #include "base/file.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -224,6 +226,25 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
         "--advertise off loopback forwards callers' tokens to the other instances: give "
         "--peer-tls-ca (the CA of their certificates), or --plaintext when TLS ends at a mesh");
   }
+  // Member records name where queries and callers' tokens go: off loopback, only those signed
+  // with the deployment's key are believed (cluster/membership.h).
+  std::shared_ptr<const RecordKeys> cluster_keys;
+  if (!options.cluster_key_file.empty()) {
+    if (options.advertise.empty()) {
+      return absl::InvalidArgumentError(
+          "--cluster-key-file needs --advertise (it signs and checks the records of "
+          "--membership-topic)");
+    }
+    TEND_ASSIGN_OR_RETURN(cluster_keys, RecordKeys::Load(options.cluster_key_file));
+  } else if (!options.advertise.empty() && !IsLoopbackAddress(options.advertise) &&
+             !options.unsigned_membership) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--advertise off loopback: a record on ", options.membership_topic,
+        " names where queries and callers' tokens go, and whoever may write that topic could "
+        "name any address. Give --cluster-key-file FILE (the same key on every instance, chmod "
+        "600; `openssl rand -hex 32` makes one), or --unsigned-membership where Kafka ACLs alone "
+        "keep everyone but the engines from writing it"));
+  }
   // Security settings are checked before anything is opened: a refused one costs nothing.
   ServerAuth auth;
   if (!options.grpc_listen.empty()) {
@@ -336,6 +357,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     m.topic = options.membership_topic;
     m.events_topic = options.engine.topic;
     m.address = options.advertise;
+    m.keys = cluster_keys;
     m.owned = [e = engine.get()] { return e->OwnedPartitions(); };
     m.refused = [e = engine.get()] {
       std::map<int32_t, std::string> refused;
@@ -345,6 +367,9 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     TEND_ASSIGN_OR_RETURN(membership, Membership::Start(std::move(m)));
     router->Attach(engine.get(), membership.get());
   }
+  // Let go of before the membership goes (below, or on an early return).
+  MetricsCollector::Registration membership_metrics;
+  if (membership != nullptr) membership_metrics = collector->AddMembership(membership.get());
   // Whatever way this function returns, the router lets go of the engine and the membership
   // before they go (the server, still up, may route a call meanwhile).
   absl::Cleanup detach = [&router] {
@@ -444,7 +469,8 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   if (server.server) server.server->Shutdown(std::chrono::system_clock::now() +
                                              std::chrono::seconds(2));
   std::move(detach).Invoke();
-  membership.reset();  // says this instance leaves
+  membership_metrics = MetricsCollector::Registration();  // a scrape no longer reads it
+  membership.reset();                                     // says this instance leaves
   EngineStats st = engine->stats();
   TEND_LOG_INFO("engine stopped: %d records, %d events applied, %d duplicates dropped, "
                 "%d dead-lettered, %d commits, %d timers fired, %d decisions, %d commands",

@@ -49,6 +49,10 @@ struct EngineCommandOptions {
   std::string advertise;
   std::string membership_topic = "tend.membership";
   ClientSecurity peer_security;  // how to reach the other instances (tls_ca)
+  // The cluster key file (auth/record_mac.h): member records are signed and checked with it.
+  // Required with an `advertise` off loopback unless `unsigned_membership`.
+  std::string cluster_key_file;
+  bool unsigned_membership = false;
 };
 // One status line of a running engine: the counters, what changed over `elapsed` since
 // `before`, the rules' counters (`rules`: the engine decides), and (LIVE mode) the dispatcher's.

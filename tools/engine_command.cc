@@ -87,6 +87,14 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
   cmd->add_option("--peer-tls-ca", e.peer_security.tls_ca,
                   "PEM CA the other instances' certificates chain to (forwarded queries over "
                   "TLS)");
+  cmd->add_option("--cluster-key-file", e.cluster_key_file,
+                  "keys every instance shares (one per line, the first signs; chmod 600): "
+                  "member records are signed with it, and records without its MAC ignored "
+                  "(required with --advertise off loopback)");
+  cmd->add_flag("--unsigned-membership", e.unsigned_membership,
+                "with --advertise off loopback and no --cluster-key-file: believe every "
+                "well-formed member record (only where Kafka ACLs alone keep everyone but the "
+                "engines from writing --membership-topic)");
   cmd->add_option("--config", f->config,
                   "engine config YAML (proto/tend/v1/config.proto; `tend config` prints one)");
   return [f](const std::atomic<bool>& stop) {

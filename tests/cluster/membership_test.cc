@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,9 +39,9 @@ bool Has(const std::vector<Member>& members, const std::string& address) {
   return false;
 }
 
-// Writes a member record as `address` would, claiming `partitions` and refusing `refused`.
-void Forge(Producer* producer, const std::string& address, const std::vector<int32_t>& partitions,
-           const std::map<int32_t, std::string>& refused = {}) {
+// A member record as `address` would write it, claiming `partitions` and refusing `refused`.
+v1::MemberRecord RecordOf(const std::string& address, const std::vector<int32_t>& partitions,
+                          const std::map<int32_t, std::string>& refused = {}) {
   v1::MemberRecord record;
   record.set_format_version(1);
   record.set_address(address);
@@ -51,9 +52,22 @@ void Forge(Producer* producer, const std::string& address, const std::vector<int
     r->set_partition(p);
     r->set_why(why);
   }
-  REQUIRE(producer->Produce("tend.membership", 0, address, record.SerializeAsString(), {}, nullptr)
-              .ok());
+  return record;
+}
+
+// Writes `value` under `key` to the membership topic, with a MAC header when `mac` is set.
+void Write(Producer* producer, const std::string& key, const std::string& value,
+           std::optional<std::string> mac = std::nullopt) {
+  std::vector<KafkaHeader> headers;
+  if (mac.has_value()) headers.push_back({kMemberMacHeader, *mac});
+  REQUIRE(producer->Produce("tend.membership", 0, key, value, headers, nullptr).ok());
   REQUIRE(producer->Flush(absl::Seconds(10)).ok());
+}
+
+// Writes a member record as `address` would, unsigned.
+void Forge(Producer* producer, const std::string& address, const std::vector<int32_t>& partitions,
+           const std::map<int32_t, std::string>& refused = {}) {
+  Write(producer, address, RecordOf(address, partitions, refused).SerializeAsString());
 }
 
 TEST_CASE("member records beyond the bounds are skipped, and long-silent members forgotten",
@@ -174,6 +188,77 @@ TEST_CASE("a member's refused partitions are heard with their reasons, bounded a
   // A member silent past the expiry: its refusal is void with its claims.
   CHECK(gone(3));
   CHECK((*membership)->OwnerOf(2) == std::nullopt);
+}
+
+TEST_CASE(
+    "with a cluster key only member records signed with it are heard, and the ignored "
+    "are counted",
+    "[integration]") {
+  auto broker = MockBroker::Start({.partitions = 4});
+  REQUIRE(broker.ok());
+  auto keys = RecordKeys::Parse(std::string(32, 'k'), "key");
+  auto other_keys = RecordKeys::Parse(std::string(32, 'o'), "other key");
+  REQUIRE((keys.ok() && other_keys.ok()));
+  MembershipOptions options;
+  options.kafka = {{"bootstrap.servers", (*broker)->bootstrap()}};
+  options.address = "127.0.0.1:1";
+  options.keys = *keys;
+  options.owned = [] { return std::vector<int32_t>{0}; };
+  options.heartbeat = absl::Milliseconds(100);
+  auto membership = Membership::Start(options);
+  REQUIRE(membership.ok());
+
+  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  REQUIRE(producer.ok());
+  auto value = [](const std::string& address, std::vector<int32_t> partitions) {
+    return RecordOf(address, partitions).SerializeAsString();
+  };
+  auto sign = [&](const RecordKeys& k, const std::string& address, const std::string& v) {
+    return k.Sign(kMemberMacDomain, address, v);
+  };
+  const std::string v1 = value("10.0.0.1:1", {1});
+  Write(producer->get(), "10.0.0.1:1", v1);  // no MAC
+  Write(producer->get(), "10.0.0.2:1", value("10.0.0.2:1", {1}),
+        sign(**other_keys, "10.0.0.2:1", value("10.0.0.2:1", {1})));  // another key
+  Write(producer->get(), "10.0.0.1:1", value("10.0.0.1:1", {1, 2}),
+        sign(**keys, "10.0.0.1:1", v1));  // another value
+  Write(producer->get(), "10.0.0.3:1", value("10.0.0.3:1", {1}),
+        sign(**keys, "10.0.0.3:1", value("10.0.0.3:1", {1})).substr(0, 31));  // cut short
+  // The key's MAC of the same value for another key of the topic (the MAC covers the key).
+  Write(producer->get(), "10.0.0.5:1", value("10.0.0.4:1", {1}),
+        sign(**keys, "10.0.0.4:1", value("10.0.0.4:1", {1})));
+  Write(producer->get(), "10.0.0.6:1", value("10.0.0.6:1", {3}),
+        sign(**keys, "10.0.0.6:1", value("10.0.0.6:1", {3})));  // signed: heard
+  REQUIRE(WaitFor(**membership, [](const std::vector<Member>& m) {
+    return Has(m, "10.0.0.6:1") && Has(m, "127.0.0.1:1");
+  }));
+  const std::vector<Member> heard = (*membership)->Members();
+  CHECK(heard.size() == 2);
+  CHECK((*membership)->OwnerOf(1) == std::nullopt);
+  CHECK((*membership)->OwnerOf(3) == "10.0.0.6:1");
+  CHECK((*membership)->OwnerOf(0) == "127.0.0.1:1");  // its own records are signed
+  MembershipStats stats = (*membership)->Stats();
+  CHECK(stats.unsigned_records == 5);
+  CHECK(stats.beyond_bounds == 0);
+  CHECK(stats.heard >= 2);
+  CHECK(stats.live_members == 2);
+
+  // An instance without the key hears signed records too (a rolling change to the key): the
+  // keyed one hears it only once it has the key.
+  MembershipOptions plain = options;
+  plain.address = "127.0.0.1:2";
+  plain.keys = nullptr;
+  plain.owned = [] { return std::vector<int32_t>{2}; };
+  auto unkeyed = Membership::Start(plain);
+  REQUIRE(unkeyed.ok());
+  REQUIRE(WaitFor(**unkeyed, [](const std::vector<Member>& m) {
+    return Has(m, "127.0.0.1:1") && Has(m, "10.0.0.6:1") && Has(m, "10.0.0.1:1");
+  }));
+  CHECK((*unkeyed)->OwnerOf(0) == "127.0.0.1:1");
+  CHECK((*unkeyed)->Stats().unsigned_records == 0);
+  absl::SleepFor(absl::Milliseconds(500));  // several of the unkeyed one's heartbeats
+  CHECK((*membership)->OwnerOf(2) == std::nullopt);
+  CHECK((*membership)->Stats().unsigned_records > stats.unsigned_records);
 }
 
 }  // namespace

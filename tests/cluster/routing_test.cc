@@ -5,6 +5,7 @@
 // is killed, its partitions are UNAVAILABLE through the other - never answered from the stale
 // copy it kept of them - until the other restored them from the changelog.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <catch2/catch.hpp>
 #include <grpcpp/grpcpp.h>
@@ -238,12 +239,18 @@ TEST_CASE("any instance answers for any patient through the owner of its partiti
 
   const std::string a_addr = absl::StrCat("127.0.0.1:", testing::FreePort());
   const std::string b_addr = absl::StrCat("127.0.0.1:", testing::FreePort());
+  // Their member records signed with the cluster key (what an instance off loopback needs): an
+  // instance that could not check the other's would answer nothing through it.
+  const std::string cluster_key = dir.Sub("cluster.key");
+  std::ofstream(cluster_key) << "# rotated in 2026-12\n" << std::string(64, 'c') << "\n";
+  REQUIRE(::chmod(cluster_key.c_str(), 0600) == 0);
   auto spawn = [&](const std::string& name, const std::string& address) {
     return testing::SpawnTend(
         {"engine", "--brokers", broker->bootstrap(), "--db", dir.Sub(name), "--rules", rules,
          "--changelog", "tend.state.changelog", "--group", "cluster", "--grpc-listen", address,
-         "--advertise", address, "--commit-interval-ms", "50", "--status-interval-s", "0",
-         "--kafka", "session.timeout.ms=6000", "--kafka", "heartbeat.interval.ms=500"},
+         "--advertise", address, "--cluster-key-file", cluster_key, "--commit-interval-ms", "50",
+         "--status-interval-s", "0", "--kafka", "session.timeout.ms=6000", "--kafka",
+         "heartbeat.interval.ms=500"},
         dir.Sub(name + ".log"));
   };
   const pid_t a = spawn("a", a_addr);

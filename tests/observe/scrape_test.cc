@@ -5,6 +5,7 @@
 // tests); the gRPC health service says NOT_SERVING before the engine caught up, SERVING after,
 // and NOT_SERVING for a refused state directory.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <google/protobuf/struct.pb.h>
@@ -185,13 +186,19 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
   const int sink_port = LoggedPort(sink_log, "listening on ");
   const int sink_metrics = LoggedPort(sink_log, "/metrics (port ");
 
+  // Advertised, with its member records signed, so that the membership's metrics (which an
+  // alert reads) are exported and scraped too.
   const std::string engine_log = dir.Sub("engine.log");
+  const std::string grpc_address = absl::StrCat("127.0.0.1:", testing::FreePort());
+  const std::string cluster_key = dir.Sub("cluster.key");
+  std::ofstream(cluster_key) << std::string(32, 'k') << "\n";
+  REQUIRE(::chmod(cluster_key.c_str(), 0600) == 0);
   const pid_t engine = testing::SpawnTend(
       {"engine", "--brokers", broker->bootstrap(), "--db", dir.Sub("state"), "--rules",
        std::string(TEND_SOURCE_DIR) + "/deploy/rules/default.yaml", "--sink",
        absl::StrCat("127.0.0.1:", sink_port), "--tick-interval-s", "0", "--commit-interval-ms",
-       "50", "--grpc-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-       "--health-max-lag", "0"},
+       "50", "--grpc-listen", grpc_address, "--advertise", grpc_address, "--cluster-key-file",
+       cluster_key, "--metrics-listen", "127.0.0.1:0", "--health-max-lag", "0"},
       engine_log);
   const int engine_metrics = LoggedPort(engine_log, "/metrics (port ");
   const int engine_grpc = LoggedPort(engine_log, "listening on port ");
@@ -214,6 +221,11 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
       },
       absl::Seconds(30)));
   CHECK(Sample(exposition, "tend_duplicates_total") == std::optional<double>(duplicates));
+  // Its own signed member records heard, none ignored: it is the one live instance.
+  CHECK(Sample(exposition, "tend_membership_records_total{result=\"heard\"}").value_or(0) > 0);
+  CHECK(Sample(exposition, "tend_membership_records_total{result=\"unsigned\"}") ==
+        std::optional<double>(0));
+  CHECK(Sample(exposition, "tend_membership_live_instances") == std::optional<double>(1));
   CHECK(Sample(exposition, "tend_records_consumed_total") ==
         std::optional<double>(events.size() + 2));
   CHECK(Sample(exposition, "tend_dead_letters_total{reason=\"undecodable\"}") ==
@@ -639,6 +651,13 @@ TEST_CASE("an engine refuses only the partition whose state changelog is damaged
   INFO(said[0] + " | " + said[1]);
   INFO(ReadFile(log2));
   REQUIRE(split);
+  // What the first instance's metrics say of the membership: both instances live, every record
+  // heard (none signed: both advertise on loopback without a cluster key).
+  const std::string members = HttpGet(metrics, "/metrics").value_or("");
+  CHECK(Sample(members, "tend_membership_live_instances") == std::optional<double>(2));
+  CHECK(Sample(members, "tend_membership_records_total{result=\"heard\"}").value_or(0) > 1);
+  CHECK(Sample(members, "tend_membership_records_total{result=\"unsigned\"}") ==
+        std::optional<double>(0));
   for (const std::string& message : said) {
     CHECK(message.find("tend.state.changelog[1] offset") != std::string::npos);
     CHECK(message.find("format version") != std::string::npos);

@@ -286,6 +286,27 @@ rules:
   const std::string refused_log = dir.Sub("refused.log");
   CHECK(ExitCode(testing::SpawnTend(engine_args, refused_log)) == 1);
   CHECK_THAT(ReadFile(refused_log), Catch::Contains("chmod 600"));
+  REQUIRE(::chmod(kafka_config.c_str(), 0600) == 0);
+
+  // An instance advertised off loopback: member records name where queries and callers' tokens
+  // go, so it needs the cluster key that signs them (or to be told that ACLs alone guard the
+  // topic), and a key file others may read is refused. All before anything starts.
+  std::vector<std::string> advertised = engine_args;
+  advertised.insert(advertised.end(),
+                    {"--advertise", "10.1.2.3:7070", "--peer-tls-ca", dir.Sub("ca.pem")});
+  const std::string unsigned_log = dir.Sub("unsigned.log");
+  CHECK(ExitCode(testing::SpawnTend(advertised, unsigned_log)) == 1);
+  CHECK_THAT(ReadFile(unsigned_log), Catch::Contains("--advertise off loopback") &&
+                                         Catch::Contains("Give --cluster-key-file FILE"));
+  const std::string cluster_key = dir.Sub("cluster.key");
+  std::ofstream(cluster_key) << Token('c') << "\n";
+  REQUIRE(::chmod(cluster_key.c_str(), 0640) == 0);
+  advertised.insert(advertised.end(), {"--cluster-key-file", cluster_key});
+  const std::string readable_log = dir.Sub("readable-key.log");
+  CHECK(ExitCode(testing::SpawnTend(advertised, readable_log)) == 1);
+  CHECK_THAT(ReadFile(readable_log), Catch::Contains("the cluster key file " + cluster_key +
+                                                     " may be read by group or others"));
+  CHECK_THAT(ReadFile(readable_log), !Catch::Contains(Token('c')));
 }
 
 }  // namespace
