@@ -1,7 +1,5 @@
 #include "cluster/membership.h"
 
-#include <google/protobuf/util/time_util.h>
-
 #include <algorithm>
 #include <utility>
 
@@ -26,6 +24,12 @@ absl::StatusOr<std::unique_ptr<Membership>> Membership::Start(MembershipOptions 
         "the membership topic ", m->options_.topic, " has ", partitions,
         " partitions: it must have exactly one (deploy/create-topics.sh), so that its records "
         "are in one order"));
+  }
+  // Where the topic ends now: ignored records before it are history, not counted.
+  int64_t low = 0, high = 0;
+  if (rd_kafka_query_watermark_offsets(m->producer_->handle(), m->options_.topic.c_str(), 0, &low,
+                                       &high, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    m->start_end_ = high;
   }
   TEND_ASSIGN_OR_RETURN(m->reader_, PartitionReader::Create(m->options_.kafka));
   m->follower_ = std::thread([p = m.get()] { p->Follow(); });
@@ -64,7 +68,13 @@ absl::Status Membership::Write(const std::vector<int32_t>& partitions,
       why_bytes += r->why().size();
     }
   }
-  *record.mutable_written_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  // To the nanosecond (protobuf's GetCurrentTime has whole seconds): readers take a record not
+  // written after the last one of its address for one written again (Hear).
+  const absl::Duration since_epoch = absl::Now() - absl::UnixEpoch();
+  const int64_t seconds = absl::ToInt64Seconds(since_epoch);
+  record.mutable_written_at()->set_seconds(seconds);
+  record.mutable_written_at()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(since_epoch - absl::Seconds(seconds))));
   record.set_leaving(leaving);
   const std::string value = record.SerializeAsString();
   std::string mac;
@@ -104,92 +114,144 @@ void Membership::Announce() {
 void Membership::Follow() {
   SetThreadName("tend-members");
   reader_->Follow(
-      options_.topic, 0, RD_KAFKA_OFFSET_BEGINNING,
-      [this](const ReadRecord& r) {
-        // Bounds no instance comes near: anyone who may write the topic could otherwise grow
-        // every instance's memory by a claim of 300,000 partitions a record (ACLs should stop
-        // them first: docs/deployment.md).
-        std::string refused;
-        bool unsigned_record = false;
-        v1::MemberRecord record;
-        if (r.value.has_value() && r.value->size() > kMaxMemberRecordBytes) {
-          refused = absl::StrCat("a record of ", r.value->size(), " bytes");
-        } else if (options_.keys != nullptr && r.value.has_value() &&
-                   !options_.keys->Verify(kMemberMacDomain, r.key, *r.value,
-                                          r.Header(kMemberMacHeader).value_or(""))) {
-          // Checked before the record is parsed: what no key holder wrote is not read further.
-          unsigned_record = true;
-          refused = r.Header(kMemberMacHeader).has_value()
-                        ? "its MAC is not under a key of the cluster key file"
-                        : "it carries no MAC (the cluster key file requires one)";
-        } else if (!r.value.has_value() ||
-                   !record.ParseFromArray(r.value->data(), static_cast<int>(r.value->size())) ||
-                   record.format_version() != 1 || record.address() != r.key ||
-                   record.topic() != options_.events_topic) {
-          return;  // not a member of this deployment (or a tombstone)
-        } else if (record.address().size() > kMaxMemberAddressBytes) {
-          refused = absl::StrCat("an address of ", record.address().size(), " bytes");
-        } else if (record.partitions_size() > kMaxMemberClaims ||
-                   record.refused_size() > kMaxMemberClaims) {
-          refused = record.partitions_size() > kMaxMemberClaims
-                        ? absl::StrCat("a claim of ", record.partitions_size(), " partitions")
-                        : absl::StrCat("a refusal of ", record.refused_size(), " partitions");
-        } else {
-          for (int32_t p : record.partitions()) {
-            if (p < 0 || p >= kMaxMemberPartition) {
-              refused = absl::StrCat("a claim of partition ", p);
-              break;
-            }
-          }
-          for (const v1::Refusal& refusal : record.refused()) {
-            if (!refused.empty()) break;
-            if (refusal.partition() < 0 || refusal.partition() >= kMaxMemberPartition) {
-              refused = absl::StrCat("a refusal of partition ", refusal.partition());
-            } else if (refusal.why().size() > kMaxRefusalWhyBytes) {
-              refused = absl::StrCat("a refusal's reason of ", refusal.why().size(), " bytes");
-            }
-          }
-        }
-        absl::MutexLock lock(&mu_);
-        // Members silent for ten expiries are forgotten: their claims are long void, and a
-        // topic's worth of made-up addresses would otherwise stay in memory for good.
-        const absl::Time now = absl::Now();
-        std::erase_if(members_, [&](const auto& member) {
-          return now - member.second.heard_at > 10 * options_.expiry;
-        });
-        if (refused.empty() && !members_.contains(record.address()) &&
-            members_.size() >= kMaxMembers) {
-          refused = absl::StrCat("a member beyond the ", kMaxMembers, " heard within ",
-                                 absl::FormatDuration(10 * options_.expiry));
-        }
-        if (!refused.empty()) {
-          int64_t& count = unsigned_record ? stats_.unsigned_records : stats_.beyond_bounds;
-          if (count++ % 1000 == 0) {
-            TEND_LOG_WARN(
-                "membership: %s offset %d ignored, %s (%d such records so far; only "
-                "tend engines%s should write this topic)",
-                options_.topic, r.offset, refused, count,
-                unsigned_record ? " with this deployment's cluster key" : "");
-          }
-          return;
-        }
-        ++stats_.heard;
-        Heard& h = members_[record.address()];
-        h.heard_at = absl::Now();
-        h.leaving = record.leaving();
-        std::map<int32_t, int64_t> since;
-        for (int32_t p : record.partitions()) {
-          auto it = h.claimed_since.find(p);
-          since[p] = it != h.claimed_since.end() ? it->second : r.offset;
-        }
-        h.claimed_since = std::move(since);
-        h.partitions.assign(record.partitions().begin(), record.partitions().end());
-        h.refused.clear();
-        for (const v1::Refusal& refusal : record.refused()) {
-          h.refused[refusal.partition()] = Printable(refusal.why());
-        }
-      },
-      stop_, [](const absl::Status& s) { TEND_LOG_WARN("membership: %s", s.ToString()); });
+      options_.topic, 0, RD_KAFKA_OFFSET_BEGINNING, [this](const ReadRecord& r) { Hear(r); }, stop_,
+      [](const absl::Status& s) { TEND_LOG_WARN("membership: %s", s.ToString()); });
+}
+
+void Membership::Hear(const ReadRecord& r) {
+  // Bounds no instance comes near: anyone who may write the topic could otherwise grow every
+  // instance's memory by a claim of 300,000 partitions a record (ACLs should stop them first:
+  // docs/deployment.md). With the cluster key, what no key holder wrote is not parsed at all.
+  std::string refused;
+  Ignored kind = Ignored::kBeyondBounds;
+  bool unsigned_heard = false;
+  const std::optional<absl::string_view> mac = r.Header(kMemberMacHeader);
+  v1::MemberRecord record;
+  if (r.value.has_value() && r.value->size() > kMaxMemberRecordBytes) {
+    refused = absl::StrCat("a record of ", r.value->size(), " bytes");
+  } else if (options_.keys != nullptr && !r.value.has_value()) {
+    // tend writes no tombstones here (an instance leaving says so in a record): compaction
+    // would forget the instance's record for whoever reads the topic next.
+    kind = Ignored::kUnsigned;
+    refused = "a tombstone (no tend engine writes one)";
+  } else if (options_.keys != nullptr && !mac.has_value() && options_.accept_unsigned) {
+    unsigned_heard = true;  // a move to signed records under way (--unsigned-membership)
+  } else if (options_.keys != nullptr &&
+             !options_.keys->Verify(kMemberMacDomain, r.key, *r.value, mac.value_or(""))) {
+    kind = Ignored::kUnsigned;
+    refused = mac.has_value() ? "its MAC is not under a key of the cluster key file"
+                              : "it carries no MAC (the cluster key file requires one)";
+  }
+  if (refused.empty()) {
+    if (!r.value.has_value() ||
+        !record.ParseFromArray(r.value->data(), static_cast<int>(r.value->size())) ||
+        record.format_version() != 1 || record.address() != r.key ||
+        record.topic() != options_.events_topic) {
+      return;  // not a member of this deployment (or a tombstone)
+    }
+    if (record.address().size() > kMaxMemberAddressBytes) {
+      refused = absl::StrCat("an address of ", record.address().size(), " bytes");
+    } else if (record.partitions_size() > kMaxMemberClaims ||
+               record.refused_size() > kMaxMemberClaims) {
+      refused = record.partitions_size() > kMaxMemberClaims
+                    ? absl::StrCat("a claim of ", record.partitions_size(), " partitions")
+                    : absl::StrCat("a refusal of ", record.refused_size(), " partitions");
+    }
+    for (int32_t p : record.partitions()) {
+      if (!refused.empty()) break;
+      if (p < 0 || p >= kMaxMemberPartition) refused = absl::StrCat("a claim of partition ", p);
+    }
+    for (const v1::Refusal& refusal : record.refused()) {
+      if (!refused.empty()) break;
+      if (refusal.partition() < 0 || refusal.partition() >= kMaxMemberPartition) {
+        refused = absl::StrCat("a refusal of partition ", refusal.partition());
+      } else if (refusal.why().size() > kMaxRefusalWhyBytes) {
+        refused = absl::StrCat("a refusal's reason of ", refusal.why().size(), " bytes");
+      }
+    }
+  }
+  const absl::Time written_at = absl::FromUnixSeconds(record.written_at().seconds()) +
+                                absl::Nanoseconds(record.written_at().nanos());
+  absl::MutexLock lock(&mu_);
+  // Members silent for ten expiries are forgotten: their claims are long void, and a topic's
+  // worth of made-up addresses would otherwise stay in memory for good.
+  const absl::Time now = absl::Now();
+  std::erase_if(members_, [&](const auto& member) {
+    return now - member.second.heard_at > 10 * options_.expiry;
+  });
+  if (refused.empty() && !members_.contains(record.address()) && members_.size() >= kMaxMembers) {
+    refused = absl::StrCat("a member beyond the ", kMaxMembers, " heard within ",
+                           absl::FormatDuration(10 * options_.expiry));
+  }
+  // An instance's records are written at times that only grow (its clock, to the nanosecond):
+  // one that is not later than the last heard of its address was written before it, and is
+  // here again (a replay of a signed record, which the MAC does not tell apart), or its
+  // writer's clock went back. (Records of whole seconds, as tends before 2026-12-06 wrote them,
+  // may share a second with the one before.)
+  if (refused.empty()) {
+    auto last = last_written_.find(record.address());
+    if (last != last_written_.end() &&
+        (written_at < last->second ||
+         (written_at == last->second && record.written_at().nanos() != 0))) {
+      kind = Ignored::kReplayed;
+      refused = absl::StrCat(
+          "written at ", absl::FormatTime(absl::RFC3339_full, written_at, absl::UTCTimeZone()),
+          ", not after the last "
+          "record heard of ",
+          record.address(), " (",
+          absl::FormatTime(absl::RFC3339_full, last->second, absl::UTCTimeZone()),
+          "): a record written again, or its "
+          "writer's clock went back");
+    }
+  }
+  if (!refused.empty()) {
+    Ignore(r, kind, refused);
+    return;
+  }
+  ++(unsigned_heard ? stats_.heard_unsigned : stats_.heard);
+  last_written_[record.address()] = written_at;
+  if (last_written_.size() > 16 * kMaxMembers) {
+    // Bounded: without a key anyone may name addresses. The longest silent one goes.
+    auto oldest =
+        std::min_element(last_written_.begin(), last_written_.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; });
+    last_written_.erase(oldest);
+  }
+  Heard& h = members_[record.address()];
+  h.heard_at = now;
+  h.leaving = record.leaving();
+  std::map<int32_t, int64_t> since;
+  for (int32_t p : record.partitions()) {
+    auto it = h.claimed_since.find(p);
+    since[p] = it != h.claimed_since.end() ? it->second : r.offset;
+  }
+  h.claimed_since = std::move(since);
+  h.partitions.assign(record.partitions().begin(), record.partitions().end());
+  h.refused.clear();
+  for (const v1::Refusal& refusal : record.refused()) {
+    h.refused[refusal.partition()] = Printable(refusal.why());
+  }
+}
+
+void Membership::Ignore(const ReadRecord& r, Ignored kind, const std::string& why) {
+  // Records that were in the topic before this instance started are not counted (they were
+  // counted by the instances running when they came: a restart after a key rotation re-reads
+  // records of the old key); their log lines say so.
+  const bool before_start = r.offset < start_end_;
+  int64_t& count = kind == Ignored::kUnsigned   ? stats_.unsigned_records
+                   : kind == Ignored::kReplayed ? stats_.replayed
+                                                : stats_.beyond_bounds;
+  if (!before_start) ++count;
+  const absl::Time now = absl::Now();
+  absl::Time& logged = last_logged_[static_cast<int>(kind)];
+  if (now - logged < absl::Minutes(1)) return;
+  logged = now;
+  TEND_LOG_WARN(
+      "membership: %s offset %d (key \"%s\") ignored%s: %s (%d such records since "
+      "this instance started; only tend engines%s should write this topic)",
+      options_.topic, r.offset, Printable(Bounded(r.key, 64)),
+      before_start ? ", written before this instance started" : "", why, count,
+      options_.keys != nullptr ? " with this deployment's cluster key" : "");
 }
 
 std::optional<std::string> Membership::OwnerOf(int32_t partition) const {

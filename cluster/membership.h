@@ -13,12 +13,14 @@
 // instance holds but refuses (a damaged state changelog), so that the others can say who holds
 // such a partition and why, rather than that nobody does.
 //
-// Member records are signed (`keys`: the cluster key file, auth/record_mac.h): a record name
+// Member records are signed (`keys`: the cluster key file, auth/record_mac.h): a record names
 // where queries and callers' tokens go, so with keys every record without a MAC under one of
 // them is ignored, as one beyond the bounds is (counted, logged), and whoever may write the topic
-// without the key cannot add a member. A signed record written again later (a replay) names an
-// address a key holder named; what it claims lasts until that instance's next record (one
-// `heartbeat`), or one `expiry` after the replay if the instance is gone.
+// without the key cannot add a member. A signed record written again later (a replay) is ignored
+// when its `written_at` (the writer's clock, to the nanosecond) is not after that of the last
+// record heard of its address; a reader that never heard a later one (started after the
+// instance's last record, which the replayed copy has replaced in compaction) hears it once,
+// and the instance it names counts as live for one `expiry`.
 //
 // Thread safety: thread-safe; it writes and reads on threads of its own.
 #ifndef TEND_CLUSTER_MEMBERSHIP_H_
@@ -70,6 +72,9 @@ struct MembershipOptions {
   // well-formed record is heard (loopback and tests; tools/commands.cc refuses it elsewhere
   // unless told).
   std::shared_ptr<const RecordKeys> keys;
+  // With `keys`: also hear records that carry no MAC at all (counted apart), for a move to
+  // signed records without a gap (every instance gets the key with this, then loses this).
+  bool accept_unsigned = false;
   // What this instance owns now (Engine::OwnedPartitions), polled every `poll`.
   std::function<std::vector<int32_t>()> owned;
   // What it holds and refuses, partition -> why (Engine::RefusedPartitions), polled with
@@ -90,9 +95,12 @@ struct Member {
 };
 
 // What the records read so far did: for tend_membership_* metrics.
+// Records written before this instance started are counted when heard, not when ignored.
 struct MembershipStats {
   int64_t heard = 0;             // records heard (this instance's own too)
-  int64_t unsigned_records = 0;  // ignored: without a MAC under a key of the cluster key file
+  int64_t heard_unsigned = 0;    // heard without a MAC, as `accept_unsigned` allows
+  int64_t unsigned_records = 0;  // ignored: no MAC under a key of the cluster key file
+  int64_t replayed = 0;          // ignored: not written after the last heard of its address
   int64_t beyond_bounds = 0;     // ignored: beyond the bounds above
   int64_t live_members = 0;      // instances heard within `expiry` and not leaving (itself too)
 };
@@ -120,6 +128,11 @@ class Membership {
   explicit Membership(MembershipOptions options) : options_(std::move(options)) {}
   void Announce();
   void Follow();
+  // What a record read says, heard or ignored (with Ignore).
+  void Hear(const ReadRecord& r);
+  enum class Ignored { kBeyondBounds, kUnsigned, kReplayed };
+  void Ignore(const ReadRecord& r, Ignored kind, const std::string& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes this instance's record now.
   absl::Status Write(const std::vector<int32_t>& partitions,
                      const std::map<int32_t, std::string>& refused, bool leaving);
@@ -138,6 +151,12 @@ class Membership {
   mutable absl::Mutex mu_;
   std::map<std::string, Heard> members_ ABSL_GUARDED_BY(mu_);  // by address
   MembershipStats stats_ ABSL_GUARDED_BY(mu_);                 // live_members is counted by Stats()
+  // The written_at of the last record heard of each address, kept past the member's forgetting
+  // (bounded): an older record written again is not heard.
+  std::map<std::string, absl::Time> last_written_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_logged_[3] ABSL_GUARDED_BY(mu_) = {absl::InfinitePast(), absl::InfinitePast(),
+                                                     absl::InfinitePast()};
+  int64_t start_end_ = 0;  // the topic's end when this instance started (set before Follow)
   std::atomic<bool> stop_{false};
   std::thread announcer_, follower_;
 };

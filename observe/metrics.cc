@@ -445,12 +445,15 @@ MetricsCollector::Registration MetricsCollector::AddMembership(const Membership*
   return Add([membership](Families* out) {
     const MembershipStats s = membership->Stats();
     const std::string help =
-        "Member records read from the membership topic, by what was done with them: heard, or "
-        "ignored as unsigned (no MAC under a key of --cluster-key-file) or as beyond the bounds "
-        "no instance comes near. Ignored ones were written by something other than this "
-        "deployment's engines.";
+        "Member records read from the membership topic, by what was done with them: heard; "
+        "heard_unsigned (no MAC, heard as --unsigned-membership allows during a move to signed "
+        "records); or ignored as unsigned (no MAC under a key of --cluster-key-file), replayed "
+        "(not written after the last record heard of its instance) or beyond_bounds (beyond "
+        "what any deployment writes). Records ignored are counted from this instance's start.";
     for (const auto& [result, count] : {std::pair<const char*, int64_t>{"heard", s.heard},
+                                        {"heard_unsigned", s.heard_unsigned},
                                         {"unsigned", s.unsigned_records},
+                                        {"replayed", s.replayed},
                                         {"beyond_bounds", s.beyond_bounds}}) {
       Counter(out, "tend_membership_records_total", help, static_cast<double>(count),
               {{"result", result}});

@@ -358,6 +358,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     m.events_topic = options.engine.topic;
     m.address = options.advertise;
     m.keys = cluster_keys;
+    m.accept_unsigned = options.unsigned_membership;
     m.owned = [e = engine.get()] { return e->OwnedPartitions(); };
     m.refused = [e = engine.get()] {
       std::map<int32_t, std::string> refused;
@@ -376,9 +377,16 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     if (router != nullptr) router->Attach(nullptr, nullptr);
   };
   if (router != nullptr) {
-    TEND_LOG_INFO("advertising %s in %s: Query's GetPatient and Explain go to the owner of the "
-                  "patient's partition, CohortStats and ListPatients gather from every owner "
-                  "(tend.v1.Peer)", options.advertise, options.membership_topic);
+    TEND_LOG_INFO(
+        "advertising %s in %s: Query's GetPatient and Explain go to the owner of the "
+        "patient's partition, CohortStats and ListPatients gather from every owner "
+        "(tend.v1.Peer); %s",
+        options.advertise, options.membership_topic,
+        cluster_keys == nullptr ? "member records unsigned, every one heard"
+        : options.unsigned_membership
+            ? "member records signed, and those without a MAC heard too "
+              "(--unsigned-membership: drop it once every instance has the key)"
+            : "member records signed, only signed ones heard");
   }
   HealthOptions health_options;
   health_options.max_lag = options.health_max_lag;

@@ -92,9 +92,11 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
                   "member records are signed with it, and records without its MAC ignored "
                   "(required with --advertise off loopback)");
   cmd->add_flag("--unsigned-membership", e.unsigned_membership,
-                "with --advertise off loopback and no --cluster-key-file: believe every "
-                "well-formed member record (only where Kafka ACLs alone keep everyone but the "
-                "engines from writing --membership-topic)");
+                "hear member records without a MAC: alone, with --advertise off loopback, "
+                "every well-formed record is believed (only where Kafka ACLs alone keep "
+                "everyone but the engines from writing --membership-topic); with "
+                "--cluster-key-file, records are signed and those without any MAC heard too, "
+                "for a move to signed records without a gap");
   cmd->add_option("--config", f->config,
                   "engine config YAML (proto/tend/v1/config.proto; `tend config` prints one)");
   return [f](const std::atomic<bool>& stop) {

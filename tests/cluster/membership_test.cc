@@ -46,6 +46,10 @@ v1::MemberRecord RecordOf(const std::string& address, const std::vector<int32_t>
   record.set_format_version(1);
   record.set_address(address);
   record.set_topic("tend.events");
+  const absl::Time now = absl::Now();  // to the microsecond, as an instance writes it
+  record.mutable_written_at()->set_seconds(absl::ToUnixSeconds(now));
+  record.mutable_written_at()->set_nanos(
+      static_cast<int32_t>(absl::ToUnixMicros(now) % 1'000'000 * 1000));
   for (int32_t p : partitions) record.add_partitions(p);
   for (const auto& [p, why] : refused) {
     v1::Refusal* r = record.add_refused();
@@ -216,19 +220,18 @@ TEST_CASE(
   auto sign = [&](const RecordKeys& k, const std::string& address, const std::string& v) {
     return k.Sign(kMemberMacDomain, address, v);
   };
-  const std::string v1 = value("10.0.0.1:1", {1});
-  Write(producer->get(), "10.0.0.1:1", v1);  // no MAC
-  Write(producer->get(), "10.0.0.2:1", value("10.0.0.2:1", {1}),
-        sign(**other_keys, "10.0.0.2:1", value("10.0.0.2:1", {1})));  // another key
-  Write(producer->get(), "10.0.0.1:1", value("10.0.0.1:1", {1, 2}),
-        sign(**keys, "10.0.0.1:1", v1));  // another value
-  Write(producer->get(), "10.0.0.3:1", value("10.0.0.3:1", {1}),
-        sign(**keys, "10.0.0.3:1", value("10.0.0.3:1", {1})).substr(0, 31));  // cut short
+  // Each value made once: a record's time is in it, so two makings differ.
+  const std::string v1 = value("10.0.0.1:1", {1}), v1b = value("10.0.0.1:1", {1, 2});
+  const std::string v2 = value("10.0.0.2:1", {1}), v3 = value("10.0.0.3:1", {1});
+  const std::string v4 = value("10.0.0.4:1", {1}), v6 = value("10.0.0.6:1", {3});
+  Write(producer->get(), "10.0.0.1:1", v1);                                        // no MAC
+  Write(producer->get(), "10.0.0.2:1", v2, sign(**other_keys, "10.0.0.2:1", v2));  // another key
+  Write(producer->get(), "10.0.0.1:1", v1b, sign(**keys, "10.0.0.1:1", v1));       // another value
+  Write(producer->get(), "10.0.0.3:1", v3,
+        sign(**keys, "10.0.0.3:1", v3).substr(0, 31));  // cut short
   // The key's MAC of the same value for another key of the topic (the MAC covers the key).
-  Write(producer->get(), "10.0.0.5:1", value("10.0.0.4:1", {1}),
-        sign(**keys, "10.0.0.4:1", value("10.0.0.4:1", {1})));
-  Write(producer->get(), "10.0.0.6:1", value("10.0.0.6:1", {3}),
-        sign(**keys, "10.0.0.6:1", value("10.0.0.6:1", {3})));  // signed: heard
+  Write(producer->get(), "10.0.0.5:1", v4, sign(**keys, "10.0.0.4:1", v4));
+  Write(producer->get(), "10.0.0.6:1", v6, sign(**keys, "10.0.0.6:1", v6));  // signed: heard
   REQUIRE(WaitFor(**membership, [](const std::vector<Member>& m) {
     return Has(m, "10.0.0.6:1") && Has(m, "127.0.0.1:1");
   }));
@@ -259,6 +262,88 @@ TEST_CASE(
   absl::SleepFor(absl::Milliseconds(500));  // several of the unkeyed one's heartbeats
   CHECK((*membership)->OwnerOf(2) == std::nullopt);
   CHECK((*membership)->Stats().unsigned_records > stats.unsigned_records);
+}
+
+TEST_CASE(
+    "with a cluster key a signed record written again, a tombstone and a record without a "
+    "MAC are ignored, and only what came after the start is counted",
+    "[integration]") {
+  auto broker = MockBroker::Start({.partitions = 4});
+  REQUIRE(broker.ok());
+  auto keys = RecordKeys::Parse(std::string(32, 'k'), "key");
+  REQUIRE(keys.ok());
+  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  REQUIRE(producer.ok());
+  auto write_signed = [&](const v1::MemberRecord& record) {
+    const std::string value = record.SerializeAsString();
+    Write(producer->get(), record.address(), value,
+          (*keys)->Sign(kMemberMacDomain, record.address(), value));
+  };
+  // Before the instance starts: a record without a MAC (history: not counted when ignored).
+  Forge(producer->get(), "10.0.0.9:1", {3});
+  MembershipOptions options;
+  options.kafka = {{"bootstrap.servers", (*broker)->bootstrap()}};
+  options.address = "127.0.0.1:1";
+  options.keys = *keys;
+  options.owned = [] { return std::vector<int32_t>{0}; };
+  options.heartbeat = absl::Milliseconds(100);
+  auto membership = Membership::Start(options);
+  REQUIRE(membership.ok());
+
+  // An instance's first record, then its next: it owns partition 2, then partition 1.
+  const v1::MemberRecord first = RecordOf("10.0.0.1:1", {2});
+  absl::SleepFor(absl::Milliseconds(5));
+  const v1::MemberRecord next = RecordOf("10.0.0.1:1", {1});
+  write_signed(first);
+  write_signed(next);
+  REQUIRE(WaitFor(**membership, [&](const std::vector<Member>&) {
+    return (*membership)->OwnerOf(1) == "10.0.0.1:1";
+  }));
+  // Its first record written again (by whoever may write the topic, without the key): the MAC
+  // is sound, but it was written before the one heard last. Not heard: partition 2 stays
+  // unowned, partition 1 stays the instance's.
+  write_signed(first);
+  Write(producer->get(), "10.0.0.1:1", "", std::nullopt);  // a value of no bytes: not a tombstone
+  // A tombstone (a null value: a view without data).
+  REQUIRE((*producer)
+              ->Produce("tend.membership", 0, "10.0.0.1:1", absl::string_view(), {}, nullptr)
+              .ok());
+  REQUIRE((*producer)->Flush(absl::Seconds(10)).ok());
+  const absl::Time until = absl::Now() + absl::Seconds(20);
+  MembershipStats stats;
+  while ((stats = (*membership)->Stats()).replayed + stats.unsigned_records < 3 &&
+         absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  CHECK(stats.replayed == 1);
+  CHECK(stats.unsigned_records == 2);  // the empty value (no MAC) and the tombstone
+  CHECK(stats.heard_unsigned == 0);
+  CHECK((*membership)->OwnerOf(2) == std::nullopt);
+  CHECK((*membership)->OwnerOf(1) == "10.0.0.1:1");
+  CHECK((*membership)->OwnerOf(3) == std::nullopt);  // the record from before: ignored too
+
+  // An instance that also hears records without a MAC (a move to signed records under way):
+  // the one from before its start is heard and counted apart; a wrong MAC is still ignored.
+  MembershipOptions moving = options;
+  moving.address = "127.0.0.1:2";
+  moving.accept_unsigned = true;
+  auto lenient = Membership::Start(moving);
+  REQUIRE(lenient.ok());
+  const v1::MemberRecord wrong = RecordOf("10.0.0.2:1", {2});
+  Write(producer->get(), "10.0.0.2:1", wrong.SerializeAsString(), std::string(32, 'x'));
+  REQUIRE(WaitFor(**lenient, [](const std::vector<Member>& m) {
+    return Has(m, "10.0.0.9:1") && Has(m, "127.0.0.1:1") && Has(m, "127.0.0.1:2");
+  }));
+  CHECK((*lenient)->OwnerOf(3) == "10.0.0.9:1");
+  MembershipStats lenient_stats = (*lenient)->Stats();
+  CHECK(lenient_stats.heard_unsigned >= 1);
+  const absl::Time until2 = absl::Now() + absl::Seconds(20);
+  while ((lenient_stats = (*lenient)->Stats()).unsigned_records < 1 && absl::Now() < until2) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  CHECK(lenient_stats.unsigned_records == 1);  // the wrong MAC (the tombstone: before its start)
+  CHECK_FALSE(Has((*lenient)->Members(), "10.0.0.2:1"));
+  CHECK((*lenient)->OwnerOf(2) == std::nullopt);
 }
 
 }  // namespace

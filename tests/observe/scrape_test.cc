@@ -4,14 +4,13 @@
 // delivered; promtool checks the exposition and the shipped alert rules (and runs their unit
 // tests); the gRPC health service says NOT_SERVING before the engine caught up, SERVING after,
 // and NOT_SERVING for a refused state directory.
-#include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <condition_variable>
@@ -33,6 +32,7 @@
 #include "kafka/partitioner.h"
 #include "observe/health.h"
 #include "storage/storage.h"
+#include "tend/v1/cluster.pb.h"
 #include "tend/v1/services.grpc.pb.h"
 #include "tests/testing.h"
 
@@ -436,6 +436,31 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
     CHECK(alerts.fields().at("status").string_value() == "success");
     CHECK(alerts.fields().at("data").struct_value().fields().at("result").list_value()
               .values_size() == 0);
+  }
+
+  // A member record written without the cluster key (by whoever may write the topic): ignored
+  // and counted, the engine still the one live instance.
+  {
+    auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
+    REQUIRE(producer.ok());
+    v1::MemberRecord forged;
+    forged.set_format_version(1);
+    forged.set_address("10.9.9.9:7070");
+    forged.set_topic("tend.events");
+    forged.add_partitions(0);
+    REQUIRE((*producer)
+                ->Produce("tend.membership", 0, forged.address(), forged.SerializeAsString(), {},
+                          nullptr)
+                .ok());
+    REQUIRE((*producer)->Flush(absl::Seconds(10)).ok());
+    CHECK(Eventually(
+        [&] {
+          const std::string text = HttpGet(engine_metrics, "/metrics").value_or("");
+          return Sample(text, "tend_membership_records_total{result=\"unsigned\"}") ==
+                     std::optional<double>(1) &&
+                 Sample(text, "tend_membership_live_instances") == std::optional<double>(1);
+        },
+        absl::Seconds(10)));
   }
 
   kill(prometheus, SIGTERM);

@@ -307,6 +307,24 @@ rules:
   CHECK_THAT(ReadFile(readable_log), Catch::Contains("the cluster key file " + cluster_key +
                                                      " may be read by group or others"));
   CHECK_THAT(ReadFile(readable_log), !Catch::Contains(Token('c')));
+  REQUIRE(::chmod(cluster_key.c_str(), 0600) == 0);
+  // The key file belongs with --advertise; with both the key and --unsigned-membership the
+  // engine signs and hears unsigned records too (a move to signed records), and says so.
+  std::vector<std::string> key_alone = engine_args;
+  key_alone.insert(key_alone.end(), {"--cluster-key-file", cluster_key});
+  const std::string key_alone_log = dir.Sub("key-alone.log");
+  CHECK(ExitCode(testing::SpawnTend(key_alone, key_alone_log)) == 1);
+  CHECK_THAT(ReadFile(key_alone_log), Catch::Contains("--cluster-key-file needs --advertise"));
+  advertised.push_back("--unsigned-membership");
+  const std::string moving_log = dir.Sub("moving.log");
+  const pid_t moving = testing::SpawnTend(advertised, moving_log);
+  const std::string says = "member records signed, and those without a MAC heard too";
+  const absl::Time until = absl::Now() + absl::Seconds(30);
+  while (ReadFile(moving_log).find(says) == std::string::npos && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  CHECK_THAT(ReadFile(moving_log), Catch::Contains(says));
+  CHECK(Stop(moving) == 0);
 }
 
 }  // namespace
