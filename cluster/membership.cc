@@ -27,9 +27,15 @@ absl::StatusOr<std::unique_ptr<Membership>> Membership::Start(MembershipOptions 
   }
   // Where the topic ends now: ignored records before it are history, not counted.
   int64_t low = 0, high = 0;
-  if (rd_kafka_query_watermark_offsets(m->producer_->handle(), m->options_.topic.c_str(), 0, &low,
-                                       &high, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+  if (const rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+          m->producer_->handle(), m->options_.topic.c_str(), 0, &low, &high, 5000);
+      err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     m->start_end_ = high;
+  } else {
+    TEND_LOG_WARN(
+        "membership: where %s ends was not found (%s): member records ignored are "
+        "counted from its start, those written before this instance started too",
+        m->options_.topic, rd_kafka_err2str(err));
   }
   TEND_ASSIGN_OR_RETURN(m->reader_, PartitionReader::Create(m->options_.kafka));
   m->follower_ = std::thread([p = m.get()] { p->Follow(); });
@@ -183,12 +189,18 @@ void Membership::Hear(const ReadRecord& r) {
     refused = absl::StrCat("a member beyond the ", kMaxMembers, " heard within ",
                            absl::FormatDuration(10 * options_.expiry));
   }
-  // An instance's records are written at times that only grow (its clock, to the nanosecond):
-  // one that is not later than the last heard of its address was written before it, and is
-  // here again (a replay of a signed record, which the MAC does not tell apart), or its
-  // writer's clock went back. (Records of whole seconds, as tends before 2026-12-06 wrote them,
-  // may share a second with the one before.)
-  if (refused.empty()) {
+  // A record read again (the reader went back to the topic's start: an offset out of range) is
+  // not news: what it says is checked as ever, but ignoring it counts nothing.
+  const bool reread = r.offset <= last_offset_;
+  last_offset_ = std::max(last_offset_, r.offset);
+  // A signed instance's records are written at times that only grow (its clock, to the
+  // nanosecond): one that is not later than the last heard of its address was written before
+  // it, and is here again (a replay, which the MAC does not tell apart), or its writer's clock
+  // went back. (Records of whole seconds, as tends before 2026-12-06 wrote them, may share a
+  // second with the one before.) Unsigned records are not held to it: whoever writes them can
+  // write any time, and a time far ahead would silence the address's later records.
+  const bool is_signed = options_.keys != nullptr && !unsigned_heard;
+  if (refused.empty() && is_signed) {
     auto last = last_written_.find(record.address());
     if (last != last_written_.end() &&
         (written_at < last->second ||
@@ -196,26 +208,27 @@ void Membership::Hear(const ReadRecord& r) {
       kind = Ignored::kReplayed;
       refused = absl::StrCat(
           "written at ", absl::FormatTime(absl::RFC3339_full, written_at, absl::UTCTimeZone()),
-          ", not after the last "
-          "record heard of ",
-          record.address(), " (",
+          ", not after the last record heard of ", record.address(), " (",
           absl::FormatTime(absl::RFC3339_full, last->second, absl::UTCTimeZone()),
-          "): a record written again, or its "
-          "writer's clock went back");
+          "): a record written again, or its writer's clock went back");
     }
   }
   if (!refused.empty()) {
-    Ignore(r, kind, refused);
+    Ignore(r, kind, refused, /*counted=*/!reread && r.offset >= start_end_);
     return;
   }
   ++(unsigned_heard ? stats_.heard_unsigned : stats_.heard);
-  last_written_[record.address()] = written_at;
-  if (last_written_.size() > 16 * kMaxMembers) {
-    // Bounded: without a key anyone may name addresses. The longest silent one goes.
-    auto oldest =
-        std::min_element(last_written_.begin(), last_written_.end(),
-                         [](const auto& a, const auto& b) { return a.second < b.second; });
-    last_written_.erase(oldest);
+  if (is_signed) {
+    // At most one expiry ahead of this clock: a writer whose clock ran ahead and was set right
+    // is not silenced for longer than that.
+    last_written_[record.address()] = std::min(written_at, now + options_.expiry);
+    if (last_written_.size() > 16 * kMaxMembers) {
+      // Bounded, though only key holders add to it. The longest silent one goes.
+      auto oldest =
+          std::min_element(last_written_.begin(), last_written_.end(),
+                           [](const auto& a, const auto& b) { return a.second < b.second; });
+      last_written_.erase(oldest);
+    }
   }
   Heard& h = members_[record.address()];
   h.heard_at = now;
@@ -233,25 +246,24 @@ void Membership::Hear(const ReadRecord& r) {
   }
 }
 
-void Membership::Ignore(const ReadRecord& r, Ignored kind, const std::string& why) {
-  // Records that were in the topic before this instance started are not counted (they were
-  // counted by the instances running when they came: a restart after a key rotation re-reads
-  // records of the old key); their log lines say so.
-  const bool before_start = r.offset < start_end_;
+void Membership::Ignore(const ReadRecord& r, Ignored kind, const std::string& why, bool counted) {
   int64_t& count = kind == Ignored::kUnsigned   ? stats_.unsigned_records
                    : kind == Ignored::kReplayed ? stats_.replayed
                                                 : stats_.beyond_bounds;
-  if (!before_start) ++count;
+  if (counted) ++count;
+  // The first of each kind is logged, then one a minute; records not counted have their own
+  // turn, so that those from before the start do not hide the ones an alert is about.
   const absl::Time now = absl::Now();
-  absl::Time& logged = last_logged_[static_cast<int>(kind)];
+  absl::Time& logged = last_logged_[static_cast<int>(kind)][counted ? 1 : 0];
   if (now - logged < absl::Minutes(1)) return;
   logged = now;
   TEND_LOG_WARN(
-      "membership: %s offset %d (key \"%s\") ignored%s: %s (%d such records since "
-      "this instance started; only tend engines%s should write this topic)",
+      "membership: %s offset %d (key \"%s\") ignored%s: %s (%d such records since this instance "
+      "started; only tend engines%s should write this topic)",
       options_.topic, r.offset, Printable(Bounded(r.key, 64)),
-      before_start ? ", written before this instance started" : "", why, count,
-      options_.keys != nullptr ? " with this deployment's cluster key" : "");
+      counted ? ""
+              : ", read before (this instance's start, or a read again from the topic's start)",
+      why, count, options_.keys != nullptr ? " with this deployment's cluster key" : "");
 }
 
 std::optional<std::string> Membership::OwnerOf(int32_t partition) const {

@@ -15,10 +15,12 @@
 //
 // Member records are signed (`keys`: the cluster key file, auth/record_mac.h): a record names
 // where queries and callers' tokens go, so with keys every record without a MAC under one of
-// them is ignored, as one beyond the bounds is (counted, logged), and whoever may write the topic
-// without the key cannot add a member. A signed record written again later (a replay) is ignored
-// when its `written_at` (the writer's clock, to the nanosecond) is not after that of the last
-// record heard of its address; a reader that never heard a later one (started after the
+// them is ignored (unless it carries no MAC at all and `accept_unsigned`), as one beyond the
+// bounds is (logged, and counted unless read before: from before the start, or again), and
+// whoever may write the topic without the key cannot add a member. A signed record written
+// again later (a replay) is ignored when its `written_at` (the writer's clock, to the nanosecond)
+// is not after that of the last signed record heard of its address (held at most one `expiry`
+// ahead of the reader's clock); a reader that never heard a later one (started after the
 // instance's last record, which the replayed copy has replaced in compaction) hears it once,
 // and the instance it names counts as live for one `expiry`.
 //
@@ -68,12 +70,13 @@ struct MembershipOptions {
   std::string events_topic = "tend.events";
   std::string address;  // this instance's advertised host:port (required)
   // The cluster key file's keys: this instance's records are signed with the first, and only
-  // records signed with one of them are heard. Null: records are written unsigned and every
-  // well-formed record is heard (loopback and tests; tools/commands.cc refuses it elsewhere
-  // unless told).
+  // records signed with one of them are heard (but see `accept_unsigned`). Null: records are
+  // written unsigned and every well-formed record is heard (loopback and tests;
+  // tools/commands.cc refuses it elsewhere unless told).
   std::shared_ptr<const RecordKeys> keys;
   // With `keys`: also hear records that carry no MAC at all (counted apart), for a move to
   // signed records without a gap (every instance gets the key with this, then loses this).
+  // Meanwhile the key protects nothing: whoever may write the topic can add a member.
   bool accept_unsigned = false;
   // What this instance owns now (Engine::OwnedPartitions), polled every `poll`.
   std::function<std::vector<int32_t>()> owned;
@@ -130,8 +133,9 @@ class Membership {
   void Follow();
   // What a record read says, heard or ignored (with Ignore).
   void Hear(const ReadRecord& r);
-  enum class Ignored { kBeyondBounds, kUnsigned, kReplayed };
-  void Ignore(const ReadRecord& r, Ignored kind, const std::string& why)
+  enum class Ignored { kBeyondBounds, kUnsigned, kReplayed, kCount };
+  // `counted`: read for the first time since this instance started (not history).
+  void Ignore(const ReadRecord& r, Ignored kind, const std::string& why, bool counted)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes this instance's record now.
   absl::Status Write(const std::vector<int32_t>& partitions,
@@ -154,8 +158,12 @@ class Membership {
   // The written_at of the last record heard of each address, kept past the member's forgetting
   // (bounded): an older record written again is not heard.
   std::map<std::string, absl::Time> last_written_ ABSL_GUARDED_BY(mu_);
-  absl::Time last_logged_[3] ABSL_GUARDED_BY(mu_) = {absl::InfinitePast(), absl::InfinitePast(),
-                                                     absl::InfinitePast()};
+  // When each kind of ignored record was last logged, [kind][counted].
+  absl::Time last_logged_[static_cast<int>(Ignored::kCount)][2] ABSL_GUARDED_BY(mu_) = {
+      {absl::InfinitePast(), absl::InfinitePast()},
+      {absl::InfinitePast(), absl::InfinitePast()},
+      {absl::InfinitePast(), absl::InfinitePast()}};
+  int64_t last_offset_ ABSL_GUARDED_BY(mu_) = -1;  // the highest offset read
   int64_t start_end_ = 0;  // the topic's end when this instance started (set before Follow)
   std::atomic<bool> stop_{false};
   std::thread announcer_, follower_;

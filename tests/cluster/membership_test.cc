@@ -303,6 +303,7 @@ TEST_CASE(
   // is sound, but it was written before the one heard last. Not heard: partition 2 stays
   // unowned, partition 1 stays the instance's.
   write_signed(first);
+  write_signed(next);  // the last one heard, again: written at the same nanosecond
   Write(producer->get(), "10.0.0.1:1", "", std::nullopt);  // a value of no bytes: not a tombstone
   // A tombstone (a null value: a view without data).
   REQUIRE((*producer)
@@ -311,11 +312,11 @@ TEST_CASE(
   REQUIRE((*producer)->Flush(absl::Seconds(10)).ok());
   const absl::Time until = absl::Now() + absl::Seconds(20);
   MembershipStats stats;
-  while ((stats = (*membership)->Stats()).replayed + stats.unsigned_records < 3 &&
+  while ((stats = (*membership)->Stats()).replayed + stats.unsigned_records < 4 &&
          absl::Now() < until) {
     absl::SleepFor(absl::Milliseconds(50));
   }
-  CHECK(stats.replayed == 1);
+  CHECK(stats.replayed == 2);
   CHECK(stats.unsigned_records == 2);  // the empty value (no MAC) and the tombstone
   CHECK(stats.heard_unsigned == 0);
   CHECK((*membership)->OwnerOf(2) == std::nullopt);
@@ -344,6 +345,81 @@ TEST_CASE(
   CHECK(lenient_stats.unsigned_records == 1);  // the wrong MAC (the tombstone: before its start)
   CHECK_FALSE(Has((*lenient)->Members(), "10.0.0.2:1"));
   CHECK((*lenient)->OwnerOf(2) == std::nullopt);
+}
+
+// The partitions a member claims as heard (empty when not heard).
+std::vector<int32_t> ClaimsOf(const Membership& m, const std::string& address) {
+  for (const Member& member : m.Members()) {
+    if (member.address == address) return member.partitions;
+  }
+  return {};
+}
+
+TEST_CASE(
+    "a signed instance whose clock ran ahead is heard again within one expiry of being set "
+    "right, and a record without a MAC dated ahead silences no one",
+    "[integration]") {
+  auto broker = MockBroker::Start({.partitions = 4});
+  REQUIRE(broker.ok());
+  auto keys = RecordKeys::Parse(std::string(32, 'k'), "key");
+  REQUIRE(keys.ok());
+  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
+  REQUIRE(producer.ok());
+  MembershipOptions options;
+  options.kafka = {{"bootstrap.servers", (*broker)->bootstrap()}};
+  options.address = "127.0.0.1:1";
+  options.keys = *keys;
+  options.accept_unsigned = true;  // a move to signed records under way
+  options.owned = [] { return std::vector<int32_t>{0}; };
+  options.heartbeat = absl::Milliseconds(100);
+  options.expiry = absl::Seconds(2);
+  auto membership = Membership::Start(options);
+  REQUIRE(membership.ok());
+  auto written_at = [](v1::MemberRecord record, absl::Time at) {
+    record.mutable_written_at()->set_seconds(absl::ToUnixSeconds(at));
+    record.mutable_written_at()->set_nanos(
+        static_cast<int32_t>(absl::ToUnixNanos(at) % 1'000'000'000));
+    return record;
+  };
+  auto write = [&](const v1::MemberRecord& record, bool with_mac) {
+    const std::string value = record.SerializeAsString();
+    Write(producer->get(), record.address(), value,
+          with_mac
+              ? std::optional<std::string>((*keys)->Sign(kMemberMacDomain, record.address(), value))
+              : std::nullopt);
+  };
+  auto heard = [&](const std::string& address, std::vector<int32_t> claims) {
+    return WaitFor(**membership, [&](const std::vector<Member>&) {
+      return ClaimsOf(**membership, address) == claims;
+    });
+  };
+
+  // Written an hour ahead (its host's clock), then set right: the next record, written now, is
+  // not after the one heard, and is taken for a record written again; one expiry later (the bar
+  // is held at most one expiry ahead of this clock), the instance is heard again.
+  write(written_at(RecordOf("10.0.0.7:1", {1}), absl::Now() + absl::Hours(1)), true);
+  REQUIRE(heard("10.0.0.7:1", {1}));
+  write(written_at(RecordOf("10.0.0.7:1", {2}), absl::Now()), true);
+  const absl::Time until = absl::Now() + absl::Seconds(20);
+  while ((*membership)->Stats().replayed < 1 && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  CHECK((*membership)->Stats().replayed == 1);
+  CHECK(ClaimsOf(**membership, "10.0.0.7:1") == std::vector<int32_t>{1});
+  absl::SleepFor(options.expiry + absl::Milliseconds(200));
+  write(written_at(RecordOf("10.0.0.7:1", {2}), absl::Now()), true);
+  CHECK(heard("10.0.0.7:1", {2}));
+
+  // A record without a MAC, dated far ahead, for an address: heard (the move allows it), but it
+  // sets no bar, so that address's signed records, written now, are heard after it.
+  write(written_at(RecordOf("10.0.0.8:1", {3}),
+                   absl::FromCivil(absl::CivilSecond(9999, 1, 1), absl::UTCTimeZone())),
+        false);
+  REQUIRE(heard("10.0.0.8:1", {3}));
+  write(written_at(RecordOf("10.0.0.8:1", {1}), absl::Now()), true);
+  CHECK(heard("10.0.0.8:1", {1}));
+  CHECK((*membership)->Stats().heard_unsigned == 1);
+  CHECK((*membership)->Stats().replayed == 1);
 }
 
 }  // namespace

@@ -2,15 +2,14 @@
 // a client without TLS, without a token, or with another role's token is refused; the right one
 // works; mutual TLS refuses a client without a certificate; the dispatcher's client presents
 // its TLS and token to a sink; reflection is off unless asked for.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
-
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -24,6 +23,7 @@
 #include "services/server.h"
 #include "services/sink_service.h"
 #include "storage/storage.h"
+#include "tend/v1/cluster.pb.h"
 #include "tests/testing.h"
 
 namespace tend {
@@ -315,15 +315,35 @@ rules:
   const std::string key_alone_log = dir.Sub("key-alone.log");
   CHECK(ExitCode(testing::SpawnTend(key_alone, key_alone_log)) == 1);
   CHECK_THAT(ReadFile(key_alone_log), Catch::Contains("--cluster-key-file needs --advertise"));
-  advertised.push_back("--unsigned-membership");
+  advertised.insert(advertised.end(), {"--unsigned-membership", "--metrics-listen", "127.0.0.1:0"});
   const std::string moving_log = dir.Sub("moving.log");
   const pid_t moving = testing::SpawnTend(advertised, moving_log);
+  const int moving_metrics = LoggedPort(moving_log, "/metrics (port ");
   const std::string says = "member records signed, and those without a MAC heard too";
-  const absl::Time until = absl::Now() + absl::Seconds(30);
+  absl::Time until = absl::Now() + absl::Seconds(30);
   while (ReadFile(moving_log).find(says) == std::string::npos && absl::Now() < until) {
     absl::SleepFor(absl::Milliseconds(100));
   }
   CHECK_THAT(ReadFile(moving_log), Catch::Contains(says));
+  // A record without a MAC (an instance not moved yet): heard, and counted apart.
+  v1::MemberRecord not_moved;
+  not_moved.set_format_version(1);
+  not_moved.set_address("10.1.2.4:7070");
+  not_moved.set_topic("tend.events");
+  REQUIRE((*producer)
+              ->Produce("tend.membership", 0, not_moved.address(), not_moved.SerializeAsString(),
+                        {}, nullptr)
+              .ok());
+  REQUIRE((*producer)->Flush(absl::Seconds(10)).ok());
+  const std::string heard_unsigned = "tend_membership_records_total{result=\"heard_unsigned\"} 1";
+  until = absl::Now() + absl::Seconds(30);
+  while (testing::HttpGet(moving_metrics, "/metrics").value_or("").find(heard_unsigned) ==
+             std::string::npos &&
+         absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  CHECK_THAT(testing::HttpGet(moving_metrics, "/metrics").value_or(""),
+             Catch::Contains(heard_unsigned));
   CHECK(Stop(moving) == 0);
 }
 
