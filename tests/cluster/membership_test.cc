@@ -74,6 +74,43 @@ void Forge(Producer* producer, const std::string& address, const std::vector<int
   Write(producer, address, RecordOf(address, partitions, refused).SerializeAsString());
 }
 
+// A deployment with a cluster key: the dev broker, a producer writing the membership topic as
+// anyone who may write it, the key, and the options of an instance at 127.0.0.1:1 owning
+// partition 0 with that key.
+struct Keyed {
+  std::unique_ptr<MockBroker> broker;
+  std::unique_ptr<Producer> producer;
+  std::shared_ptr<const RecordKeys> keys;
+  MembershipOptions options;
+
+  // Writes `record` as its instance would: with its MAC under the key when `with_mac`.
+  void WriteRecord(const v1::MemberRecord& record, bool with_mac = true) {
+    const std::string value = record.SerializeAsString();
+    std::optional<std::string> mac;
+    if (with_mac) mac = keys->Sign(kMemberMacDomain, record.address(), value);
+    Write(producer.get(), record.address(), value, mac);
+  }
+};
+
+Keyed StartKeyed() {
+  Keyed k;
+  auto broker = MockBroker::Start({.partitions = 4});
+  REQUIRE(broker.ok());
+  k.broker = *std::move(broker);
+  auto producer = Producer::Create({{"bootstrap.servers", k.broker->bootstrap()}});
+  REQUIRE(producer.ok());
+  k.producer = *std::move(producer);
+  auto keys = RecordKeys::Parse(std::string(32, 'k'), "key");
+  REQUIRE(keys.ok());
+  k.keys = *keys;
+  k.options.kafka = {{"bootstrap.servers", k.broker->bootstrap()}};
+  k.options.address = "127.0.0.1:1";
+  k.options.keys = k.keys;
+  k.options.owned = [] { return std::vector<int32_t>{0}; };
+  k.options.heartbeat = absl::Milliseconds(100);
+  return k;
+}
+
 TEST_CASE("member records beyond the bounds are skipped, and long-silent members forgotten",
           "[integration]") {
   auto broker = MockBroker::Start({.partitions = 4});
@@ -198,40 +235,31 @@ TEST_CASE(
     "with a cluster key only member records signed with it are heard, and the ignored "
     "are counted",
     "[integration]") {
-  auto broker = MockBroker::Start({.partitions = 4});
-  REQUIRE(broker.ok());
-  auto keys = RecordKeys::Parse(std::string(32, 'k'), "key");
+  Keyed k = StartKeyed();
   auto other_keys = RecordKeys::Parse(std::string(32, 'o'), "other key");
-  REQUIRE((keys.ok() && other_keys.ok()));
-  MembershipOptions options;
-  options.kafka = {{"bootstrap.servers", (*broker)->bootstrap()}};
-  options.address = "127.0.0.1:1";
-  options.keys = *keys;
-  options.owned = [] { return std::vector<int32_t>{0}; };
-  options.heartbeat = absl::Milliseconds(100);
+  REQUIRE(other_keys.ok());
+  const auto& keys = k.keys;
+  const MembershipOptions& options = k.options;
   auto membership = Membership::Start(options);
   REQUIRE(membership.ok());
-
-  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
-  REQUIRE(producer.ok());
+  Producer* producer = k.producer.get();
   auto value = [](const std::string& address, std::vector<int32_t> partitions) {
     return RecordOf(address, partitions).SerializeAsString();
   };
-  auto sign = [&](const RecordKeys& k, const std::string& address, const std::string& v) {
-    return k.Sign(kMemberMacDomain, address, v);
+  auto sign = [](const RecordKeys& by, const std::string& address, const std::string& v) {
+    return by.Sign(kMemberMacDomain, address, v);
   };
   // Each value made once: a record's time is in it, so two makings differ.
   const std::string v1 = value("10.0.0.1:1", {1}), v1b = value("10.0.0.1:1", {1, 2});
   const std::string v2 = value("10.0.0.2:1", {1}), v3 = value("10.0.0.3:1", {1});
   const std::string v4 = value("10.0.0.4:1", {1}), v6 = value("10.0.0.6:1", {3});
-  Write(producer->get(), "10.0.0.1:1", v1);                                        // no MAC
-  Write(producer->get(), "10.0.0.2:1", v2, sign(**other_keys, "10.0.0.2:1", v2));  // another key
-  Write(producer->get(), "10.0.0.1:1", v1b, sign(**keys, "10.0.0.1:1", v1));       // another value
-  Write(producer->get(), "10.0.0.3:1", v3,
-        sign(**keys, "10.0.0.3:1", v3).substr(0, 31));  // cut short
+  Write(producer, "10.0.0.1:1", v1);                                               // no MAC
+  Write(producer, "10.0.0.2:1", v2, sign(**other_keys, "10.0.0.2:1", v2));         // another key
+  Write(producer, "10.0.0.1:1", v1b, sign(*keys, "10.0.0.1:1", v1));               // another value
+  Write(producer, "10.0.0.3:1", v3, sign(*keys, "10.0.0.3:1", v3).substr(0, 31));  // cut short
   // The key's MAC of the same value for another key of the topic (the MAC covers the key).
-  Write(producer->get(), "10.0.0.5:1", v4, sign(**keys, "10.0.0.4:1", v4));
-  Write(producer->get(), "10.0.0.6:1", v6, sign(**keys, "10.0.0.6:1", v6));  // signed: heard
+  Write(producer, "10.0.0.5:1", v4, sign(*keys, "10.0.0.4:1", v4));
+  Write(producer, "10.0.0.6:1", v6, sign(*keys, "10.0.0.6:1", v6));  // signed: heard
   REQUIRE(WaitFor(**membership, [](const std::vector<Member>& m) {
     return Has(m, "10.0.0.6:1") && Has(m, "127.0.0.1:1");
   }));
@@ -268,25 +296,11 @@ TEST_CASE(
     "with a cluster key a signed record written again, a tombstone and a record without a "
     "MAC are ignored, and only what came after the start is counted",
     "[integration]") {
-  auto broker = MockBroker::Start({.partitions = 4});
-  REQUIRE(broker.ok());
-  auto keys = RecordKeys::Parse(std::string(32, 'k'), "key");
-  REQUIRE(keys.ok());
-  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
-  REQUIRE(producer.ok());
-  auto write_signed = [&](const v1::MemberRecord& record) {
-    const std::string value = record.SerializeAsString();
-    Write(producer->get(), record.address(), value,
-          (*keys)->Sign(kMemberMacDomain, record.address(), value));
-  };
+  Keyed k = StartKeyed();
+  Producer* producer = k.producer.get();
   // Before the instance starts: a record without a MAC (history: not counted when ignored).
-  Forge(producer->get(), "10.0.0.9:1", {3});
-  MembershipOptions options;
-  options.kafka = {{"bootstrap.servers", (*broker)->bootstrap()}};
-  options.address = "127.0.0.1:1";
-  options.keys = *keys;
-  options.owned = [] { return std::vector<int32_t>{0}; };
-  options.heartbeat = absl::Milliseconds(100);
+  Forge(producer, "10.0.0.9:1", {3});
+  const MembershipOptions& options = k.options;
   auto membership = Membership::Start(options);
   REQUIRE(membership.ok());
 
@@ -294,22 +308,21 @@ TEST_CASE(
   const v1::MemberRecord first = RecordOf("10.0.0.1:1", {2});
   absl::SleepFor(absl::Milliseconds(5));
   const v1::MemberRecord next = RecordOf("10.0.0.1:1", {1});
-  write_signed(first);
-  write_signed(next);
+  k.WriteRecord(first);
+  k.WriteRecord(next);
   REQUIRE(WaitFor(**membership, [&](const std::vector<Member>&) {
     return (*membership)->OwnerOf(1) == "10.0.0.1:1";
   }));
   // Its first record written again (by whoever may write the topic, without the key): the MAC
   // is sound, but it was written before the one heard last. Not heard: partition 2 stays
   // unowned, partition 1 stays the instance's.
-  write_signed(first);
-  write_signed(next);  // the last one heard, again: written at the same nanosecond
-  Write(producer->get(), "10.0.0.1:1", "", std::nullopt);  // a value of no bytes: not a tombstone
+  k.WriteRecord(first);
+  k.WriteRecord(next);  // the last one heard, again: written at the same nanosecond
+  Write(producer, "10.0.0.1:1", "", std::nullopt);  // a value of no bytes: not a tombstone
   // A tombstone (a null value: a view without data).
-  REQUIRE((*producer)
-              ->Produce("tend.membership", 0, "10.0.0.1:1", absl::string_view(), {}, nullptr)
-              .ok());
-  REQUIRE((*producer)->Flush(absl::Seconds(10)).ok());
+  REQUIRE(
+      producer->Produce("tend.membership", 0, "10.0.0.1:1", absl::string_view(), {}, nullptr).ok());
+  REQUIRE(producer->Flush(absl::Seconds(10)).ok());
   const absl::Time until = absl::Now() + absl::Seconds(20);
   MembershipStats stats;
   while ((stats = (*membership)->Stats()).replayed + stats.unsigned_records < 4 &&
@@ -331,7 +344,7 @@ TEST_CASE(
   auto lenient = Membership::Start(moving);
   REQUIRE(lenient.ok());
   const v1::MemberRecord wrong = RecordOf("10.0.0.2:1", {2});
-  Write(producer->get(), "10.0.0.2:1", wrong.SerializeAsString(), std::string(32, 'x'));
+  Write(producer, "10.0.0.2:1", wrong.SerializeAsString(), std::string(32, 'x'));
   REQUIRE(WaitFor(**lenient, [](const std::vector<Member>& m) {
     return Has(m, "10.0.0.9:1") && Has(m, "127.0.0.1:1") && Has(m, "127.0.0.1:2");
   }));
@@ -359,19 +372,9 @@ TEST_CASE(
     "a signed instance whose clock ran ahead is heard again within one expiry of being set "
     "right, and a record without a MAC dated ahead silences no one",
     "[integration]") {
-  auto broker = MockBroker::Start({.partitions = 4});
-  REQUIRE(broker.ok());
-  auto keys = RecordKeys::Parse(std::string(32, 'k'), "key");
-  REQUIRE(keys.ok());
-  auto producer = Producer::Create({{"bootstrap.servers", (*broker)->bootstrap()}});
-  REQUIRE(producer.ok());
-  MembershipOptions options;
-  options.kafka = {{"bootstrap.servers", (*broker)->bootstrap()}};
-  options.address = "127.0.0.1:1";
-  options.keys = *keys;
+  Keyed k = StartKeyed();
+  MembershipOptions& options = k.options;
   options.accept_unsigned = true;  // a move to signed records under way
-  options.owned = [] { return std::vector<int32_t>{0}; };
-  options.heartbeat = absl::Milliseconds(100);
   options.expiry = absl::Seconds(2);
   auto membership = Membership::Start(options);
   REQUIRE(membership.ok());
@@ -382,11 +385,7 @@ TEST_CASE(
     return record;
   };
   auto write = [&](const v1::MemberRecord& record, bool with_mac) {
-    const std::string value = record.SerializeAsString();
-    Write(producer->get(), record.address(), value,
-          with_mac
-              ? std::optional<std::string>((*keys)->Sign(kMemberMacDomain, record.address(), value))
-              : std::nullopt);
+    k.WriteRecord(record, with_mac);
   };
   auto heard = [&](const std::string& address, std::vector<int32_t> claims) {
     return WaitFor(**membership, [&](const std::vector<Member>&) {
