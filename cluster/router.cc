@@ -67,6 +67,15 @@ absl::StatusOr<QueryRouter::PeerStubs> ClusterRouter::Peer(const std::string& ad
         "the owner ", address, " is not on loopback and this instance has no --peer-tls-ca: a "
         "caller's token is never forwarded in plaintext"));
   }
+  // Member records of instances advertised on loopback need no cluster key (tools/commands.cc):
+  // such an instance forwards only to loopback peers, whatever address a record names (an
+  // off-loopback instance could not reach it anyway).
+  if (IsLoopbackAddress(address_) && !IsLoopbackAddress(address)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the owner ", address, " is not on loopback, and this instance advertises ", address_,
+        ", on loopback: it forwards nothing off this host (advertise an address the other "
+        "instances reach, with --cluster-key-file)"));
+  }
   PeerClients& clients = peers_[address];
   if (clients.query == nullptr) {
     auto auth = MakeClientAuth(peer_security_, address);
