@@ -6,14 +6,16 @@
 // are signed").
 //
 // Key file (`--cluster-key-file`): one key per line, 32-512 characters of visible ASCII (e.g.
-// `openssl rand -hex 32`), '#' starts a comment, chmod 600. The first key signs; every key is
-// accepted. Rotation without a gap: add the new key as a second line on every instance, then
-// move it first on every instance, then remove the old one.
+// `openssl rand -hex 32`), a line starting with '#' is a comment, chmod 600. The first key
+// signs; every key is accepted. Rotation without a gap: add the new key as a second line on
+// every instance, then move it first on every instance, then remove the old one (restarting
+// each instance at each step: the file is read at start).
 //
 // What the MAC covers: a domain naming the record kind and its format (so a MAC of one kind
-// never passes as another's), the record's Kafka key and its value. Not its offset or time: a
-// record signed once can be written again by whoever can write the topic (a replay), and
-// readers must bound what an old record can do (cluster/membership.h).
+// never passes as another's), the record's Kafka key and its value. Not where or when it was
+// written to the topic (its offset, its Kafka timestamp): a record signed once can be written
+// again by whoever can write the topic (a replay), and readers must bound what an old record can
+// do (cluster/membership.h). A key is used as its text (trimmed), not decoded from hex.
 //
 // Thread safety: immutable once loaded; Sign and Verify may run on many threads.
 #ifndef TEND_AUTH_RECORD_MAC_H_

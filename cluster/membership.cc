@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "base/log.h"
 #include "base/printable.h"
 #include "base/status.h"
@@ -127,7 +128,8 @@ void Membership::Follow() {
 void Membership::Hear(const ReadRecord& r) {
   // Bounds no instance comes near: anyone who may write the topic could otherwise grow every
   // instance's memory by a claim of 300,000 partitions a record (ACLs should stop them first:
-  // docs/deployment.md). With the cluster key, what no key holder wrote is not parsed at all.
+  // docs/deployment.md). With the cluster key, what no key holder wrote is not parsed at all
+  // (but for records with no MAC at all while `accept_unsigned`).
   std::string refused;
   Ignored kind = Ignored::kBeyondBounds;
   bool unsigned_heard = false;
@@ -196,15 +198,12 @@ void Membership::Hear(const ReadRecord& r) {
   // A signed instance's records are written at times that only grow (its clock, to the
   // nanosecond): one that is not later than the last heard of its address was written before
   // it, and is here again (a replay, which the MAC does not tell apart), or its writer's clock
-  // went back. (Records of whole seconds, as tends before 2026-12-06 wrote them, may share a
-  // second with the one before.) Unsigned records are not held to it: whoever writes them can
-  // write any time, and a time far ahead would silence the address's later records.
+  // went back. Unsigned records are not held to it: whoever writes them can write any time, and
+  // a time far ahead would silence the address's later records.
   const bool is_signed = options_.keys != nullptr && !unsigned_heard;
   if (refused.empty() && is_signed) {
     auto last = last_written_.find(record.address());
-    if (last != last_written_.end() &&
-        (written_at < last->second ||
-         (written_at == last->second && record.written_at().nanos() != 0))) {
+    if (last != last_written_.end() && written_at <= last->second) {
       kind = Ignored::kReplayed;
       refused = absl::StrCat(
           "written at ", absl::FormatTime(absl::RFC3339_full, written_at, absl::UTCTimeZone()),

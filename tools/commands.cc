@@ -226,8 +226,9 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
         "--advertise off loopback forwards callers' tokens to the other instances: give "
         "--peer-tls-ca (the CA of their certificates), or --plaintext when TLS ends at a mesh");
   }
-  // Member records name where queries and callers' tokens go: off loopback, only those signed
-  // with the deployment's key are believed (cluster/membership.h).
+  // Member records name where queries and callers' tokens go: off loopback, the deployment's key
+  // signs and checks them (cluster/membership.h), unless the operator says ACLs alone guard the
+  // topic.
   std::shared_ptr<const RecordKeys> cluster_keys;
   if (!options.cluster_key_file.empty()) {
     if (options.advertise.empty()) {

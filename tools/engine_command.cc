@@ -90,7 +90,7 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
   cmd->add_option("--cluster-key-file", e.cluster_key_file,
                   "keys every instance shares (one per line, the first signs; chmod 600): "
                   "member records are signed with it, and records without its MAC ignored "
-                  "(required with --advertise off loopback)");
+                  "(required with --advertise off loopback, unless --unsigned-membership)");
   cmd->add_flag("--unsigned-membership", e.unsigned_membership,
                 "hear member records without a MAC: alone, with --advertise off loopback, "
                 "every well-formed record is believed (only where Kafka ACLs alone keep "
