@@ -54,24 +54,21 @@ absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::Load(const std::string& 
 absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::Parse(absl::string_view text,
                                                               absl::string_view source) {
   std::unique_ptr<Authorizer> a(new Authorizer());
-  int line_no = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_no;
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty() || line.front() == '#') continue;
+  for (const SecretLine& line : SecretLines(text)) {
     std::vector<absl::string_view> parts =
-        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+        absl::StrSplit(line.text, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     Role role;
     // The line is never echoed: it holds a secret.
     if (parts.size() != 2 || !ParseRole(parts[0], &role)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          source, ":", line_no, ": expected \"<role> <token>\" with a role of ingest, query, "
-          "deliver, admin"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ":", line.number,
+                       ": expected \"<role> <token>\" with a role of ingest, query, "
+                       "deliver, admin"));
     }
     const absl::string_view token = parts[1];
-    if (token.size() < kMinSecretBytes || token.size() > kMaxSecretBytes || !IsVisible(token)) {
+    if (!IsSecret(token)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          source, ":", line_no, ": a token must be ", kMinSecretBytes, "-", kMaxSecretBytes,
+          source, ":", line.number, ": a token must be ", kMinSecretBytes, "-", kMaxSecretBytes,
           " characters of visible ASCII (e.g. `openssl rand -hex 32`)"));
     }
     a->tokens_.push_back({role, std::string(token)});

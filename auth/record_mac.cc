@@ -6,9 +6,7 @@
 
 #include <cstdint>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "auth/secret_file.h"
 #include "base/status.h"
 
@@ -49,18 +47,14 @@ absl::StatusOr<std::shared_ptr<const RecordKeys>> RecordKeys::Load(const std::st
 absl::StatusOr<std::shared_ptr<const RecordKeys>> RecordKeys::Parse(absl::string_view text,
                                                                     absl::string_view source) {
   std::shared_ptr<RecordKeys> keys(new RecordKeys());
-  int line_no = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_no;
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty() || line.front() == '#') continue;
+  for (const SecretLine& line : SecretLines(text)) {
     // The line is never echoed: it holds a secret.
-    if (line.size() < kMinSecretBytes || line.size() > kMaxSecretBytes || !IsVisible(line)) {
+    if (!IsSecret(line.text)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          source, ":", line_no, ": a key must be ", kMinSecretBytes, "-", kMaxSecretBytes,
+          source, ":", line.number, ": a key must be ", kMinSecretBytes, "-", kMaxSecretBytes,
           " characters of visible ASCII on a line of its own (e.g. `openssl rand -hex 32`)"));
     }
-    keys->keys_.emplace_back(line);
+    keys->keys_.emplace_back(line.text);
   }
   if (keys->keys_.empty()) {
     return absl::InvalidArgumentError(

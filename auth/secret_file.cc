@@ -2,7 +2,9 @@
 
 #include <sys/stat.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/file.h"
 
 namespace tend {
@@ -28,6 +30,21 @@ bool IsVisible(absl::string_view secret) {
     if (c <= ' ' || c >= 127) return false;
   }
   return true;
+}
+
+bool IsSecret(absl::string_view secret) {
+  return secret.size() >= kMinSecretBytes && secret.size() <= kMaxSecretBytes && IsVisible(secret);
+}
+
+std::vector<SecretLine> SecretLines(absl::string_view text) {
+  std::vector<SecretLine> lines;
+  int number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++number;
+    line = absl::StripAsciiWhitespace(line);
+    if (!line.empty() && line.front() != '#') lines.push_back({number, line});
+  }
+  return lines;
 }
 
 }  // namespace tend

@@ -4,6 +4,7 @@
 #define TEND_AUTH_SECRET_FILE_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -21,6 +22,16 @@ absl::StatusOr<std::string> ReadSecretFile(const std::string& path, absl::string
 
 // Visible ASCII only: no spaces, controls or line breaks (a token goes into a header).
 bool IsVisible(absl::string_view secret);
+// kMinSecretBytes to kMaxSecretBytes characters, all visible.
+bool IsSecret(absl::string_view secret);
+
+// A line of a tokens or key file that says something: its number (from 1) and its text with
+// surrounding whitespace trimmed. Blank lines and lines starting with '#' are left out.
+struct SecretLine {
+  int number;
+  absl::string_view text;  // a view into the file's text
+};
+std::vector<SecretLine> SecretLines(absl::string_view text);
 
 }  // namespace tend
 
