@@ -233,6 +233,20 @@ int FreePort() {
   return ntohs(a.sin_port);
 }
 
+v1::MemberRecord MemberRecordOf(const std::string& address,
+                                const std::vector<int32_t>& partitions) {
+  v1::MemberRecord record;
+  record.set_format_version(1);
+  record.set_address(address);
+  record.set_topic("tend.events");
+  const absl::Time now = absl::Now();
+  record.mutable_written_at()->set_seconds(absl::ToUnixSeconds(now));
+  record.mutable_written_at()->set_nanos(
+      static_cast<int32_t>(absl::ToUnixMicros(now) % 1'000'000 * 1000));
+  for (int32_t p : partitions) record.add_partitions(p);
+  return record;
+}
+
 std::optional<std::string> HttpGet(int port, const std::string& path) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return std::nullopt;

@@ -3,24 +3,25 @@
 #ifndef TEND_TESTS_TESTING_H_
 #define TEND_TESTS_TESTING_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
-#include <sys/types.h>
-
 #include <string>
 #include <vector>
 
+#include "dev/mock_broker.h"
 #include "engine/engine.h"
 #include "kafka/kafka.h"
-#include "dev/mock_broker.h"
+#include "tend/v1/cluster.pb.h"
+#include "tend/v1/events.pb.h"
+#include "tend/v1/state.pb.h"
 #include "tests/cohort.h"
 #include "tests/raw_db.h"
 #include "tests/temp_dir.h"
-#include "tend/v1/events.pb.h"
-#include "tend/v1/state.pb.h"
 
 namespace tend::testing {
 
@@ -95,6 +96,10 @@ int FreePort();
 // The body of GET http://127.0.0.1:PORT/PATH (HTTP/1.0); nullopt when the server cannot be
 // reached or answers other than 200.
 std::optional<std::string> HttpGet(int port, const std::string& path);
+
+// A member record (cluster/membership.h) as the instance at `address` would write it for
+// tend.events, claiming `partitions`, written now (to the microsecond).
+v1::MemberRecord MemberRecordOf(const std::string& address, const std::vector<int32_t>& partitions);
 
 // Produces `events` (and clock ticks: BrokerWith) to a fresh in-process broker and runs the
 // engine with `options` (brokers and exit_when_idle set here) into the state directory `db`

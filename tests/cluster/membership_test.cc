@@ -17,6 +17,7 @@
 #include "dev/mock_broker.h"
 #include "kafka/kafka.h"
 #include "tend/v1/cluster.pb.h"
+#include "tests/testing.h"
 
 namespace tend {
 namespace {
@@ -42,15 +43,7 @@ bool Has(const std::vector<Member>& members, const std::string& address) {
 // A member record as `address` would write it, claiming `partitions` and refusing `refused`.
 v1::MemberRecord RecordOf(const std::string& address, const std::vector<int32_t>& partitions,
                           const std::map<int32_t, std::string>& refused = {}) {
-  v1::MemberRecord record;
-  record.set_format_version(1);
-  record.set_address(address);
-  record.set_topic("tend.events");
-  const absl::Time now = absl::Now();  // to the microsecond, as an instance writes it
-  record.mutable_written_at()->set_seconds(absl::ToUnixSeconds(now));
-  record.mutable_written_at()->set_nanos(
-      static_cast<int32_t>(absl::ToUnixMicros(now) % 1'000'000 * 1000));
-  for (int32_t p : partitions) record.add_partitions(p);
+  v1::MemberRecord record = testing::MemberRecordOf(address, partitions);
   for (const auto& [p, why] : refused) {
     v1::Refusal* r = record.add_refused();
     r->set_partition(p);

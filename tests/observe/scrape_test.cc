@@ -443,11 +443,7 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
   {
     auto producer = Producer::Create({{"bootstrap.servers", broker->bootstrap()}});
     REQUIRE(producer.ok());
-    v1::MemberRecord forged;
-    forged.set_format_version(1);
-    forged.set_address("10.9.9.9:7070");
-    forged.set_topic("tend.events");
-    forged.add_partitions(0);
+    const v1::MemberRecord forged = testing::MemberRecordOf("10.9.9.9:7070", {0});
     REQUIRE((*producer)
                 ->Produce("tend.membership", 0, forged.address(), forged.SerializeAsString(), {},
                           nullptr)

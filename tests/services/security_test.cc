@@ -326,10 +326,7 @@ rules:
   }
   CHECK_THAT(ReadFile(moving_log), Catch::Contains(says));
   // A record without a MAC (an instance not moved yet): heard, and counted apart.
-  v1::MemberRecord not_moved;
-  not_moved.set_format_version(1);
-  not_moved.set_address("10.1.2.4:7070");
-  not_moved.set_topic("tend.events");
+  const v1::MemberRecord not_moved = testing::MemberRecordOf("10.1.2.4:7070", {});
   REQUIRE((*producer)
               ->Produce("tend.membership", 0, not_moved.address(), not_moved.SerializeAsString(),
                         {}, nullptr)
