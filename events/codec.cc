@@ -75,6 +75,12 @@ absl::Status ValidateCheckIn(const v1::CheckIn& c) {
       if (!(c.glucose().mmol_per_l() > 0 && c.glucose().mmol_per_l() < 100)) {
         return Invalid("check_in.glucose.mmol_per_l", "must be in (0, 100)");
       }
+      // proto3 enums are open: a context of 99 parses, and would read as "not fasting".
+      if (!v1::GlucoseReading::Context_IsValid(c.glucose().context())) {
+        return Invalid("check_in.glucose.context",
+                       absl::StrCat("must be FASTING, POSTPRANDIAL, RANDOM or left unset, got ",
+                                    c.glucose().context()));
+      }
       break;
     case CheckIn::kBloodPressure: {
       if (c.kind() != CheckIn::BLOOD_PRESSURE) {
@@ -86,14 +92,29 @@ absl::Status ValidateCheckIn(const v1::CheckIn& c) {
         return Invalid("check_in.blood_pressure",
                        "needs 0 < diastolic_mmhg < systolic_mmhg <= 400");
       }
+      if (bp.pulse_bpm() < 0 || bp.pulse_bpm() > kMaxPulseBpm) {
+        return Invalid("check_in.blood_pressure.pulse_bpm",
+                       absl::StrCat("must be 1 to ", kMaxPulseBpm, " (0: not measured), got ",
+                                    bp.pulse_bpm()));
+      }
       break;
     }
     case CheckIn::kMedication:
       if (c.kind() != CheckIn::MEDICATION) return Invalid("check_in.medication", "needs kind MEDICATION");
+      // Written as a negated range so that NaN, which fails every comparison, is refused too.
+      if (!(c.medication().dose_mg() >= 0 && c.medication().dose_mg() <= kMaxDoseMg)) {
+        return Invalid("check_in.medication.dose_mg",
+                       absl::StrCat("must be 0 (not given) to ", kMaxDoseMg, ", got ",
+                                    c.medication().dose_mg()));
+      }
       return CheckText("check_in.medication.ingredient", c.medication().ingredient());
     case CheckIn::kTraining:
       if (c.kind() != CheckIn::TRAINING) return Invalid("check_in.training", "needs kind TRAINING");
-      if (c.training().minutes() < 0) return Invalid("check_in.training.minutes", "must be >= 0");
+      if (c.training().minutes() < 0 || c.training().minutes() > kMaxTrainingMinutes) {
+        return Invalid("check_in.training.minutes",
+                       absl::StrCat("must be 0 to ", kMaxTrainingMinutes, " (a day), got ",
+                                    c.training().minutes()));
+      }
       return CheckText("check_in.training.program_item", c.training().program_item());
     case CheckIn::VALUES_NOT_SET:
       break;

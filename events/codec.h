@@ -76,6 +76,11 @@ inline constexpr int kMaxPurchaseItems = 100;
 inline constexpr int64_t kMaxAmountMinor = 1'000'000'000'000'000;
 inline constexpr int kMaxQuantity = 1'000'000;  // per item
 inline constexpr int kMaxDaysSupply = 3650;     // per item: ten years
+// A check-in's values (medically generous: they refuse what no device or person reports, such
+// as a pulse of -5 or a dose of NaN, and leave plausibility to the rules).
+inline constexpr int kMaxPulseBpm = 400;
+inline constexpr double kMaxDoseMg = 100'000;  // one dose: 100 g
+inline constexpr int kMaxTrainingMinutes = 1440;
 inline constexpr int kMaxKeywords = 32;             // per message
 inline constexpr size_t kMaxKeywordBytes = 64;
 

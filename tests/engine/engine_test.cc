@@ -55,6 +55,14 @@ std::vector<BadRecord> BadRecords() {
   // A producer that dates the Kafka record in 2099 as well (topics keep CreateTime).
   v1::Event both_2099 = from_2099;
   both_2099.set_event_id("both-2099");
+  // Well formed but for one value: a pulse no device reports.
+  v1::Event negative_pulse = wrong_key;
+  negative_pulse.set_event_id("negative-pulse");
+  negative_pulse.mutable_check_in()->set_kind(v1::CheckIn::BLOOD_PRESSURE);
+  auto* bp = negative_pulse.mutable_check_in()->mutable_blood_pressure();
+  bp->set_systolic_mmhg(130);
+  bp->set_diastolic_mmhg(85);
+  bp->set_pulse_bpm(-5);
   return {{"p0000003", "\x08\x96\x01garbage\xff", "not a serialized tend.v1.Event"},
           {"p0000001", future.SerializeAsString(), "occurred_at: is 72h ahead"},
           {"p0000002", wrong_key.SerializeAsString(), "differs from patient_id"},
@@ -62,7 +70,9 @@ std::vector<BadRecord> BadRecords() {
           {"p0000001", from_2099.SerializeAsString(), "ahead of the record's Kafka timestamp"},
           {"", forged_tick.SerializeAsString(), "\"mallory\" is not a trusted ticker"},
           {"p0000001", both_2099.SerializeAsString(), "ahead of this engine's clock",
-           int64_t{4070908800} * 1000}};
+           int64_t{4070908800} * 1000},
+          {"p0000001", negative_pulse.SerializeAsString(),
+           "check_in.blood_pressure.pulse_bpm: must be 1 to 400 (0: not measured), got -5"}};
 }
 
 std::map<std::string, std::string> Headers(const rd_kafka_message_t* m) {

@@ -89,6 +89,59 @@ TEST_CASE("validation names the field and what is allowed", "[codec]") {
     e.mutable_check_in()->mutable_blood_pressure()->set_diastolic_mmhg(120);
     CHECK(Problem(e).rfind("check_in.blood_pressure: needs 0 < diastolic", 0) == 0);
   }
+  SECTION("check-in values out of their bounds are refused, naming the field and the value") {
+    auto* glucose = e.mutable_check_in()->mutable_glucose();
+    glucose->set_context(v1::GlucoseReading::CONTEXT_UNSPECIFIED);  // not given
+    CHECK(ValidateEvent(e).ok());
+    glucose->set_context(v1::GlucoseReading::RANDOM);
+    CHECK(ValidateEvent(e).ok());
+    glucose->set_context(static_cast<v1::GlucoseReading::Context>(99));  // open enum: it parses
+    CHECK(Problem(e) ==
+          "check_in.glucose.context: must be FASTING, POSTPRANDIAL, RANDOM or left unset, got 99");
+    glucose->set_context(static_cast<v1::GlucoseReading::Context>(-1));
+    CHECK(absl::StrContains(Problem(e), "got -1"));
+
+    e.mutable_check_in()->set_kind(v1::CheckIn::BLOOD_PRESSURE);
+    auto* bp = e.mutable_check_in()->mutable_blood_pressure();
+    bp->set_systolic_mmhg(130);
+    bp->set_diastolic_mmhg(85);
+    for (int pulse : {0, 1, 72, 400}) {
+      bp->set_pulse_bpm(pulse);
+      CHECK(ValidateEvent(e).ok());
+    }
+    bp->set_pulse_bpm(-5);
+    CHECK(Problem(e) ==
+          "check_in.blood_pressure.pulse_bpm: must be 1 to 400 (0: not measured), got -5");
+    bp->set_pulse_bpm(401);
+    CHECK(absl::StrContains(Problem(e), "got 401"));
+
+    e.mutable_check_in()->set_kind(v1::CheckIn::MEDICATION);
+    auto* medication = e.mutable_check_in()->mutable_medication();
+    medication->set_ingredient("metformin");
+    for (double dose : {0.0, 0.25, 500.0, 100'000.0}) {
+      medication->set_dose_mg(dose);
+      CHECK(ValidateEvent(e).ok());
+    }
+    for (double dose : {std::numeric_limits<double>::quiet_NaN(),
+                        std::numeric_limits<double>::infinity(),
+                        -std::numeric_limits<double>::infinity(), -1.0, 100'000.5}) {
+      medication->set_dose_mg(dose);
+      INFO(dose);
+      CHECK(absl::StartsWith(Problem(e),
+                             "check_in.medication.dose_mg: must be 0 (not given) to 100000, got "));
+    }
+
+    e.mutable_check_in()->set_kind(v1::CheckIn::TRAINING);
+    auto* training = e.mutable_check_in()->mutable_training();
+    for (int minutes : {0, 30, 1440}) {
+      training->set_minutes(minutes);
+      CHECK(ValidateEvent(e).ok());
+    }
+    training->set_minutes(1441);
+    CHECK(Problem(e) == "check_in.training.minutes: must be 0 to 1440 (a day), got 1441");
+    training->set_minutes(-1);
+    CHECK(absl::StrContains(Problem(e), "got -1"));
+  }
   SECTION("purchase items") {
     e.mutable_purchase()->set_order_id("o-1");
     e.mutable_purchase()->set_currency("CNY");
