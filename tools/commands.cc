@@ -230,6 +230,11 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   // signs and checks them (cluster/membership.h), unless the operator says ACLs alone guard the
   // topic.
   std::shared_ptr<const RecordKeys> cluster_keys;
+  if (options.unsigned_membership && options.advertise.empty()) {
+    return absl::InvalidArgumentError(
+        "--unsigned-membership needs --advertise (it says how the records of "
+        "--membership-topic are heard; without --advertise the engine reads none)");
+  }
   if (!options.cluster_key_file.empty()) {
     if (options.advertise.empty()) {
       return absl::InvalidArgumentError(

@@ -315,6 +315,12 @@ rules:
   const std::string key_alone_log = dir.Sub("key-alone.log");
   CHECK(ExitCode(testing::SpawnTend(key_alone, key_alone_log)) == 1);
   CHECK_THAT(ReadFile(key_alone_log), Catch::Contains("--cluster-key-file needs --advertise"));
+  std::vector<std::string> unsigned_alone = engine_args;
+  unsigned_alone.push_back("--unsigned-membership");
+  const std::string unsigned_alone_log = dir.Sub("unsigned-alone.log");
+  CHECK(ExitCode(testing::SpawnTend(unsigned_alone, unsigned_alone_log)) == 1);
+  CHECK_THAT(ReadFile(unsigned_alone_log),
+             Catch::Contains("--unsigned-membership needs --advertise"));
   advertised.insert(advertised.end(), {"--unsigned-membership", "--metrics-listen", "127.0.0.1:0"});
   const std::string moving_log = dir.Sub("moving.log");
   const pid_t moving = testing::SpawnTend(advertised, moving_log);
