@@ -202,13 +202,12 @@ void Membership::Hear(const ReadRecord& r) {
   // a time far ahead would silence the address's later records.
   const bool is_signed = options_.keys != nullptr && !unsigned_heard;
   if (refused.empty() && is_signed) {
-    auto last = last_written_.find(record.address());
-    if (last != last_written_.end() && written_at <= last->second) {
+    if (auto bar = replay_bar_.Blocks(record.address(), written_at); bar.has_value()) {
       kind = Ignored::kReplayed;
       refused = absl::StrCat(
           "written at ", absl::FormatTime(absl::RFC3339_full, written_at, absl::UTCTimeZone()),
           ", not after the last record heard of ", record.address(), " (",
-          absl::FormatTime(absl::RFC3339_full, last->second, absl::UTCTimeZone()),
+          absl::FormatTime(absl::RFC3339_full, *bar, absl::UTCTimeZone()),
           "): a record written again, or its writer's clock went back");
     }
   }
@@ -217,18 +216,7 @@ void Membership::Hear(const ReadRecord& r) {
     return;
   }
   ++(unsigned_heard ? stats_.heard_unsigned : stats_.heard);
-  if (is_signed) {
-    // At most one expiry ahead of this clock: a writer whose clock ran ahead and was set right
-    // is not silenced for longer than that.
-    last_written_[record.address()] = std::min(written_at, now + options_.expiry);
-    if (last_written_.size() > 16 * kMaxMembers) {
-      // Bounded, though only key holders add to it. The longest silent one goes.
-      auto oldest =
-          std::min_element(last_written_.begin(), last_written_.end(),
-                           [](const auto& a, const auto& b) { return a.second < b.second; });
-      last_written_.erase(oldest);
-    }
-  }
+  if (is_signed) replay_bar_.Heard(record.address(), written_at, now);
   Heard& h = members_[record.address()];
   h.heard_at = now;
   h.leaving = record.leaving();

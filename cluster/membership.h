@@ -43,6 +43,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "auth/record_mac.h"
+#include "cluster/replay_bar.h"
 #include "kafka/kafka.h"
 #include "kafka/partition_reader.h"
 #include "kafka/props.h"
@@ -58,6 +59,9 @@ inline constexpr int kMaxMemberClaims = 4096;           // partitions one instan
 inline constexpr int32_t kMaxMemberPartition = 1 << 16;  // a claimed partition is below this
 inline constexpr size_t kMaxMembers = 256;               // heard within ten expiries
 inline constexpr size_t kMaxRefusalWhyBytes = 1024;      // a refused partition's reason
+// Addresses whose last signed record's time is kept (cluster/replay_bar.h), past the members'
+// forgetting.
+inline constexpr size_t kMaxReplayBars = 16 * kMaxMembers;
 
 // The Kafka header of a member record holding its MAC, and the domain the MAC is computed in
 // (auth/record_mac.h): the record kind and its format version.
@@ -155,9 +159,9 @@ class Membership {
   mutable absl::Mutex mu_;
   std::map<std::string, Heard> members_ ABSL_GUARDED_BY(mu_);  // by address
   MembershipStats stats_ ABSL_GUARDED_BY(mu_);                 // live_members is counted by Stats()
-  // The written_at of the last record heard of each address, kept past the member's forgetting
-  // (bounded): an older record written again is not heard.
-  std::map<std::string, absl::Time> last_written_ ABSL_GUARDED_BY(mu_);
+  // The written_at of the last signed record heard of each address, kept past the member's
+  // forgetting (for kMaxReplayBars addresses): an older record written again is not heard.
+  ReplayBar replay_bar_ ABSL_GUARDED_BY(mu_){kMaxReplayBars, options_.expiry};
   // When each kind of ignored record was last logged, [kind][counted].
   absl::Time last_logged_[static_cast<int>(Ignored::kCount)][2] ABSL_GUARDED_BY(mu_) = {
       {absl::InfinitePast(), absl::InfinitePast()},
