@@ -5,6 +5,7 @@
 
 #include "base/time_zone.h"
 #include "base/time.h"
+#include "absl/algorithm/container.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -61,6 +62,12 @@ absl::Status CheckText(absl::string_view field, absl::string_view value) {
 absl::Status CheckNonEmpty(absl::string_view field, absl::string_view value) {
   if (value.empty()) return Invalid(field, "is required");
   return CheckText(field, value);
+}
+
+// Three capital letters, as ISO 4217's codes are: spends are summed per code, byte for byte, so
+// "cny" or "\n,\"" would each have made a currency of their own.
+bool IsCurrencyCode(absl::string_view code) {
+  return code.size() == 3 && absl::c_all_of(code, [](char c) { return c >= 'A' && c <= 'Z'; });
 }
 
 absl::Status ValidateCheckIn(const v1::CheckIn& c) {
@@ -128,7 +135,7 @@ absl::Status ValidatePurchase(const v1::Purchase& p) {
     return Invalid("purchase.amount_minor", absl::StrCat("must be 0 to ", kMaxAmountMinor,
                                                          " (minor units), got ", p.amount_minor()));
   }
-  if (p.currency().size() != 3) {
+  if (!IsCurrencyCode(p.currency())) {
     return Invalid("purchase.currency", absl::StrCat("must be an ISO 4217 code like CNY, got \"",
                                                      absl::CHexEscape(p.currency()), "\""));
   }
@@ -165,8 +172,12 @@ absl::Status ValidateCouponIssued(const Event& e) {
   const v1::CouponIssued& c = e.coupon_issued();
   if (absl::Status s = CheckId("coupon_issued.coupon_id", c.coupon_id()); !s.ok()) return s;
   if (absl::Status s = CheckText("coupon_issued.campaign_id", c.campaign_id()); !s.ok()) return s;
-  if (c.value_minor() < 0) return Invalid("coupon_issued.value_minor", "must be >= 0");
-  if ((c.value_minor() > 0 || !c.currency().empty()) && c.currency().size() != 3) {
+  if (c.value_minor() < 0 || c.value_minor() > kMaxAmountMinor) {
+    return Invalid("coupon_issued.value_minor",
+                   absl::StrCat("must be 0 to ", kMaxAmountMinor, " (minor units), got ",
+                                c.value_minor()));
+  }
+  if ((c.value_minor() > 0 || !c.currency().empty()) && !IsCurrencyCode(c.currency())) {
     return Invalid("coupon_issued.currency",
                    absl::StrCat("must be an ISO 4217 code like CNY when value_minor is set, got \"",
                                 absl::CHexEscape(c.currency()), "\""));

@@ -154,6 +154,12 @@ TEST_CASE("validation names the field and what is allowed", "[codec]") {
     CHECK(ValidateEvent(e).ok());
     e.mutable_purchase()->set_currency("yuan");
     CHECK(Problem(e).rfind("purchase.currency: must be an ISO 4217 code", 0) == 0);
+    // Three bytes, but not a code: each would have summed a spend of its own.
+    for (const std::string& code :
+         std::vector<std::string>{"cny", "\n,\"", "C1Y", std::string("CN\0", 3)}) {
+      e.mutable_purchase()->set_currency(code);
+      CHECK(Problem(e).rfind("purchase.currency: must be an ISO 4217 code", 0) == 0);
+    }
   }
   SECTION("sizes are bounded: no record makes a patient's state grow without limit") {
     e.mutable_purchase()->set_order_id("o-1");
@@ -264,7 +270,14 @@ TEST_CASE("coupons and the birthday are validated field by field", "[codec]") {
   CHECK(absl::StartsWith(Problem(e), "coupon_issued.currency: must be an ISO 4217 code"));
   c->set_currency("CNY");
   c->set_value_minor(-1);
-  CHECK(Problem(e) == "coupon_issued.value_minor: must be >= 0");
+  CHECK(Problem(e) == "coupon_issued.value_minor: must be 0 to 1000000000000000 (minor units), got -1");
+  c->set_value_minor(int64_t{1} << 60);  // past what a double holds exactly, for rules
+  CHECK(absl::StartsWith(Problem(e), "coupon_issued.value_minor: must be 0 to "));
+  c->set_value_minor(1'000'000'000'000'000);
+  CHECK(ValidateEvent(e).ok());
+  c->set_currency("usd");
+  CHECK(absl::StartsWith(Problem(e), "coupon_issued.currency: must be an ISO 4217 code"));
+  c->set_currency("CNY");
   c->set_value_minor(0);
   c->set_currency(std::string(300, 'x'));  // no value: still no room for junk
   CHECK(absl::StartsWith(Problem(e), "coupon_issued.currency: must be an ISO 4217 code"));
