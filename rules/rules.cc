@@ -1,5 +1,7 @@
 #include "rules/rules.h"
 
+#include <cmath>
+
 #include <google/protobuf/message.h>
 #include <google/protobuf/reflection.h>
 
@@ -178,7 +180,15 @@ const FieldDescriptor* FieldPath::value_field() const {
 
 std::string FieldValue::ToString() const {
   switch (kind) {
-    case Kind::kNumber: return absl::StrFormat("%g", number);
+    case Kind::kNumber:
+      // Whole numbers exactly (amounts, counts, seconds: "%g" printed 1234567 as 1.23457e+06 in
+      // a reminder's parameters), up to 2^53, which a double holds exactly (events/codec.h keeps
+      // an event's amounts below it); others, and a spend summed past it, to six significant
+      // digits.
+      if (std::abs(number) < 9007199254740992.0 && number == std::trunc(number)) {
+        return absl::StrFormat("%.0f", number);
+      }
+      return absl::StrFormat("%g", number);
     case Kind::kBool: return boolean ? "true" : "false";
     case Kind::kEnum:
     case Kind::kString: return str;

@@ -43,6 +43,23 @@ TEST_CASE("the default rule pack loads", "[rules]") {
   CHECK(described.find("13 rules OK") != std::string::npos);
 }
 
+TEST_CASE("a number in a reminder's parameters or a decision's values is printed whole when whole",
+          "[rules]") {
+  auto text = [](double number) {
+    FieldValue v;
+    v.number = number;
+    return v.ToString();
+  };
+  CHECK(text(1234567) == "1234567");                    // an amount in fen ("%g": 1.23457e+06)
+  CHECK(text(1796520000) == "1796520000");              // seconds since 1970
+  CHECK(text(1'000'000'000'000'000) == "1000000000000000");  // the largest amount
+  CHECK(text(-1) == "-1");
+  CHECK(text(0) == "0");
+  CHECK(text(12.5) == "12.5");
+  CHECK(text(2.0 / 3.0) == "0.666667");
+  CHECK(text(1e300) == "1e+300");  // past 2^53 a double is not a whole number to print
+}
+
 TEST_CASE("a bad rule is refused with the rule id, the key and the problem", "[rules]") {
   CHECK(ErrorOf(Rule("{event: {kind: check_in}}")) == "(accepted)");
   CHECK(ErrorOf(Rule("{event: {kind: checkin}}")) ==
