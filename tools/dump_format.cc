@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "base/printable.h"
 #include "base/time.h"
 #include "rules/rules.h"
 
@@ -182,16 +183,43 @@ std::string Scalar(const Message& m, const FieldDescriptor* f) {
   return "";
 }
 
+// A map entry's key or value with the map cell's separators, and the backslash, escaped by a
+// backslash: an ingredient "metformin;insulin=0.99" made a cell that read as two entries.
+std::string MapText(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    if (c == '\\' || c == ';' || c == '=') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
 std::string MapValue(const Message& m, const FieldDescriptor* f) {
   const Reflection* r = m.GetReflection();
   std::vector<std::pair<std::string, std::string>> entries;
   for (int i = 0; i < r->FieldSize(m, f); ++i) {
     const Message& e = r->GetRepeatedMessage(m, f, i);
     const Descriptor* d = e.GetDescriptor();
-    entries.emplace_back(Scalar(e, d->FindFieldByNumber(1)), Scalar(e, d->FindFieldByNumber(2)));
+    entries.emplace_back(MapText(Scalar(e, d->FindFieldByNumber(1))),
+                         MapText(Scalar(e, d->FindFieldByNumber(2))));
   }
   std::sort(entries.begin(), entries.end());
   return absl::StrJoin(entries, ";", absl::PairFormatter("="));
+}
+
+// A cell as the CSV holds it: text from the log with its control characters written as \xNN
+// (base/printable.h: an ESC sequence or a NUL byte went into the file as it was), and text a
+// spreadsheet would run as a formula - starting with = + - or @, and not a number - after an
+// apostrophe (OWASP, "CSV Injection": a channel id "=HYPERLINK(...)" was a live link).
+std::string CsvText(absl::string_view value) {
+  std::string text = Printable(value);
+  double number = 0;
+  if (!text.empty() && absl::string_view("=+-@").find(text[0]) != absl::string_view::npos &&
+      !absl::SimpleAtod(text, &number)) {
+    text.insert(0, "'");
+  }
+  return text;
 }
 
 // RFC 4180: quoted when it holds a comma, a quote or a line break; quotes doubled.
@@ -254,7 +282,7 @@ void DumpColumns::WriteHeader(std::ostream& out) const {
 void DumpColumns::WriteRow(const v1::PatientView& view, std::ostream& out) const {
   for (size_t i = 0; i < columns_.size(); ++i) {
     if (i > 0) out << ',';
-    WriteCell(Value(columns_[i], view), out);
+    WriteCell(CsvText(Value(columns_[i], view)), out);
   }
   out << '\n';
 }
@@ -268,7 +296,11 @@ std::string DumpColumns::Dictionary() const {
       "keeps this file equal to the output. One row per patient, columns in this order. "
       "Timestamps are RFC 3339 UTC (empty when unset), enums are names, booleans "
       "`true`/`false`, numbers have up to 10 significant digits, a map is one cell of "
-      "`key=value` pairs sorted by key and joined by `;`; quoting per RFC 4180. Metric "
+      "`key=value` pairs sorted by key and joined by `;` (in keys and values `\\`, `;` and "
+      "`=` are escaped with a backslash); quoting per RFC 4180. Text from the log has its "
+      "control characters written as `\\xNN`, and a cell that is not a number but starts "
+      "with `=`, `+`, `-` or `@` starts with an apostrophe, so that no spreadsheet runs it as a "
+      "formula (both since columns version 3). Metric "
       "definitions: README.md, Projections.\n\n"
       "| column | type | meaning |\n|---|---|---|\n");
   for (const Column& c : columns_) {

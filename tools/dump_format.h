@@ -25,7 +25,8 @@
 
 namespace tend {
 
-inline constexpr int kCsvColumnsVersion = 2;
+// 3: cells escaped (control characters, formulas, map separators: DumpColumns::Dictionary).
+inline constexpr int kCsvColumnsVersion = 3;
 
 class DumpColumns {
  public:

@@ -87,6 +87,36 @@ TEST_CASE("every CSV column is in the data dictionary, and docs/data-dictionary.
   CHECK(checked_in == columns.Dictionary());  // else: tend dump --dictionary > docs/data-dictionary.md
 }
 
+TEST_CASE("CSV cells hold no control characters, no formulas and no ambiguous map entries",
+          "[dump]") {
+  v1::PatientView view;
+  view.set_patient_id("p1");
+  view.mutable_acquisition()->set_first_channel_id("=HYPERLINK(\"http://evil.example\",\"click\")");
+  view.mutable_acquisition()->set_current_staff_id("s\x1b[31mRED");
+  view.set_program_id(std::string("camp\0x", 6));
+  (*view.mutable_adherence()->mutable_pdc_by_ingredient())["metformin;insulin=0.99"] = 1;
+  (*view.mutable_adherence()->mutable_pdc_by_ingredient())["back\\slash"] = 0.5;
+  view.mutable_coupons()->set_days_to_next_expiry(-1);  // a number: as it is
+  DumpColumns columns;
+  std::ostringstream out;
+  columns.WriteHeader(out);
+  columns.WriteRow(view, out);
+  CHECK(out.str().find('\0') == std::string::npos);
+  CHECK(out.str().find('\x1b') == std::string::npos);
+  const auto rows = ParseCsv(out.str());
+  REQUIRE(rows.size() == 2);
+  std::map<std::string, std::string> cell;
+  for (size_t i = 0; i < rows[0].size(); ++i) cell[rows[0][i]] = rows[1].at(i);
+  CHECK(cell.at("acquisition.first_channel_id") ==
+        "'=HYPERLINK(\"http://evil.example\",\"click\")");
+  CHECK(cell.at("acquisition.current_staff_id") == "s\\x1b[31mRED");
+  CHECK(cell.at("program_id") == "camp\\x00x");
+  CHECK(cell.at("adherence.pdc_by_ingredient") ==
+        "back\\\\slash=0.5;metformin\\;insulin\\=0.99=1");
+  CHECK(cell.at("coupons.days_to_next_expiry") == "-1");
+  CHECK(cell.at("patient_id") == "p1");
+}
+
 TEST_CASE("dump filters (--where) are checked against the columns before anything is read") {
   DumpColumns columns;
   CHECK(ParseDumpFilters(columns, "").value().empty());
