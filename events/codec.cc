@@ -51,10 +51,35 @@ absl::Status CheckTime(absl::string_view field, bool present, const google::prot
   return absl::OkStatus();
 }
 
+// The position of the first control character in `text` - C0 (below 0x20), DEL, or C1 (U+0080 to
+// U+009F, 0xC2 0x80-0x9F in UTF-8, which proto3 strings are) - or npos. The set base/printable.h
+// escapes.
+size_t FindControl(absl::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    if (b < 0x20 || b == 0x7f) return i;
+    if (b == 0xc2 && i + 1 < text.size()) {
+      const auto next = static_cast<unsigned char>(text[i + 1]);
+      if (next >= 0x80 && next <= 0x9f) return i;
+    }
+  }
+  return absl::string_view::npos;
+}
+
+// Free text from the log reaches reminders' parameters, dumps and terminals: no control
+// characters (an ESC sequence in a staff id, a NUL in a programme went into CSV dumps as they
+// were).
 absl::Status CheckText(absl::string_view field, absl::string_view value) {
   if (value.size() > kMaxTextBytes) {
     return Invalid(field, absl::StrCat("must be at most ", kMaxTextBytes, " bytes, got ",
                                        value.size()));
+  }
+  if (const size_t at = FindControl(value); at != absl::string_view::npos) {
+    return Invalid(field, absl::StrCat("must hold no control characters, got byte 0x",
+                                       absl::Hex(static_cast<unsigned char>(value[at]),
+                                                 absl::kZeroPad2),
+                                       " at ", at, " in \"", absl::CHexEscape(value.substr(0, 160)),
+                                       "\""));
   }
   return absl::OkStatus();
 }
@@ -326,6 +351,9 @@ absl::Status ValidateEvent(const Event& e, const ValidationOptions& options) {
         if (e.message().keywords(i).size() > kMaxKeywordBytes) {
           return Invalid(absl::StrCat("message.keywords[", i, "]"),
                          absl::StrCat("must be at most ", kMaxKeywordBytes, " bytes"));
+        }
+        if (FindControl(e.message().keywords(i)) != absl::string_view::npos) {  // named on error only
+          return CheckText(absl::StrCat("message.keywords[", i, "]"), e.message().keywords(i));
         }
       }
       return absl::OkStatus();

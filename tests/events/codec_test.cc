@@ -161,6 +161,31 @@ TEST_CASE("validation names the field and what is allowed", "[codec]") {
       CHECK(Problem(e).rfind("purchase.currency: must be an ISO 4217 code", 0) == 0);
     }
   }
+  SECTION("free text holds no control characters; other UTF-8 is text") {
+    e.clear_check_in();
+    e.mutable_scan()->set_channel_id("药店-柜台 #3 (café)");
+    e.mutable_scan()->set_staff_id("s-7");
+    CHECK(ValidateEvent(e).ok());
+    e.mutable_scan()->set_staff_id("s\x1b[31mRED");
+    CHECK(Problem(e) ==
+          "scan.staff_id: must hold no control characters, got byte 0x1b at 1 in \"s\\x1b[31mRED\"");
+    e.mutable_scan()->set_staff_id(std::string("s\0", 2));
+    CHECK(absl::StartsWith(Problem(e), "scan.staff_id: must hold no control characters, got byte 0x00"));
+    e.mutable_scan()->set_staff_id("s\x7f");
+    CHECK(absl::StrContains(Problem(e), "got byte 0x7f at 1"));
+    e.mutable_scan()->set_staff_id("s\xc2\x9b[2J");  // U+009B, a terminal's escape introducer
+    CHECK(absl::StrContains(Problem(e), "got byte 0xc2 at 1"));
+    e.mutable_scan()->set_staff_id("s\xc2\xa0x");  // U+00A0, a no-break space: text
+    CHECK(ValidateEvent(e).ok());
+    e.mutable_scan()->set_channel_id("=HYPERLINK(\"x\")\r\n");
+    CHECK(absl::StartsWith(Problem(e), "scan.channel_id: must hold no control characters, got byte 0x0d"));
+    e.clear_scan();
+    e.mutable_message()->set_direction(v1::Message::PATIENT_TO_STAFF);
+    e.mutable_message()->add_keywords("glucose");
+    e.mutable_message()->add_keywords("tab\there");
+    CHECK(absl::StartsWith(Problem(e),
+                           "message.keywords[1]: must hold no control characters, got byte 0x09"));
+  }
   SECTION("sizes are bounded: no record makes a patient's state grow without limit") {
     e.mutable_purchase()->set_order_id("o-1");
     e.mutable_purchase()->set_currency("CNY");
