@@ -161,6 +161,7 @@ class Membership {
   MembershipStats stats_ ABSL_GUARDED_BY(mu_);                 // live_members is counted by Stats()
   // The written_at of the last signed record heard of each address, kept past the member's
   // forgetting (for kMaxReplayBars addresses): an older record written again is not heard.
+  // Reads options_, declared above it (members are initialised in declaration order).
   ReplayBar replay_bar_ ABSL_GUARDED_BY(mu_){kMaxReplayBars, options_.expiry};
   // When each kind of ignored record was last logged, [kind][counted].
   absl::Time last_logged_[static_cast<int>(Ignored::kCount)][2] ABSL_GUARDED_BY(mu_) = {

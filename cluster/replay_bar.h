@@ -7,7 +7,8 @@
 // ahead and was set right is silenced for at most that long; and it is kept for at most
 // `max_addresses` addresses, past the members' own forgetting (whoever holds the key could
 // otherwise make it grow for good): beyond them the address whose bar is lowest - the longest
-// silent - is forgotten, and a copy of its records would be heard again once.
+// silent - is forgotten, and copies of its records would be heard again (each at most once, in
+// the order of their times).
 //
 // Thread safety: not thread-safe (Membership holds it under its mutex).
 #ifndef TEND_CLUSTER_REPLAY_BAR_H_

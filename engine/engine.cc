@@ -1049,7 +1049,8 @@ void Engine::Impl::Process(const LogRecord& record, size_t index) {
 void Engine::Impl::DeadLetter(const LogRecord& record, Partition* p, const absl::Status& reason,
                               DeadLetterReason why) {
   std::string reason_text(reason.message());
-  // A replay only counts the record: the live engine dead-lettered it already.
+  // A replay only counts the record: the live engine dead-lettered it already (or, for a bound
+  // added since, folded it: docs/design.md, "Hostile input").
   if (options_.mode == EngineOptions::Mode::kLive) {
     if (absl::Status s = ProduceDeadLetter(dlq_.get(), options_.dlq_topic, options_.topic, record,
                                            reason_text);

@@ -136,8 +136,8 @@ absl::Status ValidateCheckIn(const v1::CheckIn& c) {
       // Written as a negated range so that NaN, which fails every comparison, is refused too.
       if (!(c.medication().dose_mg() >= 0 && c.medication().dose_mg() <= kMaxDoseMg)) {
         return Invalid("check_in.medication.dose_mg",
-                       absl::StrCat("must be 0 (not given) to ", kMaxDoseMg, ", got ",
-                                    c.medication().dose_mg()));
+                       absl::StrFormat("must be 0 (not given) to %.0f, got %.15g", kMaxDoseMg,
+                                       c.medication().dose_mg()));
       }
       return CheckText("check_in.medication.ingredient", c.medication().ingredient());
     case CheckIn::kTraining:

@@ -208,15 +208,37 @@ std::string MapValue(const Message& m, const FieldDescriptor* f) {
   return absl::StrJoin(entries, ";", absl::PairFormatter("="));
 }
 
+// A number as this file writes one: [-]digits[.digits][e[+-]digits]. Not "-inf", "+1" or a
+// number with spaces, which absl::SimpleAtod takes and a spreadsheet may read as a formula.
+bool IsDecimal(absl::string_view text) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t from = i;
+    while (i < text.size() && absl::ascii_isdigit(static_cast<unsigned char>(text[i]))) ++i;
+    return i > from;
+  };
+  if (i < text.size() && text[i] == '-') ++i;
+  if (!digits()) return false;
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  }
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == text.size();
+}
+
 // A cell as the CSV holds it: text from the log with its control characters written as \xNN
 // (base/printable.h: an ESC sequence or a NUL byte went into the file as it was), and text a
 // spreadsheet would run as a formula - starting with = + - or @, and not a number - after an
 // apostrophe (OWASP, "CSV Injection": a channel id "=HYPERLINK(...)" was a live link).
 std::string CsvText(absl::string_view value) {
   std::string text = Printable(value);
-  double number = 0;
   if (!text.empty() && absl::string_view("=+-@").find(text[0]) != absl::string_view::npos &&
-      !absl::SimpleAtod(text, &number)) {
+      !IsDecimal(text)) {
     text.insert(0, "'");
   }
   return text;

@@ -42,7 +42,8 @@ class DumpColumns {
   // The column, or null.
   const Column* Find(absl::string_view name) const;
 
-  // The value of `column` in `view`, as the CSV cell shows it (unquoted).
+  // The value of `column` in `view`, as `--where` compares it: the text itself, where the CSV
+  // cell escapes it (WriteRow: control characters, formulas; map entries are escaped here too).
   std::string Value(const Column& column, const v1::PatientView& view) const;
   void WriteHeader(std::ostream& out) const;
   void WriteRow(const v1::PatientView& view, std::ostream& out) const;

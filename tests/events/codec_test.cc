@@ -130,6 +130,9 @@ TEST_CASE("validation names the field and what is allowed", "[codec]") {
       CHECK(absl::StartsWith(Problem(e),
                              "check_in.medication.dose_mg: must be 0 (not given) to 100000, got "));
     }
+    medication->set_dose_mg(100'000.4);  // named as it is, not rounded to an allowed value
+    CHECK(Problem(e) == "check_in.medication.dose_mg: must be 0 (not given) to 100000, got "
+                        "100000.4");
 
     e.mutable_check_in()->set_kind(v1::CheckIn::TRAINING);
     auto* training = e.mutable_check_in()->mutable_training();

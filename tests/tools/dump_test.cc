@@ -106,7 +106,11 @@ TEST_CASE("CSV cells hold no control characters, no formulas and no ambiguous ma
   const auto rows = ParseCsv(out.str());
   REQUIRE(rows.size() == 2);
   std::map<std::string, std::string> cell;
-  for (size_t i = 0; i < rows[0].size(); ++i) cell[rows[0][i]] = rows[1].at(i);
+  size_t channel_at = 0;
+  for (size_t i = 0; i < rows[0].size(); ++i) {
+    cell[rows[0][i]] = rows[1].at(i);
+    if (rows[0][i] == "acquisition.first_channel_id") channel_at = i;
+  }
   CHECK(cell.at("acquisition.first_channel_id") ==
         "'=HYPERLINK(\"http://evil.example\",\"click\")");
   CHECK(cell.at("acquisition.current_staff_id") == "s\\x1b[31mRED");
@@ -115,6 +119,29 @@ TEST_CASE("CSV cells hold no control characters, no formulas and no ambiguous ma
         "back\\\\slash=0.5;metformin\\;insulin\\=0.99=1");
   CHECK(cell.at("coupons.days_to_next_expiry") == "-1");
   CHECK(cell.at("patient_id") == "p1");
+
+  // Whatever a spreadsheet could take for a formula starts with an apostrophe; numbers as this
+  // file writes them do not.
+  for (const auto& [text, cell_text] : std::vector<std::pair<std::string, std::string>>{
+           {"+8613800000000", "'+8613800000000"},
+           {"@SUM(A1:A9)", "'@SUM(A1:A9)"},
+           {"-inf", "'-inf"},
+           {"-nan(x)", "'-nan(x)"},
+           {"- 1", "'- 1"},
+           {"-", "'-"},
+           {"-12.5", "-12.5"},
+           {"-1e+06", "-1e+06"},
+           {"-2.5E-3", "-2.5E-3"},
+           {"-1.", "'-1."},
+           {"clinic-7", "clinic-7"}}) {
+    view.mutable_acquisition()->set_first_channel_id(text);
+    std::ostringstream row;
+    columns.WriteRow(view, row);
+    const auto parsed = ParseCsv(row.str());
+    REQUIRE(parsed.size() == 1);
+    INFO(text);
+    CHECK(parsed[0].at(channel_at) == cell_text);
+  }
 }
 
 TEST_CASE("dump filters (--where) are checked against the columns before anything is read") {
