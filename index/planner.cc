@@ -192,6 +192,9 @@ bool MayReachRisk(const projections::ProjectionConfig& config, absl::string_view
   days.days = static_cast<int>(k.days);
   days.first_day = epoch + k.first_day;
   days.last_day = epoch + k.last_day;
+  // A risk of 1 is reached in floating point (P(alive) under ~5e-17, far from the last active
+  // day), though the closed form never reaches it: only the patient's view can tell.
+  if (!(threshold < 1)) return days.days >= 2;
   const auto day = projections::ChurnRiskReachedOn(config, days, threshold);
   if (!day) return false;
   // The local day starts no earlier than 14 hours before its UTC start (UTC+14 is the

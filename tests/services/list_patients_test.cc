@@ -209,6 +209,31 @@ TEST_CASE("ListPatients pages through exactly the matching patients, without gap
     INFO("where " << where);
     CHECK(n > 0);  // every filter matched someone, so no comparison above was of empty sets
   }
+  // A risk of exactly 1 (P(alive) under ~5e-17 in floating point, for patients with many active
+  // days long after the last): the risk index's closed form never reaches 1, so those patients
+  // are checked on their views, not ruled out by their keys.
+  {
+    const absl::Time far = absl::FromCivil(absl::CivilDay(9000, 1, 1), absl::UTCTimeZone());
+    v1::ListPatientsRequest request;
+    request.set_min_churn_risk(1.0);
+    request.mutable_as_of()->set_seconds(absl::ToUnixSeconds(far));
+    // Exactly, on the views (the dump's --where compares numbers printed to 10 digits, where
+    // 0.99999999999 reads as 1).
+    std::multiset<std::string> expected;
+    REQUIRE((*storage)
+                ->ForEachState([&](const v1::PatientState& state) {
+                  const auto v = projections::ComputeView(projections::DefaultProjectionConfig(),
+                                                          state, far);
+                  if (v.churn().churn_risk() >= 1.0) expected.insert(state.patient_id());
+                  return absl::OkStatus();
+                })
+                .ok());
+    INFO("patients at a risk of 1: " << expected.size());
+    CHECK_FALSE(expected.empty());
+    Cost cost;
+    const std::vector<std::string> served = AllPages(stub.get(), request, 50, &cost);
+    CHECK(std::multiset<std::string>(served.begin(), served.end()) == expected);
+  }
   // The stages split the population, so the index ranges miss no one.
   CHECK(Expected(db, "", std::nullopt).size() == 400);
 
