@@ -97,30 +97,40 @@ class QueryService final : public v1::Query::Service {
 };
 
 // tend.v1.Query while there is no state to answer from (the state directory was refused): every
-// call is UNAVAILABLE with `why`, so a caller retries elsewhere rather than reading nothing.
+// call is UNAVAILABLE with `why`, so a caller retries elsewhere rather than reading nothing - once
+// it shows a token of the query role, as it would to the service proper (the reason names the
+// directory and the storage's error, nothing for a caller without a token).
 class UnavailableQueryService final : public v1::Query::Service {
  public:
   explicit UnavailableQueryService(std::string why) : why_(std::move(why)) {}
-  grpc::Status GetPatient(grpc::ServerContext*, const v1::GetPatientRequest*,
+  // As QueryService::set_authorizer; unset: no token check.
+  void set_authorizer(std::shared_ptr<const Authorizer> authorizer) {
+    authorizer_ = std::move(authorizer);
+  }
+  grpc::Status GetPatient(grpc::ServerContext* context, const v1::GetPatientRequest*,
                           v1::GetPatientResponse*) override {
-    return Unavailable();
+    return Unavailable(context);
   }
-  grpc::Status Explain(grpc::ServerContext*, const v1::ExplainRequest*,
+  grpc::Status Explain(grpc::ServerContext* context, const v1::ExplainRequest*,
                        v1::ExplainResponse*) override {
-    return Unavailable();
+    return Unavailable(context);
   }
-  grpc::Status CohortStats(grpc::ServerContext*, const v1::CohortStatsRequest*,
+  grpc::Status CohortStats(grpc::ServerContext* context, const v1::CohortStatsRequest*,
                            v1::CohortStatsResponse*) override {
-    return Unavailable();
+    return Unavailable(context);
   }
-  grpc::Status ListPatients(grpc::ServerContext*, const v1::ListPatientsRequest*,
+  grpc::Status ListPatients(grpc::ServerContext* context, const v1::ListPatientsRequest*,
                             v1::ListPatientsResponse*) override {
-    return Unavailable();
+    return Unavailable(context);
   }
 
  private:
-  grpc::Status Unavailable() const { return grpc::Status(grpc::StatusCode::UNAVAILABLE, why_); }
+  grpc::Status Unavailable(const grpc::ServerContext* context) const {
+    if (grpc::Status s = Authorize(authorizer_.get(), context, Role::kQuery); !s.ok()) return s;
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, why_);
+  }
   const std::string why_;
+  std::shared_ptr<const Authorizer> authorizer_;
 };
 
 }  // namespace tend

@@ -173,15 +173,15 @@ namespace {
 // directory (an empty state made between their `mv`s would fold from the start of the log). A
 // restart loop would say nothing more (docs/design.md, "Observability"). The refusal is returned
 // when stopped first, or when nothing listens.
-absl::StatusOr<std::unique_ptr<Storage>> OpenStateDirectory(const EngineCommandOptions& options,
-                                                            const ServerOptions& server_options,
-                                                            bool metrics,
-                                                            MetricsCollector* collector,
-                                                            const std::atomic<bool>& stop) {
+absl::StatusOr<std::unique_ptr<Storage>> OpenStateDirectory(
+    const EngineCommandOptions& options, const ServerOptions& server_options,
+    std::shared_ptr<const Authorizer> authorizer, bool metrics, MetricsCollector* collector,
+    const std::atomic<bool>& stop) {
   auto opened = Storage::Open(options.db_dir, options.storage);
   if (opened.ok() || (options.grpc_listen.empty() && !metrics)) return opened;
   UnavailableQueryService unavailable(
       absl::StrCat("this engine's state directory is refused: ", opened.status().message()));
+  unavailable.set_authorizer(std::move(authorizer));
   RunningServer refused;
   if (!options.grpc_listen.empty()) {
     TEND_ASSIGN_OR_RETURN(refused,
@@ -271,7 +271,8 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   // Kafka: it serves from the start.
   server_options.health_services = {v1::Query::service_full_name()};
   TEND_ASSIGN_OR_RETURN(std::unique_ptr<Storage> storage,
-                        OpenStateDirectory(options, server_options, metrics != nullptr,
+                        OpenStateDirectory(options, server_options, auth.authorizer,
+                                           metrics != nullptr,
                                            collector.get(), stop));
   // Each source leaves the metrics before it goes (its registration is destroyed first).
   const auto storage_metrics = collector->AddStorage(storage.get());

@@ -96,6 +96,32 @@ constexpr char kAppendBatch[] = "/tend.v1.Ingest/AppendBatch";
 constexpr char kDeliver[] = "/tend.v1.ReminderSink/Deliver";
 constexpr char kReflection[] = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
 
+TEST_CASE("while the state directory is refused, Query answers UNAVAILABLE with the reason only "
+          "to callers with a query token",
+          "[integration]") {
+  auto authorizer = Authorizer::Parse(
+      absl::StrCat("query ", Token('q'), "\ningest ", Token('i'), "\n"), "tokens");
+  REQUIRE(authorizer.ok());
+  UnavailableQueryService unavailable(
+      "this engine's state directory is refused: /var/lib/tend/state: IO error: lock held");
+  unavailable.set_authorizer(std::shared_ptr<const Authorizer>(std::move(*authorizer)));
+  auto server = StartGrpcServer("127.0.0.1:0", {&unavailable});
+  REQUIRE(server.ok());
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server->port),
+                                     grpc::InsecureChannelCredentials());
+  for (const std::string& token : {std::string(), Token('x'), Token('i')}) {
+    const grpc::Status s = Call(channel, kGetPatient, token);
+    INFO(s.error_message());
+    CHECK((s.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+           s.error_code() == grpc::StatusCode::PERMISSION_DENIED));
+    CHECK(s.error_message().find("/var/lib/tend") == std::string::npos);
+  }
+  const grpc::Status s = Call(channel, kGetPatient, Token('q'));
+  CHECK(s.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK(s.error_message().find("state directory is refused") != std::string::npos);
+  server->server->Shutdown();
+}
+
 TEST_CASE("TLS and role tokens at the front door", "[integration]") {
   testing::TempDir dir;
   MakeCertificates(dir.path());
