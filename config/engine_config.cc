@@ -150,9 +150,7 @@ absl::StatusOr<projections::ProjectionConfig> BuildProjectionConfig(const v1::En
   TEND_RETURN_IF_ERROR(Breaks("rfm.monetary_minor", rfm.monetary_minor(), &c.rfm_monetary_minor));
   if (rfm.has_currency()) {
     const std::string& cur = rfm.currency();
-    bool ok = cur.size() == 3;
-    for (char ch : cur) ok = ok && absl::ascii_isupper(static_cast<unsigned char>(ch));
-    if (!ok) return Bad("rfm.currency", absl::StrCat("\"", cur, "\""), "an ISO 4217 code such as CNY");
+    if (!IsCurrencyCode(cur)) return Bad("rfm.currency", absl::StrCat("\"", cur, "\""), "an ISO 4217 code such as CNY");
     c.rfm_currency = cur;
   }
 

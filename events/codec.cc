@@ -89,12 +89,6 @@ absl::Status CheckNonEmpty(absl::string_view field, absl::string_view value) {
   return CheckText(field, value);
 }
 
-// Three capital letters, as ISO 4217's codes are: spends are summed per code, byte for byte, so
-// "cny" or "\n,\"" would each have made a currency of their own.
-bool IsCurrencyCode(absl::string_view code) {
-  return code.size() == 3 && absl::c_all_of(code, [](char c) { return c >= 'A' && c <= 'Z'; });
-}
-
 absl::Status ValidateCheckIn(const v1::CheckIn& c) {
   using v1::CheckIn;
   if (c.kind() == CheckIn::KIND_UNSPECIFIED || !CheckIn::Kind_IsValid(c.kind())) {
@@ -231,6 +225,10 @@ absl::Status ValidateProfile(const v1::ProfileUpdated& p) {
 }
 
 }  // namespace
+
+bool IsCurrencyCode(absl::string_view code) {
+  return code.size() == 3 && absl::c_all_of(code, [](char c) { return c >= 'A' && c <= 'Z'; });
+}
 
 // 2000-01-01T00:00:00Z as a constant: converting a civil time on every event showed up in profiles.
 absl::Time MinEventTime() { return absl::FromUnixSeconds(946'684'800); }

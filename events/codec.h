@@ -82,6 +82,10 @@ inline constexpr int kMaxPulseBpm = 400;
 inline constexpr double kMaxDoseMg = 100'000;  // one dose: 100 g
 inline constexpr int kMaxTrainingMinutes = 1440;
 inline constexpr int kMaxKeywords = 32;             // per message
+// Three capital letters, as ISO 4217's codes are: spends are summed per code, byte for byte, so
+// "cny" or "\n,\"" would each make a currency of their own. Events and the config's
+// rfm.currency both hold to it.
+bool IsCurrencyCode(absl::string_view code);
 inline constexpr size_t kMaxKeywordBytes = 64;
 
 // Parses `bytes` into `*out` (cleared first). kInvalidArgument when it is larger than
