@@ -268,7 +268,11 @@ v1::ProfileView ComputeProfile(const v1::ProfileState& s, const absl::TimeZone& 
   absl::CivilDay next = BirthdayIn(today.year(), s.birth_month(), s.birth_day());
   if (next < today) next = BirthdayIn(today.year() + 1, s.birth_month(), s.birth_day());
   v.set_birthday_today(next == today);
-  *v.mutable_next_birthday() = ToTimestamp(absl::ToUnixSeconds(absl::FromCivil(next, tz)));
+  // A google.protobuf.Timestamp ends at 9999-12-31T23:59:59Z: an as-of in the last year can
+  // make the next birthday's midnight later, which no client could read back (JSON refuses it)
+  // and a date rule would arm a timer on. It stays unset there, as for no birthday.
+  const int64_t next_s = absl::ToUnixSeconds(absl::FromCivil(next, tz));
+  if (next_s <= kLastTimestampSecond) *v.mutable_next_birthday() = ToTimestamp(next_s);
   return v;
 }
 

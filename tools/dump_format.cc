@@ -102,7 +102,7 @@ const std::map<std::string, std::string>& Descriptions() {
       {"profile.birth_month", "Birth month the patient gave, 1-12 (no year is kept); 0 when not given (columns version 2)."},
       {"profile.birth_day", "Birth day of the month; 0 when not given."},
       {"profile.birthday_today", "The as-of is the patient's birthday on the local calendar (February 29 birthdays on February 28 in other years)."},
-      {"profile.next_birthday", "Local midnight starting the next birthday on or after the as-of day; empty when not given."},
+      {"profile.next_birthday", "Local midnight starting the next birthday on or after the as-of day; empty when not given, or after 9999-12-31T23:59:59Z."},
   };
   return *d;
 }

@@ -441,6 +441,20 @@ TEST_CASE("birthday today on the local calendar, February 29 on the 28th in othe
   CHECK(ComputeProfile(l, tz, At("2028-02-29T12:00:00+08:00")).birthday_today());
   CHECK(ComputeProfile(l, tz, At("2027-03-01T12:00:00+08:00")).next_birthday().seconds() ==
         absl::ToUnixSeconds(At("2028-02-29T00:00:00+08:00")));
+
+  // The end of Timestamp's range (9999-12-31T23:59:59Z): a next birthday after it stays unset,
+  // one before it is given.
+  v1::ProfileState end_of_year;
+  ApplyProfile(Birthday("e4", "2026-01-01T10:00:00Z", 12, 31), &end_of_year);
+  const v1::ProfileView last = ComputeProfile(end_of_year, tz, At("9999-06-01T00:00:00Z"));
+  CHECK(last.next_birthday().seconds() == absl::ToUnixSeconds(At("9999-12-31T00:00:00+08:00")));
+  const v1::ProfileView past_it = ComputeProfile(s, tz, At("9999-06-01T00:00:00Z"));
+  CHECK(!past_it.has_next_birthday());  // May 2 of the year 10000
+  CHECK(!past_it.birthday_today());
+  CHECK(ComputeProfile(end_of_year, absl::FixedTimeZone(-12 * 3600), At("9999-12-31T10:00:00Z"))
+            .has_next_birthday());  // 9999-12-31 in UTC-12 starts at 12:00Z: still in range
+  CHECK(ComputeProfile(end_of_year, absl::FixedTimeZone(-12 * 3600), At("9999-12-31T13:00:00Z"))
+            .birthday_today());
 }
 
 }  // namespace
