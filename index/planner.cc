@@ -218,7 +218,8 @@ bool MatchesListFilters(const v1::ListPatientsRequest& r, const v1::PatientView&
 
 absl::Status ListPatientsPage(const Storage& storage, const projections::ProjectionConfig& config,
                               const v1::ListPatientsRequest& r, v1::ListPatientsResponse* response,
-                              ListPatientsCost* cost, const std::vector<int32_t>* partitions) {
+                              ListPatientsCost* cost, const std::vector<int32_t>* partitions,
+                              int64_t max_examined_given) {
   if (r.page_size() < 0 || r.page_size() > kMaxPageSize) {
     return absl::InvalidArgumentError(absl::StrCat("page_size: must be 0..", kMaxPageSize, " (0: ",
                                      kDefaultPageSize, ")"));
@@ -381,7 +382,8 @@ absl::Status ListPatientsPage(const Storage& storage, const projections::Project
 
   // Candidates examined per call are bounded, so a sparse filter cannot hold the server: the
   // page then comes back short, with a token to go on.
-  const int64_t max_examined = 20'000 + 20LL * page_size;
+  int64_t max_examined = ListPatientsMaxExamined(page_size);
+  if (max_examined_given > 0) max_examined = std::min(max_examined, max_examined_given);
   int64_t examined = 0;
   std::string last_key;
   bool more = false;
@@ -449,6 +451,10 @@ absl::Status ListPatientsPage(const Storage& storage, const projections::Project
         MakePageToken(fingerprint, static_cast<char>(plan->kind), last_key));
   }
   return absl::OkStatus();
+}
+
+int64_t ListPatientsMaxExamined(int32_t page_size) {
+  return 20'000 + 20LL * (page_size == 0 ? kDefaultPageSize : page_size);
 }
 
 absl::StatusOr<int32_t> ListPatientsTokenPartition(const v1::ListPatientsRequest& request) {

@@ -48,11 +48,18 @@ struct ListPatientsCost {
 // (page_size, stage, min_churn_risk, program_id, staff_id, as_of, page_token); kUnavailable
 // while the index is being rebuilt. `cost` may be null.
 // `partitions` (ascending), when given, limits the walk to those partitions: an engine among
-// several answers from the partitions it owns (services/query_service.h).
+// several answers from the partitions it owns (services/query_service.h). `max_examined`, when
+// positive and below the page's own bound, bounds the entries examined instead: what is left of
+// the bound of a page gathered from several walks.
 absl::Status ListPatientsPage(const Storage& storage, const projections::ProjectionConfig& config,
                               const v1::ListPatientsRequest& request,
                               v1::ListPatientsResponse* response, ListPatientsCost* cost,
-                              const std::vector<int32_t>* partitions = nullptr);
+                              const std::vector<int32_t>* partitions = nullptr,
+                              int64_t max_examined = 0);
+
+// The index entries a page of `page_size` patients (0: the default, 50) may examine:
+// 20,000 + 20 x page_size.
+int64_t ListPatientsMaxExamined(int32_t page_size);
 
 // Page tokens for a walk gathered from several instances, each walking its own partitions: the
 // partition a token's cursor is in (kInvalidArgument as ListPatientsPage for a token that is not

@@ -59,12 +59,15 @@ grpc::Status PeerService::CohortPart(grpc::ServerContext* context,
   }
   auto owned = OwnedParts(*router_, request->partitions());
   if (!owned.ok()) return Moving(context, owned.status());
+  const std::optional<FullScans::Slot> slot = full_scans_->TryTake();
+  if (!slot.has_value()) return full_scans_->Refuse(context);
   projections::CohortAccumulator acc(config_, experiments_);
   const std::vector<int32_t> partitions(request->partitions().begin(),
                                         request->partitions().end());
   auto resolver = AsOfResolver::Load(*storage_, as_of);
   if (!resolver.ok()) return ToGrpc(resolver.status());
-  if (absl::Status s = AccumulateCohort(*storage_, config_, *resolver, &partitions, &acc);
+  if (absl::Status s = AccumulateCohort(*storage_, config_, *resolver, &partitions, &acc,
+                                        [&] { return full_scans_->Check(*context); });
       !s.ok()) {
     return ToGrpc(s);
   }
@@ -86,11 +89,17 @@ grpc::Status PeerService::ListPart(grpc::ServerContext* context,
   if (!owned.ok()) return Moving(context, owned.status());
   const std::vector<int32_t> partitions(request->partitions().begin(),
                                         request->partitions().end());
-  if (absl::Status s = ListPatientsPage(*storage_, config_, request->request(),
-                                        response->mutable_response(), nullptr, &partitions);
+  if (request->max_examined() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "max_examined: must be 0 or more");
+  }
+  ListPatientsCost cost;
+  if (absl::Status s =
+          ListPatientsPage(*storage_, config_, request->request(), response->mutable_response(),
+                           &cost, &partitions, request->max_examined());
       !s.ok()) {
     return ToGrpc(s);
   }
+  response->set_examined(cost.examined);
   if (auto still = OwnedParts(*router_, request->partitions()); !still.ok()) {
     return Moving(context, still.status());
   }

@@ -19,6 +19,7 @@
 #include "auth/auth.h"
 #include "projections/config.h"
 #include "projections/uplift.h"
+#include "services/full_scans.h"
 #include "services/query_router.h"
 #include "storage/storage.h"
 #include "tend/v1/services.grpc.pb.h"
@@ -54,6 +55,11 @@ class PeerService final : public v1::Peer::Service {
   void set_experiments(std::vector<projections::ArmSplit> experiments) {
     experiments_ = std::move(experiments);
   }
+  // As QueryService::set_full_scans: CohortPart is a read of every patient of its partitions,
+  // bounded with the process's CohortStats. Set before serving.
+  void set_full_scans(std::shared_ptr<FullScans> full_scans) {
+    full_scans_ = std::move(full_scans);
+  }
 
  private:
   const Storage* const storage_;
@@ -61,6 +67,7 @@ class PeerService final : public v1::Peer::Service {
   const std::shared_ptr<QueryRouter> router_;
   std::shared_ptr<const Authorizer> authorizer_;
   std::vector<projections::ArmSplit> experiments_;
+  std::shared_ptr<FullScans> full_scans_ = std::make_shared<FullScans>();
 };
 
 }  // namespace tend

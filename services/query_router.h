@@ -21,6 +21,8 @@ inline constexpr char kPartitionMetadata[] = "tend-partition";          // the p
 inline constexpr char kPartitionOffsetMetadata[] = "tend-partition-offset";  // folded up to
 // A gathered answer (CohortStats, ListPatients): "partition:offset,..." of the partitions read.
 inline constexpr char kPartitionOffsetsMetadata[] = "tend-partition-offsets";
+// A ListPatients page: the index entries examined for it (gathered: by every run, in all).
+inline constexpr char kCandidatesExaminedMetadata[] = "tend-candidates-examined";
 inline constexpr char kForwardedMetadata[] = "tend-forwarded";          // "1": do not forward
 // gRPC's retry pushback (milliseconds), on UNAVAILABLE answers of a routing instance.
 inline constexpr char kRetryPushbackMetadata[] = "grpc-retry-pushback-ms";

@@ -1,7 +1,9 @@
 #include "services/query_service.h"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -29,11 +31,20 @@ grpc::Status QueryService::CohortStats(grpc::ServerContext* context,
     if (grpc::Status s = ToGrpc(CheckProtoTime(request->as_of(), "as_of")); !s.ok()) return s;
     as_of = FromProtoTime(request->as_of());
   }
+  // One read of every patient (with a router: this instance's part, and the peers' calls).
+  const std::optional<FullScans::Slot> slot = full_scans_->TryTake();
+  if (!slot.has_value()) return full_scans_->Refuse(context);
   if (router_ != nullptr) return GatherCohortStats(context, *request, response);
   if (auto refused = Refused(std::nullopt); refused.has_value()) return *refused;
-  auto stats = ComputeCohortStats(*storage_, config_, as_of, experiments_);
-  if (!stats.ok()) return ToGrpc(stats.status());
-  *response->mutable_stats() = *std::move(stats);
+  auto resolver = AsOfResolver::Load(*storage_, as_of);
+  if (!resolver.ok()) return ToGrpc(resolver.status());
+  projections::CohortAccumulator acc(config_, experiments_);
+  if (absl::Status s = AccumulateCohort(*storage_, config_, *resolver, nullptr, &acc,
+                                        [&] { return full_scans_->Check(*context); });
+      !s.ok()) {
+    return ToGrpc(s);
+  }
+  *response->mutable_stats() = acc.Finish();
   return grpc::Status::OK;
 }
 
@@ -81,6 +92,10 @@ grpc::Status PartFailed(grpc::ServerContext* context, const std::string& peer,
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
       s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     return RetryLater(context, absl::StrCat(peer, " did not give its part: ", s.error_message()));
+  }
+  if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {  // its bound on cohort reads
+    context->AddTrailingMetadata(kRetryPushbackMetadata, "1000");
+    return grpc::Status(s.error_code(), absl::StrCat(peer, ": ", s.error_message()));
   }
   return s;
 }
@@ -139,6 +154,7 @@ grpc::Status QueryService::GatherCohortStats(grpc::ServerContext* context,
     std::vector<int32_t> partitions;
     grpc::Status status;
     v1::CohortPartResponse response;
+    std::unique_ptr<grpc::ClientContext> client;  // a peer's call
   };
   std::vector<Part> parts;
   std::vector<v1::Peer::StubInterface*> stubs;
@@ -160,15 +176,17 @@ grpc::Status QueryService::GatherCohortStats(grpc::ServerContext* context,
   // The peers read their parts at once, each on a thread of its own, while this one reads its.
   const absl::Time limit = absl::Now() + kGatherLimit;
   std::vector<std::thread> calls;
+  std::atomic<size_t> answered_calls{0};
   for (size_t i = 0; i < parts.size(); ++i) {
     if (parts[i].owner.empty()) continue;
-    calls.emplace_back([&part = parts[i], &request, context, limit, parts_stub = stubs[i]] {
-      grpc::ClientContext client;
-      ForwardFrom(*context, limit, &client);
+    parts[i].client = std::make_unique<grpc::ClientContext>();
+    ForwardFrom(*context, limit, parts[i].client.get());
+    calls.emplace_back([&part = parts[i], &request, &answered_calls, parts_stub = stubs[i]] {
       v1::CohortPartRequest part_request;
       if (request.has_as_of()) *part_request.mutable_as_of() = request.as_of();
       for (int32_t p : part.partitions) part_request.add_partitions(p);
-      part.status = parts_stub->CohortPart(&client, part_request, &part.response);
+      part.status = parts_stub->CohortPart(part.client.get(), part_request, &part.response);
+      answered_calls.fetch_add(1, std::memory_order_release);
     });
   }
   projections::CohortAccumulator acc(config_, experiments_);
@@ -177,9 +195,22 @@ grpc::Status QueryService::GatherCohortStats(grpc::ServerContext* context,
     if (!part.owner.empty()) continue;
     auto resolver = AsOfResolver::Load(*storage_, as_of);
     local = resolver.ok()
-                ? AccumulateCohort(*storage_, config_, *resolver, &part.partitions, &acc)
+                ? AccumulateCohort(*storage_, config_, *resolver, &part.partitions, &acc,
+                                   [&] { return full_scans_->Check(*context); })
                 : resolver.status();
     if (local.ok()) local = OwnedParts(*router_, part.partitions).status();
+  }
+  // The peers' reads go on while their caller, this call, is still wanted: when its caller
+  // cancels or goes, or this part failed, they are cancelled too (a peer stops its read at its
+  // next check).
+  while (answered_calls.load(std::memory_order_acquire) < calls.size()) {
+    if (!local.ok() || !full_scans_->Check(*context).ok()) {
+      for (Part& part : parts) {
+        if (part.client != nullptr) part.client->TryCancel();
+      }
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
   }
   for (std::thread& t : calls) t.join();
   if (!local.ok()) {
@@ -239,11 +270,16 @@ grpc::Status QueryService::GatherListPatients(grpc::ServerContext* context,
     p = *at;
   }
   int remaining = request.page_size() == 0 ? 50 : request.page_size();
+  // One bound on the index entries examined for the whole page, as a lone engine's page has,
+  // however many runs of partitions it reads (each run had a bound of its own: one page over
+  // 32 partitions owned in turn by two instances could read 32 times as many states).
+  int64_t budget = ListPatientsMaxExamined(request.page_size());
+  int64_t total_examined = 0;
   std::set<std::string> answered;
   std::vector<v1::PartitionOffset> offsets;
   // One limit for the whole page, however many runs it reads.
   const absl::Time limit = absl::Now() + absl::Seconds(30);
-  while (p < partitions && remaining > 0) {
+  while (p < partitions && remaining > 0 && budget > 0) {
     if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     const QueryRouter::Route route = router_->RouteOfPartition(p);
     // A partition nobody owns now: the whole page waits (its patients would be missing from
@@ -262,11 +298,13 @@ grpc::Status QueryService::GatherListPatients(grpc::ServerContext* context,
     if (route.kind == QueryRouter::Route::Kind::kHere) {
       auto owned = OwnedParts(*router_, run);
       if (!owned.ok()) return RetryLater(context, owned.status().message());
+      ListPatientsCost cost;
       if (absl::Status s = ListPatientsPage(*storage_, config_, sub, part.mutable_response(),
-                                            nullptr, &run);
+                                            &cost, &run, budget);
           !s.ok()) {
         return ToGrpc(s);
       }
+      part.set_examined(cost.examined);
       // Still here after the read: else the copy read may be one another instance moved on.
       if (auto still = OwnedParts(*router_, run); !still.ok()) {
         return RetryLater(context, still.status().message());
@@ -281,6 +319,7 @@ grpc::Status QueryService::GatherListPatients(grpc::ServerContext* context,
       v1::ListPartRequest part_request;
       *part_request.mutable_request() = std::move(sub);
       for (int32_t q : run) part_request.add_partitions(q);
+      part_request.set_max_examined(budget);
       grpc::Status s = stubs->parts->ListPart(&client, part_request, &part);
       if (!s.ok()) return PartFailed(context, route.peer, s);
       if (s = CheckPartPartitions(route.peer, part.offsets(), run); !s.ok()) return s;
@@ -288,12 +327,18 @@ grpc::Status QueryService::GatherListPatients(grpc::ServerContext* context,
     }
     v1::ListPatientsResponse& got = *part.mutable_response();
     remaining -= got.patients_size();
+    // A part that examined more than it was given (an instance older than the bound, which
+    // reports 0 instead) leaves nothing for the next run.
+    const int64_t examined = std::max<int64_t>(part.examined(), 0);
+    budget -= examined;
+    total_examined += examined;
     for (auto& view : *got.mutable_patients()) *response->add_patients() = std::move(view);
     offsets.insert(offsets.end(), part.offsets().begin(), part.offsets().end());
     if (!got.next_page_token().empty()) {
       // The owner stopped inside its run (the page is full, or it examined its bound).
       response->set_next_page_token(got.next_page_token());
       GatheredTrailers(context, answered, offsets);
+      context->AddTrailingMetadata(kCandidatesExaminedMetadata, std::to_string(total_examined));
       return grpc::Status::OK;
     }
     token.clear();
@@ -301,6 +346,7 @@ grpc::Status QueryService::GatherListPatients(grpc::ServerContext* context,
   }
   if (p < partitions) response->set_next_page_token(ListPatientsTokenAt(request, p));
   GatheredTrailers(context, answered, offsets);
+  context->AddTrailingMetadata(kCandidatesExaminedMetadata, std::to_string(total_examined));
   return grpc::Status::OK;
 }
 
@@ -436,7 +482,7 @@ grpc::Status QueryService::ListPatients(grpc::ServerContext* context,
   }
   // What the page cost, for operators and tests: the index entries examined to fill it, and the
   // index kind walked.
-  context->AddTrailingMetadata("tend-candidates-examined", std::to_string(cost.examined));
+  context->AddTrailingMetadata(kCandidatesExaminedMetadata, std::to_string(cost.examined));
   context->AddTrailingMetadata("tend-index", std::string(1, cost.index_kind));
   return grpc::Status::OK;
 }

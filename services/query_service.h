@@ -14,6 +14,7 @@
 #include "storage/storage.h"
 #include "projections/config.h"
 #include "projections/uplift.h"
+#include "services/full_scans.h"
 #include "services/query_router.h"
 #include "tend/v1/services.grpc.pb.h"
 
@@ -56,6 +57,12 @@ class QueryService final : public v1::Query::Service {
   // partition the walk stopped in, so paging goes on there whoever owns it by then. Unset:
   // answered from this directory. Set before serving.
   void set_router(std::shared_ptr<QueryRouter> router) { router_ = std::move(router); }
+  // The bound on CohortStats reads running at once (services/full_scans.h), shared with the
+  // process's PeerService. Unset: one of this service's own, of FullScans::kDefaultMax. A read
+  // stops when its caller cancels or its deadline passes. Set before serving.
+  void set_full_scans(std::shared_ptr<FullScans> full_scans) {
+    full_scans_ = std::move(full_scans);
+  }
   // Without a router: the partitions this directory's engine refuses, with why
   // (engine/engine.h, "Refused partitions"). Their copy is not answered from: GetPatient and
   // Explain of a patient found there, or found nowhere while one is refused, and CohortStats and
@@ -94,6 +101,7 @@ class QueryService final : public v1::Query::Service {
   std::vector<projections::ArmSplit> experiments_;
   std::shared_ptr<QueryRouter> router_;
   RefusedFn refused_;
+  std::shared_ptr<FullScans> full_scans_ = std::make_shared<FullScans>();
 };
 
 // tend.v1.Query while there is no state to answer from (the state directory was refused): every

@@ -93,8 +93,12 @@ absl::StatusOr<v1::CohortStats> ComputeCohortStats(
 
 absl::Status AccumulateCohort(const Storage& storage, const projections::ProjectionConfig& config,
                               const AsOfResolver& as_of, const std::vector<int32_t>* partitions,
-                              projections::CohortAccumulator* acc) {
+                              projections::CohortAccumulator* acc,
+                              const std::function<absl::Status()>& check) {
+  int64_t added = 0;
   auto add = [&](const v1::PatientState& state) {
+    if (check && added % kCohortCheckEvery == 0) TEND_RETURN_IF_ERROR(check());
+    ++added;
     const absl::Time t = as_of.For(state);
     acc->Add(state, projections::ComputeView(config, state, t), t);
     return absl::OkStatus();

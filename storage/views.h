@@ -78,9 +78,14 @@ absl::StatusOr<v1::CohortStats> ComputeCohortStats(
     const AsOfResolver& as_of, std::vector<projections::ArmSplit> experiments = {});
 // The patients of `partitions` (all of them when null) added to `acc`, each viewed at
 // `as_of.For(state)`: what ComputeCohortStats finishes, and an instance's part of a gathered one.
+// `check`, when given, is called before the first patient and then every kCohortCheckEvery
+// patients; the read stops with its status once it is not OK (a caller that went away: the
+// rest of a read of every patient would be for nobody), `acc` then holding a part.
+inline constexpr int kCohortCheckEvery = 256;
 absl::Status AccumulateCohort(const Storage& storage, const projections::ProjectionConfig& config,
                               const AsOfResolver& as_of, const std::vector<int32_t>* partitions,
-                              projections::CohortAccumulator* acc);
+                              projections::CohortAccumulator* acc,
+                              const std::function<absl::Status()>& check = nullptr);
 
 }  // namespace tend
 

@@ -117,6 +117,25 @@ std::map<std::string, v1::PatientState> ReadStates(const std::string& db_dir) {
   return out;
 }
 
+void CopyPatients(const std::string& db_dir, int copies) {
+  const std::map<std::string, v1::PatientState> originals = ReadStates(db_dir);
+  REQUIRE(!originals.empty());
+  auto storage = Storage::Open(db_dir);
+  REQUIRE(storage.ok());
+  StateBatch batch = (*storage)->NewBatch();
+  for (int k = 1; k <= copies; ++k) {
+    for (const auto& [id, state] : originals) {
+      v1::PatientState copy = state;
+      copy.set_patient_id(absl::StrCat(id, "~", k));
+      batch.PutPatient(copy.partition(), copy, {});
+    }
+    if (batch.Count() > 50'000 || k == copies) {
+      REQUIRE((*storage)->Commit(&batch).ok());
+      batch.Clear();
+    }
+  }
+}
+
 std::vector<v1::PartitionCheckpoint> ReadCheckpoints(const std::string& db_dir) {
   TempDir scratch;
   auto storage = OpenReaderOrNull(db_dir, scratch);

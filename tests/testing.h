@@ -109,6 +109,10 @@ void FoldThroughKafka(const std::vector<v1::Event>& events, const std::string& d
 
 // Every patient state in the directory, read through a secondary (reader) instance.
 std::map<std::string, v1::PatientState> ReadStates(const std::string& db_dir);
+// Writes `copies` more copies of every patient state in the (stopped) directory `db_dir`, each
+// under its original's id suffixed "~1", "~2", ... and in its original's partition: a large
+// directory to read, without folding one. The copies' dedupe windows are empty.
+void CopyPatients(const std::string& db_dir, int copies);
 // The stored checkpoints (empty when the directory does not exist yet).
 std::vector<v1::PartitionCheckpoint> ReadCheckpoints(const std::string& db_dir);
 

@@ -40,6 +40,7 @@
 #include "projections/churn.h"
 #include "projections/patient.h"
 #include "rules/rules.h"
+#include "services/full_scans.h"
 #include "services/ingest_service.h"
 #include "services/peer_service.h"
 #include "services/query_service.h"
@@ -289,6 +290,8 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   auto refusing = std::make_shared<Refusing>();
   std::shared_ptr<ClusterRouter> router;  // with --advertise
   std::unique_ptr<PeerService> peer;       // with --advertise
+  // One bound on cohort reads for Query and Peer.
+  const auto full_scans = std::make_shared<FullScans>(options.max_cohort_scans);
   RunningServer server;
   // The server comes up NOT_SERVING before the engine opens (a patient index to rebuild, the
   // partitions to catch up with): the health gate says when it serves.
@@ -301,6 +304,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     query = std::make_unique<QueryService>(storage.get(), options.engine.projections);
     ingest->set_authorizer(auth.authorizer);
     query->set_authorizer(auth.authorizer);
+    query->set_full_scans(full_scans);
     if (options.engine.rules != nullptr) query->set_experiments(ArmSplitsOf(*options.engine.rules));
     if (options.advertise.empty() && !options.engine.changelog_topic.empty()) {
       // Only a restore refuses a partition. The engine comes later and goes first.
@@ -323,6 +327,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
       query->set_router(router);
       peer = std::make_unique<PeerService>(storage.get(), options.engine.projections, router);
       peer->set_authorizer(auth.authorizer);
+      peer->set_full_scans(full_scans);
       if (options.engine.rules != nullptr) {
         peer->set_experiments(ArmSplitsOf(*options.engine.rules));
       }

@@ -33,6 +33,9 @@ struct EngineCommandOptions {
   std::string sink;         // ReminderSink host:port; empty: commands stay in the outbox
   int sink_in_flight = 16;  // deliveries to the sink in flight at once (DispatcherOptions)
   ClientSecurity sink_security;  // TLS to the sink and the deliver-role token
+  // CohortStats reads (and parts of gathered ones) running at once; beyond: RESOURCE_EXHAUSTED
+  // (services/full_scans.h).
+  int max_cohort_scans = 2;
   // LIVE mode (a sink is set): write a ClockTick to every partition this often, so timers fire
   // when no patient writes. Zero: no ticks from this engine (run `tend ticker` instead).
   absl::Duration tick_interval = absl::Minutes(1);

@@ -54,6 +54,11 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
                   "deliveries to the sink in flight at once (one patient's stay in order)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  cmd->add_option("--max-cohort-scans", e.max_cohort_scans,
+                  "Query.CohortStats calls reading every patient at once (a gathered one's "
+                  "part counts on each instance); beyond: RESOURCE_EXHAUSTED, retry later")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   cmd->add_option("--tick-interval-s", f->tick_s,
                   "with --sink (LIVE mode): write a clock tick to every partition this "
                   "often so timers fire; 0: none (run `tend ticker`)")

@@ -45,8 +45,9 @@ bool Stopped(const RemoteOptions& remote) {
 
 absl::Status Cancelled() { return absl::CancelledError("stopped (SIGINT or SIGTERM)"); }
 
-// Makes `call(context)` until it answers other than UNAVAILABLE, waiting between tries as the
-// server asks (or a second) for at most `retry_for`.
+// Makes `call(context)` until it answers other than UNAVAILABLE (or RESOURCE_EXHAUSTED with a
+// retry hint: an instance at its bound on cohort reads), waiting between tries as the server
+// asks (or a second) for at most `retry_for`.
 absl::Status Call(const RemoteOptions& remote, const Client& client, absl::Duration deadline,
                   const std::function<grpc::Status(grpc::ClientContext*)>& call,
                   const std::function<void(const grpc::ClientContext&)>& on_ok,
@@ -64,12 +65,15 @@ absl::Status Call(const RemoteOptions& remote, const Client& client, absl::Durat
       return absl::OkStatus();
     }
     const std::string what = absl::StrCat(remote.target, ": ", s.error_message());
-    if (s.error_code() != grpc::StatusCode::UNAVAILABLE || absl::Now() >= give_up) {
+    // gRPC's own RESOURCE_EXHAUSTED (a message too large, no thread free) carries no hint.
+    const bool retry = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                       (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+                        !Trailer(context, kRetryPushbackMetadata).empty());
+    if (!retry || absl::Now() >= give_up) {
       return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                          s.error_code() == grpc::StatusCode::UNAVAILABLE
-                              ? absl::StrCat(what, " (still, after ",
-                                             absl::FormatDuration(remote.retry_for), ")")
-                              : what);
+                          retry ? absl::StrCat(what, " (still, after ",
+                                               absl::FormatDuration(remote.retry_for), ")")
+                                : what);
     }
     int64_t wait_ms = 1000;
     if (!absl::SimpleAtoi(Trailer(context, kRetryPushbackMetadata), &wait_ms) || wait_ms < 0) {

@@ -5,7 +5,8 @@
 // partition was read at are reported.
 //
 // A partition without an owner (a rebalance, an instance that stopped) makes the instance answer
-// UNAVAILABLE; these functions wait and ask again (gRPC's retry pushback, or a second) for up to
+// UNAVAILABLE, and one at its bound on cohort reads RESOURCE_EXHAUSTED with a retry hint; these
+// functions wait and ask again (gRPC's retry pushback, or a second) for up to
 // `retry_for` of no progress, saying so on `progress`, then fail naming the last answer.
 //
 // Thread safety: functions without shared state.

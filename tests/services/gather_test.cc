@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,7 @@
 #include "index/planner.h"
 #include "kafka/partitioner.h"
 #include "projections/config.h"
+#include "services/full_scans.h"
 #include "services/peer_service.h"
 #include "services/query_service.h"
 #include "services/server.h"
@@ -109,6 +111,29 @@ class LyingPeer final : public v1::Peer::Service {
   }
 };
 
+// A Peer that answers a ListPart for the partitions asked with no patients, as if it had
+// examined a billion index entries, and keeps what it was asked.
+class GreedyPeer final : public v1::Peer::Service {
+ public:
+  static constexpr int64_t kExamined = 1'000'000'000;
+  grpc::Status ListPart(grpc::ServerContext*, const v1::ListPartRequest* request,
+                        v1::ListPartResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    asked_.push_back(*request);
+    for (int32_t p : request->partitions()) response->add_offsets()->set_partition(p);
+    response->set_examined(kExamined);
+    return grpc::Status::OK;
+  }
+  std::vector<v1::ListPartRequest> asked() {
+    absl::MutexLock lock(&mu_);
+    return asked_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<v1::ListPartRequest> asked_ ABSL_GUARDED_BY(mu_);
+};
+
 // One instance: its own copy of the state, a Query and a Peer service on port 0.
 struct Instance {
   std::unique_ptr<Storage> storage;
@@ -117,6 +142,7 @@ struct Instance {
   std::unique_ptr<PeerService> peer;
   RunningServer server;
   std::unique_ptr<v1::Query::Stub> stub;
+  std::shared_ptr<FullScans> scans;  // its bound on cohort reads, shared by Query and Peer
 };
 
 // A holdout and a rule's variants: CohortStats compares their arms, each instance its part.
@@ -126,8 +152,10 @@ std::vector<projections::ArmSplit> Experiments() {
 }
 
 std::unique_ptr<Instance> StartInstance(const std::string& db, int port, Owners* owners,
-                                        std::shared_ptr<const Authorizer> tokens = nullptr) {
+                                        std::shared_ptr<const Authorizer> tokens = nullptr,
+                                        int max_cohort_scans = FullScans::kDefaultMax) {
   auto instance = std::make_unique<Instance>();
+  instance->scans = std::make_shared<FullScans>(max_cohort_scans);
   auto storage = Storage::Open(db);
   REQUIRE(storage.ok());
   instance->storage = *std::move(storage);
@@ -138,10 +166,12 @@ std::unique_ptr<Instance> StartInstance(const std::string& db, int port, Owners*
   instance->query->set_router(instance->router);
   instance->query->set_authorizer(tokens);
   instance->query->set_experiments(Experiments());
+  instance->query->set_full_scans(instance->scans);
   instance->peer =
       std::make_unique<PeerService>(instance->storage.get(), config, instance->router);
   instance->peer->set_authorizer(tokens);
   instance->peer->set_experiments(Experiments());
+  instance->peer->set_full_scans(instance->scans);
   auto server = StartGrpcServer(address, {instance->query.get(), instance->peer.get()});
   REQUIRE(server.ok());
   instance->server = *std::move(server);
@@ -391,6 +421,83 @@ TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever 
     liar_server->server->Shutdown();
   }
 
+  SECTION("a gathered page examines at most one page's bound in all, however many runs") {
+    // A part given a bound stops at it, with a token to go on.
+    owners.Set(layouts[0]);
+    auto peer = v1::Peer::NewStub(grpc::CreateChannel(a_addr, grpc::InsecureChannelCredentials()));
+    {
+      grpc::ClientContext context;
+      v1::ListPartRequest request;
+      request.mutable_request()->set_page_size(1000);
+      request.add_partitions(0);
+      request.set_max_examined(5);
+      v1::ListPartResponse response;
+      const grpc::Status s = peer->ListPart(&context, request, &response);
+      INFO(s.error_message());
+      REQUIRE(s.ok());
+      CHECK(response.examined() == 5);
+      CHECK(response.response().patients_size() <= 5);
+      CHECK(!response.response().next_page_token().empty());
+      request.set_max_examined(-1);
+      grpc::ClientContext negative;
+      CHECK(peer->ListPart(&negative, request, &response).error_code() ==
+            grpc::StatusCode::INVALID_ARGUMENT);
+    }
+    // A run whose part used up the page's bound ends the page there: the next run is read on
+    // the next page, not on this one with a bound of its own.
+    GreedyPeer greedy;
+    auto greedy_server = StartGrpcServer("127.0.0.1:0", {&greedy});
+    REQUIRE(greedy_server.ok());
+    const std::string greedy_addr = absl::StrCat("127.0.0.1:", greedy_server->port);
+    owners.Set({a_addr, greedy_addr, a_addr, a_addr});
+    v1::ListPatientsRequest request;
+    request.set_page_size(1000);
+    const Page page = ListPage(a->stub.get(), request);
+    INFO(page.status.error_message());
+    REQUIRE(page.status.ok());
+    REQUIRE(page.response.patients_size() > 0);
+    for (const auto& view : page.response.patients()) {
+      CHECK(KafkaPartition(view.patient_id(), kPartitions) == 0);
+    }
+    v1::ListPatientsRequest next = request;
+    next.set_page_token(page.response.next_page_token());
+    auto partition = ListPatientsTokenPartition(next);
+    REQUIRE(partition.ok());
+    CHECK(*partition == 2);
+    const int64_t examined = std::stoll(page.trailers.at(kCandidatesExaminedMetadata));
+    const int64_t in_zero = examined - GreedyPeer::kExamined;
+    CHECK(in_zero >= page.response.patients_size());
+    // The greedy part was given what partition 0's run left of the page's bound.
+    const std::vector<v1::ListPartRequest> asked = greedy.asked();
+    REQUIRE(asked.size() == 1);
+    CHECK(asked[0].max_examined() == ListPatientsMaxExamined(1000) - in_zero);
+    greedy_server->server->Shutdown();
+  }
+
+  SECTION("cohort reads share one bound per instance: a peer's part beyond it is refused") {
+    owners.Set(layouts[0]);
+    std::vector<std::optional<FullScans::Slot>> held;
+    for (int i = 0; i < FullScans::kDefaultMax; ++i) held.push_back(a->scans->TryTake());
+    REQUIRE(held.back().has_value());
+    for (Instance* via : {a.get(), b.get()}) {
+      grpc::ClientContext context;
+      v1::CohortStatsResponse stats;
+      const grpc::Status s = via->stub->CohortStats(&context, v1::CohortStatsRequest(), &stats);
+      INFO(s.error_message());
+      CHECK(s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+      CHECK(s.error_message().find("--max-cohort-scans") != std::string::npos);
+      // Through b: a's part was refused, and the answer says whose bound it was.
+      if (via == b.get()) CHECK(s.error_message().rfind(a_addr + ": ", 0) == 0);
+      CHECK(context.GetServerTrailingMetadata().count(kRetryPushbackMetadata) == 1);
+    }
+    CHECK(a->scans->refused() == 2);
+    CHECK(b->scans->running() == 0);  // b's own slot, taken for the gather, is back
+    held.clear();
+    grpc::ClientContext context;
+    v1::CohortStatsResponse stats;
+    CHECK(b->stub->CohortStats(&context, v1::CohortStatsRequest(), &stats).ok());
+  }
+
   SECTION("CohortStats from both owners' parts") {
     for (const bool fixed : {false, true}) {
       v1::CohortStatsRequest request;
@@ -546,6 +653,46 @@ TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever 
     CHECK(ListPage(b->stub.get(), request).status.error_code() ==
           grpc::StatusCode::INVALID_ARGUMENT);
   }
+}
+
+TEST_CASE("a gathered CohortStats whose caller cancels stops the peers' reads too",
+          "[integration]") {
+  testing::TempDir dir;
+  EngineOptions options;
+  options.commit_max_records = 5000;
+  testing::FoldThroughKafka(testing::Cohort(200, 120, 29), dir.Sub("a"), options);
+  testing::CopyPatients(dir.Sub("a"), 150);  // ~30k patients: reads of a good part of a second
+  std::filesystem::copy(dir.Sub("a"), dir.Sub("b"), std::filesystem::copy_options::recursive);
+  Owners owners;
+  const int a_port = testing::FreePort(), b_port = testing::FreePort();
+  const std::string a_addr = absl::StrCat("127.0.0.1:", a_port);
+  const std::string b_addr = absl::StrCat("127.0.0.1:", b_port);
+  owners.Set({a_addr, b_addr, a_addr, b_addr});
+  auto a = StartInstance(dir.Sub("a"), a_port, &owners);
+  auto b = StartInstance(dir.Sub("b"), b_port, &owners);
+
+  grpc::ClientContext context;
+  grpc::Status status;
+  std::thread call([&] {
+    v1::CohortStatsResponse stats;
+    status = a->stub->CohortStats(&context, v1::CohortStatsRequest(), &stats);
+  });
+  // Cancel once b reads its part.
+  for (int i = 0; i < 30'000 && b->scans->running() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  REQUIRE(b->scans->running() == 1);
+  context.TryCancel();
+  call.join();
+  CHECK(status.error_code() == grpc::StatusCode::CANCELLED);
+  for (int i = 0; i < 30'000 && (a->scans->running() > 0 || b->scans->running() > 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  CHECK(a->scans->running() == 0);
+  CHECK(b->scans->running() == 0);
+  // Both reads stopped at a check: b's because a cancelled its part when its own caller went.
+  CHECK(a->scans->stopped() == 1);
+  CHECK(b->scans->stopped() == 1);
 }
 
 }  // namespace

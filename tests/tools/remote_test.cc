@@ -49,7 +49,23 @@ class ScriptedQuery final : public v1::Query::Service {
                                  absl::StrCat(calls_ - 1, ":", 100 * calls_));
     return grpc::Status::OK;
   }
+  // CohortStats: RESOURCE_EXHAUSTED `busy` times (with the retry hint when `busy_hint`, as an
+  // instance at its bound on cohort reads answers), then 7 patients.
+  grpc::Status CohortStats(grpc::ServerContext* context, const v1::CohortStatsRequest*,
+                           v1::CohortStatsResponse* response) override {
+    ++cohort_calls;
+    if (busy > 0) {
+      --busy;
+      if (busy_hint) context->AddTrailingMetadata(kRetryPushbackMetadata, "20");
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "2 cohort reads are running");
+    }
+    response->mutable_stats()->set_patients(7);
+    return grpc::Status::OK;
+  }
   std::vector<v1::ListPatientsRequest> requests;
+  int busy = 0;
+  bool busy_hint = true;
+  int cohort_calls = 0;
 
  private:
   std::vector<Step> steps_;
@@ -109,6 +125,30 @@ TEST_CASE("a remote walk that stays unavailable fails naming the server's answer
       progress);
   CHECK(s.code() == absl::StatusCode::kUnavailable);
   CHECK(s.message().find("partition 2 is moving") != std::string::npos);
+}
+
+TEST_CASE("a remote CohortStats waits out an instance at its bound on cohort reads") {
+  ScriptedQuery query({});
+  query.busy = 2;
+  auto server = StartGrpcServer("127.0.0.1:0", {&query});
+  REQUIRE(server.ok());
+  RemoteOptions remote;
+  remote.target = absl::StrCat("127.0.0.1:", server->port);
+  std::ostringstream progress;
+  auto stats = FetchCohortStats(remote, std::nullopt, progress);
+  INFO(stats.status() << progress.str());
+  REQUIRE(stats.ok());
+  CHECK(stats->patients() == 7);
+  CHECK(query.cohort_calls == 3);
+  CHECK(progress.str().find("waiting: " + remote.target + ": 2 cohort reads are running") !=
+        std::string::npos);
+  // gRPC's own RESOURCE_EXHAUSTED (no hint: a message too large, no thread free) is an error.
+  query.busy = 1;
+  query.busy_hint = false;
+  query.cohort_calls = 0;
+  stats = FetchCohortStats(remote, std::nullopt, progress);
+  CHECK(stats.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK(query.cohort_calls == 1);
 }
 
 }  // namespace
