@@ -28,18 +28,26 @@ grpc::Status FullScans::Refuse(grpc::ServerContext* context) const {
                          "--max-cohort-scans); retry in a second"));
 }
 
-absl::Status FullScans::Check(const grpc::ServerContext& context) {
+absl::Status FullScans::CallStatus(const grpc::ServerContext& context) {
   // IsCancelled is true once the call is over for any reason the handler did not give: the
-  // client cancelled, its connection went, or its deadline passed.
+  // client cancelled, its connection went, or its deadline passed. (A call without a deadline
+  // has time_point::max().)
   if (context.IsCancelled()) {
-    stopped_.fetch_add(1, std::memory_order_relaxed);
     return absl::CancelledError("the caller cancelled the call or went away");
   }
   if (std::chrono::system_clock::now() > context.deadline()) {
-    stopped_.fetch_add(1, std::memory_order_relaxed);
     return absl::DeadlineExceededError("the call's deadline passed during the read");
   }
   return absl::OkStatus();
+}
+
+absl::Status FullScans::Check(const grpc::ServerContext& context,
+                              const std::atomic<bool>* abandoned) {
+  absl::Status s = abandoned != nullptr && abandoned->load(std::memory_order_acquire)
+                       ? absl::AbortedError("another instance's part failed")
+                       : CallStatus(context);
+  if (!s.ok()) stopped_.fetch_add(1, std::memory_order_relaxed);
+  return s;
 }
 
 }  // namespace tend

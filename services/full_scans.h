@@ -56,15 +56,20 @@ class FullScans {
   // retry pushback (one second) in `context`'s trailers.
   grpc::Status Refuse(grpc::ServerContext* context) const;
 
-  // What a read calls between patients (storage/views.h AccumulateCohort's `check`): kCancelled
-  // once the caller cancelled the call (or went away), kDeadlineExceeded once its deadline has
-  // passed, else OK. Counts the reads it stopped. `context` is borrowed.
-  absl::Status Check(const grpc::ServerContext& context);
+  // Whether the call is still wanted: kCancelled once the caller cancelled it (or went away),
+  // kDeadlineExceeded once its deadline has passed, else OK.
+  static absl::Status CallStatus(const grpc::ServerContext& context);
+  // What a read calls between patients (storage/views.h AccumulateCohort's `check`): kAborted
+  // once `abandoned` (may be null) is set - a gathered call whose answer another instance's part
+  // already decided -, else CallStatus; counting each read it stops (each answer not OK) in
+  // stopped().
+  absl::Status Check(const grpc::ServerContext& context,
+                     const std::atomic<bool>* abandoned = nullptr);
 
   int max() const { return max_; }
   int running() const { return running_.load(std::memory_order_acquire); }
   int64_t refused() const { return refused_.load(std::memory_order_relaxed); }
-  // Reads stopped by Check (counted once each time it answers not OK).
+  // Reads stopped by Check.
   int64_t stopped() const { return stopped_.load(std::memory_order_relaxed); }
 
  private:

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "base/time.h"
 #include "events/codec.h"
@@ -85,16 +86,20 @@ std::optional<grpc::Status> QueryService::Refused(std::optional<int32_t> partiti
 
 namespace {
 
-// A peer's failed part as the gathered call's answer: UNAVAILABLE (retry) when the peer did not
-// answer or no longer owns a partition; its own error otherwise (a bad argument, say).
+// A peer's failed part (its call `client`) as the gathered call's answer: UNAVAILABLE (retry)
+// when the peer did not answer or no longer owns a partition; RESOURCE_EXHAUSTED naming the
+// peer, with the retry hint when the peer gave one (its bound on cohort reads; gRPC's own, a
+// message too large, has none); its own error otherwise (a bad argument, say).
 grpc::Status PartFailed(grpc::ServerContext* context, const std::string& peer,
-                        const grpc::Status& s) {
+                        const grpc::Status& s, const grpc::ClientContext& client) {
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
       s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     return RetryLater(context, absl::StrCat(peer, " did not give its part: ", s.error_message()));
   }
-  if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {  // its bound on cohort reads
-    context->AddTrailingMetadata(kRetryPushbackMetadata, "1000");
+  if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+    if (client.GetServerTrailingMetadata().count(kRetryPushbackMetadata) > 0) {
+      context->AddTrailingMetadata(kRetryPushbackMetadata, "1000");
+    }
     return grpc::Status(s.error_code(), absl::StrCat(peer, ": ", s.error_message()));
   }
   return s;
@@ -174,55 +179,85 @@ grpc::Status QueryService::GatherCohortStats(grpc::ServerContext* context,
     stubs.back() = peer->parts;
   }
   // The peers read their parts at once, each on a thread of its own, while this one reads its.
+  // What their calls have come to: how many answered, and the first that failed.
+  struct Calls {
+    absl::Mutex mu;
+    size_t total = 0;
+    size_t answered ABSL_GUARDED_BY(mu) = 0;
+    std::optional<size_t> first_failed ABSL_GUARDED_BY(mu);  // an index into `parts`
+    std::atomic<bool> failed{false};  // first_failed is set (read by this part's read)
+    bool Settled() const ABSL_SHARED_LOCKS_REQUIRED(mu) {
+      return answered == total || first_failed.has_value();
+    }
+  } progress;
   const absl::Time limit = absl::Now() + kGatherLimit;
   std::vector<std::thread> calls;
-  std::atomic<size_t> answered_calls{0};
   for (size_t i = 0; i < parts.size(); ++i) {
     if (parts[i].owner.empty()) continue;
     parts[i].client = std::make_unique<grpc::ClientContext>();
     ForwardFrom(*context, limit, parts[i].client.get());
-    calls.emplace_back([&part = parts[i], &request, &answered_calls, parts_stub = stubs[i]] {
+    ++progress.total;
+    calls.emplace_back([&part = parts[i], i, &request, &progress, parts_stub = stubs[i]] {
       v1::CohortPartRequest part_request;
       if (request.has_as_of()) *part_request.mutable_as_of() = request.as_of();
       for (int32_t p : part.partitions) part_request.add_partitions(p);
       part.status = parts_stub->CohortPart(part.client.get(), part_request, &part.response);
-      answered_calls.fetch_add(1, std::memory_order_release);
+      absl::MutexLock lock(&progress.mu);
+      ++progress.answered;
+      if (!part.status.ok() && !progress.first_failed.has_value()) {
+        progress.first_failed = i;
+        progress.failed.store(true, std::memory_order_release);
+      }
     });
   }
   projections::CohortAccumulator acc(config_, experiments_);
   absl::Status local;
+  // A part that failed fails the whole: this read stops at its next check too.
+  auto check = [&] { return full_scans_->Check(*context, &progress.failed); };
   for (Part& part : parts) {
     if (!part.owner.empty()) continue;
     auto resolver = AsOfResolver::Load(*storage_, as_of);
     local = resolver.ok()
-                ? AccumulateCohort(*storage_, config_, *resolver, &part.partitions, &acc,
-                                   [&] { return full_scans_->Check(*context); })
+                ? AccumulateCohort(*storage_, config_, *resolver, &part.partitions, &acc, check)
                 : resolver.status();
     if (local.ok()) local = OwnedParts(*router_, part.partitions).status();
   }
-  // The peers' reads go on while their caller, this call, is still wanted: when its caller
-  // cancels or goes, or this part failed, they are cancelled too (a peer stops its read at its
-  // next check).
-  while (answered_calls.load(std::memory_order_acquire) < calls.size()) {
-    if (!local.ok() || !full_scans_->Check(*context).ok()) {
-      for (Part& part : parts) {
-        if (part.client != nullptr) part.client->TryCancel();
-      }
-      break;
+  // The peers' reads go on while the whole can still be answered: when this call's caller
+  // cancels or goes, when this part failed, or when one of theirs did, the others are cancelled
+  // (a peer stops its read at its next check; one of a version before the bound reads on).
+  bool cancel = !local.ok();
+  while (!cancel) {
+    absl::MutexLock lock(&progress.mu);
+    progress.mu.AwaitWithTimeout(absl::Condition(&progress, &Calls::Settled),
+                                 absl::Milliseconds(20));
+    if (progress.answered == progress.total) break;
+    cancel = progress.first_failed.has_value() || !FullScans::CallStatus(*context).ok();
+  }
+  if (cancel) {
+    for (Part& part : parts) {
+      if (part.client != nullptr) part.client->TryCancel();
     }
-    absl::SleepFor(absl::Milliseconds(20));
   }
   for (std::thread& t : calls) t.join();
-  if (!local.ok()) {
+  std::optional<size_t> first_failed;
+  {
+    absl::MutexLock lock(&progress.mu);
+    first_failed = progress.first_failed;
+  }
+  // This part's own failure, unless it stopped for a peer's: then the peer's is the answer.
+  if (!local.ok() && !(local.code() == absl::StatusCode::kAborted && first_failed.has_value())) {
     return local.code() == absl::StatusCode::kUnavailable ? RetryLater(context, local.message())
                                                           : ToGrpc(local);
+  }
+  if (first_failed.has_value()) {
+    const Part& failed = parts[*first_failed];
+    return PartFailed(context, failed.owner, failed.status, *failed.client);
   }
   std::set<std::string> answered;
   for (Part& part : parts) {
     const std::string owner = part.owner.empty() ? router_->self() : part.owner;
     answered.insert(owner);
     if (part.owner.empty()) continue;
-    if (!part.status.ok()) return PartFailed(context, part.owner, part.status);
     if (grpc::Status s = CheckPartPartitions(part.owner, part.response.offsets(), part.partitions);
         !s.ok()) {
       return s;
@@ -321,14 +356,14 @@ grpc::Status QueryService::GatherListPatients(grpc::ServerContext* context,
       for (int32_t q : run) part_request.add_partitions(q);
       part_request.set_max_examined(budget);
       grpc::Status s = stubs->parts->ListPart(&client, part_request, &part);
-      if (!s.ok()) return PartFailed(context, route.peer, s);
+      if (!s.ok()) return PartFailed(context, route.peer, s, client);
       if (s = CheckPartPartitions(route.peer, part.offsets(), run); !s.ok()) return s;
       answered.insert(route.peer);
     }
     v1::ListPatientsResponse& got = *part.mutable_response();
     remaining -= got.patients_size();
-    // A part that examined more than it was given (an instance older than the bound, which
-    // reports 0 instead) leaves nothing for the next run.
+    // A part that examined more than it was given leaves nothing for the next run. (An
+    // instance older than the bound examines its own and reports 0: pages bounded as before.)
     const int64_t examined = std::max<int64_t>(part.examined(), 0);
     budget -= examined;
     total_examined += examined;

@@ -20,6 +20,7 @@
 #include "rules/rules.h"
 #include "projections/bgnbd.h"
 #include "dispatch/dispatcher.h"
+#include "services/full_scans.h"
 #include "tools/remote.h"
 
 namespace tend {
@@ -35,7 +36,7 @@ struct EngineCommandOptions {
   ClientSecurity sink_security;  // TLS to the sink and the deliver-role token
   // CohortStats reads (and parts of gathered ones) running at once; beyond: RESOURCE_EXHAUSTED
   // (services/full_scans.h).
-  int max_cohort_scans = 2;
+  int max_cohort_scans = FullScans::kDefaultMax;
   // LIVE mode (a sink is set): write a ClockTick to every partition this often, so timers fire
   // when no patient writes. Zero: no ticks from this engine (run `tend ticker` instead).
   absl::Duration tick_interval = absl::Minutes(1);

@@ -134,6 +134,16 @@ class GreedyPeer final : public v1::Peer::Service {
   std::vector<v1::ListPartRequest> asked_ ABSL_GUARDED_BY(mu_);
 };
 
+// A Peer whose every CohortPart fails as gRPC itself fails a call it cannot take (a message too
+// large): RESOURCE_EXHAUSTED without a retry hint.
+class ExhaustedPeer final : public v1::Peer::Service {
+ public:
+  grpc::Status CohortPart(grpc::ServerContext*, const v1::CohortPartRequest*,
+                          v1::CohortPartResponse*) override {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "message larger than max");
+  }
+};
+
 // One instance: its own copy of the state, a Query and a Peer service on port 0.
 struct Instance {
   std::unique_ptr<Storage> storage;
@@ -492,6 +502,23 @@ TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever 
     }
     CHECK(a->scans->refused() == 2);
     CHECK(b->scans->running() == 0);  // b's own slot, taken for the gather, is back
+    // A RESOURCE_EXHAUSTED without the peer's hint is passed on without one: a retry would not
+    // help.
+    ExhaustedPeer exhausted;
+    auto exhausted_server = StartGrpcServer("127.0.0.1:0", {&exhausted});
+    REQUIRE(exhausted_server.ok());
+    const std::string exhausted_addr = absl::StrCat("127.0.0.1:", exhausted_server->port);
+    owners.Set({b_addr, exhausted_addr, b_addr, b_addr});
+    {
+      grpc::ClientContext context;
+      v1::CohortStatsResponse stats;
+      const grpc::Status s = b->stub->CohortStats(&context, v1::CohortStatsRequest(), &stats);
+      CHECK(s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+      CHECK(s.error_message() == exhausted_addr + ": message larger than max");
+      CHECK(context.GetServerTrailingMetadata().count(kRetryPushbackMetadata) == 0);
+    }
+    exhausted_server->server->Shutdown();
+    owners.Set(layouts[0]);
     held.clear();
     grpc::ClientContext context;
     v1::CohortStatsResponse stats;
@@ -693,6 +720,20 @@ TEST_CASE("a gathered CohortStats whose caller cancels stops the peers' reads to
   // Both reads stopped at a check: b's because a cancelled its part when its own caller went.
   CHECK(a->scans->stopped() == 1);
   CHECK(b->scans->stopped() == 1);
+
+  // A part refused (a at its bound): b's answer is decided, and b's own read stops too instead
+  // of reading on for an answer nobody gets.
+  std::vector<std::optional<FullScans::Slot>> held;
+  for (int i = 0; i < FullScans::kDefaultMax; ++i) held.push_back(a->scans->TryTake());
+  REQUIRE(held.back().has_value());
+  grpc::ClientContext refused;
+  v1::CohortStatsResponse none;
+  const grpc::Status s = b->stub->CohortStats(&refused, v1::CohortStatsRequest(), &none);
+  INFO(s.error_message());
+  CHECK(s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK(s.error_message().rfind(a_addr + ": ", 0) == 0);
+  CHECK(b->scans->stopped() == 2);
+  CHECK(b->scans->running() == 0);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -54,7 +55,7 @@ class ScriptedQuery final : public v1::Query::Service {
   grpc::Status CohortStats(grpc::ServerContext* context, const v1::CohortStatsRequest*,
                            v1::CohortStatsResponse* response) override {
     ++cohort_calls;
-    if (busy > 0) {
+    if (busy.load() > 0) {
       --busy;
       if (busy_hint) context->AddTrailingMetadata(kRetryPushbackMetadata, "20");
       return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "2 cohort reads are running");
@@ -63,9 +64,10 @@ class ScriptedQuery final : public v1::Query::Service {
     return grpc::Status::OK;
   }
   std::vector<v1::ListPatientsRequest> requests;
-  int busy = 0;
-  bool busy_hint = true;
-  int cohort_calls = 0;
+  // Set by the test between calls, read by the server's threads.
+  std::atomic<int> busy{0};
+  std::atomic<bool> busy_hint{true};
+  std::atomic<int> cohort_calls{0};
 
  private:
   std::vector<Step> steps_;
