@@ -16,11 +16,17 @@ void CheckRecord(const LogRecord& record, const CheckOptions& options, absl::Tim
   out->why = DeadLetterReason::kUndecodable;
   out->tick = false;
   out->skipped = false;
+  out->past_end = false;
   out->state_key.clear();
   out->key_hash = 0;
   if (options.start_at && record.timestamp_ms < absl::ToUnixMillis(*options.start_at)) {
     out->status = absl::OkStatus();
     out->skipped = true;
+    return;
+  }
+  if (options.end_at && record.timestamp_ms > absl::ToUnixMillis(*options.end_at)) {
+    out->status = absl::OkStatus();
+    out->past_end = true;
     return;
   }
   auto* event = google::protobuf::Arena::CreateMessage<v1::Event>(arena);

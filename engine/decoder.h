@@ -72,6 +72,7 @@ struct CheckedRecord {
   DeadLetterReason why = DeadLetterReason::kUndecodable;  // the check that failed, when one did
   bool tick = false;     // a valid clock tick
   bool skipped = false;  // before EngineOptions::start_at: passed over, not decoded
+  bool past_end = false;  // after EngineOptions::end_at: its partition stops here, not decoded
   // An event to fold (valid, not a tick): its patient's state key and that key's hash; else
   // empty.
   std::string state_key;
@@ -84,6 +85,7 @@ struct CheckedRecord {
 struct CheckOptions {
   ValidationOptions validation;
   std::optional<absl::Time> start_at;  // records timestamped earlier are skipped
+  std::optional<absl::Time> end_at;    // records timestamped later are past the end
 };
 
 // Parses `record` onto `arena` and checks it into `*out` (every field set; its key's buffer

@@ -103,6 +103,8 @@ class Engine::Impl : public PartitionListener {
     bool dirty = false;  // checkpoint changed since the last commit
     bool eof = false;    // consumed up to the high watermark
     bool gap_reported = false;
+    // Reached a record after EngineOptions::end_at: nothing more of it is folded.
+    bool past_end = false;
     // The partition's timer keys (patients' alarms; in a format-11 directory also its keys of
     // one rule each), a window of the earliest in memory. Loaded on assignment when the rules
     // have timers.
@@ -302,7 +304,7 @@ class Engine::Impl : public PartitionListener {
   bool running_consumer_ = false;  // Run(): the source is the group's consumer
 
   // Parses and checks each batch's records ahead of the fold, on its own thread.
-  BatchDecoder decoder_{CheckOptions{options_.validation, options_.start_at}};
+  BatchDecoder decoder_{CheckOptions{options_.validation, options_.start_at, options_.end_at}};
   const v1::Event* event_ = nullptr;  // the record being processed, on decoder_'s arena
   HashedStateKey event_key_;  // its patient's state key (decoder_'s), for a record to fold
   int64_t current_offset_ = 0;  // its offset
@@ -326,7 +328,7 @@ class Engine::Impl : public PartitionListener {
   std::atomic<int64_t> last_fold_ns_{0};  // when consumed records were last folded
   std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0};
   std::atomic<int64_t> timers_fired_{0}, commands_{0}, assigned_{0};
-  std::atomic<int64_t> timer_loads_{0}, commits_within_record_{0};
+  std::atomic<int64_t> timer_loads_{0}, commits_within_record_{0}, records_past_end_{0};
   // The restore on assignment: the partition being restored (-1: none), and totals.
   std::atomic<int32_t> restoring_{-1};
   std::atomic<int64_t> restored_records_{0}, restored_commits_{0}, restore_ns_{0};
@@ -383,6 +385,25 @@ absl::Status Engine::Impl::Init() {
   const bool kafka = !options_.brokers.empty();
   if (!kafka && options_.mode != EngineOptions::Mode::kReplay) {
     return absl::InvalidArgumentError("--brokers is required");
+  }
+  // A directory that holds the log only up to an instant is a view of the past: a live engine
+  // on it would fold the rest of the log, deciding and sending again what was sent then.
+  TEND_ASSIGN_OR_RETURN(const std::optional<absl::Time> folded_until, storage_->FoldedUntil());
+  if (options_.mode == EngineOptions::Mode::kLive) {
+    if (options_.end_at.has_value()) {
+      return absl::InvalidArgumentError(
+          "an end time (tend replay --until) is for a replay: a live engine folds on");
+    }
+    if (folded_until.has_value()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the state directory holds the log only up to ",
+          absl::FormatTime(absl::RFC3339_full, *folded_until, absl::UTCTimeZone()),
+          " (made by tend replay --until): a view of the past for tend dump and tend report. A "
+          "live engine on it would fold the rest of the log and send again the reminders "
+          "decided since; rebuild with tend replay --to without --until"));
+    }
+  } else if (options_.end_at.has_value()) {
+    TEND_RETURN_IF_ERROR(storage_->MarkFoldedUntil(*options_.end_at));
   }
   TEND_RETURN_IF_ERROR(storage_->BindTopic(options_.topic));
   TEND_RETURN_IF_ERROR(storage_->BindProjectionVersions(projections::ProjectionVersions(),
@@ -992,6 +1013,17 @@ void Engine::Impl::Process(const LogRecord& record, size_t index) {
   Partition& p = it->second;
   p.eof = false;
   const CheckedRecord& checked = decoder_.Get(index);
+  if (checked.past_end || p.past_end) {
+    // After --until: the partition stops at its first such record, whose offset its checkpoint
+    // keeps; the rest of its log is read (to its end, where the replay ends) and not folded.
+    if (!p.past_end) {
+      p.past_end = true;
+      TEND_LOG_INFO("%s[%d]: stopped at offset %d, the first record after the end time",
+                    options_.topic, record.partition, record.offset);
+    }
+    records_past_end_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   if (checked.skipped) {
     // Before --from: passed over, not folded; the offset moves on so a restart does not re-read
     // it. (The mock broker cannot look offsets up by time, so the log is read from its start.)
@@ -1344,6 +1376,7 @@ EngineStats Engine::Impl::Stats() const {
     s.changelog_removals = changelog_->removals();
   }
   s.commits_within_record = commits_within_record_.load();
+  s.records_past_end = records_past_end_.load();
   s.cache_evictions = cache_evictions_.load();
   s.cache_bytes = cache_bytes_now_.load();
   s.cache_bytes_peak = cache_bytes_peak_.load();

@@ -22,6 +22,12 @@
 //                                          copy of the partition stands, written in the same batch
 //                                          as the checkpoint it reflects (optional key: absent
 //                                          without a changelog; ignored by readers)
+//           "folded_until"              -> decimal unix milliseconds: the directory was made by
+//                                          `tend replay --until` and holds the log only up to
+//                                          then, each partition stopped at its first record
+//                                          timestamped later (optional key, since 2026-12-06:
+//                                          absent in every other directory; older engines ignore
+//                                          it). A LIVE engine refuses such a directory.
 //           "manifest_sealed"           -> "1" once an engine sealed the directory's MANIFEST
 //                                          (storage/manifest_seal.h): from then on a missing seal
 //                                          file is damage, not an older directory (optional key,
@@ -168,6 +174,7 @@ inline constexpr absl::string_view kEngineConfigKey = "engine_config";
 inline constexpr absl::string_view kIndexParametersKey = "index_parameters";
 inline constexpr absl::string_view kCheckpointPrefix = "checkpoint/";
 inline constexpr absl::string_view kManifestSealedKey = "manifest_sealed";
+inline constexpr absl::string_view kFoldedUntilKey = "folded_until";
 inline constexpr absl::string_view kChangelogPositionPrefix = "changelog/";
 
 inline void AppendBe32(uint32_t v, std::string* out) {

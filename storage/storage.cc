@@ -32,6 +32,7 @@
 #include "absl/strings/str_split.h"
 #include "base/file.h"
 #include "base/log.h"
+#include "base/printable.h"
 #include "base/status.h"
 #include "projections/coupons.h"
 #include "projections/glucose.h"
@@ -859,6 +860,27 @@ absl::Status Storage::BindTopic(absl::string_view topic) {
         "\"; use a new --db directory for another topic"));
   }
   return absl::OkStatus();
+}
+
+absl::Status Storage::MarkFoldedUntil(absl::Time until) {
+  const std::string value = std::to_string(absl::ToUnixMillis(until));
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, ToSlice(sf::kFoldedUntilKey),
+                            ToSlice(value)),
+                   "writing folded_until");
+}
+
+absl::StatusOr<std::optional<absl::Time>> Storage::FoldedUntil() const {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(sf::kFoldedUntilKey), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  TEND_RETURN_IF_ERROR(FromRocks(s, "reading folded_until"));
+  int64_t ms = 0;
+  if (!absl::SimpleAtoi(value, &ms)) {
+    return absl::DataLossError(absl::StrCat("state directory ", dir_, ": its folded_until, \"",
+                                            Bounded(value, 64), "\", is not a time (damaged?)"));
+  }
+  return absl::FromUnixMillis(ms);
 }
 
 absl::Status Storage::BindTopicPartitions(absl::string_view topic, int partitions) {

@@ -186,6 +186,13 @@ class Storage {
       const std::map<std::string, int>& versions,
       const std::map<std::string, std::string>& fold_parameters) const;
 
+  // A directory that holds the log only up to an instant (`tend replay --until`, storage/format.h
+  // "folded_until"): MarkFoldedUntil records it (a new directory's replay, before it folds);
+  // FoldedUntil reads it, nullopt for every other directory. kDataLoss for a value that is not
+  // a time.
+  absl::Status MarkFoldedUntil(absl::Time until);
+  absl::StatusOr<std::optional<absl::Time>> FoldedUntil() const;
+
   // The engine config (YAML) the engine last started with; nullopt when none was recorded.
   absl::Status PutEngineConfig(absl::string_view yaml);
   absl::StatusOr<std::optional<std::string>> GetEngineConfig() const;

@@ -384,6 +384,14 @@ absl::StatusOr<SwapReport> SwapState(const std::string& live_dir, const std::str
           ". Stop the engine that runs on it first: a swap needs it stopped"));
     }
     TEND_ASSIGN_OR_RETURN(auto new_state, Storage::Open(rebuilt, existing));
+    TEND_ASSIGN_OR_RETURN(const std::optional<absl::Time> until, new_state->FoldedUntil());
+    if (until.has_value()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          rebuilt, " holds the log only up to ",
+          absl::FormatTime(absl::RFC3339_full, *until, absl::UTCTimeZone()),
+          " (tend replay --until): a view of the past, not a state to run on. Rebuild without "
+          "--until to swap"));
+    }
     TEND_ASSIGN_OR_RETURN(auto old_checkpoints, (*old_state)->LoadCheckpoints());
     TEND_ASSIGN_OR_RETURN(auto new_checkpoints, new_state->LoadCheckpoints());
     if (!old_checkpoints.empty() && !new_checkpoints.empty() &&

@@ -18,7 +18,7 @@ namespace {
 struct ReplayFlags {
   ReplayOptions replay;
   KafkaFlags kafka;
-  std::string config, rules, baseline, diff, swap_db, from;
+  std::string config, rules, baseline, diff, swap_db, from, until;
   bool swap = false;
 };
 
@@ -85,6 +85,14 @@ int Run(ReplayFlags& f, const std::atomic<bool>& stop) {
   if (absl::Status s = ParseOptionalTimeFlag("--from", f.from, &replay.engine.start_at); !s.ok()) {
     return Exit(s, "replay");
   }
+  if (absl::Status s = ParseOptionalTimeFlag("--until", f.until, &replay.engine.end_at);
+      !s.ok()) {
+    return Exit(s, "replay");
+  }
+  if (replay.engine.start_at && replay.engine.end_at &&
+      *replay.engine.end_at < *replay.engine.start_at) {
+    return Exit(absl::InvalidArgumentError("--until is before --from: nothing to fold"), "replay");
+  }
   if (!f.baseline.empty() || !f.diff.empty()) return RunBacktest(f, stop);
   if (replay.to_dir.empty()) {
     return Exit(absl::InvalidArgumentError("--to DIR is required (or --baseline and --diff "
@@ -96,12 +104,17 @@ int Run(ReplayFlags& f, const std::atomic<bool>& stop) {
   std::cerr << absl::StrFormat(
       "replayed %d records into %s in %.1f s (%.0f records/s): %d events applied, %d "
       "duplicates, %d bad records skipped, %d timers fired, %d decisions, %d commands (not "
-      "sent), %d commits, %d cache misses%s\n",
+      "sent), %d commits, %d cache misses%s%s\n",
       report->stats.records, replay.to_dir, absl::ToDoubleSeconds(report->elapsed),
       report->records_per_second, report->stats.events_applied, report->stats.duplicates,
       report->stats.dead_lettered, report->stats.timers_fired, report->stats.decisions,
       report->stats.commands, report->stats.commits, report->stats.cache_misses,
-      replay.commands_out.empty() ? "" : absl::StrCat("; commands in ", replay.commands_out));
+      replay.commands_out.empty() ? "" : absl::StrCat("; commands in ", replay.commands_out),
+      replay.engine.end_at
+          ? absl::StrCat("; ", report->stats.records_past_end, " records after --until ", f.until,
+                         " not folded (a view of the past: tend dump and tend report read it, "
+                         "no engine runs on it)")
+          : "");
   return 0;
 }
 
@@ -132,6 +145,10 @@ SubcommandRun AddReplayCommand(CLI::App* app) {
   cmd->add_option("--from", f->from,
                   "RFC 3339 time: start each partition at its first record at or after it "
                   "(default: the beginning of the log)");
+  cmd->add_option("--until", f->until,
+                  "RFC 3339 time: stop each partition at its first record after it - the state "
+                  "as the engine held it then, for tend dump and tend report (no engine runs "
+                  "on it)");
   cmd->add_option("--commands-out", replay.commands_out,
                   "write the commands the replay decided here (JSONL; none is sent)");
   AddKafkaFlag(cmd, &f->kafka);

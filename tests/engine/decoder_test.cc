@@ -68,6 +68,11 @@ Built BuildRecord(int kind, int i, absl::Time now) {
       e.mutable_recorded_at()->set_seconds(at - 30 * 86400);
       e.mutable_occurred_at()->set_seconds(at - 30 * 86400);
       break;
+    case 8:  // after --until
+      b.timestamp_ms += 3 * 86400 * 1000LL;
+      e.mutable_recorded_at()->set_seconds(at + 3 * 86400);
+      e.mutable_occurred_at()->set_seconds(at + 3 * 86400);
+      break;
   }
   b.value = e.SerializeAsString();
   return b;
@@ -90,6 +95,7 @@ std::vector<LogRecord> Records(const std::vector<Built>& built) {
 CheckOptions Options(absl::Time now) {
   CheckOptions o;
   o.start_at = now - absl::Hours(24 * 7);
+  o.end_at = now + absl::Hours(24 * 2);  // after kind 4's day ahead
   return o;
 }
 
@@ -106,6 +112,7 @@ void RequireSame(const CheckedRecord& got, const CheckedRecord& want) {
   REQUIRE(got.why == want.why);
   REQUIRE(got.tick == want.tick);
   REQUIRE(got.skipped == want.skipped);
+  REQUIRE(got.past_end == want.past_end);
   REQUIRE(got.state_key == want.state_key);
   REQUIRE(got.key_hash == want.key_hash);
   REQUIRE((got.event == nullptr) == (want.event == nullptr));
@@ -152,15 +159,28 @@ TEST_CASE("each check of a record gives its own reason") {
   REQUIRE(tick.state_key.empty());
   CheckedRecord early = check(7);
   REQUIRE(early.skipped);
+  REQUIRE_FALSE(early.past_end);
   REQUIRE(early.event == nullptr);
+  // After --until: not decoded, and not passed over either (its offset is where its partition
+  // stops), whatever else is wrong with it (a timestamp days ahead of this machine).
+  CheckedRecord late = check(8);
+  REQUIRE(late.past_end);
+  REQUIRE(late.status.ok());
+  REQUIRE_FALSE(late.skipped);
+  REQUIRE(late.event == nullptr);
+  REQUIRE(late.state_key.empty());
+  REQUIRE_FALSE(valid.past_end);
   // A result reused for another record keeps nothing of the last one.
   CheckedRecord reused = check(0);
   CheckRecord(Records({BuildRecord(1, 8, now)})[0], options, now, &arena, &reused);
   REQUIRE(reused.event == nullptr);
   REQUIRE(reused.state_key.empty());
   REQUIRE(reused.why == DeadLetterReason::kUndecodable);
+  CheckRecord(Records({BuildRecord(8, 8, now)})[0], options, now, &arena, &reused);
+  REQUIRE(reused.past_end);
   CheckRecord(Records({BuildRecord(7, 8, now)})[0], options, now, &arena, &reused);
   REQUIRE(reused.skipped);
+  REQUIRE_FALSE(reused.past_end);
   REQUIRE(reused.status.ok());
 }
 
@@ -179,7 +199,7 @@ TEST_CASE("a batch checked ahead on the decoder's thread gives what the checks g
     const size_t n = round % 5 == 0 ? 1 + rng() % BatchDecoder::kMinAhead : 1 + rng() % 4096;
     std::vector<Built> built;
     for (size_t i = 0; i < n; ++i) {
-      built.push_back(BuildRecord(rng() % 4 == 0 ? static_cast<int>(rng() % 8) : 0,
+      built.push_back(BuildRecord(rng() % 4 == 0 ? static_cast<int>(rng() % 9) : 0,
                                   static_cast<int>(i), now));
     }
     const std::vector<LogRecord> batch = Records(built);
@@ -262,7 +282,7 @@ TEST_CASE("a fold that passes records over still gets the later ones, in any ord
   for (const size_t n : {size_t{5}, size_t{40}, size_t{3000}}) {
     std::vector<Built> built;
     for (size_t i = 0; i < n; ++i) {
-      built.push_back(BuildRecord(static_cast<int>(i % 8), static_cast<int>(i), now));
+      built.push_back(BuildRecord(static_cast<int>(i % 9), static_cast<int>(i), now));
     }
     const std::vector<LogRecord> batch = Records(built);
     decoder.Start(batch, now);
@@ -289,8 +309,8 @@ TEST_CASE("a batch left early leaves nothing of it in the next") {
   google::protobuf::Arena arena;
   std::vector<Built> first, second;
   for (int i = 0; i < 4000; ++i) {
-    first.push_back(BuildRecord(i % 8, i, now));
-    second.push_back(BuildRecord((i + 3) % 8, 100000 + i, now));
+    first.push_back(BuildRecord(i % 9, i, now));
+    second.push_back(BuildRecord((i + 3) % 9, 100000 + i, now));
   }
   const std::vector<LogRecord> a = Records(first), b = Records(second);
   for (int round = 0; round < 40; ++round) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -214,6 +215,94 @@ TEST_CASE("replay --from starts each partition at its first record at or after t
   REQUIRE(archived.ok());
   CHECK(archived->stats.records == expected);
   CHECK(Dump(dir.Sub("from-kafka"), true) == Dump(dir.Sub("from-archive"), true));
+}
+
+TEST_CASE("replay --until stops each partition at its first record after the time: the state "
+          "held then, which a live engine and a swap refuse",
+          "[integration]") {
+  const std::vector<v1::Event> events = testing::Cohort(150, 40, 9);
+  const auto broker = testing::BrokerWith(events);
+  const int64_t until_ms = events[events.size() / 2].recorded_at().seconds() * 1000 + 500;
+  const absl::Time until = absl::FromUnixMillis(until_ms);
+
+  // What the log holds up to the end time, partition by partition: each partition's records
+  // before its first one timestamped later, and where its checkpoint must stay.
+  std::map<int32_t, int64_t> stop_at;  // partition -> the offset of its first record past it
+  std::vector<v1::Event> before;
+  int64_t past = 0;
+  for (const testing::TopicRecord& r :
+       testing::ReadTopic(broker->bootstrap(), MockBrokerOptions().topic)) {
+    if (stop_at.count(r.partition) == 0 && r.timestamp_ms > until_ms) stop_at[r.partition] = r.offset;
+    if (stop_at.count(r.partition) > 0) {
+      ++past;
+      continue;
+    }
+    v1::Event e;
+    REQUIRE(e.ParseFromString(r.value));
+    before.push_back(e);
+  }
+  REQUIRE(stop_at.size() == 4);  // every partition stops part way
+  REQUIRE(!before.empty());
+
+  testing::TempDir dir;
+  std::ostringstream progress;
+  std::atomic<bool> stop{false};
+  ReplayOptions replay;
+  replay.engine.brokers = broker->bootstrap();
+  replay.engine.end_at = until;
+  replay.to_dir = dir.Sub("until");
+  auto report = Replay(replay, stop, progress);
+  INFO(report.status());
+  REQUIRE(report.ok());
+  CHECK(report->stats.records == static_cast<int64_t>(before.size()));
+  CHECK(report->stats.records_past_end == past);
+  for (const v1::PartitionCheckpoint& cp : testing::ReadCheckpoints(dir.Sub("until"))) {
+    CHECK(cp.next_offset() == stop_at.at(cp.partition()));
+    CHECK(cp.clock().seconds() * 1000 <= until_ms);
+  }
+
+  // The same states as a log that ends there, and the same from an archive of the whole log.
+  const auto shorter = testing::BrokerWith(before);
+  ReplayOptions whole;
+  whole.engine.brokers = shorter->bootstrap();
+  whole.to_dir = dir.Sub("shorter");
+  REQUIRE(Replay(whole, stop, progress).ok());
+  CHECK(Dump(dir.Sub("until"), true) == Dump(dir.Sub("shorter"), true));
+  ArchiveOptions archive;
+  archive.brokers = broker->bootstrap();
+  archive.out = dir.Sub("events.tarc");
+  REQUIRE(ExportArchive(archive, stop, progress).ok());
+  ReplayOptions from_archive;
+  from_archive.archive_path = archive.out;
+  from_archive.engine.end_at = until;
+  from_archive.to_dir = dir.Sub("until-archive");
+  REQUIRE(Replay(from_archive, stop, progress).ok());
+  CHECK(Dump(dir.Sub("until-archive"), true) == Dump(dir.Sub("until"), true));
+
+  // A view of the past: a live engine refuses to run on it, a swap to install it.
+  {
+    auto storage = Storage::Open(dir.Sub("until"));
+    REQUIRE(storage.ok());
+    auto folded_until = (*storage)->FoldedUntil();
+    REQUIRE(folded_until.ok());
+    CHECK(*folded_until == std::optional<absl::Time>(until));
+    EngineOptions live;
+    live.brokers = broker->bootstrap();
+    auto engine = Engine::Create(live, storage->get());
+    CHECK(engine.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK_THAT(std::string(engine.status().message()), Catch::Contains("tend replay --until"));
+    live.end_at = until;  // and an end time is for replays alone
+    CHECK(Engine::Create(live, storage->get()).status().code() ==
+          absl::StatusCode::kInvalidArgument);
+  }
+  auto swapped = SwapState(dir.Sub("shorter"), dir.Sub("until"));
+  CHECK(swapped.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(swapped.status().message()), Catch::Contains("--until"));
+  CHECK(std::filesystem::exists(dir.Sub("shorter")));
+  // A rebuild of the whole log is not marked.
+  auto storage = Storage::Open(dir.Sub("shorter"));
+  REQUIRE(storage.ok());
+  CHECK(!(*storage)->FoldedUntil()->has_value());
 }
 
 TEST_CASE("replay refuses a directory that is not new, before reading the log") {
