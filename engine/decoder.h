@@ -72,7 +72,7 @@ struct CheckedRecord {
   DeadLetterReason why = DeadLetterReason::kUndecodable;  // the check that failed, when one did
   bool tick = false;     // a valid clock tick
   bool skipped = false;  // before EngineOptions::start_at: passed over, not decoded
-  bool past_end = false;  // after EngineOptions::end_at: its partition stops here, not decoded
+  bool past_end = false;  // after EngineOptions::end_at: passed over, not decoded
   // An event to fold (valid, not a tick): its patient's state key and that key's hash; else
   // empty.
   std::string state_key;

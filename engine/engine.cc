@@ -103,8 +103,6 @@ class Engine::Impl : public PartitionListener {
     bool dirty = false;  // checkpoint changed since the last commit
     bool eof = false;    // consumed up to the high watermark
     bool gap_reported = false;
-    // Reached a record after EngineOptions::end_at: nothing more of it is folded.
-    bool past_end = false;
     // The partition's timer keys (patients' alarms; in a format-11 directory also its keys of
     // one rule each), a window of the earliest in memory. Loaded on assignment when the rules
     // have timers.
@@ -328,7 +326,8 @@ class Engine::Impl : public PartitionListener {
   std::atomic<int64_t> last_fold_ns_{0};  // when consumed records were last folded
   std::atomic<int64_t> records_{0}, applied_{0}, duplicates_{0};
   std::atomic<int64_t> timers_fired_{0}, commands_{0}, assigned_{0};
-  std::atomic<int64_t> timer_loads_{0}, commits_within_record_{0}, records_past_end_{0};
+  std::atomic<int64_t> timer_loads_{0}, commits_within_record_{0};
+  std::atomic<int64_t> records_before_start_{0}, records_past_end_{0};
   // The restore on assignment: the partition being restored (-1: none), and totals.
   std::atomic<int32_t> restoring_{-1};
   std::atomic<int64_t> restored_records_{0}, restored_commits_{0}, restore_ns_{0};
@@ -386,8 +385,8 @@ absl::Status Engine::Impl::Init() {
   if (!kafka && options_.mode != EngineOptions::Mode::kReplay) {
     return absl::InvalidArgumentError("--brokers is required");
   }
-  // A directory that holds the log only up to an instant is a view of the past: a live engine
-  // on it would fold the rest of the log, deciding and sending again what was sent then.
+  // A directory folded from the records stamped up to an instant is a view of the past: a live
+  // engine on it would go on from the log's end with a state missing every record after it.
   TEND_ASSIGN_OR_RETURN(const std::optional<absl::Time> folded_until, storage_->FoldedUntil());
   if (options_.mode == EngineOptions::Mode::kLive) {
     if (options_.end_at.has_value()) {
@@ -399,9 +398,15 @@ absl::Status Engine::Impl::Init() {
           "the state directory holds the log only up to ",
           absl::FormatTime(absl::RFC3339_full, *folded_until, absl::UTCTimeZone()),
           " (made by tend replay --until): a view of the past for tend dump and tend report. A "
-          "live engine on it would fold the rest of the log and send again the reminders "
-          "decided since; rebuild with tend replay --to without --until"));
+          "live engine on it would go on from the log's end with a state missing every record "
+          "after that; rebuild with tend replay --to without --until"));
     }
+  } else if (folded_until.has_value() && folded_until != options_.end_at) {
+    // Folding on past the mark (or short of it) would leave a directory whose mark is untrue.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the state directory holds the log only up to ",
+        absl::FormatTime(absl::RFC3339_full, *folded_until, absl::UTCTimeZone()),
+        " (tend replay --until): a replay into it must end there too"));
   } else if (options_.end_at.has_value()) {
     TEND_RETURN_IF_ERROR(storage_->MarkFoldedUntil(*options_.end_at));
   }
@@ -1013,20 +1018,12 @@ void Engine::Impl::Process(const LogRecord& record, size_t index) {
   Partition& p = it->second;
   p.eof = false;
   const CheckedRecord& checked = decoder_.Get(index);
-  if (checked.past_end || p.past_end) {
-    // After --until: the partition stops at its first such record, whose offset its checkpoint
-    // keeps; the rest of its log is read (to its end, where the replay ends) and not folded.
-    if (!p.past_end) {
-      p.past_end = true;
-      TEND_LOG_INFO("%s[%d]: stopped at offset %d, the first record after the end time",
-                    options_.topic, record.partition, record.offset);
-    }
-    records_past_end_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  if (checked.skipped) {
-    // Before --from: passed over, not folded; the offset moves on so a restart does not re-read
-    // it. (The mock broker cannot look offsets up by time, so the log is read from its start.)
+  if (checked.skipped || checked.past_end) {
+    // Before --from or after --until: passed over, not folded; the offset moves on so a restart
+    // does not re-read it. (The mock broker cannot look offsets up by time, so the log is read
+    // from its start, and to its end.)
+    (checked.skipped ? records_before_start_ : records_past_end_)
+        .fetch_add(1, std::memory_order_relaxed);
     p.checkpoint.set_next_offset(record.offset + 1);
     p.checkpoint.clear_decisions_in_record();
     p.dirty = true;
@@ -1376,6 +1373,7 @@ EngineStats Engine::Impl::Stats() const {
     s.changelog_removals = changelog_->removals();
   }
   s.commits_within_record = commits_within_record_.load();
+  s.records_before_start = records_before_start_.load();
   s.records_past_end = records_past_end_.load();
   s.cache_evictions = cache_evictions_.load();
   s.cache_bytes = cache_bytes_now_.load();

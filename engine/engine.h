@@ -108,14 +108,12 @@ struct EngineOptions {
   // Records whose Kafka timestamp is before this instant are passed over, not folded (`tend
   // replay --from`): the rebuild starts at that point of the log. Their offsets still advance.
   std::optional<absl::Time> start_at;
-  // kReplay only (`tend replay --until`): each partition stops at its first record whose Kafka
-  // timestamp is after this instant. That record and every later one of the partition are
-  // neither folded nor passed over: the partition's checkpoint stays at it, so the directory
-  // holds a prefix of each partition's log, what a live engine held when its partition clocks
-  // reached the instant (a record's timestamp, set when it was appended, bounds its
-  // recorded_at: "Time you can trust"). The directory is marked (Storage::MarkFoldedUntil) and a
-  // LIVE engine refuses it: it would fold the rest of the log and send, again, the reminders
-  // decided then. kInvalidArgument in kLive.
+  // kReplay only (`tend replay --until`): records whose Kafka timestamp is after this instant
+  // are passed over, not folded, as start_at's before it (their offsets advance too): the state
+  // folded from the records stamped up to then (docs/design.md, "History: a replay up to an
+  // instant"). The directory is marked (Storage::MarkFoldedUntil) and a LIVE engine refuses it
+  // (it would go on from the log's end with a state that misses the records after the instant);
+  // a replay into a marked directory must give the same instant. kInvalidArgument in kLive.
   std::optional<absl::Time> end_at;
   // kReplay: called with each decided command once the batch holding its decision is written,
   // in commit order, on the engine's writer thread. May be empty.
@@ -177,7 +175,9 @@ struct EngineStats {
   int64_t timer_loads = 0;      // timer windows read from storage (one per assignment at least)
   // Commits made while a record's due timers fired (a morning burst), counted in `commits` too.
   int64_t commits_within_record = 0;
-  // Records after EngineOptions::end_at, not folded (their partitions stopped before them).
+  // Records passed over, not folded: timestamped before EngineOptions::start_at, or after
+  // end_at.
+  int64_t records_before_start = 0;
   int64_t records_past_end = 0;
   // Patients looked up in the cache (events and timers) and found there (lookups = hits +
   // misses: counters read one after the other, so their sum never goes back, a difference could).

@@ -23,11 +23,10 @@
 //                                          as the checkpoint it reflects (optional key: absent
 //                                          without a changelog; ignored by readers)
 //           "folded_until"              -> decimal unix milliseconds: the directory was made by
-//                                          `tend replay --until` and holds the log only up to
-//                                          then, each partition stopped at its first record
-//                                          timestamped later (optional key, since 2026-12-06:
-//                                          absent in every other directory; older engines ignore
-//                                          it). A LIVE engine refuses such a directory.
+//                                          `tend replay --until` from the records timestamped up
+//                                          to then (optional key, since 2026-12-06: absent in
+//                                          every other directory; older engines ignore it). A
+//                                          LIVE engine refuses such a directory.
 //           "manifest_sealed"           -> "1" once an engine sealed the directory's MANIFEST
 //                                          (storage/manifest_seal.h): from then on a missing seal
 //                                          file is damage, not an older directory (optional key,

@@ -200,11 +200,15 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
   Progress shown(progress, options.progress_bar, options.progress_every, "replay");
   while (!done.load()) {
     absl::SleepFor(shown.tick());
-    shown.Show(engine->stats().records, report.records_in_log);
+    const EngineStats now = engine->stats();
+    // Records passed over (--from, --until) are read too.
+    shown.Show(now.records + now.records_before_start + now.records_past_end,
+               report.records_in_log);
   }
   runner.join();
   report.stats = engine->stats();
-  shown.Done(report.stats.records);
+  shown.Done(report.stats.records + report.stats.records_before_start +
+             report.stats.records_past_end);
   engine.reset();
   if (run_status.ok() && !stop.load()) {
     progress << "replay: writing the state's tables\n";

@@ -31,9 +31,9 @@ struct ReplayOptions {
   // then not used, and the topic is the archive's.
   std::string archive_path;
   // engine.start_at (--from TIME): each partition from its first record with a Kafka timestamp
-  // at or after it, from Kafka or from the archive alike. engine.end_at (--until TIME): each
-  // partition up to its first record timestamped after it (engine/engine.h): a view of the
-  // past, which SwapState and a live engine refuse.
+  // at or after it, from Kafka or from the archive alike. engine.end_at (--until TIME): only
+  // the records timestamped at or before it (engine/engine.h): a view of the past, which
+  // SwapState and a live engine refuse.
 
   // When set: every command the replay decided, one proto3-JSON ReminderCommand per line, in
   // commit order (written to FILE.partial, renamed when the replay completes).

@@ -23,6 +23,11 @@ struct ReplayFlags {
 };
 
 int Swap(const ReplayFlags& f) {
+  if (!f.from.empty() || !f.until.empty()) {
+    return Exit(absl::InvalidArgumentError("--swap takes --db and --to only (--from and --until "
+                                           "are for the replay that made --to)"),
+                "replay");
+  }
   if (f.swap_db.empty() || f.replay.to_dir.empty()) {
     return Exit(absl::InvalidArgumentError("--swap needs --db LIVE_DIR and --to REBUILT_DIR"),
                 "replay");
@@ -146,9 +151,9 @@ SubcommandRun AddReplayCommand(CLI::App* app) {
                   "RFC 3339 time: start each partition at its first record at or after it "
                   "(default: the beginning of the log)");
   cmd->add_option("--until", f->until,
-                  "RFC 3339 time: stop each partition at its first record after it - the state "
-                  "as the engine held it then, for tend dump and tend report (no engine runs "
-                  "on it)");
+                  "RFC 3339 time: fold only the records timestamped at or before it - the state "
+                  "as it stood then, for tend dump and tend report (no engine runs on it); in a "
+                  "backtest, the commands decided up to then");
   cmd->add_option("--commands-out", replay.commands_out,
                   "write the commands the replay decided here (JSONL; none is sent)");
   AddKafkaFlag(cmd, &f->kafka);

@@ -161,8 +161,8 @@ TEST_CASE("each check of a record gives its own reason") {
   REQUIRE(early.skipped);
   REQUIRE_FALSE(early.past_end);
   REQUIRE(early.event == nullptr);
-  // After --until: not decoded, and not passed over either (its offset is where its partition
-  // stops), whatever else is wrong with it (a timestamp days ahead of this machine).
+  // After --until: passed over undecoded, whatever else is wrong with it (a timestamp days
+  // ahead of this machine: the live engine dead-lettered it, and it is not folded here either).
   CheckedRecord late = check(8);
   REQUIRE(late.past_end);
   REQUIRE(late.status.ok());

@@ -217,32 +217,41 @@ TEST_CASE("replay --from starts each partition at its first record at or after t
   CHECK(Dump(dir.Sub("from-kafka"), true) == Dump(dir.Sub("from-archive"), true));
 }
 
-TEST_CASE("replay --until stops each partition at its first record after the time: the state "
-          "held then, which a live engine and a swap refuse",
+TEST_CASE("replay --until folds exactly the records stamped up to the time: the state as it "
+          "stood then, which a live engine and a swap refuse",
           "[integration]") {
-  const std::vector<v1::Event> events = testing::Cohort(150, 40, 9);
-  const auto broker = testing::BrokerWith(events);
-  const int64_t until_ms = events[events.size() / 2].recorded_at().seconds() * 1000 + 500;
+  std::vector<v1::Event> log = testing::Cohort(150, 40, 9);
+  const int64_t until_ms = log[log.size() / 2].recorded_at().seconds() * 1000 + 500;
   const absl::Time until = absl::FromUnixMillis(until_ms);
+  auto stamped_ms = [](const v1::Event& e) {
+    return e.recorded_at().seconds() * 1000 + e.recorded_at().nanos() / 1'000'000;
+  };
+  // Early in the log, a record stamped far ahead (a producer's broken clock: the live engine
+  // dead-lettered it); it must not end its partition's history there. And after the cut, one
+  // stamped before it (an import of older records): folded like the rest of its time.
+  v1::Event ahead = log[log.size() / 4];
+  ahead.set_event_id(ahead.event_id() + "-ahead");
+  ahead.mutable_recorded_at()->set_seconds(4'000'000'000);
+  ahead.mutable_occurred_at()->set_seconds(4'000'000'000);
+  log.insert(log.begin() + static_cast<std::ptrdiff_t>(log.size() / 4), ahead);
+  v1::Event late = log[log.size() / 3];
+  late.set_event_id(late.event_id() + "-late");
+  REQUIRE(stamped_ms(late) <= until_ms);
+  log.push_back(late);
+  const auto broker = testing::BrokerWith(log);
 
-  // What the log holds up to the end time, partition by partition: each partition's records
-  // before its first one timestamped later, and where its checkpoint must stay.
-  std::map<int32_t, int64_t> stop_at;  // partition -> the offset of its first record past it
+  // Every record stamped up to the time, in the log's order; where each partition's log ends.
   std::vector<v1::Event> before;
-  int64_t past = 0;
+  for (const v1::Event& e : log) {
+    if (stamped_ms(e) <= until_ms) before.push_back(e);
+  }
+  const int64_t past = static_cast<int64_t>(log.size() - before.size());
+  REQUIRE(past > 100);
+  std::map<int32_t, int64_t> end_of;  // partition -> its next offset
   for (const testing::TopicRecord& r :
        testing::ReadTopic(broker->bootstrap(), MockBrokerOptions().topic)) {
-    if (stop_at.count(r.partition) == 0 && r.timestamp_ms > until_ms) stop_at[r.partition] = r.offset;
-    if (stop_at.count(r.partition) > 0) {
-      ++past;
-      continue;
-    }
-    v1::Event e;
-    REQUIRE(e.ParseFromString(r.value));
-    before.push_back(e);
+    end_of[r.partition] = std::max(end_of[r.partition], r.offset + 1);
   }
-  REQUIRE(stop_at.size() == 4);  // every partition stops part way
-  REQUIRE(!before.empty());
 
   testing::TempDir dir;
   std::ostringstream progress;
@@ -256,18 +265,23 @@ TEST_CASE("replay --until stops each partition at its first record after the tim
   REQUIRE(report.ok());
   CHECK(report->stats.records == static_cast<int64_t>(before.size()));
   CHECK(report->stats.records_past_end == past);
-  for (const v1::PartitionCheckpoint& cp : testing::ReadCheckpoints(dir.Sub("until"))) {
-    CHECK(cp.next_offset() == stop_at.at(cp.partition()));
-    CHECK(cp.clock().seconds() * 1000 <= until_ms);
+  CHECK(report->stats.dead_lettered == 0);  // the record far ahead was passed over, unread
+  const std::vector<v1::PartitionCheckpoint> checkpoints =
+      testing::ReadCheckpoints(dir.Sub("until"));
+  REQUIRE(checkpoints.size() == 4);
+  for (const v1::PartitionCheckpoint& cp : checkpoints) {
+    CHECK(cp.next_offset() == end_of.at(cp.partition()));  // read to the end, as --from does
+    CHECK(cp.clock().seconds() * 1000 <= until_ms);  // this producer stamps recorded_at
   }
 
-  // The same states as a log that ends there, and the same from an archive of the whole log.
+  // The same states as a log of just those records, and the same from an archive of the log.
   const auto shorter = testing::BrokerWith(before);
   ReplayOptions whole;
   whole.engine.brokers = shorter->bootstrap();
   whole.to_dir = dir.Sub("shorter");
   REQUIRE(Replay(whole, stop, progress).ok());
-  CHECK(Dump(dir.Sub("until"), true) == Dump(dir.Sub("shorter"), true));
+  const std::string want = Dump(dir.Sub("shorter"), true);
+  CHECK(Dump(dir.Sub("until"), true) == want);
   ArchiveOptions archive;
   archive.brokers = broker->bootstrap();
   archive.out = dir.Sub("events.tarc");
@@ -277,9 +291,10 @@ TEST_CASE("replay --until stops each partition at its first record after the tim
   from_archive.engine.end_at = until;
   from_archive.to_dir = dir.Sub("until-archive");
   REQUIRE(Replay(from_archive, stop, progress).ok());
-  CHECK(Dump(dir.Sub("until-archive"), true) == Dump(dir.Sub("until"), true));
+  CHECK(Dump(dir.Sub("until-archive"), true) == want);
 
-  // A view of the past: a live engine refuses to run on it, a swap to install it.
+  // A view of the past: a live engine refuses to run on it, a swap to install it, and a replay
+  // into it must end at the same time.
   {
     auto storage = Storage::Open(dir.Sub("until"));
     REQUIRE(storage.ok());
@@ -294,6 +309,11 @@ TEST_CASE("replay --until stops each partition at its first record after the tim
     live.end_at = until;  // and an end time is for replays alone
     CHECK(Engine::Create(live, storage->get()).status().code() ==
           absl::StatusCode::kInvalidArgument);
+    EngineOptions again;
+    again.mode = EngineOptions::Mode::kReplay;
+    again.end_at = until + absl::Hours(1);
+    CHECK(Engine::Create(again, storage->get()).status().code() ==
+          absl::StatusCode::kFailedPrecondition);
   }
   auto swapped = SwapState(dir.Sub("shorter"), dir.Sub("until"));
   CHECK(swapped.status().code() == absl::StatusCode::kFailedPrecondition);
