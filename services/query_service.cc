@@ -165,7 +165,7 @@ grpc::Status QueryService::GatherCohortStats(grpc::ServerContext* context,
   std::vector<v1::Peer::StubInterface*> stubs;
   std::vector<v1::PartitionOffset> offsets;
   for (auto& [owner, partitions] : by_owner) {
-    parts.push_back({owner, std::move(partitions)});
+    parts.push_back({owner, std::move(partitions), grpc::Status::OK, {}, nullptr});
     stubs.push_back(nullptr);
     if (owner.empty()) {
       // Still here (checked again after the read).
