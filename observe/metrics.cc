@@ -17,6 +17,7 @@
 #include "engine/changelog_restore.h"
 #include "engine/engine.h"
 #include "observe/health.h"
+#include "services/full_scans.h"
 #include "services/grpc_metrics.h"
 #include "services/sink_service.h"
 #include "storage/storage.h"
@@ -422,6 +423,24 @@ MetricsCollector::Registration MetricsCollector::AddDispatcher(const Dispatcher*
 }
 MetricsCollector::Registration MetricsCollector::AddGrpc(const GrpcMetrics* grpc) {
   return Add([grpc](Families* out) { GrpcFamilies(*grpc, out); });
+}
+MetricsCollector::Registration MetricsCollector::AddCohortScans(const FullScans* scans) {
+  return Add([scans](Families* out) {
+    Gauge(out, "tend_cohort_scans_running",
+          "Reads of every patient running now (CohortStats, and this instance's parts of gathered "
+          "ones).",
+          scans->running());
+    Gauge(out, "tend_cohort_scans_max",
+          "The bound on reads of every patient running at once (--max-cohort-scans).",
+          scans->max());
+    Counter(out, "tend_cohort_scans_refused_total",
+            "Reads of every patient refused at the bound (RESOURCE_EXHAUSTED with a retry hint).",
+            static_cast<double>(scans->refused()));
+    Counter(out, "tend_cohort_scans_stopped_total",
+            "Reads of every patient stopped before their end: the caller cancelled, went away or "
+            "passed its deadline, or another instance's part of a gathered read failed.",
+            static_cast<double>(scans->stopped()));
+  });
 }
 MetricsCollector::Registration MetricsCollector::AddSink(const SinkService* sink) {
   return Add([sink](Families* out) {

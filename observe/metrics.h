@@ -40,6 +40,7 @@ class Engine;
 class Storage;
 class Dispatcher;
 class GrpcMetrics;
+class FullScans;
 class SinkService;
 class HealthGate;
 class Membership;
@@ -75,6 +76,9 @@ class MetricsCollector final : public prometheus::Collectable {
   [[nodiscard]] Registration AddStorage(const Storage* storage);
   [[nodiscard]] Registration AddDispatcher(const Dispatcher* dispatcher);
   [[nodiscard]] Registration AddGrpc(const GrpcMetrics* grpc);
+  // The reads of every patient (CohortStats and a gathered one's parts): running, the bound,
+  // refused and stopped.
+  [[nodiscard]] Registration AddCohortScans(const FullScans* scans);
   [[nodiscard]] Registration AddSink(const SinkService* sink);
   [[nodiscard]] Registration AddHealth(const HealthGate* health);
   // The member records heard and ignored, and the live instances (with --advertise).

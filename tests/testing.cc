@@ -18,6 +18,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "events/codec.h"
 #include "dev/mock_broker.h"
 #include "kafka/consumer.h"
@@ -264,6 +265,14 @@ v1::MemberRecord MemberRecordOf(const std::string& address,
       static_cast<int32_t>(absl::ToUnixMicros(now) % 1'000'000 * 1000));
   for (int32_t p : partitions) record.add_partitions(p);
   return record;
+}
+
+bool WaitUntil(const std::function<bool()>& done, absl::Duration limit, absl::Duration poll) {
+  for (const absl::Time deadline = absl::Now() + limit; absl::Now() < deadline;) {
+    if (done()) return true;
+    absl::SleepFor(poll);
+  }
+  return done();
 }
 
 std::optional<std::string> HttpGet(int port, const std::string& path) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "dev/mock_broker.h"
 #include "engine/engine.h"
 #include "kafka/kafka.h"
@@ -96,6 +97,9 @@ int FreePort();
 // The body of GET http://127.0.0.1:PORT/PATH (HTTP/1.0); nullopt when the server cannot be
 // reached or answers other than 200.
 std::optional<std::string> HttpGet(int port, const std::string& path);
+// Polls `done` every `poll` until it returns true or `limit` has passed; its last answer.
+bool WaitUntil(const std::function<bool()>& done, absl::Duration limit,
+               absl::Duration poll = absl::Microseconds(100));
 
 // A member record (cluster/membership.h) as the instance at `address` would write it for
 // tend.events, claiming `partitions`, written now (to the microsecond).

@@ -292,6 +292,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   std::unique_ptr<PeerService> peer;       // with --advertise
   // One bound on cohort reads for Query and Peer.
   const auto full_scans = std::make_shared<FullScans>(options.max_cohort_scans);
+  MetricsCollector::Registration full_scans_metrics;  // with a gRPC server
   RunningServer server;
   // The server comes up NOT_SERVING before the engine opens (a patient index to rebuild, the
   // partitions to catch up with): the health gate says when it serves.
@@ -305,6 +306,7 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
     ingest->set_authorizer(auth.authorizer);
     query->set_authorizer(auth.authorizer);
     query->set_full_scans(full_scans);
+    full_scans_metrics = collector->AddCohortScans(full_scans.get());
     if (options.engine.rules != nullptr) query->set_experiments(ArmSplitsOf(*options.engine.rules));
     if (options.advertise.empty() && !options.engine.changelog_topic.empty()) {
       // Only a restore refuses a partition. The engine comes later and goes first.

@@ -134,11 +134,7 @@ std::vector<std::string> DashboardQueries(const std::string& json_text) {
 // Polls `fn` until it returns true, for up to `limit`.
 template <typename Fn>
 bool Eventually(Fn fn, absl::Duration limit) {
-  for (const absl::Time deadline = absl::Now() + limit; absl::Now() < deadline;) {
-    if (fn()) return true;
-    absl::SleepFor(absl::Milliseconds(200));
-  }
-  return fn();
+  return testing::WaitUntil(fn, limit, absl::Milliseconds(200));
 }
 
 // promtool's exit code, its output in the log.
@@ -198,7 +194,8 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
        std::string(TEND_SOURCE_DIR) + "/deploy/rules/default.yaml", "--sink",
        absl::StrCat("127.0.0.1:", sink_port), "--tick-interval-s", "0", "--commit-interval-ms",
        "50", "--grpc-listen", grpc_address, "--advertise", grpc_address, "--cluster-key-file",
-       cluster_key, "--metrics-listen", "127.0.0.1:0", "--health-max-lag", "0"},
+       cluster_key, "--metrics-listen", "127.0.0.1:0", "--health-max-lag", "0",
+       "--max-cohort-scans", "3"},
       engine_log);
   const int engine_metrics = LoggedPort(engine_log, "/metrics (port ");
   const int engine_grpc = LoggedPort(engine_log, "listening on port ");
@@ -327,6 +324,10 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
                "tend_grpc_requests_total{service=\"tend.v1.Query\",method=\"GetPatient\","
                "code=\"NOT_FOUND\"}") == std::optional<double>(1));
   CHECK(exposition.find("NoSuchMethod") == std::string::npos);
+  // The reads of every patient: the bound as configured, none running or refused.
+  CHECK(Sample(exposition, "tend_cohort_scans_max") == std::optional<double>(3));
+  CHECK(Sample(exposition, "tend_cohort_scans_running") == std::optional<double>(0));
+  CHECK(Sample(exposition, "tend_cohort_scans_refused_total") == std::optional<double>(0));
   CHECK(Sample(exposition,
                "tend_grpc_requests_total{service=\"other\",method=\"other\","
                "code=\"UNIMPLEMENTED\"}") == std::optional<double>(1));

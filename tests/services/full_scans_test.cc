@@ -4,7 +4,6 @@
 #include <catch2/catch.hpp>
 #include <grpcpp/grpcpp.h>
 
-#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -110,17 +109,12 @@ TEST_CASE("CohortStats beyond the bound is refused at once with a retry hint, an
       status = served->stub->CohortStats(&context, v1::CohortStatsRequest(), &stats);
     });
     // Cancel once the read has begun.
-    for (int i = 0; i < 30'000 && served->scans->running() == 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
+    REQUIRE(testing::WaitUntil([&] { return served->scans->running() > 0; }, absl::Seconds(3)));
     REQUIRE(served->scans->running() == 1);
     context.TryCancel();
     call.join();
     CHECK(status.error_code() == grpc::StatusCode::CANCELLED);
-    for (int i = 0; i < 30'000 && served->scans->running() > 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
-    CHECK(served->scans->running() == 0);
+    CHECK(testing::WaitUntil([&] { return served->scans->running() == 0; }, absl::Seconds(3)));
     // Stopped by its check, not read to the end: a read of all 30,200 patients would not be.
     CHECK(served->scans->stopped() == 1);
   }
