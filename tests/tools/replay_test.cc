@@ -314,6 +314,11 @@ TEST_CASE("replay --until folds exactly the records stamped up to the time: the 
     again.end_at = until + absl::Hours(1);
     CHECK(Engine::Create(again, storage->get()).status().code() ==
           absl::StatusCode::kFailedPrecondition);
+    again.end_at.reset();  // nor on to the log's end
+    CHECK(Engine::Create(again, storage->get()).status().code() ==
+          absl::StatusCode::kFailedPrecondition);
+    // Both refusals left the mark as it was.
+    CHECK(*(*storage)->FoldedUntil() == std::optional<absl::Time>(until));
   }
   auto swapped = SwapState(dir.Sub("shorter"), dir.Sub("until"));
   CHECK(swapped.status().code() == absl::StatusCode::kFailedPrecondition);
