@@ -1432,6 +1432,73 @@ absl::Status Engine::RunFrom(RecordSource* source, const std::atomic<bool>& stop
   return impl_->RunFrom(source, stop);
 }
 EngineStats Engine::stats() const { return impl_->Stats(); }
+
+namespace {
+void AddHistogram(const Histogram::Snapshot& more, Histogram::Snapshot* total) {
+  if (total->counts.empty()) {
+    *total = more;
+    return;
+  }
+  if (more.bounds != total->bounds) return;  // one histogram kind: never differs
+  for (size_t i = 0; i < total->counts.size() && i < more.counts.size(); ++i) {
+    total->counts[i] += more.counts[i];
+  }
+  total->sum += more.sum;
+}
+}  // namespace
+
+void AddEngineStats(const EngineStats& more, EngineStats* total) {
+  EngineStats& t = *total;
+  t.records += more.records;
+  t.events_applied += more.events_applied;
+  t.duplicates += more.duplicates;
+  t.dead_lettered += more.dead_lettered;
+  t.commits += more.commits;
+  t.timers_fired += more.timers_fired;
+  t.decisions += more.decisions;
+  t.commands += more.commands;
+  t.partitions_assigned += more.partitions_assigned;
+  t.cache_misses += more.cache_misses;
+  t.cache_evictions += more.cache_evictions;
+  t.cache_bytes += more.cache_bytes;
+  t.cache_bytes_peak += more.cache_bytes_peak;  // an upper bound of the peaks' sum at one time
+  t.cache_patients += more.cache_patients;
+  t.timer_loads += more.timer_loads;
+  t.commits_within_record += more.commits_within_record;
+  t.records_before_start += more.records_before_start;
+  t.records_past_end += more.records_past_end;
+  t.cache_hits += more.cache_hits;
+  for (size_t i = 0; i < t.dead_lettered_by_reason.size(); ++i) {
+    t.dead_lettered_by_reason[i] += more.dead_lettered_by_reason[i];
+  }
+  for (size_t i = 0; i < t.decisions_by.size(); ++i) t.decisions_by[i] += more.decisions_by[i];
+  AddHistogram(more.commit_seconds, &t.commit_seconds);
+  AddHistogram(more.commit_records, &t.commit_records);
+  AddHistogram(more.commit_bytes, &t.commit_bytes);
+  t.last_commit_at = std::max(t.last_commit_at, more.last_commit_at);
+  t.partitions.insert(t.partitions.end(), more.partitions.begin(), more.partitions.end());
+  std::sort(t.partitions.begin(), t.partitions.end(),
+            [](const PartitionStats& a, const PartitionStats& b) {
+              return a.partition < b.partition;
+            });
+  t.refused.insert(t.refused.end(), more.refused.begin(), more.refused.end());
+  std::sort(t.refused.begin(), t.refused.end(),
+            [](const RefusedPartition& a, const RefusedPartition& b) {
+              return a.partition < b.partition;
+            });
+  if (more.restoring >= 0) t.restoring = more.restoring;
+  t.restored_records += more.restored_records;
+  t.restored_commits += more.restored_commits;
+  t.restore_seconds += more.restore_seconds;
+  for (size_t i = 0; i < t.restores_by.size(); ++i) t.restores_by[i] += more.restores_by[i];
+  t.changelog_records += more.changelog_records;
+  t.changelog_removals += more.changelog_removals;
+  if (t.first_record_at == absl::InfinitePast() ||
+      (more.first_record_at != absl::InfinitePast() && more.first_record_at < t.first_record_at)) {
+    t.first_record_at = more.first_record_at;
+  }
+  t.last_fold_at = std::max(t.last_fold_at, more.last_fold_at);
+}
 bool Engine::Owns(int32_t partition) const { return impl_->OwnedOffset(partition).has_value(); }
 std::optional<int64_t> Engine::OwnedOffset(int32_t partition) const {
   return impl_->OwnedOffset(partition);

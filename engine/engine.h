@@ -210,6 +210,13 @@ struct EngineStats {
   absl::Time last_fold_at = absl::InfinitePast();
 };
 
+// Adds the counters of `more` to `*total`: several engines folding disjoint partitions of one
+// state directory (tend replay --fold-threads) reported as one. Counts and histograms add up;
+// the cache's figures add up too (each engine has its own cache); partitions and refused ones
+// are merged by partition; the times are the earliest first record and the latest commit and
+// fold; `restoring` is any engine's.
+void AddEngineStats(const EngineStats& more, EngineStats* total);
+
 class Engine {
  public:
   // `storage` is borrowed and must outlive the Engine.

@@ -22,6 +22,10 @@ absl::Status SequentialSource::ReadOne(std::vector<LogRecord>* records) {
     ended_ = true;
     return absl::OkStatus();
   }
+  if (r.partition < first_ || r.partition > last_) {
+    if (ascending_ && r.partition > last_) ended_ = true;  // the rest is another range's
+    return absl::OkStatus();
+  }
   auto it = from_.find(r.partition);
   if (it == from_.end()) {
     TEND_ASSIGN_OR_RETURN(int64_t from, listener_->OnAssigned(r.partition));

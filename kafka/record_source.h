@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -83,6 +84,17 @@ class SequentialSource : public RecordSource {
   // the engine after a given record needs).
   explicit SequentialSource(int batch = kBatch) : batch_(batch < 1 ? 1 : std::min(batch, kBatch)) {}
 
+  // Serves only the partitions `first` to `last` (inclusive): the others' records are read and
+  // passed over, never assigned. `ascending`: the sequence holds its partitions one after
+  // another, lowest first (an archive's partition_major), so the first record past `last` ends
+  // it. For several engines folding one sequence's disjoint partition ranges into one state
+  // directory (tend replay --fold-threads). Call before Start().
+  void ServeOnly(int32_t first, int32_t last, bool ascending) {
+    first_ = first;
+    last_ = last;
+    ascending_ = ascending;
+  }
+
   absl::Status Start(PartitionListener* listener) override;
   absl::StatusOr<bool> Poll(absl::Duration wait, std::vector<LogRecord>* records) final;
 
@@ -97,6 +109,9 @@ class SequentialSource : public RecordSource {
   absl::Status ReadOne(std::vector<LogRecord>* records);
 
   const int batch_;
+  int32_t first_ = 0;                                   // ServeOnly: all by default
+  int32_t last_ = std::numeric_limits<int32_t>::max();
+  bool ascending_ = false;
   PartitionListener* listener_ = nullptr;
   absl::flat_hash_map<int32_t, int64_t> from_;  // assigned partitions: first offset wanted
   // An error met after some records of a batch: returned by the next Poll, once those are

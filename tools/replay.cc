@@ -1,9 +1,12 @@
 #include "tools/replay.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <ostream>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -134,9 +137,28 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
 
   ReplayReport report;
   EngineOptions engine_options = options.engine;
-  std::unique_ptr<ArchiveReader> archive;
+  if (options.fold_threads < 1 || options.fold_threads > kMaxFoldThreads) {
+    return absl::InvalidArgumentError(absl::StrCat("--fold-threads ", options.fold_threads,
+                                                   ": give 1 to ", kMaxFoldThreads));
+  }
+  if (options.fold_threads > 1 && options.archive_path.empty()) {
+    return absl::InvalidArgumentError(
+        "--fold-threads above 1 needs --archive for now: a replay from Kafka folds on one "
+        "thread (export the topic with tend archive first)");
+  }
+  // One reader of the archive per fold thread (each thread's engine reads its own partitions).
+  std::vector<std::unique_ptr<ArchiveReader>> readers;
+  ArchiveReader* archive = nullptr;
   if (!options.archive_path.empty()) {
-    TEND_ASSIGN_OR_RETURN(archive, ArchiveReader::Open(options.archive_path));
+    TEND_ASSIGN_OR_RETURN(auto first, ArchiveReader::Open(options.archive_path));
+    readers.push_back(std::move(first));
+    archive = readers.front().get();
+    // No more threads than partitions: each has a range of at least one.
+    const int threads = std::min(options.fold_threads, std::max(1, archive->header().partitions()));
+    while (static_cast<int>(readers.size()) < threads) {
+      TEND_ASSIGN_OR_RETURN(auto more, ArchiveReader::Open(options.archive_path));
+      readers.push_back(std::move(more));
+    }
     const v1::ArchiveHeader& h = archive->header();
     for (int p = 0; p < h.high_offsets_size() && p < h.low_offsets_size(); ++p) {
       report.records_in_log += h.high_offsets(p) - h.low_offsets(p);
@@ -183,33 +205,78 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
   StorageOptions storage_options;
   storage_options.unlogged = true;
   TEND_ASSIGN_OR_RETURN(auto storage, Storage::Open(partial, storage_options));
-  TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
+  // Several engines, each folding a range of the partitions into the one directory on a thread
+  // of its own, with its own reader of the archive and a share of the cache (docs/design.md,
+  // "Fold threads"). State is partition-scoped, so they share nothing but RocksDB.
+  const int threads = std::max(1, static_cast<int>(readers.size()));
+  std::mutex commands_mu;  // the engines hand on commands from their own threads
+  if (threads > 1 && engine_options.on_replay_command) {
+    engine_options.on_replay_command = [&commands_mu, inner = engine_options.on_replay_command](
+                                           const v1::ReminderCommand& c) {
+      std::lock_guard<std::mutex> lock(commands_mu);
+      inner(c);
+    };
+  }
+  engine_options.cache_max_bytes = std::max<int64_t>(1, engine_options.cache_max_bytes / threads);
+  std::vector<std::unique_ptr<Engine>> engines;
+  for (int k = 0; k < threads; ++k) {
+    TEND_ASSIGN_OR_RETURN(auto engine, Engine::Create(engine_options, storage.get()));
+    engines.push_back(std::move(engine));
+  }
+  auto stats = [&engines] {
+    EngineStats total;
+    for (const auto& engine : engines) AddEngineStats(engine->stats(), &total);
+    return total;
+  };
   const absl::Time start = absl::Now();
-  absl::Status run_status;
-  std::atomic<bool> done{false};
-  std::thread runner([&] {
-    if (archive) {
-      // The engine refuses a value over kMaxEventBytes: a longer one need not be held whole.
-      ArchiveSource source(archive.get(), kMaxEventBytes);
-      run_status = engine->RunFrom(&source, stop);
-    } else {
-      run_status = engine->Run(stop);
-    }
-    done = true;
-  });
+  // The first error stops the other engines: the replay has failed.
+  std::atomic<bool> failed{false};
+  std::atomic<bool> any_stop{false};
+  std::vector<absl::Status> run_statuses(engines.size());
+  std::atomic<int> running{static_cast<int>(engines.size())};
+  std::vector<std::thread> runners;
+  for (size_t k = 0; k < engines.size(); ++k) {
+    runners.emplace_back([&, k] {
+      absl::Status s;
+      if (archive) {
+        // The engine refuses a value over kMaxEventBytes: a longer one need not be held whole.
+        ArchiveSource source(readers[k].get(), kMaxEventBytes);
+        if (threads > 1) {
+          const int partitions = archive->header().partitions();
+          source.ServeOnly(static_cast<int32_t>(k * partitions / threads),
+                           static_cast<int32_t>((k + 1) * partitions / threads - 1),
+                           archive->header().partition_major());
+        }
+        s = engines[k]->RunFrom(&source, any_stop);
+      } else {
+        s = engines[k]->Run(any_stop);
+      }
+      if (!s.ok() && !failed.exchange(true)) any_stop = true;
+      run_statuses[k] = std::move(s);
+      running.fetch_sub(1);
+    });
+  }
   Progress shown(progress, options.progress_bar, options.progress_every, "replay");
-  while (!done.load()) {
-    absl::SleepFor(shown.tick());
-    const EngineStats now = engine->stats();
+  while (running.load() > 0) {
+    absl::SleepFor(std::min(shown.tick(), absl::Milliseconds(100)));
+    if (stop.load()) any_stop = true;
+    const EngineStats now = stats();
     // Records passed over (--from, --until) are read too.
     shown.Show(now.records + now.records_before_start + now.records_past_end,
                report.records_in_log);
   }
-  runner.join();
-  report.stats = engine->stats();
+  for (std::thread& t : runners) t.join();
+  absl::Status run_status;
+  for (absl::Status& s : run_statuses) {
+    if (!s.ok()) {
+      run_status = s;
+      break;
+    }
+  }
+  report.stats = stats();
   shown.Done(report.stats.records + report.stats.records_before_start +
              report.stats.records_past_end);
-  engine.reset();
+  engines.clear();
   if (run_status.ok() && !stop.load()) {
     progress << "replay: writing the state's tables\n";
     run_status = storage->FinishUnlogged();

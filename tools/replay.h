@@ -21,6 +21,9 @@
 
 namespace tend {
 
+// The most fold threads a replay runs (--fold-threads).
+inline constexpr int kMaxFoldThreads = 64;
+
 struct ReplayOptions {
   // brokers, topic, rules, projections and kafka are used; mode, exit_when_idle and (when
   // empty) group_id are set by Replay().
@@ -35,8 +38,16 @@ struct ReplayOptions {
   // the records timestamped at or before it (engine/engine.h): a view of the past, which
   // SwapState and a live engine refuse.
 
+  // Engines folding at once (--fold-threads), each a range of the archive's partitions into
+  // the one new directory on a thread of its own, with its own reader of the archive and
+  // engine.cache_max_bytes / N of cache. The state is the same as with one (partition-scoped:
+  // docs/design.md, "Fold threads"). More than 1 needs archive_path; no more than the archive's
+  // partitions run.
+  int fold_threads = 1;
+
   // When set: every command the replay decided, one proto3-JSON ReminderCommand per line, in
-  // commit order (written to FILE.partial, renamed when the replay completes).
+  // commit order (written to FILE.partial, renamed when the replay completes); with several
+  // fold threads, each partition's in its commit order, the partitions' interleaved.
   std::string commands_out;
   // Progress on `progress`: a bar redrawn in place (a terminal), or a line every
   // `progress_every` (a log file or a pipe).

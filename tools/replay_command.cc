@@ -156,6 +156,12 @@ SubcommandRun AddReplayCommand(CLI::App* app) {
                   "backtest, the commands decided up to then");
   cmd->add_option("--commands-out", replay.commands_out,
                   "write the commands the replay decided here (JSONL; none is sent)");
+  cmd->add_option("--fold-threads", replay.fold_threads,
+                  "--archive: engines folding at once, each a range of the partitions on a "
+                  "thread of its own, sharing --cache-mb (the same state as with one; at most "
+                  "the archive's partitions)")
+      ->check(CLI::Range(1, kMaxFoldThreads))
+      ->capture_default_str();
   AddKafkaFlag(cmd, &f->kafka);
   AddCacheFlag(cmd, &replay.engine);
   return [f](const std::atomic<bool>& stop) { return Run(*f, stop); };

@@ -9,8 +9,13 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "dev/mock_broker.h"
+#include "kafka/archive.h"
 #include "storage/storage.h"
 #include "tests/archive_records.h"
 #include "tests/testing.h"
@@ -328,6 +333,103 @@ TEST_CASE("replay --until folds exactly the records stamped up to the time: the 
   auto storage = Storage::Open(dir.Sub("shorter"));
   REQUIRE(storage.ok());
   CHECK(!(*storage)->FoldedUntil()->has_value());
+}
+
+// The commands of a --commands-out file, sorted (several fold threads interleave partitions).
+std::vector<std::string> SortedLines(const std::string& path) {
+  std::vector<std::string> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+TEST_CASE("a replay on several fold threads builds the state, checkpoints, decisions and commands "
+          "one thread does, from an archive partition by partition or interleaved",
+          "[integration]") {
+  const auto broker = testing::BrokerWith(testing::Cohort(150, 40, 9));
+  TempDir dir;
+  std::ostringstream progress;
+  std::atomic<bool> stop{false};
+  ArchiveOptions archive;
+  archive.brokers = broker->bootstrap();
+  archive.out = dir.Sub("events.tarc");
+  REQUIRE(ExportArchive(archive, stop, progress).ok());
+  // The same records with the partitions taken in turn: an archive that interleaves them.
+  auto contents = testing::ReadArchiveRecords(archive.out);
+  REQUIRE(contents.ok());
+  REQUIRE(contents->header.partitions() == 4);
+  {
+    v1::ArchiveHeader header = contents->header;
+    header.set_partition_major(false);
+    auto writer = ArchiveWriter::Create(dir.Sub("interleaved.tarc"), header);
+    REQUIRE(writer.ok());
+    std::map<int32_t, std::vector<const v1::ArchiveRecord*>> by_partition;
+    for (const v1::ArchiveRecord& r : contents->records) by_partition[r.partition()].push_back(&r);
+    for (size_t i = 0; i < contents->records.size(); ++i) {
+      for (const auto& [partition, records] : by_partition) {
+        if (i < records.size()) REQUIRE((*writer)->Append(*records[i]).ok());
+      }
+    }
+    REQUIRE((*writer)->Finish().ok());
+  }
+
+  auto replay = [&](const std::string& from, int threads, const std::string& to) {
+    ReplayOptions options;
+    options.archive_path = from;
+    options.engine.rules = DefaultRules();
+    options.fold_threads = threads;
+    options.to_dir = dir.Sub(to);
+    options.commands_out = dir.Sub(to + ".jsonl");
+    auto report = Replay(options, stop, progress);
+    INFO(report.status());
+    REQUIRE(report.ok());
+    return *report;
+  };
+  const ReplayReport one = replay(archive.out, 1, "one");
+  REQUIRE(one.stats.commands > 0);
+  const std::string want = Dump(dir.Sub("one"), true);
+  const Stored want_stored = ReadStored(dir.Sub("one"));
+  const std::vector<v1::PartitionCheckpoint> want_checkpoints =
+      testing::ReadCheckpoints(dir.Sub("one"));
+  REQUIRE(want_checkpoints.size() == 4);
+  // 3 threads: partitions {0}, {1}, {2, 3}. 64: one per partition (no more than there are).
+  for (const auto& [from, threads] : std::vector<std::pair<std::string, int>>{
+           {archive.out, 2}, {archive.out, 3}, {archive.out, 64},
+           {dir.Sub("interleaved.tarc"), 3}}) {
+    const std::string to = absl::StrCat(threads, "-", std::filesystem::path(from).stem().string());
+    INFO(to);
+    const ReplayReport many = replay(from, threads, to);
+    CHECK(many.stats.records == one.stats.records);
+    CHECK(many.stats.events_applied == one.stats.events_applied);
+    CHECK(many.stats.timers_fired == one.stats.timers_fired);
+    CHECK(many.stats.decisions == one.stats.decisions);
+    CHECK(many.stats.commands == one.stats.commands);
+    CHECK(many.stats.partitions_assigned == 4);  // each partition folded by one engine
+    CHECK(Dump(dir.Sub(to), true) == want);
+    const Stored stored = ReadStored(dir.Sub(to));
+    CHECK(stored.decisions == want_stored.decisions);
+    const std::vector<v1::PartitionCheckpoint> checkpoints = testing::ReadCheckpoints(dir.Sub(to));
+    REQUIRE(checkpoints.size() == want_checkpoints.size());
+    for (size_t i = 0; i < checkpoints.size(); ++i) {
+      v1::PartitionCheckpoint got = checkpoints[i];
+      got.clear_committed_at();  // the wall clock's, for operators
+      v1::PartitionCheckpoint wanted = want_checkpoints[i];
+      wanted.clear_committed_at();
+      CHECK(got.SerializeAsString() == wanted.SerializeAsString());
+    }
+    CHECK(SortedLines(dir.Sub(to + ".jsonl")) == SortedLines(dir.Sub("one.jsonl")));
+  }
+
+  // From Kafka a replay folds on one thread: more is refused, before anything is read.
+  ReplayOptions kafka;
+  kafka.engine.brokers = broker->bootstrap();
+  kafka.fold_threads = 2;
+  kafka.to_dir = dir.Sub("kafka");
+  auto refused = Replay(kafka, stop, progress);
+  CHECK(refused.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(refused.status().message()), Catch::Contains("--archive"));
+  CHECK(!std::filesystem::exists(dir.Sub("kafka.partial")));
 }
 
 TEST_CASE("replay refuses a directory that is not new, before reading the log") {
