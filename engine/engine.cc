@@ -401,7 +401,10 @@ absl::Status Engine::Impl::Init() {
           "live engine on it would go on from the log's end with a state missing every record "
           "after that; rebuild with tend replay --to without --until"));
     }
-  } else if (folded_until.has_value() && folded_until != options_.end_at) {
+  } else if (folded_until.has_value() &&
+             (!options_.end_at.has_value() ||
+              absl::ToUnixMillis(*folded_until) != absl::ToUnixMillis(*options_.end_at))) {
+    // Compared in milliseconds: the mark keeps them (a record's timestamp has no finer ones).
     // Folding on past the mark (or short of it) would leave a directory whose mark is untrue.
     return absl::FailedPreconditionError(absl::StrCat(
         "the state directory holds the log only up to ",

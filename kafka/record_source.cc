@@ -47,15 +47,20 @@ absl::StatusOr<bool> SequentialSource::Poll(absl::Duration /*wait*/,
   // Records below a partition's offset are read and skipped until one is kept; after it, at most
   // batch_ - 1 reads, kept or skipped: a record's views outlive only the next kBatch - 1.
   int reads_after_first = 0;
+  int passed_over = 0;
   while (!ended_ && (records->empty() || reads_after_first < batch_ - 1)) {
-    if (!records->empty()) ++reads_after_first;
+    if (!records->empty()) {
+      ++reads_after_first;
+    } else if (passed_over++ == kMaxPassedOver) {
+      break;  // none kept yet: back to the reader, which may have been told to stop
+    }
     if (absl::Status s = ReadOne(records); !s.ok()) {
       if (records->empty()) return s;
       deferred_ = s;  // the records before it are folded first
       break;
     }
   }
-  return !records->empty();
+  return !records->empty() || !ended_;  // empty and not ended: only passed over so far
 }
 
 }  // namespace tend

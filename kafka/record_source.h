@@ -79,6 +79,9 @@ class RecordSource {
 class SequentialSource : public RecordSource {
  public:
   static constexpr int kBatch = 64;
+  // The most records one Poll reads and passes over (other ranges' records, records folded
+  // already) before it returns, empty if none was kept: the reader checks its stop between polls.
+  static constexpr int kMaxPassedOver = 4096;
 
   // `batch`: the most records a Poll returns, 1 to kBatch (1: one at a time, as a test that stops
   // the engine after a given record needs).

@@ -111,6 +111,51 @@ TEST_CASE("a sequential source assigns each partition once and resumes at its of
   CHECK(read == std::vector<std::pair<int32_t, int64_t>>{{1, 0}, {1, 1}, {0, 2}, {1, 2}});
 }
 
+TEST_CASE("a sequential source serving a range of partitions passes over the others' records and "
+          "assigns only its own, ends at the first record past it when partitions come in order, "
+          "and goes back to its reader after kMaxPassedOver records passed over") {
+  // Partition by partition: 0, 1, 2, 3, with partition 0 longer than kMaxPassedOver.
+  const int64_t long_run = SequentialSource::kMaxPassedOver + 10;
+  std::vector<std::pair<int32_t, int64_t>> records;
+  for (int64_t o = 0; o < long_run; ++o) records.emplace_back(0, o);
+  for (int32_t p = 1; p <= 3; ++p) {
+    for (int64_t o = 0; o < 5; ++o) records.emplace_back(p, o);
+  }
+  auto read = [](Memory* source, Recorder* listener, int* empty_polls) {
+    REQUIRE(source->Start(listener).ok());
+    std::vector<std::pair<int32_t, int64_t>> out;
+    for (const auto& batch : Batches(source)) {
+      if (batch.empty()) ++*empty_polls;
+      for (const LogRecord& r : batch) out.emplace_back(r.partition, r.offset);
+    }
+    return out;
+  };
+  std::vector<std::pair<int32_t, int64_t>> want;
+  for (int32_t p = 1; p <= 2; ++p) {
+    for (int64_t o = 0; o < 5; ++o) want.emplace_back(p, o);
+  }
+
+  SECTION("in order: partitions 1 and 2, and nothing of 3 is read") {
+    Memory source(records);
+    source.ServeOnly(1, 2, /*ascending=*/true);
+    Recorder listener;
+    int empty_polls = 0;
+    CHECK(read(&source, &listener, &empty_polls) == want);
+    CHECK(listener.assigned == std::vector<int32_t>{1, 2});
+    CHECK(empty_polls == 1);  // partition 0's run is longer than one poll passes over
+    CHECK(source.calls_after_end == 0);  // ended at partition 3's first record, not the file's end
+  }
+  SECTION("not in order: the same records, read to the end") {
+    Memory source(records);
+    source.ServeOnly(1, 2, /*ascending=*/false);
+    Recorder listener;
+    int empty_polls = 0;
+    CHECK(read(&source, &listener, &empty_polls) == want);
+    CHECK(listener.assigned == std::vector<int32_t>{1, 2});
+    CHECK(source.calls_after_end == 1);
+  }
+}
+
 TEST_CASE("a sequential source reads in batches of at most kBatch records, and ends once") {
   const int n = 2 * SequentialSource::kBatch + 10;
   Memory source(Offsets(n));

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "dev/mock_broker.h"
 #include "kafka/archive.h"
 #include "storage/storage.h"
@@ -420,6 +421,27 @@ TEST_CASE("a replay on several fold threads builds the state, checkpoints, decis
     }
     CHECK(SortedLines(dir.Sub(to + ".jsonl")) == SortedLines(dir.Sub("one.jsonl")));
   }
+
+  // An end time finer than the milliseconds the directory's mark keeps: the engines after the
+  // first, which find the mark, agree with it, and fold what one engine does.
+  const absl::Time until =
+      absl::FromUnixMillis(contents->records[contents->records.size() / 2].timestamp_ms()) +
+      absl::Microseconds(456);
+  auto replay_until = [&](int threads, const std::string& to) {
+    ReplayOptions options;
+    options.archive_path = archive.out;
+    options.engine.rules = DefaultRules();
+    options.engine.end_at = until;
+    options.fold_threads = threads;
+    options.to_dir = dir.Sub(to);
+    auto report = Replay(options, stop, progress);
+    INFO(report.status());
+    REQUIRE(report.ok());
+    CHECK(report->stats.records_past_end > 0);
+  };
+  replay_until(1, "until-1");
+  replay_until(3, "until-3");
+  CHECK(Dump(dir.Sub("until-3"), true) == Dump(dir.Sub("until-1"), true));
 
   // From Kafka a replay folds on one thread: more is refused, before anything is read.
   ReplayOptions kafka;
