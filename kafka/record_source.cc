@@ -44,8 +44,9 @@ absl::StatusOr<bool> SequentialSource::Poll(absl::Duration /*wait*/,
                                             std::vector<LogRecord>* records) {
   records->clear();
   if (!deferred_.ok()) return std::exchange(deferred_, absl::OkStatus());
-  // Records below a partition's offset are read and skipped until one is kept; after it, at most
-  // batch_ - 1 reads, kept or skipped: a record's views outlive only the next kBatch - 1.
+  // Records below a partition's offset, or of partitions not served, are read and passed over
+  // until one is kept (or kMaxPassedOver were); after it, at most batch_ - 1 reads, kept or
+  // passed over: a record's views outlive only the next kBatch - 1.
   int reads_after_first = 0;
   int passed_over = 0;
   while (!ended_ && (records->empty() || reads_after_first < batch_ - 1)) {

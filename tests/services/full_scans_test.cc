@@ -109,12 +109,12 @@ TEST_CASE("CohortStats beyond the bound is refused at once with a retry hint, an
       status = served->stub->CohortStats(&context, v1::CohortStatsRequest(), &stats);
     });
     // Cancel once the read has begun.
-    REQUIRE(testing::WaitUntil([&] { return served->scans->running() > 0; }, absl::Seconds(3)));
+    REQUIRE(testing::WaitUntil([&] { return served->scans->running() > 0; }, absl::Seconds(10)));
     REQUIRE(served->scans->running() == 1);
     context.TryCancel();
     call.join();
     CHECK(status.error_code() == grpc::StatusCode::CANCELLED);
-    CHECK(testing::WaitUntil([&] { return served->scans->running() == 0; }, absl::Seconds(3)));
+    CHECK(testing::WaitUntil([&] { return served->scans->running() == 0; }, absl::Seconds(10)));
     // Stopped by its check, not read to the end: a read of all 30,200 patients would not be.
     CHECK(served->scans->stopped() == 1);
   }

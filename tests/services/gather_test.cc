@@ -705,13 +705,13 @@ TEST_CASE("a gathered CohortStats whose caller cancels stops the peers' reads to
     status = a->stub->CohortStats(&context, v1::CohortStatsRequest(), &stats);
   });
   // Cancel once b reads its part.
-  REQUIRE(testing::WaitUntil([&] { return b->scans->running() > 0; }, absl::Seconds(3)));
+  REQUIRE(testing::WaitUntil([&] { return b->scans->running() > 0; }, absl::Seconds(10)));
   REQUIRE(b->scans->running() == 1);
   context.TryCancel();
   call.join();
   CHECK(status.error_code() == grpc::StatusCode::CANCELLED);
   testing::WaitUntil([&] { return a->scans->running() == 0 && b->scans->running() == 0; },
-                     absl::Seconds(3));
+                     absl::Seconds(10));
   CHECK(a->scans->running() == 0);
   CHECK(b->scans->running() == 0);
   // Both reads stopped at a check: b's because a cancelled its part when its own caller went.

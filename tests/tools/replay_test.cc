@@ -320,6 +320,9 @@ TEST_CASE("replay --until folds exactly the records stamped up to the time: the 
     again.end_at = until + absl::Hours(1);
     CHECK(Engine::Create(again, storage->get()).status().code() ==
           absl::StatusCode::kFailedPrecondition);
+    again.end_at = until + absl::Milliseconds(1);  // one millisecond folds other records
+    CHECK(Engine::Create(again, storage->get()).status().code() ==
+          absl::StatusCode::kFailedPrecondition);
     again.end_at.reset();  // nor on to the log's end
     CHECK(Engine::Create(again, storage->get()).status().code() ==
           absl::StatusCode::kFailedPrecondition);
@@ -442,6 +445,23 @@ TEST_CASE("a replay on several fold threads builds the state, checkpoints, decis
   replay_until(1, "until-1");
   replay_until(3, "until-3");
   CHECK(Dump(dir.Sub("until-3"), true) == Dump(dir.Sub("until-1"), true));
+
+  // A damaged frame in the last range: that range's engine fails, the replay fails with it (the
+  // others stopped or done), and no state directory is left as if complete.
+  {
+    std::string bytes = testing::ReadFile(archive.out);
+    REQUIRE(bytes.size() > 4000);
+    bytes[bytes.size() - 2000] ^= 0x5a;
+    std::ofstream(dir.Sub("damaged.tarc"), std::ios::binary) << bytes;
+    ReplayOptions options;
+    options.archive_path = dir.Sub("damaged.tarc");
+    options.fold_threads = 2;
+    options.to_dir = dir.Sub("damaged");
+    auto damaged = Replay(options, stop, progress);
+    CHECK(damaged.status().code() == absl::StatusCode::kDataLoss);
+    CHECK_THAT(std::string(damaged.status().message()), Catch::Contains("rm -r"));
+    CHECK(!std::filesystem::exists(dir.Sub("damaged")));
+  }
 
   // From Kafka a replay folds on one thread: more is refused, before anything is read.
   ReplayOptions kafka;
