@@ -229,8 +229,7 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
     return total;
   };
   const absl::Time start = absl::Now();
-  // The first error stops the other engines: the replay has failed.
-  std::atomic<bool> failed{false};
+  // Set by the caller's stop, or by the first engine to fail: it stops the others.
   std::atomic<bool> any_stop{false};
   std::vector<absl::Status> run_statuses(engines.size());
   std::atomic<int> running{static_cast<int>(engines.size())};
@@ -251,7 +250,7 @@ absl::StatusOr<ReplayReport> Replay(const ReplayOptions& options, const std::ato
       } else {
         s = engines[k]->Run(any_stop);
       }
-      if (!s.ok() && !failed.exchange(true)) any_stop = true;
+      if (!s.ok()) any_stop = true;  // the replay has failed
       run_statuses[k] = std::move(s);
       running.fetch_sub(1);
     });
