@@ -9,7 +9,6 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
   struct Flags {
     EngineCommandOptions engine;
     KafkaFlags kafka;
-    int64_t commit_ms = absl::ToInt64Milliseconds(EngineOptions().commit_interval);
     bool sync = false;
     std::string config, rules;
     int64_t tick_s = absl::ToInt64Seconds(EngineCommandOptions().tick_interval);
@@ -34,13 +33,7 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
                   "(docs/design.md, \"State that follows its partition\"). The dev broker has "
                   "tend.state.changelog");
   cmd->add_option("--group", e.engine.group_id, "consumer group id")->capture_default_str();
-  cmd->add_option("--commit-interval-ms", f->commit_ms, "commit at least this often")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 60000));
-  cmd->add_option("--commit-max-records", e.engine.commit_max_records,
-                  "commit once this many records are folded and timers fired (checked between the batches read from Kafka, of up to 4,096 records, and between timers)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 10'000'000));
+  AddCommitFlags(cmd, &e.engine, 60'000);
   cmd->add_flag("--sync", f->sync, "fsync the WAL on every commit (machine-crash safety)");
   AddKafkaFlag(cmd, &f->kafka);
   AddCacheFlag(cmd, &e.engine);
@@ -112,7 +105,6 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
     auto rules = LoadRulesFlag(f->rules);
     if (!rules.ok()) return Exit(rules.status(), "engine");
     e.engine.rules = *std::move(rules);
-    e.engine.commit_interval = absl::Milliseconds(f->commit_ms);
     e.tick_interval = absl::Seconds(f->tick_s);
     e.status_interval = absl::Seconds(f->status_s);
     e.storage.decisions_retention = absl::Hours(24) * f->decisions_retention_days;

@@ -164,6 +164,10 @@ SubcommandRun AddReplayCommand(CLI::App* app) {
       ->capture_default_str();
   AddKafkaFlag(cmd, &f->kafka);
   AddCacheFlag(cmd, &replay.engine);
+  // Up to an hour: a replay that fails is started again from nothing, so a long interval loses
+  // nothing; a fixed cadence in records makes its work the same from run to run, whatever the
+  // machine's speed (bench/instructions).
+  AddCommitFlags(cmd, &replay.engine, 3'600'000);
   return [f](const std::atomic<bool>& stop) { return Run(*f, stop); };
 }
 

@@ -83,6 +83,20 @@ void AddCacheFlag(CLI::App* cmd, EngineOptions* engine) {
       ->check(CLI::Range(16, 1 << 20));
 }
 
+void AddCommitFlags(CLI::App* cmd, EngineOptions* engine, int64_t max_interval_ms) {
+  cmd->add_option_function<int64_t>(
+         "--commit-interval-ms",
+         [engine](int64_t ms) { engine->commit_interval = absl::Milliseconds(ms); },
+         "commit at least this often")
+      ->default_str(std::to_string(absl::ToInt64Milliseconds(EngineOptions().commit_interval)))
+      ->check(CLI::Range(int64_t{1}, max_interval_ms));
+  cmd->add_option("--commit-max-records", engine->commit_max_records,
+                  "commit once this many records are folded and timers fired (checked between "
+                  "the batches read, of up to 4,096 records, and between timers)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10'000'000));
+}
+
 void AddServerSecurityFlags(CLI::App* cmd, ServerSecurity* s) {
   cmd->add_option("--tls-cert", s->tls_cert, "serve gRPC over TLS: PEM certificate chain");
   cmd->add_option("--tls-key", s->tls_key, "PEM private key of --tls-cert (chmod 600)");

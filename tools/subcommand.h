@@ -74,6 +74,10 @@ void AddKafkaFlag(CLI::App* cmd, KafkaFlags* flags);
 // Declares --cache-mb: the engine's write-back cache bound (EngineOptions::cache_max_bytes).
 // `engine` is borrowed until the command has parsed its flags.
 void AddCacheFlag(CLI::App* cmd, EngineOptions* engine);
+// Declares --commit-interval-ms (1 to `max_interval_ms`) and --commit-max-records: when the
+// engine commits (EngineOptions::commit_interval, commit_max_records). `engine` is borrowed
+// until the command has parsed its flags.
+void AddCommitFlags(CLI::App* cmd, EngineOptions* engine, int64_t max_interval_ms);
 
 // --tls-cert, --tls-key, --tls-client-ca, --tokens, --plaintext, --no-tokens, --grpc-reflection:
 // how a gRPC server of `cmd` listens (auth/auth.h ServerSecurity).

@@ -498,6 +498,49 @@ TEST_CASE("replay refuses a directory that is not new, before reading the log") 
   CHECK_THAT(std::string(refused.status().message()), Catch::Contains("did not finish"));
 }
 
+// The commits a replay reported: "..., N commits, ..." in the binary's last line.
+int64_t CommitsIn(const std::string& log) {
+  const size_t end = log.find(" commits,");
+  REQUIRE(end != std::string::npos);
+  const size_t start = log.rfind(' ', end - 1) + 1;
+  return std::stoll(log.substr(start, end - start));
+}
+
+TEST_CASE("tend replay --commit-max-records and --commit-interval-ms set when a replay commits, "
+          "a cadence in records alone the same from run to run") {
+  TempDir dir;
+  const std::string archive = dir.Sub("cohort.tarc");
+  REQUIRE(testing::ExitCode(testing::SpawnTend({"simulate", "--archive", archive, "--patients",
+                                                "100", "--days", "20", "--partitions", "4"},
+                                               dir.Sub("simulate.log"))) == 0);
+  auto replay = [&](const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"replay", "--archive", archive, "--to", dir.Sub(name)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const int code = testing::ExitCode(testing::SpawnTend(args, dir.Sub(name + ".log")));
+    return std::make_pair(code, testing::ReadFile(dir.Sub(name + ".log")));
+  };
+  // Every record in one commit by default (2 s, 500,000 records); one commit per 200 records
+  // (and the end's) with the interval out of the way, twice alike.
+  auto [code, log] = replay("default", {});
+  REQUIRE(code == 0);
+  const int64_t by_default = CommitsIn(log);
+  const std::vector<std::string> by_records = {"--commit-max-records", "200",
+                                               "--commit-interval-ms", "3600000"};
+  auto [code_a, log_a] = replay("a", by_records);
+  auto [code_b, log_b] = replay("b", by_records);
+  REQUIRE(code_a == 0);
+  REQUIRE(code_b == 0);
+  CHECK(CommitsIn(log_a) > by_default + 5);
+  CHECK(CommitsIn(log_a) == CommitsIn(log_b));
+  // The same state whatever the cadence.
+  CHECK(Dump(dir.Sub("default"), true) == Dump(dir.Sub("a"), true));
+  // Out of range: refused before anything is read.
+  auto [refused, why] = replay("refused", {"--commit-interval-ms", "3600001"});
+  CHECK(refused != 0);
+  CHECK_THAT(why, Catch::Contains("--commit-interval-ms"));
+  CHECK_FALSE(std::filesystem::exists(dir.Sub("refused")));
+}
+
 TEST_CASE("the replay progress bar shows share, counts, rate and time left") {
   CHECK(FormatProgressBar(482113, 1000000, 85100, 10) ==
         "[====>     ]  48.2%  482,113/1,000,000 records  85.1k/s  ETA 6s");
