@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,13 +25,24 @@ struct KeyHead {
   uint64_t low = 0;   // bytes 8-15
 
   // Bytes [0, 16) of `key`, big-endian, zeros past its end.
-  static KeyHead Of(absl::string_view key) {
-    KeyHead h;
-    for (size_t i = 0; i < 16; ++i) {
-      const uint64_t byte = i < key.size() ? static_cast<uint8_t>(key[i]) : 0;
-      (i < 8 ? h.high : h.low) |= byte << (8 * (7 - i % 8));
+  static KeyHead Of(absl::string_view key) { return KeyHead{Word(key, 0), Word(key, 8)}; }
+  // Bytes [pos, pos + 8) of `key` as a big-endian integer, zeros past its end: words of one key
+  // compare as its bytes do.
+  static uint64_t Word(absl::string_view key, size_t pos) {
+    if (key.size() >= pos + 8) {
+      uint64_t w;
+      std::memcpy(&w, key.data() + pos, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+      w = __builtin_bswap64(w);
+#endif
+      return w;
     }
-    return h;
+    uint64_t w = 0;
+    for (size_t i = 0; i < 8; ++i) {
+      const uint64_t byte = pos + i < key.size() ? static_cast<uint8_t>(key[pos + i]) : 0;
+      w |= byte << (8 * (7 - i));
+    }
+    return w;
   }
   // -1, 0 or 1 as a's key is ordered before, undecided against, or after b's: 0 when the heads
   // are equal (the keys may still differ past byte 16, or in length).

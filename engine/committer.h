@@ -146,10 +146,12 @@ struct DecidedWrites {
     }
     offsets_[n] = keys_.size();
     for (size_t i = 0; i < n; ++i) {
-      order_[i] = Sorted{KeyHead::Of(key(i)), static_cast<uint32_t>(i)};
+      const absl::string_view k = key(i);
+      order_[i] = Sorted{KeyHead::Of(k), KeyHead::Word(k, 16), static_cast<uint32_t>(i)};
     }
     std::sort(order_.begin(), order_.end(), [&](const Sorted& a, const Sorted& b) {
       int c = KeyHead::Compare(a.head, b.head);
+      if (c == 0 && a.next != b.next) c = a.next < b.next ? -1 : 1;
       if (c == 0) c = key(a.index).compare(key(b.index));
       return c != 0 ? c < 0 : a.index < b.index;
     });
@@ -157,8 +159,14 @@ struct DecidedWrites {
   absl::string_view key(size_t i) const {
     return absl::string_view(keys_).substr(offsets_[i], offsets_[i + 1] - offsets_[i]);
   }
+  // A key's bytes [0, 24): the head, and the next word. Timer keys of one partition and due
+  // second share their first 16 bytes up to the patient id's fourth byte, and a morning's
+  // timers mostly fall due at the same second: the third word decides those comparisons
+  // (ids of up to 12 bytes) without reading the keys (bench/instructions: the sort was a third
+  // of the commit writer's instructions with the default pack).
   struct Sorted {
     KeyHead head;
+    uint64_t next;
     uint32_t index;
   };
   // Scratch of AppendTo, kept for its capacity: no allocation per key.

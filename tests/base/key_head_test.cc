@@ -52,5 +52,38 @@ TEST_CASE("two keys' heads, when they differ, order them as their bytes do", "[k
   CHECK(sorted == keys);
 }
 
+TEST_CASE("a key's words from byte 16 on decide what its head leaves tied, as its bytes do",
+          "[key_head]") {
+  std::mt19937_64 rng(24);
+  const std::vector<char> alphabet = {'\0', 'a', 'b', '\x80', '\xff'};
+  std::vector<std::string> keys;
+  for (int i = 0; i < 500; ++i) {
+    // One 16-byte start for all (every head ties), then 0-16 bytes more.
+    std::string k(16, 'p');
+    const size_t n = rng() % 17;
+    for (size_t j = 0; j < n; ++j) k.push_back(alphabet[rng() % alphabet.size()]);
+    keys.push_back(k);
+  }
+  int decided = 0;
+  for (const std::string& a : keys) {
+    for (const std::string& b : keys) {
+      REQUIRE(KeyHead::Compare(KeyHead::Of(a), KeyHead::Of(b)) == 0);
+      const uint64_t wa = KeyHead::Word(a, 16), wb = KeyHead::Word(b, 16);
+      if (wa == wb) {
+        REQUIRE((a + std::string(8, '\0')).substr(16, 8) == (b + std::string(8, '\0')).substr(16, 8));
+      } else {
+        ++decided;
+        REQUIRE((wa < wb ? -1 : 1) == Sign(absl::string_view(a).compare(b)));
+      }
+    }
+  }
+  CHECK(decided > 100000);
+  // Both of Word's paths, a whole word and one cut short by the key's end.
+  CHECK(KeyHead::Word("0123456789abcdefABCDEFGH", 16) == 0x4142434445464748ULL);
+  CHECK(KeyHead::Word("0123456789abcdefABC", 16) == 0x4142430000000000ULL);
+  CHECK(KeyHead::Word("0123", 16) == 0);
+  CHECK(KeyHead::Of("\x80").high == 0x8000000000000000ULL);
+}
+
 }  // namespace
 }  // namespace tend
