@@ -112,9 +112,11 @@ int64_t LocalDayNumber(absl::Time t, const absl::TimeZone& tz) {
 
 OffsetUntil OffsetAt(absl::Time t, const absl::TimeZone& tz) {
   const int64_t s = absl::ToUnixSeconds(t);
-  if (const OffsetSpan* span = SpanAt(t, s, tz)) return {span->offset_s, span->until_s};
+  if (const OffsetSpan* span = SpanAt(t, s, tz)) {
+    return {span->offset_s, span->until_s, span->from_s};
+  }
   // This second alone (absl's answer for it holds for the whole second).
-  return {tz.At(t).offset, s == std::numeric_limits<int64_t>::max() ? s : s + 1};
+  return {tz.At(t).offset, s == std::numeric_limits<int64_t>::max() ? s : s + 1, s};
 }
 
 absl::CivilDay LocalDay(absl::Time t, const absl::TimeZone& tz) {

@@ -42,12 +42,15 @@ absl::CivilDay LocalDay(absl::Time t, const absl::TimeZone& tz);
 // its local day (rules/decide.cc), and absl's took 15% of deciding on a schedule timer.
 std::string FormatCivilDay(absl::CivilDay d);
 
-// The UTC offset of `tz` at `t` and the first Unix second after `t` it may differ: every time in
-// [t, until_s) has the local day FloorDiv(unix seconds + offset_s, 86400). For a pass over many
-// ascending times (a patient's activity slots) at a division each.
+// The UTC offset of `tz` at `t`, and the span of Unix seconds [from_s, until_s) around `t` where
+// the zone keeps it: every time in it has the local day FloorDiv(unix seconds + offset_s, 86400).
+// For a pass over many ascending times (a patient's activity slots) at a division each. The span
+// may be shorter than the zone's (at most a year either side of a time looked up; the second of
+// `t` alone beyond 1800-2300).
 struct OffsetUntil {
   int64_t offset_s = 0;
   int64_t until_s = 0;
+  int64_t from_s = 0;
 };
 OffsetUntil OffsetAt(absl::Time t, const absl::TimeZone& tz);
 

@@ -314,6 +314,29 @@ int SentOn(const v1::RulesState& state, absl::CivilDay day, v1::Category categor
 }
 
 absl::Time NextLocalTime(absl::Time t, int minute_of_day, const absl::TimeZone& tz) {
+  // Within a span of one offset (projections::OffsetAt), farther than two days from its ends, a
+  // local time is one instant, local seconds less the offset: no zone ever moved its clocks by
+  // a day or more at once (Samoa's skipped 2011-12-30, 24 hours, is the most), so the same local
+  // time under another offset would fall inside the span too, where the offset is this one. This
+  // is absl::FromCivil's answer without its search of the zone's transitions, which took most of
+  // deciding on a schedule timer's instructions after the decision itself (bench/instructions).
+  // Near a span's ends (a DST change within two days), absl's.
+  constexpr int64_t kMargin = 2 * projections::kDaySeconds;
+  const projections::OffsetUntil span = projections::OffsetAt(t, tz);
+  if (span.until_s - span.from_s > 2 * kMargin) {  // a span of times 1800-2300 (no overflow)
+    const int64_t s = absl::ToUnixSeconds(t);
+    const int64_t day_start_s =
+        projections::FloorDiv(s + span.offset_s, projections::kDaySeconds) *
+            projections::kDaySeconds -
+        span.offset_s;
+    for (int i = 0; i < 2; ++i) {  // today's time, else tomorrow's
+      const int64_t at_s =
+          day_start_s + i * projections::kDaySeconds + int64_t{minute_of_day} * 60;
+      if (at_s < span.from_s + kMargin || at_s >= span.until_s - kMargin) break;
+      const absl::Time next = absl::FromUnixSeconds(at_s);
+      if (next > t) return next;
+    }
+  }
   absl::CivilDay day = projections::LocalDay(t, tz);
   for (int i = 0; i < 3; ++i, ++day) {
     const absl::CivilMinute at(day.year(), day.month(), day.day(), minute_of_day / 60,

@@ -515,6 +515,63 @@ TEST_CASE("quiet hours by the zone's cached offsets end where absl's civil minut
   }
 }
 
+TEST_CASE("a schedule's next local time by the zone's cached offsets is absl's civil answer, in "
+          "every kind of zone",
+          "[decide]") {
+  // The oracle: NextLocalTime as it was before its fast path, absl::FromCivil day by day.
+  auto oracle = [](absl::Time t, int minute, const absl::TimeZone& tz) {
+    absl::CivilDay day = absl::ToCivilDay(t, tz);
+    for (int i = 0; i < 3; ++i, ++day) {
+      const absl::Time next = absl::FromCivil(
+          absl::CivilMinute(day.year(), day.month(), day.day(), minute / 60, minute % 60), tz);
+      if (next > t) return next;
+    }
+    return t + absl::Hours(24);
+  };
+  const char* zones[] = {"America/New_York", "Asia/Shanghai",   "Asia/Kathmandu",
+                         "Australia/Lord_Howe", "Pacific/Chatham", "Pacific/Apia",
+                         "Europe/Dublin",    "America/St_Johns", "UTC"};
+  std::mt19937_64 rng(18);
+  int checked = 0;
+  for (const char* name : zones) {
+    const absl::TimeZone tz = Zone(name);
+    for (int i = 0; i < 6000; ++i) {
+      // 1850 to 2100; every third time within two days of one of the zone's transitions.
+      int64_t s = -3'786'825'600 + static_cast<int64_t>(rng() % 7'889'400'000ULL);
+      absl::TimeZone::CivilTransition change;
+      if (i % 3 == 0 && tz.NextTransition(absl::FromUnixSeconds(s), &change)) {
+        s = absl::ToUnixSeconds(absl::FromCivil(change.to, tz)) +
+            static_cast<int64_t>(rng() % 345'600) - 172'800;
+      }
+      // A time on a second, or within one; minutes at the day's ends and at DST's usual hours.
+      const absl::Time t = absl::FromUnixSeconds(s) + absl::Milliseconds(i % 2 ? 0 : 500);
+      const int picks[] = {0, 1439, 60, 90, 120, 150, 180, static_cast<int>(rng() % 1440)};
+      const int minute = picks[rng() % 8];
+      INFO(name << " " << absl::FormatTime(t) << " minute " << minute);
+      REQUIRE(NextLocalTime(t, minute, tz) == oracle(t, minute, tz));
+      ++checked;
+    }
+  }
+  CHECK(checked == 9 * 6000);
+  // Minute by minute across New York's 2026 DST changes, for 01:30, 02:30 and 09:00.
+  const absl::TimeZone ny = Zone("America/New_York");
+  for (const char* change : {"2026-03-08T07:00:00Z", "2026-11-01T06:00:00Z"}) {
+    for (absl::Time t = At(change) - absl::Hours(60); t < At(change) + absl::Hours(60);
+         t += absl::Seconds(59)) {
+      for (int minute : {90, 150, 540}) {
+        INFO(absl::FormatTime(t) << " minute " << minute);
+        REQUIRE(NextLocalTime(t, minute, ny) == oracle(t, minute, ny));
+      }
+    }
+  }
+  // Beyond the spans' range: absl's answer.
+  const absl::TimeZone sh = Zone("Asia/Shanghai");
+  for (int64_t s : {int64_t{10'413'792'000}, int64_t{-5'364'662'401}, int64_t{1} << 40}) {
+    REQUIRE(NextLocalTime(absl::FromUnixSeconds(s), 540, sh) ==
+            oracle(absl::FromUnixSeconds(s), 540, sh));
+  }
+}
+
 TEST_CASE("a schedule whose local time is skipped or repeated by DST fires once that day",
           "[decide]") {
   auto rules = RuleSet::Parse(R"(
