@@ -186,7 +186,11 @@ std::string FieldValue::ToString() const {
       // an event's amounts below it); others, and a spend summed past it, to six significant
       // digits.
       if (std::abs(number) < 9007199254740992.0 && number == std::trunc(number)) {
-        return absl::StrFormat("%.0f", number);
+        // As "%.0f" prints it, by integer formatting (a third of a schedule reminder's
+        // parameters' instructions went to the printf machinery): the same digits below 2^53,
+        // and the sign of a negative zero.
+        if (number == 0 && std::signbit(number)) return "-0";
+        return absl::StrCat(static_cast<int64_t>(number));
       }
       return absl::StrFormat("%g", number);
     case Kind::kBool: return boolean ? "true" : "false";
@@ -338,7 +342,7 @@ absl::StatusOr<CompiledCondition> CompiledCondition::Compile(const v1::Condition
     out.op_ = cmp.op();
     out.value_ = *std::move(value);
     out.expected_text_ = out.value_.ToString();
-    return out;
+    return Finish(std::move(out));
   }
   const bool all = c.all_size() > 0;
   if (c.has_not_()) {
@@ -346,7 +350,7 @@ absl::StatusOr<CompiledCondition> CompiledCondition::Compile(const v1::Condition
     TEND_ASSIGN_OR_RETURN(CompiledCondition child,
                           Compile(c.not_(), absl::StrCat(key, ".not"), event_fields_allowed));
     out.children_.push_back(std::move(child));
-    return out;
+    return Finish(std::move(out));
   }
   out.kind_ = all ? Kind::kAll : Kind::kAny;
   const auto& list = all ? c.all() : c.any();
@@ -356,7 +360,7 @@ absl::StatusOr<CompiledCondition> CompiledCondition::Compile(const v1::Condition
         Compile(list[i], absl::StrCat(key, all ? ".all[" : ".any[", i, "]"), event_fields_allowed));
     out.children_.push_back(std::move(child));
   }
-  return out;
+  return Finish(std::move(out));
 }
 
 bool CompiledCondition::Evaluate(const v1::PatientView& view, const v1::Event* event,
@@ -393,13 +397,13 @@ bool CompiledCondition::Evaluate(const v1::PatientView& view, const v1::Event* e
   return false;
 }
 
-uint32_t CompiledCondition::view_parts() const {
-  uint32_t parts = 0;
-  if (kind_ == Kind::kCompare && path_.root == FieldPath::Root::kPatient) {
-    parts |= PartsOf(path_);
+CompiledCondition CompiledCondition::Finish(CompiledCondition c) {
+  c.parts_ = 0;
+  if (c.kind_ == Kind::kCompare && c.path_.root == FieldPath::Root::kPatient) {
+    c.parts_ |= PartsOf(c.path_);
   }
-  for (const auto& c : children_) parts |= c.view_parts();
-  return parts;
+  for (const auto& child : c.children_) c.parts_ |= child.parts_;  // each finished already
+  return c;
 }
 
 namespace {

@@ -77,13 +77,17 @@ class CompiledCondition {
   // `trace` (may be null): the explanation of a decision.
   bool Evaluate(const v1::PatientView& view, const v1::Event* event,
                 v1::Explanation* trace) const;
-  // The PatientView sections (projections::ViewPart bits) the condition reads.
-  uint32_t view_parts() const;
+  // The PatientView sections (projections::ViewPart bits) the condition reads: found once, when
+  // compiled (read for every rule at every decision).
+  uint32_t view_parts() const { return parts_; }
   bool always() const { return kind_ == Kind::kAlways; }
 
  private:
   enum class Kind { kAlways, kCompare, kAll, kAny, kNot };
+  // `c` with its parts_ set from its path and its children's parts_.
+  static CompiledCondition Finish(CompiledCondition c);
   Kind kind_ = Kind::kAlways;
+  uint32_t parts_ = 0;
   FieldPath path_;
   v1::Comparison::Op op_ = v1::Comparison::OP_UNSPECIFIED;
   FieldValue value_;

@@ -55,6 +55,10 @@ TEST_CASE("a number in a reminder's parameters or a decision's values is printed
   CHECK(text(1'000'000'000'000'000) == "1000000000000000");  // the largest amount
   CHECK(text(-1) == "-1");
   CHECK(text(0) == "0");
+  CHECK(text(-0.0) == "-0");  // as "%.0f" printed it
+  CHECK(text(9007199254740991.0) == "9007199254740991");   // 2^53 - 1
+  CHECK(text(-9007199254740991.0) == "-9007199254740991");
+  CHECK(text(9007199254740992.0) == "9.0072e+15");         // 2^53: "%g"
   CHECK(text(12.5) == "12.5");
   CHECK(text(2.0 / 3.0) == "0.666667");
   CHECK(text(1e300) == "1e+300");  // past 2^53 a double is not a whole number to print
