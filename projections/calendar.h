@@ -45,8 +45,9 @@ std::string FormatCivilDay(absl::CivilDay d);
 // The UTC offset of `tz` at `t`, and the span of Unix seconds [from_s, until_s) around `t` where
 // the zone keeps it: every time in it has the local day FloorDiv(unix seconds + offset_s, 86400).
 // For a pass over many ascending times (a patient's activity slots) at a division each. The span
-// may be shorter than the zone's (at most a year either side of a time looked up; the second of
-// `t` alone beyond 1800-2300).
+// may be shorter than the zone's: at most a year either side of a time looked up, and the second
+// of `t` alone where no span is cached (beyond 1800-2300, or where absl's transitions around `t`
+// did not make one).
 struct OffsetUntil {
   int64_t offset_s = 0;
   int64_t until_s = 0;

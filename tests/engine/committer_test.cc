@@ -142,10 +142,10 @@ TEST_CASE("REPLAY: no command enters the outbox, and each is handed on once writ
 
 TEST_CASE(
     "a commit's outbox and timer writes go in key order, equal keys in the order decided, "
-    "whatever the keys' first 16 bytes",
+    "whatever the keys' first 24 bytes",
     "[committer]") {
   // Patient and command ids that share long prefixes, are prefixes of one another, and are
-  // longer than the sort entries' 16 bytes: most comparisons fall to the keys themselves.
+  // longer than the sort entries' 24 bytes: most comparisons fall to the keys themselves.
   const std::string stem(30, 'x');
   const std::vector<std::string> ids = {
       "p1", "p10", "p1a", stem, stem + "a", stem + "b", stem + "ab", "p1" + stem, "p1" + stem + "0",

@@ -381,6 +381,27 @@ rules:
     CHECK(DecisionOf(p, "high")->outcome() == v1::Decision::FIRED);
     if (cap == 2) CHECK(DecisionOf(p, "tie-b")->reason() == v1::Decision::PRIORITY);
   }
+  // Two firings at once, the lower listed first, are ordered too (one alone needs no sort).
+  auto pair = RuleSet::Parse(R"(
+rules:
+  - id: low
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: low, channel: CHAT}}
+    policy: {category: CARE, priority: 10, ttl: 48h}
+  - id: high
+    version: 1
+    trigger: {event: {kind: scan}}
+    action: {reminder: {template_id: high, channel: CHAT}}
+    policy: {category: CARE, priority: 50, ttl: 48h}
+)", "pair");
+  REQUIRE(pair.ok());
+  Patient p;
+  p.rules = &*pair;
+  p.policy.daily_cap[v1::CARE] = 1;
+  p.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
+  CHECK(sent(p) == std::vector<std::string>{"high"});
+  CHECK(DecisionOf(p, "low")->reason() == v1::Decision::PRIORITY);
 }
 
 TEST_CASE("quiet hours defer a reminder to their end, or drop it when its time to live ends first",
@@ -439,6 +460,18 @@ TEST_CASE("quiet hours: their edges, and both 01:30s of the night clocks go back
   CHECK(QuietHoursEnd(policy, At("2026-11-01T01:30:00-05:00"), ny) == At("2026-11-01T08:00:00-05:00"));
 }
 
+// Zones of every kind for the properties below: DST both ways, 45- and 30-minute offsets and a
+// 30-minute DST, a skipped day, negative DST, and local mean time before 1900 (offsets in
+// seconds).
+constexpr const char* kZoneKinds[] = {"America/New_York",    "Asia/Shanghai",   "Asia/Kathmandu",
+                                      "Australia/Lord_Howe", "Pacific/Chatham", "Pacific/Apia",
+                                      "Europe/Dublin",       "America/St_Johns", "UTC"};
+
+// A whole second from 1850 to 2100.
+int64_t RandomSecond(std::mt19937_64& rng) {
+  return -3'786'825'600 + static_cast<int64_t>(rng() % 7'889'400'000ULL);
+}
+
 TEST_CASE("quiet hours by the zone's cached offsets end where absl's civil minutes say, in every kind of zone",
           "[decide]") {
   // The oracle: the window read from absl::ToCivilMinute, as QuietHoursEnd did before it took the
@@ -457,11 +490,6 @@ TEST_CASE("quiet hours by the zone's cached offsets end where absl's civil minut
                                              p.quiet_end_minute / 60, p.quiet_end_minute % 60),
                            tz);
   };
-  // DST both ways, 45- and 30-minute offsets and a 30-minute DST, a skipped day, negative DST,
-  // and local mean time before 1900 (offsets in seconds).
-  const char* zones[] = {"America/New_York", "Asia/Shanghai",   "Asia/Kathmandu",
-                         "Australia/Lord_Howe", "Pacific/Chatham", "Pacific/Apia",
-                         "Europe/Dublin",    "America/St_Johns", "UTC"};
   PolicyOptions windows[4];
   windows[1].quiet_start_minute = 60;  // 01:00 - 06:30, not across midnight
   windows[1].quiet_end_minute = 390;
@@ -471,11 +499,11 @@ TEST_CASE("quiet hours by the zone's cached offsets end where absl's civil minut
   windows[3].quiet_end_minute = 0;
   std::mt19937_64 rng(17);
   int checked = 0;
-  for (const char* name : zones) {
+  for (const char* name : kZoneKinds) {
     const absl::TimeZone tz = Zone(name);
     for (int i = 0; i < 4000; ++i) {
       // 1850 to 2100; every fourth time on a minute's edge or a second either side of it.
-      int64_t s = -3'786'825'600 + static_cast<int64_t>(rng() % 7'889'400'000ULL);
+      int64_t s = RandomSecond(rng);
       if (i % 4 == 0) {  // on a local minute's edge (LMT offsets have seconds), or a second off
         const int64_t local_s = s + tz.At(absl::FromUnixSeconds(s)).offset;
         s -= local_s - (local_s / 60 - (local_s % 60 < 0 ? 1 : 0)) * 60;
@@ -528,16 +556,13 @@ TEST_CASE("a schedule's next local time by the zone's cached offsets is absl's c
     }
     return t + absl::Hours(24);
   };
-  const char* zones[] = {"America/New_York", "Asia/Shanghai",   "Asia/Kathmandu",
-                         "Australia/Lord_Howe", "Pacific/Chatham", "Pacific/Apia",
-                         "Europe/Dublin",    "America/St_Johns", "UTC"};
   std::mt19937_64 rng(18);
   int checked = 0;
-  for (const char* name : zones) {
+  for (const char* name : kZoneKinds) {
     const absl::TimeZone tz = Zone(name);
     for (int i = 0; i < 6000; ++i) {
       // 1850 to 2100; every third time within two days of one of the zone's transitions.
-      int64_t s = -3'786'825'600 + static_cast<int64_t>(rng() % 7'889'400'000ULL);
+      int64_t s = RandomSecond(rng);
       absl::TimeZone::CivilTransition change;
       if (i % 3 == 0 && tz.NextTransition(absl::FromUnixSeconds(s), &change)) {
         s = absl::ToUnixSeconds(absl::FromCivil(change.to, tz)) +
