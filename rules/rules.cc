@@ -286,14 +286,43 @@ absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text) {
                      ->GetPrototype(path.chain.back()->message_type())
                      ->GetReflection();
   }
+  if (path.root == FieldPath::Root::kPatient && path.chain.size() >= 2) {
+    path.section = SectionGetter(path.chain[0]);
+  }
   return path;
+}
+
+FieldPath::Section SectionGetter(const FieldDescriptor* f) {
+  if (f->containing_type() != v1::PatientView::descriptor()) return nullptr;
+  using V = v1::PatientView;
+  switch (f->number()) {
+    case V::kAsOfFieldNumber: return [](const V& v) -> const Message& { return v.as_of(); };
+    case V::kEventsByTypeFieldNumber:
+      return [](const V& v) -> const Message& { return v.events_by_type(); };
+    case V::kAcquisitionFieldNumber:
+      return [](const V& v) -> const Message& { return v.acquisition(); };
+    case V::kActivationFieldNumber:
+      return [](const V& v) -> const Message& { return v.activation(); };
+    case V::kAdherenceFieldNumber:
+      return [](const V& v) -> const Message& { return v.adherence(); };
+    case V::kChurnFieldNumber: return [](const V& v) -> const Message& { return v.churn(); };
+    case V::kConversionFieldNumber:
+      return [](const V& v) -> const Message& { return v.conversion(); };
+    case V::kConsentFieldNumber: return [](const V& v) -> const Message& { return v.consent(); };
+    case V::kGlucoseFieldNumber: return [](const V& v) -> const Message& { return v.glucose(); };
+    case V::kCouponsFieldNumber: return [](const V& v) -> const Message& { return v.coupons(); };
+    case V::kProfileFieldNumber: return [](const V& v) -> const Message& { return v.profile(); };
+    default: return nullptr;
+  }
 }
 
 FieldValue ReadField(const FieldPath& path, const v1::PatientView& view, const v1::Event* event) {
   const Message* m = path.root == FieldPath::Root::kPatient
                          ? static_cast<const Message*>(&view)
                          : static_cast<const Message*>(event ? event : &v1::Event::default_instance());
-  for (size_t i = 0; i + 1 < path.chain.size(); ++i) {
+  size_t i = 0;
+  if (path.section != nullptr) m = &path.section(view), i = 1;  // chain[0], without reflection
+  for (; i + 1 < path.chain.size(); ++i) {
     m = &path.holders[i]->GetMessage(*m, path.chain[i]);
   }
   const FieldDescriptor* leaf = path.chain.back();

@@ -40,10 +40,20 @@ struct FieldPath {
   const google::protobuf::Reflection* entry = nullptr;
   std::string map_key;  // set when the leaf is a map<string, scalar> entry
   std::string text;     // as written
+  // For a patient.SECTION.field path: SECTION read by its generated accessor, not by reflection
+  // (null otherwise, or for a section SectionGetter does not list: then reflection reads it).
+  using Section = const google::protobuf::Message& (*)(const v1::PatientView&);
+  Section section = nullptr;
 
   // The leaf's value type (the map's value type for a map entry).
   const google::protobuf::FieldDescriptor* value_field() const;
 };
+
+// The generated accessor of PatientView's message field `f` (a section, e.g. adherence), or null
+// when `f` is not one of them. Reading a section this way costs a call where
+// Reflection::GetMessage cost ~170 instructions, for each of the ~2 fields a decision reads
+// (docs/benchmarks.md, "Instructions, counted"); tests check every section is listed.
+FieldPath::Section SectionGetter(const google::protobuf::FieldDescriptor* f);
 
 // Whether the field holds a number (any integer or floating type; a map does not): what rule
 // conditions and `tend dump --where` compare with LT/LE/GT/GE.

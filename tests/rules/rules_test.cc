@@ -252,6 +252,53 @@ TEST_CASE("a rules file of nested aliases (a billion laughs) is refused, not exp
   CHECK_THAT(ErrorOf(yaml), Catch::Contains("values once its aliases (*name) are expanded"));
 }
 
+TEST_CASE("every section of the patient's view is read by its generated accessor, the same "
+          "message reflection reads",
+          "[rules]") {
+  v1::PatientView view;
+  view.mutable_adherence()->set_current_streak(7);
+  view.mutable_churn()->set_days_since_last_activity(3);
+  view.mutable_as_of()->set_seconds(1'800'000'000);
+  const auto* d = v1::PatientView::descriptor();
+  const auto* r = view.GetReflection();
+  int sections = 0;
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    INFO(f->name());
+    if (f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
+      CHECK(SectionGetter(f) == nullptr);
+      continue;
+    }
+    // A message field added to PatientView without a getter fails here (reflection would still
+    // read it, only slower).
+    REQUIRE(SectionGetter(f) != nullptr);
+    CHECK(&SectionGetter(f)(view) == &r->GetMessage(view, f));
+    ++sections;
+  }
+  CHECK(sections >= 11);
+  CHECK(SectionGetter(v1::Event::descriptor()->FindFieldByName("scan")) == nullptr);
+  // Paths through a section take it; others (a top-level field, the event) do not, and all
+  // read what reflection reads.
+  for (const char* text :
+       {"patient.adherence.current_streak", "patient.churn.days_since_last_activity",
+        "patient.as_of.seconds", "patient.unique_events", "event.scan.channel_id"}) {
+    INFO(text);
+    auto path = ResolveFieldPath(text);
+    REQUIRE(path.ok());
+    CHECK((path->section != nullptr) ==
+          (path->root == FieldPath::Root::kPatient && path->chain.size() >= 2));
+    FieldPath by_reflection = *path;
+    by_reflection.section = nullptr;
+    v1::Event event;
+    event.mutable_scan()->set_channel_id("qr-7");
+    CHECK(ReadField(*path, view, &event).ToString() ==
+          ReadField(by_reflection, view, &event).ToString());
+  }
+  auto streak = ResolveFieldPath("patient.adherence.current_streak");
+  REQUIRE(streak.ok());
+  CHECK(ReadField(*streak, view, nullptr).number == 7);
+}
+
 TEST_CASE("conditions compare typed values and explain themselves", "[rules]") {
   v1::Event event;
   event.mutable_check_in()->set_kind(v1::CheckIn::GLUCOSE);
