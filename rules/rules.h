@@ -40,8 +40,9 @@ struct FieldPath {
   const google::protobuf::Reflection* entry = nullptr;
   std::string map_key;  // set when the leaf is a map<string, scalar> entry
   std::string text;     // as written
-  // For a patient.SECTION.field path: SECTION read by its generated accessor, not by reflection
-  // (null otherwise, or for a section SectionGetter does not list: then reflection reads it).
+  // For a patient.SECTION.FIELD[.FIELD...] path: SECTION read by its generated accessor,
+  // not by reflection (null otherwise, or for a section SectionGetter does not list: then
+  // reflection reads it).
   using Section = const google::protobuf::Message& (*)(const v1::PatientView&);
   Section section = nullptr;
 
@@ -50,9 +51,10 @@ struct FieldPath {
 };
 
 // The generated accessor of PatientView's message field `f` (a section, e.g. adherence), or null
-// when `f` is not one of them. Reading a section this way costs a call where
-// Reflection::GetMessage cost ~170 instructions, for each of the ~2 fields a decision reads
-// (docs/benchmarks.md, "Instructions, counted"); tests check every section is listed.
+// when `f` is not one of them. Reading a section this way costs a call, where
+// Reflection::GetMessage took ~170 instructions (99.5 million over ~590,000 reads of rule fields
+// in a replay with the default pack: docs/benchmarks.md, "Instructions, counted"); tests check
+// every section is listed.
 FieldPath::Section SectionGetter(const google::protobuf::FieldDescriptor* f);
 
 // Whether the field holds a number (any integer or floating type; a map does not): what rule

@@ -259,6 +259,8 @@ TEST_CASE("every section of the patient's view is read by its generated accessor
   view.mutable_adherence()->set_current_streak(7);
   view.mutable_churn()->set_days_since_last_activity(3);
   view.mutable_as_of()->set_seconds(1'800'000'000);
+  (*view.mutable_adherence()->mutable_check_in_days_by_kind())["GLUCOSE"] = 12;
+  view.mutable_profile()->mutable_next_birthday()->set_seconds(1'800'086'400);
   const auto* d = v1::PatientView::descriptor();
   const auto* r = view.GetReflection();
   int sections = 0;
@@ -281,7 +283,9 @@ TEST_CASE("every section of the patient's view is read by its generated accessor
   // read what reflection reads.
   for (const char* text :
        {"patient.adherence.current_streak", "patient.churn.days_since_last_activity",
-        "patient.as_of.seconds", "patient.unique_events", "event.scan.channel_id"}) {
+        "patient.as_of.seconds", "patient.unique_events", "event.scan.channel_id",
+        "patient.adherence.check_in_days_by_kind[GLUCOSE]",  // a map through a section
+        "patient.profile.next_birthday.seconds"}) {          // a message within one
     INFO(text);
     auto path = ResolveFieldPath(text);
     REQUIRE(path.ok());
@@ -297,6 +301,12 @@ TEST_CASE("every section of the patient's view is read by its generated accessor
   auto streak = ResolveFieldPath("patient.adherence.current_streak");
   REQUIRE(streak.ok());
   CHECK(ReadField(*streak, view, nullptr).number == 7);
+  auto glucose = ResolveFieldPath("patient.adherence.check_in_days_by_kind[GLUCOSE]");
+  auto birthday = ResolveFieldPath("patient.profile.next_birthday.seconds");
+  REQUIRE(glucose.ok());
+  REQUIRE(birthday.ok());
+  CHECK(ReadField(*glucose, view, nullptr).number == 12);
+  CHECK(ReadField(*birthday, view, nullptr).number == 1'800'086'400);
 }
 
 TEST_CASE("conditions compare typed values and explain themselves", "[rules]") {
