@@ -27,6 +27,18 @@ inline uint64_t Fnv1a64(uint64_t h, absl::string_view s) {
   return h;
 }
 
+// Fnv1a64 of `s` continued from *a and from *b at once: one pass over the bytes for two hashes of
+// the same text with different seeds.
+inline void Fnv1a64Pair(uint64_t* a, uint64_t* b, absl::string_view s) {
+  uint64_t x = *a, y = *b;
+  for (unsigned char c : s) {
+    x = (x ^ c) * kFnv1a64Prime;
+    y = (y ^ c) * kFnv1a64Prime;
+  }
+  *a = x;
+  *b = y;
+}
+
 // The splitmix64 output function (the generator adds kSplitMix64Gamma to its state first).
 inline uint64_t SplitMix64Finalize(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;

@@ -268,12 +268,7 @@ std::string CommandId(absl::string_view rule_id, int rule_version, absl::string_
                                       patient_id, "\x1f", trigger};
   uint64_t a = kFnv1a64OffsetBasis;
   uint64_t b = 0x84222325cbf29ce4ULL;
-  for (absl::string_view piece : pieces) {  // Fnv1a64 of both, in one pass over the bytes
-    for (unsigned char c : piece) {
-      a = (a ^ c) * kFnv1a64Prime;
-      b = (b ^ c) * kFnv1a64Prime;
-    }
-  }
+  for (absl::string_view piece : pieces) Fnv1a64Pair(&a, &b, piece);
   a = SplitMix64Finalize(a + kSplitMix64Gamma);
   b = SplitMix64Finalize(b + kSplitMix64Gamma);
   static constexpr char kHex[] = "0123456789abcdef";

@@ -321,7 +321,10 @@ FieldValue ReadField(const FieldPath& path, const v1::PatientView& view, const v
                          ? static_cast<const Message*>(&view)
                          : static_cast<const Message*>(event ? event : &v1::Event::default_instance());
   size_t i = 0;
-  if (path.section != nullptr) m = &path.section(view), i = 1;  // chain[0], without reflection
+  if (path.section != nullptr) {  // chain[0], without reflection
+    m = &path.section(view);
+    i = 1;
+  }
   for (; i + 1 < path.chain.size(); ++i) {
     m = &path.holders[i]->GetMessage(*m, path.chain[i]);
   }

@@ -532,6 +532,10 @@ TEST_CASE("tend replay --commit-max-records and --commit-interval-ms set when a 
   REQUIRE(code_b == 0);
   CHECK(CommitsIn(log_a) > by_default + 5);
   CHECK(CommitsIn(log_a) == CommitsIn(log_b));
+  // An interval of 1 ms: a commit between the batches read (the fold takes milliseconds).
+  auto [code_t, log_t] = replay("t", {"--commit-interval-ms", "1"});
+  REQUIRE(code_t == 0);
+  CHECK(CommitsIn(log_t) > by_default);
   // The same state whatever the cadence.
   CHECK(Dump(dir.Sub("default"), true) == Dump(dir.Sub("a"), true));
   // Out of range: refused before anything is read.
