@@ -20,9 +20,7 @@ namespace sf = storage_format;
 void AppendRiskKeys(int32_t partition, absl::string_view patient_id,
                     const projections::ActiveDaySummary& days,
                     const projections::ProjectionConfig& config, std::vector<std::string>* keys) {
-  const absl::CivilDay epoch(1970, 1, 1);
-  const sf::RiskKeyDays summary{static_cast<uint32_t>(days.days), days.first_day - epoch,
-                                days.last_day - epoch};
+  const sf::RiskKeyDays summary{static_cast<uint32_t>(days.days), days.first_day, days.last_day};
   for (int band : sf::kChurnRiskBandsPermille) {
     const auto day = projections::ChurnRiskReachedOn(config, days, band / 1000.0);
     if (!day) break;  // x = 0: no band; else every band has a day

@@ -187,11 +187,10 @@ bool MayReachRisk(const projections::ProjectionConfig& config, absl::string_view
                   double threshold, absl::Time as_of) {
   sf::RiskKeyDays k;
   if (!sf::ParseRiskKeyDays(key, &k)) return true;
-  const absl::CivilDay epoch(1970, 1, 1);
   projections::ActiveDaySummary days;
   days.days = static_cast<int>(k.days);
-  days.first_day = epoch + k.first_day;
-  days.last_day = epoch + k.last_day;
+  days.first_day = k.first_day;
+  days.last_day = k.last_day;
   // A risk of 1 is reached in floating point (P(alive) under ~5e-17, far from the last active
   // day), though the closed form never reaches it: only the patient's view can tell.
   if (!(threshold < 1)) return days.days >= 2;

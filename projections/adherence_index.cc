@@ -129,7 +129,7 @@ void IndexNewFill(int fill, const absl::TimeZone& tz, v1::AdherenceState* state)
 
 bool ComputeAdherenceFromIndex(const ProjectionConfig& config, const v1::AdherenceState& s,
                                const absl::TimeZone& tz, absl::string_view zone,
-                               absl::CivilDay start_day, absl::Time as_of, uint32_t parts,
+                               int32_t start_day, absl::Time as_of, uint32_t parts,
                                v1::AdherenceView* v) {
   const v1::AdherenceIndex& ix = s.index();
   if (ix.time_zone() != zone || ix.kind_days_size() != s.check_in_slots_size() ||
@@ -156,7 +156,7 @@ bool ComputeAdherenceFromIndex(const ProjectionConfig& config, const v1::Adheren
     // The last day that counts: today once it has a check-in, else yesterday.
     const bool today_done = n > 0 && days[n - 1] == today;
     const int32_t last = today_done ? today : today - 1;
-    const int32_t start = DayNumber(start_day);
+    const int32_t start = start_day;
     if (parts & kAdherenceDays) {
       v->set_check_in_days(n);
       v->set_checked_in_today(today_done);

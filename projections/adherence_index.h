@@ -17,15 +17,14 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
+#include "projections/calendar.h"
 #include "projections/config.h"
 #include "tend/v1/state.pb.h"
 
 namespace tend::projections {
 
 // Local days as stored in the index: days since 1970-01-01 (negative before).
-inline int32_t DayNumber(absl::CivilDay d) {
-  return static_cast<int32_t>(d - absl::CivilDay(1970, 1, 1));
-}
+inline int32_t DayNumber(absl::CivilDay d) { return static_cast<int32_t>(DayNumberOf(d)); }
 // The Monday of the ISO week of day number `n` (1970-01-01 was a Thursday).
 inline int32_t WeekStartNumber(int32_t n) { return n - ((n % 7 + 7 + 3) % 7); }
 
@@ -45,10 +44,10 @@ void IndexNewFill(int fill, const absl::TimeZone& tz, v1::AdherenceState* state)
 // ComputeAdherenceParts would from the slots and fills, and returns true. Returns false, leaving
 // `*view` untouched, when the index cannot answer: it is for another zone than `zone`, it is
 // inconsistent with the state, or a check-in (for the day and rate parts) or a fill (for PDC)
-// lies after `as_of`.
+// lies after `as_of`. `start_day`: the programme's first local day, as a DayNumber.
 bool ComputeAdherenceFromIndex(const ProjectionConfig& config, const v1::AdherenceState& state,
                                const absl::TimeZone& tz, absl::string_view zone,
-                               absl::CivilDay start_day, absl::Time as_of, uint32_t parts,
+                               int32_t start_day, absl::Time as_of, uint32_t parts,
                                v1::AdherenceView* view);
 
 }  // namespace tend::projections

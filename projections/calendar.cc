@@ -2,29 +2,14 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <limits>
+#include <type_traits>
 
 namespace tend::projections {
 namespace {
 
 int64_t UnixSecondsOf(absl::CivilSecond cs) { return cs - absl::CivilSecond(1970, 1, 1, 0, 0, 0); }
-
-// Days since 1970-01-01 as a date of the proleptic Gregorian calendar, in O(1): the 400-year era
-// arithmetic of civil_from_days in H. Hinnant, "chrono-Compatible Low-Level Date Algorithms"
-// (2013, howardhinnant.github.io/date_algorithms.html). Years begin on 1 March there, so that
-// February's length ends each year.
-absl::CivilDay CivilDayOfNumber(int64_t n) {
-  const int64_t z = n + 719468;  // days from 0000-03-01 to 1970-01-01
-  const int64_t era = FloorDiv(z, 146097);
-  const int64_t doe = z - era * 146097;                                          // [0, 146096]
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;     // [0, 399]
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                   // [0, 365]
-  const int64_t mp = (5 * doy + 2) / 153;                                        // [0, 11]
-  const int64_t day = doy - (153 * mp + 2) / 5 + 1;                              // [1, 31]
-  const int64_t month = mp < 10 ? mp + 3 : mp - 9;                               // [1, 12]
-  return absl::CivilDay(era * 400 + yoe + (month <= 2 ? 1 : 0), static_cast<int>(month),
-                        static_cast<int>(day));
-}
 
 // A span of time in which a zone's UTC offset stays the same: [from_s, until_s) in Unix
 // seconds, between two of the zone's transitions (or a year either side of the looked-up time
@@ -71,6 +56,17 @@ bool InsertSortedImpl(google::protobuf::RepeatedField<T>* set, T v) {
 const OffsetSpan* SpanAt(absl::Time t, int64_t s, const absl::TimeZone& tz) {
   if (s < kFastFrom || s >= kFastUntil) return nullptr;
   OffsetSpans& cache = offset_spans;
+  // The zone compared by its bytes first: a zone loaded by name is a pointer to absl's one copy
+  // of it, so spans of the same zone almost always have the same bytes, and comparing them is
+  // not a call into absl (TimeZone::operator== calls it twice).
+  // Different bytes can still be one zone (UTC by default and loaded), which == settles after.
+  static_assert(std::is_trivially_copyable_v<absl::TimeZone>);
+  for (const OffsetSpan& span : cache.spans) {
+    if (span.from_s <= s && s < span.until_s &&
+        std::memcmp(&span.tz, &tz, sizeof(absl::TimeZone)) == 0) {
+      return &span;
+    }
+  }
   for (const OffsetSpan& span : cache.spans) {
     if (span.from_s <= s && s < span.until_s && span.tz == tz) return &span;
   }
@@ -100,6 +96,25 @@ const OffsetSpan* SpanAt(absl::Time t, int64_t s, const absl::TimeZone& tz) {
 }
 
 }  // namespace
+
+// Days since 1970-01-01 as a date of the proleptic Gregorian calendar, in O(1): the 400-year era
+// arithmetic of civil_from_days in H. Hinnant, "chrono-Compatible Low-Level Date Algorithms"
+// (2013, howardhinnant.github.io/date_algorithms.html). Years begin on 1 March there, so that
+// February's length ends each year.
+absl::CivilDay CivilDayOfNumber(int64_t n) {
+  // The eras' arithmetic is exact far beyond any date a state holds; absl's answer past it.
+  if (n < -(int64_t{1} << 40) || n > (int64_t{1} << 40)) return absl::CivilDay(1970, 1, 1) + n;
+  const int64_t z = n + 719468;  // days from 0000-03-01 to 1970-01-01
+  const int64_t era = FloorDiv(z, 146097);
+  const int64_t doe = z - era * 146097;                                          // [0, 146096]
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;     // [0, 399]
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                   // [0, 365]
+  const int64_t mp = (5 * doy + 2) / 153;                                        // [0, 11]
+  const int64_t day = doy - (153 * mp + 2) / 5 + 1;                              // [1, 31]
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;                               // [1, 12]
+  return absl::CivilDay(era * 400 + yoe + (month <= 2 ? 1 : 0), static_cast<int>(month),
+                        static_cast<int>(day));
+}
 
 int64_t LocalDayNumber(absl::Time t, const absl::TimeZone& tz) {
   const int64_t s = absl::ToUnixSeconds(t);  // floor: a day begins on a whole second

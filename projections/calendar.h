@@ -34,6 +34,12 @@ inline absl::Time SlotStart(int32_t slot) { return absl::FromUnixSeconds(int64_t
 // conversions").
 int64_t LocalDayNumber(absl::Time t, const absl::TimeZone& tz);
 
+// `d` as days since 1970-01-01 (negative before): LocalDayNumber's count.
+inline int64_t DayNumberOf(absl::CivilDay d) { return d - absl::CivilDay(1970, 1, 1); }
+// Day number `n` as a date, the inverse of DayNumberOf, in a few divisions (absl's 1970-01-01 + n
+// steps through the centuries, four-year cycles, years and months between: ~40 steps).
+absl::CivilDay CivilDayOfNumber(int64_t n);
+
 // The local calendar day of `t` in `tz` (absl::ToCivilDay, by LocalDayNumber).
 absl::CivilDay LocalDay(absl::Time t, const absl::TimeZone& tz);
 

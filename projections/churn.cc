@@ -46,9 +46,10 @@ std::vector<absl::CivilDay> ActiveDays(const v1::PatientState& state, const absl
 
 namespace {
 
-// BG/NBD's (x, t_x, T) of `active` (> 0) active days from `first` to `last`.
-BgNbdCustomer Summarise(const ProjectionConfig& config, int active, absl::CivilDay first,
-                        absl::CivilDay last, absl::CivilDay today) {
+// BG/NBD's (x, t_x, T) of `active` (> 0) active days from `first` to `last` (local day numbers,
+// LocalDayNumber).
+BgNbdCustomer Summarise(const ProjectionConfig& config, int active, int64_t first, int64_t last,
+                        int64_t today) {
   const double unit = config.churn_unit_weeks ? 7.0 : 1.0;
   BgNbdCustomer c;
   c.x = static_cast<double>(active) - 1;
@@ -64,8 +65,8 @@ std::optional<BgNbdCustomer> BgNbdInputs(const ProjectionConfig& config,
                                          absl::Time as_of) {
   const std::vector<absl::CivilDay> days = ActiveDays(state, tz, as_of);
   if (days.empty()) return std::nullopt;
-  return Summarise(config, static_cast<int>(days.size()), days.front(), days.back(),
-                   LocalDay(as_of, tz));
+  return Summarise(config, static_cast<int>(days.size()), DayNumberOf(days.front()),
+                   DayNumberOf(days.back()), LocalDayNumber(as_of, tz));
 }
 
 ActiveDaySummary SummariseActiveDays(const google::protobuf::RepeatedField<int32_t>& slots,
@@ -83,13 +84,13 @@ ActiveDaySummary SummariseActiveDays(const google::protobuf::RepeatedField<int32
     }
     if (p.slots + 1 == s.slots && p.first_slot == s.first_slot && s.last_slot > p.last_slot) {
       s.first_day = p.first_day;
-      s.last_day = LocalDay(SlotStart(s.last_slot), tz);
+      s.last_day = LocalDayNumber(SlotStart(s.last_slot), tz);
       s.days = p.days + (s.last_day != p.last_day);
       return s;
     }
     if (p.slots + 1 == s.slots && p.last_slot == s.last_slot && s.first_slot < p.first_slot) {
       s.last_day = p.last_day;
-      s.first_day = LocalDay(SlotStart(s.first_slot), tz);
+      s.first_day = LocalDayNumber(SlotStart(s.first_slot), tz);
       s.days = p.days + (s.first_day != p.first_day);
       return s;
     }
@@ -113,8 +114,8 @@ ActiveDaySummary SummariseActiveDays(const google::protobuf::RepeatedField<int32
       day = d;
     }
   }
-  s.first_day = LocalDay(SlotStart(s.first_slot), tz);
-  s.last_day = LocalDay(SlotStart(s.last_slot), tz);
+  s.first_day = LocalDayNumber(SlotStart(s.first_slot), tz);
+  s.last_day = LocalDayNumber(SlotStart(s.last_slot), tz);
   return s;
 }
 
@@ -132,7 +133,7 @@ std::optional<absl::CivilDay> ChurnRiskReachedOn(const ProjectionConfig& config,
   const double t = std::max(t_x, std::exp(log_c) * (alpha + t_x) - alpha);
   const double day_count = std::ceil(t * unit * (1 - 1e-9) - 1e-6);
   if (!(day_count < 3'000'000)) return std::nullopt;  // also NaN
-  return std::max(days.first_day + static_cast<int64_t>(day_count), days.last_day);
+  return CivilDayOfNumber(std::max(days.first_day + static_cast<int64_t>(day_count), days.last_day));
 }
 
 bool HardChurned(const v1::PatientState& state, absl::Time as_of) {
@@ -146,10 +147,12 @@ v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientStat
                            const absl::TimeZone& tz, absl::Time as_of, bool with_model,
                            const ActiveDaySummary* days) {
   v1::ChurnView v;
-  const absl::CivilDay today = LocalDay(as_of, tz);
+  // Local days as day numbers (LocalDayNumber): only their differences are used, and a number is
+  // a division where a CivilDay is also a date to normalise.
+  const int64_t today = LocalDayNumber(as_of, tz);
   // The active days up to as_of: how many, the first and the last.
   int active = 0;
-  absl::CivilDay first_active, last_active;
+  int64_t first_active = 0, last_active = 0;
   const auto& slots = state.engagement().activity_slots();
   if (days != nullptr && days->tz == tz && days->slots == slots.size() &&
       (slots.empty() || (days->first_slot == slots[0] &&
@@ -162,12 +165,13 @@ v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientStat
     const std::vector<absl::CivilDay> list = ActiveDays(state, tz, as_of);
     active = static_cast<int>(list.size());
     if (active > 0) {
-      first_active = list.front();
-      last_active = list.back();
+      first_active = DayNumberOf(list.front());
+      last_active = DayNumberOf(list.back());
     }
   }
-  const absl::CivilDay first_seen = LocalDay(absl::FromUnixSeconds(state.first_seen_at().seconds()), tz);
-  const absl::CivilDay last_activity = active == 0 ? first_seen : last_active;
+  const int64_t first_seen =
+      LocalDayNumber(absl::FromUnixSeconds(state.first_seen_at().seconds()), tz);
+  const int64_t last_activity = active == 0 ? first_seen : last_active;
   const int since_activity = static_cast<int>(today - last_activity);
   v.set_days_since_last_activity(since_activity);
 
@@ -197,7 +201,7 @@ v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientStat
 
   const auto& conv = state.conversion();
   if (conv.purchases() > 0) {
-    const absl::CivilDay last_purchase = LocalDay(absl::FromUnixSeconds(conv.last_purchase_s()), tz);
+    const int64_t last_purchase = LocalDayNumber(absl::FromUnixSeconds(conv.last_purchase_s()), tz);
     v.set_recency_days(static_cast<int32_t>(today - last_purchase));
     v.set_rfm_recency(6 - RfmScore(config.rfm_recency_days, v.recency_days()));
   } else {

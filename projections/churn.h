@@ -47,7 +47,9 @@ struct ActiveDaySummary {
   int slots = 0;              // activity slots summarised (EngagementState.activity_slots)
   int32_t first_slot = 0, last_slot = 0;
   int days = 0;               // distinct local days with activity: x + 1
-  absl::CivilDay first_day, last_day;
+  // The first and last of them as day numbers (LocalDayNumber): only their differences and
+  // their index keys are needed, which a CivilDay would first normalise as a date.
+  int64_t first_day = 0, last_day = 0;
 };
 
 // The summary of `slots` (ascending, distinct) in `tz`. With `previous` (the summary of an earlier

@@ -165,11 +165,13 @@ void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& st
     const int64_t start_s = state.enrollment().first_enrolled_s() != 0
                                 ? state.enrollment().first_enrolled_s()
                                 : state.first_seen_at().seconds();
-    const absl::CivilDay start_day = LocalDay(absl::FromUnixSeconds(start_s), tz);
-    if (!ComputeAdherenceFromIndex(config, state.adherence(), tz, zone_name, start_day, as_of,
-                                   adherence, v->mutable_adherence())) {
-      ComputeAdherenceParts(config, state.adherence(), tz, start_day, as_of, adherence,
-                            v->mutable_adherence());
+    // As a day number (DayNumber), which the index reads, not a CivilDay to normalise.
+    const int64_t start_day = LocalDayNumber(absl::FromUnixSeconds(start_s), tz);
+    if (!ComputeAdherenceFromIndex(config, state.adherence(), tz, zone_name,
+                                   static_cast<int32_t>(start_day), as_of, adherence,
+                                   v->mutable_adherence())) {
+      ComputeAdherenceParts(config, state.adherence(), tz, CivilDayOfNumber(start_day), as_of,
+                            adherence, v->mutable_adherence());
     }
   }
   if (parts & (kViewChurn | kViewChurnModel)) {

@@ -128,8 +128,8 @@ void UpliftAccumulator::Add(const v1::PatientState& state, const absl::TimeZone&
     // The view's weekly rate and streak with the programme starting at A.
     v1::AdherenceView view;
     constexpr uint32_t kParts = kAdherenceDays | kAdherenceRates;
-    if (!ComputeAdherenceFromIndex(config_, state.adherence(), tz, zone, a_day, as_of, kParts,
-                                   &view)) {
+    if (!ComputeAdherenceFromIndex(config_, state.adherence(), tz, zone, DayNumber(a_day), as_of,
+                                   kParts, &view)) {
       ComputeAdherenceParts(config_, state.adherence(), tz, a_day, as_of, kParts, &view);
     }
     if (a_day + 7 <= today) {

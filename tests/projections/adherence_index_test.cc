@@ -168,8 +168,8 @@ TEST_CASE("the adherence index answers every view field as the from-scratch comp
       const v1::AdherenceView oracle =
           ComputeAdherence(config, state.adherence(), tz, start_day, as_of);
       v1::AdherenceView indexed;
-      if (ComputeAdherenceFromIndex(config, state.adherence(), tz, zone, start_day, as_of,
-                                    kAdherenceAll, &indexed)) {
+      if (ComputeAdherenceFromIndex(config, state.adherence(), tz, zone, DayNumber(start_day),
+                                    as_of, kAdherenceAll, &indexed)) {
         ++answered;
         REQUIRE(Diff(indexed, oracle) == "");
       } else {
@@ -226,7 +226,7 @@ TEST_CASE("an index for another zone, or out of step with the state, is not used
       config, {testing::CheckInEvent("c1", "2026-03-01T09:00:00+08:00"),
                testing::CheckInEvent("c2", "2026-03-02T09:00:00+08:00")});
   const absl::Time as_of = testing::At("2026-03-02T12:00:00+08:00");
-  const absl::CivilDay start(2026, 3, 1);
+  const int32_t start = DayNumber(absl::CivilDay(2026, 3, 1));
   v1::AdherenceView v;
   REQUIRE(ComputeAdherenceFromIndex(config, state.adherence(), config.default_time_zone,
                                     "Asia/Shanghai", start, as_of, kAdherenceAll, &v));

@@ -188,5 +188,23 @@ TEST_CASE("a civil day is written as absl writes it, years of every width includ
   }
 }
 
+TEST_CASE("a day number is the date absl counts, and back, in O(1) and past its range") {
+  // Every day from 1600 to 2400 walked one by one beside absl's ++, then far days each way
+  // against absl's 1970-01-01 + n, the edges of the eras' arithmetic included.
+  absl::CivilDay d(1600, 1, 1);
+  for (int64_t n = DayNumberOf(d); d.year() < 2400; ++d, ++n) {
+    REQUIRE(CivilDayOfNumber(n) == d);
+    REQUIRE(DayNumberOf(d) == n);
+  }
+  const absl::CivilDay epoch(1970, 1, 1);
+  for (int64_t n : {int64_t{-719468}, int64_t{-719469}, int64_t{-146097} * 7, int64_t{146097} * 9,
+                    int64_t{1} << 30, -(int64_t{1} << 30), int64_t{1} << 40, -(int64_t{1} << 40),
+                    (int64_t{1} << 40) + 1, -(int64_t{1} << 40) - 1}) {
+    INFO(n);
+    CHECK(CivilDayOfNumber(n) == epoch + n);
+    CHECK(DayNumberOf(CivilDayOfNumber(n)) == n);
+  }
+}
+
 }  // namespace
 }  // namespace tend::projections

@@ -265,8 +265,8 @@ TEST_CASE("active-day summary from scratch: a slot half an hour before and one h
         REQUIRE(absl::ToCivilDay(SlotStart(pair[1]), tz) == d);
         const ActiveDaySummary summary = SummariseActiveDays(pair, tz);
         REQUIRE(summary.days == 2);
-        REQUIRE(summary.first_day == d - 1);
-        REQUIRE(summary.last_day == d);
+        REQUIRE(summary.first_day == DayNumberOf(d - 1));
+        REQUIRE(summary.last_day == DayNumberOf(d));
         if (!second && (d - absl::CivilDay(2025, 1, 1)) % 3 == 0) every_third.MergeFrom(pair);
       }
       // Late on one day, once before the clock is set back over midnight and once after: one
@@ -280,7 +280,7 @@ TEST_CASE("active-day summary from scratch: a slot half an hour before and one h
     }
     const ActiveDaySummary all = SummariseActiveDays(every_third, tz);
     CHECK(all.days == every_third.size());
-    CHECK(all.first_day == absl::CivilDay(2024, 12, 31));
+    CHECK(all.first_day == DayNumberOf(absl::CivilDay(2024, 12, 31)));
     // Out of order (a damaged record): each slot still on its own day, by its own offset.
     google::protobuf::RepeatedField<int32_t> backwards(every_third.rbegin(), every_third.rend());
     CHECK(SummariseActiveDays(backwards, tz).days == every_third.size());
@@ -331,8 +331,8 @@ TEST_CASE("active-day summary: grown a slot at a time it equals the summary from
       const ActiveDaySummary fresh = SummariseActiveDays(*slots, tz);
       const std::vector<absl::CivilDay> days = ActiveDays(state, tz, At("2100-01-01T00:00:00Z"));
       REQUIRE(fresh.days == static_cast<int>(days.size()));
-      REQUIRE(fresh.first_day == days.front());
-      REQUIRE(fresh.last_day == days.back());
+      REQUIRE(fresh.first_day == DayNumberOf(days.front()));
+      REQUIRE(fresh.last_day == DayNumberOf(days.back()));
       REQUIRE(summary.days == fresh.days);
       REQUIRE(summary.first_day == fresh.first_day);
       REQUIRE(summary.last_day == fresh.last_day);
@@ -377,11 +377,11 @@ TEST_CASE("churn risk reaches each threshold on the day ChurnRiskReachedOn names
           continue;
         }
         REQUIRE(day.has_value());
-        REQUIRE(*day >= days.last_day);
+        REQUIRE(DayNumberOf(*day) >= days.last_day);
         // Reached by the end of that day (when all the day's activity counts) ...
         CHECK(risk_at(absl::FromCivil(*day + 1, tz) - absl::Seconds(1)) >= threshold);
         // ... and already at its start when it is after the last active day, not the day before.
-        if (*day > days.last_day) {
+        if (DayNumberOf(*day) > days.last_day) {
           CHECK(risk_at(absl::FromCivil(*day, tz)) >= threshold);
           CHECK(risk_at(absl::FromCivil(*day, tz) - absl::Seconds(1)) < threshold);
         }
