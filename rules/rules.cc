@@ -4,12 +4,16 @@
 
 #include <google/protobuf/message.h>
 #include <google/protobuf/reflection.h>
+#include <google/protobuf/timestamp.pb.h>
 
 #include <algorithm>
 #include <array>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
+#include <type_traits>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -289,7 +293,120 @@ absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text) {
   if (path.root == FieldPath::Root::kPatient && path.chain.size() >= 2) {
     path.section = SectionGetter(path.chain[0]);
   }
+  const size_t n = path.chain.size();
+  if (path.root == FieldPath::Root::kPatient && !path.chain.back()->is_map()) {
+    if ((path.leaf = LeafGetter(path.chain.back())) != nullptr) {
+      path.leaf_depth = 1;
+    } else if (n >= 2 && path.chain.back() == google::protobuf::Timestamp::descriptor()
+                                                   ->FindFieldByNumber(1) &&  // seconds
+               (path.leaf = LeafGetter(path.chain[n - 2], true)) != nullptr) {
+      path.leaf_depth = 2;
+    }
+  }
   return path;
+}
+
+namespace {
+
+FieldValue ValueOf(int32_t v) {
+  FieldValue out;
+  out.number = v;
+  return out;
+}
+FieldValue ValueOf(int64_t v) {
+  FieldValue out;
+  out.number = static_cast<double>(v);
+  return out;
+}
+FieldValue ValueOf(double v) {
+  FieldValue out;
+  out.number = v;
+  return out;
+}
+FieldValue ValueOf(bool v) {
+  FieldValue out;
+  out.kind = FieldValue::Kind::kBool;
+  out.boolean = v;
+  return out;
+}
+FieldValue ValueOf(const std::string& v) {
+  FieldValue out;
+  out.kind = FieldValue::Kind::kString;
+  out.str = v;
+  return out;
+}
+template <typename E, std::enable_if_t<std::is_enum_v<E>, int> = 0>
+FieldValue ValueOf(E v) {
+  FieldValue out;
+  out.kind = FieldValue::Kind::kEnum;
+  out.enum_number = static_cast<int>(v);
+  const auto* value = google::protobuf::GetEnumDescriptor<E>()->FindValueByNumber(out.enum_number);
+  if (value != nullptr) out.str = value->name();
+  return out;
+}
+
+// PatientView's scalar fields and those of its sections, and their Timestamp fields (read for
+// .seconds), by message and field name: the table below gives each its generated accessor.
+#define TEND_VIEW_SCALARS(X)                                                                     \
+  X(PatientView, patient_id) X(PatientView, time_zone) X(PatientView, unique_events)            \
+  X(PatientView, program_id) X(PatientView, partition)                                          \
+  X(EventCounts, scan) X(EventCounts, message) X(EventCounts, check_in)                         \
+  X(EventCounts, purchase) X(EventCounts, enrollment) X(EventCounts, contact_removed)           \
+  X(EventCounts, consent_changed) X(EventCounts, coupon_issued)                                 \
+  X(EventCounts, coupon_redeemed) X(EventCounts, profile_updated)                               \
+  X(AcquisitionView, first_channel_id) X(AcquisitionView, first_staff_id)                       \
+  X(AcquisitionView, current_staff_id) X(AcquisitionView, scans)                                \
+  X(ActivationView, patient_messages) X(ActivationView, activated)                              \
+  X(ActivationView, hours_to_activation)                                                        \
+  X(AdherenceView, check_in_days) X(AdherenceView, current_streak)                              \
+  X(AdherenceView, longest_streak) X(AdherenceView, rate_7d) X(AdherenceView, rate_28d)         \
+  X(AdherenceView, rate_since_enrollment) X(AdherenceView, weekly_rate) X(AdherenceView, pdc)   \
+  X(AdherenceView, pdc_adherent) X(AdherenceView, pdc_days_in_period)                           \
+  X(AdherenceView, pdc_days_covered) X(AdherenceView, checked_in_today)                         \
+  X(ChurnView, stage) X(ChurnView, days_since_last_activity) X(ChurnView, x) X(ChurnView, t_x)  \
+  X(ChurnView, t) X(ChurnView, p_alive) X(ChurnView, churn_risk)                                \
+  X(ChurnView, expected_active_periods) X(ChurnView, rfm_recency) X(ChurnView, rfm_frequency)   \
+  X(ChurnView, rfm_monetary) X(ChurnView, recency_days)                                         \
+  X(ConversionView, converted) X(ConversionView, days_to_first_purchase)                        \
+  X(ConversionView, purchases) X(ConversionView, repurchased)                                   \
+  X(ConversionView, total_spend_minor)                                                          \
+  X(ConsentView, marketing_consent) X(ConsentView, care_reminders_consent)                      \
+  X(ConsentView, marketing_sensitive)                                                           \
+  X(GlucoseView, latest_fasting_mmol_per_l) X(GlucoseView, fasting_above_target_days_in_a_row)  \
+  X(CouponView, outstanding) X(CouponView, next_expiry_coupon_id)                               \
+  X(CouponView, days_to_next_expiry) X(CouponView, expires_tomorrow)                            \
+  X(ProfileView, birth_month) X(ProfileView, birth_day) X(ProfileView, birthday_today)
+#define TEND_VIEW_TIMESTAMPS(X)                                                                  \
+  X(PatientView, as_of) X(AcquisitionView, first_seen_at) X(ActivationView, activated_at)       \
+  X(ConversionView, first_purchase_at) X(ConversionView, last_purchase_at)                      \
+  X(GlucoseView, latest_fasting_at) X(CouponView, next_expiry) X(ProfileView, next_birthday)
+
+using LeafKey = std::pair<const FieldDescriptor*, bool>;  // (field, its .seconds)
+
+// Looked up when a path is resolved, never on a read.
+const std::map<LeafKey, FieldPath::Leaf>& LeafGetters() {
+#define TEND_SCALAR(M, f)                                                      \
+  {{v1::M::descriptor()->FindFieldByName(#f), false},                          \
+   +[](const Message& m) { return ValueOf(static_cast<const v1::M&>(m).f()); }},
+#define TEND_TIMESTAMP(M, f)                                                   \
+  {{v1::M::descriptor()->FindFieldByName(#f), true},                           \
+   +[](const Message& m) { return ValueOf(static_cast<const v1::M&>(m).f().seconds()); }},
+  static const auto* getters = new std::map<LeafKey, FieldPath::Leaf>(
+      {TEND_VIEW_SCALARS(TEND_SCALAR) TEND_VIEW_TIMESTAMPS(TEND_TIMESTAMP)});
+#undef TEND_SCALAR
+#undef TEND_TIMESTAMP
+  return *getters;
+}
+
+#undef TEND_VIEW_SCALARS
+#undef TEND_VIEW_TIMESTAMPS
+
+}  // namespace
+
+FieldPath::Leaf LeafGetter(const FieldDescriptor* f, bool seconds) {
+  const auto& getters = LeafGetters();
+  auto it = getters.find(LeafKey{f, seconds});
+  return it == getters.end() ? nullptr : it->second;
 }
 
 FieldPath::Section SectionGetter(const FieldDescriptor* f) {
@@ -320,14 +437,16 @@ FieldValue ReadField(const FieldPath& path, const v1::PatientView& view, const v
   const Message* m = path.root == FieldPath::Root::kPatient
                          ? static_cast<const Message*>(&view)
                          : static_cast<const Message*>(event ? event : &v1::Event::default_instance());
+  // Down to the message holding chain[to]: the leaf, or the first of the fields the leaf getter
+  // reads (patient.as_of.seconds: the view itself).
+  const size_t to = path.chain.size() - (path.leaf != nullptr ? path.leaf_depth : 1);
   size_t i = 0;
-  if (path.section != nullptr) {  // chain[0], without reflection
+  if (path.section != nullptr && to >= 1) {  // chain[0], without reflection
     m = &path.section(view);
     i = 1;
   }
-  for (; i + 1 < path.chain.size(); ++i) {
-    m = &path.holders[i]->GetMessage(*m, path.chain[i]);
-  }
+  for (; i < to; ++i) m = &path.holders[i]->GetMessage(*m, path.chain[i]);
+  if (path.leaf != nullptr) return path.leaf(*m);  // without reflection
   const FieldDescriptor* leaf = path.chain.back();
   const Reflection* r = path.holders.back();
   if (!leaf->is_map()) return ReadScalar(*m, r, leaf);

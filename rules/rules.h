@@ -28,6 +28,17 @@
 
 namespace tend {
 
+// A field's value read from the view and the event (null when there is none), as a comparable.
+struct FieldValue {
+  enum class Kind { kNumber, kBool, kEnum, kString };
+  Kind kind = Kind::kNumber;
+  double number = 0;
+  bool boolean = false;
+  int enum_number = 0;
+  std::string str;  // string values; enum value names
+  std::string ToString() const;
+};
+
 // "patient.adherence.current_streak", "event.check_in.kind", "patient.x.map_field[KEY]",
 // resolved to the chain of fields from the root message to a scalar leaf.
 struct FieldPath {
@@ -45,6 +56,12 @@ struct FieldPath {
   // reflection reads it).
   using Section = const google::protobuf::Message& (*)(const v1::PatientView&);
   Section section = nullptr;
+  // For a patient path ending in a scalar field (or a Timestamp's seconds) of the view or one of
+  // its sections: the last `leaf_depth` (1, or 2 for FIELD.seconds) fields read by their
+  // generated accessors from the message holding them (LeafGetter); null otherwise.
+  using Leaf = FieldValue (*)(const google::protobuf::Message&);
+  Leaf leaf = nullptr;
+  int leaf_depth = 0;
 
   // The leaf's value type (the map's value type for a map entry).
   const google::protobuf::FieldDescriptor* value_field() const;
@@ -57,6 +74,13 @@ struct FieldPath {
 // every section is listed.
 FieldPath::Section SectionGetter(const google::protobuf::FieldDescriptor* f);
 
+// The generated accessor of scalar field `f` of PatientView or of one of its sections, read
+// from the message that holds `f`; with `seconds`, of a Timestamp field `f`'s seconds. Null for
+// any other field (reflection reads those). Reflection::GetInt32 and its kin took ~130
+// instructions a read and ReadScalar's dispatch ~90 more (docs/benchmarks.md, "Instructions,
+// counted"); tests check every such field of the view is listed and reads what reflection reads.
+FieldPath::Leaf LeafGetter(const google::protobuf::FieldDescriptor* f, bool seconds = false);
+
 // Whether the field holds a number (any integer or floating type; a map does not): what rule
 // conditions and `tend dump --where` compare with LT/LE/GT/GE.
 bool IsNumericField(const google::protobuf::FieldDescriptor* f);
@@ -65,18 +89,7 @@ bool IsNumericField(const google::protobuf::FieldDescriptor* f);
 // fields allowed there, a message where a scalar is needed, a repeated field).
 absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text);
 
-// A field's value read from the view and the event (null when there is none), as a comparable.
-struct FieldValue {
-  enum class Kind { kNumber, kBool, kEnum, kString };
-  Kind kind = Kind::kNumber;
-  double number = 0;
-  bool boolean = false;
-  int enum_number = 0;
-  std::string str;  // string values; enum value names
-  std::string ToString() const;
-};
 FieldValue ReadField(const FieldPath& path, const v1::PatientView& view, const v1::Event* event);
-
 
 class CompiledCondition {
  public:

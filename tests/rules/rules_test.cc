@@ -2,7 +2,11 @@
 // at load time, and conditions evaluate with an explanation of the values behind them.
 #include "rules/rules.h"
 
+#include <string>
+#include <vector>
+
 #include <catch2/catch.hpp>
+#include <google/protobuf/timestamp.pb.h>
 
 #include "absl/strings/str_cat.h"
 
@@ -307,6 +311,97 @@ TEST_CASE("every section of the patient's view is read by its generated accessor
   REQUIRE(birthday.ok());
   CHECK(ReadField(*glucose, view, nullptr).number == 12);
   CHECK(ReadField(*birthday, view, nullptr).number == 1'800'086'400);
+}
+
+TEST_CASE("every scalar of the patient's view is read by its generated accessor, the value "
+          "reflection reads",
+          "[rules]") {
+  // Every scalar field of the view and of its sections set to a value of its own (enums to their
+  // last value, Timestamps' seconds too), then read through a path with the leaf getter and
+  // through the same path without it.
+  using google::protobuf::FieldDescriptor;
+  v1::PatientView view;
+  std::vector<std::string> paths;
+  int n = 0;
+  auto fill = [&](google::protobuf::Message* m, const std::string& prefix) {
+    const auto* d = m->GetDescriptor();
+    const auto* r = m->GetReflection();
+    for (int i = 0; i < d->field_count(); ++i) {
+      const FieldDescriptor* f = d->field(i);
+      const std::string text = absl::StrCat(prefix, f->name());
+      INFO(text);
+      ++n;
+      if (f->is_repeated()) {  // maps: reflection reads them
+        CHECK(LeafGetter(f) == nullptr);
+        continue;
+      }
+      switch (f->cpp_type()) {
+        case FieldDescriptor::CPPTYPE_INT32: r->SetInt32(m, f, 1000 + n); break;
+        case FieldDescriptor::CPPTYPE_INT64: r->SetInt64(m, f, 1'000'000'000'000 + n); break;
+        case FieldDescriptor::CPPTYPE_DOUBLE: r->SetDouble(m, f, 0.25 + n); break;
+        case FieldDescriptor::CPPTYPE_BOOL: r->SetBool(m, f, true); break;
+        case FieldDescriptor::CPPTYPE_STRING: r->SetString(m, f, absl::StrCat("s", n)); break;
+        case FieldDescriptor::CPPTYPE_ENUM:
+          r->SetEnumValue(m, f, f->enum_type()->value(f->enum_type()->value_count() - 1)->number());
+          break;
+        case FieldDescriptor::CPPTYPE_MESSAGE:
+          if (f->message_type() == google::protobuf::Timestamp::descriptor()) {
+            static_cast<google::protobuf::Timestamp*>(r->MutableMessage(m, f))
+                ->set_seconds(1'700'000'000 + n);
+            // A Timestamp added to the view or a section without a getter fails here.
+            REQUIRE(LeafGetter(f, true) != nullptr);
+            paths.push_back(text + ".seconds");
+          }
+          continue;  // sections: filled by the caller
+        default:
+          FAIL("a field type the leaf getters do not read: " << f->type_name());
+      }
+      // A scalar added to the view or a section without a getter fails here (reflection would
+      // still read it, only slower).
+      REQUIRE(LeafGetter(f) != nullptr);
+      CHECK(LeafGetter(f, true) == nullptr);
+      paths.push_back(text);
+    }
+  };
+  fill(&view, "patient.");
+  const auto* d = v1::PatientView::descriptor();
+  int sections = 0;
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE ||
+        f->message_type() == google::protobuf::Timestamp::descriptor()) {
+      continue;
+    }
+    fill(view.GetReflection()->MutableMessage(&view, f), absl::StrCat("patient.", f->name(), "."));
+    ++sections;
+  }
+  CHECK(sections >= 10);  // the view's sections and its event counts
+  CHECK(paths.size() >= 60);
+  for (const std::string& text : paths) {
+    INFO(text);
+    auto path = ResolveFieldPath(text);
+    REQUIRE(path.ok());
+    REQUIRE(path->leaf != nullptr);
+    FieldPath by_reflection = *path;
+    by_reflection.leaf = nullptr;
+    const FieldValue fast = ReadField(*path, view, nullptr);
+    const FieldValue slow = ReadField(by_reflection, view, nullptr);
+    CHECK(fast.kind == slow.kind);
+    CHECK(fast.number == slow.number);
+    CHECK(fast.boolean == slow.boolean);
+    CHECK(fast.enum_number == slow.enum_number);
+    CHECK(fast.str == slow.str);
+    // The value set above, not a default read from an unset field.
+    CHECK_FALSE((slow.number == 0 && !slow.boolean && slow.enum_number == 0 && slow.str.empty()));
+  }
+  // Event paths, maps and a Timestamp's nanos have none.
+  for (const char* text : {"event.scan.channel_id", "patient.as_of.nanos",
+                           "patient.adherence.check_in_days_by_kind[GLUCOSE]"}) {
+    INFO(text);
+    auto path = ResolveFieldPath(text);
+    REQUIRE(path.ok());
+    CHECK(path->leaf == nullptr);
+  }
 }
 
 TEST_CASE("conditions compare typed values and explain themselves", "[rules]") {
