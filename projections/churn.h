@@ -47,8 +47,8 @@ struct ActiveDaySummary {
   int slots = 0;              // activity slots summarised (EngagementState.activity_slots)
   int32_t first_slot = 0, last_slot = 0;
   int days = 0;               // distinct local days with activity: x + 1
-  // The first and last of them as day numbers (LocalDayNumber): only their differences and
-  // their index keys are needed, which a CivilDay would first normalise as a date.
+  // The first and last of them as day numbers (LocalDayNumber): mostly subtracted, and stored so
+  // in index keys; a CivilDay would normalise each as a date (ChurnRiskReachedOn makes one).
   int64_t first_day = 0, last_day = 0;
 };
 
