@@ -48,34 +48,55 @@ constexpr absl::string_view kEventKinds[] = {
     "scan",          "message",         "check_in",      "purchase",       "enrollment",
     "contact_removed", "consent_changed", "coupon_issued", "coupon_redeemed", "profile_updated"};
 
+// A FieldValue of each kind, for ReadScalar (by reflection) and the leaf getters (by generated
+// accessors) alike.
+FieldValue ValueOf(double v) {
+  FieldValue out;
+  out.number = v;
+  return out;
+}
+FieldValue ValueOf(int32_t v) { return ValueOf(static_cast<double>(v)); }
+FieldValue ValueOf(int64_t v) { return ValueOf(static_cast<double>(v)); }
+FieldValue ValueOf(bool v) {
+  FieldValue out;
+  out.kind = FieldValue::Kind::kBool;
+  out.boolean = v;
+  return out;
+}
+FieldValue ValueOf(const std::string& v) {
+  FieldValue out;
+  out.kind = FieldValue::Kind::kString;
+  out.str = v;
+  return out;
+}
+// An enum's number, and its value's name when `type` has one by that number.
+FieldValue EnumValueOf(int number, const google::protobuf::EnumDescriptor* type) {
+  FieldValue out;
+  out.kind = FieldValue::Kind::kEnum;
+  out.enum_number = number;
+  if (const auto* value = type->FindValueByNumber(number)) out.str = value->name();
+  return out;
+}
+template <typename E, std::enable_if_t<std::is_enum_v<E>, int> = 0>
+FieldValue ValueOf(E v) {
+  return EnumValueOf(static_cast<int>(v), google::protobuf::GetEnumDescriptor<E>());
+}
+
 // Reads a scalar field of `m` (singular) as a FieldValue.
 // `r`: the reflection of m's type (FieldPath keeps it).
 FieldValue ReadScalar(const Message& m, const Reflection* r, const FieldDescriptor* f) {
-  FieldValue v;
   switch (f->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_INT32: v.number = r->GetInt32(m, f); break;
-    case FieldDescriptor::CPPTYPE_INT64: v.number = static_cast<double>(r->GetInt64(m, f)); break;
-    case FieldDescriptor::CPPTYPE_UINT32: v.number = r->GetUInt32(m, f); break;
-    case FieldDescriptor::CPPTYPE_UINT64: v.number = static_cast<double>(r->GetUInt64(m, f)); break;
-    case FieldDescriptor::CPPTYPE_DOUBLE: v.number = r->GetDouble(m, f); break;
-    case FieldDescriptor::CPPTYPE_FLOAT: v.number = r->GetFloat(m, f); break;
-    case FieldDescriptor::CPPTYPE_BOOL:
-      v.kind = FieldValue::Kind::kBool;
-      v.boolean = r->GetBool(m, f);
-      break;
-    case FieldDescriptor::CPPTYPE_ENUM:
-      v.kind = FieldValue::Kind::kEnum;
-      v.enum_number = r->GetEnumValue(m, f);
-      if (const auto* e = f->enum_type()->FindValueByNumber(v.enum_number)) v.str = e->name();
-      break;
-    case FieldDescriptor::CPPTYPE_STRING:
-      v.kind = FieldValue::Kind::kString;
-      v.str = r->GetString(m, f);
-      break;
-    default:
-      break;
+    case FieldDescriptor::CPPTYPE_INT32: return ValueOf(r->GetInt32(m, f));
+    case FieldDescriptor::CPPTYPE_INT64: return ValueOf(r->GetInt64(m, f));
+    case FieldDescriptor::CPPTYPE_UINT32: return ValueOf(static_cast<double>(r->GetUInt32(m, f)));
+    case FieldDescriptor::CPPTYPE_UINT64: return ValueOf(static_cast<double>(r->GetUInt64(m, f)));
+    case FieldDescriptor::CPPTYPE_DOUBLE: return ValueOf(r->GetDouble(m, f));
+    case FieldDescriptor::CPPTYPE_FLOAT: return ValueOf(static_cast<double>(r->GetFloat(m, f)));
+    case FieldDescriptor::CPPTYPE_BOOL: return ValueOf(r->GetBool(m, f));
+    case FieldDescriptor::CPPTYPE_ENUM: return EnumValueOf(r->GetEnumValue(m, f), f->enum_type());
+    case FieldDescriptor::CPPTYPE_STRING: return ValueOf(r->GetString(m, f));
+    default: return FieldValue();
   }
-  return v;
 }
 
 // The zero value of a field's type (an absent map entry reads as this, as proto3 does).
@@ -307,43 +328,6 @@ absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text) {
 }
 
 namespace {
-
-FieldValue ValueOf(int32_t v) {
-  FieldValue out;
-  out.number = v;
-  return out;
-}
-FieldValue ValueOf(int64_t v) {
-  FieldValue out;
-  out.number = static_cast<double>(v);
-  return out;
-}
-FieldValue ValueOf(double v) {
-  FieldValue out;
-  out.number = v;
-  return out;
-}
-FieldValue ValueOf(bool v) {
-  FieldValue out;
-  out.kind = FieldValue::Kind::kBool;
-  out.boolean = v;
-  return out;
-}
-FieldValue ValueOf(const std::string& v) {
-  FieldValue out;
-  out.kind = FieldValue::Kind::kString;
-  out.str = v;
-  return out;
-}
-template <typename E, std::enable_if_t<std::is_enum_v<E>, int> = 0>
-FieldValue ValueOf(E v) {
-  FieldValue out;
-  out.kind = FieldValue::Kind::kEnum;
-  out.enum_number = static_cast<int>(v);
-  const auto* value = google::protobuf::GetEnumDescriptor<E>()->FindValueByNumber(out.enum_number);
-  if (value != nullptr) out.str = value->name();
-  return out;
-}
 
 // PatientView's scalar fields and those of its sections, and their Timestamp fields (read for
 // .seconds), by message and field name: the table below gives each its generated accessor.
