@@ -110,12 +110,11 @@ ActiveDaySummary SummariseActiveDays(const google::protobuf::RepeatedField<int32
     }
     const int64_t d = FloorDiv(at_s + o.offset_s, kDaySeconds);
     if (d != day) {
-      ++s.days;
+      if (s.days++ == 0) s.first_day = d;  // the first slot's day
       day = d;
     }
   }
-  s.first_day = LocalDayNumber(SlotStart(s.first_slot), tz);
-  s.last_day = LocalDayNumber(SlotStart(s.last_slot), tz);
+  s.last_day = day;  // the last slot's day
   return s;
 }
 

@@ -318,8 +318,9 @@ absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text) {
   if (path.root == FieldPath::Root::kPatient && !path.chain.back()->is_map()) {
     if ((path.leaf = LeafGetter(path.chain.back())) != nullptr) {
       path.leaf_depth = 1;
-    } else if (n >= 2 && path.chain.back() == google::protobuf::Timestamp::descriptor()
-                                                   ->FindFieldByNumber(1) &&  // seconds
+    } else if (n >= 2 &&
+               path.chain.back() == google::protobuf::Timestamp::descriptor()->FindFieldByNumber(
+                                        google::protobuf::Timestamp::kSecondsFieldNumber) &&
                (path.leaf = LeafGetter(path.chain[n - 2], true)) != nullptr) {
       path.leaf_depth = 2;
     }

@@ -318,10 +318,18 @@ TEST_CASE("every scalar of the patient's view is read by its generated accessor,
           "[rules]") {
   // Every scalar field of the view and of its sections set to a value of its own (enums to their
   // last value, Timestamps' seconds too), then read through a path with the leaf getter and
-  // through the same path without it.
+  // through the same path without it: both must give the value set (the two share FieldValue's
+  // making, so it is checked against what was set, not only against each other).
   using google::protobuf::FieldDescriptor;
   v1::PatientView view;
-  std::vector<std::string> paths;
+  struct Set {
+    std::string path;
+    double number = 0;
+    bool boolean = false;
+    int enum_number = 0;
+    std::string str;
+  };
+  std::vector<Set> paths;
   int n = 0;
   auto fill = [&](google::protobuf::Message* m, const std::string& prefix) {
     const auto* d = m->GetDescriptor();
@@ -335,22 +343,44 @@ TEST_CASE("every scalar of the patient's view is read by its generated accessor,
         CHECK(LeafGetter(f) == nullptr);
         continue;
       }
+      Set set{text};
       switch (f->cpp_type()) {
-        case FieldDescriptor::CPPTYPE_INT32: r->SetInt32(m, f, 1000 + n); break;
-        case FieldDescriptor::CPPTYPE_INT64: r->SetInt64(m, f, 1'000'000'000'000 + n); break;
-        case FieldDescriptor::CPPTYPE_DOUBLE: r->SetDouble(m, f, 0.25 + n); break;
-        case FieldDescriptor::CPPTYPE_BOOL: r->SetBool(m, f, true); break;
-        case FieldDescriptor::CPPTYPE_STRING: r->SetString(m, f, absl::StrCat("s", n)); break;
-        case FieldDescriptor::CPPTYPE_ENUM:
-          r->SetEnumValue(m, f, f->enum_type()->value(f->enum_type()->value_count() - 1)->number());
+        case FieldDescriptor::CPPTYPE_INT32:
+          r->SetInt32(m, f, 1000 + n);
+          set.number = 1000 + n;
           break;
+        case FieldDescriptor::CPPTYPE_INT64:
+          r->SetInt64(m, f, 1'000'000'000'000 + n);
+          set.number = 1'000'000'000'000.0 + n;
+          break;
+        case FieldDescriptor::CPPTYPE_DOUBLE:
+          r->SetDouble(m, f, 0.25 + n);
+          set.number = 0.25 + n;
+          break;
+        case FieldDescriptor::CPPTYPE_BOOL:
+          r->SetBool(m, f, true);
+          set.boolean = true;
+          break;
+        case FieldDescriptor::CPPTYPE_STRING:
+          set.str = absl::StrCat("s", n);
+          r->SetString(m, f, set.str);
+          break;
+        case FieldDescriptor::CPPTYPE_ENUM: {
+          const auto* last = f->enum_type()->value(f->enum_type()->value_count() - 1);
+          r->SetEnumValue(m, f, last->number());
+          set.enum_number = last->number();
+          set.str = last->name();
+          break;
+        }
         case FieldDescriptor::CPPTYPE_MESSAGE:
           if (f->message_type() == google::protobuf::Timestamp::descriptor()) {
             static_cast<google::protobuf::Timestamp*>(r->MutableMessage(m, f))
                 ->set_seconds(1'700'000'000 + n);
             // A Timestamp added to the view or a section without a getter fails here.
             REQUIRE(LeafGetter(f, true) != nullptr);
-            paths.push_back(text + ".seconds");
+            set.path += ".seconds";
+            set.number = 1'700'000'000 + n;
+            paths.push_back(set);
           }
           continue;  // sections: filled by the caller
         default:
@@ -360,7 +390,7 @@ TEST_CASE("every scalar of the patient's view is read by its generated accessor,
       // still read it, only slower).
       REQUIRE(LeafGetter(f) != nullptr);
       CHECK(LeafGetter(f, true) == nullptr);
-      paths.push_back(text);
+      paths.push_back(set);
     }
   };
   fill(&view, "patient.");
@@ -377,9 +407,9 @@ TEST_CASE("every scalar of the patient's view is read by its generated accessor,
   }
   CHECK(sections >= 10);  // the view's sections and its event counts
   CHECK(paths.size() >= 60);
-  for (const std::string& text : paths) {
-    INFO(text);
-    auto path = ResolveFieldPath(text);
+  for (const Set& set : paths) {
+    INFO(set.path);
+    auto path = ResolveFieldPath(set.path);
     REQUIRE(path.ok());
     REQUIRE(path->leaf != nullptr);
     FieldPath by_reflection = *path;
@@ -393,6 +423,10 @@ TEST_CASE("every scalar of the patient's view is read by its generated accessor,
     CHECK(fast.str == slow.str);
     // The value set above, not a default read from an unset field.
     CHECK_FALSE((slow.number == 0 && !slow.boolean && slow.enum_number == 0 && slow.str.empty()));
+    CHECK(fast.number == set.number);
+    CHECK(fast.boolean == set.boolean);
+    CHECK(fast.enum_number == set.enum_number);
+    CHECK(fast.str == set.str);
   }
   // Event paths, maps and a Timestamp's nanos have none.
   for (const char* text : {"event.scan.channel_id", "patient.as_of.nanos",
