@@ -3,8 +3,12 @@
 #include <catch2/catch.hpp>
 
 #include <limits>
+#include <random>
+#include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
 
 namespace tend {
 namespace {
@@ -277,6 +281,73 @@ TEST_CASE("validation names the field and what is allowed", "[codec]") {
     e.mutable_consent_changed();
     CHECK(Problem(e) == "consent_changed.purpose: must be MARKETING or CARE_REMINDERS");
   }
+}
+
+// The checks as first written, a comparison chain a byte: the oracle of the table-driven ones.
+bool ReferenceIsValidId(absl::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+size_t ReferenceFindControl(absl::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    if (b < 0x20 || b == 0x7f) return i;
+    if (b == 0xc2 && i + 1 < text.size()) {
+      const auto next = static_cast<unsigned char>(text[i + 1]);
+      if (next >= 0x80 && next <= 0x9f) return i;
+    }
+  }
+  return absl::string_view::npos;
+}
+
+// Validation of `text` as an event's source agrees with ReferenceFindControl, position included.
+void CheckTextAgainstReference(const std::string& text) {
+  v1::Event e = ValidCheckIn();
+  e.set_source(text);
+  const size_t at = ReferenceFindControl(text);
+  INFO("text \"" << absl::CHexEscape(text) << "\"");
+  if (at == absl::string_view::npos) {
+    CHECK(ValidateEvent(e).ok());
+  } else {
+    CHECK(absl::StrContains(Problem(e), absl::StrFormat("got byte 0x%02x at %d ",
+                                                          static_cast<unsigned char>(text[at]), at)));
+  }
+}
+
+TEST_CASE("ids and free text are checked byte for byte as the plain comparisons did",
+          "[codec]") {
+  // Every string of one and two bytes, then random ones over the bytes that matter: the id
+  // characters' edges, the controls' edges, 0xC2 and what follows it.
+  for (int a = 0; a < 256; ++a) {
+    const std::string one(1, static_cast<char>(a));
+    CHECK(IsValidId(one) == ReferenceIsValidId(one));
+    CheckTextAgainstReference(one);
+    for (int b = 0; b < 256; ++b) {
+      const std::string two = {static_cast<char>(a), static_cast<char>(b)};
+      CHECK(IsValidId(two) == ReferenceIsValidId(two));
+      if (ReferenceFindControl(two) != absl::string_view::npos || a == 0xc2) {
+        CheckTextAgainstReference(two);
+      }
+    }
+  }
+  const unsigned char edges[] = {'a', 'z', 'A', 'Z', '0', '9', '.', '_', ':', '-', '/', '@',
+                                 '`',  '{', 0x00, 0x1f, 0x20, 0x7e, 0x7f, 0x80, 0x9f, 0xa0,
+                                 0xc1, 0xc2, 0xc3, 0xe4, 0xff};
+  std::mt19937 rng(17);
+  for (int n = 0; n < 20000; ++n) {
+    std::string text(rng() % 140, ' ');
+    for (char& c : text) c = static_cast<char>(edges[rng() % sizeof(edges)]);
+    CHECK(IsValidId(text) == ReferenceIsValidId(text));
+    CheckTextAgainstReference(text);
+  }
+  CHECK(IsValidId(std::string(128, 'a')));
+  CHECK(!IsValidId(std::string(129, 'a')));
+  CHECK(!IsValidId(""));
 }
 
 TEST_CASE("coupons and the birthday are validated field by field", "[codec]") {
