@@ -345,6 +345,30 @@ TEST_CASE("ids and free text are checked byte for byte as the plain comparisons 
     CHECK(IsValidId(text) == ReferenceIsValidId(text));
     CheckTextAgainstReference(text);
   }
+  // Every length, with one byte that breaks it (or would, as a pair) at each position: nothing
+  // past a prefix of the input goes unread.
+  const unsigned char bad_id_bytes[] = {' ', '/', 0x00, 0x7f, 0x80, 0xc2, 0xff};
+  for (size_t n = 1; n <= 128; ++n) {
+    std::string id(n, 'a');
+    CHECK(IsValidId(id));
+    for (size_t at = 0; at < n; ++at) {
+      for (unsigned char b : bad_id_bytes) {
+        id[at] = static_cast<char>(b);
+        CHECK(!IsValidId(id));
+      }
+      id[at] = 'a';
+    }
+  }
+  const std::string pairs[] = {"\x01", "\x1f", "\x7f", "\xc2\x80", "\xc2\x9f",  // controls
+                               "\xc2\xa0", "\xc3\x80", "\xc2\x7f"};  // text, or a control after it
+  for (size_t n = 1; n <= 250; n += (n < 40 ? 1 : 7)) {
+    const std::string plain(n, 'x');
+    CheckTextAgainstReference(plain);
+    CheckTextAgainstReference(plain + "\xc2");  // a lead byte at the very end: text
+    for (size_t at = 0; at <= n; at += (n < 40 ? 1 : 5)) {
+      for (const std::string& p : pairs) CheckTextAgainstReference(plain.substr(0, at) + p + plain.substr(at));
+    }
+  }
   CHECK(IsValidId(std::string(128, 'a')));
   CHECK(!IsValidId(std::string(129, 'a')));
   CHECK(!IsValidId(""));
