@@ -265,6 +265,8 @@ constexpr std::array<uint8_t, 256> kNotIdBytes = [] {
 
 }  // namespace
 
+bool IsIdChar(char c) { return kNotIdBytes[static_cast<unsigned char>(c)] == 0; }
+
 bool IsValidId(absl::string_view id) {
   if (id.empty() || id.size() > 128) return false;
   // Every event's ids pass here: the bytes' classes ORed from a table, no branch a byte.

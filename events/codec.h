@@ -124,6 +124,8 @@ bool IsTrustedTicker(absl::string_view name, const std::vector<std::string>& pat
 
 // True when `id` is 1-128 characters of [A-Za-z0-9._:-] (event ids and patient ids).
 bool IsValidId(absl::string_view id);
+// True when `c` is one of the characters an id may hold: [A-Za-z0-9._:-].
+bool IsIdChar(char c);
 // kInvalidArgument naming `field` unless IsValidId(id); the message does not repeat the id (for
 // request fields: Query's patient_id).
 absl::Status CheckIdArgument(absl::string_view field, absl::string_view id);

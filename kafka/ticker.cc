@@ -30,9 +30,7 @@ absl::StatusOr<std::unique_ptr<Ticker>> Ticker::Create(const TickerOptions& opti
   }
   // Ticks carry ids of [A-Za-z0-9._:-]; a host name may have other characters.
   for (char& c : o.name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == ':' || c == '-';
-    if (!ok) c = '-';
+    if (!IsIdChar(c)) c = '-';
   }
   KafkaProps props = {{"bootstrap.servers", o.brokers}};
   props.insert(props.end(), o.kafka.begin(), o.kafka.end());

@@ -326,6 +326,7 @@ TEST_CASE("ids and free text are checked byte for byte as the plain comparisons 
   for (int a = 0; a < 256; ++a) {
     const std::string one(1, static_cast<char>(a));
     CHECK(IsValidId(one) == ReferenceIsValidId(one));
+    CHECK(IsIdChar(static_cast<char>(a)) == ReferenceIsValidId(one));  // the ticker's name too
     CheckTextAgainstReference(one);
     for (int b = 0; b < 256; ++b) {
       const std::string two = {static_cast<char>(a), static_cast<char>(b)};
