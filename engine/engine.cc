@@ -13,6 +13,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/debugging/leak_check.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -44,6 +45,17 @@ namespace tend {
 class Engine::Impl : public PartitionListener {
  public:
   Impl(const EngineOptions& options, Storage* storage) : options_(options), storage_(storage) {}
+  ~Impl() {
+    if (options_.leave_cache_at_exit) {
+      // The process exits next (EngineOptions::leave_cache_at_exit): the table goes to a holder
+      // that is never freed, and the members are destroyed as always (the committer's and the
+      // decoder's threads stopped). Moving the table moves its slot array, not the boxed entries,
+      // so a pointer into them (dirty_, a commit in flight) stays good. IgnoreLeak: a leak
+      // checker (LeakSanitizer) is told it is meant.
+      absl::IgnoreLeak(new decltype(cache_)(std::move(cache_)));
+      newest_ = oldest_ = nullptr;
+    }
+  }
 
   absl::Status Init();
   // The consumer and the DLQ producer.

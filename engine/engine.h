@@ -74,6 +74,15 @@ struct EngineOptions {
   size_t timer_window = 16384;
   // Return from Run() once every assigned partition is at its end and all is committed.
   bool exit_when_idle = false;
+  // For a process that exits soon after the engine is destroyed (`tend engine`, `tend replay`):
+  // the destructor leaves the cached patients' memory to the operating system instead of freeing
+  // each state's messages one by one: ~7,500 instructions a cached 2-day patient, for as many as
+  // the cache holds (2.5% of a replay of 100k such patients, all cached; docs/benchmarks.md,
+  // "Leaving the cache at exit"). What the engine wrote is not affected: Run()/RunFrom() return
+  // after their last commit (after a failure, once the batch in flight is written), and the
+  // destructor still stops the engine's threads. In-process users that destroy engines and go on
+  // (tests, the bench's rounds) keep the default.
+  bool leave_cache_at_exit = false;
   ValidationOptions validation;
   CommitOptions commit;
   // Parameters of the projections (config/engine_config.h loads them from the operator's YAML).

@@ -17,6 +17,7 @@ SubcommandRun AddEngineCommand(CLI::App* app) {
   };
   auto f = std::make_shared<Flags>();
   EngineCommandOptions& e = f->engine;
+  e.engine.leave_cache_at_exit = true;  // the process exits when the engine stops
   auto* cmd = app->add_subcommand("engine", "Fold the events topic into a state directory.");
   cmd->add_option("--brokers", e.engine.brokers, "bootstrap servers")->required();
   cmd->add_option("--db", e.db_dir, "state directory (RocksDB)")->required();

@@ -128,6 +128,7 @@ int Run(ReplayFlags& f, const std::atomic<bool>& stop) {
 SubcommandRun AddReplayCommand(CLI::App* app) {
   auto f = std::make_shared<ReplayFlags>();
   ReplayOptions& replay = f->replay;
+  replay.engine.leave_cache_at_exit = true;  // the process exits when the replay ends
   auto* cmd = app->add_subcommand(
       "replay", "Rebuild every projection from the log into a NEW state directory (REPLAY mode: "
                 "nothing is sent).");
