@@ -34,24 +34,49 @@ absl::Status CheckId(absl::string_view field, absl::string_view id) {
                                         absl::CHexEscape(id.substr(0, 160))));
 }
 
+// MinEventTime() in seconds since 1970.
+constexpr int64_t kMinEventSeconds = 946'684'800;
+// The end of google.protobuf.Timestamp's range (9999-12-31T23:59:59Z): beyond it a Timestamp is
+// invalid by its own definition (found by fuzzing: year 1.7e11 walked day by day).
+constexpr int64_t kMaxTimestampSeconds = 253'402'300'799;
+
 absl::Status CheckTime(absl::string_view field, bool present, const google::protobuf::Timestamp& ts) {
   if (!present) return Invalid(field, "is required");
   if (ts.nanos() < 0 || ts.nanos() > 999'999'999) {
     return Invalid(field, absl::StrCat("nanos must be 0..999999999, got ", ts.nanos()));
   }
-  if (FromProtoTime(ts) < MinEventTime()) {
+  // With the nanos in [0, 1e9), the time is before MinEventTime() exactly when its seconds are.
+  if (ts.seconds() < kMinEventSeconds) {
     return Invalid(field, absl::StrCat("must be on or after 2000-01-01T00:00:00Z, got ",
                                        absl::FormatTime(absl::RFC3339_full, FromProtoTime(ts),
                                                         absl::UTCTimeZone())));
   }
-  // The end of google.protobuf.Timestamp's range (9999-12-31T23:59:59Z): beyond it a Timestamp
-  // is invalid by its own definition (found by fuzzing: year 1.7e11 walked day by day).
-  constexpr int64_t kMaxTimestampSeconds = 253'402'300'799;
   if (ts.seconds() > kMaxTimestampSeconds) {
     return Invalid(field, absl::StrCat("must be before 10000-01-01T00:00:00Z, got ", ts.seconds(),
                                        " s since 1970"));
   }
   return absl::OkStatus();
+}
+
+// Whether a - b > bound, for times given as seconds since 1970 and nanos. Every event is checked
+// this way twice (device clock skew; recorded_at against the record's timestamp), and absl's Time
+// arithmetic is out-of-line calls with carries. When both times' seconds are within
+// ±kMaxTimestampSeconds (so their difference cannot overflow) and their nanos in [0, 1e9), as a
+// validated event's are, a - b lies strictly between d - 1 and d + 1 seconds, d = a_s - b_s: a
+// bound at or past d + 1 is not exceeded, and one at or below d - 1 is. Only a difference within
+// a second of the bound (or times out of that range) takes absl's exact, saturating arithmetic.
+bool AheadBy(int64_t a_s, int32_t a_n, int64_t b_s, int32_t b_n, absl::Duration bound) {
+  const auto in_range = [](int64_t s, int32_t n) {
+    return s >= -kMaxTimestampSeconds && s <= kMaxTimestampSeconds && n >= 0 && n <= 999'999'999;
+  };
+  if (in_range(a_s, a_n) && in_range(b_s, b_n)) {
+    const int64_t d = a_s - b_s;
+    if (absl::Seconds(d + 1) <= bound) return false;
+    if (absl::Seconds(d - 1) >= bound) return true;
+  }
+  return (absl::FromUnixSeconds(a_s) + absl::Nanoseconds(a_n)) -
+             (absl::FromUnixSeconds(b_s) + absl::Nanoseconds(b_n)) >
+         bound;
 }
 
 // What a byte is to FindControl: text, a control character (C0 or DEL), or 0xC2, the lead byte
@@ -248,7 +273,7 @@ bool IsCurrencyCode(absl::string_view code) {
 }
 
 // 2000-01-01T00:00:00Z as a constant: converting a civil time on every event showed up in profiles.
-absl::Time MinEventTime() { return absl::FromUnixSeconds(946'684'800); }
+absl::Time MinEventTime() { return absl::FromUnixSeconds(kMinEventSeconds); }
 
 namespace {
 
@@ -349,9 +374,12 @@ absl::Status ValidateEvent(const Event& e, const ValidationOptions& options) {
     if (absl::Status s = CheckTime("recorded_at", e.has_recorded_at(), e.recorded_at()); !s.ok()) {
       return s;
     }
-    absl::Time occurred = FromProtoTime(e.occurred_at());
-    absl::Time recorded = FromProtoTime(e.recorded_at());
-    if (occurred - recorded > options.max_clock_skew) {
+    const google::protobuf::Timestamp& occurred_at = e.occurred_at();
+    const google::protobuf::Timestamp& recorded_at = e.recorded_at();
+    if (AheadBy(occurred_at.seconds(), occurred_at.nanos(), recorded_at.seconds(),
+                recorded_at.nanos(), options.max_clock_skew)) {
+      const absl::Time occurred = FromProtoTime(occurred_at);
+      const absl::Time recorded = FromProtoTime(recorded_at);
       return Invalid("occurred_at",
                      absl::StrCat("is ", absl::FormatDuration(occurred - recorded),
                                   " ahead of recorded_at; at most ",
@@ -486,9 +514,12 @@ absl::Status CheckRecordedAt(const Event& e, int64_t record_timestamp_ms,
   if (record_timestamp_ms < 0) {
     return Invalid("recorded_at", "cannot be checked: the record has no Kafka timestamp");
   }
-  const absl::Time recorded = FromProtoTime(e.recorded_at());
-  const absl::Time logged = absl::FromUnixMillis(record_timestamp_ms);
-  if (recorded - logged > options.max_recorded_ahead) {
+  const google::protobuf::Timestamp& recorded_at = e.recorded_at();
+  if (AheadBy(recorded_at.seconds(), recorded_at.nanos(), record_timestamp_ms / 1000,
+              static_cast<int32_t>(record_timestamp_ms % 1000) * 1'000'000,
+              options.max_recorded_ahead)) {
+    const absl::Time recorded = FromProtoTime(recorded_at);
+    const absl::Time logged = absl::FromUnixMillis(record_timestamp_ms);
     return Invalid("recorded_at",
                    absl::StrCat("is ", absl::FormatDuration(absl::Trunc(recorded - logged,
                                                                         absl::Seconds(1))),

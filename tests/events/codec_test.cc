@@ -5,10 +5,12 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "base/time.h"
 
 namespace tend {
 namespace {
@@ -61,6 +63,14 @@ TEST_CASE("validation names the field and what is allowed", "[codec]") {
     e = ValidCheckIn();
     e.mutable_occurred_at()->set_seconds(0);
     CHECK(Problem(e).find("on or after 2000-01-01") != std::string::npos);
+    // The first instant allowed, and the last nanosecond before it (the check reads seconds).
+    e.mutable_occurred_at()->set_seconds(946'684'800);
+    e.mutable_recorded_at()->set_seconds(946'684'800);
+    CHECK(Problem(e).empty());
+    e.mutable_occurred_at()->set_seconds(946'684'799);
+    e.mutable_occurred_at()->set_nanos(999'999'999);
+    CHECK(Problem(e) == "occurred_at: must be on or after 2000-01-01T00:00:00Z, got "
+                        "1999-12-31T23:59:59.999999999+00:00");
     // Past the end of Timestamp's range (found by fuzzing: a view walked the days up to it).
     e = ValidCheckIn();
     e.mutable_recorded_at()->set_seconds(5292749077824011250);
@@ -509,6 +519,96 @@ TEST_CASE("recorded_at may run ahead of the record's Kafka timestamp by the tole
   CHECK_FALSE(CheckRecordedAt(e, logged_ms, options).ok());
   const absl::Status none = CheckRecordedAt(e, -1, options);
   CHECK_THAT(std::string(none.message()), Catch::Contains("the record has no Kafka timestamp"));
+}
+
+TEST_CASE("the clock-skew and recorded-ahead checks decide as absl's time arithmetic does, at "
+          "every distance from their bound",
+          "[codec]") {
+  // ValidateEvent and CheckRecordedAt decide "ahead by more than the bound" from whole seconds
+  // when those settle it (codec.cc, AheadBy). The reference is the arithmetic they used before.
+  const std::vector<absl::Duration> bounds = {
+      absl::ZeroDuration(),         absl::Nanoseconds(1),           absl::Milliseconds(999),
+      absl::Seconds(1) - absl::Nanoseconds(1), absl::Seconds(1),   absl::Seconds(1) + absl::Nanoseconds(1),
+      absl::Minutes(5),             absl::Hours(1) - absl::Nanoseconds(1), absl::Hours(1),
+      absl::Hours(1) + absl::Milliseconds(1), absl::Hours(24 * 365), absl::InfiniteDuration(),
+      -absl::Nanoseconds(1),        -absl::Seconds(3),               -absl::InfiniteDuration()};
+  // Distances of the difference from the bound.
+  const std::vector<absl::Duration> offsets = {
+      absl::ZeroDuration(), absl::Nanoseconds(1), -absl::Nanoseconds(1), absl::Milliseconds(1),
+      -absl::Milliseconds(1), absl::Seconds(1) - absl::Nanoseconds(1), -absl::Seconds(1) + absl::Nanoseconds(1),
+      absl::Seconds(1), -absl::Seconds(1), absl::Seconds(1) + absl::Nanoseconds(1),
+      -absl::Seconds(1) - absl::Nanoseconds(1), absl::Seconds(2), -absl::Seconds(2),
+      absl::Hours(30), -absl::Hours(30)};
+  std::mt19937_64 rng(17);
+  // From 2000-01-01 (MinEventTime) into the year 9000.
+  std::uniform_int_distribution<int64_t> seconds(946'684'800, 221'845'392'000);
+  std::uniform_int_distribution<int32_t> nanos(0, 999'999'999);
+  std::uniform_int_distribution<int32_t> millis(0, 999);
+  int64_t compared = 0, ahead = 0;
+  auto to_proto = [](absl::Time t, google::protobuf::Timestamp* out) {
+    out->set_seconds(absl::ToUnixSeconds(t));
+    out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(out->seconds()))));
+  };
+  for (const absl::Duration bound : bounds) {
+    ValidationOptions options;
+    options.max_clock_skew = bound;
+    options.max_recorded_ahead = bound;
+    for (int round = 0; round < 40; ++round) {
+      for (const absl::Duration offset : offsets) {
+        // Where the bound is infinite, the difference is a random one instead.
+        const absl::Duration difference =
+            bound == absl::InfiniteDuration() || bound == -absl::InfiniteDuration()
+                ? absl::Seconds(seconds(rng) % 100'000 - 50'000) + absl::Nanoseconds(nanos(rng))
+                : bound + offset;
+        // Skew: occurred_at = recorded_at + difference.
+        v1::Event e = ValidCheckIn();
+        const absl::Time recorded =
+            absl::FromUnixSeconds(seconds(rng)) + absl::Nanoseconds(round == 0 ? 0 : nanos(rng));
+        const absl::Time occurred = recorded + difference;
+        if (occurred >= MinEventTime() && occurred < absl::FromUnixSeconds(253'402'300'800)) {
+          to_proto(recorded, e.mutable_recorded_at());
+          to_proto(occurred, e.mutable_occurred_at());
+          const bool want = FromProtoTime(e.occurred_at()) - FromProtoTime(e.recorded_at()) > bound;
+          const absl::Status got = ValidateEvent(e, options);
+          INFO("bound " << absl::FormatDuration(bound) << ", difference "
+                        << absl::FormatDuration(difference) << ": " << got);
+          CHECK(!got.ok() == want);
+          if (want) CHECK_THAT(std::string(got.message()), Catch::StartsWith("occurred_at: is "));
+          ++compared;
+          ahead += want;
+        }
+        // recorded_at against the record's timestamp in milliseconds: recorded_at = logged +
+        // difference.
+        const int64_t logged_ms = seconds(rng) * 1000 + millis(rng);
+        const absl::Time at = absl::FromUnixMillis(logged_ms) + difference;
+        if (at >= MinEventTime() && at < absl::FromUnixSeconds(253'402'300'800)) {
+          v1::Event r = ValidCheckIn();
+          to_proto(at, r.mutable_recorded_at());
+          const bool want =
+              FromProtoTime(r.recorded_at()) - absl::FromUnixMillis(logged_ms) > bound;
+          INFO("bound " << absl::FormatDuration(bound) << ", recorded_at "
+                        << absl::FormatDuration(difference) << " past the record");
+          CHECK(!CheckRecordedAt(r, logged_ms, options).ok() == want);
+          ++compared;
+          ahead += want;
+        }
+      }
+    }
+  }
+  // Both answers, many times over.
+  CHECK(compared > 15'000);
+  CHECK(ahead > 4'000);
+  CHECK(compared - ahead > 4'000);
+  // Times no validated event has: absl's saturating arithmetic, as before.
+  v1::Event far = ValidCheckIn();
+  far.mutable_recorded_at()->set_seconds(std::numeric_limits<int64_t>::max());
+  ValidationOptions options;
+  CHECK_FALSE(CheckRecordedAt(far, 0, options).ok());
+  far.mutable_recorded_at()->set_seconds(std::numeric_limits<int64_t>::min());
+  CHECK(CheckRecordedAt(far, std::numeric_limits<int64_t>::max(), options).ok());
+  far.mutable_recorded_at()->set_seconds(0);
+  far.mutable_recorded_at()->set_nanos(-5);
+  CHECK(CheckRecordedAt(far, 0, options).ok());
 }
 
 TEST_CASE("a record's Kafka timestamp may run ahead of the engine's clock by the tolerance only",
