@@ -183,6 +183,9 @@ absl::StatusOr<CommandDiff> Backtest(const BacktestOptions& options,
   for (int k = 0; k < 2; ++k) {
     progress << "backtest: replaying with the " << names[k] << " rules\n";
     ReplayOptions replay = options.replay;
+    // The first replay's engines are destroyed before the second runs: they must free their
+    // cache (a `tend replay` leaves it at exit).
+    if (k == 0) replay.engine.leave_cache_at_exit = false;
     replay.to_dir = scratch.path() + "/" + names[k];
     replay.commands_out.clear();
     replay.engine.rules = rules[k];

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "base/time.h"
 #include "bench/memory_log.h"
@@ -736,6 +737,15 @@ TEST_CASE("an engine left at exit commits everything first and leaves its cached
     const struct mallinfo2 m = mallinfo2();
     return static_cast<int64_t>(m.uordblks + m.hblkhd);
   };
+  // mallinfo2 sees glibc's malloc only: under a sanitizer's allocator (./tools/dev tsan) it
+  // counts nothing, and what the destructors free cannot be measured here.
+  bool measurable = false;
+  {
+    const int64_t base = in_use();
+    std::vector<char> probe(8 << 20, 1);
+    asm volatile("" : : "r"(probe.data()) : "memory");  // kept, not optimised away
+    measurable = in_use() - base >= (8 << 20);
+  }
   TempDir dir;
   auto run = [&](const std::string& name, bool leave, int64_t* cache_bytes) {
     auto storage = Storage::Open(dir.Sub(name));
@@ -763,8 +773,15 @@ TEST_CASE("an engine left at exit commits everything first and leaves its cached
   INFO("cache " << cache_bytes << " bytes (estimated); the destructor freed " << freed
                 << " bytes, and " << freed_when_left << " when it left the cache");
   CHECK(left_cache_bytes == cache_bytes);
-  // The estimate over-counts a small state (engine.cc, EntryBytes): a third of it is freed.
-  CHECK(freed - freed_when_left > cache_bytes / 3);
+  if (measurable) {
+    // About three quarters of the estimate is freed (it over-counts a small state: engine.cc,
+    // EntryBytes); asked for here, a third.
+    CHECK(freed - freed_when_left > cache_bytes / 3);
+    // The rest of the engine (its batches, arenas, threads) is still freed.
+    CHECK(freed_when_left > cache_bytes);
+  } else {
+    WARN("mallinfo2 does not see this allocator: what the destructors freed is not checked");
+  }
   // All written before: the same states as the engine that freed them.
   REQUIRE(states.size() == static_cast<size_t>(kPatients));
   CHECK(left_states == states);

@@ -609,6 +609,13 @@ TEST_CASE("the clock-skew and recorded-ahead checks decide as absl's time arithm
   far.mutable_recorded_at()->set_seconds(0);
   far.mutable_recorded_at()->set_nanos(-5);
   CHECK(CheckRecordedAt(far, 0, options).ok());
+  // Nanos past a second (the whole seconds alone would say "not ahead"): 1.999999999 s past the
+  // record, against a bound of 1.5 s.
+  ValidationOptions short_bound;
+  short_bound.max_recorded_ahead = absl::Milliseconds(1500);
+  far.mutable_recorded_at()->set_seconds(1780000000);
+  far.mutable_recorded_at()->set_nanos(1'999'999'999);
+  CHECK_FALSE(CheckRecordedAt(far, int64_t{1780000000} * 1000, short_bound).ok());
 }
 
 TEST_CASE("a record's Kafka timestamp may run ahead of the engine's clock by the tolerance only",
