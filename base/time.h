@@ -29,12 +29,17 @@ inline google::protobuf::Timestamp ToProtoTime(absl::Time t) {
   return out;
 }
 
-// kInvalidArgument naming `field` unless `t` is a valid google.protobuf.Timestamp (0001-01-01
-// to 9999-12-31, nanos in [0, 1e9)).
+// Whether seconds and nanos since the Unix epoch make a valid google.protobuf.Timestamp
+// (0001-01-01 to 9999-12-31, nanos in [0, 1e9)).
+inline bool IsValidProtoTime(int64_t seconds, int32_t nanos) {
+  return seconds >= google::protobuf::util::TimeUtil::kTimestampMinSeconds &&
+         seconds <= google::protobuf::util::TimeUtil::kTimestampMaxSeconds && nanos >= 0 &&
+         nanos <= 999'999'999;
+}
+
+// kInvalidArgument naming `field` unless `t` is a valid google.protobuf.Timestamp.
 inline absl::Status CheckProtoTime(const google::protobuf::Timestamp& t, absl::string_view field) {
-  if (t.seconds() < google::protobuf::util::TimeUtil::kTimestampMinSeconds ||
-      t.seconds() > google::protobuf::util::TimeUtil::kTimestampMaxSeconds || t.nanos() < 0 ||
-      t.nanos() > 999'999'999) {
+  if (!IsValidProtoTime(t.seconds(), t.nanos())) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": not a valid timestamp (0001-01-01 to 9999-12-31)"));
   }

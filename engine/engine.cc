@@ -57,7 +57,6 @@ class Engine::Impl : public PartitionListener {
       static auto* const left = new std::vector<std::unique_ptr<decltype(cache_)>>();
       absl::MutexLock lock(&left_mu);
       left->push_back(std::make_unique<decltype(cache_)>(std::move(cache_)));
-      newest_ = oldest_ = nullptr;
     }
   }
 

@@ -36,9 +36,6 @@ absl::Status CheckId(absl::string_view field, absl::string_view id) {
 
 // MinEventTime() in seconds since 1970.
 constexpr int64_t kMinEventSeconds = 946'684'800;
-// The end of google.protobuf.Timestamp's range (9999-12-31T23:59:59Z): beyond it a Timestamp is
-// invalid by its own definition (found by fuzzing: year 1.7e11 walked day by day).
-constexpr int64_t kMaxTimestampSeconds = 253'402'300'799;
 
 absl::Status CheckTime(absl::string_view field, bool present, const google::protobuf::Timestamp& ts) {
   if (!present) return Invalid(field, "is required");
@@ -51,7 +48,9 @@ absl::Status CheckTime(absl::string_view field, bool present, const google::prot
                                        absl::FormatTime(absl::RFC3339_full, FromProtoTime(ts),
                                                         absl::UTCTimeZone())));
   }
-  if (ts.seconds() > kMaxTimestampSeconds) {
+  // The end of google.protobuf.Timestamp's range (9999-12-31T23:59:59Z): beyond it a Timestamp
+  // is invalid by its own definition (found by fuzzing: year 1.7e11 walked day by day).
+  if (ts.seconds() > google::protobuf::util::TimeUtil::kTimestampMaxSeconds) {
     return Invalid(field, absl::StrCat("must be before 10000-01-01T00:00:00Z, got ", ts.seconds(),
                                        " s since 1970"));
   }
@@ -60,16 +59,13 @@ absl::Status CheckTime(absl::string_view field, bool present, const google::prot
 
 // Whether a - b > bound, for times given as seconds since 1970 and nanos. Every event is checked
 // this way twice (device clock skew; recorded_at against the record's timestamp), and absl's Time
-// arithmetic is out-of-line calls with carries. When both times' seconds are within
-// ±kMaxTimestampSeconds (so their difference cannot overflow) and their nanos in [0, 1e9), as a
-// validated event's are, a - b lies strictly between d - 1 and d + 1 seconds, d = a_s - b_s: a
-// bound at or past d + 1 is not exceeded, and one at or below d - 1 is. Only a difference within
-// a second of the bound (or times out of that range) takes absl's exact, saturating arithmetic.
+// arithmetic is out-of-line calls with carries. When both are valid Timestamps (so the difference
+// of their seconds cannot overflow, and their nanos are in [0, 1e9)), as a validated event's
+// are, a - b lies strictly between d - 1 and d + 1 seconds, d = a_s - b_s: a bound at or past
+// d + 1 is not exceeded, and one at or below d - 1 is. Only a difference within a second of the
+// bound (or times out of that range) takes absl's exact, saturating arithmetic.
 bool AheadBy(int64_t a_s, int32_t a_n, int64_t b_s, int32_t b_n, absl::Duration bound) {
-  const auto in_range = [](int64_t s, int32_t n) {
-    return s >= -kMaxTimestampSeconds && s <= kMaxTimestampSeconds && n >= 0 && n <= 999'999'999;
-  };
-  if (in_range(a_s, a_n) && in_range(b_s, b_n)) {
+  if (IsValidProtoTime(a_s, a_n) && IsValidProtoTime(b_s, b_n)) {
     const int64_t d = a_s - b_s;
     if (absl::Seconds(d + 1) <= bound) return false;
     if (absl::Seconds(d - 1) >= bound) return true;
