@@ -17,6 +17,7 @@
 #include <functional>
 #include <initializer_list>
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -1276,6 +1277,68 @@ TEST_CASE("bloom filters are built only in the families read by key (state and m
     INFO(partitioned);
     CHECK(hint_of[partitioned] == "tend.InsertHintPrefix.4");
   }
+}
+
+// Level 0 is written uncompressed, deeper levels with LZ4 (storage/storage.cc CfOptions): read
+// from the tables themselves, after a flush and after the flush's tables are compacted into
+// level 1.
+TEST_CASE("a flush writes its tables uncompressed and a compaction into level 1 compresses them",
+          "[storage]") {
+  TempDir dir;
+  {
+    auto storage = Storage::Open(dir.path());
+    REQUIRE(storage.ok());
+    StateBatch batch = (*storage)->NewBatch();
+    for (int i = 0; i < 2000; ++i) {
+      v1::PatientState state;
+      state.set_patient_id(absl::StrCat("patient-", i));
+      state.set_unique_events(i);
+      batch.PutPatient(i % 8, state, AppliedEvents());
+    }
+    REQUIRE((*storage)->Commit(&batch).ok());
+    REQUIRE((*storage)->Flush().ok());
+  }
+  // The compression each table of the state family was written with, by level ("L0 NoCompression").
+  auto compression_by_level = [](rocksdb::DB* raw, rocksdb::ColumnFamilyHandle* family) {
+    rocksdb::TablePropertiesCollection tables;
+    REQUIRE(raw->GetPropertiesOfAllTables(family, &tables).ok());
+    rocksdb::ColumnFamilyMetaData meta;
+    raw->GetColumnFamilyMetaData(family, &meta);
+    std::set<std::string> by_level;
+    for (const rocksdb::LevelMetaData& level : meta.levels) {
+      for (const rocksdb::SstFileMetaData& file : level.files) {
+        std::string path = file.db_path + file.name;
+        if (!tables.count(path)) path = file.db_path + "/" + file.name;
+        REQUIRE(tables.count(path) == 1);
+        by_level.insert(absl::StrCat("L", level.level, " ", tables[path]->compression_name));
+      }
+    }
+    return by_level;
+  };
+  // The families' options as tend wrote them to the directory's OPTIONS file (the compaction
+  // below must compress as tend's would); tend's insert hint transform is not registered here.
+  rocksdb::ConfigOptions config;
+  config.ignore_unknown_options = true;
+  rocksdb::DBOptions db_options;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  REQUIRE(rocksdb::LoadLatestOptions(config, dir.path(), &db_options, &families).ok());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::Open(db_options, dir.path(), families, &handles, &raw).ok());
+  rocksdb::ColumnFamilyHandle* state = nullptr;
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    if (handle->GetName() == storage_format::kStateCf) state = handle;
+  }
+  REQUIRE(state != nullptr);
+  auto flushed = compression_by_level(raw, state);
+  CHECK(flushed == std::set<std::string>{"L0 NoCompression"});
+  REQUIRE(raw->CompactRange(rocksdb::CompactRangeOptions(), state, nullptr, nullptr).ok());
+  auto compacted = compression_by_level(raw, state);
+  CHECK(compacted == std::set<std::string>{"L1 LZ4"});
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    CHECK(raw->DestroyColumnFamilyHandle(handle).ok());
+  }
+  delete raw;
 }
 
 // RocksDB keeps a memtable insert hint per key prefix (storage.cc, InsertHintPrefix), and in
