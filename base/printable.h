@@ -13,6 +13,10 @@
 
 namespace tend {
 
+// The ASCII control characters: C0 (below 0x20) and DEL. The one set every check and escape of
+// text in tend starts from (events/codec.cc adds the C1 controls of UTF-8, Printable below too).
+constexpr bool IsAsciiControl(unsigned char b) { return b < 0x20 || b == 0x7f; }
+
 // `text` with every control character written as \xNN: the C0 bytes (below 0x20), DEL, the C1
 // characters U+0080-U+009F (U+009B alone starts an escape sequence in some terminals), and any
 // byte that is not part of well-formed UTF-8 (a lone 0x9B is the same introducer to a terminal
@@ -24,7 +28,7 @@ inline std::string Printable(absl::string_view text) {
   for (size_t i = 0; i < text.size();) {
     const auto b = static_cast<unsigned char>(text[i]);
     if (b < 0x80) {
-      if (b < 0x20 || b == 0x7f) {
+      if (IsAsciiControl(b)) {
         escape(b);
       } else {
         out.push_back(static_cast<char>(b));

@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "base/file.h"
+#include "base/printable.h"
 #include "base/status.h"
 #include "base/time.h"
 
@@ -316,7 +317,7 @@ std::string YamlQuote(absl::string_view text) {
     if (ch == '"' || ch == '\\') {
       out.push_back('\\');
       out.push_back(ch);
-    } else if (c < 0x20 || c == 0x7f) {
+    } else if (IsAsciiControl(c)) {
       absl::StrAppendFormat(&out, "\\x%02x", c);
     } else {
       out.push_back(ch);

@@ -6,6 +6,7 @@
 #include <google/protobuf/util/json_util.h>
 
 
+#include "base/printable.h"
 #include "base/time_zone.h"
 #include "base/time.h"
 #include "absl/algorithm/container.h"
@@ -80,8 +81,9 @@ bool AheadBy(int64_t a_s, int32_t a_n, int64_t b_s, int32_t b_n, absl::Duration 
 enum TextByte : uint8_t { kText = 0, kControl = 1, kC1Lead = 2 };
 constexpr std::array<uint8_t, 256> kTextBytes = [] {
   std::array<uint8_t, 256> t{};
-  for (int b = 0; b < 0x20; ++b) t[b] = kControl;
-  t[0x7f] = kControl;
+  for (int b = 0; b < 0x80; ++b) {
+    if (IsAsciiControl(static_cast<unsigned char>(b))) t[b] = kControl;
+  }
   t[0xc2] = kC1Lead;
   return t;
 }();

@@ -1,5 +1,7 @@
 #include "projections/coupons.h"
 
+#include <google/protobuf/util/time_util.h>
+
 #include <algorithm>
 #include <functional>
 #include <optional>
@@ -272,7 +274,9 @@ v1::ProfileView ComputeProfile(const v1::ProfileState& s, const absl::TimeZone& 
   // make the next birthday's midnight later, which no client could read back (JSON refuses it)
   // and a date rule would arm a timer on. It stays unset there, as for no birthday.
   const int64_t next_s = absl::ToUnixSeconds(absl::FromCivil(next, tz));
-  if (next_s <= kLastTimestampSecond) *v.mutable_next_birthday() = ToTimestamp(next_s);
+  if (next_s <= google::protobuf::util::TimeUtil::kTimestampMaxSeconds) {
+    *v.mutable_next_birthday() = ToTimestamp(next_s);
+  }
   return v;
 }
 

@@ -47,9 +47,6 @@ inline void Mark(const v1::Event& e, v1::EventMark* m) {
   m->set_at_s(e.occurred_at().seconds());
   m->set_event(MarkOf(e.event_id()));
 }
-// The last second a google.protobuf.Timestamp holds, 9999-12-31T23:59:59Z (its documented range;
-// protobuf's TimeUtil::kTimestampMaxSeconds).
-inline constexpr int64_t kLastTimestampSecond = 253402300799;
 inline google::protobuf::Timestamp ToTimestamp(int64_t unix_seconds) {
   google::protobuf::Timestamp t;
   t.set_seconds(unix_seconds);

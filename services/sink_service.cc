@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "base/printable.h"
 
 namespace tend {
 
@@ -26,7 +27,7 @@ std::string Refusal(const v1::ReminderCommand& cmd) {
                         kMaxSinkCommandIdBytes, ")");
   }
   for (const char c : id) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+    if (IsAsciiControl(static_cast<unsigned char>(c))) {
       return "command.command_id: holds a control character";
     }
   }
