@@ -13,8 +13,9 @@
 
 namespace tend {
 
-// The ASCII control characters: C0 (below 0x20) and DEL. The one set every check and escape of
-// text in tend starts from (events/codec.cc adds the C1 controls of UTF-8, Printable below too).
+// The ASCII control characters: C0 (below 0x20) and DEL, which tend's checks of stored text
+// refuse and its escapes for people and config files rewrite (events/codec.cc's checks and
+// Printable below add the C1 controls of UTF-8; base/json.cc escapes C0 alone, as JSON requires).
 constexpr bool IsAsciiControl(unsigned char b) { return b < 0x20 || b == 0x7f; }
 
 // `text` with every control character written as \xNN: the C0 bytes (below 0x20), DEL, the C1

@@ -219,11 +219,10 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
     cf.memtable_whole_key_filtering = true;
   }
   // Level 0 is written uncompressed, every deeper level with LZ4 (the last entry serves every
-  // level past it). A flush writes level 0, and what it writes is compacted again within eight
-  // flushes of the state family (four in the others): LZ4 at the flush compressed bytes the next
-  // compaction decompressed and compressed again, 7-8% of a replay's instructions (RocksDB's
-  // GetCompressionFlush says as much; docs/design.md, "Level 0 uncompressed"). Level 0 takes
-  // about twice the disk.
+  // level past it). What a flush writes is compacted again once level 0 reaches its trigger
+  // (eight files in the state family, four in the others): LZ4 at the flush compressed bytes the
+  // compaction then decompressed and compressed again, 7-8% of a replay's instructions
+  // (docs/design.md, "Level 0 uncompressed"). Level 0 takes about twice the disk.
   cf.compression = rocksdb::kLZ4Compression;
   cf.compression_per_level = {rocksdb::kNoCompression, rocksdb::kLZ4Compression};
   // A commit writes each family's keys in key order, and most land a few entries after the

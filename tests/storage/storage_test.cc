@@ -1322,23 +1322,24 @@ TEST_CASE("a flush writes its tables uncompressed and a compaction into level 1 
   rocksdb::DBOptions db_options;
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   REQUIRE(rocksdb::LoadLatestOptions(config, dir.path(), &db_options, &families).ok());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  REQUIRE(rocksdb::DB::Open(db_options, dir.path(), families, &handles, &raw).ok());
+  // Closed however the test ends (a failed REQUIRE throws): the handles, then the DB.
+  struct OpenDb {
+    rocksdb::DB* db = nullptr;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    ~OpenDb() {
+      for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
+      delete db;
+    }
+  } raw;
+  REQUIRE(rocksdb::DB::Open(db_options, dir.path(), families, &raw.handles, &raw.db).ok());
   rocksdb::ColumnFamilyHandle* state = nullptr;
-  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+  for (rocksdb::ColumnFamilyHandle* handle : raw.handles) {
     if (handle->GetName() == storage_format::kStateCf) state = handle;
   }
   REQUIRE(state != nullptr);
-  auto flushed = compression_by_level(raw, state);
-  CHECK(flushed == std::set<std::string>{"L0 NoCompression"});
-  REQUIRE(raw->CompactRange(rocksdb::CompactRangeOptions(), state, nullptr, nullptr).ok());
-  auto compacted = compression_by_level(raw, state);
-  CHECK(compacted == std::set<std::string>{"L1 LZ4"});
-  for (rocksdb::ColumnFamilyHandle* handle : handles) {
-    CHECK(raw->DestroyColumnFamilyHandle(handle).ok());
-  }
-  delete raw;
+  CHECK(compression_by_level(raw.db, state) == std::set<std::string>{"L0 NoCompression"});
+  REQUIRE(raw.db->CompactRange(rocksdb::CompactRangeOptions(), state, nullptr, nullptr).ok());
+  CHECK(compression_by_level(raw.db, state) == std::set<std::string>{"L1 LZ4"});
 }
 
 // RocksDB keeps a memtable insert hint per key prefix (storage.cc, InsertHintPrefix), and in
