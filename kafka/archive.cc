@@ -24,10 +24,70 @@ uint32_t GetU32(const char* in) {
   return v;
 }
 
+// A varint at `*p` (before `end`) in its shortest form, as protobuf's serializer writes it,
+// moving `*p` past it. False for a cut, a longer form (a last byte of 0 after others: protobuf's
+// parser may read it, but not always the same way), or more than 64 bits.
+bool ReadShortestVarint(const char** p, const char* end, uint64_t* v) {
+  uint64_t x = 0;
+  for (int shift = 0; shift <= 63; shift += 7) {
+    if (*p == end) return false;
+    const auto b = static_cast<uint8_t>(*(*p)++);
+    if (shift == 63 && b > 1) return false;
+    x |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) {
+      if (b == 0 && shift > 0) return false;
+      *v = x;
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
+bool ReadRecordFrame(absl::string_view payload, v1::ArchiveRecord* record) {
+  const char* p = payload.data();
+  const char* const end = p + payload.size();
+  uint64_t n = 0;
+  // ArchiveFrame.record: field 2, LEN, the record to the end of the payload.
+  if (p == end || *p++ != 0x12) return false;
+  if (!ReadShortestVarint(&p, end, &n) || n != static_cast<uint64_t>(end - p)) return false;
+  record->Clear();
+  int last_field = 0;
+  while (p != end) {
+    const auto tag = static_cast<uint8_t>(*p++);
+    const int field = tag >> 3;
+    if (field <= last_field || tag != ((field << 3) | (field == 3 || field == 4 ? 2 : 0))) {
+      return false;  // out of order, repeated, unknown, or not the field's wire type
+    }
+    last_field = field;
+    if (!ReadShortestVarint(&p, end, &n)) return false;
+    switch (field) {
+      case 1:  // partition, int32
+        if (n > 0x7fffffff) return false;
+        record->set_partition(static_cast<int32_t>(n));
+        break;
+      case 2:  // offset, int64
+        record->set_offset(static_cast<int64_t>(n));
+        break;
+      case 3:  // key, bytes
+      case 4:  // value, bytes
+        if (n > static_cast<uint64_t>(end - p)) return false;
+        (field == 3 ? record->mutable_key() : record->mutable_value())->assign(p, n);
+        p += n;
+        break;
+      case 5:  // timestamp_ms, int64
+        record->set_timestamp_ms(static_cast<int64_t>(n));
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
 absl::StatusOr<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(const std::string& path,
-                                                                      v1::ArchiveHeader header) {
+                                                                     v1::ArchiveHeader header) {
   std::unique_ptr<ArchiveWriter> w(new ArchiveWriter);
   w->path_ = path;
   w->partial_ = path + ".partial";
@@ -153,11 +213,11 @@ absl::StatusOr<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(const std::st
 }
 
 absl::Status ArchiveReader::Corrupt(int64_t at, absl::string_view problem) const {
-  return absl::DataLossError(absl::StrCat("archive ", path_, " is corrupt at byte ", at,
-                                          " (after ", records_, " records): ", problem));
+  return absl::DataLossError(absl::StrCat("archive ", path_, " is corrupt at byte ", at, " (after ",
+                                          records_, " records): ", problem));
 }
 
-absl::Status ArchiveReader::ReadFrame(v1::ArchiveFrame* frame) {
+absl::StatusOr<absl::string_view> ArchiveReader::ReadPayload() {
   const int64_t at = position_;
   char len[4];
   if (!in_.read(len, 4)) {
@@ -181,7 +241,13 @@ absl::Status ArchiveReader::ReadFrame(v1::ArchiveFrame* frame) {
   position_ += 8 + n;
   const absl::string_view payload(buffer_.data(), n);
   if (Crc32c(payload) != GetU32(buffer_.data() + n)) return Corrupt(at, "checksum mismatch");
-  if (!frame->ParseFromArray(payload.data(), static_cast<int>(n))) {
+  return payload;
+}
+
+absl::Status ArchiveReader::ReadFrame(v1::ArchiveFrame* frame) {
+  const int64_t at = position_;
+  TEND_ASSIGN_OR_RETURN(absl::string_view payload, ReadPayload());
+  if (!frame->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     return Corrupt(at, "the frame does not parse");
   }
   return absl::OkStatus();
@@ -189,53 +255,65 @@ absl::Status ArchiveReader::ReadFrame(v1::ArchiveFrame* frame) {
 
 absl::StatusOr<bool> ArchiveReader::Next(v1::ArchiveRecord* record) {
   if (ended_) return false;
-  v1::ArchiveFrame frame;
   const int64_t at = position_;
-  TEND_RETURN_IF_ERROR(ReadFrame(&frame));
-  if (frame.has_record()) {
-    const v1::ArchiveRecord& rec = frame.record();
-    const int32_t p = rec.partition();
-    if (p < 0 || p >= header_.partitions()) {
-      return Corrupt(at, absl::StrCat("a record of partition ", p, "; the header has ",
-                                      header_.partitions()));
+  TEND_ASSIGN_OR_RETURN(absl::string_view payload, ReadPayload());
+  // A record as the writer frames it is read without a frame message; any other frame, or a
+  // record framed otherwise, by protobuf's parser.
+  if (!ReadRecordFrame(payload, record)) {
+    v1::ArchiveFrame frame;
+    if (!frame.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+      return Corrupt(at, "the frame does not parse");
     }
-    if (rec.offset() < next_offset_[static_cast<size_t>(p)] ||
-        rec.offset() >= header_.high_offsets(p)) {
-      return Corrupt(at, absl::StrCat("partition ", p, " offset ", rec.offset(),
-                                      " is out of order or outside the exported range [",
-                                      header_.low_offsets(p), ", ", header_.high_offsets(p),
-                                      "); records of a partition are in rising offset order"));
+    if (!frame.has_record()) {
+      if (!frame.has_end()) return Corrupt(at, "a second header");
+      if (frame.end().records() != records_) {
+        return Corrupt(at, absl::StrCat("the end frame counts ", frame.end().records(),
+                                        " records, the file holds ", records_));
+      }
+      if (position_ != size_ && size_ > 0) {
+        return Corrupt(position_, "bytes after the end frame");
+      }
+      ended_ = true;
+      return false;
     }
-    if (header_.partition_major() && p < last_partition_) {
-      return Corrupt(at, absl::StrCat("a record of partition ", p, " after partition ",
-                                      last_partition_, "'s, in an archive whose header says its "
-                                      "records are partition by partition"));
-    }
-    last_partition_ = p;
-    next_offset_[static_cast<size_t>(p)] = rec.offset() + 1;
     *record = std::move(*frame.mutable_record());
-    ++records_;
-    return true;
   }
-  if (!frame.has_end()) return Corrupt(at, "a second header");
-  if (frame.end().records() != records_) {
-    return Corrupt(at, absl::StrCat("the end frame counts ", frame.end().records(),
-                                    " records, the file holds ", records_));
+  const v1::ArchiveRecord& rec = *record;
+  const int32_t p = rec.partition();
+  if (p < 0 || p >= header_.partitions()) {
+    return Corrupt(
+        at, absl::StrCat("a record of partition ", p, "; the header has ", header_.partitions()));
   }
-  if (position_ != size_ && size_ > 0) {
-    return Corrupt(position_, "bytes after the end frame");
+  if (rec.offset() < next_offset_[static_cast<size_t>(p)] ||
+      rec.offset() >= header_.high_offsets(p)) {
+    return Corrupt(at, absl::StrCat("partition ", p, " offset ", rec.offset(),
+                                    " is out of order or outside the exported range [",
+                                    header_.low_offsets(p), ", ", header_.high_offsets(p),
+                                    "); records of a partition are in rising offset order"));
   }
-  ended_ = true;
-  return false;
+  if (header_.partition_major() && p < last_partition_) {
+    return Corrupt(at,
+                   absl::StrCat("a record of partition ", p, " after partition ", last_partition_,
+                                "'s, in an archive whose header says its "
+                                "records are partition by partition"));
+  }
+  last_partition_ = p;
+  next_offset_[static_cast<size_t>(p)] = rec.offset() + 1;
+  ++records_;
+  return true;
 }
 
 absl::StatusOr<bool> ArchiveSource::Next(LogRecord* out) {
   v1::ArchiveRecord& record = records_[next_];
   TEND_ASSIGN_OR_RETURN(bool more, reader_->Next(&record));
   if (!more) return false;
-  if (max_value_bytes_ > 0 && record.value().size() > max_value_bytes_ + 1) {
-    record.mutable_value()->resize(max_value_bytes_ + 1);
-    record.mutable_value()->shrink_to_fit();
+  // The ring's records keep their strings' capacity from one record to the next (ReadRecordFrame),
+  // so a long key is cut as a long value is: a key longer than any value is no patient id.
+  for (std::string* bytes : {record.mutable_value(), record.mutable_key()}) {
+    if (max_value_bytes_ > 0 && bytes->size() > max_value_bytes_ + 1) {
+      bytes->resize(max_value_bytes_ + 1);
+      bytes->shrink_to_fit();
+    }
   }
   next_ = (next_ + 1) % records_.size();
   out->timestamp_ms = record.timestamp_ms();

@@ -83,6 +83,17 @@ class ArchiveWriter {
   int32_t last_partition_ = 0;
 };
 
+// Reads a record frame's payload (an ArchiveFrame holding a record) as protobuf's serializer
+// writes it, straight into `record`, reusing its strings' capacity: the tag of field 2 (LEN), the
+// record's length (the rest of the payload), then the record's fields in field-number order,
+// each at most once (a zero value may be left out): partition (varint, 0 to 2^31 - 1), offset
+// and timestamp_ms (varint), key and value (LEN). False for anything else (another frame, fields
+// out of order or repeated, unknown fields, a negative partition, a cut), and `record` is then
+// unspecified: the caller parses the payload with protobuf instead. Where it returns true the
+// record is the one protobuf's parser reads from the same bytes. Wire format:
+// https://protobuf.dev/programming-guides/encoding/.
+bool ReadRecordFrame(absl::string_view payload, v1::ArchiveRecord* record);
+
 class ArchiveReader {
  public:
   // Opens `path` and reads its header. kNotFound; kDataLoss for a file that is not a tend archive
@@ -100,7 +111,8 @@ class ArchiveReader {
 
  private:
   ArchiveReader() = default;
-  // Reads one frame; `what` names it in errors.
+  // Reads one frame's payload (into buffer_, checksum checked), or one frame.
+  absl::StatusOr<absl::string_view> ReadPayload();
   absl::Status ReadFrame(v1::ArchiveFrame* frame);
   absl::Status Corrupt(int64_t at, absl::string_view problem) const;
 
@@ -117,10 +129,10 @@ class ArchiveReader {
 };
 
 // An archive as the engine's record source (`tend replay --archive`). It holds kBatch records at
-// once, so a value longer than `max_value_bytes` (0: no bound) is handed on cut to
+// once, so a value (or key) longer than `max_value_bytes` (0: no bound) is handed on cut to
 // max_value_bytes + 1 bytes: a consumer that refuses values over max_value_bytes (the engine's
 // kMaxEventBytes) refuses it just the same, and 64 records of 64 MiB (a hand-made archive: 4.2 GB
-// of RSS) are not held.
+// of RSS) are not held, nor kept as the capacity of the records that follow.
 class ArchiveSource : public SequentialSource {
  public:
   // `reader` is borrowed.

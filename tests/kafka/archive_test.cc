@@ -9,6 +9,14 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include "base/crc32c.h"
 #include "kafka/archive.h"
@@ -341,6 +349,154 @@ TEST_CASE("a partition-major archive is refused by its writer and its reader whe
                Catch::Contains("a record of partition 0 after partition 1's, in an archive whose "
                                "header says its records are partition by partition"));
   }
+}
+
+
+// The record as protobuf's parser reads `payload`, or nothing when it does not parse to a record.
+std::optional<v1::ArchiveRecord> ParsedRecord(const std::string& payload) {
+  v1::ArchiveFrame frame;
+  if (!frame.ParseFromString(payload) || !frame.has_record()) return std::nullopt;
+  return frame.record();
+}
+
+std::string Framed(const v1::ArchiveRecord& record) {
+  v1::ArchiveFrame frame;
+  *frame.mutable_record() = record;
+  return frame.SerializeAsString();
+}
+
+v1::ArchiveRecord RandomRecord(std::mt19937_64& rng) {
+  auto bytes = [&rng](size_t max) {
+    std::string b(std::uniform_int_distribution<size_t>(0, max)(rng), '\0');
+    for (char& c : b) c = static_cast<char>(rng());
+    return b;
+  };
+  // Zero, small, at the varint boundaries and anywhere, in each integer field.
+  auto pick = [&rng](std::initializer_list<int64_t> edges) -> int64_t {
+    const auto i = std::uniform_int_distribution<size_t>(0, edges.size())(rng);
+    return i < edges.size() ? edges.begin()[i] : static_cast<int64_t>(rng());
+  };
+  v1::ArchiveRecord r;
+  r.set_partition(
+      static_cast<int32_t>(pick({0, 1, 127, 128, 16383, 16384, INT32_MAX}) & 0x7fffffff));
+  r.set_offset(pick({0, 1, 127, 128, -1, INT64_MAX, INT64_MIN}));
+  r.set_key(bytes(40));
+  r.set_value(bytes(300));
+  r.set_timestamp_ms(pick({0, 1767225600000, -1, INT64_MIN}));
+  return r;
+}
+
+// The reader's own framing of a record (kafka/archive.h ReadRecordFrame) against protobuf's
+// parser: every record as the writer frames it, and for any other bytes it takes, the same
+// record protobuf reads.
+TEST_CASE("a record frame is read as protobuf's parser reads it, and anything else is left to it",
+          "[archive]") {
+  std::mt19937_64 rng(17);
+  v1::ArchiveRecord fast;
+  for (int i = 0; i < 2000; ++i) {
+    const v1::ArchiveRecord r = RandomRecord(rng);
+    INFO(r.ShortDebugString());
+    REQUIRE(ReadRecordFrame(Framed(r), &fast));  // one record message, reused
+    CHECK(fast.SerializeAsString() == r.SerializeAsString());
+  }
+  // Valid protobuf, not the writer's framing: protobuf's parser reads it.
+  v1::ArchiveRecord r;
+  r.set_partition(2);
+  r.set_offset(300);
+  r.set_key("p1");
+  r.set_value("v");
+  r.set_timestamp_ms(5);
+  const std::string body = r.SerializeAsString();  // 08 02 10 ac02 1a 02 p1 22 01 v 28 05
+  auto frame_of = [](const std::string& record_bytes) {
+    return std::string("\x12", 1) + static_cast<char>(record_bytes.size()) + record_bytes;
+  };
+  const std::vector<std::pair<std::string, std::string>> others = {
+      {"fields in reverse order",
+       frame_of(std::string("\x28\x05\x22\x01v\x1a\x02p1\x10\xac\x02\x08\x02", 14))},
+      {"a field twice", frame_of(body + std::string("\x28\x06", 2))},
+      {"an unknown field", frame_of(body + std::string("\x30\x01", 2))},
+      {"a varint longer than it need be",
+       frame_of(std::string("\x08\x82\x00", 3) + body.substr(2))},
+      {"a negative partition",
+       frame_of(std::string("\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11) + body.substr(2))},
+      {"bytes after the record", frame_of(body) + std::string("\x08\x01", 2)},
+      {"a key as a varint", frame_of(std::string("\x18\x01", 2))},
+      {"the end frame", std::string("\x1a\x02\x08\x03", 4)},
+      {"the header frame", std::string("\x0a\x00", 2)},
+  };
+  for (size_t i = 0; i < others.size(); ++i) {
+    const auto& [what, payload] = others[i];
+    INFO(what);
+    CHECK_FALSE(ReadRecordFrame(payload, &fast));
+    // The first four are records all the same, as protobuf's parser reads them.
+    if (i < 4) CHECK(ParsedRecord(payload).has_value());
+  }
+  // Cuts and flipped bytes of a framed record: whatever it reads, protobuf reads the same.
+  int taken = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string payload = Framed(RandomRecord(rng));
+    const int flips = std::uniform_int_distribution<int>(1, 3)(rng);
+    for (int f = 0; f < flips; ++f) {
+      payload[std::uniform_int_distribution<size_t>(0, payload.size() - 1)(rng)] =
+          static_cast<char>(rng());
+    }
+    if (i % 4 == 0) payload.resize(std::uniform_int_distribution<size_t>(0, payload.size())(rng));
+    if (!ReadRecordFrame(payload, &fast)) continue;
+    ++taken;
+    const std::optional<v1::ArchiveRecord> parsed = ParsedRecord(payload);
+    REQUIRE(parsed.has_value());
+    CHECK(fast.SerializeAsString() == parsed->SerializeAsString());
+  }
+  CHECK(taken > 1000);  // the flips that keep a record's framing (a byte of a key or value)
+}
+
+// An archive whose writer framed a record otherwise (another protobuf library may order fields
+// differently) reads back all the same.
+TEST_CASE("a record framed otherwise than tend's writer frames it reads back the same",
+          "[archive]") {
+  TempDir dir;
+  const std::string path = dir.Sub("a.tar");
+  WriteArchive(path, 6);
+  std::string bytes = ReadAll(path);
+  // Frames: magic, then [length][payload][CRC-32C] each; the header's, then the records'.
+  size_t at = 8;
+  at += 8 + GetFrameLength(bytes, at);  // the header
+  at += 8 + GetFrameLength(bytes, at);  // record 0
+  const uint32_t n = GetFrameLength(bytes, at);
+  const std::optional<v1::ArchiveRecord> record = ParsedRecord(bytes.substr(at + 4, n));
+  REQUIRE(record.has_value());
+  // The same record, its fields in reverse order: timestamp, value, key, offset, partition.
+  std::string body;
+  google::protobuf::io::StringOutputStream out(&body);
+  {
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.WriteTag(5 << 3);
+    coded.WriteVarint64(static_cast<uint64_t>(record->timestamp_ms()));
+    for (const auto& [field, text] :
+         {std::pair{4, &record->value()}, std::pair{3, &record->key()}}) {
+      coded.WriteTag((field << 3) | 2);
+      coded.WriteVarint32(static_cast<uint32_t>(text->size()));
+      coded.WriteString(*text);
+    }
+    coded.WriteTag(2 << 3);
+    coded.WriteVarint64(static_cast<uint64_t>(record->offset()));
+    coded.WriteTag(1 << 3);
+    coded.WriteVarint64(static_cast<uint64_t>(record->partition()));
+  }
+  std::string payload = std::string("\x12", 1) + static_cast<char>(body.size()) + body;
+  REQUIRE(payload.size() < 128);
+  v1::ArchiveRecord unused;
+  REQUIRE_FALSE(ReadRecordFrame(payload, &unused));
+  std::string frame(4, '\0');
+  for (int i = 0; i < 4; ++i) frame[i] = static_cast<char>((payload.size() >> (8 * i)) & 0xff);
+  frame += payload;
+  const uint32_t crc = Crc32c(payload);
+  for (int i = 0; i < 4; ++i) frame.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+  bytes.replace(at, 8 + n, frame);
+  WriteAll(path, bytes);
+  auto read = ReadArchive(path);
+  REQUIRE(read.ok());
+  CHECK(*read == 6);
 }
 
 }  // namespace
