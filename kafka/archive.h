@@ -103,7 +103,7 @@ class ArchiveReader {
   const v1::ArchiveHeader& header() const { return header_; }
   // The next record into `*record`: true, or false after the end frame (which must be there and
   // count the records read). kDataLoss naming the byte position and record number for a
-  // corrupt or truncated file.
+  // corrupt or truncated file; `*record` is then unspecified.
   absl::StatusOr<bool> Next(v1::ArchiveRecord* record);
   int64_t records_read() const { return records_; }
   int64_t position() const { return position_; }  // bytes consumed so far

@@ -225,7 +225,7 @@ TEST_CASE("a checksummed archive whose records its header cannot hold is refused
 
 TEST_CASE(
     "a frame over 64 MiB is refused by the writer and by the reader, and a source cuts "
-    "long values",
+    "long values and keys",
     "[archive]") {
   TempDir dir;
   const std::string path = dir.Sub("a.tendarc");
@@ -238,9 +238,11 @@ TEST_CASE(
     REQUIRE(writer.ok());
     v1::ArchiveRecord r;
     r.set_offset(0);
+    r.set_key(std::string(6000, 'k'));
     r.set_value(std::string(5000, 'x'));
     REQUIRE((*writer)->Append(r).ok());
     r.set_offset(1);
+    r.clear_key();
     r.set_value(std::string(kMaxArchiveFrame, 'x'));
     const absl::Status refused = (*writer)->Append(r);
     CHECK(refused.code() == absl::StatusCode::kInvalidArgument);
@@ -248,12 +250,13 @@ TEST_CASE(
                Catch::Contains("the record at partition 0 offset 1 takes 67108") &&
                    Catch::Contains("more than an archive frame holds (67108864)"));
     r.set_offset(2);
+    r.set_key("p2");
     r.set_value("small");
     REQUIRE((*writer)->Append(r).ok());
     REQUIRE((*writer)->Finish().ok());
   }
-  // Handed to a consumer that refuses values over 100 bytes: the long one comes cut to 101, the
-  // next whole.
+  // Handed to a consumer that refuses values over 100 bytes: the long value and key come cut to
+  // 101, the next record's whole (in the record that held the long ones: the source reuses it).
   {
     auto reader = ArchiveReader::Open(path);
     REQUIRE(reader.ok());
@@ -264,8 +267,10 @@ TEST_CASE(
     LogRecord record;
     REQUIRE(source.Next(&record).value_or(false));
     CHECK(record.value.size() == 101);
+    CHECK(record.key.size() == 101);
     REQUIRE(source.Next(&record).value_or(false));
     CHECK(record.value == "small");
+    CHECK(record.key == "p2");
     CHECK(source.Next(&record).ok());
   }
   // A frame whose length is over the bound is refused before anything is read for it.
@@ -407,6 +412,7 @@ TEST_CASE("a record frame is read as protobuf's parser reads it, and anything el
   r.set_value("v");
   r.set_timestamp_ms(5);
   const std::string body = r.SerializeAsString();  // 08 02 10 ac02 1a 02 p1 22 01 v 28 05
+  const std::string no_time = body.substr(0, body.size() - 2);
   auto frame_of = [](const std::string& record_bytes) {
     return std::string("\x12", 1) + static_cast<char>(record_bytes.size()) + record_bytes;
   };
@@ -419,17 +425,30 @@ TEST_CASE("a record frame is read as protobuf's parser reads it, and anything el
        frame_of(std::string("\x08\x82\x00", 3) + body.substr(2))},
       {"a negative partition",
        frame_of(std::string("\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11) + body.substr(2))},
-      {"bytes after the record", frame_of(body) + std::string("\x08\x01", 2)},
+      // A field after the record that would be the record's next one, were the record's own
+      // length not where it ends.
+      {"bytes after the record", frame_of(no_time) + std::string("\x28\x05", 2)},
       {"a key as a varint", frame_of(std::string("\x18\x01", 2))},
       {"the end frame", std::string("\x1a\x02\x08\x03", 4)},
       {"the header frame", std::string("\x0a\x00", 2)},
+      {"a tenth varint byte over 1",
+       frame_of(std::string("\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02", 11))},
   };
   for (size_t i = 0; i < others.size(); ++i) {
     const auto& [what, payload] = others[i];
     INFO(what);
     CHECK_FALSE(ReadRecordFrame(payload, &fast));
-    // The first four are records all the same, as protobuf's parser reads them.
-    if (i < 4) CHECK(ParsedRecord(payload).has_value());
+    // The first four, and the seventh, are records to protobuf's parser all the same.
+    if (i < 4 || i == 5) CHECK(ParsedRecord(payload).has_value());
+  }
+  // Taken: an empty record, and a zero written where the writer leaves it out.
+  for (const std::string& payload :
+       {std::string("\x12\x00", 2), frame_of(std::string("\x08\x00\x10\x00", 4))}) {
+    REQUIRE(ReadRecordFrame(payload, &fast));
+    const std::optional<v1::ArchiveRecord> parsed = ParsedRecord(payload);
+    REQUIRE(parsed.has_value());
+    CHECK(fast.SerializeAsString() == parsed->SerializeAsString());
+    CHECK(fast.SerializeAsString().empty());
   }
   // Cuts and flipped bytes of a framed record: whatever it reads, protobuf reads the same.
   int taken = 0;
