@@ -53,37 +53,34 @@ bool ReadRecordFrame(absl::string_view payload, v1::ArchiveRecord* record) {
   if (p == end || *p++ != 0x12) return false;
   if (!ReadShortestVarint(&p, end, &n) || n != static_cast<uint64_t>(end - p)) return false;
   record->Clear();
-  int last_field = 0;
-  while (p != end) {
-    const auto tag = static_cast<uint8_t>(*p++);
-    const int field = tag >> 3;
-    if (field <= last_field || tag != ((field << 3) | (field == 3 || field == 4 ? 2 : 0))) {
-      return false;  // out of order, repeated, unknown, or not the field's wire type
-    }
-    last_field = field;
-    if (!ReadShortestVarint(&p, end, &n)) return false;
-    switch (field) {
-      case 1:  // partition, int32
-        if (n > 0x7fffffff) return false;
-        record->set_partition(static_cast<int32_t>(n));
-        break;
-      case 2:  // offset, int64
-        record->set_offset(static_cast<int64_t>(n));
-        break;
-      case 3:  // key, bytes
-      case 4:  // value, bytes
-        if (n > static_cast<uint64_t>(end - p)) return false;
-        (field == 3 ? record->mutable_key() : record->mutable_value())->assign(p, n);
-        p += n;
-        break;
-      case 5:  // timestamp_ms, int64
-        record->set_timestamp_ms(static_cast<int64_t>(n));
-        break;
-      default:
-        return false;
-    }
+  // The record's fields in field-number order, each tag (field number << 3 | wire type) once at
+  // most: what is left after them (a field out of order or twice, an unknown one) is refused.
+  const auto next_is = [&p, end](uint8_t tag) {
+    if (p == end || static_cast<uint8_t>(*p) != tag) return false;
+    ++p;
+    return true;
+  };
+  const auto bytes = [&p, end, &n](std::string* out) {
+    if (!ReadShortestVarint(&p, end, &n) || n > static_cast<uint64_t>(end - p)) return false;
+    out->assign(p, n);
+    p += n;
+    return true;
+  };
+  if (next_is(0x08)) {  // partition, int32, varint
+    if (!ReadShortestVarint(&p, end, &n) || n > 0x7fffffff) return false;
+    record->set_partition(static_cast<int32_t>(n));
   }
-  return true;
+  if (next_is(0x10)) {  // offset, int64, varint
+    if (!ReadShortestVarint(&p, end, &n)) return false;
+    record->set_offset(static_cast<int64_t>(n));
+  }
+  if (next_is(0x1a) && !bytes(record->mutable_key())) return false;    // key, LEN
+  if (next_is(0x22) && !bytes(record->mutable_value())) return false;  // value, LEN
+  if (next_is(0x28)) {  // timestamp_ms, int64, varint
+    if (!ReadShortestVarint(&p, end, &n)) return false;
+    record->set_timestamp_ms(static_cast<int64_t>(n));
+  }
+  return p == end;
 }
 
 absl::StatusOr<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(const std::string& path,
