@@ -41,6 +41,7 @@
 #include "storage/rocks_status.h"
 #include "storage/format.h"
 #include "storage/manifest_seal.h"
+#include "storage/memtable.h"
 
 namespace tend {
 
@@ -162,32 +163,6 @@ void StateBatch::PutChangelogPosition(int32_t partition, int64_t next_offset,
 
 namespace {
 
-// Where RocksDB keeps an insert hint, one per prefix (ColumnFamilyOptions::
-// memtable_insert_with_hint_prefix_extractor): the first `prefix_bytes` of a key (the BE32
-// partition, or nothing: one hint for the whole family). Only keys longer than the partition
-// prefix are in its domain, and that is what makes it safe in RocksDB 7.8: there a range
-// delete's memtable entry goes to the range-delete table but takes the hint of its start key's
-// prefix, which then points into the wrong table, and the next insert of that prefix corrupts
-// the memtable (fixed upstream in 2024, facebook/rocksdb#12558). tend's range deletes start at
-// a partition prefix (Storage::DropPartition) or at the empty key (DeleteAllIndexKeys): outside
-// the domain, so they are inserted without a hint (as a stored key of 4 bytes would be; none is).
-class InsertHintPrefix final : public rocksdb::SliceTransform {
- public:
-  explicit InsertHintPrefix(size_t prefix_bytes) : prefix_bytes_(prefix_bytes) {}
-  const char* Name() const override {
-    return prefix_bytes_ == 0 ? "tend.InsertHintPrefix.0" : "tend.InsertHintPrefix.4";
-  }
-  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
-    return rocksdb::Slice(key.data(), prefix_bytes_);
-  }
-  bool InDomain(const rocksdb::Slice& key) const override { return key.size() > kPartitionBytes; }
-
-  static constexpr size_t kPartitionBytes = 4;
-
- private:
-  const size_t prefix_bytes_;
-};
-
 // `engine`: the engine's own instance (readers: false).
 rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& cache,
                                        absl::string_view name, bool engine) {
@@ -225,19 +200,15 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
   // (docs/design.md, "Level 0 uncompressed"). Level 0 takes about twice the disk.
   cf.compression = rocksdb::kLZ4Compression;
   cf.compression_per_level = {rocksdb::kNoCompression, rocksdb::kLZ4Compression};
-  // A commit writes each family's keys in key order, and most land a few entries after the
-  // previous one (the keys of earlier commits lie between: a patient's last state, its earlier
-  // decisions). RocksDB's plain insert reuses the previous insert's place only when nothing lies
-  // between, and otherwise searches from the top of the skiplist; with a hint it climbs from
-  // the previous place only as far as it must (O(log D), D the entries between). One hint per
-  // partition where keys start with it (BE32), one for the decisions, keyed by patient
-  // (InsertHintPrefix, above: why range deletes must start at a partition prefix). With the
-  // default pack, about a third of the commit writer's time was comparing keys in these searches
-  // (docs/benchmarks.md, "Memtable inserts from the previous one's place").
-  if (name != sf::kMetaCf) {
-    cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<InsertHintPrefix>(
-        name == sf::kDecisionsCf ? 0 : InsertHintPrefix::kPartitionBytes);
-  }
+  // The memtables are tend's skip list (storage/memtable.h): Debian's RocksDB checks its own
+  // skip list's invariants with the key comparator at every level of an insert's search, about
+  // a tenth of a replay's instructions. A commit writes each family's keys in key order, and most
+  // land a few entries after the previous one (the keys of earlier commits lie between: a
+  // patient's last state, its earlier decisions), so an insert searches from the previous one's
+  // place and climbs only as far as the entries between require (docs/design.md, "The
+  // memtable's skip list"). It takes one writer at a time (DBOptions::
+  // allow_concurrent_memtable_write false, below).
+  cf.memtable_factory = NewSkipListMemTables();
   if (name == sf::kStateCf) {
     // Every commit rewrites its dirty patients, keys spread over the whole family, so each flush
     // overlaps all of level 1. Level 0 is compacted into level 1 once per 8 flushes instead of
@@ -600,6 +571,9 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::OpenImpl(const std::string& di
   // engine's cadence it was most of the kernel's time: docs/design.md, "The WAL's bound").
   db_options.max_total_wal_size = options.wal_budget_bytes;
   db_options.IncreaseParallelism(2);
+  // tend's memtables take one writer at a time (CfOptions). A write group is inserted by its
+  // leader alone: the engine's commit is most of every group.
+  db_options.allow_concurrent_memtable_write = false;
   db_options.info_log_level = rocksdb::WARN_LEVEL;
   db_options.info_log = std::make_shared<TendRocksLogger>();
   // Damage is loud: the MANIFEST tracks every synced WAL and its size, so a MANIFEST cut back to

@@ -101,9 +101,7 @@ class StateBatch {
   // A key of the `index` column family (storage/format.h: IndexKey, IndexTimeKey).
   void PutIndex(absl::string_view key);
   void DeleteIndex(absl::string_view key);
-  // Every index key (a rebuild of the index). One range delete from the empty key: a range
-  // delete's start must lie outside the memtable insert hints' domain (storage.cc,
-  // InsertHintPrefix), so no other range is offered.
+  // Every index key (a rebuild of the index): one range delete from the empty key.
   void DeleteAllIndexKeys();
   // What the index keys were built with (index/patient_index.h PatientIndexParameters); cleared while the
   // index is being rebuilt.

@@ -1230,8 +1230,8 @@ TEST_CASE("decisions older than the retention go when compacted, the rest stay",
 // The filters are a cost where nothing looks keys up (storage/storage.cc CfOptions; docs/design.md,
 // "Filters only where keys are looked up"): read back from the OPTIONS file RocksDB keeps in the
 // directory, as RocksDB itself would open it.
-TEST_CASE("bloom filters are built only in the families read by key (state and meta), insert "
-          "hints in all but meta",
+TEST_CASE("bloom filters are built only in the families read by key (state and meta), tend's "
+          "memtables in all",
           "[storage]") {
   TempDir dir;
   REQUIRE(Storage::Open(dir.path()).ok());  // created, its options written, closed
@@ -1255,27 +1255,26 @@ TEST_CASE("bloom filters are built only in the families read by key (state and m
     CHECK((table->filter_policy != nullptr) == looked_up);
     CHECK((options.memtable_prefix_bloom_size_ratio > 0) == looked_up);
   }
-  // Insert hints (storage.cc InsertHintPrefix): per partition, one for the decisions, none for
-  // meta. tend's own transform is not registered with RocksDB, which loads it as unknown: read
-  // from the OPTIONS file's text, family by family.
+  // tend's memtables (storage/memtable.h) in every family, one writer at a time. tend's factory
+  // is not registered with RocksDB, which loads it as unknown: read from the OPTIONS file's
+  // text, family by family.
+  CHECK_FALSE(db_options.allow_concurrent_memtable_write);
   std::string latest;
   REQUIRE(rocksdb::GetLatestOptionsFileName(dir.path(), rocksdb::Env::Default(), &latest).ok());
   std::ifstream text(std::filesystem::path(dir.path()) / latest);
-  std::map<std::string, std::string> hint_of;
+  std::map<std::string, std::string> memtable_of;
   std::string line, family;
   while (std::getline(text, line)) {
     if (line.rfind("[CFOptions \"", 0) == 0) {
       family = line.substr(12, line.find('"', 12) - 12);
-    } else if (const size_t at = line.find("memtable_insert_with_hint_prefix_extractor=");
+    } else if (const size_t at = line.find(" memtable_factory=");
                at != std::string::npos && !family.empty()) {
-      hint_of[family] = line.substr(line.find('=', at) + 1);
+      memtable_of[family] = line.substr(line.find('=', at) + 1);
     }
   }
-  CHECK(hint_of["meta"] == "nullptr");
-  CHECK(hint_of["decisions"] == "tend.InsertHintPrefix.0");
-  for (const char* partitioned : {"state", "outbox", "timers", "index"}) {
-    INFO(partitioned);
-    CHECK(hint_of[partitioned] == "tend.InsertHintPrefix.4");
+  for (absl::string_view name : storage_format::kColumnFamilies) {
+    INFO(name);
+    CHECK(memtable_of[std::string(name)] == "tend.SkipList");
   }
 }
 
@@ -1316,7 +1315,7 @@ TEST_CASE("a flush writes its tables uncompressed and a compaction into level 1 
     return by_level;
   };
   // The families' options as tend wrote them to the directory's OPTIONS file (the compaction
-  // below must compress as tend's would); tend's insert hint transform is not registered here.
+  // below must compress as tend's would); tend's memtable factory is not registered here.
   rocksdb::ConfigOptions config;
   config.ignore_unknown_options = true;
   rocksdb::DBOptions db_options;
@@ -1342,11 +1341,11 @@ TEST_CASE("a flush writes its tables uncompressed and a compaction into level 1 
   CHECK(compression_by_level(raw.db, state) == std::set<std::string>{"L1 LZ4"});
 }
 
-// RocksDB keeps a memtable insert hint per key prefix (storage.cc, InsertHintPrefix), and in
-// RocksDB 7.8 a range delete whose start key is in the hint's domain takes that hint into the
-// range-delete table: the next insert of the prefix then corrupts the memtable (Debian's build
-// asserts). A partition dropped (a range delete per family) and written again, and the index
-// cleared and rebuilt, in one memtable: every key of every partition must read back.
+// A range delete's entry goes to RocksDB's own range-delete table beside tend's skip list
+// (storage/memtable.h), and in RocksDB 7.8 with insert hints it once corrupted the memtable
+// (facebook/rocksdb#12558; tend used hints until its own skip list). A partition dropped (a
+// range delete per family) and written again, and the index cleared and rebuilt, in one
+// memtable: every key of every partition must read back.
 TEST_CASE("a partition dropped and written again, and the index rebuilt, in one memtable: every "
           "key reads back",
           "[storage]") {

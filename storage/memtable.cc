@@ -1,0 +1,358 @@
+#include "storage/memtable.h"
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <random>
+#include <vector>
+
+#include "rocksdb/version.h"
+
+namespace tend {
+namespace {
+
+using rocksdb::KeyHandle;
+using rocksdb::MemTableRep;
+using rocksdb::Slice;
+
+// A node is its entry (the bytes RocksDB encodes: the length-prefixed internal key, then the
+// value) with its links just before it: link i at entry - (i + 1) * sizeof(Link). A node is named
+// by its entry's address; a link holds the next node's entry, or nullptr at the end of a level.
+using Link = std::atomic<const char*>;
+
+// A node's height is 1 + the number of times a 1-in-4 draw came up: a quarter of the nodes reach
+// level 1, a sixteenth level 2 (Pugh's p = 1/4). 4^12 is 16.7M entries, beyond any memtable
+// tend configures, before the top level stops thinning the ones below.
+constexpr int kMaxHeight = 12;
+constexpr uint32_t kBranching = 4;
+
+inline Link* LinkOf(const char* node, int level) {
+  return reinterpret_cast<Link*>(const_cast<char*>(node)) - (level + 1);
+}
+
+inline const char* Next(const char* node, int level) {
+  return LinkOf(node, level)->load(std::memory_order_acquire);
+}
+
+class SkipList final : public MemTableRep {
+ public:
+  SkipList(const KeyComparator& compare, rocksdb::Allocator* allocator)
+      : MemTableRep(allocator), compare_(compare) {
+    for (Link& link : head_links_) link.store(nullptr, std::memory_order_relaxed);
+    finger_.fill(head_);
+  }
+
+  // Room for an entry of `len` bytes and its links, from the memtable's arena (which the memtable
+  // counts): the height is drawn here, since the links come first, and kept in link 0 until the
+  // insert links the node.
+  KeyHandle Allocate(const size_t len, char** buf) override {
+    const int height = RandomHeight();
+    const size_t links = sizeof(Link) * static_cast<size_t>(height);
+    char* raw = nullptr;
+    MemTableRep::Allocate(links + len + alignof(Link) - 1, &raw);
+    const uintptr_t aligned = (reinterpret_cast<uintptr_t>(raw) + alignof(Link) - 1) &
+                              ~(uintptr_t{alignof(Link)} - 1);
+    char* entry = reinterpret_cast<char*>(aligned) + links;
+    for (int i = 0; i < height; ++i) new (LinkOf(entry, i)) Link(nullptr);
+    LinkOf(entry, 0)->store(reinterpret_cast<const char*>(static_cast<uintptr_t>(height)),
+                            std::memory_order_relaxed);
+    *buf = entry;
+    return entry;
+  }
+
+  void Insert(KeyHandle handle) override { InsertKey(handle); }
+
+  // False, and nothing inserted, when an equal entry is there (the same key, sequence number
+  // and type: RocksDB then answers the write with TryAgain).
+  bool InsertKey(KeyHandle handle) override {
+    const char* entry = static_cast<const char*>(handle);
+    const int height = static_cast<int>(
+        reinterpret_cast<uintptr_t>(LinkOf(entry, 0)->load(std::memory_order_relaxed)));
+    const int top = height_.load(std::memory_order_relaxed);
+    // The lowest level at which the finger's node and its successor still enclose the entry.
+    // Where one level does, every level above does too (the finger's node there lies at or
+    // before the one below, its successor at or after), so those are kept as they are and the
+    // search goes down from there: O(log D) comparisons for an entry D entries past the last.
+    int level = 0;
+    while (level < top) {
+      const char* before = finger_[level];
+      const char* after = Next(before, level);
+      if ((before == head_ || compare_(before, entry) < 0) &&
+          (after == nullptr || compare_(entry, after) < 0)) {
+        break;
+      }
+      ++level;
+    }
+    const char* node = level == top ? head_ : finger_[level];
+    for (int i = level - 1; i >= 0; --i) {
+      for (;;) {
+        const char* next = Next(node, i);
+        if (next == nullptr) break;
+        const int c = compare_(next, entry);
+        if (c == 0) {
+          finger_.fill(head_);  // part-way through: searched afresh next time
+          return false;
+        }
+        if (c > 0) break;
+        node = next;
+      }
+      finger_[i] = node;
+    }
+    if (height > top) {
+      for (int i = top; i < height; ++i) finger_[i] = head_;
+      // Readers that load the old height miss nothing: the head's links at the new levels lead
+      // only to this node, which they find from the levels below.
+      height_.store(height, std::memory_order_relaxed);
+    }
+    for (int i = 0; i < height; ++i) {
+      // Link 0 held the height: it is overwritten here, after it was read above.
+      LinkOf(entry, i)->store(Next(finger_[i], i), std::memory_order_relaxed);
+      LinkOf(finger_[i], i)->store(entry, std::memory_order_release);
+      finger_[i] = entry;
+    }
+    return true;
+  }
+
+  bool Contains(const char* key) const override {
+    const char* node = FindGreaterOrEqual(key);
+    return node != nullptr && compare_(node, key) == 0;
+  }
+
+  // The entries from `start_ikey` up to `end_ikey` (internal keys), estimated from the levels a
+  // search walks (each step at level i passes about 4^i entries), as RocksDB's own does.
+  uint64_t ApproximateNumEntries(const Slice& start_ikey, const Slice& end_ikey) override {
+    const uint64_t start = EstimateBelow(start_ikey);
+    const uint64_t end = EstimateBelow(end_ikey);
+    return end > start ? end - start : 0;
+  }
+
+  // Every byte is on the memtable's arena, which the memtable counts itself.
+  size_t ApproximateMemoryUsage() override { return 0; }
+
+  class Iterator;
+  MemTableRep::Iterator* GetIterator(rocksdb::Arena* arena) override;
+  MemTableRep::Iterator* GetDynamicPrefixIterator(rocksdb::Arena* arena) override;
+  void Get(const rocksdb::LookupKey& key, void* callback_args,
+           bool (*callback_func)(void* arg, const char* entry)) override;
+
+ private:
+
+  int RandomHeight() {
+    int height = 1;
+    while (height < kMaxHeight && random_() % kBranching == 0) ++height;
+    return height;
+  }
+
+  // The first node at or after `key` (an entry, or an internal key), or nullptr.
+  template <typename Key>
+  const char* FindGreaterOrEqual(const Key& key) const {
+    const char* node = head_;
+    int level = height_.load(std::memory_order_relaxed) - 1;
+    const char* known_after = nullptr;  // a node already compared at a higher level
+    for (;;) {
+      const char* next = Next(node, level);
+      if (next != nullptr && next != known_after && compare_(next, key) < 0) {
+        node = next;
+      } else if (level == 0) {
+        return next;
+      } else {
+        known_after = next;
+        --level;
+      }
+    }
+  }
+
+  // The last node before `key`, or head_.
+  template <typename Key>
+  const char* FindLessThan(const Key& key) const {
+    const char* node = head_;
+    int level = height_.load(std::memory_order_relaxed) - 1;
+    const char* known_after = nullptr;
+    for (;;) {
+      const char* next = Next(node, level);
+      if (next != nullptr && next != known_after && compare_(next, key) < 0) {
+        node = next;
+      } else if (level == 0) {
+        return node;
+      } else {
+        known_after = next;
+        --level;
+      }
+    }
+  }
+
+  // The last node, or head_.
+  const char* FindLast() const {
+    const char* node = head_;
+    for (int level = height_.load(std::memory_order_relaxed) - 1; level >= 0; --level) {
+      for (const char* next = Next(node, level); next != nullptr; next = Next(node, level)) {
+        node = next;
+      }
+    }
+    return node;
+  }
+
+  uint64_t EstimateBelow(const Slice& ikey) const {
+    uint64_t count = 0;
+    const char* node = head_;
+    for (int level = height_.load(std::memory_order_relaxed) - 1; level >= 0; --level) {
+      count *= kBranching;
+      for (const char* next = Next(node, level); next != nullptr && compare_(next, ikey) < 0;
+           next = Next(node, level)) {
+        node = next;
+        ++count;
+      }
+    }
+    return count;
+  }
+
+  const KeyComparator& compare_;
+  std::array<Link, kMaxHeight> head_links_;
+  // The head is a node without an entry: its links are head_links_, so its address is one past
+  // them. It is never compared.
+  const char* const head_ = reinterpret_cast<const char*>(head_links_.data() + kMaxHeight);
+  std::atomic<int> height_{1};
+  // The writer's own (RocksDB has one writer at a time and orders them): where the last insert
+  // went, level by level (its node, or the last node before it at levels above its height), and
+  // the draws for heights (Park and Miller's generator, as LevelDB draws its skip list's).
+  std::array<const char*, kMaxHeight> finger_;
+  std::minstd_rand random_{0x7e4d};
+};
+
+// Storage for iterators, kept by the thread that destroyed them. RocksDB destroys an iterator it
+// asked for with an arena without freeing it (its arena is not the iterator's), and may not grow
+// the memtable's own arena once the memtable is immutable (it counted the memtable's bytes then),
+// so an iterator's bytes are tend's: its destructor gives them to its thread, which reuses them
+// for the next iterator it creates. Only the thread that destroyed an iterator touches its bytes
+// again, after the destruction has ended (the base class's destructor runs after ours).
+class IteratorStorage {
+ public:
+  static constexpr size_t kKept = 32;  // a thread's spare storage beyond this is freed
+  static void* Take(size_t size) {
+    Spares& spares = Local();
+    while (spares.free.size() > kKept) {
+      ::operator delete(spares.free.back());
+      spares.free.pop_back();
+    }
+    if (spares.free.empty()) return ::operator new(size);
+    void* storage = spares.free.back();
+    spares.free.pop_back();
+    return storage;
+  }
+  static void Give(void* storage) { Local().free.push_back(storage); }
+
+ private:
+  struct Spares {
+    std::vector<void*> free;
+    ~Spares() {
+      for (void* storage : free) ::operator delete(storage);
+    }
+  };
+  static Spares& Local() {
+    thread_local Spares spares;
+    return spares;
+  }
+};
+
+class SkipList::Iterator final : public MemTableRep::Iterator {
+ public:
+  // `stored`: on IteratorStorage (GetIterator), not on a stack (Get).
+  Iterator(const SkipList* list, bool stored) : list_(list), stored_(stored) {}
+  ~Iterator() override {
+    if (stored_) IteratorStorage::Give(this);
+  }
+  // RocksDB deletes an iterator it asked for without an arena: its storage went to
+  // IteratorStorage in the destructor.
+  static void operator delete(void*) {}
+
+  bool Valid() const override { return node_ != nullptr; }
+  const char* key() const override { return node_; }
+  void Next() override { node_ = tend::Next(node_, 0); }
+  void Prev() override { node_ = OrNull(list_->FindLessThan(node_)); }
+
+  void Seek(const Slice& internal_key, const char* memtable_key) override {
+    node_ = memtable_key != nullptr ? list_->FindGreaterOrEqual(memtable_key)
+                                    : list_->FindGreaterOrEqual(internal_key);
+  }
+
+  // The last entry at or before the key.
+  void SeekForPrev(const Slice& internal_key, const char* memtable_key) override {
+    Seek(internal_key, memtable_key);
+    const bool at = node_ != nullptr && (memtable_key != nullptr
+                                             ? list_->compare_(node_, memtable_key) == 0
+                                             : list_->compare_(node_, internal_key) == 0);
+    if (at) return;
+    node_ = OrNull(memtable_key != nullptr ? list_->FindLessThan(memtable_key)
+                                           : list_->FindLessThan(internal_key));
+  }
+
+  void SeekToFirst() override { node_ = tend::Next(list_->head_, 0); }
+  void SeekToLast() override { node_ = OrNull(list_->FindLast()); }
+
+  const SkipList* list() const { return list_; }
+
+ private:
+  const char* OrNull(const char* node) const { return node == list_->head_ ? nullptr : node; }
+
+  const SkipList* const list_;
+  const bool stored_;
+  const char* node_ = nullptr;
+};
+
+MemTableRep::Iterator* SkipList::GetIterator(rocksdb::Arena* /*arena*/) {
+  return new (IteratorStorage::Take(sizeof(Iterator))) Iterator(this, /*stored=*/true);
+}
+
+// A point lookup. The LookupKey's accessors are in a RocksDB header Debian does not install
+// (db/dbformat.h), so the search is RocksDB's own default Get, which seeks an iterator it takes
+// from GetDynamicPrefixIterator() to the key and walks it; in 7.8 that default never deletes the
+// iterator (the memtables RocksDB ships override Get). So Get lends it one on its own stack: the
+// first GetDynamicPrefixIterator(nullptr) of this list on this thread during the call takes it
+// (taken once: anything else asking in between gets its own, as callers of
+// GetDynamicPrefixIterator(nullptr) delete theirs). The default's behaviour is read from 7.8's
+// db/memtable.cc, hence the version check.
+static_assert(ROCKSDB_MAJOR == 7 && ROCKSDB_MINOR == 8,
+              "re-read MemTableRep::Get's default (db/memtable.cc): tend lends it an iterator "
+              "it must not delete");
+thread_local SkipList::Iterator* lent_iterator = nullptr;
+
+void SkipList::Get(const rocksdb::LookupKey& key, void* callback_args,
+                   bool (*callback_func)(void* arg, const char* entry)) {
+  Iterator iterator(this, /*stored=*/false);
+  SkipList::Iterator* const outer = lent_iterator;
+  lent_iterator = &iterator;
+  MemTableRep::Get(key, callback_args, callback_func);
+  lent_iterator = outer;
+}
+
+MemTableRep::Iterator* SkipList::GetDynamicPrefixIterator(rocksdb::Arena* arena) {
+  if (arena == nullptr && lent_iterator != nullptr && lent_iterator->list() == this) {
+    Iterator* lent = lent_iterator;
+    lent_iterator = nullptr;
+    return lent;
+  }
+  return GetIterator(arena);
+}
+
+class SkipListFactory final : public rocksdb::MemTableRepFactory {
+ public:
+  const char* Name() const override { return "tend.SkipList"; }
+  using MemTableRepFactory::CreateMemTableRep;
+  MemTableRep* CreateMemTableRep(const MemTableRep::KeyComparator& compare,
+                                 rocksdb::Allocator* allocator, const rocksdb::SliceTransform*,
+                                 rocksdb::Logger*) override {
+    return new SkipList(compare, allocator);
+  }
+  // An equal entry is refused (InsertKey), not inserted twice.
+  bool CanHandleDuplicatedKey() const override { return true; }
+};
+
+}  // namespace
+
+std::shared_ptr<rocksdb::MemTableRepFactory> NewSkipListMemTables() {
+  return std::make_shared<SkipListFactory>();
+}
+
+}  // namespace tend

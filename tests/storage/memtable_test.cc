@@ -1,0 +1,272 @@
+// storage/memtable.h: tend's skip list answers RocksDB as a sorted map of its writes does, with
+// RocksDB itself on top (a real DB in a temp dir): point reads, scans both ways, seeks, reads at
+// snapshots, deletes and keys written twice in one batch, in a memtable, after the memtable is
+// flushed through the skip list's iterator, and after a reopen replays the WAL into a new one;
+// and readers on other threads see whatever a writer had committed before they looked.
+#include "storage/memtable.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/temp_dir.h"
+
+namespace tend {
+namespace {
+
+using Model = std::map<std::string, std::string>;
+
+rocksdb::Options TendMemtableOptions() {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.memtable_factory = NewSkipListMemTables();
+  options.allow_concurrent_memtable_write = false;
+  options.write_buffer_size = 64 << 20;  // no flush but the test's own
+  return options;
+}
+
+// `flush_recovered`: RocksDB's default, a reopen flushes what it replayed from the WAL; false
+// keeps it in the memtable.
+std::unique_ptr<rocksdb::DB> OpenDb(const std::string& dir, bool flush_recovered = true) {
+  rocksdb::Options options = TendMemtableOptions();
+  options.avoid_flush_during_recovery = !flush_recovered;
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  return std::unique_ptr<rocksdb::DB>(raw);
+}
+
+std::string Key(int i) {
+  char key[16];
+  std::snprintf(key, sizeof(key), "k%05d", i);
+  return key;
+}
+
+constexpr int kKeys = 3000;
+
+// Everything a reader can ask, at `snapshot` (nullptr: the latest), against the map of what
+// was written up to it.
+void CheckReads(rocksdb::DB* db, const rocksdb::Snapshot* snapshot, const Model& model,
+                std::mt19937* random) {
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot;
+  for (int i = 0; i < kKeys; ++i) {
+    std::string value;
+    const rocksdb::Status s = db->Get(read, Key(i), &value);
+    const auto it = model.find(Key(i));
+    INFO(Key(i));
+    if (it == model.end()) {
+      CHECK(s.IsNotFound());
+    } else {
+      REQUIRE(s.ok());
+      CHECK(value == it->second);
+    }
+  }
+  std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(read));
+  Model forward;
+  for (iter->SeekToFirst(); iter->Valid(); iter->Next()) {
+    forward[iter->key().ToString()] = iter->value().ToString();
+  }
+  REQUIRE(iter->status().ok());
+  CHECK(forward == model);
+  std::vector<std::string> backward;
+  for (iter->SeekToLast(); iter->Valid(); iter->Prev()) backward.push_back(iter->key().ToString());
+  std::vector<std::string> expected;
+  for (auto it = model.rbegin(); it != model.rend(); ++it) expected.push_back(it->first);
+  CHECK(backward == expected);
+  // Seeks to keys present and absent ("k01234a" lies between two keys), then a step each way.
+  std::uniform_int_distribution<int> any(0, kKeys - 1);
+  for (int n = 0; n < 300; ++n) {
+    const std::string target = Key(any(*random)) + (n % 2 == 0 ? "" : "a");
+    INFO(target);
+    iter->Seek(target);
+    auto at = model.lower_bound(target);
+    REQUIRE(iter->Valid() == (at != model.end()));
+    if (at == model.end()) continue;
+    CHECK(iter->key().ToString() == at->first);
+    iter->Prev();
+    REQUIRE(iter->Valid() == (at != model.begin()));
+    if (at != model.begin()) CHECK(iter->key().ToString() == std::prev(at)->first);
+    iter->SeekForPrev(target);
+    auto last = model.upper_bound(target);
+    REQUIRE(iter->Valid() == (last != model.begin()));
+    if (last == model.begin()) continue;
+    --last;
+    CHECK(iter->key().ToString() == last->first);
+    iter->Next();
+    REQUIRE(iter->Valid() == (std::next(last) != model.end()));
+    if (std::next(last) != model.end()) CHECK(iter->key().ToString() == std::next(last)->first);
+  }
+}
+
+TEST_CASE("tend's memtable reads as a sorted map of the writes: in memory and flushed and "
+          "reopened",
+          "[storage]") {
+  testing::TempDir dir;
+  std::unique_ptr<rocksdb::DB> db = OpenDb(dir.path());
+  std::mt19937 random(17);
+  std::uniform_int_distribution<int> any(0, kKeys - 1);
+  Model model;
+  struct Taken {
+    const rocksdb::Snapshot* snapshot;
+    Model model;
+  };
+  std::vector<Taken> snapshots;
+  int round = 0;
+  // Batches of up to 300 writes, a key sometimes twice in one batch (two entries, the later
+  // sequence number first), in key order in half of them (as tend's commits write) and in any
+  // order in the others, a tenth of them deletes of keys there or not.
+  auto write_batches = [&](int batches) {
+    for (int b = 0; b < batches; ++b, ++round) {
+      std::vector<std::pair<std::string, bool>> writes;  // key, put
+      const int n = 1 + static_cast<int>(random() % 300);
+      for (int i = 0; i < n; ++i) writes.emplace_back(Key(any(random)), random() % 10 != 0);
+      if (b % 2 == 0) {
+        std::stable_sort(writes.begin(), writes.end(),
+                         [](const auto& x, const auto& y) { return x.first < y.first; });
+      }
+      rocksdb::WriteBatch batch;
+      for (size_t i = 0; i < writes.size(); ++i) {
+        const auto& [key, put] = writes[i];
+        if (put) {
+          const std::string value = key + "@" + std::to_string(round) + "." + std::to_string(i);
+          REQUIRE(batch.Put(key, value).ok());
+          model[key] = value;
+        } else {
+          REQUIRE(batch.Delete(key).ok());
+          model.erase(key);
+        }
+      }
+      REQUIRE(db->Write(rocksdb::WriteOptions(), &batch).ok());
+      if (b % 40 == 39) snapshots.push_back({db->GetSnapshot(), model});
+    }
+  };
+  write_batches(200);
+  std::string entries;
+  REQUIRE(db->GetProperty("rocksdb.num-entries-active-mem-table", &entries));
+  CHECK(std::stoll(entries) > 20000);  // all of it still in the memtable
+  CheckReads(db.get(), nullptr, model, &random);
+  for (const Taken& taken : snapshots) CheckReads(db.get(), taken.snapshot, taken.model, &random);
+
+  // Flushed: the table is written from the skip list's iterator.
+  REQUIRE(db->Flush(rocksdb::FlushOptions()).ok());
+  REQUIRE(db->GetProperty("rocksdb.num-entries-active-mem-table", &entries));
+  CHECK(entries == "0");
+  CheckReads(db.get(), nullptr, model, &random);
+  for (const Taken& taken : snapshots) CheckReads(db.get(), taken.snapshot, taken.model, &random);
+  for (const Taken& taken : snapshots) db->ReleaseSnapshot(taken.snapshot);
+  snapshots.clear();
+
+  // More on top of the table, left in the WAL at close and replayed into a new memtable.
+  write_batches(100);
+  CheckReads(db.get(), nullptr, model, &random);
+  for (const Taken& taken : snapshots) db->ReleaseSnapshot(taken.snapshot);
+  db.reset();
+  db = OpenDb(dir.path(), /*flush_recovered=*/false);
+  REQUIRE(db->GetProperty("rocksdb.num-entries-active-mem-table", &entries));
+  CHECK(std::stoll(entries) > 10000);
+  CheckReads(db.get(), nullptr, model, &random);
+}
+
+// The estimate is RocksDB's own skip list's (steps at level i count 4^i entries): rough, and not
+// even monotonic in the key, so only what it must get right is checked.
+TEST_CASE("tend's memtable estimates a range's entries from its levels", "[storage]") {
+  testing::TempDir dir;
+  std::unique_ptr<rocksdb::DB> db = OpenDb(dir.path());
+  constexpr int kEntries = 20000;
+  std::vector<int> order(kEntries);
+  for (int i = 0; i < kEntries; ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), std::mt19937(3));
+  for (int i : order) REQUIRE(db->Put(rocksdb::WriteOptions(), Key(i), "v").ok());
+  auto estimate = [&](const std::string& start, const std::string& limit) {
+    uint64_t count = 0, bytes = 0;
+    db->GetApproximateMemTableStats(db->DefaultColumnFamily(), rocksdb::Range(start, limit),
+                                    &count, &bytes);
+    return count;
+  };
+  const uint64_t all = estimate("k", "l");
+  INFO(all);
+  CHECK(all >= kEntries / 4);
+  CHECK(all <= kEntries);  // RocksDB caps it at the memtable's entries
+  CHECK(estimate("a", "b") == 0);  // before every key
+  CHECK(estimate("x", "y") == 0);  // after every key
+  const uint64_t low = estimate("k", Key(kEntries / 2)), high = estimate(Key(kEntries / 2), "l");
+  INFO(low << " " << high);
+  CHECK(low >= kEntries / 8);
+  CHECK(high >= kEntries / 8);
+}
+
+// One writer, two readers, no lock between them: a reader must find every key committed before
+// it looked, by point read and in a scan, and a scan must come out in key order.
+TEST_CASE("readers on other threads see what the writer committed before they looked",
+          "[storage]") {
+  testing::TempDir dir;
+  std::unique_ptr<rocksdb::DB> db = OpenDb(dir.path());
+  constexpr int kWrites = 60000;
+  std::vector<std::string> keys;
+  for (int i = 0; i < kWrites; ++i) keys.push_back(Key(i) + "-" + std::to_string(i * 7919 % 101));
+  std::shuffle(keys.begin(), keys.end(), std::mt19937(5));
+  std::atomic<int> committed{0};
+  std::atomic<bool> failed{false};
+  std::atomic<int64_t> reads{0};
+  std::thread writer([&] {
+    for (int at = 0; at < kWrites;) {
+      const int end = std::min(kWrites, at + 1 + at % 97);
+      std::vector<std::string> batch_keys(keys.begin() + at, keys.begin() + end);
+      if (at % 2 == 0) std::sort(batch_keys.begin(), batch_keys.end());
+      rocksdb::WriteBatch batch;
+      for (const std::string& key : batch_keys) batch.Put(key, key);
+      if (!db->Write(rocksdb::WriteOptions(), &batch).ok()) failed = true;
+      committed.store(end, std::memory_order_release);
+      at = end;
+    }
+  });
+  auto reader = [&](unsigned seed) {
+    std::mt19937 random(seed);
+    for (int round = 0; committed.load(std::memory_order_acquire) < kWrites && !failed; ++round) {
+      const int seen = committed.load(std::memory_order_acquire);
+      if (seen == 0) continue;
+      for (int n = 0; n < 50; ++n) {
+        const std::string& key = keys[random() % seen];
+        std::string value;
+        if (!db->Get(rocksdb::ReadOptions(), key, &value).ok() || value != key) failed = true;
+        reads.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (round % 20 == 0) {
+        std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(rocksdb::ReadOptions()));
+        int count = 0;
+        std::string last;
+        for (iter->SeekToFirst(); iter->Valid(); iter->Next(), ++count) {
+          if (count > 0 && !(last < iter->key().ToString())) failed = true;
+          last = iter->key().ToString();
+        }
+        if (count < seen) failed = true;
+      }
+    }
+  };
+  std::thread first(reader, 1), second(reader, 2);
+  writer.join();
+  first.join();
+  second.join();
+  INFO(reads.load());
+  CHECK_FALSE(failed.load());
+  CHECK(reads.load() > 1000);  // the readers ran beside the writer
+  std::string entries;
+  REQUIRE(db->GetProperty("rocksdb.num-entries-active-mem-table", &entries));
+  CHECK(std::stoll(entries) == kWrites);
+}
+
+}  // namespace
+}  // namespace tend
