@@ -216,7 +216,8 @@ class SkipList final : public MemTableRep {
   std::atomic<int> height_{1};
   // The writer's own (RocksDB has one writer at a time and orders them): where the last insert
   // went, level by level (its node, or the last node before it at levels above its height), and
-  // the draws for heights (Park and Miller's generator, as LevelDB draws its skip list's).
+  // the draws for heights (std::minstd_rand: the "minimal standard" multiplicative generator,
+  // Park, Miller and Stockmeyer, CACM 36(7), 1993).
   std::array<const char*, kMaxHeight> finger_;
   std::minstd_rand random_{0x7e4d};
 };
@@ -226,35 +227,46 @@ class SkipList final : public MemTableRep {
 // the memtable's own arena once the memtable is immutable (it counted the memtable's bytes then),
 // so an iterator's bytes are tend's: its destructor gives them to its thread, which reuses them
 // for the next iterator it creates. Only the thread that destroyed an iterator touches its bytes
-// again, after the destruction has ended (the base class's destructor runs after ours).
+// again, after the destruction has ended (the base class's destructor runs after ours): a
+// thread's spares beyond kKept are freed when it gives one more, never the one being given.
 class IteratorStorage {
  public:
-  static constexpr size_t kKept = 32;  // a thread's spare storage beyond this is freed
+  static constexpr size_t kKept = 32;
   static void* Take(size_t size) {
-    Spares& spares = Local();
-    while (spares.free.size() > kKept) {
-      ::operator delete(spares.free.back());
-      spares.free.pop_back();
-    }
-    if (spares.free.empty()) return ::operator new(size);
-    void* storage = spares.free.back();
-    spares.free.pop_back();
+    Spares* spares = Local();
+    if (spares == nullptr || spares->free.empty()) return ::operator new(size);
+    void* storage = spares->free.back();
+    spares->free.pop_back();
     return storage;
   }
-  static void Give(void* storage) { Local().free.push_back(storage); }
+  static void Give(void* storage) {
+    Spares* spares = Local();
+    if (spares == nullptr) return;  // the thread is ending: its last few bytes go unreused
+    while (spares->free.size() >= kKept) {
+      ::operator delete(spares->free.back());
+      spares->free.pop_back();
+    }
+    spares->free.push_back(storage);
+  }
 
  private:
   struct Spares {
     std::vector<void*> free;
     ~Spares() {
       for (void* storage : free) ::operator delete(storage);
+      gone = true;
     }
   };
-  static Spares& Local() {
+  // Set once the thread's Spares are destroyed (a trivial thread_local, which outlives it): an
+  // iterator destroyed by a later thread_local destructor then leaves its bytes alone.
+  static thread_local bool gone;
+  static Spares* Local() {
+    if (gone) return nullptr;
     thread_local Spares spares;
-    return spares;
+    return &spares;
   }
 };
+thread_local bool IteratorStorage::gone = false;
 
 class SkipList::Iterator final : public MemTableRep::Iterator {
  public:

@@ -209,18 +209,26 @@ TEST_CASE("tend's memtable estimates a range's entries from its levels", "[stora
 }
 
 // One writer, two readers, no lock between them: a reader must find every key committed before
-// it looked, by point read and in a scan, and a scan must come out in key order.
+// it looked, by point read and in scans both ways, and scans must come out in key order. Small
+// write buffers, so that reads span the active memtable, immutable ones being flushed (their
+// iterators created and destroyed on RocksDB's flush thread) and tables. (On x86 a missing
+// acquire or release would not show here: its loads and stores are ordered anyway.)
 TEST_CASE("readers on other threads see what the writer committed before they looked",
           "[storage]") {
   testing::TempDir dir;
-  std::unique_ptr<rocksdb::DB> db = OpenDb(dir.path());
+  rocksdb::Options options = TendMemtableOptions();
+  options.write_buffer_size = 256 << 10;
+  options.max_write_buffer_number = 4;
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::Open(options, dir.path(), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
   constexpr int kWrites = 60000;
   std::vector<std::string> keys;
   for (int i = 0; i < kWrites; ++i) keys.push_back(Key(i) + "-" + std::to_string(i * 7919 % 101));
   std::shuffle(keys.begin(), keys.end(), std::mt19937(5));
   std::atomic<int> committed{0};
   std::atomic<bool> failed{false};
-  std::atomic<int64_t> reads{0};
+  std::atomic<int64_t> reads{0}, scans{0};
   std::thread writer([&] {
     for (int at = 0; at < kWrites;) {
       const int end = std::min(kWrites, at + 1 + at % 97);
@@ -244,28 +252,60 @@ TEST_CASE("readers on other threads see what the writer committed before they lo
         if (!db->Get(rocksdb::ReadOptions(), key, &value).ok() || value != key) failed = true;
         reads.fetch_add(1, std::memory_order_relaxed);
       }
-      if (round % 20 == 0) {
-        std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(rocksdb::ReadOptions()));
-        int count = 0;
-        std::string last;
-        for (iter->SeekToFirst(); iter->Valid(); iter->Next(), ++count) {
-          if (count > 0 && !(last < iter->key().ToString())) failed = true;
-          last = iter->key().ToString();
-        }
-        if (count < seen) failed = true;
+      if (round % 20 != 0) continue;
+      std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(rocksdb::ReadOptions()));
+      int count = 0;
+      std::string last;
+      const bool forward = round % 40 == 0;
+      for (forward ? iter->SeekToFirst() : iter->SeekToLast(); iter->Valid();
+           forward ? iter->Next() : iter->Prev(), ++count) {
+        const std::string key = iter->key().ToString();
+        if (count > 0 && !(forward ? last < key : key < last)) failed = true;
+        last = key;
       }
+      if (count < seen) failed = true;
+      // A key seen committed, sought for and just before: there.
+      const std::string& key = keys[random() % seen];
+      iter->SeekForPrev(key);
+      if (!iter->Valid() || iter->key().ToString() != key) failed = true;
+      scans.fetch_add(1, std::memory_order_relaxed);
     }
   };
   std::thread first(reader, 1), second(reader, 2);
   writer.join();
   first.join();
   second.join();
-  INFO(reads.load());
+  INFO(reads.load() << " reads, " << scans.load() << " scans");
   CHECK_FALSE(failed.load());
-  CHECK(reads.load() > 1000);  // the readers ran beside the writer
-  std::string entries;
-  REQUIRE(db->GetProperty("rocksdb.num-entries-active-mem-table", &entries));
-  CHECK(std::stoll(entries) == kWrites);
+  CHECK(scans.load() > 0);  // the readers ran beside the writer
+  // Everything there at the end, through memtables and tables.
+  std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(rocksdb::ReadOptions()));
+  int count = 0;
+  for (iter->SeekToFirst(); iter->Valid(); iter->Next()) ++count;
+  CHECK(count == kWrites);
+  std::string files;
+  REQUIRE(db->GetProperty("rocksdb.num-files-at-level0", &files));
+  CHECK(std::stoi(files) > 0);  // memtables were flushed while the readers read
+}
+
+// More iterators at once than a thread keeps spare storage for (IteratorStorage::kKept), each
+// over the memtable, destroyed together and created again: every one reads the same.
+TEST_CASE("many iterators open at once over one memtable each read the whole of it", "[storage]") {
+  testing::TempDir dir;
+  std::unique_ptr<rocksdb::DB> db = OpenDb(dir.path());
+  for (int i = 0; i < 500; ++i) REQUIRE(db->Put(rocksdb::WriteOptions(), Key(i), "v").ok());
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::unique_ptr<rocksdb::Iterator>> open;
+    for (int n = 0; n < 80; ++n) {
+      open.emplace_back(db->NewIterator(rocksdb::ReadOptions()));
+      open.back()->Seek(Key(n));
+    }
+    for (int n = 0; n < 80; ++n) {
+      int count = 0;
+      for (; open[n]->Valid(); open[n]->Next()) ++count;
+      CHECK(count == 500 - n);
+    }
+  }
 }
 
 }  // namespace
