@@ -5,7 +5,7 @@
 // Why tend has its own: Debian builds RocksDB without NDEBUG, and its skip list's insert checks
 // its invariants with the key comparator at every level of the search path: ~25 comparisons an
 // insert, about a tenth of a replay's instructions (docs/design.md, "The memtable's skip
-// list"). This one makes only its search's comparisons: 2.8 an insert in a replay's commits.
+// list"). This one makes only its search's comparisons: 2.8-4.7 an insert in a replay's commits.
 //
 // What it is, for RocksDB: a MemTableRep for one writer at a time and any number of readers
 // (DBOptions::allow_concurrent_memtable_write must be false; RocksDB refuses the open
