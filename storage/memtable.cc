@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <new>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "rocksdb/version.h"
@@ -145,9 +146,10 @@ class SkipList final : public MemTableRep {
     return height;
   }
 
-  // The first node at or after `key` (an entry, or an internal key), or nullptr.
+  // Where `key` (an entry, or an internal key) would go: the last node before it (or head_) and
+  // the first at or after it (or nullptr).
   template <typename Key>
-  const char* FindGreaterOrEqual(const Key& key) const {
+  std::pair<const char*, const char*> Search(const Key& key) const {
     const char* node = head_;
     int level = height_.load(std::memory_order_relaxed) - 1;
     const char* known_after = nullptr;  // a node already compared at a higher level
@@ -156,31 +158,20 @@ class SkipList final : public MemTableRep {
       if (next != nullptr && next != known_after && compare_(next, key) < 0) {
         node = next;
       } else if (level == 0) {
-        return next;
+        return {node, next};
       } else {
         known_after = next;
         --level;
       }
     }
   }
-
-  // The last node before `key`, or head_.
+  template <typename Key>
+  const char* FindGreaterOrEqual(const Key& key) const {
+    return Search(key).second;
+  }
   template <typename Key>
   const char* FindLessThan(const Key& key) const {
-    const char* node = head_;
-    int level = height_.load(std::memory_order_relaxed) - 1;
-    const char* known_after = nullptr;
-    for (;;) {
-      const char* next = Next(node, level);
-      if (next != nullptr && next != known_after && compare_(next, key) < 0) {
-        node = next;
-      } else if (level == 0) {
-        return node;
-      } else {
-        known_after = next;
-        --level;
-      }
-    }
+    return Search(key).first;
   }
 
   // The last node, or head_.
