@@ -324,10 +324,14 @@ thread_local SkipList::Iterator* lent_iterator = nullptr;
 void SkipList::Get(const rocksdb::LookupKey& key, void* callback_args,
                    bool (*callback_func)(void* arg, const char* entry)) {
   Iterator iterator(this, /*stored=*/false);
-  SkipList::Iterator* const outer = lent_iterator;
-  lent_iterator = &iterator;
+  // Restored however the call ends (an exception from the callback too): no later call on this
+  // thread can take an iterator whose frame is gone.
+  struct Lend {
+    SkipList::Iterator* const outer = lent_iterator;
+    explicit Lend(SkipList::Iterator* lent) { lent_iterator = lent; }
+    ~Lend() { lent_iterator = outer; }
+  } lend(&iterator);
   MemTableRep::Get(key, callback_args, callback_func);
-  lent_iterator = outer;
 }
 
 MemTableRep::Iterator* SkipList::GetDynamicPrefixIterator(rocksdb::Arena* arena) {
