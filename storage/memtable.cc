@@ -53,8 +53,8 @@ class SkipList final : public MemTableRep {
     const size_t links = sizeof(Link) * static_cast<size_t>(height);
     char* raw = nullptr;
     MemTableRep::Allocate(links + len + alignof(Link) - 1, &raw);
-    const uintptr_t aligned = (reinterpret_cast<uintptr_t>(raw) + alignof(Link) - 1) &
-                              ~(uintptr_t{alignof(Link)} - 1);
+    const uintptr_t aligned =
+        (reinterpret_cast<uintptr_t>(raw) + alignof(Link) - 1) & ~(uintptr_t{alignof(Link)} - 1);
     char* entry = reinterpret_cast<char*>(aligned) + links;
     for (int i = 0; i < height; ++i) new (LinkOf(entry, i)) Link(nullptr);
     LinkOf(entry, 0)->store(reinterpret_cast<const char*>(static_cast<uintptr_t>(height)),
@@ -116,8 +116,9 @@ class SkipList final : public MemTableRep {
     return true;
   }
 
+  // Asked for by the interface; RocksDB 7.8's MemTable does not call it (no test reaches it).
   bool Contains(const char* key) const override {
-    const char* node = FindGreaterOrEqual(key);
+    const char* node = Search(key).second;
     return node != nullptr && compare_(node, key) == 0;
   }
 
@@ -139,7 +140,6 @@ class SkipList final : public MemTableRep {
            bool (*callback_func)(void* arg, const char* entry)) override;
 
  private:
-
   int RandomHeight() {
     int height = 1;
     while (height < kMaxHeight && random_() % kBranching == 0) ++height;
@@ -164,14 +164,6 @@ class SkipList final : public MemTableRep {
         --level;
       }
     }
-  }
-  template <typename Key>
-  const char* FindGreaterOrEqual(const Key& key) const {
-    return Search(key).second;
-  }
-  template <typename Key>
-  const char* FindLessThan(const Key& key) const {
-    return Search(key).first;
   }
 
   // The last node, or head_.
@@ -273,22 +265,21 @@ class SkipList::Iterator final : public MemTableRep::Iterator {
   bool Valid() const override { return node_ != nullptr; }
   const char* key() const override { return node_; }
   void Next() override { node_ = tend::Next(node_, 0); }
-  void Prev() override { node_ = OrNull(list_->FindLessThan(node_)); }
+  void Prev() override { node_ = OrNull(list_->Search(node_).first); }
 
   void Seek(const Slice& internal_key, const char* memtable_key) override {
-    node_ = memtable_key != nullptr ? list_->FindGreaterOrEqual(memtable_key)
-                                    : list_->FindGreaterOrEqual(internal_key);
+    node_ = ByKey(internal_key, memtable_key,
+                  [this](const auto& key) { return list_->Search(key).second; });
   }
 
-  // The last entry at or before the key.
+  // The last entry at or before the key: one search, its place's two sides. Asked for by the
+  // interface; RocksDB 7.8's memtable iterator does its SeekForPrev with Seek, SeekToLast and
+  // Prev instead, so no test reaches this.
   void SeekForPrev(const Slice& internal_key, const char* memtable_key) override {
-    Seek(internal_key, memtable_key);
-    const bool at = node_ != nullptr && (memtable_key != nullptr
-                                             ? list_->compare_(node_, memtable_key) == 0
-                                             : list_->compare_(node_, internal_key) == 0);
-    if (at) return;
-    node_ = OrNull(memtable_key != nullptr ? list_->FindLessThan(memtable_key)
-                                           : list_->FindLessThan(internal_key));
+    node_ = ByKey(internal_key, memtable_key, [this](const auto& key) {
+      const auto [before, at] = list_->Search(key);
+      return at != nullptr && list_->compare_(at, key) == 0 ? at : OrNull(before);
+    });
   }
 
   void SeekToFirst() override { node_ = tend::Next(list_->head_, 0); }
@@ -298,6 +289,12 @@ class SkipList::Iterator final : public MemTableRep::Iterator {
 
  private:
   const char* OrNull(const char* node) const { return node == list_->head_ ? nullptr : node; }
+  // `search` of the key RocksDB gives: the memtable's encoding of it when it has one, else the
+  // internal key (the comparator takes either).
+  template <typename Search>
+  static const char* ByKey(const Slice& internal_key, const char* memtable_key, Search search) {
+    return memtable_key != nullptr ? search(memtable_key) : search(internal_key);
+  }
 
   const SkipList* const list_;
   const bool stored_;

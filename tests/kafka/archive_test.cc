@@ -356,7 +356,6 @@ TEST_CASE("a partition-major archive is refused by its writer and its reader whe
   }
 }
 
-
 // The record as protobuf's parser reads `payload`, or nothing when it does not parse to a record.
 std::optional<v1::ArchiveRecord> ParsedRecord(const std::string& payload) {
   v1::ArchiveFrame frame;
@@ -438,7 +437,7 @@ TEST_CASE("a record frame is read as protobuf's parser reads it, and anything el
     const auto& [what, payload] = others[i];
     INFO(what);
     CHECK_FALSE(ReadRecordFrame(payload, &fast));
-    // The first four, and the seventh, are records to protobuf's parser all the same.
+    // The first four, and the sixth, are records to protobuf's parser all the same.
     if (i < 4 || i == 5) CHECK(ParsedRecord(payload).has_value());
   }
   // Taken: an empty record, and a zero written where the writer leaves it out.
