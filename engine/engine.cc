@@ -295,18 +295,9 @@ class Engine::Impl : public PartitionListener {
   // Decided since the last commit; written with the states that decided them.
   std::unique_ptr<DecidedWrites> decided_ = std::make_unique<DecidedWrites>();
   // What one record or one fired timer decides, as messages, until Record keeps their bytes in
-  // decided_; reset after each, so they are built in the same few warm pages (the initial
-  // block, which a reset keeps), not on fresh memory for the length of a commit interval.
-  static constexpr size_t kDecideBlockBytes = 256 << 10;
-  std::unique_ptr<char[]> decide_block_ = std::make_unique<char[]>(kDecideBlockBytes);
-  google::protobuf::Arena decide_arena_{[this] {
-    google::protobuf::ArenaOptions o;
-    o.initial_block = decide_block_.get();
-    o.initial_block_size = kDecideBlockBytes;
-    o.start_block_size = kDecideBlockBytes;  // a record that decides more (rarely): malloc'd
-    o.max_block_size = kDecideBlockBytes;
-    return o;
-  }()};
+  // decided_; cleared after each and reused, so each decision is built into the messages (and
+  // string capacity) of earlier ones, in the same few warm pages, with no allocation.
+  DecideOutput decide_out_;
   uint32_t decision_index_ = 0;  // decisions made at the current record so far
   int64_t uncommitted_records_ = 0;
   int64_t uncommitted_timers_ = 0;  // fired since the last commit: they count toward its size
@@ -853,7 +844,7 @@ const absl::TimeZone& Engine::Impl::TimeZoneOf(CacheEntry* entry) const {
 void Engine::Impl::Record(int32_t partition, Partition* p, CacheEntry* entry,
                           DecideOutput* out) {
   commands_.fetch_add(static_cast<int64_t>(out->commands.size()), std::memory_order_relaxed);
-  // `out` decided on decide_arena_, reset after this: the writes are kept as bytes. Commands
+  // `out` is cleared after this for the next decisions: the writes are kept as bytes. Commands
   // only where they go somewhere: the outbox (LIVE), or a replay's callback.
   if (options_.mode == EngineOptions::Mode::kLive || options_.on_replay_command) {
     for (const v1::ReminderCommand& c : out->commands) decided_->AddCommand(partition, c);
@@ -911,12 +902,9 @@ void Engine::Impl::ApplyAndDecide(int32_t partition, Partition* p, CacheEntry* e
   DecideInput in = DecisionInput(entry, now, &view);
   in.event = event_;
   in.first_event = first_event;
-  {
-    DecideOutput out(&decide_arena_);
-    DecideOnEvent(*options_.rules, options_.policy, in, state->mutable_rules(), &out);
-    Record(partition, p, entry, &out);
-  }
-  decide_arena_.Reset();
+  DecideOnEvent(*options_.rules, options_.policy, in, state->mutable_rules(), &decide_out_);
+  Record(partition, p, entry, &decide_out_);
+  decide_out_.Clear();
 }
 
 DecideInput Engine::Impl::DecisionInput(CacheEntry* entry, absl::Time now,
@@ -974,15 +962,12 @@ absl::Status Engine::Impl::FireTimers(int32_t partition, Partition* p) {
     if (state->unique_events() > 0) {  // else no such patient (a stale key)
       std::optional<LazyView> view;
       const DecideInput in = DecisionInput(entry, now, &view);
-      {
-        DecideOutput out(&decide_arena_);
-        // Every timer of the patient due at this second, in rule-id order (a format-11 key of
-        // one rule fires them all too; its siblings then find nothing due).
-        DecideOnTimersDue(*options_.rules, options_.policy, in, t.due_s, state->mutable_rules(),
-                          &out);
-        Record(partition, p, entry, &out);
-      }
-      decide_arena_.Reset();
+      // Every timer of the patient due at this second, in rule-id order (a format-11 key of one
+      // rule fires them all too; its siblings then find nothing due).
+      DecideOnTimersDue(*options_.rules, options_.policy, in, t.due_s, state->mutable_rules(),
+                        &decide_out_);
+      Record(partition, p, entry, &decide_out_);
+      decide_out_.Clear();
       MoveAlarm(partition, p, entry);
       if (!entry->dirty) {
         entry->dirty = true;

@@ -114,28 +114,24 @@ class Memories {
 struct Candidate {
   const CompiledRule* rule;
   std::string trigger;
-  v1::Explanation* explanation;  // on the output's arena
+  v1::Explanation* explanation;  // the output's (DecideOutput::NewExplanation)
 };
 
-template <typename Message>
-Message* New(DecideOutput* out) {
-  return google::protobuf::Arena::CreateMessage<Message>(out->arena());
-}
-
-// A decision about the candidate (outcome not set yet), on the output's arena. It refers to the
-// candidate's explanation, which a command the candidate becomes refers to as well: every message
-// of a DecideOutput is on its arena, which frees none of them apart (and a message on an arena
-// frees no submessage), so one explanation may have two parents. Copying it for the decision
-// was ~3% of the default pack's CPU (docs/benchmarks.md, 2026-12-03 evening).
+// A decision about the candidate (outcome not set yet), added to the output's decisions: every
+// decision made is recorded, and one at a time, so it goes in at once. It refers to the
+// candidate's explanation, which a command the candidate becomes refers to as well: the output
+// owns the explanation (DecideOutput::Attach), so one explanation may have two parents. Copying
+// it for the decision was ~3% of the default pack's CPU (docs/benchmarks.md, 2026-12-03
+// evening).
 v1::Decision* DecisionFor(const CompiledRule& r, const DecideInput& in, const Candidate& c,
                           DecideOutput* out) {
-  auto* d = New<v1::Decision>(out);
+  v1::Decision* d = out->decisions.Add();
   d->set_rule_id(r.rule.id());
   d->set_rule_version(r.rule.version());
   d->set_patient_id(in.state->patient_id());
   d->mutable_at()->set_seconds(absl::ToUnixSeconds(in.now));
   d->set_trigger(c.trigger);
-  d->unsafe_arena_set_allocated_explanation(c.explanation);
+  out->Attach(d, c.explanation);
   return d;
 }
 
@@ -150,7 +146,6 @@ void Consider(const CompiledRule& r, const DecideInput& in, Candidate c, bool re
     v1::Decision* d = DecisionFor(r, in, c, out);
     d->set_outcome(v1::Decision::SUPPRESSED);
     d->set_reason(v1::Decision::CONDITIONS);
-    out->decisions.AddAllocated(d);
   }
 }
 
@@ -240,7 +235,7 @@ void StepDate(const CompiledRule& r, const DecideInput& in, RuleMemoryRef m,
   m.set_date_target_s(target_s);
   SetTimer(m, r.rule.id(), recheck_s, out);
   if (today != due_day) return;  // its day is over: let it pass
-  Candidate c{&r, absl::StrCat("date:", target_s), New<v1::Explanation>(out)};
+  Candidate c{&r, absl::StrCat("date:", target_s), out->NewExplanation()};
   Consider(r, in, std::move(c), true, fired, out);
 }
 
@@ -345,6 +340,37 @@ absl::Time NextLocalTime(absl::Time t, int minute_of_day, const absl::TimeZone& 
   return t + absl::Hours(24);  // unreachable: tomorrow's occurrence is always after t
 }
 
+void DecideOutput::Clear() {
+  // The explanations go back to the pool first: a message's Clear would free its explanation.
+  for (v1::Decision* d : attached_decisions_) d->unsafe_arena_release_explanation();
+  for (v1::ReminderCommand* c : attached_commands_) c->unsafe_arena_release_explanation();
+  attached_decisions_.clear();
+  attached_commands_.clear();
+  commands.Clear();
+  decisions.Clear();
+  timer_changes.clear();
+  for (size_t i = 0; i < explanations_used_; ++i) explanations_[i]->Clear();
+  explanations_used_ = 0;
+}
+
+v1::Explanation* DecideOutput::NewExplanation() {
+  if (explanations_used_ == explanations_.size()) {
+    explanations_.push_back(std::make_unique<v1::Explanation>());
+  }
+  return explanations_[explanations_used_++].get();
+}
+
+// unsafe_arena_set_allocated: the pointer, without taking it over (the message has none yet).
+void DecideOutput::Attach(v1::Decision* d, v1::Explanation* e) {
+  d->unsafe_arena_set_allocated_explanation(e);
+  attached_decisions_.push_back(d);
+}
+
+void DecideOutput::Attach(v1::ReminderCommand* c, v1::Explanation* e) {
+  c->unsafe_arena_set_allocated_explanation(e);
+  attached_commands_.push_back(c);
+}
+
 LazyView::LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
                    absl::Time as_of)
     : config_(config),
@@ -386,7 +412,7 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
       // Evaluated without a trace first: the explanation is built only for events that fire.
       const v1::PatientView& view = in.view->Get(r.trigger_filter.view_parts());
       if (!r.trigger_filter.Evaluate(view, &event, nullptr)) continue;
-      auto* trace = New<v1::Explanation>(out);
+      auto* trace = out->NewExplanation();
       r.trigger_filter.Evaluate(view, &event, trace);
       Candidate c{&r, absl::StrCat("event:", event.event_id()), trace};
       Consider(r, in, std::move(c), true, &fired, out);
@@ -405,7 +431,7 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
           known ? m.became() == v1::RuleMemory::HELD_TRUE : (in.first_event ? false : now_held);
       m.set_became(now_held ? v1::RuleMemory::HELD_TRUE : v1::RuleMemory::HELD_FALSE);
       if (was_held || !now_held) continue;
-      auto* trace = New<v1::Explanation>(out);  // only for a transition: most change nothing
+      auto* trace = out->NewExplanation();  // only for a transition: most change nothing
       r.trigger_filter.Evaluate(view, &event, trace);
       Candidate c{&r, absl::StrCat("became:", event.event_id()), trace};
       Consider(r, in, std::move(c), true, &fired, out);
@@ -452,7 +478,7 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
       SetTimer(*m, rule_id, true_due_s, out);
       return;
     }
-    Candidate c{r, absl::StrCat("absence:", anchor_s), New<v1::Explanation>(out)};
+    Candidate c{r, absl::StrCat("absence:", anchor_s), out->NewExplanation()};
     Consider(*r, in, std::move(c), true, &fired, out);
   } else if (t.has_schedule()) {
     if (!ScheduleApplies(*r, in)) return;  // left the programme, or hard-churned: paused
@@ -460,7 +486,7 @@ void DecideOnTimer(const RuleSet& rules, const PolicyOptions& policy, const Deci
     // per patient per day).
     const absl::CivilDay day = projections::LocalDay(absl::FromUnixSeconds(due_s), in.tz);
     Candidate c{r, absl::StrCat("schedule:", projections::FormatCivilDay(day)),
-                New<v1::Explanation>(out)};
+                out->NewExplanation()};
     Consider(*r, in, std::move(c), false, &fired, out);
     SetTimer(*m, rule_id,
              absl::ToUnixSeconds(NextLocalTime(in.now, r->schedule_minute_of_day, in.tz)), out);
@@ -531,7 +557,6 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
     auto suppress = [&](v1::Decision::Reason reason) {
       d->set_outcome(v1::Decision::SUPPRESSED);
       d->set_reason(reason);
-      out->decisions.AddAllocated(d);
     };
 
     if (to_patient && hard_churned) {
@@ -588,7 +613,7 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
     }
     memory.set_last_fired_s(absl::ToUnixSeconds(in.now));
 
-    auto* cmd = New<v1::ReminderCommand>(out);
+    v1::ReminderCommand* cmd = out->commands.Add();
     cmd->set_command_id(CommandId(rule.id(), rule.version(), in.state->patient_id(), c.trigger));
     cmd->set_patient_id(in.state->patient_id());
     cmd->set_category(p.category());
@@ -625,13 +650,11 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
       d->set_reason(v1::Decision::HOLDOUT);
       d->set_experiment_id(*experiment);
       d->mutable_withheld()->CopyFrom(*cmd);  // without the explanation: the decision holds it
-      out->decisions.AddAllocated(d);
+      out->commands.RemoveLast();             // not sent
       continue;
     }
-    cmd->unsafe_arena_set_allocated_explanation(c.explanation);  // the decision's (DecisionFor)
+    out->Attach(cmd, c.explanation);  // the decision's (DecisionFor)
     d->set_outcome(not_before > in.now ? v1::Decision::DEFERRED : v1::Decision::FIRED);
-    out->decisions.AddAllocated(d);
-    out->commands.AddAllocated(cmd);
   }
 }
 

@@ -99,39 +99,40 @@ struct TimerChange {
   int64_t new_due_s = 0;
 };
 
-// What one decision call produced. The messages live on `arena` (given: the caller's, so
-// deciding costs no malloc per message: the engine's scratch arena, which it resets once it has
-// serialized what one record or timer decided, after the output goes; not given: the output's
-// own). A fired decision and its command
-// (or a suppressed decision and nothing) refer to one Explanation on the arena: read them, copy
-// them, but mutate neither's explanation in place. Not copyable.
+// What decision calls produced since the last Clear. Reusable: Clear keeps the messages and
+// the capacity of their strings, so a caller that decides again and again (the engine keeps one)
+// builds each decision into memory an earlier one used, with no allocation, arena cleanup or
+// free per string (docs/benchmarks.md, "Reused decision messages"). A fired decision and its
+// command (or a suppressed decision and nothing) refer to one Explanation the output owns:
+// read them, copy them, but mutate neither's explanation in place, release it, or clear the
+// repeated fields other than through Clear. Adding a copy of a decision made elsewhere (as a
+// test does) is fine: its explanation is its own. Not copyable.
 class DecideOutput {
  public:
-  explicit DecideOutput(google::protobuf::Arena* arena = nullptr)
-      : own_arena_(arena == nullptr ? std::make_unique<google::protobuf::Arena>() : nullptr),
-        arena_(arena == nullptr ? own_arena_.get() : arena),
-        commands(arena_),
-        decisions(arena_) {}
+  DecideOutput() = default;
   DecideOutput(const DecideOutput&) = delete;
   DecideOutput& operator=(const DecideOutput&) = delete;
+  ~DecideOutput() { Clear(); }
 
-  google::protobuf::Arena* arena() const { return arena_; }
-  // Empties the output (the arena's memory is kept until the arena goes).
-  void Clear() {
-    commands.Clear();
-    decisions.Clear();
-    timer_changes.clear();
-  }
+  // Empties the output, keeping its messages for the next decisions.
+  void Clear();
 
- private:
-  // Declared before the fields below, which are constructed on the arena.
-  std::unique_ptr<google::protobuf::Arena> own_arena_;
-  google::protobuf::Arena* const arena_;
+  // For deciders (rules/decide.cc): an empty explanation the output owns until Clear, and the
+  // explanation `e` (one of those) as the explanation of `d` or `c`, an element of decisions or
+  // commands that stays there until Clear.
+  v1::Explanation* NewExplanation();
+  void Attach(v1::Decision* d, v1::Explanation* e);
+  void Attach(v1::ReminderCommand* c, v1::Explanation* e);
 
- public:
   google::protobuf::RepeatedPtrField<v1::ReminderCommand> commands;
   google::protobuf::RepeatedPtrField<v1::Decision> decisions;  // one per firing, whatever became
   std::vector<TimerChange> timer_changes;
+
+ private:
+  std::vector<std::unique_ptr<v1::Explanation>> explanations_;  // [0, used_) handed out
+  size_t explanations_used_ = 0;
+  std::vector<v1::Decision*> attached_decisions_;
+  std::vector<v1::ReminderCommand*> attached_commands_;
 };
 
 // Decides every event and `became` rule for one folded event, moves absence timers the event
