@@ -298,6 +298,9 @@ class Engine::Impl : public PartitionListener {
   // decided_; cleared after each and reused, so each decision is built into the messages (and
   // string capacity) of earlier ones, in the same few warm pages, with no allocation.
   DecideOutput decide_out_;
+  // The view decisions read (LazyView), emptied and rebuilt for each: its sections' messages
+  // are reused.
+  LazyView::Scratch view_;
   uint32_t decision_index_ = 0;  // decisions made at the current record so far
   int64_t uncommitted_records_ = 0;
   int64_t uncommitted_timers_ = 0;  // fired since the last commit: they count toward its size
@@ -915,7 +918,7 @@ DecideInput Engine::Impl::DecisionInput(CacheEntry* entry, absl::Time now,
   // read the churn figures from it.
   entry->days =
       projections::SummariseActiveDays(state->engagement().activity_slots(), tz, &entry->days);
-  view->emplace(options_.projections, *state, now, tz, entry->tz_name, &entry->days);
+  view->emplace(options_.projections, *state, now, tz, entry->tz_name, &entry->days, &view_);
   DecideInput in;
   in.state = state;
   in.now = now;

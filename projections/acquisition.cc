@@ -18,13 +18,18 @@ void ApplyAcquisition(const v1::Event& event, v1::AcquisitionState* s) {
   }
 }
 
+void ComputeAcquisition(const v1::PatientState& state, v1::AcquisitionView* v) {
+  v->Clear();
+  *v->mutable_first_seen_at() = state.first_seen_at();
+  v->set_first_channel_id(state.acquisition().first_channel_id());
+  v->set_first_staff_id(state.acquisition().first_staff_id());
+  v->set_current_staff_id(state.acquisition().current_staff_id());
+  v->set_scans(state.acquisition().scans());
+}
+
 v1::AcquisitionView ComputeAcquisition(const v1::PatientState& state) {
   v1::AcquisitionView v;
-  *v.mutable_first_seen_at() = state.first_seen_at();
-  v.set_first_channel_id(state.acquisition().first_channel_id());
-  v.set_first_staff_id(state.acquisition().first_staff_id());
-  v.set_current_staff_id(state.acquisition().current_staff_id());
-  v.set_scans(state.acquisition().scans());
+  ComputeAcquisition(state, &v);
   return v;
 }
 

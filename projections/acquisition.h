@@ -10,6 +10,8 @@ namespace tend::projections {
 
 void ApplyAcquisition(const v1::Event& event, v1::AcquisitionState* state);
 v1::AcquisitionView ComputeAcquisition(const v1::PatientState& state);
+// The same into *v, whatever it held (its memory reused: the rule engine's view, ComputeViewParts).
+void ComputeAcquisition(const v1::PatientState& state, v1::AcquisitionView* v);
 
 }  // namespace tend::projections
 

@@ -66,6 +66,10 @@ ActiveDaySummary SummariseActiveDays(const google::protobuf::RepeatedField<int32
 v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
                            const absl::TimeZone& tz, absl::Time as_of, bool with_model = true,
                            const ActiveDaySummary* days = nullptr);
+// The same into *v, whatever it held (its memory reused: the rule engine's view, ComputeViewParts).
+void ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
+                  const absl::TimeZone& tz, absl::Time as_of, bool with_model,
+                  const ActiveDaySummary* days, v1::ChurnView* v);
 
 // The first local day on which the patient's churn risk (1 - BG/NBD P(alive), ComputeChurn) is
 // at least `threshold` (in (0, 1)) when nothing more happens, from the closed form of P(alive):

@@ -33,15 +33,22 @@ void ApplyConsent(const ProjectionConfig& config, const v1::Event& event, v1::Co
   }
 }
 
+void ComputeConsent(const v1::PatientState& state, v1::ConsentView* v) {
+  v->Clear();
+  v->set_marketing_consent(true);
+  v->set_care_reminders_consent(true);
+  for (const auto& l : state.consent().latest()) {
+    if (l.purpose() == v1::ConsentChanged::MARKETING) v->set_marketing_consent(l.granted());
+    if (l.purpose() == v1::ConsentChanged::CARE_REMINDERS) {
+      v->set_care_reminders_consent(l.granted());
+    }
+  }
+  v->set_marketing_sensitive(state.consent().marketing_sensitive());
+}
+
 v1::ConsentView ComputeConsent(const v1::PatientState& state) {
   v1::ConsentView v;
-  v.set_marketing_consent(true);
-  v.set_care_reminders_consent(true);
-  for (const auto& l : state.consent().latest()) {
-    if (l.purpose() == v1::ConsentChanged::MARKETING) v.set_marketing_consent(l.granted());
-    if (l.purpose() == v1::ConsentChanged::CARE_REMINDERS) v.set_care_reminders_consent(l.granted());
-  }
-  v.set_marketing_sensitive(state.consent().marketing_sensitive());
+  ComputeConsent(state, &v);
   return v;
 }
 

@@ -11,6 +11,8 @@ namespace tend::projections {
 
 void ApplyConsent(const ProjectionConfig& config, const v1::Event& event, v1::ConsentState* state);
 v1::ConsentView ComputeConsent(const v1::PatientState& state);
+// The same into *v, whatever it held (its memory reused: the rule engine's view, ComputeViewParts).
+void ComputeConsent(const v1::PatientState& state, v1::ConsentView* v);
 
 }  // namespace tend::projections
 

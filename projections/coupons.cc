@@ -228,28 +228,35 @@ bool UpgradeCoupons(v1::CouponState* s) {
          coupons.end();
 }
 
-v1::CouponView ComputeCoupons(const v1::CouponState& s, const absl::TimeZone& tz,
-                              absl::Time as_of) {
-  v1::CouponView v;
-  v.set_days_to_next_expiry(-1);
+void ComputeCoupons(const v1::CouponState& s, const absl::TimeZone& tz, absl::Time as_of,
+                    v1::CouponView* v) {
+  v->Clear();
+  v->set_days_to_next_expiry(-1);
   const int64_t now = absl::ToUnixSeconds(as_of);
   std::optional<Row> next;
   for (Row r; r.row < s.outstanding_id_length_size();
        r.offset += s.outstanding_id_length(r.row), ++r.row) {
     const int64_t expires_s = s.outstanding_expires_s(r.row);
     if (expires_s <= now) continue;
-    v.set_outstanding(v.outstanding() + 1);
+    v->set_outstanding(v->outstanding() + 1);
     if (!next || expires_s < s.outstanding_expires_s(next->row)) next = r;
   }
   if (next) {
     const int64_t expires_s = s.outstanding_expires_s(next->row);
-    *v.mutable_next_expiry() = ToTimestamp(expires_s);
-    v.set_next_expiry_coupon_id(std::string(IdAt(s, *next)));
+    *v->mutable_next_expiry() = ToTimestamp(expires_s);
+    const absl::string_view id = IdAt(s, *next);
+    v->set_next_expiry_coupon_id(id.data(), id.size());
     const int days = static_cast<int>(LocalDay(absl::FromUnixSeconds(expires_s), tz) -
                                       LocalDay(as_of, tz));
-    v.set_days_to_next_expiry(days);
-    v.set_expires_tomorrow(days == 1);
+    v->set_days_to_next_expiry(days);
+    v->set_expires_tomorrow(days == 1);
   }
+}
+
+v1::CouponView ComputeCoupons(const v1::CouponState& s, const absl::TimeZone& tz,
+                              absl::Time as_of) {
+  v1::CouponView v;
+  ComputeCoupons(s, tz, as_of, &v);
   return v;
 }
 
@@ -260,23 +267,29 @@ void ApplyProfile(const v1::Event& event, v1::ProfileState* s) {
   s->set_birth_day(event.profile_updated().birth_day());
 }
 
-v1::ProfileView ComputeProfile(const v1::ProfileState& s, const absl::TimeZone& tz,
-                               absl::Time as_of) {
-  v1::ProfileView v;
-  if (s.birth_month() < 1 || s.birth_month() > 12 || s.birth_day() < 1) return v;
-  v.set_birth_month(s.birth_month());
-  v.set_birth_day(s.birth_day());
+void ComputeProfile(const v1::ProfileState& s, const absl::TimeZone& tz, absl::Time as_of,
+                    v1::ProfileView* v) {
+  v->Clear();
+  if (s.birth_month() < 1 || s.birth_month() > 12 || s.birth_day() < 1) return;
+  v->set_birth_month(s.birth_month());
+  v->set_birth_day(s.birth_day());
   const absl::CivilDay today = LocalDay(as_of, tz);
   absl::CivilDay next = BirthdayIn(today.year(), s.birth_month(), s.birth_day());
   if (next < today) next = BirthdayIn(today.year() + 1, s.birth_month(), s.birth_day());
-  v.set_birthday_today(next == today);
+  v->set_birthday_today(next == today);
   // A google.protobuf.Timestamp ends at 9999-12-31T23:59:59Z: an as-of in the last year can
   // make the next birthday's midnight later, which no client could read back (JSON refuses it)
   // and a date rule would arm a timer on. It stays unset there, as for no birthday.
   const int64_t next_s = absl::ToUnixSeconds(absl::FromCivil(next, tz));
   if (next_s <= google::protobuf::util::TimeUtil::kTimestampMaxSeconds) {
-    *v.mutable_next_birthday() = ToTimestamp(next_s);
+    *v->mutable_next_birthday() = ToTimestamp(next_s);
   }
+}
+
+v1::ProfileView ComputeProfile(const v1::ProfileState& s, const absl::TimeZone& tz,
+                               absl::Time as_of) {
+  v1::ProfileView v;
+  ComputeProfile(s, tz, as_of, &v);
   return v;
 }
 

@@ -36,6 +36,9 @@ inline uint64_t CouponOf(absl::string_view coupon_id) { return MarkOf(coupon_id)
 void ApplyCoupons(const v1::Event& event, v1::CouponState* state);
 v1::CouponView ComputeCoupons(const v1::CouponState& state, const absl::TimeZone& tz,
                               absl::Time as_of);
+// The same into *v, whatever it held (its memory reused: the rule engine's view, ComputeViewParts).
+void ComputeCoupons(const v1::CouponState& state, const absl::TimeZone& tz, absl::Time as_of,
+                    v1::CouponView* v);
 
 // A format-10 (or older) record's coupons into format 11's columns (storage/format.h), and the
 // columns checked: parallel, the ids' lengths adding up to the bytes held, ids and fingerprints
@@ -46,6 +49,9 @@ bool UpgradeCoupons(v1::CouponState* state);
 void ApplyProfile(const v1::Event& event, v1::ProfileState* state);
 v1::ProfileView ComputeProfile(const v1::ProfileState& state, const absl::TimeZone& tz,
                                absl::Time as_of);
+// The same into *v, whatever it held (its memory reused: the rule engine's view, ComputeViewParts).
+void ComputeProfile(const v1::ProfileState& state, const absl::TimeZone& tz, absl::Time as_of,
+                    v1::ProfileView* v);
 
 }  // namespace tend::projections
 

@@ -63,18 +63,18 @@ bool UpgradeGlucose(v1::GlucoseState* state) {
   return true;
 }
 
-v1::GlucoseView ComputeGlucose(const ProjectionConfig& config, const v1::GlucoseState& state,
-                               const absl::TimeZone& tz, absl::Time as_of) {
-  v1::GlucoseView v;
+void ComputeGlucose(const ProjectionConfig& config, const v1::GlucoseState& state,
+                    const absl::TimeZone& tz, absl::Time as_of, v1::GlucoseView* v) {
+  v->Clear();
   const auto& at = state.fasting_at_s();
   const auto& mmol = state.fasting_mmol_per_l();
-  if (at.size() != mmol.size()) return v;  // refused when parsed (UpgradeGlucose)
+  if (at.size() != mmol.size()) return;  // refused when parsed (UpgradeGlucose)
   const int64_t as_of_s = absl::ToUnixSeconds(as_of);
   int last = at.size() - 1;
   while (last >= 0 && at[last] > as_of_s) --last;
-  if (last < 0) return v;
-  v.set_latest_fasting_mmol_per_l(mmol[last]);
-  v.mutable_latest_fasting_at()->set_seconds(at[last]);
+  if (last < 0) return;
+  v->set_latest_fasting_mmol_per_l(mmol[last]);
+  v->mutable_latest_fasting_at()->set_seconds(at[last]);
   // Walk back day by day; each day's latest reading decides the day.
   int days = 0;
   absl::CivilDay expected = LocalDay(absl::FromUnixSeconds(at[last]), tz);
@@ -85,7 +85,13 @@ v1::GlucoseView ComputeGlucose(const ProjectionConfig& config, const v1::Glucose
     --expected;
     while (i >= 0 && LocalDay(absl::FromUnixSeconds(at[i]), tz) == day) --i;
   }
-  v.set_fasting_above_target_days_in_a_row(days);
+  v->set_fasting_above_target_days_in_a_row(days);
+}
+
+v1::GlucoseView ComputeGlucose(const ProjectionConfig& config, const v1::GlucoseState& state,
+                               const absl::TimeZone& tz, absl::Time as_of) {
+  v1::GlucoseView v;
+  ComputeGlucose(config, state, tz, as_of, &v);
   return v;
 }
 

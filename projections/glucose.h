@@ -26,6 +26,9 @@ bool UpgradeGlucose(v1::GlucoseState* state);
 // same second, the higher); days are local days in `tz`.
 v1::GlucoseView ComputeGlucose(const ProjectionConfig& config, const v1::GlucoseState& state,
                                const absl::TimeZone& tz, absl::Time as_of);
+// The same into *v, whatever it held (its memory reused: the rule engine's view, ComputeViewParts).
+void ComputeGlucose(const ProjectionConfig& config, const v1::GlucoseState& state,
+                    const absl::TimeZone& tz, absl::Time as_of, v1::GlucoseView* v);
 
 }  // namespace tend::projections
 

@@ -156,7 +156,9 @@ void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& st
     v->set_program_id(state.enrollment().program_id());
     v->set_partition(state.partition());
   }
-  if (parts & kViewAcquisition) *v->mutable_acquisition() = ComputeAcquisition(state);
+  // Sections are computed into the view's own messages: no temporary to build, move and free
+  // (the rule engine reuses one view, ClearViewForReuse).
+  if (parts & kViewAcquisition) ComputeAcquisition(state, v->mutable_acquisition());
   if (parts & kViewActivation) *v->mutable_activation() = ComputeActivation(config, state, as_of);
   const uint32_t adherence = ((parts & kViewAdherence) ? kAdherenceDays : 0) |
                              ((parts & kViewAdherenceRates) ? kAdherenceRates : 0) |
@@ -176,25 +178,53 @@ void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& st
   }
   if (parts & (kViewChurn | kViewChurnModel)) {
     const bool model = (parts & kViewChurnModel) != 0;
-    v1::ChurnView churn = ComputeChurn(config, state, tz, as_of, model, days);
-    if (!model) {  // the model's figures, when computed before, stay
-      const v1::ChurnView& before = v->churn();
-      churn.set_x(before.x());
-      churn.set_t_x(before.t_x());
-      churn.set_t(before.t());
-      churn.set_p_alive(before.p_alive());
-      churn.set_churn_risk(before.churn_risk());
-      churn.set_expected_active_periods(before.expected_active_periods());
+    v1::ChurnView* churn = v->mutable_churn();
+    if (model) {
+      ComputeChurn(config, state, tz, as_of, true, days, churn);
+    } else {  // the model's figures, when computed before, stay
+      const int64_t x = churn->x();
+      const double t_x = churn->t_x(), t = churn->t(), p_alive = churn->p_alive();
+      const double risk = churn->churn_risk(), expected = churn->expected_active_periods();
+      ComputeChurn(config, state, tz, as_of, false, days, churn);
+      churn->set_x(x);
+      churn->set_t_x(t_x);
+      churn->set_t(t);
+      churn->set_p_alive(p_alive);
+      churn->set_churn_risk(risk);
+      churn->set_expected_active_periods(expected);
     }
-    *v->mutable_churn() = std::move(churn);
   }
   if (parts & kViewConversion) *v->mutable_conversion() = ComputeConversion(config, state);
-  if (parts & kViewConsent) *v->mutable_consent() = ComputeConsent(state);
+  if (parts & kViewConsent) ComputeConsent(state, v->mutable_consent());
   if (parts & kViewGlucose) {
-    *v->mutable_glucose() = ComputeGlucose(config, state.glucose(), tz, as_of);
+    ComputeGlucose(config, state.glucose(), tz, as_of, v->mutable_glucose());
   }
-  if (parts & kViewCoupons) *v->mutable_coupons() = ComputeCoupons(state.coupons(), tz, as_of);
-  if (parts & kViewProfile) *v->mutable_profile() = ComputeProfile(state.profile(), tz, as_of);
+  if (parts & kViewCoupons) ComputeCoupons(state.coupons(), tz, as_of, v->mutable_coupons());
+  if (parts & kViewProfile) ComputeProfile(state.profile(), tz, as_of, v->mutable_profile());
+}
+
+void ClearViewForReuse(v1::PatientView* v, uint32_t parts) {
+  // Each field by name: a field added to PatientView must be added here (patient_test fills
+  // every field of a view by reflection and checks that this leaves none set).
+  if (parts & kViewHeader) {
+    v->clear_patient_id();
+    v->clear_time_zone();
+    v->clear_unique_events();
+    v->clear_program_id();
+    v->clear_partition();
+    if (v->has_as_of()) v->mutable_as_of()->Clear();
+    if (v->has_events_by_type()) v->mutable_events_by_type()->Clear();
+  }
+  constexpr uint32_t kAdherence = kViewAdherence | kViewAdherenceRates | kViewAdherencePdc;
+  if ((parts & kViewAcquisition) && v->has_acquisition()) v->mutable_acquisition()->Clear();
+  if ((parts & kViewActivation) && v->has_activation()) v->mutable_activation()->Clear();
+  if ((parts & kAdherence) && v->has_adherence()) v->mutable_adherence()->Clear();
+  if ((parts & (kViewChurn | kViewChurnModel)) && v->has_churn()) v->mutable_churn()->Clear();
+  if ((parts & kViewConversion) && v->has_conversion()) v->mutable_conversion()->Clear();
+  if ((parts & kViewConsent) && v->has_consent()) v->mutable_consent()->Clear();
+  if ((parts & kViewGlucose) && v->has_glucose()) v->mutable_glucose()->Clear();
+  if ((parts & kViewCoupons) && v->has_coupons()) v->mutable_coupons()->Clear();
+  if ((parts & kViewProfile) && v->has_profile()) v->mutable_profile()->Clear();
 }
 
 uint32_t ViewPartsChangedBy(const v1::Event& event) {

@@ -82,6 +82,13 @@ void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& st
                       uint32_t parts, v1::PatientView* view,
                       const ActiveDaySummary* days = nullptr);
 
+// Empties the sections of `parts` (ViewPart bits) of `*view` for another patient's
+// ComputeViewParts, keeping their messages (and their strings' capacity): every field of them
+// then reads as in a new view, though a section stays present (has_churn() and the like, which
+// no reader of a computed view asks). For a caller that computes views again and again (the rule
+// engine, rules/decide.h LazyView), which empties what it computed last time.
+void ClearViewForReuse(v1::PatientView* view, uint32_t parts = kViewAll);
+
 // The sections whose values an event of this kind can change when it is folded (all of them for
 // an enrollment, which moves the calendar). Values also move with time alone; this is about the
 // event's own effect.

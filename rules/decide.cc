@@ -376,23 +376,35 @@ LazyView::LazyView(const projections::ProjectionConfig& config, const v1::Patien
     : config_(config),
       state_(state),
       as_of_(as_of),
-      tz_(projections::PatientTimeZone(config, state, &own_zone_name_)) {
+      tz_(projections::PatientTimeZone(config, state, &own_zone_name_)),
+      own_view_(std::in_place),
+      view_(&*own_view_) {
   zone_name_ = own_zone_name_;
 }
 
 LazyView::LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
                    absl::Time as_of, const absl::TimeZone& tz, absl::string_view tz_name,
-                   const projections::ActiveDaySummary* days)
-    : config_(config), state_(state), as_of_(as_of), zone_name_(tz_name), tz_(tz), days_(days) {}
+                   const projections::ActiveDaySummary* days, Scratch* scratch)
+    : config_(config), state_(state), as_of_(as_of), zone_name_(tz_name), tz_(tz), days_(days) {
+  if (scratch != nullptr) {
+    projections::ClearViewForReuse(&scratch->view, scratch->computed);
+    scratch->computed = 0;
+    view_ = &scratch->view;
+    scratch_ = scratch;
+  } else {
+    own_view_.emplace();
+    view_ = &*own_view_;
+  }
+}
 
 const v1::PatientView& LazyView::Get(uint32_t parts) {
   const uint32_t missing = parts & ~computed_;
   if (missing != 0) {
-    projections::ComputeViewParts(config_, state_, tz_, zone_name_, as_of_, missing, &view_,
-                                  days_);
+    projections::ComputeViewParts(config_, state_, tz_, zone_name_, as_of_, missing, view_, days_);
     computed_ |= missing;
+    if (scratch_ != nullptr) scratch_->computed |= missing;
   }
-  return view_;
+  return *view_;
 }
 
 void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& in,

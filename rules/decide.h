@@ -15,14 +15,15 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
-#include "rules/memory.h"  // ReadRuleMemory: a patient's memory of a rule
-#include "rules/rules.h"
 #include "projections/churn.h"
 #include "projections/config.h"
+#include "rules/memory.h"  // ReadRuleMemory: a patient's memory of a rule
+#include "rules/rules.h"
 #include "tend/v1/commands.pb.h"
 #include "tend/v1/state.pb.h"
 
@@ -50,9 +51,17 @@ class LazyView {
   // With the patient's calendar already looked up: `tz` and its name as PatientTimeZone gives
   // them, and `days` (may be null) summarising the state's activity slots in `tz`
   // (projections::ComputeViewParts). `tz_name` and `days` are borrowed and must outlive the view.
+  // With `scratch`, the view is built in it (what the view before computed emptied first,
+  // projections::ClearViewForReuse): a caller that decides again and again (the engine) keeps
+  // one, and a view's sections cost no allocation or free. Borrowed: one LazyView at a time may
+  // use it.
+  struct Scratch {
+    v1::PatientView view;
+    uint32_t computed = 0;  // the ViewParts computed into it since it was last emptied
+  };
   LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
            absl::Time as_of, const absl::TimeZone& tz, absl::string_view tz_name,
-           const projections::ActiveDaySummary* days);
+           const projections::ActiveDaySummary* days, Scratch* scratch = nullptr);
   // Not copyable: it may refer to its own copy of the zone name.
   LazyView(const LazyView&) = delete;
   LazyView& operator=(const LazyView&) = delete;
@@ -68,7 +77,9 @@ class LazyView {
   absl::string_view zone_name_;
   absl::TimeZone tz_;
   const projections::ActiveDaySummary* days_ = nullptr;
-  v1::PatientView view_;
+  std::optional<v1::PatientView> own_view_;  // without a scratch view
+  v1::PatientView* view_;                    // the scratch's, or own_view_
+  Scratch* scratch_ = nullptr;
   uint32_t computed_ = 0;
 };
 

@@ -267,6 +267,134 @@ TEST_CASE("a view computed part by part, in any order, is the whole view - each 
   CHECK(with_values >= 13);  // the story gives most fields a value: the check above compares
 }
 
+// Sets every field of `m`, at every depth, to a value that is not its default: scalars and
+// strings, an element for repeated fields and maps, the submessages present.
+void FillEveryField(google::protobuf::Message* m) {
+  using google::protobuf::FieldDescriptor;
+  const auto* desc = m->GetDescriptor();
+  const auto* r = m->GetReflection();
+  for (int i = 0; i < desc->field_count(); ++i) {
+    const FieldDescriptor* f = desc->field(i);
+    if (f->is_repeated()) {
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        FillEveryField(r->AddMessage(m, f));  // a map entry too: its key and value
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+        r->AddString(m, f, "x");
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM) {
+        r->AddEnumValue(m, f, 1);
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_BOOL) {
+        r->AddBool(m, f, true);
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
+        r->AddDouble(m, f, 1.5);
+      } else {
+        CAPTURE(f->full_name());
+        FAIL("a repeated field of a type the test does not fill");
+      }
+      continue;
+    }
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_MESSAGE:
+        FillEveryField(r->MutableMessage(m, f));
+        break;
+      case FieldDescriptor::CPPTYPE_STRING:
+        r->SetString(m, f, "a patient's");
+        break;
+      case FieldDescriptor::CPPTYPE_ENUM:
+        r->SetEnumValue(m, f, 1);
+        break;
+      case FieldDescriptor::CPPTYPE_BOOL:
+        r->SetBool(m, f, true);
+        break;
+      case FieldDescriptor::CPPTYPE_DOUBLE:
+        r->SetDouble(m, f, 2.5);
+        break;
+      case FieldDescriptor::CPPTYPE_FLOAT:
+        r->SetFloat(m, f, 2.5);
+        break;
+      case FieldDescriptor::CPPTYPE_INT32:
+        r->SetInt32(m, f, 7);
+        break;
+      case FieldDescriptor::CPPTYPE_INT64:
+        r->SetInt64(m, f, 7);
+        break;
+      case FieldDescriptor::CPPTYPE_UINT32:
+        r->SetUInt32(m, f, 7);
+        break;
+      case FieldDescriptor::CPPTYPE_UINT64:
+        r->SetUInt64(m, f, 7);
+        break;
+    }
+  }
+}
+
+TEST_CASE("a view emptied for reuse reads as a new one in every field, section by section",
+          "[projections][view]") {
+  v1::PatientView full;
+  FillEveryField(&full);
+  REQUIRE(full.churn().stage() != v1::ChurnView::STAGE_UNSPECIFIED);  // the fill reached it
+  v1::PatientView v = full;
+  ClearViewForReuse(&v);
+  // Equivalent: a section left present but empty reads as an absent one.
+  CHECK(google::protobuf::util::MessageDifferencer::Equivalent(v, v1::PatientView()));
+  // One part at a time: its fields empty, the others untouched.
+  for (uint32_t part = 1; part < kViewAll; part <<= 1) {
+    CAPTURE(part);
+    v = full;
+    ClearViewForReuse(&v, part);
+    const auto* desc = v1::PatientView::descriptor();
+    for (int i = 0; i < desc->field_count(); ++i) {
+      const auto* f = desc->field(i);
+      CAPTURE(f->name());
+      const uint32_t field_parts = ViewPartOfField(f->number());
+      v1::PatientView only_f_of_v = v, only_f_of_full = full;
+      for (int j = 0; j < desc->field_count(); ++j) {
+        if (j == i) continue;
+        only_f_of_v.GetReflection()->ClearField(&only_f_of_v, desc->field(j));
+        only_f_of_full.GetReflection()->ClearField(&only_f_of_full, desc->field(j));
+      }
+      if (field_parts & part) {
+        CHECK(
+            google::protobuf::util::MessageDifferencer::Equivalent(only_f_of_v, v1::PatientView()));
+      } else {
+        CHECK(Diff(only_f_of_v, only_f_of_full) == "");
+      }
+    }
+  }
+}
+
+TEST_CASE("sections computed into a view that held another patient's equal sections computed anew",
+          "[projections][view]") {
+  const ProjectionConfig config = DefaultProjectionConfig();
+  const v1::PatientState story = FoldAll(config, Story());
+  const v1::PatientState other =
+      FoldAll(config, {ScanEvent("o1", "2026-02-10T09:00:00+01:00", "poster", "st-9"),
+                       PatientMessage("o2", "2026-02-11T09:00:00+01:00")});
+  const absl::Time as_of = At("2026-02-20T12:00:00Z");
+  std::vector<uint32_t> bits;
+  for (uint32_t b = 1; b < kViewAll; b <<= 1) bits.push_back(b);
+  std::mt19937 rng(11);
+  v1::PatientView reused;
+  uint32_t computed = 0;
+  for (int round = 0; round < 40; ++round) {
+    const v1::PatientState& state = round % 2 == 0 ? story : other;
+    std::string zone;
+    const absl::TimeZone tz = PatientTimeZone(config, state, &zone);
+    uint32_t parts = 0;  // a random set of parts, computed in a random order
+    std::shuffle(bits.begin(), bits.end(), rng);
+    for (uint32_t b : bits) parts |= (rng() % 2 == 0) ? b : 0;
+    ClearViewForReuse(&reused, computed);
+    v1::PatientView fresh;
+    for (uint32_t b : bits) {
+      if ((parts & b) == 0) continue;
+      ComputeViewParts(config, state, tz, zone, as_of, b, &reused);
+      ComputeViewParts(config, state, tz, zone, as_of, b, &fresh);
+    }
+    computed = parts;
+    CAPTURE(round, parts);
+    CHECK(google::protobuf::util::MessageDifferencer::Equivalent(reused, fresh));
+  }
+}
+
 TEST_CASE("a late event gives the same state as if it had arrived in order, for every metric",
           "[projections][replay]") {
   const ProjectionConfig config = DefaultProjectionConfig();

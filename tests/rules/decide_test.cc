@@ -312,6 +312,39 @@ TEST_CASE("an event fires its rules: automated reminders with deterministic ids 
   CHECK(DecisionOf(p, "high-glucose")->explanation().checks(1).actual() == "6");
 }
 
+TEST_CASE("a LazyView in a kept scratch reads as a new one, whatever the view before it computed",
+          "[decide][view]") {
+  const projections::ProjectionConfig config = projections::DefaultProjectionConfig();
+  const v1::PatientState rich = testing::FoldAll(
+      config, {testing::ScanEvent("r1", "2026-03-01T09:00:00+08:00", "poster", "st-1"),
+               testing::EnrollEvent("r2", "2026-03-01T09:05:00+08:00", "camp", "Asia/Shanghai"),
+               testing::CheckInEvent("r3", "2026-03-02T07:00:00+08:00"),
+               testing::PurchaseEvent("r4", "2026-03-03T10:00:00+08:00", 9900, {{"metformin", 30}}),
+               testing::PatientMessage("r5", "2026-03-04T10:00:00+08:00")});
+  const v1::PatientState plain =
+      testing::FoldAll(config, {testing::ScanEvent("p1", "2026-03-05T09:00:00Z", "web", "st-2")});
+  const absl::Time now = At("2026-03-06T12:00:00Z");
+  LazyView::Scratch scratch;
+  // (the state, the parts asked for) in turn, through one scratch
+  const std::vector<std::pair<const v1::PatientState*, uint32_t>> turns = {
+      {&rich, projections::kViewAll},
+      {&plain, projections::kViewChurn},
+      {&rich, projections::kViewAdherence | projections::kViewGlucose},
+      {&plain, projections::kViewHeader | projections::kViewAcquisition},
+      {&rich, projections::kViewChurnModel},
+      {&plain, projections::kViewAll}};
+  for (size_t i = 0; i < turns.size(); ++i) {
+    const auto& [state, parts] = turns[i];
+    CAPTURE(i);
+    std::string zone;
+    const absl::TimeZone tz = projections::PatientTimeZone(config, *state, &zone);
+    LazyView kept(config, *state, now, tz, zone, nullptr, &scratch);
+    LazyView fresh(config, *state, now);
+    CHECK(
+        google::protobuf::util::MessageDifferencer::Equivalent(kept.Get(parts), fresh.Get(parts)));
+  }
+}
+
 TEST_CASE("priority arbitration under the daily cap, deterministic, losers recorded", "[decide]") {
   Patient p;
   p.Fold(Scan("s1"), "2026-05-01T10:00:00+08:00");
