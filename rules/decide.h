@@ -53,8 +53,8 @@ class LazyView {
   // (projections::ComputeViewParts). `tz_name` and `days` are borrowed and must outlive the view.
   // With `scratch`, the view is built in it (what the view before computed emptied first,
   // projections::ClearViewForReuse): a caller that decides again and again (the engine) keeps
-  // one, and a view's sections cost no allocation or free. Borrowed: one LazyView at a time may
-  // use it.
+  // one, and a view's section messages are not made and freed for every decision (their
+  // Timestamps and maps still are). Borrowed: one LazyView at a time may use it.
   struct Scratch {
     v1::PatientView view;
     uint32_t computed = 0;  // the ViewParts computed into it since it was last emptied
@@ -112,8 +112,10 @@ struct TimerChange {
 
 // What decision calls produced since the last Clear. Reusable: Clear keeps the messages and
 // the capacity of their strings, so a caller that decides again and again (the engine keeps one)
-// builds each decision into memory an earlier one used, with no allocation, arena cleanup or
-// free per string (docs/benchmarks.md, "Reused decision messages"). A fired decision and its
+// builds each decision into memory an earlier one used: a string field costs no allocation,
+// arena cleanup or free (the small submessages - a decision's `at`, a command's times and
+// parameters - are still made anew: proto3's Clear frees them). Sized by the largest call so
+// far. (docs/benchmarks.md, "Reused decision messages and view".) A fired decision and its
 // command (or a suppressed decision and nothing) refer to one Explanation the output owns:
 // read them, copy them, but mutate neither's explanation in place, release it, or clear the
 // repeated fields other than through Clear. Adding a copy of a decision made elsewhere (as a

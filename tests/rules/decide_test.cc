@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <tuple>
 
 #include "absl/strings/match.h"
@@ -110,6 +111,33 @@ struct Patient {
   // timer due that second (DecideOnTimersDue). Else one rule's timer at a time, by (due, rule id).
   bool alarms = false;
   int timer_calls = 0;  // DecideOnTimer or DecideOnTimersDue calls
+  // As the engine decides: one output for every call, emptied (DecideOutput::Clear), and views
+  // built in one kept scratch with the patient's active days summarised. Else a new output per
+  // call and a view of its own each time.
+  bool as_engine = true;
+  LazyView::Scratch scratch;
+  std::string zone;
+  projections::ActiveDaySummary days;
+
+  // A view of the state at `now` into *view, as the engine makes it or anew (as_engine).
+  void MakeView(absl::Time now, std::optional<LazyView>* view) {
+    if (!as_engine) {
+      view->emplace(config, state, now);
+      return;
+    }
+    const absl::TimeZone tz = projections::PatientTimeZone(config, state, &zone);
+    days = projections::SummariseActiveDays(state.engagement().activity_slots(), tz);
+    view->emplace(config, state, now, tz, zone, &days, &scratch);
+  }
+  // Empties `out` for the next call: Clear, or a new output (the old one destroyed).
+  void NewOutput() {
+    if (as_engine) {
+      out.Clear();
+    } else {
+      out.~DecideOutput();
+      new (&out) DecideOutput();
+    }
+  }
 
   // The id of the rule a memory row names (RuleFingerprint).
   std::string IdOf(uint64_t fingerprint) const {
@@ -143,15 +171,16 @@ struct Patient {
   // Fires the timers due at or before `now`.
   void Tick(const std::string& now_text) {
     const absl::Time now = At(now_text);
-    out.Clear();
+    NewOutput();
     for (int fired = 0;; ++fired) {
       REQUIRE(fired < 1000);  // a timer that stays armed at its due time would fire forever
       if (alarms) {
         const int64_t due = EarliestTimer(state.rules());
         if (due == 0 || due > absl::ToUnixSeconds(now)) break;
-        LazyView view(config, state, now);
+        std::optional<LazyView> view;
+        MakeView(now, &view);
         ++timer_calls;
-        DecideOnTimersDue(*rules, policy, Input(now, &view), due, state.mutable_rules(), &out);
+        DecideOnTimersDue(*rules, policy, Input(now, &*view), due, state.mutable_rules(), &out);
         continue;
       }
       // The earliest armed timer (ties: by rule id).
@@ -166,9 +195,10 @@ struct Patient {
       if (!next.has_value() || next->first > absl::ToUnixSeconds(now)) break;
       const std::string rule = next->second;
       const int64_t due = next->first;
-      LazyView view(config, state, now);
+      std::optional<LazyView> view;
+      MakeView(now, &view);
       ++timer_calls;
-      DecideOnTimer(*rules, policy, Input(now, &view), rule, due, state.mutable_rules(), &out);
+      DecideOnTimer(*rules, policy, Input(now, &*view), rule, due, state.mutable_rules(), &out);
     }
     Keep();
   }
@@ -183,11 +213,12 @@ struct Patient {
     e.mutable_occurred_at()->set_seconds(absl::ToUnixSeconds(occurred.empty() ? now : At(occurred)));
     const bool first = state.unique_events() == 0;
     projections::Apply(config, e, &state);
-    LazyView view(config, state, now);
-    DecideInput in = Input(now, &view);
+    std::optional<LazyView> view;
+    MakeView(now, &view);
+    DecideInput in = Input(now, &*view);
     in.event = &e;
     in.first_event = first;
-    out.Clear();
+    NewOutput();
     DecideOnEvent(*rules, policy, in, state.mutable_rules(), &out);
     Keep();
     for (const auto& d : timer_decisions) *out.decisions.Add() = d;
@@ -310,39 +341,6 @@ TEST_CASE("an event fires its rules: automated reminders with deterministic ids 
   CHECK(p.out.commands.empty());
   CHECK(DecisionOf(p, "high-glucose")->reason() == v1::Decision::CONDITIONS);
   CHECK(DecisionOf(p, "high-glucose")->explanation().checks(1).actual() == "6");
-}
-
-TEST_CASE("a LazyView in a kept scratch reads as a new one, whatever the view before it computed",
-          "[decide][view]") {
-  const projections::ProjectionConfig config = projections::DefaultProjectionConfig();
-  const v1::PatientState rich = testing::FoldAll(
-      config, {testing::ScanEvent("r1", "2026-03-01T09:00:00+08:00", "poster", "st-1"),
-               testing::EnrollEvent("r2", "2026-03-01T09:05:00+08:00", "camp", "Asia/Shanghai"),
-               testing::CheckInEvent("r3", "2026-03-02T07:00:00+08:00"),
-               testing::PurchaseEvent("r4", "2026-03-03T10:00:00+08:00", 9900, {{"metformin", 30}}),
-               testing::PatientMessage("r5", "2026-03-04T10:00:00+08:00")});
-  const v1::PatientState plain =
-      testing::FoldAll(config, {testing::ScanEvent("p1", "2026-03-05T09:00:00Z", "web", "st-2")});
-  const absl::Time now = At("2026-03-06T12:00:00Z");
-  LazyView::Scratch scratch;
-  // (the state, the parts asked for) in turn, through one scratch
-  const std::vector<std::pair<const v1::PatientState*, uint32_t>> turns = {
-      {&rich, projections::kViewAll},
-      {&plain, projections::kViewChurn},
-      {&rich, projections::kViewAdherence | projections::kViewGlucose},
-      {&plain, projections::kViewHeader | projections::kViewAcquisition},
-      {&rich, projections::kViewChurnModel},
-      {&plain, projections::kViewAll}};
-  for (size_t i = 0; i < turns.size(); ++i) {
-    const auto& [state, parts] = turns[i];
-    CAPTURE(i);
-    std::string zone;
-    const absl::TimeZone tz = projections::PatientTimeZone(config, *state, &zone);
-    LazyView kept(config, *state, now, tz, zone, nullptr, &scratch);
-    LazyView fresh(config, *state, now);
-    CHECK(
-        google::protobuf::util::MessageDifferencer::Equivalent(kept.Get(parts), fresh.Get(parts)));
-  }
 }
 
 TEST_CASE("priority arbitration under the daily cap, deterministic, losers recorded", "[decide]") {
@@ -1364,6 +1362,124 @@ rules:
     CHECK(TimerOf(p, "birthday-today") == absl::ToUnixSeconds(At("2027-05-03T09:30:00+08:00")));
     CHECK(commands_of(p, "birthday-today").size() == 1);
   }
+}
+
+TEST_CASE("a LazyView in a kept scratch reads as a new one, whatever the views before it computed",
+          "[decide][view]") {
+  const projections::ProjectionConfig config = projections::DefaultProjectionConfig();
+  // A patient with every section filled (a fasting reading above target, a coupon, a birthday,
+  // a purchase, a withdrawn consent), and one with a scan only.
+  Patient rich;
+  rich.Fold(Enroll("r1", "diabetes", "Asia/Shanghai"), "2026-03-01T09:00:00+08:00");
+  rich.Fold(Scan("r2"), "2026-03-01T09:05:00+08:00");
+  for (int day = 2; day <= 4; ++day) {
+    v1::Event e = Glucose(absl::StrCat("g", day), 11);
+    e.mutable_check_in()->mutable_glucose()->set_context(v1::GlucoseReading::FASTING);
+    rich.Fold(e, absl::StrFormat("2026-03-%02dT07:00:00+08:00", day));
+  }
+  rich.Fold(CouponIssued("c1", "cp-1", "2026-03-20T00:00:00Z"), "2026-03-04T10:00:00+08:00");
+  rich.Fold(BirthdayOn("b1", 7, 14), "2026-03-04T10:05:00+08:00");
+  rich.Fold(Consent("k1", v1::ConsentChanged::MARKETING, false), "2026-03-04T10:10:00+08:00");
+  Patient plain;
+  plain.id = "p-2";
+  plain.Fold(Scan("p1"), "2026-03-05T09:00:00Z");
+  const v1::PatientView whole =
+      projections::ComputeView(config, rich.state, At("2026-03-06T12:00:00Z"));
+  REQUIRE(whole.glucose().fasting_above_target_days_in_a_row() == 3);  // the sections are filled
+  REQUIRE(whole.coupons().outstanding() == 1);
+  REQUIRE(whole.profile().birth_month() == 7);
+  REQUIRE_FALSE(whole.consent().marketing_consent());
+  const absl::Time now = At("2026-03-06T12:00:00Z");
+  LazyView::Scratch scratch;
+  // (the patient, the parts asked for, one Get after another) in turn, through one scratch
+  using projections::kViewAll, projections::kViewChurn, projections::kViewChurnModel;
+  struct Turn {
+    const Patient* patient;
+    std::vector<uint32_t> gets;
+  };
+  const std::vector<Turn> turns = {
+      {&rich, {kViewAll}},
+      {&plain, {kViewChurn}},
+      {&rich,
+       {projections::kViewAdherence | projections::kViewGlucose, kViewChurn, kViewChurnModel}},
+      {&plain, {projections::kViewHeader | projections::kViewAcquisition}},
+      {&rich, {kViewChurnModel, kViewChurn, projections::kViewCoupons | projections::kViewProfile}},
+      {&plain, {kViewAll}},
+      {&rich, {projections::kViewConsent}}};
+  for (size_t i = 0; i < turns.size(); ++i) {
+    const v1::PatientState& state = turns[i].patient->state;
+    CAPTURE(i);
+    std::string zone;
+    const absl::TimeZone tz = projections::PatientTimeZone(config, state, &zone);
+    const projections::ActiveDaySummary days =
+        projections::SummariseActiveDays(state.engagement().activity_slots(), tz);
+    LazyView kept(config, state, now, tz, zone, &days, &scratch);
+    LazyView fresh(config, state, now);
+    for (uint32_t parts : turns[i].gets) {
+      CAPTURE(parts);
+      CHECK(google::protobuf::util::MessageDifferencer::Equivalent(kept.Get(parts),
+                                                                   fresh.Get(parts)));
+    }
+  }
+}
+
+TEST_CASE(
+    "deciding as the engine does (one output cleared, one view kept) decides what new "
+    "outputs and views decide",
+    "[decide][view]") {
+  std::ifstream file(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
+  std::stringstream text;
+  text << file.rdbuf();
+  // With holdouts: a withheld command leaves the output it was built in.
+  auto pack = RuleSet::Parse(text.str() + R"(
+experiments:
+  - {id: everyone, holdout: 0.4}
+)",
+                             "default-with-holdout");
+  INFO(pack.status());
+  REQUIRE(pack.ok());
+  int holdouts = 0, commands = 0;
+  for (int n = 0; n < 12; ++n) {
+    Patient engine_like, anew;
+    anew.as_engine = false;
+    for (Patient* p : {&engine_like, &anew}) {
+      p->rules = &*pack;
+      p->id = absl::StrCat("p-", n);
+      p->alarms = true;
+      p->Fold(Enroll("e1", "diabetes", n % 2 == 0 ? "Asia/Shanghai" : "America/New_York"),
+              "2026-05-01T06:00:00+08:00");
+      p->Fold(Scan("s1"), "2026-05-01T06:30:00+08:00");
+      p->Fold(CouponIssued("c1", "cp-1", "2026-05-06T00:00:00Z"), "2026-05-01T07:00:00+08:00");
+      p->Fold(BirthdayOn("b1", 5, 4 + n % 3), "2026-05-01T07:05:00+08:00");
+      for (int day = 1; day <= 9; ++day) {
+        const std::string date = absl::StrFormat("2026-05-%02d", day);
+        if ((day + n) % 4 != 0) {
+          v1::Event e = Glucose(absl::StrCat("g", day), 8 + (day + n) % 4);
+          e.mutable_check_in()->mutable_glucose()->set_context(v1::GlucoseReading::FASTING);
+          p->Fold(e, date + "T07:00:00+08:00");
+        }
+        if (day % 3 == 0) p->Fold(BloodPressure(absl::StrCat("b", day)), date + "T20:00:00+08:00");
+        if (day == 5 + n % 3) p->Fold(Removed(absl::StrCat("r", day)), date + "T21:00:00+08:00");
+        if (day == 6 + n % 3) p->Fold(Scan(absl::StrCat("s", day)), date + "T09:00:00+08:00");
+      }
+      p->Tick("2026-06-20T12:00:00+08:00");
+    }
+    REQUIRE(engine_like.all_decisions.size() == anew.all_decisions.size());
+    for (size_t i = 0; i < anew.all_decisions.size(); ++i) {
+      CHECK(engine_like.all_decisions[i].SerializeAsString() ==
+            anew.all_decisions[i].SerializeAsString());
+      holdouts += anew.all_decisions[i].reason() == v1::Decision::HOLDOUT;
+    }
+    REQUIRE(engine_like.all_commands.size() == anew.all_commands.size());
+    for (size_t i = 0; i < anew.all_commands.size(); ++i) {
+      CHECK(engine_like.all_commands[i].SerializeAsString() ==
+            anew.all_commands[i].SerializeAsString());
+    }
+    commands += static_cast<int>(anew.all_commands.size());
+    CHECK(engine_like.state.SerializeAsString() == anew.state.SerializeAsString());
+  }
+  CHECK(holdouts > 5);  // both paths met: withheld commands, and commands in the slots after
+  CHECK(commands > 20);
 }
 
 }  // namespace
