@@ -296,7 +296,7 @@ class Engine::Impl : public PartitionListener {
   std::unique_ptr<DecidedWrites> decided_ = std::make_unique<DecidedWrites>();
   // What one record or one fired timer decides, as messages, until Record keeps their bytes in
   // decided_; cleared after each and reused, so each decision is built into the messages (and
-  // string capacity) of earlier ones, in the same few warm pages, with no allocation.
+  // string capacity) of earlier ones, in the same few warm pages, with no allocation per string.
   DecideOutput decide_out_;
   // The view decisions read (LazyView), emptied and rebuilt for each: its sections' messages
   // are reused.
