@@ -12,6 +12,7 @@
 #include <google/protobuf/util/message_differencer.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "events/codec.h"
 #include "projections/marks.h"
 
@@ -268,28 +269,17 @@ TEST_CASE("a view computed part by part, in any order, is the whole view - each 
 }
 
 // Sets every field of `m`, at every depth, to a value that is not its default: scalars and
-// strings, an element for repeated fields and maps, the submessages present.
+// strings, an entry for maps, the submessages present.
 void FillEveryField(google::protobuf::Message* m) {
   using google::protobuf::FieldDescriptor;
   const auto* desc = m->GetDescriptor();
   const auto* r = m->GetReflection();
   for (int i = 0; i < desc->field_count(); ++i) {
     const FieldDescriptor* f = desc->field(i);
-    if (f->is_repeated()) {
-      if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-        FillEveryField(r->AddMessage(m, f));  // a map entry too: its key and value
-      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
-        r->AddString(m, f, "x");
-      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM) {
-        r->AddEnumValue(m, f, 1);
-      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_BOOL) {
-        r->AddBool(m, f, true);
-      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
-        r->AddDouble(m, f, 1.5);
-      } else {
-        CAPTURE(f->full_name());
-        FAIL("a repeated field of a type the test does not fill");
-      }
+    if (f->is_repeated()) {  // the view's are maps: an entry, its key and value filled
+      CAPTURE(f->full_name());
+      REQUIRE(f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE);  // else: fill it here
+      FillEveryField(r->AddMessage(m, f));
       continue;
     }
     switch (f->cpp_type()) {
@@ -365,11 +355,39 @@ TEST_CASE("a view emptied for reuse reads as a new one in every field, section b
 TEST_CASE("sections computed into a view that held another patient's equal sections computed anew",
           "[projections][view]") {
   const ProjectionConfig config = DefaultProjectionConfig();
-  const v1::PatientState story = FoldAll(config, Story());
+  // The story, with every section given a value: fasting readings above target, a coupon
+  // outstanding at the as-of, a birthday.
+  std::vector<v1::Event> events = Story();
+  for (int day = 17; day <= 19; ++day) {
+    v1::Event e = CheckInEvent(absl::StrCat("fast-", day),
+                               absl::StrFormat("2026-02-%02dT07:00:00+01:00", day));
+    e.mutable_check_in()->mutable_glucose()->set_mmol_per_l(11.5);
+    e.mutable_check_in()->mutable_glucose()->set_context(v1::GlucoseReading::FASTING);
+    events.push_back(e);
+  }
+  v1::Event coupon = ScanEvent("cp", "2026-02-18T10:00:00+01:00", "", "");
+  coupon.clear_scan();
+  coupon.mutable_coupon_issued()->set_coupon_id("cp-1");
+  coupon.mutable_coupon_issued()->mutable_expires_at()->set_seconds(
+      absl::ToUnixSeconds(At("2026-03-01T00:00:00Z")));
+  events.push_back(coupon);
+  v1::Event birthday = ScanEvent("bd", "2026-02-18T10:05:00+01:00", "", "");
+  birthday.clear_scan();
+  birthday.mutable_profile_updated()->set_birth_month(6);
+  birthday.mutable_profile_updated()->set_birth_day(9);
+  events.push_back(birthday);
+  const v1::PatientState story = FoldAll(config, events);
   const v1::PatientState other =
       FoldAll(config, {ScanEvent("o1", "2026-02-10T09:00:00+01:00", "poster", "st-9"),
                        PatientMessage("o2", "2026-02-11T09:00:00+01:00")});
+  // Enrolled, never active: no churn model figures.
+  const v1::PatientState quiet =
+      FoldAll(config, {EnrollEvent("q1", "2026-02-12T09:00:00+01:00", "camp", "Europe/Berlin")});
   const absl::Time as_of = At("2026-02-20T12:00:00Z");
+  const v1::PatientView whole = ComputeView(config, story, as_of);
+  REQUIRE(whole.glucose().fasting_above_target_days_in_a_row() == 3);  // the sections have values
+  REQUIRE(whole.coupons().outstanding() == 1);
+  REQUIRE(whole.profile().birth_month() == 6);
   std::vector<uint32_t> bits;
   for (uint32_t b = 1; b < kViewAll; b <<= 1) bits.push_back(b);
   std::mt19937 rng(11);
@@ -392,6 +410,27 @@ TEST_CASE("sections computed into a view that held another patient's equal secti
     computed = parts;
     CAPTURE(round, parts);
     CHECK(google::protobuf::util::MessageDifferencer::Equivalent(reused, fresh));
+  }
+  // Each section computed over the other patient's, not emptied between: what it held goes
+  // (ComputeChurn and its kin overwrite their message). Not the adherence section, computed in
+  // parts into one message: it relies on ClearViewForReuse.
+  constexpr uint32_t kAdherence = kViewAdherence | kViewAdherenceRates | kViewAdherencePdc;
+  for (uint32_t b = 1; b < kViewAll; b <<= 1) {
+    if (b & kAdherence) continue;
+    CAPTURE(b);
+    for (const v1::PatientState* first : {&story, &other, &quiet}) {
+      for (const v1::PatientState* second : {&story, &other, &quiet}) {
+        if (first == second) continue;
+        std::string zone1, zone2;
+        const absl::TimeZone tz1 = PatientTimeZone(config, *first, &zone1);
+        const absl::TimeZone tz2 = PatientTimeZone(config, *second, &zone2);
+        v1::PatientView over, fresh;
+        ComputeViewParts(config, *first, tz1, zone1, as_of, b, &over);
+        ComputeViewParts(config, *second, tz2, zone2, as_of, b, &over);
+        ComputeViewParts(config, *second, tz2, zone2, as_of, b, &fresh);
+        CHECK(Diff(over, fresh) == "");
+      }
+    }
   }
 }
 

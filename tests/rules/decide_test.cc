@@ -10,12 +10,12 @@
 #include <map>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/yaml_proto.h"
 #include "projections/config.h"
 #include "projections/patient.h"
 #include "tests/projections/events.h"
@@ -1427,11 +1427,10 @@ TEST_CASE(
     "deciding as the engine does (one output cleared, one view kept) decides what new "
     "outputs and views decide",
     "[decide][view]") {
-  std::ifstream file(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
-  std::stringstream text;
-  text << file.rdbuf();
+  absl::StatusOr<std::string> text = ReadYamlFile(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
+  REQUIRE(text.ok());
   // With holdouts: a withheld command leaves the output it was built in.
-  auto pack = RuleSet::Parse(text.str() + R"(
+  auto pack = RuleSet::Parse(*text + R"(
 experiments:
   - {id: everyone, holdout: 0.4}
 )",
