@@ -69,17 +69,19 @@ FieldValue ValueOf(const std::string& v) {
   out.str = v;
   return out;
 }
-// An enum's number, and its value's name when `type` has one by that number.
+// An enum's number and type (ToString finds its value's name).
 FieldValue EnumValueOf(int number, const google::protobuf::EnumDescriptor* type) {
   FieldValue out;
   out.kind = FieldValue::Kind::kEnum;
   out.enum_number = number;
-  if (const auto* value = type->FindValueByNumber(number)) out.str = value->name();
+  out.enum_type = type;
   return out;
 }
 template <typename E, std::enable_if_t<std::is_enum_v<E>, int> = 0>
 FieldValue ValueOf(E v) {
-  return EnumValueOf(static_cast<int>(v), google::protobuf::GetEnumDescriptor<E>());
+  static const google::protobuf::EnumDescriptor* const type =
+      google::protobuf::GetEnumDescriptor<E>();
+  return EnumValueOf(static_cast<int>(v), type);
 }
 
 // Reads a scalar field of `m` (singular) as a FieldValue.
@@ -106,7 +108,7 @@ FieldValue ZeroOf(const FieldDescriptor* f) {
   if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) v.kind = FieldValue::Kind::kString;
   if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM) {
     v.kind = FieldValue::Kind::kEnum;
-    v.str = f->enum_type()->value(0)->name();
+    v.enum_type = f->enum_type();
   }
   return v;
 }
@@ -136,7 +138,6 @@ absl::StatusOr<FieldValue> ParseValue(const FieldDescriptor* f, const std::strin
                                                        absl::StrJoin(names, ", ")));
       }
       v.enum_number = e->number();
-      v.str = e->name();
       return v;
     }
     case FieldValue::Kind::kString:
@@ -219,7 +220,12 @@ std::string FieldValue::ToString() const {
       }
       return absl::StrFormat("%g", number);
     case Kind::kBool: return boolean ? "true" : "false";
-    case Kind::kEnum:
+    case Kind::kEnum: {
+      // A number the type does not name (a newer writer's value) reads as empty.
+      const auto* value =
+          enum_type != nullptr ? enum_type->FindValueByNumber(enum_number) : nullptr;
+      return value != nullptr ? value->name() : "";
+    }
     case Kind::kString: return str;
   }
   return "";

@@ -47,6 +47,31 @@ TEST_CASE("the default rule pack loads", "[rules]") {
   CHECK(described.find("13 rules OK") != std::string::npos);
 }
 
+TEST_CASE("an enum's value reads as its number and prints as its name; an unnamed number as empty",
+          "[rules]") {
+  v1::PatientView view;
+  view.mutable_churn()->set_stage(v1::ChurnView::HARD_CHURNED);
+  auto path = ResolveFieldPath("patient.churn.stage");
+  REQUIRE(path.ok());
+  FieldValue v = ReadField(*path, view, nullptr);
+  CHECK(v.kind == FieldValue::Kind::kEnum);
+  CHECK(v.enum_number == v1::ChurnView::HARD_CHURNED);
+  CHECK(v.ToString() == "HARD_CHURNED");
+  // A number this build has no name for (a newer writer's value): compared by number, printed
+  // as nothing.
+  view.mutable_churn()->set_stage(static_cast<v1::ChurnView::Stage>(77));
+  v = ReadField(*path, view, nullptr);
+  CHECK(v.enum_number == 77);
+  CHECK(v.ToString().empty());
+  // An event's enum, read by reflection.
+  v1::Event event;
+  event.mutable_check_in()->set_kind(v1::CheckIn::BLOOD_PRESSURE);
+  auto kind = ResolveFieldPath("event.check_in.kind");
+  REQUIRE(kind.ok());
+  CHECK(ReadField(*kind, view, &event).ToString() == "BLOOD_PRESSURE");
+  CHECK(ReadField(*kind, view, nullptr).ToString() == "KIND_UNSPECIFIED");  // no event
+}
+
 TEST_CASE("a number in a reminder's parameters or a decision's values is printed whole when whole",
           "[rules]") {
   auto text = [](double number) {
@@ -327,7 +352,8 @@ TEST_CASE("every scalar of the patient's view is read by its generated accessor,
     double number = 0;
     bool boolean = false;
     int enum_number = 0;
-    std::string str;
+    std::string str;   // a string's
+    std::string name;  // an enum value's
   };
   std::vector<Set> paths;
   int n = 0;
@@ -369,7 +395,7 @@ TEST_CASE("every scalar of the patient's view is read by its generated accessor,
           const auto* last = f->enum_type()->value(f->enum_type()->value_count() - 1);
           r->SetEnumValue(m, f, last->number());
           set.enum_number = last->number();
-          set.str = last->name();
+          set.name = last->name();
           break;
         }
         case FieldDescriptor::CPPTYPE_MESSAGE:
@@ -420,13 +446,19 @@ TEST_CASE("every scalar of the patient's view is read by its generated accessor,
     CHECK(fast.number == slow.number);
     CHECK(fast.boolean == slow.boolean);
     CHECK(fast.enum_number == slow.enum_number);
+    CHECK(fast.enum_type == slow.enum_type);
     CHECK(fast.str == slow.str);
+    CHECK(fast.ToString() == slow.ToString());
     // The value set above, not a default read from an unset field.
     CHECK_FALSE((slow.number == 0 && !slow.boolean && slow.enum_number == 0 && slow.str.empty()));
     CHECK(fast.number == set.number);
     CHECK(fast.boolean == set.boolean);
     CHECK(fast.enum_number == set.enum_number);
     CHECK(fast.str == set.str);
+    if (fast.kind == FieldValue::Kind::kEnum) {
+      CHECK(fast.enum_type == path->value_field()->enum_type());
+      CHECK(fast.ToString() == set.name);
+    }
   }
   // Event paths, maps and a Timestamp's nanos have none.
   for (const char* text : {"event.scan.channel_id", "patient.as_of.nanos",
