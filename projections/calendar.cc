@@ -24,6 +24,7 @@ struct OffsetSpans {
   // A few zones serve most patients, and a history around a DST change needs both sides.
   std::array<OffsetSpan, 16> spans;
   size_t next = 0;  // the span a miss replaces (round robin)
+  size_t last = 0;  // the span that answered last, asked first
 };
 thread_local OffsetSpans offset_spans;
 
@@ -53,22 +54,45 @@ bool InsertSortedImpl(google::protobuf::RepeatedField<T>* set, T v) {
 
 // The cached span holding `s` (Unix seconds of `t`) in `tz`, found or made; null when `t` is too
 // far from 1970 for the spans' arithmetic or absl's transitions around it do not make one.
-const OffsetSpan* SpanAt(absl::Time t, int64_t s, const absl::TimeZone& tz) {
-  if (s < kFastFrom || s >= kFastUntil) return nullptr;
-  OffsetSpans& cache = offset_spans;
+// SpanAt asks the span that answered last (one decision asks about one patient's zone, at times
+// near one another, a handful of times) and leaves the search to FindSpan, out of line: the
+// search of all 16 spans, and its call's saving of registers, were half of LocalDayNumber's
+// instructions.
+const OffsetSpan* FindSpan(absl::Time t, int64_t s, const absl::TimeZone& tz);
+
+bool Holds(const OffsetSpan& span, int64_t s, const absl::TimeZone& tz) {
   // The zone compared by its bytes first: a zone loaded by name is a pointer to absl's one copy
   // of it, so spans of the same zone almost always have the same bytes, and comparing them is
   // not a call into absl (TimeZone::operator== calls it twice).
-  // Different bytes can still be one zone (UTC by default and loaded), which == settles after.
   static_assert(std::is_trivially_copyable_v<absl::TimeZone>);
-  for (const OffsetSpan& span : cache.spans) {
-    if (span.from_s <= s && s < span.until_s &&
-        std::memcmp(&span.tz, &tz, sizeof(absl::TimeZone)) == 0) {
-      return &span;
+  return span.from_s <= s && s < span.until_s &&
+         std::memcmp(&span.tz, &tz, sizeof(absl::TimeZone)) == 0;
+}
+
+inline const OffsetSpan* SpanAt(absl::Time t, int64_t s, const absl::TimeZone& tz) {
+  const OffsetSpans& cache = offset_spans;
+  const OffsetSpan& last = cache.spans[cache.last];
+  if (s >= kFastFrom && s < kFastUntil && Holds(last, s, tz)) return &last;
+  return FindSpan(t, s, tz);
+}
+
+__attribute__((noinline)) const OffsetSpan* FindSpan(absl::Time t, int64_t s,
+                                                     const absl::TimeZone& tz) {
+  if (s < kFastFrom || s >= kFastUntil) return nullptr;
+  OffsetSpans& cache = offset_spans;
+  for (size_t i = 0; i < cache.spans.size(); ++i) {
+    if (Holds(cache.spans[i], s, tz)) {
+      cache.last = i;
+      return &cache.spans[i];
     }
   }
-  for (const OffsetSpan& span : cache.spans) {
-    if (span.from_s <= s && s < span.until_s && span.tz == tz) return &span;
+  // Different bytes can still be one zone (UTC by default and loaded), which == settles.
+  for (size_t i = 0; i < cache.spans.size(); ++i) {
+    const OffsetSpan& span = cache.spans[i];
+    if (span.from_s <= s && s < span.until_s && span.tz == tz) {
+      cache.last = i;
+      return &span;
+    }
   }
   const int64_t offset_s = tz.At(t).offset;
   // The span around `t`: absl names a transition by the local times either side of it, `from`
@@ -89,6 +113,7 @@ const OffsetSpan* SpanAt(absl::Time t, int64_t s, const absl::TimeZone& tz) {
         tz.At(absl::FromUnixSeconds(span.until_s - 1)).offset == offset_s)) {
     return nullptr;
   }
+  cache.last = cache.next;
   OffsetSpan& slot = cache.spans[cache.next];
   cache.next = (cache.next + 1) % cache.spans.size();
   slot = span;
@@ -116,13 +141,20 @@ absl::CivilDay CivilDayOfNumber(int64_t n) {
                         static_cast<int>(day));
 }
 
-int64_t LocalDayNumber(absl::Time t, const absl::TimeZone& tz) {
-  const int64_t s = absl::ToUnixSeconds(t);  // floor: a day begins on a whole second
-  if (const OffsetSpan* span = SpanAt(t, s, tz)) return FloorDiv(s + span->offset_s, kDaySeconds);
+namespace {
+// LocalDayNumber without a span: out of line, so that the common path saves no registers for it.
+__attribute__((noinline)) int64_t LocalDayNumberByAbsl(absl::Time t, const absl::TimeZone& tz) {
   // The ends of time are dates ~2^63 years away, whose difference from 1970 would overflow.
   if (t == absl::InfiniteFuture()) return std::numeric_limits<int64_t>::max();
   if (t == absl::InfinitePast()) return std::numeric_limits<int64_t>::min();
   return absl::ToCivilDay(t, tz) - absl::CivilDay(1970, 1, 1);
+}
+}  // namespace
+
+int64_t LocalDayNumber(absl::Time t, const absl::TimeZone& tz) {
+  const int64_t s = absl::ToUnixSeconds(t);  // floor: a day begins on a whole second
+  if (const OffsetSpan* span = SpanAt(t, s, tz)) return FloorDiv(s + span->offset_s, kDaySeconds);
+  return LocalDayNumberByAbsl(t, tz);
 }
 
 OffsetUntil OffsetAt(absl::Time t, const absl::TimeZone& tz) {
