@@ -157,10 +157,9 @@ void SetTimer(RuleMemoryRef m, absl::string_view rule_id, int64_t due_s, DecideO
 }
 
 bool AbsenceMatches(const CompiledRule& r, const DecideInput& in) {
-  const std::string& kind = r.rule.trigger().absence().kind();
-  if (kind == "activity") {
+  if (r.trigger_body == v1::Event::BODY_NOT_SET) {  // "activity"
     if (!projections::IsPatientInitiated(*in.event)) return false;
-  } else if (kind != EventTypeName(*in.event)) {
+  } else if (r.trigger_body != in.event->body_case()) {
     return false;
   }
   return r.trigger_filter.always() ||
@@ -410,17 +409,17 @@ const v1::PatientView& LazyView::Get(uint32_t parts) {
 void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const DecideInput& in,
                    v1::RulesState* state, DecideOutput* out) {
   const v1::Event& event = *in.event;
-  const absl::string_view kind = EventTypeName(event);
+  const v1::Event::BodyCase body = event.body_case();
   const uint32_t changed = projections::ViewPartsChangedBy(event);
   const int64_t now_s = absl::ToUnixSeconds(in.now);
   // An event's time on the patient's calendar, never later than the partition clock.
   const int64_t event_s = std::min<int64_t>(event.occurred_at().seconds(), now_s);
   std::vector<Candidate> fired;
   Memories memories(rules, state, in.memories);
+  using Trigger = CompiledRule::Trigger;
   for (const CompiledRule& r : rules.rules()) {
-    const auto& t = r.rule.trigger();
-    if (t.has_event()) {
-      if (t.event().kind() != kind) continue;
+    if (r.trigger == Trigger::kEvent) {
+      if (r.trigger_body != body) continue;
       // Evaluated without a trace first: the explanation is built only for events that fire.
       const v1::PatientView& view = in.view->Get(r.trigger_filter.view_parts());
       if (!r.trigger_filter.Evaluate(view, &event, nullptr)) continue;
@@ -428,7 +427,7 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
       r.trigger_filter.Evaluate(view, &event, trace);
       Candidate c{&r, absl::StrCat("event:", event.event_id()), trace};
       Consider(r, in, std::move(c), true, &fired, out);
-    } else if (t.has_became()) {
+    } else if (r.trigger == Trigger::kBecame) {
       // A `became` condition is re-evaluated on events that can change the sections it reads
       // (header-only conditions: every event); a change time alone makes is noticed at the next
       // such event — time-driven rules are absence and schedule triggers.
@@ -447,20 +446,20 @@ void DecideOnEvent(const RuleSet& rules, const PolicyOptions& policy, const Deci
       r.trigger_filter.Evaluate(view, &event, trace);
       Candidate c{&r, absl::StrCat("became:", event.event_id()), trace};
       Consider(r, in, std::move(c), true, &fired, out);
-    } else if (t.has_absence()) {
+    } else if (r.trigger == Trigger::kAbsence) {
       if (AbsenceMatches(r, in)) {
         MoveAbsence(r, in, event_s, &memories, out);
       } else if (event.has_enrollment() && memories.Get(r).absence_anchor_s() == 0) {
         MoveAbsence(r, in, event_s, &memories, out);  // counted from enrollment until a first one
       }
-    } else if (t.has_date()) {
+    } else if (r.trigger == Trigger::kDate) {
       // Only events that can move the date, and the first event the rule sees of a patient (a
       // rule added to the file arms for everyone at their next event): the others leave it be.
       if (!in.first_event && (r.date_parts & changed) == 0 && memories.Find(r).has_value()) {
         continue;
       }
       StepDate(r, in, memories.Get(r), &fired, out);
-    } else if (t.has_schedule()) {
+    } else if (r.trigger == Trigger::kSchedule) {
       RuleMemoryRef m = memories.Get(r);
       if (m.timer_due_s() == 0 && ScheduleApplies(r, in)) {
         SetTimer(m, r.rule.id(),

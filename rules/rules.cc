@@ -197,6 +197,18 @@ bool IsKnownKind(const std::string& kind) {
   return false;
 }
 
+// The Event body an event kind names: the field of Event's `body` of that name (a body case is
+// its field's number). BODY_NOT_SET for any other name.
+v1::Event::BodyCase BodyCaseOf(absl::string_view kind) {
+  const google::protobuf::OneofDescriptor* body = v1::Event::descriptor()->FindOneofByName("body");
+  for (int i = 0; i < body->field_count(); ++i) {
+    if (body->field(i)->name() == kind) {
+      return static_cast<v1::Event::BodyCase>(body->field(i)->number());
+    }
+  }
+  return v1::Event::BODY_NOT_SET;
+}
+
 }  // namespace
 
 const FieldDescriptor* FieldPath::value_field() const {
@@ -618,6 +630,8 @@ absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
                                                     absl::StrJoin(kEventKinds, ", ")));
     }
     event_fields = true;
+    out.trigger = CompiledRule::Trigger::kEvent;
+    out.trigger_body = BodyCaseOf(t.event().kind());
     TEND_ASSIGN_OR_RETURN(out.trigger_filter,
                           CompiledCondition::Compile(t.event().filter(), "trigger.event.filter", true));
   } else if (t.has_absence()) {
@@ -630,15 +644,19 @@ absl::StatusOr<CompiledRule> CompileRule(const v1::Rule& rule) {
       return Bad("trigger.absence.after", "is required and must be > 0 (e.g. 3d)");
     }
     out.absence_after = absl::Seconds(t.absence().after().seconds());
+    out.trigger = CompiledRule::Trigger::kAbsence;
+    out.trigger_body = BodyCaseOf(t.absence().kind());  // BODY_NOT_SET: "activity"
     // The filter selects the events that reset the timer.
     TEND_ASSIGN_OR_RETURN(out.trigger_filter, CompiledCondition::Compile(
                                                   t.absence().filter(), "trigger.absence.filter", true));
   } else if (t.has_became()) {
     event_fields = true;  // the event that made it true
+    out.trigger = CompiledRule::Trigger::kBecame;
     TEND_ASSIGN_OR_RETURN(out.trigger_filter,
                           CompiledCondition::Compile(t.became(), "trigger.became", true));
   } else {
     const bool date = t.has_date();
+    out.trigger = date ? CompiledRule::Trigger::kDate : CompiledRule::Trigger::kSchedule;
     const std::string& at = date ? t.date().at() : t.schedule().at();
     const std::string key = date ? "trigger.date" : "trigger.schedule";
     int h, m;

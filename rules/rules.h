@@ -126,6 +126,13 @@ class CompiledCondition {
 
 struct CompiledRule {
   v1::Rule rule;
+  // The trigger's kind, and the Event body its event or absence names (BODY_NOT_SET for an
+  // absence of "activity"): what deciding on an event asks of every rule, without the Rule
+  // message's accessors and kind names (~40 instructions a rule an event, ~10% of deciding on
+  // one with the default pack).
+  enum class Trigger : uint8_t { kEvent, kAbsence, kBecame, kSchedule, kDate };
+  Trigger trigger = Trigger::kEvent;
+  v1::Event::BodyCase trigger_body = v1::Event::BODY_NOT_SET;
   CompiledCondition trigger_filter;  // event/absence filter, or the `became` condition
   CompiledCondition when;
   int schedule_minute_of_day = -1;  // schedule and date triggers: minutes after local midnight

@@ -2,13 +2,14 @@
 // at load time, and conditions evaluate with an explanation of the values behind them.
 #include "rules/rules.h"
 
+#include <google/protobuf/timestamp.pb.h>
+
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
-#include <catch2/catch.hpp>
-#include <google/protobuf/timestamp.pb.h>
-
 #include "absl/strings/str_cat.h"
+#include "events/codec.h"
 
 namespace tend {
 namespace {
@@ -45,6 +46,40 @@ TEST_CASE("the default rule pack loads", "[rules]") {
                        "patient.coupons.next_expiry -> reminder coupon-expiring via CHAT") !=
         std::string::npos);
   CHECK(described.find("13 rules OK") != std::string::npos);
+}
+
+TEST_CASE("a rule's trigger is compiled to its kind and the event body it names", "[rules]") {
+  using Trigger = CompiledRule::Trigger;
+  auto compiled = [](const std::string& trigger) {
+    auto set = RuleSet::Parse(Rule(trigger), "t");
+    REQUIRE(set.ok());
+    return set->rules().front();
+  };
+  // Every kind a rule may name is the body EventTypeName names so.
+  for (const char* kind :
+       {"scan", "message", "check_in", "purchase", "enrollment", "contact_removed",
+        "consent_changed", "coupon_issued", "coupon_redeemed", "profile_updated"}) {
+    INFO(kind);
+    for (const std::string& trigger : {absl::StrCat("{event: {kind: ", kind, "}}"),
+                                       absl::StrCat("{absence: {kind: ", kind, ", after: 1d}}")}) {
+      const CompiledRule r = compiled(trigger);
+      CHECK(r.trigger == (trigger[1] == 'e' ? Trigger::kEvent : Trigger::kAbsence));
+      REQUIRE(r.trigger_body != v1::Event::BODY_NOT_SET);
+      v1::Event event;
+      const auto* field = v1::Event::descriptor()->FindFieldByNumber(r.trigger_body);
+      REQUIRE(field != nullptr);
+      event.GetReflection()->MutableMessage(&event, field);
+      CHECK(event.body_case() == r.trigger_body);
+      CHECK(EventTypeName(event) == kind);
+    }
+  }
+  CHECK(compiled("{absence: {kind: activity, after: 1d}}").trigger_body == v1::Event::BODY_NOT_SET);
+  CHECK(
+      compiled("{became: {compare: {field: patient.churn.stage, op: EQ, value: LOST}}}").trigger ==
+      Trigger::kBecame);
+  CHECK(compiled(R"({schedule: {at: "09:00"}})").trigger == Trigger::kSchedule);
+  CHECK(compiled(R"({date: {field: patient.profile.next_birthday, at: "09:00"}})").trigger ==
+        Trigger::kDate);
 }
 
 TEST_CASE("an enum's value reads as its number and prints as its name; an unnamed number as empty",
