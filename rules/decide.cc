@@ -129,9 +129,8 @@ v1::Decision* DecisionFor(const CompiledRule& r, const DecideInput& in, const Ca
   d->set_rule_id(r.rule.id());
   d->set_rule_version(r.rule.version());
   d->set_patient_id(in.state->patient_id());
-  d->mutable_at()->set_seconds(absl::ToUnixSeconds(in.now));
   d->set_trigger(c.trigger);
-  out->Attach(d, c.explanation);
+  out->Attach(d, c.explanation, absl::ToUnixSeconds(in.now));
   return d;
 }
 
@@ -340,9 +339,16 @@ absl::Time NextLocalTime(absl::Time t, int minute_of_day, const absl::TimeZone& 
 }
 
 void DecideOutput::Clear() {
-  // The explanations go back to the pool first: a message's Clear would free its explanation.
-  for (v1::Decision* d : attached_decisions_) d->unsafe_arena_release_explanation();
-  for (v1::ReminderCommand* c : attached_commands_) c->unsafe_arena_release_explanation();
+  // What was lent goes back to the pools first: a message's Clear would free it.
+  for (v1::Decision* d : attached_decisions_) {
+    d->unsafe_arena_release_explanation();
+    d->unsafe_arena_release_at();
+  }
+  for (v1::ReminderCommand* c : attached_commands_) {
+    c->unsafe_arena_release_explanation();  // null for a command not lent one
+    c->unsafe_arena_release_not_before();
+    c->unsafe_arena_release_expires_at();
+  }
   attached_decisions_.clear();
   attached_commands_.clear();
   commands.Clear();
@@ -350,6 +356,7 @@ void DecideOutput::Clear() {
   timer_changes.clear();
   for (size_t i = 0; i < explanations_used_; ++i) explanations_[i]->Clear();
   explanations_used_ = 0;
+  timestamps_used_ = 0;  // each is set whole when lent again
 }
 
 v1::Explanation* DecideOutput::NewExplanation() {
@@ -359,15 +366,40 @@ v1::Explanation* DecideOutput::NewExplanation() {
   return explanations_[explanations_used_++].get();
 }
 
+google::protobuf::Timestamp* DecideOutput::NewTimestamp(int64_t seconds) {
+  if (timestamps_used_ == timestamps_.size()) {
+    timestamps_.push_back(std::make_unique<google::protobuf::Timestamp>());
+  }
+  google::protobuf::Timestamp* t = timestamps_[timestamps_used_++].get();
+  t->set_seconds(seconds);
+  t->set_nanos(0);
+  return t;
+}
+
 // unsafe_arena_set_allocated: the pointer, without taking it over (the message has none yet).
-void DecideOutput::Attach(v1::Decision* d, v1::Explanation* e) {
+void DecideOutput::Attach(v1::Decision* d, v1::Explanation* e, int64_t at_s) {
   d->unsafe_arena_set_allocated_explanation(e);
+  d->unsafe_arena_set_allocated_at(NewTimestamp(at_s));
   attached_decisions_.push_back(d);
 }
 
-void DecideOutput::Attach(v1::ReminderCommand* c, v1::Explanation* e) {
-  c->unsafe_arena_set_allocated_explanation(e);
+void DecideOutput::AttachTimes(v1::ReminderCommand* c, int64_t not_before_s, int64_t expires_at_s) {
+  c->unsafe_arena_set_allocated_not_before(NewTimestamp(not_before_s));
+  c->unsafe_arena_set_allocated_expires_at(NewTimestamp(expires_at_s));
   attached_commands_.push_back(c);
+}
+
+void DecideOutput::Attach(v1::ReminderCommand* c, v1::Explanation* e) {
+  c->unsafe_arena_set_allocated_explanation(e);  // AttachTimes registered it
+}
+
+void DecideOutput::RemoveLastCommand() {
+  v1::ReminderCommand* c = commands.Mutable(commands.size() - 1);
+  c->unsafe_arena_release_explanation();
+  c->unsafe_arena_release_not_before();
+  c->unsafe_arena_release_expires_at();
+  if (!attached_commands_.empty() && attached_commands_.back() == c) attached_commands_.pop_back();
+  commands.RemoveLast();
 }
 
 LazyView::LazyView(const projections::ProjectionConfig& config, const v1::PatientState& state,
@@ -628,8 +660,7 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
     cmd->set_command_id(CommandId(rule.id(), rule.version(), in.state->patient_id(), c.trigger));
     cmd->set_patient_id(in.state->patient_id());
     cmd->set_category(p.category());
-    cmd->mutable_not_before()->set_seconds(absl::ToUnixSeconds(not_before));
-    cmd->mutable_expires_at()->set_seconds(absl::ToUnixSeconds(expires_at));
+    out->AttachTimes(cmd, absl::ToUnixSeconds(not_before), absl::ToUnixSeconds(expires_at));
     cmd->set_rule_id(rule.id());
     cmd->set_rule_version(rule.version());
     if (in.event != nullptr) cmd->set_trigger_event_id(in.event->event_id());
@@ -661,7 +692,7 @@ void Resolve(const PolicyOptions& policy, const DecideInput& in, std::vector<Can
       d->set_reason(v1::Decision::HOLDOUT);
       d->set_experiment_id(*experiment);
       d->mutable_withheld()->CopyFrom(*cmd);  // without the explanation: the decision holds it
-      out->commands.RemoveLast();             // not sent
+      out->RemoveLastCommand();               // not sent
       continue;
     }
     out->Attach(cmd, c.explanation);  // the decision's (DecisionFor)

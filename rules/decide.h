@@ -12,6 +12,7 @@
 
 #include <google/protobuf/arena.h>
 #include <google/protobuf/repeated_ptr_field.h>
+#include <google/protobuf/timestamp.pb.h>
 
 #include <map>
 #include <memory>
@@ -113,13 +114,15 @@ struct TimerChange {
 // What decision calls produced since the last Clear. Reusable: Clear keeps the messages and
 // the capacity of their strings, so a caller that decides again and again (the engine keeps one)
 // builds each decision into memory an earlier one used: a string field costs no allocation,
-// arena cleanup or free (the small submessages - a decision's `at`, a command's times and
-// parameters - are still made anew: proto3's Clear frees them). Sized by the largest call so
-// far. (docs/benchmarks.md, "Reused decision messages and view".) A fired decision and its
-// command (or a suppressed decision and nothing) refer to one Explanation the output owns:
-// read them, copy them, but mutate neither's explanation in place, release it, or clear the
-// repeated fields other than through Clear. Adding a copy of a decision made elsewhere (as a
-// test does) is fine: its explanation is its own. Not copyable.
+// arena cleanup or free. The submessages proto3's Clear would free - a decision's `at` and
+// explanation, a command's times and explanation - are lent by the output from pools it keeps
+// and taken back by Clear (a holdout's `withheld` copy and a command's parameters are still made
+// anew). Sized by the largest call so far. (docs/benchmarks.md, "Reused decision messages and
+// view".) A fired decision and its command (or a suppressed decision and nothing) refer to one
+// Explanation the output owns: read them, copy them, but mutate neither's lent submessages in
+// place, release them, or clear the repeated fields other than through Clear. Adding a copy of
+// a decision made elsewhere (as a test does) is fine: its submessages are its own. Not
+// copyable.
 class DecideOutput {
  public:
   DecideOutput() = default;
@@ -130,20 +133,29 @@ class DecideOutput {
   // Empties the output, keeping its messages for the next decisions.
   void Clear();
 
-  // For deciders (rules/decide.cc): an empty explanation the output owns until Clear, and the
-  // explanation `e` (one of those) as the explanation of `d` or `c`, an element of decisions or
-  // commands that stays there until Clear.
+  // For deciders (rules/decide.cc): an empty explanation the output owns until Clear; the
+  // explanation `e` (one of those) and an `at` of `at_s` lent to `d`, an element of decisions
+  // that stays there until Clear; a not_before and an expires_at lent to `c`, the last of
+  // commands, which stays there until Clear or RemoveLastCommand; the explanation `e` lent to
+  // `c` (after its times).
   v1::Explanation* NewExplanation();
-  void Attach(v1::Decision* d, v1::Explanation* e);
+  void Attach(v1::Decision* d, v1::Explanation* e, int64_t at_s);
+  void AttachTimes(v1::ReminderCommand* c, int64_t not_before_s, int64_t expires_at_s);
   void Attach(v1::ReminderCommand* c, v1::Explanation* e);
+  // Removes the last command, taking back what it was lent.
+  void RemoveLastCommand();
 
   google::protobuf::RepeatedPtrField<v1::ReminderCommand> commands;
   google::protobuf::RepeatedPtrField<v1::Decision> decisions;  // one per firing, whatever became
   std::vector<TimerChange> timer_changes;
 
  private:
+  google::protobuf::Timestamp* NewTimestamp(int64_t seconds);
+
   std::vector<std::unique_ptr<v1::Explanation>> explanations_;  // [0, used_) handed out
   size_t explanations_used_ = 0;
+  std::vector<std::unique_ptr<google::protobuf::Timestamp>> timestamps_;  // the same
+  size_t timestamps_used_ = 0;
   std::vector<v1::Decision*> attached_decisions_;
   std::vector<v1::ReminderCommand*> attached_commands_;
 };
