@@ -332,6 +332,9 @@ absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text) {
   if (path.root == FieldPath::Root::kPatient && path.chain.size() >= 2) {
     path.section = SectionGetter(path.chain[0]);
   }
+  if (path.root == FieldPath::Root::kEvent && path.chain.size() >= 2) {
+    path.body = BodyGetter(path.chain[0]);
+  }
   const size_t n = path.chain.size();
   if (path.root == FieldPath::Root::kPatient && !path.chain.back()->is_map()) {
     if ((path.leaf = LeafGetter(path.chain.back())) != nullptr) {
@@ -436,6 +439,39 @@ FieldPath::Section SectionGetter(const FieldDescriptor* f) {
   }
 }
 
+FieldPath::Body BodyGetter(const FieldDescriptor* f) {
+  if (f->containing_oneof() == nullptr || f->containing_type() != v1::Event::descriptor()) {
+    return nullptr;
+  }
+  using E = v1::Event;
+  switch (f->number()) {
+    case E::kScan:
+      return [](const E& e) -> const Message& { return e.scan(); };
+    case E::kMessage:
+      return [](const E& e) -> const Message& { return e.message(); };
+    case E::kCheckIn:
+      return [](const E& e) -> const Message& { return e.check_in(); };
+    case E::kPurchase:
+      return [](const E& e) -> const Message& { return e.purchase(); };
+    case E::kEnrollment:
+      return [](const E& e) -> const Message& { return e.enrollment(); };
+    case E::kContactRemoved:
+      return [](const E& e) -> const Message& { return e.contact_removed(); };
+    case E::kConsentChanged:
+      return [](const E& e) -> const Message& { return e.consent_changed(); };
+    case E::kClockTick:
+      return [](const E& e) -> const Message& { return e.clock_tick(); };
+    case E::kCouponIssued:
+      return [](const E& e) -> const Message& { return e.coupon_issued(); };
+    case E::kCouponRedeemed:
+      return [](const E& e) -> const Message& { return e.coupon_redeemed(); };
+    case E::kProfileUpdated:
+      return [](const E& e) -> const Message& { return e.profile_updated(); };
+    default:
+      return nullptr;
+  }
+}
+
 FieldValue ReadField(const FieldPath& path, const v1::PatientView& view, const v1::Event* event) {
   const Message* m = path.root == FieldPath::Root::kPatient
                          ? static_cast<const Message*>(&view)
@@ -446,6 +482,9 @@ FieldValue ReadField(const FieldPath& path, const v1::PatientView& view, const v
   size_t i = 0;
   if (path.section != nullptr && to >= 1) {  // chain[0], without reflection
     m = &path.section(view);
+    i = 1;
+  } else if (path.body != nullptr && to >= 1) {
+    m = &path.body(static_cast<const v1::Event&>(*m));
     i = 1;
   }
   for (; i < to; ++i) m = &path.holders[i]->GetMessage(*m, path.chain[i]);

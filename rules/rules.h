@@ -60,6 +60,10 @@ struct FieldPath {
   // reflection reads it).
   using Section = const google::protobuf::Message& (*)(const v1::PatientView&);
   Section section = nullptr;
+  // For an event.BODY.FIELD path: BODY (scan, check_in, ...) read by its generated accessor
+  // (BodyGetter), not by reflection; null otherwise.
+  using Body = const google::protobuf::Message& (*)(const v1::Event&);
+  Body body = nullptr;
   // For a patient path ending in a scalar field (or a Timestamp's seconds) of the view or one of
   // its sections: the last `leaf_depth` (1, or 2 for FIELD.seconds) fields read by their
   // generated accessors from the message holding them (LeafGetter); null otherwise.
@@ -77,6 +81,11 @@ struct FieldPath {
 // in a replay with the default pack: docs/benchmarks.md, "Instructions, counted"); tests check
 // every section is listed.
 FieldPath::Section SectionGetter(const google::protobuf::FieldDescriptor* f);
+
+// The same for Event's body fields (scan, check_in, ...): the generated accessor of the body
+// message `f`, or null when `f` is not one. An unset body reads as its default instance, as
+// reflection reads it.
+FieldPath::Body BodyGetter(const google::protobuf::FieldDescriptor* f);
 
 // The generated accessor of scalar field `f` of PatientView or of one of its sections, read
 // from the message that holds `f`; with `seconds`, of a Timestamp field `f`'s seconds. Null for

@@ -343,6 +343,22 @@ TEST_CASE("every section of the patient's view is read by its generated accessor
   }
   CHECK(sections >= 11);
   CHECK(SectionGetter(v1::Event::descriptor()->FindFieldByName("scan")) == nullptr);
+  // The same for the event's bodies: each read by its getter is the one reflection reads, set
+  // or not.
+  const google::protobuf::OneofDescriptor* body = v1::Event::descriptor()->FindOneofByName("body");
+  REQUIRE(body != nullptr);
+  CHECK(body->field_count() >= 11);
+  for (int i = 0; i < body->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = body->field(i);
+    INFO(f->name());
+    REQUIRE(BodyGetter(f) != nullptr);
+    v1::Event event;
+    CHECK(&BodyGetter(f)(event) == &event.GetReflection()->GetMessage(event, f));  // unset
+    event.GetReflection()->MutableMessage(&event, f);
+    CHECK(&BodyGetter(f)(event) == &event.GetReflection()->GetMessage(event, f));
+  }
+  CHECK(BodyGetter(v1::Event::descriptor()->FindFieldByName("event_id")) == nullptr);
+  CHECK(BodyGetter(v1::PatientView::descriptor()->FindFieldByName("churn")) == nullptr);
   // Paths through a section take it; others (a top-level field, the event) do not, and all
   // read what reflection reads.
   for (const char* text :
@@ -355,12 +371,16 @@ TEST_CASE("every section of the patient's view is read by its generated accessor
     REQUIRE(path.ok());
     CHECK((path->section != nullptr) ==
           (path->root == FieldPath::Root::kPatient && path->chain.size() >= 2));
+    CHECK((path->body != nullptr) == (path->root == FieldPath::Root::kEvent));
     FieldPath by_reflection = *path;
     by_reflection.section = nullptr;
+    by_reflection.body = nullptr;
     v1::Event event;
     event.mutable_scan()->set_channel_id("qr-7");
     CHECK(ReadField(*path, view, &event).ToString() ==
           ReadField(by_reflection, view, &event).ToString());
+    CHECK(ReadField(*path, view, nullptr).ToString() ==
+          ReadField(by_reflection, view, nullptr).ToString());
   }
   auto streak = ResolveFieldPath("patient.adherence.current_streak");
   REQUIRE(streak.ok());
