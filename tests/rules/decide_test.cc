@@ -312,7 +312,11 @@ TEST_CASE("an event fires its rules: automated reminders with deterministic ids 
   CHECK(c.parameters().at("fixed") == "hello");
   CHECK(c.not_before().seconds() == absl::ToUnixSeconds(At("2026-05-01T10:00:00+08:00")));
   CHECK(c.expires_at().seconds() == absl::ToUnixSeconds(At("2026-05-01T12:00:00+08:00")));
+  CHECK(c.not_before().nanos() == 0);
   CHECK(c.trigger_event_id() == "s1");
+  for (const v1::Decision& d : p.out.decisions) {  // the partition clock when decided
+    CHECK(d.at().seconds() == absl::ToUnixSeconds(At("2026-05-01T10:00:00+08:00")));
+  }
   CHECK(c.command_id() == CommandId("welcome", 2, "p-1", "event:s1"));
   CHECK(c.command_id().size() == 32);
   // Stable forever: receivers dedupe on it, and a replay must reproduce it.

@@ -536,6 +536,10 @@ TEST_CASE("conditions compare typed values and explain themselves", "[rules]") {
       "       {not: {compare: {field: patient.churn.p_alive, op: GE, value: \"0.5\"}}}]}");
   CHECK(c.Evaluate(View(), &event, &trace));
   REQUIRE(trace.checks_size() == 3);
+  // An enum explains itself by its values' names, the rule's and the view's.
+  CHECK(trace.checks(0).field() == "patient.churn.stage");
+  CHECK(trace.checks(0).expected() == "SILENT");
+  CHECK(trace.checks(0).actual() == "SILENT");
   CHECK(trace.checks(1).field() == "event.check_in.glucose.mmol_per_l");
   CHECK(trace.checks(1).op() == ">");
   CHECK(trace.checks(1).expected() == "7");
