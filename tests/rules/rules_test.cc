@@ -82,7 +82,7 @@ TEST_CASE("a rule's trigger is compiled to its kind and the event body it names"
         Trigger::kDate);
 }
 
-TEST_CASE("an enum's value reads as its number and prints as its name; an unnamed number as empty",
+TEST_CASE("an enum's value reads as its number and prints as its name, an unnamed number as empty",
           "[rules]") {
   v1::PatientView view;
   view.mutable_churn()->set_stage(v1::ChurnView::HARD_CHURNED);
