@@ -56,7 +56,7 @@ bool InsertSortedImpl(google::protobuf::RepeatedField<T>* set, T v) {
 // far from 1970 for the spans' arithmetic or absl's transitions around it do not make one.
 // SpanAt asks the span that answered last (one decision asks about one patient's zone, at times
 // near one another, a handful of times) and leaves the search to FindSpan, out of line: the
-// search of all 16 spans, and its call's saving of registers, were half of LocalDayNumber's
+// search of all 16 spans, and its call's saving of registers, were about 40% of LocalDayNumber's
 // instructions.
 const OffsetSpan* FindSpan(absl::Time t, int64_t s, const absl::TimeZone& tz);
 
