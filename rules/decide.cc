@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "base/hash.h"
 #include "base/time.h"
-#include "events/codec.h"
 #include "projections/calendar.h"
 #include "projections/churn.h"
 #include "projections/patient.h"
