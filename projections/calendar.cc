@@ -166,6 +166,23 @@ OffsetUntil OffsetAt(absl::Time t, const absl::TimeZone& tz) {
   return {tz.At(t).offset, s == std::numeric_limits<int64_t>::max() ? s : s + 1, s};
 }
 
+absl::Time FromLocal(absl::CivilSecond local, const absl::TimeZone& tz) {
+  // A span of one offset `o` holding local - o two days or more from either end: that instant
+  // has the local time, and no other does. Any other would be local - o' for another offset o'
+  // of the zone, and two offsets of one zone differ by less than two days (the tz database's lie
+  // within about -12 h and +14 h; the largest jumps, Alaska's in 1867, Manila's in 1844 and
+  // Samoa's in 2011, were a day), so it would lie inside the span too, where the offset is o.
+  // The span is looked up at the local seconds read as UTC, within a day of the answer.
+  constexpr int64_t kMargin = 2 * kDaySeconds;
+  if (local.year() >= 1800 && local.year() < 2300) {  // no overflow below
+    const int64_t local_s = local - absl::CivilSecond(1970, 1, 1, 0, 0, 0);
+    const OffsetUntil span = OffsetAt(absl::FromUnixSeconds(local_s), tz);
+    const int64_t s = local_s - span.offset_s;
+    if (s >= span.from_s + kMargin && s < span.until_s - kMargin) return absl::FromUnixSeconds(s);
+  }
+  return absl::FromCivil(local, tz);
+}
+
 absl::CivilDay LocalDay(absl::Time t, const absl::TimeZone& tz) {
   const int64_t s = absl::ToUnixSeconds(t);
   if (s < kFastFrom || s >= kFastUntil) return absl::ToCivilDay(t, tz);

@@ -61,6 +61,12 @@ struct OffsetUntil {
 };
 OffsetUntil OffsetAt(absl::Time t, const absl::TimeZone& tz);
 
+// absl::FromCivil(local, tz): the instant whose local time in `tz` is `local`, the earlier one
+// where a DST change repeats it and the one before the gap where it skips it. Without absl's
+// search of the zone's transitions where exactly one instant has that local time and it lies two
+// days or more inside a span OffsetAt knows (most times from 1800 to 2300): a subtraction then.
+absl::Time FromLocal(absl::CivilSecond local, const absl::TimeZone& tz);
+
 // floor(a / b) for b > 0.
 inline int64_t FloorDiv(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); }
 

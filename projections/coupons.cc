@@ -280,7 +280,7 @@ void ComputeProfile(const v1::ProfileState& s, const absl::TimeZone& tz, absl::T
   // A google.protobuf.Timestamp ends at 9999-12-31T23:59:59Z: an as-of in the last year can
   // make the next birthday's midnight later, which no client could read back (JSON refuses it)
   // and a date rule would arm a timer on. It stays unset there, as for no birthday.
-  const int64_t next_s = absl::ToUnixSeconds(absl::FromCivil(next, tz));
+  const int64_t next_s = absl::ToUnixSeconds(FromLocal(next, tz));
   if (next_s <= google::protobuf::util::TimeUtil::kTimestampMaxSeconds) {
     *v->mutable_next_birthday() = ToTimestamp(next_s);
   }

@@ -214,14 +214,14 @@ void StepDate(const CompiledRule& r, const DecideInput& in, RuleMemoryRef m,
       projections::LocalDay(absl::FromUnixSeconds(target_s), in.tz) - r.date_days_before;
   // Strictly after now, at the earliest the next local midnight: a date that stays in the view
   // after it fired (a birthday is "next" all day) is looked at again once a day, never in a loop.
-  const int64_t recheck_s = std::max(
-      {target_s + 1, absl::ToUnixSeconds(absl::FromCivil(due_day + 1, in.tz)),
-       absl::ToUnixSeconds(absl::FromCivil(today + 1, in.tz))});
+  const int64_t recheck_s =
+      std::max({target_s + 1, absl::ToUnixSeconds(projections::FromLocal(due_day + 1, in.tz)),
+                absl::ToUnixSeconds(projections::FromLocal(today + 1, in.tz))});
   if (target_s <= m.date_target_s()) {  // fired (or let pass) already
     SetTimer(m, r.rule.id(), recheck_s, out);
     return;
   }
-  const int64_t due_s = absl::ToUnixSeconds(absl::FromCivil(
+  const int64_t due_s = absl::ToUnixSeconds(projections::FromLocal(
       absl::CivilMinute(due_day.year(), due_day.month(), due_day.day(),
                         r.schedule_minute_of_day / 60, r.schedule_minute_of_day % 60),
       in.tz));
@@ -304,13 +304,11 @@ int SentOn(const v1::RulesState& state, absl::CivilDay day, v1::Category categor
 
 absl::Time NextLocalTime(absl::Time t, int minute_of_day, const absl::TimeZone& tz) {
   // Within a span of one offset (projections::OffsetAt), farther than two days from its ends, a
-  // local time is one instant, local seconds less the offset: two offsets of one zone differ by
-  // less than two days (the tz database's lie within about -12 h and +14 h; the largest jumps,
-  // Alaska's in 1867, Manila's in 1844 and Samoa's in 2011, were a day), so the same local time
-  // under another offset would be an instant inside the span too, where the offset is this one.
-  // This is absl::FromCivil's answer without its search of the zone's transitions, about a tenth
-  // of the instructions of deciding on a schedule timer (bench/instructions). Nearer a span's
-  // ends (a DST change within two days), absl's.
+  // local time is one instant, local seconds less the offset (projections::FromLocal says why).
+  // Here the span is the one at `t`, found once for today's time and tomorrow's: absl::FromCivil's
+  // answer without its search of the zone's transitions, about a tenth of the instructions of
+  // deciding on a schedule timer (bench/instructions). Nearer a span's ends (a DST change within
+  // two days), absl's.
   constexpr int64_t kMargin = 2 * projections::kDaySeconds;
   const projections::OffsetUntil span = projections::OffsetAt(t, tz);
   if (span.until_s - span.from_s > 2 * kMargin) {  // a span of times 1800-2300 (no overflow)

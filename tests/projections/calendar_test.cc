@@ -1,7 +1,7 @@
-// LocalDay, LocalDayNumber and OffsetAt against absl::ToCivilDay and TimeZone::At, their
-// oracles, in zones with DST, half-hour and 45-minute offsets, negative DST, a skipped day and a
-// zone that abolished DST, and in a slim zone file; at random times, at every transition's
-// edges, and along walks of nearby times that use the spans each thread keeps
+// LocalDay, LocalDayNumber, OffsetAt and FromLocal against absl::ToCivilDay, TimeZone::At and
+// absl::FromCivil, their oracles, in zones with DST, half-hour and 45-minute offsets, negative
+// DST, a skipped day and a zone that abolished DST, and in a slim zone file; at random times, at
+// every transition's edges, and along walks of nearby times that use the spans each thread keeps
 // (projections/calendar.cc).
 #include <unistd.h>
 
@@ -169,6 +169,55 @@ TEST_CASE("the local day by cached offset spans equals absl's conversion in a sl
     RequireSameDay(absl::FromUnixSeconds(at), tz);
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a local time's instant is absl::FromCivil's, in gaps and repeats too") {
+  const std::vector<absl::TimeZone> zones = TestZones();
+  std::mt19937_64 rng(20261207);
+  const absl::CivilSecond epoch(1970, 1, 1, 0, 0, 0);
+  auto require_same = [](absl::CivilSecond local, const absl::TimeZone& tz) {
+    INFO(tz.name() << " " << absl::FormatCivilTime(local));
+    REQUIRE(FromLocal(local, tz) == absl::FromCivil(local, tz));
+  };
+
+  SECTION("at random local times from 1750 to 2450") {
+    std::uniform_int_distribution<int64_t> second(year(1750), year(2450));
+    for (int i = 0; i < 40'000; ++i) require_same(epoch + second(rng), zones[i % zones.size()]);
+  }
+
+  SECTION("around every transition from 1750 to 2450: before, in and after each gap or repeat") {
+    int transitions = 0;
+    for (const absl::TimeZone& tz : zones) {
+      absl::Time t = absl::FromUnixSeconds(year(1750));
+      absl::TimeZone::CivilTransition tr;
+      while (tz.NextTransition(t, &tr) && t < absl::FromUnixSeconds(year(2450))) {
+        ++transitions;
+        // `from` and `to` are the local times either side of the change: the local times between
+        // them are skipped (a gap) or repeated; two days either way cover the fast path's margin.
+        for (const absl::CivilSecond edge : {tr.from, tr.to}) {
+          for (int64_t d : {-2 * 86400 - 1, -2 * 86400, -86400, -3600, -1, 0, 1, 1800, 3600, 86400,
+                            2 * 86400 - 1, 2 * 86400, 2 * 86400 + 1}) {
+            require_same(edge + d, tz);
+          }
+        }
+        t = tz.At(tr.to).trans;
+      }
+    }
+    CHECK(transitions > 1000);
+  }
+
+  SECTION("at the fast path's edges and beyond") {
+    for (const absl::TimeZone& tz : zones) {
+      for (const absl::CivilSecond local :
+           {absl::CivilSecond(1799, 12, 31, 23, 59, 59), absl::CivilSecond(1800, 1, 1, 0, 0, 0),
+            absl::CivilSecond(1800, 1, 2, 12, 0, 0), absl::CivilSecond(2299, 12, 31, 23, 59, 59),
+            absl::CivilSecond(2300, 1, 1, 0, 0, 0), absl::CivilSecond(1, 1, 1, 0, 0, 0),
+            absl::CivilSecond(9999, 12, 31, 23, 59, 59), absl::CivilSecond(-4000, 6, 1, 0, 0, 0),
+            absl::CivilSecond(int64_t{1} << 40, 1, 1, 0, 0, 0)}) {
+        require_same(local, tz);
+      }
+    }
+  }
 }
 
 TEST_CASE("a civil day is written as absl writes it, years of every width included") {
