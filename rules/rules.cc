@@ -336,7 +336,7 @@ absl::StatusOr<FieldPath> ResolveFieldPath(absl::string_view text) {
     path.body = BodyGetter(path.chain[0]);
   }
   const size_t n = path.chain.size();
-  if (path.root == FieldPath::Root::kPatient && !path.chain.back()->is_map()) {
+  if (!path.chain.back()->is_map()) {
     if ((path.leaf = LeafGetter(path.chain.back())) != nullptr) {
       path.leaf_depth = 1;
     } else if (n >= 2 &&
@@ -387,6 +387,30 @@ namespace {
   X(ConversionView, first_purchase_at) X(ConversionView, last_purchase_at)                      \
   X(GlucoseView, latest_fasting_at) X(CouponView, next_expiry) X(ProfileView, next_birthday)
 
+// The event's scalars and Timestamps, its bodies' and their readings' (a body's repeated fields
+// are not paths).
+#define TEND_EVENT_SCALARS(X)                                                                     \
+  X(Event, event_id)                                                                              \
+  X(Event, patient_id) X(Event, source) X(Scan, code_id) X(Scan, channel_id) X(Scan, staff_id)    \
+      X(Message, direction) X(Message, staff_id) X(CheckIn, kind) X(GlucoseReading, mmol_per_l)   \
+          X(GlucoseReading, context) X(BloodPressureReading, systolic_mmhg)                       \
+              X(BloodPressureReading, diastolic_mmhg) X(BloodPressureReading, pulse_bpm)          \
+                  X(MedicationTaken, ingredient) X(MedicationTaken, dose_mg)                      \
+                      X(TrainingSession, program_item) X(TrainingSession, minutes)                \
+                          X(Purchase, order_id) X(Purchase, amount_minor) X(Purchase, currency)   \
+                              X(Enrollment, program_id) X(Enrollment, time_zone)                  \
+                                  X(ContactRemoved, staff_id) X(ConsentChanged, purpose)          \
+                                      X(ConsentChanged, granted) X(ClockTick, ticker)             \
+                                          X(CouponIssued, coupon_id) X(CouponIssued, campaign_id) \
+                                              X(CouponIssued, value_minor)                        \
+                                                  X(CouponIssued, currency)                       \
+                                                      X(CouponRedeemed, coupon_id)                \
+                                                          X(CouponRedeemed, order_id)             \
+                                                              X(ProfileUpdated, birth_month)      \
+                                                                  X(ProfileUpdated, birth_day)
+#define TEND_EVENT_TIMESTAMPS(X) \
+  X(Event, occurred_at) X(Event, recorded_at) X(CouponIssued, expires_at)
+
 using LeafKey = std::pair<const FieldDescriptor*, bool>;  // (field, its .seconds)
 
 // Looked up when a path is resolved, never on a read.
@@ -397,8 +421,9 @@ const std::map<LeafKey, FieldPath::Leaf>& LeafGetters() {
 #define TEND_TIMESTAMP(M, f)                                                   \
   {{v1::M::descriptor()->FindFieldByName(#f), true},                           \
    +[](const Message& m) { return ValueOf(static_cast<const v1::M&>(m).f().seconds()); }},
-  static const auto* getters = new std::map<LeafKey, FieldPath::Leaf>(
-      {TEND_VIEW_SCALARS(TEND_SCALAR) TEND_VIEW_TIMESTAMPS(TEND_TIMESTAMP)});
+  static const auto* getters =
+      new std::map<LeafKey, FieldPath::Leaf>({TEND_VIEW_SCALARS(TEND_SCALAR) TEND_VIEW_TIMESTAMPS(
+          TEND_TIMESTAMP) TEND_EVENT_SCALARS(TEND_SCALAR) TEND_EVENT_TIMESTAMPS(TEND_TIMESTAMP)});
 #undef TEND_SCALAR
 #undef TEND_TIMESTAMP
   return *getters;
@@ -406,6 +431,8 @@ const std::map<LeafKey, FieldPath::Leaf>& LeafGetters() {
 
 #undef TEND_VIEW_SCALARS
 #undef TEND_VIEW_TIMESTAMPS
+#undef TEND_EVENT_SCALARS
+#undef TEND_EVENT_TIMESTAMPS
 
 }  // namespace
 

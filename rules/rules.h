@@ -64,9 +64,10 @@ struct FieldPath {
   // (BodyGetter), not by reflection; null otherwise.
   using Body = const google::protobuf::Message& (*)(const v1::Event&);
   Body body = nullptr;
-  // For a patient path ending in a scalar field (or a Timestamp's seconds) of the view or one of
-  // its sections: the last `leaf_depth` (1, or 2 for FIELD.seconds) fields read by their
-  // generated accessors from the message holding them (LeafGetter); null otherwise.
+  // For a path ending in a scalar field (or a Timestamp's seconds) of the view or one of its
+  // sections, or of the event, a body or a reading: the last `leaf_depth` (1, or 2 for
+  // FIELD.seconds) fields read by their generated accessors from the message holding them
+  // (LeafGetter); null otherwise.
   using Leaf = FieldValue (*)(const google::protobuf::Message&);
   Leaf leaf = nullptr;
   int leaf_depth = 0;
@@ -87,11 +88,12 @@ FieldPath::Section SectionGetter(const google::protobuf::FieldDescriptor* f);
 // reflection reads it.
 FieldPath::Body BodyGetter(const google::protobuf::FieldDescriptor* f);
 
-// The generated accessor of scalar field `f` of PatientView or of one of its sections, read
-// from the message that holds `f`; with `seconds`, of a Timestamp field `f`'s seconds. Null for
-// any other field (reflection reads those). Reflection::GetInt32 and its kin took ~130
-// instructions a read and ReadScalar's dispatch ~90 more (docs/benchmarks.md, "Instructions,
-// counted"); tests check every such field of the view is listed and reads what reflection reads.
+// The generated accessor of scalar field `f` of PatientView or of one of its sections, or of
+// Event, one of its bodies or a check-in's reading, read from the message that holds `f`; with
+// `seconds`, of a Timestamp field `f`'s seconds. Null for any other field (reflection reads
+// those). Reflection::GetInt32 and its kin took ~130 instructions a read and ReadScalar's
+// dispatch ~90 more (docs/benchmarks.md, "Instructions, counted"); tests check every such field
+// of the view and of each body is listed and reads what reflection reads.
 FieldPath::Leaf LeafGetter(const google::protobuf::FieldDescriptor* f, bool seconds = false);
 
 // Whether the field holds a number (any integer or floating type; a map does not): what rule

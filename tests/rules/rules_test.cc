@@ -4,6 +4,7 @@
 
 #include <google/protobuf/timestamp.pb.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
@@ -393,110 +394,103 @@ TEST_CASE("every section of the patient's view is read by its generated accessor
   CHECK(ReadField(*birthday, view, nullptr).number == 1'800'086'400);
 }
 
-TEST_CASE("every scalar of the patient's view is read by its generated accessor, the value "
-          "reflection reads",
-          "[rules]") {
-  // Every scalar field of the view and of its sections set to a value of its own (enums to their
-  // last value, Timestamps' seconds too), then read through a path with the leaf getter and
-  // through the same path without it: both must give the value set (the two share FieldValue's
-  // making, so it is checked against what was set, not only against each other).
+// A scalar field set to a value of its own, and the path that names it.
+struct SetScalar {
+  std::string path;
+  double number = 0;
+  bool boolean = false;
+  int enum_number = 0;
+  std::string str;   // a string's
+  std::string name;  // an enum value's
+};
+
+// Sets every scalar field of `m` and of the messages in it (not lists or maps) to a value of its
+// own (enums to their last value, Timestamps' seconds too), each named `prefix` + its path, and
+// requires a leaf getter for each: a scalar or Timestamp added without one fails here
+// (reflection would still read it, only slower). Of a oneof, the member already set (the caller
+// chose it), else the first.
+void FillScalars(google::protobuf::Message* m, const std::string& prefix, int* n,
+                 std::vector<SetScalar>* paths) {
   using google::protobuf::FieldDescriptor;
-  v1::PatientView view;
-  struct Set {
-    std::string path;
-    double number = 0;
-    bool boolean = false;
-    int enum_number = 0;
-    std::string str;   // a string's
-    std::string name;  // an enum value's
-  };
-  std::vector<Set> paths;
-  int n = 0;
-  auto fill = [&](google::protobuf::Message* m, const std::string& prefix) {
-    const auto* d = m->GetDescriptor();
-    const auto* r = m->GetReflection();
-    for (int i = 0; i < d->field_count(); ++i) {
-      const FieldDescriptor* f = d->field(i);
-      const std::string text = absl::StrCat(prefix, f->name());
-      INFO(text);
-      ++n;
-      if (f->is_repeated()) {  // maps: reflection reads them
-        CHECK(LeafGetter(f) == nullptr);
-        continue;
-      }
-      Set set{text};
-      switch (f->cpp_type()) {
-        case FieldDescriptor::CPPTYPE_INT32:
-          r->SetInt32(m, f, 1000 + n);
-          set.number = 1000 + n;
-          break;
-        case FieldDescriptor::CPPTYPE_INT64:
-          r->SetInt64(m, f, 1'000'000'000'000 + n);
-          set.number = 1'000'000'000'000.0 + n;
-          break;
-        case FieldDescriptor::CPPTYPE_DOUBLE:
-          r->SetDouble(m, f, 0.25 + n);
-          set.number = 0.25 + n;
-          break;
-        case FieldDescriptor::CPPTYPE_BOOL:
-          r->SetBool(m, f, true);
-          set.boolean = true;
-          break;
-        case FieldDescriptor::CPPTYPE_STRING:
-          set.str = absl::StrCat("s", n);
-          r->SetString(m, f, set.str);
-          break;
-        case FieldDescriptor::CPPTYPE_ENUM: {
-          const auto* last = f->enum_type()->value(f->enum_type()->value_count() - 1);
-          r->SetEnumValue(m, f, last->number());
-          set.enum_number = last->number();
-          set.name = last->name();
-          break;
-        }
-        case FieldDescriptor::CPPTYPE_MESSAGE:
-          if (f->message_type() == google::protobuf::Timestamp::descriptor()) {
-            static_cast<google::protobuf::Timestamp*>(r->MutableMessage(m, f))
-                ->set_seconds(1'700'000'000 + n);
-            // A Timestamp added to the view or a section without a getter fails here.
-            REQUIRE(LeafGetter(f, true) != nullptr);
-            set.path += ".seconds";
-            set.number = 1'700'000'000 + n;
-            paths.push_back(set);
-          }
-          continue;  // sections: filled by the caller
-        default:
-          FAIL("a field type the leaf getters do not read: " << f->type_name());
-      }
-      // A scalar added to the view or a section without a getter fails here (reflection would
-      // still read it, only slower).
-      REQUIRE(LeafGetter(f) != nullptr);
-      CHECK(LeafGetter(f, true) == nullptr);
-      paths.push_back(set);
-    }
-  };
-  fill(&view, "patient.");
-  const auto* d = v1::PatientView::descriptor();
-  int sections = 0;
+  const auto* d = m->GetDescriptor();
+  const auto* r = m->GetReflection();
   for (int i = 0; i < d->field_count(); ++i) {
     const FieldDescriptor* f = d->field(i);
-    if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE ||
-        f->message_type() == google::protobuf::Timestamp::descriptor()) {
+    const std::string text = absl::StrCat(prefix, f->name());
+    INFO(text);
+    ++*n;
+    if (const auto* oneof = f->containing_oneof();
+        oneof != nullptr && r->HasOneof(*m, oneof) && r->GetOneofFieldDescriptor(*m, oneof) != f) {
+      continue;  // another member was chosen
+    }
+    if (f->is_repeated()) {  // maps: reflection reads them; lists are not paths
+      CHECK(LeafGetter(f) == nullptr);
       continue;
     }
-    fill(view.GetReflection()->MutableMessage(&view, f), absl::StrCat("patient.", f->name(), "."));
-    ++sections;
+    SetScalar set{text};
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_INT32:
+        r->SetInt32(m, f, 1000 + *n);
+        set.number = 1000 + *n;
+        break;
+      case FieldDescriptor::CPPTYPE_INT64:
+        r->SetInt64(m, f, 1'000'000'000'000 + *n);
+        set.number = 1'000'000'000'000.0 + *n;
+        break;
+      case FieldDescriptor::CPPTYPE_DOUBLE:
+        r->SetDouble(m, f, 0.25 + *n);
+        set.number = 0.25 + *n;
+        break;
+      case FieldDescriptor::CPPTYPE_BOOL:
+        r->SetBool(m, f, true);
+        set.boolean = true;
+        break;
+      case FieldDescriptor::CPPTYPE_STRING:
+        set.str = absl::StrCat("s", *n);
+        r->SetString(m, f, set.str);
+        break;
+      case FieldDescriptor::CPPTYPE_ENUM: {
+        const auto* last = f->enum_type()->value(f->enum_type()->value_count() - 1);
+        r->SetEnumValue(m, f, last->number());
+        set.enum_number = last->number();
+        set.name = last->name();
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_MESSAGE:
+        if (f->message_type() == google::protobuf::Timestamp::descriptor()) {
+          static_cast<google::protobuf::Timestamp*>(r->MutableMessage(m, f))
+              ->set_seconds(1'700'000'000 + *n);
+          REQUIRE(LeafGetter(f, true) != nullptr);
+          set.path += ".seconds";
+          set.number = 1'700'000'000 + *n;
+          paths->push_back(set);
+        } else {  // a section, a body or a reading
+          FillScalars(r->MutableMessage(m, f), text + ".", n, paths);
+        }
+        continue;
+      default:
+        FAIL("a field type the leaf getters do not read: " << f->type_name());
+    }
+    REQUIRE(LeafGetter(f) != nullptr);
+    CHECK(LeafGetter(f, true) == nullptr);
+    paths->push_back(set);
   }
-  CHECK(sections >= 10);  // the view's sections and its event counts
-  CHECK(paths.size() >= 60);
-  for (const Set& set : paths) {
+}
+
+// Each path read with its leaf getter and without it (by reflection): both give the value set,
+// not a default read from an unset field (the two share FieldValue's making, so each is checked
+// against what was set, not only against the other).
+void RequireLeavesReadAsSet(const std::vector<SetScalar>& paths, const v1::PatientView& view,
+                            const v1::Event* event) {
+  for (const SetScalar& set : paths) {
     INFO(set.path);
     auto path = ResolveFieldPath(set.path);
     REQUIRE(path.ok());
     REQUIRE(path->leaf != nullptr);
     FieldPath by_reflection = *path;
     by_reflection.leaf = nullptr;
-    const FieldValue fast = ReadField(*path, view, nullptr);
-    const FieldValue slow = ReadField(by_reflection, view, nullptr);
+    const FieldValue fast = ReadField(*path, view, event);
+    const FieldValue slow = ReadField(by_reflection, view, event);
     CHECK(fast.kind == slow.kind);
     CHECK(fast.number == slow.number);
     CHECK(fast.boolean == slow.boolean);
@@ -504,7 +498,6 @@ TEST_CASE("every scalar of the patient's view is read by its generated accessor,
     CHECK(fast.enum_type == slow.enum_type);
     CHECK(fast.str == slow.str);
     CHECK(fast.ToString() == slow.ToString());
-    // The value set above, not a default read from an unset field.
     CHECK_FALSE((slow.number == 0 && !slow.boolean && slow.enum_number == 0 && slow.str.empty()));
     CHECK(fast.number == set.number);
     CHECK(fast.boolean == set.boolean);
@@ -515,14 +508,67 @@ TEST_CASE("every scalar of the patient's view is read by its generated accessor,
       CHECK(fast.ToString() == set.name);
     }
   }
-  // Event paths, maps and a Timestamp's nanos have none.
-  for (const char* text : {"event.scan.channel_id", "patient.as_of.nanos",
-                           "patient.adherence.check_in_days_by_kind[GLUCOSE]"}) {
+}
+
+TEST_CASE(
+    "every scalar of the patient's view is read by its generated accessor, the value "
+    "reflection reads",
+    "[rules]") {
+  v1::PatientView view;
+  std::vector<SetScalar> paths;
+  int n = 0;
+  FillScalars(&view, "patient.", &n, &paths);
+  CHECK(paths.size() >= 60);
+  RequireLeavesReadAsSet(paths, view, nullptr);
+  // Maps and a Timestamp's nanos have none.
+  for (const char* text :
+       {"patient.as_of.nanos", "patient.adherence.check_in_days_by_kind[GLUCOSE]"}) {
     INFO(text);
     auto path = ResolveFieldPath(text);
     REQUIRE(path.ok());
     CHECK(path->leaf == nullptr);
   }
+}
+
+TEST_CASE(
+    "every scalar of an event and of each of its bodies is read by its generated "
+    "accessor, the value reflection reads",
+    "[rules]") {
+  // One event per body (a oneof) and, for a body with a oneof of its own (a check-in's reading),
+  // per member of that; the event's own fields set too. With no event, every field reads as its
+  // default both ways.
+  const auto* body = v1::Event::descriptor()->FindOneofByName("body");
+  REQUIRE(body != nullptr);
+  int n = 0, read = 0, events = 0;
+  for (int i = 0; i < body->field_count(); ++i) {
+    const auto* f = body->field(i);
+    std::vector<const google::protobuf::FieldDescriptor*> members = {nullptr};
+    for (int o = 0; o < f->message_type()->oneof_decl_count(); ++o) {
+      const auto* inner = f->message_type()->oneof_decl(o);
+      for (int j = 0; j < inner->field_count(); ++j) members.push_back(inner->field(j));
+    }
+    for (const auto* member : members) {
+      INFO(f->name() << (member != nullptr ? " " + member->name() : std::string()));
+      v1::Event event;
+      auto* r = event.GetReflection();
+      google::protobuf::Message* b = r->MutableMessage(&event, f);  // the body chosen
+      if (member != nullptr) b->GetReflection()->MutableMessage(b, member);
+      std::vector<SetScalar> paths;
+      FillScalars(&event, "event.", &n, &paths);
+      RequireLeavesReadAsSet(paths, v1::PatientView(), &event);
+      for (const SetScalar& set : paths) {
+        auto path = ResolveFieldPath(set.path);
+        FieldPath by_reflection = *path;
+        by_reflection.leaf = nullptr;
+        CHECK(ReadField(*path, v1::PatientView(), nullptr).ToString() ==
+              ReadField(by_reflection, v1::PatientView(), nullptr).ToString());
+      }
+      read += static_cast<int>(paths.size());
+      ++events;
+    }
+  }
+  CHECK(events >= 14);  // 11 bodies, a check-in with each of its four readings
+  CHECK(read >= 60);
 }
 
 TEST_CASE("conditions compare typed values and explain themselves", "[rules]") {
