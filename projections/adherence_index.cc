@@ -132,7 +132,11 @@ bool ComputeAdherenceFromIndex(const ProjectionConfig& config, const v1::Adheren
                                int32_t start_day, absl::Time as_of, uint32_t parts,
                                v1::AdherenceView* v) {
   const v1::AdherenceIndex& ix = s.index();
-  if (ix.time_zone() != zone || ix.kind_days_size() != s.check_in_slots_size() ||
+  // No check-in and no fill: an empty index, whatever its zone (one never built has none; most
+  // patients' views are asked for before their first check-in, by the engine's rules).
+  const bool nothing = s.check_in_slots_size() == 0 && s.fills_size() == 0 && ix.days_size() == 0 &&
+                       ix.weeks_size() == 0 && ix.longest_streak() == 0;
+  if ((!nothing && ix.time_zone() != zone) || ix.kind_days_size() != s.check_in_slots_size() ||
       ix.fill_days_size() != s.fills_size()) {
     return false;
   }

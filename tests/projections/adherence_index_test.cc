@@ -219,6 +219,38 @@ TEST_CASE("a new zone rebuilds the index: the days move to the new calendar",
   CHECK(v.adherence().current_streak() == 2);
 }
 
+TEST_CASE(
+    "a patient without a check-in or a fill is answered by the index in any zone, as the "
+    "oracle answers",
+    "[projections][adherence]") {
+  // The engine's rules ask for adherence at most events, most of them before a patient's first
+  // check-in, when no index was ever built (it has no zone).
+  const ProjectionConfig config = DefaultProjectionConfig();
+  const v1::PatientState state = testing::FoldAll(
+      config, {testing::ScanEvent("s1", "2026-03-01T09:00:00+08:00", "code-1", "ch-1")});
+  REQUIRE(state.adherence().check_in_slots_size() == 0);
+  REQUIRE(state.adherence().index().time_zone().empty());
+  const absl::CivilDay start(2026, 3, 1);
+  for (const char* zone : {"Asia/Shanghai", "America/New_York", ""}) {
+    for (const char* at : {"2026-03-01T12:00:00+08:00", "2026-04-30T23:59:59Z"}) {
+      INFO(zone << " " << at);
+      const absl::Time as_of = testing::At(at);
+      v1::AdherenceView indexed;
+      REQUIRE(ComputeAdherenceFromIndex(config, state.adherence(), config.default_time_zone, zone,
+                                        DayNumber(start), as_of, kAdherenceAll, &indexed));
+      CHECK(Diff(indexed, ComputeAdherence(config, state.adherence(), config.default_time_zone,
+                                           start, as_of)) == "");
+    }
+  }
+  // Days in an index without check-ins are damage: not used.
+  v1::AdherenceState damaged = state.adherence();
+  damaged.mutable_index()->add_days(DayNumber(start));
+  v1::AdherenceView v;
+  CHECK_FALSE(ComputeAdherenceFromIndex(config, damaged, config.default_time_zone, "Asia/Shanghai",
+                                        DayNumber(start), testing::At("2026-03-02T12:00:00+08:00"),
+                                        kAdherenceAll, &v));
+}
+
 TEST_CASE("an index for another zone, or out of step with the state, is not used",
           "[projections][adherence]") {
   const ProjectionConfig config = DefaultProjectionConfig();
