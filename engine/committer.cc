@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "base/thread_name.h"
+#include "storage/decision_value.h"
 #include "storage/format.h"
 
 namespace tend {
@@ -59,8 +60,12 @@ void DecidedWrites::AddCommand(int32_t partition, const v1::ReminderCommand& com
 }
 
 void DecidedWrites::AddDecision(const v1::Decision& decision, int64_t offset, uint32_t index) {
+  // The bytes protobuf would write, without its serializer (storage/decision_value.h).
+  const DecisionEncoding encoding = MeasureDecision(decision);
+  char* bytes = google::protobuf::Arena::CreateArray<char>(&arena, encoding.size);
+  EncodeDecision(decision, encoding, bytes);
   decisions.push_back({offset, index, decision.at().seconds(), Keep(decision.patient_id()),
-                       SerializeOnto(decision, &arena)});
+                       absl::string_view(bytes, encoding.size)});
 }
 
 void DecidedWrites::AppendTo(StateBatch* batch, bool outbox) {

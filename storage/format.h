@@ -49,9 +49,12 @@
 //                                          to the end of quiet hours and the tombstones of
 //                                          delivered ones lie outside its reads
 //   decisions patient_id + "\0" + BE64(at seconds) + BE64(record offset) + BE32(index in record)
-//                                       -> tend.v1.Decision (fired, deferred, suppressed), for Explain;
-//                                          the dispatcher's DROPPED decisions use offset 2^63-1 and
-//                                          the low 32 bits of EventFingerprint(command id) as index
+//                                       -> tend.v1.Decision (fired, deferred, suppressed), for
+//                                       Explain
+//                                          (the engine's written by decision_value.h: protobuf's
+//                                          bytes); the dispatcher's DROPPED decisions use offset
+//                                          2^63-1 and the low 32 bits of EventFingerprint(command
+//                                          id) as index
 //   timers  BE32(p) + BE64(due unix seconds) + patient_id + "\0" + rule_id -> "" (empty)
 //                                          since format 12, one key per patient with rule_id
 //                                          empty: its alarm, at the earliest timer_due_s of its
