@@ -4,7 +4,7 @@
 #include <chrono>
 
 #include "base/thread_name.h"
-#include "storage/decision_value.h"
+#include "storage/decided_values.h"
 #include "storage/format.h"
 
 namespace tend {
@@ -43,29 +43,27 @@ ArenaBlocks::Pool& ArenaBlocks::Get() {
 
 namespace {
 
-// `message` serialized onto `arena`.
-template <typename Message>
-absl::string_view SerializeOnto(const Message& message, google::protobuf::Arena* arena) {
-  const size_t size = message.ByteSizeLong();
-  char* bytes = google::protobuf::Arena::CreateArray<char>(arena, size);
-  message.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(bytes));
-  return absl::string_view(bytes, size);
+// `message` serialized onto `arena`: the bytes protobuf would write, without its serializer
+// (storage/decided_values.h).
+template <typename Message, typename Measure, typename Encode>
+absl::string_view EncodeOnto(const Message& message, google::protobuf::Arena* arena,
+                             Measure measure, Encode encode) {
+  const DecidedEncoding encoding = measure(message);
+  char* bytes = google::protobuf::Arena::CreateArray<char>(arena, encoding.size);
+  encode(message, encoding, bytes);
+  return absl::string_view(bytes, encoding.size);
 }
 
 }  // namespace
 
 void DecidedWrites::AddCommand(int32_t partition, const v1::ReminderCommand& command) {
   commands.push_back({partition, command.not_before().seconds(), Keep(command.command_id()),
-                      SerializeOnto(command, &arena)});
+                      EncodeOnto(command, &arena, MeasureCommand, EncodeCommand)});
 }
 
 void DecidedWrites::AddDecision(const v1::Decision& decision, int64_t offset, uint32_t index) {
-  // The bytes protobuf would write, without its serializer (storage/decision_value.h).
-  const DecisionEncoding encoding = MeasureDecision(decision);
-  char* bytes = google::protobuf::Arena::CreateArray<char>(&arena, encoding.size);
-  EncodeDecision(decision, encoding, bytes);
   decisions.push_back({offset, index, decision.at().seconds(), Keep(decision.patient_id()),
-                       absl::string_view(bytes, encoding.size)});
+                       EncodeOnto(decision, &arena, MeasureDecision, EncodeDecision)});
 }
 
 void DecidedWrites::AppendTo(StateBatch* batch, bool outbox) {

@@ -42,19 +42,19 @@
 //                                          fingerprints of every event folded, with no hours
 //   outbox  BE32(p) + BE64(not_before unix seconds) + command_id
 //                                       -> tend.v1.ReminderCommand decided and not yet acknowledged
-//                                          by the sink (written with the state that decided it;
-//                                          deleted by the dispatcher on acknowledgement). Keys of
-//                                          a partition sort by when they may be sent, so the
+//                                          by the sink (the engine's written by decided_values.h:
+//                                          protobuf's bytes; written with the state that decided
+//                                          it; deleted by the dispatcher on acknowledgement). Keys
+//                                          of a partition sort by when they may be sent, so the
 //                                          dispatcher reads only the due ones: commands deferred
 //                                          to the end of quiet hours and the tombstones of
 //                                          delivered ones lie outside its reads
 //   decisions patient_id + "\0" + BE64(at seconds) + BE64(record offset) + BE32(index in record)
 //                                       -> tend.v1.Decision (fired, deferred, suppressed), for
-//                                       Explain
-//                                          (the engine's written by decision_value.h: protobuf's
-//                                          bytes); the dispatcher's DROPPED decisions use offset
-//                                          2^63-1 and the low 32 bits of EventFingerprint(command
-//                                          id) as index
+//                                          Explain (the engine's written by decided_values.h:
+//                                          protobuf's bytes); the dispatcher's DROPPED decisions
+//                                          use offset 2^63-1 and the low 32 bits of
+//                                          EventFingerprint(command id) as index
 //   timers  BE32(p) + BE64(due unix seconds) + patient_id + "\0" + rule_id -> "" (empty)
 //                                          since format 12, one key per patient with rule_id
 //                                          empty: its alarm, at the earliest timer_due_s of its
