@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "base/utf8.h"
 
 namespace tend {
 
@@ -37,22 +38,9 @@ inline std::string Printable(absl::string_view text) {
       ++i;
       continue;
     }
-    // The length of the sequence `b` starts (0: it starts none), and the code point it encodes,
-    // which must be one of its length's (RFC 3629: no overlong forms, nothing past U+10FFFF, no
-    // surrogates).
-    const size_t n = b >= 0xc2 && b <= 0xdf   ? 2
-                     : b >= 0xe0 && b <= 0xef ? 3
-                     : b >= 0xf0 && b <= 0xf4 ? 4
-                                              : 0;
-    uint32_t cp = n == 2 ? b & 0x1f : n == 3 ? b & 0x0f : b & 0x07;
-    bool ok = n > 0 && i + n <= text.size();
-    for (size_t k = 1; ok && k < n; ++k) {
-      const auto c = static_cast<unsigned char>(text[i + k]);
-      ok = (c & 0xc0) == 0x80;
-      cp = (cp << 6) | (c & 0x3f);
-    }
-    ok = ok && !(n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) &&
-         !(n == 4 && (cp < 0x10000 || cp > 0x10ffff));
+    uint32_t cp = 0;
+    const size_t n = Utf8CharAt(text, i, &cp);  // 0: not a well-formed character
+    const bool ok = n > 0;
     if (!ok) {
       escape(b);
       ++i;

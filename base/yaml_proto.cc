@@ -12,7 +12,6 @@
 #include <set>
 #include <sstream>
 
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -23,6 +22,7 @@
 #include "base/printable.h"
 #include "base/status.h"
 #include "base/time.h"
+#include "base/utf8.h"
 
 namespace tend {
 namespace {
@@ -177,9 +177,20 @@ class Reader {
         rep ? r->AddBool(message, f, v == "true") : r->SetBool(message, f, v == "true");
         return absl::OkStatus();
       }
-      case FieldDescriptor::CPPTYPE_STRING:
+      case FieldDescriptor::CPPTYPE_STRING: {
+        // Proto3 parses no string that is not UTF-8: a rule's text would reach the decisions and
+        // commands tend writes, which nothing could read back (storage/decided_values.h).
+        size_t bad_at = 0;
+        if (f->type() == FieldDescriptor::TYPE_STRING && !IsWellFormedUtf8(v, &bad_at)) {
+          return Error(
+              node, path,
+              absl::StrCat("not UTF-8 (byte ", bad_at + 1, " of the value, \\x",
+                           absl::Hex(static_cast<unsigned char>(v[bad_at]), absl::kZeroPad2),
+                           "): save the file as UTF-8"));
+        }
         rep ? r->AddString(message, f, v) : r->SetString(message, f, v);
         return absl::OkStatus();
+      }
       case FieldDescriptor::CPPTYPE_ENUM: {
         const auto* e = f->enum_type();
         const auto* value = e->FindValueByName(v);

@@ -1,9 +1,11 @@
-// base/printable.h: stored text printed for a person carries no control characters.
+// base/printable.h: stored text printed for a person carries no control characters; base/utf8.h:
+// well-formed UTF-8 told from what is not.
 #include "base/printable.h"
 
 #include <catch2/catch.hpp>
-
 #include <string>
+
+#include "base/utf8.h"
 
 namespace tend {
 namespace {
@@ -28,6 +30,36 @@ TEST_CASE("a message is cut at a character's start and says how much it left out
   CHECK(Bounded("0123456789abc", 10) == "0123456789... [3 more bytes]");
   // "é" is two bytes: a cut inside it moves back to its start.
   CHECK(Bounded("012345678\xc3\xa9z", 10) == "012345678... [3 more bytes]");
+}
+
+TEST_CASE("well-formed UTF-8 is told from what is not, at the first bad byte (RFC 3629)") {
+  size_t at = 99;
+  for (const char* good : {"", "plain ascii", "caf\xc3\xa9", "\xe8\xa1\x80\xe7\xb3\x96",
+                           "\xf0\x9f\x92\x8a", "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf", "\xc2\x80"}) {
+    INFO(Printable(good));
+    CHECK(IsWellFormedUtf8(good, &at));
+  }
+  struct Bad {
+    std::string text;
+    size_t at;
+  };
+  for (const Bad& bad : std::initializer_list<Bad>{
+           {"caf\xe9", 3},               // Latin-1
+           {"ok\xc3", 2},                // cut short
+           {"\xc0\xaf", 0},              // overlong '/'
+           {"\xe0\x80\xaf", 0},          // overlong, three bytes
+           {"\xed\xa0\x80", 0},          // a UTF-16 surrogate
+           {"\xf4\x90\x80\x80", 0},      // past U+10FFFF
+           {"\xf8\x88\x80\x80\x80", 0},  // five bytes
+           {"a\x80"
+            "b",
+            1},               // a lone continuation byte
+           {"\xe2\x82x", 0},  // a continuation byte missing
+       }) {
+    INFO(Printable(bad.text));
+    CHECK_FALSE(IsWellFormedUtf8(bad.text, &at));
+    CHECK(at == bad.at);
+  }
 }
 
 }  // namespace

@@ -29,6 +29,36 @@ std::string Rule(const std::string& trigger, const std::string& when = "{}",
                       policy, "\n");
 }
 
+TEST_CASE("a rule file's text that is not UTF-8 is refused, naming the field and the byte",
+          "[rules]") {
+  // Latin-1 "é" (0xE9) where UTF-8 was meant: proto3 would refuse to read back the decisions and
+  // commands such a rule wrote, so the file is refused when it is loaded.
+  const std::string latin1 = "caf\xe9";
+  auto with = [](const std::string& action) {
+    return absl::StrCat("rules:\n  - id: r1\n    version: 1\n    trigger: {event: {kind: scan}}\n",
+                        "    action: ", action, "\n    policy: {category: CARE, ttl: 1h}\n");
+  };
+  const std::string in_template =
+      ErrorOf(with("{reminder: {template_id: " + latin1 + ", channel: CHAT}}"));
+  CHECK_THAT(in_template, Catch::Contains("rules.yaml:5"));
+  CHECK_THAT(in_template, Catch::Contains("rules[0].action.reminder.template_id"));
+  CHECK_THAT(in_template, Catch::Contains("not UTF-8 (byte 4 of the value, \\xe9)"));
+  CHECK_THAT(in_template, Catch::Contains("save the file as UTF-8"));
+  // A map's key and value, a condition's value.
+  CHECK_THAT(
+      ErrorOf(with("{reminder: {template_id: t, channel: CHAT, parameters: {" + latin1 + ": x}}}")),
+      Catch::Contains("not UTF-8"));
+  CHECK_THAT(
+      ErrorOf(with("{reminder: {template_id: t, channel: CHAT, parameters: {x: " + latin1 + "}}}")),
+      Catch::Contains("not UTF-8"));
+  CHECK_THAT(ErrorOf(Rule("{event: {kind: scan, filter: {compare: {field: event.scan.channel_id, "
+                          "op: EQ, value: " +
+                          latin1 + "}}}}")),
+             Catch::Contains("not UTF-8"));
+  // The same text in UTF-8 loads.
+  CHECK(ErrorOf(with("{reminder: {template_id: \"caf\xc3\xa9\", channel: CHAT}}")) == "(accepted)");
+}
+
 TEST_CASE("the default rule pack loads", "[rules]") {
   auto rules = RuleSet::Load(TEND_SOURCE_DIR "/deploy/rules/default.yaml");
   REQUIRE(rules.ok());
