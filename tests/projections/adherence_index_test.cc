@@ -231,24 +231,46 @@ TEST_CASE(
   REQUIRE(state.adherence().check_in_slots_size() == 0);
   REQUIRE(state.adherence().index().time_zone().empty());
   const absl::CivilDay start(2026, 3, 1);
+  absl::TimeZone new_york;
+  REQUIRE(absl::LoadTimeZone("America/New_York", &new_york));
   for (const char* zone : {"Asia/Shanghai", "America/New_York", ""}) {
-    for (const char* at : {"2026-03-01T12:00:00+08:00", "2026-04-30T23:59:59Z"}) {
-      INFO(zone << " " << at);
-      const absl::Time as_of = testing::At(at);
-      v1::AdherenceView indexed;
-      REQUIRE(ComputeAdherenceFromIndex(config, state.adherence(), config.default_time_zone, zone,
-                                        DayNumber(start), as_of, kAdherenceAll, &indexed));
-      CHECK(Diff(indexed, ComputeAdherence(config, state.adherence(), config.default_time_zone,
-                                           start, as_of)) == "");
+    for (const absl::TimeZone& tz : {config.default_time_zone, new_york}) {
+      for (const char* at : {"2026-03-01T12:00:00+08:00", "2026-04-30T23:59:59Z"}) {
+        for (const uint32_t parts :
+             std::initializer_list<uint32_t>{kAdherenceDays, kAdherenceRates, kAdherencePdc,
+                                             kAdherenceDays | kAdherencePdc, kAdherenceAll}) {
+          INFO(zone << " " << tz.name() << " " << at << " parts " << parts);
+          const absl::Time as_of = testing::At(at);
+          // Into a view another patient's figures filled: what is not asked for stays theirs.
+          v1::AdherenceView indexed, oracle;
+          for (v1::AdherenceView* v : {&indexed, &oracle}) {
+            v->set_check_in_days(5);
+            v->set_pdc(0.5);
+            (*v->mutable_check_in_days_by_kind())["GLUCOSE"] = 5;
+            (*v->mutable_pdc_by_ingredient())["metformin"] = 0.5;
+          }
+          REQUIRE(ComputeAdherenceFromIndex(config, state.adherence(), tz, zone, DayNumber(start),
+                                            as_of, parts, &indexed));
+          ComputeAdherenceParts(config, state.adherence(), tz, start, as_of, parts, &oracle);
+          CHECK(Diff(indexed, oracle) == "");
+        }
+      }
     }
   }
-  // Days in an index without check-ins are damage: not used.
-  v1::AdherenceState damaged = state.adherence();
-  damaged.mutable_index()->add_days(DayNumber(start));
-  v1::AdherenceView v;
-  CHECK_FALSE(ComputeAdherenceFromIndex(config, damaged, config.default_time_zone, "Asia/Shanghai",
-                                        DayNumber(start), testing::At("2026-03-02T12:00:00+08:00"),
-                                        kAdherenceAll, &v));
+  // Days, weeks, a streak or kind counts in an index without check-ins are damage: not used.
+  for (int what = 0; what < 4; ++what) {
+    INFO("damage " << what);
+    v1::AdherenceState damaged = state.adherence();
+    auto* ix = damaged.mutable_index();
+    if (what == 0) ix->add_days(DayNumber(start));
+    if (what == 1) ix->add_weeks(WeekStartNumber(DayNumber(start)));
+    if (what == 2) ix->set_longest_streak(3);
+    if (what == 3) ix->add_kind_days(1);
+    v1::AdherenceView v;
+    CHECK_FALSE(ComputeAdherenceFromIndex(
+        config, damaged, config.default_time_zone, "Asia/Shanghai", DayNumber(start),
+        testing::At("2026-03-02T12:00:00+08:00"), kAdherenceAll, &v));
+  }
 }
 
 TEST_CASE("an index for another zone, or out of step with the state, is not used",

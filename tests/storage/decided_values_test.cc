@@ -142,13 +142,13 @@ v1::ReminderCommand RandomCommand(std::mt19937_64* rng) {
   c.set_patient_id(RandomText(rng));
   c.set_recipient(static_cast<v1::ReminderCommand::Recipient>(RandomInt32(rng)));
   c.set_staff_id(RandomText(rng));
-  c.set_channel(static_cast<v1::Channel>((*rng)() % 5));
+  c.set_channel(static_cast<v1::Channel>(RandomInt32(rng)));  // open enums: any number
   c.set_template_id(RandomText(rng));
   const int parameters = static_cast<int>((*rng)() % 7);
   for (int i = 0; i < parameters; ++i) {
     (*c.mutable_parameters())[RandomText(rng)] = RandomText(rng);  // an empty key or value too
   }
-  c.set_category(static_cast<v1::Category>((*rng)() % 5));
+  c.set_category(static_cast<v1::Category>(RandomInt32(rng)));
   c.set_automated((*rng)() % 2 == 0);
   if ((*rng)() % 4 != 0) RandomTimestamp(rng, c.mutable_not_before());
   if ((*rng)() % 4 != 0) RandomTimestamp(rng, c.mutable_expires_at());
@@ -190,7 +190,7 @@ TEST_CASE("a decision's value is what protobuf writes for it, byte for byte", "[
       d.mutable_at()->set_nanos(RandomInt32(&rng));
     }
     d.set_outcome(static_cast<v1::Decision::Outcome>(RandomInt32(&rng)));  // open enums
-    d.set_reason(static_cast<v1::Decision::Reason>(rng() % 16));
+    d.set_reason(static_cast<v1::Decision::Reason>(RandomInt32(&rng)));
     d.set_command_id(RandomText(&rng));
     d.set_trigger(RandomText(&rng));
     if (rng() % 5 != 0) RandomExplanation(&rng, d.mutable_explanation());
