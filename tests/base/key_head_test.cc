@@ -85,5 +85,45 @@ TEST_CASE("a key's words from byte 16 on decide what its head leaves tied, as it
   CHECK(KeyHead::Of("\x80").high == 0x8000000000000000ULL);
 }
 
+TEST_CASE("keys that share their first 16, 32 or more bytes sort as their bytes do, run by run",
+          "[key_head]") {
+  std::mt19937_64 rng(48);
+  const std::vector<char> alphabet = {'\0', 'a', 'b', '\x80', '\xff'};
+  auto tail = [&](size_t max) {
+    std::string t;
+    const size_t n = rng() % (max + 1);
+    for (size_t j = 0; j < n; ++j) t.push_back(alphabet[rng() % alphabet.size()]);
+    return t;
+  };
+  for (const size_t shared : {0, 5, 15, 16, 17, 31, 32, 33, 47, 70}) {
+    INFO("shared " << shared);
+    std::vector<std::string> keys;
+    const std::string prefix(shared, 'p');
+    for (int i = 0; i < 2000; ++i) {
+      std::string k = prefix.substr(0, rng() % 8 == 0 ? rng() % (shared + 1) : shared) + tail(40);
+      keys.push_back(k);
+      if (rng() % 4 == 0) keys.push_back(k);  // the same key twice
+      if (rng() % 4 == 0) keys.push_back(k + std::string(1 + rng() % 20, '\0'));  // zeros after
+    }
+    std::vector<std::string> sorted = keys;
+    SortKeys(&sorted);
+    std::sort(keys.begin(), keys.end());
+    REQUIRE(sorted == keys);
+  }
+  // Index keys as the engine writes them: a partition, a kind, a time shared by many, an id.
+  std::vector<std::string> keys;
+  for (int i = 0; i < 5000; ++i) {
+    std::string k = std::string("\0\0\0\x07L", 5);
+    const uint64_t t = 1'780'000'000 + 900 * (rng() % 3);
+    for (int b = 7; b >= 0; --b) k.push_back(static_cast<char>((t >> (8 * b)) & 0xff));
+    k += "p" + std::to_string(10'000'000 + rng() % 100'000);
+    keys.push_back(k);
+  }
+  std::vector<std::string> sorted = keys;
+  SortKeys(&sorted);
+  std::sort(keys.begin(), keys.end());
+  CHECK(sorted == keys);
+}
+
 }  // namespace
 }  // namespace tend
