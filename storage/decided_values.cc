@@ -1,13 +1,17 @@
 #include "storage/decided_values.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/timestamp.pb.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cstdint>
 #include <cstring>
 #include <string>
 
 #include "absl/base/attributes.h"
+#include "absl/container/inlined_vector.h"
 
 namespace tend {
 namespace {
@@ -188,10 +192,15 @@ char* PutCommand(const v1::ReminderCommand& c, size_t explanation_size, char* ou
   out = PutStringField(4, c.staff_id(), out);
   out = PutInt32Field(5, c.channel(), out);
   out = PutStringField(6, c.template_id(), out);
-  for (const auto& [key, value] : c.parameters()) {  // the map's order, as protobuf's
-    out = PutMessageHeader(7, ParameterSize(key, value), out);
-    out = PutBytes(1, key, out);
-    out = PutBytes(2, value, out);
+  // In key order, as protobuf's deterministic serialization (MapSorterPtr: std::less on keys).
+  absl::InlinedVector<const google::protobuf::MapPair<std::string, std::string>*, 8> parameters;
+  for (const auto& kv : c.parameters()) parameters.push_back(&kv);
+  std::sort(parameters.begin(), parameters.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+  for (const auto* kv : parameters) {
+    out = PutMessageHeader(7, ParameterSize(kv->first, kv->second), out);
+    out = PutBytes(1, kv->first, out);
+    out = PutBytes(2, kv->second, out);
   }
   out = PutInt32Field(8, c.category(), out);
   out = PutBoolField(9, c.automated(), out);
@@ -203,6 +212,16 @@ char* PutCommand(const v1::ReminderCommand& c, size_t explanation_size, char* ou
   out = PutStringField(15, c.trigger(), out);
   if (c.has_explanation()) out = PutExplanationField(16, c.explanation(), explanation_size, out);
   return PutStringField(17, c.variant(), out);
+}
+
+// A message tend does not encode (unknown fields), by protobuf, deterministically too.
+char* ByProtobuf(const google::protobuf::MessageLite& m, size_t size, char* out) {
+  google::protobuf::io::ArrayOutputStream array(out, static_cast<int>(size));
+  google::protobuf::io::CodedOutputStream coded(&array);
+  coded.SetSerializationDeterministic(true);
+  m.SerializeWithCachedSizes(&coded);
+  assert(!coded.HadError() && static_cast<size_t>(coded.ByteCount()) == size);
+  return out + size;
 }
 
 bool DecisionCovered(const v1::Decision& d) {
@@ -241,10 +260,7 @@ DecidedEncoding MeasureDecision(const v1::Decision& d) {
 }
 
 char* EncodeDecision(const v1::Decision& d, const DecidedEncoding& encoding, char* out) {
-  if (encoding.by_protobuf) {
-    return reinterpret_cast<char*>(
-        d.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out)));
-  }
+  if (encoding.by_protobuf) return ByProtobuf(d, encoding.size, out);
   char* const start = out;
   out = PutStringField(1, d.rule_id(), out);
   out = PutInt32Field(2, d.rule_version(), out);
@@ -281,10 +297,7 @@ DecidedEncoding MeasureCommand(const v1::ReminderCommand& c) {
 }
 
 char* EncodeCommand(const v1::ReminderCommand& c, const DecidedEncoding& encoding, char* out) {
-  if (encoding.by_protobuf) {
-    return reinterpret_cast<char*>(
-        c.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out)));
-  }
+  if (encoding.by_protobuf) return ByProtobuf(c, encoding.size, out);
   char* const start = out;
   out = PutCommand(c, encoding.explanation_size, out);
   assert(static_cast<size_t>(out - start) == encoding.size);

@@ -7,13 +7,15 @@
 // messages in a pass of their own: ~2,100 instructions a decision, 3% of a counted replay with
 // the default pack (docs/benchmarks.md, 2026-12-07).
 //
-// What this writes equals SerializeAsString() byte for byte (a command's parameters in the map's
-// own order, as protobuf writes them when not asked to be deterministic):
+// What this writes equals protobuf's deterministic serialization byte for byte
+// (io::CodedOutputStream::SetSerializationDeterministic: a command's parameters in key order;
+// without it protobuf writes them in the order of the map's hash table, whose seed it draws per
+// process, so a replay's outbox and a holdout's decision were not the same bytes twice):
 // tests/storage/decided_values_test.cc compares the two for random messages and for ones with
 // every field of the messages involved set by reflection, so a field added to Decision,
 // ReminderCommand, Explanation, Explanation.Check or Timestamp without a line here fails it. A
 // message with unknown fields (one read back from an older or newer binary's store) is
-// serialized by protobuf.
+// serialized by protobuf, deterministically too.
 #ifndef TEND_STORAGE_DECIDED_VALUES_H_
 #define TEND_STORAGE_DECIDED_VALUES_H_
 
