@@ -39,9 +39,8 @@ inline std::string Printable(absl::string_view text) {
       continue;
     }
     uint32_t cp = 0;
-    const size_t n = Utf8CharAt(text, i, &cp);  // 0: not a well-formed character
-    const bool ok = n > 0;
-    if (!ok) {
+    const size_t n = Utf8CharAt(text, i, &cp);
+    if (n == 0) {  // not a well-formed character
       escape(b);
       ++i;
     } else if (cp <= 0x9f) {  // C1

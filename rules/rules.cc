@@ -389,27 +389,24 @@ namespace {
 
 // The event's scalars and Timestamps, its bodies' and their readings' (a body's repeated fields
 // are not paths).
-#define TEND_EVENT_SCALARS(X)                                                                     \
-  X(Event, event_id)                                                                              \
-  X(Event, patient_id) X(Event, source) X(Scan, code_id) X(Scan, channel_id) X(Scan, staff_id)    \
-      X(Message, direction) X(Message, staff_id) X(CheckIn, kind) X(GlucoseReading, mmol_per_l)   \
-          X(GlucoseReading, context) X(BloodPressureReading, systolic_mmhg)                       \
-              X(BloodPressureReading, diastolic_mmhg) X(BloodPressureReading, pulse_bpm)          \
-                  X(MedicationTaken, ingredient) X(MedicationTaken, dose_mg)                      \
-                      X(TrainingSession, program_item) X(TrainingSession, minutes)                \
-                          X(Purchase, order_id) X(Purchase, amount_minor) X(Purchase, currency)   \
-                              X(Enrollment, program_id) X(Enrollment, time_zone)                  \
-                                  X(ContactRemoved, staff_id) X(ConsentChanged, purpose)          \
-                                      X(ConsentChanged, granted) X(ClockTick, ticker)             \
-                                          X(CouponIssued, coupon_id) X(CouponIssued, campaign_id) \
-                                              X(CouponIssued, value_minor)                        \
-                                                  X(CouponIssued, currency)                       \
-                                                      X(CouponRedeemed, coupon_id)                \
-                                                          X(CouponRedeemed, order_id)             \
-                                                              X(ProfileUpdated, birth_month)      \
-                                                                  X(ProfileUpdated, birth_day)
+// clang-format off
+#define TEND_EVENT_SCALARS(X)                                                                    \
+  X(Event, event_id) X(Event, patient_id) X(Event, source)                                      \
+  X(Scan, code_id) X(Scan, channel_id) X(Scan, staff_id)                                        \
+  X(Message, direction) X(Message, staff_id)                                                    \
+  X(CheckIn, kind) X(GlucoseReading, mmol_per_l) X(GlucoseReading, context)                     \
+  X(BloodPressureReading, systolic_mmhg) X(BloodPressureReading, diastolic_mmhg)                \
+  X(BloodPressureReading, pulse_bpm) X(MedicationTaken, ingredient) X(MedicationTaken, dose_mg) \
+  X(TrainingSession, program_item) X(TrainingSession, minutes)                                  \
+  X(Purchase, order_id) X(Purchase, amount_minor) X(Purchase, currency)                         \
+  X(Enrollment, program_id) X(Enrollment, time_zone) X(ContactRemoved, staff_id)                \
+  X(ConsentChanged, purpose) X(ConsentChanged, granted) X(ClockTick, ticker)                    \
+  X(CouponIssued, coupon_id) X(CouponIssued, campaign_id) X(CouponIssued, value_minor)          \
+  X(CouponIssued, currency) X(CouponRedeemed, coupon_id) X(CouponRedeemed, order_id)            \
+  X(ProfileUpdated, birth_month) X(ProfileUpdated, birth_day)
 #define TEND_EVENT_TIMESTAMPS(X) \
   X(Event, occurred_at) X(Event, recorded_at) X(CouponIssued, expires_at)
+// clang-format on
 
 using LeafKey = std::pair<const FieldDescriptor*, bool>;  // (field, its .seconds)
 
@@ -421,9 +418,11 @@ const std::map<LeafKey, FieldPath::Leaf>& LeafGetters() {
 #define TEND_TIMESTAMP(M, f)                                                   \
   {{v1::M::descriptor()->FindFieldByName(#f), true},                           \
    +[](const Message& m) { return ValueOf(static_cast<const v1::M&>(m).f().seconds()); }},
-  static const auto* getters =
-      new std::map<LeafKey, FieldPath::Leaf>({TEND_VIEW_SCALARS(TEND_SCALAR) TEND_VIEW_TIMESTAMPS(
-          TEND_TIMESTAMP) TEND_EVENT_SCALARS(TEND_SCALAR) TEND_EVENT_TIMESTAMPS(TEND_TIMESTAMP)});
+  // clang-format off
+  static const auto* getters = new std::map<LeafKey, FieldPath::Leaf>(
+      {TEND_VIEW_SCALARS(TEND_SCALAR) TEND_VIEW_TIMESTAMPS(TEND_TIMESTAMP)
+       TEND_EVENT_SCALARS(TEND_SCALAR) TEND_EVENT_TIMESTAMPS(TEND_TIMESTAMP)});
+  // clang-format on
 #undef TEND_SCALAR
 #undef TEND_TIMESTAMP
   return *getters;

@@ -224,6 +224,14 @@ char* ByProtobuf(const google::protobuf::MessageLite& m, size_t size, char* out)
   return out + size;
 }
 
+// What a message tend does not encode takes: protobuf's measure (cached for ByProtobuf).
+DecidedEncoding ForProtobuf(const google::protobuf::MessageLite& m) {
+  DecidedEncoding e;
+  e.by_protobuf = true;
+  e.size = m.ByteSizeLong();
+  return e;
+}
+
 bool DecisionCovered(const v1::Decision& d) {
   return NoUnknownFields(d) && (!d.has_at() || NoUnknownFields(d.at())) &&
          (!d.has_explanation() || ExplanationCovered(d.explanation())) &&
@@ -235,12 +243,8 @@ bool DecisionCovered(const v1::Decision& d) {
 }  // namespace
 
 DecidedEncoding MeasureDecision(const v1::Decision& d) {
+  if (!DecisionCovered(d)) return ForProtobuf(d);
   DecidedEncoding e;
-  if (!DecisionCovered(d)) {
-    e.by_protobuf = true;
-    e.size = d.ByteSizeLong();
-    return e;
-  }
   e.size = StringFieldSize(1, d.rule_id()) + Int32FieldSize(2, d.rule_version()) +
            StringFieldSize(3, d.patient_id());
   if (d.has_at()) e.size += LenFieldSize(4, TimestampSize(d.at()));
@@ -286,12 +290,8 @@ char* EncodeDecision(const v1::Decision& d, const DecidedEncoding& encoding, cha
 }
 
 DecidedEncoding MeasureCommand(const v1::ReminderCommand& c) {
+  if (!CommandCovered(c)) return ForProtobuf(c);
   DecidedEncoding e;
-  if (!CommandCovered(c)) {
-    e.by_protobuf = true;
-    e.size = c.ByteSizeLong();
-    return e;
-  }
   e.size = CommandSize(c, &e.explanation_size);
   return e;
 }
