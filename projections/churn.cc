@@ -142,74 +142,90 @@ bool HardChurned(const v1::PatientState& state, absl::Time as_of) {
          (!IsSet(scan) || Later(removed, scan));
 }
 
+void ComputeChurnParts(const ProjectionConfig& config, const v1::PatientState& state,
+                       const absl::TimeZone& tz, absl::Time as_of, uint32_t parts,
+                       const ActiveDaySummary* days, v1::ChurnView* v) {
+  // Local days as day numbers (LocalDayNumber): only their differences are used, and a number is
+  // a division where a CivilDay is also a date to normalise.
+  const int64_t today = LocalDayNumber(as_of, tz);
+  if (parts & (kChurnStage | kChurnModel)) {
+    // The active days up to as_of: how many, the first and the last.
+    int active = 0;
+    int64_t first_active = 0, last_active = 0;
+    const auto& slots = state.engagement().activity_slots();
+    if (days != nullptr && days->tz == tz && days->slots == slots.size() &&
+        (slots.empty() ||
+         (days->first_slot == slots[0] && days->last_slot == slots[slots.size() - 1] &&
+          days->last_slot <= SlotOf(absl::ToUnixSeconds(as_of))))) {
+      active = days->days;
+      first_active = days->first_day;
+      last_active = days->last_day;
+    } else {
+      const std::vector<absl::CivilDay> list = ActiveDays(state, tz, as_of);
+      active = static_cast<int>(list.size());
+      if (active > 0) {
+        first_active = DayNumberOf(list.front());
+        last_active = DayNumberOf(list.back());
+      }
+    }
+    if (parts & kChurnStage) {
+      const int64_t first_seen =
+          LocalDayNumber(absl::FromUnixSeconds(state.first_seen_at().seconds()), tz);
+      const int64_t last_activity = active == 0 ? first_seen : last_active;
+      const int since_activity = static_cast<int>(today - last_activity);
+      v->set_days_since_last_activity(since_activity);
+      if (HardChurned(state, as_of)) {
+        v->set_stage(v1::ChurnView::HARD_CHURNED);
+      } else if (today - first_seen <= config.lifecycle_new_days) {
+        v->set_stage(v1::ChurnView::NEW);
+      } else if (since_activity <= config.lifecycle_active_days) {
+        v->set_stage(v1::ChurnView::ACTIVE);
+      } else if (since_activity <= config.lifecycle_silent_days) {
+        v->set_stage(v1::ChurnView::SILENT);
+      } else {
+        v->set_stage(v1::ChurnView::LOST);
+      }
+    }
+    if (parts & kChurnModel) {
+      BgNbdCustomer c{};  // without activity: every figure 0
+      double p_alive = 0, expected = 0;
+      if (active > 0) {
+        c = Summarise(config, active, first_active, last_active, today);
+        const BgNbdParams p{config.bgnbd_r, config.bgnbd_alpha, config.bgnbd_a, config.bgnbd_b};
+        p_alive = BgNbdPAlive(p, c.x, c.t_x, c.T);
+        expected = BgNbdConditionalExpected(p, c.x, c.t_x, c.T, config.churn_horizon);
+      }
+      v->set_x(static_cast<int64_t>(c.x));
+      v->set_t_x(c.t_x);
+      v->set_t(c.T);
+      v->set_p_alive(p_alive);
+      v->set_churn_risk(active > 0 ? 1.0 - p_alive : 0);
+      v->set_expected_active_periods(expected);
+    }
+  }
+  if (parts & kChurnRfm) {
+    const auto& conv = state.conversion();
+    if (conv.purchases() > 0) {
+      const int64_t last_purchase =
+          LocalDayNumber(absl::FromUnixSeconds(conv.last_purchase_s()), tz);
+      v->set_recency_days(static_cast<int32_t>(today - last_purchase));
+      v->set_rfm_recency(6 - RfmScore(config.rfm_recency_days, v->recency_days()));
+    } else {
+      v->set_recency_days(-1);
+      v->set_rfm_recency(1);
+    }
+    v->set_rfm_frequency(RfmScore(config.rfm_frequency, static_cast<double>(conv.purchases())));
+    v->set_rfm_monetary(RfmScore(config.rfm_monetary_minor,
+                                 static_cast<double>(SpendIn(conv, config.rfm_currency))));
+  }
+}
+
 void ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
                   const absl::TimeZone& tz, absl::Time as_of, bool with_model,
                   const ActiveDaySummary* days, v1::ChurnView* v) {
   v->Clear();
-  // Local days as day numbers (LocalDayNumber): only their differences are used, and a number is
-  // a division where a CivilDay is also a date to normalise.
-  const int64_t today = LocalDayNumber(as_of, tz);
-  // The active days up to as_of: how many, the first and the last.
-  int active = 0;
-  int64_t first_active = 0, last_active = 0;
-  const auto& slots = state.engagement().activity_slots();
-  if (days != nullptr && days->tz == tz && days->slots == slots.size() &&
-      (slots.empty() || (days->first_slot == slots[0] &&
-                         days->last_slot == slots[slots.size() - 1] &&
-                         days->last_slot <= SlotOf(absl::ToUnixSeconds(as_of))))) {
-    active = days->days;
-    first_active = days->first_day;
-    last_active = days->last_day;
-  } else {
-    const std::vector<absl::CivilDay> list = ActiveDays(state, tz, as_of);
-    active = static_cast<int>(list.size());
-    if (active > 0) {
-      first_active = DayNumberOf(list.front());
-      last_active = DayNumberOf(list.back());
-    }
-  }
-  const int64_t first_seen =
-      LocalDayNumber(absl::FromUnixSeconds(state.first_seen_at().seconds()), tz);
-  const int64_t last_activity = active == 0 ? first_seen : last_active;
-  const int since_activity = static_cast<int>(today - last_activity);
-  v->set_days_since_last_activity(since_activity);
-
-  if (HardChurned(state, as_of)) {
-    v->set_stage(v1::ChurnView::HARD_CHURNED);
-  } else if (today - first_seen <= config.lifecycle_new_days) {
-    v->set_stage(v1::ChurnView::NEW);
-  } else if (since_activity <= config.lifecycle_active_days) {
-    v->set_stage(v1::ChurnView::ACTIVE);
-  } else if (since_activity <= config.lifecycle_silent_days) {
-    v->set_stage(v1::ChurnView::SILENT);
-  } else {
-    v->set_stage(v1::ChurnView::LOST);
-  }
-
-  if (with_model && active > 0) {
-    const BgNbdCustomer c = Summarise(config, active, first_active, last_active, today);
-    const BgNbdParams p{config.bgnbd_r, config.bgnbd_alpha, config.bgnbd_a, config.bgnbd_b};
-    v->set_x(static_cast<int64_t>(c.x));
-    v->set_t_x(c.t_x);
-    v->set_t(c.T);
-    v->set_p_alive(BgNbdPAlive(p, c.x, c.t_x, c.T));
-    v->set_churn_risk(1.0 - v->p_alive());
-    v->set_expected_active_periods(
-        BgNbdConditionalExpected(p, c.x, c.t_x, c.T, config.churn_horizon));
-  }
-
-  const auto& conv = state.conversion();
-  if (conv.purchases() > 0) {
-    const int64_t last_purchase = LocalDayNumber(absl::FromUnixSeconds(conv.last_purchase_s()), tz);
-    v->set_recency_days(static_cast<int32_t>(today - last_purchase));
-    v->set_rfm_recency(6 - RfmScore(config.rfm_recency_days, v->recency_days()));
-  } else {
-    v->set_recency_days(-1);
-    v->set_rfm_recency(1);
-  }
-  v->set_rfm_frequency(RfmScore(config.rfm_frequency, static_cast<double>(conv.purchases())));
-  v->set_rfm_monetary(
-      RfmScore(config.rfm_monetary_minor, static_cast<double>(SpendIn(conv, config.rfm_currency))));
+  ComputeChurnParts(config, state, tz, as_of,
+                    kChurnStage | kChurnRfm | (with_model ? uint32_t{kChurnModel} : 0u), days, v);
 }
 
 v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,

@@ -59,6 +59,14 @@ ActiveDaySummary SummariseActiveDays(const google::protobuf::RepeatedField<int32
                                      const absl::TimeZone& tz,
                                      const ActiveDaySummary* previous = nullptr);
 
+// The parts of a ChurnView, for computing only what a reader needs.
+enum ChurnPart : uint32_t {
+  kChurnStage = 1 << 0,  // stage, days_since_last_activity
+  kChurnModel = 1 << 1,  // x, t_x, t, p_alive, churn_risk, expected_active_periods (BG/NBD)
+  kChurnRfm = 1 << 2,    // recency_days, rfm_recency, rfm_frequency, rfm_monetary
+  kChurnAll = (1 << 3) - 1,
+};
+
 // The churn view at `as_of`; without the BG/NBD figures (x, t_x, t, p_alive, churn_risk,
 // expected_active_periods left 0) unless `with_model`. `days`, when given, summarises the
 // state's activity slots in `tz` (SummariseActiveDays): when none of them lies after `as_of`, the
@@ -70,6 +78,12 @@ v1::ChurnView ComputeChurn(const ProjectionConfig& config, const v1::PatientStat
 void ComputeChurn(const ProjectionConfig& config, const v1::PatientState& state,
                   const absl::TimeZone& tz, absl::Time as_of, bool with_model,
                   const ActiveDaySummary* days, v1::ChurnView* v);
+// The fields of `parts` (ChurnPart bits) into *v, each of them set whatever it held; the other
+// fields are left as they are (the rule engine's view computes the parts its rules read: the
+// default pack's read the stage alone, at nearly every event).
+void ComputeChurnParts(const ProjectionConfig& config, const v1::PatientState& state,
+                       const absl::TimeZone& tz, absl::Time as_of, uint32_t parts,
+                       const ActiveDaySummary* days, v1::ChurnView* v);
 
 // The first local day on which the patient's churn risk (1 - BG/NBD P(alive), ComputeChurn) is
 // at least `threshold` (in (0, 1)) when nothing more happens, from the closed form of P(alive):

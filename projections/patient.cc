@@ -127,13 +127,21 @@ uint32_t ViewPartOfField(int number, int subfield) {
       switch (subfield) {
         case v1::ChurnView::kStageFieldNumber:
         case v1::ChurnView::kDaysSinceLastActivityFieldNumber:
+          return kViewChurn;
+        case v1::ChurnView::kXFieldNumber:
+        case v1::ChurnView::kTXFieldNumber:
+        case v1::ChurnView::kTFieldNumber:
+        case v1::ChurnView::kPAliveFieldNumber:
+        case v1::ChurnView::kChurnRiskFieldNumber:
+        case v1::ChurnView::kExpectedActivePeriodsFieldNumber:
+          return kViewChurnModel;
         case v1::ChurnView::kRfmRecencyFieldNumber:
         case v1::ChurnView::kRfmFrequencyFieldNumber:
         case v1::ChurnView::kRfmMonetaryFieldNumber:
         case v1::ChurnView::kRecencyDaysFieldNumber:
-          return kViewChurn;
+          return kViewChurnRfm;
         default:
-          return kViewChurn | kViewChurnModel;
+          return kViewChurn | kViewChurnModel | kViewChurnRfm;
       }
     case v1::PatientView::kConversionFieldNumber: return kViewConversion;
     case v1::PatientView::kConsentFieldNumber: return kViewConsent;
@@ -160,9 +168,9 @@ void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& st
   // (the rule engine reuses one view, ClearViewForReuse).
   if (parts & kViewAcquisition) ComputeAcquisition(state, v->mutable_acquisition());
   if (parts & kViewActivation) *v->mutable_activation() = ComputeActivation(config, state, as_of);
-  const uint32_t adherence = ((parts & kViewAdherence) ? kAdherenceDays : 0) |
-                             ((parts & kViewAdherenceRates) ? kAdherenceRates : 0) |
-                             ((parts & kViewAdherencePdc) ? kAdherencePdc : 0);
+  const uint32_t adherence = ((parts & kViewAdherence) ? uint32_t{kAdherenceDays} : 0u) |
+                             ((parts & kViewAdherenceRates) ? uint32_t{kAdherenceRates} : 0u) |
+                             ((parts & kViewAdherencePdc) ? uint32_t{kAdherencePdc} : 0u);
   if (adherence != 0) {
     const int64_t start_s = state.enrollment().first_enrolled_s() != 0
                                 ? state.enrollment().first_enrolled_s()
@@ -176,24 +184,11 @@ void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& st
                             adherence, v->mutable_adherence());
     }
   }
-  if (parts & (kViewChurn | kViewChurnModel)) {
-    const bool model = (parts & kViewChurnModel) != 0;
-    v1::ChurnView* churn = v->mutable_churn();
-    if (model) {
-      ComputeChurn(config, state, tz, as_of, true, days, churn);
-    } else {  // the model's figures, when computed before, stay
-      const int64_t x = churn->x();
-      const double t_x = churn->t_x(), t = churn->t(), p_alive = churn->p_alive();
-      const double risk = churn->churn_risk(), expected = churn->expected_active_periods();
-      ComputeChurn(config, state, tz, as_of, false, days, churn);
-      churn->set_x(x);
-      churn->set_t_x(t_x);
-      churn->set_t(t);
-      churn->set_p_alive(p_alive);
-      churn->set_churn_risk(risk);
-      churn->set_expected_active_periods(expected);
-    }
-  }
+  // Each churn part sets its own fields (ComputeChurnParts): no emptying, no figures to keep.
+  const uint32_t churn = ((parts & kViewChurn) ? uint32_t{kChurnStage} : 0u) |
+                         ((parts & kViewChurnModel) ? uint32_t{kChurnModel} : 0u) |
+                         ((parts & kViewChurnRfm) ? uint32_t{kChurnRfm} : 0u);
+  if (churn != 0) ComputeChurnParts(config, state, tz, as_of, churn, days, v->mutable_churn());
   if (parts & kViewConversion) *v->mutable_conversion() = ComputeConversion(config, state);
   if (parts & kViewConsent) ComputeConsent(state, v->mutable_consent());
   if (parts & kViewGlucose) {
@@ -219,7 +214,8 @@ void ClearViewForReuse(v1::PatientView* v, uint32_t parts) {
   if ((parts & kViewAcquisition) && v->has_acquisition()) v->mutable_acquisition()->Clear();
   if ((parts & kViewActivation) && v->has_activation()) v->mutable_activation()->Clear();
   if ((parts & kAdherence) && v->has_adherence()) v->mutable_adherence()->Clear();
-  if ((parts & (kViewChurn | kViewChurnModel)) && v->has_churn()) v->mutable_churn()->Clear();
+  constexpr uint32_t kChurn = kViewChurn | kViewChurnModel | kViewChurnRfm;
+  if ((parts & kChurn) && v->has_churn()) v->mutable_churn()->Clear();
   if ((parts & kViewConversion) && v->has_conversion()) v->mutable_conversion()->Clear();
   if ((parts & kViewConsent) && v->has_consent()) v->mutable_consent()->Clear();
   if ((parts & kViewGlucose) && v->has_glucose()) v->mutable_glucose()->Clear();
@@ -230,7 +226,7 @@ void ClearViewForReuse(v1::PatientView* v, uint32_t parts) {
 uint32_t ViewPartsChangedBy(const v1::Event& event) {
   // Acquisition and activation views carry first_seen_at, which any event can move earlier.
   constexpr uint32_t kAny = kViewAcquisition | kViewActivation;
-  constexpr uint32_t kViewChurn = projections::kViewChurn | kViewChurnModel;
+  constexpr uint32_t kViewChurn = projections::kViewChurn | kViewChurnModel | kViewChurnRfm;
   constexpr uint32_t kAdherence = kViewAdherence | kViewAdherenceRates | kViewAdherencePdc;
   switch (event.body_case()) {
     case v1::Event::kScan: return kAny | kViewChurn;  // activity; a scan undoes a removal

@@ -54,7 +54,7 @@ enum ViewPart : uint32_t {
   kViewAcquisition = 1 << 0,
   kViewActivation = 1 << 1,
   kViewAdherence = 1 << 2,  // the days of the adherence section (AdherencePart kAdherenceDays)
-  kViewChurn = 1 << 3,
+  kViewChurn = 1 << 3,      // the stage of the churn section (ChurnPart kChurnStage)
   kViewConversion = 1 << 4,
   kViewConsent = 1 << 5,
   kViewHeader = 1 << 6,  // id, as_of, time zone, counts, programme, partition
@@ -67,7 +67,9 @@ enum ViewPart : uint32_t {
   kViewAdherencePdc = 1 << 10,
   kViewCoupons = 1 << 11,
   kViewProfile = 1 << 12,
-  kViewAll = (1 << 13) - 1,
+  // The RFM figures of the churn section (kChurnRfm).
+  kViewChurnRfm = 1 << 13,
+  kViewAll = (1 << 14) - 1,
 };
 
 // The ViewParts of a PatientView field: `field_number` a top-level field, `subfield_number` the
