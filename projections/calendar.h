@@ -70,6 +70,22 @@ absl::Time FromLocal(absl::CivilSecond local, const absl::TimeZone& tz);
 // floor(a / b) for b > 0.
 inline int64_t FloorDiv(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); }
 
+// LocalDayNumber of many Unix seconds in one zone, in any order, keeping the span OffsetAt gave
+// for the last one: a second inside it is a division, with no look-up at all. For a pass over a
+// patient's readings, most of which lie in one span. Borrows `tz`.
+class LocalDayNumbers {
+ public:
+  explicit LocalDayNumbers(const absl::TimeZone& tz) : tz_(tz) {}
+  int64_t Of(int64_t s) {
+    if (s < span_.from_s || s >= span_.until_s) span_ = OffsetAt(absl::FromUnixSeconds(s), tz_);
+    return FloorDiv(s + span_.offset_s, kDaySeconds);
+  }
+
+ private:
+  const absl::TimeZone& tz_;
+  OffsetUntil span_;  // empty at first
+};
+
 // Monday of the ISO week of `d`.
 inline absl::CivilDay IsoWeekStart(absl::CivilDay d) {
   int back = (static_cast<int>(absl::GetWeekday(d)) - static_cast<int>(absl::Weekday::monday) + 7) % 7;

@@ -75,15 +75,17 @@ void ComputeGlucose(const ProjectionConfig& config, const v1::GlucoseState& stat
   if (last < 0) return;
   v->set_latest_fasting_mmol_per_l(mmol[last]);
   v->mutable_latest_fasting_at()->set_seconds(at[last]);
-  // Walk back day by day; each day's latest reading decides the day.
+  // Walk back day by day; each day's latest reading decides the day. Days as numbers, the zone's
+  // offset span kept between readings (a reading's day was three look-ups).
+  LocalDayNumbers local(tz);
   int days = 0;
-  absl::CivilDay expected = LocalDay(absl::FromUnixSeconds(at[last]), tz);
+  int64_t expected = local.Of(at[last]);
   for (int i = last; i >= 0;) {
-    const absl::CivilDay day = LocalDay(absl::FromUnixSeconds(at[i]), tz);
+    const int64_t day = local.Of(at[i]);
     if (day != expected || !(mmol[i] > config.fasting_glucose_target)) break;
     ++days;
     --expected;
-    while (i >= 0 && LocalDay(absl::FromUnixSeconds(at[i]), tz) == day) --i;
+    while (i >= 0 && local.Of(at[i]) == day) --i;
   }
   v->set_fasting_above_target_days_in_a_row(days);
 }

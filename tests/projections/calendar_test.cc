@@ -1,8 +1,8 @@
-// LocalDay, LocalDayNumber, OffsetAt and FromLocal against absl::ToCivilDay, TimeZone::At and
-// absl::FromCivil, their oracles, in zones with DST, half-hour and 45-minute offsets, negative
-// DST, a skipped day and a zone that abolished DST, and in a slim zone file; at random times, at
-// every transition's edges, and along walks of nearby times that use the spans each thread keeps
-// (projections/calendar.cc).
+// LocalDay, LocalDayNumber, LocalDayNumbers, OffsetAt and FromLocal against absl::ToCivilDay,
+// TimeZone::At and absl::FromCivil, their oracles, in zones with DST, half-hour and 45-minute
+// offsets, negative DST, a skipped day and a zone that abolished DST, and in a slim zone file; at
+// random times, at every transition's edges, and along walks of nearby times that use the spans
+// each thread keeps (projections/calendar.cc).
 #include <unistd.h>
 
 #include <cstdint>
@@ -111,19 +111,28 @@ TEST_CASE("the local day by cached offset spans equals absl's conversion, zone b
     for (auto& s : at) s = start(rng);
     std::uniform_int_distribution<int64_t> step(-86400, 86400 + 3600);  // drifts forward
     std::uniform_int_distribution<size_t> which(0, zones.size() - 1);
+    // And each walk's days by a LocalDayNumbers of its own, which keeps the walk's last span.
+    std::vector<LocalDayNumbers> walkers;
+    for (const absl::TimeZone& tz : zones) walkers.emplace_back(tz);
     for (int i = 0; i < 400'000; ++i) {
       const size_t z = which(rng);
       at[z] += step(rng);
       RequireSameDay(absl::FromUnixSeconds(at[z]), zones[z]);
+      REQUIRE(walkers[z].Of(at[z]) == absl::ToCivilDay(absl::FromUnixSeconds(at[z]), zones[z]) -
+                                          absl::CivilDay(1970, 1, 1));
     }
   }
 
   SECTION("far from 1970 and at the ends of time") {
     for (const absl::TimeZone& tz : zones) {
+      LocalDayNumbers numbers(tz);  // jumping between far times, in and out of the spans
       for (int64_t s : {int64_t{-1}, int64_t{0}, int64_t{1} << 40, -(int64_t{1} << 40),
                         (int64_t{1} << 40) - 1, int64_t{-62135596800}, int64_t{253402300799},
-                        year(1800) - 1, year(1800), year(2300) - 1, year(2300)}) {
+                        year(1800) - 1, year(1800), year(2300) - 1, year(2300), int64_t{-1}}) {
         RequireSameDay(absl::FromUnixSeconds(s), tz);
+        INFO(tz.name() << " at " << s);
+        REQUIRE(numbers.Of(s) ==
+                absl::ToCivilDay(absl::FromUnixSeconds(s), tz) - absl::CivilDay(1970, 1, 1));
       }
       CHECK(LocalDayNumber(absl::InfiniteFuture(), tz) == std::numeric_limits<int64_t>::max());
       CHECK(LocalDayNumber(absl::InfinitePast(), tz) == std::numeric_limits<int64_t>::min());
