@@ -198,6 +198,30 @@ void ComputeViewParts(const ProjectionConfig& config, const v1::PatientState& st
   if (parts & kViewProfile) ComputeProfile(state.profile(), tz, as_of, v->mutable_profile());
 }
 
+namespace {
+
+// AdherenceView::Clear() field by field: the generated one walks every bucket of its two maps,
+// empty in most views (no medication fills; the check-in kinds only with the rates), ~100
+// instructions each time the rule engine's view is reused.
+void ClearAdherence(v1::AdherenceView* a) {
+  a->clear_check_in_days();
+  if (!a->check_in_days_by_kind().empty()) a->mutable_check_in_days_by_kind()->clear();
+  a->clear_current_streak();
+  a->clear_longest_streak();
+  a->clear_rate_7d();
+  a->clear_rate_28d();
+  a->clear_rate_since_enrollment();
+  a->clear_weekly_rate();
+  a->clear_pdc();
+  if (!a->pdc_by_ingredient().empty()) a->mutable_pdc_by_ingredient()->clear();
+  a->clear_pdc_adherent();
+  a->clear_pdc_days_in_period();
+  a->clear_pdc_days_covered();
+  a->clear_checked_in_today();
+}
+
+}  // namespace
+
 void ClearViewForReuse(v1::PatientView* v, uint32_t parts) {
   // Each field by name: a field added to PatientView must be added here (patient_test fills
   // every field of a view by reflection and checks that this leaves none set).
@@ -213,7 +237,7 @@ void ClearViewForReuse(v1::PatientView* v, uint32_t parts) {
   constexpr uint32_t kAdherence = kViewAdherence | kViewAdherenceRates | kViewAdherencePdc;
   if ((parts & kViewAcquisition) && v->has_acquisition()) v->mutable_acquisition()->Clear();
   if ((parts & kViewActivation) && v->has_activation()) v->mutable_activation()->Clear();
-  if ((parts & kAdherence) && v->has_adherence()) v->mutable_adherence()->Clear();
+  if ((parts & kAdherence) && v->has_adherence()) ClearAdherence(v->mutable_adherence());
   constexpr uint32_t kChurn = kViewChurn | kViewChurnModel | kViewChurnRfm;
   if ((parts & kChurn) && v->has_churn()) v->mutable_churn()->Clear();
   if ((parts & kViewConversion) && v->has_conversion()) v->mutable_conversion()->Clear();
