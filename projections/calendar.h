@@ -72,11 +72,15 @@ inline int64_t FloorDiv(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 
 
 // LocalDayNumber of many Unix seconds in one zone, in any order, keeping the span OffsetAt gave
 // for the last one: a second inside it is a division, with no look-up at all. For a pass over a
-// patient's readings, most of which lie in one span. Borrows `tz`.
+// patient's readings, most of which lie in one span. Borrows `tz`. Not thread-safe: one per pass.
 class LocalDayNumbers {
  public:
   explicit LocalDayNumbers(const absl::TimeZone& tz) : tz_(tz) {}
   int64_t Of(int64_t s) {
+    // Past ±2^40 s (±34,000 years) LocalDayNumber's own way: s + offset could overflow near the
+    // int64 limits, which a damaged state's times may reach.
+    constexpr int64_t kFar = int64_t{1} << 40;
+    if (s < -kFar || s > kFar) return LocalDayNumber(absl::FromUnixSeconds(s), tz_);
     if (s < span_.from_s || s >= span_.until_s) span_ = OffsetAt(absl::FromUnixSeconds(s), tz_);
     return FloorDiv(s + span_.offset_s, kDaySeconds);
   }

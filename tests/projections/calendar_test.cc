@@ -89,6 +89,7 @@ TEST_CASE("the local day by cached offset spans equals absl's conversion, zone b
     for (const absl::TimeZone& tz : zones) {
       absl::Time t = absl::FromUnixSeconds(from);
       absl::TimeZone::CivilTransition tr;
+      LocalDayNumbers numbers(tz);  // its span kept from one second to the next, across each
       while (tz.NextTransition(t, &tr) && t < absl::FromUnixSeconds(until)) {
         const absl::Time at = tz.At(tr.to).trans;  // the instant of the transition
         REQUIRE(at > t);
@@ -96,6 +97,10 @@ TEST_CASE("the local day by cached offset spans equals absl's conversion, zone b
         for (int64_t d : {-86400, -7200, -3600, -1, 0, 1, 3600, 7200, 86400}) {
           RequireSameDay(at + absl::Seconds(d), tz);
           RequireSameDay(at + absl::Seconds(d) - absl::Nanoseconds(1), tz);
+          const int64_t s = absl::ToUnixSeconds(at) + d;
+          INFO(tz.name() << " at " << s);
+          REQUIRE(numbers.Of(s) ==
+                  absl::ToCivilDay(absl::FromUnixSeconds(s), tz) - absl::CivilDay(1970, 1, 1));
         }
         t = at;
       }
@@ -126,10 +131,15 @@ TEST_CASE("the local day by cached offset spans equals absl's conversion, zone b
   SECTION("far from 1970 and at the ends of time") {
     for (const absl::TimeZone& tz : zones) {
       LocalDayNumbers numbers(tz);  // jumping between far times, in and out of the spans
-      for (int64_t s : {int64_t{-1}, int64_t{0}, int64_t{1} << 40, -(int64_t{1} << 40),
-                        (int64_t{1} << 40) - 1, int64_t{-62135596800}, int64_t{253402300799},
-                        year(1800) - 1, year(1800), year(2300) - 1, year(2300), int64_t{-1}}) {
-        RequireSameDay(absl::FromUnixSeconds(s), tz);
+      for (int64_t s :
+           {int64_t{-1}, int64_t{0}, int64_t{1} << 40, -(int64_t{1} << 40), (int64_t{1} << 40) - 1,
+            int64_t{-62135596800}, int64_t{253402300799}, year(1800) - 1, year(1800),
+            year(2300) - 1, year(2300), int64_t{-1}, std::numeric_limits<int64_t>::max(),
+            std::numeric_limits<int64_t>::min(), int64_t{0}}) {
+        // (At the int64 limits OffsetAt's one-second span cannot end past the second.)
+        const bool limit =
+            s == std::numeric_limits<int64_t>::max() || s == std::numeric_limits<int64_t>::min();
+        if (!limit) RequireSameDay(absl::FromUnixSeconds(s), tz);
         INFO(tz.name() << " at " << s);
         REQUIRE(numbers.Of(s) ==
                 absl::ToCivilDay(absl::FromUnixSeconds(s), tz) - absl::CivilDay(1970, 1, 1));

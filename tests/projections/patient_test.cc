@@ -3,19 +3,18 @@
 // included, gives the same state and the same view.
 #include "projections/patient.h"
 
-#include <catch2/catch.hpp>
+#include <google/protobuf/util/message_differencer.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <limits>
 #include <random>
-
-#include <google/protobuf/util/message_differencer.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "events/codec.h"
+#include "projections/churn.h"
 #include "projections/marks.h"
-
 #include "tests/projections/events.h"
 
 namespace tend::projections {
@@ -414,6 +413,23 @@ TEST_CASE("sections computed into a view that held another patient's equal secti
   const absl::Time as_of = At("2026-02-20T12:00:00Z");
   const v1::PatientView whole = ComputeView(config, story, as_of);
   REQUIRE(whole.glucose().fasting_above_target_days_in_a_row() == 3);  // the sections have values
+  // Without activity the model's figures are all 0, a risk of 0 too (not 1 - P(alive) = 1).
+  const v1::ChurnView quiet_churn = ComputeView(config, quiet, as_of).churn();
+  CHECK(quiet_churn.x() == 0);
+  CHECK(quiet_churn.p_alive() == 0);
+  CHECK(quiet_churn.churn_risk() == 0);
+  CHECK(quiet_churn.expected_active_periods() == 0);
+  // ComputeChurn into a message that held another patient's figures: those go.
+  for (const v1::PatientState* state : {&story, &other, &quiet}) {
+    std::string zone;
+    const absl::TimeZone tz = PatientTimeZone(config, *state, &zone);
+    for (const bool with_model : {true, false}) {
+      v1::ChurnView held;
+      FillEveryField(&held);
+      ComputeChurn(config, *state, tz, as_of, with_model, nullptr, &held);
+      CHECK(Diff(held, ComputeChurn(config, *state, tz, as_of, with_model)) == "");
+    }
+  }
   REQUIRE(whole.coupons().outstanding() == 1);
   REQUIRE(whole.profile().birth_month() == 6);
   std::vector<uint32_t> bits;
