@@ -72,7 +72,8 @@ inline int64_t FloorDiv(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 
 
 // LocalDayNumber of many Unix seconds in one zone, in any order, keeping the span OffsetAt gave
 // for the last one: a second inside it is a division, with no look-up at all. For a pass over a
-// patient's readings, most of which lie in one span. Borrows `tz`. Not thread-safe: one per pass.
+// patient's activity slots or readings, most of which lie in one span. Borrows `tz`. Not
+// thread-safe: one per pass.
 class LocalDayNumbers {
  public:
   explicit LocalDayNumbers(const absl::TimeZone& tz) : tz_(tz) {}
