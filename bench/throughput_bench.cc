@@ -8,15 +8,17 @@
 // sustained stream, where the last batch's write overlaps the folding of the next (every earlier
 // commit, and any wait for one, is inside both rates).
 // With --rules, (3) the engine deciding with them too; then (2) runs without rules in the same
-// rounds, and `rules_ratio` is (3) against (2). `cpu_us_per_event` (and, with --rules,
-// `no_rules_cpu_us_per_event`) is the process's CPU time per record of each fold, every thread
-// counted: work done, which a busy shared machine disturbs less than a rate; `rules_cpu_ratio`
-// is the no-rules engine's CPU per event over the rules engine's. `faults_per_event` (minor page
-// faults of the process: memory touched for the first time) and `commit_bytes_per_event` (the
-// commits' WriteBatch bytes) say what a fold's CPU went to; `fault_us` is what this host charges
-// for one such fault (64 MiB touched before the rounds). A fresh engine faults its memory in, and
-// the price was ~2.5 us a 4 KiB page on one VM and ~12 us on another (docs/benchmarks.md,
-// "First-touch faults").
+// rounds, and `rules_ratio` is (3) against (2), the medians of the rounds' rates compared;
+// `rules_ratio_rounds` lists each round's (3) against its own (2) (the rates of each round in
+// `engine_eps_rounds` and `no_rules_eps_rounds`), and `rules_ratio_paired` is their median.
+// `cpu_us_per_event` (and, with --rules, `no_rules_cpu_us_per_event`) is the process's CPU time per
+// record of each fold, every thread counted: work done, which a busy shared machine disturbs less
+// than a rate; `rules_cpu_ratio` is the no-rules engine's CPU per event over the rules engine's.
+// `faults_per_event` (minor page faults of the process: memory touched for the first time) and
+// `commit_bytes_per_event` (the commits' WriteBatch bytes) say what a fold's CPU went to;
+// `fault_us` is what this host charges for one such fault (64 MiB touched before the rounds). A
+// fresh engine faults its memory in, and the price was ~2.5 us a 4 KiB page on one VM and ~12 us on
+// another (docs/benchmarks.md, "First-touch faults").
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -287,13 +289,28 @@ absl::Status RunBench(const BenchOptions& options, std::ostream& out) {
     // kafka/consumer.h, PrefetchProps), which move the no-rules rate by a third from run to run;
     // the CPU per event barely moves. With both folds using the machine's cores, the rate ratio
     // tends to this one.
+    // Each round's own ratio too, and their median: a round's two folds run back to back, so a
+    // change in the host's speed over the run (which moves every fold's rate) moves both of a
+    // pair; the ratio of the medians pairs folds of different rounds.
+    std::vector<double> round_ratios;
+    std::string rounds, engine_rounds, no_rules_rounds;
+    for (size_t r = 0; r < engine_rates.size(); ++r) {
+      round_ratios.push_back(engine_rates[r] / no_rules_rates[r]);
+      const char* comma = r == 0 ? "" : ",";
+      absl::StrAppendFormat(&rounds, "%s%.3f", comma, round_ratios.back());
+      absl::StrAppendFormat(&engine_rounds, "%s%.0f", comma, engine_rates[r]);
+      absl::StrAppendFormat(&no_rules_rounds, "%s%.0f", comma, no_rules_rates[r]);
+    }
     rules_fields = absl::StrFormat(
         ",\"no_rules_eps\":%.0f,\"no_rules_ratio\":%.3f,\"rules_ratio\":%.3f,"
+        "\"engine_eps_rounds\":[%s],\"no_rules_eps_rounds\":[%s],"
+        "\"rules_ratio_rounds\":[%s],\"rules_ratio_paired\":%.3f,"
         "\"no_rules_cpu_us_per_event\":%.2f,\"rules_cpu_ratio\":%.3f,"
         "\"no_rules_faults_per_event\":%.3f,\"no_rules_commit_bytes_per_event\":%.0f",
-        no_rules_eps, no_rules_eps / raw_eps, engine_eps / no_rules_eps,
-        median(no_rules_costs.cpu_us), median(no_rules_costs.cpu_us) / median(engine_costs.cpu_us),
-        median(no_rules_costs.faults), median(no_rules_costs.commit_bytes));
+        no_rules_eps, no_rules_eps / raw_eps, engine_eps / no_rules_eps, engine_rounds,
+        no_rules_rounds, rounds, median(round_ratios), median(no_rules_costs.cpu_us),
+        median(no_rules_costs.cpu_us) / median(engine_costs.cpu_us), median(no_rules_costs.faults),
+        median(no_rules_costs.commit_bytes));
   }
   out << absl::StrFormat(
              "{\"events\":%d,\"patients\":%d,\"id_chars\":%d,\"partitions\":%d,\"repeat\":%d,"
