@@ -97,7 +97,9 @@ absl::Status RunDemo(const DemoOptions& options, const std::atomic<bool>& stop, 
   // Reflection on, for grpcurl: the demo is for exploring.
   GrpcMetrics grpc_metrics({v1::Ingest::service_full_name(), v1::Query::service_full_name(),
                             v1::ReminderSink::service_full_name()});
-  ServerOptions server_options{auth.credentials, /*reflection=*/true};
+  ServerOptions server_options;
+  server_options.credentials = auth.credentials;
+  server_options.reflection = true;
   server_options.metrics = &grpc_metrics;
   TEND_ASSIGN_OR_RETURN(RunningServer server,
                         StartGrpcServer(options.grpc_listen, {&ingest, &query, sink.get()},

@@ -92,7 +92,9 @@ absl::Status RunSink(const SinkOptions& options, const std::atomic<bool>& stop, 
   TEND_ASSIGN_OR_RETURN(auto sink, SinkService::Create(options.out_path, /*keep_commands=*/false));
   sink->set_authorizer(auth.authorizer);
   GrpcMetrics grpc_metrics({v1::ReminderSink::service_full_name()});
-  ServerOptions server_options{auth.credentials, options.security.reflection};
+  ServerOptions server_options;
+  server_options.credentials = auth.credentials;
+  server_options.reflection = options.security.reflection;
   server_options.metrics = &grpc_metrics;
   server_options.health_services = {v1::ReminderSink::service_full_name()};
   TEND_ASSIGN_OR_RETURN(RunningServer server,
@@ -266,7 +268,9 @@ absl::Status RunEngine(const EngineCommandOptions& options, const std::atomic<bo
   }
   GrpcMetrics grpc_metrics({v1::Ingest::service_full_name(), v1::Query::service_full_name(),
                             v1::Peer::service_full_name()});
-  ServerOptions server_options{auth.credentials, options.grpc_security.reflection};
+  ServerOptions server_options;
+  server_options.credentials = auth.credentials;
+  server_options.reflection = options.grpc_security.reflection;
   server_options.metrics = &grpc_metrics;
   // Query answers from the state: it serves once the engine caught up. Ingest only produces to
   // Kafka: it serves from the start.
