@@ -12,11 +12,14 @@
 // otherwise). An insert searches from the previous insert's place (a finger): a commit writes
 // each family's keys in key order, so most inserts climb one or two levels, not the whole
 // height. Readers take no lock: a node is linked bottom up with release stores after it is
-// whole, and read with acquire loads. Not a persistent format: a memtable lives in memory only,
-// and what RocksDB writes from it (WAL, tables) is the same whichever structure held it.
+// whole, and read with acquire loads. A family ordered by RocksDB's bytewise comparator (the
+// default, and tend's) is compared inline, without RocksDB's virtual comparator. Not a persistent
+// format: a memtable lives in memory only, and what RocksDB writes from it (WAL, tables) is the
+// same whichever structure held it.
 #ifndef TEND_STORAGE_MEMTABLE_H_
 #define TEND_STORAGE_MEMTABLE_H_
 
+#include <cstdint>
 #include <memory>
 
 #include "rocksdb/memtablerep.h"
@@ -26,6 +29,15 @@ namespace tend {
 // A factory of tend's skip-list memtables, for ColumnFamilyOptions::memtable_factory. Thread
 // safety: thread-safe (it holds nothing).
 std::shared_ptr<rocksdb::MemTableRepFactory> NewSkipListMemTables();
+
+// How many of these memtables the process has created, by the comparisons they make: inline, for
+// a family ordered by RocksDB's bytewise comparator, or through the comparator RocksDB handed
+// them (any other). For tests and diagnostics.
+struct SkipListsCreated {
+  int64_t inline_order = 0;
+  int64_t rocks_order = 0;
+};
+SkipListsCreated SkipListsCreatedSoFar();
 
 }  // namespace tend
 

@@ -5,6 +5,7 @@
 // and readers on other threads see whatever a writer had committed before they looked.
 #include "storage/memtable.h"
 
+#include <rocksdb/comparator.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -48,7 +50,16 @@ std::unique_ptr<rocksdb::DB> OpenDb(const std::string& dir, bool flush_recovered
   return std::unique_ptr<rocksdb::DB>(raw);
 }
 
+// Keys of different lengths, one a prefix of others ("k1", "k12", "k123"), some ending in a
+// byte above 0x7f (which orders after every ASCII byte, compared unsigned): the order the list
+// keeps is bytewise, not by the number.
 std::string Key(int i) {
+  static constexpr const char* kEnds[] = {"", "\x80", "\xff", "-"};
+  return "k" + std::to_string(i) + kEnds[i % 4];
+}
+
+// Keys of one length, in the order of their numbers.
+std::string FixedKey(int i) {
   char key[16];
   std::snprintf(key, sizeof(key), "k%05d", i);
   return key;
@@ -86,7 +97,7 @@ void CheckReads(rocksdb::DB* db, const rocksdb::Snapshot* snapshot, const Model&
   std::vector<std::string> expected;
   for (auto it = model.rbegin(); it != model.rend(); ++it) expected.push_back(it->first);
   CHECK(backward == expected);
-  // Seeks to keys present and absent ("k01234a" lies between two keys), then a step each way.
+  // Seeks to keys present and absent ("k1234a" lies between two keys), then a step each way.
   std::uniform_int_distribution<int> any(0, kKeys - 1);
   for (int n = 0; n < 300; ++n) {
     const std::string target = Key(any(*random)) + (n % 2 == 0 ? "" : "a");
@@ -116,7 +127,11 @@ TEST_CASE(
     "reopened",
     "[storage]") {
   testing::TempDir dir;
+  const SkipListsCreated before = SkipListsCreatedSoFar();
   std::unique_ptr<rocksdb::DB> db = OpenDb(dir.path());
+  // The default family is ordered by RocksDB's bytewise comparator: its lists compare inline.
+  CHECK(SkipListsCreatedSoFar().inline_order > before.inline_order);
+  CHECK(SkipListsCreatedSoFar().rocks_order == before.rocks_order);
   std::mt19937 random(17);
   std::uniform_int_distribution<int> any(0, kKeys - 1);
   Model model;
@@ -181,6 +196,52 @@ TEST_CASE(
   CheckReads(db.get(), nullptr, model, &random);
 }
 
+TEST_CASE("tend's memtable keeps the order of a family's own comparator when it is not bytewise",
+          "[storage]") {
+  // A family ordered otherwise (here RocksDB's reverse bytewise comparator) gets lists that ask
+  // RocksDB's comparator: its keys come back in its order, in the memtable and flushed.
+  testing::TempDir dir;
+  rocksdb::Options options = TendMemtableOptions();
+  options.comparator = rocksdb::ReverseBytewiseComparator();
+  const SkipListsCreated before = SkipListsCreatedSoFar();
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::Open(options, dir.path(), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  CHECK(SkipListsCreatedSoFar().rocks_order > before.rocks_order);
+  CHECK(SkipListsCreatedSoFar().inline_order == before.inline_order);
+  std::mt19937 random(5);
+  std::vector<std::string> keys;
+  for (int i = 0; i < kKeys; ++i) keys.push_back(Key(i));
+  std::shuffle(keys.begin(), keys.end(), random);
+  for (size_t i = 0; i < keys.size(); i += 100) {
+    rocksdb::WriteBatch batch;
+    for (size_t j = i; j < std::min(keys.size(), i + 100); ++j) {
+      REQUIRE(batch.Put(keys[j], "v" + keys[j]).ok());
+    }
+    REQUIRE(db->Write(rocksdb::WriteOptions(), &batch).ok());
+  }
+  std::vector<std::string> expected = keys;
+  std::sort(expected.begin(), expected.end(), std::greater<>());
+  for (const bool flushed : {false, true}) {
+    INFO("flushed: " << flushed);
+    if (flushed) REQUIRE(db->Flush(rocksdb::FlushOptions()).ok());
+    std::vector<std::string> read;
+    std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(rocksdb::ReadOptions()));
+    for (iter->SeekToFirst(); iter->Valid(); iter->Next()) read.push_back(iter->key().ToString());
+    REQUIRE(iter->status().ok());
+    CHECK(read == expected);
+    for (int n = 0; n < 200; ++n) {
+      const std::string& key = keys[random() % keys.size()];
+      std::string value;
+      REQUIRE(db->Get(rocksdb::ReadOptions(), key, &value).ok());
+      CHECK(value == "v" + key);
+      iter->Seek(key);
+      REQUIRE(iter->Valid());
+      CHECK(iter->key().ToString() == key);
+    }
+  }
+}
+
 // The estimate is RocksDB's own skip list's (steps at level i count 4^i entries): rough, and not
 // even monotonic in the key, so only what it must get right is checked.
 TEST_CASE("tend's memtable estimates a range's entries from its levels", "[storage]") {
@@ -190,7 +251,7 @@ TEST_CASE("tend's memtable estimates a range's entries from its levels", "[stora
   std::vector<int> order(kEntries);
   for (int i = 0; i < kEntries; ++i) order[i] = i;
   std::shuffle(order.begin(), order.end(), std::mt19937(3));
-  for (int i : order) REQUIRE(db->Put(rocksdb::WriteOptions(), Key(i), "v").ok());
+  for (int i : order) REQUIRE(db->Put(rocksdb::WriteOptions(), FixedKey(i), "v").ok());
   auto estimate = [&](const std::string& start, const std::string& limit) {
     uint64_t count = 0, bytes = 0;
     db->GetApproximateMemTableStats(db->DefaultColumnFamily(), rocksdb::Range(start, limit), &count,
@@ -203,7 +264,8 @@ TEST_CASE("tend's memtable estimates a range's entries from its levels", "[stora
   CHECK(all <= kEntries);          // RocksDB caps it at the memtable's entries
   CHECK(estimate("a", "b") == 0);  // before every key
   CHECK(estimate("x", "y") == 0);  // after every key
-  const uint64_t low = estimate("k", Key(kEntries / 2)), high = estimate(Key(kEntries / 2), "l");
+  const uint64_t low = estimate("k", FixedKey(kEntries / 2)),
+                 high = estimate(FixedKey(kEntries / 2), "l");
   INFO(low << " " << high);
   CHECK(low >= kEntries / 8);
   CHECK(high >= kEntries / 8);
@@ -299,12 +361,12 @@ TEST_CASE("readers on other threads see what the writer committed before they lo
 TEST_CASE("many iterators open at once over one memtable each read the whole of it", "[storage]") {
   testing::TempDir dir;
   std::unique_ptr<rocksdb::DB> db = OpenDb(dir.path());
-  for (int i = 0; i < 500; ++i) REQUIRE(db->Put(rocksdb::WriteOptions(), Key(i), "v").ok());
+  for (int i = 0; i < 500; ++i) REQUIRE(db->Put(rocksdb::WriteOptions(), FixedKey(i), "v").ok());
   for (int round = 0; round < 3; ++round) {
     std::vector<std::unique_ptr<rocksdb::Iterator>> open;
     for (int n = 0; n < 80; ++n) {
       open.emplace_back(db->NewIterator(rocksdb::ReadOptions()));
-      open.back()->Seek(Key(n));
+      open.back()->Seek(FixedKey(n));
     }
     for (int n = 0; n < 80; ++n) {
       int count = 0;
