@@ -24,6 +24,7 @@ void ApplyActivity(const v1::Event& event, v1::PatientState* state) {
     case v1::Event::kCouponIssued: c->set_coupon_issued(c->coupon_issued() + 1); break;
     case v1::Event::kCouponRedeemed: c->set_coupon_redeemed(c->coupon_redeemed() + 1); break;
     case v1::Event::kProfileUpdated: c->set_profile_updated(c->profile_updated() + 1); break;
+    case v1::Event::kClockTick:           // a partition's, never folded into a patient
     case v1::Event::BODY_NOT_SET: break;  // refused by validation before the fold
   }
   const auto& t = event.occurred_at();

@@ -143,7 +143,7 @@ TEST_CASE("not an archive, or bytes after the end, are refused") {
   // A directory, /dev/zero, a FIFO: refused at once (a FIFO's open for reading would wait for
   // a writer; if it does, the test opens one so as to end, and fails).
   REQUIRE(::mkfifo(dir.Sub("fifo").c_str(), 0600) == 0);
-  for (const std::string path : {dir.path(), std::string("/dev/zero"), dir.Sub("fifo")}) {
+  for (const std::string& path : {dir.path(), std::string("/dev/zero"), dir.Sub("fifo")}) {
     INFO(path);
     auto opened = std::async(std::launch::async, [path] { return ArchiveReader::Open(path); });
     if (opened.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {

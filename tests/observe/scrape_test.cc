@@ -291,7 +291,7 @@ TEST_CASE("a Prometheus server scrapes a running engine and sink: targets up, co
     auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", engine_grpc),
                                        grpc::InsecureChannelCredentials());
     auto query = v1::Query::NewStub(channel);
-    for (const std::string id : {scans.front().patient_id(), std::string("nobody")}) {
+    for (const std::string& id : {scans.front().patient_id(), std::string("nobody")}) {
       grpc::ClientContext context;
       v1::GetPatientRequest request;
       request.set_patient_id(id);

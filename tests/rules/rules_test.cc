@@ -457,7 +457,8 @@ void FillScalars(google::protobuf::Message* m, const std::string& prefix, int* n
       CHECK(LeafGetter(f) == nullptr);
       continue;
     }
-    SetScalar set{text};
+    SetScalar set;
+    set.path = text;
     switch (f->cpp_type()) {
       case FieldDescriptor::CPPTYPE_INT32:
         r->SetInt32(m, f, 1000 + *n);

@@ -148,8 +148,9 @@ TEST_CASE("TLS and role tokens at the front door", "[integration]") {
     ingest.set_authorizer(auth->authorizer);
     query.set_authorizer(auth->authorizer);
     (*sink)->set_authorizer(auth->authorizer);
-    auto server = StartGrpcServer("127.0.0.1:0", {&ingest, &query, sink->get()},
-                                  {auth->credentials, false});
+    ServerOptions server_options;
+    server_options.credentials = auth->credentials;
+    auto server = StartGrpcServer("127.0.0.1:0", {&ingest, &query, sink->get()}, server_options);
     REQUIRE(server.ok());
     auto tls = TlsChannel(dir.path(), server->port, false);
 
@@ -205,7 +206,10 @@ TEST_CASE("TLS and role tokens at the front door", "[integration]") {
     auto auth = MakeServerAuth(security, "127.0.0.1:0");
     REQUIRE(auth.ok());
     query.set_authorizer(auth->authorizer);
-    auto server = StartGrpcServer("127.0.0.1:0", {&query}, {auth->credentials, true});
+    ServerOptions server_options;
+    server_options.credentials = auth->credentials;
+    server_options.reflection = true;
+    auto server = StartGrpcServer("127.0.0.1:0", {&query}, server_options);
     REQUIRE(server.ok());
     CHECK(Call(TlsChannel(dir.path(), server->port, false), kGetPatient, Token('q'))
               .error_code() == grpc::StatusCode::UNAVAILABLE);
