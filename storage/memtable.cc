@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "rocksdb/comparator.h"
 #include "rocksdb/version.h"
 
 namespace tend {
@@ -56,22 +57,30 @@ inline Slice InternalKeyOf(const char* entry) {
   return Slice(reinterpret_cast<const char*>(p), length);
 }
 
-inline uint64_t TrailerOf(const Slice& internal_key) {
-  uint64_t trailer;  // little-endian on the machines tend builds for (x86-64, arm64)
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "RocksDB's fixed64 is little-endian: read it with a byte swap here");
+
+// The sequence number of an internal key (its trailer without the type byte).
+inline uint64_t SequenceOf(const Slice& internal_key) {
+  uint64_t trailer;
   std::memcpy(&trailer, internal_key.data() + internal_key.size() - 8, sizeof(trailer));
-  return trailer;
+  return trailer >> 8;
 }
 
-// Two internal keys in the order RocksDB's InternalKeyComparator gives them over its bytewise
-// comparator: user keys by their bytes (unsigned, a prefix before the longer key), equal user
-// keys by the trailer, the larger (newer) first.
+// Two internal keys in the order RocksDB 7.8's memtable compares them over the bytewise
+// comparator (MemTable::KeyComparator, InternalKeyComparator::CompareKeySeq): user keys by their
+// bytes (unsigned, a prefix before the longer key), equal user keys by sequence number, the
+// larger (newer) first. The type is not compared: two entries of one key and one sequence number
+// are equal whatever their types, and the second is refused (InsertKey), which RocksDB relies on
+// when a whole batch takes one sequence number (seq_per_batch, as write-prepared transactions
+// write).
 inline int CompareBytewise(const Slice& a, const Slice& b) {
   const size_t user_a = a.size() - 8, user_b = b.size() - 8;
   const int c = std::memcmp(a.data(), b.data(), std::min(user_a, user_b));
   if (c != 0) return c;
   if (user_a != user_b) return user_a < user_b ? -1 : 1;
-  const uint64_t trailer_a = TrailerOf(a), trailer_b = TrailerOf(b);
-  return trailer_a > trailer_b ? -1 : trailer_a < trailer_b ? 1 : 0;
+  const uint64_t sequence_a = SequenceOf(a), sequence_b = SequenceOf(b);
+  return sequence_a > sequence_b ? -1 : sequence_a < sequence_b ? 1 : 0;
 }
 
 // The list's comparisons: of two entries, or of an entry with an internal key. RocksDB hands a
@@ -79,14 +88,15 @@ inline int CompareBytewise(const Slice& a, const Slice& b) {
 // out of line and counts itself in the thread's perf context: ~112 instructions a comparison, a
 // fifth of a commit's memtable inserts (docs/design.md, "The memtable's skip list"). For a family
 // ordered by RocksDB's bytewise comparator (the default; tend sets no other) the list compares
-// inline instead. Which one a list uses is decided once, at its creation: the inline order is
-// taken only when RocksDB's comparator orders a set of probe entries exactly as it does (a family
-// with another comparator, or with user timestamps, does not), else every comparison is
-// RocksDB's.
+// inline instead. Nothing in RocksDB's interface tells a memtable its family's comparator: the
+// factory is given it (NewSkipListMemTables), and a list compares inline only when that is
+// RocksDB's BytewiseComparator() itself and RocksDB's comparator also orders a set of probe
+// entries as the inline order does (a factory given to a family other than the one it was made
+// for, or a family with user timestamps, would not); else every comparison is RocksDB's.
 class EntryOrder {
  public:
-  explicit EntryOrder(const MemTableRep::KeyComparator& rocks)
-      : rocks_(rocks), inline_(AgreesWithRocks(rocks)) {}
+  EntryOrder(const MemTableRep::KeyComparator& rocks, bool bytewise_family)
+      : rocks_(rocks), inline_(bytewise_family && AgreesWithRocks(rocks)) {}
 
   bool is_inline() const { return inline_; }
 
@@ -99,7 +109,7 @@ class EntryOrder {
   }
 
  private:
-  static std::string Entry(const std::string& user_key, uint64_t sequence) {
+  static std::string Entry(const std::string& user_key, uint64_t sequence, uint8_t type = 1) {
     std::string entry;
     uint32_t length = static_cast<uint32_t>(user_key.size() + 8);
     while (length >= 0x80) {
@@ -108,7 +118,7 @@ class EntryOrder {
     }
     entry.push_back(static_cast<char>(length));
     entry += user_key;
-    const uint64_t trailer = sequence << 8 | 1;  // kTypeValue
+    const uint64_t trailer = sequence << 8 | type;  // 1: kTypeValue, 0: kTypeDeletion
     char bytes[8];
     std::memcpy(bytes, &trailer, sizeof(bytes));
     entry.append(bytes, sizeof(bytes));
@@ -119,15 +129,23 @@ class EntryOrder {
   static int Sign(int c) { return (c > 0) - (c < 0); }
 
   // Every pair of the probes, both ways, as entries and as an entry against an internal key: user
-  // keys that differ in a byte, in a byte above 0x7f, in length with one the other's prefix
-  // (longer than the 8 bytes a timestamp would take), a key of 200 bytes (a two-byte length),
-  // and one user key at two sequence numbers.
+  // keys that differ in a byte, in a byte above 0x7f, in case, in length with one the other's
+  // prefix (longer than the 8 bytes a timestamp would take), keys of 201 bytes (a two-byte
+  // length) that differ only in their last byte, and one user key at two sequence numbers and
+  // at one sequence number with two types.
   static bool AgreesWithRocks(const MemTableRep::KeyComparator& rocks) {
     const std::string base = "tend-memtable-probe-";
+    const std::string long_key(200, 'z');
     const std::vector<std::string> probes = {
-        Entry(base + "a", 7),    Entry(base + "b", 7),
-        Entry(base + "\x80", 7), Entry(base + "a-longer-than-a-timestamp", 7),
-        Entry(base + "a", 9),    Entry(std::string(200, 'z'), 7),
+        Entry(base + "a", 7),
+        Entry(base + "b", 7),
+        Entry(base + "B", 7),
+        Entry(base + "\x80", 7),
+        Entry(base + "a-longer-than-a-timestamp", 7),
+        Entry(base + "a", 9),
+        Entry(base + "a", 9, /*type=*/0),
+        Entry(long_key + "a", 7),
+        Entry(long_key + "b", 7),
     };
     for (const std::string& a : probes) {
       for (const std::string& b : probes) {
@@ -148,8 +166,8 @@ class EntryOrder {
 
 class SkipList final : public MemTableRep {
  public:
-  SkipList(const KeyComparator& compare, rocksdb::Allocator* allocator)
-      : MemTableRep(allocator), compare_(compare) {
+  SkipList(const KeyComparator& compare, bool bytewise_family, rocksdb::Allocator* allocator)
+      : MemTableRep(allocator), compare_(compare, bytewise_family) {
     (compare_.is_inline() ? lists_inline : lists_rocks).fetch_add(1, std::memory_order_relaxed);
     for (Link& link : head_links_) link.store(nullptr, std::memory_order_relaxed);
     finger_.fill(head_);
@@ -452,21 +470,27 @@ MemTableRep::Iterator* SkipList::GetDynamicPrefixIterator(rocksdb::Arena* arena)
 
 class SkipListFactory final : public rocksdb::MemTableRepFactory {
  public:
+  explicit SkipListFactory(const rocksdb::Comparator* family_comparator)
+      : bytewise_family_(family_comparator == rocksdb::BytewiseComparator()) {}
   const char* Name() const override { return "tend.SkipList"; }
   using MemTableRepFactory::CreateMemTableRep;
   MemTableRep* CreateMemTableRep(const MemTableRep::KeyComparator& compare,
                                  rocksdb::Allocator* allocator, const rocksdb::SliceTransform*,
                                  rocksdb::Logger*) override {
-    return new SkipList(compare, allocator);
+    return new SkipList(compare, bytewise_family_, allocator);
   }
   // An equal entry is refused (InsertKey), not inserted twice.
   bool CanHandleDuplicatedKey() const override { return true; }
+
+ private:
+  const bool bytewise_family_;
 };
 
 }  // namespace
 
-std::shared_ptr<rocksdb::MemTableRepFactory> NewSkipListMemTables() {
-  return std::make_shared<SkipListFactory>();
+std::shared_ptr<rocksdb::MemTableRepFactory> NewSkipListMemTables(
+    const rocksdb::Comparator* family_comparator) {
+  return std::make_shared<SkipListFactory>(family_comparator);
 }
 
 SkipListsCreated SkipListsCreatedSoFar() {

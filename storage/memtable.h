@@ -22,17 +22,21 @@
 #include <cstdint>
 #include <memory>
 
+#include "rocksdb/comparator.h"
 #include "rocksdb/memtablerep.h"
 
 namespace tend {
 
-// A factory of tend's skip-list memtables, for ColumnFamilyOptions::memtable_factory. Thread
-// safety: thread-safe (it holds nothing).
-std::shared_ptr<rocksdb::MemTableRepFactory> NewSkipListMemTables();
+// A factory of tend's skip-list memtables, for ColumnFamilyOptions::memtable_factory of a family
+// ordered by `family_comparator` (that family's ColumnFamilyOptions::comparator: RocksDB does not
+// tell a memtable which it is). With RocksDB's BytewiseComparator() the lists compare entries
+// inline; with any other, through the comparator RocksDB hands them. Thread safety: thread-safe
+// (it holds nothing that changes).
+std::shared_ptr<rocksdb::MemTableRepFactory> NewSkipListMemTables(
+    const rocksdb::Comparator* family_comparator);
 
-// How many of these memtables the process has created, by the comparisons they make: inline, for
-// a family ordered by RocksDB's bytewise comparator, or through the comparator RocksDB handed
-// them (any other). For tests and diagnostics.
+// How many of these memtables the process has created, by the comparisons they make: inline (a
+// bytewise family), or through the comparator RocksDB handed them. For tests and diagnostics.
 struct SkipListsCreated {
   int64_t inline_order = 0;
   int64_t rocks_order = 0;

@@ -208,7 +208,7 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
   // place and climbs only as far as the entries between require (docs/design.md, "The
   // memtable's skip list"). It takes one writer at a time (DBOptions::
   // allow_concurrent_memtable_write false, below).
-  cf.memtable_factory = NewSkipListMemTables();
+  cf.memtable_factory = NewSkipListMemTables(cf.comparator);  // bytewise: tend sets no other
   if (name == sf::kStateCf) {
     // Every commit rewrites its dirty patients, keys spread over the whole family, so each flush
     // overlaps all of level 1. Level 0 is compacted into level 1 once per 8 flushes instead of

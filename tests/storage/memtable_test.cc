@@ -8,11 +8,13 @@
 #include <rocksdb/comparator.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/utilities/transaction_db.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -32,7 +34,7 @@ using Model = std::map<std::string, std::string>;
 rocksdb::Options TendMemtableOptions() {
   rocksdb::Options options;
   options.create_if_missing = true;
-  options.memtable_factory = NewSkipListMemTables();
+  options.memtable_factory = NewSkipListMemTables(options.comparator);
   options.allow_concurrent_memtable_write = false;
   options.write_buffer_size = 64 << 20;  // no flush but the test's own
   return options;
@@ -196,22 +198,28 @@ TEST_CASE(
   CheckReads(db.get(), nullptr, model, &random);
 }
 
-TEST_CASE("tend's memtable keeps the order of a family's own comparator when it is not bytewise",
-          "[storage]") {
-  // A family ordered otherwise (here RocksDB's reverse bytewise comparator) gets lists that ask
-  // RocksDB's comparator: its keys come back in its order, in the memtable and flushed.
-  testing::TempDir dir;
-  rocksdb::Options options = TendMemtableOptions();
-  options.comparator = rocksdb::ReverseBytewiseComparator();
-  const SkipListsCreated before = SkipListsCreatedSoFar();
-  rocksdb::DB* raw = nullptr;
-  REQUIRE(rocksdb::DB::Open(options, dir.path(), &raw).ok());
-  std::unique_ptr<rocksdb::DB> db(raw);
-  CHECK(SkipListsCreatedSoFar().rocks_order > before.rocks_order);
-  CHECK(SkipListsCreatedSoFar().inline_order == before.inline_order);
+// A comparator RocksDB does not ship: letters compared without their case (a probe of a few
+// keys cannot tell it from the bytewise order: the factory is told).
+class CaseInsensitive final : public rocksdb::Comparator {
+ public:
+  const char* Name() const override { return "tend.test.CaseInsensitive"; }
+  int Compare(const rocksdb::Slice& a, const rocksdb::Slice& b) const override {
+    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+      const int x = std::tolower(static_cast<unsigned char>(a[i]));
+      const int y = std::tolower(static_cast<unsigned char>(b[i]));
+      if (x != y) return x < y ? -1 : 1;
+    }
+    return a.size() < b.size() ? -1 : a.size() > b.size() ? 1 : 0;
+  }
+  void FindShortestSeparator(std::string*, const rocksdb::Slice&) const override {}
+  void FindShortSuccessor(std::string*) const override {}
+};
+
+// Writes `keys` (shuffled) in batches of 100 and checks they read back in `order`, in the memtable
+// and flushed: a scan, and a point read and a seek of each of 200 of them.
+template <typename Order>
+void CheckOrder(rocksdb::DB* db, std::vector<std::string> keys, Order order) {
   std::mt19937 random(5);
-  std::vector<std::string> keys;
-  for (int i = 0; i < kKeys; ++i) keys.push_back(Key(i));
   std::shuffle(keys.begin(), keys.end(), random);
   for (size_t i = 0; i < keys.size(); i += 100) {
     rocksdb::WriteBatch batch;
@@ -221,7 +229,7 @@ TEST_CASE("tend's memtable keeps the order of a family's own comparator when it 
     REQUIRE(db->Write(rocksdb::WriteOptions(), &batch).ok());
   }
   std::vector<std::string> expected = keys;
-  std::sort(expected.begin(), expected.end(), std::greater<>());
+  std::sort(expected.begin(), expected.end(), order);
   for (const bool flushed : {false, true}) {
     INFO("flushed: " << flushed);
     if (flushed) REQUIRE(db->Flush(rocksdb::FlushOptions()).ok());
@@ -240,6 +248,101 @@ TEST_CASE("tend's memtable keeps the order of a family's own comparator when it 
       CHECK(iter->key().ToString() == key);
     }
   }
+}
+
+std::unique_ptr<rocksdb::DB> OpenWith(const std::string& dir, const rocksdb::Comparator* family,
+                                      const rocksdb::Comparator* told) {
+  rocksdb::Options options = TendMemtableOptions();
+  options.comparator = family;
+  options.memtable_factory = NewSkipListMemTables(told);
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  return std::unique_ptr<rocksdb::DB>(raw);
+}
+
+TEST_CASE("tend's memtable keeps the order of a family's own comparator when it is not bytewise",
+          "[storage]") {
+  // A family ordered otherwise gets lists that ask RocksDB's comparator: told so by the factory
+  // (RocksDB's reverse bytewise comparator, a comparator of its own), or, when the factory was
+  // made for a bytewise family and given to another, because RocksDB's comparator orders the
+  // probe entries otherwise. Its keys come back in its order, in the memtable and flushed.
+  std::vector<std::string> keys;
+  for (int i = 0; i < kKeys; ++i) keys.push_back(Key(i));
+  const CaseInsensitive case_insensitive;
+  struct Family {
+    const char* name;
+    const rocksdb::Comparator* comparator;
+    const rocksdb::Comparator* told;
+  };
+  for (const Family& family : {
+           Family{"reverse, told", rocksdb::ReverseBytewiseComparator(),
+                  rocksdb::ReverseBytewiseComparator()},
+           Family{"reverse, told bytewise", rocksdb::ReverseBytewiseComparator(),
+                  rocksdb::BytewiseComparator()},
+           Family{"case-insensitive, told", &case_insensitive, &case_insensitive},
+       }) {
+    INFO(family.name);
+    testing::TempDir dir;
+    const SkipListsCreated before = SkipListsCreatedSoFar();
+    std::unique_ptr<rocksdb::DB> db = OpenWith(dir.path(), family.comparator, family.told);
+    CHECK(SkipListsCreatedSoFar().rocks_order > before.rocks_order);
+    CHECK(SkipListsCreatedSoFar().inline_order == before.inline_order);
+    std::vector<std::string> family_keys = keys;
+    if (family.comparator == &case_insensitive) {
+      // Keys equal but for case are one key to it: one of each.
+      for (int i = 0; i < 200; ++i) family_keys.push_back("K" + std::to_string(i) + "x");
+    }
+    CheckOrder(db.get(), family_keys, [&](const std::string& a, const std::string& b) {
+      return family.comparator->Compare(a, b) < 0;
+    });
+  }
+}
+
+TEST_CASE("tend's memtable orders long keys that share a long prefix, and keys past 16 KiB",
+          "[storage]") {
+  // Keys of 200 bytes and more that differ only after their first 200 (a two-byte length), and
+  // keys of 16 KiB and more (a three-byte length), in the bytewise order, compared inline.
+  testing::TempDir dir;
+  const SkipListsCreated before = SkipListsCreatedSoFar();
+  std::unique_ptr<rocksdb::DB> db =
+      OpenWith(dir.path(), rocksdb::BytewiseComparator(), rocksdb::BytewiseComparator());
+  CHECK(SkipListsCreatedSoFar().inline_order > before.inline_order);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 600; ++i) keys.push_back(std::string(200, 'k') + Key(i));
+  for (int i = 0; i < 40; ++i) keys.push_back(std::string(16384 + i % 3, 'p') + Key(i));
+  CheckOrder(db.get(), keys, std::less<>());
+}
+
+TEST_CASE(
+    "tend's memtable refuses a second entry of one key and sequence number, whatever its "
+    "type, as RocksDB's does",
+    "[storage]") {
+  // A write-prepared transaction database gives a whole batch one sequence number. A batch that
+  // puts a key and then deletes it makes two entries of that key and number: RocksDB expects the
+  // memtable to refuse the second (they compare equal: the type is not compared), and then writes
+  // it at the next number. The key is then deleted.
+  testing::TempDir dir;
+  rocksdb::Options options = TendMemtableOptions();
+  rocksdb::TransactionDBOptions transaction_options;
+  transaction_options.write_policy = rocksdb::WRITE_PREPARED;
+  rocksdb::TransactionDB* raw = nullptr;
+  const rocksdb::Status opened =
+      rocksdb::TransactionDB::Open(options, transaction_options, dir.path(), &raw);
+  INFO(opened.ToString());
+  REQUIRE(opened.ok());
+  std::unique_ptr<rocksdb::TransactionDB> db(raw);
+  rocksdb::WriteBatch batch;
+  REQUIRE(batch.Put("k", "v").ok());
+  REQUIRE(batch.Delete("k").ok());
+  REQUIRE(batch.Put("j", "v1").ok());
+  REQUIRE(batch.Put("j", "v2").ok());
+  REQUIRE(db->Write(rocksdb::WriteOptions(), &batch).ok());
+  std::string value;
+  CHECK(db->Get(rocksdb::ReadOptions(), "k", &value).IsNotFound());
+  REQUIRE(db->Get(rocksdb::ReadOptions(), "j", &value).ok());
+  CHECK(value == "v2");
 }
 
 // The estimate is RocksDB's own skip list's (steps at level i count 4^i entries): rough, and not
