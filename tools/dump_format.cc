@@ -239,7 +239,7 @@ std::string CsvText(absl::string_view value) {
   std::string text = Printable(value);
   if (!text.empty() && absl::string_view("=+-@").find(text[0]) != absl::string_view::npos &&
       !IsDecimal(text)) {
-    text.insert(0, "'");
+    text.insert(text.begin(), '\'');
   }
   return text;
 }
