@@ -45,11 +45,13 @@ std::atomic<int64_t> lists_inline{0}, lists_rocks{0};  // SkipListsCreated()
 // An entry, as RocksDB 7.8's MemTable::Add encodes it (db/memtable.cc): the internal key's length
 // as a varint32, the internal key, then the value's length and the value. An internal key is the
 // user key, then 8 little-endian bytes of (sequence << 8 | type) (db/dbformat.h).
+// RocksDB encodes every entry itself (a write's, or a WAL record's replayed), so the length is a
+// varint32 of at most five bytes; the loop stops at the fifth whatever the bytes say.
 inline Slice InternalKeyOf(const char* entry) {
   const auto* p = reinterpret_cast<const unsigned char*>(entry);
   uint32_t length = 0;
   int shift = 0;
-  while (*p & 0x80) {  // a varint32: seven bits a byte, low first
+  while ((*p & 0x80) && shift < 28) {  // a varint32: seven bits a byte, low first
     length |= static_cast<uint32_t>(*p++ & 0x7f) << shift;
     shift += 7;
   }
