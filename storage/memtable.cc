@@ -13,6 +13,7 @@
 
 #include "rocksdb/comparator.h"
 #include "rocksdb/version.h"
+#include "storage/format.h"
 
 namespace tend {
 namespace {
@@ -113,12 +114,7 @@ class EntryOrder {
  private:
   static std::string Entry(const std::string& user_key, uint64_t sequence, uint8_t type = 1) {
     std::string entry;
-    uint32_t length = static_cast<uint32_t>(user_key.size() + 8);
-    while (length >= 0x80) {
-      entry.push_back(static_cast<char>(length | 0x80));
-      length >>= 7;
-    }
-    entry.push_back(static_cast<char>(length));
+    storage_format::AppendVarint32(static_cast<uint32_t>(user_key.size() + 8), &entry);
     entry += user_key;
     const uint64_t trailer = sequence << 8 | type;  // 1: kTypeValue, 0: kTypeDeletion
     char bytes[8];
