@@ -549,9 +549,12 @@ TEST_CASE("an engine refuses only the partition whose state changelog is damaged
   auto broker = testing::BrokerWith(events);  // 4 partitions, the changelog topic
   const std::string rules = std::string(TEND_SOURCE_DIR) + "/deploy/rules/default.yaml";
   auto engine_args = [&](const std::string& state, const std::string& group) {
-    return std::vector<std::string>{"engine", "--brokers", broker->bootstrap(), "--db", state,
-                                    "--rules", rules, "--changelog", "tend.state.changelog",
-                                    "--group", group, "--status-interval-s", "1"};
+    return std::vector<std::string>{
+        "engine", "--brokers", broker->bootstrap(), "--db", state, "--rules", rules, "--changelog",
+        "tend.state.changelog", "--group", group, "--status-interval-s", "1",
+        // A rebalance on the dev broker waits a session less a second for the group's
+        // members (librdkafka's rdkafka_mock_cgrp.c): 5 s here, 44 s at the default session.
+        "--kafka", "session.timeout.ms=6000", "--kafka", "heartbeat.interval.ms=500"};
   };
   // A first instance writes the changelog; then a record no tend writes lands in partition 1's.
   std::vector<std::string> first = engine_args(dir.Sub("first"), "first");
