@@ -234,7 +234,8 @@ TEST_CASE("gathered ListPatients and CohortStats equal a lone engine's, whoever 
           "[integration]") {
   testing::TempDir dir;
   // Every section starts from copies of one fold, made by the first (a fold through the dev
-  // broker waits ~3 s for its group's first join: nine times that was most of this test).
+  // broker waits ~3 s for its group's first join: a fold for each of the ten sections was most
+  // of this test).
   static const testing::TempDir folded_dir;
   static const std::string folded = [] {
     EngineOptions options;
